@@ -1,0 +1,85 @@
+"""cffi builder for the data plane (API mode, out of line).
+
+`pip install .` / `pip install -e .` compile it through setup.py's ``cffi_modules``. In a source
+checkout, :func:`rebuild_inplace` recompiles ``dataplane/_native*.so`` when a C file is newer
+(tests/conftest.py calls it), and ``python dataplane/build.py`` forces a rebuild.
+
+Environment:
+  SOFTDPU_SANITIZE=1  build with AddressSanitizer + UndefinedBehaviorSanitizer (-O1 -g). Import
+                      then needs ``LD_PRELOAD=$(gcc -print-file-name=libasan.so)``; see README.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+NATIVE = ROOT / "native"
+HEADER = NATIVE / "softdpu.h"
+SOURCES = ["sim.c", "event.c", "port.c", "switch.c", "nic.c", "cc.c", "dcqcn.c"]
+MODULE = "dataplane._native"
+SO_NAME = "_native.abi3.so"
+
+
+def cflags() -> list[str]:
+    flags = ["-std=c11", "-Wall", "-Wextra", "-Werror"]
+    if os.environ.get("SOFTDPU_SANITIZE"):
+        return flags + ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+                        "-fno-sanitize-recover=undefined"]
+    return flags + ["-O2"]
+
+
+def cdef_text() -> str:
+    """The public header, with the Python callback declared the way cffi needs it."""
+    text = HEADER.read_text()
+    proto = "int sd_cc_python_event(void *userdata, sd_cc_io *io);"
+    if proto not in text:
+        raise RuntimeError(f"{HEADER}: the declaration {proto!r} is missing")
+    return text.replace(proto, 'extern "Python+C" ' + proto)
+
+
+def make_builder(absolute: bool = False) -> FFI:
+    # setuptools wants paths relative to setup.py; ffi.compile(tmpdir=...) chdirs, so it needs
+    # absolute ones (shared/reference/tooling.md §1, gotchas 1-2).
+    def path(p: Path) -> str:
+        return str(p) if absolute else os.path.relpath(p, ROOT)
+
+    ffi = FFI()
+    ffi.cdef(cdef_text())
+    link = ["-fsanitize=address,undefined"] if os.environ.get("SOFTDPU_SANITIZE") else []
+    ffi.set_source(
+        MODULE,
+        '#include "sim.h"\n',
+        sources=[path(NATIVE / s) for s in SOURCES],
+        include_dirs=[path(NATIVE)],
+        depends=[path(NATIVE / "softdpu.h"), path(NATIVE / "sim.h")],
+        extra_compile_args=cflags(),
+        extra_link_args=link,
+    )
+    return ffi
+
+
+ffibuilder = make_builder()
+
+
+def rebuild_inplace(force: bool = False) -> Path:
+    """Compile the extension into dataplane/ if any C source is newer than it."""
+    out = HERE / SO_NAME
+    inputs = [*NATIVE.glob("*.[ch]"), Path(__file__)]
+    if not force and out.exists() and out.stat().st_mtime >= max(f.stat().st_mtime for f in inputs):
+        return out
+    built = make_builder(absolute=True).compile(tmpdir=str(ROOT / "build" / "cffi-dev"), target=SO_NAME)
+    for stale in HERE.glob("_native.cpython-*.so"):   # would shadow the abi3 .so on import
+        stale.unlink()
+    tmp = out.with_suffix(".so.tmp")
+    tmp.write_bytes(Path(built).read_bytes())
+    tmp.chmod(0o755)
+    os.replace(tmp, out)
+    return out
+
+
+if __name__ == "__main__":
+    print(rebuild_inplace(force=True))

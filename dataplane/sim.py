@@ -1,0 +1,295 @@
+"""The thin, validating Python face of the C data plane.
+
+:class:`Simulator` owns one ``sd_sim``. Configuration goes in through a few batch calls, state
+comes back as zero-copy numpy views of the C arrays (dtypes derived from the compiled layout,
+never written by hand), and every C error code becomes a Python exception carrying the C side's
+message, which names the offending field.
+
+Views (``ports``, ``qps``, ``msgs``, ``trace``) alias C memory: take a fresh one after posting
+messages or creating QPs (the tables may grow) and never keep one beyond the simulator's life.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from dataplane._native import ffi, lib
+
+NONE = 0xFFFFFFFF
+
+CC_NONE, CC_DCQCN, CC_PYTHON = lib.SD_CC_NONE, lib.SD_CC_DCQCN, lib.SD_CC_PYTHON
+PRIO_CTRL, PRIO_DATA = lib.SD_PRIO_CTRL, lib.SD_PRIO_DATA
+STOP_TIME, STOP_IDLE, STOP_COMPLETIONS = lib.SD_STOP_TIME, lib.SD_STOP_IDLE, lib.SD_STOP_COMPLETIONS
+CNP_MODES = {"interval": lib.SD_CNP_INTERVAL, "ack_echo": lib.SD_CNP_ACK_ECHO}
+EVENT_NAMES = ("start", "ack", "cnp", "nak", "timeout", "timer", "bytes")
+ALL_EVENTS = (1 << len(EVENT_NAMES)) - 1
+
+
+class SimError(RuntimeError):
+    """The data plane refused a call or failed; the message is the C side's."""
+
+
+# ---------------------------------------------------------------------------- dtypes
+_C2NP = {"uint8_t": np.uint8, "uint16_t": np.uint16, "uint32_t": np.uint32, "uint64_t": np.uint64,
+         "int32_t": np.int32, "int64_t": np.int64, "float": np.float32, "double": np.float64}
+
+
+def dtype_of(ctype: str) -> np.dtype:
+    """numpy dtype of a C struct, from the compiled layout (offsets, sizes, tail padding)."""
+    names, formats, offsets = [], [], []
+    for name, field in ffi.typeof(ctype).fields:
+        t = field.type
+        if field.bitsize != -1:
+            raise TypeError(f"{ctype}.{name}: bit-fields cannot map to numpy")
+        if t.kind == "array":
+            fmt = (_C2NP[t.item.cname], t.length)
+        elif t.kind == "primitive":
+            fmt = _C2NP[t.cname]
+        else:
+            raise TypeError(f"{ctype}.{name}: {t.kind} fields are not mapped")
+        names.append(name)
+        formats.append(fmt)
+        offsets.append(field.offset)
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": ffi.sizeof(ctype)})
+
+
+PORT_DTYPE = dtype_of("sd_port")
+QP_DTYPE = dtype_of("sd_qp")
+MSG_DTYPE = dtype_of("sd_msg")
+TRACE_DTYPE = dtype_of("sd_cc_trace")
+COMPLETION_DTYPE = dtype_of("sd_completion")
+COUNTER_FIELDS = [name for name, _ in ffi.typeof("sd_counters").fields]
+
+
+def _view(ptr, count: int, ctype: str, dtype: np.dtype) -> np.ndarray:
+    if count == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.frombuffer(ffi.buffer(ptr, count * ffi.sizeof(ctype)), dtype=dtype)
+
+
+# ---------------------------------------------------------------------------- Python CC hook
+_cc_error: list = []          # the exception a plug-in raised, re-raised by run_until
+
+
+def _on_cc_error(exc_type, exc_value, tb):
+    _cc_error.append(exc_value if exc_value is not None else exc_type())
+    return None
+
+
+@ffi.def_extern(onerror=_on_cc_error, error=1)
+def sd_cc_python_event(userdata, io):
+    ffi.from_handle(userdata)._cc_handlers[io.qp](io)
+    return 0
+
+
+# ---------------------------------------------------------------------------- helpers
+def _u32(name: str, values, n: int | None = None) -> np.ndarray:
+    a = np.ascontiguousarray(values)
+    if n is not None and a.shape != (n,):
+        raise ValueError(f"{name} must have {n} entries, got shape {a.shape}")
+    if a.size and (not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or a.max() > NONE):
+        raise ValueError(f"{name} must hold integers in [0, 2^32), got {a.dtype} {a.min()}..{a.max()}")
+    return a.astype(np.uint32)
+
+
+def _i64(name: str, values, n: int) -> np.ndarray:
+    a = np.ascontiguousarray(values)
+    if a.shape != (n,):
+        raise ValueError(f"{name} must have {n} entries, got shape {a.shape}")
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"{name} must hold integers (picoseconds), got {a.dtype}")
+    return a.astype(np.int64)
+
+
+def _u64(name: str, values, n: int) -> np.ndarray:
+    a = np.ascontiguousarray(values)
+    if a.shape != (n,):
+        raise ValueError(f"{name} must have {n} entries, got shape {a.shape}")
+    if a.size and (not np.issubdtype(a.dtype, np.integer) or a.min() < 0):
+        raise ValueError(f"{name} must hold non-negative integers, got {a.dtype} min {a.min()}")
+    return a.astype(np.uint64)
+
+
+def _ptr(ctype: str, a: np.ndarray):
+    return ffi.cast(ctype, ffi.from_buffer(a)) if a.size else ffi.NULL
+
+
+class Simulator:
+    """One emulated fabric: hosts with DPU NICs, switches, links, QPs, messages."""
+
+    def __init__(self, *, num_hosts: int, num_switches: int, max_links: int, max_qps: int = 64,
+                 max_msgs: int = 1024, pkt_pool: int = 65536, mtu_payload: int = 4096,
+                 ack_interval: int = 1, cnp_mode: str = "interval", cnp_interval_ps: int = 50_000_000,
+                 rto_ps: int = 1_000_000_000, seed: int = 0, trace_capacity: int = 0,
+                 completion_ring: int = 4096, wake_on_completion: bool = False, phy_overhead: int = 20):
+        if cnp_mode not in CNP_MODES:
+            raise ValueError(f"cnp_mode must be one of {sorted(CNP_MODES)}, got {cnp_mode!r}")
+        for name, v in (("num_hosts", num_hosts), ("num_switches", num_switches), ("max_links", max_links),
+                        ("max_qps", max_qps), ("max_msgs", max_msgs), ("pkt_pool", pkt_pool),
+                        ("mtu_payload", mtu_payload), ("ack_interval", ack_interval),
+                        ("trace_capacity", trace_capacity), ("completion_ring", completion_ring),
+                        ("phy_overhead", phy_overhead)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 <= v < 2**32:
+                raise ValueError(f"{name} must be an integer in [0, 2^32), got {v!r}")
+        for name, v in (("cnp_interval_ps", cnp_interval_ps), ("rto_ps", rto_ps)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+                raise ValueError(f"{name} must be an integer number of picoseconds, got {v!r}")
+        if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be an integer in [0, 2^64), got {seed!r}")
+        cfg = ffi.new("sd_config *")
+        cfg.num_hosts, cfg.num_switches, cfg.max_links = num_hosts, num_switches, max_links
+        cfg.max_qps, cfg.max_msgs, cfg.pkt_pool = max(2, max_qps), max(1, max_msgs), pkt_pool
+        cfg.mtu_payload, cfg.ack_interval, cfg.cnp_mode = mtu_payload, ack_interval, CNP_MODES[cnp_mode]
+        cfg.completion_ring, cfg.wake_on_completion = completion_ring, int(bool(wake_on_completion))
+        cfg.trace_capacity, cfg.phy_overhead = trace_capacity, phy_overhead
+        cfg.cnp_interval_ps, cfg.rto_ps, cfg.seed = cnp_interval_ps, rto_ps, seed
+        sim = lib.sd_create(cfg)
+        if sim == ffi.NULL:
+            raise ValueError(ffi.string(lib.sd_last_error(ffi.NULL)).decode())
+        self._sim = ffi.gc(sim, lib.sd_destroy)
+        self._handle = ffi.new_handle(self)
+        lib.sd_set_userdata(self._sim, self._handle)
+        self._cc_handlers: dict[int, Callable] = {}
+        self.num_hosts, self.num_switches = num_hosts, num_switches
+        self.mtu_payload = mtu_payload
+
+    # ------------------------------------------------------------------ errors
+    def _check(self, rc: int) -> int:
+        if rc < 0:
+            msg = ffi.string(lib.sd_last_error(self._sim)).decode()
+            if rc == lib.SD_EINVAL:
+                raise ValueError(msg)
+            raise SimError(msg)
+        return rc
+
+    # ------------------------------------------------------------------ fabric
+    def add_links(self, a, b, rate_bps, delay_ps) -> None:
+        a = _u32("a", a)
+        n = a.shape[0]
+        b, rate, delay = _u32("b", b, n), _u64("rate_bps", rate_bps, n), _i64("delay_ps", delay_ps, n)
+        self._check(lib.sd_add_links(self._sim, _ptr("uint32_t *", a), _ptr("uint32_t *", b),
+                                     _ptr("uint64_t *", rate), _ptr("int64_t *", delay), n))
+
+    def set_queue(self, port: int, prio: int, cap_bytes: int, kmin_bytes: int = 0, kmax_bytes: int = 0,
+                  pmax: float = 0.0) -> None:
+        for name, v in (("port", port), ("prio", prio), ("cap_bytes", cap_bytes), ("kmin_bytes", kmin_bytes),
+                        ("kmax_bytes", kmax_bytes)):
+            if not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+        self._check(lib.sd_set_queue(self._sim, port, prio, cap_bytes, kmin_bytes, kmax_bytes, float(pmax)))
+
+    def install_fib(self, fib, set_offsets, set_ports) -> None:
+        fib = _u32("fib", np.asarray(fib).reshape(-1))
+        if fib.shape[0] != self.num_switches * self.num_hosts:
+            raise ValueError(f"fib must have num_switches x num_hosts = {self.num_switches * self.num_hosts} "
+                             f"entries, got {fib.shape[0]}")
+        off, ports = _u32("set_offsets", set_offsets), _u32("set_ports", set_ports)
+        if off.shape[0] < 1:
+            raise ValueError("set_offsets must have at least one entry")
+        self._check(lib.sd_install_fib(self._sim, _ptr("uint32_t *", fib), _ptr("uint32_t *", off),
+                                       off.shape[0] - 1, _ptr("uint32_t *", ports), ports.shape[0]))
+
+    def set_link_up(self, link: int, up: bool) -> None:
+        self._check(lib.sd_set_link_up(self._sim, link, int(bool(up))))
+
+    # ------------------------------------------------------------------ congestion control
+    def add_dcqcn_params(self, params: dict) -> int:
+        p = ffi.new("sd_dcqcn_params *")
+        for k, v in params.items():
+            setattr(p, k, v)
+        return self._check(lib.sd_add_dcqcn_params(self._sim, p))
+
+    def set_python_cc(self, qp: int, handler: Callable) -> None:
+        """Route the CC events of ``qp`` (created with cc_kind=CC_PYTHON) to ``handler(io)``."""
+        self._cc_handlers[qp] = handler
+
+    # ------------------------------------------------------------------ transport
+    def create_qp_pair(self, src: int, dst: int, sport: int, cc_kind: int = CC_NONE, cc_param: int = 0,
+                       cc_events: int = ALL_EVENTS, isn: int = 0) -> int:
+        for name, v in (("src", src), ("dst", dst), ("sport", sport), ("cc_param", cc_param), ("isn", isn)):
+            if not isinstance(v, (int, np.integer)) or not 0 <= v < 2**32:
+                raise ValueError(f"qp {name} must be an integer in [0, 2^32), got {v!r}")
+        return self._check(lib.sd_create_qp_pair(self._sim, src, dst, sport, cc_kind, cc_param, cc_events, isn))
+
+    def post_writes(self, qp, nbytes, post_ps) -> int:
+        qp = _u32("qp", qp)
+        n = qp.shape[0]
+        if n == 0:
+            return self.num_msgs
+        b, t = _u64("bytes", nbytes, n), _i64("post_ps", post_ps, n)
+        return self._check(lib.sd_post_writes(self._sim, _ptr("uint32_t *", qp), _ptr("uint64_t *", b),
+                                              _ptr("int64_t *", t), n))
+
+    # ------------------------------------------------------------------ running
+    def run_until(self, t_ps: int) -> int:
+        """Advance to ``t_ps`` or an earlier stop; returns STOP_TIME, STOP_IDLE or STOP_COMPLETIONS."""
+        rc = lib.sd_run_until(self._sim, int(t_ps))
+        if _cc_error:
+            exc = _cc_error.pop()
+            _cc_error.clear()
+            raise exc
+        return self._check(rc)
+
+    @property
+    def now(self) -> int:
+        return lib.sd_now(self._sim)
+
+    def drain_completions(self, max_items: int = 4096) -> np.ndarray:
+        out = np.zeros(max_items, dtype=COMPLETION_DTYPE)
+        n = lib.sd_drain_completions(self._sim, ffi.cast("sd_completion *", ffi.from_buffer(out)), max_items)
+        return out[:n]
+
+    # ------------------------------------------------------------------ views
+    @property
+    def ports(self) -> np.ndarray:
+        n = ffi.new("uint32_t *")
+        return _view(lib.sd_ports(self._sim, n), n[0], "sd_port", PORT_DTYPE)
+
+    @property
+    def qps(self) -> np.ndarray:
+        n = ffi.new("uint32_t *")
+        return _view(lib.sd_qps(self._sim, n), n[0], "sd_qp", QP_DTYPE)
+
+    @property
+    def msgs(self) -> np.ndarray:
+        n = ffi.new("uint32_t *")
+        return _view(lib.sd_msgs(self._sim, n), n[0], "sd_msg", MSG_DTYPE)
+
+    @property
+    def num_msgs(self) -> int:
+        n = ffi.new("uint32_t *")
+        lib.sd_msgs(self._sim, n)
+        return n[0]
+
+    @property
+    def trace(self) -> np.ndarray:
+        n = ffi.new("uint32_t *")
+        return _view(lib.sd_trace(self._sim, n), n[0], "sd_cc_trace", TRACE_DTYPE)
+
+    def counters(self) -> dict[str, int]:
+        c = lib.sd_get_counters(self._sim)
+        return {name: int(getattr(c, name)) for name in COUNTER_FIELDS}
+
+    def data_in_flight(self) -> int:
+        return int(lib.sd_data_in_flight(self._sim))
+
+    def memory_bytes(self) -> int:
+        return int(lib.sd_memory_bytes(self._sim))
+
+    def wire_bytes(self, opcode: int, payload: int) -> int:
+        return int(lib.sd_wire_bytes(self._sim, opcode, payload))
+
+
+# Pure helpers, for tests and for the control plane's ideal-FCT arithmetic.
+red_probability = lib.sd_red_probability
+serialization_ps = lib.sd_serialization_ps
+psn_diff = lib.sd_psn_diff
+ecmp_hash = lib.sd_ecmp_hash
+SIZEOF_PACKET = lib.sd_sizeof_packet()
+OPCODES = {"write_first": lib.SD_OP_WRITE_FIRST, "write_middle": lib.SD_OP_WRITE_MIDDLE,
+           "write_last": lib.SD_OP_WRITE_LAST, "write_only": lib.SD_OP_WRITE_ONLY, "ack": lib.SD_OP_ACK,
+           "cnp": lib.SD_OP_CNP}
+
+__all__ = ["Simulator", "SimError", "dtype_of", "PORT_DTYPE", "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE",
+           "red_probability", "serialization_ps", "psn_diff", "ecmp_hash"]

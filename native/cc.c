@@ -1,0 +1,132 @@
+/* cc.c: congestion-control plumbing. Every CC event, for a built-in C twin or a Python plug-in,
+ * goes through cc_event(): it fills an sd_cc_io from the QP, runs the algorithm, applies what the
+ * algorithm wrote (rate, window, timers, byte counter) and records the decision trace. Timers are
+ * lazy: one pending event per (QP, timer); re-arming later only moves the deadline.
+ * While a QP has nothing outstanding its CC timers are parked, and resume when it gets data. */
+#include <string.h>
+
+#include "sim.h"
+
+static void cc_arm_timer(sd_sim *sim, uint32_t qi, uint32_t i)
+{
+    sd_qp *q = &sim->qps[qi];
+    int64_t t = q->timer_at[i];
+    if (t < 0)
+        return;
+    if (t < sim->now)
+        t = q->timer_at[i] = sim->now;
+    if (q->timer_queued[i] < 0 || t < q->timer_queued[i]) {
+        q->timer_queued[i] = t;
+        ev_push(sim, t, EV_CC_TIMER, qi * SD_CC_TIMERS + i);
+    }
+}
+
+void cc_event(sd_sim *sim, uint32_t qi, uint32_t type, const sd_cc_io *in)
+{
+    sd_qp *q = &sim->qps[qi];
+    if (q->cc_kind == SD_CC_NONE || !(q->cc_evmask & (1u << type)) || sim->cb_error)
+        return;
+    sd_cc_io io;
+    if (in)
+        io = *in;
+    else
+        memset(&io, 0, sizeof io);
+    io.now_ps = sim->now;
+    io.qp = qi;
+    io.event = type;
+    io.line_rate_bps = q->line_rate_bps;
+    io.rate_bps = q->rate_bps;
+    io.window_bytes = q->window_bytes;
+    io.inflight_bytes = (q->snd_nxt - q->snd_una) * sim->cfg.mtu_payload;  /* upper bound: full-MTU packets */
+    for (int i = 0; i < SD_CC_TIMERS; i++)
+        io.timer_at[i] = q->timer_at[i];
+    io.byte_threshold = q->byte_threshold;
+    io.byte_reset = 0;
+    q->cc_events++;
+
+    if (q->cc_kind == SD_CC_DCQCN) {
+        dcqcn_event(&sim->dcqcn[q->cc_param], q->cc_state, &io);
+    } else if (sd_cc_python_event(sim->userdata, &io) != 0) {
+        sim->cb_error = 1;
+        return;
+    }
+
+    double rate = io.rate_bps;
+    if (!(rate > 0.0))              /* NaN, zero or negative: keep the old rate */
+        rate = q->rate_bps;
+    if (rate > q->line_rate_bps)
+        rate = q->line_rate_bps;
+    if (rate != q->rate_bps) {
+        /* re-pace the packet already scheduled (HPCC repo RdmaHw::ChangeRate) */
+        if (q->next_tx_ps > sim->now && q->last_wire > 0)
+            q->next_tx_ps += ser_ps(q->last_wire, (uint64_t)rate) - ser_ps(q->last_wire, (uint64_t)q->rate_bps);
+        q->rate_bps = rate;
+    }
+    q->window_bytes = io.window_bytes;
+    for (uint32_t i = 0; i < SD_CC_TIMERS; i++) {
+        if (io.timer_at[i] != q->timer_at[i]) {
+            q->timer_at[i] = io.timer_at[i] < 0 ? -1 : io.timer_at[i];
+            cc_arm_timer(sim, qi, i);
+        }
+    }
+    q->byte_threshold = io.byte_threshold;
+    if (io.byte_reset)
+        q->bytes_counted = 0;
+
+    if (sim->trace && sim->trace_len < sim->cfg.trace_capacity) {
+        sd_cc_trace *r = &sim->trace[sim->trace_len++];
+        r->t_ps = sim->now;
+        r->rate_bps = q->rate_bps;
+        r->window_bytes = q->window_bytes;
+        memcpy(r->v, io.trace, sizeof r->v);
+        r->qp = qi;
+        r->event = type;
+    }
+}
+
+static int qp_idle(const sd_qp *q)
+{
+    return q->snd_una == q->snd_end;
+}
+
+void cc_timer_fire(sd_sim *sim, uint32_t slot)
+{
+    uint32_t qi = slot / SD_CC_TIMERS, i = slot % SD_CC_TIMERS;
+    sd_qp *q = &sim->qps[qi];
+    if (q->timer_queued[i] != sim->now)
+        return;                      /* stale: superseded by an earlier re-arm */
+    q->timer_queued[i] = -1;
+    int64_t d = q->timer_at[i];
+    if (d < 0)
+        return;
+    if (d > sim->now) {
+        cc_arm_timer(sim, qi, i);
+        return;
+    }
+    if (qp_idle(q))
+        return;                      /* parked: cc_resume_timers() re-arms it */
+    q->timer_at[i] = -1;
+    sd_cc_io in;
+    memset(&in, 0, sizeof in);
+    in.timer_id = i;
+    cc_event(sim, qi, SD_EV_TIMER, &in);
+    nic_pull(sim, q->host);
+}
+
+void cc_resume_timers(sd_sim *sim, uint32_t qi)
+{
+    for (uint32_t i = 0; i < SD_CC_TIMERS; i++)
+        cc_arm_timer(sim, qi, i);
+}
+
+void cc_count_bytes(sd_sim *sim, uint32_t qi, uint32_t payload)
+{
+    sd_qp *q = &sim->qps[qi];
+    if (q->byte_threshold == 0)
+        return;
+    q->bytes_counted += payload;
+    if (q->bytes_counted >= q->byte_threshold) {
+        q->bytes_counted = 0;
+        cc_event(sim, qi, SD_EV_BYTES, NULL);
+    }
+}

@@ -1,0 +1,63 @@
+/* event.c: the event queue. A binary min-heap ordered by (time, insertion sequence), so events
+ * at the same picosecond run in the order they were scheduled: deterministic by construction.
+ * Sized at creation for the events that can be pending at once; it grows only in the rare case
+ * described in ev_push. */
+#include <stdlib.h>
+
+#include "sim.h"
+
+static inline int ev_less(const sd_event *a, const sd_event *b)
+{
+    return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+}
+
+int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id)
+{
+    if (sim->heap_len == sim->heap_cap) {
+        /* Rare: the heap is sized for one pending event per port, host, QP timer and poster;
+         * only timers re-armed earlier and earlier leave stale entries that can fill it. */
+        uint32_t cap = sim->heap_cap * 2;
+        sd_event *h = realloc(sim->heap, (size_t)cap * sizeof *h);
+        if (!h)
+            return sd_fail(sim, SD_ENOMEM, "event heap: cannot grow to %u events", cap);
+        sim->heap = h;
+        sim->heap_cap = cap;
+    }
+    sd_event e = {t, sim->seq++, id, type};
+    uint32_t i = sim->heap_len++;
+    sd_event *h = sim->heap;
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (!ev_less(&e, &h[parent]))
+            break;
+        h[i] = h[parent];
+        i = parent;
+    }
+    h[i] = e;
+    if (sim->heap_len > sim->ctr.heap_peak)
+        sim->ctr.heap_peak = sim->heap_len;
+    return SD_OK;
+}
+
+int ev_pop(sd_sim *sim, sd_event *out)
+{
+    if (sim->heap_len == 0)
+        return 0;
+    sd_event *h = sim->heap;
+    *out = h[0];
+    sd_event last = h[--sim->heap_len];
+    uint32_t n = sim->heap_len, i = 0;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && ev_less(&h[c + 1], &h[c]))
+            c++;
+        if (!ev_less(&h[c], &last))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = last;
+    return 1;
+}

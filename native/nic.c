@@ -1,0 +1,444 @@
+/* nic.c: the DPU's RDMA engine for RC queue pairs.
+ *
+ * Sender: a transmit scheduler round-robins over the host's QPs that have data, skipping those
+ * held back by their pacing rate or window; it builds RDMA WRITE packets (FIRST/MIDDLE/LAST/ONLY,
+ * AckReq on the last packet of a message) only when the uplink is free, so data never queues
+ * inside the NIC. ACKs advance the cumulative sequence, complete messages and feed the CC; a NAK
+ * (PSN sequence error) or a retransmission timeout rewinds to the oldest unacknowledged packet
+ * (go-back-N, as RoCE NICs without selective repeat do).
+ *
+ * Receiver: PSN check against the expected PSN (24-bit modular), ACK every ack_interval packets
+ * and on AckReq, one NAK per gap, duplicates re-ACKed; CE marks become CNPs (at most one per QP
+ * per cnp_interval_ps, the DCQCN NP) or a BECN bit on the next ACK (SD_CNP_ACK_ECHO).
+ *
+ * Sequence numbers: the sender counts packets with a 64-bit sequence; the wire carries
+ * PSN = (isn + seq) mod 2^24, and the receiver only ever sees the 24-bit PSN. */
+#include <string.h>
+
+#include "sim.h"
+
+uint32_t sd_wire_bytes(sd_sim *sim, uint32_t opcode, uint32_t payload)
+{
+    uint32_t hdr = SD_ETH_HDR + SD_IPV4_HDR + SD_UDP_HDR + SD_BTH + SD_ICRC + SD_ETH_FCS;
+    if (opcode == SD_OP_WRITE_FIRST || opcode == SD_OP_WRITE_ONLY)
+        hdr += SD_RETH;
+    else if (opcode == SD_OP_ACK)
+        hdr += SD_AETH;
+    else if (opcode == SD_OP_CNP)
+        hdr += SD_CNP_PAD;
+    uint32_t frame = hdr + ((payload + 3u) & ~3u);   /* BTH PadCnt pads the payload to 4 bytes */
+    if (frame < 64u)
+        frame = 64u;                                  /* Ethernet minimum frame */
+    return frame + (sim ? sim->cfg.phy_overhead : 0u);
+}
+
+/* ---------------------------------------------------------------- scheduling ring */
+static void ring_insert(sd_sim *sim, uint32_t qi)
+{
+    sd_qp *q = &sim->qps[qi];
+    sd_host *h = &sim->hosts[q->host];
+    if (h->ring == SD_NONE) {
+        q->ring_next = q->ring_prev = qi;
+        h->ring = qi;
+    } else {
+        /* insert just before the cursor: it is served last in the current round */
+        uint32_t nx = h->ring, pv = sim->qps[nx].ring_prev;
+        q->ring_next = nx;
+        q->ring_prev = pv;
+        sim->qps[pv].ring_next = qi;
+        sim->qps[nx].ring_prev = qi;
+    }
+    q->active = 1;
+    h->nactive++;
+}
+
+static void ring_remove(sd_sim *sim, uint32_t qi)
+{
+    sd_qp *q = &sim->qps[qi];
+    sd_host *h = &sim->hosts[q->host];
+    if (q->ring_next == qi) {
+        h->ring = SD_NONE;
+    } else {
+        sim->qps[q->ring_prev].ring_next = q->ring_next;
+        sim->qps[q->ring_next].ring_prev = q->ring_prev;
+        if (h->ring == qi)
+            h->ring = q->ring_next;
+    }
+    q->active = 0;
+    h->nactive--;
+}
+
+void nic_activate(sd_sim *sim, uint32_t qi)
+{
+    sd_qp *q = &sim->qps[qi];
+    if (!q->active && q->snd_nxt < q->snd_end)
+        ring_insert(sim, qi);
+}
+
+/* ---------------------------------------------------------------- transmit */
+static void arm_rto(sd_sim *sim, sd_qp *q, uint32_t qi, int64_t deadline)
+{
+    q->rto_deadline = deadline;
+    if (deadline >= 0 && (q->rto_queued < 0 || deadline < q->rto_queued)) {
+        q->rto_queued = deadline;
+        ev_push(sim, deadline, EV_RTO, qi);
+    }
+}
+
+static int window_open(const sd_sim *sim, const sd_qp *q)
+{
+    return q->window_bytes == 0 ||
+           (q->snd_nxt - q->snd_una) * (uint64_t)sim->cfg.mtu_payload < q->window_bytes;
+}
+
+static void send_data(sd_sim *sim, uint32_t qi)
+{
+    sd_qp *q = &sim->qps[qi];
+    uint32_t p = pkt_alloc(sim);
+    if (p == SD_NONE) {
+        /* pool exhausted: try again one MTU time later */
+        q->next_tx_ps = sim->now + ser_ps(sd_wire_bytes(sim, SD_OP_WRITE_MIDDLE, sim->cfg.mtu_payload),
+                                          (uint64_t)q->line_rate_bps);
+        return;
+    }
+    sd_msg *m = &sim->msgs[q->tx_msg];
+    uint64_t seq = q->snd_nxt;
+    uint32_t idx = (uint32_t)(seq - m->start_seq);
+    uint64_t off = (uint64_t)idx * sim->cfg.mtu_payload;
+    uint32_t payload = (uint32_t)(m->bytes - off < sim->cfg.mtu_payload ? m->bytes - off : sim->cfg.mtu_payload);
+    uint8_t op;
+    if (m->npkts == 1)
+        op = SD_OP_WRITE_ONLY;
+    else if (idx == 0)
+        op = SD_OP_WRITE_FIRST;
+    else if (idx == m->npkts - 1)
+        op = SD_OP_WRITE_LAST;
+    else
+        op = SD_OP_WRITE_MIDDLE;
+
+    sd_packet *pk = &sim->pkts[p];
+    pk->ts_ps = sim->now;
+    pk->src = q->host;
+    pk->dst = q->peer_host;
+    pk->dqp = q->peer_qp;
+    pk->psn = (uint32_t)((q->isn + seq) & SD_PSN_MASK);
+    pk->msn = 0;
+    pk->payload = payload;
+    pk->wire = sd_wire_bytes(sim, op, payload);
+    pk->sport = (uint16_t)q->sport;
+    pk->opcode = op;
+    pk->prio = SD_PRIO_DATA;
+    pk->ecn = SD_ECN_ECT0;
+    pk->becn = 0;
+    pk->ackreq = (op == SD_OP_WRITE_LAST || op == SD_OP_WRITE_ONLY);
+    pk->syndrome = 0;
+
+    if (m->first_tx_ps < 0)
+        m->first_tx_ps = sim->now;
+    if (seq < q->snd_max) {
+        q->retx_packets++;
+        sim->ctr.retransmitted++;
+    } else {
+        q->snd_max = seq + 1;
+    }
+    q->snd_nxt = seq + 1;
+    if (idx == m->npkts - 1)
+        q->tx_msg = m->next;
+    q->sent_bytes += payload;
+    q->sent_packets++;
+    sim->ctr.data_sent++;
+
+    int64_t start = q->next_tx_ps > sim->now ? q->next_tx_ps : sim->now;
+    q->next_tx_ps = start + ser_ps(pk->wire, (uint64_t)q->rate_bps);
+    q->last_wire = pk->wire;
+    if (q->rto_deadline < 0)
+        arm_rto(sim, q, qi, sim->now + sim->cfg.rto_ps);
+    if (q->snd_nxt >= q->snd_end)
+        ring_remove(sim, qi);
+    port_enqueue(sim, q->port, p);
+    cc_count_bytes(sim, qi, payload);
+}
+
+void nic_pull(sd_sim *sim, uint32_t host)
+{
+    sd_host *h = &sim->hosts[host];
+    if (h->nactive == 0 || !port_can_send_data(sim, h->port))
+        return;
+    int64_t earliest = INT64_MAX;
+    uint32_t qi = h->ring;
+    for (uint32_t n = h->nactive; n > 0; n--) {
+        sd_qp *q = &sim->qps[qi];
+        uint32_t next = q->ring_next;
+        if (window_open(sim, q)) {
+            if (q->next_tx_ps <= sim->now) {
+                h->ring = next;          /* round-robin: the next QP goes first next time */
+                send_data(sim, qi);
+                return;
+            }
+            if (q->next_tx_ps < earliest)
+                earliest = q->next_tx_ps;
+        }
+        qi = next;
+    }
+    if (earliest != INT64_MAX && (h->wake_queued < 0 || earliest < h->wake_queued)) {
+        h->wake_queued = earliest;
+        ev_push(sim, earliest, EV_NIC_WAKE, host);
+    }
+}
+
+void nic_wake(sd_sim *sim, uint32_t host)
+{
+    sd_host *h = &sim->hosts[host];
+    if (h->wake_queued != sim->now)
+        return;                          /* stale */
+    h->wake_queued = -1;
+    nic_pull(sim, host);
+}
+
+/* ---------------------------------------------------------------- control packets */
+static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, uint32_t sport,
+                      uint8_t opcode, uint32_t psn, uint32_t msn, uint8_t syndrome, uint8_t becn,
+                      int64_t ts_echo)
+{
+    uint32_t p = pkt_alloc(sim);
+    if (p == SD_NONE)
+        return;                          /* counted in pool_exhausted; the sender's RTO recovers */
+    sd_packet *pk = &sim->pkts[p];
+    pk->ts_ps = ts_echo;
+    pk->src = host;
+    pk->dst = dst;
+    pk->dqp = dqp;
+    pk->psn = psn & SD_PSN_MASK;
+    pk->msn = msn & SD_PSN_MASK;
+    pk->payload = 0;
+    pk->wire = sd_wire_bytes(sim, opcode, 0);
+    pk->sport = (uint16_t)sport;
+    pk->opcode = opcode;
+    pk->prio = SD_PRIO_CTRL;
+    pk->ecn = 0;                         /* control packets are not ECN-capable */
+    pk->becn = becn;
+    pk->ackreq = 0;
+    pk->syndrome = syndrome;
+    sim->ctr.ctrl_sent++;
+    port_enqueue(sim, sim->hosts[host].port, p);
+}
+
+static void send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t ts_echo)
+{
+    uint8_t becn = 0;
+    if (sim->cfg.cnp_mode == SD_CNP_ACK_ECHO && q->ce_pending) {
+        becn = 1;
+        q->ce_pending = 0;
+        q->cnps_tx++;
+        sim->ctr.cnp_sent++;
+    }
+    q->unacked = 0;
+    send_ctrl(sim, q->host, q->peer_host, q->peer_qp, q->sport, SD_OP_ACK, psn, q->msn, syndrome, becn, ts_echo);
+}
+
+/* ---------------------------------------------------------------- receiver */
+static void receive_data(sd_sim *sim, sd_qp *q, sd_packet *pk)
+{
+    sim->ctr.data_delivered++;
+    q->rx_packets++;
+    if (pk->ecn == SD_ECN_CE) {
+        q->ce_rx++;
+        if (sim->cfg.cnp_mode == SD_CNP_INTERVAL) {
+            if (q->last_cnp_ps < 0 || sim->now - q->last_cnp_ps >= sim->cfg.cnp_interval_ps) {
+                q->last_cnp_ps = sim->now;
+                q->cnps_tx++;
+                sim->ctr.cnp_sent++;
+                send_ctrl(sim, q->host, q->peer_host, q->peer_qp, q->sport, SD_OP_CNP, 0, 0, 0, 1, -1);
+            }
+        } else {
+            q->ce_pending = 1;
+        }
+    }
+    int32_t d = psn_diff(pk->psn, q->epsn);
+    if (d == 0) {
+        q->epsn = (q->epsn + 1) & SD_PSN_MASK;
+        q->rx_bytes += pk->payload;
+        q->nak_pending = 0;
+        q->unacked++;
+        if (pk->opcode == SD_OP_WRITE_LAST || pk->opcode == SD_OP_WRITE_ONLY)
+            q->msn = (q->msn + 1) & SD_PSN_MASK;
+        if (pk->ackreq || q->unacked >= sim->cfg.ack_interval || q->ce_pending)
+            send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps);
+    } else if (d > 0) {
+        q->rx_ooo++;
+        if (!q->nak_pending) {
+            q->nak_pending = 1;
+            q->naks_tx++;
+            sim->ctr.nak_sent++;
+            send_ack(sim, q, 0x60, q->epsn, pk->ts_ps);
+        }
+    } else {
+        q->rx_dup++;
+        send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps);
+    }
+}
+
+/* ---------------------------------------------------------------- sender: ACK processing */
+static uint64_t payload_of(const sd_sim *sim, const sd_msg *m, uint64_t from_seq, uint64_t to_seq)
+{
+    /* payload bytes of m's packets with sequence in [from_seq, to_seq) */
+    uint64_t mtu = sim->cfg.mtu_payload;
+    uint64_t a = from_seq > m->start_seq ? (from_seq - m->start_seq) * mtu : 0;
+    uint64_t b = (to_seq - m->start_seq) * mtu;
+    if (a > m->bytes)
+        a = m->bytes;
+    if (b > m->bytes)
+        b = m->bytes;
+    return b - a;
+}
+
+static uint64_t advance_una(sd_sim *sim, uint32_t qi, uint64_t new_una)
+{
+    sd_qp *q = &sim->qps[qi];
+    uint64_t acked = 0;
+    while (q->una_msg != SD_NONE) {
+        sd_msg *m = &sim->msgs[q->una_msg];
+        uint64_t end = m->start_seq + m->npkts;
+        uint64_t upto = new_una < end ? new_una : end;
+        acked += payload_of(sim, m, q->snd_una, upto);
+        if (new_una < end)
+            break;
+        m->finish_ps = sim->now;
+        sim->ctr.msgs_completed++;
+        if (sim->cring_len < sim->cfg.completion_ring) {
+            sd_completion *c = &sim->cring[(sim->cring_head + sim->cring_len) % sim->cfg.completion_ring];
+            c->t_ps = sim->now;
+            c->msg = q->una_msg;
+            c->qp = qi;
+            sim->cring_len++;
+        }
+        q->snd_una = end;
+        q->una_msg = m->next;
+    }
+    q->snd_una = new_una;
+    q->acked_bytes += acked;
+    return acked;
+}
+
+static void go_back_n(sd_sim *sim, uint32_t qi)
+{
+    sd_qp *q = &sim->qps[qi];
+    q->snd_nxt = q->snd_una;
+    q->tx_msg = q->una_msg;
+    nic_activate(sim, qi);
+}
+
+static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
+{
+    sd_qp *q = &sim->qps[qi];
+    sim->ctr.ctrl_delivered++;
+    uint32_t una_psn = (uint32_t)((q->isn + q->snd_una) & SD_PSN_MASK);
+    int nak = pk->syndrome == 0x60;
+    /* an ACK covers pk->psn; a NAK says pk->psn is the next expected */
+    int32_t d = psn_diff(nak ? pk->psn : (pk->psn + 1) & SD_PSN_MASK, una_psn);
+    uint64_t acked = 0;
+    if (d > 0 && q->snd_una + (uint64_t)d <= q->snd_max) {
+        acked = advance_una(sim, qi, q->snd_una + (uint64_t)d);
+        if (q->snd_nxt < q->snd_una) {         /* an ACK overtook a go-back-N rewind */
+            q->snd_nxt = q->snd_una;
+            q->tx_msg = q->una_msg;
+            if (q->active && q->snd_nxt >= q->snd_end)
+                ring_remove(sim, qi);
+        }
+        arm_rto(sim, q, qi, q->snd_una < q->snd_max ? sim->now + sim->cfg.rto_ps : -1);
+    }
+    if (pk->becn) {
+        q->cnps_rx++;
+        cc_event(sim, qi, SD_EV_CNP, NULL);
+    }
+    sd_cc_io in;
+    memset(&in, 0, sizeof in);
+    in.acked_bytes = acked;
+    in.ecn = pk->becn;
+    in.rtt_ps = pk->ts_ps >= 0 ? sim->now - pk->ts_ps : -1;
+    if (nak) {
+        q->naks_rx++;
+        cc_event(sim, qi, SD_EV_NAK, &in);
+        if (q->snd_una < q->snd_max)
+            go_back_n(sim, qi);
+    } else {
+        cc_event(sim, qi, SD_EV_ACK, &in);
+    }
+    nic_pull(sim, q->host);
+}
+
+void nic_receive(sd_sim *sim, uint32_t host, uint32_t p)
+{
+    sd_packet *pk = &sim->pkts[p];
+    uint32_t qi = pk->dqp;
+    sd_qp *q = &sim->qps[qi];
+    (void)host;
+    if (pk->opcode == SD_OP_ACK) {
+        receive_ack(sim, qi, pk);
+    } else if (pk->opcode == SD_OP_CNP) {
+        sim->ctr.ctrl_delivered++;
+        q->cnps_rx++;
+        cc_event(sim, qi, SD_EV_CNP, NULL);
+        nic_pull(sim, q->host);
+    } else {
+        receive_data(sim, q, pk);
+    }
+    pkt_free(sim, p);
+}
+
+/* ---------------------------------------------------------------- timers and posting */
+void nic_rto(sd_sim *sim, uint32_t qi)
+{
+    sd_qp *q = &sim->qps[qi];
+    if (q->rto_queued != sim->now)
+        return;                          /* stale */
+    q->rto_queued = -1;
+    if (q->rto_deadline < 0)
+        return;
+    if (q->rto_deadline > sim->now) {
+        arm_rto(sim, q, qi, q->rto_deadline);
+        return;
+    }
+    q->timeouts++;
+    sim->ctr.timeouts++;
+    q->rto_deadline = -1;
+    cc_event(sim, qi, SD_EV_TIMEOUT, NULL);
+    go_back_n(sim, qi);
+    arm_rto(sim, q, qi, sim->now + sim->cfg.rto_ps);
+    nic_pull(sim, q->host);
+}
+
+void nic_post_release(sd_sim *sim)
+{
+    sim->post_queued = -1;
+    while (sim->post_next < sim->num_msgs) {
+        uint32_t mi = sim->post_order[sim->post_next];
+        sd_msg *m = &sim->msgs[mi];
+        if (m->post_ps > sim->now) {
+            sim->post_queued = m->post_ps;
+            ev_push(sim, m->post_ps, EV_POST, 0);
+            return;
+        }
+        sim->post_next++;
+        sd_qp *q = &sim->qps[m->qp];
+        int was_idle = q->snd_una == q->snd_end;
+        m->start_seq = q->snd_end;
+        q->snd_end += m->npkts;
+        q->posted_bytes += m->bytes;
+        if (q->last_msg != SD_NONE)
+            sim->msgs[q->last_msg].next = mi;
+        q->last_msg = mi;
+        if (q->una_msg == SD_NONE)
+            q->una_msg = mi;
+        if (q->tx_msg == SD_NONE)
+            q->tx_msg = mi;
+        if (!q->cc_started) {
+            q->cc_started = 1;
+            cc_event(sim, m->qp, SD_EV_START, NULL);
+        } else if (was_idle) {
+            cc_resume_timers(sim, m->qp);
+        }
+        nic_activate(sim, m->qp);
+        nic_pull(sim, q->host);
+    }
+}

@@ -1,0 +1,162 @@
+/* port.c: an egress port and its link. Priority queues (byte capacity, drop-tail), RED-style
+ * ECN marking at dequeue, serialization at the port rate, then the wire: packets in flight
+ * keep FIFO order, so a port needs one pending EV_WIRE (for the wire head) and at most one
+ * EV_TX_DONE, whatever the number of packets queued or in flight. */
+#include "sim.h"
+
+uint64_t rng_next(uint64_t *state)
+{
+    /* splitmix64 (Steele, Lea, Flood 2014) */
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+double rng_uniform(uint64_t *state)
+{
+    return (double)(rng_next(state) >> 11) * 0x1.0p-53;
+}
+
+double sd_red_probability(uint64_t q, uint64_t kmin, uint64_t kmax, double pmax)
+{
+    /* DCQCN's CP (Zhu et al. SIGCOMM'15 §3.1): 0 up to Kmin, linear to Pmax at Kmax, 1 above. */
+    if (pmax <= 0.0 || q <= kmin)
+        return 0.0;
+    if (q > kmax)
+        return 1.0;
+    return pmax * (double)(q - kmin) / (double)(kmax - kmin);
+}
+
+static void count_drop(sd_sim *sim, sd_packet *pk)
+{
+    if (pk->prio == SD_PRIO_DATA)
+        sim->ctr.data_dropped++;
+    else
+        sim->ctr.ctrl_dropped++;
+}
+
+/* Dequeue the next packet (control before data) and put it on the wire. */
+static void port_start(sd_sim *sim, uint32_t port)
+{
+    sd_port *pt = &sim->ports[port];
+    uint32_t prio = pt->q_head[SD_PRIO_CTRL] != SD_NONE ? SD_PRIO_CTRL : SD_PRIO_DATA;
+    uint32_t p = pt->q_head[prio];
+    sd_packet *pk = &sim->pkts[p];
+    pt->q_head[prio] = pk->next;
+    if (pk->next == SD_NONE)
+        pt->q_tail[prio] = SD_NONE;
+    pt->q_bytes[prio] -= pk->wire;
+    pt->q_len[prio]--;
+
+    /* ECN at dequeue on the bytes left behind (HPCC repo switch-node.cc::SwitchNotifyDequeue) */
+    if (pk->ecn != 0 && pt->pmax[prio] > 0.0 && pt->q_bytes[prio] > pt->kmin[prio]) {
+        double pr = sd_red_probability(pt->q_bytes[prio], pt->kmin[prio], pt->kmax[prio], pt->pmax[prio]);
+        if (pr >= 1.0 || rng_uniform(&pt->rng) < pr) {
+            if (pk->ecn != SD_ECN_CE) {
+                pk->ecn = SD_ECN_CE;
+                pt->ecn_marked++;
+                sim->ctr.ecn_marked++;
+            }
+        }
+    }
+
+    int64_t ser = ser_ps(pk->wire, pt->rate_bps);
+    pt->busy_until = sim->now + ser;
+    pt->tx_bytes += pk->wire;
+    pt->tx_packets++;
+    pk->arrive_ps = pt->busy_until + pt->delay_ps;
+    pk->next = SD_NONE;
+    if (pt->wire_tail == SD_NONE)
+        pt->wire_head = p;
+    else
+        sim->pkts[pt->wire_tail].next = p;
+    pt->wire_tail = p;
+    if (pt->wire_event < 0) {
+        pt->wire_event = pk->arrive_ps;
+        ev_push(sim, pk->arrive_ps, EV_WIRE, port);
+    }
+    /* A NIC port always wants to know when it is free again (it pulls data from its QPs);
+     * a switch port only if packets are waiting. */
+    int more = pt->q_head[SD_PRIO_CTRL] != SD_NONE || pt->q_head[SD_PRIO_DATA] != SD_NONE;
+    if (more || pt->node < sim->cfg.num_hosts) {
+        pt->tx_pending = 1;
+        ev_push(sim, pt->busy_until, EV_TX_DONE, port);
+    }
+}
+
+void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
+{
+    sd_port *pt = &sim->ports[port];
+    sd_packet *pk = &sim->pkts[p];
+    if (!pt->up) {
+        pt->down_drops++;
+        count_drop(sim, pk);
+        pkt_free(sim, p);
+        return;
+    }
+    uint32_t prio = pk->prio;
+    if (pt->q_bytes[prio] + pk->wire > pt->q_cap[prio]) {
+        pt->dropped++;
+        pt->dropped_bytes += pk->wire;
+        count_drop(sim, pk);
+        pkt_free(sim, p);
+        return;
+    }
+    pk->next = SD_NONE;
+    if (pt->q_tail[prio] == SD_NONE)
+        pt->q_head[prio] = p;
+    else
+        sim->pkts[pt->q_tail[prio]].next = p;
+    pt->q_tail[prio] = p;
+    pt->q_bytes[prio] += pk->wire;
+    pt->q_len[prio]++;
+    if (pt->q_bytes[prio] > pt->q_peak[prio])
+        pt->q_peak[prio] = pt->q_bytes[prio];
+
+    if (pt->busy_until <= sim->now && !pt->tx_pending) {
+        port_start(sim, port);
+    } else if (!pt->tx_pending) {
+        pt->tx_pending = 1;
+        ev_push(sim, pt->busy_until, EV_TX_DONE, port);
+    }
+}
+
+int port_can_send_data(const sd_sim *sim, uint32_t port)
+{
+    const sd_port *pt = &sim->ports[port];
+    return pt->busy_until <= sim->now && !pt->tx_pending && pt->q_head[SD_PRIO_CTRL] == SD_NONE &&
+           pt->q_head[SD_PRIO_DATA] == SD_NONE;
+}
+
+void port_tx_done(sd_sim *sim, uint32_t port)
+{
+    sd_port *pt = &sim->ports[port];
+    pt->tx_pending = 0;
+    if (pt->q_head[SD_PRIO_CTRL] != SD_NONE || pt->q_head[SD_PRIO_DATA] != SD_NONE)
+        port_start(sim, port);
+    else if (pt->node < sim->cfg.num_hosts)
+        nic_pull(sim, pt->node);
+}
+
+void port_wire_arrive(sd_sim *sim, uint32_t port)
+{
+    sd_port *pt = &sim->ports[port];
+    uint32_t p = pt->wire_head;
+    sd_packet *pk = &sim->pkts[p];
+    pt->wire_head = pk->next;
+    if (pt->wire_head == SD_NONE) {
+        pt->wire_tail = SD_NONE;
+        pt->wire_event = -1;
+    } else {
+        pt->wire_event = sim->pkts[pt->wire_head].arrive_ps;
+        ev_push(sim, pt->wire_event, EV_WIRE, port);
+    }
+    sim->ctr.packet_hops++;
+    sd_port *in = &sim->ports[pt->peer];
+    in->rx_packets++;
+    if (in->node < sim->cfg.num_hosts)
+        nic_receive(sim, in->node, p);
+    else
+        switch_receive(sim, in->node, p);
+}

@@ -1,0 +1,573 @@
+/* sim.c: creating and configuring a simulator, the packet pool, and the event loop.
+ * Every entry point validates what Python passes and reports a bad value by name through
+ * sd_last_error(); nothing here trusts an index it did not check. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+static char create_err[256];
+
+int sd_fail(sd_sim *sim, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sim ? sim->err : create_err, sizeof create_err, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *sd_last_error(sd_sim *sim)
+{
+    return sim ? sim->err : create_err;
+}
+
+static uint64_t seed_mix(uint64_t seed, uint64_t stream)
+{
+    uint64_t s = seed ^ (stream * 0xD1B54A32D192ED03ull);
+    return rng_next(&s);
+}
+
+/* ---------------------------------------------------------------- packet pool */
+uint32_t pkt_alloc(sd_sim *sim)
+{
+    uint32_t p = sim->free_head;
+    if (p == SD_NONE) {
+        sim->ctr.pool_exhausted++;
+        return SD_NONE;
+    }
+    sim->free_head = sim->pkts[p].next;
+    if (++sim->ctr.pkts_in_use > sim->ctr.pkts_peak)
+        sim->ctr.pkts_peak = sim->ctr.pkts_in_use;
+    return p;
+}
+
+void pkt_free(sd_sim *sim, uint32_t p)
+{
+    sim->pkts[p].next = sim->free_head;
+    sim->free_head = p;
+    sim->ctr.pkts_in_use--;
+}
+
+/* ---------------------------------------------------------------- create / destroy */
+#define CHECK_CFG(cond, ...) \
+    do { if (!(cond)) { sd_fail(NULL, SD_EINVAL, __VA_ARGS__); return NULL; } } while (0)
+
+sd_sim *sd_create(const sd_config *cfg)
+{
+    CHECK_CFG(cfg != NULL, "config is NULL");
+    CHECK_CFG(cfg->num_hosts >= 1, "num_hosts must be >= 1, got %u", cfg->num_hosts);
+    CHECK_CFG((uint64_t)cfg->num_hosts + cfg->num_switches < SD_NONE / 4, "too many nodes");
+    CHECK_CFG(cfg->max_links >= 1 && cfg->max_links < SD_NONE / 4, "max_links must be in [1, 2^30), got %u", cfg->max_links);
+    CHECK_CFG(cfg->max_qps >= 2, "max_qps must be >= 2, got %u", cfg->max_qps);
+    CHECK_CFG(cfg->max_msgs >= 1, "max_msgs must be >= 1, got %u", cfg->max_msgs);
+    CHECK_CFG(cfg->pkt_pool >= 16 && cfg->pkt_pool < SD_NONE, "pkt_pool must be >= 16, got %u", cfg->pkt_pool);
+    CHECK_CFG(cfg->mtu_payload >= 64 && cfg->mtu_payload <= 65536, "mtu_payload must be in [64, 65536] bytes, got %u", cfg->mtu_payload);
+    CHECK_CFG(cfg->ack_interval >= 1, "ack_interval must be >= 1, got %u", cfg->ack_interval);
+    CHECK_CFG(cfg->cnp_mode <= SD_CNP_ACK_ECHO, "cnp_mode must be 0 (interval) or 1 (ack_echo), got %u", cfg->cnp_mode);
+    CHECK_CFG(cfg->completion_ring >= 1, "completion_ring must be >= 1, got %u", cfg->completion_ring);
+    CHECK_CFG(cfg->cnp_interval_ps >= 0, "cnp_interval_ps must be >= 0, got %lld", (long long)cfg->cnp_interval_ps);
+    CHECK_CFG(cfg->rto_ps > 0, "rto_ps must be > 0, got %lld", (long long)cfg->rto_ps);
+    CHECK_CFG(cfg->phy_overhead <= 64, "phy_overhead must be in [0, 64] bytes, got %u", cfg->phy_overhead);
+
+    sd_sim *sim = calloc(1, sizeof *sim);
+    CHECK_CFG(sim != NULL, "out of memory");
+    sim->cfg = *cfg;
+    sim->num_nodes = cfg->num_hosts + cfg->num_switches;
+    uint32_t nports = 2 * cfg->max_links;
+    sim->hosts = calloc(cfg->num_hosts, sizeof *sim->hosts);
+    sim->ports = calloc(nports, sizeof *sim->ports);
+    sim->switch_seed = calloc(cfg->num_switches ? cfg->num_switches : 1, sizeof *sim->switch_seed);
+    sim->qps = calloc(cfg->max_qps, sizeof *sim->qps);
+    sim->msgs = calloc(cfg->max_msgs, sizeof *sim->msgs);
+    sim->post_order = calloc(cfg->max_msgs, sizeof *sim->post_order);
+    sim->pkts = calloc(cfg->pkt_pool, sizeof *sim->pkts);
+    sim->cring = calloc(cfg->completion_ring, sizeof *sim->cring);
+    sim->cap_dcqcn = 16;
+    sim->dcqcn = calloc(sim->cap_dcqcn, sizeof *sim->dcqcn);
+    sim->heap_cap = 2 * nports + cfg->num_hosts + 5 * cfg->max_qps + 64;
+    sim->heap = calloc(sim->heap_cap, sizeof *sim->heap);
+    if (cfg->trace_capacity)
+        sim->trace = calloc(cfg->trace_capacity, sizeof *sim->trace);
+    if (!sim->hosts || !sim->ports || !sim->switch_seed || !sim->qps || !sim->msgs || !sim->post_order ||
+        !sim->pkts || !sim->cring || !sim->dcqcn || !sim->heap || (cfg->trace_capacity && !sim->trace)) {
+        sd_destroy(sim);
+        sd_fail(NULL, SD_ENOMEM, "out of memory allocating the simulator");
+        return NULL;
+    }
+    for (uint32_t h = 0; h < cfg->num_hosts; h++) {
+        sim->hosts[h].port = SD_NONE;
+        sim->hosts[h].ring = SD_NONE;
+        sim->hosts[h].wake_queued = -1;
+    }
+    for (uint32_t s = 0; s < cfg->num_switches; s++)
+        sim->switch_seed[s] = seed_mix(cfg->seed, 0x5357000000ull + s);
+    for (uint32_t p = 0; p < cfg->pkt_pool; p++)
+        sim->pkts[p].next = p + 1 < cfg->pkt_pool ? p + 1 : SD_NONE;
+    sim->free_head = 0;
+    sim->post_queued = -1;
+    return sim;
+}
+
+void sd_destroy(sd_sim *sim)
+{
+    if (!sim)
+        return;
+    free(sim->hosts);
+    free(sim->ports);
+    free(sim->switch_seed);
+    free(sim->fib);
+    free(sim->set_off);
+    free(sim->set_ports);
+    free(sim->qps);
+    free(sim->msgs);
+    free(sim->post_order);
+    free(sim->pkts);
+    free(sim->cring);
+    free(sim->dcqcn);
+    free(sim->heap);
+    free(sim->trace);
+    free(sim);
+}
+
+/* ---------------------------------------------------------------- fabric */
+int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64_t *rate_bps,
+                 const int64_t *delay_ps, uint32_t n)
+{
+    if (sim->num_ports / 2 + (uint64_t)n > sim->cfg.max_links)
+        return sd_fail(sim, SD_ENOMEM, "max_links (%u) exceeded", sim->cfg.max_links);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t link = sim->num_ports / 2 + i;
+        if (a[i] >= sim->num_nodes || b[i] >= sim->num_nodes)
+            return sd_fail(sim, SD_EINVAL, "link %u: node %u or %u does not exist (%u nodes)", link, a[i], b[i], sim->num_nodes);
+        if (a[i] == b[i])
+            return sd_fail(sim, SD_EINVAL, "link %u: a link must join two different nodes (node %u)", link, a[i]);
+        if (rate_bps[i] == 0 || rate_bps[i] > 100000000000000ull)
+            return sd_fail(sim, SD_EINVAL, "link %u: rate_bps must be in (0, 1e14], got %llu", link, (unsigned long long)rate_bps[i]);
+        if (delay_ps[i] < 0)
+            return sd_fail(sim, SD_EINVAL, "link %u: delay_ps must be >= 0, got %lld", link, (long long)delay_ps[i]);
+        for (int e = 0; e < 2; e++) {
+            uint32_t node = e ? b[i] : a[i];
+            if (node < sim->cfg.num_hosts && sim->hosts[node].port != SD_NONE)
+                return sd_fail(sim, SD_EINVAL, "link %u: host %u already has a link (multi-NIC hosts are not supported yet)", link, node);
+            for (uint32_t j = 0; j < i; j++)
+                if (node < sim->cfg.num_hosts && (a[j] == node || b[j] == node))
+                    return sd_fail(sim, SD_EINVAL, "link %u: host %u already has a link (multi-NIC hosts are not supported yet)", link, node);
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t pa = sim->num_ports, pb = pa + 1;
+        for (int e = 0; e < 2; e++) {
+            uint32_t port = e ? pb : pa;
+            sd_port *pt = &sim->ports[port];
+            memset(pt, 0, sizeof *pt);
+            pt->node = e ? b[i] : a[i];
+            pt->peer = e ? pa : pb;
+            pt->rate_bps = rate_bps[i];
+            pt->delay_ps = delay_ps[i];
+            pt->up = 1;
+            pt->wire_event = -1;
+            pt->rng = seed_mix(sim->cfg.seed, 0x504F000000ull + port);
+            for (int q = 0; q < SD_NUM_PRIO; q++) {
+                pt->q_head[q] = pt->q_tail[q] = SD_NONE;
+                pt->q_cap[q] = UINT64_MAX / 2;
+            }
+            pt->wire_head = pt->wire_tail = SD_NONE;
+            if (pt->node < sim->cfg.num_hosts)
+                sim->hosts[pt->node].port = port;
+        }
+        sim->num_ports += 2;
+    }
+    return SD_OK;
+}
+
+int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes, uint64_t kmin_bytes,
+                 uint64_t kmax_bytes, double pmax)
+{
+    if (port >= sim->num_ports)
+        return sd_fail(sim, SD_EINVAL, "port %u does not exist (%u ports)", port, sim->num_ports);
+    if (prio >= SD_NUM_PRIO)
+        return sd_fail(sim, SD_EINVAL, "prio must be 0 (control) or 1 (data), got %u", prio);
+    if (cap_bytes == 0)
+        return sd_fail(sim, SD_EINVAL, "port %u: buffer cap_bytes must be > 0", port);
+    if (!(pmax >= 0.0 && pmax <= 1.0))
+        return sd_fail(sim, SD_EINVAL, "port %u: ECN pmax must be in [0, 1], got %g", port, pmax);
+    if (pmax > 0.0 && kmax_bytes < kmin_bytes)
+        return sd_fail(sim, SD_EINVAL, "port %u: ECN kmax (%llu) must be >= kmin (%llu)", port,
+                       (unsigned long long)kmax_bytes, (unsigned long long)kmin_bytes);
+    sd_port *pt = &sim->ports[port];
+    pt->q_cap[prio] = cap_bytes;
+    pt->kmin[prio] = kmin_bytes;
+    pt->kmax[prio] = kmax_bytes;
+    pt->pmax[prio] = pmax;
+    return SD_OK;
+}
+
+int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets, uint32_t num_sets,
+                   const uint32_t *set_ports, uint32_t num_set_ports)
+{
+    uint32_t H = sim->cfg.num_hosts, S = sim->cfg.num_switches;
+    if (num_sets == 0 && S > 0)
+        return sd_fail(sim, SD_EINVAL, "fib: no ECMP sets");
+    if (set_offsets[0] != 0 || set_offsets[num_sets] != num_set_ports)
+        return sd_fail(sim, SD_EINVAL, "fib: set_offsets must start at 0 and end at num_set_ports");
+    for (uint32_t s = 0; s < num_sets; s++)
+        if (set_offsets[s + 1] <= set_offsets[s])
+            return sd_fail(sim, SD_EINVAL, "fib: ECMP set %u is empty or offsets decrease", s);
+    for (uint32_t i = 0; i < num_set_ports; i++)
+        if (set_ports[i] >= sim->num_ports)
+            return sd_fail(sim, SD_EINVAL, "fib: set port %u does not exist", set_ports[i]);
+    for (uint32_t sw = 0; sw < S; sw++) {
+        for (uint32_t d = 0; d < H; d++) {
+            uint32_t s = fib[(size_t)sw * H + d];
+            if (s >= num_sets)
+                return sd_fail(sim, SD_EINVAL, "fib: no route from switch node %u to host %u", H + sw, d);
+            for (uint32_t k = set_offsets[s]; k < set_offsets[s + 1]; k++)
+                if (sim->ports[set_ports[k]].node != H + sw)
+                    return sd_fail(sim, SD_EINVAL, "fib: switch node %u routes to host %u via port %u of node %u",
+                                   H + sw, d, set_ports[k], sim->ports[set_ports[k]].node);
+        }
+    }
+    uint32_t *f = malloc((size_t)S * H * sizeof *f + 1);
+    uint32_t *o = malloc(((size_t)num_sets + 1) * sizeof *o);
+    uint32_t *p = malloc((size_t)num_set_ports * sizeof *p + 1);
+    if (!f || !o || !p) {
+        free(f);
+        free(o);
+        free(p);
+        return sd_fail(sim, SD_ENOMEM, "fib: out of memory");
+    }
+    memcpy(f, fib, (size_t)S * H * sizeof *f);
+    memcpy(o, set_offsets, ((size_t)num_sets + 1) * sizeof *o);
+    memcpy(p, set_ports, (size_t)num_set_ports * sizeof *p);
+    free(sim->fib);
+    free(sim->set_off);
+    free(sim->set_ports);
+    sim->fib = f;
+    sim->set_off = o;
+    sim->set_ports = p;
+    sim->num_sets = num_sets;
+    return SD_OK;
+}
+
+int sd_set_link_up(sd_sim *sim, uint32_t link, uint32_t up)
+{
+    if (link >= sim->num_ports / 2)
+        return sd_fail(sim, SD_EINVAL, "link %u does not exist", link);
+    sim->ports[2 * link].up = sim->ports[2 * link + 1].up = up ? 1 : 0;
+    return SD_OK;
+}
+
+/* ---------------------------------------------------------------- congestion control */
+int sd_add_dcqcn_params(sd_sim *sim, const sd_dcqcn_params *p)
+{
+    if (p->flavour > 1)
+        return sd_fail(sim, SD_EINVAL, "dcqcn flavour must be 0 (paper) or 1 (nvidia), got %u", p->flavour);
+    if (!(p->g > 0.0 && p->g <= 1.0))
+        return sd_fail(sim, SD_EINVAL, "dcqcn g must be in (0, 1], got %g", p->g);
+    if (!(p->rai_bps >= 0.0) || !(p->rhai_bps >= 0.0) || !(p->rmin_bps > 0.0))
+        return sd_fail(sim, SD_EINVAL, "dcqcn rai_bps/rhai_bps must be >= 0 and rmin_bps > 0");
+    if (!(p->initial_alpha >= 0.0 && p->initial_alpha <= 1.0))
+        return sd_fail(sim, SD_EINVAL, "dcqcn initial_alpha must be in [0, 1], got %g", p->initial_alpha);
+    if (!(p->rate_on_first_cnp > 0.0 && p->rate_on_first_cnp <= 1.0))
+        return sd_fail(sim, SD_EINVAL, "dcqcn rate_on_first_cnp must be in (0, 1], got %g", p->rate_on_first_cnp);
+    if (p->alpha_period_ps <= 0 || p->inc_period_ps <= 0 || (p->flavour == 1 && p->dec_period_ps <= 0))
+        return sd_fail(sim, SD_EINVAL, "dcqcn timer periods must be > 0 ps");
+    if (sim->num_dcqcn == sim->cap_dcqcn) {
+        sd_dcqcn_params *n = realloc(sim->dcqcn, 2 * sim->cap_dcqcn * sizeof *n);
+        if (!n)
+            return sd_fail(sim, SD_ENOMEM, "dcqcn params: out of memory");
+        sim->dcqcn = n;
+        sim->cap_dcqcn *= 2;
+    }
+    sim->dcqcn[sim->num_dcqcn] = *p;
+    return (int)sim->num_dcqcn++;
+}
+
+void sd_set_userdata(sd_sim *sim, void *userdata)
+{
+    sim->userdata = userdata;
+}
+
+/* ---------------------------------------------------------------- QPs and messages */
+static int grow(void **arr, uint32_t *cap, size_t elem, uint32_t need)
+{
+    if (need <= *cap)
+        return 1;
+    uint32_t n = *cap;
+    while (n < need)
+        n = n * 2;
+    void *p = realloc(*arr, (size_t)n * elem);
+    if (!p)
+        return 0;
+    memset((char *)p + (size_t)*cap * elem, 0, (size_t)(n - *cap) * elem);
+    *arr = p;
+    *cap = n;
+    return 1;
+}
+
+static void qp_init(sd_sim *sim, sd_qp *q, uint32_t host, uint32_t peer_host, uint32_t peer_qp,
+                    uint32_t sport, uint32_t kind, uint32_t param, uint32_t evmask, uint32_t isn)
+{
+    memset(q, 0, sizeof *q);
+    q->host = host;
+    q->port = sim->hosts[host].port;
+    q->peer_host = peer_host;
+    q->peer_qp = peer_qp;
+    q->sport = sport;
+    q->cc_kind = kind;
+    q->cc_param = param;
+    q->cc_evmask = evmask;
+    q->isn = isn;
+    q->epsn = isn;                       /* both directions start at the same PSN */
+    q->line_rate_bps = (double)sim->ports[q->port].rate_bps;
+    q->rate_bps = q->line_rate_bps;
+    q->rto_deadline = q->rto_queued = -1;
+    q->last_cnp_ps = -1;
+    q->una_msg = q->tx_msg = q->last_msg = SD_NONE;
+    q->ring_next = q->ring_prev = SD_NONE;
+    for (int i = 0; i < SD_CC_TIMERS; i++)
+        q->timer_at[i] = q->timer_queued[i] = -1;
+}
+
+int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, uint32_t cc_kind,
+                      uint32_t cc_param, uint32_t cc_evmask, uint32_t isn)
+{
+    uint32_t H = sim->cfg.num_hosts;
+    if (src >= H)
+        return sd_fail(sim, SD_EINVAL, "qp: src_host %u is not a host (hosts are 0..%u)", src, H - 1);
+    if (dst >= H)
+        return sd_fail(sim, SD_EINVAL, "qp: dst_host %u is not a host (hosts are 0..%u)", dst, H - 1);
+    if (src == dst)
+        return sd_fail(sim, SD_EINVAL, "qp: src_host and dst_host are both %u (loopback is not modelled)", src);
+    if (sim->hosts[src].port == SD_NONE || sim->hosts[dst].port == SD_NONE)
+        return sd_fail(sim, SD_EINVAL, "qp: host %u has no link", sim->hosts[src].port == SD_NONE ? src : dst);
+    if (sim->cfg.num_switches > 0 && !sim->fib)
+        return sd_fail(sim, SD_ESTATE, "qp: install the fib before creating QPs");
+    if (sport > 0xFFFF)
+        return sd_fail(sim, SD_EINVAL, "qp: sport must be a UDP port (0..65535), got %u", sport);
+    if (isn > SD_PSN_MASK)
+        return sd_fail(sim, SD_EINVAL, "qp: isn must be a 24-bit PSN, got %u", isn);
+    if (cc_kind > SD_CC_PYTHON)
+        return sd_fail(sim, SD_EINVAL, "qp: unknown cc_kind %u", cc_kind);
+    if (cc_kind == SD_CC_DCQCN && cc_param >= sim->num_dcqcn)
+        return sd_fail(sim, SD_EINVAL, "qp: dcqcn parameter block %u does not exist", cc_param);
+    uint32_t cap = sim->cfg.max_qps;
+    if (!grow((void **)&sim->qps, &cap, sizeof *sim->qps, sim->num_qps + 2))
+        return sd_fail(sim, SD_ENOMEM, "qp table: out of memory");
+    if (cap != sim->cfg.max_qps) {
+        sim->cfg.max_qps = cap;
+    }
+    uint32_t a = sim->num_qps, b = a + 1;
+    qp_init(sim, &sim->qps[a], src, dst, b, sport, cc_kind, cc_param, cc_evmask, isn);
+    qp_init(sim, &sim->qps[b], dst, src, a, sport, cc_kind, cc_param, cc_evmask, isn);
+    sim->num_qps += 2;
+    return (int)a;
+}
+
+static void sort_pending_posts(sd_sim *sim)
+{
+    /* stable insertion sort of the unreleased messages by post time: new posts are few per
+     * call and usually already in order, so this is close to linear */
+    uint32_t *o = sim->post_order;
+    for (uint32_t i = sim->post_next + 1; i < sim->num_msgs; i++) {
+        uint32_t v = o[i];
+        int64_t t = sim->msgs[v].post_ps;
+        uint32_t j = i;
+        while (j > sim->post_next && sim->msgs[o[j - 1]].post_ps > t) {
+            o[j] = o[j - 1];
+            j--;
+        }
+        o[j] = v;
+    }
+}
+
+int sd_post_writes(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const int64_t *post_ps, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (qp[i] >= sim->num_qps)
+            return sd_fail(sim, SD_EINVAL, "post %u: qp %u does not exist (%u QPs)", i, qp[i], sim->num_qps);
+        if (bytes[i] == 0 || bytes[i] > (1ull << 40))
+            return sd_fail(sim, SD_EINVAL, "post %u: bytes must be in [1, 2^40], got %llu", i, (unsigned long long)bytes[i]);
+        if (post_ps[i] < 0)
+            return sd_fail(sim, SD_EINVAL, "post %u: post_ps must be >= 0, got %lld", i, (long long)post_ps[i]);
+    }
+    uint32_t cap = sim->cfg.max_msgs, cap2 = cap;
+    if (!grow((void **)&sim->msgs, &cap, sizeof *sim->msgs, sim->num_msgs + n) ||
+        !grow((void **)&sim->post_order, &cap2, sizeof *sim->post_order, sim->num_msgs + n))
+        return sd_fail(sim, SD_ENOMEM, "message table: out of memory");
+    sim->cfg.max_msgs = cap < cap2 ? cap : cap2;
+    uint32_t first = sim->num_msgs;
+    for (uint32_t i = 0; i < n; i++) {
+        sd_msg *m = &sim->msgs[first + i];
+        m->post_ps = post_ps[i] > sim->now ? post_ps[i] : sim->now;
+        m->first_tx_ps = -1;
+        m->finish_ps = -1;
+        m->bytes = bytes[i];
+        m->npkts = (uint32_t)((bytes[i] + sim->cfg.mtu_payload - 1) / sim->cfg.mtu_payload);
+        m->qp = qp[i];
+        m->next = SD_NONE;
+        sim->post_order[first + i] = first + i;
+    }
+    sim->num_msgs += n;
+    sort_pending_posts(sim);
+    int64_t t = sim->msgs[sim->post_order[sim->post_next]].post_ps;
+    if (sim->post_queued < 0 || t < sim->post_queued) {
+        sim->post_queued = t;
+        if (ev_push(sim, t, EV_POST, 0) != SD_OK)
+            return SD_ENOMEM;
+    }
+    return (int)first;
+}
+
+/* ---------------------------------------------------------------- running */
+int sd_run_until(sd_sim *sim, int64_t t)
+{
+    if (t < sim->now)
+        return sd_fail(sim, SD_EINVAL, "run_until: time %lld ps is before now (%lld ps)", (long long)t, (long long)sim->now);
+    if (sim->cb_error)
+        return sd_fail(sim, SD_ECALLBACK, "a congestion-control plug-in raised; the run cannot continue");
+    sd_event e;
+    for (;;) {
+        if (sim->cfg.wake_on_completion && sim->cring_len > 0)
+            return SD_STOP_COMPLETIONS;
+        if (sim->heap_len == 0) {
+            sim->now = t;
+            return SD_STOP_IDLE;
+        }
+        if (sim->heap[0].t > t) {
+            sim->now = t;
+            return SD_STOP_TIME;
+        }
+        ev_pop(sim, &e);
+        sim->now = e.t;
+        sim->ctr.events++;
+        switch (e.type) {
+        case EV_TX_DONE:
+            port_tx_done(sim, e.id);
+            break;
+        case EV_WIRE:
+            port_wire_arrive(sim, e.id);
+            break;
+        case EV_NIC_WAKE:
+            nic_wake(sim, e.id);
+            break;
+        case EV_RTO:
+            nic_rto(sim, e.id);
+            break;
+        case EV_CC_TIMER:
+            cc_timer_fire(sim, e.id);
+            break;
+        case EV_POST:
+            if (sim->post_queued == sim->now)
+                nic_post_release(sim);
+            break;
+        default:
+            break;
+        }
+        if (sim->cb_error)
+            return sd_fail(sim, SD_ECALLBACK, "a congestion-control plug-in raised at t=%lld ps", (long long)sim->now);
+    }
+}
+
+int64_t sd_now(sd_sim *sim)
+{
+    return sim->now;
+}
+
+uint32_t sd_drain_completions(sd_sim *sim, sd_completion *out, uint32_t max)
+{
+    uint32_t n = 0;
+    while (n < max && sim->cring_len > 0) {
+        out[n++] = sim->cring[sim->cring_head];
+        sim->cring_head = (sim->cring_head + 1) % sim->cfg.completion_ring;
+        sim->cring_len--;
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------- views and accounting */
+sd_port *sd_ports(sd_sim *sim, uint32_t *count)
+{
+    *count = sim->num_ports;
+    return sim->ports;
+}
+
+sd_qp *sd_qps(sd_sim *sim, uint32_t *count)
+{
+    *count = sim->num_qps;
+    return sim->qps;
+}
+
+sd_msg *sd_msgs(sd_sim *sim, uint32_t *count)
+{
+    *count = sim->num_msgs;
+    return sim->msgs;
+}
+
+sd_cc_trace *sd_trace(sd_sim *sim, uint32_t *count)
+{
+    *count = sim->trace_len;
+    return sim->trace;
+}
+
+const sd_counters *sd_get_counters(sd_sim *sim)
+{
+    return &sim->ctr;
+}
+
+static uint64_t count_data(const sd_sim *sim, uint32_t head)
+{
+    uint64_t n = 0;
+    for (uint32_t p = head; p != SD_NONE; p = sim->pkts[p].next)
+        n += sim->pkts[p].prio == SD_PRIO_DATA;
+    return n;
+}
+
+uint64_t sd_data_in_flight(sd_sim *sim)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < sim->num_ports; i++) {
+        const sd_port *pt = &sim->ports[i];
+        n += count_data(sim, pt->q_head[SD_PRIO_CTRL]) + count_data(sim, pt->q_head[SD_PRIO_DATA]) +
+             count_data(sim, pt->wire_head);
+    }
+    return n;
+}
+
+uint64_t sd_memory_bytes(sd_sim *sim)
+{
+    const sd_config *c = &sim->cfg;
+    uint64_t b = sizeof *sim;
+    b += (uint64_t)c->num_hosts * sizeof *sim->hosts;
+    b += (uint64_t)2 * c->max_links * sizeof *sim->ports;
+    b += (uint64_t)c->num_switches * sizeof *sim->switch_seed;
+    b += (uint64_t)c->num_switches * c->num_hosts * sizeof *sim->fib;
+    b += ((uint64_t)sim->num_sets + 1) * sizeof *sim->set_off;
+    b += (sim->set_off ? (uint64_t)sim->set_off[sim->num_sets] : 0) * sizeof *sim->set_ports;
+    b += (uint64_t)c->max_qps * sizeof *sim->qps;
+    b += (uint64_t)c->max_msgs * (sizeof *sim->msgs + sizeof *sim->post_order);
+    b += (uint64_t)c->pkt_pool * sizeof *sim->pkts;
+    b += (uint64_t)c->completion_ring * sizeof *sim->cring;
+    b += (uint64_t)sim->cap_dcqcn * sizeof *sim->dcqcn;
+    b += (uint64_t)sim->heap_cap * sizeof *sim->heap;
+    b += (uint64_t)c->trace_capacity * sizeof *sim->trace;
+    return b;
+}
+
+uint32_t sd_sizeof_packet(void)
+{
+    return (uint32_t)sizeof(sd_packet);
+}
+
+int64_t sd_serialization_ps(uint64_t wire_bytes, uint64_t rate_bps)
+{
+    return rate_bps ? ser_ps(wire_bytes, rate_bps) : -1;
+}
+
+int32_t sd_psn_diff(uint32_t a, uint32_t b)
+{
+    return psn_diff(a & SD_PSN_MASK, b & SD_PSN_MASK);
+}

@@ -1,0 +1,178 @@
+/* sim.h: internal state of the data plane, shared by the C files (not seen by Python).
+ *
+ * A packet's walk through the files:
+ *   nic.c (transmit scheduler builds a data packet from a QP)
+ *   -> port.c (egress queue, ECN at dequeue, serialization, the wire)
+ *   -> switch.c (FIB lookup + ECMP hash) -> port.c ... -> nic.c (receiver: PSN check, ACK/NAK/CNP)
+ *   -> port.c ... -> nic.c (sender: ACK processing, go-back-N, completion) -> cc.c (CC event)
+ * event.c is the priority queue every file schedules into; sim.c owns setup and run_until.
+ */
+#ifndef SOFTDPU_SIM_H
+#define SOFTDPU_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "softdpu.h"
+
+#define SD_NONE UINT32_MAX
+#define SD_PSN_MASK 0xFFFFFFu
+#define SD_ROCE_DPORT 4791u
+
+/* Header bytes of a RoCEv2 frame over IPv4 (DESIGN §3; transport-cc.md §4). */
+#define SD_ETH_HDR 14u
+#define SD_ETH_FCS 4u
+#define SD_IPV4_HDR 20u
+#define SD_UDP_HDR 8u
+#define SD_BTH 12u
+#define SD_RETH 16u
+#define SD_AETH 4u
+#define SD_ICRC 4u
+#define SD_CNP_PAD 16u
+
+/* IP ECN codepoints */
+#define SD_ECN_ECT0 2u
+#define SD_ECN_CE 3u
+
+/* A packet in the pool. Fields mirror the RoCEv2 headers the packet would carry on the wire;
+ * what is not on the wire (arrive_ps, seq, ts_ps) is simulator bookkeeping. */
+typedef struct sd_packet {
+    int64_t arrive_ps;           /* when the packet reaches the far end of its current wire */
+    int64_t ts_ps;               /* data: time sent; ACK: echo of the acked packet's ts_ps */
+    uint32_t next;               /* intrusive list link (queue, wire or free list) */
+    uint32_t src;                /* source host (IP source) */
+    uint32_t dst;                /* destination host (IP destination) */
+    uint32_t dqp;                /* BTH DestQP (a QP index) */
+    uint32_t psn;                /* BTH PSN, 24-bit */
+    uint32_t msn;                /* AETH MSN (ACK/NAK) */
+    uint32_t payload;            /* payload bytes */
+    uint32_t wire;               /* bytes on the wire, phy overhead included */
+    uint16_t sport;              /* UDP source port: ECMP entropy */
+    uint8_t opcode;              /* BTH opcode (enum sd_opcode) */
+    uint8_t prio;                /* enum sd_prio */
+    uint8_t ecn;                 /* IP ECN codepoint */
+    uint8_t becn;                /* BTH BECN (CNP, or an ACK echoing CE) */
+    uint8_t ackreq;              /* BTH AckReq */
+    uint8_t syndrome;            /* AETH syndrome: 0x1F ACK, 0x60 NAK (PSN sequence error) */
+} sd_packet;
+
+/* Event types; an event names one object (port, host, QP or timer slot) by index. */
+enum sd_event_type {
+    EV_TX_DONE = 0,              /* port: serializer finished; start the next queued packet */
+    EV_WIRE = 1,                 /* port: the packet at the head of its wire arrives */
+    EV_NIC_WAKE = 2,             /* host: a paced QP may send now */
+    EV_RTO = 3,                  /* QP: retransmission timer */
+    EV_CC_TIMER = 4,             /* QP*SD_CC_TIMERS + timer id */
+    EV_POST = 5                  /* next posted message becomes visible to its QP */
+};
+
+typedef struct sd_event {
+    int64_t t;
+    uint64_t seq;                /* insertion order: the deterministic tie-break */
+    uint32_t id;
+    uint32_t type;
+} sd_event;
+
+typedef struct sd_host {
+    uint32_t port;               /* NIC uplink port, SD_NONE until linked */
+    uint32_t ring;               /* one QP of the scheduling ring (round-robin cursor), SD_NONE = empty */
+    uint32_t nactive;            /* QPs in the ring */
+    uint32_t pad0;
+    int64_t wake_queued;         /* time of the pending EV_NIC_WAKE, -1 none */
+} sd_host;
+
+struct sd_sim {
+    sd_config cfg;
+    int64_t now;
+    uint64_t seq;
+    char err[256];
+    void *userdata;
+    sd_counters ctr;
+    /* event heap */
+    sd_event *heap;
+    uint32_t heap_len, heap_cap;
+    /* packet pool */
+    sd_packet *pkts;
+    uint32_t free_head;
+    /* fabric */
+    uint32_t num_nodes;
+    sd_host *hosts;
+    sd_port *ports;
+    uint32_t num_ports;
+    uint32_t *fib;               /* (num_switches x num_hosts) ECMP set ids, SD_NONE = no route */
+    uint32_t *set_off;
+    uint32_t *set_ports;
+    uint32_t num_sets;
+    uint64_t *switch_seed;       /* per-switch ECMP hash seed */
+    /* transport */
+    sd_qp *qps;
+    uint32_t num_qps;
+    sd_msg *msgs;
+    uint32_t num_msgs;
+    uint32_t *post_order;        /* messages sorted by post time (stable) */
+    uint32_t post_next;          /* next index in post_order to release */
+    uint32_t post_sorted;        /* post_order[0..post_sorted) is sorted */
+    int64_t post_queued;         /* time of the pending EV_POST, -1 none */
+    sd_completion *cring;
+    uint32_t cring_head, cring_len;
+    /* congestion control */
+    sd_dcqcn_params *dcqcn;
+    uint32_t num_dcqcn, cap_dcqcn;
+    sd_cc_trace *trace;
+    uint32_t trace_len;
+    int cb_error;                /* a Python plug-in raised: stop the run */
+};
+
+/* error.c-style helper in sim.c */
+int sd_fail(sd_sim *sim, int code, const char *fmt, ...);
+
+/* event.c */
+int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id);
+int ev_pop(sd_sim *sim, sd_event *out);
+
+/* pool (sim.c) */
+uint32_t pkt_alloc(sd_sim *sim);
+void pkt_free(sd_sim *sim, uint32_t p);
+
+/* port.c */
+void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p);
+void port_tx_done(sd_sim *sim, uint32_t port);
+void port_wire_arrive(sd_sim *sim, uint32_t port);
+int port_can_send_data(const sd_sim *sim, uint32_t port);
+uint64_t rng_next(uint64_t *state);
+double rng_uniform(uint64_t *state);
+
+/* switch.c */
+void switch_receive(sd_sim *sim, uint32_t node, uint32_t p);
+
+/* nic.c */
+void nic_receive(sd_sim *sim, uint32_t host, uint32_t p);
+void nic_pull(sd_sim *sim, uint32_t host);
+void nic_wake(sd_sim *sim, uint32_t host);
+void nic_rto(sd_sim *sim, uint32_t qp);
+void nic_activate(sd_sim *sim, uint32_t qp);
+void nic_post_release(sd_sim *sim);
+
+/* cc.c */
+void cc_event(sd_sim *sim, uint32_t qp, uint32_t type, const sd_cc_io *in);
+void cc_timer_fire(sd_sim *sim, uint32_t slot);
+void cc_count_bytes(sd_sim *sim, uint32_t qp, uint32_t payload);
+void cc_resume_timers(sd_sim *sim, uint32_t qp);
+
+/* dcqcn.c: the C twin of congestion/dcqcn.py */
+void dcqcn_event(const sd_dcqcn_params *p, double *st, sd_cc_io *io);
+
+static inline int64_t ser_ps(uint64_t bytes, uint64_t rate_bps)
+{
+    /* bytes*8 bits at rate_bps, in ps, rounded up: ceil(bytes * 8e12 / rate) */
+    unsigned __int128 num = (unsigned __int128)bytes * 8u * 1000000000000ull;
+    return (int64_t)((num + rate_bps - 1) / rate_bps);
+}
+
+static inline int32_t psn_diff(uint32_t a, uint32_t b)
+{
+    /* signed distance a - b in 24-bit modular arithmetic */
+    return ((int32_t)((a - b) << 8)) >> 8;
+}
+
+#endif

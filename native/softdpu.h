@@ -1,0 +1,341 @@
+/* softdpu.h: the one public header of the softdpu data plane.
+ *
+ * Everything Python sees is declared here, and dataplane/build.py feeds this file verbatim to
+ * cffi's cdef(): it must stay free of preprocessor lines, macros and static inline functions.
+ * The C sources include it through native/sim.h, which adds the standard headers and the
+ * internal (not Python-visible) state.
+ *
+ * Units: time is int64 picoseconds, rates are bits per second, sizes are bytes.
+ * Node numbering: hosts are nodes 0 .. num_hosts-1, switches are the nodes after them.
+ * Port numbering: link i owns port 2*i (at its node a) and port 2*i+1 (at its node b).
+ */
+
+/* ---------------------------------------------------------------- return codes */
+enum sd_status {
+    SD_OK = 0,
+    SD_EINVAL = -1,         /* an argument is out of range; sd_last_error() names it */
+    SD_ENOMEM = -2,         /* a pool or table sized at creation is full */
+    SD_ESTATE = -3,         /* call not allowed in the simulator's current state */
+    SD_ECALLBACK = -4       /* a Python congestion-control plug-in raised */
+};
+
+/* Why sd_run_until() returned (values >= 0). */
+enum sd_stop {
+    SD_STOP_TIME = 0,        /* the requested time was reached */
+    SD_STOP_IDLE = 1,        /* no event left: every posted message is done or stuck */
+    SD_STOP_COMPLETIONS = 2  /* the completion ring needs draining by the control plane */
+};
+
+/* Priority classes of an egress queue; lower value is served first. */
+enum sd_prio {
+    SD_PRIO_CTRL = 0,        /* ACK, NAK, CNP */
+    SD_PRIO_DATA = 1,        /* RDMA data */
+    SD_NUM_PRIO = 2
+};
+
+/* Built-in congestion controls (C twins) and the Python plug-in hook. */
+enum sd_cc_kind {
+    SD_CC_NONE = 0,          /* line rate, no reaction */
+    SD_CC_DCQCN = 1,         /* native/dcqcn.c */
+    SD_CC_PYTHON = 2         /* every CC event calls sd_cc_python_event() */
+};
+
+/* How a receiver (DCQCN's notification point) reports CE marks. */
+enum sd_cnp_mode {
+    SD_CNP_INTERVAL = 0,     /* a CNP packet, at most one per QP per cnp_interval_ps (DCQCN paper) */
+    SD_CNP_ACK_ECHO = 1      /* the ACK carries BECN; the sender treats it as a CNP (HPCC repo's Mellanox model) */
+};
+
+/* Congestion-control events (sd_cc_io.event). */
+enum sd_cc_event_type {
+    SD_EV_START = 0,         /* the QP gets its first message: initialise state */
+    SD_EV_ACK = 1,           /* cumulative ACK advanced or echoed ECN */
+    SD_EV_CNP = 2,           /* congestion notification (CNP packet or BECN on an ACK) */
+    SD_EV_NAK = 3,           /* PSN sequence error NAK: go-back-N follows */
+    SD_EV_TIMEOUT = 4,       /* retransmission timeout fired */
+    SD_EV_TIMER = 5,         /* one of the CC's timers fired (timer_id says which) */
+    SD_EV_BYTES = 6,         /* byte_threshold payload bytes were sent since the last reset */
+    SD_NUM_EV = 7
+};
+
+enum { SD_CC_TIMERS = 4, SD_CC_STATE = 8, SD_CC_TRACE = 4 };
+
+/* RoCEv2 BTH opcodes used by the RC transport (IBTA Vol. 1, RC prefix 000). */
+enum sd_opcode {
+    SD_OP_WRITE_FIRST = 6,
+    SD_OP_WRITE_MIDDLE = 7,
+    SD_OP_WRITE_LAST = 8,
+    SD_OP_WRITE_ONLY = 10,
+    SD_OP_ACK = 17,
+    SD_OP_CNP = 129
+};
+
+/* ---------------------------------------------------------------- configuration */
+typedef struct sd_config {
+    uint32_t num_hosts;          /* nodes 0 .. num_hosts-1 */
+    uint32_t num_switches;       /* nodes num_hosts .. num_hosts+num_switches-1 */
+    uint32_t max_links;
+    uint32_t max_qps;            /* initial QP table size (grows when full) */
+    uint32_t max_msgs;           /* initial message table size (grows when full) */
+    uint32_t pkt_pool;           /* packets preallocated; a full pool drops (counted) */
+    uint32_t mtu_payload;        /* payload bytes per data packet */
+    uint32_t ack_interval;       /* receiver ACKs every n-th data packet (and every AckReq) */
+    uint32_t cnp_mode;           /* enum sd_cnp_mode */
+    uint32_t completion_ring;    /* capacity of the completion ring */
+    uint32_t wake_on_completion; /* 1: sd_run_until returns SD_STOP_COMPLETIONS when one is queued */
+    uint32_t trace_capacity;     /* CC decision-trace records kept (0 = off) */
+    uint32_t phy_overhead;       /* preamble+SFD+IFG bytes per frame on the wire (20 for Ethernet) */
+    uint32_t pad0;
+    int64_t cnp_interval_ps;     /* SD_CNP_INTERVAL: minimum gap between CNPs of one QP */
+    int64_t rto_ps;              /* retransmission timeout */
+    uint64_t seed;               /* root of every RNG stream */
+} sd_config;
+
+/* ---------------------------------------------------------------- Python-visible state */
+/* Ports: the egress side of a node's attachment to a link. */
+typedef struct sd_port {
+    int64_t delay_ps;            /* propagation delay of the link */
+    int64_t busy_until;          /* the serializer is busy until this time */
+    int64_t wire_event;          /* time of the pending arrival event for the wire head, -1 none */
+    uint64_t rate_bps;
+    uint64_t tx_bytes;           /* wire bytes transmitted (incl. phy overhead) */
+    uint64_t tx_packets;
+    uint64_t rx_packets;         /* packets that arrived at this port's node through the peer */
+    uint64_t ecn_marked;         /* packets CE-marked at dequeue */
+    uint64_t dropped;            /* packets dropped at enqueue (queue full) */
+    uint64_t dropped_bytes;
+    uint64_t down_drops;         /* packets lost because the link was down */
+    uint64_t q_bytes[2];         /* bytes queued per priority (not counting the one in service) */
+    uint64_t q_peak[2];          /* highest q_bytes seen */
+    uint64_t q_cap[2];           /* byte capacity per priority (drop-tail) */
+    uint64_t kmin[2];            /* ECN: RED Kmin/Kmax bytes per priority */
+    uint64_t kmax[2];
+    double pmax[2];              /* RED Pmax per priority (0 disables marking) */
+    uint64_t rng;                /* per-port RNG stream (ECN marking) */
+    uint32_t q_head[2];          /* packet list per priority (pool index, UINT32_MAX = empty) */
+    uint32_t q_tail[2];
+    uint32_t q_len[2];           /* packets queued per priority */
+    uint32_t wire_head;          /* packets on the wire, in arrival order */
+    uint32_t wire_tail;
+    uint32_t node;               /* owner node */
+    uint32_t peer;               /* port at the other end of the link */
+    uint32_t up;                 /* 1 = link up */
+    uint32_t tx_pending;         /* 1 = an EV_TX_DONE is scheduled at busy_until */
+} sd_port;
+
+/* An RDMA WRITE message posted on a QP. */
+typedef struct sd_msg {
+    int64_t post_ps;             /* when the application posted it */
+    int64_t first_tx_ps;         /* first packet left the NIC, -1 before */
+    int64_t finish_ps;           /* last byte acknowledged at the sender, -1 before */
+    uint64_t bytes;
+    uint64_t start_seq;          /* sequence number (64-bit PSN count) of its first packet */
+    uint32_t npkts;
+    uint32_t qp;
+    uint32_t next;               /* next message on the same QP, UINT32_MAX = none */
+    uint32_t pad0;
+} sd_msg;
+
+/* A reliable-connected queue pair (one end). Per-QP memory budget: see tests/test_layout.py. */
+typedef struct sd_qp {
+    /* congestion control (written by the CC through sd_cc_io) */
+    double rate_bps;             /* pacing rate */
+    double line_rate_bps;        /* rate of the NIC port */
+    uint64_t window_bytes;       /* max unacked payload bytes, 0 = no window */
+    uint64_t byte_threshold;     /* SD_EV_BYTES after this many payload bytes, 0 = off */
+    uint64_t bytes_counted;      /* payload bytes sent since the last SD_EV_BYTES/reset */
+    int64_t timer_at[4];         /* CC timer deadlines, -1 = off */
+    int64_t timer_queued[4];     /* time of the pending event of each timer, -1 = none */
+    double cc_state[8];          /* built-in CC state (DCQCN: rc, rt, alpha, stages, flags) */
+    /* sender */
+    uint64_t snd_una;            /* oldest unacknowledged sequence number (64-bit PSN count) */
+    uint64_t snd_nxt;            /* next sequence number to send */
+    uint64_t snd_end;            /* one past the last sequence number posted */
+    uint64_t snd_max;            /* one past the highest sequence number ever sent */
+    int64_t next_tx_ps;          /* pacing: earliest time of the next data packet */
+    int64_t rto_deadline;        /* -1 = no timer */
+    int64_t rto_queued;
+    uint64_t posted_bytes;
+    uint64_t acked_bytes;        /* payload bytes cumulatively acknowledged */
+    uint64_t sent_bytes;         /* payload bytes sent, retransmissions included */
+    uint64_t sent_packets;
+    uint64_t retx_packets;
+    uint64_t timeouts;
+    uint64_t naks_rx;
+    uint64_t cnps_rx;            /* congestion notifications received (CNP packets or BECN ACKs) */
+    uint64_t cc_events;
+    uint32_t host;               /* local host node */
+    uint32_t port;               /* local NIC port */
+    uint32_t peer_host;
+    uint32_t peer_qp;
+    uint32_t isn;                /* initial PSN (24-bit) */
+    uint32_t cc_kind;            /* enum sd_cc_kind */
+    uint32_t cc_param;           /* index of the parameter block of the built-in CC */
+    uint32_t sport;              /* UDP source port (ECMP entropy) */
+    uint32_t una_msg;            /* oldest incomplete message, UINT32_MAX = none */
+    uint32_t tx_msg;             /* message holding snd_nxt */
+    uint32_t last_msg;           /* tail of the message list */
+    uint32_t active;             /* 1 = in the NIC's scheduling ring */
+    uint32_t ring_next;          /* NIC scheduling ring links */
+    uint32_t ring_prev;
+    uint32_t last_wire;          /* wire bytes of the last data packet (pacing adjustment) */
+    uint32_t cc_evmask;          /* bit e set = the CC wants events of type e */
+    uint32_t cc_started;         /* SD_EV_START delivered */
+    uint32_t pad1;
+    /* receiver */
+    uint32_t epsn;               /* expected PSN (24-bit) */
+    uint32_t msn;                /* messages completed at the receiver (24-bit on the wire) */
+    uint32_t nak_pending;        /* a NAK was sent for the current gap */
+    uint32_t unacked;            /* packets received since the last ACK */
+    uint32_t ce_pending;         /* CE seen since the last ACK / CNP */
+    uint32_t pad0;
+    int64_t last_cnp_ps;         /* last CNP sent for this QP (notification point) */
+    uint64_t rx_bytes;           /* in-order payload bytes received */
+    uint64_t rx_packets;
+    uint64_t rx_dup;             /* duplicates (already received PSNs) */
+    uint64_t rx_ooo;             /* packets beyond a gap (dropped by go-back-N) */
+    uint64_t cnps_tx;
+    uint64_t naks_tx;
+    uint64_t ce_rx;
+} sd_qp;
+
+/* Input/output of one congestion-control event: the built-in C twins and Python plug-ins see
+ * exactly this. Inputs describe the event; outputs are read back after the handler returns. */
+typedef struct sd_cc_io {
+    int64_t now_ps;
+    int64_t rtt_ps;              /* ACK: RTT sample of the acked packet, -1 if none */
+    uint64_t acked_bytes;        /* ACK: payload bytes newly acknowledged */
+    uint64_t inflight_bytes;     /* payload bytes sent and not yet acknowledged */
+    uint32_t qp;
+    uint32_t event;              /* enum sd_cc_event_type */
+    uint32_t timer_id;           /* SD_EV_TIMER: which timer */
+    uint32_t ecn;                /* ACK: 1 if it echoes CE (ECN-echo / BECN) */
+    double line_rate_bps;
+    /* in/out */
+    double rate_bps;             /* pacing rate, clamped by C to (0, line rate] */
+    uint64_t window_bytes;       /* 0 = no window */
+    int64_t timer_at[4];         /* deadline per timer, -1 = off; assign to arm/re-arm/cancel */
+    uint64_t byte_threshold;     /* SD_EV_BYTES period in payload bytes, 0 = off */
+    uint32_t byte_reset;         /* out: 1 = restart the byte count from zero */
+    uint32_t pad0;
+    double trace[4];             /* out: algorithm state recorded in the decision trace */
+} sd_cc_io;
+
+/* One CC decision, recorded after each CC event when the trace is on. */
+typedef struct sd_cc_trace {
+    int64_t t_ps;
+    double rate_bps;
+    uint64_t window_bytes;
+    double v[4];                 /* sd_cc_io.trace as the algorithm left it */
+    uint32_t qp;
+    uint32_t event;
+} sd_cc_trace;
+
+/* DCQCN parameters (native/dcqcn.c; the Python reference is congestion/dcqcn.py). */
+typedef struct sd_dcqcn_params {
+    double g;                    /* alpha EWMA gain */
+    double rai_bps;              /* additive increase step */
+    double rhai_bps;             /* hyper increase step */
+    double rmin_bps;             /* rate floor */
+    double initial_alpha;
+    double rate_on_first_cnp;    /* nvidia flavour: RC = RT = this x RC on the first CNP */
+    int64_t alpha_period_ps;     /* paper K (alpha timer); nvidia: alpha update period */
+    int64_t inc_period_ps;       /* rate-increase timer T */
+    int64_t dec_period_ps;       /* nvidia: rate-decrease check period */
+    uint64_t byte_counter;       /* paper B; 0 = off */
+    uint32_t flavour;            /* 0 = paper (Zhu et al. SIGCOMM'15), 1 = nvidia (HPCC repo *Mlx) */
+    uint32_t fast_recovery;      /* F */
+    uint32_t clamp_target;       /* RT <- RC on every decrease (else only when a stage counter > 0) */
+    uint32_t pad0;
+} sd_dcqcn_params;
+
+/* A message completion, as queued to the completion ring. */
+typedef struct sd_completion {
+    int64_t t_ps;
+    uint32_t msg;
+    uint32_t qp;
+} sd_completion;
+
+/* Totals over the whole fabric. Conservation: data_sent = data_delivered + data_dropped +
+ * data_in_flight, where in flight means in a queue or on a wire. */
+typedef struct sd_counters {
+    uint64_t events;
+    uint64_t data_sent;          /* data packets that left a NIC (retransmissions included) */
+    uint64_t data_delivered;     /* data packets that reached their destination NIC */
+    uint64_t data_dropped;
+    uint64_t ctrl_sent;          /* ACK/NAK/CNP packets generated */
+    uint64_t ctrl_delivered;
+    uint64_t ctrl_dropped;
+    uint64_t pool_exhausted;     /* packets not created because the pool was empty */
+    uint64_t packet_hops;        /* packets that crossed a link */
+    uint64_t ecn_marked;
+    uint64_t cnp_sent;
+    uint64_t nak_sent;
+    uint64_t timeouts;
+    uint64_t retransmitted;
+    uint64_t msgs_completed;
+    uint64_t pkts_in_use;        /* packets currently allocated from the pool */
+    uint64_t pkts_peak;          /* most packets in use at once */
+    uint64_t heap_peak;          /* most pending events at once */
+} sd_counters;
+
+/* ---------------------------------------------------------------- opaque simulator */
+typedef struct sd_sim sd_sim;
+
+/* Create a simulator; returns NULL and sets sd_last_error() on bad config. */
+sd_sim *sd_create(const sd_config *cfg);
+void sd_destroy(sd_sim *sim);
+const char *sd_last_error(sd_sim *sim);   /* sim may be NULL (errors of sd_create) */
+
+/* Fabric. Links are added in order; link i owns ports 2i (at a) and 2i+1 (at b). */
+int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64_t *rate_bps,
+                 const int64_t *delay_ps, uint32_t n);
+int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes,
+                 uint64_t kmin_bytes, uint64_t kmax_bytes, double pmax);
+/* fib[(switch - num_hosts) * num_hosts + dst] = ECMP set; set s = ports[offsets[s] .. offsets[s+1]) */
+int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets, uint32_t num_sets,
+                   const uint32_t *set_ports, uint32_t num_set_ports);
+int sd_set_link_up(sd_sim *sim, uint32_t link, uint32_t up);
+
+/* Congestion-control parameter blocks; returns the block index (>= 0) or an error. */
+int sd_add_dcqcn_params(sd_sim *sim, const sd_dcqcn_params *p);
+/* Python plug-ins: the opaque handle given back to sd_cc_python_event(). */
+void sd_set_userdata(sd_sim *sim, void *userdata);
+
+/* QPs: a connected pair, one QP at each host. Returns the QP index at src (the pair is
+ * (ret, ret+1), the second at dst) or an error. */
+int sd_create_qp_pair(sd_sim *sim, uint32_t src_host, uint32_t dst_host, uint32_t sport,
+                      uint32_t cc_kind, uint32_t cc_param, uint32_t cc_evmask, uint32_t isn);
+/* Post RDMA WRITEs: n messages (qp, bytes, post time). Returns the first message index.
+ * QP and message tables grow when full: views from sd_qps()/sd_msgs() must then be re-fetched. */
+int sd_post_writes(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const int64_t *post_ps,
+                   uint32_t n);
+
+/* Run until time t_ps or an earlier stop (enum sd_stop); < 0 on error. */
+int sd_run_until(sd_sim *sim, int64_t t_ps);
+int64_t sd_now(sd_sim *sim);
+/* Drain up to max completions into out; returns how many. */
+uint32_t sd_drain_completions(sd_sim *sim, sd_completion *out, uint32_t max);
+
+/* Zero-copy views (Python wraps them as numpy arrays). */
+sd_port *sd_ports(sd_sim *sim, uint32_t *count);
+sd_qp *sd_qps(sd_sim *sim, uint32_t *count);
+sd_msg *sd_msgs(sd_sim *sim, uint32_t *count);
+sd_cc_trace *sd_trace(sd_sim *sim, uint32_t *count);
+const sd_counters *sd_get_counters(sd_sim *sim);
+/* Packets currently queued or on a wire (conservation check). */
+uint64_t sd_data_in_flight(sd_sim *sim);
+/* Memory the simulator allocated, and bytes per packet / per QP, for the benchmark. */
+uint64_t sd_memory_bytes(sd_sim *sim);
+uint32_t sd_sizeof_packet(void);
+
+/* Pure helpers, exposed for unit tests. */
+double sd_red_probability(uint64_t qbytes, uint64_t kmin, uint64_t kmax, double pmax);
+int64_t sd_serialization_ps(uint64_t wire_bytes, uint64_t rate_bps);
+int32_t sd_psn_diff(uint32_t a, uint32_t b);
+uint32_t sd_ecmp_hash(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport, uint64_t seed);
+uint32_t sd_wire_bytes(sd_sim *sim, uint32_t opcode, uint32_t payload);
+
+/* The congestion-control hook to Python plug-ins: implemented by dataplane/sim.py through cffi
+ * (extern "Python+C"). Returns 0, or nonzero if the plug-in raised. */
+int sd_cc_python_event(void *userdata, sd_cc_io *io);

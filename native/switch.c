@@ -1,0 +1,31 @@
+/* switch.c: forwarding. The FIB maps a destination host to a set of equal-cost egress ports
+ * (computed by controlplane/routing.py); a packet takes the member chosen by a hash of its
+ * 5-tuple salted with the switch's own seed (ECMP, as in RFC 2992's hash-threshold family),
+ * so every packet of a flow follows one path and different switches decorrelate. */
+#include "sim.h"
+
+static inline uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+uint32_t sd_ecmp_hash(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport, uint64_t seed)
+{
+    uint64_t a = ((uint64_t)src << 32) | dst;
+    uint64_t b = ((uint64_t)sport << 16) | (dport & 0xFFFFu);
+    return (uint32_t)(mix64(a ^ mix64(b ^ seed)) >> 32);
+}
+
+void switch_receive(sd_sim *sim, uint32_t node, uint32_t p)
+{
+    sd_packet *pk = &sim->pkts[p];
+    uint32_t sw = node - sim->cfg.num_hosts;
+    uint32_t set = sim->fib[(size_t)sw * sim->cfg.num_hosts + pk->dst];
+    uint32_t off = sim->set_off[set], n = sim->set_off[set + 1] - off;
+    uint32_t pick = 0;
+    if (n > 1)
+        pick = sd_ecmp_hash(pk->src, pk->dst, pk->sport, SD_ROCE_DPORT, sim->switch_seed[sw]) % n;
+    port_enqueue(sim, sim->set_ports[off + pick], p);
+}
