@@ -271,6 +271,10 @@ class Simulator:
         c = lib.sd_get_counters(self._sim)
         return {name: int(getattr(c, name)) for name in COUNTER_FIELDS}
 
+    @property
+    def msgs_completed(self) -> int:
+        return int(lib.sd_get_counters(self._sim).msgs_completed)
+
     def data_in_flight(self) -> int:
         return int(lib.sd_data_in_flight(self._sim))
 

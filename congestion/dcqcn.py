@@ -1,0 +1,198 @@
+"""DCQCN reaction point: the Python reference implementation (C twin: native/dcqcn.c).
+
+Two flavours, selected by ``flavour``:
+
+``paper``  Zhu et al., "Congestion Control for Large-Scale RDMA Deployments", SIGCOMM'15: the RP
+           decreases on every CNP (RT <- RC, RC <- RC(1 - alpha/2), alpha <- (1-g)alpha + g),
+           alpha decays every K without CNPs, and rate-increase events come from a timer (T) and
+           a byte counter (B): fast recovery while max(stages) < F, additive increase (R_AI)
+           while min(stages) < F, then hyper increase (i x R_HAI). Defaults: the paper's table
+           (shared/reference/transport-cc.md §1.2): g = 1/256, K = T = 55 us, B = 10 MB, F = 5,
+           R_AI = 40 Mb/s; R_HAI = 200 Mb/s and R_min = 100 Mb/s from ns3-rdma. The notification
+           point sends at most one CNP per QP per 50 us (Scenario: cnp_mode="interval").
+``nvidia`` ConnectX-firmware-like, as the HPCC repo models it (rdma-hw.cc ``*Mlx``; reference
+           §1.3): a CNP only sets flags; alpha is updated every 1 us; every 4 us the rate is cut
+           if a CNP arrived (RT <- RC only when clamping or stage > 0); the increase timer
+           (300 us) does fast recovery while stage < F, additive at stage == F, hyper after.
+           The first CNP sets alpha = 1 and starts the timers without cutting the rate. Defaults:
+           the HPCC repo's ``dcqcn`` preset at 100 Gb/s: g = 1/256, F = 1, R_AI = 20 Mb/s,
+           R_HAI = 200 Mb/s, R_min = 1 Gb/s. CNPs ride on per-packet ACKs (cnp_mode="ack_echo").
+
+The handlers below follow native/dcqcn.c line for line: same state, same timer ids, same
+floating-point operations in the same order, so that the differential test can require
+identical decision traces. Not modelled: ns3-rdma's non-paper extras (halved T and B in hyper
+increase, RT/8 when RT > 10 RC).
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from dataplane.sim import CC_DCQCN
+
+from congestion.api import EV_CNP, EV_START, EV_TIMER, CongestionControl
+
+T_ALPHA, T_INC, T_DEC = 0, 1, 2
+FLAVOURS = {"paper": 0, "nvidia": 1}
+
+_PAPER = dict(flavour="paper", g=1 / 256, rai_bps=40e6, rhai_bps=200e6, rmin_bps=100e6, initial_alpha=1.0,
+              rate_on_first_cnp=1.0, alpha_period_ps=55_000_000, inc_period_ps=55_000_000,
+              dec_period_ps=50_000_000, byte_counter=10_000_000, fast_recovery=5, clamp_target=True)
+_NVIDIA = dict(flavour="nvidia", g=1 / 256, rai_bps=20e6, rhai_bps=200e6, rmin_bps=1e9, initial_alpha=1.0,
+               rate_on_first_cnp=1.0, alpha_period_ps=1_000_000, inc_period_ps=300_000_000,
+               dec_period_ps=4_000_000, byte_counter=0, fast_recovery=1, clamp_target=False)
+
+#: switch ECN marking and NP settings that go with each flavour, at 100 Gb/s
+#: (paper: Kmin 5 KB, Kmax 200 KB, Pmax 1 %; HPCC run.py: Kmin 400 KB, Kmax 1600 KB, Pmax 0.2)
+ECN_DEFAULTS = {
+    "paper": dict(kmin_bytes=5_000, kmax_bytes=200_000, pmax=0.01, cnp_mode="interval"),
+    "nvidia": dict(kmin_bytes=400_000, kmax_bytes=1_600_000, pmax=0.2, cnp_mode="ack_echo"),
+}
+
+
+class Dcqcn(CongestionControl):
+    """DCQCN (Python reference). ``flavour`` is "paper" or "nvidia"; other keyword arguments
+    override that flavour's defaults (rates in bit/s, periods in ps, byte_counter in bytes)."""
+
+    name = "dcqcn"
+    events = frozenset({"start", "cnp", "timer", "bytes"})
+    c_kind = CC_DCQCN
+
+    def __init__(self, flavour: str = "nvidia", **params):
+        if flavour not in FLAVOURS:
+            raise ValueError(f"dcqcn flavour must be one of {sorted(FLAVOURS)}, got {flavour!r}")
+        self._flavour_defaults = _PAPER if flavour == "paper" else _NVIDIA
+        super().__init__(flavour=flavour, **params)
+        p = self._params
+        self.flavour = FLAVOURS[flavour]
+        self.g, self.rai, self.rhai, self.rmin = float(p["g"]), float(p["rai_bps"]), float(p["rhai_bps"]), float(p["rmin_bps"])
+        self.initial_alpha, self.first_cnp_factor = float(p["initial_alpha"]), float(p["rate_on_first_cnp"])
+        self.k, self.t, self.dec = int(p["alpha_period_ps"]), int(p["inc_period_ps"]), int(p["dec_period_ps"])
+        self.b, self.f, self.clamp = int(p["byte_counter"]), int(p["fast_recovery"]), bool(p["clamp_target"])
+        if not 0 < self.g <= 1:
+            raise ValueError(f"dcqcn g must be in (0, 1], got {self.g}")
+        if min(self.k, self.t) <= 0 or (self.flavour == 1 and self.dec <= 0):
+            raise ValueError("dcqcn timer periods (alpha_period_ps, inc_period_ps, dec_period_ps) must be > 0")
+
+    def defaults(self):  # instance method: the defaults depend on the flavour
+        return dict(getattr(self, "_flavour_defaults", _NVIDIA))
+
+    def c_params(self):
+        p = self._params
+        return dict(g=float(p["g"]), rai_bps=float(p["rai_bps"]), rhai_bps=float(p["rhai_bps"]),
+                    rmin_bps=float(p["rmin_bps"]), initial_alpha=float(p["initial_alpha"]),
+                    rate_on_first_cnp=float(p["rate_on_first_cnp"]), alpha_period_ps=int(p["alpha_period_ps"]),
+                    inc_period_ps=int(p["inc_period_ps"]), dec_period_ps=int(p["dec_period_ps"]),
+                    byte_counter=int(p["byte_counter"]), flavour=self.flavour,
+                    fast_recovery=int(p["fast_recovery"]), clamp_target=int(bool(p["clamp_target"])))
+
+    def new_flow(self, qp):
+        return SimpleNamespace(rc=0.0, rt=0.0, alpha=0.0, t_stage=0.0, bc_stage=0.0, started=0.0,
+                               alpha_cnp=0.0, dec_cnp=0.0)
+
+    # one entry point for all events, as in the C twin
+    def _event(self, s, ev):
+        kind = ev.event
+        if kind == EV_START:
+            s.rc = ev.line_rate_bps
+            s.rt = ev.line_rate_bps
+            s.alpha = self.initial_alpha
+            s.t_stage = s.bc_stage = s.started = s.alpha_cnp = s.dec_cnp = 0.0
+        elif self.flavour == 0:
+            self._paper(s, ev)
+        else:
+            self._nvidia(s, ev)
+        ev.rate_bps = s.rc
+        ev.trace[0] = s.rt
+        ev.trace[1] = s.alpha
+        ev.trace[2] = s.t_stage
+        ev.trace[3] = s.bc_stage
+
+    on_start = on_cnp = on_timer = on_bytes = _event
+
+    def _paper_increase(self, s, line):
+        mx = s.t_stage if s.t_stage > s.bc_stage else s.bc_stage
+        mn = s.t_stage if s.t_stage < s.bc_stage else s.bc_stage
+        f = float(self.f)
+        if mx < f:
+            pass                                        # fast recovery: RT unchanged
+        elif mn >= f:
+            s.rt += (mn - f + 1.0) * self.rhai          # hyper increase, step x i
+        else:
+            s.rt += self.rai                            # additive increase
+        if s.rt > line:
+            s.rt = line
+        s.rc = (s.rt + s.rc) / 2.0
+        if s.rc > line:
+            s.rc = line
+
+    def _paper(self, s, ev):
+        line = ev.line_rate_bps
+        if ev.event == EV_CNP:
+            s.started = 1.0
+            if self.clamp or s.t_stage != 0.0 or s.bc_stage != 0.0:
+                s.rt = s.rc
+            s.rc = s.rc * (1.0 - s.alpha / 2.0)
+            if s.rc < self.rmin:
+                s.rc = self.rmin
+            s.alpha = (1.0 - self.g) * s.alpha + self.g
+            s.t_stage = 0.0
+            s.bc_stage = 0.0
+            ev.timer_at[T_INC] = ev.now_ps + self.t
+            ev.timer_at[T_ALPHA] = ev.now_ps + self.k
+            ev.byte_threshold = self.b
+            ev.byte_reset = 1
+        elif ev.event == EV_TIMER:
+            if ev.timer_id == T_ALPHA:
+                s.alpha = (1.0 - self.g) * s.alpha
+                ev.timer_at[T_ALPHA] = ev.now_ps + self.k
+            elif ev.timer_id == T_INC:
+                s.t_stage += 1.0
+                self._paper_increase(s, line)
+                ev.timer_at[T_INC] = ev.now_ps + self.t
+        else:                                           # EV_BYTES
+            s.bc_stage += 1.0
+            self._paper_increase(s, line)
+
+    def _nvidia(self, s, ev):
+        line = ev.line_rate_bps
+        if ev.event == EV_CNP:
+            s.alpha_cnp = 1.0
+            s.dec_cnp = 1.0
+            if s.started == 0.0:
+                s.started = 1.0
+                s.alpha = self.initial_alpha
+                s.alpha_cnp = 0.0
+                ev.timer_at[T_ALPHA] = ev.now_ps + self.k
+                ev.timer_at[T_DEC] = ev.now_ps + self.dec + 1000   # +1 ns: after an alpha update
+                s.rc = self.first_cnp_factor * s.rc
+                s.rt = s.rc
+        elif ev.event == EV_TIMER:
+            if ev.timer_id == T_ALPHA:
+                if s.alpha_cnp != 0.0:
+                    s.alpha = (1.0 - self.g) * s.alpha + self.g
+                else:
+                    s.alpha = (1.0 - self.g) * s.alpha
+                s.alpha_cnp = 0.0
+                ev.timer_at[T_ALPHA] = ev.now_ps + self.k
+            elif ev.timer_id == T_DEC:
+                ev.timer_at[T_DEC] = ev.now_ps + self.dec
+                if s.dec_cnp != 0.0:
+                    if self.clamp or s.t_stage != 0.0:
+                        s.rt = s.rc
+                    s.rc = s.rc * (1.0 - s.alpha / 2.0)
+                    if s.rc < self.rmin:
+                        s.rc = self.rmin
+                    s.t_stage = 0.0
+                    s.dec_cnp = 0.0
+                    ev.timer_at[T_INC] = ev.now_ps + self.t
+            elif ev.timer_id == T_INC:
+                ev.timer_at[T_INC] = ev.now_ps + self.t
+                f = float(self.f)
+                if s.t_stage == f:
+                    s.rt += self.rai                     # additive increase
+                elif s.t_stage > f:
+                    s.rt += self.rhai                    # hyper increase (no x i)
+                if s.rt > line:
+                    s.rt = line
+                s.rc = (s.rt + s.rc) / 2.0               # fast recovery when stage < F
+                s.t_stage += 1.0

@@ -1,0 +1,16 @@
+"""`none`: no congestion control. Every QP sends at its NIC's line rate; losses are repaired by
+go-back-N only. The baseline every algorithm is compared with."""
+from __future__ import annotations
+
+from dataplane.sim import CC_NONE
+
+from congestion.api import CongestionControl
+
+
+class NoCC(CongestionControl):
+    name = "none"
+    events = frozenset()
+    c_kind = CC_NONE
+
+    def c_params(self):
+        return {}

@@ -1,0 +1,77 @@
+"""What every experiment script shares: running a set of named scenario variants into one
+results folder, plotting them, printing a summary table, and a small command line."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from controlplane.scenario import Scenario
+
+
+def parse_value(text: str):
+    """--set values: JSON if it parses (numbers, lists, true/false/null), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_sets(items: list[str]) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        k, _, v = item.partition("=")
+        out[k.strip()] = parse_value(v.strip())
+    return out
+
+
+def split_params(sets: dict, params: dict) -> tuple[dict, dict]:
+    """Experiment parameters (keys of ``params``) vs Scenario overrides (everything else)."""
+    exp = {k: v for k, v in sets.items() if k in params}
+    return exp, {k: v for k, v in sets.items() if k not in params}
+
+
+def run_variants(out_dir: Path, variants: dict[str, Scenario], overrides: dict, plots: bool = True,
+                 compare_name: str = "compare.png", title: str | None = None) -> dict:
+    """Run each variant into ``out_dir/<name>``, plot each and a comparison, print a table."""
+    from controlplane.results import format_summary, load_run, summary
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summaries = {}
+    for name, sc in variants.items():
+        sc = sc.with_overrides(overrides)
+        run_dir = out_dir / name
+        result = sc.run(run_dir)
+        s = summary(load_run(run_dir))
+        s["wall_s"] = round(result.wall_s, 3)
+        summaries[name] = s
+        print(format_summary(s))
+        print(f"  ({result.counters['events']:,} events in {result.wall_s:.2f} s wall)\n")
+        if plots:
+            from controlplane.plots import plot_run
+            plot_run(run_dir)
+    if plots and variants:
+        from controlplane.plots import plot_compare
+        png = plot_compare([out_dir / n for n in variants], out_dir / compare_name, title=title)
+        print(f"plots: {out_dir}/<variant>/plots/*.png and {png}")
+    return summaries
+
+
+def experiment_main(module: str, run, params: dict, default_out: str, argv=None) -> int:
+    """``python -m experiments.<name>``: the same options as ``softdpu run <name>``."""
+    ap = argparse.ArgumentParser(prog=f"python -m {module}")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", default=default_out)
+    ap.add_argument("--cc", default=None, help="a cc name or path/to/file.py:ClassName")
+    ap.add_argument("--no-plots", action="store_true")
+    a = ap.parse_args(argv)
+    exp, over = split_params(parse_sets(a.set), params)
+    if a.cc:
+        exp["ccs"] = [a.cc]
+    run(a.out, exp, over, seed=a.seed, plots=not a.no_plots)
+    return 0
+
+
+__all__ = ["parse_sets", "split_params", "run_variants", "experiment_main"]

@@ -1,0 +1,427 @@
+"""A Scenario: fabric + DPUs + QPs (a CC per QP) + workload + seed + sampling, and its run.
+
+``Scenario(...).run(out_dir)`` builds the data plane through a handful of batch calls, runs it
+in control ticks (one per sample interval), and writes the results folder of DESIGN.md §8:
+
+  config.json      the fully resolved scenario (``Scenario.from_dict`` re-runs it)
+  flows.csv        one row per message: size, start, finish, FCT, ideal FCT, slowdown
+  timeseries.npz   per-QP rate/goodput/window and per-port queue/ECN/drops/tx, sampled in sim time
+  counters.json    data-plane totals, per-QP sums and the conservation check
+  trace.npz        the CC decision trace, when ``trace`` > 0
+
+Everything in the folder is a function of the scenario and its seed: two runs write identical
+bytes (wall-clock numbers are printed, never stored).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from congestion import registry
+from congestion.dcqcn import ECN_DEFAULTS, Dcqcn
+from controlplane import routing, topology, workload
+from controlplane.units import Gbps, MB, ms, us
+from dataplane.sim import CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_IDLE, Simulator
+
+RESULT_FILES = ("config.json", "flows.csv", "timeseries.npz", "counters.json")
+QP_SPORT_BASE = 49152          # RoCEv2 source ports are drawn from the dynamic range 49152-65535
+
+
+@dataclass
+class Scenario:
+    """Everything that defines a run. Units: bytes, bit/s, picoseconds."""
+
+    name: str = "scenario"
+    topology: dict = field(default_factory=lambda: {"topology": "single_switch", "num_hosts": 17,
+                                                    "rate_bps": Gbps(100), "delay_ps": us(1)})
+    workload: dict = field(default_factory=lambda: {"kind": "incast", "senders": 16, "size_bytes": MB(4)})
+    cc: str = "dcqcn"                   # registered name or "path/to/file.py:ClassName"
+    cc_params: dict = field(default_factory=dict)
+    cc_impl: str = "c"                  # "c": the C twin; "python": the reference through the plug-in path
+    mtu_payload: int = 4096             # payload bytes per packet
+    ack_interval: int = 1               # receiver ACKs every n-th packet (and the last of a message)
+    buffer_bytes: int = 4_000_000       # drop-tail capacity of each switch egress data queue
+    ecn: dict | None = None             # {"kmin_bytes", "kmax_bytes", "pmax"}; None = the CC's default
+    cnp_mode: str | None = None         # "interval" or "ack_echo"; None = the CC's default
+    cnp_interval_ps: int = us(50)       # NP: at most one CNP per QP per interval (DCQCN paper N)
+    rto_ps: int = ms(1)
+    seed: int = 1
+    sample_interval_ps: int = us(10)    # 0 = no time series
+    duration_ps: int | None = None      # None = until every message completes (capped at max_duration_ps)
+    max_duration_ps: int = ms(1000)
+    monitor_ports: Any = "switch"       # "switch", "all", "none" or a list of port ids
+    trace: int = 0                      # CC decision-trace capacity (records); 0 = off
+    pkt_pool: int | None = None         # packets preallocated; None = sized from the workload
+    isn: int = 0                        # initial PSN of every QP (24-bit)
+
+    # ------------------------------------------------------------------ config
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Scenario:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known - {"resolved"}
+        if unknown:
+            raise ValueError(f"unknown scenario field(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Scenario:
+        """Apply ``{"a.b": value}`` overrides (the CLI's --set key=value)."""
+        d = self.to_dict()
+        for key, value in overrides.items():
+            parts = key.split(".")
+            if parts[0] not in d:
+                raise ValueError(f"--set {key}: unknown scenario field {parts[0]!r}; known: {sorted(d)}")
+            node = d
+            for p in parts[:-1]:
+                if node.get(p) is None:
+                    node[p] = {}
+                if not isinstance(node[p], dict):
+                    raise ValueError(f"--set {key}: {p!r} is not a section")
+                node = node[p]
+            node[parts[-1]] = value
+        return Scenario.from_dict(d)
+
+    def make_cc(self):
+        cc = registry.create(self.cc, **self.cc_params)
+        if self.cc_impl not in ("c", "python"):
+            raise ValueError(f"cc_impl must be 'c' or 'python', got {self.cc_impl!r}")
+        return cc
+
+    # ------------------------------------------------------------------ build
+    def build(self) -> Network:
+        return Network(self)
+
+    def run(self, out_dir: str | Path | None = None, progress: bool | None = None, quiet: bool = True) -> Result:
+        net = self.build()
+        result = net.run(progress=progress)
+        if out_dir is not None:
+            result.write(out_dir)
+        if not quiet:
+            print(f"{self.name}: {result.wall_s:.2f} s wall, {result.counters['events']:,} events, "
+                  f"sim time {result.sim_ps / 1e6:.1f} us", file=sys.stderr)
+        return result
+
+
+class Network:
+    """A built scenario: the data plane plus the Python objects that describe it."""
+
+    def __init__(self, sc: Scenario):
+        self.scenario = sc
+        self.rng = np.random.default_rng(sc.seed)
+        self.fabric = topology.build(**sc.topology)
+        self.routes = routing.compute_routes(self.fabric)
+        self.flows = workload.build(self.fabric, sc.workload, np.random.default_rng([sc.seed, 1]))
+        self.cc = sc.make_cc()
+        self.resolved = self._resolve()
+        self.sim = self._make_sim()
+        self._install_fabric()
+        self._install_flows()
+
+    # -------------------------------------------------------------- resolution of defaults
+    def _resolve(self) -> dict:
+        sc = self.scenario
+        flavour = self.cc.params().get("flavour") if isinstance(self.cc, Dcqcn) else None
+        ecn = sc.ecn
+        if ecn is None and flavour is not None:
+            d = ECN_DEFAULTS[flavour]
+            ecn = {"kmin_bytes": d["kmin_bytes"], "kmax_bytes": d["kmax_bytes"], "pmax": d["pmax"],
+                   "scale_with_rate": True}
+        cnp_mode = sc.cnp_mode or (ECN_DEFAULTS[flavour]["cnp_mode"] if flavour else "interval")
+        if ecn is not None:
+            for k in ("kmin_bytes", "kmax_bytes", "pmax"):
+                if k not in ecn:
+                    raise ValueError(f"ecn.{k} is missing (ecn needs kmin_bytes, kmax_bytes, pmax)")
+        pool = sc.pkt_pool or min(1 << 21, 65536 + 64 * len(self.flows))
+        return {"ecn": ecn, "cnp_mode": cnp_mode, "pkt_pool": pool, "cc_params": self.cc.params()}
+
+    def _make_sim(self) -> Simulator:
+        sc, fab = self.scenario, self.fabric
+        return Simulator(num_hosts=fab.num_hosts, num_switches=fab.num_switches, max_links=len(fab.links),
+                         max_qps=2 * len(self.flows) + 2, max_msgs=len(self.flows) + 1,
+                         pkt_pool=self.resolved["pkt_pool"], mtu_payload=sc.mtu_payload,
+                         ack_interval=sc.ack_interval, cnp_mode=self.resolved["cnp_mode"],
+                         cnp_interval_ps=sc.cnp_interval_ps, rto_ps=sc.rto_ps, seed=sc.seed,
+                         trace_capacity=sc.trace)
+
+    def _install_fabric(self) -> None:
+        sc, fab, sim = self.scenario, self.fabric, self.sim
+        links = fab.links
+        sim.add_links([l.a for l in links], [l.b for l in links], [l.rate_bps for l in links],
+                      [l.delay_ps for l in links])
+        ecn = self.resolved["ecn"]
+        for port in range(fab.num_ports):
+            if fab.is_host(fab.port_owner(port)):
+                continue                 # NIC ports hold at most one data packet: no AQM
+            rate = links[port // 2].rate_bps
+            if ecn is None:
+                sim.set_queue(port, PRIO_DATA, sc.buffer_bytes)
+            else:
+                scale = rate / Gbps(100) if ecn.get("scale_with_rate") else 1.0
+                sim.set_queue(port, PRIO_DATA, sc.buffer_bytes, int(ecn["kmin_bytes"] * scale),
+                              int(ecn["kmax_bytes"] * scale), float(ecn["pmax"]))
+            sim.set_queue(port, PRIO_CTRL, sc.buffer_bytes)
+        sim.install_fib(self.routes.fib, self.routes.set_offsets, self.routes.set_ports)
+
+    def _install_flows(self) -> None:
+        sc, sim, cc = self.scenario, self.sim, self.cc
+        python = sc.cc_impl == "python" or cc.c_kind is None
+        if cc.c_kind == CC_NONE:
+            kind, param = CC_NONE, 0
+        elif python:
+            kind, param = CC_PYTHON, 0
+        else:
+            kind, param = cc.c_kind, sim.add_dcqcn_params(cc.c_params())
+        self.cc_kind = kind
+        mask = cc.event_mask()
+        sports = self.rng.integers(QP_SPORT_BASE, 65536, size=len(self.flows))
+        self.qps = np.zeros(len(self.flows), dtype=np.int64)
+        for i, f in enumerate(self.flows):
+            qp = sim.create_qp_pair(f.src, f.dst, int(sports[i]), kind, param, mask, sc.isn)
+            self.qps[i] = qp
+            if kind == CC_PYTHON:
+                sim.set_python_cc(qp, cc.handler_for(qp))
+                sim.set_python_cc(qp + 1, cc.handler_for(qp + 1))
+        if self.flows:
+            sim.post_writes(self.qps, [f.size_bytes for f in self.flows], [f.start_ps for f in self.flows])
+
+    # -------------------------------------------------------------- derived facts
+    def monitored_ports(self) -> np.ndarray:
+        spec, fab = self.scenario.monitor_ports, self.fabric
+        if spec == "none":
+            return np.zeros(0, dtype=np.int64)
+        if spec == "all":
+            return np.arange(fab.num_ports)
+        if spec == "switch":
+            return np.array([p for p in range(fab.num_ports) if fab.is_switch(fab.port_owner(p))], dtype=np.int64)
+        ports = np.asarray(spec, dtype=np.int64)
+        if ports.size and (ports.min() < 0 or ports.max() >= fab.num_ports):
+            raise ValueError(f"monitor_ports: port ids must be in [0, {fab.num_ports})")
+        return ports
+
+    def bottleneck_port(self) -> int | None:
+        """For an incast: the switch port facing the receiver."""
+        if self.scenario.workload.get("kind") != "incast" or not self.flows:
+            return None
+        return int(self.routes.host_port[self.flows[0].dst]) ^ 1     # the other end of its link
+
+    def ideal_fct_ps(self, f: workload.Flow) -> int:
+        """Standalone FCT on an idle fabric (HPCC repo third.cc::qp_finish, with exact header
+        bytes): all wire bytes through the bottleneck, plus the last packet's store-and-forward
+        on the other hops, plus the ACK's serialization on every hop, plus two propagation delays
+        per hop."""
+        links = routing.path_links(self.fabric, self.routes, f.src, f.dst)
+        mtu, sim = self.scenario.mtu_payload, self.sim
+        npkts = -(-f.size_bytes // mtu)
+        last = f.size_bytes - (npkts - 1) * mtu
+        if npkts == 1:
+            wire = sim.wire_bytes(OPCODES["write_only"], last)
+            last_wire = wire
+        else:
+            last_wire = sim.wire_bytes(OPCODES["write_last"], last)
+            wire = (sim.wire_bytes(OPCODES["write_first"], mtu) + (npkts - 2) * sim.wire_bytes(OPCODES["write_middle"], mtu)
+                    + last_wire)
+        ack = sim.wire_bytes(OPCODES["ack"], 0)
+        rmin = min(l.rate_bps for l in links)
+        t = wire * 8e12 / rmin
+        t += sum(last_wire * 8e12 / l.rate_bps for l in links) - last_wire * 8e12 / rmin
+        t += sum(ack * 8e12 / l.rate_bps for l in links)
+        t += 2 * sum(l.delay_ps for l in links)
+        return int(round(t))
+
+    # -------------------------------------------------------------- run
+    def run(self, progress: bool | None = None) -> Result:
+        sc, sim = self.scenario, self.sim
+        ports = self.monitored_ports()
+        sender_qps = self.qps
+        interval = sc.sample_interval_ps
+        end = sc.duration_ps if sc.duration_ps is not None else sc.max_duration_ps
+        if interval < 0 or end <= 0:
+            raise ValueError("sample_interval_ps must be >= 0 and the duration > 0")
+        total = len(self.flows)
+        samples: dict[str, list] = {k: [] for k in ("t", "rate", "acked", "win", "q", "ecn", "drop", "tx")}
+
+        def sample():
+            q, p = sim.qps[sender_qps], sim.ports[ports]
+            samples["t"].append(sim.now)
+            samples["rate"].append(q["rate_bps"].copy())
+            samples["acked"].append(q["acked_bytes"].astype(np.int64))
+            samples["win"].append(q["window_bytes"].astype(np.float64))
+            samples["q"].append((p["q_bytes"][:, 0] + p["q_bytes"][:, 1]).astype(np.int64))
+            samples["ecn"].append(p["ecn_marked"].astype(np.int64))
+            samples["drop"].append((p["dropped"] + p["down_drops"]).astype(np.int64))
+            samples["tx"].append(p["tx_bytes"].astype(np.int64))
+
+        bar = _Progress(end if sc.duration_ps is not None else None, progress)
+        wall0 = time.perf_counter()
+        next_sample = interval
+        while True:
+            target = min(next_sample, end) if interval else end
+            stop = sim.run_until(target)
+            if interval and sim.now >= next_sample:
+                sample()
+                next_sample += interval
+            bar.update(sim.now)
+            done = sim.msgs_completed >= total
+            if done or stop == STOP_IDLE or sim.now >= end:
+                break
+        bar.close()
+        wall = time.perf_counter() - wall0
+        if interval and (not samples["t"] or samples["t"][-1] != sim.now):
+            sample()
+        return Result(self, samples, ports, wall)
+
+
+class _Progress:
+    """tqdm bar over simulated time, shown only on a terminal and only once a run has taken
+    more than two seconds."""
+
+    def __init__(self, end_ps: int | None, enabled: bool | None):
+        self.end, self.bar, self.t0 = end_ps, None, time.perf_counter()
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+
+    def update(self, now_ps: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if time.perf_counter() - self.t0 < 2.0:
+                return
+            from tqdm import tqdm
+            total = self.end / 1e6 if self.end else None
+            self.bar = tqdm(total=total, unit="us(sim)", dynamic_ncols=True, leave=False,
+                            bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} sim-us [{elapsed}<{remaining}]"
+                            if total else "{n:.0f} sim-us [{elapsed}]")
+        self.bar.n = now_ps / 1e6
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Result:
+    """What a run produced, in memory; :meth:`write` makes the results folder."""
+
+    def __init__(self, net: Network, samples: dict, ports: np.ndarray, wall_s: float):
+        sim, sc = net.sim, net.scenario
+        self.network, self.wall_s, self.sim_ps = net, wall_s, sim.now
+        msgs = sim.msgs
+        n = len(net.flows)
+        self.flows = {
+            "flow_id": np.arange(n), "qp": net.qps,
+            "src": np.array([f.src for f in net.flows], dtype=np.int64),
+            "dst": np.array([f.dst for f in net.flows], dtype=np.int64),
+            "size_bytes": msgs["bytes"][:n].astype(np.int64), "start_ps": msgs["post_ps"][:n].astype(np.int64),
+            "finish_ps": msgs["finish_ps"][:n].astype(np.int64),
+        }
+        fin = self.flows["finish_ps"]
+        self.flows["fct_ps"] = np.where(fin >= 0, fin - self.flows["start_ps"], -1)
+        self.flows["ideal_fct_ps"] = np.array([net.ideal_fct_ps(f) for f in net.flows], dtype=np.int64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.flows["slowdown"] = np.where(fin >= 0, self.flows["fct_ps"] / self.flows["ideal_fct_ps"], np.nan)
+
+        self.timeseries = self._timeseries(net, samples, ports)
+        c = sim.counters()
+        qp = sim.qps
+        in_flight = sim.data_in_flight()
+        c.update({
+            "dropped": c["data_dropped"] + c["ctrl_dropped"],
+            "data_in_flight": in_flight,
+            "conservation_ok": int(c["data_sent"] == c["data_delivered"] + c["data_dropped"] + in_flight),
+            "msgs_total": n,
+            "bytes_posted": int(qp["posted_bytes"].sum()), "bytes_acked": int(qp["acked_bytes"].sum()),
+            "cnps_rx": int(qp["cnps_rx"].sum()), "naks_rx": int(qp["naks_rx"].sum()),
+            "cc_events": int(qp["cc_events"].sum()), "sim_time_ps": int(sim.now),
+        })
+        self.counters = c
+        self.trace = sim.trace.copy() if sc.trace else None
+        self.config = {**sc.to_dict(), "resolved": {
+            **net.resolved, "fabric": net.fabric.params, "num_hosts": net.fabric.num_hosts,
+            "num_switches": net.fabric.num_switches, "num_links": len(net.fabric.links),
+            "num_flows": n}}
+        bp = net.bottleneck_port()
+        self.config["bottleneck_port"] = bp
+        self.config["bottleneck_rate_bps"] = net.fabric.links[bp // 2].rate_bps if bp is not None else None
+
+    @staticmethod
+    def _timeseries(net: Network, s: dict, ports: np.ndarray) -> dict[str, np.ndarray]:
+        fab, nq, npt = net.fabric, len(net.qps), len(ports)
+        t = np.array(s["t"], dtype=np.int64)
+        shape_q, shape_p = (len(t), nq), (len(t), npt)
+
+        def stack(key, shape, dtype):
+            return np.array(s[key], dtype=dtype).reshape(shape)
+
+        acked = stack("acked", shape_q, np.int64)
+        dt = np.diff(np.concatenate([[0], t])).astype(np.float64)
+        dt[dt <= 0] = np.nan
+        goodput = np.nan_to_num(np.diff(np.vstack([np.zeros((1, nq), np.int64), acked]), axis=0) * 8e12 / dt[:, None])
+        return {
+            "t_ps": t,
+            "qp_ids": net.qps.astype(np.int64),
+            "qp_labels": np.array([f"{fab.node_names[f.src]}->{fab.node_names[f.dst]}" for f in net.flows], dtype=str),
+            "qp_rate_bps": stack("rate", shape_q, np.float64),
+            "qp_goodput_bps": goodput,
+            "qp_window_bytes": stack("win", shape_q, np.float64),
+            "port_ids": ports.astype(np.int64),
+            "port_names": np.array([fab.port_name(int(p)) for p in ports], dtype=str),
+            "port_queue_bytes": stack("q", shape_p, np.int64),
+            "port_ecn_marks": stack("ecn", shape_p, np.int64),
+            "port_drops": stack("drop", shape_p, np.int64),
+            "port_tx_bytes": stack("tx", shape_p, np.int64),
+        }
+
+    def write(self, out_dir: str | Path) -> Path:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(self.config, indent=2, sort_keys=True, default=_json) + "\n")
+        (out / "counters.json").write_text(json.dumps(self.counters, indent=2, sort_keys=True) + "\n")
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        cols = ["flow_id", "qp", "src", "dst", "size_bytes", "start_ps", "finish_ps", "fct_ps", "ideal_fct_ps", "slowdown"]
+        w.writerow(cols)
+        for i in range(len(self.flows["flow_id"])):
+            row = [int(self.flows[c][i]) for c in cols[:-1]]
+            sd = self.flows["slowdown"][i]
+            w.writerow(row + ["" if np.isnan(sd) else f"{sd:.6f}"])
+        (out / "flows.csv").write_text(buf.getvalue())
+        _save_npz(out / "timeseries.npz", self.timeseries)
+        if self.trace is not None:
+            _save_npz(out / "trace.npz", {name: self.trace[name] for name in self.trace.dtype.names})
+        return out
+
+    def summary(self, out_dir: str | Path) -> dict:
+        from controlplane.results import load_run, summary
+        return summary(load_run(out_dir))
+
+
+def _json(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez with fixed zip timestamps, so equal arrays give byte-identical files."""
+    import zipfile
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, arr in arrays.items():
+            b = io.BytesIO()
+            np.lib.format.write_array(b, np.asanyarray(arr), allow_pickle=False)
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, b.getvalue())
+
+
+__all__ = ["Scenario", "Network", "Result", "RESULT_FILES"]

@@ -1,0 +1,94 @@
+"""Workloads: which RDMA WRITE messages are posted, between which hosts, when.
+
+A workload is a list of :class:`Flow` (one QP pair and one message each). Generators are
+deterministic functions of their arguments and a numpy ``Generator``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from controlplane.topology import Fabric
+
+
+@dataclass(frozen=True)
+class Flow:
+    src: int            # sending host
+    dst: int            # receiving host
+    size_bytes: int     # RDMA WRITE length
+    start_ps: int       # when the application posts it
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_host(fabric: Fabric, name: str, h: int) -> int:
+    if not isinstance(h, (int, np.integer)) or not 0 <= h < fabric.num_hosts:
+        raise ValueError(f"{name} must be a host id in [0, {fabric.num_hosts}), got {h!r}")
+    return int(h)
+
+
+def _check_size(size_bytes: int) -> int:
+    if not isinstance(size_bytes, (int, np.integer)) or size_bytes <= 0:
+        raise ValueError(f"size_bytes must be a positive integer, got {size_bytes!r}")
+    return int(size_bytes)
+
+
+def incast(fabric: Fabric, senders: int, size_bytes: int, receiver: int = 0, start_ps: int = 0,
+           jitter_ps: int = 0, rng: np.random.Generator | None = None) -> list[Flow]:
+    """N:1 incast: hosts other than ``receiver`` (the first ``senders`` of them) each WRITE
+    ``size_bytes`` to ``receiver`` at ``start_ps`` (+ uniform jitter in [0, jitter_ps))."""
+    receiver = _check_host(fabric, "receiver", receiver)
+    size_bytes = _check_size(size_bytes)
+    if not isinstance(senders, (int, np.integer)) or not 1 <= senders < fabric.num_hosts:
+        raise ValueError(f"senders must be in [1, {fabric.num_hosts - 1}], got {senders!r}")
+    if jitter_ps < 0 or start_ps < 0:
+        raise ValueError("start_ps and jitter_ps must be >= 0")
+    hosts = [h for h in range(fabric.num_hosts) if h != receiver][:senders]
+    if jitter_ps and rng is None:
+        raise ValueError("incast with jitter_ps needs an rng")
+    starts = [start_ps + (int(rng.integers(jitter_ps)) if jitter_ps else 0) for _ in hosts]
+    return [Flow(h, receiver, size_bytes, t) for h, t in zip(hosts, starts)]
+
+
+def permutation(fabric: Fabric, size_bytes: int, rng: np.random.Generator, start_ps: int = 0) -> list[Flow]:
+    """Random permutation: every host sends ``size_bytes`` to a distinct host, never itself
+    (a uniformly random derangement, by rejection)."""
+    size_bytes = _check_size(size_bytes)
+    n = fabric.num_hosts
+    if n < 2:
+        raise ValueError("permutation needs at least 2 hosts")
+    while True:
+        perm = rng.permutation(n)
+        if not np.any(perm == np.arange(n)):
+            break
+    return [Flow(i, int(perm[i]), size_bytes, start_ps) for i in range(n)]
+
+
+def from_list(fabric: Fabric, flows: list[dict]) -> list[Flow]:
+    """Explicit flows: ``[{"src": 1, "dst": 0, "size_bytes": 1_000_000, "start_ps": 0}, ...]``."""
+    out = []
+    for i, f in enumerate(flows):
+        src = _check_host(fabric, f"flows[{i}].src", f["src"])
+        dst = _check_host(fabric, f"flows[{i}].dst", f["dst"])
+        if src == dst:
+            raise ValueError(f"flows[{i}]: src and dst are both host {src}")
+        start = f.get("start_ps", 0)
+        if not isinstance(start, (int, np.integer)) or start < 0:
+            raise ValueError(f"flows[{i}].start_ps must be a non-negative integer, got {start!r}")
+        out.append(Flow(src, dst, _check_size(f["size_bytes"]), int(start)))
+    return out
+
+
+def build(fabric: Fabric, spec: dict, rng: np.random.Generator) -> list[Flow]:
+    """Dispatch on ``spec["kind"]``: "incast", "permutation" or "flows"."""
+    spec = dict(spec)
+    kind = spec.pop("kind", None)
+    if kind == "incast":
+        return incast(fabric, rng=rng, **spec)
+    if kind == "permutation":
+        return permutation(fabric, rng=rng, **spec)
+    if kind == "flows":
+        return from_list(fabric, spec.get("flows", []))
+    raise ValueError(f"workload kind must be 'incast', 'permutation' or 'flows', got {kind!r}")

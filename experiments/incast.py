@@ -1,0 +1,44 @@
+"""Incast: N senders WRITE to one receiver through one switch. How fast and how fairly do they
+share the bottleneck, and what does the queue do, with DCQCN and without congestion control?
+
+Default: 16:1 on a single 100 Gb/s switch, 1 us links, 16 MB per sender, DCQCN (NVIDIA-firmware
+flavour, its ECN defaults) vs `none`. Writes results/incast/<cc>/ per algorithm (config, flows,
+time series, counters, plots) and results/incast/incast.png comparing them.
+
+    softdpu run incast
+    softdpu run incast --set senders=8 --set cc_params.flavour=paper
+    python -m experiments.incast --out /tmp/incast
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from controlplane.experiment import experiment_main, run_variants
+from controlplane.scenario import Scenario
+from controlplane.units import Gbps, MB, us
+
+#: experiment parameters (--set name=value); any other --set key is a Scenario field
+PARAMS = dict(senders=16, rate_bps=Gbps(100), delay_ps=us(1), size_bytes=MB(16), ccs=["dcqcn", "none"])
+
+
+def scenarios(params: dict, seed: int) -> dict[str, Scenario]:
+    p = {**PARAMS, **params}
+    out = {}
+    for cc in p["ccs"]:
+        out[Path(cc).stem.split(":")[0] if ":" in cc else cc] = Scenario(
+            name=f"incast-{p['senders']}to1",
+            topology={"topology": "single_switch", "num_hosts": p["senders"] + 1, "rate_bps": p["rate_bps"],
+                      "delay_ps": p["delay_ps"]},
+            workload={"kind": "incast", "senders": p["senders"], "size_bytes": p["size_bytes"], "receiver": 0},
+            cc=cc, seed=seed)
+    return out
+
+
+def run(out_dir: str | Path = "results/incast", params: dict | None = None, overrides: dict | None = None,
+        seed: int = 1, plots: bool = True) -> dict:
+    return run_variants(Path(out_dir), scenarios(params or {}, seed), overrides or {}, plots=plots,
+                        compare_name="incast.png", title="N:1 incast")
+
+
+if __name__ == "__main__":
+    raise SystemExit(experiment_main(__name__, run, PARAMS, "results/incast"))
