@@ -75,6 +75,13 @@ class CongestionControl:
             raise ValueError(f"{self.name}: unknown event name(s) {sorted(unknown)} in events")
         return sum(1 << i for i, n in enumerate(EVENT_NAMES) if n in self.events)
 
+    def network_defaults(self) -> dict[str, Any]:
+        """Network settings this algorithm expects unless the scenario sets them: switch ECN
+        marking ``ecn`` ({"kmin_bytes", "kmax_bytes", "pmax", "scale_with_rate"}; None = no
+        marking; with scale_with_rate the thresholds are for 100 Gb/s and scale with a port's
+        rate) and the receiver's CE feedback ``cnp_mode`` ("interval" CNPs or "ack_echo")."""
+        return {"ecn": None, "cnp_mode": "interval"}
+
     def new_flow(self, qp: int) -> Any:
         """Per-flow state for QP ``qp``; initialise it in :meth:`on_start`."""
         return SimpleNamespace()

@@ -76,6 +76,11 @@ class Dcqcn(CongestionControl):
     def defaults(self):  # instance method: the defaults depend on the flavour
         return dict(getattr(self, "_flavour_defaults", _NVIDIA))
 
+    def network_defaults(self):
+        d = ECN_DEFAULTS[self._params["flavour"]]
+        return {"ecn": {"kmin_bytes": d["kmin_bytes"], "kmax_bytes": d["kmax_bytes"], "pmax": d["pmax"],
+                        "scale_with_rate": True}, "cnp_mode": d["cnp_mode"]}
+
     def c_params(self):
         p = self._params
         return dict(g=float(p["g"]), rai_bps=float(p["rai_bps"]), rhai_bps=float(p["rhai_bps"]),

@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 
 from congestion import registry
-from congestion.dcqcn import ECN_DEFAULTS, Dcqcn
 from controlplane import routing, topology, workload
 from controlplane.units import Gbps, MB, ms, us
 from dataplane.sim import CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_IDLE, Simulator
 
 RESULT_FILES = ("config.json", "flows.csv", "timeseries.npz", "counters.json")
+DERIVED_KEYS = {"resolved", "bottleneck_port", "bottleneck_rate_bps"}   # written to config.json, not inputs
 QP_SPORT_BASE = 49152          # RoCEv2 source ports are drawn from the dynamic range 49152-65535
 
 
@@ -69,7 +69,7 @@ class Scenario:
     @classmethod
     def from_dict(cls, d: dict) -> Scenario:
         known = {f.name for f in fields(cls)}
-        unknown = set(d) - known - {"resolved"}
+        unknown = set(d) - known - DERIVED_KEYS
         if unknown:
             raise ValueError(f"unknown scenario field(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**{k: v for k, v in d.items() if k in known})
@@ -130,18 +130,14 @@ class Network:
     # -------------------------------------------------------------- resolution of defaults
     def _resolve(self) -> dict:
         sc = self.scenario
-        flavour = self.cc.params().get("flavour") if isinstance(self.cc, Dcqcn) else None
-        ecn = sc.ecn
-        if ecn is None and flavour is not None:
-            d = ECN_DEFAULTS[flavour]
-            ecn = {"kmin_bytes": d["kmin_bytes"], "kmax_bytes": d["kmax_bytes"], "pmax": d["pmax"],
-                   "scale_with_rate": True}
-        cnp_mode = sc.cnp_mode or (ECN_DEFAULTS[flavour]["cnp_mode"] if flavour else "interval")
+        defaults = self.cc.network_defaults()
+        ecn = sc.ecn if sc.ecn is not None else defaults.get("ecn")
+        cnp_mode = sc.cnp_mode or defaults.get("cnp_mode", "interval")
         if ecn is not None:
             for k in ("kmin_bytes", "kmax_bytes", "pmax"):
                 if k not in ecn:
                     raise ValueError(f"ecn.{k} is missing (ecn needs kmin_bytes, kmax_bytes, pmax)")
-        pool = sc.pkt_pool or min(1 << 21, 65536 + 64 * len(self.flows))
+        pool = sc.pkt_pool or min(1 << 21, 65536 + 256 * len(self.flows))
         return {"ecn": ecn, "cnp_mode": cnp_mode, "pkt_pool": pool, "cc_params": self.cc.params()}
 
     def _make_sim(self) -> Simulator:

@@ -68,8 +68,10 @@ ffibuilder = make_builder()
 def rebuild_inplace(force: bool = False) -> Path:
     """Compile the extension into dataplane/ if any C source is newer than it."""
     out = HERE / SO_NAME
+    stamp = HERE / "_native.flags"        # the flags the .so was built with (sanitizer or not)
     inputs = [*NATIVE.glob("*.[ch]"), Path(__file__)]
-    if not force and out.exists() and out.stat().st_mtime >= max(f.stat().st_mtime for f in inputs):
+    fresh = out.exists() and out.stat().st_mtime >= max(f.stat().st_mtime for f in inputs)
+    if not force and fresh and stamp.exists() and stamp.read_text() == " ".join(cflags()):
         return out
     built = make_builder(absolute=True).compile(tmpdir=str(ROOT / "build" / "cffi-dev"), target=SO_NAME)
     for stale in HERE.glob("_native.cpython-*.so"):   # would shadow the abi3 .so on import
@@ -78,6 +80,7 @@ def rebuild_inplace(force: bool = False) -> Path:
     tmp.write_bytes(Path(built).read_bytes())
     tmp.chmod(0o755)
     os.replace(tmp, out)
+    stamp.write_text(" ".join(cflags()))
     return out
 
 

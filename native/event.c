@@ -1,4 +1,5 @@
-/* event.c: the event queue. A binary min-heap ordered by (time, insertion sequence), so events
+/* event.c: the event queue. A 4-ary min-heap (half the depth of a binary heap, children of a
+ * node share a cache line or two) ordered by (time, insertion sequence), so events
  * at the same picosecond run in the order they were scheduled: deterministic by construction.
  * Sized at creation for the events that can be pending at once; it grows only in the rare case
  * described in ev_push. */
@@ -27,7 +28,7 @@ int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id)
     uint32_t i = sim->heap_len++;
     sd_event *h = sim->heap;
     while (i > 0) {
-        uint32_t parent = (i - 1) / 2;
+        uint32_t parent = (i - 1) / 4;
         if (!ev_less(&e, &h[parent]))
             break;
         h[i] = h[parent];
@@ -48,15 +49,17 @@ int ev_pop(sd_sim *sim, sd_event *out)
     sd_event last = h[--sim->heap_len];
     uint32_t n = sim->heap_len, i = 0;
     for (;;) {
-        uint32_t c = 2 * i + 1;
+        uint32_t c = 4 * i + 1;
         if (c >= n)
             break;
-        if (c + 1 < n && ev_less(&h[c + 1], &h[c]))
-            c++;
-        if (!ev_less(&h[c], &last))
+        uint32_t end = c + 4 < n ? c + 4 : n, best = c;
+        for (uint32_t k = c + 1; k < end; k++)
+            if (ev_less(&h[k], &h[best]))
+                best = k;
+        if (!ev_less(&h[best], &last))
             break;
-        h[i] = h[c];
-        i = c;
+        h[i] = h[best];
+        i = best;
     }
     h[i] = last;
     return 1;

@@ -433,10 +433,8 @@ int sd_run_until(sd_sim *sim, int64_t t)
     for (;;) {
         if (sim->cfg.wake_on_completion && sim->cring_len > 0)
             return SD_STOP_COMPLETIONS;
-        if (sim->heap_len == 0) {
-            sim->now = t;
-            return SD_STOP_IDLE;
-        }
+        if (sim->heap_len == 0)
+            return SD_STOP_IDLE;         /* time stays at the last event */
         if (sim->heap[0].t > t) {
             sim->now = t;
             return SD_STOP_TIME;

@@ -164,7 +164,12 @@ void dcqcn_event(const sd_dcqcn_params *p, double *st, sd_cc_io *io);
 
 static inline int64_t ser_ps(uint64_t bytes, uint64_t rate_bps)
 {
-    /* bytes*8 bits at rate_bps, in ps, rounded up: ceil(bytes * 8e12 / rate) */
+    /* bytes*8 bits at rate_bps, in ps, rounded up: ceil(bytes * 8e12 / rate); 64-bit
+     * arithmetic suffices for anything up to 2 MB (every packet) */
+    if (bytes < (1u << 21)) {
+        uint64_t num = bytes * 8000000000000ull;
+        return (int64_t)((num + rate_bps - 1) / rate_bps);
+    }
     unsigned __int128 num = (unsigned __int128)bytes * 8u * 1000000000000ull;
     return (int64_t)((num + rate_bps - 1) / rate_bps);
 }

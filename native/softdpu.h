@@ -22,7 +22,7 @@ enum sd_status {
 /* Why sd_run_until() returned (values >= 0). */
 enum sd_stop {
     SD_STOP_TIME = 0,        /* the requested time was reached */
-    SD_STOP_IDLE = 1,        /* no event left: every posted message is done or stuck */
+    SD_STOP_IDLE = 1,        /* no event left (time stays at the last event) */
     SD_STOP_COMPLETIONS = 2  /* the completion ring needs draining by the control plane */
 };
 

@@ -1,0 +1,59 @@
+"""Benchmarks (never tests): the field's standard permutation scenario, timed as a whole.
+
+``permutation-1024``: 3-tier fat-tree k=16 (1024 hosts), 100 Gb/s links, 1 us per link, 4 KB MTU
+payload; each host WRITEs 2 MB to a random-permutation destination; DCQCN + ECMP; run to
+completion. ``permutation-128`` is the same with k=8. Reference point: htsim on its UEC model of
+permutation-1024 took 20.8 s and 142 MiB on one core of this machine kind.
+"""
+from __future__ import annotations
+
+import resource
+import time
+
+from controlplane.scenario import Scenario
+from controlplane.units import Gbps, MB, us
+from dataplane.sim import SIZEOF_PACKET, QP_DTYPE
+
+BENCHMARKS = {"permutation-1024": 16, "permutation-128": 8}
+
+
+def scenario(name: str, cc_impl: str = "c", seed: int = 1) -> Scenario:
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
+    return Scenario(
+        name=name,
+        topology={"topology": "fat_tree", "k": BENCHMARKS[name], "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
+        workload={"kind": "permutation", "size_bytes": MB(2)},
+        cc="dcqcn", cc_impl=cc_impl, mtu_payload=4096, seed=seed,
+        sample_interval_ps=0, monitor_ports="none")
+
+
+def run(name: str, cc_impl: str = "c", seed: int = 1) -> dict:
+    sc = scenario(name, cc_impl, seed)
+    t0 = time.perf_counter()
+    net = sc.build()
+    t1 = time.perf_counter()
+    result = net.run(progress=False)
+    t2 = time.perf_counter()
+    c = result.counters
+    run_s = t2 - t1
+    return {
+        "benchmark": name, "cc_impl": cc_impl,
+        "build_s": t1 - t0, "run_s": run_s, "wall_s": t2 - t0,
+        "sim_time_us": result.sim_ps / 1e6,
+        "events": c["events"], "events_per_s": c["events"] / run_s,
+        "data_packets": c["data_sent"], "data_packets_per_s": c["data_sent"] / run_s,
+        "packet_hops": c["packet_hops"], "packet_hops_per_s": c["packet_hops"] / run_s,
+        "cc_events": c["cc_events"],
+        "flows_done": f"{c['msgs_completed']}/{c['msgs_total']}",
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "sim_memory_mib": net.sim.memory_bytes() / 2**20,
+        "bytes_per_qp": QP_DTYPE.itemsize, "bytes_per_packet": SIZEOF_PACKET,
+        "peak_packets_in_use": c["pkts_peak"], "peak_events_pending": c["heap_peak"],
+        "drops": c["dropped"], "timeouts": c["timeouts"], "cnps": c["cnp_sent"],
+    }
+
+
+def format_row(r: dict) -> str:
+    return "\n".join(f"  {k:22s} {v:,.3f}" if isinstance(v, float) else f"  {k:22s} {v:,}" if isinstance(v, int)
+                     else f"  {k:22s} {v}" for k, v in r.items())

@@ -1,0 +1,24 @@
+"""Shared checks for tests that run full scenarios."""
+from controlplane.scenario import Scenario
+from controlplane.units import Gbps, us
+
+PAYLOAD_EFFICIENCY_4K = 4096 / (4096 + 14 + 20 + 8 + 12 + 4 + 4 + 20)   # Eth+IPv4+UDP+BTH+ICRC+FCS+preamble/IFG
+
+
+def star(n_hosts: int, rate_bps: int = Gbps(100), delay_ps: int = us(1)) -> dict:
+    return {"topology": "single_switch", "num_hosts": n_hosts, "rate_bps": rate_bps, "delay_ps": delay_ps}
+
+
+def assert_conserved(result, all_complete: bool = True) -> None:
+    """Packets sent = delivered + dropped + in flight; every posted byte acknowledged."""
+    c = result.counters
+    assert c["data_sent"] == c["data_delivered"] + c["data_dropped"] + c["data_in_flight"], c
+    assert c["conservation_ok"] == 1
+    if all_complete:
+        assert c["msgs_completed"] == c["msgs_total"], c
+        assert c["bytes_acked"] == c["bytes_posted"], c
+        assert c["data_in_flight"] == 0
+
+
+def run(**kw) -> "Result":  # noqa: F821
+    return Scenario(**kw).run()

@@ -1,0 +1,95 @@
+"""Unit behaviour of data-plane mechanisms, each against its formula."""
+import numpy as np
+import pytest
+
+from controlplane.units import Gbps, us
+from dataplane import sim as dp
+from tests.support import assert_conserved, run, star
+
+
+@pytest.mark.parametrize("q,expected", [
+    (0, 0.0), (5_000, 0.0),                     # at or below Kmin: never
+    (102_500, 0.005), (200_000, 0.01),           # linear: Pmax (q-Kmin)/(Kmax-Kmin)
+    (200_001, 1.0), (10**9, 1.0)])               # above Kmax: always
+def test_red_probability_is_dcqcn_cp_formula(q, expected):
+    # DCQCN CP (Zhu et al. SIGCOMM'15 §3.1) with the paper's Kmin 5 KB, Kmax 200 KB, Pmax 1 %
+    assert dp.red_probability(q, 5_000, 200_000, 0.01) == pytest.approx(expected, rel=1e-12)
+
+
+def test_red_zero_pmax_disables_marking():
+    assert dp.red_probability(10**9, 0, 0, 0.0) == 0.0
+
+
+def test_empirical_marking_rate_follows_red():
+    """2:1 incast without CC holds the bottleneck queue at the drop-tail cap (400 KB), so every
+    dequeue sees q in (cap - 2 packets, cap]; the marked fraction must match
+    p(q) = Pmax (q - Kmin)/(Kmax - Kmin) with Kmin = 0, Kmax = 1 MB, Pmax = 0.5 -> p in [0.194, 0.2]."""
+    r = run(topology=star(3), workload={"kind": "incast", "senders": 2, "size_bytes": 20_000_000}, cc="none",
+            buffer_bytes=400_000, ecn={"kmin_bytes": 0, "kmax_bytes": 1_000_000, "pmax": 0.5}, sample_interval_ps=0)
+    port = r.network.bottleneck_port()
+    p = r.network.sim.ports[port]
+    frac = p["ecn_marked"] / p["tx_packets"]
+    wire = 4096 + 82
+    lo = 0.5 * (400_000 - 2 * wire) / 1_000_000
+    hi = 0.5 * 400_000 / 1_000_000
+    n = p["tx_packets"]
+    slack = 4 * np.sqrt(hi * (1 - hi) / n)           # 4 sigma of a binomial fraction
+    assert lo - slack <= frac <= hi + slack, (frac, lo, hi, n)
+    assert_conserved(r)
+
+
+@pytest.mark.parametrize("nbytes,rate", [(4178, Gbps(100)), (64, Gbps(25)), (9000, 400_000_000_000), (1, Gbps(1))])
+def test_serialization_time_is_bytes_times_8_over_rate(nbytes, rate):
+    expected = -(-nbytes * 8 * 10**12 // rate)      # bytes*8/rate in ps, rounded up (exact integers)
+    assert dp.serialization_ps(nbytes, rate) == expected
+
+
+def test_psn_diff_is_24_bit_modular():
+    assert dp.psn_diff(5, 3) == 2
+    assert dp.psn_diff(3, 5) == -2
+    assert dp.psn_diff(0, 0xFFFFFF) == 1              # wraps forward
+    assert dp.psn_diff(0xFFFFFF, 0) == -1
+    assert dp.psn_diff(0x7FFFFF, 0) == 0x7FFFFF       # half window
+    assert dp.psn_diff(0x800000, 0) == -0x800000
+
+
+def test_transfer_across_psn_wrap_completes_without_loss():
+    """ISN 100 below 2^24: a 1000-packet WRITE crosses the wrap; the receiver must accept every
+    PSN in order (no NAK, no duplicate) and the message must complete."""
+    r = run(topology=star(2), workload={"kind": "flows", "flows": [{"src": 1, "dst": 0, "size_bytes": 1000 * 4096}]},
+            cc="none", isn=(1 << 24) - 100, sample_interval_ps=0)
+    assert_conserved(r)
+    qp = r.network.sim.qps
+    assert qp["naks_tx"].sum() == 0 and qp["rx_dup"].sum() == 0 and qp["rx_ooo"].sum() == 0
+    assert qp[1]["epsn"] == ((1 << 24) - 100 + 1000) % (1 << 24)   # receiver's expected PSN wrapped
+    assert qp[1]["rx_bytes"] == 1000 * 4096
+
+
+def test_ecmp_hash_is_uniform_over_candidates():
+    """Chi-square over 4 and 8 candidates for 20 000 flows (random source ports): the statistic
+    must stay below the 0.999 quantile (16.27 for 3 dof, 24.32 for 7 dof)."""
+    rng = np.random.default_rng(7)
+    for n, crit in ((4, 16.27), (8, 24.32)):
+        sports = rng.integers(49152, 65536, size=20_000)
+        picks = np.array([dp.ecmp_hash(3, 17, int(s), 4791, 0xABCDEF) % n for s in sports])
+        counts = np.bincount(picks, minlength=n)
+        chi2 = ((counts - len(sports) / n) ** 2 / (len(sports) / n)).sum()
+        assert chi2 < crit, (n, counts)
+
+
+def test_ecmp_spreads_flows_over_uplinks_in_a_fabric():
+    """Permutation on a 4-leaf/4-spine fabric: every leaf uplink carries traffic, and a flow's
+    packets all take one path (per-flow ECMP: no reordering, so no NAKs without loss)."""
+    topo = {"topology": "leaf_spine", "num_leaves": 4, "num_spines": 4, "hosts_per_leaf": 8,
+            "host_rate_bps": Gbps(100), "fabric_rate_bps": Gbps(100), "host_delay_ps": us(1), "fabric_delay_ps": us(1)}
+    r = run(topology=topo, workload={"kind": "permutation", "size_bytes": 400_000}, cc="none", buffer_bytes=50_000_000,
+            sample_interval_ps=0)
+    assert_conserved(r)
+    fab, ports = r.network.fabric, r.network.sim.ports
+    uplinks = [p for p in range(fab.num_ports)
+               if fab.node_tier[fab.port_owner(p)] == 1 and fab.node_tier[fab.port_peer(p)] == 2]
+    assert len(uplinks) == 16
+    # ~6 inter-leaf flows per leaf hashed onto 4 uplinks: balls into bins leave 16*(3/4)^6 = 2.8
+    # uplinks idle on average, so at least 12 must carry traffic
+    assert (ports["tx_packets"][uplinks] > 0).sum() >= 12
+    assert r.counters["nak_sent"] == 0
