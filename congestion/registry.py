@@ -12,6 +12,7 @@ from pathlib import Path
 from congestion.api import CongestionControl
 
 _REGISTRY: dict[str, type[CongestionControl]] = {}
+_builtins_loaded = False
 
 
 def register(cls: type[CongestionControl]) -> type[CongestionControl]:
@@ -23,12 +24,14 @@ def register(cls: type[CongestionControl]) -> type[CongestionControl]:
 
 
 def _builtins() -> None:
-    if _REGISTRY:
+    global _builtins_loaded
+    if _builtins_loaded:
         return
+    _builtins_loaded = True
     from congestion.dcqcn import Dcqcn
     from congestion.none import NoCC
     for cls in (NoCC, Dcqcn):
-        register(cls)
+        _REGISTRY.setdefault(cls.name, cls)
 
 
 def names() -> list[str]:

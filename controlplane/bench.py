@@ -10,11 +10,22 @@ from __future__ import annotations
 import resource
 import time
 
+from congestion import registry
+from congestion.api import CongestionControl
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
 from dataplane.sim import SIZEOF_PACKET, QP_DTYPE
 
 BENCHMARKS = {"permutation-1024": 16, "permutation-128": 8}
+
+
+class _NoopEveryEvent(CongestionControl):
+    """A Python plug-in that receives every event (each ACK included) and does nothing: what
+    remains is the cost of the C -> Python call path itself."""
+    name = "bench-noop-python"
+
+    def on_ack(self, st, ev):
+        pass
 
 
 def scenario(name: str, cc_impl: str = "c", seed: int = 1) -> Scenario:
@@ -52,6 +63,24 @@ def run(name: str, cc_impl: str = "c", seed: int = 1) -> dict:
         "peak_packets_in_use": c["pkts_peak"], "peak_events_pending": c["heap_peak"],
         "drops": c["dropped"], "timeouts": c["timeouts"], "cnps": c["cnp_sent"],
     }
+
+
+def run_cc_callback(name: str = "permutation-128", seed: int = 1) -> dict:
+    """Cost of the Python plug-in path: the same scenario with `none` (no CC events) and with a
+    plug-in that gets every event (one per ACK, timers, ...) and does nothing."""
+    registry.register(_NoopEveryEvent)
+    times = {}
+    for cc in ("none", _NoopEveryEvent.name):
+        sc = scenario(name, seed=seed)
+        sc.cc, sc.cc_params = cc, {}
+        net = sc.build()
+        t0 = time.perf_counter()
+        res = net.run(progress=False)
+        times[cc] = (time.perf_counter() - t0, res.counters["cc_events"])
+    (t_base, _), (t_py, n) = times["none"], times[_NoopEveryEvent.name]
+    per_event = (t_py - t_base) / n
+    return {"benchmark": f"cc-callback ({name})", "cc_events": n, "run_s_none": t_base, "run_s_python_noop": t_py,
+            "us_per_cc_event": per_event * 1e6, "cc_events_per_s": 1 / per_event}
 
 
 def format_row(r: dict) -> str:

@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from controlplane.cli import main
 
 
@@ -11,6 +13,7 @@ def test_list_names_experiments_and_ccs(capsys):
     assert "incast" in out and "dcqcn" in out and "none" in out
 
 
+@pytest.mark.plots
 def test_run_incast_writes_results_and_plots(tmp_path, capsys):
     out = tmp_path / "inc"
     rc = main(["run", "incast", "--set", "senders=2", "--set", "size_bytes=300000", "--out", str(out)])

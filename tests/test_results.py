@@ -287,6 +287,7 @@ def test_plots_module_imports_without_matplotlib():
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 
+@pytest.mark.plots
 def test_plot_run_writes_pngs(tmp_path):
     run_dir = write_run(tmp_path / "run")
     paths = plot_run(run_dir)
@@ -296,6 +297,7 @@ def test_plot_run_writes_pngs(tmp_path):
         assert_png(path)
 
 
+@pytest.mark.plots
 def test_plot_run_single_sample_no_finished_flows(tmp_path):
     ts = {key: value[:1] if value.ndim == 2 or key == "t_ps" else value
           for key, value in incast_timeseries().items()}
@@ -308,6 +310,7 @@ def test_plot_run_single_sample_no_finished_flows(tmp_path):
         assert_png(path)
 
 
+@pytest.mark.plots
 def test_plot_compare(tmp_path):
     dcqcn = write_run(tmp_path / "dcqcn")
     no_cc_ts = incast_timeseries(seed=2)

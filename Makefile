@@ -1,0 +1,35 @@
+# softdpu: `make run` sets up and runs the default experiment (with plots); `make test` sets up
+# and runs the tests. Both create .venv and install the package (editable) on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test sanitize bench clean
+
+$(STAMP): pyproject.toml setup.py
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -c "from dataplane.build import rebuild_inplace; rebuild_inplace()"
+	$(BIN)/softdpu run incast
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# the data plane built with AddressSanitizer + UndefinedBehaviorSanitizer, under the tests
+sanitize: $(STAMP)
+	SOFTDPU_SANITIZE=1 $(BIN)/python -c "from dataplane.build import rebuild_inplace; rebuild_inplace()"
+	SOFTDPU_SANITIZE=1 LD_PRELOAD=$$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(BIN)/python -m pytest -q -m "not plots"
+	$(BIN)/python -c "from dataplane.build import rebuild_inplace; rebuild_inplace()"
+
+bench: $(STAMP)
+	$(BIN)/softdpu bench permutation-1024 --cc-impl c --cc-impl python
+	$(BIN)/softdpu bench cc-callback
+
+clean:
+	rm -rf build $(VENV) dataplane/_native*.so dataplane/_native.flags *.egg-info results
