@@ -1,5 +1,6 @@
-"""`none`: no congestion control. Every QP sends at its NIC's line rate; losses are repaired by
-go-back-N only. The baseline every algorithm is compared with."""
+"""`none`: no congestion control, every QP at line rate (the baseline).
+
+Losses are repaired by go-back-N only. The baseline every algorithm is compared with."""
 from __future__ import annotations
 
 from dataplane.sim import CC_NONE

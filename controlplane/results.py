@@ -201,11 +201,13 @@ def mean_rates(run: Run, t_from_ps: float, t_to_ps: float) -> np.ndarray:
 def convergence_window(run: Run) -> tuple[int, int]:
     """Default steady-state window (ps) for throughput and fairness, skipping the start-up.
 
-    Let the *active span* run from the start of the first sample interval in which every QP
-    delivered goodput (> 0) to the end of the last such interval. The window is the active span
-    minus its first ``CONVERGENCE_SKIP_FRACTION`` (20 %):
-    t_from = a + 0.2 · (b - a), t_to = b, for an active span [a, b].
-    If no interval has every QP active (flows never overlap), the whole trace is the span.
+    The *active span* [a, b] is the time during which every flow has started and none has
+    finished, from flows.csv (a = the last start, b = the first finish, or the end of the trace
+    if no flow finished), clipped to the trace. A flow that is active but starved (goodput 0,
+    e.g. locked out by go-back-N) therefore counts against fairness. Without per-flow records
+    matching the QPs, the span is the samples in which every QP delivered goodput (> 0).
+    The window is the span minus its first ``CONVERGENCE_SKIP_FRACTION`` (20 %):
+    t_from = a + 0.2 · (b - a), t_to = b. If the span is empty, the whole trace is used.
 
     Returns:
         ``(t_from_ps, t_to_ps)``; ``(0, 0)`` if there are no samples.
@@ -213,11 +215,17 @@ def convergence_window(run: Run) -> tuple[int, int]:
     start, end = sample_intervals(run)
     if end.size == 0:
         return 0, 0
-    all_active = np.all(run.ts["qp_goodput_bps"] > 0, axis=1)
-    if all_active.any():
-        active = np.flatnonzero(all_active)
-        span_from, span_to = int(start[active[0]]), int(end[active[-1]])
+    flows = run.flows
+    nq = run.ts["qp_goodput_bps"].shape[1]
+    if nq and len(flows.get("start_ps", ())) == nq:
+        finished = flows["finish_ps"][flows["finish_ps"] >= 0]
+        span_from = max(int(flows["start_ps"].max()), int(start[0]))
+        span_to = min(int(finished.min()) if finished.size else int(end[-1]), int(end[-1]))
     else:
+        all_active = np.all(run.ts["qp_goodput_bps"] > 0, axis=1)
+        active = np.flatnonzero(all_active)
+        span_from, span_to = (int(start[active[0]]), int(end[active[-1]])) if active.size else (0, 0)
+    if span_to <= span_from:
         span_from, span_to = int(start[0]), int(end[-1])
     return span_from + round(CONVERGENCE_SKIP_FRACTION * (span_to - span_from)), span_to
 

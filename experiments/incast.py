@@ -1,5 +1,6 @@
-"""Incast: N senders WRITE to one receiver through one switch. How fast and how fairly do they
-share the bottleneck, and what does the queue do, with DCQCN and without congestion control?
+"""Incast: N senders WRITE to one receiver through one switch, with DCQCN and without CC.
+
+How fast and how fairly do they share the bottleneck, and what does its queue do?
 
 Default: 16:1 on a single 100 Gb/s switch, 1 us links, 16 MB per sender, DCQCN (NVIDIA-firmware
 flavour, its ECN defaults) vs `none`. Writes results/incast/<cc>/ per algorithm (config, flows,

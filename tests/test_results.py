@@ -321,3 +321,18 @@ def test_plot_compare(tmp_path):
     assert_png(out)
     with pytest.raises(ValueError):
         plot_compare([], tmp_path / "empty.png")
+
+
+def test_convergence_window_counts_a_starved_flow(tmp_path):
+    """With per-flow records, the span is 'every flow started, none finished': a flow that is
+    active but starved (goodput 0, as under go-back-N lock-out) stays in the window, so Jain's
+    index shows the unfairness (two flows, one at 4 Gb/s, one at 0: index 1/2)."""
+    us = PS_PER_US
+    ts = tiny_timeseries([[4, 0], [4, 0], [4, 0], [4, 0], [4, 4]])
+    flows = [dict(flow_id=i, qp=i, src=i + 1, dst=0, size_bytes=1000, start_ps=0, finish_ps=5 * us,
+                  fct_ps=5 * us, ideal_fct_ps=us, slowdown=5.0) for i in range(2)]
+    run = load_run(write_run(tmp_path / "s", config=incast_config(bottleneck_port=0), flows=flows, ts=ts))
+    t_from, t_to = convergence_window(run)
+    assert (t_from, t_to) == (round(0.2 * 5 * us), 5 * us)
+    assert summary(run)["jain_index"] == pytest.approx(jain_index(mean_rates(run, t_from, t_to)))
+    assert jain_index(mean_rates(run, t_from, 4 * us)) == pytest.approx(0.5)
