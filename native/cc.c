@@ -17,7 +17,7 @@ static void cc_arm_timer(sd_sim *sim, uint32_t qi, uint32_t i)
         t = q->timer_at[i] = sim->now;
     if (q->timer_queued[i] < 0 || t < q->timer_queued[i]) {
         q->timer_queued[i] = t;
-        ev_push(sim, t, EV_CC_TIMER, qi * SD_CC_TIMERS + i);
+        ev_push(sim, t, EV_CC_TIMER, qi * SD_CC_TIMERS + i, SD_NONE);
     }
 }
 

@@ -9,10 +9,14 @@
 
 static inline int ev_less(const sd_event *a, const sd_event *b)
 {
-    return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+    /* (t, key) as one unsigned 128-bit number: t >= 0, so this is the lexicographic order,
+     * compared without a data-dependent branch */
+    unsigned __int128 x = ((unsigned __int128)(uint64_t)a->t << 64) | a->key;
+    unsigned __int128 y = ((unsigned __int128)(uint64_t)b->t << 64) | b->key;
+    return x < y;
 }
 
-int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id)
+int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux)
 {
     if (sim->heap_len == sim->heap_cap) {
         /* Rare: the heap is sized for one pending event per port, host, QP timer and poster;
@@ -24,7 +28,7 @@ int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id)
         sim->heap = h;
         sim->heap_cap = cap;
     }
-    sd_event e = {t, sim->seq++, id, type};
+    sd_event e = {t, (sim->seq++ << 8) | type, id, aux};
     uint32_t i = sim->heap_len++;
     sd_event *h = sim->heap;
     while (i > 0) {

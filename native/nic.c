@@ -81,7 +81,7 @@ static void arm_rto(sd_sim *sim, sd_qp *q, uint32_t qi, int64_t deadline)
     q->rto_deadline = deadline;
     if (deadline >= 0 && (q->rto_queued < 0 || deadline < q->rto_queued)) {
         q->rto_queued = deadline;
-        ev_push(sim, deadline, EV_RTO, qi);
+        ev_push(sim, deadline, EV_RTO, qi, SD_NONE);
     }
 }
 
@@ -182,7 +182,7 @@ void nic_pull(sd_sim *sim, uint32_t host)
     }
     if (earliest != INT64_MAX && (h->wake_queued < 0 || earliest < h->wake_queued)) {
         h->wake_queued = earliest;
-        ev_push(sim, earliest, EV_NIC_WAKE, host);
+        ev_push(sim, earliest, EV_NIC_WAKE, host, SD_NONE);
     }
 }
 
@@ -416,7 +416,7 @@ void nic_post_release(sd_sim *sim)
         sd_msg *m = &sim->msgs[mi];
         if (m->post_ps > sim->now) {
             sim->post_queued = m->post_ps;
-            ev_push(sim, m->post_ps, EV_POST, 0);
+            ev_push(sim, m->post_ps, EV_POST, 0, SD_NONE);
             return;
         }
         sim->post_next++;

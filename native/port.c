@@ -74,14 +74,14 @@ static void port_start(sd_sim *sim, uint32_t port)
     pt->wire_tail = p;
     if (pt->wire_event < 0) {
         pt->wire_event = pk->arrive_ps;
-        ev_push(sim, pk->arrive_ps, EV_WIRE, port);
+        ev_push(sim, pk->arrive_ps, EV_WIRE, port, p);
     }
     /* A NIC port always wants to know when it is free again (it pulls data from its QPs);
      * a switch port only if packets are waiting. */
     int more = pt->q_head[SD_PRIO_CTRL] != SD_NONE || pt->q_head[SD_PRIO_DATA] != SD_NONE;
     if (more || pt->node < sim->cfg.num_hosts) {
         pt->tx_pending = 1;
-        ev_push(sim, pt->busy_until, EV_TX_DONE, port);
+        ev_push(sim, pt->busy_until, EV_TX_DONE, port, SD_NONE);
     }
 }
 
@@ -118,7 +118,7 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
         port_start(sim, port);
     } else if (!pt->tx_pending) {
         pt->tx_pending = 1;
-        ev_push(sim, pt->busy_until, EV_TX_DONE, port);
+        ev_push(sim, pt->busy_until, EV_TX_DONE, port, SD_NONE);
     }
 }
 
@@ -150,7 +150,7 @@ void port_wire_arrive(sd_sim *sim, uint32_t port)
         pt->wire_event = -1;
     } else {
         pt->wire_event = sim->pkts[pt->wire_head].arrive_ps;
-        ev_push(sim, pt->wire_event, EV_WIRE, port);
+        ev_push(sim, pt->wire_event, EV_WIRE, port, pt->wire_head);
     }
     sim->ctr.packet_hops++;
     sd_port *in = &sim->ports[pt->peer];

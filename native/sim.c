@@ -416,7 +416,7 @@ int sd_post_writes(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const
     int64_t t = sim->msgs[sim->post_order[sim->post_next]].post_ps;
     if (sim->post_queued < 0 || t < sim->post_queued) {
         sim->post_queued = t;
-        if (ev_push(sim, t, EV_POST, 0) != SD_OK)
+        if (ev_push(sim, t, EV_POST, 0, SD_NONE) != SD_OK)
             return SD_ENOMEM;
     }
     return (int)first;
@@ -442,7 +442,13 @@ int sd_run_until(sd_sim *sim, int64_t t)
         ev_pop(sim, &e);
         sim->now = e.t;
         sim->ctr.events++;
-        switch (e.type) {
+        if (sim->heap_len > 0 && sim->heap[0].aux != SD_NONE) {
+            /* start loading what the next event touches while this one runs: packets in flight
+             * outgrow the caches, and their loads are most of the cost of a hop */
+            __builtin_prefetch(&sim->pkts[sim->heap[0].aux]);
+            __builtin_prefetch(&sim->ports[sim->heap[0].id]);
+        }
+        switch ((uint32_t)(e.key & 0xFF)) {
         case EV_TX_DONE:
             port_tx_done(sim, e.id);
             break;

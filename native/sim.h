@@ -68,9 +68,9 @@ enum sd_event_type {
 
 typedef struct sd_event {
     int64_t t;
-    uint64_t seq;                /* insertion order: the deterministic tie-break */
-    uint32_t id;
-    uint32_t type;
+    uint64_t key;                /* insertion sequence << 8 | type: the deterministic tie-break */
+    uint32_t id;                 /* the object: port, host, QP or timer slot */
+    uint32_t aux;                /* EV_WIRE: the packet at the wire head (prefetched), else SD_NONE */
 } sd_event;
 
 typedef struct sd_host {
@@ -127,7 +127,7 @@ struct sd_sim {
 int sd_fail(sd_sim *sim, int code, const char *fmt, ...);
 
 /* event.c */
-int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id);
+int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux);
 int ev_pop(sd_sim *sim, sd_event *out);
 
 /* pool (sim.c) */
