@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from congestion import registry
-from controlplane import routing, topology, workload
+from controlplane import devices, routing, topology, workload
 from controlplane.units import Gbps, MB, ms, us
 from dataplane.sim import CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_IDLE, Simulator
 
@@ -189,6 +189,22 @@ class Network:
                 sim.set_python_cc(qp + 1, cc.handler_for(qp + 1))
         if self.flows:
             sim.post_writes(self.qps, [f.size_bytes for f in self.flows], [f.start_ps for f in self.flows])
+
+    # -------------------------------------------------------------- devices
+    @property
+    def dpus(self) -> list[devices.Dpu]:
+        return [devices.Dpu(self, h) for h in range(self.fabric.num_hosts)]
+
+    @property
+    def switches(self) -> list[devices.Switch]:
+        return [devices.Switch(self, n) for n in range(self.fabric.num_hosts, self.fabric.num_nodes)]
+
+    @property
+    def links(self) -> list[devices.Link]:
+        return [devices.Link(self, i) for i in range(len(self.fabric.links))]
+
+    def port(self, port_id: int) -> devices.Port:
+        return devices.Port(self, port_id)
 
     # -------------------------------------------------------------- derived facts
     def monitored_ports(self) -> np.ndarray:

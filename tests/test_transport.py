@@ -98,3 +98,26 @@ def test_paced_rate_is_respected():
     assert_conserved(r)
     g = r.timeseries["qp_goodput_bps"][:, 0]
     assert g[len(g) // 4: 3 * len(g) // 4].mean() == pytest.approx(25e9 * PAYLOAD_EFFICIENCY_4K, rel=0.01)
+
+
+def test_run_until_returns_at_completions_for_the_control_plane():
+    """With wake_on_completion, run_until stops as soon as a message completes (DESIGN.md §4
+    control ticks); the drained record names the message, its QP and the time, which equal
+    the message table's finish time."""
+    from dataplane.sim import STOP_COMPLETIONS, STOP_IDLE, Simulator
+    s = Simulator(num_hosts=2, num_switches=0, max_links=1, wake_on_completion=True)
+    s.add_links([0], [1], [R], [us(1)])
+    qp = s.create_qp_pair(0, 1, 49152)
+    s.post_writes([qp, qp, qp], [10_000, 20_000, 30_000], [0, 0, us(50)])
+    seen = []
+    while True:
+        stop = s.run_until(10**12)
+        if stop == STOP_IDLE:
+            break
+        assert stop == STOP_COMPLETIONS
+        for c in s.drain_completions():
+            seen.append((int(c["msg"]), int(c["qp"]), int(c["t_ps"])))
+    msgs = s.msgs
+    assert [m for m, _, _ in seen] == [0, 1, 2] and all(q == qp for _, q, _ in seen)
+    assert [t for _, _, t in seen] == list(msgs["finish_ps"])
+    assert seen[2][2] > us(50)

@@ -1,0 +1,44 @@
+"""Device objects read the data plane's state and act on it."""
+import pytest
+
+from controlplane.scenario import Scenario
+from tests.support import assert_conserved, star
+
+
+def test_devices_reflect_a_run():
+    net = Scenario(topology=star(3), workload={"kind": "incast", "senders": 2, "size_bytes": 1_000_000}, cc="dcqcn",
+                   sample_interval_ps=0).build()
+    result = net.run()
+    assert_conserved(result)
+    assert [d.name for d in net.dpus] == ["h0", "h1", "h2"]
+    sender = net.dpus[1].qps[0]
+    assert sender.posted_bytes == sender.acked_bytes == 1_000_000
+    assert sender.peer.rx_bytes == 1_000_000 and sender.peer.host == 0
+    sw = net.switches[0]
+    assert len(sw.ports) == 3 and sw.tier == 1
+    down = net.port(net.bottleneck_port())
+    assert down.name == "sw0->h0" and down.tx_packets == 2 * 245 and down.peer.node == 0
+    assert down.peak_queue_bytes > 0 and down.rate_bps == 100_000_000_000
+
+
+def test_failed_link_drops_and_qp_post_write_recovers():
+    net = Scenario(topology=star(2), workload={"kind": "flows", "flows": []}, cc="none", sample_interval_ps=0,
+                   rto_ps=100_000_000).build()
+    qp_index = net.sim.create_qp_pair(1, 0, 50000)
+    from controlplane.devices import QueuePair
+    qp = QueuePair(net, qp_index)
+    link = net.links[1]
+    link.up = False
+    assert not link.up
+    qp.post_write(100_000)
+    net.sim.run_until(50_000_000)
+    assert net.dpus[1].port.dropped > 0 and qp.acked_bytes == 0
+    link.up = True
+    net.sim.run_until(10**10)
+    assert qp.acked_bytes == 100_000 and qp.retransmitted_packets > 0
+
+
+def test_port_set_queue_validates():
+    net = Scenario(topology=star(2), workload={"kind": "flows", "flows": []}, cc="none").build()
+    with pytest.raises(ValueError, match="pmax"):
+        net.port(1).set_queue(1, 10_000, 0, 100, 1.5)
