@@ -309,7 +309,7 @@ class _Progress:
                 return
             from tqdm import tqdm
             total = self.end / 1e6 if self.end else None
-            self.bar = tqdm(total=total, unit="us(sim)", dynamic_ncols=True, leave=False,
+            self.bar = tqdm(total=total, unit="us(sim)", leave=False,
                             bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} sim-us [{elapsed}<{remaining}]"
                             if total else "{n:.0f} sim-us [{elapsed}]")
         self.bar.n = now_ps / 1e6
