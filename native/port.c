@@ -76,10 +76,11 @@ static void port_start(sd_sim *sim, uint32_t port)
         pt->wire_event = pk->arrive_ps;
         ev_push(sim, pk->arrive_ps, EV_WIRE, port, p);
     }
-    /* A NIC port always wants to know when it is free again (it pulls data from its QPs);
-     * a switch port only if packets are waiting. */
+    /* Wake up when the serializer is free if packets are waiting, or if this is a NIC port
+     * whose QPs have data (it pulls the next packet then); otherwise nic_pull() schedules the
+     * wake-up when a QP gets data while the port is still busy. */
     int more = pt->q_head[SD_PRIO_CTRL] != SD_NONE || pt->q_head[SD_PRIO_DATA] != SD_NONE;
-    if (more || pt->node < sim->cfg.num_hosts) {
+    if (more || (pt->node < sim->cfg.num_hosts && sim->hosts[pt->node].nactive > 0)) {
         pt->tx_pending = 1;
         ev_push(sim, pt->busy_until, EV_TX_DONE, port, SD_NONE);
     }
@@ -122,11 +123,17 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
     }
 }
 
-int port_can_send_data(const sd_sim *sim, uint32_t port)
+int port_can_send_data(sd_sim *sim, uint32_t port)
 {
-    const sd_port *pt = &sim->ports[port];
-    return pt->busy_until <= sim->now && !pt->tx_pending && pt->q_head[SD_PRIO_CTRL] == SD_NONE &&
-           pt->q_head[SD_PRIO_DATA] == SD_NONE;
+    sd_port *pt = &sim->ports[port];
+    if (pt->tx_pending || pt->q_head[SD_PRIO_CTRL] != SD_NONE || pt->q_head[SD_PRIO_DATA] != SD_NONE)
+        return 0;                        /* the pending EV_TX_DONE will pull */
+    if (pt->busy_until > sim->now) {
+        pt->tx_pending = 1;              /* busy with nothing scheduled: pull when it is free */
+        ev_push(sim, pt->busy_until, EV_TX_DONE, port, SD_NONE);
+        return 0;
+    }
+    return 1;
 }
 
 void port_tx_done(sd_sim *sim, uint32_t port)

@@ -78,7 +78,9 @@ sd_sim *sd_create(const sd_config *cfg)
     sim->num_nodes = cfg->num_hosts + cfg->num_switches;
     uint32_t nports = 2 * cfg->max_links;
     sim->hosts = calloc(cfg->num_hosts, sizeof *sim->hosts);
-    sim->ports = calloc(nports, sizeof *sim->ports);
+    sim->ports = aligned_alloc(64, (size_t)nports * sizeof *sim->ports);
+    if (sim->ports)
+        memset(sim->ports, 0, (size_t)nports * sizeof *sim->ports);
     sim->switch_seed = calloc(cfg->num_switches ? cfg->num_switches : 1, sizeof *sim->switch_seed);
     sim->qps = calloc(cfg->max_qps, sizeof *sim->qps);
     sim->msgs = calloc(cfg->max_msgs, sizeof *sim->msgs);

@@ -138,7 +138,7 @@ void pkt_free(sd_sim *sim, uint32_t p);
 void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p);
 void port_tx_done(sd_sim *sim, uint32_t port);
 void port_wire_arrive(sd_sim *sim, uint32_t port);
-int port_can_send_data(const sd_sim *sim, uint32_t port);
+int port_can_send_data(sd_sim *sim, uint32_t port);   /* else arranges a pull when free */
 uint64_t rng_next(uint64_t *state);
 double rng_uniform(uint64_t *state);
 

@@ -92,35 +92,41 @@ typedef struct sd_config {
 } sd_config;
 
 /* ---------------------------------------------------------------- Python-visible state */
-/* Ports: the egress side of a node's attachment to a link. */
+/* Ports: the egress side of a node's attachment to a link. 256 bytes, 64-byte aligned, laid out
+ * hot to cold: the first two cache lines hold everything a packet hop touches. */
 typedef struct sd_port {
-    int64_t delay_ps;            /* propagation delay of the link */
+    /* line 0: serializer, wire and queue heads */
     int64_t busy_until;          /* the serializer is busy until this time */
     int64_t wire_event;          /* time of the pending arrival event for the wire head, -1 none */
+    int64_t delay_ps;            /* propagation delay of the link */
     uint64_t rate_bps;
-    uint64_t tx_bytes;           /* wire bytes transmitted (incl. phy overhead) */
-    uint64_t tx_packets;
-    uint64_t rx_packets;         /* packets that arrived at this port's node through the peer */
-    uint64_t ecn_marked;         /* packets CE-marked at dequeue */
-    uint64_t dropped;            /* packets dropped at enqueue (queue full) */
-    uint64_t dropped_bytes;
-    uint64_t down_drops;         /* packets lost because the link was down */
     uint64_t q_bytes[2];         /* bytes queued per priority (not counting the one in service) */
-    uint64_t q_peak[2];          /* highest q_bytes seen */
-    uint64_t q_cap[2];           /* byte capacity per priority (drop-tail) */
-    uint64_t kmin[2];            /* ECN: RED Kmin/Kmax bytes per priority */
-    uint64_t kmax[2];
-    double pmax[2];              /* RED Pmax per priority (0 disables marking) */
-    uint64_t rng;                /* per-port RNG stream (ECN marking) */
     uint32_t q_head[2];          /* packet list per priority (pool index, UINT32_MAX = empty) */
     uint32_t q_tail[2];
-    uint32_t q_len[2];           /* packets queued per priority */
+    /* line 1 */
     uint32_t wire_head;          /* packets on the wire, in arrival order */
     uint32_t wire_tail;
     uint32_t node;               /* owner node */
     uint32_t peer;               /* port at the other end of the link */
     uint32_t up;                 /* 1 = link up */
     uint32_t tx_pending;         /* 1 = an EV_TX_DONE is scheduled at busy_until */
+    uint32_t q_len[2];           /* packets queued per priority */
+    uint64_t q_cap[2];           /* byte capacity per priority (drop-tail) */
+    uint64_t tx_bytes;           /* wire bytes transmitted (incl. phy overhead) */
+    uint64_t tx_packets;
+    /* line 2: ECN and queue statistics */
+    uint64_t kmin[2];            /* ECN: RED Kmin/Kmax bytes per priority */
+    uint64_t kmax[2];
+    double pmax[2];              /* RED Pmax per priority (0 disables marking) */
+    uint64_t q_peak[2];          /* highest q_bytes seen */
+    /* line 3: counters */
+    uint64_t rx_packets;         /* packets that arrived at this port's node through the peer */
+    uint64_t ecn_marked;         /* packets CE-marked at dequeue */
+    uint64_t dropped;            /* packets dropped at enqueue (queue full) */
+    uint64_t dropped_bytes;
+    uint64_t down_drops;         /* packets lost because the link was down */
+    uint64_t rng;                /* per-port RNG stream (ECN marking) */
+    uint64_t reserved[2];
 } sd_port;
 
 /* An RDMA WRITE message posted on a QP. */
