@@ -1,70 +1,267 @@
-/* event.c: the event queue. A 4-ary min-heap (half the depth of a binary heap, children of a
- * node share a cache line or two) ordered by (time, insertion sequence), so events
- * at the same picosecond run in the order they were scheduled: deterministic by construction.
- * Sized at creation for the events that can be pending at once; it grows only in the rare case
- * described in ev_push. */
+/* event.c: the event queue, a calendar queue (Brown 1988) with exact ordering.
+ *
+ * Events are ordered by (time, insertion sequence), so events at the same picosecond run in
+ * the order they were scheduled: deterministic by construction. Most events of a packet
+ * simulation are a few microseconds ahead (wire arrivals, serializer completions), so time is
+ * cut into buckets of 2^EVQ_SHIFT ps and a window of EVQ_BUCKETS buckets ahead of the current
+ * one keeps unsorted per-bucket lists; only the current bucket's events sit in a small heap, and
+ * events beyond the window (timeouts, slow timers) wait in a second heap. Push and pop are O(1)
+ * amortised instead of O(log n) for n pending events.
+ *
+ * Invariants: the current bucket index `cur` never exceeds the bucket of any pending event;
+ * list events have buckets in [cur+1, cur+EVQ_BUCKETS); heap `now` holds bucket `cur`;
+ * heap `far` holds the rest (at or beyond the window when they were pushed). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "sim.h"
 
+#define EVQ_SHIFT 12u                       /* 4.096 ns buckets */
+#define EVQ_BUCKETS (1u << 16)              /* 268 us window */
+#define EVQ_MASK (EVQ_BUCKETS - 1u)
+
 static inline int ev_less(const sd_event *a, const sd_event *b)
 {
-    /* (t, key) as one unsigned 128-bit number: t >= 0, so this is the lexicographic order,
-     * compared without a data-dependent branch */
+    /* (t, key) as one unsigned 128-bit number: t >= 0, so this is the lexicographic order */
     unsigned __int128 x = ((unsigned __int128)(uint64_t)a->t << 64) | a->key;
     unsigned __int128 y = ((unsigned __int128)(uint64_t)b->t << 64) | b->key;
     return x < y;
 }
 
-int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux)
+static int grow(void **arr, uint32_t *cap, size_t elem)
 {
-    if (sim->heap_len == sim->heap_cap) {
-        /* Rare: the heap is sized for one pending event per port, host, QP timer and poster;
-         * only timers re-armed earlier and earlier leave stale entries that can fill it. */
-        uint32_t cap = sim->heap_cap * 2;
-        sd_event *h = realloc(sim->heap, (size_t)cap * sizeof *h);
-        if (!h)
-            return sd_fail(sim, SD_ENOMEM, "event heap: cannot grow to %u events", cap);
-        sim->heap = h;
-        sim->heap_cap = cap;
-    }
-    sd_event e = {t, (sim->seq++ << 8) | type, id, aux};
-    uint32_t i = sim->heap_len++;
-    sd_event *h = sim->heap;
+    uint32_t n = *cap ? *cap * 2 : 64;
+    void *p = realloc(*arr, (size_t)n * elem);
+    if (!p)
+        return 0;
+    *arr = p;
+    *cap = n;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- binary heaps */
+static int heap_push(sd_evheap *hp, const sd_event *e)
+{
+    if (hp->len == hp->cap && !grow((void **)&hp->a, &hp->cap, sizeof *hp->a))
+        return 0;
+    sd_event *h = hp->a;
+    uint32_t i = hp->len++;
     while (i > 0) {
-        uint32_t parent = (i - 1) / 4;
-        if (!ev_less(&e, &h[parent]))
+        uint32_t parent = (i - 1) / 2;
+        if (!ev_less(e, &h[parent]))
             break;
         h[i] = h[parent];
         i = parent;
     }
-    h[i] = e;
-    if (sim->heap_len > sim->ctr.heap_peak)
-        sim->ctr.heap_peak = sim->heap_len;
+    h[i] = *e;
+    return 1;
+}
+
+static void heap_pop(sd_evheap *hp, sd_event *out)
+{
+    sd_event *h = hp->a;
+    *out = h[0];
+    sd_event last = h[--hp->len];
+    uint32_t n = hp->len, i = 0;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && ev_less(&h[c + 1], &h[c]))
+            c++;
+        if (!ev_less(&h[c], &last))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (n > 0)
+        h[i] = last;
+}
+
+/* ---------------------------------------------------------------- calendar */
+int ev_init(sd_sim *sim, uint32_t capacity)
+{
+    sd_evq *q = &sim->evq;
+    memset(q, 0, sizeof *q);
+    q->head = malloc(EVQ_BUCKETS * sizeof *q->head);
+    q->tail = malloc(EVQ_BUCKETS * sizeof *q->tail);
+    q->node_cap = capacity;
+    q->nodes = malloc((size_t)capacity * sizeof *q->nodes);
+    if (!q->head || !q->tail || !q->nodes)
+        return 0;
+    memset(q->head, 0xFF, EVQ_BUCKETS * sizeof *q->head);
+    for (uint32_t i = 0; i < capacity; i++)
+        q->nodes[i].next = i + 1 < capacity ? i + 1 : SD_NONE;
+    q->free_node = 0;
+    return 1;
+}
+
+void ev_free(sd_sim *sim)
+{
+    sd_evq *q = &sim->evq;
+    free(q->head);
+    free(q->tail);
+    free(q->nodes);
+    free(q->now.a);
+    free(q->far.a);
+}
+
+static uint32_t node_alloc(sd_evq *q)
+{
+    if (q->free_node == SD_NONE) {
+        uint32_t old = q->node_cap;
+        if (!grow((void **)&q->nodes, &q->node_cap, sizeof *q->nodes))
+            return SD_NONE;
+        for (uint32_t i = old; i < q->node_cap; i++)
+            q->nodes[i].next = i + 1 < q->node_cap ? i + 1 : SD_NONE;
+        q->free_node = old;
+    }
+    uint32_t n = q->free_node;
+    q->free_node = q->nodes[n].next;
+    return n;
+}
+
+int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux)
+{
+    sd_evq *q = &sim->evq;
+    sd_event e = {t, (sim->seq++ << 8) | type, id, aux};
+    uint64_t b = (uint64_t)t >> EVQ_SHIFT;
+    int ok;
+    if (b <= q->cur) {
+        ok = heap_push(&q->now, &e);
+    } else if (b < q->cur + EVQ_BUCKETS) {
+        uint32_t n = node_alloc(q);
+        ok = n != SD_NONE;
+        if (ok) {
+            uint32_t slot = (uint32_t)(b & EVQ_MASK);
+            q->nodes[n].ev = e;
+            q->nodes[n].next = SD_NONE;
+            if (q->head[slot] == SD_NONE)
+                q->head[slot] = n;
+            else
+                q->nodes[q->tail[slot]].next = n;
+            q->tail[slot] = n;
+            q->listed++;
+        }
+    } else {
+        ok = heap_push(&q->far, &e);
+    }
+    if (!ok)
+        return sd_fail(sim, SD_ENOMEM, "event queue: out of memory");
+    uint64_t pending = (uint64_t)q->now.len + q->listed + q->far.len;
+    if (pending > sim->ctr.heap_peak)
+        sim->ctr.heap_peak = pending;
     return SD_OK;
+}
+
+/* Make `now` hold the earliest bucket's events; 0 if nothing is pending (or, with
+ * sim->fatal set, if memory ran out). */
+static int ev_advance(sd_sim *sim)
+{
+    sd_evq *q = &sim->evq;
+    while (q->now.len == 0) {
+        uint64_t next = UINT64_MAX;
+        if (q->listed > 0) {
+            for (uint64_t b = q->cur + 1; b < q->cur + EVQ_BUCKETS; b++) {
+                if (q->head[b & EVQ_MASK] != SD_NONE) {
+                    next = b;
+                    break;
+                }
+            }
+        }
+        uint64_t far = q->far.len ? (uint64_t)q->far.a[0].t >> EVQ_SHIFT : UINT64_MAX;
+        if (far < next)
+            next = far;
+        if (next == UINT64_MAX)
+            return 0;
+        q->cur = next;
+        uint32_t slot = (uint32_t)(next & EVQ_MASK), n = q->head[slot];
+        if (n != SD_NONE && ((uint64_t)q->nodes[n].ev.t >> EVQ_SHIFT) == next) {
+            while (n != SD_NONE) {
+                uint32_t nx = q->nodes[n].next;
+                if (!heap_push(&q->now, &q->nodes[n].ev)) {
+                    sim->fatal = 1;
+                    return 0;
+                }
+                q->nodes[n].next = q->free_node;
+                q->free_node = n;
+                q->listed--;
+                n = nx;
+            }
+            q->head[slot] = SD_NONE;
+        }
+        while (q->far.len && ((uint64_t)q->far.a[0].t >> EVQ_SHIFT) == next) {
+            sd_event e;
+            heap_pop(&q->far, &e);
+            if (!heap_push(&q->now, &e)) {
+                sim->fatal = 1;
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+const sd_event *ev_peek(sd_sim *sim)
+{
+    return ev_advance(sim) ? &sim->evq.now.a[0] : NULL;
 }
 
 int ev_pop(sd_sim *sim, sd_event *out)
 {
-    if (sim->heap_len == 0)
+    if (!ev_advance(sim))
         return 0;
-    sd_event *h = sim->heap;
-    *out = h[0];
-    sd_event last = h[--sim->heap_len];
-    uint32_t n = sim->heap_len, i = 0;
-    for (;;) {
-        uint32_t c = 4 * i + 1;
-        if (c >= n)
-            break;
-        uint32_t end = c + 4 < n ? c + 4 : n, best = c;
-        for (uint32_t k = c + 1; k < end; k++)
-            if (ev_less(&h[k], &h[best]))
-                best = k;
-        if (!ev_less(&h[best], &last))
-            break;
-        h[i] = h[best];
-        i = best;
-    }
-    h[i] = last;
+    heap_pop(&sim->evq.now, out);
     return 1;
+}
+
+uint64_t ev_memory_bytes(const sd_sim *sim)
+{
+    const sd_evq *q = &sim->evq;
+    return (uint64_t)EVQ_BUCKETS * 2 * sizeof *q->head + (uint64_t)q->node_cap * sizeof *q->nodes +
+           ((uint64_t)q->now.cap + q->far.cap) * sizeof(sd_event);
+}
+
+/* ---------------------------------------------------------------- self-test */
+int sd_selftest_event_queue(uint64_t seed, uint32_t n_ops)
+{
+    /* Random pushes (ties, near and far times, up to 2 ms ahead) interleaved with pops: every
+     * pop must return the smallest pending (time, sequence), which a sorted order checks. */
+    sd_sim sim;
+    memset(&sim, 0, sizeof sim);
+    if (!ev_init(&sim, 16))
+        return -1;
+    uint64_t rng = seed, popped = 0, pushed = 0;
+    sd_event prev = {0, 0, 0, 0}, e;
+    int bad = 0;
+    for (uint32_t i = 0; i < n_ops && !bad; i++) {
+        uint64_t r = rng_next(&rng);
+        if (r % 3 != 0 || pushed == popped) {
+            int64_t ahead;
+            switch ((r >> 8) % 4) {
+            case 0: ahead = 0; break;                                         /* same time */
+            case 1: ahead = (int64_t)((r >> 16) % 5000); break;               /* same bucket */
+            case 2: ahead = (int64_t)((r >> 16) % 3000000); break;            /* within window */
+            default: ahead = (int64_t)((r >> 16) % 2000000000); break;        /* far */
+            }
+            ev_push(&sim, sim.now + ahead, 1, i, SD_NONE);
+            pushed++;
+        } else {
+            if (!ev_pop(&sim, &e) || ev_less(&e, &prev) || e.t < sim.now)
+                bad = (int)i + 1;
+            prev = e;
+            sim.now = e.t;
+            popped++;
+        }
+    }
+    while (!bad && ev_pop(&sim, &e)) {
+        if (ev_less(&e, &prev))
+            bad = -2;
+        prev = e;
+        popped++;
+    }
+    if (!bad && popped != pushed)
+        bad = -3;
+    ev_free(&sim);
+    return bad;
 }

@@ -89,12 +89,11 @@ sd_sim *sd_create(const sd_config *cfg)
     sim->cring = calloc(cfg->completion_ring, sizeof *sim->cring);
     sim->cap_dcqcn = 16;
     sim->dcqcn = calloc(sim->cap_dcqcn, sizeof *sim->dcqcn);
-    sim->heap_cap = 2 * nports + cfg->num_hosts + 5 * cfg->max_qps + 64;
-    sim->heap = calloc(sim->heap_cap, sizeof *sim->heap);
+    int evq_ok = ev_init(sim, 2 * nports + cfg->num_hosts + 5 * cfg->max_qps + 64);
     if (cfg->trace_capacity)
         sim->trace = calloc(cfg->trace_capacity, sizeof *sim->trace);
     if (!sim->hosts || !sim->ports || !sim->switch_seed || !sim->qps || !sim->msgs || !sim->post_order ||
-        !sim->pkts || !sim->cring || !sim->dcqcn || !sim->heap || (cfg->trace_capacity && !sim->trace)) {
+        !sim->pkts || !sim->cring || !sim->dcqcn || !evq_ok || (cfg->trace_capacity && !sim->trace)) {
         sd_destroy(sim);
         sd_fail(NULL, SD_ENOMEM, "out of memory allocating the simulator");
         return NULL;
@@ -129,7 +128,7 @@ void sd_destroy(sd_sim *sim)
     free(sim->pkts);
     free(sim->cring);
     free(sim->dcqcn);
-    free(sim->heap);
+    ev_free(sim);
     free(sim->trace);
     free(sim);
 }
@@ -435,20 +434,22 @@ int sd_run_until(sd_sim *sim, int64_t t)
     for (;;) {
         if (sim->cfg.wake_on_completion && sim->cring_len > 0)
             return SD_STOP_COMPLETIONS;
-        if (sim->heap_len == 0)
-            return SD_STOP_IDLE;         /* time stays at the last event */
-        if (sim->heap[0].t > t) {
+        const sd_event *top = ev_peek(sim);
+        if (!top)
+            return sim->fatal ? sd_fail(sim, SD_ENOMEM, "event queue: out of memory") : SD_STOP_IDLE;
+        if (top->t > t) {
             sim->now = t;
             return SD_STOP_TIME;
         }
         ev_pop(sim, &e);
         sim->now = e.t;
         sim->ctr.events++;
-        if (sim->heap_len > 0 && sim->heap[0].aux != SD_NONE) {
+        top = ev_peek(sim);
+        if (top && top->aux != SD_NONE) {
             /* start loading what the next event touches while this one runs: packets in flight
              * outgrow the caches, and their loads are most of the cost of a hop */
-            __builtin_prefetch(&sim->pkts[sim->heap[0].aux]);
-            __builtin_prefetch(&sim->ports[sim->heap[0].id]);
+            __builtin_prefetch(&sim->pkts[top->aux]);
+            __builtin_prefetch(&sim->ports[top->id]);
         }
         switch ((uint32_t)(e.key & 0xFF)) {
         case EV_TX_DONE:
@@ -558,7 +559,7 @@ uint64_t sd_memory_bytes(sd_sim *sim)
     b += (uint64_t)c->pkt_pool * sizeof *sim->pkts;
     b += (uint64_t)c->completion_ring * sizeof *sim->cring;
     b += (uint64_t)sim->cap_dcqcn * sizeof *sim->dcqcn;
-    b += (uint64_t)sim->heap_cap * sizeof *sim->heap;
+    b += ev_memory_bytes(sim);
     b += (uint64_t)c->trace_capacity * sizeof *sim->trace;
     return b;
 }

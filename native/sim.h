@@ -73,6 +73,30 @@ typedef struct sd_event {
     uint32_t aux;                /* EV_WIRE: the packet at the wire head (prefetched), else SD_NONE */
 } sd_event;
 
+/* The calendar event queue (event.c). */
+typedef struct sd_evnode {
+    sd_event ev;
+    uint32_t next;               /* next event of the same bucket, or free-list link */
+    uint32_t pad0;
+} sd_evnode;
+
+typedef struct sd_evheap {
+    sd_event *a;
+    uint32_t len, cap;
+} sd_evheap;
+
+typedef struct sd_evq {
+    uint32_t *head;              /* per bucket slot: first node, SD_NONE = empty */
+    uint32_t *tail;
+    sd_evnode *nodes;
+    uint32_t node_cap;
+    uint32_t free_node;
+    uint64_t cur;                /* current bucket (time >> EVQ_SHIFT) */
+    uint64_t listed;             /* events in bucket lists */
+    sd_evheap now;               /* events of the current bucket */
+    sd_evheap far;               /* events beyond the window */
+} sd_evq;
+
 typedef struct sd_host {
     uint32_t port;               /* NIC uplink port, SD_NONE until linked */
     uint32_t ring;               /* one QP of the scheduling ring (round-robin cursor), SD_NONE = empty */
@@ -88,9 +112,9 @@ struct sd_sim {
     char err[256];
     void *userdata;
     sd_counters ctr;
-    /* event heap */
-    sd_event *heap;
-    uint32_t heap_len, heap_cap;
+    /* event queue */
+    sd_evq evq;
+    int fatal;                   /* an internal allocation failed mid-run (SD_ENOMEM) */
     /* packet pool */
     sd_packet *pkts;
     uint32_t free_head;
@@ -127,8 +151,12 @@ struct sd_sim {
 int sd_fail(sd_sim *sim, int code, const char *fmt, ...);
 
 /* event.c */
+int ev_init(sd_sim *sim, uint32_t capacity);
+void ev_free(sd_sim *sim);
 int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux);
 int ev_pop(sd_sim *sim, sd_event *out);
+const sd_event *ev_peek(sd_sim *sim);
+uint64_t ev_memory_bytes(const sd_sim *sim);
 
 /* pool (sim.c) */
 uint32_t pkt_alloc(sd_sim *sim);

@@ -341,6 +341,9 @@ int64_t sd_serialization_ps(uint64_t wire_bytes, uint64_t rate_bps);
 int32_t sd_psn_diff(uint32_t a, uint32_t b);
 uint32_t sd_ecmp_hash(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport, uint64_t seed);
 uint32_t sd_wire_bytes(sd_sim *sim, uint32_t opcode, uint32_t payload);
+/* Event-queue self-test: n_ops random pushes/pops checked against (time, sequence) order;
+ * 0 = pass, else the failing operation (> 0) or a final-check code (< 0). */
+int sd_selftest_event_queue(uint64_t seed, uint32_t n_ops);
 
 /* The congestion-control hook to Python plug-ins: implemented by dataplane/sim.py through cffi
  * (extern "Python+C"). Returns 0, or nonzero if the plug-in raised. */
