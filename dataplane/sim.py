@@ -22,6 +22,8 @@ CC_NONE, CC_DCQCN, CC_PYTHON = lib.SD_CC_NONE, lib.SD_CC_DCQCN, lib.SD_CC_PYTHON
 PRIO_CTRL, PRIO_DATA = lib.SD_PRIO_CTRL, lib.SD_PRIO_DATA
 STOP_TIME, STOP_IDLE, STOP_COMPLETIONS = lib.SD_STOP_TIME, lib.SD_STOP_IDLE, lib.SD_STOP_COMPLETIONS
 CNP_MODES = {"interval": lib.SD_CNP_INTERVAL, "ack_echo": lib.SD_CNP_ACK_ECHO}
+PAYLOAD_PATTERNS = {"zeros": 0, "address": 1}
+MAX_CAPTURES = lib.SD_MAX_CAPTURES
 EVENT_NAMES = ("start", "ack", "cnp", "nak", "timeout", "timer", "bytes")
 ALL_EVENTS = (1 << len(EVENT_NAMES)) - 1
 
@@ -54,6 +56,7 @@ def dtype_of(ctype: str) -> np.dtype:
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": ffi.sizeof(ctype)})
 
 
+PACKET_DTYPE = dtype_of("sd_packet")
 PORT_DTYPE = dtype_of("sd_port")
 QP_DTYPE = dtype_of("sd_qp")
 MSG_DTYPE = dtype_of("sd_msg")
@@ -122,14 +125,19 @@ class Simulator:
                  max_msgs: int = 1024, pkt_pool: int = 65536, mtu_payload: int = 4096,
                  ack_interval: int = 1, cnp_mode: str = "interval", cnp_interval_ps: int = 50_000_000,
                  rto_ps: int = 1_000_000_000, seed: int = 0, trace_capacity: int = 0,
-                 completion_ring: int = 4096, wake_on_completion: bool = False, phy_overhead: int = 20):
+                 completion_ring: int = 4096, wake_on_completion: bool = False, phy_overhead: int = 20,
+                 ipv6: bool = False, dscp_data: int = 26, dscp_ack: int = 26, dscp_cnp: int = 48,
+                 payload_pattern: str = "zeros"):
+        if payload_pattern not in PAYLOAD_PATTERNS:
+            raise ValueError(f"payload_pattern must be one of {sorted(PAYLOAD_PATTERNS)}, got {payload_pattern!r}")
         if cnp_mode not in CNP_MODES:
             raise ValueError(f"cnp_mode must be one of {sorted(CNP_MODES)}, got {cnp_mode!r}")
         for name, v in (("num_hosts", num_hosts), ("num_switches", num_switches), ("max_links", max_links),
                         ("max_qps", max_qps), ("max_msgs", max_msgs), ("pkt_pool", pkt_pool),
                         ("mtu_payload", mtu_payload), ("ack_interval", ack_interval),
                         ("trace_capacity", trace_capacity), ("completion_ring", completion_ring),
-                        ("phy_overhead", phy_overhead)):
+                        ("phy_overhead", phy_overhead), ("dscp_data", dscp_data), ("dscp_ack", dscp_ack),
+                        ("dscp_cnp", dscp_cnp)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 <= v < 2**32:
                 raise ValueError(f"{name} must be an integer in [0, 2^32), got {v!r}")
         for name, v in (("cnp_interval_ps", cnp_interval_ps), ("rto_ps", rto_ps)):
@@ -144,6 +152,8 @@ class Simulator:
         cfg.completion_ring, cfg.wake_on_completion = completion_ring, int(bool(wake_on_completion))
         cfg.trace_capacity, cfg.phy_overhead = trace_capacity, phy_overhead
         cfg.cnp_interval_ps, cfg.rto_ps, cfg.seed = cnp_interval_ps, rto_ps, seed
+        cfg.ipv6, cfg.payload_pattern = int(bool(ipv6)), PAYLOAD_PATTERNS[payload_pattern]
+        cfg.dscp_data, cfg.dscp_ack, cfg.dscp_cnp = dscp_data, dscp_ack, dscp_cnp
         sim = lib.sd_create(cfg)
         if sim == ffi.NULL:
             raise ValueError(ffi.string(lib.sd_last_error(ffi.NULL)).decode())
@@ -240,6 +250,58 @@ class Simulator:
         n = lib.sd_drain_completions(self._sim, ffi.cast("sd_completion *", ffi.from_buffer(out)), max_items)
         return out[:n]
 
+    # ------------------------------------------------------------------ wire and capture
+    def encode(self, packet) -> bytes:
+        """The frame of one packet (a PACKET_DTYPE record or a dict of its fields), Ethernet
+        header to ICRC, as a capture would show it."""
+        pk = self._packet(packet)
+        buf = ffi.new("uint8_t[]", 65536 + 256)
+        n = self._check(lib.sd_encode(self._sim, pk, buf, len(buf), len(buf)))
+        return bytes(ffi.buffer(buf, n))
+
+    @staticmethod
+    def _packet(packet):
+        pk = ffi.new("sd_packet *")
+        fields = packet if isinstance(packet, dict) else {n: packet[n] for n in PACKET_DTYPE.names}
+        pk.msg = NONE
+        pk.ttl = 64
+        for name, value in fields.items():
+            if name not in PACKET_DTYPE.names:
+                raise ValueError(f"packet has no field {name!r}; fields: {PACKET_DTYPE.names}")
+            if name != "pad0":
+                setattr(pk, name, int(value))
+        return pk
+
+    def write_pcap(self, path, packets: np.ndarray, t_ps, snaplen: int = 65535) -> None:
+        """Write PACKET_DTYPE records with their timestamps (ps) to a pcap file."""
+        packets = np.ascontiguousarray(packets, dtype=PACKET_DTYPE)
+        t = _i64("t_ps", t_ps, packets.shape[0])
+        ptr = ffi.cast("sd_packet *", ffi.from_buffer(packets)) if packets.size else ffi.NULL
+        self._check(lib.sd_write_pcap(self._sim, str(path).encode(), ptr, _ptr("int64_t *", t), packets.shape[0],
+                                      snaplen))
+
+    def capture_open(self, path, snaplen: int = 65535, t_start_ps: int = 0, t_end_ps: int = 2**63 - 1,
+                     max_packets: int = 0, qp: int | None = None) -> int:
+        """Start a pcap capture session; attach ports with :meth:`capture_port`."""
+        if not isinstance(max_packets, (int, np.integer)) or max_packets < 0:
+            raise ValueError(f"max_packets must be a non-negative integer, got {max_packets!r}")
+        return self._check(lib.sd_capture_open(self._sim, str(path).encode(), snaplen, int(t_start_ps), int(t_end_ps),
+                                               max_packets, NONE if qp is None else qp))
+
+    def capture_port(self, session: int, port: int, tx: bool = True, rx: bool = False) -> None:
+        self._check(lib.sd_capture_port(self._sim, session, port, int(bool(tx)), int(bool(rx))))
+
+    def capture_stats(self, session: int) -> tuple[int, int]:
+        """(packets, bytes) written by a session so far."""
+        p, b = ffi.new("uint64_t *"), ffi.new("uint64_t *")
+        self._check(lib.sd_capture_stats(self._sim, session, p, b))
+        return int(p[0]), int(b[0])
+
+    def capture_close(self, session: int) -> tuple[int, int]:
+        stats = self.capture_stats(session)
+        self._check(lib.sd_capture_close(self._sim, session))
+        return stats
+
     # ------------------------------------------------------------------ views
     @property
     def ports(self) -> np.ndarray:
@@ -290,10 +352,17 @@ red_probability = lib.sd_red_probability
 serialization_ps = lib.sd_serialization_ps
 psn_diff = lib.sd_psn_diff
 ecmp_hash = lib.sd_ecmp_hash
+
+
+def icrc(frame: bytes) -> int:
+    """ICRC of a frame (Ethernet header to ICRC) as the data plane computes it; the value is
+    put on the wire least-significant byte first."""
+    buf = ffi.from_buffer(frame)
+    return lib.sd_icrc(ffi.cast("uint8_t *", buf), len(frame))
 SIZEOF_PACKET = lib.sd_sizeof_packet()
 OPCODES = {"write_first": lib.SD_OP_WRITE_FIRST, "write_middle": lib.SD_OP_WRITE_MIDDLE,
            "write_last": lib.SD_OP_WRITE_LAST, "write_only": lib.SD_OP_WRITE_ONLY, "ack": lib.SD_OP_ACK,
            "cnp": lib.SD_OP_CNP}
 
-__all__ = ["Simulator", "SimError", "dtype_of", "PORT_DTYPE", "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE",
+__all__ = ["Simulator", "SimError", "dtype_of", "PACKET_DTYPE", "PORT_DTYPE", "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE",
            "red_probability", "serialization_ps", "psn_diff", "ecmp_hash"]

@@ -19,7 +19,8 @@
 
 uint32_t sd_wire_bytes(sd_sim *sim, uint32_t opcode, uint32_t payload)
 {
-    uint32_t hdr = SD_ETH_HDR + SD_IPV4_HDR + SD_UDP_HDR + SD_BTH + SD_ICRC + SD_ETH_FCS;
+    uint32_t ip = sim && sim->cfg.ipv6 ? SD_IPV6_HDR : SD_IPV4_HDR;
+    uint32_t hdr = SD_ETH_HDR + ip + SD_UDP_HDR + SD_BTH + SD_ICRC + SD_ETH_FCS;
     if (opcode == SD_OP_WRITE_FIRST || opcode == SD_OP_WRITE_ONLY)
         hdr += SD_RETH;
     else if (opcode == SD_OP_ACK)
@@ -132,6 +133,8 @@ static void send_data(sd_sim *sim, uint32_t qi)
     pk->becn = 0;
     pk->ackreq = (op == SD_OP_WRITE_LAST || op == SD_OP_WRITE_ONLY);
     pk->syndrome = 0;
+    pk->msg = q->tx_msg;
+    pk->ttl = SD_TTL;
 
     if (m->first_tx_ps < 0)
         m->first_tx_ps = sim->now;
@@ -215,10 +218,12 @@ static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, ui
     pk->sport = (uint16_t)sport;
     pk->opcode = opcode;
     pk->prio = SD_PRIO_CTRL;
-    pk->ecn = 0;                         /* control packets are not ECN-capable */
+    pk->ecn = opcode == SD_OP_CNP ? SD_ECN_ECT0 : 0;  /* as a ConnectX CNP (TOS 0xC2); ACKs Not-ECT */
     pk->becn = becn;
     pk->ackreq = 0;
     pk->syndrome = syndrome;
+    pk->msg = SD_NONE;
+    pk->ttl = SD_TTL;
     sim->ctr.ctrl_sent++;
     port_enqueue(sim, sim->hosts[host].port, p);
 }

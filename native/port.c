@@ -61,6 +61,8 @@ static void port_start(sd_sim *sim, uint32_t port)
         }
     }
 
+    if (pt->cap_tx)
+        capture_packet(sim, pt->cap_tx, pk);
     int64_t ser = ser_ps(pk->wire, pt->rate_bps);
     pt->busy_until = sim->now + ser;
     pt->tx_bytes += pk->wire;
@@ -162,6 +164,8 @@ void port_wire_arrive(sd_sim *sim, uint32_t port)
     sim->ctr.packet_hops++;
     sd_port *in = &sim->ports[pt->peer];
     in->rx_packets++;
+    if (in->cap_rx)
+        capture_packet(sim, in->cap_rx, pk);
     if (in->node < sim->cfg.num_hosts)
         nic_receive(sim, in->node, p);
     else

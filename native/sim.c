@@ -71,6 +71,12 @@ sd_sim *sd_create(const sd_config *cfg)
     CHECK_CFG(cfg->cnp_interval_ps >= 0, "cnp_interval_ps must be >= 0, got %lld", (long long)cfg->cnp_interval_ps);
     CHECK_CFG(cfg->rto_ps > 0, "rto_ps must be > 0, got %lld", (long long)cfg->rto_ps);
     CHECK_CFG(cfg->phy_overhead <= 64, "phy_overhead must be in [0, 64] bytes, got %u", cfg->phy_overhead);
+    CHECK_CFG(cfg->ipv6 <= 1, "ipv6 must be 0 or 1, got %u", cfg->ipv6);
+    CHECK_CFG(cfg->dscp_data <= 63 && cfg->dscp_ack <= 63 && cfg->dscp_cnp <= 63,
+              "dscp_data/dscp_ack/dscp_cnp must be DSCP values in [0, 63], got %u/%u/%u",
+              cfg->dscp_data, cfg->dscp_ack, cfg->dscp_cnp);
+    CHECK_CFG(cfg->payload_pattern <= 1, "payload_pattern must be 0 (zeros) or 1 (address bytes), got %u",
+              cfg->payload_pattern);
 
     sd_sim *sim = calloc(1, sizeof *sim);
     CHECK_CFG(sim != NULL, "out of memory");
@@ -116,6 +122,9 @@ void sd_destroy(sd_sim *sim)
 {
     if (!sim)
         return;
+    for (uint32_t s = 0; s < SD_MAX_CAPTURES; s++)
+        if (sim->cap[s].fp)
+            sd_capture_close(sim, s);
     free(sim->hosts);
     free(sim->ports);
     free(sim->switch_seed);

@@ -18,11 +18,13 @@
 #define SD_NONE UINT32_MAX
 #define SD_PSN_MASK 0xFFFFFFu
 #define SD_ROCE_DPORT 4791u
+#define SD_TTL 64u
 
 /* Header bytes of a RoCEv2 frame over IPv4 (DESIGN §3; transport-cc.md §4). */
 #define SD_ETH_HDR 14u
 #define SD_ETH_FCS 4u
 #define SD_IPV4_HDR 20u
+#define SD_IPV6_HDR 40u
 #define SD_UDP_HDR 8u
 #define SD_BTH 12u
 #define SD_RETH 16u
@@ -34,27 +36,6 @@
 #define SD_ECN_ECT0 2u
 #define SD_ECN_CE 3u
 
-/* A packet in the pool. Fields mirror the RoCEv2 headers the packet would carry on the wire;
- * what is not on the wire (arrive_ps, seq, ts_ps) is simulator bookkeeping. */
-typedef struct sd_packet {
-    int64_t arrive_ps;           /* when the packet reaches the far end of its current wire */
-    int64_t ts_ps;               /* data: time sent; ACK: echo of the acked packet's ts_ps */
-    uint32_t next;               /* intrusive list link (queue, wire or free list) */
-    uint32_t src;                /* source host (IP source) */
-    uint32_t dst;                /* destination host (IP destination) */
-    uint32_t dqp;                /* BTH DestQP (a QP index) */
-    uint32_t psn;                /* BTH PSN, 24-bit */
-    uint32_t msn;                /* AETH MSN (ACK/NAK) */
-    uint32_t payload;            /* payload bytes */
-    uint32_t wire;               /* bytes on the wire, phy overhead included */
-    uint16_t sport;              /* UDP source port: ECMP entropy */
-    uint8_t opcode;              /* BTH opcode (enum sd_opcode) */
-    uint8_t prio;                /* enum sd_prio */
-    uint8_t ecn;                 /* IP ECN codepoint */
-    uint8_t becn;                /* BTH BECN (CNP, or an ACK echoing CE) */
-    uint8_t ackreq;              /* BTH AckReq */
-    uint8_t syndrome;            /* AETH syndrome: 0x1F ACK, 0x60 NAK (PSN sequence error) */
-} sd_packet;
 
 /* Event types; an event names one object (port, host, QP or timer slot) by index. */
 enum sd_event_type {
@@ -96,6 +77,17 @@ typedef struct sd_evq {
     sd_evheap now;               /* events of the current bucket */
     sd_evheap far;               /* events beyond the window */
 } sd_evq;
+
+/* A capture session (wire.c). */
+typedef struct sd_capture {
+    void *fp;                    /* FILE *, NULL = closed */
+    uint32_t snaplen;
+    uint32_t qp_a, qp_b;         /* only this QP pair (SD_NONE = all) */
+    uint32_t write_error;
+    int64_t t_start, t_end;
+    uint64_t max_packets;
+    uint64_t packets, bytes;
+} sd_capture;
 
 typedef struct sd_host {
     uint32_t port;               /* NIC uplink port, SD_NONE until linked */
@@ -144,6 +136,7 @@ struct sd_sim {
     uint32_t num_dcqcn, cap_dcqcn;
     sd_cc_trace *trace;
     uint32_t trace_len;
+    sd_capture cap[SD_MAX_CAPTURES];
     int cb_error;                /* a Python plug-in raised: stop the run */
 };
 
@@ -169,6 +162,9 @@ void port_wire_arrive(sd_sim *sim, uint32_t port);
 int port_can_send_data(sd_sim *sim, uint32_t port);   /* else arranges a pull when free */
 uint64_t rng_next(uint64_t *state);
 double rng_uniform(uint64_t *state);
+
+/* wire.c */
+void capture_packet(sd_sim *sim, uint8_t mask, const sd_packet *pk);
 
 /* switch.c */
 void switch_receive(sd_sim *sim, uint32_t node, uint32_t p);

@@ -85,13 +85,42 @@ typedef struct sd_config {
     uint32_t wake_on_completion; /* 1: sd_run_until returns SD_STOP_COMPLETIONS when one is queued */
     uint32_t trace_capacity;     /* CC decision-trace records kept (0 = off) */
     uint32_t phy_overhead;       /* preamble+SFD+IFG bytes per frame on the wire (20 for Ethernet) */
-    uint32_t pad0;
+    uint32_t ipv6;               /* 1: RoCEv2 over IPv6 (40-byte IP header), 0: IPv4 */
+    uint32_t dscp_data;          /* DSCP of data packets, ACKs/NAKs and CNPs (wire encoding) */
+    uint32_t dscp_ack;
+    uint32_t dscp_cnp;
+    uint32_t payload_pattern;    /* capture payload bytes: 0 zeros, 1 (remote address + offset) mod 256 */
     int64_t cnp_interval_ps;     /* SD_CNP_INTERVAL: minimum gap between CNPs of one QP */
     int64_t rto_ps;              /* retransmission timeout */
     uint64_t seed;               /* root of every RNG stream */
 } sd_config;
 
 /* ---------------------------------------------------------------- Python-visible state */
+/* A packet. Fields mirror the RoCEv2 headers it carries on the wire (native/wire.c turns them
+ * into bytes); arrive_ps, ts_ps and next are simulator bookkeeping. 64 bytes, one cache line. */
+typedef struct sd_packet {
+    int64_t arrive_ps;           /* when the packet reaches the far end of its current wire */
+    int64_t ts_ps;               /* data: time sent; ACK: echo of the acked packet's ts_ps */
+    uint32_t next;               /* intrusive list link (queue, wire or free list) */
+    uint32_t src;                /* source host (IP source) */
+    uint32_t dst;                /* destination host (IP destination) */
+    uint32_t dqp;                /* BTH DestQP (a QP index) */
+    uint32_t psn;                /* BTH PSN, 24-bit */
+    uint32_t msn;                /* AETH MSN (ACK/NAK) */
+    uint32_t payload;            /* payload bytes */
+    uint32_t wire;               /* bytes on the wire, phy overhead included */
+    uint32_t msg;                /* message of a data packet (RETH, payload offset), UINT32_MAX none */
+    uint16_t sport;              /* UDP source port: ECMP entropy */
+    uint8_t opcode;              /* BTH opcode (enum sd_opcode) */
+    uint8_t prio;                /* enum sd_prio */
+    uint8_t ecn;                 /* IP ECN codepoint */
+    uint8_t becn;                /* BTH BECN (CNP, or an ACK echoing CE) */
+    uint8_t ackreq;              /* BTH AckReq */
+    uint8_t syndrome;            /* AETH syndrome: 0x1F ACK, 0x60 NAK (PSN sequence error) */
+    uint8_t ttl;                 /* IP TTL / hop limit, decremented by each switch */
+    uint8_t pad0[7];
+} sd_packet;
+
 /* Ports: the egress side of a node's attachment to a link. 256 bytes, 64-byte aligned, laid out
  * hot to cold: the first two cache lines hold everything a packet hop touches. */
 typedef struct sd_port {
@@ -108,8 +137,11 @@ typedef struct sd_port {
     uint32_t wire_tail;
     uint32_t node;               /* owner node */
     uint32_t peer;               /* port at the other end of the link */
-    uint32_t up;                 /* 1 = link up */
-    uint32_t tx_pending;         /* 1 = an EV_TX_DONE is scheduled at busy_until */
+    uint8_t up;                  /* 1 = link up */
+    uint8_t tx_pending;          /* 1 = an EV_TX_DONE is scheduled at busy_until */
+    uint8_t cap_tx;              /* capture sessions (bit i = session i) recording what this port sends */
+    uint8_t cap_rx;              /* ... and what its node receives through it */
+    uint32_t pad0;
     uint32_t q_len[2];           /* packets queued per priority */
     uint64_t q_cap[2];           /* byte capacity per priority (drop-tail) */
     uint64_t tx_bytes;           /* wire bytes transmitted (incl. phy overhead) */
@@ -334,6 +366,27 @@ uint64_t sd_data_in_flight(sd_sim *sim);
 /* Memory the simulator allocated, and bytes per packet / per QP, for the benchmark. */
 uint64_t sd_memory_bytes(sd_sim *sim);
 uint32_t sd_sizeof_packet(void);
+
+/* Wire encoding and packet capture (native/wire.c). Frames are what a capture shows: Ethernet
+ * header to ICRC, without preamble and FCS. Host h has MAC 02:00:00:hh:hh:hh (h+1), IPv4
+ * 10.x.y.z = 10.0.0.0 + h + 1, IPv6 fd00::h+1. */
+enum { SD_MAX_CAPTURES = 8 };
+/* Serialize a packet: writes min(frame, snaplen, cap) bytes to buf, returns the frame length. */
+int sd_encode(sd_sim *sim, const sd_packet *pk, uint8_t *buf, uint32_t cap, uint32_t snaplen);
+/* Open a pcap capture (nanosecond timestamps, Ethernet). Packets of QP pair containing `qp` only
+ * (UINT32_MAX = all), sent in [t_start_ps, t_end_ps), at most max_packets (0 = no limit).
+ * Returns the session id (0..7). */
+int sd_capture_open(sd_sim *sim, const char *path, uint32_t snaplen, int64_t t_start_ps, int64_t t_end_ps,
+                    uint64_t max_packets, uint32_t qp);
+/* Record what `port` transmits (tx) and/or what its node receives through it (rx). */
+int sd_capture_port(sd_sim *sim, uint32_t session, uint32_t port, uint32_t tx, uint32_t rx);
+int sd_capture_close(sd_sim *sim, uint32_t session);
+int sd_capture_stats(sd_sim *sim, uint32_t session, uint64_t *packets, uint64_t *bytes);
+/* Write arbitrary packets (with their timestamps) to a new pcap file. */
+int sd_write_pcap(sd_sim *sim, const char *path, const sd_packet *pkts, const int64_t *t_ps, uint32_t n,
+                  uint32_t snaplen);
+/* The ICRC of a frame (Ethernet header to ICRC, IPv4 or IPv6) as it would be put on the wire. */
+uint32_t sd_icrc(const uint8_t *frame, uint32_t len);
 
 /* Pure helpers, exposed for unit tests. */
 double sd_red_probability(uint64_t qbytes, uint64_t kmin, uint64_t kmax, double pmax);

@@ -22,6 +22,8 @@ void switch_receive(sd_sim *sim, uint32_t node, uint32_t p)
 {
     sd_packet *pk = &sim->pkts[p];
     uint32_t sw = node - sim->cfg.num_hosts;
+    if (pk->ttl > 0)
+        pk->ttl--;                       /* a routed hop (RoCEv2 is IP-routed) */
     uint32_t set = sim->fib[(size_t)sw * sim->cfg.num_hosts + pk->dst];
     uint32_t off = sim->set_off[set], n = sim->set_off[set + 1] - off;
     uint32_t pick = 0;

@@ -1,0 +1,413 @@
+/* wire.c: RoCEv2 bytes and pcap capture.
+ *
+ * The simulator moves header *fields*; this file turns a packet into the exact frame a RoCEv2
+ * NIC would put on the wire (shared/reference/transport-cc.md §4): Ethernet II, IPv4 (DF,
+ * checksum) or IPv6, UDP to 4791 with checksum 0 and the packet's entropy as source port, BTH,
+ * RETH on WRITE First/Only, AETH on ACK/NAK, 16 reserved bytes on a CNP, payload padded to 4
+ * bytes (BTH PadCnt), and the ICRC of IBTA Annex A17. The ICRC is computed from the fields as
+ * they are when the frame is serialized, so every change to a covered field (a new UDP source
+ * port, say) is reflected; TOS/TTL/checksums/FECN/BECN are masked, as the annex requires.
+ *
+ * Captures are written by the data plane itself (buffered stdio), one pcap file per session,
+ * with nanosecond timestamps; a port's cap_tx/cap_rx masks say which sessions record it, so an
+ * uncaptured port costs one byte test per packet. */
+#include <stdio.h>
+#include <string.h>
+
+#include "sim.h"
+
+#define PCAP_MAGIC_NS 0xA1B23C4Du
+#define LINKTYPE_ETHERNET 1u
+#define VA_BASE_SHIFT 40u
+
+/* ---------------------------------------------------------------- CRC-32 (IEEE 802.3) */
+static uint32_t crc_table[8][256];
+static int crc_ready;
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFFu];
+    crc_ready = 1;
+}
+
+/* running CRC (no pre/post inversion here), slicing-by-8 */
+static uint32_t crc_update(uint32_t c, const uint8_t *p, size_t n)
+{
+    while (n >= 8) {
+        uint32_t lo = c ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+        c = crc_table[7][lo & 0xFF] ^ crc_table[6][(lo >> 8) & 0xFF] ^ crc_table[5][(lo >> 16) & 0xFF] ^
+            crc_table[4][lo >> 24] ^ crc_table[3][p[4]] ^ crc_table[2][p[5]] ^ crc_table[1][p[6]] ^
+            crc_table[0][p[7]];
+        p += 8;
+        n -= 8;
+    }
+    while (n--)
+        c = crc_table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
+    return c;
+}
+
+uint32_t sd_icrc(const uint8_t *frame, uint32_t len)
+{
+    /* IBTA Annex A17: CRC-32 over 8 bytes of 0xFF (the LRH stand-in), then the IP header with
+     * the variant fields set to ones, the UDP header with the checksum set to ones, the BTH
+     * with byte 4 (FECN, BECN, resv6) set to ones, then everything up to the ICRC itself. */
+    if (!crc_ready)
+        crc_init();
+    if (len < 14 + 20 + 8 + 12 + 4)
+        return 0;
+    uint8_t hdr[14 + 40 + 8 + 12];
+    uint32_t ethertype = (uint32_t)frame[12] << 8 | frame[13];
+    uint32_t ip = ethertype == 0x86DD ? 40u : 20u, h = ip + 8 + 12;
+    if (14 + h + 4 > len)
+        return 0;
+    memcpy(hdr, frame + 14, h);
+    if (ip == 20) {
+        hdr[1] = 0xFF;                        /* TOS */
+        hdr[8] = 0xFF;                        /* TTL */
+        hdr[10] = hdr[11] = 0xFF;             /* header checksum */
+    } else {
+        hdr[0] |= 0x0F;                       /* traffic class (low 4 bits of byte 0 ...) */
+        hdr[1] = hdr[2] = hdr[3] = 0xFF;      /* ... traffic class and flow label */
+        hdr[7] = 0xFF;                        /* hop limit */
+    }
+    hdr[ip + 6] = hdr[ip + 7] = 0xFF;         /* UDP checksum */
+    hdr[ip + 8 + 4] = 0xFF;                   /* BTH FECN/BECN/resv6 */
+    static const uint8_t ones[8] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+    uint32_t c = crc_update(0xFFFFFFFFu, ones, 8);
+    c = crc_update(c, hdr, h);
+    c = crc_update(c, frame + 14 + h, len - 14 - h - 4);
+    return ~c;
+}
+
+/* ---------------------------------------------------------------- encoding */
+static uint8_t *put16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+    return p + 2;
+}
+
+static uint8_t *put24(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 16);
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)v;
+    return p + 3;
+}
+
+static uint8_t *put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+    return p + 4;
+}
+
+static uint8_t *put_mac(uint8_t *p, uint32_t host)
+{
+    uint32_t a = host + 1;
+    p[0] = 0x02;
+    p[1] = p[2] = 0;
+    p[3] = (uint8_t)(a >> 16);
+    p[4] = (uint8_t)(a >> 8);
+    p[5] = (uint8_t)a;
+    return p + 6;
+}
+
+static uint32_t ipv4_of(uint32_t host)
+{
+    return 0x0A000000u + host + 1;
+}
+
+static uint8_t *put_ipv6(uint8_t *p, uint32_t host)
+{
+    memset(p, 0, 16);
+    p[0] = 0xFD;
+    put32(p + 12, host + 1);
+    return p + 16;
+}
+
+static int has_reth(uint32_t op)
+{
+    return op == SD_OP_WRITE_FIRST || op == SD_OP_WRITE_ONLY;
+}
+
+/* RETH of a WRITE: the remote buffer is laid out per QP, messages back to back. */
+static void reth_of(const sd_sim *sim, const sd_packet *pk, uint64_t *va, uint32_t *rkey, uint32_t *dlen,
+                    uint64_t *offset)
+{
+    *va = 0;
+    *rkey = 0x1000u + pk->dqp;
+    *dlen = pk->payload;
+    *offset = 0;
+    if (pk->msg >= sim->num_msgs)
+        return;
+    const sd_msg *m = &sim->msgs[pk->msg];
+    const sd_qp *q = &sim->qps[m->qp];
+    uint64_t mtu = sim->cfg.mtu_payload;
+    *va = ((uint64_t)(pk->dqp + 1) << VA_BASE_SHIFT) | ((m->start_seq * mtu) & ((1ull << VA_BASE_SHIFT) - 1));
+    *dlen = (uint32_t)(m->bytes > UINT32_MAX ? UINT32_MAX : m->bytes);
+    int32_t idx = psn_diff(pk->psn, (uint32_t)((q->isn + m->start_seq) & SD_PSN_MASK));
+    *offset = idx > 0 ? (uint64_t)idx * mtu : 0;
+}
+
+static uint32_t frame_len(const sd_sim *sim, const sd_packet *pk)
+{
+    return sd_wire_bytes((sd_sim *)sim, pk->opcode, pk->payload) - sim->cfg.phy_overhead - SD_ETH_FCS;
+}
+
+int sd_encode(sd_sim *sim, const sd_packet *pk, uint8_t *buf, uint32_t cap, uint32_t snaplen)
+{
+    /* Build the whole frame in a local buffer: the ICRC covers all of it; copy what fits. */
+    static uint8_t f[65536 + 256];
+    if (pk->payload > 65536)
+        return sd_fail(sim, SD_EINVAL, "encode: payload %u exceeds 64 KiB", pk->payload);
+    uint32_t len = frame_len(sim, pk);
+    int v6 = sim->cfg.ipv6 != 0;
+    uint32_t op = pk->opcode;
+    uint32_t dscp = op == SD_OP_CNP ? sim->cfg.dscp_cnp : op == SD_OP_ACK ? sim->cfg.dscp_ack : sim->cfg.dscp_data;
+    uint32_t tos = (dscp << 2) | (pk->ecn & 3u);
+    uint32_t pad = (4u - (pk->payload & 3u)) & 3u;
+    uint32_t ip_len = v6 ? SD_IPV6_HDR : SD_IPV4_HDR;
+    uint32_t udp_len = len - SD_ETH_HDR - ip_len;
+    uint8_t *p = f;
+
+    p = put_mac(p, pk->dst);
+    p = put_mac(p, pk->src);
+    p = put16(p, v6 ? 0x86DD : 0x0800);
+    if (!v6) {
+        uint8_t *iph = p;
+        *p++ = 0x45;
+        *p++ = (uint8_t)tos;
+        p = put16(p, udp_len + 20);
+        p = put16(p, 0);                       /* identification */
+        p = put16(p, 0x4000);                  /* DF */
+        *p++ = pk->ttl;
+        *p++ = 17;                             /* UDP */
+        p = put16(p, 0);                       /* checksum, below */
+        p = put32(p, ipv4_of(pk->src));
+        p = put32(p, ipv4_of(pk->dst));
+        uint32_t sum = 0;
+        for (int i = 0; i < 20; i += 2)
+            sum += (uint32_t)iph[i] << 8 | iph[i + 1];
+        while (sum >> 16)
+            sum = (sum & 0xFFFF) + (sum >> 16);
+        put16(iph + 10, ~sum & 0xFFFF);
+    } else {
+        p = put32(p, 0x60000000u | tos << 20);  /* version 6, traffic class, flow label 0 */
+        p = put16(p, udp_len);
+        *p++ = 17;
+        *p++ = pk->ttl;
+        p = put_ipv6(p, pk->src);
+        p = put_ipv6(p, pk->dst);
+    }
+    p = put16(p, pk->sport);
+    p = put16(p, SD_ROCE_DPORT);
+    p = put16(p, udp_len);
+    p = put16(p, 0);                           /* UDP checksum: 0, as RoCEv2 NICs send */
+
+    /* BTH */
+    *p++ = (uint8_t)op;
+    *p++ = (uint8_t)(pad << 4);                /* SE 0, M 0, PadCnt, TVer 0 */
+    p = put16(p, 0xFFFF);                      /* default P_Key */
+    *p++ = (uint8_t)(pk->becn ? 0x40 : 0x00);  /* FECN 0, BECN */
+    p = put24(p, pk->dqp & SD_PSN_MASK);
+    *p++ = (uint8_t)(pk->ackreq ? 0x80 : 0x00);
+    p = put24(p, pk->psn & SD_PSN_MASK);
+
+    uint64_t va = 0, offset = 0;
+    if (op != SD_OP_ACK && op != SD_OP_CNP) {
+        uint32_t rkey, dlen;
+        reth_of(sim, pk, &va, &rkey, &dlen, &offset);
+        if (has_reth(op)) {
+            p = put32(p, (uint32_t)(va >> 32));
+            p = put32(p, (uint32_t)va);
+            p = put32(p, rkey);
+            p = put32(p, dlen);
+        }
+    }
+    if (op == SD_OP_ACK) {
+        *p++ = pk->syndrome;
+        p = put24(p, pk->msn & SD_PSN_MASK);
+    } else if (op == SD_OP_CNP) {
+        memset(p, 0, SD_CNP_PAD);
+        p += SD_CNP_PAD;
+    } else {
+        if (sim->cfg.payload_pattern == 1) {
+            uint64_t a = va + offset;
+            for (uint32_t i = 0; i < pk->payload; i++)
+                p[i] = (uint8_t)(a + i);
+        } else {
+            memset(p, 0, pk->payload);
+        }
+        p += pk->payload;
+        memset(p, 0, pad);
+        p += pad;
+    }
+    p += 4;                                    /* ICRC */
+    uint32_t built = (uint32_t)(p - f);
+    if (built != len)
+        return sd_fail(sim, SD_EINVAL, "encode: built %u bytes for a %u-byte frame (opcode %u)", built, len, op);
+    uint32_t icrc_at = len - 4;                /* RoCEv2 frames are >= 60 bytes: no Ethernet pad */
+    uint32_t icrc = sd_icrc(f, len);
+    f[icrc_at] = (uint8_t)icrc;                /* least significant byte first */
+    f[icrc_at + 1] = (uint8_t)(icrc >> 8);
+    f[icrc_at + 2] = (uint8_t)(icrc >> 16);
+    f[icrc_at + 3] = (uint8_t)(icrc >> 24);
+    uint32_t n = len < snaplen ? len : snaplen;
+    if (n > cap)
+        n = cap;
+    memcpy(buf, f, n);
+    return (int)len;
+}
+
+/* ---------------------------------------------------------------- pcap */
+static int write_header(FILE *fp, uint32_t snaplen)
+{
+    /* magic, version 2.4 (two 16-bit halves), thiszone, sigfigs, snaplen, link type; host order */
+    uint32_t h[6] = {PCAP_MAGIC_NS, 2u | (4u << 16), 0, 0, snaplen, LINKTYPE_ETHERNET};
+    return fwrite(h, sizeof h, 1, fp) == 1;
+}
+
+static int write_record(sd_sim *sim, FILE *fp, const sd_packet *pk, int64_t t_ps, uint32_t snaplen,
+                        uint64_t *bytes)
+{
+    uint8_t buf[65536 + 256];
+    int len = sd_encode(sim, pk, buf, sizeof buf, snaplen);
+    if (len < 0)
+        return 0;
+    uint32_t incl = (uint32_t)len < snaplen ? (uint32_t)len : snaplen;
+    uint64_t ns = (uint64_t)(t_ps < 0 ? 0 : t_ps) / 1000u;
+    uint32_t rec[4] = {(uint32_t)(ns / 1000000000u), (uint32_t)(ns % 1000000000u), incl, (uint32_t)len};
+    if (fwrite(rec, sizeof rec, 1, fp) != 1 || fwrite(buf, incl, 1, fp) != 1)
+        return 0;
+    *bytes += sizeof rec + incl;
+    return 1;
+}
+
+int sd_capture_open(sd_sim *sim, const char *path, uint32_t snaplen, int64_t t_start_ps, int64_t t_end_ps,
+                    uint64_t max_packets, uint32_t qp)
+{
+    if (snaplen < 14 || snaplen > 262144)
+        return sd_fail(sim, SD_EINVAL, "capture: snaplen must be in [14, 262144] bytes, got %u", snaplen);
+    if (t_end_ps <= t_start_ps)
+        return sd_fail(sim, SD_EINVAL, "capture: the time window [%lld, %lld) ps is empty",
+                       (long long)t_start_ps, (long long)t_end_ps);
+    if (qp != SD_NONE && qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "capture: qp %u does not exist (%u QPs)", qp, sim->num_qps);
+    uint32_t id = 0;
+    while (id < SD_MAX_CAPTURES && sim->cap[id].fp)
+        id++;
+    if (id == SD_MAX_CAPTURES)
+        return sd_fail(sim, SD_ENOMEM, "capture: at most %d sessions at once", SD_MAX_CAPTURES);
+    FILE *fp = fopen(path, "wb");
+    if (!fp)
+        return sd_fail(sim, SD_EINVAL, "capture: cannot open %s for writing", path);
+    setvbuf(fp, NULL, _IOFBF, 1 << 20);
+    if (!write_header(fp, snaplen)) {
+        fclose(fp);
+        return sd_fail(sim, SD_EINVAL, "capture: cannot write to %s", path);
+    }
+    sd_capture *c = &sim->cap[id];
+    memset(c, 0, sizeof *c);
+    c->fp = fp;
+    c->snaplen = snaplen;
+    c->t_start = t_start_ps;
+    c->t_end = t_end_ps;
+    c->max_packets = max_packets;
+    c->qp_a = qp;
+    c->qp_b = qp == SD_NONE ? SD_NONE : sim->qps[qp].peer_qp;
+    c->bytes = 24;
+    return (int)id;
+}
+
+int sd_capture_port(sd_sim *sim, uint32_t session, uint32_t port, uint32_t tx, uint32_t rx)
+{
+    if (session >= SD_MAX_CAPTURES || !sim->cap[session].fp)
+        return sd_fail(sim, SD_EINVAL, "capture: session %u is not open", session);
+    if (port >= sim->num_ports)
+        return sd_fail(sim, SD_EINVAL, "capture: port %u does not exist (%u ports)", port, sim->num_ports);
+    uint8_t bit = (uint8_t)(1u << session);
+    sd_port *pt = &sim->ports[port];
+    pt->cap_tx = (uint8_t)(tx ? pt->cap_tx | bit : pt->cap_tx & ~bit);
+    pt->cap_rx = (uint8_t)(rx ? pt->cap_rx | bit : pt->cap_rx & ~bit);
+    return SD_OK;
+}
+
+int sd_capture_close(sd_sim *sim, uint32_t session)
+{
+    if (session >= SD_MAX_CAPTURES || !sim->cap[session].fp)
+        return sd_fail(sim, SD_EINVAL, "capture: session %u is not open", session);
+    uint8_t keep = (uint8_t)~(1u << session);
+    for (uint32_t i = 0; i < sim->num_ports; i++) {
+        sim->ports[i].cap_tx &= keep;
+        sim->ports[i].cap_rx &= keep;
+    }
+    sd_capture *c = &sim->cap[session];
+    int ok = fclose(c->fp) == 0 && !c->write_error;
+    c->fp = NULL;
+    return ok ? SD_OK : sd_fail(sim, SD_EINVAL, "capture: writing session %u failed (disk full?)", session);
+}
+
+int sd_capture_stats(sd_sim *sim, uint32_t session, uint64_t *packets, uint64_t *bytes)
+{
+    if (session >= SD_MAX_CAPTURES)
+        return sd_fail(sim, SD_EINVAL, "capture: no session %u", session);
+    *packets = sim->cap[session].packets;
+    *bytes = sim->cap[session].bytes;
+    return SD_OK;
+}
+
+void capture_packet(sd_sim *sim, uint8_t mask, const sd_packet *pk)
+{
+    for (uint32_t s = 0; mask; s++, mask >>= 1) {
+        if (!(mask & 1u))
+            continue;
+        sd_capture *c = &sim->cap[s];
+        if (sim->now < c->t_start || sim->now >= c->t_end || c->write_error ||
+            (c->max_packets && c->packets >= c->max_packets))
+            continue;
+        if (c->qp_a != SD_NONE && pk->dqp != c->qp_a && pk->dqp != c->qp_b)
+            continue;
+        if (write_record(sim, c->fp, pk, sim->now, c->snaplen, &c->bytes))
+            c->packets++;
+        else
+            c->write_error = 1;
+    }
+}
+
+int sd_write_pcap(sd_sim *sim, const char *path, const sd_packet *pkts, const int64_t *t_ps, uint32_t n,
+                  uint32_t snaplen)
+{
+    if (snaplen < 14 || snaplen > 262144)
+        return sd_fail(sim, SD_EINVAL, "write_pcap: snaplen must be in [14, 262144] bytes, got %u", snaplen);
+    for (uint32_t i = 0; i < n; i++) {
+        const sd_packet *pk = &pkts[i];
+        if (pk->opcode != SD_OP_WRITE_FIRST && pk->opcode != SD_OP_WRITE_MIDDLE && pk->opcode != SD_OP_WRITE_LAST &&
+            pk->opcode != SD_OP_WRITE_ONLY && pk->opcode != SD_OP_ACK && pk->opcode != SD_OP_CNP)
+            return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u has opcode %u, not one softdpu emits", i, pk->opcode);
+        if (pk->src >= sim->cfg.num_hosts || pk->dst >= sim->cfg.num_hosts)
+            return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u names host %u or %u (hosts are 0..%u)", i,
+                           pk->src, pk->dst, sim->cfg.num_hosts - 1);
+        if (pk->payload > 65536)
+            return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u payload %u exceeds 64 KiB", i, pk->payload);
+    }
+    FILE *fp = fopen(path, "wb");
+    if (!fp)
+        return sd_fail(sim, SD_EINVAL, "write_pcap: cannot open %s for writing", path);
+    uint64_t bytes = 0;
+    int ok = write_header(fp, snaplen);
+    for (uint32_t i = 0; ok && i < n; i++)
+        ok = write_record(sim, fp, &pkts[i], t_ps[i], snaplen, &bytes);
+    ok = (fclose(fp) == 0) && ok;
+    return ok ? SD_OK : sd_fail(sim, SD_EINVAL, "write_pcap: writing %s failed", path);
+}
