@@ -35,7 +35,7 @@ def cmd_list(_a) -> int:
 
 
 def cmd_run(a) -> int:
-    from controlplane.experiment import parse_sets, split_params
+    from controlplane.experiment import capture_arg, parse_sets, split_params
     exps = _experiments()
     if a.experiment not in exps:
         print(f"softdpu: unknown experiment {a.experiment!r}; known: {', '.join(sorted(exps))}", file=sys.stderr)
@@ -45,7 +45,7 @@ def cmd_run(a) -> int:
     if a.cc:
         exp["ccs"] = [a.cc]
     out = a.out or f"results/{a.experiment}"
-    mod.run(out, exp, over, seed=a.seed, plots=not a.no_plots)
+    mod.run(out, exp, over, seed=a.seed, plots=not a.no_plots, capture=capture_arg(a.pcap, a.pcap_filter))
     return 0
 
 
@@ -90,6 +90,11 @@ def main(argv=None) -> int:
     r.add_argument("--out", default=None, help="results folder (default results/<experiment>)")
     r.add_argument("--cc", default=None, help="cc name or path/to/file.py:ClassName (replaces the experiment's list)")
     r.add_argument("--no-plots", action="store_true")
+    r.add_argument("--pcap", default=None, metavar="FILE",
+                   help="capture packets to a pcap file (one per variant: FILE-<variant>.pcap)")
+    r.add_argument("--pcap-filter", default=None, metavar="'KEY=VALUE ...'",
+                   help="points=hosts|switches|all|h3|sw0->h0|<port id>,... dir=tx|rx|both qp=N from_us= to_us= "
+                        "max=N snaplen=BYTES split=1")
     r.set_defaults(func=cmd_run)
     p = sub.add_parser("plot", help="(re)make the plots of a results folder")
     p.add_argument("results")

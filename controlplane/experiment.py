@@ -34,7 +34,7 @@ def split_params(sets: dict, params: dict) -> tuple[dict, dict]:
 
 
 def run_variants(out_dir: Path, variants: dict[str, Scenario], overrides: dict, plots: bool = True,
-                 compare_name: str = "compare.png", title: str | None = None) -> dict:
+                 compare_name: str = "compare.png", title: str | None = None, capture=None) -> dict:
     """Run each variant into ``out_dir/<name>``, plot each and a comparison, print a table."""
     from controlplane.results import format_summary, load_run, summary
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -42,7 +42,7 @@ def run_variants(out_dir: Path, variants: dict[str, Scenario], overrides: dict, 
     for name, sc in variants.items():
         sc = sc.with_overrides(overrides)
         run_dir = out_dir / name
-        result = sc.run(run_dir)
+        result = sc.run(run_dir, capture=capture.for_variant(name, len(variants) > 1) if capture else None)
         s = summary(load_run(run_dir))
         s["wall_s"] = round(result.wall_s, 3)
         summaries[name] = s
@@ -66,12 +66,23 @@ def experiment_main(module: str, run, params: dict, default_out: str, argv=None)
     ap.add_argument("--out", default=default_out)
     ap.add_argument("--cc", default=None, help="a cc name or path/to/file.py:ClassName")
     ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--pcap", default=None, help="write a pcap capture (see controlplane/capture.py)")
+    ap.add_argument("--pcap-filter", default=None, metavar="'points=... snaplen=... ...'")
     a = ap.parse_args(argv)
     exp, over = split_params(parse_sets(a.set), params)
     if a.cc:
         exp["ccs"] = [a.cc]
-    run(a.out, exp, over, seed=a.seed, plots=not a.no_plots)
+    run(a.out, exp, over, seed=a.seed, plots=not a.no_plots, capture=capture_arg(a.pcap, a.pcap_filter))
     return 0
+
+
+def capture_arg(path: str | None, text: str | None):
+    from controlplane.capture import CaptureSpec
+    if path is None:
+        if text:
+            raise ValueError("--pcap-filter needs --pcap FILE")
+        return None
+    return CaptureSpec.parse(path, text)
 
 
 __all__ = ["parse_sets", "split_params", "run_variants", "experiment_main"]

@@ -101,9 +101,16 @@ class Scenario:
     def build(self) -> Network:
         return Network(self)
 
-    def run(self, out_dir: str | Path | None = None, progress: bool | None = None, quiet: bool = True) -> Result:
+    def run(self, out_dir: str | Path | None = None, progress: bool | None = None, quiet: bool = True,
+            capture=None) -> Result:
+        """Build and run; ``capture`` (a controlplane.capture.CaptureSpec) records pcap files."""
         net = self.build()
+        if capture is not None:
+            capture.attach(net)
         result = net.run(progress=progress)
+        if capture is not None:
+            for path, (packets, nbytes) in capture.close(net).items():
+                print(f"capture: {packets:,} packets, {nbytes:,} bytes -> {path}")
         if out_dir is not None:
             result.write(out_dir)
         if not quiet:

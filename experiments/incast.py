@@ -36,9 +36,9 @@ def scenarios(params: dict, seed: int) -> dict[str, Scenario]:
 
 
 def run(out_dir: str | Path = "results/incast", params: dict | None = None, overrides: dict | None = None,
-        seed: int = 1, plots: bool = True) -> dict:
+        seed: int = 1, plots: bool = True, capture=None) -> dict:
     return run_variants(Path(out_dir), scenarios(params or {}, seed), overrides or {}, plots=plots,
-                        compare_name="incast.png", title="N:1 incast")
+                        compare_name="incast.png", title="N:1 incast", capture=capture)
 
 
 if __name__ == "__main__":

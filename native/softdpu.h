@@ -369,8 +369,9 @@ uint32_t sd_sizeof_packet(void);
 
 /* Wire encoding and packet capture (native/wire.c). Frames are what a capture shows: Ethernet
  * header to ICRC, without preamble and FCS. Host h has MAC 02:00:00:hh:hh:hh (h+1), IPv4
- * 10.x.y.z = 10.0.0.0 + h + 1, IPv6 fd00::h+1. */
-enum { SD_MAX_CAPTURES = 8 };
+ * 10.x.y.z = 10.0.0.0 + h + 1, IPv6 fd00::h+1; QP index q is QPN q + SD_QPN_BASE on the wire
+ * (QPNs 0 and 1 are InfiniBand's management QPs). */
+enum { SD_MAX_CAPTURES = 8, SD_QPN_BASE = 0x100 };
 /* Serialize a packet: writes min(frame, snaplen, cap) bytes to buf, returns the frame length. */
 int sd_encode(sd_sim *sim, const sd_packet *pk, uint8_t *buf, uint32_t cap, uint32_t snaplen);
 /* Open a pcap capture (nanosecond timestamps, Ethernet). Packets of QP pair containing `qp` only

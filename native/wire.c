@@ -146,7 +146,7 @@ static void reth_of(const sd_sim *sim, const sd_packet *pk, uint64_t *va, uint32
                     uint64_t *offset)
 {
     *va = 0;
-    *rkey = 0x1000u + pk->dqp;
+    *rkey = 0x1000u + pk->dqp;              /* one memory region per QP */
     *dlen = pk->payload;
     *offset = 0;
     if (pk->msg >= sim->num_msgs)
@@ -220,7 +220,7 @@ int sd_encode(sd_sim *sim, const sd_packet *pk, uint8_t *buf, uint32_t cap, uint
     *p++ = (uint8_t)(pad << 4);                /* SE 0, M 0, PadCnt, TVer 0 */
     p = put16(p, 0xFFFF);                      /* default P_Key */
     *p++ = (uint8_t)(pk->becn ? 0x40 : 0x00);  /* FECN 0, BECN */
-    p = put24(p, pk->dqp & SD_PSN_MASK);
+    p = put24(p, (pk->dqp + SD_QPN_BASE) & SD_PSN_MASK);
     *p++ = (uint8_t)(pk->ackreq ? 0x80 : 0x00);
     p = put24(p, pk->psn & SD_PSN_MASK);
 
