@@ -83,6 +83,33 @@ def run_cc_callback(name: str = "permutation-128", seed: int = 1) -> dict:
             "us_per_cc_event": per_event * 1e6, "cc_events_per_s": 1 / per_event}
 
 
+def run_capture(name: str = "permutation-128", snaplen: int = 128, seed: int = 1, out_dir: str | None = None) -> dict:
+    """Cost of capturing every packet at every port it leaves (one pcap record per hop), with
+    a given snaplen, written by the data plane: the run with and without the capture."""
+    import tempfile
+    from pathlib import Path
+
+    from controlplane.capture import CaptureSpec
+    tmp = Path(out_dir or tempfile.mkdtemp(prefix="softdpu-bench-"))
+    times = {}
+    for capture in (False, True):
+        net = scenario(name, seed=seed).build()
+        spec = CaptureSpec(str(tmp / "all.pcap"), points=["all"], snaplen=snaplen) if capture else None
+        if spec:
+            spec.attach(net)
+        t0 = time.perf_counter()
+        net.run(progress=False)
+        stats = spec.close(net) if spec else {}
+        times[capture] = (time.perf_counter() - t0, stats)
+    (t_off, _), (t_on, stats) = times[False], times[True]
+    packets, nbytes = next(iter(stats.values()))
+    (tmp / "all.pcap").unlink()
+    return {"benchmark": f"capture ({name}, every port, snaplen {snaplen})", "packets_captured": packets,
+            "pcap_mib": nbytes / 2**20, "run_s_without": t_off, "run_s_with": t_on,
+            "captured_per_s_of_capture_cost": packets / max(t_on - t_off, 1e-9),
+            "captured_per_s_of_run": packets / t_on}
+
+
 def format_row(r: dict) -> str:
     return "\n".join(f"  {k:22s} {v:,.3f}" if isinstance(v, float) else f"  {k:22s} {v:,}" if isinstance(v, int)
                      else f"  {k:22s} {v}" for k, v in r.items())

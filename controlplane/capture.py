@@ -121,6 +121,8 @@ class CaptureSpec:
     def attach(self, net) -> None:
         sim = net.sim
         points = self.resolve(net)
+        if len({(p, tx, rx) for _, p, tx, rx in points}) != len(points):
+            raise ValueError("capture: a point is named twice (e.g. a port by name and by id)")
         if self.split and len(points) > MAX_CAPTURES:
             raise ValueError(f"capture: split=1 writes one file per point, at most {MAX_CAPTURES}; "
                              f"{len(points)} points given")

@@ -188,12 +188,20 @@ class Network:
         mask = cc.event_mask()
         sports = self.rng.integers(QP_SPORT_BASE, 65536, size=len(self.flows))
         self.qps = np.zeros(len(self.flows), dtype=np.int64)
+        by_conn: dict[int, int] = {}
         for i, f in enumerate(self.flows):
+            if f.conn is not None and f.conn in by_conn:
+                self.qps[i] = by_conn[f.conn]          # another message on the same connection
+                continue
             qp = sim.create_qp_pair(f.src, f.dst, int(sports[i]), kind, param, mask, sc.isn)
             self.qps[i] = qp
+            if f.conn is not None:
+                by_conn[f.conn] = qp
             if kind == CC_PYTHON:
                 sim.set_python_cc(qp, cc.handler_for(qp))
                 sim.set_python_cc(qp + 1, cc.handler_for(qp + 1))
+        # one time-series column per sender QP (flows of one connection share it)
+        self.sender_qps = np.array(list(dict.fromkeys(self.qps.tolist())), dtype=np.int64)
         if self.flows:
             sim.post_writes(self.qps, [f.size_bytes for f in self.flows], [f.start_ps for f in self.flows])
 
@@ -261,7 +269,7 @@ class Network:
     def run(self, progress: bool | None = None) -> Result:
         sc, sim = self.scenario, self.sim
         ports = self.monitored_ports()
-        sender_qps = self.qps
+        sender_qps = self.sender_qps
         interval = sc.sample_interval_ps
         end = sc.duration_ps if sc.duration_ps is not None else sc.max_duration_ps
         if interval < 0 or end <= 0:
@@ -373,7 +381,7 @@ class Result:
 
     @staticmethod
     def _timeseries(net: Network, s: dict, ports: np.ndarray) -> dict[str, np.ndarray]:
-        fab, nq, npt = net.fabric, len(net.qps), len(ports)
+        fab, nq, npt = net.fabric, len(net.sender_qps), len(ports)
         t = np.array(s["t"], dtype=np.int64)
         shape_q, shape_p = (len(t), nq), (len(t), npt)
 
@@ -384,10 +392,12 @@ class Result:
         dt = np.diff(np.concatenate([[0], t])).astype(np.float64)
         dt[dt <= 0] = np.nan
         goodput = np.nan_to_num(np.diff(np.vstack([np.zeros((1, nq), np.int64), acked]), axis=0) * 8e12 / dt[:, None])
+        first_flow = {int(q): f for q, f in zip(net.qps[::-1], net.flows[::-1])}
         return {
             "t_ps": t,
-            "qp_ids": net.qps.astype(np.int64),
-            "qp_labels": np.array([f"{fab.node_names[f.src]}->{fab.node_names[f.dst]}" for f in net.flows], dtype=str),
+            "qp_ids": net.sender_qps,
+            "qp_labels": np.array([f"{fab.node_names[first_flow[int(q)].src]}->{fab.node_names[first_flow[int(q)].dst]}"
+                                   for q in net.sender_qps], dtype=str),
             "qp_rate_bps": stack("rate", shape_q, np.float64),
             "qp_goodput_bps": goodput,
             "qp_window_bytes": stack("win", shape_q, np.float64),

@@ -18,6 +18,7 @@ class Flow:
     dst: int            # receiving host
     size_bytes: int     # RDMA WRITE length
     start_ps: int       # when the application posts it
+    conn: int | None = None   # flows with the same conn share one QP pair (None: a QP pair of its own)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,18 +78,32 @@ def from_list(fabric: Fabric, flows: list[dict]) -> list[Flow]:
         start = f.get("start_ps", 0)
         if not isinstance(start, (int, np.integer)) or start < 0:
             raise ValueError(f"flows[{i}].start_ps must be a non-negative integer, got {start!r}")
-        out.append(Flow(src, dst, _check_size(f["size_bytes"]), int(start)))
+        conn = f.get("conn")
+        if conn is not None and not isinstance(conn, (int, np.integer)):
+            raise ValueError(f"flows[{i}].conn must be an integer or None, got {conn!r}")
+        out.append(Flow(src, dst, _check_size(f["size_bytes"]), int(start), None if conn is None else int(conn)))
     return out
 
 
+def from_pcap(fabric: Fabric, path: str, hosts: str = "order", time_scale: float = 1.0) -> list[Flow]:
+    """The RDMA WRITEs of a RoCEv2 capture (controlplane/replay.py)."""
+    from controlplane.replay import messages
+    flows, needed = messages(path, hosts, time_scale)
+    if needed > fabric.num_hosts:
+        raise ValueError(f"the capture {path} needs {needed} hosts; the fabric has {fabric.num_hosts}")
+    return from_list(fabric, flows)
+
+
 def build(fabric: Fabric, spec: dict, rng: np.random.Generator) -> list[Flow]:
-    """Dispatch on ``spec["kind"]``: "incast", "permutation" or "flows"."""
+    """Dispatch on ``spec["kind"]``: "incast", "permutation", "flows" or "pcap"."""
     spec = dict(spec)
     kind = spec.pop("kind", None)
+    if kind == "pcap":
+        return from_pcap(fabric, **spec)
     if kind == "incast":
         return incast(fabric, rng=rng, **spec)
     if kind == "permutation":
         return permutation(fabric, rng=rng, **spec)
     if kind == "flows":
         return from_list(fabric, spec.get("flows", []))
-    raise ValueError(f"workload kind must be 'incast', 'permutation' or 'flows', got {kind!r}")
+    raise ValueError(f"workload kind must be 'incast', 'permutation', 'flows' or 'pcap', got {kind!r}")

@@ -241,31 +241,35 @@ int sd_encode(sd_sim *sim, const sd_packet *pk, uint8_t *buf, uint32_t cap, uint
     } else if (op == SD_OP_CNP) {
         memset(p, 0, SD_CNP_PAD);
         p += SD_CNP_PAD;
-    } else {
-        if (sim->cfg.payload_pattern == 1) {
-            uint64_t a = va + offset;
-            for (uint32_t i = 0; i < pk->payload; i++)
-                p[i] = (uint8_t)(a + i);
-        } else {
-            memset(p, 0, pk->payload);
-        }
-        p += pk->payload;
-        memset(p, 0, pad);
-        p += pad;
     }
-    p += 4;                                    /* ICRC */
-    uint32_t built = (uint32_t)(p - f);
-    if (built != len)
-        return sd_fail(sim, SD_EINVAL, "encode: built %u bytes for a %u-byte frame (opcode %u)", built, len, op);
-    uint32_t icrc_at = len - 4;                /* RoCEv2 frames are >= 60 bytes: no Ethernet pad */
-    uint32_t icrc = sd_icrc(f, len);
-    f[icrc_at] = (uint8_t)icrc;                /* least significant byte first */
-    f[icrc_at + 1] = (uint8_t)(icrc >> 8);
-    f[icrc_at + 2] = (uint8_t)(icrc >> 16);
-    f[icrc_at + 3] = (uint8_t)(icrc >> 24);
+    uint32_t hdr_len = (uint32_t)(p - f);
+    if (hdr_len + pk->payload + pad + 4 != len)
+        return sd_fail(sim, SD_EINVAL, "encode: %u header bytes for a %u-byte frame (opcode %u)", hdr_len, len, op);
     uint32_t n = len < snaplen ? len : snaplen;
     if (n > cap)
         n = cap;
+    /* A truncated capture needs neither the payload past the cut nor the ICRC at the end. */
+    uint32_t body = n < len ? (n > hdr_len ? n - hdr_len : 0) : pk->payload + pad;
+    if (body > pk->payload + pad)
+        body = pk->payload + pad;
+    if (op != SD_OP_ACK && op != SD_OP_CNP) {
+        uint32_t fill = body < pk->payload ? body : pk->payload;
+        if (sim->cfg.payload_pattern == 1) {
+            uint64_t a = va + offset;
+            for (uint32_t i = 0; i < fill; i++)
+                p[i] = (uint8_t)(a + i);
+        } else {
+            memset(p, 0, fill);
+        }
+        memset(p + fill, 0, body - fill);
+    }
+    if (n == len) {
+        uint32_t icrc = sd_icrc(f, len);       /* RoCEv2 frames are >= 60 bytes: no Ethernet pad */
+        f[len - 4] = (uint8_t)icrc;            /* least significant byte first */
+        f[len - 3] = (uint8_t)(icrc >> 8);
+        f[len - 2] = (uint8_t)(icrc >> 16);
+        f[len - 1] = (uint8_t)(icrc >> 24);
+    }
     memcpy(buf, f, n);
     return (int)len;
 }

@@ -39,3 +39,15 @@ def test_unknown_experiment_and_bad_set_fail_cleanly(capsys):
 def test_console_script_entry_point_runs():
     r = subprocess.run([sys.executable, "-m", "controlplane.cli", "list"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "incast" in r.stdout
+
+
+def test_run_with_pcap_writes_one_capture_per_variant(tmp_path):
+    from dataplane.pcap import read_pcap
+    out = tmp_path / "inc"
+    rc = main(["run", "incast", "--set", "senders=2", "--set", "size_bytes=100000", "--out", str(out), "--no-plots",
+               "--pcap", str(tmp_path / "cap.pcap"), "--pcap-filter", "points=h0 dir=rx snaplen=128 max=40"])
+    assert rc == 0
+    for variant in ("dcqcn", "none"):
+        r = read_pcap(tmp_path / f"cap-{variant}.pcap")
+        assert len(r.records) == 40 and r.snaplen == 128
+    assert main(["run", "incast", "--pcap-filter", "points=h0"]) == 2           # a filter without a file

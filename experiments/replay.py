@@ -1,0 +1,56 @@
+"""Replay: run the RDMA WRITEs of a RoCEv2 capture through a fabric, with each CC.
+
+Which congestion control would have served a recorded workload best? The capture's WRITEs
+(sizes, start times, connections) become the workload (controlplane/replay.py) on a single
+switch by default; every CC in `ccs` runs it. Without `pcap`, the experiment first records a
+demonstration capture (an 8:1 incast of 1 MB WRITEs under no CC) and replays that.
+
+    softdpu run replay --set pcap=trace.pcap --set hosts=order
+    softdpu run replay --set topology.rate_bps=25000000000
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from controlplane.experiment import run_variants
+from controlplane.scenario import Scenario
+from controlplane.units import Gbps, us
+
+PARAMS = dict(pcap=None, hosts="order", time_scale=1.0, rate_bps=Gbps(100), delay_ps=us(1),
+              ccs=["dcqcn", "none"])
+
+
+def demo_capture(path: Path, seed: int) -> Path:
+    """A capture to replay when none is given: 8 senders x 1 MB into one host, DPU ports."""
+    from controlplane.capture import CaptureSpec
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Scenario(name="replay-source", topology={"topology": "single_switch", "num_hosts": 9, "rate_bps": Gbps(100),
+                                            "delay_ps": us(1)},
+             workload={"kind": "incast", "senders": 8, "size_bytes": 1_000_000, "jitter_ps": us(20)},
+             cc="none", seed=seed, sample_interval_ps=0).run(
+        capture=CaptureSpec(str(path), points=["hosts"], direction="tx", snaplen=128))
+    return path
+
+
+def scenarios(params: dict, seed: int, out_dir: Path) -> dict[str, Scenario]:
+    p = {**PARAMS, **params}
+    pcap = Path(p["pcap"]) if p["pcap"] else demo_capture(out_dir / "source.pcap", seed)
+    from controlplane.replay import messages
+    _, n_hosts = messages(pcap, p["hosts"], p["time_scale"])
+    return {Path(cc).stem if ":" in cc else cc: Scenario(
+        name=f"replay-{pcap.stem}",
+        topology={"topology": "single_switch", "num_hosts": n_hosts, "rate_bps": p["rate_bps"], "delay_ps": p["delay_ps"]},
+        workload={"kind": "pcap", "path": str(pcap), "hosts": p["hosts"], "time_scale": p["time_scale"]},
+        cc=cc, seed=seed) for cc in p["ccs"]}
+
+
+def run(out_dir: str | Path = "results/replay", params: dict | None = None, overrides: dict | None = None,
+        seed: int = 1, plots: bool = True, capture=None) -> dict:
+    out = Path(out_dir)
+    return run_variants(out, scenarios(params or {}, seed, out), overrides or {}, plots=plots,
+                        compare_name="replay.png", title="capture replay", capture=capture)
+
+
+if __name__ == "__main__":
+    from controlplane.experiment import experiment_main
+    raise SystemExit(experiment_main(__name__, run, PARAMS, "results/replay"))

@@ -1,0 +1,364 @@
+"""Wire accuracy: softdpu's RoCEv2 bytes against scapy and tshark, the ICRC against a
+hardware-captured vector, pcap export/import round trips, and damaged captures.
+
+Sources: shared/reference/transport-cc.md §4 (layouts, ICRC), scapy contrib/roce.py and
+test/contrib/roce.uts (the ConnectX-4 Lx CNP vector), tshark 4.0 field names.
+"""
+import os
+import shutil
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+
+from dataplane.pcap import RECORD_DTYPE, icrc_of, read_pcap, softdpu_host
+from dataplane.sim import NONE, OPCODES, PACKET_DTYPE, Simulator, icrc
+from tests.support import star
+
+QPN_BASE = 0x100
+scapy_all = pytest.importorskip("scapy.all")
+from scapy.all import IP, UDP, Ether, IPv6, Packet, Raw, bind_layers  # noqa: E402
+from scapy.contrib.roce import AETH, BTH, CNPPadding  # noqa: E402
+from scapy.fields import IntField, XIntField, XLongField  # noqa: E402
+
+
+class RETH(Packet):
+    """RDMA Extended Transport Header (IBTA Vol. 1 §9.3.3): not in scapy, defined for the tests."""
+    name = "RETH"
+    fields_desc = [XLongField("va", 0), XIntField("rkey", 0), IntField("dlen", 0)]
+
+
+for _op in (OPCODES["write_first"], OPCODES["write_only"]):
+    bind_layers(BTH, RETH, opcode=_op)
+
+
+def sim(ipv6=False, n_hosts=4):
+    s = Simulator(num_hosts=n_hosts, num_switches=0, max_links=n_hosts // 2, ipv6=ipv6)
+    return s
+
+
+def mac(h):
+    a = h + 1
+    return f"02:00:00:{(a >> 16) & 255:02x}:{(a >> 8) & 255:02x}:{a & 255:02x}"
+
+
+def scapy_frame(p: dict, ipv6=False, dscp=None) -> bytes:
+    """The frame scapy builds for the same fields (its ICRC computed by scapy)."""
+    op = p["opcode"]
+    if dscp is None:
+        dscp = 48 if op == OPCODES["cnp"] else 26
+    tos = dscp << 2 | p.get("ecn", 0)
+    pad = (4 - p.get("payload", 0) % 4) % 4
+    eth = Ether(dst=mac(p["dst"]), src=mac(p["src"]))
+    if ipv6:
+        ip = IPv6(tc=tos, fl=0, hlim=p.get("ttl", 64), src=f"fd00::{p['src'] + 1:x}", dst=f"fd00::{p['dst'] + 1:x}")
+    else:
+        ip = IP(tos=tos, id=0, flags="DF", ttl=p.get("ttl", 64), src=f"10.0.0.{p['src'] + 1}", dst=f"10.0.0.{p['dst'] + 1}")
+    bth = BTH(opcode=op, solicited=0, migreq=0, padcount=pad, version=0, pkey=0xFFFF, fecn=0, becn=p.get("becn", 0),
+              dqpn=p["dqp"] + QPN_BASE, ackreq=p.get("ackreq", 0), psn=p["psn"])
+    pkt = eth / ip / UDP(sport=p["sport"], dport=4791, chksum=0) / bth
+    if op in (OPCODES["write_first"], OPCODES["write_only"]):
+        pkt = pkt / RETH(va=0, rkey=0x1000 + p["dqp"], dlen=p.get("payload", 0))
+    if op == OPCODES["ack"]:
+        pkt = pkt / AETH(syndrome=p["syndrome"], msn=p["msn"])
+    elif op == OPCODES["cnp"]:
+        pkt = pkt / CNPPadding()
+    else:
+        pkt = pkt / Raw(b"\0" * (p.get("payload", 0) + pad))
+    return bytes(pkt)
+
+
+CASES = {
+    "write_first": dict(opcode=OPCODES["write_first"], payload=4096, psn=0x123456, ackreq=0),
+    "write_middle": dict(opcode=OPCODES["write_middle"], payload=4096, psn=0xFFFFFF),
+    "write_last_odd": dict(opcode=OPCODES["write_last"], payload=577, psn=5, ackreq=1, ecn=3),
+    "write_only_tiny": dict(opcode=OPCODES["write_only"], payload=1, psn=9, ackreq=1, ecn=2),
+    "ack": dict(opcode=OPCODES["ack"], syndrome=0x1F, msn=0xABCDE, psn=77),
+    "nak_psn_seq_err": dict(opcode=OPCODES["ack"], syndrome=0x60, msn=3, psn=78),
+    "ack_becn": dict(opcode=OPCODES["ack"], syndrome=0x1F, msn=4, psn=79, becn=1),
+    "cnp": dict(opcode=OPCODES["cnp"], psn=0, becn=1, ecn=2),
+}
+
+
+@pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bytes_equal_scapy_including_icrc(case, ipv6):
+    p = dict(src=1, dst=2, dqp=5, sport=49999, ttl=61, **CASES[case])
+    ours = sim(ipv6).encode(p)
+    theirs = scapy_frame(p, ipv6)
+    assert ours == theirs
+    assert icrc_of(ours) == struct.unpack("<I", ours[-4:])[0]          # independent check (zlib)
+
+
+def test_icrc_follows_covered_fields():
+    """The UDP source port is covered by the ICRC, the TTL is masked (Annex A17)."""
+    s = sim()
+    base = dict(src=0, dst=1, dqp=2, sport=50000, **CASES["write_middle"])
+    a, b = s.encode(base), s.encode({**base, "sport": 50001})
+    c = s.encode({**base, "ttl": 3})
+    assert a[-4:] != b[-4:] and icrc_of(b) == struct.unpack("<I", b[-4:])[0]
+    assert a[-4:] == c[-4:] and a != c
+
+
+def test_connectx4_cnp_icrc_vector():
+    """scapy test/contrib/roce.uts: a CNP captured on a ConnectX-4 Lx, ICRC 82fd002a on the wire."""
+    frame = bytes.fromhex(
+        "e41d2dab2bc27cfe90643b32080045c2003c718c400040119161"
+        "0a0011010a00120100" "0012b700280000" "8100ffff40000118"
+        "00000000" "00000000000000000000000000000000" "82fd002a")
+    assert len(frame) == 74
+    assert struct.pack("<I", icrc(frame)) == bytes.fromhex("82fd002a")
+    assert icrc_of(frame) == icrc(frame)
+
+
+def test_uc_send_icrc_vector():
+    """scapy test/contrib/roce.uts: a UC SEND Only whose ICRC field is 0x78f353f3."""
+    pkt = Ether(dst="24:8a:07:a8:fa:22", src="24:8a:07:a8:fa:22") / \
+        IP(version=4, ihl=5, tos=0x1, id=1144, flags="DF", frag=0, ttl=64, src="192.168.0.7", dst="192.168.0.7", len=64) / \
+        UDP(sport=49152, dport=4791, len=44) / \
+        BTH(opcode=0x24, migreq=1, padcount=2, pkey=0xFFFF, dqpn=211, psn=13571856, icrc=0) / \
+        Raw(b"F0\x81\x8b\xe2\x895\xd9\x0e\x9a\x95PT\x01\xbe\x88^P\x00\x00")
+    frame = bytes(pkt)
+    assert struct.pack("<I", icrc(frame)) == struct.pack(">I", 0x78F353F3)
+
+
+def run_with_capture(tmp_path, snaplen=65535, **capture):
+    from controlplane.scenario import Scenario
+    sc = Scenario(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 300_000}, cc="dcqcn",
+                  cc_params={"flavour": "paper"}, ecn={"kmin_bytes": 0, "kmax_bytes": 20_000, "pmax": 0.5},
+                  sample_interval_ps=0)
+    net = sc.build()
+    path = tmp_path / "cap.pcap"
+    s = net.sim.capture_open(path, snaplen=snaplen, **capture)
+    for h in range(5):
+        net.sim.capture_port(s, int(net.routes.host_port[h]), tx=True, rx=False)
+    result = net.run()
+    packets, _ = net.sim.capture_close(s)
+    return net, result, path, packets
+
+
+def test_capture_of_a_run_matches_scapy_frame_by_frame(tmp_path):
+    """Every frame the data plane wrote parses in scapy, and scapy's rebuild with a fresh ICRC
+    gives the same bytes; ECN CE marks, CNPs and every opcode of the run are present."""
+    net, result, path, packets = run_with_capture(tmp_path)
+    read = read_pcap(path)
+    assert len(read.records) == packets and not read.skipped and read.stopped is None
+    rec = read.records
+    c = result.counters
+    assert packets == c["data_sent"] + c["ctrl_sent"]                 # every NIC transmission, once
+    assert set(np.unique(rec["opcode"])) >= {6, 7, 8, 17, 0x81}
+    assert (rec["icrc_ok"] == 1).all()
+    from scapy.utils import rdpcap
+    for pkt in rdpcap(str(path)):
+        raw = bytes(pkt)
+        again = Ether(raw)
+        del again[BTH].icrc
+        assert bytes(again) == raw
+
+
+def tshark_fields(path, *fields):
+    exe = shutil.which("tshark")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("tshark is not installed (.ci/run installs it with apt-get)")
+        pytest.skip("tshark is not installed here; CI installs it")
+    args = [exe, "-r", str(path), "-T", "fields", "-E", "occurrence=f"]
+    for f in fields:
+        args += ["-e", f]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+def test_tshark_decodes_every_packet_like_our_records(tmp_path):
+    net, result, path, packets = run_with_capture(tmp_path)
+    rec = read_pcap(path).records
+    rows = tshark_fields(path, "infiniband.bth.opcode", "infiniband.bth.destqp", "infiniband.bth.psn",
+                         "infiniband.bth.a", "infiniband.aeth.syndrome", "infiniband.aeth.msn", "infiniband.reserved",
+                         "ip.dsfield.ecn", "udp.srcport")
+    assert len(rows) == len(rec) == packets
+    cnps = 0
+    for r, row in zip(rec, rows):
+        op, dqp, psn, a, syn, msn, reserved, ecn, sport = row
+        assert int(op) == r["opcode"]
+        assert int(dqp, 16) == r["dqp"] and int(psn) == r["psn"] and int(a) == r["ackreq"]
+        assert int(ecn) == r["ecn"] and int(sport) == r["sport"]
+        if r["opcode"] == 17:
+            assert int(syn) == r["syndrome"] and int(msn) == r["msn"]          # tshark prints decimal
+        if r["opcode"] == 0x81:
+            cnps += 1
+            assert int(reserved, 16) == 0x40                           # BECN in BTH byte 4
+    assert cnps == result.counters["cnp_sent"] > 0
+
+
+def synthetic_packets(n=64, seed=3):
+    rng = np.random.default_rng(seed)
+    p = np.zeros(n, dtype=PACKET_DTYPE)
+    ops = np.array([6, 7, 8, 10, 17, 17, 0x81])
+    p["opcode"] = ops[rng.integers(len(ops), size=n)]
+    p["src"] = rng.integers(0, 4, size=n)
+    p["dst"] = (p["src"] + 1 + rng.integers(0, 3, size=n)) % 4
+    p["dqp"] = rng.integers(0, 1000, size=n)
+    p["psn"] = rng.integers(0, 1 << 24, size=n)
+    p["sport"] = rng.integers(49152, 65536, size=n)
+    data = np.isin(p["opcode"], [6, 7, 8, 10])
+    p["payload"] = np.where(data, rng.integers(1, 4097, size=n), 0)
+    p["ecn"] = np.where(data, rng.choice([2, 3], size=n), np.where(p["opcode"] == 0x81, 2, 0))
+    p["becn"] = (p["opcode"] == 0x81) | ((p["opcode"] == 17) & (rng.random(n) < 0.3))
+    p["ackreq"] = np.isin(p["opcode"], [8, 10])
+    p["syndrome"] = np.where(p["opcode"] == 17, rng.choice([0x1F, 0x60], size=n), 0)
+    p["msn"] = np.where(p["opcode"] == 17, rng.integers(0, 1 << 24, size=n), 0)
+    p["ttl"] = rng.integers(1, 65, size=n)
+    p["msg"] = NONE
+    return p
+
+
+@pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
+def test_export_import_round_trip(tmp_path, ipv6):
+    s = sim(ipv6)
+    pk = synthetic_packets()
+    t = np.cumsum(np.full(len(pk), 1_234_000))                          # 1.234 us apart
+    s.write_pcap(tmp_path / "rt.pcap", pk, t)
+    read = read_pcap(tmp_path / "rt.pcap")
+    r = read.records
+    assert len(r) == len(pk) and not read.skipped and read.nanosecond
+    assert np.array_equal(r["t_ns"], t // 1000)
+    assert [softdpu_host(v, a) for v, a in zip(r["ip_version"], r["src"])] == list(pk["src"])
+    assert [softdpu_host(v, a) for v, a in zip(r["ip_version"], r["dst"])] == list(pk["dst"])
+    for ours, theirs in (("opcode", "opcode"), ("psn", "psn"), ("sport", "sport"), ("ecn", "ecn"), ("becn", "becn"),
+                         ("ackreq", "ackreq"), ("ttl", "ttl"), ("payload", "payload_len")):
+        assert np.array_equal(r[theirs].astype(np.int64), pk[ours].astype(np.int64)), ours
+    assert np.array_equal(r["dqp"], pk["dqp"] + QPN_BASE)
+    ack = pk["opcode"] == 17
+    assert np.array_equal(r["syndrome"][ack], pk["syndrome"][ack]) and np.array_equal(r["msn"][ack], pk["msn"][ack])
+    assert (r["icrc_ok"] == 1).all()
+    # and the bytes of every exported frame are scapy's
+    for p in pk[:16]:
+        fields = {k: int(p[k]) for k in ("src", "dst", "dqp", "sport", "ttl", "opcode", "payload", "psn", "ecn",
+                                         "becn", "ackreq", "syndrome", "msn")}
+        assert s.encode(p) == scapy_frame(fields, ipv6)
+
+
+def test_snaplen_truncates_and_marks_icrc_unchecked(tmp_path):
+    net, result, path, packets = run_with_capture(tmp_path, snaplen=128)
+    r = read_pcap(path).records
+    assert len(r) == packets and r["caplen"].max() == 128
+    data = r["payload_len"] > 100
+    assert (r["icrc_ok"][data] == -1).all() and (r["frame_len"][data] > 128).all()
+    assert (r["icrc_ok"][~data] == 1).all()                            # ACKs and CNPs fit whole
+
+
+def test_capture_filters(tmp_path):
+    """A QP filter keeps one connection (data one way, ACKs/CNPs the other), a time window and
+    a packet limit cut the file, and rx points see what arrives."""
+    from controlplane.scenario import Scenario
+    sc = Scenario(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 300_000}, cc="none",
+                  sample_interval_ps=0)
+    net = sc.build()
+    s = net.sim
+    qp = int(net.qps[2])
+    a = s.capture_open(tmp_path / "qp.pcap", qp=qp)
+    b = s.capture_open(tmp_path / "window.pcap", t_start_ps=5_000_000, t_end_ps=10_000_000)
+    c = s.capture_open(tmp_path / "max.pcap", max_packets=10)
+    d = s.capture_open(tmp_path / "rx.pcap")
+    for h in range(5):
+        port = int(net.routes.host_port[h])
+        for sess in (a, b, c):
+            s.capture_port(sess, port, tx=True)
+    s.capture_port(d, int(net.routes.host_port[0]), tx=False, rx=True)
+    net.run()
+    for sess in (a, b, c, d):
+        s.capture_close(sess)
+    rq = read_pcap(tmp_path / "qp.pcap").records
+    assert set(np.unique(rq["dqp"])) == {qp + QPN_BASE, qp + 1 + QPN_BASE}
+    assert (rq["payload_len"].sum()) >= 300_000
+    rw = read_pcap(tmp_path / "window.pcap").records
+    assert len(rw) > 0 and rw["t_ns"].min() >= 5_000 and rw["t_ns"].max() < 10_000
+    assert len(read_pcap(tmp_path / "max.pcap").records) == 10
+    rx = read_pcap(tmp_path / "rx.pcap").records
+    assert len(rx) == s.ports[int(net.routes.host_port[0]) ^ 1]["tx_packets"]
+    assert (np.array([softdpu_host(4, x) for x in rx["dst"]]) == 0).all()
+
+
+def test_capture_bad_arguments_are_named(tmp_path):
+    s = sim()
+    with pytest.raises(ValueError, match="snaplen"):
+        s.capture_open(tmp_path / "x.pcap", snaplen=4)
+    with pytest.raises(ValueError, match="window"):
+        s.capture_open(tmp_path / "x.pcap", t_start_ps=10, t_end_ps=10)
+    with pytest.raises(ValueError, match="cannot open"):
+        s.capture_open(tmp_path / "no" / "such" / "dir.pcap")
+    with pytest.raises(ValueError, match="not open"):
+        s.capture_port(5, 0)
+    sessions = [s.capture_open(tmp_path / f"{i}.pcap") for i in range(8)]
+    with pytest.raises(Exception, match="at most 8"):
+        s.capture_open(tmp_path / "9.pcap")
+    for x in sessions:
+        s.capture_close(x)
+    with pytest.raises(ValueError, match="opcode"):
+        s.write_pcap(tmp_path / "y.pcap", np.zeros(1, dtype=PACKET_DTYPE), [0])
+
+
+# ---------------------------------------------------------------- damaged captures
+def good_pcap(tmp_path) -> bytes:
+    s = sim()
+    s.write_pcap(tmp_path / "good.pcap", synthetic_packets(20), np.arange(20) * 1000)
+    return (tmp_path / "good.pcap").read_bytes()
+
+
+def test_wrong_magic_and_short_files_raise_clearly(tmp_path):
+    data = good_pcap(tmp_path)
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"\x00\x01\x02\x03" + data[4:])
+    with pytest.raises(ValueError, match="not a pcap file"):
+        read_pcap(bad)
+    bad.write_bytes(data[:10])
+    with pytest.raises(ValueError, match="shorter than the 24-byte header"):
+        read_pcap(bad)
+    bad.write_bytes(struct.pack("<I", 0x0A0D0D0A) + data[4:])
+    with pytest.raises(ValueError, match="pcapng"):
+        read_pcap(bad)
+
+
+def test_truncated_and_inconsistent_records_are_counted(tmp_path):
+    data = good_pcap(tmp_path)
+    p = tmp_path / "t.pcap"
+    p.write_bytes(data[:-50])                                         # last record cut short
+    r = read_pcap(p)
+    assert len(r.records) == 19 and r.skipped["truncated_record"] == 1 and "truncated" in r.stopped
+    # an impossible captured length in the third record header
+    off = 24
+    for _ in range(2):
+        off += 16 + struct.unpack_from("<I", data, off + 8)[0]
+    broken = bytearray(data)
+    struct.pack_into("<I", broken, off + 8, 10_000_000)
+    p.write_bytes(bytes(broken))
+    r = read_pcap(p)
+    assert len(r.records) == 2 and r.skipped["bad_record_length"] == 1
+    # a frame whose IP header says it is longer than the frame
+    broken = bytearray(data)
+    struct.pack_into(">H", broken, 24 + 16 + 14 + 2, 9000)
+    p.write_bytes(bytes(broken))
+    r = read_pcap(p)
+    assert len(r.records) == 19 and r.skipped["bad_ip_header"] == 1
+
+
+def test_random_corruption_never_crashes(tmp_path):
+    """Flip, cut and overwrite bytes of a valid capture 300 times: the reader either returns
+    (with its counts) or raises ValueError, nothing else."""
+    data = good_pcap(tmp_path)
+    rng = np.random.default_rng(11)
+    p = tmp_path / "fuzz.pcap"
+    for _ in range(300):
+        b = bytearray(data)
+        for _ in range(int(rng.integers(1, 8))):
+            i = int(rng.integers(len(b)))
+            b[i] = int(rng.integers(256))
+        if rng.random() < 0.3:
+            b = b[:int(rng.integers(len(b)))]
+        p.write_bytes(bytes(b))
+        try:
+            r = read_pcap(p)
+        except ValueError:
+            continue
+        assert r.records.dtype == RECORD_DTYPE and len(r.records) <= 20
