@@ -61,6 +61,11 @@ class Scenario:
     trace: int = 0                      # CC decision-trace capacity (records); 0 = off
     pkt_pool: int | None = None         # packets preallocated; None = sized from the workload
     isn: int = 0                        # initial PSN of every QP (24-bit)
+    ipv6: bool = False                  # RoCEv2 over IPv6 (40-byte IP header: longer frames)
+    dscp_data: int = 26                 # DSCP of data, ACK/NAK and CNP packets (captures)
+    dscp_ack: int = 26
+    dscp_cnp: int = 48
+    payload_pattern: str = "zeros"      # captured payload bytes: "zeros" or "address" (remote address mod 256)
 
     # ------------------------------------------------------------------ config
     def to_dict(self) -> dict:
@@ -154,7 +159,8 @@ class Network:
                          pkt_pool=self.resolved["pkt_pool"], mtu_payload=sc.mtu_payload,
                          ack_interval=sc.ack_interval, cnp_mode=self.resolved["cnp_mode"],
                          cnp_interval_ps=sc.cnp_interval_ps, rto_ps=sc.rto_ps, seed=sc.seed,
-                         trace_capacity=sc.trace)
+                         trace_capacity=sc.trace, ipv6=sc.ipv6, dscp_data=sc.dscp_data, dscp_ack=sc.dscp_ack,
+                         dscp_cnp=sc.dscp_cnp, payload_pattern=sc.payload_pattern)
 
     def _install_fabric(self) -> None:
         sc, fab, sim = self.scenario, self.fabric, self.sim
