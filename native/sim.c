@@ -8,6 +8,9 @@
 
 #include "sim.h"
 
+_Static_assert(sizeof(sd_packet) == 64, "sd_packet should fill exactly one cache line");
+_Static_assert(sizeof(sd_port) == 256, "sd_port should be four cache lines");
+
 static char create_err[256];
 
 int sd_fail(sd_sim *sim, int code, const char *fmt, ...)
@@ -91,7 +94,9 @@ sd_sim *sd_create(const sd_config *cfg)
     sim->qps = calloc(cfg->max_qps, sizeof *sim->qps);
     sim->msgs = calloc(cfg->max_msgs, sizeof *sim->msgs);
     sim->post_order = calloc(cfg->max_msgs, sizeof *sim->post_order);
-    sim->pkts = calloc(cfg->pkt_pool, sizeof *sim->pkts);
+    sim->pkts = aligned_alloc(64, (size_t)cfg->pkt_pool * sizeof *sim->pkts);   /* a packet per cache line */
+    if (sim->pkts)
+        memset(sim->pkts, 0, (size_t)cfg->pkt_pool * sizeof *sim->pkts);
     sim->cring = calloc(cfg->completion_ring, sizeof *sim->cring);
     sim->cap_dcqcn = 16;
     sim->dcqcn = calloc(sim->cap_dcqcn, sizeof *sim->dcqcn);

@@ -118,7 +118,7 @@ typedef struct sd_packet {
     uint8_t ackreq;              /* BTH AckReq */
     uint8_t syndrome;            /* AETH syndrome: 0x1F ACK, 0x60 NAK (PSN sequence error) */
     uint8_t ttl;                 /* IP TTL / hop limit, decremented by each switch */
-    uint8_t pad0[7];
+    uint8_t pad0[3];
 } sd_packet;
 
 /* Ports: the egress side of a node's attachment to a link. 256 bytes, 64-byte aligned, laid out
