@@ -365,14 +365,13 @@ def _parse_column(values: list[str]) -> np.ndarray:
     """Parse CSV cells as int64, else float64 (empty cell = nan), else str; no cells: float64."""
     if not values:
         return np.array([], dtype=np.float64)
-    try:
-        return np.array([int(v) for v in values], dtype=np.int64)
-    except ValueError:
-        pass
-    try:
-        return np.array([float(v) if v.strip() else math.nan for v in values], dtype=np.float64)
-    except ValueError:
-        return np.array(values, dtype=str)
+    for parse in (lambda: np.array([int(v) for v in values], dtype=np.int64),
+                  lambda: np.array([float(v) if v.strip() else math.nan for v in values], dtype=np.float64)):
+        try:
+            return parse()
+        except ValueError:
+            continue                      # not this type: try the next, wider one
+    return np.array(values, dtype=str)
 
 
 def _total(run: Run, counter: str, series: str) -> int:
