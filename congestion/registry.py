@@ -29,8 +29,10 @@ def _builtins() -> None:
         return
     _builtins_loaded = True
     from congestion.dcqcn import Dcqcn
+    from congestion.dctcp import Dctcp
     from congestion.none import NoCC
-    for cls in (NoCC, Dcqcn):
+    from congestion.timely import Timely
+    for cls in (NoCC, Dcqcn, Dctcp, Timely):
         _REGISTRY.setdefault(cls.name, cls)
 
 

@@ -189,7 +189,7 @@ class Network:
         elif python:
             kind, param = CC_PYTHON, 0
         else:
-            kind, param = cc.c_kind, sim.add_dcqcn_params(cc.c_params())
+            kind, param = cc.c_kind, sim.add_cc_params(cc.c_kind, cc.c_params())
         self.cc_kind = kind
         mask = cc.event_mask()
         sports = self.rng.integers(QP_SPORT_BASE, 65536, size=len(self.flows))

@@ -19,6 +19,16 @@ from dataplane._native import ffi, lib
 NONE = 0xFFFFFFFF
 
 CC_NONE, CC_DCQCN, CC_PYTHON = lib.SD_CC_NONE, lib.SD_CC_DCQCN, lib.SD_CC_PYTHON
+CC_DCTCP, CC_TIMELY = lib.SD_CC_DCTCP, lib.SD_CC_TIMELY
+
+
+def cc_param_names(kind: int) -> list[str]:
+    """Parameter names of a C twin, in block order (native/<cc>.c is the source of truth)."""
+    names, i = [], 0
+    while (name := lib.sd_cc_param_name(kind, i)) != ffi.NULL:
+        names.append(ffi.string(name).decode())
+        i += 1
+    return names
 PRIO_CTRL, PRIO_DATA = lib.SD_PRIO_CTRL, lib.SD_PRIO_DATA
 STOP_TIME, STOP_IDLE, STOP_COMPLETIONS = lib.SD_STOP_TIME, lib.SD_STOP_IDLE, lib.SD_STOP_COMPLETIONS
 CNP_MODES = {"interval": lib.SD_CNP_INTERVAL, "ack_echo": lib.SD_CNP_ACK_ECHO}
@@ -204,11 +214,17 @@ class Simulator:
         self._check(lib.sd_set_link_up(self._sim, link, int(bool(up))))
 
     # ------------------------------------------------------------------ congestion control
-    def add_dcqcn_params(self, params: dict) -> int:
-        p = ffi.new("sd_dcqcn_params *")
-        for k, v in params.items():
-            setattr(p, k, v)
-        return self._check(lib.sd_add_dcqcn_params(self._sim, p))
+    def add_cc_params(self, kind: int, params: dict) -> int:
+        """A parameter block for a C twin: ``params`` by name (all of them, no others);
+        returns the block index to pass to :meth:`create_qp_pair`."""
+        names = cc_param_names(kind)
+        if not names:
+            raise ValueError(f"cc kind {kind} has no C twin")
+        missing, unknown = set(names) - set(params), set(params) - set(names)
+        if missing or unknown:
+            raise ValueError(f"cc parameters: missing {sorted(missing)}, unknown {sorted(unknown)}; expected {names}")
+        values = np.array([float(params[n]) for n in names], dtype=np.float64)
+        return self._check(lib.sd_add_cc_params(self._sim, kind, _ptr("double *", values), len(values)))
 
     def set_python_cc(self, qp: int, handler: Callable) -> None:
         """Route the CC events of ``qp`` (created with cc_kind=CC_PYTHON) to ``handler(io)``."""

@@ -7,6 +7,20 @@
 
 #include "sim.h"
 
+const cc_twin *cc_twin_of(uint32_t kind)
+{
+    switch (kind) {
+    case SD_CC_DCQCN:
+        return &cc_dcqcn;
+    case SD_CC_DCTCP:
+        return &cc_dctcp;
+    case SD_CC_TIMELY:
+        return &cc_timely;
+    default:
+        return NULL;
+    }
+}
+
 static void cc_arm_timer(sd_sim *sim, uint32_t qi, uint32_t i)
 {
     sd_qp *q = &sim->qps[qi];
@@ -38,17 +52,21 @@ void cc_event(sd_sim *sim, uint32_t qi, uint32_t type, const sd_cc_io *in)
     io.rate_bps = q->rate_bps;
     io.window_bytes = q->window_bytes;
     io.inflight_bytes = (q->snd_nxt - q->snd_una) * sim->cfg.mtu_payload;  /* upper bound: full-MTU packets */
+    io.snd_una = q->snd_una;
+    io.snd_nxt = q->snd_nxt;
     for (int i = 0; i < SD_CC_TIMERS; i++)
         io.timer_at[i] = q->timer_at[i];
     io.byte_threshold = q->byte_threshold;
     io.byte_reset = 0;
     q->cc_events++;
 
-    if (q->cc_kind == SD_CC_DCQCN) {
-        dcqcn_event(&sim->dcqcn[q->cc_param], q->cc_state, &io);
-    } else if (sd_cc_python_event(sim->userdata, &io) != 0) {
-        sim->cb_error = 1;
-        return;
+    if (q->cc_kind == SD_CC_PYTHON) {
+        if (sd_cc_python_event(sim->userdata, &io) != 0) {
+            sim->cb_error = 1;
+            return;
+        }
+    } else {
+        cc_twin_of(q->cc_kind)->event(sim->ccp[q->cc_param].v, q->cc_state, &io);
     }
 
     double rate = io.rate_bps;

@@ -17,7 +17,55 @@
 enum { RC, RT, ALPHA, TSTAGE, BSTAGE, STARTED, ALPHA_CNP, DEC_CNP };
 enum { T_ALPHA = 0, T_INC = 1, T_DEC = 2 };
 
-static void paper_increase(const sd_dcqcn_params *p, double *s, double line)
+/* Parameters, in the order of the block Python passes (sd_add_cc_params). */
+static const char *const params[] = {
+    "g", "rai_bps", "rhai_bps", "rmin_bps", "initial_alpha", "rate_on_first_cnp", "alpha_period_ps",
+    "inc_period_ps", "dec_period_ps", "byte_counter", "flavour", "fast_recovery", "clamp_target", NULL};
+
+typedef struct dcqcn_params {
+    double g;                    /* alpha EWMA gain */
+    double rai_bps;              /* additive increase step */
+    double rhai_bps;             /* hyper increase step */
+    double rmin_bps;             /* rate floor */
+    double initial_alpha;
+    double rate_on_first_cnp;    /* nvidia flavour: RC = RT = this x RC on the first CNP */
+    int64_t alpha_period_ps;     /* paper K (alpha timer); nvidia: alpha update period */
+    int64_t inc_period_ps;       /* rate-increase timer T */
+    int64_t dec_period_ps;       /* nvidia: rate-decrease check period */
+    uint64_t byte_counter;       /* paper B; 0 = off */
+    uint32_t flavour;            /* 0 = paper (Zhu et al. SIGCOMM'15), 1 = nvidia (HPCC repo *Mlx) */
+    uint32_t fast_recovery;      /* F */
+    uint32_t clamp_target;       /* RT <- RC on every decrease (else only when a stage counter > 0) */
+} dcqcn_params;
+
+static dcqcn_params unpack(const double *v)
+{
+    dcqcn_params p = {v[0], v[1], v[2], v[3], v[4], v[5], (int64_t)v[6], (int64_t)v[7], (int64_t)v[8],
+                      (uint64_t)v[9], (uint32_t)v[10], (uint32_t)v[11], (uint32_t)v[12]};
+    return p;
+}
+
+static const char *validate(const double *v)
+{
+    dcqcn_params p = unpack(v);
+    if (v[10] != 0.0 && v[10] != 1.0)
+        return "flavour must be 0 (paper) or 1 (nvidia)";
+    if (!(p.g > 0.0 && p.g <= 1.0))
+        return "g must be in (0, 1]";
+    if (!(p.rai_bps >= 0.0) || !(p.rhai_bps >= 0.0) || !(p.rmin_bps > 0.0))
+        return "rai_bps and rhai_bps must be >= 0 and rmin_bps > 0";
+    if (!(p.initial_alpha >= 0.0 && p.initial_alpha <= 1.0))
+        return "initial_alpha must be in [0, 1]";
+    if (!(p.rate_on_first_cnp > 0.0 && p.rate_on_first_cnp <= 1.0))
+        return "rate_on_first_cnp must be in (0, 1]";
+    if (!(v[6] > 0.0) || !(v[7] > 0.0) || (p.flavour == 1 && !(v[8] > 0.0)))
+        return "timer periods (alpha_period_ps, inc_period_ps, dec_period_ps) must be > 0 ps";
+    if (!(v[9] >= 0.0) || !(v[11] >= 0.0) || v[11] > 1e6)
+        return "byte_counter and fast_recovery must be >= 0";
+    return NULL;
+}
+
+static void paper_increase(const dcqcn_params *p, double *s, double line)
 {
     double mx = s[TSTAGE] > s[BSTAGE] ? s[TSTAGE] : s[BSTAGE];
     double mn = s[TSTAGE] < s[BSTAGE] ? s[TSTAGE] : s[BSTAGE];
@@ -36,7 +84,7 @@ static void paper_increase(const sd_dcqcn_params *p, double *s, double line)
         s[RC] = line;
 }
 
-static void paper_event(const sd_dcqcn_params *p, double *s, sd_cc_io *io)
+static void paper_event(const dcqcn_params *p, double *s, sd_cc_io *io)
 {
     double line = io->line_rate_bps;
     switch (io->event) {
@@ -74,7 +122,7 @@ static void paper_event(const sd_dcqcn_params *p, double *s, sd_cc_io *io)
     }
 }
 
-static void nvidia_event(const sd_dcqcn_params *p, double *s, sd_cc_io *io)
+static void nvidia_event(const dcqcn_params *p, double *s, sd_cc_io *io)
 {
     double line = io->line_rate_bps;
     switch (io->event) {
@@ -130,8 +178,10 @@ static void nvidia_event(const sd_dcqcn_params *p, double *s, sd_cc_io *io)
     }
 }
 
-void dcqcn_event(const sd_dcqcn_params *p, double *s, sd_cc_io *io)
+static void event(const double *v, double *s, sd_cc_io *io)
 {
+    dcqcn_params pp = unpack(v);
+    const dcqcn_params *p = &pp;
     if (io->event == SD_EV_START) {
         s[RC] = io->line_rate_bps;
         s[RT] = io->line_rate_bps;
@@ -148,3 +198,5 @@ void dcqcn_event(const sd_dcqcn_params *p, double *s, sd_cc_io *io)
     io->trace[2] = s[TSTAGE];
     io->trace[3] = s[BSTAGE];
 }
+
+const cc_twin cc_dcqcn = {"dcqcn", params, validate, event};

@@ -98,13 +98,13 @@ sd_sim *sd_create(const sd_config *cfg)
     if (sim->pkts)
         memset(sim->pkts, 0, (size_t)cfg->pkt_pool * sizeof *sim->pkts);
     sim->cring = calloc(cfg->completion_ring, sizeof *sim->cring);
-    sim->cap_dcqcn = 16;
-    sim->dcqcn = calloc(sim->cap_dcqcn, sizeof *sim->dcqcn);
+    sim->cap_ccp = 16;
+    sim->ccp = calloc(sim->cap_ccp, sizeof *sim->ccp);
     int evq_ok = ev_init(sim, 2 * nports + cfg->num_hosts + 5 * cfg->max_qps + 64);
     if (cfg->trace_capacity)
         sim->trace = calloc(cfg->trace_capacity, sizeof *sim->trace);
     if (!sim->hosts || !sim->ports || !sim->switch_seed || !sim->qps || !sim->msgs || !sim->post_order ||
-        !sim->pkts || !sim->cring || !sim->dcqcn || !evq_ok || (cfg->trace_capacity && !sim->trace)) {
+        !sim->pkts || !sim->cring || !sim->ccp || !evq_ok || (cfg->trace_capacity && !sim->trace)) {
         sd_destroy(sim);
         sd_fail(NULL, SD_ENOMEM, "out of memory allocating the simulator");
         return NULL;
@@ -141,7 +141,7 @@ void sd_destroy(sd_sim *sim)
     free(sim->post_order);
     free(sim->pkts);
     free(sim->cring);
-    free(sim->dcqcn);
+    free(sim->ccp);
     ev_free(sim);
     free(sim->trace);
     free(sim);
@@ -276,29 +276,45 @@ int sd_set_link_up(sd_sim *sim, uint32_t link, uint32_t up)
 }
 
 /* ---------------------------------------------------------------- congestion control */
-int sd_add_dcqcn_params(sd_sim *sim, const sd_dcqcn_params *p)
+int sd_add_cc_params(sd_sim *sim, uint32_t kind, const double *values, uint32_t n)
 {
-    if (p->flavour > 1)
-        return sd_fail(sim, SD_EINVAL, "dcqcn flavour must be 0 (paper) or 1 (nvidia), got %u", p->flavour);
-    if (!(p->g > 0.0 && p->g <= 1.0))
-        return sd_fail(sim, SD_EINVAL, "dcqcn g must be in (0, 1], got %g", p->g);
-    if (!(p->rai_bps >= 0.0) || !(p->rhai_bps >= 0.0) || !(p->rmin_bps > 0.0))
-        return sd_fail(sim, SD_EINVAL, "dcqcn rai_bps/rhai_bps must be >= 0 and rmin_bps > 0");
-    if (!(p->initial_alpha >= 0.0 && p->initial_alpha <= 1.0))
-        return sd_fail(sim, SD_EINVAL, "dcqcn initial_alpha must be in [0, 1], got %g", p->initial_alpha);
-    if (!(p->rate_on_first_cnp > 0.0 && p->rate_on_first_cnp <= 1.0))
-        return sd_fail(sim, SD_EINVAL, "dcqcn rate_on_first_cnp must be in (0, 1], got %g", p->rate_on_first_cnp);
-    if (p->alpha_period_ps <= 0 || p->inc_period_ps <= 0 || (p->flavour == 1 && p->dec_period_ps <= 0))
-        return sd_fail(sim, SD_EINVAL, "dcqcn timer periods must be > 0 ps");
-    if (sim->num_dcqcn == sim->cap_dcqcn) {
-        sd_dcqcn_params *n = realloc(sim->dcqcn, 2 * sim->cap_dcqcn * sizeof *n);
-        if (!n)
-            return sd_fail(sim, SD_ENOMEM, "dcqcn params: out of memory");
-        sim->dcqcn = n;
-        sim->cap_dcqcn *= 2;
+    const cc_twin *tw = cc_twin_of(kind);
+    if (!tw)
+        return sd_fail(sim, SD_EINVAL, "cc kind %u has no C twin", kind);
+    uint32_t want = 0;
+    while (tw->params[want])
+        want++;
+    if (n != want)
+        return sd_fail(sim, SD_EINVAL, "%s: %u parameter values given, %u expected", tw->name, n, want);
+    sd_ccp block = {kind, 0, {0}};
+    for (uint32_t i = 0; i < n; i++) {
+        if (values[i] != values[i])
+            return sd_fail(sim, SD_EINVAL, "%s: parameter %s is NaN", tw->name, tw->params[i]);
+        block.v[i] = values[i];
     }
-    sim->dcqcn[sim->num_dcqcn] = *p;
-    return (int)sim->num_dcqcn++;
+    const char *why = tw->validate(block.v);
+    if (why)
+        return sd_fail(sim, SD_EINVAL, "%s: %s", tw->name, why);
+    if (sim->num_ccp == sim->cap_ccp) {
+        sd_ccp *m = realloc(sim->ccp, 2 * sim->cap_ccp * sizeof *m);
+        if (!m)
+            return sd_fail(sim, SD_ENOMEM, "cc params: out of memory");
+        sim->ccp = m;
+        sim->cap_ccp *= 2;
+    }
+    sim->ccp[sim->num_ccp] = block;
+    return (int)sim->num_ccp++;
+}
+
+const char *sd_cc_param_name(uint32_t kind, uint32_t i)
+{
+    const cc_twin *tw = cc_twin_of(kind);
+    if (!tw)
+        return NULL;
+    for (uint32_t k = 0; k <= i; k++)
+        if (!tw->params[k])
+            return NULL;
+    return tw->params[i];
 }
 
 void sd_set_userdata(sd_sim *sim, void *userdata)
@@ -365,10 +381,10 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, u
         return sd_fail(sim, SD_EINVAL, "qp: sport must be a UDP port (0..65535), got %u", sport);
     if (isn > SD_PSN_MASK)
         return sd_fail(sim, SD_EINVAL, "qp: isn must be a 24-bit PSN, got %u", isn);
-    if (cc_kind > SD_CC_PYTHON)
+    if (cc_kind >= SD_NUM_CC)
         return sd_fail(sim, SD_EINVAL, "qp: unknown cc_kind %u", cc_kind);
-    if (cc_kind == SD_CC_DCQCN && cc_param >= sim->num_dcqcn)
-        return sd_fail(sim, SD_EINVAL, "qp: dcqcn parameter block %u does not exist", cc_param);
+    if (cc_twin_of(cc_kind) && (cc_param >= sim->num_ccp || sim->ccp[cc_param].kind != cc_kind))
+        return sd_fail(sim, SD_EINVAL, "qp: parameter block %u is not a %s block", cc_param, cc_twin_of(cc_kind)->name);
     uint32_t cap = sim->cfg.max_qps;
     if (!grow((void **)&sim->qps, &cap, sizeof *sim->qps, sim->num_qps + 2))
         return sd_fail(sim, SD_ENOMEM, "qp table: out of memory");
@@ -572,7 +588,7 @@ uint64_t sd_memory_bytes(sd_sim *sim)
     b += (uint64_t)c->max_msgs * (sizeof *sim->msgs + sizeof *sim->post_order);
     b += (uint64_t)c->pkt_pool * sizeof *sim->pkts;
     b += (uint64_t)c->completion_ring * sizeof *sim->cring;
-    b += (uint64_t)sim->cap_dcqcn * sizeof *sim->dcqcn;
+    b += (uint64_t)sim->cap_ccp * sizeof *sim->ccp;
     b += ev_memory_bytes(sim);
     b += (uint64_t)c->trace_capacity * sizeof *sim->trace;
     return b;

@@ -54,6 +54,13 @@ typedef struct sd_event {
     uint32_t aux;                /* EV_WIRE: the packet at the wire head (prefetched), else SD_NONE */
 } sd_event;
 
+/* A parameter block of a built-in CC. */
+typedef struct sd_ccp {
+    uint32_t kind;
+    uint32_t pad0;
+    double v[SD_CC_PARAMS];
+} sd_ccp;
+
 /* The calendar event queue (event.c). */
 typedef struct sd_evnode {
     sd_event ev;
@@ -132,8 +139,8 @@ struct sd_sim {
     sd_completion *cring;
     uint32_t cring_head, cring_len;
     /* congestion control */
-    sd_dcqcn_params *dcqcn;
-    uint32_t num_dcqcn, cap_dcqcn;
+    sd_ccp *ccp;                 /* CC parameter blocks */
+    uint32_t num_ccp, cap_ccp;
     sd_cc_trace *trace;
     uint32_t trace_len;
     sd_capture cap[SD_MAX_CAPTURES];
@@ -183,8 +190,15 @@ void cc_timer_fire(sd_sim *sim, uint32_t slot);
 void cc_count_bytes(sd_sim *sim, uint32_t qp, uint32_t payload);
 void cc_resume_timers(sd_sim *sim, uint32_t qp);
 
-/* dcqcn.c: the C twin of congestion/dcqcn.py */
-void dcqcn_event(const sd_dcqcn_params *p, double *st, sd_cc_io *io);
+/* C twins of congestion/<name>.py: a parameter list, a validator and an event handler each */
+typedef struct cc_twin {
+    const char *name;
+    const char *const *params;   /* parameter names, NULL-terminated (<= SD_CC_PARAMS) */
+    const char *(*validate)(const double *p);   /* NULL if valid, else what is wrong */
+    void (*event)(const double *p, double *st, sd_cc_io *io);
+} cc_twin;
+extern const cc_twin cc_dcqcn, cc_dctcp, cc_timely;
+const cc_twin *cc_twin_of(uint32_t kind);
 
 static inline int64_t ser_ps(uint64_t bytes, uint64_t rate_bps)
 {

@@ -37,7 +37,10 @@ enum sd_prio {
 enum sd_cc_kind {
     SD_CC_NONE = 0,          /* line rate, no reaction */
     SD_CC_DCQCN = 1,         /* native/dcqcn.c */
-    SD_CC_PYTHON = 2         /* every CC event calls sd_cc_python_event() */
+    SD_CC_PYTHON = 2,        /* every CC event calls sd_cc_python_event() */
+    SD_CC_DCTCP = 3,         /* native/dctcp.c */
+    SD_CC_TIMELY = 4,        /* native/timely.c */
+    SD_NUM_CC = 5
 };
 
 /* How a receiver (DCQCN's notification point) reports CE marks. */
@@ -58,7 +61,7 @@ enum sd_cc_event_type {
     SD_NUM_EV = 7
 };
 
-enum { SD_CC_TIMERS = 4, SD_CC_STATE = 8, SD_CC_TRACE = 4 };
+enum { SD_CC_TIMERS = 4, SD_CC_STATE = 8, SD_CC_TRACE = 4, SD_CC_PARAMS = 16 };
 
 /* RoCEv2 BTH opcodes used by the RC transport (IBTA Vol. 1, RC prefix 000). */
 enum sd_opcode {
@@ -244,6 +247,8 @@ typedef struct sd_cc_io {
     int64_t rtt_ps;              /* ACK: RTT sample of the acked packet, -1 if none */
     uint64_t acked_bytes;        /* ACK: payload bytes newly acknowledged */
     uint64_t inflight_bytes;     /* payload bytes sent and not yet acknowledged */
+    uint64_t snd_una;            /* packets cumulatively acknowledged (sequence number, 64-bit) */
+    uint64_t snd_nxt;            /* sequence number of the next packet to send */
     uint32_t qp;
     uint32_t event;              /* enum sd_cc_event_type */
     uint32_t timer_id;           /* SD_EV_TIMER: which timer */
@@ -269,23 +274,6 @@ typedef struct sd_cc_trace {
     uint32_t event;
 } sd_cc_trace;
 
-/* DCQCN parameters (native/dcqcn.c; the Python reference is congestion/dcqcn.py). */
-typedef struct sd_dcqcn_params {
-    double g;                    /* alpha EWMA gain */
-    double rai_bps;              /* additive increase step */
-    double rhai_bps;             /* hyper increase step */
-    double rmin_bps;             /* rate floor */
-    double initial_alpha;
-    double rate_on_first_cnp;    /* nvidia flavour: RC = RT = this x RC on the first CNP */
-    int64_t alpha_period_ps;     /* paper K (alpha timer); nvidia: alpha update period */
-    int64_t inc_period_ps;       /* rate-increase timer T */
-    int64_t dec_period_ps;       /* nvidia: rate-decrease check period */
-    uint64_t byte_counter;       /* paper B; 0 = off */
-    uint32_t flavour;            /* 0 = paper (Zhu et al. SIGCOMM'15), 1 = nvidia (HPCC repo *Mlx) */
-    uint32_t fast_recovery;      /* F */
-    uint32_t clamp_target;       /* RT <- RC on every decrease (else only when a stage counter > 0) */
-    uint32_t pad0;
-} sd_dcqcn_params;
 
 /* A message completion, as queued to the completion ring. */
 typedef struct sd_completion {
@@ -335,8 +323,10 @@ int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets
                    const uint32_t *set_ports, uint32_t num_set_ports);
 int sd_set_link_up(sd_sim *sim, uint32_t link, uint32_t up);
 
-/* Congestion-control parameter blocks; returns the block index (>= 0) or an error. */
-int sd_add_dcqcn_params(sd_sim *sim, const sd_dcqcn_params *p);
+/* Congestion-control parameter blocks of the C twins: values in the order of the names that
+ * sd_cc_param_name(kind, i) gives (NULL past the last). Returns the block index or an error. */
+int sd_add_cc_params(sd_sim *sim, uint32_t kind, const double *values, uint32_t n);
+const char *sd_cc_param_name(uint32_t kind, uint32_t i);
 /* Python plug-ins: the opaque handle given back to sd_cc_python_event(). */
 void sd_set_userdata(sd_sim *sim, void *userdata);
 

@@ -91,7 +91,10 @@ def test_qp_to_a_missing_node_is_named():
     (lambda s: s.post_writes([5], [100], [0]), "qp 5"),
     (lambda s: s.post_writes([0], [0], [0]), "bytes"),
     (lambda s: s.run_until(-1), "before now"),
-    (lambda s: s.add_dcqcn_params({"g": 2.0, "flavour": 0}), "g must be"),
+    (lambda s: s.add_cc_params(1, {"g": 2.0}), "missing"),
+    (lambda s: s.add_cc_params(3, {"g": 2.0, "rai_bps": 1e6, "rmin_bps": 1e8, "initial_alpha": 1.0}), "g must be"),
+    (lambda s: s.add_cc_params(4, {n: float("nan") for n in ("alpha", "beta", "t_low_ps", "t_high_ps", "min_rtt_ps",
+                                                            "rai_bps", "rhai_bps", "rmin_bps", "hai_threshold")}), "NaN"),
 ])
 def test_bad_data_plane_calls_raise_and_do_not_crash(call, match):
     s = Simulator(num_hosts=2, num_switches=0, max_links=2)

@@ -1,0 +1,72 @@
+"""The C twins of DCTCP and TIMELY against their Python references (identical decision traces),
+and their behaviour against the published targets."""
+import numpy as np
+import pytest
+
+from controlplane.results import jain_index
+from controlplane.scenario import Scenario
+from dataplane.sim import cc_param_names, CC_DCQCN, CC_DCTCP, CC_TIMELY
+from tests.support import PAYLOAD_EFFICIENCY_4K, assert_conserved, run, star
+
+
+@pytest.mark.parametrize("cc,extra", [
+    ("dctcp", {}),
+    ("timely", {"t_low_ps": 8_000_000, "t_high_ps": 60_000_000, "min_rtt_ps": 5_000_000}),   # every branch
+])
+def test_c_twin_matches_python_reference(cc, extra):
+    common = dict(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 2_000_000}, cc=cc,
+                  cc_params=extra, trace=400_000, sample_interval_ps=0)
+    c, py = run(cc_impl="c", **common), run(cc_impl="python", **common)
+    assert_conserved(c)
+    assert_conserved(py)
+    assert len(c.trace) == len(py.trace) and 0 < len(c.trace) < 400_000
+    for name in c.trace.dtype.names:
+        assert np.array_equal(c.trace[name], py.trace[name]), name
+    assert np.array_equal(c.flows["finish_ps"], py.flows["finish_ps"])
+    assert c.trace["rate_bps"].min() < 50e9                       # it did react
+    if cc == "timely":
+        stages = c.trace["v"][:, 1]
+        assert stages.max() > 5                                    # reached hyper increase
+
+
+def test_dctcp_queue_holds_near_k():
+    """DCTCP with step marking at K keeps the bottleneck queue around K while the link stays
+    busy (Alizadeh et al. SIGCOMM'10 §3.3; HPCC run.py K = 300 KB at 100 Gb/s): time-averaged
+    queue within K ± 30 % and aggregate goodput >= 95 % of R x payload efficiency."""
+    r = run(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 20_000_000}, cc="dctcp",
+            sample_interval_ps=10_000_000)
+    assert_conserved(r)
+    ts = r.timeseries
+    g = ts["qp_goodput_bps"]
+    active = np.flatnonzero((g > 0).all(axis=1))
+    lo, hi = active[0] + (active[-1] - active[0]) // 2, active[-1]
+    q = ts["port_queue_bytes"][lo:hi, list(ts["port_ids"]).index(r.network.bottleneck_port())]
+    assert 0.7 * 300_000 <= q.mean() <= 1.3 * 300_000, q.mean()
+    mean = g[lo:hi + 1].mean(axis=0)
+    assert mean.sum() >= 0.95 * 100e9 * PAYLOAD_EFFICIENCY_4K
+    assert jain_index(mean) >= 0.95
+    assert r.counters["dropped"] == 0
+
+
+def test_timely_keeps_rtt_under_t_high():
+    """TIMELY's update rules cut the rate whenever the RTT exceeds T_high (500 us), so in steady
+    state the queueing delay stays well below it: the bottleneck queue stays under
+    T_high x R = 6.25 MB after the first window (the buffer is 12 MB, so an algorithm that did
+    not react would fill it), and the link stays busy (>= 85 %)."""
+    r = run(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 20_000_000}, cc="timely",
+            buffer_bytes=12_000_000, sample_interval_ps=10_000_000)
+    assert_conserved(r)
+    ts = r.timeseries
+    g = ts["qp_goodput_bps"]
+    active = np.flatnonzero((g > 0).all(axis=1))
+    lo, hi = active[0] + (active[-1] - active[0]) // 2, active[-1]
+    q = ts["port_queue_bytes"][lo:hi, list(ts["port_ids"]).index(r.network.bottleneck_port())]
+    assert q.max() < 500e-6 * 100e9 / 8
+    assert g[lo:hi + 1].mean(axis=0).sum() >= 0.85 * 100e9 * PAYLOAD_EFFICIENCY_4K
+
+
+def test_parameter_names_come_from_the_c_twins():
+    assert cc_param_names(CC_DCTCP) == ["g", "rai_bps", "rmin_bps", "initial_alpha"]
+    assert "hai_threshold" in cc_param_names(CC_TIMELY) and "fast_recovery" in cc_param_names(CC_DCQCN)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        Scenario(cc="timely", cc_params={"gamma": 1}).build()
