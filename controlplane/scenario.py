@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from congestion import registry
+from congestion.api import CCPluginError
 from controlplane import devices, routing, topology, workload
 from controlplane.units import Gbps, MB, ms, us
 from dataplane.sim import CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_IDLE, Simulator
@@ -112,10 +113,17 @@ class Scenario:
         net = self.build()
         if capture is not None:
             capture.attach(net)
-        result = net.run(progress=progress)
-        if capture is not None:
-            for path, (packets, nbytes) in capture.close(net).items():
-                print(f"capture: {packets:,} packets, {nbytes:,} bytes -> {path}")
+        try:
+            result = net.run(progress=progress)
+        except CCPluginError as exc:
+            # keep what the run produced up to the failure, readable like any results folder
+            if out_dir is not None and getattr(exc, "partial", None) is not None:
+                exc.partial.write(out_dir)
+            raise
+        finally:
+            if capture is not None:
+                for path, (packets, nbytes) in capture.close(net).items():
+                    print(f"capture: {packets:,} packets, {nbytes:,} bytes -> {path}")
         if out_dir is not None:
             result.write(out_dir)
         if not quiet:
@@ -297,16 +305,23 @@ class Network:
         bar = _Progress(end if sc.duration_ps is not None else None, progress)
         wall0 = time.perf_counter()
         next_sample = interval
-        while True:
-            target = min(next_sample, end) if interval else end
-            stop = sim.run_until(target)
-            if interval and sim.now >= next_sample:
+        try:
+            while True:
+                target = min(next_sample, end) if interval else end
+                stop = sim.run_until(target)
+                if interval and sim.now >= next_sample:
+                    sample()
+                    next_sample += interval
+                bar.update(sim.now)
+                done = sim.msgs_completed >= total
+                if done or stop == STOP_IDLE or sim.now >= end:
+                    break
+        except CCPluginError as exc:
+            bar.close()
+            if interval:
                 sample()
-                next_sample += interval
-            bar.update(sim.now)
-            done = sim.msgs_completed >= total
-            if done or stop == STOP_IDLE or sim.now >= end:
-                break
+            exc.partial = Result(self, samples, ports, time.perf_counter() - wall0, error=str(exc))
+            raise
         bar.close()
         wall = time.perf_counter() - wall0
         if interval and (not samples["t"] or samples["t"][-1] != sim.now):
@@ -344,7 +359,7 @@ class _Progress:
 class Result:
     """What a run produced, in memory; :meth:`write` makes the results folder."""
 
-    def __init__(self, net: Network, samples: dict, ports: np.ndarray, wall_s: float):
+    def __init__(self, net: Network, samples: dict, ports: np.ndarray, wall_s: float, error: str | None = None):
         sim, sc = net.sim, net.scenario
         self.network, self.wall_s, self.sim_ps = net, wall_s, sim.now
         msgs = sim.msgs
@@ -375,6 +390,8 @@ class Result:
             "cnps_rx": int(qp["cnps_rx"].sum()), "naks_rx": int(qp["naks_rx"].sum()),
             "cc_events": int(qp["cc_events"].sum()), "sim_time_ps": int(sim.now),
         })
+        if error is not None:
+            c["error"] = error
         self.counters = c
         self.trace = sim.trace.copy() if sc.trace else None
         self.config = {**sc.to_dict(), "resolved": {

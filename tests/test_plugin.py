@@ -23,15 +23,49 @@ def test_plugin_from_file_controls_the_rate():
     assert r.counters["dropped"] < none.counters["dropped"]
 
 
-def test_plugin_exception_propagates_and_does_not_crash(tmp_path):
+def test_plugin_exception_stops_the_run_naming_plugin_qp_and_event(tmp_path):
+    """A handler that raises stops the run with CCPluginError (the original exception chained)
+    naming the algorithm, the QP and the event; the results folder written so far reads back."""
+    from congestion.api import CCPluginError
+    from controlplane.results import load_run
     f = tmp_path / "bad_cc.py"
     f.write_text("from congestion.api import CongestionControl\n"
                  "class Bad(CongestionControl):\n"
                  "    name = 'bad'\n"
                  "    def on_ack(self, st, ev):\n"
-                 "        raise ZeroDivisionError('plug-in bug')\n")
-    with pytest.raises(ZeroDivisionError, match="plug-in bug"):
-        Scenario(cc=f"{f}:Bad", **INCAST).run()
+                 "        if ev.now_ps > 20_000_000:\n"
+                 "            raise ZeroDivisionError('plug-in bug')\n")
+    with pytest.raises(CCPluginError, match=r"cc 'bad' raised ZeroDivisionError: plug-in bug \(QP \d+, event ack") as e:
+        Scenario(cc=f"{f}:Bad", **INCAST).run(tmp_path / "out")
+    assert isinstance(e.value.__cause__, ZeroDivisionError)
+    partial = load_run(tmp_path / "out")
+    assert "plug-in bug" in partial.counters["error"]
+    assert len(partial.ts["t_ps"]) >= 2 and partial.ts["t_ps"][-1] >= 20_000_000
+
+
+@pytest.mark.parametrize("bad_rate", ["float('nan')", "-1.0", "0.0"])
+def test_plugin_setting_an_invalid_rate_stops_the_run(tmp_path, bad_rate):
+    from congestion.api import CCPluginError
+    f = tmp_path / "rate_cc.py"
+    f.write_text("from congestion.api import CongestionControl\n"
+                 "class BadRate(CongestionControl):\n"
+                 "    name = 'badrate'\n"
+                 "    def on_start(self, st, ev):\n"
+                 f"        ev.rate_bps = {bad_rate}\n")
+    with pytest.raises(CCPluginError, match=r"cc 'badrate' set rate_bps=.*QP \d+, event start"):
+        Scenario(cc=f"{f}:BadRate", **INCAST).run()
+
+
+def test_plugin_listing_an_event_without_handler_is_rejected(tmp_path):
+    f = tmp_path / "nohandler.py"
+    f.write_text("from congestion.api import CongestionControl\n"
+                 "class NoHandler(CongestionControl):\n"
+                 "    name = 'nohandler'\n"
+                 "    events = frozenset({'start', 'cnp'})\n"
+                 "    def on_start(self, st, ev):\n"
+                 "        ev.rate_bps = 1e9\n")
+    with pytest.raises(ValueError, match="lists events \\['cnp'\\] but has no on_cnp handler"):
+        Scenario(cc=f"{f}:NoHandler", **INCAST).build()
 
 
 def test_plugin_file_errors_are_clear(tmp_path):
