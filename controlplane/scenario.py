@@ -67,6 +67,9 @@ class Scenario:
     dscp_ack: int = 26
     dscp_cnp: int = 48
     payload_pattern: str = "zeros"      # captured payload bytes: "zeros" or "address" (remote address mod 256)
+    pfc: bool = False                   # lossless data priority: PFC with a shared switch buffer
+    pfc_params: dict | None = None      # buffer_bytes, reserve_bytes, resume_offset_bytes, alpha_shift,
+                                        # headroom_rtts; None = HPCC repo defaults (see _pfc_defaults)
 
     # ------------------------------------------------------------------ config
     def to_dict(self) -> dict:
@@ -175,19 +178,43 @@ class Network:
         links = fab.links
         sim.add_links([l.a for l in links], [l.b for l in links], [l.rate_bps for l in links],
                       [l.delay_ps for l in links])
-        ecn = self.resolved["ecn"]
         for port in range(fab.num_ports):
             if fab.is_host(fab.port_owner(port)):
                 continue                 # NIC ports hold at most one data packet: no AQM
-            rate = links[port // 2].rate_bps
-            if ecn is None:
-                sim.set_queue(port, PRIO_DATA, sc.buffer_bytes)
-            else:
-                scale = rate / Gbps(100) if ecn.get("scale_with_rate") else 1.0
-                sim.set_queue(port, PRIO_DATA, sc.buffer_bytes, int(ecn["kmin_bytes"] * scale),
-                              int(ecn["kmax_bytes"] * scale), float(ecn["pmax"]))
+            sim.set_queue(port, PRIO_DATA, sc.buffer_bytes, *self._ecn_args(port))
             sim.set_queue(port, PRIO_CTRL, sc.buffer_bytes)
         sim.install_fib(self.routes.fib, self.routes.set_offsets, self.routes.set_ports)
+        if sc.pfc:
+            self._install_pfc()
+
+    def _install_pfc(self) -> None:
+        """PFC on every switch. Defaults (HPCC repo run.py / switch-mmu.cc): a buffer of 32 MB per
+        100 Gb/s of host link rate, 4 KB reserve and 3 KB resume offset per ingress, alpha_shift 3
+        (threshold = free shared buffer / 8), headroom 3 x rate x delay per ingress port."""
+        fab, sim = self.fabric, self.sim
+        host_rate = max(l.rate_bps for l in fab.links if fab.is_host(l.a) or fab.is_host(l.b))
+        p = {"buffer_bytes": int(32_000_000 * host_rate / Gbps(100)), "reserve_bytes": 4096,
+             "resume_offset_bytes": 3072, "alpha_shift": 3, "headroom_rtts": 3.0, **(self.scenario.pfc_params or {})}
+        unknown = set(p) - {"buffer_bytes", "reserve_bytes", "resume_offset_bytes", "alpha_shift", "headroom_rtts"}
+        if unknown:
+            raise ValueError(f"pfc_params: unknown key(s) {sorted(unknown)}")
+        for port in range(fab.num_ports):
+            if fab.is_switch(fab.port_owner(port)):
+                link = fab.links[port // 2]
+                sim.set_pfc_headroom(port, int(p["headroom_rtts"] * link.rate_bps * link.delay_ps / 8e12) + 2 * 4200)
+                sim.set_queue(port, PRIO_DATA, int(p["buffer_bytes"]), *self._ecn_args(port))
+        for node in range(fab.num_hosts, fab.num_nodes):
+            sim.set_pfc(node, int(p["buffer_bytes"]), int(p["reserve_bytes"]), int(p["resume_offset_bytes"]),
+                        int(p["alpha_shift"]))
+        self.resolved["pfc"] = p
+
+    def _ecn_args(self, port: int) -> tuple[int, int, float]:
+        """(kmin, kmax, pmax) of a switch port's data queue."""
+        ecn = self.resolved["ecn"]
+        if ecn is None:
+            return 0, 0, 0.0
+        scale = self.fabric.links[port // 2].rate_bps / Gbps(100) if ecn.get("scale_with_rate") else 1.0
+        return int(ecn["kmin_bytes"] * scale), int(ecn["kmax_bytes"] * scale), float(ecn["pmax"])
 
     def _install_flows(self) -> None:
         sc, sim, cc = self.scenario, self.sim, self.cc
@@ -289,7 +316,7 @@ class Network:
         if interval < 0 or end <= 0:
             raise ValueError("sample_interval_ps must be >= 0 and the duration > 0")
         total = len(self.flows)
-        samples: dict[str, list] = {k: [] for k in ("t", "rate", "acked", "win", "q", "ecn", "drop", "tx")}
+        samples: dict[str, list] = {k: [] for k in ("t", "rate", "acked", "win", "q", "ecn", "drop", "tx", "pause")}
 
         def sample():
             q, p = sim.qps[sender_qps], sim.ports[ports]
@@ -301,6 +328,7 @@ class Network:
             samples["ecn"].append(p["ecn_marked"].astype(np.int64))
             samples["drop"].append((p["dropped"] + p["down_drops"]).astype(np.int64))
             samples["tx"].append(p["tx_bytes"].astype(np.int64))
+            samples["pause"].append(p["pauses"].astype(np.int64))
 
         bar = _Progress(end if sc.duration_ps is not None else None, progress)
         wall0 = time.perf_counter()
@@ -430,6 +458,7 @@ class Result:
             "port_ecn_marks": stack("ecn", shape_p, np.int64),
             "port_drops": stack("drop", shape_p, np.int64),
             "port_tx_bytes": stack("tx", shape_p, np.int64),
+            "port_pause": stack("pause", shape_p, np.int64),
         }
 
     def write(self, out_dir: str | Path) -> Path:

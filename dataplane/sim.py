@@ -210,6 +210,14 @@ class Simulator:
         self._check(lib.sd_install_fib(self._sim, _ptr("uint32_t *", fib), _ptr("uint32_t *", off),
                                        off.shape[0] - 1, _ptr("uint32_t *", ports), ports.shape[0]))
 
+    def set_pfc(self, switch_node: int, buffer_bytes: int, reserve_bytes: int = 4096, resume_offset_bytes: int = 3072,
+                alpha_shift: int = 3) -> None:
+        """Enable PFC on a switch (shared buffer, HPCC switch-mmu rules); set headroom first."""
+        self._check(lib.sd_set_pfc(self._sim, switch_node, buffer_bytes, reserve_bytes, resume_offset_bytes, alpha_shift))
+
+    def set_pfc_headroom(self, port: int, headroom_bytes: int) -> None:
+        self._check(lib.sd_set_pfc_headroom(self._sim, port, headroom_bytes))
+
     def set_link_up(self, link: int, up: bool) -> None:
         self._check(lib.sd_set_link_up(self._sim, link, int(bool(up))))
 

@@ -125,7 +125,8 @@ static void send_data(sd_sim *sim, uint32_t qi)
     pk->psn = (uint32_t)((q->isn + seq) & SD_PSN_MASK);
     pk->msn = 0;
     pk->payload = payload;
-    pk->wire = sd_wire_bytes(sim, op, payload);
+    pk->wire = (uint16_t)sd_wire_bytes(sim, op, payload);
+    pk->in_port = SD_NONE;
     pk->sport = (uint16_t)q->sport;
     pk->opcode = op;
     pk->prio = SD_PRIO_DATA;
@@ -214,7 +215,8 @@ static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, ui
     pk->psn = psn & SD_PSN_MASK;
     pk->msn = msn & SD_PSN_MASK;
     pk->payload = 0;
-    pk->wire = sd_wire_bytes(sim, opcode, 0);
+    pk->wire = (uint16_t)sd_wire_bytes(sim, opcode, 0);
+    pk->in_port = SD_NONE;
     pk->sport = (uint16_t)sport;
     pk->opcode = opcode;
     pk->prio = SD_PRIO_CTRL;

@@ -36,11 +36,20 @@ static void count_drop(sd_sim *sim, sd_packet *pk)
         sim->ctr.ctrl_dropped++;
 }
 
-/* Dequeue the next packet (control before data) and put it on the wire. */
-static void port_start(sd_sim *sim, uint32_t port)
+/* The priority to serve next: control before data, a PFC-paused priority not at all; -1 = none. */
+static inline int port_pick(const sd_port *pt)
+{
+    if (pt->q_head[SD_PRIO_CTRL] != SD_NONE && !(pt->paused & (1u << SD_PRIO_CTRL)))
+        return SD_PRIO_CTRL;
+    if (pt->q_head[SD_PRIO_DATA] != SD_NONE && !(pt->paused & (1u << SD_PRIO_DATA)))
+        return SD_PRIO_DATA;
+    return -1;
+}
+
+/* Dequeue the next packet of priority `prio` and put it on the wire. */
+static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
 {
     sd_port *pt = &sim->ports[port];
-    uint32_t prio = pt->q_head[SD_PRIO_CTRL] != SD_NONE ? SD_PRIO_CTRL : SD_PRIO_DATA;
     uint32_t p = pt->q_head[prio];
     sd_packet *pk = &sim->pkts[p];
     pt->q_head[prio] = pk->next;
@@ -61,6 +70,8 @@ static void port_start(sd_sim *sim, uint32_t port)
         }
     }
 
+    if (pk->in_port != SD_NONE)
+        pfc_release(sim, pk);            /* the packet leaves this switch's buffer */
     if (pt->cap_tx)
         capture_packet(sim, pt->cap_tx, pk);
     int64_t ser = ser_ps(pk->wire, pt->rate_bps);
@@ -81,8 +92,10 @@ static void port_start(sd_sim *sim, uint32_t port)
     /* Wake up when the serializer is free if packets are waiting, or if this is a NIC port
      * whose QPs have data (it pulls the next packet then); otherwise nic_pull() schedules the
      * wake-up when a QP gets data while the port is still busy. */
-    int more = pt->q_head[SD_PRIO_CTRL] != SD_NONE || pt->q_head[SD_PRIO_DATA] != SD_NONE;
-    if (more || (pt->node < sim->cfg.num_hosts && sim->hosts[pt->node].nactive > 0)) {
+    int more = port_pick(pt) >= 0;
+    int nic_wants = pt->node < sim->cfg.num_hosts && sim->hosts[pt->node].nactive > 0 &&
+                    !(pt->paused & (1u << SD_PRIO_DATA));
+    if (more || nic_wants) {
         pt->tx_pending = 1;
         ev_push(sim, pt->busy_until, EV_TX_DONE, port, SD_NONE);
     }
@@ -95,6 +108,8 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
     if (!pt->up) {
         pt->down_drops++;
         count_drop(sim, pk);
+        if (pk->in_port != SD_NONE)
+            pfc_release(sim, pk);
         pkt_free(sim, p);
         return;
     }
@@ -103,6 +118,8 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
         pt->dropped++;
         pt->dropped_bytes += pk->wire;
         count_drop(sim, pk);
+        if (pk->in_port != SD_NONE)
+            pfc_release(sim, pk);
         pkt_free(sim, p);
         return;
     }
@@ -118,7 +135,9 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
         pt->q_peak[prio] = pt->q_bytes[prio];
 
     if (pt->busy_until <= sim->now && !pt->tx_pending) {
-        port_start(sim, port);
+        int next = port_pick(pt);
+        if (next >= 0)
+            port_start(sim, port, (uint32_t)next);
     } else if (!pt->tx_pending) {
         pt->tx_pending = 1;
         ev_push(sim, pt->busy_until, EV_TX_DONE, port, SD_NONE);
@@ -130,6 +149,8 @@ int port_can_send_data(sd_sim *sim, uint32_t port)
     sd_port *pt = &sim->ports[port];
     if (pt->tx_pending || pt->q_head[SD_PRIO_CTRL] != SD_NONE || pt->q_head[SD_PRIO_DATA] != SD_NONE)
         return 0;                        /* the pending EV_TX_DONE will pull */
+    if (pt->paused & (1u << SD_PRIO_DATA))
+        return 0;                        /* PFC: the resume will pull */
     if (pt->busy_until > sim->now) {
         pt->tx_pending = 1;              /* busy with nothing scheduled: pull when it is free */
         ev_push(sim, pt->busy_until, EV_TX_DONE, port, SD_NONE);
@@ -142,8 +163,17 @@ void port_tx_done(sd_sim *sim, uint32_t port)
 {
     sd_port *pt = &sim->ports[port];
     pt->tx_pending = 0;
-    if (pt->q_head[SD_PRIO_CTRL] != SD_NONE || pt->q_head[SD_PRIO_DATA] != SD_NONE)
-        port_start(sim, port);
+    port_kick(sim, port);
+}
+
+void port_kick(sd_sim *sim, uint32_t port)
+{
+    sd_port *pt = &sim->ports[port];
+    if (pt->tx_pending || pt->busy_until > sim->now)
+        return;
+    int next = port_pick(pt);
+    if (next >= 0)
+        port_start(sim, port, (uint32_t)next);
     else if (pt->node < sim->cfg.num_hosts)
         nic_pull(sim, pt->node);
 }
@@ -169,5 +199,5 @@ void port_wire_arrive(sd_sim *sim, uint32_t port)
     if (in->node < sim->cfg.num_hosts)
         nic_receive(sim, in->node, p);
     else
-        switch_receive(sim, in->node, p);
+        switch_receive(sim, in->node, pt->peer, p);
 }

@@ -9,7 +9,7 @@
 #include "sim.h"
 
 _Static_assert(sizeof(sd_packet) == 64, "sd_packet should fill exactly one cache line");
-_Static_assert(sizeof(sd_port) == 256, "sd_port should be four cache lines");
+_Static_assert(sizeof(sd_port) == 320, "sd_port should be five cache lines");
 
 static char create_err[256];
 
@@ -67,7 +67,7 @@ sd_sim *sd_create(const sd_config *cfg)
     CHECK_CFG(cfg->max_qps >= 2, "max_qps must be >= 2, got %u", cfg->max_qps);
     CHECK_CFG(cfg->max_msgs >= 1, "max_msgs must be >= 1, got %u", cfg->max_msgs);
     CHECK_CFG(cfg->pkt_pool >= 16 && cfg->pkt_pool < SD_NONE, "pkt_pool must be >= 16, got %u", cfg->pkt_pool);
-    CHECK_CFG(cfg->mtu_payload >= 64 && cfg->mtu_payload <= 65536, "mtu_payload must be in [64, 65536] bytes, got %u", cfg->mtu_payload);
+    CHECK_CFG(cfg->mtu_payload >= 64 && cfg->mtu_payload <= 9000, "mtu_payload must be in [64, 9000] bytes (RoCE MTUs are 256..4096), got %u", cfg->mtu_payload);
     CHECK_CFG(cfg->ack_interval >= 1, "ack_interval must be >= 1, got %u", cfg->ack_interval);
     CHECK_CFG(cfg->cnp_mode <= SD_CNP_ACK_ECHO, "cnp_mode must be 0 (interval) or 1 (ack_echo), got %u", cfg->cnp_mode);
     CHECK_CFG(cfg->completion_ring >= 1, "completion_ring must be >= 1, got %u", cfg->completion_ring);
@@ -91,6 +91,7 @@ sd_sim *sd_create(const sd_config *cfg)
     if (sim->ports)
         memset(sim->ports, 0, (size_t)nports * sizeof *sim->ports);
     sim->switch_seed = calloc(cfg->num_switches ? cfg->num_switches : 1, sizeof *sim->switch_seed);
+    sim->mmu = calloc(cfg->num_switches ? cfg->num_switches : 1, sizeof *sim->mmu);
     sim->qps = calloc(cfg->max_qps, sizeof *sim->qps);
     sim->msgs = calloc(cfg->max_msgs, sizeof *sim->msgs);
     sim->post_order = calloc(cfg->max_msgs, sizeof *sim->post_order);
@@ -103,7 +104,7 @@ sd_sim *sd_create(const sd_config *cfg)
     int evq_ok = ev_init(sim, 2 * nports + cfg->num_hosts + 5 * cfg->max_qps + 64);
     if (cfg->trace_capacity)
         sim->trace = calloc(cfg->trace_capacity, sizeof *sim->trace);
-    if (!sim->hosts || !sim->ports || !sim->switch_seed || !sim->qps || !sim->msgs || !sim->post_order ||
+    if (!sim->hosts || !sim->ports || !sim->switch_seed || !sim->mmu || !sim->qps || !sim->msgs || !sim->post_order ||
         !sim->pkts || !sim->cring || !sim->ccp || !evq_ok || (cfg->trace_capacity && !sim->trace)) {
         sd_destroy(sim);
         sd_fail(NULL, SD_ENOMEM, "out of memory allocating the simulator");
@@ -133,6 +134,7 @@ void sd_destroy(sd_sim *sim)
     free(sim->hosts);
     free(sim->ports);
     free(sim->switch_seed);
+    free(sim->mmu);
     free(sim->fib);
     free(sim->set_off);
     free(sim->set_ports);
@@ -184,6 +186,7 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
             pt->delay_ps = delay_ps[i];
             pt->up = 1;
             pt->wire_event = -1;
+            pt->paused_since = -1;
             pt->rng = seed_mix(sim->cfg.seed, 0x504F000000ull + port);
             for (int q = 0; q < SD_NUM_PRIO; q++) {
                 pt->q_head[q] = pt->q_tail[q] = SD_NONE;
@@ -497,6 +500,9 @@ int sd_run_until(sd_sim *sim, int64_t t)
         case EV_CC_TIMER:
             cc_timer_fire(sim, e.id);
             break;
+        case EV_PFC:
+            pfc_frame_arrive(sim, e.id, e.aux);
+            break;
         case EV_POST:
             if (sim->post_queued == sim->now)
                 nic_post_release(sim);
@@ -580,7 +586,7 @@ uint64_t sd_memory_bytes(sd_sim *sim)
     uint64_t b = sizeof *sim;
     b += (uint64_t)c->num_hosts * sizeof *sim->hosts;
     b += (uint64_t)2 * c->max_links * sizeof *sim->ports;
-    b += (uint64_t)c->num_switches * sizeof *sim->switch_seed;
+    b += (uint64_t)c->num_switches * (sizeof *sim->switch_seed + sizeof *sim->mmu);
     b += (uint64_t)c->num_switches * c->num_hosts * sizeof *sim->fib;
     b += ((uint64_t)sim->num_sets + 1) * sizeof *sim->set_off;
     b += (sim->set_off ? (uint64_t)sim->set_off[sim->num_sets] : 0) * sizeof *sim->set_ports;

@@ -44,7 +44,8 @@ enum sd_event_type {
     EV_NIC_WAKE = 2,             /* host: a paced QP may send now */
     EV_RTO = 3,                  /* QP: retransmission timer */
     EV_CC_TIMER = 4,             /* QP*SD_CC_TIMERS + timer id */
-    EV_POST = 5                  /* next posted message becomes visible to its QP */
+    EV_POST = 5,                 /* next posted message becomes visible to its QP */
+    EV_PFC = 6                   /* port: a PFC frame arrives (aux: 1 = XOFF, 0 = XON) */
 };
 
 typedef struct sd_event {
@@ -53,6 +54,18 @@ typedef struct sd_event {
     uint32_t id;                 /* the object: port, host, QP or timer slot */
     uint32_t aux;                /* EV_WIRE: the packet at the wire head (prefetched), else SD_NONE */
 } sd_event;
+
+/* Shared-buffer state of a switch for PFC (pfc.c); enabled = 0 means drop-tail only. */
+typedef struct sd_mmu {
+    uint64_t buffer;             /* bytes of packet buffer */
+    uint64_t reserve;            /* guaranteed bytes per ingress port */
+    uint64_t resume_offset;      /* XON when shared use + this <= threshold */
+    uint64_t total_hdrm;         /* sum of the headroom of its ports */
+    uint64_t total_rsrv;         /* reserve x ports */
+    uint64_t shared_used;        /* bytes in the shared pool */
+    uint32_t alpha_shift;        /* dynamic threshold = free shared buffer >> alpha_shift */
+    uint32_t enabled;
+} sd_mmu;
 
 /* A parameter block of a built-in CC. */
 typedef struct sd_ccp {
@@ -144,6 +157,7 @@ struct sd_sim {
     sd_cc_trace *trace;
     uint32_t trace_len;
     sd_capture cap[SD_MAX_CAPTURES];
+    sd_mmu *mmu;                 /* per switch */
     int cb_error;                /* a Python plug-in raised: stop the run */
 };
 
@@ -165,6 +179,7 @@ void pkt_free(sd_sim *sim, uint32_t p);
 /* port.c */
 void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p);
 void port_tx_done(sd_sim *sim, uint32_t port);
+void port_kick(sd_sim *sim, uint32_t port);      /* an idle port starts what it may send */
 void port_wire_arrive(sd_sim *sim, uint32_t port);
 int port_can_send_data(sd_sim *sim, uint32_t port);   /* else arranges a pull when free */
 uint64_t rng_next(uint64_t *state);
@@ -173,8 +188,13 @@ double rng_uniform(uint64_t *state);
 /* wire.c */
 void capture_packet(sd_sim *sim, uint8_t mask, const sd_packet *pk);
 
+/* pfc.c */
+int pfc_admit(sd_sim *sim, uint32_t in_port, sd_packet *pk);    /* 0 = no buffer: drop */
+void pfc_release(sd_sim *sim, sd_packet *pk);
+void pfc_frame_arrive(sd_sim *sim, uint32_t port, uint32_t xoff);
+
 /* switch.c */
-void switch_receive(sd_sim *sim, uint32_t node, uint32_t p);
+void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p);
 
 /* nic.c */
 void nic_receive(sd_sim *sim, uint32_t host, uint32_t p);

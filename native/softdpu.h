@@ -70,7 +70,8 @@ enum sd_opcode {
     SD_OP_WRITE_LAST = 8,
     SD_OP_WRITE_ONLY = 10,
     SD_OP_ACK = 17,
-    SD_OP_CNP = 129
+    SD_OP_CNP = 129,
+    SD_OP_PFC = 255              /* not RoCE: an 802.1Qbb frame (MAC control, opcode 0x0101) */
 };
 
 /* ---------------------------------------------------------------- configuration */
@@ -111,9 +112,10 @@ typedef struct sd_packet {
     uint32_t psn;                /* BTH PSN, 24-bit */
     uint32_t msn;                /* AETH MSN (ACK/NAK) */
     uint32_t payload;            /* payload bytes */
-    uint32_t wire;               /* bytes on the wire, phy overhead included */
     uint32_t msg;                /* message of a data packet (RETH, payload offset), UINT32_MAX none */
+    uint32_t in_port;            /* at a switch: the port it arrived on (PFC accounting), else UINT32_MAX */
     uint16_t sport;              /* UDP source port: ECMP entropy */
+    uint16_t wire;               /* bytes on the wire, phy overhead included */
     uint8_t opcode;              /* BTH opcode (enum sd_opcode) */
     uint8_t prio;                /* enum sd_prio */
     uint8_t ecn;                 /* IP ECN codepoint */
@@ -121,10 +123,10 @@ typedef struct sd_packet {
     uint8_t ackreq;              /* BTH AckReq */
     uint8_t syndrome;            /* AETH syndrome: 0x1F ACK, 0x60 NAK (PSN sequence error) */
     uint8_t ttl;                 /* IP TTL / hop limit, decremented by each switch */
-    uint8_t pad0[3];
+    uint8_t pad0;
 } sd_packet;
 
-/* Ports: the egress side of a node's attachment to a link. 256 bytes, 64-byte aligned, laid out
+/* Ports: the egress side of a node's attachment to a link. 320 bytes, 64-byte aligned, laid out
  * hot to cold: the first two cache lines hold everything a packet hop touches. */
 typedef struct sd_port {
     /* line 0: serializer, wire and queue heads */
@@ -144,7 +146,9 @@ typedef struct sd_port {
     uint8_t tx_pending;          /* 1 = an EV_TX_DONE is scheduled at busy_until */
     uint8_t cap_tx;              /* capture sessions (bit i = session i) recording what this port sends */
     uint8_t cap_rx;              /* ... and what its node receives through it */
-    uint32_t pad0;
+    uint8_t paused;              /* PFC: bit p = priority p may not transmit (XOFF received) */
+    uint8_t pause_sent;          /* PFC: bit p = this port asked its upstream to pause priority p */
+    uint16_t pad0;
     uint32_t q_len[2];           /* packets queued per priority */
     uint64_t q_cap[2];           /* byte capacity per priority (drop-tail) */
     uint64_t tx_bytes;           /* wire bytes transmitted (incl. phy overhead) */
@@ -161,6 +165,15 @@ typedef struct sd_port {
     uint64_t dropped_bytes;
     uint64_t down_drops;         /* packets lost because the link was down */
     uint64_t rng;                /* per-port RNG stream (ECN marking) */
+    uint64_t pfc_tx;             /* PFC frames (pause and resume) sent to the upstream port */
+    uint64_t pfc_rx;             /* PFC frames received */
+    /* line 4: PFC ingress accounting of a switch port (data priority; HPCC switch-mmu.cc) */
+    uint64_t in_bytes;           /* bytes that arrived here and are still buffered in the switch */
+    uint64_t hdrm_bytes;         /* ... of which in the headroom */
+    uint64_t headroom;           /* headroom reserved for this ingress (bytes in flight after XOFF) */
+    uint64_t pauses;             /* XOFF frames received (pause events at this egress) */
+    int64_t paused_ps;           /* time the data priority spent paused */
+    int64_t paused_since;        /* start of the current pause, -1 if not paused */
     uint64_t reserved[2];
 } sd_port;
 
@@ -303,6 +316,8 @@ typedef struct sd_counters {
     uint64_t pkts_in_use;        /* packets currently allocated from the pool */
     uint64_t pkts_peak;          /* most packets in use at once */
     uint64_t heap_peak;          /* most pending events at once */
+    uint64_t pfc_pauses;         /* XOFF frames sent by switches */
+    uint64_t pfc_resumes;        /* XON frames sent by switches */
 } sd_counters;
 
 /* ---------------------------------------------------------------- opaque simulator */
@@ -322,6 +337,12 @@ int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes,
 int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets, uint32_t num_sets,
                    const uint32_t *set_ports, uint32_t num_set_ports);
 int sd_set_link_up(sd_sim *sim, uint32_t link, uint32_t up);
+/* PFC (IEEE 802.1Qbb) on the data priority of a switch, with the HPCC simulator's shared-buffer
+ * rules: per-ingress reserve, headroom, a dynamic threshold (free shared buffer >> alpha_shift)
+ * and a resume offset. headroom[] has one entry per port of the switch, in port-id order. */
+int sd_set_pfc(sd_sim *sim, uint32_t switch_node, uint64_t buffer_bytes, uint64_t reserve_bytes,
+               uint64_t resume_offset_bytes, uint32_t alpha_shift);
+int sd_set_pfc_headroom(sd_sim *sim, uint32_t port, uint64_t headroom_bytes);
 
 /* Congestion-control parameter blocks of the C twins: values in the order of the names that
  * sd_cc_param_name(kind, i) gives (NULL past the last). Returns the block index or an error. */

@@ -18,7 +18,7 @@ uint32_t sd_ecmp_hash(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport
     return (uint32_t)(mix64(a ^ mix64(b ^ seed)) >> 32);
 }
 
-void switch_receive(sd_sim *sim, uint32_t node, uint32_t p)
+void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p)
 {
     sd_packet *pk = &sim->pkts[p];
     uint32_t sw = node - sim->cfg.num_hosts;
@@ -29,5 +29,14 @@ void switch_receive(sd_sim *sim, uint32_t node, uint32_t p)
     uint32_t pick = 0;
     if (n > 1)
         pick = sd_ecmp_hash(pk->src, pk->dst, pk->sport, SD_ROCE_DPORT, sim->switch_seed[sw]) % n;
-    port_enqueue(sim, sim->set_ports[off + pick], p);
+    uint32_t out = sim->set_ports[off + pick];
+    if (pk->prio == SD_PRIO_DATA && sim->mmu[sw].enabled && !pfc_admit(sim, in_port, pk)) {
+        sd_port *o = &sim->ports[out];
+        o->dropped++;                    /* the shared buffer and the ingress headroom are full */
+        o->dropped_bytes += pk->wire;
+        sim->ctr.data_dropped++;
+        pkt_free(sim, p);
+        return;
+    }
+    port_enqueue(sim, out, p);
 }

@@ -168,9 +168,9 @@ static uint32_t frame_len(const sd_sim *sim, const sd_packet *pk)
 int sd_encode(sd_sim *sim, const sd_packet *pk, uint8_t *buf, uint32_t cap, uint32_t snaplen)
 {
     /* Build the whole frame in a local buffer: the ICRC covers all of it; copy what fits. */
-    static uint8_t f[65536 + 256];
-    if (pk->payload > 65536)
-        return sd_fail(sim, SD_EINVAL, "encode: payload %u exceeds 64 KiB", pk->payload);
+    static uint8_t f[9216 + 256];
+    if (pk->payload > 9216)
+        return sd_fail(sim, SD_EINVAL, "encode: payload %u exceeds 9216 bytes", pk->payload);
     uint32_t len = frame_len(sim, pk);
     int v6 = sim->cfg.ipv6 != 0;
     uint32_t op = pk->opcode;
@@ -285,7 +285,7 @@ static int write_header(FILE *fp, uint32_t snaplen)
 static int write_record(sd_sim *sim, FILE *fp, const sd_packet *pk, int64_t t_ps, uint32_t snaplen,
                         uint64_t *bytes)
 {
-    uint8_t buf[65536 + 256];
+    uint8_t buf[9216 + 256];
     int len = sd_encode(sim, pk, buf, sizeof buf, snaplen);
     if (len < 0)
         return 0;
@@ -402,8 +402,8 @@ int sd_write_pcap(sd_sim *sim, const char *path, const sd_packet *pkts, const in
         if (pk->src >= sim->cfg.num_hosts || pk->dst >= sim->cfg.num_hosts)
             return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u names host %u or %u (hosts are 0..%u)", i,
                            pk->src, pk->dst, sim->cfg.num_hosts - 1);
-        if (pk->payload > 65536)
-            return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u payload %u exceeds 64 KiB", i, pk->payload);
+        if (pk->payload > 9216)
+            return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u payload %u exceeds 9216 bytes", i, pk->payload);
     }
     FILE *fp = fopen(path, "wb");
     if (!fp)
