@@ -34,7 +34,8 @@ def split_params(sets: dict, params: dict) -> tuple[dict, dict]:
 
 
 def run_variants(out_dir: Path, variants: dict[str, Scenario], overrides: dict, plots: bool = True,
-                 compare_name: str = "compare.png", title: str | None = None, capture=None) -> dict:
+                 compare_name: str = "compare.png", title: str | None = None, capture=None,
+                 rows: tuple[str, ...] = ("goodput", "queue", "ecn")) -> dict:
     """Run each variant into ``out_dir/<name>``, plot each and a comparison, print a table."""
     from controlplane.results import format_summary, load_run, summary
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -53,7 +54,7 @@ def run_variants(out_dir: Path, variants: dict[str, Scenario], overrides: dict, 
             plot_run(run_dir)
     if plots and variants:
         from controlplane.plots import plot_compare
-        png = plot_compare([out_dir / n for n in variants], out_dir / compare_name, title=title)
+        png = plot_compare([out_dir / n for n in variants], out_dir / compare_name, title=title, rows=rows)
         print(f"plots: {out_dir}/<variant>/plots/*.png and {png}")
     return summaries
 

@@ -68,8 +68,19 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
     return paths
 
 
+ROWS = {
+    "goodput": ("goodput (Gbps)", lambda ax, run, port, last: _draw_flows(ax, run, "qp_goodput_bps", legend=last)),
+    "rate": ("pacing rate (Gbps)", lambda ax, run, port, last: _draw_flows(ax, run, "qp_rate_bps", legend=False)),
+    "window": ("window (KB)", lambda ax, run, port, last: _draw_windows(ax, run)),
+    "queue": ("queue (KB)", lambda ax, run, port, last: _draw_queue(ax, run, port, show_port=True)),
+    "ecn": ("ECN marks / µs", lambda ax, run, port, last: _draw_ecn_rate(ax, run, port)),
+    "pfc": ("PFC pauses / µs", lambda ax, run, port, last: _draw_pfc_rate(ax, run)),
+}
+
+
 def plot_compare(
-    run_dirs: list[str | Path], out_png: str | Path, title: str | None = None
+    run_dirs: list[str | Path], out_png: str | Path, title: str | None = None,
+    rows: tuple[str, ...] = ("goodput", "queue", "ecn"),
 ) -> Path:
     """Compare runs side by side in one PNG: one column per run.
 
@@ -83,23 +94,24 @@ def plot_compare(
     """
     if not run_dirs:
         raise ValueError("plot_compare needs at least one run")
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise ValueError(f"plot_compare: unknown row(s) {unknown}; known: {sorted(ROWS)}")
     plt = _pyplot()
     runs = [load_run(d) for d in run_dirs]
     fig, axes = plt.subplots(
-        3, len(runs), sharex=True, sharey="row", squeeze=False,
-        figsize=(1.0 + 4.2 * len(runs), 7.5),
+        len(rows), len(runs), sharex=True, sharey="row", squeeze=False,
+        figsize=(1.0 + 4.2 * len(runs), 2.5 * len(rows)),
     )
     for col, run in enumerate(runs):
         axes[0, col].set_title(_column_title(run), fontsize=10)
-        _draw_flows(axes[0, col], run, "qp_goodput_bps", legend=(col == len(runs) - 1))
         port = queue_port_index(run)
-        _draw_queue(axes[1, col], run, port, show_port=True)
-        _draw_ecn_rate(axes[2, col], run, port)
-        axes[2, col].set_xlabel("time (µs)")
+        for r, row in enumerate(rows):
+            ROWS[row][1](axes[r, col], run, port, col == len(runs) - 1)
+        axes[-1, col].set_xlabel("time (µs)")
     _floor_at_zero(axes.ravel())
-    axes[0, 0].set_ylabel("goodput (Gbps)")
-    axes[1, 0].set_ylabel("queue (KB)")
-    axes[2, 0].set_ylabel("ECN marks / µs")
+    for r, row in enumerate(rows):
+        axes[r, 0].set_ylabel(ROWS[row][0])
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -232,6 +244,32 @@ def _draw_ecn_rate(ax, run: Run, port: int | None) -> None:
     rate = counter_rate_per_us(run.ts["t_ps"], run.ts["port_ecn_marks"][:, port])
     ax.plot(t_us, rate, color="tab:red", linewidth=1.2, drawstyle="steps-pre",
             marker="o" if t_us.size == 1 else None)
+    ax.grid(alpha=0.3)
+
+
+def _draw_windows(ax, run: Run) -> None:
+    """Per-flow CC window (KB); a note when the algorithm sets none (rate-based CCs)."""
+    w = run.ts["qp_window_bytes"]
+    if w.size == 0 or not np.any(w > 0):
+        _note(ax, "no window (rate-based)")
+        return
+    t_us = run.ts["t_ps"] / PS_PER_US
+    for values, color in zip(w.T / 1e3, _flow_colors(w.shape[1])):
+        ax.plot(t_us, values, color=color, linewidth=1.2)
+    ax.grid(alpha=0.3)
+
+
+def _draw_pfc_rate(ax, run: Run) -> None:
+    """PFC pause frames received per µs, summed over the monitored ports."""
+    pauses = run.ts.get("port_pause")
+    if pauses is None or pauses.size == 0:
+        _note(ax, "no PFC data")
+        return
+    t_us = run.ts["t_ps"] / PS_PER_US
+    rate = counter_rate_per_us(run.ts["t_ps"], pauses.sum(axis=1))
+    ax.plot(t_us, rate, color="tab:purple", linewidth=1.2, drawstyle="steps-pre")
+    if not np.any(rate > 0):
+        _note(ax, "no pauses")
     ax.grid(alpha=0.3)
 
 

@@ -277,10 +277,11 @@ class Network:
         return ports
 
     def bottleneck_port(self) -> int | None:
-        """For an incast: the switch port facing the receiver."""
-        if self.scenario.workload.get("kind") != "incast" or not self.flows:
+        """When every flow goes to one host (an incast): the switch port facing it."""
+        dsts = {f.dst for f in self.flows}
+        if len(dsts) != 1:
             return None
-        return int(self.routes.host_port[self.flows[0].dst]) ^ 1     # the other end of its link
+        return int(self.routes.host_port[dsts.pop()]) ^ 1             # the other end of its link
 
     def ideal_fct_ps(self, f: workload.Flow) -> int:
         """Standalone FCT on an idle fabric (HPCC repo third.cc::qp_finish, with exact header
@@ -321,7 +322,8 @@ class Network:
         def sample():
             q, p = sim.qps[sender_qps], sim.ports[ports]
             samples["t"].append(sim.now)
-            samples["rate"].append(q["rate_bps"].copy())
+            # the pacing rate of a QP with nothing outstanding means nothing: leave a gap
+            samples["rate"].append(np.where(q["posted_bytes"] > q["acked_bytes"], q["rate_bps"], np.nan))
             samples["acked"].append(q["acked_bytes"].astype(np.int64))
             samples["win"].append(q["window_bytes"].astype(np.float64))
             samples["q"].append((p["q_bytes"][:, 0] + p["q_bytes"][:, 1]).astype(np.int64))

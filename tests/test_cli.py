@@ -51,3 +51,14 @@ def test_run_with_pcap_writes_one_capture_per_variant(tmp_path):
         r = read_pcap(tmp_path / f"cap-{variant}.pcap")
         assert len(r.records) == 40 and r.snaplen == 128
     assert main(["run", "incast", "--pcap-filter", "points=h0"]) == 2           # a filter without a file
+
+
+@pytest.mark.plots
+def test_cc_compare_runs_every_algorithm(tmp_path):
+    out = tmp_path / "ccc"
+    rc = main(["run", "cc_compare", "--set", "long_bytes=400000", "--set", "burst=2", "--set", "burst_bytes=50000",
+               "--set", "burst_at_ps=20000000", "--out", str(out)])
+    assert rc == 0
+    for variant in ("dcqcn", "dcqcn-paper", "dctcp", "timely", "none"):
+        assert (out / variant / "counters.json").exists()
+    assert (out / "cc_compare.png").stat().st_size > 10_000

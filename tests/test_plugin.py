@@ -2,6 +2,8 @@
 with no rebuild; its errors surface as Python exceptions."""
 from pathlib import Path
 
+import numpy as np
+
 import pytest
 
 from controlplane.scenario import Scenario
@@ -17,7 +19,7 @@ def test_plugin_from_file_controls_the_rate():
     assert_conserved(r)
     assert r.counters["cc_events"] > 0 and r.counters["cnps_rx"] > 0
     rates = r.timeseries["qp_rate_bps"]
-    assert rates.min() < 50e9                       # it cut the rate on CNPs
+    assert np.nanmin(rates) < 50e9                  # it cut the rate on CNPs (NaN: QP idle)
     # fewer drops than no congestion control at all in the same incast
     none = Scenario(cc="none", **INCAST).run()
     assert r.counters["dropped"] < none.counters["dropped"]

@@ -1,0 +1,55 @@
+"""CC compare: long flows plus an incast burst on one bottleneck, for every algorithm.
+
+How does each congestion control share a bottleneck between long flows, absorb a sudden N:1
+burst into the same receiver, and recover? One column per algorithm on a shared time axis:
+per-flow goodput and pacing rate, the bottleneck queue, its ECN-mark rate and PFC pauses.
+Default: 100 Gb/s single switch, 1 us links, lossless (PFC), 3 long flows of 24 MB from t = 0
+and a burst of 8 x 500 KB at t = 600 us, algorithms dcqcn (NVIDIA flavour), dcqcn paper flavour,
+dctcp, timely, none.
+
+    softdpu run cc_compare
+    softdpu run cc_compare --set burst=16 --set 'ccs=["dctcp","timely"]' --set pfc=false
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from controlplane.experiment import run_variants
+from controlplane.scenario import Scenario
+from controlplane.units import Gbps, MB, us
+
+PARAMS = dict(long_flows=3, long_bytes=MB(24), burst=8, burst_bytes=500_000, burst_at_ps=us(600),
+              rate_bps=Gbps(100), delay_ps=us(1), ccs=["dcqcn", "dcqcn-paper", "dctcp", "timely", "none"])
+
+#: names in `ccs` that are a registered algorithm with parameters
+VARIANTS = {"dcqcn-paper": ("dcqcn", {"flavour": "paper"})}
+
+
+def scenarios(params: dict, seed: int) -> dict[str, Scenario]:
+    p = {**PARAMS, **params}
+    n = p["long_flows"] + p["burst"]
+    flows = [{"src": 1 + i, "dst": 0, "size_bytes": p["long_bytes"], "start_ps": 0} for i in range(p["long_flows"])]
+    flows += [{"src": 1 + p["long_flows"] + i, "dst": 0, "size_bytes": p["burst_bytes"], "start_ps": p["burst_at_ps"]}
+              for i in range(p["burst"])]
+    out = {}
+    for name in p["ccs"]:
+        cc, cc_params = VARIANTS.get(name, (name, {}))
+        out[Path(name).stem if ":" in name else name] = Scenario(
+            name=f"cc_compare-{name}",
+            topology={"topology": "single_switch", "num_hosts": n + 1, "rate_bps": p["rate_bps"],
+                      "delay_ps": p["delay_ps"]},
+            workload={"kind": "flows", "flows": flows}, cc=cc, cc_params=cc_params, pfc=True,
+            monitor_ports="all", sample_interval_ps=us(5), seed=seed)
+    return out
+
+
+def run(out_dir: str | Path = "results/cc_compare", params: dict | None = None, overrides: dict | None = None,
+        seed: int = 1, plots: bool = True, capture=None) -> dict:
+    return run_variants(Path(out_dir), scenarios(params or {}, seed), overrides or {}, plots=plots, compare_name="cc_compare.png",
+                        title="long flows + incast burst, one bottleneck", capture=capture,
+                        rows=("goodput", "rate", "queue", "ecn", "pfc"))
+
+
+if __name__ == "__main__":
+    from controlplane.experiment import experiment_main
+    raise SystemExit(experiment_main(__name__, run, PARAMS, "results/cc_compare"))
