@@ -34,8 +34,9 @@ def scenarios(params: dict, seed: int) -> dict[str, Scenario]:
     out = {}
     for name in p["ccs"]:
         cc, cc_params = VARIANTS.get(name, (name, {}))
-        out[Path(name).stem if ":" in name else name] = Scenario(
-            name=f"cc_compare-{name}",
+        key = Path(name).stem if ":" in name else name
+        out[key] = Scenario(
+            name=f"cc_compare-{key}",
             topology={"topology": "single_switch", "num_hosts": n + 1, "rate_bps": p["rate_bps"],
                       "delay_ps": p["delay_ps"]},
             workload={"kind": "flows", "flows": flows}, cc=cc, cc_params=cc_params, pfc=True,
