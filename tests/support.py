@@ -1,4 +1,6 @@
 """Shared checks for tests that run full scenarios."""
+import numpy as np
+
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
 
@@ -22,3 +24,14 @@ def assert_conserved(result, all_complete: bool = True) -> None:
 
 def run(**kw) -> "Result":  # noqa: F821
     return Scenario(**kw).run()
+
+
+def steady_state(result):
+    """Per-flow mean goodput (bps) and the bottleneck queue samples over the second half of
+    the period in which every flow delivers data (the convergence window of the V-tests)."""
+    ts = result.timeseries
+    g = ts["qp_goodput_bps"]
+    active = np.flatnonzero((g > 0).all(axis=1))
+    lo, hi = active[0] + (active[-1] - active[0]) // 2, active[-1]
+    queue = ts["port_queue_bytes"][lo:hi, list(ts["port_ids"]).index(result.network.bottleneck_port())]
+    return g[lo:hi + 1].mean(axis=0), queue

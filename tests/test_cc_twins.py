@@ -6,7 +6,7 @@ import pytest
 from controlplane.results import jain_index
 from controlplane.scenario import Scenario
 from dataplane.sim import cc_param_names, CC_DCQCN, CC_DCTCP, CC_TIMELY
-from tests.support import PAYLOAD_EFFICIENCY_4K, assert_conserved, run, star
+from tests.support import PAYLOAD_EFFICIENCY_4K, assert_conserved, run, star, steady_state
 
 
 @pytest.mark.parametrize("cc,extra", [
@@ -36,13 +36,8 @@ def test_dctcp_queue_holds_near_k():
     r = run(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 20_000_000}, cc="dctcp",
             sample_interval_ps=10_000_000)
     assert_conserved(r)
-    ts = r.timeseries
-    g = ts["qp_goodput_bps"]
-    active = np.flatnonzero((g > 0).all(axis=1))
-    lo, hi = active[0] + (active[-1] - active[0]) // 2, active[-1]
-    q = ts["port_queue_bytes"][lo:hi, list(ts["port_ids"]).index(r.network.bottleneck_port())]
+    mean, q = steady_state(r)
     assert 0.7 * 300_000 <= q.mean() <= 1.3 * 300_000, q.mean()
-    mean = g[lo:hi + 1].mean(axis=0)
     assert mean.sum() >= 0.95 * 100e9 * PAYLOAD_EFFICIENCY_4K
     assert jain_index(mean) >= 0.95
     assert r.counters["dropped"] == 0
@@ -56,13 +51,9 @@ def test_timely_keeps_rtt_under_t_high():
     r = run(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 20_000_000}, cc="timely",
             buffer_bytes=12_000_000, sample_interval_ps=10_000_000)
     assert_conserved(r)
-    ts = r.timeseries
-    g = ts["qp_goodput_bps"]
-    active = np.flatnonzero((g > 0).all(axis=1))
-    lo, hi = active[0] + (active[-1] - active[0]) // 2, active[-1]
-    q = ts["port_queue_bytes"][lo:hi, list(ts["port_ids"]).index(r.network.bottleneck_port())]
+    mean, q = steady_state(r)
     assert q.max() < 500e-6 * 100e9 / 8
-    assert g[lo:hi + 1].mean(axis=0).sum() >= 0.85 * 100e9 * PAYLOAD_EFFICIENCY_4K
+    assert mean.sum() >= 0.85 * 100e9 * PAYLOAD_EFFICIENCY_4K
 
 
 def test_parameter_names_come_from_the_c_twins():
