@@ -83,6 +83,35 @@ def run_cc_callback(name: str = "permutation-128", seed: int = 1) -> dict:
             "us_per_cc_event": per_event * 1e6, "cc_events_per_s": 1 / per_event}
 
 
+def run_cc_cost(name: str = "permutation-128", seed: int = 1, repeats: int = 3) -> dict:
+    """What the Python path costs per CC event for each built-in algorithm: the C twin and the
+    Python reference give the same trajectory (the differential tests require it), so the
+    difference of their run times over the number of CC events is the cost of delivering an
+    event to Python and running the reference there. Medians of `repeats` interleaved runs."""
+    import statistics
+    runs: dict[tuple[str, str], list[float]] = {}
+    events: dict[str, int] = {}
+    algos = ("dcqcn", "dctcp", "timely")
+    for _ in range(repeats):
+        for cc in algos:
+            for impl in ("c", "python"):
+                sc = scenario(name, impl, seed)
+                sc.cc = cc
+                net = sc.build()
+                t0 = time.perf_counter()
+                res = net.run(progress=False)
+                runs.setdefault((cc, impl), []).append(time.perf_counter() - t0)
+                events[cc] = res.counters["cc_events"]
+    out = {"benchmark": f"Python vs C per CC event ({name}, medians of {repeats})"}
+    for a in algos:
+        tc, tp = statistics.median(runs[(a, "c")]), statistics.median(runs[(a, "python")])
+        out[f"{a}_cc_events"] = events[a]
+        out[f"{a}_run_s_c"] = tc
+        out[f"{a}_run_s_python"] = tp
+        out[f"{a}_python_extra_ns_per_event"] = (tp - tc) / max(events[a], 1) * 1e9
+    return out
+
+
 def run_capture(name: str = "permutation-128", snaplen: int = 128, seed: int = 1, out_dir: str | None = None) -> dict:
     """Cost of capturing every packet at every port it leaves (one pcap record per hop), with
     a given snaplen, written by the data plane: the run with and without the capture."""
