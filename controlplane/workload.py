@@ -6,6 +6,7 @@ deterministic functions of their arguments and a numpy ``Generator``.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -67,6 +68,64 @@ def permutation(fabric: Fabric, size_bytes: int, rng: np.random.Generator, start
     return [Flow(i, int(perm[i]), size_bytes, start_ps) for i in range(n)]
 
 
+FLOW_SIZES = Path(__file__).resolve().parent / "flow_sizes"
+CDFS = {"websearch": "websearch.txt", "fb_hadoop": "fb_hadoop.txt", "alistorage2019": "alistorage2019.txt"}
+
+
+class SizeCdf:
+    """A flow-size distribution from `<size_bytes> <cdf_percent>` points, sampled by inverse
+    transform with linear interpolation between points (the HPCC repo's custom_rand.py), whose
+    mean is the trapezoid integral (custom_rand.getAvg: WebSearch 1,711,250 B)."""
+
+    def __init__(self, name_or_path: str):
+        path = FLOW_SIZES / CDFS[name_or_path] if name_or_path in CDFS else Path(name_or_path)
+        if not path.is_file():
+            raise ValueError(f"flow-size CDF {name_or_path!r}: not one of {sorted(CDFS)} and no such file")
+        rows = [line.split() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+        self.size = np.array([float(r[0]) for r in rows])
+        self.cdf = np.array([float(r[1]) for r in rows]) / 100.0
+        if self.cdf[0] != 0.0 or self.cdf[-1] != 1.0 or np.any(np.diff(self.cdf) <= 0) or np.any(np.diff(self.size) <= 0):
+            raise ValueError(f"flow-size CDF {path}: must start at 0 %, end at 100 % and increase strictly")
+        self.name = Path(path).stem
+
+    @property
+    def mean(self) -> float:
+        return float(np.sum(np.diff(self.cdf) * (self.size[1:] + self.size[:-1]) / 2))
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return np.maximum(1, np.round(np.interp(rng.random(n), self.cdf, self.size))).astype(np.int64)
+
+
+def poisson(fabric: Fabric, cdf: str, load: float, duration_ps: int, rng: np.random.Generator,
+            start_ps: int = 0) -> list[Flow]:
+    """Poisson flow arrivals at every host, sizes from a CDF, destinations uniform over the other
+    hosts (the HPCC repo's traffic_gen.py): per-host mean inter-arrival = mean size x 8 /
+    (host link rate x load), flows that start within `duration_ps`."""
+    if not 0 < load <= 1:
+        raise ValueError(f"load must be in (0, 1], got {load!r}")
+    if duration_ps <= 0:
+        raise ValueError(f"duration_ps must be > 0, got {duration_ps!r}")
+    if fabric.num_hosts < 2:
+        raise ValueError("poisson needs at least 2 hosts")
+    dist = SizeCdf(cdf)
+    rate = {}
+    for link in fabric.links:
+        for h in (link.a, link.b):
+            if fabric.is_host(h):
+                rate[h] = link.rate_bps
+    flows = []
+    for h in range(fabric.num_hosts):
+        gap_ps = dist.mean * 8 / (rate[h] * load) * 1e12
+        t = start_ps + rng.exponential(gap_ps)
+        while t < start_ps + duration_ps:
+            dst = int(rng.integers(fabric.num_hosts - 1))
+            dst += dst >= h
+            flows.append(Flow(h, dst, int(dist.sample(rng, 1)[0]), int(t)))
+            t += rng.exponential(gap_ps)
+    flows.sort(key=lambda f: (f.start_ps, f.src))
+    return flows
+
+
 def from_list(fabric: Fabric, flows: list[dict]) -> list[Flow]:
     """Explicit flows: ``[{"src": 1, "dst": 0, "size_bytes": 1_000_000, "start_ps": 0}, ...]``."""
     out = []
@@ -100,10 +159,12 @@ def build(fabric: Fabric, spec: dict, rng: np.random.Generator) -> list[Flow]:
     kind = spec.pop("kind", None)
     if kind == "pcap":
         return from_pcap(fabric, **spec)
+    if kind == "poisson":
+        return poisson(fabric, rng=rng, **spec)
     if kind == "incast":
         return incast(fabric, rng=rng, **spec)
     if kind == "permutation":
         return permutation(fabric, rng=rng, **spec)
     if kind == "flows":
         return from_list(fabric, spec.get("flows", []))
-    raise ValueError(f"workload kind must be 'incast', 'permutation', 'flows' or 'pcap', got {kind!r}")
+    raise ValueError(f"workload kind must be 'incast', 'permutation', 'flows', 'pcap' or 'poisson', got {kind!r}")

@@ -62,3 +62,16 @@ def test_cc_compare_runs_every_algorithm(tmp_path):
     for variant in ("dcqcn", "dcqcn-paper", "dctcp", "timely", "none"):
         assert (out / variant / "counters.json").exists()
     assert (out / "cc_compare.png").stat().st_size > 10_000
+
+
+@pytest.mark.plots
+def test_fct_slowdown_writes_buckets_and_plot(tmp_path):
+    import csv
+    out = tmp_path / "fct"
+    rc = main(["run", "fct_slowdown", "--set", 'workloads=["fb_hadoop"]', "--set", "loads=[0.3]",
+               "--set", 'ccs=["dctcp","none"]', "--set", "duration_us=300", "--set", "buckets=4", "--out", str(out)])
+    assert rc == 0
+    rows = list(csv.DictReader(open(out / "fct_slowdown.csv")))
+    assert {r["cc"] for r in rows} == {"dctcp", "none"} and len(rows) == 8
+    assert all(float(r["p50"]) >= 0.99 for r in rows)          # nothing beats its standalone FCT
+    assert (out / "fct_slowdown.png").stat().st_size > 10_000

@@ -1,0 +1,141 @@
+"""FCT slowdown: Poisson flows from WebSearch and FB-Hadoop at 30 % and 50 % load on a fat-tree.
+
+How much longer than alone does a flow of each size take under each congestion control? The HPCC
+paper's Figure 11 method (reference V5): slowdown = FCT / standalone FCT (base RTT + wire bytes /
+rate), flows grouped into size buckets by size percentile, p50/p95/p99 per bucket per algorithm.
+
+Default scale (about half a minute on one core): k=4 fat-tree (16 hosts), 100 Gb/s, 1 us links,
+flows arriving for 20 ms, PFC on. `--set scale=paper`: k=8 (128 hosts) with 400 Gb/s above the
+ToRs, like the paper's 100/400 Gb/s fat-tree, flows arriving for 50 ms (much longer to run).
+Writes results/fct_slowdown/<workload>-<load>/<cc>/ (a results folder each),
+fct_slowdown.csv and fct_slowdown.png.
+
+    softdpu run fct_slowdown
+    softdpu run fct_slowdown --set 'ccs=["dcqcn","dctcp"]' --set 'loads=[0.5]' --set duration_us=2000
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from controlplane.results import load_run
+from controlplane.scenario import Scenario
+from controlplane.units import Gbps, us
+
+PARAMS = dict(workloads=["websearch", "fb_hadoop"], loads=[0.3, 0.5], ccs=["dcqcn", "dctcp", "timely"],
+              scale="default", duration_us=None, buckets=10, pfc=True)
+SCALES = {
+    "default": dict(topology={"topology": "fat_tree", "k": 4, "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
+                    duration_us=20000),
+    "paper": dict(topology={"topology": "fat_tree", "k": 8, "host_rate_bps": Gbps(100), "host_delay_ps": us(1),
+                            "agg_rate_bps": Gbps(400), "core_rate_bps": Gbps(400)}, duration_us=50000),
+}
+
+
+def scenarios(params: dict, seed: int) -> dict[str, Scenario]:
+    p = {**PARAMS, **params}
+    if p["scale"] not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {p['scale']!r}")
+    scale = SCALES[p["scale"]]
+    duration = int(float(p["duration_us"] or scale["duration_us"]) * 1e6)
+    out = {}
+    for wl in p["workloads"]:
+        for load in p["loads"]:
+            for cc in p["ccs"]:
+                key = f"{wl}-{int(round(load * 100))}/{Path(cc).stem if ':' in cc else cc}"
+                out[key] = Scenario(
+                    name=f"fct-{wl}-{load:g}", topology=dict(scale["topology"]),
+                    workload={"kind": "poisson", "cdf": wl, "load": load, "duration_ps": duration},
+                    cc=cc, pfc=bool(p["pfc"]), seed=seed, sample_interval_ps=0, monitor_ports="none")
+    return out
+
+
+def slowdown_buckets(flows: dict, buckets: int) -> list[dict]:
+    """Finished flows sorted by size, cut into `buckets` groups of equal count (size percentiles,
+    as the HPCC repo's fct_analysis.py); p50/p95/p99 slowdown of each."""
+    done = flows["fct_ps"] >= 0
+    size, sd = flows["size_bytes"][done], flows["slowdown"][done]
+    order = np.argsort(size, kind="stable")
+    rows = []
+    for i, idx in enumerate(np.array_split(order, buckets)):
+        if idx.size == 0:
+            continue
+        p50, p95, p99 = np.percentile(sd[idx], [50, 95, 99])
+        rows.append({"bucket": i, "size_hi_bytes": int(size[idx].max()), "flows": int(idx.size),
+                     "p50": float(p50), "p95": float(p95), "p99": float(p99)})
+    return rows
+
+
+def run(out_dir: str | Path = "results/fct_slowdown", params: dict | None = None, overrides: dict | None = None,
+        seed: int = 1, plots: bool = True, capture=None) -> dict:
+    p = {**PARAMS, **(params or {})}
+    out = Path(out_dir)
+    table = []
+    variants = scenarios(p, seed)
+    for i, (key, sc) in enumerate(variants.items()):
+        sc = sc.with_overrides(overrides or {})
+        run_dir = out / key
+        result = sc.run(run_dir, capture=capture.for_variant(key.replace("/", "-"), True) if capture else None)
+        c = result.counters
+        print(f"[{i + 1}/{len(variants)}] {key}: {c['msgs_completed']}/{c['msgs_total']} flows, "
+              f"{c['events']:,} events, {result.wall_s:.1f} s wall, drops {c['dropped']}, "
+              f"PFC pauses {c['pfc_pauses']}", file=sys.stderr)
+        wl_load, cc = key.split("/")
+        for row in slowdown_buckets(load_run(run_dir).flows, int(p["buckets"])):
+            table.append({"workload": wl_load.rsplit("-", 1)[0], "load": int(wl_load.rsplit("-", 1)[1]) / 100,
+                          "cc": cc, **row})
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "fct_slowdown.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["workload", "load", "cc", "bucket", "size_hi_bytes", "flows", "p50", "p95", "p99"])
+        w.writeheader()
+        w.writerows(table)
+    _print_table(table)
+    if plots:
+        print(f"plot: {plot(table, out / 'fct_slowdown.png')}")
+    return {"rows": table}
+
+
+def _print_table(table: list[dict]) -> None:
+    print(f"{'workload':10s} {'load':>4s} {'cc':8s} {'size <=':>10s} {'p50':>7s} {'p95':>7s} {'p99':>7s}")
+    for r in table:
+        print(f"{r['workload']:10s} {r['load']:4.1f} {r['cc']:8s} {r['size_hi_bytes']:10d} "
+              f"{r['p50']:7.2f} {r['p95']:7.2f} {r['p99']:7.2f}")
+
+
+def plot(table: list[dict], out_png: Path) -> Path:
+    """Rows: workload x load; columns: p50, p95, p99 slowdown vs flow size (log), a line per CC."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    cases = sorted({(r["workload"], r["load"]) for r in table})
+    ccs = list(dict.fromkeys(r["cc"] for r in table))
+    fig, axes = plt.subplots(len(cases), 3, figsize=(13, 3.0 * len(cases)), squeeze=False, sharex="row")
+    for i, (wl, load) in enumerate(cases):
+        for j, pct in enumerate(("p50", "p95", "p99")):
+            ax = axes[i, j]
+            for cc in ccs:
+                rows = [r for r in table if (r["workload"], r["load"], r["cc"]) == (wl, load, cc)]
+                ax.plot([r["size_hi_bytes"] for r in rows], [r[pct] for r in rows], marker="o", ms=3, label=cc)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
+            ax.set_title(f"{wl}, load {load:.0%}: {pct} slowdown", fontsize=10)
+            ax.grid(alpha=0.3, which="both")
+            if i == len(cases) - 1:
+                ax.set_xlabel("flow size (bytes, bucket upper bound)")
+        axes[i, 0].set_ylabel("FCT / ideal FCT")
+    axes[0, -1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+if __name__ == "__main__":
+    from controlplane.experiment import experiment_main
+    raise SystemExit(experiment_main(__name__, run, PARAMS, "results/fct_slowdown"))
