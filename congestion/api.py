@@ -101,6 +101,11 @@ class CongestionControl:
         rate) and the receiver's CE feedback ``cnp_mode`` ("interval" CNPs or "ack_echo")."""
         return {"ecn": None, "cnp_mode": "interval"}
 
+    def bind(self, facts: dict[str, Any]) -> None:
+        """Called once per run before the QPs exist, with facts of the fabric: max_base_rtt_ps
+        (longest host-to-host base RTT), host_rate_bps, mtu_payload, int_multi. Override to
+        derive parameters from them (HPCC's T and W_init)."""
+
     def new_flow(self, qp: int) -> Any:
         """Per-flow state for QP ``qp``; initialise it in :meth:`on_start`."""
         return SimpleNamespace()

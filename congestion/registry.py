@@ -30,9 +30,10 @@ def _builtins() -> None:
     _builtins_loaded = True
     from congestion.dcqcn import Dcqcn
     from congestion.dctcp import Dctcp
+    from congestion.hpcc import Hpcc
     from congestion.none import NoCC
     from congestion.timely import Timely
-    for cls in (NoCC, Dcqcn, Dctcp, Timely):
+    for cls in (NoCC, Dcqcn, Dctcp, Timely, Hpcc):
         _REGISTRY.setdefault(cls.name, cls)
 
 

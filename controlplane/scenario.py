@@ -161,7 +161,26 @@ class Network:
                 if k not in ecn:
                     raise ValueError(f"ecn.{k} is missing (ecn needs kmin_bytes, kmax_bytes, pmax)")
         pool = sc.pkt_pool or min(1 << 21, 65536 + 256 * len(self.flows))
-        return {"ecn": ecn, "cnp_mode": cnp_mode, "pkt_pool": pool, "cc_params": self.cc.params()}
+        host_rate = max(l.rate_bps for l in self.fabric.links if self.fabric.is_host(l.a) or self.fabric.is_host(l.b))
+        int_multi = max(1, round(host_rate / Gbps(25))) if defaults.get("int") else 0
+        self.cc.bind({"max_base_rtt_ps": self.max_base_rtt_ps(), "host_rate_bps": host_rate,
+                      "mtu_payload": sc.mtu_payload, "int_multi": int_multi})
+        return {"ecn": ecn, "cnp_mode": cnp_mode, "pkt_pool": pool, "int_multi": int_multi,
+                "cc_params": self.cc.params()}
+
+    def max_base_rtt_ps(self) -> int:
+        """The longest base RTT between two hosts (the HPCC repo's GLOBAL_T): two propagation
+        delays per hop plus one full-size data packet and one ACK serialized on each hop, for
+        the farthest host from host 0 (the built-in fabrics are symmetric)."""
+        fab, mtu = self.fabric, self.scenario.mtu_payload
+        data = mtu + 82 + (20 if self.scenario.ipv6 else 0)
+        ack = 86 + (20 if self.scenario.ipv6 else 0)
+        best = 0
+        for dst in range(1, fab.num_hosts):
+            links = routing.path_links(fab, self.routes, 0, dst)
+            rtt = sum(2 * l.delay_ps + (data + ack) * 8e12 / l.rate_bps for l in links)
+            best = max(best, int(rtt))
+        return best
 
     def _make_sim(self) -> Simulator:
         sc, fab = self.scenario, self.fabric
@@ -171,7 +190,8 @@ class Network:
                          ack_interval=sc.ack_interval, cnp_mode=self.resolved["cnp_mode"],
                          cnp_interval_ps=sc.cnp_interval_ps, rto_ps=sc.rto_ps, seed=sc.seed,
                          trace_capacity=sc.trace, ipv6=sc.ipv6, dscp_data=sc.dscp_data, dscp_ack=sc.dscp_ack,
-                         dscp_cnp=sc.dscp_cnp, payload_pattern=sc.payload_pattern)
+                         dscp_cnp=sc.dscp_cnp, payload_pattern=sc.payload_pattern,
+                         int_multi=self.resolved["int_multi"])
 
     def _install_fabric(self) -> None:
         sc, fab, sim = self.scenario, self.fabric, self.sim

@@ -19,7 +19,7 @@ from dataplane._native import ffi, lib
 NONE = 0xFFFFFFFF
 
 CC_NONE, CC_DCQCN, CC_PYTHON = lib.SD_CC_NONE, lib.SD_CC_DCQCN, lib.SD_CC_PYTHON
-CC_DCTCP, CC_TIMELY = lib.SD_CC_DCTCP, lib.SD_CC_TIMELY
+CC_DCTCP, CC_TIMELY, CC_HPCC = lib.SD_CC_DCTCP, lib.SD_CC_TIMELY, lib.SD_CC_HPCC
 
 
 def cc_param_names(kind: int) -> list[str]:
@@ -137,7 +137,7 @@ class Simulator:
                  rto_ps: int = 1_000_000_000, seed: int = 0, trace_capacity: int = 0,
                  completion_ring: int = 4096, wake_on_completion: bool = False, phy_overhead: int = 20,
                  ipv6: bool = False, dscp_data: int = 26, dscp_ack: int = 26, dscp_cnp: int = 48,
-                 payload_pattern: str = "zeros"):
+                 payload_pattern: str = "zeros", int_multi: int = 0):
         if payload_pattern not in PAYLOAD_PATTERNS:
             raise ValueError(f"payload_pattern must be one of {sorted(PAYLOAD_PATTERNS)}, got {payload_pattern!r}")
         if cnp_mode not in CNP_MODES:
@@ -164,6 +164,9 @@ class Simulator:
         cfg.cnp_interval_ps, cfg.rto_ps, cfg.seed = cnp_interval_ps, rto_ps, seed
         cfg.ipv6, cfg.payload_pattern = int(bool(ipv6)), PAYLOAD_PATTERNS[payload_pattern]
         cfg.dscp_data, cfg.dscp_ack, cfg.dscp_cnp = dscp_data, dscp_ack, dscp_cnp
+        if not isinstance(int_multi, (int, np.integer)) or not 0 <= int_multi <= 64:
+            raise ValueError(f"int_multi must be 0 (no INT) or in [1, 64], got {int_multi!r}")
+        cfg.int_enabled, cfg.int_multi = int(int_multi > 0), int_multi
         sim = lib.sd_create(cfg)
         if sim == ffi.NULL:
             raise ValueError(ffi.string(lib.sd_last_error(ffi.NULL)).decode())

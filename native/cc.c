@@ -16,6 +16,8 @@ const cc_twin *cc_twin_of(uint32_t kind)
         return &cc_dctcp;
     case SD_CC_TIMELY:
         return &cc_timely;
+    case SD_CC_HPCC:
+        return &cc_hpcc;
     default:
         return NULL;
     }

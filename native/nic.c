@@ -136,6 +136,8 @@ static void send_data(sd_sim *sim, uint32_t qi)
     pk->syndrome = 0;
     pk->msg = q->tx_msg;
     pk->ttl = SD_TTL;
+    if (sim->ints)
+        sim->ints[p].nhop = 0;
 
     if (m->first_tx_ps < 0)
         m->first_tx_ps = sim->now;
@@ -202,11 +204,13 @@ void nic_wake(sd_sim *sim, uint32_t host)
 /* ---------------------------------------------------------------- control packets */
 static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, uint32_t sport,
                       uint8_t opcode, uint32_t psn, uint32_t msn, uint8_t syndrome, uint8_t becn,
-                      int64_t ts_echo)
+                      int64_t ts_echo, uint32_t int_from)
 {
     uint32_t p = pkt_alloc(sim);
     if (p == SD_NONE)
         return;                          /* counted in pool_exhausted; the sender's RTO recovers */
+    if (sim->ints)                       /* an ACK echoes the INT of the packet it acknowledges */
+        sim->ints[p] = int_from != SD_NONE ? sim->ints[int_from] : (sd_int_rec){0, 0, {{0, 0, 0, 0}}};
     sd_packet *pk = &sim->pkts[p];
     pk->ts_ps = ts_echo;
     pk->src = host;
@@ -230,7 +234,7 @@ static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, ui
     port_enqueue(sim, sim->hosts[host].port, p);
 }
 
-static void send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t ts_echo)
+static void send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t ts_echo, uint32_t acked)
 {
     uint8_t becn = 0;
     if (sim->cfg.cnp_mode == SD_CNP_ACK_ECHO && q->ce_pending) {
@@ -240,12 +244,13 @@ static void send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int6
         sim->ctr.cnp_sent++;
     }
     q->unacked = 0;
-    send_ctrl(sim, q->host, q->peer_host, q->peer_qp, q->sport, SD_OP_ACK, psn, q->msn, syndrome, becn, ts_echo);
+    send_ctrl(sim, q->host, q->peer_host, q->peer_qp, q->sport, SD_OP_ACK, psn, q->msn, syndrome, becn, ts_echo, acked);
 }
 
 /* ---------------------------------------------------------------- receiver */
 static void receive_data(sd_sim *sim, sd_qp *q, sd_packet *pk)
 {
+    uint32_t p = (uint32_t)(pk - sim->pkts);
     sim->ctr.data_delivered++;
     q->rx_packets++;
     if (pk->ecn == SD_ECN_CE) {
@@ -255,7 +260,7 @@ static void receive_data(sd_sim *sim, sd_qp *q, sd_packet *pk)
                 q->last_cnp_ps = sim->now;
                 q->cnps_tx++;
                 sim->ctr.cnp_sent++;
-                send_ctrl(sim, q->host, q->peer_host, q->peer_qp, q->sport, SD_OP_CNP, 0, 0, 0, 1, -1);
+                send_ctrl(sim, q->host, q->peer_host, q->peer_qp, q->sport, SD_OP_CNP, 0, 0, 0, 1, -1, SD_NONE);
             }
         } else {
             q->ce_pending = 1;
@@ -270,18 +275,18 @@ static void receive_data(sd_sim *sim, sd_qp *q, sd_packet *pk)
         if (pk->opcode == SD_OP_WRITE_LAST || pk->opcode == SD_OP_WRITE_ONLY)
             q->msn = (q->msn + 1) & SD_PSN_MASK;
         if (pk->ackreq || q->unacked >= sim->cfg.ack_interval || q->ce_pending)
-            send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps);
+            send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps, p);
     } else if (d > 0) {
         q->rx_ooo++;
         if (!q->nak_pending) {
             q->nak_pending = 1;
             q->naks_tx++;
             sim->ctr.nak_sent++;
-            send_ack(sim, q, 0x60, q->epsn, pk->ts_ps);
+            send_ack(sim, q, 0x60, q->epsn, pk->ts_ps, p);
         }
     } else {
         q->rx_dup++;
-        send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps);
+        send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps, p);
     }
 }
 
@@ -363,6 +368,12 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
     in.acked_bytes = acked;
     in.ecn = pk->becn;
     in.rtt_ps = pk->ts_ps >= 0 ? sim->now - pk->ts_ps : -1;
+    if (sim->ints) {
+        const sd_int_rec *r = &sim->ints[pk - sim->pkts];
+        in.int_nhop = r->nhop;
+        for (uint32_t i = 0; i < SD_INT_HOPS; i++)
+            in.int_hop[i] = r->hop[i];
+    }
     if (nak) {
         q->naks_rx++;
         cc_event(sim, qi, SD_EV_NAK, &in);

@@ -72,6 +72,8 @@ static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
 
     if (pk->in_port != SD_NONE)
         pfc_release(sim, pk);            /* the packet leaves this switch's buffer */
+    if (sim->ints && prio == SD_PRIO_DATA && pt->node >= sim->cfg.num_hosts)
+        int_push_hop(sim, pt, p);        /* HPCC INT, stamped at dequeue */
     if (pt->cap_tx)
         capture_packet(sim, pt->cap_tx, pk);
     int64_t ser = ser_ps(pk->wire, pt->rate_bps);

@@ -75,6 +75,8 @@ sd_sim *sd_create(const sd_config *cfg)
     CHECK_CFG(cfg->rto_ps > 0, "rto_ps must be > 0, got %lld", (long long)cfg->rto_ps);
     CHECK_CFG(cfg->phy_overhead <= 64, "phy_overhead must be in [0, 64] bytes, got %u", cfg->phy_overhead);
     CHECK_CFG(cfg->ipv6 <= 1, "ipv6 must be 0 or 1, got %u", cfg->ipv6);
+    CHECK_CFG(cfg->int_enabled <= 1 && (!cfg->int_enabled || (cfg->int_multi >= 1 && cfg->int_multi <= 64)),
+              "int_enabled must be 0 or 1 and int_multi in [1, 64], got %u/%u", cfg->int_enabled, cfg->int_multi);
     CHECK_CFG(cfg->dscp_data <= 63 && cfg->dscp_ack <= 63 && cfg->dscp_cnp <= 63,
               "dscp_data/dscp_ack/dscp_cnp must be DSCP values in [0, 63], got %u/%u/%u",
               cfg->dscp_data, cfg->dscp_ack, cfg->dscp_cnp);
@@ -104,8 +106,10 @@ sd_sim *sd_create(const sd_config *cfg)
     int evq_ok = ev_init(sim, 2 * nports + cfg->num_hosts + 5 * cfg->max_qps + 64);
     if (cfg->trace_capacity)
         sim->trace = calloc(cfg->trace_capacity, sizeof *sim->trace);
+    if (cfg->int_enabled)
+        sim->ints = calloc(cfg->pkt_pool, sizeof *sim->ints);
     if (!sim->hosts || !sim->ports || !sim->switch_seed || !sim->mmu || !sim->qps || !sim->msgs || !sim->post_order ||
-        !sim->pkts || !sim->cring || !sim->ccp || !evq_ok || (cfg->trace_capacity && !sim->trace)) {
+        !sim->pkts || !sim->cring || !sim->ccp || !evq_ok || (cfg->trace_capacity && !sim->trace) || (cfg->int_enabled && !sim->ints)) {
         sd_destroy(sim);
         sd_fail(NULL, SD_ENOMEM, "out of memory allocating the simulator");
         return NULL;
@@ -146,6 +150,7 @@ void sd_destroy(sd_sim *sim)
     free(sim->ccp);
     ev_free(sim);
     free(sim->trace);
+    free(sim->ints);
     free(sim);
 }
 
@@ -597,6 +602,7 @@ uint64_t sd_memory_bytes(sd_sim *sim)
     b += (uint64_t)sim->cap_ccp * sizeof *sim->ccp;
     b += ev_memory_bytes(sim);
     b += (uint64_t)c->trace_capacity * sizeof *sim->trace;
+    b += sim->ints ? (uint64_t)c->pkt_pool * sizeof *sim->ints : 0;
     return b;
 }
 

@@ -67,6 +67,13 @@ typedef struct sd_mmu {
     uint32_t enabled;
 } sd_mmu;
 
+/* The INT stack of a packet in flight (indexed like the packet pool; only with int_enabled). */
+typedef struct sd_int_rec {
+    uint32_t nhop;
+    uint32_t pad0;
+    sd_int_hop hop[SD_INT_HOPS];
+} sd_int_rec;
+
 /* A parameter block of a built-in CC. */
 typedef struct sd_ccp {
     uint32_t kind;
@@ -158,6 +165,7 @@ struct sd_sim {
     uint32_t trace_len;
     sd_capture cap[SD_MAX_CAPTURES];
     sd_mmu *mmu;                 /* per switch */
+    sd_int_rec *ints;            /* per pool packet, NULL unless cfg.int_enabled */
     int cb_error;                /* a Python plug-in raised: stop the run */
 };
 
@@ -193,6 +201,10 @@ int pfc_admit(sd_sim *sim, uint32_t in_port, sd_packet *pk);    /* 0 = no buffer
 void pfc_release(sd_sim *sim, sd_packet *pk);
 void pfc_frame_arrive(sd_sim *sim, uint32_t port, uint32_t xoff);
 
+/* int.c */
+void int_push_hop(sd_sim *sim, const sd_port *pt, uint32_t p);
+uint32_t int_rate_index(uint64_t rate_bps);
+
 /* switch.c */
 void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p);
 
@@ -217,7 +229,7 @@ typedef struct cc_twin {
     const char *(*validate)(const double *p);   /* NULL if valid, else what is wrong */
     void (*event)(const double *p, double *st, sd_cc_io *io);
 } cc_twin;
-extern const cc_twin cc_dcqcn, cc_dctcp, cc_timely;
+extern const cc_twin cc_dcqcn, cc_dctcp, cc_timely, cc_hpcc;
 const cc_twin *cc_twin_of(uint32_t kind);
 
 static inline int64_t ser_ps(uint64_t bytes, uint64_t rate_bps)

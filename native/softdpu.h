@@ -40,7 +40,8 @@ enum sd_cc_kind {
     SD_CC_PYTHON = 2,        /* every CC event calls sd_cc_python_event() */
     SD_CC_DCTCP = 3,         /* native/dctcp.c */
     SD_CC_TIMELY = 4,        /* native/timely.c */
-    SD_NUM_CC = 5
+    SD_CC_HPCC = 5,          /* native/hpcc.c */
+    SD_NUM_CC = 6
 };
 
 /* How a receiver (DCQCN's notification point) reports CE marks. */
@@ -61,7 +62,7 @@ enum sd_cc_event_type {
     SD_NUM_EV = 7
 };
 
-enum { SD_CC_TIMERS = 4, SD_CC_STATE = 8, SD_CC_TRACE = 4, SD_CC_PARAMS = 16 };
+enum { SD_CC_TIMERS = 4, SD_CC_STATE = 24, SD_CC_TRACE = 4, SD_CC_PARAMS = 16, SD_INT_HOPS = 5 };
 
 /* RoCEv2 BTH opcodes used by the RC transport (IBTA Vol. 1, RC prefix 000). */
 enum sd_opcode {
@@ -89,6 +90,8 @@ typedef struct sd_config {
     uint32_t wake_on_completion; /* 1: sd_run_until returns SD_STOP_COMPLETIONS when one is queued */
     uint32_t trace_capacity;     /* CC decision-trace records kept (0 = off) */
     uint32_t phy_overhead;       /* preamble+SFD+IFG bytes per frame on the wire (20 for Ethernet) */
+    uint32_t int_enabled;        /* 1: switches stamp HPCC INT on data packets, ACKs echo it */
+    uint32_t int_multi;          /* HPCC INT_MULTI: byte unit 128 x this, qlen unit 80 x this */
     uint32_t ipv6;               /* 1: RoCEv2 over IPv6 (40-byte IP header), 0: IPv4 */
     uint32_t dscp_data;          /* DSCP of data packets, ACKs/NAKs and CNPs (wire encoding) */
     uint32_t dscp_ack;
@@ -200,7 +203,7 @@ typedef struct sd_qp {
     uint64_t bytes_counted;      /* payload bytes sent since the last SD_EV_BYTES/reset */
     int64_t timer_at[4];         /* CC timer deadlines, -1 = off */
     int64_t timer_queued[4];     /* time of the pending event of each timer, -1 = none */
-    double cc_state[8];          /* built-in CC state (DCQCN: rc, rt, alpha, stages, flags) */
+    double cc_state[24];         /* built-in CC state (layout per algorithm, see native/<cc>.c) */
     /* sender */
     uint64_t snd_una;            /* oldest unacknowledged sequence number (64-bit PSN count) */
     uint64_t snd_nxt;            /* next sequence number to send */
@@ -253,6 +256,17 @@ typedef struct sd_qp {
     uint64_t ce_rx;
 } sd_qp;
 
+/* One INT hop record, in the HPCC repository's encoding (int-header.h): the egress timestamp in
+ * ns mod 2^24, the port's cumulative tx bytes in units of 128 x int_multi mod 2^20, its queue
+ * in units of 80 x int_multi (17 bits, saturating), and the line rate as an index into
+ * {25, 50, 100, 200, 400} Gb/s. */
+typedef struct sd_int_hop {
+    uint32_t time;
+    uint32_t bytes;
+    uint32_t qlen;
+    uint32_t rate_idx;
+} sd_int_hop;
+
 /* Input/output of one congestion-control event: the built-in C twins and Python plug-ins see
  * exactly this. Inputs describe the event; outputs are read back after the handler returns. */
 typedef struct sd_cc_io {
@@ -267,6 +281,9 @@ typedef struct sd_cc_io {
     uint32_t timer_id;           /* SD_EV_TIMER: which timer */
     uint32_t ecn;                /* ACK: 1 if it echoes CE (ECN-echo / BECN) */
     double line_rate_bps;
+    uint32_t int_nhop;           /* ACK with INT enabled: hops pushed on the acked packet (mod 5 wraps) */
+    uint32_t pad1;
+    sd_int_hop int_hop[5];       /* ... their records */
     /* in/out */
     double rate_bps;             /* pacing rate, clamped by C to (0, line rate] */
     uint64_t window_bytes;       /* 0 = no window */

@@ -1,0 +1,30 @@
+/* int.c: in-band network telemetry for HPCC (Li et al., SIGCOMM'19), in the HPCC repository's
+ * layout (int-header.{h,cc}; shared/reference/transport-cc.md §2.1). A switch pushes one hop
+ * record on every data packet it dequeues: the time, the port's cumulative tx bytes before this
+ * packet, the queue left behind and the port's line rate, each truncated to the header's bit
+ * widths so that receivers must unwrap them as the real header requires. At most 5 hops are
+ * kept: the write index is nhop mod 5. */
+#include "sim.h"
+
+static const uint64_t rates[] = {25000000000ull, 50000000000ull, 100000000000ull, 200000000000ull, 400000000000ull};
+
+uint32_t int_rate_index(uint64_t rate_bps)
+{
+    for (uint32_t i = 0; i < 5; i++)
+        if (rate_bps <= rates[i])
+            return i;
+    return 4;
+}
+
+void int_push_hop(sd_sim *sim, const sd_port *pt, uint32_t p)
+{
+    sd_int_rec *r = &sim->ints[p];
+    uint64_t multi = sim->cfg.int_multi;
+    uint64_t q = (pt->q_bytes[SD_PRIO_CTRL] + pt->q_bytes[SD_PRIO_DATA]) / (80u * multi);
+    sd_int_hop *h = &r->hop[r->nhop % SD_INT_HOPS];
+    h->time = (uint32_t)(((uint64_t)sim->now / 1000u) & 0xFFFFFFu);
+    h->bytes = (uint32_t)((pt->tx_bytes / (128u * multi)) & 0xFFFFFu);
+    h->qlen = (uint32_t)(q > 0x1FFFFu ? 0x1FFFFu : q);
+    h->rate_idx = int_rate_index(pt->rate_bps);
+    r->nhop++;
+}
