@@ -25,7 +25,7 @@ from controlplane.results import load_run
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
 
-PARAMS = dict(workloads=["websearch", "fb_hadoop"], loads=[0.3, 0.5], ccs=["dcqcn", "dctcp", "timely"],
+PARAMS = dict(workloads=["websearch", "fb_hadoop"], loads=[0.3, 0.5], ccs=["dcqcn", "dctcp", "timely", "hpcc"],
               scale="default", duration_us=None, buckets=10, pfc=True)
 SCALES = {
     "default": dict(topology={"topology": "fat_tree", "k": 4, "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
@@ -110,7 +110,7 @@ def plot(table: list[dict], out_png: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
     cases = sorted({(r["workload"], r["load"]) for r in table})
     ccs = list(dict.fromkeys(r["cc"] for r in table))
     fig, axes = plt.subplots(len(cases), 3, figsize=(13, 3.0 * len(cases)), squeeze=False, sharex="row")
@@ -122,7 +122,8 @@ def plot(table: list[dict], out_png: Path) -> Path:
                 ax.plot([r["size_hi_bytes"] for r in rows], [r[pct] for r in rows], marker="o", ms=3, label=cc)
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+            ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
             ax.yaxis.set_minor_formatter(NullFormatter())
             ax.set_title(f"{wl}, load {load:.0%}: {pct} slowdown", fontsize=10)
             ax.grid(alpha=0.3, which="both")
