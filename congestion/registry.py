@@ -32,8 +32,9 @@ def _builtins() -> None:
     from congestion.dctcp import Dctcp
     from congestion.hpcc import Hpcc
     from congestion.none import NoCC
+    from congestion.swift import Swift
     from congestion.timely import Timely
-    for cls in (NoCC, Dcqcn, Dctcp, Timely, Hpcc):
+    for cls in (NoCC, Dcqcn, Dctcp, Timely, Hpcc, Swift):
         _REGISTRY.setdefault(cls.name, cls)
 
 

@@ -18,6 +18,8 @@ const cc_twin *cc_twin_of(uint32_t kind)
         return &cc_timely;
     case SD_CC_HPCC:
         return &cc_hpcc;
+    case SD_CC_SWIFT:
+        return &cc_swift;
     default:
         return NULL;
     }
@@ -56,6 +58,7 @@ void cc_event(sd_sim *sim, uint32_t qi, uint32_t type, const sd_cc_io *in)
     io.inflight_bytes = (q->snd_nxt - q->snd_una) * sim->cfg.mtu_payload;  /* upper bound: full-MTU packets */
     io.snd_una = q->snd_una;
     io.snd_nxt = q->snd_nxt;
+    io.mtu_payload = sim->cfg.mtu_payload;
     for (int i = 0; i < SD_CC_TIMERS; i++)
         io.timer_at[i] = q->timer_at[i];
     io.byte_threshold = q->byte_threshold;

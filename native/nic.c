@@ -136,6 +136,7 @@ static void send_data(sd_sim *sim, uint32_t qi)
     pk->syndrome = 0;
     pk->msg = q->tx_msg;
     pk->ttl = SD_TTL;
+    pk->hops = 0;
     if (sim->ints)
         sim->ints[p].nhop = 0;
 
@@ -209,6 +210,7 @@ static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, ui
     uint32_t p = pkt_alloc(sim);
     if (p == SD_NONE)
         return;                          /* counted in pool_exhausted; the sender's RTO recovers */
+    sim->pkts[p].hops = int_from != SD_NONE ? (uint8_t)(SD_TTL - sim->pkts[int_from].ttl) : 0;
     if (sim->ints)                       /* an ACK echoes the INT of the packet it acknowledges */
         sim->ints[p] = int_from != SD_NONE ? sim->ints[int_from] : (sd_int_rec){0, 0, {{0, 0, 0, 0}}};
     sd_packet *pk = &sim->pkts[p];
@@ -368,6 +370,7 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
     in.acked_bytes = acked;
     in.ecn = pk->becn;
     in.rtt_ps = pk->ts_ps >= 0 ? sim->now - pk->ts_ps : -1;
+    in.hops = pk->hops;
     if (sim->ints) {
         const sd_int_rec *r = &sim->ints[pk - sim->pkts];
         in.int_nhop = r->nhop;

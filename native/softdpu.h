@@ -41,7 +41,8 @@ enum sd_cc_kind {
     SD_CC_DCTCP = 3,         /* native/dctcp.c */
     SD_CC_TIMELY = 4,        /* native/timely.c */
     SD_CC_HPCC = 5,          /* native/hpcc.c */
-    SD_NUM_CC = 6
+    SD_CC_SWIFT = 6,         /* native/swift.c */
+    SD_NUM_CC = 7
 };
 
 /* How a receiver (DCQCN's notification point) reports CE marks. */
@@ -126,7 +127,7 @@ typedef struct sd_packet {
     uint8_t ackreq;              /* BTH AckReq */
     uint8_t syndrome;            /* AETH syndrome: 0x1F ACK, 0x60 NAK (PSN sequence error) */
     uint8_t ttl;                 /* IP TTL / hop limit, decremented by each switch */
-    uint8_t pad0;
+    uint8_t hops;                /* ACK: switch hops the acknowledged packet crossed (from its TTL) */
 } sd_packet;
 
 /* Ports: the egress side of a node's attachment to a link. 320 bytes, 64-byte aligned, laid out
@@ -280,6 +281,8 @@ typedef struct sd_cc_io {
     uint32_t event;              /* enum sd_cc_event_type */
     uint32_t timer_id;           /* SD_EV_TIMER: which timer */
     uint32_t ecn;                /* ACK: 1 if it echoes CE (ECN-echo / BECN) */
+    uint32_t hops;               /* ACK: switch hops of the acknowledged packet's path */
+    uint32_t mtu_payload;        /* the NIC's payload bytes per packet (MSS) */
     double line_rate_bps;
     uint32_t int_nhop;           /* ACK with INT enabled: hops pushed on the acked packet (mod 5 wraps) */
     uint32_t pad1;

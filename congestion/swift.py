@@ -1,0 +1,112 @@
+"""Swift: the Python reference implementation (C twin: native/swift.c).
+
+Kumar et al., "Swift: Delay is Simple and Effective for Congestion Control in the Datacenter",
+SIGCOMM'20, in the form htsim models it (Broadcom/csg-htsim sim/swift.cpp; reference
+shared/reference/transport-cc.md §3.1):
+
+    target = base_target + hops x h + fs_delay(cwnd),
+    fs_delay = clamp(fs_alpha / sqrt(cwnd/MSS) + fs_beta, 0, fs_range),
+    fs_alpha = fs_range / (1/sqrt(fs_min_cwnd) - 1/sqrt(fs_max_cwnd)), fs_beta = -fs_alpha/sqrt(fs_max_cwnd)
+    per ACK: delay < target -> cwnd += ai x MSS x acked / cwnd   (ai x acked below one packet)
+             otherwise, at most once per RTT -> cwnd *= max(1 - beta (delay - target)/delay, 1 - max_mdf)
+    timeout or NAK (at most once per RTT): cwnd *= 1 - max_mdf
+    cwnd in [min_cwnd, max_cwnd]; below one packet the NIC paces at cwnd per RTT.
+
+Defaults: htsim's (self-described as guesses): ai = 1, beta = 0.8, max_mdf = 0.5, base_target =
+20 us, h = base_target / 6.55, fs_range = 5 x base_target, fs_min_cwnd = 0.1 and fs_max_cwnd = 100
+packets. max_cwnd = 2 x the fabric's largest BDP (from the scenario), min_cwnd = 1 % of a packet;
+the hop count comes from the TTL of the acknowledged packet. Not modelled: the paper's split of
+fabric and endpoint delay (one delay, one window). The handlers follow native/swift.c operation
+for operation (a differential test compares the traces).
+"""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+from dataplane.sim import CC_SWIFT
+
+from congestion.api import EV_ACK, EV_NAK, EV_START, EV_TIMEOUT, CongestionControl
+
+
+class Swift(CongestionControl):
+    name = "swift"
+    events = frozenset({"start", "ack", "nak", "timeout"})
+    c_kind = CC_SWIFT
+
+    @classmethod
+    def defaults(cls):
+        return {"ai": 1.0, "beta": 0.8, "max_mdf": 0.5, "base_target_ps": 20_000_000,
+                "hop_scale_ps": 20_000_000 / 6.55, "fs_range_ps": 100_000_000, "fs_min_cwnd": 0.1,
+                "fs_max_cwnd": 100.0, "min_cwnd_bytes": None, "max_cwnd_bytes": None}
+
+    def bind(self, facts):
+        p = self._params
+        if p["min_cwnd_bytes"] is None:
+            p["min_cwnd_bytes"] = 0.01 * facts["mtu_payload"]
+        if p["max_cwnd_bytes"] is None:
+            p["max_cwnd_bytes"] = 2.0 * facts["max_base_rtt_ps"] * facts["host_rate_bps"] / 8e12
+
+    def c_params(self):
+        missing = [k for k, v in self._params.items() if v is None]
+        if missing:
+            raise ValueError(f"swift: {missing} not set (a Scenario computes them from the fabric)")
+        return {k: float(v) for k, v in self._params.items()}
+
+    def new_flow(self, qp):
+        return SimpleNamespace(cwnd=0.0, last_dec=0.0, rtt=0.0, target=0.0)
+
+    def _target(self, p, cwnd_pkts, hops):
+        fs_range = p["fs_range_ps"]
+        fs_alpha = fs_range / (1.0 / math.sqrt(p["fs_min_cwnd"]) - 1.0 / math.sqrt(p["fs_max_cwnd"]))
+        fs_beta = -fs_alpha / math.sqrt(p["fs_max_cwnd"])
+        fs = fs_alpha / math.sqrt(cwnd_pkts) + fs_beta
+        if fs < 0.0:
+            fs = 0.0
+        if fs > fs_range:
+            fs = fs_range
+        return p["base_target_ps"] + hops * p["hop_scale_ps"] + fs
+
+    def _event(self, s, ev):
+        p = self.c_params()
+        ai, beta, max_mdf, min_cwnd, max_cwnd = p["ai"], p["beta"], p["max_mdf"], p["min_cwnd_bytes"], p["max_cwnd_bytes"]
+        mss, now = float(ev.mtu_payload), float(ev.now_ps)
+        if ev.event == EV_START:
+            s.cwnd = max_cwnd / 2.0
+            s.last_dec = -1e18
+            s.rtt = p["base_target_ps"]
+            s.target = p["base_target_ps"]
+        elif ev.event == EV_ACK and ev.rtt_ps >= 0:
+            delay, cwnd = float(ev.rtt_ps), s.cwnd
+            target = self._target(p, cwnd / mss, float(ev.hops))
+            s.rtt, s.target = delay, target
+            if delay < target:
+                if cwnd >= mss:
+                    cwnd = cwnd + ai * mss * float(ev.acked_bytes) / cwnd
+                else:
+                    cwnd = cwnd + ai * float(ev.acked_bytes)
+            elif now - s.last_dec >= delay:
+                f = 1.0 - beta * (delay - target) / delay
+                if f < 1.0 - max_mdf:
+                    f = 1.0 - max_mdf
+                cwnd = cwnd * f
+                s.last_dec = now
+            if cwnd < min_cwnd:
+                cwnd = min_cwnd
+            if cwnd > max_cwnd:
+                cwnd = max_cwnd
+            s.cwnd = cwnd
+        elif ev.event in (EV_TIMEOUT, EV_NAK) and now - s.last_dec >= s.rtt:
+            cwnd = s.cwnd * (1.0 - max_mdf)
+            s.cwnd = min_cwnd if cwnd < min_cwnd else cwnd
+            s.last_dec = now
+        cwnd = s.cwnd
+        ev.window_bytes = int(1.0 if cwnd < 1.0 else cwnd)
+        rate = ev.line_rate_bps if cwnd >= mss else cwnd * 8.0 / (s.rtt * 1e-12)
+        ev.rate_bps = ev.line_rate_bps if rate > ev.line_rate_bps else rate
+        ev.trace[0] = cwnd
+        ev.trace[1] = s.target
+        ev.trace[2] = s.rtt
+        ev.trace[3] = s.last_dec
+
+    on_start = on_ack = on_nak = on_timeout = _event
