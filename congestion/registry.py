@@ -32,9 +32,10 @@ def _builtins() -> None:
     from congestion.dctcp import Dctcp
     from congestion.hpcc import Hpcc
     from congestion.none import NoCC
+    from congestion.nscc import Nscc
     from congestion.swift import Swift
     from congestion.timely import Timely
-    for cls in (NoCC, Dcqcn, Dctcp, Timely, Hpcc, Swift):
+    for cls in (NoCC, Dcqcn, Dctcp, Timely, Hpcc, Swift, Nscc):
         _REGISTRY.setdefault(cls.name, cls)
 
 

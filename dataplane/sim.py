@@ -19,7 +19,8 @@ from dataplane._native import ffi, lib
 NONE = 0xFFFFFFFF
 
 CC_NONE, CC_DCQCN, CC_PYTHON = lib.SD_CC_NONE, lib.SD_CC_DCQCN, lib.SD_CC_PYTHON
-CC_DCTCP, CC_TIMELY, CC_HPCC, CC_SWIFT = lib.SD_CC_DCTCP, lib.SD_CC_TIMELY, lib.SD_CC_HPCC, lib.SD_CC_SWIFT
+CC_DCTCP, CC_TIMELY, CC_HPCC, CC_SWIFT, CC_NSCC = (lib.SD_CC_DCTCP, lib.SD_CC_TIMELY, lib.SD_CC_HPCC, lib.SD_CC_SWIFT,
+                                                   lib.SD_CC_NSCC)
 
 
 def cc_param_names(kind: int) -> list[str]:

@@ -5,7 +5,7 @@ burst into the same receiver, and recover? One column per algorithm on a shared 
 per-flow goodput and pacing rate, the bottleneck queue, its ECN-mark rate and PFC pauses.
 Default: 100 Gb/s single switch, 1 us links, lossless (PFC), 3 long flows of 24 MB from t = 0
 and a burst of 8 x 500 KB at t = 600 us, algorithms dcqcn (NVIDIA flavour), dcqcn paper flavour,
-dctcp, timely, hpcc, swift, none.
+dctcp, timely, hpcc, swift, nscc, none.
 
     softdpu run cc_compare
     softdpu run cc_compare --set burst=16 --set 'ccs=["dctcp","timely"]' --set pfc=false
@@ -19,7 +19,7 @@ from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
 
 PARAMS = dict(long_flows=3, long_bytes=MB(24), burst=8, burst_bytes=500_000, burst_at_ps=us(600),
-              rate_bps=Gbps(100), delay_ps=us(1), ccs=["dcqcn", "dcqcn-paper", "dctcp", "timely", "hpcc", "swift", "none"])
+              rate_bps=Gbps(100), delay_ps=us(1), ccs=["dcqcn", "dcqcn-paper", "dctcp", "timely", "hpcc", "swift", "nscc", "none"])
 
 #: names in `ccs` that are a registered algorithm with parameters
 VARIANTS = {"dcqcn-paper": ("dcqcn", {"flavour": "paper"})}

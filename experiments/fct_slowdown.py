@@ -25,7 +25,7 @@ from controlplane.results import load_run
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
 
-PARAMS = dict(workloads=["websearch", "fb_hadoop"], loads=[0.3, 0.5], ccs=["dcqcn", "dctcp", "timely", "hpcc", "swift"],
+PARAMS = dict(workloads=["websearch", "fb_hadoop"], loads=[0.3, 0.5], ccs=["dcqcn", "dctcp", "timely", "hpcc", "swift", "nscc"],
               scale="default", duration_us=None, buckets=10, pfc=True)
 SCALES = {
     "default": dict(topology={"topology": "fat_tree", "k": 4, "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},

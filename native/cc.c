@@ -20,6 +20,8 @@ const cc_twin *cc_twin_of(uint32_t kind)
         return &cc_hpcc;
     case SD_CC_SWIFT:
         return &cc_swift;
+    case SD_CC_NSCC:
+        return &cc_nscc;
     default:
         return NULL;
     }

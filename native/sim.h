@@ -229,7 +229,7 @@ typedef struct cc_twin {
     const char *(*validate)(const double *p);   /* NULL if valid, else what is wrong */
     void (*event)(const double *p, double *st, sd_cc_io *io);
 } cc_twin;
-extern const cc_twin cc_dcqcn, cc_dctcp, cc_timely, cc_hpcc, cc_swift;
+extern const cc_twin cc_dcqcn, cc_dctcp, cc_timely, cc_hpcc, cc_swift, cc_nscc;
 const cc_twin *cc_twin_of(uint32_t kind);
 
 static inline int64_t ser_ps(uint64_t bytes, uint64_t rate_bps)

@@ -42,7 +42,8 @@ enum sd_cc_kind {
     SD_CC_TIMELY = 4,        /* native/timely.c */
     SD_CC_HPCC = 5,          /* native/hpcc.c */
     SD_CC_SWIFT = 6,         /* native/swift.c */
-    SD_NUM_CC = 7
+    SD_CC_NSCC = 7,          /* native/nscc.c */
+    SD_NUM_CC = 8
 };
 
 /* How a receiver (DCQCN's notification point) reports CE marks. */

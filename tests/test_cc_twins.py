@@ -123,3 +123,27 @@ def test_swift_holds_delay_near_its_target():
     assert np.mean(np.abs(ratio - 1.0) <= 0.10) >= 0.9
     mean, _ = steady_state(r)
     assert mean.sum() >= 0.95 * 100e9 * PAYLOAD_EFFICIENCY_4K and jain_index(mean) >= 0.95
+
+
+def test_nscc_c_twin_matches_python_reference():
+    """UEC NSCC: identical traces, and both increase cases and the ECN decrease occur."""
+    common = dict(topology=star(9), workload={"kind": "incast", "senders": 8, "size_bytes": 2_000_000}, cc="nscc",
+                  trace=400_000, sample_interval_ps=0)
+    c, py = run(cc_impl="c", **common), run(cc_impl="python", **common)
+    assert_conserved(c)
+    for name in c.trace.dtype.names:
+        assert np.array_equal(c.trace[name], py.trace[name]), name
+    assert np.array_equal(c.flows["finish_ps"], py.flows["finish_ps"])
+    cwnd = c.trace["window_bytes"]
+    assert cwnd.min() < cwnd.max() / 2 and c.counters["ecn_marked"] > 0
+
+
+def test_nscc_shares_a_bottleneck_fully_and_fairly():
+    """NSCC on 4:1: the link stays busy (>= 95 % of R x payload efficiency), the flows share
+    it (Jain >= 0.95) and the queue stays bounded near the marking step (mean < 3 x K)."""
+    r = run(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 20_000_000}, cc="nscc",
+            sample_interval_ps=10_000_000)
+    assert_conserved(r)
+    mean, q = steady_state(r)
+    assert mean.sum() >= 0.95 * 100e9 * PAYLOAD_EFFICIENCY_4K and jain_index(mean) >= 0.95
+    assert q.mean() < 3 * 100_000
