@@ -18,6 +18,13 @@ acked_bytes        in     EV_ACK/EV_NAK: payload bytes newly acknowledged
 ecn                in     EV_ACK: 1 if the ACK echoes CE (BECN)
 rtt_ps             in     EV_ACK/EV_NAK: RTT sample of the acknowledged packet (ps), -1 if none
 inflight_bytes     in     payload bytes sent and not acknowledged (upper bound, full-MTU packets)
+snd_una, snd_nxt   in     packet sequence numbers: cumulatively acknowledged, next to send
+batch_acks         in     EV_ACK: how many ACKs this event stands for (> 1 with ack_batch)
+batch_ecn          in     EV_ACK: how many of them echoed ECN
+rtt_min_ps         in     EV_ACK: the smallest RTT sample among them
+hops               in     EV_ACK: switch hops of the acknowledged packet's path (from its TTL)
+mtu_payload        in     payload bytes per full packet
+int_nhop, int_hop  in     EV_ACK with INT (network_defaults "int": True): HPCC INT hop records
 line_rate_bps      in     NIC port rate (bit/s)
 rate_bps           inout  pacing rate (bit/s); the data plane clamps it to (0, line_rate_bps]
 window_bytes       inout  cap on unacknowledged payload bytes; 0 = no window
@@ -62,6 +69,11 @@ class CongestionControl:
     events: ClassVar[frozenset[str] | None] = None
     #: SD_CC_* kind of the C twin, or None if this algorithm exists only in Python
     c_kind: ClassVar[int | None] = None
+    #: deliver ACK events in batches of this many ACKs: acked_bytes is their sum, batch_acks and
+    #: batch_ecn count them, ecn = any echoed, rtt_ps the last sample, rtt_min_ps the smallest;
+    #: a batch is cut short when nothing is outstanding or before a NAK. For algorithms that
+    #: react per window rather than per ACK this divides the Python call cost by the batch.
+    ack_batch: ClassVar[int] = 1
 
     def __init__(self, **params: Any):
         unknown = set(params) - set(self.defaults())

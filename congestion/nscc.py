@@ -51,6 +51,7 @@ class Nscc(CongestionControl):
                 "cnp_mode": "ack_echo"}
 
     def bind(self, facts):
+        self._resolved = None
         p = self._params
         if p["network_rtt_ps"] is None:
             p["network_rtt_ps"] = int(facts["max_base_rtt_ps"])
@@ -62,6 +63,13 @@ class Nscc(CongestionControl):
         if missing:
             raise ValueError(f"nscc: {missing} not set (a Scenario computes them from the fabric)")
         return {k: float(v) for k, v in self._params.items()}
+
+    _resolved: dict | None = None
+
+    def _resolve(self) -> dict:
+        """c_params() once per run (bind() has filled in the fabric's values by then)."""
+        self._resolved = self.c_params()
+        return self._resolved
 
     def new_flow(self, qp):
         return SimpleNamespace(**{f: 0.0 for f in FIELDS})
@@ -120,7 +128,7 @@ class Nscc(CongestionControl):
         return done
 
     def _event(self, s, ev):
-        p = self.c_params()
+        p = self._resolved or self._resolve()
         now, inflight = float(ev.now_ps), float(ev.inflight_bytes)
         if ev.event == EV_START:
             for f in FIELDS:

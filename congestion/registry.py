@@ -57,8 +57,11 @@ def load_class(spec: str) -> type[CongestionControl]:
         if module is None:
             loader_spec = importlib.util.spec_from_file_location(modname, file)
             module = importlib.util.module_from_spec(loader_spec)
+            try:
+                loader_spec.loader.exec_module(module)
+            except Exception as exc:
+                raise ValueError(f"cc plug-in file {path!r} does not load: {type(exc).__name__}: {exc}") from exc
             sys.modules[modname] = module
-            loader_spec.loader.exec_module(module)
         cls = getattr(module, clsname, None)
         if not (isinstance(cls, type) and issubclass(cls, CongestionControl)):
             raise ValueError(f"cc plug-in {spec!r}: {clsname!r} is not a CongestionControl subclass in {path}")

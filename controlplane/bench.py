@@ -65,22 +65,33 @@ def run(name: str, cc_impl: str = "c", seed: int = 1) -> dict:
     }
 
 
+class _NoopBatched(_NoopEveryEvent):
+    """The same, with ACK events delivered in batches of 16 ACKs."""
+    name = "bench-noop-python-batched"
+    ack_batch = 16
+
+
 def run_cc_callback(name: str = "permutation-128", seed: int = 1) -> dict:
     """Cost of the Python plug-in path: the same scenario with `none` (no CC events) and with a
-    plug-in that gets every event (one per ACK, timers, ...) and does nothing."""
+    plug-in that gets every ACK and does nothing, one call per ACK and in batches of 16."""
     registry.register(_NoopEveryEvent)
+    registry.register(_NoopBatched)
     times = {}
-    for cc in ("none", _NoopEveryEvent.name):
+    for cc in ("none", _NoopEveryEvent.name, _NoopBatched.name):
         sc = scenario(name, seed=seed)
         sc.cc, sc.cc_params = cc, {}
         net = sc.build()
         t0 = time.perf_counter()
         res = net.run(progress=False)
-        times[cc] = (time.perf_counter() - t0, res.counters["cc_events"])
-    (t_base, _), (t_py, n) = times["none"], times[_NoopEveryEvent.name]
+        times[cc] = (time.perf_counter() - t0, res.counters["cc_events"], res.counters["data_sent"])
+    (t_base, _, _), (t_py, n, acks), (t_b, nb, _) = (times["none"], times[_NoopEveryEvent.name],
+                                                     times[_NoopBatched.name])
     per_event = (t_py - t_base) / n
     return {"benchmark": f"cc-callback ({name})", "cc_events": n, "run_s_none": t_base, "run_s_python_noop": t_py,
-            "us_per_cc_event": per_event * 1e6, "cc_events_per_s": 1 / per_event}
+            "us_per_cc_event": per_event * 1e6, "cc_events_per_s": 1 / per_event,
+            "batched_cc_events": nb, "run_s_python_noop_batch16": t_b,
+            "batched_us_per_ack": (t_b - t_base) / acks * 1e6,
+            "batched_acks_per_s": acks / max(t_b - t_base, 1e-9)}
 
 
 def run_cc_cost(name: str = "permutation-128", seed: int = 1, repeats: int = 3) -> dict:
@@ -91,7 +102,7 @@ def run_cc_cost(name: str = "permutation-128", seed: int = 1, repeats: int = 3) 
     import statistics
     runs: dict[tuple[str, str], list[float]] = {}
     events: dict[str, int] = {}
-    algos = ("dcqcn", "dctcp", "timely")
+    algos = ("dcqcn", "dctcp", "timely", "hpcc", "swift", "nscc")
     for _ in range(repeats):
         for cc in algos:
             for impl in ("c", "python"):
@@ -103,6 +114,13 @@ def run_cc_cost(name: str = "permutation-128", seed: int = 1, repeats: int = 3) 
                 runs.setdefault((cc, impl), []).append(time.perf_counter() - t0)
                 events[cc] = res.counters["cc_events"]
     out = {"benchmark": f"Python vs C per CC event ({name}, medians of {repeats})"}
+    probe = scenario(name, "c", seed)
+    for a in algos:
+        probe.cc = a
+        net = probe.build()
+        cc = net.cc
+        block = net.sim.add_cc_params(cc.c_kind, cc.c_params())
+        out[f"{a}_c_twin_ns_per_event"] = statistics.median(net.sim.bench_cc_twin(block, 2_000_000) for _ in range(3))
     for a in algos:
         tc, tp = statistics.median(runs[(a, "c")]), statistics.median(runs[(a, "python")])
         out[f"{a}_cc_events"] = events[a]

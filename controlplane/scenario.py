@@ -261,6 +261,9 @@ class Network:
             if kind == CC_PYTHON:
                 sim.set_python_cc(qp, cc.handler_for(qp))
                 sim.set_python_cc(qp + 1, cc.handler_for(qp + 1))
+            if cc.ack_batch > 1:
+                sim.set_ack_batch(qp, cc.ack_batch)
+                sim.set_ack_batch(qp + 1, cc.ack_batch)
         # one time-series column per sender QP (flows of one connection share it)
         self.sender_qps = np.array(list(dict.fromkeys(self.qps.tolist())), dtype=np.int64)
         if self.flows:

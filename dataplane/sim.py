@@ -238,6 +238,14 @@ class Simulator:
         values = np.array([float(params[n]) for n in names], dtype=np.float64)
         return self._check(lib.sd_add_cc_params(self._sim, kind, _ptr("double *", values), len(values)))
 
+    def set_ack_batch(self, qp: int, n: int) -> None:
+        """Deliver the ACK events of ``qp`` in batches of ``n`` ACKs (aggregated fields)."""
+        self._check(lib.sd_set_ack_batch(self._sim, qp, n))
+
+    def bench_cc_twin(self, cc_param: int, n: int = 1_000_000) -> float:
+        """ns per event of a C twin's event function on a synthetic ACK stream."""
+        return float(lib.sd_bench_cc_twin(self._sim, cc_param, n))
+
     def set_python_cc(self, qp: int, handler: Callable) -> None:
         """Route the CC events of ``qp`` (created with cc_kind=CC_PYTHON) to ``handler(io)``."""
         self._cc_handlers[qp] = handler

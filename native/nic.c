@@ -370,6 +370,9 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
     in.acked_bytes = acked;
     in.ecn = pk->becn;
     in.rtt_ps = pk->ts_ps >= 0 ? sim->now - pk->ts_ps : -1;
+    in.rtt_min_ps = in.rtt_ps;
+    in.batch_acks = 1;
+    in.batch_ecn = pk->becn;
     in.hops = pk->hops;
     if (sim->ints) {
         const sd_int_rec *r = &sim->ints[pk - sim->pkts];
@@ -379,11 +382,41 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
     }
     if (nak) {
         q->naks_rx++;
+        if (q->acc_acks > 0) {           /* hand over the ACKs batched so far before the NAK */
+            sd_cc_io b = in;
+            b.acked_bytes = q->acc_bytes;
+            b.batch_acks = q->acc_acks;
+            b.batch_ecn = q->acc_ecn;
+            b.ecn = q->acc_ecn > 0;
+            b.rtt_min_ps = q->acc_rtt_min;
+            q->acc_acks = q->acc_ecn = 0;
+            q->acc_bytes = 0;
+            q->acc_rtt_min = -1;
+            cc_event(sim, qi, SD_EV_ACK, &b);
+        }
         cc_event(sim, qi, SD_EV_NAK, &in);
         if (q->snd_una < q->snd_max)
             go_back_n(sim, qi);
-    } else {
+    } else if (q->ack_batch <= 1) {
         cc_event(sim, qi, SD_EV_ACK, &in);
+    } else {
+        /* batched delivery: aggregate until ack_batch ACKs, or until nothing is outstanding */
+        q->acc_acks++;
+        q->acc_ecn += pk->becn;
+        q->acc_bytes += acked;
+        if (in.rtt_ps >= 0 && (q->acc_rtt_min < 0 || in.rtt_ps < q->acc_rtt_min))
+            q->acc_rtt_min = in.rtt_ps;
+        if (q->acc_acks >= q->ack_batch || q->snd_una == q->snd_end) {
+            in.acked_bytes = q->acc_bytes;
+            in.batch_acks = q->acc_acks;
+            in.batch_ecn = q->acc_ecn;
+            in.ecn = q->acc_ecn > 0;
+            in.rtt_min_ps = q->acc_rtt_min;
+            q->acc_acks = q->acc_ecn = 0;
+            q->acc_bytes = 0;
+            q->acc_rtt_min = -1;
+            cc_event(sim, qi, SD_EV_ACK, &in);
+        }
     }
     nic_pull(sim, q->host);
 }

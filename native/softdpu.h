@@ -240,7 +240,11 @@ typedef struct sd_qp {
     uint32_t last_wire;          /* wire bytes of the last data packet (pacing adjustment) */
     uint32_t cc_evmask;          /* bit e set = the CC wants events of type e */
     uint32_t cc_started;         /* SD_EV_START delivered */
-    uint32_t pad1;
+    uint32_t ack_batch;          /* deliver one SD_EV_ACK per this many ACKs (aggregated), >= 1 */
+    uint32_t acc_acks;           /* ACKs accumulated for the next batched SD_EV_ACK */
+    uint32_t acc_ecn;            /* ... of which echoed ECN */
+    uint64_t acc_bytes;          /* ... payload bytes they acknowledged */
+    int64_t acc_rtt_min;         /* ... their smallest RTT sample, -1 none */
     /* receiver */
     uint32_t epsn;               /* expected PSN (24-bit) */
     uint32_t msn;                /* messages completed at the receiver (24-bit on the wire) */
@@ -284,6 +288,9 @@ typedef struct sd_cc_io {
     uint32_t ecn;                /* ACK: 1 if it echoes CE (ECN-echo / BECN) */
     uint32_t hops;               /* ACK: switch hops of the acknowledged packet's path */
     uint32_t mtu_payload;        /* the NIC's payload bytes per packet (MSS) */
+    uint32_t batch_acks;         /* ACK: ACKs this event stands for (> 1 with ack_batch) */
+    uint32_t batch_ecn;          /* ACK: ... of which echoed ECN (ecn = batch_ecn > 0) */
+    int64_t rtt_min_ps;          /* ACK: smallest RTT sample of the batch (rtt_ps is the last) */
     double line_rate_bps;
     uint32_t int_nhop;           /* ACK with INT enabled: hops pushed on the acked packet (mod 5 wraps) */
     uint32_t pad1;
@@ -365,6 +372,10 @@ int sd_set_pfc(sd_sim *sim, uint32_t switch_node, uint64_t buffer_bytes, uint64_
                uint64_t resume_offset_bytes, uint32_t alpha_shift);
 int sd_set_pfc_headroom(sd_sim *sim, uint32_t port, uint64_t headroom_bytes);
 
+/* Deliver the ACK events of a QP (either end) in batches of n ACKs (n >= 1; 1 = every ACK). */
+int sd_set_ack_batch(sd_sim *sim, uint32_t qp, uint32_t n);
+/* Cost of a C twin's event function: n synthetic ACK events on one flow, ns per event. */
+double sd_bench_cc_twin(sd_sim *sim, uint32_t cc_param, uint32_t n);
 /* Congestion-control parameter blocks of the C twins: values in the order of the names that
  * sd_cc_param_name(kind, i) gives (NULL past the last). Returns the block index or an error. */
 int sd_add_cc_params(sd_sim *sim, uint32_t kind, const double *values, uint32_t n);

@@ -73,6 +73,10 @@ def test_plugin_listing_an_event_without_handler_is_rejected(tmp_path):
 def test_plugin_file_errors_are_clear(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         Scenario(cc=f"{tmp_path}/nope.py:X").build()
+    broken = tmp_path / "broken.py"
+    broken.write_text("def oops(:\n")
+    with pytest.raises(ValueError, match="broken.py.*does not load: SyntaxError"):
+        Scenario(cc=f"{broken}:X").build()
     f = tmp_path / "notcc.py"
     f.write_text("class X: pass\n")
     with pytest.raises(ValueError, match="not a CongestionControl"):
@@ -96,3 +100,29 @@ def test_plugin_window_caps_inflight(tmp_path):
     rtt_ps = 4_000_000 + 2 * (4178 + 86) * 8 * 10                  # 4 x 1 us + serialization on 2 hops
     assert g <= 8 * 4096 * 8 / (rtt_ps * 1e-12) * 1.02
     assert g < 70e9
+
+
+def test_ack_batches_aggregate_every_ack_exactly_once(tmp_path):
+    """With ack_batch = 8 a plug-in gets about one ACK event per 8 ACKs; summed over the
+    events, batch_acks counts every ACK and acked_bytes every byte (nothing lost or repeated),
+    batch_ecn counts the echoes, and rtt_min_ps <= rtt_ps."""
+    f = tmp_path / "batch.py"
+    f.write_text("from congestion.api import CongestionControl\n"
+                 "class Batch(CongestionControl):\n"
+                 "    name = 'batch'\n"
+                 "    ack_batch = 8\n"
+                 "    seen = []\n"
+                 "    def network_defaults(self):\n"
+                 "        return {'ecn': {'kmin_bytes': 20000, 'kmax_bytes': 20000, 'pmax': 1.0}, 'cnp_mode': 'ack_echo'}\n"
+                 "    def on_ack(self, st, ev):\n"
+                 "        Batch.seen.append((ev.batch_acks, ev.acked_bytes, ev.batch_ecn, ev.ecn, ev.rtt_min_ps, ev.rtt_ps))\n")
+    r = Scenario(cc=f"{f}:Batch", **INCAST).run()
+    assert_conserved(r)
+    from congestion.registry import load_class
+    seen = np.array(load_class(f"{f}:Batch").seen, dtype=np.int64)
+    acks = r.counters["ctrl_sent"] - r.counters["nak_sent"]        # ACK-echo mode: no CNP packets
+    assert seen[:, 0].sum() == acks
+    assert seen[:, 1].sum() == 4 * 4_000_000
+    assert len(seen) <= acks / 8 + 8 and (seen[:, 0] <= 8).all()
+    assert seen[:, 2].sum() > 0 and ((seen[:, 2] > 0) == (seen[:, 3] == 1)).all()
+    assert (seen[:, 4] <= seen[:, 5]).all()
