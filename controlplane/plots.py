@@ -75,6 +75,7 @@ ROWS = {
     "queue": ("queue (KB)", lambda ax, run, port, last: _draw_queue(ax, run, port, show_port=True)),
     "ecn": ("ECN marks / µs", lambda ax, run, port, last: _draw_ecn_rate(ax, run, port)),
     "pfc": ("PFC pauses / µs", lambda ax, run, port, last: _draw_pfc_rate(ax, run)),
+    "cnp": ("CNPs / µs", lambda ax, run, port, last: _draw_cnp_rate(ax, run)),
 }
 
 
@@ -256,6 +257,18 @@ def _draw_windows(ax, run: Run) -> None:
     t_us = run.ts["t_ps"] / PS_PER_US
     for values, color in zip(w.T / 1e3, _flow_colors(w.shape[1])):
         ax.plot(t_us, values, color=color, linewidth=1.2)
+    ax.grid(alpha=0.3)
+
+
+def _draw_cnp_rate(ax, run: Run) -> None:
+    """Congestion notifications received by the senders per µs (CNP packets or BECN ACKs)."""
+    cnps = run.ts.get("qp_cnps")
+    if cnps is None or cnps.size == 0 or not np.any(cnps[-1] > 0):
+        _note(ax, "no CNPs")
+        return
+    t_us = run.ts["t_ps"] / PS_PER_US
+    ax.plot(t_us, counter_rate_per_us(run.ts["t_ps"], cnps.sum(axis=1)), color="tab:orange", linewidth=1.2,
+            drawstyle="steps-pre")
     ax.grid(alpha=0.3)
 
 

@@ -210,12 +210,15 @@ class Network:
     def _install_pfc(self) -> None:
         """PFC on every switch. Defaults (HPCC repo run.py / switch-mmu.cc): a buffer of 32 MB per
         100 Gb/s of host link rate, 4 KB reserve and 3 KB resume offset per ingress, alpha_shift 3
-        (threshold = free shared buffer / 8), headroom 3 x rate x delay per ingress port."""
+        (threshold = free shared buffer / 8), headroom 3 x rate x delay per ingress port (+ 2
+        frames); XOFF carries the largest pause time (65535 quanta = 335 us at 100 Gb/s)."""
         fab, sim = self.fabric, self.sim
         host_rate = max(l.rate_bps for l in fab.links if fab.is_host(l.a) or fab.is_host(l.b))
         p = {"buffer_bytes": int(32_000_000 * host_rate / Gbps(100)), "reserve_bytes": 4096,
-             "resume_offset_bytes": 3072, "alpha_shift": 3, "headroom_rtts": 3.0, **(self.scenario.pfc_params or {})}
-        unknown = set(p) - {"buffer_bytes", "reserve_bytes", "resume_offset_bytes", "alpha_shift", "headroom_rtts"}
+             "resume_offset_bytes": 3072, "alpha_shift": 3, "headroom_rtts": 3.0, "pause_quanta": 65535,
+             **(self.scenario.pfc_params or {})}
+        unknown = set(p) - {"buffer_bytes", "reserve_bytes", "resume_offset_bytes", "alpha_shift", "headroom_rtts",
+                            "pause_quanta"}
         if unknown:
             raise ValueError(f"pfc_params: unknown key(s) {sorted(unknown)}")
         for port in range(fab.num_ports):
@@ -225,7 +228,7 @@ class Network:
                 sim.set_queue(port, PRIO_DATA, int(p["buffer_bytes"]), *self._ecn_args(port))
         for node in range(fab.num_hosts, fab.num_nodes):
             sim.set_pfc(node, int(p["buffer_bytes"]), int(p["reserve_bytes"]), int(p["resume_offset_bytes"]),
-                        int(p["alpha_shift"]))
+                        int(p["alpha_shift"]), int(p["pause_quanta"]))
         self.resolved["pfc"] = p
 
     def _ecn_args(self, port: int) -> tuple[int, int, float]:
@@ -340,7 +343,8 @@ class Network:
         if interval < 0 or end <= 0:
             raise ValueError("sample_interval_ps must be >= 0 and the duration > 0")
         total = len(self.flows)
-        samples: dict[str, list] = {k: [] for k in ("t", "rate", "acked", "win", "q", "ecn", "drop", "tx", "pause")}
+        samples: dict[str, list] = {k: [] for k in ("t", "rate", "acked", "win", "cnp", "q", "ecn", "drop", "tx",
+                                                     "pause")}
 
         def sample():
             q, p = sim.qps[sender_qps], sim.ports[ports]
@@ -349,6 +353,7 @@ class Network:
             samples["rate"].append(np.where(q["posted_bytes"] > q["acked_bytes"], q["rate_bps"], np.nan))
             samples["acked"].append(q["acked_bytes"].astype(np.int64))
             samples["win"].append(q["window_bytes"].astype(np.float64))
+            samples["cnp"].append(q["cnps_rx"].astype(np.int64))
             samples["q"].append((p["q_bytes"][:, 0] + p["q_bytes"][:, 1]).astype(np.int64))
             samples["ecn"].append(p["ecn_marked"].astype(np.int64))
             samples["drop"].append((p["dropped"] + p["down_drops"]).astype(np.int64))
@@ -477,6 +482,7 @@ class Result:
             "qp_rate_bps": stack("rate", shape_q, np.float64),
             "qp_goodput_bps": goodput,
             "qp_window_bytes": stack("win", shape_q, np.float64),
+            "qp_cnps": stack("cnp", shape_q, np.int64),
             "port_ids": ports.astype(np.int64),
             "port_names": np.array([fab.port_name(int(p)) for p in ports], dtype=str),
             "port_queue_bytes": stack("q", shape_p, np.int64),

@@ -215,9 +215,10 @@ class Simulator:
                                        off.shape[0] - 1, _ptr("uint32_t *", ports), ports.shape[0]))
 
     def set_pfc(self, switch_node: int, buffer_bytes: int, reserve_bytes: int = 4096, resume_offset_bytes: int = 3072,
-                alpha_shift: int = 3) -> None:
+                alpha_shift: int = 3, pause_quanta: int = 65535) -> None:
         """Enable PFC on a switch (shared buffer, HPCC switch-mmu rules); set headroom first."""
-        self._check(lib.sd_set_pfc(self._sim, switch_node, buffer_bytes, reserve_bytes, resume_offset_bytes, alpha_shift))
+        self._check(lib.sd_set_pfc(self._sim, switch_node, buffer_bytes, reserve_bytes, resume_offset_bytes, alpha_shift,
+                                   pause_quanta))
 
     def set_pfc_headroom(self, port: int, headroom_bytes: int) -> None:
         self._check(lib.sd_set_pfc_headroom(self._sim, port, headroom_bytes))

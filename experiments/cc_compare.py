@@ -2,7 +2,8 @@
 
 How does each congestion control share a bottleneck between long flows, absorb a sudden N:1
 burst into the same receiver, and recover? One column per algorithm on a shared time axis:
-per-flow goodput, pacing rate and window, the bottleneck queue, its ECN-mark rate and PFC pauses.
+per-flow goodput, pacing rate and window, the bottleneck queue, its ECN-mark rate, the CNP rate
+and PFC pauses.
 Default: 100 Gb/s single switch, 1 us links, lossless (PFC), 3 long flows of 24 MB from t = 0
 and a burst of 8 x 500 KB at t = 600 us, algorithms dcqcn (NVIDIA flavour), dcqcn paper flavour,
 dctcp, timely, hpcc, swift, nscc, none.
@@ -48,7 +49,7 @@ def run(out_dir: str | Path = "results/cc_compare", params: dict | None = None, 
         seed: int = 1, plots: bool = True, capture=None) -> dict:
     return run_variants(Path(out_dir), scenarios(params or {}, seed), overrides or {}, plots=plots, compare_name="cc_compare.png",
                         title="long flows + incast burst, one bottleneck", capture=capture,
-                        rows=("goodput", "rate", "window", "queue", "ecn", "pfc"))
+                        rows=("goodput", "rate", "window", "queue", "ecn", "cnp", "pfc"))
 
 
 if __name__ == "__main__":

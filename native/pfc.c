@@ -7,9 +7,11 @@
  * headroom, sized to absorb what is still in flight after it says stop. The ingress sends XOFF to
  * its upstream port when it uses headroom or reaches T, and XON when its headroom is empty and
  * its shared use is 0 or at least resume_offset below T. A paused port sends no data (control
- * packets still go). PFC frames are modelled as XOFF/XON (no pause-time expiry: they are never
- * lost here) and take a 64-byte frame time plus the link delay to arrive; they are not queued
- * behind data, as switches inject them ahead of the egress queues. */
+ * packets still go). XOFF carries a pause time (quanta of 512 bit times): the upstream port
+ * resumes when it runs out unless refreshed, so the switch repeats XOFF every half pause time
+ * while the ingress stays congested; XON (pause time 0) resumes at once. PFC frames take a
+ * 64-byte frame time plus the link delay to arrive and are not queued behind data, as switches
+ * inject them ahead of the egress queues. */
 #include "sim.h"
 
 #define PFC_FRAME_BYTES 64u
@@ -25,20 +27,42 @@ static uint64_t shared_of(const sd_mmu *m, const sd_port *in)
     return in->in_bytes > m->reserve ? in->in_bytes - m->reserve : 0;
 }
 
-static void send_frame(sd_sim *sim, uint32_t in_port, uint32_t xoff)
+static int64_t quanta_ps(uint32_t quanta, uint64_t rate_bps)
+{
+    return (int64_t)((double)quanta * 512.0 * 1e12 / (double)rate_bps);
+}
+
+/* XOFF (xoff = 1; refresh = 1 repeats one of a pause already under way) or XON to the upstream */
+static void send_frame(sd_sim *sim, uint32_t in_port, uint32_t xoff, uint32_t refresh)
 {
     sd_port *in = &sim->ports[in_port];
-    uint32_t up = in->peer;
+    const sd_mmu *m = &sim->mmu[in->node - sim->cfg.num_hosts];
     int64_t t = sim->now + ser_ps(PFC_FRAME_BYTES + sim->cfg.phy_overhead, in->rate_bps) + in->delay_ps;
     in->pfc_tx++;
     if (xoff) {
         in->pause_sent |= 1u << SD_PRIO_DATA;
-        sim->ctr.pfc_pauses++;
+        if (!refresh)
+            sim->ctr.pfc_pauses++;
+        int64_t again = sim->now + quanta_ps(m->pause_quanta, in->rate_bps) / 2;
+        if (in->refresh_at < 0 || again < in->refresh_at) {
+            in->refresh_at = again;
+            ev_push(sim, again, EV_PFC_REFRESH, in_port, SD_NONE);
+        }
     } else {
         in->pause_sent &= (uint8_t)~(1u << SD_PRIO_DATA);
         sim->ctr.pfc_resumes++;
     }
-    ev_push(sim, t, EV_PFC, up, xoff);
+    ev_push(sim, t, EV_PFC, in->peer, xoff ? m->pause_quanta : 0);
+}
+
+void pfc_refresh(sd_sim *sim, uint32_t port)
+{
+    sd_port *in = &sim->ports[port];
+    if (in->refresh_at != sim->now)
+        return;                          /* stale */
+    in->refresh_at = -1;
+    if (in->pause_sent & (1u << SD_PRIO_DATA))
+        send_frame(sim, port, 1, 1);     /* still congested: keep the upstream paused */
 }
 
 int pfc_admit(sd_sim *sim, uint32_t in_port, sd_packet *pk)
@@ -60,7 +84,7 @@ int pfc_admit(sd_sim *sim, uint32_t in_port, sd_packet *pk)
     }
     pk->in_port = in_port;
     if (!(in->pause_sent & (1u << SD_PRIO_DATA)) && (in->hdrm_bytes > 0 || shared_of(m, in) >= threshold(m)))
-        send_frame(sim, in_port, 1);
+        send_frame(sim, in_port, 1, 0);
     return 1;
 }
 
@@ -80,35 +104,55 @@ void pfc_release(sd_sim *sim, sd_packet *pk)
     if (in->pause_sent & (1u << SD_PRIO_DATA)) {
         uint64_t s = shared_of(m, in);
         if (in->hdrm_bytes == 0 && (s == 0 || s + m->resume_offset <= threshold(m)))
-            send_frame(sim, in_port, 0);
+            send_frame(sim, in_port, 0, 0);
     }
 }
 
-void pfc_frame_arrive(sd_sim *sim, uint32_t port, uint32_t xoff)
+static void resume(sd_sim *sim, uint32_t port)
+{
+    sd_port *pt = &sim->ports[port];
+    pt->paused &= (uint8_t)~(1u << SD_PRIO_DATA);
+    pt->paused_ps += sim->now - pt->paused_since;
+    pt->paused_since = -1;
+    pt->pause_until = -1;
+    port_kick(sim, port);
+}
+
+void pfc_frame_arrive(sd_sim *sim, uint32_t port, uint32_t quanta)
 {
     sd_port *pt = &sim->ports[port];
     uint8_t bit = 1u << SD_PRIO_DATA;
     pt->pfc_rx++;
-    if (xoff && !(pt->paused & bit)) {
-        pt->paused |= bit;
-        pt->pauses++;
-        pt->paused_since = sim->now;
-    } else if (!xoff && (pt->paused & bit)) {
-        pt->paused &= (uint8_t)~bit;
-        pt->paused_ps += sim->now - pt->paused_since;
-        pt->paused_since = -1;
-        port_kick(sim, port);
+    if (quanta > 0) {
+        if (!(pt->paused & bit)) {
+            pt->paused |= bit;
+            pt->pauses++;
+            pt->paused_since = sim->now;
+        }
+        pt->pause_until = sim->now + quanta_ps(quanta, pt->rate_bps);
+        ev_push(sim, pt->pause_until, EV_PFC_EXPIRE, port, SD_NONE);
+    } else if (pt->paused & bit) {
+        resume(sim, port);                /* XON */
     }
 }
 
+void pfc_expire(sd_sim *sim, uint32_t port)
+{
+    sd_port *pt = &sim->ports[port];
+    if ((pt->paused & (1u << SD_PRIO_DATA)) && pt->pause_until == sim->now)
+        resume(sim, port);                /* the pause time ran out without a refresh */
+}
+
 int sd_set_pfc(sd_sim *sim, uint32_t node, uint64_t buffer_bytes, uint64_t reserve_bytes,
-               uint64_t resume_offset_bytes, uint32_t alpha_shift)
+               uint64_t resume_offset_bytes, uint32_t alpha_shift, uint32_t pause_quanta)
 {
     uint32_t H = sim->cfg.num_hosts;
     if (node < H || node >= sim->num_nodes)
         return sd_fail(sim, SD_EINVAL, "pfc: node %u is not a switch", node);
     if (buffer_bytes == 0 || alpha_shift > 16)
         return sd_fail(sim, SD_EINVAL, "pfc: buffer_bytes must be > 0 and alpha_shift in [0, 16]");
+    if (pause_quanta < 1 || pause_quanta > 65535)
+        return sd_fail(sim, SD_EINVAL, "pfc: pause_quanta must be in [1, 65535], got %u", pause_quanta);
     sd_mmu *m = &sim->mmu[node - H];
     uint64_t nports = 0, hdrm = 0;
     for (uint32_t p = 0; p < sim->num_ports; p++) {
@@ -125,6 +169,7 @@ int sd_set_pfc(sd_sim *sim, uint32_t node, uint64_t buffer_bytes, uint64_t reser
     m->reserve = reserve_bytes;
     m->resume_offset = resume_offset_bytes;
     m->alpha_shift = alpha_shift;
+    m->pause_quanta = pause_quanta;
     m->total_rsrv = reserve_bytes * nports;
     m->total_hdrm = hdrm;
     m->enabled = 1;

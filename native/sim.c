@@ -193,6 +193,8 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
             pt->up = 1;
             pt->wire_event = -1;
             pt->paused_since = -1;
+            pt->pause_until = -1;
+            pt->refresh_at = -1;
             pt->rng = seed_mix(sim->cfg.seed, 0x504F000000ull + port);
             for (int q = 0; q < SD_NUM_PRIO; q++) {
                 pt->q_head[q] = pt->q_tail[q] = SD_NONE;
@@ -540,7 +542,7 @@ int sd_run_until(sd_sim *sim, int64_t t)
         sim->now = e.t;
         sim->ctr.events++;
         top = ev_peek(sim);
-        if (top && top->aux != SD_NONE) {
+        if (top && (top->key & 0xFF) == EV_WIRE) {
             /* start loading what the next event touches while this one runs: packets in flight
              * outgrow the caches, and their loads are most of the cost of a hop */
             __builtin_prefetch(&sim->pkts[top->aux]);
@@ -564,6 +566,12 @@ int sd_run_until(sd_sim *sim, int64_t t)
             break;
         case EV_PFC:
             pfc_frame_arrive(sim, e.id, e.aux);
+            break;
+        case EV_PFC_EXPIRE:
+            pfc_expire(sim, e.id);
+            break;
+        case EV_PFC_REFRESH:
+            pfc_refresh(sim, e.id);
             break;
         case EV_POST:
             if (sim->post_queued == sim->now)

@@ -45,7 +45,9 @@ enum sd_event_type {
     EV_RTO = 3,                  /* QP: retransmission timer */
     EV_CC_TIMER = 4,             /* QP*SD_CC_TIMERS + timer id */
     EV_POST = 5,                 /* next posted message becomes visible to its QP */
-    EV_PFC = 6                   /* port: a PFC frame arrives (aux: 1 = XOFF, 0 = XON) */
+    EV_PFC = 6,                  /* port: a PFC frame arrives (aux: pause quanta, 0 = XON) */
+    EV_PFC_EXPIRE = 7,           /* port: the pause time of the last XOFF may have run out */
+    EV_PFC_REFRESH = 8           /* switch port: time to repeat XOFF if still congested */
 };
 
 typedef struct sd_event {
@@ -65,6 +67,8 @@ typedef struct sd_mmu {
     uint64_t shared_used;        /* bytes in the shared pool */
     uint32_t alpha_shift;        /* dynamic threshold = free shared buffer >> alpha_shift */
     uint32_t enabled;
+    uint32_t pause_quanta;       /* pause time carried by XOFF, in 512-bit-time quanta */
+    uint32_t pad0;
 } sd_mmu;
 
 /* The INT stack of a packet in flight (indexed like the packet pool; only with int_enabled). */
@@ -199,7 +203,9 @@ void capture_packet(sd_sim *sim, uint8_t mask, const sd_packet *pk);
 /* pfc.c */
 int pfc_admit(sd_sim *sim, uint32_t in_port, sd_packet *pk);    /* 0 = no buffer: drop */
 void pfc_release(sd_sim *sim, sd_packet *pk);
-void pfc_frame_arrive(sd_sim *sim, uint32_t port, uint32_t xoff);
+void pfc_frame_arrive(sd_sim *sim, uint32_t port, uint32_t quanta);
+void pfc_expire(sd_sim *sim, uint32_t port);
+void pfc_refresh(sd_sim *sim, uint32_t port);
 
 /* int.c */
 void int_push_hop(sd_sim *sim, const sd_port *pt, uint32_t p);

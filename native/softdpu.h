@@ -179,7 +179,8 @@ typedef struct sd_port {
     uint64_t pauses;             /* XOFF frames received (pause events at this egress) */
     int64_t paused_ps;           /* time the data priority spent paused */
     int64_t paused_since;        /* start of the current pause, -1 if not paused */
-    uint64_t reserved[2];
+    int64_t pause_until;         /* the received XOFF's pause time runs out at, -1 none */
+    int64_t refresh_at;          /* switch ingress: next XOFF refresh while still congested, -1 none */
 } sd_port;
 
 /* An RDMA WRITE message posted on a QP. */
@@ -367,9 +368,11 @@ int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets
 int sd_set_link_up(sd_sim *sim, uint32_t link, uint32_t up);
 /* PFC (IEEE 802.1Qbb) on the data priority of a switch, with the HPCC simulator's shared-buffer
  * rules: per-ingress reserve, headroom, a dynamic threshold (free shared buffer >> alpha_shift)
- * and a resume offset. headroom[] has one entry per port of the switch, in port-id order. */
+ * and a resume offset. XOFF frames carry pause_quanta (1..65535, x 512 bit times of the link): the
+ * paused port resumes when they run out, and the switch refreshes XOFF at half that while still
+ * congested; XON ends a pause at once. */
 int sd_set_pfc(sd_sim *sim, uint32_t switch_node, uint64_t buffer_bytes, uint64_t reserve_bytes,
-               uint64_t resume_offset_bytes, uint32_t alpha_shift);
+               uint64_t resume_offset_bytes, uint32_t alpha_shift, uint32_t pause_quanta);
 int sd_set_pfc_headroom(sd_sim *sim, uint32_t port, uint64_t headroom_bytes);
 
 /* Deliver the ACK events of a QP (either end) in batches of n ACKs (n >= 1; 1 = every ACK). */

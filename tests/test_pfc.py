@@ -58,3 +58,16 @@ def test_pfc_configuration_errors_are_named():
         Scenario(topology=star(3), workload=wl, pfc=True, pfc_params={"buffer_bytes": 10_000}).build()
     with pytest.raises(ValueError, match="unknown key"):
         Scenario(topology=star(3), workload=wl, pfc=True, pfc_params={"xoff": 1}).build()
+
+
+def test_short_pause_times_are_refreshed_while_congested():
+    """With a pause time of 64 quanta (0.33 us at 100 Gb/s, shorter than the congestion), the
+    switch repeats XOFF every half pause time: many more PFC frames than pause episodes, still
+    no loss; with the largest pause time (335 us) far fewer refreshes are needed."""
+    def refreshes(r):
+        return int(r.network.sim.ports["pfc_tx"].sum()) - r.counters["pfc_pauses"] - r.counters["pfc_resumes"]
+    short = incast(16, cc="none", pfc=True, pfc_params={"pause_quanta": 64})
+    assert_conserved(short)
+    assert short.counters["dropped"] == 0 and refreshes(short) > 10 * short.counters["pfc_pauses"]
+    long = incast(16, cc="none", pfc=True)
+    assert 0 <= refreshes(long) < refreshes(short) / 10
