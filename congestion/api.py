@@ -116,15 +116,29 @@ class CongestionControl:
     def bind(self, facts: dict[str, Any]) -> None:
         """Called once per run before the QPs exist, with facts of the fabric: max_base_rtt_ps
         (longest host-to-host base RTT), host_rate_bps, mtu_payload, int_multi. Override to
-        derive parameters from them (HPCC's T and W_init)."""
+        derive parameters from them (HPCC's T and W_init), calling super().bind(facts) first."""
+        self._resolved = None
 
     def new_flow(self, qp: int) -> Any:
         """Per-flow state for QP ``qp``; initialise it in :meth:`on_start`."""
         return SimpleNamespace()
 
     def c_params(self) -> dict[str, Any] | None:
-        """Parameter block for the C twin (field names of its sd_*_params struct)."""
-        return None
+        """Parameter block for the C twin, by the names native/<name>.c lists (None: no twin).
+        The default: every parameter as a number, once `bind` has filled in those that come
+        from the fabric."""
+        if self.c_kind is None:
+            return None
+        missing = [k for k, v in self._params.items() if v is None]
+        if missing:
+            raise ValueError(f"{self.name}: {missing} not set (a Scenario computes them from the fabric)")
+        return {k: float(v) for k, v in self._params.items()}
+
+    def resolved_params(self) -> dict[str, Any]:
+        """c_params(), computed once per run (the Python references read it on every event)."""
+        if getattr(self, "_resolved", None) is None:
+            self._resolved = self.c_params()
+        return self._resolved
 
     # handlers: override the ones listed in `events`
     def on_start(self, st, ev) -> None: ...

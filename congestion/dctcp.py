@@ -41,9 +41,6 @@ class Dctcp(CongestionControl):
         return {"ecn": {"kmin_bytes": 300_000, "kmax_bytes": 300_000, "pmax": 1.0, "scale_with_rate": True},
                 "cnp_mode": "ack_echo"}
 
-    def c_params(self):
-        return {k: float(v) for k, v in self._params.items()}
-
     def new_flow(self, qp):
         return SimpleNamespace(alpha=0.0, last=0.0, batch=0.0, ecns=0.0, cwr=0.0, high=0.0)
 

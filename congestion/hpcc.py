@@ -45,7 +45,7 @@ class Hpcc(CongestionControl):
         return {"ecn": None, "cnp_mode": "interval", "int": True}
 
     def bind(self, facts: dict) -> None:
-        self._resolved = None
+        super().bind(facts)
         """Fill in what comes from the fabric (unless given): T, W_init, INT_MULTI."""
         p = self._params
         if p["base_rtt_ps"] is None:
@@ -55,25 +55,12 @@ class Hpcc(CongestionControl):
         if p["int_multi"] is None:
             p["int_multi"] = int(facts["int_multi"])
 
-    def c_params(self):
-        missing = [k for k, v in self._params.items() if v is None]
-        if missing:
-            raise ValueError(f"hpcc: {missing} not set (a Scenario computes them from the fabric)")
-        return {k: float(v) for k, v in self._params.items()}
-
-    _resolved: dict | None = None
-
-    def _resolve(self) -> dict:
-        """c_params() once per run (bind() has filled in the fabric's values by then)."""
-        self._resolved = self.c_params()
-        return self._resolved
-
     def new_flow(self, qp):
         return SimpleNamespace(cur=0.0, stage=0.0, util=0.0, last=0.0, nprev=0.0,
                                ptime=[0.0] * 5, pbytes=[0.0] * 5, pqlen=[0.0] * 5)
 
     def _event(self, s, ev):
-        p = self._resolved or self._resolve()
+        p = self.resolved_params()
         eta, max_stage, rai, rmin, T, win, multi = (p["eta"], p["max_stage"], p["rai_bps"], p["rmin_bps"],
                                                     p["base_rtt_ps"], p["win_bytes"], p["int_multi"])
         line, rate = ev.line_rate_bps, ev.rate_bps

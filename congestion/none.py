@@ -12,6 +12,3 @@ class NoCC(CongestionControl):
     name = "none"
     events = frozenset()
     c_kind = CC_NONE
-
-    def c_params(self):
-        return {}

@@ -51,25 +51,12 @@ class Nscc(CongestionControl):
                 "cnp_mode": "ack_echo"}
 
     def bind(self, facts):
-        self._resolved = None
+        super().bind(facts)
         p = self._params
         if p["network_rtt_ps"] is None:
             p["network_rtt_ps"] = int(facts["max_base_rtt_ps"])
         if p["target_qdelay_ps"] is None:
             p["target_qdelay_ps"] = int(p["network_rtt_ps"])
-
-    def c_params(self):
-        missing = [k for k, v in self._params.items() if v is None]
-        if missing:
-            raise ValueError(f"nscc: {missing} not set (a Scenario computes them from the fabric)")
-        return {k: float(v) for k, v in self._params.items()}
-
-    _resolved: dict | None = None
-
-    def _resolve(self) -> dict:
-        """c_params() once per run (bind() has filled in the fabric's values by then)."""
-        self._resolved = self.c_params()
-        return self._resolved
 
     def new_flow(self, qp):
         return SimpleNamespace(**{f: 0.0 for f in FIELDS})
@@ -128,7 +115,7 @@ class Nscc(CongestionControl):
         return done
 
     def _event(self, s, ev):
-        p = self._resolved or self._resolve()
+        p = self.resolved_params()
         now, inflight = float(ev.now_ps), float(ev.inflight_bytes)
         if ev.event == EV_START:
             for f in FIELDS:

@@ -41,25 +41,12 @@ class Swift(CongestionControl):
                 "fs_max_cwnd": 100.0, "min_cwnd_bytes": None, "max_cwnd_bytes": None}
 
     def bind(self, facts):
-        self._resolved = None
+        super().bind(facts)
         p = self._params
         if p["min_cwnd_bytes"] is None:
             p["min_cwnd_bytes"] = 0.01 * facts["mtu_payload"]
         if p["max_cwnd_bytes"] is None:
             p["max_cwnd_bytes"] = 2.0 * facts["max_base_rtt_ps"] * facts["host_rate_bps"] / 8e12
-
-    def c_params(self):
-        missing = [k for k, v in self._params.items() if v is None]
-        if missing:
-            raise ValueError(f"swift: {missing} not set (a Scenario computes them from the fabric)")
-        return {k: float(v) for k, v in self._params.items()}
-
-    _resolved: dict | None = None
-
-    def _resolve(self) -> dict:
-        """c_params() once per run (bind() has filled in the fabric's values by then)."""
-        self._resolved = self.c_params()
-        return self._resolved
 
     def new_flow(self, qp):
         return SimpleNamespace(cwnd=0.0, last_dec=0.0, rtt=0.0, target=0.0)
@@ -76,7 +63,7 @@ class Swift(CongestionControl):
         return p["base_target_ps"] + hops * p["hop_scale_ps"] + fs
 
     def _event(self, s, ev):
-        p = self._resolved or self._resolve()
+        p = self.resolved_params()
         ai, beta, max_mdf, min_cwnd, max_cwnd = p["ai"], p["beta"], p["max_mdf"], p["min_cwnd_bytes"], p["max_cwnd_bytes"]
         mss, now = float(ev.mtu_payload), float(ev.now_ps)
         if ev.event == EV_START:

@@ -39,9 +39,6 @@ class Timely(CongestionControl):
         if not (0 <= self.t_low < self.t_high and self.min_rtt > 0):
             raise ValueError("timely needs 0 <= t_low_ps < t_high_ps and min_rtt_ps > 0")
 
-    def c_params(self):
-        return {k: float(v) for k, v in self._params.items()}
-
     def new_flow(self, qp):
         return SimpleNamespace(cur=0.0, stage=0.0, diff=0.0, prev=0.0, last=0.0)
 

@@ -1,5 +1,5 @@
-"""The C twins of DCTCP and TIMELY against their Python references (identical decision traces),
-and their behaviour against the published targets."""
+"""The C twins of DCTCP, TIMELY, HPCC, Swift and NSCC against their Python references (identical
+decision traces), and their behaviour against the published targets."""
 import numpy as np
 import pytest
 
@@ -9,20 +9,27 @@ from dataplane.sim import cc_param_names, CC_DCQCN, CC_DCTCP, CC_TIMELY
 from tests.support import PAYLOAD_EFFICIENCY_4K, assert_conserved, run, star, steady_state
 
 
+def twins(**common):
+    """Run a scenario with the C twin and with the Python reference; require identical decision
+    traces and completion times (DESIGN.md §6), and return both runs."""
+    c, py = run(cc_impl="c", trace=400_000, sample_interval_ps=0, **common), \
+        run(cc_impl="python", trace=400_000, sample_interval_ps=0, **common)
+    assert_conserved(c)
+    assert_conserved(py)
+    assert 0 < len(c.trace) < 400_000
+    for name in c.trace.dtype.names:
+        assert np.array_equal(c.trace[name], py.trace[name]), name
+    assert np.array_equal(c.flows["finish_ps"], py.flows["finish_ps"])
+    return c, py
+
+
 @pytest.mark.parametrize("cc,extra", [
     ("dctcp", {}),
     ("timely", {"t_low_ps": 8_000_000, "t_high_ps": 60_000_000, "min_rtt_ps": 5_000_000}),   # every branch
 ])
 def test_c_twin_matches_python_reference(cc, extra):
-    common = dict(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 2_000_000}, cc=cc,
-                  cc_params=extra, trace=400_000, sample_interval_ps=0)
-    c, py = run(cc_impl="c", **common), run(cc_impl="python", **common)
-    assert_conserved(c)
-    assert_conserved(py)
-    assert len(c.trace) == len(py.trace) and 0 < len(c.trace) < 400_000
-    for name in c.trace.dtype.names:
-        assert np.array_equal(c.trace[name], py.trace[name]), name
-    assert np.array_equal(c.flows["finish_ps"], py.flows["finish_ps"])
+    c, _ = twins(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 2_000_000}, cc=cc,
+                 cc_params=extra)
     assert c.trace["rate_bps"].min() < 50e9                       # it did react
     if cc == "timely":
         stages = c.trace["v"][:, 1]
@@ -69,13 +76,7 @@ def test_hpcc_c_twin_matches_python_reference():
     topo = {"topology": "leaf_spine", "num_leaves": 2, "num_spines": 2, "hosts_per_leaf": 3,
             "host_rate_bps": 100_000_000_000, "fabric_rate_bps": 100_000_000_000,
             "host_delay_ps": 1_000_000, "fabric_delay_ps": 1_000_000}
-    common = dict(topology=topo, workload={"kind": "incast", "senders": 5, "size_bytes": 2_000_000}, cc="hpcc",
-                  trace=400_000, sample_interval_ps=0)
-    c, py = run(cc_impl="c", **common), run(cc_impl="python", **common)
-    assert_conserved(c)
-    for name in c.trace.dtype.names:
-        assert np.array_equal(c.trace[name], py.trace[name]), name
-    assert np.array_equal(c.flows["finish_ps"], py.flows["finish_ps"])
+    c, _ = twins(topology=topo, workload={"kind": "incast", "senders": 5, "size_bytes": 2_000_000}, cc="hpcc")
     assert c.trace["window_bytes"].max() > 0 and c.trace["rate_bps"].min() < 50e9
     assert c.trace["v"][:, 1].max() >= 1 and (c.trace["v"][:, 1] == 0).any()    # AI stages and MD
 
@@ -94,13 +95,7 @@ def test_hpcc_v3_utilisation_near_eta_with_a_near_empty_queue():
 
 
 def test_swift_c_twin_matches_python_reference():
-    common = dict(topology=star(9), workload={"kind": "incast", "senders": 8, "size_bytes": 2_000_000}, cc="swift",
-                  trace=400_000, sample_interval_ps=0)
-    c, py = run(cc_impl="c", **common), run(cc_impl="python", **common)
-    assert_conserved(c)
-    for name in c.trace.dtype.names:
-        assert np.array_equal(c.trace[name], py.trace[name]), name
-    assert np.array_equal(c.flows["finish_ps"], py.flows["finish_ps"])
+    c, _ = twins(topology=star(9), workload={"kind": "incast", "senders": 8, "size_bytes": 2_000_000}, cc="swift")
     grew = cut = False
     for qp in np.unique(c.trace["qp"]):
         d = np.diff(c.trace["v"][c.trace["qp"] == qp, 0])
@@ -127,13 +122,7 @@ def test_swift_holds_delay_near_its_target():
 
 def test_nscc_c_twin_matches_python_reference():
     """UEC NSCC: identical traces, and both increase cases and the ECN decrease occur."""
-    common = dict(topology=star(9), workload={"kind": "incast", "senders": 8, "size_bytes": 2_000_000}, cc="nscc",
-                  trace=400_000, sample_interval_ps=0)
-    c, py = run(cc_impl="c", **common), run(cc_impl="python", **common)
-    assert_conserved(c)
-    for name in c.trace.dtype.names:
-        assert np.array_equal(c.trace[name], py.trace[name]), name
-    assert np.array_equal(c.flows["finish_ps"], py.flows["finish_ps"])
+    c, _ = twins(topology=star(9), workload={"kind": "incast", "senders": 8, "size_bytes": 2_000_000}, cc="nscc")
     cwnd = c.trace["window_bytes"]
     assert cwnd.min() < cwnd.max() / 2 and c.counters["ecn_marked"] > 0
 
