@@ -342,6 +342,22 @@ static void go_back_n(sd_sim *sim, uint32_t qi)
     nic_activate(sim, qi);
 }
 
+/* One SD_EV_ACK for the ACKs accumulated under ack_batch (last = the latest ACK's fields). */
+static void deliver_ack_batch(sd_sim *sim, uint32_t qi, const sd_cc_io *last)
+{
+    sd_qp *q = &sim->qps[qi];
+    sd_cc_io b = *last;
+    b.acked_bytes = q->acc_bytes;
+    b.batch_acks = q->acc_acks;
+    b.batch_ecn = q->acc_ecn;
+    b.ecn = q->acc_ecn > 0;
+    b.rtt_min_ps = q->acc_rtt_min;
+    q->acc_acks = q->acc_ecn = 0;
+    q->acc_bytes = 0;
+    q->acc_rtt_min = -1;
+    cc_event(sim, qi, SD_EV_ACK, &b);
+}
+
 static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
 {
     sd_qp *q = &sim->qps[qi];
@@ -382,18 +398,8 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
     }
     if (nak) {
         q->naks_rx++;
-        if (q->acc_acks > 0) {           /* hand over the ACKs batched so far before the NAK */
-            sd_cc_io b = in;
-            b.acked_bytes = q->acc_bytes;
-            b.batch_acks = q->acc_acks;
-            b.batch_ecn = q->acc_ecn;
-            b.ecn = q->acc_ecn > 0;
-            b.rtt_min_ps = q->acc_rtt_min;
-            q->acc_acks = q->acc_ecn = 0;
-            q->acc_bytes = 0;
-            q->acc_rtt_min = -1;
-            cc_event(sim, qi, SD_EV_ACK, &b);
-        }
+        if (q->acc_acks > 0)             /* hand over the ACKs batched so far before the NAK */
+            deliver_ack_batch(sim, qi, &in);
         cc_event(sim, qi, SD_EV_NAK, &in);
         if (q->snd_una < q->snd_max)
             go_back_n(sim, qi);
@@ -406,17 +412,8 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
         q->acc_bytes += acked;
         if (in.rtt_ps >= 0 && (q->acc_rtt_min < 0 || in.rtt_ps < q->acc_rtt_min))
             q->acc_rtt_min = in.rtt_ps;
-        if (q->acc_acks >= q->ack_batch || q->snd_una == q->snd_end) {
-            in.acked_bytes = q->acc_bytes;
-            in.batch_acks = q->acc_acks;
-            in.batch_ecn = q->acc_ecn;
-            in.ecn = q->acc_ecn > 0;
-            in.rtt_min_ps = q->acc_rtt_min;
-            q->acc_acks = q->acc_ecn = 0;
-            q->acc_bytes = 0;
-            q->acc_rtt_min = -1;
-            cc_event(sim, qi, SD_EV_ACK, &in);
-        }
+        if (q->acc_acks >= q->ack_batch || q->snd_una == q->snd_end)
+            deliver_ack_batch(sim, qi, &in);
     }
     nic_pull(sim, q->host);
 }
