@@ -27,7 +27,7 @@ import numpy as np
 
 from congestion import registry
 from congestion.api import CCPluginError
-from controlplane import devices, routing, topology, workload
+from controlplane import devices, multipath, routing, topology, workload
 from controlplane.units import Gbps, MB, ms, us
 from dataplane.sim import CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_IDLE, Simulator
 
@@ -70,6 +70,14 @@ class Scenario:
     pfc: bool = False                   # lossless data priority: PFC with a shared switch buffer
     pfc_params: dict | None = None      # buffer_bytes, reserve_bytes, resume_offset_bytes, alpha_shift,
                                         # headroom_rtts; None = HPCC repo defaults (see _pfc_defaults)
+    # multipath (controlplane/multipath.py)
+    transport: str = "gbn"              # "gbn" (RoCE go-back-N), "sr" (IRN selective repeat), "ooo" (SRD-like)
+    transport_params: dict | None = None  # reorder_window, rto_low_ps, rto_low_pkts, bdp_cap ("auto")
+    paths: str = "ecmp"                 # "ecmp", "spray_rr", "spray_random", "spray_weighted"
+    num_paths: int = 8                  # entropies per QP when spraying
+    path_weights: list | None = None    # spray_weighted: one weight per entropy
+    adaptive_routing: bool = False      # data packets AR-eligible; switches pick the least-loaded egress
+    link_loss: float = 0.0              # random loss probability per packet on every link direction
 
     # ------------------------------------------------------------------ config
     def to_dict(self) -> dict:
@@ -141,6 +149,7 @@ class Network:
     def __init__(self, sc: Scenario):
         self.scenario = sc
         self.rng = np.random.default_rng(sc.seed)
+        self.path_rng = np.random.default_rng([sc.seed, 2])
         self.fabric = topology.build(**sc.topology)
         self.routes = routing.compute_routes(self.fabric)
         self.flows = workload.build(self.fabric, sc.workload, np.random.default_rng([sc.seed, 1]))
@@ -165,8 +174,9 @@ class Network:
         int_multi = max(1, round(host_rate / Gbps(25))) if defaults.get("int") else 0
         self.cc.bind({"max_base_rtt_ps": self.max_base_rtt_ps(), "host_rate_bps": host_rate,
                       "mtu_payload": sc.mtu_payload, "int_multi": int_multi})
+        mp = multipath.resolve(sc, self.max_base_rtt_ps(), host_rate)
         return {"ecn": ecn, "cnp_mode": cnp_mode, "pkt_pool": pool, "int_multi": int_multi,
-                "cc_params": self.cc.params()}
+                "cc_params": self.cc.params(), "multipath": mp}
 
     def max_base_rtt_ps(self) -> int:
         """The longest base RTT between two hosts (the HPCC repo's GLOBAL_T): two propagation
@@ -206,6 +216,7 @@ class Network:
         sim.install_fib(self.routes.fib, self.routes.set_offsets, self.routes.set_ports)
         if sc.pfc:
             self._install_pfc()
+        multipath.install_fabric(self)
 
     def _install_pfc(self) -> None:
         """PFC on every switch. Defaults (HPCC repo run.py / switch-mmu.cc): a buffer of 32 MB per
@@ -258,6 +269,7 @@ class Network:
                 self.qps[i] = by_conn[f.conn]          # another message on the same connection
                 continue
             qp = sim.create_qp_pair(f.src, f.dst, int(sports[i]), kind, param, mask, sc.isn)
+            multipath.install_qp(self, qp, int(sports[i]))
             self.qps[i] = qp
             if f.conn is not None:
                 by_conn[f.conn] = qp

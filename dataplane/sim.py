@@ -35,6 +35,9 @@ STOP_TIME, STOP_IDLE, STOP_COMPLETIONS = lib.SD_STOP_TIME, lib.SD_STOP_IDLE, lib
 CNP_MODES = {"interval": lib.SD_CNP_INTERVAL, "ack_echo": lib.SD_CNP_ACK_ECHO}
 PAYLOAD_PATTERNS = {"zeros": 0, "address": 1}
 MAX_CAPTURES = lib.SD_MAX_CAPTURES
+TRANSPORTS = {"gbn": lib.SD_GBN, "sr": lib.SD_SR, "ooo": lib.SD_OOO}
+PATH_POLICIES = {"ecmp": lib.SD_PATH_ECMP, "spray_rr": lib.SD_PATH_SPRAY_RR, "spray_random": lib.SD_PATH_SPRAY_RANDOM,
+                 "spray_weighted": lib.SD_PATH_SPRAY_WEIGHTED}
 EVENT_NAMES = ("start", "ack", "cnp", "nak", "timeout", "timer", "bytes")
 ALL_EVENTS = (1 << len(EVENT_NAMES)) - 1
 
@@ -258,6 +261,33 @@ class Simulator:
             if not isinstance(v, (int, np.integer)) or not 0 <= v < 2**32:
                 raise ValueError(f"qp {name} must be an integer in [0, 2^32), got {v!r}")
         return self._check(lib.sd_create_qp_pair(self._sim, src, dst, sport, cc_kind, cc_param, cc_events, isn))
+
+    def set_transport(self, qp: int, mode: str, reorder_window: int = 2048, rto_low_ps: int = 0,
+                      rto_low_pkts: int = 3, bdp_cap: int = 0) -> None:
+        """Transport of the QP pair holding ``qp``: "gbn", "sr" (IRN selective repeat) or "ooo"
+        (out-of-order placement, SRD-like); before the first post."""
+        if mode not in TRANSPORTS:
+            raise ValueError(f"transport: unknown mode {mode!r}; known: {sorted(TRANSPORTS)}")
+        self._check(lib.sd_set_transport(self._sim, qp, TRANSPORTS[mode], int(reorder_window), int(rto_low_ps),
+                                         int(rto_low_pkts), int(bdp_cap)))
+
+    def set_paths(self, qp: int, policy: str, entropies, weights=None, ar: bool = False) -> None:
+        """Path set of ``qp``'s data packets: entropies (UDP source ports) and the per-packet
+        policy ("ecmp", "spray_rr", "spray_random", "spray_weighted"); ``ar`` marks its data
+        packets eligible for adaptive routing."""
+        if policy not in PATH_POLICIES:
+            raise ValueError(f"paths: unknown policy {policy!r}; known: {sorted(PATH_POLICIES)}")
+        e = _u32("paths.entropies", entropies)
+        w = _u32("paths.weights", weights, len(e)) if weights is not None else None
+        self._check(lib.sd_set_paths(self._sim, qp, PATH_POLICIES[policy], _ptr("uint32_t *", e),
+                                     _ptr("uint32_t *", w) if w is not None else ffi.NULL, len(e), int(bool(ar))))
+
+    def set_adaptive_routing(self, switch_node: int, on: bool = True) -> None:
+        self._check(lib.sd_set_adaptive_routing(self._sim, switch_node, int(bool(on))))
+
+    def set_port_loss(self, port: int, probability: float) -> None:
+        """Random loss per packet on the link direction leaving ``port``."""
+        self._check(lib.sd_set_port_loss(self._sim, port, float(probability)))
 
     def post_writes(self, qp, nbytes, post_ps) -> int:
         qp = _u32("qp", qp)

@@ -11,6 +11,10 @@
  * and on AckReq, one NAK per gap, duplicates re-ACKed; CE marks become CNPs (at most one per QP
  * per cnp_interval_ps, the DCQCN NP) or a BECN bit on the next ACK (SD_CNP_ACK_ECHO).
  *
+ * sr and ooo QPs (multipath transport) keep their reorder state in reorder.c: this file calls it
+ * for the receiver's PSN check, the sender's SACK bookkeeping, retransmissions and timeouts.
+ * Each data packet's entropy comes from the QP's path set (paths.c).
+ *
  * Sequence numbers: the sender counts packets with a 64-bit sequence; the wire carries
  * PSN = (isn + seq) mod 2^24, and the receiver only ever sees the 24-bit PSN. */
 #include <string.h>
@@ -69,10 +73,16 @@ static void ring_remove(sd_sim *sim, uint32_t qi)
     h->nactive--;
 }
 
+int nic_has_work(sd_sim *sim, sd_qp *q)
+{
+    uint64_t seq;
+    return q->snd_nxt < q->snd_end || (q->mode != SD_GBN && reorder_next_rtx(sim, q, &seq));
+}
+
 void nic_activate(sd_sim *sim, uint32_t qi)
 {
     sd_qp *q = &sim->qps[qi];
-    if (!q->active && q->snd_nxt < q->snd_end)
+    if (!q->active && nic_has_work(sim, q))
         ring_insert(sim, qi);
 }
 
@@ -86,10 +96,36 @@ static void arm_rto(sd_sim *sim, sd_qp *q, uint32_t qi, int64_t deadline)
     }
 }
 
-static int window_open(const sd_sim *sim, const sd_qp *q)
+/* The retransmission timeout: IRN's RTO_low while few packets are out (sr/ooo), else rto_ps. */
+static int64_t rto_of(const sd_sim *sim, const sd_qp *q)
 {
+    if (q->rto_low_ps > 0 && q->snd_max - q->snd_una - q->sacked <= q->rto_low_pkts)
+        return q->rto_low_ps;
+    return sim->cfg.rto_ps;
+}
+
+static int window_open(sd_sim *sim, sd_qp *q)
+{
+    if (q->mode == SD_GBN)
+        return q->window_bytes == 0 ||
+               (q->snd_nxt - q->snd_una) * (uint64_t)sim->cfg.mtu_payload < q->window_bytes;
+    uint64_t seq;
+    if (reorder_next_rtx(sim, q, &seq))
+        return 1;                        /* a retransmission replaces a lost packet */
+    if (q->snd_nxt - q->snd_una >= q->reorder_window)
+        return 0;                        /* the receiver could not hold it */
+    if (q->bdp_cap && q->snd_nxt - q->snd_una - q->sacked >= q->bdp_cap)
+        return 0;                        /* IRN BDP-FC */
     return q->window_bytes == 0 ||
-           (q->snd_nxt - q->snd_una) * (uint64_t)sim->cfg.mtu_payload < q->window_bytes;
+           (q->snd_nxt - q->snd_una - q->sacked) * (uint64_t)sim->cfg.mtu_payload < q->window_bytes;
+}
+
+static uint32_t msg_of_seq(const sd_sim *sim, const sd_qp *q, uint64_t seq)
+{
+    uint32_t mi = q->una_msg;
+    while (seq >= sim->msgs[mi].start_seq + sim->msgs[mi].npkts)
+        mi = sim->msgs[mi].next;
+    return mi;
 }
 
 static void send_data(sd_sim *sim, uint32_t qi)
@@ -102,8 +138,12 @@ static void send_data(sd_sim *sim, uint32_t qi)
                                           (uint64_t)q->line_rate_bps);
         return;
     }
-    sd_msg *m = &sim->msgs[q->tx_msg];
     uint64_t seq = q->snd_nxt;
+    uint32_t mi = q->tx_msg;
+    int rtx = q->mode != SD_GBN && reorder_next_rtx(sim, q, &seq);
+    if (rtx)
+        mi = msg_of_seq(sim, q, seq);
+    sd_msg *m = &sim->msgs[mi];
     uint32_t idx = (uint32_t)(seq - m->start_seq);
     uint64_t off = (uint64_t)idx * sim->cfg.mtu_payload;
     uint32_t payload = (uint32_t)(m->bytes - off < sim->cfg.mtu_payload ? m->bytes - off : sim->cfg.mtu_payload);
@@ -127,14 +167,14 @@ static void send_data(sd_sim *sim, uint32_t qi)
     pk->payload = payload;
     pk->wire = (uint16_t)sd_wire_bytes(sim, op, payload);
     pk->in_port = SD_NONE;
-    pk->sport = (uint16_t)q->sport;
+    pk->sport = q->npaths ? path_pick(q) : (uint16_t)q->sport;
     pk->opcode = op;
     pk->prio = SD_PRIO_DATA;
     pk->ecn = SD_ECN_ECT0;
     pk->becn = 0;
-    pk->ackreq = (op == SD_OP_WRITE_LAST || op == SD_OP_WRITE_ONLY);
+    pk->ackreq = (uint8_t)((op == SD_OP_WRITE_LAST || op == SD_OP_WRITE_ONLY) | (q->ar ? SD_PKT_AR : 0));
     pk->syndrome = 0;
-    pk->msg = q->tx_msg;
+    pk->msg = mi;
     pk->ttl = SD_TTL;
     pk->hops = 0;
     if (sim->ints)
@@ -148,9 +188,13 @@ static void send_data(sd_sim *sim, uint32_t qi)
     } else {
         q->snd_max = seq + 1;
     }
-    q->snd_nxt = seq + 1;
-    if (idx == m->npkts - 1)
-        q->tx_msg = m->next;
+    if (rtx) {
+        q->rtx_nxt = seq + 1;
+    } else {
+        q->snd_nxt = seq + 1;
+        if (idx == m->npkts - 1)
+            q->tx_msg = m->next;
+    }
     q->sent_bytes += payload;
     q->sent_packets++;
     sim->ctr.data_sent++;
@@ -159,8 +203,8 @@ static void send_data(sd_sim *sim, uint32_t qi)
     q->next_tx_ps = start + ser_ps(pk->wire, (uint64_t)q->rate_bps);
     q->last_wire = pk->wire;
     if (q->rto_deadline < 0)
-        arm_rto(sim, q, qi, sim->now + sim->cfg.rto_ps);
-    if (q->snd_nxt >= q->snd_end)
+        arm_rto(sim, q, qi, sim->now + rto_of(sim, q));
+    if (!nic_has_work(sim, q))
         ring_remove(sim, qi);
     port_enqueue(sim, q->port, p);
     cc_count_bytes(sim, qi, payload);
@@ -176,6 +220,13 @@ void nic_pull(sd_sim *sim, uint32_t host)
     for (uint32_t n = h->nactive; n > 0; n--) {
         sd_qp *q = &sim->qps[qi];
         uint32_t next = q->ring_next;
+        if (q->mode != SD_GBN && !nic_has_work(sim, q)) {
+            ring_remove(sim, qi);        /* SACKs covered what it was to resend */
+            if (h->nactive == 0)
+                break;
+            qi = next;
+            continue;
+        }
         if (window_open(sim, q)) {
             if (q->next_tx_ps <= sim->now) {
                 h->ring = next;          /* round-robin: the next QP goes first next time */
@@ -205,7 +256,7 @@ void nic_wake(sd_sim *sim, uint32_t host)
 /* ---------------------------------------------------------------- control packets */
 static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, uint32_t sport,
                       uint8_t opcode, uint32_t psn, uint32_t msn, uint8_t syndrome, uint8_t becn,
-                      int64_t ts_echo, uint32_t int_from)
+                      int64_t ts_echo, uint32_t int_from, uint32_t sack)
 {
     uint32_t p = pkt_alloc(sim);
     if (p == SD_NONE)
@@ -230,13 +281,14 @@ static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, ui
     pk->becn = becn;
     pk->ackreq = 0;
     pk->syndrome = syndrome;
-    pk->msg = SD_NONE;
+    pk->msg = sack;
     pk->ttl = SD_TTL;
     sim->ctr.ctrl_sent++;
     port_enqueue(sim, sim->hosts[host].port, p);
 }
 
-static void send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t ts_echo, uint32_t acked)
+void nic_send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t ts_echo, uint32_t acked,
+                  uint32_t sack)
 {
     uint8_t becn = 0;
     if (sim->cfg.cnp_mode == SD_CNP_ACK_ECHO && q->ce_pending) {
@@ -246,12 +298,14 @@ static void send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int6
         sim->ctr.cnp_sent++;
     }
     q->unacked = 0;
-    send_ctrl(sim, q->host, q->peer_host, q->peer_qp, q->sport, SD_OP_ACK, psn, q->msn, syndrome, becn, ts_echo, acked);
+    send_ctrl(sim, q->host, q->peer_host, q->peer_qp, q->sport, SD_OP_ACK, psn, q->msn, syndrome, becn, ts_echo, acked,
+              sack);
 }
 
 /* ---------------------------------------------------------------- receiver */
-static void receive_data(sd_sim *sim, sd_qp *q, sd_packet *pk)
+static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
 {
+    sd_qp *q = &sim->qps[qi];
     uint32_t p = (uint32_t)(pk - sim->pkts);
     sim->ctr.data_delivered++;
     q->rx_packets++;
@@ -262,11 +316,16 @@ static void receive_data(sd_sim *sim, sd_qp *q, sd_packet *pk)
                 q->last_cnp_ps = sim->now;
                 q->cnps_tx++;
                 sim->ctr.cnp_sent++;
-                send_ctrl(sim, q->host, q->peer_host, q->peer_qp, q->sport, SD_OP_CNP, 0, 0, 0, 1, -1, SD_NONE);
+                send_ctrl(sim, q->host, q->peer_host, q->peer_qp, q->sport, SD_OP_CNP, 0, 0, 0, 1, -1, SD_NONE,
+                          SD_NONE);
             }
         } else {
             q->ce_pending = 1;
         }
+    }
+    if (q->mode != SD_GBN) {
+        reorder_receive(sim, qi, pk);
+        return;
     }
     int32_t d = psn_diff(pk->psn, q->epsn);
     if (d == 0) {
@@ -276,19 +335,19 @@ static void receive_data(sd_sim *sim, sd_qp *q, sd_packet *pk)
         q->unacked++;
         if (pk->opcode == SD_OP_WRITE_LAST || pk->opcode == SD_OP_WRITE_ONLY)
             q->msn = (q->msn + 1) & SD_PSN_MASK;
-        if (pk->ackreq || q->unacked >= sim->cfg.ack_interval || q->ce_pending)
-            send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps, p);
+        if ((pk->ackreq & 1u) || q->unacked >= sim->cfg.ack_interval || q->ce_pending)
+            nic_send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps, p, SD_NONE);
     } else if (d > 0) {
         q->rx_ooo++;
         if (!q->nak_pending) {
             q->nak_pending = 1;
             q->naks_tx++;
             sim->ctr.nak_sent++;
-            send_ack(sim, q, 0x60, q->epsn, pk->ts_ps, p);
+            nic_send_ack(sim, q, 0x60, q->epsn, pk->ts_ps, p, SD_NONE);
         }
     } else {
         q->rx_dup++;
-        send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps, p);
+        nic_send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps, p, SD_NONE);
     }
 }
 
@@ -368,6 +427,8 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
     int32_t d = psn_diff(nak ? pk->psn : (pk->psn + 1) & SD_PSN_MASK, una_psn);
     uint64_t acked = 0;
     if (d > 0 && q->snd_una + (uint64_t)d <= q->snd_max) {
+        if (q->mode != SD_GBN)
+            reorder_clear_acked(sim, q, q->snd_una, q->snd_una + (uint64_t)d);
         acked = advance_una(sim, qi, q->snd_una + (uint64_t)d);
         if (q->snd_nxt < q->snd_una) {         /* an ACK overtook a go-back-N rewind */
             q->snd_nxt = q->snd_una;
@@ -375,7 +436,14 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
             if (q->active && q->snd_nxt >= q->snd_end)
                 ring_remove(sim, qi);
         }
-        arm_rto(sim, q, qi, q->snd_una < q->snd_max ? sim->now + sim->cfg.rto_ps : -1);
+        arm_rto(sim, q, qi, q->snd_una < q->snd_max ? sim->now + rto_of(sim, q) : -1);
+    }
+    int new_loss = nak;
+    if (q->mode != SD_GBN) {
+        uint64_t before = q->recovery;
+        reorder_ack(sim, qi, pk, nak);
+        new_loss = nak && before == 0 && q->recovery != 0;   /* sr: the first NACK of an episode */
+        nic_activate(sim, qi);
     }
     if (pk->becn) {
         q->cnps_rx++;
@@ -396,12 +464,14 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
         for (uint32_t i = 0; i < SD_INT_HOPS; i++)
             in.int_hop[i] = r->hop[i];
     }
-    if (nak) {
+    if (nak)
         q->naks_rx++;
+    /* sr: only the first NACK of an episode is a loss to the CC; the others count as SACKed ACKs */
+    if (new_loss) {
         if (q->acc_acks > 0)             /* hand over the ACKs batched so far before the NAK */
             deliver_ack_batch(sim, qi, &in);
         cc_event(sim, qi, SD_EV_NAK, &in);
-        if (q->snd_una < q->snd_max)
+        if (q->mode == SD_GBN && q->snd_una < q->snd_max)
             go_back_n(sim, qi);
     } else if (q->ack_batch <= 1) {
         cc_event(sim, qi, SD_EV_ACK, &in);
@@ -432,7 +502,7 @@ void nic_receive(sd_sim *sim, uint32_t host, uint32_t p)
         cc_event(sim, qi, SD_EV_CNP, NULL);
         nic_pull(sim, q->host);
     } else {
-        receive_data(sim, q, pk);
+        receive_data(sim, qi, pk);
     }
     pkt_free(sim, p);
 }
@@ -454,8 +524,13 @@ void nic_rto(sd_sim *sim, uint32_t qi)
     sim->ctr.timeouts++;
     q->rto_deadline = -1;
     cc_event(sim, qi, SD_EV_TIMEOUT, NULL);
-    go_back_n(sim, qi);
-    arm_rto(sim, q, qi, sim->now + sim->cfg.rto_ps);
+    if (q->mode == SD_GBN) {
+        go_back_n(sim, qi);
+    } else {
+        reorder_timeout(sim, q);         /* resend what was not SACKed, no rewind */
+        nic_activate(sim, qi);
+    }
+    arm_rto(sim, q, qi, sim->now + rto_of(sim, q));
     nic_pull(sim, q->host);
 }
 

@@ -194,6 +194,12 @@ void port_wire_arrive(sd_sim *sim, uint32_t port)
         ev_push(sim, pt->wire_event, EV_WIRE, port, pt->wire_head);
     }
     sim->ctr.packet_hops++;
+    if (sim->loss && sim->loss[port] > 0.0 && rng_uniform(&pt->rng) < sim->loss[port]) {
+        sim->ctr.random_drops++;         /* random loss on this link direction (bit errors, flaps) */
+        count_drop(sim, pk);
+        pkt_free(sim, p);
+        return;
+    }
     sd_port *in = &sim->ports[pt->peer];
     in->rx_packets++;
     if (in->cap_rx)

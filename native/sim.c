@@ -152,6 +152,9 @@ void sd_destroy(sd_sim *sim)
     ev_free(sim);
     free(sim->trace);
     free(sim->ints);
+    free(sim->bits);
+    free(sim->loss);
+    free(sim->ar_on);
     free(sim);
 }
 
@@ -465,6 +468,139 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, u
     return (int)a;
 }
 
+/* ---------------------------------------------------------------- multipath setup */
+static int qp_posted(const sd_sim *sim, uint32_t qp)
+{
+    for (uint32_t i = 0; i < sim->num_msgs; i++)   /* posted, released or not */
+        if (sim->msgs[i].qp == qp)
+            return 1;
+    return 0;
+}
+
+int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t window, int64_t rto_low_ps, uint32_t rto_low_pkts,
+                     uint32_t bdp_cap)
+{
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "transport: qp %u does not exist", qp);
+    if (mode > SD_OOO)
+        return sd_fail(sim, SD_EINVAL, "transport: mode must be 0 (gbn), 1 (sr) or 2 (ooo), got %u", mode);
+    uint32_t a = qp & ~1u, b = a + 1;     /* the pair (a, a+1) created together */
+    if (qp_posted(sim, a) || qp_posted(sim, b))
+        return sd_fail(sim, SD_ESTATE, "transport: qp %u already has posted messages", qp);
+    if (mode != SD_GBN && (window < 64 || window > SD_MAX_REORDER_WINDOW || (window & (window - 1))))
+        return sd_fail(sim, SD_EINVAL, "transport: reorder_window must be a power of 2 in [64, %u], got %u",
+                       (unsigned)SD_MAX_REORDER_WINDOW, window);
+    if (rto_low_ps < 0)
+        return sd_fail(sim, SD_EINVAL, "transport: rto_low_ps must be >= 0, got %lld", (long long)rto_low_ps);
+    for (uint32_t k = a; k <= b; k++) {
+        sd_qp *q = &sim->qps[k];
+        q->mode = mode;
+        q->rto_low_ps = rto_low_ps;
+        q->rto_low_pkts = rto_low_pkts;
+        q->bdp_cap = bdp_cap;
+        if (mode == SD_GBN || q->reorder_window >= window) {
+            if (mode != SD_GBN)
+                q->reorder_window = window;   /* reuse the bitmaps already given to this QP */
+            continue;
+        }
+        uint32_t words = 3u * (window / 64u);
+        if (sim->bits_len + words > sim->bits_cap) {
+            uint32_t cap = sim->bits_cap ? sim->bits_cap : 1024;
+            while (cap < sim->bits_len + words)
+                cap *= 2;
+            uint64_t *nb = realloc(sim->bits, (size_t)cap * sizeof *nb);
+            if (!nb)
+                return sd_fail(sim, SD_ENOMEM, "transport: out of memory for reorder bitmaps");
+            sim->bits = nb;
+            sim->bits_cap = cap;
+        }
+        memset(sim->bits + sim->bits_len, 0, (size_t)words * sizeof *sim->bits);
+        q->bits_off = sim->bits_len;
+        q->reorder_window = window;
+        sim->bits_len += words;
+    }
+    return SD_OK;
+}
+
+int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entropies, const uint32_t *weights,
+                 uint32_t n, uint32_t ar)
+{
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "paths: qp %u does not exist", qp);
+    if (policy > SD_PATH_SPRAY_WEIGHTED)
+        return sd_fail(sim, SD_EINVAL, "paths: unknown policy %u", policy);
+    if (n == 0)
+        return sd_fail(sim, SD_EINVAL, "paths: the path set (entropies) is empty");
+    if (n > SD_MAX_PATHS)
+        return sd_fail(sim, SD_EINVAL, "paths: at most %u entropies, got %u", (unsigned)SD_MAX_PATHS, n);
+    if (policy == SD_PATH_ECMP && n != 1)
+        return sd_fail(sim, SD_EINVAL, "paths: policy ecmp takes one entropy, got %u", n);
+    if (policy == SD_PATH_SPRAY_WEIGHTED && !weights)
+        return sd_fail(sim, SD_EINVAL, "paths: spray_weighted needs weights");
+    sd_qp *q = &sim->qps[qp];
+    uint32_t cum = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (entropies[i] > 0xFFFF)
+            return sd_fail(sim, SD_EINVAL, "paths: entropies[%u] = %u is not a UDP port", i, entropies[i]);
+        if (weights && (weights[i] < 1 || weights[i] > 1000000))
+            return sd_fail(sim, SD_EINVAL, "paths: weights[%u] must be in [1, 1e6], got %u", i, weights[i]);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        q->paths[i] = (uint16_t)entropies[i];
+        cum += weights ? weights[i] : 1u;
+        q->path_weight[i] = cum;
+    }
+    q->npaths = n;
+    q->path_policy = policy;
+    q->path_next = 0;
+    q->ar = ar ? 1u : 0u;
+    q->path_rng = seed_mix(sim->cfg.seed, 0x5041000000ull + qp);
+    return SD_OK;
+}
+
+int sd_set_adaptive_routing(sd_sim *sim, uint32_t node, uint32_t on)
+{
+    uint32_t H = sim->cfg.num_hosts;
+    if (node < H || node >= H + sim->cfg.num_switches)
+        return sd_fail(sim, SD_EINVAL, "adaptive_routing: node %u is not a switch", node);
+    if (!sim->fib)
+        return sd_fail(sim, SD_ESTATE, "adaptive_routing: install the fib first");
+    uint32_t sw = node - H;
+    if (on) {
+        uint32_t widest = 0;
+        for (uint32_t d = 0; d < H; d++) {
+            uint32_t set = sim->fib[(size_t)sw * H + d];
+            if (set != SD_NONE && sim->set_off[set + 1] - sim->set_off[set] > widest)
+                widest = sim->set_off[set + 1] - sim->set_off[set];
+        }
+        if (widest < 2)
+            return sd_fail(sim, SD_EINVAL, "adaptive_routing: switch %u has one candidate egress for every destination",
+                           node);
+    }
+    if (!sim->ar_on) {
+        sim->ar_on = calloc(sim->cfg.num_switches, 1);
+        if (!sim->ar_on)
+            return sd_fail(sim, SD_ENOMEM, "adaptive_routing: out of memory");
+    }
+    sim->ar_on[sw] = on ? 1 : 0;
+    return SD_OK;
+}
+
+int sd_set_port_loss(sd_sim *sim, uint32_t port, double probability)
+{
+    if (port >= sim->num_ports)
+        return sd_fail(sim, SD_EINVAL, "loss: port %u does not exist", port);
+    if (!(probability >= 0.0 && probability <= 1.0))
+        return sd_fail(sim, SD_EINVAL, "loss: probability must be in [0, 1], got %g", probability);
+    if (!sim->loss) {
+        sim->loss = calloc((size_t)2 * sim->cfg.max_links, sizeof *sim->loss);
+        if (!sim->loss)
+            return sd_fail(sim, SD_ENOMEM, "loss: out of memory");
+    }
+    sim->loss[port] = probability;
+    return SD_OK;
+}
+
 static void sort_pending_posts(sd_sim *sim)
 {
     /* stable insertion sort of the unreleased messages by post time: new posts are few per
@@ -668,6 +804,9 @@ uint64_t sd_memory_bytes(sd_sim *sim)
     b += ev_memory_bytes(sim);
     b += (uint64_t)c->trace_capacity * sizeof *sim->trace;
     b += sim->ints ? (uint64_t)c->pkt_pool * sizeof *sim->ints : 0;
+    b += (uint64_t)sim->bits_cap * sizeof *sim->bits;
+    b += sim->loss ? (uint64_t)2 * c->max_links * sizeof *sim->loss : 0;
+    b += sim->ar_on ? (uint64_t)c->num_switches : 0;
     return b;
 }
 

@@ -171,6 +171,11 @@ struct sd_sim {
     sd_mmu *mmu;                 /* per switch */
     sd_int_rec *ints;            /* per pool packet, NULL unless cfg.int_enabled */
     int cb_error;                /* a Python plug-in raised: stop the run */
+    /* multipath */
+    uint64_t *bits;              /* bitmap pool of sr/ooo QPs (reorder.c), grown at setup only */
+    uint32_t bits_len, bits_cap; /* words */
+    double *loss;                /* per port: random loss probability, NULL = none anywhere */
+    uint8_t *ar_on;              /* per switch: adaptive routing enabled, NULL = none anywhere */
 };
 
 /* error.c-style helper in sim.c */
@@ -211,10 +216,23 @@ void pfc_refresh(sd_sim *sim, uint32_t port);
 void int_push_hop(sd_sim *sim, const sd_port *pt, uint32_t p);
 uint32_t int_rate_index(uint64_t rate_bps);
 
+/* reorder.c: sr/ooo receiver and sender bookkeeping */
+void reorder_receive(sd_sim *sim, uint32_t qi, sd_packet *pk);
+void reorder_ack(sd_sim *sim, uint32_t qi, const sd_packet *pk, int nak);
+void reorder_clear_acked(sd_sim *sim, sd_qp *q, uint64_t old_una, uint64_t new_una);
+int reorder_next_rtx(sd_sim *sim, sd_qp *q, uint64_t *seq);
+void reorder_timeout(sd_sim *sim, sd_qp *q);
+
+/* paths.c */
+uint16_t path_pick(sd_qp *q);
+
 /* switch.c */
 void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p);
 
 /* nic.c */
+void nic_send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t ts_echo, uint32_t acked,
+                  uint32_t sack);
+int nic_has_work(sd_sim *sim, sd_qp *q);
 void nic_receive(sd_sim *sim, uint32_t host, uint32_t p);
 void nic_pull(sd_sim *sim, uint32_t host);
 void nic_wake(sd_sim *sim, uint32_t host);

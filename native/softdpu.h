@@ -64,6 +64,13 @@ enum sd_cc_event_type {
     SD_NUM_EV = 7
 };
 
+/* Transport modes of a QP (native/reorder.c): go-back-N as RoCE NICs do; selective repeat as in
+ * IRN (NACK per out-of-order packet carrying expected and triggering PSN, retransmit only holes);
+ * out-of-order placement as SRD / NVIDIA OOO (no NACK: SACKed ACKs, retransmission on timeout). */
+enum sd_transport { SD_GBN = 0, SD_SR = 1, SD_OOO = 2 };
+/* Path policies (native/paths.c): the entropy (UDP source port) of each data packet. */
+enum sd_path_policy { SD_PATH_ECMP = 0, SD_PATH_SPRAY_RR = 1, SD_PATH_SPRAY_RANDOM = 2, SD_PATH_SPRAY_WEIGHTED = 3 };
+enum { SD_MAX_PATHS = 16, SD_MAX_REORDER_WINDOW = 32768, SD_PKT_AR = 2 };
 enum { SD_CC_TIMERS = 4, SD_CC_STATE = 24, SD_CC_TRACE = 4, SD_CC_PARAMS = 16, SD_INT_HOPS = 5 };
 
 /* RoCEv2 BTH opcodes used by the RC transport (IBTA Vol. 1, RC prefix 000). */
@@ -117,7 +124,8 @@ typedef struct sd_packet {
     uint32_t psn;                /* BTH PSN, 24-bit */
     uint32_t msn;                /* AETH MSN (ACK/NAK) */
     uint32_t payload;            /* payload bytes */
-    uint32_t msg;                /* message of a data packet (RETH, payload offset), UINT32_MAX none */
+    uint32_t msg;                /* data: its message (RETH, payload offset); ACK/NAK of an sr/ooo QP:
+                                  * the PSN that triggered it (SACK), else UINT32_MAX */
     uint32_t in_port;            /* at a switch: the port it arrived on (PFC accounting), else UINT32_MAX */
     uint16_t sport;              /* UDP source port: ECMP entropy */
     uint16_t wire;               /* bytes on the wire, phy overhead included */
@@ -125,7 +133,8 @@ typedef struct sd_packet {
     uint8_t prio;                /* enum sd_prio */
     uint8_t ecn;                 /* IP ECN codepoint */
     uint8_t becn;                /* BTH BECN (CNP, or an ACK echoing CE) */
-    uint8_t ackreq;              /* BTH AckReq */
+    uint8_t ackreq;              /* bit 0: BTH AckReq; bit 1 (SD_PKT_AR): the NIC marked it eligible for
+                                  * adaptive routing (not encoded on the wire) */
     uint8_t syndrome;            /* AETH syndrome: 0x1F ACK, 0x60 NAK (PSN sequence error) */
     uint8_t ttl;                 /* IP TTL / hop limit, decremented by each switch */
     uint8_t hops;                /* ACK: switch hops the acknowledged packet crossed (from its TTL) */
@@ -257,10 +266,33 @@ typedef struct sd_qp {
     uint64_t rx_bytes;           /* in-order payload bytes received */
     uint64_t rx_packets;
     uint64_t rx_dup;             /* duplicates (already received PSNs) */
-    uint64_t rx_ooo;             /* packets beyond a gap (dropped by go-back-N) */
+    uint64_t rx_ooo;             /* packets beyond a gap (gbn drops them, sr/ooo hold them) */
     uint64_t cnps_tx;
     uint64_t naks_tx;
     uint64_t ce_rx;
+    /* multipath transport (native/reorder.c, native/paths.c) */
+    uint32_t mode;               /* enum sd_transport */
+    uint32_t reorder_window;     /* sr/ooo: PSNs tracked beyond the cumulative point (power of 2) */
+    uint32_t bits_off;           /* sr/ooo: this QP's bitmaps in the simulator's bitmap pool (words) */
+    uint32_t path_policy;        /* enum sd_path_policy */
+    uint32_t npaths;             /* entropies in paths[], 0 = the QP's sport only */
+    uint32_t path_next;          /* spray_rr cursor */
+    uint16_t paths[16];          /* path set: UDP source ports */
+    uint32_t path_weight[16];    /* spray_weighted: cumulative weights (last = total) */
+    uint32_t ar;                 /* 1 = mark data packets eligible for adaptive routing */
+    uint32_t rto_low_pkts;       /* sr/ooo: use rto_low_ps while at most this many packets are out */
+    int64_t rto_low_ps;          /* IRN's RTO_low (0 = always the simulator's rto_ps) */
+    uint64_t path_rng;           /* spray_random / spray_weighted stream */
+    uint64_t rtx_nxt;            /* sender: selective retransmissions pending in [rtx_nxt, rtx_end) */
+    uint64_t rtx_end;
+    uint64_t recovery;           /* sr: snd_max when the current loss recovery began, 0 = none */
+    uint64_t sacked;             /* packets in [snd_una, snd_max) the receiver SACKed */
+    uint64_t sacks_rx;           /* ACK/NAKs received that carried a SACK */
+    uint64_t rx_late;            /* receiver: packets beyond the reorder window (dropped) */
+    uint32_t ooo_held;           /* receiver: PSNs held beyond the expected PSN now */
+    uint32_t ooo_peak;           /* ... at most */
+    uint32_t ooo_max_dist;       /* largest distance of a packet beyond the expected PSN */
+    uint32_t bdp_cap;            /* sr/ooo: IRN's BDP-FC, at most this many packets out (0 = off) */
 } sd_qp;
 
 /* One INT hop record, in the HPCC repository's encoding (int-header.h): the egress timestamp in
@@ -347,6 +379,8 @@ typedef struct sd_counters {
     uint64_t heap_peak;          /* most pending events at once */
     uint64_t pfc_pauses;         /* XOFF frames sent by switches */
     uint64_t pfc_resumes;        /* XON frames sent by switches */
+    uint64_t random_drops;       /* packets lost to a link's random loss (sd_set_port_loss) */
+    uint64_t ar_moves;           /* adaptive routing chose another egress than the ECMP hash */
 } sd_counters;
 
 /* ---------------------------------------------------------------- opaque simulator */
@@ -390,6 +424,21 @@ void sd_set_userdata(sd_sim *sim, void *userdata);
  * (ret, ret+1), the second at dst) or an error. */
 int sd_create_qp_pair(sd_sim *sim, uint32_t src_host, uint32_t dst_host, uint32_t sport,
                       uint32_t cc_kind, uint32_t cc_param, uint32_t cc_evmask, uint32_t isn);
+/* Transport of a QP pair (both ends; before the first post): mode (enum sd_transport),
+ * reorder_window packets (a power of 2 in [64, SD_MAX_REORDER_WINDOW]; ignored for gbn), IRN's
+ * two-level RTO (rto_low_ps while at most rto_low_pkts packets are out; 0 = off), IRN's BDP-FC
+ * (at most bdp_cap packets out; 0 = off). */
+int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t reorder_window, int64_t rto_low_ps,
+                     uint32_t rto_low_pkts, uint32_t bdp_cap);
+/* Path set of a QP's data packets: n entropies (UDP source ports), a policy, weights (spray_weighted,
+ * >= 1 each; NULL otherwise), ar = mark data packets eligible for adaptive routing. */
+int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entropies, const uint32_t *weights,
+                 uint32_t n, uint32_t ar);
+/* Adaptive routing at a switch: eligible packets take the least-loaded candidate egress (queued
+ * data bytes; ties broken by the ECMP hash). */
+int sd_set_adaptive_routing(sd_sim *sim, uint32_t switch_node, uint32_t on);
+/* Random loss on the link direction leaving `port` (probability per packet, 0 = none). */
+int sd_set_port_loss(sd_sim *sim, uint32_t port, double probability);
 /* Post RDMA WRITEs: n messages (qp, bytes, post time). Returns the first message index.
  * QP and message tables grow when full: views from sd_qps()/sd_msgs() must then be re-fetched. */
 int sd_post_writes(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const int64_t *post_ps,

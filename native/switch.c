@@ -18,6 +18,26 @@ uint32_t sd_ecmp_hash(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport
     return (uint32_t)(mix64(a ^ mix64(b ^ seed)) >> 32);
 }
 
+/* Adaptive routing (Spectrum-X style, transport-cc.md §3): the least-loaded member of the
+ * candidate set by queued data bytes, links that are down excluded; the ECMP choice wins ties, so
+ * an idle fabric routes as ECMP would. The packet never leaves its candidate set. */
+static uint32_t ar_pick(sd_sim *sim, uint32_t off, uint32_t n, uint32_t hash_pick)
+{
+    const sd_port *h = &sim->ports[sim->set_ports[off + hash_pick]];
+    uint32_t best = hash_pick;
+    uint64_t best_load = h->up ? h->q_bytes[SD_PRIO_DATA] : UINT64_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        const sd_port *pt = &sim->ports[sim->set_ports[off + i]];
+        if (pt->up && pt->q_bytes[SD_PRIO_DATA] < best_load) {
+            best_load = pt->q_bytes[SD_PRIO_DATA];
+            best = i;
+        }
+    }
+    if (best != hash_pick)
+        sim->ctr.ar_moves++;
+    return best;
+}
+
 void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p)
 {
     sd_packet *pk = &sim->pkts[p];
@@ -27,8 +47,11 @@ void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p)
     uint32_t set = sim->fib[(size_t)sw * sim->cfg.num_hosts + pk->dst];
     uint32_t off = sim->set_off[set], n = sim->set_off[set + 1] - off;
     uint32_t pick = 0;
-    if (n > 1)
+    if (n > 1) {
         pick = sd_ecmp_hash(pk->src, pk->dst, pk->sport, SD_ROCE_DPORT, sim->switch_seed[sw]) % n;
+        if (sim->ar_on && sim->ar_on[sw] && (pk->ackreq & SD_PKT_AR))
+            pick = ar_pick(sim, off, n, pick);
+    }
     uint32_t out = sim->set_ports[off + pick];
     if (pk->prio == SD_PRIO_DATA && sim->mmu[sw].enabled && !pfc_admit(sim, in_port, pk)) {
         sd_port *o = &sim->ports[out];

@@ -1,0 +1,98 @@
+"""Multipath policy of the control plane: which transport each QP runs, which entropies (UDP
+source ports) its data packets may carry, whether the NIC marks them for adaptive routing, and
+random link loss. The per-packet choice is in C (native/paths.c, native/switch.c); this module
+only decides the sets and validates them.
+
+Scenario fields it reads (controlplane/scenario.py):
+  transport         "gbn" | "sr" | "ooo"
+  transport_params  reorder_window (packets, power of 2; default 2048), rto_low_ps / rto_low_pkts
+                    (IRN two-level RTO: defaults 100 us while <= 3 packets are out, sr/ooo only),
+                    bdp_cap (packets in flight; "auto" = ceil(BDP / MTU) on the longest path, as
+                    IRN's BDP-FC; default 0 = off)
+  paths             "ecmp" | "spray_rr" | "spray_random" | "spray_weighted"
+  num_paths         entropies per QP for the spraying policies (default 8, at most 16)
+  path_weights      spray_weighted: one integer weight per entropy
+  adaptive_routing  True: data packets are AR-eligible and every switch with more than one
+                    candidate egress sends them to the least-loaded one; ACK/CNP keep ECMP
+  link_loss         random loss probability per packet on every link direction
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from controlplane.units import us
+from dataplane.sim import PATH_POLICIES, TRANSPORTS
+
+TRANSPORT_DEFAULTS = {"reorder_window": 2048, "rto_low_ps": us(100), "rto_low_pkts": 3, "bdp_cap": 0}
+SPORT_BASE = 49152
+
+
+def resolve(sc, max_base_rtt_ps: int, host_rate_bps: int) -> dict:
+    """Check the multipath fields of a scenario and fill in defaults; returns what config.json records."""
+    if sc.transport not in TRANSPORTS:
+        raise ValueError(f"transport: unknown mode {sc.transport!r}; known: {sorted(TRANSPORTS)}")
+    if sc.paths not in PATH_POLICIES:
+        raise ValueError(f"paths: unknown policy {sc.paths!r}; known: {sorted(PATH_POLICIES)}")
+    tp = dict(TRANSPORT_DEFAULTS)
+    unknown = set(sc.transport_params or {}) - set(tp)
+    if unknown:
+        raise ValueError(f"transport_params: unknown key(s) {sorted(unknown)}; known: {sorted(tp)}")
+    tp.update(sc.transport_params or {})
+    if tp["bdp_cap"] == "auto":
+        tp["bdp_cap"] = math.ceil(max_base_rtt_ps * host_rate_bps / 8e12 / sc.mtu_payload)
+    if sc.transport == "gbn":
+        tp = {}
+    n = 1 if sc.paths == "ecmp" else sc.num_paths
+    if not isinstance(n, int) or not 1 <= n <= 16:
+        raise ValueError(f"num_paths must be an integer in [1, 16], got {sc.num_paths!r}")
+    weights = sc.path_weights
+    if sc.paths == "spray_weighted":
+        if weights is None or len(weights) != n:
+            raise ValueError(f"path_weights: spray_weighted needs num_paths={n} weights, got {weights!r}")
+    elif weights is not None:
+        raise ValueError("path_weights is only used with paths='spray_weighted'")
+    if not 0.0 <= float(sc.link_loss) <= 1.0:
+        raise ValueError(f"link_loss must be a probability in [0, 1], got {sc.link_loss!r}")
+    return {"transport": sc.transport, "transport_params": tp, "paths": sc.paths, "num_paths": n}
+
+
+def entropies(rng: np.random.Generator, first: int, n: int) -> np.ndarray:
+    """n distinct UDP source ports: the QP's own first, then n-1 more drawn from the dynamic range."""
+    out = [int(first)]
+    while len(out) < n:
+        e = int(rng.integers(SPORT_BASE, 65536))
+        if e not in out:
+            out.append(e)
+    return np.array(out, dtype=np.int64)
+
+
+def install_qp(net, qp: int, sport: int) -> None:
+    """Transport and path set of a QP pair just created (both ends: ACKs keep the QP's sport)."""
+    sc, sim, r = net.scenario, net.sim, net.resolved["multipath"]
+    if sc.transport != "gbn":
+        tp = r["transport_params"]
+        sim.set_transport(qp, sc.transport, tp["reorder_window"], tp["rto_low_ps"], tp["rto_low_pkts"], tp["bdp_cap"])
+    if sc.paths != "ecmp" or sc.adaptive_routing:
+        e = entropies(net.path_rng, sport, r["num_paths"])
+        sim.set_paths(qp, sc.paths, e, sc.path_weights, ar=sc.adaptive_routing)
+
+
+def install_fabric(net) -> None:
+    """Adaptive routing on every switch that has a choice; random loss on every link."""
+    sc, fab, sim = net.scenario, net.fabric, net.sim
+    if sc.adaptive_routing:
+        on = []
+        for node in range(fab.num_hosts, fab.num_nodes):
+            sets = np.asarray(net.routes.fib[node - fab.num_hosts])
+            widths = np.diff(net.routes.set_offsets)[sets[sets != 0xFFFFFFFF]]
+            if widths.size and widths.max() > 1:
+                sim.set_adaptive_routing(node, True)
+                on.append(node)
+        if not on:
+            raise ValueError("adaptive_routing: no switch of this fabric has more than one candidate egress")
+        net.resolved["multipath"]["ar_switches"] = on
+    if sc.link_loss:
+        for port in range(fab.num_ports):
+            sim.set_port_loss(port, float(sc.link_loss))

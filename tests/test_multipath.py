@@ -1,0 +1,171 @@
+"""Multipath transport (issue #5): sr/ooo deliver exactly once under loss and reordering,
+spraying vs ECMP, adaptive routing, and clear errors for bad input."""
+import numpy as np
+import pytest
+
+from controlplane.scenario import Scenario
+from controlplane.units import Gbps, KB, MB, us
+from tests.support import assert_conserved
+
+FAT4 = {"topology": "fat_tree", "k": 4, "host_rate_bps": Gbps(100), "host_delay_ps": us(1)}
+
+
+def perm(size=KB(512), **kw):
+    base = dict(topology=FAT4, workload={"kind": "permutation", "size_bytes": size}, cc="none",
+                sample_interval_ps=0, buffer_bytes=1_000_000)
+    base.update(kw)
+    return Scenario(**base)
+
+
+def receivers(r):
+    """(sender QP, its peer) rows: what each receiver placed and completed."""
+    q = r.network.sim.qps
+    snd = r.network.sender_qps
+    return q[snd], q[snd + 1]
+
+
+def assert_exactly_once(r):
+    assert_conserved(r)
+    snd, rcv = receivers(r)
+    sizes = np.array([f.size_bytes for f in r.network.flows])
+    # every payload byte placed once (duplicates are counted in rx_dup, never placed twice) ...
+    assert np.array_equal(rcv["rx_bytes"], sizes)
+    # ... and every message completed once, in order, at the receiver (one message per QP here)
+    assert np.all(rcv["msn"] == 1)
+    assert np.all(rcv["ooo_held"] == 0)
+
+
+@pytest.mark.parametrize("transport", ["sr", "ooo"])
+@pytest.mark.parametrize("loss", [0.001, 0.01, 0.05])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sr_and_ooo_deliver_every_message_exactly_once_under_random_loss(transport, loss, seed):
+    r = perm(transport=transport, paths="spray_random", link_loss=loss, seed=seed).run()
+    assert r.counters["random_drops"] > 0
+    assert_exactly_once(r)
+
+
+@pytest.mark.parametrize("transport", ["gbn", "sr", "ooo"])
+def test_heavy_reordering_is_absorbed(transport):
+    # spraying 16 flows over a k=4 fat-tree reorders heavily (queues differ per path)
+    r = perm(transport=transport, paths="spray_rr").run()
+    assert_exactly_once(r)
+    snd, rcv = receivers(r)
+    packets = len(r.network.flows) * KB(512) // 4096
+    assert rcv["rx_ooo"].sum() > 0.2 * packets                   # at least one packet in five out of order
+    if transport != "gbn":
+        assert rcv["ooo_max_dist"].max() > 10
+        assert rcv["ooo_peak"].max() <= 2048                    # bounded by the reorder window
+
+
+def test_gbn_retransmits_under_reordering_and_ooo_does_not():
+    gbn = perm(transport="gbn", paths="spray_rr").run()
+    ooo = perm(transport="ooo", paths="spray_rr").run()
+    assert ooo.counters["data_dropped"] == 0 and ooo.counters["retransmitted"] == 0
+    assert receivers(ooo)[1]["rx_ooo"].sum() > 400            # it was reordered (of 2048 packets), at no cost
+    assert gbn.counters["retransmitted"] > 2048               # every gap rewinds the sender
+    assert ooo.flows["fct_ps"].max() < gbn.flows["fct_ps"].max()
+
+
+def test_ecmp_uplink_use_matches_balls_into_bins():
+    """transport-cc.md V7: with m flows hashed onto n uplinks, the expected fraction of uplinks
+    used is 1 - (1 - 1/n)^m (balls into bins). Leaf-spine, 8 leaves x 8 hosts x 8 spines, a
+    random permutation per seed; the measured mean over 12 seeds must be within 0.04 of the
+    expectation computed for the flows each leaf actually sends off-leaf."""
+    topo = {"topology": "leaf_spine", "num_leaves": 8, "num_spines": 8, "hosts_per_leaf": 8,
+            "host_rate_bps": Gbps(100), "fabric_rate_bps": Gbps(100), "host_delay_ps": us(1),
+            "fabric_delay_ps": us(1)}
+    used, expected = [], []
+    for seed in range(1, 13):
+        sc = Scenario(topology=topo, workload={"kind": "permutation", "size_bytes": KB(64)}, cc="none",
+                      sample_interval_ps=0, seed=seed)
+        net = sc.build()
+        net.run()
+        fab, ports = net.fabric, net.sim.ports
+        leaf_of = lambda h: h // 8                                  # noqa: E731 (hosts are numbered leaf by leaf)
+        for leaf in range(8):
+            m = sum(1 for f in net.flows if leaf_of(f.src) == leaf and leaf_of(f.dst) != leaf)
+            node = fab.num_hosts + leaf
+            up = [p for p in range(fab.num_ports) if fab.port_owner(p) == node
+                  and fab.is_switch(fab.port_owner(p ^ 1))]
+            assert len(up) == 8
+            # an uplink carries data if it sent more than the ACKs of every flow could add up to
+            used.append(np.mean([ports[p]["tx_bytes"] > KB(32) for p in up]))
+            expected.append(1 - (1 - 1 / 8) ** m)
+    print(f"uplinks used {np.mean(used):.3f}, balls-into-bins {np.mean(expected):.3f}")
+    assert abs(np.mean(used) - np.mean(expected)) < 0.04, (np.mean(used), np.mean(expected))
+
+
+def test_spraying_and_ar_beat_ecmp_on_a_permutation():
+    fct = {}
+    for name, kw in {"ecmp": {}, "spray": {"paths": "spray_rr"}, "ar": {"adaptive_routing": True}}.items():
+        r = perm(size=MB(2), transport="ooo", **kw).run()
+        assert_exactly_once(r)
+        fct[name] = r.flows["fct_ps"].mean()
+    assert fct["spray"] < 0.5 * fct["ecmp"] and fct["ar"] < fct["ecmp"]
+
+
+def test_unmarked_packets_never_change_path():
+    """AR enabled on every switch, but the NIC does not mark the packets: forwarding is ECMP,
+    so every port sends exactly what it sends with AR off."""
+    def ports(ar_switches):
+        net = perm(transport="ooo").build()
+        if ar_switches:
+            for node in range(net.fabric.num_hosts, net.fabric.num_nodes):
+                try:
+                    net.sim.set_adaptive_routing(node, True)
+                except ValueError:
+                    pass                                        # a core switch: one egress per destination
+        r = net.run()
+        return r, net.sim.ports["tx_packets"].copy()
+    r_off, off = ports(False)
+    r_on, on = ports(True)
+    assert r_on.counters["ar_moves"] == 0
+    assert np.array_equal(off, on)
+
+
+def test_ar_moves_marked_packets_within_their_candidate_set():
+    r = perm(size=MB(1), transport="ooo", adaptive_routing=True).run()
+    assert r.counters["ar_moves"] > 0
+    # a packet taken off its candidate set would reach a wrong host (or loop): every receiver got
+    # exactly its own bytes and nothing is left in flight
+    assert_exactly_once(r)
+    assert r.counters["packet_hops"] > 0
+
+
+def test_same_seed_same_sprayed_run():
+    a = perm(transport="sr", paths="spray_random", link_loss=0.01, seed=5).run()
+    b = perm(transport="sr", paths="spray_random", link_loss=0.01, seed=5).run()
+    assert np.array_equal(a.flows["finish_ps"], b.flows["finish_ps"])
+    assert a.counters == b.counters
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(transport="irn"), "transport: unknown mode 'irn'"),
+    (dict(paths="flowlet_x"), "paths: unknown policy"),
+    (dict(paths="spray_rr", num_paths=0), "num_paths must be"),
+    (dict(paths="spray_weighted", num_paths=2), "path_weights"),
+    (dict(paths="spray_rr", path_weights=[1, 2]), "path_weights is only used"),
+    (dict(transport="sr", transport_params={"reorder_window": 100}), "reorder_window must be a power of 2"),
+    (dict(transport="sr", transport_params={"window": 64}), "transport_params: unknown key"),
+    (dict(link_loss=1.5), "link_loss must be"),
+])
+def test_bad_multipath_input_names_the_field(kw, match):
+    with pytest.raises(Exception, match=match):
+        perm(**kw).build()
+
+
+def test_ar_needs_a_switch_with_a_choice():
+    sc = Scenario(topology={"topology": "single_switch", "num_hosts": 4, "rate_bps": Gbps(100), "delay_ps": us(1)},
+                  workload={"kind": "incast", "senders": 3, "size_bytes": KB(64)}, cc="none",
+                  adaptive_routing=True)
+    with pytest.raises(ValueError, match="adaptive_routing: no switch"):
+        sc.build()
+    net = Scenario(topology=FAT4, workload={"kind": "permutation", "size_bytes": KB(64)}, cc="none").build()
+    with pytest.raises(Exception, match="adaptive_routing: node 0 is not a switch"):
+        net.sim.set_adaptive_routing(0, True)
+    with pytest.raises(Exception, match="loss: port 9999 does not exist"):
+        net.sim.set_port_loss(9999, 0.1)
+    with pytest.raises(Exception, match="path set .* is empty"):
+        net.sim.set_paths(0, "spray_rr", [])
+    with pytest.raises(Exception, match="already has posted messages"):
+        net.sim.set_transport(0, "sr")
