@@ -27,7 +27,7 @@ import numpy as np
 
 from congestion import registry
 from congestion.api import CCPluginError
-from controlplane import devices, multipath, routing, topology, workload
+from controlplane import devices, failures, multipath, routing, topology, workload
 from controlplane.units import Gbps, MB, ms, us
 from dataplane.sim import CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_IDLE, Simulator
 
@@ -78,6 +78,8 @@ class Scenario:
     path_weights: list | None = None    # spray_weighted: one weight per entropy
     adaptive_routing: bool = False      # data packets AR-eligible; switches pick the least-loaded egress
     link_loss: float = 0.0              # random loss probability per packet on every link direction
+    failures: list | None = None        # [{"link": i | "switch": node, "down_ps", "up_ps"}] (controlplane/failures.py)
+    failure_params: dict | None = None  # detect_ps (NIC failover), reconverge_ps (routing)
 
     # ------------------------------------------------------------------ config
     def to_dict(self) -> dict:
@@ -158,6 +160,7 @@ class Network:
         self.sim = self._make_sim()
         self._install_fabric()
         self._install_flows()
+        self.failures = failures.FailurePlan(self)
 
     # -------------------------------------------------------------- resolution of defaults
     def _resolve(self) -> dict:
@@ -378,13 +381,17 @@ class Network:
         try:
             while True:
                 target = min(next_sample, end) if interval else end
+                t_fail = self.failures.next_time()
+                if t_fail is not None and t_fail < target:
+                    target = t_fail
                 stop = sim.run_until(target)
+                self.failures.apply_due(sim.now)
                 if interval and sim.now >= next_sample:
                     sample()
                     next_sample += interval
                 bar.update(sim.now)
                 done = sim.msgs_completed >= total
-                if done or stop == STOP_IDLE or sim.now >= end:
+                if done or (stop == STOP_IDLE and self.failures.next_time() is None) or sim.now >= end:
                     break
         except CCPluginError as exc:
             bar.close()
@@ -459,6 +466,10 @@ class Result:
             "bytes_posted": int(qp["posted_bytes"].sum()), "bytes_acked": int(qp["acked_bytes"].sum()),
             "cnps_rx": int(qp["cnps_rx"].sum()), "naks_rx": int(qp["naks_rx"].sum()),
             "cc_events": int(qp["cc_events"].sum()), "sim_time_ps": int(sim.now),
+            "failure_drops": int(sim.ports["down_drops"].sum()),
+            "rx_ooo": int(qp["rx_ooo"].sum()), "rx_dup": int(qp["rx_dup"].sum()), "rx_late": int(qp["rx_late"].sum()),
+            "reorder_peak": int(qp["ooo_peak"].max()) if len(qp) else 0,
+            "reorder_max_dist": int(qp["ooo_max_dist"].max()) if len(qp) else 0,
         })
         if error is not None:
             c["error"] = error

@@ -285,6 +285,12 @@ class Simulator:
     def set_adaptive_routing(self, switch_node: int, on: bool = True) -> None:
         self._check(lib.sd_set_adaptive_routing(self._sim, switch_node, int(bool(on))))
 
+    def trace_path(self, src: int, dst: int, sport: int) -> list[int]:
+        """Link indices of the ECMP path of (src, dst, sport), in order."""
+        out = ffi.new("uint32_t[64]")
+        n = self._check(lib.sd_trace_path(self._sim, src, dst, sport, out, 64))
+        return [int(out[i]) for i in range(n)]
+
     def set_port_loss(self, port: int, probability: float) -> None:
         """Random loss per packet on the link direction leaving ``port``."""
         self._check(lib.sd_set_port_loss(self._sim, port, float(probability)))

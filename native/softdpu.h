@@ -437,6 +437,8 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
 /* Adaptive routing at a switch: eligible packets take the least-loaded candidate egress (queued
  * data bytes; ties broken by the ECMP hash). */
 int sd_set_adaptive_routing(sd_sim *sim, uint32_t switch_node, uint32_t on);
+/* The links of the ECMP path of (src, dst, sport): returns how many were written to links_out. */
+int sd_trace_path(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, uint32_t *links_out, uint32_t max);
 /* Random loss on the link direction leaving `port` (probability per packet, 0 = none). */
 int sd_set_port_loss(sd_sim *sim, uint32_t port, double probability);
 /* Post RDMA WRITEs: n messages (qp, bytes, post time). Returns the first message index.

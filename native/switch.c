@@ -63,3 +63,30 @@ void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p)
     }
     port_enqueue(sim, out, p);
 }
+
+/* The links a packet from src to dst with UDP source port `sport` crosses under ECMP (no adaptive
+ * routing), written to links_out; returns their number, or an error. For the control plane's
+ * failover: which entropies of a QP cross a failed link. */
+int sd_trace_path(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, uint32_t *links_out, uint32_t max)
+{
+    uint32_t H = sim->cfg.num_hosts;
+    if (src >= H || dst >= H || src == dst)
+        return sd_fail(sim, SD_EINVAL, "trace_path: src %u and dst %u must be two different hosts", src, dst);
+    if (!sim->fib && sim->cfg.num_switches > 0)
+        return sd_fail(sim, SD_ESTATE, "trace_path: install the fib first");
+    uint32_t port = sim->hosts[src].port, n = 0;
+    while (n < max) {
+        links_out[n++] = port / 2;
+        uint32_t node = sim->ports[sim->ports[port].peer].node;
+        if (node == dst)
+            return (int)n;
+        if (node < H)
+            return sd_fail(sim, SD_EINVAL, "trace_path: reached host %u, not %u", node, dst);
+        uint32_t sw = node - H;
+        uint32_t set = sim->fib[(size_t)sw * H + dst];
+        uint32_t off = sim->set_off[set], k = sim->set_off[set + 1] - off;
+        uint32_t pick = k > 1 ? sd_ecmp_hash(src, dst, sport, SD_ROCE_DPORT, sim->switch_seed[sw]) % k : 0;
+        port = sim->set_ports[off + pick];
+    }
+    return sd_fail(sim, SD_EINVAL, "trace_path: longer than %u links", max);
+}

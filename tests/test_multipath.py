@@ -169,3 +169,67 @@ def test_ar_needs_a_switch_with_a_choice():
         net.sim.set_paths(0, "spray_rr", [])
     with pytest.raises(Exception, match="already has posted messages"):
         net.sim.set_transport(0, "sr")
+
+
+def test_spraying_vs_ecmp_experiment_writes_its_csvs(tmp_path):
+    from experiments import spraying_vs_ecmp
+    out = spraying_vs_ecmp.run(tmp_path, {"k": 4, "size_bytes": MB(1), "variants": ["ecmp-gbn", "spray_rr-ooo"]},
+                               plots=False)
+    s = {r["variant"]: r for r in out["summary"]}
+    assert s["spray_rr-ooo"]["mean_tput_frac"] > s["ecmp-gbn"]["mean_tput_frac"]
+    assert s["spray_rr-ooo"]["retransmitted"] == 0 and s["spray_rr-ooo"]["rx_ooo"] > 0
+    rows = (tmp_path / "spraying_vs_ecmp.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 16
+
+
+CORE_LINK = 47          # k=4 fat-tree: the last link joins an aggregation switch to a core switch
+
+
+@pytest.mark.parametrize("paths,transport", [("ecmp", "gbn"), ("spray_rr", "ooo"), ("spray_weighted", "sr")])
+def test_failover_stops_traffic_into_a_failed_link_once_detected(paths, transport):
+    """A core link fails at 200 us; NICs detect it 50 us later; routing would only reconverge
+    after 10 ms. From detection on, no QP (data or ACK direction) has an entropy whose path
+    crosses the dead link, so its drop counters stop growing once the packets sent before
+    detection have left the switch queues in front of it (edge and aggregation: at most 1 MB of
+    buffer each = 80 us at 100 Gb/s, plus a sample interval)."""
+    extra = {"path_weights": [1, 2, 3, 4, 1, 2, 3, 4]} if paths == "spray_weighted" else {}
+    r = perm(size=MB(4), cc="dcqcn", transport=transport, paths=paths, **extra,
+             failures=[{"link": CORE_LINK, "down_ps": us(200)}],
+             failure_params={"detect_ps": us(50), "reconverge_ps": 10_000_000_000},
+             sample_interval_ps=us(10), monitor_ports=[2 * CORE_LINK, 2 * CORE_LINK + 1]).run()
+    ts = r.timeseries
+    drops = ts["port_drops"].sum(axis=1)
+    t = ts["t_ps"]
+    assert drops[-1] > 0                                         # the failure did cost packets
+    after = drops[t >= us(200) + us(50) + 2 * us(80) + us(10)]
+    assert np.all(after == drops[-1]), (t, drops)
+    net = r.network
+    for qp in np.concatenate([net.sender_qps, net.sender_qps + 1]):
+        q = net.sim.qps[int(qp)]
+        ents = q["paths"][:q["npaths"]] if q["npaths"] else [q["sport"]]
+        for e in ents:
+            assert CORE_LINK not in net.sim.trace_path(int(q["host"]), int(q["peer_host"]), int(e))
+    assert r.counters["failure_drops"] == drops[-1]
+    assert r.counters["msgs_completed"] == r.counters["msgs_total"]
+
+
+def test_reconvergence_alone_restores_service():
+    """Without NIC failover (detection slower than routing), the FIBs recomputed without the link
+    bring every flow to completion."""
+    r = perm(size=MB(2), cc="dcqcn", failures=[{"link": CORE_LINK, "down_ps": us(100), "up_ps": us(5000)}],
+             failure_params={"detect_ps": 10_000_000_000, "reconverge_ps": us(300)}).run()
+    assert r.counters["msgs_completed"] == r.counters["msgs_total"]
+    log = r.config["resolved"]["failure_log"]
+    assert [e["action"] for e in log][:2] == ["down", "reconverge"]
+
+
+@pytest.mark.parametrize("failures,match", [
+    ([{"link": 999, "down_ps": 0}], r"failures\[0\].link: link 999 does not exist"),
+    ([{"switch": 3, "down_ps": 0}], r"failures\[0\].switch: node 3 is not a switch"),
+    ([{"link": 1}], r"failures\[0\].down_ps must be"),
+    ([{"link": 1, "down_ps": 10, "up_ps": 5}], r"failures\[0\].up_ps must be"),
+    ([{"link": 1, "switch": 20, "down_ps": 0}], r"exactly one of"),
+])
+def test_bad_failures_name_the_field(failures, match):
+    with pytest.raises(ValueError, match=match):
+        perm(failures=failures).build()

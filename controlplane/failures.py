@@ -1,0 +1,156 @@
+"""Failures: links and switches that go down (and back up) at given times, the NIC-side failover
+that moves a QP's entropies off a failed link once the failure is detected, and routing
+reconvergence after a modelled delay. The data plane only drops what a down link is given
+(port counter down_drops); everything time-driven here runs at exact simulated times between
+run_until() calls.
+
+Scenario fields (controlplane/scenario.py):
+  failures        [{"link": i | "switch": node, "down_ps": t, "up_ps": t2 (optional)}, ...]
+  failure_params  detect_ps: a QP's entropies through a down link are replaced this long after it
+                  fails (NIC/transport failure detection; default 100 us); reconverge_ps: the
+                  switches' FIBs are recomputed without the down links this long after a change
+                  (routing protocol convergence; default 1 ms). Until then, packets the ECMP hash
+                  sends to a dead port are lost.
+"""
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+
+from controlplane import routing
+from controlplane.units import ms, us
+from dataplane.sim import PATH_POLICIES
+
+FAILURE_DEFAULTS = {"detect_ps": us(100), "reconverge_ps": ms(1)}
+POLICY_NAMES = {v: k for k, v in PATH_POLICIES.items()}
+
+
+class FailurePlan:
+    """The failure schedule of a network and the control plane's reactions to it."""
+
+    def __init__(self, net):
+        self.net = net
+        sc, fab = net.scenario, net.fabric
+        p = dict(FAILURE_DEFAULTS)
+        unknown = set(sc.failure_params or {}) - set(p)
+        if unknown:
+            raise ValueError(f"failure_params: unknown key(s) {sorted(unknown)}; known: {sorted(p)}")
+        p.update(sc.failure_params or {})
+        for k, v in p.items():
+            if not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"failure_params.{k} must be a non-negative integer (ps), got {v!r}")
+        self.params = p
+        self.down: set[int] = set()        # links down now
+        self.detected: set[int] = set()    # ... whose failure the NICs have detected
+        self.rng = np.random.default_rng([sc.seed, 3])
+        self.queue: list[tuple[int, int, str, tuple]] = []
+        self.log: list[dict] = []
+        for i, f in enumerate(sc.failures or []):
+            links = self._links_of(i, f)
+            down = f.get("down_ps")
+            if not isinstance(down, (int, np.integer)) or down < 0:
+                raise ValueError(f"failures[{i}].down_ps must be a time >= 0 (ps), got {down!r}")
+            up = f.get("up_ps")
+            if up is not None and (not isinstance(up, (int, np.integer)) or up <= down):
+                raise ValueError(f"failures[{i}].up_ps must be a time after down_ps, got {up!r}")
+            self._push(int(down), "down", links)
+            if up is not None:
+                self._push(int(up), "up", links)
+
+    def _links_of(self, i: int, f: dict) -> tuple[int, ...]:
+        fab = self.net.fabric
+        unknown = set(f) - {"link", "switch", "down_ps", "up_ps"}
+        if unknown:
+            raise ValueError(f"failures[{i}]: unknown key(s) {sorted(unknown)}")
+        if ("link" in f) == ("switch" in f):
+            raise ValueError(f"failures[{i}] needs exactly one of 'link' or 'switch'")
+        if "link" in f:
+            link = f["link"]
+            if not isinstance(link, (int, np.integer)) or not 0 <= link < len(fab.links):
+                raise ValueError(f"failures[{i}].link: link {link!r} does not exist (links are 0..{len(fab.links) - 1})")
+            return (int(link),)
+        node = f["switch"]
+        if not isinstance(node, (int, np.integer)) or not fab.num_hosts <= node < fab.num_nodes:
+            raise ValueError(f"failures[{i}].switch: node {node!r} is not a switch "
+                             f"(switches are {fab.num_hosts}..{fab.num_nodes - 1})")
+        return tuple(j for j, l in enumerate(fab.links) if node in (l.a, l.b))
+
+    def _push(self, t: int, kind: str, links: tuple[int, ...]) -> None:
+        heapq.heappush(self.queue, (t, len(self.log) + len(self.queue), kind, links))
+
+    def next_time(self) -> int | None:
+        return self.queue[0][0] if self.queue else None
+
+    def apply_due(self, now: int) -> None:
+        while self.queue and self.queue[0][0] <= now:
+            t, _, kind, links = heapq.heappop(self.queue)
+            getattr(self, "_" + kind)(t, links)
+            self.log.append({"t_ps": int(t), "action": kind, "links": list(links)})
+        if self.log:
+            self.net.resolved["failure_log"] = self.log
+
+    # ------------------------------------------------------------------ actions
+    def _down(self, t: int, links) -> None:
+        for link in links:
+            self.net.sim.set_link_up(link, False)
+            self.down.add(link)
+        self._push(t + self.params["detect_ps"], "detect", links)
+        self._push(t + self.params["reconverge_ps"], "reconverge", links)
+
+    def _up(self, t: int, links) -> None:
+        for link in links:
+            self.net.sim.set_link_up(link, True)
+            self.down.discard(link)
+            self.detected.discard(link)
+        self._push(t + self.params["reconverge_ps"], "reconverge", links)
+
+    def _detect(self, t: int, links) -> None:
+        self.detected |= set(links) & self.down
+        self.failover()
+
+    def _reconverge(self, t: int, links) -> None:
+        fab, sim = self.net.fabric, self.net.sim
+        try:
+            routes = routing.compute_routes(fab, down_links=sorted(self.down))
+        except routing.RoutingError as exc:
+            raise ValueError(f"failures: the fabric is partitioned with links {sorted(self.down)} down: {exc}") from None
+        sim.install_fib(routes.fib, routes.set_offsets, routes.set_ports)
+        self.failover()                    # the new routes move the ECMP paths: check them again
+
+    # ------------------------------------------------------------------ failover
+    def crosses_failure(self, src: int, dst: int, sport: int) -> bool:
+        return any(link in self.detected for link in self.net.sim.trace_path(src, dst, sport))
+
+    def failover(self) -> None:
+        """Replace every entropy whose ECMP path crosses a detected failure: the data entropies of
+        each sender QP and the ACK/CNP entropy of each receiver QP."""
+        if not self.detected:
+            return
+        sim = self.net.sim
+        ends = np.concatenate([self.net.sender_qps, self.net.sender_qps + 1])   # data and ACK directions
+        for qp in ends:
+            q = sim.qps[int(qp)]
+            src, dst = int(q["host"]), int(q["peer_host"])
+            n = int(q["npaths"])
+            ents = [int(e) for e in q["paths"][:n]] if n else [int(q["sport"])]
+            keep = [e for e in ents if not self.crosses_failure(src, dst, e)]
+            if len(keep) == len(ents):
+                continue
+            tries = 0
+            while len(keep) < len(ents) and tries < 64 * len(ents):
+                e = int(self.rng.integers(49152, 65536))
+                tries += 1
+                if e not in keep and not self.crosses_failure(src, dst, e):
+                    keep.append(e)
+            if not keep:
+                continue                   # no working path found: wait for reconvergence
+            policy = POLICY_NAMES[int(q["path_policy"])] if n else "ecmp"
+            if policy == "ecmp":
+                keep = keep[:1]
+            weights = None
+            if policy == "spray_weighted":      # a kept entropy keeps its weight, a new one gets 1
+                w = np.diff(np.concatenate([[0], q["path_weight"][:n].astype(np.int64)]))
+                wmap = dict(zip(ents, w.tolist()))
+                weights = [wmap.get(e, 1) for e in keep]
+            sim.set_paths(int(qp), policy, keep, weights, ar=bool(q["ar"]))
