@@ -9,9 +9,11 @@ Scenario fields it reads (controlplane/scenario.py):
                     (IRN two-level RTO: defaults 100 us while <= 3 packets are out, sr/ooo only),
                     bdp_cap (packets in flight; "auto" = ceil(BDP / MTU) on the longest path, as
                     IRN's BDP-FC; default 0 = off)
-  paths             "ecmp" | "spray_rr" | "spray_random" | "spray_weighted"
+  paths             "ecmp" | "spray_rr" | "spray_random" | "spray_weighted" | "reps" | "flowlet" | "plb"
   num_paths         entropies per QP for the spraying policies (default 8, at most 16)
   path_weights      spray_weighted: one integer weight per entropy
+  path_params       flowlet_gap_ps (default 100 us), plb_cong_thresh (0.5), plb_rehash_rounds (12),
+                    plb_suspend_ps (60 s): the Linux tcp_plb.c defaults (transport-cc.md §3.4)
   adaptive_routing  True: data packets are AR-eligible and every switch with more than one
                     candidate egress sends them to the least-loaded one; ACK/CNP keep ECMP
   link_loss         random loss probability per packet on every link direction
@@ -26,6 +28,9 @@ from controlplane.units import us
 from dataplane.sim import PATH_POLICIES, TRANSPORTS
 
 TRANSPORT_DEFAULTS = {"reorder_window": 2048, "rto_low_ps": us(100), "rto_low_pkts": 3, "bdp_cap": 0}
+PATH_PARAM_DEFAULTS = {"flowlet_gap_ps": us(100), "plb_cong_thresh": 0.5, "plb_rehash_rounds": 12,
+                       "plb_suspend_ps": 60 * 10**12}
+FEEDBACK_POLICIES = ("reps", "flowlet", "plb")
 SPORT_BASE = 49152
 
 
@@ -53,9 +58,15 @@ def resolve(sc, max_base_rtt_ps: int, host_rate_bps: int) -> dict:
             raise ValueError(f"path_weights: spray_weighted needs num_paths={n} weights, got {weights!r}")
     elif weights is not None:
         raise ValueError("path_weights is only used with paths='spray_weighted'")
+    pp = dict(PATH_PARAM_DEFAULTS)
+    unknown = set(sc.path_params or {}) - set(pp)
+    if unknown:
+        raise ValueError(f"path_params: unknown key(s) {sorted(unknown)}; known: {sorted(pp)}")
+    pp.update(sc.path_params or {})
     if not 0.0 <= float(sc.link_loss) <= 1.0:
         raise ValueError(f"link_loss must be a probability in [0, 1], got {sc.link_loss!r}")
-    return {"transport": sc.transport, "transport_params": tp, "paths": sc.paths, "num_paths": n}
+    return {"transport": sc.transport, "transport_params": tp, "paths": sc.paths, "num_paths": n,
+            "path_params": pp if sc.paths in FEEDBACK_POLICIES else {}}
 
 
 def entropies(rng: np.random.Generator, first: int, n: int) -> np.ndarray:
@@ -77,6 +88,30 @@ def install_qp(net, qp: int, sport: int) -> None:
     if sc.paths != "ecmp" or sc.adaptive_routing:
         e = entropies(net.path_rng, sport, r["num_paths"])
         sim.set_paths(qp, sc.paths, e, sc.path_weights, ar=sc.adaptive_routing)
+        if sc.paths in FEEDBACK_POLICIES:
+            pp = r["path_params"]
+            sim.set_path_params(qp, pp["flowlet_gap_ps"], pp["plb_cong_thresh"], pp["plb_rehash_rounds"],
+                                pp["plb_suspend_ps"])
+
+
+def telemetry(net) -> dict[str, np.ndarray]:
+    """Per-entropy telemetry of the sender QPs, shape (QPs, 16) each: entropy, packets sent, ACKs,
+    ECN fraction of those ACKs, last RTT (ps, -1 none); plus repaths per QP. Slots past a QP's
+    npaths are zero. What a control-plane policy reads at its ticks to reweight or remove paths."""
+    sim = net.sim
+    qps = net.sender_qps
+    q = sim.qps[qps]
+    st = sim.path_states
+    if len(st) == 0:
+        z = np.zeros((len(qps), 16))
+        return {"entropy": z.astype(np.int64), "sent": z.astype(np.int64), "acks": z.astype(np.int64),
+                "ecn_fraction": z, "rtt_ps": z.astype(np.int64) - 1, "repaths": np.zeros(len(qps), np.int64)}
+    s = st[qps]
+    acks = s["acks"].astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(acks > 0, s["ce"] / np.maximum(acks, 1), 0.0)
+    return {"entropy": q["paths"].astype(np.int64), "sent": s["sent"].astype(np.int64), "acks": acks,
+            "ecn_fraction": frac, "rtt_ps": s["rtt_ps"].astype(np.int64), "repaths": s["repaths"].astype(np.int64)}
 
 
 def install_fabric(net) -> None:

@@ -76,6 +76,7 @@ class Scenario:
     paths: str = "ecmp"                 # "ecmp", "spray_rr", "spray_random", "spray_weighted"
     num_paths: int = 8                  # entropies per QP when spraying
     path_weights: list | None = None    # spray_weighted: one weight per entropy
+    path_params: dict | None = None     # flowlet_gap_ps, plb_cong_thresh, plb_rehash_rounds, plb_suspend_ps
     adaptive_routing: bool = False      # data packets AR-eligible; switches pick the least-loaded egress
     link_loss: float = 0.0              # random loss probability per packet on every link direction
     failures: list | None = None        # [{"link": i | "switch": node, "down_ps", "up_ps"}] (controlplane/failures.py)
@@ -161,6 +162,7 @@ class Network:
         self._install_fabric()
         self._install_flows()
         self.failures = failures.FailurePlan(self)
+        self.tick_hooks: list = []        # callables(net) run at every control tick (path policies, ...)
 
     # -------------------------------------------------------------- resolution of defaults
     def _resolve(self) -> dict:
@@ -389,6 +391,8 @@ class Network:
                 if interval and sim.now >= next_sample:
                     sample()
                     next_sample += interval
+                    for hook in self.tick_hooks:
+                        hook(self)
                 bar.update(sim.now)
                 done = sim.msgs_completed >= total
                 if done or (stop == STOP_IDLE and self.failures.next_time() is None) or sim.now >= end:

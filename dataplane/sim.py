@@ -37,7 +37,8 @@ PAYLOAD_PATTERNS = {"zeros": 0, "address": 1}
 MAX_CAPTURES = lib.SD_MAX_CAPTURES
 TRANSPORTS = {"gbn": lib.SD_GBN, "sr": lib.SD_SR, "ooo": lib.SD_OOO}
 PATH_POLICIES = {"ecmp": lib.SD_PATH_ECMP, "spray_rr": lib.SD_PATH_SPRAY_RR, "spray_random": lib.SD_PATH_SPRAY_RANDOM,
-                 "spray_weighted": lib.SD_PATH_SPRAY_WEIGHTED}
+                 "spray_weighted": lib.SD_PATH_SPRAY_WEIGHTED, "reps": lib.SD_PATH_REPS, "flowlet": lib.SD_PATH_FLOWLET,
+                 "plb": lib.SD_PATH_PLB}
 EVENT_NAMES = ("start", "ack", "cnp", "nak", "timeout", "timer", "bytes")
 ALL_EVENTS = (1 << len(EVENT_NAMES)) - 1
 
@@ -76,6 +77,7 @@ QP_DTYPE = dtype_of("sd_qp")
 MSG_DTYPE = dtype_of("sd_msg")
 TRACE_DTYPE = dtype_of("sd_cc_trace")
 COMPLETION_DTYPE = dtype_of("sd_completion")
+PATH_STATE_DTYPE = dtype_of("sd_path_state")
 COUNTER_FIELDS = [name for name, _ in ffi.typeof("sd_counters").fields]
 
 
@@ -273,14 +275,26 @@ class Simulator:
 
     def set_paths(self, qp: int, policy: str, entropies, weights=None, ar: bool = False) -> None:
         """Path set of ``qp``'s data packets: entropies (UDP source ports) and the per-packet
-        policy ("ecmp", "spray_rr", "spray_random", "spray_weighted"); ``ar`` marks its data
-        packets eligible for adaptive routing."""
+        policy ("ecmp", "spray_rr", "spray_random", "spray_weighted", "reps", "flowlet", "plb");
+        ``ar`` marks its data packets eligible for adaptive routing."""
         if policy not in PATH_POLICIES:
             raise ValueError(f"paths: unknown policy {policy!r}; known: {sorted(PATH_POLICIES)}")
         e = _u32("paths.entropies", entropies)
         w = _u32("paths.weights", weights, len(e)) if weights is not None else None
         self._check(lib.sd_set_paths(self._sim, qp, PATH_POLICIES[policy], _ptr("uint32_t *", e),
                                      _ptr("uint32_t *", w) if w is not None else ffi.NULL, len(e), int(bool(ar))))
+
+    def set_path_params(self, qp: int, flowlet_gap_ps: int = 100_000_000, plb_cong_thresh: float = 0.5,
+                        plb_rehash_rounds: int = 12, plb_suspend_ps: int = 60 * 10**12) -> None:
+        """Parameters of the reps/flowlet/plb policies (defaults: 100 us flowlet gap; PLB as Linux)."""
+        self._check(lib.sd_set_path_params(self._sim, qp, int(flowlet_gap_ps), float(plb_cong_thresh),
+                                           int(plb_rehash_rounds), int(plb_suspend_ps)))
+
+    @property
+    def path_states(self) -> np.ndarray:
+        """Per-QP path state (rows indexed like :attr:`qps`; zero for QPs without a path set)."""
+        n = ffi.new("uint32_t *")
+        return _view(lib.sd_path_states(self._sim, n), n[0], "sd_path_state", PATH_STATE_DTYPE)
 
     def set_adaptive_routing(self, switch_node: int, on: bool = True) -> None:
         self._check(lib.sd_set_adaptive_routing(self._sim, switch_node, int(bool(on))))

@@ -167,12 +167,14 @@ static void send_data(sd_sim *sim, uint32_t qi)
     pk->payload = payload;
     pk->wire = (uint16_t)sd_wire_bytes(sim, op, payload);
     pk->in_port = SD_NONE;
-    pk->sport = q->npaths ? path_pick(q) : (uint16_t)q->sport;
+    uint8_t slot_flags = 0;
+    pk->sport = q->npaths ? path_pick(sim, qi, &slot_flags) : (uint16_t)q->sport;
     pk->opcode = op;
     pk->prio = SD_PRIO_DATA;
     pk->ecn = SD_ECN_ECT0;
     pk->becn = 0;
-    pk->ackreq = (uint8_t)((op == SD_OP_WRITE_LAST || op == SD_OP_WRITE_ONLY) | (q->ar ? SD_PKT_AR : 0));
+    pk->flags = (uint8_t)((op == SD_OP_WRITE_LAST || op == SD_OP_WRITE_ONLY ? SD_PKT_ACKREQ : 0) | (q->ar ? SD_PKT_AR : 0) |
+                          slot_flags);
     pk->syndrome = 0;
     pk->msg = mi;
     pk->ttl = SD_TTL;
@@ -279,10 +281,14 @@ static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, ui
     pk->prio = SD_PRIO_CTRL;
     pk->ecn = opcode == SD_OP_CNP ? SD_ECN_ECT0 : 0;  /* as a ConnectX CNP (TOS 0xC2); ACKs Not-ECT */
     pk->becn = becn;
-    pk->ackreq = 0;
+    pk->flags = 0;
     pk->syndrome = syndrome;
     pk->msg = sack;
     pk->ttl = SD_TTL;
+    if (opcode == SD_OP_ACK && int_from != SD_NONE) {   /* echo the acknowledged packet's path slot and CE */
+        const sd_packet *d = &sim->pkts[int_from];
+        pk->flags = (uint8_t)((d->flags & SD_PKT_SLOT_MASK) | (d->ecn == SD_ECN_CE ? SD_PKT_CE_ECHO : 0));
+    }
     sim->ctr.ctrl_sent++;
     port_enqueue(sim, sim->hosts[host].port, p);
 }
@@ -341,7 +347,7 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
         q->unacked++;
         if (pk->opcode == SD_OP_WRITE_LAST || pk->opcode == SD_OP_WRITE_ONLY)
             q->msn = (q->msn + 1) & SD_PSN_MASK;
-        if ((pk->ackreq & 1u) || q->unacked >= sim->cfg.ack_interval || q->ce_pending)
+        if ((pk->flags & SD_PKT_ACKREQ) || q->unacked >= sim->cfg.ack_interval || q->ce_pending)
             nic_send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps, p, SD_NONE);
     } else if (d > 0) {
         q->rx_ooo++;
@@ -444,6 +450,8 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
         }
         arm_rto(sim, q, qi, q->snd_una < q->snd_max ? sim->now + rto_of(sim, q) : -1);
     }
+    if (q->npaths)
+        path_feedback(sim, qi, pk, nak);
     int new_loss = nak;
     if (q->mode != SD_GBN) {
         uint64_t before = q->recovery;
@@ -530,6 +538,7 @@ void nic_rto(sd_sim *sim, uint32_t qi)
     sim->ctr.timeouts++;
     q->rto_deadline = -1;
     cc_event(sim, qi, SD_EV_TIMEOUT, NULL);
+    path_timeout(sim, qi);
     if (q->mode == SD_GBN) {
         go_back_n(sim, qi);
     } else {

@@ -62,7 +62,7 @@ void reorder_receive(sd_sim *sim, uint32_t qi, sd_packet *pk)
             drained++;
         }
         q->unacked++;
-        if ((pk->ackreq & 1u) || q->unacked >= sim->cfg.ack_interval || q->ce_pending || drained > 0 ||
+        if ((pk->flags & SD_PKT_ACKREQ) || q->unacked >= sim->cfg.ack_interval || q->ce_pending || drained > 0 ||
             q->ooo_held > 0)
             nic_send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps, p, SD_NONE);
         return;

@@ -155,6 +155,7 @@ void sd_destroy(sd_sim *sim)
     free(sim->bits);
     free(sim->loss);
     free(sim->ar_on);
+    free(sim->pstate);
     free(sim);
 }
 
@@ -527,7 +528,7 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
 {
     if (qp >= sim->num_qps)
         return sd_fail(sim, SD_EINVAL, "paths: qp %u does not exist", qp);
-    if (policy > SD_PATH_SPRAY_WEIGHTED)
+    if (policy > SD_PATH_PLB)
         return sd_fail(sim, SD_EINVAL, "paths: unknown policy %u", policy);
     if (n == 0)
         return sd_fail(sim, SD_EINVAL, "paths: the path set (entropies) is empty");
@@ -537,6 +538,15 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
         return sd_fail(sim, SD_EINVAL, "paths: policy ecmp takes one entropy, got %u", n);
     if (policy == SD_PATH_SPRAY_WEIGHTED && !weights)
         return sd_fail(sim, SD_EINVAL, "paths: spray_weighted needs weights");
+    if (qp >= sim->pstate_cap) {          /* setup time: grow the path-state table to the QP table */
+        uint32_t cap = sim->cfg.max_qps > qp ? sim->cfg.max_qps : qp + 1;
+        sd_path_state *np = realloc(sim->pstate, (size_t)cap * sizeof *np);
+        if (!np)
+            return sd_fail(sim, SD_ENOMEM, "paths: out of memory");
+        memset(np + sim->pstate_cap, 0, (size_t)(cap - sim->pstate_cap) * sizeof *np);
+        sim->pstate = np;
+        sim->pstate_cap = cap;
+    }
     sd_qp *q = &sim->qps[qp];
     uint32_t cum = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -555,7 +565,45 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
     q->path_next = 0;
     q->ar = ar ? 1u : 0u;
     q->path_rng = seed_mix(sim->cfg.seed, 0x5041000000ull + qp);
+    sd_path_state *ps = &sim->pstate[qp];
+    sd_path_state keep = *ps;            /* a new set: fresh telemetry, same parameters */
+    memset(ps, 0, sizeof *ps);
+    ps->flowlet_gap_ps = keep.flowlet_gap_ps ? keep.flowlet_gap_ps : 100000000;        /* 100 us */
+    ps->plb_cong_thresh = keep.plb_rehash_rounds ? keep.plb_cong_thresh : 0.5;
+    ps->plb_rehash_rounds = keep.plb_rehash_rounds ? keep.plb_rehash_rounds : 12;
+    ps->plb_suspend_ps = keep.plb_rehash_rounds ? keep.plb_suspend_ps : 60000000000000000ll; /* 60 s */
+    ps->plb_suspend_until = keep.plb_suspend_until;
+    ps->last_tx_ps = -1;
+    for (uint32_t i = 0; i < SD_MAX_PATHS; i++)
+        ps->rtt_ps[i] = -1;
     return SD_OK;
+}
+
+int sd_set_path_params(sd_sim *sim, uint32_t qp, int64_t flowlet_gap_ps, double plb_cong_thresh,
+                       uint32_t plb_rehash_rounds, int64_t plb_suspend_ps)
+{
+    if (qp >= sim->num_qps || qp >= sim->pstate_cap || sim->qps[qp].npaths == 0)
+        return sd_fail(sim, SD_ESTATE, "path_params: qp %u has no path set (call sd_set_paths first)", qp);
+    if (flowlet_gap_ps <= 0)
+        return sd_fail(sim, SD_EINVAL, "path_params: flowlet_gap_ps must be > 0, got %lld", (long long)flowlet_gap_ps);
+    if (!(plb_cong_thresh >= 0.0 && plb_cong_thresh <= 1.0))
+        return sd_fail(sim, SD_EINVAL, "path_params: plb_cong_thresh must be in [0, 1], got %g", plb_cong_thresh);
+    if (plb_rehash_rounds < 1)
+        return sd_fail(sim, SD_EINVAL, "path_params: plb_rehash_rounds must be >= 1");
+    if (plb_suspend_ps < 0)
+        return sd_fail(sim, SD_EINVAL, "path_params: plb_suspend_ps must be >= 0");
+    sd_path_state *ps = &sim->pstate[qp];
+    ps->flowlet_gap_ps = flowlet_gap_ps;
+    ps->plb_cong_thresh = plb_cong_thresh;
+    ps->plb_rehash_rounds = plb_rehash_rounds;
+    ps->plb_suspend_ps = plb_suspend_ps;
+    return SD_OK;
+}
+
+sd_path_state *sd_path_states(sd_sim *sim, uint32_t *count)
+{
+    *count = sim->pstate ? (sim->num_qps < sim->pstate_cap ? sim->num_qps : sim->pstate_cap) : 0;
+    return sim->pstate;
 }
 
 int sd_set_adaptive_routing(sd_sim *sim, uint32_t node, uint32_t on)
@@ -807,6 +855,7 @@ uint64_t sd_memory_bytes(sd_sim *sim)
     b += (uint64_t)sim->bits_cap * sizeof *sim->bits;
     b += sim->loss ? (uint64_t)2 * c->max_links * sizeof *sim->loss : 0;
     b += sim->ar_on ? (uint64_t)c->num_switches : 0;
+    b += (uint64_t)sim->pstate_cap * sizeof *sim->pstate;
     return b;
 }
 

@@ -176,6 +176,8 @@ struct sd_sim {
     uint32_t bits_len, bits_cap; /* words */
     double *loss;                /* per port: random loss probability, NULL = none anywhere */
     uint8_t *ar_on;              /* per switch: adaptive routing enabled, NULL = none anywhere */
+    sd_path_state *pstate;       /* per QP, once some QP has a path set (paths.c) */
+    uint32_t pstate_cap;
 };
 
 /* error.c-style helper in sim.c */
@@ -224,7 +226,9 @@ int reorder_next_rtx(sd_sim *sim, sd_qp *q, uint64_t *seq);
 void reorder_timeout(sd_sim *sim, sd_qp *q);
 
 /* paths.c */
-uint16_t path_pick(sd_qp *q);
+uint16_t path_pick(sd_sim *sim, uint32_t qi, uint8_t *slot_flags);
+void path_feedback(sd_sim *sim, uint32_t qi, const sd_packet *ack, int nak);
+void path_timeout(sd_sim *sim, uint32_t qi);
 
 /* switch.c */
 void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p);

@@ -69,8 +69,13 @@ enum sd_cc_event_type {
  * out-of-order placement as SRD / NVIDIA OOO (no NACK: SACKed ACKs, retransmission on timeout). */
 enum sd_transport { SD_GBN = 0, SD_SR = 1, SD_OOO = 2 };
 /* Path policies (native/paths.c): the entropy (UDP source port) of each data packet. */
-enum sd_path_policy { SD_PATH_ECMP = 0, SD_PATH_SPRAY_RR = 1, SD_PATH_SPRAY_RANDOM = 2, SD_PATH_SPRAY_WEIGHTED = 3 };
-enum { SD_MAX_PATHS = 16, SD_MAX_REORDER_WINDOW = 32768, SD_PKT_AR = 2 };
+enum sd_path_policy { SD_PATH_ECMP = 0, SD_PATH_SPRAY_RR = 1, SD_PATH_SPRAY_RANDOM = 2, SD_PATH_SPRAY_WEIGHTED = 3,
+                      SD_PATH_REPS = 4, SD_PATH_FLOWLET = 5, SD_PATH_PLB = 6 };
+enum { SD_MAX_PATHS = 16, SD_MAX_REORDER_WINDOW = 32768 };
+/* sd_packet.flags: bit 0 BTH AckReq; bit 1 adaptive-routing eligible (set by the NIC per class);
+ * bits 2..6 = 1 + the path slot of a data packet, echoed by the ACK that acknowledges it (UEC-style
+ * entropy echo; 0 = none); bit 7 on an ACK: the acknowledged data packet arrived CE-marked. */
+enum { SD_PKT_ACKREQ = 1, SD_PKT_AR = 2, SD_PKT_SLOT_SHIFT = 2, SD_PKT_SLOT_MASK = 0x7C, SD_PKT_CE_ECHO = 0x80 };
 enum { SD_CC_TIMERS = 4, SD_CC_STATE = 24, SD_CC_TRACE = 4, SD_CC_PARAMS = 16, SD_INT_HOPS = 5 };
 
 /* RoCEv2 BTH opcodes used by the RC transport (IBTA Vol. 1, RC prefix 000). */
@@ -133,8 +138,8 @@ typedef struct sd_packet {
     uint8_t prio;                /* enum sd_prio */
     uint8_t ecn;                 /* IP ECN codepoint */
     uint8_t becn;                /* BTH BECN (CNP, or an ACK echoing CE) */
-    uint8_t ackreq;              /* bit 0: BTH AckReq; bit 1 (SD_PKT_AR): the NIC marked it eligible for
-                                  * adaptive routing (not encoded on the wire) */
+    uint8_t flags;               /* SD_PKT_*: BTH AckReq (encoded), and the simulator's own marks (not
+                                  * encoded): AR eligibility, path slot, CE echo */
     uint8_t syndrome;            /* AETH syndrome: 0x1F ACK, 0x60 NAK (PSN sequence error) */
     uint8_t ttl;                 /* IP TTL / hop limit, decremented by each switch */
     uint8_t hops;                /* ACK: switch hops the acknowledged packet crossed (from its TTL) */
@@ -204,6 +209,33 @@ typedef struct sd_msg {
     uint32_t next;               /* next message on the same QP, UINT32_MAX = none */
     uint32_t pad0;
 } sd_msg;
+
+/* Path state of a QP with a path set (native/paths.c), indexed like the QPs: per-slot telemetry
+ * the control plane reads at its ticks, and the state of the feedback-driven policies. */
+typedef struct sd_path_state {
+    uint64_t sent[16];           /* data packets sent on slot i */
+    uint64_t acks[16];           /* ACK/NAKs that echoed slot i */
+    uint64_t ce[16];             /* ... of which echoed a CE mark */
+    int64_t rtt_ps[16];          /* last RTT sample through slot i, -1 none */
+    /* parameters (sd_set_path_params) */
+    int64_t flowlet_gap_ps;      /* flowlet: a new path after an idle gap longer than this */
+    double plb_cong_thresh;      /* plb: a round is congested above this CE fraction (Linux 128/256) */
+    uint32_t plb_rehash_rounds;  /* plb: repath after this many congested rounds in a row (Linux 12) */
+    uint32_t pad0;
+    int64_t plb_suspend_ps;      /* plb: after an RTO repath, none for [1, 2) x this (Linux 60 s) */
+    /* reps: slots whose ACKs came back unmarked, oldest first */
+    uint8_t reps_ring[32];
+    uint32_t reps_head, reps_len;
+    uint64_t reps_explored;      /* packets that took a random slot (nothing to recycle) */
+    /* plb and flowlet */
+    uint64_t plb_round_end;      /* the round ends when snd_una reaches this sequence */
+    uint32_t plb_acks, plb_ce;   /* ACKs and CE echoes in the current round */
+    uint32_t plb_cong_rounds;    /* consecutive congested rounds */
+    uint32_t cur;                /* the current slot */
+    uint64_t repaths;            /* plb repaths / flowlets started */
+    int64_t plb_suspend_until;
+    int64_t last_tx_ps;          /* the QP's last data packet, -1 none */
+} sd_path_state;
 
 /* A reliable-connected queue pair (one end). Per-QP memory budget: see tests/test_layout.py. */
 typedef struct sd_qp {
@@ -434,6 +466,11 @@ int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t reorder_w
  * >= 1 each; NULL otherwise), ar = mark data packets eligible for adaptive routing. */
 int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entropies, const uint32_t *weights,
                  uint32_t n, uint32_t ar);
+/* Parameters of the reps/flowlet/plb policies of a QP (after sd_set_paths). */
+int sd_set_path_params(sd_sim *sim, uint32_t qp, int64_t flowlet_gap_ps, double plb_cong_thresh,
+                       uint32_t plb_rehash_rounds, int64_t plb_suspend_ps);
+/* Path state of every QP (rows of QPs without a path set are zero); count = rows. */
+sd_path_state *sd_path_states(sd_sim *sim, uint32_t *count);
 /* Adaptive routing at a switch: eligible packets take the least-loaded candidate egress (queued
  * data bytes; ties broken by the ECMP hash). */
 int sd_set_adaptive_routing(sd_sim *sim, uint32_t switch_node, uint32_t on);

@@ -49,7 +49,7 @@ void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p)
     uint32_t pick = 0;
     if (n > 1) {
         pick = sd_ecmp_hash(pk->src, pk->dst, pk->sport, SD_ROCE_DPORT, sim->switch_seed[sw]) % n;
-        if (sim->ar_on && sim->ar_on[sw] && (pk->ackreq & SD_PKT_AR))
+        if (sim->ar_on && sim->ar_on[sw] && (pk->flags & SD_PKT_AR))
             pick = ar_pick(sim, off, n, pick);
     }
     uint32_t out = sim->set_ports[off + pick];

@@ -221,7 +221,7 @@ int sd_encode(sd_sim *sim, const sd_packet *pk, uint8_t *buf, uint32_t cap, uint
     p = put16(p, 0xFFFF);                      /* default P_Key */
     *p++ = (uint8_t)(pk->becn ? 0x40 : 0x00);  /* FECN 0, BECN */
     p = put24(p, (pk->dqp + SD_QPN_BASE) & SD_PSN_MASK);
-    *p++ = (uint8_t)((pk->ackreq & 1u) ? 0x80 : 0x00);
+    *p++ = (uint8_t)((pk->flags & SD_PKT_ACKREQ) ? 0x80 : 0x00);
     p = put24(p, pk->psn & SD_PSN_MASK);
 
     uint64_t va = 0, offset = 0;

@@ -233,3 +233,67 @@ def test_reconvergence_alone_restores_service():
 def test_bad_failures_name_the_field(failures, match):
     with pytest.raises(ValueError, match=match):
         perm(failures=failures).build()
+
+
+# ---------------------------------------------------------------- feedback-driven path policies
+LEAF_SPINE_SLOW = {"topology": "leaf_spine", "num_leaves": 2, "num_spines": 4, "hosts_per_leaf": 2,
+                   "host_rate_bps": Gbps(100), "fabric_rate_bps": Gbps(50), "host_delay_ps": us(1),
+                   "fabric_delay_ps": us(1)}
+MARK_ALL = {"kmin_bytes": 0, "kmax_bytes": 1, "pmax": 1.0}    # CE on every packet that leaves a queue behind
+
+
+def one_flow(paths, size=MB(2), topology=LEAF_SPINE_SLOW, **kw):
+    base = dict(topology=topology, workload={"kind": "flows", "flows": [{"src": 0, "dst": 2, "size_bytes": size}]},
+                cc="none", transport="ooo", paths=paths, sample_interval_ps=us(10), buffer_bytes=MB(8))
+    base.update(kw)
+    return Scenario(**base).run()
+
+
+def test_telemetry_counts_what_each_entropy_carried():
+    from controlplane.multipath import telemetry
+    r = perm(transport="ooo", paths="spray_rr", sample_interval_ps=0).run()
+    t = telemetry(r.network)
+    sent = t["sent"][:, :8]
+    assert np.all(sent.max(axis=1) - sent.min(axis=1) <= 1)        # round-robin: equal shares
+    assert t["sent"].sum() == r.counters["data_sent"]
+    assert t["acks"].sum() == r.counters["data_delivered"]          # one ACK per packet, each echoes its slot
+    assert np.all(t["rtt_ps"][:, :8] > 0) and np.all(t["ecn_fraction"] == 0)   # cc none, no ECN configured
+
+
+def test_reps_recycles_unmarked_entropies_and_explores_when_marked():
+    quiet = one_flow("reps", topology={**LEAF_SPINE_SLOW, "fabric_rate_bps": Gbps(100)})
+    marked = one_flow("reps", ecn=MARK_ALL)
+    def explored(r):
+        st = r.network.sim.path_states[r.network.sender_qps[0]]
+        return st["reps_explored"] / st["sent"].sum()
+    # unmarked ACKs come back for everything: only the first window (before any ACK) explores
+    assert explored(quiet) < 0.1
+    # the 50 Gb/s fabric queues behind a 100 Gb/s host: nearly every ACK echoes CE, nothing to recycle
+    assert explored(marked) > 0.5
+
+
+def test_plb_repaths_after_congested_rounds_and_not_otherwise():
+    """32 packets in flight (IRN's BDP cap) into a 50 Gb/s fabric, twice the path's BDP (about 15
+    packets at a 10 us RTT): every round (about 21 us) leaves a standing queue and is congested.
+    4 MB at 50 Gb/s is about 32 rounds, so PLB's 12-round rule repaths twice; with an
+    unreachable rule it never does."""
+    cap = {"bdp_cap": 32}
+    congested = one_flow("plb", size=MB(4), ecn=MARK_ALL, transport_params=cap)
+    st = congested.network.sim.path_states[congested.network.sender_qps[0]]
+    assert 2 <= st["repaths"] <= 3
+    never = one_flow("plb", size=MB(4), ecn=MARK_ALL, transport_params=cap, path_params={"plb_rehash_rounds": 10**6})
+    assert never.network.sim.path_states[never.network.sender_qps[0]]["repaths"] == 0
+    # one path at a time: every packet of a round went on the same slot, so at most repaths+1 slots carried data
+    assert (st["sent"] > 0).sum() <= st["repaths"] + 1
+
+
+def test_flowlet_changes_path_after_an_idle_gap_only():
+    def run(gap_us):
+        flows = [{"src": 0, "dst": 2, "size_bytes": KB(64), "start_ps": i * us(gap_us), "conn": 1} for i in range(5)]
+        r = Scenario(topology=LEAF_SPINE_SLOW, workload={"kind": "flows", "flows": flows}, cc="none",
+                     transport="ooo", paths="flowlet", path_params={"flowlet_gap_ps": us(50)},
+                     sample_interval_ps=0).run()
+        assert r.counters["msgs_completed"] == 5
+        return r.network.sim.path_states[r.network.sender_qps[0]]
+    assert run(500)["repaths"] == 4            # 4 idle gaps of ~490 us > 50 us
+    assert run(5)["repaths"] == 0              # back-to-back messages: one flowlet

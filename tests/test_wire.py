@@ -85,7 +85,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bytes_equal_scapy_including_icrc(case, ipv6):
     p = dict(src=1, dst=2, dqp=5, sport=49999, ttl=61, **CASES[case])
-    ours = sim(ipv6).encode(p)
+    ours = sim(ipv6).encode({("flags" if k == "ackreq" else k): v for k, v in p.items()})   # AckReq = flags bit 0
     theirs = scapy_frame(p, ipv6)
     assert ours == theirs
     assert icrc_of(ours) == struct.unpack("<I", ours[-4:])[0]          # independent check (zlib)
@@ -205,7 +205,7 @@ def synthetic_packets(n=64, seed=3):
     p["payload"] = np.where(data, rng.integers(1, 4097, size=n), 0)
     p["ecn"] = np.where(data, rng.choice([2, 3], size=n), np.where(p["opcode"] == 0x81, 2, 0))
     p["becn"] = (p["opcode"] == 0x81) | ((p["opcode"] == 17) & (rng.random(n) < 0.3))
-    p["ackreq"] = np.isin(p["opcode"], [8, 10])
+    p["flags"] = np.isin(p["opcode"], [8, 10])  # SD_PKT_ACKREQ
     p["syndrome"] = np.where(p["opcode"] == 17, rng.choice([0x1F, 0x60], size=n), 0)
     p["msn"] = np.where(p["opcode"] == 17, rng.integers(0, 1 << 24, size=n), 0)
     p["ttl"] = rng.integers(1, 65, size=n)
@@ -226,7 +226,7 @@ def test_export_import_round_trip(tmp_path, ipv6):
     assert [softdpu_host(v, a) for v, a in zip(r["ip_version"], r["src"])] == list(pk["src"])
     assert [softdpu_host(v, a) for v, a in zip(r["ip_version"], r["dst"])] == list(pk["dst"])
     for ours, theirs in (("opcode", "opcode"), ("psn", "psn"), ("sport", "sport"), ("ecn", "ecn"), ("becn", "becn"),
-                         ("ackreq", "ackreq"), ("ttl", "ttl"), ("payload", "payload_len")):
+                         ("flags", "ackreq"), ("ttl", "ttl"), ("payload", "payload_len")):
         assert np.array_equal(r[theirs].astype(np.int64), pk[ours].astype(np.int64)), ours
     assert np.array_equal(r["dqp"], pk["dqp"] + QPN_BASE)
     ack = pk["opcode"] == 17
@@ -235,7 +235,8 @@ def test_export_import_round_trip(tmp_path, ipv6):
     # and the bytes of every exported frame are scapy's
     for p in pk[:16]:
         fields = {k: int(p[k]) for k in ("src", "dst", "dqp", "sport", "ttl", "opcode", "payload", "psn", "ecn",
-                                         "becn", "ackreq", "syndrome", "msn")}
+                                         "becn", "syndrome", "msn")}
+        fields["ackreq"] = int(p["flags"]) & 1
         assert s.encode(p) == scapy_frame(fields, ipv6)
 
 
