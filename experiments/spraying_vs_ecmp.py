@@ -36,6 +36,7 @@ VARIANTS = {
     "spray_rr-sr": ("spray_rr", "sr", False),
     "spray_rr-ooo": ("spray_rr", "ooo", False),
     "spray_random-ooo": ("spray_random", "ooo", False),
+    "reps-ooo": ("reps", "ooo", False),
     "ar-ooo": ("ecmp", "ooo", True),
 }
 PARAMS = dict(k=8, size_bytes=MB(8), cc="dcqcn", variants=list(VARIANTS), rate_gbps=100, num_paths=16)

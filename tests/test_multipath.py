@@ -297,3 +297,18 @@ def test_flowlet_changes_path_after_an_idle_gap_only():
         return r.network.sim.path_states[r.network.sender_qps[0]]
     assert run(500)["repaths"] == 4            # 4 idle gaps of ~490 us > 50 us
     assert run(5)["repaths"] == 0              # back-to-back messages: one flowlet
+
+
+def test_link_failure_and_reorder_cost_experiments_run_small(tmp_path):
+    from experiments import link_failure, reorder_cost
+    lf = link_failure.run(tmp_path / "lf", {"size_bytes": MB(2), "fail_us": 50, "variants": ["ecmp-gbn", "spray_rr-ooo"]},
+                          plots=False)
+    s = {r["variant"]: r for r in lf["summary"]}
+    assert all(r["completed"] == r["flows"] for r in lf["summary"])
+    assert s["spray_rr-ooo"]["failure_drops"] > 0                     # some sprayed packets hit the dead link
+    assert (tmp_path / "lf" / "link_failure_throughput.csv").stat().st_size > 0
+    rc = reorder_cost.run(tmp_path / "rc", {"size_bytes": MB(1), "policies": ["ecmp", "spray_rr"],
+                                            "transports": ["gbn", "ooo"]}, plots=False)
+    r = {(x["policy"], x["transport"]): x for x in rc["rows"]}
+    assert r[("ecmp", "ooo")]["ooo_fraction"] == 0 and r[("spray_rr", "ooo")]["ooo_fraction"] > 0.1
+    assert r[("spray_rr", "ooo")]["retransmitted"] == 0 < r[("spray_rr", "gbn")]["retransmitted"]

@@ -1,0 +1,145 @@
+"""Link failure: a core link fails in the middle of a permutation of long flows. How much
+throughput is lost, for how long, and what happens to the tail FCT under each path policy?
+
+ECMP flows hashed onto the dead link lose every packet until the NIC detects the failure and
+moves them (detect_us), or routing reconverges (reconverge_us); sprayed flows lose only the share
+of packets on the dead path, and out-of-order placement retransmits just those; adaptive routing
+steers around the dead port at once (switches skip links that are down).
+
+Default: k=4 fat-tree (16 hosts, 100 Gb/s, 1 us links), one 16 MB flow per host, DCQCN; the
+aggregation-core link 47 fails at 300 us; NICs detect it after 100 us; routing reconverges after
+1 ms. Writes results/link_failure/<variant>/ (a results folder each), link_failure.csv (summary),
+link_failure_throughput.csv (aggregate rate of bytes placed at the receivers over time) and link_failure.png.
+
+    softdpu run link_failure
+    softdpu run link_failure --set detect_us=1000 --set 'variants=["ecmp-gbn","spray_rr-ooo"]'
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from controlplane.scenario import Scenario
+from controlplane.units import Gbps, MB, us
+
+VARIANTS = {   # name -> (path policy, transport, adaptive routing)
+    "ecmp-gbn": ("ecmp", "gbn", False),
+    "ecmp-sr": ("ecmp", "sr", False),
+    "spray_rr-ooo": ("spray_rr", "ooo", False),
+    "reps-ooo": ("reps", "ooo", False),
+    "plb-ooo": ("plb", "ooo", False),
+    "ar-ooo": ("ecmp", "ooo", True),
+}
+PARAMS = dict(k=4, size_bytes=MB(16), cc="dcqcn", link=47, fail_us=300, detect_us=100, reconverge_us=1000,
+              variants=list(VARIANTS), sample_us=10)
+
+
+def scenarios(p: dict, seed: int) -> dict[str, Scenario]:
+    out = {}
+    for name in p["variants"]:
+        if name not in VARIANTS:
+            raise ValueError(f"variants: unknown {name!r}; known: {list(VARIANTS)}")
+        paths, transport, ar = VARIANTS[name]
+        out[name] = Scenario(
+            name=f"link_failure-{name}",
+            topology={"topology": "fat_tree", "k": int(p["k"]), "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
+            workload={"kind": "permutation", "size_bytes": int(p["size_bytes"])}, cc=p["cc"],
+            transport=transport, paths=paths, adaptive_routing=ar, seed=seed,
+            failures=[{"link": int(p["link"]), "down_ps": us(p["fail_us"])}],
+            failure_params={"detect_ps": us(p["detect_us"]), "reconverge_ps": us(p["reconverge_us"])},
+            sample_interval_ps=us(p["sample_us"]), monitor_ports="none")
+    return out
+
+
+def run(out_dir: str | Path = "results/link_failure", params: dict | None = None, overrides: dict | None = None,
+        seed: int = 1, plots: bool = True, capture=None) -> dict:
+    p = {**PARAMS, **(params or {})}
+    out = Path(out_dir)
+    summary, series = [], {}
+    variants = scenarios(p, seed)
+    for i, (name, sc) in enumerate(variants.items()):
+        sc = sc.with_overrides(overrides or {})
+        net = sc.build()
+        placed: list[tuple[int, int]] = []
+        # receiver side: bytes placed in memory (in or out of order), sampled at each control tick;
+        # the sender's cumulative ACKs jump when a hole fills, so they would show bursts that never were
+        net.tick_hooks.append(lambda n: placed.append((n.sim.now, int(n.sim.qps[n.sender_qps + 1]["rx_bytes"].sum()))))
+        spec = capture.for_variant(name, len(variants) > 1) if capture else None
+        if spec:
+            spec.attach(net)
+        try:
+            r = net.run()
+        finally:
+            if spec:
+                spec.close(net)
+        r.write(out / name)
+        f, c = r.flows, r.counters
+        done = f["fct_ps"] > 0
+        fct = f["fct_ps"][done] / 1e6
+        t = np.array([0] + [a for a, _ in placed], dtype=np.float64)
+        b = np.array([0] + [v for _, v in placed], dtype=np.float64)
+        series[name] = (t[1:] / 1e6, np.diff(b) * 8e12 / np.maximum(np.diff(t), 1))
+        s = {"variant": name, "flows": int(len(f["fct_ps"])), "completed": int(done.sum()),
+             "p50_fct_us": float(np.percentile(fct, 50)), "p99_fct_us": float(np.percentile(fct, 99)),
+             "max_fct_us": float(fct.max()), "failure_drops": int(c["failure_drops"]),
+             "retransmitted": int(c["retransmitted"]), "timeouts": int(c["timeouts"])}
+        summary.append(s)
+        print(f"[{i + 1}/{len(variants)}] {name}: {s['completed']}/{s['flows']} flows, p99 FCT {s['p99_fct_us']:.0f} us, "
+              f"max {s['max_fct_us']:.0f} us, {s['failure_drops']} packets lost to the failure, "
+              f"{c['events']:,} events, {r.wall_s:.1f} s wall", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "link_failure.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(summary[0]))
+        w.writeheader()
+        w.writerows(summary)
+    with open(out / "link_failure_throughput.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["variant", "t_us", "placed_gbps"])
+        for name, (t, g) in series.items():
+            w.writerows([name, f"{a:.3f}", f"{b / 1e9:.3f}"] for a, b in zip(t, g))
+    print(f"{'variant':14s} {'p50 FCT':>9s} {'p99 FCT':>9s} {'max FCT':>9s} {'lost':>6s} {'retx':>8s} {'RTOs':>5s}")
+    for s in summary:
+        print(f"{s['variant']:14s} {s['p50_fct_us']:7.0f}us {s['p99_fct_us']:7.0f}us {s['max_fct_us']:7.0f}us "
+              f"{s['failure_drops']:6d} {s['retransmitted']:8d} {s['timeouts']:5d}")
+    if plots:
+        print(f"plot: {plot(series, summary, p, out / 'link_failure.png')}")
+    return {"summary": summary}
+
+
+def plot(series: dict, summary: list[dict], p: dict, out_png: Path) -> Path:
+    """Left: aggregate goodput over time, failure/detection/reconvergence marked; right: tail FCT."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [2.2, 1]})
+    for name, (t, g) in series.items():
+        a.plot(t, g / 1e9, label=name, lw=1.2)
+    for x, label in ((p["fail_us"], "link down"), (p["fail_us"] + p["detect_us"], "NIC detects"),
+                     (p["fail_us"] + p["reconverge_us"], "routes reconverge")):
+        a.axvline(x, color="gray", ls="--", lw=0.8)
+        a.text(x, a.get_ylim()[1] * 0.02, " " + label, rotation=90, fontsize=7, color="gray", va="bottom")
+    a.set_xlabel("time (us)")
+    a.set_ylabel("bytes placed at receivers (Gb/s)")
+    a.grid(alpha=0.3)
+    a.legend(fontsize=8, loc="lower right")
+    names = [s["variant"] for s in summary]
+    x = np.arange(len(names))
+    b.bar(x - 0.2, [s["p99_fct_us"] for s in summary], 0.4, label="p99 FCT")
+    b.bar(x + 0.2, [s["max_fct_us"] for s in summary], 0.4, label="max FCT")
+    b.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+    b.set_ylabel("FCT (us)")
+    b.legend(fontsize=8)
+    b.grid(alpha=0.3, axis="y")
+    fig.suptitle(f"k={p['k']} fat-tree permutation, link {p['link']} fails at {p['fail_us']} us")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+if __name__ == "__main__":
+    from controlplane.experiment import experiment_main
+    raise SystemExit(experiment_main(__name__, run, PARAMS, "results/link_failure"))

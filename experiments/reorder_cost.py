@@ -1,0 +1,120 @@
+"""Reorder cost: how much reordering does each path policy create, and what does each transport
+pay for it? Per (path policy, transport mode): the receivers' reorder-buffer occupancy (peak PSNs
+held beyond the expected PSN), the largest out-of-order distance, the share of packets that
+arrived out of order, duplicates, retransmissions and mean FCT.
+
+go-back-N discards everything after a gap and rewinds the sender; selective repeat (IRN) NACKs
+every out-of-order packet and resends the holes below it (spuriously, when the hole was only
+late); out-of-order placement holds the packet and resends only on timeout. The memory a
+receiver needs is the reorder window: 3 bitmaps of reorder_window bits per QP (768 B at the
+default 2048), whatever the occupancy.
+
+Default: k=4 fat-tree, one 4 MB flow per host, DCQCN, 8 entropies per sprayed QP.
+Writes results/reorder_cost/<policy>-<transport>/, reorder_cost.csv and reorder_cost.png.
+
+    softdpu run reorder_cost
+    softdpu run reorder_cost --set 'policies=["ecmp","spray_rr"]' --set 'transports=["sr","ooo"]'
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from controlplane.scenario import Scenario
+from controlplane.units import Gbps, MB, us
+
+POLICIES = ["ecmp", "ar", "flowlet", "plb", "reps", "spray_rr", "spray_random"]
+TRANSPORTS = ["gbn", "sr", "ooo"]
+PARAMS = dict(k=4, size_bytes=MB(4), cc="dcqcn", policies=POLICIES, transports=TRANSPORTS, num_paths=8,
+              reorder_window=2048)
+
+
+def scenarios(p: dict, seed: int) -> dict[str, Scenario]:
+    out = {}
+    for pol in p["policies"]:
+        if pol not in POLICIES:
+            raise ValueError(f"policies: unknown {pol!r}; known: {POLICIES}")
+        for tr in p["transports"]:
+            if tr not in TRANSPORTS:
+                raise ValueError(f"transports: unknown {tr!r}; known: {TRANSPORTS}")
+            out[f"{pol}-{tr}"] = Scenario(
+                name=f"reorder-{pol}-{tr}",
+                topology={"topology": "fat_tree", "k": int(p["k"]), "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
+                workload={"kind": "permutation", "size_bytes": int(p["size_bytes"])}, cc=p["cc"],
+                transport=tr, transport_params=None if tr == "gbn" else {"reorder_window": int(p["reorder_window"])},
+                paths="ecmp" if pol == "ar" else pol, adaptive_routing=pol == "ar", num_paths=int(p["num_paths"]),
+                seed=seed, sample_interval_ps=0, monitor_ports="none")
+    return out
+
+
+def run(out_dir: str | Path = "results/reorder_cost", params: dict | None = None, overrides: dict | None = None,
+        seed: int = 1, plots: bool = True, capture=None) -> dict:
+    p = {**PARAMS, **(params or {})}
+    out = Path(out_dir)
+    rows = []
+    variants = scenarios(p, seed)
+    for i, (name, sc) in enumerate(variants.items()):
+        sc = sc.with_overrides(overrides or {})
+        r = sc.run(out / name, capture=capture.for_variant(name, len(variants) > 1) if capture else None)
+        c, f = r.counters, r.flows
+        rcv = r.network.sim.qps[r.network.sender_qps + 1]
+        pol, tr = name.rsplit("-", 1)
+        delivered = max(int(c["data_delivered"]), 1)
+        rows.append({"policy": pol, "transport": tr, "reorder_peak": int(rcv["ooo_peak"].max()),
+                     "reorder_max_dist": int(rcv["ooo_max_dist"].max()),
+                     "ooo_fraction": float(rcv["rx_ooo"].sum() / delivered),
+                     "duplicates": int(rcv["rx_dup"].sum()), "retransmitted": int(c["retransmitted"]),
+                     "mean_fct_us": float(f["fct_ps"][f["fct_ps"] > 0].mean() / 1e6),
+                     "completed": int((f["fct_ps"] > 0).sum()), "flows": int(len(f["fct_ps"])),
+                     "reorder_bytes_per_qp": 0 if tr == "gbn" else 3 * int(p["reorder_window"]) // 8})
+        print(f"[{i + 1}/{len(variants)}] {name}: {c['events']:,} events, {r.wall_s:.1f} s wall", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "reorder_cost.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"{'policy':13s} {'mode':4s} {'peak':>5s} {'dist':>5s} {'ooo%':>6s} {'dups':>7s} {'retx':>8s} {'mean FCT':>9s}")
+    for r in rows:
+        print(f"{r['policy']:13s} {r['transport']:4s} {r['reorder_peak']:5d} {r['reorder_max_dist']:5d} "
+              f"{r['ooo_fraction']:6.1%} {r['duplicates']:7d} {r['retransmitted']:8d} {r['mean_fct_us']:7.0f}us")
+    if plots:
+        print(f"plot: {plot(rows, out / 'reorder_cost.png')}")
+    return {"rows": rows}
+
+
+def plot(rows: list[dict], out_png: Path) -> Path:
+    """Four panels of grouped bars (policy on x, one bar per transport)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    pols = list(dict.fromkeys(r["policy"] for r in rows))
+    trs = list(dict.fromkeys(r["transport"] for r in rows))
+    panels = [("reorder_peak", "reorder buffer peak (PSNs held)", False),
+              ("ooo_fraction", "packets arriving out of order", False),
+              ("retransmitted", "retransmitted packets (0 drawn at 0.5)", True),
+              ("mean_fct_us", "mean FCT (us)", False)]
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    x = np.arange(len(pols))
+    wbar = 0.8 / len(trs)
+    for ax, (key, label, log) in zip(axes, panels):
+        for j, tr in enumerate(trs):
+            vals = [next((r[key] for r in rows if r["policy"] == pol and r["transport"] == tr), 0) for pol in pols]
+            ax.bar(x + (j - (len(trs) - 1) / 2) * wbar, [max(v, 0.5) if log else v for v in vals], wbar, label=tr)
+        ax.set_xticks(x, pols, rotation=30, ha="right", fontsize=8)
+        ax.set_title(label, fontsize=10)
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=8, title="transport")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+if __name__ == "__main__":
+    from controlplane.experiment import experiment_main
+    raise SystemExit(experiment_main(__name__, run, PARAMS, "results/reorder_cost"))
