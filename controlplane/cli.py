@@ -30,7 +30,7 @@ def cmd_list(_a) -> int:
         cls = registry.load_class(name)
         doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
         print(f"  {name:20s} {doc[0] if doc else ''}")
-    print("benchmarks: softdpu bench [permutation-128|permutation-1024|cc-callback|cc-cost|capture] [--cc-impl c|python]")
+    print("benchmarks: softdpu bench [permutation-128|permutation-1024|cc-callback|cc-cost|capture|multipath] [--cc-impl c|python]")
     return 0
 
 
@@ -78,6 +78,9 @@ def cmd_bench(a) -> int:
     if a.scenario == "capture":
         print(bench.format_row(bench.run_capture(seed=a.seed)))
         return 0
+    if a.scenario == "multipath":
+        print(bench.format_row(bench.run_multipath(seed=a.seed)))
+        return 0
     for impl in a.cc_impl:
         r = bench.run(a.scenario, impl, seed=a.seed)
         print(f"{a.scenario} (cc_impl={impl}):")
@@ -110,7 +113,8 @@ def main(argv=None) -> int:
     b = sub.add_parser("bench", help="time a benchmark scenario")
     b.add_argument("scenario", nargs="?", default="permutation-128",
                    help="permutation-128, permutation-1024, cc-callback (cost of the Python plug-in path) "
-                        "cc-cost (ns per CC event of each built-in, C and Python) or capture (pcap of every hop, 128-byte snaplen)")
+                        "cc-cost (ns per CC event of each built-in, C and Python), capture (pcap of every hop, 128-byte snaplen) "
+                        "or multipath (permutation-1024 with ECMP + go-back-N vs spray_rr + ooo)")
     b.add_argument("--cc-impl", choices=["c", "python"], action="append", default=None,
                    help="c (the DCQCN C twin, default) or python (the reference through the plug-in path); repeatable")
     b.add_argument("--seed", type=int, default=1)

@@ -21,6 +21,7 @@ Scenario fields it reads (controlplane/scenario.py):
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -65,6 +66,10 @@ def resolve(sc, max_base_rtt_ps: int, host_rate_bps: int) -> dict:
     pp.update(sc.path_params or {})
     if not 0.0 <= float(sc.link_loss) <= 1.0:
         raise ValueError(f"link_loss must be a probability in [0, 1], got {sc.link_loss!r}")
+    if sc.cc == "hpcc" and (sc.paths not in ("ecmp", "plb", "flowlet") or sc.adaptive_routing):
+        warnings.warn("hpcc with per-packet spraying or adaptive routing: HPCC compares each INT hop with the "
+                      "previous ACK's hop of the same index, which is another port once packets take different "
+                      "paths; its window collapses (per-path INT state is not modelled)", stacklevel=2)
     return {"transport": sc.transport, "transport_params": tp, "paths": sc.paths, "num_paths": n,
             "path_params": pp if sc.paths in FEEDBACK_POLICIES else {}}
 
