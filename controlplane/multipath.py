@@ -14,9 +14,11 @@ Scenario fields it reads (controlplane/scenario.py):
   path_weights      spray_weighted: one integer weight per entropy
   path_params       flowlet_gap_ps (default 100 us), plb_cong_thresh (0.5), plb_rehash_rounds (12),
                     plb_suspend_ps (60 s): the Linux tcp_plb.c defaults (transport-cc.md §3.4)
-  adaptive_routing  True: data packets are AR-eligible and every switch with more than one
-                    candidate egress sends them to the least-loaded one; ACK/CNP keep ECMP
-  link_loss         random loss probability per packet on every link direction
+  adaptive_routing  True or "bytes": data packets are AR-eligible and every switch with more than
+                    one candidate egress sends them to the one with the fewest queued bytes;
+                    "delay": the least queued bytes / link rate; ACK/CNP keep ECMP
+  link_loss         random loss probability per packet on every link direction, or
+                    {link index: probability} for some links (both directions)
 """
 from __future__ import annotations
 
@@ -64,8 +66,12 @@ def resolve(sc, max_base_rtt_ps: int, host_rate_bps: int) -> dict:
     if unknown:
         raise ValueError(f"path_params: unknown key(s) {sorted(unknown)}; known: {sorted(pp)}")
     pp.update(sc.path_params or {})
-    if not 0.0 <= float(sc.link_loss) <= 1.0:
-        raise ValueError(f"link_loss must be a probability in [0, 1], got {sc.link_loss!r}")
+    if sc.adaptive_routing not in (False, True, "bytes", "delay"):
+        raise ValueError(f"adaptive_routing must be false, true, 'bytes' or 'delay', got {sc.adaptive_routing!r}")
+    losses = sc.link_loss.values() if isinstance(sc.link_loss, dict) else [sc.link_loss]
+    for p in losses:
+        if not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"link_loss must be a probability in [0, 1] (or a dict of them), got {p!r}")
     if sc.cc == "hpcc" and (sc.paths not in ("ecmp", "plb", "flowlet") or sc.adaptive_routing):
         warnings.warn("hpcc with per-packet spraying or adaptive routing: HPCC compares each INT hop with the "
                       "previous ACK's hop of the same index, which is another port once packets take different "
@@ -92,7 +98,7 @@ def install_qp(net, qp: int, sport: int) -> None:
         sim.set_transport(qp, sc.transport, tp["reorder_window"], tp["rto_low_ps"], tp["rto_low_pkts"], tp["bdp_cap"])
     if sc.paths != "ecmp" or sc.adaptive_routing:
         e = entropies(net.path_rng, sport, r["num_paths"])
-        sim.set_paths(qp, sc.paths, e, sc.path_weights, ar=sc.adaptive_routing)
+        sim.set_paths(qp, sc.paths, e, sc.path_weights, ar=bool(sc.adaptive_routing))
         if sc.paths in FEEDBACK_POLICIES:
             pp = r["path_params"]
             sim.set_path_params(qp, pp["flowlet_gap_ps"], pp["plb_cong_thresh"], pp["plb_rehash_rounds"],
@@ -128,11 +134,18 @@ def install_fabric(net) -> None:
             sets = np.asarray(net.routes.fib[node - fab.num_hosts])
             widths = np.diff(net.routes.set_offsets)[sets[sets != 0xFFFFFFFF]]
             if widths.size and widths.max() > 1:
-                sim.set_adaptive_routing(node, True)
+                sim.set_adaptive_routing(node, sc.adaptive_routing)
                 on.append(node)
         if not on:
             raise ValueError("adaptive_routing: no switch of this fabric has more than one candidate egress")
         net.resolved["multipath"]["ar_switches"] = on
-    if sc.link_loss:
+    if isinstance(sc.link_loss, dict):
+        for link, p in sc.link_loss.items():
+            link = int(link)                          # JSON keys of a re-run config are strings
+            if not 0 <= link < len(fab.links):
+                raise ValueError(f"link_loss: link {link} does not exist (links are 0..{len(fab.links) - 1})")
+            sim.set_port_loss(2 * link, float(p))
+            sim.set_port_loss(2 * link + 1, float(p))
+    elif sc.link_loss:
         for port in range(fab.num_ports):
             sim.set_port_loss(port, float(sc.link_loss))

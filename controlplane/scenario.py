@@ -77,8 +77,8 @@ class Scenario:
     num_paths: int = 8                  # entropies per QP when spraying
     path_weights: list | None = None    # spray_weighted: one weight per entropy
     path_params: dict | None = None     # flowlet_gap_ps, plb_cong_thresh, plb_rehash_rounds, plb_suspend_ps
-    adaptive_routing: bool = False      # data packets AR-eligible; switches pick the least-loaded egress
-    link_loss: float = 0.0              # random loss probability per packet on every link direction
+    adaptive_routing: Any = False       # True/"bytes" or "delay": data AR-eligible, least-loaded egress
+    link_loss: Any = 0.0                # random loss per packet: one probability for every link, or {link: p}
     failures: list | None = None        # [{"link": i | "switch": node, "down_ps", "up_ps"}] (controlplane/failures.py)
     failure_params: dict | None = None  # detect_ps (NIC failover), reconverge_ps (routing)
 

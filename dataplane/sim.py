@@ -296,8 +296,13 @@ class Simulator:
         n = ffi.new("uint32_t *")
         return _view(lib.sd_path_states(self._sim, n), n[0], "sd_path_state", PATH_STATE_DTYPE)
 
-    def set_adaptive_routing(self, switch_node: int, on: bool = True) -> None:
-        self._check(lib.sd_set_adaptive_routing(self._sim, switch_node, int(bool(on))))
+    def set_adaptive_routing(self, switch_node: int, on: bool | str = True) -> None:
+        """Adaptive routing at a switch: True or "bytes" (least queued bytes), "delay" (least
+        queued bytes / link rate), False = ECMP only."""
+        modes = {False: lib.SD_AR_OFF, True: lib.SD_AR_BYTES, "bytes": lib.SD_AR_BYTES, "delay": lib.SD_AR_DELAY}
+        if on not in modes:
+            raise ValueError(f"adaptive_routing: mode must be True/False, 'bytes' or 'delay', got {on!r}")
+        self._check(lib.sd_set_adaptive_routing(self._sim, switch_node, modes[on]))
 
     def trace_path(self, src: int, dst: int, sport: int) -> list[int]:
         """Link indices of the ECMP path of (src, dst, sport), in order."""

@@ -608,6 +608,8 @@ sd_path_state *sd_path_states(sd_sim *sim, uint32_t *count)
 
 int sd_set_adaptive_routing(sd_sim *sim, uint32_t node, uint32_t on)
 {
+    if (on > SD_AR_DELAY)
+        return sd_fail(sim, SD_EINVAL, "adaptive_routing: mode must be 0 (off), 1 (bytes) or 2 (delay), got %u", on);
     uint32_t H = sim->cfg.num_hosts;
     if (node < H || node >= H + sim->cfg.num_switches)
         return sd_fail(sim, SD_EINVAL, "adaptive_routing: node %u is not a switch", node);
@@ -630,7 +632,7 @@ int sd_set_adaptive_routing(sd_sim *sim, uint32_t node, uint32_t on)
         if (!sim->ar_on)
             return sd_fail(sim, SD_ENOMEM, "adaptive_routing: out of memory");
     }
-    sim->ar_on[sw] = on ? 1 : 0;
+    sim->ar_on[sw] = (uint8_t)on;
     return SD_OK;
 }
 

@@ -471,9 +471,11 @@ int sd_set_path_params(sd_sim *sim, uint32_t qp, int64_t flowlet_gap_ps, double 
                        uint32_t plb_rehash_rounds, int64_t plb_suspend_ps);
 /* Path state of every QP (rows of QPs without a path set are zero); count = rows. */
 sd_path_state *sd_path_states(sd_sim *sim, uint32_t *count);
-/* Adaptive routing at a switch: eligible packets take the least-loaded candidate egress (queued
- * data bytes; ties broken by the ECMP hash). */
-int sd_set_adaptive_routing(sd_sim *sim, uint32_t switch_node, uint32_t on);
+/* Adaptive routing at a switch: eligible packets take the least-loaded candidate egress (mode
+ * SD_AR_BYTES: queued data bytes; SD_AR_DELAY: queued bytes / link rate; ties go to the ECMP
+ * choice); SD_AR_OFF = ECMP only. */
+enum sd_ar_mode { SD_AR_OFF = 0, SD_AR_BYTES = 1, SD_AR_DELAY = 2 };
+int sd_set_adaptive_routing(sd_sim *sim, uint32_t switch_node, uint32_t mode);
 /* The links of the ECMP path of (src, dst, sport): returns how many were written to links_out. */
 int sd_trace_path(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, uint32_t *links_out, uint32_t max);
 /* Random loss on the link direction leaving `port` (probability per packet, 0 = none). */

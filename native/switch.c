@@ -19,17 +19,27 @@ uint32_t sd_ecmp_hash(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport
 }
 
 /* Adaptive routing (Spectrum-X style, transport-cc.md §3): the least-loaded member of the
- * candidate set by queued data bytes, links that are down excluded; the ECMP choice wins ties, so
- * an idle fabric routes as ECMP would. The packet never leaves its candidate set. */
-static uint32_t ar_pick(sd_sim *sim, uint32_t off, uint32_t n, uint32_t hash_pick)
+ * candidate set, links that are down excluded; the ECMP choice wins ties, so an idle fabric
+ * routes as ECMP would. The packet never leaves its candidate set. Load (SD_AR_BYTES): queued
+ * data bytes; SD_AR_DELAY: the delay estimate queued bytes / link rate (compared by cross-
+ * multiplication), which differs when candidate links run at different rates. */
+static uint32_t ar_pick(sd_sim *sim, uint32_t sw, uint32_t off, uint32_t n, uint32_t hash_pick)
 {
     const sd_port *h = &sim->ports[sim->set_ports[off + hash_pick]];
     uint32_t best = hash_pick;
-    uint64_t best_load = h->up ? h->q_bytes[SD_PRIO_DATA] : UINT64_MAX;
+    int delay = sim->ar_on[sw] == SD_AR_DELAY;
+    uint64_t best_q = h->up ? h->q_bytes[SD_PRIO_DATA] : UINT64_MAX, best_rate = h->rate_bps;
     for (uint32_t i = 0; i < n; i++) {
         const sd_port *pt = &sim->ports[sim->set_ports[off + i]];
-        if (pt->up && pt->q_bytes[SD_PRIO_DATA] < best_load) {
-            best_load = pt->q_bytes[SD_PRIO_DATA];
+        if (!pt->up)
+            continue;
+        uint64_t q = pt->q_bytes[SD_PRIO_DATA];
+        int less = delay && best_q != UINT64_MAX
+                       ? (unsigned __int128)q * best_rate < (unsigned __int128)best_q * pt->rate_bps
+                       : q < best_q;
+        if (less) {
+            best_q = q;
+            best_rate = pt->rate_bps;
             best = i;
         }
     }
@@ -50,7 +60,7 @@ void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p)
     if (n > 1) {
         pick = sd_ecmp_hash(pk->src, pk->dst, pk->sport, SD_ROCE_DPORT, sim->switch_seed[sw]) % n;
         if (sim->ar_on && sim->ar_on[sw] && (pk->flags & SD_PKT_AR))
-            pick = ar_pick(sim, off, n, pick);
+            pick = ar_pick(sim, sw, off, n, pick);
     }
     uint32_t out = sim->set_ports[off + pick];
     if (pk->prio == SD_PRIO_DATA && sim->mmu[sw].enabled && !pfc_admit(sim, in_port, pk)) {

@@ -312,3 +312,50 @@ def test_link_failure_and_reorder_cost_experiments_run_small(tmp_path):
     r = {(x["policy"], x["transport"]): x for x in rc["rows"]}
     assert r[("ecmp", "ooo")]["ooo_fraction"] == 0 and r[("spray_rr", "ooo")]["ooo_fraction"] > 0.1
     assert r[("spray_rr", "ooo")]["retransmitted"] == 0 < r[("spray_rr", "gbn")]["retransmitted"]
+
+
+def test_ar_delay_metric_equals_bytes_when_links_share_a_rate():
+    # queued bytes / rate orders the candidates as queued bytes does when every rate is equal
+    a = perm(size=MB(1), transport="ooo", adaptive_routing="bytes").run()
+    b = perm(size=MB(1), transport="ooo", adaptive_routing="delay").run()
+    assert a.counters["ar_moves"] > 0 and a.counters == b.counters
+    with pytest.raises(ValueError, match="adaptive_routing must be"):
+        perm(adaptive_routing="least").build()
+
+
+def test_loss_on_one_link_only():
+    r = perm(transport="sr", paths="spray_rr", link_loss={CORE_LINK: 0.2}).run()
+    assert_exactly_once(r)
+    net = r.network
+    lost = net.sim.counters()["random_drops"]
+    # only packets crossing link 47 can be lost, each with probability 0.2: the loss rate of what
+    # the link carried is 0.2 within 4 binomial standard deviations
+    carried = int(net.sim.ports["tx_packets"][[2 * CORE_LINK, 2 * CORE_LINK + 1]].sum())
+    assert 0 < lost <= carried
+    assert abs(lost / carried - 0.2) < 4 * np.sqrt(0.2 * 0.8 / carried), (lost, carried)
+    with pytest.raises(ValueError, match="link_loss: link 999 does not exist"):
+        perm(link_loss={999: 0.1}).build()
+
+
+def test_a_tick_hook_can_replace_path_sets():
+    """The control plane reads per-entropy telemetry at a tick and acts on it: here, at the
+    first tick, every sprayed QP keeps only its least-marked entropy (ECMP from then on)."""
+    from controlplane.multipath import telemetry
+    net = perm(size=MB(2), cc="dcqcn", transport="ooo", paths="spray_rr", sample_interval_ps=us(50)).build()
+    done = []
+
+    def narrow(n):
+        if done:
+            return
+        t = telemetry(n)
+        for row, qp in enumerate(n.sender_qps):
+            k = int(n.sim.qps[int(qp)]["npaths"])
+            best = int(np.argmin(t["ecn_fraction"][row, :k]))
+            n.sim.set_paths(int(qp), "ecmp", [int(t["entropy"][row, best])])
+        done.append(n.sim.now)
+    net.tick_hooks.append(narrow)
+    r = net.run()
+    assert done == [us(50)]
+    st = net.sim.path_states[net.sender_qps]
+    assert np.all(st["sent"][:, 1:] == 0) and np.all(st["sent"][:, 0] > 0)   # one entropy after the tick
+    assert r.counters["msgs_completed"] == r.counters["msgs_total"]
