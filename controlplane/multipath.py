@@ -16,7 +16,8 @@ Scenario fields it reads (controlplane/scenario.py):
                     plb_suspend_ps (60 s): the Linux tcp_plb.c defaults (transport-cc.md §3.4)
   adaptive_routing  True or "bytes": data packets are AR-eligible and every switch with more than
                     one candidate egress sends them to the one with the fewest queued bytes;
-                    "delay": the least queued bytes / link rate; ACK/CNP keep ECMP
+                    "delay": the least queued bytes / link rate
+  ar_classes        packet classes the NICs mark AR-eligible (default ["data"]; "ack", "cnp")
   link_loss         random loss probability per packet on every link direction, or
                     {link index: probability} for some links (both directions)
 """
@@ -68,6 +69,8 @@ def resolve(sc, max_base_rtt_ps: int, host_rate_bps: int) -> dict:
     pp.update(sc.path_params or {})
     if sc.adaptive_routing not in (False, True, "bytes", "delay"):
         raise ValueError(f"adaptive_routing must be false, true, 'bytes' or 'delay', got {sc.adaptive_routing!r}")
+    if not isinstance(sc.ar_classes, (list, tuple)) or set(sc.ar_classes) - {"data", "ack", "cnp"}:
+        raise ValueError(f"ar_classes must be a list of 'data', 'ack', 'cnp', got {sc.ar_classes!r}")
     losses = sc.link_loss.values() if isinstance(sc.link_loss, dict) else [sc.link_loss]
     for p in losses:
         if not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
@@ -96,9 +99,12 @@ def install_qp(net, qp: int, sport: int) -> None:
     if sc.transport != "gbn":
         tp = r["transport_params"]
         sim.set_transport(qp, sc.transport, tp["reorder_window"], tp["rto_low_ps"], tp["rto_low_pkts"], tp["bdp_cap"])
+    if sc.adaptive_routing:
+        sim.set_ar_classes(qp, sc.ar_classes)
+        sim.set_ar_classes(qp + 1, sc.ar_classes)      # the receiver end sends the ACKs and CNPs
     if sc.paths != "ecmp" or sc.adaptive_routing:
         e = entropies(net.path_rng, sport, r["num_paths"])
-        sim.set_paths(qp, sc.paths, e, sc.path_weights, ar=bool(sc.adaptive_routing))
+        sim.set_paths(qp, sc.paths, e, sc.path_weights, ar=bool(sc.adaptive_routing) and "data" in sc.ar_classes)
         if sc.paths in FEEDBACK_POLICIES:
             pp = r["path_params"]
             sim.set_path_params(qp, pp["flowlet_gap_ps"], pp["plb_cong_thresh"], pp["plb_rehash_rounds"],

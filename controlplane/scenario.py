@@ -78,6 +78,7 @@ class Scenario:
     path_weights: list | None = None    # spray_weighted: one weight per entropy
     path_params: dict | None = None     # flowlet_gap_ps, plb_cong_thresh, plb_rehash_rounds, plb_suspend_ps
     adaptive_routing: Any = False       # True/"bytes" or "delay": data AR-eligible, least-loaded egress
+    ar_classes: list = field(default_factory=lambda: ["data"])  # packet classes the NIC marks AR-eligible
     link_loss: Any = 0.0                # random loss per packet: one probability for every link, or {link: p}
     failures: list | None = None        # [{"link": i | "switch": node, "down_ps", "up_ps"}] (controlplane/failures.py)
     failure_params: dict | None = None  # detect_ps (NIC failover), reconverge_ps (routing)

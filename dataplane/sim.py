@@ -310,6 +310,14 @@ class Simulator:
         n = self._check(lib.sd_trace_path(self._sim, src, dst, sport, out, 64))
         return [int(out[i]) for i in range(n)]
 
+    def set_ar_classes(self, qp: int, classes) -> None:
+        """Packet classes ``qp`` marks eligible for adaptive routing: any of "data", "ack", "cnp"."""
+        bits = {"data": lib.SD_AR_CLASS_DATA, "ack": lib.SD_AR_CLASS_ACK, "cnp": lib.SD_AR_CLASS_CNP}
+        unknown = set(classes) - set(bits)
+        if unknown:
+            raise ValueError(f"ar_classes: unknown class(es) {sorted(unknown)}; known: {sorted(bits)}")
+        self._check(lib.sd_set_ar_classes(self._sim, qp, sum(bits[c] for c in set(classes))))
+
     def set_port_loss(self, port: int, probability: float) -> None:
         """Random loss per packet on the link direction leaving ``port``."""
         self._check(lib.sd_set_port_loss(self._sim, port, float(probability)))

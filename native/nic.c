@@ -173,7 +173,7 @@ static void send_data(sd_sim *sim, uint32_t qi)
     pk->prio = SD_PRIO_DATA;
     pk->ecn = SD_ECN_ECT0;
     pk->becn = 0;
-    pk->flags = (uint8_t)((op == SD_OP_WRITE_LAST || op == SD_OP_WRITE_ONLY ? SD_PKT_ACKREQ : 0) | (q->ar ? SD_PKT_AR : 0) |
+    pk->flags = (uint8_t)((op == SD_OP_WRITE_LAST || op == SD_OP_WRITE_ONLY ? SD_PKT_ACKREQ : 0) | (q->ar & SD_AR_CLASS_DATA ? SD_PKT_AR : 0) |
                           slot_flags);
     pk->syndrome = 0;
     pk->msg = mi;
@@ -258,7 +258,7 @@ void nic_wake(sd_sim *sim, uint32_t host)
 /* ---------------------------------------------------------------- control packets */
 static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, uint32_t sport,
                       uint8_t opcode, uint32_t psn, uint32_t msn, uint8_t syndrome, uint8_t becn,
-                      int64_t ts_echo, uint32_t int_from, uint32_t sack)
+                      int64_t ts_echo, uint32_t int_from, uint32_t sack, uint8_t ar)
 {
     uint32_t p = pkt_alloc(sim);
     if (p == SD_NONE)
@@ -289,6 +289,7 @@ static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, ui
         const sd_packet *d = &sim->pkts[int_from];
         pk->flags = (uint8_t)((d->flags & SD_PKT_SLOT_MASK) | (d->ecn == SD_ECN_CE ? SD_PKT_CE_ECHO : 0));
     }
+    pk->flags |= ar;
     sim->ctr.ctrl_sent++;
     port_enqueue(sim, sim->hosts[host].port, p);
 }
@@ -311,7 +312,7 @@ void nic_send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t
     }
     q->unacked = 0;
     send_ctrl(sim, q->host, q->peer_host, q->peer_qp, ctrl_sport(q), SD_OP_ACK, psn, q->msn, syndrome, becn, ts_echo, acked,
-              sack);
+              sack, q->ar & SD_AR_CLASS_ACK ? SD_PKT_AR : 0);
 }
 
 /* ---------------------------------------------------------------- receiver */
@@ -329,7 +330,7 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
                 q->cnps_tx++;
                 sim->ctr.cnp_sent++;
                 send_ctrl(sim, q->host, q->peer_host, q->peer_qp, ctrl_sport(q), SD_OP_CNP, 0, 0, 0, 1, -1, SD_NONE,
-                          SD_NONE);
+                          SD_NONE, q->ar & SD_AR_CLASS_CNP ? SD_PKT_AR : 0);
             }
         } else {
             q->ce_pending = 1;

@@ -563,7 +563,7 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
     q->npaths = n;
     q->path_policy = policy;
     q->path_next = 0;
-    q->ar = ar ? 1u : 0u;
+    q->ar = ar ? (q->ar | SD_AR_CLASS_DATA) : (q->ar & ~(uint32_t)SD_AR_CLASS_DATA);
     q->path_rng = seed_mix(sim->cfg.seed, 0x5041000000ull + qp);
     sd_path_state *ps = &sim->pstate[qp];
     sd_path_state keep = *ps;            /* a new set: fresh telemetry, same parameters */
@@ -633,6 +633,16 @@ int sd_set_adaptive_routing(sd_sim *sim, uint32_t node, uint32_t on)
             return sd_fail(sim, SD_ENOMEM, "adaptive_routing: out of memory");
     }
     sim->ar_on[sw] = (uint8_t)on;
+    return SD_OK;
+}
+
+int sd_set_ar_classes(sd_sim *sim, uint32_t qp, uint32_t mask)
+{
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "ar_classes: qp %u does not exist", qp);
+    if (mask > (SD_AR_CLASS_DATA | SD_AR_CLASS_ACK | SD_AR_CLASS_CNP))
+        return sd_fail(sim, SD_EINVAL, "ar_classes: mask %u has bits beyond data (1), ack (2), cnp (4)", mask);
+    sim->qps[qp].ar = mask;
     return SD_OK;
 }
 

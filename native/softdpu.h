@@ -311,7 +311,7 @@ typedef struct sd_qp {
     uint32_t path_next;          /* spray_rr cursor */
     uint16_t paths[16];          /* path set: UDP source ports */
     uint32_t path_weight[16];    /* spray_weighted: cumulative weights (last = total) */
-    uint32_t ar;                 /* 1 = mark data packets eligible for adaptive routing */
+    uint32_t ar;                 /* SD_AR_CLASS_* mask: packet classes this QP marks AR-eligible */
     uint32_t rto_low_pkts;       /* sr/ooo: use rto_low_ps while at most this many packets are out */
     int64_t rto_low_ps;          /* IRN's RTO_low (0 = always the simulator's rto_ps) */
     uint64_t path_rng;           /* spray_random / spray_weighted stream */
@@ -475,6 +475,9 @@ sd_path_state *sd_path_states(sd_sim *sim, uint32_t *count);
  * SD_AR_BYTES: queued data bytes; SD_AR_DELAY: queued bytes / link rate; ties go to the ECMP
  * choice); SD_AR_OFF = ECMP only. */
 enum sd_ar_mode { SD_AR_OFF = 0, SD_AR_BYTES = 1, SD_AR_DELAY = 2 };
+/* Which packets a QP marks AR-eligible (the NIC's per-class marking): a mask of these. */
+enum { SD_AR_CLASS_DATA = 1, SD_AR_CLASS_ACK = 2, SD_AR_CLASS_CNP = 4 };
+int sd_set_ar_classes(sd_sim *sim, uint32_t qp, uint32_t mask);
 int sd_set_adaptive_routing(sd_sim *sim, uint32_t switch_node, uint32_t mode);
 /* The links of the ECMP path of (src, dst, sport): returns how many were written to links_out. */
 int sd_trace_path(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, uint32_t *links_out, uint32_t max);

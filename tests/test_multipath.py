@@ -359,3 +359,15 @@ def test_a_tick_hook_can_replace_path_sets():
     st = net.sim.path_states[net.sender_qps]
     assert np.all(st["sent"][:, 1:] == 0) and np.all(st["sent"][:, 0] > 0)   # one entropy after the tick
     assert r.counters["msgs_completed"] == r.counters["msgs_total"]
+
+
+def test_ar_classes_choose_which_packets_may_move():
+    """Marking ACKs and CNPs as well lets the switches move them too (more AR decisions differ from
+    ECMP), and delivery stays exactly-once; that unmarked packets never move is
+    test_unmarked_packets_never_change_path."""
+    data_only = perm(size=MB(1), transport="ooo", adaptive_routing=True).run()
+    with_acks = perm(size=MB(1), transport="ooo", adaptive_routing=True, ar_classes=["data", "ack", "cnp"]).run()
+    assert_exactly_once(with_acks)
+    assert with_acks.counters["ar_moves"] != data_only.counters["ar_moves"]
+    with pytest.raises(ValueError, match="ar_classes must be"):
+        perm(adaptive_routing=True, ar_classes=["nak"]).build()
