@@ -113,7 +113,7 @@ def install_qp(net, qp: int, sport: int) -> None:
 
 def telemetry(net) -> dict[str, np.ndarray]:
     """Per-entropy telemetry of the sender QPs, shape (QPs, 16) each: entropy, packets sent, ACKs,
-    ECN fraction of those ACKs, last RTT (ps, -1 none); plus repaths per QP. Slots past a QP's
+    ECN fraction of those ACKs, last RTT (ps, -1 none), timeouts; plus repaths per QP. Slots past a QP's
     npaths are zero. What a control-plane policy reads at its ticks to reweight or remove paths."""
     sim = net.sim
     qps = net.sender_qps
@@ -122,13 +122,15 @@ def telemetry(net) -> dict[str, np.ndarray]:
     if len(st) == 0:
         z = np.zeros((len(qps), 16))
         return {"entropy": z.astype(np.int64), "sent": z.astype(np.int64), "acks": z.astype(np.int64),
-                "ecn_fraction": z, "rtt_ps": z.astype(np.int64) - 1, "repaths": np.zeros(len(qps), np.int64)}
+                "ecn_fraction": z, "rtt_ps": z.astype(np.int64) - 1, "timeouts": z.astype(np.int64),
+                "repaths": np.zeros(len(qps), np.int64)}
     s = st[qps]
     acks = s["acks"].astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(acks > 0, s["ce"] / np.maximum(acks, 1), 0.0)
     return {"entropy": q["paths"].astype(np.int64), "sent": s["sent"].astype(np.int64), "acks": acks,
-            "ecn_fraction": frac, "rtt_ps": s["rtt_ps"].astype(np.int64), "repaths": s["repaths"].astype(np.int64)}
+            "ecn_fraction": frac, "rtt_ps": s["rtt_ps"].astype(np.int64), "timeouts": s["timeouts"].astype(np.int64),
+            "repaths": s["repaths"].astype(np.int64)}
 
 
 def install_fabric(net) -> None:

@@ -168,7 +168,7 @@ static void send_data(sd_sim *sim, uint32_t qi)
     pk->wire = (uint16_t)sd_wire_bytes(sim, op, payload);
     pk->in_port = SD_NONE;
     uint8_t slot_flags = 0;
-    pk->sport = q->npaths ? path_pick(sim, qi, &slot_flags) : (uint16_t)q->sport;
+    pk->sport = q->npaths ? path_pick(sim, qi, seq, &slot_flags) : (uint16_t)q->sport;
     pk->opcode = op;
     pk->prio = SD_PRIO_DATA;
     pk->ecn = SD_ECN_ECT0;

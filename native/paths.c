@@ -3,7 +3,8 @@
  * choice), and the per-path feedback ACKs bring back. Switches hash whatever entropy the packet
  * carries (switch.c). Each data packet carries its path slot; the ACK that acknowledges it echoes
  * the slot and whether it arrived CE-marked (SD_PKT_* in softdpu.h), which feeds:
- *   - per-slot telemetry for the control plane (sent, ACKs, CE echoes, last RTT);
+ *   - per-slot telemetry for the control plane (sent, ACKs, CE echoes, last RTT, and timeouts,
+ *     charged to the slot of the oldest outstanding packet);
  *   - reps (REPS, Bonato et al. 2024; transport-cc.md §3): reuse slots whose ACKs came back
  *     unmarked, oldest first; with none to reuse, explore a random slot; a marked slot is not
  *     recycled;
@@ -24,7 +25,7 @@ static uint32_t other_slot(sd_qp *q, uint32_t cur)
     return i >= cur ? i + 1 : i;         /* uniform over the other slots */
 }
 
-uint16_t path_pick(sd_sim *sim, uint32_t qi, uint8_t *slot_flags)
+uint16_t path_pick(sd_sim *sim, uint32_t qi, uint64_t seq, uint8_t *slot_flags)
 {
     sd_qp *q = &sim->qps[qi];
     sd_path_state *ps = &sim->pstate[qi];
@@ -68,6 +69,7 @@ uint16_t path_pick(sd_sim *sim, uint32_t qi, uint8_t *slot_flags)
     }
     ps->last_tx_ps = sim->now;
     ps->sent[i]++;
+    ps->slot_of[seq & 1023u] = (uint8_t)i;
     *slot_flags = (uint8_t)((i + 1u) << SD_PKT_SLOT_SHIFT);
     return q->paths[i];
 }
@@ -119,9 +121,14 @@ void path_feedback(sd_sim *sim, uint32_t qi, const sd_packet *ack, int nak)
 void path_timeout(sd_sim *sim, uint32_t qi)
 {
     sd_qp *q = &sim->qps[qi];
-    if (q->npaths == 0 || q->path_policy != SD_PATH_PLB)
+    if (q->npaths == 0)
         return;
     sd_path_state *ps = &sim->pstate[qi];
+    uint32_t s = ps->slot_of[q->snd_una & 1023u];
+    if (s < q->npaths)
+        ps->timeouts[s]++;               /* the oldest outstanding packet's path timed out */
+    if (q->path_policy != SD_PATH_PLB)
+        return;
     plb_repath(sim, q, ps);
     ps->plb_suspend_until = sim->now + ps->plb_suspend_ps +
                             (int64_t)(rng_uniform(&q->path_rng) * (double)ps->plb_suspend_ps);

@@ -226,7 +226,7 @@ int reorder_next_rtx(sd_sim *sim, sd_qp *q, uint64_t *seq);
 void reorder_timeout(sd_sim *sim, sd_qp *q);
 
 /* paths.c */
-uint16_t path_pick(sd_sim *sim, uint32_t qi, uint8_t *slot_flags);
+uint16_t path_pick(sd_sim *sim, uint32_t qi, uint64_t seq, uint8_t *slot_flags);
 void path_feedback(sd_sim *sim, uint32_t qi, const sd_packet *ack, int nak);
 void path_timeout(sd_sim *sim, uint32_t qi);
 

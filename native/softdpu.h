@@ -217,6 +217,8 @@ typedef struct sd_path_state {
     uint64_t acks[16];           /* ACK/NAKs that echoed slot i */
     uint64_t ce[16];             /* ... of which echoed a CE mark */
     int64_t rtt_ps[16];          /* last RTT sample through slot i, -1 none */
+    uint64_t timeouts[16];       /* RTOs whose oldest outstanding packet went on slot i */
+    uint8_t slot_of[1024];       /* slot of sequence s at [s % 1024] (exact while <= 1024 are out) */
     /* parameters (sd_set_path_params) */
     int64_t flowlet_gap_ps;      /* flowlet: a new path after an idle gap longer than this */
     double plb_cong_thresh;      /* plb: a round is congested above this CE fraction (Linux 128/256) */

@@ -371,3 +371,23 @@ def test_ar_classes_choose_which_packets_may_move():
     assert with_acks.counters["ar_moves"] != data_only.counters["ar_moves"]
     with pytest.raises(ValueError, match="ar_classes must be"):
         perm(adaptive_routing=True, ar_classes=["nak"]).build()
+
+
+def test_timeouts_are_charged_to_the_entropy_that_lost_the_packet():
+    """ooo recovers a lost data packet only by timeout, and the timer is charged to the slot of
+    the oldest outstanding packet: with loss on link 47 only, (almost) every charged slot is an
+    entropy whose path crosses link 47 (a lost ACK is covered by the next cumulative ACK)."""
+    from controlplane.multipath import telemetry
+    r = perm(size=MB(1), transport="ooo", paths="spray_rr", link_loss={CORE_LINK: 0.05}).run()
+    net, t = r.network, telemetry(r.network)
+    on = off = 0
+    for row, qp in enumerate(net.sender_qps):
+        q = net.sim.qps[int(qp)]
+        for k in np.flatnonzero(t["timeouts"][row, :int(q["npaths"])]):
+            path = net.sim.trace_path(int(q["host"]), int(q["peer_host"]), int(t["entropy"][row, k]))
+            if CORE_LINK in path:
+                on += t["timeouts"][row, k]
+            else:
+                off += t["timeouts"][row, k]
+    assert on + off == r.counters["timeouts"] > 0
+    assert off <= 0.2 * on
