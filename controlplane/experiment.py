@@ -59,6 +59,28 @@ def run_variants(out_dir: Path, variants: dict[str, Scenario], overrides: dict, 
     return summaries
 
 
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    """One row per dict, the columns of the first."""
+    import csv
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def permutation_on_fat_tree(name: str, k: int, size_bytes: int, cc: str, seed: int, paths: str = "ecmp",
+                            transport: str = "gbn", adaptive_routing=False, **fields) -> Scenario:
+    """The multipath experiments' scenario: one flow per host to a random-permutation peer on a
+    k-ary fat-tree at 100 Gb/s with 1 us links; other Scenario fields as keywords."""
+    from controlplane.units import Gbps, us
+    return Scenario(name=name,
+                    topology={"topology": "fat_tree", "k": int(k), "host_rate_bps": Gbps(fields.pop("rate_gbps", 100)),
+                              "host_delay_ps": us(1)},
+                    workload={"kind": "permutation", "size_bytes": int(size_bytes)}, cc=cc, seed=seed,
+                    paths=paths, transport=transport, adaptive_routing=adaptive_routing, **fields)
+
+
 def experiment_main(module: str, run, params: dict, default_out: str, argv=None) -> int:
     """``python -m experiments.<name>``: the same options as ``softdpu run <name>``."""
     ap = argparse.ArgumentParser(prog=f"python -m {module}")
@@ -86,4 +108,4 @@ def capture_arg(path: str | None, text: str | None):
     return CaptureSpec.parse(path, text)
 
 
-__all__ = ["parse_sets", "split_params", "run_variants", "experiment_main"]
+__all__ = ["parse_sets", "split_params", "run_variants", "experiment_main", "write_csv", "permutation_on_fat_tree"]

@@ -31,7 +31,7 @@ class FailurePlan:
 
     def __init__(self, net):
         self.net = net
-        sc, fab = net.scenario, net.fabric
+        sc = net.scenario
         p = dict(FAILURE_DEFAULTS)
         unknown = set(sc.failure_params or {}) - set(p)
         if unknown:

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from controlplane.experiment import permutation_on_fat_tree, write_csv
 from controlplane.scenario import Scenario
-from controlplane.units import Gbps, MB, us
+from controlplane.units import MB, us
 
 VARIANTS = {   # name -> (path policy, transport, adaptive routing)
     "ecmp-gbn": ("ecmp", "gbn", False),
@@ -43,11 +44,8 @@ def scenarios(p: dict, seed: int) -> dict[str, Scenario]:
         if name not in VARIANTS:
             raise ValueError(f"variants: unknown {name!r}; known: {list(VARIANTS)}")
         paths, transport, ar = VARIANTS[name]
-        out[name] = Scenario(
-            name=f"link_failure-{name}",
-            topology={"topology": "fat_tree", "k": int(p["k"]), "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
-            workload={"kind": "permutation", "size_bytes": int(p["size_bytes"])}, cc=p["cc"],
-            transport=transport, paths=paths, adaptive_routing=ar, seed=seed,
+        out[name] = permutation_on_fat_tree(
+            f"link_failure-{name}", p["k"], p["size_bytes"], p["cc"], seed, paths, transport, ar,
             failures=[{"link": int(p["link"]), "down_ps": us(p["fail_us"])}],
             failure_params={"detect_ps": us(p["detect_us"]), "reconverge_ps": us(p["reconverge_us"])},
             sample_interval_ps=us(p["sample_us"]), monitor_ports="none")
@@ -91,10 +89,7 @@ def run(out_dir: str | Path = "results/link_failure", params: dict | None = None
               f"max {s['max_fct_us']:.0f} us, {s['failure_drops']} packets lost to the failure, "
               f"{c['events']:,} events, {r.wall_s:.1f} s wall", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "link_failure.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(summary[0]))
-        w.writeheader()
-        w.writerows(summary)
+    write_csv(out / "link_failure.csv", summary)
     with open(out / "link_failure_throughput.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["variant", "t_us", "placed_gbps"])

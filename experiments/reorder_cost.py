@@ -17,14 +17,14 @@ Writes results/reorder_cost/<policy>-<transport>/, reorder_cost.csv and reorder_
 """
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from controlplane.experiment import permutation_on_fat_tree, write_csv
 from controlplane.scenario import Scenario
-from controlplane.units import Gbps, MB, us
+from controlplane.units import MB
 
 POLICIES = ["ecmp", "ar", "flowlet", "plb", "reps", "spray_rr", "spray_random"]
 TRANSPORTS = ["gbn", "sr", "ooo"]
@@ -40,13 +40,10 @@ def scenarios(p: dict, seed: int) -> dict[str, Scenario]:
         for tr in p["transports"]:
             if tr not in TRANSPORTS:
                 raise ValueError(f"transports: unknown {tr!r}; known: {TRANSPORTS}")
-            out[f"{pol}-{tr}"] = Scenario(
-                name=f"reorder-{pol}-{tr}",
-                topology={"topology": "fat_tree", "k": int(p["k"]), "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
-                workload={"kind": "permutation", "size_bytes": int(p["size_bytes"])}, cc=p["cc"],
-                transport=tr, transport_params=None if tr == "gbn" else {"reorder_window": int(p["reorder_window"])},
-                paths="ecmp" if pol == "ar" else pol, adaptive_routing=pol == "ar", num_paths=int(p["num_paths"]),
-                seed=seed, sample_interval_ps=0, monitor_ports="none")
+            out[f"{pol}-{tr}"] = permutation_on_fat_tree(
+                f"reorder-{pol}-{tr}", p["k"], p["size_bytes"], p["cc"], seed, "ecmp" if pol == "ar" else pol, tr,
+                pol == "ar", transport_params=None if tr == "gbn" else {"reorder_window": int(p["reorder_window"])},
+                num_paths=int(p["num_paths"]), sample_interval_ps=0, monitor_ports="none")
     return out
 
 
@@ -72,10 +69,7 @@ def run(out_dir: str | Path = "results/reorder_cost", params: dict | None = None
                      "reorder_bytes_per_qp": 0 if tr == "gbn" else 3 * int(p["reorder_window"]) // 8})
         print(f"[{i + 1}/{len(variants)}] {name}: {c['events']:,} events, {r.wall_s:.1f} s wall", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "reorder_cost.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out / "reorder_cost.csv", rows)
     print(f"{'policy':13s} {'mode':4s} {'peak':>5s} {'dist':>5s} {'ooo%':>6s} {'dups':>7s} {'retx':>8s} {'mean FCT':>9s}")
     for r in rows:
         print(f"{r['policy']:13s} {r['transport']:4s} {r['reorder_peak']:5d} {r['reorder_max_dist']:5d} "

@@ -19,12 +19,12 @@ row per flow), spraying_vs_ecmp_summary.csv and spraying_vs_ecmp.png (throughput
 """
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from controlplane.experiment import permutation_on_fat_tree, write_csv
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
 
@@ -48,13 +48,9 @@ def scenarios(p: dict, seed: int) -> dict[str, Scenario]:
         if name not in VARIANTS:
             raise ValueError(f"variants: unknown {name!r}; known: {list(VARIANTS)}")
         paths, transport, ar = VARIANTS[name]
-        out[name] = Scenario(
-            name=f"spraying-{name}",
-            topology={"topology": "fat_tree", "k": int(p["k"]), "host_rate_bps": Gbps(p["rate_gbps"]),
-                      "host_delay_ps": us(1)},
-            workload={"kind": "permutation", "size_bytes": int(p["size_bytes"])},
-            cc=p["cc"], transport=transport, paths=paths, num_paths=int(p["num_paths"]), adaptive_routing=ar, seed=seed,
-            sample_interval_ps=us(20), monitor_ports="none")
+        out[name] = permutation_on_fat_tree(f"spraying-{name}", p["k"], p["size_bytes"], p["cc"], seed, paths, transport,
+                                            ar, rate_gbps=p["rate_gbps"], num_paths=int(p["num_paths"]),
+                                            sample_interval_ps=us(20), monitor_ports="none")
     return out
 
 
@@ -88,8 +84,8 @@ def run(out_dir: str | Path = "results/spraying_vs_ecmp", params: dict | None = 
               f"{s['mean_tput_frac']:.0%} of line rate, p99 FCT {s['p99_fct_us']:.0f} us, retx {s['retransmitted']}, "
               f"{c['events']:,} events, {r.wall_s:.1f} s wall", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "spraying_vs_ecmp.csv", rows)
-    _write_csv(out / "spraying_vs_ecmp_summary.csv", summary)
+    write_csv(out / "spraying_vs_ecmp.csv", rows)
+    write_csv(out / "spraying_vs_ecmp_summary.csv", summary)
     print(f"{'variant':18s} {'tput/line':>9s} {'p1 tput':>8s} {'mean FCT':>10s} {'p99 FCT':>10s} {'retx':>8s} "
           f"{'rx_ooo':>8s} {'ooo peak':>8s}")
     for s in summary:
@@ -98,13 +94,6 @@ def run(out_dir: str | Path = "results/spraying_vs_ecmp", params: dict | None = 
     if plots:
         print(f"plot: {plot(rows, line, out / 'spraying_vs_ecmp.png')}")
     return {"summary": summary}
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
 
 
 def plot(rows: list[dict], line_bps: float, out_png: Path) -> Path:
