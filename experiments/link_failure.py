@@ -1,5 +1,6 @@
-"""Link failure: a core link fails in the middle of a permutation of long flows. How much
-throughput is lost, for how long, and what happens to the tail FCT under each path policy?
+"""Link failure: a core link fails mid-run; throughput over time and tail FCT per path policy.
+
+How much throughput is lost, for how long, and what happens to the tail FCT under each policy?
 
 ECMP flows hashed onto the dead link lose every packet until the NIC detects the failure and
 moves them (detect_us), or routing reconverges (reconverge_us); sprayed flows lose only the share

@@ -1,5 +1,6 @@
-"""Reorder cost: how much reordering does each path policy create, and what does each transport
-pay for it? Per (path policy, transport mode): the receivers' reorder-buffer occupancy (peak PSNs
+"""Reorder cost: the reordering each path policy creates, and what each transport pays for it.
+
+Per (path policy, transport mode): the receivers' reorder-buffer occupancy (peak PSNs
 held beyond the expected PSN), the largest out-of-order distance, the share of packets that
 arrived out of order, duplicates, retransmissions and mean FCT.
 
