@@ -69,17 +69,10 @@ def cmd_plot(a) -> int:
 
 def cmd_bench(a) -> int:
     from controlplane import bench
-    if a.scenario == "cc-callback":
-        print(bench.format_row(bench.run_cc_callback(seed=a.seed)))
-        return 0
-    if a.scenario == "cc-cost":
-        print(bench.format_row(bench.run_cc_cost(seed=a.seed)))
-        return 0
-    if a.scenario == "capture":
-        print(bench.format_row(bench.run_capture(seed=a.seed)))
-        return 0
-    if a.scenario == "multipath":
-        print(bench.format_row(bench.run_multipath(seed=a.seed)))
+    special = {"cc-callback": bench.run_cc_callback, "cc-cost": bench.run_cc_cost, "capture": bench.run_capture,
+               "multipath": bench.run_multipath}
+    if a.scenario in special:
+        print(bench.format_row(special[a.scenario](seed=a.seed)))
         return 0
     for impl in a.cc_impl:
         r = bench.run(a.scenario, impl, seed=a.seed)

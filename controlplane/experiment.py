@@ -59,6 +59,14 @@ def run_variants(out_dir: Path, variants: dict[str, Scenario], overrides: dict, 
     return summaries
 
 
+def chosen(field: str, names, known) -> list:
+    """The experiment parameter ``field`` lists names from ``known``; an unknown one is an error."""
+    for name in names:
+        if name not in known:
+            raise ValueError(f"{field}: unknown {name!r}; known: {list(known)}")
+    return list(names)
+
+
 def write_csv(path: Path, rows: list[dict]) -> Path:
     """One row per dict, the columns of the first."""
     import csv
@@ -108,4 +116,4 @@ def capture_arg(path: str | None, text: str | None):
     return CaptureSpec.parse(path, text)
 
 
-__all__ = ["parse_sets", "split_params", "run_variants", "experiment_main", "write_csv", "permutation_on_fat_tree"]
+__all__ = ["parse_sets", "split_params", "run_variants", "experiment_main", "write_csv", "permutation_on_fat_tree", "chosen"]

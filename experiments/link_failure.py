@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import permutation_on_fat_tree, write_csv
+from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv
 from controlplane.scenario import Scenario
 from controlplane.units import MB, us
 
@@ -41,9 +41,7 @@ PARAMS = dict(k=4, size_bytes=MB(16), cc="dcqcn", link=47, fail_us=300, detect_u
 
 def scenarios(p: dict, seed: int) -> dict[str, Scenario]:
     out = {}
-    for name in p["variants"]:
-        if name not in VARIANTS:
-            raise ValueError(f"variants: unknown {name!r}; known: {list(VARIANTS)}")
+    for name in chosen("variants", p["variants"], VARIANTS):
         paths, transport, ar = VARIANTS[name]
         out[name] = permutation_on_fat_tree(
             f"link_failure-{name}", p["k"], p["size_bytes"], p["cc"], seed, paths, transport, ar,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import permutation_on_fat_tree, write_csv
+from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv
 from controlplane.scenario import Scenario
 from controlplane.units import MB
 
@@ -35,12 +35,8 @@ PARAMS = dict(k=4, size_bytes=MB(4), cc="dcqcn", policies=POLICIES, transports=T
 
 def scenarios(p: dict, seed: int) -> dict[str, Scenario]:
     out = {}
-    for pol in p["policies"]:
-        if pol not in POLICIES:
-            raise ValueError(f"policies: unknown {pol!r}; known: {POLICIES}")
-        for tr in p["transports"]:
-            if tr not in TRANSPORTS:
-                raise ValueError(f"transports: unknown {tr!r}; known: {TRANSPORTS}")
+    for pol in chosen("policies", p["policies"], POLICIES):
+        for tr in chosen("transports", p["transports"], TRANSPORTS):
             out[f"{pol}-{tr}"] = permutation_on_fat_tree(
                 f"reorder-{pol}-{tr}", p["k"], p["size_bytes"], p["cc"], seed, "ecmp" if pol == "ar" else pol, tr,
                 pol == "ar", transport_params=None if tr == "gbn" else {"reorder_window": int(p["reorder_window"])},

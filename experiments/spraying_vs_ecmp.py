@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import permutation_on_fat_tree, write_csv
+from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
 
@@ -44,9 +44,7 @@ PARAMS = dict(k=8, size_bytes=MB(8), cc="dcqcn", variants=list(VARIANTS), rate_g
 
 def scenarios(p: dict, seed: int) -> dict[str, Scenario]:
     out = {}
-    for name in p["variants"]:
-        if name not in VARIANTS:
-            raise ValueError(f"variants: unknown {name!r}; known: {list(VARIANTS)}")
+    for name in chosen("variants", p["variants"], VARIANTS):
         paths, transport, ar = VARIANTS[name]
         out[name] = permutation_on_fat_tree(f"spraying-{name}", p["k"], p["size_bytes"], p["cc"], seed, paths, transport,
                                             ar, rate_gbps=p["rate_gbps"], num_paths=int(p["num_paths"]),

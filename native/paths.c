@@ -56,13 +56,13 @@ uint16_t path_pick(sd_sim *sim, uint32_t qi, uint64_t seq, uint8_t *slot_flags)
         break;
     case SD_PATH_FLOWLET:
         if (ps->last_tx_ps >= 0 && sim->now - ps->last_tx_ps > ps->flowlet_gap_ps) {
-            ps->cur = other_slot(q, ps->cur);
+            q->path_next = other_slot(q, q->path_next);
             ps->repaths++;
         }
-        i = ps->cur;
+        i = q->path_next;
         break;
     case SD_PATH_PLB:
-        i = ps->cur;
+        i = q->path_next;
         break;
     default:
         break;
@@ -74,10 +74,9 @@ uint16_t path_pick(sd_sim *sim, uint32_t qi, uint64_t seq, uint8_t *slot_flags)
     return q->paths[i];
 }
 
-static void plb_repath(sd_sim *sim, sd_qp *q, sd_path_state *ps)
+static void plb_repath(sd_qp *q, sd_path_state *ps)
 {
-    (void)sim;
-    ps->cur = other_slot(q, ps->cur);
+    q->path_next = other_slot(q, q->path_next);
     ps->plb_cong_rounds = 0;
     ps->repaths++;
 }
@@ -111,7 +110,7 @@ void path_feedback(sd_sim *sim, uint32_t qi, const sd_packet *ack, int nak)
             int congested = (double)ps->plb_ce > ps->plb_cong_thresh * (double)ps->plb_acks;
             ps->plb_cong_rounds = congested ? ps->plb_cong_rounds + 1 : 0;
             if (ps->plb_cong_rounds >= ps->plb_rehash_rounds && sim->now >= ps->plb_suspend_until)
-                plb_repath(sim, q, ps);
+                plb_repath(q, ps);
             ps->plb_acks = ps->plb_ce = 0;
             ps->plb_round_end = q->snd_nxt > q->snd_una ? q->snd_nxt : q->snd_una + 1;
         }
@@ -129,7 +128,7 @@ void path_timeout(sd_sim *sim, uint32_t qi)
         ps->timeouts[s]++;               /* the oldest outstanding packet's path timed out */
     if (q->path_policy != SD_PATH_PLB)
         return;
-    plb_repath(sim, q, ps);
+    plb_repath(q, ps);
     ps->plb_suspend_until = sim->now + ps->plb_suspend_ps +
                             (int64_t)(rng_uniform(&q->path_rng) * (double)ps->plb_suspend_ps);
 }

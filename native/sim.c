@@ -543,7 +543,13 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
         sd_path_state *np = realloc(sim->pstate, (size_t)cap * sizeof *np);
         if (!np)
             return sd_fail(sim, SD_ENOMEM, "paths: out of memory");
-        memset(np + sim->pstate_cap, 0, (size_t)(cap - sim->pstate_cap) * sizeof *np);
+        for (uint32_t i = sim->pstate_cap; i < cap; i++) {   /* defaults until sd_set_path_params */
+            memset(&np[i], 0, sizeof np[i]);
+            np[i].flowlet_gap_ps = 100000000;               /* 100 us */
+            np[i].plb_cong_thresh = 0.5;                    /* Linux tcp_plb_cong_thresh 128/256 */
+            np[i].plb_rehash_rounds = 12;                   /* tcp_plb_rehash_rounds */
+            np[i].plb_suspend_ps = 60000000000000000ll;     /* tcp_plb_suspend_rto_sec, 60 s */
+        }
         sim->pstate = np;
         sim->pstate_cap = cap;
     }
@@ -566,12 +572,12 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
     q->ar = ar ? (q->ar | SD_AR_CLASS_DATA) : (q->ar & ~(uint32_t)SD_AR_CLASS_DATA);
     q->path_rng = seed_mix(sim->cfg.seed, 0x5041000000ull + qp);
     sd_path_state *ps = &sim->pstate[qp];
-    sd_path_state keep = *ps;            /* a new set: fresh telemetry, same parameters */
+    sd_path_state keep = *ps;            /* a new set: fresh telemetry, same parameters and suspension */
     memset(ps, 0, sizeof *ps);
-    ps->flowlet_gap_ps = keep.flowlet_gap_ps ? keep.flowlet_gap_ps : 100000000;        /* 100 us */
-    ps->plb_cong_thresh = keep.plb_rehash_rounds ? keep.plb_cong_thresh : 0.5;
-    ps->plb_rehash_rounds = keep.plb_rehash_rounds ? keep.plb_rehash_rounds : 12;
-    ps->plb_suspend_ps = keep.plb_rehash_rounds ? keep.plb_suspend_ps : 60000000000000000ll; /* 60 s */
+    ps->flowlet_gap_ps = keep.flowlet_gap_ps;
+    ps->plb_cong_thresh = keep.plb_cong_thresh;
+    ps->plb_rehash_rounds = keep.plb_rehash_rounds;
+    ps->plb_suspend_ps = keep.plb_suspend_ps;
     ps->plb_suspend_until = keep.plb_suspend_until;
     ps->last_tx_ps = -1;
     for (uint32_t i = 0; i < SD_MAX_PATHS; i++)

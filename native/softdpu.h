@@ -233,7 +233,7 @@ typedef struct sd_path_state {
     uint64_t plb_round_end;      /* the round ends when snd_una reaches this sequence */
     uint32_t plb_acks, plb_ce;   /* ACKs and CE echoes in the current round */
     uint32_t plb_cong_rounds;    /* consecutive congested rounds */
-    uint32_t cur;                /* the current slot */
+    uint32_t pad1;
     uint64_t repaths;            /* plb repaths / flowlets started */
     int64_t plb_suspend_until;
     int64_t last_tx_ps;          /* the QP's last data packet, -1 none */
@@ -310,7 +310,7 @@ typedef struct sd_qp {
     uint32_t bits_off;           /* sr/ooo: this QP's bitmaps in the simulator's bitmap pool (words) */
     uint32_t path_policy;        /* enum sd_path_policy */
     uint32_t npaths;             /* entropies in paths[], 0 = the QP's sport only */
-    uint32_t path_next;          /* spray_rr cursor */
+    uint32_t path_next;          /* spray_rr: the next slot; plb, flowlet: the current slot */
     uint16_t paths[16];          /* path set: UDP source ports */
     uint32_t path_weight[16];    /* spray_weighted: cumulative weights (last = total) */
     uint32_t ar;                 /* SD_AR_CLASS_* mask: packet classes this QP marks AR-eligible */
