@@ -208,7 +208,7 @@ static void send_data(sd_sim *sim, uint32_t qi)
         arm_rto(sim, q, qi, sim->now + rto_of(sim, q));
     if (!nic_has_work(sim, q))
         ring_remove(sim, qi);
-    port_enqueue(sim, q->port, p);
+    dpu_transmit(sim, q->host, p);
     cc_count_bytes(sim, qi, payload);
 }
 
@@ -291,7 +291,7 @@ static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, ui
     }
     pk->flags |= ar;
     sim->ctr.ctrl_sent++;
-    port_enqueue(sim, sim->hosts[host].port, p);
+    dpu_transmit(sim, host, p);
 }
 
 /* The entropy of the ACKs and CNPs a QP sends: its sport, or the first of its path set (failover). */

@@ -28,7 +28,7 @@ double sd_red_probability(uint64_t q, uint64_t kmin, uint64_t kmax, double pmax)
     return pmax * (double)(q - kmin) / (double)(kmax - kmin);
 }
 
-static void count_drop(sd_sim *sim, sd_packet *pk)
+void count_drop(sd_sim *sim, sd_packet *pk)
 {
     if (pk->prio == SD_PRIO_DATA)
         sim->ctr.data_dropped++;
@@ -205,7 +205,7 @@ void port_wire_arrive(sd_sim *sim, uint32_t port)
     if (in->cap_rx)
         capture_packet(sim, in->cap_rx, pk);
     if (in->node < sim->cfg.num_hosts)
-        nic_receive(sim, in->node, p);
+        dpu_receive(sim, in->node, p);
     else
         switch_receive(sim, in->node, pt->peer, p);
 }

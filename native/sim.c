@@ -156,6 +156,7 @@ void sd_destroy(sd_sim *sim)
     free(sim->loss);
     free(sim->ar_on);
     free(sim->pstate);
+    vs_free(sim);
     free(sim);
 }
 
@@ -733,6 +734,8 @@ int sd_run_until(sd_sim *sim, int64_t t)
     for (;;) {
         if (sim->cfg.wake_on_completion && sim->cring_len > 0)
             return SD_STOP_COMPLETIONS;
+        if (sim->upq_len > 0)
+            return SD_STOP_UPCALL;
         const sd_event *top = ev_peek(sim);
         if (!top)
             return sim->fatal ? sd_fail(sim, SD_ENOMEM, "event queue: out of memory") : SD_STOP_IDLE;
@@ -774,6 +777,9 @@ int sd_run_until(sd_sim *sim, int64_t t)
             break;
         case EV_PFC_REFRESH:
             pfc_refresh(sim, e.id);
+            break;
+        case EV_VS_EXEC:
+            vs_exec_event(sim, e.id, e.aux);
             break;
         case EV_POST:
             if (sim->post_queued == sim->now)

@@ -47,7 +47,8 @@ enum sd_event_type {
     EV_POST = 5,                 /* next posted message becomes visible to its QP */
     EV_PFC = 6,                  /* port: a PFC frame arrives (aux: pause quanta, 0 = XON) */
     EV_PFC_EXPIRE = 7,           /* port: the pause time of the last XOFF may have run out */
-    EV_PFC_REFRESH = 8           /* switch port: time to repeat XOFF if still congested */
+    EV_PFC_REFRESH = 8,          /* switch port: time to repeat XOFF if still congested */
+    EV_VS_EXEC = 9               /* host: the slow path executes an upcalled packet (aux: its slot) */
 };
 
 typedef struct sd_event {
@@ -120,6 +121,60 @@ typedef struct sd_capture {
     uint64_t packets, bytes;
 } sd_capture;
 
+/* The vSwitch of one DPU (vswitch.c). */
+typedef struct sd_vs_subtable {
+    uint32_t mask[SD_VS_KEY_WORDS];
+    uint32_t nflows;             /* 0 = unused slot */
+    int32_t max_prio;            /* highest priority of its flows (lookup stops below the best found) */
+    uint64_t hits;               /* since the last re-ranking */
+} sd_vs_subtable;
+typedef struct sd_vs_emc_entry {
+    uint32_t key[SD_VS_KEY_WORDS];
+    uint32_t flow;               /* SD_NONE = empty */
+    uint32_t gen;                /* the flow slot's generation when cached */
+    uint32_t version;            /* the table version when cached */
+    uint32_t pad0;
+} sd_vs_emc_entry;
+typedef struct sd_vs_slot {
+    uint32_t pkt;                /* the parked packet, SD_NONE = free slot */
+    uint32_t in_port;
+    uint32_t next_free;
+    uint32_t pad0;
+    sd_vs_action act;            /* what sd_vs_execute asked for */
+} sd_vs_slot;
+typedef struct sd_vs_meter {
+    double rate_bps;             /* 0 = unconfigured: passes everything */
+    double burst;                /* bytes */
+    double tokens;
+    int64_t last_ps;
+} sd_vs_meter;
+typedef struct sd_vswitch {
+    uint32_t enabled;
+    uint32_t max_flows;          /* hard capacity */
+    uint32_t flow_cap;           /* allocated flow slots (grows to max_flows at install time) */
+    uint32_t flow_hwm;           /* slots ever used */
+    uint32_t free_flow;          /* free list through sd_vs_flow.next */
+    uint32_t nbuckets;           /* power of two, >= flow_cap */
+    sd_vs_flow *flows;
+    uint32_t *buckets;
+    sd_vs_subtable sub[SD_VS_MAX_SUBTABLES];
+    uint32_t order[SD_VS_MAX_SUBTABLES];   /* used subtables, probe order */
+    uint32_t nsub;
+    uint32_t version;            /* bumped when a flow may shadow EMC entries */
+    sd_vs_emc_entry *emc;
+    uint32_t emc_entries;        /* power of two, 0 = no EMC */
+    uint32_t emc_inv_prob;       /* insert with probability 1/this */
+    uint64_t rng;
+    sd_vs_slot *slots;           /* upcall queue slots */
+    uint32_t nslots, free_slot;
+    uint32_t *vf_ids;            /* global VF id of local VF n */
+    uint32_t nvf, vf_cap;
+    sd_vs_meter *meters;
+    uint32_t nmeters;
+    uint32_t pad0;
+    int64_t rerank_interval_ps;
+    int64_t next_rerank_ps;
+} sd_vswitch;
 typedef struct sd_host {
     uint32_t port;               /* NIC uplink port, SD_NONE until linked */
     uint32_t ring;               /* one QP of the scheduling ring (round-robin cursor), SD_NONE = empty */
@@ -178,6 +233,16 @@ struct sd_sim {
     uint8_t *ar_on;              /* per switch: adaptive routing enabled, NULL = none anywhere */
     sd_path_state *pstate;       /* per QP, once some QP has a path set (paths.c) */
     uint32_t pstate_cap;
+    /* DPU vSwitch (vswitch.c): NULL until a DPU enables it */
+    sd_vswitch *vs;              /* per host */
+    sd_vs_stats *vs_stats;       /* per host */
+    uint32_t *vsmeta;            /* per pool packet: SD_VS_META_* bits */
+    sd_vs_vf *vfs;
+    uint32_t nvfs, vf_cap;
+    uint32_t *qp_fn;             /* per QP: its VF (global id), SD_NONE = the PF */
+    uint32_t qp_fn_cap;
+    sd_vs_upcall *upq;           /* upcalls not yet drained by the control plane */
+    uint32_t upq_head, upq_len, upq_cap;
 };
 
 /* error.c-style helper in sim.c */
@@ -204,6 +269,13 @@ int port_can_send_data(sd_sim *sim, uint32_t port);   /* else arranges a pull wh
 uint64_t rng_next(uint64_t *state);
 double rng_uniform(uint64_t *state);
 
+/* port.c: a packet that will not arrive (counted as data or control) */
+void count_drop(sd_sim *sim, sd_packet *pk);
+/* vswitch.c: the DPU between the NIC transport and its uplink */
+void dpu_transmit(sd_sim *sim, uint32_t host, uint32_t p);
+void dpu_receive(sd_sim *sim, uint32_t host, uint32_t p);
+void vs_exec_event(sd_sim *sim, uint32_t host, uint32_t slot);
+void vs_free(sd_sim *sim);
 /* wire.c */
 void capture_packet(sd_sim *sim, uint8_t mask, const sd_packet *pk);
 

@@ -23,7 +23,8 @@ enum sd_status {
 enum sd_stop {
     SD_STOP_TIME = 0,        /* the requested time was reached */
     SD_STOP_IDLE = 1,        /* no event left (time stays at the last event) */
-    SD_STOP_COMPLETIONS = 2  /* the completion ring needs draining by the control plane */
+    SD_STOP_COMPLETIONS = 2, /* the completion ring needs draining by the control plane */
+    SD_STOP_UPCALL = 3       /* vSwitch misses wait for the control plane (sd_vs_drain_upcalls) */
 };
 
 /* Priority classes of an egress queue; lower value is served first. */
@@ -417,6 +418,97 @@ typedef struct sd_counters {
     uint64_t ar_moves;           /* adaptive routing chose another egress than the ECMP hash */
 } sd_counters;
 
+/* ---------------------------------------------------------------- the DPU: VFs and the vSwitch (native/vswitch.c)
+ * A DPU (one per host) switches its functions' traffic in a vSwitch: an exact-match cache (EMC) in
+ * front of a masked tuple-space classifier of flows (OVS dpif-netdev's EMC + dpcls). A miss parks
+ * the packet in a bounded upcall queue and sd_run_until returns SD_STOP_UPCALL; the control plane
+ * (controlplane/vswitch.py) translates it with its tenant policy, executes it (sd_vs_execute) and
+ * installs a megaflow that becomes visible after the install latency (sd_vs_install active_ps).
+ * DPU port numbers (flow keys, actions): 0 = uplink p0, 1 = host PF pf0hpf, 2 + n = VF n (pf0vfN). */
+enum { SD_VS_UPLINK = 0, SD_VS_PF = 1, SD_VS_VF0 = 2, SD_VS_KEY_WORDS = 8, SD_VS_MAX_SUBTABLES = 64,
+       SD_VS_COUNTERS = 16, SD_VS_MAX_VNI = 16777215, SD_VXLAN_OVERHEAD = 50, SD_VXLAN_PORT = 4789 };
+/* Flow-key words (each uint32): what the vSwitch parses from a packet. */
+enum sd_vs_field { SD_VS_F_IN_PORT = 0, SD_VS_F_VNI = 1, SD_VS_F_SRC_IP = 2, SD_VS_F_DST_IP = 3,
+                   SD_VS_F_PROTO_DSCP = 4, SD_VS_F_L4 = 5, SD_VS_F_DQPN = 6, SD_VS_F_RESERVED = 7 };
+/* Action bits (sd_vs_action.flags), applied in this order: drop; decap; set DSCP; meter; count;
+ * encap; output. A flow without SD_VS_OUTPUT drops. Every flow also counts its packets/bytes. */
+enum sd_vs_act { SD_VS_OUTPUT = 1, SD_VS_ENCAP = 2, SD_VS_DECAP = 4, SD_VS_SET_DSCP = 8, SD_VS_METER = 16,
+                 SD_VS_COUNT = 32, SD_VS_DROP = 64 };
+typedef struct sd_vs_action {
+    uint32_t flags;              /* SD_VS_* bits */
+    uint32_t out_port;           /* SD_VS_OUTPUT: DPU port */
+    uint32_t vni;                /* SD_VS_ENCAP: VXLAN network identifier (1 .. 2^24-1) */
+    uint32_t tun_dst;            /* SD_VS_ENCAP: remote DPU (host node), UINT32_MAX = the packet's own */
+    uint32_t dscp;               /* SD_VS_SET_DSCP */
+    uint32_t meter;              /* SD_VS_METER: meter index of this DPU */
+    uint32_t counter;            /* SD_VS_COUNT: user counter index (0 .. SD_VS_COUNTERS-1) */
+    uint32_t pad0;
+} sd_vs_action;
+/* An installed flow (megaflow or rule): a masked key, a priority, actions and statistics. */
+typedef struct sd_vs_flow {
+    uint32_t key[8];             /* value, already masked */
+    uint32_t mask[8];
+    int64_t active_ps;           /* lookups see the flow from this time on (install latency) */
+    int64_t used_ps;             /* last packet, -1 none (idle eviction) */
+    uint64_t packets;
+    uint64_t bytes;
+    sd_vs_action act;
+    int32_t priority;            /* highest wins; megaflows from the slow path use 0 */
+    uint32_t subtable;           /* UINT32_MAX = free slot */
+    uint32_t next;               /* hash-chain link */
+    uint32_t gen;                /* bumped when the slot is freed (EMC validity) */
+} sd_vs_flow;
+/* A function of a DPU (VF), as the control plane created it. */
+typedef struct sd_vs_vf {
+    uint32_t host;               /* its DPU */
+    uint32_t index;              /* n of pf0vfN */
+    uint32_t vni;                /* its tenant's VNI */
+    uint32_t ip;                 /* its (tenant-scoped) IPv4 address, host order */
+    uint64_t tx_packets;         /* packets it sent into the vSwitch */
+    uint64_t rx_packets;         /* packets the vSwitch delivered to it */
+    uint64_t rx_bytes;
+    uint64_t isolation_drops;    /* packets stopped because they would cross tenants */
+} sd_vs_vf;
+/* A miss waiting for the slow path. */
+typedef struct sd_vs_upcall {
+    int64_t t_ps;                /* when the packet missed */
+    uint32_t key[8];
+    uint32_t dpu;                /* host node */
+    uint32_t slot;               /* handle for sd_vs_execute */
+    uint32_t wire;               /* bytes on the wire */
+    uint32_t pad0;
+} sd_vs_upcall;
+/* Per-DPU counters, the shape of OVS's pmd stats (lib/dpif-netdev-perf.h): every packet entering
+ * the vSwitch ends in exactly one of exact_hit, masked_hit, miss (upcalled) or lost. */
+typedef struct sd_vs_stats {
+    uint64_t rx;                 /* packets entering the vSwitch (from functions and the uplink) */
+    uint64_t rx_bytes;
+    uint64_t exact_hit;          /* EMC hits */
+    uint64_t masked_hit;         /* classifier hits */
+    uint64_t masked_lookups;     /* subtables probed by classifier lookups (OVS MASKED_LOOKUP) */
+    uint64_t miss;               /* upcalled */
+    uint64_t lost;               /* missed with the upcall queue full: dropped */
+    uint64_t emc_inserts;
+    uint64_t executed;           /* upcalled packets the slow path executed (sd_vs_execute) */
+    uint64_t installs;
+    uint64_t deletes;
+    uint64_t encaps;
+    uint64_t decaps;
+    uint64_t dscp_sets;
+    uint64_t meter_drops;
+    uint64_t action_drops;       /* drop action or no output */
+    uint64_t isolation_drops;    /* would cross tenants: stopped by the fast path whatever the rules */
+    uint64_t no_qp_drops;        /* delivered to a function without that QP (misrouted) */
+    uint64_t to_functions;       /* packets delivered to the PF or a VF */
+    uint64_t to_uplink;          /* packets sent to the uplink */
+    uint64_t copy_bytes;         /* bytes crossing between function memory and the DPU */
+    uint64_t flows;              /* installed now */
+    uint64_t subtables;          /* masks in use now */
+    uint64_t upcall_depth;       /* upcalls queued or in the slow path now */
+    uint64_t upcall_peak;
+    uint64_t counters[16];       /* SD_VS_COUNT targets */
+} sd_vs_stats;
+
 /* ---------------------------------------------------------------- opaque simulator */
 typedef struct sd_sim sd_sim;
 
@@ -507,6 +599,40 @@ uint64_t sd_data_in_flight(sd_sim *sim);
 /* Memory the simulator allocated, and bytes per packet / per QP, for the benchmark. */
 uint64_t sd_memory_bytes(sd_sim *sim);
 uint32_t sd_sizeof_packet(void);
+
+/* vSwitch setup (sd_vs_enable once per DPU, then VFs, meters, flows). */
+int sd_vs_enable(sd_sim *sim, uint32_t host, uint32_t max_flows, uint32_t emc_entries, uint32_t emc_insert_inv_prob,
+                 uint32_t upcall_queue, uint32_t max_meters, int64_t rerank_interval_ps);
+/* Add a VF to a DPU: returns its global VF id (sd_vs_vf index); its DPU port is SD_VS_VF0 + index. */
+int sd_vs_add_vf(sd_sim *sim, uint32_t host, uint32_t vni, uint32_t ip);
+/* Put a QP on a VF (global id; UINT32_MAX = the PF). Both QPs of a pair may sit on different DPUs' VFs. */
+int sd_vs_set_qp_function(sd_sim *sim, uint32_t qp, uint32_t vf);
+/* Token-bucket policer: rate_bps, burst bytes. */
+int sd_vs_set_meter(sd_sim *sim, uint32_t host, uint32_t meter, uint64_t rate_bps, uint64_t burst_bytes);
+/* Install a flow; returns its id. Identical (mask, value, priority) twice is an error. */
+int sd_vs_install(sd_sim *sim, uint32_t host, const uint32_t *value, const uint32_t *mask, int32_t priority,
+                  const sd_vs_action *act, int64_t active_ps);
+int sd_vs_delete(sd_sim *sim, uint32_t host, uint32_t flow);
+int sd_vs_modify(sd_sim *sim, uint32_t host, uint32_t flow, const sd_vs_action *act);
+/* Take the pending upcalls (oldest first); each stays queued (counted in upcall_depth) until executed. */
+uint32_t sd_vs_drain_upcalls(sd_sim *sim, sd_vs_upcall *out, uint32_t max);
+/* Execute an upcalled packet's actions at at_ps (>= now) and free its queue slot then. */
+int sd_vs_execute(sd_sim *sim, uint32_t host, uint32_t slot, const sd_vs_action *act, int64_t at_ps);
+/* Classify a key as the fast path would at time now (no statistics, no EMC insertion): the flow id
+ * or -1, and the subtables probed. For tests and the control plane. */
+int sd_vs_lookup(sd_sim *sim, uint32_t host, const uint32_t *key, uint32_t *probes);
+/* Benchmark: n keys looked up reps times through the fast path (EMC, then classifier), ns per lookup. */
+double sd_vs_bench_lookup(sd_sim *sim, uint32_t host, const uint32_t *keys, uint32_t n, uint32_t reps);
+sd_vs_flow *sd_vs_flows(sd_sim *sim, uint32_t host, uint32_t *count);
+sd_vs_vf *sd_vs_vfs(sd_sim *sim, uint32_t *count);
+sd_vs_stats *sd_vs_get_stats(sd_sim *sim, uint32_t *count);
+/* The key a packet of QP qp (data or control, sender side) would present to its DPU's vSwitch. */
+int sd_vs_packet_key(sd_sim *sim, uint32_t qp, uint32_t *key_out);
+/* Serialize a packet with vSwitch metadata (VXLAN encapsulated when SD_VS_META_ENCAP is set). */
+int sd_encode_meta(sd_sim *sim, const sd_packet *pk, uint32_t meta, uint8_t *buf, uint32_t cap, uint32_t snaplen);
+/* vSwitch metadata of a packet: bits 0..23 its tenant VNI (0 = none), bit 24 VXLAN-encapsulated,
+ * bit 25 DSCP rewritten, bits 26..31 that DSCP. */
+enum { SD_VS_META_VNI = 16777215, SD_VS_META_ENCAP = 16777216, SD_VS_META_DSCP_SET = 33554432, SD_VS_META_DSCP_SHIFT = 26 };
 
 /* Wire encoding and packet capture (native/wire.c). Frames are what a capture shows: Ethernet
  * header to ICRC, without preamble and FCS. Host h has MAC 02:00:00:hh:hh:hh (h+1), IPv4

@@ -165,24 +165,106 @@ static uint32_t frame_len(const sd_sim *sim, const sd_packet *pk)
     return sd_wire_bytes((sd_sim *)sim, pk->opcode, pk->payload) - sim->cfg.phy_overhead - SD_ETH_FCS;
 }
 
+/* The 50 outer bytes of a VXLAN frame of total length len (inner frame already at f + 50). */
+static void put_vxlan(const sd_sim *sim, uint8_t *f, const sd_packet *pk, uint32_t meta, uint32_t len)
+{
+    uint32_t op = pk->opcode;
+    uint32_t dscp = op == SD_OP_CNP ? sim->cfg.dscp_cnp : op == SD_OP_ACK ? sim->cfg.dscp_ack : sim->cfg.dscp_data;
+    if (meta & SD_VS_META_DSCP_SET)
+        dscp = meta >> SD_VS_META_DSCP_SHIFT;
+    uint32_t ip_total = len - SD_ETH_HDR;
+    uint8_t *p = put_mac(f, pk->dst);
+    p = put_mac(p, pk->src);
+    p = put16(p, 0x0800);
+    uint8_t *iph = p;
+    *p++ = 0x45;
+    *p++ = (uint8_t)((dscp << 2) | (pk->ecn & 3u));
+    p = put16(p, ip_total);
+    p = put16(p, 0);
+    p = put16(p, 0x4000);
+    *p++ = pk->ttl;
+    *p++ = 17;
+    p = put16(p, 0);
+    p = put32(p, ipv4_of(pk->src));
+    p = put32(p, ipv4_of(pk->dst));
+    uint32_t sum = 0;
+    for (int i = 0; i < 20; i += 2)
+        sum += (uint32_t)iph[i] << 8 | iph[i + 1];
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    put16(iph + 10, ~sum & 0xFFFF);
+    p = put16(p, pk->sport);                   /* the inner flow's entropy, for the fabric's ECMP */
+    p = put16(p, SD_VXLAN_PORT);
+    p = put16(p, ip_total - SD_IPV4_HDR);
+    p = put16(p, 0);                           /* RFC 7348: UDP checksum SHOULD be 0 */
+    p = put32(p, 0x08000000u);                 /* flags: I (valid VNI), reserved */
+    put32(p, (meta & SD_VS_META_VNI) << 8);    /* VNI, reserved byte */
+}
+
+/* The MAC and IPv4 address of the function a QP sits on (vswitch.c): VF g has 06:00:(g+1) and its
+ * tenant address; the PF uses its host's. */
+static uint8_t *put_fn_mac(uint8_t *p, const sd_sim *sim, uint32_t qp, uint32_t host)
+{
+    uint32_t vf = qp < sim->qp_fn_cap ? sim->qp_fn[qp] : SD_NONE;
+    if (vf == SD_NONE)
+        return put_mac(p, host);
+    p[0] = 0x06;
+    p[1] = 0x00;
+    return put32(p + 2, vf + 1);
+}
+
+static uint32_t fn_ipv4(const sd_sim *sim, uint32_t qp, uint32_t host)
+{
+    uint32_t vf = qp < sim->qp_fn_cap ? sim->qp_fn[qp] : SD_NONE;
+    return vf == SD_NONE ? ipv4_of(host) : sim->vfs[vf].ip;
+}
+
 int sd_encode(sd_sim *sim, const sd_packet *pk, uint8_t *buf, uint32_t cap, uint32_t snaplen)
+{
+    return sd_encode_meta(sim, pk, 0, buf, cap, snaplen);
+}
+
+/* With SD_VS_META_ENCAP the frame is VXLAN (RFC 7348): outer Ethernet/IPv4 between the two DPUs
+ * (DSCP and ECN of the packet as it travels the fabric, its TTL, DF), outer UDP from the packet's
+ * entropy to 4789 with checksum 0, the 8-byte VXLAN header (I flag, VNI), then the inner RoCEv2
+ * frame between the two functions (their MACs and addresses, TTL 64, the ECN its sender set),
+ * whose ICRC covers the inner headers only. */
+int sd_encode_meta(sd_sim *sim, const sd_packet *pk, uint32_t meta, uint8_t *buf, uint32_t cap, uint32_t snaplen)
 {
     /* Build the whole frame in a local buffer: the ICRC covers all of it; copy what fits. */
     static uint8_t f[9216 + 256];
     if (pk->payload > 9216)
         return sd_fail(sim, SD_EINVAL, "encode: payload %u exceeds 9216 bytes", pk->payload);
-    uint32_t len = frame_len(sim, pk);
+    int encap = (meta & SD_VS_META_ENCAP) != 0;
+    if (encap && sim->cfg.ipv6)
+        return sd_fail(sim, SD_EINVAL, "encode: VXLAN frames are modelled over IPv4 only");
+    uint32_t outer = encap ? SD_VXLAN_OVERHEAD : 0;
+    uint32_t len = frame_len(sim, pk) + outer;
     int v6 = sim->cfg.ipv6 != 0;
     uint32_t op = pk->opcode;
     uint32_t dscp = op == SD_OP_CNP ? sim->cfg.dscp_cnp : op == SD_OP_ACK ? sim->cfg.dscp_ack : sim->cfg.dscp_data;
-    uint32_t tos = (dscp << 2) | (pk->ecn & 3u);
+    if (meta & SD_VS_META_DSCP_SET)
+        dscp = meta >> SD_VS_META_DSCP_SHIFT;
+    /* inner ECN: what the sender set (ECT(0) on data and CNPs); the fabric marks the outer header */
+    uint32_t ecn = encap ? (op == SD_OP_ACK ? 0u : SD_ECN_ECT0) : pk->ecn & 3u;
+    uint32_t tos = (dscp << 2) | ecn;
     uint32_t pad = (4u - (pk->payload & 3u)) & 3u;
     uint32_t ip_len = v6 ? SD_IPV6_HDR : SD_IPV4_HDR;
-    uint32_t udp_len = len - SD_ETH_HDR - ip_len;
-    uint8_t *p = f;
+    uint32_t udp_len = len - outer - SD_ETH_HDR - ip_len;
+    uint8_t ttl = encap ? (uint8_t)SD_TTL : pk->ttl;
+    uint32_t src_qp = pk->dqp < sim->num_qps ? sim->qps[pk->dqp].peer_qp : SD_NONE;
+    uint32_t src_ip = ipv4_of(pk->src), dst_ip = ipv4_of(pk->dst);
+    uint8_t *p = f + outer;
 
-    p = put_mac(p, pk->dst);
-    p = put_mac(p, pk->src);
+    if (encap && src_qp != SD_NONE) {
+        p = put_fn_mac(p, sim, pk->dqp, pk->dst);
+        p = put_fn_mac(p, sim, src_qp, pk->src);
+        src_ip = fn_ipv4(sim, src_qp, pk->src);
+        dst_ip = fn_ipv4(sim, pk->dqp, pk->dst);
+    } else {
+        p = put_mac(p, pk->dst);
+        p = put_mac(p, pk->src);
+    }
     p = put16(p, v6 ? 0x86DD : 0x0800);
     if (!v6) {
         uint8_t *iph = p;
@@ -191,11 +273,11 @@ int sd_encode(sd_sim *sim, const sd_packet *pk, uint8_t *buf, uint32_t cap, uint
         p = put16(p, udp_len + 20);
         p = put16(p, 0);                       /* identification */
         p = put16(p, 0x4000);                  /* DF */
-        *p++ = pk->ttl;
+        *p++ = ttl;
         *p++ = 17;                             /* UDP */
         p = put16(p, 0);                       /* checksum, below */
-        p = put32(p, ipv4_of(pk->src));
-        p = put32(p, ipv4_of(pk->dst));
+        p = put32(p, src_ip);
+        p = put32(p, dst_ip);
         uint32_t sum = 0;
         for (int i = 0; i < 20; i += 2)
             sum += (uint32_t)iph[i] << 8 | iph[i + 1];
@@ -206,7 +288,7 @@ int sd_encode(sd_sim *sim, const sd_packet *pk, uint8_t *buf, uint32_t cap, uint
         p = put32(p, 0x60000000u | tos << 20);  /* version 6, traffic class, flow label 0 */
         p = put16(p, udp_len);
         *p++ = 17;
-        *p++ = pk->ttl;
+        *p++ = ttl;
         p = put_ipv6(p, pk->src);
         p = put_ipv6(p, pk->dst);
     }
@@ -263,8 +345,10 @@ int sd_encode(sd_sim *sim, const sd_packet *pk, uint8_t *buf, uint32_t cap, uint
         }
         memset(p + fill, 0, body - fill);
     }
+    if (encap)
+        put_vxlan(sim, f, pk, meta, len);
     if (n == len) {
-        uint32_t icrc = sd_icrc(f, len);       /* RoCEv2 frames are >= 60 bytes: no Ethernet pad */
+        uint32_t icrc = sd_icrc(f + outer, len - outer);   /* RoCEv2 frames are >= 60 bytes: no pad */
         f[len - 4] = (uint8_t)icrc;            /* least significant byte first */
         f[len - 3] = (uint8_t)(icrc >> 8);
         f[len - 2] = (uint8_t)(icrc >> 16);
@@ -286,7 +370,10 @@ static int write_record(sd_sim *sim, FILE *fp, const sd_packet *pk, int64_t t_ps
                         uint64_t *bytes)
 {
     uint8_t buf[9216 + 256];
-    int len = sd_encode(sim, pk, buf, sizeof buf, snaplen);
+    uint32_t meta = 0;
+    if (sim->vsmeta && pk >= sim->pkts && pk < sim->pkts + sim->cfg.pkt_pool)
+        meta = sim->vsmeta[pk - sim->pkts];
+    int len = sd_encode_meta(sim, pk, meta, buf, sizeof buf, snaplen);
     if (len < 0)
         return 0;
     uint32_t incl = (uint32_t)len < snaplen ? (uint32_t)len : snaplen;
