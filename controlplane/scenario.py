@@ -27,9 +27,9 @@ import numpy as np
 
 from congestion import registry
 from congestion.api import CCPluginError
-from controlplane import devices, failures, multipath, routing, topology, workload
+from controlplane import devices, failures, multipath, routing, topology, vswitch, vtax, workload
 from controlplane.units import Gbps, MB, ms, us
-from dataplane.sim import CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_IDLE, Simulator
+from dataplane.sim import CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_IDLE, STOP_UPCALL, Simulator
 
 RESULT_FILES = ("config.json", "flows.csv", "timeseries.npz", "counters.json")
 DERIVED_KEYS = {"resolved", "bottleneck_port", "bottleneck_rate_bps"}   # written to config.json, not inputs
@@ -82,6 +82,8 @@ class Scenario:
     link_loss: Any = 0.0                # random loss per packet: one probability for every link, or {link: p}
     failures: list | None = None        # [{"link": i | "switch": node, "down_ps", "up_ps"}] (controlplane/failures.py)
     failure_params: dict | None = None  # detect_ps (NIC failover), reconverge_ps (routing)
+    # the DPUs' functions and vSwitch (controlplane/vswitch.py); None = QPs on the PF, no vSwitch
+    dpu: dict | None = None             # tenants, vfs_per_host, hosts, vswitch, slow_path, policy, offload, tax
 
     # ------------------------------------------------------------------ config
     def to_dict(self) -> dict:
@@ -164,6 +166,12 @@ class Network:
         self._install_flows()
         self.failures = failures.FailurePlan(self)
         self.tick_hooks: list = []        # callables(net) run at every control tick (path policies, ...)
+        self.vswitch: vswitch.Dpus | None = None
+        if sc.dpu is not None:
+            self.vswitch = vswitch.Dpus(self, sc.dpu)
+            self.vswitch.place_flows()
+            if self.vswitch.policy_spec["overlay"]:
+                self.vswitch.install_default_policy()
 
     # -------------------------------------------------------------- resolution of defaults
     def _resolve(self) -> dict:
@@ -387,8 +395,17 @@ class Network:
                 t_fail = self.failures.next_time()
                 if t_fail is not None and t_fail < target:
                     target = t_fail
+                vs = self.vswitch
+                if vs is not None and vs.slow.next_time() < target:
+                    target = vs.slow.next_time()
                 stop = sim.run_until(target)
                 self.failures.apply_due(sim.now)
+                if vs is not None:
+                    if stop == STOP_UPCALL:
+                        vs.slow.handle()
+                        continue
+                    if sim.now >= vs.slow.next_time():
+                        vs.slow.revalidate()
                 if interval and sim.now >= next_sample:
                     sample()
                     next_sample += interval
@@ -476,6 +493,11 @@ class Result:
             "reorder_peak": int(qp["ooo_peak"].max()) if len(qp) else 0,
             "reorder_max_dist": int(qp["ooo_max_dist"].max()) if len(qp) else 0,
         })
+        if net.vswitch is not None:
+            vs = net.vswitch.stats()
+            c.update(vs)
+            c.update(vtax.tax(vs, int(sim.now), net.vswitch.offload, len(net.vswitch.hosts), net.vswitch.tax,
+                              emc=net.vswitch.vs_params["emc_entries"] > 0))
         if error is not None:
             c["error"] = error
         self.counters = c

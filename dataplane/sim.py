@@ -32,6 +32,7 @@ def cc_param_names(kind: int) -> list[str]:
     return names
 PRIO_CTRL, PRIO_DATA = lib.SD_PRIO_CTRL, lib.SD_PRIO_DATA
 STOP_TIME, STOP_IDLE, STOP_COMPLETIONS = lib.SD_STOP_TIME, lib.SD_STOP_IDLE, lib.SD_STOP_COMPLETIONS
+STOP_UPCALL = lib.SD_STOP_UPCALL
 CNP_MODES = {"interval": lib.SD_CNP_INTERVAL, "ack_echo": lib.SD_CNP_ACK_ECHO}
 PAYLOAD_PATTERNS = {"zeros": 0, "address": 1}
 MAX_CAPTURES = lib.SD_MAX_CAPTURES
@@ -59,10 +60,14 @@ def dtype_of(ctype: str) -> np.dtype:
         t = field.type
         if field.bitsize != -1:
             raise TypeError(f"{ctype}.{name}: bit-fields cannot map to numpy")
-        if t.kind == "array":
+        if t.kind == "array" and t.item.kind == "struct":
+            fmt = (dtype_of(t.item.cname), t.length)
+        elif t.kind == "array":
             fmt = (_C2NP[t.item.cname], t.length)
         elif t.kind == "primitive":
             fmt = _C2NP[t.cname]
+        elif t.kind == "struct":
+            fmt = dtype_of(t.cname)
         else:
             raise TypeError(f"{ctype}.{name}: {t.kind} fields are not mapped")
         names.append(name)
@@ -79,6 +84,55 @@ TRACE_DTYPE = dtype_of("sd_cc_trace")
 COMPLETION_DTYPE = dtype_of("sd_completion")
 PATH_STATE_DTYPE = dtype_of("sd_path_state")
 COUNTER_FIELDS = [name for name, _ in ffi.typeof("sd_counters").fields]
+VS_FLOW_DTYPE = dtype_of("sd_vs_flow")
+VS_VF_DTYPE = dtype_of("sd_vs_vf")
+VS_STATS_DTYPE = dtype_of("sd_vs_stats")
+VS_UPCALL_DTYPE = dtype_of("sd_vs_upcall")
+VS_ACTION_DTYPE = dtype_of("sd_vs_action")
+
+# vSwitch: DPU ports, key words, action bits (native/softdpu.h is the source of truth)
+VS_UPLINK, VS_PF, VS_VF0 = lib.SD_VS_UPLINK, lib.SD_VS_PF, lib.SD_VS_VF0
+VS_KEY_WORDS = lib.SD_VS_KEY_WORDS
+VS_FIELDS = {"in_port": lib.SD_VS_F_IN_PORT, "vni": lib.SD_VS_F_VNI, "src_ip": lib.SD_VS_F_SRC_IP,
+             "dst_ip": lib.SD_VS_F_DST_IP, "proto_dscp": lib.SD_VS_F_PROTO_DSCP, "l4": lib.SD_VS_F_L4,
+             "dqpn": lib.SD_VS_F_DQPN}
+VS_ACTIONS = {"output": lib.SD_VS_OUTPUT, "encap": lib.SD_VS_ENCAP, "decap": lib.SD_VS_DECAP,
+              "set_dscp": lib.SD_VS_SET_DSCP, "meter": lib.SD_VS_METER, "count": lib.SD_VS_COUNT,
+              "drop": lib.SD_VS_DROP}
+VS_META_ENCAP, VS_META_DSCP_SET, VS_META_DSCP_SHIFT = (lib.SD_VS_META_ENCAP, lib.SD_VS_META_DSCP_SET,
+                                                       lib.SD_VS_META_DSCP_SHIFT)
+VXLAN_OVERHEAD, VXLAN_PORT, VS_MAX_VNI = lib.SD_VXLAN_OVERHEAD, lib.SD_VXLAN_PORT, lib.SD_VS_MAX_VNI
+
+
+def vs_action(actions: dict):
+    """An ``sd_vs_action`` from a dict: ``{"output": port, "encap": vni, "tun_dst": host, "decap": True,
+    "set_dscp": d, "meter": m, "count": c, "drop": True}`` (an empty dict drops)."""
+    unknown = set(actions) - set(VS_ACTIONS) - {"tun_dst"}
+    if unknown:
+        raise ValueError(f"action: unknown key(s) {sorted(unknown)}; known: {sorted(VS_ACTIONS) + ['tun_dst']}")
+    a = ffi.new("sd_vs_action *")
+    a.tun_dst = NONE
+    for name, bit in VS_ACTIONS.items():
+        v = actions.get(name)
+        if v is None or v is False:
+            continue
+        a.flags |= bit
+        if name in ("decap", "drop"):
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < 2**32:
+            raise ValueError(f"action: {name} needs a non-negative integer, got {v!r}")
+        setattr(a, {"output": "out_port", "encap": "vni", "set_dscp": "dscp", "meter": "meter",
+                    "count": "counter"}[name], int(v))
+    if actions.get("tun_dst") is not None:
+        if "encap" not in actions:
+            raise ValueError("action: tun_dst needs encap")
+        a.tun_dst = int(actions["tun_dst"])
+    return a
+
+
+def _key(name: str, values) -> np.ndarray:
+    a = _u32(name, values, VS_KEY_WORDS)
+    return np.ascontiguousarray(a)
 
 
 def _view(ptr, count: int, ctype: str, dtype: np.dtype) -> np.ndarray:
@@ -331,9 +385,94 @@ class Simulator:
         return self._check(lib.sd_post_writes(self._sim, _ptr("uint32_t *", qp), _ptr("uint64_t *", b),
                                               _ptr("int64_t *", t), n))
 
+    # ------------------------------------------------------------------ DPU vSwitch (native/vswitch.c)
+    def vs_enable(self, host: int, max_flows: int = 200_000, emc_entries: int = 8192, emc_insert_inv_prob: int = 100,
+                  upcall_queue: int = 1024, max_meters: int = 64, rerank_interval_ps: int = 10**12) -> None:
+        """Give DPU ``host`` a vSwitch (defaults: OVS's flow limit, EMC size and insert probability,
+        dpcls re-ranking every 1 s; see controlplane/vswitch.py for their sources)."""
+        self._check(lib.sd_vs_enable(self._sim, host, max_flows, emc_entries, emc_insert_inv_prob, upcall_queue,
+                                     max_meters, int(rerank_interval_ps)))
+
+    def vs_add_vf(self, host: int, vni: int, ip: int) -> int:
+        """A VF on DPU ``host`` for the tenant ``vni`` at IPv4 ``ip`` (int); returns its global id."""
+        return self._check(lib.sd_vs_add_vf(self._sim, host, vni, ip))
+
+    def vs_set_qp_function(self, qp: int, vf: int | None) -> None:
+        self._check(lib.sd_vs_set_qp_function(self._sim, qp, NONE if vf is None else vf))
+
+    def vs_set_meter(self, host: int, meter: int, rate_bps: int, burst_bytes: int) -> None:
+        self._check(lib.sd_vs_set_meter(self._sim, host, meter, int(rate_bps), int(burst_bytes)))
+
+    def vs_install(self, host: int, value, mask, priority: int, actions: dict, active_ps: int | None = None) -> int:
+        v, m = _key("value", value), _key("mask", mask)
+        if not isinstance(priority, (int, np.integer)) or not -2**31 <= priority < 2**31:
+            raise ValueError(f"priority must be a 32-bit integer, got {priority!r}")
+        return self._check(lib.sd_vs_install(self._sim, host, _ptr("uint32_t *", v), _ptr("uint32_t *", m),
+                                             int(priority), vs_action(actions),
+                                             self.now if active_ps is None else int(active_ps)))
+
+    def vs_delete(self, host: int, flow: int) -> None:
+        self._check(lib.sd_vs_delete(self._sim, host, flow))
+
+    def vs_modify(self, host: int, flow: int, actions: dict) -> None:
+        self._check(lib.sd_vs_modify(self._sim, host, flow, vs_action(actions)))
+
+    def vs_drain_upcalls(self, max_items: int = 4096) -> np.ndarray:
+        out = np.zeros(max_items, dtype=VS_UPCALL_DTYPE)
+        n = lib.sd_vs_drain_upcalls(self._sim, ffi.cast("sd_vs_upcall *", ffi.from_buffer(out)), max_items)
+        return out[:n]
+
+    def vs_execute(self, host: int, slot: int, actions: dict, at_ps: int) -> None:
+        self._check(lib.sd_vs_execute(self._sim, host, slot, vs_action(actions), int(at_ps)))
+
+    def vs_lookup(self, host: int, key) -> tuple[int, int]:
+        """(flow id or -1, subtables probed) for a key, as the classifier sees it now."""
+        k = _key("key", key)
+        flow, probes = ffi.new("uint32_t *"), ffi.new("uint32_t *")
+        self._check(lib.sd_vs_lookup(self._sim, host, _ptr("uint32_t *", k), flow, probes))
+        return (-1 if flow[0] == NONE else int(flow[0])), int(probes[0])
+
+    def vs_bench_lookup(self, host: int, keys: np.ndarray, reps: int) -> float:
+        """ns per fast-path lookup (EMC then classifier) of ``keys`` (n x 8 uint32), each ``reps`` times."""
+        k = np.ascontiguousarray(keys, dtype=np.uint32)
+        if k.ndim != 2 or k.shape[1] != VS_KEY_WORDS:
+            raise ValueError(f"keys must have shape (n, {VS_KEY_WORDS})")
+        ns = lib.sd_vs_bench_lookup(self._sim, host, _ptr("uint32_t *", k), k.shape[0], reps)
+        if ns < 0:
+            raise ValueError("bench lookup: no key matched a flow (or no vSwitch on this DPU)")
+        return ns
+
+    def vs_flows(self, host: int) -> np.ndarray:
+        """All flow slots of a DPU (free ones have subtable == NONE); re-fetch after installs."""
+        n = ffi.new("uint32_t *")
+        ptr = lib.sd_vs_flows(self._sim, host, n)
+        return _view(ptr, n[0], "sd_vs_flow", VS_FLOW_DTYPE)
+
+    @property
+    def vs_vfs(self) -> np.ndarray:
+        n = ffi.new("uint32_t *")
+        ptr = lib.sd_vs_vfs(self._sim, n)
+        return _view(ptr, n[0], "sd_vs_vf", VS_VF_DTYPE)
+
+    @property
+    def vs_stats(self) -> np.ndarray:
+        """Per-DPU vSwitch counters (one row per host; zeros without a vSwitch)."""
+        n = ffi.new("uint32_t *")
+        ptr = lib.sd_vs_get_stats(self._sim, n)
+        if n[0] == 0:
+            return np.zeros(self.num_hosts, dtype=VS_STATS_DTYPE)
+        return _view(ptr, n[0], "sd_vs_stats", VS_STATS_DTYPE)
+
+    def vs_packet_key(self, qp: int) -> np.ndarray:
+        """The flow key a data packet of ``qp`` presents to its DPU's vSwitch."""
+        k = np.zeros(VS_KEY_WORDS, dtype=np.uint32)
+        self._check(lib.sd_vs_packet_key(self._sim, qp, _ptr("uint32_t *", k)))
+        return k
+
     # ------------------------------------------------------------------ running
     def run_until(self, t_ps: int) -> int:
-        """Advance to ``t_ps`` or an earlier stop; returns STOP_TIME, STOP_IDLE or STOP_COMPLETIONS."""
+        """Advance to ``t_ps`` or an earlier stop; returns STOP_TIME, STOP_IDLE, STOP_COMPLETIONS or
+        STOP_UPCALL (vSwitch misses wait in the upcall queue: drain them with vs_drain_upcalls)."""
         rc = lib.sd_run_until(self._sim, int(t_ps))
         if _cc_error:
             exc = _cc_error.pop()
@@ -357,6 +496,13 @@ class Simulator:
         pk = self._packet(packet)
         buf = ffi.new("uint8_t[]", 65536 + 256)
         n = self._check(lib.sd_encode(self._sim, pk, buf, len(buf), len(buf)))
+        return bytes(ffi.buffer(buf, n))
+
+    def encode_meta(self, packet, meta: int) -> bytes:
+        """As :meth:`encode`, with vSwitch metadata (VNI | VS_META_ENCAP: a VXLAN frame)."""
+        pk = self._packet(packet)
+        buf = ffi.new("uint8_t[]", 65536 + 256)
+        n = self._check(lib.sd_encode_meta(self._sim, pk, int(meta), buf, len(buf), len(buf)))
         return bytes(ffi.buffer(buf, n))
 
     @staticmethod

@@ -618,9 +618,9 @@ int sd_vs_modify(sd_sim *sim, uint32_t host, uint32_t flow, const sd_vs_action *
 uint32_t sd_vs_drain_upcalls(sd_sim *sim, sd_vs_upcall *out, uint32_t max);
 /* Execute an upcalled packet's actions at at_ps (>= now) and free its queue slot then. */
 int sd_vs_execute(sd_sim *sim, uint32_t host, uint32_t slot, const sd_vs_action *act, int64_t at_ps);
-/* Classify a key as the fast path would at time now (no statistics, no EMC insertion): the flow id
- * or -1, and the subtables probed. For tests and the control plane. */
-int sd_vs_lookup(sd_sim *sim, uint32_t host, const uint32_t *key, uint32_t *probes);
+/* Classify a key as the classifier would at time now (no statistics, no EMC): the flow id in
+ * flow_out (UINT32_MAX = miss) and the subtables probed. For tests and the control plane. */
+int sd_vs_lookup(sd_sim *sim, uint32_t host, const uint32_t *key, uint32_t *flow_out, uint32_t *probes);
 /* Benchmark: n keys looked up reps times through the fast path (EMC, then classifier), ns per lookup. */
 double sd_vs_bench_lookup(sd_sim *sim, uint32_t host, const uint32_t *keys, uint32_t n, uint32_t reps);
 sd_vs_flow *sd_vs_flows(sd_sim *sim, uint32_t host, uint32_t *count);

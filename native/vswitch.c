@@ -794,16 +794,14 @@ int sd_vs_execute(sd_sim *sim, uint32_t host, uint32_t slot, const sd_vs_action 
     return SD_OK;
 }
 
-int sd_vs_lookup(sd_sim *sim, uint32_t host, const uint32_t *key, uint32_t *probes)
+int sd_vs_lookup(sd_sim *sim, uint32_t host, const uint32_t *key, uint32_t *flow_out, uint32_t *probes)
 {
     int rc = check_host(sim, host, "lookup");
     if (rc)
         return rc;
-    uint32_t s, n;
-    uint32_t f = classify(&sim->vs[host], key, sim->now, &n, &s);
-    if (probes)
-        *probes = n;
-    return f == SD_NONE ? -1 : (int)f;
+    uint32_t s;
+    *flow_out = classify(&sim->vs[host], key, sim->now, probes, &s);
+    return SD_OK;
 }
 
 double sd_vs_bench_lookup(sd_sim *sim, uint32_t host, const uint32_t *keys, uint32_t n, uint32_t reps)

@@ -256,11 +256,12 @@ int sd_encode_meta(sd_sim *sim, const sd_packet *pk, uint32_t meta, uint8_t *buf
     uint32_t src_ip = ipv4_of(pk->src), dst_ip = ipv4_of(pk->dst);
     uint8_t *p = f + outer;
 
-    if (encap && src_qp != SD_NONE) {
-        p = put_fn_mac(p, sim, pk->dqp, pk->dst);
-        p = put_fn_mac(p, sim, src_qp, pk->src);
-        src_ip = fn_ipv4(sim, src_qp, pk->src);
-        dst_ip = fn_ipv4(sim, pk->dqp, pk->dst);
+    if (src_qp != SD_NONE && !v6) {        /* the frame the functions exchange (hosts' for the PF) */
+        uint32_t dst_host = sim->qps[pk->dqp].host, src_host = sim->qps[src_qp].host;
+        p = put_fn_mac(p, sim, pk->dqp, encap ? dst_host : pk->dst);
+        p = put_fn_mac(p, sim, src_qp, encap ? src_host : pk->src);
+        src_ip = fn_ipv4(sim, src_qp, encap ? src_host : pk->src);
+        dst_ip = fn_ipv4(sim, pk->dqp, encap ? dst_host : pk->dst);
     } else {
         p = put_mac(p, pk->dst);
         p = put_mac(p, pk->src);

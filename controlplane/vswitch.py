@@ -1,0 +1,496 @@
+"""The DPU's functions and the vSwitch slow path: tenants, VFs, policy tables, upcall handling,
+megaflow installation, idle eviction, revalidation and the dynamic flow limit.
+
+The fast path is native/vswitch.c (an exact-match cache in front of a tuple-space classifier of
+megaflows). What a miss does, as in Open vSwitch (ofproto/ofproto-dpif-upcall.c):
+
+  1. the packet waits in the DPU's bounded upcall queue (full queue: dropped, counted ``lost``);
+  2. a handler thread translates it through the policy of its tenant (here: a rule table per
+     tenant and DPU, highest priority wins) into actions and a *megaflow* mask: every field any
+     rule of priority >= the match looked at, plus in_port and VNI (OVS un-wildcards the fields
+     its lookups consulted, so one megaflow covers every packet that would translate the same);
+  3. the handler executes the packet (``sd_vs_execute``) when it is done with it, and installs the
+     megaflow, visible to the fast path after ``install_latency_ps`` (a hardware table insert on an
+     offloaded DPU, rte_flow / TC flower; a cmap insert in software);
+  4. revalidator ticks evict flows idle for ``max_idle_ps``, re-translate flows when the policy
+     changed, and adapt ``flow_limit`` to the modelled dump duration with OVS's rules.
+
+Handlers are modelled as ``handlers`` FIFO servers, each upcall costing the virtualization-tax
+model's ``upcall`` cycles (controlplane/vtax.py) on a core of wherever the vSwitch runs (DPU
+cores when offloaded, host cores for a software vSwitch): the queue a storm builds, and the
+install latency it causes, come from that.
+
+Naming follows NVIDIA BlueField's representor model: the uplink ``p0``, the host PF ``pf0hpf``,
+VF n ``pf0vfN`` (each VF also has a representor of that name on the DPU: the control plane's
+handle for its rules and its slow-path channel).
+
+Defaults and their sources (../shared/reference/dpu.md §1.1):
+  max_flows 200 000 (OFPROTO_FLOW_LIMIT_DEFAULT), initial flow_limit min(200000, 10000),
+  emc_entries 8192 (EM_FLOW_HASH_SHIFT 13), emc_insert_inv_prob 100, rerank 1 s
+  (DPCLS_OPTIMIZATION_INTERVAL), max_idle 10 s, revalidator interval 500 ms,
+  flow_limit adaptation (udpif_revalidator): dump > 2 s: limit /= dump_s; > 1.3 s: x 3/4;
+  fast and limit < n_flows*1000/dump_ms: +1000; clamped to [1000, 200000]; all flows deleted
+  when n_flows > 2 x flow_limit.
+Assumptions (no public figure in the reference; change them per experiment):
+  upcall_queue 1024 slots per DPU; handlers 5 (OVS's default thread split on an 8-core
+  BlueField-2: n_revalidators = cores/4 + 1 = 3, handlers = the other 5); install_latency_ps
+  10 us; revalidate_cycles_per_flow 2 000; the upcall cost is vtax's (20 000 cycles).
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import numpy as np
+
+from controlplane.units import ms, us
+from dataplane.sim import NONE, VS_FIELDS, VS_KEY_WORDS, VS_MAX_VNI, VS_PF, VS_UPLINK, VS_VF0
+
+VSWITCH_DEFAULTS = {"max_flows": 200_000, "emc_entries": 8192, "emc_insert_inv_prob": 100, "upcall_queue": 1024,
+                    "max_meters": 64, "rerank_interval_ps": 10**12}
+SLOW_PATH_DEFAULTS = {"handlers": 5, "install_latency_ps": us(10),
+                      "flow_limit": 10_000, "max_flow_limit": 200_000, "max_idle_ps": 10**13,
+                      "revalidate_interval_ps": ms(500), "revalidate_cycles_per_flow": 2_000}
+FULL = 0xFFFFFFFF
+
+
+# ---------------------------------------------------------------------------- names
+def port_name(port: int) -> str:
+    """BlueField names of DPU ports: p0, pf0hpf, pf0vfN."""
+    if port == VS_UPLINK:
+        return "p0"
+    if port == VS_PF:
+        return "pf0hpf"
+    return f"pf0vf{port - VS_VF0}"
+
+
+def port_number(name: str | int) -> int:
+    if isinstance(name, (int, np.integer)):
+        return int(name)
+    if name == "p0":
+        return VS_UPLINK
+    if name == "pf0hpf":
+        return VS_PF
+    if name.startswith("pf0vf") and name[5:].isdigit():
+        return VS_VF0 + int(name[5:])
+    raise ValueError(f"unknown DPU port {name!r} (p0, pf0hpf or pf0vfN)")
+
+
+def ip_int(ip) -> int:
+    return int(ipaddress.IPv4Address(ip)) if not isinstance(ip, (int, np.integer)) else int(ip)
+
+
+# ---------------------------------------------------------------------------- rules
+def match_to_key(match: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(value, mask) key words from a match dict. Fields: in_port ("p0", "pf0vf3"), vni, src_ip /
+    dst_ip ("10.0.1.5" or "10.0.1.0/24"), dscp, sport, dport, dqpn; each exact, or a
+    (value, mask) pair of integers."""
+    value = np.zeros(VS_KEY_WORDS, np.uint32)
+    mask = np.zeros(VS_KEY_WORDS, np.uint32)
+
+    def put(word: int, v: int, m: int, shift: int = 0, width: int = 32):
+        field_mask = ((1 << width) - 1) << shift
+        value[word] = (int(value[word]) & ~field_mask) | ((v << shift) & field_mask)
+        mask[word] = (int(mask[word]) & ~field_mask) | ((m << shift) & field_mask)
+
+    for name, spec in match.items():
+        if isinstance(spec, tuple):
+            v, m = int(spec[0]), int(spec[1])
+        else:
+            v, m = None, None
+        if name == "in_port":
+            put(VS_FIELDS["in_port"], port_number(spec) if v is None else v, FULL if m is None else m)
+        elif name == "vni":
+            vv = int(spec) if v is None else v
+            if not 0 <= vv <= VS_MAX_VNI:
+                raise ValueError(f"rule: vni {vv} out of range [0, 2^24-1]")
+            put(VS_FIELDS["vni"], vv, FULL if m is None else m)
+        elif name in ("src_ip", "dst_ip"):
+            if v is None:
+                net = ipaddress.IPv4Network(spec, strict=False) if "/" in str(spec) else \
+                    ipaddress.IPv4Network(f"{ipaddress.IPv4Address(ip_int(spec))}/32")
+                v, m = int(net.network_address), int(net.netmask)
+            put(VS_FIELDS[name], v, m)
+        elif name == "dscp":
+            put(VS_FIELDS["proto_dscp"], int(spec) if v is None else v, 0x3F if m is None else m, 0, 8)
+        elif name == "sport":
+            put(VS_FIELDS["l4"], int(spec) if v is None else v, 0xFFFF if m is None else m, 16, 16)
+        elif name == "dport":
+            put(VS_FIELDS["l4"], int(spec) if v is None else v, 0xFFFF if m is None else m, 0, 16)
+        elif name == "dqpn":
+            put(VS_FIELDS["dqpn"], int(spec) if v is None else v, FULL if m is None else m)
+        else:
+            raise ValueError(f"rule: unknown match field {name!r} (in_port, vni, src_ip, dst_ip, dscp, sport, "
+                             f"dport, dqpn)")
+    return value & mask, mask
+
+
+@dataclass
+class Rule:
+    """One policy rule: highest priority wins within a tenant table."""
+    priority: int
+    value: np.ndarray
+    mask: np.ndarray
+    actions: dict
+
+    def matches(self, key: np.ndarray) -> bool:
+        return bool(np.all((key & self.mask) == self.value))
+
+
+def overlaps(a: Rule, b: Rule) -> bool:
+    """Some key matches both: on every bit both rules look at, they agree."""
+    common = a.mask & b.mask
+    return bool(np.all((a.value & common) == (b.value & common)))
+
+
+class RuleTable:
+    """The rules of one tenant on one DPU (the slow path's policy, the Python reference classifier)."""
+
+    def __init__(self, tenant: int):
+        self.tenant = tenant
+        self.rules: list[Rule] = []
+
+    def add(self, rule: Rule) -> None:
+        for r in self.rules:
+            if r.priority == rule.priority and overlaps(r, rule):
+                if np.array_equal(r.mask, rule.mask) and np.array_equal(r.value, rule.value):
+                    raise ValueError(f"rule: the same match at priority {rule.priority} is already in tenant "
+                                     f"{self.tenant}'s table")
+                raise ValueError(f"rule: overlaps another rule of tenant {self.tenant} at the same priority "
+                                 f"{rule.priority} (ambiguous: give one a higher priority)")
+        self.rules.append(rule)
+        self.rules.sort(key=lambda r: -r.priority)
+
+    def classify(self, key: np.ndarray) -> tuple[Rule | None, np.ndarray]:
+        """The winning rule and the megaflow mask: every bit a rule of priority >= the winner's
+        looked at (a lower-priority rule cannot change the outcome)."""
+        mask = np.zeros(VS_KEY_WORDS, np.uint32)
+        for r in self.rules:
+            mask |= r.mask
+            if r.matches(key):
+                # rules of the same priority cannot overlap, so later ones do not matter either
+                return r, mask
+        return None, mask
+
+
+def reference_lookup(rules: list[tuple[int, np.ndarray, np.ndarray]], key: np.ndarray) -> int:
+    """Slow reference classifier for the differential test: index of the highest-priority rule
+    matching ``key`` (rules given as (priority, value, mask)), -1 if none."""
+    best, bp = -1, None
+    for i, (prio, value, mask) in enumerate(rules):
+        if np.all((key & mask) == value) and (bp is None or prio > bp):
+            best, bp = i, prio
+    return best
+
+
+# ---------------------------------------------------------------------------- the DPUs of a network
+class Dpus:
+    """Functions, tenants, policy and the slow path of every DPU of a built network."""
+
+    def __init__(self, net, spec: dict):
+        self.net, sim = net, net.sim
+        known = {"tenants", "vfs_per_host", "hosts", "vswitch", "slow_path", "policy", "offload", "tax"}
+        unknown = set(spec) - known
+        if unknown:
+            raise ValueError(f"dpu: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+        self.tenants = _pos_int("dpu.tenants", spec.get("tenants", 1))
+        if self.tenants > VS_MAX_VNI:
+            raise ValueError(f"dpu.tenants: at most {VS_MAX_VNI} (one VNI each)")
+        self.vfs_per_host = _pos_int("dpu.vfs_per_host", spec.get("vfs_per_host", self.tenants))
+        if self.vfs_per_host < self.tenants:
+            raise ValueError(f"dpu.vfs_per_host ({self.vfs_per_host}) must be >= dpu.tenants ({self.tenants}): "
+                             f"every tenant needs a VF on every DPU its flows use")
+        self.vs_params = _merge("dpu.vswitch", VSWITCH_DEFAULTS, spec.get("vswitch"))
+        self.sp = _merge("dpu.slow_path", SLOW_PATH_DEFAULTS, spec.get("slow_path"))
+        self.policy_spec = _merge("dpu.policy", {"overlay": True, "per_connection": False, "meter_bps": None,
+                                                 "meter_burst_bytes": 65536, "dscp": None}, spec.get("policy"))
+        self.per_connection = bool(self.policy_spec["per_connection"])
+        self.offload = spec.get("offload", "dpu")
+        if self.offload not in ("dpu", "host"):
+            raise ValueError(f"dpu.offload must be 'dpu' (offloaded to the DPU) or 'host' (software vSwitch), "
+                             f"got {self.offload!r}")
+        self.tax_params = spec.get("tax") or {}
+        fab = net.fabric
+        hosts = spec.get("hosts")
+        self.hosts = list(range(fab.num_hosts)) if hosts is None else [int(h) for h in hosts]
+        for h in self.hosts:
+            if not 0 <= h < fab.num_hosts:
+                raise ValueError(f"dpu.hosts: {h} is not a host")
+        # functions: VF n of a DPU belongs to tenant (n % tenants) + 1; its address is tenant-scoped
+        # (10.<host>.<k+1>, the same in every tenant: VNIs keep them apart)
+        self.vf_of: dict[tuple[int, int], list[int]] = {}      # (host, tenant) -> global VF ids
+        self.vf_info: dict[int, dict] = {}                       # global VF id -> its description
+        self.vf_global: dict[tuple[int, int], int] = {}          # (host, n of pf0vfN) -> global VF id
+        for h in self.hosts:
+            sim.vs_enable(h, **self.vs_params)
+            for n in range(self.vfs_per_host):
+                t = n % self.tenants + 1
+                k = n // self.tenants
+                ip = (10 << 24) | ((h & 0xFFFF) << 8) | (k + 1)
+                g = sim.vs_add_vf(h, t, ip)
+                self.vf_of.setdefault((h, t), []).append(g)
+                self.vf_global[(h, n)] = g
+                self.vf_info[g] = {"host": h, "index": n, "tenant": t, "ip": ip, "name": port_name(VS_VF0 + n)}
+            if self.policy_spec["meter_bps"]:
+                for n in range(self.vfs_per_host):
+                    sim.vs_set_meter(h, n, int(self.policy_spec["meter_bps"]), int(self.policy_spec["meter_burst_bytes"]))
+        self.tables: dict[tuple[int, int], RuleTable] = {}
+        self.policy_version = 0
+        from controlplane import vtax
+        self.tax = vtax.params(self.tax_params)
+        self.core_hz = self.tax["dpu_core_hz"] if self.offload == "dpu" else self.tax["host_core_hz"]
+        self.slow = SlowPath(self)
+
+    # -------------------------------------------------------------- placing QPs on functions
+    def place_flows(self) -> None:
+        """Flow i belongs to tenant (i % tenants) + 1; both ends sit on a VF of that tenant."""
+        sim, net = self.net.sim, self.net
+        hosted = set(self.hosts)
+        placed: set[int] = set()
+        self.qp_tenant: dict[int, int] = {}
+        for i, f in enumerate(net.flows):
+            qp = int(net.qps[i])
+            if qp in placed:
+                continue                         # another message on the same connection
+            placed.add(qp)
+            t = i % self.tenants + 1
+            self.qp_tenant[qp] = t
+            for q, h in ((qp, f.src), (qp + 1, f.dst)):
+                if h in hosted:
+                    vfs = self.vf_of[(h, t)]
+                    sim.vs_set_qp_function(q, vfs[(i // self.tenants) % len(vfs)])
+
+    def tenant_of_port(self, host: int, in_port: int, vni: int) -> int:
+        if in_port == VS_UPLINK:
+            return vni
+        if in_port == VS_PF:
+            return 0
+        return self.vf_info[self._vf_global(host, in_port - VS_VF0)]["tenant"]
+
+    def _vf_global(self, host: int, index: int) -> int:
+        return self.vf_global[(host, index)]
+
+    # -------------------------------------------------------------- policy
+    def table(self, host: int, tenant: int) -> RuleTable:
+        key = (host, tenant)
+        if key not in self.tables:
+            self.tables[key] = RuleTable(tenant)
+        return self.tables[key]
+
+    def add_rule(self, host: int, tenant: int, priority: int, match: dict, actions: dict) -> Rule:
+        """Add a policy rule for ``tenant`` on DPU ``host``; validated (VNI range, VFs of this tenant,
+        ambiguous overlaps); takes effect for new upcalls at once and for installed megaflows at the
+        next revalidation."""
+        if host not in self.hosts:
+            raise ValueError(f"rule: host {host} has no DPU vSwitch")
+        if not 0 <= tenant <= self.tenants:
+            raise ValueError(f"rule: unknown tenant {tenant} (tenants are 1..{self.tenants}, 0 = provider)")
+        acts = dict(actions)
+        if "output" in acts:
+            out = port_number(acts["output"])
+            if out >= VS_VF0:
+                n = out - VS_VF0
+                if n >= self.vfs_per_host:
+                    raise ValueError(f"rule: unknown VF {port_name(out)} on dpu {host} ({self.vfs_per_host} VFs)")
+                if self.vf_info[self._vf_global(host, n)]["tenant"] != tenant:
+                    raise ValueError(f"rule: {port_name(out)} on dpu {host} belongs to tenant "
+                                     f"{self.vf_info[self._vf_global(host, n)]['tenant']}, not {tenant}")
+            acts["output"] = out
+        if "encap" in acts:
+            vni = acts["encap"]
+            if not isinstance(vni, (int, np.integer)) or not 1 <= vni <= VS_MAX_VNI:
+                raise ValueError(f"rule: encap VNI {vni!r} out of range [1, 2^24-1]")
+            if vni != tenant:
+                raise ValueError(f"rule: tenant {tenant} may only encapsulate into its own VNI, not {vni}")
+        value, mask = match_to_key(match)
+        rule = Rule(int(priority), value, mask, acts)
+        self.table(host, tenant).add(rule)
+        self.policy_version += 1
+        return rule
+
+    def install_default_policy(self) -> None:
+        """An L3 overlay per tenant: a VM's packets to another VM of its tenant are encapsulated
+        (VNI = tenant) towards the DPU hosting it; arriving tunnelled packets are decapsulated to the
+        VF owning the destination address. Options: per_connection (a stateful ACL: megaflows match
+        the full 5-tuple, so each new connection is an upcall), meter_bps (a policer per VF), dscp."""
+        meter = self.policy_spec["meter_bps"]
+        dscp = self.policy_spec["dscp"]
+        for t in range(1, self.tenants + 1):
+            members = [(self.vf_info[g]["host"], self.vf_info[g]["index"], self.vf_info[g]["ip"])
+                       for h in self.hosts for g in self.vf_of.get((h, t), [])]
+            for h in self.hosts:
+                for (dh, dn, dip) in members:
+                    match = {"dst_ip": dip}
+                    acts: dict = {}
+                    if dscp is not None:
+                        acts["set_dscp"] = int(dscp)
+                    if dh == h:
+                        acts.update({"decap": True, "output": VS_VF0 + dn})
+                        if meter:
+                            acts["meter"] = dn
+                    else:
+                        acts.update({"encap": t, "tun_dst": dh, "output": VS_UPLINK})
+                    self.add_rule(h, t, 10, match, acts)
+
+    def translate(self, host: int, key: np.ndarray) -> tuple[dict, np.ndarray]:
+        """Actions and megaflow mask for an upcalled key (in_port and VNI always exact)."""
+        in_port, vni = int(key[VS_FIELDS["in_port"]]), int(key[VS_FIELDS["vni"]])
+        tenant = self.tenant_of_port(host, in_port, vni)
+        table = self.tables.get((host, tenant))
+        mask = np.zeros(VS_KEY_WORDS, np.uint32)
+        rule = None
+        if table is not None:
+            rule, mask = table.classify(key)
+        mask[VS_FIELDS["in_port"]] = FULL
+        mask[VS_FIELDS["vni"]] = FULL
+        if self.per_connection:
+            mask[VS_FIELDS["src_ip"]] = FULL
+            mask[VS_FIELDS["l4"]] = FULL
+            mask[VS_FIELDS["dqpn"]] = FULL
+        return (dict(rule.actions) if rule is not None else {"drop": True}), mask
+
+    # -------------------------------------------------------------- telemetry
+    def stats(self) -> dict:
+        """Per-DPU OVS-style counters summed over the DPUs, plus the slow path's own."""
+        st = self.net.sim.vs_stats[self.hosts]
+        out = {f"vs_{name}": int(st[name].sum()) for name in st.dtype.names if name != "counters"}
+        out["vs_upcall_peak"] = int(st["upcall_peak"].max())
+        out.update(self.slow.stats())
+        return out
+
+
+class SlowPath:
+    """Upcall handlers and revalidators of all DPUs (one set per DPU, as one ovs-vswitchd each)."""
+
+    def __init__(self, dpus: Dpus):
+        self.dpus = dpus
+        sp = dpus.sp
+        self.service_ps = int(round(dpus.tax["upcall"] / dpus.core_hz * 1e12))
+        self.handlers = {h: np.zeros(_pos_int("dpu.slow_path.handlers", sp["handlers"]), np.int64) for h in dpus.hosts}
+        self.flow_limit = {h: int(min(sp["max_flow_limit"], sp["flow_limit"])) for h in dpus.hosts}
+        self.ukeys: dict[tuple, tuple[int, int]] = {}          # (host, masked key) -> (flow id, policy version)
+        self.latencies: list[int] = []                           # install latency of each megaflow (ps)
+        self.upcalls = self.installs = self.limit_hits = self.evictions = self.revalidated = 0
+        self.kill_all = self.dup_skips = 0
+        self.dump_ms: dict[int, float] = {}
+        self.next_revalidate = int(sp["revalidate_interval_ps"])
+
+    def handle(self) -> int:
+        """Drain and handle every queued upcall; returns how many."""
+        sim, d = self.dpus.net.sim, self.dpus
+        lat = int(d.sp["install_latency_ps"])
+        total = 0
+        while True:
+            ups = sim.vs_drain_upcalls()
+            if len(ups) == 0:
+                return total
+            total += len(ups)
+            now = sim.now
+            for u in ups:
+                host, slot, t = int(u["dpu"]), int(u["slot"]), int(u["t_ps"])
+                h = self.handlers[host]
+                i = int(np.argmin(h))
+                done = max(t, int(h[i])) + self.service_ps
+                h[i] = done
+                key = u["key"].astype(np.uint32)
+                actions, mask = d.translate(host, key)
+                sim.vs_execute(host, slot, actions, max(done, now))
+                self.upcalls += 1
+                value = key & mask
+                uk = (host, value.tobytes(), mask.tobytes())
+                if uk in self.ukeys:
+                    self.dup_skips += 1          # another handler installed (or is installing) it
+                    continue
+                if int(sim.vs_stats[host]["flows"]) >= self.flow_limit[host]:
+                    self.limit_hits += 1         # OVS upcall_flow_limit_hit: executed, not installed
+                    continue
+                active = max(done, now) + lat
+                fid = sim.vs_install(host, value, mask, 0, actions, active)
+                self.ukeys[uk] = (fid, d.policy_version)
+                self.installs += 1
+                self.latencies.append(active - t)
+
+    def next_time(self) -> int:
+        return self.next_revalidate
+
+    def revalidate(self) -> None:
+        """Idle eviction, re-translation after policy changes, dynamic flow limit (OVS
+        udpif_revalidator / revalidator_sweep)."""
+        sim, d, sp = self.dpus.net.sim, self.dpus, self.dpus.sp
+        now = sim.now
+        by_flow = {(uk[0], fid): uk for uk, (fid, _) in self.ukeys.items()}
+        for host in d.hosts:
+            flows = sim.vs_flows(host)
+            live = np.nonzero(flows["subtable"] != NONE)[0]
+            n = len(live)
+            dump_ms = n * sp["revalidate_cycles_per_flow"] / d.core_hz * 1e3
+            self.dump_ms[host] = dump_ms
+            limit = self.flow_limit[host]
+            if n > 2 * limit:                # OVS: far over the limit, delete everything
+                for f in live:
+                    sim.vs_delete(host, int(f))
+                    self.ukeys.pop(by_flow.get((host, int(f))), None)
+                self.kill_all += 1
+                live = live[:0]
+            else:
+                used = np.where(flows["used_ps"][live] >= 0, flows["used_ps"][live], flows["active_ps"][live])
+                idle = live[used < now - int(sp["max_idle_ps"])]
+                for f in idle:
+                    sim.vs_delete(host, int(f))
+                    self.ukeys.pop(by_flow.get((host, int(f))), None)
+                    self.evictions += 1
+                # re-translate flows installed under an older policy
+                for f in np.setdiff1d(live, idle):
+                    uk = by_flow.get((host, int(f)))
+                    if uk is None or self.ukeys[uk][1] == d.policy_version:
+                        continue
+                    row = sim.vs_flows(host)[int(f)]
+                    actions, mask = d.translate(host, row["key"].astype(np.uint32))
+                    if not np.array_equal(mask, row["mask"]):
+                        sim.vs_delete(host, int(f))
+                        self.ukeys.pop(uk, None)
+                    else:
+                        sim.vs_modify(host, int(f), actions)
+                        self.ukeys[uk] = (int(f), d.policy_version)
+                    self.revalidated += 1
+            # flow_limit adaptation, as udpif_revalidator()
+            if dump_ms > 2000:
+                limit = int(limit / (dump_ms / 1000))
+            elif dump_ms > 1300:
+                limit = limit * 3 // 4
+            elif dump_ms < 1000 and n and limit < n * 1000 / max(dump_ms, 1e-9):
+                limit += 1000
+            self.flow_limit[host] = int(min(sp["max_flow_limit"], max(limit, 1000)))
+        self.next_revalidate = now + int(sp["revalidate_interval_ps"])
+
+    def stats(self) -> dict:
+        lat = np.array(self.latencies, dtype=np.int64)
+        hist, edges = latency_histogram(lat)
+        return {"sp_upcalls": self.upcalls, "sp_installs": self.installs, "sp_limit_hits": self.limit_hits,
+                "sp_evictions": self.evictions, "sp_revalidated": self.revalidated, "sp_kill_all": self.kill_all,
+                "sp_duplicate_upcalls": self.dup_skips,
+                "sp_flow_limit_min": int(min(self.flow_limit.values())) if self.flow_limit else 0,
+                "sp_install_latency_p50_ps": int(np.percentile(lat, 50)) if len(lat) else -1,
+                "sp_install_latency_p99_ps": int(np.percentile(lat, 99)) if len(lat) else -1,
+                "sp_install_latency_hist": hist.tolist(), "sp_install_latency_edges_ps": edges.tolist()}
+
+
+def latency_histogram(lat_ps: np.ndarray, bins: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Log-spaced histogram (32 bins, as OVS's pmd-perf histograms) from 1 us to 1 s."""
+    edges = np.logspace(6, 12, bins + 1)
+    hist, _ = np.histogram(np.clip(lat_ps, edges[0], edges[-1]), bins=edges)
+    return hist, edges
+
+
+def _pos_int(name: str, v) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _merge(name: str, defaults: dict, given: dict | None) -> dict:
+    given = given or {}
+    unknown = set(given) - set(defaults)
+    if unknown:
+        raise ValueError(f"{name}: unknown key(s) {sorted(unknown)}; known: {sorted(defaults)}")
+    return {**defaults, **given}

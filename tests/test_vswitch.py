@@ -1,0 +1,401 @@
+"""The DPU vSwitch (native/vswitch.c + controlplane/vswitch.py): classifier vs a slow Python
+reference, megaflow install and idle eviction, VXLAN bytes vs scapy, tenant isolation under random
+rules, OVS-style counters, flow limit, upcall-queue overflow, meters, bad rules."""
+import numpy as np
+import pytest
+
+from controlplane.scenario import Scenario
+from controlplane.units import Gbps, KB, MB, us
+from controlplane.vswitch import FULL, reference_lookup
+from dataplane.sim import (NONE, STOP_UPCALL, VS_FIELDS, VS_KEY_WORDS, VS_META_ENCAP, VS_PF, VS_UPLINK, VS_VF0,
+                           VXLAN_OVERHEAD, Simulator)
+from tests.support import assert_conserved, star
+
+OUTCOMES = ("exact_hit", "masked_hit", "miss", "lost")
+
+
+def overlay(n_hosts=5, senders=4, size=MB(1), tenants=2, seed=1, **dpu):
+    return Scenario(topology=star(n_hosts), workload={"kind": "incast", "senders": senders, "size_bytes": size},
+                    sample_interval_ps=0, seed=seed, dpu={"tenants": tenants, "vfs_per_host": tenants, **dpu})
+
+
+def bare_vswitch(nvf=4, **kw):
+    sim = Simulator(num_hosts=2, num_switches=0, max_links=1)
+    sim.add_links([0], [1], [Gbps(100)], [us(1)])
+    sim.vs_enable(0, **kw)
+    for n in range(nvf):
+        sim.vs_add_vf(0, n % 2 + 1, 0x0A000001 + n)
+    return sim
+
+
+# ---------------------------------------------------------------------------- classifier
+def random_rules(rng, n_rules, n_masks):
+    """Rules over a few distinct masks (so several subtables), values drawn from a small space so
+    that keys match several rules; equal-priority overlaps are skipped (the policy rejects them)."""
+    masks = []
+    for _ in range(n_masks):
+        m = np.zeros(VS_KEY_WORDS, np.uint32)
+        for w in rng.choice(7, size=rng.integers(1, 4), replace=False):
+            m[w] = rng.choice([FULL, 0xFFFF0000, 0xFF, 0xF0F0F0F0])
+        masks.append(m)
+    rules = []
+    for _ in range(50 * n_rules):
+        if len(rules) == n_rules:
+            break
+        m = masks[rng.integers(n_masks)]
+        v = rng.integers(0, 4, size=VS_KEY_WORDS).astype(np.uint32) * np.uint32(0x01010101) & m
+        v[0] &= 3            # in_port: an existing port
+        v[1] &= 0xFFFFFF     # VNI: 24 bits
+        v &= m
+        prio = int(rng.integers(0, 40))
+        clash = any(p == prio and np.all((v & m & mm) == (vv & m & mm)) for p, vv, mm in rules)
+        if not clash:
+            rules.append((prio, v, m))
+    return rules
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_classifier_equals_python_reference(seed):
+    """For random rule sets and keys the C tuple-space classifier returns the rule the linear
+    Python reference (highest priority match) returns; the probe stops early (<= subtables)."""
+    rng = np.random.default_rng(seed)
+    sim = bare_vswitch(emc_entries=0)
+    rules = random_rules(rng, 120, 12)
+    assert len(rules) > 60
+    ids = [sim.vs_install(0, v, m, p, {"output": VS_UPLINK, "count": i % 16}) for i, (p, v, m) in enumerate(rules)]
+    flow_to_rule = {f: i for i, f in enumerate(ids)}
+    nsub = int(sim.vs_stats[0]["subtables"])
+    assert nsub == len({m.tobytes() for _, _, m in rules})
+    hits, probes_seen = 0, []
+    for _ in range(3000):
+        base = rules[rng.integers(len(rules))][1]
+        key = base ^ (rng.integers(0, 2, VS_KEY_WORDS).astype(np.uint32) * rng.choice([1, 0x100, 0x10000], VS_KEY_WORDS).astype(np.uint32))
+        key[7] = 0
+        f, probes = sim.vs_lookup(0, key)
+        expect = reference_lookup(rules, key)
+        got = flow_to_rule[f] if f >= 0 else -1
+        assert (got == -1) == (expect == -1)
+        if expect >= 0:
+            assert rules[got][0] == rules[expect][0]          # same priority ...
+            assert got == expect                              # ... and the same rule (no equal-priority overlap)
+            hits += 1
+        assert 1 <= probes <= nsub
+        probes_seen.append(probes)
+    assert hits > 1000                                        # the test exercised matches
+    assert min(probes_seen) < nsub                            # priority ranking cut some probes short
+
+
+def test_flow_invisible_until_active_and_delete_restores_miss():
+    sim = bare_vswitch(emc_entries=0)
+    key = np.zeros(VS_KEY_WORDS, np.uint32)
+    key[VS_FIELDS["in_port"]] = VS_VF0
+    mask = np.zeros(VS_KEY_WORDS, np.uint32)
+    mask[VS_FIELDS["in_port"]] = FULL
+    f = sim.vs_install(0, key, mask, 0, {"output": VS_UPLINK}, active_ps=us(5))
+    assert sim.vs_lookup(0, key)[0] == -1                     # install latency not over yet
+    g = sim.vs_install(0, key, mask, 1, {"drop": True})
+    assert sim.vs_lookup(0, key)[0] == g
+    sim.vs_delete(0, g)
+    assert sim.vs_lookup(0, key)[0] == -1
+    assert int(sim.vs_stats[0]["flows"]) == 1 and f >= 0
+
+
+# ---------------------------------------------------------------------------- megaflows end to end
+def test_megaflows_make_later_packets_hit_and_counters_partition():
+    """The first packets of each (function, destination) miss; once the megaflow is installed the
+    rest hit (EMC or classifier). Every packet has exactly one outcome, as OVS's pmd stats."""
+    net = overlay().build()
+    r = net.run()
+    c = r.counters
+    assert_conserved(r)
+    assert c["vs_rx"] == sum(c[f"vs_{o}"] for o in OUTCOMES)
+    # megaflows match (in_port, VNI, destination address), the fields the overlay policy reads:
+    # each sender DPU: data out (VF -> receiver) + ACKs in (tunnel -> its VF) = 2 x 4; the receiver
+    # DPU: data in, one per tenant (both tenants' receiving VMs are 10.0.0.1, told apart by VNI) = 2,
+    # ACKs out, one per sender VM = 4; total 14
+    assert c["sp_installs"] == 14
+    assert c["vs_exact_hit"] + c["vs_masked_hit"] > 0.7 * c["vs_rx"]
+    # a second round of messages on the same connections: every packet hits, nothing is upcalled
+    sim = net.sim
+    before = sim.vs_stats.copy()
+    sim.post_writes(net.qps, [MB(1)] * 4, [sim.now] * 4)
+    stop = sim.run_until(sim.now + 10**9)
+    after = sim.vs_stats
+    assert stop != STOP_UPCALL and sim.msgs_completed == 8
+    assert (after["miss"] == before["miss"]).all() and (after["lost"] == before["lost"]).all()
+    assert int((after["exact_hit"] + after["masked_hit"] - before["exact_hit"] - before["masked_hit"]).sum()) == \
+        int((after["rx"] - before["rx"]).sum()) > 1000
+    assert c["vs_encaps"] == c["vs_to_uplink"] and c["vs_decaps"] == c["vs_to_functions"] == c["vs_encaps"]
+    assert c["vs_isolation_drops"] == 0 and c["vs_lost"] == 0
+    assert c["sp_install_latency_p50_ps"] >= us(10) + us(10)    # handler (20k cycles @ 2 GHz) + install
+
+
+def test_emc_insert_probability():
+    always = overlay(vswitch={"emc_insert_inv_prob": 1}).run().counters
+    never = overlay(vswitch={"emc_entries": 0}).run().counters
+    assert always["vs_exact_hit"] > 0.9 * (always["vs_exact_hit"] + always["vs_masked_hit"])
+    assert never["vs_exact_hit"] == 0 and never["vs_masked_hit"] > 0
+
+
+def test_idle_flows_are_evicted():
+    """Megaflows idle longer than max_idle are deleted by the revalidator; a later flow to the
+    same destination misses again and reinstalls."""
+    flows = [{"src": 1, "dst": 0, "size_bytes": 20_000, "start_ps": 0},
+             {"src": 1, "dst": 0, "size_bytes": 20_000, "start_ps": us(1000)}]
+    sc = Scenario(topology=star(2), workload={"kind": "flows", "flows": flows}, sample_interval_ps=0,
+                  dpu={"tenants": 1, "slow_path": {"max_idle_ps": us(100), "revalidate_interval_ps": us(50)}})
+    net = sc.build()
+    c = net.run().counters
+    assert c["msgs_completed"] == 2
+    assert c["sp_evictions"] == 4            # both directions' megaflows, at both DPUs, after flow 1
+    assert c["sp_installs"] == 8             # installed again for flow 2
+    for h in (0, 1):                         # what is left belongs to flow 2 (installed after 1 ms)
+        f = net.sim.vs_flows(h)
+        live = f[f["subtable"] != NONE]
+        assert len(live) == 2 and (live["active_ps"] > us(1000)).all()
+
+
+def test_deterministic():
+    a, b = overlay(seed=3).run().counters, overlay(seed=3).run().counters
+    keys = [k for k in a if k.startswith(("vs_", "sp_"))]
+    assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+
+
+def test_flow_limit_refuses_installs():
+    net = overlay(slow_path={"flow_limit": 3}).build()
+    c = net.run().counters
+    assert int(net.sim.vs_stats["flows"].max()) == 3 and c["sp_limit_hits"] > 0     # the limit is per DPU
+    assert c["msgs_completed"] == c["msgs_total"]            # executed by the slow path all the same
+
+
+def test_full_upcall_queue_loses_packets_and_transport_recovers():
+    r = overlay(vswitch={"upcall_queue": 4}).run()
+    c = r.counters
+    assert c["vs_lost"] > 0 and c["vs_upcall_peak"] <= 4
+    assert c["vs_rx"] == sum(c[f"vs_{o}"] for o in OUTCOMES)
+    assert_conserved(r)
+
+
+def test_meter_limits_a_vf():
+    """A 10 Gb/s policer on the receiving VF: the flow's goodput stays under the meter rate."""
+    flows = [{"src": 1, "dst": 0, "size_bytes": MB(1), "start_ps": 0}]
+    sc = Scenario(topology=star(2), workload={"kind": "flows", "flows": flows}, sample_interval_ps=0, cc="none",
+                  dpu={"tenants": 1, "policy": {"meter_bps": Gbps(10), "meter_burst_bytes": 64 * KB(1)}})
+    r = sc.run()
+    c = r.counters
+    assert c["vs_meter_drops"] > 0
+    fct = r.flows["fct_ps"][0]
+    assert fct > 0 and MB(1) * 8e12 / fct < Gbps(10) * 1.05
+
+
+def test_dscp_action_rewrites_dscp():
+    c = overlay(policy={"dscp": 46}).run().counters
+    assert c["vs_dscp_sets"] > 0 and c["msgs_completed"] == c["msgs_total"]
+
+
+# ---------------------------------------------------------------------------- VXLAN on the wire
+scapy_all = pytest.importorskip("scapy.all")
+
+
+def test_vxlan_frames_equal_scapy_and_decap_restores_inner(tmp_path):
+    from scapy.all import IP, UDP, Ether, Raw
+    from scapy.layers.vxlan import VXLAN
+    from scapy.utils import rdpcap
+    net = overlay(senders=2, size=40_000).build()
+    path = tmp_path / "vx.pcap"
+    s = net.sim.capture_open(path)
+    for h in range(3):
+        net.sim.capture_port(s, int(net.routes.host_port[h]), tx=True)
+    r = net.run()
+    n, _ = net.sim.capture_close(s)
+    assert n == r.counters["vs_to_uplink"] > 0
+    vfs = net.sim.vs_vfs
+    for pkt in rdpcap(str(path)):
+        raw = bytes(pkt)
+        e = Ether(raw)
+        vx = e[VXLAN]
+        inner = bytes(vx.payload)
+        assert len(raw) == len(inner) + VXLAN_OVERHEAD
+        ref = (Ether(dst=e.dst, src=e.src) /
+               IP(src=e[IP].src, dst=e[IP].dst, tos=e[IP].tos, ttl=e[IP].ttl, flags="DF", id=0) /
+               UDP(sport=e[UDP].sport, dport=4789, chksum=0) / VXLAN(vni=vx.vni, flags=0x08) / Raw(inner))
+        assert bytes(ref) == raw
+        assert vx.vni in (1, 2)
+        # the inner frame is the VMs' RoCEv2 packet: their tenant addresses, its own valid ICRC
+        ie = Ether(inner)
+        assert ie[UDP].dport == 4791 and ie[UDP].sport == e[UDP].sport       # outer sport = inner entropy
+        assert int(vfs[vfs["vni"] == vx.vni]["ip"].min()) <= int.from_bytes(bytes(map(int, ie[IP].src.split("."))), "big")
+        from dataplane.sim import icrc
+        assert icrc(inner) == int.from_bytes(inner[-4:], "little")
+    # decap restores the inner packet: the same packet encoded unencapsulated (the VM's frame)
+    pk = {"src": 1, "dst": 0, "dqp": int(net.qps[0]) + 1, "psn": 5, "payload": 64, "opcode": 10, "sport": 50000,
+          "prio": 1, "ecn": 2, "ttl": 61, "msg": NONE, "flags": 1}
+    vni = int(vfs["vni"][0])
+    enc = net.sim.encode_meta(pk, vni | VS_META_ENCAP)
+    plain = net.sim.encode_meta({**pk, "ttl": 64}, vni)
+    assert enc[VXLAN_OVERHEAD:] == plain
+
+
+# ---------------------------------------------------------------------------- isolation
+def random_rules_world(seed):
+    """Random flows installed straight into the fast path (bypassing the policy's checks): output to
+    any port, encap into any VNI towards any DPU, decap or not, over random matches and priorities,
+    on top of permissive flows (priority 2) that tunnel each VF's packets in its own VNI and decap
+    by (VNI, address). The receiving ends of the QPs are re-placed on random VFs, so about 2/3 of
+    the pairs cross tenants. Returns (cross-tenant pairs, ... with data delivered, same-tenant pairs
+    with data delivered, isolation drops)."""
+    rng = np.random.default_rng(seed)
+    n_hosts, tenants = 4, 3
+    flows = [{"src": s, "dst": d, "size_bytes": 20_000, "start_ps": 0}
+             for s in range(n_hosts) for d in range(n_hosts) if s != d]
+    sc = Scenario(topology=star(n_hosts), workload={"kind": "flows", "flows": flows}, sample_interval_ps=0,
+                  duration_ps=us(300), rto_ps=us(50),
+                  dpu={"tenants": tenants, "vfs_per_host": 2 * tenants, "policy": {"overlay": False}})
+    net = sc.build()
+    sim = net.sim
+    vfs = sim.vs_vfs
+    for i in range(len(flows)):
+        qp = int(net.qps[i])
+        sim.vs_set_qp_function(qp + 1, int(rng.choice(np.nonzero(vfs["host"] == flows[i]["dst"])[0])))
+    ports = [VS_UPLINK, VS_PF] + list(range(VS_VF0, VS_VF0 + 2 * tenants))
+    for h in range(n_hosts):
+        for _ in range(int(rng.integers(1, 7))):
+            mask = np.zeros(VS_KEY_WORDS, np.uint32)
+            value = np.zeros(VS_KEY_WORDS, np.uint32)
+            if rng.random() < 0.7:
+                mask[VS_FIELDS["in_port"]] = FULL
+                value[VS_FIELDS["in_port"]] = rng.choice(ports)
+            if rng.random() < 0.7:
+                mask[VS_FIELDS["dst_ip"]] = FULL
+                value[VS_FIELDS["dst_ip"]] = int(rng.choice(vfs["ip"]))
+            if rng.random() < 0.3:
+                mask[VS_FIELDS["vni"]] = FULL
+                value[VS_FIELDS["vni"]] = int(rng.integers(0, tenants + 1))
+            act = {"output": int(rng.choice(ports))}
+            if rng.random() < 0.6:
+                act["encap"] = int(rng.integers(1, tenants + 1))
+                act["tun_dst"] = int(rng.integers(n_hosts))
+            if rng.random() < 0.6:
+                act["decap"] = True
+            try:
+                sim.vs_install(h, value, mask, int(rng.integers(0, 5)), act)
+            except ValueError:
+                pass                                     # an identical flow drawn twice
+        for n in range(2 * tenants):
+            v = np.zeros(VS_KEY_WORDS, np.uint32)
+            m = np.zeros(VS_KEY_WORDS, np.uint32)
+            v[0], m[0] = VS_VF0 + n, FULL
+            try:
+                sim.vs_install(h, v, m, 2, {"encap": int(vfs["vni"][net.vswitch.vf_global[(h, n)]]),
+                                            "output": VS_UPLINK})
+            except ValueError:
+                pass                                     # a random flow took this match and priority
+        for g in np.nonzero(vfs["host"] == h)[0]:
+            v = np.zeros(VS_KEY_WORDS, np.uint32)
+            m = np.zeros(VS_KEY_WORDS, np.uint32)
+            v[0], v[1], v[3] = VS_UPLINK, vfs["vni"][g], vfs["ip"][g]
+            m[0] = m[1] = m[3] = FULL
+            try:
+                sim.vs_install(h, v, m, 2, {"decap": True, "output": VS_VF0 + int(vfs["index"][g])})
+            except ValueError:
+                pass
+    net.run()
+    qps = sim.qps
+    crossed = crossed_delivered = same_delivered = 0
+    for i in range(len(flows)):
+        qp = int(net.qps[i])
+        a, b = (net.vswitch.vf_info[_fn_of(net, q)]["tenant"] for q in (qp, qp + 1))
+        got = int(qps[qp + 1]["rx_packets"] + qps[qp]["rx_packets"])
+        if a != b:
+            crossed += 1
+            crossed_delivered += got > 0
+        else:
+            same_delivered += got > 0
+    assert crossed > 0
+    return crossed_delivered, same_delivered, int(sim.vs_stats["isolation_drops"].sum())
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_tenant_isolation_under_random_rules(seed):
+    """Whatever flows are installed, no packet of a QP pair whose ends sit on different tenants'
+    VFs reaches the other end (in either direction)."""
+    crossed_delivered, _, _ = random_rules_world(seed)
+    assert crossed_delivered == 0
+
+
+def test_tenant_isolation_check_is_not_vacuous():
+    """Over the same worlds, same-tenant pairs do get data through and the fast path did stop
+    packets that the rules sent across tenants."""
+    worlds = [random_rules_world(seed) for seed in range(8)]
+    assert sum(w[1] for w in worlds) > 0
+    assert sum(w[2] for w in worlds) > 0
+
+
+def _fn_of(net, qp):
+    key = net.sim.vs_packet_key(qp)
+    host = int(net.sim.qps[qp]["host"])
+    in_port = int(key[VS_FIELDS["in_port"]])
+    if in_port == VS_PF:
+        raise AssertionError("QP on the PF")
+    return net.vswitch.vf_global[(host, in_port - VS_VF0)]
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_bad_rules_are_rejected_with_clear_errors():
+    net = overlay().build()
+    d = net.vswitch
+    d.add_rule(0, 1, 5, {"dst_ip": "10.9.0.0/16"}, {"output": "p0", "encap": 1})
+    with pytest.raises(ValueError, match="same priority"):
+        d.add_rule(0, 1, 5, {"dst_ip": "10.9.1.0/24", "dscp": 26}, {"drop": True})
+    d.add_rule(0, 1, 6, {"dst_ip": "10.9.1.0/24"}, {"drop": True})          # higher priority: fine
+    with pytest.raises(ValueError, match="unknown VF pf0vf7"):
+        d.add_rule(0, 1, 1, {"dst_ip": "10.0.0.1"}, {"output": "pf0vf7"})
+    with pytest.raises(ValueError, match="belongs to tenant 2"):
+        d.add_rule(0, 1, 1, {"dst_ip": "10.0.0.1"}, {"output": "pf0vf1"})
+    with pytest.raises(ValueError, match="vni .* out of range"):
+        d.add_rule(0, 1, 1, {"vni": 1 << 24}, {"drop": True})
+    with pytest.raises(ValueError, match="encap VNI"):
+        d.add_rule(0, 1, 1, {"dst_ip": "10.0.0.2"}, {"encap": 0, "output": "p0"})
+    with pytest.raises(ValueError, match="own VNI"):
+        d.add_rule(0, 1, 1, {"dst_ip": "10.0.0.2"}, {"encap": 2, "output": "p0"})
+    with pytest.raises(ValueError, match="unknown match field"):
+        d.add_rule(0, 1, 1, {"vlan": 3}, {"drop": True})
+    with pytest.raises(ValueError, match="unknown DPU port"):
+        d.add_rule(0, 1, 1, {"in_port": "eth0"}, {"drop": True})
+
+
+def test_c_side_checks_what_python_passes():
+    sim = bare_vswitch()
+    z = np.zeros(VS_KEY_WORDS, np.uint32)
+    with pytest.raises(ValueError, match="output to unknown port"):
+        sim.vs_install(0, z, z, 0, {"output": 99})
+    with pytest.raises(ValueError, match="encap vni"):
+        sim.vs_install(0, z, z, 0, {"output": 0, "encap": 1 << 24})
+    with pytest.raises(ValueError, match="reserved"):
+        sim.vs_install(0, z, np.full(VS_KEY_WORDS, FULL, np.uint32), 0, {"output": 0})
+    with pytest.raises(ValueError, match="meter 999 out of range"):
+        sim.vs_install(0, z, z, 0, {"output": 0, "meter": 999})
+    sim.vs_install(0, z, z, 0, {"output": 0})
+    with pytest.raises(ValueError, match="already installed"):
+        sim.vs_install(0, z, z, 0, {"output": 0})
+    with pytest.raises(ValueError, match="vni must be in"):
+        sim.vs_add_vf(0, 0, 1)
+    with pytest.raises(ValueError, match="not a host"):
+        sim.vs_enable(7)
+    with pytest.raises(ValueError, match="unknown key"):
+        sim.vs_install(0, z, z, 0, {"forward": 1})
+    with pytest.raises(ValueError, match="holds no waiting packet"):
+        sim.vs_execute(0, 3, {"drop": True}, 0)
+    with pytest.raises(ValueError, match="is not installed"):
+        sim.vs_delete(0, 12345)
+    with pytest.raises(ValueError, match="ipv6"):
+        Simulator(num_hosts=2, num_switches=0, max_links=1, ipv6=True).vs_enable(0)
+
+
+def test_bad_dpu_spec():
+    with pytest.raises(ValueError, match="dpu.vfs_per_host"):
+        overlay(tenants=3, vfs_per_host=2).build()
+    with pytest.raises(ValueError, match="dpu.offload"):
+        overlay(offload="fpga").build()
+    with pytest.raises(ValueError, match="dpu.slow_path: unknown"):
+        overlay(slow_path={"threads": 2}).build()
