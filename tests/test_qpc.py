@@ -238,3 +238,24 @@ def test_reconfiguring_a_cache_in_use_is_refused_and_scenario_keys_are_checked()
         many_qps(4, qpc={"entrys": 4}).build()
     with pytest.raises(ValueError, match="hosts"):
         many_qps(4, qpc={"entries": 4, "hosts": 3}).build()
+
+
+def test_qp_scale_experiment_runs_small(tmp_path):
+    from experiments import qp_scale
+    res = qp_scale.run(tmp_path, {"qps": [16, 64], "caches": [32], "min_msgs": 512}, plots=False)
+    rows = {(r["qps"], r["cache"]): r for r in res["rows"]}
+    assert set(rows) == {(16, 32), (64, 32), (16, "none"), (64, "none")}
+    assert (tmp_path / "qp_scale.csv").read_text().startswith("qps,cache,messages,sat_throughput_gbps")
+    # 64 QPs round-robin through 32 entries: most sends miss (an ACK's miss brings a context back
+    # in time for that QP's next send now and then: 51 % here); 16 QPs fit
+    assert rows[64, 32]["sat_sender_send_hit_rate"] < 0.6 and rows[16, 32]["sat_sender_send_hit_rate"] > 0.9
+    assert rows[64, 32]["sat_throughput_gbps"] < 0.7 * rows[64, "none"]["sat_throughput_gbps"]
+    assert rows[64, 32]["load_latency_mean_us"] > rows[64, "none"]["load_latency_mean_us"] + 0.9   # >= one fetch
+    assert all(r["sat_completed"] == r["messages"] == r["load_completed"] for r in res["rows"])
+
+
+@pytest.mark.plots
+def test_qp_scale_plot(tmp_path):
+    from experiments import qp_scale
+    qp_scale.run(tmp_path, {"qps": [16, 64], "caches": [32], "min_msgs": 256})
+    assert (tmp_path / "qp_scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
