@@ -34,11 +34,11 @@ from dataplane.sim import CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STO
 RESULT_FILES = ("config.json", "flows.csv", "timeseries.npz", "counters.json")
 DERIVED_KEYS = {"resolved", "bottleneck_port", "bottleneck_rate_bps"}   # written to config.json, not inputs
 QP_SPORT_BASE = 49152          # RoCEv2 source ports are drawn from the dynamic range 49152-65535
-# QP-context cache (native/qpc.c). fetch_latency_ps: one PCIe read round trip, ~1 us (Neugebauer et
-# al., SIGCOMM'18 "Understanding PCIe performance for end host networking": DMA read latencies of
-# several hundred ns to ~1 us on the servers they measured). entries, max_outstanding: ASSUMPTIONS,
-# no public vendor figure (NIC cache sizes are not published; 4096 contexts and 16 reads in flight
-# are placeholders to sweep).
+# QP-context cache (native/qpc.c). fetch_latency_ps: one PCIe read round trip, taken as 1 us, the
+# order of magnitude of the DMA read latencies Neugebauer et al. measure with pcie-bench (SIGCOMM'18,
+# "Understanding PCIe performance for end host networking"; only the paper's abstract was checked
+# here, not its figures: an ASSUMPTION to sweep). entries (4096) and max_outstanding (16) are
+# ASSUMPTIONS: no public figure for a NIC's QPC cache size or its fetch concurrency was found.
 QPC_DEFAULTS = {"entries": 4096, "fetch_latency_ps": 1_000_000, "max_outstanding": 16, "policy": "lru",
                 "hosts": "all", "trace": 0}
 
