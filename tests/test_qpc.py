@@ -185,6 +185,19 @@ def test_waiting_packets_are_processed_in_order_and_exactly_once():
     assert (qh["queued"] == 0).all() and (qh["outstanding"] == 0).all()
 
 
+@pytest.mark.parametrize("transport", ["gbn", "sr", "ooo"])
+def test_exactly_once_with_loss_and_each_transport(transport):
+    """Random loss, retransmissions and timeouts on top of a thrashing cache: still every byte
+    placed once and every message complete, for go-back-N, selective repeat and ooo."""
+    r = many_qps(32, peers=4, size=KB(32), msgs=2, transport=transport, link_loss=0.01, rto_ps=us(200),
+                 qpc={"entries": 4, "fetch_latency_ps": us(2), "max_outstanding": 2}).run()
+    assert r.counters["random_drops"] > 0 and r.counters["qpc_evictions"] > 100
+    assert_conserved(r)
+    q = r.network.sim.qps
+    snd = np.unique(r.network.qps)
+    assert np.array_equal(q["rx_bytes"][snd + 1], q["posted_bytes"][snd])
+
+
 def test_counters_and_result_keys():
     r = many_qps(32, qpc={"entries": 8, "max_outstanding": 4}).run()
     c = r.counters
