@@ -198,6 +198,15 @@ def test_exactly_once_with_loss_and_each_transport(transport):
     assert np.array_equal(q["rx_bytes"][snd + 1], q["posted_bytes"][snd])
 
 
+def test_trace_is_bounded_and_counts_what_it_could_not_keep():
+    r = many_qps(32, qpc={"entries": 8, "max_outstanding": 4, "trace": 50}).run()
+    trace, dropped = r.network.sim.qpc_trace
+    c = r.counters
+    events = c["qpc_hits"] + c["qpc_misses"] + c["qpc_pending"] + c["qpc_fetches"] + c["qpc_evictions"]
+    assert len(trace) == 50 and dropped == events - 50
+    assert (np.diff(trace["t_ps"]) >= 0).all()
+
+
 def test_counters_and_result_keys():
     r = many_qps(32, qpc={"entries": 8, "max_outstanding": 4}).run()
     c = r.counters
