@@ -513,7 +513,7 @@ class Result:
         if sc.qpc is not None:
             qh = sim.qpc_hosts
             acc = int(qh["hits"].sum() + qh["misses"].sum() + qh["pending"].sum()) if len(qh) else 0
-            for k in ("hits", "misses", "pending", "tx_hits", "tx_misses", "fetches", "evictions", "fetch_queued",
+            for k in ("hits", "misses", "pending", "tx_hits", "tx_misses", "tx_waited", "fetches", "evictions", "fetch_queued",
                       "fetch_wait_ps", "pkts_parked"):
                 c[f"qpc_{k}"] = int(qh[k].sum()) if len(qh) else 0
             c["qpc_peak_outstanding"] = int(qh["peak_outstanding"].max()) if len(qh) else 0

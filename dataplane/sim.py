@@ -80,7 +80,7 @@ COMPLETION_DTYPE = dtype_of("sd_completion")
 PATH_STATE_DTYPE = dtype_of("sd_path_state")
 QPC_HOST_DTYPE = dtype_of("sd_qpc_host")
 QPC_REC_DTYPE = dtype_of("sd_qpc_rec")
-QPC_POLICIES = {"lru": lib.SD_QPC_LRU, "fifo": lib.SD_QPC_FIFO}
+QPC_POLICIES = {"lru": lib.SD_QPC_LRU, "fifo": lib.SD_QPC_FIFO, "random": lib.SD_QPC_RANDOM}
 QPC_OUTCOMES = {lib.SD_QPC_HIT: "hit", lib.SD_QPC_MISS: "miss", lib.SD_QPC_PENDING: "pending",
                 lib.SD_QPC_FILL: "fill", lib.SD_QPC_EVICT: "evict"}
 COUNTER_FIELDS = [name for name, _ in ffi.typeof("sd_counters").fields]
@@ -332,7 +332,7 @@ class Simulator:
                 policy: str = "lru") -> None:
         """QP-context cache of ``host``'s NIC: ``entries`` contexts (0 = none), a miss fetches over
         PCIe in ``fetch_latency_ps`` with at most ``max_outstanding`` fetches in flight (more wait
-        in a FIFO); replacement ``policy`` "lru" or "fifo". Only while that cache is empty."""
+        in a FIFO); replacement ``policy`` "lru", "fifo" or "random". Only while that cache is empty."""
         if policy not in QPC_POLICIES:
             raise ValueError(f"qpc: policy must be one of {sorted(QPC_POLICIES)}, got {policy!r}")
         for name, v in (("host", host), ("entries", entries), ("max_outstanding", max_outstanding)):

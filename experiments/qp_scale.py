@@ -82,7 +82,7 @@ def measure(r, prefix: str) -> dict:
     if len(qh):
         sends = max(int(qh["tx_hits"][0]), 1)
         rx = qh["hits"] - qh["tx_hits"] + qh["misses"] - qh["tx_misses"] + qh["pending"]
-        row.update({"sender_send_hit_rate": 1.0 - float(qh["tx_misses"][0]) / sends,
+        row.update({"sender_send_hit_rate": 1.0 - float(qh["tx_waited"][0]) / sends,
                     "sender_rx_hit_rate": float((qh["hits"][0] - qh["tx_hits"][0]) / max(rx[0], 1)),
                     "receiver_hit_rate": float(qh["hits"][1:].sum() / max(rx[1:].sum(), 1)),
                     "fetches": int(qh["fetches"].sum()), "evictions": int(qh["evictions"].sum()),

@@ -6,17 +6,19 @@
  *
  *   access   = the transmit scheduler picking a QP for a data packet (qpc_tx_access), or any
  *              packet arriving for a QP (qpc_rx_access: data, ACK/NAK, CNP);
- *   hit      = the context is cached: LRU moves it to the most-recent end, FIFO leaves it;
+ *   hit      = the context is cached: LRU moves it to the most-recent end, FIFO and random
+ *              leave it;
  *   miss     = absent: a fetch starts now if fewer than max_outstanding are in flight, else the
  *              request waits in a FIFO; the fill (EV_QPC_FETCH, fetch_latency_ps after the start)
- *              inserts the context, evicting the head of the replacement order if full;
+ *              inserts the context, evicting if full the least recently used (LRU), the
+ *              oldest inserted (FIFO) or a uniformly random (seeded stream) cached context;
  *   pending  = a packet arrives while the QP's fetch is queued or in flight: it is merged into
  *              that fetch (an MSHR hit) and counted apart from hits and misses;
  *   waiting  = arriving packets wait on the QP (sd_packet.next links), are processed in arrival
  *              order at the fill, and the transmit scheduler skips the QP meanwhile without
  *              counting an access; the fill wakes the host's scheduler.
  *
- * Only cached QPs are in the replacement order, so a victim never has packets waiting on it.
+ * Only cached QPs can be victims, and they never have packets waiting on them.
  * Timer expiries (RTO, CC timers) and posting are not accesses: the model charges the fetch to
  * the next packet the QP sends or receives. Nothing here allocates while the simulator runs:
  * the per-QP state grows with the QP table at setup (qpc_reserve). */
@@ -48,6 +50,10 @@ int qpc_reserve(sd_sim *sim, uint32_t num_qps)
 
 void qpc_free(sd_sim *sim)
 {
+    if (sim->qpc_members)
+        for (uint32_t h = 0; h < sim->cfg.num_hosts; h++)
+            free(sim->qpc_members[h]);
+    free(sim->qpc_members);
     free(sim->qpc);
     free(sim->qpcq);
     free(sim->qpc_trace);
@@ -55,7 +61,10 @@ void qpc_free(sd_sim *sim)
 
 uint64_t qpc_memory_bytes(const sd_sim *sim)
 {
-    return (sim->qpc ? (uint64_t)sim->cfg.num_hosts * sizeof *sim->qpc : 0) +
+    uint64_t members = 0;
+    for (uint32_t h = 0; sim->qpc_members && h < sim->cfg.num_hosts; h++)
+        members += sim->qpc_members[h] ? (uint64_t)sim->qpc[h].entries * sizeof(uint32_t) : 0;
+    return members + (sim->qpc ? (uint64_t)sim->cfg.num_hosts * (sizeof *sim->qpc + sizeof(uint32_t *)) : 0) +
            (uint64_t)sim->qpcq_cap * sizeof *sim->qpcq + (uint64_t)sim->qpc_trace_cap * sizeof *sim->qpc_trace;
 }
 
@@ -69,20 +78,28 @@ int sd_set_qpc(sd_sim *sim, uint32_t host, uint32_t entries, int64_t fetch_laten
     if (entries > 0 && max_outstanding < 1)
         return sd_fail(sim, SD_EINVAL, "qpc: max_outstanding must be >= 1 when the cache is enabled, got %u",
                        max_outstanding);
-    if (policy > SD_QPC_FIFO)
-        return sd_fail(sim, SD_EINVAL, "qpc: policy must be 0 (lru) or 1 (fifo), got %u", policy);
+    if (policy > SD_QPC_RANDOM)
+        return sd_fail(sim, SD_EINVAL, "qpc: policy must be 0 (lru), 1 (fifo) or 2 (random), got %u", policy);
     if (!sim->qpc) {
         if (entries == 0)
             return SD_OK;                /* nothing to disable */
         sim->qpc = calloc(sim->cfg.num_hosts, sizeof *sim->qpc);
-        if (!sim->qpc)
+        sim->qpc_members = calloc(sim->cfg.num_hosts, sizeof *sim->qpc_members);
+        if (!sim->qpc || !sim->qpc_members) {
+            free(sim->qpc);
+            free(sim->qpc_members);
+            sim->qpc = NULL;
+            sim->qpc_members = NULL;
             return sd_fail(sim, SD_ENOMEM, "qpc: out of memory");
+        }
         for (uint32_t h = 0; h < sim->cfg.num_hosts; h++)
             sim->qpc[h].head = sim->qpc[h].tail = sim->qpc[h].fq_head = sim->qpc[h].fq_tail = SD_NONE;
         int rc = qpc_reserve(sim, sim->num_qps > sim->cfg.max_qps ? sim->num_qps : sim->cfg.max_qps);
         if (rc != SD_OK) {
             free(sim->qpc);
+            free(sim->qpc_members);
             sim->qpc = NULL;
+            sim->qpc_members = NULL;
             return rc;
         }
     }
@@ -90,6 +107,15 @@ int sd_set_qpc(sd_sim *sim, uint32_t host, uint32_t entries, int64_t fetch_laten
     if (c->used || c->outstanding || c->queued)
         return sd_fail(sim, SD_ESTATE, "qpc: host %u's cache is in use (%u cached, %u fetching, %u queued)", host,
                        c->used, c->outstanding, c->queued);
+    free(sim->qpc_members[host]);
+    sim->qpc_members[host] = NULL;
+    if (policy == SD_QPC_RANDOM && entries > 0) {
+        sim->qpc_members[host] = malloc((size_t)entries * sizeof(uint32_t));
+        if (!sim->qpc_members[host])
+            return sd_fail(sim, SD_ENOMEM, "qpc: out of memory for %u entries", entries);
+    }
+    uint64_t seed = sim->cfg.seed ^ ((0x5150430000ull + host) * 0xD1B54A32D192ED03ull);
+    c->rng = rng_next(&seed);
     c->entries = entries;
     c->fetch_latency_ps = fetch_latency_ps;
     c->max_outstanding = max_outstanding;
@@ -161,6 +187,33 @@ static void list_append(sd_sim *sim, sd_qpc_host *c, uint32_t qp)
     c->tail = qp;
 }
 
+/* Insert a filled context and, if full, evict one first (returns the victim or SD_NONE). */
+static uint32_t insert(sd_sim *sim, uint32_t host, uint32_t qp)
+{
+    sd_qpc_host *c = &sim->qpc[host];
+    uint32_t victim = SD_NONE;
+    if (c->policy == SD_QPC_RANDOM) {
+        uint32_t *mem = sim->qpc_members[host];
+        uint32_t slot = c->used;
+        if (c->used >= c->entries) {
+            slot = (uint32_t)(rng_next(&c->rng) % c->used);
+            victim = mem[slot];
+            c->used--;
+        }
+        mem[slot] = qp;
+        sim->qpcq[qp].prev = slot;
+    } else {
+        if (c->used >= c->entries) {     /* the head: least recent (lru) or oldest (fifo) */
+            victim = c->head;
+            list_unlink(sim, c, victim);
+            c->used--;
+        }
+        list_append(sim, c, qp);
+    }
+    c->used++;
+    return victim;
+}
+
 static void start_fetch(sd_sim *sim, sd_qpc_host *c, uint32_t qp)
 {
     sim->qpcq[qp].state = QPC_FETCHING;
@@ -201,6 +254,10 @@ int qpc_tx_access(sd_sim *sim, uint32_t qp)
     if (e->state == QPC_CACHED) {
         c->hits++;
         c->tx_hits++;
+        if (e->tx_missed) {
+            c->tx_waited++;
+            e->tx_missed = 0;
+        }
         if (c->policy == SD_QPC_LRU && c->tail != qp) {
             list_unlink(sim, c, qp);
             list_append(sim, c, qp);
@@ -210,6 +267,7 @@ int qpc_tx_access(sd_sim *sim, uint32_t qp)
     }
     if (e->state == QPC_ABSENT) {
         c->tx_misses++;
+        e->tx_missed = 1;
         record(sim, host, qp, SD_QPC_MISS, SD_QPC_TX);
         miss(sim, c, qp);
     }
@@ -259,17 +317,14 @@ void qpc_fetch_done(sd_sim *sim, uint32_t qp)
     sd_qpc_host *c = &sim->qpc[host];
     sd_qpc_qp *e = &sim->qpcq[qp];
     c->outstanding--;
-    if (c->used >= c->entries) {         /* full: evict the head (least recent / oldest) */
-        uint32_t v = c->head;
-        list_unlink(sim, c, v);
+    uint32_t v = insert(sim, host, qp);
+    if (v != SD_NONE) {
         sim->qpcq[v].state = QPC_ABSENT;
-        c->used--;
+        sim->qpcq[v].prev = sim->qpcq[v].next = SD_NONE;
         c->evictions++;
         record(sim, host, v, SD_QPC_EVICT, 0);
     }
     e->state = QPC_CACHED;
-    list_append(sim, c, qp);
-    c->used++;
     c->fetches++;
     c->fetch_wait_ps += (uint64_t)(sim->now - e->miss_ps);
     record(sim, host, qp, SD_QPC_FILL, 0);

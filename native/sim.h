@@ -112,10 +112,11 @@ typedef struct sd_evq {
 
 /* QPC cache state of one QP (qpc.c), indexed like the QPs, only once some host has a cache. */
 typedef struct sd_qpc_qp {
-    uint32_t prev, next;         /* replacement order (cached) or fetch FIFO (queued: next only) */
+    uint32_t prev, next;         /* lru/fifo order (cached) or fetch FIFO (queued: next only);
+                                  * random policy: prev = its slot in the host's member array */
     uint32_t wait_head, wait_tail;   /* packets waiting for the context (sd_packet.next links) */
     uint32_t state;              /* QPC_ABSENT, QPC_QUEUED, QPC_FETCHING, QPC_CACHED */
-    uint32_t pad0;
+    uint32_t tx_missed;          /* the transmit scheduler missed on it since its last send */
     int64_t miss_ps;             /* when the current fetch was requested */
 } sd_qpc_qp;
 enum { QPC_ABSENT = 0, QPC_QUEUED = 1, QPC_FETCHING = 2, QPC_CACHED = 3 };
@@ -192,6 +193,7 @@ struct sd_sim {
     /* QP-context cache (qpc.c): NULL until sd_set_qpc */
     sd_qpc_host *qpc;            /* per host */
     sd_qpc_qp *qpcq;             /* per QP */
+    uint32_t **qpc_members;      /* per host, random policy: the cached QPs (entries slots) */
     uint32_t qpcq_cap;
     uint32_t qpc_trace_cap, qpc_trace_len;
     sd_qpc_rec *qpc_trace;

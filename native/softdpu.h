@@ -541,7 +541,7 @@ uint32_t sd_icrc(const uint8_t *frame, uint32_t len);
  * transmit scheduler skips such a QP without counting an access and is woken by the fill.
  * Only cached QPs are in the replacement order, and they never have packets waiting.
  * entries = 0 (the default) disables the cache: no accesses are counted, behaviour unchanged. */
-enum sd_qpc_policy { SD_QPC_LRU = 0, SD_QPC_FIFO = 1 };
+enum sd_qpc_policy { SD_QPC_LRU = 0, SD_QPC_FIFO = 1, SD_QPC_RANDOM = 2 };
 /* Outcomes in the recorded trace; FILL and EVICT are the cache's own insertions and victims. */
 enum sd_qpc_outcome { SD_QPC_HIT = 0, SD_QPC_MISS = 1, SD_QPC_PENDING = 2, SD_QPC_FILL = 3, SD_QPC_EVICT = 4 };
 enum sd_qpc_access { SD_QPC_TX = 0, SD_QPC_RX = 1 };
@@ -555,7 +555,7 @@ typedef struct sd_qpc_host {
     uint32_t policy;             /* enum sd_qpc_policy */
     /* live state */
     uint32_t used;               /* contexts cached */
-    uint32_t head, tail;         /* replacement order: head = next victim, tail = newest / most recent */
+    uint32_t head, tail;         /* lru/fifo order: head = next victim, tail = newest / most recent */
     uint32_t fq_head, fq_tail;   /* fetch requests waiting for a slot, oldest first */
     uint32_t outstanding;        /* fetches in flight */
     uint32_t queued;             /* fetch requests waiting for a slot */
@@ -565,12 +565,15 @@ typedef struct sd_qpc_host {
     uint64_t hits;
     uint64_t misses;
     uint64_t pending;            /* packet arrivals for a QP whose fetch was queued or in flight */
-    uint64_t tx_hits, tx_misses; /* ... of hits and misses, those of the transmit scheduler */
+    uint64_t tx_hits, tx_misses; /* ... of hits and misses, those of the transmit scheduler (a send
+                                  * is a hit; one that first missed is counted once in tx_waited) */
+    uint64_t tx_waited;          /* sends whose QP missed at least once since its previous send */
     uint64_t fetches;            /* fetches completed (fills) */
     uint64_t evictions;
     uint64_t fetch_queued;       /* misses that waited for a fetch slot */
     uint64_t fetch_wait_ps;      /* sum over fills of the time from the miss to the fill */
     uint64_t pkts_parked;        /* packets that waited for a fetch */
+    uint64_t rng;                /* random policy: victim stream */
 } sd_qpc_host;
 
 /* One recorded cache event (sd_set_qpc_trace). */
@@ -582,8 +585,9 @@ typedef struct sd_qpc_rec {
     uint32_t access;             /* enum sd_qpc_access (HIT/MISS/PENDING), else 0 */
 } sd_qpc_rec;
 
-/* Configure the QPC cache of a host's NIC (entries = 0 disables it). Only while that cache is
- * empty (before the run, or after it drained). */
+/* Configure the QPC cache of a host's NIC (entries = 0 disables it; policy enum sd_qpc_policy:
+ * random evicts a uniformly chosen cached context). Only while that cache is empty (before the
+ * run, or after it drained). */
 int sd_set_qpc(sd_sim *sim, uint32_t host, uint32_t entries, int64_t fetch_latency_ps, uint32_t max_outstanding,
                uint32_t policy);
 /* Record the first `capacity` cache events of every host (0 = off); later ones are only counted. */

@@ -1,5 +1,5 @@
 """QP-context cache (native/qpc.c, issue #6): hit/miss counts and victims match a pure-Python LRU
-(and FIFO) model replaying the recorded trace; no cache = bit-identical results; throughput falls
+(and FIFO; random: outcomes given its victims) model replaying the recorded trace; no cache = bit-identical results; throughput falls
 when active QPs exceed the cache and recovers with a larger one; packets that wait for a context
 are processed in order and exactly once; bad input is refused by name."""
 from collections import OrderedDict
@@ -58,10 +58,17 @@ class Model:
             self.inflight.add(qp)
             self.outcomes.append(MISS)
 
+    def evict(self, qp):
+        """random: the simulator's victim (its RNG is not modelled); it must be cached."""
+        assert qp in self.cache, f"victim {qp} is not cached"
+        del self.cache[qp]
+        self.victims.append(qp)
+
     def fill(self, qp):
         assert qp in self.inflight, f"fill of qp {qp} that the model never missed"
         self.inflight.remove(qp)
         if len(self.cache) >= self.entries:
+            assert self.policy != "random", "random: a fill into a full cache without a victim"
             victim, _ = self.cache.popitem(last=False)
             self.victims.append(victim)
         self.cache[qp] = True
@@ -83,13 +90,18 @@ def replay(trace, entries, policy):
                 m.fill(int(r["qp"]))
             else:
                 c_vic.append(int(r["qp"]))
+                if policy == "random":
+                    m.evict(int(r["qp"]))
         out[int(h)] = (c_out, m.outcomes, c_vic, m.victims)
     return out
 
 
-@pytest.mark.parametrize("policy", ["lru", "fifo"])
+@pytest.mark.parametrize("policy", ["lru", "fifo", "random"])
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_hits_and_misses_match_an_lru_model_on_the_recorded_trace(seed, policy):
+    """lru and fifo: the model picks its own victims and must agree on each; random: the model
+    takes the simulator's victims (each must be cached, with no packet waiting) and must agree
+    on every access's outcome."""
     entries = [8, 16, 24, 40][seed - 1]
     sc = many_qps(64, random_sizes=True, seed=seed,
                   qpc={"entries": entries, "fetch_latency_ps": 700_000 + 300_000 * seed, "max_outstanding": 2 + seed,
@@ -111,6 +123,19 @@ def test_hits_and_misses_match_an_lru_model_on_the_recorded_trace(seed, policy):
     # the trace exercised every path: hits, misses, merged arrivals, evictions, queued fetches
     assert min(total.values()) > 0 and qh["evictions"].sum() > 0 and qh["fetch_queued"].sum() > 0
     assert r.counters["qpc_hits"] == total["hits"] and r.counters["qpc_misses"] == total["misses"]
+    # sends that waited: a transmit hit with a transmit miss on its QP since that QP's last send
+    tx = trace[trace["access"] == lib.SD_QPC_TX]
+    tx = tx[np.isin(tx["outcome"], [HIT, MISS])]
+    for h in np.unique(trace["host"]):
+        missed, waited = set(), 0
+        for r_ in tx[tx["host"] == h]:
+            qp = int(r_["qp"])
+            if r_["outcome"] == MISS:
+                missed.add(qp)
+            elif qp in missed:
+                missed.remove(qp)
+                waited += 1
+        assert qh["tx_waited"][h] == waited
     assert (qh["peak_outstanding"] <= qh["max_outstanding"]).all()
 
 
@@ -216,6 +241,7 @@ def test_counters_and_result_keys():
     assert c["qpc_fetch_wait_ps"] >= c["qpc_fetches"] * 1_000_000
     assert 0 < c["qpc_hit_rate"] < 1
     assert c["qpc_tx_hits"] == c["data_sent"]           # a data packet leaves only with its context
+    assert 0 < c["qpc_tx_waited"] <= min(c["qpc_tx_misses"], c["qpc_tx_hits"])
     assert r.config["resolved"]["qpc"]["fetch_latency_ps"] == 1_000_000
 
 
@@ -229,7 +255,7 @@ def bare_sim():
     (dict(host=5, entries=4), "host"),
     (dict(host=0, entries=4, fetch_latency_ps=-1), "fetch_latency_ps"),
     (dict(host=0, entries=4, max_outstanding=0), "max_outstanding"),
-    (dict(host=0, entries=4, policy="random"), "policy"),
+    (dict(host=0, entries=4, policy="clock"), "policy"),
     (dict(host=0, entries=-1), "entries"),
 ])
 def test_bad_input_is_refused_by_name(kw, field):
