@@ -232,6 +232,22 @@ def test_trace_is_bounded_and_counts_what_it_could_not_keep():
     assert (np.diff(trace["t_ps"]) >= 0).all()
 
 
+def test_cache_set_before_the_qps_grows_with_the_qp_table():
+    """sd_set_qpc first, then 60 QP pairs (the QP table and the per-QP cache state grow from 2)."""
+    s = dp.Simulator(num_hosts=3, num_switches=1, max_links=3, max_qps=2, max_msgs=1)
+    s.add_links([0, 1, 2], [3, 3, 3], [Gbps(100)] * 3, [us(1)] * 3)
+    s.install_fib([[0, 1, 2]], [0, 1, 2, 3], [1, 3, 5])
+    for h in range(3):
+        s.set_qpc(h, 8, us(1), 4, "random" if h == 0 else "lru")
+    qps = [s.create_qp_pair(i % 3, (i + 1) % 3, 49152 + i) for i in range(60)]
+    s.post_writes(qps, [KB(16)] * 60, [0] * 60)
+    assert s.run_until(10**10) == dp.STOP_IDLE
+    assert s.msgs_completed == 60
+    qh = s.qpc_hosts
+    assert qh["evictions"].sum() > 0 and (qh["used"] == 8).all()
+    assert s.memory_bytes() > 0
+
+
 def test_counters_and_result_keys():
     r = many_qps(32, qpc={"entries": 8, "max_outstanding": 4}).run()
     c = r.counters
