@@ -34,6 +34,13 @@ from dataplane.sim import CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STO
 RESULT_FILES = ("config.json", "flows.csv", "timeseries.npz", "counters.json")
 DERIVED_KEYS = {"resolved", "bottleneck_port", "bottleneck_rate_bps"}   # written to config.json, not inputs
 QP_SPORT_BASE = 49152          # RoCEv2 source ports are drawn from the dynamic range 49152-65535
+# QP-context cache (native/qpc.c). fetch_latency_ps: one PCIe read round trip, taken as 1 us, the
+# order of magnitude of the DMA read latencies Neugebauer et al. measure with pcie-bench (SIGCOMM'18,
+# "Understanding PCIe performance for end host networking"; only the paper's abstract was checked
+# here, not its figures: an ASSUMPTION to sweep). entries (4096) and max_outstanding (16) are
+# ASSUMPTIONS: no public figure for a NIC's QPC cache size or its fetch concurrency was found.
+QPC_DEFAULTS = {"entries": 4096, "fetch_latency_ps": 1_000_000, "max_outstanding": 16, "policy": "lru",
+                "hosts": "all", "trace": 0}
 
 
 @dataclass
@@ -84,6 +91,8 @@ class Scenario:
     failure_params: dict | None = None  # detect_ps (NIC failover), reconverge_ps (routing)
     # the DPUs' functions and vSwitch (controlplane/vswitch.py); None = QPs on the PF, no vSwitch
     dpu: dict | None = None             # tenants, vfs_per_host, hosts, vswitch, slow_path, policy, offload, tax
+    qpc: dict | None = None             # QP-context cache per host NIC: entries, fetch_latency_ps, max_outstanding,
+                                        # policy, hosts ("all" or a list), trace; None = no cache (see QPC_DEFAULTS)
 
     # ------------------------------------------------------------------ config
     def to_dict(self) -> dict:
@@ -164,6 +173,7 @@ class Network:
         self.sim = self._make_sim()
         self._install_fabric()
         self._install_flows()
+        self._install_qpc()
         self.failures = failures.FailurePlan(self)
         self.tick_hooks: list = []        # callables(net) run at every control tick (path policies, ...)
         self.vswitch: vswitch.Dpus | None = None
@@ -209,13 +219,17 @@ class Network:
     def _make_sim(self) -> Simulator:
         sc, fab = self.scenario, self.fabric
         return Simulator(num_hosts=fab.num_hosts, num_switches=fab.num_switches, max_links=len(fab.links),
-                         max_qps=2 * len(self.flows) + 2, max_msgs=len(self.flows) + 1,
+                         max_qps=2 * self._num_connections() + 2, max_msgs=len(self.flows) + 1,
                          pkt_pool=self.resolved["pkt_pool"], mtu_payload=sc.mtu_payload,
                          ack_interval=sc.ack_interval, cnp_mode=self.resolved["cnp_mode"],
                          cnp_interval_ps=sc.cnp_interval_ps, rto_ps=sc.rto_ps, seed=sc.seed,
                          trace_capacity=sc.trace, ipv6=sc.ipv6, dscp_data=sc.dscp_data, dscp_ack=sc.dscp_ack,
                          dscp_cnp=sc.dscp_cnp, payload_pattern=sc.payload_pattern,
                          int_multi=self.resolved["int_multi"])
+
+    def _num_connections(self) -> int:
+        """QP pairs the workload needs: one per flow, flows of one ``conn`` sharing one."""
+        return sum(f.conn is None for f in self.flows) + len({f.conn for f in self.flows if f.conn is not None})
 
     def _install_fabric(self) -> None:
         sc, fab, sim = self.scenario, self.fabric, self.sim
@@ -263,6 +277,26 @@ class Network:
             return 0, 0, 0.0
         scale = self.fabric.links[port // 2].rate_bps / Gbps(100) if ecn.get("scale_with_rate") else 1.0
         return int(ecn["kmin_bytes"] * scale), int(ecn["kmax_bytes"] * scale), float(ecn["pmax"])
+
+    def _install_qpc(self) -> None:
+        """The QP-context cache of each chosen host NIC (Scenario.qpc; None = none)."""
+        spec = self.scenario.qpc
+        if spec is None:
+            return
+        if not isinstance(spec, dict):
+            raise ValueError(f"qpc must be a dict of {sorted(QPC_DEFAULTS)} or None, got {spec!r}")
+        unknown = set(spec) - set(QPC_DEFAULTS)
+        if unknown:
+            raise ValueError(f"qpc: unknown key(s) {sorted(unknown)}; known: {sorted(QPC_DEFAULTS)}")
+        p = {**QPC_DEFAULTS, **spec}
+        hosts = range(self.fabric.num_hosts) if p["hosts"] == "all" else p["hosts"]
+        if isinstance(hosts, (str, int)):
+            raise ValueError(f"qpc.hosts must be \"all\" or a list of hosts, got {hosts!r}")
+        for h in hosts:
+            self.sim.set_qpc(h, p["entries"], p["fetch_latency_ps"], p["max_outstanding"], p["policy"])
+        if p["trace"]:
+            self.sim.set_qpc_trace(p["trace"])
+        self.resolved["qpc"] = p
 
     def _install_flows(self) -> None:
         sc, sim, cc = self.scenario, self.sim, self.cc
@@ -498,6 +532,14 @@ class Result:
             c.update(vs)
             c.update(vtax.tax(vs, int(sim.now), net.vswitch.offload, len(net.vswitch.hosts), net.vswitch.tax,
                               emc=net.vswitch.vs_params["emc_entries"] > 0))
+        if sc.qpc is not None:
+            qh = sim.qpc_hosts
+            acc = int(qh["hits"].sum() + qh["misses"].sum() + qh["pending"].sum()) if len(qh) else 0
+            for k in ("hits", "misses", "pending", "tx_hits", "tx_misses", "tx_waited", "fetches", "evictions", "fetch_queued",
+                      "fetch_wait_ps", "pkts_parked"):
+                c[f"qpc_{k}"] = int(qh[k].sum()) if len(qh) else 0
+            c["qpc_peak_outstanding"] = int(qh["peak_outstanding"].max()) if len(qh) else 0
+            c["qpc_hit_rate"] = c["qpc_hits"] / acc if acc else 1.0
         if error is not None:
             c["error"] = error
         self.counters = c

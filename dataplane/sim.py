@@ -83,6 +83,11 @@ MSG_DTYPE = dtype_of("sd_msg")
 TRACE_DTYPE = dtype_of("sd_cc_trace")
 COMPLETION_DTYPE = dtype_of("sd_completion")
 PATH_STATE_DTYPE = dtype_of("sd_path_state")
+QPC_HOST_DTYPE = dtype_of("sd_qpc_host")
+QPC_REC_DTYPE = dtype_of("sd_qpc_rec")
+QPC_POLICIES = {"lru": lib.SD_QPC_LRU, "fifo": lib.SD_QPC_FIFO, "random": lib.SD_QPC_RANDOM}
+QPC_OUTCOMES = {lib.SD_QPC_HIT: "hit", lib.SD_QPC_MISS: "miss", lib.SD_QPC_PENDING: "pending",
+                lib.SD_QPC_FILL: "fill", lib.SD_QPC_EVICT: "evict"}
 COUNTER_FIELDS = [name for name, _ in ffi.typeof("sd_counters").fields]
 VS_FLOW_DTYPE = dtype_of("sd_vs_flow")
 VS_VF_DTYPE = dtype_of("sd_vs_vf")
@@ -375,6 +380,45 @@ class Simulator:
     def set_port_loss(self, port: int, probability: float) -> None:
         """Random loss per packet on the link direction leaving ``port``."""
         self._check(lib.sd_set_port_loss(self._sim, port, float(probability)))
+
+    # ------------------------------------------------------------------ QP-context cache (native/qpc.c)
+    def set_qpc(self, host: int, entries: int, fetch_latency_ps: int = 1_000_000, max_outstanding: int = 16,
+                policy: str = "lru") -> None:
+        """QP-context cache of ``host``'s NIC: ``entries`` contexts (0 = none), a miss fetches over
+        PCIe in ``fetch_latency_ps`` with at most ``max_outstanding`` fetches in flight (more wait
+        in a FIFO); replacement ``policy`` "lru", "fifo" or "random". Only while that cache is empty."""
+        if policy not in QPC_POLICIES:
+            raise ValueError(f"qpc: policy must be one of {sorted(QPC_POLICIES)}, got {policy!r}")
+        for name, v in (("host", host), ("entries", entries), ("max_outstanding", max_outstanding)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 <= v < 2**32:
+                raise ValueError(f"qpc: {name} must be an integer in [0, 2^32), got {v!r}")
+        if not isinstance(fetch_latency_ps, (int, np.integer)) or isinstance(fetch_latency_ps, bool) \
+                or not 0 <= fetch_latency_ps < 2**62:
+            raise ValueError(f"qpc: fetch_latency_ps must be a non-negative integer (ps), got {fetch_latency_ps!r}")
+        if entries > 0 and max_outstanding < 1:
+            raise ValueError(f"qpc: max_outstanding must be >= 1 when the cache is enabled, got {max_outstanding}")
+        if not 0 <= host < self.num_hosts:
+            raise ValueError(f"qpc: host {host} is not a host (hosts are 0..{self.num_hosts - 1})")
+        self._check(lib.sd_set_qpc(self._sim, host, entries, fetch_latency_ps, max_outstanding, QPC_POLICIES[policy]))
+
+    def set_qpc_trace(self, capacity: int) -> None:
+        """Record the first ``capacity`` QPC cache events (accesses, fills, evictions) of all hosts."""
+        if not isinstance(capacity, (int, np.integer)) or isinstance(capacity, bool) or not 0 <= capacity < 2**32:
+            raise ValueError(f"qpc trace capacity must be an integer in [0, 2^32), got {capacity!r}")
+        self._check(lib.sd_set_qpc_trace(self._sim, capacity))
+
+    @property
+    def qpc_hosts(self) -> np.ndarray:
+        """Per-host QPC cache configuration, state and counters (empty until some host has one)."""
+        n = ffi.new("uint32_t *")
+        return _view(lib.sd_qpc_hosts(self._sim, n), n[0], "sd_qpc_host", QPC_HOST_DTYPE)
+
+    @property
+    def qpc_trace(self) -> tuple[np.ndarray, int]:
+        """(recorded cache events, events not recorded because the trace was full)."""
+        n, dropped = ffi.new("uint32_t *"), ffi.new("uint64_t *")
+        ptr = lib.sd_qpc_trace(self._sim, n, dropped)
+        return _view(ptr, n[0], "sd_qpc_rec", QPC_REC_DTYPE), int(dropped[0])
 
     def post_writes(self, qp, nbytes, post_ps) -> int:
         qp = _u32("qp", qp)

@@ -219,6 +219,7 @@ void nic_pull(sd_sim *sim, uint32_t host)
         return;
     int64_t earliest = INT64_MAX;
     uint32_t qi = h->ring;
+    uint32_t held = SD_NONE, nheld = 0;  /* qpc: the first QP skipped for its context, how many */
     for (uint32_t n = h->nactive; n > 0; n--) {
         sd_qp *q = &sim->qps[qi];
         uint32_t next = q->ring_next;
@@ -231,7 +232,17 @@ void nic_pull(sd_sim *sim, uint32_t host)
         }
         if (window_open(sim, q)) {
             if (q->next_tx_ps <= sim->now) {
-                h->ring = next;          /* round-robin: the next QP goes first next time */
+                if (sim->qpc && !qpc_tx_access(sim, qi)) {
+                    /* its context is being fetched: serve another QP, but keep its turn; look
+                     * ahead past at most max_outstanding such QPs (the fill wakes us) */
+                    if (held == SD_NONE)
+                        held = qi;
+                    if (++nheld >= sim->qpc[host].max_outstanding)
+                        break;
+                    qi = next;
+                    continue;
+                }
+                h->ring = held != SD_NONE ? held : next;   /* round-robin: the next QP goes first next time */
                 send_data(sim, qi);
                 return;
             }
@@ -505,10 +516,17 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
 
 void nic_receive(sd_sim *sim, uint32_t host, uint32_t p)
 {
+    (void)host;
+    if (sim->qpc && !qpc_rx_access(sim, sim->pkts[p].dqp, p))
+        return;                          /* waits for its QP's context (qpc.c) */
+    nic_process(sim, p);
+}
+
+void nic_process(sd_sim *sim, uint32_t p)
+{
     sd_packet *pk = &sim->pkts[p];
     uint32_t qi = pk->dqp;
     sd_qp *q = &sim->qps[qi];
-    (void)host;
     if (pk->opcode == SD_OP_ACK) {
         receive_ack(sim, qi, pk);
     } else if (pk->opcode == SD_OP_CNP) {

@@ -157,6 +157,7 @@ void sd_destroy(sd_sim *sim)
     free(sim->ar_on);
     free(sim->pstate);
     vs_free(sim);
+    qpc_free(sim);
     free(sim);
 }
 
@@ -463,6 +464,8 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, u
     if (cap != sim->cfg.max_qps) {
         sim->cfg.max_qps = cap;
     }
+    if (sim->qpc && qpc_reserve(sim, sim->num_qps + 2) != SD_OK)
+        return SD_ENOMEM;
     uint32_t a = sim->num_qps, b = a + 1;
     qp_init(sim, &sim->qps[a], src, dst, b, sport, cc_kind, cc_param, cc_evmask, isn);
     qp_init(sim, &sim->qps[b], dst, src, a, sport, cc_kind, cc_param, cc_evmask, isn);
@@ -781,6 +784,9 @@ int sd_run_until(sd_sim *sim, int64_t t)
         case EV_VS_EXEC:
             vs_exec_event(sim, e.id, e.aux);
             break;
+        case EV_QPC_FETCH:
+            qpc_fetch_done(sim, e.id);
+            break;
         case EV_POST:
             if (sim->post_queued == sim->now)
                 nic_post_release(sim);
@@ -855,7 +861,8 @@ uint64_t sd_data_in_flight(sd_sim *sim)
         n += count_data(sim, pt->q_head[SD_PRIO_CTRL]) + count_data(sim, pt->q_head[SD_PRIO_DATA]) +
              count_data(sim, pt->wire_head);
     }
-    return n;
+    return n + sim->qpc_parked_data      /* data packets waiting for a QP context (qpc.c) */
+             + sim->vs_parked_data;      /* ... or for the vSwitch slow path (vswitch.c) */
 }
 
 uint64_t sd_memory_bytes(sd_sim *sim)
@@ -880,6 +887,8 @@ uint64_t sd_memory_bytes(sd_sim *sim)
     b += sim->loss ? (uint64_t)2 * c->max_links * sizeof *sim->loss : 0;
     b += sim->ar_on ? (uint64_t)c->num_switches : 0;
     b += (uint64_t)sim->pstate_cap * sizeof *sim->pstate;
+    b += qpc_memory_bytes(sim);
+    b += vs_memory_bytes(sim);
     return b;
 }
 

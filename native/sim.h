@@ -48,7 +48,8 @@ enum sd_event_type {
     EV_PFC = 6,                  /* port: a PFC frame arrives (aux: pause quanta, 0 = XON) */
     EV_PFC_EXPIRE = 7,           /* port: the pause time of the last XOFF may have run out */
     EV_PFC_REFRESH = 8,          /* switch port: time to repeat XOFF if still congested */
-    EV_VS_EXEC = 9               /* host: the slow path executes an upcalled packet (aux: its slot) */
+    EV_VS_EXEC = 9,              /* host: the slow path executes an upcalled packet (aux: its slot) */
+    EV_QPC_FETCH = 10            /* QP: its context arrives from host memory (qpc.c) */
 };
 
 typedef struct sd_event {
@@ -109,6 +110,17 @@ typedef struct sd_evq {
     sd_evheap now;               /* events of the current bucket */
     sd_evheap far;               /* events beyond the window */
 } sd_evq;
+
+/* QPC cache state of one QP (qpc.c), indexed like the QPs, only once some host has a cache. */
+typedef struct sd_qpc_qp {
+    uint32_t prev, next;         /* lru/fifo order (cached) or fetch FIFO (queued: next only);
+                                  * random policy: prev = its slot in the host's member array */
+    uint32_t wait_head, wait_tail;   /* packets waiting for the context (sd_packet.next links) */
+    uint32_t state;              /* QPC_ABSENT, QPC_QUEUED, QPC_FETCHING, QPC_CACHED */
+    uint32_t tx_missed;          /* the transmit scheduler missed on it since its last send */
+    int64_t miss_ps;             /* when the current fetch was requested */
+} sd_qpc_qp;
+enum { QPC_ABSENT = 0, QPC_QUEUED = 1, QPC_FETCHING = 2, QPC_CACHED = 3 };
 
 /* A capture session (wire.c). */
 typedef struct sd_capture {
@@ -243,6 +255,16 @@ struct sd_sim {
     uint32_t qp_fn_cap;
     sd_vs_upcall *upq;           /* upcalls not yet drained by the control plane */
     uint32_t upq_head, upq_len, upq_cap;
+    uint64_t vs_parked_data;     /* data packets waiting in upcall slots (in flight for conservation) */
+    /* QP-context cache (qpc.c): NULL until sd_set_qpc */
+    sd_qpc_host *qpc;            /* per host */
+    sd_qpc_qp *qpcq;             /* per QP */
+    uint32_t **qpc_members;      /* per host, random policy: the cached QPs (entries slots) */
+    uint32_t qpcq_cap;
+    uint32_t qpc_trace_cap, qpc_trace_len;
+    sd_qpc_rec *qpc_trace;
+    uint64_t qpc_trace_dropped;
+    uint64_t qpc_parked_data;    /* data packets waiting for a context (in flight for conservation) */
 };
 
 /* error.c-style helper in sim.c */
@@ -276,6 +298,7 @@ void dpu_transmit(sd_sim *sim, uint32_t host, uint32_t p);
 void dpu_receive(sd_sim *sim, uint32_t host, uint32_t p);
 void vs_exec_event(sd_sim *sim, uint32_t host, uint32_t slot);
 void vs_free(sd_sim *sim);
+uint64_t vs_memory_bytes(const sd_sim *sim);
 /* wire.c */
 void capture_packet(sd_sim *sim, uint8_t mask, const sd_packet *pk);
 
@@ -315,6 +338,16 @@ void nic_wake(sd_sim *sim, uint32_t host);
 void nic_rto(sd_sim *sim, uint32_t qp);
 void nic_activate(sd_sim *sim, uint32_t qp);
 void nic_post_release(sd_sim *sim);
+
+/* qpc.c: the QP-context cache; each returns 1 when the caller may go on with the QP now */
+int qpc_tx_access(sd_sim *sim, uint32_t qp);          /* 0: skip it, its context is on the way */
+int qpc_rx_access(sd_sim *sim, uint32_t qp, uint32_t p);   /* 0: the packet now waits for the fill */
+void qpc_fetch_done(sd_sim *sim, uint32_t qp);
+int qpc_reserve(sd_sim *sim, uint32_t num_qps);       /* setup: per-QP state for this many QPs */
+void qpc_free(sd_sim *sim);
+uint64_t qpc_memory_bytes(const sd_sim *sim);
+/* nic.c: what nic_receive does once the QP's context is at hand */
+void nic_process(sd_sim *sim, uint32_t p);
 
 /* cc.c */
 void cc_event(sd_sim *sim, uint32_t qp, uint32_t type, const sd_cc_io *in);

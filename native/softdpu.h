@@ -656,6 +656,71 @@ int sd_write_pcap(sd_sim *sim, const char *path, const sd_packet *pkts, const in
 /* The ICRC of a frame (Ethernet header to ICRC, IPv4 or IPv6) as it would be put on the wire. */
 uint32_t sd_icrc(const uint8_t *frame, uint32_t len);
 
+/* ---------------------------------------------------------------- QP-context cache (native/qpc.c)
+ * A host NIC keeps QP contexts in a bounded on-chip cache. An access is the transmit scheduler
+ * picking a QP to send a data packet, or the arrival of any packet (data, ACK/NAK, CNP) for a QP.
+ * A miss requests a fetch over PCIe: it starts at once if fewer than max_outstanding fetches are
+ * in flight, else it waits in a FIFO; the context is inserted when the fetch completes (after
+ * fetch_latency_ps), evicting one entry by the policy if the cache is full. Packets that arrive
+ * for a QP whose context is being fetched wait on that QP and are processed, in arrival order,
+ * when it is inserted ("pending" accesses, merged into the fetch in flight like an MSHR hit); the
+ * transmit scheduler skips such a QP without counting an access and is woken by the fill.
+ * Only cached QPs are in the replacement order, and they never have packets waiting.
+ * entries = 0 (the default) disables the cache: no accesses are counted, behaviour unchanged. */
+enum sd_qpc_policy { SD_QPC_LRU = 0, SD_QPC_FIFO = 1, SD_QPC_RANDOM = 2 };
+/* Outcomes in the recorded trace; FILL and EVICT are the cache's own insertions and victims. */
+enum sd_qpc_outcome { SD_QPC_HIT = 0, SD_QPC_MISS = 1, SD_QPC_PENDING = 2, SD_QPC_FILL = 3, SD_QPC_EVICT = 4 };
+enum sd_qpc_access { SD_QPC_TX = 0, SD_QPC_RX = 1 };
+
+/* Per host: configuration, live state and counters (sd_qpc_hosts() views them). */
+typedef struct sd_qpc_host {
+    /* configuration (sd_set_qpc) */
+    int64_t fetch_latency_ps;    /* PCIe read of one context, request to fill */
+    uint32_t entries;            /* cache capacity in QP contexts, 0 = no cache */
+    uint32_t max_outstanding;    /* fetches in flight at once */
+    uint32_t policy;             /* enum sd_qpc_policy */
+    /* live state */
+    uint32_t used;               /* contexts cached */
+    uint32_t head, tail;         /* lru/fifo order: head = next victim, tail = newest / most recent */
+    uint32_t fq_head, fq_tail;   /* fetch requests waiting for a slot, oldest first */
+    uint32_t outstanding;        /* fetches in flight */
+    uint32_t queued;             /* fetch requests waiting for a slot */
+    uint32_t peak_outstanding;
+    uint32_t peak_queued;
+    /* counters */
+    uint64_t hits;
+    uint64_t misses;
+    uint64_t pending;            /* packet arrivals for a QP whose fetch was queued or in flight */
+    uint64_t tx_hits, tx_misses; /* ... of hits and misses, those of the transmit scheduler (a send
+                                  * is a hit; one that first missed is counted once in tx_waited) */
+    uint64_t tx_waited;          /* sends whose QP missed at least once since its previous send */
+    uint64_t fetches;            /* fetches completed (fills) */
+    uint64_t evictions;
+    uint64_t fetch_queued;       /* misses that waited for a fetch slot */
+    uint64_t fetch_wait_ps;      /* sum over fills of the time from the miss to the fill */
+    uint64_t pkts_parked;        /* packets that waited for a fetch */
+    uint64_t rng;                /* random policy: victim stream */
+} sd_qpc_host;
+
+/* One recorded cache event (sd_set_qpc_trace). */
+typedef struct sd_qpc_rec {
+    int64_t t_ps;
+    uint32_t host;
+    uint32_t qp;
+    uint32_t outcome;            /* enum sd_qpc_outcome */
+    uint32_t access;             /* enum sd_qpc_access (HIT/MISS/PENDING), else 0 */
+} sd_qpc_rec;
+
+/* Configure the QPC cache of a host's NIC (entries = 0 disables it; policy enum sd_qpc_policy:
+ * random evicts a uniformly chosen cached context). Only while that cache is empty (before the
+ * run, or after it drained). */
+int sd_set_qpc(sd_sim *sim, uint32_t host, uint32_t entries, int64_t fetch_latency_ps, uint32_t max_outstanding,
+               uint32_t policy);
+/* Record the first `capacity` cache events of every host (0 = off); later ones are only counted. */
+int sd_set_qpc_trace(sd_sim *sim, uint32_t capacity);
+sd_qpc_host *sd_qpc_hosts(sd_sim *sim, uint32_t *count);     /* count = 0 until some host has a cache */
+sd_qpc_rec *sd_qpc_trace(sd_sim *sim, uint32_t *count, uint64_t *dropped);
+
 /* Pure helpers, exposed for unit tests. */
 double sd_red_probability(uint64_t qbytes, uint64_t kmin, uint64_t kmax, double pmax);
 int64_t sd_serialization_ps(uint64_t wire_bytes, uint64_t rate_bps);

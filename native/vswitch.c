@@ -308,6 +308,8 @@ static void upcall(sd_sim *sim, uint32_t host, uint32_t p, uint32_t in_port, con
     u->dpu = host;
     u->slot = s;
     u->wire = sim->pkts[p].wire;
+    if (sim->pkts[p].prio == SD_PRIO_DATA)
+        sim->vs_parked_data++;
     st->miss++;
     if (++st->upcall_depth > st->upcall_peak)
         st->upcall_peak = st->upcall_depth;
@@ -389,6 +391,8 @@ void vs_exec_event(sd_sim *sim, uint32_t host, uint32_t slot)
     sim->vs_stats[host].upcall_depth--;
     sim->vs_stats[host].executed++;
     int data = sim->pkts[p].prio == SD_PRIO_DATA;
+    if (data)
+        sim->vs_parked_data--;
     execute(sim, host, p, in_port, &act);
     if (data && in_port != SD_VS_UPLINK)
         nic_pull(sim, host);
@@ -500,6 +504,22 @@ void vs_free(sd_sim *sim)
     free(sim->vfs);
     free(sim->qp_fn);
     free(sim->upq);
+}
+
+uint64_t vs_memory_bytes(const sd_sim *sim)
+{
+    if (!sim->vs)
+        return 0;
+    uint64_t b = (uint64_t)sim->cfg.num_hosts * (sizeof *sim->vs + sizeof *sim->vs_stats) +
+                 (uint64_t)sim->cfg.pkt_pool * sizeof *sim->vsmeta + (uint64_t)sim->vf_cap * sizeof *sim->vfs +
+                 (uint64_t)sim->qp_fn_cap * sizeof *sim->qp_fn + (uint64_t)sim->upq_cap * sizeof *sim->upq;
+    for (uint32_t h = 0; h < sim->cfg.num_hosts; h++) {
+        const sd_vswitch *v = &sim->vs[h];
+        b += (uint64_t)v->flow_cap * sizeof *v->flows + (uint64_t)v->nbuckets * sizeof *v->buckets +
+             (uint64_t)v->emc_entries * sizeof *v->emc + (uint64_t)v->nslots * sizeof *v->slots +
+             (uint64_t)v->nmeters * sizeof *v->meters + (uint64_t)v->vf_cap * sizeof *v->vf_ids;
+    }
+    return b;
 }
 
 int sd_vs_add_vf(sd_sim *sim, uint32_t host, uint32_t vni, uint32_t ip)

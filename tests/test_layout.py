@@ -10,7 +10,8 @@ from dataplane._native import ffi
 
 @pytest.mark.parametrize("ctype,dtype", [("sd_port", dp.PORT_DTYPE), ("sd_qp", dp.QP_DTYPE), ("sd_msg", dp.MSG_DTYPE),
                                          ("sd_cc_trace", dp.TRACE_DTYPE), ("sd_completion", dp.COMPLETION_DTYPE),
-                                         ("sd_path_state", dp.PATH_STATE_DTYPE)])
+                                         ("sd_path_state", dp.PATH_STATE_DTYPE), ("sd_qpc_host", dp.QPC_HOST_DTYPE),
+                                         ("sd_qpc_rec", dp.QPC_REC_DTYPE)])
 def test_dtype_matches_compiled_layout(ctype, dtype):
     assert dtype.itemsize == ffi.sizeof(ctype)
     for name, field in ffi.typeof(ctype).fields:
