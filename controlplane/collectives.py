@@ -143,6 +143,7 @@ class Endpoints:
             raise ValueError(f"{field_name} must list at least 2 members, got {len(ranks)}")
         seen = set()
         fab = self.net.fabric
+        self.net.failures.apply_due(self.net.sim.now)      # links scheduled down by now are down
         down = self.net.failures.down
         for i, m in enumerate(ranks):
             if m in seen:
@@ -330,6 +331,7 @@ def all_to_all(net, ranks, size_bytes: int, via: str = "direct", chunk_bytes: in
     if via == "nvlink" and (lay is None or not lay.has_nvlink):
         raise ValueError("via: 'nvlink' needs a rail_clos fabric with nvlink_rate_bps > 0")
     n = len(ranks)
+    elems -= elems % n                  # equal element blocks: block q of the input -> block p of the output
     s = Schedule(name, "all_to_all", n, size)
     rng = np.random.default_rng(seed)
     blocks_b, blocks_e = _split(size, n), _split(elems, n)

@@ -1,0 +1,241 @@
+"""Collectives (controlplane/collectives.py) on the rail fabric: bus bandwidth and time against the
+nccl-tests formulas (transport-cc.md §3.8, V8), the arithmetic carried through each schedule,
+per-node bytes, where the bytes go, determinism and bad input."""
+import numpy as np
+import pytest
+
+from controlplane import collectives as C
+from controlplane import workload
+from controlplane.rails import Gpu, RailLayout
+from controlplane.scenario import Scenario
+from controlplane.units import Gbps, KB, MB, ns, us
+from support import PAYLOAD_EFFICIENCY_4K
+
+B = Gbps(100)
+ACK_WIRE = 86            # bytes of an ACK on the wire (14+20+8+12+4 AETH+4 ICRC+4 FCS+20 preamble/IFG)
+
+
+def scenario(**topo) -> Scenario:
+    t = {"topology": "rail_clos", "host_rate_bps": B, "host_delay_ps": us(1), "num_rails": 1, "servers_per_leaf": 4,
+         "leaves_per_rail": 2, "spines_per_rail": 2, "cores_per_group": 2}
+    t.update(topo)
+    return Scenario(topology=t, workload={"kind": "flows", "flows": []}, cc="none", sample_interval_ps=0)
+
+
+def net_of(**topo):
+    return C.network(scenario(**topo))
+
+
+def test_ring_all_reduce_busbw_reaches_link_rate_for_large_messages():
+    """V8: on an idle non-blocking fabric busbw = algbw x 2(N-1)/N approaches the link rate times
+    the payload efficiency (4096 B payload per 4178 B on the wire); 64 MB over 8 ranks on two
+    leaves, 1 MB chunks. The reverse ACK stream shares each NIC link (86 B per data packet), so
+    the ceiling is B x 4096/(4178+86) = 0.98 x B x PE; the issue asks for within 5 % of B x PE."""
+    net = net_of()
+    ranks = [Gpu(s, 0) for s in range(8)]
+    r = C.run_collective(net, C.ring_all_reduce(net, ranks, MB(64), chunk_bytes=MB(1)))
+    ratio = r.busbw_bps / (B * PAYLOAD_EFFICIENCY_4K)
+    assert 0.95 <= ratio <= 4178 / (4178 + ACK_WIRE) + 1e-3, ratio
+    assert r.algbw_bps == pytest.approx(MB(64) * 8e12 / r.time_ps)
+    assert r.busbw_bps == pytest.approx(r.algbw_bps * 2 * 7 / 8)
+
+
+def test_ring_all_reduce_time_matches_formula():
+    """Unchunked ring (one segment S/N per step, every step waiting for the previous one):
+    t = 2(N-1) x (one step), and one step = the ideal FCT of S/N (its wire bytes at B, store and
+    forward, ACK, propagation) plus the reverse ACKs of the incoming segment serialized on the
+    same NIC link. The serialization part is the (S/B)·2(N-1)/N of nccl-tests."""
+    net = net_of()
+    N, S = 4, MB(4)
+    ranks = [Gpu(s, 0) for s in range(N)]
+    r = C.run_collective(net, C.ring_all_reduce(net, ranks, S, chunk_bytes=S))
+    lay = RailLayout.of(net.fabric)
+    seg = S // N
+    ideal = net.ideal_fct_ps(workload.Flow(lay.nic(0, 0), lay.nic(1, 0), seg, 0))
+    acks = -(-seg // 4096) * ACK_WIRE * 8e12 / B
+    expected = 2 * (N - 1) * (ideal + acks)
+    assert r.time_ps == pytest.approx(expected, rel=0.01)
+    serialization = (S * 8e12 / B) * 2 * (N - 1) / N / PAYLOAD_EFFICIENCY_4K
+    assert serialization < r.time_ps < serialization * 1.1
+
+
+def test_chunking_pipelines_the_ring():
+    """The same 8 MB over 8 ranks: 256 KB chunks finish sooner than whole segments (the steps
+    overlap instead of paying the latency of every step in full)."""
+    times = {}
+    for chunk in (MB(1), KB(256)):
+        net = net_of()
+        times[chunk] = C.run_collective(net, C.ring_all_reduce(net, [Gpu(s, 0) for s in range(8)], MB(8),
+                                                                chunk_bytes=chunk)).time_ps
+    assert times[KB(256)] < times[MB(1)]
+
+
+def _initial(sched):
+    return {k: v.copy() for k, v in sched.buffers.items()}
+
+
+@pytest.mark.parametrize("algo", ["ring", "hierarchical", "hierarchical-no-nvlink"])
+def test_all_reduce_arithmetic(algo):
+    """Every rank ends with the elementwise sum of the inputs (37 elements: uneven segments)."""
+    net = net_of(num_rails=2, servers_per_leaf=2, nvlink_rate_bps=0 if "no-nvlink" in algo else Gbps(900),
+                 nvlink_delay_ps=ns(100))
+    ranks = [Gpu(s, r) for s in range(4) for r in range(2)]
+    make = C.ring_all_reduce if algo == "ring" else C.hierarchical_all_reduce
+    sched = make(net, ranks, KB(512), chunk_bytes=KB(64), elems=37, seed=5)
+    init = _initial(sched)
+    r = C.run_collective(net, sched)
+    total = sum(init[("buf", g)] for g in ranks)
+    assert total.any()
+    for g in ranks:
+        np.testing.assert_array_equal(r.buffers[("buf", g)], total)
+
+
+def test_reduce_scatter_all_gather_broadcast_arithmetic():
+    ranks = [Gpu(s, 0) for s in range(5)]
+    elems = 23
+    seg = C._split(elems, len(ranks))
+    net = net_of()
+    sched = C.reduce_scatter(net, ranks, KB(300), chunk_bytes=KB(16), elems=elems, seed=2)
+    init = _initial(sched)
+    r = C.run_collective(net, sched)
+    total = sum(init[("buf", g)] for g in ranks)
+    for p, g in enumerate(ranks):
+        lo, hi = seg[p]
+        np.testing.assert_array_equal(r.buffers[("buf", g)][lo:hi], total[lo:hi])
+
+    net = net_of()
+    sched = C.all_gather(net, ranks, KB(300), chunk_bytes=KB(16), elems=elems, seed=3)
+    init = _initial(sched)
+    r = C.run_collective(net, sched)
+    gathered = np.concatenate([init[("buf", g)][seg[p][0]:seg[p][1]] for p, g in enumerate(ranks)])
+    for g in ranks:
+        np.testing.assert_array_equal(r.buffers[("buf", g)], gathered)
+
+    net = net_of()
+    sched = C.broadcast(net, ranks, KB(300), root=2, chunk_bytes=KB(16), elems=elems, seed=4)
+    init = _initial(sched)
+    r = C.run_collective(net, sched)
+    for g in ranks:
+        np.testing.assert_array_equal(r.buffers[("buf", g)], init[("buf", ranks[2])])
+    assert r.busbw_bps == r.algbw_bps
+
+
+def _core_tx_bytes(net) -> int:
+    lay = RailLayout.of(net.fabric)
+    ports = net.sim.ports
+    cores = {lay.core(k, c) for k in range(lay.P) for c in range(lay.C)}
+    return int(sum(ports["tx_bytes"][p] for p in range(net.fabric.num_ports)
+                   if net.fabric.port_owner(p) in cores))
+
+
+@pytest.mark.parametrize("via", ["direct", "nvlink"])
+def test_all_to_all_arithmetic_and_third_tier(via):
+    """Block q of rank p's input lands in block p of rank q's output. Direct cross-rail blocks
+    climb to the third tier; through NVLink (PXN-like) nothing crosses a core switch."""
+    net = net_of(num_rails=2, servers_per_leaf=2, nvlink_rate_bps=Gbps(900), nvlink_delay_ps=ns(100))
+    ranks = [Gpu(s, r) for s in range(4) for r in range(2)]
+    elems = 29
+    sched = C.all_to_all(net, ranks, KB(256), via=via, chunk_bytes=KB(16), elems=elems, seed=1)
+    init = _initial(sched)
+    r = C.run_collective(net, sched)
+    blocks = C._split(elems - elems % len(ranks), len(ranks))     # whole blocks of 3 elements
+    for p, a in enumerate(ranks):
+        for q, b in enumerate(ranks):
+            if p != q:
+                np.testing.assert_array_equal(r.buffers[("out", b)][blocks[p][0]:blocks[p][1]],
+                                              init[("in", a)][blocks[q][0]:blocks[q][1]])
+    core = _core_tx_bytes(net)
+    assert (core == 0) if via == "nvlink" else (core > KB(256))
+
+
+def test_hierarchical_all_reduce_stays_on_rails():
+    """Rail-aware all-reduce never crosses the third tier; a flat ring over the same GPUs in
+    (server, rail) order does (its server-to-server hops change rails)."""
+    ranks = [Gpu(s, r) for s in range(4) for r in range(2)]
+    net = net_of(num_rails=2, servers_per_leaf=2, nvlink_rate_bps=Gbps(900), nvlink_delay_ps=ns(100))
+    C.run_collective(net, C.hierarchical_all_reduce(net, ranks, MB(1)))
+    assert _core_tx_bytes(net) == 0
+    net = net_of(num_rails=2, servers_per_leaf=2, nvlink_rate_bps=Gbps(900), nvlink_delay_ps=ns(100))
+    C.run_collective(net, C.ring_all_reduce(net, ranks, MB(1)))
+    assert _core_tx_bytes(net) > 0
+
+
+def test_ring_bytes_per_node():
+    """Each rank sends and receives 2(N-1)/N x S (transport-cc.md §3.8)."""
+    net = net_of()
+    N, S = 4, MB(2)
+    ranks = [Gpu(s, 0) for s in range(N)]
+    r = C.run_collective(net, C.ring_all_reduce(net, ranks, S, chunk_bytes=KB(128)))
+    lay = RailLayout.of(net.fabric)
+    for g in ranks:
+        assert r.bytes_sent[lay.nic(g.server, g.rail)] == 2 * (N - 1) * S // N
+        assert r.bytes_received[lay.nic(g.server, g.rail)] == 2 * (N - 1) * S // N
+    qp = net.sim.qps
+    assert int(qp["acked_bytes"].sum()) == 2 * (N - 1) * S
+
+
+def test_two_planes_halve_the_time():
+    """A multi-plane fabric splits every transfer over the planes: with two planes at the same
+    port rate the ring takes about half as long."""
+    t = {}
+    for planes in (1, 2):
+        net = net_of(planes=planes)
+        t[planes] = C.run_collective(net, C.ring_all_reduce(net, [Gpu(s, 0) for s in range(4)], MB(8))).time_ps
+    assert t[2] == pytest.approx(t[1] / 2, rel=0.05)
+
+
+def test_deterministic_and_ignores_workload_messages():
+    """Same scenario + seed: identical times and results; a workload message running alongside
+    is left to the data plane (its completion is not the schedule's)."""
+    out = []
+    for _ in range(2):
+        sc = scenario()
+        sc.workload = {"kind": "flows", "flows": [{"src": 0, "dst": 5, "size_bytes": MB(1)}]}
+        sc.paths, sc.transport, sc.num_paths = "spray_random", "ooo", 4
+        net = C.network(sc)
+        ranks = [Gpu(s, 0) for s in range(8)]
+        r = C.run_collective(net, C.ring_all_reduce(net, ranks, MB(2), chunk_bytes=KB(128), elems=11, seed=9))
+        out.append((r.time_ps, [r.buffers[("buf", g)].tolist() for g in ranks]))
+        assert net.sim.msgs["finish_ps"][0] > 0
+    assert out[0] == out[1]
+
+
+def test_bad_input_names_the_field():
+    net = net_of()
+    ranks = [Gpu(s, 0) for s in range(4)]
+    for size in (0, -5, 1.5):
+        with pytest.raises(ValueError, match="size_bytes"):
+            C.ring_all_reduce(net, ranks, size)
+    with pytest.raises(ValueError, match="size_bytes"):
+        C.ring_all_reduce(net, ranks, 3)
+    with pytest.raises(ValueError, match="chunk_bytes"):
+        C.ring_all_reduce(net, ranks, MB(1), chunk_bytes=0)
+    with pytest.raises(ValueError, match="ranks"):
+        C.ring_all_reduce(net, ranks[:1], MB(1))
+    with pytest.raises(ValueError, match=r"ranks\[2\]"):
+        C.ring_all_reduce(net, [Gpu(0, 0), Gpu(1, 0), Gpu(0, 0)], MB(1))
+    with pytest.raises(ValueError, match=r"ranks\[1\]"):
+        C.ring_all_reduce(net, [Gpu(0, 0), Gpu(42, 0)], MB(1))
+    with pytest.raises(ValueError, match=r"ranks\[0\]"):
+        C.ring_all_reduce(net, [3, 4], MB(1))
+    with pytest.raises(ValueError, match="root"):
+        C.broadcast(net, ranks, MB(1), root=9)
+    with pytest.raises(ValueError, match="via"):
+        C.all_to_all(net, ranks, MB(1), via="nvlink")
+    with pytest.raises(ValueError, match="ranks"):
+        C.hierarchical_all_reduce(net_of(num_rails=2), [Gpu(0, 0), Gpu(0, 1), Gpu(1, 0)], MB(1))
+    from controlplane.scenario import Network
+    with pytest.raises(ValueError, match="wake_on_completion"):
+        C.Runner(Network(scenario()))
+
+
+def test_unreachable_member_is_named():
+    """A member whose NIC link is down when the collective starts is reported by position."""
+    sc = scenario()
+    net0 = C.network(sc)
+    lay = RailLayout.of(net0.fabric)
+    link = net0.fabric.ports(lay.nic(2, 0))[0] // 2
+    sc.failures = [{"link": link, "down_ps": 0}]
+    net = C.network(sc)
+    with pytest.raises(ValueError, match=r"ranks\[2\].*unreachable"):
+        C.ring_all_reduce(net, [Gpu(s, 0) for s in range(4)], MB(1))
