@@ -27,10 +27,12 @@ NVLink endpoint; a schedule decides whether cross-rail traffic crosses the third
 NIC) or first moves over NVLink to the GPU on the destination's rail (PXN-like relay).
 
 SHARP. With ``sharp=True`` every leaf, spine and core switch gets an *aggregation endpoint*
-(``agg@leaf0.r1``), a host node on a link of rate ``sharp_rate_bps`` (the aggregation capacity;
-default: the sum of the switch's down-link rates, so aggregation is never the bottleneck unless
-set lower) and one-way delay ``sharp_latency_ps / 2`` (one pass in and out costs
-``sharp_latency_ps``). controlplane/sharp.py drives the reduction tree through these endpoints.
+(``agg@leaf0.r1``), a host node on a link of rate ``sharp_rate_bps`` (the aggregation capacity)
+and one-way delay ``sharp_latency_ps / 2`` (one pass in and out costs ``sharp_latency_ps``).
+The endpoint of a non-root switch receives its children's chunks going up *and* the parent's
+result coming down, and sends the partial sum up *and* one copy of the result per child, so the
+default rate is twice the sum of the switch's down-link rates: aggregation at line rate, never
+the bottleneck unless set lower. controlplane/sharp.py drives the reduction tree through these endpoints.
 
 Numbering (hosts first, as every Fabric): NIC endpoints ``((plane * S) + server) * R + rail``;
 then NVLink endpoints ``server * R + rail`` (offset); then aggregation endpoints in switch order;
@@ -147,8 +149,8 @@ def rail_clos(host_rate_bps: int, host_delay_ps: int, *, num_rails: int = 8, ser
                 links.append(Link(lay.nvl(s, r), lay.nvswitch(s), nv_rate, nv_delay, 0))
             links.append(Link(lay.nvswitch(s), lay.leaf(0, s // spl, 0), h_rate, h_delay, 1))
     if sharp:
-        # default capacity: the sum of the switch's down-link rates (line-rate aggregation)
-        down_rate = {1: spl * h_rate, 2: L * l_rate, 3: R * c_rate}
+        # default capacity: twice the sum of the switch's down-link rates (see the module docstring)
+        down_rate = {1: 2 * spl * h_rate, 2: 2 * L * l_rate, 3: 2 * R * c_rate}
         for sw in lay.aggregating_switches():
             a = lay.aggregator(sw)
             names[a] = f"agg@{names[sw]}"

@@ -95,7 +95,7 @@ def test_rates_from_oversubscription_and_rebuild_from_params():
     lay = RailLayout.of(f)
     agg = lay.aggregator(lay.leaf(0, 0))
     (link,) = [f.links[q // 2] for q in f.ports(agg)]
-    assert link.rate_bps == 3 * Gbps(100) and link.delay_ps == ns(200)     # sum of down-links; half the latency
+    assert link.rate_bps == 2 * 3 * Gbps(100) and link.delay_ps == ns(200)   # 2 x down-links; half the latency
     again = topology.build(**f.params)
     assert again.to_dict() == f.to_dict()
     assert lay.num_hosts == f.num_hosts and lay.num_nodes == f.num_nodes
