@@ -266,13 +266,50 @@ def _common(net, ranks, size_bytes, chunk_bytes, elems) -> tuple[Endpoints, list
 
 
 def ring_all_reduce(net, ranks, size_bytes: int, chunk_bytes: int = 1 << 20, elems: int = 0,
-                    seed: int = 0, data: dict | None = None, name: str = "ring_all_reduce") -> Schedule:
-    """Ring all-reduce of ``size_bytes`` per rank over ``ranks`` (reduce-scatter + all-gather)."""
+                    seed: int = 0, data: dict | None = None, channels: list[list] | None = None,
+                    name: str = "ring_all_reduce") -> Schedule:
+    """Ring all-reduce of ``size_bytes`` per rank over ``ranks`` (reduce-scatter + all-gather).
+
+    ``channels``: several rings, each an ordering of ``ranks``, each reducing an equal share of
+    the data at the same time (NCCL's channels; :func:`rail_rings` builds rail-aligned ones)."""
     ep, ranks, size, chunk, elems = _common(net, ranks, size_bytes, chunk_bytes, elems)
+    orders = [ranks] if channels is None else [list(c) for c in channels]
+    for i, order in enumerate(orders):
+        if sorted(map(repr, order)) != sorted(map(repr, ranks)):
+            raise ValueError(f"channels[{i}] must be an ordering of ranks")
+    if size < len(ranks) * len(orders):
+        raise ValueError(f"size_bytes must be at least ranks x channels ({len(ranks) * len(orders)}), got {size}")
     s = Schedule(name, "all_reduce", len(ranks), size)
     _init_buffers(s, ranks, elems, np.random.default_rng(seed), data=data)
-    _ring_phase(s, ep, ranks, (0, size), (0, elems), ("rs", "ag"), chunk)
+    for (blo, bhi), (elo, ehi), order in zip(_split(size, len(orders)), _split(elems, len(orders)), orders):
+        _ring_phase(s, ep, order, (blo, bhi), (elo, ehi), ("rs", "ag"), chunk)
     return s
+
+
+def rail_rings(layout: RailLayout, ranks: list[Gpu]) -> list[list[Gpu]]:
+    """One ring per local GPU index, each crossing between servers on a single rail.
+
+    Every server must hold the same rails ``L`` of the group. Ring ``c`` visits even-numbered
+    servers (in the given order) as ``L`` rotated by ``c`` and odd-numbered ones in the reverse
+    order, so it leaves an even server and enters the next (odd) one on rail ``L[c-1]`` and
+    leaves an odd server and enters the next on rail ``L[c]``: no hop between servers changes
+    rails (with an odd number of servers the hop closing the ring does)."""
+    servers: dict[int, list[Gpu]] = {}
+    for g in ranks:
+        servers.setdefault(g.server, []).append(g)
+    rails = {tuple(sorted(g.rail for g in gs)) for gs in servers.values()}
+    if len(rails) != 1:
+        raise ValueError(f"ranks: rail-aligned rings need the same rails on every server, got {sorted(rails)}")
+    L = list(rails.pop())
+    out = []
+    for c in range(len(L)):
+        rot = L[c:] + L[:c]
+        ring = []
+        for i, srv in enumerate(servers):
+            order = rot if i % 2 == 0 else rot[::-1]
+            ring += [Gpu(srv, r) for r in order]
+        out.append(ring)
+    return out
 
 
 def reduce_scatter(net, ranks, size_bytes: int, chunk_bytes: int = 1 << 20, elems: int = 0, seed: int = 0,
@@ -578,6 +615,6 @@ def run_collective(net, sched: Schedule) -> CollectiveResult:
     return Runner(net).run([sched])[0]
 
 
-__all__ = ["Transfer", "Schedule", "CollectiveResult", "Endpoints", "Runner", "BUSBW_FACTOR", "ring_all_reduce",
+__all__ = ["Transfer", "Schedule", "CollectiveResult", "Endpoints", "Runner", "BUSBW_FACTOR", "ring_all_reduce", "rail_rings",
            "reduce_scatter", "all_gather", "broadcast", "all_to_all", "hierarchical_all_reduce", "network",
            "run_collective"]

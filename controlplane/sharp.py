@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from controlplane.collectives import Endpoints, Schedule, Transfer, _common, _init_buffers, _split
+from controlplane.collectives import Schedule, Transfer, _bounds, _common, _init_buffers, _ring_phase, _split
 from controlplane.rails import Gpu
 
 
@@ -62,8 +62,12 @@ def reduction_tree(layout, ranks: list[Gpu], tree: int = 0) -> tuple[int, dict[i
 
 def sharp_all_reduce(net, ranks, size_bytes: int, chunk_bytes: int = 1 << 20, elems: int = 0, seed: int = 0,
                      data: dict | None = None, op_overhead_ps: int = 0, num_trees: int | None = None,
-                     name: str = "sharp_all_reduce") -> Schedule:
-    """All-reduce of ``size_bytes`` per rank through the switches' aggregation endpoints."""
+                     hierarchical: bool = False, name: str = "sharp_all_reduce") -> Schedule:
+    """All-reduce of ``size_bytes`` per rank through the switches' aggregation endpoints.
+
+    ``hierarchical`` (NCCL's CollNet on multi-GPU servers): reduce-scatter among the GPUs of each
+    server over NVLink, one SHARP all-reduce per local GPU index (per rail) on its 1/G share,
+    then all-gather in each server; every server must hold the same rails of the group."""
     ep, ranks, size, chunk, elems = _common(net, ranks, size_bytes, chunk_bytes, elems)
     lay = ep.layout
     if lay is None or not all(isinstance(g, Gpu) for g in ranks):
@@ -78,14 +82,48 @@ def sharp_all_reduce(net, ranks, size_bytes: int, chunk_bytes: int = 1 << 20, el
         num_trees = lay.P * lay.C
     if isinstance(num_trees, bool) or not isinstance(num_trees, (int, np.integer)) or num_trees < 1:
         raise ValueError(f"num_trees must be a positive integer, got {num_trees!r}")
-    trees = [reduction_tree(lay, ranks, t) for t in range(num_trees)]
     s = Schedule(name, "all_reduce", len(ranks), size)
     _init_buffers(s, ranks, elems, np.random.default_rng(seed), data=data)
+    if not hierarchical:
+        _sharp_phase(s, ep, ranks, (0, size), (0, elems), chunk, int(num_trees), int(op_overhead_ps), {})
+        return s
+    servers: dict[int, list[Gpu]] = {}
+    for g in ranks:
+        servers.setdefault(g.server, []).append(g)
+    rails = {tuple(sorted(g.rail for g in gs)) for gs in servers.values()}
+    if len(rails) != 1:
+        raise ValueError(f"ranks: hierarchical SHARP needs the same rails on every server, got {sorted(rails)}")
+    local = [sorted(gs, key=lambda g: g.rail) for _, gs in sorted(servers.items())]
+    G = len(local[0])
+    inc1: dict = {}
+    for gs in local:
+        inc1.update(_ring_phase(s, ep, gs, (0, size), (0, elems), ("rs",), chunk))
+    inc2: dict = {}
+    for q, (bq, eq) in enumerate(zip(_split(size, G), _split(elems, G))):
+        column = [gs[q] for gs in local]
+        if len(column) == 1:
+            continue
+        inc2.update(_sharp_phase(s, ep, column, bq, eq, chunk, int(num_trees), int(op_overhead_ps),
+                                 {g: inc1.get(g, []) for g in column}))
+    for gs in local:
+        _ring_phase(s, ep, gs, (0, size), (0, elems), ("ag",), chunk,
+                    after={g: inc2.get(g, []) or inc1.get(g, []) for g in gs})
+    return s
+
+
+def _sharp_phase(s: Schedule, ep, ranks: list[Gpu], region_bytes: tuple[int, int], region_elems: tuple[int, int],
+                 chunk: int, num_trees: int, op_overhead_ps: int, after: dict) -> dict:
+    """The transfers of one SHARP all-reduce over a byte/element region; returns
+    {member: [ids of the transfers that deliver its result]}."""
+    lay = ep.layout
+    trees = [reduction_tree(lay, ranks, t) for t in range(num_trees)]
     for _, children in trees:
         for sw in children:
-            s.buffers[("agg", sw)] = np.zeros(elems)
+            s.buffers.setdefault(("agg", sw), np.zeros(s.buffers[("buf", ranks[0])].size))
+    size = region_bytes[1] - region_bytes[0]
     nchunks = max(1, min(max(-(-size // chunk), num_trees), size))
-    cb, ce = _split(size, nchunks), _split(elems, nchunks)
+    cb, ce = _bounds(*region_bytes, nchunks), _bounds(*region_elems, nchunks)
+    incoming: dict = {g: [] for g in ranks}
 
     def node(x) -> int:
         return ep.nic(x) if isinstance(x, Gpu) else lay.aggregator(x)
@@ -101,23 +139,25 @@ def sharp_all_reduce(net, ranks, size_bytes: int, chunk_bytes: int = 1 << 20, el
         into: dict[int, list[int]] = {sw: [] for sw in children}
         for g in ranks:
             leaf = parent[g]
-            into[leaf].append(s.add(Transfer(node(g), node(leaf), nb, (), 0, "add", key(g), key(leaf), ce[c],
-                                             "sharp-up")))
+            into[leaf].append(s.add(Transfer(node(g), node(leaf), nb, tuple(after.get(g, ())), 0, "add", key(g),
+                                             key(leaf), ce[c], "sharp-up")))
         for sw in order:                                  # children before parents
             if sw == root:
                 continue
             p = parent[sw]
-            into[p].append(s.add(Transfer(node(sw), node(p), nb, tuple(into[sw]), int(op_overhead_ps), "add",
+            into[p].append(s.add(Transfer(node(sw), node(p), nb, tuple(into[sw]), op_overhead_ps, "add",
                                           key(sw), key(p), ce[c], "sharp-up")))
         down_dep = {root: tuple(into[root])}
         for sw in reversed(order):                        # root first
             for child in children[sw]:
-                delay = int(op_overhead_ps) if sw == root else 0
+                delay = op_overhead_ps if sw == root else 0
                 tid = s.add(Transfer(node(sw), node(child), nb, down_dep[sw], delay, "copy", key(sw), key(child),
                                      ce[c], "sharp-down"))
-                if not isinstance(child, Gpu):
+                if isinstance(child, Gpu):
+                    incoming[child].append(tid)
+                else:
                     down_dep[child] = (tid,)
-    return s
+    return incoming
 
 
 def _bottom_up(root: int, children: dict[int, list]) -> list[int]:

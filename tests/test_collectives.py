@@ -160,6 +160,28 @@ def test_hierarchical_all_reduce_stays_on_rails():
     assert _core_tx_bytes(net) > 0
 
 
+def test_rail_rings_stay_on_rails_and_sum():
+    """NCCL-style channels: one ring per local GPU index, the hops between servers on one rail;
+    4 servers x 2 rails, no byte through a core switch, every rank holds the sum."""
+    ranks = [Gpu(s, r) for s in range(4) for r in range(2)]
+    net = net_of(num_rails=2, servers_per_leaf=2, nvlink_rate_bps=Gbps(900), nvlink_delay_ps=ns(100))
+    lay = RailLayout.of(net.fabric)
+    rings = C.rail_rings(lay, ranks)
+    assert len(rings) == 2
+    for ring in rings:
+        for a, b in zip(ring, ring[1:] + ring[:1]):
+            assert a.server == b.server or a.rail == b.rail
+    sched = C.ring_all_reduce(net, ranks, MB(1), chunk_bytes=KB(64), elems=19, seed=4, channels=rings)
+    init = _initial(sched)
+    r = C.run_collective(net, sched)
+    total = sum(init[("buf", g)] for g in ranks)
+    for g in ranks:
+        np.testing.assert_array_equal(r.buffers[("buf", g)], total)
+    assert _core_tx_bytes(net) == 0
+    with pytest.raises(ValueError, match="channels"):
+        C.ring_all_reduce(net, ranks, MB(1), channels=[ranks[:-1]])
+
+
 def test_ring_bytes_per_node():
     """Each rank sends and receives 2(N-1)/N x S (transport-cc.md §3.8)."""
     net = net_of()

@@ -53,6 +53,24 @@ def test_sharp_sum_and_bytes_per_node(group):
         assert r.bytes_sent[nic] == S and r.bytes_received[nic] == S
 
 
+def test_hierarchical_sharp_sum_and_nic_bytes():
+    """NVLink reduce-scatter, SHARP per rail on S/G, NVLink all-gather: the sum arrives
+    everywhere and each NIC carries S/G up and S/G down."""
+    ranks = [Gpu(s, r) for s in range(6) for r in range(2)]
+    net = C.network(scenario(nvlink_rate_bps=Gbps(3600), nvlink_delay_ps=ns(100)))
+    S = KB(512)
+    sched = sharp_all_reduce(net, ranks, S, chunk_bytes=KB(64), elems=30, seed=3, hierarchical=True)
+    init = {k: v.copy() for k, v in sched.buffers.items()}
+    r = C.run_collective(net, sched)
+    total = sum(init[("buf", g)] for g in ranks)
+    for g in ranks:
+        np.testing.assert_array_equal(r.buffers[("buf", g)], total)
+    lay = RailLayout.of(net.fabric)
+    for g in ranks:
+        assert r.bytes_sent[lay.nic(g.server, g.rail)] == S // 2
+        assert r.bytes_received[lay.nic(g.server, g.rail)] == S // 2
+
+
 def test_trees_follow_the_fabric():
     lay = RailLayout.of(C.network(scenario()).fabric)
     root, ch = reduction_tree(lay, GROUPS["one-leaf"])
