@@ -412,8 +412,9 @@ def hierarchical_all_reduce(net, ranks, size_bytes: int, chunk_bytes: int = 1 <<
                             name: str = "hierarchical_all_reduce") -> Schedule:
     """Rail-aware all-reduce on a rail fabric: reduce-scatter among the GPUs of each server
     (NVLink when present), then one ring all-reduce per local position across servers (GPU i of
-    every server: rail i, so the rings never leave their rail), then all-gather in each server.
-    Every server must hold the same rails of the group."""
+    every server: rail i, so the rings never leave their rail; servers in the order they first
+    appear in ``ranks``), then all-gather in each server. Every server must hold the same rails
+    of the group."""
     ep, ranks, size, chunk, elems = _common(net, ranks, size_bytes, chunk_bytes, elems)
     if ep.layout is None:
         raise ValueError("ranks: hierarchical all-reduce needs Gpu members on a rail_clos fabric")
@@ -424,7 +425,7 @@ def hierarchical_all_reduce(net, ranks, size_bytes: int, chunk_bytes: int = 1 <<
     if len(rails) != 1:
         raise ValueError("ranks: hierarchical all-reduce needs the same rails (GPU indices) on every server, got "
                          f"{sorted(rails)}")
-    local = [sorted(gs, key=lambda g: g.rail) for _, gs in sorted(servers.items())]
+    local = [sorted(gs, key=lambda g: g.rail) for gs in servers.values()]    # servers in the order given
     G = len(local[0])
     s = Schedule(name, "all_reduce", len(ranks), size)
     _init_buffers(s, ranks, elems, np.random.default_rng(seed), data=data)
