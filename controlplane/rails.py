@@ -163,7 +163,7 @@ def rail_clos(host_rate_bps: int, host_delay_ps: int, *, num_rails: int = 8, ser
                   node_names=names, node_tier=tiers, links=links, params=params)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Gpu:
     """One GPU: ``server`` and local index ``rail`` (its NIC is on rail ``rail``)."""
 
