@@ -446,6 +446,22 @@ def hierarchical_all_reduce(net, ranks, size_bytes: int, chunk_bytes: int = 1 <<
     return s
 
 
+def job_all_reduce(net, gpus: list[Gpu], size_bytes: int, chunk_bytes: int = 1 << 20, name: str = "job",
+                   repeat: bool = False) -> Schedule:
+    """What a rail-aware library runs for a job's GPUs: the hierarchical all-reduce when every
+    server holds the same rails, else one ring in (server, rail) order (GPUs of one server
+    next to each other, so their hops use NVLink when the fabric has it)."""
+    servers: dict[int, set[int]] = {}
+    for g in gpus:
+        servers.setdefault(g.server, set()).add(g.rail)
+    if len({frozenset(r) for r in servers.values()}) == 1:
+        s = hierarchical_all_reduce(net, sorted(gpus), size_bytes, chunk_bytes=chunk_bytes, name=name)
+    else:
+        s = ring_all_reduce(net, sorted(gpus), size_bytes, chunk_bytes=chunk_bytes, name=name)
+    s.repeat = repeat
+    return s
+
+
 # ------------------------------------------------------------------------------------------ running
 class Runner:
     """Runs schedules on a :class:`~controlplane.scenario.Network` built with
@@ -617,5 +633,5 @@ def run_collective(net, sched: Schedule) -> CollectiveResult:
 
 
 __all__ = ["Transfer", "Schedule", "CollectiveResult", "Endpoints", "Runner", "BUSBW_FACTOR", "ring_all_reduce", "rail_rings",
-           "reduce_scatter", "all_gather", "broadcast", "all_to_all", "hierarchical_all_reduce", "network",
+           "reduce_scatter", "all_gather", "broadcast", "all_to_all", "hierarchical_all_reduce", "job_all_reduce", "network",
            "run_collective"]
