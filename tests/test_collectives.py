@@ -261,3 +261,29 @@ def test_unreachable_member_is_named():
     net = C.network(sc)
     with pytest.raises(ValueError, match=r"ranks\[2\].*unreachable"):
         C.ring_all_reduce(net, [Gpu(s, 0) for s in range(4)], MB(1))
+
+
+@pytest.mark.plots
+@pytest.mark.parametrize("name,sets,csv", [
+    ("allreduce_busbw", ["max_size=262144", "seeds=1", 'variants=["ecmp"]'], "allreduce_busbw.csv"),
+    ("sharp_gain", ["size_bytes=1048576", 'fabrics=["nvswitch"]', "overheads_us=[0,3]"], "sharp_gain.csv"),
+    ("placement", ["seeds=1", "grad_bytes=1048576", "background_jobs=2"], "placement.csv"),
+    ("alltoall_rails", ["sizes=[262144]", "core_oversubscription=[1]", 'variants=["ecmp"]'], "alltoall_rails.csv"),
+])
+def test_ai_fabric_experiments_run_from_the_cli(tmp_path, name, sets, csv):
+    """Each AI-fabric experiment runs through `softdpu run` with small settings and writes its
+    CSV (one row per measured point, every time positive) and its PNG."""
+    import csv as csvmod
+    from controlplane.cli import main
+    out = tmp_path / name
+    argv = ["run", name, "--out", str(out)]
+    for s in sets:
+        argv += ["--set", s]
+    assert main(argv) == 0
+    rows = list(csvmod.DictReader(open(out / csv)))
+    assert rows
+    for r in rows:
+        for key in ("time_us", "ring_us", "sharp_us", "step_us"):
+            if key in r:
+                assert float(r[key]) > 0
+    assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
