@@ -142,6 +142,7 @@ class Endpoints:
         if len(ranks) < 2:
             raise ValueError(f"{field_name} must list at least 2 members, got {len(ranks)}")
         seen = set()
+        member_nodes: list[list[int]] = []
         fab = self.net.fabric
         self.net.failures.apply_due(self.net.sim.now)      # links scheduled down by now are down
         down = self.net.failures.down
@@ -166,7 +167,32 @@ class Endpoints:
                 if link in down:
                     raise ValueError(f"{field_name}[{i}] ({m!r}) is unreachable: the link of {fab.node_names[node]} "
                                      f"(link {link}) is down")
+            member_nodes.append(nodes)
+        # every member must reach the first one over links that are up (per plane)
+        for p in range(len(member_nodes[0])):
+            reached = self._component(member_nodes[0][p], down)
+            for i, nodes in enumerate(member_nodes):
+                if nodes[p] not in reached:
+                    raise ValueError(f"{field_name}[{i}] ({ranks[i]!r}) is unreachable from {field_name}[0] with "
+                                     f"links {sorted(down)} down")
         return ranks
+
+    def _component(self, start: int, down: set) -> set[int]:
+        """Nodes reachable from ``start`` over links that are up, never transiting a host."""
+        fab = self.net.fabric
+        seen, stack = {start}, [start]
+        while stack:
+            u = stack.pop()
+            if u != start and fab.is_host(u):
+                continue
+            for port in fab.ports(u):
+                if port // 2 in down:
+                    continue
+                v = fab.port_peer(port)
+                if v not in seen:
+                    seen.add(v)
+                    stack.append(v)
+        return seen
 
     def nic(self, m) -> int:
         return self.layout.nic(m.server, m.rail) if isinstance(m, Gpu) else int(m)

@@ -85,6 +85,8 @@ def schedule(algo: str, net, ranks: list[Gpu], size: int, chunk: int):
 
 def run(out_dir: str | Path = "results/allreduce_busbw", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
+    if capture is not None:
+        raise ValueError("--pcap: captures are not wired into the collective experiments")
     p = {**PARAMS, **(params or {})}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

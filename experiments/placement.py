@@ -70,6 +70,8 @@ def step(p: dict, seed: int, overrides: dict | None, job_gpus: list, background:
 
 def run(out_dir: str | Path = "results/placement", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
+    if capture is not None:
+        raise ValueError("--pcap: captures are not wired into the collective experiments")
     p = {**PARAMS, **(params or {})}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -62,6 +62,8 @@ PARAMS = dict(fabrics=list(FABRICS), size_bytes=MiB(16), chunk_bytes=MiB(1), cc=
 
 def run(out_dir: str | Path = "results/sharp_gain", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
+    if capture is not None:
+        raise ValueError("--pcap: captures are not wired into the collective experiments")
     p = {**PARAMS, **(params or {})}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -287,3 +287,14 @@ def test_ai_fabric_experiments_run_from_the_cli(tmp_path, name, sets, csv):
             if key in r:
                 assert float(r[key]) > 0
     assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_member_cut_off_by_switch_failures_is_named():
+    """Both spines of rail 0 down at the start: members under the other leaf cannot be reached."""
+    sc = scenario()
+    lay = RailLayout.of(C.network(sc).fabric)
+    sc.failures = [{"switch": lay.spine(0, k), "down_ps": 0} for k in range(2)]
+    net = C.network(sc)
+    with pytest.raises(ValueError, match=r"ranks\[4\].*unreachable from ranks\[0\]"):
+        C.ring_all_reduce(net, [Gpu(s, 0) for s in range(8)], MB(1))
+    C.ring_all_reduce(net, [Gpu(s, 0) for s in range(4)], MB(1))      # one leaf: still fine
