@@ -48,7 +48,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.topology import Fabric, Link, _as_int, _non_negative, _positive
+from controlplane.topology import Fabric, Link, _non_negative, _positive
 
 
 def _ratio(name: str, value: Any) -> float:
