@@ -33,6 +33,7 @@ algbw = S/t, busbw = algbw x the nccl-tests factor (:data:`BUSBW_FACTOR`).
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
@@ -66,6 +67,61 @@ class Transfer:
     elems: tuple[int, int] = (0, 0)  # element range [lo, hi) of the carried vector at the source
     tag: str = ""
     dst_elems: tuple[int, int] | None = None   # ... at the destination (None: the same range)
+    src_bytes: tuple[int, int] | None = None   # byte range of the source buffer it reads (data dependencies)
+    dst_bytes: tuple[int, int] | None = None   # ... of the destination buffer it writes (None: src_bytes)
+
+
+class _WriteLog:
+    """Per buffer, which transfers wrote each byte range since it was last overwritten: a copy
+    starts a new list, an add appends to it. Reading a range depends on all of them."""
+
+    def __init__(self) -> None:
+        self.starts: dict[Hashable, list[int]] = {}
+        self.pieces: dict[Hashable, list[list]] = {}       # [lo, hi, [tids]], sorted, disjoint
+
+    def _split_at(self, key: Hashable, x: int) -> None:
+        starts, pieces = self.starts[key], self.pieces[key]
+        i = bisect.bisect_right(starts, x) - 1
+        if i >= 0 and pieces[i][0] < x < pieces[i][1]:
+            lo, hi, tids = pieces[i]
+            pieces[i] = [lo, x, tids]
+            pieces.insert(i + 1, [x, hi, list(tids)])
+            starts.insert(i + 1, x)
+
+    def reads(self, key: Hashable, lo: int, hi: int) -> set[int]:
+        out: set[int] = set()
+        starts, pieces = self.starts.get(key), self.pieces.get(key)
+        if not starts:
+            return out
+        i = max(0, bisect.bisect_right(starts, lo) - 1)
+        while i < len(pieces) and pieces[i][0] < hi:
+            if pieces[i][1] > lo:
+                out.update(pieces[i][2])
+            i += 1
+        return out
+
+    def write(self, key: Hashable, lo: int, hi: int, op: str, tid: int) -> None:
+        starts = self.starts.setdefault(key, [])
+        pieces = self.pieces.setdefault(key, [])
+        self._split_at(key, lo)
+        self._split_at(key, hi)
+        i = bisect.bisect_left(starts, lo)
+        pos, new = lo, []
+        while i < len(pieces) and pieces[i][0] < hi:        # fill the gaps before existing pieces
+            if pieces[i][0] > pos:
+                new.append([pos, pieces[i][0], []])
+            pos = pieces[i][1]
+            i += 1
+        if pos < hi:
+            new.append([pos, hi, []])
+        for piece in new:
+            j = bisect.bisect_left(starts, piece[0])
+            starts.insert(j, piece[0])
+            pieces.insert(j, piece)
+        i = bisect.bisect_left(starts, lo)
+        while i < len(pieces) and pieces[i][0] < hi:
+            pieces[i][2] = [tid] if op == "copy" else pieces[i][2] + [tid]
+            i += 1
 
 
 @dataclass
@@ -79,16 +135,26 @@ class Schedule:
     transfers: list[Transfer] = field(default_factory=list)
     buffers: dict[Hashable, np.ndarray] = field(default_factory=dict)
     repeat: bool = False            # background job: start again when done, until the others finish
+    _log: _WriteLog = field(default_factory=_WriteLog, repr=False)
 
     def add(self, t: Transfer) -> int:
+        """Append a transfer. Besides its explicit ``deps`` it depends on every transfer that wrote
+        the bytes it reads (``src_bytes`` of ``src_key``) since they were last overwritten, so a
+        schedule made of phases pipelines chunk by chunk from one phase into the next."""
         if t.nbytes <= 0:
             raise ValueError(f"{self.name}: transfer {len(self.transfers)} has {t.nbytes} bytes (size_bytes too small "
                              "for the number of ranks and chunks)")
         for d in t.deps:
             if not 0 <= d < len(self.transfers):
                 raise ValueError(f"{self.name}: transfer {len(self.transfers)} depends on unknown transfer {d}")
+        tid = len(self.transfers)
+        if t.src_bytes is not None and t.src_key is not None:
+            t.deps = tuple(sorted(set(t.deps) | self._log.reads(t.src_key, *t.src_bytes)))
+        dst = t.dst_bytes if t.dst_bytes is not None else t.src_bytes
+        if dst is not None and t.dst_key is not None and t.op is not None:
+            self._log.write(t.dst_key, *dst, t.op, tid)
         self.transfers.append(t)
-        return len(self.transfers) - 1
+        return tid
 
 
 @dataclass
@@ -225,15 +291,15 @@ def _bounds(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
 
 # ------------------------------------------------------------------------------------------ builders
 def _ring_phase(sched: Schedule, ep: Endpoints, members: list, region_bytes: tuple[int, int],
-                region_elems: tuple[int, int], phases: tuple[str, ...], chunk_bytes: int,
-                after: dict | None = None, key: str = "buf") -> dict:
+                region_elems: tuple[int, int], phases: tuple[str, ...], chunk_bytes: int, key: str = "buf") -> dict:
     """Ring reduce-scatter ("rs") and/or all-gather ("ag") over ``members`` on a byte region
     (and the matching element region of the vectors). After "rs", position p holds the full sum
     of segment p; "ag" starts from that state. Returns {member: [ids of transfers into it]}.
 
     Step j, position p sends to p+1: rs steps j = 0..N-2 send segment (p-j-1) mod N (added),
     ag steps send segment (p-(j-N+1)) mod N (copied); every step depends on the same chunk of
-    the previous step from position p-1, the first on ``after[member]``."""
+    the previous step from position p-1 (and, through :meth:`Schedule.add`, on whatever wrote
+    the bytes it sends: the previous phase, chunk by chunk)."""
     n = len(members)
     incoming: dict = {m: [] for m in members}
     if n == 1:
@@ -257,10 +323,10 @@ def _ring_phase(sched: Schedule, ep: Endpoints, members: list, region_bytes: tup
             src, dst = members[p], members[(p + 1) % n]
             s_node, d_node = ep.pair(src, dst)
             for c in range(nchunks):
-                deps = (prev[((p - 1) % n, c)],) if prev else tuple((after or {}).get(src, ()))
+                deps = (prev[((p - 1) % n, c)],) if prev else ()
                 tid = sched.add(Transfer(s_node, d_node, cb[c][1] - cb[c][0], deps, 0,
                                          "add" if phase == "rs" else "copy", (key, src), (key, dst), ce[c],
-                                         f"{phase}{j}"))
+                                         f"{phase}{j}", src_bytes=cb[c]))
                 cur[(p, c)] = tid
                 incoming[dst].append(tid)
         prev = cur
@@ -375,7 +441,7 @@ def broadcast(net, ranks, size_bytes: int, root: int = 0, chunk_bytes: int = 1 <
         for c in range(nchunks):
             deps = () if prev[c] is None else (prev[c],)
             prev[c] = s.add(Transfer(a, b, cb[c][1] - cb[c][0], deps, 0, "copy", ("buf", order[k]),
-                                     ("buf", order[k + 1]), ce[c], f"bcast{k}"))
+                                     ("buf", order[k + 1]), ce[c], f"bcast{k}", src_bytes=cb[c]))
     return s
 
 
@@ -457,18 +523,13 @@ def hierarchical_all_reduce(net, ranks, size_bytes: int, chunk_bytes: int = 1 <<
     _init_buffers(s, ranks, elems, np.random.default_rng(seed), data=data)
     if size < G * len(local):
         raise ValueError(f"size_bytes must be at least the number of ranks ({len(ranks)}), got {size}")
-    inc1: dict = {}
+    # phases chain chunk by chunk through the data dependencies Schedule.add tracks
     for gs in local:
-        inc1.update(_ring_phase(s, ep, gs, (0, size), (0, elems), ("rs",), chunk))
-    segs_b, segs_e = _split(size, G), _split(elems, G)
-    inc2: dict = {}
-    for q in range(G):
-        column = [gs[q] for gs in local]
-        inc2.update(_ring_phase(s, ep, column, segs_b[q], segs_e[q], ("rs", "ag"), chunk,
-                                after={g: inc1.get(g, []) for g in column}))
+        _ring_phase(s, ep, gs, (0, size), (0, elems), ("rs",), chunk)
+    for q, (bq, eq) in enumerate(zip(_split(size, G), _split(elems, G))):
+        _ring_phase(s, ep, [gs[q] for gs in local], bq, eq, ("rs", "ag"), chunk)
     for gs in local:
-        _ring_phase(s, ep, gs, (0, size), (0, elems), ("ag",), chunk,
-                    after={g: inc2.get(g, []) or inc1.get(g, []) for g in gs})
+        _ring_phase(s, ep, gs, (0, size), (0, elems), ("ag",), chunk)
     return s
 
 

@@ -85,7 +85,7 @@ def sharp_all_reduce(net, ranks, size_bytes: int, chunk_bytes: int = 1 << 20, el
     s = Schedule(name, "all_reduce", len(ranks), size)
     _init_buffers(s, ranks, elems, np.random.default_rng(seed), data=data)
     if not hierarchical:
-        _sharp_phase(s, ep, ranks, (0, size), (0, elems), chunk, int(num_trees), int(op_overhead_ps), {})
+        _sharp_phase(s, ep, ranks, (0, size), (0, elems), chunk, int(num_trees), int(op_overhead_ps))
         return s
     servers: dict[int, list[Gpu]] = {}
     for g in ranks:
@@ -95,26 +95,22 @@ def sharp_all_reduce(net, ranks, size_bytes: int, chunk_bytes: int = 1 << 20, el
         raise ValueError(f"ranks: hierarchical SHARP needs the same rails on every server, got {sorted(rails)}")
     local = [sorted(gs, key=lambda g: g.rail) for _, gs in sorted(servers.items())]
     G = len(local[0])
-    inc1: dict = {}
+    # phases chain chunk by chunk through the data dependencies Schedule.add tracks
     for gs in local:
-        inc1.update(_ring_phase(s, ep, gs, (0, size), (0, elems), ("rs",), chunk))
-    inc2: dict = {}
+        _ring_phase(s, ep, gs, (0, size), (0, elems), ("rs",), chunk)
     for q, (bq, eq) in enumerate(zip(_split(size, G), _split(elems, G))):
         column = [gs[q] for gs in local]
-        if len(column) == 1:
-            continue
-        inc2.update(_sharp_phase(s, ep, column, bq, eq, chunk, int(num_trees), int(op_overhead_ps),
-                                 {g: inc1.get(g, []) for g in column}))
+        if len(column) > 1:
+            _sharp_phase(s, ep, column, bq, eq, chunk, int(num_trees), int(op_overhead_ps))
     for gs in local:
-        _ring_phase(s, ep, gs, (0, size), (0, elems), ("ag",), chunk,
-                    after={g: inc2.get(g, []) or inc1.get(g, []) for g in gs})
+        _ring_phase(s, ep, gs, (0, size), (0, elems), ("ag",), chunk)
     return s
 
 
 def _sharp_phase(s: Schedule, ep, ranks: list[Gpu], region_bytes: tuple[int, int], region_elems: tuple[int, int],
-                 chunk: int, num_trees: int, op_overhead_ps: int, after: dict) -> dict:
-    """The transfers of one SHARP all-reduce over a byte/element region; returns
-    {member: [ids of the transfers that deliver its result]}."""
+                 chunk: int, num_trees: int, op_overhead_ps: int) -> None:
+    """The transfers of one SHARP all-reduce over a byte/element region (a member's first send
+    of a chunk waits, through Schedule.add, for whatever wrote those bytes before)."""
     lay = ep.layout
     trees = [reduction_tree(lay, ranks, t) for t in range(num_trees)]
     for _, children in trees:
@@ -123,7 +119,6 @@ def _sharp_phase(s: Schedule, ep, ranks: list[Gpu], region_bytes: tuple[int, int
     size = region_bytes[1] - region_bytes[0]
     nchunks = max(1, min(max(-(-size // chunk), num_trees), size))
     cb, ce = _bounds(*region_bytes, nchunks), _bounds(*region_elems, nchunks)
-    incoming: dict = {g: [] for g in ranks}
 
     def node(x) -> int:
         return ep.nic(x) if isinstance(x, Gpu) else lay.aggregator(x)
@@ -139,25 +134,22 @@ def _sharp_phase(s: Schedule, ep, ranks: list[Gpu], region_bytes: tuple[int, int
         into: dict[int, list[int]] = {sw: [] for sw in children}
         for g in ranks:
             leaf = parent[g]
-            into[leaf].append(s.add(Transfer(node(g), node(leaf), nb, tuple(after.get(g, ())), 0, "add", key(g),
-                                             key(leaf), ce[c], "sharp-up")))
+            into[leaf].append(s.add(Transfer(node(g), node(leaf), nb, (), 0, "add", key(g), key(leaf), ce[c],
+                                             "sharp-up", src_bytes=cb[c])))
         for sw in order:                                  # children before parents
             if sw == root:
                 continue
             p = parent[sw]
             into[p].append(s.add(Transfer(node(sw), node(p), nb, tuple(into[sw]), op_overhead_ps, "add",
-                                          key(sw), key(p), ce[c], "sharp-up")))
+                                          key(sw), key(p), ce[c], "sharp-up", src_bytes=cb[c])))
         down_dep = {root: tuple(into[root])}
         for sw in reversed(order):                        # root first
             for child in children[sw]:
                 delay = op_overhead_ps if sw == root else 0
                 tid = s.add(Transfer(node(sw), node(child), nb, down_dep[sw], delay, "copy", key(sw), key(child),
-                                     ce[c], "sharp-down"))
-                if isinstance(child, Gpu):
-                    incoming[child].append(tid)
-                else:
+                                     ce[c], "sharp-down", src_bytes=cb[c]))
+                if not isinstance(child, Gpu):
                     down_dep[child] = (tid,)
-    return incoming
 
 
 def _bottom_up(root: int, children: dict[int, list]) -> list[int]:
