@@ -320,3 +320,22 @@ def test_spraying_removes_the_ecmp_penalty_of_rings():
     assert spray.min() > 0.95 * spray.max()
     assert (ecmp <= spray * 1.01).all()
     assert ecmp.min() < 0.6 * spray.min()
+
+
+def test_schedule_tracks_data_dependencies():
+    """A transfer reading bytes depends on the writes of those bytes since their last copy:
+    the copy and every add after it, only where the ranges overlap."""
+    s = C.Schedule("deps", "all_reduce", 2, 100)
+    t0 = s.add(C.Transfer(0, 1, 100, op="copy", src_key="a", dst_key="x", src_bytes=(0, 100)))
+    t1 = s.add(C.Transfer(0, 1, 50, op="add", src_key="b", dst_key="x", src_bytes=(0, 50)))
+    t2 = s.add(C.Transfer(0, 1, 30, op="add", src_key="c", dst_key="x", src_bytes=(60, 90)))
+    t3 = s.add(C.Transfer(0, 1, 20, op="copy", src_key="d", dst_key="x", src_bytes=(0, 20)))
+    assert s.add(C.Transfer(1, 0, 10, src_key="x", src_bytes=(0, 10))) and s.transfers[-1].deps == (t3,)
+    s.add(C.Transfer(1, 0, 10, src_key="x", src_bytes=(30, 40)))
+    assert s.transfers[-1].deps == (t0, t1)
+    s.add(C.Transfer(1, 0, 40, src_key="x", src_bytes=(45, 85)))
+    assert s.transfers[-1].deps == (t0, t1, t2)
+    s.add(C.Transfer(1, 0, 5, src_key="x", src_bytes=(95, 100), deps=(t3,)))
+    assert s.transfers[-1].deps == (t0, t3)
+    s.add(C.Transfer(1, 0, 5, src_key="y", src_bytes=(0, 5)))
+    assert s.transfers[-1].deps == ()
