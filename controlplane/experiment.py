@@ -97,6 +97,15 @@ AI_PATH_VARIANTS = {
 }
 
 
+def write_params(out_dir: Path, params: dict, seed: int, overrides: dict | None) -> Path:
+    """params.json: the experiment's resolved parameters, seed and scenario overrides, so that
+    ``--set`` of each reproduces the run (DESIGN.md §8)."""
+    path = Path(out_dir) / "params.json"
+    path.write_text(json.dumps({"params": params, "seed": seed, "overrides": overrides or {}}, indent=2,
+                               sort_keys=True) + "\n")
+    return path
+
+
 def rail_scenario(name: str, topology: dict, cc: str, seed: int, variant: str = "ecmp", **fields) -> Scenario:
     """A scenario on a rail_clos fabric with no workload of its own, for collectives
     (controlplane/collectives.py) run by the control plane; ``variant`` is a key of
@@ -135,4 +144,4 @@ def capture_arg(path: str | None, text: str | None):
     return CaptureSpec.parse(path, text)
 
 
-__all__ = ["AI_PATH_VARIANTS", "rail_scenario", "parse_sets", "split_params", "run_variants", "experiment_main", "write_csv", "permutation_on_fat_tree", "chosen"]
+__all__ = ["AI_PATH_VARIANTS", "rail_scenario", "write_params", "parse_sets", "split_params", "run_variants", "experiment_main", "write_csv", "permutation_on_fat_tree", "chosen"]

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from controlplane import collectives as C
-from controlplane.experiment import AI_PATH_VARIANTS, chosen, rail_scenario, write_csv
+from controlplane.experiment import AI_PATH_VARIANTS, chosen, rail_scenario, write_csv, write_params
 from controlplane.rails import Gpu, RailLayout
 from controlplane.sharp import sharp_all_reduce
 from controlplane.units import Gbps, KiB, MiB, ns, us
@@ -90,6 +90,7 @@ def run(out_dir: str | Path = "results/allreduce_busbw", params: dict | None = N
     p = {**PARAMS, **(params or {})}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    write_params(out, p, seed, overrides)
     algos = chosen("algos", p["algos"], ALGOS)
     variants = chosen("variants", p["variants"], AI_PATH_VARIANTS)
     rows = []

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from controlplane import collectives as C
-from controlplane.experiment import AI_PATH_VARIANTS, chosen, rail_scenario, write_csv
+from controlplane.experiment import AI_PATH_VARIANTS, chosen, rail_scenario, write_csv, write_params
 from controlplane.rails import Gpu, RailLayout
 from controlplane.units import Gbps, MiB, ns, us
 
@@ -49,6 +49,7 @@ def run(out_dir: str | Path = "results/alltoall_rails", params: dict | None = No
     p = {**PARAMS, **(params or {})}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    write_params(out, p, seed, overrides)
     rows = []
     for variant in chosen("variants", p["variants"], AI_PATH_VARIANTS):
         for over in p["core_oversubscription"]:

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from controlplane import collectives as C
-from controlplane.experiment import AI_PATH_VARIANTS, rail_scenario, write_csv
+from controlplane.experiment import AI_PATH_VARIANTS, rail_scenario, write_csv, write_params
 from controlplane.placement import Occupancy, place_random, place_topology_aware, placement_tier
 from controlplane.rails import RailLayout
 from controlplane.units import Gbps, MiB, ns, us
@@ -75,6 +75,7 @@ def run(out_dir: str | Path = "results/placement", params: dict | None = None, o
     p = {**PARAMS, **(params or {})}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    write_params(out, p, seed, overrides)
     if int(p["seeds"]) < 1:
         raise ValueError(f"seeds must be >= 1, got {p['seeds']}")
     lay = RailLayout(C.network(rail_scenario("placement", topology(p), p["cc"], seed)).fabric.params)

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from controlplane import collectives as C
-from controlplane.experiment import chosen, rail_scenario, write_csv
+from controlplane.experiment import chosen, rail_scenario, write_csv, write_params
 from controlplane.rails import Gpu
 from controlplane.sharp import sharp_all_reduce
 from controlplane.units import Gbps, MiB, ns, us
@@ -67,6 +67,7 @@ def run(out_dir: str | Path = "results/sharp_gain", params: dict | None = None, 
     p = {**PARAMS, **(params or {})}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    write_params(out, p, seed, overrides)
     rows = []
     for fname in chosen("fabrics", p["fabrics"], FABRICS):
         fab = dict(FABRICS[fname])

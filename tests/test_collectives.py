@@ -1,6 +1,8 @@
 """Collectives (controlplane/collectives.py) on the rail fabric: bus bandwidth and time against the
 nccl-tests formulas (transport-cc.md §3.8, V8), the arithmetic carried through each schedule,
 per-node bytes, where the bytes go, determinism and bad input."""
+import json
+
 import numpy as np
 import pytest
 
@@ -287,6 +289,7 @@ def test_ai_fabric_experiments_run_from_the_cli(tmp_path, name, sets, csv):
             if key in r:
                 assert float(r[key]) > 0
     assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "params.json").read_text())["seed"] == 1
 
 
 def test_member_cut_off_by_switch_failures_is_named():
