@@ -342,3 +342,19 @@ def test_schedule_tracks_data_dependencies():
     assert s.transfers[-1].deps == (t0, t3)
     s.add(C.Transfer(1, 0, 5, src_key="y", src_bytes=(0, 5)))
     assert s.transfers[-1].deps == ()
+
+
+@pytest.mark.parametrize("kind", ["all_gather", "reduce_scatter", "broadcast", "all_to_all"])
+def test_other_collectives_busbw_reaches_link_rate(kind):
+    """The nccl-tests factors make every collective's busbw comparable to the link rate
+    (transport-cc.md §3.8): all-gather and reduce-scatter algbw x (N-1)/N, all-to-all
+    (N-1)/N, broadcast x 1 (a pipelined chain: (N-2) chunk times of fill on top). 32 MB on an
+    idle non-blocking rail: within 5 % of B x payload efficiency, never above it."""
+    make = {"all_gather": C.all_gather, "reduce_scatter": C.reduce_scatter, "broadcast": C.broadcast,
+            "all_to_all": C.all_to_all}[kind]
+    n = 4 if kind == "broadcast" else 8
+    net = net_of()
+    r = C.run_collective(net, make(net, [Gpu(s, 0) for s in range(n)], MB(32), chunk_bytes=KB(256)))
+    factor = {"broadcast": 1.0}.get(kind, (n - 1) / n)
+    assert r.busbw_bps == pytest.approx(r.algbw_bps * factor)
+    assert 0.95 <= r.busbw_bps / (B * PAYLOAD_EFFICIENCY_4K) <= 1.0
