@@ -1,4 +1,4 @@
-"""All-to-all across rails: through the third tier vs through intra-server NVLink (PXN-like), vs third-tier oversubscription.
+"""All-to-all across rails: through the third tier vs an NVLink relay (PXN-like), vs third-tier oversubscription.
 
 On a rail-optimized fabric GPU i of every server sits on rail i, so an all-to-all sends most of
 its bytes between GPUs on different rails: (G-1)/G of every rank's blocks to other servers go

@@ -1,4 +1,4 @@
-"""Step time of a data-parallel job under topology-aware vs random placement, with background jobs (the seed's topology-aware scheduler).
+"""Placement: step time of a data-parallel job, topology-aware vs random placement, with background jobs.
 
 A shared rail fabric under one scheduling policy: ``background_jobs`` jobs are placed first,
 then a data-parallel job of ``job_gpus`` GPUs, all either by

@@ -1,4 +1,4 @@
-"""SHARP vs ring all-reduce speed-up as N grows, on an InfiniBand-like fabric and an NVSwitch-like one (V9).
+"""SHARP gain: speed-up of SHARP over a ring all-reduce vs N, InfiniBand-like vs NVSwitch-like fabric (V9).
 
 A ring all-reduce moves 2(N-1)/N x S through every NIC, in-network reduction 1 x S up and 1 x S
 down (transport-cc.md §3.8), so for large messages the ideal speed-up of SHARP over a ring is
