@@ -570,9 +570,18 @@ class Runner:
         return self._qps[key]
 
     def run(self, schedules: list[Schedule], start_ps: int | None = None) -> list[CollectiveResult]:
+        """Run ``schedules`` together from ``start_ps`` (default: now) until every schedule that
+        does not repeat has finished; returns one result per schedule (a repeating one reports
+        its first iteration and how many it completed)."""
         net, sim = self.net, self.net.sim
         end_limit = net.scenario.max_duration_ps
+        if start_ps is not None and (isinstance(start_ps, bool) or not isinstance(start_ps, (int, np.integer))
+                                     or start_ps < sim.now):
+            raise ValueError(f"start_ps must be an integer time >= now ({sim.now} ps), got {start_ps!r}")
+        if not schedules or not all(isinstance(x, Schedule) for x in schedules):
+            raise ValueError("schedules must be a non-empty list of Schedule")
         t0 = sim.now if start_ps is None else int(start_ps)
+        self._msg.clear()        # messages of an earlier run still in flight complete unattributed
         st = [_State(s) for s in schedules]
         pending_posts: list[tuple[int, int, int]] = []   # (schedule, transfer, post time)
 
