@@ -358,3 +358,23 @@ def test_other_collectives_busbw_reaches_link_rate(kind):
     factor = {"broadcast": 1.0}.get(kind, (n - 1) / n)
     assert r.busbw_bps == pytest.approx(r.algbw_bps * factor)
     assert 0.95 <= r.busbw_bps / (B * PAYLOAD_EFFICIENCY_4K) <= 1.0
+
+
+def test_background_schedule_repeats_and_slows_the_job():
+    """Two 2-rank rings across the two leaves of a 4:1 oversubscribed rail (one 100 Gb/s
+    uplink per leaf), DCQCN: alone the job's ring owns the uplinks; with a background ring
+    repeating alongside (several iterations), the two share them and the job takes about
+    twice as long."""
+    sc = scenario(spines_per_rail=1, oversubscription=4.0)
+    sc.cc = "dcqcn"
+    job = [Gpu(0, 0), Gpu(4, 0)]
+    net = C.network(sc)
+    alone = C.Runner(net).run([C.ring_all_reduce(net, job, MB(4))])[0]
+    net = C.network(sc)
+    bg = C.ring_all_reduce(net, [Gpu(1, 0), Gpu(5, 0)], KB(512), name="bg")
+    bg.repeat = True
+    loaded, background = C.Runner(net).run([C.ring_all_reduce(net, job, MB(4)), bg])
+    assert background.iterations >= 3
+    assert loaded.time_ps > 1.6 * alone.time_ps
+    with pytest.raises(ValueError, match="start_ps"):
+        C.Runner(net).run([C.ring_all_reduce(net, job, MB(1))], start_ps=0)
