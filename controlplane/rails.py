@@ -39,6 +39,10 @@ then NVLink endpoints ``server * R + rail`` (offset); then aggregation endpoints
 then switches: per plane leaves (rail-major), spines (rail-major), cores (group-major); then
 NVSwitches. :class:`RailLayout` recomputes all maps from ``fabric.params``.
 
+The workload generators of controlplane/workload.py treat every host node alike (NVLink and
+aggregation endpoints included): on a rail fabric drive traffic with controlplane/collectives.py
+or explicit flows between NIC endpoints.
+
 Tiers: link tier 0 = endpoint <-> its switch, 1 = leaf <-> spine, 2 = spine <-> core (the third
 tier); the NVSwitch attachment link has tier 1. Node tiers: leaves 1, spines 2, cores 3,
 NVSwitches 1.
