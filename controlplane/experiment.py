@@ -89,6 +89,34 @@ def permutation_on_fat_tree(name: str, k: int, size_bytes: int, cc: str, seed: i
                     paths=paths, transport=transport, adaptive_routing=adaptive_routing, **fields)
 
 
+# multipath variants of the AI-fabric experiments: name -> Scenario fields
+AI_PATH_VARIANTS = {
+    "ecmp": {"paths": "ecmp", "transport": "gbn"},
+    "spray": {"paths": "spray_rr", "transport": "ooo"},
+    "ar": {"paths": "ecmp", "transport": "ooo", "adaptive_routing": True},
+}
+
+
+def write_params(out_dir: Path, params: dict, seed: int, overrides: dict | None) -> Path:
+    """params.json: the experiment's resolved parameters, seed and scenario overrides, so that
+    ``--set`` of each reproduces the run (DESIGN.md §8)."""
+    path = Path(out_dir) / "params.json"
+    path.write_text(json.dumps({"params": params, "seed": seed, "overrides": overrides or {}}, indent=2,
+                               sort_keys=True) + "\n")
+    return path
+
+
+def rail_scenario(name: str, topology: dict, cc: str, seed: int, variant: str = "ecmp", **fields) -> Scenario:
+    """A scenario on a rail_clos fabric with no workload of its own, for collectives
+    (controlplane/collectives.py) run by the control plane; ``variant`` is a key of
+    AI_PATH_VARIANTS (16 entropies per QP when spraying)."""
+    if variant not in AI_PATH_VARIANTS:
+        raise ValueError(f"variants: unknown {variant!r}; known: {list(AI_PATH_VARIANTS)}")
+    return Scenario(name=name, topology={"topology": "rail_clos", **topology}, workload={"kind": "flows", "flows": []},
+                    cc=cc, seed=seed, sample_interval_ps=0, monitor_ports="none", num_paths=16,
+                    **{**AI_PATH_VARIANTS[variant], **fields})
+
+
 def experiment_main(module: str, run, params: dict, default_out: str, argv=None) -> int:
     """``python -m experiments.<name>``: the same options as ``softdpu run <name>``."""
     ap = argparse.ArgumentParser(prog=f"python -m {module}")
@@ -116,4 +144,4 @@ def capture_arg(path: str | None, text: str | None):
     return CaptureSpec.parse(path, text)
 
 
-__all__ = ["parse_sets", "split_params", "run_variants", "experiment_main", "write_csv", "permutation_on_fat_tree", "chosen"]
+__all__ = ["AI_PATH_VARIANTS", "rail_scenario", "write_params", "parse_sets", "split_params", "run_variants", "experiment_main", "write_csv", "permutation_on_fat_tree", "chosen"]

@@ -159,10 +159,16 @@ class Scenario:
 
 
 class Network:
-    """A built scenario: the data plane plus the Python objects that describe it."""
+    """A built scenario: the data plane plus the Python objects that describe it.
 
-    def __init__(self, sc: Scenario):
+    ``wake_on_completion``: the data plane stops at every message completion so that a control
+    plane driving message schedules (controlplane/collectives.py) can post the next messages;
+    such a driver runs its own loop instead of :meth:`run`.
+    """
+
+    def __init__(self, sc: Scenario, wake_on_completion: bool = False):
         self.scenario = sc
+        self.wake_on_completion = bool(wake_on_completion)
         self.rng = np.random.default_rng(sc.seed)
         self.path_rng = np.random.default_rng([sc.seed, 2])
         self.fabric = topology.build(**sc.topology)
@@ -225,7 +231,7 @@ class Network:
                          cnp_interval_ps=sc.cnp_interval_ps, rto_ps=sc.rto_ps, seed=sc.seed,
                          trace_capacity=sc.trace, ipv6=sc.ipv6, dscp_data=sc.dscp_data, dscp_ack=sc.dscp_ack,
                          dscp_cnp=sc.dscp_cnp, payload_pattern=sc.payload_pattern,
-                         int_multi=self.resolved["int_multi"])
+                         int_multi=self.resolved["int_multi"], wake_on_completion=self.wake_on_completion)
 
     def _num_connections(self) -> int:
         """QP pairs the workload needs: one per flow, flows of one ``conn`` sharing one."""
@@ -307,8 +313,7 @@ class Network:
             kind, param = CC_PYTHON, 0
         else:
             kind, param = cc.c_kind, sim.add_cc_params(cc.c_kind, cc.c_params())
-        self.cc_kind = kind
-        mask = cc.event_mask()
+        self.cc_kind, self._cc_param, self._cc_mask = kind, param, cc.event_mask()
         sports = self.rng.integers(QP_SPORT_BASE, 65536, size=len(self.flows))
         self.qps = np.zeros(len(self.flows), dtype=np.int64)
         by_conn: dict[int, int] = {}
@@ -316,21 +321,30 @@ class Network:
             if f.conn is not None and f.conn in by_conn:
                 self.qps[i] = by_conn[f.conn]          # another message on the same connection
                 continue
-            qp = sim.create_qp_pair(f.src, f.dst, int(sports[i]), kind, param, mask, sc.isn)
-            multipath.install_qp(self, qp, int(sports[i]))
+            qp = self.open_qp(f.src, f.dst, int(sports[i]))
             self.qps[i] = qp
             if f.conn is not None:
                 by_conn[f.conn] = qp
-            if kind == CC_PYTHON:
-                sim.set_python_cc(qp, cc.handler_for(qp))
-                sim.set_python_cc(qp + 1, cc.handler_for(qp + 1))
-            if cc.ack_batch > 1:
-                sim.set_ack_batch(qp, cc.ack_batch)
-                sim.set_ack_batch(qp + 1, cc.ack_batch)
         # one time-series column per sender QP (flows of one connection share it)
         self.sender_qps = np.array(list(dict.fromkeys(self.qps.tolist())), dtype=np.int64)
         if self.flows:
             sim.post_writes(self.qps, [f.size_bytes for f in self.flows], [f.start_ps for f in self.flows])
+
+    def open_qp(self, src: int, dst: int, sport: int | None = None) -> int:
+        """A QP pair from host ``src`` to ``dst`` with the scenario's CC, transport and path set;
+        returns the sender QP. ``sport`` defaults to a draw from the network's RNG."""
+        sc, sim, cc = self.scenario, self.sim, self.cc
+        if sport is None:
+            sport = int(self.rng.integers(QP_SPORT_BASE, 65536))
+        qp = sim.create_qp_pair(src, dst, sport, self.cc_kind, self._cc_param, self._cc_mask, sc.isn)
+        multipath.install_qp(self, qp, sport)
+        if self.cc_kind == CC_PYTHON:
+            sim.set_python_cc(qp, cc.handler_for(qp))
+            sim.set_python_cc(qp + 1, cc.handler_for(qp + 1))
+        if cc.ack_batch > 1:
+            sim.set_ack_batch(qp, cc.ack_batch)
+            sim.set_ack_batch(qp + 1, cc.ack_batch)
+        return qp
 
     # -------------------------------------------------------------- devices
     @property

@@ -490,11 +490,12 @@ def fat_tree(k: int, host_rate_bps: int, host_delay_ps: int, *,
                           "core_delay_ps": c_delay})
 
 
-BUILDERS: dict[str, Callable[..., Fabric]] = {
+BUILDERS: dict[str, Callable[..., Fabric] | str] = {
     "single_switch": single_switch,
     "dumbbell": dumbbell,
     "leaf_spine": leaf_spine,
     "fat_tree": fat_tree,
+    "rail_clos": "controlplane.rails:rail_clos",     # imported when first built (rails.py imports this module)
 }
 
 
@@ -507,6 +508,10 @@ def build(topology: str, **kwargs: Any) -> Fabric:
     builder = BUILDERS.get(topology)
     if builder is None:
         raise ValueError(f"unknown topology {topology!r}; known: {', '.join(sorted(BUILDERS))}")
+    if isinstance(builder, str):
+        import importlib
+        module, _, fn = builder.partition(":")
+        builder = getattr(importlib.import_module(module), fn)
     try:
         inspect.signature(builder).bind(**kwargs)
     except TypeError as exc:

@@ -1,0 +1,380 @@
+"""Collectives (controlplane/collectives.py) on the rail fabric: bus bandwidth and time against the
+nccl-tests formulas (transport-cc.md §3.8, V8), the arithmetic carried through each schedule,
+per-node bytes, where the bytes go, determinism and bad input."""
+import json
+
+import numpy as np
+import pytest
+
+from controlplane import collectives as C
+from controlplane import workload
+from controlplane.rails import Gpu, RailLayout
+from controlplane.scenario import Scenario
+from controlplane.units import Gbps, KB, MB, ns, us
+from support import PAYLOAD_EFFICIENCY_4K
+
+B = Gbps(100)
+ACK_WIRE = 86            # bytes of an ACK on the wire (14+20+8+12+4 AETH+4 ICRC+4 FCS+20 preamble/IFG)
+
+
+def scenario(**topo) -> Scenario:
+    t = {"topology": "rail_clos", "host_rate_bps": B, "host_delay_ps": us(1), "num_rails": 1, "servers_per_leaf": 4,
+         "leaves_per_rail": 2, "spines_per_rail": 2, "cores_per_group": 2}
+    t.update(topo)
+    return Scenario(topology=t, workload={"kind": "flows", "flows": []}, cc="none", sample_interval_ps=0)
+
+
+def net_of(**topo):
+    return C.network(scenario(**topo))
+
+
+def test_ring_all_reduce_busbw_reaches_link_rate_for_large_messages():
+    """V8: on an idle non-blocking fabric busbw = algbw x 2(N-1)/N approaches the link rate times
+    the payload efficiency (4096 B payload per 4178 B on the wire); 64 MB over 8 ranks on two
+    leaves, 1 MB chunks. The reverse ACK stream shares each NIC link (86 B per data packet), so
+    the ceiling is B x 4096/(4178+86) = 0.98 x B x PE; the issue asks for within 5 % of B x PE."""
+    net = net_of()
+    ranks = [Gpu(s, 0) for s in range(8)]
+    r = C.run_collective(net, C.ring_all_reduce(net, ranks, MB(64), chunk_bytes=MB(1)))
+    ratio = r.busbw_bps / (B * PAYLOAD_EFFICIENCY_4K)
+    assert 0.95 <= ratio <= 4178 / (4178 + ACK_WIRE) + 1e-3, ratio
+    assert r.algbw_bps == pytest.approx(MB(64) * 8e12 / r.time_ps)
+    assert r.busbw_bps == pytest.approx(r.algbw_bps * 2 * 7 / 8)
+
+
+def test_ring_all_reduce_time_matches_formula():
+    """Unchunked ring (one segment S/N per step, every step waiting for the previous one):
+    t = 2(N-1) x (one step), and one step = the ideal FCT of S/N (its wire bytes at B, store and
+    forward, ACK, propagation) plus the reverse ACKs of the incoming segment serialized on the
+    same NIC link. The serialization part is the (S/B)·2(N-1)/N of nccl-tests."""
+    net = net_of()
+    N, S = 4, MB(4)
+    ranks = [Gpu(s, 0) for s in range(N)]
+    r = C.run_collective(net, C.ring_all_reduce(net, ranks, S, chunk_bytes=S))
+    lay = RailLayout.of(net.fabric)
+    seg = S // N
+    ideal = net.ideal_fct_ps(workload.Flow(lay.nic(0, 0), lay.nic(1, 0), seg, 0))
+    acks = -(-seg // 4096) * ACK_WIRE * 8e12 / B
+    expected = 2 * (N - 1) * (ideal + acks)
+    assert r.time_ps == pytest.approx(expected, rel=0.01)
+    serialization = (S * 8e12 / B) * 2 * (N - 1) / N / PAYLOAD_EFFICIENCY_4K
+    assert serialization < r.time_ps < serialization * 1.1
+
+
+def test_chunking_pipelines_the_ring():
+    """The same 8 MB over 8 ranks: 256 KB chunks finish sooner than whole segments (the steps
+    overlap instead of paying the latency of every step in full)."""
+    times = {}
+    for chunk in (MB(1), KB(256)):
+        net = net_of()
+        times[chunk] = C.run_collective(net, C.ring_all_reduce(net, [Gpu(s, 0) for s in range(8)], MB(8),
+                                                                chunk_bytes=chunk)).time_ps
+    assert times[KB(256)] < times[MB(1)]
+
+
+def _initial(sched):
+    return {k: v.copy() for k, v in sched.buffers.items()}
+
+
+@pytest.mark.parametrize("algo", ["ring", "hierarchical", "hierarchical-no-nvlink"])
+def test_all_reduce_arithmetic(algo):
+    """Every rank ends with the elementwise sum of the inputs (37 elements: uneven segments)."""
+    net = net_of(num_rails=2, servers_per_leaf=2, nvlink_rate_bps=0 if "no-nvlink" in algo else Gbps(900),
+                 nvlink_delay_ps=ns(100))
+    ranks = [Gpu(s, r) for s in range(4) for r in range(2)]
+    make = C.ring_all_reduce if algo == "ring" else C.hierarchical_all_reduce
+    sched = make(net, ranks, KB(512), chunk_bytes=KB(64), elems=37, seed=5)
+    init = _initial(sched)
+    r = C.run_collective(net, sched)
+    total = sum(init[("buf", g)] for g in ranks)
+    assert total.any()
+    for g in ranks:
+        np.testing.assert_array_equal(r.buffers[("buf", g)], total)
+
+
+def test_reduce_scatter_all_gather_broadcast_arithmetic():
+    ranks = [Gpu(s, 0) for s in range(5)]
+    elems = 23
+    seg = C._split(elems, len(ranks))
+    net = net_of()
+    sched = C.reduce_scatter(net, ranks, KB(300), chunk_bytes=KB(16), elems=elems, seed=2)
+    init = _initial(sched)
+    r = C.run_collective(net, sched)
+    total = sum(init[("buf", g)] for g in ranks)
+    for p, g in enumerate(ranks):
+        lo, hi = seg[p]
+        np.testing.assert_array_equal(r.buffers[("buf", g)][lo:hi], total[lo:hi])
+
+    net = net_of()
+    sched = C.all_gather(net, ranks, KB(300), chunk_bytes=KB(16), elems=elems, seed=3)
+    init = _initial(sched)
+    r = C.run_collective(net, sched)
+    gathered = np.concatenate([init[("buf", g)][seg[p][0]:seg[p][1]] for p, g in enumerate(ranks)])
+    for g in ranks:
+        np.testing.assert_array_equal(r.buffers[("buf", g)], gathered)
+
+    net = net_of()
+    sched = C.broadcast(net, ranks, KB(300), root=2, chunk_bytes=KB(16), elems=elems, seed=4)
+    init = _initial(sched)
+    r = C.run_collective(net, sched)
+    for g in ranks:
+        np.testing.assert_array_equal(r.buffers[("buf", g)], init[("buf", ranks[2])])
+    assert r.busbw_bps == r.algbw_bps
+
+
+def _core_tx_bytes(net) -> int:
+    lay = RailLayout.of(net.fabric)
+    ports = net.sim.ports
+    cores = {lay.core(k, c) for k in range(lay.P) for c in range(lay.C)}
+    return int(sum(ports["tx_bytes"][p] for p in range(net.fabric.num_ports)
+                   if net.fabric.port_owner(p) in cores))
+
+
+@pytest.mark.parametrize("via", ["direct", "nvlink"])
+def test_all_to_all_arithmetic_and_third_tier(via):
+    """Block q of rank p's input lands in block p of rank q's output. Direct cross-rail blocks
+    climb to the third tier; through NVLink (PXN-like) nothing crosses a core switch."""
+    net = net_of(num_rails=2, servers_per_leaf=2, nvlink_rate_bps=Gbps(900), nvlink_delay_ps=ns(100))
+    ranks = [Gpu(s, r) for s in range(4) for r in range(2)]
+    elems = 29
+    sched = C.all_to_all(net, ranks, KB(256), via=via, chunk_bytes=KB(16), elems=elems, seed=1)
+    init = _initial(sched)
+    r = C.run_collective(net, sched)
+    blocks = C._split(elems - elems % len(ranks), len(ranks))     # whole blocks of 3 elements
+    for p, a in enumerate(ranks):
+        for q, b in enumerate(ranks):
+            if p != q:
+                np.testing.assert_array_equal(r.buffers[("out", b)][blocks[p][0]:blocks[p][1]],
+                                              init[("in", a)][blocks[q][0]:blocks[q][1]])
+    core = _core_tx_bytes(net)
+    assert (core == 0) if via == "nvlink" else (core > KB(256))
+
+
+def test_hierarchical_all_reduce_stays_on_rails():
+    """Rail-aware all-reduce never crosses the third tier; a flat ring over the same GPUs in
+    (server, rail) order does (its server-to-server hops change rails)."""
+    ranks = [Gpu(s, r) for s in range(4) for r in range(2)]
+    net = net_of(num_rails=2, servers_per_leaf=2, nvlink_rate_bps=Gbps(900), nvlink_delay_ps=ns(100))
+    C.run_collective(net, C.hierarchical_all_reduce(net, ranks, MB(1)))
+    assert _core_tx_bytes(net) == 0
+    net = net_of(num_rails=2, servers_per_leaf=2, nvlink_rate_bps=Gbps(900), nvlink_delay_ps=ns(100))
+    C.run_collective(net, C.ring_all_reduce(net, ranks, MB(1)))
+    assert _core_tx_bytes(net) > 0
+
+
+def test_rail_rings_stay_on_rails_and_sum():
+    """NCCL-style channels: one ring per local GPU index, the hops between servers on one rail;
+    4 servers x 2 rails, no byte through a core switch, every rank holds the sum."""
+    ranks = [Gpu(s, r) for s in range(4) for r in range(2)]
+    net = net_of(num_rails=2, servers_per_leaf=2, nvlink_rate_bps=Gbps(900), nvlink_delay_ps=ns(100))
+    lay = RailLayout.of(net.fabric)
+    rings = C.rail_rings(lay, ranks)
+    assert len(rings) == 2
+    for ring in rings:
+        for a, b in zip(ring, ring[1:] + ring[:1]):
+            assert a.server == b.server or a.rail == b.rail
+    sched = C.ring_all_reduce(net, ranks, MB(1), chunk_bytes=KB(64), elems=19, seed=4, channels=rings)
+    init = _initial(sched)
+    r = C.run_collective(net, sched)
+    total = sum(init[("buf", g)] for g in ranks)
+    for g in ranks:
+        np.testing.assert_array_equal(r.buffers[("buf", g)], total)
+    assert _core_tx_bytes(net) == 0
+    with pytest.raises(ValueError, match="channels"):
+        C.ring_all_reduce(net, ranks, MB(1), channels=[ranks[:-1]])
+
+
+def test_ring_bytes_per_node():
+    """Each rank sends and receives 2(N-1)/N x S (transport-cc.md §3.8)."""
+    net = net_of()
+    N, S = 4, MB(2)
+    ranks = [Gpu(s, 0) for s in range(N)]
+    r = C.run_collective(net, C.ring_all_reduce(net, ranks, S, chunk_bytes=KB(128)))
+    lay = RailLayout.of(net.fabric)
+    for g in ranks:
+        assert r.bytes_sent[lay.nic(g.server, g.rail)] == 2 * (N - 1) * S // N
+        assert r.bytes_received[lay.nic(g.server, g.rail)] == 2 * (N - 1) * S // N
+    qp = net.sim.qps
+    assert int(qp["acked_bytes"].sum()) == 2 * (N - 1) * S
+
+
+def test_two_planes_halve_the_time():
+    """A multi-plane fabric splits every transfer over the planes: with two planes at the same
+    port rate the ring takes about half as long."""
+    t = {}
+    for planes in (1, 2):
+        net = net_of(planes=planes)
+        t[planes] = C.run_collective(net, C.ring_all_reduce(net, [Gpu(s, 0) for s in range(4)], MB(8))).time_ps
+    assert t[2] == pytest.approx(t[1] / 2, rel=0.05)
+
+
+def test_deterministic_and_ignores_workload_messages():
+    """Same scenario + seed: identical times and results; a workload message running alongside
+    is left to the data plane (its completion is not the schedule's)."""
+    out = []
+    for _ in range(2):
+        sc = scenario()
+        sc.workload = {"kind": "flows", "flows": [{"src": 0, "dst": 5, "size_bytes": MB(1)}]}
+        sc.paths, sc.transport, sc.num_paths = "spray_random", "ooo", 4
+        net = C.network(sc)
+        ranks = [Gpu(s, 0) for s in range(8)]
+        r = C.run_collective(net, C.ring_all_reduce(net, ranks, MB(2), chunk_bytes=KB(128), elems=11, seed=9))
+        out.append((r.time_ps, [r.buffers[("buf", g)].tolist() for g in ranks]))
+        assert net.sim.msgs["finish_ps"][0] > 0
+    assert out[0] == out[1]
+
+
+def test_bad_input_names_the_field():
+    net = net_of()
+    ranks = [Gpu(s, 0) for s in range(4)]
+    for size in (0, -5, 1.5):
+        with pytest.raises(ValueError, match="size_bytes"):
+            C.ring_all_reduce(net, ranks, size)
+    with pytest.raises(ValueError, match="size_bytes"):
+        C.ring_all_reduce(net, ranks, 3)
+    with pytest.raises(ValueError, match="chunk_bytes"):
+        C.ring_all_reduce(net, ranks, MB(1), chunk_bytes=0)
+    with pytest.raises(ValueError, match="ranks"):
+        C.ring_all_reduce(net, ranks[:1], MB(1))
+    with pytest.raises(ValueError, match=r"ranks\[2\]"):
+        C.ring_all_reduce(net, [Gpu(0, 0), Gpu(1, 0), Gpu(0, 0)], MB(1))
+    with pytest.raises(ValueError, match=r"ranks\[1\]"):
+        C.ring_all_reduce(net, [Gpu(0, 0), Gpu(42, 0)], MB(1))
+    with pytest.raises(ValueError, match=r"ranks\[0\]"):
+        C.ring_all_reduce(net, [3, 4], MB(1))
+    with pytest.raises(ValueError, match="root"):
+        C.broadcast(net, ranks, MB(1), root=9)
+    with pytest.raises(ValueError, match="via"):
+        C.all_to_all(net, ranks, MB(1), via="nvlink")
+    with pytest.raises(ValueError, match="ranks"):
+        C.hierarchical_all_reduce(net_of(num_rails=2), [Gpu(0, 0), Gpu(0, 1), Gpu(1, 0)], MB(1))
+    from controlplane.scenario import Network
+    with pytest.raises(ValueError, match="wake_on_completion"):
+        C.Runner(Network(scenario()))
+
+
+def test_unreachable_member_is_named():
+    """A member whose NIC link is down when the collective starts is reported by position."""
+    sc = scenario()
+    net0 = C.network(sc)
+    lay = RailLayout.of(net0.fabric)
+    link = net0.fabric.ports(lay.nic(2, 0))[0] // 2
+    sc.failures = [{"link": link, "down_ps": 0}]
+    net = C.network(sc)
+    with pytest.raises(ValueError, match=r"ranks\[2\].*unreachable"):
+        C.ring_all_reduce(net, [Gpu(s, 0) for s in range(4)], MB(1))
+
+
+@pytest.mark.plots
+@pytest.mark.parametrize("name,sets,csv", [
+    ("allreduce_busbw", ["max_size=262144", "seeds=1", 'variants=["ecmp"]'], "allreduce_busbw.csv"),
+    ("sharp_gain", ["size_bytes=1048576", 'fabrics=["nvswitch"]', "overheads_us=[0,3]"], "sharp_gain.csv"),
+    ("placement", ["seeds=1", "grad_bytes=1048576", "background_jobs=2"], "placement.csv"),
+    ("alltoall_rails", ["sizes=[262144]", "core_oversubscription=[1]", 'variants=["ecmp"]'], "alltoall_rails.csv"),
+])
+def test_ai_fabric_experiments_run_from_the_cli(tmp_path, name, sets, csv):
+    """Each AI-fabric experiment runs through `softdpu run` with small settings and writes its
+    CSV (one row per measured point, every time positive) and its PNG."""
+    import csv as csvmod
+    from controlplane.cli import main
+    out = tmp_path / name
+    argv = ["run", name, "--out", str(out)]
+    for s in sets:
+        argv += ["--set", s]
+    assert main(argv) == 0
+    rows = list(csvmod.DictReader(open(out / csv)))
+    assert rows
+    for r in rows:
+        for key in ("time_us", "ring_us", "sharp_us", "step_us"):
+            if key in r:
+                assert float(r[key]) > 0
+    assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "params.json").read_text())["seed"] == 1
+
+
+def test_member_cut_off_by_switch_failures_is_named():
+    """Both spines of rail 0 down at the start: members under the other leaf cannot be reached."""
+    sc = scenario()
+    lay = RailLayout.of(C.network(sc).fabric)
+    sc.failures = [{"switch": lay.spine(0, k), "down_ps": 0} for k in range(2)]
+    net = C.network(sc)
+    with pytest.raises(ValueError, match=r"ranks\[4\].*unreachable from ranks\[0\]"):
+        C.ring_all_reduce(net, [Gpu(s, 0) for s in range(8)], MB(1))
+    C.ring_all_reduce(net, [Gpu(s, 0) for s in range(4)], MB(1))      # one leaf: still fine
+
+
+def test_spraying_removes_the_ecmp_penalty_of_rings():
+    """V8: a ring is as slow as its slowest hop. Rail-aligned rings over 8 servers in a random
+    order on 2 leaves per rail with 4 x 100 Gb/s uplinks each: with ECMP, two hops leaving one
+    leaf sometimes hash onto the same uplink and that ring runs at half rate; spraying over 16
+    entropies (out-of-order placement) keeps every seed near the NIC-bound busbw."""
+    from controlplane.experiment import rail_scenario
+    topo = {"host_rate_bps": B, "host_delay_ps": us(1), "num_rails": 2, "servers_per_leaf": 4, "leaves_per_rail": 2,
+            "spines_per_rail": 4, "cores_per_group": 2, "nvlink_rate_bps": Gbps(3600), "nvlink_delay_ps": ns(100)}
+    bus = {"ecmp": [], "spray": []}
+    for seed in range(1, 7):
+        order = [int(s) for s in np.random.default_rng([seed, 7]).permutation(8)]
+        ranks = [Gpu(s, r) for s in order for r in range(2)]
+        for variant in bus:
+            net = C.network(rail_scenario("rings", topo, "dcqcn", seed, variant))
+            rings = C.rail_rings(RailLayout.of(net.fabric), ranks)
+            bus[variant].append(C.run_collective(net, C.ring_all_reduce(net, ranks, MB(4), channels=rings)).busbw_bps)
+    spray, ecmp = np.array(bus["spray"]), np.array(bus["ecmp"])
+    assert spray.min() > 0.95 * spray.max()
+    assert (ecmp <= spray * 1.01).all()
+    assert ecmp.min() < 0.6 * spray.min()
+
+
+def test_schedule_tracks_data_dependencies():
+    """A transfer reading bytes depends on the writes of those bytes since their last copy:
+    the copy and every add after it, only where the ranges overlap."""
+    s = C.Schedule("deps", "all_reduce", 2, 100)
+    t0 = s.add(C.Transfer(0, 1, 100, op="copy", src_key="a", dst_key="x", src_bytes=(0, 100)))
+    t1 = s.add(C.Transfer(0, 1, 50, op="add", src_key="b", dst_key="x", src_bytes=(0, 50)))
+    t2 = s.add(C.Transfer(0, 1, 30, op="add", src_key="c", dst_key="x", src_bytes=(60, 90)))
+    t3 = s.add(C.Transfer(0, 1, 20, op="copy", src_key="d", dst_key="x", src_bytes=(0, 20)))
+    assert s.add(C.Transfer(1, 0, 10, src_key="x", src_bytes=(0, 10))) and s.transfers[-1].deps == (t3,)
+    s.add(C.Transfer(1, 0, 10, src_key="x", src_bytes=(30, 40)))
+    assert s.transfers[-1].deps == (t0, t1)
+    s.add(C.Transfer(1, 0, 40, src_key="x", src_bytes=(45, 85)))
+    assert s.transfers[-1].deps == (t0, t1, t2)
+    s.add(C.Transfer(1, 0, 5, src_key="x", src_bytes=(95, 100), deps=(t3,)))
+    assert s.transfers[-1].deps == (t0, t3)
+    s.add(C.Transfer(1, 0, 5, src_key="y", src_bytes=(0, 5)))
+    assert s.transfers[-1].deps == ()
+
+
+@pytest.mark.parametrize("kind", ["all_gather", "reduce_scatter", "broadcast", "all_to_all"])
+def test_other_collectives_busbw_reaches_link_rate(kind):
+    """The nccl-tests factors make every collective's busbw comparable to the link rate
+    (transport-cc.md §3.8): all-gather and reduce-scatter algbw x (N-1)/N, all-to-all
+    (N-1)/N, broadcast x 1 (a pipelined chain: (N-2) chunk times of fill on top). 32 MB on an
+    idle non-blocking rail: within 5 % of B x payload efficiency, never above it."""
+    make = {"all_gather": C.all_gather, "reduce_scatter": C.reduce_scatter, "broadcast": C.broadcast,
+            "all_to_all": C.all_to_all}[kind]
+    n = 4 if kind == "broadcast" else 8
+    net = net_of()
+    r = C.run_collective(net, make(net, [Gpu(s, 0) for s in range(n)], MB(32), chunk_bytes=KB(256)))
+    factor = {"broadcast": 1.0}.get(kind, (n - 1) / n)
+    assert r.busbw_bps == pytest.approx(r.algbw_bps * factor)
+    assert 0.95 <= r.busbw_bps / (B * PAYLOAD_EFFICIENCY_4K) <= 1.0
+
+
+def test_background_schedule_repeats_and_slows_the_job():
+    """Two 2-rank rings across the two leaves of a 4:1 oversubscribed rail (one 100 Gb/s
+    uplink per leaf), DCQCN: alone the job's ring owns the uplinks; with a background ring
+    repeating alongside (several iterations), the two share them and the job takes about
+    twice as long."""
+    sc = scenario(spines_per_rail=1, oversubscription=4.0)
+    sc.cc = "dcqcn"
+    job = [Gpu(0, 0), Gpu(4, 0)]
+    net = C.network(sc)
+    alone = C.Runner(net).run([C.ring_all_reduce(net, job, MB(4))])[0]
+    net = C.network(sc)
+    bg = C.ring_all_reduce(net, [Gpu(1, 0), Gpu(5, 0)], KB(512), name="bg")
+    bg.repeat = True
+    loaded, background = C.Runner(net).run([C.ring_all_reduce(net, job, MB(4)), bg])
+    assert background.iterations >= 3
+    assert loaded.time_ps > 1.6 * alone.time_ps
+    with pytest.raises(ValueError, match="start_ps"):
+        C.Runner(net).run([C.ring_all_reduce(net, job, MB(1))], start_ps=0)
