@@ -30,7 +30,7 @@ def cmd_list(_a) -> int:
         cls = registry.load_class(name)
         doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
         print(f"  {name:20s} {doc[0] if doc else ''}")
-    print("benchmarks: softdpu bench [permutation-128|permutation-1024|cc-callback|cc-cost|capture|multipath] [--cc-impl c|python]")
+    print("benchmarks: softdpu bench [permutation-128|permutation-1024|cc-callback|cc-cost|capture|multipath|vswitch] [--cc-impl c|python]")
     return 0
 
 
@@ -70,7 +70,7 @@ def cmd_plot(a) -> int:
 def cmd_bench(a) -> int:
     from controlplane import bench
     special = {"cc-callback": bench.run_cc_callback, "cc-cost": bench.run_cc_cost, "capture": bench.run_capture,
-               "multipath": bench.run_multipath}
+               "multipath": bench.run_multipath, "vswitch": bench.run_vswitch}
     if a.scenario in special:
         print(bench.format_row(special[a.scenario](seed=a.seed)))
         return 0
@@ -107,7 +107,8 @@ def main(argv=None) -> int:
     b.add_argument("scenario", nargs="?", default="permutation-128",
                    help="permutation-128, permutation-1024, cc-callback (cost of the Python plug-in path) "
                         "cc-cost (ns per CC event of each built-in, C and Python), capture (pcap of every hop, 128-byte snaplen) "
-                        "or multipath (permutation-1024 with ECMP + go-back-N vs spray_rr + ooo)")
+                        "multipath (permutation-1024 with ECMP + go-back-N vs spray_rr + ooo) "
+                        "or vswitch (fast-path lookups/s: exact, masked with 1/8/32 subtables; slow-path installs/s)")
     b.add_argument("--cc-impl", choices=["c", "python"], action="append", default=None,
                    help="c (the DCQCN C twin, default) or python (the reference through the plug-in path); repeatable")
     b.add_argument("--seed", type=int, default=1)

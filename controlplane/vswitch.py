@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controlplane.units import ms, us
-from dataplane.sim import NONE, VS_FIELDS, VS_KEY_WORDS, VS_MAX_VNI, VS_PF, VS_UPLINK, VS_VF0
+from dataplane.sim import NONE, VS_FIELDS, VS_KEY_WORDS, VS_MAX_VNI, VS_PF, VS_UPLINK, VS_VF0, vs_action
 
 VSWITCH_DEFAULTS = {"max_flows": 200_000, "emc_entries": 8192, "emc_insert_inv_prob": 100, "upcall_queue": 1024,
                     "max_meters": 64, "rerank_interval_ps": 10**12}
@@ -149,6 +149,7 @@ class RuleTable:
     def __init__(self, tenant: int):
         self.tenant = tenant
         self.rules: list[Rule] = []
+        self._stack()
 
     def add(self, rule: Rule) -> None:
         for r in self.rules:
@@ -160,17 +161,27 @@ class RuleTable:
                                  f"{rule.priority} (ambiguous: give one a higher priority)")
         self.rules.append(rule)
         self.rules.sort(key=lambda r: -r.priority)
+        self._stack()
+
+    def _stack(self) -> None:
+        n = len(self.rules)
+        self._values = np.array([r.value for r in self.rules], np.uint32).reshape(n, VS_KEY_WORDS)
+        self._masks = np.array([r.mask for r in self.rules], np.uint32).reshape(n, VS_KEY_WORDS)
+        # megaflow mask if rule i wins: the OR of the masks of rules 0..i (priority order)
+        self._prefix_or = np.bitwise_or.accumulate(self._masks, axis=0) if n else self._masks
+        self._all_or = self._prefix_or[-1].copy() if n else np.zeros(VS_KEY_WORDS, np.uint32)
 
     def classify(self, key: np.ndarray) -> tuple[Rule | None, np.ndarray]:
         """The winning rule and the megaflow mask: every bit a rule of priority >= the winner's
-        looked at (a lower-priority rule cannot change the outcome)."""
-        mask = np.zeros(VS_KEY_WORDS, np.uint32)
-        for r in self.rules:
-            mask |= r.mask
-            if r.matches(key):
-                # rules of the same priority cannot overlap, so later ones do not matter either
-                return r, mask
-        return None, mask
+        looked at (a lower-priority rule cannot change the outcome; a later rule of the same
+        priority cannot match any packet of the megaflow, since equal priorities never overlap)."""
+        if not self.rules:
+            return None, self._all_or.copy()
+        hit = ((key & self._masks) == self._values).all(axis=1)
+        i = int(hit.argmax())
+        if not hit[i]:
+            return None, self._all_or.copy()
+        return self.rules[i], self._prefix_or[i].copy()
 
 
 def reference_lookup(rules: list[tuple[int, np.ndarray, np.ndarray]], key: np.ndarray) -> int:
@@ -236,6 +247,8 @@ class Dpus:
                     sim.vs_set_meter(h, n, int(self.policy_spec["meter_bps"]), int(self.policy_spec["meter_burst_bytes"]))
         self.tables: dict[tuple[int, int], RuleTable] = {}
         self.policy_version = 0
+        self._xlate_cache: dict[tuple[int, bytes], tuple] = {}
+        self._xlate_version = 0
         from controlplane import vtax
         self.tax = vtax.params(self.tax_params)
         self.core_hz = self.tax["dpu_core_hz"] if self.offload == "dpu" else self.tax["host_core_hz"]
@@ -332,6 +345,25 @@ class Dpus:
                         acts.update({"encap": t, "tun_dst": dh, "output": VS_UPLINK})
                     self.add_rule(h, t, 10, match, acts)
 
+    def translate_cached(self, host: int, key: np.ndarray) -> tuple:
+        """translate() memoised per exact key (duplicate upcalls of one flow carry the same key),
+        with the C action struct; forgotten when the policy changes. A speed-up of this Python
+        process only: the modelled handler time is charged per upcall all the same."""
+        if self._xlate_version != self.policy_version:
+            self._xlate_cache.clear()
+            self._xlate_version = self.policy_version
+        ck = (host, key.tobytes())
+        hit = self._xlate_cache.get(ck)
+        if hit is None:
+            actions, mask = self.translate(host, key)
+            value = np.ascontiguousarray(key & mask)
+            hit = (actions, np.ascontiguousarray(mask), value, vs_action(actions),
+                   (host, value.tobytes(), mask.tobytes()))
+            if len(self._xlate_cache) > 65536:
+                self._xlate_cache.clear()
+            self._xlate_cache[ck] = hit
+        return hit
+
     def translate(self, host: int, key: np.ndarray) -> tuple[dict, np.ndarray]:
         """Actions and megaflow mask for an upcalled key (in_port and VNI always exact)."""
         in_port, vni = int(key[VS_FIELDS["in_port"]]), int(key[VS_FIELDS["vni"]])
@@ -366,8 +398,10 @@ class SlowPath:
         self.dpus = dpus
         sp = dpus.sp
         self.service_ps = int(round(dpus.tax["upcall"] / dpus.core_hz * 1e12))
-        self.handlers = {h: np.zeros(_pos_int("dpu.slow_path.handlers", sp["handlers"]), np.int64) for h in dpus.hosts}
+        n_handlers = _pos_int("dpu.slow_path.handlers", sp["handlers"])
+        self.handlers = {h: [0] * n_handlers for h in dpus.hosts}  # when each handler is free (ps)
         self.flow_limit = {h: int(min(sp["max_flow_limit"], sp["flow_limit"])) for h in dpus.hosts}
+        self.nflows = {h: 0 for h in dpus.hosts}                # megaflows installed by this slow path
         self.ukeys: dict[tuple, tuple[int, int]] = {}          # (host, masked key) -> (flow id, policy version)
         self.latencies: list[int] = []                           # install latency of each megaflow (ps)
         self.upcalls = self.installs = self.limit_hits = self.evictions = self.revalidated = 0
@@ -379,6 +413,7 @@ class SlowPath:
         """Drain and handle every queued upcall; returns how many."""
         sim, d = self.dpus.net.sim, self.dpus
         lat = int(d.sp["install_latency_ps"])
+        svc = self.service_ps
         total = 0
         while True:
             ups = sim.vs_drain_upcalls()
@@ -386,29 +421,27 @@ class SlowPath:
                 return total
             total += len(ups)
             now = sim.now
-            for u in ups:
-                host, slot, t = int(u["dpu"]), int(u["slot"]), int(u["t_ps"])
+            keys = ups["key"]
+            for j, (host, slot, t) in enumerate(zip(ups["dpu"].tolist(), ups["slot"].tolist(), ups["t_ps"].tolist())):
                 h = self.handlers[host]
-                i = int(np.argmin(h))
-                done = max(t, int(h[i])) + self.service_ps
+                i = min(range(len(h)), key=h.__getitem__)
+                done = max(t, h[i]) + svc
                 h[i] = done
-                key = u["key"].astype(np.uint32)
-                actions, mask = d.translate(host, key)
-                sim.vs_execute(host, slot, actions, max(done, now))
+                at = max(done, now)
+                actions, mask, value, act, uk = d.translate_cached(host, keys[j])
+                sim.vs_execute_raw(host, slot, act, at)
                 self.upcalls += 1
-                value = key & mask
-                uk = (host, value.tobytes(), mask.tobytes())
                 if uk in self.ukeys:
                     self.dup_skips += 1          # another handler installed (or is installing) it
                     continue
-                if int(sim.vs_stats[host]["flows"]) >= self.flow_limit[host]:
+                if self.nflows[host] >= self.flow_limit[host]:
                     self.limit_hits += 1         # OVS upcall_flow_limit_hit: executed, not installed
                     continue
-                active = max(done, now) + lat
-                fid = sim.vs_install(host, value, mask, 0, actions, active)
+                fid = sim.vs_install_raw(host, value, mask, 0, act, at + lat)
+                self.nflows[host] += 1
                 self.ukeys[uk] = (fid, d.policy_version)
                 self.installs += 1
-                self.latencies.append(active - t)
+                self.latencies.append(at + lat - t)
 
     def next_time(self) -> int:
         return self.next_revalidate
@@ -430,6 +463,7 @@ class SlowPath:
                 for f in live:
                     sim.vs_delete(host, int(f))
                     self.ukeys.pop(by_flow.get((host, int(f))), None)
+                    self.nflows[host] -= 1
                 self.kill_all += 1
                 live = live[:0]
             else:
@@ -438,6 +472,7 @@ class SlowPath:
                 for f in idle:
                     sim.vs_delete(host, int(f))
                     self.ukeys.pop(by_flow.get((host, int(f))), None)
+                    self.nflows[host] -= 1
                     self.evictions += 1
                 # re-translate flows installed under an older policy
                 for f in np.setdiff1d(live, idle):
@@ -449,6 +484,7 @@ class SlowPath:
                     if not np.array_equal(mask, row["mask"]):
                         sim.vs_delete(host, int(f))
                         self.ukeys.pop(uk, None)
+                        self.nflows[host] -= 1
                     else:
                         sim.vs_modify(host, int(f), actions)
                         self.ukeys[uk] = (int(f), d.policy_version)

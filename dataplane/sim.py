@@ -455,6 +455,16 @@ class Simulator:
                                              int(priority), vs_action(actions),
                                              self.now if active_ps is None else int(active_ps)))
 
+    def vs_install_raw(self, host: int, value: np.ndarray, mask: np.ndarray, priority: int, action,
+                       active_ps: int) -> int:
+        """vs_install for the slow path's hot loop: contiguous uint32 keys and an ``sd_vs_action``
+        from :func:`vs_action` (the C side still checks everything)."""
+        return self._check(lib.sd_vs_install(self._sim, host, ffi.cast("uint32_t *", ffi.from_buffer(value)),
+                                             ffi.cast("uint32_t *", ffi.from_buffer(mask)), priority, action, active_ps))
+
+    def vs_execute_raw(self, host: int, slot: int, action, at_ps: int) -> None:
+        self._check(lib.sd_vs_execute(self._sim, host, slot, action, at_ps))
+
     def vs_delete(self, host: int, flow: int) -> None:
         self._check(lib.sd_vs_delete(self._sim, host, flow))
 
@@ -462,9 +472,13 @@ class Simulator:
         self._check(lib.sd_vs_modify(self._sim, host, flow, vs_action(actions)))
 
     def vs_drain_upcalls(self, max_items: int = 4096) -> np.ndarray:
-        out = np.zeros(max_items, dtype=VS_UPCALL_DTYPE)
-        n = lib.sd_vs_drain_upcalls(self._sim, ffi.cast("sd_vs_upcall *", ffi.from_buffer(out)), max_items)
-        return out[:n]
+        """The queued upcalls, oldest first (a copy)."""
+        buf = getattr(self, "_upbuf", None)
+        if buf is None or len(buf) < max_items:
+            buf = self._upbuf = np.zeros(max_items, dtype=VS_UPCALL_DTYPE)
+            self._upptr = ffi.cast("sd_vs_upcall *", ffi.from_buffer(buf))
+        n = lib.sd_vs_drain_upcalls(self._sim, self._upptr, max_items)
+        return buf[:n].copy()
 
     def vs_execute(self, host: int, slot: int, actions: dict, at_ps: int) -> None:
         self._check(lib.sd_vs_execute(self._sim, host, slot, vs_action(actions), int(at_ps)))

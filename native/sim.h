@@ -136,6 +136,8 @@ typedef struct sd_capture {
 /* The vSwitch of one DPU (vswitch.c). */
 typedef struct sd_vs_subtable {
     uint32_t mask[SD_VS_KEY_WORDS];
+    uint8_t words[SD_VS_KEY_WORDS];   /* the key words its mask looks at (hashed and compared) */
+    uint32_t nwords;
     uint32_t nflows;             /* 0 = unused slot */
     int32_t max_prio;            /* highest priority of its flows (lookup stops below the best found) */
     uint64_t hits;               /* since the last re-ranking */
@@ -166,7 +168,7 @@ typedef struct sd_vswitch {
     uint32_t flow_cap;           /* allocated flow slots (grows to max_flows at install time) */
     uint32_t flow_hwm;           /* slots ever used */
     uint32_t free_flow;          /* free list through sd_vs_flow.next */
-    uint32_t nbuckets;           /* power of two, >= flow_cap */
+    uint32_t nbuckets;           /* power of two, >= 4 x flow_cap */
     sd_vs_flow *flows;
     uint32_t *buckets;
     sd_vs_subtable sub[SD_VS_MAX_SUBTABLES];

@@ -43,6 +43,19 @@ static inline uint32_t hash_words(const uint32_t *k, uint32_t basis)
     return (uint32_t)(h ^ (h >> 29));
 }
 
+/* A subtable hashes and compares only the words its mask looks at (OVS specialises its subtable
+ * lookups by miniflow shape for the same reason). */
+static inline uint32_t hash_sub(const uint32_t *mk, const sd_vs_subtable *st, uint32_t s)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull * (s + 1u);
+    for (uint32_t i = 0; i < st->nwords; i++) {
+        h ^= mk[st->words[i]];
+        h *= 0xFF51AFD7ED558CCDull;
+        h ^= h >> 32;
+    }
+    return (uint32_t)(h ^ (h >> 29));
+}
+
 /* ---------------------------------------------------------------- functions and keys */
 static inline uint32_t qp_function(const sd_sim *sim, uint32_t qp)
 {
@@ -115,13 +128,16 @@ static uint32_t classify(const sd_vswitch *v, const uint32_t *key, int64_t now, 
             break;                       /* no later subtable can beat the match */
         probes++;
         uint32_t mk[KW];
-        for (int w = 0; w < KW; w++)
-            mk[w] = key[w] & st->mask[w];
-        for (uint32_t f = v->buckets[hash_words(mk, s) & bmask]; f != SD_NONE; f = v->flows[f].next) {
+        for (uint32_t i = 0; i < st->nwords; i++)
+            mk[st->words[i]] = key[st->words[i]] & st->mask[st->words[i]];
+        for (uint32_t f = v->buckets[hash_sub(mk, st, s) & bmask]; f != SD_NONE; f = v->flows[f].next) {
             const sd_vs_flow *fl = &v->flows[f];
             if (fl->subtable != s || fl->active_ps > now || (best != SD_NONE && fl->priority <= bp))
                 continue;
-            if (memcmp(fl->key, mk, sizeof mk) == 0) {
+            uint32_t diff = 0;
+            for (uint32_t i = 0; i < st->nwords; i++)
+                diff |= fl->key[st->words[i]] ^ mk[st->words[i]];
+            if (diff == 0) {
                 best = f;
                 bp = fl->priority;
                 best_sub = s;
@@ -447,7 +463,7 @@ int sd_vs_enable(sd_sim *sim, uint32_t host, uint32_t max_flows, uint32_t emc_en
         return sd_fail(sim, SD_ESTATE, "vswitch: dpu %u already has a vSwitch", host);
     uint32_t cap = max_flows < VS_INIT_FLOWS ? max_flows : VS_INIT_FLOWS;
     v->flows = calloc(cap, sizeof *v->flows);
-    v->nbuckets = pow2_at_least(cap);
+    v->nbuckets = pow2_at_least(4 * cap);   /* load <= 1/4: a probe that misses rarely touches a flow */
     v->buckets = malloc((size_t)v->nbuckets * sizeof *v->buckets);
     v->emc = emc_entries ? calloc(emc_entries, sizeof *v->emc) : NULL;
     v->slots = calloc(upcall_queue, sizeof *v->slots);
@@ -625,7 +641,7 @@ static int grow_flows(sd_vswitch *v)
     memset(f + v->flow_cap, 0, (size_t)(n - v->flow_cap) * sizeof *f);
     v->flows = f;
     v->flow_cap = n;
-    uint32_t nb = pow2_at_least(n);
+    uint32_t nb = pow2_at_least(4 * n);
     if (nb != v->nbuckets) {
         uint32_t *b = malloc((size_t)nb * sizeof *b);
         if (!b)
@@ -636,7 +652,7 @@ static int grow_flows(sd_vswitch *v)
             sd_vs_flow *fl = &v->flows[i];
             if (fl->subtable == SD_NONE)
                 continue;
-            uint32_t h = hash_words(fl->key, fl->subtable) & (nb - 1);
+            uint32_t h = hash_sub(fl->key, &v->sub[fl->subtable], fl->subtable) & (nb - 1);
             fl->next = b[h];
             b[h] = i;
         }
@@ -679,7 +695,7 @@ int sd_vs_install(sd_sim *sim, uint32_t host, const uint32_t *value, const uint3
         }
     }
     if (s != SD_NONE) {
-        uint32_t h = hash_words(mk, s) & (v->nbuckets - 1);
+        uint32_t h = hash_sub(mk, &v->sub[s], s) & (v->nbuckets - 1);
         for (uint32_t f = v->buckets[h]; f != SD_NONE; f = v->flows[f].next)
             if (v->flows[f].subtable == s && v->flows[f].priority == priority && memcmp(v->flows[f].key, mk, sizeof mk) == 0)
                 return sd_fail(sim, SD_EINVAL, "flow: the same match and priority is already installed (flow %u)", f);
@@ -699,6 +715,10 @@ int sd_vs_install(sd_sim *sim, uint32_t host, const uint32_t *value, const uint3
     if (s == SD_NONE) {
         s = free_s;
         memcpy(v->sub[s].mask, mask, sizeof mk);
+        v->sub[s].nwords = 0;
+        for (uint32_t w = 0; w < KW; w++)
+            if (mask[w])
+                v->sub[s].words[v->sub[s].nwords++] = (uint8_t)w;
         v->sub[s].max_prio = priority;
         v->sub[s].hits = 0;
         v->order[v->nsub++] = s;
@@ -719,7 +739,7 @@ int sd_vs_install(sd_sim *sim, uint32_t host, const uint32_t *value, const uint3
     fl->priority = priority;
     fl->subtable = s;
     fl->gen = gen;
-    uint32_t h = hash_words(mk, s) & (v->nbuckets - 1);
+    uint32_t h = hash_sub(mk, st, s) & (v->nbuckets - 1);
     fl->next = v->buckets[h];
     v->buckets[h] = f;
     if (priority != 0)
@@ -740,7 +760,7 @@ int sd_vs_delete(sd_sim *sim, uint32_t host, uint32_t f)
         return sd_fail(sim, SD_EINVAL, "delete: flow %u is not installed on dpu %u", f, host);
     sd_vs_flow *fl = &v->flows[f];
     uint32_t s = fl->subtable;
-    uint32_t *pp = &v->buckets[hash_words(fl->key, s) & (v->nbuckets - 1)];
+    uint32_t *pp = &v->buckets[hash_sub(fl->key, &v->sub[s], s) & (v->nbuckets - 1)];
     while (*pp != f)
         pp = &v->flows[*pp].next;
     *pp = fl->next;

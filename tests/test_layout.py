@@ -11,7 +11,9 @@ from dataplane._native import ffi
 @pytest.mark.parametrize("ctype,dtype", [("sd_port", dp.PORT_DTYPE), ("sd_qp", dp.QP_DTYPE), ("sd_msg", dp.MSG_DTYPE),
                                          ("sd_cc_trace", dp.TRACE_DTYPE), ("sd_completion", dp.COMPLETION_DTYPE),
                                          ("sd_path_state", dp.PATH_STATE_DTYPE), ("sd_qpc_host", dp.QPC_HOST_DTYPE),
-                                         ("sd_qpc_rec", dp.QPC_REC_DTYPE)])
+                                         ("sd_qpc_rec", dp.QPC_REC_DTYPE), ("sd_vs_flow", dp.VS_FLOW_DTYPE),
+                                         ("sd_vs_vf", dp.VS_VF_DTYPE), ("sd_vs_stats", dp.VS_STATS_DTYPE),
+                                         ("sd_vs_upcall", dp.VS_UPCALL_DTYPE), ("sd_vs_action", dp.VS_ACTION_DTYPE)])
 def test_dtype_matches_compiled_layout(ctype, dtype):
     assert dtype.itemsize == ffi.sizeof(ctype)
     for name, field in ffi.typeof(ctype).fields:

@@ -399,3 +399,19 @@ def test_bad_dpu_spec():
         overlay(offload="fpga").build()
     with pytest.raises(ValueError, match="dpu.slow_path: unknown"):
         overlay(slow_path={"threads": 2}).build()
+
+
+def test_conservation_holds_while_packets_wait_for_the_slow_path():
+    """Data packets parked in upcall slots count as in flight: sent = delivered + dropped + in
+    flight at every stop, including the stops where the upcall queue is full of them."""
+    net = overlay(vswitch={"upcall_queue": 64}).build()
+    sim = net.sim
+    parked_seen = 0
+    while sim.msgs_completed < 4:
+        stop = sim.run_until(sim.now + us(5))
+        c = sim.counters()
+        assert c["data_sent"] == c["data_delivered"] + c["data_dropped"] + sim.data_in_flight()
+        parked_seen = max(parked_seen, int(sim.vs_stats["upcall_depth"].sum()))
+        if stop == STOP_UPCALL:
+            net.vswitch.slow.handle()
+    assert parked_seen > 0
