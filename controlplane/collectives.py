@@ -40,7 +40,7 @@ from typing import Any, Callable, Hashable
 import numpy as np
 
 from controlplane.rails import Gpu, RailLayout
-from dataplane.sim import STOP_IDLE
+from dataplane.sim import STOP_IDLE, STOP_UPCALL
 
 # nccl-tests doc/PERFORMANCE.md (transport-cc.md §3.8): busbw = algbw x factor(n)
 BUSBW_FACTOR: dict[str, Callable[[int], float]] = {
@@ -629,6 +629,9 @@ class Runner:
                 target = t_fail
             stop = sim.run_until(max(target, sim.now))
             fails.apply_due(sim.now)
+            if stop == STOP_UPCALL and net.vswitch is not None:
+                net.vswitch.slow.handle()        # DPU vSwitch misses (controlplane/vswitch.py)
+                continue
             for c in sim.drain_completions():
                 ref = self._msg.pop(int(c["msg"]), None)
                 if ref is None:

@@ -324,10 +324,15 @@ class Dpus:
     def install_default_policy(self) -> None:
         """An L3 overlay per tenant: a VM's packets to another VM of its tenant are encapsulated
         (VNI = tenant) towards the DPU hosting it; arriving tunnelled packets are decapsulated to the
-        VF owning the destination address. Options: per_connection (a stateful ACL: megaflows match
-        the full 5-tuple, so each new connection is an upcall), meter_bps (a policer per VF), dscp."""
+        VF owning the destination address; PF traffic (tenant 0) goes on the underlay, untunnelled.
+        Options: per_connection (a stateful ACL: megaflows match the full 5-tuple, so each new
+        connection is an upcall), meter_bps (a policer per VF), dscp."""
         meter = self.policy_spec["meter_bps"]
         dscp = self.policy_spec["dscp"]
+        # the provider's underlay for PF traffic (tenant 0): to this host's PF, else out unencapsulated
+        for h in self.hosts:
+            self.add_rule(h, 0, 10, {"dst_ip": (10 << 24) + h + 1}, {"output": VS_PF})
+            self.add_rule(h, 0, 1, {}, {"output": VS_UPLINK})
         for t in range(1, self.tenants + 1):
             members = [(self.vf_info[g]["host"], self.vf_info[g]["index"], self.vf_info[g]["ip"])
                        for h in self.hosts for g in self.vf_of.get((h, t), [])]

@@ -415,3 +415,14 @@ def test_conservation_holds_while_packets_wait_for_the_slow_path():
         if stop == STOP_UPCALL:
             net.vswitch.slow.handle()
     assert parked_seen > 0
+
+
+def test_pf_traffic_takes_the_underlay():
+    """QPs left on the PF (tenant 0) are switched untunnelled by the provider's rules."""
+    net = overlay().build()
+    for qp in range(len(net.sim.qps)):
+        net.sim.vs_set_qp_function(qp, None)
+    r = net.run()
+    c = r.counters
+    assert_conserved(r)
+    assert c["vs_encaps"] == 0 and c["vs_to_functions"] > 0 and c["vs_isolation_drops"] == 0
