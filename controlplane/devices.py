@@ -136,13 +136,52 @@ class QueuePair:
         return f"QueuePair({self.index}, h{self.host}->h{self.peer_host})"
 
 
+class Function:
+    """A VF of a DPU (``pf0vfN``) and its representor of the same name on the DPU side: the handle
+    the control plane programs its tenant's rules through (BlueField's switchdev model)."""
+
+    def __init__(self, net: Network, vf: int):
+        self.net, self.vf = net, vf
+        self._info = net.vswitch.vf_info[vf]
+
+    name = property(lambda self: self._info["name"])
+    representor = property(lambda self: self._info["name"], doc="the DPU-side port that stands for this VF")
+    host = property(lambda self: self._info["host"])
+    tenant = property(lambda self: self._info["tenant"], doc="its tenant (= VNI)")
+    ip = property(lambda self: ".".join(str(self._info["ip"] >> s & 255) for s in (24, 16, 8, 0)))
+    rx_packets = property(lambda self: int(self.net.sim.vs_vfs[self.vf]["rx_packets"]))
+    tx_packets = property(lambda self: int(self.net.sim.vs_vfs[self.vf]["tx_packets"]))
+    isolation_drops = property(lambda self: int(self.net.sim.vs_vfs[self.vf]["isolation_drops"]))
+
+    def add_rule(self, priority: int, match: dict, actions: dict):
+        """A rule for packets this VF sends (in_port = its representor), in its tenant's table."""
+        return self.net.vswitch.add_rule(self.host, self.tenant, priority, {**match, "in_port": self.name}, actions)
+
+    def __repr__(self) -> str:
+        return f"Function({self.name!r} on {self.net.fabric.node_names[self.host]}, tenant {self.tenant}, {self.ip})"
+
+
 class Dpu:
-    """The DPU of a host: its NIC port and the QPs that live on it."""
+    """The DPU of a host: its NIC port, its functions (with a vSwitch) and the QPs that live on it."""
 
     def __init__(self, net: Network, host: int):
         self.net, self.host = net, host
 
     name = property(lambda self: self.net.fabric.node_names[self.host])
+
+    @property
+    def functions(self) -> list[Function]:
+        """Its VFs (``pf0vf0``, ``pf0vf1``, ...); empty without ``Scenario.dpu``."""
+        vs = self.net.vswitch
+        if vs is None or self.host not in vs.hosts:
+            return []
+        return [Function(self.net, vs.vf_global[(self.host, n)]) for n in range(vs.vfs_per_host)]
+
+    @property
+    def vswitch_stats(self) -> dict:
+        """This DPU's vSwitch counters (OVS pmd-stats shape)."""
+        row = self.net.sim.vs_stats[self.host]
+        return {k: (row[k].tolist() if k == "counters" else int(row[k])) for k in row.dtype.names}
 
     @property
     def port(self) -> Port:

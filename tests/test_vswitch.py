@@ -426,3 +426,17 @@ def test_pf_traffic_takes_the_underlay():
     c = r.counters
     assert_conserved(r)
     assert c["vs_encaps"] == 0 and c["vs_to_functions"] > 0 and c["vs_isolation_drops"] == 0
+
+
+def test_functions_and_representors_as_devices():
+    net = overlay().build()
+    dpu = net.dpus[1]
+    fns = dpu.functions
+    assert [f.name for f in fns] == ["pf0vf0", "pf0vf1"] and [f.tenant for f in fns] == [1, 2]
+    assert fns[0].representor == "pf0vf0" and fns[0].ip == "10.0.1.1"
+    fns[0].add_rule(50, {"dst_ip": "10.0.0.1"}, {"drop": True})     # this VF may not reach h0's VM
+    net.run()
+    assert fns[0].tx_packets > 0 and dpu.vswitch_stats["action_drops"] > 0
+    assert net.dpus[0].vswitch_stats["to_functions"] > 0              # tenant 2's flows still arrive
+    with pytest.raises(ValueError, match="belongs to tenant 2"):
+        fns[0].add_rule(60, {}, {"output": "pf0vf1"})
