@@ -256,7 +256,9 @@ class Dpus:
 
     # -------------------------------------------------------------- placing QPs on functions
     def place_flows(self) -> None:
-        """Flow i belongs to tenant (i % tenants) + 1; both ends sit on a VF of that tenant."""
+        """Flow i belongs to tenant (i % tenants) + 1; both ends sit on a VF of that tenant. A flow
+        with an end on a host without a DPU vSwitch stays on the PFs (provider traffic, untunnelled):
+        a tenant VM can only talk to its tenant's VMs, and those live behind DPUs."""
         sim, net = self.net.sim, self.net
         hosted = set(self.hosts)
         placed: set[int] = set()
@@ -266,12 +268,14 @@ class Dpus:
             if qp in placed:
                 continue                         # another message on the same connection
             placed.add(qp)
+            if f.src not in hosted or f.dst not in hosted:
+                self.qp_tenant[qp] = 0
+                continue
             t = i % self.tenants + 1
             self.qp_tenant[qp] = t
             for q, h in ((qp, f.src), (qp + 1, f.dst)):
-                if h in hosted:
-                    vfs = self.vf_of[(h, t)]
-                    sim.vs_set_qp_function(q, vfs[(i // self.tenants) % len(vfs)])
+                vfs = self.vf_of[(h, t)]
+                sim.vs_set_qp_function(q, vfs[(i // self.tenants) % len(vfs)])
 
     def tenant_of_port(self, host: int, in_port: int, vni: int) -> int:
         if in_port == VS_UPLINK:

@@ -47,7 +47,7 @@ def stage_cycles(stats: dict, p: dict, emc: bool = True) -> dict:
         "action": hits * p["action"],
         "encap": (stats["vs_encaps"] + stats["vs_decaps"]) * p["encap"],
         "copy": stats["vs_copy_bytes"] * p["copy_per_byte"],
-        "upcall": stats["vs_miss"] * p["upcall"],
+        "upcall": stats["vs_executed"] * p["upcall"],     # upcalls the handlers finished
     }
 
 

@@ -111,10 +111,6 @@ def measure(net, p: dict, offload: str) -> dict:
     n = len(net.vswitch.hosts)
     tx = net.vswitch.tax
     t = vtax.tax(d, span, offload, n, tx, emc=net.vswitch.vs_params["emc_entries"] > 0)
-    # the same with only the upcalls the handlers finished (vs_executed) charged: vtax charges every
-    # upcalled packet (vs_miss), including those still queued when the window closes
-    served = vtax.tax({**d, "vs_miss": d["vs_executed"]}, span, offload, n, tx,
-                      emc=net.vswitch.vs_params["emc_entries"] > 0)
     cyc = vtax.stage_cycles(d, tx)
     rx = max(d["vs_rx"], 1)
     posted = sum(f.size_bytes for f in net.flows if a["t"] <= f.start_ps < b["t"])
@@ -123,8 +119,6 @@ def measure(net, p: dict, offload: str) -> dict:
            "vs_rx": d["vs_rx"], "miss_rate": d["vs_miss"] / rx, "lost_rate": d["vs_lost"] / rx,
            "hit_rate": (d["vs_exact_hit"] + d["vs_masked_hit"]) / rx, "installs": d["vs_installs"],
            "host_cores_per_server": t["tax_host_cores"] / n, "dpu_cores_per_server": t["tax_dpu_cores"] / n,
-           "host_cores_per_server_served": served["tax_host_cores"] / n,
-           "dpu_cores_per_server_served": served["tax_dpu_cores"] / n,
            "usd_per_server_year": t["tax_usd_per_server_year"], "cycles_per_packet": t["tax_cycles_per_packet"]}
     row.update({f"cpp_{s}": cyc[s] / rx for s in STAGES})
     return row
@@ -197,9 +191,6 @@ def plot(rows: list[dict], p: dict, out_png: Path) -> Path:
             ls, mk = ("-", "o") if offload == "host" else ("--", "s")
             what = "host cores, software vSwitch" if offload == "host" else "DPU cores, offloaded (host: 0)"
             ax.plot(x, [r[key] for r in rs], ls=ls, marker=mk, color=f"C{i}", label=f"{mix}: {what}")
-            if any(r[key] > r[f"{key}_served"] * 1.01 for r in rs):
-                ax.plot(x, [r[f"{key}_served"] for r in rs], ls=":", lw=1, color=f"C{i}", alpha=0.7,
-                        label=f"{mix} ({offload}): only upcalls finished in the window charged")
             cx.plot(x, [r["achieved_gbps_per_server"] for r in rs], ls=ls, marker=mk, color=f"C{i}",
                     label=f"{mix}, {offload}")
     ax.axhline(p["handlers"], color="grey", lw=0.8, ls="-.")

@@ -440,3 +440,24 @@ def test_functions_and_representors_as_devices():
     assert net.dpus[0].vswitch_stats["to_functions"] > 0              # tenant 2's flows still arrive
     with pytest.raises(ValueError, match="belongs to tenant 2"):
         fns[0].add_rule(60, {}, {"output": "pf0vf1"})
+
+
+def test_dpus_on_some_hosts_only():
+    """Flows with an end on a host without a DPU vSwitch stay on the PFs and take the underlay."""
+    r = overlay(hosts=[0, 1]).run()
+    c = r.counters
+    assert_conserved(r)
+    assert c["vs_encaps"] > 0 and c["vs_to_functions"] > 0      # h1 -> h0 tunnelled, the rest on the PF
+
+
+def test_tax_charges_finished_upcalls_only():
+    """Upcall cycles are charged for upcalls the handlers finished, not for ones still queued."""
+    net = overlay(slow_path={"handlers": 1}).build()
+    sim = net.sim
+    while sim.run_until(sim.now + 10**12) == STOP_UPCALL and int(sim.vs_stats["miss"].sum()) < 50:
+        net.vswitch.slow.handle()
+    from controlplane import vtax
+    st = net.vswitch.stats()
+    cyc = vtax.stage_cycles(st, net.vswitch.tax)
+    assert st["vs_executed"] < st["vs_miss"]                       # some are still queued ...
+    assert cyc["upcall"] == st["vs_executed"] * net.vswitch.tax["upcall"]    # ... and not charged
