@@ -461,3 +461,27 @@ def test_tax_charges_finished_upcalls_only():
     cyc = vtax.stage_cycles(st, net.vswitch.tax)
     assert st["vs_executed"] < st["vs_miss"]                       # some are still queued ...
     assert cyc["upcall"] == st["vs_executed"] * net.vswitch.tax["upcall"]    # ... and not charged
+
+
+def test_tshark_decodes_vxlan_and_the_inner_roce(tmp_path):
+    """tshark (an independent decoder) sees VXLAN on UDP 4789 with the tenant's VNI, and inside it
+    a RoCEv2 packet between the two VMs' tenant addresses."""
+    from tests.test_wire import tshark_fields
+    net = overlay(senders=2, size=40_000).build()
+    path = tmp_path / "vx.pcap"
+    s = net.sim.capture_open(path)
+    for h in range(3):
+        net.sim.capture_port(s, int(net.routes.host_port[h]), tx=True)
+    net.run()
+    n, _ = net.sim.capture_close(s)
+    rows = tshark_fields(path, "vxlan.vni", "udp.dstport", "infiniband.bth.opcode", "infiniband.bth.destqp")
+    assert len(rows) == n > 0
+    for vni, dport, op, dqp in rows:
+        assert int(vni) in (1, 2) and dport == "4789"
+        assert int(op) in (6, 7, 8, 10, 17) and dqp != ""
+    import shutil
+    import subprocess
+    last = subprocess.run([shutil.which("tshark"), "-r", str(path), "-T", "fields", "-E", "occurrence=l",
+                           "-e", "ip.src", "-e", "ip.dst"], capture_output=True, text=True, check=True).stdout.split()
+    tenant_ips = {".".join(str(int(ip) >> k & 255) for k in (24, 16, 8, 0)) for ip in net.sim.vs_vfs["ip"]}
+    assert len(last) == 2 * n and set(last) <= tenant_ips          # the inner IP header is the VMs'
