@@ -217,8 +217,9 @@ class Dpus:
                                                  "meter_burst_bytes": 65536, "dscp": None}, spec.get("policy"))
         self.per_connection = bool(self.policy_spec["per_connection"])
         self.offload = spec.get("offload", "dpu")
-        if self.offload not in ("dpu", "host"):
-            raise ValueError(f"dpu.offload must be 'dpu' (offloaded to the DPU) or 'host' (software vSwitch), "
+        if self.offload not in ("dpu", "host", "hw"):
+            raise ValueError(f"dpu.offload must be 'host' (software vSwitch), 'dpu' (vSwitch on the DPU's cores) "
+                             f"or 'hw' (fast path in the DPU's switch hardware, slow path on its cores), "
                              f"got {self.offload!r}")
         self.tax_params = spec.get("tax") or {}
         fab = net.fabric
@@ -251,7 +252,7 @@ class Dpus:
         self._xlate_version = 0
         from controlplane import vtax
         self.tax = vtax.params(self.tax_params)
-        self.core_hz = self.tax["dpu_core_hz"] if self.offload == "dpu" else self.tax["host_core_hz"]
+        self.core_hz = self.tax["host_core_hz"] if self.offload == "host" else self.tax["dpu_core_hz"]
         self.slow = SlowPath(self)
 
     # -------------------------------------------------------------- placing QPs on functions

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 STAGE_CYCLES = {"parse": 113.7, "lookup": 38.8, "probe": 38.8, "action": 58.3, "encap": 34.3, "copy_per_byte": 0.1,
                 "upcall": 20_000.0}
+OFFLOADS = ("host", "dpu", "hw")
 TAX_DEFAULTS = {**STAGE_CYCLES, "host_core_hz": 2.5e9, "dpu_core_hz": 2.0e9, "usd_per_core_year": 900.0}
 
 
@@ -54,12 +55,16 @@ def stage_cycles(stats: dict, p: dict, emc: bool = True) -> dict:
 def tax(stats: dict, duration_ps: int, offload: str, num_dpus: int, p: dict, emc: bool = True) -> dict:
     """Cores consumed (averaged over the run) on the hosts and on the DPUs, and the yearly cost of
     the host cores per server. ``offload`` = "host": the whole pipeline runs on host cores;
-    "dpu": all of it runs on the DPU's cores and the host pays nothing."""
+    "dpu": all of it runs on the DPU's cores (OVS on the DPU's Arm cores) and the host pays
+    nothing; "hw": the fast path runs in the DPU's embedded switch hardware (ASAP²-style flow
+    offload: no core at all) and only the slow path (upcalls) runs on DPU cores."""
+    if offload not in OFFLOADS:
+        raise ValueError(f"offload must be one of {OFFLOADS}, got {offload!r}")
     cyc = stage_cycles(stats, p, emc)
     total = sum(cyc.values())
     seconds = max(duration_ps, 1) / 1e12
     host_cycles = total if offload == "host" else 0.0
-    dpu_cycles = total if offload == "dpu" else 0.0
+    dpu_cycles = total if offload == "dpu" else cyc["upcall"] if offload == "hw" else 0.0
     host_cores = host_cycles / seconds / p["host_core_hz"]
     dpu_cores = dpu_cycles / seconds / p["dpu_core_hz"]
     per_server = host_cores / max(num_dpus, 1)

@@ -14,7 +14,8 @@ Two traffic mixes of the same messages:
          nearly every packet of it is upcalled).
 
 For offload "host" (software vSwitch: the pipeline and the upcall handlers on 2.5 GHz host cores)
-and "dpu" (the same on 2 GHz DPU cores), the virtualization-tax model (controlplane/vtax.py)
+"dpu" (the same on 2 GHz DPU cores) and "hw" (the fast path in the DPU's switch hardware, only
+the upcall handlers on its cores), the virtualization-tax model (controlplane/vtax.py)
 prices the vSwitch counters accumulated in a measurement window after a warm-up: cores =
 cycles / window / core Hz, per server; host cores x $900 per core-year (Azure AccelNet, NSDI'18)
 = $/server/year. The slow path has `handlers` threads per DPU (default 5): once the upcalls of
@@ -42,7 +43,7 @@ from controlplane.scenario import Scenario
 from controlplane.units import Gbps, KB, us
 
 MIXES = ["long", "short"]
-OFFLOADS = ["host", "dpu"]
+OFFLOADS = ["host", "dpu", "hw"]
 STAGES = ["parse", "lookup", "probe", "action", "encap", "copy", "upcall"]
 PARAMS = dict(hosts=8, rate_gbps=100, loads_gbps=[1, 2, 5, 10, 20, 40, 80], mixes=MIXES, offloads=OFFLOADS,
               msg_bytes=KB(64), long_conns=2, handshake_bytes=1024, warmup_us=500, window_us=3000,
@@ -188,8 +189,9 @@ def plot(rows: list[dict], p: dict, out_png: Path) -> Path:
                 continue
             x = [r["offered_gbps_per_server"] for r in rs]
             key = "host_cores_per_server" if offload == "host" else "dpu_cores_per_server"
-            ls, mk = ("-", "o") if offload == "host" else ("--", "s")
-            what = "host cores, software vSwitch" if offload == "host" else "DPU cores, offloaded (host: 0)"
+            ls, mk = {"host": ("-", "o"), "dpu": ("--", "s"), "hw": (":", "^")}[offload]
+            what = {"host": "host cores, software vSwitch", "dpu": "DPU cores, vSwitch on the DPU (host: 0)",
+                    "hw": "DPU cores, fast path in DPU hardware (host: 0)"}[offload]
             ax.plot(x, [r[key] for r in rs], ls=ls, marker=mk, color=f"C{i}", label=f"{mix}: {what}")
             cx.plot(x, [r["achieved_gbps_per_server"] for r in rs], ls=ls, marker=mk, color=f"C{i}",
                     label=f"{mix}, {offload}")

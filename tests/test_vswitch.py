@@ -485,3 +485,18 @@ def test_tshark_decodes_vxlan_and_the_inner_roce(tmp_path):
                            "-e", "ip.src", "-e", "ip.dst"], capture_output=True, text=True, check=True).stdout.split()
     tenant_ips = {".".join(str(int(ip) >> k & 255) for k in (24, 16, 8, 0)) for ip in net.sim.vs_vfs["ip"]}
     assert len(last) == 2 * n and set(last) <= tenant_ips          # the inner IP header is the VMs'
+
+
+def test_tax_offload_modes():
+    """host: everything on host cores; dpu: everything on DPU cores; hw: only upcalls on DPU cores.
+    With equal core clocks the dpu and host totals are the same cycles (the same pipeline)."""
+    from controlplane import vtax
+    st = overlay().run().counters
+    p = vtax.params({"dpu_core_hz": 2.5e9})
+    host, dpu, hw = (vtax.tax(st, 10**9, m, 5, p) for m in ("host", "dpu", "hw"))
+    assert host["tax_host_cores"] > 0 and host["tax_dpu_cores"] == 0
+    assert dpu["tax_host_cores"] == 0 and dpu["tax_dpu_cores"] == pytest.approx(host["tax_host_cores"])
+    assert hw["tax_host_cores"] == 0
+    assert hw["tax_dpu_cores"] == pytest.approx(st["vs_executed"] * p["upcall"] / 1e-3 / 2.5e9)
+    with pytest.raises(ValueError, match="offload"):
+        vtax.tax(st, 10**9, "fpga", 5, p)
