@@ -17,7 +17,7 @@ def test_virtualization_tax(tmp_path):
     params = {"hosts": 4, "loads_gbps": [2, 8], "warmup_us": 200, "window_us": 600}
     rows = virtualization_tax.run(tmp_path, params, seed=1)["rows"]
     assert (tmp_path / "virtualization_tax.csv").is_file() and (tmp_path / "virtualization_tax.png").is_file()
-    assert len(rows_of(tmp_path / "virtualization_tax.csv")) == len(rows) == 2 * 2 * 2
+    assert len(rows_of(tmp_path / "virtualization_tax.csv")) == len(rows) == 2 * 3 * 2    # mixes x offloads x loads
     by = {(r["mix"], r["offload"], r["load_gbps"]): r for r in rows}
     for mix in ("long", "short"):
         for load in (2.0, 8.0):
@@ -26,6 +26,9 @@ def test_virtualization_tax(tmp_path):
             assert host["host_cores_per_server"] > 0 and host["dpu_cores_per_server"] == 0
             assert dpu["host_cores_per_server"] == 0 and dpu["dpu_cores_per_server"] > 0
             assert dpu["usd_per_server_year"] == 0 < host["usd_per_server_year"]
+            # the fast path in hardware: only the upcall handlers use DPU cores
+            hw = by[(mix, "hw", load)]
+            assert hw["host_cores_per_server"] == 0 and hw["dpu_cores_per_server"] < dpu["dpu_cores_per_server"]
     # long-lived connections: no misses in steady state, the tax grows with the load (~linearly)
     lo, hi = by[("long", "host", 2.0)], by[("long", "host", 8.0)]
     assert lo["miss_rate"] == 0 and hi["miss_rate"] == 0 and lo["lost_rate"] == 0
@@ -37,6 +40,7 @@ def test_virtualization_tax(tmp_path):
     assert short["cycles_per_packet"] > 10 * lo["cycles_per_packet"]
     assert short["cpp_upcall"] > 0.5 * short["cycles_per_packet"] and lo["cpp_upcall"] == 0
     assert short["host_cores_per_server"] > 5 * lo["host_cores_per_server"]
+    assert by[("long", "hw", 8.0)]["dpu_cores_per_server"] == 0 < by[("short", "hw", 8.0)]["dpu_cores_per_server"]
 
 
 def test_upcall_storm(tmp_path):
