@@ -106,6 +106,19 @@ def write_params(out_dir: Path, params: dict, seed: int, overrides: dict | None)
     return path
 
 
+def collective_experiment_setup(out_dir, defaults: dict, params: dict | None, seed: int, overrides: dict | None,
+                                capture) -> tuple[dict, Path]:
+    """What the collective experiments do first: refuse --pcap (not wired into them), resolve the
+    parameters, make the results folder and write params.json. Returns (params, folder)."""
+    if capture is not None:
+        raise ValueError("--pcap: captures are not wired into the collective experiments")
+    p = {**defaults, **(params or {})}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_params(out, p, seed, overrides)
+    return p, out
+
+
 def rail_scenario(name: str, topology: dict, cc: str, seed: int, variant: str = "ecmp", **fields) -> Scenario:
     """A scenario on a rail_clos fabric with no workload of its own, for collectives
     (controlplane/collectives.py) run by the control plane; ``variant`` is a key of

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from controlplane import collectives as C
-from controlplane.experiment import AI_PATH_VARIANTS, chosen, rail_scenario, write_csv, write_params
+from controlplane.experiment import AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv
 from controlplane.rails import Gpu, RailLayout
 from controlplane.sharp import sharp_all_reduce
 from controlplane.units import Gbps, KiB, MiB, ns, us
@@ -85,12 +85,7 @@ def schedule(algo: str, net, ranks: list[Gpu], size: int, chunk: int):
 
 def run(out_dir: str | Path = "results/allreduce_busbw", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    if capture is not None:
-        raise ValueError("--pcap: captures are not wired into the collective experiments")
-    p = {**PARAMS, **(params or {})}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_params(out, p, seed, overrides)
+    p, out = collective_experiment_setup(out_dir, PARAMS, params, seed, overrides, capture)
     algos = chosen("algos", p["algos"], ALGOS)
     variants = chosen("variants", p["variants"], AI_PATH_VARIANTS)
     rows = []

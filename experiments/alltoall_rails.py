@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from controlplane import collectives as C
-from controlplane.experiment import AI_PATH_VARIANTS, chosen, rail_scenario, write_csv, write_params
+from controlplane.experiment import AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv
 from controlplane.rails import Gpu, RailLayout
 from controlplane.units import Gbps, MiB, ns, us
 
@@ -44,12 +44,7 @@ def topology(p: dict, over: float) -> dict:
 
 def run(out_dir: str | Path = "results/alltoall_rails", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    if capture is not None:
-        raise ValueError("--pcap: captures are not wired into the collective experiments")
-    p = {**PARAMS, **(params or {})}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_params(out, p, seed, overrides)
+    p, out = collective_experiment_setup(out_dir, PARAMS, params, seed, overrides, capture)
     rows = []
     for variant in chosen("variants", p["variants"], AI_PATH_VARIANTS):
         for over in p["core_oversubscription"]:

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from controlplane import collectives as C
-from controlplane.experiment import AI_PATH_VARIANTS, rail_scenario, write_csv, write_params
+from controlplane.experiment import AI_PATH_VARIANTS, collective_experiment_setup, rail_scenario, write_csv
 from controlplane.placement import Occupancy, place_random, place_topology_aware, placement_tier
 from controlplane.rails import RailLayout
 from controlplane.units import Gbps, MiB, ns, us
@@ -70,12 +70,7 @@ def step(p: dict, seed: int, overrides: dict | None, job_gpus: list, background:
 
 def run(out_dir: str | Path = "results/placement", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    if capture is not None:
-        raise ValueError("--pcap: captures are not wired into the collective experiments")
-    p = {**PARAMS, **(params or {})}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_params(out, p, seed, overrides)
+    p, out = collective_experiment_setup(out_dir, PARAMS, params, seed, overrides, capture)
     if int(p["seeds"]) < 1:
         raise ValueError(f"seeds must be >= 1, got {p['seeds']}")
     lay = RailLayout(C.network(rail_scenario("placement", topology(p), p["cc"], seed)).fabric.params)

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from controlplane import collectives as C
-from controlplane.experiment import chosen, rail_scenario, write_csv, write_params
+from controlplane.experiment import chosen, collective_experiment_setup, rail_scenario, write_csv
 from controlplane.rails import Gpu
 from controlplane.sharp import sharp_all_reduce
 from controlplane.units import Gbps, MiB, ns, us
@@ -62,12 +62,7 @@ PARAMS = dict(fabrics=list(FABRICS), size_bytes=MiB(16), chunk_bytes=MiB(1), cc=
 
 def run(out_dir: str | Path = "results/sharp_gain", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    if capture is not None:
-        raise ValueError("--pcap: captures are not wired into the collective experiments")
-    p = {**PARAMS, **(params or {})}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_params(out, p, seed, overrides)
+    p, out = collective_experiment_setup(out_dir, PARAMS, params, seed, overrides, capture)
     rows = []
     for fname in chosen("fabrics", p["fabrics"], FABRICS):
         fab = dict(FABRICS[fname])

@@ -188,6 +188,16 @@ static void list_append(sd_sim *sim, sd_qpc_host *c, uint32_t qp)
 }
 
 /* Insert a filled context and, if full, evict one first (returns the victim or SD_NONE). */
+/* A hit: LRU moves the QP to the most recent end; FIFO and random leave the order alone. */
+static void hit(sd_sim *sim, sd_qpc_host *c, uint32_t host, uint32_t qp, uint32_t access)
+{
+    if (c->policy == SD_QPC_LRU && c->tail != qp) {
+        list_unlink(sim, c, qp);
+        list_append(sim, c, qp);
+    }
+    record(sim, host, qp, SD_QPC_HIT, access);
+}
+
 static uint32_t insert(sd_sim *sim, uint32_t host, uint32_t qp)
 {
     sd_qpc_host *c = &sim->qpc[host];
@@ -258,11 +268,7 @@ int qpc_tx_access(sd_sim *sim, uint32_t qp)
             c->tx_waited++;
             e->tx_missed = 0;
         }
-        if (c->policy == SD_QPC_LRU && c->tail != qp) {
-            list_unlink(sim, c, qp);
-            list_append(sim, c, qp);
-        }
-        record(sim, host, qp, SD_QPC_HIT, SD_QPC_TX);
+        hit(sim, c, host, qp, SD_QPC_TX);
         return 1;
     }
     if (e->state == QPC_ABSENT) {
@@ -283,11 +289,7 @@ int qpc_rx_access(sd_sim *sim, uint32_t qp, uint32_t p)
     sd_qpc_qp *e = &sim->qpcq[qp];
     if (e->state == QPC_CACHED) {
         c->hits++;
-        if (c->policy == SD_QPC_LRU && c->tail != qp) {
-            list_unlink(sim, c, qp);
-            list_append(sim, c, qp);
-        }
-        record(sim, host, qp, SD_QPC_HIT, SD_QPC_RX);
+        hit(sim, c, host, qp, SD_QPC_RX);
         return 1;
     }
     if (e->state == QPC_ABSENT) {

@@ -750,14 +750,24 @@ int sd_vs_install(sd_sim *sim, uint32_t host, const uint32_t *value, const uint3
     return (int)f;
 }
 
+/* SD_OK if flow f is installed on the vSwitch of host (what: the caller, for the message). */
+static int check_flow(sd_sim *sim, uint32_t host, uint32_t f, const char *what)
+{
+    int rc = check_host(sim, host, what);
+    if (rc)
+        return rc;
+    const sd_vswitch *v = &sim->vs[host];
+    if (f >= v->flow_hwm || v->flows[f].subtable == SD_NONE)
+        return sd_fail(sim, SD_EINVAL, "%s: flow %u is not installed on dpu %u", what, f, host);
+    return SD_OK;
+}
+
 int sd_vs_delete(sd_sim *sim, uint32_t host, uint32_t f)
 {
-    int rc = check_host(sim, host, "delete");
+    int rc = check_flow(sim, host, f, "delete");
     if (rc)
         return rc;
     sd_vswitch *v = &sim->vs[host];
-    if (f >= v->flow_hwm || v->flows[f].subtable == SD_NONE)
-        return sd_fail(sim, SD_EINVAL, "delete: flow %u is not installed on dpu %u", f, host);
     sd_vs_flow *fl = &v->flows[f];
     uint32_t s = fl->subtable;
     uint32_t *pp = &v->buckets[hash_sub(fl->key, &v->sub[s], s) & (v->nbuckets - 1)];
@@ -792,12 +802,10 @@ int sd_vs_delete(sd_sim *sim, uint32_t host, uint32_t f)
 
 int sd_vs_modify(sd_sim *sim, uint32_t host, uint32_t f, const sd_vs_action *act)
 {
-    int rc = check_host(sim, host, "modify");
+    int rc = check_flow(sim, host, f, "modify");
     if (rc)
         return rc;
     sd_vswitch *v = &sim->vs[host];
-    if (f >= v->flow_hwm || v->flows[f].subtable == SD_NONE)
-        return sd_fail(sim, SD_EINVAL, "modify: flow %u is not installed on dpu %u", f, host);
     if ((rc = check_action(sim, v, act)))
         return rc;
     v->flows[f].act = *act;              /* the EMC points at the flow: it sees the new actions */

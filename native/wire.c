@@ -165,6 +165,29 @@ static uint32_t frame_len(const sd_sim *sim, const sd_packet *pk)
     return sd_wire_bytes((sd_sim *)sim, pk->opcode, pk->payload) - sim->cfg.phy_overhead - SD_ETH_FCS;
 }
 
+/* An IPv4 header (no options, DF, identification 0, UDP) with its checksum. */
+static uint8_t *put_ipv4(uint8_t *p, uint32_t tos, uint32_t total_len, uint8_t ttl, uint32_t src, uint32_t dst)
+{
+    uint8_t *iph = p;
+    *p++ = 0x45;
+    *p++ = (uint8_t)tos;
+    p = put16(p, total_len);
+    p = put16(p, 0);                           /* identification */
+    p = put16(p, 0x4000);                      /* DF */
+    *p++ = ttl;
+    *p++ = 17;                                 /* UDP */
+    p = put16(p, 0);                           /* checksum, below */
+    p = put32(p, src);
+    p = put32(p, dst);
+    uint32_t sum = 0;
+    for (int i = 0; i < 20; i += 2)
+        sum += (uint32_t)iph[i] << 8 | iph[i + 1];
+    while (sum >> 16)
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    put16(iph + 10, ~sum & 0xFFFF);
+    return p;
+}
+
 /* The 50 outer bytes of a VXLAN frame of total length len (inner frame already at f + 50). */
 static void put_vxlan(const sd_sim *sim, uint8_t *f, const sd_packet *pk, uint32_t meta, uint32_t len)
 {
@@ -176,23 +199,7 @@ static void put_vxlan(const sd_sim *sim, uint8_t *f, const sd_packet *pk, uint32
     uint8_t *p = put_mac(f, pk->dst);
     p = put_mac(p, pk->src);
     p = put16(p, 0x0800);
-    uint8_t *iph = p;
-    *p++ = 0x45;
-    *p++ = (uint8_t)((dscp << 2) | (pk->ecn & 3u));
-    p = put16(p, ip_total);
-    p = put16(p, 0);
-    p = put16(p, 0x4000);
-    *p++ = pk->ttl;
-    *p++ = 17;
-    p = put16(p, 0);
-    p = put32(p, ipv4_of(pk->src));
-    p = put32(p, ipv4_of(pk->dst));
-    uint32_t sum = 0;
-    for (int i = 0; i < 20; i += 2)
-        sum += (uint32_t)iph[i] << 8 | iph[i + 1];
-    while (sum >> 16)
-        sum = (sum & 0xFFFF) + (sum >> 16);
-    put16(iph + 10, ~sum & 0xFFFF);
+    p = put_ipv4(p, (dscp << 2) | (pk->ecn & 3u), ip_total, pk->ttl, ipv4_of(pk->src), ipv4_of(pk->dst));
     p = put16(p, pk->sport);                   /* the inner flow's entropy, for the fabric's ECMP */
     p = put16(p, SD_VXLAN_PORT);
     p = put16(p, ip_total - SD_IPV4_HDR);
@@ -268,23 +275,7 @@ int sd_encode_meta(sd_sim *sim, const sd_packet *pk, uint32_t meta, uint8_t *buf
     }
     p = put16(p, v6 ? 0x86DD : 0x0800);
     if (!v6) {
-        uint8_t *iph = p;
-        *p++ = 0x45;
-        *p++ = (uint8_t)tos;
-        p = put16(p, udp_len + 20);
-        p = put16(p, 0);                       /* identification */
-        p = put16(p, 0x4000);                  /* DF */
-        *p++ = ttl;
-        *p++ = 17;                             /* UDP */
-        p = put16(p, 0);                       /* checksum, below */
-        p = put32(p, src_ip);
-        p = put32(p, dst_ip);
-        uint32_t sum = 0;
-        for (int i = 0; i < 20; i += 2)
-            sum += (uint32_t)iph[i] << 8 | iph[i + 1];
-        while (sum >> 16)
-            sum = (sum & 0xFFFF) + (sum >> 16);
-        put16(iph + 10, ~sum & 0xFFFF);
+        p = put_ipv4(p, tos, udp_len + 20, ttl, src_ip, dst_ip);
     } else {
         p = put32(p, 0x60000000u | tos << 20);  /* version 6, traffic class, flow label 0 */
         p = put16(p, udp_len);
