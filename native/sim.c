@@ -394,11 +394,11 @@ void sd_set_userdata(sd_sim *sim, void *userdata)
 }
 
 /* ---------------------------------------------------------------- QPs and messages */
-static int grow(void **arr, uint32_t *cap, size_t elem, uint32_t need)
+int grow_array(void **arr, uint32_t *cap, size_t elem, uint32_t need)
 {
     if (need <= *cap)
         return 1;
-    uint32_t n = *cap;
+    uint32_t n = *cap ? *cap : 8;
     while (n < need)
         n = n * 2;
     void *p = realloc(*arr, (size_t)n * elem);
@@ -459,7 +459,7 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, u
     if (cc_twin_of(cc_kind) && (cc_param >= sim->num_ccp || sim->ccp[cc_param].kind != cc_kind))
         return sd_fail(sim, SD_EINVAL, "qp: parameter block %u is not a %s block", cc_param, cc_twin_of(cc_kind)->name);
     uint32_t cap = sim->cfg.max_qps;
-    if (!grow((void **)&sim->qps, &cap, sizeof *sim->qps, sim->num_qps + 2))
+    if (!grow_array((void **)&sim->qps, &cap, sizeof *sim->qps, sim->num_qps + 2))
         return sd_fail(sim, SD_ENOMEM, "qp table: out of memory");
     if (cap != sim->cfg.max_qps) {
         sim->cfg.max_qps = cap;
@@ -699,8 +699,8 @@ int sd_post_writes(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const
             return sd_fail(sim, SD_EINVAL, "post %u: post_ps must be >= 0, got %lld", i, (long long)post_ps[i]);
     }
     uint32_t cap = sim->cfg.max_msgs, cap2 = cap;
-    if (!grow((void **)&sim->msgs, &cap, sizeof *sim->msgs, sim->num_msgs + n) ||
-        !grow((void **)&sim->post_order, &cap2, sizeof *sim->post_order, sim->num_msgs + n))
+    if (!grow_array((void **)&sim->msgs, &cap, sizeof *sim->msgs, sim->num_msgs + n) ||
+        !grow_array((void **)&sim->post_order, &cap2, sizeof *sim->post_order, sim->num_msgs + n))
         return sd_fail(sim, SD_ENOMEM, "message table: out of memory");
     sim->cfg.max_msgs = cap < cap2 ? cap : cap2;
     uint32_t first = sim->num_msgs;

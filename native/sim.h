@@ -280,6 +280,8 @@ int ev_pop(sd_sim *sim, sd_event *out);
 const sd_event *ev_peek(sd_sim *sim);
 uint64_t ev_memory_bytes(const sd_sim *sim);
 
+/* setup-time growth (sim.c): at least `need` elements, doubling, new ones zeroed; 0 = out of memory */
+int grow_array(void **arr, uint32_t *cap, size_t elem, uint32_t need);
 /* pool (sim.c) */
 uint32_t pkt_alloc(sd_sim *sim);
 void pkt_free(sd_sim *sim, uint32_t p);

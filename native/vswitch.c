@@ -548,22 +548,9 @@ int sd_vs_add_vf(sd_sim *sim, uint32_t host, uint32_t vni, uint32_t ip)
     sd_vswitch *v = &sim->vs[host];
     if (v->nvf >= 1024)
         return sd_fail(sim, SD_EINVAL, "vf: dpu %u already has 1024 VFs", host);
-    if (sim->nvfs == sim->vf_cap) {
-        uint32_t n = sim->vf_cap ? 2 * sim->vf_cap : 64;
-        sd_vs_vf *a = realloc(sim->vfs, (size_t)n * sizeof *a);
-        if (!a)
-            return sd_fail(sim, SD_ENOMEM, "vf: out of memory");
-        sim->vfs = a;
-        sim->vf_cap = n;
-    }
-    if (v->nvf == v->vf_cap) {
-        uint32_t n = v->vf_cap ? 2 * v->vf_cap : 8;
-        uint32_t *a = realloc(v->vf_ids, (size_t)n * sizeof *a);
-        if (!a)
-            return sd_fail(sim, SD_ENOMEM, "vf: out of memory");
-        v->vf_ids = a;
-        v->vf_cap = n;
-    }
+    if (!grow_array((void **)&sim->vfs, &sim->vf_cap, sizeof *sim->vfs, sim->nvfs + 1) ||
+        !grow_array((void **)&v->vf_ids, &v->vf_cap, sizeof *v->vf_ids, v->nvf + 1))
+        return sd_fail(sim, SD_ENOMEM, "vf: out of memory");
     uint32_t id = sim->nvfs++;
     sim->vfs[id] = (sd_vs_vf){host, v->nvf, vni, ip, 0, 0, 0, 0};
     v->vf_ids[v->nvf++] = id;
