@@ -179,9 +179,14 @@ class Dpu:
 
     @property
     def vswitch_stats(self) -> dict:
-        """This DPU's vSwitch counters (OVS pmd-stats shape)."""
+        """This DPU's vSwitch counters (OVS pmd-stats shape) and its slow path's (``sp_``: installs,
+        flow-limit hits, evictions, flow limit, install-latency percentiles and histogram)."""
         row = self.net.sim.vs_stats[self.host]
-        return {k: (row[k].tolist() if k == "counters" else int(row[k])) for k in row.dtype.names}
+        out = {k: (row[k].tolist() if k == "counters" else int(row[k])) for k in row.dtype.names}
+        vs = self.net.vswitch
+        if vs is not None and self.host in vs.hosts:
+            out.update({f"sp_{k}": v for k, v in vs.slow.host_stats(self.host).items()})
+        return out
 
     @property
     def port(self) -> Port:

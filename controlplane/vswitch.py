@@ -414,6 +414,7 @@ class SlowPath:
         self.nflows = {h: 0 for h in dpus.hosts}                # megaflows installed by this slow path
         self.ukeys: dict[tuple, tuple[int, int]] = {}          # (host, masked key) -> (flow id, policy version)
         self.latencies: list[int] = []                           # install latency of each megaflow (ps)
+        self.by_host = {h: {"installs": 0, "limit_hits": 0, "evictions": 0, "latencies": []} for h in dpus.hosts}
         self.upcalls = self.installs = self.limit_hits = self.evictions = self.revalidated = 0
         self.kill_all = self.dup_skips = 0
         self.dump_ms: dict[int, float] = {}
@@ -446,12 +447,15 @@ class SlowPath:
                     continue
                 if self.nflows[host] >= self.flow_limit[host]:
                     self.limit_hits += 1         # OVS upcall_flow_limit_hit: executed, not installed
+                    self.by_host[host]["limit_hits"] += 1
                     continue
                 fid = sim.vs_install_raw(host, value, mask, 0, act, at + lat)
                 self.nflows[host] += 1
                 self.ukeys[uk] = (fid, d.policy_version)
                 self.installs += 1
                 self.latencies.append(at + lat - t)
+                self.by_host[host]["installs"] += 1
+                self.by_host[host]["latencies"].append(at + lat - t)
 
     def next_time(self) -> int:
         return self.next_revalidate
@@ -484,6 +488,7 @@ class SlowPath:
                     self.ukeys.pop(by_flow.get((host, int(f))), None)
                     self.nflows[host] -= 1
                     self.evictions += 1
+                    self.by_host[host]["evictions"] += 1
                 # re-translate flows installed under an older policy
                 for f in np.setdiff1d(live, idle):
                     uk = by_flow.get((host, int(f)))
@@ -508,6 +513,18 @@ class SlowPath:
                 limit += 1000
             self.flow_limit[host] = int(min(sp["max_flow_limit"], max(limit, 1000)))
         self.next_revalidate = now + int(sp["revalidate_interval_ps"])
+
+    def host_stats(self, host: int) -> dict:
+        """The slow path's counters of one DPU: installs, flow-limit hits, evictions, its current
+        flow limit and its install-latency histogram."""
+        b = self.by_host[host]
+        lat = np.array(b["latencies"], dtype=np.int64)
+        hist, _ = latency_histogram(lat)
+        return {"installs": b["installs"], "limit_hits": b["limit_hits"], "evictions": b["evictions"],
+                "flow_limit": self.flow_limit[host],
+                "install_latency_p50_ps": int(np.percentile(lat, 50)) if len(lat) else -1,
+                "install_latency_p99_ps": int(np.percentile(lat, 99)) if len(lat) else -1,
+                "install_latency_hist": hist.tolist()}
 
     def stats(self) -> dict:
         lat = np.array(self.latencies, dtype=np.int64)

@@ -149,6 +149,10 @@ def test_idle_flows_are_evicted():
     assert c["msgs_completed"] == 2
     assert c["sp_evictions"] == 4            # both directions' megaflows, at both DPUs, after flow 1
     assert c["sp_installs"] == 8             # installed again for flow 2
+    for h in (0, 1):                         # per DPU: 2 megaflows evicted, 2 + 2 installed
+        st = net.dpus[h].vswitch_stats
+        assert st["sp_evictions"] == 2 and st["sp_installs"] == 4 == st["installs"]
+        assert sum(st["sp_install_latency_hist"]) == 4
     for h in (0, 1):                         # what is left belongs to flow 2 (installed after 1 ms)
         f = net.sim.vs_flows(h)
         live = f[f["subtable"] != NONE]
