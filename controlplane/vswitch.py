@@ -48,7 +48,7 @@ from dataplane.sim import NONE, VS_FIELDS, VS_KEY_WORDS, VS_MAX_VNI, VS_PF, VS_U
 
 VSWITCH_DEFAULTS = {"max_flows": 200_000, "emc_entries": 8192, "emc_insert_inv_prob": 100, "upcall_queue": 1024,
                     "max_meters": 64, "rerank_interval_ps": 10**12}
-SLOW_PATH_DEFAULTS = {"handlers": 5, "install_latency_ps": us(10),
+SLOW_PATH_DEFAULTS = {"handlers": 5, "install_latency_ps": us(10), "batch_upcalls": True,
                       "flow_limit": 10_000, "max_flow_limit": 200_000, "max_idle_ps": 10**13,
                       "revalidate_interval_ps": ms(500), "revalidate_cycles_per_flow": 2_000}
 FULL = 0xFFFFFFFF
@@ -408,6 +408,9 @@ class SlowPath:
         self.dpus = dpus
         sp = dpus.sp
         self.service_ps = int(round(dpus.tax["upcall"] / dpus.core_hz * 1e12))
+        # nothing a handler does about an upcall at t acts before t + service_ps: the data plane may
+        # run that far ahead and hand over the upcalls in batches, with identical results
+        dpus.net.sim.vs_set_lookahead(self.service_ps if dpus.sp["batch_upcalls"] else 0)
         n_handlers = _pos_int("dpu.slow_path.handlers", sp["handlers"])
         self.handlers = {h: [0] * n_handlers for h in dpus.hosts}  # when each handler is free (ps)
         self.flow_limit = {h: int(min(sp["max_flow_limit"], sp["flow_limit"])) for h in dpus.hosts}

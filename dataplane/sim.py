@@ -480,6 +480,12 @@ class Simulator:
         n = lib.sd_vs_drain_upcalls(self._sim, self._upptr, max_items)
         return buf[:n].copy()
 
+    def vs_set_lookahead(self, lookahead_ps: int) -> None:
+        """Let run_until go on up to ``lookahead_ps`` past the oldest pending upcall before it
+        returns STOP_UPCALL (batching; exact if nothing the slow path does about an upcall at t
+        can take effect before t + lookahead_ps)."""
+        self._check(lib.sd_vs_set_lookahead(self._sim, int(lookahead_ps)))
+
     def vs_execute(self, host: int, slot: int, actions: dict, at_ps: int) -> None:
         self._check(lib.sd_vs_execute(self._sim, host, slot, vs_action(actions), int(at_ps)))
 

@@ -737,9 +737,9 @@ int sd_run_until(sd_sim *sim, int64_t t)
     for (;;) {
         if (sim->cfg.wake_on_completion && sim->cring_len > 0)
             return SD_STOP_COMPLETIONS;
-        if (sim->upq_len > 0)
-            return SD_STOP_UPCALL;
         const sd_event *top = ev_peek(sim);
+        if (sim->upq_len > 0 && (!top || top->t > t || top->t > sim->upq[sim->upq_head].t_ps + sim->vs_lookahead_ps))
+            return SD_STOP_UPCALL;       /* the oldest upcall must be handled before anything later runs */
         if (!top)
             return sim->fatal ? sd_fail(sim, SD_ENOMEM, "event queue: out of memory") : SD_STOP_IDLE;
         if (top->t > t) {

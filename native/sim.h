@@ -140,6 +140,7 @@ typedef struct sd_vs_subtable {
     uint32_t nwords;
     uint32_t nflows;             /* 0 = unused slot */
     int32_t max_prio;            /* highest priority of its flows (lookup stops below the best found) */
+    int64_t first_active_ps;     /* earliest active_ps of its flows: not probed before that */
     uint64_t hits;               /* since the last re-ranking */
 } sd_vs_subtable;
 typedef struct sd_vs_emc_entry {
@@ -258,6 +259,7 @@ struct sd_sim {
     sd_vs_upcall *upq;           /* upcalls not yet drained by the control plane */
     uint32_t upq_head, upq_len, upq_cap;
     uint64_t vs_parked_data;     /* data packets waiting in upcall slots (in flight for conservation) */
+    int64_t vs_lookahead_ps;     /* sd_run_until may run this far past the oldest pending upcall */
     /* QP-context cache (qpc.c): NULL until sd_set_qpc */
     sd_qpc_host *qpc;            /* per host */
     sd_qpc_qp *qpcq;             /* per QP */

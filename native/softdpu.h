@@ -616,6 +616,10 @@ int sd_vs_delete(sd_sim *sim, uint32_t host, uint32_t flow);
 int sd_vs_modify(sd_sim *sim, uint32_t host, uint32_t flow, const sd_vs_action *act);
 /* Take the pending upcalls (oldest first); each stays queued (counted in upcall_depth) until executed. */
 uint32_t sd_vs_drain_upcalls(sd_sim *sim, sd_vs_upcall *out, uint32_t max);
+/* sd_run_until returns SD_STOP_UPCALL once the next event lies more than lookahead_ps past the
+ * oldest pending upcall (default 0: at once). A slow path whose handling of an upcall at t cannot
+ * act before t + lookahead (its service time) may batch them this way with identical results. */
+int sd_vs_set_lookahead(sd_sim *sim, int64_t lookahead_ps);
 /* Execute an upcalled packet's actions at at_ps (>= now) and free its queue slot then. */
 int sd_vs_execute(sd_sim *sim, uint32_t host, uint32_t slot, const sd_vs_action *act, int64_t at_ps);
 /* Classify a key as the classifier would at time now (no statistics, no EMC): the flow id in

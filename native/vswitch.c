@@ -115,6 +115,21 @@ static void rerank(sd_vswitch *v)
     }
 }
 
+/* After an install or delete: keep the probe order by priority, otherwise as it was (a stable
+ * sort on priority alone), so the order depends on simulated time only, not on when the control
+ * plane happened to call. */
+static void order_by_priority(sd_vswitch *v)
+{
+    for (uint32_t i = 1; i < v->nsub; i++) {
+        uint32_t s = v->order[i], j = i;
+        while (j > 0 && v->sub[s].max_prio > v->sub[v->order[j - 1]].max_prio) {
+            v->order[j] = v->order[j - 1];
+            j--;
+        }
+        v->order[j] = s;
+    }
+}
+
 static uint32_t classify(const sd_vswitch *v, const uint32_t *key, int64_t now, uint32_t *probes_out,
                          uint32_t *sub_out)
 {
@@ -126,6 +141,8 @@ static uint32_t classify(const sd_vswitch *v, const uint32_t *key, int64_t now, 
         const sd_vs_subtable *st = &v->sub[s];
         if (best != SD_NONE && st->max_prio <= bp)
             break;                       /* no later subtable can beat the match */
+        if (st->first_active_ps > now)
+            continue;                    /* only flows still being installed */
         probes++;
         uint32_t mk[KW];
         for (uint32_t i = 0; i < st->nwords; i++)
@@ -707,6 +724,7 @@ int sd_vs_install(sd_sim *sim, uint32_t host, const uint32_t *value, const uint3
             if (mask[w])
                 v->sub[s].words[v->sub[s].nwords++] = (uint8_t)w;
         v->sub[s].max_prio = priority;
+        v->sub[s].first_active_ps = active_ps;
         v->sub[s].hits = 0;
         v->order[v->nsub++] = s;
         sim->vs_stats[host].subtables++;
@@ -715,6 +733,8 @@ int sd_vs_install(sd_sim *sim, uint32_t host, const uint32_t *value, const uint3
     st->nflows++;
     if (priority > st->max_prio)
         st->max_prio = priority;
+    if (active_ps < st->first_active_ps)
+        st->first_active_ps = active_ps;
     sd_vs_flow *fl = &v->flows[f];
     uint32_t gen = fl->gen;
     memset(fl, 0, sizeof *fl);
@@ -731,7 +751,7 @@ int sd_vs_install(sd_sim *sim, uint32_t host, const uint32_t *value, const uint3
     v->buckets[h] = f;
     if (priority != 0)
         v->version++;                    /* may shadow keys the EMC holds */
-    rerank(v);
+    order_by_priority(v);
     sim->vs_stats[host].installs++;
     sim->vs_stats[host].flows++;
     return (int)f;
@@ -781,7 +801,7 @@ int sd_vs_delete(sd_sim *sim, uint32_t host, uint32_t f)
             if (v->flows[i].subtable == s && v->flows[i].priority > st->max_prio)
                 st->max_prio = v->flows[i].priority;
     }
-    rerank(v);
+    order_by_priority(v);
     sim->vs_stats[host].deletes++;
     sim->vs_stats[host].flows--;
     return SD_OK;
@@ -796,6 +816,14 @@ int sd_vs_modify(sd_sim *sim, uint32_t host, uint32_t f, const sd_vs_action *act
     if ((rc = check_action(sim, v, act)))
         return rc;
     v->flows[f].act = *act;              /* the EMC points at the flow: it sees the new actions */
+    return SD_OK;
+}
+
+int sd_vs_set_lookahead(sd_sim *sim, int64_t lookahead_ps)
+{
+    if (lookahead_ps < 0)
+        return sd_fail(sim, SD_EINVAL, "upcall lookahead must be >= 0 ps, got %lld", (long long)lookahead_ps);
+    sim->vs_lookahead_ps = lookahead_ps;
     return SD_OK;
 }
 
