@@ -188,6 +188,8 @@ class Network:
             self.vswitch.place_flows()
             if self.vswitch.policy_spec["overlay"]:
                 self.vswitch.install_default_policy()
+            if self.vswitch.policy_spec["proactive"]:
+                self.vswitch.install_proactive()
 
     # -------------------------------------------------------------- resolution of defaults
     def _resolve(self) -> dict:

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from controlplane import vtax
 from controlplane.units import ms, us
 from dataplane.sim import NONE, VS_FIELDS, VS_KEY_WORDS, VS_MAX_VNI, VS_PF, VS_UPLINK, VS_VF0, vs_action
 
@@ -213,8 +214,9 @@ class Dpus:
                              f"every tenant needs a VF on every DPU its flows use")
         self.vs_params = _merge("dpu.vswitch", VSWITCH_DEFAULTS, spec.get("vswitch"))
         self.sp = _merge("dpu.slow_path", SLOW_PATH_DEFAULTS, spec.get("slow_path"))
-        self.policy_spec = _merge("dpu.policy", {"overlay": True, "per_connection": False, "meter_bps": None,
-                                                 "meter_burst_bytes": 65536, "dscp": None}, spec.get("policy"))
+        self.policy_spec = _merge("dpu.policy", {"overlay": True, "per_connection": False, "proactive": False,
+                                                 "meter_bps": None, "meter_burst_bytes": 65536, "dscp": None},
+                                  spec.get("policy"))
         self.per_connection = bool(self.policy_spec["per_connection"])
         self.offload = spec.get("offload", "dpu")
         if self.offload not in ("dpu", "host", "hw"):
@@ -250,7 +252,6 @@ class Dpus:
         self.policy_version = 0
         self._xlate_cache: dict[tuple[int, bytes], tuple] = {}
         self._xlate_version = 0
-        from controlplane import vtax
         self.tax = vtax.params(self.tax_params)
         self.core_hz = self.tax["host_core_hz"] if self.offload == "host" else self.tax["dpu_core_hz"]
         self.slow = SlowPath(self)
@@ -331,7 +332,8 @@ class Dpus:
         (VNI = tenant) towards the DPU hosting it; arriving tunnelled packets are decapsulated to the
         VF owning the destination address; PF traffic (tenant 0) goes on the underlay, untunnelled.
         Options: per_connection (a stateful ACL: megaflows match the full 5-tuple, so each new
-        connection is an upcall), meter_bps (a policer per VF), dscp."""
+        connection is an upcall), proactive (megaflows of the known connections installed up front:
+        see install_proactive), meter_bps (a policer per VF), dscp."""
         meter = self.policy_spec["meter_bps"]
         dscp = self.policy_spec["dscp"]
         # the provider's underlay for PF traffic (tenant 0): to this host's PF, else out unencapsulated
@@ -354,6 +356,33 @@ class Dpus:
                     else:
                         acts.update({"encap": t, "tun_dst": dh, "output": VS_UPLINK})
                     self.add_rule(h, t, 10, match, acts)
+
+    def install_proactive(self) -> int:
+        """Pre-install, at t = 0, the megaflows every known connection needs (both directions, at
+        both DPUs), as a control plane that sets RDMA connections up itself would: their packets
+        never miss. Returns how many megaflows were installed. With a path set, only the QP's
+        base entropy is covered under per-connection megaflows (the other entropies still miss)."""
+        sim = self.net.sim
+        n = 0
+        for qp in sorted(self.qp_tenant):
+            for q in (qp, qp + 1):
+                src, dst = int(sim.qps[q]["host"]), int(sim.qps[q]["peer_host"])
+                key = sim.vs_packet_key(q)
+                keys = [(src, key)] if src in self.hosts else []
+                if dst in self.hosts:
+                    rx = key.copy()
+                    rx[VS_FIELDS["in_port"]] = VS_UPLINK
+                    rx[VS_FIELDS["vni"]] = self.qp_tenant[qp]
+                    keys.append((dst, rx))
+                for host, k in keys:
+                    actions, mask, value, act, uk = self.translate_cached(host, k)
+                    if uk in self.slow.ukeys:
+                        continue
+                    fid = sim.vs_install_raw(host, value, mask, 0, act, int(sim.now))
+                    self.slow.ukeys[uk] = (fid, self.policy_version)
+                    self.slow.nflows[host] += 1
+                    n += 1
+        return n
 
     def translate_cached(self, host: int, key: np.ndarray) -> tuple:
         """translate() memoised per exact key (duplicate upcalls of one flow carry the same key),

@@ -523,3 +523,15 @@ def test_batched_upcalls_give_identical_results():
     same = lambda c: {k: v for k, v in c.items() if k not in ("events", "heap_peak")}   # noqa: E731
     assert same(a) == same(b)
     assert (fa == fb).all()
+
+
+@pytest.mark.parametrize("per_connection", [False, True])
+def test_proactive_megaflows_mean_no_upcalls(per_connection):
+    """Connections set up by the control plane (policy.proactive): their megaflows are in place at
+    t = 0 (the same ones reactive setup would install), so no packet misses."""
+    reactive = overlay(policy={"per_connection": per_connection}).run().counters
+    r = overlay(policy={"proactive": True, "per_connection": per_connection}).run()
+    c = r.counters
+    assert_conserved(r)
+    assert c["vs_miss"] == 0 and c["vs_rx"] == c["vs_exact_hit"] + c["vs_masked_hit"]
+    assert c["vs_installs"] == reactive["sp_installs"]
