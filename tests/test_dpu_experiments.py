@@ -12,6 +12,7 @@ def rows_of(path):
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.plots
 def test_virtualization_tax(tmp_path):
     from experiments import virtualization_tax
     params = {"hosts": 4, "loads_gbps": [2, 8], "warmup_us": 200, "window_us": 600}
@@ -43,6 +44,7 @@ def test_virtualization_tax(tmp_path):
     assert by[("long", "hw", 8.0)]["dpu_cores_per_server"] == 0 < by[("short", "hw", 8.0)]["dpu_cores_per_server"]
 
 
+@pytest.mark.plots
 def test_upcall_storm(tmp_path):
     from experiments import upcall_storm
     params = {"hosts": 4, "handlers": [1], "rates": [5_000, 100_000], "window_us": 2000, "drain_us": 1000,
