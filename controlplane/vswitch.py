@@ -134,9 +134,6 @@ class Rule:
     mask: np.ndarray
     actions: dict
 
-    def matches(self, key: np.ndarray) -> bool:
-        return bool(np.all((key & self.mask) == self.value))
-
 
 def overlaps(a: Rule, b: Rule) -> bool:
     """Some key matches both: on every bit both rules look at, they agree."""
@@ -284,10 +281,7 @@ class Dpus:
             return vni
         if in_port == VS_PF:
             return 0
-        return self.vf_info[self._vf_global(host, in_port - VS_VF0)]["tenant"]
-
-    def _vf_global(self, host: int, index: int) -> int:
-        return self.vf_global[(host, index)]
+        return self.vf_info[self.vf_global[(host, in_port - VS_VF0)]]["tenant"]
 
     # -------------------------------------------------------------- policy
     def table(self, host: int, tenant: int) -> RuleTable:
@@ -311,9 +305,9 @@ class Dpus:
                 n = out - VS_VF0
                 if n >= self.vfs_per_host:
                     raise ValueError(f"rule: unknown VF {port_name(out)} on dpu {host} ({self.vfs_per_host} VFs)")
-                if self.vf_info[self._vf_global(host, n)]["tenant"] != tenant:
+                if self.vf_info[self.vf_global[(host, n)]]["tenant"] != tenant:
                     raise ValueError(f"rule: {port_name(out)} on dpu {host} belongs to tenant "
-                                     f"{self.vf_info[self._vf_global(host, n)]['tenant']}, not {tenant}")
+                                     f"{self.vf_info[self.vf_global[(host, n)]]['tenant']}, not {tenant}")
             acts["output"] = out
         if "encap" in acts:
             vni = acts["encap"]

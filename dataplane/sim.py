@@ -136,8 +136,8 @@ def vs_action(actions: dict):
 
 
 def _key(name: str, values) -> np.ndarray:
-    a = _u32(name, values, VS_KEY_WORDS)
-    return np.ascontiguousarray(a)
+    """A flow key (or mask): 8 uint32 words, contiguous."""
+    return _u32(name, values, VS_KEY_WORDS)
 
 
 def _view(ptr, count: int, ctype: str, dtype: np.dtype) -> np.ndarray:

@@ -241,6 +241,16 @@ def test_vxlan_frames_equal_scapy_and_decap_restores_inner(tmp_path):
 
 
 # ---------------------------------------------------------------------------- isolation
+def install_unless_taken(sim, host, value, mask, priority, actions):
+    """Install a flow; a flow with the same match and priority drawn earlier keeps its place (the
+    one refusal allowed here: any other error fails the test)."""
+    try:
+        sim.vs_install(host, value, mask, priority, actions)
+    except ValueError as exc:
+        if "already installed" not in str(exc):
+            raise
+
+
 def random_rules_world(seed):
     """Random flows installed straight into the fast path (bypassing the policy's checks): output to
     any port, encap into any VNI towards any DPU, decap or not, over random matches and priorities,
@@ -281,28 +291,19 @@ def random_rules_world(seed):
                 act["tun_dst"] = int(rng.integers(n_hosts))
             if rng.random() < 0.6:
                 act["decap"] = True
-            try:
-                sim.vs_install(h, value, mask, int(rng.integers(0, 5)), act)
-            except ValueError:
-                pass                                     # an identical flow drawn twice
+            install_unless_taken(sim, h, value, mask, int(rng.integers(0, 5)), act)
         for n in range(2 * tenants):
             v = np.zeros(VS_KEY_WORDS, np.uint32)
             m = np.zeros(VS_KEY_WORDS, np.uint32)
             v[0], m[0] = VS_VF0 + n, FULL
-            try:
-                sim.vs_install(h, v, m, 2, {"encap": int(vfs["vni"][net.vswitch.vf_global[(h, n)]]),
-                                            "output": VS_UPLINK})
-            except ValueError:
-                pass                                     # a random flow took this match and priority
+            install_unless_taken(sim, h, v, m, 2, {"encap": int(vfs["vni"][net.vswitch.vf_global[(h, n)]]),
+                                                   "output": VS_UPLINK})
         for g in np.nonzero(vfs["host"] == h)[0]:
             v = np.zeros(VS_KEY_WORDS, np.uint32)
             m = np.zeros(VS_KEY_WORDS, np.uint32)
             v[0], v[1], v[3] = VS_UPLINK, vfs["vni"][g], vfs["ip"][g]
             m[0] = m[1] = m[3] = FULL
-            try:
-                sim.vs_install(h, v, m, 2, {"decap": True, "output": VS_VF0 + int(vfs["index"][g])})
-            except ValueError:
-                pass
+            install_unless_taken(sim, h, v, m, 2, {"decap": True, "output": VS_VF0 + int(vfs["index"][g])})
     net.run()
     qps = sim.qps
     crossed = crossed_delivered = same_delivered = 0
