@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test sanitize bench clean
+.PHONY: run test sanitize bench golden clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# rewrite the golden scenarios' stored results (tests/golden/): only on purpose, and say why in the commit
+golden: $(STAMP)
+	$(BIN)/python -c "from dataplane.build import rebuild_inplace; rebuild_inplace()"
+	$(BIN)/python tests/golden/scenarios.py
 
 # the data plane built with AddressSanitizer + UndefinedBehaviorSanitizer, under the tests
 sanitize: $(STAMP)

@@ -274,7 +274,7 @@ def test_unreachable_member_is_named():
 ])
 def test_ai_fabric_experiments_run_from_the_cli(tmp_path, name, sets, csv):
     """Each AI-fabric experiment runs through `softdpu run` with small settings and writes its
-    CSV (one row per measured point, every time positive) and its PNG."""
+    CSV (one row per measured point, every time positive, algbw = S/t) and its PNG."""
     import csv as csvmod
     from controlplane.cli import main
     out = tmp_path / name
@@ -288,6 +288,12 @@ def test_ai_fabric_experiments_run_from_the_cli(tmp_path, name, sets, csv):
         for key in ("time_us", "ring_us", "sharp_us", "step_us"):
             if key in r:
                 assert float(r[key]) > 0
+        if {"algbw_gbps", "size_bytes", "time_us"} <= set(r):
+            # algbw = S / t (nccl-tests), as written: S bytes x 8 / (t us x 1e3) Gb/s, to the CSV's 3 decimals
+            algbw = int(r["size_bytes"]) * 8 / (float(r["time_us"]) * 1e3)
+            assert float(r["algbw_gbps"]) == pytest.approx(algbw, rel=2e-3, abs=2e-3), r
+            # and no point beats its NICs: algbw <= rails x host link rate (100 Gb/s per NIC here)
+            assert algbw <= 8 * 100, r
     assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((out / "params.json").read_text())["seed"] == 1
 
