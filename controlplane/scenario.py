@@ -172,6 +172,8 @@ class Network:
         self.rng = np.random.default_rng(sc.seed)
         self.path_rng = np.random.default_rng([sc.seed, 2])
         self.fabric = topology.build(**sc.topology)
+        if sc.dpu is not None:
+            vswitch.check_spec(sc.dpu, self.fabric.num_hosts)    # a bad dpu spec fails here, before the build
         self.routes = routing.compute_routes(self.fabric)
         self.flows = workload.build(self.fabric, sc.workload, np.random.default_rng([sc.seed, 1]))
         self.cc = sc.make_cc()

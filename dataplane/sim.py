@@ -643,6 +643,12 @@ class Simulator:
         c = lib.sd_get_counters(self._sim)
         return {name: int(getattr(c, name)) for name in COUNTER_FIELDS}
 
+    def host_misdelivered(self, host: int) -> int:
+        """Packets the NIC of ``host`` refused as not addressed to it or to its QPs (dropped)."""
+        out = ffi.new("uint64_t *")
+        self._check(lib.sd_host_misdelivered(self._sim, int(host), out))
+        return int(out[0])
+
     @property
     def msgs_completed(self) -> int:
         return int(lib.sd_get_counters(self._sim).msgs_completed)

@@ -196,6 +196,7 @@ typedef struct sd_host {
     uint32_t nactive;            /* QPs in the ring */
     uint32_t pad0;
     int64_t wake_queued;         /* time of the pending EV_NIC_WAKE, -1 none */
+    uint64_t misdelivered;       /* packets its NIC refused: not for this host or its QPs (nic_receive) */
 } sd_host;
 
 struct sd_sim {

@@ -625,8 +625,22 @@ static int check_action(sd_sim *sim, const sd_vswitch *v, const sd_vs_action *a)
                        SD_VS_VF0 + v->nvf - 1);
     if (a->flags & SD_VS_ENCAP && (a->vni == 0 || a->vni > SD_VS_MAX_VNI))
         return sd_fail(sim, SD_EINVAL, "action: encap vni must be in [1, 2^24-1], got %u", a->vni);
-    if (a->flags & SD_VS_ENCAP && a->tun_dst != SD_NONE && a->tun_dst >= sim->cfg.num_hosts)
-        return sd_fail(sim, SD_EINVAL, "action: tunnel destination %u is not a DPU", a->tun_dst);
+    if (a->flags & SD_VS_ENCAP && a->tun_dst != SD_NONE) {
+        /* a tunnel ends at a VTEP: a DPU with a vSwitch that has a function of the tunnel's tenant
+         * (a NIC without one would take the frame for its own and never decapsulate it) */
+        if (a->tun_dst >= sim->cfg.num_hosts)
+            return sd_fail(sim, SD_EINVAL, "action: tunnel destination %u is not a DPU", a->tun_dst);
+        if (!vs_on(sim, a->tun_dst))
+            return sd_fail(sim, SD_EINVAL, "action: tunnel destination %u has no vSwitch (no VTEP to end the tunnel)",
+                           a->tun_dst);
+        const sd_vswitch *d = &sim->vs[a->tun_dst];
+        uint32_t i = 0;
+        while (i < d->nvf && sim->vfs[d->vf_ids[i]].vni != a->vni)
+            i++;
+        if (i == d->nvf)
+            return sd_fail(sim, SD_EINVAL, "action: tunnel destination %u has no function of tenant (VNI) %u",
+                           a->tun_dst, a->vni);
+    }
     if (a->flags & SD_VS_SET_DSCP && a->dscp > 63)
         return sd_fail(sim, SD_EINVAL, "action: dscp must be in [0, 63], got %u", a->dscp);
     if (a->flags & SD_VS_METER && a->meter >= v->nmeters)
