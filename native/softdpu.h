@@ -604,6 +604,9 @@ uint64_t sd_data_in_flight(sd_sim *sim);
 uint64_t sd_memory_bytes(sd_sim *sim);
 uint32_t sd_sizeof_packet(void);
 
+/* Test hook: the nth vSwitch setup allocation from now on (sd_vs_enable's) fails as if out of
+ * memory (0 disarms it), so tests can check that every failure leaves consistent state. */
+int sd_vs_debug_fail_alloc(sd_sim *sim, uint32_t nth);
 /* vSwitch setup (sd_vs_enable once per DPU, then VFs, meters, flows). */
 int sd_vs_enable(sd_sim *sim, uint32_t host, uint32_t max_flows, uint32_t emc_entries, uint32_t emc_insert_inv_prob,
                  uint32_t upcall_queue, uint32_t max_meters, int64_t rerank_interval_ps);
