@@ -422,9 +422,12 @@ class Dpus:
         """Pre-install, at t = 0, the megaflows every known connection needs (both directions, at
         both DPUs), as a control plane that sets RDMA connections up itself would: their packets
         never miss. Returns how many megaflows were installed. With a path set, only the QP's
-        base entropy is covered under per-connection megaflows (the other entropies still miss)."""
+        base entropy is covered under per-connection megaflows (the other entropies still miss).
+        A DPU whose table reaches ``max_flows`` gets no more: those connections are set up
+        reactively, by their first packets (with the slow path's limits)."""
         sim = self.net.sim
         n = 0
+        in_dp = sim.vs_stats["flows"].tolist()
         for qp in sorted(self.qp_tenant):
             for q in (qp, qp + 1):
                 src, dst = int(sim.qps[q]["host"]), int(sim.qps[q]["peer_host"])
@@ -437,9 +440,10 @@ class Dpus:
                     keys.append((dst, rx))
                 for host, k in keys:
                     actions, mask, value, act, uk = self.translate_cached(host, k)
-                    if uk in self.slow.ukeys:
+                    if uk in self.slow.ukeys or in_dp[host] >= self.slow.max_flows:
                         continue
                     fid = sim.vs_install_raw(host, value, mask, 0, act, int(sim.now))
+                    in_dp[host] += 1
                     self.slow.ukeys[uk] = (fid, self.policy_version)
                     self.slow.nflows[host] += 1
                     n += 1
@@ -507,8 +511,10 @@ class SlowPath:
         self.nflows = {h: 0 for h in dpus.hosts}                # megaflows installed by this slow path
         self.ukeys: dict[tuple, tuple[int, int]] = {}          # (host, masked key) -> (flow id, policy version)
         self.latencies: list[int] = []                           # install latency of each megaflow (ps)
-        self.by_host = {h: {"installs": 0, "limit_hits": 0, "evictions": 0, "latencies": []} for h in dpus.hosts}
-        self.upcalls = self.installs = self.limit_hits = self.evictions = self.revalidated = 0
+        self.by_host = {h: {"installs": 0, "limit_hits": 0, "table_full": 0, "evictions": 0, "latencies": []}
+                        for h in dpus.hosts}
+        self.max_flows = int(dpus.vs_params["max_flows"])       # the datapath's hard capacity, per DPU
+        self.upcalls = self.installs = self.limit_hits = self.table_full = self.evictions = self.revalidated = 0
         self.kill_all = self.dup_skips = 0
         self.dump_ms: dict[int, float] = {}
         self.next_revalidate = int(sp["revalidate_interval_ps"])
@@ -526,6 +532,7 @@ class SlowPath:
             total += len(ups)
             now = sim.now
             keys = ups["key"]
+            in_dp = sim.vs_stats["flows"].tolist()      # flows in each datapath now (any installer)
             for j, (host, slot, t) in enumerate(zip(ups["dpu"].tolist(), ups["slot"].tolist(), ups["t_ps"].tolist())):
                 h = self.handlers[host]
                 i = min(range(len(h)), key=h.__getitem__)
@@ -542,7 +549,15 @@ class SlowPath:
                     self.limit_hits += 1         # OVS upcall_flow_limit_hit: executed, not installed
                     self.by_host[host]["limit_hits"] += 1
                     continue
+                if in_dp[host] >= self.max_flows:
+                    # the datapath table is at its hard capacity (a hardware table, or dpif-netdev's
+                    # MAX_FLOWS): the flow put would fail, so the packet is forwarded by the slow path
+                    # only, as OVS does when a put fails; its next packets miss again
+                    self.table_full += 1
+                    self.by_host[host]["table_full"] += 1
+                    continue
                 fid = sim.vs_install_raw(host, value, mask, 0, act, at + lat)
+                in_dp[host] += 1
                 self.nflows[host] += 1
                 self.ukeys[uk] = (fid, d.policy_version)
                 self.installs += 1
@@ -613,7 +628,8 @@ class SlowPath:
         b = self.by_host[host]
         lat = np.array(b["latencies"], dtype=np.int64)
         hist, _ = latency_histogram(lat)
-        return {"installs": b["installs"], "limit_hits": b["limit_hits"], "evictions": b["evictions"],
+        return {"installs": b["installs"], "limit_hits": b["limit_hits"], "table_full": b["table_full"],
+                "evictions": b["evictions"],
                 "flow_limit": self.flow_limit[host],
                 "install_latency_p50_ps": int(np.percentile(lat, 50)) if len(lat) else -1,
                 "install_latency_p99_ps": int(np.percentile(lat, 99)) if len(lat) else -1,
@@ -623,6 +639,7 @@ class SlowPath:
         lat = np.array(self.latencies, dtype=np.int64)
         hist, edges = latency_histogram(lat)
         return {"sp_upcalls": self.upcalls, "sp_installs": self.installs, "sp_limit_hits": self.limit_hits,
+                "sp_table_full": self.table_full,
                 "sp_evictions": self.evictions, "sp_revalidated": self.revalidated, "sp_kill_all": self.kill_all,
                 "sp_duplicate_upcalls": self.dup_skips,
                 "sp_flow_limit_min": int(min(self.flow_limit.values())) if self.flow_limit else 0,

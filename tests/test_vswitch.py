@@ -172,6 +172,37 @@ def test_flow_limit_refuses_installs():
     assert c["msgs_completed"] == c["msgs_total"]            # executed by the slow path all the same
 
 
+def test_full_datapath_table_degrades_to_slow_path_forwarding():
+    """Issue #11 item 7: a per-connection policy needing more megaflows than the datapath holds
+    (max_flows 3) used to stop the run with "table full". Past the hard capacity the slow path
+    executes upcalls without installing (as OVS when a flow put fails), counted, and the run goes on.
+    Expected installs: the receiver h0 needs 2 megaflows per connection (data in from the uplink,
+    ACKs out of its VF) for 4 connections = 8 > 3, so it gets exactly 3; each sender needs 2 (data
+    out, ACKs in) <= 3, so 3 + 4 x 2 = 11 in all, and no refusal at the senders."""
+    net = overlay(n_hosts=5, senders=4, size=MB(1), vswitch={"max_flows": 3}, policy={"per_connection": True}).build()
+    r = net.run()
+    c = r.counters
+    assert_conserved(r)
+    assert c["sp_installs"] == c["vs_installs"] == 11 and c["vs_flows"] == 11
+    assert [int(n) for n in net.sim.vs_stats["flows"]] == [3, 2, 2, 2, 2]
+    per_host = [net.dpus[h].vswitch_stats["sp_table_full"] for h in range(5)]
+    assert per_host[0] == c["sp_table_full"] > 0 and per_host[1:] == [0, 0, 0, 0]
+    # every upcall is executed, and it either installed, was refused by a limit, or was a duplicate
+    assert c["vs_executed"] == c["sp_upcalls"]
+    assert c["sp_upcalls"] == c["sp_installs"] + c["sp_limit_hits"] + c["sp_table_full"] + c["sp_duplicate_upcalls"]
+
+
+def test_proactive_setup_stops_at_the_datapath_capacity():
+    """Proactive megaflows beyond max_flows are not installed (the build used to fail with "table
+    full"); those connections are set up by their first packets instead, and the run completes."""
+    net = overlay(n_hosts=5, senders=4, vswitch={"max_flows": 3},
+                  policy={"per_connection": True, "proactive": True}).build()
+    assert [int(n) for n in net.sim.vs_stats["flows"]] == [3, 2, 2, 2, 2]
+    r = net.run()
+    assert_conserved(r)
+    assert r.counters["sp_table_full"] > 0
+
+
 def test_full_upcall_queue_loses_packets_and_transport_recovers():
     r = overlay(vswitch={"upcall_queue": 4}).run()
     c = r.counters
