@@ -553,7 +553,10 @@ def job_all_reduce(net, gpus: list[Gpu], size_bytes: int, chunk_bytes: int = 1 <
 class Runner:
     """Runs schedules on a :class:`~controlplane.scenario.Network` built with
     ``wake_on_completion=True``: posts ready transfers, applies their vectors at completion,
-    resolves dependencies. Scheduled failures of the scenario are applied as in Network.run."""
+    resolves dependencies. It advances the data plane through the network's
+    :class:`~controlplane.scenario.ControlLoop`, as Network.run does: scheduled failures, the DPU
+    slow path (upcalls, revalidation, idle eviction, flow-limit adaptation), sampling
+    (``net.loop.samples``) and tick hooks run at the same simulated times in both."""
 
     def __init__(self, net):
         if not net.wake_on_completion:
@@ -563,10 +566,12 @@ class Runner:
         self._qps: dict[tuple[int, int], int] = {}
         self._msg: dict[int, tuple[int, int]] = {}          # message id -> (schedule index, transfer id)
 
-    def qp(self, src: int, dst: int) -> int:
+    def qp(self, src: int, dst: int, sport: int | None = None) -> int:
+        """The QP pair transfers from ``src`` to ``dst`` use (one per ordered pair), opened on first
+        use; ``sport`` fixes its source port when it is opened (default: drawn by the network)."""
         key = (src, dst)
         if key not in self._qps:
-            self._qps[key] = self.net.open_qp(src, dst)
+            self._qps[key] = self.net.open_qp(src, dst, sport)
         return self._qps[key]
 
     def run(self, schedules: list[Schedule], start_ps: int | None = None) -> list[CollectiveResult]:
@@ -621,16 +626,12 @@ class Runner:
         for i in range(len(st)):
             start(i, t0)
         flush()
-        fails = net.failures
+        fails, loop = net.failures, net.loop
         while not all(s.finished for s in st if not s.sched.repeat):
-            target = end_limit
-            t_fail = fails.next_time()
-            if t_fail is not None and t_fail < target:
-                target = t_fail
-            stop = sim.run_until(max(target, sim.now))
-            fails.apply_due(sim.now)
-            if stop == STOP_UPCALL and net.vswitch is not None:
-                net.vswitch.slow.handle()        # DPU vSwitch misses (controlplane/vswitch.py)
+            # the same clock as Network.run: failures, the DPU slow path (upcalls, revalidation),
+            # sampling and tick hooks at the same simulated times (scenario.ControlLoop)
+            stop = loop.step(end_limit)
+            if stop == STOP_UPCALL:
                 continue
             for c in sim.drain_completions():
                 ref = self._msg.pop(int(c["msg"]), None)

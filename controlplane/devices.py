@@ -189,6 +189,12 @@ class Dpu:
         return out
 
     @property
+    def misdelivered(self) -> int:
+        """Packets this DPU's NIC refused and dropped: not addressed to this host or to one of its QPs,
+        or a VXLAN frame reaching a NIC without a vSwitch (counters.json: ``misdelivered``, summed)."""
+        return self.net.sim.host_misdelivered(self.host)
+
+    @property
     def port(self) -> Port:
         return Port(self.net, int(self.net.routes.host_port[self.host]))
 

@@ -29,7 +29,8 @@ from congestion import registry
 from congestion.api import CCPluginError
 from controlplane import devices, failures, multipath, routing, topology, vswitch, vtax, workload
 from controlplane.units import Gbps, MB, ms, us
-from dataplane.sim import CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_IDLE, STOP_UPCALL, Simulator
+from dataplane.sim import (CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_COMPLETIONS, STOP_IDLE, STOP_UPCALL,
+                           Simulator)
 
 RESULT_FILES = ("config.json", "flows.csv", "timeseries.npz", "counters.json")
 DERIVED_KEYS = {"resolved", "bottleneck_port", "bottleneck_rate_bps"}   # written to config.json, not inputs
@@ -163,7 +164,9 @@ class Network:
 
     ``wake_on_completion``: the data plane stops at every message completion so that a control
     plane driving message schedules (controlplane/collectives.py) can post the next messages;
-    such a driver runs its own loop instead of :meth:`run`.
+    such a driver runs its own loop instead of :meth:`run`, but advances the data plane through
+    the same clock (:attr:`loop`, a :class:`ControlLoop`), so that failures, the DPU slow path,
+    sampling and tick hooks run at the same times as under :meth:`run`.
     """
 
     def __init__(self, sc: Scenario, wake_on_completion: bool = False):
@@ -172,6 +175,8 @@ class Network:
         self.rng = np.random.default_rng(sc.seed)
         self.path_rng = np.random.default_rng([sc.seed, 2])
         self.fabric = topology.build(**sc.topology)
+        if sc.dpu is not None:
+            vswitch.check_spec(sc.dpu, self.fabric.num_hosts)    # a bad dpu spec fails here, before the build
         self.routes = routing.compute_routes(self.fabric)
         self.flows = workload.build(self.fabric, sc.workload, np.random.default_rng([sc.seed, 1]))
         self.cc = sc.make_cc()
@@ -182,6 +187,7 @@ class Network:
         self._install_qpc()
         self.failures = failures.FailurePlan(self)
         self.tick_hooks: list = []        # callables(net) run at every control tick (path policies, ...)
+        self._loop: ControlLoop | None = None
         self.vswitch: vswitch.Dpus | None = None
         if sc.dpu is not None:
             self.vswitch = vswitch.Dpus(self, sc.dpu)
@@ -410,72 +416,113 @@ class Network:
         return int(round(t))
 
     # -------------------------------------------------------------- run
+    @property
+    def loop(self) -> ControlLoop:
+        """The control plane's clock (created on first use): every driver of this network advances
+        the data plane through ``loop.step``."""
+        if self._loop is None:
+            self._loop = ControlLoop(self)
+        return self._loop
+
     def run(self, progress: bool | None = None) -> Result:
         sc, sim = self.scenario, self.sim
-        ports = self.monitored_ports()
-        sender_qps = self.sender_qps
-        interval = sc.sample_interval_ps
         end = sc.duration_ps if sc.duration_ps is not None else sc.max_duration_ps
-        if interval < 0 or end <= 0:
+        if sc.sample_interval_ps < 0 or end <= 0:
             raise ValueError("sample_interval_ps must be >= 0 and the duration > 0")
+        loop = self.loop
         total = len(self.flows)
-        samples: dict[str, list] = {k: [] for k in ("t", "rate", "acked", "win", "cnp", "q", "ecn", "drop", "tx",
-                                                     "pause")}
-
-        def sample():
-            q, p = sim.qps[sender_qps], sim.ports[ports]
-            samples["t"].append(sim.now)
-            # the pacing rate of a QP with nothing outstanding means nothing: leave a gap
-            samples["rate"].append(np.where(q["posted_bytes"] > q["acked_bytes"], q["rate_bps"], np.nan))
-            samples["acked"].append(q["acked_bytes"].astype(np.int64))
-            samples["win"].append(q["window_bytes"].astype(np.float64))
-            samples["cnp"].append(q["cnps_rx"].astype(np.int64))
-            samples["q"].append((p["q_bytes"][:, 0] + p["q_bytes"][:, 1]).astype(np.int64))
-            samples["ecn"].append(p["ecn_marked"].astype(np.int64))
-            samples["drop"].append((p["dropped"] + p["down_drops"]).astype(np.int64))
-            samples["tx"].append(p["tx_bytes"].astype(np.int64))
-            samples["pause"].append(p["pauses"].astype(np.int64))
-
         bar = _Progress(end if sc.duration_ps is not None else None, progress)
         wall0 = time.perf_counter()
-        next_sample = interval
         try:
             while True:
-                target = min(next_sample, end) if interval else end
-                t_fail = self.failures.next_time()
-                if t_fail is not None and t_fail < target:
-                    target = t_fail
-                vs = self.vswitch
-                if vs is not None and vs.slow.next_time() < target:
-                    target = vs.slow.next_time()
-                stop = sim.run_until(target)
-                self.failures.apply_due(sim.now)
-                if vs is not None:
-                    if stop == STOP_UPCALL:
-                        vs.slow.handle()
-                        continue
-                    if sim.now >= vs.slow.next_time():
-                        vs.slow.revalidate()
-                if interval and sim.now >= next_sample:
-                    sample()
-                    next_sample += interval
-                    for hook in self.tick_hooks:
-                        hook(self)
+                stop = loop.step(end)
+                if stop == STOP_UPCALL:
+                    continue
                 bar.update(sim.now)
                 done = sim.msgs_completed >= total
                 if done or (stop == STOP_IDLE and self.failures.next_time() is None) or sim.now >= end:
                     break
         except CCPluginError as exc:
             bar.close()
-            if interval:
-                sample()
-            exc.partial = Result(self, samples, ports, time.perf_counter() - wall0, error=str(exc))
+            if loop.interval:
+                loop.sample()
+            exc.partial = Result(self, loop.samples, loop.ports, time.perf_counter() - wall0, error=str(exc))
             raise
         bar.close()
         wall = time.perf_counter() - wall0
-        if interval and (not samples["t"] or samples["t"][-1] != sim.now):
-            sample()
-        return Result(self, samples, ports, wall)
+        if loop.interval and (not loop.samples["t"] or loop.samples["t"][-1] != sim.now):
+            loop.sample()
+        return Result(self, loop.samples, loop.ports, wall)
+
+
+class ControlLoop:
+    """The control plane's clock, one per :class:`Network`. Every driver (:meth:`Network.run`, the
+    collectives Runner) advances the data plane only through :meth:`step`, so the control-plane
+    services run at the same simulated times whichever loop drives: scheduled failures, the DPU slow
+    path (upcall handling; revalidation with idle eviction, re-translation and flow-limit
+    adaptation), sampling of the time series and the tick hooks (one call per sample tick)."""
+
+    KEYS = ("t", "rate", "acked", "win", "cnp", "q", "ecn", "drop", "tx", "pause")
+
+    def __init__(self, net: Network):
+        self.net = net
+        self.interval = int(net.scenario.sample_interval_ps)
+        if self.interval < 0:
+            raise ValueError("sample_interval_ps must be >= 0")
+        self.ports = net.monitored_ports()
+        self.next_sample = self.interval
+        self.samples: dict[str, list] = {k: [] for k in self.KEYS}
+
+    def sample(self) -> None:
+        """Record one row of the time series at the current time."""
+        sim, s = self.net.sim, self.samples
+        q, p = sim.qps[self.net.sender_qps], sim.ports[self.ports]
+        s["t"].append(sim.now)
+        # the pacing rate of a QP with nothing outstanding means nothing: leave a gap
+        s["rate"].append(np.where(q["posted_bytes"] > q["acked_bytes"], q["rate_bps"], np.nan))
+        s["acked"].append(q["acked_bytes"].astype(np.int64))
+        s["win"].append(q["window_bytes"].astype(np.float64))
+        s["cnp"].append(q["cnps_rx"].astype(np.int64))
+        s["q"].append((p["q_bytes"][:, 0] + p["q_bytes"][:, 1]).astype(np.int64))
+        s["ecn"].append(p["ecn_marked"].astype(np.int64))
+        s["drop"].append((p["dropped"] + p["down_drops"]).astype(np.int64))
+        s["tx"].append(p["tx_bytes"].astype(np.int64))
+        s["pause"].append(p["pauses"].astype(np.int64))
+
+    def next_time(self, limit_ps: int) -> int:
+        """The next time a service is due, at most ``limit_ps``."""
+        net = self.net
+        t = min(limit_ps, self.next_sample) if self.interval else limit_ps
+        t_fail = net.failures.next_time()
+        if t_fail is not None and t_fail < t:
+            t = t_fail
+        if net.vswitch is not None and net.vswitch.slow.next_time() < t:
+            t = net.vswitch.slow.next_time()
+        return t
+
+    def step(self, limit_ps: int) -> int:
+        """Run the data plane towards ``limit_ps``, no further than the next service time, then run
+        what is due; returns the data plane's stop reason. At an upcall stop the slow path handles
+        the upcalls (nothing else runs). At a completion stop (``wake_on_completion``) nothing runs:
+        events of that instant may still be pending, and the time-driven services run at time stops,
+        after every event up to their time, exactly as in a run that never stops at completions."""
+        net, sim = self.net, self.net.sim
+        stop = sim.run_until(max(self.next_time(limit_ps), sim.now))
+        if stop == STOP_COMPLETIONS:
+            return stop
+        net.failures.apply_due(sim.now)
+        vs = net.vswitch
+        if stop == STOP_UPCALL:
+            vs.slow.handle()
+            return stop
+        if vs is not None and sim.now >= vs.slow.next_time():
+            vs.slow.revalidate()
+        if self.interval and sim.now >= self.next_sample:
+            self.sample()
+            self.next_sample = (sim.now // self.interval + 1) * self.interval
+            for hook in net.tick_hooks:
+                hook(net)
+        return stop
 
 
 class _Progress:
@@ -644,4 +691,4 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
             zf.writestr(info, b.getvalue())
 
 
-__all__ = ["Scenario", "Network", "Result", "RESULT_FILES"]
+__all__ = ["Scenario", "Network", "ControlLoop", "Result", "RESULT_FILES"]

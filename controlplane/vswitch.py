@@ -193,40 +193,93 @@ def reference_lookup(rules: list[tuple[int, np.ndarray, np.ndarray]], key: np.nd
 
 
 # ---------------------------------------------------------------------------- the DPUs of a network
+DPU_KEYS = ("tenants", "vfs_per_host", "hosts", "vswitch", "slow_path", "policy", "offload", "tax")
+POLICY_DEFAULTS = {"overlay": True, "per_connection": False, "proactive": False, "meter_bps": None,
+                   "meter_burst_bytes": 65536, "dscp": None}
+
+
+def check_spec(spec, num_hosts: int) -> dict:
+    """``Scenario.dpu`` validated against a fabric of ``num_hosts`` hosts and completed with the
+    defaults; raises ValueError naming the offending field. Network() calls it before building the
+    data plane, so a bad spec fails at build time, never after a run."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"dpu must be a dict of {list(DPU_KEYS)} or None, got {spec!r}")
+    unknown = set(spec) - set(DPU_KEYS)
+    if unknown:
+        raise ValueError(f"dpu: unknown key(s) {sorted(unknown)}; known: {sorted(DPU_KEYS)}")
+    out: dict = {}
+    out["tenants"] = _pos_int("dpu.tenants", spec.get("tenants", 1))
+    if out["tenants"] > VS_MAX_VNI:
+        raise ValueError(f"dpu.tenants: at most {VS_MAX_VNI} (one VNI each)")
+    out["vfs_per_host"] = _pos_int("dpu.vfs_per_host", spec.get("vfs_per_host", out["tenants"]))
+    if out["vfs_per_host"] < out["tenants"]:
+        raise ValueError(f"dpu.vfs_per_host ({out['vfs_per_host']}) must be >= dpu.tenants ({out['tenants']}): "
+                         f"every tenant needs a VF on every DPU its flows use")
+    if out["vfs_per_host"] > 1024:
+        raise ValueError(f"dpu.vfs_per_host: at most 1024 VFs per DPU, got {out['vfs_per_host']}")
+    hosts = spec.get("hosts")
+    if hosts is None:
+        out["hosts"] = list(range(num_hosts))
+    else:
+        if isinstance(hosts, (str, bytes, dict)) or not hasattr(hosts, "__iter__"):
+            raise ValueError(f"dpu.hosts must be a list of host ids (or omitted: every host), got {hosts!r}")
+        hosts = list(hosts)
+        if not hosts:
+            raise ValueError("dpu.hosts is empty: list at least one host (omit dpu.hosts for every host, "
+                             "or set dpu to None for no DPU vSwitch)")
+        seen = set()
+        for i, h in enumerate(hosts):
+            if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 0 <= h < num_hosts:
+                raise ValueError(f"dpu.hosts[{i}]: {h!r} is not a host (hosts are 0..{num_hosts - 1})")
+            if int(h) in seen:
+                raise ValueError(f"dpu.hosts[{i}]: host {h} is listed twice")
+            seen.add(int(h))
+        out["hosts"] = [int(h) for h in hosts]
+    out["vswitch"] = _merge("dpu.vswitch", VSWITCH_DEFAULTS, spec.get("vswitch"))
+    for k, v in out["vswitch"].items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"dpu.vswitch.{k} must be a non-negative integer, got {v!r}")
+    out["slow_path"] = sp = _merge("dpu.slow_path", SLOW_PATH_DEFAULTS, spec.get("slow_path"))
+    for k, v in sp.items():
+        if k == "batch_upcalls":
+            continue
+        least = 0 if k in ("install_latency_ps", "revalidate_cycles_per_flow") else 1
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
+            raise ValueError(f"dpu.slow_path.{k} must be an integer >= {least}, got {v!r}")
+    out["policy"] = pol = _merge("dpu.policy", POLICY_DEFAULTS, spec.get("policy"))
+    if pol["meter_bps"] is not None and (isinstance(pol["meter_bps"], bool) or not isinstance(pol["meter_bps"], (int, float, np.integer))
+                                         or pol["meter_bps"] <= 0):
+        raise ValueError(f"dpu.policy.meter_bps must be > 0 bit/s or None, got {pol['meter_bps']!r}")
+    if pol["dscp"] is not None and (isinstance(pol["dscp"], bool) or not isinstance(pol["dscp"], (int, np.integer))
+                                    or not 0 <= pol["dscp"] <= 63):
+        raise ValueError(f"dpu.policy.dscp must be in [0, 63] or None, got {pol['dscp']!r}")
+    out["offload"] = spec.get("offload", "dpu")
+    if out["offload"] not in ("dpu", "host", "hw"):
+        raise ValueError(f"dpu.offload must be 'host' (software vSwitch), 'dpu' (vSwitch on the DPU's cores) "
+                         f"or 'hw' (fast path in the DPU's switch hardware, slow path on its cores), "
+                         f"got {out['offload']!r}")
+    tax = spec.get("tax") or {}
+    if not isinstance(tax, dict):
+        raise ValueError(f"dpu.tax must be a dict, got {tax!r}")
+    vtax.params(tax)                                 # validates (names dpu.tax.<key>)
+    out["tax"] = tax
+    return out
+
 class Dpus:
     """Functions, tenants, policy and the slow path of every DPU of a built network."""
 
     def __init__(self, net, spec: dict):
         self.net, sim = net, net.sim
-        known = {"tenants", "vfs_per_host", "hosts", "vswitch", "slow_path", "policy", "offload", "tax"}
-        unknown = set(spec) - known
-        if unknown:
-            raise ValueError(f"dpu: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
-        self.tenants = _pos_int("dpu.tenants", spec.get("tenants", 1))
-        if self.tenants > VS_MAX_VNI:
-            raise ValueError(f"dpu.tenants: at most {VS_MAX_VNI} (one VNI each)")
-        self.vfs_per_host = _pos_int("dpu.vfs_per_host", spec.get("vfs_per_host", self.tenants))
-        if self.vfs_per_host < self.tenants:
-            raise ValueError(f"dpu.vfs_per_host ({self.vfs_per_host}) must be >= dpu.tenants ({self.tenants}): "
-                             f"every tenant needs a VF on every DPU its flows use")
-        self.vs_params = _merge("dpu.vswitch", VSWITCH_DEFAULTS, spec.get("vswitch"))
-        self.sp = _merge("dpu.slow_path", SLOW_PATH_DEFAULTS, spec.get("slow_path"))
-        self.policy_spec = _merge("dpu.policy", {"overlay": True, "per_connection": False, "proactive": False,
-                                                 "meter_bps": None, "meter_burst_bytes": 65536, "dscp": None},
-                                  spec.get("policy"))
+        spec = check_spec(spec, net.fabric.num_hosts)
+        self.tenants = spec["tenants"]
+        self.vfs_per_host = spec["vfs_per_host"]
+        self.vs_params = spec["vswitch"]
+        self.sp = spec["slow_path"]
+        self.policy_spec = spec["policy"]
         self.per_connection = bool(self.policy_spec["per_connection"])
-        self.offload = spec.get("offload", "dpu")
-        if self.offload not in ("dpu", "host", "hw"):
-            raise ValueError(f"dpu.offload must be 'host' (software vSwitch), 'dpu' (vSwitch on the DPU's cores) "
-                             f"or 'hw' (fast path in the DPU's switch hardware, slow path on its cores), "
-                             f"got {self.offload!r}")
-        self.tax_params = spec.get("tax") or {}
-        fab = net.fabric
-        hosts = spec.get("hosts")
-        self.hosts = list(range(fab.num_hosts)) if hosts is None else [int(h) for h in hosts]
-        for h in self.hosts:
-            if not 0 <= h < fab.num_hosts:
-                raise ValueError(f"dpu.hosts: {h} is not a host")
+        self.offload = spec["offload"]
+        self.tax_params = spec["tax"]
+        self.hosts = spec["hosts"]
         # functions: VF n of a DPU belongs to tenant (n % tenants) + 1; its address is tenant-scoped
         # (10.<host>.<k+1>, the same in every tenant: VNIs keep them apart)
         self.vf_of: dict[tuple[int, int], list[int]] = {}      # (host, tenant) -> global VF ids
@@ -315,6 +368,20 @@ class Dpus:
                 raise ValueError(f"rule: encap VNI {vni!r} out of range [1, 2^24-1]")
             if vni != tenant:
                 raise ValueError(f"rule: tenant {tenant} may only encapsulate into its own VNI, not {vni}")
+        if acts.get("tun_dst") is not None:
+            # a tunnel must end at a VTEP of the same tenant: a DPU with a vSwitch and a VF of that tenant
+            # (a NIC without a vSwitch would neither decapsulate the frame nor own the QP inside it)
+            dst = acts["tun_dst"]
+            if "encap" not in acts:
+                raise ValueError("rule: tun_dst needs encap (the tunnel's VNI)")
+            if isinstance(dst, bool) or not isinstance(dst, (int, np.integer)):
+                raise ValueError(f"rule: tun_dst must be a host id, got {dst!r}")
+            if int(dst) not in self.hosts:
+                raise ValueError(f"rule: tun_dst {dst} has no DPU vSwitch to end the tunnel (dpu.hosts: "
+                                 f"{_ranges(self.hosts)})")
+            if (int(dst), tenant) not in self.vf_of:
+                raise ValueError(f"rule: tun_dst {dst} has no function of tenant {tenant}")
+            acts["tun_dst"] = int(dst)
         value, mask = match_to_key(match)
         rule = Rule(int(priority), value, mask, acts)
         self.table(host, tenant).add(rule)
@@ -355,9 +422,12 @@ class Dpus:
         """Pre-install, at t = 0, the megaflows every known connection needs (both directions, at
         both DPUs), as a control plane that sets RDMA connections up itself would: their packets
         never miss. Returns how many megaflows were installed. With a path set, only the QP's
-        base entropy is covered under per-connection megaflows (the other entropies still miss)."""
+        base entropy is covered under per-connection megaflows (the other entropies still miss).
+        A DPU whose table reaches ``max_flows`` gets no more: those connections are set up
+        reactively, by their first packets (with the slow path's limits)."""
         sim = self.net.sim
         n = 0
+        in_dp = sim.vs_stats["flows"].tolist()
         for qp in sorted(self.qp_tenant):
             for q in (qp, qp + 1):
                 src, dst = int(sim.qps[q]["host"]), int(sim.qps[q]["peer_host"])
@@ -370,9 +440,10 @@ class Dpus:
                     keys.append((dst, rx))
                 for host, k in keys:
                     actions, mask, value, act, uk = self.translate_cached(host, k)
-                    if uk in self.slow.ukeys:
+                    if uk in self.slow.ukeys or in_dp[host] >= self.slow.max_flows:
                         continue
                     fid = sim.vs_install_raw(host, value, mask, 0, act, int(sim.now))
+                    in_dp[host] += 1
                     self.slow.ukeys[uk] = (fid, self.policy_version)
                     self.slow.nflows[host] += 1
                     n += 1
@@ -440,8 +511,10 @@ class SlowPath:
         self.nflows = {h: 0 for h in dpus.hosts}                # megaflows installed by this slow path
         self.ukeys: dict[tuple, tuple[int, int]] = {}          # (host, masked key) -> (flow id, policy version)
         self.latencies: list[int] = []                           # install latency of each megaflow (ps)
-        self.by_host = {h: {"installs": 0, "limit_hits": 0, "evictions": 0, "latencies": []} for h in dpus.hosts}
-        self.upcalls = self.installs = self.limit_hits = self.evictions = self.revalidated = 0
+        self.by_host = {h: {"installs": 0, "limit_hits": 0, "table_full": 0, "evictions": 0, "latencies": []}
+                        for h in dpus.hosts}
+        self.max_flows = int(dpus.vs_params["max_flows"])       # the datapath's hard capacity, per DPU
+        self.upcalls = self.installs = self.limit_hits = self.table_full = self.evictions = self.revalidated = 0
         self.kill_all = self.dup_skips = 0
         self.dump_ms: dict[int, float] = {}
         self.next_revalidate = int(sp["revalidate_interval_ps"])
@@ -459,6 +532,7 @@ class SlowPath:
             total += len(ups)
             now = sim.now
             keys = ups["key"]
+            in_dp = sim.vs_stats["flows"].tolist()      # flows in each datapath now (any installer)
             for j, (host, slot, t) in enumerate(zip(ups["dpu"].tolist(), ups["slot"].tolist(), ups["t_ps"].tolist())):
                 h = self.handlers[host]
                 i = min(range(len(h)), key=h.__getitem__)
@@ -475,7 +549,15 @@ class SlowPath:
                     self.limit_hits += 1         # OVS upcall_flow_limit_hit: executed, not installed
                     self.by_host[host]["limit_hits"] += 1
                     continue
+                if in_dp[host] >= self.max_flows:
+                    # the datapath table is at its hard capacity (a hardware table, or dpif-netdev's
+                    # MAX_FLOWS): the flow put would fail, so the packet is forwarded by the slow path
+                    # only, as OVS does when a put fails; its next packets miss again
+                    self.table_full += 1
+                    self.by_host[host]["table_full"] += 1
+                    continue
                 fid = sim.vs_install_raw(host, value, mask, 0, act, at + lat)
+                in_dp[host] += 1
                 self.nflows[host] += 1
                 self.ukeys[uk] = (fid, d.policy_version)
                 self.installs += 1
@@ -546,7 +628,8 @@ class SlowPath:
         b = self.by_host[host]
         lat = np.array(b["latencies"], dtype=np.int64)
         hist, _ = latency_histogram(lat)
-        return {"installs": b["installs"], "limit_hits": b["limit_hits"], "evictions": b["evictions"],
+        return {"installs": b["installs"], "limit_hits": b["limit_hits"], "table_full": b["table_full"],
+                "evictions": b["evictions"],
                 "flow_limit": self.flow_limit[host],
                 "install_latency_p50_ps": int(np.percentile(lat, 50)) if len(lat) else -1,
                 "install_latency_p99_ps": int(np.percentile(lat, 99)) if len(lat) else -1,
@@ -556,6 +639,7 @@ class SlowPath:
         lat = np.array(self.latencies, dtype=np.int64)
         hist, edges = latency_histogram(lat)
         return {"sp_upcalls": self.upcalls, "sp_installs": self.installs, "sp_limit_hits": self.limit_hits,
+                "sp_table_full": self.table_full,
                 "sp_evictions": self.evictions, "sp_revalidated": self.revalidated, "sp_kill_all": self.kill_all,
                 "sp_duplicate_upcalls": self.dup_skips,
                 "sp_flow_limit_min": int(min(self.flow_limit.values())) if self.flow_limit else 0,
@@ -569,6 +653,19 @@ def latency_histogram(lat_ps: np.ndarray, bins: int = 32) -> tuple[np.ndarray, n
     edges = np.logspace(6, 12, bins + 1)
     hist, _ = np.histogram(np.clip(lat_ps, edges[0], edges[-1]), bins=edges)
     return hist, edges
+
+
+def _ranges(hosts) -> str:
+    """[0, 1, 2, 5] -> "0-2, 5" (short error messages for long host lists)."""
+    out, hs = [], sorted(hosts)
+    i = 0
+    while i < len(hs):
+        j = i
+        while j + 1 < len(hs) and hs[j + 1] == hs[j] + 1:
+            j += 1
+        out.append(str(hs[i]) if i == j else f"{hs[i]}-{hs[j]}")
+        i = j + 1
+    return ", ".join(out)
 
 
 def _pos_int(name: str, v) -> int:

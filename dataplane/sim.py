@@ -437,6 +437,10 @@ class Simulator:
         self._check(lib.sd_vs_enable(self._sim, host, max_flows, emc_entries, emc_insert_inv_prob, upcall_queue,
                                      max_meters, int(rerank_interval_ps)))
 
+    def vs_debug_fail_alloc(self, nth: int) -> None:
+        """Test hook: the ``nth`` vSwitch setup allocation from now on fails as if out of memory (0 disarms)."""
+        self._check(lib.sd_vs_debug_fail_alloc(self._sim, int(nth)))
+
     def vs_add_vf(self, host: int, vni: int, ip: int) -> int:
         """A VF on DPU ``host`` for the tenant ``vni`` at IPv4 ``ip`` (int); returns its global id."""
         return self._check(lib.sd_vs_add_vf(self._sim, host, vni, ip))
@@ -642,6 +646,12 @@ class Simulator:
     def counters(self) -> dict[str, int]:
         c = lib.sd_get_counters(self._sim)
         return {name: int(getattr(c, name)) for name in COUNTER_FIELDS}
+
+    def host_misdelivered(self, host: int) -> int:
+        """Packets the NIC of ``host`` refused as not addressed to it or to its QPs (dropped)."""
+        out = ffi.new("uint64_t *")
+        self._check(lib.sd_host_misdelivered(self._sim, int(host), out))
+        return int(out[0])
 
     @property
     def msgs_completed(self) -> int:

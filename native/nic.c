@@ -514,12 +514,33 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
     nic_pull(sim, q->host);
 }
 
+/* A NIC takes only what is addressed to it: a plain RoCEv2 frame (a VXLAN frame is for a VTEP,
+ * which a NIC without a vSwitch does not have: its RoCE engine never sees UDP 4789) whose
+ * destination is this host and whose destination QP lives here. Anything else is counted
+ * (misdelivered, per host and in total) and dropped, as a NIC drops a frame for another address or
+ * a BTH for a QPN it does not own; it never touches another host's QP state. */
 void nic_receive(sd_sim *sim, uint32_t host, uint32_t p)
 {
-    (void)host;
+    sd_packet *pk = &sim->pkts[p];
+    if (pk->dst != host || pk->dqp >= sim->num_qps || sim->qps[pk->dqp].host != host ||
+        (sim->vsmeta && sim->vsmeta[p] & SD_VS_META_ENCAP)) {
+        sim->ctr.misdelivered++;
+        sim->hosts[host].misdelivered++;
+        count_drop(sim, pk);
+        pkt_free(sim, p);
+        return;
+    }
     if (sim->qpc && !qpc_rx_access(sim, sim->pkts[p].dqp, p))
         return;                          /* waits for its QP's context (qpc.c) */
     nic_process(sim, p);
+}
+
+int sd_host_misdelivered(sd_sim *sim, uint32_t host, uint64_t *out)
+{
+    if (host >= sim->cfg.num_hosts)
+        return sd_fail(sim, SD_EINVAL, "misdelivered: %u is not a host (hosts are 0..%u)", host, sim->cfg.num_hosts - 1);
+    *out = sim->hosts[host].misdelivered;
+    return SD_OK;
 }
 
 void nic_process(sd_sim *sim, uint32_t p)

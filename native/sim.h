@@ -196,6 +196,7 @@ typedef struct sd_host {
     uint32_t nactive;            /* QPs in the ring */
     uint32_t pad0;
     int64_t wake_queued;         /* time of the pending EV_NIC_WAKE, -1 none */
+    uint64_t misdelivered;       /* packets its NIC refused: not for this host or its QPs (nic_receive) */
 } sd_host;
 
 struct sd_sim {
@@ -260,6 +261,8 @@ struct sd_sim {
     uint32_t upq_head, upq_len, upq_cap;
     uint64_t vs_parked_data;     /* data packets waiting in upcall slots (in flight for conservation) */
     int64_t vs_lookahead_ps;     /* sd_run_until may run this far past the oldest pending upcall */
+    uint32_t vs_fail_alloc;      /* test hook (sd_vs_debug_fail_alloc): the n-th vSwitch setup allocation from
+                                  * now fails, 0 = none */
     /* QP-context cache (qpc.c): NULL until sd_set_qpc */
     sd_qpc_host *qpc;            /* per host */
     sd_qpc_qp *qpcq;             /* per QP */

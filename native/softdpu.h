@@ -416,6 +416,8 @@ typedef struct sd_counters {
     uint64_t pfc_resumes;        /* XON frames sent by switches */
     uint64_t random_drops;       /* packets lost to a link's random loss (sd_set_port_loss) */
     uint64_t ar_moves;           /* adaptive routing chose another egress than the ECMP hash */
+    uint64_t misdelivered;       /* packets a NIC refused (another host's, a foreign QP's, or a VXLAN
+                                  * frame at a NIC without a vSwitch): dropped, counted in *_dropped */
 } sd_counters;
 
 /* ---------------------------------------------------------------- the DPU: VFs and the vSwitch (native/vswitch.c)
@@ -594,12 +596,17 @@ sd_qp *sd_qps(sd_sim *sim, uint32_t *count);
 sd_msg *sd_msgs(sd_sim *sim, uint32_t *count);
 sd_cc_trace *sd_trace(sd_sim *sim, uint32_t *count);
 const sd_counters *sd_get_counters(sd_sim *sim);
+/* Packets the NIC of host refused as not addressed to it or to its QPs (sd_counters.misdelivered, per host). */
+int sd_host_misdelivered(sd_sim *sim, uint32_t host, uint64_t *out);
 /* Packets currently queued or on a wire (conservation check). */
 uint64_t sd_data_in_flight(sd_sim *sim);
 /* Memory the simulator allocated, and bytes per packet / per QP, for the benchmark. */
 uint64_t sd_memory_bytes(sd_sim *sim);
 uint32_t sd_sizeof_packet(void);
 
+/* Test hook: the nth vSwitch setup allocation from now on (sd_vs_enable's) fails as if out of
+ * memory (0 disarms it), so tests can check that every failure leaves consistent state. */
+int sd_vs_debug_fail_alloc(sd_sim *sim, uint32_t nth);
 /* vSwitch setup (sd_vs_enable once per DPU, then VFs, meters, flows). */
 int sd_vs_enable(sd_sim *sim, uint32_t host, uint32_t max_flows, uint32_t emc_entries, uint32_t emc_insert_inv_prob,
                  uint32_t upcall_queue, uint32_t max_meters, int64_t rerank_interval_ps);

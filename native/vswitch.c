@@ -449,6 +449,28 @@ static uint32_t pow2_at_least(uint32_t n)
     return p;
 }
 
+/* Setup allocations, with the test hook of sd_vs_debug_fail_alloc. */
+static int vs_alloc_fails(sd_sim *sim)
+{
+    return sim->vs_fail_alloc && --sim->vs_fail_alloc == 0;
+}
+
+static void *vs_calloc(sd_sim *sim, size_t n, size_t size)
+{
+    return vs_alloc_fails(sim) ? NULL : calloc(n, size);
+}
+
+static void *vs_realloc(sd_sim *sim, void *p, size_t size)
+{
+    return vs_alloc_fails(sim) ? NULL : realloc(p, size);
+}
+
+int sd_vs_debug_fail_alloc(sd_sim *sim, uint32_t nth)
+{
+    sim->vs_fail_alloc = nth;
+    return SD_OK;
+}
+
 int sd_vs_enable(sd_sim *sim, uint32_t host, uint32_t max_flows, uint32_t emc_entries, uint32_t emc_insert_inv_prob,
                  uint32_t upcall_queue, uint32_t max_meters, int64_t rerank_interval_ps)
 {
@@ -469,32 +491,59 @@ int sd_vs_enable(sd_sim *sim, uint32_t host, uint32_t max_flows, uint32_t emc_en
     if (rerank_interval_ps <= 0)
         return sd_fail(sim, SD_EINVAL, "vswitch: rerank_interval_ps must be > 0");
     if (!sim->vs) {
-        sim->vs = calloc(sim->cfg.num_hosts, sizeof *sim->vs);
-        sim->vs_stats = calloc(sim->cfg.num_hosts, sizeof *sim->vs_stats);
-        sim->vsmeta = calloc(sim->cfg.pkt_pool, sizeof *sim->vsmeta);
-        if (!sim->vs || !sim->vs_stats || !sim->vsmeta)
+        /* all three or none: vs_on() and the data path take one for the others */
+        sd_vswitch *vs = vs_calloc(sim, sim->cfg.num_hosts, sizeof *vs);
+        sd_vs_stats *stats = vs_calloc(sim, sim->cfg.num_hosts, sizeof *stats);
+        uint32_t *meta = vs_calloc(sim, sim->cfg.pkt_pool, sizeof *meta);
+        if (!vs || !stats || !meta) {
+            free(vs);
+            free(stats);
+            free(meta);
             return sd_fail(sim, SD_ENOMEM, "vswitch: out of memory");
+        }
+        sim->vs = vs;
+        sim->vs_stats = stats;
+        sim->vsmeta = meta;
     }
     sd_vswitch *v = &sim->vs[host];
     if (v->enabled)
         return sd_fail(sim, SD_ESTATE, "vswitch: dpu %u already has a vSwitch", host);
+    /* allocate into locals and commit only once everything is there: a failure leaves the DPU
+     * without a vSwitch and every pointer of the simulator as it was */
     uint32_t cap = max_flows < VS_INIT_FLOWS ? max_flows : VS_INIT_FLOWS;
-    v->flows = calloc(cap, sizeof *v->flows);
-    v->nbuckets = pow2_at_least(4 * cap);   /* load <= 1/4: a probe that misses rarely touches a flow */
-    v->buckets = malloc((size_t)v->nbuckets * sizeof *v->buckets);
-    v->emc = emc_entries ? calloc(emc_entries, sizeof *v->emc) : NULL;
-    v->slots = calloc(upcall_queue, sizeof *v->slots);
-    v->meters = max_meters ? calloc(max_meters, sizeof *v->meters) : NULL;
-    sd_vs_upcall *q = realloc(sim->upq, ((size_t)sim->upq_cap + upcall_queue) * sizeof *q);
-    if (!v->flows || !v->buckets || (emc_entries && !v->emc) || !v->slots || (max_meters && !v->meters) || !q)
+    uint32_t nbuckets = pow2_at_least(4 * cap);   /* load <= 1/4: a probe that misses rarely touches a flow */
+    sd_vs_flow *flows = vs_calloc(sim, cap, sizeof *flows);
+    uint32_t *buckets = vs_calloc(sim, nbuckets, sizeof *buckets);
+    sd_vs_emc_entry *emc = emc_entries ? vs_calloc(sim, emc_entries, sizeof *emc) : NULL;
+    sd_vs_slot *slots = vs_calloc(sim, upcall_queue, sizeof *slots);
+    sd_vs_meter *meters = max_meters ? vs_calloc(sim, max_meters, sizeof *meters) : NULL;
+    /* the drain ring grows by this DPU's queue, last: realloc frees the old ring when it moves it,
+     * so nothing may fail after it */
+    sd_vs_upcall *q = NULL;
+    int ok = flows && buckets && (!emc_entries || emc) && slots && (!max_meters || meters);
+    if (ok)
+        ok = (q = vs_realloc(sim, sim->upq, ((size_t)sim->upq_cap + upcall_queue) * sizeof *q)) != NULL;
+    if (!ok) {
+        free(flows);
+        free(buckets);
+        free(emc);
+        free(slots);
+        free(meters);
         return sd_fail(sim, SD_ENOMEM, "vswitch: out of memory");
-    /* the drain ring grows by this DPU's queue; keep the queued records in order */
+    }
+    /* keep the queued records in order */
     if (sim->upq_len && sim->upq_head + sim->upq_len > sim->upq_cap) {
         uint32_t wrap = sim->upq_head + sim->upq_len - sim->upq_cap;
         memcpy(q + sim->upq_cap, q, (size_t)wrap * sizeof *q);
     }
     sim->upq = q;
     sim->upq_cap += upcall_queue;
+    v->flows = flows;
+    v->buckets = buckets;
+    v->nbuckets = nbuckets;
+    v->emc = emc;
+    v->slots = slots;
+    v->meters = meters;
     v->max_flows = max_flows;
     v->flow_cap = cap;
     v->free_flow = SD_NONE;
@@ -625,8 +674,22 @@ static int check_action(sd_sim *sim, const sd_vswitch *v, const sd_vs_action *a)
                        SD_VS_VF0 + v->nvf - 1);
     if (a->flags & SD_VS_ENCAP && (a->vni == 0 || a->vni > SD_VS_MAX_VNI))
         return sd_fail(sim, SD_EINVAL, "action: encap vni must be in [1, 2^24-1], got %u", a->vni);
-    if (a->flags & SD_VS_ENCAP && a->tun_dst != SD_NONE && a->tun_dst >= sim->cfg.num_hosts)
-        return sd_fail(sim, SD_EINVAL, "action: tunnel destination %u is not a DPU", a->tun_dst);
+    if (a->flags & SD_VS_ENCAP && a->tun_dst != SD_NONE) {
+        /* a tunnel ends at a VTEP: a DPU with a vSwitch that has a function of the tunnel's tenant
+         * (a NIC without one would take the frame for its own and never decapsulate it) */
+        if (a->tun_dst >= sim->cfg.num_hosts)
+            return sd_fail(sim, SD_EINVAL, "action: tunnel destination %u is not a DPU", a->tun_dst);
+        if (!vs_on(sim, a->tun_dst))
+            return sd_fail(sim, SD_EINVAL, "action: tunnel destination %u has no vSwitch (no VTEP to end the tunnel)",
+                           a->tun_dst);
+        const sd_vswitch *d = &sim->vs[a->tun_dst];
+        uint32_t i = 0;
+        while (i < d->nvf && sim->vfs[d->vf_ids[i]].vni != a->vni)
+            i++;
+        if (i == d->nvf)
+            return sd_fail(sim, SD_EINVAL, "action: tunnel destination %u has no function of tenant (VNI) %u",
+                           a->tun_dst, a->vni);
+    }
     if (a->flags & SD_VS_SET_DSCP && a->dscp > 63)
         return sd_fail(sim, SD_EINVAL, "action: dscp must be in [0, 63], got %u", a->dscp);
     if (a->flags & SD_VS_METER && a->meter >= v->nmeters)

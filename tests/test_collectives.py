@@ -401,3 +401,93 @@ def test_ring_all_reduce_through_dpu_vswitches():
         np.testing.assert_array_equal(r.buffers[("buf", g)], total)
     st = net.sim.vs_stats
     assert int(st["miss"].sum()) > 0 and int(st["encaps"].sum()) == 0
+
+
+# ------------------------------------------------------------------------------------------ one clock
+def _dpu_loop_scenario(flows: list) -> Scenario:
+    """A star of 4 DPU hosts whose slow path is busy on the time scale of the run: per-connection
+    megaflows, revalidation every 20 us, megaflows idle for 40 us evicted, and a flow limit of 2
+    per DPU until the first revalidation adapts it (OVS's rules raise it to 1002)."""
+    from support import star
+    return Scenario(topology=star(4), workload={"kind": "flows", "flows": flows}, cc="dcqcn", sample_interval_ps=us(10),
+                    dpu={"tenants": 1, "policy": {"per_connection": True},
+                         "slow_path": {"revalidate_interval_ps": us(20), "max_idle_ps": us(40), "flow_limit": 2}})
+
+
+def test_collectives_runner_and_network_run_drive_the_same_control_plane():
+    """Issue #11 item 8: the collectives Runner and Network.run advance the data plane through one
+    clock (scenario.ControlLoop), so the DPU slow path's revalidation, idle eviction and flow-limit
+    adaptation, the sampling and the tick hooks happen at the same times in both.
+
+    "The same traffic": two waves of messages on four connections (the second wave, at 200 us, after
+    the first wave's megaflows went idle and were evicted), posted at the same times, on the same QP
+    ids with the same source ports, all on the PFs. Network.run gets them as the scenario's
+    workload; the Runner as a schedule of independent transfers (delay_ps = post time) on a network
+    without a workload. Then, compared at the time Network.run stopped (the Runner's network is
+    advanced to it through the same clock after its last completion), these are bit-identical:
+    every message's post, first-transmission and finish time; the data plane's counters; each DPU's
+    vSwitch counters and its installed flows; the slow path's counters (installs, flow-limit hits,
+    evictions, flow limits); the time series at every sample tick; and each tick hook's call times
+    with what it saw. Before, the Runner never revalidated: no evictions, the flow limit stuck at 2."""
+    pairs = [(1, 0), (2, 0), (3, 1), (0, 2)]
+    flows = [{"src": s, "dst": d, "size_bytes": KB(200), "start_ps": 0, "conn": i} for i, (s, d) in enumerate(pairs)]
+    flows += [{"src": s, "dst": d, "size_bytes": KB(100), "start_ps": us(200), "conn": i}
+              for i, (s, d) in enumerate(pairs)]
+
+    def hook_log(net, log):
+        net.tick_hooks.append(lambda n: log.append((n.sim.now, int(n.sim.qps["acked_bytes"].sum()),
+                                                    int(n.sim.vs_stats["flows"].sum()))))
+
+    net_b = _dpu_loop_scenario(flows).build()
+    for q in range(len(net_b.sim.qps)):
+        net_b.sim.vs_set_qp_function(q, None)            # the Runner's QPs live on the PFs
+    log_b: list = []
+    hook_log(net_b, log_b)
+    net_b.run()
+
+    net_a = C.network(_dpu_loop_scenario([]))
+    runner = C.Runner(net_a)
+    sports = net_b.sim.qps["sport"]
+    for i, (s, d) in enumerate(pairs):
+        qp = int(net_b.qps[i])
+        assert runner.qp(s, d, int(sports[qp])) == qp     # the same QP ids and source ports
+    sched = C.Schedule("waves", "all_to_all", 4, KB(300))
+    for f in flows:
+        sched.add(C.Transfer(f["src"], f["dst"], f["size_bytes"], delay_ps=f["start_ps"]))
+    log_a: list = []
+    hook_log(net_a, log_a)
+    runner.run([sched])
+    t_end = net_b.sim.now
+    assert net_a.sim.now <= t_end
+    while net_a.sim.now < t_end:
+        net_a.loop.step(t_end)
+    assert net_a.sim.now == t_end
+
+    a, b = net_a.sim, net_b.sim
+    n = len(flows)
+    for field in ("post_ps", "first_tx_ps", "finish_ps", "bytes", "qp"):
+        np.testing.assert_array_equal(a.msgs[field][:n], b.msgs[field][:n], err_msg=field)
+    assert a.counters() == b.counters()
+    for field in a.vs_stats.dtype.names:
+        np.testing.assert_array_equal(a.vs_stats[field], b.vs_stats[field], err_msg=field)
+    for h in range(4):
+        fa, fb = a.vs_flows(h), b.vs_flows(h)
+        for field in fa.dtype.names:
+            np.testing.assert_array_equal(fa[field], fb[field], err_msg=f"dpu {h} flows {field}")
+    sa, sb = net_a.vswitch.stats(), net_b.vswitch.stats()
+    assert sa == sb
+    assert [net_a.vswitch.slow.host_stats(h) for h in range(4)] == [net_b.vswitch.slow.host_stats(h) for h in range(4)]
+    # the port series (the per-QP series are of the workload's QPs, which only Network.run's network
+    # has; the hook log below sums acked bytes over every QP instead); Network.run may add one last
+    # sample at its stop time when that is not a sample tick
+    la, lb = net_a.loop.samples, net_b.loop.samples
+    assert len(la["t"]) >= 20 and len(lb["t"]) - len(la["t"]) in (0, 1)
+    for key in ("t", "q", "ecn", "drop", "tx", "pause"):
+        np.testing.assert_array_equal(np.array(la[key]), np.array(lb[key][:len(la[key])]), err_msg=key)
+    assert log_a == log_b and len(log_a) == len(la["t"])
+    # the services did matter: the flow limit held installs back before the first revalidation,
+    # idle megaflows were evicted between the waves and installed again, the limit was adapted
+    # (OVS adds 1000 per fast dump while flows exist: 2 -> 1002 -> 2002 ...)
+    assert sa["sp_limit_hits"] > 0 and sa["sp_evictions"] > 0
+    assert sa["sp_flow_limit_min"] >= 1002 and sa["sp_flow_limit_min"] % 1000 == 2
+    assert sa["sp_installs"] > sa["sp_evictions"]

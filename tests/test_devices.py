@@ -19,6 +19,10 @@ def test_devices_reflect_a_run():
     down = net.port(net.bottleneck_port())
     assert down.name == "sw0->h0" and down.tx_packets == 2 * 245 and down.peer.node == 0
     assert down.peak_queue_bytes > 0 and down.rate_bps == 100_000_000_000
+    # every packet reached the host it was addressed to: no NIC refused one
+    assert [d.misdelivered for d in net.dpus] == [0, 0, 0] and result.counters["misdelivered"] == 0
+    with pytest.raises(ValueError, match="3 is not a host"):
+        net.sim.host_misdelivered(3)
 
 
 def test_failed_link_drops_and_qp_post_write_recovers():
