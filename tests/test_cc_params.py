@@ -216,3 +216,24 @@ def test_swift_paces_no_slower_than_the_floor():
     sw.on_timeout(st, ev)
     assert st.cwnd * 8 / 1.0 < MIN_RATE_BPS
     assert ev.rate_bps == MIN_RATE_BPS
+
+
+def test_the_data_plane_checks_a_raw_handler_too():
+    """A handler installed without CongestionControl.handler_for (no Python-side check) that sets
+    0.5 bit/s: the C side refuses the rate itself (it never divides by an unchecked value) and
+    run_until raises CCPluginError naming the QP and the event."""
+    from dataplane.sim import CC_PYTHON
+    s = Simulator(num_hosts=2, num_switches=0, max_links=1)
+    s.add_links([0], [1], [10**11], [10**6])
+    qp = s.create_qp_pair(0, 1, 49152, cc_kind=CC_PYTHON)
+
+    def handler(io):
+        io.rate_bps = 0.5
+
+    s.set_python_cc(qp, handler)
+    s.set_python_cc(qp + 1, handler)
+    s.post_writes([qp], [100_000], [0])
+    with pytest.raises(CCPluginError, match=rf"cc 'python plug-in' set rate_bps=0.5 \(QP {qp}, event start, t=0 ps\)"):
+        s.run_until(10**9)
+    with pytest.raises(CCPluginError, match="rate floor"):        # and it stays stopped
+        s.run_until(2 * 10**9)
