@@ -68,9 +68,10 @@ def test_isolated_message_on_three_switches_has_slowdown_one(rate, size):
     ("host 400G fabric 100G", leaf_spine(Gbps(400), Gbps(100)), 3, 4),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_isolated_message_on_any_path_and_rate_mix_has_slowdown_one(name, topology, dst, links, size):
-    """Mixed rates: with a fast host link behind a slow fabric the ACKs of a train queue on the
-    slow reverse hop (each is one slow ACK time apart at the receiver only if the data were);
-    with a slow host link the first link sets the pace."""
+    """Mixed rates: with fast host links around a slow fabric the data arrive at the receiver
+    closer together than the slow reverse hop can carry their ACKs, so the ACKs queue there and
+    the last one is late by that queue (the ideal counts it); with slow host links behind a fast
+    fabric the first link sets the pace."""
     fct, ideal, slowdown, hops = isolated(topology, dst, size)
     assert hops == links
     assert fct == ideal
