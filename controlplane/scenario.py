@@ -601,7 +601,10 @@ def _ser_cached(wire: int, rate_bps: int) -> int:
     if v is None:
         if len(_SER_CACHE) > 65536:
             _SER_CACHE.clear()
-        v = _SER_CACHE[key] = int(serialization_ps(wire, rate_bps))
+        v = int(serialization_ps(wire, rate_bps))
+        if v < 0:
+            raise ValueError(f"no serialization time for {wire} bytes at {rate_bps} bit/s (a rate must be > 0)")
+        _SER_CACHE[key] = v
     return v
 
 
