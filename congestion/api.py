@@ -26,7 +26,8 @@ hops               in     EV_ACK: switch hops of the acknowledged packet's path 
 mtu_payload        in     payload bytes per full packet
 int_nhop, int_hop  in     EV_ACK with INT (network_defaults "int": True): HPCC INT hop records
 line_rate_bps      in     NIC port rate (bit/s)
-rate_bps           inout  pacing rate (bit/s); the data plane clamps it to (0, line_rate_bps]
+rate_bps           inout  pacing rate (bit/s), >= MIN_RATE_BPS (1 Mb/s); the data plane caps it at
+                          line_rate_bps
 window_bytes       inout  cap on unacknowledged payload bytes; 0 = no window
 timer_at[i]        inout  deadline of timer i (ps), -1 = off; a fired timer reads -1 until re-armed
 byte_threshold     inout  deliver EV_BYTES every this many payload bytes sent; 0 = off
@@ -39,20 +40,44 @@ Only the events whose handlers a class overrides are delivered (or exactly those
 :attr:`CongestionControl.events`, which must then all have handlers): each costs one C -> Python
 call, about 2 us with the dispatch (``softdpu bench cc-callback``).
 
-Errors: a handler that raises, or that sets a rate that is not a positive number, stops the run
-with :class:`CCPluginError` naming the algorithm, the QP and the event.
+The rate floor: MIN_RATE_BPS = 1 Mb/s (native/softdpu.h SD_MIN_RATE_BPS), the smallest rate a
+ConnectX QP rate limiter accepts (DCQCN's rpg_min_rate). It bounds the time one packet takes to
+serialize (< 74 ms for the largest frame), so every run stays finite. Link rates and CC rate
+parameters (``rmin_bps``) below it are refused at setup; a rate below it set at run time is an
+error, for a plug-in and for a built-in C twin alike.
+
+Errors: a handler that raises, or that sets a rate that is not a number >= MIN_RATE_BPS, stops
+the run with :class:`CCPluginError` naming the algorithm, the QP and the event (Scenario.run
+writes the results up to that point first). Parameters out of range raise ValueError naming the
+parameter when the algorithm is created or bound (:meth:`CongestionControl.check_params`).
 """
 from __future__ import annotations
 
+import math
+from numbers import Real
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
+
+from dataplane.sim import MIN_RATE_BPS, CCPluginError
 
 EV_START, EV_ACK, EV_CNP, EV_NAK, EV_TIMEOUT, EV_TIMER, EV_BYTES = range(7)
 EVENT_NAMES = ("start", "ack", "cnp", "nak", "timeout", "timer", "bytes")
 
+# Shared parameter rules (the same words as native/sim.h CC_RULE_RATE, CC_MAX_PS, CC_MAX_BYTES)
+RULE_RATE = ">= 1e+06 (the rate floor, 1 Mb/s)"
+MAX_PS = 1e15                  # time parameters that become int64 deadlines: <= 1000 s
+MAX_BYTES = 1e15               # byte parameters that become uint64 windows or counters
 
-class CCPluginError(RuntimeError):
-    """A congestion-control plug-in failed; the message names the algorithm, QP and event."""
+#: a parameter rule: (name, test of (value, all parameters), words); see check_params
+Rule = tuple[str, Callable[[float, dict], bool], str]
+
+
+def _value_text(v: Any) -> str:
+    """A parameter value as the C side prints it (%g, NaN)."""
+    if isinstance(v, Real):
+        f = float(v)
+        return "NaN" if f != f else f"{f:g}"
+    return repr(v)
 
 
 class CongestionControl:
@@ -81,6 +106,38 @@ class CongestionControl:
             raise ValueError(f"{self.name}: unknown parameter(s) {sorted(unknown)}; "
                              f"known: {sorted(self.defaults())}")
         self._params = {**self.defaults(), **params}
+        self.check_params()
+
+    def param_rules(self) -> list[Rule]:
+        """The range of every numeric parameter, in the order of the C twin's block (override):
+        ``(name, ok(value, params), words)``. A built-in's rules are those of validate() in
+        native/<name>.c, in the same order and words (tests/test_cc_params.py checks both)."""
+        return []
+
+    def check_params(self) -> None:
+        """Raise ValueError naming the first parameter out of range, as the C twin would: first
+        every ruled parameter must be a finite number, then each rule in turn. Parameters still
+        None (filled in from the fabric by :meth:`bind`) and rules that read one are skipped until
+        then. Called by ``__init__`` and, for algorithms with fabric-derived parameters, at the end
+        of ``bind``."""
+        rules, p = self.param_rules(), self._params
+        for name, _, _ in rules:
+            v = p.get(name)
+            if v is None:
+                continue
+            if not isinstance(v, Real):            # bools are 0 and 1
+                raise ValueError(f"{self.name}: {name} must be a finite number, got {v!r}")
+            if not math.isfinite(float(v)):
+                raise ValueError(f"{self.name}: {name} must be a finite number, got {_value_text(v)}")
+        for name, ok, words in rules:
+            if p.get(name) is None:
+                continue
+            try:
+                good = ok(float(p[name]), p)
+            except TypeError:                    # the rule reads a parameter not bound yet (None)
+                continue
+            if not good:
+                raise ValueError(f"{self.name}: {name} must be {words}, got {_value_text(p[name])}")
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -163,8 +220,9 @@ class CongestionControl:
                 raise CCPluginError(f"cc {name!r} raised {type(exc).__name__}: {exc} "
                                     f"(QP {ev.qp}, event {EVENT_NAMES[ev.event]}, t={ev.now_ps} ps)") from exc
             rate = ev.rate_bps
-            if not rate > 0.0:                 # NaN, zero or negative
+            if not rate >= MIN_RATE_BPS:       # NaN, zero, negative or below the floor
                 raise CCPluginError(f"cc {name!r} set rate_bps={rate!r} (QP {ev.qp}, event "
-                                    f"{EVENT_NAMES[ev.event]}, t={ev.now_ps} ps): a rate must be a positive number")
+                                    f"{EVENT_NAMES[ev.event]}, t={ev.now_ps} ps): a rate must be a number "
+                                    f">= {MIN_RATE_BPS} bit/s (the rate floor, 1 Mb/s)")
         handle.state = st
         return handle

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from dataplane.sim import CC_DCQCN
+from dataplane.sim import CC_DCQCN, MIN_RATE_BPS as MIN_RATE
 
-from congestion.api import EV_CNP, EV_START, EV_TIMER, CongestionControl
+from congestion.api import EV_CNP, EV_START, EV_TIMER, MAX_BYTES, MAX_PS, RULE_RATE, CongestionControl
 
 T_ALPHA, T_INC, T_DEC = 0, 1, 2
 FLAVOURS = {"paper": 0, "nvidia": 1}
@@ -68,10 +68,26 @@ class Dcqcn(CongestionControl):
         self.initial_alpha, self.first_cnp_factor = float(p["initial_alpha"]), float(p["rate_on_first_cnp"])
         self.k, self.t, self.dec = int(p["alpha_period_ps"]), int(p["inc_period_ps"]), int(p["dec_period_ps"])
         self.b, self.f, self.clamp = int(p["byte_counter"]), int(p["fast_recovery"]), bool(p["clamp_target"])
-        if not 0 < self.g <= 1:
-            raise ValueError(f"dcqcn g must be in (0, 1], got {self.g}")
-        if min(self.k, self.t) <= 0 or (self.flavour == 1 and self.dec <= 0):
-            raise ValueError("dcqcn timer periods (alpha_period_ps, inc_period_ps, dec_period_ps) must be > 0")
+
+    def param_rules(self):
+        """native/dcqcn.c validate(), rule for rule ("flavour" is checked by name above; the C
+        block carries it as 0/1)."""
+        period = (1.0, "in [1, 1e+15] ps")
+        dec = period if self._params.get("flavour") == "nvidia" else (0.0, "in [0, 1e+15] ps")
+        return [
+            ("g", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
+            ("rai_bps", lambda v, p: v >= 0.0, ">= 0"),
+            ("rhai_bps", lambda v, p: v >= 0.0, ">= 0"),
+            ("rmin_bps", lambda v, p: v >= MIN_RATE, RULE_RATE),
+            ("initial_alpha", lambda v, p: 0.0 <= v <= 1.0, "in [0, 1]"),
+            ("rate_on_first_cnp", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
+            ("alpha_period_ps", lambda v, p: 1.0 <= v <= MAX_PS, period[1]),
+            ("inc_period_ps", lambda v, p: 1.0 <= v <= MAX_PS, period[1]),
+            ("dec_period_ps", lambda v, p: dec[0] <= v <= MAX_PS, dec[1]),
+            ("byte_counter", lambda v, p: 0.0 <= v <= MAX_BYTES, "in [0, 1e+15] bytes"),
+            ("fast_recovery", lambda v, p: 0.0 <= v <= 1e6, "in [0, 1e+06]"),
+            ("clamp_target", lambda v, p: v in (0.0, 1.0), "0 or 1"),
+        ]
 
     def defaults(self):  # instance method: the defaults depend on the flavour
         return dict(getattr(self, "_flavour_defaults", _NVIDIA))

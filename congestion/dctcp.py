@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from dataplane.sim import CC_DCTCP
+from dataplane.sim import CC_DCTCP, MIN_RATE_BPS
 
-from congestion.api import EV_ACK, EV_START, CongestionControl
+from congestion.api import EV_ACK, EV_START, RULE_RATE, CongestionControl
 
 
 class Dctcp(CongestionControl):
@@ -34,8 +34,13 @@ class Dctcp(CongestionControl):
         super().__init__(**params)
         p = self._params
         self.g, self.rai, self.rmin = float(p["g"]), float(p["rai_bps"]), float(p["rmin_bps"])
-        if not 0 < self.g <= 1:
-            raise ValueError(f"dctcp g must be in (0, 1], got {self.g}")
+
+    def param_rules(self):
+        """native/dctcp.c validate(), rule for rule."""
+        return [("g", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
+                ("rai_bps", lambda v, p: v >= 0.0, ">= 0"),
+                ("rmin_bps", lambda v, p: v >= MIN_RATE_BPS, RULE_RATE),
+                ("initial_alpha", lambda v, p: 0.0 <= v <= 1.0, "in [0, 1]")]
 
     def network_defaults(self):
         return {"ecn": {"kmin_bytes": 300_000, "kmax_bytes": 300_000, "pmax": 1.0, "scale_with_rate": True},

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from dataplane.sim import CC_HPCC
+from dataplane.sim import CC_HPCC, MIN_RATE_BPS
 
-from congestion.api import EV_ACK, EV_START, CongestionControl
+from congestion.api import EV_ACK, EV_START, MAX_BYTES, RULE_RATE, CongestionControl
 
 RATES = (25e9, 50e9, 100e9, 200e9, 400e9)
 
@@ -54,6 +54,19 @@ class Hpcc(CongestionControl):
             p["win_bytes"] = int(facts["max_base_rtt_ps"] * facts["host_rate_bps"] / 8e12)
         if p["int_multi"] is None:
             p["int_multi"] = int(facts["int_multi"])
+        self.check_params()
+
+    def param_rules(self):
+        """native/hpcc.c validate(), rule for rule."""
+        return [("eta", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
+                ("max_stage", lambda v, p: v >= 0.0, ">= 0"),
+                ("rai_bps", lambda v, p: v >= 0.0, ">= 0"),
+                ("rmin_bps", lambda v, p: v >= MIN_RATE_BPS, RULE_RATE),
+                ("base_rtt_ps", lambda v, p: v > 0.0, "> 0 (the scenario computes it from the fabric)"),
+                ("win_bytes", lambda v, p: 0.0 < v <= MAX_BYTES,
+                 "in (0, 1e+15] bytes (the scenario computes it from the fabric)"),
+                ("int_multi", lambda v, p: 1.0 <= v <= 64.0, "in [1, 64]"),
+                ("fast_react", lambda v, p: v in (0.0, 1.0), "0 or 1")]
 
     def new_flow(self, qp):
         return SimpleNamespace(cur=0.0, stage=0.0, util=0.0, last=0.0, nprev=0.0,

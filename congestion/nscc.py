@@ -30,7 +30,7 @@ from types import SimpleNamespace
 
 from dataplane.sim import CC_NSCC
 
-from congestion.api import EV_ACK, EV_NAK, EV_START, EV_TIMEOUT, CongestionControl
+from congestion.api import EV_ACK, EV_NAK, EV_START, EV_TIMEOUT, MAX_PS, CongestionControl
 
 FIELDS = ("cwnd", "inc", "recv", "achieved", "qa_end", "last_adj", "last_dec", "avg_delay", "fi_count", "increase",
           "to_ignore", "ignored", "base_rtt", "trigger")
@@ -57,6 +57,17 @@ class Nscc(CongestionControl):
             p["network_rtt_ps"] = int(facts["max_base_rtt_ps"])
         if p["target_qdelay_ps"] is None:
             p["target_qdelay_ps"] = int(p["network_rtt_ps"])
+        self.check_params()
+
+    def param_rules(self):
+        """native/nscc.c validate(), rule for rule."""
+        fabric = "in (0, 1e+15] ps (the scenario computes it from the fabric)"
+        return [("network_rtt_ps", lambda v, p: 0.0 < v <= MAX_PS, fabric),
+                ("target_qdelay_ps", lambda v, p: 0.0 < v <= MAX_PS, fabric),
+                ("gamma", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
+                ("delay_alpha", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
+                ("qa_gate", lambda v, p: 0.0 <= v <= 16.0, "in [0, 16]"),
+                ("header_bytes", lambda v, p: 0.0 <= v <= 1e6, "in [0, 1e+06] bytes")]
 
     def new_flow(self, qp):
         return SimpleNamespace(**{f: 0.0 for f in FIELDS})

@@ -10,7 +10,8 @@ shared/reference/transport-cc.md §3.1):
     per ACK: delay < target -> cwnd += ai x MSS x acked / cwnd   (ai x acked below one packet)
              otherwise, at most once per RTT -> cwnd *= max(1 - beta (delay - target)/delay, 1 - max_mdf)
     timeout or NAK (at most once per RTT): cwnd *= 1 - max_mdf
-    cwnd in [min_cwnd, max_cwnd]; below one packet the NIC paces at cwnd per RTT.
+    cwnd in [min_cwnd, max_cwnd]; below one packet the NIC paces at cwnd per RTT, but no slower
+    than the rate floor (MIN_RATE_BPS, 1 Mb/s).
 
 Defaults: htsim's (self-described as guesses): ai = 1, beta = 0.8, max_mdf = 0.5, base_target =
 20 us, h = base_target / 6.55, fs_range = 5 x base_target, fs_min_cwnd = 0.1 and fs_max_cwnd = 100
@@ -24,9 +25,9 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
-from dataplane.sim import CC_SWIFT
+from dataplane.sim import CC_SWIFT, MIN_RATE_BPS
 
-from congestion.api import EV_ACK, EV_NAK, EV_START, EV_TIMEOUT, CongestionControl
+from congestion.api import EV_ACK, EV_NAK, EV_START, EV_TIMEOUT, MAX_BYTES, CongestionControl
 
 
 class Swift(CongestionControl):
@@ -47,6 +48,21 @@ class Swift(CongestionControl):
             p["min_cwnd_bytes"] = 0.01 * facts["mtu_payload"]
         if p["max_cwnd_bytes"] is None:
             p["max_cwnd_bytes"] = 2.0 * facts["max_base_rtt_ps"] * facts["host_rate_bps"] / 8e12
+        self.check_params()
+
+    def param_rules(self):
+        """native/swift.c validate(), rule for rule."""
+        return [("ai", lambda v, p: v > 0.0, "> 0"),
+                ("beta", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
+                ("max_mdf", lambda v, p: 0.0 < v < 1.0, "in (0, 1)"),
+                ("base_target_ps", lambda v, p: v > 0.0, "> 0"),
+                ("hop_scale_ps", lambda v, p: v >= 0.0, ">= 0"),
+                ("fs_range_ps", lambda v, p: v >= 0.0, ">= 0"),
+                ("fs_min_cwnd", lambda v, p: v > 0.0, "> 0 (packets)"),
+                ("fs_max_cwnd", lambda v, p: v > float(p["fs_min_cwnd"]), "> fs_min_cwnd (packets)"),
+                ("min_cwnd_bytes", lambda v, p: v > 0.0, "> 0"),
+                ("max_cwnd_bytes", lambda v, p: float(p["min_cwnd_bytes"]) < v <= MAX_BYTES,
+                 "> min_cwnd_bytes and <= 1e+15")]
 
     def new_flow(self, qp):
         return SimpleNamespace(cwnd=0.0, last_dec=0.0, rtt=0.0, target=0.0)
@@ -98,7 +114,8 @@ class Swift(CongestionControl):
         cwnd = s.cwnd
         ev.window_bytes = int(1.0 if cwnd < 1.0 else cwnd)
         rate = ev.line_rate_bps if cwnd >= mss else cwnd * 8.0 / (s.rtt * 1e-12)
-        ev.rate_bps = ev.line_rate_bps if rate > ev.line_rate_bps else rate
+        rate = ev.line_rate_bps if rate > ev.line_rate_bps else rate
+        ev.rate_bps = MIN_RATE_BPS if rate < MIN_RATE_BPS else rate    # the NIC paces no slower
         ev.trace[0] = cwnd
         ev.trace[1] = s.target
         ev.trace[2] = s.rtt

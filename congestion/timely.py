@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from dataplane.sim import CC_TIMELY
+from dataplane.sim import CC_TIMELY, MIN_RATE_BPS
 
-from congestion.api import EV_ACK, EV_START, CongestionControl
+from congestion.api import EV_ACK, EV_START, RULE_RATE, CongestionControl
 
 
 class Timely(CongestionControl):
@@ -36,8 +36,18 @@ class Timely(CongestionControl):
         self.a, self.beta, self.t_low, self.t_high = p["alpha"], p["beta"], p["t_low_ps"], p["t_high_ps"]
         self.min_rtt, self.rai, self.rhai, self.rmin = p["min_rtt_ps"], p["rai_bps"], p["rhai_bps"], p["rmin_bps"]
         self.hai_after = p["hai_threshold"]
-        if not (0 <= self.t_low < self.t_high and self.min_rtt > 0):
-            raise ValueError("timely needs 0 <= t_low_ps < t_high_ps and min_rtt_ps > 0")
+
+    def param_rules(self):
+        """native/timely.c validate(), rule for rule."""
+        return [("alpha", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
+                ("beta", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
+                ("t_low_ps", lambda v, p: v >= 0.0, ">= 0"),
+                ("t_high_ps", lambda v, p: v > float(p["t_low_ps"]), "> t_low_ps"),
+                ("min_rtt_ps", lambda v, p: v > 0.0, "> 0"),
+                ("rai_bps", lambda v, p: v >= 0.0, ">= 0"),
+                ("rhai_bps", lambda v, p: v >= 0.0, ">= 0"),
+                ("rmin_bps", lambda v, p: v >= MIN_RATE_BPS, RULE_RATE),
+                ("hai_threshold", lambda v, p: v >= 0.0, ">= 0")]
 
     def new_flow(self, qp):
         return SimpleNamespace(cur=0.0, stage=0.0, diff=0.0, prev=0.0, last=0.0)

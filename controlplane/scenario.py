@@ -30,7 +30,7 @@ from congestion.api import CCPluginError
 from controlplane import devices, failures, multipath, routing, topology, vswitch, vtax, workload
 from controlplane.units import Gbps, MB, ms, us
 from dataplane.sim import (CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_COMPLETIONS, STOP_IDLE, STOP_UPCALL,
-                           Simulator)
+                           Simulator, serialization_ps)
 
 RESULT_FILES = ("config.json", "flows.csv", "timeseries.npz", "counters.json")
 DERIVED_KEYS = {"resolved", "bottleneck_port", "bottleneck_rate_bps"}   # written to config.json, not inputs
@@ -392,28 +392,49 @@ class Network:
         return int(self.routes.host_port[dsts.pop()]) ^ 1             # the other end of its link
 
     def ideal_fct_ps(self, f: workload.Flow) -> int:
-        """Standalone FCT on an idle fabric (HPCC repo third.cc::qp_finish, with exact header
-        bytes): all wire bytes through the bottleneck, plus the last packet's store-and-forward
-        on the other hops, plus the ACK's serialization on every hop, plus two propagation delays
-        per hop."""
-        links = routing.path_links(self.fabric, self.routes, f.src, f.dst)
+        """Standalone FCT: the message alone on an idle fabric, from its post to the moment the
+        sender receives the ACK of its last packet (when the data plane completes it), in the
+        data plane's own integer picoseconds: an isolated message has slowdown exactly 1.
+
+        Data: the sender puts its packets back to back on its uplink (it paces at line rate and
+        the port serializes at the same rate) and every switch stores and forwards, so packet k
+        reaches the receiver at A(k), the end of a tandem of FIFO servers
+        (:func:`store_and_forward_ps`; on equal rates: all packets serialized on the first link,
+        plus at each later hop the largest packet, the first, which carries the RETH; on mixed
+        rates the slowest hop takes the bulk). ACKs: the receiver acknowledges every
+        ``ack_interval``-th packet and the last (AckReq) at once; those ACKs, all of one size,
+        cross the reverse path as a second tandem, so the last one arrives at
+        max over ACKed k of (A(k) + ACKs after k x the slowest reverse hop's ACK time) + the ACK's
+        serialization and propagation on every reverse hop. A(k) is convex in k inside the run of
+        full middle packets (a max of affine functions), so the max needs only the first and last
+        ACKed packet of each run. Wire sizes are the NIC's (opcode headers, padding, minimum
+        frame, phy overhead, IPv6); serialization times are the data plane's ``ser_ps``.
+        Not counted: what a DPU vSwitch adds (overlay bytes, slow-path upcalls) and QP-context
+        fetches: they show in the slowdown. Paths: the lowest-port shortest path each way (every
+        ECMP choice of the topologies here has the same rates and delays)."""
+        fwd_rates, fwd_delays, rev_rates, rev_delays = self._ideal_paths(f.src, f.dst)
         mtu, sim = self.scenario.mtu_payload, self.sim
-        npkts = -(-f.size_bytes // mtu)
-        last = f.size_bytes - (npkts - 1) * mtu
-        if npkts == 1:
-            wire = sim.wire_bytes(OPCODES["write_only"], last)
-            last_wire = wire
+        n = -(-f.size_bytes // mtu)
+        last = f.size_bytes - (n - 1) * mtu
+        if n == 1:
+            runs = [(sim.wire_bytes(OPCODES["write_only"], last), 1)]
         else:
-            last_wire = sim.wire_bytes(OPCODES["write_last"], last)
-            wire = (sim.wire_bytes(OPCODES["write_first"], mtu) + (npkts - 2) * sim.wire_bytes(OPCODES["write_middle"], mtu)
-                    + last_wire)
-        ack = sim.wire_bytes(OPCODES["ack"], 0)
-        rmin = min(l.rate_bps for l in links)
-        t = wire * 8e12 / rmin
-        t += sum(last_wire * 8e12 / l.rate_bps for l in links) - last_wire * 8e12 / rmin
-        t += sum(ack * 8e12 / l.rate_bps for l in links)
-        t += 2 * sum(l.delay_ps for l in links)
-        return int(round(t))
+            runs = [(sim.wire_bytes(OPCODES["write_first"], mtu), 1),
+                    (sim.wire_bytes(OPCODES["write_middle"], mtu), n - 2),
+                    (sim.wire_bytes(OPCODES["write_last"], last), 1)]
+        return message_fct_ps(runs, self.scenario.ack_interval, sim.wire_bytes(OPCODES["ack"], 0),
+                              fwd_rates, fwd_delays, rev_rates, rev_delays)
+
+    def _ideal_paths(self, src: int, dst: int) -> tuple[list[int], list[int], list[int], list[int]]:
+        """Rates and delays of the links src -> dst and dst -> src (memoised per pair)."""
+        cache = self.__dict__.setdefault("_ideal_path_cache", {})
+        hit = cache.get((src, dst))
+        if hit is None:
+            fwd = routing.path_links(self.fabric, self.routes, src, dst)
+            rev = routing.path_links(self.fabric, self.routes, dst, src)
+            hit = cache[(src, dst)] = ([l.rate_bps for l in fwd], [l.delay_ps for l in fwd],
+                                       [l.rate_bps for l in rev], [l.delay_ps for l in rev])
+        return hit
 
     # -------------------------------------------------------------- run
     @property
@@ -523,6 +544,114 @@ class ControlLoop:
             for hook in net.tick_hooks:
                 hook(net)
         return stop
+
+
+def store_and_forward_ps(runs: list[tuple[int, int]], rates_bps: list[int], delays_ps: list[int]) -> int:
+    """When the last bit of a packet train reaches the far end of a path of store-and-forward
+    hops, counted from the moment its first bit leaves; the train leaves back to back and meets
+    no other traffic. ``runs``: (wire bytes, packet count) in sending order; hop j serializes at
+    ``rates_bps[j]`` (the data plane's ceil-rounded ``ser_ps``), then propagates ``delays_ps[j]``.
+
+    Hop j finishes packet k at F(k, j) = max(F(k, j-1) + d(j-1), F(k-1, j)) + s(k, j) (a tandem
+    of FIFO servers, max-plus algebra). Unrolled, F(n, H) = the delays of hops 1..H-1 plus the
+    largest sum of s(k, j) over the monotone staircases from (packet 1, hop 1) to (packet n,
+    hop H): each hop covers a contiguous range of packets, the last of one hop being the first
+    of the next. The sum is linear in where a staircase turns inside a run of equal packets, so
+    an optimal one turns only at the first or last packet of a run: a dynamic program over those
+    turning points is exact in O(hops x runs), whatever the packet count. On equal rates it is
+    every packet on the first hop plus the largest packet once per later hop."""
+    runs = [(int(w), int(c)) for w, c in runs if c > 0]
+    if not runs or not rates_bps or len(rates_bps) != len(delays_ps):
+        raise ValueError("store_and_forward_ps needs packets and as many delays as rates (>= 1 hop)")
+    ser = [[_ser_cached(w, int(r)) for w, _ in runs] for r in rates_bps]
+    return _tandem_ps([c for _, c in runs], ser) + sum(int(d) for d in delays_ps)
+
+
+def message_fct_ps(runs: list[tuple[int, int]], ack_interval: int, ack_wire: int, fwd_rates: list[int],
+                   fwd_delays: list[int], rev_rates: list[int], rev_delays: list[int]) -> int:
+    """FCT of a message alone on its path (see Network.ideal_fct_ps): its packets, ``runs`` of
+    (wire bytes, count) in order, leave back to back and are stored and forwarded over the
+    forward links; the receiver sends an ACK (``ack_wire`` bytes) on every ``ack_interval``-th
+    packet and on the last, at once; the ACKs cross the reverse links as a second tandem.
+
+    Packet k reaches the receiver at A(k) (:func:`store_and_forward_ps` of packets 1..k). The
+    ACKs are alike, so the last one arrives at max over ACKed k of (A(k) + (ACKs after k) x the
+    slowest reverse hop's ACK time) + each reverse hop's ACK time and delay. Inside a run of
+    equal packets A(k) is a max of functions affine in k (convex), and the ACK term is affine in
+    the ACK's index, so the max needs only the first and the last ACKed packet of each run."""
+    runs = [(int(w), int(c)) for w, c in runs if c > 0]
+    m = int(ack_interval)
+    if not runs or m < 1 or len(fwd_rates) != len(fwd_delays) or len(rev_rates) != len(rev_delays) \
+            or not fwd_rates or not rev_rates:
+        raise ValueError("message_fct_ps needs packets, ack_interval >= 1 and a rate and delay per hop")
+    n = sum(c for _, c in runs)
+    ack_ser = [_ser_cached(int(ack_wire), int(r)) for r in rev_rates]
+    fwd_ser = [[_ser_cached(w, int(r)) for w, _ in runs] for r in fwd_rates]
+    fwd_prop = sum(int(d) for d in fwd_delays)
+    acked, first = set(), 1
+    for _, c in runs:                                    # per run: its first and last ACKed packet
+        last = first + c - 1
+        lo, hi = -(-first // m) * m, last // m * m
+        if lo <= hi:
+            acked.update((lo, hi))
+        first = last + 1
+    acked.add(n)                                         # AckReq on the last packet
+
+    def arrival(k: int) -> int:                          # last bit of packet k at the receiver
+        counts, left = [], k
+        for _, c in runs:
+            if left <= 0:
+                break
+            counts.append(min(c, left))
+            left -= c
+        return _tandem_ps(counts, [row[:len(counts)] for row in fwd_ser]) + fwd_prop
+
+    def acks_after(k: int) -> int:                       # ACKed packets after packet k
+        return (n - 1) // m - k // m + 1 if k < n else 0
+
+    worst = max(arrival(k) + acks_after(k) * max(ack_ser) for k in acked)
+    return worst + sum(ack_ser) + sum(int(d) for d in rev_delays)
+
+
+def _tandem_ps(counts: list[int], ser: list[list[int]]) -> int:
+    """The staircase maximum of :func:`store_and_forward_ps`: ``counts`` per run (all > 0),
+    ``ser[j][r]`` the serialization of one packet of run r on hop j. Turning points are the
+    first and the last packet of each run, in order; per hop, ``pre`` is the serialization of the
+    packets before a point and ``upto`` of those up to and including it."""
+    best = None
+    for row in ser:
+        pre, upto, total = [], [], 0
+        for c, s in zip(counts, row):
+            pre += (total, total + (c - 1) * s)
+            upto += (total + s, total + c * s)
+            total += c * s
+        if best is None:
+            best = upto                                     # the first hop covers packets 1 .. point
+            continue
+        run_max, nxt = best[0] - pre[0], []
+        for b_i, p_i, u_i in zip(best, pre, upto):          # enter this hop at a point <= this one
+            v = b_i - p_i
+            if v > run_max:
+                run_max = v
+            nxt.append(run_max + u_i)
+        best = nxt
+    return best[-1]
+
+
+_SER_CACHE: dict[tuple[int, int], int] = {}
+
+
+def _ser_cached(wire: int, rate_bps: int) -> int:
+    key = (wire, rate_bps)
+    v = _SER_CACHE.get(key)
+    if v is None:
+        if len(_SER_CACHE) > 65536:
+            _SER_CACHE.clear()
+        v = int(serialization_ps(wire, rate_bps))
+        if v < 0:
+            raise ValueError(f"no serialization time for {wire} bytes at {rate_bps} bit/s (a rate must be > 0)")
+        _SER_CACHE[key] = v
+    return v
 
 
 class _Progress:

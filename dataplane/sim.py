@@ -48,6 +48,16 @@ class SimError(RuntimeError):
     """The data plane refused a call or failed; the message is the C side's."""
 
 
+class CCPluginError(RuntimeError):
+    """A congestion control failed mid-run: a plug-in raised or set an invalid rate, or a C twin
+    set a rate below the floor; the message names the algorithm, the QP and the event.
+    (congestion.api re-exports it; Scenario.run writes the partial results first.)"""
+
+
+#: the rate floor, bit/s (native/softdpu.h SD_MIN_RATE_BPS: a ConnectX QP rate limiter's minimum)
+MIN_RATE_BPS = lib.SD_MIN_RATE_BPS
+
+
 # ---------------------------------------------------------------------------- dtypes
 _C2NP = {"uint8_t": np.uint8, "uint16_t": np.uint16, "uint32_t": np.uint32, "uint64_t": np.uint64,
          "int32_t": np.int32, "int64_t": np.int64, "float": np.float32, "double": np.float64}
@@ -546,6 +556,8 @@ class Simulator:
             exc = _cc_error.pop()
             _cc_error.clear()
             raise exc
+        if rc == lib.SD_ECC:             # a CC set a rate below the floor: the run stops cleanly
+            raise CCPluginError(ffi.string(lib.sd_last_error(self._sim)).decode())
         return self._check(rc)
 
     @property
@@ -684,5 +696,5 @@ OPCODES = {"write_first": lib.SD_OP_WRITE_FIRST, "write_middle": lib.SD_OP_WRITE
            "write_last": lib.SD_OP_WRITE_LAST, "write_only": lib.SD_OP_WRITE_ONLY, "ack": lib.SD_OP_ACK,
            "cnp": lib.SD_OP_CNP}
 
-__all__ = ["Simulator", "SimError", "dtype_of", "PACKET_DTYPE", "PORT_DTYPE", "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE",
-           "red_probability", "serialization_ps", "psn_diff", "ecmp_hash"]
+__all__ = ["Simulator", "SimError", "CCPluginError", "MIN_RATE_BPS", "dtype_of", "PACKET_DTYPE", "PORT_DTYPE",
+           "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE", "red_probability", "serialization_ps", "psn_diff", "ecmp_hash"]

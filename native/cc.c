@@ -3,9 +3,21 @@
  * algorithm wrote (rate, window, timers, byte counter) and records the decision trace. Timers are
  * lazy: one pending event per (QP, timer); re-arming later only moves the deadline.
  * While a QP has nothing outstanding its CC timers are parked, and resume when it gets data. */
+#include <stdio.h>
 #include <string.h>
 
 #include "sim.h"
+
+static const char *const event_names[SD_NUM_EV] = {"start", "ack", "cnp", "nak", "timeout", "timer", "bytes"};
+
+const char *cc_bad(char *why, size_t len, const char *name, const char *rule, double value)
+{
+    if (value != value)
+        snprintf(why, len, "%s must be %s, got NaN", name, rule);
+    else
+        snprintf(why, len, "%s must be %s, got %g", name, rule, value);
+    return why;
+}
 
 const cc_twin *cc_twin_of(uint32_t kind)
 {
@@ -77,8 +89,21 @@ void cc_event(sd_sim *sim, uint32_t qi, uint32_t type, const sd_cc_io *in)
     }
 
     double rate = io.rate_bps;
-    if (!(rate > 0.0))              /* NaN, zero or negative: keep the old rate */
-        rate = q->rate_bps;
+    if (!(rate >= (double)SD_MIN_RATE_BPS)) {
+        /* NaN, zero, negative or below the floor: an error, never a divisor (ser_ps) */
+        const cc_twin *tw = cc_twin_of(q->cc_kind);
+        char val[32];
+        if (rate != rate)
+            snprintf(val, sizeof val, "nan");
+        else
+            snprintf(val, sizeof val, "%g", rate);
+        sd_fail(sim, SD_ECC, "cc '%s' set rate_bps=%s (QP %u, event %s, t=%lld ps): a rate must be a number >= "
+                "%u bit/s (the rate floor, 1 Mb/s)", tw ? tw->name : "python plug-in", val, qi, event_names[type],
+                (long long)sim->now, (unsigned)SD_MIN_RATE_BPS);
+        sim->cc_fault = 1;
+        sim->cb_error = 1;           /* stops the run at the end of this event */
+        return;
+    }
     if (rate > q->line_rate_bps)
         rate = q->line_rate_bps;
     if (rate != q->rate_bps) {

@@ -45,23 +45,24 @@ static dcqcn_params unpack(const double *v)
     return p;
 }
 
-static const char *validate(const double *v)
+static const char *validate(const double *p, char *why, size_t len)
 {
-    dcqcn_params p = unpack(v);
-    if (v[10] != 0.0 && v[10] != 1.0)
-        return "flavour must be 0 (paper) or 1 (nvidia)";
-    if (!(p.g > 0.0 && p.g <= 1.0))
-        return "g must be in (0, 1]";
-    if (!(p.rai_bps >= 0.0) || !(p.rhai_bps >= 0.0) || !(p.rmin_bps > 0.0))
-        return "rai_bps and rhai_bps must be >= 0 and rmin_bps > 0";
-    if (!(p.initial_alpha >= 0.0 && p.initial_alpha <= 1.0))
-        return "initial_alpha must be in [0, 1]";
-    if (!(p.rate_on_first_cnp > 0.0 && p.rate_on_first_cnp <= 1.0))
-        return "rate_on_first_cnp must be in (0, 1]";
-    if (!(v[6] > 0.0) || !(v[7] > 0.0) || (p.flavour == 1 && !(v[8] > 0.0)))
-        return "timer periods (alpha_period_ps, inc_period_ps, dec_period_ps) must be > 0 ps";
-    if (!(v[9] >= 0.0) || !(v[11] >= 0.0) || v[11] > 1e6)
-        return "byte_counter and fast_recovery must be >= 0";
+    CC_NEED(p[0] > 0.0 && p[0] <= 1.0, 0, "in (0, 1]");
+    CC_NEED(p[1] >= 0.0, 1, ">= 0");
+    CC_NEED(p[2] >= 0.0, 2, ">= 0");
+    CC_NEED(p[3] >= SD_MIN_RATE_BPS, 3, CC_RULE_RATE);
+    CC_NEED(p[4] >= 0.0 && p[4] <= 1.0, 4, "in [0, 1]");
+    CC_NEED(p[5] > 0.0 && p[5] <= 1.0, 5, "in (0, 1]");
+    CC_NEED(p[6] >= 1.0 && p[6] <= CC_MAX_PS, 6, "in [1, 1e+15] ps");
+    CC_NEED(p[7] >= 1.0 && p[7] <= CC_MAX_PS, 7, "in [1, 1e+15] ps");
+    if (p[10] == 1.0)                /* the nvidia flavour's decrease check needs a period */
+        CC_NEED(p[8] >= 1.0 && p[8] <= CC_MAX_PS, 8, "in [1, 1e+15] ps");
+    else
+        CC_NEED(p[8] >= 0.0 && p[8] <= CC_MAX_PS, 8, "in [0, 1e+15] ps");
+    CC_NEED(p[9] >= 0.0 && p[9] <= CC_MAX_BYTES, 9, "in [0, 1e+15] bytes");
+    CC_NEED(p[10] == 0.0 || p[10] == 1.0, 10, "0 (paper) or 1 (nvidia)");
+    CC_NEED(p[11] >= 0.0 && p[11] <= 1e6, 11, "in [0, 1e+06]");
+    CC_NEED(p[12] == 0.0 || p[12] == 1.0, 12, "0 or 1");
     return NULL;
 }
 

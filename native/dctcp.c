@@ -15,14 +15,12 @@ enum { ALPHA, LAST, BATCH, ECNS, CWR, HIGH };
 
 static const char *const params[] = {"g", "rai_bps", "rmin_bps", "initial_alpha", NULL};
 
-static const char *validate(const double *p)
+static const char *validate(const double *p, char *why, size_t len)
 {
-    if (!(p[0] > 0.0 && p[0] <= 1.0))
-        return "g must be in (0, 1]";
-    if (!(p[1] >= 0.0) || !(p[2] > 0.0))
-        return "rai_bps must be >= 0 and rmin_bps > 0";
-    if (!(p[3] >= 0.0 && p[3] <= 1.0))
-        return "initial_alpha must be in [0, 1]";
+    CC_NEED(p[0] > 0.0 && p[0] <= 1.0, 0, "in (0, 1]");
+    CC_NEED(p[1] >= 0.0, 1, ">= 0");
+    CC_NEED(p[2] >= SD_MIN_RATE_BPS, 2, CC_RULE_RATE);
+    CC_NEED(p[3] >= 0.0 && p[3] <= 1.0, 3, "in [0, 1]");
     return NULL;
 }
 

@@ -21,16 +21,16 @@ static const char *const params[] = {"eta", "max_stage", "rai_bps", "rmin_bps", 
                                      "int_multi", "fast_react", NULL};
 static const double rates[] = {25e9, 50e9, 100e9, 200e9, 400e9};
 
-static const char *validate(const double *p)
+static const char *validate(const double *p, char *why, size_t len)
 {
-    if (!(p[0] > 0.0 && p[0] <= 1.0))
-        return "eta must be in (0, 1]";
-    if (!(p[1] >= 0.0) || !(p[2] >= 0.0) || !(p[3] > 0.0))
-        return "max_stage and rai_bps must be >= 0 and rmin_bps > 0";
-    if (!(p[4] > 0.0) || !(p[5] > 0.0))
-        return "base_rtt_ps and win_bytes must be > 0 (the scenario computes them from the fabric)";
-    if (!(p[6] >= 1.0 && p[6] <= 64.0) || (p[7] != 0.0 && p[7] != 1.0))
-        return "int_multi must be in [1, 64] and fast_react 0 or 1";
+    CC_NEED(p[0] > 0.0 && p[0] <= 1.0, 0, "in (0, 1]");
+    CC_NEED(p[1] >= 0.0, 1, ">= 0");
+    CC_NEED(p[2] >= 0.0, 2, ">= 0");
+    CC_NEED(p[3] >= SD_MIN_RATE_BPS, 3, CC_RULE_RATE);
+    CC_NEED(p[4] > 0.0, 4, "> 0 (the scenario computes it from the fabric)");
+    CC_NEED(p[5] > 0.0 && p[5] <= CC_MAX_BYTES, 5, "in (0, 1e+15] bytes (the scenario computes it from the fabric)");
+    CC_NEED(p[6] >= 1.0 && p[6] <= 64.0, 6, "in [1, 64]");
+    CC_NEED(p[7] == 0.0 || p[7] == 1.0, 7, "0 or 1");
     return NULL;
 }
 

@@ -27,14 +27,14 @@ enum { CWND, INC, RECV, ACHIEVED, QA_END, LAST_ADJ, LAST_DEC, AVG_DELAY, FI_COUN
 static const char *const params[] = {"network_rtt_ps", "target_qdelay_ps", "gamma", "delay_alpha", "qa_gate",
                                      "header_bytes", NULL};
 
-static const char *validate(const double *p)
+static const char *validate(const double *p, char *why, size_t len)
 {
-    if (!(p[0] > 0.0) || !(p[1] > 0.0))
-        return "network_rtt_ps and target_qdelay_ps must be > 0 (the scenario computes them from the fabric)";
-    if (!(p[2] > 0.0 && p[2] <= 1.0) || !(p[3] > 0.0 && p[3] <= 1.0))
-        return "gamma and delay_alpha must be in (0, 1]";
-    if (!(p[4] >= 0.0 && p[4] <= 16.0) || !(p[5] >= 0.0))
-        return "qa_gate must be in [0, 16] and header_bytes >= 0";
+    CC_NEED(p[0] > 0.0 && p[0] <= CC_MAX_PS, 0, "in (0, 1e+15] ps (the scenario computes it from the fabric)");
+    CC_NEED(p[1] > 0.0 && p[1] <= CC_MAX_PS, 1, "in (0, 1e+15] ps (the scenario computes it from the fabric)");
+    CC_NEED(p[2] > 0.0 && p[2] <= 1.0, 2, "in (0, 1]");
+    CC_NEED(p[3] > 0.0 && p[3] <= 1.0, 3, "in (0, 1]");
+    CC_NEED(p[4] >= 0.0 && p[4] <= 16.0, 4, "in [0, 16]");
+    CC_NEED(p[5] >= 0.0 && p[5] <= 1e6, 5, "in [0, 1e+06] bytes");
     return NULL;
 }
 

@@ -1,6 +1,7 @@
 /* sim.c: creating and configuring a simulator, the packet pool, and the event loop.
  * Every entry point validates what Python passes and reports a bad value by name through
  * sd_last_error(); nothing here trusts an index it did not check. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,8 +174,9 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
             return sd_fail(sim, SD_EINVAL, "link %u: node %u or %u does not exist (%u nodes)", link, a[i], b[i], sim->num_nodes);
         if (a[i] == b[i])
             return sd_fail(sim, SD_EINVAL, "link %u: a link must join two different nodes (node %u)", link, a[i]);
-        if (rate_bps[i] == 0 || rate_bps[i] > 100000000000000ull)
-            return sd_fail(sim, SD_EINVAL, "link %u: rate_bps must be in (0, 1e14], got %llu", link, (unsigned long long)rate_bps[i]);
+        if (rate_bps[i] < SD_MIN_RATE_BPS || rate_bps[i] > 100000000000000ull)
+            return sd_fail(sim, SD_EINVAL, "link %u: rate_bps must be in [1e6 (the rate floor, 1 Mb/s), 1e14], got %llu",
+                           link, (unsigned long long)rate_bps[i]);
         if (delay_ps[i] < 0)
             return sd_fail(sim, SD_EINVAL, "link %u: delay_ps must be >= 0, got %lld", link, (long long)delay_ps[i]);
         for (int e = 0; e < 2; e++) {
@@ -304,13 +306,14 @@ int sd_add_cc_params(sd_sim *sim, uint32_t kind, const double *values, uint32_t 
     if (n != want)
         return sd_fail(sim, SD_EINVAL, "%s: %u parameter values given, %u expected", tw->name, n, want);
     sd_ccp block = {kind, 0, {0}};
+    char why[192];
     for (uint32_t i = 0; i < n; i++) {
-        if (values[i] != values[i])
-            return sd_fail(sim, SD_EINVAL, "%s: parameter %s is NaN", tw->name, tw->params[i]);
+        if (!isfinite(values[i]))    /* NaN or +-inf: no rule below would be meaningful */
+            return sd_fail(sim, SD_EINVAL, "%s: %s", tw->name,
+                           cc_bad(why, sizeof why, tw->params[i], "a finite number", values[i]));
         block.v[i] = values[i];
     }
-    const char *why = tw->validate(block.v);
-    if (why)
+    if (tw->validate(block.v, why, sizeof why))
         return sd_fail(sim, SD_EINVAL, "%s: %s", tw->name, why);
     if (sim->num_ccp == sim->cap_ccp) {
         sd_ccp *m = realloc(sim->ccp, 2 * sim->cap_ccp * sizeof *m);
@@ -731,6 +734,8 @@ int sd_run_until(sd_sim *sim, int64_t t)
 {
     if (t < sim->now)
         return sd_fail(sim, SD_EINVAL, "run_until: time %lld ps is before now (%lld ps)", (long long)t, (long long)sim->now);
+    if (sim->cc_fault)
+        return SD_ECC;                   /* sim->err still names the CC, QP and event */
     if (sim->cb_error)
         return sd_fail(sim, SD_ECALLBACK, "a congestion-control plug-in raised; the run cannot continue");
     sd_event e;
@@ -794,6 +799,8 @@ int sd_run_until(sd_sim *sim, int64_t t)
         default:
             break;
         }
+        if (sim->cc_fault)
+            return SD_ECC;
         if (sim->cb_error)
             return sd_fail(sim, SD_ECALLBACK, "a congestion-control plug-in raised at t=%lld ps", (long long)sim->now);
     }
@@ -899,7 +906,10 @@ uint32_t sd_sizeof_packet(void)
 
 int64_t sd_serialization_ps(uint64_t wire_bytes, uint64_t rate_bps)
 {
-    return rate_bps ? ser_ps(wire_bytes, rate_bps) : -1;
+    /* -1 for a zero rate or a result beyond int64 (ps) */
+    if (rate_bps == 0 || (unsigned __int128)wire_bytes * 8000000000000ull / rate_bps > (unsigned __int128)INT64_MAX - 1)
+        return -1;
+    return ser_ps(wire_bytes, rate_bps);
 }
 
 int32_t sd_psn_diff(uint32_t a, uint32_t b)

@@ -242,6 +242,7 @@ struct sd_sim {
     sd_mmu *mmu;                 /* per switch */
     sd_int_rec *ints;            /* per pool packet, NULL unless cfg.int_enabled */
     int cb_error;                /* a Python plug-in raised: stop the run */
+    int cc_fault;                /* a CC set an invalid rate (SD_ECC): stop the run, err names it */
     /* multipath */
     uint64_t *bits;              /* bitmap pool of sr/ooo QPs (reorder.c), grown at setup only */
     uint32_t bits_len, bits_cap; /* words */
@@ -364,20 +365,34 @@ void cc_timer_fire(sd_sim *sim, uint32_t slot);
 void cc_count_bytes(sd_sim *sim, uint32_t qp, uint32_t payload);
 void cc_resume_timers(sd_sim *sim, uint32_t qp);
 
-/* C twins of congestion/<name>.py: a parameter list, a validator and an event handler each */
+/* C twins of congestion/<name>.py: a parameter list, a validator and an event handler each.
+ * validate() checks a block whose values sd_add_cc_params() already found finite; it returns
+ * NULL, or writes "<parameter> must be <rule>, got <value>" (cc_bad) into why and returns it.
+ * The Python reference's check_params() applies the same rules in the same order with the same
+ * words (tests/test_cc_params.py). */
 typedef struct cc_twin {
     const char *name;
     const char *const *params;   /* parameter names, NULL-terminated (<= SD_CC_PARAMS) */
-    const char *(*validate)(const double *p);   /* NULL if valid, else what is wrong */
+    const char *(*validate)(const double *p, char *why, size_t len);
     void (*event)(const double *p, double *st, sd_cc_io *io);
 } cc_twin;
 extern const cc_twin cc_dcqcn, cc_dctcp, cc_timely, cc_hpcc, cc_swift, cc_nscc;
 const cc_twin *cc_twin_of(uint32_t kind);
+const char *cc_bad(char *why, size_t len, const char *name, const char *rule, double value);
+/* In a validator (p, why, len and the params table in scope): parameter i must satisfy cond. */
+#define CC_NEED(cond, i, rule) \
+    do { if (!(cond)) return cc_bad(why, len, params[i], rule, p[i]); } while (0)
+/* Shared rules (the same strings in congestion/api.py) */
+#define CC_RULE_RATE ">= 1e+06 (the rate floor, 1 Mb/s)"
+#define CC_MAX_PS 1e15           /* time parameters that become int64 deadlines: <= 1000 s */
+#define CC_MAX_BYTES 1e15        /* byte parameters that become uint64 windows or counters */
 
 static inline int64_t ser_ps(uint64_t bytes, uint64_t rate_bps)
 {
     /* bytes*8 bits at rate_bps, in ps, rounded up: ceil(bytes * 8e12 / rate); 64-bit
-     * arithmetic suffices for anything up to 2 MB (every packet) */
+     * arithmetic suffices for anything up to 2 MB (every packet). The divisor is never
+     * unchecked: port rates are >= SD_MIN_RATE_BPS from sd_add_links, pacing rates from
+     * cc_event (which refuses anything lower), so a frame (<= 9212 B) takes < 74 ms. */
     if (bytes < (1u << 21)) {
         uint64_t num = bytes * 8000000000000ull;
         return (int64_t)((num + rate_bps - 1) / rate_bps);

@@ -16,8 +16,17 @@ enum sd_status {
     SD_EINVAL = -1,         /* an argument is out of range; sd_last_error() names it */
     SD_ENOMEM = -2,         /* a pool or table sized at creation is full */
     SD_ESTATE = -3,         /* call not allowed in the simulator's current state */
-    SD_ECALLBACK = -4       /* a Python congestion-control plug-in raised */
+    SD_ECALLBACK = -4,      /* a Python congestion-control plug-in raised */
+    SD_ECC = -5             /* a congestion control set a rate below SD_MIN_RATE_BPS (or not a
+                             * number); sd_last_error() names the CC, the QP and the event */
 };
+
+/* The rate floor, bit/s: no pacing rate, link rate or CC rate parameter may be lower. 1 Mb/s is
+ * the smallest rate a ConnectX QP rate limiter takes (DCQCN's rpg_min_rate: 1 Mb/s .. line rate).
+ * It bounds every serialization time: a 9 KB jumbo frame (plus headers, VXLAN) takes < 80 ms at
+ * the floor, so pacing advances time by a bounded step per packet and every run stays finite;
+ * below 1 bit/s the old integer rate truncated to 0 and the serialization helper divided by it. */
+enum { SD_MIN_RATE_BPS = 1000000 };
 
 /* Why sd_run_until() returned (values >= 0). */
 enum sd_stop {

@@ -6,7 +6,8 @@
  * window (flow-based scaling), additive increase of ai packets per RTT below the target, and a
  * multiplicative decrease proportional to the excess delay, at most once per RTT, bounded by
  * max_mdf; a retransmission (timeout or NAK) cuts by max_mdf. Below one packet of window the
- * NIC paces at cwnd per RTT. Window and pacing in bytes / bit/s; the fabric-wide pieces
+ * NIC paces at cwnd per RTT, but no slower than the rate floor (SD_MIN_RATE_BPS, 1 Mb/s: a
+ * ConnectX rate limiter's minimum). Window and pacing in bytes / bit/s; the fabric-wide pieces
  * (base_target_ps, max_cwnd_bytes) come from the scenario.
  *
  * State: [0] cwnd (bytes), [1] time of the last decrease (ps), [2] last RTT sample (ps),
@@ -20,16 +21,18 @@ enum { CWND, LAST_DEC, RTT, TARGET };
 static const char *const params[] = {"ai", "beta", "max_mdf", "base_target_ps", "hop_scale_ps", "fs_range_ps",
                                      "fs_min_cwnd", "fs_max_cwnd", "min_cwnd_bytes", "max_cwnd_bytes", NULL};
 
-static const char *validate(const double *p)
+static const char *validate(const double *p, char *why, size_t len)
 {
-    if (!(p[0] > 0.0) || !(p[1] > 0.0 && p[1] <= 1.0) || !(p[2] > 0.0 && p[2] < 1.0))
-        return "need ai > 0, beta in (0, 1] and max_mdf in (0, 1)";
-    if (!(p[3] > 0.0) || !(p[4] >= 0.0) || !(p[5] >= 0.0))
-        return "base_target_ps must be > 0, hop_scale_ps and fs_range_ps >= 0";
-    if (!(p[6] > 0.0 && p[7] > p[6]))
-        return "need 0 < fs_min_cwnd < fs_max_cwnd (packets)";
-    if (!(p[8] > 0.0 && p[9] > p[8]))
-        return "need 0 < min_cwnd_bytes < max_cwnd_bytes";
+    CC_NEED(p[0] > 0.0, 0, "> 0");
+    CC_NEED(p[1] > 0.0 && p[1] <= 1.0, 1, "in (0, 1]");
+    CC_NEED(p[2] > 0.0 && p[2] < 1.0, 2, "in (0, 1)");
+    CC_NEED(p[3] > 0.0, 3, "> 0");
+    CC_NEED(p[4] >= 0.0, 4, ">= 0");
+    CC_NEED(p[5] >= 0.0, 5, ">= 0");
+    CC_NEED(p[6] > 0.0, 6, "> 0 (packets)");
+    CC_NEED(p[7] > p[6], 7, "> fs_min_cwnd (packets)");
+    CC_NEED(p[8] > 0.0, 8, "> 0");
+    CC_NEED(p[9] > p[8] && p[9] <= CC_MAX_BYTES, 9, "> min_cwnd_bytes and <= 1e+15");
     return NULL;
 }
 
@@ -87,6 +90,8 @@ static void event(const double *p, double *s, sd_cc_io *io)
     io->rate_bps = cwnd >= mss ? io->line_rate_bps : cwnd * 8.0 / (s[RTT] * 1e-12);
     if (io->rate_bps > io->line_rate_bps)
         io->rate_bps = io->line_rate_bps;
+    if (io->rate_bps < SD_MIN_RATE_BPS)
+        io->rate_bps = SD_MIN_RATE_BPS;           /* the NIC's rate limiter paces no slower */
     io->trace[0] = cwnd;
     io->trace[1] = s[TARGET];
     io->trace[2] = s[RTT];

@@ -16,14 +16,17 @@ enum { CUR, STAGE, DIFF, PREV, LAST };
 static const char *const params[] = {"alpha", "beta", "t_low_ps", "t_high_ps", "min_rtt_ps", "rai_bps", "rhai_bps",
                                      "rmin_bps", "hai_threshold", NULL};
 
-static const char *validate(const double *p)
+static const char *validate(const double *p, char *why, size_t len)
 {
-    if (!(p[0] > 0.0 && p[0] <= 1.0) || !(p[1] > 0.0 && p[1] <= 1.0))
-        return "alpha and beta must be in (0, 1]";
-    if (!(p[2] >= 0.0 && p[3] > p[2]) || !(p[4] > 0.0))
-        return "need 0 <= t_low_ps < t_high_ps and min_rtt_ps > 0";
-    if (!(p[5] >= 0.0) || !(p[6] >= 0.0) || !(p[7] > 0.0) || !(p[8] >= 0.0))
-        return "rai_bps, rhai_bps and hai_threshold must be >= 0 and rmin_bps > 0";
+    CC_NEED(p[0] > 0.0 && p[0] <= 1.0, 0, "in (0, 1]");
+    CC_NEED(p[1] > 0.0 && p[1] <= 1.0, 1, "in (0, 1]");
+    CC_NEED(p[2] >= 0.0, 2, ">= 0");
+    CC_NEED(p[3] > p[2], 3, "> t_low_ps");
+    CC_NEED(p[4] > 0.0, 4, "> 0");
+    CC_NEED(p[5] >= 0.0, 5, ">= 0");
+    CC_NEED(p[6] >= 0.0, 6, ">= 0");
+    CC_NEED(p[7] >= SD_MIN_RATE_BPS, 7, CC_RULE_RATE);
+    CC_NEED(p[8] >= 0.0, 8, ">= 0");
     return NULL;
 }
 

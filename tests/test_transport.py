@@ -26,20 +26,21 @@ def test_single_flow_goodput_is_line_rate_times_payload_efficiency():
 
 def test_single_message_fct_is_base_rtt_plus_wire_bytes_over_rate():
     """1 MB = 245 packets over host-switch-host (2 x 1 us, 100 Gb/s). FCT = all wire bytes / R
-    + the last packet's store-and-forward at the switch + the ACK's serialization on 2 hops +
-    4 propagation delays (base RTT). Wire bytes: first packet 4096 + 82 + RETH 16, 243 x 4178,
-    last 576 + 82. Must agree within 1 %, and with the scenario's own ideal-FCT column."""
+    + the switch's store-and-forward of the largest packet (the first: it carries the RETH) +
+    the ACK's serialization on 2 hops + 4 propagation delays (base RTT). Wire bytes: first
+    packet 4096 + 82 + RETH 16, 243 x 4178, last 576 + 82. At 100 Gb/s a byte takes exactly
+    80 ps, so no rounding enters: the FCT and the scenario's ideal-FCT column equal it exactly."""
     size = 1_000_000
     r = run(**one_flow(size, cc="none", sample_interval_ps=0))
     assert_conserved(r)
     last = size - 244 * 4096
-    wire = (4096 + 82 + 16) + 243 * (4096 + 82) + (last + 82)
+    first = 4096 + 82 + 16
+    wire = first + 243 * (4096 + 82) + (last + 82)
     ack = 14 + 20 + 8 + 12 + 4 + 4 + 4 + 20                         # + AETH 4, incl. preamble/IFG
-    expected_ps = (wire + (last + 82) + 2 * ack) * 8 / R * 1e12 + 4 * us(1)
-    fct = r.flows["fct_ps"][0]
-    assert fct == pytest.approx(expected_ps, rel=0.01)
-    assert r.flows["ideal_fct_ps"][0] == pytest.approx(expected_ps, rel=1e-6)
-    assert r.flows["slowdown"][0] == pytest.approx(1.0, rel=0.01)
+    expected_ps = (wire + first + 2 * ack) * 8 * 10**12 // R + 4 * us(1)   # 80 ps per byte: exact
+    assert r.flows["fct_ps"][0] == expected_ps
+    assert r.flows["ideal_fct_ps"][0] == expected_ps
+    assert r.flows["slowdown"][0] == 1.0
 
 
 def test_go_back_n_recovers_drops_in_an_incast():
