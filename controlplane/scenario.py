@@ -179,6 +179,7 @@ class Network:
             vswitch.check_spec(sc.dpu, self.fabric.num_hosts)    # a bad dpu spec fails here, before the build
         self.routes = routing.compute_routes(self.fabric)
         self.flows = workload.build(self.fabric, sc.workload, np.random.default_rng([sc.seed, 1]))
+        self.monitored_ports()                 # a bad monitor_ports fails the build, not the run
         self.cc = sc.make_cc()
         self.resolved = self._resolve()
         self.sim = self._make_sim()
@@ -372,17 +373,34 @@ class Network:
 
     # -------------------------------------------------------------- derived facts
     def monitored_ports(self) -> np.ndarray:
+        """The ports of the time series: ``monitor_ports`` is "switch" (every switch port), "all",
+        "none", or a flat list of port ids / port names (``fab.port_name``: "sw0->h1"), each
+        once. Checked when the scenario is built; a bad value is named."""
         spec, fab = self.scenario.monitor_ports, self.fabric
-        if spec == "none":
-            return np.zeros(0, dtype=np.int64)
-        if spec == "all":
-            return np.arange(fab.num_ports)
-        if spec == "switch":
-            return np.array([p for p in range(fab.num_ports) if fab.is_switch(fab.port_owner(p))], dtype=np.int64)
-        ports = np.asarray(spec, dtype=np.int64)
-        if ports.size and (ports.min() < 0 or ports.max() >= fab.num_ports):
-            raise ValueError(f"monitor_ports: port ids must be in [0, {fab.num_ports})")
-        return ports
+        if isinstance(spec, str):
+            if spec == "none":
+                return np.zeros(0, dtype=np.int64)
+            if spec == "all":
+                return np.arange(fab.num_ports, dtype=np.int64)
+            if spec == "switch":
+                return np.array([p for p in range(fab.num_ports) if fab.is_switch(fab.port_owner(p))], dtype=np.int64)
+            raise ValueError(f'monitor_ports must be "switch", "all", "none" or a list of port ids, got {spec!r}')
+        if isinstance(spec, np.ndarray) and spec.ndim == 1:
+            spec = spec.tolist()
+        if not isinstance(spec, (list, tuple)):
+            raise ValueError(f'monitor_ports must be "switch", "all", "none" or a list of port ids, got {spec!r}')
+        names = {fab.port_name(p): p for p in range(fab.num_ports)}
+        ports: list[int] = []
+        for i, p in enumerate(spec):
+            if isinstance(p, str) and p in names:
+                p = names[p]
+            if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or not 0 <= p < fab.num_ports:
+                raise ValueError(f"monitor_ports[{i}] = {p!r} is not a port id in [0, {fab.num_ports}) "
+                                 f"or a port name such as {fab.port_name(0)!r}")
+            if int(p) in ports:
+                raise ValueError(f"monitor_ports[{i}]: port {int(p)} ({fab.port_name(int(p))}) is listed twice")
+            ports.append(int(p))
+        return np.array(ports, dtype=np.int64)
 
     def bottleneck_port(self) -> int | None:
         """When every flow goes to one host (an incast): the switch port facing it."""

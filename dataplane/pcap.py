@@ -1,13 +1,24 @@
 """Reading RoCEv2 captures into numpy records.
 
 :func:`read_pcap` parses a classic pcap file (micro- or nanosecond timestamps, either byte
-order, Ethernet link type, optional 802.1Q tags) from softdpu or from real hardware. Each RoCEv2
-frame becomes one record of :data:`RECORD_DTYPE`; everything else is skipped and counted by
-reason, and a damaged file (bad magic, impossible or truncated records) raises a clear error or
-stops with a counted reason, never crashes. The parser is plain Python over ``struct``: no scapy
-(which is kept for tests, where speed does not matter).
+order, Ethernet link type, optional 802.1Q VLAN tags and 802.1ad QinQ double tags) from softdpu
+or from real hardware. Each RoCEv2 frame becomes one record of :data:`RECORD_DTYPE`; everything
+else is skipped and counted by reason (:attr:`PcapRead.skipped`). A damaged file gives counted
+skips, a counted stop (:attr:`PcapRead.stopped`, naming the file, the record index and its byte
+offset) where the record boundaries are lost, or a ``ValueError`` naming the file; never another
+exception. The parser is plain Python over ``struct``: no scapy (which is kept for tests, where
+speed does not matter).
 
-Layouts: shared/reference/transport-cc.md §4 (BTH, RETH, AETH, CNP, ICRC).
+Record rules (libpcap's ``sf-pcap.c``): a record's captured length may not exceed the snaplen of
+the file header (a header snaplen of 0 or above 262144, libpcap's ``MAXIMUM_SNAPLEN``, stands for
+262144); past it the record boundaries cannot be trusted and reading stops. A captured length
+above the original length is malformed: that record is skipped and counted. A timestamp whose
+sub-second part is out of range (>= 10^6 us or 10^9 ns), or whose distance from the first
+record's does not fit int64 picoseconds (about 106 days), is skipped and counted.
+
+Layouts: IBTA Vol. 1 §9.2-9.3 (BTH, RETH, AETH, ImmDt), Annex A16 (RoCEv2: UDP port 4791, CNP
+opcode 0x81 with 16 reserved bytes) and Annex A17 (ICRC). The ICRC covers the packet from the IP
+header on, so VLAN tags and the rest of the Ethernet header are outside it.
 """
 from __future__ import annotations
 
@@ -39,7 +50,12 @@ RECORD_DTYPE = np.dtype([
     ("payload_len", np.uint32),
     ("icrc", np.uint32),                                                # as on the wire, LSB first
     ("icrc_ok", np.int8),                                               # 1 good, 0 bad, -1 not captured
+    ("record", np.uint32),                                              # index of the pcap record (0 = first)
 ])
+
+MAX_SNAPLEN = 262144                   # libpcap MAXIMUM_SNAPLEN: no record may be longer
+MAX_SPAN_NS = (2**63 - 1) // 1000      # a time relative to the first record must fit int64 picoseconds
+VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)  # 802.1Q C-tag, 802.1ad S-tag, the pre-standard QinQ S-tag
 
 
 @dataclass
@@ -49,6 +65,7 @@ class PcapRead:
     stopped: str | None = None                          # why reading stopped early, if it did
     snaplen: int = 0
     nanosecond: bool = False
+    path: str = ""
 
     def report(self) -> str:
         parts = [f"{len(self.records)} RoCEv2 records"]
@@ -58,16 +75,38 @@ class PcapRead:
         return ", ".join(parts)
 
 
-_MAGICS = {0xA1B2C3D4: False, 0xA1B23C4D: True}
+_MAGICS = {0xA1B2C3D4: False, 0xA1B23C4D: True}          # pcap (us), pcap-ns (ns)
 
 
-def icrc_of(frame: bytes) -> int:
+def l3_offset(frame: bytes) -> tuple[int, int]:
+    """(offset of the network header, its EtherType) after the Ethernet header and any stack of
+    802.1Q / 802.1ad tags; the EtherType is -1 when the frame ends inside the tags."""
+    if len(frame) < 14:
+        return len(frame), -1
+    eth, l3 = struct.unpack_from("!H", frame, 12)[0], 14
+    while eth in VLAN_TPIDS:
+        if len(frame) < l3 + 4:
+            return l3, -1
+        eth = struct.unpack_from("!H", frame, l3 + 2)[0]          # the TCI (PCP, DEI, VID) is not looked at
+        l3 += 4
+    return l3, eth
+
+
+def icrc_of(frame: bytes, l3: int | None = None) -> int:
     """ICRC per IBTA Annex A17 (independent of the C implementation): CRC-32 over 8 x 0xFF, the
     IP header with TOS/TTL/checksum (IPv6: traffic class, flow label, hop limit) set to ones,
-    UDP with the checksum set to ones, BTH with byte 4 set to ones, and the rest up to the ICRC."""
-    b = bytearray(frame[14:-4])
-    v6 = frame[12:14] == b"\x86\xdd"
+    UDP with the checksum set to ones, BTH with byte 4 set to ones, and the rest up to the ICRC.
+    ``frame`` runs from the Ethernet header to the ICRC; ``l3`` is the offset of the IP header
+    (default: after the Ethernet header and its VLAN tags), where the covered bytes begin."""
+    if l3 is None:
+        l3, _ = l3_offset(frame)
+    b = bytearray(frame[l3:-4])
+    if not b:
+        raise ValueError(f"icrc: a {len(frame)}-byte frame has no IP header at byte {l3}")
+    v6 = b[0] >> 4 == 6
     ip = 40 if v6 else (b[0] & 0x0F) * 4
+    if len(b) < ip + 8 + 12:
+        raise ValueError(f"icrc: {len(b)} bytes from the IP header on are fewer than IP ({ip}) + UDP (8) + BTH (12)")
     if v6:
         b[0] |= 0x0F
         b[1:4] = b"\xff\xff\xff"
@@ -96,37 +135,52 @@ def read_pcap(path: str | Path) -> PcapRead:
     else:
         raise ValueError(f"{path}: not a pcap file (magic 0x{magic_le:08x})")
     _, _, _, _, snaplen, linktype = struct.unpack_from(endian + "HHiIII", data, 4)
-    if linktype != 1:
+    if linktype & 0xFFFF != 1 or linktype & 0x03FF0000:   # libpcap LT_LINKTYPE / LT_RESERVED1 (top: FCS length)
         raise ValueError(f"{path}: link type {linktype} is not Ethernet (1)")
+    limit = snaplen if 0 < snaplen <= MAX_SNAPLEN else MAX_SNAPLEN     # libpcap's reading of the header
+    frac_max = 1_000_000_000 if nano else 1_000_000
     rec_hdr = struct.Struct(endian + "IIII")
     out: list[tuple] = []
     skipped: Counter = Counter()
     stopped = None
-    off, n = 24, len(data)
-    limit = max(snaplen, 65535) if snaplen else 262144
+    t_first = None
+    off, n, index = 24, len(data), 0
     while off < n:
+        where = f"{path}: record {index} (byte {off})"
         if off + 16 > n:
-            stopped = "truncated record header at end of file"
+            stopped = f"{where}: truncated record header ({n - off} of 16 bytes) at the end of the file"
             skipped["truncated_record"] += 1
             break
         sec, frac, incl, orig = rec_hdr.unpack_from(data, off)
-        off += 16
-        if incl > limit or incl > 262144 or incl > max(orig, incl):
-            stopped = f"record at byte {off - 16} claims {incl} captured bytes (snaplen {snaplen}); cannot resync"
+        if incl > limit:
+            stopped = (f"{where} claims {incl} captured bytes, more than the file's snaplen {limit}; "
+                       f"the record boundaries are lost, reading stops")
             skipped["bad_record_length"] += 1
             break
-        if off + incl > n:
-            stopped = f"record at byte {off - 16} truncated ({n - off} of {incl} bytes present)"
+        if off + 16 + incl > n:
+            stopped = f"{where}: truncated ({n - off - 16} of {incl} bytes present)"
             skipped["truncated_record"] += 1
             break
-        frame = data[off:off + incl]
-        off += incl
+        frame = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        index += 1
+        if incl > orig:
+            skipped["incl_exceeds_orig"] += 1                 # more bytes captured than the frame had
+            continue
+        if frac >= frac_max:
+            skipped["bad_timestamp"] += 1
+            continue
         t_ns = sec * 1_000_000_000 + (frac if nano else frac * 1000)
+        if t_first is None:
+            t_first = t_ns
+        elif abs(t_ns - t_first) > MAX_SPAN_NS:
+            skipped["timestamp_out_of_range"] += 1
+            continue
         rec = _parse(frame, orig, t_ns, skipped)
         if rec is not None:
-            out.append(rec)
+            out.append(rec + (index - 1,))
     records = np.array(out, dtype=RECORD_DTYPE) if out else np.zeros(0, dtype=RECORD_DTYPE)
-    return PcapRead(records, skipped, stopped, snaplen, nano)
+    return PcapRead(records, skipped, stopped, snaplen, nano, str(path))
 
 
 def _parse(f: bytes, orig: int, t_ns: int, skipped: Counter):
@@ -134,11 +188,10 @@ def _parse(f: bytes, orig: int, t_ns: int, skipped: Counter):
     if caplen < 14:
         skipped["truncated_frame"] += 1
         return None
-    eth = struct.unpack_from("!H", f, 12)[0]
-    l3 = 14
-    while eth in (0x8100, 0x88A8) and caplen >= l3 + 4:        # 802.1Q / 802.1ad tags
-        eth = struct.unpack_from("!H", f, l3 + 2)[0]
-        l3 += 4
+    l3, eth = l3_offset(f)                                    # past 802.1Q / 802.1ad tags
+    if eth < 0:
+        skipped["truncated_frame"] += 1
+        return None
     if eth == 0x0800:
         if caplen < l3 + 20:
             skipped["truncated_frame"] += 1
@@ -211,7 +264,7 @@ def _parse(f: bytes, orig: int, t_ns: int, skipped: Counter):
     icrc_end = l4 + ulen
     if caplen >= icrc_end and orig >= icrc_end:
         icrc = struct.unpack_from("<I", f, icrc_end - 4)[0]
-        ok = int(icrc_of(f[:icrc_end]) == icrc)
+        ok = int(icrc_of(f[:icrc_end], l3) == icrc)
     else:
         icrc, ok = 0, -1
     return (t_ns, orig, caplen, ver, tuple(src.ljust(16, b"\0")), tuple(dst.ljust(16, b"\0")), tos >> 2, tos & 3, ttl, sport, dport,

@@ -185,7 +185,13 @@ def _i64(name: str, values, n: int) -> np.ndarray:
     a = np.ascontiguousarray(values)
     if a.shape != (n,):
         raise ValueError(f"{name} must have {n} entries, got shape {a.shape}")
-    if a.size and not np.issubdtype(a.dtype, np.integer):
+    if a.dtype == object or (a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max):
+        # Python integers beyond int64 (numpy keeps them as objects) or uint64 above 2^63 - 1
+        for i, v in enumerate(a.tolist()):
+            if not isinstance(v, int) or isinstance(v, bool) or not -2**63 <= v < 2**63:
+                raise ValueError(f"{name}[{i}] = {v!r} is not an integer that fits int64 picoseconds "
+                                 f"(|t| < 2^63 ps, about 106 days)")
+    elif a.size and not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"{name} must hold integers (picoseconds), got {a.dtype}")
     return a.astype(np.int64)
 
@@ -550,7 +556,10 @@ class Simulator:
     # ------------------------------------------------------------------ running
     def run_until(self, t_ps: int) -> int:
         """Advance to ``t_ps`` or an earlier stop; returns STOP_TIME, STOP_IDLE, STOP_COMPLETIONS or
-        STOP_UPCALL (vSwitch misses wait in the upcall queue: drain them with vs_drain_upcalls)."""
+        STOP_UPCALL (vSwitch misses wait in the upcall queue: drain them with vs_drain_upcalls).
+        Raises SimError when an event could not be scheduled (the event queue could not grow or
+        reached :meth:`set_event_limit`); the run cannot go on, later calls raise the same error,
+        and the views and counters keep the state at the failure."""
         rc = lib.sd_run_until(self._sim, int(t_ps))
         if _cc_error:
             exc = _cc_error.pop()
@@ -559,6 +568,15 @@ class Simulator:
         if rc == lib.SD_ECC:             # a CC set a rate below the floor: the run stops cleanly
             raise CCPluginError(ffi.string(lib.sd_last_error(self._sim)).decode())
         return self._check(rc)
+
+    def set_event_limit(self, max_pending: int) -> None:
+        """Cap the number of pending events (0 = no cap). Scheduling one more fails the run as an
+        allocation failure would: run_until raises SimError naming the event, and keeps raising
+        it (the state stays readable). For tests of that path and as a memory guard."""
+        if not isinstance(max_pending, (int, np.integer)) or isinstance(max_pending, bool) or \
+                not 0 <= max_pending < 2**64:
+            raise ValueError(f"event limit must be an integer in [0, 2^64), got {max_pending!r}")
+        self._check(lib.sd_set_event_limit(self._sim, int(max_pending)))
 
     @property
     def now(self) -> int:

@@ -10,7 +10,26 @@
  *
  * Invariants: the current bucket index `cur` never exceeds the bucket of any pending event;
  * list events have buckets in [cur+1, cur+EVQ_BUCKETS); heap `now` holds bucket `cur`;
- * heap `far` holds the rest (at or beyond the window when they were pushed). */
+ * heap `far` holds the rest (at or beyond the window when they were pushed).
+ *
+ * Capacity. The list nodes are preallocated at sd_create for the events that are live at once
+ * in an ordinary run: per port one EV_WIRE (the wire head) and one EV_TX_DONE, per host one
+ * EV_NIC_WAKE, per QP one EV_RTO and its CC timers, plus 64 (2 x ports + hosts + 5 x QPs + 64).
+ * That is not an exact bound, and no exact bound exists without changing how events are
+ * scheduled: a timer re-armed earlier leaves its older event queued (it is ignored when it fires),
+ * PFC frames are in flight on a link for as many transitions as fit in its delay, every
+ * sd_post_writes call with an earlier time adds an EV_POST, every vSwitch upcall an EV_VS_EXEC.
+ * So the node pool and the two heaps grow by doubling when full: a slow-path event, O(log n)
+ * times in a run (heap_peak in the counters is the most events pending at once).
+ *
+ * Failure. A push that cannot get memory (or that would pass the cap of sd_set_event_limit)
+ * must not lose the event silently: none of the 15 scheduling sites in the data plane could
+ * recover one. ev_fail() makes it a sticky error instead: sim->fatal is set with a message
+ * naming the event type, its time and the number pending, sd_run_until() returns SD_ENOMEM
+ * right after the event being handled, and every later sd_run_until() returns the same error.
+ * The state stays readable (counters, QPs, messages), so the control plane can keep the results
+ * up to the failure. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +97,46 @@ static void heap_pop(sd_evheap *hp, sd_event *out)
         h[i] = last;
 }
 
+/* ---------------------------------------------------------------- failure */
+static const char *ev_type_name(uint32_t type)
+{
+    static const char *const names[] = {"tx_done", "wire", "nic_wake", "rto", "cc_timer", "post", "pfc",
+                                        "pfc_expire", "pfc_refresh", "vs_exec", "qpc_fetch"};
+    return type < sizeof names / sizeof names[0] ? names[type] : "unknown";
+}
+
+static uint64_t ev_pending(const sd_evq *q)
+{
+    return (uint64_t)q->now.len + q->listed + q->far.len;
+}
+
+/* The first failure wins: its message is kept in sim->fatal_msg and returned by every later
+ * sd_run_until(). */
+static int ev_fail(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, int by_limit)
+{
+    sd_evq *q = &sim->evq;
+    if (!sim->fatal) {
+        sim->fatal = SD_ENOMEM;
+        if (by_limit)
+            snprintf(sim->fatal_msg, sizeof sim->fatal_msg,
+                     "event queue: the limit of %llu pending events is reached; a %s event (id %u) for t=%lld ps "
+                     "scheduled at t=%lld ps cannot be queued, so the run stops there",
+                     (unsigned long long)q->limit, ev_type_name(type), id, (long long)t, (long long)sim->now);
+        else
+            snprintf(sim->fatal_msg, sizeof sim->fatal_msg,
+                     "event queue: out of memory with %llu events pending; a %s event (id %u) for t=%lld ps "
+                     "scheduled at t=%lld ps cannot be queued, so the run stops there",
+                     (unsigned long long)ev_pending(q), ev_type_name(type), id, (long long)t, (long long)sim->now);
+    }
+    return sd_fail(sim, SD_ENOMEM, "%s", sim->fatal_msg);
+}
+
+int sd_set_event_limit(sd_sim *sim, uint64_t max_pending)
+{
+    sim->evq.limit = max_pending;
+    return SD_OK;
+}
+
 /* ---------------------------------------------------------------- calendar */
 int ev_init(sd_sim *sim, uint32_t capacity)
 {
@@ -124,6 +183,9 @@ static uint32_t node_alloc(sd_evq *q)
 int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux)
 {
     sd_evq *q = &sim->evq;
+    uint64_t pending = ev_pending(q);
+    if (q->limit && pending >= q->limit)
+        return ev_fail(sim, t, type, id, 1);
     sd_event e = {t, (sim->seq++ << 8) | type, id, aux};
     uint64_t b = (uint64_t)t >> EVQ_SHIFT;
     int ok;
@@ -147,15 +209,14 @@ int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux)
         ok = heap_push(&q->far, &e);
     }
     if (!ok)
-        return sd_fail(sim, SD_ENOMEM, "event queue: out of memory");
-    uint64_t pending = (uint64_t)q->now.len + q->listed + q->far.len;
-    if (pending > sim->ctr.heap_peak)
+        return ev_fail(sim, t, type, id, 0);
+    if (++pending > sim->ctr.heap_peak)
         sim->ctr.heap_peak = pending;
     return SD_OK;
 }
 
 /* Make `now` hold the earliest bucket's events; 0 if nothing is pending (or, with
- * sim->fatal set, if memory ran out). */
+ * sim->fatal set, if memory ran out while moving them; the event stays where it was). */
 static int ev_advance(sd_sim *sim)
 {
     sd_evq *q = &sim->evq;
@@ -180,7 +241,8 @@ static int ev_advance(sd_sim *sim)
             while (n != SD_NONE) {
                 uint32_t nx = q->nodes[n].next;
                 if (!heap_push(&q->now, &q->nodes[n].ev)) {
-                    sim->fatal = 1;
+                    q->head[slot] = n;           /* the rest of the bucket stays listed */
+                    ev_fail(sim, q->nodes[n].ev.t, (uint32_t)(q->nodes[n].ev.key & 0xFF), q->nodes[n].ev.id, 0);
                     return 0;
                 }
                 q->nodes[n].next = q->free_node;
@@ -191,12 +253,13 @@ static int ev_advance(sd_sim *sim)
             q->head[slot] = SD_NONE;
         }
         while (q->far.len && ((uint64_t)q->far.a[0].t >> EVQ_SHIFT) == next) {
+            if (q->now.len == q->now.cap && !grow((void **)&q->now.a, &q->now.cap, sizeof *q->now.a)) {
+                ev_fail(sim, q->far.a[0].t, (uint32_t)(q->far.a[0].key & 0xFF), q->far.a[0].id, 0);
+                return 0;                        /* the event stays in `far` */
+            }
             sd_event e;
             heap_pop(&q->far, &e);
-            if (!heap_push(&q->now, &e)) {
-                sim->fatal = 1;
-                return 0;
-            }
+            heap_push(&q->now, &e);              /* cannot fail: room was made above */
         }
     }
     return 1;

@@ -738,15 +738,19 @@ int sd_run_until(sd_sim *sim, int64_t t)
         return SD_ECC;                   /* sim->err still names the CC, QP and event */
     if (sim->cb_error)
         return sd_fail(sim, SD_ECALLBACK, "a congestion-control plug-in raised; the run cannot continue");
+    if (sim->fatal)                      /* sticky: an event could not be scheduled (event.c) */
+        return sd_fail(sim, sim->fatal, "%s", sim->fatal_msg);
     sd_event e;
     for (;;) {
         if (sim->cfg.wake_on_completion && sim->cring_len > 0)
             return SD_STOP_COMPLETIONS;
         const sd_event *top = ev_peek(sim);
+        if (!top && sim->fatal)
+            return sd_fail(sim, sim->fatal, "%s", sim->fatal_msg);
         if (sim->upq_len > 0 && (!top || top->t > t || top->t > sim->upq[sim->upq_head].t_ps + sim->vs_lookahead_ps))
             return SD_STOP_UPCALL;       /* the oldest upcall must be handled before anything later runs */
         if (!top)
-            return sim->fatal ? sd_fail(sim, SD_ENOMEM, "event queue: out of memory") : SD_STOP_IDLE;
+            return SD_STOP_IDLE;
         if (top->t > t) {
             sim->now = t;
             return SD_STOP_TIME;
@@ -799,10 +803,13 @@ int sd_run_until(sd_sim *sim, int64_t t)
         default:
             break;
         }
-        if (sim->cc_fault)
-            return SD_ECC;
-        if (sim->cb_error)
-            return sd_fail(sim, SD_ECALLBACK, "a congestion-control plug-in raised at t=%lld ps", (long long)sim->now);
+        if (__builtin_expect(sim->cc_fault | sim->cb_error | sim->fatal, 0)) {
+            if (sim->cc_fault)
+                return SD_ECC;           /* sim->err names the CC, QP and event */
+            if (sim->cb_error)
+                return sd_fail(sim, SD_ECALLBACK, "a congestion-control plug-in raised at t=%lld ps", (long long)sim->now);
+            return sd_fail(sim, sim->fatal, "%s", sim->fatal_msg);   /* an event could not be scheduled */
+        }
     }
 }
 

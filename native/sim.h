@@ -109,6 +109,7 @@ typedef struct sd_evq {
     uint64_t listed;             /* events in bucket lists */
     sd_evheap now;               /* events of the current bucket */
     sd_evheap far;               /* events beyond the window */
+    uint64_t limit;              /* most pending events allowed (sd_set_event_limit), 0 = no cap */
 } sd_evq;
 
 /* QPC cache state of one QP (qpc.c), indexed like the QPs, only once some host has a cache. */
@@ -208,7 +209,9 @@ struct sd_sim {
     sd_counters ctr;
     /* event queue */
     sd_evq evq;
-    int fatal;                   /* an internal allocation failed mid-run (SD_ENOMEM) */
+    int fatal;                   /* an event could not be scheduled mid-run (SD_ENOMEM): sticky, the run
+                                  * cannot go on (event.c ev_fail); fatal_msg says which and when */
+    char fatal_msg[256];
     /* packet pool */
     sd_packet *pkts;
     uint32_t free_head;

@@ -593,8 +593,14 @@ int sd_set_port_loss(sd_sim *sim, uint32_t port, double probability);
 int sd_post_writes(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const int64_t *post_ps,
                    uint32_t n);
 
-/* Run until time t_ps or an earlier stop (enum sd_stop); < 0 on error. */
+/* Run until time t_ps or an earlier stop (enum sd_stop); < 0 on error. An event that cannot be
+ * scheduled (its queue cannot grow, or sd_set_event_limit's cap is reached) stops the run at the
+ * end of the event being handled with SD_ENOMEM, and every later call returns the same error:
+ * no event is ever dropped silently. */
 int sd_run_until(sd_sim *sim, int64_t t_ps);
+/* Cap the number of pending events (0 = no cap, the default): scheduling one more fails the run
+ * as an allocation failure would. For tests of that path and as a memory guard. */
+int sd_set_event_limit(sd_sim *sim, uint64_t max_pending);
 int64_t sd_now(sd_sim *sim);
 /* Drain up to max completions into out; returns how many. */
 uint32_t sd_drain_completions(sd_sim *sim, sd_completion *out, uint32_t max);

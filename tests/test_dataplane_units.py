@@ -102,3 +102,44 @@ def test_event_queue_pops_in_time_then_insertion_order(seed):
     smallest pending (time, insertion sequence) and every pushed event must come out."""
     from dataplane._native import lib
     assert lib.sd_selftest_event_queue(seed, 300_000) == 0
+
+
+def test_an_event_that_cannot_be_queued_stops_the_run_loudly():
+    """An event push that fails (here: the pending-event cap of set_event_limit, which takes the
+    path of a failed allocation) must never lose the event silently: run_until raises SimError
+    naming the event and its time, keeps raising it, and the state at the failure stays readable
+    and conserved. The expected numbers come from the uncapped run of the same scenario (runs are
+    deterministic, so the capped one is identical up to the push that would pass the cap)."""
+    import re
+
+    from controlplane.scenario import Result, Scenario
+    from dataplane.sim import SimError
+    sc = Scenario(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 300_000}, cc="dcqcn",
+                  sample_interval_ps=0)
+    full = sc.run()
+    peak, events = full.counters["heap_peak"], full.counters["events"]
+    # a cap at the peak never bites: the same run, event for event
+    net = sc.build()
+    net.sim.set_event_limit(peak)
+    capped = net.run()
+    assert capped.counters["events"] == events and np.array_equal(capped.flows["finish_ps"], full.flows["finish_ps"])
+    # one below: the push that would reach the peak fails, and the run stops right there
+    net = sc.build()
+    net.sim.set_event_limit(peak - 1)
+    with pytest.raises(SimError, match=rf"limit of {peak - 1} pending events is reached; a \w+ event") as err:
+        net.run()
+    c = net.sim.counters()
+    assert c["heap_peak"] == peak - 1 and c["events"] < events
+    assert net.sim.msgs_completed < len(net.flows)
+    t_fail = int(re.search(r"scheduled at t=(\d+) ps", str(err.value)).group(1))
+    assert net.sim.now == t_fail                        # stopped after the event whose push failed
+    for _ in range(2):                                  # sticky: the run cannot go on
+        with pytest.raises(SimError, match="limit of"):
+            net.sim.run_until(net.sim.now + 1_000_000)
+    assert net.sim.now == t_fail and net.sim.counters()["events"] == c["events"]
+    partial = Result(net, {k: [] for k in ("t", "rate", "acked", "win", "cnp", "q", "ecn", "drop", "tx", "pause")},
+                     net.monitored_ports(), 0.0, error=str(err.value))
+    assert partial.counters["conservation_ok"] == 1 and "limit of" in partial.counters["error"]
+    with pytest.raises(ValueError, match="event limit"):
+        net.sim.set_event_limit(-1)
+

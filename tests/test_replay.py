@@ -1,10 +1,13 @@
 """Replay: a capture of a softdpu run, turned back into a workload, reproduces its WRITEs."""
+import struct
+
 import numpy as np
 import pytest
 
 from controlplane.capture import CaptureSpec
 from controlplane.replay import messages
 from controlplane.scenario import Scenario
+from dataplane.sim import OPCODES, PACKET_DTYPE, Simulator
 from tests.support import assert_conserved, star
 
 FLOWS = [{"src": 1, "dst": 0, "size_bytes": 200_000, "start_ps": 0, "conn": 0},
@@ -65,7 +68,6 @@ def test_replay_errors_are_clear(tmp_path):
     with pytest.raises(ValueError, match="hosts must be"):
         messages(path, hosts="guess")
     empty = tmp_path / "empty.pcap"
-    from dataplane.sim import Simulator, PACKET_DTYPE
     Simulator(num_hosts=2, num_switches=0, max_links=1).write_pcap(empty, np.zeros(0, dtype=PACKET_DTYPE), [])
     with pytest.raises(ValueError, match="no RDMA WRITE"):
         messages(empty)
@@ -87,3 +89,46 @@ def test_capture_spec_points_and_split(tmp_path):
         CaptureSpec.parse("x.pcap", "colour=blue")
     with pytest.raises(ValueError, match="capture point"):
         CaptureSpec(str(tmp_path / "d.pcap"), points=["nowhere"]).resolve(sc.build())
+
+
+def write_only_capture(path, t_ns):
+    """WRITE Only packets h1 -> h0 on one QP (softdpu's encoder), one per time, in a pcap-ns file."""
+    s = Simulator(num_hosts=2, num_switches=0, max_links=1)
+    pk = np.zeros(len(t_ns), dtype=PACKET_DTYPE)
+    pk["opcode"], pk["src"], pk["dst"], pk["dqp"], pk["msg"] = OPCODES["write_only"], 1, 0, 0, 0xFFFFFFFF
+    pk["payload"], pk["psn"], pk["sport"], pk["ttl"] = 64, np.arange(len(t_ns)), 49152, 64
+    frames = [s.encode(p) for p in pk]
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1))
+    for f, t in zip(frames, t_ns):
+        out += struct.pack("<IIII", *divmod(int(t), 10**9), len(f), len(f)) + f
+    path.write_bytes(bytes(out))
+    return frames
+
+
+def test_a_far_future_timestamp_is_a_counted_skip_not_an_object_array(tmp_path):
+    """The issue's file: one record in the year 2106 among records of 2023. The reader skips and
+    counts it (its time lies 83 years = 2.6e21 ps from the first, beyond int64 ps); the replay
+    posts the other messages at their relative times."""
+    base = 1_700_000_000 * 10**9
+    t = [base, base + 1_000, (2**32 - 1) * 10**9, base + 5_000]
+    path = tmp_path / "future.pcap"
+    write_only_capture(path, t)
+    flows, n_hosts = messages(path, hosts="softdpu")
+    assert [f["start_ps"] for f in flows] == [0, 1_000_000, 5_000_000]         # ns x 1000, exact integers
+    r = Scenario(topology=star(2), workload={"kind": "pcap", "path": str(path), "hosts": "softdpu"}, cc="none",
+                 sample_interval_ps=0).run()
+    assert r.counters["msgs_total"] == 3 and r.counters["msgs_completed"] == 3
+    assert list(r.flows["start_ps"]) == [0, 1_000_000, 5_000_000]
+
+
+def test_a_time_that_overflows_after_time_scale_names_the_file_and_record(tmp_path):
+    """50 days after the first record fits int64 ps (4.3e18 < 9.2e18), x 3 does not."""
+    base = 1_700_000_000 * 10**9
+    path = tmp_path / "slow.pcap"
+    write_only_capture(path, [base, base + 10**6, base + 50 * 86400 * 10**9])
+    assert messages(path, time_scale=1.0)[0][2]["start_ps"] == 50 * 86400 * 10**12
+    with pytest.raises(ValueError, match=rf"{path}: record 2: .*beyond int64 picoseconds"):
+        messages(path, time_scale=3.0)
+    for bad in (float("inf"), float("nan"), 0, True):
+        with pytest.raises(ValueError, match="time_scale"):
+            messages(path, time_scale=bad)

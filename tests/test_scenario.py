@@ -90,6 +90,10 @@ def test_qp_to_a_missing_node_is_named():
     (lambda s: s.set_queue(99, 1, 1000), "port 99"),
     (lambda s: s.post_writes([5], [100], [0]), "qp 5"),
     (lambda s: s.post_writes([0], [0], [0]), "bytes"),
+    # a time beyond int64 ps: numpy would keep it as an object array (the pcap issue's symptom)
+    (lambda s: s.post_writes([0, 0], [100, 100], [0, 2**72]), r"post_ps\[1\] = 4722366482869645213696 is not an integer "
+                                                             r"that fits int64"),
+    (lambda s: s.post_writes([0], [100], np.array([2**63], dtype=np.uint64)), r"post_ps\[0\] = 9223372036854775808"),
     (lambda s: s.run_until(-1), "before now"),
     (lambda s: s.add_cc_params(1, {"g": 2.0}), "missing"),
     (lambda s: s.add_cc_params(3, {"g": 2.0, "rai_bps": 1e6, "rmin_bps": 1e8, "initial_alpha": 1.0}), "g must be"),
@@ -117,3 +121,33 @@ def test_overrides_reach_nested_fields():
     assert sc.cc_params == {"flavour": "paper"} and sc.topology["num_hosts"] == 5 and sc.seed == 3
     with pytest.raises(ValueError, match="nosuchfield"):
         Scenario().with_overrides({"nosuchfield": 1})
+
+
+@pytest.mark.parametrize("spec,match", [
+    ([[0]], r"monitor_ports\[0\] = \[0\] is not a port id in \[0, 8\)"),           # the IndexError
+    ([0, 8], r"monitor_ports\[1\] = 8 is not a port id in \[0, 8\)"),              # star(4): 4 links, 8 ports
+    ([-1], r"monitor_ports\[0\] = -1"),
+    ([1.5], r"monitor_ports\[0\] = 1.5"),
+    ([True], r"monitor_ports\[0\] = True"),
+    ([3, 3], r"monitor_ports\[1\]: port 3 .* is listed twice"),
+    (["sw9->h0"], r"monitor_ports\[0\] = 'sw9->h0'"),
+    ("switches", r"monitor_ports must be .*got 'switches'"),
+    (7, r"monitor_ports must be .*got 7"),
+    (np.zeros((1, 2), dtype=np.int64), r"monitor_ports must be"),
+])
+def test_bad_monitor_ports_fail_the_build_with_the_value_named(spec, match):
+    with pytest.raises(ValueError, match=match):
+        Scenario(topology=star(4), workload={"kind": "incast", "senders": 2, "size_bytes": 10_000},
+                 monitor_ports=spec).build()
+
+
+def test_monitor_ports_by_id_and_by_name_give_those_columns():
+    sc = Scenario(topology=star(4), workload={"kind": "incast", "senders": 2, "size_bytes": 100_000}, cc="none",
+                  sample_interval_ps=5_000_000, monitor_ports=[1, "h2->sw0"])
+    r = sc.run()
+    fab = r.network.fabric
+    assert list(r.timeseries["port_ids"]) == [1, 4]                       # link 2 = h2-sw0, port 2*2 at h2
+    assert list(r.timeseries["port_names"]) == [fab.port_name(1), "h2->sw0"]
+    assert r.timeseries["port_tx_bytes"].shape == (len(r.timeseries["t_ps"]), 2)
+    # the last sample holds each port's whole transmitted byte count
+    assert list(r.timeseries["port_tx_bytes"][-1]) == [int(r.network.sim.ports[p]["tx_bytes"]) for p in (1, 4)]
