@@ -58,7 +58,8 @@ class Scenario:
     ack_interval: int = 1               # receiver ACKs every n-th packet (and the last of a message)
     buffer_bytes: int = 4_000_000       # drop-tail capacity of each switch egress data queue
     ecn: dict | None = None             # {"kmin_bytes", "kmax_bytes", "pmax"[, "base_rate_bps"]}; None = the CC's
-                                        # default. With base_rate_bps the thresholds scale by port rate / it.
+                                        # default. With base_rate_bps the thresholds scale by port rate / it;
+                                        # without some of the three, the rest comes from the CC's default
     cnp_mode: str | None = None         # "interval" (CNP packets) or "ack_echo" (BECN on ACKs); None = the CC's default
     cnp_interval_ps: int | None = None  # NP: at most one CNP per QP per interval; None = the CC's default
                                         # (50 us, the DCQCN paper's N, if the CC declares none)
@@ -198,6 +199,9 @@ class Network:
         sc = self.scenario
         defaults = self.cc.network_defaults()
         ecn = sc.ecn if sc.ecn is not None else defaults.get("ecn")
+        if sc.ecn is not None and defaults.get("ecn") and not {"kmin_bytes", "kmax_bytes", "pmax"} <= set(sc.ecn):
+            # a partial ecn (--set ecn.kmin_bytes=...) adjusts the CC's default, for its base rate
+            ecn = {**defaults["ecn"], **sc.ecn}
         cnp_mode = sc.cnp_mode or defaults.get("cnp_mode", "interval")
         cnp_interval = sc.cnp_interval_ps if sc.cnp_interval_ps is not None else defaults.get("cnp_interval_ps", us(50))
         if ecn is not None:

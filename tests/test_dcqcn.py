@@ -164,6 +164,10 @@ def test_ecn_scenario_override_and_bad_keys():
     net = Scenario(ecn={"kmin_bytes": 10_000, "kmax_bytes": 50_000, "pmax": 0.5, "base_rate_bps": Gbps(100)},
                    **common).build()
     assert [(e["kmin_bytes"], e["kmax_bytes"]) for e in net.resolved["ecn_ports"]] == [(4_000, 20_000)]
+    # a partial ecn (--set ecn.kmin_bytes=...) changes that key of the flavour's default, which keeps
+    # its base rate: nvidia Kmax 1.6 MB and Pmax 0.2 for 100 Gb/s, here x 40/100
+    net = Scenario(**common).with_overrides({"ecn.kmin_bytes": 100_000}).build()
+    assert [(e["kmin_bytes"], e["kmax_bytes"], e["pmax"]) for e in net.resolved["ecn_ports"]] == [(40_000, 640_000, 0.2)]
     with pytest.raises(ValueError, match="ecn: unknown key.*kmin"):
         Scenario(ecn={"kmin_bytes": 1, "kmax_bytes": 2, "pmax": 0.5, "k_min": 3}, **common).build()
     with pytest.raises(ValueError, match="base_rate_bps"):
