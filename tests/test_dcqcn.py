@@ -181,7 +181,12 @@ def test_paper_two_flows_at_40g_stay_near_fair_share():
     averaged over 2 ms windows is within 10 % of the fair share (R x payload efficiency / 2).
     The 2 ms window is the time additive increase (R_AI = 40 Mb/s per T = 55 us, 0.73 Gb/s per
     ms) needs to win back one typical cut (alpha/2 of ~20 Gb/s, about 1 Gb/s), so shorter
-    windows would measure single cut-and-recover cycles, not the share."""
+    windows would measure single cut-and-recover cycles, not the share.
+    Seed-specific: this holds for seeds 1, 2 and 5 of 1-8; in others an early burst of CNPs
+    while alpha is still ~0.8 (it starts at 1 and decays with time constant K/g = 14 ms) cuts
+    one flow by ~40 % with RT clamped to the cut rate, and additive increase alone (the 10 MB
+    byte counter keeps hyper increase out of reach) takes ~10 ms to restore it: paper DCQCN's
+    own dynamics, present with either threshold base."""
     rate, n = Gbps(40), 2
     r = run(topology=star(n + 1, rate), workload={"kind": "incast", "senders": n, "size_bytes": 40_000_000},
             cc="dcqcn", cc_params={"flavour": "paper"}, sample_interval_ps=100_000_000)
