@@ -165,9 +165,11 @@ class CongestionControl:
 
     def network_defaults(self) -> dict[str, Any]:
         """Network settings this algorithm expects unless the scenario sets them: switch ECN
-        marking ``ecn`` ({"kmin_bytes", "kmax_bytes", "pmax", "scale_with_rate"}; None = no
-        marking; with scale_with_rate the thresholds are for 100 Gb/s and scale with a port's
-        rate) and the receiver's CE feedback ``cnp_mode`` ("interval" CNPs or "ack_echo")."""
+        marking ``ecn`` ({"kmin_bytes", "kmax_bytes", "pmax", "base_rate_bps"}; None = no
+        marking; the thresholds are for a link of base_rate_bps and scale with a port's rate;
+        "scale_with_rate": True instead of base_rate_bps means 100 Gb/s), the receiver's CE
+        feedback ``cnp_mode`` ("interval": CNP packets; "ack_echo": BECN on ACKs) and
+        ``cnp_interval_ps`` (the NP's minimum gap between CNPs of one QP; default 50 us)."""
         return {"ecn": None, "cnp_mode": "interval"}
 
     def bind(self, facts: dict[str, Any]) -> None:

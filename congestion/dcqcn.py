@@ -7,16 +7,38 @@ Two flavours, selected by ``flavour``:
            alpha decays every K without CNPs, and rate-increase events come from a timer (T) and
            a byte counter (B): fast recovery while max(stages) < F, additive increase (R_AI)
            while min(stages) < F, then hyper increase (i x R_HAI). Defaults: the paper's table
-           (shared/reference/transport-cc.md §1.2): g = 1/256, K = T = 55 us, B = 10 MB, F = 5,
-           R_AI = 40 Mb/s; R_HAI = 200 Mb/s and R_min = 100 Mb/s from ns3-rdma. The notification
-           point sends at most one CNP per QP per 50 us (Scenario: cnp_mode="interval").
-``nvidia`` ConnectX-firmware-like, as the HPCC repo models it (rdma-hw.cc ``*Mlx``; reference
-           §1.3): a CNP only sets flags; alpha is updated every 1 us; every 4 us the rate is cut
-           if a CNP arrived (RT <- RC only when clamping or stage > 0); the increase timer
-           (300 us) does fast recovery while stage < F, additive at stage == F, hyper after.
-           The first CNP sets alpha = 1 and starts the timers without cutting the rate. Defaults:
-           the HPCC repo's ``dcqcn`` preset at 100 Gb/s: g = 1/256, F = 1, R_AI = 20 Mb/s,
-           R_HAI = 200 Mb/s, R_min = 1 Gb/s. CNPs ride on per-packet ACKs (cnp_mode="ack_echo").
+           (40 Gb/s testbed): g = 1/256, K = T = 55 us, B = 10 MB, F = 5, R_AI = 40 Mb/s;
+           R_HAI = 200 Mb/s and R_min = 100 Mb/s from ns3-rdma.
+``nvidia`` ConnectX-firmware-like, as the HPCC repo models it (rdma-hw.cc ``*Mlx``): a CNP only
+           sets flags; alpha is updated every 1 us; every 4 us the rate is cut if a CNP arrived
+           (RT <- RC only when clamping or stage > 0); the increase timer (300 us) does fast
+           recovery while stage < F, additive at stage == F, hyper after. The first CNP sets
+           alpha = 1 and starts the timers without cutting the rate. Defaults: the HPCC repo's
+           ``dcqcn`` preset at 100 Gb/s: g = 1/256, F = 1, R_AI = 20 Mb/s, R_HAI = 200 Mb/s,
+           R_min = 1 Gb/s.
+
+Network settings each flavour declares (:data:`ECN_DEFAULTS`, applied by a Scenario unless it
+sets ``ecn``, ``cnp_mode`` or ``cnp_interval_ps`` itself):
+
+* Switch ECN (RED-like: no mark below Kmin, probability rising to Pmax at Kmax, all above),
+  with the link rate the values were published for; a port of rate R gets them scaled by
+  R / base_rate_bps (config.json lists what each port got, under ``resolved.ecn_ports``).
+  paper: Kmin 5 KB, Kmax 200 KB, Pmax 1 % for 40 Gb/s (the paper's testbed values, also the
+  ns3-rdma config). nvidia: the HPCC repo's run.py, Kmin = 100 x bw/25 KB, Kmax = 400 x bw/25 KB,
+  Pmax 0.2 (config.txt KMIN_MAP 25G 100 / 50G 200 / 100G 400 KB), i.e. 400 KB / 1600 KB for
+  100 Gb/s.
+* Notification point: both flavours send CNP packets (BTH opcode 0x81), at most one per QP per
+  interval (cnp_mode="interval"). paper: N = 50 us (the paper's NP). nvidia: 4 us, ConnectX's
+  ``min_time_between_cnps`` (sysfs ecn/roce_np/min_time_between_cnps, mlx5 debugfs
+  ``np_min_time_between_cnps``, NVConfig MIN_TIME_BETWEEN_CNPS, in microseconds): 4 is the
+  value ``mlxconfig -q`` reports on ConnectX adapters with factory settings, next to the
+  documented defaults DCE_TCP_G 1019, DCE_TCP_RTT 1, RATE_REDUCE_MONITOR_PERIOD 4,
+  RPG_TIME_RESET 300, CNP_DSCP 48 (NVIDIA "DCQCN CC Parameters", ConnectX-4 and later). The
+  mlx5 driver patch that added the debugfs knob (IB/mlx5, 2020) calls its PRM default 0, and the
+  firmware applies the limit per port ("minimum time between sending CNPs from the port"); the
+  emulator applies it per QP, as the DCQCN paper's NP does.
+  cnp_mode="ack_echo" instead sets BECN on the ACK of every CE-marked packet: the HPCC
+  simulator's model (no CNP packets), kept for comparison with it.
 
 The handlers below follow native/dcqcn.c line for line: same state, same timer ids, same
 floating-point operations in the same order, so that the differential test can require
@@ -41,13 +63,14 @@ _NVIDIA = dict(flavour="nvidia", g=1 / 256, rai_bps=20e6, rhai_bps=200e6, rmin_b
                rate_on_first_cnp=1.0, alpha_period_ps=1_000_000, inc_period_ps=300_000_000,
                dec_period_ps=4_000_000, byte_counter=0, fast_recovery=1, clamp_target=False)
 
-#: switch ECN marking and NP settings that go with each flavour, at 100 Gb/s
-#: (paper: Kmin 5 KB, Kmax 200 KB, Pmax 1 %; HPCC run.py: Kmin 400 KB, Kmax 1600 KB, Pmax 0.2)
+#: switch ECN marking and NP settings that go with each flavour: thresholds for a link of
+#: base_rate_bps (scaled by port rate / base_rate_bps), CNP frames at most every cnp_interval_ps
 ECN_DEFAULTS = {
-    "paper": dict(kmin_bytes=5_000, kmax_bytes=200_000, pmax=0.01, cnp_mode="interval"),
-    "nvidia": dict(kmin_bytes=400_000, kmax_bytes=1_600_000, pmax=0.2, cnp_mode="ack_echo"),
+    "paper": dict(kmin_bytes=5_000, kmax_bytes=200_000, pmax=0.01, base_rate_bps=40e9,
+                  cnp_mode="interval", cnp_interval_ps=50_000_000),
+    "nvidia": dict(kmin_bytes=400_000, kmax_bytes=1_600_000, pmax=0.2, base_rate_bps=100e9,
+                   cnp_mode="interval", cnp_interval_ps=4_000_000),
 }
-
 
 class Dcqcn(CongestionControl):
     """DCQCN (Python reference). ``flavour`` is "paper" or "nvidia"; other keyword arguments
@@ -94,8 +117,8 @@ class Dcqcn(CongestionControl):
 
     def network_defaults(self):
         d = ECN_DEFAULTS[self._params["flavour"]]
-        return {"ecn": {"kmin_bytes": d["kmin_bytes"], "kmax_bytes": d["kmax_bytes"], "pmax": d["pmax"],
-                        "scale_with_rate": True}, "cnp_mode": d["cnp_mode"]}
+        return {"ecn": {k: d[k] for k in ("kmin_bytes", "kmax_bytes", "pmax", "base_rate_bps")},
+                "cnp_mode": d["cnp_mode"], "cnp_interval_ps": d["cnp_interval_ps"]}
 
     def c_params(self):
         p = self._params

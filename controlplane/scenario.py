@@ -58,9 +58,12 @@ class Scenario:
     mtu_payload: int = 4096             # payload bytes per packet
     ack_interval: int = 1               # receiver ACKs every n-th packet (and the last of a message)
     buffer_bytes: int = 4_000_000       # drop-tail capacity of each switch egress data queue
-    ecn: dict | None = None             # {"kmin_bytes", "kmax_bytes", "pmax"}; None = the CC's default
-    cnp_mode: str | None = None         # "interval" or "ack_echo"; None = the CC's default
-    cnp_interval_ps: int = us(50)       # NP: at most one CNP per QP per interval (DCQCN paper N)
+    ecn: dict | None = None             # {"kmin_bytes", "kmax_bytes", "pmax"[, "base_rate_bps"]}; None = the CC's
+                                        # default. With base_rate_bps the thresholds scale by port rate / it;
+                                        # without some of the three, the rest comes from the CC's default
+    cnp_mode: str | None = None         # "interval" (CNP packets) or "ack_echo" (BECN on ACKs); None = the CC's default
+    cnp_interval_ps: int | None = None  # NP: at most one CNP per QP per interval; None = the CC's default
+                                        # (50 us, the DCQCN paper's N, if the CC declares none)
     rto_ps: int = ms(1)
     seed: int = 1
     sample_interval_ps: int = us(10)    # 0 = no time series
@@ -203,19 +206,30 @@ class Network:
         sc = self.scenario
         defaults = self.cc.network_defaults()
         ecn = sc.ecn if sc.ecn is not None else defaults.get("ecn")
+        if sc.ecn is not None and defaults.get("ecn") and not {"kmin_bytes", "kmax_bytes", "pmax"} <= set(sc.ecn):
+            # a partial ecn (--set ecn.kmin_bytes=...) adjusts the CC's default, for its base rate
+            ecn = {**defaults["ecn"], **sc.ecn}
         cnp_mode = sc.cnp_mode or defaults.get("cnp_mode", "interval")
+        cnp_interval = sc.cnp_interval_ps if sc.cnp_interval_ps is not None else defaults.get("cnp_interval_ps", us(50))
         if ecn is not None:
             for k in ("kmin_bytes", "kmax_bytes", "pmax"):
                 if k not in ecn:
                     raise ValueError(f"ecn.{k} is missing (ecn needs kmin_bytes, kmax_bytes, pmax)")
+            unknown = set(ecn) - {"kmin_bytes", "kmax_bytes", "pmax", "base_rate_bps", "scale_with_rate"}
+            if unknown:
+                raise ValueError(f"ecn: unknown key(s) {sorted(unknown)}; known: kmin_bytes, kmax_bytes, pmax, "
+                                 "base_rate_bps (thresholds scale with port rate / base_rate_bps), scale_with_rate")
+            base = ecn.get("base_rate_bps")
+            if base is not None and not (isinstance(base, (int, float)) and base > 0):
+                raise ValueError(f"ecn.base_rate_bps must be a rate > 0 (bit/s), got {base!r}")
         pool = sc.pkt_pool or min(1 << 21, 65536 + 256 * len(self.flows))
         host_rate = max(l.rate_bps for l in self.fabric.links if self.fabric.is_host(l.a) or self.fabric.is_host(l.b))
         int_multi = max(1, round(host_rate / Gbps(25))) if defaults.get("int") else 0
         self.cc.bind({"max_base_rtt_ps": self.max_base_rtt_ps(), "host_rate_bps": host_rate,
                       "mtu_payload": sc.mtu_payload, "int_multi": int_multi})
         mp = multipath.resolve(sc, self.max_base_rtt_ps(), host_rate)
-        return {"ecn": ecn, "cnp_mode": cnp_mode, "pkt_pool": pool, "int_multi": int_multi,
-                "cc_params": self.cc.params(), "multipath": mp}
+        return {"ecn": ecn, "ecn_ports": self._ecn_ports(ecn), "cnp_mode": cnp_mode, "cnp_interval_ps": int(cnp_interval),
+                "pkt_pool": pool, "int_multi": int_multi, "cc_params": self.cc.params(), "multipath": mp}
 
     def max_base_rtt_ps(self) -> int:
         """The longest base RTT between two hosts (the HPCC repo's GLOBAL_T): two propagation
@@ -237,7 +251,7 @@ class Network:
                          max_qps=2 * self._num_connections() + 2, max_msgs=len(self.flows) + 1,
                          pkt_pool=self.resolved["pkt_pool"], mtu_payload=sc.mtu_payload,
                          ack_interval=sc.ack_interval, cnp_mode=self.resolved["cnp_mode"],
-                         cnp_interval_ps=sc.cnp_interval_ps, rto_ps=sc.rto_ps, seed=sc.seed,
+                         cnp_interval_ps=self.resolved["cnp_interval_ps"], rto_ps=sc.rto_ps, seed=sc.seed,
                          trace_capacity=sc.trace, ipv6=sc.ipv6, dscp_data=sc.dscp_data, dscp_ack=sc.dscp_ack,
                          dscp_cnp=sc.dscp_cnp, payload_pattern=sc.payload_pattern,
                          int_multi=self.resolved["int_multi"], wake_on_completion=self.wake_on_completion)
@@ -285,13 +299,44 @@ class Network:
                         int(p["alpha_shift"]), int(p["pause_quanta"]))
         self.resolved["pfc"] = p
 
-    def _ecn_args(self, port: int) -> tuple[int, int, float]:
-        """(kmin, kmax, pmax) of a switch port's data queue."""
-        ecn = self.resolved["ecn"]
+    @staticmethod
+    def _ecn_base_rate(ecn: dict) -> float | None:
+        """The link rate the thresholds were given for (None: applied as they are). ``base_rate_bps``
+        declares it; ``scale_with_rate`` without it means 100 Gb/s."""
+        if ecn.get("base_rate_bps") is not None:
+            return float(ecn["base_rate_bps"])
+        return float(Gbps(100)) if ecn.get("scale_with_rate") else None
+
+    def _ecn_thresholds(self, ecn: dict | None, rate_bps: float) -> tuple[int, int, float]:
+        """(kmin, kmax, pmax) for a switch port of ``rate_bps``."""
         if ecn is None:
             return 0, 0, 0.0
-        scale = self.fabric.links[port // 2].rate_bps / Gbps(100) if ecn.get("scale_with_rate") else 1.0
+        base = self._ecn_base_rate(ecn)
+        scale = rate_bps / base if base is not None else 1.0
         return int(ecn["kmin_bytes"] * scale), int(ecn["kmax_bytes"] * scale), float(ecn["pmax"])
+
+    def _ecn_args(self, port: int) -> tuple[int, int, float]:
+        """(kmin, kmax, pmax) of a switch port's data queue."""
+        return self._ecn_thresholds(self.resolved["ecn"], self.fabric.links[port // 2].rate_bps)
+
+    def _ecn_ports(self, ecn: dict | None) -> list[dict]:
+        """The ECN thresholds applied to switch egress data queues, one entry per distinct port rate
+        (config.json ``resolved.ecn_ports``): rate_bps, kmin_bytes, kmax_bytes, pmax, num_ports and
+        the port names."""
+        if ecn is None:
+            return []
+        fab = self.fabric
+        by_rate: dict[float, list[str]] = {}
+        for port in range(fab.num_ports):
+            if fab.is_host(fab.port_owner(port)):
+                continue
+            by_rate.setdefault(fab.links[port // 2].rate_bps, []).append(fab.port_name(port))
+        out = []
+        for rate in sorted(by_rate):
+            kmin, kmax, pmax = self._ecn_thresholds(ecn, rate)
+            out.append({"rate_bps": rate, "kmin_bytes": kmin, "kmax_bytes": kmax, "pmax": pmax,
+                        "num_ports": len(by_rate[rate]), "ports": by_rate[rate]})
+        return out
 
     def _install_qpc(self) -> None:
         """The QP-context cache of each chosen host NIC (Scenario.qpc; None = none)."""

@@ -2,12 +2,14 @@
  * differential test requires identical decision traces). Two flavours:
  *
  * paper  - Zhu et al., "Congestion Control for Large-Scale RDMA Deployments", SIGCOMM'15, RP
- *          algorithm (shared/reference/transport-cc.md §1.2): decrease on every CNP, alpha
+ *          algorithm: decrease on every CNP, alpha
  *          timer K, rate-increase timer T and byte counter B, fast recovery for F stages, then
  *          additive, then hyper increase x i.
- * nvidia - ConnectX-firmware-like, as modelled by the HPCC repo's *Mlx functions (rdma-hw.cc,
- *          transport-cc.md §1.3): CNPs only set flags; alpha updated every alpha_period,
+ * nvidia - ConnectX-firmware-like, as modelled by the HPCC repo's *Mlx functions (rdma-hw.cc):
+ *          CNPs only set flags; alpha updated every alpha_period,
  *          decrease checked every dec_period, timer-only increase with F stages.
+ * The ECN thresholds and NP settings each flavour declares are in congestion/dcqcn.py
+ * (ECN_DEFAULTS); the NP itself is in nic.c.
  *
  * State (cc_state): [0] RC current rate, [1] RT target rate, [2] alpha, [3] timer stage,
  * [4] byte stage, [5] first CNP seen, [6] CNP since last alpha update, [7] CNP since last

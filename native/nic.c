@@ -335,6 +335,9 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
     q->rx_packets++;
     if (pk->ecn == SD_ECN_CE) {
         q->ce_rx++;
+        /* NP: a CNP packet (opcode 0x81) on the first CE after at least cnp_interval_ps since this
+         * QP's last one (DCQCN paper: 50 us per flow; ConnectX min_time_between_cnps: 4 us, which
+         * the firmware applies per port: not modelled, the limit here is per QP). */
         if (sim->cfg.cnp_mode == SD_CNP_INTERVAL) {
             if (q->last_cnp_ps < 0 || sim->now - q->last_cnp_ps >= sim->cfg.cnp_interval_ps) {
                 q->last_cnp_ps = sim->now;
