@@ -30,7 +30,7 @@ from congestion.api import CCPluginError
 from controlplane import devices, failures, multipath, routing, topology, vswitch, vtax, workload
 from controlplane.units import Gbps, MB, ms, us
 from dataplane.sim import (CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_COMPLETIONS, STOP_IDLE, STOP_UPCALL,
-                           Simulator, serialization_ps)
+                           SimError, Simulator, serialization_ps)
 
 RESULT_FILES = ("config.json", "flows.csv", "timeseries.npz", "counters.json")
 DERIVED_KEYS = {"resolved", "bottleneck_port", "bottleneck_rate_bps"}   # written to config.json, not inputs
@@ -145,7 +145,7 @@ class Scenario:
             capture.attach(net)
         try:
             result = net.run(progress=progress)
-        except CCPluginError as exc:
+        except (CCPluginError, SimError) as exc:
             # keep what the run produced up to the failure, readable like any results folder
             if out_dir is not None and getattr(exc, "partial", None) is not None:
                 exc.partial.write(out_dir)
@@ -526,7 +526,7 @@ class Network:
                 done = sim.msgs_completed >= total
                 if done or (stop == STOP_IDLE and self.failures.next_time() is None) or sim.now >= end:
                     break
-        except CCPluginError as exc:
+        except (CCPluginError, SimError) as exc:     # a CC's error, or an event that could not be queued
             bar.close()
             if loop.interval:
                 loop.sample()

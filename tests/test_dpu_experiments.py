@@ -4,8 +4,6 @@ import csv
 
 import pytest
 
-pytest.importorskip("matplotlib")
-
 
 def rows_of(path):
     with open(path) as fh:

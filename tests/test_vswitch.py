@@ -229,7 +229,7 @@ def test_dscp_action_rewrites_dscp():
 
 
 # ---------------------------------------------------------------------------- VXLAN on the wire
-scapy_all = pytest.importorskip("scapy.all")
+# scapy is a test dependency (the dev extra), imported inside each test that builds frames with it
 
 
 def test_vxlan_frames_equal_scapy_and_decap_restores_inner(tmp_path):
