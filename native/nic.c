@@ -12,7 +12,9 @@
  * per cnp_interval_ps, the DCQCN NP) or a BECN bit on the next ACK (SD_CNP_ACK_ECHO).
  *
  * sr and ooo QPs (multipath transport) keep their reorder state in reorder.c: this file calls it
- * for the receiver's PSN check, the sender's SACK bookkeeping, retransmissions and timeouts.
+ * for the receiver's PSN check, the sender's SACK bookkeeping, retransmissions (each lost packet
+ * resent once: reorder.c says how), the timer's arming and timeouts. A retransmitted data packet
+ * carries SD_PKT_RTX, so drops of retransmissions are counted apart (port.c count_drop).
  * Each data packet's entropy comes from the QP's path set (paths.c).
  *
  * Sequence numbers: the sender counts packets with a 64-bit sequence; the wire carries
@@ -76,7 +78,7 @@ static void ring_remove(sd_sim *sim, uint32_t qi)
 int nic_has_work(sd_sim *sim, sd_qp *q)
 {
     uint64_t seq;
-    return q->snd_nxt < q->snd_end || (q->mode != SD_GBN && reorder_next_rtx(sim, q, &seq));
+    return q->snd_nxt < q->snd_end || (q->mode != SD_GBN && reorder_next_rtx(sim, q, &seq) != 0);
 }
 
 void nic_activate(sd_sim *sim, uint32_t qi)
@@ -96,6 +98,15 @@ static void arm_rto(sd_sim *sim, sd_qp *q, uint32_t qi, int64_t deadline)
     }
 }
 
+/* (Re)start the retransmission timer: a new deadline (-1 = off). sr/ooo remember what was sent
+ * before it (reorder.c: a timeout resends only that). */
+static void restart_rto(sd_sim *sim, sd_qp *q, uint32_t qi, int64_t deadline)
+{
+    arm_rto(sim, q, qi, deadline);
+    if (q->mode != SD_GBN)
+        reorder_rto_armed(sim, q);
+}
+
 /* The retransmission timeout: IRN's RTO_low while few packets are out (sr/ooo), else rto_ps. */
 static int64_t rto_of(const sd_sim *sim, const sd_qp *q)
 {
@@ -110,7 +121,7 @@ static int window_open(sd_sim *sim, sd_qp *q)
         return q->window_bytes == 0 ||
                (q->snd_nxt - q->snd_una) * (uint64_t)sim->cfg.mtu_payload < q->window_bytes;
     uint64_t seq;
-    if (reorder_next_rtx(sim, q, &seq))
+    if (reorder_next_rtx(sim, q, &seq) != 0)
         return 1;                        /* a retransmission replaces a lost packet */
     if (q->snd_nxt - q->snd_una >= q->reorder_window)
         return 0;                        /* the receiver could not hold it */
@@ -140,7 +151,7 @@ static void send_data(sd_sim *sim, uint32_t qi)
     }
     uint64_t seq = q->snd_nxt;
     uint32_t mi = q->tx_msg;
-    int rtx = q->mode != SD_GBN && reorder_next_rtx(sim, q, &seq);
+    int rtx = q->mode != SD_GBN ? reorder_next_rtx(sim, q, &seq) : 0;   /* 0 or SD_RTX_* */
     if (rtx)
         mi = msg_of_seq(sim, q, seq);
     sd_msg *m = &sim->msgs[mi];
@@ -174,7 +185,7 @@ static void send_data(sd_sim *sim, uint32_t qi)
     pk->ecn = SD_ECN_ECT0;
     pk->becn = 0;
     pk->flags = (uint8_t)((op == SD_OP_WRITE_LAST || op == SD_OP_WRITE_ONLY ? SD_PKT_ACKREQ : 0) | (q->ar & SD_AR_CLASS_DATA ? SD_PKT_AR : 0) |
-                          slot_flags);
+                          slot_flags | (seq < q->snd_max ? SD_PKT_RTX : 0));
     pk->syndrome = 0;
     pk->msg = mi;
     pk->ttl = SD_TTL;
@@ -191,7 +202,7 @@ static void send_data(sd_sim *sim, uint32_t qi)
         q->snd_max = seq + 1;
     }
     if (rtx) {
-        q->rtx_nxt = seq + 1;
+        reorder_sent_rtx(sim, q, seq, rtx);
     } else {
         q->snd_nxt = seq + 1;
         if (idx == m->npkts - 1)
@@ -205,7 +216,7 @@ static void send_data(sd_sim *sim, uint32_t qi)
     q->next_tx_ps = start + ser_ps(pk->wire, (uint64_t)q->rate_bps);
     q->last_wire = pk->wire;
     if (q->rto_deadline < 0)
-        arm_rto(sim, q, qi, sim->now + rto_of(sim, q));
+        restart_rto(sim, q, qi, sim->now + rto_of(sim, q));
     if (!nic_has_work(sim, q))
         ring_remove(sim, qi);
     dpu_transmit(sim, q->host, p);
@@ -460,7 +471,7 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
             if (q->active && q->snd_nxt >= q->snd_end)
                 ring_remove(sim, qi);
         }
-        arm_rto(sim, q, qi, q->snd_una < q->snd_max ? sim->now + rto_of(sim, q) : -1);
+        restart_rto(sim, q, qi, q->snd_una < q->snd_max ? sim->now + rto_of(sim, q) : -1);
     }
     if (q->npaths)
         path_feedback(sim, qi, pk, nak);
@@ -561,10 +572,10 @@ void nic_rto(sd_sim *sim, uint32_t qi)
     if (q->mode == SD_GBN) {
         go_back_n(sim, qi);
     } else {
-        reorder_timeout(sim, q);         /* resend what was not SACKed, no rewind */
+        reorder_timeout(sim, q);         /* resend what is lost, no rewind */
         nic_activate(sim, qi);
     }
-    arm_rto(sim, q, qi, sim->now + rto_of(sim, q));
+    restart_rto(sim, q, qi, sim->now + rto_of(sim, q));
     nic_pull(sim, q->host);
 }
 

@@ -75,8 +75,10 @@ enum sd_path_policy { SD_PATH_ECMP = 0, SD_PATH_SPRAY_RR = 1, SD_PATH_SPRAY_RAND
 enum { SD_MAX_PATHS = 16, SD_MAX_REORDER_WINDOW = 32768 };
 /* sd_packet.flags: bit 0 BTH AckReq; bit 1 adaptive-routing eligible (set by the NIC per class);
  * bits 2..6 = 1 + the path slot of a data packet, echoed by the ACK that acknowledges it (UEC-style
- * entropy echo; 0 = none); bit 7 on an ACK: the acknowledged data packet arrived CE-marked. */
-enum { SD_PKT_ACKREQ = 1, SD_PKT_AR = 2, SD_PKT_SLOT_SHIFT = 2, SD_PKT_SLOT_MASK = 0x7C, SD_PKT_CE_ECHO = 0x80 };
+ * entropy echo; 0 = none); bit 7 on an ACK: the acknowledged data packet arrived CE-marked; bit 7
+ * on a data packet: it is a retransmission (counted apart when dropped). */
+enum { SD_PKT_ACKREQ = 1, SD_PKT_AR = 2, SD_PKT_SLOT_SHIFT = 2, SD_PKT_SLOT_MASK = 0x7C, SD_PKT_CE_ECHO = 0x80,
+       SD_PKT_RTX = 0x80 };
 enum { SD_CC_TIMERS = 4, SD_CC_STATE = 24, SD_CC_TRACE = 4, SD_CC_PARAMS = 16, SD_INT_HOPS = 5 };
 
 /* RoCEv2 BTH opcodes used by the RC transport (IBTA Vol. 1, RC prefix 000). */
@@ -318,7 +320,7 @@ typedef struct sd_qp {
     uint32_t rto_low_pkts;       /* sr/ooo: use rto_low_ps while at most this many packets are out */
     int64_t rto_low_ps;          /* IRN's RTO_low (0 = always the simulator's rto_ps) */
     uint64_t path_rng;           /* spray_random / spray_weighted stream */
-    uint64_t rtx_nxt;            /* sender: selective retransmissions pending in [rtx_nxt, rtx_end) */
+    uint64_t rtx_nxt;            /* sender, sr: the NACK cursor; unSACKed packets in [rtx_nxt, rtx_end) are lost */
     uint64_t rtx_end;
     uint64_t recovery;           /* sr: snd_max when the current loss recovery began, 0 = none */
     uint64_t sacked;             /* packets in [snd_una, snd_max) the receiver SACKed */
@@ -328,6 +330,12 @@ typedef struct sd_qp {
     uint32_t ooo_peak;           /* ... at most */
     uint32_t ooo_max_dist;       /* largest distance of a packet beyond the expected PSN */
     uint32_t bdp_cap;            /* sr/ooo: IRN's BDP-FC, at most this many packets out (0 = off) */
+    uint64_t rto_seq;            /* sr/ooo: snd_max when the retransmission timer was last armed */
+    uint64_t tmo_nxt;            /* sr/ooo: the timeout's resends pending in [tmo_nxt, tmo_end) */
+    uint64_t tmo_end;
+    uint64_t rs_recent;          /* sr/ooo: packets resent since the timer was armed (bits set) */
+    uint64_t data_dropped;       /* sender: this QP's data packets dropped in the fabric (any cause) */
+    uint64_t retx_dropped;       /* ... of which retransmissions */
 } sd_qp;
 
 /* One INT hop record, in the HPCC repository's encoding (int-header.h): the egress timestamp in
@@ -397,7 +405,7 @@ typedef struct sd_counters {
     uint64_t events;
     uint64_t data_sent;          /* data packets that left a NIC (retransmissions included) */
     uint64_t data_delivered;     /* data packets that reached their destination NIC */
-    uint64_t data_dropped;
+    uint64_t data_dropped;       /* data packets dropped anywhere (queue full, link down, random loss, vSwitch) */
     uint64_t ctrl_sent;          /* ACK/NAK/CNP packets generated */
     uint64_t ctrl_delivered;
     uint64_t ctrl_dropped;
@@ -416,6 +424,7 @@ typedef struct sd_counters {
     uint64_t pfc_resumes;        /* XON frames sent by switches */
     uint64_t random_drops;       /* packets lost to a link's random loss (sd_set_port_loss) */
     uint64_t ar_moves;           /* adaptive routing chose another egress than the ECMP hash */
+    uint64_t retx_dropped;       /* of data_dropped: retransmissions (the rest were first transmissions) */
 } sd_counters;
 
 /* ---------------------------------------------------------------- the DPU: VFs and the vSwitch (native/vswitch.c)
