@@ -65,14 +65,27 @@ def test_sr_and_ooo_resend_exactly_the_lost_packets(transport, loss, seed, rto_p
     assert rcv["rx_bytes"] == SIZE and rcv["msn"] == 1 and rcv["ooo_held"] == 0
 
 
-def test_lost_retransmissions_are_counted_apart_and_recovered_by_the_timer():
-    """Heavy loss (5 % per hop) loses retransmissions too: they are counted in retx_dropped, a
-    NACK never resends a packet twice, so each is recovered by a timeout, and the identity
-    retransmitted == data_dropped still holds."""
-    r = run_with_data_loss("sr", 0.05, seed=1, rto_ps=us(40))
+def test_lost_retransmissions_are_counted_apart_and_recovered_by_the_timer(tmp_path):
+    """Heavy loss (5 % per hop) loses retransmissions too. The split is checked against the
+    sender's capture: a PSN whose first transmission was lost is resent, so the PSNs sent more
+    than once are the first-transmission drops (data_dropped - retx_dropped), and the extra
+    copies beyond one resend each are the lost retransmissions. A NACK never resends a packet
+    twice, so a lost retransmission waits for a timeout; the identity retransmitted ==
+    data_dropped still holds."""
+    net = one_flow("sr", 1, rto_ps=us(40)).build()
+    for port in data_ports(net):
+        net.sim.set_port_loss(port, 0.05)
+    cap = net.sim.capture_open(tmp_path / "tx.pcap", snaplen=128)
+    net.sim.capture_port(cap, data_ports(net)[0], tx=True)
+    r = net.run()
+    net.sim.capture_close(cap)
     assert_conserved(r)
     c = r.counters
-    assert c["retx_dropped"] >= 1 and c["timeouts"] >= 1
+    rec = read_pcap(tmp_path / "tx.pcap").records
+    _, times = np.unique(rec["psn"][rec["opcode"] != 17], return_counts=True)
+    assert c["data_dropped"] - c["retx_dropped"] == (times > 1).sum()
+    assert c["retx_dropped"] == (times - 2).clip(0).sum() >= 1
+    assert c["timeouts"] >= 1
     assert c["retransmitted"] == c["data_dropped"]
     assert sender_receiver(r)[1]["rx_dup"] == 0
 
