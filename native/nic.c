@@ -98,21 +98,23 @@ static void arm_rto(sd_sim *sim, sd_qp *q, uint32_t qi, int64_t deadline)
     }
 }
 
-/* (Re)start the retransmission timer: a new deadline (-1 = off). sr/ooo remember what was sent
- * before it (reorder.c: a timeout resends only that). */
-static void restart_rto(sd_sim *sim, sd_qp *q, uint32_t qi, int64_t deadline)
-{
-    arm_rto(sim, q, qi, deadline);
-    if (q->mode != SD_GBN)
-        reorder_rto_armed(sim, q);
-}
-
 /* The retransmission timeout: IRN's RTO_low while few packets are out (sr/ooo), else rto_ps. */
 static int64_t rto_of(const sd_sim *sim, const sd_qp *q)
 {
     if (q->rto_low_ps > 0 && q->snd_max - q->snd_una - q->sacked <= q->rto_low_pkts)
         return q->rto_low_ps;
     return sim->cfg.rto_ps;
+}
+
+/* sr/ooo: the timer runs for the oldest packet in flight that is neither acknowledged nor declared
+ * lost (per-packet timing, reorder.c); off when no packet is outstanding. Called after every ACK,
+ * as the RTO in force (RTO_low or rto_ps) depends on how many packets are unSACKed. */
+static void rearm_reorder_rto(sd_sim *sim, sd_qp *q, uint32_t qi)
+{
+    if (q->snd_una >= q->snd_max)
+        arm_rto(sim, q, qi, -1);
+    else if (q->rto_deadline >= 0)
+        arm_rto(sim, q, qi, reorder_deadline(sim, q, rto_of(sim, q)));
 }
 
 static int window_open(sd_sim *sim, sd_qp *q)
@@ -201,6 +203,8 @@ static void send_data(sd_sim *sim, uint32_t qi)
     } else {
         q->snd_max = seq + 1;
     }
+    if (q->mode != SD_GBN)
+        reorder_stamp(sim, q, seq);      /* this transmission's epoch, for the per-packet timer */
     if (rtx) {
         reorder_sent_rtx(sim, q, seq, rtx);
     } else {
@@ -215,8 +219,11 @@ static void send_data(sd_sim *sim, uint32_t qi)
     int64_t start = q->next_tx_ps > sim->now ? q->next_tx_ps : sim->now;
     q->next_tx_ps = start + ser_ps(pk->wire, (uint64_t)q->rate_bps);
     q->last_wire = pk->wire;
-    if (q->rto_deadline < 0)
-        restart_rto(sim, q, qi, sim->now + rto_of(sim, q));
+    if (q->rto_deadline < 0) {
+        if (q->mode != SD_GBN)
+            q->ep_live = q->ep;          /* the only packet the timer now runs for */
+        arm_rto(sim, q, qi, sim->now + rto_of(sim, q));
+    }
     if (!nic_has_work(sim, q))
         ring_remove(sim, qi);
     dpu_transmit(sim, q->host, p);
@@ -471,7 +478,8 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
             if (q->active && q->snd_nxt >= q->snd_end)
                 ring_remove(sim, qi);
         }
-        restart_rto(sim, q, qi, q->snd_una < q->snd_max ? sim->now + rto_of(sim, q) : -1);
+        if (q->mode == SD_GBN)
+            arm_rto(sim, q, qi, q->snd_una < q->snd_max ? sim->now + rto_of(sim, q) : -1);
     }
     if (q->npaths)
         path_feedback(sim, qi, pk, nak);
@@ -480,6 +488,7 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
         uint64_t before = q->recovery;
         reorder_ack(sim, qi, pk, nak);
         new_loss = nak && before == 0 && q->recovery != 0;   /* sr: the first NACK of an episode */
+        rearm_reorder_rto(sim, q, qi);
         nic_activate(sim, qi);
     }
     if (pk->becn) {
@@ -564,18 +573,31 @@ void nic_rto(sd_sim *sim, uint32_t qi)
         arm_rto(sim, q, qi, q->rto_deadline);
         return;
     }
+    if (q->mode != SD_GBN) {
+        /* per-packet timing: declare lost what was last sent at least one RTO ago; if nothing is
+         * yet (the oldest such packet was acknowledged), wait for the next oldest, no timeout */
+        int live;
+        uint64_t lost = reorder_timeout(sim, q, rto_of(sim, q), &live);
+        int64_t next = live ? reorder_deadline(sim, q, rto_of(sim, q)) : -1;
+        q->rto_deadline = -1;
+        arm_rto(sim, q, qi, next);       /* -1: a resend or new packet re-arms it (send_data) */
+        if (lost == 0)
+            return;
+        q->timeouts++;
+        sim->ctr.timeouts++;
+        cc_event(sim, qi, SD_EV_TIMEOUT, NULL);
+        path_timeout(sim, qi);
+        nic_activate(sim, qi);
+        nic_pull(sim, q->host);
+        return;
+    }
     q->timeouts++;
     sim->ctr.timeouts++;
     q->rto_deadline = -1;
     cc_event(sim, qi, SD_EV_TIMEOUT, NULL);
     path_timeout(sim, qi);
-    if (q->mode == SD_GBN) {
-        go_back_n(sim, qi);
-    } else {
-        reorder_timeout(sim, q);         /* resend what is lost, no rewind */
-        nic_activate(sim, qi);
-    }
-    restart_rto(sim, q, qi, sim->now + rto_of(sim, q));
+    go_back_n(sim, qi);
+    arm_rto(sim, q, qi, sim->now + rto_of(sim, q));
     nic_pull(sim, q->host);
 }
 

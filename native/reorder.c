@@ -10,39 +10,61 @@
  *       cumulative point) and the PSN that triggered it, which the sender treats as a SACK;
  *   ooo (SRD / OOO placement): an ACK carrying the same SACK, never a NACK: reordering is not
  *       taken for loss, only the retransmission timer recovers a lost packet.
- * Sender: a third bitmap of SACKed sequence numbers in [snd_una, snd_una + window), and a fourth
- * of retransmissions (below). Every lost data packet is resent exactly once per loss, never a
- * packet that can still arrive (assuming RTO > RTT), by two loss detections that never overlap:
+ * Sender: a third bitmap of SACKed sequence numbers in [snd_una, snd_una + window), a fourth of
+ * packets a timeout declared lost and not yet resent, and a byte per packet: the transmit epoch
+ * of its latest transmission (below). Every lost data packet is resent exactly once per loss,
+ * never a packet that can still arrive (assuming RTO > RTT), by two loss detections that never
+ * overlap:
  *   NACK (sr only; IRN §3.1): a NACK's SACK s says every unSACKed packet below s is lost (a
  *       packet sent before s did not arrive; without reordering this is exact, with reordering
  *       it may be only late: a spurious retransmission, as in IRN). A cursor rtx_nxt walks up to
  *       the newest such s (rtx_end), resending each unSACKed packet it passes; it never moves
  *       back, so the NACKs resend a packet at most once. A lost retransmission is left to the
  *       timer (IRN: lost retransmissions are detected by timeout).
- *   Timeout (sr and ooo): when the timer is armed (at the first packet sent with none out, at
- *       every advance of snd_una, after a timeout), rto_seq = snd_max records what had been sent
- *       by then. When it fires, RTO later, the lost packets are those unSACKed, below rto_seq
- *       (first sent at least RTO ago) and not resent since the arming (a resend less than RTO
- *       old may still arrive). Packets sent later are left to a later timeout. The timeout then
- *       moves the NACK cursor to rto_seq: below it, the timeout's own sweep [tmo_nxt, tmo_end)
- *       resends (oldest first, before the NACK cursor), so the two never resend one packet twice.
- *   The retransmission bitmap holds, outside the pending sweep, "resent since the timer was
- *   armed" (cleared at each arming, rs_recent counts the bits), inside it "to resend".
+ *   Timeout (sr and ooo), timed per packet: a packet is lost once its latest transmission (first
+ *       or resend) is at least one RTO old and it is still unSACKed. Transmissions are grouped
+ *       in epochs: a send opens a new epoch when the current one began at least G = RTO_max /
+ *       SD_RTO_EPOCHS ago (RTO_max = the larger of rto_ps and IRN's RTO_low), so every packet
+ *       of an epoch was sent within G before the epoch's last send, ep_end[]. A packet is
+ *       stamped with its epoch (8 bits) and declared lost when its epoch's last send is at least
+ *       RTO old: between RTO and RTO + G (= RTO x (1 + 1/SD_RTO_EPOCHS) for rto_ps) after it
+ *       was sent, never earlier. The ring ep_end[] keeps the newest SD_RTO_EPOCHS + 1 epochs;
+ *       an older epoch ended at least SD_RTO_EPOCHS x G >= any RTO ago, so it is lost outright.
+ *       The timer runs for the oldest epoch holding a packet neither acknowledged nor declared
+ *       lost (ep_live): it is armed at the first send with nothing timed, re-aimed after every
+ *       ACK (the RTO in force, RTO_low or rto_ps, depends on the unSACKed count), and when it
+ *       fires the sender scans [snd_una, snd_max), declares the lost packets (the fourth
+ *       bitmap; the timeout's sweep [tmo_nxt, tmo_end) resends them oldest first, before the
+ *       NACK cursor), finds the new oldest epoch and aims the timer at its last send + RTO. A
+ *       firing that finds nothing lost yet (that epoch's packets were acknowledged) is no
+ *       timeout: no counter, no CC event. Live packets are at most SD_RTO_EPOCHS + 2
+ *       epochs old when the timer declares them, so the 8-bit stamp never wraps ambiguously.
+ *       The timeout then moves the NACK cursor past the sweep: the unSACKed packets above the
+ *       cursor that the timeout finds lost are a prefix (first transmissions, oldest first), so
+ *       the two never resend one packet twice and the NACKs lose nothing.
+ *   Before this per-packet timing, one timer was armed at whole-flow events (first send,
+ *   snd_una advances, a timeout) and a timeout resent only what was sent before the arming: a
+ *   hole sent after it waited for the next timeout, up to two RTOs.
  * Consequences: without reordering, retransmitted == data packets dropped (first transmissions
  * plus retransmissions, counted apart in sd_counters.retx_dropped) and the receiver sees no
  * duplicate; a lost ACK or NACK can still cost one spurious resend (a NACK carries one SACKed
- * PSN: if it is lost, a later NACK makes the sender resend that packet). In sr, the first NACK
- * of a loss-recovery episode (recovery = snd_max; it ends when snd_una passes recovery) is the
- * loss signal to the CC; the others count as ACKs. Retransmissions leave snd_nxt alone (no
- * go-back-N) and may exceed the CC window (they replace lost packets).
- * Memory per QP: 4 x window / 8 bytes (1 KiB for the default window of 2048 packets), no
- * per-packet timestamp. */
+ * PSN: if it is lost, a later NACK makes the sender resend that packet). A timer firing that
+ * declares packets lost counts as one timeout (sd_counters.timeouts, SD_EV_TIMEOUT to the CC):
+ * with losses spread over an RTO there can be up to SD_RTO_EPOCHS of them per RTO, each
+ * declaring fewer packets. In sr, the first NACK of a loss-recovery episode (recovery =
+ * snd_max; it ends when snd_una passes recovery) is the loss signal to the CC; the others count
+ * as ACKs. Retransmissions leave snd_nxt alone (no go-back-N) and may exceed the CC window (they
+ * replace lost packets).
+ * Memory per QP: 4 x window / 8 bytes of bitmaps + window bytes of epoch stamps (3 KiB for the
+ * default window of 2048 packets) in the setup-time pool, and 96 bytes of epoch ring in sd_qp;
+ * nothing is allocated per packet. */
 #include "sim.h"
 
 static inline uint64_t *bm_rx_have(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off; }
 static inline uint64_t *bm_rx_last(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off + q->reorder_window / 64u; }
 static inline uint64_t *bm_tx_sack(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off + 2u * (q->reorder_window / 64u); }
 static inline uint64_t *bm_tx_rtx(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off + 3u * (q->reorder_window / 64u); }
+static inline uint8_t *ep_stamp(sd_sim *sim, const sd_qp *q) { return (uint8_t *)(sim->bits + q->bits_off + 4u * (q->reorder_window / 64u)); }
 
 static inline int bit_get(const uint64_t *b, uint32_t i) { return (int)((b[i >> 6] >> (i & 63u)) & 1u); }
 static inline void bit_set(uint64_t *b, uint32_t i) { b[i >> 6] |= 1ull << (i & 63u); }
@@ -114,14 +136,11 @@ void reorder_receive(sd_sim *sim, uint32_t qi, sd_packet *pk)
 }
 
 /* ---------------------------------------------------------------- sender */
-/* Is seq in the pending range of the timeout sweep? (there, a bit of bm_tx_rtx means "to resend") */
-static inline int in_sweep(const sd_qp *q, uint64_t seq) { return seq >= q->tmo_nxt && seq < q->tmo_end; }
-
 void reorder_clear_acked(sd_sim *sim, sd_qp *q, uint64_t old_una, uint64_t new_una)
 {
     uint64_t *s = bm_tx_sack(sim, q), *r = bm_tx_rtx(sim, q);
     uint32_t m = q->reorder_window - 1u;
-    if (q->sacked == 0 && q->rs_recent == 0 && q->tmo_nxt >= q->tmo_end)
+    if (q->sacked == 0 && q->tmo_nxt >= q->tmo_end)
         return;                                    /* no bit set below new_una */
     for (uint64_t seq = old_una; seq < new_una; seq++) {
         uint32_t i = (uint32_t)(seq & m);
@@ -129,11 +148,7 @@ void reorder_clear_acked(sd_sim *sim, sd_qp *q, uint64_t old_una, uint64_t new_u
             bit_clear(s, i);
             q->sacked--;
         }
-        if (bit_get(r, i)) {
-            bit_clear(r, i);
-            if (!in_sweep(q, seq))
-                q->rs_recent--;
-        }
+        bit_clear(r, i);
     }
 }
 
@@ -168,7 +183,7 @@ int reorder_next_rtx(sd_sim *sim, sd_qp *q, uint64_t *seq)
 {
     uint64_t *s = bm_tx_sack(sim, q), *r = bm_tx_rtx(sim, q);
     uint32_t m = q->reorder_window - 1u;
-    /* 1. the timeout sweep: the packets marked at the timeout, oldest first */
+    /* 1. the timeout sweep: the packets declared lost by timeouts, oldest first */
     if (q->tmo_nxt < q->tmo_end) {
         if (q->tmo_nxt < q->snd_una)
             q->tmo_nxt = q->snd_una;               /* acknowledged meanwhile (their bits are cleared) */
@@ -181,7 +196,7 @@ int reorder_next_rtx(sd_sim *sim, sd_qp *q, uint64_t *seq)
                 }
                 bit_clear(r, i);                   /* SACKed since the timeout: nothing to resend */
             }
-            q->tmo_nxt++;                          /* passed: its bit now means "resent since armed" (0) */
+            q->tmo_nxt++;
         }
     }
     /* 2. the NACK cursor: every unSACKed packet below the newest NACKed SACK, once */
@@ -201,59 +216,95 @@ int reorder_next_rtx(sd_sim *sim, sd_qp *q, uint64_t *seq)
 
 void reorder_sent_rtx(sd_sim *sim, sd_qp *q, uint64_t seq, int kind)
 {
-    uint64_t *r = bm_tx_rtx(sim, q);
-    uint32_t i = (uint32_t)(seq & (q->reorder_window - 1u));
     if (kind == SD_RTX_TIMEOUT) {
-        q->tmo_nxt = seq + 1;                      /* its bit stays set: now "resent since armed" */
+        bit_clear(bm_tx_rtx(sim, q), (uint32_t)(seq & (q->reorder_window - 1u)));
+        q->tmo_nxt = seq + 1;
     } else {
         q->rtx_nxt = seq + 1;
-        bit_set(r, i);
     }
-    q->rs_recent++;
 }
 
-void reorder_rto_armed(sd_sim *sim, sd_qp *q)
+/* ---------------------------------------------------------------- per-packet retransmission timer */
+enum { EP_RING = SD_RTO_EPOCHS + 1 };
+
+/* The epoch length: the largest RTO in use (rto_ps, or IRN's RTO_low if larger) / SD_RTO_EPOCHS,
+ * rounded up, so that SD_RTO_EPOCHS epochs span at least any RTO the QP uses. */
+static int64_t epoch_len(const sd_sim *sim, const sd_qp *q)
 {
-    q->rto_seq = q->snd_max;                       /* every packet below it was sent before now */
-    if (q->rs_recent == 0)
-        return;
-    uint64_t *r = bm_tx_rtx(sim, q);
-    uint32_t m = q->reorder_window - 1u;
-    for (uint64_t seq = q->snd_una; seq < q->snd_max && q->rs_recent > 0; seq++) {
-        if (in_sweep(q, seq)) {
-            seq = q->tmo_end - 1;                  /* the sweep's marks stay */
-            continue;
-        }
-        uint32_t i = (uint32_t)(seq & m);
-        if (bit_get(r, i)) {
-            bit_clear(r, i);
-            q->rs_recent--;
-        }
-    }
+    int64_t r = sim->cfg.rto_ps > q->rto_low_ps ? sim->cfg.rto_ps : q->rto_low_ps;
+    return (r + SD_RTO_EPOCHS - 1) / SD_RTO_EPOCHS;
 }
 
-void reorder_timeout(sd_sim *sim, sd_qp *q)
+void reorder_stamp(sd_sim *sim, sd_qp *q, uint64_t seq)
+{
+    if (sim->now - q->ep_start >= epoch_len(sim, q)) {
+        q->ep++;                                   /* a new epoch (the zeroed QP starts epoch 0 at t = 0) */
+        q->ep_start = sim->now;
+    }
+    q->ep_end[q->ep % EP_RING] = sim->now;
+    ep_stamp(sim, q)[seq & (q->reorder_window - 1u)] = (uint8_t)q->ep;
+}
+
+/* When every packet of epoch e was sent at the latest; INT64_MIN when e has left the ring: it
+ * ended before the epoch SD_RTO_EPOCHS older than the current one began, which is at least
+ * SD_RTO_EPOCHS x epoch_len >= any RTO ago. */
+static int64_t epoch_end(const sd_qp *q, uint64_t e)
+{
+    return q->ep - e >= EP_RING ? INT64_MIN : q->ep_end[e % EP_RING];
+}
+
+int64_t reorder_deadline(const sd_sim *sim, const sd_qp *q, int64_t rto)
+{
+    int64_t end = epoch_end(q, q->ep_live);
+    return end == INT64_MIN || end + rto < sim->now ? sim->now : end + rto;
+}
+
+uint64_t reorder_timeout(sd_sim *sim, sd_qp *q, int64_t rto, int *live)
 {
     uint64_t *s = bm_tx_sack(sim, q), *r = bm_tx_rtx(sim, q);
+    const uint8_t *st = ep_stamp(sim, q);
     uint32_t m = q->reorder_window - 1u;
-    uint64_t end = q->rto_seq > q->snd_una ? q->rto_seq : q->snd_una;
-    /* lost: unSACKed, sent before the timer was armed (below rto_seq), not resent since (bit clear
-     * outside the old sweep; inside it a set bit is a resend still to do, a clear one dates from
-     * before the previous timeout: lost too) */
+    uint64_t lost = 0, first = 0, last = 0, oldest = 0;
+    *live = 0;
+    /* lost: unSACKed, not already waiting in the sweep, and last sent at least rto ago (its
+     * epoch ended by now - rto). Only the unSACKed packets still in flight keep the timer. */
     for (uint64_t seq = q->snd_una; seq < q->snd_max; seq++) {
         uint32_t i = (uint32_t)(seq & m);
-        int lost = seq < end && !bit_get(s, i) && (in_sweep(q, seq) || !bit_get(r, i));
-        if (lost)
-            bit_set(r, i);
-        else
+        if (bit_get(s, i)) {
             bit_clear(r, i);
+            continue;
+        }
+        if (bit_get(r, i))
+            continue;                              /* declared lost before, not resent yet */
+        uint64_t age = (uint8_t)((uint8_t)q->ep - st[i]);   /* < 256: see the header comment */
+        uint64_t e = q->ep - age;
+        int64_t end = epoch_end(q, e);
+        if (end == INT64_MIN || end <= sim->now - rto) {
+            bit_set(r, i);
+            if (lost++ == 0)
+                first = seq;
+            last = seq;
+        } else if (!*live || e < oldest) {
+            *live = 1;
+            oldest = e;
+        }
     }
-    q->rs_recent = 0;
-    q->tmo_nxt = q->snd_una;
-    q->tmo_end = end;
-    if (q->rtx_nxt < end)
-        q->rtx_nxt = end;                          /* below end, the sweep resends what the NACKs would */
+    if (*live)
+        q->ep_live = oldest;
+    if (lost == 0)
+        return 0;
+    if (q->tmo_nxt < q->tmo_end) {                 /* a sweep still pending: extend it */
+        if (first > q->tmo_nxt)
+            first = q->tmo_nxt;
+        if (last + 1 < q->tmo_end)
+            last = q->tmo_end - 1;
+    }
+    q->tmo_nxt = first;
+    q->tmo_end = last + 1;
+    if (q->rtx_nxt < q->tmo_end)
+        q->rtx_nxt = q->tmo_end;                   /* below it, the sweep resends what the NACKs would */
     if (q->rtx_end < q->rtx_nxt)
         q->rtx_end = q->rtx_nxt;
     q->recovery = q->snd_max;
+    return lost;
 }

@@ -73,6 +73,10 @@ enum sd_transport { SD_GBN = 0, SD_SR = 1, SD_OOO = 2 };
 enum sd_path_policy { SD_PATH_ECMP = 0, SD_PATH_SPRAY_RR = 1, SD_PATH_SPRAY_RANDOM = 2, SD_PATH_SPRAY_WEIGHTED = 3,
                       SD_PATH_REPS = 4, SD_PATH_FLOWLET = 5, SD_PATH_PLB = 6 };
 enum { SD_MAX_PATHS = 16, SD_MAX_REORDER_WINDOW = 32768 };
+/* sr/ooo retransmission timing granularity: a lost packet is declared lost between RTO and
+ * RTO x (1 + 1/SD_RTO_EPOCHS) after its latest transmission (reorder.c; sd_qp.ep_end has
+ * SD_RTO_EPOCHS + 1 entries) */
+enum { SD_RTO_EPOCHS = 8 };
 /* sd_packet.flags: bit 0 BTH AckReq; bit 1 adaptive-routing eligible (set by the NIC per class);
  * bits 2..6 = 1 + the path slot of a data packet, echoed by the ACK that acknowledges it (UEC-style
  * entropy echo; 0 = none); bit 7 on an ACK: the acknowledged data packet arrived CE-marked; bit 7
@@ -330,10 +334,15 @@ typedef struct sd_qp {
     uint32_t ooo_peak;           /* ... at most */
     uint32_t ooo_max_dist;       /* largest distance of a packet beyond the expected PSN */
     uint32_t bdp_cap;            /* sr/ooo: IRN's BDP-FC, at most this many packets out (0 = off) */
-    uint64_t rto_seq;            /* sr/ooo: snd_max when the retransmission timer was last armed */
     uint64_t tmo_nxt;            /* sr/ooo: the timeout's resends pending in [tmo_nxt, tmo_end) */
     uint64_t tmo_end;
-    uint64_t rs_recent;          /* sr/ooo: packets resent since the timer was armed (bits set) */
+    /* sr/ooo per-packet retransmission timing (reorder.c): every transmission is stamped with the
+     * transmit epoch it falls in (a new epoch starts at a send >= RTO/SD_RTO_EPOCHS after the
+     * current one began); ep_end keeps the last send time of the newest SD_RTO_EPOCHS + 1 epochs */
+    int64_t ep_end[9];           /* indexed by epoch mod (SD_RTO_EPOCHS + 1) */
+    int64_t ep_start;            /* when the current epoch began */
+    uint64_t ep;                 /* the current epoch */
+    uint64_t ep_live;            /* the oldest epoch that may hold a packet neither acknowledged nor declared lost */
     uint64_t data_dropped;       /* sender: this QP's data packets dropped in the fabric (any cause) */
     uint64_t retx_dropped;       /* ... of which retransmissions */
 } sd_qp;

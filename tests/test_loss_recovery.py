@@ -174,3 +174,75 @@ def test_sr_resends_a_late_packet_at_most_once_under_spraying(tmp_path):
     _, times = np.unique(key, return_counts=True)
     assert times.max() == 2
     assert (times - 1).sum() == c["retransmitted"]
+
+
+# Per-packet retransmission timing (sr/ooo): every transmission is stamped with a transmit epoch of
+# RTO / K (K = SD_RTO_EPOCHS = 8, native/softdpu.h); a packet is declared lost once its epoch
+# ended at least one RTO ago, so it is resent between RTO and RTO x (1 + 1/K) after it was last
+# sent (the epoch spread), plus the time the resends declared by the same timeout queue behind one
+# another at line rate, at most D packet times. RTO_low (IRN: used while at most rto_low_pkts
+# packets are unSACKed) only shortens the wait, to no less than rto_low_ps.
+K_EPOCHS = 8
+T_PKT = (4096 + 82) * 8 / R * 1e12           # one full data frame on the 100 Gb/s wire, ~0.334 us
+CAPTURE_SLACK = T_PKT + 1000                 # a frame already in service at the port + 1 ns pcap rounding
+
+
+def resend_gaps(tmp_path, transport, seed, loss, **kw):
+    """Run one flow with `loss` on both data hops, capturing the sender's port: returns the
+    result and, for each PSN sent more than once, the gaps (ns) between its successive copies."""
+    net = one_flow(transport, seed, **kw).build()
+    for port in data_ports(net):
+        net.sim.set_port_loss(port, loss)
+    cap = net.sim.capture_open(tmp_path / f"tx{seed}.pcap", snaplen=128)
+    net.sim.capture_port(cap, data_ports(net)[0], tx=True)
+    r = net.run()
+    net.sim.capture_close(cap)
+    rec = read_pcap(tmp_path / f"tx{seed}.pcap").records
+    rec = rec[rec["opcode"] != 17]
+    gaps, copies = [], {}
+    for psn, t in zip(rec["psn"].tolist(), rec["t_ns"].tolist()):
+        if psn in copies:
+            gaps.append(t - copies[psn])
+        copies[psn] = t
+    chain = max(np.unique(rec["psn"], return_counts=True)[1]) - 2   # lost retransmissions of one PSN
+    return r, np.array(gaps, dtype=np.int64), max(chain, 0)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("rto_low_ps", [0, us(100)])
+def test_ooo_resends_each_lost_packet_one_rto_after_it_was_sent(tmp_path, seed, rto_low_ps):
+    """ooo leaves every loss to the timer, so each resend of a PSN follows its previous copy by
+    at least the RTO in force (never a packet that can still arrive: rto_ps = 1 ms, or RTO_low =
+    100 us while few packets are unSACKed) and at most rto_ps x (1 + 1/K) + D packet times (see
+    above; a timer armed only at whole-flow events made a hole sent after the arming wait up to
+    two RTOs: 1.7 ms here). 1 % loss on both data hops, so some retransmissions are lost too."""
+    rto = us(1000)
+    r, gaps, _ = resend_gaps(tmp_path, "ooo", seed, 0.01, rto_ps=rto,
+                             transport_params={"rto_low_ps": rto_low_ps})
+    assert_conserved(r)
+    c = r.counters
+    d = c["data_dropped"]
+    assert len(gaps) == c["retransmitted"] == d
+    lo = (rto_low_ps or rto) / 1000 - CAPTURE_SLACK / 1000
+    hi = (rto * (1 + 1 / K_EPOCHS) + d * T_PKT + CAPTURE_SLACK) / 1000
+    assert lo <= gaps.min() and gaps.max() <= hi, (gaps.min(), gaps.max(), lo, hi)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_ooo_fct_under_loss_is_bounded_by_one_rto_per_loss_in_a_chain(tmp_path, seed):
+    """One 8 MB ooo flow at 100 Gb/s, no CC, 1 % loss on the data direction, rto_ps = 1 ms. All
+    N + D transmissions fit the line-rate schedule (the loss-free FCT x (N + D) / N; the flow is
+    2048 packets, within the reorder window, so the sender never waits for a hole), and the last
+    lost packet's final copy leaves at most (1 + c) x RTO x (1 + 1/K) + D packet times after its
+    first, c being the most lost retransmissions of one PSN (from the capture); plus one round
+    trip for its ACK (4.7 us, see the IRN test: 6 us). Retransmissions still equal drops."""
+    rto = us(1000)
+    r, _, chain = resend_gaps(tmp_path, "ooo", seed, 0.01, rto_ps=rto)
+    assert_conserved(r)
+    c = r.counters
+    d = c["data_dropped"]
+    assert c["retransmitted"] == d and c["retx_dropped"] >= chain
+    assert sender_receiver(r)[1]["rx_dup"] == 0
+    fct = r.flows["fct_ps"][0]
+    bound = r.flows["ideal_fct_ps"][0] * (NPKTS + d) / NPKTS + (1 + chain) * rto * (1 + 1 / K_EPOCHS) + d * T_PKT + us(6)
+    assert fct <= bound, (fct, bound, chain)
