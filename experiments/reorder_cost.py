@@ -7,8 +7,8 @@ arrived out of order, duplicates, retransmissions and mean FCT.
 go-back-N discards everything after a gap and rewinds the sender; selective repeat (IRN) NACKs
 every out-of-order packet and resends each hole below it once (spuriously, when the hole was
 only late); out-of-order placement holds the packet and resends only on timeout. The memory a
-sender and receiver need is set by the reorder window: 4 bitmaps of reorder_window bits per QP
-(1 KiB at the default 2048), whatever the occupancy.
+sender and receiver need is set by the reorder window: 4 bitmaps of reorder_window bits and a
+transmit-epoch byte per packet per QP (3 KiB at the default 2048), whatever the occupancy.
 
 Default: k=4 fat-tree, one 4 MB flow per host, DCQCN, 8 entropies per sprayed QP.
 Writes results/reorder_cost/<policy>-<transport>/, reorder_cost.csv and reorder_cost.png.

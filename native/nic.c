@@ -472,6 +472,7 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
         if (q->mode != SD_GBN)
             reorder_clear_acked(sim, q, q->snd_una, q->snd_una + (uint64_t)d);
         acked = advance_una(sim, qi, q->snd_una + (uint64_t)d);
+        q->una_ps = sim->now;
         if (q->snd_nxt < q->snd_una) {         /* an ACK overtook a go-back-N rewind */
             q->snd_nxt = q->snd_una;
             q->tx_msg = q->una_msg;

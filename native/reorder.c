@@ -30,6 +30,9 @@
  *       RTO old: between RTO and RTO + G (= RTO x (1 + 1/SD_RTO_EPOCHS) for rto_ps) after it
  *       was sent, never earlier. The ring ep_end[] keeps the newest SD_RTO_EPOCHS + 1 epochs;
  *       an older epoch ended at least SD_RTO_EPOCHS x G >= any RTO ago, so it is lost outright.
+ *       IRN's RTO_low (in force while few packets are unSACKed) counts from the later of the
+ *       epoch's end and the last advance of snd_una, as IRN's timer that restarts on every new
+ *       cumulative ACK, and never later than rto_ps after the epoch's end (lost_at below).
  *       The timer runs for the oldest epoch holding a packet neither acknowledged nor declared
  *       lost (ep_live): it is armed at the first send with nothing timed, re-aimed after every
  *       ACK (the RTO in force, RTO_low or rto_ps, depends on the unSACKed count), and when it
@@ -56,7 +59,7 @@
  * as ACKs. Retransmissions leave snd_nxt alone (no go-back-N) and may exceed the CC window (they
  * replace lost packets).
  * Memory per QP: 4 x window / 8 bytes of bitmaps + window bytes of epoch stamps (3 KiB for the
- * default window of 2048 packets) in the setup-time pool, and 96 bytes of epoch ring in sd_qp;
+ * default window of 2048 packets) in the setup-time pool, and 104 bytes of timer state in sd_qp;
  * nothing is allocated per packet. */
 #include "sim.h"
 
@@ -253,10 +256,26 @@ static int64_t epoch_end(const sd_qp *q, uint64_t e)
     return q->ep - e >= EP_RING ? INT64_MIN : q->ep_end[e % EP_RING];
 }
 
+/* When a packet whose epoch ended at `end` is lost under the RTO in force: RTO after that end (per
+ * packet). IRN's RTO_low (in force while few packets are unSACKed, so it times only a few) counts
+ * as IRN's timer does, from the later of that end and the last advance of snd_una (a timer that
+ * restarts on every new cumulative ACK): a 100 us RTO_low must not take a packet held behind a
+ * deep queue at the flow's tail for lost while ACKs still come in; rto_ps after the end still
+ * applies, so RTO_low never makes a loss wait longer. */
+static int64_t lost_at(const sd_sim *sim, const sd_qp *q, int64_t end, int64_t rto)
+{
+    if (end == INT64_MIN)
+        return INT64_MIN;
+    if (rto >= sim->cfg.rto_ps)
+        return end + rto;
+    int64_t low = (q->una_ps > end ? q->una_ps : end) + rto;
+    return low < end + sim->cfg.rto_ps ? low : end + sim->cfg.rto_ps;
+}
+
 int64_t reorder_deadline(const sd_sim *sim, const sd_qp *q, int64_t rto)
 {
-    int64_t end = epoch_end(q, q->ep_live);
-    return end == INT64_MIN || end + rto < sim->now ? sim->now : end + rto;
+    int64_t at = lost_at(sim, q, epoch_end(q, q->ep_live), rto);
+    return at < sim->now ? sim->now : at;
 }
 
 uint64_t reorder_timeout(sd_sim *sim, sd_qp *q, int64_t rto, int *live)
@@ -278,8 +297,7 @@ uint64_t reorder_timeout(sd_sim *sim, sd_qp *q, int64_t rto, int *live)
             continue;                              /* declared lost before, not resent yet */
         uint64_t age = (uint8_t)((uint8_t)q->ep - st[i]);   /* < 256: see the header comment */
         uint64_t e = q->ep - age;
-        int64_t end = epoch_end(q, e);
-        if (end == INT64_MIN || end <= sim->now - rto) {
+        if (lost_at(sim, q, epoch_end(q, e), rto) <= sim->now) {
             bit_set(r, i);
             if (lost++ == 0)
                 first = seq;

@@ -343,6 +343,7 @@ typedef struct sd_qp {
     int64_t ep_start;            /* when the current epoch began */
     uint64_t ep;                 /* the current epoch */
     uint64_t ep_live;            /* the oldest epoch that may hold a packet neither acknowledged nor declared lost */
+    int64_t una_ps;              /* sr/ooo: when snd_una last advanced (RTO_low counts from it, as IRN's timer) */
     uint64_t data_dropped;       /* sender: this QP's data packets dropped in the fabric (any cause) */
     uint64_t retx_dropped;       /* ... of which retransmissions */
 } sd_qp;

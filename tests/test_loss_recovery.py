@@ -246,3 +246,20 @@ def test_ooo_fct_under_loss_is_bounded_by_one_rto_per_loss_in_a_chain(tmp_path, 
     fct = r.flows["fct_ps"][0]
     bound = r.flows["ideal_fct_ps"][0] * (NPKTS + d) / NPKTS + (1 + chain) * rto * (1 + 1 / K_EPOCHS) + d * T_PKT + us(6)
     assert fct <= bound, (fct, bound, chain)
+
+
+@pytest.mark.parametrize("transport", ["sr", "ooo"])
+def test_rto_low_counts_from_the_last_cumulative_ack_as_irn(transport):
+    """Nothing is lost or reordered (k=4 fat-tree permutation, 4 MB per host, DCQCN, ECMP), so no
+    packet may be resent. At a flow's tail at most 3 packets are unSACKed and IRN's RTO_low
+    (100 us) is in force, while DCQCN queues on the shared links hold the last packets longer
+    than that: a per-packet RTO_low counted from the send alone resends one here. IRN's timer
+    restarts on every new cumulative ACK, so RTO_low counts from the later of the send and the
+    last advance of snd_una, and the ACKs still coming in keep it from firing."""
+    from controlplane.experiment import permutation_on_fat_tree
+    r = permutation_on_fat_tree("rto_low", 4, MB(4), "dcqcn", 1, "ecmp", transport, sample_interval_ps=0,
+                                monitor_ports="none").run()
+    assert_conserved(r)
+    c = r.counters
+    assert c["data_dropped"] == 0 and c["rx_ooo"] == 0
+    assert c["retransmitted"] == c["rx_dup"] == c["timeouts"] == 0
