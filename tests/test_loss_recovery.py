@@ -181,7 +181,8 @@ def test_sr_resends_a_late_packet_at_most_once_under_spraying(tmp_path):
 # ended at least one RTO ago, so it is resent between RTO and RTO x (1 + 1/K) after it was last
 # sent (the epoch spread), plus the time the resends declared by the same timeout queue behind one
 # another at line rate, at most D packet times. RTO_low (IRN: used while at most rto_low_pkts
-# packets are unSACKed) only shortens the wait, to no less than rto_low_ps.
+# packets are unSACKed, counted from the later of the send and the last cumulative-ACK advance)
+# only shortens the wait, to no less than rto_low_ps.
 K_EPOCHS = 8
 T_PKT = (4096 + 82) * 8 / R * 1e12           # one full data frame on the 100 Gb/s wire, ~0.334 us
 CAPTURE_SLACK = T_PKT + 1000                 # a frame already in service at the port + 1 ns pcap rounding
@@ -215,7 +216,7 @@ def test_ooo_resends_each_lost_packet_one_rto_after_it_was_sent(tmp_path, seed, 
     at least the RTO in force (never a packet that can still arrive: rto_ps = 1 ms, or RTO_low =
     100 us while few packets are unSACKed) and at most rto_ps x (1 + 1/K) + D packet times (see
     above; a timer armed only at whole-flow events made a hole sent after the arming wait up to
-    two RTOs: 1.7 ms here). 1 % loss on both data hops, so some retransmissions are lost too."""
+    two RTOs: 1.88-2.0 ms here). 1 % loss on both data hops, so some retransmissions are lost too."""
     rto = us(1000)
     r, gaps, _ = resend_gaps(tmp_path, "ooo", seed, 0.01, rto_ps=rto,
                              transport_params={"rto_low_ps": rto_low_ps})
