@@ -185,7 +185,8 @@ def run_multipath(name: str = "permutation-1024", seed: int = 1, repeats: int = 
         out[f"{v}_events_per_s"] = statistics.median(r[1] / r[0] for r in rs)
         out[f"{v}_sim_time_us"] = rs[0][2] / 1e6
     out["spray_over_ecmp_run_time"] = out["spray_rr-ooo_run_s"] / out["ecmp-gbn_run_s"]
-    out["reorder_bitmaps_bytes_per_qp"] = 3 * window // 8
+    out["reorder_bitmaps_bytes_per_qp"] = 4 * window // 8     # native/reorder.c: 4 bitmaps
+    out["reorder_stamps_bytes_per_qp"] = window               # ... and a transmit-epoch byte per packet
     out["path_state_bytes_per_qp"] = PATH_STATE_DTYPE.itemsize
     out["bytes_per_qp"] = QP_DTYPE.itemsize
     return out

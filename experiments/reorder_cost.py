@@ -5,10 +5,10 @@ held beyond the expected PSN), the largest out-of-order distance, the share of p
 arrived out of order, duplicates, retransmissions and mean FCT.
 
 go-back-N discards everything after a gap and rewinds the sender; selective repeat (IRN) NACKs
-every out-of-order packet and resends the holes below it (spuriously, when the hole was only
-late); out-of-order placement holds the packet and resends only on timeout. The memory a
-receiver needs is the reorder window: 3 bitmaps of reorder_window bits per QP (768 B at the
-default 2048), whatever the occupancy.
+every out-of-order packet and resends each hole below it once (spuriously, when the hole was
+only late); out-of-order placement holds the packet and resends only on timeout. The memory a
+sender and receiver need is set by the reorder window: 4 bitmaps of reorder_window bits and a
+transmit-epoch byte per packet per QP (3 KiB at the default 2048), whatever the occupancy.
 
 Default: k=4 fat-tree, one 4 MB flow per host, DCQCN, 8 entropies per sprayed QP.
 Writes results/reorder_cost/<policy>-<transport>/, reorder_cost.csv and reorder_cost.png.
@@ -63,7 +63,7 @@ def run(out_dir: str | Path = "results/reorder_cost", params: dict | None = None
                      "duplicates": int(rcv["rx_dup"].sum()), "retransmitted": int(c["retransmitted"]),
                      "mean_fct_us": float(f["fct_ps"][f["fct_ps"] > 0].mean() / 1e6),
                      "completed": int((f["fct_ps"] > 0).sum()), "flows": int(len(f["fct_ps"])),
-                     "reorder_bytes_per_qp": 0 if tr == "gbn" else 3 * int(p["reorder_window"]) // 8})
+                     "reorder_bytes_per_qp": 0 if tr == "gbn" else 4 * int(p["reorder_window"]) // 8})
         print(f"[{i + 1}/{len(variants)}] {name}: {c['events']:,} events, {r.wall_s:.1f} s wall", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "reorder_cost.csv", rows)

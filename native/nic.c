@@ -12,7 +12,9 @@
  * per cnp_interval_ps, the DCQCN NP) or a BECN bit on the next ACK (SD_CNP_ACK_ECHO).
  *
  * sr and ooo QPs (multipath transport) keep their reorder state in reorder.c: this file calls it
- * for the receiver's PSN check, the sender's SACK bookkeeping, retransmissions and timeouts.
+ * for the receiver's PSN check, the sender's SACK bookkeeping, retransmissions (each lost packet
+ * resent once: reorder.c says how), the timer's arming and timeouts. A retransmitted data packet
+ * carries SD_PKT_RTX, so drops of retransmissions are counted apart (port.c count_drop).
  * Each data packet's entropy comes from the QP's path set (paths.c).
  *
  * Sequence numbers: the sender counts packets with a 64-bit sequence; the wire carries
@@ -76,7 +78,7 @@ static void ring_remove(sd_sim *sim, uint32_t qi)
 int nic_has_work(sd_sim *sim, sd_qp *q)
 {
     uint64_t seq;
-    return q->snd_nxt < q->snd_end || (q->mode != SD_GBN && reorder_next_rtx(sim, q, &seq));
+    return q->snd_nxt < q->snd_end || (q->mode != SD_GBN && reorder_next_rtx(sim, q, &seq) != 0);
 }
 
 void nic_activate(sd_sim *sim, uint32_t qi)
@@ -104,13 +106,24 @@ static int64_t rto_of(const sd_sim *sim, const sd_qp *q)
     return sim->cfg.rto_ps;
 }
 
+/* sr/ooo: the timer runs for the oldest packet in flight that is neither acknowledged nor declared
+ * lost (per-packet timing, reorder.c); off when no packet is outstanding. Called after every ACK,
+ * as the RTO in force (RTO_low or rto_ps) depends on how many packets are unSACKed. */
+static void rearm_reorder_rto(sd_sim *sim, sd_qp *q, uint32_t qi)
+{
+    if (q->snd_una >= q->snd_max)
+        arm_rto(sim, q, qi, -1);
+    else if (q->rto_deadline >= 0)
+        arm_rto(sim, q, qi, reorder_deadline(sim, q, rto_of(sim, q)));
+}
+
 static int window_open(sd_sim *sim, sd_qp *q)
 {
     if (q->mode == SD_GBN)
         return q->window_bytes == 0 ||
                (q->snd_nxt - q->snd_una) * (uint64_t)sim->cfg.mtu_payload < q->window_bytes;
     uint64_t seq;
-    if (reorder_next_rtx(sim, q, &seq))
+    if (reorder_next_rtx(sim, q, &seq) != 0)
         return 1;                        /* a retransmission replaces a lost packet */
     if (q->snd_nxt - q->snd_una >= q->reorder_window)
         return 0;                        /* the receiver could not hold it */
@@ -140,7 +153,7 @@ static void send_data(sd_sim *sim, uint32_t qi)
     }
     uint64_t seq = q->snd_nxt;
     uint32_t mi = q->tx_msg;
-    int rtx = q->mode != SD_GBN && reorder_next_rtx(sim, q, &seq);
+    int rtx = q->mode != SD_GBN ? reorder_next_rtx(sim, q, &seq) : 0;   /* 0 or SD_RTX_* */
     if (rtx)
         mi = msg_of_seq(sim, q, seq);
     sd_msg *m = &sim->msgs[mi];
@@ -174,7 +187,7 @@ static void send_data(sd_sim *sim, uint32_t qi)
     pk->ecn = SD_ECN_ECT0;
     pk->becn = 0;
     pk->flags = (uint8_t)((op == SD_OP_WRITE_LAST || op == SD_OP_WRITE_ONLY ? SD_PKT_ACKREQ : 0) | (q->ar & SD_AR_CLASS_DATA ? SD_PKT_AR : 0) |
-                          slot_flags);
+                          slot_flags | (seq < q->snd_max ? SD_PKT_RTX : 0));
     pk->syndrome = 0;
     pk->msg = mi;
     pk->ttl = SD_TTL;
@@ -190,8 +203,10 @@ static void send_data(sd_sim *sim, uint32_t qi)
     } else {
         q->snd_max = seq + 1;
     }
+    if (q->mode != SD_GBN)
+        reorder_stamp(sim, q, seq);      /* this transmission's epoch, for the per-packet timer */
     if (rtx) {
-        q->rtx_nxt = seq + 1;
+        reorder_sent_rtx(sim, q, seq, rtx);
     } else {
         q->snd_nxt = seq + 1;
         if (idx == m->npkts - 1)
@@ -204,8 +219,11 @@ static void send_data(sd_sim *sim, uint32_t qi)
     int64_t start = q->next_tx_ps > sim->now ? q->next_tx_ps : sim->now;
     q->next_tx_ps = start + ser_ps(pk->wire, (uint64_t)q->rate_bps);
     q->last_wire = pk->wire;
-    if (q->rto_deadline < 0)
+    if (q->rto_deadline < 0) {
+        if (q->mode != SD_GBN)
+            q->ep_live = q->ep;          /* the only packet the timer now runs for */
         arm_rto(sim, q, qi, sim->now + rto_of(sim, q));
+    }
     if (!nic_has_work(sim, q))
         ring_remove(sim, qi);
     dpu_transmit(sim, q->host, p);
@@ -457,13 +475,15 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
         if (q->mode != SD_GBN)
             reorder_clear_acked(sim, q, q->snd_una, q->snd_una + (uint64_t)d);
         acked = advance_una(sim, qi, q->snd_una + (uint64_t)d);
+        q->una_ps = sim->now;
         if (q->snd_nxt < q->snd_una) {         /* an ACK overtook a go-back-N rewind */
             q->snd_nxt = q->snd_una;
             q->tx_msg = q->una_msg;
             if (q->active && q->snd_nxt >= q->snd_end)
                 ring_remove(sim, qi);
         }
-        arm_rto(sim, q, qi, q->snd_una < q->snd_max ? sim->now + rto_of(sim, q) : -1);
+        if (q->mode == SD_GBN)
+            arm_rto(sim, q, qi, q->snd_una < q->snd_max ? sim->now + rto_of(sim, q) : -1);
     }
     if (q->npaths)
         path_feedback(sim, qi, pk, nak);
@@ -472,6 +492,7 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
         uint64_t before = q->recovery;
         reorder_ack(sim, qi, pk, nak);
         new_loss = nak && before == 0 && q->recovery != 0;   /* sr: the first NACK of an episode */
+        rearm_reorder_rto(sim, q, qi);
         nic_activate(sim, qi);
     }
     if (pk->becn) {
@@ -577,17 +598,30 @@ void nic_rto(sd_sim *sim, uint32_t qi)
         arm_rto(sim, q, qi, q->rto_deadline);
         return;
     }
+    if (q->mode != SD_GBN) {
+        /* per-packet timing: declare lost what was last sent at least one RTO ago; if nothing is
+         * yet (the oldest such packet was acknowledged), wait for the next oldest, no timeout */
+        int live;
+        uint64_t lost = reorder_timeout(sim, q, rto_of(sim, q), &live);
+        int64_t next = live ? reorder_deadline(sim, q, rto_of(sim, q)) : -1;
+        q->rto_deadline = -1;
+        arm_rto(sim, q, qi, next);       /* -1: a resend or new packet re-arms it (send_data) */
+        if (lost == 0)
+            return;
+        q->timeouts++;
+        sim->ctr.timeouts++;
+        cc_event(sim, qi, SD_EV_TIMEOUT, NULL);
+        path_timeout(sim, qi);
+        nic_activate(sim, qi);
+        nic_pull(sim, q->host);
+        return;
+    }
     q->timeouts++;
     sim->ctr.timeouts++;
     q->rto_deadline = -1;
     cc_event(sim, qi, SD_EV_TIMEOUT, NULL);
     path_timeout(sim, qi);
-    if (q->mode == SD_GBN) {
-        go_back_n(sim, qi);
-    } else {
-        reorder_timeout(sim, q);         /* resend what was not SACKed, no rewind */
-        nic_activate(sim, qi);
-    }
+    go_back_n(sim, qi);
     arm_rto(sim, q, qi, sim->now + rto_of(sim, q));
     nic_pull(sim, q->host);
 }

@@ -30,10 +30,19 @@ double sd_red_probability(uint64_t q, uint64_t kmin, uint64_t kmax, double pmax)
 
 void count_drop(sd_sim *sim, sd_packet *pk)
 {
-    if (pk->prio == SD_PRIO_DATA)
-        sim->ctr.data_dropped++;
-    else
+    if (pk->prio != SD_PRIO_DATA) {
         sim->ctr.ctrl_dropped++;
+        return;
+    }
+    int rtx = (pk->flags & SD_PKT_RTX) != 0;
+    sim->ctr.data_dropped++;
+    sim->ctr.retx_dropped += (uint64_t)rtx;
+    /* per sender QP: the data packet's DestQP is the receiver, whose peer is the sender */
+    if (pk->dqp < sim->num_qps && sim->qps[pk->dqp].peer_qp < sim->num_qps) {
+        sd_qp *snd = &sim->qps[sim->qps[pk->dqp].peer_qp];
+        snd->data_dropped++;
+        snd->retx_dropped += (uint64_t)rtx;
+    }
 }
 
 /* The priority to serve next: control before data, a PFC-paused priority not at all; -1 = none. */

@@ -10,17 +10,64 @@
  *       cumulative point) and the PSN that triggered it, which the sender treats as a SACK;
  *   ooo (SRD / OOO placement): an ACK carrying the same SACK, never a NACK: reordering is not
  *       taken for loss, only the retransmission timer recovers a lost packet.
- * Sender: a third bitmap of SACKed sequence numbers in [snd_una, snd_una + window). In sr, the
- * first NACK of a loss-recovery episode starts it (recovery = snd_max); every hole below the
- * highest SACK is retransmitted once per episode; the episode ends when snd_una passes recovery.
- * A timeout retransmits every outstanding packet that was not SACKed. Retransmissions leave
- * snd_nxt alone (no go-back-N) and may exceed the CC window (they replace lost packets).
- * Memory per QP: 3 x window / 8 bytes (768 B for the default window of 2048 packets). */
+ * Sender: a third bitmap of SACKed sequence numbers in [snd_una, snd_una + window), a fourth of
+ * packets a timeout declared lost and not yet resent, and a byte per packet: the transmit epoch
+ * of its latest transmission (below). Every lost data packet is resent exactly once per loss,
+ * never a packet that can still arrive (assuming RTO > RTT), by two loss detections that never
+ * overlap:
+ *   NACK (sr only; IRN §3.1): a NACK's SACK s says every unSACKed packet below s is lost (a
+ *       packet sent before s did not arrive; without reordering this is exact, with reordering
+ *       it may be only late: a spurious retransmission, as in IRN). A cursor rtx_nxt walks up to
+ *       the newest such s (rtx_end), resending each unSACKed packet it passes; it never moves
+ *       back, so the NACKs resend a packet at most once. A lost retransmission is left to the
+ *       timer (IRN: lost retransmissions are detected by timeout).
+ *   Timeout (sr and ooo), timed per packet: a packet is lost once its latest transmission (first
+ *       or resend) is at least one RTO old and it is still unSACKed. Transmissions are grouped
+ *       in epochs: a send opens a new epoch when the current one began at least G = RTO_max /
+ *       SD_RTO_EPOCHS ago (RTO_max = the larger of rto_ps and IRN's RTO_low), so every packet
+ *       of an epoch was sent within G before the epoch's last send, ep_end[]. A packet is
+ *       stamped with its epoch (8 bits) and declared lost when its epoch's last send is at least
+ *       RTO old: between RTO and RTO + G (= RTO x (1 + 1/SD_RTO_EPOCHS) for rto_ps) after it
+ *       was sent, never earlier. The ring ep_end[] keeps the newest SD_RTO_EPOCHS + 1 epochs;
+ *       an older epoch ended at least SD_RTO_EPOCHS x G >= any RTO ago, so it is lost outright.
+ *       IRN's RTO_low (in force while few packets are unSACKed) counts from the later of the
+ *       epoch's end and the last advance of snd_una, as IRN's timer that restarts on every new
+ *       cumulative ACK, and never later than rto_ps after the epoch's end (lost_at below).
+ *       The timer runs for the oldest epoch holding a packet neither acknowledged nor declared
+ *       lost (ep_live): it is armed at the first send with nothing timed, re-aimed after every
+ *       ACK (the RTO in force, RTO_low or rto_ps, depends on the unSACKed count), and when it
+ *       fires the sender scans [snd_una, snd_max), declares the lost packets (the fourth
+ *       bitmap; the timeout's sweep [tmo_nxt, tmo_end) resends them oldest first, before the
+ *       NACK cursor), finds the new oldest epoch and aims the timer at its last send + RTO. A
+ *       firing that finds nothing lost yet (that epoch's packets were acknowledged) is no
+ *       timeout: no counter, no CC event. Live packets are at most SD_RTO_EPOCHS + 2
+ *       epochs old when the timer declares them, so the 8-bit stamp never wraps ambiguously.
+ *       The timeout then moves the NACK cursor past the sweep: the unSACKed packets above the
+ *       cursor that the timeout finds lost are a prefix (first transmissions, oldest first), so
+ *       the two never resend one packet twice and the NACKs lose nothing.
+ *   Before this per-packet timing, one timer was armed at whole-flow events (first send,
+ *   snd_una advances, a timeout) and a timeout resent only what was sent before the arming: a
+ *   hole sent after it waited for the next timeout, up to two RTOs.
+ * Consequences: without reordering, retransmitted == data packets dropped (first transmissions
+ * plus retransmissions, counted apart in sd_counters.retx_dropped) and the receiver sees no
+ * duplicate; a lost ACK or NACK can still cost one spurious resend (a NACK carries one SACKed
+ * PSN: if it is lost, a later NACK makes the sender resend that packet). A timer firing that
+ * declares packets lost counts as one timeout (sd_counters.timeouts, SD_EV_TIMEOUT to the CC):
+ * with losses spread over an RTO there can be up to SD_RTO_EPOCHS of them per RTO, each
+ * declaring fewer packets. In sr, the first NACK of a loss-recovery episode (recovery =
+ * snd_max; it ends when snd_una passes recovery) is the loss signal to the CC; the others count
+ * as ACKs. Retransmissions leave snd_nxt alone (no go-back-N) and may exceed the CC window (they
+ * replace lost packets).
+ * Memory per QP: 4 x window / 8 bytes of bitmaps + window bytes of epoch stamps (3 KiB for the
+ * default window of 2048 packets) in the setup-time pool, and 104 bytes of timer state in sd_qp;
+ * nothing is allocated per packet. */
 #include "sim.h"
 
 static inline uint64_t *bm_rx_have(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off; }
 static inline uint64_t *bm_rx_last(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off + q->reorder_window / 64u; }
 static inline uint64_t *bm_tx_sack(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off + 2u * (q->reorder_window / 64u); }
+static inline uint64_t *bm_tx_rtx(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off + 3u * (q->reorder_window / 64u); }
+static inline uint8_t *ep_stamp(sd_sim *sim, const sd_qp *q) { return (uint8_t *)(sim->bits + q->bits_off + 4u * (q->reorder_window / 64u)); }
 
 static inline int bit_get(const uint64_t *b, uint32_t i) { return (int)((b[i >> 6] >> (i & 63u)) & 1u); }
 static inline void bit_set(uint64_t *b, uint32_t i) { b[i >> 6] |= 1ull << (i & 63u); }
@@ -94,16 +141,17 @@ void reorder_receive(sd_sim *sim, uint32_t qi, sd_packet *pk)
 /* ---------------------------------------------------------------- sender */
 void reorder_clear_acked(sd_sim *sim, sd_qp *q, uint64_t old_una, uint64_t new_una)
 {
-    uint64_t *s = bm_tx_sack(sim, q);
+    uint64_t *s = bm_tx_sack(sim, q), *r = bm_tx_rtx(sim, q);
     uint32_t m = q->reorder_window - 1u;
-    if (q->sacked == 0)
-        return;
-    for (uint64_t seq = old_una; seq < new_una && q->sacked > 0; seq++) {
+    if (q->sacked == 0 && q->tmo_nxt >= q->tmo_end)
+        return;                                    /* no bit set below new_una */
+    for (uint64_t seq = old_una; seq < new_una; seq++) {
         uint32_t i = (uint32_t)(seq & m);
         if (bit_get(s, i)) {
             bit_clear(s, i);
             q->sacked--;
         }
+        bit_clear(r, i);
     }
 }
 
@@ -127,39 +175,154 @@ void reorder_ack(sd_sim *sim, uint32_t qi, const sd_packet *pk, int nak)
         q->sacked++;
     }
     if (nak && q->mode == SD_SR) {
-        if (q->recovery == 0) {                    /* a new loss-recovery episode */
+        if (q->recovery == 0)                      /* a new loss-recovery episode (for the CC) */
             q->recovery = q->snd_max;
-            q->rtx_nxt = q->snd_una;
-            q->rtx_end = seq;
-        } else if (seq > q->rtx_end) {
-            q->rtx_end = seq;                      /* holes up to the newest SACK, each once */
-        }
+        if (seq > q->rtx_end)
+            q->rtx_end = seq;                      /* the holes below the newest SACK are lost */
     }
 }
 
 int reorder_next_rtx(sd_sim *sim, sd_qp *q, uint64_t *seq)
 {
+    uint64_t *s = bm_tx_sack(sim, q), *r = bm_tx_rtx(sim, q);
+    uint32_t m = q->reorder_window - 1u;
+    /* 1. the timeout sweep: the packets declared lost by timeouts, oldest first */
+    if (q->tmo_nxt < q->tmo_end) {
+        if (q->tmo_nxt < q->snd_una)
+            q->tmo_nxt = q->snd_una;               /* acknowledged meanwhile (their bits are cleared) */
+        while (q->tmo_nxt < q->tmo_end) {
+            uint32_t i = (uint32_t)(q->tmo_nxt & m);
+            if (bit_get(r, i)) {
+                if (!bit_get(s, i)) {
+                    *seq = q->tmo_nxt;
+                    return SD_RTX_TIMEOUT;
+                }
+                bit_clear(r, i);                   /* SACKed since the timeout: nothing to resend */
+            }
+            q->tmo_nxt++;
+        }
+    }
+    /* 2. the NACK cursor: every unSACKed packet below the newest NACKed SACK, once */
     if (q->rtx_end <= q->rtx_nxt)
         return 0;
     if (q->rtx_nxt < q->snd_una)
         q->rtx_nxt = q->snd_una;
     uint64_t end = q->rtx_end < q->snd_max ? q->rtx_end : q->snd_max;
-    const uint64_t *s = bm_tx_sack(sim, q);
-    uint32_t m = q->reorder_window - 1u;
     while (q->rtx_nxt < end && bit_get(s, (uint32_t)(q->rtx_nxt & m)))
         q->rtx_nxt++;
     if (q->rtx_nxt < end) {
         *seq = q->rtx_nxt;
-        return 1;
+        return SD_RTX_NACK;
     }
-    q->rtx_nxt = q->rtx_end = 0;                   /* nothing left to resend */
-    return 0;
+    return 0;                                      /* the cursor stays: a later NACK extends rtx_end */
 }
 
-void reorder_timeout(sd_sim *sim, sd_qp *q)
+void reorder_sent_rtx(sd_sim *sim, sd_qp *q, uint64_t seq, int kind)
 {
-    (void)sim;
+    if (kind == SD_RTX_TIMEOUT) {
+        bit_clear(bm_tx_rtx(sim, q), (uint32_t)(seq & (q->reorder_window - 1u)));
+        q->tmo_nxt = seq + 1;
+    } else {
+        q->rtx_nxt = seq + 1;
+    }
+}
+
+/* ---------------------------------------------------------------- per-packet retransmission timer */
+enum { EP_RING = SD_RTO_EPOCHS + 1 };
+
+/* The epoch length: the largest RTO in use (rto_ps, or IRN's RTO_low if larger) / SD_RTO_EPOCHS,
+ * rounded up, so that SD_RTO_EPOCHS epochs span at least any RTO the QP uses. */
+static int64_t epoch_len(const sd_sim *sim, const sd_qp *q)
+{
+    int64_t r = sim->cfg.rto_ps > q->rto_low_ps ? sim->cfg.rto_ps : q->rto_low_ps;
+    return (r + SD_RTO_EPOCHS - 1) / SD_RTO_EPOCHS;
+}
+
+void reorder_stamp(sd_sim *sim, sd_qp *q, uint64_t seq)
+{
+    if (sim->now - q->ep_start >= epoch_len(sim, q)) {
+        q->ep++;                                   /* a new epoch (the zeroed QP starts epoch 0 at t = 0) */
+        q->ep_start = sim->now;
+    }
+    q->ep_end[q->ep % EP_RING] = sim->now;
+    ep_stamp(sim, q)[seq & (q->reorder_window - 1u)] = (uint8_t)q->ep;
+}
+
+/* When every packet of epoch e was sent at the latest; INT64_MIN when e has left the ring: it
+ * ended before the epoch SD_RTO_EPOCHS older than the current one began, which is at least
+ * SD_RTO_EPOCHS x epoch_len >= any RTO ago. */
+static int64_t epoch_end(const sd_qp *q, uint64_t e)
+{
+    return q->ep - e >= EP_RING ? INT64_MIN : q->ep_end[e % EP_RING];
+}
+
+/* When a packet whose epoch ended at `end` is lost under the RTO in force: RTO after that end (per
+ * packet). IRN's RTO_low (in force while few packets are unSACKed, so it times only a few) counts
+ * as IRN's timer does, from the later of that end and the last advance of snd_una (a timer that
+ * restarts on every new cumulative ACK): a 100 us RTO_low must not take a packet held behind a
+ * deep queue at the flow's tail for lost while ACKs still come in; rto_ps after the end still
+ * applies, so RTO_low never makes a loss wait longer. */
+static int64_t lost_at(const sd_sim *sim, const sd_qp *q, int64_t end, int64_t rto)
+{
+    if (end == INT64_MIN)
+        return INT64_MIN;
+    if (rto >= sim->cfg.rto_ps)
+        return end + rto;
+    int64_t low = (q->una_ps > end ? q->una_ps : end) + rto;
+    return low < end + sim->cfg.rto_ps ? low : end + sim->cfg.rto_ps;
+}
+
+int64_t reorder_deadline(const sd_sim *sim, const sd_qp *q, int64_t rto)
+{
+    int64_t at = lost_at(sim, q, epoch_end(q, q->ep_live), rto);
+    return at < sim->now ? sim->now : at;
+}
+
+uint64_t reorder_timeout(sd_sim *sim, sd_qp *q, int64_t rto, int *live)
+{
+    uint64_t *s = bm_tx_sack(sim, q), *r = bm_tx_rtx(sim, q);
+    const uint8_t *st = ep_stamp(sim, q);
+    uint32_t m = q->reorder_window - 1u;
+    uint64_t lost = 0, first = 0, last = 0, oldest = 0;
+    *live = 0;
+    /* lost: unSACKed, not already waiting in the sweep, and last sent at least rto ago (its
+     * epoch ended by now - rto). Only the unSACKed packets still in flight keep the timer. */
+    for (uint64_t seq = q->snd_una; seq < q->snd_max; seq++) {
+        uint32_t i = (uint32_t)(seq & m);
+        if (bit_get(s, i)) {
+            bit_clear(r, i);
+            continue;
+        }
+        if (bit_get(r, i))
+            continue;                              /* declared lost before, not resent yet */
+        uint64_t age = (uint8_t)((uint8_t)q->ep - st[i]);   /* < 256: see the header comment */
+        uint64_t e = q->ep - age;
+        if (lost_at(sim, q, epoch_end(q, e), rto) <= sim->now) {
+            bit_set(r, i);
+            if (lost++ == 0)
+                first = seq;
+            last = seq;
+        } else if (!*live || e < oldest) {
+            *live = 1;
+            oldest = e;
+        }
+    }
+    if (*live)
+        q->ep_live = oldest;
+    if (lost == 0)
+        return 0;
+    if (q->tmo_nxt < q->tmo_end) {                 /* a sweep still pending: extend it */
+        if (first > q->tmo_nxt)
+            first = q->tmo_nxt;
+        if (last + 1 < q->tmo_end)
+            last = q->tmo_end - 1;
+    }
+    q->tmo_nxt = first;
+    q->tmo_end = last + 1;
+    if (q->rtx_nxt < q->tmo_end)
+        q->rtx_nxt = q->tmo_end;                   /* below it, the sweep resends what the NACKs would */
+    if (q->rtx_end < q->rtx_nxt)
+        q->rtx_end = q->rtx_nxt;
     q->recovery = q->snd_max;
-    q->rtx_nxt = q->snd_una;
-    q->rtx_end = q->snd_max;
+    return lost;
 }

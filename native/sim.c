@@ -511,7 +511,7 @@ int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t window, i
                 q->reorder_window = window;   /* reuse the bitmaps already given to this QP */
             continue;
         }
-        uint32_t words = 3u * (window / 64u);
+        uint32_t words = 12u * (window / 64u);     /* reorder.c: 4 bitmaps and a byte per packet */
         if (sim->bits_len + words > sim->bits_cap) {
             uint32_t cap = sim->bits_cap ? sim->bits_cap : 1024;
             while (cap < sim->bits_len + words)

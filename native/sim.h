@@ -330,8 +330,12 @@ uint32_t int_rate_index(uint64_t rate_bps);
 void reorder_receive(sd_sim *sim, uint32_t qi, sd_packet *pk);
 void reorder_ack(sd_sim *sim, uint32_t qi, const sd_packet *pk, int nak);
 void reorder_clear_acked(sd_sim *sim, sd_qp *q, uint64_t old_una, uint64_t new_una);
-int reorder_next_rtx(sd_sim *sim, sd_qp *q, uint64_t *seq);
-void reorder_timeout(sd_sim *sim, sd_qp *q);
+enum { SD_RTX_NACK = 1, SD_RTX_TIMEOUT = 2 };   /* which loss detection a retransmission serves */
+int reorder_next_rtx(sd_sim *sim, sd_qp *q, uint64_t *seq);   /* 0 = nothing to resend, else SD_RTX_* */
+void reorder_sent_rtx(sd_sim *sim, sd_qp *q, uint64_t seq, int kind);
+void reorder_stamp(sd_sim *sim, sd_qp *q, uint64_t seq);     /* at every transmission */
+int64_t reorder_deadline(const sd_sim *sim, const sd_qp *q, int64_t rto);
+uint64_t reorder_timeout(sd_sim *sim, sd_qp *q, int64_t rto, int *live);   /* packets declared lost */
 
 /* paths.c */
 uint16_t path_pick(sd_sim *sim, uint32_t qi, uint64_t seq, uint8_t *slot_flags);

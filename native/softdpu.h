@@ -82,10 +82,16 @@ enum sd_transport { SD_GBN = 0, SD_SR = 1, SD_OOO = 2 };
 enum sd_path_policy { SD_PATH_ECMP = 0, SD_PATH_SPRAY_RR = 1, SD_PATH_SPRAY_RANDOM = 2, SD_PATH_SPRAY_WEIGHTED = 3,
                       SD_PATH_REPS = 4, SD_PATH_FLOWLET = 5, SD_PATH_PLB = 6 };
 enum { SD_MAX_PATHS = 16, SD_MAX_REORDER_WINDOW = 32768 };
+/* sr/ooo retransmission timing granularity: a lost packet is declared lost between RTO and
+ * RTO x (1 + 1/SD_RTO_EPOCHS) after its latest transmission (reorder.c; sd_qp.ep_end has
+ * SD_RTO_EPOCHS + 1 entries) */
+enum { SD_RTO_EPOCHS = 8 };
 /* sd_packet.flags: bit 0 BTH AckReq; bit 1 adaptive-routing eligible (set by the NIC per class);
  * bits 2..6 = 1 + the path slot of a data packet, echoed by the ACK that acknowledges it (UEC-style
- * entropy echo; 0 = none); bit 7 on an ACK: the acknowledged data packet arrived CE-marked. */
-enum { SD_PKT_ACKREQ = 1, SD_PKT_AR = 2, SD_PKT_SLOT_SHIFT = 2, SD_PKT_SLOT_MASK = 0x7C, SD_PKT_CE_ECHO = 0x80 };
+ * entropy echo; 0 = none); bit 7 on an ACK: the acknowledged data packet arrived CE-marked; bit 7
+ * on a data packet: it is a retransmission (counted apart when dropped). */
+enum { SD_PKT_ACKREQ = 1, SD_PKT_AR = 2, SD_PKT_SLOT_SHIFT = 2, SD_PKT_SLOT_MASK = 0x7C, SD_PKT_CE_ECHO = 0x80,
+       SD_PKT_RTX = 0x80 };
 enum { SD_CC_TIMERS = 4, SD_CC_STATE = 24, SD_CC_TRACE = 4, SD_CC_PARAMS = 16, SD_INT_HOPS = 5 };
 
 /* RoCEv2 BTH opcodes used by the RC transport (IBTA Vol. 1, RC prefix 000). */
@@ -327,7 +333,7 @@ typedef struct sd_qp {
     uint32_t rto_low_pkts;       /* sr/ooo: use rto_low_ps while at most this many packets are out */
     int64_t rto_low_ps;          /* IRN's RTO_low (0 = always the simulator's rto_ps) */
     uint64_t path_rng;           /* spray_random / spray_weighted stream */
-    uint64_t rtx_nxt;            /* sender: selective retransmissions pending in [rtx_nxt, rtx_end) */
+    uint64_t rtx_nxt;            /* sender, sr: the NACK cursor; unSACKed packets in [rtx_nxt, rtx_end) are lost */
     uint64_t rtx_end;
     uint64_t recovery;           /* sr: snd_max when the current loss recovery began, 0 = none */
     uint64_t sacked;             /* packets in [snd_una, snd_max) the receiver SACKed */
@@ -337,6 +343,18 @@ typedef struct sd_qp {
     uint32_t ooo_peak;           /* ... at most */
     uint32_t ooo_max_dist;       /* largest distance of a packet beyond the expected PSN */
     uint32_t bdp_cap;            /* sr/ooo: IRN's BDP-FC, at most this many packets out (0 = off) */
+    uint64_t tmo_nxt;            /* sr/ooo: the timeout's resends pending in [tmo_nxt, tmo_end) */
+    uint64_t tmo_end;
+    /* sr/ooo per-packet retransmission timing (reorder.c): every transmission is stamped with the
+     * transmit epoch it falls in (a new epoch starts at a send >= RTO/SD_RTO_EPOCHS after the
+     * current one began); ep_end keeps the last send time of the newest SD_RTO_EPOCHS + 1 epochs */
+    int64_t ep_end[9];           /* indexed by epoch mod (SD_RTO_EPOCHS + 1) */
+    int64_t ep_start;            /* when the current epoch began */
+    uint64_t ep;                 /* the current epoch */
+    uint64_t ep_live;            /* the oldest epoch that may hold a packet neither acknowledged nor declared lost */
+    int64_t una_ps;              /* sr/ooo: when snd_una last advanced (RTO_low counts from it, as IRN's timer) */
+    uint64_t data_dropped;       /* sender: this QP's data packets dropped in the fabric (any cause) */
+    uint64_t retx_dropped;       /* ... of which retransmissions */
 } sd_qp;
 
 /* One INT hop record, in the HPCC repository's encoding (int-header.h): the egress timestamp in
@@ -406,7 +424,7 @@ typedef struct sd_counters {
     uint64_t events;
     uint64_t data_sent;          /* data packets that left a NIC (retransmissions included) */
     uint64_t data_delivered;     /* data packets that reached their destination NIC */
-    uint64_t data_dropped;
+    uint64_t data_dropped;       /* data packets dropped anywhere (queue full, link down, random loss, vSwitch) */
     uint64_t ctrl_sent;          /* ACK/NAK/CNP packets generated */
     uint64_t ctrl_delivered;
     uint64_t ctrl_dropped;
@@ -427,6 +445,7 @@ typedef struct sd_counters {
     uint64_t ar_moves;           /* adaptive routing chose another egress than the ECMP hash */
     uint64_t misdelivered;       /* packets a NIC refused (another host's, a foreign QP's, or a VXLAN
                                   * frame at a NIC without a vSwitch): dropped, counted in *_dropped */
+    uint64_t retx_dropped;       /* of data_dropped: retransmissions (the rest were first transmissions) */
 } sd_counters;
 
 /* ---------------------------------------------------------------- the DPU: VFs and the vSwitch (native/vswitch.c)
