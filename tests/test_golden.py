@@ -47,6 +47,17 @@ def test_golden_scenario_is_unchanged(name):
                        "\nIf intended: `make golden`, and explain in the commit message why these numbers moved.")
 
 
+@pytest.mark.parametrize("name", G.NAMES)
+def test_golden_scenario_exercises_its_mechanism(name):
+    """Each stored golden shows its mechanism at work (a failure that drops packets, a cache that
+    misses, ...): a golden that stopped exercising it would pin nothing."""
+    counters = json.loads((G.HERE / f"{name}.json").read_text())["counters"]
+    short = {k: (counters.get(k), least) for k, least in G.EXERCISES[name].items() if counters.get(k, 0) < least}
+    assert not short, f"golden {name} no longer exercises its mechanism: (counter, minimum) {short}"
+    if "conservation_ok" in counters:                 # scenario runs (collective records carry sim counters)
+        assert counters["conservation_ok"] == 1
+
+
 def test_every_golden_file_belongs_to_a_scenario():
     stored = {p.stem for p in G.HERE.glob("*.json")} | {p.stem for p in G.HERE.glob("*.csv")}
     assert stored == set(G.NAMES), f"stale or missing golden files: {sorted(stored ^ set(G.NAMES))}"
