@@ -4,6 +4,8 @@ import csv
 
 import pytest
 
+from controlplane.units import KB
+
 
 def rows_of(path):
     with open(path) as fh:
@@ -32,7 +34,13 @@ def test_virtualization_tax(tmp_path):
     lo, hi = by[("long", "host", 2.0)], by[("long", "host", 8.0)]
     assert lo["miss_rate"] == 0 and hi["miss_rate"] == 0 and lo["lost_rate"] == 0
     assert 3 < hi["host_cores_per_server"] / lo["host_cores_per_server"] < 5
-    assert lo["achieved_gbps_per_server"] == pytest.approx(lo["offered_gbps_per_server"], rel=0.15)
+    # below saturation every byte posted in the window is acknowledged in it, except a message still
+    # in flight at the window's end: the long mix posts its first message inside the window (at
+    # warmup + a random phase) and one message per host takes ~6 us of its 262 us gap at 2 Gb/s, so
+    # 0 <= offered - achieved <= one 64 KB message per host over the window
+    one_msg_gbps = KB(64) * 8e3 / (params["window_us"] * 1e6)
+    for r in (lo, hi):
+        assert 0 <= r["offered_gbps_per_server"] - r["achieved_gbps_per_server"] <= one_msg_gbps + 1e-9, r
     # a new connection per message: most packets are upcalled, the upcall dominates the cycles
     short = by[("short", "host", 2.0)]
     assert short["miss_rate"] > 0.3
@@ -56,7 +64,10 @@ def test_upcall_storm(tmp_path):
     # below saturation: every connection completes, installs take service + install latency, nothing lost
     assert low["lost_rate"] == 0 and low["completed_fraction"] == 1.0
     assert low["install_latency_p50_us"] == pytest.approx(20, abs=1)
-    assert low["completed_conns_per_s"] == pytest.approx(low["offered_conns_per_s"], rel=0.25)
+    # every connection offered completes (above), each within a few install latencies: its latency
+    # p99 is a small share of the window, so the completions of the steady part of the window are the
+    # connections started there (the rates then differ only by Poisson noise, no further check)
+    assert low["conn_latency_p99_us"] < 0.05 * params["window_us"]
     # 4x past saturation: the queue fills, packets are lost, installs wait, completions fall below capacity
     assert high["lost_rate"] > 0 and high["upcall_peak"] == 64
     assert high["install_latency_p99_us"] > 10 * low["install_latency_p99_us"]
