@@ -1,4 +1,4 @@
-"""The congestion-control API (DESIGN.md §6).
+"""The congestion-control API (docs/architecture.md, 'Congestion control').
 
 An algorithm is a class with per-flow state and one handler per event a DPU delivers. It mirrors
 NVIDIA DOCA PCC: the data plane calls the algorithm with a per-flow context and an event, the

@@ -1,16 +1,16 @@
 """DCTCP (rate form): the Python reference implementation (C twin: native/dctcp.c).
 
-Alizadeh et al., "Data Center TCP (DCTCP)", SIGCOMM'10, and RFC 8257, in the rate domain that
-the HPCC repository uses for RDMA NICs (rdma-hw.cc::HandleAckDctcp; reference
-shared/reference/transport-cc.md §2.3). Per ACK: count ECN echoes; once per window of packets
-(when the cumulative ACK passes the sequence that was next when the window began) update
-alpha <- (1-g) alpha + g F, F = echoes / window size; on an echo outside CWR cut the rate to
+Alizadeh et al., "Data Center TCP (DCTCP)", SIGCOMM'10, and RFC 8257, in the rate domain that the
+HPCC repository uses for RDMA NICs (alibaba-edu/High-Precision-Congestion-Control,
+simulation/src/point-to-point/model/rdma-hw.cc::HandleAckDctcp). Per ACK: count ECN echoes; once per
+window of packets (when the cumulative ACK passes the sequence that was next when the window began)
+update alpha <- (1-g) alpha + g F, F = echoes / window size; on an echo outside CWR cut the rate to
 R (1 - alpha/2) and stay in CWR until the packets then in flight are acknowledged; at each new
-window outside CWR add R_AI. Defaults: g = 1/16 and initial alpha = 1 (RFC 8257), R_AI =
-615 Mb/s (HPCC repo run.py), R_min = 100 Mb/s (RdmaHw MinRate). Switches use step marking at
-K = 30 KB per Gb/s of port rate (300 KB at 100 Gb/s, Pmax = 1: run.py); receivers echo CE on
-every ACK. Sequence numbers count packets (the HPCC code counts bytes / MTU). The handlers
-follow native/dctcp.c operation for operation (a differential test compares the traces).
+window outside CWR add R_AI. Defaults: g = 1/16 and initial alpha = 1 (RFC 8257), R_AI = 615 Mb/s
+(HPCC repo run.py), R_min = 100 Mb/s (RdmaHw MinRate). Switches use step marking at K = 30 KB per
+Gb/s of port rate (300 KB at 100 Gb/s, Pmax = 1: run.py); receivers echo CE on every ACK. Sequence
+numbers count packets (the HPCC code counts bytes / MTU). The handlers follow native/dctcp.c
+operation for operation (a differential test compares the traces).
 """
 from __future__ import annotations
 

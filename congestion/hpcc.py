@@ -1,10 +1,11 @@
 """HPCC: the Python reference implementation (C twin: native/hpcc.c).
 
 Li et al., "HPCC: High Precision Congestion Control", SIGCOMM'19, Algorithm 1, as the HPCC
-repository runs it (rdma-hw.cc::UpdateRateHp, single-rate mode, fast react on; reference
-shared/reference/transport-cc.md §2). Switches stamp INT on every data packet at dequeue
-(native/int.c: 24-bit ns time, 20-bit byte counter in 128 x INT_MULTI units, 17-bit queue in
-80 x INT_MULTI units, line-rate index), the receiver echoes it in the ACK, and per ACK:
+repository runs it (alibaba-edu/High-Precision-Congestion-Control,
+simulation/src/point-to-point/model/rdma-hw.cc::UpdateRateHp, single-rate mode, fast react on).
+Switches stamp INT on every data packet at dequeue (native/int.c: 24-bit ns time, 20-bit byte
+counter in 128 x INT_MULTI units, 17-bit queue in 80 x INT_MULTI units, line-rate index), the
+receiver echoes it in the ACK, and per ACK:
 
     for each hop:  tau = time delta,  txRate = byte delta x 8 / tau,
                    u = txRate / B + min(qlen, qlen_prev) x line / (B x W_init)

@@ -1,8 +1,8 @@
 """UEC NSCC: the Python reference implementation (C twin: native/nscc.c).
 
 The Ultra Ethernet Transport's sender-side congestion control (UET 1.0, 2025) as the UEC htsim
-model implements it (uec.cpp: initNsccParams, updateCwndOnAck_NSCC, quick_adapt,
-fulfill_adjustment, updateCwndOnNack_NSCC; reference shared/reference/transport-cc.md §3.2).
+model implements it (htsim/sim/src/protocols/uec.cpp, read in the public copy atseis/uet-htsim:
+initNsccParams, updateCwndOnAck_NSCC, quick_adapt, fulfill_adjustment, updateCwndOnNack_NSCC).
 Scaling to a 100 Gb/s x 12 us reference network: a = BDP / (100 Gb/s x 12 us),
 b = target / 12 us; fi = 5 MSS a, alpha = 4 MSS a b / target, eta = 0.15 MSS a,
 fi_scale = 0.25 a; target = the network RTT (no trimming), maxwnd = 1.5 BDP, min = one MTU.

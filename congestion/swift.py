@@ -1,8 +1,7 @@
 """Swift: the Python reference implementation (C twin: native/swift.c).
 
 Kumar et al., "Swift: Delay is Simple and Effective for Congestion Control in the Datacenter",
-SIGCOMM'20, in the form htsim models it (Broadcom/csg-htsim sim/swift.cpp; reference
-shared/reference/transport-cc.md §3.1):
+SIGCOMM'20, in the form htsim models it (Broadcom/csg-htsim sim/swift.cpp):
 
     target = base_target + hops x h + fs_delay(cwnd),
     fs_delay = clamp(fs_alpha / sqrt(cwnd/MSS) + fs_beta, 0, fs_range),

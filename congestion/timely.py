@@ -1,9 +1,10 @@
 """TIMELY: the Python reference implementation (C twin: native/timely.c).
 
 Mittal et al., "TIMELY: RTT-based Congestion Control for the Datacenter", SIGCOMM'15, as the
-HPCC repository runs it (rdma-hw.cc::UpdateRateTimely; reference
-shared/reference/transport-cc.md §2.3). Once per window of packets, with the RTT of the packet
-the ACK acknowledges (its send time is echoed): rtt_diff <- (1-a) rtt_diff + a (rtt - prev_rtt),
+HPCC repository runs it (alibaba-edu/High-Precision-Congestion-Control,
+simulation/src/point-to-point/model/rdma-hw.cc::UpdateRateTimely). Once per window of packets, with
+the RTT of the packet the ACK acknowledges (its send time is echoed):
+rtt_diff <- (1-a) rtt_diff + a (rtt - prev_rtt),
 gradient = rtt_diff / min_rtt; RTT below T_low: add R_AI; above T_high: multiply by
 1 - beta (1 - T_high/rtt); otherwise add R_AI (R_HAI once 5 increases came in a row) when the
 gradient is <= 0, else multiply by 1 - beta gradient. Defaults: a = 0.875, beta = 0.8,

@@ -1,4 +1,5 @@
-"""Collectives as message-level schedules on top of the transport (transport-cc.md §3.8, V8).
+"""Collectives as message-level schedules on top of the transport (bus bandwidth as NVIDIA/nccl-tests
+doc/PERFORMANCE.md defines it; validation target V8 of docs/architecture.md).
 
 A collective is a :class:`Schedule`: a DAG of RDMA WRITE *transfers* between endpoints (host
 nodes). A transfer is posted when every transfer it depends on has completed, plus an optional
@@ -42,7 +43,7 @@ import numpy as np
 from controlplane.rails import Gpu, RailLayout
 from dataplane.sim import STOP_IDLE, STOP_UPCALL
 
-# nccl-tests doc/PERFORMANCE.md (transport-cc.md §3.8): busbw = algbw x factor(n)
+# NVIDIA/nccl-tests doc/PERFORMANCE.md: busbw = algbw x factor(n)
 BUSBW_FACTOR: dict[str, Callable[[int], float]] = {
     "all_reduce": lambda n: 2 * (n - 1) / n,
     "reduce_scatter": lambda n: (n - 1) / n,

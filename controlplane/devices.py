@@ -1,7 +1,8 @@
 """Devices as Python objects over data-plane handles: DPUs, switches, ports, links and QPs.
 
 Each object is a (network, index) handle; its properties read the data plane's current state
-through the numpy views (DESIGN.md §4), and the few setters go through validating batch calls.
+through the numpy views (docs/architecture.md, 'The C/Python boundary'), and the few setters go
+through validating batch calls.
 They are for the control plane and for users poking at a built network; nothing here is on the
 per-packet path.
 

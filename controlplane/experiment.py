@@ -99,7 +99,7 @@ AI_PATH_VARIANTS = {
 
 def write_params(out_dir: Path, params: dict, seed: int, overrides: dict | None) -> Path:
     """params.json: the experiment's resolved parameters, seed and scenario overrides, so that
-    ``--set`` of each reproduces the run (DESIGN.md §8)."""
+    ``--set`` of each reproduces the run (docs/architecture.md, 'The results folder')."""
     path = Path(out_dir) / "params.json"
     path.write_text(json.dumps({"params": params, "seed": seed, "overrides": overrides or {}}, indent=2,
                                sort_keys=True) + "\n")

@@ -13,7 +13,9 @@ Scenario fields it reads (controlplane/scenario.py):
   num_paths         entropies per QP for the spraying policies (default 8, at most 16)
   path_weights      spray_weighted: one integer weight per entropy
   path_params       flowlet_gap_ps (default 100 us), plb_cong_thresh (0.5), plb_rehash_rounds (12),
-                    plb_suspend_ps (60 s): the Linux tcp_plb.c defaults (transport-cc.md §3.4)
+                    plb_suspend_ps (60 s): the Linux defaults (net/ipv4/tcp_plb.c; sysctls
+                    tcp_plb_cong_thresh 128/256, tcp_plb_rehash_rounds 12, tcp_plb_suspend_rto_sec 60,
+                    set in tcp_sk_init)
   adaptive_routing  True or "bytes": data packets are AR-eligible and every switch with more than
                     one candidate egress sends them to the one with the fewest queued bytes;
                     "delay": the least queued bytes / link rate

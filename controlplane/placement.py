@@ -1,4 +1,5 @@
-"""Job placement on a rail fabric: topology-aware vs random (the seed's topology-aware scheduler).
+"""Job placement on a rail fabric: topology-aware vs random (a topology-aware scheduler keeps
+a job's all-reduce as low in the fabric as it can).
 
 A data-parallel job of N GPUs runs all-reduce every step; how high in the fabric its traffic
 climbs depends on where its GPUs are (controlplane/rails.py, ``RailLayout.tier_between``):

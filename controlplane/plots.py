@@ -1,5 +1,5 @@
-"""Plots of a run, made from its results folder only (DESIGN.md §8), so a user can re-plot
-without re-running.
+"""Plots of a run, made from its results folder only (docs/architecture.md, 'The results folder'),
+so a user can re-plot without re-running.
 
 - :func:`plot_run` writes ``rates.png`` (per-flow goodput and CC pacing rate), ``queue.png``
   (queue and ECN-mark rate of the bottleneck port) and ``fct.png`` (FCT and slowdown CDFs).

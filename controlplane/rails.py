@@ -1,5 +1,6 @@
-"""The AI fabric: a rail-optimized 3-tier CLOS (reference: the seed's AI network; transport-cc.md
-§3.8 for the collectives that run on it).
+"""The AI fabric: a rail-optimized 3-tier CLOS (the rail-optimized design of NVIDIA's DGX SuperPOD
+reference architecture: GPU r of every server on rail r; controlplane/collectives.py for the
+collectives that run on it).
 
 Shape. A *server* holds ``num_rails`` GPUs, GPU ``r`` with its own NIC on *rail* ``r``. Each rail
 is a full 2-level CLOS of its own: ``leaves_per_rail`` leaves, each serving NIC ``r`` of

@@ -1,7 +1,7 @@
 """Read a run's results folder and compute its summary metrics.
 
-A simulation run writes one folder (DESIGN.md §8); this module reads it back, without the
-simulator:
+A simulation run writes one folder (docs/architecture.md, 'The results folder'); this module reads
+it back, without the simulator:
 
 - ``config.json``: the resolved scenario config. Used here: ``name``, ``cc``,
   ``sample_interval_ps``, ``bottleneck_port`` (a port id or null) and ``bottleneck_rate_bps``.
@@ -15,8 +15,8 @@ simulator:
   ``qp_ids``/``qp_labels`` (Q,) and ``port_ids``/``port_names`` (P,) name the columns.
 - ``counters.json``: end-of-run totals; every key is optional.
 
-Units (DESIGN.md §5): time in picoseconds (ps), rates in bits per second (bps), sizes in bytes.
-For display, 1 µs = 10^6 ps, 1 Gbps = 10^9 bps and 1 KB = 10^3 bytes.
+Units (docs/architecture.md, 'Units, time and determinism'): time in picoseconds (ps), rates in bits
+per second (bps), sizes in bytes. For display, 1 µs = 10^6 ps, 1 Gbps = 10^9 bps and 1 KB = 10^3 bytes.
 
 Sampling convention: a rate sampled at ``t_ps[i]`` (``qp_goodput_bps``) is the mean over the
 sample interval ``(t_ps[i-1], t_ps[i]]`` that ends at the sample (see :func:`sample_intervals`).

@@ -1,7 +1,8 @@
 """A Scenario: fabric + DPUs + QPs (a CC per QP) + workload + seed + sampling, and its run.
 
 ``Scenario(...).run(out_dir)`` builds the data plane through a handful of batch calls, runs it
-in control ticks (one per sample interval), and writes the results folder of DESIGN.md §8:
+in control ticks (one per sample interval), and writes the results folder (docs/architecture.md,
+'The results folder'):
 
   config.json      the fully resolved scenario (``Scenario.from_dict`` re-runs it)
   flows.csv        one row per message: size, start, finish, FCT, ideal FCT, slowdown

@@ -1,5 +1,6 @@
-"""SHARP-style in-network all-reduce (transport-cc.md §3.8 and V9; Graham et al., "Scalable
-Hierarchical Aggregation Protocol (SHArP)", COMHPC'16).
+"""SHARP-style in-network all-reduce (Graham et al., "Scalable Hierarchical Aggregation Protocol
+(SHArP)", COMHPC'16; busbw factor (n-1)/(n+1) for in-network all-reduce in NVIDIA/nccl-tests
+doc/PERFORMANCE.md; validation target V9 of docs/architecture.md).
 
 The model, stated plainly. The data plane has no arithmetic in its switches, so aggregation is
 modelled by the control plane on top of the *aggregation endpoints* that

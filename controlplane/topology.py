@@ -1,8 +1,8 @@
 """Fabrics: hosts, switches and the links between them, plus builders for common topologies.
 
-Units (DESIGN.md section 5): link rates are integer bits per second (``rate_bps``), one-way
-propagation delays are integer picoseconds (``delay_ps``). ``controlplane.units`` has helpers
-(``Gbps(100)``, ``us(1)``).
+Units (docs/architecture.md, 'Units, time and determinism'): link rates are integer bits per second
+(``rate_bps``), one-way propagation delays are integer picoseconds (``delay_ps``).
+``controlplane.units`` has helpers (``Gbps(100)``, ``us(1)``).
 
 Node ids: hosts are ``0 .. num_hosts-1``, switches are ``num_hosts .. num_nodes-1``.
 

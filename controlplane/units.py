@@ -1,7 +1,8 @@
 """Unit helpers: turn human units into the integers the data plane uses.
 
-softdpu's convention (DESIGN.md section 5): rates are integer bits per second, times are
-integer picoseconds, sizes are integer bytes. These helpers make call sites say their units::
+softdpu's convention (docs/architecture.md, 'Units, time and determinism'): rates are integer bits
+per second, times are integer picoseconds, sizes are integer bytes. These helpers make call sites
+say their units::
 
     single_switch(8, rate_bps=Gbps(100), delay_ps=us(1))
 

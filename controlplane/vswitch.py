@@ -24,14 +24,15 @@ Naming follows NVIDIA BlueField's representor model: the uplink ``p0``, the host
 VF n ``pf0vfN`` (each VF also has a representor of that name on the DPU: the control plane's
 handle for its rules and its slow-path channel).
 
-Defaults and their sources (../shared/reference/dpu.md §1.1):
+Defaults and their sources (Open vSwitch, openvswitch/ovs: ofproto/ofproto.h, lib/dpif-netdev.c,
+lib/dpif-netdev-dfc.h, ofproto/ofproto-dpif-upcall.c):
   max_flows 200 000 (OFPROTO_FLOW_LIMIT_DEFAULT), initial flow_limit min(200000, 10000),
   emc_entries 8192 (EM_FLOW_HASH_SHIFT 13), emc_insert_inv_prob 100, rerank 1 s
-  (DPCLS_OPTIMIZATION_INTERVAL), max_idle 10 s, revalidator interval 500 ms,
+  (DPCLS_OPTIMIZATION_INTERVAL), max_idle 10 s, revalidator interval 500 ms (ofproto.h defaults),
   flow_limit adaptation (udpif_revalidator): dump > 2 s: limit /= dump_s; > 1.3 s: x 3/4;
   fast and limit < n_flows*1000/dump_ms: +1000; clamped to [1000, 200000]; all flows deleted
   when n_flows > 2 x flow_limit.
-Assumptions (no public figure in the reference; change them per experiment):
+Assumptions (no public figure found; change them per experiment):
   upcall_queue 1024 slots per DPU; handlers 5 (OVS's default thread split on an 8-core
   BlueField-2: n_revalidators = cores/4 + 1 = 3, handlers = the other 5); install_latency_ps
   10 us; revalidate_cycles_per_flow 2 000; the upcall cost is vtax's (20 000 cycles).

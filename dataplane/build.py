@@ -42,8 +42,9 @@ def cdef_text() -> str:
 
 
 def make_builder(absolute: bool = False) -> FFI:
-    # setuptools wants paths relative to setup.py; ffi.compile(tmpdir=...) chdirs, so it needs
-    # absolute ones (shared/reference/tooling.md §1, gotchas 1-2).
+    # setuptools rejects absolute paths in sources/include_dirs ("must always be /-separated paths
+    # relative to the setup.py directory"); ffi.compile(tmpdir=...) chdirs into tmpdir, so it
+    # needs absolute ones.
     def path(p: Path) -> str:
         return str(p) if absolute else os.path.relpath(p, ROOT)
 

@@ -1,6 +1,6 @@
 """All-reduce busbw: bus bandwidth vs message size for ring, hierarchical and SHARP on a rail fabric, ECMP vs spraying vs AR (V8, V9).
 
-The nccl-tests view of a fabric (transport-cc.md §3.8): for each message size S, time one
+The nccl-tests view of a fabric (NVIDIA/nccl-tests doc/PERFORMANCE.md): for each message size S, time one
 all-reduce over every GPU of the fabric and report algbw = S/t and busbw = algbw x 2(N-1)/N,
 which for a ring approaches the slowest link's rate.
 

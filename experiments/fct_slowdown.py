@@ -1,8 +1,9 @@
 """FCT slowdown: Poisson flows from WebSearch and FB-Hadoop at 30 % and 50 % load on a fat-tree.
 
 How much longer than alone does a flow of each size take under each congestion control? The HPCC
-paper's Figure 11 method (reference V5): slowdown = FCT / standalone FCT (base RTT + wire bytes /
-rate), flows grouped into size buckets by size percentile, p50/p95/p99 per bucket per algorithm.
+paper's Figure 11 method (validation target V5, docs/architecture.md): slowdown = FCT / standalone
+FCT (base RTT + wire bytes / rate), flows grouped into size buckets by size percentile, p50/p95/p99
+per bucket per algorithm.
 
 Default scale (about half a minute on one core): k=4 fat-tree (16 hosts), 100 Gb/s, 1 us links,
 flows arriving for 20 ms, PFC on. `--set scale=paper`: k=8 (128 hosts) with 400 Gb/s above the

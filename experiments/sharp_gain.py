@@ -1,8 +1,9 @@
 """SHARP gain: speed-up of SHARP over a ring all-reduce vs N, InfiniBand-like vs NVSwitch-like fabric (V9).
 
 A ring all-reduce moves 2(N-1)/N x S through every NIC, in-network reduction 1 x S up and 1 x S
-down (transport-cc.md §3.8), so for large messages the ideal speed-up of SHARP over a ring is
-2(N-1)/N: 1.0 at N = 2, 1.75 at N = 8, about 2 for large N. What eats into it:
+down (Graham et al. COMHPC'16; nccl-tests doc/PERFORMANCE.md), so for large messages the ideal
+speed-up of SHARP over a ring is 2(N-1)/N: 1.0 at N = 2, 1.75 at N = 8, about 2 for large N. What
+eats into it:
   * N: a small domain (an NVSwitch joins 8 GPUs) caps the gain at 1.75;
   * fixed costs per operation (``op_overhead_ps`` at every aggregation step, the aggregation
     latency ``sharp_latency_ps``) against the time the bytes take: on fast NVLink the bytes of

@@ -1,4 +1,5 @@
-"""Spraying vs ECMP: a random permutation of long flows on a fat-tree (reference V7).
+"""Spraying vs ECMP: a random permutation of long flows on a fat-tree (validation target V7,
+docs/architecture.md).
 
 With hash-based ECMP, flows that hash onto the same uplink share it while other uplinks idle
 (balls into bins: with n flows on n uplinks only 1 - 1/e ~ 63 % of uplinks carry traffic), so

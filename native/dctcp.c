@@ -1,7 +1,7 @@
 /* dctcp.c: DCTCP in the rate domain, C twin of congestion/dctcp.py (keep the two in step).
  *
  * Alizadeh et al., SIGCOMM'10 / RFC 8257, as the HPCC repository runs it for RDMA
- * (rdma-hw.cc::HandleAckDctcp; shared/reference/transport-cc.md §2.3): once per window of
+ * (simulation/src/point-to-point/model/rdma-hw.cc::HandleAckDctcp): once per window of
  * packets alpha <- (1-g) alpha + g F, F the fraction of ACKs that echoed CE; on an echo outside
  * CWR the rate is cut to R (1 - alpha/2) and CWR lasts until the packets in flight at the cut are
  * acknowledged; otherwise each new window adds R_AI. Sequence numbers count packets here (the

@@ -1,8 +1,9 @@
 /* hpcc.c: HPCC, C twin of congestion/hpcc.py (keep the two in step).
  *
  * Li et al., "HPCC: High Precision Congestion Control", SIGCOMM'19, Algorithm 1, as the HPCC
- * repository runs it (rdma-hw.cc::UpdateRateHp, single-rate mode; shared/reference/
- * transport-cc.md §2.2). Per ACK carrying the INT of the acknowledged packet: for each hop,
+ * repository runs it (alibaba-edu/High-Precision-Congestion-Control,
+ * simulation/src/point-to-point/model/rdma-hw.cc::UpdateRateHp, single-rate mode). Per ACK carrying
+ * the INT of the acknowledged packet: for each hop,
  * tau = time delta (24-bit ns, unwrapped), txRate = byte delta x 8 / tau, u = txRate/B +
  * min(qlen, qlen_prev) x line / (B x W_init); take the hop with the largest u; U <- (1 - tau/T) U
  * + tau/T u with tau capped at T; then R = R_c/(U/eta) + R_AI if U >= eta or after max_stage

@@ -1,5 +1,5 @@
 /* int.c: in-band network telemetry for HPCC (Li et al., SIGCOMM'19), in the HPCC repository's
- * layout (int-header.{h,cc}; shared/reference/transport-cc.md §2.1). A switch pushes one hop
+ * layout (simulation/src/network/utils/int-header.{h,cc}). A switch pushes one hop
  * record on every data packet it dequeues: the time, the port's cumulative tx bytes before this
  * packet, the queue left behind and the port's line rate, each truncated to the header's bit
  * widths so that receivers must unwrap them as the real header requires. At most 5 hops are

@@ -1,8 +1,8 @@
 /* nscc.c: UEC NSCC (Ultra Ethernet Transport 1.0 sender-side CC), C twin of congestion/nscc.py.
  *
- * As the UEC htsim model implements it (uec.cpp: initNsccParams, updateCwndOnAck_NSCC,
- * quick_adapt, fulfill_adjustment, updateCwndOnNack_NSCC; shared/reference/transport-cc.md
- * §3.2). Per ACK, with delay = RTT - base RTT and skip = the ACK echoes ECN:
+ * As the UEC htsim model implements it (htsim/sim/src/protocols/uec.cpp, read in the public copy
+ * atseis/uet-htsim: initNsccParams, updateCwndOnAck_NSCC, quick_adapt, fulfill_adjustment,
+ * updateCwndOnNack_NSCC). Per ACK, with delay = RTT - base RTT and skip = the ACK echoes ECN:
  *   no ECN, delay >= target: fair increase      inc += fi x acked
  *   no ECN, delay <  target: proportional incr. inc += alpha x acked x (target - delay)
  *                            (fast increase instead: cwnd += fi_scale x acked once the delay has

@@ -5,9 +5,9 @@
  * the slot and whether it arrived CE-marked (SD_PKT_* in softdpu.h), which feeds:
  *   - per-slot telemetry for the control plane (sent, ACKs, CE echoes, last RTT, and timeouts,
  *     charged to the slot of the oldest outstanding packet);
- *   - reps (REPS, Bonato et al. 2024; transport-cc.md §3): reuse slots whose ACKs came back
- *     unmarked, oldest first; with none to reuse, explore a random slot; a marked slot is not
- *     recycled;
+ *   - reps (Bonato et al. 2024, "REPS: Recycled Entropy Packet Spraying"): reuse slots whose
+ *     ACKs came back unmarked, oldest first; with none to reuse, explore a random slot; a marked
+ *     slot is not recycled;
  *   - plb (PLB, Qureshi et al. SIGCOMM'22; Linux net/ipv4/tcp_plb.c): one slot at a time; a round
  *     (one RTT: until snd_una passes what was sent when it began) is congested if its CE fraction
  *     exceeds plb_cong_thresh; after plb_rehash_rounds congested rounds in a row, move to another

@@ -1,5 +1,5 @@
 /* pfc.c: Priority Flow Control (IEEE 802.1Qbb) for the lossless data priority, with the shared
- * buffer model of the HPCC simulator (switch-mmu.cc; shared/reference/transport-cc.md §1.3).
+ * buffer model of the HPCC simulator (HPCC repo simulation/src/point-to-point/model/switch-mmu.cc).
  *
  * A switch accounts the bytes it buffers per ingress port: the first `reserve` bytes of a port
  * are guaranteed, then the port uses the shared pool up to a dynamic threshold

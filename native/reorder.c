@@ -1,5 +1,5 @@
-/* reorder.c: the reorder state of sr and ooo QPs (DESIGN §3: the receiver's PSN check and the
- * sender's ACK processing of a multipath transport).
+/* reorder.c: the reorder state of sr and ooo QPs (steps 5 and 6 of docs/architecture.md, 'A packet's
+ * walk': the receiver's PSN check and the sender's ACK processing of a multipath transport).
  *
  * Receiver: a bitmap of the reorder_window PSNs beyond the expected PSN (ePSN). A packet within
  * the window is placed at once (its RETH/PSN offset says where) and remembered in the bitmap;

@@ -20,7 +20,7 @@
 #define SD_ROCE_DPORT 4791u
 #define SD_TTL 64u
 
-/* Header bytes of a RoCEv2 frame over IPv4 (DESIGN §3; transport-cc.md §4). */
+/* Header bytes of a RoCEv2 frame over IPv4 (IBTA Vol. 1 §9.2-9.3, Annex A17; wire.c writes them). */
 #define SD_ETH_HDR 14u
 #define SD_ETH_FCS 4u
 #define SD_IPV4_HDR 20u

@@ -1,8 +1,8 @@
 /* swift.c: Swift, C twin of congestion/swift.py (keep the two in step).
  *
  * Kumar et al., "Swift: Delay is Simple and Effective for Congestion Control in the Datacenter",
- * SIGCOMM'20, as htsim models it (Broadcom/csg-htsim sim/swift.cpp; shared/reference/
- * transport-cc.md §3.1): a delay target that grows with the path's hop count and shrinks with the
+ * SIGCOMM'20, as htsim models it (Broadcom/csg-htsim sim/swift.cpp): a delay target that grows
+ * with the path's hop count and shrinks with the
  * window (flow-based scaling), additive increase of ai packets per RTT below the target, and a
  * multiplicative decrease proportional to the excess delay, at most once per RTT, bounded by
  * max_mdf; a retransmission (timeout or NAK) cuts by max_mdf. Below one packet of window the

@@ -18,7 +18,8 @@ uint32_t sd_ecmp_hash(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport
     return (uint32_t)(mix64(a ^ mix64(b ^ seed)) >> 32);
 }
 
-/* Adaptive routing (Spectrum-X style, transport-cc.md §3): the least-loaded member of the
+/* Adaptive routing (NIC-marked, switch-chosen per packet, as NVIDIA Spectrum-X / RoCE adaptive
+ * routing; the load measure is this model's, not a vendor spec): the least-loaded member of the
  * candidate set, links that are down excluded; the ECMP choice wins ties, so an idle fabric
  * routes as ECMP would. The packet never leaves its candidate set. Load (SD_AR_BYTES): queued
  * data bytes; SD_AR_DELAY: the delay estimate queued bytes / link rate (compared by cross-

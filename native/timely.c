@@ -1,7 +1,8 @@
 /* timely.c: TIMELY, C twin of congestion/timely.py (keep the two in step).
  *
- * Mittal et al., SIGCOMM'15, as the HPCC repository runs it (rdma-hw.cc::UpdateRateTimely;
- * shared/reference/transport-cc.md §2.3): once per window of packets, with the RTT of the
+ * Mittal et al., SIGCOMM'15, as the HPCC repository runs it
+ * (simulation/src/point-to-point/model/rdma-hw.cc::UpdateRateTimely): once per window of packets,
+ * with the RTT of the
  * acknowledged packet: rtt_diff <- (1-a) rtt_diff + a (rtt - prev_rtt), gradient = rtt_diff /
  * min_rtt; below T_low add R_AI; above T_high cut by 1 - beta (1 - T_high/rtt); otherwise add
  * R_AI (R_HAI after 5 increases in a row) if the gradient is <= 0, else cut by 1 - beta gradient.

@@ -1,7 +1,8 @@
 /* wire.c: RoCEv2 bytes and pcap capture.
  *
  * The simulator moves header *fields*; this file turns a packet into the exact frame a RoCEv2
- * NIC would put on the wire (shared/reference/transport-cc.md §4): Ethernet II, IPv4 (DF,
+ * NIC would put on the wire (IBTA InfiniBand Architecture Specification Vol. 1, §9.2-9.3 and
+ * Annex A17): Ethernet II, IPv4 (DF,
  * checksum) or IPv6, UDP to 4791 with checksum 0 and the packet's entropy as source port, BTH,
  * RETH on WRITE First/Only, AETH on ACK/NAK, 16 reserved bytes on a CNP, payload padded to 4
  * bytes (BTH PadCnt), and the ICRC of IBTA Annex A17. The ICRC is computed from the fields as

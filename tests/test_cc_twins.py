@@ -11,7 +11,7 @@ from tests.support import PAYLOAD_EFFICIENCY_4K, assert_conserved, run, star, st
 
 def twins(**common):
     """Run a scenario with the C twin and with the Python reference; require identical decision
-    traces and completion times (DESIGN.md §6), and return both runs."""
+    traces and completion times (docs/architecture.md, 'Congestion control'), and return both runs."""
     c, py = run(cc_impl="c", trace=400_000, sample_interval_ps=0, **common), \
         run(cc_impl="python", trace=400_000, sample_interval_ps=0, **common)
     assert_conserved(c)
@@ -82,7 +82,8 @@ def test_hpcc_c_twin_matches_python_reference():
 
 
 def test_hpcc_v3_utilisation_near_eta_with_a_near_empty_queue():
-    """V3 (HPCC Alg. 1; reference §5): 4:1 into a 100 Gb/s port, eta = 0.95. In steady state
+    """V3 (HPCC steady state: Li et al. SIGCOMM'19 Alg. 1, U_TARGET 0.95 in the HPCC repo's
+    simulation/mix/config.txt): 4:1 into a 100 Gb/s port, eta = 0.95. In steady state
     the bottleneck link runs at eta of its capacity (INT counts wire bytes: goodput/(R x payload
     efficiency) within 0.95 +- 0.03) and the queue stays at a few packets (mean < 2 x 4 KB)."""
     r = run(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 20_000_000}, cc="hpcc",

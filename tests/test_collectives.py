@@ -1,6 +1,7 @@
 """Collectives (controlplane/collectives.py) on the rail fabric: bus bandwidth and time against the
-nccl-tests formulas (transport-cc.md §3.8, V8), the arithmetic carried through each schedule,
-per-node bytes, where the bytes go, determinism and bad input."""
+nccl-tests formulas (NVIDIA/nccl-tests doc/PERFORMANCE.md; V8 of docs/architecture.md), the
+arithmetic carried through each schedule, per-node bytes, where the bytes go, determinism and bad
+input."""
 import json
 
 import numpy as np
@@ -185,7 +186,8 @@ def test_rail_rings_stay_on_rails_and_sum():
 
 
 def test_ring_bytes_per_node():
-    """Each rank sends and receives 2(N-1)/N x S (transport-cc.md §3.8)."""
+    """Each rank sends and receives 2(N-1)/N x S (a ring all-reduce: N-1 reduce-scatter and N-1
+    all-gather steps of S/N each; nccl-tests doc/PERFORMANCE.md)."""
     net = net_of()
     N, S = 4, MB(2)
     ranks = [Gpu(s, 0) for s in range(N)]
@@ -353,7 +355,7 @@ def test_schedule_tracks_data_dependencies():
 @pytest.mark.parametrize("kind", ["all_gather", "reduce_scatter", "broadcast", "all_to_all"])
 def test_other_collectives_busbw_reaches_link_rate(kind):
     """The nccl-tests factors make every collective's busbw comparable to the link rate
-    (transport-cc.md §3.8): all-gather and reduce-scatter algbw x (N-1)/N, all-to-all
+    (nccl-tests doc/PERFORMANCE.md): all-gather and reduce-scatter algbw x (N-1)/N, all-to-all
     (N-1)/N, broadcast x 1 (a pipelined chain: (N-2) chunk times of fill on top). 32 MB on an
     idle non-blocking rail: within 5 % of B x payload efficiency, never above it."""
     make = {"all_gather": C.all_gather, "reduce_scatter": C.reduce_scatter, "broadcast": C.broadcast,

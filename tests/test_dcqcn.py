@@ -66,8 +66,9 @@ def test_nvidia_first_cnp_arms_timers_without_cutting():
     ("paper", {"byte_counter": 300_000}),    # a small byte counter exercises BYTES and hyper increase
 ])
 def test_c_twin_matches_python_reference(flavour, extra):
-    """Differential (DESIGN.md §6): the same scenario with the C twin and with the Python
-    reference (through the plug-in path) must give identical decision traces and FCTs."""
+    """Differential (docs/architecture.md, 'Congestion control'): the same scenario with the C twin
+    and with the Python reference (through the plug-in path) must give identical decision traces and
+    FCTs."""
     common = dict(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 3_000_000},
                   cc="dcqcn", cc_params={"flavour": flavour, **extra}, trace=400_000, sample_interval_ps=0)
     c = run(cc_impl="c", **common)

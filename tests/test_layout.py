@@ -1,4 +1,5 @@
-"""The numpy views of C structs are derived from the compiled layout (DESIGN.md §4), and the
+"""The numpy views of C structs are derived from the compiled layout (docs/architecture.md, 'The C/Python
+boundary'), and the
 per-object memory stays within the budgets of issue #2 (<= 256 B per in-flight packet,
 <= 1 KB per QP)."""
 import numpy as np

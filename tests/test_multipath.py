@@ -68,9 +68,9 @@ def test_gbn_retransmits_under_reordering_and_ooo_does_not():
 
 
 def test_ecmp_uplink_use_matches_balls_into_bins():
-    """transport-cc.md V7: with m flows hashed onto n uplinks, the expected fraction of uplinks
-    used is 1 - (1 - 1/n)^m (balls into bins). Leaf-spine, 8 leaves x 8 hosts x 8 spines, a
-    random permutation per seed; the measured mean over 12 seeds must be within 0.04 of the
+    """V7 (docs/architecture.md, 'Tests'): with m flows hashed onto n uplinks, the expected fraction
+    of uplinks used is 1 - (1 - 1/n)^m (balls into bins). Leaf-spine, 8 leaves x 8 hosts x 8 spines,
+    a random permutation per seed; the measured mean over 12 seeds must be within 0.04 of the
     expectation computed for the flows each leaf actually sends off-leaf."""
     topo = {"topology": "leaf_spine", "num_leaves": 8, "num_spines": 8, "hosts_per_leaf": 8,
             "host_rate_bps": Gbps(100), "fabric_rate_bps": Gbps(100), "host_delay_ps": us(1),

@@ -1,5 +1,6 @@
 """SHARP in-network all-reduce (controlplane/sharp.py): per-node bytes S up + S down, the sum of
-the inputs on every member, the gain over a ring against 2(N-1)/N (transport-cc.md §3.8, V9),
+the inputs on every member, the gain over a ring against 2(N-1)/N (nccl-tests doc/PERFORMANCE.md; V9 of
+docs/architecture.md),
 and bad input."""
 import numpy as np
 import pytest

@@ -102,9 +102,9 @@ def test_paced_rate_is_respected():
 
 
 def test_run_until_returns_at_completions_for_the_control_plane():
-    """With wake_on_completion, run_until stops as soon as a message completes (DESIGN.md §4
-    control ticks); the drained record names the message, its QP and the time, which equal
-    the message table's finish time."""
+    """With wake_on_completion, run_until stops as soon as a message completes (control
+    ticks: docs/architecture.md, 'The C/Python boundary'); the drained record names the message,
+    its QP and the time, which equal the message table's finish time."""
     from dataplane.sim import STOP_COMPLETIONS, STOP_IDLE, Simulator
     s = Simulator(num_hosts=2, num_switches=0, max_links=1, wake_on_completion=True)
     s.add_links([0], [1], [R], [us(1)])

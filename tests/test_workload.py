@@ -9,7 +9,8 @@ from controlplane.workload import SizeCdf, poisson
 
 @pytest.mark.parametrize("name,mean", [("websearch", 1_711_250), ("fb_hadoop", 120_421), ("alistorage2019", 40_870)])
 def test_cdf_means_match_the_reference(name, mean):
-    # shared/reference/transport-cc.md §5 (custom_rand.getAvg, trapezoid rule)
+    # the means the HPCC repo's traffic_gen/custom_rand.py getAvg() gives for the same CDF files
+    # (alibaba-edu/High-Precision-Congestion-Control; trapezoid rule over the CDF points)
     assert SizeCdf(name).mean == pytest.approx(mean, rel=1e-5)
 
 
