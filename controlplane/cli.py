@@ -116,11 +116,18 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.cmd == "bench" and not a.cc_impl:
         a.cc_impl = ["c"]
+    from dataplane.sim import CCPluginError, SimError
     try:
         return a.func(a)
     except ValueError as e:
         print(f"softdpu: {e}", file=sys.stderr)
         return 2
+    except (CCPluginError, SimError) as e:
+        # a run stopped by its congestion control (a plug-in that raised, a rate below the floor) or
+        # by the data plane: one line naming the CC, QP and event; the results so far are written
+        print(f"softdpu: the run stopped: {e}" + (f" (results up to then in {a.out or 'results/' + a.experiment})"
+                                                  if a.cmd == "run" else ""), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -75,3 +75,22 @@ def test_fct_slowdown_writes_buckets_and_plot(tmp_path):
     assert {r["cc"] for r in rows} == {"dctcp", "none"} and len(rows) == 8
     assert all(float(r["p50"]) >= 0.99 for r in rows)          # nothing beats its standalone FCT
     assert (out / "fct_slowdown.png").stat().st_size > 10_000
+
+
+def test_a_run_stopped_by_its_cc_is_one_line_not_a_traceback(tmp_path, capsys):
+    """A plug-in setting a rate below the 1 Mb/s floor stops the run: the CLI says so in one line
+    naming the plug-in, the QP and the event, exits 1, and the results up to then are on disk."""
+    plugin = tmp_path / "slow_cc.py"
+    plugin.write_text("from congestion.api import CongestionControl\n"
+                      "class Slow(CongestionControl):\n"
+                      "    name = 'slow'\n"
+                      "    def on_start(self, st, ev):\n"
+                      "        ev.rate_bps = 0.5\n")
+    out = tmp_path / "out"
+    rc = main(["run", "incast", "--cc", f"{plugin}:Slow", "--set", "senders=2", "--set", "size_bytes=100000",
+               "--out", str(out), "--no-plots"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    assert "cc 'slow' set rate_bps=0.5" in err[0] and "event start" in err[0] and str(out) in err[0]
+    assert list(out.rglob("counters.json")), "the partial results were not written"
