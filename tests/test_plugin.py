@@ -126,3 +126,199 @@ def test_ack_batches_aggregate_every_ack_exactly_once(tmp_path):
     assert len(seen) <= acks / 8 + 8 and (seen[:, 0] <= 8).all()
     assert seen[:, 2].sum() > 0 and ((seen[:, 2] > 0) == (seen[:, 3] == 1)).all()
     assert (seen[:, 4] <= seen[:, 5]).all()
+
+
+# ---------------------------------------------------------------- how a CC spec is resolved
+# Order (congestion/registry.py): built-in name, entry point in group softdpu.cc,
+# path/to/file.py:Class, package.module:Class.
+
+import importlib.metadata
+import subprocess
+import sys
+
+from congestion import registry
+from congestion.api import CongestionControl
+from experiments.plugins.ecn_aimd import EcnAimd
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL_INCAST = dict(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 1_000_000},
+                    sample_interval_ps=10_000_000)
+
+FIXED_CC = '''"""Fixed rate: every QP paced at rate_bps (a test plug-in)."""
+from congestion.api import CongestionControl
+
+
+class Fixed(CongestionControl):
+    name = "fixed_rate"
+    events = frozenset({"start"})
+
+    @classmethod
+    def defaults(cls):
+        return {"rate_bps": 10e9}
+
+    def on_start(self, st, ev):
+        ev.rate_bps = self._params["rate_bps"]
+
+
+class Outer:
+    class Inner(Fixed):
+        name = "fixed_inner"
+'''
+
+
+def _dist(root: Path, name: str, entry_points: dict[str, str], version: str = "1.0") -> None:
+    """An installed distribution as importlib.metadata finds it on sys.path: a .dist-info folder
+    with METADATA and entry_points.txt (what pip writes; nothing is installed into the venv)."""
+    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(
+        "[softdpu.cc]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A throw-away site directory on sys.path holding the module `tiny_cc` (the FIXED_CC source):
+    distributions written into it with `_dist` are seen by importlib.metadata.entry_points exactly
+    like pip-installed ones, and both go away with the test (no pip install, the venv untouched)."""
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "tiny_cc.py").write_text(FIXED_CC)
+    monkeypatch.syspath_prepend(str(root))
+    yield root
+    sys.modules.pop("tiny_cc", None)
+
+
+def test_module_spec_gives_the_importable_class_and_the_same_run_as_the_file():
+    """`package.module:Class` imports the module; the class is the one `import` gives, and the run
+    is bit-identical to the same class loaded from its file (one scenario + one seed = one result)."""
+    assert registry.load_class("experiments.plugins.ecn_aimd:EcnAimd") is EcnAimd
+    by_module = Scenario(cc="experiments.plugins.ecn_aimd:EcnAimd", **SMALL_INCAST).run()
+    by_file = Scenario(cc=f"{EXAMPLE}:EcnAimd", **SMALL_INCAST).run()
+    assert_conserved(by_module)
+    assert by_module.counters["cnps_rx"] > 0          # ECN-AIMD's network_defaults: switches mark, NPs send CNPs
+    assert by_module.counters == by_file.counters
+    np.testing.assert_array_equal(by_module.timeseries["qp_rate_bps"], by_file.timeseries["qp_rate_bps"])
+
+
+def test_module_spec_from_sys_path_with_nested_class(site):
+    assert registry.load_class("tiny_cc:Fixed").name == "fixed_rate"
+    assert registry.load_class("tiny_cc:Outer.Inner").name == "fixed_inner"   # attribute path, as in entry points
+
+
+def test_module_spec_errors_name_the_spec_and_what_was_tried(site):
+    with pytest.raises(ValueError, match=r"'no_such_pkg\.cc:X'.*'no_such_pkg\.cc' is neither a file .* nor an importable module"):
+        registry.load_class("no_such_pkg.cc:X")
+    (site / "imports_missing.py").write_text("import no_such_dependency_xyz\n")
+    with pytest.raises(ValueError, match=r"module 'imports_missing' does not load: ModuleNotFoundError: .*no_such_dependency_xyz"):
+        registry.load_class("imports_missing:X")
+    with pytest.raises(ValueError, match=r"'tiny_cc:Fixd': module tiny_cc has no 'Fixd'; its CongestionControl classes: Fixed"):
+        registry.load_class("tiny_cc:Fixd")
+    with pytest.raises(ValueError, match=r"'tiny_cc:Outer': 'Outer' is not a CongestionControl subclass in module tiny_cc"):
+        registry.load_class("tiny_cc:Outer")
+    with pytest.raises(ValueError, match=r"plug-in file 'nowhere/cc\.py' does not exist"):
+        registry.load_class("nowhere/cc.py:X")
+
+
+def test_entry_point_is_usable_by_name_and_listed(site):
+    """A CC published by another package under group softdpu.cc runs by its entry-point name.
+    The fixed-rate plug-in paces one flow at 10 Gb/s of wire bytes: goodput is 10 Gb/s times the
+    4 KB payload efficiency (tests/support.py: Ethernet+IPv4+UDP+BTH+ICRC+FCS+preamble/IFG)."""
+    from tests.support import PAYLOAD_EFFICIENCY_4K
+    _dist(site, "tiny-cc", {"tiny_fixed": "tiny_cc:Fixed"}, version="2.3")
+    assert registry.load_class("tiny_fixed").__module__ == "tiny_cc"
+    r = Scenario(cc="tiny_fixed", topology=star(2), sample_interval_ps=10_000_000,
+                 workload={"kind": "flows", "flows": [{"src": 1, "dst": 0, "size_bytes": 4_000_000}]}).run()
+    assert_conserved(r)
+    g = r.timeseries["qp_goodput_bps"][2:-2, 0].mean()
+    assert g == pytest.approx(10e9 * PAYLOAD_EFFICIENCY_4K, rel=0.02)   # 2 %: sampling-window edges
+    listed = {a.name: a for a in registry.available()}
+    assert listed["tiny_fixed"] == registry.Available(
+        "tiny_fixed", "entry point", "tiny_cc:Fixed", "tiny-cc 2.3",
+        "Fixed rate: every QP paced at rate_bps (a test plug-in).", None)
+    assert listed["dcqcn"].source == "built-in" and listed["dcqcn"].target == "congestion.dcqcn:Dcqcn"
+
+
+def test_entry_point_clashing_with_a_builtin_is_an_error_naming_both(site):
+    _dist(site, "tiny-cc", {"dcqcn": "tiny_cc:Fixed"})
+    with pytest.raises(ValueError, match=r"cc 'dcqcn' is ambiguous: built-in congestion\.dcqcn:Dcqcn and entry point "
+                                         r"'dcqcn = tiny_cc:Fixed' \(group softdpu\.cc, distribution tiny-cc 1\.0\)"):
+        registry.load_class("dcqcn")
+    assert registry.load_class("dctcp").name == "dctcp"        # the other names are not affected
+    listed = [a for a in registry.available() if a.name == "dcqcn"]
+    assert [a.source for a in listed] == ["built-in", "entry point"] and "ambiguous" in listed[1].error
+
+
+def test_entry_point_published_twice_or_broken_is_an_error_naming_the_distributions(site):
+    _dist(site, "tiny-cc", {"twice": "tiny_cc:Fixed", "broken": "tiny_cc:Missing"})
+    _dist(site, "other-cc", {"twice": "tiny_cc:Outer.Inner"}, version="0.1")
+    with pytest.raises(ValueError, match=r"cc 'twice' is ambiguous: published by entry point 'twice = .*distribution "
+                                         r"(tiny-cc 1\.0|other-cc 0\.1)\) and by entry point .*distribution (other-cc 0\.1|tiny-cc 1\.0)\)"):
+        registry.load_class("twice")
+    with pytest.raises(ValueError, match=r"cc 'broken': entry point 'broken = tiny_cc:Missing' .*tiny-cc 1\.0\) "
+                                         r"does not load: AttributeError"):
+        registry.load_class("broken")
+    listed = {a.name: a for a in registry.available()}           # listing does not stop on them
+    assert "does not load" in listed["broken"].error and "ambiguous" in listed["twice"].error
+
+
+def test_unknown_name_lists_known_names_and_closest_matches(site):
+    _dist(site, "tiny-cc", {"tiny_fixed": "tiny_cc:Fixed"})
+    with pytest.raises(ValueError, match=r"unknown cc 'dcqnc': not a built-in name and not an entry point in group "
+                                         r"softdpu\.cc; did you mean 'dcqcn'( or '[\w-]+')*\?; built-in: ") as e:
+        registry.load_class("dcqnc")
+    parts = dict(p.split(": ", 1) for p in str(e.value).split("; ")[2:4])
+    # every built-in (other tests may register() more) and every entry point, ours and the test's
+    assert set(parts["built-in"].split(", ")) >= {"dcqcn", "dctcp", "hpcc", "none", "nscc", "swift", "timely"}
+    assert set(parts["entry points"].split(", ")) >= {"ecn_aimd", "tiny_fixed"}
+    with pytest.raises(ValueError, match=r"did you mean 'tiny_fixed'\?"):
+        Scenario(cc="tiny_fixd").build()
+    with pytest.raises(ValueError, match=r"a file or module needs the class too"):
+        registry.load_class("experiments.plugins.ecn_aimd")
+
+
+def test_label_is_a_short_name_for_results_folders():
+    assert registry.label("dcqcn") == "dcqcn"
+    assert registry.label(f"{EXAMPLE}:EcnAimd") == "ecn_aimd"
+    assert registry.label("experiments.plugins.ecn_aimd:EcnAimd") == "ecn_aimd"
+
+
+# ---------------------------------------------------------------- the example ships with the package
+
+def _pyproject() -> dict:
+    import tomllib
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def test_every_python_package_in_the_tree_is_installed():
+    """`pip install .` installs exactly tool.setuptools.packages: every folder with an __init__.py
+    under a shipped top-level package must be listed (experiments.plugins was not, so the
+    README's plug-in example failed outside the checkout)."""
+    listed = set(_pyproject()["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts)
+             for top in {n.split(".")[0] for n in listed} for p in (REPO / top).rglob("__init__.py")}
+    assert found - listed == set()
+
+
+def test_the_example_is_published_as_entry_point_ecn_aimd():
+    """pyproject declares ecn_aimd in group softdpu.cc, and the installed metadata (pip install
+    [-e] .; `make` reinstalls when pyproject.toml changes) carries it, so `--cc ecn_aimd` works."""
+    declared = _pyproject()["project"]["entry-points"]["softdpu.cc"]
+    assert declared == {"ecn_aimd": "experiments.plugins.ecn_aimd:EcnAimd"}
+    assert not set(declared) & set(registry.names())
+    installed = {ep.name: ep.value for ep in importlib.metadata.distribution("softdpu").entry_points
+                 if ep.group == "softdpu.cc"}
+    assert installed == declared, "installed metadata is stale: run `pip install -e .` again"
+    assert registry.load_class("ecn_aimd") is EcnAimd
+
+
+def test_example_resolves_from_another_directory(tmp_path):
+    """The README's commands do not depend on the checkout being the current directory: from
+    an empty folder, with no PYTHONPATH, both the entry-point name and the module spec load."""
+    env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c",
+                          "from congestion.registry import load_class as l\n"
+                          "a, b = l('ecn_aimd'), l('experiments.plugins.ecn_aimd:EcnAimd')\n"
+                          "print(a is b, a.__module__, a.name)"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "experiments.plugins.ecn_aimd", "ecn_aimd"]
