@@ -1,9 +1,13 @@
 """ECN-AIMD: a small congestion control written as a user plug-in (no rebuild needed).
 
 Halve the rate on a congestion notification, at most once per `hold_ps`; add `step_bps` every
-`period_ps` while the flow has data. Run it with
+`period_ps` while the flow has data. softdpu installs it and publishes it under the name
+`ecn_aimd` (entry point group `softdpu.cc` in pyproject.toml), so from any directory
 
-    softdpu run incast --cc experiments/plugins/ecn_aimd.py:EcnAimd
+    softdpu run incast --cc ecn_aimd
+    softdpu run incast --cc experiments.plugins.ecn_aimd:EcnAimd      # the same class, by module
+
+and from a checkout, as any user file: `--cc experiments/plugins/ecn_aimd.py:EcnAimd`.
 """
 from congestion.api import CongestionControl
 
