@@ -578,9 +578,14 @@ class ControlLoop:
         net.sim.set_run_budget(self.max_events, CHUNK_EVENTS if self.max_wall_s > 0 else 0)
         self.wall0: float | None = None
 
+    @staticmethod
+    def clock() -> float:
+        """The wall clock of max_wall_s (seconds; tests replace it)."""
+        return time.perf_counter()
+
     def wall_s(self) -> float:
         """Wall-clock seconds since the first step."""
-        return 0.0 if self.wall0 is None else time.perf_counter() - self.wall0
+        return 0.0 if self.wall0 is None else self.clock() - self.wall0
 
     def _check_wall(self) -> None:
         if self.max_wall_s > 0 and self.wall_s() > self.max_wall_s:
@@ -642,7 +647,7 @@ class ControlLoop:
         after every event up to their time, exactly as in a run that never stops at completions."""
         net, sim = self.net, self.net.sim
         if self.wall0 is None:
-            self.wall0 = time.perf_counter()
+            self.wall0 = self.clock()
         self._check_wall()
         stop = self._run(max(self.next_time(limit_ps), sim.now))
         if stop == STOP_COMPLETIONS:

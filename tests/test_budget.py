@@ -11,10 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controlplane import limits
-from controlplane import scenario as scenario_mod
 from controlplane.results import load_run
 from controlplane.scenario import CHUNK_EVENTS, Scenario
-from controlplane.units import Gbps, KB, MB, ms, us
+from controlplane.units import KB, MB, us
 from dataplane.sim import BudgetExceeded, CCPluginError, SimError
 from tests.support import assert_conserved, star
 
@@ -117,16 +116,15 @@ def test_a_run_within_budget_is_identical_to_the_run_without_budget():
         np.testing.assert_array_equal(sampled_on.timeseries[k], sampled_off.timeseries[k])
 
 
-def test_max_wall_s_is_checked_every_chunk_of_events(monkeypatch, tmp_path):
-    """A clock that advances 1 s per reading (no real timing): with sample_interval_ps = 0 the
-    whole run is one control step, so only the chunk stops can look at the clock. The loop reads
-    it when the run starts (t = 0), before the step (1 s) and after each chunk of CHUNK_EVENTS
-    events (2 s, 3 s, ...): with max_wall_s = 3.5 the 3rd chunk stop reads 4 s > 3.5 s and the run
-    stops after exactly 3 x CHUNK_EVENTS events."""
+def test_max_wall_s_is_checked_every_chunk_of_events():
+    """A loop clock that advances 1 s per reading (no real timing): with sample_interval_ps = 0
+    the whole run is one control step, so only the chunk stops can look at the clock. The loop
+    reads it when the run starts (its zero), before the step (1 s) and after each chunk of
+    CHUNK_EVENTS events (2 s, 3 s, 4 s): with max_wall_s = 3.5 the 3rd chunk stop reads 4 s > 3.5 s
+    and the run stops after exactly 3 x CHUNK_EVENTS events."""
     clock = iter(range(10**6))
-    sc = Scenario(**INCAST, max_wall_s=3.5)
-    net = sc.build()
-    monkeypatch.setattr(scenario_mod.time, "perf_counter", lambda: float(next(clock)))
+    net = Scenario(**INCAST, max_wall_s=3.5).build()
+    net.loop.clock = lambda: float(next(clock))
     with pytest.raises(BudgetExceeded, match=r"the run budget max_wall_s = 3.5 s is used up: .* s of wall clock, "
                                              r"simulated time reached t=\d+ ps .*--set max_wall_s") as e:
         net.run()
