@@ -36,11 +36,6 @@ from dataplane.sim import (CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, ST
 RESULT_FILES = ("config.json", "flows.csv", "timeseries.npz", "counters.json")
 DERIVED_KEYS = {"resolved", "bottleneck_port", "bottleneck_rate_bps"}   # written to config.json, not inputs
 QP_SPORT_BASE = 49152          # RoCEv2 source ports are drawn from the dynamic range 49152-65535
-# QP-context cache (native/qpc.c). fetch_latency_ps: one PCIe read round trip, taken as 1 us, the
-# order of magnitude of the DMA read latencies Neugebauer et al. measure with pcie-bench (SIGCOMM'18,
-# "Understanding PCIe performance for end host networking"; only the paper's abstract was checked
-# here, not its figures: an ASSUMPTION to sweep). entries (4096) and max_outstanding (16) are
-# ASSUMPTIONS: no public figure for a NIC's QPC cache size or its fetch concurrency was found.
 # Run budget defaults, generous: permutation-1024 (the benchmark: 1,024 hosts, 2 MB each, 1.39 ms
 # simulated) takes 9.5 M events and 4 s, so 2e9 events is 200 such runs (about 13 min at the C
 # twin's 2.5 M events/s); an hour of wall clock is ~1000 x that benchmark's run time.
@@ -50,6 +45,11 @@ DEFAULT_MAX_WALL_S = 3600.0
 # clock budget is checked even when the next control step is far away (sample_interval_ps = 0):
 # 2^16 events are about 26 ms with a C twin (2.5 M events/s), 0.13 s through a Python plug-in.
 CHUNK_EVENTS = 1 << 16
+# QP-context cache (native/qpc.c). fetch_latency_ps: one PCIe read round trip, taken as 1 us, the
+# order of magnitude of the DMA read latencies Neugebauer et al. measure with pcie-bench (SIGCOMM'18,
+# "Understanding PCIe performance for end host networking"; only the paper's abstract was checked
+# here, not its figures: an ASSUMPTION to sweep). entries (4096) and max_outstanding (16) are
+# ASSUMPTIONS: no public figure for a NIC's QPC cache size or its fetch concurrency was found.
 QPC_DEFAULTS = {"entries": 4096, "fetch_latency_ps": 1_000_000, "max_outstanding": 16, "policy": "lru",
                 "hosts": "all", "trace": 0}
 
@@ -559,7 +559,9 @@ class ControlLoop:
     collectives Runner) advances the data plane only through :meth:`step`, so the control-plane
     services run at the same simulated times whichever loop drives: scheduled failures, the DPU slow
     path (upcall handling; revalidation with idle eviction, re-translation and flow-limit
-    adaptation), sampling of the time series and the tick hooks (one call per sample tick)."""
+    adaptation), sampling of the time series and the tick hooks (one call per sample tick). It also
+    keeps the run budget: the data plane stops at ``max_events`` and returns every CHUNK_EVENTS
+    events so that ``max_wall_s`` is checked inside a long step; either raises BudgetExceeded."""
 
     KEYS = ("t", "rate", "acked", "win", "cnp", "q", "ecn", "drop", "tx", "pause")
 
