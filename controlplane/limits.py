@@ -88,6 +88,9 @@ TABLE: dict[str, Limit] = {
     "failures[].down_ps": Limit("time", 0, MAX_TIME_PS, "ps", "when the link or switch fails"),
     "failures[].up_ps": Limit("time", 0, MAX_TIME_PS, "ps", "when it comes back (None/absent: never)",
                               optional=True),
+    "workload.start_ps": Limit("time", 0, MAX_TIME_PS, "ps", "when the workload's messages are posted"),
+    "workload.jitter_ps": Limit("time", 0, MAX_TIME_PS, "ps", "incast: uniform start jitter"),
+    "workload.duration_ps": Limit("time", 1, MAX_TIME_PS, "ps", "poisson: the window in which flows start"),
     "qpc.fetch_latency_ps": Limit("time", 0, MAX_TIME_PS, "ps", "QP-context fetch latency (one PCIe read)"),
     # the run budget: a run that reaches it stops with BudgetExceeded and writes what it produced
     "max_events": Limit("count", 1, MAX_EVENTS, "events", "the most data-plane events a run may take "

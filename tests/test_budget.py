@@ -68,6 +68,8 @@ def test_floors_are_accepted_and_integral_floats_converted():
     (dict(failure_params={"detect_ps": float("inf")}), "failure_params.detect_ps"),
     (dict(failures=[{"link": 0, "down_ps": us(5)}, {"link": 1, "down_ps": 2.5}]), r"failures\[1\].down_ps"),
     (dict(qpc={"fetch_latency_ps": "1us"}), "qpc.fetch_latency_ps"),
+    (dict(workload={"kind": "incast", "senders": 2, "size_bytes": KB(64), "jitter_ps": 2.5}), "workload.jitter_ps"),
+    (dict(workload={"kind": "incast", "senders": 2, "size_bytes": KB(64), "start_ps": -1}), "workload.start_ps"),
     (dict(max_events=-1), "max_events"),
     (dict(max_wall_s=float("nan")), "max_wall_s"),
 ])
