@@ -29,13 +29,22 @@ line_rate_bps      in     NIC port rate (bit/s)
 rate_bps           inout  pacing rate (bit/s), >= MIN_RATE_BPS (1 Mb/s); the data plane caps it at
                           line_rate_bps
 window_bytes       inout  cap on unacknowledged payload bytes; 0 = no window
-timer_at[i]        inout  deadline of timer i (ps), -1 = off; a fired timer reads -1 until re-armed
+timer_at[i]        inout  deadline of timer i (ps), -1 = off; a fired timer reads -1 until re-armed;
+                          a new deadline must be later than now_ps (see Timers below)
 byte_threshold     inout  deliver EV_BYTES every this many payload bytes sent; 0 = off
 byte_reset         out    1 = restart the byte count from zero
 trace[0..3]        out    four numbers recorded in the decision trace (the algorithm's state)
 =================  =====  ==========================================================================
 
-Timers of a QP that has nothing outstanding are parked and resume when it gets data.
+Timers: up to four per QP (``timer_at[0..3]``). Setting ``timer_at[i]`` to a deadline arms timer i
+(one pending timer per slot; a new deadline replaces the old one), -1 disarms it. A deadline must
+be later than ``now_ps``: one at or before it would fire at the same instant, and a handler that
+re-arms on each firing would hold simulated time still forever, so it is an error
+(:class:`CCPluginError` naming the algorithm, the QP, the timer and the event), for a plug-in and
+a C twin alike. A deadline left unchanged is never an error (a parked timer may lie in the past).
+Timers of a QP that has nothing outstanding are parked and resume when it gets data. Besides, the
+data plane stops any run that makes no progress (more than 10 million events at one picosecond,
+plus 16 per port, QP and host; a large incast has a few per QP) with an error naming the event.
 Only the events whose handlers a class overrides are delivered (or exactly those listed in
 :attr:`CongestionControl.events`, which must then all have handlers): each costs one C -> Python
 call, about 2 us with the dispatch (``softdpu bench cc-callback``).
@@ -46,9 +55,9 @@ serialize (< 74 ms for the largest frame), so every run stays finite. Link rates
 parameters (``rmin_bps``) below it are refused at setup; a rate below it set at run time is an
 error, for a plug-in and for a built-in C twin alike.
 
-Errors: a handler that raises, or that sets a rate that is not a number >= MIN_RATE_BPS, stops
-the run with :class:`CCPluginError` naming the algorithm, the QP and the event (Scenario.run
-writes the results up to that point first). Parameters out of range raise ValueError naming the
+Errors: a handler that raises, that sets a rate that is not a number >= MIN_RATE_BPS, or that
+arms a timer at or before now, stops the run with :class:`CCPluginError` naming the algorithm, the
+QP and the event (Scenario.run writes the results up to that point first). Parameters out of range raise ValueError naming the
 parameter when the algorithm is created or bound (:meth:`CongestionControl.check_params`).
 """
 from __future__ import annotations
@@ -227,4 +236,5 @@ class CongestionControl:
                                     f"{EVENT_NAMES[ev.event]}, t={ev.now_ps} ps): a rate must be a number "
                                     f">= {MIN_RATE_BPS} bit/s (the rate floor, 1 Mb/s)")
         handle.state = st
+        handle.cc_name = name          # the data plane names the plug-in in its errors (a timer at or before now)
         return handle

@@ -28,14 +28,23 @@ import numpy as np
 
 from congestion import registry
 from congestion.api import CCPluginError
-from controlplane import devices, failures, multipath, routing, topology, vswitch, vtax, workload
+from controlplane import devices, failures, limits, multipath, routing, topology, vswitch, vtax, workload
 from controlplane.units import Gbps, MB, ms, us
-from dataplane.sim import (CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_COMPLETIONS, STOP_IDLE, STOP_UPCALL,
-                           SimError, Simulator, serialization_ps)
+from dataplane.sim import (CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_COMPLETIONS, STOP_EVENTS, STOP_IDLE,
+                           STOP_MAX_EVENTS, STOP_UPCALL, BudgetExceeded, SimError, Simulator, serialization_ps)
 
 RESULT_FILES = ("config.json", "flows.csv", "timeseries.npz", "counters.json")
 DERIVED_KEYS = {"resolved", "bottleneck_port", "bottleneck_rate_bps"}   # written to config.json, not inputs
 QP_SPORT_BASE = 49152          # RoCEv2 source ports are drawn from the dynamic range 49152-65535
+# Run budget defaults, generous: permutation-1024 (the benchmark: 1,024 hosts, 2 MB each, 1.39 ms
+# simulated) takes 9.5 M events and 4 s, so 2e9 events is 200 such runs (about 13 min at the C
+# twin's 2.5 M events/s); an hour of wall clock is ~1000 x that benchmark's run time.
+DEFAULT_MAX_EVENTS = 2_000_000_000
+DEFAULT_MAX_WALL_S = 3600.0
+# The data plane returns to the control loop at least every CHUNK_EVENTS events, so that the wall-
+# clock budget is checked even when the next control step is far away (sample_interval_ps = 0):
+# 2^16 events are about 26 ms with a C twin (2.5 M events/s), 0.13 s through a Python plug-in.
+CHUNK_EVENTS = 1 << 16
 # QP-context cache (native/qpc.c). fetch_latency_ps: one PCIe read round trip, taken as 1 us, the
 # order of magnitude of the DMA read latencies Neugebauer et al. measure with pcie-bench (SIGCOMM'18,
 # "Understanding PCIe performance for end host networking"; only the paper's abstract was checked
@@ -98,6 +107,10 @@ class Scenario:
     dpu: dict | None = None             # tenants, vfs_per_host, hosts, vswitch, slow_path, policy, offload, tax
     qpc: dict | None = None             # QP-context cache per host NIC: entries, fetch_latency_ps, max_outstanding,
                                         # policy, hosts ("all" or a list), trace; None = no cache (see QPC_DEFAULTS)
+    # the run budget (controlplane/limits.py): a run that reaches either stops with BudgetExceeded,
+    # naming it, and writes its results so far; 0 = no limit. Neither changes a run that ends within it.
+    max_events: int = DEFAULT_MAX_EVENTS
+    max_wall_s: float = DEFAULT_MAX_WALL_S
 
     # ------------------------------------------------------------------ config
     def to_dict(self) -> dict:
@@ -174,6 +187,7 @@ class Network:
     """
 
     def __init__(self, sc: Scenario, wake_on_completion: bool = False):
+        limits.check_scenario(sc)              # times and budgets: integers in range, named when not
         self.scenario = sc
         self.wake_on_completion = bool(wake_on_completion)
         self.rng = np.random.default_rng(sc.seed)
@@ -545,18 +559,60 @@ class ControlLoop:
     collectives Runner) advances the data plane only through :meth:`step`, so the control-plane
     services run at the same simulated times whichever loop drives: scheduled failures, the DPU slow
     path (upcall handling; revalidation with idle eviction, re-translation and flow-limit
-    adaptation), sampling of the time series and the tick hooks (one call per sample tick)."""
+    adaptation), sampling of the time series and the tick hooks (one call per sample tick). It also
+    keeps the run budget: the data plane stops at ``max_events`` and returns every CHUNK_EVENTS
+    events so that ``max_wall_s`` is checked inside a long step; either raises BudgetExceeded."""
 
     KEYS = ("t", "rate", "acked", "win", "cnp", "q", "ecn", "drop", "tx", "pause")
 
     def __init__(self, net: Network):
         self.net = net
-        self.interval = int(net.scenario.sample_interval_ps)
+        sc = net.scenario
+        self.interval = int(sc.sample_interval_ps)
         if self.interval < 0:
             raise ValueError("sample_interval_ps must be >= 0")
         self.ports = net.monitored_ports()
         self.next_sample = self.interval
         self.samples: dict[str, list] = {k: [] for k in self.KEYS}
+        # the run budget: max_events in the data plane (it stops between two events), max_wall_s here,
+        # checked before each step and every CHUNK_EVENTS events inside one
+        self.max_events, self.max_wall_s = int(sc.max_events), float(sc.max_wall_s)
+        net.sim.set_run_budget(self.max_events, CHUNK_EVENTS if self.max_wall_s > 0 else 0)
+        self.wall0: float | None = None
+
+    @staticmethod
+    def clock() -> float:
+        """The wall clock of max_wall_s (seconds; tests replace it)."""
+        return time.perf_counter()
+
+    def wall_s(self) -> float:
+        """Wall-clock seconds since the first step."""
+        return 0.0 if self.wall0 is None else self.clock() - self.wall0
+
+    def _check_wall(self) -> None:
+        if self.max_wall_s > 0 and self.wall_s() > self.max_wall_s:
+            sim = self.net.sim
+            raise BudgetExceeded(
+                "max_wall_s", self.max_wall_s, sim.now,
+                f"the run budget max_wall_s = {self.max_wall_s:g} s is used up: {self.wall_s():.2f} s of wall "
+                f"clock, simulated time reached t={sim.now} ps ({sim.events:,} events), before the run ended; "
+                f"raise it (--set max_wall_s=SECONDS, 0 = no limit) to let such a run go on")
+
+    def _run(self, t_ps: int) -> int:
+        """sim.run_until(t_ps), looking at the wall clock at every chunk of events."""
+        sim = self.net.sim
+        while True:
+            stop = sim.run_until(t_ps)
+            if stop != STOP_EVENTS:
+                break
+            self._check_wall()
+        if stop == STOP_MAX_EVENTS:
+            raise BudgetExceeded(
+                "max_events", self.max_events, sim.now,
+                f"the run budget max_events = {self.max_events:,} is used up: simulated time reached t={sim.now} ps "
+                f"after {sim.events:,} events, before the run ended; raise it (--set max_events=N, 0 = no limit) "
+                f"to let such a run go on")
+        return stop
 
     def sample(self) -> None:
         """Record one row of the time series at the current time."""
@@ -592,7 +648,10 @@ class ControlLoop:
         events of that instant may still be pending, and the time-driven services run at time stops,
         after every event up to their time, exactly as in a run that never stops at completions."""
         net, sim = self.net, self.net.sim
-        stop = sim.run_until(max(self.next_time(limit_ps), sim.now))
+        if self.wall0 is None:
+            self.wall0 = self.clock()
+        self._check_wall()
+        stop = self._run(max(self.next_time(limit_ps), sim.now))
         if stop == STOP_COMPLETIONS:
             return stop
         net.failures.apply_due(sim.now)

@@ -33,6 +33,8 @@ def cc_param_names(kind: int) -> list[str]:
 PRIO_CTRL, PRIO_DATA = lib.SD_PRIO_CTRL, lib.SD_PRIO_DATA
 STOP_TIME, STOP_IDLE, STOP_COMPLETIONS = lib.SD_STOP_TIME, lib.SD_STOP_IDLE, lib.SD_STOP_COMPLETIONS
 STOP_UPCALL = lib.SD_STOP_UPCALL
+STOP_EVENTS, STOP_MAX_EVENTS = lib.SD_STOP_EVENTS, lib.SD_STOP_MAX_EVENTS
+STALL_EVENTS = lib.SD_STALL_EVENTS
 CNP_MODES = {"interval": lib.SD_CNP_INTERVAL, "ack_echo": lib.SD_CNP_ACK_ECHO}
 PAYLOAD_PATTERNS = {"zeros": 0, "address": 1}
 MAX_CAPTURES = lib.SD_MAX_CAPTURES
@@ -46,6 +48,16 @@ ALL_EVENTS = (1 << len(EVENT_NAMES)) - 1
 
 class SimError(RuntimeError):
     """The data plane refused a call or failed; the message is the C side's."""
+
+
+class BudgetExceeded(SimError):
+    """A run reached its budget (``Scenario.max_events`` or ``max_wall_s``) before it ended: the
+    message names the budget, its value, the simulated time reached and how to raise it.
+    ``budget`` is "max_events" or "max_wall_s", ``limit`` its value, ``sim_ps`` the time reached."""
+
+    def __init__(self, budget: str, limit, sim_ps: int, message: str):
+        super().__init__(message)
+        self.budget, self.limit, self.sim_ps = budget, limit, sim_ps
 
 
 class CCPluginError(RuntimeError):
@@ -328,8 +340,14 @@ class Simulator:
         return float(lib.sd_bench_cc_twin(self._sim, cc_param, n))
 
     def set_python_cc(self, qp: int, handler: Callable) -> None:
-        """Route the CC events of ``qp`` (created with cc_kind=CC_PYTHON) to ``handler(io)``."""
+        """Route the CC events of ``qp`` (created with cc_kind=CC_PYTHON) to ``handler(io)``. A
+        handler's ``cc_name`` attribute (congestion.api sets it) names the plug-in in the data
+        plane's error messages (one name per simulator: the last one set)."""
         self._cc_handlers[qp] = handler
+        name = getattr(handler, "cc_name", None)
+        if name is not None and name != getattr(self, "_py_cc_name", None):
+            self._check(lib.sd_set_python_cc_name(self._sim, str(name).encode()))
+            self._py_cc_name = name
 
     # ------------------------------------------------------------------ transport
     def create_qp_pair(self, src: int, dst: int, sport: int, cc_kind: int = CC_NONE, cc_param: int = 0,
@@ -555,11 +573,15 @@ class Simulator:
 
     # ------------------------------------------------------------------ running
     def run_until(self, t_ps: int) -> int:
-        """Advance to ``t_ps`` or an earlier stop; returns STOP_TIME, STOP_IDLE, STOP_COMPLETIONS or
-        STOP_UPCALL (vSwitch misses wait in the upcall queue: drain them with vs_drain_upcalls).
+        """Advance to ``t_ps`` or an earlier stop; returns STOP_TIME, STOP_IDLE, STOP_COMPLETIONS,
+        STOP_UPCALL (vSwitch misses wait in the upcall queue: drain them with vs_drain_upcalls), or,
+        with :meth:`set_run_budget`, STOP_EVENTS (a chunk of events ran) or STOP_MAX_EVENTS (the
+        budget is used up; the state is between two events, a larger budget lets the run go on).
         Raises SimError when an event could not be scheduled (the event queue could not grow or
-        reached :meth:`set_event_limit`); the run cannot go on, later calls raise the same error,
-        and the views and counters keep the state at the failure."""
+        reached :meth:`set_event_limit`) or when the run made no progress (more events at one
+        picosecond than :meth:`set_stall_limit`); the run cannot go on, later calls raise the same
+        error, and the views and counters keep the state at the failure. Raises CCPluginError when a
+        CC raised, set a rate below the floor or armed a timer at or before now."""
         rc = lib.sd_run_until(self._sim, int(t_ps))
         if _cc_error:
             exc = _cc_error.pop()
@@ -577,6 +599,32 @@ class Simulator:
                 not 0 <= max_pending < 2**64:
             raise ValueError(f"event limit must be an integer in [0, 2^64), got {max_pending!r}")
         self._check(lib.sd_set_event_limit(self._sim, int(max_pending)))
+
+    def set_run_budget(self, max_events: int = 0, chunk_events: int = 0) -> None:
+        """The event budget of :meth:`run_until` (both 0 = none, the default): it returns
+        STOP_MAX_EVENTS rather than handle an event beyond ``max_events`` (counted over the whole
+        run, the ``events`` counter), and STOP_EVENTS after ``chunk_events`` events in one call (a
+        point where a control plane can check a wall-clock budget). Neither changes the events
+        that run: calling again resumes exactly where the run stopped."""
+        for name, v in (("max_events", max_events), ("chunk_events", chunk_events)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 <= v < 2**64:
+                raise ValueError(f"{name} must be an integer in [0, 2^64), got {v!r}")
+        self._check(lib.sd_set_run_budget(self._sim, int(max_events), int(chunk_events)))
+
+    def set_stall_limit(self, max_same_instant: int = 0) -> None:
+        """Most events at one picosecond before :meth:`run_until` fails with SimError ("no
+        progress"), naming the next event; 0 = the default, STALL_EVENTS (10 million) + 16 per
+        port, QP and host, far above a legitimate burst (each has a handful of events at one
+        instant). For tests; and a guard against any cycle that does not advance time."""
+        if not isinstance(max_same_instant, (int, np.integer)) or isinstance(max_same_instant, bool) or \
+                not 0 <= max_same_instant < 2**64:
+            raise ValueError(f"stall limit must be an integer in [0, 2^64), got {max_same_instant!r}")
+        self._check(lib.sd_set_stall_limit(self._sim, int(max_same_instant)))
+
+    @property
+    def events(self) -> int:
+        """Events handled so far (the ``events`` counter)."""
+        return int(lib.sd_get_counters(self._sim).events)
 
     @property
     def now(self) -> int:
@@ -714,5 +762,5 @@ OPCODES = {"write_first": lib.SD_OP_WRITE_FIRST, "write_middle": lib.SD_OP_WRITE
            "write_last": lib.SD_OP_WRITE_LAST, "write_only": lib.SD_OP_WRITE_ONLY, "ack": lib.SD_OP_ACK,
            "cnp": lib.SD_OP_CNP}
 
-__all__ = ["Simulator", "SimError", "CCPluginError", "MIN_RATE_BPS", "dtype_of", "PACKET_DTYPE", "PORT_DTYPE",
+__all__ = ["Simulator", "SimError", "BudgetExceeded", "CCPluginError", "MIN_RATE_BPS", "dtype_of", "PACKET_DTYPE", "PORT_DTYPE",
            "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE", "red_probability", "serialization_ps", "psn_diff", "ecmp_hash"]

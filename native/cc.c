@@ -39,6 +39,16 @@ const cc_twin *cc_twin_of(uint32_t kind)
     }
 }
 
+const char *cc_name(const sd_sim *sim, uint32_t qi)
+{
+    const cc_twin *tw = cc_twin_of(sim->qps[qi].cc_kind);
+    if (tw)
+        return tw->name;
+    if (sim->qps[qi].cc_kind == SD_CC_NONE)
+        return "none";
+    return sim->py_cc_name[0] ? sim->py_cc_name : "python plug-in";
+}
+
 static void cc_arm_timer(sd_sim *sim, uint32_t qi, uint32_t i)
 {
     sd_qp *q = &sim->qps[qi];
@@ -91,18 +101,32 @@ void cc_event(sd_sim *sim, uint32_t qi, uint32_t type, const sd_cc_io *in)
     double rate = io.rate_bps;
     if (!(rate >= (double)SD_MIN_RATE_BPS)) {
         /* NaN, zero, negative or below the floor: an error, never a divisor (ser_ps) */
-        const cc_twin *tw = cc_twin_of(q->cc_kind);
         char val[32];
         if (rate != rate)
             snprintf(val, sizeof val, "nan");
         else
             snprintf(val, sizeof val, "%g", rate);
         sd_fail(sim, SD_ECC, "cc '%s' set rate_bps=%s (QP %u, event %s, t=%lld ps): a rate must be a number >= "
-                "%u bit/s (the rate floor, 1 Mb/s)", tw ? tw->name : "python plug-in", val, qi, event_names[type],
+                "%u bit/s (the rate floor, 1 Mb/s)", cc_name(sim, qi), val, qi, event_names[type],
                 (long long)sim->now, (unsigned)SD_MIN_RATE_BPS);
         sim->cc_fault = 1;
         sim->cb_error = 1;           /* stops the run at the end of this event */
         return;
+    }
+    for (uint32_t i = 0; i < SD_CC_TIMERS; i++) {
+        /* a timer (re-)armed at or before now would fire at this same instant, again and again if
+         * the CC re-arms it when it fires: the run would make no progress. An error, like a rate
+         * below the floor, checked before anything the CC wrote is applied. (A deadline that was
+         * already in the past and is left unchanged is a parked timer: it fires at once on resume.) */
+        int64_t d = io.timer_at[i];
+        if (d != q->timer_at[i] && d >= 0 && d <= sim->now) {
+            sd_fail(sim, SD_ECC, "cc '%s' armed timer %u at t=%lld ps (QP %u, event %s, t=%lld ps): a timer must "
+                    "be later than now (-1 = off), else it fires at this instant and the run makes no progress",
+                    cc_name(sim, qi), i, (long long)d, qi, event_names[type], (long long)sim->now);
+            sim->cc_fault = 1;
+            sim->cb_error = 1;
+            return;
+        }
     }
     if (rate > q->line_rate_bps)
         rate = q->line_rate_bps;

@@ -98,7 +98,7 @@ static void heap_pop(sd_evheap *hp, sd_event *out)
 }
 
 /* ---------------------------------------------------------------- failure */
-static const char *ev_type_name(uint32_t type)
+const char *ev_type_name(uint32_t type)
 {
     static const char *const names[] = {"tx_done", "wire", "nic_wake", "rto", "cc_timer", "post", "pfc",
                                         "pfc_expire", "pfc_refresh", "vs_exec", "qpc_fetch"};

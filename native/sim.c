@@ -127,6 +127,7 @@ sd_sim *sd_create(const sd_config *cfg)
         sim->pkts[p].next = p + 1 < cfg->pkt_pool ? p + 1 : SD_NONE;
     sim->free_head = 0;
     sim->post_queued = -1;
+    sim->last_ev_t = -1;
     return sim;
 }
 
@@ -394,6 +395,14 @@ double sd_bench_cc_twin(sd_sim *sim, uint32_t cc_param, uint32_t n)
 void sd_set_userdata(sd_sim *sim, void *userdata)
 {
     sim->userdata = userdata;
+}
+
+int sd_set_python_cc_name(sd_sim *sim, const char *name)
+{
+    if (!name)
+        return sd_fail(sim, SD_EINVAL, "python cc name: NULL");
+    snprintf(sim->py_cc_name, sizeof sim->py_cc_name, "%s", name);
+    return SD_OK;
 }
 
 /* ---------------------------------------------------------------- QPs and messages */
@@ -730,6 +739,50 @@ int sd_post_writes(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const
 }
 
 /* ---------------------------------------------------------------- running */
+int sd_set_run_budget(sd_sim *sim, uint64_t max_events, uint64_t chunk_events)
+{
+    sim->max_events = max_events;
+    sim->chunk_events = chunk_events;
+    return SD_OK;
+}
+
+int sd_set_stall_limit(sd_sim *sim, uint64_t max_same_instant)
+{
+    sim->stall_limit = max_same_instant;
+    return SD_OK;
+}
+
+/* The run made no progress: `limit` events ran at one picosecond and `e` would be one more. A
+ * sticky failure (sim->fatal) naming the event and what it belongs to; e stays queued. */
+static int run_stalled(sd_sim *sim, const sd_event *e, uint64_t limit)
+{
+    uint32_t type = (uint32_t)(e->key & 0xFF), id = e->id;
+    char what[96];
+    switch (type) {
+    case EV_TX_DONE: case EV_WIRE: case EV_PFC: case EV_PFC_EXPIRE: case EV_PFC_REFRESH:
+        snprintf(what, sizeof what, "port %u", id);
+        break;
+    case EV_NIC_WAKE: case EV_VS_EXEC:
+        snprintf(what, sizeof what, "host %u", id);
+        break;
+    case EV_RTO: case EV_QPC_FETCH:
+        snprintf(what, sizeof what, "QP %u, cc '%s'", id, id < sim->num_qps ? cc_name(sim, id) : "?");
+        break;
+    case EV_CC_TIMER:
+        snprintf(what, sizeof what, "QP %u timer %u, cc '%s'", id / SD_CC_TIMERS, id % SD_CC_TIMERS,
+                 id / SD_CC_TIMERS < sim->num_qps ? cc_name(sim, id / SD_CC_TIMERS) : "?");
+        break;
+    default:
+        snprintf(what, sizeof what, "id %u", id);
+        break;
+    }
+    sim->fatal = SD_ESTALL;
+    snprintf(sim->fatal_msg, sizeof sim->fatal_msg,
+             "no progress: %llu events ran at t=%lld ps (the stall limit), the next a %s event (%s) at the same "
+             "instant; the run stops there", (unsigned long long)limit, (long long)e->t, ev_type_name(type), what);
+    return sd_fail(sim, SD_ESTALL, "%s", sim->fatal_msg);
+}
+
 int sd_run_until(sd_sim *sim, int64_t t)
 {
     if (t < sim->now)
@@ -740,6 +793,15 @@ int sd_run_until(sd_sim *sim, int64_t t)
         return sd_fail(sim, SD_ECALLBACK, "a congestion-control plug-in raised; the run cannot continue");
     if (sim->fatal)                      /* sticky: an event could not be scheduled (event.c) */
         return sd_fail(sim, sim->fatal, "%s", sim->fatal_msg);
+    /* the run budget: stop before the event that would pass max_events, or the chunk of this call */
+    uint64_t stop_at = UINT64_MAX;
+    if (sim->chunk_events && sim->chunk_events < UINT64_MAX - sim->ctr.events)
+        stop_at = sim->ctr.events + sim->chunk_events;
+    if (sim->max_events && sim->max_events < stop_at)
+        stop_at = sim->max_events;
+    uint64_t stall = sim->stall_limit;
+    if (!stall)
+        stall = SD_STALL_EVENTS + 16ull * ((uint64_t)sim->num_ports + sim->num_qps + sim->cfg.num_hosts);
     sd_event e;
     for (;;) {
         if (sim->cfg.wake_on_completion && sim->cring_len > 0)
@@ -754,6 +816,17 @@ int sd_run_until(sd_sim *sim, int64_t t)
         if (top->t > t) {
             sim->now = t;
             return SD_STOP_TIME;
+        }
+        if (__builtin_expect(sim->ctr.events >= stop_at, 0))
+            return sim->max_events && sim->ctr.events >= sim->max_events ? SD_STOP_MAX_EVENTS : SD_STOP_EVENTS;
+        if (top->t == sim->last_ev_t) {
+            if (__builtin_expect(++sim->same_instant >= stall, 0)) {
+                sim->same_instant--;
+                return run_stalled(sim, top, stall);
+            }
+        } else {
+            sim->last_ev_t = top->t;
+            sim->same_instant = 0;
         }
         ev_pop(sim, &e);
         sim->now = e.t;

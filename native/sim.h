@@ -276,12 +276,20 @@ struct sd_sim {
     sd_qpc_rec *qpc_trace;
     uint64_t qpc_trace_dropped;
     uint64_t qpc_parked_data;    /* data packets waiting for a context (in flight for conservation) */
+    /* run budget (sd_set_run_budget) and stall detection (sd_set_stall_limit) */
+    uint64_t max_events;         /* sd_run_until stops with SD_STOP_MAX_EVENTS at this many events, 0 = never */
+    uint64_t chunk_events;       /* ... and with SD_STOP_EVENTS after this many in one call, 0 = never */
+    uint64_t stall_limit;        /* most events at one picosecond, 0 = the default (sd_set_stall_limit) */
+    uint64_t same_instant;       /* events handled at last_ev_t after the first one */
+    int64_t last_ev_t;           /* time of the last event handled, -1 before the first */
+    char py_cc_name[48];         /* the Python plug-in's name, for error messages */
 };
 
 /* error.c-style helper in sim.c */
 int sd_fail(sd_sim *sim, int code, const char *fmt, ...);
 
 /* event.c */
+const char *ev_type_name(uint32_t type);
 int ev_init(sd_sim *sim, uint32_t capacity);
 void ev_free(sd_sim *sim);
 int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux);
@@ -385,6 +393,8 @@ typedef struct cc_twin {
 } cc_twin;
 extern const cc_twin cc_dcqcn, cc_dctcp, cc_timely, cc_hpcc, cc_swift, cc_nscc;
 const cc_twin *cc_twin_of(uint32_t kind);
+/* the name of QP qi's congestion control, for error messages */
+const char *cc_name(const sd_sim *sim, uint32_t qi);
 const char *cc_bad(char *why, size_t len, const char *name, const char *rule, double value);
 /* In a validator (p, why, len and the params table in scope): parameter i must satisfy cond. */
 #define CC_NEED(cond, i, rule) \

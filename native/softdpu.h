@@ -17,8 +17,11 @@ enum sd_status {
     SD_ENOMEM = -2,         /* a pool or table sized at creation is full */
     SD_ESTATE = -3,         /* call not allowed in the simulator's current state */
     SD_ECALLBACK = -4,      /* a Python congestion-control plug-in raised */
-    SD_ECC = -5             /* a congestion control set a rate below SD_MIN_RATE_BPS (or not a
-                             * number); sd_last_error() names the CC, the QP and the event */
+    SD_ECC = -5,            /* a congestion control set a rate below SD_MIN_RATE_BPS (or not a
+                             * number) or armed a timer at or before now; sd_last_error() names the
+                             * CC, the QP and the event */
+    SD_ESTALL = -6          /* no progress: more events at one simulated instant than the stall limit
+                             * (sd_set_stall_limit); sd_last_error() names the last event */
 };
 
 /* The rate floor, bit/s: no pacing rate, link rate or CC rate parameter may be lower. 1 Mb/s is
@@ -33,7 +36,11 @@ enum sd_stop {
     SD_STOP_TIME = 0,        /* the requested time was reached */
     SD_STOP_IDLE = 1,        /* no event left (time stays at the last event) */
     SD_STOP_COMPLETIONS = 2, /* the completion ring needs draining by the control plane */
-    SD_STOP_UPCALL = 3       /* vSwitch misses wait for the control plane (sd_vs_drain_upcalls) */
+    SD_STOP_UPCALL = 3,      /* vSwitch misses wait for the control plane (sd_vs_drain_upcalls) */
+    SD_STOP_EVENTS = 4,      /* sd_set_run_budget's chunk of events ran in this call: the control plane
+                              * may look at its wall clock and call again (nothing else changed) */
+    SD_STOP_MAX_EVENTS = 5   /* sd_set_run_budget's max_events events have run: the run stops between
+                              * two events (a consistent state); a larger budget lets it go on */
 };
 
 /* Priority classes of an egress queue; lower value is served first. */
@@ -620,6 +627,20 @@ int sd_run_until(sd_sim *sim, int64_t t_ps);
 /* Cap the number of pending events (0 = no cap, the default): scheduling one more fails the run
  * as an allocation failure would. For tests of that path and as a memory guard. */
 int sd_set_event_limit(sd_sim *sim, uint64_t max_pending);
+/* The run budget. sd_run_until returns SD_STOP_MAX_EVENTS instead of handling one more event once
+ * sd_counters.events = max_events (0 = no budget), and SD_STOP_EVENTS once chunk_events events ran
+ * in the current call (0 = no chunks), so that a control plane can check a wall-clock budget even
+ * when it asks for a far time. Both cost one compare per event; neither changes what a run does. */
+int sd_set_run_budget(sd_sim *sim, uint64_t max_events, uint64_t chunk_events);
+/* No progress at one instant: more than `max_same_instant` events at one picosecond stops the run
+ * with SD_ESTALL (sticky, like SD_ENOMEM), naming the last event. 0 = the default,
+ * SD_STALL_EVENTS + 16 x (ports + QPs + hosts), far above any legitimate burst: at one instant each
+ * port, QP and host has at most a handful of events (a wire arrival, a serializer completion, a
+ * PFC frame, its timers, a NIC wake). */
+enum { SD_STALL_EVENTS = 10000000 };
+int sd_set_stall_limit(sd_sim *sim, uint64_t max_same_instant);
+/* The name of the Python congestion-control plug-in, for error messages (default "python plug-in"). */
+int sd_set_python_cc_name(sd_sim *sim, const char *name);
 int64_t sd_now(sd_sim *sim);
 /* Drain up to max completions into out; returns how many. */
 uint32_t sd_drain_completions(sd_sim *sim, sd_completion *out, uint32_t max);
