@@ -244,6 +244,22 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _plugin_frame(exc: BaseException) -> str | None:
+    """'file.py:line in func' of the deepest frame of ``exc`` inside a user's cc plug-in file
+    (congestion/registry.py loads them as modules named softdpu_plugin_*), or None."""
+    import traceback
+    where = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith("softdpu_plugin_"):
+            where = tb
+        tb = tb.tb_next
+    if where is None:
+        return None
+    fs = traceback.extract_tb(where, limit=1)[0]
+    return f"{fs.filename}:{fs.lineno} in {fs.name}"
+
+
 def main(argv=None) -> int:
     """The softdpu command; returns the exit status (see EPILOG) instead of raising."""
     import traceback
@@ -272,8 +288,9 @@ def main(argv=None) -> int:
         except SystemExit as e:             # raised by code the run called (e.g. a plug-in), not by softdpu
             if debug:
                 traceback.print_exc()
-            print(f"softdpu: the run stopped: SystemExit({e.code!r}) raised inside the run (by a plug-in?)",
-                  file=sys.stderr)
+            where = _plugin_frame(e)
+            print(f"softdpu: the run stopped: SystemExit({e.code!r}) raised inside the run"
+                  + (f" by the cc plug-in at {where}" if where else ""), file=sys.stderr)
             return EXIT_STOPPED
     except (UsageError, ValueError) as e:
         # what the user typed is wrong (a value, a name, a file that cannot be read): one line
@@ -289,8 +306,14 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("softdpu: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as e:                  # a bug in softdpu
-        traceback.print_exc()
+    except Exception as e:
+        where = _plugin_frame(e)
+        if where is not None:               # a bug in the user's plug-in, not in softdpu
+            if debug:
+                traceback.print_exc()
+            print(f"softdpu: the cc plug-in raised {type(e).__name__}: {e} (at {where})", file=sys.stderr)
+            return EXIT_USAGE
+        traceback.print_exc()               # a bug in softdpu
         print(f"softdpu: internal error: {type(e).__name__}: {e} (a bug; the traceback above says where; "
               f"please report it with the command line)", file=sys.stderr)
         return EXIT_INTERNAL

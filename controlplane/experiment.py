@@ -17,6 +17,10 @@ AT_LEAST_ONE = {"senders", "hosts", "peers", "k", "seeds", "num_rails", "servers
 #: list parameters that may be empty (the run still does something)
 MAY_BE_EMPTY = {"caches"}
 #: Scenario fields whose annotation is Any: how their text reads
+#: the keys of Scenario sections whose keys are fixed (a partial section merges with the defaults)
+SECTION_KINDS = {"ecn": {"kmin_bytes": Kind("int", minimum=0), "kmax_bytes": Kind("int", minimum=0),
+                         "pmax": Kind("float", minimum=0.0), "base_rate_bps": Kind("int", minimum=1),
+                         "scale_with_rate": Kind("bool")}}
 _ANY_FIELDS = {"monitor_ports": Kind("str_or_list"), "adaptive_routing": Kind("bool_or_str"), "link_loss": Kind("any")}
 
 
@@ -172,6 +176,15 @@ def parse_sets(items: list[str], module=None, cc: str | None = None) -> tuple[di
             else:
                 if kinds[head].base != "dict":
                     raise UsageError(f"--set {key}: {head} is not a section (it is a {kinds[head].describe(head)})")
+                if head in SECTION_KINDS:
+                    known = SECTION_KINDS[head]
+                    if len(rest) != 1 or rest[0] not in known:
+                        near = closest(rest[0], known)
+                        raise UsageError(f"--set {key}: {head} has no key {'.'.join(rest)!r}"
+                                         + (f" (did you mean {head}.{near[0]}?)" if near else "")
+                                         + f"; its keys: {', '.join(known)}")
+                    over[key] = parse_value(key, text, known[rest[0]])
+                    continue
                 leaf = _nested_default(Scenario().to_dict()[head], rest)
                 k = kind_of(leaf, rest[-1]) if leaf is not None else Kind("any")
                 over[key] = parse_value(key, text, Kind(k.base, elem=k.elem, optional=True) if leaf is not None

@@ -166,10 +166,10 @@ def parse_any(name: str, text: str) -> Any:
         return None
     if low in ("true", "false"):
         return low == "true"
-    if t[:1] in "[{":
-        return parse_json(name, t, "JSON")
     if unit_kind(name):
         return parse_int(name, t)
+    if t[:1] in "[{":
+        return parse_json(name, t, "JSON")
     try:
         d = Decimal(t)
     except InvalidOperation:
