@@ -71,6 +71,25 @@ def _cc_defaults(spec: str) -> dict:
         return dict(cls.defaults()) if isinstance(cls.__dict__.get("defaults"), classmethod) else {}
 
 
+def _cc_ecn_default(spec: str, cc_params: dict | None = None) -> bool:
+    """Whether the CC declares default ECN thresholds (a partial ecn section merges with them)."""
+    from congestion import registry
+    try:
+        cc = registry.create(spec, **(cc_params or {}))
+    except ValueError:
+        return True                 # let the scenario report the CC's own error
+    return bool(cc.network_defaults().get("ecn"))
+
+
+_ECN_REQUIRED = ("kmin_bytes", "kmax_bytes", "pmax")
+
+
+def _partial_ecn(keys) -> list[str]:
+    """The ecn.* keys of a partial ecn section (one that does not give kmin, kmax and pmax)."""
+    sub = [k for k in keys if k.startswith("ecn.")]
+    return sub if sub and not {f"ecn.{k}" for k in _ECN_REQUIRED} <= set(sub) else []
+
+
 def _cc_name(spec: str) -> str:
     from congestion import registry
     return registry.load_class(spec).name if ":" in spec else spec
@@ -199,6 +218,10 @@ def parse_sets(items: list[str], module=None, cc: str | None = None) -> tuple[di
                              + (f"; closest: {', '.join(near)}" if near else "")
                              + (f" ({where} parameters: {', '.join(params)}; scenario fields and more: "
                                 f"softdpu run {where} --help)" if module is not None else ""))
+    partial = _partial_ecn(over)
+    if partial and "ecn" not in over and ccs is not None and not any(_cc_ecn_default(c) for c in ccs):
+        raise UsageError(f"--set {partial[0]}: no CC of this run ({', '.join(ccs)}) has default ECN thresholds to "
+                         f"merge with; give {', '.join('ecn.' + k for k in _ECN_REQUIRED)}")
     return exp, over
 
 
@@ -268,8 +291,15 @@ def apply_overrides(sc: Scenario, overrides: dict | None) -> Scenario:
     from dataclasses import fields
     names = {f.name for f in fields(Scenario)}
     plain = {}
+    # a partial ecn section merges with the CC's default thresholds; a variant whose CC has none
+    # (none, hpcc) keeps marking off, as a cc_params key its CC lacks is not applied to it
+    skip = set(_partial_ecn(overrides)) if sc.ecn is None and "ecn" not in overrides else set()
+    if skip and _cc_ecn_default(sc.cc, sc.cc_params):
+        skip = set()
     for key, value in overrides.items():
         head, _, rest = key.partition(".")
+        if key in skip:
+            continue
         if head == "cc_params" and rest:
             if rest in _cc_defaults(sc.cc):
                 plain[key] = value

@@ -131,6 +131,8 @@ def _one_line_error(capsys, rc):
     (["--set", "cc_params.flavor=paper"], "none of this run's CCs (dcqcn, none) has a parameter 'flavor'; closest: flavour"),
     (["--set", "dctcp.g=0.1"], "no variant of this run uses cc 'dctcp'"),
     (["--set", "=3"], "empty name"),
+    (["--set", "ccs=none", "--set", "ecn.kmin_bytes=1"], "no CC of this run (none) has default ECN thresholds"),
+    (["--set", "ecn.kmn_bytes=1"], "ecn has no key 'kmn_bytes' (did you mean ecn.kmin_bytes?)"),
     (["--cc", "nosuchcc"], "--cc: unknown cc 'nosuchcc'"),
     (["--seed", "x"], "--seed"),
     (["--pcap-filter", "qp=-1"], "--pcap-filter qp must be >= 0, got -1"),
@@ -204,15 +206,22 @@ def _config(out, variant):
     return _json.loads((out / variant / "config.json").read_text())
 
 
-def test_false_is_false_and_units_convert_exactly(tmp_path):
+def test_false_is_false(tmp_path):
     """--set pfc=False and ipv6=False used to be the string "False" (truthy: the feature on)."""
     out = tmp_path / "o"
-    assert main(["run", "incast", *TINY, "--out", str(out), "--set", "pfc=False", "--set", "ipv6=OFF",
-                 "--set", "rate_bps=25G", "--set", "delay_ps=500ns", "--set", "size_bytes=64KiB",
-                 "--set", "buffer_bytes=2MB", "--set", "rto_ps=2ms"]) == 0
+    assert main(["run", "incast", *TINY, "--out", str(out), "--set", "pfc=False", "--set", "ipv6=False"]) == 0
     for v in ("dcqcn", "none"):
         c = _config(out, v)
         assert c["pfc"] is False and c["ipv6"] is False
+
+
+def test_units_convert_exactly(tmp_path):
+    """rate 25G = 25e9 bit/s, 500ns = 5e5 ps, 64KiB = 65536 bytes, 2MB = 2e6 bytes, 2ms = 2e9 ps."""
+    out = tmp_path / "o"
+    assert main(["run", "incast", *TINY, "--out", str(out), "--set", "rate_bps=25G", "--set", "delay_ps=500ns",
+                 "--set", "size_bytes=64KiB", "--set", "buffer_bytes=2MB", "--set", "rto_ps=2ms"]) == 0
+    for v in ("dcqcn", "none"):
+        c = _config(out, v)
         assert c["topology"]["rate_bps"] == 25 * 10**9 and c["topology"]["delay_ps"] == 500 * 10**3
         assert c["workload"]["size_bytes"] == 64 * 1024 and c["buffer_bytes"] == 2 * 10**6
         assert c["rto_ps"] == 2 * 10**9
@@ -254,10 +263,12 @@ def test_a_cc_parameter_applies_to_the_variants_whose_cc_has_it(tmp_path, key):
 
 def test_a_partial_ecn_section_merges_with_the_ccs_defaults(tmp_path):
     """--set ecn.kmin_bytes=100KB keeps the CC's kmax_bytes, pmax and base rate
-    (congestion/dcqcn.py ECN_DEFAULTS, NVIDIA flavour)."""
+    (congestion/dcqcn.py ECN_DEFAULTS, NVIDIA flavour); the `none` variant, whose CC has no ECN
+    defaults to merge with, keeps marking off instead of stopping the run (ecn.kmax_bytes is missing)."""
     from congestion.dcqcn import ECN_DEFAULTS
     out = tmp_path / "o"
-    assert main(["run", "incast", *TINY, "--cc", "dcqcn", "--out", str(out), "--set", "ecn.kmin_bytes=100KB"]) == 0
+    assert main(["run", "incast", *TINY, "--out", str(out), "--set", "ecn.kmin_bytes=100KB"]) == 0
+    assert _config(out, "none")["resolved"]["ecn"] is None
     ecn = _config(out, "dcqcn")["resolved"]["ecn"]
     d = ECN_DEFAULTS["nvidia"]
     assert ecn == {"kmin_bytes": 100_000, "kmax_bytes": d["kmax_bytes"], "pmax": d["pmax"],
