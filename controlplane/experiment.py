@@ -24,10 +24,18 @@ SECTION_KINDS = {"ecn": {"kmin_bytes": Kind("int", minimum=0), "kmax_bytes": Kin
 _ANY_FIELDS = {"monitor_ports": Kind("str_or_list"), "adaptive_routing": Kind("bool_or_str"), "link_loss": Kind("any")}
 
 
+#: experiment parameters whose default is None (meaning "the experiment's choice"): their type
+NONE_DEFAULT_KINDS = {"qps": Kind("list", elem=Kind("int", minimum=1), optional=True, nonempty=True),
+                      "duration_us": Kind("float", optional=True, minimum=0.0),
+                      "pcap": Kind("str", optional=True)}
+
+
 def param_kind(name: str, default) -> Kind:
     """The Kind of experiment parameter ``name`` (its default's type, see controlplane/values.py):
     rates, sizes and times by name suffix take units; parameters in another unit by name
     (``_gbps``, ``_us``, ``_ns``) take decimals; counts of things a run needs are >= 1."""
+    if default is None and name in NONE_DEFAULT_KINDS:
+        return NONE_DEFAULT_KINDS[name]
     k = kind_of(default, name)
     if k.base == "int" and not unit_kind(name) and name.endswith(("_gbps", "_us", "_ns", "_ms")):
         k = Kind("any" if default is None else "float", optional=default is None, minimum=0.0)
@@ -153,7 +161,10 @@ def parse_sets(items: list[str], module=None, cc: str | None = None) -> tuple[di
             raise UsageError(f"--set expects key=value, got {item!r} (empty name)")
         head, *rest = key.split(".")
         if head in params and not rest:
-            exp[key] = parse_value(key, text, param_kind(key, params[key]))
+            v = parse_value(key, text, param_kind(key, params[key]))
+            if isinstance(params[key], int) and isinstance(v, float) and v.is_integer():
+                v = int(v)                  # rate_gbps=100 stays 100 (12.5 is 12.5)
+            exp[key] = v
         elif head in params and isinstance(params[head], dict):
             cur = exp.setdefault(head, json.loads(json.dumps(params[head])))
             _set_nested(cur, rest, parse_any(key, text))
