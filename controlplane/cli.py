@@ -104,16 +104,16 @@ def experiment_help(name: str, mod) -> str:
     return "\n".join(lines)
 
 
-def _check_out(path: Path) -> None:
-    """The results folder can be made and written, or a UsageError naming --out."""
+def _check_out(path: Path, option: str = "--out") -> None:
+    """The folder can be made and written, or a UsageError naming the option."""
     import os
     from controlplane.values import UsageError
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UsageError(f"--out {path}: cannot create the results folder ({e.strerror or e})") from None
+        raise UsageError(f"{option}: cannot create the folder {path} ({e.strerror or e})") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {path}: the results folder is not writable")
+        raise UsageError(f"{option}: the folder {path} is not writable")
 
 
 def cmd_run(a) -> int:
@@ -137,7 +137,7 @@ def cmd_run(a) -> int:
     exp, over = parse_sets(a.set, mod, cc=a.cc)
     capture = capture_arg(a.pcap, a.pcap_filter)
     if a.pcap is not None:
-        _check_out(Path(a.pcap).resolve().parent)
+        _check_out(Path(a.pcap).resolve().parent, "--pcap")
     out = Path(a.out or f"results/{a.experiment}")
     _check_out(out)
     mod.run(str(out), exp, over, seed=a.seed, plots=not a.no_plots, capture=capture)
@@ -176,12 +176,24 @@ def cmd_bench(a) -> int:
     return 0
 
 
+def _seed(text: str) -> int:
+    """--seed: an integer >= 0 (numpy's generators take no negative seed)."""
+    from controlplane.values import parse_int
+    try:
+        return parse_int("--seed", text, minimum=0)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a command-line error is a UsageError (one line, exit 2), not usage + exit."""
 
     def error(self, message):
         from controlplane.values import UsageError
-        raise UsageError(f"{self.prog.split()[-1] if ' ' in self.prog else 'softdpu'}: {message} (see {self.prog} --help)")
+        import re
+        message = re.sub(r"^argument (\S+): (\1 )", r"\2", message)      # "argument --seed: --seed must ..."
+        where = f"{self.prog.split()[-1]}: " if " " in self.prog else ""
+        raise UsageError(f"{where}{message} (see {self.prog} --help)")
 
 
 EXIT_OK, EXIT_STOPPED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
@@ -214,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="experiment parameter or scenario field (dotted, e.g. ecn.kmin_bytes=100KB); "
                         "cc_params.NAME=VALUE for the variants whose CC has NAME, CC.NAME=VALUE for one CC")
-    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--seed", type=_seed, default=1)
     r.add_argument("--out", default=None, help="results folder (default results/<experiment>)")
     r.add_argument("--cc", default=None, help="cc name or path/to/file.py:ClassName (replaces the experiment's list)")
     r.add_argument("--no-plots", action="store_true")
@@ -239,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "or vswitch (fast-path lookups/s: exact, masked with 1/8/32 subtables; slow-path installs/s)")
     b.add_argument("--cc-impl", choices=["c", "python"], action="append", default=None,
                    help="c (the DCQCN C twin, default) or python (the reference through the plug-in path); repeatable")
-    b.add_argument("--seed", type=int, default=1)
+    b.add_argument("--seed", type=_seed, default=1)
     b.set_defaults(func=cmd_bench)
     return ap
 

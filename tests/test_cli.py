@@ -134,7 +134,8 @@ def _one_line_error(capsys, rc):
     (["--set", "ccs=none", "--set", "ecn.kmin_bytes=1"], "no CC of this run (none) has default ECN thresholds"),
     (["--set", "ecn.kmn_bytes=1"], "ecn has no key 'kmn_bytes' (did you mean ecn.kmin_bytes?)"),
     (["--cc", "nosuchcc"], "--cc: unknown cc 'nosuchcc'"),
-    (["--seed", "x"], "--seed"),
+    (["--seed", "x"], "--seed must be an integer, got 'x'"),
+    (["--seed", "-1"], "--seed must be >= 0, got -1"),
     (["--pcap-filter", "qp=-1"], "--pcap-filter qp must be >= 0, got -1"),
     (["--pcap-filter", "snaplen=-1"], "--pcap-filter snaplen must be >= 1, got -1"),
     (["--pcap-filter", "snaplen=0"], "--pcap-filter snaplen must be >= 1, got 0"),
@@ -163,6 +164,15 @@ def test_an_unwritable_out_is_one_line(tmp_path, capsys):
     blocker.write_text("x")
     line = _one_line_error(capsys, main(["run", "incast", *TINY, "--out", str(blocker / "sub")]))
     assert "--out" in line and str(blocker / "sub") in line
+    line = _one_line_error(capsys, main(["run", "incast", *TINY, "--out", str(tmp_path / "o"),
+                                         "--pcap", str(blocker / "sub" / "c.pcap")]))
+    assert line.startswith("softdpu: --pcap: cannot create the folder") and str(blocker / "sub") in line
+
+
+def test_no_command_or_no_experiment_is_one_line(capsys):
+    assert "the following arguments are required: cmd" in _one_line_error(capsys, main([]))
+    assert "run: which experiment? known: " in _one_line_error(capsys, main(["run"]))
+    assert "unknown experiment 'incat' (did you mean incast?)" in _one_line_error(capsys, main(["run", "incat"]))
 
 
 def test_debug_shows_the_traceback_of_a_user_error(capsys):
