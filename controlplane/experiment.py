@@ -485,6 +485,15 @@ PARAM_MEANINGS = {
     "detect_us": "NIC failure detection time (us)", "reconverge_us": "routing reconvergence time (us)",
     "sample_us": "sampling interval (us)", "grad_bytes": "gradient bytes per all-reduce",
     "job_gpus": "GPUs of the measured job", "background_jobs": "background jobs", "background_gpus": "GPUs per background job",
+    "rates": "new connections per second per host to sweep", "offload": "where the vSwitch runs: host, dpu or hw",
+    "offloads": "where the vSwitch runs, one variant each: host, dpu, hw", "drain_us": "time after the window to let "
+    "connections finish (us)", "upcall_queue": "slots of each DPU's upcall queue", "install_latency_us":
+    "megaflow install latency after the upcall is served (us)", "rto_us": "RDMA retransmission timeout (us)",
+    "loads_gbps": "offered loads per server (Gb/s) to sweep", "mixes": "traffic mixes: long (long-lived connections), "
+    "short (a connection per message)", "msg_bytes": "bytes per message", "long_conns": "long-lived connections per "
+    "host (long mix)", "handshake_bytes": "bytes of the one-packet message that opens a long-lived connection",
+    "warmup_us": "warm-up before the measurement window (us)", "per_connection": "per-connection policy (a megaflow "
+    "per connection and direction)", "bar_load_gbps": "offered load (Gb/s) of the cycles-per-stage bars",
 }
 
 
@@ -495,7 +504,7 @@ def param_meaning(module, name: str) -> str:
     if name in PARAM_MEANINGS:
         return PARAM_MEANINGS[name]
     doc = " ".join((module.__doc__ or "").split())
-    for sentence in re.split(r"(?<=[.;])\s+", doc):
+    for sentence in re.split(r"(?<=[.;:])\s+", doc):
         if f"`{name}`" in sentence:
-            return sentence.strip()
+            return sentence.strip() if len(sentence) <= 120 else sentence[:117].rstrip() + "..."
     return ""

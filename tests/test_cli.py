@@ -293,13 +293,16 @@ def test_version(capsys):
 
 def test_run_experiment_help_lists_every_parameter_with_type_default_and_meaning(capsys):
     from controlplane.cli import _experiments
+    from controlplane.experiment import param_meaning
     for name in _experiments():
         import importlib
         mod = importlib.import_module(f"experiments.{name}")
         assert main(["run", name, "--help"]) == 0
         out = capsys.readouterr().out
+        rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and line.split()}
         for p in mod.PARAMS:
             assert f"\n  {p} " in out, (name, p)
+            assert param_meaning(mod, p) and rows[p].endswith(param_meaning(mod, p)), (name, p)
     main(["run", "incast", "--help"])
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
     assert "integer >= 1" in rows["senders"] and "default 16 " in rows["senders"] and "receiver" in rows["senders"]
