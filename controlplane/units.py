@@ -114,6 +114,8 @@ def parse_quantity(text: str, kind: str) -> int:
     units = UNITS[kind]
     if number in ("", "+", "-") and unit in ("nan", "inf", "infinity"):
         raise ValueError(f"expected a finite {kind}, got {s!r}")
+    if not number:
+        raise ValueError(f"expected a {kind} such as {_EXAMPLES[kind]}, got {s!r}")
     if unit and unit not in units:
         raise ValueError(f"unknown {kind} unit {s[i:]!r} in {s!r} (e.g. {_EXAMPLES[kind]})")
     try:
