@@ -13,7 +13,9 @@ Points (``points``, comma-separated in the CLI):
   ``17``        one port by id, as it transmits
 ``dir=tx|rx|both`` overrides the direction of every point. ``qp=N`` keeps the packets of the
 QP pair of QP N; ``from_us``/``to_us`` a time window; ``max`` a packet count; ``snaplen`` bytes
-per packet; ``split=1`` writes one file per point (at most 8) instead of one merged file.
+per packet (1 to 262144); ``split=1`` (a boolean: 1/0, true/false, yes/no, on/off) writes one
+file per point (at most 8) instead of one merged file. ``from_us``/``to_us`` are microseconds
+(decimals allowed, or a unit: ``from_us=500ns``), converted exactly to picoseconds.
 
 CLI: ``softdpu run incast --pcap out.pcap --pcap-filter "points=h0,h1 snaplen=128 max=10000"``.
 """
@@ -38,42 +40,66 @@ class CaptureSpec:
     split: bool = False
     sessions: dict = field(default_factory=dict, repr=False)
 
+    #: the --pcap-filter keys, in the order the help lists them
+    FILTER_KEYS = ("points", "dir", "qp", "from_us", "to_us", "max", "snaplen", "split")
+    MAX_SNAPLEN = 262144                 # libpcap's MAXIMUM_SNAPLEN
+
     @classmethod
     def parse(cls, path: str, text: str | None) -> CaptureSpec:
-        """``--pcap-filter`` text: ``key=value`` items separated by spaces or ';'."""
+        """``--pcap-filter`` text: ``key=value`` items separated by spaces or ';'. Every value is
+        checked here (a UsageError naming the key), so a bad filter fails before the run."""
+        from controlplane.values import UsageError, closest, parse_bool, parse_int
+        from controlplane.units import parse_quantity
         spec = cls(path=str(path))
+        seen = set()
         for item in (text or "").replace(";", " ").split():
-            if "=" not in item:
-                raise ValueError(f"--pcap-filter: expected key=value, got {item!r}")
-            k, _, v = item.partition("=")
-            try:
-                if k == "points":
-                    spec.points = [p for p in v.split(",") if p]
-                elif k == "dir":
-                    if v not in ("tx", "rx", "both"):
-                        raise ValueError
-                    spec.direction = v
-                elif k == "qp":
-                    spec.qp = int(v)
-                elif k == "from_us":
-                    spec.from_ps = int(float(v) * 1e6)
-                elif k == "to_us":
-                    spec.to_ps = int(float(v) * 1e6)
-                elif k == "max":
-                    spec.max_packets = int(v)
-                elif k == "snaplen":
-                    spec.snaplen = int(v)
-                elif k == "split":
-                    spec.split = v not in ("0", "false", "no")
+            k, eq, v = item.partition("=")
+            if not eq or not k:
+                raise UsageError(f"--pcap-filter: expected key=value, got {item!r}")
+            if k not in cls.FILTER_KEYS:
+                near = closest(k, cls.FILTER_KEYS)
+                raise UsageError(f"--pcap-filter: unknown key {k!r}" + (f" (did you mean {near[0]}?)" if near else "")
+                                 + f"; known: {', '.join(cls.FILTER_KEYS)}")
+            if k in seen:
+                raise UsageError(f"--pcap-filter: {k} given twice")
+            seen.add(k)
+            if not v:
+                raise UsageError(f"--pcap-filter: {k} needs a value ({k}=...)")
+            name = f"--pcap-filter {k}"
+            if k == "points":
+                pts = v.split(",")
+                if any(not p for p in pts):
+                    raise UsageError(f"{name}: empty point in {v!r} (points=h0,h1 or hosts, switches, all)")
+                spec.points = pts
+            elif k == "dir":
+                if v not in ("tx", "rx", "both"):
+                    raise UsageError(f"{name} must be tx, rx or both, got {v!r}")
+                spec.direction = v
+            elif k == "qp":
+                spec.qp = parse_int(name, v, minimum=0)
+                if spec.qp >= 2**32 - 1:
+                    raise UsageError(f"{name} must be a QP id < {2**32 - 1}, got {v}")
+            elif k in ("from_us", "to_us"):
+                try:
+                    ps = parse_quantity(v if v[-1:].isalpha() else v + "us", "time")
+                except ValueError as e:
+                    raise UsageError(f"{name}: {e}") from None
+                if not 0 <= ps < 2**63:
+                    raise UsageError(f"{name} must be >= 0 and < 2**63 ps, got {v}")
+                if k == "from_us":
+                    spec.from_ps = ps
                 else:
-                    raise KeyError(k)
-            except KeyError:
-                raise ValueError(f"--pcap-filter: unknown key {k!r} (points, dir, qp, from_us, to_us, max, "
-                                 f"snaplen, split)") from None
-            except ValueError:
-                raise ValueError(f"--pcap-filter: bad value for {k}: {v!r}") from None
-        if spec.max_packets < 0 or spec.to_ps <= spec.from_ps:
-            raise ValueError("--pcap-filter: max must be >= 0 and from_us < to_us")
+                    spec.to_ps = ps
+            elif k == "max":
+                spec.max_packets = parse_int(name, v, minimum=0)
+            elif k == "snaplen":
+                spec.snaplen = parse_int(name, v, minimum=1)
+                if spec.snaplen > cls.MAX_SNAPLEN:
+                    raise UsageError(f"{name} must be <= {cls.MAX_SNAPLEN} bytes, got {v}")
+            elif k == "split":
+                spec.split = parse_bool(name, v)
+        if spec.to_ps <= spec.from_ps:
+            raise UsageError(f"--pcap-filter: from_us ({spec.from_ps / 1e6:g}) must be < to_us ({spec.to_ps / 1e6:g})")
         return spec
 
     def for_variant(self, name: str, many: bool) -> CaptureSpec:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import pkgutil
 import sys
 from pathlib import Path
@@ -20,32 +21,126 @@ def _experiments() -> dict[str, str]:
     return out
 
 
-def cmd_list(_a) -> int:
+def _cc_summary(name: str) -> str:
     from congestion import registry
-    print("experiments:")
-    for name, doc in sorted(_experiments().items()):
+    cls = registry.load_class(name)
+    doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
+    return doc[0] if doc else ""
+
+
+BENCHMARKS = ["permutation-128", "permutation-1024", "cc-callback", "cc-cost", "capture", "multipath", "vswitch"]
+
+
+def cmd_list(a) -> int:
+    from congestion import registry
+    from controlplane.experiment import _cc_defaults
+    exps = _experiments()
+    if a.json:
+        out = {"experiments": {}, "ccs": {}, "benchmarks": BENCHMARKS}
+        for name in sorted(exps):
+            mod = importlib.import_module(f"experiments.{name}")
+            out["experiments"][name] = {"summary": exps[name], "params": mod.PARAMS}
+        for name in registry.names():
+            out["ccs"][name] = {"summary": _cc_summary(name), "params": _cc_defaults(name)}
+        print(json.dumps(out, indent=2, sort_keys=True, default=list))
+        return 0
+    print("experiments (softdpu run NAME --help lists its parameters):")
+    for name, doc in sorted(exps.items()):
         print(f"  {name:20s} {doc}")
     print("congestion control (--cc NAME, or --cc path/to/file.py:ClassName):")
     for name in registry.names():
-        cls = registry.load_class(name)
-        doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
-        print(f"  {name:20s} {doc[0] if doc else ''}")
-    print("benchmarks: softdpu bench [permutation-128|permutation-1024|cc-callback|cc-cost|capture|multipath|vswitch] [--cc-impl c|python]")
+        print(f"  {name:20s} {_cc_summary(name)}")
+    print(f"benchmarks: softdpu bench [{'|'.join(BENCHMARKS)}] [--cc-impl c|python]")
     return 0
 
 
+def _default_text(name: str, value) -> str:
+    from controlplane.units import format_quantity, unit_kind
+    kind = unit_kind(name)
+    if kind and isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
+        return format_quantity(int(value), kind)
+    if isinstance(value, (list, tuple)):
+        return ",".join(_default_text(name, v) for v in value) if value else "[]"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def experiment_help(name: str, mod) -> str:
+    """``softdpu run NAME --help``: the experiment's docstring and a table of its parameters
+    (type, default, meaning), its CCs' parameters and the scenario fields."""
+    from controlplane.experiment import _cc_defaults, experiment_ccs, param_kind, param_meaning, scenario_kinds
+    lines = [f"softdpu run {name} [--set NAME=VALUE ...]", "", (mod.__doc__ or "").strip(), "",
+             "experiment parameters (--set NAME=VALUE):"]
+    rows = []
+    for k, v in mod.PARAMS.items():
+        kind = param_kind(k, v)
+        t = kind.describe(k) + (f" >= {kind.minimum:g}" if kind.minimum and kind.base in ("int", "float") else "")
+        rows.append((k, t, _default_text(k, v), param_meaning(mod, k)))
+    w = [max(len(r[i]) for r in rows) for i in range(3)] if rows else [0, 0, 0]
+    lines += [f"  {r[0]:{w[0]}}  {r[1]:{w[1]}}  default {r[2]:{w[2]}}  {r[3]}".rstrip() for r in rows]
+    try:
+        ccs = experiment_ccs(mod, {})
+    except ValueError:
+        ccs = None
+    if ccs:
+        lines += ["", "congestion-control parameters (--set cc_params.NAME=VALUE: every variant whose CC has NAME; "
+                  "--set CC.NAME=VALUE: that CC's variants):"]
+        for cc in dict.fromkeys(ccs):
+            try:
+                d = _cc_defaults(cc)
+            except ValueError:
+                continue
+            lines.append(f"  {cc}: " + (", ".join(f"{k}={_default_text(k, v)}" for k, v in d.items()) or "(none)"))
+    lines += ["", "scenario fields (--set FIELD=VALUE, a section's key dotted: --set ecn.kmin_bytes=100KB;"
+              " a partial section merges with its defaults):",
+              "  " + ", ".join(f"{k} ({kd.describe(k)})" for k, kd in scenario_kinds().items()), "",
+              "values: booleans true/false/yes/no/on/off/1/0; integers exact (8, 1e6); names ending in _bps take"
+              " 100G/100Gbps, _bytes 16MB/16MiB, _ps 500ns/1us/2ms (converted exactly); lists a,b or [\"a\",\"b\"]"]
+    return "\n".join(lines)
+
+
+def _check_out(path: Path, option: str = "--out") -> None:
+    """The folder can be made and written, or a UsageError naming the option."""
+    import os
+    from controlplane.values import UsageError
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{option}: cannot create the folder {path} ({e.strerror or e})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{option}: the folder {path} is not writable")
+
+
 def cmd_run(a) -> int:
-    from controlplane.experiment import capture_arg, parse_sets, split_params
+    from controlplane.experiment import capture_arg, parse_sets
+    from controlplane.values import UsageError
     exps = _experiments()
+    if a.experiment is None:
+        if a.help:
+            print(a.parser.format_help() + "\nexperiments: " + ", ".join(sorted(exps)))
+            return 0
+        raise UsageError(f"run: which experiment? known: {', '.join(sorted(exps))}")
     if a.experiment not in exps:
-        print(f"softdpu: unknown experiment {a.experiment!r}; known: {', '.join(sorted(exps))}", file=sys.stderr)
-        return 2
+        from controlplane.values import closest
+        near = closest(a.experiment, exps)
+        raise UsageError(f"unknown experiment {a.experiment!r}" + (f" (did you mean {near[0]}?)" if near else "")
+                         + f"; known: {', '.join(sorted(exps))}")
     mod = importlib.import_module(f"experiments.{a.experiment}")
-    exp, over = split_params(parse_sets(a.set), mod.PARAMS)
-    if a.cc:
-        exp["ccs"] = [a.cc]
-    out = a.out or f"results/{a.experiment}"
-    mod.run(out, exp, over, seed=a.seed, plots=not a.no_plots, capture=capture_arg(a.pcap, a.pcap_filter))
+    if a.help:
+        print(a.parser.format_help() + "\n" + experiment_help(a.experiment, mod))
+        return 0
+    exp, over = parse_sets(a.set, mod, cc=a.cc)
+    capture = capture_arg(a.pcap, a.pcap_filter)
+    if a.pcap is not None:
+        _check_out(Path(a.pcap).resolve().parent, "--pcap")
+    out = Path(a.out or f"results/{a.experiment}")
+    _check_out(out)
+    mod.run(str(out), exp, over, seed=a.seed, plots=not a.no_plots, capture=capture)
     return 0
 
 
@@ -81,53 +176,159 @@ def cmd_bench(a) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="softdpu", description=__doc__)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="run an experiment and plot it")
-    r.add_argument("experiment")
+def _seed(text: str) -> int:
+    """--seed: an integer >= 0 (numpy's generators take no negative seed)."""
+    from controlplane.values import parse_int
+    try:
+        return parse_int("--seed", text, minimum=0)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a command-line error is a UsageError (one line, exit 2), not usage + exit."""
+
+    def error(self, message):
+        from controlplane.values import UsageError
+        import re
+        message = re.sub(r"^argument (\S+): (\1 )", r"\2", message)      # "argument --seed: --seed must ..."
+        where = f"{self.prog.split()[-1]}: " if " " in self.prog else ""
+        raise UsageError(f"{where}{message} (see {self.prog} --help)")
+
+
+EXIT_OK, EXIT_STOPPED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
+
+EPILOG = """exit status: 0 done; 1 a run stopped by its congestion control or the data plane (one line naming
+the CC, QP and event; the results up to then are written); 2 a usage error (one line naming what
+was typed); 70 an internal error (a bug: the message and traceback say where); 130 interrupted.
+--debug prints the traceback of any error."""
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("softdpu")
+    except Exception:           # running from a source tree that is not installed
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="softdpu", description=__doc__, epilog=EPILOG,
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"softdpu {_version()}")
+    ap.add_argument("--debug", action="store_true", help="print the traceback of any error")
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    r = sub.add_parser("run", help="run an experiment and plot it", add_help=False, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("experiment", nargs="?", help="an experiment (softdpu list); softdpu run NAME --help lists "
+                   "its parameters")
+    r.add_argument("-h", "--help", action="store_true", help="this help, and the experiment's parameters")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="experiment parameter or scenario field (dotted, e.g. cc_params.flavour=paper)")
-    r.add_argument("--seed", type=int, default=1)
+                   help="experiment parameter or scenario field (dotted, e.g. ecn.kmin_bytes=100KB); "
+                        "cc_params.NAME=VALUE for the variants whose CC has NAME, CC.NAME=VALUE for one CC")
+    r.add_argument("--seed", type=_seed, default=1)
     r.add_argument("--out", default=None, help="results folder (default results/<experiment>)")
     r.add_argument("--cc", default=None, help="cc name or path/to/file.py:ClassName (replaces the experiment's list)")
     r.add_argument("--no-plots", action="store_true")
+    r.add_argument("--debug", action="store_true", help="print the traceback of any error")
     r.add_argument("--pcap", default=None, metavar="FILE",
                    help="capture packets to a pcap file (one per variant: FILE-<variant>.pcap)")
     r.add_argument("--pcap-filter", default=None, metavar="'KEY=VALUE ...'",
                    help="points=hosts|switches|all|h3|sw0->h0|<port id>,... dir=tx|rx|both qp=N from_us= to_us= "
-                        "max=N snaplen=BYTES split=1")
-    r.set_defaults(func=cmd_run)
+                        "max=N snaplen=BYTES split=0|1")
+    r.set_defaults(func=cmd_run, parser=r)
     p = sub.add_parser("plot", help="(re)make the plots of a results folder")
     p.add_argument("results")
     p.set_defaults(func=cmd_plot)
     l = sub.add_parser("list", help="experiments and congestion-control algorithms")
+    l.add_argument("--json", action="store_true", help="as JSON: experiments and CCs with their parameters")
     l.set_defaults(func=cmd_list)
     b = sub.add_parser("bench", help="time a benchmark scenario")
-    b.add_argument("scenario", nargs="?", default="permutation-128",
+    b.add_argument("scenario", nargs="?", default="permutation-128", choices=BENCHMARKS,
                    help="permutation-128, permutation-1024, cc-callback (cost of the Python plug-in path) "
                         "cc-cost (ns per CC event of each built-in, C and Python), capture (pcap of every hop, 128-byte snaplen) "
                         "multipath (permutation-1024 with ECMP + go-back-N vs spray_rr + ooo) "
                         "or vswitch (fast-path lookups/s: exact, masked with 1/8/32 subtables; slow-path installs/s)")
     b.add_argument("--cc-impl", choices=["c", "python"], action="append", default=None,
                    help="c (the DCQCN C twin, default) or python (the reference through the plug-in path); repeatable")
-    b.add_argument("--seed", type=int, default=1)
+    b.add_argument("--seed", type=_seed, default=1)
     b.set_defaults(func=cmd_bench)
-    a = ap.parse_args(argv)
-    if a.cmd == "bench" and not a.cc_impl:
-        a.cc_impl = ["c"]
-    from dataplane.sim import CCPluginError, SimError
+    return ap
+
+
+def _plugin_frame(exc: BaseException) -> str | None:
+    """'file.py:line in func' of the deepest frame of ``exc`` inside a user's cc plug-in file
+    (congestion/registry.py loads them as modules named softdpu_plugin_*), or None."""
+    import traceback
+    where = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith("softdpu_plugin_"):
+            where = tb
+        tb = tb.tb_next
+    if where is None:
+        return None
+    fs = traceback.extract_tb(where, limit=1)[0]
+    return f"{fs.filename}:{fs.lineno} in {fs.name}"
+
+
+def main(argv=None) -> int:
+    """The softdpu command; returns the exit status (see EPILOG) instead of raising."""
+    import traceback
+    from controlplane.values import UsageError
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    a = None
     try:
-        return a.func(a)
-    except ValueError as e:
+        try:
+            a = build_parser().parse_args(argv)
+        except SystemExit as e:             # --help, --version
+            return int(e.code or 0) if isinstance(e.code, int) or e.code is None else EXIT_USAGE
+        if a.cmd == "bench" and not a.cc_impl:
+            a.cc_impl = ["c"]
+        from dataplane.sim import CCPluginError, SimError
+        try:
+            return a.func(a)
+        except (CCPluginError, SimError) as e:
+            # a run stopped by its congestion control (a plug-in that raised, a rate below the floor) or
+            # by the data plane: one line naming the CC, QP and event; the results so far are written
+            if debug:
+                traceback.print_exc()
+            print(f"softdpu: the run stopped: {e}" + (f" (results up to then in {a.out or 'results/' + a.experiment})"
+                                                      if a.cmd == "run" else ""), file=sys.stderr)
+            return EXIT_STOPPED
+        except SystemExit as e:             # raised by code the run called (e.g. a plug-in), not by softdpu
+            if debug:
+                traceback.print_exc()
+            where = _plugin_frame(e)
+            print(f"softdpu: the run stopped: SystemExit({e.code!r}) raised inside the run"
+                  + (f" by the cc plug-in at {where}" if where else ""), file=sys.stderr)
+            return EXIT_STOPPED
+    except (UsageError, ValueError) as e:
+        # what the user typed is wrong (a value, a name, a file that cannot be read): one line
+        if debug:
+            traceback.print_exc()
         print(f"softdpu: {e}", file=sys.stderr)
-        return 2
-    except (CCPluginError, SimError) as e:
-        # a run stopped by its congestion control (a plug-in that raised, a rate below the floor) or
-        # by the data plane: one line naming the CC, QP and event; the results so far are written
-        print(f"softdpu: the run stopped: {e}" + (f" (results up to then in {a.out or 'results/' + a.experiment})"
-                                                  if a.cmd == "run" else ""), file=sys.stderr)
-        return 1
+        return EXIT_USAGE
+    except OSError as e:                    # a file or folder that cannot be read or written
+        if debug:
+            traceback.print_exc()
+        print(f"softdpu: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("softdpu: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        where = _plugin_frame(e)
+        if where is not None:               # a bug in the user's plug-in, not in softdpu
+            if debug:
+                traceback.print_exc()
+            print(f"softdpu: the cc plug-in raised {type(e).__name__}: {e} (at {where})", file=sys.stderr)
+            return EXIT_USAGE
+        traceback.print_exc()               # a bug in softdpu
+        print(f"softdpu: internal error: {type(e).__name__}: {e} (a bug; the traceback above says where; "
+              f"please report it with the command line)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

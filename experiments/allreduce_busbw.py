@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from controlplane import collectives as C
-from controlplane.experiment import AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv
+from controlplane.experiment import AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv, apply_overrides
 from controlplane.rails import Gpu, RailLayout
 from controlplane.sharp import sharp_all_reduce
 from controlplane.units import Gbps, KiB, MiB, ns, us
@@ -95,7 +95,7 @@ def run(out_dir: str | Path = "results/allreduce_busbw", params: dict | None = N
     for variant, algo, size, run_seed in ((v, a, z, seed + k) for v in variants for a in algos for z in sizes(p)
                                           for k in range(seeds)):
                 sc = rail_scenario(f"allreduce-{algo}-{variant}", topology(p), p["cc"], run_seed, variant)
-                net = C.network(sc, **(overrides or {}))
+                net = C.network(apply_overrides(sc, overrides))
                 ranks = ranks_of(RailLayout.of(net.fabric), p["order"], run_seed)
                 wall = time.perf_counter()
                 r = C.run_collective(net, schedule(algo, net, ranks, size, int(p["chunk_bytes"])))

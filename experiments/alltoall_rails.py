@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from controlplane import collectives as C
-from controlplane.experiment import AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv
+from controlplane.experiment import AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv, apply_overrides
 from controlplane.rails import Gpu, RailLayout
 from controlplane.units import Gbps, MiB, ns, us
 
@@ -51,7 +51,7 @@ def run(out_dir: str | Path = "results/alltoall_rails", params: dict | None = No
             for via in chosen("vias", p["vias"], VIAS):
                 for size in p["sizes"]:
                     sc = rail_scenario(f"alltoall-{via}", topology(p, over), p["cc"], seed, variant)
-                    net = C.network(sc, **(overrides or {}))
+                    net = C.network(apply_overrides(sc, overrides))
                     lay = RailLayout.of(net.fabric)
                     ranks = [Gpu(s, r) for s in range(lay.num_servers) for r in range(lay.R)]
                     wall = time.perf_counter()

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from controlplane.results import load_run
+from controlplane.experiment import apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
 
@@ -77,7 +78,7 @@ def run(out_dir: str | Path = "results/fct_slowdown", params: dict | None = None
     table = []
     variants = scenarios(p, seed)
     for i, (key, sc) in enumerate(variants.items()):
-        sc = sc.with_overrides(overrides or {})
+        sc = apply_overrides(sc, overrides)
         run_dir = out / key
         result = sc.run(run_dir, capture=capture.for_variant(key.replace("/", "-"), True) if capture else None)
         c = result.counters

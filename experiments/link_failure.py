@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv
+from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv, apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import MB, us
 
@@ -58,7 +58,7 @@ def run(out_dir: str | Path = "results/link_failure", params: dict | None = None
     summary, series = [], {}
     variants = scenarios(p, seed)
     for i, (name, sc) in enumerate(variants.items()):
-        sc = sc.with_overrides(overrides or {})
+        sc = apply_overrides(sc, overrides)
         net = sc.build()
         placed: list[tuple[int, int]] = []
         # receiver side: bytes placed in memory (in or out of order), sampled at each control tick;

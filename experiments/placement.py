@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from controlplane import collectives as C
-from controlplane.experiment import AI_PATH_VARIANTS, collective_experiment_setup, rail_scenario, write_csv
+from controlplane.experiment import AI_PATH_VARIANTS, collective_experiment_setup, rail_scenario, write_csv, apply_overrides
 from controlplane.placement import Occupancy, place_random, place_topology_aware, placement_tier
 from controlplane.rails import RailLayout
 from controlplane.units import Gbps, MiB, ns, us
@@ -61,7 +61,7 @@ def step(p: dict, seed: int, overrides: dict | None, job_gpus: list, background:
     if p["variant"] not in AI_PATH_VARIANTS:
         raise ValueError(f"variant: unknown {p['variant']!r}; known: {list(AI_PATH_VARIANTS)}")
     sc = rail_scenario("placement", topology(p), p["cc"], seed, p["variant"])
-    net = C.network(sc, **(overrides or {}))
+    net = C.network(apply_overrides(sc, overrides))
     job = C.job_all_reduce(net, job_gpus, int(p["grad_bytes"]), int(p["chunk_bytes"]), name="job")
     bgs = [C.job_all_reduce(net, g, int(p["grad_bytes"]), int(p["chunk_bytes"]), name=f"background{j}", repeat=True)
            for j, g in sorted(background.items())]

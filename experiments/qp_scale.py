@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import write_csv
+from controlplane.experiment import write_csv, apply_overrides
 from controlplane.scenario import QPC_DEFAULTS, Scenario
 from controlplane.units import Gbps, us
 
@@ -108,7 +108,7 @@ def run(out_dir: str | Path = "results/qp_scale", params: dict | None = None, ov
             row = {"qps": n, "cache": entries if entries is not None else "none",
                    "messages": max(2, int(p["min_msgs"]) // n) * n}
             for prefix, open_loop in (("sat", False), ("load", True)):
-                sc = scenario(p, n, entries, seed, open_loop).with_overrides(overrides or {})
+                sc = apply_overrides(scenario(p, n, entries, seed, open_loop), overrides)
                 r = sc.run(None, capture=capture.for_variant(sc.name, True) if capture else None)
                 row.update(measure(r, prefix))
             rows.append(row)

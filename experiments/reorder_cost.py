@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv
+from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv, apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import MB
 
@@ -51,7 +51,7 @@ def run(out_dir: str | Path = "results/reorder_cost", params: dict | None = None
     rows = []
     variants = scenarios(p, seed)
     for i, (name, sc) in enumerate(variants.items()):
-        sc = sc.with_overrides(overrides or {})
+        sc = apply_overrides(sc, overrides)
         r = sc.run(out / name, capture=capture.for_variant(name, len(variants) > 1) if capture else None)
         c, f = r.counters, r.flows
         rcv = r.network.sim.qps[r.network.sender_qps + 1]

@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 from controlplane import collectives as C
-from controlplane.experiment import chosen, collective_experiment_setup, rail_scenario, write_csv
+from controlplane.experiment import chosen, collective_experiment_setup, rail_scenario, write_csv, apply_overrides
 from controlplane.rails import Gpu
 from controlplane.sharp import sharp_all_reduce
 from controlplane.units import Gbps, MiB, ns, us
@@ -74,7 +74,7 @@ def run(out_dir: str | Path = "results/sharp_gain", params: dict | None = None, 
             t = {}
             for algo in ("ring", "sharp"):
                 sc = rail_scenario(f"sharp_gain-{fname}-{algo}-{n}", fab["topology"], p["cc"], seed)
-                net = C.network(sc, **(overrides or {}))
+                net = C.network(apply_overrides(sc, overrides))
                 wall = time.perf_counter()
                 if algo == "ring":
                     sched = C.ring_all_reduce(net, ranks, int(p["size_bytes"]), chunk_bytes=int(p["chunk_bytes"]))
@@ -117,11 +117,11 @@ def overhead_sweep(p: dict, seed: int, overrides: dict | None) -> list[dict]:
     n = max(fab["ranks"])
     ranks = [Gpu(s, 0) for s in range(n)]
     size, chunk = int(p["size_bytes"]), int(p["chunk_bytes"])
-    net = C.network(rail_scenario("sharp_gain-overhead-ring", fab["topology"], p["cc"], seed), **(overrides or {}))
+    net = C.network(apply_overrides(rail_scenario("sharp_gain-overhead-ring", fab["topology"], p["cc"], seed), overrides))
     ring = C.run_collective(net, C.ring_all_reduce(net, ranks, size, chunk_bytes=chunk)).time_ps
     out = []
     for o in p["overheads_us"]:
-        net = C.network(rail_scenario("sharp_gain-overhead", fab["topology"], p["cc"], seed), **(overrides or {}))
+        net = C.network(apply_overrides(rail_scenario("sharp_gain-overhead", fab["topology"], p["cc"], seed), overrides))
         t = C.run_collective(net, sharp_all_reduce(net, ranks, size, chunk_bytes=chunk, op_overhead_ps=us(o))).time_ps
         out.append({"fabric": "nvswitch", "n_ranks": n, "size_bytes": size, "op_overhead_us": o,
                     "ring_us": round(ring / 1e6, 3), "sharp_us": round(t / 1e6, 3), "gain": round(ring / t, 4)})

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv
+from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv, apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
 
@@ -61,7 +61,7 @@ def run(out_dir: str | Path = "results/spraying_vs_ecmp", params: dict | None = 
     variants = scenarios(p, seed)
     line = Gbps(p["rate_gbps"])
     for i, (name, sc) in enumerate(variants.items()):
-        sc = sc.with_overrides(overrides or {})
+        sc = apply_overrides(sc, overrides)
         r = sc.run(out / name, capture=capture.for_variant(name, len(variants) > 1) if capture else None)
         f, c = r.flows, r.counters
         qps = r.network.sim.qps

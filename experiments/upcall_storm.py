@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from controlplane import vtax
-from controlplane.experiment import write_csv
+from controlplane.experiment import write_csv, apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
 
@@ -112,7 +112,7 @@ def run(out_dir: str | Path = "results/upcall_storm", params: dict | None = None
     for handlers in [int(h) for h in p["handlers"]]:
         sat = saturation(p, handlers)
         for rate in [float(x) for x in p["rates"]]:
-            sc = scenario(p, handlers, rate, seed).with_overrides(overrides or {})
+            sc = apply_overrides(scenario(p, handlers, rate, seed), overrides)
             r = sc.run(None, capture=capture.for_variant(sc.name, True) if capture else None)
             row = {"handlers": handlers, "rate": rate, "saturation_conns_per_s": sat["conns_per_s"],
                    "saturation_upcalls_per_s": sat["upcalls_per_s"], **measure(r, p)}

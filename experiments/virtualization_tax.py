@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from controlplane import vtax
-from controlplane.experiment import chosen, write_csv
+from controlplane.experiment import chosen, write_csv, apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, KB, us
 
@@ -136,7 +136,7 @@ def run(out_dir: str | Path = "results/virtualization_tax", params: dict | None 
     for mix in mixes:
         for offload in offloads:
             for load in [float(x) for x in p["loads_gbps"]]:
-                sc = scenario(p, mix, offload, load, seed).with_overrides(overrides or {})
+                sc = apply_overrides(scenario(p, mix, offload, load, seed), overrides)
                 net = sc.build()
                 if capture:
                     capture.for_variant(sc.name, True).attach(net)
