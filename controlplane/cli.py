@@ -21,13 +21,6 @@ def _experiments() -> dict[str, str]:
     return out
 
 
-def _cc_summary(name: str) -> str:
-    from congestion import registry
-    cls = registry.load_class(name)
-    doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()
-    return doc[0] if doc else ""
-
-
 BENCHMARKS = ["permutation-128", "permutation-1024", "cc-callback", "cc-cost", "capture", "multipath", "vswitch"]
 
 
@@ -40,16 +33,23 @@ def cmd_list(a) -> int:
         for name in sorted(exps):
             mod = importlib.import_module(f"experiments.{name}")
             out["experiments"][name] = {"summary": exps[name], "params": mod.PARAMS}
-        for name in registry.names():
-            out["ccs"][name] = {"summary": _cc_summary(name), "params": _cc_defaults(name)}
+        for cc in registry.available():
+            out["ccs"][cc.name] = {"summary": cc.summary, "source": cc.source, "target": cc.target,
+                                   "distribution": cc.distribution, "error": cc.error,
+                                   "params": _cc_defaults(cc.name) if cc.error is None else None}
         print(json.dumps(out, indent=2, sort_keys=True, default=list))
         return 0
     print("experiments (softdpu run NAME --help lists its parameters):")
     for name, doc in sorted(exps.items()):
         print(f"  {name:20s} {doc}")
-    print("congestion control (--cc NAME, or --cc path/to/file.py:ClassName):")
-    for name in registry.names():
-        print(f"  {name:20s} {_cc_summary(name)}")
+    print("congestion control (--cc NAME, --cc path/to/file.py:ClassName or --cc package.module:ClassName):")
+    for cc in registry.available():
+        if cc.error is not None:
+            print(f"  {cc.name:20s} (cannot be used: {cc.error})")
+        elif cc.source == "entry point":
+            print(f"  {cc.name:20s} {cc.summary} [from {cc.distribution}]")
+        else:
+            print(f"  {cc.name:20s} {cc.summary}")
     print(f"benchmarks: softdpu bench [{'|'.join(BENCHMARKS)}] [--cc-impl c|python]")
     return 0
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from congestion import registry
 from controlplane.experiment import run_variants
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
@@ -35,7 +36,7 @@ def scenarios(params: dict, seed: int) -> dict[str, Scenario]:
     out = {}
     for name in p["ccs"]:
         cc, cc_params = VARIANTS.get(name, (name, {}))
-        key = Path(name).stem if ":" in name else name
+        key = registry.label(name)
         out[key] = Scenario(
             name=f"cc_compare-{key}",
             topology={"topology": "single_switch", "num_hosts": n + 1, "rate_bps": p["rate_bps"],

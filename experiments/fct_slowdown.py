@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from congestion import registry
 from controlplane.results import load_run
 from controlplane.experiment import apply_overrides
 from controlplane.scenario import Scenario
@@ -47,7 +48,7 @@ def scenarios(params: dict, seed: int) -> dict[str, Scenario]:
     for wl in p["workloads"]:
         for load in p["loads"]:
             for cc in p["ccs"]:
-                key = f"{wl}-{int(round(load * 100))}/{Path(cc).stem if ':' in cc else cc}"
+                key = f"{wl}-{int(round(load * 100))}/{registry.label(cc)}"
                 out[key] = Scenario(
                     name=f"fct-{wl}-{load:g}", topology=dict(scale["topology"]),
                     workload={"kind": "poisson", "cdf": wl, "load": load, "duration_ps": duration},

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from congestion import registry
 from controlplane.experiment import experiment_main, run_variants
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
@@ -26,7 +27,7 @@ def scenarios(params: dict, seed: int) -> dict[str, Scenario]:
     p = {**PARAMS, **params}
     out = {}
     for cc in p["ccs"]:
-        out[Path(cc).stem.split(":")[0] if ":" in cc else cc] = Scenario(
+        out[registry.label(cc)] = Scenario(
             name=f"incast-{p['senders']}to1",
             topology={"topology": "single_switch", "num_hosts": p["senders"] + 1, "rate_bps": p["rate_bps"],
                       "delay_ps": p["delay_ps"]},

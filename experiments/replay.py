@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from congestion import registry
 from controlplane.experiment import run_variants
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
@@ -37,7 +38,7 @@ def scenarios(params: dict, seed: int, out_dir: Path) -> dict[str, Scenario]:
     pcap = Path(p["pcap"]) if p["pcap"] else demo_capture(out_dir / "source.pcap", seed)
     from controlplane.replay import messages
     _, n_hosts = messages(pcap, p["hosts"], p["time_scale"])
-    return {Path(cc).stem if ":" in cc else cc: Scenario(
+    return {registry.label(cc): Scenario(
         name=f"replay-{pcap.stem}",
         topology={"topology": "single_switch", "num_hosts": n_hosts, "rate_bps": p["rate_bps"], "delay_ps": p["delay_ps"]},
         workload={"kind": "pcap", "path": str(pcap), "hosts": p["hosts"], "time_scale": p["time_scale"]},

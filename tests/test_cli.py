@@ -361,3 +361,12 @@ def test_property_main_returns_0_1_or_2_and_never_raises(sets, filt):
         if rc == 2:                                   # a usage error: one line, no traceback
             lines = err.getvalue().strip().splitlines()
             assert len(lines) == 1 and "Traceback" not in lines[0], (argv, lines)
+
+
+def test_a_module_spec_cc_gets_its_own_results_folder(tmp_path):
+    """--cc package.module:Class writes results/<experiment>/<module's last name>/ (registry.label),
+    not a folder named after the package."""
+    out = tmp_path / "out"
+    assert main(["run", "incast", "--cc", "experiments.plugins.ecn_aimd:EcnAimd", "--set", "senders=2",
+                 "--set", "size_bytes=100000", "--out", str(out), "--no-plots"]) == 0
+    assert (out / "ecn_aimd" / "counters.json").exists() and not (out / "experiments.plugins").exists()

@@ -239,6 +239,24 @@ def test_entry_point_is_usable_by_name_and_listed(site):
     assert listed["dcqcn"].source == "built-in" and listed["dcqcn"].target == "congestion.dcqcn:Dcqcn"
 
 
+def test_softdpu_list_shows_entry_point_ccs_with_their_package(site, capsys):
+    """`softdpu list` (and --json) shows what --cc accepts: the built-ins and the entry points of
+    installed packages, each with the package that publishes it; a broken one says why."""
+    import json
+
+    from controlplane.cli import main
+    _dist(site, "tiny-cc", {"tiny_fixed": "tiny_cc:Fixed", "tiny_broken": "tiny_cc:NoSuchClass"}, version="2.3")
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.split()[:1] == ["tiny_fixed"])
+    assert "Fixed rate: every QP paced at rate_bps" in line and "[from tiny-cc 2.3]" in line
+    assert "cannot be used" in next(l for l in out.splitlines() if l.split()[:1] == ["tiny_broken"])
+    assert main(["list", "--json"]) == 0
+    ccs = json.loads(capsys.readouterr().out)["ccs"]
+    assert ccs["tiny_fixed"]["distribution"] == "tiny-cc 2.3" and ccs["tiny_fixed"]["source"] == "entry point"
+    assert ccs["tiny_broken"]["error"] and ccs["dcqcn"]["params"]["flavour"] == "nvidia"
+
+
 def test_entry_point_clashing_with_a_builtin_is_an_error_naming_both(site):
     _dist(site, "tiny-cc", {"dcqcn": "tiny_cc:Fixed"})
     with pytest.raises(ValueError, match=r"cc 'dcqcn' is ambiguous: built-in congestion\.dcqcn:Dcqcn and entry point "
