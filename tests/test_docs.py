@@ -29,7 +29,9 @@ minute on one core.
 
 Not run, by design, each with its reason (the lists are checked against the docs, so an entry
 cannot outlive the text it excuses):
-  * SHELL_EXCLUDED: shell lines that are not softdpu (make, tshark);
+  * SHELL_EXCLUDED: shell lines that are not softdpu and not run (make); the tshark line (SHELL_RUN)
+    runs on the capture of the softdpu command printed above it, where tshark is installed (always
+    in CI, where its absence fails);
   * BENCH_EXCLUDED: benchmarks measure speed on a full-size fabric (seconds to a minute each);
     they are not tests (docs/performance.md: "Benchmarks are never tests"); the cheap ones run;
   * SIZE_EXCLUDED: a documented setting whose only purpose is to make a run big (a 1 GB
@@ -61,8 +63,11 @@ DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SHELL_EXCLUDED = {
     "make": "sets up the virtualenv and runs the suite or the default experiment: this test runs inside "
             "`make test` (make run = `softdpu run incast`, run below; make golden/bench/sanitize are CI steps)",
-    "tshark": "an external decoder; the capture's decode by tshark is tests/test_wire.py (run in CI)",
 }
+
+#: shell programs whose lines run (after the softdpu command that makes their input); a case is made
+#: where the program is installed, and always in CI (SOFTDPU_NO_SKIPS=1), where its absence fails
+SHELL_RUN = {"tshark": "softdpu run incast --pcap out.pcap"}
 
 #: benchmarks not run (a benchmark times a full-size run; it asserts nothing)
 BENCH_EXCLUDED = {
@@ -242,6 +247,10 @@ BENCH_RUN = {"softdpu bench vswitch", "softdpu bench capture"}
 
 RUN_CASES, BENCH_CASES = _cases()
 
+#: the plot the README's experiments table promises for each experiment (`results/<exp>/<file>`)
+DOC_PLOTS = {m.group(1): m.group(2) for m in re.finditer(
+    r"^\| `softdpu run (\w+)` \|.*\| `results/\1/([^`/]+)`", (REPO / "README.md").read_text(), re.M)}
+
 
 def _id(cmd: str, where: list[Snippet]) -> str:
     return f"{where[0].where} {cmd}" + (f" (+{len(where) - 1} more)" if len(where) > 1 else "")
@@ -261,8 +270,10 @@ def test_every_exclusion_names_something_in_the_docs():
     printed = {_norm(s.text) for s in SNIPPETS if s.kind == "command"} | commands
     fragments = {s.text for s in SNIPPETS if s.kind == "fragment"}
     programs = {shlex.split(s.text)[0] for s in SNIPPETS if s.kind == "shell"}
-    assert set(SHELL_EXCLUDED) == programs, ("SHELL_EXCLUDED must list exactly the programs of the docs' "
-                                             "shell lines", programs ^ set(SHELL_EXCLUDED))
+    assert set(SHELL_EXCLUDED) | set(SHELL_RUN) == programs, (
+        "SHELL_EXCLUDED and SHELL_RUN must list exactly the programs of the docs' shell lines",
+        programs ^ (set(SHELL_EXCLUDED) | set(SHELL_RUN)))
+    assert {_norm(c) for c in SHELL_RUN.values()} <= set(RUN_CASES)
     assert {_norm(c) for c in BENCH_EXCLUDED} <= printed, set(map(_norm, BENCH_EXCLUDED)) - printed
     assert set(BENCH_CASES) <= {_norm(c) for c in BENCH_EXCLUDED}, "a documented benchmark is neither run nor excluded"
     assert set(TEMPLATES) <= {s.text for s in SNIPPETS if s.kind == "command"}
@@ -273,6 +284,7 @@ def test_every_exclusion_names_something_in_the_docs():
     assert BENCH_RUN <= set(RUN_CASES)
     experiments = {shlex.split(c)[2] for c in RUN_CASES if shlex.split(c)[1] == "run"}
     assert set(REDUCE) == experiments, "REDUCE lists exactly the experiments the docs run"
+    assert set(DOC_PLOTS) == experiments, "the README's experiments table names every experiment and its plot"
     for (file, old), _new in PY_SUBSTITUTIONS.items():
         assert any(s.kind == "python" and s.file == file and old in s.text for s in SNIPPETS), (file, old)
 
@@ -363,6 +375,10 @@ def test_documented_command_runs(cmd, workdir, capsys):
     assert rc == 0, f"{where}: `{cmd}` -> exit {rc}\n{stderr[-3000:]}"
     if out is not None:
         assert out.is_dir() and any(out.iterdir()), f"{where}: no results in {out}"
+        exp = argv[1]
+        if _plots(cmd):
+            # README, Experiments: the plot column names the figure each run writes
+            assert (out / DOC_PLOTS[exp]).is_file(), f"{where}: no {DOC_PLOTS[exp]} in {sorted(out.iterdir())}"
 
 
 @pytest.mark.parametrize("snippet", [pytest.param(s, id=f"{s.where} python")
@@ -374,3 +390,50 @@ def test_documented_python_block_runs(snippet, workdir, capsys):
             src = src.replace(old, new)
     ns = {"__name__": "__docs__"}
     exec(compile(src, snippet.where, "exec"), ns)
+    # a block that defines a congestion control (the tutorial's class, assembled from its blocks)
+    # must also run as the plug-in the tutorial says it is: from its file, on a small incast
+    from congestion.api import CongestionControl
+    from controlplane.scenario import Scenario
+    from controlplane.units import Gbps, us
+    for name, obj in ns.items():
+        if isinstance(obj, type) and issubclass(obj, CongestionControl) and obj.__module__ == "__docs__":
+            path = workdir / f"doc_{name.lower()}.py"
+            path.write_text(src)
+            r = Scenario(topology={"topology": "single_switch", "num_hosts": 3, "rate_bps": Gbps(100),
+                                   "delay_ps": us(1)},
+                         workload={"kind": "incast", "senders": 2, "size_bytes": 1_000_000},
+                         cc=f"{path}:{name}", sample_interval_ps=0).run()
+            # both messages delivered, none faster than alone on the idle fabric (README: slowdown >= 1)
+            assert len(r.flows["fct_ps"]) == 2, snippet.where
+            assert (r.flows["finish_ps"] >= 0).all() and (r.flows["fct_ps"] >= r.flows["ideal_fct_ps"]).all(), \
+                (snippet.where, r.flows)
+
+
+def _shell_cases():
+    import shutil
+    for sn in SNIPPETS:
+        if sn.kind == "shell" and shlex.split(sn.text)[0] in SHELL_RUN:
+            if shutil.which(shlex.split(sn.text)[0]) or os.environ.get("SOFTDPU_NO_SKIPS") == "1":
+                yield pytest.param(sn, id=f"{sn.where} {sn.text[:60]}")
+
+
+@pytest.mark.parametrize("snippet", list(_shell_cases()))
+def test_documented_shell_line_runs(snippet, workdir, capsys):
+    """The tshark line decodes the capture `softdpu run incast --pcap out.pcap` wrote: one row per
+    packet of the file (read back by dataplane.pcap), every row with a BTH opcode."""
+    import subprocess
+    from controlplane.cli import main
+    from dataplane.pcap import read_pcap
+    argv = shlex.split(snippet.text)
+    before = SHELL_RUN[argv[0]]
+    pre, _ = prepare_argv(before, workdir)
+    assert main(pre + ["--no-plots"]) == 0
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{snippet.where}: {snippet.text}\n{done.stderr[-2000:]}"
+    rows = [line.split("\t") for line in done.stdout.splitlines()]
+    pcap = next(a for a in argv if a.endswith(".pcap"))
+    packets = len(read_pcap(pcap).records)
+    assert len(rows) == packets > 0, (snippet.where, len(rows), packets)
+    fields = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "-e"]
+    col = fields.index("infiniband.bth.opcode")
+    assert all(r[col].isdigit() for r in rows), f"{snippet.where}: a packet without a decoded BTH opcode"
