@@ -247,6 +247,33 @@ BENCH_RUN = {"softdpu bench vswitch", "softdpu bench capture"}
 
 RUN_CASES, BENCH_CASES = _cases()
 
+def _results_table() -> list[str]:
+    """The files of README's "Results folder (one run)" table (trace.npz only with trace=N)."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("### Results folder (one run)", 1)[1].split("\n#", 1)[0]
+    files = []
+    for m in re.finditer(r"^\| `([^`]+)` \| (.*) \|$", section, re.M):
+        name, contents = m.groups()
+        if name == "trace.npz":
+            continue                    # written only with trace=N (the row says so)
+        if name == "plots/*.png":
+            files += [f"plots/{png}" for png in re.findall(r"`([\w.]+\.png)`", contents)]
+        else:
+            files.append(name)
+    return files
+
+
+#: files the docs say a command writes: relative to its results folder, or ./ = the working directory
+DOC_OUTPUTS = {
+    # README, Two commands: "`make run` writes `results/incast/{dcqcn,none}/` (config, per-flow CSV,
+    # time series, counters, plots) and `results/incast/incast.png`" (make run = softdpu run incast)
+    "softdpu run incast": [f"{v}/{f}" for v in ("dcqcn", "none") for f in _results_table()] + ["incast.png"],
+    # docs/writing-a-cc.md, 5: "the plots (`results/incast/ecn_aimd/plots/`)"
+    "softdpu run incast --cc experiments/plugins/ecn_aimd.py:EcnAimd": ["ecn_aimd/plots/rates.png"],
+    # README, Packet captures: "An experiment with several variants writes out-<variant>.pcap for each"
+    "softdpu run incast --pcap out.pcap": ["./out-dcqcn.pcap", "./out-none.pcap"],
+}
+
 #: the plot the README's experiments table promises for each experiment (`results/<exp>/<file>`)
 DOC_PLOTS = {m.group(1): m.group(2) for m in re.finditer(
     r"^\| `softdpu run (\w+)` \|.*\| `results/\1/([^`/]+)`", (REPO / "README.md").read_text(), re.M)}
@@ -285,6 +312,8 @@ def test_every_exclusion_names_something_in_the_docs():
     experiments = {shlex.split(c)[2] for c in RUN_CASES if shlex.split(c)[1] == "run"}
     assert set(REDUCE) == experiments, "REDUCE lists exactly the experiments the docs run"
     assert set(DOC_PLOTS) == experiments, "the README's experiments table names every experiment and its plot"
+    assert set(DOC_OUTPUTS) <= set(RUN_CASES)
+    assert {"config.json", "flows.csv", "counters.json", "plots/rates.png"} <= set(_results_table())
     for (file, old), _new in PY_SUBSTITUTIONS.items():
         assert any(s.kind == "python" and s.file == file and old in s.text for s in SNIPPETS), (file, old)
 
@@ -379,6 +408,9 @@ def test_documented_command_runs(cmd, workdir, capsys):
         if _plots(cmd):
             # README, Experiments: the plot column names the figure each run writes
             assert (out / DOC_PLOTS[exp]).is_file(), f"{where}: no {DOC_PLOTS[exp]} in {sorted(out.iterdir())}"
+    for rel in DOC_OUTPUTS.get(cmd, []):
+        path = workdir / rel if rel.startswith("./") else out / rel
+        assert path.is_file(), f"{where}: the docs say `{cmd}` writes {rel}; it did not"
 
 
 @pytest.mark.parametrize("snippet", [pytest.param(s, id=f"{s.where} python")
@@ -437,3 +469,31 @@ def test_documented_shell_line_runs(snippet, workdir, capsys):
     fields = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "-e"]
     col = fields.index("infiniband.bth.opcode")
     assert all(r[col].isdigit() for r in rows), f"{snippet.where}: a packet without a decoded BTH opcode"
+
+
+def test_the_set_keys_the_readme_names_exist():
+    """README, Using it: "`--set` takes an experiment parameter (for incast: ...) or any `Scenario`
+    field, dotted for nested ones (...)": every incast parameter named is one, every field named is
+    a Scenario field, and a dotted one names a key of that section (ecn's, or DCQCN's parameters,
+    the default CC's, for cc_params)."""
+    from dataclasses import fields
+
+    from congestion.dcqcn import _NVIDIA, _PAPER
+    from controlplane.scenario import Scenario
+    from experiments import incast
+    text = " ".join((REPO / "README.md").read_text().split())
+    m = re.search(r"`--set` takes an experiment parameter \(for incast: (.*?)\) or any `Scenario` field, "
+                  r"dotted for nested ones \((.*?)\)\.", text)
+    assert m, "the README's sentence on --set moved: update this test"
+    exp_keys = re.findall(r"`([^`]+)`", m.group(1))
+    assert exp_keys and set(exp_keys) <= set(incast.PARAMS), set(exp_keys) - set(incast.PARAMS)
+    scenario_fields = {f.name for f in fields(Scenario)}
+    sections = {"ecn": {"kmin_bytes", "kmax_bytes", "pmax", "base_rate_bps", "scale_with_rate"},
+                "cc_params": set(_NVIDIA) | set(_PAPER)}
+    named = re.findall(r"`([^`=]+)=[^`]*`", m.group(2))
+    assert len(named) >= 4
+    for key in named:
+        head, _, rest = key.partition(".")
+        assert head in scenario_fields, f"README names --set {key}: {head!r} is not a Scenario field"
+        if rest:
+            assert rest in sections[head], f"README names --set {key}: {head} has no key {rest!r}"
