@@ -34,6 +34,7 @@ cannot outlive the text it excuses):
     in CI, where its absence fails);
   * BENCH_EXCLUDED: benchmarks measure speed on a full-size fabric (seconds to a minute each);
     they are not tests (docs/performance.md: "Benchmarks are never tests"); the cheap ones run;
+  * FRAGMENT_EXCLUDED, COMMAND_EXCLUDED: anything else not run, each with its reason;
   * SIZE_EXCLUDED: a documented setting whose only purpose is to make a run big (a 1 GB
     all-reduce point takes ~25 s): its keys are checked to be parameters of the experiment, so a
     rename still fails here.
@@ -76,16 +77,16 @@ BENCH_EXCLUDED = {
     "softdpu bench permutation-1024 --cc-impl c|python": "a template of the line above",
     "softdpu bench multipath": "permutation-1024 twice, 3 interleaved runs each (~25 s)",
     "softdpu bench cc-cost": "every algorithm's Python reference on permutation-128, medians of 3 (~1 min)",
-    "softdpu bench cc-callback": "permutation-128 with and without a Python plug-in, medians of several runs",
     "softdpu bench ...": "a placeholder for every benchmark",
 }
 
-#: inline --set/--cc fragments: the command each belongs to (None = not run, see SIZE_EXCLUDED)
+#: inline --set/--cc fragments: the command each belongs to (None = not run: SIZE_EXCLUDED or
+#: FRAGMENT_EXCLUDED says why)
 FRAGMENTS = {
     "--set ipv6=true": "softdpu run incast --set ipv6=true --pcap out.pcap",
     "--set ecn.kmin_bytes=100000": "softdpu run incast --set ecn.kmin_bytes=100000",
     "--set cnp_mode=ack_echo": "softdpu run incast --pcap out.pcap --set cnp_mode=ack_echo",
-    "--set cc_params.rmin_bps=0.5": "softdpu run incast --set cc_params.rmin_bps=0.5",
+    "--set cc_params.rmin_bps=500000": "softdpu run incast --set cc_params.rmin_bps=500000",
     "--set pfc=true": "softdpu run incast --set pfc=true",
     "--set scale=paper": "softdpu run fct_slowdown --set scale=paper",
     "--set scale=full": None,
@@ -100,6 +101,16 @@ SIZE_EXCLUDED = {
     "--set max_size=1073741824": ("allreduce_busbw", "1 GB points: ~25 s each by the README's own estimate"),
 }
 
+#: other fragments not run: {fragment: reason}
+FRAGMENT_EXCLUDED: dict[str, str] = {}
+
+#: printed commands not run (other than benchmarks): {command: reason}
+COMMAND_EXCLUDED: dict[str, str] = {}
+
+#: files a doc tells the reader to save, made before a command that names them:
+#: {file name: (doc, class)} = the doc's Python blocks assembled (see `extract`), saved under that name
+SAVED_FILES: dict[str, tuple[str, str]] = {}
+
 #: printed templates -> the concrete command run for them
 TEMPLATES = {
     "softdpu plot <folder>": "softdpu plot results/incast",
@@ -111,11 +122,11 @@ EXPECTED_FAILURES = {
     # docs/writing-a-cc.md: "An unknown parameter is an error that names it"
     "softdpu run incast --cc experiments/plugins/ecn_aimd.py:EcnAimd --set cc_params.stepp_bps=1":
         (2, r"stepp_bps"),
-    # docs/writing-a-cc.md: "stops with `timely: rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 0.5`"
-    "softdpu run incast --set 'ccs=[\"timely\"]' --set cc_params.rmin_bps=0.5":
-        (2, re.escape("timely: rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 0.5")),
-    # README: "a rate parameter below it (`--set cc_params.rmin_bps=0.5`) is refused at setup naming the parameter"
-    "softdpu run incast --set cc_params.rmin_bps=0.5": (2, r"rmin_bps must be >= 1e\+06"),
+    # docs/writing-a-cc.md: "stops with `timely: rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 500000`"
+    "softdpu run incast --set 'ccs=[\"timely\"]' --set cc_params.rmin_bps=500000":
+        (2, re.escape("timely: rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 500000")),
+    # README: "a rate parameter below it (`--set cc_params.rmin_bps=500000`) is refused at setup naming the parameter"
+    "softdpu run incast --set cc_params.rmin_bps=500000": (2, r"rmin_bps must be >= 1e\+06"),
 }
 
 #: per experiment, --set settings added to shrink the run (from the experiments' smoke tests)
@@ -235,6 +246,8 @@ def _cases() -> tuple[dict, dict]:
         else:
             continue
         cmd = _norm(cmd)
+        if cmd in {_norm(c) for c in COMMAND_EXCLUDED}:
+            continue
         if shlex.split(cmd)[1] == "bench" and cmd not in BENCH_RUN:
             bench.setdefault(cmd, []).append(s)
         else:
@@ -242,8 +255,8 @@ def _cases() -> tuple[dict, dict]:
     return run, bench
 
 
-#: benchmarks cheap enough to run (a second or two): they run as printed
-BENCH_RUN = {"softdpu bench vswitch", "softdpu bench capture"}
+#: benchmarks cheap enough to run (1-4 s each): they run as printed (exit 0; their numbers are not checked)
+BENCH_RUN = {"softdpu bench vswitch", "softdpu bench capture", "softdpu bench cc-callback"}
 
 RUN_CASES, BENCH_CASES = _cases()
 
@@ -306,7 +319,12 @@ def test_every_exclusion_names_something_in_the_docs():
     assert set(TEMPLATES) <= {s.text for s in SNIPPETS if s.kind == "command"}
     assert set(FRAGMENTS) == fragments, ("every inline --set/--cc fragment needs its command in FRAGMENTS",
                                          fragments ^ set(FRAGMENTS))
-    assert set(SIZE_EXCLUDED) == {f for f, c in FRAGMENTS.items() if c is None}
+    assert set(SIZE_EXCLUDED) | set(FRAGMENT_EXCLUDED) == {f for f, c in FRAGMENTS.items() if c is None}
+    assert not set(SIZE_EXCLUDED) & set(FRAGMENT_EXCLUDED)
+    assert {_norm(c) for c in COMMAND_EXCLUDED} <= printed
+    for name, (doc, cls) in SAVED_FILES.items():
+        assert any(s.kind == "python" and s.file == doc and f"class {cls}(" in s.text for s in SNIPPETS), (name, doc)
+        assert any(f" {name}:" in c for c in RUN_CASES), f"no command uses {name}"
     assert {_norm(c) for c in EXPECTED_FAILURES} <= set(RUN_CASES)
     assert BENCH_RUN <= set(RUN_CASES)
     experiments = {shlex.split(c)[2] for c in RUN_CASES if shlex.split(c)[1] == "run"}
@@ -375,6 +393,11 @@ def _prerequisites(cmd: str, tmp: Path) -> None:
         # made by `softdpu run incast` (README: "re-plot from the results folder alone")
         argv, _ = prepare_argv("softdpu run incast --no-plots", tmp)
         assert main(argv) == 0
+    for name, (doc, cls) in SAVED_FILES.items():
+        if f" {name}:" in cmd:
+            # the doc's class as the reader saved it (its blocks assembled, see `extract`)
+            (tmp / name).write_text(next(s.text for s in SNIPPETS
+                                         if s.kind == "python" and s.file == doc and f"class {cls}(" in s.text))
     if "pcap=trace.pcap" in cmd:
         # the user's own capture; here the replay experiment's demo capture
         from experiments.replay import demo_capture
