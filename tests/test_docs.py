@@ -417,7 +417,10 @@ def test_documented_command_runs(cmd, workdir, capsys):
     _prerequisites(cmd, workdir)
     argv, out = prepare_argv(cmd, workdir)
     capsys.readouterr()
-    rc = main(argv)
+    try:
+        rc = main(argv)
+    except SystemExit as e:                  # argparse's own exits (--help, --version, usage)
+        rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     stdout, stderr = capsys.readouterr()
     where = ", ".join(s.where for s in RUN_CASES[cmd])
     if cmd in {_norm(c) for c in EXPECTED_FAILURES}:
@@ -425,6 +428,9 @@ def test_documented_command_runs(cmd, workdir, capsys):
         assert rc == code and re.search(pattern, stderr), (where, argv, rc, stderr[-2000:])
         return
     assert rc == 0, f"{where}: `{cmd}` -> exit {rc}\n{stderr[-3000:]}"
+    if {"--help", "-h", "--version"} & set(argv):
+        assert stdout.strip(), f"{where}: `{cmd}` printed nothing"
+        return
     if out is not None:
         assert out.is_dir() and any(out.iterdir()), f"{where}: no results in {out}"
         exp = argv[1]
@@ -505,8 +511,8 @@ def test_the_set_keys_the_readme_names_exist():
     from controlplane.scenario import Scenario
     from experiments import incast
     text = " ".join((REPO / "README.md").read_text().split())
-    m = re.search(r"`--set` takes an experiment parameter \(for incast: (.*?)\) or any `Scenario` field, "
-                  r"dotted for nested ones \((.*?)\)\.", text)
+    m = re.search(r"`--set(?: KEY=VALUE)?` takes,?(?: in this order:)? an experiment parameter \(for incast: "
+                  r"(.*?)[;)].*?any `Scenario` field, dotted for (?:nested ones|a key of a section) \((.*?)\)", text)
     assert m, "the README's sentence on --set moved: update this test"
     exp_keys = re.findall(r"`([^`]+)`", m.group(1))
     assert exp_keys and set(exp_keys) <= set(incast.PARAMS), set(exp_keys) - set(incast.PARAMS)
