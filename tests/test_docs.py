@@ -122,9 +122,9 @@ EXPECTED_FAILURES = {
     # docs/writing-a-cc.md: "An unknown parameter is an error that names it"
     "softdpu run incast --cc experiments/plugins/ecn_aimd.py:EcnAimd --set cc_params.stepp_bps=1":
         (2, r"stepp_bps"),
-    # docs/writing-a-cc.md: "stops with `timely: rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 500000`"
-    "softdpu run incast --set 'ccs=[\"timely\"]' --set cc_params.rmin_bps=500000":
-        (2, re.escape("timely: rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 500000")),
+    # docs/writing-a-cc.md: "stops with `timely: rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 0.5`"
+    "softdpu run incast --set 'ccs=[\"timely\"]' --set cc_params.rmin_bps=0.5":
+        (2, re.escape("timely: rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 0.5")),
     # README: "a rate parameter below it (`--set cc_params.rmin_bps=500000`) is refused at setup naming the parameter"
     "softdpu run incast --set cc_params.rmin_bps=500000": (2, r"rmin_bps must be >= 1e\+06"),
 }
