@@ -431,6 +431,14 @@ def test_documented_command_runs(cmd, workdir, capsys):
     if {"--help", "-h", "--version"} & set(argv):
         assert stdout.strip(), f"{where}: `{cmd}` printed nothing"
         return
+    if argv[0] == "plot":
+        # "re-plot from the results folder alone": it prints the PNGs it wrote (3 per variant, the
+        # results folder table's plots/*.png, and a comparison when the folder holds several runs)
+        pngs = [Path(line) for line in stdout.split() if line.endswith(".png")]
+        assert pngs and all(p.is_file() for p in pngs), (where, stdout)
+        plots_per_run = sum(f.startswith("plots/") for f in _results_table())
+        runs = len(list(Path(argv[1]).glob("*/config.json")))
+        assert len(pngs) == runs * plots_per_run + (runs > 1), (where, runs, pngs)
     if out is not None:
         assert out.is_dir() and any(out.iterdir()), f"{where}: no results in {out}"
         exp = argv[1]
