@@ -93,6 +93,15 @@ FRAGMENTS = {
     "--set max_size=1073741824": None,
     "--set policy=fifo": "softdpu run qp_scale --set policy=fifo",
     "--cc file.py:Class": "softdpu run incast --cc experiments/plugins/ecn_aimd.py:EcnAimd",
+    "--cc ecn_aimd": "softdpu run incast --cc ecn_aimd",
+    "--cc experiments.plugins.ecn_aimd:EcnAimd": "softdpu run incast --cc experiments.plugins.ecn_aimd:EcnAimd",
+    "--cc dcqnc": "softdpu run incast --cc dcqnc",
+    "--cc pkg.module:Class": None,
+    "--cc my_cc.aimd:MyAimd": None,
+    "--set KEY=VALUE": None,
+    "--cc NAME": None,
+    "--cc package.module:Class": None,
+    "--set max_events=N": None,
 }
 
 #: documented settings that only make a run big: (experiment, reason); keys checked against PARAMS
@@ -102,31 +111,50 @@ SIZE_EXCLUDED = {
 }
 
 #: other fragments not run: {fragment: reason}
-FRAGMENT_EXCLUDED: dict[str, str] = {}
+FRAGMENT_EXCLUDED: dict[str, str] = {
+    "--cc pkg.module:Class": "a template; its concrete form --cc experiments.plugins.ecn_aimd:EcnAimd runs",
+    "--cc my_cc.aimd:MyAimd": "a module of the reader's own package (docs/writing-a-cc.md, 8); the "
+                              "package.module:Class form runs with experiments.plugins.ecn_aimd:EcnAimd",
+    "--set KEY=VALUE": "the grammar's placeholder; the README's examples of each form run",
+    "--cc NAME": "a template (an entry-point name); its concrete form --cc ecn_aimd runs",
+    "--cc package.module:Class": "a template; its concrete form --cc experiments.plugins.ecn_aimd:EcnAimd runs",
+    "--set max_events=N": "a template in the run-budget paragraph (how to raise the budget); "
+                          "tests/test_budget.py runs budgets",
+}
 
 #: printed commands not run (other than benchmarks): {command: reason}
-COMMAND_EXCLUDED: dict[str, str] = {}
+COMMAND_EXCLUDED: dict[str, str] = {
+    "softdpu run incast --cc my_aimd": "needs `pip install ./my-cc`, a package the reader writes; the "
+                                       "entry-point form runs with --cc ecn_aimd (softdpu's own entry point)",
+    "softdpu run NAME ...": "a placeholder for any run command (`python -m experiments.NAME ...` is the same)",
+}
 
 #: files a doc tells the reader to save, made before a command that names them:
 #: {file name: (doc, class)} = the doc's Python blocks assembled (see `extract`), saved under that name
-SAVED_FILES: dict[str, tuple[str, str]] = {}
+SAVED_FILES: dict[str, tuple[str, str]] = {
+    # docs/writing-a-cc.md, 1: "Save it as `my_aimd.py` in any folder"
+    "my_aimd.py": ("docs/writing-a-cc.md", "EcnAimd"),
+}
 
 #: printed templates -> the concrete command run for them
 TEMPLATES = {
     "softdpu plot <folder>": "softdpu plot results/incast",
+    "softdpu run NAME --help": "softdpu run qp_scale --help",
     "softdpu run incast --seed N --set cnp_mode=...": "softdpu run incast --seed 2 --set cnp_mode=ack_echo",
 }
 
 #: commands the docs say fail: (exit code, regex the error line must match)
 EXPECTED_FAILURES = {
     # docs/writing-a-cc.md: "An unknown parameter is an error that names it"
-    "softdpu run incast --cc experiments/plugins/ecn_aimd.py:EcnAimd --set cc_params.stepp_bps=1":
+    "softdpu run incast --cc ecn_aimd --set cc_params.stepp_bps=1":
         (2, r"stepp_bps"),
-    # docs/writing-a-cc.md: "stops with `timely: rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 0.5`"
-    "softdpu run incast --set 'ccs=[\"timely\"]' --set cc_params.rmin_bps=0.5":
-        (2, re.escape("timely: rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 0.5")),
+    # docs/writing-a-cc.md: "stops with `timely: rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 500000`"
+    "softdpu run incast --set 'ccs=[\"timely\"]' --set cc_params.rmin_bps=500K":
+        (2, re.escape("timely: rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 500000")),
     # README: "a rate parameter below it (`--set cc_params.rmin_bps=500000`) is refused at setup naming the parameter"
     "softdpu run incast --set cc_params.rmin_bps=500000": (2, r"rmin_bps must be >= 1e\+06"),
+    # docs/writing-a-cc.md, 8: "`--cc dcqnc` asks \"did you mean 'dcqcn'?\""
+    "softdpu run incast --cc dcqnc": (2, r"did you mean 'dcqcn'"),
 }
 
 #: per experiment, --set settings added to shrink the run (from the experiments' smoke tests)
@@ -282,7 +310,7 @@ DOC_OUTPUTS = {
     # time series, counters, plots) and `results/incast/incast.png`" (make run = softdpu run incast)
     "softdpu run incast": [f"{v}/{f}" for v in ("dcqcn", "none") for f in _results_table()] + ["incast.png"],
     # docs/writing-a-cc.md, 5: "the plots (`results/incast/ecn_aimd/plots/`)"
-    "softdpu run incast --cc experiments/plugins/ecn_aimd.py:EcnAimd": ["ecn_aimd/plots/rates.png"],
+    "softdpu run incast --cc ecn_aimd": ["ecn_aimd/plots/rates.png"],
     # README, Packet captures: "An experiment with several variants writes out-<variant>.pcap for each"
     "softdpu run incast --pcap out.pcap": ["./out-dcqcn.pcap", "./out-none.pcap"],
 }
