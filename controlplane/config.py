@@ -422,9 +422,9 @@ class Failure(Strict):
 
 class Qpc(Strict):
     """QP-context cache per host NIC (native/qpc.c; defaults scenario.py QPC_DEFAULTS)."""
-    entries: Int("cached QP contexts", lo=1) = 4096
+    entries: Int("cached QP contexts (0: every access misses)", lo=0) = 4096
     fetch_latency_ps: Limited("qpc.fetch_latency_ps") = 1_000_000
-    max_outstanding: Int("concurrent context fetches", lo=1) = 16
+    max_outstanding: Int("concurrent context fetches (>= 1 when entries > 0)", lo=0) = 16
     policy: Text("replacement policy") = "lru"
     hosts: Annotated[Any, BeforeValidator(lambda x: x if x == "all" else _host_list(x)),
                      WithJsonSchema({"anyOf": [{"const": "all"}, {"type": "array", "items": {"type": "integer"}}],
@@ -458,7 +458,7 @@ class Dpu(Strict):
 
 
 def _monitor(x: Any):
-    if x in ("switch", "all", "none") or isinstance(x, (list, tuple)):
+    if isinstance(x, str) and x in ("switch", "all", "none") or isinstance(x, (list, tuple)):
         return x
     raise ValueError(f"monitor_ports must be 'switch', 'all', 'none' or a list of port ids, got {x!r}")
 
@@ -612,7 +612,7 @@ def _message(model: type[BaseModel], err: dict, data: Any) -> str:
         known = _known_at(model, err["loc"], data)
         near = closest(name, known)
         hint = f"; closest: {', '.join(near)}" if near else ""
-        return f"{path}: unknown field{hint} (known here: {', '.join(sorted(known))})"
+        return f"{path}: unknown key{hint} (known here: {', '.join(sorted(known))})"
     if typ == "missing":
         return f"{path} is missing (required)"
     if typ == "value_error":
