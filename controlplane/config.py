@@ -114,7 +114,7 @@ def Limited(path: str):
         schema = {"type": "number", "minimum": 0, "maximum": lim.max, "description": f"{lim.meaning} ({lim.unit})"}
     else:
         check = _integer(kind, lim.min, lim.max, lim.zero_off, lim)
-        schema = _json_int(kind, 0 if lim.zero_off else lim.min, lim.max, f"{lim.meaning} ({lim.unit})")
+        schema = _json_int(kind, 0 if lim.zero_off else lim.min, lim.max, lim.meaning if kind else f"{lim.meaning} ({lim.unit})")
         if lim.kind == "time":
             base = check
 
