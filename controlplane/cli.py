@@ -238,8 +238,14 @@ def config_items(path: str | None, module=None) -> list[str]:
             return "none"
         return v if isinstance(v, str) else json.dumps(v)
 
+    from controlplane.experiment import param_kind, scenario_kinds
+    kinds = scenario_kinds()
     items = []
     for key, value in data.items():
+        kind = param_kind(key, params[key]) if key in params else kinds.get(key)
+        if kind is not None and kind.base == "bool" and not isinstance(value, bool):
+            # a file has real booleans: the string "no" there is a mistake, not a spelling of false
+            raise UsageError(f"{key} must be a bool (true or false), got {value!r} (--config {path})")
         if key in params and isinstance(params[key], dict) and isinstance(value, dict):
             items += [f"{key}.{k}={text_of(v)}" for k, v in value.items()]
         else:

@@ -550,10 +550,10 @@ class ScenarioModel(Strict):
 # ---------------------------------------------------------------------------------- entry points
 def _path(loc: tuple) -> str:
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in _TAGS:
+        elif _is_tag(loc, i):
             continue                                  # the union's branch name is not a user's key
         else:
             out += f".{part}" if out else str(part)
@@ -564,15 +564,22 @@ _TAGS = {"single_switch", "dumbbell", "leaf_spine", "fat_tree", "rail_clos", "in
          "flows", "pcap", "function-after", "function-before"}
 
 
+def _is_tag(loc: tuple, i: int) -> bool:
+    """Is loc[i] the branch (tag) pydantic inserts after a tagged union (topology, workload) or a
+    validator step, rather than a key the user wrote?"""
+    return (i == 1 and loc[0] in ("topology", "workload") and loc[1] in _TAGS) or loc[i] in ("function-after",
+                                                                                            "function-before")
+
+
 def _known_at(model: type[BaseModel], loc: tuple, data: Any) -> list[str]:
     """The field names valid at ``loc`` (for closest-name suggestions)."""
     m: Any = model
     node = data
-    for part in loc[:-1]:
+    for i, part in enumerate(loc[:-1]):
         if isinstance(part, int):
             node = node[part] if isinstance(node, list) and part < len(node) else None
             continue
-        if part in _TAGS:
+        if _is_tag(loc, i):
             continue
         fields = getattr(m, "model_fields", {})
         if part not in fields:

@@ -130,10 +130,16 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, d: dict) -> Scenario:
+        if not isinstance(d, dict):
+            raise ValueError(f"a scenario must be a dict, got {d!r}")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known - DERIVED_KEYS
         if unknown:
-            raise ValueError(f"unknown scenario field(s) {sorted(unknown)}; known: {sorted(known)}")
+            from controlplane.values import closest
+            near = {u: closest(u, known) for u in sorted(unknown)}
+            hint = "; ".join(f"{u}: closest: {', '.join(n)}" for u, n in near.items() if n)
+            raise ValueError(f"unknown scenario field(s) {sorted(unknown)}" + (f" ({hint})" if hint else "")
+                             + f"; known: {sorted(known)}")
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def with_overrides(self, overrides: dict[str, Any]) -> Scenario:
