@@ -360,7 +360,7 @@ def main(argv=None) -> int:
         # what the user typed is wrong (a value, a name, a file that cannot be read): one line
         if debug:
             traceback.print_exc()
-        print(f"softdpu: {e}", file=sys.stderr)
+        print("softdpu: " + "; ".join(str(e).splitlines()), file=sys.stderr)    # one line, every problem
         return EXIT_USAGE
     except OSError as e:                    # a file or folder that cannot be read or written
         if debug:
