@@ -73,10 +73,14 @@ def _integer(kind: str | None, lo: float | None, hi: float | None, zero_off: boo
             raise ValueError(f"must be {noun}{what}{unit}, got {given!r}")
         if zero_off and v == 0:
             return v
-        if lo is not None and v < lo:
-            raise ValueError(f"must be >= {lo:g}{' (or 0: off)' if zero_off else ''}, got {given!r}")
-        if hi is not None and v > hi:
-            raise ValueError(f"must be <= {hi:g}, got {given!r}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            if lo is not None and hi is not None:
+                rule = f"in [{lo:g}, {hi:g}]"
+            elif hi is not None:
+                rule = f"<= {hi:g}"
+            else:
+                rule = "a positive integer (>= 1)" if lo == 1 else f">= {lo:g}"
+            raise ValueError(f"must be {rule}{' (or 0: off)' if zero_off else ''}, got {given!r}")
         return v
     return check
 
@@ -176,18 +180,20 @@ def Text(description: str):
     return Annotated[Any, BeforeValidator(_text), WithJsonSchema({"type": "string", "description": description})]
 
 
-def _choice(options: tuple, what: str):
+def _choice(options: tuple, noun: str):
     def check(x: Any):
         if isinstance(x, str) and x in options:
             return x
         near = closest(str(x), options) if isinstance(x, str) else []
         hint = f" (closest: {', '.join(near)})" if near else ""
+        if noun:                             # the mechanism's own wording: "transport: unknown mode 'irn'"
+            raise ValueError(f"unknown {noun} {x!r}; known: {', '.join(map(repr, options))}{hint}")
         raise ValueError(f"must be one of {', '.join(map(repr, options))}, got {x!r}{hint}")
     return check
 
 
-def Choice(options: tuple, description: str):
-    return Annotated[Any, BeforeValidator(_choice(options, description)),
+def Choice(options: tuple, description: str, noun: str = ""):
+    return Annotated[Any, BeforeValidator(_choice(options, noun)),
                      WithJsonSchema({"enum": list(options), "description": description})]
 
 
@@ -209,7 +215,7 @@ def _host_list(x: Any) -> list:
     for i, h in enumerate(x):
         v = _int_of(h) if not isinstance(h, float) else None
         if v is None or v < 0:
-            raise ValueError(f"[{i}] = {h!r} is not a host id (an integer >= 0)")
+            raise ValueError(f"[{i}]: {h!r} is not a host id (an integer >= 0)")
         out.append(v)
     return out
 
@@ -354,7 +360,7 @@ class Pcap(Strict):
     """The RDMA WRITEs of a RoCEv2 capture (controlplane/replay.py)."""
     kind: Literal["pcap"]
     path: Text("the capture file")
-    hosts: Choice(("order", "ip"), "how capture addresses map to hosts") = "order"
+    hosts: Choice(("order", "softdpu"), "capture addresses to hosts: in order of appearance, or softdpu's plan") = "order"
     time_scale: Num("multiplies the capture's times", lo=0, lo_open=True) = 1.0
 
 
@@ -520,9 +526,9 @@ class ScenarioModel(Strict):
     payload_pattern: Choice(("zeros", "address"), "captured payload bytes")
     pfc: Bool("lossless data priority: PFC with a shared switch buffer")
     pfc_params: PfcParams | None
-    transport: Choice(("gbn", "sr", "ooo"), "RoCE go-back-N, IRN selective repeat, SRD-like out of order")
+    transport: Choice(("gbn", "sr", "ooo"), "RoCE go-back-N, IRN selective repeat, SRD-like out of order", "mode")
     transport_params: TransportParams | None
-    paths: Choice(("ecmp", "spray_rr", "spray_random", "spray_weighted", "reps", "flowlet", "plb"), "path policy")
+    paths: Choice(("ecmp", "spray_rr", "spray_random", "spray_weighted", "reps", "flowlet", "plb"), "path policy", "policy")
     num_paths: Int("entropies per QP when spraying", lo=1, hi=16)
     path_weights: Annotated[Any, BeforeValidator(_weights),
                             WithJsonSchema({"type": "array", "items": {"type": "number", "minimum": 0},
@@ -619,9 +625,10 @@ def _message(model: type[BaseModel], err: dict, data: Any) -> str:
         known = _known_at(model, err["loc"], data)
         near = closest(name, known)
         hint = f"; closest: {', '.join(near)}" if near else ""
-        return f"{path}: unknown key{hint} (known here: {', '.join(sorted(known))})"
+        parent = path[:-len(name)].rstrip(".") or "scenario"
+        return f"{parent}: unknown key {name!r} ({path}){hint} (known here: {', '.join(sorted(known))})"
     if typ == "missing":
-        return f"{path} is missing (required)"
+        return f"{path} must be set: it is required and missing"
     if typ == "value_error":
         msg = str(err["ctx"]["error"]).strip()
         if msg.startswith(("must be", "is not")):
