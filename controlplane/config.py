@@ -123,12 +123,19 @@ def Limited(path: str):
             base = check
 
             def check(x, base=base):       # a time with a unit, then the table's range
+                given = x
                 if isinstance(x, str) and x.strip().lower() not in ("none", "null"):
                     try:
                         x = parse_quantity(x, "time")
                     except ValueError as e:
                         raise ValueError(f"must be a time in ps (e.g. {_EXAMPLES['time']}), got {x!r}: {e}") from None
-                return base(x)
+                try:
+                    return base(x)
+                except ValueError as e:
+                    if given is x:
+                        raise
+                    # name the value as the user wrote it: got '500ns' (500000 ps)
+                    raise ValueError(str(e).replace(f"got {x!r}", f"got {given!r} ({x} ps)", 1)) from None
     if lim.optional:
         schema = {"anyOf": [schema, {"type": "null"}], "description": schema.get("description", "")}
     return Annotated[Any, BeforeValidator(check), WithJsonSchema(schema)]

@@ -90,6 +90,7 @@ def test_units_convert_exactly():
     (dict(rto_ps="1.5ps"), "not a whole number of ps"),
     (dict(buffer_bytes="4 furlongs"), "unknown size unit"),
     (dict(topology={**star(3), "rate_bps": "0.1bps"}), "not a whole number of bit/s"),
+    (dict(rto_ps="500ns"), r"^rto_ps must be .* got '500ns' \(500000 ps\): a retransmission timeout below 1 us"),
 ])
 def test_inexact_or_unknown_units_are_refused(spec, words):
     with pytest.raises(ValueError, match=words):
