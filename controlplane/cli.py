@@ -134,7 +134,7 @@ def cmd_run(a) -> int:
     if a.help:
         print(a.parser.format_help() + "\n" + experiment_help(a.experiment, mod))
         return 0
-    exp, over = parse_sets(a.set, mod, cc=a.cc)
+    exp, over = parse_sets(config_items(a.config, mod) + a.set, mod, cc=a.cc)
     capture = capture_arg(a.pcap, a.pcap_filter)
     if a.pcap is not None:
         _check_out(Path(a.pcap).resolve().parent, "--pcap")
@@ -212,6 +212,54 @@ def _version() -> str:
         return "unknown"
 
 
+def config_items(path: str | None, module=None) -> list[str]:
+    """``--config FILE`` (JSON, or TOML by the .toml suffix) as ``--set`` items, given before the
+    command line's own: a key of the file is an experiment parameter or a Scenario field, as with
+    --set, and a --set of the same key wins. A Scenario section given as a table/object replaces
+    the section (a whole topology or workload); an experiment's dict parameter is merged key by key."""
+    if path is None:
+        return []
+    from controlplane.values import UsageError
+    text = Path(path).read_text()
+    try:
+        if path.endswith(".toml"):
+            import tomllib
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(f"{c} is not a number")))
+    except ValueError as e:
+        raise UsageError(f"--config {path}: not valid {'TOML' if path.endswith('.toml') else 'JSON'}: {e}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: must hold an object (a table) of parameters, got {type(data).__name__}")
+    params = getattr(module, "PARAMS", {}) or {}
+
+    def text_of(v):
+        if v is None:
+            return "none"
+        return v if isinstance(v, str) else json.dumps(v)
+
+    from controlplane.experiment import param_kind, scenario_kinds
+    kinds = scenario_kinds()
+    items = []
+    for key, value in data.items():
+        kind = param_kind(key, params[key]) if key in params else kinds.get(key)
+        if kind is not None and kind.base == "bool" and not isinstance(value, bool):
+            # a file has real booleans: the string "no" there is a mistake, not a spelling of false
+            raise UsageError(f"{key} must be a bool (true or false), got {value!r} (--config {path})")
+        if key in params and isinstance(params[key], dict) and isinstance(value, dict):
+            items += [f"{key}.{k}={text_of(v)}" for k, v in value.items()]
+        else:
+            items.append(f"{key}={text_of(value)}")
+    return items
+
+
+def cmd_schema(a) -> int:
+    """The JSON Schema of a scenario (controlplane/config.py), with the Scenario's defaults."""
+    from controlplane.config import json_schema
+    print(json.dumps(json_schema(), indent=2, sort_keys=True, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="softdpu", description=__doc__, epilog=EPILOG,
                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -226,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="experiment parameter or scenario field (dotted, e.g. ecn.kmin_bytes=100KB); "
                         "cc_params.NAME=VALUE for the variants whose CC has NAME, CC.NAME=VALUE for one CC")
+    r.add_argument("--config", default=None, metavar="FILE",
+                   help="experiment parameters and scenario fields from a JSON or TOML file (--set wins)")
     r.add_argument("--seed", type=_seed, default=1)
     r.add_argument("--out", default=None, help="results folder (default results/<experiment>)")
     r.add_argument("--cc", default=None, help="cc name or path/to/file.py:ClassName (replaces the experiment's list)")
@@ -240,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="(re)make the plots of a results folder")
     p.add_argument("results")
     p.set_defaults(func=cmd_plot)
+    sc = sub.add_parser("schema", help="print the JSON Schema of a scenario (every field, its type, unit and bounds)")
+    sc.set_defaults(func=cmd_schema)
     l = sub.add_parser("list", help="experiments and congestion-control algorithms")
     l.add_argument("--json", action="store_true", help="as JSON: experiments and CCs with their parameters")
     l.set_defaults(func=cmd_list)
@@ -308,7 +360,7 @@ def main(argv=None) -> int:
         # what the user typed is wrong (a value, a name, a file that cannot be read): one line
         if debug:
             traceback.print_exc()
-        print(f"softdpu: {e}", file=sys.stderr)
+        print("softdpu: " + "; ".join(str(e).splitlines()), file=sys.stderr)    # one line, every problem
         return EXIT_USAGE
     except OSError as e:                    # a file or folder that cannot be read or written
         if debug:

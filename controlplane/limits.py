@@ -15,7 +15,7 @@ int64 picoseconds (2^63 ps is about 106 days) and is the bound the CC parameters
 ``TABLE`` maps a field path to its :class:`Limit`; a path is a Scenario field (``rto_ps``), a key
 of a dict field (``transport_params.rto_low_ps``) or a key of every entry of a list field
 (``failures[].down_ps``). :func:`check_scenario` applies the table (Network builds call it first);
-a later schema (pydantic or JSON Schema) can be generated from the same rows.
+the scenario schema (controlplane/config.py, pydantic) builds its time and budget fields from these rows.
 """
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from congestion import registry
 from congestion.api import CCPluginError
-from controlplane import devices, failures, limits, multipath, routing, topology, vswitch, vtax, workload
+from controlplane import config, devices, failures, limits, multipath, routing, topology, vswitch, vtax, workload
 from controlplane.units import Gbps, MB, ms, us
 from dataplane.sim import (CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_COMPLETIONS, STOP_EVENTS, STOP_IDLE,
                            STOP_MAX_EVENTS, STOP_UPCALL, BudgetExceeded, SimError, Simulator, serialization_ps)
@@ -113,15 +113,33 @@ class Scenario:
     max_wall_s: float = DEFAULT_MAX_WALL_S
 
     # ------------------------------------------------------------------ config
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> Scenario:
+        """Check every field against the declared schema (controlplane/config.py) and store the
+        normalized values ("4MB" -> 4000000, 1e9 -> 1000000000); ValueError names each bad field
+        by its path. Construction and every build call it (a field may be changed in between)."""
+        d = config.validate({f.name: getattr(self, f.name) for f in fields(self)})
+        for k, v in d.items():
+            setattr(self, k, v)
+        return self
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> Scenario:
+        if not isinstance(d, dict):
+            raise ValueError(f"a scenario must be a dict, got {d!r}")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known - DERIVED_KEYS
         if unknown:
-            raise ValueError(f"unknown scenario field(s) {sorted(unknown)}; known: {sorted(known)}")
+            from controlplane.values import closest
+            near = {u: closest(u, known) for u in sorted(unknown)}
+            hint = "; ".join(f"{u}: closest: {', '.join(n)}" for u, n in near.items() if n)
+            raise ValueError(f"unknown scenario field(s) {sorted(unknown)}" + (f" ({hint})" if hint else "")
+                             + f"; known: {sorted(known)}")
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def with_overrides(self, overrides: dict[str, Any]) -> Scenario:
@@ -187,6 +205,7 @@ class Network:
     """
 
     def __init__(self, sc: Scenario, wake_on_completion: bool = False):
+        sc.validate()                          # the declared schema (controlplane/config.py)
         limits.check_scenario(sc)              # times and budgets: integers in range, named when not
         self.scenario = sc
         self.wake_on_completion = bool(wake_on_completion)
