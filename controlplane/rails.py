@@ -53,7 +53,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.topology import Fabric, Link, _non_negative, _positive
+from controlplane.topology import Fabric, Link, _non_negative, _positive, check_size
 
 
 def _ratio(name: str, value: Any) -> float:
@@ -111,10 +111,14 @@ def rail_clos(host_rate_bps: int, host_delay_ps: int, *, num_rails: int = 8, ser
               "nvlink_rate_bps": nv_rate, "nvlink_delay_ps": nv_delay, "sharp": sharp,
               "sharp_rate_bps": sh_rate, "sharp_latency_ps": sh_lat}
     lay = RailLayout(params)
+    S = lay.num_servers
+    num_links = (planes * (S * R + R * L * P + R * P * C) + (planes - 1) + (S * R + S if nv_rate else 0)
+                 + (planes * lay.switches_per_plane if sharp else 0))
+    check_size(f"rail_clos(num_rails={R}, servers_per_leaf={spl}, leaves_per_rail={L}, spines_per_rail={P}, "
+               f"cores_per_group={C}, planes={planes})", lay.num_hosts, lay.num_nodes - lay.num_hosts, num_links)
     names: list[str] = [""] * lay.num_nodes
     tiers: list[int] = [0] * lay.num_nodes
     links: list[Link] = []
-    S = lay.num_servers
     for p in range(planes):
         sfx = f".p{p}" if planes > 1 else ""
         for s in range(S):

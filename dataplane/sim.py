@@ -10,6 +10,7 @@ messages or creating QPs (the tables may grow) and never keep one beyond the sim
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -221,6 +222,28 @@ def _ptr(ctype: str, a: np.ndarray):
     return ffi.cast(ctype, ffi.from_buffer(a)) if a.size else ffi.NULL
 
 
+# Parameters of the feedback path policies (reps, flowlet, plb): the one table of their defaults
+# (controlplane/multipath.py resolves a scenario's path_params from it, and native/sim.c starts
+# a QP's path state with the same values). flowlet_gap_ps: 100 us; PLB as Linux
+# (net/ipv4/tcp_plb.c, set in tcp_sk_init): tcp_plb_cong_thresh 128/256, tcp_plb_rehash_rounds 12,
+# tcp_plb_suspend_rto_sec 60 s.
+PATH_PARAM_DEFAULTS = {"flowlet_gap_ps": 100_000_000, "plb_cong_thresh": 0.5, "plb_rehash_rounds": 12,
+                       "plb_suspend_ps": 60 * 10**12}
+
+
+@functools.lru_cache(maxsize=8)
+def _wire_sim(ipv6: bool, phy_overhead: int) -> Simulator:
+    return Simulator(num_hosts=1, num_switches=1, max_links=1, max_qps=2, max_msgs=1, pkt_pool=16,
+                     completion_ring=1, ipv6=ipv6, phy_overhead=phy_overhead)
+
+
+def wire_bytes(opcode: int, payload: int, *, ipv6: bool = False, phy_overhead: int = 20) -> int:
+    """Bytes one frame takes on the wire, headers and ``phy_overhead`` (preamble, SFD, IFG)
+    included, as the data plane counts them (sd_wire_bytes): for control-plane arithmetic before
+    a Simulator exists. ``opcode``: a value of OPCODES."""
+    return _wire_sim(bool(ipv6), int(phy_overhead)).wire_bytes(opcode, payload)
+
+
 class Simulator:
     """One emulated fabric: hosts with DPU NICs, switches, links, QPs, messages."""
 
@@ -377,9 +400,12 @@ class Simulator:
         self._check(lib.sd_set_paths(self._sim, qp, PATH_POLICIES[policy], _ptr("uint32_t *", e),
                                      _ptr("uint32_t *", w) if w is not None else ffi.NULL, len(e), int(bool(ar))))
 
-    def set_path_params(self, qp: int, flowlet_gap_ps: int = 100_000_000, plb_cong_thresh: float = 0.5,
-                        plb_rehash_rounds: int = 12, plb_suspend_ps: int = 60 * 10**12) -> None:
-        """Parameters of the reps/flowlet/plb policies (defaults: 100 us flowlet gap; PLB as Linux)."""
+    def set_path_params(self, qp: int, flowlet_gap_ps: int = PATH_PARAM_DEFAULTS["flowlet_gap_ps"],
+                        plb_cong_thresh: float = PATH_PARAM_DEFAULTS["plb_cong_thresh"],
+                        plb_rehash_rounds: int = PATH_PARAM_DEFAULTS["plb_rehash_rounds"],
+                        plb_suspend_ps: int = PATH_PARAM_DEFAULTS["plb_suspend_ps"]) -> None:
+        """Parameters of the reps/flowlet/plb policies (defaults PATH_PARAM_DEFAULTS: 100 us flowlet
+        gap; PLB as Linux). The data plane starts a QP's path state with the same values."""
         self._check(lib.sd_set_path_params(self._sim, qp, int(flowlet_gap_ps), float(plb_cong_thresh),
                                            int(plb_rehash_rounds), int(plb_suspend_ps)))
 
@@ -763,4 +789,4 @@ OPCODES = {"write_first": lib.SD_OP_WRITE_FIRST, "write_middle": lib.SD_OP_WRITE
            "cnp": lib.SD_OP_CNP}
 
 __all__ = ["Simulator", "SimError", "BudgetExceeded", "CCPluginError", "MIN_RATE_BPS", "dtype_of", "PACKET_DTYPE", "PORT_DTYPE",
-           "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE", "red_probability", "serialization_ps", "psn_diff", "ecmp_hash"]
+           "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE", "red_probability", "serialization_ps", "wire_bytes", "PATH_PARAM_DEFAULTS", "psn_diff", "ecmp_hash"]
