@@ -30,10 +30,8 @@ import warnings
 
 import numpy as np
 
-from controlplane.units import us
-from dataplane.sim import PATH_PARAM_DEFAULTS, PATH_POLICIES, TRANSPORTS
+from dataplane.sim import PATH_PARAM_DEFAULTS, PATH_POLICIES, TRANSPORT_DEFAULTS, TRANSPORTS
 
-TRANSPORT_DEFAULTS = {"reorder_window": 2048, "rto_low_ps": us(100), "rto_low_pkts": 3, "bdp_cap": 0}
 FEEDBACK_POLICIES = ("reps", "flowlet", "plb")
 SPORT_BASE = 49152
 

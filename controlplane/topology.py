@@ -67,6 +67,22 @@ def _positive(name: str, value: Any) -> int:
     return v
 
 
+def _rate(name: str, value: Any) -> int:
+    """``value`` as a link rate in bit/s, in [MIN_RATE_BPS, MAX_RATE_BPS]."""
+    v = _as_int(name, value)
+    if not MIN_RATE_BPS <= v <= MAX_RATE_BPS:
+        raise ValueError(f"{name} must be a rate in [1e6, 1e14] bit/s (1 Mb/s to 100 Tb/s), got {v}")
+    return v
+
+
+def _delay(name: str, value: Any) -> int:
+    """``value`` as a one-way delay in ps, in [0, MAX_DELAY_PS]."""
+    v = _as_int(name, value)
+    if not 0 <= v <= MAX_DELAY_PS:
+        raise ValueError(f"{name} must be a delay in [0, 10^15] ps, got {v}")
+    return v
+
+
 def _non_negative(name: str, value: Any) -> int:
     """``value`` as an int that must be >= 0."""
     v = _as_int(name, value)
@@ -89,9 +105,11 @@ PY_BYTES_PER_LINK = 600          # Link object, two port names, port lists (~500
 PY_BYTES_PER_NODE = 200          # name, tier, adjacency
 HOST_BYTES = 64                  # the data plane's per-host NIC state (sd_host is not in the cffi interface)
 ROUTE_BYTES_PER_PAIR = 32        # per (switch, host): routing's work arrays (28 B measured) + the C FIB (4 B)
-# A link rate is at most 1 Pb/s (a 64 B frame still takes 1 ps after the data plane's ceil
-# rounding); a delay at most 10^15 ps, the bound of every time (controlplane/limits.py).
-MAX_RATE_BPS = 10**15
+# A link rate is in [1 Mb/s, 100 Tb/s], the data plane's range (native/sim.c sd_add_links: the
+# floor is SD_MIN_RATE_BPS, a ConnectX QP rate limiter's minimum); a delay at most 10^15 ps, the
+# bound of every time (controlplane/limits.py).
+MIN_RATE_BPS = 10**6
+MAX_RATE_BPS = 10**14
 MAX_DELAY_PS = 10**15
 MEMORY_ENV = "SOFTDPU_MAX_MEMORY_GIB"
 GiB = 1 << 30
@@ -237,12 +255,8 @@ class Fabric:
             raise ValueError(
                 f"links[{i}] joins two hosts {self.node_names[a]!r} and {self.node_names[b]!r}; "
                 "a host must link to a switch")
-        rate = _positive(f"links[{i}].rate_bps", link.rate_bps)
-        if rate > MAX_RATE_BPS:
-            raise ValueError(f"links[{i}].rate_bps must be <= 10^15 (1 Pb/s), got {rate}")
-        delay = _non_negative(f"links[{i}].delay_ps", link.delay_ps)
-        if delay > MAX_DELAY_PS:
-            raise ValueError(f"links[{i}].delay_ps must be <= 10^15 ps (1000 s), got {delay}")
+        rate = _rate(f"links[{i}].rate_bps", link.rate_bps)
+        delay = _delay(f"links[{i}].delay_ps", link.delay_ps)
         return Link(a=a, b=b, rate_bps=rate, delay_ps=delay,
                     tier=_non_negative(f"links[{i}].tier", link.tier))
 
@@ -440,8 +454,8 @@ def single_switch(num_hosts: int, rate_bps: int, delay_ps: int) -> Fabric:
     Link ``h`` joins host ``h`` (end ``a``) to the switch.
     """
     n = _positive("num_hosts", num_hosts)
-    rate = _positive("rate_bps", rate_bps)
-    delay = _non_negative("delay_ps", delay_ps)
+    rate = _rate("rate_bps", rate_bps)
+    delay = _delay("delay_ps", delay_ps)
     check_size(f"single_switch(num_hosts={n})", n, 1, n)
     sw = n
     links = [Link(h, sw, rate, delay, 0) for h in range(n)]
@@ -462,10 +476,10 @@ def dumbbell(num_left: int, num_right: int, host_rate_bps: int, bottleneck_rate_
     """
     nl = _positive("num_left", num_left)
     nr = _positive("num_right", num_right)
-    h_rate = _positive("host_rate_bps", host_rate_bps)
-    b_rate = _positive("bottleneck_rate_bps", bottleneck_rate_bps)
-    h_delay = _non_negative("host_delay_ps", host_delay_ps)
-    b_delay = _non_negative("bottleneck_delay_ps", bottleneck_delay_ps)
+    h_rate = _rate("host_rate_bps", host_rate_bps)
+    b_rate = _rate("bottleneck_rate_bps", bottleneck_rate_bps)
+    h_delay = _delay("host_delay_ps", host_delay_ps)
+    b_delay = _delay("bottleneck_delay_ps", bottleneck_delay_ps)
     n = nl + nr
     check_size(f"dumbbell(num_left={nl}, num_right={nr})", n, 2, n + 1)
     left, right = n, n + 1
@@ -491,10 +505,10 @@ def leaf_spine(num_leaves: int, num_spines: int, hosts_per_leaf: int, host_rate_
     nl = _positive("num_leaves", num_leaves)
     nsp = _positive("num_spines", num_spines)
     hpl = _positive("hosts_per_leaf", hosts_per_leaf)
-    h_rate = _positive("host_rate_bps", host_rate_bps)
-    f_rate = _positive("fabric_rate_bps", fabric_rate_bps)
-    h_delay = _non_negative("host_delay_ps", host_delay_ps)
-    f_delay = _non_negative("fabric_delay_ps", fabric_delay_ps)
+    h_rate = _rate("host_rate_bps", host_rate_bps)
+    f_rate = _rate("fabric_rate_bps", fabric_rate_bps)
+    h_delay = _delay("host_delay_ps", host_delay_ps)
+    f_delay = _delay("fabric_delay_ps", fabric_delay_ps)
     n = nl * hpl
     check_size(f"leaf_spine(num_leaves={nl}, num_spines={nsp}, hosts_per_leaf={hpl})", n, nl + nsp, n + nl * nsp)
     leaf0, spine0 = n, n + nl
@@ -534,12 +548,12 @@ def fat_tree(k: int, host_rate_bps: int, host_delay_ps: int, *,
     k = _as_int("k", k)
     if k < 2 or k % 2:
         raise ValueError(f"k must be an even integer >= 2, got {k}")
-    h_rate = _positive("host_rate_bps", host_rate_bps)
-    h_delay = _non_negative("host_delay_ps", host_delay_ps)
-    a_rate = h_rate if agg_rate_bps is None else _positive("agg_rate_bps", agg_rate_bps)
-    a_delay = h_delay if agg_delay_ps is None else _non_negative("agg_delay_ps", agg_delay_ps)
-    c_rate = h_rate if core_rate_bps is None else _positive("core_rate_bps", core_rate_bps)
-    c_delay = h_delay if core_delay_ps is None else _non_negative("core_delay_ps", core_delay_ps)
+    h_rate = _rate("host_rate_bps", host_rate_bps)
+    h_delay = _delay("host_delay_ps", host_delay_ps)
+    a_rate = h_rate if agg_rate_bps is None else _rate("agg_rate_bps", agg_rate_bps)
+    a_delay = h_delay if agg_delay_ps is None else _delay("agg_delay_ps", agg_delay_ps)
+    c_rate = h_rate if core_rate_bps is None else _rate("core_rate_bps", core_rate_bps)
+    c_delay = h_delay if core_delay_ps is None else _delay("core_delay_ps", core_delay_ps)
 
     half = k // 2
     num_hosts = k ** 3 // 4
@@ -581,12 +595,14 @@ BUILDERS: dict[str, Callable[..., Fabric] | str] = {
 }
 
 
-def build(topology: str, **kwargs: Any) -> Fabric:
+def build(topology: str | None = None, **kwargs: Any) -> Fabric:
     """Build a fabric by builder name, e.g. ``build("fat_tree", k=4, host_rate_bps=..., ...)``.
 
     ``build(**fabric.params)`` rebuilds a fabric made by any builder. Unknown names and
     missing/unexpected arguments raise ValueError.
     """
+    if topology is None:
+        raise ValueError(f"topology.topology (the builder name) is missing; known: {', '.join(sorted(BUILDERS))}")
     builder = BUILDERS.get(topology) if isinstance(topology, str) else None
     if builder is None:
         raise ValueError(f"unknown topology {topology!r}; known: {', '.join(sorted(BUILDERS))}")

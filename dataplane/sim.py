@@ -227,6 +227,10 @@ def _ptr(ctype: str, a: np.ndarray):
 # a QP's path state with the same values). flowlet_gap_ps: 100 us; PLB as Linux
 # (net/ipv4/tcp_plb.c, set in tcp_sk_init): tcp_plb_cong_thresh 128/256, tcp_plb_rehash_rounds 12,
 # tcp_plb_suspend_rto_sec 60 s.
+# Parameters of the sr/ooo transports, the one table of their defaults (controlplane/multipath.py
+# resolves a scenario's transport_params from it): a 2048-packet reorder window, IRN's two-level
+# RTO (100 us while at most 3 packets are outstanding), no BDP cap.
+TRANSPORT_DEFAULTS = {"reorder_window": 2048, "rto_low_ps": 100_000_000, "rto_low_pkts": 3, "bdp_cap": 0}
 PATH_PARAM_DEFAULTS = {"flowlet_gap_ps": 100_000_000, "plb_cong_thresh": 0.5, "plb_rehash_rounds": 12,
                        "plb_suspend_ps": 60 * 10**12}
 
@@ -380,10 +384,12 @@ class Simulator:
                 raise ValueError(f"qp {name} must be an integer in [0, 2^32), got {v!r}")
         return self._check(lib.sd_create_qp_pair(self._sim, src, dst, sport, cc_kind, cc_param, cc_events, isn))
 
-    def set_transport(self, qp: int, mode: str, reorder_window: int = 2048, rto_low_ps: int = 0,
-                      rto_low_pkts: int = 3, bdp_cap: int = 0) -> None:
+    def set_transport(self, qp: int, mode: str, reorder_window: int = TRANSPORT_DEFAULTS["reorder_window"],
+                      rto_low_ps: int = TRANSPORT_DEFAULTS["rto_low_ps"],
+                      rto_low_pkts: int = TRANSPORT_DEFAULTS["rto_low_pkts"],
+                      bdp_cap: int = TRANSPORT_DEFAULTS["bdp_cap"]) -> None:
         """Transport of the QP pair holding ``qp``: "gbn", "sr" (IRN selective repeat) or "ooo"
-        (out-of-order placement, SRD-like); before the first post."""
+        (out-of-order placement, SRD-like); before the first post. Defaults: TRANSPORT_DEFAULTS."""
         if mode not in TRANSPORTS:
             raise ValueError(f"transport: unknown mode {mode!r}; known: {sorted(TRANSPORTS)}")
         self._check(lib.sd_set_transport(self._sim, qp, TRANSPORTS[mode], int(reorder_window), int(rto_low_ps),
@@ -789,4 +795,5 @@ OPCODES = {"write_first": lib.SD_OP_WRITE_FIRST, "write_middle": lib.SD_OP_WRITE
            "cnp": lib.SD_OP_CNP}
 
 __all__ = ["Simulator", "SimError", "BudgetExceeded", "CCPluginError", "MIN_RATE_BPS", "dtype_of", "PACKET_DTYPE", "PORT_DTYPE",
-           "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE", "red_probability", "serialization_ps", "wire_bytes", "PATH_PARAM_DEFAULTS", "psn_diff", "ecmp_hash"]
+           "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE", "red_probability", "serialization_ps", "wire_bytes", "PATH_PARAM_DEFAULTS",
+           "TRANSPORT_DEFAULTS", "psn_diff", "ecmp_hash"]
