@@ -212,6 +212,8 @@ def main(n: int) -> None:
         finally:
             signal.alarm(0)
         counts[outcome] += 1
+        if sum(counts.values()) % 100 == 0:                 # progress, in case the run is cut short
+            print(f"... {sum(counts.values())} cases: {dict(counts)}", flush=True)
         if outcome == "internal":
             key = msg.split(":")[0] + ":" + msg.split(":")[1] if msg.count(":") > 1 else msg
             internal[key] += 1
