@@ -614,4 +614,7 @@ def build(topology: str | None = None, **kwargs: Any) -> Fabric:
         inspect.signature(builder).bind(**kwargs)
     except TypeError as exc:
         raise ValueError(f"topology {topology!r}: {exc}") from None
-    return builder(**kwargs)
+    fabric = builder(**kwargs)
+    if fabric.num_hosts < 2:           # no pair of hosts: no path, no base RTT, nothing to send
+        raise ValueError(f"topology {fabric.name}: {fabric.num_hosts} host; a scenario's fabric needs at least 2")
+    return fabric

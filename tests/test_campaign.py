@@ -313,3 +313,48 @@ def test_transport_defaults_of_the_simulator_wrapper_are_the_control_planes():
     assert int(q["rto_low_ps"]) == TRANSPORT_DEFAULTS["rto_low_ps"]
     assert int(q["rto_low_pkts"]) == TRANSPORT_DEFAULTS["rto_low_pkts"]
     assert int(q["reorder_window"]) == TRANSPORT_DEFAULTS["reorder_window"]
+
+
+@pytest.mark.parametrize("d, message", [
+    # found by the campaign: each raised an internal error (type and place before the fix in the comment)
+    # KeyError 'src' (workload.py from_list)
+    ({"workload": {"kind": "flows", "flows": [{"dst": 1, "size_bytes": 10}]}}, r"workload\.flows\[0\]: missing \['src'\]"),
+    # TypeError: '<' not supported between 'str' and 'int' (workload.py incast)
+    ({"workload": {"kind": "incast", "senders": 2, "size_bytes": 100, "jitter_ps": "x"}}, r"workload\.jitter_ps"),
+    # TypeError: incast() got an unexpected keyword argument (workload.py build)
+    ({"workload": {"kind": "incast", "senders": 2, "size_bytes": 100, "bogus_key": 1}}, r"workload 'incast'.*bogus_key"),
+    # TypeError: '<' not supported between 'NoneType' and 'int' (workload.py poisson)
+    ({"workload": {"kind": "poisson", "cdf": "websearch", "load": None, "duration_ps": 10**6}}, r"workload\.load"),
+    # TypeError: expected str, bytes or os.PathLike object, not int (workload.py SizeCdf)
+    ({"workload": {"kind": "poisson", "cdf": 5, "load": 0.5, "duration_ps": 10**6}}, r"workload\.cdf"),
+    # AttributeError: 'int' object has no attribute 'get' (failures.py)
+    ({"failures": [5]}, r"failures\[0\] must be a dict"),
+    # TypeError: 'int' object is not iterable (failures.py)
+    ({"failures": 3}, r"failures must be a list"),
+    # TypeError: 'int' object is not iterable (multipath.py resolve)
+    ({"transport": "sr", "transport_params": 7}, r"transport_params must be a dict"),
+    # data plane: "argument of type 'int' is not iterable" / cffi OverflowError (multipath.py install_qp)
+    ({"paths": "plb", "path_params": {"plb_suspend_ps": 2**64}}, r"path_params\.plb_suspend_ps"),
+    ({"paths": "flowlet", "path_params": {"flowlet_gap_ps": "x"}}, r"path_params\.flowlet_gap_ps"),
+    # TypeError: unhashable type: 'list' (multipath.py ar_classes)
+    ({"adaptive_routing": True, "ar_classes": [["data"]]}, r"ar_classes must be"),
+    # TypeError: object of type 'int' has no len() (multipath.py path_weights)
+    ({"paths": "spray_weighted", "num_paths": 2, "path_weights": 3}, r"path_weights"),
+    # the data plane's "link 0: rate_bps must be in [1e6, 1e14]" named no scenario field (rails.py)
+    ({"topology": {"topology": "rail_clos", "host_rate_bps": 1, "host_delay_ps": 0, "num_rails": 2,
+                   "servers_per_leaf": 1, "leaves_per_rail": 2, "spines_per_rail": 1, "cores_per_group": 1}},
+     r"host_rate_bps must be a rate in \[1e6, 1e14\]"),
+    # TypeError: build() missing 1 required positional argument: 'topology' (topology.py build)
+    ({"topology": {"num_hosts": 4, "rate_bps": Gbps(100), "delay_ps": 0}}, r"topology\.topology \(the builder name\) is missing"),
+    # TypeError: unhashable type: 'list' (topology.py build)
+    ({"topology": {"topology": [1], "num_hosts": 4}}, r"unknown topology \[1\]"),
+    # hpcc: base_rtt_ps must be > 0 on a one-host fabric (no pair of hosts)
+    ({"topology": {"topology": "rail_clos", "host_rate_bps": Gbps(100), "host_delay_ps": 0, "num_rails": 1,
+                   "servers_per_leaf": 1, "leaves_per_rail": 1, "spines_per_rail": 2, "cores_per_group": 1},
+      "workload": {"kind": "flows", "flows": []}, "cc": "hpcc"}, r"1 host; a scenario's fabric needs at least 2"),
+])
+def test_campaign_findings_are_rejected_by_field(d, message):
+    base = {"topology": {"topology": "single_switch", "num_hosts": 4, "rate_bps": Gbps(100), "delay_ps": us(1)},
+            "workload": {"kind": "incast", "senders": 2, "size_bytes": KB(8)}, "max_duration_ps": MAX_DURATION_PS}
+    with pytest.raises(ValueError, match=message):
+        Scenario.from_dict({**base, **d}).run(None)
