@@ -19,8 +19,18 @@ import heapq
 import numpy as np
 
 from controlplane import routing
+from controlplane.limits import MAX_TIME_PS
 from controlplane.units import ms, us
 from dataplane.sim import PATH_POLICIES
+
+def _is_index(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_time(v) -> bool:
+    """An integer number of picoseconds in [0, MAX_TIME_PS] (controlplane/limits.py)."""
+    return _is_index(v) and 0 <= v <= MAX_TIME_PS
+
 
 FAILURE_DEFAULTS = {"detect_ps": us(100), "reconverge_ps": ms(1)}
 POLICY_NAMES = {v: k for k, v in PATH_POLICIES.items()}
@@ -33,13 +43,17 @@ class FailurePlan:
         self.net = net
         sc = net.scenario
         p = dict(FAILURE_DEFAULTS)
+        if sc.failure_params is not None and not isinstance(sc.failure_params, dict):
+            raise ValueError(f"failure_params must be a dict of {sorted(p)} or null, got {sc.failure_params!r}")
+        if sc.failures is not None and not isinstance(sc.failures, (list, tuple)):
+            raise ValueError(f"failures must be a list of {{link | switch, down_ps[, up_ps]}} or null, got {sc.failures!r}")
         unknown = set(sc.failure_params or {}) - set(p)
         if unknown:
             raise ValueError(f"failure_params: unknown key(s) {sorted(unknown)}; known: {sorted(p)}")
         p.update(sc.failure_params or {})
         for k, v in p.items():
-            if not isinstance(v, (int, np.integer)) or v < 0:
-                raise ValueError(f"failure_params.{k} must be a non-negative integer (ps), got {v!r}")
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 <= v <= MAX_TIME_PS:
+                raise ValueError(f"failure_params.{k} must be an integer in [0, 10^15] (ps), got {v!r}")
         self.params = p
         self.down: set[int] = set()        # links down now
         self.detected: set[int] = set()    # ... whose failure the NICs have detected
@@ -49,10 +63,10 @@ class FailurePlan:
         for i, f in enumerate(sc.failures or []):
             links = self._links_of(i, f)
             down = f.get("down_ps")
-            if not isinstance(down, (int, np.integer)) or down < 0:
-                raise ValueError(f"failures[{i}].down_ps must be a time >= 0 (ps), got {down!r}")
+            if not _is_time(down):
+                raise ValueError(f"failures[{i}].down_ps must be a time in [0, 10^15] (ps), got {down!r}")
             up = f.get("up_ps")
-            if up is not None and (not isinstance(up, (int, np.integer)) or up <= down):
+            if up is not None and (not _is_time(up) or up <= down):
                 raise ValueError(f"failures[{i}].up_ps must be a time after down_ps, got {up!r}")
             self._push(int(down), "down", links)
             if up is not None:
@@ -60,6 +74,8 @@ class FailurePlan:
 
     def _links_of(self, i: int, f: dict) -> tuple[int, ...]:
         fab = self.net.fabric
+        if not isinstance(f, dict):
+            raise ValueError(f"failures[{i}] must be a dict {{link | switch, down_ps[, up_ps]}}, got {f!r}")
         unknown = set(f) - {"link", "switch", "down_ps", "up_ps"}
         if unknown:
             raise ValueError(f"failures[{i}]: unknown key(s) {sorted(unknown)}")
@@ -67,11 +83,11 @@ class FailurePlan:
             raise ValueError(f"failures[{i}] needs exactly one of 'link' or 'switch'")
         if "link" in f:
             link = f["link"]
-            if not isinstance(link, (int, np.integer)) or not 0 <= link < len(fab.links):
+            if not _is_index(link) or not 0 <= link < len(fab.links):
                 raise ValueError(f"failures[{i}].link: link {link!r} does not exist (links are 0..{len(fab.links) - 1})")
             return (int(link),)
         node = f["switch"]
-        if not isinstance(node, (int, np.integer)) or not fab.num_hosts <= node < fab.num_nodes:
+        if not _is_index(node) or not fab.num_hosts <= node < fab.num_nodes:
             raise ValueError(f"failures[{i}].switch: node {node!r} is not a switch "
                              f"(switches are {fab.num_hosts}..{fab.num_nodes - 1})")
         return tuple(j for j, l in enumerate(fab.links) if node in (l.a, l.b))

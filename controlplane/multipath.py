@@ -30,59 +30,91 @@ import warnings
 
 import numpy as np
 
-from controlplane.units import us
-from dataplane.sim import PATH_POLICIES, TRANSPORTS
+from dataplane.sim import PATH_PARAM_DEFAULTS, PATH_POLICIES, TRANSPORT_DEFAULTS, TRANSPORTS
 
-TRANSPORT_DEFAULTS = {"reorder_window": 2048, "rto_low_ps": us(100), "rto_low_pkts": 3, "bdp_cap": 0}
-PATH_PARAM_DEFAULTS = {"flowlet_gap_ps": us(100), "plb_cong_thresh": 0.5, "plb_rehash_rounds": 12,
-                       "plb_suspend_ps": 60 * 10**12}
 FEEDBACK_POLICIES = ("reps", "flowlet", "plb")
 SPORT_BASE = 49152
 
 
 def resolve(sc, max_base_rtt_ps: int, host_rate_bps: int) -> dict:
     """Check the multipath fields of a scenario and fill in defaults; returns what config.json records."""
-    if sc.transport not in TRANSPORTS:
+    if not isinstance(sc.transport, str) or sc.transport not in TRANSPORTS:
         raise ValueError(f"transport: unknown mode {sc.transport!r}; known: {sorted(TRANSPORTS)}")
-    if sc.paths not in PATH_POLICIES:
+    if not isinstance(sc.paths, str) or sc.paths not in PATH_POLICIES:
         raise ValueError(f"paths: unknown policy {sc.paths!r}; known: {sorted(PATH_POLICIES)}")
     tp = dict(TRANSPORT_DEFAULTS)
-    unknown = set(sc.transport_params or {}) - set(tp)
-    if unknown:
-        raise ValueError(f"transport_params: unknown key(s) {sorted(unknown)}; known: {sorted(tp)}")
-    tp.update(sc.transport_params or {})
+    tp.update(_section("transport_params", sc.transport_params, tp))
+    rw = tp["reorder_window"]
+    if not _is_int(rw) or not 0 <= rw < 2**32:        # the data plane checks the range (a power of 2, >= 64)
+        raise ValueError(f"transport_params.reorder_window must be a power of 2 (packets), got {rw!r}")
+    for k in ("rto_low_ps", "rto_low_pkts"):
+        hi = 2**32 - 1 if k == "rto_low_pkts" else 10**15
+        if not _is_int(tp[k]) or not 0 <= tp[k] <= hi:
+            raise ValueError(f"transport_params.{k} must be a non-negative integer, got {tp[k]!r}")
     if tp["bdp_cap"] == "auto":
         tp["bdp_cap"] = math.ceil(max_base_rtt_ps * host_rate_bps / 8e12 / sc.mtu_payload)
+    if not _is_int(tp["bdp_cap"]) or not 0 <= tp["bdp_cap"] < 2**32:
+        raise ValueError(f"transport_params.bdp_cap must be 'auto' or a packet count >= 0 (0 = off), got {tp['bdp_cap']!r}")
     if sc.transport == "gbn":
         tp = {}
     n = 1 if sc.paths == "ecmp" else sc.num_paths
-    if not isinstance(n, int) or not 1 <= n <= 16:
+    if not _is_int(n) or not 1 <= n <= 16:
         raise ValueError(f"num_paths must be an integer in [1, 16], got {sc.num_paths!r}")
     weights = sc.path_weights
     if sc.paths == "spray_weighted":
-        if weights is None or len(weights) != n:
+        if not isinstance(weights, (list, tuple)) or len(weights) != n:
             raise ValueError(f"path_weights: spray_weighted needs num_paths={n} weights, got {weights!r}")
+        for i, w in enumerate(weights):
+            if not _is_int(w) or not 1 <= w <= 1_000_000:
+                raise ValueError(f"path_weights[{i}] must be an integer in [1, 10^6], got {w!r}")
     elif weights is not None:
         raise ValueError("path_weights is only used with paths='spray_weighted'")
     pp = dict(PATH_PARAM_DEFAULTS)
-    unknown = set(sc.path_params or {}) - set(pp)
-    if unknown:
-        raise ValueError(f"path_params: unknown key(s) {sorted(unknown)}; known: {sorted(pp)}")
-    pp.update(sc.path_params or {})
-    if sc.adaptive_routing not in (False, True, "bytes", "delay"):
+    pp.update(_section("path_params", sc.path_params, pp))
+    for k in ("flowlet_gap_ps", "plb_suspend_ps"):
+        if not _is_int(pp[k]) or not (0 if k == "plb_suspend_ps" else 1) <= pp[k] <= 10**15:
+            raise ValueError(f"path_params.{k} must be an integer number of picoseconds in "
+                             f"[{0 if k == 'plb_suspend_ps' else 1}, 10^15], got {pp[k]!r}")
+    t = pp["plb_cong_thresh"]
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0:
+        raise ValueError(f"path_params.plb_cong_thresh must be a fraction in [0, 1], got {t!r}")
+    if not _is_int(pp["plb_rehash_rounds"]) or not 1 <= pp["plb_rehash_rounds"] < 2**32:
+        raise ValueError(f"path_params.plb_rehash_rounds must be an integer >= 1, got {pp['plb_rehash_rounds']!r}")
+    if not isinstance(sc.adaptive_routing, (bool, str)) or sc.adaptive_routing not in (False, True, "bytes", "delay"):
         raise ValueError(f"adaptive_routing must be false, true, 'bytes' or 'delay', got {sc.adaptive_routing!r}")
-    if not isinstance(sc.ar_classes, (list, tuple)) or set(sc.ar_classes) - {"data", "ack", "cnp"}:
+    if not isinstance(sc.ar_classes, (list, tuple)) or not all(isinstance(c, str) for c in sc.ar_classes) \
+            or set(sc.ar_classes) - {"data", "ack", "cnp"}:
         raise ValueError(f"ar_classes must be a list of 'data', 'ack', 'cnp', got {sc.ar_classes!r}")
     losses = sc.link_loss.values() if isinstance(sc.link_loss, dict) else [sc.link_loss]
     for p in losses:
-        if not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"link_loss must be a probability in [0, 1] (or a dict of them), got {p!r}")
+    if isinstance(sc.link_loss, dict):
+        for link in sc.link_loss:
+            if isinstance(link, bool) or not (_is_int(link) or isinstance(link, str) and link.isdigit()):
+                raise ValueError(f"link_loss: keys must be link indices, got {link!r}")
     if sc.cc == "hpcc" and (sc.paths not in ("ecmp", "plb", "flowlet") or sc.adaptive_routing):
         warnings.warn("hpcc with per-packet spraying or adaptive routing: HPCC compares each INT hop with the "
                       "previous ACK's hop of the same index, which is another port once packets take different "
                       "paths; its window collapses (per-path INT state is not modelled)", stacklevel=2)
     return {"transport": sc.transport, "transport_params": tp, "paths": sc.paths, "num_paths": n,
             "path_params": pp if sc.paths in FEEDBACK_POLICIES else {}}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _section(name: str, d, known: dict) -> dict:
+    """A dict-valued scenario field (None = {}), its keys among ``known``."""
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise ValueError(f"{name} must be a dict of {sorted(known)} or null, got {d!r}")
+    unknown = set(d) - set(known)
+    if unknown:
+        raise ValueError(f"{name}: unknown key(s) {sorted(map(str, unknown))}; known: {sorted(known)}")
+    return d
 
 
 def entropies(rng: np.random.Generator, first: int, n: int) -> np.ndarray:

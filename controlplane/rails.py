@@ -53,7 +53,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.topology import Fabric, Link, _non_negative, _positive
+from controlplane.topology import Fabric, Link, _delay, _positive, _rate, check_size
 
 
 def _ratio(name: str, value: Any) -> float:
@@ -87,22 +87,25 @@ def rail_clos(host_rate_bps: int, host_delay_ps: int, *, num_rails: int = 8, ser
     P = _positive("spines_per_rail", spines_per_rail)
     C = _positive("cores_per_group", cores_per_group)
     planes = _positive("planes", planes)
-    h_rate = _positive("host_rate_bps", host_rate_bps)
-    h_delay = _non_negative("host_delay_ps", host_delay_ps)
+    h_rate = _rate("host_rate_bps", host_rate_bps)
+    h_delay = _delay("host_delay_ps", host_delay_ps)
     over = _ratio("oversubscription", oversubscription)
     c_over = _ratio("core_oversubscription", core_oversubscription)
-    l_rate = (_positive("leaf_rate_bps", leaf_rate_bps) if leaf_rate_bps is not None
-              else max(1, round(h_rate * spl / (P * over))))
-    l_delay = h_delay if leaf_delay_ps is None else _non_negative("leaf_delay_ps", leaf_delay_ps)
-    c_rate = (_positive("core_rate_bps", core_rate_bps) if core_rate_bps is not None
-              else max(1, round(l_rate * L / (C * c_over))))
-    c_delay = h_delay if core_delay_ps is None else _non_negative("core_delay_ps", core_delay_ps)
-    nv_rate = _non_negative("nvlink_rate_bps", nvlink_rate_bps)
-    nv_delay = _non_negative("nvlink_delay_ps", nvlink_delay_ps)
+    l_rate = (_rate("leaf_rate_bps", leaf_rate_bps) if leaf_rate_bps is not None
+              else _rate("leaf_rate_bps (host_rate_bps x servers_per_leaf / (spines_per_rail x oversubscription))",
+                         max(1, round(h_rate * spl / (P * over)))))
+    l_delay = h_delay if leaf_delay_ps is None else _delay("leaf_delay_ps", leaf_delay_ps)
+    c_rate = (_rate("core_rate_bps", core_rate_bps) if core_rate_bps is not None
+              else _rate("core_rate_bps (leaf_rate_bps x leaves_per_rail / (cores_per_group x core_oversubscription))",
+                         max(1, round(l_rate * L / (C * c_over)))))
+    c_delay = h_delay if core_delay_ps is None else _delay("core_delay_ps", core_delay_ps)
+    nv_rate = 0 if nvlink_rate_bps == 0 and not isinstance(nvlink_rate_bps, bool) \
+        else _rate("nvlink_rate_bps (0 = no NVLink)", nvlink_rate_bps)
+    nv_delay = _delay("nvlink_delay_ps", nvlink_delay_ps)
     if not isinstance(sharp, bool):
         raise ValueError(f"sharp must be true or false, got {sharp!r}")
-    sh_rate = None if sharp_rate_bps is None else _positive("sharp_rate_bps", sharp_rate_bps)
-    sh_lat = _non_negative("sharp_latency_ps", sharp_latency_ps)
+    sh_rate = None if sharp_rate_bps is None else _rate("sharp_rate_bps", sharp_rate_bps)
+    sh_lat = _delay("sharp_latency_ps", sharp_latency_ps)
 
     params = {"topology": "rail_clos", "host_rate_bps": h_rate, "host_delay_ps": h_delay, "num_rails": R,
               "servers_per_leaf": spl, "leaves_per_rail": L, "spines_per_rail": P, "cores_per_group": C,
@@ -111,10 +114,14 @@ def rail_clos(host_rate_bps: int, host_delay_ps: int, *, num_rails: int = 8, ser
               "nvlink_rate_bps": nv_rate, "nvlink_delay_ps": nv_delay, "sharp": sharp,
               "sharp_rate_bps": sh_rate, "sharp_latency_ps": sh_lat}
     lay = RailLayout(params)
+    S = lay.num_servers
+    num_links = (planes * (S * R + R * L * P + R * P * C) + (planes - 1) + (S * R + S if nv_rate else 0)
+                 + (planes * lay.switches_per_plane if sharp else 0))
+    check_size(f"rail_clos(num_rails={R}, servers_per_leaf={spl}, leaves_per_rail={L}, spines_per_rail={P}, "
+               f"cores_per_group={C}, planes={planes})", lay.num_hosts, lay.num_nodes - lay.num_hosts, num_links)
     names: list[str] = [""] * lay.num_nodes
     tiers: list[int] = [0] * lay.num_nodes
     links: list[Link] = []
-    S = lay.num_servers
     for p in range(planes):
         sfx = f".p{p}" if planes > 1 else ""
         for s in range(S):
@@ -159,7 +166,8 @@ def rail_clos(host_rate_bps: int, host_delay_ps: int, *, num_rails: int = 8, ser
         for sw in lay.aggregating_switches():
             a = lay.aggregator(sw)
             names[a] = f"agg@{names[sw]}"
-            rate = sh_rate if sh_rate is not None else down_rate[tiers[sw]]
+            rate = sh_rate if sh_rate is not None else _rate("sharp_rate_bps (default: twice the down-link rates)",
+                                                             down_rate[tiers[sw]])
             links.append(Link(a, sw, rate, sh_lat // 2, 0))
     name = (f"rail_clos(rails={R}, servers={S}, leaves/rail={L}, spines/rail={P}, cores/group={C}"
             + (f", planes={planes}" if planes > 1 else "") + (", nvlink" if nv_rate else "")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from numbers import Integral, Real
 from typing import Any, Callable
@@ -66,12 +67,103 @@ def _positive(name: str, value: Any) -> int:
     return v
 
 
+def _rate(name: str, value: Any) -> int:
+    """``value`` as a link rate in bit/s, in [MIN_RATE_BPS, MAX_RATE_BPS]."""
+    v = _as_int(name, value)
+    if not MIN_RATE_BPS <= v <= MAX_RATE_BPS:
+        raise ValueError(f"{name} must be a rate in [1e6, 1e14] bit/s (1 Mb/s to 100 Tb/s), got {v}")
+    return v
+
+
+def _delay(name: str, value: Any) -> int:
+    """``value`` as a one-way delay in ps, in [0, MAX_DELAY_PS]."""
+    v = _as_int(name, value)
+    if not 0 <= v <= MAX_DELAY_PS:
+        raise ValueError(f"{name} must be a delay in [0, 10^15] ps, got {v}")
+    return v
+
+
 def _non_negative(name: str, value: Any) -> int:
     """``value`` as an int that must be >= 0."""
     v = _as_int(name, value)
     if v < 0:
         raise ValueError(f"{name} must be >= 0, got {v}")
     return v
+
+
+# ----- size bounds and the memory estimate ---------------------------------------------------
+# Node ids are uint32 in the data plane and every switch holds a FIB entry per host, so a
+# fabric's size is bounded twice: by count (below) and by the memory it needs (estimate_bytes,
+# checked against memory_limit_bytes() before anything is allocated). The counts are far above
+# any fabric the emulator runs in reasonable time (the permutation benchmark has 1,024 hosts).
+MAX_HOSTS = 1 << 20
+MAX_SWITCHES = 1 << 20
+MAX_LINKS = 1 << 22
+# Per-object costs the data plane's struct sizes do not cover, measured on fat_tree(k=32)
+# (8,192 hosts, 1,280 switches, 24,576 links; peak RSS over the build, CPython 3.11):
+PY_BYTES_PER_LINK = 600          # Link object, two port names, port lists (~500 B measured)
+PY_BYTES_PER_NODE = 200          # name, tier, adjacency
+HOST_BYTES = 64                  # the data plane's per-host NIC state (sd_host is not in the cffi interface)
+ROUTE_BYTES_PER_PAIR = 32        # per (switch, host): routing's work arrays (28 B measured) + the C FIB (4 B)
+# A link rate is in [1 Mb/s, 100 Tb/s], the data plane's range (native/sim.c sd_add_links: the
+# floor is SD_MIN_RATE_BPS, a ConnectX QP rate limiter's minimum); a delay at most 10^15 ps, the
+# bound of every time (controlplane/limits.py).
+MIN_RATE_BPS = 10**6
+MAX_RATE_BPS = 10**14
+MAX_DELAY_PS = 10**15
+MEMORY_ENV = "SOFTDPU_MAX_MEMORY_GIB"
+GiB = 1 << 30
+
+
+def memory_limit_bytes() -> int:
+    """The memory a scenario may need: ``SOFTDPU_MAX_MEMORY_GIB`` (GiB, a number > 0) when set, else
+    half of the machine's physical memory (os.sysconf)."""
+    env = os.environ.get(MEMORY_ENV)
+    if env is not None and env.strip():
+        try:
+            gib = float(env)
+        except ValueError:
+            gib = float("nan")
+        if not gib > 0 or gib == float("inf"):
+            raise ValueError(f"{MEMORY_ENV} must be a number of GiB > 0, got {env!r}")
+        return int(gib * GiB)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):     # no sysconf: assume a 16 GiB machine
+        return 8 * GiB
+
+
+def estimate_bytes(num_hosts: int, num_switches: int, num_links: int, *, num_flows: int = 0,
+                   pkt_pool: int = 0) -> int:
+    """About how many bytes a scenario needs: the data plane's arrays (sizes from the C structs:
+    two sd_port per link, a FIB entry per switch and host, two sd_qp and one sd_msg per flow, and
+    sd_packet per pool slot) plus the Python side's fabric, routing and flow objects."""
+    from dataplane.sim import ffi
+    nodes = num_hosts + num_switches
+    data_plane = (2 * num_links * ffi.sizeof("sd_port") + num_hosts * HOST_BYTES
+                  + num_flows * (2 * ffi.sizeof("sd_qp") + ffi.sizeof("sd_msg") + 4)
+                  + pkt_pool * ffi.sizeof("sd_packet"))
+    python = (num_links * PY_BYTES_PER_LINK + nodes * PY_BYTES_PER_NODE
+              + num_switches * num_hosts * ROUTE_BYTES_PER_PAIR + num_flows * 400)
+    return data_plane + python
+
+
+def check_memory(need_bytes: int, what: str) -> None:
+    """ValueError when ``need_bytes`` exceeds :func:`memory_limit_bytes`, saying how to raise it."""
+    limit = memory_limit_bytes()
+    if need_bytes > limit:
+        raise ValueError(f"{what}: this scenario needs about {need_bytes / GiB:.1f} GiB "
+                         f"(limit {limit / GiB:.1f} GiB; raise it with {MEMORY_ENV}=...)")
+
+
+def check_size(field: str, num_hosts: int, num_switches: int, num_links: int) -> None:
+    """Refuse a fabric over the count bounds or the memory limit, before it is built; ``field``
+    names the topology in the message."""
+    for what, n, cap in (("hosts", num_hosts, MAX_HOSTS), ("switches", num_switches, MAX_SWITCHES),
+                         ("links", num_links, MAX_LINKS)):
+        if n > cap:
+            raise ValueError(f"topology {field}: {n:,} {what}, at most {cap:,}")
+    check_memory(estimate_bytes(num_hosts, num_switches, num_links), f"topology {field}")
 
 
 @dataclass
@@ -163,9 +255,9 @@ class Fabric:
             raise ValueError(
                 f"links[{i}] joins two hosts {self.node_names[a]!r} and {self.node_names[b]!r}; "
                 "a host must link to a switch")
-        return Link(a=a, b=b,
-                    rate_bps=_positive(f"links[{i}].rate_bps", link.rate_bps),
-                    delay_ps=_non_negative(f"links[{i}].delay_ps", link.delay_ps),
+        rate = _rate(f"links[{i}].rate_bps", link.rate_bps)
+        delay = _delay(f"links[{i}].delay_ps", link.delay_ps)
+        return Link(a=a, b=b, rate_bps=rate, delay_ps=delay,
                     tier=_non_negative(f"links[{i}].tier", link.tier))
 
     def _check_host_links(self) -> None:
@@ -362,8 +454,9 @@ def single_switch(num_hosts: int, rate_bps: int, delay_ps: int) -> Fabric:
     Link ``h`` joins host ``h`` (end ``a``) to the switch.
     """
     n = _positive("num_hosts", num_hosts)
-    rate = _positive("rate_bps", rate_bps)
-    delay = _non_negative("delay_ps", delay_ps)
+    rate = _rate("rate_bps", rate_bps)
+    delay = _delay("delay_ps", delay_ps)
+    check_size(f"single_switch(num_hosts={n})", n, 1, n)
     sw = n
     links = [Link(h, sw, rate, delay, 0) for h in range(n)]
     return Fabric(name=f"single_switch(hosts={n})", num_hosts=n, num_switches=1,
@@ -383,11 +476,12 @@ def dumbbell(num_left: int, num_right: int, host_rate_bps: int, bottleneck_rate_
     """
     nl = _positive("num_left", num_left)
     nr = _positive("num_right", num_right)
-    h_rate = _positive("host_rate_bps", host_rate_bps)
-    b_rate = _positive("bottleneck_rate_bps", bottleneck_rate_bps)
-    h_delay = _non_negative("host_delay_ps", host_delay_ps)
-    b_delay = _non_negative("bottleneck_delay_ps", bottleneck_delay_ps)
+    h_rate = _rate("host_rate_bps", host_rate_bps)
+    b_rate = _rate("bottleneck_rate_bps", bottleneck_rate_bps)
+    h_delay = _delay("host_delay_ps", host_delay_ps)
+    b_delay = _delay("bottleneck_delay_ps", bottleneck_delay_ps)
     n = nl + nr
+    check_size(f"dumbbell(num_left={nl}, num_right={nr})", n, 2, n + 1)
     left, right = n, n + 1
     links = [Link(h, left if h < nl else right, h_rate, h_delay, 0) for h in range(n)]
     links.append(Link(left, right, b_rate, b_delay, 1))
@@ -411,11 +505,12 @@ def leaf_spine(num_leaves: int, num_spines: int, hosts_per_leaf: int, host_rate_
     nl = _positive("num_leaves", num_leaves)
     nsp = _positive("num_spines", num_spines)
     hpl = _positive("hosts_per_leaf", hosts_per_leaf)
-    h_rate = _positive("host_rate_bps", host_rate_bps)
-    f_rate = _positive("fabric_rate_bps", fabric_rate_bps)
-    h_delay = _non_negative("host_delay_ps", host_delay_ps)
-    f_delay = _non_negative("fabric_delay_ps", fabric_delay_ps)
+    h_rate = _rate("host_rate_bps", host_rate_bps)
+    f_rate = _rate("fabric_rate_bps", fabric_rate_bps)
+    h_delay = _delay("host_delay_ps", host_delay_ps)
+    f_delay = _delay("fabric_delay_ps", fabric_delay_ps)
     n = nl * hpl
+    check_size(f"leaf_spine(num_leaves={nl}, num_spines={nsp}, hosts_per_leaf={hpl})", n, nl + nsp, n + nl * nsp)
     leaf0, spine0 = n, n + nl
     links = [Link(h, leaf0 + h // hpl, h_rate, h_delay, 0) for h in range(n)]
     links += [Link(leaf0 + l, spine0 + s, f_rate, f_delay, 1)
@@ -453,12 +548,12 @@ def fat_tree(k: int, host_rate_bps: int, host_delay_ps: int, *,
     k = _as_int("k", k)
     if k < 2 or k % 2:
         raise ValueError(f"k must be an even integer >= 2, got {k}")
-    h_rate = _positive("host_rate_bps", host_rate_bps)
-    h_delay = _non_negative("host_delay_ps", host_delay_ps)
-    a_rate = h_rate if agg_rate_bps is None else _positive("agg_rate_bps", agg_rate_bps)
-    a_delay = h_delay if agg_delay_ps is None else _non_negative("agg_delay_ps", agg_delay_ps)
-    c_rate = h_rate if core_rate_bps is None else _positive("core_rate_bps", core_rate_bps)
-    c_delay = h_delay if core_delay_ps is None else _non_negative("core_delay_ps", core_delay_ps)
+    h_rate = _rate("host_rate_bps", host_rate_bps)
+    h_delay = _delay("host_delay_ps", host_delay_ps)
+    a_rate = h_rate if agg_rate_bps is None else _rate("agg_rate_bps", agg_rate_bps)
+    a_delay = h_delay if agg_delay_ps is None else _delay("agg_delay_ps", agg_delay_ps)
+    c_rate = h_rate if core_rate_bps is None else _rate("core_rate_bps", core_rate_bps)
+    c_delay = h_delay if core_delay_ps is None else _delay("core_delay_ps", core_delay_ps)
 
     half = k // 2
     num_hosts = k ** 3 // 4
@@ -467,6 +562,7 @@ def fat_tree(k: int, host_rate_bps: int, host_delay_ps: int, *,
     edge0 = num_hosts
     agg0 = edge0 + num_pod_sw
     core0 = agg0 + num_pod_sw
+    check_size(f"fat_tree(k={k})", num_hosts, 2 * num_pod_sw + num_core, 3 * num_hosts)
 
     links = [Link(h, edge0 + h // half, h_rate, h_delay, 0) for h in range(num_hosts)]
     for pod in range(k):
@@ -499,13 +595,15 @@ BUILDERS: dict[str, Callable[..., Fabric] | str] = {
 }
 
 
-def build(topology: str, **kwargs: Any) -> Fabric:
+def build(topology: str | None = None, **kwargs: Any) -> Fabric:
     """Build a fabric by builder name, e.g. ``build("fat_tree", k=4, host_rate_bps=..., ...)``.
 
     ``build(**fabric.params)`` rebuilds a fabric made by any builder. Unknown names and
     missing/unexpected arguments raise ValueError.
     """
-    builder = BUILDERS.get(topology)
+    if topology is None:
+        raise ValueError(f"topology.topology (the builder name) is missing; known: {', '.join(sorted(BUILDERS))}")
+    builder = BUILDERS.get(topology) if isinstance(topology, str) else None
     if builder is None:
         raise ValueError(f"unknown topology {topology!r}; known: {', '.join(sorted(BUILDERS))}")
     if isinstance(builder, str):
@@ -516,4 +614,7 @@ def build(topology: str, **kwargs: Any) -> Fabric:
         inspect.signature(builder).bind(**kwargs)
     except TypeError as exc:
         raise ValueError(f"topology {topology!r}: {exc}") from None
-    return builder(**kwargs)
+    fabric = builder(**kwargs)
+    if fabric.num_hosts < 2:           # no pair of hosts: no path, no base RTT, nothing to send
+        raise ValueError(f"topology {fabric.name}: {fabric.num_hosts} host; a scenario's fabric needs at least 2")
+    return fabric

@@ -5,12 +5,21 @@ deterministic functions of their arguments and a numpy ``Generator``.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from controlplane.topology import Fabric
+from controlplane.limits import MAX_TIME_PS
+from controlplane.topology import Fabric, check_memory, estimate_bytes
+
+# Bounds of the workload's fields. A message is at most 2^40 B (1 TiB: 88 s at 100 Gb/s, past any
+# run's 1000 s of simulated time at 10 Gb/s); the data plane counts message bytes in uint64 and
+# sums them per QP. A workload has at most MAX_FLOWS messages (each holds a QP pair and a message
+# slot in the data plane, about 1.5 kB, plus ~0.5 kB of Python objects: 4 M flows are ~8 GB).
+MAX_MESSAGE_BYTES = 2**40
+MAX_FLOWS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -25,16 +34,27 @@ class Flow:
         return asdict(self)
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
 def _check_host(fabric: Fabric, name: str, h: int) -> int:
-    if not isinstance(h, (int, np.integer)) or not 0 <= h < fabric.num_hosts:
+    if not _is_int(h) or not 0 <= h < fabric.num_hosts:
         raise ValueError(f"{name} must be a host id in [0, {fabric.num_hosts}), got {h!r}")
     return int(h)
 
 
-def _check_size(size_bytes: int) -> int:
-    if not isinstance(size_bytes, (int, np.integer)) or size_bytes <= 0:
-        raise ValueError(f"size_bytes must be a positive integer, got {size_bytes!r}")
+def _check_size(size_bytes: int, name: str = "size_bytes") -> int:
+    if not _is_int(size_bytes) or not 0 < size_bytes <= MAX_MESSAGE_BYTES:
+        raise ValueError(f"{name} must be a positive integer <= 2^40 (bytes), got {size_bytes!r}")
     return int(size_bytes)
+
+
+def _check_time(name: str, t, positive: bool = False) -> int:
+    """A time in integer picoseconds in [0, MAX_TIME_PS] (controlplane/limits.py), > 0 if ``positive``."""
+    if not _is_int(t) or not (0 < t if positive else 0 <= t) or t > MAX_TIME_PS:
+        raise ValueError(f"{name} must be an integer number of picoseconds in [{int(positive)}, 10^15], got {t!r}")
+    return int(t)
 
 
 def incast(fabric: Fabric, senders: int, size_bytes: int, receiver: int = 0, start_ps: int = 0,
@@ -43,10 +63,10 @@ def incast(fabric: Fabric, senders: int, size_bytes: int, receiver: int = 0, sta
     ``size_bytes`` to ``receiver`` at ``start_ps`` (+ uniform jitter in [0, jitter_ps))."""
     receiver = _check_host(fabric, "receiver", receiver)
     size_bytes = _check_size(size_bytes)
-    if not isinstance(senders, (int, np.integer)) or not 1 <= senders < fabric.num_hosts:
+    if not _is_int(senders) or not 1 <= senders < fabric.num_hosts:
         raise ValueError(f"senders must be in [1, {fabric.num_hosts - 1}], got {senders!r}")
-    if jitter_ps < 0 or start_ps < 0:
-        raise ValueError("start_ps and jitter_ps must be >= 0")
+    start_ps = _check_time("start_ps", start_ps)
+    jitter_ps = _check_time("jitter_ps", jitter_ps)
     hosts = [h for h in range(fabric.num_hosts) if h != receiver][:senders]
     if jitter_ps and rng is None:
         raise ValueError("incast with jitter_ps needs an rng")
@@ -58,6 +78,7 @@ def permutation(fabric: Fabric, size_bytes: int, rng: np.random.Generator, start
     """Random permutation: every host sends ``size_bytes`` to a distinct host, never itself
     (a uniformly random derangement, by rejection)."""
     size_bytes = _check_size(size_bytes)
+    start_ps = _check_time("start_ps", start_ps)
     n = fabric.num_hosts
     if n < 2:
         raise ValueError("permutation needs at least 2 hosts")
@@ -78,6 +99,8 @@ class SizeCdf:
     mean is the trapezoid integral (custom_rand.getAvg: WebSearch 1,711,250 B)."""
 
     def __init__(self, name_or_path: str):
+        if not isinstance(name_or_path, (str, Path)) or not str(name_or_path):
+            raise ValueError(f"cdf must be one of {sorted(CDFS)} or the path of a CDF file, got {name_or_path!r}")
         path = FLOW_SIZES / CDFS[name_or_path] if name_or_path in CDFS else Path(name_or_path)
         if not path.is_file():
             raise ValueError(f"flow-size CDF {name_or_path!r}: not one of {sorted(CDFS)} and no such file")
@@ -101,13 +124,18 @@ def poisson(fabric: Fabric, cdf: str, load: float, duration_ps: int, rng: np.ran
     """Poisson flow arrivals at every host, sizes from a CDF, destinations uniform over the other
     hosts (the HPCC repo's traffic_gen.py): per-host mean inter-arrival = mean size x 8 /
     (host link rate x load), flows that start within `duration_ps`."""
-    if not 0 < load <= 1:
+    if isinstance(load, bool) or not isinstance(load, (int, float, np.integer, np.floating)) or not 0 < load <= 1:
         raise ValueError(f"load must be in (0, 1], got {load!r}")
-    if duration_ps <= 0:
-        raise ValueError(f"duration_ps must be > 0, got {duration_ps!r}")
+    duration_ps = _check_time("duration_ps", duration_ps, positive=True)
+    start_ps = _check_time("start_ps", start_ps)
     if fabric.num_hosts < 2:
         raise ValueError("poisson needs at least 2 hosts")
     dist = SizeCdf(cdf)
+    host_rate = sum(l.rate_bps for l in fabric.links if fabric.is_host(l.a) or fabric.is_host(l.b))
+    expected = host_rate * load * duration_ps / 1e12 / (8 * dist.mean)     # flows expected in duration_ps
+    if expected > MAX_FLOWS:
+        raise ValueError(f"poisson: load {load} over duration_ps {duration_ps} makes about {expected:.3g} flows "
+                         f"on this fabric (at most {MAX_FLOWS:,}); shorten duration_ps")
     rate = {}
     for link in fabric.links:
         for h in (link.a, link.b):
@@ -128,19 +156,29 @@ def poisson(fabric: Fabric, cdf: str, load: float, duration_ps: int, rng: np.ran
 
 def from_list(fabric: Fabric, flows: list[dict]) -> list[Flow]:
     """Explicit flows: ``[{"src": 1, "dst": 0, "size_bytes": 1_000_000, "start_ps": 0}, ...]``."""
+    if not isinstance(flows, (list, tuple)):
+        raise ValueError(f"flows must be a list of {{src, dst, size_bytes[, start_ps, conn]}}, got {flows!r}")
+    if len(flows) > MAX_FLOWS:
+        raise ValueError(f"flows: {len(flows):,} flows, at most {MAX_FLOWS:,}")
     out = []
     for i, f in enumerate(flows):
+        if not isinstance(f, dict):
+            raise ValueError(f"flows[{i}] must be a dict with src, dst, size_bytes[, start_ps, conn], got {f!r}")
+        missing = [k for k in ("src", "dst", "size_bytes") if k not in f]
+        unknown = set(f) - {"src", "dst", "size_bytes", "start_ps", "conn"}
+        if missing or unknown:
+            raise ValueError(f"flows[{i}]: " + (f"missing {missing}" if missing else f"unknown key(s) {sorted(unknown)}")
+                             + "; keys are src, dst, size_bytes, start_ps (optional), conn (optional)")
         src = _check_host(fabric, f"flows[{i}].src", f["src"])
         dst = _check_host(fabric, f"flows[{i}].dst", f["dst"])
         if src == dst:
             raise ValueError(f"flows[{i}]: src and dst are both host {src}")
-        start = f.get("start_ps", 0)
-        if not isinstance(start, (int, np.integer)) or start < 0:
-            raise ValueError(f"flows[{i}].start_ps must be a non-negative integer, got {start!r}")
+        start = _check_time(f"flows[{i}].start_ps", f.get("start_ps", 0))
         conn = f.get("conn")
-        if conn is not None and not isinstance(conn, (int, np.integer)):
+        if conn is not None and not _is_int(conn):
             raise ValueError(f"flows[{i}].conn must be an integer or None, got {conn!r}")
-        out.append(Flow(src, dst, _check_size(f["size_bytes"]), int(start), None if conn is None else int(conn)))
+        out.append(Flow(src, dst, _check_size(f["size_bytes"], f"flows[{i}].size_bytes"), start,
+                        None if conn is None else int(conn)))
     return out
 
 
@@ -154,17 +192,37 @@ def from_pcap(fabric: Fabric, path: str, hosts: str = "order", time_scale: float
 
 
 def build(fabric: Fabric, spec: dict, rng: np.random.Generator) -> list[Flow]:
-    """Dispatch on ``spec["kind"]``: "incast", "permutation", "flows" or "pcap"."""
+    """Dispatch on ``spec["kind"]``: "incast", "permutation", "flows", "pcap" or "poisson". A spec
+    that is not a dict, an unknown kind and missing or unknown keys raise ValueError naming them."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"workload must be a dict with a 'kind', got {spec!r}")
     spec = dict(spec)
     kind = spec.pop("kind", None)
-    if kind == "pcap":
-        return from_pcap(fabric, **spec)
-    if kind == "poisson":
-        return poisson(fabric, rng=rng, **spec)
-    if kind == "incast":
-        return incast(fabric, rng=rng, **spec)
-    if kind == "permutation":
-        return permutation(fabric, rng=rng, **spec)
+    builders = {"pcap": from_pcap, "poisson": poisson, "incast": incast, "permutation": permutation,
+                "flows": from_list}
+    if not isinstance(kind, str) or kind not in builders:
+        raise ValueError(f"workload.kind must be 'incast', 'permutation', 'flows', 'pcap' or 'poisson', got {kind!r}")
     if kind == "flows":
-        return from_list(fabric, spec.get("flows", []))
-    raise ValueError(f"workload kind must be 'incast', 'permutation', 'flows', 'pcap' or 'poisson', got {kind!r}")
+        spec.setdefault("flows", [])
+    fn = builders[kind]
+    if "rng" in inspect.signature(fn).parameters:
+        spec["rng"] = rng
+    try:
+        inspect.signature(fn).bind(fabric, **spec)
+    except TypeError as exc:
+        raise ValueError(f"workload {kind!r}: {exc} (keys: "
+                         f"{[p for p in inspect.signature(fn).parameters if p not in ('fabric', 'rng')]})") from None
+    try:
+        flows = fn(fabric, **spec)
+    except ValueError as exc:                       # name the field as the scenario spells it
+        msg, params = str(exc), inspect.signature(fn).parameters
+        head = msg.split(" ")[0].split("[")[0].split(".")[0].rstrip(":")
+        raise ValueError(f"workload.{msg}" if head in params else f"workload ({kind}): {msg}") from None
+    if len(flows) > MAX_FLOWS:
+        raise ValueError(f"workload: {len(flows):,} flows, at most {MAX_FLOWS:,}")
+    # the whole scenario's memory, before the data plane is allocated: the fabric, a QP pair and a
+    # message per flow, and the default packet pool (controlplane/scenario.py: 65,536 + 256 per flow,
+    # at most 2^21)
+    check_memory(estimate_bytes(fabric.num_hosts, fabric.num_switches, len(fabric.links), num_flows=len(flows),
+                                pkt_pool=min(1 << 21, 65536 + 256 * len(flows))), f"workload ({kind})")
+    return flows

@@ -10,6 +10,7 @@ messages or creating QPs (the tables may grow) and never keep one beyond the sim
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -221,6 +222,32 @@ def _ptr(ctype: str, a: np.ndarray):
     return ffi.cast(ctype, ffi.from_buffer(a)) if a.size else ffi.NULL
 
 
+# Parameters of the feedback path policies (reps, flowlet, plb): the one table of their defaults
+# (controlplane/multipath.py resolves a scenario's path_params from it, and native/sim.c starts
+# a QP's path state with the same values). flowlet_gap_ps: 100 us; PLB as Linux
+# (net/ipv4/tcp_plb.c, set in tcp_sk_init): tcp_plb_cong_thresh 128/256, tcp_plb_rehash_rounds 12,
+# tcp_plb_suspend_rto_sec 60 s.
+# Parameters of the sr/ooo transports, the one table of their defaults (controlplane/multipath.py
+# resolves a scenario's transport_params from it): a 2048-packet reorder window, IRN's two-level
+# RTO (100 us while at most 3 packets are outstanding), no BDP cap.
+TRANSPORT_DEFAULTS = {"reorder_window": 2048, "rto_low_ps": 100_000_000, "rto_low_pkts": 3, "bdp_cap": 0}
+PATH_PARAM_DEFAULTS = {"flowlet_gap_ps": 100_000_000, "plb_cong_thresh": 0.5, "plb_rehash_rounds": 12,
+                       "plb_suspend_ps": 60 * 10**12}
+
+
+@functools.lru_cache(maxsize=8)
+def _wire_sim(ipv6: bool, phy_overhead: int) -> Simulator:
+    return Simulator(num_hosts=1, num_switches=1, max_links=1, max_qps=2, max_msgs=1, pkt_pool=16,
+                     completion_ring=1, ipv6=ipv6, phy_overhead=phy_overhead)
+
+
+def wire_bytes(opcode: int, payload: int, *, ipv6: bool = False, phy_overhead: int = 20) -> int:
+    """Bytes one frame takes on the wire, headers and ``phy_overhead`` (preamble, SFD, IFG)
+    included, as the data plane counts them (sd_wire_bytes): for control-plane arithmetic before
+    a Simulator exists. ``opcode``: a value of OPCODES."""
+    return _wire_sim(bool(ipv6), int(phy_overhead)).wire_bytes(opcode, payload)
+
+
 class Simulator:
     """One emulated fabric: hosts with DPU NICs, switches, links, QPs, messages."""
 
@@ -357,10 +384,12 @@ class Simulator:
                 raise ValueError(f"qp {name} must be an integer in [0, 2^32), got {v!r}")
         return self._check(lib.sd_create_qp_pair(self._sim, src, dst, sport, cc_kind, cc_param, cc_events, isn))
 
-    def set_transport(self, qp: int, mode: str, reorder_window: int = 2048, rto_low_ps: int = 0,
-                      rto_low_pkts: int = 3, bdp_cap: int = 0) -> None:
+    def set_transport(self, qp: int, mode: str, reorder_window: int = TRANSPORT_DEFAULTS["reorder_window"],
+                      rto_low_ps: int = TRANSPORT_DEFAULTS["rto_low_ps"],
+                      rto_low_pkts: int = TRANSPORT_DEFAULTS["rto_low_pkts"],
+                      bdp_cap: int = TRANSPORT_DEFAULTS["bdp_cap"]) -> None:
         """Transport of the QP pair holding ``qp``: "gbn", "sr" (IRN selective repeat) or "ooo"
-        (out-of-order placement, SRD-like); before the first post."""
+        (out-of-order placement, SRD-like); before the first post. Defaults: TRANSPORT_DEFAULTS."""
         if mode not in TRANSPORTS:
             raise ValueError(f"transport: unknown mode {mode!r}; known: {sorted(TRANSPORTS)}")
         self._check(lib.sd_set_transport(self._sim, qp, TRANSPORTS[mode], int(reorder_window), int(rto_low_ps),
@@ -377,9 +406,12 @@ class Simulator:
         self._check(lib.sd_set_paths(self._sim, qp, PATH_POLICIES[policy], _ptr("uint32_t *", e),
                                      _ptr("uint32_t *", w) if w is not None else ffi.NULL, len(e), int(bool(ar))))
 
-    def set_path_params(self, qp: int, flowlet_gap_ps: int = 100_000_000, plb_cong_thresh: float = 0.5,
-                        plb_rehash_rounds: int = 12, plb_suspend_ps: int = 60 * 10**12) -> None:
-        """Parameters of the reps/flowlet/plb policies (defaults: 100 us flowlet gap; PLB as Linux)."""
+    def set_path_params(self, qp: int, flowlet_gap_ps: int = PATH_PARAM_DEFAULTS["flowlet_gap_ps"],
+                        plb_cong_thresh: float = PATH_PARAM_DEFAULTS["plb_cong_thresh"],
+                        plb_rehash_rounds: int = PATH_PARAM_DEFAULTS["plb_rehash_rounds"],
+                        plb_suspend_ps: int = PATH_PARAM_DEFAULTS["plb_suspend_ps"]) -> None:
+        """Parameters of the reps/flowlet/plb policies (defaults PATH_PARAM_DEFAULTS: 100 us flowlet
+        gap; PLB as Linux). The data plane starts a QP's path state with the same values."""
         self._check(lib.sd_set_path_params(self._sim, qp, int(flowlet_gap_ps), float(plb_cong_thresh),
                                            int(plb_rehash_rounds), int(plb_suspend_ps)))
 
@@ -763,4 +795,5 @@ OPCODES = {"write_first": lib.SD_OP_WRITE_FIRST, "write_middle": lib.SD_OP_WRITE
            "cnp": lib.SD_OP_CNP}
 
 __all__ = ["Simulator", "SimError", "BudgetExceeded", "CCPluginError", "MIN_RATE_BPS", "dtype_of", "PACKET_DTYPE", "PORT_DTYPE",
-           "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE", "red_probability", "serialization_ps", "psn_diff", "ecmp_hash"]
+           "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE", "red_probability", "serialization_ps", "wire_bytes", "PATH_PARAM_DEFAULTS",
+           "TRANSPORT_DEFAULTS", "psn_diff", "ecmp_hash"]

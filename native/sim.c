@@ -564,7 +564,7 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
             np[i].flowlet_gap_ps = 100000000;               /* 100 us */
             np[i].plb_cong_thresh = 0.5;                    /* Linux tcp_plb_cong_thresh 128/256 */
             np[i].plb_rehash_rounds = 12;                   /* tcp_plb_rehash_rounds */
-            np[i].plb_suspend_ps = 60000000000000000ll;     /* tcp_plb_suspend_rto_sec, 60 s */
+            np[i].plb_suspend_ps = 60000000000000ll;        /* tcp_plb_suspend_rto_sec, 60 s = 6e13 ps */
         }
         sim->pstate = np;
         sim->pstate_cap = cap;

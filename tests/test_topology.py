@@ -183,21 +183,21 @@ def test_numpy_and_integral_float_values_are_normalised():
 
 @pytest.mark.parametrize("call, message", [
     (lambda: single_switch(0, R100, D1), "num_hosts must be > 0, got 0"),
-    (lambda: single_switch(2, -5, D1), "rate_bps must be > 0, got -5"),
-    (lambda: single_switch(2, R100, -1), "delay_ps must be >= 0, got -1"),
+    (lambda: single_switch(2, -5, D1), "rate_bps must be a rate in \\[1e6, 1e14\\] bit/s \\(1 Mb/s to 100 Tb/s\\), got -5"),
+    (lambda: single_switch(2, R100, -1), "delay_ps must be a delay in \\[0, 10\\^15\\] ps, got -1"),
     (lambda: single_switch(2, 1.5, D1), "rate_bps must be an integer"),
     (lambda: single_switch(True, R100, D1), "num_hosts must be an integer"),
-    (lambda: dumbbell(1, 1, R100, 0, D1, D1), "bottleneck_rate_bps must be > 0, got 0"),
+    (lambda: dumbbell(1, 1, R100, 0, D1, D1), "bottleneck_rate_bps must be a rate in \\[1e6, 1e14\\] bit/s \\(1 Mb/s to 100 Tb/s\\), got 0"),
     (lambda: dumbbell(1, 0, R100, R100, D1, D1), "num_right must be > 0"),
-    (lambda: dumbbell(1, 1, R100, R100, D1, -3), "bottleneck_delay_ps must be >= 0, got -3"),
+    (lambda: dumbbell(1, 1, R100, R100, D1, -3), "bottleneck_delay_ps must be a delay in \\[0, 10\\^15\\] ps, got -3"),
     (lambda: leaf_spine(2, 0, 2, R100, R100, D1, D1), "num_spines must be > 0"),
-    (lambda: leaf_spine(2, 2, 2, -5, R100, D1, D1), "host_rate_bps must be > 0, got -5"),
-    (lambda: leaf_spine(2, 2, 2, R100, R100, D1, -2), "fabric_delay_ps must be >= 0"),
+    (lambda: leaf_spine(2, 2, 2, -5, R100, D1, D1), "host_rate_bps must be a rate in \\[1e6, 1e14\\] bit/s \\(1 Mb/s to 100 Tb/s\\), got -5"),
+    (lambda: leaf_spine(2, 2, 2, R100, R100, D1, -2), "fabric_delay_ps must be a delay in \\[0, 10\\^15\\] ps"),
     (lambda: fat_tree(3, R100, D1), "k must be an even integer >= 2, got 3"),
     (lambda: fat_tree(0, R100, D1), "k must be an even integer >= 2, got 0"),
-    (lambda: fat_tree(4, -5, D1), "host_rate_bps must be > 0, got -5"),
-    (lambda: fat_tree(4, R100, D1, core_rate_bps=-1), "core_rate_bps must be > 0, got -1"),
-    (lambda: fat_tree(4, R100, D1, agg_delay_ps=-1), "agg_delay_ps must be >= 0, got -1"),
+    (lambda: fat_tree(4, -5, D1), "host_rate_bps must be a rate in \\[1e6, 1e14\\] bit/s \\(1 Mb/s to 100 Tb/s\\), got -5"),
+    (lambda: fat_tree(4, R100, D1, core_rate_bps=-1), "core_rate_bps must be a rate in \\[1e6, 1e14\\] bit/s \\(1 Mb/s to 100 Tb/s\\), got -1"),
+    (lambda: fat_tree(4, R100, D1, agg_delay_ps=-1), "agg_delay_ps must be a delay in \\[0, 10\\^15\\] ps, got -1"),
 ])
 def test_builders_reject_bad_values_naming_the_argument(call, message):
     with pytest.raises(ValueError, match=message):
@@ -228,8 +228,8 @@ def _star_links(num_hosts):
     (2, 1, _star_links(2) + [Link(2, 2, R100, D1, 1)], r"links\[2\] is a self link"),
     (2, 1, _star_links(2) + [Link(2, 7, R100, D1, 1)], r"links\[2\]\.b must be a node id in \[0, 3\), got 7"),
     (2, 1, [Link(0, 1, R100, D1, 0)], r"links\[0\] joins two hosts 'h0' and 'h1'"),
-    (2, 1, [Link(0, 2, -5, D1, 0), Link(1, 2, R100, D1, 0)], r"links\[0\]\.rate_bps must be > 0, got -5"),
-    (2, 1, [Link(0, 2, R100, D1, 0), Link(1, 2, R100, -1, 0)], r"links\[1\]\.delay_ps must be >= 0, got -1"),
+    (2, 1, [Link(0, 2, -5, D1, 0), Link(1, 2, R100, D1, 0)], r"links\[0\]\.rate_bps must be a rate in \[1e6, 1e14\] bit/s \(1 Mb/s to 100 Tb/s\), got -5"),
+    (2, 1, [Link(0, 2, R100, D1, 0), Link(1, 2, R100, -1, 0)], r"links\[1\]\.delay_ps must be a delay in \[0, 10\^15\] ps, got -1"),
     (2, 1, [Link(0, 2, R100, D1, -1), Link(1, 2, R100, D1, 0)], r"links\[0\]\.tier must be >= 0"),
     (2, 0, [], "num_switches must be > 0, got 0"),
 ])
