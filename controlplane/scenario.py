@@ -31,7 +31,8 @@ from congestion.api import CCPluginError
 from controlplane import config, devices, failures, limits, multipath, routing, topology, vswitch, vtax, workload
 from controlplane.units import Gbps, MB, ms, us
 from dataplane.sim import (CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_COMPLETIONS, STOP_EVENTS, STOP_IDLE,
-                           STOP_MAX_EVENTS, STOP_UPCALL, BudgetExceeded, SimError, Simulator, serialization_ps)
+                           STOP_MAX_EVENTS, STOP_UPCALL, BudgetExceeded, SimError, Simulator, serialization_ps,
+                           wire_bytes)
 
 RESULT_FILES = ("config.json", "flows.csv", "timeseries.npz", "counters.json")
 DERIVED_KEYS = {"resolved", "bottleneck_port", "bottleneck_rate_bps"}   # written to config.json, not inputs
@@ -270,8 +271,9 @@ class Network:
         delays per hop plus one full-size data packet and one ACK serialized on each hop, for
         the farthest host from host 0 (the built-in fabrics are symmetric)."""
         fab, mtu = self.fabric, self.scenario.mtu_payload
-        data = mtu + 82 + (20 if self.scenario.ipv6 else 0)
-        ack = 86 + (20 if self.scenario.ipv6 else 0)
+        ipv6 = bool(self.scenario.ipv6)          # frame sizes as the data plane counts them (sd_wire_bytes)
+        data = wire_bytes(OPCODES["write_middle"], mtu, ipv6=ipv6)
+        ack = wire_bytes(OPCODES["ack"], 0, ipv6=ipv6)
         best = 0
         for dst in range(1, fab.num_hosts):
             links = routing.path_links(fab, self.routes, 0, dst)
