@@ -262,7 +262,7 @@ def _known_cc_names(ccs) -> list[str]:
         try:
             names.add(_cc_name(spec))
         except ValueError:
-            pass
+            continue                     # not a candidate name; _check_ccs reports a bad spec itself
     return sorted(names)
 
 
