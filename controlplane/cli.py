@@ -16,7 +16,7 @@ def _experiments() -> dict[str, str]:
         if m.name.startswith("_"):
             continue
         mod = importlib.import_module(f"experiments.{m.name}")
-        if hasattr(mod, "run") and hasattr(mod, "PARAMS"):
+        if hasattr(mod, "run") and hasattr(mod, "Params"):
             out[m.name] = (mod.__doc__ or "").strip().splitlines()[0] if mod.__doc__ else ""
     return out
 
@@ -71,18 +71,13 @@ def _default_text(name: str, value) -> str:
 
 
 def experiment_help(name: str, mod) -> str:
-    """``softdpu run NAME --help``: the experiment's docstring and a table of its parameters
-    (type, default, meaning), its CCs' parameters and the scenario fields."""
-    from controlplane.experiment import _cc_defaults, experiment_ccs, param_kind, param_meaning, scenario_kinds
+    """``softdpu run NAME --help``: the experiment's docstring, a table of its parameters (type and
+    bounds, unit, default, meaning: generated from its Params model), its CCs' parameters and the
+    scenario fields."""
+    from controlplane.experiment import _cc_defaults, experiment_ccs, params_help, scenario_kinds
     lines = [f"softdpu run {name} [--set NAME=VALUE ...]", "", (mod.__doc__ or "").strip(), "",
-             "experiment parameters (--set NAME=VALUE):"]
-    rows = []
-    for k, v in mod.PARAMS.items():
-        kind = param_kind(k, v)
-        t = kind.describe(k) + (f" >= {kind.minimum:g}" if kind.minimum and kind.base in ("int", "float") else "")
-        rows.append((k, t, _default_text(k, v), param_meaning(mod, k)))
-    w = [max(len(r[i]) for r in rows) for i in range(3)] if rows else [0, 0, 0]
-    lines += [f"  {r[0]:{w[0]}}  {r[1]:{w[1]}}  default {r[2]:{w[2]}}  {r[3]}".rstrip() for r in rows]
+             f"experiment parameters (--set NAME=VALUE; JSON Schema: softdpu schema --experiment {name}):"]
+    lines += params_help(mod)
     try:
         ccs = experiment_ccs(mod, {})
     except ValueError:
@@ -116,6 +111,17 @@ def _check_out(path: Path, option: str = "--out") -> None:
         raise UsageError(f"{option}: the folder {path} is not writable")
 
 
+def _experiment_module(name: str, exps: dict | None = None):
+    """The experiment module ``name``, or a UsageError with the closest names."""
+    from controlplane.values import UsageError, closest
+    exps = _experiments() if exps is None else exps
+    if name not in exps:
+        near = closest(name, exps)
+        raise UsageError(f"unknown experiment {name!r}" + (f" (did you mean {near[0]}?)" if near else "")
+                         + f"; known: {', '.join(sorted(exps))}")
+    return importlib.import_module(f"experiments.{name}")
+
+
 def cmd_run(a) -> int:
     from controlplane.experiment import capture_arg, parse_sets
     from controlplane.values import UsageError
@@ -125,12 +131,7 @@ def cmd_run(a) -> int:
             print(a.parser.format_help() + "\nexperiments: " + ", ".join(sorted(exps)))
             return 0
         raise UsageError(f"run: which experiment? known: {', '.join(sorted(exps))}")
-    if a.experiment not in exps:
-        from controlplane.values import closest
-        near = closest(a.experiment, exps)
-        raise UsageError(f"unknown experiment {a.experiment!r}" + (f" (did you mean {near[0]}?)" if near else "")
-                         + f"; known: {', '.join(sorted(exps))}")
-    mod = importlib.import_module(f"experiments.{a.experiment}")
+    mod = _experiment_module(a.experiment, exps)
     if a.help:
         print(a.parser.format_help() + "\n" + experiment_help(a.experiment, mod))
         return 0
@@ -231,22 +232,22 @@ def config_items(path: str | None, module=None) -> list[str]:
         raise UsageError(f"--config {path}: not valid {'TOML' if path.endswith('.toml') else 'JSON'}: {e}") from None
     if not isinstance(data, dict):
         raise UsageError(f"--config {path}: must hold an object (a table) of parameters, got {type(data).__name__}")
-    params = getattr(module, "PARAMS", {}) or {}
-
     def text_of(v):
         if v is None:
             return "none"
         return v if isinstance(v, str) else json.dumps(v)
 
-    from controlplane.experiment import param_kind, scenario_kinds
+    from controlplane.experiment import _types, params_model, scenario_kinds
     kinds = scenario_kinds()
+    model = params_model(module)
+    props = model.schema()["properties"] if model is not None else {}
     items = []
     for key, value in data.items():
-        kind = param_kind(key, params[key]) if key in params else kinds.get(key)
-        if kind is not None and kind.base == "bool" and not isinstance(value, bool):
+        is_bool = _types(props[key]) == {"boolean"} if key in props else getattr(kinds.get(key), "base", "") == "bool"
+        if is_bool and not isinstance(value, bool):
             # a file has real booleans: the string "no" there is a mistake, not a spelling of false
             raise UsageError(f"{key} must be a bool (true or false), got {value!r} (--config {path})")
-        if key in params and isinstance(params[key], dict) and isinstance(value, dict):
+        if key in props and "object" in _types(props[key]) and isinstance(value, dict):
             items += [f"{key}.{k}={text_of(v)}" for k, v in value.items()]
         else:
             items.append(f"{key}={text_of(value)}")
@@ -254,7 +255,12 @@ def config_items(path: str | None, module=None) -> list[str]:
 
 
 def cmd_schema(a) -> int:
-    """The JSON Schema of a scenario (controlplane/config.py), with the Scenario's defaults."""
+    """The JSON Schema of a scenario (controlplane/config.py), with the Scenario's defaults, or with
+    --experiment NAME that experiment's parameters (its Params model)."""
+    if a.experiment is not None:
+        from controlplane.experiment import params_schema
+        print(json.dumps(params_schema(_experiment_module(a.experiment)), indent=2, sort_keys=True, default=str))
+        return 0
     from controlplane.config import json_schema
     print(json.dumps(json_schema(), indent=2, sort_keys=True, default=str))
     return 0
@@ -291,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results")
     p.set_defaults(func=cmd_plot)
     sc = sub.add_parser("schema", help="print the JSON Schema of a scenario (every field, its type, unit and bounds)")
+    sc.add_argument("--experiment", default=None, metavar="NAME",
+                    help="the JSON Schema of that experiment's parameters instead (softdpu list names them)")
     sc.set_defaults(func=cmd_schema)
     l = sub.add_parser("list", help="experiments and congestion-control algorithms")
     l.add_argument("--json", action="store_true", help="as JSON: experiments and CCs with their parameters")

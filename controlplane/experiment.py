@@ -2,48 +2,22 @@
 results folder, plotting them, printing a summary table, and a small command line."""
 from __future__ import annotations
 
+import copy
 import json
+import math
 from pathlib import Path
 
 from controlplane.scenario import Scenario
 from controlplane.units import unit_kind
-from controlplane.values import Kind, UsageError, closest, kind_of, parse_any, parse_value
+from controlplane.values import Kind, UsageError, closest, kind_of, parse_any, parse_bool, parse_json, parse_value
 
 
-#: experiment parameters that count things of which a run needs at least one
-AT_LEAST_ONE = {"senders", "hosts", "peers", "k", "seeds", "num_rails", "servers_per_leaf", "leaves_per_rail",
-                "spines_per_rail", "cores_per_group", "buckets", "num_paths", "handlers", "job_gpus", "min_msgs",
-                "upcall_queue", "reorder_window", "mtu_payload", "ack_interval", "max_outstanding"}
-#: list parameters that may be empty (the run still does something)
-MAY_BE_EMPTY = {"caches"}
 #: Scenario fields whose annotation is Any: how their text reads
 #: the keys of Scenario sections whose keys are fixed (a partial section merges with the defaults)
 SECTION_KINDS = {"ecn": {"kmin_bytes": Kind("int", minimum=0), "kmax_bytes": Kind("int", minimum=0),
                          "pmax": Kind("float", minimum=0.0), "base_rate_bps": Kind("int", minimum=1),
                          "scale_with_rate": Kind("bool")}}
 _ANY_FIELDS = {"monitor_ports": Kind("str_or_list"), "adaptive_routing": Kind("bool_or_str"), "link_loss": Kind("any")}
-
-
-#: experiment parameters whose default is None (meaning "the experiment's choice"): their type
-NONE_DEFAULT_KINDS = {"qps": Kind("list", elem=Kind("int", minimum=1), optional=True, nonempty=True),
-                      "duration_us": Kind("float", optional=True, minimum=0.0),
-                      "pcap": Kind("str", optional=True)}
-
-
-def param_kind(name: str, default) -> Kind:
-    """The Kind of experiment parameter ``name`` (its default's type, see controlplane/values.py):
-    rates, sizes and times by name suffix take units; parameters in another unit by name
-    (``_gbps``, ``_us``, ``_ns``) take decimals; counts of things a run needs are >= 1."""
-    if default is None and name in NONE_DEFAULT_KINDS:
-        return NONE_DEFAULT_KINDS[name]
-    k = kind_of(default, name)
-    if k.base == "int" and not unit_kind(name) and name.endswith(("_gbps", "_us", "_ns", "_ms")):
-        k = Kind("any" if default is None else "float", optional=default is None, minimum=0.0)
-    if k.base in ("int", "float") and (name in AT_LEAST_ONE or name.endswith(("_bps", "_gbps"))):
-        k = Kind(k.base, optional=k.optional, minimum=1)
-    if k.base == "list" and name in MAY_BE_EMPTY:
-        k = Kind("list", elem=k.elem, optional=k.optional)
-    return k
 
 
 def scenario_kinds() -> dict[str, Kind]:
@@ -62,8 +36,6 @@ def scenario_kinds() -> dict[str, Kind]:
             out[f.name] = Kind(base, optional=optional, minimum=0 if base in ("int", "float") else None)
         else:
             out[f.name] = Kind("any", optional=optional)
-        if out[f.name].base == "int" and f.name in AT_LEAST_ONE:
-            out[f.name] = Kind("int", optional=optional, minimum=1)
     return out
 
 
@@ -109,7 +81,8 @@ def experiment_ccs(module, params: dict, overrides_cc: str | None = None) -> lis
     experiment does not say."""
     if overrides_cc is not None:
         return [overrides_cc]
-    p = {**module.PARAMS, **params}
+    model = params_model(module)
+    p = {**(model.defaults() if model is not None else getattr(module, "PARAMS", {})), **params}
     if "ccs" in p:
         aliases = getattr(module, "VARIANTS", {})
         out = []
@@ -141,14 +114,16 @@ def _nested_default(d, path: list[str]):
 def parse_sets(items: list[str], module=None, cc: str | None = None) -> tuple[dict, dict]:
     """``--set key=value`` items -> (experiment parameters, scenario overrides), typed.
 
-    ``module`` is the experiment (its PARAMS give the parameters' names and types; without one
-    every key is a Scenario field). A key is, in this order: an experiment parameter
-    (``senders=8``, or ``tax.dpu_core_hz=2e9`` inside a dict parameter); a Scenario field,
-    dotted into a section (``ecn.kmin_bytes=100KB``, merged with the section's defaults);
-    ``cc_params.NAME`` (applied to the variants whose CC has parameter NAME, an error if none
-    has); ``CC.NAME`` (``dcqcn.flavour=paper``: applied to the variants running that CC).
-    Values are typed by controlplane/values.py; every error names the key as typed."""
-    params = dict(getattr(module, "PARAMS", {}) or {})
+    ``module`` is the experiment (its ``Params`` model gives the parameters' names, types, units
+    and bounds; without one every key is a Scenario field). A key is, in this order: an experiment
+    parameter (``senders=8``, or ``tax.upcall=5000`` inside a dict parameter), read as its schema
+    says (:func:`from_text`) and validated by the model; a Scenario field, dotted into a section
+    (``ecn.kmin_bytes=100KB``, merged with the section's defaults); ``cc_params.NAME`` (applied to
+    the variants whose CC has parameter NAME, an error if none has); ``CC.NAME``
+    (``dcqcn.flavour=paper``: applied to the variants running that CC). Every error names the key
+    as typed."""
+    model = params_model(module)
+    props = model.schema()["properties"] if model is not None else {}
     kinds = scenario_kinds()
     exp: dict = {}
     raw_over: list[tuple[str, str]] = []
@@ -160,29 +135,25 @@ def parse_sets(items: list[str], module=None, cc: str | None = None) -> tuple[di
         if not key or any(not p for p in key.split(".")):
             raise UsageError(f"--set expects key=value, got {item!r} (empty name)")
         head, *rest = key.split(".")
-        if head in params and not rest:
-            v = parse_value(key, text, param_kind(key, params[key]))
-            if isinstance(params[key], int) and isinstance(v, float) and v.is_integer():
-                v = int(v)                  # rate_gbps=100 stays 100 (12.5 is 12.5)
-            exp[key] = v
-        elif head in params and isinstance(params[head], dict):
-            cur = exp.setdefault(head, json.loads(json.dumps(params[head])))
+        if head in props and not rest:
+            exp[key] = from_text(key, text, props[key])
+        elif head in props and "object" in _types(props[head]):
+            cur = exp.setdefault(head, copy.deepcopy(model.model_fields[head].default) or {})
             _set_nested(cur, rest, parse_any(key, text))
-        elif head in params:
-            raise UsageError(f"--set {key}: {head} is not a section (it is a {param_kind(head, params[head]).describe(head)})")
+        elif head in props:
+            raise UsageError(f"--set {key}: {head} is not a section (it is a {type_text(props[head])})")
         else:
             raw_over.append((key, text))
-    for key in ("ccs", "cc"):
-        if key in exp:
-            _check_ccs(key, exp[key] if key == "ccs" else [exp[key]], getattr(module, "VARIANTS", {}))
     if cc is not None:
         _check_ccs("--cc", [cc], {})
-        if "ccs" in params:
+        if "ccs" in props:
             exp["ccs"] = [cc]
-        elif "cc" in params:
+        elif "cc" in props:
             exp["cc"] = cc
         else:
             raise UsageError(f"--cc: {_module_name(module)} has no cc or ccs parameter")
+    if model is not None:
+        exp = model.check(exp, _module_name(module))
     over: dict = {}
     cc_over = None
     for key, text in raw_over:
@@ -222,12 +193,12 @@ def parse_sets(items: list[str], module=None, cc: str | None = None) -> tuple[di
         elif rest and head in known_cc:
             over.update(_cc_param(key, rest, text, ccs, head))
         else:
-            names = list(params) + list(kinds) + known_cc
+            names = list(props) + list(kinds) + known_cc
             near = closest(head, names)
             where = _module_name(module)
             raise UsageError(f"--set {key}: unknown parameter {head!r}"
                              + (f"; closest: {', '.join(near)}" if near else "")
-                             + (f" ({where} parameters: {', '.join(params)}; scenario fields and more: "
+                             + (f" ({where} parameters: {', '.join(props)}; scenario fields and more: "
                                 f"softdpu run {where} --help)" if module is not None else ""))
     partial = _partial_ecn(over)
     if partial and "ecn" not in over and ccs is not None and not any(_cc_ecn_default(c) for c in ccs):
@@ -237,18 +208,14 @@ def parse_sets(items: list[str], module=None, cc: str | None = None) -> tuple[di
 
 
 def _check_ccs(key: str, names, aliases: dict) -> None:
-    """Each name is a registered CC, a loadable plug-in or one of the experiment's aliases."""
-    from congestion import registry
+    """Each name is a registered CC, a loadable plug-in or one of the experiment's aliases (the
+    check of a ``ccs``/``cc`` parameter)."""
+    func = _parts(_cc(tuple(aliases)))[0]
     for n in names:
-        if not isinstance(n, str):
-            raise UsageError(f"{key}: a CC is a name or path/to/file.py:ClassName, got {n!r}")
-        if n in aliases:
-            continue
         try:
-            registry.load_class(n)
+            func(n)
         except ValueError as e:
-            near = closest(n, list(registry.names()) + list(aliases))
-            raise UsageError(f"{key}: {e}" + (f" (did you mean {near[0]}?)" if near and ":" not in n else "")) from None
+            raise UsageError(f"{key}: {e}") from None
 
 
 def _module_name(module) -> str:
@@ -322,11 +289,13 @@ def apply_overrides(sc: Scenario, overrides: dict | None) -> Scenario:
     return sc.with_overrides(plain)
 
 
-def split_params(sets: dict, params: dict) -> tuple[dict, dict]:
-    """Experiment parameters (keys of ``params``) vs Scenario overrides (everything else), for
-    already-typed values (a program's own dict; the command line uses :func:`parse_sets`)."""
-    exp = {k: v for k, v in sets.items() if k in params}
-    return exp, {k: v for k, v in sets.items() if k not in params}
+def split_params(sets: dict, params) -> tuple[dict, dict]:
+    """Experiment parameters (fields of the ``Params`` model, or keys of a dict of defaults) vs
+    Scenario overrides (everything else), for already-typed values (a program's own dict; the
+    command line uses :func:`parse_sets`)."""
+    names = params.model_fields if isinstance(params, type) and issubclass(params, ExperimentParams) else params
+    exp = {k: v for k, v in sets.items() if k in names}
+    return exp, {k: v for k, v in sets.items() if k not in names}
 
 
 def run_variants(out_dir: Path, variants: dict[str, Scenario], overrides: dict, plots: bool = True,
@@ -402,13 +371,14 @@ def write_params(out_dir: Path, params: dict, seed: int, overrides: dict | None)
     return path
 
 
-def collective_experiment_setup(out_dir, defaults: dict, params: dict | None, seed: int, overrides: dict | None,
+def collective_experiment_setup(out_dir, model, params: dict | None, seed: int, overrides: dict | None,
                                 capture) -> tuple[dict, Path]:
     """What the collective experiments do first: refuse --pcap (not wired into them), resolve the
-    parameters, make the results folder and write params.json. Returns (params, folder)."""
+    parameters through the experiment's ``Params`` model, make the results folder and write
+    params.json. Returns (params, folder)."""
     if capture is not None:
         raise ValueError("--pcap: captures are not wired into the collective experiments")
-    p = {**defaults, **(params or {})}
+    p = model.resolve(params)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_params(out, p, seed, overrides)
@@ -445,66 +415,463 @@ def capture_arg(path: str | None, text: str | None):
     return CaptureSpec.parse(path, text)
 
 
-__all__ = ["AI_PATH_VARIANTS", "rail_scenario", "write_params", "parse_sets", "split_params", "apply_overrides", "experiment_ccs", "param_kind",
+__all__ = ["AI_PATH_VARIANTS", "rail_scenario", "write_params", "parse_sets", "split_params", "apply_overrides", "experiment_ccs", "ExperimentParams",
+           "params_model", "params_schema", "params_help", "Count", "Quantity", "Scaled", "Real", "Flag", "OneOf", "Name",
+           "CcSpec", "Ccs", "ListOf", "Items", "Nullable", "Item", "FatTreeK", "Overrides",
            "scenario_kinds", "capture_arg", "run_variants", "experiment_main", "write_csv", "permutation_on_fat_tree", "chosen"]
 
 
-#: what the experiments' parameters mean, where the name is shared by several experiments
-#: (an experiment's docstring sentence naming a parameter in backquotes is used otherwise)
-PARAM_MEANINGS = {
-    "senders": "hosts sending to the one receiver (N of N:1)",
-    "rate_bps": "link rate", "rate_gbps": "host link rate in Gb/s", "delay_ps": "propagation delay of each link",
-    "size_bytes": "bytes per message (per flow)", "ccs": "congestion-control algorithms, one variant each",
-    "cc": "the congestion-control algorithm (name or path/to/file.py:ClassName)",
-    "long_flows": "long flows from t = 0", "long_bytes": "bytes per long flow", "burst": "senders of the incast burst",
-    "burst_bytes": "bytes per burst message", "burst_at_ps": "when the burst starts",
-    "k": "fat-tree arity (k-ary fat-tree: k^3/4 hosts)", "num_paths": "entropies (paths) per QP when spraying",
-    "variants": "path-policy variants to run", "variant": "path-policy variant", "seeds": "seeds per point (averaged)",
-    "num_rails": "rails (NICs per server)", "servers_per_leaf": "servers under each leaf",
-    "leaves_per_rail": "leaf switches per rail", "spines_per_rail": "spine switches per rail",
-    "cores_per_group": "core switches per group", "nvlink_gbps": "NVLink bandwidth per GPU in Gb/s",
-    "chunk_bytes": "bytes per collective chunk (pipelining unit)", "hosts": "hosts",
-    "handlers": "slow-path handler threads per DPU", "tax": "virtualization-tax model overrides (controlplane/vtax.py)",
-    "pfc": "lossless fabric (PFC)", "scale": "preset size of the sweep", "buckets": "flow-size buckets of the table",
-    "workloads": "flow-size distributions", "loads": "offered loads (fraction of host line rate)",
-    "duration_us": "simulated time in us (none: the scale's default)",
-    "window_us": "measurement window in us", "policy": "QP-context cache replacement policy",
-    "fetch_latency_ps": "QP-context fetch latency (one PCIe read)", "max_outstanding": "concurrent QP-context fetches",
-    "caches": "QP-context cache sizes (entries) to compare", "baseline": "also run without a QP-context cache",
-    "peers": "peers per host", "qps": "QP counts to sweep (none: the scale's list)",
-    "min_msgs": "messages per run at least", "load": "offered load (fraction of line rate)",
-    "policies": "path policies to compare", "transports": "transports to compare (gbn, sr, ooo)",
-    "reorder_window": "receiver reorder window (packets)", "pcap": "pcap file to replay (none: a built-in demo)",
-    "time_scale": "multiplies the capture's time stamps", "algos": "all-reduce algorithms",
-    "order": "rank order (random or topology)", "min_size": "smallest message in bytes",
-    "max_size": "largest message in bytes", "sharp_latency_ns": "in-network reduction latency per switch (ns)",
-    "sizes": "message sizes in bytes", "core_oversubscription": "core oversubscription ratios",
-    "vias": "all-to-all routes (direct or via NVLink)", "fabrics": "fabrics to compare",
-    "op_overhead_us": "per-operation software overhead (us)", "overheads_us": "overheads to sweep (us)",
-    "link": "index of the link that fails", "fail_us": "when the link fails (us)",
-    "detect_us": "NIC failure detection time (us)", "reconverge_us": "routing reconvergence time (us)",
-    "sample_us": "sampling interval (us)", "grad_bytes": "gradient bytes per all-reduce",
-    "job_gpus": "GPUs of the measured job", "background_jobs": "background jobs", "background_gpus": "GPUs per background job",
-    "rates": "new connections per second per host to sweep", "offload": "where the vSwitch runs: host, dpu or hw",
-    "offloads": "where the vSwitch runs, one variant each: host, dpu, hw", "drain_us": "time after the window to let "
-    "connections finish (us)", "upcall_queue": "slots of each DPU's upcall queue", "install_latency_us":
-    "megaflow install latency after the upcall is served (us)", "rto_us": "RDMA retransmission timeout (us)",
-    "loads_gbps": "offered loads per server (Gb/s) to sweep", "mixes": "traffic mixes: long (long-lived connections), "
-    "short (a connection per message)", "msg_bytes": "bytes per message", "long_conns": "long-lived connections per "
-    "host (long mix)", "handshake_bytes": "bytes of the one-packet message that opens a long-lived connection",
-    "warmup_us": "warm-up before the measurement window (us)", "per_connection": "per-connection policy (a megaflow "
-    "per connection and direction)", "bar_load_gbps": "offered load (Gb/s) of the cycles-per-stage bars",
-}
+
+# ---------------------------------------------------------------------------------- parameters
+# Each experiment declares ``class Params(ExperimentParams)``: every parameter with its type,
+# default, unit, bounds and one-line meaning. The types below compose the scenario schema's
+# validators (controlplane/config.py: Int, Num, Bool, Choice, Text; units parsed exactly by
+# controlplane/units.py) and add what only experiments have: numbers in a unit other than the base
+# one (``rate_gbps``, ``window_us``), lists of values, CC specs. ``PARAMS`` (the defaults),
+# ``softdpu run EXP --help``, ``softdpu schema --experiment EXP`` and the typing of
+# ``--set``/``--config`` values are all derived from the model.
+import typing                                                        # noqa: E402
+from decimal import Decimal, InvalidOperation                        # noqa: E402
+from fractions import Fraction                                       # noqa: E402
+from typing import Annotated, Any                                    # noqa: E402
+
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator  # noqa: E402
+
+from controlplane import config as _config                           # noqa: E402
+from controlplane import limits as _limits                           # noqa: E402
+from controlplane.units import BASE_UNIT, UNITS, format_quantity, parse_quantity  # noqa: E402
+
+_UNIT_EXAMPLES = {"rate": "100G, 25Mbps", "size": "16MB, 64KiB", "time": "500ns, 2ms"}
 
 
-def param_meaning(module, name: str) -> str:
-    """What experiment parameter ``name`` means: the shared glossary, else the experiment's
-    docstring sentence naming it in backquotes."""
-    import re
-    if name in PARAM_MEANINGS:
-        return PARAM_MEANINGS[name]
-    doc = " ".join((module.__doc__ or "").split())
-    for sentence in re.split(r"(?<=[.;:])\s+", doc):
-        if f"`{name}`" in sentence:
-            return sentence.strip() if len(sentence) <= 120 else sentence[:117].rstrip() + "..."
+def _parts(t) -> tuple:
+    """(validator function, JSON schema) of a type made by the config.py factories or below."""
+    args = typing.get_args(t)
+    func = next(a.func for a in args[1:] if isinstance(a, BeforeValidator))
+    schema = next(a.json_schema for a in args[1:] if isinstance(a, WithJsonSchema))
+    return func, dict(schema)
+
+
+def _raw(func, schema: dict):
+    return Annotated[Any, BeforeValidator(func), WithJsonSchema(schema)]
+
+
+def _field(t, description: str, unit: str | None = None):
+    """``t`` as a parameter: its one-line meaning and unit go into the JSON Schema (and --help)."""
+    return Annotated[t, Field(description=description, json_schema_extra={"unit": unit} if unit else None)]
+
+
+def _scaled(kind: str, unit: str, lo: float | None, hi: float | None, lo_open: bool):
+    """A number in ``unit`` (Gb/s, us, ns), or a string with any unit of its kind (``100G``,
+    ``2ms``): converted exactly, an integer when whole."""
+    factor = UNITS[kind][unit.lower().replace("gb/s", "gbps")]
+    lo = None if lo is None else Fraction(str(lo))            # exact: 0.001 Gb/s is 1 Mb/s, not the float below
+    hi = None if hi is None else Fraction(str(hi))
+
+    def check(x: Any):
+        given = x
+        if isinstance(x, str):
+            s = x.strip()
+            try:
+                v = Fraction(Decimal(s))                    # a bare number: in the parameter's unit
+            except (InvalidOperation, ValueError):
+                try:
+                    v = Fraction(parse_quantity(s, kind), factor)
+                except ValueError as e:
+                    why = "" if str(e).startswith("expected a") else f": {e}"
+                    raise ValueError(f"must be a number in {unit} or a {kind} with a unit ({_UNIT_EXAMPLES[kind]}), "
+                                     f"got {given!r}{why}") from None
+        elif isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise ValueError(f"must be a number in {unit} (or a string with a unit: {_UNIT_EXAMPLES[kind]}), "
+                             f"got {given!r}")
+        elif isinstance(x, float) and not math.isfinite(x):
+            raise ValueError(f"must be a finite number, got {given!r}")
+        else:
+            v = Fraction(x)
+        if lo is not None and (v < lo or (lo_open and v == lo)):
+            raise ValueError(f"must be {'>' if lo_open else '>='} {float(lo):g} {unit}, got {given!r}")
+        if hi is not None and v > hi:
+            raise ValueError(f"must be <= {float(hi):g} {unit}, got {given!r}")
+        return int(v) if v.denominator == 1 else float(v)
+    s: dict = {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\s*[0-9.eE+-]+\s*[A-Za-zµ/]*\s*$"}]}
+    if lo is not None:
+        s["anyOf"][0]["exclusiveMinimum" if lo_open else "minimum"] = float(lo)
+    if hi is not None:
+        s["anyOf"][0]["maximum"] = float(hi)
+    return _raw(check, s)
+
+
+def _list(item, nonempty: bool, unique: bool):
+    func, schema = _parts(item)
+
+    def check(x: Any) -> list:
+        if isinstance(x, (str, bytes, dict)) or not isinstance(x, (list, tuple)):
+            raise ValueError(f"must be a list, got {x!r}")
+        out = []
+        for i, e in enumerate(x):
+            try:
+                out.append(func(e))
+            except ValueError as err:
+                msg = str(err)
+                raise ValueError(f"[{i}] {msg}" if msg.startswith(("must", "is not")) else f"[{i}]: {msg}") from None
+        if nonempty and not out:
+            raise ValueError("must be a non-empty list (an empty list runs nothing)")
+        if unique:
+            seen = set()
+            for e in out:
+                if e in seen:
+                    raise ValueError(f"must be a list without repeats: {e!r} is listed twice")
+                seen.add(e)
+        return out
+    schema.pop("description", None)
+    s = {"type": "array", "items": schema}
+    if nonempty:
+        s["minItems"] = 1
+    if unique:
+        s["uniqueItems"] = True
+    return _raw(check, s)
+
+
+def _nullable(t):
+    func, schema = _parts(t)
+    return _raw(lambda x: None if x is None else func(x), {"anyOf": [*schema.get("anyOf", [schema]), {"type": "null"}]})
+
+
+def _cc(aliases: tuple = ()):
+    """A congestion control: a registered name, an entry point, ``path/to/file.py:Class`` or
+    ``package.module:Class`` (loaded to check it), or one of the experiment's own variant names."""
+    def check(x: Any) -> str:
+        if not isinstance(x, str) or not x.strip():
+            raise ValueError(f"must be a CC name, path/to/file.py:ClassName or package.module:ClassName, got {x!r}")
+        if x in aliases:
+            return x
+        from congestion import registry
+        try:
+            registry.load_class(x)
+        except ValueError as e:
+            near = closest(x, list(registry.names()) + list(aliases)) if ":" not in x else []
+            raise ValueError(f"{e}" + (f" (did you mean {near[0]}?)" if near else "")) from None
+        return x
+    from congestion import registry
+    return _raw(check, {"type": "string", "format": "softdpu-cc",
+                        "examples": sorted(registry.names()) + list(aliases) + ["path/to/file.py:ClassName",
+                                                                                 "package.module:ClassName"]})
+
+
+# The parameter types. Each takes the one-line meaning; counts are >= 1 unless said otherwise.
+def Count(description: str, lo: int = 1, hi: int | None = None):
+    """An integer count."""
+    return _field(_config.Int(description, lo, hi), description)
+
+
+def Quantity(kind: str, description: str, lo: int = 0, hi: int | None = None):
+    """A rate (bit/s), size (bytes) or time (ps) as an integer in the base unit, or a string with a
+    unit (``100G``, ``16MiB``, ``2ms``), converted exactly (config.py Int)."""
+    if kind == "time" and hi is None:
+        hi = _limits.MAX_TIME_PS
+    return _field(_config.Int(description, lo, hi, kind=kind), description, BASE_UNIT[kind])
+
+
+def Scaled(kind: str, unit: str, description: str, lo: float | None = 0, hi: float | None = None,
+           lo_open: bool = False):
+    """A number in ``unit`` (``Gb/s``, ``us``, ``ns``), or a string with a unit of its kind."""
+    return _field(_scaled(kind, unit, lo, hi, lo_open), description, unit)
+
+
+def Real(description: str, lo: float | None = 0, hi: float | None = None, lo_open: bool = False,
+         unit: str | None = None):
+    """A finite real number (config.py Num)."""
+    return _field(_config.Num(description, lo, hi, lo_open), description, unit)
+
+
+def Flag(description: str):
+    return _field(_config.Bool(description), description)
+
+
+def OneOf(options, description: str):
+    return _field(_config.Choice(tuple(options), description), description)
+
+
+def Name(description: str):
+    return _field(_config.Text(description), description)
+
+
+def CcSpec(description: str):
+    return _field(_cc(), description)
+
+
+def ListOf(item, description: str, nonempty: bool = True, unique: bool = False, unit: str | None = None):
+    """A list of ``item`` (a type of config.py, or one of: ``Choices``, ``Numbers``...);
+    ``nonempty``: an empty list would run nothing; ``unique``: an entry names a variant."""
+    return _field(_list(item, nonempty, unique), description, unit)
+
+
+def Items(item, nonempty: bool = True, unique: bool = False):
+    """A list of ``item`` as an element type (for Nullable: ``Nullable(Items(Item("int", lo=1)), ...)``)."""
+    return _list(item, nonempty, unique)
+
+
+def Nullable(t, description: str, unit: str | None = None):
+    """``t`` or None (the experiment's own choice, said in the description)."""
+    return _field(_nullable(t), description, unit)
+
+
+def Ccs(description: str, aliases: tuple = ()):
+    """A non-empty list of CCs, one variant each; ``aliases``: the experiment's named variants."""
+    return _field(_list(_cc(tuple(aliases)), nonempty=True, unique=True), description)
+
+
+def Item(kind: str, *args, **kw):
+    """An element type for ListOf/Nullable: ``Item("int", lo=1)``, ``Item("size", lo=1)``,
+    ``Item("real", lo=0, lo_open=True)``, ``Item("choice", options)``, ``Item("text")``,
+    ``Item("us"/"gbps", lo=...)`` (a number in that unit)."""
+    if kind == "int":
+        return _config.Int("", *args, **kw)
+    if kind in ("rate", "size", "time"):
+        return _config.Int("", *args, kind=kind, **kw)
+    if kind == "real":
+        return _config.Num("", *args, **kw)
+    if kind == "choice":
+        return _config.Choice(tuple(args[0]), "")
+    if kind == "text":
+        return _config.Text("")
+    if kind in ("us", "ns", "Gb/s"):
+        return _scaled("rate" if kind == "Gb/s" else "time", kind, kw.get("lo", 0), kw.get("hi"), kw.get("lo_open", False))
+    raise ValueError(f"Item: unknown kind {kind!r}")
+
+
+#: fat-tree arity: even, and k^3/4 hosts within the fabric size bound (controlplane/topology.py)
+def _max_k() -> int:
+    from controlplane.topology import MAX_HOSTS
+    k = 2
+    while (k + 2) ** 3 // 4 <= MAX_HOSTS:
+        k += 2
+    return k
+
+
+def _even(x: Any):
+    v = _parts(_config.Int("", 2, _max_k()))[0](x)
+    if v % 2:
+        raise ValueError(f"must be even (a k-ary fat-tree has k/2 hosts per edge switch), got {x!r}")
+    return v
+
+
+def FatTreeK(description: str = "fat-tree arity (k-ary fat-tree: k^3/4 hosts, k even)"):
+    return _field(_raw(_even, {"type": "integer", "minimum": 2, "maximum": _max_k(), "multipleOf": 2}), description)
+
+
+def _overrides_of(known: dict, what: str):
+    """A dict of overrides of the keys of ``known`` (e.g. controlplane/vtax.py TAX_DEFAULTS), each a
+    number >= 0; an unknown key is refused with the closest known names."""
+    def check(x: Any) -> dict:
+        if not isinstance(x, dict):
+            raise ValueError(f'must be a JSON object such as {{"{next(iter(known))}": 1}}, got {x!r}')
+        for k, v in x.items():
+            if k not in known:
+                near = closest(str(k), known)
+                raise ValueError(f"has no key {k!r}" + (f" (did you mean {near[0]}?)" if near else "")
+                                 + f"; its keys ({what}): {', '.join(known)}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
+                    or (k.endswith("_hz") and v <= 0):
+                raise ValueError(f"must map each key to a finite number >= 0 (> 0 for a clock rate), got {k}={v!r}")
+        return dict(x)
+    return check
+
+
+def Overrides(known: dict, description: str, what: str):
+    return _field(_raw(_overrides_of(known, what), {"type": "object", "propertyNames": {"enum": list(known)},
+                                                    "additionalProperties": {"type": "number", "minimum": 0}}),
+                  description)
+
+
+def _rate_bounds() -> tuple:
+    from controlplane.topology import MAX_RATE_BPS, MIN_RATE_BPS
+    return MIN_RATE_BPS, MAX_RATE_BPS
+
+
+#: bounds shared by the experiments: a link rate is in the data plane's [1 Mb/s, 100 Tb/s]
+#: (controlplane/topology.py), a time at most 10^15 ps (controlplane/limits.py)
+RATE_BPS = dict(lo=_rate_bounds()[0], hi=_rate_bounds()[1])
+RATE_GBPS = dict(lo=_rate_bounds()[0] / 10**9, hi=_rate_bounds()[1] / 10**9)
+TIME_US = dict(lo=0, hi=_limits.MAX_TIME_PS / _limits.PS_PER_US)
+
+
+class ExperimentParams(_config.Strict):
+    """The parameters of one experiment (subclassed as ``Params`` beside each experiment): the
+    single source of their defaults, types, units, bounds and meanings. Cross-parameter rules go
+    in a ``model_validator(mode="after")`` of the subclass."""
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """Every parameter's default (fresh copies: a caller may mutate them)."""
+        return {k: copy.deepcopy(f.default) for k, f in cls.model_fields.items()}
+
+    @classmethod
+    def check(cls, params: dict | None, where: str = "") -> dict:
+        """The given parameters validated and normalized (``"100G"`` -> 100 for a Gb/s parameter),
+        only the keys given; a UsageError naming each parameter as typed otherwise, and for an
+        unknown name the closest parameters and scenario fields."""
+        params = dict(params or {})
+        unknown = [k for k in params if k not in cls.model_fields]
+        if unknown:
+            from dataclasses import fields
+            scenario = [f.name for f in fields(Scenario)]
+            k = str(unknown[0])
+            near = closest(k, list(cls.model_fields)) or closest(k, scenario)
+            extra = (f" ({k} is a Scenario field: pass it in overrides, or --set {k}=VALUE)" if k in scenario else "")
+            raise UsageError(f"unknown parameter {k!r}{' of ' + where if where else ''}"
+                             + (f"; closest: {', '.join(near)}" if near else "") + extra
+                             + f" ({where or 'its'} parameters: {', '.join(cls.model_fields)})")
+        try:
+            out = _config.validate(params, model=cls)
+        except ValueError as e:
+            raise UsageError("\n".join(line[2:] if line.startswith(": ") else line
+                                       for line in str(e).splitlines())) from None
+        return out
+
+    @classmethod
+    def resolve(cls, params: dict | None, where: str = "") -> dict:
+        """The defaults updated with the validated ``params``: what an experiment's run() uses."""
+        return {**cls.defaults(), **cls.check(params, where)}
+
+    @classmethod
+    def schema(cls, title: str = "") -> dict:
+        """The JSON Schema of the parameters, with their defaults."""
+        s = cls.model_json_schema()
+        if title:
+            s["title"] = title
+        for k, prop in s.get("properties", {}).items():
+            prop.pop("title", None)
+            prop["default"] = cls.model_fields[k].default
+        return s
+
+
+def params_model(module) -> type[ExperimentParams] | None:
+    """The experiment's ``Params`` model (None for a module without one)."""
+    m = getattr(module, "Params", None)
+    return m if isinstance(m, type) and issubclass(m, ExperimentParams) else None
+
+
+def params_schema(module) -> dict:
+    """``softdpu schema --experiment NAME``: the experiment's parameters as a JSON Schema."""
+    name = _module_name(module)
+    s = params_model(module).schema(f"softdpu experiment {name} parameters")
+    s["description"] = ((module.__doc__ or "").strip().splitlines() or [""])[0]
+    return s
+
+
+def _types(s: dict) -> set:
+    """The JSON types a property schema admits (enum and const count as string)."""
+    out = set()
+    for part in s.get("anyOf", [s]):
+        t = part.get("type")
+        if isinstance(t, list):
+            out.update(t)
+        elif t:
+            out.add(t)
+        elif "enum" in part or "const" in part:
+            out.add("string")
+    return out
+
+
+def from_text(name: str, text: str, s: dict) -> Any:
+    """``--set name=text`` as the Python value the parameter's schema ``s`` reads: none/null for a
+    nullable one; a list (``a,b`` or a JSON list) or a JSON object; a boolean word; a number
+    (kept as text when it is not one, so that the model says what it expected). The model's
+    validator then checks it and names ``name``."""
+    t = str(text).strip()
+    kinds = _types(s)
+    if "null" in kinds and t.lower() in ("none", "null"):
+        return None
+    if "array" in kinds:
+        if t.startswith("["):
+            return parse_json(name, t, 'a list such as a,b or ["a","b"]')
+        parts = [p.strip() for p in t.split(",")] if t else []
+        if any(not p for p in parts):
+            raise UsageError(f"{name}: empty element in {t!r} (a list is a,b,c or a JSON list)")
+        item = s.get("items", {})
+        return [from_text(f"{name}[{i}]", p, item) for i, p in enumerate(parts)]
+    if "object" in kinds:
+        return parse_json(name, t, 'a JSON object such as {"key": 1}')
+    if kinds == {"boolean"}:
+        return parse_bool(name, t)
+    if kinds & {"integer", "number"}:
+        try:
+            d = Decimal(t)
+        except InvalidOperation:
+            return t                       # a unit string, or a mistake the validator names
+        if not d.is_finite():
+            return float(d)
+        return int(d) if d == d.to_integral_value() else float(d)
+    return t
+
+
+def _bounds(s: dict, unit: str | None = None) -> str:
+    def show(v) -> str:
+        if float(v).is_integer():
+            return default_text(int(v), unit) if unit in BASE_UNIT.values() and v >= 1000 else f"{int(v)}"
+        return f"{v:g}"
+    lo, hi = s.get("minimum", s.get("exclusiveMinimum")), s.get("maximum")
+    lo_sym = ">" if "exclusiveMinimum" in s else ">="
+    if lo is not None and hi is not None:
+        return f" in {'(' if lo_sym == '>' else '['}{show(lo)}, {show(hi)}]"
+    if lo is not None:
+        return f" {lo_sym} {show(lo)}"
+    if hi is not None:
+        return f" <= {show(hi)}"
     return ""
+
+
+def type_text(s: dict, unit: str | None = None) -> str:
+    """A property schema in words: ``integer >= 1``, ``list of one of ecmp|spray``, ``... or none``."""
+    parts = s.get("anyOf", [s])
+    nullable = any(p.get("type") == "null" for p in parts)
+    non_null = [p for p in parts if p.get("type") != "null"] or [{}]
+    # a quantity is an integer or a string with a unit: the integer says the bounds
+    main = next((p for p in non_null if p.get("type") != "string" or "pattern" not in p), non_null[0])
+    t = main.get("type")
+    if "enum" in main:
+        out = "one of " + "|".join(map(str, main["enum"]))
+    elif main.get("format") == "softdpu-cc":
+        out = "CC (name, file.py:Class or module:Class)"
+    elif t == "array":
+        out = "list of " + type_text(main.get("items", {}), unit or s.get("unit")) + ("" if main.get("minItems") else " (may be empty)")
+    elif t == "object":
+        out = "JSON object" + (" of " + "|".join(main["propertyNames"]["enum"][:3]) + "|..."
+                               if "propertyNames" in main else "")
+    elif t in ("integer", "number"):
+        out = ("integer" if t == "integer" else "number") + _bounds(main, unit or s.get("unit"))
+    elif t == "boolean":
+        out = "boolean"
+    else:
+        out = "text"
+    return out + (" or none" if nullable else "")
+
+
+def default_text(value, unit: str | None) -> str:
+    """A default as typed on the command line: 100Gbps, 16MB, 1us for base-unit quantities."""
+    kind = {v: k for k, v in BASE_UNIT.items()}.get(unit or "")
+    if isinstance(value, (list, tuple)):
+        return ",".join(default_text(v, unit) for v in value) if value else "[]"
+    if kind and isinstance(value, int) and not isinstance(value, bool):
+        return format_quantity(value, kind)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def params_help(module) -> list[str]:
+    """One line per parameter: name, type and bounds, unit, default, meaning (from the model)."""
+    model = params_model(module)
+    props = model.schema()["properties"]
+    rows = []
+    for k, p in props.items():
+        unit = p.get("unit") or p.get("items", {}).get("unit")
+        rows.append((k, type_text(p), unit or "", default_text(model.model_fields[k].default, unit),
+                     p.get("description", "")))
+    w = [max(len(r[i]) for r in rows) for i in range(4)] if rows else [0] * 4
+    return [f"  {r[0]:{w[0]}}  {r[1]:{w[1]}}  {r[2]:{w[2]}}  default {r[3]:{w[3]}}  {r[4]}".rstrip() for r in rows]

@@ -40,12 +40,39 @@ from controlplane.experiment import AI_PATH_VARIANTS, chosen, collective_experim
 from controlplane.rails import Gpu, RailLayout
 from controlplane.sharp import sharp_all_reduce
 from controlplane.units import Gbps, KiB, MiB, ns, us
+from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
+                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
+from pydantic import model_validator
 
 ALGOS = ("ring", "hierarchical", "sharp")
-PARAMS = dict(num_rails=2, servers_per_leaf=4, leaves_per_rail=2, spines_per_rail=4, cores_per_group=2, seeds=3,
-              rate_gbps=100, nvlink_gbps=3600, min_size=KiB(64), max_size=MiB(16), algos=list(ALGOS),
-              variants=list(AI_PATH_VARIANTS), cc="dcqcn", order="random", chunk_bytes=MiB(1),
-              sharp_latency_ns=500)
+class Params(ExperimentParams):
+    """allreduce_busbw's parameters."""
+    num_rails: Count("rails (GPUs and NICs per server)") = 2
+    servers_per_leaf: Count("servers under each leaf") = 4
+    leaves_per_rail: Count("leaf switches per rail") = 2
+    spines_per_rail: Count("spine switches per rail") = 4
+    cores_per_group: Count("core switches per group") = 2
+    seeds: Count("seeds per point (server order and QP entropies; mean and min-max range)") = 3
+    rate_gbps: Scaled("rate", "Gb/s", "GPU NIC link rate", **RATE_GBPS) = 100
+    nvlink_gbps: Scaled("rate", "Gb/s", "NVLink bandwidth per GPU", **RATE_GBPS) = 3600
+    min_size: Quantity("size", "smallest message (sizes go up x4 from it)", lo=1) = KiB(64)
+    max_size: Quantity("size", "largest message", lo=1) = MiB(16)
+    algos: ListOf(Item("choice", ALGOS), "all-reduce algorithms: ring, hierarchical, sharp", unique=True) = list(ALGOS)
+    variants: ListOf(Item("choice", AI_PATH_VARIANTS), "path-policy variants: ecmp (go-back-N), spray (spray_rr, "
+                     "out of order), ar (adaptive routing)", unique=True) = list(AI_PATH_VARIANTS)
+    cc: CcSpec("the congestion-control algorithm") = "dcqcn"
+    order: OneOf(("random", "topology"), "rank order: servers in a random order, or in topology order") = "random"
+    chunk_bytes: Quantity("size", "bytes per collective chunk (pipelining unit)", lo=1) = MiB(1)
+    sharp_latency_ns: Scaled("time", "ns", "in-network reduction latency per switch", **{**TIME_US, "hi": TIME_US["hi"] * 1000}) = 500
+
+    @model_validator(mode="after")
+    def _size_range(self):
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size must be <= max_size, got min_size={self.min_size}, max_size={self.max_size}")
+        return self
+
+
+PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
 
 
 def topology(p: dict) -> dict:
@@ -85,7 +112,7 @@ def schedule(algo: str, net, ranks: list[Gpu], size: int, chunk: int):
 
 def run(out_dir: str | Path = "results/allreduce_busbw", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    p, out = collective_experiment_setup(out_dir, PARAMS, params, seed, overrides, capture)
+    p, out = collective_experiment_setup(out_dir, Params, params, seed, overrides, capture)
     algos = chosen("algos", p["algos"], ALGOS)
     variants = chosen("variants", p["variants"], AI_PATH_VARIANTS)
     rows = []

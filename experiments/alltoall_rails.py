@@ -27,11 +27,31 @@ from controlplane import collectives as C
 from controlplane.experiment import AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv, apply_overrides
 from controlplane.rails import Gpu, RailLayout
 from controlplane.units import Gbps, MiB, ns, us
+from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
+                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 
 VIAS = ("direct", "nvlink")
-PARAMS = dict(num_rails=4, servers_per_leaf=4, leaves_per_rail=2, spines_per_rail=2, cores_per_group=2, rate_gbps=100,
-              nvlink_gbps=3600, sizes=[MiB(1), MiB(4), MiB(16)], core_oversubscription=[1, 4], vias=list(VIAS),
-              variants=["ecmp", "spray"], cc="dcqcn", chunk_bytes=MiB(1) // 4)
+class Params(ExperimentParams):
+    """alltoall_rails's parameters."""
+    num_rails: Count("rails (GPUs and NICs per server)") = 4
+    servers_per_leaf: Count("servers under each leaf") = 4
+    leaves_per_rail: Count("leaf switches per rail") = 2
+    spines_per_rail: Count("spine switches per rail") = 2
+    cores_per_group: Count("core switches per group") = 2
+    rate_gbps: Scaled("rate", "Gb/s", "GPU NIC link rate", **RATE_GBPS) = 100
+    nvlink_gbps: Scaled("rate", "Gb/s", "NVLink bandwidth per GPU", **RATE_GBPS) = 3600
+    sizes: ListOf(Item("size", lo=1), "per-rank message sizes", unit="bytes", unique=True) = [MiB(1), MiB(4), MiB(16)]
+    core_oversubscription: ListOf(Item("real", lo=0, lo_open=True), "third-tier (spine-core) oversubscription "
+                                  "ratios, one fabric each", unique=True) = [1, 4]
+    vias: ListOf(Item("choice", VIAS), "all-to-all routes: direct (through the third tier) or nvlink (PXN-like "
+                 "relay)", unique=True) = list(VIAS)
+    variants: ListOf(Item("choice", AI_PATH_VARIANTS), "path-policy variants: ecmp (go-back-N), spray (spray_rr, "
+                     "out of order), ar (adaptive routing)", unique=True) = ["ecmp", "spray"]
+    cc: CcSpec("the congestion-control algorithm") = "dcqcn"
+    chunk_bytes: Quantity("size", "bytes per collective chunk (pipelining unit)", lo=1) = MiB(1) // 4
+
+
+PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
 
 
 def topology(p: dict, over: float) -> dict:
@@ -44,7 +64,7 @@ def topology(p: dict, over: float) -> dict:
 
 def run(out_dir: str | Path = "results/alltoall_rails", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    p, out = collective_experiment_setup(out_dir, PARAMS, params, seed, overrides, capture)
+    p, out = collective_experiment_setup(out_dir, Params, params, seed, overrides, capture)
     rows = []
     for variant in chosen("variants", p["variants"], AI_PATH_VARIANTS):
         for over in p["core_oversubscription"]:

@@ -19,16 +19,39 @@ from congestion import registry
 from controlplane.experiment import run_variants
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
+from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
+                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
+from pydantic import model_validator
 
-PARAMS = dict(long_flows=3, long_bytes=MB(24), burst=8, burst_bytes=500_000, burst_at_ps=us(600),
-              rate_bps=Gbps(100), delay_ps=us(1), ccs=["dcqcn", "dcqcn-paper", "dctcp", "timely", "hpcc", "swift", "nscc", "none"])
 
 #: names in `ccs` that are a registered algorithm with parameters
 VARIANTS = {"dcqcn-paper": ("dcqcn", {"flavour": "paper"})}
 
 
+class Params(ExperimentParams):
+    """cc_compare's parameters."""
+    long_flows: Count("long flows from t = 0, one sender each", lo=0) = 3
+    long_bytes: Quantity("size", "bytes per long flow", lo=1) = MB(24)
+    burst: Count("senders of the incast burst (one message each)", lo=0) = 8
+    burst_bytes: Quantity("size", "bytes per burst message", lo=1) = 500_000
+    burst_at_ps: Quantity("time", "when the burst starts") = us(600)
+    rate_bps: Quantity("rate", "every link's rate", **RATE_BPS) = Gbps(100)
+    delay_ps: Quantity("time", "every link's one-way propagation delay") = us(1)
+    ccs: Ccs("congestion-control algorithms, one variant each (dcqcn-paper: DCQCN, paper flavour)",
+             aliases=tuple(VARIANTS)) = ["dcqcn", "dcqcn-paper", "dctcp", "timely", "hpcc", "swift", "nscc", "none"]
+
+    @model_validator(mode="after")
+    def _someone_sends(self):
+        if self.long_flows + self.burst < 1:
+            raise ValueError("long_flows + burst must be >= 1 (no flow would run), got 0 + 0")
+        return self
+
+
+PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
+
+
 def scenarios(params: dict, seed: int) -> dict[str, Scenario]:
-    p = {**PARAMS, **params}
+    p = Params.resolve(params, "cc_compare")
     n = p["long_flows"] + p["burst"]
     flows = [{"src": 1 + i, "dst": 0, "size_bytes": p["long_bytes"], "start_ps": 0} for i in range(p["long_flows"])]
     flows += [{"src": 1 + p["long_flows"] + i, "dst": 0, "size_bytes": p["burst_bytes"], "start_ps": p["burst_at_ps"]}

@@ -27,9 +27,38 @@ from controlplane.results import load_run
 from controlplane.experiment import apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
+from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
+                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
+from controlplane.values import closest
+from pydantic import field_validator
 
-PARAMS = dict(workloads=["websearch", "fb_hadoop"], loads=[0.3, 0.5], ccs=["dcqcn", "dctcp", "timely", "hpcc", "swift", "nscc"],
-              scale="default", duration_us=None, buckets=10, pfc=True)
+class Params(ExperimentParams):
+    """fct_slowdown's parameters."""
+    workloads: ListOf(Item("text"), "flow-size distributions (websearch, fb_hadoop, alistorage2019 or a CDF file), "
+                      "one run each", unique=True) = ["websearch", "fb_hadoop"]
+    loads: ListOf(Item("real", lo=0, hi=1, lo_open=True), "offered loads (fraction of host line rate), one run each",
+                  unique=True) = [0.3, 0.5]
+    ccs: Ccs("congestion-control algorithms, one variant each") = ["dcqcn", "dctcp", "timely", "hpcc", "swift", "nscc"]
+    scale: OneOf(("default", "paper"), "preset fabric: default (k=4 fat-tree), paper (k=8, 400 Gb/s above the "
+                 "ToRs)") = "default"
+    duration_us: Nullable(Item("us", lo=0, lo_open=True, hi=TIME_US["hi"]), "how long flows arrive "
+                          "(none: the scale's, 20000 us default, 50000 us paper)", unit="us") = None
+    buckets: Count("flow-size buckets (size percentiles) of the table") = 10
+    pfc: Flag("lossless fabric (PFC)") = True
+
+    @field_validator("workloads")
+    @classmethod
+    def _cdfs(cls, v):
+        from controlplane.workload import CDFS
+        for i, w in enumerate(v):
+            if w not in CDFS and not Path(w).is_file():
+                near = closest(w, CDFS)
+                raise ValueError(f"[{i}]: {w!r} is not one of {', '.join(CDFS)} nor a CDF file"
+                                 + (f" (did you mean {near[0]}?)" if near else ""))
+        return v
+
+
+PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
 SCALES = {
     "default": dict(topology={"topology": "fat_tree", "k": 4, "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
                     duration_us=20000),
@@ -39,7 +68,7 @@ SCALES = {
 
 
 def scenarios(params: dict, seed: int) -> dict[str, Scenario]:
-    p = {**PARAMS, **params}
+    p = Params.resolve(params, "fct_slowdown")
     if p["scale"] not in SCALES:
         raise ValueError(f"scale must be one of {sorted(SCALES)}, got {p['scale']!r}")
     scale = SCALES[p["scale"]]
@@ -74,7 +103,7 @@ def slowdown_buckets(flows: dict, buckets: int) -> list[dict]:
 
 def run(out_dir: str | Path = "results/fct_slowdown", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    p = {**PARAMS, **(params or {})}
+    p = Params.resolve(params, "fct_slowdown")
     out = Path(out_dir)
     table = []
     variants = scenarios(p, seed)

@@ -26,6 +26,9 @@ import numpy as np
 from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv, apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import MB, us
+from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
+                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
+from controlplane import limits as _limits
 
 VARIANTS = {   # name -> (path policy, transport, adaptive routing)
     "ecmp-gbn": ("ecmp", "gbn", False),
@@ -35,8 +38,21 @@ VARIANTS = {   # name -> (path policy, transport, adaptive routing)
     "plb-ooo": ("plb", "ooo", False),
     "ar-ooo": ("ecmp", "ooo", True),
 }
-PARAMS = dict(k=4, size_bytes=MB(16), cc="dcqcn", link=47, fail_us=300, detect_us=100, reconverge_us=1000,
-              variants=list(VARIANTS), sample_us=10)
+class Params(ExperimentParams):
+    """link_failure's parameters."""
+    k: FatTreeK() = 4
+    size_bytes: Quantity("size", "bytes per flow (one flow per host)", lo=1) = MB(16)
+    cc: CcSpec("the congestion-control algorithm") = "dcqcn"
+    link: Count("index of the link that fails (47: an aggregation-core link of the k=4 fat-tree)", lo=0) = 47
+    fail_us: Scaled("time", "us", "when the link fails", **TIME_US) = 300
+    detect_us: Scaled("time", "us", "NIC failure detection time (ECMP flows move off the link)", **TIME_US) = 100
+    reconverge_us: Scaled("time", "us", "routing reconvergence time", **TIME_US) = 1000
+    variants: ListOf(Item("choice", VARIANTS), "path policy + transport variants to run", unique=True) = list(VARIANTS)
+    sample_us: Scaled("time", "us", "time-series sampling interval",
+                      lo=_limits.SAMPLE_FLOOR_PS / _limits.PS_PER_US, hi=TIME_US["hi"]) = 10
+
+
+PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
 
 
 def scenarios(p: dict, seed: int) -> dict[str, Scenario]:
@@ -53,7 +69,7 @@ def scenarios(p: dict, seed: int) -> dict[str, Scenario]:
 
 def run(out_dir: str | Path = "results/link_failure", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    p = {**PARAMS, **(params or {})}
+    p = Params.resolve(params, "link_failure")
     out = Path(out_dir)
     summary, series = [], {}
     variants = scenarios(p, seed)

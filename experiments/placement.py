@@ -36,10 +36,29 @@ from controlplane.experiment import AI_PATH_VARIANTS, collective_experiment_setu
 from controlplane.placement import Occupancy, place_random, place_topology_aware, placement_tier
 from controlplane.rails import RailLayout
 from controlplane.units import Gbps, MiB, ns, us
+from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
+                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 
-PARAMS = dict(num_rails=4, servers_per_leaf=4, leaves_per_rail=4, spines_per_rail=2, cores_per_group=2, rate_gbps=100,
-              nvlink_gbps=3600, job_gpus=16, background_jobs=5, background_gpus=8, grad_bytes=MiB(16),
-              chunk_bytes=MiB(1), seeds=3, cc="dcqcn", variant="ecmp")
+class Params(ExperimentParams):
+    """placement's parameters."""
+    num_rails: Count("rails (GPUs and NICs per server)") = 4
+    servers_per_leaf: Count("servers under each leaf") = 4
+    leaves_per_rail: Count("leaf switches per rail") = 4
+    spines_per_rail: Count("spine switches per rail") = 2
+    cores_per_group: Count("core switches per group") = 2
+    rate_gbps: Scaled("rate", "Gb/s", "GPU NIC link rate", **RATE_GBPS) = 100
+    nvlink_gbps: Scaled("rate", "Gb/s", "NVLink bandwidth per GPU", **RATE_GBPS) = 3600
+    job_gpus: Count("GPUs of the measured data-parallel job") = 16
+    background_jobs: Count("background jobs placed before it", lo=0) = 5
+    background_gpus: Count("GPUs per background job") = 8
+    grad_bytes: Quantity("size", "gradient bytes per GPU of one step's all-reduce", lo=1) = MiB(16)
+    chunk_bytes: Quantity("size", "bytes per collective chunk (pipelining unit)", lo=1) = MiB(1)
+    seeds: Count("seeds (placements) per policy") = 3
+    cc: CcSpec("the congestion-control algorithm") = "dcqcn"
+    variant: OneOf(tuple(AI_PATH_VARIANTS), "path-policy variant: ecmp (go-back-N), spray (spray_rr, out of order), ar (adaptive routing)") = "ecmp"
+
+
+PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
 POLICIES = ("topology-aware", "random")
 
 
@@ -70,7 +89,7 @@ def step(p: dict, seed: int, overrides: dict | None, job_gpus: list, background:
 
 def run(out_dir: str | Path = "results/placement", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    p, out = collective_experiment_setup(out_dir, PARAMS, params, seed, overrides, capture)
+    p, out = collective_experiment_setup(out_dir, Params, params, seed, overrides, capture)
     if int(p["seeds"]) < 1:
         raise ValueError(f"seeds must be >= 1, got {p['seeds']}")
     lay = RailLayout(C.network(rail_scenario("placement", topology(p), p["cc"], seed)).fabric.params)

@@ -31,11 +31,36 @@ import numpy as np
 from controlplane.experiment import write_csv, apply_overrides
 from controlplane.scenario import QPC_DEFAULTS, Scenario
 from controlplane.units import Gbps, us
+from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag, Items,
+                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
+from dataplane.sim import QPC_POLICIES
+from pydantic import model_validator
 
 SCALES = {"default": [16, 64, 256, 1024, 4096, 16384], "full": [16, 64, 256, 1024, 4096, 16384, 65536]}
-PARAMS = dict(scale="default", qps=None, caches=[256, 4096], baseline=True, peers=16, size_bytes=512,
-              min_msgs=16384, fetch_latency_ps=QPC_DEFAULTS["fetch_latency_ps"],
-              max_outstanding=QPC_DEFAULTS["max_outstanding"], policy="lru", rate_gbps=100, load=0.3)
+class Params(ExperimentParams):
+    """qp_scale's parameters."""
+    scale: OneOf(tuple(SCALES), "preset QP counts: default (16 .. 16384), full (16 .. 65536)") = "default"
+    qps: Nullable(Items(Item("int", lo=1), unique=True), "QP counts to sweep (none: the scale's list)") = None
+    caches: ListOf(Item("int", lo=0), "QP-context cache sizes (entries) to compare", nonempty=False,
+                   unique=True) = [256, 4096]
+    baseline: Flag("also run without a QP-context cache (an ideal NIC)") = True
+    peers: Count("peers the QPs are spread over, round-robin") = 16
+    size_bytes: Quantity("size", "bytes per RDMA WRITE", lo=1) = 512
+    min_msgs: Count("messages per run at least (each QP sends max(2, min_msgs / N))") = 16384
+    fetch_latency_ps: Quantity("time", "QP-context fetch latency (one PCIe read)") = QPC_DEFAULTS["fetch_latency_ps"]
+    max_outstanding: Count("concurrent QP-context fetches") = QPC_DEFAULTS["max_outstanding"]
+    policy: OneOf(tuple(QPC_POLICIES), "QP-context cache replacement policy") = "lru"
+    rate_gbps: Scaled("rate", "Gb/s", "link rate", **RATE_GBPS) = 100
+    load: Real("open-loop offered load (fraction of line rate)", lo=0, hi=1, lo_open=True) = 0.3
+
+    @model_validator(mode="after")
+    def _something_runs(self):
+        if not self.caches and not self.baseline:
+            raise ValueError("caches is empty and baseline is false: nothing would run")
+        return self
+
+
+PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
 
 
 def scenario(p: dict, n_qps: int, entries: int | None, seed: int, open_loop: bool = False) -> Scenario:
@@ -95,7 +120,7 @@ def measure(r, prefix: str) -> dict:
 
 def run(out_dir: str | Path = "results/qp_scale", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    p = {**PARAMS, **(params or {})}
+    p = Params.resolve(params, "qp_scale")
     if p["scale"] not in SCALES:
         raise ValueError(f"scale: unknown {p['scale']!r}; known: {list(SCALES)}")
     qps = [int(n) for n in (p["qps"] or SCALES[p["scale"]])]

@@ -26,11 +26,34 @@ import numpy as np
 from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv, apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import MB
+from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
+                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
+from dataplane.sim import lib
+from pydantic import field_validator
 
 POLICIES = ["ecmp", "ar", "flowlet", "plb", "reps", "spray_rr", "spray_random"]
 TRANSPORTS = ["gbn", "sr", "ooo"]
-PARAMS = dict(k=4, size_bytes=MB(4), cc="dcqcn", policies=POLICIES, transports=TRANSPORTS, num_paths=8,
-              reorder_window=2048)
+class Params(ExperimentParams):
+    """reorder_cost's parameters."""
+    k: FatTreeK() = 4
+    size_bytes: Quantity("size", "bytes per flow (one flow per host)", lo=1) = MB(4)
+    cc: CcSpec("the congestion-control algorithm") = "dcqcn"
+    policies: ListOf(Item("choice", POLICIES), "path policies to compare", unique=True) = POLICIES
+    transports: ListOf(Item("choice", TRANSPORTS), "transports to compare: gbn (go-back-N), sr (IRN selective "
+                       "repeat), ooo (out-of-order placement)", unique=True) = TRANSPORTS
+    num_paths: Count("entropies (paths) per QP when spraying", hi=lib.SD_MAX_PATHS) = 8
+    reorder_window: Count("receiver reorder window of sr and ooo (packets, a power of 2)", lo=64,
+                          hi=lib.SD_MAX_REORDER_WINDOW) = 2048
+
+    @field_validator("reorder_window")
+    @classmethod
+    def _power_of_2(cls, v):
+        if v & (v - 1):
+            raise ValueError(f"must be a power of 2 (the data plane's reorder bitmaps), got {v}")
+        return v
+
+
+PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
 
 
 def scenarios(p: dict, seed: int) -> dict[str, Scenario]:
@@ -46,7 +69,7 @@ def scenarios(p: dict, seed: int) -> dict[str, Scenario]:
 
 def run(out_dir: str | Path = "results/reorder_cost", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    p = {**PARAMS, **(params or {})}
+    p = Params.resolve(params, "reorder_cost")
     out = Path(out_dir)
     rows = []
     variants = scenarios(p, seed)

@@ -16,9 +16,29 @@ from congestion import registry
 from controlplane.experiment import run_variants
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
+from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
+                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
+from pydantic import field_validator
 
-PARAMS = dict(pcap=None, hosts="order", time_scale=1.0, rate_bps=Gbps(100), delay_ps=us(1),
-              ccs=["dcqcn", "none"])
+class Params(ExperimentParams):
+    """replay's parameters."""
+    pcap: Nullable(Item("text"), "pcap file to replay (none: record a built-in 8:1 incast and replay that)") = None
+    hosts: OneOf(("order", "softdpu"), "capture addresses to hosts: in order of appearance, or softdpu's own "
+                 "address plan") = "order"
+    time_scale: Real("multiplies the capture's time stamps", lo=0, lo_open=True) = 1.0
+    rate_bps: Quantity("rate", "every link's rate", **RATE_BPS) = Gbps(100)
+    delay_ps: Quantity("time", "every link's one-way propagation delay") = us(1)
+    ccs: Ccs("congestion-control algorithms, one variant each") = ["dcqcn", "none"]
+
+    @field_validator("pcap")
+    @classmethod
+    def _exists(cls, v):
+        if v is not None and not Path(v).is_file():
+            raise ValueError(f"no such file {v!r} (relative to {Path.cwd()})")
+        return v
+
+
+PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
 
 
 def demo_capture(path: Path, seed: int) -> Path:
@@ -34,7 +54,7 @@ def demo_capture(path: Path, seed: int) -> Path:
 
 
 def scenarios(params: dict, seed: int, out_dir: Path) -> dict[str, Scenario]:
-    p = {**PARAMS, **params}
+    p = Params.resolve(params, "replay")
     pcap = Path(p["pcap"]) if p["pcap"] else demo_capture(out_dir / "source.pcap", seed)
     from controlplane.replay import messages
     _, n_hosts = messages(pcap, p["hosts"], p["time_scale"])

@@ -42,6 +42,8 @@ from controlplane.experiment import chosen, collective_experiment_setup, rail_sc
 from controlplane.rails import Gpu
 from controlplane.sharp import sharp_all_reduce
 from controlplane.units import Gbps, MiB, ns, us
+from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
+                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 
 FABRICS = {
     "ib": {"topology": {"host_rate_bps": Gbps(400), "host_delay_ps": ns(500), "num_rails": 1, "servers_per_leaf": 8,
@@ -57,13 +59,24 @@ FABRICS = {
                                     "cores_per_group": 1, "sharp": True, "sharp_latency_ps": us(1)},
                        "ranks": [2, 4, 8], "op_overhead_ps": 0},
 }
-PARAMS = dict(fabrics=list(FABRICS), size_bytes=MiB(16), chunk_bytes=MiB(1), cc="dcqcn", op_overhead_us=3,
-              overheads_us=[0, 1, 3, 10, 30])
+class Params(ExperimentParams):
+    """sharp_gain's parameters."""
+    fabrics: ListOf(Item("choice", FABRICS), "fabrics to compare: ib, nvswitch, nvswitch-ideal", unique=True) = list(FABRICS)
+    size_bytes: Quantity("size", "bytes per all-reduce", lo=1) = MiB(16)
+    chunk_bytes: Quantity("size", "bytes per collective chunk (pipelining unit)", lo=1) = MiB(1)
+    cc: CcSpec("the congestion-control algorithm") = "dcqcn"
+    op_overhead_us: Scaled("time", "us", "nvswitch: per-operation overhead at every aggregation step (an "
+                           "assumption)", **TIME_US) = 3
+    overheads_us: ListOf(Item("us", **TIME_US), "nvswitch: per-operation overheads to sweep", unit="us",
+                         unique=True) = [0, 1, 3, 10, 30]
+
+
+PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
 
 
 def run(out_dir: str | Path = "results/sharp_gain", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    p, out = collective_experiment_setup(out_dir, PARAMS, params, seed, overrides, capture)
+    p, out = collective_experiment_setup(out_dir, Params, params, seed, overrides, capture)
     rows = []
     for fname in chosen("fabrics", p["fabrics"], FABRICS):
         fab = dict(FABRICS[fname])

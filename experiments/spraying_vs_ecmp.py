@@ -28,6 +28,9 @@ import numpy as np
 from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv, apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
+from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
+                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
+from dataplane.sim import lib
 
 # variant name -> (path policy, transport, adaptive routing)
 VARIANTS = {
@@ -40,7 +43,17 @@ VARIANTS = {
     "reps-ooo": ("reps", "ooo", False),
     "ar-ooo": ("ecmp", "ooo", True),
 }
-PARAMS = dict(k=8, size_bytes=MB(8), cc="dcqcn", variants=list(VARIANTS), rate_gbps=100, num_paths=16)
+class Params(ExperimentParams):
+    """spraying_vs_ecmp's parameters."""
+    k: FatTreeK() = 8
+    size_bytes: Quantity("size", "bytes per flow (one flow per host)", lo=1) = MB(8)
+    cc: CcSpec("the congestion-control algorithm") = "dcqcn"
+    variants: ListOf(Item("choice", VARIANTS), "path policy + transport variants to run", unique=True) = list(VARIANTS)
+    rate_gbps: Scaled("rate", "Gb/s", "host link rate", **RATE_GBPS) = 100
+    num_paths: Count("entropies (paths) per QP when spraying", hi=lib.SD_MAX_PATHS) = 16
+
+
+PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
 
 
 def scenarios(p: dict, seed: int) -> dict[str, Scenario]:
@@ -55,7 +68,7 @@ def scenarios(p: dict, seed: int) -> dict[str, Scenario]:
 
 def run(out_dir: str | Path = "results/spraying_vs_ecmp", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    p = {**PARAMS, **(params or {})}
+    p = Params.resolve(params, "spraying_vs_ecmp")
     out = Path(out_dir)
     rows, summary = [], []
     variants = scenarios(p, seed)

@@ -40,12 +40,32 @@ from controlplane import vtax
 from controlplane.experiment import write_csv, apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
+from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
+                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
+from controlplane import limits as _limits
 
 UPCALLS_PER_CONNECTION = 4       # per DPU, per connection each host opens (see the docstring)
-PARAMS = dict(hosts=8, rate_gbps=100,
-              rates=[5_000, 10_000, 20_000, 30_000, 40_000, 60_000, 80_000, 120_000, 160_000, 240_000],
-              handlers=[1, 2, 5], offload="dpu", size_bytes=1024, window_us=5000, drain_us=2000,
-              upcall_queue=1024, install_latency_us=10, rto_us=1000, tax={})
+class Params(ExperimentParams):
+    """upcall_storm's parameters."""
+    hosts: Count("hosts on the switch, each with a DPU", lo=2) = 8
+    rate_gbps: Scaled("rate", "Gb/s", "link rate", **RATE_GBPS) = 100
+    rates: ListOf(Item("real", lo=0, lo_open=True), "new connections per second per host to sweep",
+                  unit="connections/s", unique=True) = [5_000, 10_000, 20_000, 30_000, 40_000, 60_000, 80_000,
+                                                        120_000, 160_000, 240_000]
+    handlers: ListOf(Item("int", lo=1), "slow-path handler threads per DPU to sweep", unique=True) = [1, 2, 5]
+    offload: OneOf(("dpu", "host"), "where the vSwitch runs: dpu (its cores) or host (software vSwitch)") = "dpu"
+    size_bytes: Quantity("size", "bytes of each connection's one RDMA WRITE", lo=1) = 1024
+    window_us: Scaled("time", "us", "how long connections arrive", **{**TIME_US, "lo_open": True}) = 5000
+    drain_us: Scaled("time", "us", "time after the window to let connections finish", **TIME_US) = 2000
+    upcall_queue: Count("slots of each DPU's upcall queue") = 1024
+    install_latency_us: Scaled("time", "us", "megaflow install latency after the upcall is served", **TIME_US) = 10
+    rto_us: Scaled("time", "us", "RDMA retransmission timeout", lo=_limits.RTO_FLOOR_PS / _limits.PS_PER_US,
+                   hi=TIME_US["hi"]) = 1000
+    tax: Overrides(vtax.TAX_DEFAULTS, "virtualization-tax model overrides (controlplane/vtax.py), e.g. "
+                   "{\"upcall\": 5000}", "controlplane/vtax.py TAX_DEFAULTS") = {}
+
+
+PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
 
 
 def saturation(p: dict, handlers: int) -> dict:
@@ -103,7 +123,7 @@ def measure(r, p: dict) -> dict:
 
 def run(out_dir: str | Path = "results/upcall_storm", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    p = {**PARAMS, **(params or {})}
+    p = Params.resolve(params, "upcall_storm")
     if p["offload"] not in ("dpu", "host"):
         raise ValueError(f"offload: 'dpu' or 'host', got {p['offload']!r}")
     out = Path(out_dir)

@@ -41,13 +41,36 @@ from controlplane import vtax
 from controlplane.experiment import chosen, write_csv, apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, KB, us
+from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
+                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 
 MIXES = ["long", "short"]
 OFFLOADS = ["host", "dpu", "hw"]
 STAGES = ["parse", "lookup", "probe", "action", "encap", "copy", "upcall"]
-PARAMS = dict(hosts=8, rate_gbps=100, loads_gbps=[1, 2, 5, 10, 20, 40, 80], mixes=MIXES, offloads=OFFLOADS,
-              msg_bytes=KB(64), long_conns=2, handshake_bytes=1024, warmup_us=500, window_us=3000,
-              handlers=5, per_connection=True, bar_load_gbps=2, tax={})
+class Params(ExperimentParams):
+    """virtualization_tax's parameters."""
+    hosts: Count("hosts on the switch, each with a DPU", lo=2) = 8
+    rate_gbps: Scaled("rate", "Gb/s", "link rate", **RATE_GBPS) = 100
+    loads_gbps: ListOf(Item("Gb/s", lo=0, lo_open=True), "offered loads per server to sweep", unit="Gb/s",
+                       unique=True) = [1, 2, 5, 10, 20, 40, 80]
+    mixes: ListOf(Item("choice", MIXES), "traffic mixes: long (long-lived connections), short (a connection per "
+                  "message)", unique=True) = MIXES
+    offloads: ListOf(Item("choice", OFFLOADS), "where the vSwitch runs, one variant each: host, dpu, hw",
+                     unique=True) = OFFLOADS
+    msg_bytes: Quantity("size", "bytes per message", lo=1) = KB(64)
+    long_conns: Count("long-lived connections per host (long mix)") = 2
+    handshake_bytes: Quantity("size", "bytes of the one-packet message that opens a long-lived connection", lo=1) = 1024
+    warmup_us: Scaled("time", "us", "warm-up before the measurement window", **TIME_US) = 500
+    window_us: Scaled("time", "us", "measurement window", **{**TIME_US, "lo_open": True}) = 3000
+    handlers: Count("slow-path handler threads per DPU") = 5
+    per_connection: Flag("per-connection policy (a megaflow per connection and direction)") = True
+    bar_load_gbps: Scaled("rate", "Gb/s", "offered load of the cycles-per-stage bars (one of loads_gbps)",
+                          **RATE_GBPS) = 2
+    tax: Overrides(vtax.TAX_DEFAULTS, "virtualization-tax model overrides (controlplane/vtax.py), e.g. "
+                   "{\"upcall\": 5000}", "controlplane/vtax.py TAX_DEFAULTS") = {}
+
+
+PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
 
 
 def flows(p: dict, mix: str, load_gbps: float, seed: int) -> list[dict]:
@@ -127,7 +150,7 @@ def measure(net, p: dict, offload: str) -> dict:
 
 def run(out_dir: str | Path = "results/virtualization_tax", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    p = {**PARAMS, **(params or {})}
+    p = Params.resolve(params, "virtualization_tax")
     mixes = chosen("mixes", p["mixes"], MIXES)
     offloads = chosen("offloads", p["offloads"], OFFLOADS)
     out = Path(out_dir)
