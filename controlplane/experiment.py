@@ -559,9 +559,22 @@ def _cc(aliases: tuple = ()):
 
 
 # The parameter types. Each takes the one-line meaning; counts are >= 1 unless said otherwise.
+def _at_most(t, hi: int):
+    """``t`` (an integer type) with an upper bound, said exactly (1048575, not 1.04858e+06)."""
+    func, schema = _parts(t)
+
+    def check(x: Any):
+        v = func(x)
+        if v > hi:
+            raise ValueError(f"must be <= {hi}, got {x!r}")
+        return v
+    return _raw(check, {**schema, "maximum": hi})
+
+
 def Count(description: str, lo: int = 1, hi: int | None = None):
-    """An integer count."""
-    return _field(_config.Int(description, lo, hi), description)
+    """An integer count (config.py Int)."""
+    t = _config.Int(description, lo)
+    return _field(t if hi is None else _at_most(t, hi), description)
 
 
 def Quantity(kind: str, description: str, lo: int = 0, hi: int | None = None):
@@ -626,7 +639,9 @@ def Item(kind: str, *args, **kw):
     ``Item("real", lo=0, lo_open=True)``, ``Item("choice", options)``, ``Item("text")``,
     ``Item("us"/"gbps", lo=...)`` (a number in that unit)."""
     if kind == "int":
-        return _config.Int("", *args, **kw)
+        hi = kw.pop("hi", None)
+        t = _config.Int("", *args, **kw)
+        return t if hi is None else _at_most(t, hi)
     if kind in ("rate", "size", "time"):
         return _config.Int("", *args, kind=kind, **kw)
     if kind == "real":

@@ -52,7 +52,7 @@ class Params(ExperimentParams):
     leaves_per_rail: Count("leaf switches per rail") = 2
     spines_per_rail: Count("spine switches per rail") = 4
     cores_per_group: Count("core switches per group") = 2
-    seeds: Count("seeds per point (server order and QP entropies; mean and min-max range)") = 3
+    seeds: Count("seeds per point (server order and QP entropies; mean and min-max range)", hi=10**4) = 3
     rate_gbps: Scaled("rate", "Gb/s", "GPU NIC link rate", **RATE_GBPS) = 100
     nvlink_gbps: Scaled("rate", "Gb/s", "NVLink bandwidth per GPU", **RATE_GBPS) = 3600
     min_size: Quantity("size", "smallest message (sizes go up x4 from it)", lo=1) = KiB(64)

@@ -19,6 +19,7 @@ from congestion import registry
 from controlplane.experiment import run_variants
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
+from controlplane.topology import MAX_HOSTS
 from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
                                      Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 from pydantic import model_validator
@@ -30,9 +31,9 @@ VARIANTS = {"dcqcn-paper": ("dcqcn", {"flavour": "paper"})}
 
 class Params(ExperimentParams):
     """cc_compare's parameters."""
-    long_flows: Count("long flows from t = 0, one sender each", lo=0) = 3
+    long_flows: Count("long flows from t = 0, one sender each", lo=0, hi=MAX_HOSTS - 1) = 3
     long_bytes: Quantity("size", "bytes per long flow", lo=1) = MB(24)
-    burst: Count("senders of the incast burst (one message each)", lo=0) = 8
+    burst: Count("senders of the incast burst (one message each)", lo=0, hi=MAX_HOSTS - 1) = 8
     burst_bytes: Quantity("size", "bytes per burst message", lo=1) = 500_000
     burst_at_ps: Quantity("time", "when the burst starts") = us(600)
     rate_bps: Quantity("rate", "every link's rate", **RATE_BPS) = Gbps(100)

@@ -18,13 +18,14 @@ from congestion import registry
 from controlplane.experiment import experiment_main, run_variants
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
+from controlplane.topology import MAX_HOSTS
 from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
                                      Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 
 #: experiment parameters (--set name=value); any other --set key is a Scenario field
 class Params(ExperimentParams):
     """incast's parameters (--set NAME=VALUE; any other key is a Scenario field)."""
-    senders: Count("hosts sending to the one receiver (N of N:1)") = 16
+    senders: Count("hosts sending to the one receiver (N of N:1)", hi=MAX_HOSTS - 1) = 16
     rate_bps: Quantity("rate", "every link's rate", **RATE_BPS) = Gbps(100)
     delay_ps: Quantity("time", "every link's one-way propagation delay") = us(1)
     size_bytes: Quantity("size", "bytes each sender writes", lo=1) = MB(16)

@@ -53,7 +53,7 @@ class Params(ExperimentParams):
     background_gpus: Count("GPUs per background job") = 8
     grad_bytes: Quantity("size", "gradient bytes per GPU of one step's all-reduce", lo=1) = MiB(16)
     chunk_bytes: Quantity("size", "bytes per collective chunk (pipelining unit)", lo=1) = MiB(1)
-    seeds: Count("seeds (placements) per policy") = 3
+    seeds: Count("seeds (placements) per policy", hi=10**4) = 3
     cc: CcSpec("the congestion-control algorithm") = "dcqcn"
     variant: OneOf(tuple(AI_PATH_VARIANTS), "path-policy variant: ecmp (go-back-N), spray (spray_rr, out of order), ar (adaptive routing)") = "ecmp"
 

@@ -31,6 +31,7 @@ import numpy as np
 from controlplane.experiment import write_csv, apply_overrides
 from controlplane.scenario import QPC_DEFAULTS, Scenario
 from controlplane.units import Gbps, us
+from controlplane.topology import MAX_HOSTS
 from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag, Items,
                                      Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 from dataplane.sim import QPC_POLICIES
@@ -40,13 +41,13 @@ SCALES = {"default": [16, 64, 256, 1024, 4096, 16384], "full": [16, 64, 256, 102
 class Params(ExperimentParams):
     """qp_scale's parameters."""
     scale: OneOf(tuple(SCALES), "preset QP counts: default (16 .. 16384), full (16 .. 65536)") = "default"
-    qps: Nullable(Items(Item("int", lo=1), unique=True), "QP counts to sweep (none: the scale's list)") = None
+    qps: Nullable(Items(Item("int", lo=1, hi=2**24), unique=True), "QP counts to sweep (none: the scale's list; at most 2^24, RoCE's 24-bit QP numbers)") = None
     caches: ListOf(Item("int", lo=0), "QP-context cache sizes (entries) to compare", nonempty=False,
                    unique=True) = [256, 4096]
     baseline: Flag("also run without a QP-context cache (an ideal NIC)") = True
-    peers: Count("peers the QPs are spread over, round-robin") = 16
+    peers: Count("peers the QPs are spread over, round-robin", hi=MAX_HOSTS - 1) = 16
     size_bytes: Quantity("size", "bytes per RDMA WRITE", lo=1) = 512
-    min_msgs: Count("messages per run at least (each QP sends max(2, min_msgs / N))") = 16384
+    min_msgs: Count("messages per run at least (each QP sends max(2, min_msgs / N))", hi=2**24) = 16384
     fetch_latency_ps: Quantity("time", "QP-context fetch latency (one PCIe read)") = QPC_DEFAULTS["fetch_latency_ps"]
     max_outstanding: Count("concurrent QP-context fetches") = QPC_DEFAULTS["max_outstanding"]
     policy: OneOf(tuple(QPC_POLICIES), "QP-context cache replacement policy") = "lru"

@@ -40,6 +40,7 @@ from controlplane import vtax
 from controlplane.experiment import write_csv, apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
+from controlplane.topology import MAX_HOSTS
 from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
                                      Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 from controlplane import limits as _limits
@@ -47,9 +48,9 @@ from controlplane import limits as _limits
 UPCALLS_PER_CONNECTION = 4       # per DPU, per connection each host opens (see the docstring)
 class Params(ExperimentParams):
     """upcall_storm's parameters."""
-    hosts: Count("hosts on the switch, each with a DPU", lo=2) = 8
+    hosts: Count("hosts on the switch, each with a DPU", lo=2, hi=MAX_HOSTS) = 8
     rate_gbps: Scaled("rate", "Gb/s", "link rate", **RATE_GBPS) = 100
-    rates: ListOf(Item("real", lo=0, lo_open=True), "new connections per second per host to sweep",
+    rates: ListOf(Item("real", lo=0, hi=10**9, lo_open=True), "new connections per second per host to sweep",
                   unit="connections/s", unique=True) = [5_000, 10_000, 20_000, 30_000, 40_000, 60_000, 80_000,
                                                         120_000, 160_000, 240_000]
     handlers: ListOf(Item("int", lo=1), "slow-path handler threads per DPU to sweep", unique=True) = [1, 2, 5]

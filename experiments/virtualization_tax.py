@@ -41,6 +41,7 @@ from controlplane import vtax
 from controlplane.experiment import chosen, write_csv, apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, KB, us
+from controlplane.topology import MAX_HOSTS
 from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
                                      Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 
@@ -49,7 +50,7 @@ OFFLOADS = ["host", "dpu", "hw"]
 STAGES = ["parse", "lookup", "probe", "action", "encap", "copy", "upcall"]
 class Params(ExperimentParams):
     """virtualization_tax's parameters."""
-    hosts: Count("hosts on the switch, each with a DPU", lo=2) = 8
+    hosts: Count("hosts on the switch, each with a DPU", lo=2, hi=MAX_HOSTS) = 8
     rate_gbps: Scaled("rate", "Gb/s", "link rate", **RATE_GBPS) = 100
     loads_gbps: ListOf(Item("Gb/s", lo=0, lo_open=True), "offered loads per server to sweep", unit="Gb/s",
                        unique=True) = [1, 2, 5, 10, 20, 40, 80]
@@ -58,7 +59,7 @@ class Params(ExperimentParams):
     offloads: ListOf(Item("choice", OFFLOADS), "where the vSwitch runs, one variant each: host, dpu, hw",
                      unique=True) = OFFLOADS
     msg_bytes: Quantity("size", "bytes per message", lo=1) = KB(64)
-    long_conns: Count("long-lived connections per host (long mix)") = 2
+    long_conns: Count("long-lived connections per host (long mix)", hi=2**16) = 2
     handshake_bytes: Quantity("size", "bytes of the one-packet message that opens a long-lived connection", lo=1) = 1024
     warmup_us: Scaled("time", "us", "warm-up before the measurement window", **TIME_US) = 500
     window_us: Scaled("time", "us", "measurement window", **{**TIME_US, "lo_open": True}) = 3000

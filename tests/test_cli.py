@@ -115,18 +115,20 @@ def _one_line_error(capsys, rc):
 @pytest.mark.parametrize("args, expected", [
     # the command lines of the issue: the message names what was typed, not an internal field
     (["--set", "buffer_bytes=lots"], "buffer_bytes"),
-    (["--set", "senders=8.5"], "senders must be an integer, got 8.5"),
-    (["--set", "senders=-1"], "senders must be >= 1, got -1"),
-    (["--set", "senders=0"], "senders must be >= 1, got 0"),
+    (["--set", "senders=8.5"], "senders must be an integer (a whole number), got 8.5"),
+    (["--set", "senders=-1"], "senders must be a positive integer (>= 1), got -1"),
+    (["--set", "senders=0"], "senders must be a positive integer (>= 1), got 0"),
     (["--set", "senders=abc"], "senders must be an integer, got 'abc'"),
     (["--set", "sender=8"], "unknown parameter 'sender'; closest: senders"),
-    (["--set", "ccs=bogus"], "ccs: unknown cc 'bogus'"),
-    (["--set", "ccs=[]"], "ccs must list at least one value"),
+    (["--set", "ccs=bogus"], "ccs[0]: unknown cc 'bogus'"),
+    (["--set", "ccs=[]"], "ccs must be a non-empty list"),
+    (["--set", "ccs=dcqcn,dcqcn"], "ccs must be a list without repeats: 'dcqcn' is listed twice"),
+    (["--set", "rate_bps=0.5M"], "rate_bps must be in [1e+06, 1e+14], got '0.5M'"),
     (["--set", "dpu={ 2: 3"], "dpu must be a JSON object"),
     (["--set", "pfc=maybe"], "pfc must be a boolean"),
     (["--set", "ipv6=2"], "ipv6 must be a boolean"),
-    (["--set", "rate_bps=100Gbit"], "rate_bps: unknown rate unit 'Gbit'"),
-    (["--set", "delay_ps=1.5ps"], "delay_ps: 1.5ps is not a whole number of ps"),
+    (["--set", "rate_bps=100Gbit"], "rate_bps must be a rate in bit/s (e.g. 100G, 100Gbps, 25Mbps), got '100Gbit': unknown rate unit 'Gbit'"),
+    (["--set", "delay_ps=1.5ps"], "delay_ps must be a time in ps (e.g. 500ns, 1us, 2ms), got '1.5ps': 1.5ps is not a whole number of ps"),
     (["--set", "link_loss=nan"], "link_loss must be a finite number"),
     (["--set", "cc_params.flavor=paper"], "none of this run's CCs (dcqcn, none) has a parameter 'flavor'; closest: flavour"),
     (["--set", "dctcp.g=0.1"], "no variant of this run uses cc 'dctcp'"),
@@ -178,7 +180,7 @@ def test_no_command_or_no_experiment_is_one_line(capsys):
 def test_debug_shows_the_traceback_of_a_user_error(capsys):
     rc = main(["--debug", "run", "incast", "--set", "senders=8.5"])
     err = capsys.readouterr().err
-    assert rc == 2 and "Traceback" in err and err.strip().splitlines()[-1] == "softdpu: senders must be an integer, got 8.5"
+    assert rc == 2 and "Traceback" in err and err.strip().splitlines()[-1] == "softdpu: senders must be an integer (a whole number), got 8.5"
 
 
 def test_an_internal_error_says_so_with_its_traceback(tmp_path, capsys, monkeypatch):
@@ -292,21 +294,22 @@ def test_version(capsys):
 
 
 def test_run_experiment_help_lists_every_parameter_with_type_default_and_meaning(capsys):
+    """Every parameter of every experiment has a row ending in its model's description (the
+    per-parameter checks are in tests/test_experiment_params.py); incast's rows as typed."""
     from controlplane.cli import _experiments
-    from controlplane.experiment import param_meaning
     for name in _experiments():
         import importlib
         mod = importlib.import_module(f"experiments.{name}")
         assert main(["run", name, "--help"]) == 0
         out = capsys.readouterr().out
         rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and line.split()}
-        for p in mod.PARAMS:
+        for p, field in mod.Params.model_fields.items():
             assert f"\n  {p} " in out, (name, p)
-            assert param_meaning(mod, p) and rows[p].endswith(param_meaning(mod, p)), (name, p)
+            assert field.description and rows[p].endswith(field.description), (name, p)
     main(["run", "incast", "--help"])
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
     assert "integer >= 1" in rows["senders"] and "default 16 " in rows["senders"] and "receiver" in rows["senders"]
-    assert "rate (bit/s" in rows["rate_bps"] and "default 100Gbps" in rows["rate_bps"]
+    assert " bit/s " in rows["rate_bps"] and "default 100Gbps" in rows["rate_bps"]
     assert "default 16MB" in rows["size_bytes"] and "default 1us" in rows["delay_ps"]
     assert "default dcqcn,none" in rows["ccs"]
 
@@ -323,7 +326,7 @@ def test_list_json_parses(capsys):
 def test_python_m_experiment_is_the_same_command(tmp_path):
     r = subprocess.run([sys.executable, "-m", "experiments.incast", "--set", "senders=8.5"], capture_output=True,
                        text=True, timeout=120)
-    assert r.returncode == 2 and r.stderr.strip() == "softdpu: senders must be an integer, got 8.5"
+    assert r.returncode == 2 and r.stderr.strip() == "softdpu: senders must be an integer (a whole number), got 8.5"
 
 
 # the property: whatever --set and --pcap-filter text, main() returns 0, 1 or 2 and never raises

@@ -140,6 +140,7 @@ SAVED_FILES: dict[str, tuple[str, str]] = {
 TEMPLATES = {
     "softdpu plot <folder>": "softdpu plot results/incast",
     "softdpu run NAME --help": "softdpu run qp_scale --help",
+    "softdpu schema --experiment NAME": "softdpu schema --experiment qp_scale",
     "softdpu run incast --seed N --set cnp_mode=...": "softdpu run incast --seed 2 --set cnp_mode=ack_echo",
 }
 
