@@ -36,15 +36,17 @@ from pathlib import Path
 import numpy as np
 
 from controlplane import collectives as C
-from controlplane.experiment import AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv, apply_overrides
+from controlplane.experiment import (AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv,
+                                     apply_overrides, RATE_GBPS, TIME_US, CcSpec, Count, ExperimentParams, Item,
+                                     ListOf, OneOf, Quantity, Scaled)
 from controlplane.rails import Gpu, RailLayout
 from controlplane.sharp import sharp_all_reduce
 from controlplane.units import Gbps, KiB, MiB, ns, us
-from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
-                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 from pydantic import model_validator
 
 ALGOS = ("ring", "hierarchical", "sharp")
+
+
 class Params(ExperimentParams):
     """allreduce_busbw's parameters."""
     num_rails: Count("rails (GPUs and NICs per server)") = 2

@@ -24,13 +24,15 @@ import time
 from pathlib import Path
 
 from controlplane import collectives as C
-from controlplane.experiment import AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv, apply_overrides
+from controlplane.experiment import (AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv,
+                                     apply_overrides, RATE_GBPS, CcSpec, Count, ExperimentParams, Item, ListOf,
+                                     Quantity, Scaled)
 from controlplane.rails import Gpu, RailLayout
 from controlplane.units import Gbps, MiB, ns, us
-from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
-                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 
 VIAS = ("direct", "nvlink")
+
+
 class Params(ExperimentParams):
     """alltoall_rails's parameters."""
     num_rails: Count("rails (GPUs and NICs per server)") = 4

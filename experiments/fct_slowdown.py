@@ -24,13 +24,13 @@ import numpy as np
 
 from congestion import registry
 from controlplane.results import load_run
-from controlplane.experiment import apply_overrides
+from controlplane.experiment import (apply_overrides, TIME_US, Ccs, Count, ExperimentParams, Flag, Item, ListOf,
+                                     Nullable, OneOf)
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
-from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
-                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 from controlplane.values import closest
 from pydantic import field_validator
+
 
 class Params(ExperimentParams):
     """fct_slowdown's parameters."""

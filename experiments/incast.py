@@ -15,12 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from congestion import registry
-from controlplane.experiment import experiment_main, run_variants
+from controlplane.experiment import experiment_main, run_variants, RATE_BPS, Ccs, Count, ExperimentParams, Quantity
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
 from controlplane.topology import MAX_HOSTS
-from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
-                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
+
 
 #: experiment parameters (--set name=value); any other --set key is a Scenario field
 class Params(ExperimentParams):

@@ -23,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv, apply_overrides
+from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, TIME_US, CcSpec,
+                                     Count, ExperimentParams, FatTreeK, Item, ListOf, Quantity, Scaled)
 from controlplane.scenario import Scenario
 from controlplane.units import MB, us
-from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
-                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 from controlplane import limits as _limits
 
 VARIANTS = {   # name -> (path policy, transport, adaptive routing)
@@ -38,6 +37,8 @@ VARIANTS = {   # name -> (path policy, transport, adaptive routing)
     "plb-ooo": ("plb", "ooo", False),
     "ar-ooo": ("ecmp", "ooo", True),
 }
+
+
 class Params(ExperimentParams):
     """link_failure's parameters."""
     k: FatTreeK() = 4

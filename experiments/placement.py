@@ -32,12 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from controlplane import collectives as C
-from controlplane.experiment import AI_PATH_VARIANTS, collective_experiment_setup, rail_scenario, write_csv, apply_overrides
+from controlplane.experiment import (AI_PATH_VARIANTS, collective_experiment_setup, rail_scenario, write_csv,
+                                     apply_overrides, RATE_GBPS, CcSpec, Count, ExperimentParams, OneOf, Quantity,
+                                     Scaled)
 from controlplane.placement import Occupancy, place_random, place_topology_aware, placement_tier
 from controlplane.rails import RailLayout
 from controlplane.units import Gbps, MiB, ns, us
-from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
-                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
+
 
 class Params(ExperimentParams):
     """placement's parameters."""

@@ -28,16 +28,18 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import write_csv, apply_overrides
+from controlplane.experiment import (write_csv, apply_overrides, RATE_GBPS, Count, ExperimentParams, Flag, Items,
+                                     Item, ListOf, Nullable, OneOf, Quantity, Real, Scaled)
 from controlplane.scenario import QPC_DEFAULTS, Scenario
 from controlplane.units import Gbps, us
 from controlplane.topology import MAX_HOSTS
-from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag, Items,
-                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 from dataplane.sim import QPC_POLICIES
 from pydantic import model_validator
 
+
 SCALES = {"default": [16, 64, 256, 1024, 4096, 16384], "full": [16, 64, 256, 1024, 4096, 16384, 65536]}
+
+
 class Params(ExperimentParams):
     """qp_scale's parameters."""
     scale: OneOf(tuple(SCALES), "preset QP counts: default (16 .. 16384), full (16 .. 65536)") = "default"

@@ -23,16 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv, apply_overrides
+from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, CcSpec, Count,
+                                     ExperimentParams, FatTreeK, Item, ListOf, Quantity)
 from controlplane.scenario import Scenario
 from controlplane.units import MB
-from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
-                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 from dataplane.sim import lib
 from pydantic import field_validator
 
 POLICIES = ["ecmp", "ar", "flowlet", "plb", "reps", "spray_rr", "spray_random"]
 TRANSPORTS = ["gbn", "sr", "ooo"]
+
+
 class Params(ExperimentParams):
     """reorder_cost's parameters."""
     k: FatTreeK() = 4

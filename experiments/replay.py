@@ -13,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from congestion import registry
-from controlplane.experiment import run_variants
+from controlplane.experiment import (run_variants, RATE_BPS, Ccs, ExperimentParams, Item, Nullable, OneOf, Quantity,
+                                     Real)
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
-from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
-                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 from pydantic import field_validator
+
 
 class Params(ExperimentParams):
     """replay's parameters."""

@@ -38,12 +38,11 @@ import time
 from pathlib import Path
 
 from controlplane import collectives as C
-from controlplane.experiment import chosen, collective_experiment_setup, rail_scenario, write_csv, apply_overrides
+from controlplane.experiment import (chosen, collective_experiment_setup, rail_scenario, write_csv, apply_overrides,
+                                     TIME_US, CcSpec, ExperimentParams, Item, ListOf, Quantity, Scaled)
 from controlplane.rails import Gpu
 from controlplane.sharp import sharp_all_reduce
 from controlplane.units import Gbps, MiB, ns, us
-from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
-                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 
 FABRICS = {
     "ib": {"topology": {"host_rate_bps": Gbps(400), "host_delay_ps": ns(500), "num_rails": 1, "servers_per_leaf": 8,
@@ -59,6 +58,8 @@ FABRICS = {
                                     "cores_per_group": 1, "sharp": True, "sharp_latency_ps": us(1)},
                        "ranks": [2, 4, 8], "op_overhead_ps": 0},
 }
+
+
 class Params(ExperimentParams):
     """sharp_gain's parameters."""
     fabrics: ListOf(Item("choice", FABRICS), "fabrics to compare: ib, nvswitch, nvswitch-ideal", unique=True) = list(FABRICS)

@@ -25,11 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv, apply_overrides
+from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, RATE_GBPS, CcSpec,
+                                     Count, ExperimentParams, FatTreeK, Item, ListOf, Quantity, Scaled)
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
-from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
-                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 from dataplane.sim import lib
 
 # variant name -> (path policy, transport, adaptive routing)
@@ -43,6 +42,8 @@ VARIANTS = {
     "reps-ooo": ("reps", "ooo", False),
     "ar-ooo": ("ecmp", "ooo", True),
 }
+
+
 class Params(ExperimentParams):
     """spraying_vs_ecmp's parameters."""
     k: FatTreeK() = 8

@@ -37,15 +37,16 @@ from pathlib import Path
 import numpy as np
 
 from controlplane import vtax
-from controlplane.experiment import write_csv, apply_overrides
+from controlplane.experiment import (write_csv, apply_overrides, RATE_GBPS, TIME_US, Count, ExperimentParams, Item,
+                                     ListOf, OneOf, Overrides, Quantity, Scaled)
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
 from controlplane.topology import MAX_HOSTS
-from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
-                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 from controlplane import limits as _limits
 
 UPCALLS_PER_CONNECTION = 4       # per DPU, per connection each host opens (see the docstring)
+
+
 class Params(ExperimentParams):
     """upcall_storm's parameters."""
     hosts: Count("hosts on the switch, each with a DPU", lo=2, hi=MAX_HOSTS) = 8

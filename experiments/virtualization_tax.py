@@ -38,16 +38,17 @@ from pathlib import Path
 import numpy as np
 
 from controlplane import vtax
-from controlplane.experiment import chosen, write_csv, apply_overrides
+from controlplane.experiment import (chosen, write_csv, apply_overrides, RATE_GBPS, TIME_US, Count, ExperimentParams,
+                                     Flag, Item, ListOf, Overrides, Quantity, Scaled)
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, KB, us
 from controlplane.topology import MAX_HOSTS
-from controlplane.experiment import (RATE_BPS, RATE_GBPS, TIME_US, Ccs, CcSpec, Count, ExperimentParams, FatTreeK, Flag,
-                                     Item, ListOf, Name, Nullable, OneOf, Overrides, Quantity, Real, Scaled)  # noqa: F401
 
 MIXES = ["long", "short"]
 OFFLOADS = ["host", "dpu", "hw"]
 STAGES = ["parse", "lookup", "probe", "action", "encap", "copy", "upcall"]
+
+
 class Params(ExperimentParams):
     """virtualization_tax's parameters."""
     hosts: Count("hosts on the switch, each with a DPU", lo=2, hi=MAX_HOSTS) = 8
