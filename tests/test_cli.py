@@ -308,7 +308,7 @@ def test_run_experiment_help_lists_every_parameter_with_type_default_and_meaning
             assert field.description and rows[p].endswith(field.description), (name, p)
     main(["run", "incast", "--help"])
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
-    assert "integer >= 1" in rows["senders"] and "default 16 " in rows["senders"] and "receiver" in rows["senders"]
+    assert "integer in [1, 1048575]" in rows["senders"] and "default 16 " in rows["senders"] and "receiver" in rows["senders"]
     assert " bit/s " in rows["rate_bps"] and "default 100Gbps" in rows["rate_bps"]
     assert "default 16MB" in rows["size_bytes"] and "default 1us" in rows["delay_ps"]
     assert "default dcqcn,none" in rows["ccs"]
