@@ -119,8 +119,6 @@ def run(out_dir: str | Path = "results/allreduce_busbw", params: dict | None = N
     variants = chosen("variants", p["variants"], AI_PATH_VARIANTS)
     rows = []
     seeds = int(p["seeds"])
-    if seeds < 1:
-        raise ValueError(f"seeds must be >= 1, got {seeds}")
     for variant, algo, size, run_seed in ((v, a, z, seed + k) for v in variants for a in algos for z in sizes(p)
                                           for k in range(seeds)):
                 sc = rail_scenario(f"allreduce-{algo}-{variant}", topology(p), p["cc"], run_seed, variant)

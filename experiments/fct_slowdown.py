@@ -31,6 +31,13 @@ from controlplane.units import Gbps, us
 from controlplane.values import closest
 from pydantic import field_validator
 
+SCALES = {
+    "default": dict(topology={"topology": "fat_tree", "k": 4, "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
+                    duration_us=20000),
+    "paper": dict(topology={"topology": "fat_tree", "k": 8, "host_rate_bps": Gbps(100), "host_delay_ps": us(1),
+                            "agg_rate_bps": Gbps(400), "core_rate_bps": Gbps(400)}, duration_us=50000),
+}
+
 
 class Params(ExperimentParams):
     """fct_slowdown's parameters."""
@@ -39,7 +46,7 @@ class Params(ExperimentParams):
     loads: ListOf(Item("real", lo=0, hi=1, lo_open=True), "offered loads (fraction of host line rate), one run each",
                   unique=True) = [0.3, 0.5]
     ccs: Ccs("congestion-control algorithms, one variant each") = ["dcqcn", "dctcp", "timely", "hpcc", "swift", "nscc"]
-    scale: OneOf(("default", "paper"), "preset fabric: default (k=4 fat-tree), paper (k=8, 400 Gb/s above the "
+    scale: OneOf(tuple(SCALES), "preset fabric: default (k=4 fat-tree), paper (k=8, 400 Gb/s above the "
                  "ToRs)") = "default"
     duration_us: Nullable(Item("us", lo=0, lo_open=True, hi=TIME_US["hi"]), "how long flows arrive "
                           "(none: the scale's, 20000 us default, 50000 us paper)", unit="us") = None
@@ -59,18 +66,10 @@ class Params(ExperimentParams):
 
 
 PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
-SCALES = {
-    "default": dict(topology={"topology": "fat_tree", "k": 4, "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
-                    duration_us=20000),
-    "paper": dict(topology={"topology": "fat_tree", "k": 8, "host_rate_bps": Gbps(100), "host_delay_ps": us(1),
-                            "agg_rate_bps": Gbps(400), "core_rate_bps": Gbps(400)}, duration_us=50000),
-}
 
 
 def scenarios(params: dict, seed: int) -> dict[str, Scenario]:
     p = Params.resolve(params, "fct_slowdown")
-    if p["scale"] not in SCALES:
-        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {p['scale']!r}")
     scale = SCALES[p["scale"]]
     duration = int(float(p["duration_us"] or scale["duration_us"]) * 1e6)
     out = {}

@@ -91,8 +91,6 @@ def step(p: dict, seed: int, overrides: dict | None, job_gpus: list, background:
 def run(out_dir: str | Path = "results/placement", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
     p, out = collective_experiment_setup(out_dir, Params, params, seed, overrides, capture)
-    if int(p["seeds"]) < 1:
-        raise ValueError(f"seeds must be >= 1, got {p['seeds']}")
     lay = RailLayout(C.network(rail_scenario("placement", topology(p), p["cc"], seed)).fabric.params)
     rows = []
     for k in range(int(p["seeds"])):

@@ -124,8 +124,6 @@ def measure(r, prefix: str) -> dict:
 def run(out_dir: str | Path = "results/qp_scale", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
     p = Params.resolve(params, "qp_scale")
-    if p["scale"] not in SCALES:
-        raise ValueError(f"scale: unknown {p['scale']!r}; known: {list(SCALES)}")
     qps = [int(n) for n in (p["qps"] or SCALES[p["scale"]])]
     caches = [int(e) for e in p["caches"]] + ([None] if p["baseline"] else [])
     out = Path(out_dir)
