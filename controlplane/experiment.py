@@ -473,8 +473,13 @@ def _scaled(kind: str, unit: str, lo: float | None, hi: float | None, lo_open: b
         if isinstance(x, str):
             s = x.strip()
             try:
-                v = Fraction(Decimal(s))                    # a bare number: in the parameter's unit
-            except (InvalidOperation, ValueError):
+                d = Decimal(s)                              # a bare number: in the parameter's unit
+                if not d.is_finite() or abs(d.adjusted()) > 30:
+                    raise ValueError(f"must be a finite number of a sensible size, got {given!r}")
+                v = Fraction(d)
+            except ValueError:
+                raise
+            except ArithmeticError:
                 try:
                     v = Fraction(parse_quantity(s, kind), factor)
                 except ValueError as e:
@@ -815,8 +820,8 @@ def from_text(name: str, text: str, s: dict) -> Any:
             d = Decimal(t)
         except InvalidOperation:
             return t                       # a unit string, or a mistake the validator names
-        if not d.is_finite():
-            return float(d)
+        if not d.is_finite() or abs(d.adjusted()) > 30:
+            return float(d)                # inf, nan, 1e999999999 (inf), 1e-99 (0.0): not an exact int
         return int(d) if d == d.to_integral_value() else float(d)
     return t
 

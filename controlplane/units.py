@@ -102,6 +102,10 @@ def unit_kind(name: str) -> str | None:
     return None
 
 
+#: the largest decimal exponent a quantity may be written with (10^30 is far above every bound)
+MAX_EXPONENT = 30
+
+
 def parse_quantity(text: str, kind: str) -> int:
     """``"100G"`` (kind 'rate') -> 100_000_000_000; ``"16MiB"`` -> 16_777_216; ``"1.5us"`` (kind
     'time') -> 1_500_000. A bare number is in the base unit. Raises ValueError (without naming a
@@ -124,6 +128,10 @@ def parse_quantity(text: str, kind: str) -> int:
         raise ValueError(f"expected a {kind} such as {_EXAMPLES[kind]}, got {s!r}") from None
     if not value.is_finite():
         raise ValueError(f"expected a finite {kind}, got {s!r}")
+    if value and not -MAX_EXPONENT <= value.adjusted() <= MAX_EXPONENT:
+        # 1e999999999G overflowed the decimal context (a traceback); 1e900000 took seconds to
+        # become an int: no rate, size or time of a run is within 10^30 of such a number
+        raise ValueError(f"{s!r} is out of range (a {kind} is written with at most {MAX_EXPONENT} digits)")
     scaled = value * units[unit or next(iter(units))]
     if scaled != scaled.to_integral_value():
         raise ValueError(f"{s} is not a whole number of {BASE_UNIT[kind]} ({scaled.normalize()})")

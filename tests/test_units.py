@@ -25,6 +25,8 @@ def test_parse_quantity_is_exact(text, kind, expected):
     ("16Mx", "size", "unknown size unit 'Mx'"), ("100Gbit", "rate", "unknown rate unit 'Gbit'"),
     ("lots", "size", "expected a size such as 16MB"), ("", "size", "expected a size"), ("G", "rate", "expected a rate"),
     ("1.2.3us", "time", "expected a time"),
+    # a huge exponent overflowed the decimal context (decimal.Overflow, a traceback from the CLI)
+    ("1e999999999G", "rate", "out of range"), ("1e31", "size", "out of range"), ("1e-31s", "time", "out of range"),
 ])
 def test_parse_quantity_refuses_what_does_not_convert_exactly(text, kind, words):
     with pytest.raises(ValueError, match=words):
