@@ -232,22 +232,23 @@ def config_items(path: str | None, module=None) -> list[str]:
         raise UsageError(f"--config {path}: not valid {'TOML' if path.endswith('.toml') else 'JSON'}: {e}") from None
     if not isinstance(data, dict):
         raise UsageError(f"--config {path}: must hold an object (a table) of parameters, got {type(data).__name__}")
+
     def text_of(v):
         if v is None:
             return "none"
         return v if isinstance(v, str) else json.dumps(v)
 
-    from controlplane.experiment import _types, params_model, scenario_kinds
+    from controlplane.experiment import json_types, params_model, scenario_kinds
     kinds = scenario_kinds()
     model = params_model(module)
     props = model.schema()["properties"] if model is not None else {}
     items = []
     for key, value in data.items():
-        is_bool = _types(props[key]) == {"boolean"} if key in props else getattr(kinds.get(key), "base", "") == "bool"
+        is_bool = json_types(props[key]) == {"boolean"} if key in props else getattr(kinds.get(key), "base", "") == "bool"
         if is_bool and not isinstance(value, bool):
             # a file has real booleans: the string "no" there is a mistake, not a spelling of false
             raise UsageError(f"{key} must be a bool (true or false), got {value!r} (--config {path})")
-        if key in props and "object" in _types(props[key]) and isinstance(value, dict):
+        if key in props and "object" in json_types(props[key]) and isinstance(value, dict):
             items += [f"{key}.{k}={text_of(v)}" for k, v in value.items()]
         else:
             items.append(f"{key}={text_of(value)}")

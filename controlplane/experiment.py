@@ -137,7 +137,7 @@ def parse_sets(items: list[str], module=None, cc: str | None = None) -> tuple[di
         head, *rest = key.split(".")
         if head in props and not rest:
             exp[key] = from_text(key, text, props[key])
-        elif head in props and "object" in _types(props[head]):
+        elif head in props and "object" in json_types(props[head]):
             cur = exp.setdefault(head, copy.deepcopy(model.model_fields[head].default) or {})
             _set_nested(cur, rest, parse_any(key, text))
         elif head in props:
@@ -416,7 +416,7 @@ def capture_arg(path: str | None, text: str | None):
 
 
 __all__ = ["AI_PATH_VARIANTS", "rail_scenario", "write_params", "parse_sets", "split_params", "apply_overrides", "experiment_ccs", "ExperimentParams",
-           "params_model", "params_schema", "params_help", "Count", "Quantity", "Scaled", "Real", "Flag", "OneOf", "Name",
+           "params_model", "params_schema", "params_help", "json_types", "from_text", "Count", "Quantity", "Scaled", "Real", "Flag", "OneOf", "Name",
            "CcSpec", "Ccs", "ListOf", "Items", "Nullable", "Item", "FatTreeK", "Overrides",
            "scenario_kinds", "capture_arg", "run_variants", "experiment_main", "write_csv", "permutation_on_fat_tree", "chosen"]
 
@@ -780,7 +780,7 @@ def params_schema(module) -> dict:
     return s
 
 
-def _types(s: dict) -> set:
+def json_types(s: dict) -> set:
     """The JSON types a property schema admits (enum and const count as string)."""
     out = set()
     for part in s.get("anyOf", [s]):
@@ -800,7 +800,7 @@ def from_text(name: str, text: str, s: dict) -> Any:
     (kept as text when it is not one, so that the model says what it expected). The model's
     validator then checks it and names ``name``."""
     t = str(text).strip()
-    kinds = _types(s)
+    kinds = json_types(s)
     if "null" in kinds and t.lower() in ("none", "null"):
         return None
     if "array" in kinds:

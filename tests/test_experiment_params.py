@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controlplane.cli import _experiments, main
-from controlplane.experiment import _types, default_text, params_model
+from controlplane.experiment import json_types, default_text, params_model
 from controlplane.values import UsageError
 
 EXPERIMENTS = sorted(_experiments())
@@ -141,7 +141,7 @@ def test_help_shows_every_parameter_with_type_unit_default_and_meaning(name, cap
         assert f" default {default_text(mod.PARAMS[p], unit)} " in row + " ", (name, p, row)
         if unit:
             assert f" {unit} " in row, (name, p, row)
-        kinds = _types(prop)
+        kinds = json_types(prop)
         word = ("list of" if "array" in kinds else "boolean" if kinds == {"boolean"} else "JSON object"
                 if "object" in kinds else "integer" if "integer" in kinds else "number" if "number" in kinds else "")
         assert word in row, (name, p, row)
@@ -165,7 +165,7 @@ def test_schema_of_an_unknown_experiment_is_one_line(capsys):
 
 def _wrong_text(prop: dict) -> str:
     """A command-line value of the wrong type for a parameter of schema ``prop``."""
-    kinds = _types(prop)
+    kinds = json_types(prop)
     if "array" in kinds:
         return '[{"x": 1}]'                     # an object where an element is expected
     if "object" in kinds:
@@ -183,7 +183,7 @@ def _wrong_text(prop: dict) -> str:
 
 def _wrong_value(prop: dict):
     """A Python value of the wrong type for a parameter of schema ``prop``."""
-    kinds = _types(prop)
+    kinds = json_types(prop)
     if "array" in kinds:
         return "not a list"
     if "object" in kinds:
