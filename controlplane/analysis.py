@@ -67,6 +67,9 @@ BOOTSTRAP_RESAMPLES = 9999
 BOOTSTRAP_SEED = 0
 """Seed of the bootstrap's random generator: the same data gives the same interval every time."""
 
+RUN_FILES = ("config.json", "flows.csv", "timeseries.npz", "counters.json")
+"""The files of a results folder that :func:`controlplane.results.load_run` reads."""
+
 _TS_AXES = ("t_ps", "qp_ids", "qp_labels", "port_ids", "port_names")
 _SWEEP_ID_COLUMNS = ("point", "experiment", "variant", "seed", "status", "error")
 
@@ -131,7 +134,8 @@ def load(path: str | Path) -> Results:
         return _load_sweep(path)
     if (path / "config.json").is_file():
         config = _read_json(path / "config.json")
-        return Results(path, "run", {path.name: path}, {path.name: _run_ids(path.name, config)})
+        key = path.resolve().name
+        return Results(path, "run", {key: path}, {key: _run_ids(key, config)})
     found = sorted(p.parent for p in path.rglob("config.json"))
     if not found:
         raise FileNotFoundError(f"{path}: no results folder (config.json) and no sweep (sweep.json) in it")
@@ -162,17 +166,18 @@ def _load_sweep(path: Path) -> Results:
                 "cc": None, "seed": point.get("seed", meta.get("seed")),
                 "params": {k: _scalar(v) for k, v in point.get("params", meta.get("params", {})).items()},
                 "status": meta.get("status")}
-        if (folder / "config.json").is_file():
+        if all((folder / f).is_file() for f in RUN_FILES):
             base["cc"] = _read_json(folder / "config.json").get("cc")
             runs[pid], ids[pid] = folder, base
-        elif folder.is_dir():
+        elif folder.is_dir() and not (folder / "config.json").is_file():
             # a point written as an experiment folder (one run per variant below it)
-            for sub in sorted(p.parent for p in folder.rglob("config.json")):
+            for sub in sorted(p.parent for p in folder.rglob("config.json")
+                              if all((p.parent / f).is_file() for f in RUN_FILES)):
                 rel = sub.relative_to(folder).as_posix()
                 key = f"{pid}/{rel}"
                 runs[key] = sub
                 ids[key] = {**base, "variant": rel, "cc": _read_json(sub / "config.json").get("cc")}
-        # a point without a results folder (it failed before writing one) is only in the index
+        # a point without a complete results folder (it failed before writing one) is only in the index
     return Results(path, "sweep", runs, ids, sweep=spec)
 
 
