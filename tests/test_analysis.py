@@ -293,8 +293,10 @@ def figures(monkeypatch):
     original = Figure.savefig
 
     def savefig(self, fname, *args, **kw):
-        saved.append((Path(fname), [a.get_title() for a in self.axes if a.get_visible()],
-                      self.get_suptitle(), tuple(self.get_size_inches() * kw.get("dpi", self.dpi))))
+        visible = [a for a in self.axes if a.get_visible()]
+        saved.append((Path(fname), [a.get_title() for a in visible],
+                      self.get_suptitle(), tuple(self.get_size_inches() * kw.get("dpi", self.dpi)),
+                      [([t.get_text() for t in a.get_xticklabels()], a.get_xscale()) for a in visible]))
         return original(self, fname, *args, **kw)
     monkeypatch.setattr(Figure, "savefig", savefig)
     return saved
@@ -330,7 +332,7 @@ def test_plot_sweep_writes_a_figure_per_parameter_and_summary_csv(sweep_dir, fig
                                                              and (s[f"{m}_mean"] == 0).all())]
     assert "pfc_pauses" not in expected and "slowdown_p99" in expected
     assert [f[0] for f in figures] == pngs
-    for path, titles, suptitle, (w, h) in figures:
+    for path, titles, suptitle, (w, h), _ in figures:
         assert titles == [LABELS[m] for m in expected], path
         assert "mean over 3 seeds" in suptitle and "95 % bootstrap CI" in suptitle
         assert w < 1800, (path, w)                  # readable at README size
@@ -354,6 +356,59 @@ def test_plot_sweep_with_one_seed_draws_points_without_an_interval(sweep_dir, tm
     assert (s["slowdown_p99_n"] == 1).all() and s["slowdown_p99_ci_low"].isna().all()
     assert [f[1] for f in figures] == [["slowdown p99", "goodput (Gbps)"]] * 2
     assert all("no interval" in f[2] for f in figures)
+
+
+def _synthetic_sweep(root: Path, grid: dict, seeds: list[int]) -> Path:
+    """A sweep folder with an index only (no point folders: the plot reads sweep.json and
+    sweep.csv): goodput_gbps = 10 · position of `paths` in the grid + load + seed / 10."""
+    root.mkdir()
+    points, rows = [], []
+    for i, (paths, load_, seed) in enumerate(itertools.product(grid["paths"], grid["load"], seeds)):
+        pid = f"p{i:03d}"
+        points.append({"id": pid, "params": {"paths": paths, "load": load_}, "seed": seed, "variant": "dcqcn"})
+        rows.append({"point": pid, "experiment": "x", "variant": "dcqcn", "seed": seed, "paths": paths,
+                     "load": load_, "status": "ok", "error": "",
+                     "goodput_gbps": 10 * grid["paths"].index(paths) + load_ + seed / 10})
+    (root / "sweep.json").write_text(json.dumps({"experiment": "x", "grid": grid, "seeds": seeds, "sets": {},
+                                                 "points": points}))
+    with open(root / "sweep.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return root
+
+
+@pytest.mark.plots
+def test_plot_sweep_axes_categorical_in_grid_order_numeric_log(tmp_path, figures, capsys):
+    """A parameter of names is on a categorical axis in the grid's order (not sorted); numbers
+    spanning 50x or more on a logarithmic axis with ticks at the swept values (module docstring)."""
+    import pandas as pd
+
+    from controlplane.sweep_plots import plot_sweep
+    grid = {"paths": ["spray_rr", "ecmp", "ar"], "load": [1, 10, 100]}
+    root = _synthetic_sweep(tmp_path / "syn", grid, [1, 2])
+    pngs, table, notes = plot_sweep(root, ["goodput_gbps"])
+    assert [p.name for p in pngs] == ["by_paths.png", "by_load.png"] and notes == []
+    (_, _, _, _, [(paths_ticks, paths_scale)]), (_, _, _, _, [(load_ticks, load_scale)]) = figures
+    assert paths_ticks == grid["paths"] and paths_scale == "linear"
+    assert load_ticks == ["1", "10", "100"] and load_scale == "log"
+    s = pd.read_csv(table)
+    assert s["paths"].tolist() == [p for p in grid["paths"] for _ in grid["load"]]
+    # the mean of seeds 1 and 2 of each cell: 10 · position + load + 0.15
+    assert s["goodput_gbps_mean"].tolist() == pytest.approx(
+        [10 * i + load_ + 0.15 for i in range(3) for load_ in grid["load"]])
+    assert (s["goodput_gbps_n"] == 2).all()
+
+
+def test_sweep_point_with_an_incomplete_folder_is_only_in_the_index(sweep_dir, tmp_path):
+    import shutil
+    copy = tmp_path / "sw"
+    shutil.copytree(sweep_dir, copy)
+    first = json.loads((copy / "sweep.json").read_text())["points"][0]["id"]
+    (copy / "points" / first / "flows.csv").unlink()            # a point that died while writing
+    r = load(copy)
+    assert first not in r.runs and first in r.index["point"].tolist()
+    assert first not in set(r.flows["point"]) and len(r.counters) == len(r.runs)
 
 
 def test_plot_refuses_an_unknown_metric(sweep_dir, capsys):
