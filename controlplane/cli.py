@@ -170,13 +170,13 @@ def cmd_plot(a) -> int:
 def _plot_sweep(root: Path, metrics: str | None) -> int:
     """``softdpu plot DIR`` on a sweep: metrics against each swept parameter, mean and 95 % CI
     across seeds (controlplane/sweep_plots.py); needs the analysis extra."""
+    from controlplane.analysis import INSTALL_HINT, MissingExtra
     from controlplane.values import UsageError
     try:
         from controlplane.sweep_plots import plot_sweep
         chosen = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
         pngs, table, notes = plot_sweep(root, chosen)
-    except ModuleNotFoundError as e:         # pandas / scipy missing: say which extra to install
-        from controlplane.analysis import INSTALL_HINT
+    except MissingExtra as e:                # pandas / scipy missing: say which extra to install
         raise UsageError(f"plot: a sweep's plots need the analysis extra ({e.name} is missing): {INSTALL_HINT}") from None
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
