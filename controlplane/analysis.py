@@ -157,6 +157,11 @@ def _run_ids(key: str, config: dict) -> dict:
 
 def _load_sweep(path: Path) -> Results:
     spec = _read_json(path / "sweep.json")
+    statuses = {}                                  # sweep.csv's status of each point, if it has one
+    if (path / "sweep.csv").is_file():
+        import csv
+        with open(path / "sweep.csv", newline="") as f:
+            statuses = {row["point"]: row.get("status") for row in csv.DictReader(f) if "point" in row}
     runs, ids = {}, {}
     for point in spec.get("points", []):
         pid = str(point["id"])
@@ -165,7 +170,7 @@ def _load_sweep(path: Path) -> Results:
         base = {"point": pid, "variant": point.get("variant", meta.get("variant")),
                 "cc": None, "seed": point.get("seed", meta.get("seed")),
                 "params": {k: _scalar(v) for k, v in point.get("params", meta.get("params", {})).items()},
-                "status": meta.get("status")}
+                "status": meta.get("status", statuses.get(pid))}
         if all((folder / f).is_file() for f in RUN_FILES):
             base["cc"] = _read_json(folder / "config.json").get("cc")
             runs[pid], ids[pid] = folder, base
@@ -183,7 +188,9 @@ def _load_sweep(path: Path) -> Results:
 
 def _scalar(value):
     """A swept value as a table cell: lists and dicts as their JSON text."""
-    return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
+    if isinstance(value, (list, dict)):            # as sweep.csv writes them: compact, sorted keys
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return value
 
 
 class _LazyDatasets(Mapping):

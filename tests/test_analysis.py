@@ -411,6 +411,27 @@ def test_sweep_point_with_an_incomplete_folder_is_only_in_the_index(sweep_dir, t
     assert first not in set(r.flows["point"]) and len(r.counters) == len(r.runs)
 
 
+def test_sweep_point_that_is_an_experiment_folder(experiment_dir, tmp_path):
+    """A point that ran a whole experiment (variant "all": its runs are folders below the point)
+    gives one run per variant folder, keyed <point>/<variant>, with the point's swept values."""
+    import shutil
+    root = tmp_path / "sw"
+    shutil.copytree(experiment_dir, root / "points" / "p0")
+    grid = {"cc_params": [{"flavour": "paper"}]}
+    (root / "sweep.json").write_text(json.dumps({"experiment": "incast", "grid": grid, "seeds": [1], "sets": {},
+                                                 "points": [{"id": "p0", "params": {"cc_params": {"flavour": "paper"}},
+                                                             "seed": 1, "variant": "all"}]}))
+    (root / "sweep.csv").write_text("point,experiment,variant,seed,cc_params,status,error\n"
+                                    'p0,incast,all,1,"{""flavour"":""paper""}",ok,\n')
+    r = load(root)
+    assert list(r.runs) == ["p0/dcqcn", "p0/none"]
+    f = r.flows
+    assert f["variant"].unique().tolist() == ["dcqcn", "none"] and set(f["point"]) == {"p0"}
+    assert set(f["status"]) == {"ok"}                       # from sweep.csv: the point has no point.json
+    # a dict value is the compact JSON text sweep.csv has, so flows and index join on it
+    assert set(f["cc_params"]) == set(r.index["cc_params"]) == {'{"flavour":"paper"}'}
+
+
 def test_plot_refuses_an_unknown_metric(sweep_dir, capsys):
     from controlplane.cli import main
     assert main(["plot", str(sweep_dir), "--metrics", "slowdown_p999"]) == 2
