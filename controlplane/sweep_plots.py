@@ -95,19 +95,21 @@ def plot_sweep(sweep_dir: str | Path, metrics: list[str] | None = None,
         notes.append("no point finished: nothing to plot")
         return [], summary_csv, notes
 
-    chosen = []
+    chosen, no_value, zero = [], [], []
     for m in (metrics or DEFAULT_METRICS):
-        if m not in table.columns and f"{m}_mean" not in table.columns:
+        if f"{m}_mean" not in table.columns:
             continue
         values = table[f"{m}_mean"].to_numpy(dtype=np.float64)
         if not np.isfinite(values).any():
-            if metrics:
-                notes.append(f"{m}: no finite value at any point, not drawn")
-            continue
-        if m in COUNTERS and not metrics and np.nanmax(np.abs(values)) == 0:
-            notes.append(f"{m}: 0 at every point, not drawn")
-            continue
-        chosen.append(m)
+            no_value.append(m)          # e.g. goodput of runs that record no time series
+        elif m in COUNTERS and not metrics and np.nanmax(np.abs(values)) == 0:
+            zero.append(m)
+        else:
+            chosen.append(m)
+    if no_value:
+        notes.append(f"not drawn, no value at any point: {', '.join(no_value)}")
+    if zero:
+        notes.append(f"not drawn, 0 at every point: {', '.join(zero)}")
     if not params:
         raise ValueError(f"{root}/sweep.json: no swept parameter (grid) to plot against")
     out = root / "plots"

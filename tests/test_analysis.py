@@ -315,6 +315,7 @@ def test_plot_sweep_writes_a_figure_per_parameter_and_summary_csv(sweep_dir, fig
     assert printed == [str(p) for p in pngs] + [str(sweep_dir / "summary.csv")]
     assert all(p.is_file() and p.stat().st_size > 10_000 for p in pngs)
     assert "left out 1 of 12 points: 1 failed" in err
+    assert "pfc_pauses" in err.split("not drawn, 0 at every point:")[1]     # no PFC in these runs
     # summary.csv: one row per (senders, size_bytes, variant) cell; the failed point is not counted
     s = pd.read_csv(sweep_dir / "summary.csv")
     assert s[["senders", "variant"]].values.tolist() == [[2, "dcqcn"], [2, "none"], [3, "dcqcn"], [3, "none"]]
