@@ -146,8 +146,13 @@ def cmd_run(a) -> int:
 
 
 def cmd_plot(a) -> int:
-    from controlplane.plots import plot_compare, plot_run
     root = Path(a.results)
+    if (root / "sweep.json").is_file():
+        return _plot_sweep(root, a.metrics)
+    if a.metrics:
+        from controlplane.values import UsageError
+        raise UsageError(f"plot: --metrics is for a sweep folder (with sweep.json); {root} is not one")
+    from controlplane.plots import plot_compare, plot_run
     if (root / "config.json").exists():
         runs = [root]
     else:
@@ -160,6 +165,25 @@ def cmd_plot(a) -> int:
             print(png)
     if len(runs) > 1:
         print(plot_compare(runs, root / "compare.png"))
+    return 0
+
+
+def _plot_sweep(root: Path, metrics: str | None) -> int:
+    """``softdpu plot DIR`` on a sweep: metrics against each swept parameter, mean and 95 % CI
+    across seeds (controlplane/sweep_plots.py); needs the analysis extra."""
+    from controlplane.analysis import INSTALL_HINT, MissingExtra
+    from controlplane.values import UsageError
+    try:
+        from controlplane.sweep_plots import plot_sweep
+        chosen = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+        pngs, table, notes = plot_sweep(root, chosen)
+    except MissingExtra as e:                # pandas / scipy missing: say which extra to install
+        raise UsageError(f"plot: a sweep's plots need the analysis extra ({e.name} is missing): {INSTALL_HINT}") from None
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    for png in pngs:
+        print(png)
+    print(table)
     return 0
 
 
@@ -295,7 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "max=N snaplen=BYTES split=0|1")
     r.set_defaults(func=cmd_run, parser=r)
     p = sub.add_parser("plot", help="(re)make the plots of a results folder")
-    p.add_argument("results")
+    p.add_argument("results", help="a run's results folder, an experiment's (one run per variant) or a sweep's")
+    p.add_argument("--metrics", default=None, metavar="M1,M2,...",
+                   help="a sweep only: the metrics to draw (columns of sweep.csv; default: slowdown, FCT p99, "
+                        "goodput, utilisation, Jain index and the counters with data)")
     p.set_defaults(func=cmd_plot)
     sc = sub.add_parser("schema", help="print the JSON Schema of a scenario (every field, its type, unit and bounds)")
     sc.add_argument("--experiment", default=None, metavar="NAME",

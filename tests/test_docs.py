@@ -38,6 +38,9 @@ cannot outlive the text it excuses):
   * SIZE_EXCLUDED: a documented setting whose only purpose is to make a run big (a 1 GB
     all-reduce point takes ~25 s): its keys are checked to be parameters of the experiment, so a
     rename still fails here.
+Inputs: a command or a Python block that reads what printed commands wrote (a sweep's plot, the
+analysis example's folders) has them run first, as printed, in its working directory
+(PREREQUISITES, PY_PREREQUISITES); PY_EXCLUDED lists Python blocks not run, with the reason.
 Templates (`softdpu plot <folder>`, `--seed N`, `cnp_mode=...`) run as the concrete command in
 TEMPLATES.
 
@@ -127,6 +130,36 @@ COMMAND_EXCLUDED: dict[str, str] = {
     "softdpu run incast --cc my_aimd": "needs `pip install ./my-cc`, a package the reader writes; the "
                                        "entry-point form runs with --cc ecn_aimd (softdpu's own entry point)",
     "softdpu run NAME ...": "a placeholder for any run command (`python -m experiments.NAME ...` is the same)",
+    # docs/analysis.md, "A sweep": remove these two when `softdpu sweep` is merged (its prerequisites
+    # are in PREREQUISITES and PY_PREREQUISITES already)
+    "softdpu sweep incast --grid senders=2,4,8 --seeds 1-3 --set size_bytes=200KB --set workload.jitter_ps=3us --out results/incast_sweep":
+        "needs sweep (merged separately)",
+    "softdpu plot results/incast_sweep": "needs sweep (merged separately): plots the folder the sweep above writes",
+}
+
+#: commands a printed command reads the output of, run first as printed (cheap by construction), in
+#: the same working directory: {command: [commands]}
+PREREQUISITES: dict[str, list[str]] = {
+    "softdpu plot results/incast_sweep": ["softdpu sweep incast --grid senders=2,4,8 --seeds 1-3 --set size_bytes=200KB --set workload.jitter_ps=3us --out results/incast_sweep"],
+}
+
+#: Python blocks that read what printed commands wrote: {(doc, a line of the block): [commands]},
+#: run first as printed (cheap by construction) in the block's working directory
+PY_PREREQUISITES: dict[tuple[str, str], list[str]] = {
+    ("docs/analysis.md", 'inc = load("results/incast_small")'): [
+        "softdpu run incast --set senders=4 --set size_bytes=1MB --no-plots --out results/incast_small"],
+    ("docs/analysis.md", 'ds = load("results/incast_small/dcqcn").timeseries'): [
+        "softdpu run incast --set senders=4 --set size_bytes=1MB --no-plots --out results/incast_small"],
+    ("docs/analysis.md", 'fct = load("results/fct_small")'): [
+        "softdpu run fct_slowdown --set 'workloads=[\"fb_hadoop\"]' --set 'loads=[0.3]' --set 'ccs=[\"dcqcn\",\"hpcc\"]' "
+        "--set duration_us=300 --no-plots --out results/fct_small"],
+    ("docs/analysis.md", 'sw = load("results/incast_sweep")'): ["softdpu sweep incast --grid senders=2,4,8 --seeds 1-3 --set size_bytes=200KB --set workload.jitter_ps=3us --out results/incast_sweep"],
+}
+
+#: Python blocks not run: {(doc, a line of the block): reason}
+PY_EXCLUDED: dict[tuple[str, str], str] = {
+    # remove when `softdpu sweep` is merged (its prerequisite is in PY_PREREQUISITES already)
+    ("docs/analysis.md", 'sw = load("results/incast_sweep")'): "needs sweep (merged separately)",
 }
 
 #: files a doc tells the reader to save, made before a command that names them:
@@ -363,6 +396,11 @@ def test_every_exclusion_names_something_in_the_docs():
     assert {"config.json", "flows.csv", "counters.json", "plots/rates.png"} <= set(_results_table())
     for (file, old), _new in PY_SUBSTITUTIONS.items():
         assert any(s.kind == "python" and s.file == file and old in s.text for s in SNIPPETS), (file, old)
+    for (file, line) in set(PY_PREREQUISITES) | set(PY_EXCLUDED):
+        assert any(s.kind == "python" and s.file == file and line in s.text for s in SNIPPETS), (file, line)
+    assert {_norm(c) for c in PREREQUISITES} <= printed
+    for what, before in [*PREREQUISITES.items(), *PY_PREREQUISITES.items()]:
+        assert {_norm(c) for c in before} <= printed, (what, set(map(_norm, before)) - printed)
 
 
 @pytest.mark.parametrize("fragment", sorted(SIZE_EXCLUDED))
@@ -427,6 +465,8 @@ def _prerequisites(cmd: str, tmp: Path) -> None:
             # the doc's class as the reader saved it (its blocks assembled, see `extract`)
             (tmp / name).write_text(next(s.text for s in SNIPPETS
                                          if s.kind == "python" and s.file == doc and f"class {cls}(" in s.text))
+    for before in PREREQUISITES.get(cmd, []):
+        assert main(shlex.split(before)[1:]) == 0, before
     if "pcap=trace.pcap" in cmd:
         # the user's own capture; here the replay experiment's demo capture
         from experiments.replay import demo_capture
@@ -460,7 +500,15 @@ def test_documented_command_runs(cmd, workdir, capsys):
     if {"--help", "-h", "--version"} & set(argv):
         assert stdout.strip(), f"{where}: `{cmd}` printed nothing"
         return
-    if argv[0] == "plot":
+    if argv[0] == "plot" and (Path(argv[1]) / "sweep.json").is_file():
+        # docs/analysis.md: a sweep's plot writes plots/by_<parameter>.png per swept parameter and summary.csv
+        import json
+        grid = json.loads((Path(argv[1]) / "sweep.json").read_text())["grid"]
+        printed = stdout.split()
+        assert printed == [str(Path(argv[1]) / "plots" / f"by_{p}.png") for p in grid] + \
+            [str(Path(argv[1]) / "summary.csv")], (where, stdout)
+        assert all(Path(p).is_file() for p in printed), (where, printed)
+    elif argv[0] == "plot":
         # "re-plot from the results folder alone": it prints the PNGs it wrote (3 per variant, the
         # results folder table's plots/*.png, and a comparison when the folder holds several runs)
         pngs = [Path(line) for line in stdout.split() if line.endswith(".png")]
@@ -479,9 +527,18 @@ def test_documented_command_runs(cmd, workdir, capsys):
         assert path.is_file(), f"{where}: the docs say `{cmd}` writes {rel}; it did not"
 
 
+def _py_excluded(snippet: Snippet) -> bool:
+    return any(file == snippet.file and line in snippet.text for file, line in PY_EXCLUDED)
+
+
 @pytest.mark.parametrize("snippet", [pytest.param(s, id=f"{s.where} python")
-                                     for s in SNIPPETS if s.kind == "python"])
+                                     for s in SNIPPETS if s.kind == "python" and not _py_excluded(s)])
 def test_documented_python_block_runs(snippet, workdir, capsys):
+    from controlplane.cli import main
+    for (file, line), before in PY_PREREQUISITES.items():
+        if file == snippet.file and line in snippet.text:
+            for cmd in before:
+                assert main(shlex.split(cmd)[1:]) == 0, (snippet.where, cmd)
     src = snippet.text
     for (file, old), new in PY_SUBSTITUTIONS.items():
         if file == snippet.file and old in src:
