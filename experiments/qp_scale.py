@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from controlplane.experiment import write_csv, apply_overrides
-from controlplane.scenario import QPC_DEFAULTS, Scenario
+from controlplane.qpc import QPC_DEFAULTS
+from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
 
 SCALES = {"default": [16, 64, 256, 1024, 4096, 16384], "full": [16, 64, 256, 1024, 4096, 16384, 65536]}

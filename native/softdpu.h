@@ -594,7 +594,9 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src_host, uint32_t dst_host, uint32_
 int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t reorder_window, int64_t rto_low_ps,
                      uint32_t rto_low_pkts, uint32_t bdp_cap);
 /* Path set of a QP's data packets: n entropies (UDP source ports), a policy, weights (spray_weighted,
- * >= 1 each; NULL otherwise), ar = mark data packets eligible for adaptive routing. */
+ * >= 1 each; NULL otherwise), ar = mark data packets eligible for adaptive routing. The reps, flowlet
+ * and plb policies need the QP's parameters first (sd_set_path_params): SD_EINVAL otherwise, the data
+ * plane has no defaults of its own. A new set keeps the QP's parameters. */
 int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entropies, const uint32_t *weights,
                  uint32_t n, uint32_t ar);
 /* Parameters of the reps/flowlet/plb policies of a QP (after sd_set_paths). */
