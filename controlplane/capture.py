@@ -51,15 +51,16 @@ def _text(x: Any) -> str:
     return x if isinstance(x, str) else repr(x)
 
 
-def _count(key: str, lo: int, hi: int, unit: str = ""):
+def _count(key: str, lo: int, hi: int, unit: str = "", why: str = ""):
     def check(x: Any) -> int:
         from controlplane.values import parse_int
         if isinstance(x, bool):
             raise ValueError(f"{_name(key)} must be an integer, got {x!r}")
         v = parse_int(_name(key), _text(x))
-        if not lo <= v <= hi:
-            rule = f">= {lo}" if hi >= 2**62 else f"in [{lo}, {hi}]"
-            raise ValueError(f"{_name(key)} must be {rule}{unit}, got {_text(x)}")
+        if v < lo:
+            raise ValueError(f"{_name(key)} must be >= {lo}{unit}{why}, got {_text(x)}")
+        if v > hi:
+            raise ValueError(f"{_name(key)} must be <= {hi}{unit}, got {_text(x)}")
         return v
     return check
 
@@ -125,7 +126,7 @@ class CaptureFilter(Strict):
                                     "unit), exact in ps; after from_us"}) = Field(END_PS, alias="to_us")
     max_packets: _key(_count("max", 0, 2**64 - 1), {"type": "integer", "minimum": 0, "description": "packets "
                                                     "per file at most (0: no limit)"}) = Field(0, alias="max")
-    snaplen: _key(_count("snaplen", MIN_SNAPLEN, MAX_SNAPLEN, " bytes"),
+    snaplen: _key(_count("snaplen", MIN_SNAPLEN, MAX_SNAPLEN, " bytes", " (an Ethernet header)"),
                   {"type": "integer", "minimum": MIN_SNAPLEN, "maximum": MAX_SNAPLEN,
                    "description": "bytes kept per packet"}) = Field(65535, alias="snaplen")
     split: _key(_split, {"type": "boolean", "description": "one file per point (at most 8) instead of one"}) \

@@ -77,15 +77,22 @@ def _integer(kind: str | None, lo: float | None, hi: float | None, zero_off: boo
         if zero_off and v == 0:
             return v
         if (lo is not None and v < lo) or (hi is not None and v > hi):
-            if lo is not None and hi is not None:
-                rule = f"in [{lo:g}, {hi:g}]"
+            if lo == 1:
+                rule = "a positive integer (>= 1)" + (f" and <= {_num(hi)}" if hi is not None else "")
+            elif lo is not None and hi is not None:
+                rule = f"in [{_num(lo)}, {_num(hi)}]"
             elif hi is not None:
-                rule = f"<= {hi:g}"
+                rule = f"<= {_num(hi)}"
             else:
-                rule = "a positive integer (>= 1)" if lo == 1 else f">= {lo:g}"
+                rule = f">= {_num(lo)}"
             raise ValueError(f"must be {rule}{' (or 0: off)' if zero_off else ''}, got {given!r}")
         return v
     return check
+
+
+def _num(v: float) -> str:
+    """A bound as text: an integer in full (16777215, not 1.67772e+07)."""
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
 def _refuse_text(x: str, lim) -> int:
