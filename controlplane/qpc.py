@@ -17,7 +17,8 @@ from controlplane.config import Choice, HostList, Int, Limited, Strict, section
 
 class Qpc(Strict):
     """QP-context cache per host NIC (native/qpc.c)."""
-    entries: Int("cached QP contexts per NIC (0: every access misses)", lo=0, hi=2**32 - 1) = 4096
+    entries: Int("cached QP contexts per NIC (0: off, no access is counted, as qpc None)", lo=0,
+                 hi=2**32 - 1) = 4096
     fetch_latency_ps: Limited("qpc.fetch_latency_ps") = 1_000_000
     max_outstanding: Int("context fetches in flight at once (>= 1 when entries > 0)", lo=0, hi=2**32 - 1) = 16
     policy: Choice(("lru", "fifo", "random"), "replacement policy") = "lru"

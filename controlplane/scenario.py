@@ -46,6 +46,10 @@ DEFAULT_MAX_WALL_S = 3600.0
 # clock budget is checked even when the next control step is far away (sample_interval_ps = 0):
 # 2^16 events are about 26 ms with a C twin (2.5 M events/s), 0.13 s through a Python plug-in.
 CHUNK_EVENTS = 1 << 16
+# The notification point when neither the scenario nor its CC says otherwise: CNP packets, at most
+# one per QP per 50 us (the DCQCN paper's N).
+CNP_MODE_FALLBACK = "interval"
+CNP_INTERVAL_FALLBACK_PS = 50_000_000
 
 @dataclass
 class Scenario:
@@ -233,8 +237,9 @@ class Network:
         sc = self.scenario
         defaults = self.cc.network_defaults()
         ecn_ = ecn.resolve(sc.ecn, defaults.get("ecn"))
-        cnp_mode = sc.cnp_mode or defaults.get("cnp_mode", "interval")
-        cnp_interval = sc.cnp_interval_ps if sc.cnp_interval_ps is not None else defaults.get("cnp_interval_ps", us(50))
+        cnp_mode = sc.cnp_mode or defaults.get("cnp_mode", CNP_MODE_FALLBACK)
+        cnp_interval = (sc.cnp_interval_ps if sc.cnp_interval_ps is not None
+                        else defaults.get("cnp_interval_ps", CNP_INTERVAL_FALLBACK_PS))
         pool = sc.pkt_pool or min(1 << 21, 65536 + 256 * len(self.flows))
         host_rate = max(l.rate_bps for l in self.fabric.links if self.fabric.is_host(l.a) or self.fabric.is_host(l.b))
         int_multi = max(1, round(host_rate / Gbps(25))) if defaults.get("int") else 0

@@ -246,10 +246,22 @@ def _given(section: str, **values) -> dict:
     return out
 
 
+def _scenario_defaults() -> dict:
+    """The network defaults of a Scenario (its dataclass fields), for a Simulator made without them."""
+    from dataclasses import MISSING, fields
+    from controlplane import scenario
+    d = {f.name: f.default for f in fields(scenario.Scenario) if f.default is not MISSING}
+    d["cnp_mode"] = scenario.CNP_MODE_FALLBACK
+    d["cnp_interval_ps"] = scenario.CNP_INTERVAL_FALLBACK_PS
+    return d
+
+
 @functools.lru_cache(maxsize=8)
 def _wire_sim(ipv6: bool, phy_overhead: int) -> Simulator:
     return Simulator(num_hosts=1, num_switches=1, max_links=1, max_qps=2, max_msgs=1, pkt_pool=16,
-                     completion_ring=1, ipv6=ipv6, phy_overhead=phy_overhead)
+                     completion_ring=1, ipv6=ipv6, phy_overhead=phy_overhead, mtu_payload=4096, ack_interval=1,
+                     cnp_mode="interval", cnp_interval_ps=1, rto_ps=1, dscp_data=0, dscp_ack=0, dscp_cnp=0,
+                     payload_pattern="zeros")
 
 
 def wire_bytes(opcode: int, payload: int, *, ipv6: bool = False, phy_overhead: int = 20) -> int:
@@ -263,12 +275,31 @@ class Simulator:
     """One emulated fabric: hosts with DPU NICs, switches, links, QPs, messages."""
 
     def __init__(self, *, num_hosts: int, num_switches: int, max_links: int, max_qps: int = 64,
-                 max_msgs: int = 1024, pkt_pool: int = 65536, mtu_payload: int = 4096,
-                 ack_interval: int = 1, cnp_mode: str = "interval", cnp_interval_ps: int = 50_000_000,
-                 rto_ps: int = 1_000_000_000, seed: int = 0, trace_capacity: int = 0,
+                 max_msgs: int = 1024, pkt_pool: int = 65536, mtu_payload: int | None = None,
+                 ack_interval: int | None = None, cnp_mode: str | None = None, cnp_interval_ps: int | None = None,
+                 rto_ps: int | None = None, seed: int = 0, trace_capacity: int = 0,
                  completion_ring: int = 4096, wake_on_completion: bool = False, phy_overhead: int = 20,
-                 ipv6: bool = False, dscp_data: int = 26, dscp_ack: int = 26, dscp_cnp: int = 48,
-                 payload_pattern: str = "zeros", int_multi: int = 0):
+                 ipv6: bool | None = None, dscp_data: int | None = None, dscp_ack: int | None = None,
+                 dscp_cnp: int | None = None, payload_pattern: str | None = None, int_multi: int = 0):
+        """A data plane for ``num_hosts`` hosts and ``num_switches`` switches. The sizes (max_qps,
+        max_msgs, pkt_pool, completion_ring, trace_capacity) are this object's; a network
+        parameter not given (None) is the Scenario's default (controlplane/scenario.py: mtu_payload,
+        ack_interval, rto_ps, ipv6, dscp_*, payload_pattern; cnp_mode and cnp_interval_ps: the
+        notification point's fallback), so the wrapper keeps no value of its own. phy_overhead is
+        Ethernet's 20 bytes of preamble, SFD and inter-frame gap."""
+        if None in (mtu_payload, ack_interval, cnp_mode, cnp_interval_ps, rto_ps, ipv6, dscp_data, dscp_ack, dscp_cnp,
+                    payload_pattern):
+            d = _scenario_defaults()
+            mtu_payload = d["mtu_payload"] if mtu_payload is None else mtu_payload
+            ack_interval = d["ack_interval"] if ack_interval is None else ack_interval
+            cnp_mode = d["cnp_mode"] if cnp_mode is None else cnp_mode
+            cnp_interval_ps = d["cnp_interval_ps"] if cnp_interval_ps is None else cnp_interval_ps
+            rto_ps = d["rto_ps"] if rto_ps is None else rto_ps
+            ipv6 = d["ipv6"] if ipv6 is None else ipv6
+            dscp_data = d["dscp_data"] if dscp_data is None else dscp_data
+            dscp_ack = d["dscp_ack"] if dscp_ack is None else dscp_ack
+            dscp_cnp = d["dscp_cnp"] if dscp_cnp is None else dscp_cnp
+            payload_pattern = d["payload_pattern"] if payload_pattern is None else payload_pattern
         if payload_pattern not in PAYLOAD_PATTERNS:
             raise ValueError(f"payload_pattern must be one of {sorted(PAYLOAD_PATTERNS)}, got {payload_pattern!r}")
         if cnp_mode not in CNP_MODES:
