@@ -85,7 +85,8 @@ def _integer(kind: str | None, lo: float | None, hi: float | None, zero_off: boo
                 rule = f"<= {_num(hi)}"
             else:
                 rule = f">= {_num(lo)}"
-            raise ValueError(f"must be {rule}{' (or 0: off)' if zero_off else ''}, got {given!r}")
+            shown = f"{given!r} ({v} {BASE_UNIT[kind]})" if isinstance(given, str) and kind else repr(given)
+            raise ValueError(f"must be {rule}{' (or 0: off)' if zero_off else ''}, got {shown}")
         return v
     return check
 

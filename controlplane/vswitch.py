@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BeforeValidator, WithJsonSchema
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from controlplane import vtax
 from controlplane.config import RATE, Bool, Choice, HostList, Int, Strict, _integer, section
@@ -117,12 +117,12 @@ class Dpu(Strict):
     tenants: Int("tenants (one VNI each)", lo=1, hi=VS_MAX_VNI) = 1
     vfs_per_host: Int("VFs per DPU, >= tenants (None: tenants)", lo=1, hi=1024) | None = None
     hosts: HostList("hosts with a DPU vSwitch (None: every host)") | None = None
-    vswitch: VSwitchParams | None = None
-    slow_path: SlowPathParams | None = None
-    policy: PolicySpec | None = None
+    vswitch: VSwitchParams | None = Field(None, description="the fast path's sizes (None: every default)")
+    slow_path: SlowPathParams | None = Field(None, description="handlers and revalidators (None: every default)")
+    policy: PolicySpec | None = Field(None, description="the forwarding policy (None: the default overlay)")
     offload: Choice(("dpu", "host", "hw"), "where the vSwitch runs: on the DPU's cores, on host cores (software), "
                     "or its fast path in the DPU's switch hardware") = "dpu"
-    tax: vtax.Tax | None = None
+    tax: vtax.Tax | None = Field(None, description="the virtualization-tax model (None: every default)")
 
 
 # ---------------------------------------------------------------------------- names
