@@ -35,7 +35,12 @@ PRIO_CTRL, PRIO_DATA = lib.SD_PRIO_CTRL, lib.SD_PRIO_DATA
 STOP_TIME, STOP_IDLE, STOP_COMPLETIONS = lib.SD_STOP_TIME, lib.SD_STOP_IDLE, lib.SD_STOP_COMPLETIONS
 STOP_UPCALL = lib.SD_STOP_UPCALL
 STOP_EVENTS, STOP_MAX_EVENTS = lib.SD_STOP_EVENTS, lib.SD_STOP_MAX_EVENTS
-STALL_EVENTS = lib.SD_STALL_EVENTS
+# The no-progress guard (run_until): more events than this at one picosecond stop a run. 10
+# million plus 16 per port, QP and host is far above any legitimate burst: at one instant each
+# port, QP and host has at most a handful of events (a wire arrival, a serializer completion, a
+# PFC frame, its timers, a NIC wake).
+STALL_EVENTS = 10_000_000
+STALL_EVENTS_PER_OBJECT = 16
 CNP_MODES = {"interval": lib.SD_CNP_INTERVAL, "ack_echo": lib.SD_CNP_ACK_ECHO}
 PAYLOAD_PATTERNS = {"zeros": 0, "address": 1}
 MAX_CAPTURES = lib.SD_MAX_CAPTURES
@@ -338,6 +343,7 @@ class Simulator:
         self._cc_handlers: dict[int, Callable] = {}
         self.num_hosts, self.num_switches = num_hosts, num_switches
         self.mtu_payload = mtu_payload
+        self._stall_limit = self._stall_set = None
 
     # ------------------------------------------------------------------ errors
     def _check(self, rc: int) -> int:
@@ -679,6 +685,15 @@ class Simulator:
         picosecond than :meth:`set_stall_limit`); the run cannot go on, later calls raise the same
         error, and the views and counters keep the state at the failure. Raises CCPluginError when a
         CC raised, set a rate below the floor or armed a timer at or before now."""
+        if self._stall_limit is None:       # the guard scales with the fabric as it is now
+            n = ffi.new("uint32_t *")
+            lib.sd_ports(self._sim, n)
+            ports = n[0]
+            lib.sd_qps(self._sim, n)
+            stall = STALL_EVENTS + STALL_EVENTS_PER_OBJECT * (ports + n[0] + self.num_hosts)
+            if stall != self._stall_set:
+                self._check(lib.sd_set_stall_limit(self._sim, stall))
+                self._stall_set = stall
         rc = lib.sd_run_until(self._sim, int(t_ps))
         if _cc_error:
             exc = _cc_error.pop()
@@ -708,14 +723,20 @@ class Simulator:
                 raise ValueError(f"{name} must be an integer in [0, 2^64), got {v!r}")
         self._check(lib.sd_set_run_budget(self._sim, int(max_events), int(chunk_events)))
 
-    def set_stall_limit(self, max_same_instant: int = 0) -> None:
+    def set_stall_limit(self, max_same_instant: int | None = None) -> None:
         """Most events at one picosecond before :meth:`run_until` fails with SimError ("no
-        progress"), naming the next event; 0 = the default, STALL_EVENTS (10 million) + 16 per
-        port, QP and host, far above a legitimate burst (each has a handful of events at one
-        instant). For tests; and a guard against any cycle that does not advance time."""
+        progress"), naming the next event; None (the default) = STALL_EVENTS (10 million) + 16 per
+        port, QP and host, recomputed at each run_until, far above a legitimate burst (each has a
+        handful of events at one instant). For tests; and a guard against any cycle that does not
+        advance time. The data plane has no default: it refuses to run without one."""
+        if max_same_instant is None:
+            self._stall_limit = None
+            self._stall_set = None
+            return
         if not isinstance(max_same_instant, (int, np.integer)) or isinstance(max_same_instant, bool) or \
-                not 0 <= max_same_instant < 2**64:
-            raise ValueError(f"stall limit must be an integer in [0, 2^64), got {max_same_instant!r}")
+                not 1 <= max_same_instant < 2**64:
+            raise ValueError(f"stall limit must be an integer in [1, 2^64), got {max_same_instant!r}")
+        self._stall_limit = self._stall_set = int(max_same_instant)
         self._check(lib.sd_set_stall_limit(self._sim, int(max_same_instant)))
 
     @property

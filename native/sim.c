@@ -777,6 +777,8 @@ int sd_set_run_budget(sd_sim *sim, uint64_t max_events, uint64_t chunk_events)
 
 int sd_set_stall_limit(sd_sim *sim, uint64_t max_same_instant)
 {
+    if (max_same_instant == 0)
+        return sd_fail(sim, SD_EINVAL, "stall limit must be >= 1 events at one instant, got 0");
     sim->stall_limit = max_same_instant;
     return SD_OK;
 }
@@ -829,8 +831,8 @@ int sd_run_until(sd_sim *sim, int64_t t)
     if (sim->max_events && sim->max_events < stop_at)
         stop_at = sim->max_events;
     uint64_t stall = sim->stall_limit;
-    if (!stall)
-        stall = SD_STALL_EVENTS + 16ull * ((uint64_t)sim->num_ports + sim->num_qps + sim->cfg.num_hosts);
+    if (!stall)                          /* the caller sets it: the data plane has no default of its own */
+        return sd_fail(sim, SD_EINVAL, "run_until: no stall limit set (sd_set_stall_limit, >= 1)");
     sd_event e;
     for (;;) {
         if (sim->cfg.wake_on_completion && sim->cring_len > 0)

@@ -290,3 +290,18 @@ def test_qpc_entries_zero_means_off_as_the_data_plane_does_it():
     r = Scenario(topology=STAR3, workload=TWO, cc="none", qpc={"entries": 0}, sample_interval_ps=0).run()
     assert r.counters["qpc_hits"] == r.counters["qpc_misses"] == 0 and r.counters["msgs_completed"] == 2
     assert math.isclose(r.counters["qpc_hit_rate"], 1.0)
+
+
+def test_the_data_plane_refuses_to_run_without_a_stall_limit():
+    """The no-progress guard was a C default (SD_STALL_EVENTS + 16 per port, QP and host when 0);
+    now sd_run_until refuses without one and the wrapper passes it, computed in Python
+    (dataplane/sim.py STALL_EVENTS). (Before: rc >= 0, C's own limit in force.)"""
+    from dataplane.sim import STALL_EVENTS, STALL_EVENTS_PER_OBJECT
+    sim, qp = _sim_with_qp()
+    assert lib.sd_run_until(sim._sim, 10) == lib.SD_EINVAL
+    assert "no stall limit set" in ffi.string(lib.sd_last_error(sim._sim)).decode()
+    assert lib.sd_set_stall_limit(sim._sim, 0) == lib.SD_EINVAL
+    sim.run_until(10)                                 # the wrapper sets it: 10^7 + 16 x (ports + QPs + hosts)
+    assert sim._stall_set == STALL_EVENTS + STALL_EVENTS_PER_OBJECT * (len(sim.ports) + len(sim.qps) + 2)
+    with pytest.raises(ValueError, match="stall limit must be an integer in"):
+        sim.set_stall_limit(0)
