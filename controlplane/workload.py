@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Union
 import numpy as np
 from pydantic import Discriminator, Tag
 
-from controlplane.config import DELAY, Choice, Int, Limited, Num, Strict, Text, _tag
+from controlplane.config import DELAY, Choice, Int, Limited, Num, Strict, Text, _tag, section
 from controlplane.limits import MAX_TIME_PS
 from controlplane.topology import Fabric, check_memory, estimate_bytes
 
@@ -167,21 +167,13 @@ def from_list(fabric: Fabric, flows: list[dict]) -> list[Flow]:
     for i, f in enumerate(flows):
         if not isinstance(f, dict):
             raise ValueError(f"flows[{i}] must be a dict with src, dst, size_bytes[, start_ps, conn], got {f!r}")
-        missing = [k for k in ("src", "dst", "size_bytes") if k not in f]
-        unknown = set(f) - {"src", "dst", "size_bytes", "start_ps", "conn"}
-        if missing or unknown:
-            raise ValueError(f"flows[{i}]: " + (f"missing {missing}" if missing else f"unknown key(s) {sorted(unknown)}")
-                             + "; keys are src, dst, size_bytes, start_ps (optional), conn (optional)")
-        src = _check_host(fabric, f"flows[{i}].src", f["src"])
-        dst = _check_host(fabric, f"flows[{i}].dst", f["dst"])
+        spec = section(FlowSpec, f, f"flows[{i}]")          # keys, types, units (errors name flows[i].key)
+        src = _check_host(fabric, f"flows[{i}].src", spec.src)
+        dst = _check_host(fabric, f"flows[{i}].dst", spec.dst)
         if src == dst:
             raise ValueError(f"flows[{i}]: src and dst are both host {src}")
-        start = _check_time(f"flows[{i}].start_ps", f.get("start_ps", 0))
-        conn = f.get("conn")
-        if conn is not None and not _is_int(conn):
-            raise ValueError(f"flows[{i}].conn must be an integer or None, got {conn!r}")
-        out.append(Flow(src, dst, _check_size(f["size_bytes"], f"flows[{i}].size_bytes"), start,
-                        None if conn is None else int(conn)))
+        start = _check_time(f"flows[{i}].start_ps", spec.start_ps)
+        out.append(Flow(src, dst, _check_size(spec.size_bytes, f"flows[{i}].size_bytes"), start, spec.conn))
     return out
 
 
