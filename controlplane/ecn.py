@@ -19,7 +19,7 @@ class Ecn(Strict):
     """RED/ECN marking of switch egress data queues; absent keys come from the CC's default."""
     kmin_bytes: Int("queue where marking starts (bytes)", kind="size") = None
     kmax_bytes: Int("queue where the marking probability reaches pmax (bytes)", kind="size") = None
-    pmax: Num("marking probability at kmax, in [0, 1]", lo=0, hi=1) = None
+    pmax: Num("marking probability at kmax, in [0, 1] (0: no marking)", lo=0, hi=1) = None
     base_rate_bps: Int("the port rate the thresholds are for: they scale by rate / it (bit/s)", **RATE) | None = None
     scale_with_rate: Bool("scale the thresholds with port rate / 100 Gb/s") = False
 
@@ -37,6 +37,8 @@ def resolve(given: dict | None, cc_default: dict | None) -> dict | None:
     for k in REQUIRED:
         if ecn.get(k) is None:
             raise ValueError(f"ecn.{k} is missing (ecn needs kmin_bytes, kmax_bytes, pmax)")
+    if ecn["pmax"] > 0 and ecn["kmax_bytes"] < ecn["kmin_bytes"]:
+        raise ValueError(f"ecn.kmax_bytes ({ecn['kmax_bytes']}) must be >= ecn.kmin_bytes ({ecn['kmin_bytes']})")
     return ecn
 
 

@@ -305,3 +305,11 @@ def test_the_data_plane_refuses_to_run_without_a_stall_limit():
     assert sim._stall_set == STALL_EVENTS + STALL_EVENTS_PER_OBJECT * (len(sim.ports) + len(sim.qps) + 2)
     with pytest.raises(ValueError, match="stall limit must be an integer in"):
         sim.set_stall_limit(0)
+
+
+def test_ecn_thresholds_out_of_order_are_named_before_the_build():
+    """kmax below kmin reached the data plane, which refused it per port ("port 5: ECN kmax (1000)
+    must be >= kmin (5000)"); now the ecn section says it, in the user's names, once."""
+    sc = Scenario(topology=STAR3, workload=TWO, ecn={"kmin_bytes": 5000, "kmax_bytes": 1000, "pmax": 0.1})
+    with pytest.raises(ValueError, match=r"^ecn\.kmax_bytes \(1000\) must be >= ecn\.kmin_bytes \(5000\)$"):
+        sc.build()
