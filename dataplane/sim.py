@@ -782,17 +782,23 @@ class Simulator:
                 setattr(pk, name, int(value))
         return pk
 
-    def write_pcap(self, path, packets: np.ndarray, t_ps, snaplen: int = 65535) -> None:
-        """Write PACKET_DTYPE records with their timestamps (ps) to a pcap file."""
+    def write_pcap(self, path, packets: np.ndarray, t_ps, snaplen: int | None = None) -> None:
+        """Write PACKET_DTYPE records with their timestamps (ps) to a pcap file (``snaplen`` not
+        given: the capture filter's default, controlplane/capture.py)."""
+        snaplen = _given("--pcap-filter", snaplen=snaplen)["snaplen"]
         packets = np.ascontiguousarray(packets, dtype=PACKET_DTYPE)
         t = _i64("t_ps", t_ps, packets.shape[0])
         ptr = ffi.cast("sd_packet *", ffi.from_buffer(packets)) if packets.size else ffi.NULL
         self._check(lib.sd_write_pcap(self._sim, str(path).encode(), ptr, _ptr("int64_t *", t), packets.shape[0],
                                       snaplen))
 
-    def capture_open(self, path, snaplen: int = 65535, t_start_ps: int = 0, t_end_ps: int = 2**63 - 1,
-                     max_packets: int = 0, qp: int | None = None) -> int:
-        """Start a pcap capture session; attach ports with :meth:`capture_port`."""
+    def capture_open(self, path, snaplen: int | None = None, t_start_ps: int | None = None,
+                     t_end_ps: int | None = None, max_packets: int | None = None, qp: int | None = None) -> int:
+        """Start a pcap capture session; attach ports with :meth:`capture_port`. A limit not given
+        is the capture filter's default (controlplane/capture.py CaptureFilter: 65535 bytes, the
+        whole run, no packet limit)."""
+        p = _given("--pcap-filter", snaplen=snaplen, from_ps=t_start_ps, to_ps=t_end_ps, max_packets=max_packets)
+        snaplen, t_start_ps, t_end_ps, max_packets = p["snaplen"], p["from_ps"], p["to_ps"], p["max_packets"]
         if not isinstance(max_packets, (int, np.integer)) or max_packets < 0:
             raise ValueError(f"max_packets must be a non-negative integer, got {max_packets!r}")
         return self._check(lib.sd_capture_open(self._sim, str(path).encode(), snaplen, int(t_start_ps), int(t_end_ps),
