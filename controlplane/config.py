@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, WithJsonSchema
 
 from controlplane import limits
 from controlplane.units import BASE_UNIT, parse_quantity, unit_kind
