@@ -1,7 +1,11 @@
-"""The declared schema of a scenario: one pydantic model per section, one validation entry point.
+"""The declared schema of a scenario: the shared field types, one validation entry point.
 
 Everything a user can set on a :class:`controlplane.scenario.Scenario` (from Python, a JSON/TOML
-file given to ``softdpu run --config`` or ``--set``) is checked here before anything is built:
+file given to ``softdpu run --config`` or ``--set``) is checked before anything is built. Each
+section's pydantic model lives beside the mechanism it configures, with its defaults, units,
+bounds and a one-line description per field (topology.py, workload.py, ecn.py, pfc.py,
+multipath.py, failures.py, qpc.py, vswitch.py, vtax.py, capture.py); controlplane/models.py
+gathers them into ``ScenarioModel``. This module holds what they share:
 
 - strict types: a boolean is ``True``/``False`` (never the string ``"no"``), a count is an integer
   (an integral float such as ``1e6`` is taken as the integer), NaN and infinities are refused;
@@ -13,23 +17,22 @@ file given to ``softdpu run --config`` or ``--set``) is checked here before anyt
 - names: an unknown key is refused with the closest valid names at that place.
 
 :func:`validate` returns the scenario dict with the values normalized (``"4MB"`` -> 4000000,
-``1e9`` -> 1000000000) and only the keys the user gave (defaults stay where they live: the
-Scenario dataclass and each mechanism's ``*_DEFAULTS``), or raises one ValueError whose message
-has one line per problem, each starting with the field's path as the user wrote it
-(``topology.num_hosts``, ``failures[1].down_ps``, ``dpu.policy.proactive``).
+``1e9`` -> 1000000000) and only the keys the user gave (the defaults are the models' and the
+Scenario dataclass's: each mechanism completes its section with :func:`section`), or raises one
+ValueError whose message has one line per problem, each starting with the field's path as the
+user wrote it (``topology.num_hosts``, ``failures[1].down_ps``, ``dpu.slow_path.handlers``).
 
 Checks that need the built fabric (a host id below the host count, senders < hosts, a link index)
-stay in the code that builds it; each CC checks its own parameters (congestion.api check_params),
-and the DPU spec's detail is checked by controlplane/vswitch.py check_spec.
+stay in the code that builds it; each CC checks its own parameters (congestion.api check_params).
 """
 from __future__ import annotations
 
 import math
 from numbers import Integral, Real
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, WithJsonSchema
 
 from controlplane import limits
 from controlplane.units import BASE_UNIT, parse_quantity, unit_kind
@@ -74,15 +77,23 @@ def _integer(kind: str | None, lo: float | None, hi: float | None, zero_off: boo
         if zero_off and v == 0:
             return v
         if (lo is not None and v < lo) or (hi is not None and v > hi):
-            if lo is not None and hi is not None:
-                rule = f"in [{lo:g}, {hi:g}]"
+            if lo == 1:
+                rule = "a positive integer (>= 1)" + (f" and <= {_num(hi)}" if hi is not None else "")
+            elif lo is not None and hi is not None:
+                rule = f"in [{_num(lo)}, {_num(hi)}]"
             elif hi is not None:
-                rule = f"<= {hi:g}"
+                rule = f"<= {_num(hi)}"
             else:
-                rule = "a positive integer (>= 1)" if lo == 1 else f">= {lo:g}"
-            raise ValueError(f"must be {rule}{' (or 0: off)' if zero_off else ''}, got {given!r}")
+                rule = f">= {_num(lo)}"
+            shown = f"{given!r} ({v} {BASE_UNIT[kind]})" if isinstance(given, str) and kind else repr(given)
+            raise ValueError(f"must be {rule}{' (or 0: off)' if zero_off else ''}, got {shown}")
         return v
     return check
+
+
+def _num(v: float) -> str:
+    """A bound as text: an integer in full (16777215, not 1.67772e+07)."""
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
 
 
 def _refuse_text(x: str, lim) -> int:
@@ -232,76 +243,9 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
 
-# ---------------------------------------------------------------------------------- topology
+# ---------------------------------------------------------------------------------- shared bits of sections
 RATE = dict(lo=1, kind="rate")
 DELAY = dict(lo=0, hi=MAX_TIME_PS, kind="time")
-
-
-class SingleSwitch(Strict):
-    """Star: every host on one switch (controlplane/topology.py single_switch)."""
-    topology: Literal["single_switch"]
-    num_hosts: Int("hosts on the switch", lo=1)
-    rate_bps: Int("every link's rate", **RATE)
-    delay_ps: Int("every link's one-way delay", **DELAY)
-
-
-class Dumbbell(Strict):
-    """Two switches joined by one bottleneck link (topology.py dumbbell)."""
-    topology: Literal["dumbbell"]
-    num_left: Int("hosts on the left switch", lo=1)
-    num_right: Int("hosts on the right switch", lo=1)
-    host_rate_bps: Int("host links' rate", **RATE)
-    bottleneck_rate_bps: Int("the bottleneck link's rate", **RATE)
-    host_delay_ps: Int("host links' one-way delay", **DELAY)
-    bottleneck_delay_ps: Int("the bottleneck's one-way delay", **DELAY)
-
-
-class LeafSpine(Strict):
-    """Two-tier Clos, every leaf linked to every spine (topology.py leaf_spine)."""
-    topology: Literal["leaf_spine"]
-    num_leaves: Int("leaf switches", lo=1)
-    num_spines: Int("spine switches", lo=1)
-    hosts_per_leaf: Int("hosts per leaf", lo=1)
-    host_rate_bps: Int("host links' rate", **RATE)
-    fabric_rate_bps: Int("leaf-spine links' rate", **RATE)
-    host_delay_ps: Int("host links' one-way delay", **DELAY)
-    fabric_delay_ps: Int("leaf-spine links' one-way delay", **DELAY)
-
-
-class FatTree(Strict):
-    """k-ary fat-tree (Al-Fares et al., SIGCOMM 2008; topology.py fat_tree)."""
-    topology: Literal["fat_tree"]
-    k: Int("pods (even, >= 2): k^3/4 hosts", lo=2)
-    host_rate_bps: Int("host-edge links' rate", **RATE)
-    host_delay_ps: Int("host-edge links' one-way delay", **DELAY)
-    agg_rate_bps: Int("edge-agg links' rate (None: the host rate)", **RATE) | None = None
-    agg_delay_ps: Int("edge-agg links' delay (None: the host delay)", **DELAY) | None = None
-    core_rate_bps: Int("agg-core links' rate (None: the host rate)", **RATE) | None = None
-    core_delay_ps: Int("agg-core links' delay (None: the host delay)", **DELAY) | None = None
-
-
-class RailClos(Strict):
-    """Rail-optimized 3-tier Clos (controlplane/rails.py rail_clos); defaults as its signature."""
-    topology: Literal["rail_clos"]
-    host_rate_bps: Int("GPU NIC links' rate", **RATE)
-    host_delay_ps: Int("GPU NIC links' one-way delay", **DELAY)
-    num_rails: Int("rails (GPUs per server)", lo=1) = 8
-    servers_per_leaf: Int("servers per rail leaf", lo=1) = 4
-    leaves_per_rail: Int("leaves per rail", lo=1) = 2
-    spines_per_rail: Int("spines per rail", lo=1) = 2
-    cores_per_group: Int("cores per group", lo=1) = 2
-    leaf_rate_bps: Int("leaf-spine rate (None: host rate)", **RATE) | None = None
-    leaf_delay_ps: Int("leaf-spine delay (None: host delay)", **DELAY) | None = None
-    core_rate_bps: Int("spine-core rate (None: host rate)", **RATE) | None = None
-    core_delay_ps: Int("spine-core delay (None: host delay)", **DELAY) | None = None
-    oversubscription: Num("leaf oversubscription ratio", lo=0, lo_open=True) = 1.0
-    core_oversubscription: Num("spine oversubscription ratio", lo=0, lo_open=True) = 1.0
-    planes: Int("parallel network planes", lo=1) = 1
-    nvlink_rate_bps: Int("NVLink rate inside a server (0: none)", lo=0, kind="rate") = 0
-    nvlink_delay_ps: Int("NVLink delay", **DELAY) = 0
-    sharp: Bool("in-network reduction (SHARP) on the switches") = False
-    sharp_rate_bps: Int("SHARP aggregation rate (None: the link rate)", **RATE) | None = None
-    sharp_latency_ps: Int("SHARP per-switch latency", **DELAY) = 0
 
 
 def _tag(key: str):
@@ -310,259 +254,40 @@ def _tag(key: str):
     return get
 
 
-Topology = Annotated[Union[Annotated[SingleSwitch, Tag("single_switch")], Annotated[Dumbbell, Tag("dumbbell")],
-                           Annotated[LeafSpine, Tag("leaf_spine")], Annotated[FatTree, Tag("fat_tree")],
-                           Annotated[RailClos, Tag("rail_clos")]],
-                     Discriminator(_tag("topology"), custom_error_type="topology",
-                                   custom_error_message="unknown topology; known: dumbbell, fat_tree, leaf_spine, "
-                                                        "rail_clos, single_switch")]
+def HostList(description: str, all_ok: bool = False):
+    """A list of host ids (each an integer >= 0); with ``all_ok`` also the string "all"."""
+    def check(x: Any):
+        return x if all_ok and x == "all" else _host_list(x)
+    items = {"type": "array", "items": {"type": "integer", "minimum": 0}}
+    schema = {"anyOf": [{"const": "all"}, items], "description": description} if all_ok else \
+        {**items, "description": description}
+    return Annotated[Any, BeforeValidator(check), WithJsonSchema(schema)]
 
 
-# ---------------------------------------------------------------------------------- workload
-START = Limited("workload.start_ps")
+def defaults(model: type[BaseModel]) -> dict:
+    """A section's defaults as a dict (the model is where they are written)."""
+    return model().model_dump()
 
 
-class Incast(Strict):
-    """N:1 incast (controlplane/workload.py incast)."""
-    kind: Literal["incast"]
-    senders: Int("senders (hosts other than the receiver, in order)", lo=1)
-    size_bytes: Int("bytes each sender writes", lo=1, kind="size")
-    receiver: Int("the receiving host", lo=0) = 0
-    start_ps: START = 0
-    jitter_ps: Limited("workload.jitter_ps") = 0
-
-
-class Permutation(Strict):
-    """Random derangement: every host sends to a distinct other host (workload.py permutation)."""
-    kind: Literal["permutation"]
-    size_bytes: Int("bytes each host writes", lo=1, kind="size")
-    start_ps: START = 0
-
-
-class Poisson(Strict):
-    """Poisson arrivals, sizes from a CDF (workload.py poisson, the HPCC repo's traffic_gen.py)."""
-    kind: Literal["poisson"]
-    cdf: Text("flow-size CDF: websearch, fb_hadoop, alistorage2019 or a file")
-    load: Num("offered load per host link, in (0, 1]", lo=0, hi=1, lo_open=True)
-    duration_ps: Limited("workload.duration_ps")
-    start_ps: START = 0
-
-
-class FlowSpec(Strict):
-    """One explicit message."""
-    src: Int("sending host", lo=0)
-    dst: Int("receiving host", lo=0)
-    size_bytes: Int("message size", lo=1, kind="size")
-    start_ps: Int("when it is posted", **DELAY) = 0
-    conn: Int("connection id: messages of one conn share a QP", lo=None) | None = None
-
-
-class Flows(Strict):
-    """Explicit messages (workload.py from_list)."""
-    kind: Literal["flows"]
-    flows: list[FlowSpec] = []
-
-
-class Pcap(Strict):
-    """The RDMA WRITEs of a RoCEv2 capture (controlplane/replay.py)."""
-    kind: Literal["pcap"]
-    path: Text("the capture file")
-    hosts: Choice(("order", "softdpu"), "capture addresses to hosts: in order of appearance, or softdpu's plan") = "order"
-    time_scale: Num("multiplies the capture's times", lo=0, lo_open=True) = 1.0
-
-
-Workload = Annotated[Union[Annotated[Incast, Tag("incast")], Annotated[Permutation, Tag("permutation")],
-                           Annotated[Poisson, Tag("poisson")], Annotated[Flows, Tag("flows")],
-                           Annotated[Pcap, Tag("pcap")]],
-                     Discriminator(_tag("kind"), custom_error_type="workload_kind",
-                                   custom_error_message="workload kind must be 'incast', 'permutation', 'flows', "
-                                                        "'pcap' or 'poisson'")]
-
-
-# ---------------------------------------------------------------------------------- sections
-class Ecn(Strict):
-    """RED/ECN marking of switch egress data queues; absent keys come from the CC's default."""
-    kmin_bytes: Int("queue where marking starts", kind="size") = None
-    kmax_bytes: Int("queue where the marking probability reaches pmax", kind="size") = None
-    pmax: Num("marking probability at kmax", lo=0, hi=1) = None
-    base_rate_bps: Int("the port rate the thresholds are for: they scale by rate / it", **RATE) | None = None
-    scale_with_rate: Bool("scale the thresholds with port rate / 100 Gb/s") = False
-
-
-class PfcParams(Strict):
-    """PFC with a shared switch buffer (scenario.py _install_pfc; defaults: the HPCC repo)."""
-    buffer_bytes: Int("shared buffer per switch (default 32 MB per 100 Gb/s of host rate)", lo=1, kind="size") = None
-    reserve_bytes: Int("reserved per ingress", kind="size") = 4096
-    resume_offset_bytes: Int("XON offset below the XOFF threshold", kind="size") = 3072
-    alpha_shift: Int("dynamic threshold = free buffer >> alpha_shift", lo=0, hi=31) = 3
-    headroom_rtts: Num("headroom per ingress in rate x delay units", lo=0) = 3.0
-    pause_quanta: Int("pause time in XOFF frames (512-bit quanta)", lo=0, hi=65535) = 65535
-
-
-class TransportParams(Strict):
-    """Selective repeat / out-of-order transports (controlplane/multipath.py TRANSPORT_DEFAULTS)."""
-    reorder_window: Int("receiver reorder window, packets (power of 2)", lo=1) = 2048
-    rto_low_ps: Limited("transport_params.rto_low_ps") = 100_000_000
-    rto_low_pkts: Int("RTO_low applies while at most this many packets are out", lo=0) = 3
-    bdp_cap: Annotated[Any, BeforeValidator(lambda x: x if x == "auto" else _integer(None, 0, None)(x)),
-                       WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"const": "auto"}],
-                                       "description": "packets in flight cap (0 off, 'auto': the BDP)"})] = 0
-
-
-class PathParams(Strict):
-    """Path policies with feedback (multipath.py PATH_PARAM_DEFAULTS; Linux PLB defaults)."""
-    flowlet_gap_ps: Limited("path_params.flowlet_gap_ps") = 100_000_000
-    plb_cong_thresh: Num("PLB: fraction of CE-marked rounds that counts as congested", lo=0, hi=1) = 0.5
-    plb_rehash_rounds: Int("PLB: congested rounds before re-pathing", lo=1) = 12
-    plb_suspend_ps: Limited("path_params.plb_suspend_ps") = 60 * 10**12
-
-
-class FailureParams(Strict):
-    """Reaction to failures (controlplane/failures.py FAILURE_DEFAULTS)."""
-    detect_ps: Limited("failure_params.detect_ps") = 100_000_000
-    reconverge_ps: Limited("failure_params.reconverge_ps") = 10**9
-
-
-class Failure(Strict):
-    """One failure: a link or a switch goes down at down_ps (and up at up_ps)."""
-    link: Int("link index", lo=0) = None
-    switch: Annotated[Any, BeforeValidator(lambda x: x if isinstance(x, str) and x else _integer(None, 0, None)(x)),
-                      WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}],
-                                      "description": "switch node id or name"})] = None
-    down_ps: Limited("failures[].down_ps")
-    up_ps: Limited("failures[].up_ps") = None
-
-
-class Qpc(Strict):
-    """QP-context cache per host NIC (native/qpc.c; defaults scenario.py QPC_DEFAULTS)."""
-    entries: Int("cached QP contexts (0: every access misses)", lo=0) = 4096
-    fetch_latency_ps: Limited("qpc.fetch_latency_ps") = 1_000_000
-    max_outstanding: Int("concurrent context fetches (>= 1 when entries > 0)", lo=0) = 16
-    policy: Text("replacement policy") = "lru"
-    hosts: Annotated[Any, BeforeValidator(lambda x: x if x == "all" else _host_list(x)),
-                     WithJsonSchema({"anyOf": [{"const": "all"}, {"type": "array", "items": {"type": "integer"}}],
-                                     "description": "hosts with a cache"})] = "all"
-    trace: Int("trace capacity (records; 0 off)") = 0
-
-
-class PolicySpec(Strict):
-    """The DPU's forwarding policy (controlplane/vswitch.py POLICY_DEFAULTS)."""
-    overlay: Bool("install the default overlay (VXLAN) rules") = True
-    per_connection: Bool("one rule per connection instead of per destination") = False
-    proactive: Bool("install every rule before the run (no upcalls)") = False
-    meter_bps: Int("per-VF meter rate (None: no meter)", **RATE) | None = None
-    meter_burst_bytes: Int("meter burst", kind="size") = 65536
-    dscp: Int("DSCP rewrite (None: keep)", lo=0, hi=63) | None = None
-
-
-class Dpu(Strict):
-    """The DPUs' functions and vSwitch (vswitch.py check_spec checks the detail)."""
-    tenants: Int("tenants (one VNI each)", lo=1) = 1
-    vfs_per_host: Int("VFs per DPU (default: tenants)", lo=1, hi=1024) = None
-    hosts: Annotated[Any, BeforeValidator(_host_list),
-                     WithJsonSchema({"type": "array", "items": {"type": "integer", "minimum": 0},
-                                     "description": "hosts with a DPU (omitted: every host)"})] = None
-    vswitch: Section("vSwitch sizes: max_flows, emc_entries, emc_insert_inv_prob, upcall_queue, max_meters, "
-                     "rerank_interval_ps") = None
-    slow_path: Section("slow path: handlers, install_latency_ps, batch_upcalls, flow_limit, ...") = None
-    policy: PolicySpec | None = None
-    offload: Choice(("dpu", "host", "hw"), "where the vSwitch runs") = "dpu"
-    tax: Section("host-CPU tax parameters (controlplane/vtax.py)") | None = None
-
-
-def _monitor(x: Any):
-    if isinstance(x, str) and x in ("switch", "all", "none") or isinstance(x, (list, tuple)):
-        return x
-    raise ValueError(f"monitor_ports must be 'switch', 'all', 'none' or a list of port ids, got {x!r}")
-
-
-def _adaptive(x: Any):
-    if isinstance(x, (bool, np.bool_)) or x in ("bytes", "delay"):
-        return x
-    raise ValueError(f"adaptive_routing must be false, true, 'bytes' or 'delay', got {x!r}")
-
-
-def _loss(x: Any):
-    if isinstance(x, dict):
-        return {k: _real(0, 1)(v) for k, v in x.items()}
-    return _real(0, 1)(x)
-
-
-def _ar_classes(x: Any):
-    if not isinstance(x, (list, tuple)) or any(c not in ("data", "ack", "cnp") for c in x):
-        raise ValueError(f"ar_classes must be a list of 'data', 'ack', 'cnp', got {x!r}")
-    return list(x)
-
-
-def _weights(x: Any):
-    if not isinstance(x, (list, tuple)):
-        raise ValueError(f"must be a list of weights, got {x!r}")
-    return [_real(0, None)(w) for w in x]
-
-
-class ScenarioModel(Strict):
-    """Every top-level Scenario field. Defaults live on the Scenario dataclass (json_schema adds them)."""
-    name: Text("the run's name")
-    topology: Topology
-    workload: Workload
-    cc: Text("congestion control: a registered name or path/to/file.py:Class")
-    cc_params: Section("the CC's parameters (the CC checks them: congestion.api check_params)")
-    cc_impl: Choice(("c", "python"), "the C twin or the Python reference")
-    mtu_payload: Int("payload bytes per packet", lo=1, kind="size")
-    ack_interval: Int("receiver ACKs every n-th packet", lo=1)
-    buffer_bytes: Int("drop-tail capacity of each switch egress data queue", lo=1, kind="size")
-    ecn: Ecn | None
-    cnp_mode: Choice(("interval", "ack_echo"), "how congestion is echoed") | None
-    cnp_interval_ps: Limited("cnp_interval_ps")
-    rto_ps: Limited("rto_ps")
-    seed: Int("random seed", lo=0)
-    sample_interval_ps: Limited("sample_interval_ps")
-    duration_ps: Limited("duration_ps")
-    max_duration_ps: Limited("max_duration_ps")
-    monitor_ports: Annotated[Any, BeforeValidator(_monitor),
-                             WithJsonSchema({"anyOf": [{"enum": ["switch", "all", "none"]},
-                                                       {"type": "array", "items": {"type": ["integer", "string"]}}],
-                                             "description": "ports sampled in the time series"})]
-    trace: Int("CC decision-trace capacity (records; 0 off)")
-    pkt_pool: Int("packets preallocated (None: sized from the workload)", lo=1) | None
-    isn: Int("initial PSN of every QP (24-bit)", lo=0, hi=2**24 - 1)
-    ipv6: Bool("RoCEv2 over IPv6")
-    dscp_data: Int("DSCP of data packets", lo=0, hi=63)
-    dscp_ack: Int("DSCP of ACK/NAK packets", lo=0, hi=63)
-    dscp_cnp: Int("DSCP of CNP packets", lo=0, hi=63)
-    payload_pattern: Choice(("zeros", "address"), "captured payload bytes")
-    pfc: Bool("lossless data priority: PFC with a shared switch buffer")
-    pfc_params: PfcParams | None
-    transport: Choice(("gbn", "sr", "ooo"), "RoCE go-back-N, IRN selective repeat, SRD-like out of order", "mode")
-    transport_params: TransportParams | None
-    paths: Choice(("ecmp", "spray_rr", "spray_random", "spray_weighted", "reps", "flowlet", "plb"), "path policy", "policy")
-    num_paths: Int("entropies per QP when spraying", lo=1, hi=16)
-    path_weights: Annotated[Any, BeforeValidator(_weights),
-                            WithJsonSchema({"type": "array", "items": {"type": "number", "minimum": 0},
-                                            "description": "spray_weighted: one weight per entropy"})] | None
-    path_params: PathParams | None
-    adaptive_routing: Annotated[Any, BeforeValidator(_adaptive),
-                                WithJsonSchema({"anyOf": [{"type": "boolean"}, {"enum": ["bytes", "delay"]}],
-                                                "description": "adaptive routing of AR-eligible packets"})]
-    ar_classes: Annotated[Any, BeforeValidator(_ar_classes),
-                          WithJsonSchema({"type": "array", "items": {"enum": ["data", "ack", "cnp"]},
-                                          "description": "packet classes the NIC marks AR-eligible"})]
-    link_loss: Annotated[Any, BeforeValidator(_loss),
-                         WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0, "maximum": 1},
-                                                   {"type": "object", "additionalProperties":
-                                                    {"type": "number", "minimum": 0, "maximum": 1}}],
-                                         "description": "random loss probability per packet (or per link)"})]
-    failures: list[Failure] | None
-    failure_params: FailureParams | None
-    dpu: Dpu | None
-    qpc: Qpc | None
-    max_events: Limited("max_events")
-    max_wall_s: Limited("max_wall_s")
+def section(model: type[BaseModel], given: Any, path: str) -> BaseModel:
+    """``given`` (a dict, or None for every default) validated against a section's ``model``; a
+    ValueError has one line per problem, each naming the field by its full path as the user
+    wrote it (``path`` is where the section sits: ``dpu.slow_path``, ``dpu.tax``)."""
+    if given is None:
+        given = {}
+    if isinstance(given, BaseModel):
+        given = given.model_dump(exclude_unset=True)
+    if not isinstance(given, dict):
+        raise ValueError(f"{path} must be a dict (a JSON object) or None, got {given!r}")
+    try:
+        return model.model_validate(given)
+    except ValidationError as exc:
+        raise ValueError("\n".join(_message(model, e, given, prefix=path) for e in exc.errors())) from None
 
 
 # ---------------------------------------------------------------------------------- entry points
-def _path(loc: tuple) -> str:
-    out = ""
+def _path(loc: tuple, prefix: str = "") -> str:
+    out = prefix
     for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
@@ -623,8 +348,8 @@ def _model_of(ann: Any, node: Any):
     return None
 
 
-def _message(model: type[BaseModel], err: dict, data: Any) -> str:
-    path = _path(err["loc"])
+def _message(model: type[BaseModel], err: dict, data: Any, prefix: str = "") -> str:
+    path = _path(err["loc"], prefix)
     typ = err["type"]
     given = err.get("input")
     if typ == "extra_forbidden":
@@ -632,7 +357,7 @@ def _message(model: type[BaseModel], err: dict, data: Any) -> str:
         known = _known_at(model, err["loc"], data)
         near = closest(name, known)
         hint = f"; closest: {', '.join(near)}" if near else ""
-        parent = path[:-len(name)].rstrip(".") or "scenario"
+        parent = path[:-len(name)].rstrip(".") or prefix or "scenario"
         return f"{parent}: unknown key {name!r} ({path}){hint} (known here: {', '.join(sorted(known))})"
     if typ == "missing":
         return f"{path} must be set: it is required and missing"
@@ -644,6 +369,9 @@ def _message(model: type[BaseModel], err: dict, data: Any) -> str:
             return f"{path}{msg}"
         if msg.startswith(path.rsplit(".", 1)[-1] + " must"):
             return f"{path}{msg[len(path.rsplit('.', 1)[-1]):]}" if "." in path else msg
+        head = msg.split(" ", 1)[0]
+        if head.isidentifier() and msg[len(head):].startswith(" must"):   # a model-level rule naming a key
+            return f"{path}.{msg}" if path else msg
         return f"{path}: {msg}"
     if typ in ("topology", "workload_kind"):
         key = "topology" if typ == "topology" else "kind"
@@ -661,11 +389,13 @@ def _message(model: type[BaseModel], err: dict, data: Any) -> str:
     return f"{path}: {err['msg']}, got {given!r}"
 
 
-def validate(d: dict, model: type[BaseModel] = ScenarioModel) -> dict:
+def validate(d: dict, model: type[BaseModel] | None = None) -> dict:
     """``d`` (a scenario as a dict) checked against the schema and normalized: returns a new dict,
     the keys ``d`` had with their values converted (units, integral floats) and nested sections
     holding only the keys given. Raises ValueError with one line per problem, each naming the
     field's path as the user wrote it."""
+    if model is None:
+        from controlplane.models import ScenarioModel as model
     if not isinstance(d, dict):
         raise ValueError(f"a scenario must be a dict, got {d!r}")
     try:
@@ -689,12 +419,14 @@ def _dump(v: Any, given: Any) -> Any:
 
 
 def scenario_model_partial() -> type[BaseModel]:
+    from controlplane.models import ScenarioModel
     return ScenarioModel
 
 
 def json_schema() -> dict:
     """The JSON Schema of a scenario, with the Scenario dataclass's defaults filled in."""
     from dataclasses import MISSING, fields
+    from controlplane.models import ScenarioModel
     from controlplane.scenario import Scenario
     s = ScenarioModel.model_json_schema()
     s["title"] = "softdpu scenario"
@@ -708,10 +440,20 @@ def json_schema() -> dict:
     return s
 
 
-__all__ = ["ScenarioModel", "validate", "json_schema", "Int", "Num", "Bool", "Limited", "unit_kind"]
+# The section models live beside their mechanisms (controlplane/models.py gathers them); their
+# names stay importable from here.
+_MODEL_NAMES = ("ScenarioModel", "SingleSwitch", "Dumbbell", "LeafSpine", "FatTree", "RailClos", "Topology",
+                "Incast", "Permutation", "Poisson", "FlowSpec", "Flows", "Pcap", "Workload", "Ecn", "PfcParams",
+                "TransportParams", "PathParams", "FailureParams", "Failure", "Qpc", "PolicySpec", "VSwitch",
+                "SlowPath", "Tax", "Dpu", "CaptureFilter")
 
 
-# validate() takes a partial dict too (from_dict, a file): a top-level field absent is not checked
-for _f in ScenarioModel.model_fields.values():
-    _f.default = None
-ScenarioModel.model_rebuild(force=True)
+def __getattr__(name: str):
+    if name in _MODEL_NAMES:
+        from controlplane import models
+        return getattr(models, name)
+    raise AttributeError(f"module 'controlplane.config' has no attribute {name!r}")
+
+
+__all__ = ["validate", "json_schema", "section", "defaults", "Strict", "Int", "Num", "Bool", "Choice", "Text",
+           "Section", "Limited", "HostList", "unit_kind"]

@@ -15,12 +15,14 @@ Scenario fields (controlplane/scenario.py):
 from __future__ import annotations
 
 import heapq
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BeforeValidator, WithJsonSchema, model_validator
 
 from controlplane import routing
+from controlplane.config import Int, Limited, Strict, _integer, section
 from controlplane.limits import MAX_TIME_PS
-from controlplane.units import ms, us
 from dataplane.sim import PATH_POLICIES
 
 def _is_index(v) -> bool:
@@ -32,7 +34,30 @@ def _is_time(v) -> bool:
     return _is_index(v) and 0 <= v <= MAX_TIME_PS
 
 
-FAILURE_DEFAULTS = {"detect_ps": us(100), "reconverge_ps": ms(1)}
+class FailureParams(Strict):
+    """How the fabric reacts to a failure: NIC failover after detect_ps, routing after reconverge_ps."""
+    detect_ps: Limited("failure_params.detect_ps") = 100_000_000              # 100 us
+    reconverge_ps: Limited("failure_params.reconverge_ps") = 1_000_000_000    # 1 ms
+
+
+class Failure(Strict):
+    """One failure: a link or a switch goes down at down_ps (and back up at up_ps)."""
+    link: Int("the failing link's index", lo=0) = None
+    switch: Annotated[Any, BeforeValidator(lambda x: x if isinstance(x, str) and x else _integer(None, 0, None)(x)),
+                      WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}],
+                                      "description": "the failing switch: node id or name"})] = None
+    down_ps: Limited("failures[].down_ps")
+    up_ps: Limited("failures[].up_ps") = None
+
+    @model_validator(mode="after")
+    def _one_target_and_order(self):
+        if (self.link is None) == (self.switch is None):
+            raise ValueError("needs exactly one of 'link' or 'switch'")
+        if self.up_ps is not None and self.up_ps <= self.down_ps:
+            raise ValueError(f"up_ps must be a time after down_ps ({self.down_ps}), got {self.up_ps!r}")
+        return self
+
+
 POLICY_NAMES = {v: k for k, v in PATH_POLICIES.items()}
 
 
@@ -42,18 +67,9 @@ class FailurePlan:
     def __init__(self, net):
         self.net = net
         sc = net.scenario
-        p = dict(FAILURE_DEFAULTS)
-        if sc.failure_params is not None and not isinstance(sc.failure_params, dict):
-            raise ValueError(f"failure_params must be a dict of {sorted(p)} or null, got {sc.failure_params!r}")
         if sc.failures is not None and not isinstance(sc.failures, (list, tuple)):
             raise ValueError(f"failures must be a list of {{link | switch, down_ps[, up_ps]}} or null, got {sc.failures!r}")
-        unknown = set(sc.failure_params or {}) - set(p)
-        if unknown:
-            raise ValueError(f"failure_params: unknown key(s) {sorted(unknown)}; known: {sorted(p)}")
-        p.update(sc.failure_params or {})
-        for k, v in p.items():
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 <= v <= MAX_TIME_PS:
-                raise ValueError(f"failure_params.{k} must be an integer in [0, 10^15] (ps), got {v!r}")
+        p = section(FailureParams, sc.failure_params, "failure_params").model_dump()
         self.params = p
         self.down: set[int] = set()        # links down now
         self.detected: set[int] = set()    # ... whose failure the NICs have detected
@@ -61,32 +77,22 @@ class FailurePlan:
         self.queue: list[tuple[int, int, str, tuple]] = []
         self.log: list[dict] = []
         for i, f in enumerate(sc.failures or []):
+            f = section(Failure, f, f"failures[{i}]")
             links = self._links_of(i, f)
-            down = f.get("down_ps")
-            if not _is_time(down):
-                raise ValueError(f"failures[{i}].down_ps must be a time in [0, 10^15] (ps), got {down!r}")
-            up = f.get("up_ps")
-            if up is not None and (not _is_time(up) or up <= down):
-                raise ValueError(f"failures[{i}].up_ps must be a time after down_ps, got {up!r}")
-            self._push(int(down), "down", links)
-            if up is not None:
-                self._push(int(up), "up", links)
+            self._push(int(f.down_ps), "down", links)
+            if f.up_ps is not None:
+                self._push(int(f.up_ps), "up", links)
 
-    def _links_of(self, i: int, f: dict) -> tuple[int, ...]:
+    def _links_of(self, i: int, f: Failure) -> tuple[int, ...]:
         fab = self.net.fabric
-        if not isinstance(f, dict):
-            raise ValueError(f"failures[{i}] must be a dict {{link | switch, down_ps[, up_ps]}}, got {f!r}")
-        unknown = set(f) - {"link", "switch", "down_ps", "up_ps"}
-        if unknown:
-            raise ValueError(f"failures[{i}]: unknown key(s) {sorted(unknown)}")
-        if ("link" in f) == ("switch" in f):
-            raise ValueError(f"failures[{i}] needs exactly one of 'link' or 'switch'")
-        if "link" in f:
-            link = f["link"]
-            if not _is_index(link) or not 0 <= link < len(fab.links):
+        if f.link is not None:
+            link = f.link
+            if not 0 <= link < len(fab.links):
                 raise ValueError(f"failures[{i}].link: link {link!r} does not exist (links are 0..{len(fab.links) - 1})")
             return (int(link),)
-        node = f["switch"]
+        node = f.switch
+        if isinstance(node, str) and node in fab.node_names:
+            node = fab.node_names.index(node)
         if not _is_index(node) or not fab.num_hosts <= node < fab.num_nodes:
             raise ValueError(f"failures[{i}].switch: node {node!r} is not a switch "
                              f"(switches are {fab.num_hosts}..{fab.num_nodes - 1})")

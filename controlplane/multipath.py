@@ -8,14 +8,14 @@ Scenario fields it reads (controlplane/scenario.py):
   transport_params  reorder_window (packets, power of 2; default 2048), rto_low_ps / rto_low_pkts
                     (IRN two-level RTO: defaults 100 us while <= 3 packets are out, sr/ooo only),
                     bdp_cap (packets in flight; "auto" = ceil(BDP / MTU) on the longest path, as
-                    IRN's BDP-FC; default 0 = off)
+                    IRN's BDP-FC; default 0 = off): :class:`TransportParams`
   paths             "ecmp" | "spray_rr" | "spray_random" | "spray_weighted" | "reps" | "flowlet" | "plb"
   num_paths         entropies per QP for the spraying policies (default 8, at most 16)
   path_weights      spray_weighted: one integer weight per entropy
   path_params       flowlet_gap_ps (default 100 us), plb_cong_thresh (0.5), plb_rehash_rounds (12),
                     plb_suspend_ps (60 s): the Linux defaults (net/ipv4/tcp_plb.c; sysctls
                     tcp_plb_cong_thresh 128/256, tcp_plb_rehash_rounds 12, tcp_plb_suspend_rto_sec 60,
-                    set in tcp_sk_init)
+                    set in tcp_sk_init): :class:`PathParams`
   adaptive_routing  True or "bytes": data packets are AR-eligible and every switch with more than
                     one candidate egress sends them to the one with the fewest queued bytes;
                     "delay": the least queued bytes / link rate
@@ -27,13 +27,46 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BeforeValidator, WithJsonSchema
 
-from dataplane.sim import PATH_PARAM_DEFAULTS, PATH_POLICIES, TRANSPORT_DEFAULTS, TRANSPORTS
+from controlplane.config import Int, Limited, Num, Strict, _integer, section
+from dataplane.sim import MAX_REORDER_WINDOW, PATH_POLICIES, TRANSPORTS
 
 FEEDBACK_POLICIES = ("reps", "flowlet", "plb")
 SPORT_BASE = 49152
+
+
+def _reorder_window(x: Any) -> int:
+    v = _integer(None, 64, MAX_REORDER_WINDOW)(x)
+    if v & (v - 1):
+        raise ValueError(f"must be a power of 2 in [64, {MAX_REORDER_WINDOW}] (packets), got {x!r}")
+    return v
+
+
+class TransportParams(Strict):
+    """The sr/ooo transports (IRN, SIGCOMM'18): reorder window, two-level RTO, BDP cap."""
+    reorder_window: Annotated[Any, BeforeValidator(_reorder_window),
+                              WithJsonSchema({"type": "integer", "minimum": 64, "maximum": MAX_REORDER_WINDOW,
+                                              "description": "receiver reorder window, packets (a power of 2)"})] = 2048
+    rto_low_ps: Limited("transport_params.rto_low_ps") = 100_000_000        # IRN's RTO_low: 100 us
+    rto_low_pkts: Int("RTO_low applies while at most this many packets are out (packets)", lo=0,
+                      hi=2**32 - 1) = 3
+    bdp_cap: Annotated[Any, BeforeValidator(lambda x: x if x == "auto" else _integer(None, 0, 2**32 - 1)(x)),
+                       WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"const": "auto"}],
+                                       "description": "packets in flight at most (0: off; 'auto': "
+                                                      "ceil(BDP / MTU) on the longest path, IRN's BDP-FC)"})] = 0
+
+
+class PathParams(Strict):
+    """Path policies with feedback (reps, flowlet, plb); PLB as Linux net/ipv4/tcp_plb.c."""
+    flowlet_gap_ps: Limited("path_params.flowlet_gap_ps") = 100_000_000               # 100 us
+    plb_cong_thresh: Num("PLB: fraction of CE-marked rounds that counts as congested, in [0, 1]",
+                         lo=0, hi=1) = 0.5                                            # tcp_plb_cong_thresh 128/256
+    plb_rehash_rounds: Int("PLB: congested rounds before re-pathing (rounds)", lo=1, hi=2**32 - 1) = 12
+    plb_suspend_ps: Limited("path_params.plb_suspend_ps") = 60 * 10**12               # tcp_plb_suspend_rto_sec 60 s
 
 
 def resolve(sc, max_base_rtt_ps: int, host_rate_bps: int) -> dict:
@@ -42,19 +75,11 @@ def resolve(sc, max_base_rtt_ps: int, host_rate_bps: int) -> dict:
         raise ValueError(f"transport: unknown mode {sc.transport!r}; known: {sorted(TRANSPORTS)}")
     if not isinstance(sc.paths, str) or sc.paths not in PATH_POLICIES:
         raise ValueError(f"paths: unknown policy {sc.paths!r}; known: {sorted(PATH_POLICIES)}")
-    tp = dict(TRANSPORT_DEFAULTS)
-    tp.update(_section("transport_params", sc.transport_params, tp))
-    rw = tp["reorder_window"]
-    if not _is_int(rw) or not 0 <= rw < 2**32:        # the data plane checks the range (a power of 2, >= 64)
-        raise ValueError(f"transport_params.reorder_window must be a power of 2 (packets), got {rw!r}")
-    for k in ("rto_low_ps", "rto_low_pkts"):
-        hi = 2**32 - 1 if k == "rto_low_pkts" else 10**15
-        if not _is_int(tp[k]) or not 0 <= tp[k] <= hi:
-            raise ValueError(f"transport_params.{k} must be a non-negative integer, got {tp[k]!r}")
+    tp = section(TransportParams, sc.transport_params, "transport_params").model_dump()
     if tp["bdp_cap"] == "auto":
         tp["bdp_cap"] = math.ceil(max_base_rtt_ps * host_rate_bps / 8e12 / sc.mtu_payload)
-    if not _is_int(tp["bdp_cap"]) or not 0 <= tp["bdp_cap"] < 2**32:
-        raise ValueError(f"transport_params.bdp_cap must be 'auto' or a packet count >= 0 (0 = off), got {tp['bdp_cap']!r}")
+    if tp["bdp_cap"] >= 2**32:
+        raise ValueError(f"transport_params.bdp_cap: 'auto' gives {tp['bdp_cap']} packets, more than 2^32 - 1")
     if sc.transport == "gbn":
         tp = {}
     n = 1 if sc.paths == "ecmp" else sc.num_paths
@@ -69,17 +94,7 @@ def resolve(sc, max_base_rtt_ps: int, host_rate_bps: int) -> dict:
                 raise ValueError(f"path_weights[{i}] must be an integer in [1, 10^6], got {w!r}")
     elif weights is not None:
         raise ValueError("path_weights is only used with paths='spray_weighted'")
-    pp = dict(PATH_PARAM_DEFAULTS)
-    pp.update(_section("path_params", sc.path_params, pp))
-    for k in ("flowlet_gap_ps", "plb_suspend_ps"):
-        if not _is_int(pp[k]) or not (0 if k == "plb_suspend_ps" else 1) <= pp[k] <= 10**15:
-            raise ValueError(f"path_params.{k} must be an integer number of picoseconds in "
-                             f"[{0 if k == 'plb_suspend_ps' else 1}, 10^15], got {pp[k]!r}")
-    t = pp["plb_cong_thresh"]
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0:
-        raise ValueError(f"path_params.plb_cong_thresh must be a fraction in [0, 1], got {t!r}")
-    if not _is_int(pp["plb_rehash_rounds"]) or not 1 <= pp["plb_rehash_rounds"] < 2**32:
-        raise ValueError(f"path_params.plb_rehash_rounds must be an integer >= 1, got {pp['plb_rehash_rounds']!r}")
+    pp = section(PathParams, sc.path_params, "path_params").model_dump()
     if not isinstance(sc.adaptive_routing, (bool, str)) or sc.adaptive_routing not in (False, True, "bytes", "delay"):
         raise ValueError(f"adaptive_routing must be false, true, 'bytes' or 'delay', got {sc.adaptive_routing!r}")
     if not isinstance(sc.ar_classes, (list, tuple)) or not all(isinstance(c, str) for c in sc.ar_classes) \
@@ -105,18 +120,6 @@ def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def _section(name: str, d, known: dict) -> dict:
-    """A dict-valued scenario field (None = {}), its keys among ``known``."""
-    if d is None:
-        return {}
-    if not isinstance(d, dict):
-        raise ValueError(f"{name} must be a dict of {sorted(known)} or null, got {d!r}")
-    unknown = set(d) - set(known)
-    if unknown:
-        raise ValueError(f"{name}: unknown key(s) {sorted(map(str, unknown))}; known: {sorted(known)}")
-    return d
-
-
 def entropies(rng: np.random.Generator, first: int, n: int) -> np.ndarray:
     """n distinct UDP source ports: the QP's own first, then n-1 more drawn from the dynamic range."""
     out = [int(first)]
@@ -138,11 +141,11 @@ def install_qp(net, qp: int, sport: int) -> None:
         sim.set_ar_classes(qp + 1, sc.ar_classes)      # the receiver end sends the ACKs and CNPs
     if sc.paths != "ecmp" or sc.adaptive_routing:
         e = entropies(net.path_rng, sport, r["num_paths"])
-        sim.set_paths(qp, sc.paths, e, sc.path_weights, ar=bool(sc.adaptive_routing) and "data" in sc.ar_classes)
-        if sc.paths in FEEDBACK_POLICIES:
+        if sc.paths in FEEDBACK_POLICIES:             # every parameter explicit, before the policy that reads them
             pp = r["path_params"]
             sim.set_path_params(qp, pp["flowlet_gap_ps"], pp["plb_cong_thresh"], pp["plb_rehash_rounds"],
                                 pp["plb_suspend_ps"])
+        sim.set_paths(qp, sc.paths, e, sc.path_weights, ar=bool(sc.adaptive_routing) and "data" in sc.ar_classes)
 
 
 def telemetry(net) -> dict[str, np.ndarray]:

@@ -28,7 +28,7 @@ import numpy as np
 
 from congestion import registry
 from congestion.api import CCPluginError
-from controlplane import config, devices, failures, limits, multipath, routing, topology, vswitch, vtax, workload
+from controlplane import config, devices, ecn, failures, limits, multipath, pfc, qpc, routing, topology, vswitch, vtax, workload
 from controlplane.units import Gbps, MB, ms, us
 from dataplane.sim import (CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_COMPLETIONS, STOP_EVENTS, STOP_IDLE,
                            STOP_MAX_EVENTS, STOP_UPCALL, BudgetExceeded, SimError, Simulator, serialization_ps,
@@ -46,14 +46,10 @@ DEFAULT_MAX_WALL_S = 3600.0
 # clock budget is checked even when the next control step is far away (sample_interval_ps = 0):
 # 2^16 events are about 26 ms with a C twin (2.5 M events/s), 0.13 s through a Python plug-in.
 CHUNK_EVENTS = 1 << 16
-# QP-context cache (native/qpc.c). fetch_latency_ps: one PCIe read round trip, taken as 1 us, the
-# order of magnitude of the DMA read latencies Neugebauer et al. measure with pcie-bench (SIGCOMM'18,
-# "Understanding PCIe performance for end host networking"; only the paper's abstract was checked
-# here, not its figures: an ASSUMPTION to sweep). entries (4096) and max_outstanding (16) are
-# ASSUMPTIONS: no public figure for a NIC's QPC cache size or its fetch concurrency was found.
-QPC_DEFAULTS = {"entries": 4096, "fetch_latency_ps": 1_000_000, "max_outstanding": 16, "policy": "lru",
-                "hosts": "all", "trace": 0}
-
+# The notification point when neither the scenario nor its CC says otherwise: CNP packets, at most
+# one per QP per 50 us (the DCQCN paper's N).
+CNP_MODE_FALLBACK = "interval"
+CNP_INTERVAL_FALLBACK_PS = 50_000_000
 
 @dataclass
 class Scenario:
@@ -107,7 +103,7 @@ class Scenario:
     # the DPUs' functions and vSwitch (controlplane/vswitch.py); None = QPs on the PF, no vSwitch
     dpu: dict | None = None             # tenants, vfs_per_host, hosts, vswitch, slow_path, policy, offload, tax
     qpc: dict | None = None             # QP-context cache per host NIC: entries, fetch_latency_ps, max_outstanding,
-                                        # policy, hosts ("all" or a list), trace; None = no cache (see QPC_DEFAULTS)
+                                        # policy, hosts ("all" or a list), trace; None = no cache (controlplane/qpc.py)
     # the run budget (controlplane/limits.py): a run that reaches either stops with BudgetExceeded,
     # naming it, and writes its results so far; 0 = no limit. Neither changes a run that ends within it.
     max_events: int = DEFAULT_MAX_EVENTS
@@ -240,30 +236,17 @@ class Network:
     def _resolve(self) -> dict:
         sc = self.scenario
         defaults = self.cc.network_defaults()
-        ecn = sc.ecn if sc.ecn is not None else defaults.get("ecn")
-        if sc.ecn is not None and defaults.get("ecn") and not {"kmin_bytes", "kmax_bytes", "pmax"} <= set(sc.ecn):
-            # a partial ecn (--set ecn.kmin_bytes=...) adjusts the CC's default, for its base rate
-            ecn = {**defaults["ecn"], **sc.ecn}
-        cnp_mode = sc.cnp_mode or defaults.get("cnp_mode", "interval")
-        cnp_interval = sc.cnp_interval_ps if sc.cnp_interval_ps is not None else defaults.get("cnp_interval_ps", us(50))
-        if ecn is not None:
-            for k in ("kmin_bytes", "kmax_bytes", "pmax"):
-                if k not in ecn:
-                    raise ValueError(f"ecn.{k} is missing (ecn needs kmin_bytes, kmax_bytes, pmax)")
-            unknown = set(ecn) - {"kmin_bytes", "kmax_bytes", "pmax", "base_rate_bps", "scale_with_rate"}
-            if unknown:
-                raise ValueError(f"ecn: unknown key(s) {sorted(unknown)}; known: kmin_bytes, kmax_bytes, pmax, "
-                                 "base_rate_bps (thresholds scale with port rate / base_rate_bps), scale_with_rate")
-            base = ecn.get("base_rate_bps")
-            if base is not None and not (isinstance(base, (int, float)) and base > 0):
-                raise ValueError(f"ecn.base_rate_bps must be a rate > 0 (bit/s), got {base!r}")
+        ecn_ = ecn.resolve(sc.ecn, defaults.get("ecn"))
+        cnp_mode = sc.cnp_mode or defaults.get("cnp_mode", CNP_MODE_FALLBACK)
+        cnp_interval = (sc.cnp_interval_ps if sc.cnp_interval_ps is not None
+                        else defaults.get("cnp_interval_ps", CNP_INTERVAL_FALLBACK_PS))
         pool = sc.pkt_pool or min(1 << 21, 65536 + 256 * len(self.flows))
         host_rate = max(l.rate_bps for l in self.fabric.links if self.fabric.is_host(l.a) or self.fabric.is_host(l.b))
         int_multi = max(1, round(host_rate / Gbps(25))) if defaults.get("int") else 0
         self.cc.bind({"max_base_rtt_ps": self.max_base_rtt_ps(), "host_rate_bps": host_rate,
                       "mtu_payload": sc.mtu_payload, "int_multi": int_multi})
         mp = multipath.resolve(sc, self.max_base_rtt_ps(), host_rate)
-        return {"ecn": ecn, "ecn_ports": self._ecn_ports(ecn), "cnp_mode": cnp_mode, "cnp_interval_ps": int(cnp_interval),
+        return {"ecn": ecn_, "ecn_ports": self._ecn_ports(ecn_), "cnp_mode": cnp_mode, "cnp_interval_ps": int(cnp_interval),
                 "pkt_pool": pool, "int_multi": int_multi, "cc_params": self.cc.params(), "multipath": mp}
 
     def max_base_rtt_ps(self) -> int:
@@ -312,44 +295,16 @@ class Network:
         multipath.install_fabric(self)
 
     def _install_pfc(self) -> None:
-        """PFC on every switch. Defaults (HPCC repo run.py / switch-mmu.cc): a buffer of 32 MB per
-        100 Gb/s of host link rate, 4 KB reserve and 3 KB resume offset per ingress, alpha_shift 3
-        (threshold = free shared buffer / 8), headroom 3 x rate x delay per ingress port (+ 2
-        frames); XOFF carries the largest pause time (65535 quanta = 335 us at 100 Gb/s)."""
-        fab, sim = self.fabric, self.sim
-        host_rate = max(l.rate_bps for l in fab.links if fab.is_host(l.a) or fab.is_host(l.b))
-        p = {"buffer_bytes": int(32_000_000 * host_rate / Gbps(100)), "reserve_bytes": 4096,
-             "resume_offset_bytes": 3072, "alpha_shift": 3, "headroom_rtts": 3.0, "pause_quanta": 65535,
-             **(self.scenario.pfc_params or {})}
-        unknown = set(p) - {"buffer_bytes", "reserve_bytes", "resume_offset_bytes", "alpha_shift", "headroom_rtts",
-                            "pause_quanta"}
-        if unknown:
-            raise ValueError(f"pfc_params: unknown key(s) {sorted(unknown)}")
-        for port in range(fab.num_ports):
-            if fab.is_switch(fab.port_owner(port)):
-                link = fab.links[port // 2]
-                sim.set_pfc_headroom(port, int(p["headroom_rtts"] * link.rate_bps * link.delay_ps / 8e12) + 2 * 4200)
-                sim.set_queue(port, PRIO_DATA, int(p["buffer_bytes"]), *self._ecn_args(port))
-        for node in range(fab.num_hosts, fab.num_nodes):
-            sim.set_pfc(node, int(p["buffer_bytes"]), int(p["reserve_bytes"]), int(p["resume_offset_bytes"]),
-                        int(p["alpha_shift"]), int(p["pause_quanta"]))
-        self.resolved["pfc"] = p
+        """PFC on every switch (controlplane/pfc.py: the rules, the defaults and their sources)."""
+        self.resolved["pfc"] = pfc.install(self)
 
     @staticmethod
-    def _ecn_base_rate(ecn: dict) -> float | None:
-        """The link rate the thresholds were given for (None: applied as they are). ``base_rate_bps``
-        declares it; ``scale_with_rate`` without it means 100 Gb/s."""
-        if ecn.get("base_rate_bps") is not None:
-            return float(ecn["base_rate_bps"])
-        return float(Gbps(100)) if ecn.get("scale_with_rate") else None
+    def _ecn_base_rate(e: dict) -> float | None:
+        return ecn.base_rate(e)
 
-    def _ecn_thresholds(self, ecn: dict | None, rate_bps: float) -> tuple[int, int, float]:
-        """(kmin, kmax, pmax) for a switch port of ``rate_bps``."""
-        if ecn is None:
-            return 0, 0, 0.0
-        base = self._ecn_base_rate(ecn)
-        scale = rate_bps / base if base is not None else 1.0
-        return int(ecn["kmin_bytes"] * scale), int(ecn["kmax_bytes"] * scale), float(ecn["pmax"])
+    def _ecn_thresholds(self, e: dict | None, rate_bps: float) -> tuple[int, int, float]:
+        """(kmin, kmax, pmax) for a switch port of ``rate_bps`` (controlplane/ecn.py)."""
+        return ecn.thresholds(e, rate_bps)
 
     def _ecn_args(self, port: int) -> tuple[int, int, float]:
         """(kmin, kmax, pmax) of a switch port's data queue."""
@@ -375,24 +330,10 @@ class Network:
         return out
 
     def _install_qpc(self) -> None:
-        """The QP-context cache of each chosen host NIC (Scenario.qpc; None = none)."""
-        spec = self.scenario.qpc
-        if spec is None:
-            return
-        if not isinstance(spec, dict):
-            raise ValueError(f"qpc must be a dict of {sorted(QPC_DEFAULTS)} or None, got {spec!r}")
-        unknown = set(spec) - set(QPC_DEFAULTS)
-        if unknown:
-            raise ValueError(f"qpc: unknown key(s) {sorted(unknown)}; known: {sorted(QPC_DEFAULTS)}")
-        p = {**QPC_DEFAULTS, **spec}
-        hosts = range(self.fabric.num_hosts) if p["hosts"] == "all" else p["hosts"]
-        if isinstance(hosts, (str, int)):
-            raise ValueError(f"qpc.hosts must be \"all\" or a list of hosts, got {hosts!r}")
-        for h in hosts:
-            self.sim.set_qpc(h, p["entries"], p["fetch_latency_ps"], p["max_outstanding"], p["policy"])
-        if p["trace"]:
-            self.sim.set_qpc_trace(p["trace"])
-        self.resolved["qpc"] = p
+        """The QP-context cache of each chosen host NIC (controlplane/qpc.py; Scenario.qpc None = none)."""
+        p = qpc.install(self)
+        if p is not None:
+            self.resolved["qpc"] = p
 
     def _install_flows(self) -> None:
         sc, sim, cc = self.scenario, self.sim, self.cc

@@ -26,7 +26,11 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from numbers import Integral, Real
-from typing import Any, Callable
+from typing import Annotated, Any, Callable, Literal, Union
+
+from pydantic import Discriminator, Tag
+
+from controlplane.config import DELAY, RATE, Bool, Int, Num, Strict, _tag
 
 
 @dataclass(frozen=True)
@@ -618,3 +622,81 @@ def build(topology: str | None = None, **kwargs: Any) -> Fabric:
     if fabric.num_hosts < 2:           # no pair of hosts: no path, no base RTT, nothing to send
         raise ValueError(f"topology {fabric.name}: {fabric.num_hosts} host; a scenario's fabric needs at least 2")
     return fabric
+
+
+# ---------------------------------------------------------------------------------- the schema
+# One model per kind: Scenario.topology is checked against it before anything is built (build()
+# above then checks what needs the numbers together: sizes, memory).
+class SingleSwitch(Strict):
+    """Star: every host on one switch (controlplane/topology.py single_switch)."""
+    topology: Literal["single_switch"]
+    num_hosts: Int("hosts on the switch", lo=1)
+    rate_bps: Int("every link's rate", **RATE)
+    delay_ps: Int("every link's one-way delay", **DELAY)
+
+
+class Dumbbell(Strict):
+    """Two switches joined by one bottleneck link (topology.py dumbbell)."""
+    topology: Literal["dumbbell"]
+    num_left: Int("hosts on the left switch", lo=1)
+    num_right: Int("hosts on the right switch", lo=1)
+    host_rate_bps: Int("host links' rate", **RATE)
+    bottleneck_rate_bps: Int("the bottleneck link's rate", **RATE)
+    host_delay_ps: Int("host links' one-way delay", **DELAY)
+    bottleneck_delay_ps: Int("the bottleneck's one-way delay", **DELAY)
+
+
+class LeafSpine(Strict):
+    """Two-tier Clos, every leaf linked to every spine (topology.py leaf_spine)."""
+    topology: Literal["leaf_spine"]
+    num_leaves: Int("leaf switches", lo=1)
+    num_spines: Int("spine switches", lo=1)
+    hosts_per_leaf: Int("hosts per leaf", lo=1)
+    host_rate_bps: Int("host links' rate", **RATE)
+    fabric_rate_bps: Int("leaf-spine links' rate", **RATE)
+    host_delay_ps: Int("host links' one-way delay", **DELAY)
+    fabric_delay_ps: Int("leaf-spine links' one-way delay", **DELAY)
+
+
+class FatTree(Strict):
+    """k-ary fat-tree (Al-Fares et al., SIGCOMM 2008; topology.py fat_tree)."""
+    topology: Literal["fat_tree"]
+    k: Int("pods (even, >= 2): k^3/4 hosts", lo=2)
+    host_rate_bps: Int("host-edge links' rate", **RATE)
+    host_delay_ps: Int("host-edge links' one-way delay", **DELAY)
+    agg_rate_bps: Int("edge-agg links' rate (None: the host rate)", **RATE) | None = None
+    agg_delay_ps: Int("edge-agg links' delay (None: the host delay)", **DELAY) | None = None
+    core_rate_bps: Int("agg-core links' rate (None: the host rate)", **RATE) | None = None
+    core_delay_ps: Int("agg-core links' delay (None: the host delay)", **DELAY) | None = None
+
+
+class RailClos(Strict):
+    """Rail-optimized 3-tier Clos (controlplane/rails.py rail_clos); defaults as its signature."""
+    topology: Literal["rail_clos"]
+    host_rate_bps: Int("GPU NIC links' rate", **RATE)
+    host_delay_ps: Int("GPU NIC links' one-way delay", **DELAY)
+    num_rails: Int("rails (GPUs per server)", lo=1) = 8
+    servers_per_leaf: Int("servers per rail leaf", lo=1) = 4
+    leaves_per_rail: Int("leaves per rail", lo=1) = 2
+    spines_per_rail: Int("spines per rail", lo=1) = 2
+    cores_per_group: Int("cores per group", lo=1) = 2
+    leaf_rate_bps: Int("leaf-spine rate (None: host rate)", **RATE) | None = None
+    leaf_delay_ps: Int("leaf-spine delay (None: host delay)", **DELAY) | None = None
+    core_rate_bps: Int("spine-core rate (None: host rate)", **RATE) | None = None
+    core_delay_ps: Int("spine-core delay (None: host delay)", **DELAY) | None = None
+    oversubscription: Num("leaf oversubscription ratio", lo=0, lo_open=True) = 1.0
+    core_oversubscription: Num("spine oversubscription ratio", lo=0, lo_open=True) = 1.0
+    planes: Int("parallel network planes", lo=1) = 1
+    nvlink_rate_bps: Int("NVLink rate inside a server (0: none)", lo=0, kind="rate") = 0
+    nvlink_delay_ps: Int("NVLink delay", **DELAY) = 0
+    sharp: Bool("in-network reduction (SHARP) on the switches") = False
+    sharp_rate_bps: Int("SHARP aggregation rate (None: the link rate)", **RATE) | None = None
+    sharp_latency_ps: Int("SHARP per-switch latency", **DELAY) = 0
+
+
+Topology = Annotated[Union[Annotated[SingleSwitch, Tag("single_switch")], Annotated[Dumbbell, Tag("dumbbell")],
+                           Annotated[LeafSpine, Tag("leaf_spine")], Annotated[FatTree, Tag("fat_tree")],
+                           Annotated[RailClos, Tag("rail_clos")]],
+                     Discriminator(_tag("topology"), custom_error_type="topology",
+                                   custom_error_message="unknown topology; known: dumbbell, fat_tree, leaf_spine, "
+                                                        "rail_clos, single_switch")]

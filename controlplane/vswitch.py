@@ -41,19 +41,88 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from controlplane import vtax
+from controlplane.config import RATE, Bool, Choice, HostList, Int, Strict, _integer, section
 from controlplane.units import ms, us
 from dataplane.sim import NONE, VS_FIELDS, VS_KEY_WORDS, VS_MAX_VNI, VS_PF, VS_UPLINK, VS_VF0, vs_action
 
-VSWITCH_DEFAULTS = {"max_flows": 200_000, "emc_entries": 8192, "emc_insert_inv_prob": 100, "upcall_queue": 1024,
-                    "max_meters": 64, "rerank_interval_ps": 10**12}
-SLOW_PATH_DEFAULTS = {"handlers": 5, "install_latency_ps": us(10), "batch_upcalls": True,
-                      "flow_limit": 10_000, "max_flow_limit": 200_000, "max_idle_ps": 10**13,
-                      "revalidate_interval_ps": ms(500), "revalidate_cycles_per_flow": 2_000}
 FULL = 0xFFFFFFFF
+
+
+# ---------------------------------------------------------------------------- the dpu section's schema
+# A periodic tick below 1 us (revalidation, dpcls re-ranking) would walk a DPU's tables a million
+# times per simulated second: far finer than anything OVS does (its revalidator wakes every 500 ms)
+# and a run that effectively never ends.
+TICK_FLOOR_PS = us(1)
+TIME = dict(kind="time", hi=10**15)
+
+
+def _emc_entries(x: Any) -> int:
+    v = _integer(None, 0, 1 << 20)(x)
+    if v & (v - 1):
+        raise ValueError(f"must be 0 (no EMC) or a power of 2 <= 2^20, got {x!r}")
+    return v
+
+
+class VSwitchParams(Strict):
+    """The fast path of each DPU's vSwitch (native/vswitch.c; OVS lib/dpif-netdev.c defaults)."""
+    max_flows: Int("megaflows a DPU's datapath holds at most (OVS OFPROTO_FLOW_LIMIT_DEFAULT)",
+                   lo=1, hi=1 << 24) = 200_000
+    emc_entries: Annotated[Any, BeforeValidator(_emc_entries),
+                           WithJsonSchema({"type": "integer", "minimum": 0, "maximum": 1 << 20,
+                                           "description": "exact-match cache entries, 0 or a power of 2 "
+                                                          "(OVS EM_FLOW_HASH_SHIFT 13: 8192)"})] = 8192
+    emc_insert_inv_prob: Int("insert into the EMC once per this many misses (1: always; OVS default 100)",
+                             lo=1, hi=2**32 - 1) = 100
+    upcall_queue: Int("upcalls a DPU queues at most, more are lost (slots; ASSUMPTION)", lo=1, hi=1 << 20) = 1024
+    max_meters: Int("meters per DPU (OVS MAX_METERS is 2^18)", lo=0, hi=1 << 18) = 64
+    rerank_interval_ps: Int("dpcls subtable re-ranking period (OVS DPCLS_OPTIMIZATION_INTERVAL 1 s)",
+                            lo=TICK_FLOOR_PS, **TIME) = 10**12
+
+
+class SlowPathParams(Strict):
+    """Upcall handlers and revalidators of each DPU (OVS ofproto-dpif-upcall.c; ASSUMPTIONS noted)."""
+    handlers: Int("handler threads per DPU (ASSUMPTION: OVS's split of an 8-core BlueField-2)", lo=1,
+                  hi=1024) = 5
+    install_latency_ps: Int("from a handler's decision to the megaflow being visible (ASSUMPTION)",
+                            lo=0, **TIME) = us(10)
+    batch_upcalls: Bool("hand upcalls over in batches of one handler service time (identical results)") = True
+    flow_limit: Int("initial dynamic flow limit (OVS: min(200000, 10000))", lo=1, hi=2**32 - 1) = 10_000
+    max_flow_limit: Int("the flow limit never exceeds this (OVS ofproto_flow_limit)", lo=1,
+                        hi=2**32 - 1) = 200_000
+    max_idle_ps: Int("a megaflow idle this long is evicted (OVS max-idle 10 s)", lo=1, **TIME) = 10**13
+    revalidate_interval_ps: Int("revalidator period (OVS max-revalidator 500 ms)", lo=TICK_FLOOR_PS,
+                                **TIME) = ms(500)
+    revalidate_cycles_per_flow: Int("cycles a revalidator spends per flow dumped (ASSUMPTION)", lo=0,
+                                    hi=2**32 - 1) = 2_000
+
+
+class PolicySpec(Strict):
+    """The DPU's forwarding policy: the default overlay and its options."""
+    overlay: Bool("install the default overlay (VXLAN) rules") = True
+    per_connection: Bool("one megaflow per connection (a stateful ACL) instead of per destination") = False
+    proactive: Bool("install every known connection's megaflows before the run (no upcalls)") = False
+    meter_bps: Int("per-VF policer rate (None: no meter)", **RATE) | None = None
+    meter_burst_bytes: Int("policer burst (bytes)", lo=1, kind="size") = 65536
+    dscp: Int("DSCP the overlay rules set (None: keep)", lo=0, hi=63) | None = None
+
+
+class Dpu(Strict):
+    """The DPUs' functions, vSwitch, slow path, policy and tax model (``Scenario.dpu``)."""
+    tenants: Int("tenants (one VNI each)", lo=1, hi=VS_MAX_VNI) = 1
+    vfs_per_host: Int("VFs per DPU, >= tenants (None: tenants)", lo=1, hi=1024) | None = None
+    hosts: HostList("hosts with a DPU vSwitch (None: every host)") | None = None
+    vswitch: VSwitchParams | None = Field(None, description="the fast path's sizes (None: every default)")
+    slow_path: SlowPathParams | None = Field(None, description="handlers and revalidators (None: every default)")
+    policy: PolicySpec | None = Field(None, description="the forwarding policy (None: the default overlay)")
+    offload: Choice(("dpu", "host", "hw"), "where the vSwitch runs: on the DPU's cores, on host cores (software), "
+                    "or its fast path in the DPU's switch hardware") = "dpu"
+    tax: vtax.Tax | None = Field(None, description="the virtualization-tax model (None: every default)")
 
 
 # ---------------------------------------------------------------------------- names
@@ -194,77 +263,43 @@ def reference_lookup(rules: list[tuple[int, np.ndarray, np.ndarray]], key: np.nd
 
 
 # ---------------------------------------------------------------------------- the DPUs of a network
-DPU_KEYS = ("tenants", "vfs_per_host", "hosts", "vswitch", "slow_path", "policy", "offload", "tax")
-POLICY_DEFAULTS = {"overlay": True, "per_connection": False, "proactive": False, "meter_bps": None,
-                   "meter_burst_bytes": 65536, "dscp": None}
-
-
 def check_spec(spec, num_hosts: int) -> dict:
-    """``Scenario.dpu`` validated against a fabric of ``num_hosts`` hosts and completed with the
-    defaults; raises ValueError naming the offending field. Network() calls it before building the
-    data plane, so a bad spec fails at build time, never after a run."""
+    """``Scenario.dpu`` validated (:class:`Dpu`, errors naming ``dpu.<key>`` as written) against a
+    fabric of ``num_hosts`` hosts and completed with the defaults. Network() calls it before
+    building the data plane, so a bad spec fails at build time, never after a run."""
     if not isinstance(spec, dict):
-        raise ValueError(f"dpu must be a dict of {list(DPU_KEYS)} or None, got {spec!r}")
-    unknown = set(spec) - set(DPU_KEYS)
-    if unknown:
-        raise ValueError(f"dpu: unknown key(s) {sorted(unknown)}; known: {sorted(DPU_KEYS)}")
-    out: dict = {}
-    out["tenants"] = _pos_int("dpu.tenants", spec.get("tenants", 1))
-    if out["tenants"] > VS_MAX_VNI:
-        raise ValueError(f"dpu.tenants: at most {VS_MAX_VNI} (one VNI each)")
-    out["vfs_per_host"] = _pos_int("dpu.vfs_per_host", spec.get("vfs_per_host", out["tenants"]))
+        raise ValueError(f"dpu must be a dict (a JSON object) or None, got {spec!r}")
+    d = section(Dpu, spec, "dpu")
+    out: dict = {"tenants": d.tenants}
+    out["vfs_per_host"] = d.vfs_per_host if d.vfs_per_host is not None else d.tenants
     if out["vfs_per_host"] < out["tenants"]:
         raise ValueError(f"dpu.vfs_per_host ({out['vfs_per_host']}) must be >= dpu.tenants ({out['tenants']}): "
                          f"every tenant needs a VF on every DPU its flows use")
     if out["vfs_per_host"] > 1024:
         raise ValueError(f"dpu.vfs_per_host: at most 1024 VFs per DPU, got {out['vfs_per_host']}")
-    hosts = spec.get("hosts")
-    if hosts is None:
+    if d.hosts is None:
         out["hosts"] = list(range(num_hosts))
     else:
-        if isinstance(hosts, (str, bytes, dict)) or not hasattr(hosts, "__iter__"):
-            raise ValueError(f"dpu.hosts must be a list of host ids (or omitted: every host), got {hosts!r}")
-        hosts = list(hosts)
-        if not hosts:
+        if not d.hosts:
             raise ValueError("dpu.hosts is empty: list at least one host (omit dpu.hosts for every host, "
                              "or set dpu to None for no DPU vSwitch)")
         seen = set()
-        for i, h in enumerate(hosts):
-            if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or not 0 <= h < num_hosts:
+        for i, h in enumerate(d.hosts):
+            if not 0 <= h < num_hosts:
                 raise ValueError(f"dpu.hosts[{i}]: {h!r} is not a host (hosts are 0..{num_hosts - 1})")
-            if int(h) in seen:
+            if h in seen:
                 raise ValueError(f"dpu.hosts[{i}]: host {h} is listed twice")
-            seen.add(int(h))
-        out["hosts"] = [int(h) for h in hosts]
-    out["vswitch"] = _merge("dpu.vswitch", VSWITCH_DEFAULTS, spec.get("vswitch"))
-    for k, v in out["vswitch"].items():
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"dpu.vswitch.{k} must be a non-negative integer, got {v!r}")
-    out["slow_path"] = sp = _merge("dpu.slow_path", SLOW_PATH_DEFAULTS, spec.get("slow_path"))
-    for k, v in sp.items():
-        if k == "batch_upcalls":
-            continue
-        least = 0 if k in ("install_latency_ps", "revalidate_cycles_per_flow") else 1
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
-            raise ValueError(f"dpu.slow_path.{k} must be an integer >= {least}, got {v!r}")
-    out["policy"] = pol = _merge("dpu.policy", POLICY_DEFAULTS, spec.get("policy"))
-    if pol["meter_bps"] is not None and (isinstance(pol["meter_bps"], bool) or not isinstance(pol["meter_bps"], (int, float, np.integer))
-                                         or pol["meter_bps"] <= 0):
-        raise ValueError(f"dpu.policy.meter_bps must be > 0 bit/s or None, got {pol['meter_bps']!r}")
-    if pol["dscp"] is not None and (isinstance(pol["dscp"], bool) or not isinstance(pol["dscp"], (int, np.integer))
-                                    or not 0 <= pol["dscp"] <= 63):
-        raise ValueError(f"dpu.policy.dscp must be in [0, 63] or None, got {pol['dscp']!r}")
-    out["offload"] = spec.get("offload", "dpu")
-    if out["offload"] not in ("dpu", "host", "hw"):
-        raise ValueError(f"dpu.offload must be 'host' (software vSwitch), 'dpu' (vSwitch on the DPU's cores) "
-                         f"or 'hw' (fast path in the DPU's switch hardware, slow path on its cores), "
-                         f"got {out['offload']!r}")
+            seen.add(h)
+        out["hosts"] = list(d.hosts)
+    out["vswitch"] = section(VSwitchParams, spec.get("vswitch"), "dpu.vswitch").model_dump()
+    out["slow_path"] = section(SlowPathParams, spec.get("slow_path"), "dpu.slow_path").model_dump()
+    out["policy"] = section(PolicySpec, spec.get("policy"), "dpu.policy").model_dump()
+    out["offload"] = d.offload
     tax = spec.get("tax") or {}
-    if not isinstance(tax, dict):
-        raise ValueError(f"dpu.tax must be a dict, got {tax!r}")
     vtax.params(tax)                                 # validates (names dpu.tax.<key>)
     out["tax"] = tax
     return out
+
 
 class Dpus:
     """Functions, tenants, policy and the slow path of every DPU of a built network."""
@@ -673,11 +708,3 @@ def _pos_int(name: str, v) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
         raise ValueError(f"{name} must be a positive integer, got {v!r}")
     return int(v)
-
-
-def _merge(name: str, defaults: dict, given: dict | None) -> dict:
-    given = given or {}
-    unknown = set(given) - set(defaults)
-    if unknown:
-        raise ValueError(f"{name}: unknown key(s) {sorted(unknown)}; known: {sorted(defaults)}")
-    return {**defaults, **given}

@@ -20,22 +20,35 @@ server's life).
 """
 from __future__ import annotations
 
-STAGE_CYCLES = {"parse": 113.7, "lookup": 38.8, "probe": 38.8, "action": 58.3, "encap": 34.3, "copy_per_byte": 0.1,
-                "upcall": 20_000.0}
+from controlplane.config import Num, Strict, section
+
 OFFLOADS = ("host", "dpu", "hw")
-TAX_DEFAULTS = {**STAGE_CYCLES, "host_core_hz": 2.5e9, "dpu_core_hz": 2.0e9, "usd_per_core_year": 900.0}
+CYCLES = dict(lo=0)                       # a cost in clock cycles: >= 0
+HZ = dict(lo=0, lo_open=True)             # a clock rate: > 0
+
+
+class Tax(Strict):
+    """The virtualization-tax model (``dpu.tax``): cycles per pipeline stage, core clocks, core cost."""
+    parse: Num("cycles to receive and parse a packet (VPP dpdk-input + ip4-input-no-checksum)", **CYCLES) = 113.7
+    lookup: Num("cycles per exact-match-cache probe (VPP ip4-lookup)", **CYCLES) = 38.8
+    probe: Num("cycles per classifier subtable probed (a hash probe, VPP ip4-lookup)", **CYCLES) = 38.8
+    action: Num("cycles to output a packet (VPP interface-output + tx + -out)", **CYCLES) = 58.3
+    encap: Num("cycles per VXLAN encap or decap (VPP ip4-rewrite)", **CYCLES) = 34.3
+    copy_per_byte: Num("cycles per byte copied between a function's memory and the switch (ASSUMPTION)",
+                       **CYCLES) = 0.1
+    upcall: Num("cycles per miss handled by the slow path (translation + install; ASSUMPTION)", **CYCLES) = 20_000.0
+    host_core_hz: Num("a host core's clock (Hz)", **HZ) = 2.5e9
+    dpu_core_hz: Num("a DPU core's clock (Hz)", **HZ) = 2.0e9
+    usd_per_core_year: Num("what a host core costs per year (USD; Azure AccelNet, NSDI'18)", lo=0) = 900.0
+
+
+STAGES = ("parse", "lookup", "probe", "action", "encap", "copy_per_byte", "upcall")
 
 
 def params(overrides: dict | None = None) -> dict:
-    overrides = overrides or {}
-    unknown = set(overrides) - set(TAX_DEFAULTS)
-    if unknown:
-        raise ValueError(f"dpu.tax: unknown key(s) {sorted(unknown)}; known: {sorted(TAX_DEFAULTS)}")
-    p = {**TAX_DEFAULTS, **overrides}
-    for k, v in p.items():
-        if not isinstance(v, (int, float)) or v < 0 or (k.endswith("_hz") and v <= 0):
-            raise ValueError(f"dpu.tax.{k} must be a non-negative number (hz > 0), got {v!r}")
-    return p
+    """The tax model's parameters: ``overrides`` (``dpu.tax``) on the defaults of :class:`Tax`;
+    a bad or unknown key is a ValueError naming ``dpu.tax.<key>``."""
+    return section(Tax, overrides, "dpu.tax").model_dump()
 
 
 def stage_cycles(stats: dict, p: dict, emc: bool = True) -> dict:

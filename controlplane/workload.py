@@ -8,9 +8,12 @@ from __future__ import annotations
 import inspect
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Annotated, Literal, Union
 
 import numpy as np
+from pydantic import Discriminator, Tag
 
+from controlplane.config import DELAY, Choice, Int, Limited, Num, Strict, Text, _tag, section
 from controlplane.limits import MAX_TIME_PS
 from controlplane.topology import Fabric, check_memory, estimate_bytes
 
@@ -164,21 +167,13 @@ def from_list(fabric: Fabric, flows: list[dict]) -> list[Flow]:
     for i, f in enumerate(flows):
         if not isinstance(f, dict):
             raise ValueError(f"flows[{i}] must be a dict with src, dst, size_bytes[, start_ps, conn], got {f!r}")
-        missing = [k for k in ("src", "dst", "size_bytes") if k not in f]
-        unknown = set(f) - {"src", "dst", "size_bytes", "start_ps", "conn"}
-        if missing or unknown:
-            raise ValueError(f"flows[{i}]: " + (f"missing {missing}" if missing else f"unknown key(s) {sorted(unknown)}")
-                             + "; keys are src, dst, size_bytes, start_ps (optional), conn (optional)")
-        src = _check_host(fabric, f"flows[{i}].src", f["src"])
-        dst = _check_host(fabric, f"flows[{i}].dst", f["dst"])
+        spec = section(FlowSpec, f, f"flows[{i}]")          # keys, types, units (errors name flows[i].key)
+        src = _check_host(fabric, f"flows[{i}].src", spec.src)
+        dst = _check_host(fabric, f"flows[{i}].dst", spec.dst)
         if src == dst:
             raise ValueError(f"flows[{i}]: src and dst are both host {src}")
-        start = _check_time(f"flows[{i}].start_ps", f.get("start_ps", 0))
-        conn = f.get("conn")
-        if conn is not None and not _is_int(conn):
-            raise ValueError(f"flows[{i}].conn must be an integer or None, got {conn!r}")
-        out.append(Flow(src, dst, _check_size(f["size_bytes"], f"flows[{i}].size_bytes"), start,
-                        None if conn is None else int(conn)))
+        start = _check_time(f"flows[{i}].start_ps", spec.start_ps)
+        out.append(Flow(src, dst, _check_size(spec.size_bytes, f"flows[{i}].size_bytes"), start, spec.conn))
     return out
 
 
@@ -226,3 +221,66 @@ def build(fabric: Fabric, spec: dict, rng: np.random.Generator) -> list[Flow]:
     check_memory(estimate_bytes(fabric.num_hosts, fabric.num_switches, len(fabric.links), num_flows=len(flows),
                                 pkt_pool=min(1 << 21, 65536 + 256 * len(flows))), f"workload ({kind})")
     return flows
+
+
+# ---------------------------------------------------------------------------------- the schema
+# One model per kind: Scenario.workload is checked against it before the fabric is built (the
+# builders above check what needs the fabric: host ids, sender counts).
+START = Limited("workload.start_ps")
+
+
+class Incast(Strict):
+    """N:1 incast (controlplane/workload.py incast)."""
+    kind: Literal["incast"]
+    senders: Int("senders (hosts other than the receiver, in order)", lo=1)
+    size_bytes: Int("bytes each sender writes", lo=1, kind="size")
+    receiver: Int("the receiving host", lo=0) = 0
+    start_ps: START = 0
+    jitter_ps: Limited("workload.jitter_ps") = 0
+
+
+class Permutation(Strict):
+    """Random derangement: every host sends to a distinct other host (workload.py permutation)."""
+    kind: Literal["permutation"]
+    size_bytes: Int("bytes each host writes", lo=1, kind="size")
+    start_ps: START = 0
+
+
+class Poisson(Strict):
+    """Poisson arrivals, sizes from a CDF (workload.py poisson, the HPCC repo's traffic_gen.py)."""
+    kind: Literal["poisson"]
+    cdf: Text("flow-size CDF: websearch, fb_hadoop, alistorage2019 or a file")
+    load: Num("offered load per host link, in (0, 1]", lo=0, hi=1, lo_open=True)
+    duration_ps: Limited("workload.duration_ps")
+    start_ps: START = 0
+
+
+class FlowSpec(Strict):
+    """One explicit message."""
+    src: Int("sending host", lo=0)
+    dst: Int("receiving host", lo=0)
+    size_bytes: Int("message size", lo=1, kind="size")
+    start_ps: Int("when it is posted", **DELAY) = 0
+    conn: Int("connection id: messages of one conn share a QP", lo=None) | None = None
+
+
+class Flows(Strict):
+    """Explicit messages (workload.py from_list)."""
+    kind: Literal["flows"]
+    flows: list[FlowSpec] = []
+
+
+class Pcap(Strict):
+    """The RDMA WRITEs of a RoCEv2 capture (controlplane/replay.py)."""
+    kind: Literal["pcap"]
+    path: Text("the capture file")
+    hosts: Choice(("order", "softdpu"), "capture addresses to hosts: in order of appearance, or softdpu's plan") = "order"
+    time_scale: Num("multiplies the capture's times", lo=0, lo_open=True) = 1.0
+
+
+Workload = Annotated[Union[Annotated[Incast, Tag("incast")], Annotated[Permutation, Tag("permutation")],
+                           Annotated[Poisson, Tag("poisson")], Annotated[Flows, Tag("flows")],
+                           Annotated[Pcap, Tag("pcap")]],
+                     Discriminator(_tag("kind"), custom_error_type="workload_kind",
+                                   custom_error_message="workload kind must be 'incast', 'permutation', 'flows', "
+                                                        "'pcap' or 'poisson'")]

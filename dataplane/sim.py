@@ -35,7 +35,12 @@ PRIO_CTRL, PRIO_DATA = lib.SD_PRIO_CTRL, lib.SD_PRIO_DATA
 STOP_TIME, STOP_IDLE, STOP_COMPLETIONS = lib.SD_STOP_TIME, lib.SD_STOP_IDLE, lib.SD_STOP_COMPLETIONS
 STOP_UPCALL = lib.SD_STOP_UPCALL
 STOP_EVENTS, STOP_MAX_EVENTS = lib.SD_STOP_EVENTS, lib.SD_STOP_MAX_EVENTS
-STALL_EVENTS = lib.SD_STALL_EVENTS
+# The no-progress guard (run_until): more events than this at one picosecond stop a run. 10
+# million plus 16 per port, QP and host is far above any legitimate burst: at one instant each
+# port, QP and host has at most a handful of events (a wire arrival, a serializer completion, a
+# PFC frame, its timers, a NIC wake).
+STALL_EVENTS = 10_000_000
+STALL_EVENTS_PER_OBJECT = 16
 CNP_MODES = {"interval": lib.SD_CNP_INTERVAL, "ack_echo": lib.SD_CNP_ACK_ECHO}
 PAYLOAD_PATTERNS = {"zeros": 0, "address": 1}
 MAX_CAPTURES = lib.SD_MAX_CAPTURES
@@ -222,23 +227,46 @@ def _ptr(ctype: str, a: np.ndarray):
     return ffi.cast(ctype, ffi.from_buffer(a)) if a.size else ffi.NULL
 
 
-# Parameters of the feedback path policies (reps, flowlet, plb): the one table of their defaults
-# (controlplane/multipath.py resolves a scenario's path_params from it, and native/sim.c starts
-# a QP's path state with the same values). flowlet_gap_ps: 100 us; PLB as Linux
-# (net/ipv4/tcp_plb.c, set in tcp_sk_init): tcp_plb_cong_thresh 128/256, tcp_plb_rehash_rounds 12,
-# tcp_plb_suspend_rto_sec 60 s.
-# Parameters of the sr/ooo transports, the one table of their defaults (controlplane/multipath.py
-# resolves a scenario's transport_params from it): a 2048-packet reorder window, IRN's two-level
-# RTO (100 us while at most 3 packets are outstanding), no BDP cap.
-TRANSPORT_DEFAULTS = {"reorder_window": 2048, "rto_low_ps": 100_000_000, "rto_low_pkts": 3, "bdp_cap": 0}
-PATH_PARAM_DEFAULTS = {"flowlet_gap_ps": 100_000_000, "plb_cong_thresh": 0.5, "plb_rehash_rounds": 12,
-                       "plb_suspend_ps": 60 * 10**12}
+MAX_REORDER_WINDOW = lib.SD_MAX_REORDER_WINDOW
+FEEDBACK_POLICIES = ("reps", "flowlet", "plb")
+
+
+def _defaults(section: str) -> dict:
+    """The defaults of a configuration section, from its model in the control plane (the one place
+    they are written: controlplane/models.py lists them). The data plane keeps none of its own: a
+    parameter this wrapper is not given is filled from there and passed to C explicitly."""
+    from controlplane import models
+    return models.defaults(section)
+
+
+def _given(section: str, **values) -> dict:
+    """``values`` with every None replaced by the section's default."""
+    d = None
+    out = {}
+    for k, v in values.items():
+        if v is None:
+            d = d or _defaults(section)
+            v = d[k]
+        out[k] = v
+    return out
+
+
+def _scenario_defaults() -> dict:
+    """The network defaults of a Scenario (its dataclass fields), for a Simulator made without them."""
+    from dataclasses import MISSING, fields
+    from controlplane import scenario
+    d = {f.name: f.default for f in fields(scenario.Scenario) if f.default is not MISSING}
+    d["cnp_mode"] = scenario.CNP_MODE_FALLBACK
+    d["cnp_interval_ps"] = scenario.CNP_INTERVAL_FALLBACK_PS
+    return d
 
 
 @functools.lru_cache(maxsize=8)
 def _wire_sim(ipv6: bool, phy_overhead: int) -> Simulator:
     return Simulator(num_hosts=1, num_switches=1, max_links=1, max_qps=2, max_msgs=1, pkt_pool=16,
-                     completion_ring=1, ipv6=ipv6, phy_overhead=phy_overhead)
+                     completion_ring=1, ipv6=ipv6, phy_overhead=phy_overhead, mtu_payload=4096, ack_interval=1,
+                     cnp_mode="interval", cnp_interval_ps=1, rto_ps=1, dscp_data=0, dscp_ack=0, dscp_cnp=0,
+                     payload_pattern="zeros")
 
 
 def wire_bytes(opcode: int, payload: int, *, ipv6: bool = False, phy_overhead: int = 20) -> int:
@@ -252,12 +280,31 @@ class Simulator:
     """One emulated fabric: hosts with DPU NICs, switches, links, QPs, messages."""
 
     def __init__(self, *, num_hosts: int, num_switches: int, max_links: int, max_qps: int = 64,
-                 max_msgs: int = 1024, pkt_pool: int = 65536, mtu_payload: int = 4096,
-                 ack_interval: int = 1, cnp_mode: str = "interval", cnp_interval_ps: int = 50_000_000,
-                 rto_ps: int = 1_000_000_000, seed: int = 0, trace_capacity: int = 0,
+                 max_msgs: int = 1024, pkt_pool: int = 65536, mtu_payload: int | None = None,
+                 ack_interval: int | None = None, cnp_mode: str | None = None, cnp_interval_ps: int | None = None,
+                 rto_ps: int | None = None, seed: int = 0, trace_capacity: int = 0,
                  completion_ring: int = 4096, wake_on_completion: bool = False, phy_overhead: int = 20,
-                 ipv6: bool = False, dscp_data: int = 26, dscp_ack: int = 26, dscp_cnp: int = 48,
-                 payload_pattern: str = "zeros", int_multi: int = 0):
+                 ipv6: bool | None = None, dscp_data: int | None = None, dscp_ack: int | None = None,
+                 dscp_cnp: int | None = None, payload_pattern: str | None = None, int_multi: int = 0):
+        """A data plane for ``num_hosts`` hosts and ``num_switches`` switches. The sizes (max_qps,
+        max_msgs, pkt_pool, completion_ring, trace_capacity) are this object's; a network
+        parameter not given (None) is the Scenario's default (controlplane/scenario.py: mtu_payload,
+        ack_interval, rto_ps, ipv6, dscp_*, payload_pattern; cnp_mode and cnp_interval_ps: the
+        notification point's fallback), so the wrapper keeps no value of its own. phy_overhead is
+        Ethernet's 20 bytes of preamble, SFD and inter-frame gap."""
+        if None in (mtu_payload, ack_interval, cnp_mode, cnp_interval_ps, rto_ps, ipv6, dscp_data, dscp_ack, dscp_cnp,
+                    payload_pattern):
+            d = _scenario_defaults()
+            mtu_payload = d["mtu_payload"] if mtu_payload is None else mtu_payload
+            ack_interval = d["ack_interval"] if ack_interval is None else ack_interval
+            cnp_mode = d["cnp_mode"] if cnp_mode is None else cnp_mode
+            cnp_interval_ps = d["cnp_interval_ps"] if cnp_interval_ps is None else cnp_interval_ps
+            rto_ps = d["rto_ps"] if rto_ps is None else rto_ps
+            ipv6 = d["ipv6"] if ipv6 is None else ipv6
+            dscp_data = d["dscp_data"] if dscp_data is None else dscp_data
+            dscp_ack = d["dscp_ack"] if dscp_ack is None else dscp_ack
+            dscp_cnp = d["dscp_cnp"] if dscp_cnp is None else dscp_cnp
+            payload_pattern = d["payload_pattern"] if payload_pattern is None else payload_pattern
         if payload_pattern not in PAYLOAD_PATTERNS:
             raise ValueError(f"payload_pattern must be one of {sorted(PAYLOAD_PATTERNS)}, got {payload_pattern!r}")
         if cnp_mode not in CNP_MODES:
@@ -296,6 +343,7 @@ class Simulator:
         self._cc_handlers: dict[int, Callable] = {}
         self.num_hosts, self.num_switches = num_hosts, num_switches
         self.mtu_payload = mtu_payload
+        self._stall_limit = self._stall_set = None
 
     # ------------------------------------------------------------------ errors
     def _check(self, rc: int) -> int:
@@ -333,11 +381,15 @@ class Simulator:
         self._check(lib.sd_install_fib(self._sim, _ptr("uint32_t *", fib), _ptr("uint32_t *", off),
                                        off.shape[0] - 1, _ptr("uint32_t *", ports), ports.shape[0]))
 
-    def set_pfc(self, switch_node: int, buffer_bytes: int, reserve_bytes: int = 4096, resume_offset_bytes: int = 3072,
-                alpha_shift: int = 3, pause_quanta: int = 65535) -> None:
-        """Enable PFC on a switch (shared buffer, HPCC switch-mmu rules); set headroom first."""
-        self._check(lib.sd_set_pfc(self._sim, switch_node, buffer_bytes, reserve_bytes, resume_offset_bytes, alpha_shift,
-                                   pause_quanta))
+    def set_pfc(self, switch_node: int, buffer_bytes: int, reserve_bytes: int | None = None,
+                resume_offset_bytes: int | None = None, alpha_shift: int | None = None,
+                pause_quanta: int | None = None) -> None:
+        """Enable PFC on a switch (shared buffer, HPCC switch-mmu rules); set headroom first. A
+        parameter not given is pfc_params' default (controlplane/pfc.py PfcParams)."""
+        p = _given("pfc_params", reserve_bytes=reserve_bytes, resume_offset_bytes=resume_offset_bytes,
+                   alpha_shift=alpha_shift, pause_quanta=pause_quanta)
+        self._check(lib.sd_set_pfc(self._sim, switch_node, buffer_bytes, p["reserve_bytes"], p["resume_offset_bytes"],
+                                   p["alpha_shift"], p["pause_quanta"]))
 
     def set_pfc_headroom(self, port: int, headroom_bytes: int) -> None:
         self._check(lib.sd_set_pfc_headroom(self._sim, port, headroom_bytes))
@@ -384,36 +436,47 @@ class Simulator:
                 raise ValueError(f"qp {name} must be an integer in [0, 2^32), got {v!r}")
         return self._check(lib.sd_create_qp_pair(self._sim, src, dst, sport, cc_kind, cc_param, cc_events, isn))
 
-    def set_transport(self, qp: int, mode: str, reorder_window: int = TRANSPORT_DEFAULTS["reorder_window"],
-                      rto_low_ps: int = TRANSPORT_DEFAULTS["rto_low_ps"],
-                      rto_low_pkts: int = TRANSPORT_DEFAULTS["rto_low_pkts"],
-                      bdp_cap: int = TRANSPORT_DEFAULTS["bdp_cap"]) -> None:
+    def set_transport(self, qp: int, mode: str, reorder_window: int | None = None, rto_low_ps: int | None = None,
+                      rto_low_pkts: int | None = None, bdp_cap: int | None = None) -> None:
         """Transport of the QP pair holding ``qp``: "gbn", "sr" (IRN selective repeat) or "ooo"
-        (out-of-order placement, SRD-like); before the first post. Defaults: TRANSPORT_DEFAULTS."""
+        (out-of-order placement, SRD-like); before the first post. A parameter not given is
+        transport_params' default (controlplane/multipath.py TransportParams)."""
         if mode not in TRANSPORTS:
             raise ValueError(f"transport: unknown mode {mode!r}; known: {sorted(TRANSPORTS)}")
-        self._check(lib.sd_set_transport(self._sim, qp, TRANSPORTS[mode], int(reorder_window), int(rto_low_ps),
-                                         int(rto_low_pkts), int(bdp_cap)))
+        p = _given("transport_params", reorder_window=reorder_window, rto_low_ps=rto_low_ps,
+                   rto_low_pkts=rto_low_pkts, bdp_cap=bdp_cap)
+        if p["bdp_cap"] == "auto":
+            raise ValueError("transport: bdp_cap 'auto' is resolved by the control plane (multipath.resolve); "
+                             "give a packet count")
+        self._check(lib.sd_set_transport(self._sim, qp, TRANSPORTS[mode], int(p["reorder_window"]),
+                                         int(p["rto_low_ps"]), int(p["rto_low_pkts"]), int(p["bdp_cap"])))
 
     def set_paths(self, qp: int, policy: str, entropies, weights=None, ar: bool = False) -> None:
         """Path set of ``qp``'s data packets: entropies (UDP source ports) and the per-packet
         policy ("ecmp", "spray_rr", "spray_random", "spray_weighted", "reps", "flowlet", "plb");
-        ``ar`` marks its data packets eligible for adaptive routing."""
+        ``ar`` marks its data packets eligible for adaptive routing. The feedback policies (reps,
+        flowlet, plb) need the QP's parameters: a QP that has none yet gets path_params' defaults
+        (:meth:`set_path_params` with nothing given) first."""
         if policy not in PATH_POLICIES:
             raise ValueError(f"paths: unknown policy {policy!r}; known: {sorted(PATH_POLICIES)}")
+        if policy in FEEDBACK_POLICIES:
+            st = self.path_states
+            if not (0 <= qp < len(st)) or int(st[qp]["plb_rehash_rounds"]) == 0:
+                self.set_path_params(qp)
         e = _u32("paths.entropies", entropies)
         w = _u32("paths.weights", weights, len(e)) if weights is not None else None
         self._check(lib.sd_set_paths(self._sim, qp, PATH_POLICIES[policy], _ptr("uint32_t *", e),
                                      _ptr("uint32_t *", w) if w is not None else ffi.NULL, len(e), int(bool(ar))))
 
-    def set_path_params(self, qp: int, flowlet_gap_ps: int = PATH_PARAM_DEFAULTS["flowlet_gap_ps"],
-                        plb_cong_thresh: float = PATH_PARAM_DEFAULTS["plb_cong_thresh"],
-                        plb_rehash_rounds: int = PATH_PARAM_DEFAULTS["plb_rehash_rounds"],
-                        plb_suspend_ps: int = PATH_PARAM_DEFAULTS["plb_suspend_ps"]) -> None:
-        """Parameters of the reps/flowlet/plb policies (defaults PATH_PARAM_DEFAULTS: 100 us flowlet
-        gap; PLB as Linux). The data plane starts a QP's path state with the same values."""
-        self._check(lib.sd_set_path_params(self._sim, qp, int(flowlet_gap_ps), float(plb_cong_thresh),
-                                           int(plb_rehash_rounds), int(plb_suspend_ps)))
+    def set_path_params(self, qp: int, flowlet_gap_ps: int | None = None, plb_cong_thresh: float | None = None,
+                        plb_rehash_rounds: int | None = None, plb_suspend_ps: int | None = None) -> None:
+        """Parameters of the reps/flowlet/plb policies of ``qp`` (before or after :meth:`set_paths`).
+        A parameter not given is path_params' default (controlplane/multipath.py PathParams: 100 us
+        flowlet gap; PLB as Linux); the data plane has none of its own."""
+        p = _given("path_params", flowlet_gap_ps=flowlet_gap_ps, plb_cong_thresh=plb_cong_thresh,
+                   plb_rehash_rounds=plb_rehash_rounds, plb_suspend_ps=plb_suspend_ps)
+        self._check(lib.sd_set_path_params(self._sim, qp, int(p["flowlet_gap_ps"]), float(p["plb_cong_thresh"]),
+                                           int(p["plb_rehash_rounds"]), int(p["plb_suspend_ps"])))
 
     @property
     def path_states(self) -> np.ndarray:
@@ -448,11 +511,14 @@ class Simulator:
         self._check(lib.sd_set_port_loss(self._sim, port, float(probability)))
 
     # ------------------------------------------------------------------ QP-context cache (native/qpc.c)
-    def set_qpc(self, host: int, entries: int, fetch_latency_ps: int = 1_000_000, max_outstanding: int = 16,
-                policy: str = "lru") -> None:
+    def set_qpc(self, host: int, entries: int, fetch_latency_ps: int | None = None,
+                max_outstanding: int | None = None, policy: str | None = None) -> None:
         """QP-context cache of ``host``'s NIC: ``entries`` contexts (0 = none), a miss fetches over
         PCIe in ``fetch_latency_ps`` with at most ``max_outstanding`` fetches in flight (more wait
-        in a FIFO); replacement ``policy`` "lru", "fifo" or "random". Only while that cache is empty."""
+        in a FIFO); replacement ``policy`` "lru", "fifo" or "random". Only while that cache is empty.
+        A parameter not given is the qpc section's default (controlplane/qpc.py Qpc)."""
+        p = _given("qpc", fetch_latency_ps=fetch_latency_ps, max_outstanding=max_outstanding, policy=policy)
+        fetch_latency_ps, max_outstanding, policy = p["fetch_latency_ps"], p["max_outstanding"], p["policy"]
         if policy not in QPC_POLICIES:
             raise ValueError(f"qpc: policy must be one of {sorted(QPC_POLICIES)}, got {policy!r}")
         for name, v in (("host", host), ("entries", entries), ("max_outstanding", max_outstanding)):
@@ -496,12 +562,17 @@ class Simulator:
                                               _ptr("int64_t *", t), n))
 
     # ------------------------------------------------------------------ DPU vSwitch (native/vswitch.c)
-    def vs_enable(self, host: int, max_flows: int = 200_000, emc_entries: int = 8192, emc_insert_inv_prob: int = 100,
-                  upcall_queue: int = 1024, max_meters: int = 64, rerank_interval_ps: int = 10**12) -> None:
-        """Give DPU ``host`` a vSwitch (defaults: OVS's flow limit, EMC size and insert probability,
-        dpcls re-ranking every 1 s; see controlplane/vswitch.py for their sources)."""
-        self._check(lib.sd_vs_enable(self._sim, host, max_flows, emc_entries, emc_insert_inv_prob, upcall_queue,
-                                     max_meters, int(rerank_interval_ps)))
+    def vs_enable(self, host: int, max_flows: int | None = None, emc_entries: int | None = None,
+                  emc_insert_inv_prob: int | None = None, upcall_queue: int | None = None,
+                  max_meters: int | None = None, rerank_interval_ps: int | None = None) -> None:
+        """Give DPU ``host`` a vSwitch. A parameter not given is dpu.vswitch's default
+        (controlplane/vswitch.py VSwitch: OVS's flow limit, EMC size and insert probability,
+        dpcls re-ranking every 1 s)."""
+        p = _given("dpu.vswitch", max_flows=max_flows, emc_entries=emc_entries,
+                   emc_insert_inv_prob=emc_insert_inv_prob, upcall_queue=upcall_queue, max_meters=max_meters,
+                   rerank_interval_ps=rerank_interval_ps)
+        self._check(lib.sd_vs_enable(self._sim, host, p["max_flows"], p["emc_entries"], p["emc_insert_inv_prob"],
+                                     p["upcall_queue"], p["max_meters"], int(p["rerank_interval_ps"])))
 
     def vs_debug_fail_alloc(self, nth: int) -> None:
         """Test hook: the ``nth`` vSwitch setup allocation from now on fails as if out of memory (0 disarms)."""
@@ -614,6 +685,15 @@ class Simulator:
         picosecond than :meth:`set_stall_limit`); the run cannot go on, later calls raise the same
         error, and the views and counters keep the state at the failure. Raises CCPluginError when a
         CC raised, set a rate below the floor or armed a timer at or before now."""
+        if self._stall_limit is None:       # the guard scales with the fabric as it is now
+            n = ffi.new("uint32_t *")
+            lib.sd_ports(self._sim, n)
+            ports = n[0]
+            lib.sd_qps(self._sim, n)
+            stall = STALL_EVENTS + STALL_EVENTS_PER_OBJECT * (ports + n[0] + self.num_hosts)
+            if stall != self._stall_set:
+                self._check(lib.sd_set_stall_limit(self._sim, stall))
+                self._stall_set = stall
         rc = lib.sd_run_until(self._sim, int(t_ps))
         if _cc_error:
             exc = _cc_error.pop()
@@ -643,14 +723,20 @@ class Simulator:
                 raise ValueError(f"{name} must be an integer in [0, 2^64), got {v!r}")
         self._check(lib.sd_set_run_budget(self._sim, int(max_events), int(chunk_events)))
 
-    def set_stall_limit(self, max_same_instant: int = 0) -> None:
+    def set_stall_limit(self, max_same_instant: int | None = None) -> None:
         """Most events at one picosecond before :meth:`run_until` fails with SimError ("no
-        progress"), naming the next event; 0 = the default, STALL_EVENTS (10 million) + 16 per
-        port, QP and host, far above a legitimate burst (each has a handful of events at one
-        instant). For tests; and a guard against any cycle that does not advance time."""
+        progress"), naming the next event; None (the default) = STALL_EVENTS (10 million) + 16 per
+        port, QP and host, recomputed at each run_until, far above a legitimate burst (each has a
+        handful of events at one instant). For tests; and a guard against any cycle that does not
+        advance time. The data plane has no default: it refuses to run without one."""
+        if max_same_instant is None:
+            self._stall_limit = None
+            self._stall_set = None
+            return
         if not isinstance(max_same_instant, (int, np.integer)) or isinstance(max_same_instant, bool) or \
-                not 0 <= max_same_instant < 2**64:
-            raise ValueError(f"stall limit must be an integer in [0, 2^64), got {max_same_instant!r}")
+                not 1 <= max_same_instant < 2**64:
+            raise ValueError(f"stall limit must be an integer in [1, 2^64), got {max_same_instant!r}")
+        self._stall_limit = self._stall_set = int(max_same_instant)
         self._check(lib.sd_set_stall_limit(self._sim, int(max_same_instant)))
 
     @property
@@ -696,17 +782,23 @@ class Simulator:
                 setattr(pk, name, int(value))
         return pk
 
-    def write_pcap(self, path, packets: np.ndarray, t_ps, snaplen: int = 65535) -> None:
-        """Write PACKET_DTYPE records with their timestamps (ps) to a pcap file."""
+    def write_pcap(self, path, packets: np.ndarray, t_ps, snaplen: int | None = None) -> None:
+        """Write PACKET_DTYPE records with their timestamps (ps) to a pcap file (``snaplen`` not
+        given: the capture filter's default, controlplane/capture.py)."""
+        snaplen = _given("--pcap-filter", snaplen=snaplen)["snaplen"]
         packets = np.ascontiguousarray(packets, dtype=PACKET_DTYPE)
         t = _i64("t_ps", t_ps, packets.shape[0])
         ptr = ffi.cast("sd_packet *", ffi.from_buffer(packets)) if packets.size else ffi.NULL
         self._check(lib.sd_write_pcap(self._sim, str(path).encode(), ptr, _ptr("int64_t *", t), packets.shape[0],
                                       snaplen))
 
-    def capture_open(self, path, snaplen: int = 65535, t_start_ps: int = 0, t_end_ps: int = 2**63 - 1,
-                     max_packets: int = 0, qp: int | None = None) -> int:
-        """Start a pcap capture session; attach ports with :meth:`capture_port`."""
+    def capture_open(self, path, snaplen: int | None = None, t_start_ps: int | None = None,
+                     t_end_ps: int | None = None, max_packets: int | None = None, qp: int | None = None) -> int:
+        """Start a pcap capture session; attach ports with :meth:`capture_port`. A limit not given
+        is the capture filter's default (controlplane/capture.py CaptureFilter: 65535 bytes, the
+        whole run, no packet limit)."""
+        p = _given("--pcap-filter", snaplen=snaplen, from_ps=t_start_ps, to_ps=t_end_ps, max_packets=max_packets)
+        snaplen, t_start_ps, t_end_ps, max_packets = p["snaplen"], p["from_ps"], p["to_ps"], p["max_packets"]
         if not isinstance(max_packets, (int, np.integer)) or max_packets < 0:
             raise ValueError(f"max_packets must be a non-negative integer, got {max_packets!r}")
         return self._check(lib.sd_capture_open(self._sim, str(path).encode(), snaplen, int(t_start_ps), int(t_end_ps),
@@ -795,5 +887,5 @@ OPCODES = {"write_first": lib.SD_OP_WRITE_FIRST, "write_middle": lib.SD_OP_WRITE
            "cnp": lib.SD_OP_CNP}
 
 __all__ = ["Simulator", "SimError", "BudgetExceeded", "CCPluginError", "MIN_RATE_BPS", "dtype_of", "PACKET_DTYPE", "PORT_DTYPE",
-           "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE", "red_probability", "serialization_ps", "wire_bytes", "PATH_PARAM_DEFAULTS",
-           "TRANSPORT_DEFAULTS", "psn_diff", "ecmp_hash"]
+           "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE", "red_probability", "serialization_ps", "wire_bytes", "psn_diff",
+           "ecmp_hash"]

@@ -30,7 +30,8 @@ import numpy as np
 
 from controlplane.experiment import (write_csv, apply_overrides, RATE_GBPS, Count, ExperimentParams, Flag, Items,
                                      Item, ListOf, Nullable, OneOf, Quantity, Real, Scaled)
-from controlplane.scenario import QPC_DEFAULTS, Scenario
+from controlplane.qpc import QPC_DEFAULTS
+from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
 from controlplane.topology import MAX_HOSTS
 from dataplane.sim import QPC_POLICIES

@@ -539,6 +539,40 @@ int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t window, i
     return SD_OK;
 }
 
+/* The reps/flowlet/plb policies read per-QP parameters that only sd_set_path_params gives (the
+ * control plane holds their defaults): plb_rehash_rounds is >= 1 once they are set. */
+static int path_needs_params(uint32_t policy)
+{
+    return policy == SD_PATH_REPS || policy == SD_PATH_FLOWLET || policy == SD_PATH_PLB;
+}
+
+static int path_params_set(const sd_path_state *ps)
+{
+    return ps->plb_rehash_rounds >= 1;
+}
+
+static const char *path_policy_name(uint32_t policy)
+{
+    static const char *names[] = {"ecmp", "spray_rr", "spray_random", "spray_weighted", "reps", "flowlet", "plb"};
+    return policy <= SD_PATH_PLB ? names[policy] : "?";
+}
+
+/* Setup time: grow the path-state table to the QP table (new rows zero: no parameters). */
+static int pstate_reserve(sd_sim *sim, uint32_t qp)
+{
+    if (qp < sim->pstate_cap)
+        return SD_OK;
+    uint32_t cap = sim->cfg.max_qps > qp ? sim->cfg.max_qps : qp + 1;
+    sd_path_state *np = realloc(sim->pstate, (size_t)cap * sizeof *np);
+    if (!np)
+        return sd_fail(sim, SD_ENOMEM, "paths: out of memory");
+    /* no parameters of its own: unset (plb_rehash_rounds 0) until sd_set_path_params gives them */
+    memset(&np[sim->pstate_cap], 0, (size_t)(cap - sim->pstate_cap) * sizeof *np);
+    sim->pstate = np;
+    sim->pstate_cap = cap;
+    return SD_OK;
+}
+
 int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entropies, const uint32_t *weights,
                  uint32_t n, uint32_t ar)
 {
@@ -554,21 +588,12 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
         return sd_fail(sim, SD_EINVAL, "paths: policy ecmp takes one entropy, got %u", n);
     if (policy == SD_PATH_SPRAY_WEIGHTED && !weights)
         return sd_fail(sim, SD_EINVAL, "paths: spray_weighted needs weights");
-    if (qp >= sim->pstate_cap) {          /* setup time: grow the path-state table to the QP table */
-        uint32_t cap = sim->cfg.max_qps > qp ? sim->cfg.max_qps : qp + 1;
-        sd_path_state *np = realloc(sim->pstate, (size_t)cap * sizeof *np);
-        if (!np)
-            return sd_fail(sim, SD_ENOMEM, "paths: out of memory");
-        for (uint32_t i = sim->pstate_cap; i < cap; i++) {   /* defaults until sd_set_path_params */
-            memset(&np[i], 0, sizeof np[i]);
-            np[i].flowlet_gap_ps = 100000000;               /* 100 us */
-            np[i].plb_cong_thresh = 0.5;                    /* Linux tcp_plb_cong_thresh 128/256 */
-            np[i].plb_rehash_rounds = 12;                   /* tcp_plb_rehash_rounds */
-            np[i].plb_suspend_ps = 60000000000000ll;        /* tcp_plb_suspend_rto_sec, 60 s = 6e13 ps */
-        }
-        sim->pstate = np;
-        sim->pstate_cap = cap;
-    }
+    int rc = pstate_reserve(sim, qp);
+    if (rc != SD_OK)
+        return rc;
+    if (path_needs_params(policy) && !path_params_set(&sim->pstate[qp]))
+        return sd_fail(sim, SD_EINVAL, "paths: qp %u: policy %s needs its parameters first (sd_set_path_params); "
+                       "the data plane has no defaults of its own", qp, path_policy_name(policy));
     sd_qp *q = &sim->qps[qp];
     uint32_t cum = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -604,16 +629,20 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
 int sd_set_path_params(sd_sim *sim, uint32_t qp, int64_t flowlet_gap_ps, double plb_cong_thresh,
                        uint32_t plb_rehash_rounds, int64_t plb_suspend_ps)
 {
-    if (qp >= sim->num_qps || qp >= sim->pstate_cap || sim->qps[qp].npaths == 0)
-        return sd_fail(sim, SD_ESTATE, "path_params: qp %u has no path set (call sd_set_paths first)", qp);
-    if (flowlet_gap_ps <= 0)
-        return sd_fail(sim, SD_EINVAL, "path_params: flowlet_gap_ps must be > 0, got %lld", (long long)flowlet_gap_ps);
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "path_params: qp %u does not exist", qp);
+    if (flowlet_gap_ps < 0)
+        return sd_fail(sim, SD_EINVAL, "path_params: flowlet_gap_ps must be >= 0 (0: every packet may take a new "
+                       "path), got %lld", (long long)flowlet_gap_ps);
     if (!(plb_cong_thresh >= 0.0 && plb_cong_thresh <= 1.0))
         return sd_fail(sim, SD_EINVAL, "path_params: plb_cong_thresh must be in [0, 1], got %g", plb_cong_thresh);
     if (plb_rehash_rounds < 1)
         return sd_fail(sim, SD_EINVAL, "path_params: plb_rehash_rounds must be >= 1");
     if (plb_suspend_ps < 0)
         return sd_fail(sim, SD_EINVAL, "path_params: plb_suspend_ps must be >= 0");
+    int rc = pstate_reserve(sim, qp);
+    if (rc != SD_OK)
+        return rc;
     sd_path_state *ps = &sim->pstate[qp];
     ps->flowlet_gap_ps = flowlet_gap_ps;
     ps->plb_cong_thresh = plb_cong_thresh;
@@ -748,6 +777,8 @@ int sd_set_run_budget(sd_sim *sim, uint64_t max_events, uint64_t chunk_events)
 
 int sd_set_stall_limit(sd_sim *sim, uint64_t max_same_instant)
 {
+    if (max_same_instant == 0)
+        return sd_fail(sim, SD_EINVAL, "stall limit must be >= 1 events at one instant, got 0");
     sim->stall_limit = max_same_instant;
     return SD_OK;
 }
@@ -800,8 +831,8 @@ int sd_run_until(sd_sim *sim, int64_t t)
     if (sim->max_events && sim->max_events < stop_at)
         stop_at = sim->max_events;
     uint64_t stall = sim->stall_limit;
-    if (!stall)
-        stall = SD_STALL_EVENTS + 16ull * ((uint64_t)sim->num_ports + sim->num_qps + sim->cfg.num_hosts);
+    if (!stall)                          /* the caller sets it: the data plane has no default of its own */
+        return sd_fail(sim, SD_EINVAL, "run_until: no stall limit set (sd_set_stall_limit, >= 1)");
     sd_event e;
     for (;;) {
         if (sim->cfg.wake_on_completion && sim->cring_len > 0)

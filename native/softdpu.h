@@ -594,7 +594,9 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src_host, uint32_t dst_host, uint32_
 int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t reorder_window, int64_t rto_low_ps,
                      uint32_t rto_low_pkts, uint32_t bdp_cap);
 /* Path set of a QP's data packets: n entropies (UDP source ports), a policy, weights (spray_weighted,
- * >= 1 each; NULL otherwise), ar = mark data packets eligible for adaptive routing. */
+ * >= 1 each; NULL otherwise), ar = mark data packets eligible for adaptive routing. The reps, flowlet
+ * and plb policies need the QP's parameters first (sd_set_path_params): SD_EINVAL otherwise, the data
+ * plane has no defaults of its own. A new set keeps the QP's parameters. */
 int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entropies, const uint32_t *weights,
                  uint32_t n, uint32_t ar);
 /* Parameters of the reps/flowlet/plb policies of a QP (after sd_set_paths). */
@@ -633,11 +635,9 @@ int sd_set_event_limit(sd_sim *sim, uint64_t max_pending);
  * when it asks for a far time. Both cost one compare per event; neither changes what a run does. */
 int sd_set_run_budget(sd_sim *sim, uint64_t max_events, uint64_t chunk_events);
 /* No progress at one instant: more than `max_same_instant` events at one picosecond stops the run
- * with SD_ESTALL (sticky, like SD_ENOMEM), naming the last event. 0 = the default,
- * SD_STALL_EVENTS + 16 x (ports + QPs + hosts), far above any legitimate burst: at one instant each
- * port, QP and host has at most a handful of events (a wire arrival, a serializer completion, a
- * PFC frame, its timers, a NIC wake). */
-enum { SD_STALL_EVENTS = 10000000 };
+ * with SD_ESTALL (sticky, like SD_ENOMEM), naming the last event. Required (>= 1) before
+ * sd_run_until: the data plane keeps no default of its own (dataplane/sim.py sets one scaled with
+ * the fabric unless a caller gives its own). */
 int sd_set_stall_limit(sd_sim *sim, uint64_t max_same_instant);
 /* The name of the Python congestion-control plug-in, for error messages (default "python plug-in"). */
 int sd_set_python_cc_name(sd_sim *sim, const char *name);

@@ -236,7 +236,9 @@ def test_plb_defaults_of_the_data_plane_are_the_documented_ones():
     """A QP given a plb path set and no explicit parameters runs with PATH_PARAM_DEFAULTS, the
     one table of them: the suspension after an RTO repath is Linux's tcp_plb_suspend_rto_sec,
     60 s = 6e13 ps (the C default was 6e16 ps, 60,000 s)."""
-    from dataplane.sim import PATH_PARAM_DEFAULTS, Simulator
+    from controlplane.models import defaults
+    from dataplane.sim import Simulator
+    PATH_PARAM_DEFAULTS = defaults("path_params")          # the PathParams model (controlplane/multipath.py)
     assert PATH_PARAM_DEFAULTS["plb_suspend_ps"] == 60 * 10**12
     sim = Simulator(num_hosts=2, num_switches=1, max_links=2, max_qps=4, max_msgs=2, pkt_pool=64)
     from controlplane import routing, topology
@@ -301,7 +303,9 @@ def test_transport_defaults_of_the_simulator_wrapper_are_the_control_planes():
     to (TRANSPORT_DEFAULTS, IRN: 100 us low RTO while <= 3 packets are out); the wrapper's own
     default was rto_low_ps = 0 (no low RTO) while the control plane documented 100 us."""
     from controlplane import routing, topology
-    from dataplane.sim import TRANSPORT_DEFAULTS, Simulator
+    from controlplane.models import defaults
+    from dataplane.sim import Simulator
+    TRANSPORT_DEFAULTS = defaults("transport_params")      # the TransportParams model (controlplane/multipath.py)
     assert TRANSPORT_DEFAULTS["rto_low_ps"] == us(100)
     routes = routing.compute_routes(topology.single_switch(2, Gbps(100), us(1)))
     sim = Simulator(num_hosts=2, num_switches=1, max_links=2, max_qps=4, max_msgs=2, pkt_pool=64)
