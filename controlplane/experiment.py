@@ -681,7 +681,7 @@ def FatTreeK(description: str = "fat-tree arity (k-ary fat-tree: k^3/4 hosts, k 
 
 
 def _overrides_of(known: dict, what: str):
-    """A dict of overrides of the keys of ``known`` (e.g. controlplane/vtax.py TAX_DEFAULTS), each a
+    """A dict of overrides of the keys of ``known`` (e.g. the defaults of controlplane/vtax.py Tax), each a
     number >= 0; an unknown key is refused with the closest known names."""
     def check(x: Any) -> dict:
         if not isinstance(x, dict):

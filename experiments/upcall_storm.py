@@ -63,8 +63,8 @@ class Params(ExperimentParams):
     install_latency_us: Scaled("time", "us", "megaflow install latency after the upcall is served", **TIME_US) = 10
     rto_us: Scaled("time", "us", "RDMA retransmission timeout", lo=_limits.RTO_FLOOR_PS / _limits.PS_PER_US,
                    hi=TIME_US["hi"]) = 1000
-    tax: Overrides(vtax.TAX_DEFAULTS, "virtualization-tax model overrides (controlplane/vtax.py), e.g. "
-                   "{\"upcall\": 5000}", "controlplane/vtax.py TAX_DEFAULTS") = {}
+    tax: Overrides(vtax.Tax().model_dump(), "virtualization-tax model overrides (controlplane/vtax.py), e.g. "
+                   "{\"upcall\": 5000}", "the Tax model, controlplane/vtax.py") = {}
 
 
 PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)

@@ -68,8 +68,8 @@ class Params(ExperimentParams):
     per_connection: Flag("per-connection policy (a megaflow per connection and direction)") = True
     bar_load_gbps: Scaled("rate", "Gb/s", "offered load of the cycles-per-stage bars (one of loads_gbps)",
                           **RATE_GBPS) = 2
-    tax: Overrides(vtax.TAX_DEFAULTS, "virtualization-tax model overrides (controlplane/vtax.py), e.g. "
-                   "{\"upcall\": 5000}", "controlplane/vtax.py TAX_DEFAULTS") = {}
+    tax: Overrides(vtax.Tax().model_dump(), "virtualization-tax model overrides (controlplane/vtax.py), e.g. "
+                   "{\"upcall\": 5000}", "the Tax model, controlplane/vtax.py") = {}
 
 
 PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)

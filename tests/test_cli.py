@@ -125,7 +125,7 @@ def _one_line_error(capsys, rc):
     (["--set", "ccs=dcqcn,dcqcn"], "ccs must be a list without repeats: 'dcqcn' is listed twice"),
     (["--set", "rate_bps=1e999999999G"], "rate_bps must be a rate in bit/s (e.g. 100G, 100Gbps, 25Mbps), got "
                                           "'1e999999999G': '1e999999999G' is out of range"),
-    (["--set", "rate_bps=0.5M"], "rate_bps must be in [1e+06, 1e+14], got '0.5M'"),
+    (["--set", "rate_bps=0.5M"], "rate_bps must be in [1000000, 100000000000000], got '0.5M'"),
     (["--set", "dpu={ 2: 3"], "dpu must be a JSON object"),
     (["--set", "pfc=maybe"], "pfc must be a boolean"),
     (["--set", "ipv6=2"], "ipv6 must be a boolean"),
