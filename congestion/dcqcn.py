@@ -47,6 +47,7 @@ increase, RT/8 when RT > 10 RC).
 """
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 from dataplane.sim import CC_DCQCN
@@ -93,7 +94,7 @@ class DcqcnParams(CCParams):
     def schema_note(cls, name):
         if name == "flavour":
             return ""
-        note = f"paper flavour default {_PAPER[name]!r}"
+        note = f"paper flavour default {json.dumps(_PAPER[name])}"
         return note + ("; nvidia: must be in [1, 1e+15] ps" if name == "dec_period_ps" else "")
 
 

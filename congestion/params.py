@@ -62,6 +62,15 @@ def value_text(v: Any) -> str:
     return repr(v)
 
 
+def _got(given: Any, value: Any) -> str:
+    """The value in an error: as the C side prints it, and as the user wrote it when that was
+    text that reads differently (``500000 (from '500K')``)."""
+    text = value_text(value)
+    if isinstance(given, str) and given.strip() != text:
+        return f"{text} (from {given!r})"
+    return value_text(given) if not isinstance(given, str) else text
+
+
 # ------------------------------------------------------------------------------ one parameter
 class Spec:
     """What a parameter field is, besides its type: its kind ('rate', 'size', 'time' = an integer
@@ -281,10 +290,8 @@ class CCParams(config.Strict):
             except TypeError:                    # the rule reads a parameter not bound yet (None)
                 continue
             if not good:
-                raw = given.get(name, v)
-                got = value_text(raw) if not isinstance(raw, str) else f"{value_text(v)} (from {raw!r})"
                 raise PydanticCustomError("cc_bound", "{name} must be {words}, got {got}",
-                                          {"name": name, "words": words, "got": got})
+                                          {"name": name, "words": words, "got": _got(given.get(name, v), v)})
         return self
 
     # -------------------------------------------------------------- entry points
@@ -343,16 +350,16 @@ class CCParams(config.Strict):
         and the bounds that do not read another parameter. Returns the normalized value; raises
         ValueError naming ``key`` (default ``cc_params.<name>``)."""
         key = key or f"cc_params.{name}"
+        label = key if key.startswith(f"{cc}.") else f"{cc}: {key}"      # dcqcn.g names the CC itself
         try:
             v = cls.typed(name, value)
         except ValueError as e:
             msg = str(e)
-            raise ValueError(f"{cc}: {key} {msg}" if msg.startswith("must") else f"{cc}: {key}: {msg}") from None
+            raise ValueError(f"{label} {msg}" if msg.startswith("must") else f"{label}: {msg}") from None
         s = cls.spec_for(name, None)
         if s.has_rule and s.gt_field is None and v is not None and not isinstance(v, (bool, str)):
             if not s.ok(float(v), {}):
-                got = value_text(value) if not isinstance(value, str) else f"{value_text(v)} (from {value!r})"
-                raise ValueError(f"{cc}: {key} must be {s.words}, got {got}")
+                raise ValueError(f"{label} must be {s.words}, got {_got(value, v)}")
         return v
 
     @classmethod
@@ -379,7 +386,7 @@ class CCParams(config.Strict):
             else:
                 value = t                        # rates, sizes, times (units), choices: the field reads text
         except ValueError as e:
-            raise ValueError(f"{cc}: {e}") from None
+            raise ValueError(str(e) if key.startswith(f"{cc}.") else f"{cc}: {e}") from None
         return cls.check_value(cc, name, value, key)
 
     # -------------------------------------------------------------- documentation
@@ -448,7 +455,9 @@ def _add_bounds(prop: dict, bounds: dict) -> None:
     stack = [prop]
     while stack:
         node = stack.pop()
-        if node.get("type") in ("integer", "number"):
+        if node.get("type") == "integer":
+            node.update({k: int(v) if float(v).is_integer() else v for k, v in bounds.items()})
+        elif node.get("type") == "number":
             node.update(bounds)
         stack.extend(node.get("anyOf", []))
 

@@ -70,7 +70,7 @@ def _default_text(name: str, value) -> str:
     return str(value)
 
 
-def experiment_help(name: str, mod) -> str:
+def experiment_help(name: str, mod, cc: str | None = None) -> str:
     """``softdpu run NAME --help``: the experiment's docstring and a table of its parameters
     (type, default, meaning), its CCs' parameters and the scenario fields."""
     from controlplane.experiment import _cc_defaults, experiment_ccs, param_kind, param_meaning, scenario_kinds
@@ -84,16 +84,20 @@ def experiment_help(name: str, mod) -> str:
     w = [max(len(r[i]) for r in rows) for i in range(3)] if rows else [0, 0, 0]
     lines += [f"  {r[0]:{w[0]}}  {r[1]:{w[1]}}  default {r[2]:{w[2]}}  {r[3]}".rstrip() for r in rows]
     try:
-        ccs = experiment_ccs(mod, {})
+        ccs = experiment_ccs(mod, {}, cc)
     except ValueError:
         ccs = None
     if ccs:
         lines += ["", "congestion-control parameters (--set cc_params.NAME=VALUE: every variant whose CC has NAME; "
                   "--set CC.NAME=VALUE: that CC's variants):"]
+        from congestion.registry import load_class
         for cc in dict.fromkeys(ccs):
             try:
-                d = _cc_defaults(cc)
+                d, model = _cc_defaults(cc), load_class(cc).params_model()
             except ValueError:
+                continue
+            if model is not None and d:           # the declared model: kind, unit, default, bound, meaning
+                lines += [f"  {cc}:"] + [f"    {row}" for row in model.help_lines()]
                 continue
             lines.append(f"  {cc}: " + (", ".join(f"{k}={_default_text(k, v)}" for k, v in d.items()) or "(none)"))
     lines += ["", "scenario fields (--set FIELD=VALUE, a section's key dotted: --set ecn.kmin_bytes=100KB;"
@@ -132,7 +136,7 @@ def cmd_run(a) -> int:
                          + f"; known: {', '.join(sorted(exps))}")
     mod = importlib.import_module(f"experiments.{a.experiment}")
     if a.help:
-        print(a.parser.format_help() + "\n" + experiment_help(a.experiment, mod))
+        print(a.parser.format_help() + "\n" + experiment_help(a.experiment, mod, a.cc))
         return 0
     exp, over = parse_sets(config_items(a.config, mod) + a.set, mod, cc=a.cc)
     capture = capture_arg(a.pcap, a.pcap_filter)
@@ -256,6 +260,10 @@ def config_items(path: str | None, module=None) -> list[str]:
 def cmd_schema(a) -> int:
     """The JSON Schema of a scenario (controlplane/config.py), with the Scenario's defaults."""
     from controlplane.config import json_schema
+    if a.cc is not None:                       # one CC's parameters (congestion/params.py)
+        from congestion.params import cc_schema
+        print(json.dumps(cc_schema(a.cc), indent=2, sort_keys=True, default=str))
+        return 0
     print(json.dumps(json_schema(), indent=2, sort_keys=True, default=str))
     return 0
 
@@ -291,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results")
     p.set_defaults(func=cmd_plot)
     sc = sub.add_parser("schema", help="print the JSON Schema of a scenario (every field, its type, unit and bounds)")
+    sc.add_argument("--cc", default=None, metavar="NAME", help="print only this CC's parameter schema (cc_params)")
     sc.set_defaults(func=cmd_schema)
     l = sub.add_parser("list", help="experiments and congestion-control algorithms")
     l.add_argument("--json", action="store_true", help="as JSON: experiments and CCs with their parameters")
