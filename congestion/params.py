@@ -238,6 +238,10 @@ class CCParams(config.Strict):
         specs = {}
         for name, f in cls.model_fields.items():
             s = spec_of(f.annotation, f.metadata)
+            if s is None and not cls.__pydantic_complete__:
+                raise TypeError(f"{cls.__qualname__}.{name}: its annotation could not be resolved (with `from "
+                                f"__future__ import annotations` the class must be in an importable module whose "
+                                f"names include Rate, Time, ...)")
             if s is None:
                 raise TypeError(f"{cls.__qualname__}.{name}: declare it with Rate, Time, Bytes, Count, Real, Flag "
                                 f"or OneOf (congestion/params.py)")
@@ -272,7 +276,7 @@ class CCParams(config.Strict):
     def _fill_defaults(cls, data: Any) -> Any:
         """Absent parameters take the defaults the given ones select (DCQCN's flavour)."""
         if isinstance(data, dict):
-            d = cls.defaults(**data)
+            d = cls.defaults(**{k: v for k, v in data.items() if isinstance(k, str)})
             if any(d[k] != f.get_default(call_default_factory=True) for k, f in cls.model_fields.items() if k in d):
                 return {**{k: v for k, v in d.items() if k not in data}, **data}
         return data
@@ -302,6 +306,10 @@ class CCParams(config.Strict):
         declared. Raises one-line ValueError ``"<cc>: cc_params.<name> ..."``."""
         if not isinstance(params, dict):
             raise ValueError(f"{cc}: cc_params must be a dict (a JSON object), got {params!r}")
+        odd = [k for k in params if not isinstance(k, str)]
+        if odd:
+            raise ValueError(f"{cc}: cc_params keys are parameter names (text), got {odd[0]!r}; "
+                             f"known: {', '.join(cls.model_fields) or 'none'}")
         try:
             m = cls.model_validate(params, context={"given": params if given is None else given})
         except ValidationError as exc:

@@ -95,6 +95,8 @@ FRAGMENTS = {
     "--cc file.py:Class": "softdpu run incast --cc experiments/plugins/ecn_aimd.py:EcnAimd",
     "--cc ecn_aimd": "softdpu run incast --cc ecn_aimd",
     "--set ecn_aimd.period_ps=50us": "softdpu run incast --cc ecn_aimd --set ecn_aimd.period_ps=50us",
+    "--set dcqcn.rai_bps=40M": "softdpu run incast --set dcqcn.rai_bps=40M",
+    "--set dcqcn.byte_counter=10MB": "softdpu run incast --set dcqcn.byte_counter=10MB",
     "--cc experiments.plugins.ecn_aimd:EcnAimd": "softdpu run incast --cc experiments.plugins.ecn_aimd:EcnAimd",
     "--cc dcqnc": "softdpu run incast --cc dcqnc",
     "--cc pkg.module:Class": None,
@@ -488,7 +490,10 @@ def test_documented_python_block_runs(snippet, workdir, capsys):
         if file == snippet.file and old in src:
             src = src.replace(old, new)
     ns = {"__name__": "__docs__"}
-    exec(compile(src, snippet.where, "exec"), ns)
+    # dont_inherit: run the block as a reader's file would, without this module's
+    # `from __future__ import annotations` (it made the tutorial's Params annotations strings that
+    # pydantic cannot resolve in an exec namespace that is no module)
+    exec(compile(src, snippet.where, "exec", dont_inherit=True), ns)
     # a block that defines a congestion control (the tutorial's class, assembled from its blocks)
     # must also run as the plug-in the tutorial says it is: from its file, on a small incast
     from congestion.api import CongestionControl
