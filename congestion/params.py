@@ -245,6 +245,9 @@ class CCParams(config.Strict):
             if s is None:
                 raise TypeError(f"{cls.__qualname__}.{name}: declare it with Rate, Time, Bytes, Count, Real, Flag "
                                 f"or OneOf (congestion/params.py)")
+            if f.is_required():
+                raise TypeError(f"{cls.__qualname__}.{name}: give it a default (None for one that bind() computes "
+                                f"from the fabric, declared with fabric=True)")
             specs[name] = s
         cls.specs = specs
 

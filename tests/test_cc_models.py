@@ -301,6 +301,12 @@ def test_a_params_field_without_a_kind_is_refused_at_class_creation():
     with pytest.raises(TypeError, match=r"declare it with Rate, Time"):
         class Bad(CCParams):
             x: int = 1
+    with pytest.raises(TypeError, match=r"give it a default"):
+        class NoDefault(CCParams):
+            x: Rate("a rate", ge=0)
+    with pytest.raises(TypeError, match=r"give it a default"):
+        class NoDefault2(CCParams):
+            t: Time("a time", gt=0, fabric=True)
 
 
 def test_the_example_plugin_declares_params():
@@ -445,3 +451,21 @@ def test_generated_parameter_dicts_run_or_are_refused_cleanly(case):
         assert cc in str(e) or "budget" in str(e).lower() or "max_events" in str(e), str(e)
         return
     assert r.counters["conservation_ok"] == 1
+
+
+def test_cc_parameters_with_units_from_a_config_file(tmp_path):
+    """``softdpu run EXP --config FILE``: cc_params in JSON or TOML take units too, typed by the
+    CC's model like --set (the file's keys become --set items, controlplane/cli.py config_items)."""
+    from controlplane.cli import config_items
+    from experiments import cc_compare
+    toml = tmp_path / "run.toml"
+    toml.write_text('ccs = ["timely", "dcqcn"]\n[cc_params]\nt_low_ps = "40us"\nrai_bps = "40M"\n')
+    js = tmp_path / "run.json"
+    js.write_text(json.dumps({"ccs": ["dcqcn"], "cc_params": {"alpha_period_ps": "2us", "clamp_target": True}}))
+    _, over = parse_sets(config_items(str(toml), cc_compare), cc_compare)
+    assert over == {"cc_params.t_low_ps": 40_000_000, "cc_params.rai_bps": 40_000_000}
+    _, over = parse_sets(config_items(str(js), cc_compare), cc_compare)
+    assert over == {"cc_params.alpha_period_ps": 2_000_000, "cc_params.clamp_target": True}
+    js.write_text(json.dumps({"ccs": ["dcqcn"], "cc_params": {"alpha_period_ps": 0.5}}))
+    with pytest.raises(ValueError, match=r"^dcqcn: cc_params\.alpha_period_ps must be a time in ps"):
+        parse_sets(config_items(str(js), cc_compare), cc_compare)
