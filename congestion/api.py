@@ -57,36 +57,47 @@ error, for a plug-in and for a built-in C twin alike.
 
 Errors: a handler that raises, that sets a rate that is not a number >= MIN_RATE_BPS, or that
 arms a timer at or before now, stops the run with :class:`CCPluginError` naming the algorithm, the
-QP and the event (Scenario.run writes the results up to that point first). Parameters out of range raise ValueError naming the
-parameter when the algorithm is created or bound (:meth:`CongestionControl.check_params`).
+QP and the event (Scenario.run writes the results up to that point first).
+
+Parameters: an algorithm declares them as a nested pydantic model ``Params`` (a
+:class:`congestion.params.CCParams`: each parameter's type, unit, default, bounds and
+description; see congestion/params.py and docs/writing-a-cc.md). Parameters of the wrong type or
+out of range raise one-line ValueError naming the parameter (``dcqcn: cc_params.rai_bps must be
+>= 0, got -1``) when the algorithm is created or bound (:meth:`CongestionControl.check_params`);
+an unknown name lists the closest valid ones. A plug-in may instead override :meth:`defaults`
+and :meth:`param_rules` (the older way, still supported).
 """
 from __future__ import annotations
 
 import math
 from numbers import Real
 from types import SimpleNamespace
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from dataplane.sim import MIN_RATE_BPS, CCPluginError
+
+# the parameter model (congestion/params.py); its names are part of this API too
+from congestion.params import MAX_BYTES, MAX_PS, RULE_RATE, CCParams, Rule  # noqa: F401
+from congestion.params import value_text as _value_text
+from controlplane.values import closest
 
 EV_START, EV_ACK, EV_CNP, EV_NAK, EV_TIMEOUT, EV_TIMER, EV_BYTES = range(7)
 EVENT_NAMES = ("start", "ack", "cnp", "nak", "timeout", "timer", "bytes")
 
-# Shared parameter rules (the same words as native/sim.h CC_RULE_RATE, CC_MAX_PS, CC_MAX_BYTES)
-RULE_RATE = ">= 1e+06 (the rate floor, 1 Mb/s)"
-MAX_PS = 1e15                  # time parameters that become int64 deadlines: <= 1000 s
-MAX_BYTES = 1e15               # byte parameters that become uint64 windows or counters
 
-#: a parameter rule: (name, test of (value, all parameters), words); see check_params
-Rule = tuple[str, Callable[[float, dict], bool], str]
+class _class_or_instance:
+    """A method that works on the class and on an instance (``defaults``: an instance's defaults
+    may depend on parameters it was given, DCQCN's flavour)."""
 
+    def __init__(self, f):
+        self.f = f
+        self.__doc__ = f.__doc__
 
-def _value_text(v: Any) -> str:
-    """A parameter value as the C side prints it (%g, NaN)."""
-    if isinstance(v, Real):
-        f = float(v)
-        return "NaN" if f != f else f"{f:g}"
-    return repr(v)
+    def __get__(self, obj, cls):
+        def bound(*args, **kw):
+            return self.f(cls, obj, *args, **kw)
+        bound.__doc__ = self.__doc__
+        return bound
 
 
 class CongestionControl:
@@ -109,35 +120,69 @@ class CongestionControl:
     #: react per window rather than per ACK this divides the Python call cost by the batch.
     ack_batch: ClassVar[int] = 1
 
+    #: the parameter model (a :class:`congestion.params.CCParams`): names, types, units, defaults,
+    #: bounds and descriptions. None: the algorithm declares its parameters the old way, with
+    #: :meth:`defaults` and :meth:`param_rules` overridden (still supported).
+    Params: ClassVar[type[CCParams] | None] = None
+
     def __init__(self, **params: Any):
-        unknown = set(params) - set(self.defaults())
+        model = type(self).params_model()
+        if model is not None:
+            self._params = model.check(self.name, params)
+            return
+        known = self.defaults()
+        unknown = [k for k in params if k not in known]
         if unknown:
-            raise ValueError(f"{self.name}: unknown parameter(s) {sorted(unknown)}; "
-                             f"known: {sorted(self.defaults())}")
-        self._params = {**self.defaults(), **params}
+            hints = []
+            for u in unknown:
+                near = closest(u, known)
+                hints.append(f"cc_params.{u}" + (f" (closest: {', '.join(near)})" if near else ""))
+            raise ValueError(f"{self.name}: unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
+                             f"known: {', '.join(known) if known else 'none (it takes no parameters)'}")
+        self._params = {**known, **params}
         self.check_params()
 
+    @classmethod
+    def params_model(cls) -> type[CCParams] | None:
+        """The class's parameter model, or None when the class (or the nearest base that says)
+        declares its parameters the old way: whichever of ``Params`` and an overridden
+        ``defaults``/``param_rules`` is declared nearest in the class hierarchy wins."""
+        for klass in cls.__mro__:
+            d = klass.__dict__
+            if "Params" in d:
+                return d["Params"]
+            if "defaults" in d or "param_rules" in d:
+                return None
+        return None
+
     def param_rules(self) -> list[Rule]:
-        """The range of every numeric parameter, in the order of the C twin's block (override):
-        ``(name, ok(value, params), words)``. A built-in's rules are those of validate() in
+        """The range of every numeric parameter, in the order of the C twin's block:
+        ``(name, ok(value, params), words)``. With a :attr:`Params` model, its bounds; a plug-in
+        without one may override this. A built-in's rules are those of validate() in
         native/<name>.c, in the same order and words (tests/test_cc_params.py checks both)."""
-        return []
+        model = type(self).params_model()
+        return model.rules(getattr(self, "_params", None)) if model is not None else []
 
     def check_params(self) -> None:
         """Raise ValueError naming the first parameter out of range, as the C twin would: first
-        every ruled parameter must be a finite number, then each rule in turn. Parameters still
-        None (filled in from the fabric by :meth:`bind`) and rules that read one are skipped until
-        then. Called by ``__init__`` and, for algorithms with fabric-derived parameters, at the end
-        of ``bind``."""
+        every parameter's type (every ruled one a finite number), then each rule in turn.
+        Parameters still None (filled in from the fabric by :meth:`bind`) and rules that read one
+        are skipped until then. Called by ``__init__`` and, for algorithms with fabric-derived
+        parameters, at the end of ``bind``. The message names the parameter as a scenario's
+        ``cc_params`` key: ``dcqcn: cc_params.rai_bps must be >= 0, got -1``."""
+        model = type(self).params_model()
+        if model is not None:
+            model.check(self.name, self._params)
+            return
         rules, p = self.param_rules(), self._params
         for name, _, _ in rules:
             v = p.get(name)
             if v is None:
                 continue
             if not isinstance(v, Real):            # bools are 0 and 1
-                raise ValueError(f"{self.name}: {name} must be a finite number, got {v!r}")
+                raise ValueError(f"{self.name}: cc_params.{name} must be a finite number, got {v!r}")
             if not math.isfinite(float(v)):
-                raise ValueError(f"{self.name}: {name} must be a finite number, got {_value_text(v)}")
+                raise ValueError(f"{self.name}: cc_params.{name} must be a finite number, got {_value_text(v)}")
         for name, ok, words in rules:
             if p.get(name) is None:
                 continue
@@ -146,12 +191,16 @@ class CongestionControl:
             except TypeError:                    # the rule reads a parameter not bound yet (None)
                 continue
             if not good:
-                raise ValueError(f"{self.name}: {name} must be {words}, got {_value_text(p[name])}")
+                raise ValueError(f"{self.name}: cc_params.{name} must be {words}, got {_value_text(p[name])}")
 
-    @classmethod
-    def defaults(cls) -> dict[str, Any]:
-        """Default parameters (override)."""
-        return {}
+    @_class_or_instance
+    def defaults(cls, self=None) -> dict[str, Any]:
+        """Default parameters: the :attr:`Params` model's (on an instance, those its given
+        parameters select: DCQCN's flavour). A plug-in without a model overrides this."""
+        model = cls.params_model()
+        if model is None:
+            return {}
+        return model.defaults(**(getattr(self, "_params", None) or {}))
 
     def params(self) -> dict[str, Any]:
         return dict(self._params)

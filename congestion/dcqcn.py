@@ -47,21 +47,62 @@ increase, RT/8 when RT > 10 RC).
 """
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
-from dataplane.sim import CC_DCQCN, MIN_RATE_BPS as MIN_RATE
+from dataplane.sim import CC_DCQCN
 
-from congestion.api import EV_CNP, EV_START, EV_TIMER, MAX_BYTES, MAX_PS, RULE_RATE, CongestionControl
+from congestion.api import EV_CNP, EV_START, EV_TIMER, CongestionControl
+from congestion.params import MAX_BYTES, MAX_PS, Bytes, CCParams, Count, Flag, OneOf, Rate, Real, Time
 
 T_ALPHA, T_INC, T_DEC = 0, 1, 2
 FLAVOURS = {"paper": 0, "nvidia": 1}
 
+
+class DcqcnParams(CCParams):
+    """DCQCN's parameters, in native/dcqcn.c's block order (flavour aside: a name here, 0/1 there).
+    The field defaults are the nvidia flavour's; ``flavour="paper"`` selects the paper's
+    (:data:`_PAPER`) for every parameter not given."""
+    flavour: OneOf(tuple(FLAVOURS), "paper (Zhu et al., SIGCOMM'15) or nvidia (ConnectX firmware, "
+                                    "the HPCC repo's Mlx model); selects the other defaults") = "nvidia"
+    g: Real("alpha gain g: alpha <- (1 - g) alpha + g on a cut", gt=0, le=1) = 1 / 256
+    rai_bps: Rate("additive-increase step R_AI", ge=0) = 20e6
+    rhai_bps: Rate("hyper-increase step R_HAI", ge=0) = 200e6
+    rmin_bps: Rate("smallest rate a cut leaves (R_min)", floor=True) = 1e9
+    initial_alpha: Real("alpha when a flow starts", ge=0, le=1) = 1.0
+    rate_on_first_cnp: Real("nvidia: rate factor on the first CNP (1 = no cut)", gt=0, le=1) = 1.0
+    alpha_period_ps: Time("alpha update period K (nvidia: alpha timer)", ge=1, le=MAX_PS) = 1_000_000
+    inc_period_ps: Time("rate-increase timer T", ge=1, le=MAX_PS) = 300_000_000
+    dec_period_ps: Time("nvidia: rate-decrease check period (paper: unused, >= 0)", ge=0, le=MAX_PS) = 4_000_000
+    byte_counter: Bytes("rate-increase byte counter B (0 = off)", ge=0, le=MAX_BYTES) = 0
+    fast_recovery: Count("fast-recovery stages F", ge=0, le=1e6) = 1
+    clamp_target: Flag("paper: RT <- RC on every cut (clamp the target rate)") = False
+
+    @classmethod
+    def defaults(cls, **selection):
+        return dict(_PAPER if selection.get("flavour") == "paper" else _NVIDIA)
+
+    @classmethod
+    def spec_for(cls, name, params=None):
+        """dec_period_ps: [1, 1e15] ps for nvidia (a period), [0, 1e15] ps for paper (unused)."""
+        s = cls.specs[name]
+        if name == "dec_period_ps" and (params or {}).get("flavour", "nvidia") == "nvidia" and params is not None:
+            return s.with_bound(ge=1)
+        return s
+
+    @classmethod
+    def schema_note(cls, name):
+        if name == "flavour":
+            return ""
+        note = f"paper flavour default {json.dumps(_PAPER[name])}"
+        return note + ("; nvidia: must be in [1, 1e+15] ps" if name == "dec_period_ps" else "")
+
+
 _PAPER = dict(flavour="paper", g=1 / 256, rai_bps=40e6, rhai_bps=200e6, rmin_bps=100e6, initial_alpha=1.0,
               rate_on_first_cnp=1.0, alpha_period_ps=55_000_000, inc_period_ps=55_000_000,
               dec_period_ps=50_000_000, byte_counter=10_000_000, fast_recovery=5, clamp_target=True)
-_NVIDIA = dict(flavour="nvidia", g=1 / 256, rai_bps=20e6, rhai_bps=200e6, rmin_bps=1e9, initial_alpha=1.0,
-               rate_on_first_cnp=1.0, alpha_period_ps=1_000_000, inc_period_ps=300_000_000,
-               dec_period_ps=4_000_000, byte_counter=0, fast_recovery=1, clamp_target=False)
+#: the nvidia flavour's defaults: DcqcnParams' field defaults
+_NVIDIA = {n: f.default for n, f in DcqcnParams.model_fields.items()}
 
 #: switch ECN marking and NP settings that go with each flavour: thresholds for a link of
 #: base_rate_bps (scaled by port rate / base_rate_bps), CNP frames at most every cnp_interval_ps
@@ -72,48 +113,25 @@ ECN_DEFAULTS = {
                    cnp_mode="interval", cnp_interval_ps=4_000_000),
 }
 
+
 class Dcqcn(CongestionControl):
     """DCQCN (Python reference). ``flavour`` is "paper" or "nvidia"; other keyword arguments
-    override that flavour's defaults (rates in bit/s, periods in ps, byte_counter in bytes)."""
+    override that flavour's defaults (rates in bit/s, periods in ps, byte_counter in bytes;
+    :class:`DcqcnParams` declares each)."""
 
     name = "dcqcn"
     events = frozenset({"start", "cnp", "timer", "bytes"})
     c_kind = CC_DCQCN
+    Params = DcqcnParams
 
     def __init__(self, flavour: str = "nvidia", **params):
-        if flavour not in FLAVOURS:
-            raise ValueError(f"dcqcn flavour must be one of {sorted(FLAVOURS)}, got {flavour!r}")
-        self._flavour_defaults = _PAPER if flavour == "paper" else _NVIDIA
         super().__init__(flavour=flavour, **params)
         p = self._params
-        self.flavour = FLAVOURS[flavour]
+        self.flavour = FLAVOURS[p["flavour"]]
         self.g, self.rai, self.rhai, self.rmin = float(p["g"]), float(p["rai_bps"]), float(p["rhai_bps"]), float(p["rmin_bps"])
         self.initial_alpha, self.first_cnp_factor = float(p["initial_alpha"]), float(p["rate_on_first_cnp"])
         self.k, self.t, self.dec = int(p["alpha_period_ps"]), int(p["inc_period_ps"]), int(p["dec_period_ps"])
         self.b, self.f, self.clamp = int(p["byte_counter"]), int(p["fast_recovery"]), bool(p["clamp_target"])
-
-    def param_rules(self):
-        """native/dcqcn.c validate(), rule for rule ("flavour" is checked by name above; the C
-        block carries it as 0/1)."""
-        period = (1.0, "in [1, 1e+15] ps")
-        dec = period if self._params.get("flavour") == "nvidia" else (0.0, "in [0, 1e+15] ps")
-        return [
-            ("g", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
-            ("rai_bps", lambda v, p: v >= 0.0, ">= 0"),
-            ("rhai_bps", lambda v, p: v >= 0.0, ">= 0"),
-            ("rmin_bps", lambda v, p: v >= MIN_RATE, RULE_RATE),
-            ("initial_alpha", lambda v, p: 0.0 <= v <= 1.0, "in [0, 1]"),
-            ("rate_on_first_cnp", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
-            ("alpha_period_ps", lambda v, p: 1.0 <= v <= MAX_PS, period[1]),
-            ("inc_period_ps", lambda v, p: 1.0 <= v <= MAX_PS, period[1]),
-            ("dec_period_ps", lambda v, p: dec[0] <= v <= MAX_PS, dec[1]),
-            ("byte_counter", lambda v, p: 0.0 <= v <= MAX_BYTES, "in [0, 1e+15] bytes"),
-            ("fast_recovery", lambda v, p: 0.0 <= v <= 1e6, "in [0, 1e+06]"),
-            ("clamp_target", lambda v, p: v in (0.0, 1.0), "0 or 1"),
-        ]
-
-    def defaults(self):  # instance method: the defaults depend on the flavour
-        return dict(getattr(self, "_flavour_defaults", _NVIDIA))
 
     def network_defaults(self):
         d = ECN_DEFAULTS[self._params["flavour"]]

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from dataplane.sim import CC_DCTCP, MIN_RATE_BPS
+from dataplane.sim import CC_DCTCP
 
-from congestion.api import EV_ACK, EV_START, RULE_RATE, CongestionControl
+from congestion.api import EV_ACK, EV_START, CongestionControl
+from congestion.params import CCParams, Rate, Real
 
 
 class Dctcp(CongestionControl):
@@ -26,21 +27,17 @@ class Dctcp(CongestionControl):
     events = frozenset({"start", "ack"})
     c_kind = CC_DCTCP
 
-    @classmethod
-    def defaults(cls):
-        return {"g": 1 / 16, "rai_bps": 615e6, "rmin_bps": 100e6, "initial_alpha": 1.0}
+    class Params(CCParams):
+        """native/dctcp.c's block, in its order."""
+        g: Real("alpha gain g (RFC 8257)", gt=0, le=1) = 1 / 16
+        rai_bps: Rate("additive increase per window outside CWR (R_AI)", ge=0) = 615e6
+        rmin_bps: Rate("smallest rate a cut leaves (R_min)", floor=True) = 100e6
+        initial_alpha: Real("alpha when a flow starts", ge=0, le=1) = 1.0
 
     def __init__(self, **params):
         super().__init__(**params)
         p = self._params
         self.g, self.rai, self.rmin = float(p["g"]), float(p["rai_bps"]), float(p["rmin_bps"])
-
-    def param_rules(self):
-        """native/dctcp.c validate(), rule for rule."""
-        return [("g", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
-                ("rai_bps", lambda v, p: v >= 0.0, ">= 0"),
-                ("rmin_bps", lambda v, p: v >= MIN_RATE_BPS, RULE_RATE),
-                ("initial_alpha", lambda v, p: 0.0 <= v <= 1.0, "in [0, 1]")]
 
     def network_defaults(self):
         return {"ecn": {"kmin_bytes": 300_000, "kmax_bytes": 300_000, "pmax": 1.0, "scale_with_rate": True},

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from dataplane.sim import CC_HPCC, MIN_RATE_BPS
+from dataplane.sim import CC_HPCC
 
-from congestion.api import EV_ACK, EV_START, MAX_BYTES, RULE_RATE, CongestionControl
+from congestion.api import EV_ACK, EV_START, CongestionControl
+from congestion.params import FABRIC, MAX_BYTES, Bytes, CCParams, Count, Flag, Rate, Real, Time
 
 RATES = (25e9, 50e9, 100e9, 200e9, 400e9)
 
@@ -37,10 +38,18 @@ class Hpcc(CongestionControl):
     events = frozenset({"start", "ack"})
     c_kind = CC_HPCC
 
-    @classmethod
-    def defaults(cls):
-        return {"eta": 0.95, "max_stage": 5, "rai_bps": 40e6, "rmin_bps": 100e6, "base_rtt_ps": None,
-                "win_bytes": None, "int_multi": None, "fast_react": 1}
+    class Params(CCParams):
+        """native/hpcc.c's block, in its order."""
+        eta: Real("target utilization (eta)", gt=0, le=1) = 0.95
+        max_stage: Count("additive-increase stages before a multiplicative update (maxStage)", ge=0) = 5
+        rai_bps: Rate("additive increase step (W_AI as a rate)", ge=0) = 40e6
+        rmin_bps: Rate("smallest rate (R_min)", floor=True) = 100e6
+        base_rtt_ps: Time("base RTT T (default: the fabric's longest host-to-host base RTT)", gt=0,
+                          fabric=True, note=FABRIC) = None
+        win_bytes: Bytes("initial window W_init (default: T x host rate)", gt=0, le=MAX_BYTES, fabric=True, note=FABRIC) = None
+        int_multi: Count("INT byte/queue unit multiplier (default: host rate / 25 Gb/s)", ge=1, le=64,
+                         fabric=True) = None
+        fast_react: Flag("react on every ACK, not only once per window") = True
 
     def network_defaults(self):
         return {"ecn": None, "cnp_mode": "interval", "int": True}
@@ -56,18 +65,6 @@ class Hpcc(CongestionControl):
         if p["int_multi"] is None:
             p["int_multi"] = int(facts["int_multi"])
         self.check_params()
-
-    def param_rules(self):
-        """native/hpcc.c validate(), rule for rule."""
-        return [("eta", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
-                ("max_stage", lambda v, p: v >= 0.0, ">= 0"),
-                ("rai_bps", lambda v, p: v >= 0.0, ">= 0"),
-                ("rmin_bps", lambda v, p: v >= MIN_RATE_BPS, RULE_RATE),
-                ("base_rtt_ps", lambda v, p: v > 0.0, "> 0 (the scenario computes it from the fabric)"),
-                ("win_bytes", lambda v, p: 0.0 < v <= MAX_BYTES,
-                 "in (0, 1e+15] bytes (the scenario computes it from the fabric)"),
-                ("int_multi", lambda v, p: 1.0 <= v <= 64.0, "in [1, 64]"),
-                ("fast_react", lambda v, p: v in (0.0, 1.0), "0 or 1")]
 
     def new_flow(self, qp):
         return SimpleNamespace(cur=0.0, stage=0.0, util=0.0, last=0.0, nprev=0.0,

@@ -6,9 +6,13 @@ from __future__ import annotations
 from dataplane.sim import CC_NONE
 
 from congestion.api import CongestionControl
+from congestion.params import CCParams
 
 
 class NoCC(CongestionControl):
     name = "none"
     events = frozenset()
     c_kind = CC_NONE
+
+    class Params(CCParams):
+        """No parameters."""

@@ -30,7 +30,8 @@ from types import SimpleNamespace
 
 from dataplane.sim import CC_NSCC
 
-from congestion.api import EV_ACK, EV_NAK, EV_START, EV_TIMEOUT, MAX_PS, CongestionControl
+from congestion.api import EV_ACK, EV_NAK, EV_START, EV_TIMEOUT, CongestionControl
+from congestion.params import FABRIC, MAX_PS, CCParams, Count, Bytes, Real, Time
 
 FIELDS = ("cwnd", "inc", "recv", "achieved", "qa_end", "last_adj", "last_dec", "avg_delay", "fi_count", "increase",
           "to_ignore", "ignored", "base_rtt", "trigger")
@@ -41,10 +42,16 @@ class Nscc(CongestionControl):
     events = frozenset({"start", "ack", "nak", "timeout"})
     c_kind = CC_NSCC
 
-    @classmethod
-    def defaults(cls):
-        return {"network_rtt_ps": None, "target_qdelay_ps": None, "gamma": 0.8, "delay_alpha": 0.0125,
-                "qa_gate": 3, "header_bytes": 64}
+    class Params(CCParams):
+        """native/nscc.c's block, in its order."""
+        network_rtt_ps: Time("network RTT without queueing (default: the fabric's longest base RTT)", gt=0,
+                             le=MAX_PS, fabric=True, note=FABRIC) = None
+        target_qdelay_ps: Time("target queueing delay (default: network_rtt_ps)", gt=0, le=MAX_PS,
+                               fabric=True, note=FABRIC) = None
+        gamma: Real("multiplicative decrease gain", gt=0, le=1) = 0.8
+        delay_alpha: Real("EWMA gain of the queueing delay", gt=0, le=1) = 0.0125
+        qa_gate: Count("quick adapt when less than maxwnd / 2^qa_gate was acknowledged", ge=0, le=16) = 3
+        header_bytes: Bytes("header bytes per packet (htsim's)", ge=0, le=1e6) = 64
 
     def network_defaults(self):
         return {"ecn": {"kmin_bytes": 100_000, "kmax_bytes": 100_000, "pmax": 1.0, "scale_with_rate": True},
@@ -58,16 +65,6 @@ class Nscc(CongestionControl):
         if p["target_qdelay_ps"] is None:
             p["target_qdelay_ps"] = int(p["network_rtt_ps"])
         self.check_params()
-
-    def param_rules(self):
-        """native/nscc.c validate(), rule for rule."""
-        fabric = "in (0, 1e+15] ps (the scenario computes it from the fabric)"
-        return [("network_rtt_ps", lambda v, p: 0.0 < v <= MAX_PS, fabric),
-                ("target_qdelay_ps", lambda v, p: 0.0 < v <= MAX_PS, fabric),
-                ("gamma", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
-                ("delay_alpha", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
-                ("qa_gate", lambda v, p: 0.0 <= v <= 16.0, "in [0, 16]"),
-                ("header_bytes", lambda v, p: 0.0 <= v <= 1e6, "in [0, 1e+06] bytes")]
 
     def new_flow(self, qp):
         return SimpleNamespace(**{f: 0.0 for f in FIELDS})

@@ -26,7 +26,8 @@ from types import SimpleNamespace
 
 from dataplane.sim import CC_SWIFT, MIN_RATE_BPS
 
-from congestion.api import EV_ACK, EV_NAK, EV_START, EV_TIMEOUT, MAX_BYTES, CongestionControl
+from congestion.api import EV_ACK, EV_NAK, EV_START, EV_TIMEOUT, CongestionControl
+from congestion.params import MAX_BYTES, CCParams, Real, Time
 
 
 class Swift(CongestionControl):
@@ -34,11 +35,23 @@ class Swift(CongestionControl):
     events = frozenset({"start", "ack", "nak", "timeout"})
     c_kind = CC_SWIFT
 
-    @classmethod
-    def defaults(cls):
-        return {"ai": 1.0, "beta": 0.8, "max_mdf": 0.5, "base_target_ps": 20_000_000,
-                "hop_scale_ps": 20_000_000 / 6.55, "fs_range_ps": 100_000_000, "fs_min_cwnd": 0.1,
-                "fs_max_cwnd": 100.0, "min_cwnd_bytes": None, "max_cwnd_bytes": None}
+    class Params(CCParams):
+        """native/swift.c's block, in its order."""
+        ai: Real("additive increment per RTT (packets)", gt=0) = 1.0
+        beta: Real("multiplicative decrease factor", gt=0, le=1) = 0.8
+        max_mdf: Real("largest multiplicative decrease", gt=0, lt=1) = 0.5
+        base_target_ps: Time("base target delay", gt=0) = 20_000_000
+        hop_scale_ps: Real("target delay added per switch hop (h; a real number of ps: base_target / 6.55)",
+                           unit="time", ge=0) = 20_000_000 / 6.55
+        fs_range_ps: Time("flow-scaling range of the target (fs_range)", ge=0) = 100_000_000
+        fs_min_cwnd: Real("flow scaling: window (packets) at which the full range applies", gt=0,
+                          note="packets") = 0.1
+        fs_max_cwnd: Real("flow scaling: window (packets) at which it vanishes", gt_field="fs_min_cwnd",
+                          note="packets") = 100.0
+        min_cwnd_bytes: Real("smallest window (default: 1 % of a packet's payload)", unit="size", gt=0,
+                             fabric=True) = None
+        max_cwnd_bytes: Real("largest window (default: 2 x the fabric's largest BDP)", unit="size",
+                             gt_field="min_cwnd_bytes", le=MAX_BYTES, fabric=True) = None
 
     def bind(self, facts):
         super().bind(facts)
@@ -48,20 +61,6 @@ class Swift(CongestionControl):
         if p["max_cwnd_bytes"] is None:
             p["max_cwnd_bytes"] = 2.0 * facts["max_base_rtt_ps"] * facts["host_rate_bps"] / 8e12
         self.check_params()
-
-    def param_rules(self):
-        """native/swift.c validate(), rule for rule."""
-        return [("ai", lambda v, p: v > 0.0, "> 0"),
-                ("beta", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
-                ("max_mdf", lambda v, p: 0.0 < v < 1.0, "in (0, 1)"),
-                ("base_target_ps", lambda v, p: v > 0.0, "> 0"),
-                ("hop_scale_ps", lambda v, p: v >= 0.0, ">= 0"),
-                ("fs_range_ps", lambda v, p: v >= 0.0, ">= 0"),
-                ("fs_min_cwnd", lambda v, p: v > 0.0, "> 0 (packets)"),
-                ("fs_max_cwnd", lambda v, p: v > float(p["fs_min_cwnd"]), "> fs_min_cwnd (packets)"),
-                ("min_cwnd_bytes", lambda v, p: v > 0.0, "> 0"),
-                ("max_cwnd_bytes", lambda v, p: float(p["min_cwnd_bytes"]) < v <= MAX_BYTES,
-                 "> min_cwnd_bytes and <= 1e+15")]
 
     def new_flow(self, qp):
         return SimpleNamespace(cwnd=0.0, last_dec=0.0, rtt=0.0, target=0.0)

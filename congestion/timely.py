@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from dataplane.sim import CC_TIMELY, MIN_RATE_BPS
+from dataplane.sim import CC_TIMELY
 
-from congestion.api import EV_ACK, EV_START, RULE_RATE, CongestionControl
+from congestion.api import EV_ACK, EV_START, CongestionControl
+from congestion.params import CCParams, Count, Rate, Real, Time
 
 
 class Timely(CongestionControl):
@@ -26,10 +27,17 @@ class Timely(CongestionControl):
     events = frozenset({"start", "ack"})
     c_kind = CC_TIMELY
 
-    @classmethod
-    def defaults(cls):
-        return {"alpha": 0.875, "beta": 0.8, "t_low_ps": 50_000_000, "t_high_ps": 500_000_000,
-                "min_rtt_ps": 20_000_000, "rai_bps": 100e6, "rhai_bps": 500e6, "rmin_bps": 100e6, "hai_threshold": 5}
+    class Params(CCParams):
+        """native/timely.c's block, in its order."""
+        alpha: Real("EWMA gain of the RTT difference", gt=0, le=1) = 0.875
+        beta: Real("multiplicative decrease factor", gt=0, le=1) = 0.8
+        t_low_ps: Time("RTT below which the rate always increases (T_low)", ge=0) = 50_000_000
+        t_high_ps: Time("RTT above which the rate always decreases (T_high)", gt_field="t_low_ps") = 500_000_000
+        min_rtt_ps: Time("minimum RTT that normalizes the gradient", gt=0) = 20_000_000
+        rai_bps: Rate("additive increase step (R_AI)", ge=0) = 100e6
+        rhai_bps: Rate("hyper-additive increase step after hai_threshold increases (R_HAI)", ge=0) = 500e6
+        rmin_bps: Rate("smallest rate a decrease leaves (R_min)", floor=True) = 100e6
+        hai_threshold: Count("consecutive increases before R_HAI applies", ge=0) = 5
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -37,18 +45,6 @@ class Timely(CongestionControl):
         self.a, self.beta, self.t_low, self.t_high = p["alpha"], p["beta"], p["t_low_ps"], p["t_high_ps"]
         self.min_rtt, self.rai, self.rhai, self.rmin = p["min_rtt_ps"], p["rai_bps"], p["rhai_bps"], p["rmin_bps"]
         self.hai_after = p["hai_threshold"]
-
-    def param_rules(self):
-        """native/timely.c validate(), rule for rule."""
-        return [("alpha", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
-                ("beta", lambda v, p: 0.0 < v <= 1.0, "in (0, 1]"),
-                ("t_low_ps", lambda v, p: v >= 0.0, ">= 0"),
-                ("t_high_ps", lambda v, p: v > float(p["t_low_ps"]), "> t_low_ps"),
-                ("min_rtt_ps", lambda v, p: v > 0.0, "> 0"),
-                ("rai_bps", lambda v, p: v >= 0.0, ">= 0"),
-                ("rhai_bps", lambda v, p: v >= 0.0, ">= 0"),
-                ("rmin_bps", lambda v, p: v >= MIN_RATE_BPS, RULE_RATE),
-                ("hai_threshold", lambda v, p: v >= 0.0, ">= 0")]
 
     def new_flow(self, qp):
         return SimpleNamespace(cur=0.0, stage=0.0, diff=0.0, prev=0.0, last=0.0)

@@ -70,7 +70,7 @@ def _default_text(name: str, value) -> str:
     return str(value)
 
 
-def experiment_help(name: str, mod) -> str:
+def experiment_help(name: str, mod, cc: str | None = None) -> str:
     """``softdpu run NAME --help``: the experiment's docstring, a table of its parameters (type and
     bounds, unit, default, meaning: generated from its Params model), its CCs' parameters and the
     scenario fields."""
@@ -79,16 +79,20 @@ def experiment_help(name: str, mod) -> str:
              f"experiment parameters (--set NAME=VALUE; JSON Schema: softdpu schema --experiment {name}):"]
     lines += params_help(mod)
     try:
-        ccs = experiment_ccs(mod, {})
+        ccs = experiment_ccs(mod, {}, cc)
     except ValueError:
         ccs = None
     if ccs:
         lines += ["", "congestion-control parameters (--set cc_params.NAME=VALUE: every variant whose CC has NAME; "
                   "--set CC.NAME=VALUE: that CC's variants):"]
+        from congestion.registry import load_class
         for cc in dict.fromkeys(ccs):
             try:
-                d = _cc_defaults(cc)
+                d, model = _cc_defaults(cc), load_class(cc).params_model()
             except ValueError:
+                continue
+            if model is not None and d:           # the declared model: kind, unit, default, bound, meaning
+                lines += [f"  {cc}:"] + [f"    {row}" for row in model.help_lines()]
                 continue
             lines.append(f"  {cc}: " + (", ".join(f"{k}={_default_text(k, v)}" for k, v in d.items()) or "(none)"))
     lines += ["", "scenario fields (--set FIELD=VALUE, a section's key dotted: --set ecn.kmin_bytes=100KB;"
@@ -133,7 +137,7 @@ def cmd_run(a) -> int:
         raise UsageError(f"run: which experiment? known: {', '.join(sorted(exps))}")
     mod = _experiment_module(a.experiment, exps)
     if a.help:
-        print(a.parser.format_help() + "\n" + experiment_help(a.experiment, mod))
+        print(a.parser.format_help() + "\n" + experiment_help(a.experiment, mod, a.cc))
         return 0
     exp, over = parse_sets(config_items(a.config, mod) + a.set, mod, cc=a.cc)
     capture = capture_arg(a.pcap, a.pcap_filter)
@@ -287,6 +291,10 @@ def cmd_schema(a) -> int:
         print(json.dumps(params_schema(_experiment_module(a.experiment)), indent=2, sort_keys=True, default=str))
         return 0
     from controlplane.config import json_schema
+    if a.cc is not None:                       # one CC's parameters (congestion/params.py)
+        from congestion.params import cc_schema
+        print(json.dumps(cc_schema(a.cc), indent=2, sort_keys=True, default=str))
+        return 0
     print(json.dumps(json_schema(), indent=2, sort_keys=True, default=str))
     return 0
 
@@ -327,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("schema", help="print the JSON Schema of a scenario (every field, its type, unit and bounds)")
     sc.add_argument("--experiment", default=None, metavar="NAME",
                     help="the JSON Schema of that experiment's parameters instead (softdpu list names them)")
+    sc.add_argument("--cc", default=None, metavar="NAME", help="print only this CC's parameter schema (cc_params)")
     sc.set_defaults(func=cmd_schema)
     l = sub.add_parser("list", help="experiments and congestion-control algorithms")
     l.add_argument("--json", action="store_true", help="as JSON: experiments and CCs with their parameters")

@@ -437,7 +437,8 @@ def json_schema() -> dict:
             continue
         default = f.default if f.default is not MISSING else f.default_factory()
         prop["default"] = default
-    return s
+    from congestion.params import add_to_scenario_schema       # each built-in CC's cc_params, by cc
+    return add_to_scenario_schema(s, Scenario.cc)
 
 
 # The section models live beside their mechanisms (controlplane/models.py gathers them); their

@@ -250,9 +250,22 @@ def _cc_param(key: str, rest: list[str], text: str, ccs: list[str] | None, only:
         every = sorted({p for c in pool for p in _cc_defaults(c)})
         near = closest(name, every)
         who = f"cc {only!r} has no" if only else f"none of this run's CCs ({', '.join(pool)}) has a"
+        field = f" ({name} is a scenario field: --set {name}=...)" if name in scenario_kinds() else ""
         raise UsageError(f"--set {key}: {who} parameter {name!r}"
                          + (f"; closest: {', '.join(near)}" if near else "")
-                         + (f"; its parameters: {', '.join(every)}" if only and every else ""))
+                         + (f"; its parameters: {', '.join(every)}" if only and every else "") + field)
+    # typed by the CC's declared parameter model (congestion/params.py): units, bounds, its words
+    typed = []
+    for spec in knowers:
+        cls = registry.load_class(spec)
+        model = cls.params_model()
+        if model is not None:
+            try:
+                typed.append(model.from_text(cls.name, name, text, key=key))
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+    if typed:
+        return {key: typed[0]}
     default = _cc_defaults(knowers[0])[name]
     k = kind_of(default, name)
     if unit_kind(name) and k.base in ("float", "int"):

@@ -157,6 +157,9 @@ class Scenario:
         return Scenario.from_dict(d)
 
     def make_cc(self):
+        odd = [k for k in self.cc_params if not isinstance(k, str)]
+        if odd:
+            raise ValueError(f"cc_params keys are parameter names (text), got {odd[0]!r}")
         cc = registry.create(self.cc, **self.cc_params)
         if self.cc_impl not in ("c", "python"):
             raise ValueError(f"cc_impl must be 'c' or 'python', got {self.cc_impl!r}")

@@ -80,32 +80,59 @@ def values_for(default: float, rng: np.random.Generator) -> list[float]:
     return BOUNDARY + near + rand
 
 
+def type_verdict(cc: str, name: str, value) -> str | None:
+    """None if the parameter's declared type (its Params model) takes ``value``, else why not.
+    The Python side is stricter than the C block (doubles): counts, rates, sizes and times in ps
+    are whole numbers, flags are booleans."""
+    try:
+        registry.load_class(cc).params_model().typed(name, value)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 @pytest.mark.parametrize("cc,kw", CCS, ids=[f"{c}-{k.get('flavour', '')}".rstrip("-") for c, k in CCS])
 def test_c_twin_and_python_reference_accept_the_same_parameters(cc, kw):
     """For every parameter of the C block (DCQCN's flavour aside: a name in Python, 0/1 in C) and
-    every value tried: both accept, or both refuse with the same message."""
+    every value tried: a value of the parameter's declared type is accepted by both or refused by
+    both with the same words (Python names it as a scenario key, cc_params.NAME; the C twin by its
+    name); a value not of its type (a fraction for a whole-number parameter, a number for a flag,
+    NaN, infinities) is refused by the Python model naming the parameter, and NaN and infinities
+    by the C twin too."""
     ref = bound(cc, kw)
     defaults = ref.c_params()
+    model = registry.load_class(cc).params_model()
     rng = np.random.default_rng(sum(map(ord, cc + str(kw))))
-    tried = refused = 0
+    tried = refused = type_refused = 0
     for name in cc_param_names(ref.c_kind):
         if name == "flavour":
             continue
-        for v in values_for(float(defaults[name]), rng):
+        values = values_for(float(defaults[name]), rng)
+        if model.specs[name].kind == "bool":
+            values += [True, False]
+        for v in values:
             py, c = python_verdict(cc, kw, name, v), c_verdict(cc, kw, name, v)
-            assert py == c, (name, v, py, c)
+            if type_verdict(cc, name, v) is not None:
+                assert py is not None and py.startswith(f"{cc}: cc_params.{name} must be "), (name, v, py)
+                if not (isinstance(v, float) and math.isfinite(v)):
+                    assert c is not None, (name, v)
+                type_refused += 1
+                continue
+            assert py == (None if c is None else c.replace(f"{cc}: ", f"{cc}: cc_params.", 1)), (name, v, py, c)
             if py is not None:
                 refused += 1
-                assert re.match(rf"{cc}: \w+ must be ", py), py
+                assert re.match(rf"{cc}: cc_params\.\w+ must be ", py), py
             tried += 1
     assert refused > 0 and refused < tried               # the grid has both verdicts for every CC
+    assert type_refused > 0
 
 
 @pytest.mark.parametrize("cc", ["dcqcn", "dctcp", "timely", "hpcc"])
 def test_rate_parameters_below_the_floor_are_refused_naming_them(cc):
     """rmin_bps: 999,999 bit/s is refused on both paths naming the parameter; exactly the floor is taken."""
     for impl in ("c", "python"):
-        with pytest.raises(ValueError, match=rf"{cc}: rmin_bps must be >= 1e\+06 \(the rate floor, 1 Mb/s\), got 999999"):
+        with pytest.raises(ValueError, match=rf"{cc}: cc_params\.rmin_bps must be >= 1e\+06 \(the rate floor, 1 Mb/s\), "
+                                             rf"got 999999"):
             Scenario(cc=cc, cc_impl=impl, cc_params={"rmin_bps": MIN_RATE_BPS - 1}).build()
         Scenario(cc=cc, cc_impl=impl, cc_params={"rmin_bps": MIN_RATE_BPS}).build()
 
@@ -120,11 +147,12 @@ def test_dcqcn_flavour_codes():
 
 def test_the_cli_reports_a_rate_parameter_below_the_floor_instead_of_crashing(tmp_path):
     """The command of issue #11 died with SIGFPE ("Floating point exception", nothing written):
-    now it exits 2 with a message naming the parameter (0.5 bit/s is not a whole number of bit/s:
-    refused by the command line's unit parsing, issue #12), and a whole rate below the floor
-    with the CC's message naming the CC and the parameter."""
-    for value, words in (("0.5", "softdpu: cc_params.rmin_bps: 0.5 is not a whole number of bit/s"),
-                         ("5", "timely: rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 5")):
+    now it exits 2 with a message naming the CC and the parameter (0.5 bit/s is not a whole number
+    of bit/s: refused by the parameter's declared type, issue #12), and a whole rate below the
+    floor with the parameter's bound, checked as the command line is read."""
+    for value, words in (("0.5", "softdpu: timely: cc_params.rmin_bps must be a rate in bit/s (e.g. 100G, 100Gbps, "
+                                 "25Mbps), got '0.5': 0.5 is not a whole number of bit/s"),
+                         ("5", "softdpu: timely: cc_params.rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 5")):
         out = subprocess.run([sys.executable, "-m", "controlplane.cli", "run", "incast", "--set", 'ccs=["timely"]',
                               "--set", f"cc_params.rmin_bps={value}", "--out", str(tmp_path / "r")],
                              cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -10,15 +10,20 @@ Halve the rate on a congestion notification, at most once per `hold_ps`; add `st
 and from a checkout, as any user file: `--cc experiments/plugins/ecn_aimd.py:EcnAimd`.
 """
 from congestion.api import CongestionControl
+from congestion.params import CCParams, Rate, Time
 
 
 class EcnAimd(CongestionControl):
     name = "ecn_aimd"
     events = frozenset({"start", "cnp", "timer"})
 
-    @classmethod
-    def defaults(cls):
-        return {"step_bps": 2e9, "period_ps": 20_000_000, "hold_ps": 20_000_000, "min_bps": 1e9}
+    class Params(CCParams):
+        """ECN-AIMD's parameters: type and unit, default, bounds, one line each."""
+        step_bps: Rate("rate added every period_ps", gt=0) = 2e9
+        period_ps: Time("additive-increase period", ge=1_000_000, note="1 us: shorter floods the run with timers") \
+            = 20_000_000
+        hold_ps: Time("at most one cut per hold_ps", ge=0) = 20_000_000
+        min_bps: Rate("no cut goes below this rate", floor=True) = 1e9
 
     def network_defaults(self):
         # switches mark ECN (RED 100-400 KB at 100 Gb/s); receivers send CNPs at most every 50 us
