@@ -111,18 +111,20 @@ class Executor:
 
     def map(self, fn: Callable, args: Iterable, quiet: bool = False,
             on_done: Callable[[Outcome], None] | None = None) -> list:
-        """The values of ``fn(arg)`` in the order of ``args``. Every task runs to its end; then the
-        first failed task's exception (in the order of ``args``) is raised. ``on_done`` is called
-        with each Outcome as it completes (progress lines)."""
+        """The values of ``fn(arg)`` in the order of ``args``. ``on_done`` is called with each Outcome
+        as it completes (progress lines). The first task that fails stops the loop: the tasks not yet
+        started are cancelled and its exception is raised."""
         outcomes: dict[int, Outcome] = {}
-        for o in self.run(fn, list(args), quiet=quiet):
-            outcomes[o.index] = o
-            if on_done is not None:
-                on_done(o)
-        for i in sorted(outcomes):
-            o = outcomes[i]
-            if not o.ok:
-                raise o.exception if o.exception is not None else RuntimeError(o.error)
+        it = self.run(fn, list(args), quiet=quiet)
+        try:
+            for o in it:
+                outcomes[o.index] = o
+                if on_done is not None:
+                    on_done(o)
+                if not o.ok:
+                    raise o.exception if o.exception is not None else RuntimeError(o.error)
+        finally:
+            it.close()
         return [outcomes[i].value for i in sorted(outcomes)]
 
     def close(self) -> None:
@@ -182,6 +184,15 @@ class ProcessExecutor(Executor):
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
+    def __exit__(self, kind, *exc) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            # Ctrl-C: stop the runs in progress too (the workers ignore SIGINT), do not wait for them
+            for proc in list(getattr(self.pool, "_processes", {}).values()):
+                proc.terminate()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        else:
+            self.close()
+
 
 class DaskExecutor(Executor):
     """The tasks of an existing Dask distributed cluster (``--scheduler tcp://HOST:PORT``)."""
@@ -213,7 +224,7 @@ class DaskExecutor(Executor):
             futures.append(self.client.submit(_call, fn, arg, i, quiet, key=key, pure=False))
         index = {f.key: i for i, f in enumerate(futures)}
         try:
-            for fut in as_completed(futures):
+            for fut in as_completed(futures, loop=self.client.loop):
                 if fut.status == "finished":
                     yield fut.result()
                 else:                            # lost too often (workers killed) or cancelled
