@@ -21,7 +21,8 @@ def _experiments() -> dict[str, str]:
     return out
 
 
-BENCHMARKS = ["permutation-128", "permutation-1024", "cc-callback", "cc-cost", "capture", "multipath", "vswitch"]
+BENCHMARKS = ["permutation-128", "permutation-1024", "cc-callback", "cc-cost", "capture", "multipath", "vswitch",
+              "sweep-overhead"]
 
 
 def cmd_list(a) -> int:
@@ -163,8 +164,6 @@ def cmd_sweep(a) -> int:
     # the command line wins over the spec file: a --grid key replaces the spec's, --set items come after its
     cli_keys = {g.partition("=")[0].strip() for g in a.grid}
     grid = [g for g in spec["grid"] if g.partition("=")[0].strip() not in cli_keys] + a.grid
-    if not grid:
-        raise UsageError("sweep: give at least one --grid KEY=V1,V2 (or a grid in --spec); for one run use softdpu run")
     seeds = sweep.parse_seeds(a.seeds or spec.get("seeds") or "1")
     cli_sets = {s.partition("=")[0].strip() for s in a.set}
     sets = [s for s in spec["set"] if s.partition("=")[0].strip() not in cli_sets] + a.set
@@ -176,9 +175,11 @@ def cmd_sweep(a) -> int:
     with executor.make(jobs, scheduler) as ex:
         where = f"Dask scheduler {scheduler} ({ex.jobs} worker threads)" if scheduler else \
             f"{ex.jobs} local worker process{'es' if ex.jobs > 1 else ''}" if ex.jobs > 1 else "this process"
-        print(f"sweep {name}: {len(plan.points)} points ({len(plan.grid)} grid key(s), {len(seeds)} seed(s)"
-              + (f", {len(plan.points) // max(1, len(seeds) * _combos(plan))} variants each" if plan.kind == "scenario"
-                 else ", the experiment's run() each") + f") on {where} -> {out}", file=sys.stderr)
+        combos = _combos(plan)
+        per = len(plan.points) // max(1, combos * len(seeds))
+        print(f"sweep {name}: {len(plan.points)} points = {combos} grid point(s) x {len(seeds)} seed(s) x "
+              + (f"{per} variant(s)" if plan.kind == "scenario" else "the experiment's run()")
+              + f", on {where} -> {out}", file=sys.stderr)
         rep = sweep.run(plan, out, ex, force=a.force, progress=a.progress)
     st = rep.statuses
     print(f"sweep {name}: {rep.total} points: {rep.ran} run, {rep.skipped} already done; ok {st['ok']}, "
@@ -219,7 +220,8 @@ def cmd_plot(a) -> int:
 def cmd_bench(a) -> int:
     from controlplane import bench
     special = {"cc-callback": bench.run_cc_callback, "cc-cost": bench.run_cc_cost, "capture": bench.run_capture,
-               "multipath": bench.run_multipath, "vswitch": bench.run_vswitch}
+               "multipath": bench.run_multipath, "vswitch": bench.run_vswitch,
+               "sweep-overhead": bench.run_sweep_overhead}
     if a.scenario in special:
         print(bench.format_row(special[a.scenario](seed=a.seed)))
         return 0
@@ -396,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="permutation-128, permutation-1024, cc-callback (cost of the Python plug-in path) "
                         "cc-cost (ns per CC event of each built-in, C and Python), capture (pcap of every hop, 128-byte snaplen) "
                         "multipath (permutation-1024 with ECMP + go-back-N vs spray_rr + ooo) "
-                        "or vswitch (fast-path lookups/s: exact, masked with 1/8/32 subtables; slow-path installs/s)")
+                        "or vswitch (fast-path lookups/s: exact, masked with 1/8/32 subtables; slow-path installs/s) "
+                        "sweep-overhead (what a sweep point costs through Dask beyond its run; needs softdpu[sweep])")
     b.add_argument("--cc-impl", choices=["c", "python"], action="append", default=None,
                    help="c (the DCQCN C twin, default) or python (the reference through the plug-in path); repeatable")
     b.add_argument("--seed", type=_seed, default=1)

@@ -15,7 +15,9 @@ One interface (:class:`Executor`) for every loop of independent runs: the points
 
 A task is a module-level function and picklable arguments; it runs in a fresh scenario, so
 where it runs does not change its result (one scenario + one seed = the same bytes). Tasks must
-not rely on state left by another task in the same worker.
+not rely on state left by another task in the same worker. A Python program that makes a
+``ProcessExecutor`` must guard its entry point with ``if __name__ == "__main__":`` (the workers
+import the main module, as with any ``multiprocessing`` start method but fork).
 
 Inside a task the current executor is always the inline one: a task that itself loops over
 runs (an experiment's ``run()`` executed as one sweep point) runs them serially, no nested pools.
@@ -199,17 +201,22 @@ class DaskExecutor(Executor):
 
     name = "dask"
 
-    def __init__(self, address: str, timeout: float = 30.0):
+    def __init__(self, address, timeout: float = 30.0):
+        """``address``: the scheduler's (tcp://HOST:PORT), or a ``distributed.Client`` already made
+        (closed with this executor)."""
         try:
             from distributed import Client
         except ImportError:
             from controlplane.values import UsageError
             raise UsageError("--scheduler needs Dask distributed: pip install 'softdpu[sweep]'") from None
-        try:
-            self.client = Client(address, timeout=timeout, set_as_default=False)
-        except (OSError, TimeoutError) as e:
-            from controlplane.values import UsageError
-            raise UsageError(f"--scheduler {address}: cannot reach the Dask scheduler ({e})") from None
+        if isinstance(address, Client):
+            self.client, address = address, address.scheduler.address
+        else:
+            try:
+                self.client = Client(address, timeout=timeout, set_as_default=False)
+            except (OSError, TimeoutError) as e:
+                from controlplane.values import UsageError
+                raise UsageError(f"--scheduler {address}: cannot reach the Dask scheduler ({e})") from None
         info = self.client.scheduler_info()
         self.jobs = max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))
         self.address = address
@@ -221,7 +228,9 @@ class DaskExecutor(Executor):
         futures = []
         for i, arg in enumerate(args):
             key = f"softdpu-{keys[i] if keys else i}-{stamp}"
-            futures.append(self.client.submit(_call, fn, arg, i, quiet, key=key, pure=False))
+            # quiet=False: a worker may run tasks in several threads, and redirecting stdout is
+            # process-wide; what a task prints goes to the worker's log
+            futures.append(self.client.submit(_call, fn, arg, i, False, key=key, pure=False))
         index = {f.key: i for i, f in enumerate(futures)}
         try:
             for fut in as_completed(futures, loop=self.client.loop):

@@ -34,7 +34,7 @@ cannot outlive the text it excuses):
     in CI, where its absence fails);
   * BENCH_EXCLUDED: benchmarks measure speed on a full-size fabric (seconds to a minute each);
     they are not tests (docs/performance.md: "Benchmarks are never tests"); the cheap ones run;
-  * FRAGMENT_EXCLUDED, COMMAND_EXCLUDED: anything else not run, each with its reason;
+  * FRAGMENT_EXCLUDED, COMMAND_EXCLUDED, PY_EXCLUDED: anything else not run, each with its reason;
   * SIZE_EXCLUDED: a documented setting whose only purpose is to make a run big (a 1 GB
     all-reduce point takes ~25 s): its keys are checked to be parameters of the experiment, so a
     rename still fails here.
@@ -64,6 +64,9 @@ DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SHELL_EXCLUDED = {
     "make": "sets up the virtualenv and runs the suite or the default experiment: this test runs inside "
             "`make test` (make run = `softdpu run incast`, run below; make golden/bench/sanitize are CI steps)",
+    "pip": "installs an extra into the reader's environment; CI installs the dev extra, which includes it",
+    "dask": "starts a Dask scheduler or worker on the reader's machines; tests/test_sweep.py starts a real "
+            "`dask scheduler` and two `dask worker` processes on localhost and sweeps through them",
 }
 
 #: shell programs whose lines run (after the softdpu command that makes their input); a case is made
@@ -127,6 +130,16 @@ COMMAND_EXCLUDED: dict[str, str] = {
     "softdpu run incast --cc my_aimd": "needs `pip install ./my-cc`, a package the reader writes; the "
                                        "entry-point form runs with --cc ecn_aimd (softdpu's own entry point)",
     "softdpu run NAME ...": "a placeholder for any run command (`python -m experiments.NAME ...` is the same)",
+    "softdpu sweep fct_slowdown --seeds 1-5 -j 2": "120 runs of fct_slowdown (~2.6 s each on one core); "
+                                                   "tests/test_sweep.py runs small sweeps with -j 1 and -j 2",
+    "softdpu sweep fct_slowdown --seeds 1-20 --scheduler tcp://HOST:8786": "needs the reader's Dask cluster; "
+        "tests/test_sweep.py sweeps through a real local one",
+}
+
+#: Python blocks not run: {(file, a line of the block): reason}
+PY_EXCLUDED: dict[tuple[str, str], str] = {
+    ("README.md", "from dask_jobqueue import SLURMCluster"): "starts Slurm jobs: needs a Slurm cluster and "
+        "dask-jobqueue; the Dask path itself runs in tests/test_sweep.py",
 }
 
 #: files a doc tells the reader to save, made before a command that names them:
@@ -362,6 +375,8 @@ def test_every_exclusion_names_something_in_the_docs():
     assert {"config.json", "flows.csv", "counters.json", "plots/rates.png"} <= set(_results_table())
     for (file, old), _new in PY_SUBSTITUTIONS.items():
         assert any(s.kind == "python" and s.file == file and old in s.text for s in SNIPPETS), (file, old)
+    for file, line in PY_EXCLUDED:
+        assert any(s.kind == "python" and s.file == file and line in s.text for s in SNIPPETS), (file, line)
 
 
 @pytest.mark.parametrize("fragment", sorted(SIZE_EXCLUDED))
@@ -478,8 +493,12 @@ def test_documented_command_runs(cmd, workdir, capsys):
         assert path.is_file(), f"{where}: the docs say `{cmd}` writes {rel}; it did not"
 
 
+def _py_excluded(s: Snippet) -> bool:
+    return any(s.file == file and line in s.text for file, line in PY_EXCLUDED)
+
+
 @pytest.mark.parametrize("snippet", [pytest.param(s, id=f"{s.where} python")
-                                     for s in SNIPPETS if s.kind == "python"])
+                                     for s in SNIPPETS if s.kind == "python" and not _py_excluded(s)])
 def test_documented_python_block_runs(snippet, workdir, capsys):
     src = snippet.text
     for (file, old), new in PY_SUBSTITUTIONS.items():

@@ -205,6 +205,15 @@ def test_failed_and_budget_points_are_recorded_and_counted(tmp_path, capsys):
     assert rc == 3 and "2 run, 2 already done" in capsys.readouterr().out
 
 
+def test_progress_bar_only_on_a_terminal_or_when_asked(tmp_path, capsys):
+    # stderr is not a terminal here: no bar by default; --progress draws one bar for the sweep
+    assert main(["sweep", "incast", *GRID, *TINY, "-j", "1", "--out", str(tmp_path / "b")]) == 0
+    assert "8/8" not in capsys.readouterr().err
+    assert main(["sweep", "incast", *GRID, *TINY, "-j", "1", "--force", "--progress", "--out", str(tmp_path / "b")]) == 0
+    err = capsys.readouterr().err
+    assert "sweep incast" in err and "8/8" in err
+
+
 def test_spec_file_gives_the_same_sweep(reference, tmp_path):
     spec = tmp_path / "sweep.toml"
     spec.write_text('experiment = "incast"\nseeds = "1-2"\n[grid]\nsenders = [2, 3]\n'
