@@ -81,6 +81,8 @@ BENCH_EXCLUDED = {
     "softdpu bench multipath": "permutation-1024 twice, 3 interleaved runs each (~25 s)",
     "softdpu bench cc-cost": "every algorithm's Python reference on permutation-128, medians of 3 (~1 min)",
     "softdpu bench ...": "a placeholder for every benchmark",
+    "softdpu bench sweep-overhead": "starts a local Dask cluster and times 300 points (~20 s); the Dask path "
+                                    "itself is tested in tests/test_sweep.py",
 }
 
 #: inline --set/--cc fragments: the command each belongs to (None = not run: SIZE_EXCLUDED or
