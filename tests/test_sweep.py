@@ -49,6 +49,27 @@ def reference(tmp_path_factory) -> Path:
     return out
 
 
+# 8 points of ~0.3 s (4 or 5 senders x 1 MB): slow enough to interrupt a sweep or kill a worker mid-way
+SLOW = ["sweep", "incast", "--grid", "senders=4,5", "--seeds", "1-2", "--set", "size_bytes=1MB",
+        "--set", "sample_interval_ps=2us", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def slow_reference(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("slow") / "sweep"
+    assert main([*SLOW, "-j", "1", "--out", str(out)]) == 0
+    return out
+
+
+def wait_for_a_point(proc: subprocess.Popen, out: Path, timeout: float = 300) -> None:
+    """Until a first point of the sweep run by ``proc`` is written (or the process ends)."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if (out / "points").exists() and list((out / "points").glob("*/point.json")):
+            return
+        time.sleep(0.02)
+
+
 # --------------------------------------------------------------------------------- parsing
 def test_grid_values_are_typed_with_units_like_set():
     # values parse as --set would (controlplane/values.py): sizes with units to integer bytes,
@@ -184,6 +205,25 @@ class Boom(CongestionControl):
 '''
 
 
+def test_interrupted_sweep_resumes_to_the_same_bytes(slow_reference, tmp_path):
+    # Ctrl-C (SIGINT) after the first point: exit 130, the workers stopped, every point written is
+    # whole; the same command again runs only the points not done and ends with the same bytes
+    out = tmp_path / "s"
+    proc = subprocess.Popen([str(BIN / "softdpu"), *SLOW, "-j", "2", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_a_point(proc, out)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, (proc.returncode, stderr)
+    done = [d for d in (out / "points").iterdir() if (d / "point.json").exists()]
+    assert 1 <= len(done) < 8
+    for d in done:                             # a written point is the reference's, byte for byte
+        assert files_of(d) == files_of(slow_reference / "points" / d.name)
+    rc = main([*SLOW, "-j", "2", "--out", str(out)])
+    assert rc == 0
+    assert files_of(out) == files_of(slow_reference)
+
+
 def test_failed_and_budget_points_are_recorded_and_counted(tmp_path, capsys):
     plugin = tmp_path / "boom.py"
     plugin.write_text(BOOM)
@@ -300,19 +340,15 @@ def dask_cluster(tmp_path):
         log.close()
 
 
-def test_dask_cluster_same_results_and_survives_a_killed_worker(dask_cluster, reference, tmp_path):
+def test_dask_cluster_same_results_and_survives_a_killed_worker(dask_cluster, reference, slow_reference, tmp_path):
     address, workers = dask_cluster
     # 1. the tiny sweep through the cluster: byte-identical to -j 1
     assert sweep_cli(tmp_path / "dask", "--scheduler", address) == 0
     assert files_of(tmp_path / "dask") == files_of(reference)
-    # 2. a slower sweep (8 points of ~0.3 s); one worker is killed while it runs a point, once a
-    # first point is done: the scheduler gives its point to the other worker, the sweep completes
-    # with the same bytes as -j 1
-    slow = ["sweep", "incast", "--grid", "senders=4,5", "--seeds", "1-2", "--set", "size_bytes=1MB",
-            "--set", "sample_interval_ps=2us", "--no-progress"]
-    assert main([*slow, "-j", "1", "--out", str(tmp_path / "slow-j1")]) == 0
+    # 2. the slow sweep; one worker is killed while it runs a point, once a first point is done: the
+    # scheduler gives its point to the other worker, the sweep completes with the same bytes as -j 1
     out = tmp_path / "slow-dask"
-    proc = subprocess.Popen([str(BIN / "softdpu"), *slow, "--scheduler", address, "--out", str(out)],
+    proc = subprocess.Popen([str(BIN / "softdpu"), *SLOW, "--scheduler", address, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     from distributed import Client
     killed = None
@@ -324,6 +360,8 @@ def test_dask_cluster_same_results_and_survives_a_killed_worker(dask_cluster, re
             busy = [w for w, keys in c.processing().items() if keys]
             if done and busy:
                 victim = next(p for p in workers if p.pid == pids[busy[0]])
+                # the points on the victim (task keys are softdpu-<point id>-<stamp>)
+                lost = {str(k).split("-")[1] for k in c.processing()[busy[0]]}
                 os.killpg(victim.pid, signal.SIGKILL)
                 killed = busy[0]
             time.sleep(0.02)
@@ -331,7 +369,8 @@ def test_dask_cluster_same_results_and_survives_a_killed_worker(dask_cluster, re
     assert killed is not None, "the sweep ended before a worker could be killed mid-point"
     assert proc.returncode == 0, stderr
     assert "8 run" in stdout
-    assert files_of(out) == files_of(tmp_path / "slow-j1")
-    # the point the killed worker was running was rerun by the other one: every point's worker in
-    # wall.csv is the survivor or a point the victim finished before it died
-    assert sum(w.poll() is None for w in workers) == 1
+    assert files_of(out) == files_of(slow_reference)
+    # the points the killed worker held were run by the survivor (wall.csv names each point's worker)
+    survivor = next(p for p in workers if p.poll() is None)
+    ran_by = {w["point"]: w["worker"].rsplit(":", 1)[1] for w in csv.DictReader(open(out / "wall.csv"))}
+    assert lost and all(ran_by[pt] == str(survivor.pid) for pt in lost), (lost, ran_by, survivor.pid)
