@@ -149,9 +149,11 @@ class InlineExecutor(Executor):
 
 
 def _worker_init() -> None:
-    # a worker process of a pool: no SIGINT (Ctrl-C goes to the parent, which shuts the pool down)
+    # a worker process of a pool: no SIGINT (Ctrl-C goes to the parent, which shuts the pool down),
+    # no per-run progress bars (controlplane/scenario.py: the workers share one terminal)
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ["SOFTDPU_WORKER"] = "1"
 
 
 class ProcessExecutor(Executor):
