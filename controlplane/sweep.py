@@ -129,10 +129,10 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _typed(key: str, module, sets: list[str], raw: str):
+def _typed(key: str, module, sets: list[str], raw: str, cc: str | None = None):
     """The typed value of ``--grid KEY=raw`` (as ``--set KEY=raw`` would give it): errors name the key."""
     from controlplane.experiment import parse_sets
-    exp, over = parse_sets(sets + [f"{key}={raw}"], module)
+    exp, over = parse_sets(sets + [f"{key}={raw}"], module, cc=cc)
     if key in over:
         return over[key]
     head, *rest = key.split(".")
@@ -141,12 +141,13 @@ def _typed(key: str, module, sets: list[str], raw: str):
         for r in rest:
             v = v[r]
         return v
-    # a CC.NAME key is stored as CC.NAME in the overrides; a cc_params dict fans out
-    hits = [v for k, v in over.items() if k == key or k.endswith("." + key.rpartition(".")[2])]
-    return hits[0] if hits else raw
+    if key == "cc_params":                  # a whole dict fans out into cc_params.NAME overrides
+        return {k.partition(".")[2]: v for k, v in over.items() if k.startswith("cc_params.")}
+    return raw
 
 
-def parse_grid(items: list[str], module, sets: list[str] | None = None) -> dict[str, list[tuple[str, object]]]:
+def parse_grid(items: list[str], module, sets: list[str] | None = None,
+               cc: str | None = None) -> dict[str, list[tuple[str, object]]]:
     """``--grid KEY=V1,V2`` items -> {key: [(text, typed value), ...]} in the order given. A key is
     anything --set takes; each value is parsed as ``--set KEY=V`` would be (units, types), and an
     error names the key and the value."""
@@ -170,7 +171,7 @@ def parse_grid(items: list[str], module, sets: list[str] | None = None) -> dict[
         values = []
         for t in texts:
             try:
-                values.append((t, _typed(key, module, sets, t)))
+                values.append((t, _typed(key, module, sets, t, cc)))
             except UsageError as e:
                 msg = str(e)
                 raise UsageError(msg.replace("--set ", "--grid ", 1) if msg.startswith("--set ")
@@ -255,7 +256,7 @@ def plan(experiment: str, grid_items: list[str], seeds: list[int], sets: list[st
     from controlplane.experiment import apply_overrides, parse_sets
     module = _module(experiment)
     sets = list(sets or [])
-    grid = parse_grid(grid_items, module, sets)
+    grid = parse_grid(grid_items, module, sets, cc)
     kind = "scenario" if has_scenarios(module) else "run"
     p = Plan(experiment, grid, list(seeds), sets, cc, kind)
     keys = list(grid)

@@ -159,6 +159,23 @@ def test_sweep_folder_layout_and_index(reference):
     assert float(r["fct_p99_us"]) == s["fct_p99_ps"] / 1e6 and int(r["events"]) == s["events"]
 
 
+def test_parquet_index_is_the_csv_when_pyarrow_is_installed(reference):
+    # sweep.parquet is written exactly when pyarrow can be imported (an optional dependency); its
+    # rows are sweep.csv's, typed (the CSV's floats are shortest round-trip reprs: equal exactly)
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        assert not (reference / "sweep.parquet").exists()
+        return
+    table = pq.read_table(reference / "sweep.parquet").to_pylist()
+    rows = list(csv.DictReader(open(reference / "sweep.csv")))
+    assert [list(r) for r in rows][0] == list(table[0])
+    for r, t in zip(rows, table, strict=True):
+        assert (t["point"], t["seed"], t["senders"], t["status"]) == (r["point"], int(r["seed"]), int(r["senders"]),
+                                                                      r["status"])
+        assert t["fct_p99_us"] == float(r["fct_p99_us"]) and t["events"] == int(r["events"])
+
+
 def test_j2_gives_the_same_bytes_as_j1(reference, tmp_path):
     assert sweep_cli(tmp_path / "j2", "-j", "2") == 0
     assert files_of(tmp_path / "j2") == files_of(reference)
