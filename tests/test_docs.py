@@ -136,6 +136,8 @@ COMMAND_EXCLUDED: dict[str, str] = {
                                                    "tests/test_sweep.py runs small sweeps with -j 1 and -j 2",
     "softdpu sweep fct_slowdown --seeds 1-20 --scheduler tcp://HOST:8786": "needs the reader's Dask cluster; "
         "tests/test_sweep.py sweeps through a real local one",
+    "softdpu sweep fct_slowdown --seeds 1": "the -j 1 vs -j 2 measurement: 24 runs, a minute or more; "
+                                            "tests/test_sweep.py runs small sweeps with -j 1 and -j 2",
 }
 
 #: Python blocks not run: {(file, a line of the block): reason}
