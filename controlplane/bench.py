@@ -269,3 +269,50 @@ def run_slow_path(seed: int = 1, connections: int = 4096) -> dict:
     return {"slow_path_upcalls": c["sp_upcalls"], "slow_path_installs": c["sp_installs"],
             "slow_path_wall_s": spent[0], "slow_path_upcalls_per_s": c["sp_upcalls"] / spent[0],
             "slow_path_installs_per_s": c["sp_installs"] / spent[0]}
+
+
+def _noop(x):
+    return x
+
+
+def run_sweep_overhead(seed: int = 1, points: int = 100) -> dict:
+    """What a sweep point costs on Dask beyond its run: a local Dask cluster (a scheduler and one
+    worker process with one thread, dask.distributed's LocalCluster) runs a trivial point (a 2:1
+    incast of 4 KB messages, no time series: its results folder and point.json are still made and
+    sent back) through controlplane/executor.py's DaskExecutor. Per-point overhead, one point at a
+    time: median round trip through Dask minus the median of the same point called directly in this
+    process (``points`` of each, interleaved); pipelined: ``points`` submitted at once, wall time
+    per point minus the direct median. Also the round trip of a no-op task."""
+    import statistics
+    import time
+
+    from distributed import Client, LocalCluster
+
+    from controlplane import executor, sweep
+    p = sweep.plan("incast", [], [seed], ["senders=2", "size_bytes=4KB", "sample_interval_ps=0", 'ccs=["dcqcn"]'])
+    task = p.points[0].task
+    out: dict = {"benchmark": f"sweep-overhead (trivial incast point, {points} points, local Dask: 1 worker x 1 thread)"}
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            executor.DaskExecutor(Client(cluster, set_as_default=False)) as ex:
+        list(ex.run(sweep.run_point, [task] * 5))           # warm the worker (imports)
+        direct, through, noop = [], [], []
+        for _ in range(points):
+            t0 = time.perf_counter()
+            sweep.run_point(task)
+            direct.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            list(ex.run(sweep.run_point, [task]))
+            through.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            list(ex.run(_noop, [0]))
+            noop.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        outs = list(ex.run(sweep.run_point, [task] * points))
+        piped = (time.perf_counter() - t0) / points
+    d = statistics.median(direct)
+    out.update({"point_direct_ms": d * 1e3, "point_via_dask_ms": statistics.median(through) * 1e3,
+                "overhead_serial_ms": (statistics.median(through) - d) * 1e3,
+                "pipelined_per_point_ms": piped * 1e3, "overhead_pipelined_ms": (piped - d) * 1e3,
+                "noop_round_trip_ms": statistics.median(noop) * 1e3,
+                "worker_side_point_ms": statistics.median(o.wall_s for o in outs) * 1e3})
+    return out

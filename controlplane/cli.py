@@ -21,7 +21,8 @@ def _experiments() -> dict[str, str]:
     return out
 
 
-BENCHMARKS = ["permutation-128", "permutation-1024", "cc-callback", "cc-cost", "capture", "multipath", "vswitch"]
+BENCHMARKS = ["permutation-128", "permutation-1024", "cc-callback", "cc-cost", "capture", "multipath", "vswitch",
+              "sweep-overhead"]
 
 
 def cmd_list(a) -> int:
@@ -145,8 +146,62 @@ def cmd_run(a) -> int:
         _check_out(Path(a.pcap).resolve().parent, "--pcap")
     out = Path(a.out or f"results/{a.experiment}")
     _check_out(out)
-    mod.run(str(out), exp, over, seed=a.seed, plots=not a.no_plots, capture=capture)
+    from controlplane import executor
+    with executor.make(a.jobs) as ex, executor.use(ex):
+        mod.run(str(out), exp, over, seed=a.seed, plots=not a.no_plots, capture=capture)
     return 0
+
+
+def cmd_sweep(a) -> int:
+    """softdpu sweep: the points of a grid x seeds, each one run, on local workers or a Dask cluster."""
+    from controlplane import executor, sweep
+    from controlplane.values import UsageError
+    spec = sweep.read_spec(a.spec) if a.spec else {"grid": [], "set": []}
+    name = a.experiment or spec.get("experiment")
+    if name is None:
+        if a.help:
+            print(a.parser.format_help())
+            return 0
+        raise UsageError(f"sweep: which experiment? known: {', '.join(sorted(_experiments()))}")
+    if a.help:
+        print(a.parser.format_help() + "\n" + experiment_help(name, sweep._module(name)))
+        return 0
+    # the command line wins over the spec file: a --grid key replaces the spec's, --set items come after its
+    cli_keys = {g.partition("=")[0].strip() for g in a.grid}
+    grid = [g for g in spec["grid"] if g.partition("=")[0].strip() not in cli_keys] + a.grid
+    seeds = sweep.parse_seeds(a.seeds or spec.get("seeds") or "1")
+    cli_sets = {s.partition("=")[0].strip() for s in a.set}
+    sets = [s for s in spec["set"] if s.partition("=")[0].strip() not in cli_sets] + a.set
+    plan = sweep.plan(name, grid, seeds, sets, cc=a.cc or spec.get("cc"))
+    out = Path(a.out or spec.get("out") or f"results/sweep-{name}")
+    _check_out(out)
+    jobs = a.jobs if a.jobs is not None else spec.get("jobs")
+    scheduler = a.scheduler or spec.get("scheduler")
+    with executor.make(jobs, scheduler) as ex:
+        where = f"Dask scheduler {scheduler} ({ex.jobs} worker threads)" if scheduler else \
+            f"{ex.jobs} local worker process{'es' if ex.jobs > 1 else ''}" if ex.jobs > 1 else "this process"
+        combos = _combos(plan)
+        per = len(plan.points) // max(1, combos * len(seeds))
+        print(f"sweep {name}: {len(plan.points)} points = {combos} grid point(s) x {len(seeds)} seed(s) x "
+              + (f"{per} variant(s)" if plan.kind == "scenario" else "the experiment's run()")
+              + f", on {where} -> {out}", file=sys.stderr)
+        rep = sweep.run(plan, out, ex, force=a.force, progress=a.progress)
+    st = rep.statuses
+    print(f"sweep {name}: {rep.total} points: {rep.ran} run, {rep.skipped} already done; ok {st['ok']}, "
+          f"failed {st['failed']}, budget {st['budget']}; index {out / 'sweep.csv'}")
+    if rep.failed:
+        for r in sweep.index_rows(plan, out):
+            if r["status"] != "ok":
+                print(f"  {r['status']}: point {r['point']} ({sweep._where({k: r[k] for k in plan.grid}, r['seed'])}, "
+                      f"variant {r['variant']}): {r['error']}", file=sys.stderr)
+    return min(rep.failed, 125)
+
+
+def _combos(plan) -> int:
+    n = 1
+    for vals in plan.grid.values():
+        n *= len(vals)
+    return n
 
 
 def cmd_plot(a) -> int:
@@ -194,7 +249,8 @@ def _plot_sweep(root: Path, metrics: str | None) -> int:
 def cmd_bench(a) -> int:
     from controlplane import bench
     special = {"cc-callback": bench.run_cc_callback, "cc-cost": bench.run_cc_cost, "capture": bench.run_capture,
-               "multipath": bench.run_multipath, "vswitch": bench.run_vswitch}
+               "multipath": bench.run_multipath, "vswitch": bench.run_vswitch,
+               "sweep-overhead": bench.run_sweep_overhead}
     if a.scenario in special:
         print(bench.format_row(special[a.scenario](seed=a.seed)))
         return 0
@@ -210,6 +266,15 @@ def _seed(text: str) -> int:
     from controlplane.values import parse_int
     try:
         return parse_int("--seed", text, minimum=0)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _jobs(text: str) -> int:
+    """-j: an integer >= 1."""
+    from controlplane.values import parse_int
+    try:
+        return parse_int("-j", text, minimum=1)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -231,6 +296,13 @@ EPILOG = """exit status: 0 done; 1 a run stopped by its congestion control or th
 the CC, QP and event; the results up to then are written); 2 a usage error (one line naming what
 was typed); 70 an internal error (a bug: the message and traceback say where); 130 interrupted.
 --debug prints the traceback of any error."""
+
+
+SWEEP_EPILOG = """exit status: the number of points that did not end ok (failed, or stopped by their run
+budget), at most 125; 0 when every point is ok. 2 a usage error (one line naming what was typed),
+70 an internal error, 130 interrupted (rerun the same command to resume: points already done are
+skipped). The folder: sweep.json, points/<id>/ (a results folder and point.json each), sweep.csv
+(one row per point: parameters, seed, variant, status, summary metrics), wall.csv (wall times)."""
 
 
 def _version() -> str:
@@ -319,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="results folder (default results/<experiment>)")
     r.add_argument("--cc", default=None, help="cc name or path/to/file.py:ClassName (replaces the experiment's list)")
     r.add_argument("--no-plots", action="store_true")
+    r.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N",
+                   help="run the experiment's independent runs (variants, seeds) on N local worker processes "
+                        "(default 1: one after another in this process); results are the same for any N")
     r.add_argument("--debug", action="store_true", help="print the traceback of any error")
     r.add_argument("--pcap", default=None, metavar="FILE",
                    help="capture packets to a pcap file (one per variant: FILE-<variant>.pcap)")
@@ -326,6 +401,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="points=hosts|switches|all|h3|sw0->h0|<port id>,... dir=tx|rx|both qp=N from_us= to_us= "
                         "max=N snaplen=BYTES split=0|1")
     r.set_defaults(func=cmd_run, parser=r)
+    w = sub.add_parser("sweep", help="run an experiment over a grid of parameter values x seeds, in parallel",
+                       add_help=False, epilog=SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    w.add_argument("experiment", nargs="?", help="an experiment (softdpu list)")
+    w.add_argument("-h", "--help", action="store_true", help="this help, and the experiment's parameters")
+    w.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="a swept key (anything --set takes: parameter, dotted scenario field, cc_params.NAME) and "
+                        "its values, typed and with units as in --set; repeatable: the points are the product")
+    w.add_argument("--seeds", default=None, metavar="1-20|1,3,5", help="seeds of every grid point (default 1)")
+    w.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed for every point, as in run")
+    w.add_argument("--cc", default=None, help="cc name or path/to/file.py:ClassName (replaces the experiment's list)")
+    w.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N",
+                   help="local worker processes (default: the number of cores; 1 = in this process)")
+    w.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="run the points on this Dask distributed cluster (pip install 'softdpu[sweep]')")
+    w.add_argument("--out", default=None, metavar="DIR", help="sweep folder (default results/sweep-<experiment>)")
+    w.add_argument("--force", action="store_true", help="rerun every point (default: skip the points already done)")
+    w.add_argument("--spec", default=None, metavar="FILE",
+                   help="the same options from a TOML or JSON file (experiment, grid, seeds, set, out, jobs, scheduler,"
+                        " cc); the command line wins")
+    w.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress bar (points done of total, failures, ETA); default: only on a terminal")
+    w.add_argument("--debug", action="store_true", help="print the traceback of any error")
+    w.set_defaults(func=cmd_sweep, parser=w)
     p = sub.add_parser("plot", help="(re)make the plots of a results folder")
     p.add_argument("results", help="a run's results folder, an experiment's (one run per variant) or a sweep's")
     p.add_argument("--metrics", default=None, metavar="M1,M2,...",
@@ -345,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="permutation-128, permutation-1024, cc-callback (cost of the Python plug-in path) "
                         "cc-cost (ns per CC event of each built-in, C and Python), capture (pcap of every hop, 128-byte snaplen) "
                         "multipath (permutation-1024 with ECMP + go-back-N vs spray_rr + ooo) "
-                        "or vswitch (fast-path lookups/s: exact, masked with 1/8/32 subtables; slow-path installs/s)")
+                        "or vswitch (fast-path lookups/s: exact, masked with 1/8/32 subtables; slow-path installs/s) "
+                        "sweep-overhead (what a sweep point costs through Dask beyond its run; needs softdpu[sweep])")
     b.add_argument("--cc-impl", choices=["c", "python"], action="append", default=None,
                    help="c (the DCQCN C twin, default) or python (the reference through the plug-in path); repeatable")
     b.add_argument("--seed", type=_seed, default=1)

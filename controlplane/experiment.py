@@ -314,27 +314,63 @@ def split_params(sets: dict, params) -> tuple[dict, dict]:
 def run_variants(out_dir: Path, variants: dict[str, Scenario], overrides: dict, plots: bool = True,
                  compare_name: str = "compare.png", title: str | None = None, capture=None,
                  rows: tuple[str, ...] = ("goodput", "queue", "ecn")) -> dict:
-    """Run each variant into ``out_dir/<name>``, plot each and a comparison, print a table."""
+    """Run each variant into ``out_dir/<name>`` on the current executor (``softdpu run -j N``:
+    N worker processes; controlplane/executor.py), plot each and a comparison, print a table.
+    The summaries print in variant order, each as soon as it and the ones before it are done."""
     from controlplane.results import format_summary, load_run, summary
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries = {}
-    for name, sc in variants.items():
-        sc = apply_overrides(sc, overrides)
+    names = list(variants)
+    tasks = [(apply_overrides(sc, overrides), str(out_dir / name),
+              capture.for_variant(name, len(variants) > 1) if capture else None) for name, sc in variants.items()]
+
+    def report(name: str, res: dict) -> None:
         run_dir = out_dir / name
-        result = sc.run(run_dir, capture=capture.for_variant(name, len(variants) > 1) if capture else None)
         s = summary(load_run(run_dir))
-        s["wall_s"] = round(result.wall_s, 3)
+        s["wall_s"] = round(res["wall_s"], 3)
         summaries[name] = s
         print(format_summary(s))
-        print(f"  ({result.counters['events']:,} events in {result.wall_s:.2f} s wall)\n")
+        print(f"  ({res['counters']['events']:,} events in {res['wall_s']:.2f} s wall)\n")
         if plots:
             from controlplane.plots import plot_run
             plot_run(run_dir)
+
+    for_each_in_order(run_scenario_task, tasks, lambda i, res: report(names[i], res))
     if plots and variants:
         from controlplane.plots import plot_compare
         png = plot_compare([out_dir / n for n in variants], out_dir / compare_name, title=title, rows=rows)
         print(f"plots: {out_dir}/<variant>/plots/*.png and {png}")
     return summaries
+
+
+def run_scenario_task(task: tuple) -> dict:
+    """One independent run, in whichever worker: ``(scenario, results folder or None, capture spec or
+    None[, extract])`` -> ``{"wall_s", "counters", "extra"}``; ``extract`` (a module-level function
+    of the Result) computes what the caller needs from the in-memory run (``extra``)."""
+    sc, run_dir, capture, *rest = task
+    result = sc.run(run_dir, capture=capture)
+    extra = rest[0](result) if rest and rest[0] is not None else None
+    return {"wall_s": result.wall_s, "counters": result.counters, "extra": extra}
+
+
+def for_each_in_order(fn, tasks: list, report) -> list:
+    """Run ``fn(task)`` for every task on the current executor (controlplane/executor.py) and call
+    ``report(i, value)`` in the order of ``tasks``, each as soon as it and every task before it are
+    done (so what is printed does not depend on -j). The first task that fails stops the loop (the
+    tasks not started are cancelled) and its exception is raised. Returns the values in order."""
+    from controlplane import executor
+    done: dict[int, object] = {}
+    state = {"next": 0}
+
+    def on_done(o) -> None:
+        if not o.ok:
+            return
+        done[o.index] = o.value
+        while state["next"] in done:
+            report(state["next"], done[state["next"]])
+            state["next"] += 1
+
+    return executor.current().map(fn, tasks, on_done=on_done)
 
 
 def chosen(field: str, names, known) -> list:
@@ -431,7 +467,7 @@ def capture_arg(path: str | None, text: str | None):
 __all__ = ["AI_PATH_VARIANTS", "rail_scenario", "write_params", "parse_sets", "split_params", "apply_overrides", "experiment_ccs", "ExperimentParams",
            "params_model", "params_schema", "params_help", "json_types", "from_text", "Count", "Quantity", "Scaled", "Real", "Flag", "OneOf", "Name",
            "CcSpec", "Ccs", "ListOf", "Items", "Nullable", "Item", "FatTreeK", "Overrides",
-           "scenario_kinds", "capture_arg", "run_variants", "experiment_main", "write_csv", "permutation_on_fat_tree", "chosen"]
+           "scenario_kinds", "capture_arg", "run_variants", "run_scenario_task", "for_each_in_order", "experiment_main", "write_csv", "permutation_on_fat_tree", "chosen"]
 
 
 

@@ -273,6 +273,8 @@ def summary(run: Run) -> dict:
     - ``drops``, ``ecn_marks``: totals; ``dropped`` / ``ecn_marked`` of counters.json if present
       (end-of-run), else the last sample of ``port_drops`` / ``port_ecn_marks`` summed over ports.
     - ``flows_finished``, ``flows_total``.
+    - ``pfc_pauses``, ``retransmitted``, ``events``: end-of-run totals of counters.json (PFC pause
+      frames sent, data packets retransmitted, data-plane events); nan if the counter is absent.
     - ``fct_p50_ps``, ``fct_p95_ps``, ``fct_p99_ps``, ``slowdown_p50``, ``slowdown_p95``,
       ``slowdown_p99``: percentiles (numpy linear interpolation) over the finished flows.
     """
@@ -309,6 +311,9 @@ def summary(run: Run) -> dict:
         "ecn_marks": _total(run, "ecn_marked", "port_ecn_marks"),
         "flows_finished": int(np.sum(done)),
         "flows_total": int(done.size),
+        "pfc_pauses": _counter(run, "pfc_pauses"),
+        "retransmitted": _counter(run, "retransmitted"),
+        "events": _counter(run, "events"),
     }
     result.update(_percentile_fields("fct", "_ps", fct))
     result.update(_percentile_fields("slowdown", "", slowdown))
@@ -380,6 +385,11 @@ def _total(run: Run, counter: str, series: str) -> int:
         return int(run.counters[counter])
     cumulative = run.ts[series]
     return int(cumulative[-1].sum()) if cumulative.shape[0] else 0
+
+
+def _counter(run: Run, key: str):
+    """counters.json[key] as an int, nan if the run did not record it."""
+    return int(run.counters[key]) if key in run.counters else math.nan
 
 
 def _percentile_fields(prefix: str, suffix: str, values: np.ndarray) -> dict[str, float]:

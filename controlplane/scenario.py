@@ -743,12 +743,15 @@ def _ser_cached(wire: int, rate_bps: int) -> int:
 
 
 class _Progress:
-    """tqdm bar over simulated time, shown only on a terminal and only once a run has taken
-    more than two seconds."""
+    """tqdm bar over simulated time, shown only on a terminal, not in a worker process, and only
+    once a run has taken more than two seconds."""
 
     def __init__(self, end_ps: int | None, enabled: bool | None):
+        import os
         self.end, self.bar, self.t0 = end_ps, None, time.perf_counter()
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        # not in a worker process of softdpu run -j N / sweep (controlplane/executor.py): several
+        # workers' bars would write over each other on the one terminal
+        self.enabled = (sys.stderr.isatty() and os.environ.get("SOFTDPU_WORKER") != "1") if enabled is None else enabled
 
     def update(self, now_ps: int) -> None:
         if not self.enabled:

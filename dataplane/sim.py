@@ -65,6 +65,9 @@ class BudgetExceeded(SimError):
         super().__init__(message)
         self.budget, self.limit, self.sim_ps = budget, limit, sim_ps
 
+    def __reduce__(self):       # picklable, so that it comes back from a worker process as itself
+        return (type(self), (self.budget, self.limit, self.sim_ps, str(self)))
+
 
 class CCPluginError(RuntimeError):
     """A congestion control failed mid-run: a plug-in raised or set an invalid rate, or a C twin

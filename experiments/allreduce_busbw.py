@@ -38,7 +38,7 @@ import numpy as np
 from controlplane import collectives as C
 from controlplane.experiment import (AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv,
                                      apply_overrides, RATE_GBPS, TIME_US, CcSpec, Count, ExperimentParams, Item,
-                                     ListOf, OneOf, Quantity, Scaled)
+                                     ListOf, OneOf, Quantity, Scaled, for_each_in_order)
 from controlplane.rails import Gpu, RailLayout
 from controlplane.sharp import sharp_all_reduce
 from controlplane.units import Gbps, KiB, MiB, ns, us
@@ -119,21 +119,17 @@ def run(out_dir: str | Path = "results/allreduce_busbw", params: dict | None = N
     variants = chosen("variants", p["variants"], AI_PATH_VARIANTS)
     rows = []
     seeds = int(p["seeds"])
-    for variant, algo, size, run_seed in ((v, a, z, seed + k) for v in variants for a in algos for z in sizes(p)
-                                          for k in range(seeds)):
-                sc = rail_scenario(f"allreduce-{algo}-{variant}", topology(p), p["cc"], run_seed, variant)
-                net = C.network(apply_overrides(sc, overrides))
-                ranks = ranks_of(RailLayout.of(net.fabric), p["order"], run_seed)
-                wall = time.perf_counter()
-                r = C.run_collective(net, schedule(algo, net, ranks, size, int(p["chunk_bytes"])))
-                c = net.sim.counters()
-                rows.append({"variant": variant, "algo": algo, "seed": run_seed, "n_ranks": r.n_ranks, "size_bytes": size,
-                             "time_us": round(r.time_ps / 1e6, 3), "algbw_gbps": round(r.algbw_bps / 1e9, 3),
-                             "busbw_gbps": round(r.busbw_bps / 1e9, 3), "retransmitted": c["retransmitted"],
-                             "dropped": c["data_dropped"]})
-                print(f"{variant:6s} {algo:12s} seed {run_seed} {size:>11,d} B {rows[-1]['time_us']:>11.1f} us "
-                      f"algbw {rows[-1]['algbw_gbps']:7.1f} busbw {rows[-1]['busbw_gbps']:7.1f} Gb/s "
-                      f"({time.perf_counter() - wall:.1f} s wall)", file=sys.stderr)
+    tasks = [(p, overrides, v, a, z, seed + k) for v in variants for a in algos for z in sizes(p) for k in range(seeds)]
+
+    def report(i: int, res: dict) -> None:
+        # in loop order, whichever worker ran it (softdpu run allreduce_busbw -j N)
+        row = res["row"]
+        rows.append(row)
+        print(f"{row['variant']:6s} {row['algo']:12s} seed {row['seed']} {row['size_bytes']:>11,d} B "
+              f"{row['time_us']:>11.1f} us algbw {row['algbw_gbps']:7.1f} busbw {row['busbw_gbps']:7.1f} Gb/s "
+              f"({res['wall_s']:.1f} s wall)", file=sys.stderr)
+
+    for_each_in_order(measure, tasks, report)
     write_csv(out / "allreduce_busbw.csv", rows)
     summary = summarize(rows)
     write_csv(out / "allreduce_busbw_summary.csv", summary)
@@ -145,6 +141,21 @@ def run(out_dir: str | Path = "results/allreduce_busbw", params: dict | None = N
     if plots:
         print(f"plot: {plot(summary, p['rate_gbps'], out / 'allreduce_busbw.png')}")
     return {"rows": rows, "summary": summary}
+
+
+def measure(task: tuple) -> dict:
+    """One all-reduce (variant, algorithm, size, seed), in whichever worker: its row of the CSV."""
+    p, overrides, variant, algo, size, run_seed = task
+    sc = rail_scenario(f"allreduce-{algo}-{variant}", topology(p), p["cc"], run_seed, variant)
+    net = C.network(apply_overrides(sc, overrides))
+    ranks = ranks_of(RailLayout.of(net.fabric), p["order"], run_seed)
+    wall = time.perf_counter()
+    r = C.run_collective(net, schedule(algo, net, ranks, size, int(p["chunk_bytes"])))
+    c = net.sim.counters()
+    row = {"variant": variant, "algo": algo, "seed": run_seed, "n_ranks": r.n_ranks, "size_bytes": size,
+           "time_us": round(r.time_ps / 1e6, 3), "algbw_gbps": round(r.algbw_bps / 1e9, 3),
+           "busbw_gbps": round(r.busbw_bps / 1e9, 3), "retransmitted": c["retransmitted"], "dropped": c["data_dropped"]}
+    return {"row": row, "wall_s": time.perf_counter() - wall}
 
 
 def summarize(rows: list[dict]) -> list[dict]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from controlplane import collectives as C
 from controlplane.experiment import (AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv,
                                      apply_overrides, RATE_GBPS, CcSpec, Count, ExperimentParams, Item, ListOf,
-                                     Quantity, Scaled)
+                                     Quantity, Scaled, for_each_in_order)
 from controlplane.rails import Gpu, RailLayout
 from controlplane.units import Gbps, MiB, ns, us
 
@@ -64,32 +64,42 @@ def topology(p: dict, over: float) -> dict:
             "nvlink_delay_ps": ns(100)}
 
 
+def point(task: tuple) -> dict:
+    """One (variant, oversubscription, route, size), in whichever worker: its all-to-all and CSV row."""
+    p, overrides, variant, over, via, size, seed = task
+    sc = rail_scenario(f"alltoall-{via}", topology(p, over), p["cc"], seed, variant)
+    net = C.network(apply_overrides(sc, overrides))
+    lay = RailLayout.of(net.fabric)
+    ranks = [Gpu(s, r) for s in range(lay.num_servers) for r in range(lay.R)]
+    wall = time.perf_counter()
+    r = C.run_collective(net, C.all_to_all(net, ranks, size, via=via, chunk_bytes=int(p["chunk_bytes"])))
+    ports = net.sim.ports
+    core_bytes = int(sum(int(ports["tx_bytes"][q]) for q in range(net.fabric.num_ports)
+                         if net.fabric.node_tier[net.fabric.port_owner(q)] == 3))
+    row = {"variant": variant, "core_oversubscription": over, "via": via, "n_ranks": r.n_ranks,
+           "size_bytes": size, "time_us": round(r.time_ps / 1e6, 3),
+           "algbw_gbps": round(r.algbw_bps / 1e9, 3), "busbw_gbps": round(r.busbw_bps / 1e9, 3),
+           "core_tx_bytes": core_bytes, "retransmitted": net.sim.counters()["retransmitted"]}
+    return {"row": row, "wall_s": time.perf_counter() - wall}
+
+
 def run(out_dir: str | Path = "results/alltoall_rails", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
     p, out = collective_experiment_setup(out_dir, Params, params, seed, overrides, capture)
     rows = []
-    for variant in chosen("variants", p["variants"], AI_PATH_VARIANTS):
-        for over in p["core_oversubscription"]:
-            for via in chosen("vias", p["vias"], VIAS):
-                for size in p["sizes"]:
-                    sc = rail_scenario(f"alltoall-{via}", topology(p, over), p["cc"], seed, variant)
-                    net = C.network(apply_overrides(sc, overrides))
-                    lay = RailLayout.of(net.fabric)
-                    ranks = [Gpu(s, r) for s in range(lay.num_servers) for r in range(lay.R)]
-                    wall = time.perf_counter()
-                    r = C.run_collective(net, C.all_to_all(net, ranks, int(size), via=via,
-                                                           chunk_bytes=int(p["chunk_bytes"])))
-                    ports = net.sim.ports
-                    core_bytes = int(sum(int(ports["tx_bytes"][q]) for q in range(net.fabric.num_ports)
-                                         if net.fabric.node_tier[net.fabric.port_owner(q)] == 3))
-                    rows.append({"variant": variant, "core_oversubscription": over, "via": via, "n_ranks": r.n_ranks,
-                                 "size_bytes": int(size), "time_us": round(r.time_ps / 1e6, 3),
-                                 "algbw_gbps": round(r.algbw_bps / 1e9, 3), "busbw_gbps": round(r.busbw_bps / 1e9, 3),
-                                 "core_tx_bytes": core_bytes, "retransmitted": net.sim.counters()["retransmitted"]})
-                    x = rows[-1]
-                    print(f"{variant:5s} core {over}:1 {via:6s} {size:>10,d} B: {x['time_us']:9.1f} us busbw "
-                          f"{x['busbw_gbps']:6.1f} Gb/s, core bytes {core_bytes / 1e6:8.1f} MB "
-                          f"({time.perf_counter() - wall:.1f} s wall)", file=sys.stderr)
+    tasks = [(p, overrides, variant, over, via, int(size), seed)
+             for variant in chosen("variants", p["variants"], AI_PATH_VARIANTS) for over in p["core_oversubscription"]
+             for via in chosen("vias", p["vias"], VIAS) for size in p["sizes"]]
+
+    def report(i: int, res: dict) -> None:
+        # in loop order, whichever worker ran it (softdpu run alltoall_rails -j N)
+        x = res["row"]
+        rows.append(x)
+        print(f"{x['variant']:5s} core {x['core_oversubscription']}:1 {x['via']:6s} {x['size_bytes']:>10,d} B: "
+              f"{x['time_us']:9.1f} us busbw {x['busbw_gbps']:6.1f} Gb/s, core bytes {x['core_tx_bytes'] / 1e6:8.1f} MB "
+              f"({res['wall_s']:.1f} s wall)", file=sys.stderr)
+
+    for_each_in_order(point, tasks, report)
     write_csv(out / "alltoall_rails.csv", rows)
     print(f"{'variant':7s} {'core':>5s} {'via':7s} {'size (B)':>11s} {'time (us)':>10s} {'busbw (Gb/s)':>13s} "
           f"{'core MB':>9s}")

@@ -25,7 +25,7 @@ import numpy as np
 from congestion import registry
 from controlplane.results import load_run
 from controlplane.experiment import (apply_overrides, TIME_US, Ccs, Count, ExperimentParams, Flag, Item, ListOf,
-                                     Nullable, OneOf)
+                                     Nullable, OneOf, for_each_in_order, run_scenario_task)
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
 from controlplane.values import closest
@@ -106,18 +106,22 @@ def run(out_dir: str | Path = "results/fct_slowdown", params: dict | None = None
     out = Path(out_dir)
     table = []
     variants = scenarios(p, seed)
-    for i, (key, sc) in enumerate(variants.items()):
-        sc = apply_overrides(sc, overrides)
-        run_dir = out / key
-        result = sc.run(run_dir, capture=capture.for_variant(key.replace("/", "-"), True) if capture else None)
-        c = result.counters
+    keys = list(variants)
+    tasks = [(apply_overrides(sc, overrides), str(out / key),
+              capture.for_variant(key.replace("/", "-"), True) if capture else None) for key, sc in variants.items()]
+
+    def report(i: int, res: dict) -> None:
+        # in variant order, whichever worker ran it (softdpu run fct_slowdown -j N)
+        key, c = keys[i], res["counters"]
         print(f"[{i + 1}/{len(variants)}] {key}: {c['msgs_completed']}/{c['msgs_total']} flows, "
-              f"{c['events']:,} events, {result.wall_s:.1f} s wall, drops {c['dropped']}, "
+              f"{c['events']:,} events, {res['wall_s']:.1f} s wall, drops {c['dropped']}, "
               f"PFC pauses {c['pfc_pauses']}", file=sys.stderr)
         wl_load, cc = key.split("/")
-        for row in slowdown_buckets(load_run(run_dir).flows, int(p["buckets"])):
+        for row in slowdown_buckets(load_run(out / key).flows, int(p["buckets"])):
             table.append({"workload": wl_load.rsplit("-", 1)[0], "load": int(wl_load.rsplit("-", 1)[1]) / 100,
                           "cc": cc, **row})
+
+    for_each_in_order(run_scenario_task, tasks, report)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "fct_slowdown.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["workload", "load", "cc", "bucket", "size_hi_bytes", "flows", "p50", "p95", "p99"])

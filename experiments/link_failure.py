@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, TIME_US, CcSpec,
-                                     Count, ExperimentParams, FatTreeK, Item, ListOf, Quantity, Scaled)
+                                     Count, ExperimentParams, FatTreeK, Item, ListOf, Quantity, Scaled,
+                                     for_each_in_order)
 from controlplane.scenario import Scenario
 from controlplane.units import MB, us
 from controlplane import limits as _limits
@@ -74,36 +75,20 @@ def run(out_dir: str | Path = "results/link_failure", params: dict | None = None
     out = Path(out_dir)
     summary, series = [], {}
     variants = scenarios(p, seed)
-    for i, (name, sc) in enumerate(variants.items()):
-        sc = apply_overrides(sc, overrides)
-        net = sc.build()
-        placed: list[tuple[int, int]] = []
-        # receiver side: bytes placed in memory (in or out of order), sampled at each control tick;
-        # the sender's cumulative ACKs jump when a hole fills, so they would show bursts that never were
-        net.tick_hooks.append(lambda n: placed.append((n.sim.now, int(n.sim.qps[n.sender_qps + 1]["rx_bytes"].sum()))))
-        spec = capture.for_variant(name, len(variants) > 1) if capture else None
-        if spec:
-            spec.attach(net)
-        try:
-            r = net.run()
-        finally:
-            if spec:
-                spec.close(net)
-        r.write(out / name)
-        f, c = r.flows, r.counters
-        done = f["fct_ps"] > 0
-        fct = f["fct_ps"][done] / 1e6
-        t = np.array([0] + [a for a, _ in placed], dtype=np.float64)
-        b = np.array([0] + [v for _, v in placed], dtype=np.float64)
-        series[name] = (t[1:] / 1e6, np.diff(b) * 8e12 / np.maximum(np.diff(t), 1))
-        s = {"variant": name, "flows": int(len(f["fct_ps"])), "completed": int(done.sum()),
-             "p50_fct_us": float(np.percentile(fct, 50)), "p99_fct_us": float(np.percentile(fct, 99)),
-             "max_fct_us": float(fct.max()), "failure_drops": int(c["failure_drops"]),
-             "retransmitted": int(c["retransmitted"]), "timeouts": int(c["timeouts"])}
+    names = list(variants)
+    tasks = [(apply_overrides(sc, overrides), str(out / name),
+              capture.for_variant(name, len(variants) > 1) if capture else None) for name, sc in variants.items()]
+
+    def report(i: int, res: dict) -> None:
+        # in variant order, whichever worker ran it (softdpu run link_failure -j N)
+        name, s, c = names[i], res["summary"], res["counters"]
+        series[name] = res["series"]
         summary.append(s)
         print(f"[{i + 1}/{len(variants)}] {name}: {s['completed']}/{s['flows']} flows, p99 FCT {s['p99_fct_us']:.0f} us, "
               f"max {s['max_fct_us']:.0f} us, {s['failure_drops']} packets lost to the failure, "
-              f"{c['events']:,} events, {r.wall_s:.1f} s wall", file=sys.stderr)
+              f"{c['events']:,} events, {res['wall_s']:.1f} s wall", file=sys.stderr)
+
+    for_each_in_order(run_variant, [(n, *t) for n, t in zip(names, tasks)], report)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "link_failure.csv", summary)
     with open(out / "link_failure_throughput.csv", "w", newline="") as fh:
@@ -118,6 +103,36 @@ def run(out_dir: str | Path = "results/link_failure", params: dict | None = None
     if plots:
         print(f"plot: {plot(series, summary, p, out / 'link_failure.png')}")
     return {"summary": summary}
+
+
+def run_variant(task: tuple) -> dict:
+    """One variant, in whichever worker: run it with the receivers' placed bytes sampled at each
+    control tick, write its results folder, return its summary row and throughput series."""
+    name, sc, run_dir, spec = task
+    net = sc.build()
+    placed: list[tuple[int, int]] = []
+    # receiver side: bytes placed in memory (in or out of order), sampled at each control tick;
+    # the sender's cumulative ACKs jump when a hole fills, so they would show bursts that never were
+    net.tick_hooks.append(lambda n: placed.append((n.sim.now, int(n.sim.qps[n.sender_qps + 1]["rx_bytes"].sum()))))
+    if spec:
+        spec.attach(net)
+    try:
+        r = net.run()
+    finally:
+        if spec:
+            spec.close(net)
+    r.write(run_dir)
+    f, c = r.flows, r.counters
+    done = f["fct_ps"] > 0
+    fct = f["fct_ps"][done] / 1e6
+    t = np.array([0] + [a for a, _ in placed], dtype=np.float64)
+    b = np.array([0] + [v for _, v in placed], dtype=np.float64)
+    series = (t[1:] / 1e6, np.diff(b) * 8e12 / np.maximum(np.diff(t), 1))
+    s = {"variant": name, "flows": int(len(f["fct_ps"])), "completed": int(done.sum()),
+         "p50_fct_us": float(np.percentile(fct, 50)), "p99_fct_us": float(np.percentile(fct, 99)),
+         "max_fct_us": float(fct.max()), "failure_drops": int(c["failure_drops"]),
+         "retransmitted": int(c["retransmitted"]), "timeouts": int(c["timeouts"])}
+    return {"summary": s, "series": series, "counters": c, "wall_s": r.wall_s}
 
 
 def plot(series: dict, summary: list[dict], p: dict, out_png: Path) -> Path:

@@ -34,7 +34,7 @@ import numpy as np
 from controlplane import collectives as C
 from controlplane.experiment import (AI_PATH_VARIANTS, collective_experiment_setup, rail_scenario, write_csv,
                                      apply_overrides, RATE_GBPS, CcSpec, Count, ExperimentParams, OneOf, Quantity,
-                                     Scaled)
+                                     Scaled, for_each_in_order)
 from controlplane.placement import Occupancy, place_random, place_topology_aware, placement_tier
 from controlplane.rails import RailLayout
 from controlplane.units import Gbps, MiB, ns, us
@@ -88,30 +88,41 @@ def step(p: dict, seed: int, overrides: dict | None, job_gpus: list, background:
     return C.Runner(net).run([job] + bgs)[0].time_ps
 
 
+def measure(task: tuple) -> dict:
+    """One (seed, policy), in whichever worker: place the background jobs and the job, time its
+    step with and without the background; its row of the CSV."""
+    p, overrides, run_seed, policy = task
+    lay = RailLayout(C.network(rail_scenario("placement", topology(p), p["cc"], run_seed)).fabric.params)
+    rng = np.random.default_rng([run_seed, 11])          # the same draws for both policies
+    occ = Occupancy(lay)
+    for j in range(int(p["background_jobs"])):
+        place(policy, occ, int(p["background_gpus"]), rng, j + 1)
+    background = occ.jobs()
+    gpus = place(policy, occ, int(p["job_gpus"]), rng, 0)
+    wall = time.perf_counter()
+    loaded = step(p, run_seed, overrides, gpus, background)
+    alone = step(p, run_seed, overrides, gpus, {})
+    row = {"seed": run_seed, "policy": policy, "tier": placement_tier(lay, gpus),
+           "servers": len({g.server for g in gpus}), "leaf_groups": len({lay.leaf_group(g.server) for g in gpus}),
+           "step_us": round(loaded / 1e6, 3), "alone_us": round(alone / 1e6, 3),
+           "gpus": " ".join(f"s{g.server}g{g.rail}" for g in gpus)}
+    return {"row": row, "wall_s": time.perf_counter() - wall}
+
+
 def run(out_dir: str | Path = "results/placement", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
     p, out = collective_experiment_setup(out_dir, Params, params, seed, overrides, capture)
-    lay = RailLayout(C.network(rail_scenario("placement", topology(p), p["cc"], seed)).fabric.params)
     rows = []
-    for k in range(int(p["seeds"])):
-        run_seed = seed + k
-        for policy in POLICIES:
-            rng = np.random.default_rng([run_seed, 11])          # the same draws for both policies
-            occ = Occupancy(lay)
-            for j in range(int(p["background_jobs"])):
-                place(policy, occ, int(p["background_gpus"]), rng, j + 1)
-            background = occ.jobs()
-            gpus = place(policy, occ, int(p["job_gpus"]), rng, 0)
-            wall = time.perf_counter()
-            loaded = step(p, run_seed, overrides, gpus, background)
-            alone = step(p, run_seed, overrides, gpus, {})
-            rows.append({"seed": run_seed, "policy": policy, "tier": placement_tier(lay, gpus),
-                         "servers": len({g.server for g in gpus}), "leaf_groups": len({lay.leaf_group(g.server) for g in gpus}),
-                         "step_us": round(loaded / 1e6, 3), "alone_us": round(alone / 1e6, 3),
-                         "gpus": " ".join(f"s{g.server}g{g.rail}" for g in gpus)})
-            r = rows[-1]
-            print(f"seed {run_seed} {policy:15s} tier {r['tier']} on {r['servers']} servers: step {r['step_us']:9.1f} us "
-                  f"(alone {r['alone_us']:9.1f} us) ({time.perf_counter() - wall:.1f} s wall)", file=sys.stderr)
+    tasks = [(p, overrides, seed + k, policy) for k in range(int(p["seeds"])) for policy in POLICIES]
+
+    def report(i: int, res: dict) -> None:
+        # in loop order, whichever worker ran it (softdpu run placement -j N)
+        r = res["row"]
+        rows.append(r)
+        print(f"seed {r['seed']} {r['policy']:15s} tier {r['tier']} on {r['servers']} servers: step {r['step_us']:9.1f} us "
+              f"(alone {r['alone_us']:9.1f} us) ({res['wall_s']:.1f} s wall)", file=sys.stderr)
+
+    for_each_in_order(measure, tasks, report)
     write_csv(out / "placement.csv", rows)
     print(f"{'policy':15s} {'mean step (us)':>15s} {'alone (us)':>11s} {'mean tier':>10s}")
     summary = []

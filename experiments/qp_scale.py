@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from controlplane.experiment import (write_csv, apply_overrides, RATE_GBPS, Count, ExperimentParams, Flag, Items,
-                                     Item, ListOf, Nullable, OneOf, Quantity, Real, Scaled)
+                                     Item, ListOf, Nullable, OneOf, Quantity, Real, Scaled, for_each_in_order)
 from controlplane.qpc import QPC_DEFAULTS
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
@@ -122,6 +122,18 @@ def measure(r, prefix: str) -> dict:
     return {f"{prefix}_{k}": v for k, v in row.items()}
 
 
+def point(task: tuple) -> dict:
+    """One (QP count, cache size), in whichever worker: its saturated and open-loop runs, one CSV row."""
+    p, overrides, n, entries, seed, capture = task
+    row = {"qps": n, "cache": entries if entries is not None else "none",
+           "messages": max(2, int(p["min_msgs"]) // n) * n}
+    for prefix, open_loop in (("sat", False), ("load", True)):
+        sc = apply_overrides(scenario(p, n, entries, seed, open_loop), overrides)
+        r = sc.run(None, capture=capture.for_variant(sc.name, True) if capture else None)
+        row.update(measure(r, prefix))
+    return row
+
+
 def run(out_dir: str | Path = "results/qp_scale", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
     p = Params.resolve(params, "qp_scale")
@@ -130,20 +142,18 @@ def run(out_dir: str | Path = "results/qp_scale", params: dict | None = None, ov
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for entries in caches:
-        for n in qps:
-            row = {"qps": n, "cache": entries if entries is not None else "none",
-                   "messages": max(2, int(p["min_msgs"]) // n) * n}
-            for prefix, open_loop in (("sat", False), ("load", True)):
-                sc = apply_overrides(scenario(p, n, entries, seed, open_loop), overrides)
-                r = sc.run(None, capture=capture.for_variant(sc.name, True) if capture else None)
-                row.update(measure(r, prefix))
-            rows.append(row)
-            print(f"cache {str(row['cache']):>5s} {n:6d} QPs: saturated {row['sat_throughput_gbps']:5.1f} Gb/s "
-                  f"(sends hit {row['sat_sender_send_hit_rate']:6.1%}); at {p['load']:.0%} load latency "
-                  f"{row['load_latency_mean_us']:7.2f} us, p99 {row['load_latency_p99_us']:7.2f} us (sends hit "
-                  f"{row['load_sender_send_hit_rate']:6.1%}, receivers {row['load_receiver_hit_rate']:6.1%})",
-                  file=sys.stderr)
+    tasks = [(p, overrides, n, entries, seed, capture) for entries in caches for n in qps]
+
+    def report(i: int, row: dict) -> None:
+        # in loop order, whichever worker ran it (softdpu run qp_scale -j N)
+        rows.append(row)
+        print(f"cache {str(row['cache']):>5s} {row['qps']:6d} QPs: saturated {row['sat_throughput_gbps']:5.1f} Gb/s "
+              f"(sends hit {row['sat_sender_send_hit_rate']:6.1%}); at {p['load']:.0%} load latency "
+              f"{row['load_latency_mean_us']:7.2f} us, p99 {row['load_latency_p99_us']:7.2f} us (sends hit "
+              f"{row['load_sender_send_hit_rate']:6.1%}, receivers {row['load_receiver_hit_rate']:6.1%})",
+              file=sys.stderr)
+
+    for_each_in_order(point, tasks, report)
     write_csv(out / "qp_scale.csv", rows)
     if plots:
         print(f"plot: {plot(rows, p, out / 'qp_scale.png')}")

@@ -39,7 +39,8 @@ from pathlib import Path
 
 from controlplane import collectives as C
 from controlplane.experiment import (chosen, collective_experiment_setup, rail_scenario, write_csv, apply_overrides,
-                                     TIME_US, CcSpec, ExperimentParams, Item, ListOf, Quantity, Scaled)
+                                     TIME_US, CcSpec, ExperimentParams, Item, ListOf, Quantity, Scaled,
+                                     for_each_in_order)
 from controlplane.rails import Gpu
 from controlplane.sharp import sharp_all_reduce
 from controlplane.units import Gbps, MiB, ns, us
@@ -75,40 +76,55 @@ class Params(ExperimentParams):
 PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
 
 
+def point(task: tuple) -> dict:
+    """One (fabric, rank count), in whichever worker: ring and SHARP all-reduce, one CSV row."""
+    p, overrides, fname, n, seed = task
+    fab = dict(FABRICS[fname])
+    if fab["op_overhead_ps"] is None:
+        fab["op_overhead_ps"] = us(p["op_overhead_us"])
+    ranks = [Gpu(s, 0) for s in range(n)]
+    t, walls = {}, {}
+    for algo in ("ring", "sharp"):
+        sc = rail_scenario(f"sharp_gain-{fname}-{algo}-{n}", fab["topology"], p["cc"], seed)
+        net = C.network(apply_overrides(sc, overrides))
+        wall = time.perf_counter()
+        if algo == "ring":
+            sched = C.ring_all_reduce(net, ranks, int(p["size_bytes"]), chunk_bytes=int(p["chunk_bytes"]))
+        else:
+            sched = sharp_all_reduce(net, ranks, int(p["size_bytes"]), chunk_bytes=int(p["chunk_bytes"]),
+                                     op_overhead_ps=fab["op_overhead_ps"])
+        t[algo] = C.run_collective(net, sched)
+        walls[algo] = time.perf_counter() - wall
+    topo = fab["topology"]
+    row = {"fabric": fname, "n_ranks": n, "size_bytes": int(p["size_bytes"]),
+           "ring_us": round(t["ring"].time_ps / 1e6, 3), "sharp_us": round(t["sharp"].time_ps / 1e6, 3),
+           "gain": round(t["ring"].time_ps / t["sharp"].time_ps, 4),
+           "ideal_gain": round(2 * (n - 1) / n, 4),
+           "ring_busbw_gbps": round(t["ring"].busbw_bps / 1e9, 2),
+           "sharp_busbw_gbps": round(t["sharp"].busbw_bps / 1e9, 2),
+           "link_gbps": topo["host_rate_bps"] / 1e9, "link_delay_ns": topo["host_delay_ps"] / 1e3,
+           "sharp_latency_ns": topo["sharp_latency_ps"] / 1e3,
+           "sharp_rate_gbps": (topo.get("sharp_rate_bps") or 0) / 1e9 or "line rate",
+           "op_overhead_ns": fab["op_overhead_ps"] / 1e3}
+    return {"row": row, "wall_s": walls, "time_ps": {a: t[a].time_ps for a in t}}
+
+
 def run(out_dir: str | Path = "results/sharp_gain", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
     p, out = collective_experiment_setup(out_dir, Params, params, seed, overrides, capture)
     rows = []
-    for fname in chosen("fabrics", p["fabrics"], FABRICS):
-        fab = dict(FABRICS[fname])
-        if fab["op_overhead_ps"] is None:
-            fab["op_overhead_ps"] = us(p["op_overhead_us"])
-        for n in fab["ranks"]:
-            ranks = [Gpu(s, 0) for s in range(n)]
-            t = {}
-            for algo in ("ring", "sharp"):
-                sc = rail_scenario(f"sharp_gain-{fname}-{algo}-{n}", fab["topology"], p["cc"], seed)
-                net = C.network(apply_overrides(sc, overrides))
-                wall = time.perf_counter()
-                if algo == "ring":
-                    sched = C.ring_all_reduce(net, ranks, int(p["size_bytes"]), chunk_bytes=int(p["chunk_bytes"]))
-                else:
-                    sched = sharp_all_reduce(net, ranks, int(p["size_bytes"]), chunk_bytes=int(p["chunk_bytes"]),
-                                             op_overhead_ps=fab["op_overhead_ps"])
-                t[algo] = C.run_collective(net, sched)
-                print(f"{fname:15s} N={n:3d} {algo:5s} {t[algo].time_ps / 1e6:10.1f} us "
-                      f"({time.perf_counter() - wall:.1f} s wall)", file=sys.stderr)
-            topo = fab["topology"]
-            rows.append({"fabric": fname, "n_ranks": n, "size_bytes": int(p["size_bytes"]),
-                         "ring_us": round(t["ring"].time_ps / 1e6, 3), "sharp_us": round(t["sharp"].time_ps / 1e6, 3),
-                         "gain": round(t["ring"].time_ps / t["sharp"].time_ps, 4),
-                         "ideal_gain": round(2 * (n - 1) / n, 4),
-                         "ring_busbw_gbps": round(t["ring"].busbw_bps / 1e9, 2),
-                         "sharp_busbw_gbps": round(t["sharp"].busbw_bps / 1e9, 2),
-                         "link_gbps": topo["host_rate_bps"] / 1e9, "link_delay_ns": topo["host_delay_ps"] / 1e3,
-                         "sharp_latency_ns": topo["sharp_latency_ps"] / 1e3,
-                         "sharp_rate_gbps": (topo.get("sharp_rate_bps") or 0) / 1e9 or "line rate",
-                         "op_overhead_ns": fab["op_overhead_ps"] / 1e3})
+    tasks = [(p, overrides, fname, n, seed) for fname in chosen("fabrics", p["fabrics"], FABRICS)
+             for n in FABRICS[fname]["ranks"]]
+
+    def report(i: int, res: dict) -> None:
+        # in loop order, whichever worker ran it (softdpu run sharp_gain -j N)
+        row = res["row"]
+        for algo in ("ring", "sharp"):
+            print(f"{row['fabric']:15s} N={row['n_ranks']:3d} {algo:5s} {res['time_ps'][algo] / 1e6:10.1f} us "
+                  f"({res['wall_s'][algo]:.1f} s wall)", file=sys.stderr)
+        rows.append(row)
+
+    for_each_in_order(point, tasks, report)
     write_csv(out / "sharp_gain.csv", rows)
     sweep = []
     if "nvswitch" in p["fabrics"]:

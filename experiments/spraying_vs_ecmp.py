@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, RATE_GBPS, CcSpec,
-                                     Count, ExperimentParams, FatTreeK, Item, ListOf, Quantity, Scaled)
+                                     Count, ExperimentParams, FatTreeK, Item, ListOf, Quantity, Scaled,
+                                     for_each_in_order, run_scenario_task)
+from controlplane.results import load_run
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
 from dataplane.sim import lib
@@ -74,12 +76,15 @@ def run(out_dir: str | Path = "results/spraying_vs_ecmp", params: dict | None = 
     rows, summary = [], []
     variants = scenarios(p, seed)
     line = Gbps(p["rate_gbps"])
-    for i, (name, sc) in enumerate(variants.items()):
-        sc = apply_overrides(sc, overrides)
-        r = sc.run(out / name, capture=capture.for_variant(name, len(variants) > 1) if capture else None)
-        f, c = r.flows, r.counters
-        qps = r.network.sim.qps
-        rcv = qps[r.network.sender_qps + 1]
+    names = list(variants)
+    tasks = [(apply_overrides(sc, overrides), str(out / name),
+              capture.for_variant(name, len(variants) > 1) if capture else None, receiver_stats)
+             for name, sc in variants.items()]
+
+    def report(i: int, res: dict) -> None:
+        # in variant order, whichever worker ran it (softdpu run spraying_vs_ecmp -j N)
+        name, c, x = names[i], res["counters"], res["extra"]
+        f = load_run(out / name).flows
         done = f["fct_ps"] > 0
         tput = np.where(done, f["size_bytes"] * 8e12 / np.maximum(f["fct_ps"], 1), 0.0)
         for j in range(len(tput)):
@@ -90,12 +95,14 @@ def run(out_dir: str | Path = "results/spraying_vs_ecmp", params: dict | None = 
              "mean_tput_frac": float(tput.mean() / line), "p1_tput_frac": float(np.percentile(tput, 1) / line),
              "mean_fct_us": float(f["fct_ps"][done].mean() / 1e6), "p99_fct_us": float(np.percentile(f["fct_ps"][done], 99) / 1e6),
              "retransmitted": int(c["retransmitted"]), "dropped": int(c["data_dropped"]),
-             "rx_ooo": int(rcv["rx_ooo"].sum()), "ooo_peak": int(rcv["ooo_peak"].max()),
-             "ooo_max_dist": int(rcv["ooo_max_dist"].max()), "ar_moves": int(c["ar_moves"])}
+             "rx_ooo": x["rx_ooo"], "ooo_peak": x["ooo_peak"], "ooo_max_dist": x["ooo_max_dist"],
+             "ar_moves": int(c["ar_moves"])}
         summary.append(s)
         print(f"[{i + 1}/{len(variants)}] {name}: {s['completed']}/{s['flows']} flows, mean throughput "
               f"{s['mean_tput_frac']:.0%} of line rate, p99 FCT {s['p99_fct_us']:.0f} us, retx {s['retransmitted']}, "
-              f"{c['events']:,} events, {r.wall_s:.1f} s wall", file=sys.stderr)
+              f"{c['events']:,} events, {res['wall_s']:.1f} s wall", file=sys.stderr)
+
+    for_each_in_order(run_scenario_task, tasks, report)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "spraying_vs_ecmp.csv", rows)
     write_csv(out / "spraying_vs_ecmp_summary.csv", summary)
@@ -107,6 +114,13 @@ def run(out_dir: str | Path = "results/spraying_vs_ecmp", params: dict | None = 
     if plots:
         print(f"plot: {plot(rows, line, out / 'spraying_vs_ecmp.png')}")
     return {"summary": summary}
+
+
+def receiver_stats(r) -> dict:
+    """The receivers' reorder counters of a run (only the in-memory run has them)."""
+    rcv = r.network.sim.qps[r.network.sender_qps + 1]
+    return {"rx_ooo": int(rcv["rx_ooo"].sum()), "ooo_peak": int(rcv["ooo_peak"].max()),
+            "ooo_max_dist": int(rcv["ooo_max_dist"].max())}
 
 
 def plot(rows: list[dict], line_bps: float, out_png: Path) -> Path:

@@ -38,7 +38,7 @@ import numpy as np
 
 from controlplane import vtax
 from controlplane.experiment import (write_csv, apply_overrides, RATE_GBPS, TIME_US, Count, ExperimentParams, Item,
-                                     ListOf, OneOf, Overrides, Quantity, Scaled)
+                                     ListOf, OneOf, Overrides, Quantity, Scaled, for_each_in_order)
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
 from controlplane.topology import MAX_HOSTS
@@ -123,26 +123,36 @@ def measure(r, p: dict) -> dict:
             "host_cores_per_server": c["tax_host_cores"] / n}
 
 
+def point(task: tuple) -> dict:
+    """One (handlers, offered rate), in whichever worker: its run and CSV row."""
+    p, overrides, handlers, rate, seed, capture = task
+    sat = saturation(p, handlers)
+    sc = apply_overrides(scenario(p, handlers, rate, seed), overrides)
+    r = sc.run(None, capture=capture.for_variant(sc.name, True) if capture else None)
+    return {"handlers": handlers, "rate": rate, "saturation_conns_per_s": sat["conns_per_s"],
+            "saturation_upcalls_per_s": sat["upcalls_per_s"], **measure(r, p)}
+
+
 def run(out_dir: str | Path = "results/upcall_storm", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
     p = Params.resolve(params, "upcall_storm")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for handlers in [int(h) for h in p["handlers"]]:
-        sat = saturation(p, handlers)
-        for rate in [float(x) for x in p["rates"]]:
-            sc = apply_overrides(scenario(p, handlers, rate, seed), overrides)
-            r = sc.run(None, capture=capture.for_variant(sc.name, True) if capture else None)
-            row = {"handlers": handlers, "rate": rate, "saturation_conns_per_s": sat["conns_per_s"],
-                   "saturation_upcalls_per_s": sat["upcalls_per_s"], **measure(r, p)}
-            rows.append(row)
-            print(f"{handlers} handler{'s' if handlers > 1 else ' '} (saturate at {sat['conns_per_s']:8,.0f} "
-                  f"conn/s/host) offered "
-                  f"{row['offered_conns_per_s']:8,.0f}: completed {row['completed_conns_per_s']:8,.0f}/s, install "
-                  f"p50 {row['install_latency_p50_us']:7.0f} us p99 {row['install_latency_p99_us']:7.0f} us, miss "
-                  f"{row['miss_rate']:6.1%}, lost {row['lost_rate']:6.1%}, queue peak {row['upcall_peak']:4d}, "
-                  f"timeouts {row['timeouts']}", file=sys.stderr)
+    tasks = [(p, overrides, int(h), float(rate), seed, capture) for h in p["handlers"] for rate in p["rates"]]
+
+    def report(i: int, row: dict) -> None:
+        # in loop order, whichever worker ran it (softdpu run upcall_storm -j N)
+        rows.append(row)
+        handlers = row["handlers"]
+        print(f"{handlers} handler{'s' if handlers > 1 else ' '} (saturate at {row['saturation_conns_per_s']:8,.0f} "
+              f"conn/s/host) offered "
+              f"{row['offered_conns_per_s']:8,.0f}: completed {row['completed_conns_per_s']:8,.0f}/s, install "
+              f"p50 {row['install_latency_p50_us']:7.0f} us p99 {row['install_latency_p99_us']:7.0f} us, miss "
+              f"{row['miss_rate']:6.1%}, lost {row['lost_rate']:6.1%}, queue peak {row['upcall_peak']:4d}, "
+              f"timeouts {row['timeouts']}", file=sys.stderr)
+
+    for_each_in_order(point, tasks, report)
     write_csv(out / "upcall_storm.csv", rows)
     summary(rows)
     if plots:

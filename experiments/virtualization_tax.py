@@ -39,7 +39,7 @@ import numpy as np
 
 from controlplane import vtax
 from controlplane.experiment import (chosen, write_csv, apply_overrides, RATE_GBPS, TIME_US, Count, ExperimentParams,
-                                     Flag, Item, ListOf, Overrides, Quantity, Scaled)
+                                     Flag, Item, ListOf, Overrides, Quantity, Scaled, for_each_in_order)
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, KB, us
 from controlplane.topology import MAX_HOSTS
@@ -150,6 +150,16 @@ def measure(net, p: dict, offload: str) -> dict:
     return row
 
 
+def point(task: tuple) -> dict:
+    """One (mix, offload, load), in whichever worker: its run and CSV row."""
+    p, overrides, mix, offload, load, seed, capture = task
+    sc = apply_overrides(scenario(p, mix, offload, load, seed), overrides)
+    net = sc.build()
+    if capture:
+        capture.for_variant(sc.name, True).attach(net)
+    return {"mix": mix, "offload": offload, "load_gbps": load, **measure(net, p, offload)}
+
+
 def run(out_dir: str | Path = "results/virtualization_tax", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
     p = Params.resolve(params, "virtualization_tax")
@@ -158,21 +168,20 @@ def run(out_dir: str | Path = "results/virtualization_tax", params: dict | None 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for mix in mixes:
-        for offload in offloads:
-            for load in [float(x) for x in p["loads_gbps"]]:
-                sc = apply_overrides(scenario(p, mix, offload, load, seed), overrides)
-                net = sc.build()
-                if capture:
-                    capture.for_variant(sc.name, True).attach(net)
-                row = {"mix": mix, "offload": offload, "load_gbps": load, **measure(net, p, offload)}
-                rows.append(row)
-                print(f"{mix:5s} {offload:4s} offered {row['offered_gbps_per_server']:5.1f} Gb/s/server: achieved "
-                      f"{row['achieved_gbps_per_server']:5.1f}, miss {row['miss_rate']:6.1%}, "
-                      f"lost {row['lost_rate']:6.1%}, "
-                      f"{row['cycles_per_packet']:7.0f} cycles/pkt, host cores {row['host_cores_per_server']:6.3f}, "
-                      f"DPU cores {row['dpu_cores_per_server']:6.3f}, ${row['usd_per_server_year']:7.0f}/server/yr",
-                      file=sys.stderr)
+    tasks = [(p, overrides, mix, offload, float(load), seed, capture) for mix in mixes for offload in offloads
+             for load in p["loads_gbps"]]
+
+    def report(i: int, row: dict) -> None:
+        # in loop order, whichever worker ran it (softdpu run virtualization_tax -j N)
+        rows.append(row)
+        print(f"{row['mix']:5s} {row['offload']:4s} offered {row['offered_gbps_per_server']:5.1f} Gb/s/server: achieved "
+              f"{row['achieved_gbps_per_server']:5.1f}, miss {row['miss_rate']:6.1%}, "
+              f"lost {row['lost_rate']:6.1%}, "
+              f"{row['cycles_per_packet']:7.0f} cycles/pkt, host cores {row['host_cores_per_server']:6.3f}, "
+              f"DPU cores {row['dpu_cores_per_server']:6.3f}, ${row['usd_per_server_year']:7.0f}/server/yr",
+              file=sys.stderr)
+
+    for_each_in_order(point, tasks, report)
     write_csv(out / "virtualization_tax.csv", rows)
     summary(rows, p)
     if plots:

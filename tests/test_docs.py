@@ -34,7 +34,7 @@ cannot outlive the text it excuses):
     in CI, where its absence fails);
   * BENCH_EXCLUDED: benchmarks measure speed on a full-size fabric (seconds to a minute each);
     they are not tests (docs/performance.md: "Benchmarks are never tests"); the cheap ones run;
-  * FRAGMENT_EXCLUDED, COMMAND_EXCLUDED: anything else not run, each with its reason;
+  * FRAGMENT_EXCLUDED, COMMAND_EXCLUDED, PY_EXCLUDED: anything else not run, each with its reason;
   * SIZE_EXCLUDED: a documented setting whose only purpose is to make a run big (a 1 GB
     all-reduce point takes ~25 s): its keys are checked to be parameters of the experiment, so a
     rename still fails here.
@@ -67,6 +67,9 @@ DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SHELL_EXCLUDED = {
     "make": "sets up the virtualenv and runs the suite or the default experiment: this test runs inside "
             "`make test` (make run = `softdpu run incast`, run below; make golden/bench/sanitize are CI steps)",
+    "pip": "installs an extra into the reader's environment; CI installs the dev extra, which includes it",
+    "dask": "starts a Dask scheduler or worker on the reader's machines; tests/test_sweep.py starts a real "
+            "`dask scheduler` and two `dask worker` processes on localhost and sweeps through them",
 }
 
 #: shell programs whose lines run (after the softdpu command that makes their input); a case is made
@@ -81,6 +84,8 @@ BENCH_EXCLUDED = {
     "softdpu bench multipath": "permutation-1024 twice, 3 interleaved runs each (~25 s)",
     "softdpu bench cc-cost": "every algorithm's Python reference on permutation-128, medians of 3 (~1 min)",
     "softdpu bench ...": "a placeholder for every benchmark",
+    "softdpu bench sweep-overhead": "starts a local Dask cluster and times 300 points (~20 s); the Dask path "
+                                    "itself is tested in tests/test_sweep.py",
 }
 
 #: inline --set/--cc fragments: the command each belongs to (None = not run: SIZE_EXCLUDED or
@@ -133,12 +138,14 @@ COMMAND_EXCLUDED: dict[str, str] = {
     "softdpu run incast --cc my_aimd": "needs `pip install ./my-cc`, a package the reader writes; the "
                                        "entry-point form runs with --cc ecn_aimd (softdpu's own entry point)",
     "softdpu run NAME ...": "a placeholder for any run command (`python -m experiments.NAME ...` is the same)",
-    # docs/analysis.md, "A sweep": remove these two when `softdpu sweep` is merged (its prerequisites
-    # are in PREREQUISITES and PY_PREREQUISITES already)
-    "softdpu sweep incast --grid senders=2,4,8 --seeds 1-3 --set size_bytes=200KB --set workload.jitter_ps=3us --out results/incast_sweep":
-        "needs sweep (merged separately)",
-    "softdpu plot results/incast_sweep": "needs sweep (merged separately): plots the folder the sweep above writes",
+    "softdpu sweep fct_slowdown --seeds 1-5 -j 2": "120 runs of fct_slowdown (~2.6 s each on one core); "
+                                                   "tests/test_sweep.py runs small sweeps with -j 1 and -j 2",
+    "softdpu sweep fct_slowdown --seeds 1-20 --scheduler tcp://HOST:8786": "needs the reader's Dask cluster; "
+        "tests/test_sweep.py sweeps through a real local one",
+    "softdpu sweep fct_slowdown --seeds 1": "the -j 1 vs -j 2 measurement: 24 runs, a minute or more; "
+                                            "tests/test_sweep.py runs small sweeps with -j 1 and -j 2",
 }
+
 
 #: commands a printed command reads the output of, run first as printed (cheap by construction), in
 #: the same working directory: {command: [commands]}
@@ -159,10 +166,10 @@ PY_PREREQUISITES: dict[tuple[str, str], list[str]] = {
     ("docs/analysis.md", 'sw = load("results/incast_sweep")'): ["softdpu sweep incast --grid senders=2,4,8 --seeds 1-3 --set size_bytes=200KB --set workload.jitter_ps=3us --out results/incast_sweep"],
 }
 
-#: Python blocks not run: {(doc, a line of the block): reason}
+#: Python blocks not run: {(file, a line of the block): reason}
 PY_EXCLUDED: dict[tuple[str, str], str] = {
-    # remove when `softdpu sweep` is merged (its prerequisite is in PY_PREREQUISITES already)
-    ("docs/analysis.md", 'sw = load("results/incast_sweep")'): "needs sweep (merged separately)",
+    ("README.md", "from dask_jobqueue import SLURMCluster"): "starts Slurm jobs: needs a Slurm cluster and "
+        "dask-jobqueue; the Dask path itself runs in tests/test_sweep.py",
 }
 
 #: files a doc tells the reader to save, made before a command that names them:
