@@ -335,6 +335,7 @@ def run_variants(out_dir: Path, variants: dict[str, Scenario], overrides: dict, 
     """Run each variant into ``out_dir/<name>``, plot each and a comparison, print a table."""
     from controlplane.results import format_summary, load_run, summary
     out_dir.mkdir(parents=True, exist_ok=True)
+    prune_stale_variants(out_dir, variants)
     summaries = {}
     for name, sc in variants.items():
         sc = apply_overrides(sc, overrides)
@@ -353,6 +354,42 @@ def run_variants(out_dir: Path, variants: dict[str, Scenario], overrides: dict, 
         png = plot_compare([out_dir / n for n in variants], out_dir / compare_name, title=title, rows=rows)
         print(f"plots: {out_dir}/<variant>/plots/*.png and {png}")
     return summaries
+
+
+def prune_stale_variants(out_dir: Path, keep) -> list[str]:
+    """Make ``out_dir`` hold this run only: remove the variant folders of an earlier run into
+    the same folder that this run does not write, so that ``softdpu plot`` and the comparison
+    plots see this run's variants only.
+
+    A variant folder is a subfolder (at the depths of the names in ``keep``, e.g.
+    ``websearch-30/dcqcn``) holding ``config.json``, i.e. a results folder written by a run.
+    Nothing else is touched: other files and folders stay, and a parent folder is removed only
+    when removing its stale variants left it empty. Prints one line naming the removed folders.
+
+    Returns:
+        The removed folders, relative to ``out_dir``.
+    """
+    import shutil
+    import sys
+    out_dir = Path(out_dir)
+    keep = {Path(k).as_posix() for k in keep}
+    depths = {len(Path(k).parts) for k in keep} or {1}
+    stale = []
+    for depth in sorted(depths):
+        for cfg in sorted(out_dir.glob("/".join(["*"] * depth) + "/config.json")):
+            rel = cfg.parent.relative_to(out_dir).as_posix()
+            if rel not in keep and cfg.parent.is_dir() and not cfg.parent.is_symlink():
+                stale.append(rel)
+    for rel in stale:
+        shutil.rmtree(out_dir / rel)
+        parent = (out_dir / rel).parent
+        while parent != out_dir and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+    if stale:
+        print(f"softdpu: removed {len(stale)} variant folder(s) of an earlier run from {out_dir}: "
+              f"{', '.join(stale)}", file=sys.stderr)
+    return stale
 
 
 def chosen(field: str, names, known) -> list:
@@ -445,7 +482,7 @@ def capture_arg(path: str | None, text: str | None):
     return CaptureSpec.parse(path, text)
 
 
-__all__ = ["AI_PATH_VARIANTS", "rail_scenario", "write_params", "parse_sets", "split_params", "apply_overrides", "experiment_ccs", "param_kind",
+__all__ = ["AI_PATH_VARIANTS", "prune_stale_variants", "rail_scenario", "write_params", "parse_sets", "split_params", "apply_overrides", "experiment_ccs", "param_kind",
            "scenario_kinds", "capture_arg", "run_variants", "experiment_main", "write_csv", "permutation_on_fat_tree", "chosen"]
 
 
