@@ -66,7 +66,13 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
     run = load_run(run_dir)
     out = Path(out_dir) if out_dir is not None else run.path / "plots"
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
+    return [_save(plt, fig, out / file_name) for file_name, fig in run_figures(run).items()]
+
+
+def run_figures(run: Run) -> dict:
+    """The figures of :func:`plot_run` (file name -> matplotlib Figure), not yet saved."""
+    plt = _pyplot()
+    figs = {}
     for file_name, draw in (
         ("rates.png", _rates_figure),
         ("queue.png", _queue_figure),
@@ -75,11 +81,8 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
         fig = draw(plt, run)
         fig.suptitle(_fit(run.title, fig.get_figwidth() - 0.4, 12))
         fig.tight_layout()
-        path = out / file_name
-        fig.savefig(path, dpi=DPI)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+        figs[file_name] = fig
+    return figs
 
 
 ROWS = {
@@ -92,8 +95,10 @@ ROWS = {
     "cnp": ("CNP packets / µs", lambda ax, run, port, last, tu: _draw_cnp_rate(ax, run, tu)),
 }
 
-#: rows whose panels get their own y range (a queue of MB next to one of KB hides the latter)
+#: rows whose panels get their own y range when their peaks differ by more than OWN_RANGE_RATIO
+#: (a queue of MB next to one of KB hides the latter); within that ratio they share one scale
 OWN_RANGE_ROWS = {"queue", "ecn", "pfc", "cnp", "window"}
+OWN_RANGE_RATIO = 4.0
 
 
 def plot_compare(
@@ -115,11 +120,20 @@ def plot_compare(
     """
     if not run_dirs:
         raise ValueError("plot_compare needs at least one run")
+    plt = _pyplot()
+    fig = compare_figure([load_run(d) for d in run_dirs], title, rows)
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    return _save(plt, fig, out_png)
+
+
+def compare_figure(runs: list[Run], title: str | None = None,
+                   rows: tuple[str, ...] = ("goodput", "queue", "ecn")):
+    """The figure of :func:`plot_compare` for loaded runs, not yet saved."""
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise ValueError(f"plot_compare: unknown row(s) {unknown}; known: {sorted(ROWS)}")
     plt = _pyplot()
-    runs = [load_run(d) for d in run_dirs]
     tu = _time_unit(runs)
     width = 4.2
     fig, axes = plt.subplots(
@@ -135,17 +149,15 @@ def plot_compare(
     for r, row in enumerate(rows):
         if row not in OWN_RANGE_ROWS:
             _share_y(axes[r])
+        else:
+            _share_y(axes[r], max_ratio=OWN_RANGE_RATIO)
         axes[r, 0].set_ylabel(ROWS[row][0])
     _floor_at_zero(axes.ravel())
     _few_ticks(axes.ravel())
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=DPI)
-    plt.close(fig)
-    return out_png
+    return fig
 
 
 def plot_questions(run_dirs: list[str | Path], out_dir: str | Path, stem: str = "compare",
@@ -172,16 +184,22 @@ def plot_questions(run_dirs: list[str | Path], out_dir: str | Path, stem: str = 
     if not run_dirs:
         raise ValueError("plot_questions needs at least one run")
     plt = _pyplot()
-    runs = [load_run(d) for d in run_dirs]
-    tu = _time_unit(runs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [_save(plt, _goodput_question(plt, runs, tu, title), out / f"{stem}.png")]
-    paths.append(_save(plt, _queue_question(plt, runs, tu, title), out / f"{stem}_queue.png"))
+    figs = question_figures([load_run(d) for d in run_dirs], title)
+    return [_save(plt, fig, out / f"{stem}{suffix}.png") for suffix, fig in figs.items()]
+
+
+def question_figures(runs: list[Run], title: str | None = None) -> dict:
+    """The figures of :func:`plot_questions` (file-name suffix "", "_queue", "_window" ->
+    matplotlib Figure), not yet saved."""
+    plt = _pyplot()
+    tu = _time_unit(runs)
+    figs = {"": _goodput_question(plt, runs, tu, title), "_queue": _queue_question(plt, runs, tu, title)}
     windowed = [r for r in runs if _has_window(r)]
     if windowed:
-        paths.append(_save(plt, _window_question(plt, windowed, tu, title), out / f"{stem}_window.png"))
-    return paths
+        figs["_window"] = _window_question(plt, windowed, tu, title)
+    return figs
 
 
 def feedback(run: Run) -> str | None:
@@ -526,6 +544,9 @@ def _draw_ecn_rate(ax, run: Run, port: int | None, tu=(1.0, "µs")) -> None:
     rate = counter_rate_per_us(run.ts["t_ps"], run.ts["port_ecn_marks"][:, port])
     ax.plot(t, rate, color="tab:red", linewidth=1.2, drawstyle="steps-pre",
             marker="o" if t.size == 1 else None)
+    if not np.any(rate > 0):
+        ecn_on = run.config.get("resolved", {}).get("ecn", True) is not None
+        _note(ax, "no ECN marks" if ecn_on else "no ECN marks (ECN off)")
     ax.grid(alpha=0.3)
 
 
@@ -597,8 +618,8 @@ _LOG_SUBS = ((3.0, (1.0,)), (1.0, (1.0, 2.0, 5.0)), (0.0, (1.0, 1.5, 2.0, 3.0, 5
 def log_axis(ax, lo: float, hi: float, axis: str = "x") -> None:
     """Put ``ax``'s ``axis`` on a log scale with a few readable ticks covering [lo, hi] (> 0).
 
-    Ticks are at 1·10^k only over 3+ decades, at 1, 2, 5·10^k over 1-3, and at 1, 1.5, 2, 3,
-    5, 7·10^k over less, labelled as plain numbers ("20", "1500", "0.5"); the limits widen to
+    Ticks are at 10^k only over 3+ decades (labelled 10^k), at 1, 2, 5·10^k over 1-3, and at
+    1, 1.5, 2, 3, 5, 7·10^k over less, labelled as plain numbers ("20", "1500", "0.5"); the limits widen to
     the ticks just outside the data, so at least two ticks show however narrow the range.
     """
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
@@ -616,8 +637,13 @@ def log_axis(ax, lo: float, hi: float, axis: str = "x") -> None:
     getattr(ax, f"set_{axis}scale")("log")
     getattr(ax, f"set_{axis}lim")(below, above)
     a = ax.xaxis if axis == "x" else ax.yaxis
-    a.set_major_locator(FixedLocator(shown))
-    a.set_major_formatter(FuncFormatter(lambda v, _pos: tick_text(v)))
+    if subs == (1.0,):                     # powers of ten only: 10^k, every other one past 8 decades
+        step = 2 if len(shown) > 9 else 1
+        a.set_major_locator(FixedLocator(shown[::step]))
+        a.set_major_formatter(FuncFormatter(lambda v, _pos: f"$10^{{{round(math.log10(v))}}}$"))
+    else:
+        a.set_major_locator(FixedLocator(shown))
+        a.set_major_formatter(FuncFormatter(lambda v, _pos: tick_text(v)))
     a.set_minor_locator(NullLocator())
     a.set_minor_formatter(NullFormatter())
 
@@ -645,14 +671,29 @@ def _few_ticks(axes, nbins: int = 4) -> None:
             ax.yaxis.set_major_locator(MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]))
 
 
-def _share_y(axes) -> None:
-    """One y range over the row (the union of each panel's autoscaled range)."""
-    lims = [ax.get_ylim() for ax in axes if ax.axison]
-    if lims:
-        lo, hi = min(l[0] for l in lims), max(l[1] for l in lims)
-        for ax in axes:
-            if ax.axison:
-                ax.set_ylim(lo, hi)
+def _share_y(axes, max_ratio: float | None = None) -> None:
+    """One y range over the row (the union of each panel's autoscaled range); with
+    ``max_ratio``, only if the largest top is at most that many times the smallest positive
+    top (else each panel keeps its own range)."""
+    lims = [ax.get_ylim() for ax in axes if ax.axison and _has_data(ax)]
+    if not lims:
+        return
+    lo, hi = min(l[0] for l in lims), max(l[1] for l in lims)
+    tops = [l[1] for l in lims if l[1] > 0]
+    if max_ratio is not None and tops and max(tops) > max_ratio * min(tops):
+        return
+    for ax in axes:
+        if ax.axison and _has_data(ax):
+            ax.set_ylim(lo, hi)
+
+
+def _has_data(ax) -> bool:
+    """The panel draws something other than a flat zero line (its own range would be arbitrary)."""
+    for line in ax.get_lines():
+        y = np.asarray(line.get_ydata(), dtype=np.float64)
+        if y.size and np.nanmax(np.abs(y), initial=0.0) > 0:
+            return True
+    return False
 
 
 def _fit(text: str, width_in: float, fontsize: float) -> str:
@@ -673,7 +714,10 @@ def _floor_at_zero(axes) -> None:
     """
     for ax in axes:
         if ax.axison:
-            ax.set_ylim(bottom=0)
+            if _has_data(ax) or not ax.get_lines():
+                ax.set_ylim(bottom=0)
+            else:
+                ax.set_ylim(0, 1)          # all zero: a plain 0-1 axis, not matplotlib's ±0.05
 
 
 def _note(ax, text: str) -> None:

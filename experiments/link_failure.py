@@ -117,7 +117,7 @@ def plot(series: dict, summary: list[dict], p: dict, out_png: Path) -> Path:
     for x, label in ((p["fail_us"], "link down"), (p["fail_us"] + p["detect_us"], "NIC detects"),
                      (p["fail_us"] + p["reconverge_us"], "routes reconverge")):
         a.axvline(x, color="gray", ls="--", lw=0.8)
-        a.text(x, a.get_ylim()[1] * 0.02, " " + label, rotation=90, fontsize=7, color="gray", va="bottom")
+        a.text(x, 0.02, " " + label, rotation=90, fontsize=7, color="gray", va="bottom", transform=a.get_xaxis_transform())
     a.set_xlabel("time (us)")
     a.set_ylabel("bytes placed at receivers (Gb/s)")
     a.grid(alpha=0.3)
