@@ -86,11 +86,12 @@ def run_figures(run: Run) -> dict:
 
 
 ROWS = {
-    "goodput": ("goodput (Gbps)", lambda ax, run, port, last, tu: _draw_flows(ax, run, "qp_goodput_bps", legend=last, tu=tu)),
+    "goodput": ("goodput (Gbps)", lambda ax, run, port, last, tu: _draw_flows(ax, run, "qp_goodput_bps", legend=last, tu=tu,
+                                                                               max_points=MAX_POINTS)),
     "rate": ("pacing rate (Gbps)", lambda ax, run, port, last, tu: _draw_flows(ax, run, "qp_rate_bps", legend=False, tu=tu)),
     "window": ("window (KB)", lambda ax, run, port, last, tu: _draw_windows(ax, run, tu)),
     "queue": ("queue (KB)", lambda ax, run, port, last, tu: _draw_queue(ax, run, port, show_port=True, tu=tu)),
-    "ecn": ("ECN marks / µs", lambda ax, run, port, last, tu: _draw_ecn_rate(ax, run, port, tu)),
+    "ecn": ("ECN marks / µs", lambda ax, run, port, last, tu: _draw_ecn_rate(ax, run, port, tu, MAX_POINTS)),
     "pfc": ("PFC pauses / µs", lambda ax, run, port, last, tu: _draw_pfc_rate(ax, run, tu)),
     "cnp": ("CNP packets / µs", lambda ax, run, port, last, tu: _draw_cnp_rate(ax, run, tu)),
 }
@@ -140,11 +141,14 @@ def compare_figure(runs: list[Run], title: str | None = None,
         len(rows), len(runs), sharex=True, squeeze=False,
         figsize=(1.0 + width * len(runs), 2.5 * len(rows)),
     )
+    bins: list[float] = []
     for col, run in enumerate(runs):
         axes[0, col].set_title(_fit(_column_title(run), width - 0.5, 10), fontsize=10)
         port = queue_port_index(run)
         for r, row in enumerate(rows):
-            ROWS[row][1](axes[r, col], run, port, col == len(runs) - 1, tu)
+            binned = ROWS[row][1](axes[r, col], run, port, col == len(runs) - 1, tu)
+            if row == "goodput" and binned:
+                bins.append(binned)
         axes[-1, col].set_xlabel(f"time ({tu[1]})")
     for r, row in enumerate(rows):
         if row not in OWN_RANGE_ROWS:
@@ -156,7 +160,12 @@ def compare_figure(runs: list[Run], title: str | None = None,
     _few_ticks(axes.ravel())
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if bins:
+        fig.text(0.01, 0.005, f"goodput and event rates: means over bins of up to {_us_text(max(bins))}", fontsize=7,
+                 color=_NOTE_COLOR, ha="left", va="bottom")
+        fig.tight_layout(rect=(0, 0.02, 1, 1))
+    else:
+        fig.tight_layout()
     return fig
 
 
@@ -270,9 +279,9 @@ def _goodput_question(plt, runs: list[Run], tu, title):
     _label_grid(fig, axes, "goodput (Gbps)", tu)
     _few_ticks(axes)
     coarse = [b for b in bins if b]
-    mean_over = (f"goodput: mean over bins of up to {_us_text(max(coarse))}; " if coarse else "")
-    fig.text(0.01, 0.005, mean_over + "shaded: summary window (all flows active, first 20 % skipped);"
-             " dashed: bottleneck rate", fontsize=7, color=_NOTE_COLOR, ha="left", va="bottom")
+    mean_over = (f"goodput: mean per bin of up to {_us_text(max(coarse))}\n" if coarse else "")
+    fig.text(0.01, 0.005, mean_over + "shaded: summary window (all flows active, first 20 % skipped)\n"
+             "dashed: bottleneck rate", fontsize=7, color=_NOTE_COLOR, ha="left", va="bottom")
     handles, labels = axes[0].get_legend_handles_labels()
     if 0 < len(labels) <= MAX_LEGEND_FLOWS and all(
             list(r.ts["qp_labels"]) == list(runs[0].ts["qp_labels"]) for r in runs):
@@ -472,6 +481,8 @@ per panel (a 5 µs sample holds a few packets: drawn raw over milliseconds, it i
 
 def _bin_ends(n: int, max_points: int | None) -> np.ndarray:
     """Indices of the last sample of each bin of ceil(n / max_points) consecutive samples."""
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
     step = 1 if not max_points or n <= max_points else math.ceil(n / max_points)
     ends = np.arange(step - 1, n, step)
     return ends if ends.size and ends[-1] == n - 1 else np.append(ends, n - 1).astype(np.int64)
@@ -535,13 +546,15 @@ def _draw_queue(ax, run: Run, port: int | None, show_port: bool, tu=(1.0, "µs")
     ax.grid(alpha=0.3)
 
 
-def _draw_ecn_rate(ax, run: Run, port: int | None, tu=(1.0, "µs")) -> None:
-    """ECN marks per µs at port column ``port``, per sample interval; note if there is none."""
+def _draw_ecn_rate(ax, run: Run, port: int | None, tu=(1.0, "µs"), max_points: int | None = None) -> None:
+    """ECN marks per µs at port column ``port``, per sample interval (with ``max_points``, per
+    bin of consecutive intervals); note if there is none."""
     if port is None:
         _note(ax, "no ports")
         return
-    t = run.ts["t_ps"] / PS_PER_US / tu[0]
-    rate = counter_rate_per_us(run.ts["t_ps"], run.ts["port_ecn_marks"][:, port])
+    ends = _bin_ends(run.ts["t_ps"].size, max_points)
+    t = run.ts["t_ps"][ends] / PS_PER_US / tu[0]
+    rate = counter_rate_per_us(run.ts["t_ps"][ends], run.ts["port_ecn_marks"][ends, port])
     ax.plot(t, rate, color="tab:red", linewidth=1.2, drawstyle="steps-pre",
             marker="o" if t.size == 1 else None)
     if not np.any(rate > 0):
@@ -558,9 +571,9 @@ def _draw_windows(ax, run: Run, tu=(1.0, "µs")) -> None:
     t = run.ts["t_ps"] / PS_PER_US / tu[0]
     w = run.ts["qp_window_bytes"] / 1e3
     flows = run.flows
-    if len(flows.get("finish_ps", ())) == w.shape[1]:    # one flow per QP: no window once it is done
-        fin = flows["finish_ps"]
-        gone = (fin[None, :] >= 0) & (run.ts["t_ps"][:, None] > fin[None, :])
+    if len(flows.get("finish_ps", ())) == w.shape[1]:    # one flow per QP: no window before or after it
+        fin, t_ps = flows["finish_ps"], run.ts["t_ps"][:, None]
+        gone = ((fin[None, :] >= 0) & (t_ps > fin[None, :])) | (t_ps < flows["start_ps"][None, :])
         w = np.where(gone, np.nan, w)
     for values, color in zip(w.T, _flow_colors(w.shape[1])):
         ax.plot(t, values, color=color, linewidth=1.0)
