@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv, apply_overrides
+from controlplane.experiment import chosen, permutation_on_fat_tree, prune_stale_variants, write_csv, apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import MB, us
 
@@ -57,6 +57,7 @@ def run(out_dir: str | Path = "results/link_failure", params: dict | None = None
     out = Path(out_dir)
     summary, series = [], {}
     variants = scenarios(p, seed)
+    prune_stale_variants(out, variants)
     for i, (name, sc) in enumerate(variants.items()):
         sc = apply_overrides(sc, overrides)
         net = sc.build()
