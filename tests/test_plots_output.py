@@ -340,13 +340,12 @@ def test_fairness_only_when_flows_overlap(tmp_path):
     assert "flows never overlap: fairness not defined" in text
     assert "Jain fairness index: 1" not in text and "Jain fairness index: 0" not in text
     assert "Jain fairness index: 1.0000" in format_summary(summary(both))   # equal rates: J = 1
-    import matplotlib
-    matplotlib.use("Agg")
     assert "Jain" not in plots._facts(seq) and "never overlap" in plots._facts(seq)
 
 
 # --- 6. a results folder holds one run ---------------------------------------------------------------
 
+@pytest.mark.plots                                 # softdpu plot draws
 def test_rerun_removes_stale_variant_folders(tmp_path, capsys):
     out = tmp_path / "inc"
     tiny = ["--set", "senders=2", "--set", "size_bytes=100000", "--no-plots", "--out", str(out)]
