@@ -319,6 +319,7 @@ def run_variants(out_dir: Path, variants: dict[str, Scenario], overrides: dict, 
     The summaries print in variant order, each as soon as it and the ones before it are done."""
     from controlplane.results import format_summary, load_run, summary
     out_dir.mkdir(parents=True, exist_ok=True)
+    prune_stale_variants(out_dir, variants)
     summaries = {}
     names = list(variants)
     tasks = [(apply_overrides(sc, overrides), str(out_dir / name),
@@ -371,6 +372,42 @@ def for_each_in_order(fn, tasks: list, report) -> list:
             state["next"] += 1
 
     return executor.current().map(fn, tasks, on_done=on_done)
+
+
+def prune_stale_variants(out_dir: Path, keep) -> list[str]:
+    """Make ``out_dir`` hold this run only: remove the variant folders of an earlier run into
+    the same folder that this run does not write, so that ``softdpu plot`` and the comparison
+    plots see this run's variants only.
+
+    A variant folder is a subfolder (at the depths of the names in ``keep``, e.g.
+    ``websearch-30/dcqcn``) holding ``config.json``, i.e. a results folder written by a run.
+    Nothing else is touched: other files and folders stay, and a parent folder is removed only
+    when removing its stale variants left it empty. Prints one line naming the removed folders.
+
+    Returns:
+        The removed folders, relative to ``out_dir``.
+    """
+    import shutil
+    import sys
+    out_dir = Path(out_dir)
+    keep = {Path(k).as_posix() for k in keep}
+    depths = {len(Path(k).parts) for k in keep} or {1}
+    stale = []
+    for depth in sorted(depths):
+        for cfg in sorted(out_dir.glob("/".join(["*"] * depth) + "/config.json")):
+            rel = cfg.parent.relative_to(out_dir).as_posix()
+            if rel not in keep and cfg.parent.is_dir() and not cfg.parent.is_symlink():
+                stale.append(rel)
+    for rel in stale:
+        shutil.rmtree(out_dir / rel)
+        parent = (out_dir / rel).parent
+        while parent != out_dir and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+    if stale:
+        print(f"softdpu: removed {len(stale)} variant folder(s) of an earlier run from {out_dir}: "
+              f"{', '.join(stale)}", file=sys.stderr)
+    return stale
 
 
 def chosen(field: str, names, known) -> list:
@@ -464,7 +501,7 @@ def capture_arg(path: str | None, text: str | None):
     return CaptureSpec.parse(path, text)
 
 
-__all__ = ["AI_PATH_VARIANTS", "rail_scenario", "write_params", "parse_sets", "split_params", "apply_overrides", "experiment_ccs", "ExperimentParams",
+__all__ = ["AI_PATH_VARIANTS", "prune_stale_variants", "rail_scenario", "write_params", "parse_sets", "split_params", "apply_overrides", "experiment_ccs", "ExperimentParams",
            "params_model", "params_schema", "params_help", "json_types", "from_text", "Count", "Quantity", "Scaled", "Real", "Flag", "OneOf", "Name",
            "CcSpec", "Ccs", "ListOf", "Items", "Nullable", "Item", "FatTreeK", "Overrides",
            "scenario_kinds", "capture_arg", "run_variants", "run_scenario_task", "for_each_in_order", "experiment_main", "write_csv", "permutation_on_fat_tree", "chosen"]

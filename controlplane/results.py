@@ -38,6 +38,10 @@ PS_PER_US = 1_000_000
 CONVERGENCE_SKIP_FRACTION = 0.2
 """Share of the all-flows-active span that :func:`convergence_window` skips as start-up."""
 
+MIN_OVERLAP_FRACTION = 0.1
+"""Fairness between flows is defined only if the time during which all of them are active
+lasts at least this share of the shortest flow's lifetime (see :func:`flows_overlap`)."""
+
 PERCENTILES = (50, 95, 99)
 """Percentiles of FCT and slowdown reported by :func:`summary`."""
 
@@ -79,9 +83,20 @@ class Run:
 
     @property
     def title(self) -> str:
-        """Run name and CC algorithm, e.g. ``"incast-8 (cc=dcqcn)"``, for plot titles."""
+        """Run name and CC algorithm, e.g. ``"incast-8 (cc=dcqcn)"``, for plot titles; a plug-in
+        CC given as ``path/to/file.py:Class`` or ``module:Class`` is named by its short label
+        (``congestion.registry.label``: the file's stem or the module's last component)."""
         name = self.config.get("name", self.path.name)
-        return f"{name} (cc={self.config.get('cc', '?')})"
+        return f"{name} (cc={cc_label(self.config.get('cc', '?'))})"
+
+
+def cc_label(spec) -> str:
+    """The short name of a CC spec for titles (see ``congestion.registry.label``)."""
+    if not isinstance(spec, str) or ":" not in spec:
+        return str(spec)
+    from congestion.registry import label
+
+    return label(spec)
 
 
 def load_run(path: str | Path) -> Run:
@@ -215,6 +230,18 @@ def convergence_window(run: Run) -> tuple[int, int]:
     start, end = sample_intervals(run)
     if end.size == 0:
         return 0, 0
+    span_from, span_to = active_span(run)
+    if span_to <= span_from:
+        span_from, span_to = int(start[0]), int(end[-1])
+    return span_from + round(CONVERGENCE_SKIP_FRACTION * (span_to - span_from)), span_to
+
+
+def active_span(run: Run) -> tuple[int, int]:
+    """The *active span* of :func:`convergence_window` (ps): when every flow has started and
+    none has finished; ``(0, 0)`` if there is none (some flow ends before another starts)."""
+    start, end = sample_intervals(run)
+    if end.size == 0:
+        return 0, 0
     flows = run.flows
     nq = run.ts["qp_goodput_bps"].shape[1]
     if nq and len(flows.get("start_ps", ())) == nq:
@@ -225,9 +252,33 @@ def convergence_window(run: Run) -> tuple[int, int]:
         all_active = np.all(run.ts["qp_goodput_bps"] > 0, axis=1)
         active = np.flatnonzero(all_active)
         span_from, span_to = (int(start[active[0]]), int(end[active[-1]])) if active.size else (0, 0)
-    if span_to <= span_from:
-        span_from, span_to = int(start[0]), int(end[-1])
-    return span_from + round(CONVERGENCE_SKIP_FRACTION * (span_to - span_from)), span_to
+    return (span_from, span_to) if span_to > span_from else (0, 0)
+
+
+def flows_overlap(run: Run) -> bool:
+    """Whether the flows run at the same time, so that fairness between them means something.
+
+    True if the active span (all flows started, none finished: :func:`active_span`) lasts at
+    least ``MIN_OVERLAP_FRACTION`` (10 %) of the shortest flow's lifetime (its FCT, or for an
+    unfinished flow the time from its start to the end of the trace) and at least one sample
+    interval. With one flow (or none), False: there is nothing to share.
+    """
+    start, end = sample_intervals(run)
+    nq = run.ts["qp_goodput_bps"].shape[1]
+    if end.size == 0 or nq < 2:
+        return False
+    a, b = active_span(run)
+    if b <= a:
+        return False
+    flows = run.flows
+    if len(flows.get("start_ps", ())) == nq:
+        life = np.where(flows["finish_ps"] >= 0, flows["finish_ps"], int(end[-1])) - flows["start_ps"]
+        shortest = float(np.min(life))
+    else:                                  # no per-flow records: QP activity from the samples
+        active = run.ts["qp_goodput_bps"] > 0
+        widths = (end - start).astype(np.float64)
+        shortest = float(np.min(widths @ active))
+    return (b - a) >= MIN_OVERLAP_FRACTION * shortest and (b - a) >= float(np.min(end - start))
 
 
 def queue_port_index(run: Run) -> int | None:
@@ -265,7 +316,10 @@ def summary(run: Run) -> dict:
     - ``aggregate_goodput_bps``: Σ over QPs of :func:`mean_rates` over the window.
     - ``bottleneck_rate_bps``, ``utilization``: the configured rate and
       aggregate_goodput_bps / bottleneck_rate_bps.
-    - ``jain_index``: :func:`jain_index` of the per-QP mean goodputs over the window.
+    - ``jain_index``: :func:`jain_index` of the per-QP mean goodputs over the window; nan
+      when the flows do not overlap in time (:func:`flows_overlap`): fairness between flows
+      that never share the network is not defined.
+    - ``flows_overlap``: :func:`flows_overlap`.
     - ``peak_queue_bytes``, ``peak_queue_port``: max queue over all ports and samples, and the
       name of that port.
     - ``bottleneck_port``, ``bottleneck_peak_queue_bytes``: name and max queue of the
@@ -277,9 +331,13 @@ def summary(run: Run) -> dict:
       frames sent, data packets retransmitted, data-plane events); nan if the counter is absent.
     - ``fct_p50_ps``, ``fct_p95_ps``, ``fct_p99_ps``, ``slowdown_p50``, ``slowdown_p95``,
       ``slowdown_p99``: percentiles (numpy linear interpolation) over the finished flows.
+    - ``dpu``: when the run has DPU vSwitches (counters.json has ``vs_rx``), the vSwitch and
+      virtualization-tax counters (``vs_*``, ``sp_*``, ``tax_*`` scalars) and ``offload``;
+      else None.
     """
     ts, flows = run.ts, run.flows
     t_from, t_to = convergence_window(run)
+    overlap = flows_overlap(run)
     rates = mean_rates(run, t_from, t_to)
     aggregate = float(np.sum(rates))
     rate_bps = run.config.get("bottleneck_rate_bps")
@@ -302,7 +360,8 @@ def summary(run: Run) -> dict:
         "aggregate_goodput_bps": aggregate,
         "bottleneck_rate_bps": rate_bps,
         "utilization": aggregate / rate_bps if rate_bps > 0 else math.nan,
-        "jain_index": jain_index(rates),
+        "jain_index": jain_index(rates) if overlap else math.nan,
+        "flows_overlap": overlap,
         "peak_queue_bytes": int(port_peaks[peak_col]) if peak_col is not None else math.nan,
         "peak_queue_port": str(ts["port_names"][peak_col]) if peak_col is not None else None,
         "bottleneck_port": str(ts["port_names"][bottleneck_col]) if has_bottleneck else None,
@@ -317,14 +376,35 @@ def summary(run: Run) -> dict:
     }
     result.update(_percentile_fields("fct", "_ps", fct))
     result.update(_percentile_fields("slowdown", "", slowdown))
+    result["dpu"] = _dpu_counters(run)
     return result
 
 
+def _dpu_counters(run: Run) -> dict | None:
+    """The vSwitch (``vs_*``, slow path ``sp_*``) and virtualization-tax (``tax_*``) scalar
+    counters of a run with DPUs, plus ``offload`` (where the vSwitch runs); None without."""
+    c = run.counters
+    if "vs_rx" not in c:
+        return None
+    out = {k: v for k, v in c.items() if k.startswith(("vs_", "sp_", "tax_")) and isinstance(v, (int, float))}
+    dpu = run.config.get("dpu")
+    out["offload"] = (dpu.get("offload") if isinstance(dpu, dict) else None) or "dpu"
+    return out
+
+
 def format_summary(s: dict) -> str:
-    """A short multi-line human-readable text of a :func:`summary` dict (Gbps, KB, µs)."""
+    """A short multi-line human-readable text of a :func:`summary` dict (Gbps, KB, µs).
+
+    The window line says what the rates and the Jain index are computed over; the peak queue
+    is given once (with "(bottleneck)" when the largest queue is at the bottleneck port); runs
+    with DPUs add a vSwitch line and a virtualization-tax line.
+    """
+    overlap = s.get("flows_overlap", True)
     lines = [
-        f"run: {s['name']} (cc={s['cc']})",
-        f"window: {_us(s['window_from_ps'])} to {_us(s['window_to_ps'])} µs",
+        f"run: {s['name']} (cc={cc_label(s['cc'])})",
+        f"window: {_us(s['window_from_ps'])} to {_us(s['window_to_ps'])} µs"
+        + (" (goodput and Jain: while every flow is active, first 20 % skipped as start-up)"
+           if overlap else " (the whole trace: flows never overlap)"),
         f"aggregate goodput: {_gbps(s['aggregate_goodput_bps'])} Gbps"
         + (
             f" = {_fmt(100 * s['utilization'], '.1f')} % of"
@@ -332,15 +412,19 @@ def format_summary(s: dict) -> str:
             if math.isfinite(s["bottleneck_rate_bps"])
             else ""
         ),
-        f"Jain fairness index: {_fmt(s['jain_index'], '.4f')}",
-        f"peak queue: {_kb(s['peak_queue_bytes'])} KB"
-        + (f" at {s['peak_queue_port']}" if s["peak_queue_port"] is not None else ""),
+        f"Jain fairness index: {_fmt(s['jain_index'], '.4f')}" if overlap
+        else "Jain fairness index: flows never overlap: fairness not defined",
     ]
-    if s["bottleneck_port"] is not None:
-        lines.append(
-            f"bottleneck queue peak: {_kb(s['bottleneck_peak_queue_bytes'])} KB"
-            f" at {s['bottleneck_port']}"
-        )
+    peak = f"peak queue: {_kb(s['peak_queue_bytes'])} KB"
+    at_peak = s["peak_queue_port"]
+    bottleneck = s["bottleneck_port"]
+    if bottleneck is not None and (bottleneck != at_peak
+                                   or s["bottleneck_peak_queue_bytes"] != s["peak_queue_bytes"]):
+        lines.append(peak + (f" at {at_peak}" if at_peak is not None else ""))
+        lines.append(f"bottleneck queue peak: {_kb(s['bottleneck_peak_queue_bytes'])} KB at {bottleneck}")
+    else:
+        lines.append(peak + (f" at {at_peak}" if at_peak is not None else "")
+                     + (" (bottleneck)" if bottleneck is not None else ""))
     lines += [
         f"drops: {s['drops']}   ECN marks: {s['ecn_marks']}",
         f"flows finished: {s['flows_finished']} / {s['flows_total']}",
@@ -350,7 +434,29 @@ def format_summary(s: dict) -> str:
         "slowdown p50/p95/p99: "
         + " / ".join(_fmt(s[f"slowdown_p{p}"], ".2f") for p in PERCENTILES),
     ]
+    if s.get("dpu"):
+        lines += _dpu_lines(s["dpu"])
     return "\n".join(lines)
+
+
+def _dpu_lines(d: dict) -> list[str]:
+    """The vSwitch and virtualization-tax lines of :func:`format_summary`."""
+    rx = int(d.get("vs_rx", 0))
+    exact, masked, miss = int(d.get("vs_exact_hit", 0)), int(d.get("vs_masked_hit", 0)), int(d.get("vs_miss", 0))
+    drops = sum(int(d.get(k, 0)) for k in ("vs_action_drops", "vs_isolation_drops", "vs_meter_drops",
+                                               "vs_no_qp_drops"))
+    miss_pct = f" ({100 * miss / rx:.1f} %)" if rx else ""
+    vs = (f"vSwitch: {rx:,} packets, {exact:,} EMC hits, {masked:,} megaflow hits, {miss:,} misses{miss_pct};"
+          f" {int(d.get('sp_upcalls', 0)):,} upcalls, {int(d.get('vs_lost', 0)):,} lost,"
+          f" {drops:,} dropped by policy; {int(d.get('vs_flows', 0)):,} megaflows")
+    if int(d.get("sp_install_latency_p50_ps", -1)) >= 0:
+        vs += (f"; install latency p50/p99 {_us(d['sp_install_latency_p50_ps'])} /"
+               f" {_us(d['sp_install_latency_p99_ps'])} µs")
+    tax = (f"virtualization tax (vSwitch on {d.get('offload', 'dpu')}):"
+           f" {_fmt(d.get('tax_cycles_per_packet'), '.0f')} cycles/packet,"
+           f" host cores {_fmt(d.get('tax_host_cores'), '.2f')}, DPU cores {_fmt(d.get('tax_dpu_cores'), '.2f')},"
+           f" ${_fmt(d.get('tax_usd_per_server_year'), ',.0f')} per server-year of host cores")
+    return [vs, tax]
 
 
 def _check_timeseries(ts: dict[str, np.ndarray]) -> None:

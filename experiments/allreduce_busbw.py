@@ -180,16 +180,21 @@ def plot(rows: list[dict], rate_gbps: float, out_png: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(8, 5))
+    from controlplane.plots import SERIES_STYLES, legend_with_note
     colors = {"ring": "tab:blue", "hierarchical": "tab:green", "sharp": "tab:red"}
-    styles = {"ecmp": "--", "spray": "-", "ar": ":"}
-    for variant in dict.fromkeys(r["variant"] for r in rows):
-        for algo in dict.fromkeys(r["algo"] for r in rows):
+    # colour and line style per algorithm, hollow marker per path variant: the variants of one
+    # algorithm often coincide (SHARP's tree paths are fixed) and stay visible by their markers
+    algos = list(dict.fromkeys(r["algo"] for r in rows))
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    for variant in variants:
+        for algo in algos:
             pts = [(r["size_bytes"], r["busbw_gbps"], r["busbw_min"], r["busbw_max"]) for r in rows
                    if r["variant"] == variant and r["algo"] == algo]
             if pts:
                 x, y, lo, hi = zip(*pts)
-                ax.plot(x, y, styles.get(variant, "-"), marker="o", ms=3, color=colors.get(algo),
-                        label=f"{algo} / {variant}")
+                ax.plot(x, y, linestyle=SERIES_STYLES[algos.index(algo) % len(SERIES_STYLES)][1],
+                        marker=SERIES_STYLES[variants.index(variant) % len(SERIES_STYLES)][0], ms=5,
+                        markerfacecolor="none", color=colors.get(algo), label=f"{algo} / {variant}")
                 if len(set(lo + hi)) > 1:
                     ax.fill_between(x, lo, hi, color=colors.get(algo), alpha=0.08)
     ax.axhline(rate_gbps, color="grey", lw=0.8)
@@ -199,7 +204,7 @@ def plot(rows: list[dict], rate_gbps: float, out_png: Path) -> Path:
     ax.set_ylabel("bus bandwidth (Gb/s) = S/t x 2(N-1)/N")
     ax.set_title(f"All-reduce on a rail-optimized fabric, {rows[0]['n_ranks']} ranks")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, ncol=3)
+    legend_with_note(ax, fontsize=8, ncol=3)
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)

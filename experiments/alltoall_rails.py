@@ -118,22 +118,34 @@ def plot(rows: list[dict], out_png: Path) -> Path:
     import matplotlib.pyplot as plt
     overs = list(dict.fromkeys(r["core_oversubscription"] for r in rows))
     fig, axes = plt.subplots(1, len(overs), figsize=(5.5 * len(overs), 4.2), sharey=True, squeeze=False)
+    from controlplane.plots import SERIES_STYLES, legend_with_note
     colors = {"direct": "tab:red", "nvlink": "tab:green"}
-    styles = {"ecmp": "--", "spray": "-", "ar": ":"}
+    # colour and line style per route, hollow marker per path variant: through NVLink the
+    # variants coincide (no byte reaches a core switch) and stay visible by their markers
+    vias = list(dict.fromkeys(r["via"] for r in rows))
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
     for ax, over in zip(axes[0], overs):
-        for variant in dict.fromkeys(r["variant"] for r in rows):
-            for via in dict.fromkeys(r["via"] for r in rows):
+        for variant in variants:
+            for via in vias:
                 pts = [(r["size_bytes"], r["busbw_gbps"]) for r in rows
                        if r["core_oversubscription"] == over and r["variant"] == variant and r["via"] == via]
                 if pts:
                     x, y = zip(*pts)
                     label = ("third tier" if via == "direct" else "NVLink (PXN)") + f" / {variant}"
-                    ax.plot(x, y, styles.get(variant, "-"), marker="o", color=colors[via], label=label)
+                    ax.plot(x, y, linestyle=SERIES_STYLES[vias.index(via) % len(SERIES_STYLES)][1],
+                            marker=SERIES_STYLES[variants.index(variant) % len(SERIES_STYLES)][0], ms=7,
+                            markerfacecolor="none", color=colors.get(via), label=label)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("bytes per rank S")
         ax.set_title(f"third tier {over}:1 oversubscribed")
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("all-to-all busbw (Gb/s) = S/t x (N-1)/N")
+    for ax in axes[0]:
+        from controlplane.plots import coincide_note
+        note = coincide_note(ax)
+        if note:
+            ax.text(0.02, 0.55, note.replace("; ", "\n"), transform=ax.transAxes, fontsize=7, color="0.35",
+                    va="center")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"All-to-all over {rows[0]['n_ranks']} GPUs on a rail-optimized fabric")
     fig.tight_layout()

@@ -1,9 +1,11 @@
 """CC compare: long flows plus an incast burst on one bottleneck, for every algorithm.
 
 How does each congestion control share a bottleneck between long flows, absorb a sudden N:1
-burst into the same receiver, and recover? One column per algorithm on a shared time axis:
-per-flow goodput, pacing rate and window, the bottleneck queue, its ECN-mark rate, the CNP rate
-and PFC pauses.
+burst into the same receiver, and recover? One figure per question, one panel per algorithm
+(controlplane/plots.py, plot_questions): cc_compare.png, per-flow goodput with the Jain index
+and utilization; cc_compare_queue.png, the bottleneck queue (each panel its own range) with its
+ECN-mark rate and PFC pauses, and the CNPs received for the algorithms whose receivers send CNP
+packets; cc_compare_window.png, the window of the window-based algorithms.
 Default: 100 Gb/s single switch, 1 us links, lossless (PFC), 3 long flows of 24 MB from t = 0
 and a burst of 8 x 500 KB at t = 600 us, algorithms dcqcn (NVIDIA flavour), dcqcn paper flavour,
 dctcp, timely, hpcc, swift, nscc, none.
@@ -22,6 +24,8 @@ from controlplane.units import Gbps, MB, us
 from controlplane.topology import MAX_HOSTS
 from pydantic import model_validator
 
+
+TITLE = "long flows + incast burst, one bottleneck"
 
 #: names in `ccs` that are a registered algorithm with parameters
 VARIANTS = {"dcqcn-paper": ("dcqcn", {"flavour": "paper"})}
@@ -70,9 +74,16 @@ def scenarios(params: dict, seed: int) -> dict[str, Scenario]:
 
 def run(out_dir: str | Path = "results/cc_compare", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
-    return run_variants(Path(out_dir), scenarios(params or {}, seed), overrides or {}, plots=plots, compare_name="cc_compare.png",
-                        title="long flows + incast burst, one bottleneck", capture=capture,
-                        rows=("goodput", "rate", "window", "queue", "ecn", "cnp", "pfc"))
+    out = Path(out_dir)
+    variants = scenarios(params or {}, seed)
+    summaries = run_variants(out, variants, overrides or {}, plots=False, capture=capture)
+    if plots and variants:
+        from controlplane.plots import plot_questions, plot_run
+        for name in variants:
+            plot_run(out / name)
+        pngs = plot_questions([out / n for n in variants], out, "cc_compare", title=TITLE)
+        print(f"plots: {out}/<variant>/plots/*.png and {', '.join(str(p) for p in pngs)}")
+    return summaries
 
 
 if __name__ == "__main__":

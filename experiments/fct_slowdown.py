@@ -24,7 +24,7 @@ import numpy as np
 
 from congestion import registry
 from controlplane.results import load_run
-from controlplane.experiment import (apply_overrides, TIME_US, Ccs, Count, ExperimentParams, Flag, Item, ListOf,
+from controlplane.experiment import (apply_overrides, prune_stale_variants, TIME_US, Ccs, Count, ExperimentParams, Flag, Item, ListOf,
                                      Nullable, OneOf, for_each_in_order, run_scenario_task)
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, us
@@ -104,8 +104,9 @@ def run(out_dir: str | Path = "results/fct_slowdown", params: dict | None = None
         seed: int = 1, plots: bool = True, capture=None) -> dict:
     p = Params.resolve(params, "fct_slowdown")
     out = Path(out_dir)
-    table = []
+    table, short = [], []
     variants = scenarios(p, seed)
+    prune_stale_variants(out, variants)
     keys = list(variants)
     tasks = [(apply_overrides(sc, overrides), str(out / key),
               capture.for_variant(key.replace("/", "-"), True) if capture else None) for key, sc in variants.items()]
@@ -117,9 +118,12 @@ def run(out_dir: str | Path = "results/fct_slowdown", params: dict | None = None
               f"{c['events']:,} events, {res['wall_s']:.1f} s wall, drops {c['dropped']}, "
               f"PFC pauses {c['pfc_pauses']}", file=sys.stderr)
         wl_load, cc = key.split("/")
-        for row in slowdown_buckets(load_run(out / key).flows, int(p["buckets"])):
-            table.append({"workload": wl_load.rsplit("-", 1)[0], "load": int(wl_load.rsplit("-", 1)[1]) / 100,
-                          "cc": cc, **row})
+        flows = load_run(out / key).flows
+        case = {"workload": wl_load.rsplit("-", 1)[0], "load": int(wl_load.rsplit("-", 1)[1]) / 100, "cc": cc}
+        buckets = slowdown_buckets(flows, int(p["buckets"]))
+        for row in buckets:
+            table.append({**case, **row})
+        short.append(short_row(case, flows, buckets))
 
     for_each_in_order(run_scenario_task, tasks, report)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,17 +131,33 @@ def run(out_dir: str | Path = "results/fct_slowdown", params: dict | None = None
         w = csv.DictWriter(f, fieldnames=["workload", "load", "cc", "bucket", "size_hi_bytes", "flows", "p50", "p95", "p99"])
         w.writeheader()
         w.writerows(table)
-    _print_table(table)
+    print_short_table(short)
+    print(f"every bucket: {out / 'fct_slowdown.csv'}")
     if plots:
         print(f"plot: {plot(table, out / 'fct_slowdown.png')}")
     return {"rows": table}
 
 
-def _print_table(table: list[dict]) -> None:
-    print(f"{'workload':10s} {'load':>4s} {'cc':8s} {'size <=':>10s} {'p50':>7s} {'p95':>7s} {'p99':>7s}")
-    for r in table:
-        print(f"{r['workload']:10s} {r['load']:4.1f} {r['cc']:8s} {r['size_hi_bytes']:10d} "
-              f"{r['p50']:7.2f} {r['p95']:7.2f} {r['p99']:7.2f}")
+def short_row(case: dict, flows: dict, buckets: list[dict]) -> dict:
+    """One line of the printed table: slowdown p50/p95/p99 of the small flows (the first size
+    bucket: the smallest 1/buckets of the finished flows) and of all finished flows."""
+    done = flows["fct_ps"] >= 0
+    sd = flows["slowdown"][done]
+    first = buckets[0] if buckets else {"size_hi_bytes": 0, "flows": 0, "p50": np.nan, "p95": np.nan, "p99": np.nan}
+    allp = np.percentile(sd, [50, 95, 99]) if sd.size else [np.nan] * 3
+    return {**case, "flows": int(done.sum()), "small_hi_bytes": first["size_hi_bytes"],
+            "small": [first["p50"], first["p95"], first["p99"]], "all": [float(v) for v in allp]}
+
+
+def print_short_table(short: list[dict]) -> None:
+    """The printed summary: one line per workload-load x CC (the full table is in the CSV)."""
+    print("FCT slowdown (FCT / ideal FCT), p50/p95/p99: of the small flows (the smallest size bucket,"
+          " sizes up to 'small <=') and of all finished flows")
+    print(f"{'workload':10s} {'load':>4s} {'cc':8s} {'flows':>6s} {'small <=':>9s} {'small p50/p95/p99':>20s} "
+          f"{'all p50/p95/p99':>20s}")
+    for r in short:
+        print(f"{r['workload']:10s} {r['load']:4.1f} {r['cc']:8s} {r['flows']:6d} {r['small_hi_bytes']:8d}B "
+              f"{' / '.join(f'{v:5.2f}' for v in r['small']):>20s} {' / '.join(f'{v:5.2f}' for v in r['all']):>20s}")
 
 
 def plot(table: list[dict], out_png: Path) -> Path:
@@ -145,7 +165,7 @@ def plot(table: list[dict], out_png: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+    from controlplane.plots import log_axis
     cases = sorted({(r["workload"], r["load"]) for r in table})
     ccs = list(dict.fromkeys(r["cc"] for r in table))
     fig, axes = plt.subplots(len(cases), 3, figsize=(13, 3.0 * len(cases)), squeeze=False, sharex="row")
@@ -156,10 +176,9 @@ def plot(table: list[dict], out_png: Path) -> Path:
                 rows = [r for r in table if (r["workload"], r["load"], r["cc"]) == (wl, load, cc)]
                 ax.plot([r["size_hi_bytes"] for r in rows], [r[pct] for r in rows], marker="o", ms=3, label=cc)
             ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
-            ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-            ax.yaxis.set_minor_formatter(NullFormatter())
+            ys = [r[pct] for r in table if (r["workload"], r["load"]) == (wl, load) and r[pct] > 0]
+            if ys:
+                log_axis(ax, min(ys), max(ys), "y")
             ax.set_title(f"{wl}, load {load:.0%}: {pct} slowdown", fontsize=10)
             ax.grid(alpha=0.3, which="both")
             if i == len(cases) - 1:

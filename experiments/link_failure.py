@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, TIME_US, CcSpec,
+from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, prune_stale_variants, TIME_US, CcSpec,
                                      Count, ExperimentParams, FatTreeK, Item, ListOf, Quantity, Scaled,
                                      for_each_in_order)
 from controlplane.scenario import Scenario
@@ -75,6 +75,7 @@ def run(out_dir: str | Path = "results/link_failure", params: dict | None = None
     out = Path(out_dir)
     summary, series = [], {}
     variants = scenarios(p, seed)
+    prune_stale_variants(out, variants)
     names = list(variants)
     tasks = [(apply_overrides(sc, overrides), str(out / name),
               capture.for_variant(name, len(variants) > 1) if capture else None) for name, sc in variants.items()]
@@ -136,21 +137,24 @@ def run_variant(task: tuple) -> dict:
 
 
 def plot(series: dict, summary: list[dict], p: dict, out_png: Path) -> Path:
-    """Left: aggregate goodput over time, failure/detection/reconvergence marked; right: tail FCT."""
+    """Left: aggregate goodput over time, failure/detection/reconvergence marked, each policy with
+    its own marker and line style (the legend names policies whose curves coincide); right: tail FCT."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [2.2, 1]})
-    for name, (t, g) in series.items():
-        a.plot(t, g / 1e9, label=name, lw=1.2)
+    from controlplane.plots import legend_with_note, series_style
+    for i, (name, (t, g)) in enumerate(series.items()):  # own marker + dashes: coinciding series stay visible
+        every = max(1, len(t) // 10)
+        a.plot(t, g / 1e9, label=name, lw=1.2, ms=4, markevery=(i * every // 8, every), **series_style(i))
     for x, label in ((p["fail_us"], "link down"), (p["fail_us"] + p["detect_us"], "NIC detects"),
                      (p["fail_us"] + p["reconverge_us"], "routes reconverge")):
         a.axvline(x, color="gray", ls="--", lw=0.8)
-        a.text(x, a.get_ylim()[1] * 0.02, " " + label, rotation=90, fontsize=7, color="gray", va="bottom")
+        a.text(x, 0.02, " " + label, rotation=90, fontsize=7, color="gray", va="bottom", transform=a.get_xaxis_transform())
     a.set_xlabel("time (us)")
     a.set_ylabel("bytes placed at receivers (Gb/s)")
     a.grid(alpha=0.3)
-    a.legend(fontsize=8, loc="lower right")
+    legend_with_note(a, fontsize=8, loc="lower right")
     names = [s["variant"] for s in summary]
     x = np.arange(len(names))
     b.bar(x - 0.2, [s["p99_fct_us"] for s in summary], 0.4, label="p99 FCT")

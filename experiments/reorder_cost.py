@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, CcSpec, Count,
+from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, prune_stale_variants, CcSpec, Count,
                                      ExperimentParams, FatTreeK, Item, ListOf, Quantity, for_each_in_order,
                                      run_scenario_task)
 from controlplane.scenario import Scenario
@@ -75,6 +75,7 @@ def run(out_dir: str | Path = "results/reorder_cost", params: dict | None = None
     out = Path(out_dir)
     rows = []
     variants = scenarios(p, seed)
+    prune_stale_variants(out, variants)
     names = list(variants)
     tasks = [(apply_overrides(sc, overrides), str(out / name),
               capture.for_variant(name, len(variants) > 1) if capture else None, receiver_stats)
@@ -115,29 +116,47 @@ def receiver_stats(r) -> dict:
 
 
 def plot(rows: list[dict], out_png: Path) -> Path:
-    """Four panels of grouped bars (policy on x, one bar per transport)."""
+    """Four panels of grouped bars (policy on x, one bar per transport), each y axis labelled
+    with its unit. Retransmissions span 0 to 10^5: a symlog axis (linear below 1, log above)
+    draws 0 at 0; every bar of value 0 is marked "0" so that it reads as zero, not missing."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+    from controlplane.plots import tick_text
     pols = list(dict.fromkeys(r["policy"] for r in rows))
     trs = list(dict.fromkeys(r["transport"] for r in rows))
-    panels = [("reorder_peak", "reorder buffer peak (PSNs held)", False),
-              ("ooo_fraction", "packets arriving out of order", False),
-              ("retransmitted", "retransmitted packets (0 drawn at 0.5)", True),
-              ("mean_fct_us", "mean FCT (us)", False)]
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    panels = [("reorder_peak", "reorder buffer peak", "PSNs held beyond the expected PSN", 1.0, False),
+              ("ooo_fraction", "packets arriving out of order", "% of delivered packets", 100.0, False),
+              ("retransmitted", "retransmitted packets", "packets (0, then log scale)", 1.0, True),
+              ("mean_fct_us", "mean FCT", "FCT (µs)", 1.0, False)]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.2))
     x = np.arange(len(pols))
     wbar = 0.8 / len(trs)
-    for ax, (key, label, log) in zip(axes, panels):
+    for ax, (key, title, ylabel, scale, symlog) in zip(axes.ravel(), panels):
+        top = 0.0
         for j, tr in enumerate(trs):
-            vals = [next((r[key] for r in rows if r["policy"] == pol and r["transport"] == tr), 0) for pol in pols]
-            ax.bar(x + (j - (len(trs) - 1) / 2) * wbar, [max(v, 0.5) if log else v for v in vals], wbar, label=tr)
+            vals = [scale * next((r[key] for r in rows if r["policy"] == pol and r["transport"] == tr), 0) for pol in pols]
+            xs = x + (j - (len(trs) - 1) / 2) * wbar
+            ax.bar(xs, vals, wbar, label=tr)
+            top = max(top, max(vals, default=0.0))
+            for xi, v in zip(xs, vals):
+                if v == 0:
+                    ax.text(xi, 0, "0", ha="center", va="bottom", fontsize=7, color="0.3")
         ax.set_xticks(x, pols, rotation=30, ha="right", fontsize=8)
-        ax.set_title(label, fontsize=10)
-        if log:
-            ax.set_yscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel, fontsize=9)
+        if symlog:
+            ax.set_yscale("symlog", linthresh=1.0, linscale=0.5)
+            decades = int(np.ceil(np.log10(max(top, 1.0))))
+            ax.set_ylim(0, 10.0 ** (decades + 0.3))
+            ax.yaxis.set_major_locator(FixedLocator([0] + [10.0 ** k for k in range(0, decades + 1)]))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: tick_text(v)))
+            ax.yaxis.set_minor_locator(NullLocator())
+        else:
+            ax.set_ylim(0, top * 1.1 if top > 0 else 1.0)
         ax.grid(alpha=0.3, axis="y")
-    axes[0].legend(fontsize=8, title="transport")
+    axes[0, 0].legend(fontsize=8, title="transport")
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)

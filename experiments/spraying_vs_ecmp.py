@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, RATE_GBPS, CcSpec,
+from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, prune_stale_variants, RATE_GBPS, CcSpec,
                                      Count, ExperimentParams, FatTreeK, Item, ListOf, Quantity, Scaled,
                                      for_each_in_order, run_scenario_task)
 from controlplane.results import load_run
@@ -76,6 +76,7 @@ def run(out_dir: str | Path = "results/spraying_vs_ecmp", params: dict | None = 
     rows, summary = [], []
     variants = scenarios(p, seed)
     line = Gbps(p["rate_gbps"])
+    prune_stale_variants(out, variants)
     names = list(variants)
     tasks = [(apply_overrides(sc, overrides), str(out / name),
               capture.for_variant(name, len(variants) > 1) if capture else None, receiver_stats)
@@ -124,24 +125,33 @@ def receiver_stats(r) -> dict:
 
 
 def plot(rows: list[dict], line_bps: float, out_png: Path) -> Path:
-    """Left: CDF of per-flow throughput (fraction of line rate); right: CDF of FCT."""
+    """Left: CDF of per-flow throughput (fraction of line rate); right: CDF of FCT (log, in us
+    or ms). Each variant has its own marker and line style, so variants whose curves coincide
+    (ecmp-gbn and ecmp-ooo: nothing is reordered) stay visible; the legend names them."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2))
-    for name in dict.fromkeys(r["variant"] for r in rows):
+    from controlplane.plots import legend_with_note, log_axis, series_style
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13.5, 4.6))
+    fcts = [r["fct_ps"] / 1e6 for r in rows if r["fct_ps"] > 0]
+    div, unit = (1000.0, "ms") if fcts and max(fcts) >= 1e4 else (1.0, "us")
+    for i, name in enumerate(dict.fromkeys(r["variant"] for r in rows)):
         t = np.sort([r["throughput_bps"] / line_bps for r in rows if r["variant"] == name])
-        fct = np.sort([r["fct_ps"] / 1e6 for r in rows if r["variant"] == name and r["fct_ps"] > 0])
-        a.plot(t, np.arange(1, len(t) + 1) / len(t), label=name, drawstyle="steps-post")
-        b.plot(fct, np.arange(1, len(fct) + 1) / len(fct), label=name, drawstyle="steps-post")
+        fct = np.sort([r["fct_ps"] / 1e6 / div for r in rows if r["variant"] == name and r["fct_ps"] > 0])
+        style = dict(series_style(i), ms=4, lw=1.2)
+        for ax, x in ((a, t), (b, fct)):        # markers at staggered points: coinciding curves show both
+            every = max(1, len(x) // 6)
+            ax.plot(x, np.arange(1, len(x) + 1) / len(x), label=name, drawstyle="steps-post",
+                    markevery=(i * every // 8, every), **style)
     a.set_xlabel("per-flow throughput / line rate")
     a.set_xlim(0, 1.05)
-    b.set_xlabel("flow completion time (us)")
-    b.set_xscale("log")
+    b.set_xlabel(f"flow completion time ({unit})")
+    if fcts:
+        log_axis(b, min(fcts) / div, max(fcts) / div, "x")
     for ax in (a, b):
         ax.set_ylabel("CDF of flows")
         ax.grid(alpha=0.3)
-    a.legend(fontsize=8, loc="upper left")
+    legend_with_note(b, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle("Random permutation on a fat-tree: ECMP vs spraying vs adaptive routing")
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
