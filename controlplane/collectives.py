@@ -40,6 +40,7 @@ from typing import Any, Callable, Hashable
 
 import numpy as np
 
+from controlplane.control_loop import Controller
 from controlplane.rails import Gpu, RailLayout
 from dataplane.sim import STOP_IDLE, STOP_UPCALL
 
@@ -554,10 +555,11 @@ def job_all_reduce(net, gpus: list[Gpu], size_bytes: int, chunk_bytes: int = 1 <
 class Runner:
     """Runs schedules on a :class:`~controlplane.scenario.Network` built with
     ``wake_on_completion=True``: posts ready transfers, applies their vectors at completion,
-    resolves dependencies. It advances the data plane through the network's
-    :class:`~controlplane.scenario.ControlLoop`, as Network.run does: scheduled failures, the DPU
-    slow path (upcalls, revalidation, idle eviction, flow-limit adaptation), sampling
-    (``net.loop.samples``) and tick hooks run at the same simulated times in both."""
+    resolves dependencies. During :meth:`run` it is a controller ("collectives") of the network's
+    control loop (``net.loop``, controlplane/control_loop.py), the one Network.run drives: scheduled
+    failures, the DPU slow path (upcalls, revalidation, idle eviction, flow-limit adaptation),
+    sampling (``net.loop.samples``), tick hooks and users' controllers act at the same simulated
+    times in both."""
 
     def __init__(self, net):
         if not net.wake_on_completion:
@@ -627,42 +629,66 @@ class Runner:
         for i in range(len(st)):
             start(i, t0)
         flush()
-        fails, loop = net.failures, net.loop
-        while not all(s.finished for s in st if not s.sched.repeat):
-            # the same clock as Network.run: failures, the DPU slow path (upcalls, revalidation),
-            # sampling and tick hooks at the same simulated times (scenario.ControlLoop)
-            stop = loop.step(end_limit)
-            if stop == STOP_UPCALL:
-                continue
-            for c in sim.drain_completions():
-                ref = self._msg.pop(int(c["msg"]), None)
-                if ref is None:
-                    continue                       # a message of the workload, not of a schedule
-                i, tid = ref
-                s = st[i]
-                s.parts[tid] -= 1
-                if s.parts[tid]:
+        loop = net.loop
+        driver = loop.register(_ScheduleDriver(self, st, ready, start, flush))
+        try:
+            while not all(s.finished for s in st if not s.sched.repeat):
+                # one control loop with Network.run (controlplane/control_loop.py): failures, the DPU
+                # slow path (upcalls, revalidation), sampling, tick hooks and every other controller
+                # act at the same simulated times; this schedule's completions are handled by its
+                # driver's on_stop, after them
+                stop = loop.step(end_limit)
+                if stop == STOP_UPCALL:
                     continue
-                t = int(c["t_ps"])
-                tr = s.sched.transfers[tid]
-                s.apply(tid, tr)
-                s.done += 1
-                s.last = max(s.last, t)
-                for child in s.children[tid]:
-                    s.waiting[child] -= 1
-                    if s.waiting[child] == 0:
-                        ready(i, child, t)
-                if s.done == len(s.sched.transfers):
-                    s.finish()
-                    if s.sched.repeat and not all(x.finished for x in st if not x.sched.repeat):
-                        start(i, t)
-            posted = flush()
-            if sim.now >= end_limit:
-                raise RuntimeError(f"collectives did not finish by max_duration_ps={end_limit} ps")
-            if stop == STOP_IDLE and fails.next_time() is None and not posted:
-                missing = [s.sched.name for s in st if not s.finished and not s.sched.repeat]
-                raise RuntimeError(f"the data plane went idle with schedules unfinished: {missing}")
+                if sim.now >= end_limit:
+                    raise RuntimeError(f"collectives did not finish by max_duration_ps={end_limit} ps")
+                if stop == STOP_IDLE and not loop.busy() and not driver.posted:
+                    missing = [s.sched.name for s in st if not s.finished and not s.sched.repeat]
+                    raise RuntimeError(f"the data plane went idle with schedules unfinished: {missing}")
+        finally:
+            loop.unregister(driver)
+            loop.end()
         return [s.result() for s in st]
+
+
+class _ScheduleDriver(Controller):
+    """The Runner's schedules as a controller of the network's control loop: at every stop but an
+    upcall stop it drains the completions, applies each finished transfer's vector, resolves the
+    dependencies and posts the transfers that became ready (``posted``: how many, at this stop)."""
+
+    name = "collectives"
+
+    def __init__(self, runner: Runner, st: list, ready: Callable, start: Callable, flush: Callable):
+        self.runner, self.st, self.ready, self.start, self.flush = runner, st, ready, start, flush
+        self.posted = 0
+
+    def on_stop(self, net, reason: int) -> None:
+        if reason == STOP_UPCALL:
+            return
+        st, msgs = self.st, self.runner._msg
+        for c in net.sim.drain_completions():
+            ref = msgs.pop(int(c["msg"]), None)
+            if ref is None:
+                continue                       # a message of the workload, not of a schedule
+            i, tid = ref
+            s = st[i]
+            s.parts[tid] -= 1
+            if s.parts[tid]:
+                continue
+            t = int(c["t_ps"])
+            tr = s.sched.transfers[tid]
+            s.apply(tid, tr)
+            s.done += 1
+            s.last = max(s.last, t)
+            for child in s.children[tid]:
+                s.waiting[child] -= 1
+                if s.waiting[child] == 0:
+                    self.ready(i, child, t)
+            if s.done == len(s.sched.transfers):
+                s.finish()
+                if s.sched.repeat and not all(x.finished for x in st if not x.sched.repeat):
+                    self.start(i, t)
+        self.posted = self.flush()
 
 
 class _State:

@@ -29,9 +29,10 @@ import numpy as np
 from congestion import registry
 from congestion.api import CCPluginError
 from controlplane import config, devices, ecn, failures, limits, multipath, pfc, qpc, routing, topology, vswitch, vtax, workload
+from controlplane.control_loop import CHUNK_EVENTS, ControlLoop, ControllerError  # noqa: F401 (re-exported)
 from controlplane.units import Gbps, MB, ms, us
-from dataplane.sim import (CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_COMPLETIONS, STOP_EVENTS, STOP_IDLE,
-                           STOP_MAX_EVENTS, STOP_UPCALL, BudgetExceeded, SimError, Simulator, serialization_ps,
+from dataplane.sim import (CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_IDLE, STOP_UPCALL, SimError,
+                           Simulator, serialization_ps,
                            wire_bytes)
 
 RESULT_FILES = ("config.json", "flows.csv", "timeseries.npz", "counters.json")
@@ -42,10 +43,6 @@ QP_SPORT_BASE = 49152          # RoCEv2 source ports are drawn from the dynamic 
 # twin's 2.5 M events/s); an hour of wall clock is ~1000 x that benchmark's run time.
 DEFAULT_MAX_EVENTS = 2_000_000_000
 DEFAULT_MAX_WALL_S = 3600.0
-# The data plane returns to the control loop at least every CHUNK_EVENTS events, so that the wall-
-# clock budget is checked even when the next control step is far away (sample_interval_ps = 0):
-# 2^16 events are about 26 ms with a C twin (2.5 M events/s), 0.13 s through a Python plug-in.
-CHUNK_EVENTS = 1 << 16
 # The notification point when neither the scenario nor its CC says otherwise: CNP packets, at most
 # one per QP per 50 us (the DCQCN paper's N).
 CNP_MODE_FALLBACK = "interval"
@@ -177,7 +174,7 @@ class Scenario:
             capture.attach(net)
         try:
             result = net.run(progress=progress)
-        except (CCPluginError, SimError) as exc:
+        except (CCPluginError, SimError, ControllerError) as exc:
             # keep what the run produced up to the failure, readable like any results folder
             if out_dir is not None and getattr(exc, "partial", None) is not None:
                 exc.partial.write(out_dir)
@@ -199,9 +196,10 @@ class Network:
 
     ``wake_on_completion``: the data plane stops at every message completion so that a control
     plane driving message schedules (controlplane/collectives.py) can post the next messages;
-    such a driver runs its own loop instead of :meth:`run`, but advances the data plane through
-    the same clock (:attr:`loop`, a :class:`ControlLoop`), so that failures, the DPU slow path,
-    sampling and tick hooks run at the same times as under :meth:`run`.
+    such a driver (the collectives Runner) registers itself as a controller with the same control
+    loop (:attr:`loop`, controlplane/control_loop.py) and drives it instead of :meth:`run`, so that
+    failures, the DPU slow path, sampling, tick hooks and every other controller run at the same
+    times as under :meth:`run`.
     """
 
     def __init__(self, sc: Scenario, wake_on_completion: bool = False):
@@ -489,6 +487,9 @@ class Network:
         return self._loop
 
     def run(self, progress: bool | None = None) -> Result:
+        """Run the scenario to its end through the control loop (:attr:`loop`): until every message
+        completed, the duration or max_duration_ps is reached, or the data plane is idle with no
+        controller busy (controlplane/control_loop.py)."""
         sc, sim = self.scenario, self.sim
         end = sc.duration_ps if sc.duration_ps is not None else sc.max_duration_ps
         if sc.sample_interval_ps < 0 or end <= 0:
@@ -504,134 +505,21 @@ class Network:
                     continue
                 bar.update(sim.now)
                 done = sim.msgs_completed >= total
-                if done or (stop == STOP_IDLE and self.failures.next_time() is None) or sim.now >= end:
+                if done or (stop == STOP_IDLE and not loop.busy()) or sim.now >= end:
                     break
-        except (CCPluginError, SimError) as exc:     # a CC's error, or an event that could not be queued
+        except (CCPluginError, SimError, ControllerError) as exc:   # a CC's or a controller's error, or an event that could not be queued
             bar.close()
             if loop.interval:
                 loop.sample()
             exc.partial = Result(self, loop.samples, loop.ports, time.perf_counter() - wall0, error=str(exc))
             raise
+        finally:
+            loop.end()
         bar.close()
         wall = time.perf_counter() - wall0
         if loop.interval and (not loop.samples["t"] or loop.samples["t"][-1] != sim.now):
             loop.sample()
         return Result(self, loop.samples, loop.ports, wall)
-
-
-class ControlLoop:
-    """The control plane's clock, one per :class:`Network`. Every driver (:meth:`Network.run`, the
-    collectives Runner) advances the data plane only through :meth:`step`, so the control-plane
-    services run at the same simulated times whichever loop drives: scheduled failures, the DPU slow
-    path (upcall handling; revalidation with idle eviction, re-translation and flow-limit
-    adaptation), sampling of the time series and the tick hooks (one call per sample tick). It also
-    keeps the run budget: the data plane stops at ``max_events`` and returns every CHUNK_EVENTS
-    events so that ``max_wall_s`` is checked inside a long step; either raises BudgetExceeded."""
-
-    KEYS = ("t", "rate", "acked", "win", "cnp", "q", "ecn", "drop", "tx", "pause")
-
-    def __init__(self, net: Network):
-        self.net = net
-        sc = net.scenario
-        self.interval = int(sc.sample_interval_ps)
-        if self.interval < 0:
-            raise ValueError("sample_interval_ps must be >= 0")
-        self.ports = net.monitored_ports()
-        self.next_sample = self.interval
-        self.samples: dict[str, list] = {k: [] for k in self.KEYS}
-        # the run budget: max_events in the data plane (it stops between two events), max_wall_s here,
-        # checked before each step and every CHUNK_EVENTS events inside one
-        self.max_events, self.max_wall_s = int(sc.max_events), float(sc.max_wall_s)
-        net.sim.set_run_budget(self.max_events, CHUNK_EVENTS if self.max_wall_s > 0 else 0)
-        self.wall0: float | None = None
-
-    @staticmethod
-    def clock() -> float:
-        """The wall clock of max_wall_s (seconds; tests replace it)."""
-        return time.perf_counter()
-
-    def wall_s(self) -> float:
-        """Wall-clock seconds since the first step."""
-        return 0.0 if self.wall0 is None else self.clock() - self.wall0
-
-    def _check_wall(self) -> None:
-        if self.max_wall_s > 0 and self.wall_s() > self.max_wall_s:
-            sim = self.net.sim
-            raise BudgetExceeded(
-                "max_wall_s", self.max_wall_s, sim.now,
-                f"the run budget max_wall_s = {self.max_wall_s:g} s is used up: {self.wall_s():.2f} s of wall "
-                f"clock, simulated time reached t={sim.now} ps ({sim.events:,} events), before the run ended; "
-                f"raise it (--set max_wall_s=SECONDS, 0 = no limit) to let such a run go on")
-
-    def _run(self, t_ps: int) -> int:
-        """sim.run_until(t_ps), looking at the wall clock at every chunk of events."""
-        sim = self.net.sim
-        while True:
-            stop = sim.run_until(t_ps)
-            if stop != STOP_EVENTS:
-                break
-            self._check_wall()
-        if stop == STOP_MAX_EVENTS:
-            raise BudgetExceeded(
-                "max_events", self.max_events, sim.now,
-                f"the run budget max_events = {self.max_events:,} is used up: simulated time reached t={sim.now} ps "
-                f"after {sim.events:,} events, before the run ended; raise it (--set max_events=N, 0 = no limit) "
-                f"to let such a run go on")
-        return stop
-
-    def sample(self) -> None:
-        """Record one row of the time series at the current time."""
-        sim, s = self.net.sim, self.samples
-        q, p = sim.qps[self.net.sender_qps], sim.ports[self.ports]
-        s["t"].append(sim.now)
-        # the pacing rate of a QP with nothing outstanding means nothing: leave a gap
-        s["rate"].append(np.where(q["posted_bytes"] > q["acked_bytes"], q["rate_bps"], np.nan))
-        s["acked"].append(q["acked_bytes"].astype(np.int64))
-        s["win"].append(q["window_bytes"].astype(np.float64))
-        s["cnp"].append(q["cnps_rx"].astype(np.int64))
-        s["q"].append((p["q_bytes"][:, 0] + p["q_bytes"][:, 1]).astype(np.int64))
-        s["ecn"].append(p["ecn_marked"].astype(np.int64))
-        s["drop"].append((p["dropped"] + p["down_drops"]).astype(np.int64))
-        s["tx"].append(p["tx_bytes"].astype(np.int64))
-        s["pause"].append(p["pauses"].astype(np.int64))
-
-    def next_time(self, limit_ps: int) -> int:
-        """The next time a service is due, at most ``limit_ps``."""
-        net = self.net
-        t = min(limit_ps, self.next_sample) if self.interval else limit_ps
-        t_fail = net.failures.next_time()
-        if t_fail is not None and t_fail < t:
-            t = t_fail
-        if net.vswitch is not None and net.vswitch.slow.next_time() < t:
-            t = net.vswitch.slow.next_time()
-        return t
-
-    def step(self, limit_ps: int) -> int:
-        """Run the data plane towards ``limit_ps``, no further than the next service time, then run
-        what is due; returns the data plane's stop reason. At an upcall stop the slow path handles
-        the upcalls (nothing else runs). At a completion stop (``wake_on_completion``) nothing runs:
-        events of that instant may still be pending, and the time-driven services run at time stops,
-        after every event up to their time, exactly as in a run that never stops at completions."""
-        net, sim = self.net, self.net.sim
-        if self.wall0 is None:
-            self.wall0 = self.clock()
-        self._check_wall()
-        stop = self._run(max(self.next_time(limit_ps), sim.now))
-        if stop == STOP_COMPLETIONS:
-            return stop
-        net.failures.apply_due(sim.now)
-        vs = net.vswitch
-        if stop == STOP_UPCALL:
-            vs.slow.handle()
-            return stop
-        if vs is not None and sim.now >= vs.slow.next_time():
-            vs.slow.revalidate()
-        if self.interval and sim.now >= self.next_sample:
-            self.sample()
-            self.next_sample = (sim.now // self.interval + 1) * self.interval
-            for hook in net.tick_hooks:
-                hook(net)
-        return stop
 
 
 def store_and_forward_ps(runs: list[tuple[int, int]], rates_bps: list[int], delays_ps: list[int]) -> int:
