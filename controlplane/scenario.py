@@ -222,7 +222,9 @@ class Network:
         self._install_flows()
         self._install_qpc()
         self.failures = failures.FailurePlan(self)
-        self.tick_hooks: list = []        # callables(net) run at every control tick (path policies, ...)
+        # callables(net) run at every sample tick (the loop's tick_hooks controller, kept for existing
+        # code; new code registers a controller: net.loop.register, docs/controllers.md)
+        self.tick_hooks: list = []
         self._loop: ControlLoop | None = None
         self.vswitch: vswitch.Dpus | None = None
         if sc.dpu is not None:
