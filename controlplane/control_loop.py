@@ -52,16 +52,12 @@ from typing import Callable
 
 import numpy as np
 
-from dataplane.sim import (STOP_COMPLETIONS, STOP_EVENTS, STOP_IDLE, STOP_MAX_EVENTS, STOP_TIME, STOP_UPCALL,
-                           BudgetExceeded)
+from dataplane.sim import STOP_COMPLETIONS, STOP_EVENTS, STOP_MAX_EVENTS, STOP_UPCALL, BudgetExceeded
 
 # The data plane returns to the control loop at least every CHUNK_EVENTS events, so that the wall-
 # clock budget is checked even when the next control step is far away (sample_interval_ps = 0):
 # 2^16 events are about 26 ms with a C twin (2.5 M events/s), 0.13 s through a Python plug-in.
 CHUNK_EVENTS = 1 << 16
-
-STOP_NAMES = {STOP_TIME: "time", STOP_IDLE: "idle", STOP_COMPLETIONS: "completions", STOP_UPCALL: "upcall"}
-
 
 class ControllerError(RuntimeError):
     """A controller broke the loop's contract (it asked to act again at or before the time it just
