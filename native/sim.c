@@ -110,8 +110,12 @@ sd_sim *sd_create(const sd_config *cfg)
         sim->trace = calloc(cfg->trace_capacity, sizeof *sim->trace);
     if (cfg->int_enabled)
         sim->ints = calloc(cfg->pkt_pool, sizeof *sim->ints);
+    sim->qd = malloc((size_t)nports * SD_NUM_PRIO * sizeof *sim->qd);
+    if (sim->qd)
+        for (size_t i = 0; i < (size_t)nports * SD_NUM_PRIO; i++)
+            sim->qd[i] = &qd_drop_tail;
     if (!sim->hosts || !sim->ports || !sim->switch_seed || !sim->mmu || !sim->qps || !sim->msgs || !sim->post_order ||
-        !sim->pkts || !sim->cring || !sim->ccp || !evq_ok || (cfg->trace_capacity && !sim->trace) || (cfg->int_enabled && !sim->ints)) {
+        !sim->pkts || !sim->qd || !sim->cring || !sim->ccp || !evq_ok || (cfg->trace_capacity && !sim->trace) || (cfg->int_enabled && !sim->ints)) {
         sd_destroy(sim);
         sd_fail(NULL, SD_ENOMEM, "out of memory allocating the simulator");
         return NULL;
@@ -154,6 +158,7 @@ void sd_destroy(sd_sim *sim)
     ev_free(sim);
     free(sim->trace);
     free(sim->ints);
+    qdisc_free(sim);
     free(sim->bits);
     free(sim->loss);
     free(sim->ar_on);
@@ -237,6 +242,7 @@ int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes, 
     pt->kmin[prio] = kmin_bytes;
     pt->kmax[prio] = kmax_bytes;
     pt->pmax[prio] = pmax;
+    sim->qd[port * SD_NUM_PRIO + prio] = pmax > 0.0 ? &qd_red_ecn : &qd_drop_tail;
     return SD_OK;
 }
 
