@@ -65,10 +65,11 @@ static inline void port_dequeue_hooks(sd_sim *sim, sd_port *pt, uint32_t prio, u
 static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
 {
     sd_port *pt = &sim->ports[port];
-    const qdisc_ops *qd = sim->qd[port * SD_NUM_PRIO + prio];
-    uint32_t p = qd->dequeue(sim, pt, prio);
+    const qdisc_ops *qd = pt->qdisc[prio] ? qdisc_table[pt->qdisc[prio]] : NULL;   /* NULL: drop-tail */
+    uint32_t p = qd && qd->dequeue ? qd->dequeue(sim, pt, prio) : qdisc_fifo_dequeue(sim, pt, prio);
     sd_packet *pk = &sim->pkts[p];
-    qd->on_dequeue(sim, pt, prio, p);    /* marking, on the bytes left behind */
+    if (qd && qd->on_dequeue)
+        qd->on_dequeue(sim, pt, prio, p); /* marking, on the bytes left behind */
     port_dequeue_hooks(sim, pt, prio, p);
     int64_t ser = ser_ps(pk->wire, pt->rate_bps);
     pt->busy_until = sim->now + ser;
@@ -110,8 +111,8 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
         return;
     }
     uint32_t prio = pk->prio;
-    const qdisc_ops *qd = sim->qd[port * SD_NUM_PRIO + prio];
-    if (pt->q_bytes[prio] + pk->wire > pt->q_cap[prio] || !qd->enqueue(sim, pt, prio, p)) {
+    const qdisc_ops *qd = pt->qdisc[prio] ? qdisc_table[pt->qdisc[prio]] : NULL;
+    if (pt->q_bytes[prio] + pk->wire > pt->q_cap[prio] || (qd && qd->enqueue && !qd->enqueue(sim, pt, prio, p))) {
         pt->dropped++;
         pt->dropped_bytes += pk->wire;
         count_drop(sim, pk);

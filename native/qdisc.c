@@ -16,42 +16,26 @@ const qdisc_ops *const qdisc_table[SD_NUM_QDISC] = {
     [SD_QDISC_CODEL_ECN] = &qd_codel_ecn,
 };
 
-uint32_t qdisc_fifo_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio)
-{
-    uint32_t p = pt->q_head[prio];
-    sd_packet *pk = &sim->pkts[p];
-    pt->q_head[prio] = pk->next;
-    if (pk->next == SD_NONE)
-        pt->q_tail[prio] = SD_NONE;
-    pt->q_bytes[prio] -= pk->wire;
-    pt->q_len[prio]--;
-    return p;
-}
-
 void qdisc_free(sd_sim *sim)
 {
-    free(sim->qd);
     free(sim->codel);
     free(sim->enq_ps);
+}
+
+uint64_t qdisc_memory_bytes(const sd_sim *sim)
+{
+    uint64_t queues = (uint64_t)2 * sim->cfg.max_links * SD_NUM_PRIO;
+    uint64_t b = sim->codel ? queues * qdisc_codel_state_bytes() : 0;
+    b += sim->enq_ps ? (uint64_t)sim->cfg.pkt_pool * sizeof *sim->enq_ps : 0;
+    return b;
 }
 
 /* ------------------------------------------------------------------ drop-tail */
 static const char *const no_params[] = {NULL};
 
-static int admit_all(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
-{
-    (void)sim, (void)pt, (void)prio, (void)p;
-    return 1;                            /* the byte capacity (port_enqueue) is the only limit */
-}
-
-static void no_action(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
-{
-    (void)sim, (void)pt, (void)prio, (void)p;
-}
-
 const qdisc_ops qd_drop_tail = {
     .name = "drop_tail", .params = no_params, .validate = NULL, .setup = NULL,
-    .enqueue = admit_all, .dequeue = qdisc_fifo_dequeue, .on_dequeue = no_action,
+    .enqueue = NULL, .dequeue = NULL, .on_dequeue = NULL,           /* admit, FIFO, nothing */
 };
 
 /* ------------------------------------------------------------------ RED / ECN */
@@ -98,7 +82,7 @@ static void red_on_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
 
 const qdisc_ops qd_red_ecn = {
     .name = "red_ecn", .params = red_params, .validate = red_validate, .setup = red_setup,
-    .enqueue = admit_all, .dequeue = qdisc_fifo_dequeue, .on_dequeue = red_on_dequeue,
+    .enqueue = NULL, .dequeue = NULL, .on_dequeue = red_on_dequeue,
 };
 
 /* ------------------------------------------------------------------ entry points */
@@ -125,11 +109,7 @@ int sd_qdisc_of(sd_sim *sim, uint32_t port, uint32_t prio)
 {
     if (port >= sim->num_ports || prio >= SD_NUM_PRIO)
         return -1;
-    const qdisc_ops *q = sim->qd[port * SD_NUM_PRIO + prio];
-    for (int k = 0; k < SD_NUM_QDISC; k++)
-        if (qdisc_table[k] == q)
-            return k;
-    return -1;
+    return sim->ports[port].qdisc[prio];
 }
 
 int sd_set_qdisc(sd_sim *sim, uint32_t port, uint32_t prio, const char *kind, const double *params, uint32_t n)
@@ -165,6 +145,6 @@ int sd_set_qdisc(sd_sim *sim, uint32_t port, uint32_t prio, const char *kind, co
         if (rc != SD_OK)
             return rc;
     }
-    sim->qd[port * SD_NUM_PRIO + prio] = q;
+    pt->qdisc[prio] = (uint8_t)k;
     return SD_OK;
 }

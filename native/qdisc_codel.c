@@ -25,6 +25,11 @@ struct qd_codel {
     uint64_t maxpacket;                  /* bytes: below this much queued, never mark (RFC 8289 §5.2 MAXPACKET) */
 };
 
+size_t qdisc_codel_state_bytes(void)
+{
+    return sizeof(struct qd_codel);
+}
+
 static const char *const codel_params[] = {"target_ps", "interval_ps", "maxpacket_bytes", NULL};
 
 static const char *codel_validate(const double *p, char *why, size_t len)
@@ -108,5 +113,5 @@ static void codel_on_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p
 
 const qdisc_ops qd_codel_ecn = {
     .name = "codel_ecn", .params = codel_params, .validate = codel_validate, .setup = codel_setup,
-    .enqueue = codel_enqueue, .dequeue = qdisc_fifo_dequeue, .on_dequeue = codel_on_dequeue,
+    .enqueue = codel_enqueue, .dequeue = NULL, .on_dequeue = codel_on_dequeue,
 };

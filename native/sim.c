@@ -110,12 +110,8 @@ sd_sim *sd_create(const sd_config *cfg)
         sim->trace = calloc(cfg->trace_capacity, sizeof *sim->trace);
     if (cfg->int_enabled)
         sim->ints = calloc(cfg->pkt_pool, sizeof *sim->ints);
-    sim->qd = malloc((size_t)nports * SD_NUM_PRIO * sizeof *sim->qd);
-    if (sim->qd)
-        for (size_t i = 0; i < (size_t)nports * SD_NUM_PRIO; i++)
-            sim->qd[i] = &qd_drop_tail;
     if (!sim->hosts || !sim->ports || !sim->switch_seed || !sim->mmu || !sim->qps || !sim->msgs || !sim->post_order ||
-        !sim->pkts || !sim->qd || !sim->cring || !sim->ccp || !evq_ok || (cfg->trace_capacity && !sim->trace) || (cfg->int_enabled && !sim->ints)) {
+        !sim->pkts || !sim->cring || !sim->ccp || !evq_ok || (cfg->trace_capacity && !sim->trace) || (cfg->int_enabled && !sim->ints)) {
         sd_destroy(sim);
         sd_fail(NULL, SD_ENOMEM, "out of memory allocating the simulator");
         return NULL;
@@ -242,7 +238,7 @@ int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes, 
     pt->kmin[prio] = kmin_bytes;
     pt->kmax[prio] = kmax_bytes;
     pt->pmax[prio] = pmax;
-    sim->qd[port * SD_NUM_PRIO + prio] = pmax > 0.0 ? &qd_red_ecn : &qd_drop_tail;
+    pt->qdisc[prio] = pmax > 0.0 ? SD_QDISC_RED_ECN : SD_QDISC_DROP_TAIL;
     return SD_OK;
 }
 
@@ -1012,6 +1008,7 @@ uint64_t sd_memory_bytes(sd_sim *sim)
     b += sim->ar_on ? (uint64_t)c->num_switches : 0;
     b += (uint64_t)sim->pstate_cap * sizeof *sim->pstate;
     b += qpc_memory_bytes(sim);
+    b += qdisc_memory_bytes(sim);
     b += vs_memory_bytes(sim);
     return b;
 }

@@ -249,7 +249,6 @@ struct sd_sim {
     /* multipath */
     uint64_t *bits;              /* bitmap pool of sr/ooo QPs (reorder.c), grown at setup only */
     uint32_t bits_len, bits_cap; /* words */
-    const struct qdisc_ops **qd; /* per (port, priority) queue, port * SD_NUM_PRIO + prio: its discipline */
     struct qd_codel *codel;      /* per queue: CoDel state, NULL until a codel_ecn queue exists */
     int64_t *enq_ps;             /* per pool packet: enqueue time, NULL until a discipline needs sojourn times */
     double *loss;                /* per port: random loss probability, NULL = none anywhere */
@@ -378,11 +377,14 @@ uint64_t qpc_memory_bytes(const sd_sim *sim);
 void nic_process(sd_sim *sim, uint32_t p);
 
 /* qdisc.c: queue disciplines of a port's priority queue (a provider table, as the CC twins).
- * Each (port, priority) queue is a FIFO in sd_port (q_head/q_tail/q_bytes); its discipline
- * decides admission (enqueue: after the byte-capacity check, 1 = admit, 0 = drop), takes the
- * head (dequeue) and acts on the departing packet with the bytes left behind (on_dequeue:
- * marking). Per-queue state lives in the discipline's own side arrays, allocated by setup()
- * when sd_set_qdisc installs it (never on the per-packet path). params: names, NULL-terminated
+ * Each (port, priority) queue is a FIFO in sd_port (q_head/q_tail/q_bytes) and names its
+ * discipline in sd_port.qdisc[prio]; the discipline decides admission (enqueue: after the
+ * byte-capacity check, 1 = admit, 0 = drop), takes the next packet (dequeue) and acts on the
+ * departing packet with the bytes left behind (on_dequeue: marking). NULL hooks mean the
+ * defaults: admit, FIFO head, nothing (port.c calls no function for them; drop-tail is all
+ * defaults, so a port without a discipline pays nothing). Per-queue state lives in the
+ * discipline's own side arrays, allocated by setup() when sd_set_qdisc installs it (never on
+ * the per-packet path). params: names, NULL-terminated
  * (<= SD_QDISC_PARAMS); validate() as cc_twin's (cc_bad words). */
 typedef struct qdisc_ops {
     const char *name;
@@ -396,9 +398,21 @@ typedef struct qdisc_ops {
 /* The registry: index = enum sd_qdisc_kind. Adding a discipline: its file, one line here. */
 extern const qdisc_ops qd_drop_tail, qd_red_ecn, qd_codel_ecn;
 extern const qdisc_ops *const qdisc_table[SD_NUM_QDISC];
-/* The plain FIFO dequeue the built-in disciplines share. */
-uint32_t qdisc_fifo_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio);
+/* The FIFO dequeue (the default). */
+static inline uint32_t qdisc_fifo_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio)
+{
+    uint32_t p = pt->q_head[prio];
+    sd_packet *pk = &sim->pkts[p];
+    pt->q_head[prio] = pk->next;
+    if (pk->next == SD_NONE)
+        pt->q_tail[prio] = SD_NONE;
+    pt->q_bytes[prio] -= pk->wire;
+    pt->q_len[prio]--;
+    return p;
+}
 void qdisc_free(sd_sim *sim);
+uint64_t qdisc_memory_bytes(const sd_sim *sim);
+size_t qdisc_codel_state_bytes(void);
 /* CE-mark pk at port pt (an ECT packet not yet marked); counts it on the port and the fabric. */
 static inline void qdisc_mark(sd_sim *sim, sd_port *pt, sd_packet *pk)
 {

@@ -199,7 +199,7 @@ typedef struct sd_port {
     uint8_t cap_rx;              /* ... and what its node receives through it */
     uint8_t paused;              /* PFC: bit p = priority p may not transmit (XOFF received) */
     uint8_t pause_sent;          /* PFC: bit p = this port asked its upstream to pause priority p */
-    uint16_t pad0;
+    uint8_t qdisc[2];            /* queue discipline per priority (enum sd_qdisc_kind, native/qdisc.c) */
     uint32_t q_len[2];           /* packets queued per priority */
     uint64_t q_cap[2];           /* byte capacity per priority (drop-tail) */
     uint64_t tx_bytes;           /* wire bytes transmitted (incl. phy overhead) */
