@@ -359,6 +359,8 @@ class Network:
                 self.qps[i] = by_conn[f.conn]          # another message on the same connection
                 continue
             qp = self.open_qp(f.src, f.dst, int(sports[i]))
+            if f.dscp is not None:
+                sim.set_qp_dscp(qp, f.dscp)            # its own traffic class (qdisc traffic_class)
             self.qps[i] = qp
             if f.conn is not None:
                 by_conn[f.conn] = qp

@@ -193,7 +193,7 @@ def sd_cc_python_event(userdata, io):
 
 
 # ---------------------------------------------------------------------------- helpers
-QDISC_KINDS = ("drop_tail", "red_ecn", "codel_ecn")      # enum sd_qdisc_kind order
+QDISC_KINDS = ("drop_tail", "red_ecn", "codel_ecn", "traffic_class")      # enum sd_qdisc_kind order
 
 
 def qdisc_params(kind: str) -> list[str] | None:
@@ -403,6 +403,21 @@ class Simulator:
                              + (f"missing: {', '.join(missing)}" if missing else ""))
         vals = ffi.new("double[]", [float(params[n]) for n in names] or [0.0])
         self._check(lib.sd_set_qdisc(self._sim, port, prio, kind.encode(), vals, len(names)))
+
+    def set_dscp_map(self, classes) -> None:
+        """DSCP -> traffic class (0..7) of the traffic_class discipline: 64 entries."""
+        c = _u32("classes", classes)
+        self._check(lib.sd_set_dscp_map(self._sim, _ptr("uint32_t *", c), c.shape[0]))
+
+    def set_qp_dscp(self, qp: int, dscp: int) -> None:
+        """The DSCP of a QP pair's data packets (both ends), instead of the scenario's dscp_data."""
+        self._check(lib.sd_set_qp_dscp(self._sim, qp, dscp))
+
+    def tc_class_bytes(self, port: int) -> np.ndarray:
+        """Bytes queued in each of the 8 classes of a traffic_class port."""
+        out = np.zeros(8, dtype=np.uint64)
+        self._check(lib.sd_tc_class_bytes(self._sim, port, _ptr("uint64_t *", out)))
+        return out
 
     def qdisc_of(self, port: int, prio: int) -> str:
         k = lib.sd_qdisc_of(self._sim, port, prio)

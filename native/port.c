@@ -35,9 +35,12 @@ void count_drop(sd_sim *sim, sd_packet *pk)
     }
 }
 
-/* The priority to serve next: control before data, a PFC-paused priority not at all; -1 = none. */
-static inline int port_pick(const sd_port *pt)
+/* The priority to serve next: control before data, a PFC-paused priority not at all; -1 = none.
+ * A traffic_class port schedules its classes instead (qdisc_tc.c). */
+static inline int port_pick(sd_sim *sim, sd_port *pt)
 {
+    if (pt->qdisc[SD_PRIO_CTRL] == SD_QDISC_TC)
+        return qdisc_tc_pick(sim, pt);
     if (pt->q_head[SD_PRIO_CTRL] != SD_NONE && !(pt->paused & (1u << SD_PRIO_CTRL)))
         return SD_PRIO_CTRL;
     if (pt->q_head[SD_PRIO_DATA] != SD_NONE && !(pt->paused & (1u << SD_PRIO_DATA)))
@@ -89,7 +92,7 @@ static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
     /* Wake up when the serializer is free if packets are waiting, or if this is a NIC port
      * whose QPs have data (it pulls the next packet then); otherwise nic_pull() schedules the
      * wake-up when a QP gets data while the port is still busy. */
-    int more = port_pick(pt) >= 0;
+    int more = port_pick(sim, pt) >= 0;
     int nic_wants = pt->node < sim->cfg.num_hosts && sim->hosts[pt->node].nactive > 0 &&
                     !(pt->paused & (1u << SD_PRIO_DATA));
     if (more || nic_wants) {
@@ -112,7 +115,8 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
     }
     uint32_t prio = pk->prio;
     const qdisc_ops *qd = pt->qdisc[prio] ? qdisc_table[pt->qdisc[prio]] : NULL;
-    if (pt->q_bytes[prio] + pk->wire > pt->q_cap[prio] || (qd && qd->enqueue && !qd->enqueue(sim, pt, prio, p))) {
+    int r = 1;                           /* 1: append to the FIFO, 2: the discipline queued it, 0: drop */
+    if (pt->q_bytes[prio] + pk->wire > pt->q_cap[prio] || (qd && qd->enqueue && !(r = qd->enqueue(sim, pt, prio, p)))) {
         pt->dropped++;
         pt->dropped_bytes += pk->wire;
         count_drop(sim, pk);
@@ -121,19 +125,21 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
         pkt_free(sim, p);
         return;
     }
-    pk->next = SD_NONE;
-    if (pt->q_tail[prio] == SD_NONE)
-        pt->q_head[prio] = p;
-    else
-        sim->pkts[pt->q_tail[prio]].next = p;
-    pt->q_tail[prio] = p;
-    pt->q_bytes[prio] += pk->wire;
-    pt->q_len[prio]++;
+    if (r == 1) {
+        pk->next = SD_NONE;
+        if (pt->q_tail[prio] == SD_NONE)
+            pt->q_head[prio] = p;
+        else
+            sim->pkts[pt->q_tail[prio]].next = p;
+        pt->q_tail[prio] = p;
+        pt->q_bytes[prio] += pk->wire;
+        pt->q_len[prio]++;
+    }
     if (pt->q_bytes[prio] > pt->q_peak[prio])
         pt->q_peak[prio] = pt->q_bytes[prio];
 
     if (pt->busy_until <= sim->now && !pt->tx_pending) {
-        int next = port_pick(pt);
+        int next = port_pick(sim, pt);
         if (next >= 0)
             port_start(sim, port, (uint32_t)next);
     } else if (!pt->tx_pending) {
@@ -169,7 +175,7 @@ void port_kick(sd_sim *sim, uint32_t port)
     sd_port *pt = &sim->ports[port];
     if (pt->tx_pending || pt->busy_until > sim->now)
         return;
-    int next = port_pick(pt);
+    int next = port_pick(sim, pt);
     if (next >= 0)
         port_start(sim, port, (uint32_t)next);
     else if (pt->node < sim->cfg.num_hosts)

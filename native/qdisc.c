@@ -14,11 +14,14 @@ const qdisc_ops *const qdisc_table[SD_NUM_QDISC] = {
     [SD_QDISC_DROP_TAIL] = &qd_drop_tail,
     [SD_QDISC_RED_ECN] = &qd_red_ecn,
     [SD_QDISC_CODEL_ECN] = &qd_codel_ecn,
+    [SD_QDISC_TC] = &qd_traffic_class,
 };
 
 void qdisc_free(sd_sim *sim)
 {
     free(sim->codel);
+    free(sim->tc);
+    free(sim->qp_dscp);
     free(sim->enq_ps);
 }
 
@@ -26,6 +29,8 @@ uint64_t qdisc_memory_bytes(const sd_sim *sim)
 {
     uint64_t queues = (uint64_t)2 * sim->cfg.max_links * SD_NUM_PRIO;
     uint64_t b = sim->codel ? queues * qdisc_codel_state_bytes() : 0;
+    b += sim->tc ? (uint64_t)2 * sim->cfg.max_links * qdisc_tc_state_bytes() : 0;
+    b += sim->qp_dscp ? (uint64_t)sim->cfg.max_qps : 0;
     b += sim->enq_ps ? (uint64_t)sim->cfg.pkt_pool * sizeof *sim->enq_ps : 0;
     return b;
 }
@@ -120,7 +125,7 @@ int sd_set_qdisc(sd_sim *sim, uint32_t port, uint32_t prio, const char *kind, co
         return sd_fail(sim, SD_EINVAL, "prio must be 0 (control) or 1 (data), got %u", prio);
     int k = kind_of(kind);
     if (k < 0) {
-        char names[128] = "";
+        char names[160] = "";
         for (int j = 0; j < SD_NUM_QDISC; j++)
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", j ? ", " : "", qdisc_table[j]->name);
         return sd_fail(sim, SD_EINVAL, "qdisc kind must be one of %s, got '%s'", names, kind ? kind : "(null)");
@@ -138,6 +143,11 @@ int sd_set_qdisc(sd_sim *sim, uint32_t port, uint32_t prio, const char *kind, co
     if (q->validate && q->validate(params, why, sizeof why))
         return sd_fail(sim, SD_EINVAL, "qdisc %s: %s", q->name, why);
     sd_port *pt = &sim->ports[port];
+    if (pt->qdisc[SD_PRIO_CTRL] == SD_QDISC_TC && k != SD_QDISC_TC) {
+        if (pt->q_len[SD_PRIO_CTRL] || pt->q_len[SD_PRIO_DATA])
+            return sd_fail(sim, SD_ESTATE, "qdisc %s: port %u has packets in its traffic classes", q->name, port);
+        pt->qdisc[SD_PRIO_CTRL] = pt->qdisc[SD_PRIO_DATA] = SD_QDISC_DROP_TAIL;   /* leaves the whole port */
+    }
     pt->kmin[prio] = pt->kmax[prio] = 0;  /* RED's thresholds (telemetry) belong to red_ecn alone */
     pt->pmax[prio] = 0.0;
     if (q->setup) {

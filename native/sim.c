@@ -126,6 +126,8 @@ sd_sim *sd_create(const sd_config *cfg)
     for (uint32_t p = 0; p < cfg->pkt_pool; p++)
         sim->pkts[p].next = p + 1 < cfg->pkt_pool ? p + 1 : SD_NONE;
     sim->free_head = 0;
+    for (uint32_t d = 0; d < 64; d++)
+        sim->dscp_class[d] = (uint8_t)(d >> 3);  /* class selector: the DSCP's precedence bits */
     sim->post_queued = -1;
     sim->last_ev_t = -1;
     return sim;
@@ -235,6 +237,8 @@ int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes, 
                        (unsigned long long)kmax_bytes, (unsigned long long)kmin_bytes);
     sd_port *pt = &sim->ports[port];
     pt->q_cap[prio] = cap_bytes;
+    if (pt->qdisc[prio] == SD_QDISC_TC)
+        return SD_OK;                    /* traffic classes keep their own marking */
     pt->kmin[prio] = kmin_bytes;
     pt->kmax[prio] = kmax_bytes;
     pt->pmax[prio] = pmax;
@@ -980,6 +984,8 @@ uint64_t sd_data_in_flight(sd_sim *sim)
         const sd_port *pt = &sim->ports[i];
         n += count_data(sim, pt->q_head[SD_PRIO_CTRL]) + count_data(sim, pt->q_head[SD_PRIO_DATA]) +
              count_data(sim, pt->wire_head);
+        if (pt->qdisc[SD_PRIO_CTRL] == SD_QDISC_TC)
+            n += qdisc_tc_count_data(sim, i);
     }
     return n + sim->qpc_parked_data      /* data packets waiting for a QP context (qpc.c) */
              + sim->vs_parked_data;      /* ... or for the vSwitch slow path (vswitch.c) */
