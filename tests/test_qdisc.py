@@ -151,3 +151,116 @@ def test_bad_data_plane_parameters_are_named():
         net.sim.set_qdisc(port, PRIO_DATA, "codel_ecn", target_ps=10, interval_ps=50)
     with pytest.raises(ValueError, match="qdisc kind must be one of drop_tail, red_ecn, codel_ecn"):
         net.sim.set_qdisc(port, PRIO_DATA, "pie")
+
+
+# ---------------------------------------------------------------------------- traffic classes
+def tc_net(flows, qdisc, hosts: int = 4):
+    return Scenario(topology=star(hosts), workload={"kind": "flows", "flows": flows}, cc="none", buffer_bytes=16 * 2**20,
+                    sample_interval_ps=0, monitor_ports="none", qdisc=qdisc).build()
+
+
+def frames(path) -> list[tuple[int, int, int]]:
+    """(time ns, DSCP, wire length) of each IPv4 frame in a nanosecond pcap."""
+    data, out, off = path.read_bytes(), [], 24
+    while off < len(data):
+        sec, nsec, incl, orig = struct.unpack_from("<IIII", data, off)
+        frame = data[off + 16: off + 16 + incl]
+        out.append((sec * 10**9 + nsec, frame[15] >> 2, orig))
+        off += 16 + incl
+    return out
+
+
+def high_fct_us(qdisc, low: bool) -> float:
+    """A 4-packet flow of DSCP 40 (class 5) from host 3, posted at 30 us, with or without two
+    line-rate 1 MB flows of DSCP 8 (class 1) from hosts 1 and 2 that keep the queue to host 0
+    growing by one packet per packet time."""
+    flows = [{"src": 3, "dst": 0, "size_bytes": 4 * MTU, "start_ps": us(30), "dscp": 40}]
+    if low:
+        flows += [{"src": s, "dst": 0, "size_bytes": 2**20, "dscp": 8} for s in (1, 2)]
+    res = tc_net(flows, qdisc).run()
+    return (int(res.flows["finish_ps"][0]) - us(30)) / 1e6
+
+
+def test_strict_priority_class_ignores_a_saturating_lower_class():
+    """With class 5 strict, each of its packets waits at the switch for at most the lower-class
+    frame in service: the flow completes within one MTU frame's serialization (4096 B + headers,
+    < 4300 B at 100 Gb/s = 344 ns) of its time alone, plus two ACK frames (< 128 B each) the
+    receiver's NIC may be sending for the other flows. Under the default FIFO it queues behind
+    the growing backlog (tens of us)."""
+    tc = {"kind": "traffic_class", "classes": {"5": {"sched": "strict"}}}
+    alone, loaded = high_fct_us(tc, low=False), high_fct_us(tc, low=True)
+    bound_us = (4300 + 2 * 128) * 8 / Gbps(100) * 1e6
+    assert alone <= loaded <= alone + bound_us
+    assert high_fct_us(None, low=True) > alone + 20 * bound_us       # the same load without classes
+
+
+def test_dwrr_shares_by_quanta(tmp_path):
+    """Classes 1 and 2 (DSCP 8, 16), both backlogged from the start, quanta 5000 and 15000 B: DRR
+    (Shreedhar & Varghese 1995) gives class 1 a quarter of the bytes while class 2 is backlogged;
+    in any interval the deviation from the ideal split is below one round's quanta plus a frame
+    per class, which sets the tolerance relative to the bytes in the window."""
+    q = 5000
+    net = tc_net([{"src": 1, "dst": 0, "size_bytes": 2**21, "dscp": 8}, {"src": 2, "dst": 0, "size_bytes": 2**21, "dscp": 16}],
+                 {"kind": "traffic_class", "classes": {"1": {"quantum_bytes": q}, "2": {"quantum_bytes": 3 * q}}}, hosts=3)
+    port = receiver_port(net)
+    s = net.sim.capture_open(tmp_path / "d.pcap")
+    net.sim.capture_port(s, port, tx=True)
+    res = net.run()
+    net.sim.capture_close(s)
+    assert res.counters["dropped"] == 0
+    fr = frames(tmp_path / "d.pcap")
+    end = max(t for t, d, _ in fr if d == 16)                        # class 2's last departure
+    b1 = sum(n for t, d, n in fr if d == 8 and t <= end)
+    b2 = sum(n for t, d, n in fr if d == 16 and t <= end)
+    tol = (q + 3 * q + 2 * 4300) / (b1 + b2)
+    assert abs(b1 / (b1 + b2) - 0.25) <= tol, (b1, b2, tol)
+    assert tol < 0.015                                               # the window is long enough to mean something
+
+
+@pytest.mark.parametrize("dscp_map, expect", [(None, {1, 2}), ({"8": 5, "16": 0}, {5, 0})])
+def test_dscp_selects_the_class(dscp_map, expect):
+    """Default class = DSCP >> 3 (8 -> 1, 16 -> 2); dscp_map overrides it. Mid-run the backlog
+    sits in exactly the mapped classes of the port towards the receiver."""
+    q = {"kind": "traffic_class", **({"dscp_map": dscp_map} if dscp_map else {})}
+    net = tc_net([{"src": 1, "dst": 0, "size_bytes": 2**20, "dscp": 8}, {"src": 2, "dst": 0, "size_bytes": 2**20, "dscp": 16}],
+                 q, hosts=3)
+    net.sim.run_until(us(20))
+    by_class = net.sim.tc_class_bytes(receiver_port(net))
+    assert {c for c in range(8) if by_class[c] > 0} == expect
+    assert int(by_class.sum()) == int(net.sim.ports[receiver_port(net)]["q_bytes"][PRIO_DATA])
+
+
+def test_traffic_class_defaults_keep_cnps_strict_and_the_runs_ecn():
+    net = incast2(ecn={"kmin_bytes": 4 * MTU, "kmax_bytes": 4 * MTU, "pmax": 1.0}, qdisc={"kind": "traffic_class"}).build()
+    r = net.resolved["qdisc"]
+    assert r["dscp_map"][26] == 3 and r["dscp_map"][48] == 6        # RoCE data AF31, CNP CS6
+    assert [c["sched"] for c in r["classes"]] == ["dwrr"] * 6 + ["strict"] * 2
+    assert net.sim.qdisc_of(receiver_port(net), PRIO_DATA) == "traffic_class"
+    # the class's ECN thresholds are the run's: the step RED count of the FIFO test above
+    assert net.run().counters["ecn_marked"] == 2 * PKTS - 2 * 4 + 1
+
+
+@pytest.mark.parametrize("qdisc, words", [
+    ({"kind": "traffic_class", "dscp_map": {"64": 1}}, "qdisc.dscp_map"),
+    ({"kind": "traffic_class", "dscp_map": {"8": 9}}, "qdisc.dscp_map.8"),
+    ({"kind": "traffic_class", "classes": {"8": {}}}, "qdisc.classes"),
+    ({"kind": "traffic_class", "classes": {"3": {"quantum_bytes": 10}}}, "qdisc.classes.3.quantum_bytes"),
+    ({"kind": "traffic_class", "classes": {"3": {"sched": "wfq"}}}, "qdisc.classes.3.sched"),
+    ({"kind": "traffic_class", "classes": {"6": {"quantum_bytes": 9000}}}, "qdisc.classes.6.quantum_bytes"),
+    ({"kind": "traffic_class", "classes": {"2": {"ecn": {"kmin_bytes": 10}}}}, "qdisc.classes.2.ecn.kmax_bytes"),
+    ({"kind": "red_ecn", "classes": {}}, "qdisc.classes"),
+])
+def test_bad_traffic_class_config_names_the_field(qdisc, words):
+    with pytest.raises(ValueError, match=words.replace(".", r"\.")):
+        incast2(ecn={"kmin_bytes": 1, "kmax_bytes": 2, "pmax": 0.1}, qdisc=qdisc).build()
+
+
+def test_traffic_class_ports_stay_lossless_under_pfc():
+    """PFC pauses the data priority of a traffic_class port: a class whose head is a data packet
+    waits, nothing is dropped, every message completes and packets are conserved."""
+    sc = Scenario(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 2**20}, cc="none",
+                  pfc=True, pfc_params={"buffer_bytes": 2**20}, sample_interval_ps=0, monitor_ports="none",
+                  qdisc={"kind": "traffic_class"})
+    c = sc.run().counters
+    assert c["pfc_pauses"] > 0 and c["dropped"] == 0 and c["conservation_ok"] == 1
+    assert c["msgs_completed"] == c["msgs_total"] == 4
