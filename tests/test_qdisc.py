@@ -264,3 +264,12 @@ def test_traffic_class_ports_stay_lossless_under_pfc():
     c = sc.run().counters
     assert c["pfc_pauses"] > 0 and c["dropped"] == 0 and c["conservation_ok"] == 1
     assert c["msgs_completed"] == c["msgs_total"] == 4
+
+
+def test_a_port_device_sets_its_discipline():
+    net = incast2().build()
+    port = net.port(receiver_port(net))
+    assert port.qdisc == "drop_tail"
+    port.set_qdisc(PRIO_DATA, "codel_ecn", target_ps=us(1), interval_ps=us(10), maxpacket_bytes=MTU)
+    assert port.qdisc == "codel_ecn"
+    assert net.run().counters["ecn_marked"] > 0
