@@ -57,6 +57,13 @@ class Port:
         """Buffer capacity and RED/ECN marking of one priority queue (0 control, 1 data)."""
         self.net.sim.set_queue(self.id, prio, cap_bytes, kmin_bytes, kmax_bytes, pmax)
 
+    def set_qdisc(self, prio: int, kind: str, **params):
+        """The queue discipline of one priority queue (controlplane/qdisc.py, native/qdisc*.c):
+        ``kind`` by name, every parameter its C provider declares (dataplane.sim.qdisc_params)."""
+        self.net.sim.set_qdisc(self.id, prio, kind, **params)
+
+    qdisc = property(lambda self: self.net.sim.qdisc_of(self.id, 1), doc="the data queue's discipline")
+
     def __repr__(self) -> str:
         return f"Port({self.id}, {self.name!r})"
 

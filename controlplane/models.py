@@ -5,6 +5,7 @@ each section's model imported from the module of the mechanism it configures.
   workload         controlplane/workload.py    Incast, Permutation, Poisson, Flows (FlowSpec), Pcap
   ecn              controlplane/ecn.py         Ecn
   pfc_params       controlplane/pfc.py         PfcParams
+  qdisc            controlplane/qdisc.py       Qdisc
   transport_params controlplane/multipath.py   TransportParams
   path_params      controlplane/multipath.py   PathParams
   failures         controlplane/failures.py    Failure, FailureParams
@@ -29,6 +30,7 @@ from controlplane.ecn import Ecn
 from controlplane.failures import Failure, FailureParams
 from controlplane.multipath import PathParams, TransportParams
 from controlplane.pfc import PfcParams
+from controlplane.qdisc import Qdisc
 from controlplane.qpc import Qpc
 from controlplane.topology import Dumbbell, FatTree, LeafSpine, RailClos, SingleSwitch, Topology
 from controlplane.vswitch import Dpu, PolicySpec, SlowPathParams, VSwitchParams
@@ -39,7 +41,7 @@ VSwitch, SlowPath = VSwitchParams, SlowPathParams        # dpu.vswitch, dpu.slow
 
 #: the sections whose defaults the data plane's wrapper fills in, by the path a user writes
 SECTIONS: dict[str, type[BaseModel]] = {
-    "ecn": Ecn, "pfc_params": PfcParams, "transport_params": TransportParams, "path_params": PathParams,
+    "ecn": Ecn, "qdisc": Qdisc, "pfc_params": PfcParams, "transport_params": TransportParams, "path_params": PathParams,
     "failure_params": FailureParams, "qpc": Qpc, "dpu": Dpu, "dpu.vswitch": VSwitch, "dpu.slow_path": SlowPath,
     "dpu.policy": PolicySpec, "dpu.tax": Tax, "--pcap-filter": CaptureFilter,
 }
@@ -92,6 +94,7 @@ class ScenarioModel(Strict):
     ack_interval: Int("receiver ACKs every n-th packet", lo=1)
     buffer_bytes: Int("drop-tail capacity of each switch egress data queue", lo=1, kind="size")
     ecn: Ecn | None
+    qdisc: Qdisc | None
     cnp_mode: Choice(("interval", "ack_echo"), "how congestion is echoed") | None
     cnp_interval_ps: Limited("cnp_interval_ps")
     rto_ps: Limited("rto_ps")

@@ -28,7 +28,7 @@ import numpy as np
 
 from congestion import registry
 from congestion.api import CCPluginError
-from controlplane import config, devices, ecn, failures, limits, multipath, pfc, qpc, routing, topology, vswitch, vtax, workload
+from controlplane import config, devices, ecn, failures, limits, multipath, pfc, qdisc, qpc, routing, topology, vswitch, vtax, workload
 from controlplane.control_loop import CHUNK_EVENTS, ControlLoop, ControllerError  # noqa: F401 (re-exported)
 from controlplane.units import Gbps, MB, ms, us
 from dataplane.sim import (CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_IDLE, STOP_UPCALL, SimError,
@@ -62,6 +62,8 @@ class Scenario:
     mtu_payload: int = 4096             # payload bytes per packet
     ack_interval: int = 1               # receiver ACKs every n-th packet (and the last of a message)
     buffer_bytes: int = 4_000_000       # drop-tail capacity of each switch egress data queue
+    qdisc: dict | None = None           # controlplane/qdisc.py: {"kind": "red_ecn" | "drop_tail" | "codel_ecn", ...};
+                                        # None = red_ecn with ECN thresholds (the ecn section), else drop_tail
     ecn: dict | None = None             # {"kmin_bytes", "kmax_bytes", "pmax"[, "base_rate_bps"]}; None = the CC's
                                         # default. With base_rate_bps the thresholds scale by port rate / it;
                                         # without some of the three, the rest comes from the CC's default
@@ -249,7 +251,7 @@ class Network:
         self.cc.bind({"max_base_rtt_ps": self.max_base_rtt_ps(), "host_rate_bps": host_rate,
                       "mtu_payload": sc.mtu_payload, "int_multi": int_multi})
         mp = multipath.resolve(sc, self.max_base_rtt_ps(), host_rate)
-        return {"ecn": ecn_, "ecn_ports": self._ecn_ports(ecn_), "cnp_mode": cnp_mode, "cnp_interval_ps": int(cnp_interval),
+        return {"ecn": ecn_, "qdisc": qdisc.resolve(sc.qdisc, ecn_, sc.mtu_payload), "ecn_ports": self._ecn_ports(ecn_), "cnp_mode": cnp_mode, "cnp_interval_ps": int(cnp_interval),
                 "pkt_pool": pool, "int_multi": int_multi, "cc_params": self.cc.params(), "multipath": mp}
 
     def max_base_rtt_ps(self) -> int:
@@ -295,6 +297,7 @@ class Network:
         sim.install_fib(self.routes.fib, self.routes.set_offsets, self.routes.set_ports)
         if sc.pfc:
             self._install_pfc()
+        qdisc.install(self, self.resolved["qdisc"])
         multipath.install_fabric(self)
 
     def _install_pfc(self) -> None:
@@ -356,6 +359,8 @@ class Network:
                 self.qps[i] = by_conn[f.conn]          # another message on the same connection
                 continue
             qp = self.open_qp(f.src, f.dst, int(sports[i]))
+            if f.dscp is not None:
+                sim.set_qp_dscp(qp, f.dscp)            # its own traffic class (qdisc traffic_class)
             self.qps[i] = qp
             if f.conn is not None:
                 by_conn[f.conn] = qp

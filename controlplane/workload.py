@@ -32,6 +32,7 @@ class Flow:
     size_bytes: int     # RDMA WRITE length
     start_ps: int       # when the application posts it
     conn: int | None = None   # flows with the same conn share one QP pair (None: a QP pair of its own)
+    dscp: int | None = None   # DSCP of its data packets (None: the scenario's dscp_data); qdisc traffic_class
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -173,7 +174,7 @@ def from_list(fabric: Fabric, flows: list[dict]) -> list[Flow]:
         if src == dst:
             raise ValueError(f"flows[{i}]: src and dst are both host {src}")
         start = _check_time(f"flows[{i}].start_ps", spec.start_ps)
-        out.append(Flow(src, dst, _check_size(spec.size_bytes, f"flows[{i}].size_bytes"), start, spec.conn))
+        out.append(Flow(src, dst, _check_size(spec.size_bytes, f"flows[{i}].size_bytes"), start, spec.conn, spec.dscp))
     return out
 
 
@@ -262,6 +263,8 @@ class FlowSpec(Strict):
     size_bytes: Int("message size", lo=1, kind="size")
     start_ps: Int("when it is posted", **DELAY) = 0
     conn: Int("connection id: messages of one conn share a QP", lo=None) | None = None
+    dscp: Int("DSCP of its data packets (None: the scenario's dscp_data); selects a traffic class", lo=0,
+              hi=63) | None = None
 
 
 class Flows(Strict):

@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 NATIVE = ROOT / "native"
 HEADER = NATIVE / "softdpu.h"
-SOURCES = ["sim.c", "event.c", "port.c", "switch.c", "nic.c", "cc.c", "dcqcn.c", "dctcp.c", "timely.c", "hpcc.c", "swift.c", "nscc.c", "int.c", "wire.c", "pfc.c", "reorder.c", "paths.c", "vswitch.c", "qpc.c"]
+SOURCES = ["sim.c", "event.c", "port.c", "switch.c", "nic.c", "cc.c", "dcqcn.c", "dctcp.c", "timely.c", "hpcc.c", "swift.c", "nscc.c", "int.c", "wire.c", "pfc.c", "reorder.c", "paths.c", "vswitch.c", "qpc.c", "qdisc.c", "qdisc_codel.c", "qdisc_tc.c"]
 MODULE = "dataplane._native"
 SO_NAME = "_native.abi3.so"
 

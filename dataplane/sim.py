@@ -193,6 +193,20 @@ def sd_cc_python_event(userdata, io):
 
 
 # ---------------------------------------------------------------------------- helpers
+QDISC_KINDS = ("drop_tail", "red_ecn", "codel_ecn", "traffic_class")      # enum sd_qdisc_kind order
+
+
+def qdisc_params(kind: str) -> list[str] | None:
+    """The parameter names of queue discipline ``kind``, as its C provider declares them; None
+    for an unknown kind."""
+    if lib.sd_qdisc_param_name(kind.encode(), 0) == ffi.NULL and kind not in QDISC_KINDS:
+        return None
+    out = []
+    while (n := lib.sd_qdisc_param_name(kind.encode(), len(out))) != ffi.NULL:
+        out.append(ffi.string(n).decode())
+    return out
+
+
 def _u32(name: str, values, n: int | None = None) -> np.ndarray:
     a = np.ascontiguousarray(values)
     if n is not None and a.shape != (n,):
@@ -372,6 +386,44 @@ class Simulator:
             if not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
         self._check(lib.sd_set_queue(self._sim, port, prio, cap_bytes, kmin_bytes, kmax_bytes, float(pmax)))
+
+    def set_qdisc(self, port: int, prio: int, kind: str, **params) -> None:
+        """The queue discipline of queue (port, prio) (native/qdisc.c): ``kind`` by name, its
+        parameters by the names the C provider declares (all of them)."""
+        if not isinstance(kind, str):
+            raise ValueError(f"qdisc kind must be a string, got {kind!r}")
+        names = qdisc_params(kind)
+        if names is None:
+            self._check(lib.sd_set_qdisc(self._sim, port, prio, kind.encode(), ffi.NULL, 0))
+        unknown = sorted(set(params) - set(names))
+        missing = [n for n in names if n not in params]
+        if unknown or missing:
+            raise ValueError(f"qdisc {kind} takes {', '.join(names) or 'no parameters'}; "
+                             + (f"unknown: {', '.join(unknown)} " if unknown else "")
+                             + (f"missing: {', '.join(missing)}" if missing else ""))
+        vals = ffi.new("double[]", [float(params[n]) for n in names] or [0.0])
+        self._check(lib.sd_set_qdisc(self._sim, port, prio, kind.encode(), vals, len(names)))
+
+    def set_dscp_map(self, classes) -> None:
+        """DSCP -> traffic class (0..7) of the traffic_class discipline: 64 entries."""
+        c = _u32("classes", classes)
+        self._check(lib.sd_set_dscp_map(self._sim, _ptr("uint32_t *", c), c.shape[0]))
+
+    def set_qp_dscp(self, qp: int, dscp: int) -> None:
+        """The DSCP of a QP pair's data packets (both ends), instead of the scenario's dscp_data."""
+        self._check(lib.sd_set_qp_dscp(self._sim, qp, dscp))
+
+    def tc_class_bytes(self, port: int) -> np.ndarray:
+        """Bytes queued in each of the 8 classes of a traffic_class port."""
+        out = np.zeros(8, dtype=np.uint64)
+        self._check(lib.sd_tc_class_bytes(self._sim, port, _ptr("uint64_t *", out)))
+        return out
+
+    def qdisc_of(self, port: int, prio: int) -> str:
+        k = lib.sd_qdisc_of(self._sim, port, prio)
+        if k < 0:
+            raise ValueError(f"no queue ({port}, {prio})")
+        return QDISC_KINDS[k]
 
     def install_fib(self, fib, set_offsets, set_ports) -> None:
         fib = _u32("fib", np.asarray(fib).reshape(-1))

@@ -1,6 +1,6 @@
-/* port.c: an egress port and its link. Priority queues (byte capacity, drop-tail), RED-style
- * ECN marking at dequeue, serialization at the port rate, then the wire: packets in flight
- * keep FIFO order, so a port needs one pending EV_WIRE (for the wire head) and at most one
+/* port.c: an egress port and its link. Priority queues (byte capacity; admission, dequeue and
+ * marking by each queue's discipline, native/qdisc.c), the dequeue hooks (PFC, INT, capture),
+ * serialization at the port rate, then the wire: packets in flight keep FIFO order, so a port needs one pending EV_WIRE (for the wire head) and at most one
  * EV_TX_DONE, whatever the number of packets queued or in flight. */
 #include "sim.h"
 
@@ -16,16 +16,6 @@ uint64_t rng_next(uint64_t *state)
 double rng_uniform(uint64_t *state)
 {
     return (double)(rng_next(state) >> 11) * 0x1.0p-53;
-}
-
-double sd_red_probability(uint64_t q, uint64_t kmin, uint64_t kmax, double pmax)
-{
-    /* DCQCN's CP (Zhu et al. SIGCOMM'15 §3.1): 0 up to Kmin, linear to Pmax at Kmax, 1 above. */
-    if (pmax <= 0.0 || q <= kmin)
-        return 0.0;
-    if (q > kmax)
-        return 1.0;
-    return pmax * (double)(q - kmin) / (double)(kmax - kmin);
 }
 
 void count_drop(sd_sim *sim, sd_packet *pk)
@@ -45,9 +35,12 @@ void count_drop(sd_sim *sim, sd_packet *pk)
     }
 }
 
-/* The priority to serve next: control before data, a PFC-paused priority not at all; -1 = none. */
-static inline int port_pick(const sd_port *pt)
+/* The priority to serve next: control before data, a PFC-paused priority not at all; -1 = none.
+ * A traffic_class port schedules its classes instead (qdisc_tc.c). */
+static inline int port_pick(sd_sim *sim, sd_port *pt)
 {
+    if (pt->qdisc[SD_PRIO_CTRL] == SD_QDISC_TC)
+        return qdisc_tc_pick(sim, pt);
     if (pt->q_head[SD_PRIO_CTRL] != SD_NONE && !(pt->paused & (1u << SD_PRIO_CTRL)))
         return SD_PRIO_CTRL;
     if (pt->q_head[SD_PRIO_DATA] != SD_NONE && !(pt->paused & (1u << SD_PRIO_DATA)))
@@ -55,36 +48,32 @@ static inline int port_pick(const sd_port *pt)
     return -1;
 }
 
-/* Dequeue the next packet of priority `prio` and put it on the wire. */
-static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
+/* What else happens to a packet leaving an egress queue, each feature's hook in turn: the
+ * switch's PFC ingress accounting releases its buffer (pfc.c), HPCC's INT stamps the hop on
+ * data at a switch (int.c), capture sessions record it (capture in sim.c). Each hook runs only
+ * where its feature applies; the order is part of the model (INT sees the queue after the
+ * departure, capture sees the INT-stamped packet). */
+static inline void port_dequeue_hooks(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
 {
-    sd_port *pt = &sim->ports[port];
-    uint32_t p = pt->q_head[prio];
     sd_packet *pk = &sim->pkts[p];
-    pt->q_head[prio] = pk->next;
-    if (pk->next == SD_NONE)
-        pt->q_tail[prio] = SD_NONE;
-    pt->q_bytes[prio] -= pk->wire;
-    pt->q_len[prio]--;
-
-    /* ECN at dequeue on the bytes left behind (HPCC repo switch-node.cc::SwitchNotifyDequeue) */
-    if (pk->ecn != 0 && pt->pmax[prio] > 0.0 && pt->q_bytes[prio] > pt->kmin[prio]) {
-        double pr = sd_red_probability(pt->q_bytes[prio], pt->kmin[prio], pt->kmax[prio], pt->pmax[prio]);
-        if (pr >= 1.0 || rng_uniform(&pt->rng) < pr) {
-            if (pk->ecn != SD_ECN_CE) {
-                pk->ecn = SD_ECN_CE;
-                pt->ecn_marked++;
-                sim->ctr.ecn_marked++;
-            }
-        }
-    }
-
     if (pk->in_port != SD_NONE)
         pfc_release(sim, pk);            /* the packet leaves this switch's buffer */
     if (sim->ints && prio == SD_PRIO_DATA && pt->node >= sim->cfg.num_hosts)
         int_push_hop(sim, pt, p);        /* HPCC INT, stamped at dequeue */
     if (pt->cap_tx)
         capture_packet(sim, pt->cap_tx, pk);
+}
+
+/* Dequeue the next packet of priority `prio` and put it on the wire. */
+static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
+{
+    sd_port *pt = &sim->ports[port];
+    const qdisc_ops *qd = pt->qdisc[prio] ? qdisc_table[pt->qdisc[prio]] : NULL;   /* NULL: drop-tail */
+    uint32_t p = qd && qd->dequeue ? qd->dequeue(sim, pt, prio) : qdisc_fifo_dequeue(sim, pt, prio);
+    sd_packet *pk = &sim->pkts[p];
+    if (qd && qd->on_dequeue)
+        qd->on_dequeue(sim, pt, prio, p); /* marking, on the bytes left behind */
+    port_dequeue_hooks(sim, pt, prio, p);
     int64_t ser = ser_ps(pk->wire, pt->rate_bps);
     pt->busy_until = sim->now + ser;
     pt->tx_bytes += pk->wire;
@@ -103,7 +92,7 @@ static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
     /* Wake up when the serializer is free if packets are waiting, or if this is a NIC port
      * whose QPs have data (it pulls the next packet then); otherwise nic_pull() schedules the
      * wake-up when a QP gets data while the port is still busy. */
-    int more = port_pick(pt) >= 0;
+    int more = port_pick(sim, pt) >= 0;
     int nic_wants = pt->node < sim->cfg.num_hosts && sim->hosts[pt->node].nactive > 0 &&
                     !(pt->paused & (1u << SD_PRIO_DATA));
     if (more || nic_wants) {
@@ -125,7 +114,9 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
         return;
     }
     uint32_t prio = pk->prio;
-    if (pt->q_bytes[prio] + pk->wire > pt->q_cap[prio]) {
+    const qdisc_ops *qd = pt->qdisc[prio] ? qdisc_table[pt->qdisc[prio]] : NULL;
+    int r = 1;                           /* 1: append to the FIFO, 2: the discipline queued it, 0: drop */
+    if (pt->q_bytes[prio] + pk->wire > pt->q_cap[prio] || (qd && qd->enqueue && !(r = qd->enqueue(sim, pt, prio, p)))) {
         pt->dropped++;
         pt->dropped_bytes += pk->wire;
         count_drop(sim, pk);
@@ -134,19 +125,21 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
         pkt_free(sim, p);
         return;
     }
-    pk->next = SD_NONE;
-    if (pt->q_tail[prio] == SD_NONE)
-        pt->q_head[prio] = p;
-    else
-        sim->pkts[pt->q_tail[prio]].next = p;
-    pt->q_tail[prio] = p;
-    pt->q_bytes[prio] += pk->wire;
-    pt->q_len[prio]++;
+    if (r == 1) {
+        pk->next = SD_NONE;
+        if (pt->q_tail[prio] == SD_NONE)
+            pt->q_head[prio] = p;
+        else
+            sim->pkts[pt->q_tail[prio]].next = p;
+        pt->q_tail[prio] = p;
+        pt->q_bytes[prio] += pk->wire;
+        pt->q_len[prio]++;
+    }
     if (pt->q_bytes[prio] > pt->q_peak[prio])
         pt->q_peak[prio] = pt->q_bytes[prio];
 
     if (pt->busy_until <= sim->now && !pt->tx_pending) {
-        int next = port_pick(pt);
+        int next = port_pick(sim, pt);
         if (next >= 0)
             port_start(sim, port, (uint32_t)next);
     } else if (!pt->tx_pending) {
@@ -182,7 +175,7 @@ void port_kick(sd_sim *sim, uint32_t port)
     sd_port *pt = &sim->ports[port];
     if (pt->tx_pending || pt->busy_until > sim->now)
         return;
-    int next = port_pick(pt);
+    int next = port_pick(sim, pt);
     if (next >= 0)
         port_start(sim, port, (uint32_t)next);
     else if (pt->node < sim->cfg.num_hosts)

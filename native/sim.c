@@ -126,6 +126,8 @@ sd_sim *sd_create(const sd_config *cfg)
     for (uint32_t p = 0; p < cfg->pkt_pool; p++)
         sim->pkts[p].next = p + 1 < cfg->pkt_pool ? p + 1 : SD_NONE;
     sim->free_head = 0;
+    for (uint32_t d = 0; d < 64; d++)
+        sim->dscp_class[d] = (uint8_t)(d >> 3);  /* class selector: the DSCP's precedence bits */
     sim->post_queued = -1;
     sim->last_ev_t = -1;
     return sim;
@@ -154,6 +156,7 @@ void sd_destroy(sd_sim *sim)
     ev_free(sim);
     free(sim->trace);
     free(sim->ints);
+    qdisc_free(sim);
     free(sim->bits);
     free(sim->loss);
     free(sim->ar_on);
@@ -234,9 +237,12 @@ int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes, 
                        (unsigned long long)kmax_bytes, (unsigned long long)kmin_bytes);
     sd_port *pt = &sim->ports[port];
     pt->q_cap[prio] = cap_bytes;
+    if (pt->qdisc[prio] == SD_QDISC_TC)
+        return SD_OK;                    /* traffic classes keep their own marking */
     pt->kmin[prio] = kmin_bytes;
     pt->kmax[prio] = kmax_bytes;
     pt->pmax[prio] = pmax;
+    pt->qdisc[prio] = pmax > 0.0 ? SD_QDISC_RED_ECN : SD_QDISC_DROP_TAIL;
     return SD_OK;
 }
 
@@ -978,6 +984,8 @@ uint64_t sd_data_in_flight(sd_sim *sim)
         const sd_port *pt = &sim->ports[i];
         n += count_data(sim, pt->q_head[SD_PRIO_CTRL]) + count_data(sim, pt->q_head[SD_PRIO_DATA]) +
              count_data(sim, pt->wire_head);
+        if (pt->qdisc[SD_PRIO_CTRL] == SD_QDISC_TC)
+            n += qdisc_tc_count_data(sim, i);
     }
     return n + sim->qpc_parked_data      /* data packets waiting for a QP context (qpc.c) */
              + sim->vs_parked_data;      /* ... or for the vSwitch slow path (vswitch.c) */
@@ -1006,6 +1014,7 @@ uint64_t sd_memory_bytes(sd_sim *sim)
     b += sim->ar_on ? (uint64_t)c->num_switches : 0;
     b += (uint64_t)sim->pstate_cap * sizeof *sim->pstate;
     b += qpc_memory_bytes(sim);
+    b += qdisc_memory_bytes(sim);
     b += vs_memory_bytes(sim);
     return b;
 }

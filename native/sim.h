@@ -249,6 +249,11 @@ struct sd_sim {
     /* multipath */
     uint64_t *bits;              /* bitmap pool of sr/ooo QPs (reorder.c), grown at setup only */
     uint32_t bits_len, bits_cap; /* words */
+    struct qd_tc *tc;            /* per port: traffic classes, NULL until a traffic_class port exists */
+    uint8_t dscp_class[64];      /* DSCP -> traffic class */
+    uint8_t *qp_dscp;            /* per QP: its data packets' DSCP, 0xFF = cfg.dscp_data; NULL = none set */
+    struct qd_codel *codel;      /* per queue: CoDel state, NULL until a codel_ecn queue exists */
+    int64_t *enq_ps;             /* per pool packet: enqueue time, NULL until a discipline needs sojourn times */
     double *loss;                /* per port: random loss probability, NULL = none anywhere */
     uint8_t *ar_on;              /* per switch: adaptive routing enabled, NULL = none anywhere */
     sd_path_state *pstate;       /* per QP, once some QP has a path set (paths.c) */
@@ -373,6 +378,70 @@ void qpc_free(sd_sim *sim);
 uint64_t qpc_memory_bytes(const sd_sim *sim);
 /* nic.c: what nic_receive does once the QP's context is at hand */
 void nic_process(sd_sim *sim, uint32_t p);
+
+/* qdisc.c: queue disciplines of a port's priority queue (a provider table, as the CC twins).
+ * Each (port, priority) queue is a FIFO in sd_port (q_head/q_tail/q_bytes) and names its
+ * discipline in sd_port.qdisc[prio]; the discipline decides admission (enqueue: after the
+ * byte-capacity check, 1 = admit, 0 = drop), takes the next packet (dequeue) and acts on the
+ * departing packet with the bytes left behind (on_dequeue: marking). NULL hooks mean the
+ * defaults: admit, FIFO head, nothing (port.c calls no function for them; drop-tail is all
+ * defaults, so a port without a discipline pays nothing). Per-queue state lives in the
+ * discipline's own side arrays, allocated by setup() when sd_set_qdisc installs it (never on
+ * the per-packet path). params: names, NULL-terminated
+ * (<= SD_QDISC_PARAMS); validate() as cc_twin's (cc_bad words). */
+typedef struct qdisc_ops {
+    const char *name;
+    const char *const *params;
+    const char *(*validate)(const double *p, char *why, size_t len);
+    int (*setup)(sd_sim *sim, uint32_t port, uint32_t prio, const double *p);
+    int (*enqueue)(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p);
+    uint32_t (*dequeue)(sd_sim *sim, sd_port *pt, uint32_t prio);
+    void (*on_dequeue)(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p);
+} qdisc_ops;
+/* The registry: index = enum sd_qdisc_kind. Adding a discipline: its file, one line here. */
+extern const qdisc_ops qd_drop_tail, qd_red_ecn, qd_codel_ecn, qd_traffic_class;
+extern const qdisc_ops *const qdisc_table[SD_NUM_QDISC];
+/* The FIFO dequeue (the default). */
+static inline uint32_t qdisc_fifo_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio)
+{
+    uint32_t p = pt->q_head[prio];
+    sd_packet *pk = &sim->pkts[p];
+    pt->q_head[prio] = pk->next;
+    if (pk->next == SD_NONE)
+        pt->q_tail[prio] = SD_NONE;
+    pt->q_bytes[prio] -= pk->wire;
+    pt->q_len[prio]--;
+    return p;
+}
+void qdisc_free(sd_sim *sim);
+uint64_t qdisc_memory_bytes(const sd_sim *sim);
+size_t qdisc_codel_state_bytes(void);
+size_t qdisc_tc_state_bytes(void);
+/* traffic_class: the priority of the class to serve next (-1 none); data packets it holds */
+int qdisc_tc_pick(sd_sim *sim, sd_port *pt);
+uint64_t qdisc_tc_count_data(const sd_sim *sim, uint32_t port);
+/* The DSCP a packet carries: CNPs and ACK/NAKs the configured ones, data its QP's (sd_set_qp_dscp)
+ * or dscp_data. The wire encoding and the traffic classes read it here. */
+static inline uint32_t pkt_dscp(const sd_sim *sim, const sd_packet *pk)
+{
+    if (pk->opcode == SD_OP_CNP)
+        return sim->cfg.dscp_cnp;
+    if (pk->opcode == SD_OP_ACK)
+        return sim->cfg.dscp_ack;
+    if (sim->qp_dscp && pk->dqp < sim->num_qps && sim->qp_dscp[pk->dqp] != 0xFF)
+        return sim->qp_dscp[pk->dqp];
+    return sim->cfg.dscp_data;
+}
+
+/* CE-mark pk at port pt (an ECT packet not yet marked); counts it on the port and the fabric. */
+static inline void qdisc_mark(sd_sim *sim, sd_port *pt, sd_packet *pk)
+{
+    if (pk->ecn != SD_ECN_CE) {
+        pk->ecn = SD_ECN_CE;
+        pt->ecn_marked++;
+        sim->ctr.ecn_marked++;
+    }
+}
 
 /* cc.c */
 void cc_event(sd_sim *sim, uint32_t qp, uint32_t type, const sd_cc_io *in);

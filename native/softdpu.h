@@ -50,6 +50,16 @@ enum sd_prio {
     SD_NUM_PRIO = 2
 };
 
+/* Queue disciplines of a port's priority queue (native/qdisc.c registers them). */
+enum sd_qdisc_kind {
+    SD_QDISC_DROP_TAIL = 0,  /* FIFO, drop at the byte capacity (the default) */
+    SD_QDISC_RED_ECN = 1,    /* + RED-style ECN marking at dequeue (DCQCN's CP) */
+    SD_QDISC_CODEL_ECN = 2,  /* + CoDel (RFC 8289) ECN marking at dequeue */
+    SD_QDISC_TC = 3,         /* 8 traffic classes from DSCP, strict priority + DWRR (the whole port) */
+    SD_NUM_QDISC = 4
+};
+#define SD_QDISC_PARAMS 32
+
 /* Built-in congestion controls (C twins) and the Python plug-in hook. */
 enum sd_cc_kind {
     SD_CC_NONE = 0,          /* line rate, no reaction */
@@ -190,7 +200,7 @@ typedef struct sd_port {
     uint8_t cap_rx;              /* ... and what its node receives through it */
     uint8_t paused;              /* PFC: bit p = priority p may not transmit (XOFF received) */
     uint8_t pause_sent;          /* PFC: bit p = this port asked its upstream to pause priority p */
-    uint16_t pad0;
+    uint8_t qdisc[2];            /* queue discipline per priority (enum sd_qdisc_kind, native/qdisc.c) */
     uint32_t q_len[2];           /* packets queued per priority */
     uint64_t q_cap[2];           /* byte capacity per priority (drop-tail) */
     uint64_t tx_bytes;           /* wire bytes transmitted (incl. phy overhead) */
@@ -559,6 +569,21 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
                  const int64_t *delay_ps, uint32_t n);
 int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes,
                  uint64_t kmin_bytes, uint64_t kmax_bytes, double pmax);
+/* The discipline of queue (port, prio): kind by name (drop_tail, red_ecn, codel_ecn, traffic_class), its
+ * parameters in the order sd_qdisc_param_name gives. Keeps the queue's byte capacity.
+ * sd_set_queue is the shorthand for drop_tail (pmax = 0) and red_ecn (pmax > 0). */
+int sd_set_qdisc(sd_sim *sim, uint32_t port, uint32_t prio, const char *kind, const double *params, uint32_t n);
+/* Parameter i of discipline `kind` (by name); NULL past the last or for an unknown kind. */
+const char *sd_qdisc_param_name(const char *kind, uint32_t i);
+/* DSCP -> traffic class (0..7) of the traffic_class discipline: 64 entries. Default DSCP >> 3. */
+int sd_set_dscp_map(sd_sim *sim, const uint32_t *classes, uint32_t n);
+/* The DSCP of a QP pair's data packets (both ends), instead of cfg.dscp_data: a traffic class per
+ * connection (as the GRH traffic class an RDMA application sets on its QP). */
+int sd_set_qp_dscp(sd_sim *sim, uint32_t qp, uint32_t dscp);
+/* Bytes queued per class (8) at a traffic_class port. */
+int sd_tc_class_bytes(sd_sim *sim, uint32_t port, uint64_t *out);
+/* The discipline of queue (port, prio) (enum sd_qdisc_kind), -1 for a bad port or prio. */
+int sd_qdisc_of(sd_sim *sim, uint32_t port, uint32_t prio);
 /* fib[(switch - num_hosts) * num_hosts + dst] = ECMP set; set s = ports[offsets[s] .. offsets[s+1]) */
 int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets, uint32_t num_sets,
                    const uint32_t *set_ports, uint32_t num_set_ports);

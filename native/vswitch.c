@@ -72,7 +72,7 @@ static uint32_t class_dscp(const sd_sim *sim, const sd_packet *pk)
 {
     if (pk->opcode == SD_OP_CNP)
         return sim->cfg.dscp_cnp;
-    return pk->prio == SD_PRIO_DATA ? sim->cfg.dscp_data : sim->cfg.dscp_ack;
+    return pk->prio == SD_PRIO_DATA ? pkt_dscp(sim, pk) : sim->cfg.dscp_ack;
 }
 
 /* The flow key of a packet entering a DPU's vSwitch through in_port. */

@@ -192,8 +192,7 @@ static uint8_t *put_ipv4(uint8_t *p, uint32_t tos, uint32_t total_len, uint8_t t
 /* The 50 outer bytes of a VXLAN frame of total length len (inner frame already at f + 50). */
 static void put_vxlan(const sd_sim *sim, uint8_t *f, const sd_packet *pk, uint32_t meta, uint32_t len)
 {
-    uint32_t op = pk->opcode;
-    uint32_t dscp = op == SD_OP_CNP ? sim->cfg.dscp_cnp : op == SD_OP_ACK ? sim->cfg.dscp_ack : sim->cfg.dscp_data;
+    uint32_t dscp = pkt_dscp(sim, pk);
     if (meta & SD_VS_META_DSCP_SET)
         dscp = meta >> SD_VS_META_DSCP_SHIFT;
     uint32_t ip_total = len - SD_ETH_HDR;
@@ -250,7 +249,7 @@ int sd_encode_meta(sd_sim *sim, const sd_packet *pk, uint32_t meta, uint8_t *buf
     uint32_t len = frame_len(sim, pk) + outer;
     int v6 = sim->cfg.ipv6 != 0;
     uint32_t op = pk->opcode;
-    uint32_t dscp = op == SD_OP_CNP ? sim->cfg.dscp_cnp : op == SD_OP_ACK ? sim->cfg.dscp_ack : sim->cfg.dscp_data;
+    uint32_t dscp = pkt_dscp(sim, pk);
     if (meta & SD_VS_META_DSCP_SET)
         dscp = meta >> SD_VS_META_DSCP_SHIFT;
     /* inner ECN: what the sender set (ECT(0) on data and CNPs); the fabric marks the outer header */

@@ -1,0 +1,232 @@
+/* qdisc_tc.c: traffic classes. The packet's DSCP (data, ACK/NAK or CNP: sd_config's dscp_*)
+ * selects one of 8 classes through the simulator's DSCP map (default: the class-selector
+ * precedence, DSCP >> 3, so RoCE data AF31 = 26 -> class 3 and CNP CS6 = 48 -> class 6); each
+ * class is a FIFO of the port. Scheduling: the strict-priority classes first, the highest class
+ * number first (IEEE 802.1Q priorities); then deficit weighted round robin over the others
+ * (Shreedhar & Varghese, SIGCOMM'95: each visit adds the class's quantum in bytes to its deficit;
+ * it sends while its head fits; an emptied class's deficit is reset), so backlogged DWRR classes
+ * share the leftover rate in proportion to their quanta. Optional RED/ECN per class, on the
+ * class's bytes left behind. The discipline takes the whole port: both priorities name it, and
+ * the per-priority byte counts (q_bytes, q_len: PFC, adaptive routing, telemetry) and capacities
+ * stay as they are. PFC pauses a priority: a class whose head packet has a paused priority
+ * waits (head-of-line, as a paused 802.1Qbb class). Switch ports only. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+#define TC 8
+
+struct qd_tc {
+    uint32_t head[TC], tail[TC];
+    uint64_t bytes[TC];
+    int64_t deficit[TC];
+    uint64_t quantum[TC];                /* bytes per DWRR visit, 0 = strict priority */
+    uint64_t kmin[TC], kmax[TC];
+    double pmax[TC];                     /* RED per class, 0 = no marking */
+    uint32_t next;                       /* the class tc_pick chose */
+    uint32_t rr;                         /* the DWRR class being visited */
+    uint32_t visited;                    /* 1 = rr's quantum was added on this visit */
+    uint32_t pad;
+};
+
+static const char *const tc_params[] = {
+    "quantum_0", "quantum_1", "quantum_2", "quantum_3", "quantum_4", "quantum_5", "quantum_6", "quantum_7",
+    "kmin_0", "kmin_1", "kmin_2", "kmin_3", "kmin_4", "kmin_5", "kmin_6", "kmin_7",
+    "kmax_0", "kmax_1", "kmax_2", "kmax_3", "kmax_4", "kmax_5", "kmax_6", "kmax_7",
+    "pmax_0", "pmax_1", "pmax_2", "pmax_3", "pmax_4", "pmax_5", "pmax_6", "pmax_7", NULL};
+
+size_t qdisc_tc_state_bytes(void)
+{
+    return sizeof(struct qd_tc);
+}
+
+static const char *tc_validate(const double *p, char *why, size_t len)
+{
+    const char *const *params = tc_params;
+    for (int c = 0; c < TC; c++) {
+        CC_NEED(p[c] == 0 || (p[c] >= 64 && p[c] <= 1e9), c, "0 (strict priority) or a quantum in [64, 1e9] bytes");
+        CC_NEED(p[8 + c] >= 0 && p[8 + c] <= CC_MAX_BYTES, 8 + c, "in [0, 1e15]");
+        CC_NEED(p[16 + c] >= p[8 + c] && p[16 + c] <= CC_MAX_BYTES, 16 + c, ">= its kmin and <= 1e15");
+        CC_NEED(p[24 + c] >= 0 && p[24 + c] <= 1, 24 + c, "in [0, 1]");
+    }
+    return NULL;
+}
+
+static int tc_setup(sd_sim *sim, uint32_t port, uint32_t prio, const double *p)
+{
+    (void)prio;
+    sd_port *pt = &sim->ports[port];
+    if (pt->node < sim->cfg.num_hosts)
+        return sd_fail(sim, SD_EINVAL, "qdisc traffic_class: port %u is a NIC port (switch ports only)", port);
+    if (pt->q_len[SD_PRIO_CTRL] || pt->q_len[SD_PRIO_DATA])
+        return sd_fail(sim, SD_ESTATE, "qdisc traffic_class: port %u has packets queued", port);
+    if (!sim->tc) {
+        sim->tc = calloc((size_t)2 * sim->cfg.max_links, sizeof *sim->tc);
+        if (!sim->tc)
+            return sd_fail(sim, SD_ENOMEM, "out of memory for the traffic-class state");
+    }
+    struct qd_tc *t = &sim->tc[port];
+    memset(t, 0, sizeof *t);
+    for (int c = 0; c < TC; c++) {
+        t->head[c] = t->tail[c] = SD_NONE;
+        t->quantum[c] = (uint64_t)p[c];
+        t->kmin[c] = (uint64_t)p[8 + c];
+        t->kmax[c] = (uint64_t)p[16 + c];
+        t->pmax[c] = p[24 + c];
+    }
+    for (int q = 0; q < SD_NUM_PRIO; q++) {
+        pt->qdisc[q] = SD_QDISC_TC;      /* the whole port */
+        pt->kmin[q] = pt->kmax[q] = 0;
+        pt->pmax[q] = 0.0;
+    }
+    return SD_OK;
+}
+
+static inline uint32_t tc_class(const sd_sim *sim, const sd_packet *pk)
+{
+    return sim->dscp_class[pkt_dscp(sim, pk)];
+}
+
+static int tc_enqueue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
+{
+    struct qd_tc *t = &sim->tc[pt - sim->ports];
+    sd_packet *pk = &sim->pkts[p];
+    uint32_t c = tc_class(sim, pk);
+    pk->next = SD_NONE;
+    if (t->tail[c] == SD_NONE)
+        t->head[c] = p;
+    else
+        sim->pkts[t->tail[c]].next = p;
+    t->tail[c] = p;
+    t->bytes[c] += pk->wire;
+    pt->q_bytes[prio] += pk->wire;
+    pt->q_len[prio]++;
+    return 2;                            /* queued here */
+}
+
+static inline int tc_ready(const sd_sim *sim, const sd_port *pt, const struct qd_tc *t, uint32_t c)
+{
+    return t->head[c] != SD_NONE && !(pt->paused & (1u << sim->pkts[t->head[c]].prio));
+}
+
+int qdisc_tc_pick(sd_sim *sim, sd_port *pt)
+{
+    struct qd_tc *t = &sim->tc[pt - sim->ports];
+    int any = 0;
+    for (int c = TC - 1; c >= 0; c--) {
+        if (!tc_ready(sim, pt, t, (uint32_t)c))
+            continue;
+        if (t->quantum[c] == 0) {
+            t->next = (uint32_t)c;
+            return sim->pkts[t->head[c]].prio;
+        }
+        any = 1;
+    }
+    if (!any)
+        return -1;
+    for (;;) {                           /* terminates: a ready class gains a quantum per round */
+        uint32_t c = t->rr;
+        if (t->quantum[c] && tc_ready(sim, pt, t, c)) {
+            if (!t->visited) {
+                t->deficit[c] += (int64_t)t->quantum[c];
+                t->visited = 1;
+            }
+            if (t->deficit[c] >= (int64_t)sim->pkts[t->head[c]].wire) {
+                t->next = c;
+                return sim->pkts[t->head[c]].prio;
+            }
+        }
+        t->rr = (c + 1) % TC;
+        t->visited = 0;
+    }
+}
+
+static uint32_t tc_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio)
+{
+    struct qd_tc *t = &sim->tc[pt - sim->ports];
+    uint32_t c = t->next, p = t->head[c];
+    sd_packet *pk = &sim->pkts[p];
+    t->head[c] = pk->next;
+    if (pk->next == SD_NONE)
+        t->tail[c] = SD_NONE;
+    t->bytes[c] -= pk->wire;
+    pt->q_bytes[prio] -= pk->wire;
+    pt->q_len[prio]--;
+    if (t->quantum[c]) {
+        t->deficit[c] -= pk->wire;
+        if (t->head[c] == SD_NONE) {     /* an emptied class keeps no credit (DRR) */
+            t->deficit[c] = 0;
+            if (t->rr == c) {
+                t->rr = (c + 1) % TC;
+                t->visited = 0;
+            }
+        }
+    }
+    return p;
+}
+
+static void tc_on_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
+{
+    (void)prio;
+    struct qd_tc *t = &sim->tc[pt - sim->ports];
+    uint32_t c = t->next;
+    sd_packet *pk = &sim->pkts[p];
+    if (pk->ecn != 0 && t->pmax[c] > 0.0 && t->bytes[c] > t->kmin[c]) {
+        double pr = sd_red_probability(t->bytes[c], t->kmin[c], t->kmax[c], t->pmax[c]);
+        if (pr >= 1.0 || rng_uniform(&pt->rng) < pr)
+            qdisc_mark(sim, pt, pk);
+    }
+}
+
+uint64_t qdisc_tc_count_data(const sd_sim *sim, uint32_t port)
+{
+    uint64_t n = 0;
+    for (int c = 0; c < TC; c++)
+        for (uint32_t p = sim->tc[port].head[c]; p != SD_NONE; p = sim->pkts[p].next)
+            n += sim->pkts[p].prio == SD_PRIO_DATA;
+    return n;
+}
+
+int sd_set_dscp_map(sd_sim *sim, const uint32_t *classes, uint32_t n)
+{
+    if (n != 64)
+        return sd_fail(sim, SD_EINVAL, "dscp map: 64 entries (one per DSCP), got %u", n);
+    for (uint32_t d = 0; d < 64; d++)
+        if (classes[d] >= TC)
+            return sd_fail(sim, SD_EINVAL, "dscp map: DSCP %u -> class %u, classes are 0..7", d, classes[d]);
+    for (uint32_t d = 0; d < 64; d++)
+        sim->dscp_class[d] = (uint8_t)classes[d];
+    return SD_OK;
+}
+
+int sd_set_qp_dscp(sd_sim *sim, uint32_t qp, uint32_t dscp)
+{
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "qp %u does not exist", qp);
+    if (dscp > 63)
+        return sd_fail(sim, SD_EINVAL, "qp %u: dscp must be in [0, 63], got %u", qp, dscp);
+    if (!sim->qp_dscp) {
+        sim->qp_dscp = malloc(sim->cfg.max_qps);
+        if (!sim->qp_dscp)
+            return sd_fail(sim, SD_ENOMEM, "qp dscp: out of memory");
+        memset(sim->qp_dscp, 0xFF, sim->cfg.max_qps);
+    }
+    sim->qp_dscp[qp] = (uint8_t)dscp;
+    if (sim->qps[qp].peer_qp < sim->num_qps)
+        sim->qp_dscp[sim->qps[qp].peer_qp] = (uint8_t)dscp;
+    return SD_OK;
+}
+
+int sd_tc_class_bytes(sd_sim *sim, uint32_t port, uint64_t *out)
+{
+    if (port >= sim->num_ports || sim->ports[port].qdisc[SD_PRIO_CTRL] != SD_QDISC_TC)
+        return sd_fail(sim, SD_EINVAL, "port %u has no traffic_class discipline", port);
+    memcpy(out, sim->tc[port].bytes, sizeof sim->tc[port].bytes);
+    return SD_OK;
+}
+
+const qdisc_ops qd_traffic_class = {
+    .name = "traffic_class", .params = tc_params, .validate = tc_validate, .setup = tc_setup,
+    .enqueue = tc_enqueue, .dequeue = tc_dequeue, .on_dequeue = tc_on_dequeue,
+};
