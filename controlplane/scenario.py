@@ -31,8 +31,8 @@ from congestion.api import CCPluginError
 from controlplane import config, devices, failures, limits, multipath, routing, topology, vswitch, vtax, workload
 from controlplane.units import Gbps, MB, ms, us
 from dataplane.sim import (CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_COMPLETIONS, STOP_EVENTS, STOP_IDLE,
-                           STOP_MAX_EVENTS, STOP_UPCALL, BudgetExceeded, SimError, Simulator, serialization_ps,
-                           wire_bytes)
+                           STOP_MAX_EVENTS, STOP_UPCALL, STOP_WALL, BudgetExceeded, SimError, Simulator,
+                           serialization_ps, wire_bytes)
 
 RESULT_FILES = ("config.json", "flows.csv", "timeseries.npz", "counters.json")
 DERIVED_KEYS = {"resolved", "bottleneck_port", "bottleneck_rate_bps"}   # written to config.json, not inputs
@@ -550,6 +550,7 @@ class Network:
         if sc.sample_interval_ps < 0 or end <= 0:
             raise ValueError("sample_interval_ps must be >= 0 and the duration > 0")
         loop = self.loop
+        loop.start_run()                             # this run's own wall-clock budget
         total = len(self.flows)
         bar = _Progress(end if sc.duration_ps is not None else None, progress)
         wall0 = time.perf_counter()
@@ -581,8 +582,10 @@ class ControlLoop:
     services run at the same simulated times whichever loop drives: scheduled failures, the DPU slow
     path (upcall handling; revalidation with idle eviction, re-translation and flow-limit
     adaptation), sampling of the time series and the tick hooks (one call per sample tick). It also
-    keeps the run budget: the data plane stops at ``max_events`` and returns every CHUNK_EVENTS
-    events so that ``max_wall_s`` is checked inside a long step; either raises BudgetExceeded."""
+    keeps the run budget: the data plane stops at ``max_events`` and at the ``max_wall_s``
+    deadline (it reads a cheap clock every few hundred events and after every Python plug-in
+    call), and returns every CHUNK_EVENTS events (the loop's own clock is read there too);
+    either budget raises BudgetExceeded. Each run (:meth:`start_run`) has a wall budget of its own."""
 
     KEYS = ("t", "rate", "acked", "win", "cnp", "q", "ecn", "drop", "tx", "pause")
 
@@ -595,11 +598,18 @@ class ControlLoop:
         self.ports = net.monitored_ports()
         self.next_sample = self.interval
         self.samples: dict[str, list] = {k: [] for k in self.KEYS}
-        # the run budget: max_events in the data plane (it stops between two events), max_wall_s here,
-        # checked before each step and every CHUNK_EVENTS events inside one
+        # the run budget: max_events and the max_wall_s deadline in the data plane (it stops between
+        # two events), max_wall_s also here, checked before each step and every CHUNK_EVENTS events
         self.max_events, self.max_wall_s = int(sc.max_events), float(sc.max_wall_s)
         net.sim.set_run_budget(self.max_events, CHUNK_EVENTS if self.max_wall_s > 0 else 0)
         self.wall0: float | None = None
+
+    def start_run(self) -> None:
+        """A run starts now: its wall-clock budget (``max_wall_s``) counts from here. Network.run and
+        the collectives Runner call it, so that each run of one network gets the whole budget (the
+        first step of a driver that does not call it starts the run)."""
+        self.wall0 = self.clock()
+        self.net.sim.set_wall_budget(self.max_wall_s)
 
     @staticmethod
     def clock() -> float:
@@ -610,8 +620,10 @@ class ControlLoop:
         """Wall-clock seconds since the first step."""
         return 0.0 if self.wall0 is None else self.clock() - self.wall0
 
-    def _check_wall(self) -> None:
-        if self.max_wall_s > 0 and self.wall_s() > self.max_wall_s:
+    def _check_wall(self, passed: bool = False) -> None:
+        """BudgetExceeded if the wall budget is used up by the loop's clock (or ``passed``: the
+        data plane's deadline passed)."""
+        if self.max_wall_s > 0 and (passed or self.wall_s() > self.max_wall_s):
             sim = self.net.sim
             raise BudgetExceeded(
                 "max_wall_s", self.max_wall_s, sim.now,
@@ -624,6 +636,8 @@ class ControlLoop:
         sim = self.net.sim
         while True:
             stop = sim.run_until(t_ps)
+            if stop == STOP_WALL:
+                self._check_wall(passed=True)
             if stop != STOP_EVENTS:
                 break
             self._check_wall()
@@ -670,7 +684,7 @@ class ControlLoop:
         after every event up to their time, exactly as in a run that never stops at completions."""
         net, sim = self.net, self.net.sim
         if self.wall0 is None:
-            self.wall0 = self.clock()
+            self.start_run()
         self._check_wall()
         stop = self._run(max(self.next_time(limit_ps), sim.now))
         if stop == STOP_COMPLETIONS:

@@ -92,21 +92,22 @@ def run(out_dir: str | Path = "results/allreduce_busbw", params: dict | None = N
     seeds = int(p["seeds"])
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
-    for variant, algo, size, run_seed in ((v, a, z, seed + k) for v in variants for a in algos for z in sizes(p)
-                                          for k in range(seeds)):
-                sc = rail_scenario(f"allreduce-{algo}-{variant}", topology(p), p["cc"], run_seed, variant)
-                net = C.network(apply_overrides(sc, overrides))
-                ranks = ranks_of(RailLayout.of(net.fabric), p["order"], run_seed)
-                wall = time.perf_counter()
-                r = C.run_collective(net, schedule(algo, net, ranks, size, int(p["chunk_bytes"])))
-                c = net.sim.counters()
-                rows.append({"variant": variant, "algo": algo, "seed": run_seed, "n_ranks": r.n_ranks, "size_bytes": size,
-                             "time_us": round(r.time_ps / 1e6, 3), "algbw_gbps": round(r.algbw_bps / 1e9, 3),
-                             "busbw_gbps": round(r.busbw_bps / 1e9, 3), "retransmitted": c["retransmitted"],
-                             "dropped": c["data_dropped"]})
-                print(f"{variant:6s} {algo:12s} seed {run_seed} {size:>11,d} B {rows[-1]['time_us']:>11.1f} us "
-                      f"algbw {rows[-1]['algbw_gbps']:7.1f} busbw {rows[-1]['busbw_gbps']:7.1f} Gb/s "
-                      f"({time.perf_counter() - wall:.1f} s wall)", file=sys.stderr)
+    with C.partial_results(out, "allreduce_busbw.csv", rows):   # a stopped run keeps the rows so far
+        for variant, algo, size, run_seed in ((v, a, z, seed + k) for v in variants for a in algos for z in sizes(p)
+                                              for k in range(seeds)):
+                    sc = rail_scenario(f"allreduce-{algo}-{variant}", topology(p), p["cc"], run_seed, variant)
+                    net = C.network(apply_overrides(sc, overrides))
+                    ranks = ranks_of(RailLayout.of(net.fabric), p["order"], run_seed)
+                    wall = time.perf_counter()
+                    r = C.run_collective(net, schedule(algo, net, ranks, size, int(p["chunk_bytes"])))
+                    c = net.sim.counters()
+                    rows.append({"variant": variant, "algo": algo, "seed": run_seed, "n_ranks": r.n_ranks, "size_bytes": size,
+                                 "time_us": round(r.time_ps / 1e6, 3), "algbw_gbps": round(r.algbw_bps / 1e9, 3),
+                                 "busbw_gbps": round(r.busbw_bps / 1e9, 3), "retransmitted": c["retransmitted"],
+                                 "dropped": c["data_dropped"]})
+                    print(f"{variant:6s} {algo:12s} seed {run_seed} {size:>11,d} B {rows[-1]['time_us']:>11.1f} us "
+                          f"algbw {rows[-1]['algbw_gbps']:7.1f} busbw {rows[-1]['busbw_gbps']:7.1f} Gb/s "
+                          f"({time.perf_counter() - wall:.1f} s wall)", file=sys.stderr)
     write_csv(out / "allreduce_busbw.csv", rows)
     summary = summarize(rows)
     write_csv(out / "allreduce_busbw_summary.csv", summary)

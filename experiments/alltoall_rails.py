@@ -46,28 +46,29 @@ def run(out_dir: str | Path = "results/alltoall_rails", params: dict | None = No
         seed: int = 1, plots: bool = True, capture=None) -> dict:
     p, out = collective_experiment_setup(out_dir, PARAMS, params, seed, overrides, capture)
     rows = []
-    for variant in chosen("variants", p["variants"], AI_PATH_VARIANTS):
-        for over in p["core_oversubscription"]:
-            for via in chosen("vias", p["vias"], VIAS):
-                for size in p["sizes"]:
-                    sc = rail_scenario(f"alltoall-{via}", topology(p, over), p["cc"], seed, variant)
-                    net = C.network(apply_overrides(sc, overrides))
-                    lay = RailLayout.of(net.fabric)
-                    ranks = [Gpu(s, r) for s in range(lay.num_servers) for r in range(lay.R)]
-                    wall = time.perf_counter()
-                    r = C.run_collective(net, C.all_to_all(net, ranks, int(size), via=via,
-                                                           chunk_bytes=int(p["chunk_bytes"])))
-                    ports = net.sim.ports
-                    core_bytes = int(sum(int(ports["tx_bytes"][q]) for q in range(net.fabric.num_ports)
-                                         if net.fabric.node_tier[net.fabric.port_owner(q)] == 3))
-                    rows.append({"variant": variant, "core_oversubscription": over, "via": via, "n_ranks": r.n_ranks,
-                                 "size_bytes": int(size), "time_us": round(r.time_ps / 1e6, 3),
-                                 "algbw_gbps": round(r.algbw_bps / 1e9, 3), "busbw_gbps": round(r.busbw_bps / 1e9, 3),
-                                 "core_tx_bytes": core_bytes, "retransmitted": net.sim.counters()["retransmitted"]})
-                    x = rows[-1]
-                    print(f"{variant:5s} core {over}:1 {via:6s} {size:>10,d} B: {x['time_us']:9.1f} us busbw "
-                          f"{x['busbw_gbps']:6.1f} Gb/s, core bytes {core_bytes / 1e6:8.1f} MB "
-                          f"({time.perf_counter() - wall:.1f} s wall)", file=sys.stderr)
+    with C.partial_results(out, "alltoall_rails.csv", rows):   # a stopped run keeps the rows so far
+        for variant in chosen("variants", p["variants"], AI_PATH_VARIANTS):
+            for over in p["core_oversubscription"]:
+                for via in chosen("vias", p["vias"], VIAS):
+                    for size in p["sizes"]:
+                        sc = rail_scenario(f"alltoall-{via}", topology(p, over), p["cc"], seed, variant)
+                        net = C.network(apply_overrides(sc, overrides))
+                        lay = RailLayout.of(net.fabric)
+                        ranks = [Gpu(s, r) for s in range(lay.num_servers) for r in range(lay.R)]
+                        wall = time.perf_counter()
+                        r = C.run_collective(net, C.all_to_all(net, ranks, int(size), via=via,
+                                                               chunk_bytes=int(p["chunk_bytes"])))
+                        ports = net.sim.ports
+                        core_bytes = int(sum(int(ports["tx_bytes"][q]) for q in range(net.fabric.num_ports)
+                                             if net.fabric.node_tier[net.fabric.port_owner(q)] == 3))
+                        rows.append({"variant": variant, "core_oversubscription": over, "via": via, "n_ranks": r.n_ranks,
+                                     "size_bytes": int(size), "time_us": round(r.time_ps / 1e6, 3),
+                                     "algbw_gbps": round(r.algbw_bps / 1e9, 3), "busbw_gbps": round(r.busbw_bps / 1e9, 3),
+                                     "core_tx_bytes": core_bytes, "retransmitted": net.sim.counters()["retransmitted"]})
+                        x = rows[-1]
+                        print(f"{variant:5s} core {over}:1 {via:6s} {size:>10,d} B: {x['time_us']:9.1f} us busbw "
+                              f"{x['busbw_gbps']:6.1f} Gb/s, core bytes {core_bytes / 1e6:8.1f} MB "
+                              f"({time.perf_counter() - wall:.1f} s wall)", file=sys.stderr)
     write_csv(out / "alltoall_rails.csv", rows)
     print(f"{'variant':7s} {'core':>5s} {'via':7s} {'size (B)':>11s} {'time (us)':>10s} {'busbw (Gb/s)':>13s} "
           f"{'core MB':>9s}")

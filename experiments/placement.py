@@ -75,25 +75,26 @@ def run(out_dir: str | Path = "results/placement", params: dict | None = None, o
         raise ValueError(f"seeds must be >= 1, got {p['seeds']}")
     lay = RailLayout(C.network(rail_scenario("placement", topology(p), p["cc"], seed)).fabric.params)
     rows = []
-    for k in range(int(p["seeds"])):
-        run_seed = seed + k
-        for policy in POLICIES:
-            rng = np.random.default_rng([run_seed, 11])          # the same draws for both policies
-            occ = Occupancy(lay)
-            for j in range(int(p["background_jobs"])):
-                place(policy, occ, int(p["background_gpus"]), rng, j + 1)
-            background = occ.jobs()
-            gpus = place(policy, occ, int(p["job_gpus"]), rng, 0)
-            wall = time.perf_counter()
-            loaded = step(p, run_seed, overrides, gpus, background)
-            alone = step(p, run_seed, overrides, gpus, {})
-            rows.append({"seed": run_seed, "policy": policy, "tier": placement_tier(lay, gpus),
-                         "servers": len({g.server for g in gpus}), "leaf_groups": len({lay.leaf_group(g.server) for g in gpus}),
-                         "step_us": round(loaded / 1e6, 3), "alone_us": round(alone / 1e6, 3),
-                         "gpus": " ".join(f"s{g.server}g{g.rail}" for g in gpus)})
-            r = rows[-1]
-            print(f"seed {run_seed} {policy:15s} tier {r['tier']} on {r['servers']} servers: step {r['step_us']:9.1f} us "
-                  f"(alone {r['alone_us']:9.1f} us) ({time.perf_counter() - wall:.1f} s wall)", file=sys.stderr)
+    with C.partial_results(out, "placement.csv", rows):   # a stopped run keeps the rows so far
+        for k in range(int(p["seeds"])):
+            run_seed = seed + k
+            for policy in POLICIES:
+                rng = np.random.default_rng([run_seed, 11])          # the same draws for both policies
+                occ = Occupancy(lay)
+                for j in range(int(p["background_jobs"])):
+                    place(policy, occ, int(p["background_gpus"]), rng, j + 1)
+                background = occ.jobs()
+                gpus = place(policy, occ, int(p["job_gpus"]), rng, 0)
+                wall = time.perf_counter()
+                loaded = step(p, run_seed, overrides, gpus, background)
+                alone = step(p, run_seed, overrides, gpus, {})
+                rows.append({"seed": run_seed, "policy": policy, "tier": placement_tier(lay, gpus),
+                             "servers": len({g.server for g in gpus}), "leaf_groups": len({lay.leaf_group(g.server) for g in gpus}),
+                             "step_us": round(loaded / 1e6, 3), "alone_us": round(alone / 1e6, 3),
+                             "gpus": " ".join(f"s{g.server}g{g.rail}" for g in gpus)})
+                r = rows[-1]
+                print(f"seed {run_seed} {policy:15s} tier {r['tier']} on {r['servers']} servers: step {r['step_us']:9.1f} us "
+                      f"(alone {r['alone_us']:9.1f} us) ({time.perf_counter() - wall:.1f} s wall)", file=sys.stderr)
     write_csv(out / "placement.csv", rows)
     print(f"{'policy':15s} {'mean step (us)':>15s} {'alone (us)':>11s} {'mean tier':>10s}")
     summary = []

@@ -65,40 +65,42 @@ def run(out_dir: str | Path = "results/sharp_gain", params: dict | None = None, 
         seed: int = 1, plots: bool = True, capture=None) -> dict:
     p, out = collective_experiment_setup(out_dir, PARAMS, params, seed, overrides, capture)
     rows = []
-    for fname in chosen("fabrics", p["fabrics"], FABRICS):
-        fab = dict(FABRICS[fname])
-        if fab["op_overhead_ps"] is None:
-            fab["op_overhead_ps"] = us(p["op_overhead_us"])
-        for n in fab["ranks"]:
-            ranks = [Gpu(s, 0) for s in range(n)]
-            t = {}
-            for algo in ("ring", "sharp"):
-                sc = rail_scenario(f"sharp_gain-{fname}-{algo}-{n}", fab["topology"], p["cc"], seed)
-                net = C.network(apply_overrides(sc, overrides))
-                wall = time.perf_counter()
-                if algo == "ring":
-                    sched = C.ring_all_reduce(net, ranks, int(p["size_bytes"]), chunk_bytes=int(p["chunk_bytes"]))
-                else:
-                    sched = sharp_all_reduce(net, ranks, int(p["size_bytes"]), chunk_bytes=int(p["chunk_bytes"]),
-                                             op_overhead_ps=fab["op_overhead_ps"])
-                t[algo] = C.run_collective(net, sched)
-                print(f"{fname:15s} N={n:3d} {algo:5s} {t[algo].time_ps / 1e6:10.1f} us "
-                      f"({time.perf_counter() - wall:.1f} s wall)", file=sys.stderr)
-            topo = fab["topology"]
-            rows.append({"fabric": fname, "n_ranks": n, "size_bytes": int(p["size_bytes"]),
-                         "ring_us": round(t["ring"].time_ps / 1e6, 3), "sharp_us": round(t["sharp"].time_ps / 1e6, 3),
-                         "gain": round(t["ring"].time_ps / t["sharp"].time_ps, 4),
-                         "ideal_gain": round(2 * (n - 1) / n, 4),
-                         "ring_busbw_gbps": round(t["ring"].busbw_bps / 1e9, 2),
-                         "sharp_busbw_gbps": round(t["sharp"].busbw_bps / 1e9, 2),
-                         "link_gbps": topo["host_rate_bps"] / 1e9, "link_delay_ns": topo["host_delay_ps"] / 1e3,
-                         "sharp_latency_ns": topo["sharp_latency_ps"] / 1e3,
-                         "sharp_rate_gbps": (topo.get("sharp_rate_bps") or 0) / 1e9 or "line rate",
-                         "op_overhead_ns": fab["op_overhead_ps"] / 1e3})
+    with C.partial_results(out, "sharp_gain.csv", rows):   # a stopped run keeps the rows so far
+        for fname in chosen("fabrics", p["fabrics"], FABRICS):
+            fab = dict(FABRICS[fname])
+            if fab["op_overhead_ps"] is None:
+                fab["op_overhead_ps"] = us(p["op_overhead_us"])
+            for n in fab["ranks"]:
+                ranks = [Gpu(s, 0) for s in range(n)]
+                t = {}
+                for algo in ("ring", "sharp"):
+                    sc = rail_scenario(f"sharp_gain-{fname}-{algo}-{n}", fab["topology"], p["cc"], seed)
+                    net = C.network(apply_overrides(sc, overrides))
+                    wall = time.perf_counter()
+                    if algo == "ring":
+                        sched = C.ring_all_reduce(net, ranks, int(p["size_bytes"]), chunk_bytes=int(p["chunk_bytes"]))
+                    else:
+                        sched = sharp_all_reduce(net, ranks, int(p["size_bytes"]), chunk_bytes=int(p["chunk_bytes"]),
+                                                 op_overhead_ps=fab["op_overhead_ps"])
+                    t[algo] = C.run_collective(net, sched)
+                    print(f"{fname:15s} N={n:3d} {algo:5s} {t[algo].time_ps / 1e6:10.1f} us "
+                          f"({time.perf_counter() - wall:.1f} s wall)", file=sys.stderr)
+                topo = fab["topology"]
+                rows.append({"fabric": fname, "n_ranks": n, "size_bytes": int(p["size_bytes"]),
+                             "ring_us": round(t["ring"].time_ps / 1e6, 3), "sharp_us": round(t["sharp"].time_ps / 1e6, 3),
+                             "gain": round(t["ring"].time_ps / t["sharp"].time_ps, 4),
+                             "ideal_gain": round(2 * (n - 1) / n, 4),
+                             "ring_busbw_gbps": round(t["ring"].busbw_bps / 1e9, 2),
+                             "sharp_busbw_gbps": round(t["sharp"].busbw_bps / 1e9, 2),
+                             "link_gbps": topo["host_rate_bps"] / 1e9, "link_delay_ns": topo["host_delay_ps"] / 1e3,
+                             "sharp_latency_ns": topo["sharp_latency_ps"] / 1e3,
+                             "sharp_rate_gbps": (topo.get("sharp_rate_bps") or 0) / 1e9 or "line rate",
+                             "op_overhead_ns": fab["op_overhead_ps"] / 1e3})
     write_csv(out / "sharp_gain.csv", rows)
     sweep = []
     if "nvswitch" in p["fabrics"]:
-        sweep = overhead_sweep(p, seed, overrides)
+        with C.partial_results(out, "sharp_gain_overhead.csv", sweep):
+            sweep += overhead_sweep(p, seed, overrides)
         write_csv(out / "sharp_gain_overhead.csv", sweep)
     print(f"{'fabric':15s} {'N':>4s} {'ring (us)':>10s} {'SHARP (us)':>11s} {'gain':>6s} {'2(N-1)/N':>9s}")
     for r in rows:
