@@ -257,6 +257,13 @@ class Network:
             base = ecn.get("base_rate_bps")
             if base is not None and not (isinstance(base, (int, float)) and base > 0):
                 raise ValueError(f"ecn.base_rate_bps must be a rate > 0 (bit/s), got {base!r}")
+            if ecn["kmax_bytes"] < ecn["kmin_bytes"]:
+                # else the data plane refuses it per port ("port 1: ECN kmax ..."), naming no field
+                given = "" if {"kmin_bytes", "kmax_bytes"} <= set(sc.ecn or {}) else \
+                    f" (kmin_bytes is the {sc.cc} default)" if "kmax_bytes" in (sc.ecn or {}) else \
+                    f" (kmax_bytes is the {sc.cc} default)"
+                raise ValueError(f"ecn.kmax_bytes must be >= ecn.kmin_bytes, got kmax_bytes={ecn['kmax_bytes']} and "
+                                 f"kmin_bytes={ecn['kmin_bytes']}{given}")
         pool = sc.pkt_pool or min(1 << 21, 65536 + 256 * len(self.flows))
         host_rate = max(l.rate_bps for l in self.fabric.links if self.fabric.is_host(l.a) or self.fabric.is_host(l.b))
         int_multi = max(1, round(host_rate / Gbps(25))) if defaults.get("int") else 0
