@@ -159,6 +159,13 @@ def counter_rate_per_us(t_ps: np.ndarray, cumulative: np.ndarray) -> np.ndarray:
         return np.where(dt_us > 0, counts / dt_us, np.nan)
 
 
+def percentile(values, q: float) -> float:
+    """``np.percentile(values, q)``, or NaN when there are no values (no flow completed: a run
+    cut short by max_duration_ps or its budget), instead of numpy's IndexError."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(np.percentile(values, q)) if values.size else float("nan")
+
+
 def jain_index(x) -> float:
     """Jain's fairness index J = (Σ x_i)² / (n · Σ x_i²) of n non-negative allocations.
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from controlplane.results import percentile
 from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv, apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import MB, us
@@ -80,8 +81,8 @@ def run(out_dir: str | Path = "results/link_failure", params: dict | None = None
         b = np.array([0] + [v for _, v in placed], dtype=np.float64)
         series[name] = (t[1:] / 1e6, np.diff(b) * 8e12 / np.maximum(np.diff(t), 1))
         s = {"variant": name, "flows": int(len(f["fct_ps"])), "completed": int(done.sum()),
-             "p50_fct_us": float(np.percentile(fct, 50)), "p99_fct_us": float(np.percentile(fct, 99)),
-             "max_fct_us": float(fct.max()), "failure_drops": int(c["failure_drops"]),
+             "p50_fct_us": percentile(fct, 50), "p99_fct_us": percentile(fct, 99),
+             "max_fct_us": percentile(fct, 100), "failure_drops": int(c["failure_drops"]),   # NaN: none completed
              "retransmitted": int(c["retransmitted"]), "timeouts": int(c["timeouts"])}
         summary.append(s)
         print(f"[{i + 1}/{len(variants)}] {name}: {s['completed']}/{s['flows']} flows, p99 FCT {s['p99_fct_us']:.0f} us, "

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from controlplane.results import percentile
 from controlplane.experiment import chosen, permutation_on_fat_tree, write_csv, apply_overrides
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
@@ -73,8 +74,11 @@ def run(out_dir: str | Path = "results/spraying_vs_ecmp", params: dict | None = 
                          "size_bytes": int(f["size_bytes"][j]), "fct_ps": int(f["fct_ps"][j]),
                          "throughput_bps": float(tput[j])})
         s = {"variant": name, "flows": int(len(tput)), "completed": int(done.sum()),
-             "mean_tput_frac": float(tput.mean() / line), "p1_tput_frac": float(np.percentile(tput, 1) / line),
-             "mean_fct_us": float(f["fct_ps"][done].mean() / 1e6), "p99_fct_us": float(np.percentile(f["fct_ps"][done], 99) / 1e6),
+             "mean_tput_frac": float(tput.mean() / line) if len(tput) else float("nan"),
+             "p1_tput_frac": percentile(tput, 1) / line,
+             # NaN when no flow completed (a run cut short by max_duration_ps or its budget)
+             "mean_fct_us": float(f["fct_ps"][done].mean() / 1e6) if done.any() else float("nan"),
+             "p99_fct_us": percentile(f["fct_ps"][done], 99) / 1e6,
              "retransmitted": int(c["retransmitted"]), "dropped": int(c["data_dropped"]),
              "rx_ooo": int(rcv["rx_ooo"].sum()), "ooo_peak": int(rcv["ooo_peak"].max()),
              "ooo_max_dist": int(rcv["ooo_max_dist"].max()), "ar_moves": int(c["ar_moves"])}
