@@ -765,7 +765,6 @@ int sd_set_wall_budget(sd_sim *sim, double seconds)
     if (!(seconds >= 0.0) || seconds > 1e9)           /* NaN, negative, or beyond ~31 years */
         return sd_fail(sim, SD_EINVAL, "wall budget must be a number of seconds in [0, 1e9], got %g", seconds);
     sim->wall_deadline_ns = seconds > 0.0 ? wall_now_ns() + (int64_t)(seconds * 1e9) : 0;
-    sim->wall_countdown = 1;                           /* look at the clock before the first event */
     return SD_OK;
 }
 
@@ -822,6 +821,8 @@ int sd_run_until(sd_sim *sim, int64_t t)
         stop_at = sim->ctr.events + sim->chunk_events;
     if (sim->max_events && sim->max_events < stop_at)
         stop_at = sim->max_events;
+    /* the first event looks at the wall clock (a deadline may have passed between two calls) */
+    sim->poll_at = sim->wall_deadline_ns ? sim->ctr.events : stop_at;
     uint64_t stall = sim->stall_limit;
     if (!stall)
         stall = SD_STALL_EVENTS + 16ull * ((uint64_t)sim->num_ports + sim->num_qps + sim->cfg.num_hosts);
@@ -840,17 +841,19 @@ int sd_run_until(sd_sim *sim, int64_t t)
             sim->now = t;
             return SD_STOP_TIME;
         }
-        if (__builtin_expect(sim->ctr.events >= stop_at, 0))
-            return sim->max_events && sim->ctr.events >= sim->max_events ? SD_STOP_MAX_EVENTS : SD_STOP_EVENTS;
-        /* the wall-clock budget: the clock is read every SD_WALL_CHECK_EVENTS events (a C event takes
-         * well under 10 us, so at most a few ms pass between two readings) and after every event
-         * that called a Python plug-in (cc.c sets the countdown to 1: a plug-in may be slow) */
-        if (sim->wall_deadline_ns && __builtin_expect(--sim->wall_countdown == 0, 0)) {
-            sim->wall_countdown = SD_WALL_CHECK_EVENTS;
-            if (wall_now_ns() >= sim->wall_deadline_ns) {
-                sim->wall_countdown = 1;                /* a later call looks again at once */
+        /* one compare per event for both budgets: poll_at is the event budget's stop or, earlier, the
+         * next reading of the wall clock: every SD_WALL_CHECK_EVENTS events (a C event takes well
+         * under 10 us, so at most a few ms pass between two readings) and after every event that
+         * called a Python plug-in (cc.c sets poll_at to now: a plug-in may be slow) */
+        if (__builtin_expect(sim->ctr.events >= sim->poll_at, 0)) {
+            if (sim->ctr.events >= stop_at)
+                return sim->max_events && sim->ctr.events >= sim->max_events ? SD_STOP_MAX_EVENTS : SD_STOP_EVENTS;
+            if (sim->wall_deadline_ns && wall_now_ns() >= sim->wall_deadline_ns) {
+                sim->poll_at = sim->ctr.events;         /* until the next call sets it again */
                 return SD_STOP_WALL;
             }
+            sim->poll_at = sim->wall_deadline_ns && stop_at - sim->ctr.events > SD_WALL_CHECK_EVENTS
+                               ? sim->ctr.events + SD_WALL_CHECK_EVENTS : stop_at;
         }
         if (top->t == sim->last_ev_t) {
             if (__builtin_expect(++sim->same_instant >= stall, 0)) {
