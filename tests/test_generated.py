@@ -154,3 +154,15 @@ def test_an_experiment_whose_flows_all_miss_the_end_reports_nan_not_a_traceback(
     assert main(argv) == 0, capsys.readouterr().err[-2000:]
     rows = list(csv.DictReader(open(tmp_path / csv_name)))
     assert rows and all(r["completed"] == "0" and math.isnan(float(r["p99_fct_us"])) for r in rows)
+
+
+@pytest.mark.parametrize("path, message", [
+    # found by the campaign: a pcap workload whose path names no file raised FileNotFoundError
+    # (IsADirectoryError for a folder) from pathlib, naming no field
+    ("nan", r"workload\.path must name a pcap file, got 'nan' \(no such file\)"),
+    ("/", r"workload\.path must name a pcap file, got '/' \(a directory\)"),
+])
+def test_a_pcap_workload_without_a_file_is_refused_naming_workload_path(path, message):
+    from controlplane.scenario import Scenario
+    with pytest.raises(ValueError, match=message):
+        Scenario.from_dict({"workload": {"kind": "pcap", "path": path}, "max_events": 1000}).build()
