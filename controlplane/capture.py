@@ -92,6 +92,8 @@ class CaptureSpec:
                     spec.to_ps = ps
             elif k == "max":
                 spec.max_packets = parse_int(name, v, minimum=0)
+                if spec.max_packets >= 2**63:          # the data plane's counter (0 = no limit)
+                    raise UsageError(f"{name} must be a packet count < 2**63 (0 = no limit), got {v}")
             elif k == "snaplen":
                 spec.snaplen = parse_int(name, v, minimum=1)
                 if spec.snaplen > cls.MAX_SNAPLEN:

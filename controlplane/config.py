@@ -508,7 +508,8 @@ class ScenarioModel(Strict):
     cc: Text("congestion control: a registered name or path/to/file.py:Class")
     cc_params: Section("the CC's parameters (the CC checks them: congestion.api check_params)")
     cc_impl: Choice(("c", "python"), "the C twin or the Python reference")
-    mtu_payload: Int("payload bytes per packet", lo=1, kind="size")
+    mtu_payload: Int("payload bytes per packet (the data plane takes 64..9000; RoCE MTUs are 256..4096)", lo=64, hi=9000,
+                     kind="size")
     ack_interval: Int("receiver ACKs every n-th packet", lo=1)
     buffer_bytes: Int("drop-tail capacity of each switch egress data queue", lo=1, kind="size")
     ecn: Ecn | None

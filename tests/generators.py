@@ -55,7 +55,7 @@ SMALL = {
     "tenants": _int(1, 4), "vfs_per_host": _int(1, 4), "pkt_pool": {"anyOf": [_int(1, 1 << 16), {"type": "null"}]},
     "trace": _int(0, 1000), "entries": _int(0, 4096), "max_outstanding": _int(0, 64),
     "reorder_window": _int(1, 4096), "rto_low_pkts": _int(0, 64), "plb_rehash_rounds": _int(1, 64),
-    "ack_interval": _int(1, 64), "size_bytes": _int(1, 1 << 16), "mtu_payload": _int(1, 1 << 16),
+    "ack_interval": _int(1, 64), "size_bytes": _int(1, 1 << 16), "mtu_payload": _int(64, 9000),
     "duration_ps": {"anyOf": [_int(1, MAX_DURATION_PS), {"type": "null"}]},
     "max_duration_ps": _int(1, MAX_DURATION_PS), "max_events": _int(1, MAX_EVENTS),
     "max_wall_s": {"type": "number", "minimum": 0.05, "maximum": MAX_WALL_S},
@@ -298,7 +298,7 @@ def named_field(message: str, names: set[str]) -> str | None:
         # a dotted path into a section of the scenario (workload.senders when senders was deleted)
         dotted = ("." in tok or "[" in tok) and first in top_level_names()
         option = tok.split(" ")[0] if tok.startswith("--") else None       # --pcap-filter snaplen
-        if tok in names or last in names or dotted or option in names:
+        if tok in names or last in names or dotted or option in names or tok in top_level_names():
             if tok not in WEAK_NAMES:
                 return tok
             weak = weak or tok

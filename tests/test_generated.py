@@ -166,3 +166,28 @@ def test_a_pcap_workload_without_a_file_is_refused_naming_workload_path(path, me
     from controlplane.scenario import Scenario
     with pytest.raises(ValueError, match=message):
         Scenario.from_dict({"workload": {"kind": "pcap", "path": path}, "max_events": 1000}).build()
+
+
+def test_mtu_payload_out_of_the_data_planes_range_is_refused_by_the_schema():
+    """Found by the campaign: mtu_payload = 10^12 passed the model (lower bound 1 only) and
+    reached cffi as "OverflowError: integer 1000000000000 does not fit '32-bit unsigned int'"
+    (dataplane/sim.py wire_bytes, from max_base_rtt_ps); 1..63 reached the data plane's own check.
+    The schema now has the data plane's bounds (native/sim.c: 64..9000 bytes)."""
+    from controlplane.config import json_schema
+    from controlplane.scenario import Scenario
+    for bad in (10**12, 9001, 63, 1):
+        with pytest.raises(ValueError, match=rf"^mtu_payload must be in \[64, 9000\], got {bad}$"):
+            Scenario.from_dict({"cc": "nscc", "mtu_payload": bad})
+    branch = json_schema()["properties"]["mtu_payload"]["anyOf"][0]
+    assert (branch["minimum"], branch["maximum"]) == (64, 9000)
+    assert Scenario(mtu_payload="9000").mtu_payload == 9000
+
+
+def test_pcap_filter_max_beyond_the_data_planes_counter_is_refused():
+    """Found by the campaign: --pcap-filter max=18446744073709551616 (2^64) passed the parser and
+    raised OverflowError in Simulator.capture_open ("int too big to convert")."""
+    from controlplane.capture import CaptureSpec
+    with pytest.raises(ValueError, match=r"^--pcap-filter max must be a packet count < 2\*\*63 \(0 = no limit\), "
+                                         r"got 18446744073709551616$"):
+        CaptureSpec.parse("c.pcap", "max=18446744073709551616")
+    assert CaptureSpec.parse("c.pcap", f"max={2**63 - 1}").max_packets == 2**63 - 1
