@@ -191,3 +191,15 @@ def test_pcap_filter_max_beyond_the_data_planes_counter_is_refused():
                                          r"got 18446744073709551616$"):
         CaptureSpec.parse("c.pcap", "max=18446744073709551616")
     assert CaptureSpec.parse("c.pcap", f"max={2**63 - 1}").max_packets == 2**63 - 1
+
+
+def test_a_rail_fabric_count_beyond_any_fabric_is_refused_before_rates_are_computed(tmp_path, capsys):
+    """Found by the campaign: `softdpu run placement --set servers_per_leaf=2e400` (an exact
+    integer, 2 x 10^400) reached rails.py's default leaf rate, host_rate x servers_per_leaf / ...,
+    as a float: OverflowError, exit 70 with a traceback. Now one line, exit 2."""
+    from controlplane.cli import main
+    rc = main(["run", "placement", "--set", "servers_per_leaf=2e400", "--no-plots", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert "servers_per_leaf must be at most 1,048,576 (a fabric has at most 1,048,576 hosts and 1,048,576 " \
+           "switches), got 2000... (401 digits)" in err[0], err
