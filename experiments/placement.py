@@ -73,6 +73,10 @@ def run(out_dir: str | Path = "results/placement", params: dict | None = None, o
     p, out = collective_experiment_setup(out_dir, PARAMS, params, seed, overrides, capture)
     if int(p["seeds"]) < 1:
         raise ValueError(f"seeds must be >= 1, got {p['seeds']}")
+    # an all-reduce needs 2 members: say so by the parameter typed, not by the collective's "ranks"
+    for key in ("job_gpus",) + (("background_gpus",) if int(p["background_jobs"]) > 0 else ()):
+        if int(p[key]) < 2:
+            raise ValueError(f"{key} must be >= 2 (a job's all-reduce needs at least 2 GPUs), got {p[key]}")
     lay = RailLayout(C.network(rail_scenario("placement", topology(p), p["cc"], seed)).fabric.params)
     rows = []
     with C.partial_results(out, "placement.csv", rows):   # a stopped run keeps the rows so far

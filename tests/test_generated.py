@@ -203,3 +203,13 @@ def test_a_rail_fabric_count_beyond_any_fabric_is_refused_before_rates_are_compu
     assert rc == 2 and len(err) == 1, err
     assert "servers_per_leaf must be at most 1,048,576 (a fabric has at most 1,048,576 hosts and 1,048,576 " \
            "switches), got 2000... (401 digits)" in err[0], err
+
+
+@pytest.mark.parametrize("key", ["background_gpus", "job_gpus"])
+def test_placement_names_the_gpu_count_parameter_not_the_collectives_ranks(tmp_path, capsys, key):
+    """Found by the campaign: `--set background_gpus=1` stopped with "ranks must list at least 2
+    members, got 1", naming the collective's internal argument instead of the parameter typed."""
+    from controlplane.cli import main
+    rc = main(["run", "placement", "--set", f"{key}=1", "--no-plots", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [f"softdpu: {key} must be >= 2 (a job's all-reduce needs at least 2 GPUs), got 1"], err
