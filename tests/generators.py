@@ -323,7 +323,10 @@ def check_scenario(d: dict, touched: str = "", out_dir: Path | None = None) -> O
     from congestion.api import CCPluginError
     from controlplane.scenario import Scenario
     from dataplane.sim import BudgetExceeded, SimError
-    names = names_in(d) | {p for p in re.split(r"[.\[\]]", touched) if p} | {"scenario"}
+    # a CC's own check names the CC and the parameter ("dcqcn: unknown parameter(s) ['']")
+    cc = d.get("cc", "dcqcn") if isinstance(d.get("cc", "dcqcn"), str) else ""
+    names = names_in(d) | {p for p in re.split(r"[.\[\]]", touched) if p} | {"scenario"} | (
+        {cc} if cc and "cc_params" in d else set())
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
