@@ -74,12 +74,14 @@ def _integer(kind: str | None, lo: float | None, hi: float | None, zero_off: boo
         if zero_off and v == 0:
             return v
         if (lo is not None and v < lo) or (hi is not None and v > hi):
+            def num(b) -> str:              # 4294967295, not 4.29497e+09
+                return str(int(b)) if float(b).is_integer() else f"{b:g}"
             if lo is not None and hi is not None:
-                rule = f"in [{lo:g}, {hi:g}]"
+                rule = f"in [{num(lo)}, {num(hi)}]"
             elif hi is not None:
-                rule = f"<= {hi:g}"
+                rule = f"<= {num(hi)}"
             else:
-                rule = "a positive integer (>= 1)" if lo == 1 else f">= {lo:g}"
+                rule = "a positive integer (>= 1)" if lo == 1 else f">= {num(lo)}"
             raise ValueError(f"must be {rule}{' (or 0: off)' if zero_off else ''}, got {given!r}")
         return v
     return check
@@ -101,9 +103,19 @@ def _json_int(kind: str | None, lo, hi, description: str) -> dict:
     return s
 
 
+#: the largest size in bytes any field takes (1 PB: beyond any buffer or message; the data plane's
+#: byte counters are 64-bit, and ECN thresholds are scaled by the port rate, so 2^64 is no bound)
+MAX_SIZE_BYTES = 10**15
+#: the data plane's 32-bit counts (ack_interval, pkt_pool, trace capacity)
+MAX_U32 = 2**32 - 1
+
+
 def Int(description: str, lo: float | None = 0, hi: float | None = None, *, kind: str | None = None,
         zero_off: bool = False):
-    """An integer field (a count, or a rate/size/time when ``kind`` is given)."""
+    """An integer field (a count, or a rate/size/time when ``kind`` is given); a size is at most
+    MAX_SIZE_BYTES unless ``hi`` says otherwise."""
+    if kind == "size" and hi is None:
+        hi = MAX_SIZE_BYTES
     return Annotated[Any, BeforeValidator(_integer(kind, lo, hi, zero_off)),
                      WithJsonSchema(_json_int(kind, lo, hi, description))]
 
@@ -442,7 +454,7 @@ class Qpc(Strict):
     hosts: Annotated[Any, BeforeValidator(lambda x: x if x == "all" else _host_list(x)),
                      WithJsonSchema({"anyOf": [{"const": "all"}, {"type": "array", "items": {"type": "integer"}}],
                                      "description": "hosts with a cache"})] = "all"
-    trace: Int("trace capacity (records; 0 off)") = 0
+    trace: Int("trace capacity (records; 0 off)", hi=MAX_U32) = 0
 
 
 class PolicySpec(Strict):
@@ -510,7 +522,7 @@ class ScenarioModel(Strict):
     cc_impl: Choice(("c", "python"), "the C twin or the Python reference")
     mtu_payload: Int("payload bytes per packet (the data plane takes 64..9000; RoCE MTUs are 256..4096)", lo=64, hi=9000,
                      kind="size")
-    ack_interval: Int("receiver ACKs every n-th packet", lo=1)
+    ack_interval: Int("receiver ACKs every n-th packet", lo=1, hi=MAX_U32)
     buffer_bytes: Int("drop-tail capacity of each switch egress data queue", lo=1, kind="size")
     ecn: Ecn | None
     cnp_mode: Choice(("interval", "ack_echo"), "how congestion is echoed") | None
@@ -524,8 +536,8 @@ class ScenarioModel(Strict):
                              WithJsonSchema({"anyOf": [{"enum": ["switch", "all", "none"]},
                                                        {"type": "array", "items": {"type": ["integer", "string"]}}],
                                              "description": "ports sampled in the time series"})]
-    trace: Int("CC decision-trace capacity (records; 0 off)")
-    pkt_pool: Int("packets preallocated (None: sized from the workload)", lo=1) | None
+    trace: Int("CC decision-trace capacity (records; 0 off)", hi=MAX_U32)
+    pkt_pool: Int("packets preallocated (None: sized from the workload)", lo=1, hi=MAX_U32) | None
     isn: Int("initial PSN of every QP (24-bit)", lo=0, hi=2**24 - 1)
     ipv6: Bool("RoCEv2 over IPv6")
     dscp_data: Int("DSCP of data packets", lo=0, hi=63)

@@ -213,3 +213,20 @@ def test_placement_names_the_gpu_count_parameter_not_the_collectives_ranks(tmp_p
     rc = main(["run", "placement", "--set", f"{key}=1", "--no-plots", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err == [f"softdpu: {key} must be >= 2 (a job's all-reduce needs at least 2 GPUs), got 1"], err
+
+
+@pytest.mark.parametrize("kw, message", [
+    # found by the campaign: no upper bound, so the value reached cffi or the data plane's own
+    # check, which named an internal argument (trace_capacity) or nothing (OverflowError)
+    (dict(buffer_bytes=2**70), r"^buffer_bytes must be in \[1, 1000000000000000\], got 1180591620717411303424$"),
+    (dict(ecn={"kmin_bytes": 1, "kmax_bytes": 7778085416857002278, "pmax": 0.5}),
+     r"^ecn\.kmax_bytes must be in \[0, 1000000000000000\], got 7778085416857002278$"),
+    (dict(pfc=True, pfc_params={"buffer_bytes": 2**70}), r"^pfc_params\.buffer_bytes must be in \[1, 1000000000000000\]"),
+    (dict(trace=2**40), r"^trace must be in \[0, 4294967295\], got 1099511627776$"),
+    (dict(ack_interval=2**40), r"^ack_interval must be in \[1, 4294967295\], got 1099511627776$"),
+    (dict(pkt_pool=2**40), r"^pkt_pool must be in \[1, 4294967295\], got 1099511627776$"),
+])
+def test_sizes_and_32_bit_counts_have_upper_bounds_named_by_field(kw, message):
+    from controlplane.scenario import Scenario
+    with pytest.raises(ValueError, match=message):
+        Scenario(**kw).build()
