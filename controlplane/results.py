@@ -92,12 +92,21 @@ def load_run(path: str | Path) -> Run:
         ValueError: ``timeseries.npz`` lacks a required array or its shapes disagree.
     """
     path = Path(path)
-    config = json.loads((path / "config.json").read_text())
+
+    def json_of(name: str) -> dict:
+        try:
+            data = json.loads((path / name).read_text())
+        except json.JSONDecodeError as e:          # the file, not only "Expecting ... line 1 column 2"
+            raise ValueError(f"{path / name}: not a results file (invalid JSON: {e})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path / name}: not a results file (a JSON object expected, got {type(data).__name__})")
+        return data
+    config = json_of("config.json")
     flows = read_flows_csv(path / "flows.csv")
     with np.load(path / "timeseries.npz", allow_pickle=False) as npz:
         ts = {key: npz[key] for key in npz.files}
     _check_timeseries(ts)
-    counters = json.loads((path / "counters.json").read_text())
+    counters = json_of("counters.json")
     return Run(path=path, config=config, flows=flows, ts=ts, counters=counters)
 
 

@@ -230,3 +230,18 @@ def test_sizes_and_32_bit_counts_have_upper_bounds_named_by_field(kw, message):
     from controlplane.scenario import Scenario
     with pytest.raises(ValueError, match=message):
         Scenario(**kw).build()
+
+
+@pytest.mark.parametrize("text, message", [
+    # found by the campaign: "softdpu: Expecting property name enclosed in double quotes: line 1
+    # column 2 (char 1)", naming neither the folder nor the file
+    ("{", r"config\.json: not a results file \(invalid JSON: Expecting property name"),
+    ("[]", r"config\.json: not a results file \(a JSON object expected, got list\)"),
+])
+def test_plot_of_a_folder_with_a_broken_config_names_the_file(tmp_path, capsys, text, message):
+    import re
+    from controlplane.cli import main
+    (tmp_path / "config.json").write_text(text)
+    assert main(["plot", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"softdpu: {tmp_path}/config.json") and re.search(message, err[0]), err
