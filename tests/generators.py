@@ -177,6 +177,7 @@ SIZE_NAMES = ("num_hosts", "num_left", "num_right", "num_leaves", "num_spines", 
               "servers_per_leaf", "leaves_per_rail", "spines_per_rail", "cores_per_group", "planes", "senders",
               "size_bytes", "pkt_pool", "trace", "entries", "max_outstanding", "reorder_window", "tenants",
               "vfs_per_host", "buffer_bytes", "mtu_payload", "num_paths", "ack_interval")
+BUDGET_KEYS = ("max_events", "max_wall_s", "max_duration_ps")
 MUTATIONS = ("wrong_type", "unit_string", "out_of_range", "nonfinite", "unknown_key", "typo_key", "delete_key",
              "huge_size", "not_a_dict")
 
@@ -207,7 +208,7 @@ def mutated_scenarios(draw) -> tuple[dict, str, str]:
     kind = draw(st.sampled_from(MUTATIONS))
     # the budget fields stay (every generated run must end fast); they are mutated on their own
     # in tests/test_budget.py
-    targets = [t for t in _paths(d) if t[0][0] not in ("max_events", "max_wall_s", "max_duration_ps")]
+    targets = [t for t in _paths(d) if t[0][0] not in BUDGET_KEYS]
     dict_targets = [t for t in targets if isinstance(t[1], dict)]
     if kind == "not_a_dict":
         key = draw(st.sampled_from(["topology", "workload", "ecn", "dpu", "qpc", "pfc_params", "transport_params",
@@ -224,8 +225,9 @@ def mutated_scenarios(draw) -> tuple[dict, str, str]:
     if kind in ("unknown_key", "typo_key"):
         holders = [((), d)] + [(t[0], t[1][t[2]]) for t in targets if isinstance(t[1][t[2]], dict)]
         path, holder = draw(st.sampled_from(holders))
-        if kind == "typo_key" and holder:
-            k = draw(st.sampled_from(sorted(holder, key=str)))
+        keys = sorted((k for k in holder if not (path == () and k in BUDGET_KEYS)), key=str)
+        if kind == "typo_key" and keys:
+            k = draw(st.sampled_from(keys))
             new = str(k)[:-1] if len(str(k)) > 1 else str(k) + "x"
             holder[new] = holder.pop(k)
             return d, kind, path_text(path + (new,))
