@@ -407,7 +407,7 @@ class PfcParams(Strict):
     reserve_bytes: Int("reserved per ingress", kind="size") = 4096
     resume_offset_bytes: Int("XON offset below the XOFF threshold", kind="size") = 3072
     alpha_shift: Int("dynamic threshold = free buffer >> alpha_shift", lo=0, hi=31) = 3
-    headroom_rtts: Num("headroom per ingress in rate x delay units", lo=0) = 3.0
+    headroom_rtts: Num("headroom per ingress in rate x delay units (at most 1000)", lo=0, hi=1000) = 3.0
     pause_quanta: Int("pause time in XOFF frames (512-bit quanta)", lo=0, hi=65535) = 65535
 
 

@@ -335,7 +335,9 @@ class Network:
         for port in range(fab.num_ports):
             if fab.is_switch(fab.port_owner(port)):
                 link = fab.links[port // 2]
-                sim.set_pfc_headroom(port, int(p["headroom_rtts"] * link.rate_bps * link.delay_ps / 8e12) + 2 * 4200)
+                # capped at 10^15 B (config.MAX_SIZE_BYTES): 1000 RTTs of a 100 Tb/s, 1000 s link overflow 64 bits
+                headroom = min(p["headroom_rtts"] * link.rate_bps * link.delay_ps / 8e12, config.MAX_SIZE_BYTES)
+                sim.set_pfc_headroom(port, int(headroom) + 2 * 4200)
                 sim.set_queue(port, PRIO_DATA, int(p["buffer_bytes"]), *self._ecn_args(port))
         for node in range(fab.num_hosts, fab.num_nodes):
             sim.set_pfc(node, int(p["buffer_bytes"]), int(p["reserve_bytes"]), int(p["resume_offset_bytes"]),

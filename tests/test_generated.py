@@ -245,3 +245,16 @@ def test_plot_of_a_folder_with_a_broken_config_names_the_file(tmp_path, capsys, 
     assert main(["plot", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"softdpu: {tmp_path}/config.json") and re.search(message, err[0]), err
+
+
+def test_pfc_headroom_rtts_is_bounded_by_the_schema():
+    """Found by the final campaign: pfc_params.headroom_rtts = 1.8e308 (finite, so accepted)
+    made the headroom in bytes infinite: "OverflowError: cannot convert float infinity to
+    integer" (scenario.py, PFC set-up). Now at most 1000 round trips, refused by its path."""
+    from controlplane.scenario import Scenario
+    with pytest.raises(ValueError, match=r"^pfc_params\.headroom_rtts must be .*1000.*got 1\.7976931348623155e\+308"):
+        Scenario(pfc=True, pfc_params={"headroom_rtts": 1.7976931348623155e+308}).build()
+    Scenario(pfc=True, pfc_params={"headroom_rtts": 10}).build()
+    # the bound itself passes the schema; 1000 RTTs of 1 us at 100 Gb/s outgrow the default buffer
+    with pytest.raises(ValueError, match=r"^pfc: switch node \d+: reserve x \d+ ports \+ headroom"):
+        Scenario(pfc=True, pfc_params={"headroom_rtts": 1000}).build()
