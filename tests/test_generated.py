@@ -76,11 +76,11 @@ def _branches(node):
 
 
 def test_mutations_cover_every_kind_and_leave_the_budget():
-    """Across 300 derandomized draws every mutation kind occurs, and no mutation touches the run
+    """Across 150 derandomized draws every mutation kind occurs, and no mutation touches the run
     budget (max_events, max_wall_s, max_duration_ps stay at their capped values)."""
     seen = set()
 
-    @settings(max_examples=300, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=150, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     @given(G.mutated_scenarios())
     def draw(case):
