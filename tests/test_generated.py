@@ -258,3 +258,23 @@ def test_pfc_headroom_rtts_is_bounded_by_the_schema():
     # the bound itself passes the schema; 1000 RTTs of 1 us at 100 Gb/s outgrow the default buffer
     with pytest.raises(ValueError, match=r"^pfc: switch node \d+: reserve x \d+ ports \+ headroom"):
         Scenario(pfc=True, pfc_params={"headroom_rtts": 1000}).build()
+
+
+@pytest.mark.parametrize("sets, message", [
+    # found by the final campaign: hosts = 2e400 (an exact integer) made the experiment generate
+    # messages host by host until MemoryError (exit 70, a traceback, 27 s under a 3 GiB limit)
+    (["hosts=2e400"], r"^softdpu: hosts must be at most 1,048,576 \(a fabric's host limit\), got 2000\.\.\. \(401 digits\)$"),
+    # 4 hosts x 6.2 ms x 8 Gb/s in 1-byte messages (one per ns per host): 24.8 M messages, above 4 M
+    (["hosts=4", "loads_gbps=[8]", "warmup_us=200", "window_us=6000", "msg_bytes=1"],
+     r"^softdpu: hosts x \(warmup_us \+ window_us\) x loads_gbps / msg_bytes gives about 24,800,0\d\d messages "
+     r"at 8 Gb/s, more than a workload takes \(4,000,000\)"),
+])
+def test_virtualization_tax_refuses_a_workload_too_large_before_generating_it(tmp_path, capsys, sets, message):
+    import re
+    from controlplane.cli import main
+    argv = ["run", "virtualization_tax", "--no-plots", "--out", str(tmp_path)]
+    for s in sets:
+        argv += ["--set", s]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(message, err[0]), err
