@@ -31,6 +31,7 @@ import numpy as np
 from controlplane.experiment import write_csv, apply_overrides
 from controlplane.scenario import QPC_DEFAULTS, Scenario
 from controlplane.units import Gbps, us
+from controlplane.workload import MAX_FLOWS
 
 SCALES = {"default": [16, 64, 256, 1024, 4096, 16384], "full": [16, 64, 256, 1024, 4096, 16384, 65536]}
 PARAMS = dict(scale="default", qps=None, caches=[256, 4096], baseline=True, peers=16, size_bytes=512,
@@ -43,6 +44,9 @@ def scenario(p: dict, n_qps: int, entries: int | None, seed: int, open_loop: boo
     n_qps / rate, rate = load x line rate / message bits, from a random phase."""
     peers, size = int(p["peers"]), int(p["size_bytes"])
     msgs = max(2, int(p["min_msgs"]) // n_qps)
+    if n_qps * msgs > MAX_FLOWS:        # refused before the list is made (min_msgs=2e400: MemoryError)
+        raise ValueError(f"min_msgs: {n_qps:,} QPs x {msgs if msgs < 10**20 else f'{str(msgs)[:4]}...'} messages "
+                         f"each is more than a workload takes ({MAX_FLOWS:,} messages); lower min_msgs or qps")
     if open_loop:
         period = n_qps * size * 8 * 1e12 / (float(p["load"]) * Gbps(p["rate_gbps"]))
         phase = np.random.default_rng([seed, n_qps]).random(n_qps)

@@ -278,3 +278,14 @@ def test_virtualization_tax_refuses_a_workload_too_large_before_generating_it(tm
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and re.search(message, err[0]), err
+
+
+def test_qp_scale_refuses_more_messages_than_a_workload_takes_before_making_them(tmp_path, capsys):
+    """Found by the last campaign: --set min_msgs=2e400 built the message list until MemoryError
+    (exit 70 with a traceback)."""
+    from controlplane.cli import main
+    assert main(["run", "qp_scale", "--set", "qps=[16]", "--set", "caches=[32]", "--set", "min_msgs=2e400",
+                 "--no-plots", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("softdpu: min_msgs: 16 QPs x 1250... messages each is more than a "
+                                               "workload takes (4,000,000 messages)"), err
