@@ -78,6 +78,12 @@ def run(out_dir: str | Path = "results/placement", params: dict | None = None, o
         if int(p[key]) < 2:
             raise ValueError(f"{key} must be >= 2 (a job's all-reduce needs at least 2 GPUs), got {p[key]}")
     lay = RailLayout(C.network(rail_scenario("placement", topology(p), p["cc"], seed)).fabric.params)
+    gpus = lay.num_servers * lay.R
+    for key in ("job_gpus", "background_gpus"):
+        if int(p[key]) > gpus:                  # by its name, not the placement's n_gpus
+            v = int(p[key])
+            raise ValueError(f"{key} must be at most {gpus} (the fabric's GPUs), got "
+                             f"{v if v < 10**20 else f'{str(v)[:4]}... ({len(str(v))} digits)'}")
     rows = []
     with C.partial_results(out, "placement.csv", rows):   # a stopped run keeps the rows so far
         for k in range(int(p["seeds"])):

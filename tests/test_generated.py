@@ -289,3 +289,12 @@ def test_qp_scale_refuses_more_messages_than_a_workload_takes_before_making_them
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("softdpu: min_msgs: 16 QPs x 1250... messages each is more than a "
                                                "workload takes (4,000,000 messages)"), err
+
+
+def test_placement_names_job_gpus_beyond_the_fabric(tmp_path, capsys):
+    """Found by the last campaign: --set job_gpus=2e400 was refused as "n_gpus: a job of 2000...0
+    GPUs ..." (401 digits), naming the placement function's argument."""
+    from controlplane.cli import main
+    assert main(["run", "placement", "--set", "job_gpus=2e400", "--no-plots", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["softdpu: job_gpus must be at most 64 (the fabric's GPUs), got 2000... (401 digits)"], err
