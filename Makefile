@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test sanitize bench golden clean
+.PHONY: run test campaign sanitize bench golden clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# generated inputs (scenario dicts from the JSON Schema, pcap filters, command lines) for 10 minutes,
+# each case under a 60 s timeout: counts in results/campaign/summary.json, findings' inputs in findings.jsonl
+campaign: $(STAMP)
+	$(BIN)/python -c "from dataplane.build import rebuild_inplace; rebuild_inplace()"
+	$(BIN)/python -m tests.campaign --minutes 10 --out results/campaign
 
 # rewrite the golden scenarios' stored results (tests/golden/): only on purpose, and say why in the commit
 golden: $(STAMP)

@@ -35,14 +35,19 @@ algbw = S/t, busbw = algbw x the nccl-tests factor (:data:`BUSBW_FACTOR`).
 from __future__ import annotations
 
 import bisect
+import json
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Hashable
 
 import numpy as np
 
 from controlplane.control_loop import Controller
+from congestion.api import CCPluginError
 from controlplane.rails import Gpu, RailLayout
-from dataplane.sim import STOP_IDLE, STOP_UPCALL
+from dataplane.sim import STOP_IDLE, STOP_UPCALL, SimError
 
 # NVIDIA/nccl-tests doc/PERFORMANCE.md: busbw = algbw x factor(n)
 BUSBW_FACTOR: dict[str, Callable[[int], float]] = {
@@ -630,6 +635,8 @@ class Runner:
             start(i, t0)
         flush()
         loop = net.loop
+        loop.start_run()                           # this run's own wall-clock budget
+        wall0 = time.perf_counter()
         driver = loop.register(_ScheduleDriver(self, st, ready, start, flush))
         try:
             while not all(s.finished for s in st if not s.sched.repeat):
@@ -641,10 +648,19 @@ class Runner:
                 if stop == STOP_UPCALL:
                     continue
                 if sim.now >= end_limit:
-                    raise RuntimeError(f"collectives did not finish by max_duration_ps={end_limit} ps")
+                    raise SimError(f"the collectives did not finish by max_duration_ps = {end_limit} ps (raise it: "
+                                   f"--set max_duration_ps=...)")
                 if stop == STOP_IDLE and not loop.busy() and not driver.posted:
                     missing = [s.sched.name for s in st if not s.finished and not s.sched.repeat]
-                    raise RuntimeError(f"the data plane went idle with schedules unfinished: {missing}")
+                    raise SimError(f"the data plane went idle with schedules unfinished: {missing}")
+        except (CCPluginError, SimError) as exc:
+            # stopped by a run budget, a CC or the data plane: keep what ran, like Network.run
+            from controlplane.scenario import Result
+            if loop.interval:
+                loop.sample()
+            exc.partial = Result(net, loop.samples, loop.ports, time.perf_counter() - wall0, error=str(exc))
+            exc.collectives = [s.progress() for s in st]
+            raise
         finally:
             loop.unregister(driver)
             loop.end()
@@ -739,6 +755,13 @@ class _State:
             self.finished = True
             self.first_end = self.last
 
+    def progress(self) -> dict:
+        """How far the schedule got (for a run that stopped before it finished)."""
+        s = self.sched
+        return {"name": s.name, "kind": s.kind, "n_ranks": s.n_ranks, "size_bytes": s.size_bytes,
+                "start_ps": self.start_ps, "last_completion_ps": self.last, "transfers": len(s.transfers),
+                "transfers_done": self.done, "iterations": self.iterations, "finished": self.finished}
+
     def result(self) -> CollectiveResult:
         s = self.sched
         end = self.first_end if self.first_end is not None else self.last
@@ -754,6 +777,28 @@ def network(scenario, **overrides):
     return Network(sc, wake_on_completion=True)
 
 
+@contextmanager
+def partial_results(out: Path, csv_name: str, rows: list[dict]):
+    """What a collective experiment keeps when a run inside it stops (a run budget, a CC error,
+    the data plane): the rows measured so far in ``out/csv_name`` and the stopped run's results
+    folder ``out/<scenario name>`` (config.json, counters.json with the error, timeseries) with
+    collectives.json (how far each schedule got), as a single run keeps its partial results; the
+    error goes on (the CLI prints it in one line and exits 1)."""
+    from controlplane.experiment import write_csv
+    try:
+        yield
+    except (CCPluginError, SimError) as exc:
+        out = Path(out)
+        if rows:
+            write_csv(out / csv_name, rows)
+        partial = getattr(exc, "partial", None)
+        if partial is not None:
+            folder = out / partial.network.scenario.name
+            partial.write(folder)
+            (folder / "collectives.json").write_text(json.dumps(getattr(exc, "collectives", []), indent=2) + "\n")
+        raise
+
+
 def run_collective(net, sched: Schedule) -> CollectiveResult:
     """Run one schedule on a fresh network (built with :func:`network`)."""
     return Runner(net).run([sched])[0]
@@ -761,4 +806,4 @@ def run_collective(net, sched: Schedule) -> CollectiveResult:
 
 __all__ = ["Transfer", "Schedule", "CollectiveResult", "Endpoints", "Runner", "BUSBW_FACTOR", "ring_all_reduce", "rail_rings",
            "reduce_scatter", "all_gather", "broadcast", "all_to_all", "hierarchical_all_reduce", "job_all_reduce", "network",
-           "run_collective"]
+           "run_collective", "partial_results"]

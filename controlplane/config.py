@@ -112,9 +112,19 @@ def _json_int(kind: str | None, lo, hi, description: str) -> dict:
     return s
 
 
+#: the largest size in bytes any field takes (1 PB: beyond any buffer or message; the data plane's
+#: byte counters are 64-bit, and ECN thresholds are scaled by the port rate, so 2^64 is no bound)
+MAX_SIZE_BYTES = 10**15
+#: the data plane's 32-bit counts (ack_interval, pkt_pool, trace capacity)
+MAX_U32 = 2**32 - 1
+
+
 def Int(description: str, lo: float | None = 0, hi: float | None = None, *, kind: str | None = None,
         zero_off: bool = False):
-    """An integer field (a count, or a rate/size/time when ``kind`` is given)."""
+    """An integer field (a count, or a rate/size/time when ``kind`` is given); a size is at most
+    MAX_SIZE_BYTES unless ``hi`` says otherwise."""
+    if kind == "size" and hi is None:
+        hi = MAX_SIZE_BYTES
     return Annotated[Any, BeforeValidator(_integer(kind, lo, hi, zero_off)),
                      WithJsonSchema(_json_int(kind, lo, hi, description))]
 

@@ -52,7 +52,7 @@ from typing import Callable
 
 import numpy as np
 
-from dataplane.sim import STOP_COMPLETIONS, STOP_EVENTS, STOP_MAX_EVENTS, STOP_UPCALL, BudgetExceeded
+from dataplane.sim import STOP_COMPLETIONS, STOP_EVENTS, STOP_MAX_EVENTS, STOP_UPCALL, STOP_WALL, BudgetExceeded
 
 # The data plane returns to the control loop at least every CHUNK_EVENTS events, so that the wall-
 # clock budget is checked even when the next control step is far away (sample_interval_ps = 0):
@@ -265,8 +265,9 @@ class ControlLoop:
         self.slow_path = self.register(SlowPathController(net.vswitch.slow)) if net.vswitch is not None else None
         self.sampler = self.register(Sampler(net))
         self.hooks = self.register(TickHooks(net))
-        # the run budget: max_events in the data plane (it stops between two events), max_wall_s here,
-        # checked before each step and every CHUNK_EVENTS events inside one
+        # the run budget: max_events and the max_wall_s deadline in the data plane (it stops between
+        # two events; it reads a cheap clock every few hundred events and after every Python plug-in
+        # call), max_wall_s also here, checked before each step and every CHUNK_EVENTS events
         self.max_events, self.max_wall_s = int(sc.max_events), float(sc.max_wall_s)
         net.sim.set_run_budget(self.max_events, CHUNK_EVENTS if self.max_wall_s > 0 else 0)
         self.wall0: float | None = None
@@ -345,6 +346,13 @@ class ControlLoop:
         self.sampler.sample()
 
     # -------------------------------------------------------------- budget
+    def start_run(self) -> None:
+        """A run starts now: its wall-clock budget (``max_wall_s``) counts from here. Network.run and
+        the collectives Runner call it, so that each run of one network gets the whole budget (the
+        first step of a driver that does not call it starts the run)."""
+        self.wall0 = self.clock()
+        self.net.sim.set_wall_budget(self.max_wall_s)
+
     @staticmethod
     def clock() -> float:
         """The wall clock of max_wall_s (seconds; tests replace it)."""
@@ -354,8 +362,10 @@ class ControlLoop:
         """Wall-clock seconds since the first step."""
         return 0.0 if self.wall0 is None else self.clock() - self.wall0
 
-    def _check_wall(self) -> None:
-        if self.max_wall_s > 0 and self.wall_s() > self.max_wall_s:
+    def _check_wall(self, passed: bool = False) -> None:
+        """BudgetExceeded if the wall budget is used up by the loop's clock (or ``passed``: the
+        data plane's deadline passed)."""
+        if self.max_wall_s > 0 and (passed or self.wall_s() > self.max_wall_s):
             sim = self.net.sim
             raise BudgetExceeded(
                 "max_wall_s", self.max_wall_s, sim.now,
@@ -368,6 +378,8 @@ class ControlLoop:
         sim = self.net.sim
         while True:
             stop = sim.run_until(t_ps)
+            if stop == STOP_WALL:
+                self._check_wall(passed=True)
             if stop != STOP_EVENTS:
                 break
             self._check_wall()
@@ -395,7 +407,7 @@ class ControlLoop:
         then dispatch (module docstring); returns the data plane's stop reason."""
         net, sim = self.net, self.net.sim
         if self.wall0 is None:
-            self.wall0 = self.clock()
+            self.start_run()
         if not self.started:
             self.start()
         self._check_wall()

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, WithJsonSchema
 
 from controlplane.capture import CaptureFilter
-from controlplane.config import Bool, Choice, Int, Limited, Section, Strict, Text, _real
+from controlplane.config import MAX_U32, Bool, Choice, Int, Limited, Section, Strict, Text, _real
 from controlplane.ecn import Ecn
 from controlplane.failures import Failure, FailureParams
 from controlplane.multipath import PathParams, TransportParams
@@ -90,8 +90,9 @@ class ScenarioModel(Strict):
     cc: Text("congestion control: a registered name or path/to/file.py:Class")
     cc_params: Section("the CC's parameters (the CC checks them: congestion.api check_params)")
     cc_impl: Choice(("c", "python"), "the C twin or the Python reference")
-    mtu_payload: Int("payload bytes per packet", lo=1, kind="size")
-    ack_interval: Int("receiver ACKs every n-th packet", lo=1)
+    mtu_payload: Int("payload bytes per packet (the data plane takes 64..9000; RoCE MTUs are 256..4096)", lo=64, hi=9000,
+                     kind="size")
+    ack_interval: Int("receiver ACKs every n-th packet", lo=1, hi=MAX_U32)
     buffer_bytes: Int("drop-tail capacity of each switch egress data queue", lo=1, kind="size")
     ecn: Ecn | None
     qdisc: Qdisc | None
@@ -106,8 +107,8 @@ class ScenarioModel(Strict):
                              WithJsonSchema({"anyOf": [{"enum": ["switch", "all", "none"]},
                                                        {"type": "array", "items": {"type": ["integer", "string"]}}],
                                              "description": "ports sampled in the time series"})]
-    trace: Int("CC decision-trace capacity (records; 0 off)")
-    pkt_pool: Int("packets preallocated (None: sized from the workload)", lo=1) | None
+    trace: Int("CC decision-trace capacity (records; 0 off)", hi=MAX_U32)
+    pkt_pool: Int("packets preallocated (None: sized from the workload)", lo=1, hi=MAX_U32) | None
     isn: Int("initial PSN of every QP (24-bit)", lo=0, hi=2**24 - 1)
     ipv6: Bool("RoCEv2 over IPv6")
     dscp_data: Int("DSCP of data packets", lo=0, hi=63)

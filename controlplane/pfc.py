@@ -24,7 +24,8 @@ class PfcParams(Strict):
     reserve_bytes: Int("reserved per ingress port, bytes", kind="size") = 4096
     resume_offset_bytes: Int("XON this many bytes below the XOFF threshold", kind="size") = 3072
     alpha_shift: Int("dynamic threshold = free shared buffer >> alpha_shift (0..16)", lo=0, hi=16) = 3
-    headroom_rtts: Num("headroom per ingress port, in units of link rate x delay (+ 2 frames)", lo=0) = 3.0
+    headroom_rtts: Num("headroom per ingress port, in units of link rate x delay (+ 2 frames)", lo=0,
+                       hi=1000) = 3.0
     pause_quanta: Int("pause time an XOFF carries, in 512-bit-time quanta (1..65535)", lo=1, hi=65535) = 65535
 
 
@@ -41,12 +42,15 @@ def install(net) -> dict:
     """PFC on every switch of a built network, each value passed to the data plane explicitly."""
     fab, sim = net.fabric, net.sim
     from dataplane.sim import PRIO_DATA
+    from controlplane.config import MAX_SIZE_BYTES
     host_rate = max(l.rate_bps for l in fab.links if fab.is_host(l.a) or fab.is_host(l.b))
     p = resolve(net.scenario.pfc_params, host_rate)
     for port in range(fab.num_ports):
         if fab.is_switch(fab.port_owner(port)):
             link = fab.links[port // 2]
-            sim.set_pfc_headroom(port, int(p["headroom_rtts"] * link.rate_bps * link.delay_ps / 8e12) + HEADROOM_FRAMES)
+            # capped at 10^15 B (config.MAX_SIZE_BYTES): 1000 RTTs of a 100 Tb/s, 1000 s link overflow 64 bits
+            headroom = min(p["headroom_rtts"] * link.rate_bps * link.delay_ps / 8e12, MAX_SIZE_BYTES)
+            sim.set_pfc_headroom(port, int(headroom) + HEADROOM_FRAMES)
             sim.set_queue(port, PRIO_DATA, int(p["buffer_bytes"]), *net._ecn_args(port))
     for node in range(fab.num_hosts, fab.num_nodes):
         sim.set_pfc(node, int(p["buffer_bytes"]), int(p["reserve_bytes"]), int(p["resume_offset_bytes"]),

@@ -53,7 +53,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.topology import Fabric, Link, _delay, _positive, _rate, check_size
+from controlplane.topology import MAX_HOSTS, MAX_SWITCHES, Fabric, Link, _delay, _positive, _rate, check_size
 
 
 def _ratio(name: str, value: Any) -> float:
@@ -87,6 +87,14 @@ def rail_clos(host_rate_bps: int, host_delay_ps: int, *, num_rails: int = 8, ser
     P = _positive("spines_per_rail", spines_per_rail)
     C = _positive("cores_per_group", cores_per_group)
     planes = _positive("planes", planes)
+    for name, v in (("num_rails", R), ("servers_per_leaf", spl), ("leaves_per_rail", L), ("spines_per_rail", P),
+                    ("cores_per_group", C), ("planes", planes)):
+        # before the default rates are computed from them (a float: 2e400 servers overflowed it)
+        if v > max(MAX_HOSTS, MAX_SWITCHES):
+            digits = str(v)
+            shown = digits if len(digits) <= 20 else f"{digits[:4]}... ({len(digits)} digits)"
+            raise ValueError(f"{name} must be at most {max(MAX_HOSTS, MAX_SWITCHES):,} (a fabric has at most "
+                             f"{MAX_HOSTS:,} hosts and {MAX_SWITCHES:,} switches), got {shown}")
     h_rate = _rate("host_rate_bps", host_rate_bps)
     h_delay = _delay("host_delay_ps", host_delay_ps)
     over = _ratio("oversubscription", oversubscription)

@@ -107,12 +107,21 @@ def load_run(path: str | Path) -> Run:
         ValueError: ``timeseries.npz`` lacks a required array or its shapes disagree.
     """
     path = Path(path)
-    config = json.loads((path / "config.json").read_text())
+
+    def json_of(name: str) -> dict:
+        try:
+            data = json.loads((path / name).read_text())
+        except json.JSONDecodeError as e:          # the file, not only "Expecting ... line 1 column 2"
+            raise ValueError(f"{path / name}: not a results file (invalid JSON: {e})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path / name}: not a results file (a JSON object expected, got {type(data).__name__})")
+        return data
+    config = json_of("config.json")
     flows = read_flows_csv(path / "flows.csv")
     with np.load(path / "timeseries.npz", allow_pickle=False) as npz:
         ts = {key: npz[key] for key in npz.files}
     _check_timeseries(ts)
-    counters = json.loads((path / "counters.json").read_text())
+    counters = json_of("counters.json")
     return Run(path=path, config=config, flows=flows, ts=ts, counters=counters)
 
 
@@ -172,6 +181,13 @@ def counter_rate_per_us(t_ps: np.ndarray, cumulative: np.ndarray) -> np.ndarray:
     counts = np.diff(cumulative.astype(np.float64), axis=0, prepend=0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(dt_us > 0, counts / dt_us, np.nan)
+
+
+def percentile(values, q: float) -> float:
+    """``np.percentile(values, q)``, or NaN when there are no values (no flow completed: a run
+    cut short by max_duration_ps or its budget), instead of numpy's IndexError."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(np.percentile(values, q)) if values.size else float("nan")
 
 
 def jain_index(x) -> float:

@@ -502,6 +502,7 @@ class Network:
         if sc.sample_interval_ps < 0 or end <= 0:
             raise ValueError("sample_interval_ps must be >= 0 and the duration > 0")
         loop = self.loop
+        loop.start_run()                             # this run's own wall-clock budget
         total = len(self.flows)
         bar = _Progress(end if sc.duration_ps is not None else None, progress)
         wall0 = time.perf_counter()

@@ -180,8 +180,19 @@ def from_list(fabric: Fabric, flows: list[dict]) -> list[Flow]:
 
 def from_pcap(fabric: Fabric, path: str, hosts: str = "order", time_scale: float = 1.0) -> list[Flow]:
     """The RDMA WRITEs of a RoCEv2 capture (controlplane/replay.py)."""
+    from pathlib import Path
     from controlplane.replay import messages
-    flows, needed = messages(path, hosts, time_scale)
+    if not isinstance(path, (str, Path)) or not Path(path).is_file():
+        what = "a directory" if isinstance(path, (str, Path)) and Path(path).is_dir() else "no such file"
+        raise ValueError(f"workload.path must name a pcap file, got {path!r} ({what})")
+    try:
+        flows, needed = messages(path, hosts, time_scale)
+    except OSError as e:
+        raise ValueError(f"workload.path: cannot read the capture {str(path)!r} ({e.strerror or e})") from None
+    except ValueError as e:
+        if str(e).startswith(str(path)):               # "<path>: not a pcap file ...": name the field
+            raise ValueError(f"workload.path: {e}") from None
+        raise
     if needed > fabric.num_hosts:
         raise ValueError(f"the capture {path} needs {needed} hosts; the fabric has {fabric.num_hosts}")
     return from_list(fabric, flows)

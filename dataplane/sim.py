@@ -34,7 +34,8 @@ def cc_param_names(kind: int) -> list[str]:
 PRIO_CTRL, PRIO_DATA = lib.SD_PRIO_CTRL, lib.SD_PRIO_DATA
 STOP_TIME, STOP_IDLE, STOP_COMPLETIONS = lib.SD_STOP_TIME, lib.SD_STOP_IDLE, lib.SD_STOP_COMPLETIONS
 STOP_UPCALL = lib.SD_STOP_UPCALL
-STOP_EVENTS, STOP_MAX_EVENTS = lib.SD_STOP_EVENTS, lib.SD_STOP_MAX_EVENTS
+STOP_EVENTS, STOP_MAX_EVENTS, STOP_WALL = lib.SD_STOP_EVENTS, lib.SD_STOP_MAX_EVENTS, lib.SD_STOP_WALL
+WALL_CHECK_EVENTS = lib.SD_WALL_CHECK_EVENTS
 # The no-progress guard (run_until): more events than this at one picosecond stop a run. 10
 # million plus 16 per port, QP and host is far above any legitimate burst: at one instant each
 # port, QP and host has at most a handful of events (a wire arrival, a serializer completion, a
@@ -734,7 +735,8 @@ class Simulator:
         """Advance to ``t_ps`` or an earlier stop; returns STOP_TIME, STOP_IDLE, STOP_COMPLETIONS,
         STOP_UPCALL (vSwitch misses wait in the upcall queue: drain them with vs_drain_upcalls), or,
         with :meth:`set_run_budget`, STOP_EVENTS (a chunk of events ran) or STOP_MAX_EVENTS (the
-        budget is used up; the state is between two events, a larger budget lets the run go on).
+        budget is used up; the state is between two events, a larger budget lets the run go on), or
+        with :meth:`set_wall_budget`, STOP_WALL (its deadline passed; the state is between two events).
         Raises SimError when an event could not be scheduled (the event queue could not grow or
         reached :meth:`set_event_limit`) or when the run made no progress (more events at one
         picosecond than :meth:`set_stall_limit`); the run cannot go on, later calls raise the same
@@ -777,6 +779,17 @@ class Simulator:
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 <= v < 2**64:
                 raise ValueError(f"{name} must be an integer in [0, 2^64), got {v!r}")
         self._check(lib.sd_set_run_budget(self._sim, int(max_events), int(chunk_events)))
+
+    def set_wall_budget(self, seconds: float = 0.0) -> None:
+        """The wall-clock budget of :meth:`run_until`: it returns STOP_WALL rather than handle an
+        event once ``seconds`` of wall clock (monotonic) have passed since this call (0 = none, the
+        default). The data plane reads the clock every WALL_CHECK_EVENTS events and after every
+        event that called a Python plug-in, so a run stops within a few ms of the deadline unless a
+        single plug-in call takes longer. Each call starts a new deadline."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.integer, np.floating)) \
+                or not 0 <= float(seconds) <= 1e9:
+            raise ValueError(f"wall budget must be a number of seconds in [0, 1e9], got {seconds!r}")
+        self._check(lib.sd_set_wall_budget(self._sim, float(seconds)))
 
     def set_stall_limit(self, max_same_instant: int | None = None) -> None:
         """Most events at one picosecond before :meth:`run_until` fails with SimError ("no

@@ -129,7 +129,8 @@ def run(out_dir: str | Path = "results/allreduce_busbw", params: dict | None = N
               f"{row['time_us']:>11.1f} us algbw {row['algbw_gbps']:7.1f} busbw {row['busbw_gbps']:7.1f} Gb/s "
               f"({res['wall_s']:.1f} s wall)", file=sys.stderr)
 
-    for_each_in_order(measure, tasks, report)
+    with C.partial_results(out, "allreduce_busbw.csv", rows):   # a stopped run keeps the rows so far
+        for_each_in_order(measure, tasks, report)
     write_csv(out / "allreduce_busbw.csv", rows)
     summary = summarize(rows)
     write_csv(out / "allreduce_busbw_summary.csv", summary)

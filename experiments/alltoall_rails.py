@@ -99,7 +99,8 @@ def run(out_dir: str | Path = "results/alltoall_rails", params: dict | None = No
               f"{x['time_us']:9.1f} us busbw {x['busbw_gbps']:6.1f} Gb/s, core bytes {x['core_tx_bytes'] / 1e6:8.1f} MB "
               f"({res['wall_s']:.1f} s wall)", file=sys.stderr)
 
-    for_each_in_order(point, tasks, report)
+    with C.partial_results(out, "alltoall_rails.csv", rows):   # a stopped run keeps the rows so far
+        for_each_in_order(point, tasks, report)
     write_csv(out / "alltoall_rails.csv", rows)
     print(f"{'variant':7s} {'core':>5s} {'via':7s} {'size (B)':>11s} {'time (us)':>10s} {'busbw (Gb/s)':>13s} "
           f"{'core MB':>9s}")

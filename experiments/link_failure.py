@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from controlplane.results import percentile
 from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, prune_stale_variants, TIME_US, CcSpec,
                                      Count, ExperimentParams, FatTreeK, Item, ListOf, Quantity, Scaled,
                                      for_each_in_order)
@@ -130,8 +131,8 @@ def run_variant(task: tuple) -> dict:
     b = np.array([0] + [v for _, v in placed], dtype=np.float64)
     series = (t[1:] / 1e6, np.diff(b) * 8e12 / np.maximum(np.diff(t), 1))
     s = {"variant": name, "flows": int(len(f["fct_ps"])), "completed": int(done.sum()),
-         "p50_fct_us": float(np.percentile(fct, 50)), "p99_fct_us": float(np.percentile(fct, 99)),
-         "max_fct_us": float(fct.max()), "failure_drops": int(c["failure_drops"]),
+         "p50_fct_us": percentile(fct, 50), "p99_fct_us": percentile(fct, 99),
+         "max_fct_us": percentile(fct, 100), "failure_drops": int(c["failure_drops"]),   # NaN: none completed
          "retransmitted": int(c["retransmitted"]), "timeouts": int(c["timeouts"])}
     return {"summary": s, "series": series, "counters": c, "wall_s": r.wall_s}
 

@@ -112,6 +112,17 @@ def measure(task: tuple) -> dict:
 def run(out_dir: str | Path = "results/placement", params: dict | None = None, overrides: dict | None = None,
         seed: int = 1, plots: bool = True, capture=None) -> dict:
     p, out = collective_experiment_setup(out_dir, Params, params, seed, overrides, capture)
+    # an all-reduce needs 2 members: say so by the parameter typed, not by the collective's "ranks"
+    for key in ("job_gpus",) + (("background_gpus",) if int(p["background_jobs"]) > 0 else ()):
+        if int(p[key]) < 2:
+            raise ValueError(f"{key} must be >= 2 (a job's all-reduce needs at least 2 GPUs), got {p[key]}")
+    lay = RailLayout(C.network(rail_scenario("placement", topology(p), p["cc"], seed)).fabric.params)
+    gpus = lay.num_servers * lay.R
+    for key in ("job_gpus", "background_gpus"):
+        if int(p[key]) > gpus:                  # by its name, not the placement's n_gpus
+            v = int(p[key])
+            raise ValueError(f"{key} must be at most {gpus} (the fabric's GPUs), got "
+                             f"{v if v < 10**20 else f'{str(v)[:4]}... ({len(str(v))} digits)'}")
     rows = []
     tasks = [(p, overrides, seed + k, policy) for k in range(int(p["seeds"])) for policy in POLICIES]
 
@@ -122,7 +133,8 @@ def run(out_dir: str | Path = "results/placement", params: dict | None = None, o
         print(f"seed {r['seed']} {r['policy']:15s} tier {r['tier']} on {r['servers']} servers: step {r['step_us']:9.1f} us "
               f"(alone {r['alone_us']:9.1f} us) ({res['wall_s']:.1f} s wall)", file=sys.stderr)
 
-    for_each_in_order(measure, tasks, report)
+    with C.partial_results(out, "placement.csv", rows):   # a stopped run keeps the rows so far
+        for_each_in_order(measure, tasks, report)
     write_csv(out / "placement.csv", rows)
     print(f"{'policy':15s} {'mean step (us)':>15s} {'alone (us)':>11s} {'mean tier':>10s}")
     summary = []

@@ -37,6 +37,7 @@ from controlplane.topology import MAX_HOSTS
 from dataplane.sim import QPC_POLICIES
 from pydantic import model_validator
 
+from controlplane.workload import MAX_FLOWS
 
 SCALES = {"default": [16, 64, 256, 1024, 4096, 16384], "full": [16, 64, 256, 1024, 4096, 16384, 65536]}
 
@@ -72,6 +73,9 @@ def scenario(p: dict, n_qps: int, entries: int | None, seed: int, open_loop: boo
     n_qps / rate, rate = load x line rate / message bits, from a random phase."""
     peers, size = int(p["peers"]), int(p["size_bytes"])
     msgs = max(2, int(p["min_msgs"]) // n_qps)
+    if n_qps * msgs > MAX_FLOWS:        # refused before the list is made (min_msgs=2e400: MemoryError)
+        raise ValueError(f"min_msgs: {n_qps:,} QPs x {msgs if msgs < 10**20 else f'{str(msgs)[:4]}...'} messages "
+                         f"each is more than a workload takes ({MAX_FLOWS:,} messages); lower min_msgs or qps")
     if open_loop:
         period = n_qps * size * 8 * 1e12 / (float(p["load"]) * Gbps(p["rate_gbps"]))
         phase = np.random.default_rng([seed, n_qps]).random(n_qps)

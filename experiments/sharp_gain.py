@@ -124,11 +124,13 @@ def run(out_dir: str | Path = "results/sharp_gain", params: dict | None = None, 
                   f"({res['wall_s'][algo]:.1f} s wall)", file=sys.stderr)
         rows.append(row)
 
-    for_each_in_order(point, tasks, report)
+    with C.partial_results(out, "sharp_gain.csv", rows):   # a stopped run keeps the rows so far
+        for_each_in_order(point, tasks, report)
     write_csv(out / "sharp_gain.csv", rows)
     sweep = []
     if "nvswitch" in p["fabrics"]:
-        sweep = overhead_sweep(p, seed, overrides)
+        with C.partial_results(out, "sharp_gain_overhead.csv", sweep):
+            sweep += overhead_sweep(p, seed, overrides)
         write_csv(out / "sharp_gain_overhead.csv", sweep)
     print(f"{'fabric':15s} {'N':>4s} {'ring (us)':>10s} {'SHARP (us)':>11s} {'gain':>6s} {'2(N-1)/N':>9s}")
     for r in rows:

@@ -28,7 +28,7 @@ import numpy as np
 from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, prune_stale_variants, RATE_GBPS, CcSpec,
                                      Count, ExperimentParams, FatTreeK, Item, ListOf, Quantity, Scaled,
                                      for_each_in_order, run_scenario_task)
-from controlplane.results import load_run
+from controlplane.results import load_run, percentile
 from controlplane.scenario import Scenario
 from controlplane.units import Gbps, MB, us
 from dataplane.sim import lib
@@ -93,8 +93,11 @@ def run(out_dir: str | Path = "results/spraying_vs_ecmp", params: dict | None = 
                          "size_bytes": int(f["size_bytes"][j]), "fct_ps": int(f["fct_ps"][j]),
                          "throughput_bps": float(tput[j])})
         s = {"variant": name, "flows": int(len(tput)), "completed": int(done.sum()),
-             "mean_tput_frac": float(tput.mean() / line), "p1_tput_frac": float(np.percentile(tput, 1) / line),
-             "mean_fct_us": float(f["fct_ps"][done].mean() / 1e6), "p99_fct_us": float(np.percentile(f["fct_ps"][done], 99) / 1e6),
+             "mean_tput_frac": float(tput.mean() / line) if len(tput) else float("nan"),
+             "p1_tput_frac": percentile(tput, 1) / line,
+             # NaN when no flow completed (a run cut short by max_duration_ps or its budget)
+             "mean_fct_us": float(f["fct_ps"][done].mean() / 1e6) if done.any() else float("nan"),
+             "p99_fct_us": percentile(f["fct_ps"][done], 99) / 1e6,
              "retransmitted": int(c["retransmitted"]), "dropped": int(c["data_dropped"]),
              "rx_ooo": x["rx_ooo"], "ooo_peak": x["ooo_peak"], "ooo_max_dist": x["ooo_max_dist"],
              "ar_moves": int(c["ar_moves"])}

@@ -41,6 +41,8 @@ from controlplane import vtax
 from controlplane.experiment import (chosen, write_csv, apply_overrides, RATE_GBPS, TIME_US, Count, ExperimentParams,
                                      Flag, Item, ListOf, Overrides, Quantity, Scaled, for_each_in_order)
 from controlplane.scenario import Scenario
+from controlplane.topology import MAX_HOSTS
+from controlplane.workload import MAX_FLOWS
 from controlplane.units import Gbps, KB, us
 from controlplane.topology import MAX_HOSTS
 
@@ -80,6 +82,15 @@ def flows(p: dict, mix: str, load_gbps: float, seed: int) -> list[dict]:
     n, size = int(p["hosts"]), int(p["msg_bytes"])
     end = us(p["warmup_us"]) + us(p["window_us"])
     gap = size * 8 * 1e12 / (load_gbps * 1e9)            # per host
+    # refuse before generating: hosts = 2e400 used to run out of memory in this loop
+    if n > MAX_HOSTS:
+        raise ValueError(f"hosts must be at most {MAX_HOSTS:,} (a fabric's host limit), got "
+                         f"{n if n < 10**20 else f'{str(n)[:4]}... ({len(str(n))} digits)'}")
+    about = n * (end / max(gap, 1e-9) + int(p["long_conns"]) + 1)
+    if about > MAX_FLOWS:
+        raise ValueError(f"hosts x (warmup_us + window_us) x loads_gbps / msg_bytes gives about {about:,.0f} messages "
+                         f"at {load_gbps:g} Gb/s, more than a workload takes ({MAX_FLOWS:,}): lower hosts, "
+                         f"loads_gbps or window_us, or raise msg_bytes")
     rng = np.random.default_rng([seed, int(load_gbps * 1000), MIXES.index(mix)])
     out = []
     for h in range(n):

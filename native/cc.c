@@ -94,6 +94,8 @@ void cc_event(sd_sim *sim, uint32_t qi, uint32_t type, const sd_cc_io *in)
             sim->cb_error = 1;
             return;
         }
+        if (sim->wall_deadline_ns)       /* a plug-in may be slow: the run loop reads the wall clock next */
+            sim->poll_at = sim->ctr.events;
     } else {
         cc_twin_of(q->cc_kind)->event(sim->ccp[q->cc_param].v, q->cc_state, &io);
     }

@@ -1,6 +1,7 @@
 /* sim.c: creating and configuring a simulator, the packet pool, and the event loop.
  * Every entry point validates what Python passes and reports a bad value by name through
  * sd_last_error(); nothing here trusts an index it did not check. */
+#define _POSIX_C_SOURCE 199309L          /* clock_gettime (the wall-clock budget) */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -781,6 +782,27 @@ int sd_set_run_budget(sd_sim *sim, uint64_t max_events, uint64_t chunk_events)
     return SD_OK;
 }
 
+/* The wall clock of the wall-clock budget, in ns: a monotonic clock (NTP steps do not move it);
+ * the coarse one where there is one (Linux: a few ns to read, a 1-4 ms tick, far below the
+ * budget's resolution of ~0.1 s). */
+static int64_t wall_now_ns(void)
+{
+    struct timespec ts;
+#ifdef CLOCK_MONOTONIC_COARSE
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+#endif
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int sd_set_wall_budget(sd_sim *sim, double seconds)
+{
+    if (!(seconds >= 0.0) || seconds > 1e9)           /* NaN, negative, or beyond ~31 years */
+        return sd_fail(sim, SD_EINVAL, "wall budget must be a number of seconds in [0, 1e9], got %g", seconds);
+    sim->wall_deadline_ns = seconds > 0.0 ? wall_now_ns() + (int64_t)(seconds * 1e9) : 0;
+    return SD_OK;
+}
+
 int sd_set_stall_limit(sd_sim *sim, uint64_t max_same_instant)
 {
     if (max_same_instant == 0)
@@ -836,6 +858,8 @@ int sd_run_until(sd_sim *sim, int64_t t)
         stop_at = sim->ctr.events + sim->chunk_events;
     if (sim->max_events && sim->max_events < stop_at)
         stop_at = sim->max_events;
+    /* the first event looks at the wall clock (a deadline may have passed between two calls) */
+    sim->poll_at = sim->wall_deadline_ns ? sim->ctr.events : stop_at;
     uint64_t stall = sim->stall_limit;
     if (!stall)                          /* the caller sets it: the data plane has no default of its own */
         return sd_fail(sim, SD_EINVAL, "run_until: no stall limit set (sd_set_stall_limit, >= 1)");
@@ -854,8 +878,20 @@ int sd_run_until(sd_sim *sim, int64_t t)
             sim->now = t;
             return SD_STOP_TIME;
         }
-        if (__builtin_expect(sim->ctr.events >= stop_at, 0))
-            return sim->max_events && sim->ctr.events >= sim->max_events ? SD_STOP_MAX_EVENTS : SD_STOP_EVENTS;
+        /* one compare per event for both budgets: poll_at is the event budget's stop or, earlier, the
+         * next reading of the wall clock: every SD_WALL_CHECK_EVENTS events (a C event takes well
+         * under 10 us, so at most a few ms pass between two readings) and after every event that
+         * called a Python plug-in (cc.c sets poll_at to now: a plug-in may be slow) */
+        if (__builtin_expect(sim->ctr.events >= sim->poll_at, 0)) {
+            if (sim->ctr.events >= stop_at)
+                return sim->max_events && sim->ctr.events >= sim->max_events ? SD_STOP_MAX_EVENTS : SD_STOP_EVENTS;
+            if (sim->wall_deadline_ns && wall_now_ns() >= sim->wall_deadline_ns) {
+                sim->poll_at = sim->ctr.events;         /* until the next call sets it again */
+                return SD_STOP_WALL;
+            }
+            sim->poll_at = sim->wall_deadline_ns && stop_at - sim->ctr.events > SD_WALL_CHECK_EVENTS
+                               ? sim->ctr.events + SD_WALL_CHECK_EVENTS : stop_at;
+        }
         if (top->t == sim->last_ev_t) {
             if (__builtin_expect(++sim->same_instant >= stall, 0)) {
                 sim->same_instant--;

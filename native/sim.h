@@ -284,6 +284,9 @@ struct sd_sim {
     /* run budget (sd_set_run_budget) and stall detection (sd_set_stall_limit) */
     uint64_t max_events;         /* sd_run_until stops with SD_STOP_MAX_EVENTS at this many events, 0 = never */
     uint64_t chunk_events;       /* ... and with SD_STOP_EVENTS after this many in one call, 0 = never */
+    int64_t wall_deadline_ns;    /* sd_run_until stops with SD_STOP_WALL at this monotonic time, 0 = never */
+    uint64_t poll_at;            /* sd_run_until leaves its fast path at this event count: the event
+                                  * budget's stop, or the next reading of the wall clock */
     uint64_t stall_limit;        /* most events at one picosecond, 0 = the default (sd_set_stall_limit) */
     uint64_t same_instant;       /* events handled at last_ev_t after the first one */
     int64_t last_ev_t;           /* time of the last event handled, -1 before the first */

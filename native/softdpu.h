@@ -39,8 +39,10 @@ enum sd_stop {
     SD_STOP_UPCALL = 3,      /* vSwitch misses wait for the control plane (sd_vs_drain_upcalls) */
     SD_STOP_EVENTS = 4,      /* sd_set_run_budget's chunk of events ran in this call: the control plane
                               * may look at its wall clock and call again (nothing else changed) */
-    SD_STOP_MAX_EVENTS = 5   /* sd_set_run_budget's max_events events have run: the run stops between
+    SD_STOP_MAX_EVENTS = 5,  /* sd_set_run_budget's max_events events have run: the run stops between
                               * two events (a consistent state); a larger budget lets it go on */
+    SD_STOP_WALL = 6         /* sd_set_wall_budget's wall-clock deadline has passed: the run stops
+                              * between two events (a consistent state) */
 };
 
 /* Priority classes of an egress queue; lower value is served first. */
@@ -659,6 +661,13 @@ int sd_set_event_limit(sd_sim *sim, uint64_t max_pending);
  * in the current call (0 = no chunks), so that a control plane can check a wall-clock budget even
  * when it asks for a far time. Both cost one compare per event; neither changes what a run does. */
 int sd_set_run_budget(sd_sim *sim, uint64_t max_events, uint64_t chunk_events);
+/* The wall-clock budget: sd_run_until returns SD_STOP_WALL before handling an event once `seconds`
+ * of wall clock (a monotonic clock) have passed since this call; 0 = none (the default). The clock
+ * is read every SD_WALL_CHECK_EVENTS events and after every event that called a Python plug-in, so
+ * a run stops within a few ms of its deadline unless one plug-in call alone takes longer. Each call
+ * starts a new deadline (a run of its own). */
+int sd_set_wall_budget(sd_sim *sim, double seconds);
+enum { SD_WALL_CHECK_EVENTS = 256 };
 /* No progress at one instant: more than `max_same_instant` events at one picosecond stops the run
  * with SD_ESTALL (sticky, like SD_ENOMEM), naming the last event. Required (>= 1) before
  * sd_run_until: the data plane keeps no default of its own (dataplane/sim.py sets one scaled with

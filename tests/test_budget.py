@@ -259,3 +259,118 @@ def test_any_time_value_is_refused_naming_the_field_or_the_run_ends(field, value
     if value is not None and not (lim.zero_off and value == 0):
         assert lim.min <= value <= lim.max and (lim.kind == "seconds" or float(value).is_integer())
     assert not (isinstance(value, float) and math.isnan(value))
+
+
+# ---------------------------------------------------------------- the wall budget, checked often
+def test_the_data_planes_wall_budget_stops_between_events_and_resumes_exactly():
+    """Simulator.set_wall_budget: a deadline already past (1 ns, 50 ms ago) stops run_until with STOP_WALL
+    before the first event; with the budget off (0) the run resumes and ends exactly like a run
+    that never had one (the stop is between two events: nothing is lost or repeated)."""
+    from dataplane.sim import STOP_WALL
+    plain = Scenario(**TINY).run()
+    net = Scenario(**{**TINY, "max_wall_s": 0}).build()
+    sim = net.sim
+    sim.set_wall_budget(1e-9)
+    import time
+    time.sleep(0.05)                    # well past the deadline, also by a coarse clock (1-4 ms ticks)
+    assert sim.run_until(10**12) == STOP_WALL
+    assert sim.events == 0
+    sim.set_wall_budget(0)
+    r = net.run()
+    assert r.counters == plain.counters
+    with pytest.raises(ValueError, match=r"wall budget must be a number of seconds in \[0, 1e9\], got nan"):
+        sim.set_wall_budget(float("nan"))
+
+
+SLOW = """
+import time
+from congestion.api import CongestionControl
+class Slow(CongestionControl):
+    name = "slow"
+    calls = 0
+    def on_start(self, st, ev):
+        ev.timer_at[0] = ev.now_ps + 1_000_000
+    def on_timer(self, st, ev):
+        Slow.calls += 1
+        if Slow.calls > {limit}:
+            raise RuntimeError("the wall budget did not stop the run")
+        time.sleep({sleep})
+        ev.timer_at[0] = ev.now_ps + 1_000_000
+"""
+
+
+def test_max_wall_s_stops_a_run_of_slow_events_soon_after_its_budget(tmp_path):
+    """Events that are slow (a plug-in whose timer callback takes 5 ms): the wall clock used to be
+    read only every CHUNK_EVENTS = 65,536 events, 330 s of such events, so a 0.2 s budget was
+    overrun by minutes. Now the data plane reads it after every plug-in call: the run stops with
+    BudgetExceeded and its partial results. The plug-in raises at its 400th call, 2 s of sleeps
+    (10 x the budget): reaching it means the budget was not enforced."""
+    f = tmp_path / "slow.py"
+    f.write_text(SLOW.format(limit=400, sleep=0.005))
+    # 2 x 16 MB at 100 Gb/s: 2.7 ms of simulated time, a timer call per simulated microsecond
+    sc = Scenario(**{**TINY, "cc": f"{f}:Slow", "max_wall_s": 0.2,
+                     "workload": {"kind": "incast", "senders": 2, "size_bytes": MB(16)}})
+    with pytest.raises(BudgetExceeded, match=r"the run budget max_wall_s = 0.2 s is used up") as e:
+        sc.run(tmp_path / "out")
+    assert e.value.budget == "max_wall_s"
+    partial = load_run(tmp_path / "out")
+    assert "max_wall_s" in partial.counters["error"]
+    assert partial.counters["conservation_ok"] == 1
+
+
+def test_each_run_of_a_network_has_its_own_wall_budget():
+    """max_wall_s is per run: the budget of a second run of one network (here after 100 s of the
+    loop's clock and 0.4 s of real time between the runs, longer than the 0.3 s budget) starts
+    when that run starts; it used to count from the first run's start and stop the second at once."""
+    import time
+    now = [0.0]
+    net = Scenario(**{**TINY, "max_wall_s": 0.3}).build()
+    net.loop.clock = lambda: now[0]
+    assert_conserved(net.run())
+    now[0] += 100.0
+    time.sleep(0.4)
+    assert_conserved(net.run())
+
+
+def test_each_collectives_run_has_its_own_wall_budget():
+    """The same for the collectives Runner: two all-reduces run one after the other on one
+    network, 100 s of the loop's clock apart, each within a 10 s budget."""
+    from controlplane import collectives as C
+    from controlplane.rails import Gpu
+    from controlplane.units import Gbps
+    sc = Scenario(topology={"topology": "rail_clos", "host_rate_bps": Gbps(100), "host_delay_ps": us(1),
+                            "num_rails": 1, "servers_per_leaf": 2, "leaves_per_rail": 1, "spines_per_rail": 1,
+                            "cores_per_group": 1},
+                  workload={"kind": "flows", "flows": []}, cc="none", sample_interval_ps=0, max_wall_s=10)
+    net = C.network(sc)
+    now = [0.0]
+    net.loop.clock = lambda: now[0]
+    ranks = [Gpu(0, 0), Gpu(1, 0)]
+    first = C.Runner(net).run([C.ring_all_reduce(net, ranks, KB(64))])[0]
+    now[0] += 100.0
+    second = C.Runner(net).run([C.ring_all_reduce(net, ranks, KB(64))])[0]
+    assert first.iterations == second.iterations == 1
+
+
+def test_a_collective_experiment_stopped_by_its_budget_writes_its_partial_results(tmp_path, capsys):
+    """allreduce_busbw with max_events = 5,000: the 64 KB point (fewer events) completes, the
+    256 KB one stops. Like a single run: one line "the run stopped: ... max_events", exit 1, and
+    the results so far: the CSV with the completed row, the stopped run's folder (counters.json
+    with the error) and collectives.json saying how far the all-reduce got. Before, nothing but
+    params.json was written although the message said the results were there."""
+    import csv
+    from controlplane.cli import main
+    out = tmp_path / "ar"
+    rc = main(["run", "allreduce_busbw", "--set", "max_events=5000", "--set", "seeds=1", "--set", "max_size=262144",
+               "--set", 'algos=["ring"]', "--set", 'variants=["ecmp"]', "--no-plots", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    assert err[-1].startswith("softdpu: the run stopped: the run budget max_events = 5,000 is used up"), err
+    assert "Traceback" not in "\n".join(err)
+    rows = list(csv.DictReader(open(out / "allreduce_busbw.csv")))
+    assert [int(r["size_bytes"]) for r in rows] == [65536]
+    stopped = load_run(out / "allreduce-ring-ecmp")
+    assert "max_events" in stopped.counters["error"] and stopped.counters["events"] == 5000
+    progress = json.loads((out / "allreduce-ring-ecmp" / "collectives.json").read_text())
+    assert progress[0]["size_bytes"] == 262144 and 0 < progress[0]["transfers_done"] < progress[0]["transfers"]
+    assert progress[0]["finished"] is False
