@@ -79,8 +79,11 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{error_text(exc)}\n{tb}")
 
 
-def _call(fn: Callable, arg, index: int, quiet: bool) -> Outcome:
-    """Run one task (in whichever process it landed) and wrap what it gave in an Outcome."""
+def _call(fn: Callable, arg, index: int, quiet: bool, portable: bool = True) -> Outcome:
+    """Run one task (in whichever process it landed) and wrap what it gave in an Outcome; an
+    exception is made portable (picklable, live attributes dropped) unless ``portable`` is False:
+    in this process (``-j 1``) it stays as raised, so a stopped run's partial results (its
+    ``partial`` Result) can still be written by the caller."""
     t0 = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     sink = open(os.devnull, "w") if quiet else None
@@ -93,7 +96,8 @@ def _call(fn: Callable, arg, index: int, quiet: bool) -> Outcome:
             value = fn(arg)
         return Outcome(index, value=value, wall_s=time.perf_counter() - t0, worker=worker)
     except Exception as exc:        # noqa: BLE001 - every failure of a task is reported, none stops the loop
-        return Outcome(index, error=error_text(exc), exception=_portable(exc), wall_s=time.perf_counter() - t0,
+        return Outcome(index, error=error_text(exc), exception=_portable(exc) if portable else exc,
+                       wall_s=time.perf_counter() - t0,
                        worker=worker)
     finally:
         if sink is not None:
@@ -144,7 +148,7 @@ class InlineExecutor(Executor):
 
     def run(self, fn, args, quiet=False, keys=None):
         for i, arg in enumerate(args):
-            o = _call(fn, arg, i, quiet)
+            o = _call(fn, arg, i, quiet, portable=False)
             yield o
 
 
