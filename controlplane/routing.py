@@ -193,6 +193,10 @@ def _transit_sets(dist: np.ndarray, sw_ports: np.ndarray, owner: np.ndarray, pee
     deg = np.bincount(owner, minlength=num_switches)
     first = np.concatenate([[0], np.cumsum(deg)[:-1]])
     local = np.arange(len(owner)) - first[owner]       # index of each port among its owner's
+    # one byte per (switch, ToR column, port of the switch): refuse, naming the memory, before
+    # numpy would fail on a fabric too large for this machine
+    from controlplane.topology import check_memory
+    check_memory(2 * int(np.prod(dist.shape, dtype=np.int64)) * int(deg.max(initial=0)), "the fabric's routing tables")
     closer = np.zeros((*dist.shape, int(deg.max(initial=0))), dtype=bool)
     closer[owner, :, local] = dist[peer] == dist[owner] - 1
     masks = np.packbits(closer[pair_switch, pair_col], axis=1)

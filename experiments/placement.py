@@ -123,6 +123,10 @@ def run(out_dir: str | Path = "results/placement", params: dict | None = None, o
             v = int(p[key])
             raise ValueError(f"{key} must be at most {gpus} (the fabric's GPUs), got "
                              f"{v if v < 10**20 else f'{str(v)[:4]}... ({len(str(v))} digits)'}")
+    need = int(p["background_jobs"]) * int(p["background_gpus"]) + int(p["job_gpus"])
+    if need > gpus:                             # by the parameters typed, not the placement's n_gpus
+        raise ValueError(f"background_jobs: {p['background_jobs']} jobs of background_gpus = {p['background_gpus']} "
+                         f"and the job_gpus = {p['job_gpus']} job need {need:,} GPUs, the fabric has {gpus}")
     rows = []
     tasks = [(p, overrides, seed + k, policy) for k in range(int(p["seeds"])) for policy in POLICIES]
 

@@ -54,7 +54,7 @@ SMALL = {
     "src": _int(0, 8), "dst": _int(0, 8), "conn": {"anyOf": [_int(0, 4), {"type": "null"}]},
     "tenants": _int(1, 4), "vfs_per_host": _int(1, 4), "pkt_pool": {"anyOf": [_int(1, 1 << 16), {"type": "null"}]},
     "trace": _int(0, 1000), "entries": _int(0, 4096), "max_outstanding": _int(0, 64),
-    "reorder_window": _int(1, 4096), "rto_low_pkts": _int(0, 64), "plb_rehash_rounds": _int(1, 64),
+    "reorder_window": _int(64, 4096), "rto_low_pkts": _int(0, 64), "plb_rehash_rounds": _int(1, 64),
     "ack_interval": _int(1, 64), "size_bytes": _int(1, 1 << 16), "mtu_payload": _int(64, 9000),
     "duration_ps": {"anyOf": [_int(1, MAX_DURATION_PS), {"type": "null"}]},
     "max_duration_ps": _int(1, MAX_DURATION_PS), "max_events": _int(1, MAX_EVENTS),

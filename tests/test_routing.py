@@ -276,3 +276,19 @@ def test_k16_fat_tree_routes():
     r = compute_routes(f)
     assert r.fib.shape == (320, 1024)
     assert hop_count(f, r, 0, 1023) == 6
+
+
+def test_routing_tables_too_large_for_the_memory_limit_are_refused_by_name(monkeypatch):
+    """The transit-set table is one byte per (switch, ToR column, switch port), doubled for the
+    copy numpy makes while packing it: a leaf-spine of 64 leaves, 2 spines and 16 hosts per leaf
+    needs 66 x 64 x 18 x 2 B ~ 152 KB of it. With the memory limit set below that, routing is
+    refused with the memory message before numpy allocates (the campaign of issue #12 found
+    `softdpu run alltoall_rails --set leaves_per_rail=1e3` dying with a 60 GiB numpy MemoryError)."""
+    fab = leaf_spine(num_leaves=64, num_spines=2, hosts_per_leaf=16, host_rate_bps=Gbps(100),
+                     fabric_rate_bps=Gbps(100), host_delay_ps=us(1), fabric_delay_ps=us(1))
+    monkeypatch.setenv("SOFTDPU_MAX_MEMORY_GIB", str(100_000 / 2**30))      # 100 KB
+    with pytest.raises(ValueError, match=r"the fabric's routing tables: this scenario needs about .* GiB "
+                                         r"\(limit .* GiB; raise it with SOFTDPU_MAX_MEMORY_GIB=\.\.\.\)"):
+        compute_routes(fab)
+    monkeypatch.setenv("SOFTDPU_MAX_MEMORY_GIB", "1")
+    compute_routes(fab)                                                       # and fits in 1 GiB
