@@ -144,6 +144,10 @@ COMMAND_EXCLUDED: dict[str, str] = {
         "tests/test_sweep.py sweeps through a real local one",
     "softdpu sweep fct_slowdown --seeds 1": "the -j 1 vs -j 2 measurement: 24 runs, a minute or more; "
                                             "tests/test_sweep.py runs small sweeps with -j 1 and -j 2",
+    "softdpu plot results/sweep-fct_slowdown --metrics small_slowdown_p95,small_slowdown_p99,slowdown_p99":
+        "reads the 120-run sweep printed before it; tests/test_analysis.py "
+        "test_plot_sweep_of_seeds_only_draws_the_variants plots a seeds-only sweep of GROUP/CC variants, and "
+        "tests/test_sweep.py test_fct_slowdown_sweep_index_has_the_small_flow_slowdown checks these metrics",
 }
 
 
@@ -151,12 +155,6 @@ COMMAND_EXCLUDED: dict[str, str] = {
 #: the same working directory: {command: [commands]}
 PREREQUISITES: dict[str, list[str]] = {
     "softdpu plot results/incast_sweep": ["softdpu sweep incast --grid senders=2,4,8 --seeds 1-3 --set size_bytes=200KB --set workload.jitter_ps=3us --out results/incast_sweep"],
-    # README's fct_slowdown seeds figure: the printed sweep is 120 runs (COMMAND_EXCLUDED); the same
-    # kind of sweep (seeds only, GROUP/CC variants), 2 CCs x 2 seeds of 300 us, stands in for it
-    "softdpu plot results/sweep-fct_slowdown --metrics small_slowdown_p95,small_slowdown_p99,slowdown_p99": [
-        "softdpu sweep fct_slowdown --seeds 1-2 -j 1 --set 'workloads=[\"fb_hadoop\"]' --set 'loads=[0.3]' "
-        "--set 'ccs=[\"dcqcn\",\"hpcc\"]' --set duration_us=300 --set buckets=4 --no-progress "
-        "--out results/sweep-fct_slowdown"],
 }
 
 #: Python blocks that read what printed commands wrote: {(doc, a line of the block): [commands]},
