@@ -222,9 +222,28 @@ def cmd_plot(a) -> int:
     for r in runs:
         for png in plot_run(r):
             print(png)
-    if len(runs) > 1:
+    if len(runs) > 1 and _is_cc_compare(runs):
+        # the figures `softdpu run cc_compare` draws: one per question, one panel per algorithm
+        from controlplane.plots import plot_questions
+        from experiments.cc_compare import TITLE
+        for png in plot_questions(runs, root, "cc_compare", title=TITLE):
+            print(png)
+    elif len(runs) > 1:
         print(plot_compare(runs, root / "compare.png"))
     return 0
+
+
+def _is_cc_compare(runs: list[Path]) -> bool:
+    """Whether every run folder is a variant of a cc_compare run (its scenario is named
+    ``cc_compare-<variant>``, experiments/cc_compare.py scenarios())."""
+    for r in runs:
+        try:
+            name = json.loads((r / "config.json").read_text()).get("name", "")
+        except (OSError, ValueError):
+            return False
+        if not (isinstance(name, str) and name.startswith("cc_compare-")):
+            return False
+    return True
 
 
 def _plot_sweep(root: Path, metrics: str | None) -> int:

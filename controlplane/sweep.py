@@ -31,7 +31,9 @@ The output folder (DIR):
 - ``sweep.csv`` (and ``sweep.parquet`` when pyarrow is installed): one row per point, sorted by
   the grid values, variant and seed: ``point, experiment, variant, seed``, one column per grid key
   (named as typed on --grid), ``status, error`` and the summary metrics of
-  controlplane/results.py ``summary()`` with units in their names. Nothing in it depends on where
+  controlplane/results.py ``summary()`` with units in their names, then the experiment's own
+  metrics (its ``SWEEP_METRICS``, computed by its ``sweep_metrics(run_dir, params)``; fct_slowdown:
+  the slowdown p50/p95/p99 of the small flows). Nothing in it depends on where
   or how fast a point ran: the same sweep gives the same bytes with any -j and on any cluster.
 - ``wall.csv``: ``point, wall_s, worker``, the only non-deterministic file.
 
@@ -225,6 +227,7 @@ class Point:
     resolved: dict          # what was hashed
     task: dict              # what the worker needs
     order: tuple = ()
+    exp: dict = field(default_factory=dict)     # the experiment's parameters (for its sweep_metrics)
 
 
 @dataclass
@@ -282,7 +285,7 @@ def plan(experiment: str, grid_items: list[str], seeds: list[int], sets: list[st
                                 "scenario": d}
                     pid = point_id(resolved)
                     task = {"kind": "scenario", "scenario": d}
-                    _add(seen, Point(pid, swept, seed, name, resolved, task))
+                    _add(seen, Point(pid, swept, seed, name, resolved, task, exp={**module.PARAMS, **exp}))
             else:
                 params = json.loads(_canon({**module.PARAMS, **exp}))
                 resolved = {"experiment": experiment, "variant": RUN_VARIANT, "seed": seed, "version": ver,
@@ -486,6 +489,7 @@ def point_metrics(folder: Path) -> dict:
 def index_rows(p: Plan, out: Path) -> list[dict]:
     """One dict per point (the columns of sweep.csv), in the plan's order."""
     rows = []
+    module = _module(p.experiment)
     for pt in p.points:
         folder = out / "points" / pt.id
         doc = read_point(folder) or {"status": "failed", "error": "no point.json (the point did not run)"}
@@ -493,8 +497,45 @@ def index_rows(p: Plan, out: Path) -> list[dict]:
         row.update({k: pt.params[k] for k in p.grid})
         row.update({"status": doc.get("status"), "error": doc.get("error") or ""})
         row.update(point_metrics(folder))
+        row.update(experiment_point_metrics(module, folder, pt))
         rows.append(row)
     return rows
+
+
+def extra_metrics(experiment: str) -> tuple:
+    """The experiment's own metric columns of sweep.csv (its ``SWEEP_METRICS``, after
+    :data:`METRICS`), e.g. fct_slowdown's slowdown percentiles of the small flows; () if none."""
+    try:
+        module = _module(experiment)
+    except UsageError:
+        return ()
+    return tuple(getattr(module, "SWEEP_METRICS", ()))
+
+
+def extra_metric_labels(experiment: str) -> dict:
+    """:func:`extra_metrics` -> the label of its plot panel, None for a column not drawn by default."""
+    try:
+        metrics = getattr(_module(experiment), "SWEEP_METRICS", {})
+    except UsageError:
+        return {}
+    return dict(metrics) if isinstance(metrics, dict) else {m: m for m in metrics}
+
+
+def experiment_point_metrics(module, folder: Path, pt: Point) -> dict:
+    """The experiment's ``sweep_metrics(run_dir, params)`` of a scenario point that ran (nan
+    for a point without a results folder, or a run() point)."""
+    names = tuple(getattr(module, "SWEEP_METRICS", ()))
+    if not names:
+        return {}
+    out = {m: math.nan for m in names}
+    if pt.variant == RUN_VARIANT or not (folder / "config.json").is_file():
+        return out
+    try:
+        got = module.sweep_metrics(folder, pt.exp)
+    except (OSError, ValueError, KeyError):     # a point whose files do not give the metric
+        return out
+    out.update({m: got[m] for m in names if m in got})
+    return out
 
 
 def _text(v) -> str:
@@ -513,7 +554,8 @@ def _text(v) -> str:
 
 def write_index(out: Path, p: Plan, rows: list[dict]) -> Path:
     """sweep.csv, and sweep.parquet when pyarrow can be imported."""
-    cols = ["point", "experiment", "variant", "seed", *p.grid, "status", "error", *METRICS]
+    cols = ["point", "experiment", "variant", "seed", *p.grid, "status", "error", *METRICS,
+            *extra_metrics(p.experiment)]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)

@@ -14,7 +14,11 @@ parameter: numeric values on a numeric axis (logarithmic when they span 50x or m
 swept values, in units for ``*_bytes`` / ``*_bps`` / ``*_ps``), anything else on a categorical
 axis in grid order. One line per variant (colour and marker); with other swept parameters, one
 line per combination of their values (line style), so a line never averages over a parameter.
-Counter metrics that are zero at every point are not drawn (the figure says which).
+Counter metrics that are zero at every point are not drawn (the figure says which). A sweep
+without a grid (seeds only) writes ``DIR/plots/by_variant.png``: the variants on the x axis;
+variants named ``GROUP/LINE`` (fct_slowdown's ``fb_hadoop-50/hpcc``) put GROUP on the axis and
+draw one line per LINE. An experiment's own metrics (its ``SWEEP_METRICS``, controlplane/sweep.py)
+are in summary.csv and, those with a label, drawn first by default.
 """
 from __future__ import annotations
 
@@ -70,7 +74,11 @@ def plot_sweep(sweep_dir: str | Path, metrics: list[str] | None = None,
     missing = [p for p in results.params if p not in index.columns]
     if missing:
         raise ValueError(f"{root}/sweep.csv has no column for the swept parameter(s) {', '.join(missing)}")
-    available = [m for m in METRICS if m in index.columns]
+    from controlplane.sweep import extra_metric_labels
+    extra = extra_metric_labels(results.sweep.get("experiment", ""))
+    available = [m for m in (*METRICS, *extra) if m in index.columns]
+    labels = {**LABELS, **{m: lab for m, lab in extra.items() if lab}}
+    defaults = [m for m, lab in extra.items() if lab] + list(DEFAULT_METRICS)
     if metrics:
         unknown = [m for m in metrics if m not in index.columns]
         if unknown:
@@ -96,7 +104,7 @@ def plot_sweep(sweep_dir: str | Path, metrics: list[str] | None = None,
         return [], summary_csv, notes
 
     chosen, no_value, zero = [], [], []
-    for m in (metrics or DEFAULT_METRICS):
+    for m in (metrics or defaults):
         if f"{m}_mean" not in table.columns:
             continue
         values = table[f"{m}_mean"].to_numpy(dtype=np.float64)
@@ -110,17 +118,34 @@ def plot_sweep(sweep_dir: str | Path, metrics: list[str] | None = None,
         notes.append(f"not drawn, no value at any point: {', '.join(no_value)}")
     if zero:
         notes.append(f"not drawn, 0 at every point: {', '.join(zero)}")
-    if not params:
-        raise ValueError(f"{root}/sweep.json: no swept parameter (grid) to plot against")
     out = root / "plots"
     out.mkdir(parents=True, exist_ok=True)
     seeds = sorted(ok["seed"].unique().tolist()) if "seed" in ok else []
+    title = results.sweep.get("experiment", root.name)
     pngs = []
+    if not params:              # seeds only: the metrics per variant
+        axis, plotted = _by_variant(table)
+        pngs.append(_figure(plotted, axis, [], chosen, out / "by_variant.png", title=title, seeds=seeds,
+                            notes=notes, confidence=confidence, labels=labels))
     for p in params:
         pngs.append(_figure(table, p, [q for q in params if q != p], chosen, out / f"by_{_file_part(p)}.png",
-                            title=results.sweep.get("experiment", root.name), seeds=seeds, notes=notes,
-                            confidence=confidence))
+                            title=title, seeds=seeds, notes=notes, confidence=confidence, labels=labels))
     return pngs, summary_csv, notes
+
+
+def _by_variant(table):
+    """A sweep without a grid (seeds only) is drawn against its variants: variants named
+    ``GROUP/LINE`` (fct_slowdown's ``fb_hadoop-50/hpcc``) put GROUP on the x axis and draw one
+    line per LINE; other variants are each a category of their own."""
+    table = table.copy()
+    names = table["variant"].astype(str)
+    if names.str.contains("/").all():
+        parts = names.str.rsplit("/", n=1)
+        table["variant group"] = parts.str[0]
+        table["variant"] = parts.str[1]
+        return "variant group", table
+    table["variant group"] = names
+    return "variant group", table
 
 
 def _file_part(name: str) -> str:
@@ -170,7 +195,7 @@ def _tick_text(param: str, value) -> str:
 
 
 def _figure(table, param: str, others: list[str], metrics: list[str], png: Path, title: str,
-            seeds: list, notes: list[str], confidence: float) -> Path:
+            seeds: list, notes: list[str], confidence: float, labels: dict | None = None) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -231,7 +256,7 @@ def _figure(table, param: str, others: list[str], metrics: list[str], png: Path,
                 ax.errorbar(x[has_ci], y[has_ci], yerr=[y[has_ci] - low[has_ci], high[has_ci] - y[has_ci]],
                             fmt="none", ecolor=color, elinewidth=1, capsize=3, alpha=0.8)
             handles.setdefault(label, h)
-        ax.set_title(LABELS.get(metric, metric), fontsize=10)
+        ax.set_title((labels or LABELS).get(metric, metric), fontsize=10)
         if log_x:
             ax.set_xscale("log")
         if numeric:

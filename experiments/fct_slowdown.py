@@ -149,6 +149,27 @@ def short_row(case: dict, flows: dict, buckets: list[dict]) -> dict:
             "small": [first["p50"], first["p95"], first["p99"]], "all": [float(v) for v in allp]}
 
 
+#: fct_slowdown's own columns of a sweep's sweep.csv (controlplane/sweep.py) -> the label of its
+#: panel in `softdpu plot` (None: not drawn unless named with --metrics): the printed table's
+#: small-flow slowdown percentiles of each point, and the smallest bucket's largest flow size
+SWEEP_METRICS = {"small_slowdown_p50": "small-flow slowdown p50", "small_slowdown_p95": "small-flow slowdown p95",
+                 "small_slowdown_p99": "small-flow slowdown p99", "small_hi_bytes": None}
+
+
+def sweep_metrics(run_dir: str | Path, params: dict) -> dict:
+    """One point's :data:`SWEEP_METRICS`: p50/p95/p99 slowdown of the small flows (the first of
+    ``buckets`` size buckets, as :func:`short_row` and the printed table) and that bucket's
+    largest size in bytes."""
+    p = Params.resolve(params, "fct_slowdown")
+    flows = load_run(run_dir).flows
+    buckets = slowdown_buckets(flows, int(p["buckets"]))
+    if not buckets:
+        return {}
+    b = buckets[0]
+    return {"small_slowdown_p50": b["p50"], "small_slowdown_p95": b["p95"], "small_slowdown_p99": b["p99"],
+            "small_hi_bytes": b["size_hi_bytes"]}
+
+
 def print_short_table(short: list[dict]) -> None:
     """The printed summary: one line per workload-load x CC (the full table is in the CSV)."""
     print("FCT slowdown (FCT / ideal FCT), p50/p95/p99: of the small flows (the smallest size bucket,"

@@ -475,3 +475,37 @@ assert main(["plot", {str(sweep_dir)!r}]) == 2
     assert done.returncode == 0, done.stderr[-3000:]
     assert "softdpu: plot: a sweep's plots need the analysis extra" in done.stderr
     assert "pip install 'softdpu[analysis]'" in done.stderr
+
+
+@pytest.mark.plots
+def test_plot_sweep_of_seeds_only_draws_the_variants(tmp_path, figures, capsys):
+    """`softdpu sweep fct_slowdown --seeds 1-5` has no grid: `softdpu plot` on it drew nothing and
+    failed ("no swept parameter"). It draws the metrics per variant: variants GROUP/LINE (as
+    fct_slowdown's fb_hadoop-50/hpcc) with GROUP on the x axis and a line per LINE."""
+    import pandas as pd
+
+    from controlplane.cli import main
+    root = tmp_path / "seeds"
+    root.mkdir()
+    variants = ["fb-30/dcqcn", "fb-30/hpcc", "fb-50/dcqcn", "fb-50/hpcc"]
+    points, rows = [], []
+    for vi, (variant, seed) in enumerate(itertools.product(variants, [1, 2, 3])):
+        pid = f"p{vi:03d}"
+        points.append({"id": pid, "params": {}, "seed": seed, "variant": variant})
+        # slowdown_p99 = 10 · variant index + seed: the mean of seeds 1-3 is 10 · index + 2
+        rows.append({"point": pid, "experiment": "x", "variant": variant, "seed": seed, "status": "ok", "error": "",
+                     "slowdown_p99": 10 * variants.index(variant) + seed})
+    (root / "sweep.json").write_text(json.dumps({"experiment": "x", "grid": {}, "seeds": [1, 2, 3], "sets": {},
+                                                 "points": points}))
+    with open(root / "sweep.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    assert main(["plot", str(root), "--metrics", "slowdown_p99"]) == 0
+    assert capsys.readouterr().out.split() == [str(root / "plots" / "by_variant.png"), str(root / "summary.csv")]
+    [(path, titles, suptitle, _, [(ticks, _)])] = figures
+    assert ticks == ["fb-30", "fb-50"] and titles == ["slowdown p99"]
+    assert "mean over 3 seeds" in suptitle
+    s = pd.read_csv(root / "summary.csv")
+    assert s["variant"].tolist() == variants
+    assert s["slowdown_p99_mean"].tolist() == pytest.approx([10 * i + 2 for i in range(4)])

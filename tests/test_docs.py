@@ -144,6 +144,10 @@ COMMAND_EXCLUDED: dict[str, str] = {
         "tests/test_sweep.py sweeps through a real local one",
     "softdpu sweep fct_slowdown --seeds 1": "the -j 1 vs -j 2 measurement: 24 runs, a minute or more; "
                                             "tests/test_sweep.py runs small sweeps with -j 1 and -j 2",
+    "softdpu plot results/sweep-fct_slowdown --metrics small_slowdown_p95,small_slowdown_p99,slowdown_p99":
+        "reads the 120-run sweep printed before it; tests/test_analysis.py "
+        "test_plot_sweep_of_seeds_only_draws_the_variants plots a seeds-only sweep of GROUP/CC variants, and "
+        "tests/test_sweep.py test_fct_slowdown_sweep_index_has_the_small_flow_slowdown checks these metrics",
 }
 
 
@@ -516,7 +520,8 @@ def test_documented_command_runs(cmd, workdir, capsys):
         import json
         grid = json.loads((Path(argv[1]) / "sweep.json").read_text())["grid"]
         printed = stdout.split()
-        assert printed == [str(Path(argv[1]) / "plots" / f"by_{p}.png") for p in grid] + \
+        # (a sweep of seeds only: plots/by_variant.png)
+        assert printed == [str(Path(argv[1]) / "plots" / f"by_{p}.png") for p in grid or ["variant"]] + \
             [str(Path(argv[1]) / "summary.csv")], (where, stdout)
         assert all(Path(p).is_file() for p in printed), (where, printed)
     elif argv[0] == "plot":

@@ -147,6 +147,31 @@ def test_cnp_panels_only_for_ccs_that_send_cnps(cc_compare_runs):
 
 
 @pytest.mark.plots
+def test_softdpu_plot_on_a_cc_compare_folder_draws_the_question_figures(cc_compare_runs, tmp_path, capsys):
+    # `softdpu plot DIR` on a cc_compare results folder draws what `softdpu run cc_compare` draws
+    # (experiments/cc_compare.py: plot_questions -> cc_compare.png, _queue, _window), not the
+    # one-column-per-run compare.png (before the fix it wrote only compare.png)
+    import shutil
+    for cc in ("dcqcn", "dctcp", "hpcc"):        # three variants keep it short; hpcc has a window
+        shutil.copytree(cc_compare_runs[0].path.parent / cc, tmp_path / cc)
+    assert main(["plot", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.split()
+    for stem in ("cc_compare", "cc_compare_queue", "cc_compare_window"):
+        assert (tmp_path / f"{stem}.png").is_file(), stem
+        assert str(tmp_path / f"{stem}.png") in printed
+    assert not (tmp_path / "compare.png").exists()
+    # the same figures as plot_questions draws: one goodput panel per variant
+    import matplotlib.image as mpimg
+    drawn = mpimg.imread(tmp_path / "cc_compare.png")
+    figs = plots.question_figures([load_run(tmp_path / cc) for cc in ("dcqcn", "dctcp", "hpcc")])
+    w, h = size_px(figs[""])
+    assert drawn.shape[:2] == (round(h), round(w))
+    import matplotlib.pyplot as plt
+    for fig in figs.values():
+        plt.close(fig)
+
+
+@pytest.mark.plots
 def test_compare_many_long_runs_has_readable_ticks(tmp_path):
     # eight runs of 15 ms (long traces in µs gave labels like "7500100001250015000")
     ts = tiny_timeseries(np.full((300, 2), 40.0))

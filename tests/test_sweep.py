@@ -391,3 +391,34 @@ def test_dask_cluster_same_results_and_survives_a_killed_worker(dask_cluster, re
     survivor = next(p for p in workers if p.poll() is None)
     ran_by = {w["point"]: w["worker"].rsplit(":", 1)[1] for w in csv.DictReader(open(out / "wall.csv"))}
     assert lost and all(ran_by[pt] == str(survivor.pid) for pt in lost), (lost, ran_by, survivor.pid)
+
+
+def test_fct_slowdown_sweep_index_has_the_small_flow_slowdown(tmp_path):
+    """fct_slowdown's README figure is the p95 slowdown of the small flows (its printed table's
+    first size bucket), not of all flows: sweep.csv carries it per point (before, only the
+    all-flow slowdown_p50/p95/p99 were there), so a sweep over seeds can quote it."""
+    import numpy as np
+    from controlplane.results import load_run
+    out = tmp_path / "fct"
+    assert main(["sweep", "fct_slowdown", "--set", 'workloads=["fb_hadoop"]', "--set", "loads=[0.5]",
+                 "--set", 'ccs=["dcqcn","hpcc"]', "--set", "duration_us=200", "--set", "buckets=4",
+                 "--seeds", "1", "-j", "1", "--no-progress", "--out", str(out)]) == 0
+    with open(out / "sweep.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["variant"] for r in rows] == ["fb_hadoop-50/dcqcn", "fb_hadoop-50/hpcc"]
+    cols = list(rows[0])
+    assert cols[-4:] == ["small_slowdown_p50", "small_slowdown_p95", "small_slowdown_p99", "small_hi_bytes"]
+    for r in rows:
+        flows = load_run(out / "points" / r["point"]).flows
+        done = flows["fct_ps"] >= 0
+        size, sd = flows["size_bytes"][done], flows["slowdown"][done]
+        # expected, from the definition: finished flows sorted by size (stable), the first of
+        # 4 near-equal groups (np.array_split: the first ceil(n/4) flows), its percentiles
+        order = np.argsort(size, kind="stable")[: -(-size.size // 4)]
+        p50, p95, p99 = np.percentile(sd[order], [50, 95, 99])
+        assert float(r["small_slowdown_p50"]) == pytest.approx(p50, rel=1e-12)
+        assert float(r["small_slowdown_p95"]) == pytest.approx(p95, rel=1e-12)
+        assert float(r["small_slowdown_p99"]) == pytest.approx(p99, rel=1e-12)
+        assert int(r["small_hi_bytes"]) == int(size[order].max())
+        # and not the all-flow column under another name
+        assert float(r["slowdown_p95"]) == pytest.approx(np.percentile(sd, 95), rel=1e-12)
