@@ -69,6 +69,11 @@ def _emc_entries(x: Any) -> int:
     return v
 
 
+#: the default overlay policy installs one rule per (DPU, VF of its tenant): 256 fully meshed DPUs
+#: with one VF each (65,536 rules) build in seconds; the overlap check of each new rule against its
+#: table makes the build quadratic per table, so far larger policies would take minutes
+MAX_DEFAULT_POLICY_RULES = 65_536
+
 class VSwitchParams(Strict):
     """The fast path of each DPU's vSwitch (native/vswitch.c; OVS lib/dpif-netdev.c defaults)."""
     max_flows: Int("megaflows a DPU's datapath holds at most (OVS OFPROTO_FLOW_LIMIT_DEFAULT)",
@@ -433,6 +438,15 @@ class Dpus:
         see install_proactive), meter_bps (a policer per VF), dscp."""
         meter = self.policy_spec["meter_bps"]
         dscp = self.policy_spec["dscp"]
+        # one rule per (DPU, VF of the tenant) for every tenant: refuse, before installing them, a
+        # policy whose table would take minutes to build (each rule is checked against the others
+        # of its table for overlap) instead of starting a run that never gets going
+        rules = sum(len(self.hosts) * sum(len(self.vf_of.get((h, t), [])) for h in self.hosts)
+                    for t in range(1, self.tenants + 1))
+        if rules > MAX_DEFAULT_POLICY_RULES:
+            raise ValueError(f"dpu.hosts: the default overlay policy needs {rules:,} rules ({len(self.hosts):,} DPUs x "
+                             f"the VFs of their tenants), at most {MAX_DEFAULT_POLICY_RULES:,}: use fewer DPU hosts "
+                             f"(dpu.hosts) or fewer VFs per host")
         # the provider's underlay for PF traffic (tenant 0): to this host's PF, else out unencapsulated
         for h in self.hosts:
             self.add_rule(h, 0, 10, {"dst_ip": (10 << 24) + h + 1}, {"output": VS_PF})

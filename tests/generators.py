@@ -407,7 +407,8 @@ def check_pcap_filter(text: str, tmp: Path) -> Outcome:
             result = sc.run(capture=spec)
     except ValueError as e:
         msg = str(e)
-        if "\n" in msg or not (msg.startswith("--pcap-filter") or msg.startswith("capture")):
+        # one line per problem (as the scenario schema's rejections), each naming --pcap-filter
+        if not all(line.startswith(("--pcap-filter", "capture")) for line in msg.splitlines()):
             return Outcome("internal", "", f"pcap filter error naming no key: {msg[:300]}")
         return Outcome("reject", (named_field(msg, names | set(FILTER_VALUES)) or "--pcap-filter"), msg)
     except Exception as e:                         # noqa: BLE001

@@ -784,3 +784,20 @@ def test_proactive_megaflows_mean_no_upcalls(per_connection):
     assert_conserved(r)
     assert c["vs_miss"] == 0 and c["vs_rx"] == c["vs_exact_hit"] + c["vs_masked_hit"]
     assert c["vs_installs"] == reactive["sp_installs"]
+
+
+def test_a_default_policy_too_large_to_build_is_refused_before_it_is_installed(monkeypatch):
+    """The default overlay policy has one rule per (DPU, VF of its tenant): 4 hosts with one
+    tenant and one VF each need 4 x 4 = 16 rules. Above the limit the build is refused naming
+    dpu.hosts, instead of spending minutes on overlap checks before the run budget starts (the
+    #12 campaign: `softdpu run upcall_storm --set hosts=1e3` built 1,000,000 rules for > 5 min)."""
+    from controlplane import vswitch
+    sc = Scenario(topology={"topology": "single_switch", "num_hosts": 4, "rate_bps": Gbps(100), "delay_ps": us(1)},
+                  workload={"kind": "permutation", "size_bytes": 4096}, cc="none", sample_interval_ps=0,
+                  dpu={"tenants": 1})
+    monkeypatch.setattr(vswitch, "MAX_DEFAULT_POLICY_RULES", 15)
+    with pytest.raises(ValueError, match=r"^dpu\.hosts: the default overlay policy needs 16 rules \(4 DPUs x the "
+                                         r"VFs of their tenants\), at most 15"):
+        sc.build()
+    monkeypatch.setattr(vswitch, "MAX_DEFAULT_POLICY_RULES", 16)
+    assert sc.run().counters["msgs_completed"] == 4
