@@ -34,7 +34,7 @@ golden: $(STAMP)
 # the data plane built with AddressSanitizer + UndefinedBehaviorSanitizer, under the tests
 sanitize: $(STAMP)
 	SOFTDPU_SANITIZE=1 $(BIN)/python -c "from dataplane.build import rebuild_inplace; rebuild_inplace()"
-	SOFTDPU_SANITIZE=1 LD_PRELOAD=$$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \
+	SOFTDPU_SANITIZE=1 LD_PRELOAD=$$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(BIN)/python -m pytest -q -m "not plots"
 	$(BIN)/python -c "from dataplane.build import rebuild_inplace; rebuild_inplace()"
 

@@ -44,6 +44,7 @@ def test_pcap_filters_are_refused_naming_the_key_or_capture(tmp_path_factory, te
     assert o.ok, f"{o.detail}\n--pcap-filter {text!r}"
 
 
+@pytest.mark.plots          # some generated command lines draw figures (softdpu plot, runs with plots)
 @settings(FAST, max_examples=25)
 @given(st.data())
 def test_command_lines_exit_0_1_or_2_with_one_line_and_no_traceback(tmp_path_factory, data):
