@@ -9,7 +9,7 @@ each port's rate / it.
 """
 from __future__ import annotations
 
-from controlplane.config import RATE, Bool, Int, Num, Strict, section
+from controlplane.config import MAX_SIZE_BYTES, RATE, Bool, Int, Num, Strict, section
 from controlplane.units import Gbps
 
 REQUIRED = ("kmin_bytes", "kmax_bytes", "pmax")
@@ -50,13 +50,21 @@ def base_rate(ecn: dict) -> float | None:
     return float(Gbps(100)) if ecn.get("scale_with_rate") else None
 
 
+
+
 def thresholds(ecn: dict | None, rate_bps: float) -> tuple[int, int, float]:
     """(kmin, kmax, pmax) for a switch port of ``rate_bps``; (0, 0, 0.0) without ECN."""
     if ecn is None:
         return 0, 0, 0.0
     base = base_rate(ecn)
     scale = rate_bps / base if base is not None else 1.0
-    return int(ecn["kmin_bytes"] * scale), int(ecn["kmax_bytes"] * scale), float(ecn["pmax"])
+    kmin, kmax = ecn["kmin_bytes"] * scale, ecn["kmax_bytes"] * scale
+    if kmax > MAX_SIZE_BYTES:
+        # the data plane's thresholds are 64-bit byte counts: refuse by the fields that made it
+        raise ValueError(f"ecn.kmax_bytes = {ecn['kmax_bytes']} scaled to a {rate_bps / 1e9:g} Gb/s port "
+                         f"(x {scale:g}: rate / {'ecn.base_rate_bps' if ecn.get('base_rate_bps') is not None else '100 Gb/s'})"
+                         f" is {kmax:.3g} bytes, above {MAX_SIZE_BYTES:.0e}: lower ecn.kmax_bytes or raise ecn.base_rate_bps")
+    return int(kmin), int(kmax), float(ecn["pmax"])
 
 
 __all__ = ["Ecn", "resolve", "base_rate", "thresholds"]

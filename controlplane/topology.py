@@ -121,7 +121,8 @@ GiB = 1 << 30
 
 def memory_limit_bytes() -> int:
     """The memory a scenario may need: ``SOFTDPU_MAX_MEMORY_GIB`` (GiB, a number > 0) when set, else
-    half of the machine's physical memory (os.sysconf)."""
+    half of the machine's physical memory (os.sysconf), or half of the process's address-space
+    limit (``ulimit -v``) when that is smaller."""
     env = os.environ.get(MEMORY_ENV)
     if env is not None and env.strip():
         try:
@@ -132,9 +133,17 @@ def memory_limit_bytes() -> int:
             raise ValueError(f"{MEMORY_ENV} must be a number of GiB > 0, got {env!r}")
         return int(gib * GiB)
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     except (ValueError, OSError, AttributeError):     # no sysconf: assume a 16 GiB machine
-        return 8 * GiB
+        limit = 8 * GiB
+    try:                                               # a process address-space limit (ulimit -v)
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            limit = min(limit, soft // 2)              # half of it: the interpreter and libraries use the rest
+    except (ImportError, OSError, ValueError):
+        pass
+    return limit
 
 
 def estimate_bytes(num_hosts: int, num_switches: int, num_links: int, *, num_flows: int = 0,

@@ -134,7 +134,7 @@ def parse_quantity(text: str, kind: str) -> int:
         raise ValueError(f"{s!r} is out of range (a {kind} is written with at most {MAX_EXPONENT} digits)")
     scaled = value * units[unit or next(iter(units))]
     if scaled != scaled.to_integral_value():
-        raise ValueError(f"{s} is not a whole number of {BASE_UNIT[kind]} ({scaled.normalize()})")
+        raise ValueError(f"{s!r} is not a whole number of {BASE_UNIT[kind]} ({scaled.normalize()})")
     return int(scaled)
 
 

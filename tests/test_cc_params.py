@@ -151,7 +151,7 @@ def test_the_cli_reports_a_rate_parameter_below_the_floor_instead_of_crashing(tm
     of bit/s: refused by the parameter's declared type, issue #12), and a whole rate below the
     floor with the parameter's bound, checked as the command line is read."""
     for value, words in (("0.5", "softdpu: timely: cc_params.rmin_bps must be a rate in bit/s (e.g. 100G, 100Gbps, "
-                                 "25Mbps), got '0.5': 0.5 is not a whole number of bit/s"),
+                                 "25Mbps), got '0.5': '0.5' is not a whole number of bit/s"),
                          ("5", "softdpu: timely: cc_params.rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 5")):
         out = subprocess.run([sys.executable, "-m", "controlplane.cli", "run", "incast", "--set", 'ccs=["timely"]',
                               "--set", f"cc_params.rmin_bps={value}", "--out", str(tmp_path / "r")],

@@ -130,7 +130,7 @@ def _one_line_error(capsys, rc):
     (["--set", "pfc=maybe"], "pfc must be a boolean"),
     (["--set", "ipv6=2"], "ipv6 must be a boolean"),
     (["--set", "rate_bps=100Gbit"], "rate_bps must be a rate in bit/s (e.g. 100G, 100Gbps, 25Mbps), got '100Gbit': unknown rate unit 'Gbit'"),
-    (["--set", "delay_ps=1.5ps"], "delay_ps must be a time in ps (e.g. 500ns, 1us, 2ms), got '1.5ps': 1.5ps is not a whole number of ps"),
+    (["--set", "delay_ps=1.5ps"], "delay_ps must be a time in ps (e.g. 500ns, 1us, 2ms), got '1.5ps': '1.5ps' is not a whole number of ps"),
     (["--set", "link_loss=nan"], "link_loss must be a finite number"),
     (["--set", "cc_params.flavor=paper"], "none of this run's CCs (dcqcn, none) has a parameter 'flavor'; closest: flavour"),
     (["--set", "dctcp.g=0.1"], "no variant of this run uses cc 'dctcp'"),

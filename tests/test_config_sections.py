@@ -148,7 +148,7 @@ def test_other_sections_refuse_at_construction(extra, message):
     ("max=-1", "--pcap-filter max must be >= 0, got -1"),
     ("from_us=inf", "--pcap-filter from_us: expected a finite time, got 'inf'"),
     ("to_us=-1", "--pcap-filter to_us must be >= 0 and < 2**63 ps, got -1"),
-    ("from_us=1.5ps", "--pcap-filter from_us: 1.5ps is not a whole number of ps"),
+    ("from_us=1.5ps", "--pcap-filter from_us: '1.5ps' is not a whole number of ps"),
     ("from_us=10 to_us=5", "--pcap-filter: from_us (10) must be < to_us (5)"),
     ("dir=up", "--pcap-filter dir must be tx, rx or both, got 'up'"),
     ("split=maybe", "--pcap-filter split must be a boolean"),

@@ -311,3 +311,37 @@ def test_placement_names_background_jobs_that_do_not_fit(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["softdpu: background_jobs: 1000 jobs of background_gpus = 8 and the job_gpus = 16 job need "
                    "8,016 GPUs, the fabric has 64"], err
+
+
+def test_ecn_thresholds_scaled_beyond_the_data_plane_are_refused_naming_the_fields():
+    """Found by the campaign on the merged code: kmax_bytes = 1.7e14 given for a 9,417 bit/s base
+    rate scales to 1.8e21 bytes at 100 Gb/s (x 1.06e7), which raised OverflowError ("int too big
+    to convert") in the data plane's setter. Now refused naming ecn.kmax_bytes and ecn.base_rate_bps."""
+    from controlplane.scenario import Scenario
+    sc = Scenario(ecn={"scale_with_rate": True, "kmax_bytes": 168386379975289, "pmax": 0.4, "base_rate_bps": 9417},
+                  max_events=100_000)
+    with pytest.raises(ValueError, match=r"^ecn\.kmax_bytes = 168386379975289 scaled to a 100 Gb/s port .* above "
+                                         r"1e\+15: lower ecn\.kmax_bytes or raise ecn\.base_rate_bps"):
+        sc.run()
+
+
+def test_a_unit_value_with_line_breaks_is_quoted_in_one_line():
+    """Found by the campaign: a size written with line breaks inside ('-.1\\n b') was echoed raw,
+    so the one-line rejection spanned three lines. The value is now quoted (repr)."""
+    from controlplane.scenario import Scenario
+    with pytest.raises(ValueError) as e:
+        Scenario(pfc=True, pfc_params={"buffer_bytes": "-.1\n\r b"})
+    assert "\n" not in str(e.value) and str(e.value).startswith("pfc_params.buffer_bytes must be"), str(e.value)
+
+
+def test_the_memory_limit_follows_an_address_space_limit():
+    """Found by the campaign (its workers run under a 3 GiB address-space limit): routing asked
+    numpy for 3.8 GiB because the limit was half the machine's memory (11.8 GiB), and numpy's
+    MemoryError became an internal error. With ulimit -v, half of it is the limit."""
+    import resource
+    import subprocess
+    import sys
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)); "
+            "from controlplane.topology import memory_limit_bytes; print(memory_limit_bytes())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert int(out) == 2 << 30
