@@ -232,6 +232,7 @@ def test_sizes_and_32_bit_counts_have_upper_bounds_named_by_field(kw, message):
         Scenario(**kw).build()
 
 
+@pytest.mark.plots          # softdpu plot imports matplotlib (its C++ trips ASan: not in the sanitizer run)
 @pytest.mark.parametrize("text, message", [
     # found by the campaign: "softdpu: Expecting property name enclosed in double quotes: line 1
     # column 2 (char 1)", naming neither the folder nor the file
