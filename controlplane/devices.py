@@ -113,7 +113,7 @@ class Switch:
 
 
 class QueuePair:
-    """One end of an RC connection (the pair is QPs i and i+1)."""
+    """One end of an RC connection; :attr:`peer` is the other end (the data plane says which)."""
 
     def __init__(self, net: Network, index: int):
         self.net, self.index = net, index
@@ -128,6 +128,7 @@ class QueuePair:
     posted_bytes = property(lambda self: int(self._row()["posted_bytes"]))
     acked_bytes = property(lambda self: int(self._row()["acked_bytes"]))
     rx_bytes = property(lambda self: int(self._row()["rx_bytes"]))
+    rx_packets = property(lambda self: int(self._row()["rx_packets"]))
     cnps_rx = property(lambda self: int(self._row()["cnps_rx"]))
     retransmitted_packets = property(lambda self: int(self._row()["retx_packets"]))
 
@@ -142,6 +143,26 @@ class QueuePair:
 
     def __repr__(self) -> str:
         return f"QueuePair({self.index}, h{self.host}->h{self.peer_host})"
+
+
+class Connection:
+    """An RC connection: the sender QP (the requester, which posts WRITEs and receives ACKs) and
+    the receiver QP (the responder, which receives the data and sends ACKs and CNPs).
+
+        c = net.connections[0]
+        c.receiver.rx_bytes, c.sender.acked_bytes
+    """
+
+    def __init__(self, net: Network, sender: int):
+        self.net = net
+        self.sender = QueuePair(net, int(sender))
+        self.receiver = self.sender.peer
+
+    src = property(lambda self: self.sender.host, doc="the sending host")
+    dst = property(lambda self: self.receiver.host, doc="the receiving host")
+
+    def __repr__(self) -> str:
+        return f"Connection(h{self.src} qp{self.sender.index} -> h{self.dst} qp{self.receiver.index})"
 
 
 class Function:

@@ -150,7 +150,7 @@ class FailurePlan:
         if not self.detected:
             return
         sim = self.net.sim
-        ends = np.concatenate([self.net.sender_qps, self.net.sender_qps + 1])   # data and ACK directions
+        ends = np.concatenate([self.net.sender_qps, self.net.receiver_qps])   # data and ACK directions
         for qp in ends:
             q = sim.qps[int(qp)]
             src, dst = int(q["host"]), int(q["peer_host"])

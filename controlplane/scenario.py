@@ -377,12 +377,13 @@ class Network:
             sport = int(self.rng.integers(QP_SPORT_BASE, 65536))
         qp = sim.create_qp_pair(src, dst, sport, self.cc_kind, self._cc_param, self._cc_mask, sc.isn)
         multipath.install_qp(self, qp, sport)
+        peer = int(sim.qps[qp]["peer_qp"])
         if self.cc_kind == CC_PYTHON:
             sim.set_python_cc(qp, cc.handler_for(qp))
-            sim.set_python_cc(qp + 1, cc.handler_for(qp + 1))
+            sim.set_python_cc(peer, cc.handler_for(peer))
         if cc.ack_batch > 1:
             sim.set_ack_batch(qp, cc.ack_batch)
-            sim.set_ack_batch(qp + 1, cc.ack_batch)
+            sim.set_ack_batch(peer, cc.ack_batch)
         return qp
 
     # -------------------------------------------------------------- devices
@@ -400,6 +401,17 @@ class Network:
 
     def port(self, port_id: int) -> devices.Port:
         return devices.Port(self, port_id)
+
+    @property
+    def connections(self) -> list[devices.Connection]:
+        """One per sender QP (the workload's connections), in ``sender_qps`` order."""
+        return [devices.Connection(self, q) for q in self.sender_qps]
+
+    @property
+    def receiver_qps(self) -> np.ndarray:
+        """The receiver (responder) QP of each sender QP, in ``sender_qps`` order, as the data plane
+        paired them (its ``peer_qp``); index it like ``sender_qps``."""
+        return self.sim.qps["peer_qp"][self.sender_qps].astype(np.int64)
 
     # -------------------------------------------------------------- derived facts
     def monitored_ports(self) -> np.ndarray:

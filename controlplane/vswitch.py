@@ -366,7 +366,7 @@ class Dpus:
                 continue
             t = i % self.tenants + 1
             self.qp_tenant[qp] = t
-            for q, h in ((qp, f.src), (qp + 1, f.dst)):
+            for q, h in ((qp, f.src), (int(sim.qps[qp]["peer_qp"]), f.dst)):
                 vfs = self.vf_of[(h, t)]
                 sim.vs_set_qp_function(q, vfs[(i // self.tenants) % len(vfs)])
 
@@ -479,7 +479,7 @@ class Dpus:
         n = 0
         in_dp = sim.vs_stats["flows"].tolist()
         for qp in sorted(self.qp_tenant):
-            for q in (qp, qp + 1):
+            for q in (qp, int(sim.qps[qp]["peer_qp"])):
                 src, dst = int(sim.qps[q]["host"]), int(sim.qps[q]["peer_host"])
                 key = sim.vs_packet_key(q)
                 keys = [(src, key)] if src in self.hosts else []

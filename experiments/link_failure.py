@@ -115,7 +115,7 @@ def run_variant(task: tuple) -> dict:
     placed: list[tuple[int, int]] = []
     # receiver side: bytes placed in memory (in or out of order), sampled at each control tick;
     # the sender's cumulative ACKs jump when a hole fills, so they would show bursts that never were
-    net.tick_hooks.append(lambda n: placed.append((n.sim.now, int(n.sim.qps[n.sender_qps + 1]["rx_bytes"].sum()))))
+    net.tick_hooks.append(lambda n: placed.append((n.sim.now, int(n.sim.qps[n.receiver_qps]["rx_bytes"].sum()))))
     if spec:
         spec.attach(net)
     try:

@@ -108,7 +108,7 @@ def run(out_dir: str | Path = "results/reorder_cost", params: dict | None = None
 def receiver_stats(r) -> dict:
     """What the table needs of a run that only the in-memory run has: the receivers' reorder state."""
     f = r.flows
-    rcv = r.network.sim.qps[r.network.sender_qps + 1]
+    rcv = r.network.sim.qps[r.network.receiver_qps]
     return {"reorder_peak": int(rcv["ooo_peak"].max()), "reorder_max_dist": int(rcv["ooo_max_dist"].max()),
             "rx_ooo": int(rcv["rx_ooo"].sum()), "duplicates": int(rcv["rx_dup"].sum()),
             "mean_fct_us": float(f["fct_ps"][f["fct_ps"] > 0].mean() / 1e6),

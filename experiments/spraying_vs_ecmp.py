@@ -122,7 +122,7 @@ def run(out_dir: str | Path = "results/spraying_vs_ecmp", params: dict | None = 
 
 def receiver_stats(r) -> dict:
     """The receivers' reorder counters of a run (only the in-memory run has them)."""
-    rcv = r.network.sim.qps[r.network.sender_qps + 1]
+    rcv = r.network.sim.qps[r.network.receiver_qps]
     return {"rx_ooo": int(rcv["rx_ooo"].sum()), "ooo_peak": int(rcv["ooo_peak"].max()),
             "ooo_max_dist": int(rcv["ooo_max_dist"].max())}
 

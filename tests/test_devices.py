@@ -25,6 +25,24 @@ def test_devices_reflect_a_run():
         net.sim.host_misdelivered(3)
 
 
+def test_connections_pair_each_sender_with_its_responder():
+    """net.connections are the workload's QP pairs as the data plane paired them: the sender on the
+    flow's source host, the receiver on its destination, which received every byte the sender had
+    ACKed (an incast of 3 x 200 KB into h0)."""
+    net = Scenario(topology=star(4), workload={"kind": "incast", "senders": 3, "size_bytes": 200_000}, cc="dcqcn",
+                   sample_interval_ps=0).build()
+    r = net.run()
+    assert_conserved(r)
+    conns = net.connections
+    assert [c.sender.index for c in conns] == net.sender_qps.tolist()
+    assert [c.receiver.index for c in conns] == net.receiver_qps.tolist()
+    for i, c in enumerate(conns):
+        assert (c.src, c.dst) == (int(r.flows["src"][i]), int(r.flows["dst"][i])) == (c.sender.host, c.sender.peer_host)
+        assert c.receiver.peer.index == c.sender.index
+        assert c.receiver.rx_bytes == c.sender.acked_bytes == 200_000 and c.receiver.rx_packets > 0
+    assert repr(conns[0]).startswith(f"Connection(h{conns[0].src} qp{conns[0].sender.index} -> h0 ")
+
+
 def test_failed_link_drops_and_qp_post_write_recovers():
     net = Scenario(topology=star(2), workload={"kind": "flows", "flows": []}, cc="none", sample_interval_ps=0,
                    rto_ps=100_000_000).build()

@@ -217,7 +217,7 @@ def test_failover_stops_traffic_into_a_failed_link_once_detected(paths, transpor
     after = drops[t >= us(200) + us(50) + 2 * us(80) + us(10)]
     assert np.all(after == drops[-1]), (t, drops)
     net = r.network
-    for qp in np.concatenate([net.sender_qps, net.sender_qps + 1]):
+    for qp in np.concatenate([net.sender_qps, net.receiver_qps]):
         q = net.sim.qps[int(qp)]
         ents = q["paths"][:q["npaths"]] if q["npaths"] else [q["sport"]]
         for e in ents:
