@@ -1,13 +1,13 @@
-"""Tests for controlplane.units and controlplane.topology."""
+"""Tests for controlplane.config.units and controlplane.fabric.topology."""
 
 import json
 from collections import Counter
 
 import pytest
 
-from controlplane.topology import (Fabric, Link, build, dumbbell, fat_tree, leaf_spine,
+from controlplane.fabric.topology import (Fabric, Link, build, dumbbell, fat_tree, leaf_spine,
                                    single_switch)
-from controlplane.units import KB, MB, Gbps, KiB, Mbps, MiB, ms, ns, us
+from controlplane.config.units import KB, MB, Gbps, KiB, Mbps, MiB, ms, ns, us
 
 R100 = 100_000_000_000  # 100 Gb/s in bits/s
 D1 = 1_000_000          # 1 us in ps
