@@ -3,6 +3,8 @@ changed, before anything imports dataplane._native (a loaded .so cannot be reloa
 import os
 from pathlib import Path
 
+import pytest
+
 import dataplane
 
 _pkg = Path(dataplane.__file__).resolve().parent
@@ -39,3 +41,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("skipped tests are failures here (SOFTDPU_NO_SKIPS=1)")
         for line in _skipped:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def topology_kinds_restored():
+    """Topology kinds registered during the test (register_topology: a test's or a documented
+    example's own kind) are removed afterwards, so the next test sees the built-in schema."""
+    from controlplane.config import models
+    from controlplane.fabric import topology
+    builders, kinds = dict(topology.BUILDERS), dict(topology.MODELS)
+    yield
+    if (builders, kinds) != (topology.BUILDERS, topology.MODELS):
+        topology.BUILDERS.clear()
+        topology.BUILDERS.update(builders)
+        topology.MODELS.clear()
+        topology.MODELS.update(kinds)
+        topology.Topology = topology.topology_union()
+        models.rebuild_topology()

@@ -149,6 +149,17 @@ for _f in ScenarioModel.model_fields.values():
     _f.default = None
 ScenarioModel.model_rebuild(force=True)
 
+
+def rebuild_topology() -> None:
+    """Re-derive the ``topology`` field from the registered kinds (called by
+    controlplane.fabric.topology.register_topology for a kind added after this module was built)."""
+    from pydantic.fields import FieldInfo
+    from controlplane.fabric import topology
+    f = FieldInfo.from_annotation(topology.topology_union())
+    f.default = None
+    ScenarioModel.model_fields["topology"] = f
+    ScenarioModel.model_rebuild(force=True)
+
 __all__ = ["ScenarioModel", "SECTIONS", "defaults", "SingleSwitch", "Dumbbell", "LeafSpine", "FatTree", "RailClos",
            "Topology", "Incast", "Permutation", "Poisson", "FlowSpec", "Flows", "Pcap", "Workload", "Ecn",
            "PfcParams", "TransportParams", "PathParams", "FailureParams", "Failure", "Qpc", "PolicySpec", "VSwitch",

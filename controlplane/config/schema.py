@@ -308,15 +308,21 @@ def _path(loc: tuple, prefix: str = "") -> str:
     return out
 
 
-_TAGS = {"single_switch", "dumbbell", "leaf_spine", "fat_tree", "rail_clos", "incast", "permutation", "poisson",
-         "flows", "pcap", "function-after", "function-before"}
+_TAGS = {"incast", "permutation", "poisson", "flows", "pcap", "function-after", "function-before"}
+
+
+def _tags() -> set[str]:
+    """The branch names of the tagged unions: the workload kinds and every registered topology kind
+    (controlplane/fabric/topology.py register_topology)."""
+    from controlplane.fabric.topology import MODELS
+    return _TAGS | set(MODELS)
 
 
 def _is_tag(loc: tuple, i: int) -> bool:
     """Is loc[i] the branch (tag) pydantic inserts after a tagged union (topology, workload) or a
     validator step, rather than a key the user wrote?"""
-    return (i == 1 and loc[0] in ("topology", "workload") and loc[1] in _TAGS) or loc[i] in ("function-after",
-                                                                                            "function-before")
+    return (i == 1 and loc[0] in ("topology", "workload") and loc[1] in _tags()) or loc[i] in ("function-after",
+                                                                                              "function-before")
 
 
 def _known_at(model: type[BaseModel], loc: tuple, data: Any) -> list[str]:
@@ -388,7 +394,7 @@ def _message(model: type[BaseModel], err: dict, data: Any, prefix: str = "") -> 
         tag = given.get(key) if isinstance(given, dict) else None
         if not isinstance(given, dict):
             return f"{path} must be a dict with a {key!r} key, got {given!r}"
-        names = [t for t in _TAGS if t in str(err["msg"])]
+        names = [t for t in _tags() if t in str(err["msg"])]
         near = closest(str(tag), names) if isinstance(tag, str) else []
         hint = f" (closest: {', '.join(near)})" if near else ""
         return f"{path}.{key}: {err['msg']}, got {tag!r}{hint}"

@@ -13,10 +13,13 @@ port id names one direction of one link.
 A :class:`Fabric` validates itself when constructed and should be treated as immutable
 afterwards (its per-node port lists are computed once).
 
-Builders: :func:`single_switch`, :func:`dumbbell`, :func:`leaf_spine`, :func:`fat_tree`, and
-:func:`build` which dispatches on a builder name (for configuration files). Every builder stores
-its arguments, with defaults resolved, in ``Fabric.params`` under the builder name key
-``"topology"``, so ``build(**fabric.params)`` rebuilds the same fabric.
+Builders: :func:`single_switch`, :func:`dumbbell`, :func:`leaf_spine`, :func:`fat_tree` (and
+``rail_clos`` in controlplane/ai/rails.py), and :func:`build` which dispatches on a builder name
+(for configuration files). Every builder stores its arguments, with defaults resolved, in
+``Fabric.params`` under the builder name key ``"topology"``, so ``build(**fabric.params)`` rebuilds
+the same fabric. A topology kind is a builder plus its schema model, registered by
+:func:`register_topology` (the built-in kinds at the end of this module; a user's kind the same
+way, docs/extending.md 'Topology').
 """
 
 from __future__ import annotations
@@ -599,13 +602,10 @@ def fat_tree(k: int, host_rate_bps: int, host_delay_ps: int, *,
                           "core_delay_ps": c_delay})
 
 
-BUILDERS: dict[str, Callable[..., Fabric] | str] = {
-    "single_switch": single_switch,
-    "dumbbell": dumbbell,
-    "leaf_spine": leaf_spine,
-    "fat_tree": fat_tree,
-    "rail_clos": "controlplane.ai.rails:rail_clos",     # imported when first built (rails.py imports this module)
-}
+#: topology kind -> its builder (a function, or "module:function" imported when first built) and its
+#: schema model; filled by register_topology (the built-in kinds at the end of this module)
+BUILDERS: dict[str, Callable[..., Fabric] | str] = {}
+MODELS: dict[str, type[Strict]] = {}
 
 
 def build(topology: str | None = None, **kwargs: Any) -> Fabric:
@@ -703,9 +703,52 @@ class RailClos(Strict):
     sharp_latency_ps: Int("SHARP per-switch latency", **DELAY) = 0
 
 
-Topology = Annotated[Union[Annotated[SingleSwitch, Tag("single_switch")], Annotated[Dumbbell, Tag("dumbbell")],
-                           Annotated[LeafSpine, Tag("leaf_spine")], Annotated[FatTree, Tag("fat_tree")],
-                           Annotated[RailClos, Tag("rail_clos")]],
+def topology_union() -> Any:
+    """The schema of a scenario's ``topology``: the registered kinds' models as one union tagged by the
+    ``topology`` key (an unknown name is refused naming every known one)."""
+    known = ", ".join(sorted(MODELS))
+    return Annotated[Union[tuple(Annotated[m, Tag(n)] for n, m in MODELS.items())],
                      Discriminator(_tag("topology"), custom_error_type="topology",
-                                   custom_error_message="unknown topology; known: dumbbell, fat_tree, leaf_spine, "
-                                                        "rail_clos, single_switch")]
+                                   custom_error_message=f"unknown topology; known: {known}")]
+
+
+def register_topology(name: str, builder: Callable[..., Fabric] | str, model: type[Strict]) -> None:
+    """Make ``name`` a topology kind: ``Scenario(topology={"topology": name, ...})`` is validated by
+    ``model`` and built by ``builder(**the other keys)`` (docs/extending.md, 'Topology').
+
+    ``builder`` returns a :class:`Fabric` whose ``params`` hold ``"topology": name`` and its
+    arguments (so ``build(**fabric.params)`` rebuilds it), or is ``"module:function"``, imported when
+    the kind is first built. ``model`` is a :class:`~controlplane.config.schema.Strict` model with
+    ``topology: Literal[name]`` and one field per builder argument. The scenario schema
+    (``controlplane.config.models.ScenarioModel``, ``softdpu schema``) follows at once. A name is
+    registered once; registering it again with other objects is refused."""
+    import sys
+    import typing
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"a topology kind's name must be an identifier, got {name!r}")
+    if name in MODELS:
+        if (BUILDERS[name], MODELS[name]) == (builder, model):
+            return
+        raise ValueError(f"topology {name!r} is already registered (builder {BUILDERS[name]!r})")
+    if not (callable(builder) or (isinstance(builder, str) and builder.count(":") == 1)):
+        raise ValueError(f"topology {name!r}: the builder must be a function or 'module:function', got {builder!r}")
+    if not (isinstance(model, type) and issubclass(model, Strict)):
+        raise ValueError(f"topology {name!r}: the model must be a subclass of controlplane.config.schema.Strict, "
+                         f"got {model!r}")
+    tag = model.model_fields.get("topology")
+    if tag is None or typing.get_args(tag.annotation) != (name,):
+        raise ValueError(f"topology {name!r}: {model.__name__} must declare topology: Literal[{name!r}]")
+    BUILDERS[name] = builder
+    MODELS[name] = model
+    global Topology
+    Topology = topology_union()
+    models = sys.modules.get("controlplane.config.models")
+    if models is not None:                     # already built from the earlier kinds: follow
+        models.rebuild_topology()
+
+
+register_topology("single_switch", single_switch, SingleSwitch)
+register_topology("dumbbell", dumbbell, Dumbbell)
+register_topology("leaf_spine", leaf_spine, LeafSpine)
+register_topology("fat_tree", fat_tree, FatTree)
+register_topology("rail_clos", "controlplane.ai.rails:rail_clos", RailClos)   # rails.py imports this module
