@@ -44,13 +44,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 @pytest.fixture
-def topology_kinds_restored():
-    """Topology kinds registered during the test (register_topology: a test's or a documented
-    example's own kind) are removed afterwards, so the next test sees the built-in schema."""
+def registries_restored():
+    """What a test (or a documented example) registers at runtime is removed afterwards, so the next
+    test sees the built-in sets: topology kinds (register_topology) and congestion controls
+    (congestion.registry.register)."""
+    from congestion import registry
     from controlplane.config import models
     from controlplane.fabric import topology
-    builders, kinds = dict(topology.BUILDERS), dict(topology.MODELS)
+    registry.names()                                   # loads the built-ins before the snapshot
+    builders, kinds, ccs = dict(topology.BUILDERS), dict(topology.MODELS), dict(registry._REGISTRY)
     yield
+    if ccs != registry._REGISTRY:
+        registry._REGISTRY.clear()
+        registry._REGISTRY.update(ccs)
     if (builders, kinds) != (topology.BUILDERS, topology.MODELS):
         topology.BUILDERS.clear()
         topology.BUILDERS.update(builders)

@@ -549,7 +549,7 @@ def _py_excluded(snippet: Snippet) -> bool:
 
 @pytest.mark.parametrize("snippet", [pytest.param(s, id=f"{s.where} python")
                                      for s in SNIPPETS if s.kind == "python" and not _py_excluded(s)])
-def test_documented_python_block_runs(snippet, workdir, capsys, topology_kinds_restored):
+def test_documented_python_block_runs(snippet, workdir, capsys, registries_restored):
     from controlplane.run.cli import main
     for (file, line), before in PY_PREREQUISITES.items():
         if file == snippet.file and line in snippet.text:

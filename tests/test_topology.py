@@ -277,7 +277,7 @@ def _ring_model():
     return Ring
 
 
-def test_a_registered_topology_kind_is_validated_built_and_run(tmp_path, topology_kinds_restored):
+def test_a_registered_topology_kind_is_validated_built_and_run(tmp_path, registries_restored):
     """One builder and one model, one register_topology call: the scenario schema, the build, the run
     and the re-run from config.json all know the new kind."""
     from controlplane.config.schema import json_schema, validate
@@ -302,7 +302,7 @@ def test_a_registered_topology_kind_is_validated_built_and_run(tmp_path, topolog
         validate({"topology": {"topology": "rnig"}})
 
 
-def test_register_topology_refuses_what_it_cannot_use(topology_kinds_restored):
+def test_register_topology_refuses_what_it_cannot_use(registries_restored):
     from controlplane.fabric.topology import register_topology
     Ring = _ring_model()
     with pytest.raises(ValueError, match="must be an identifier"):
@@ -327,3 +327,19 @@ def test_the_built_in_kinds_are_registered_the_same_way():
     with pytest.raises(Exception, match="unknown topology; known: dumbbell, fat_tree, leaf_spine, rail_clos, "
                                         "single_switch"):
         ScenarioModel.model_validate({"topology": {"topology": "ring"}})
+
+
+def test_the_scenario_schema_loads_first_or_second():
+    """Importing the scenario schema before the topology module (a fresh process, as the CLI's
+    `softdpu schema` does) registers the built-in kinds while models.py is still loading: the schema
+    must still take every kind, and a kind registered afterwards too."""
+    import subprocess
+    import sys
+    code = ("import controlplane.config.models as m\n"
+            "from controlplane.fabric import topology as t\n"
+            "m.ScenarioModel.model_validate({'topology': {'topology': 'dumbbell', 'num_left': 1, 'num_right': 1,"
+            " 'host_rate_bps': 10**11, 'bottleneck_rate_bps': 10**11, 'host_delay_ps': 1, 'bottleneck_delay_ps': 1}})\n"
+            "print(sorted(t.MODELS))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["['dumbbell',", "'fat_tree',", "'leaf_spine',", "'rail_clos',", "'single_switch']"]

@@ -743,8 +743,8 @@ def register_topology(name: str, builder: Callable[..., Fabric] | str, model: ty
     global Topology
     Topology = topology_union()
     models = sys.modules.get("controlplane.config.models")
-    if models is not None:                     # already built from the earlier kinds: follow
-        models.rebuild_topology()
+    if hasattr(models, "rebuild_topology"):    # ScenarioModel already built from the earlier kinds: follow
+        models.rebuild_topology()              # (while models.py is still importing this module, it is not)
 
 
 register_topology("single_switch", single_switch, SingleSwitch)
