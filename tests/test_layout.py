@@ -80,3 +80,20 @@ def test_controlplane_imports_point_down_the_layout():
         assert target in allowed[pkg], f"controlplane/{pkg}/{module} imports controlplane.{target}"
     ai_to_run = {(m, top) for p, m, t, top in found if p == "ai" and t == "run"}
     assert {m for m, _ in ai_to_run} <= {"collectives.py"}, ai_to_run
+
+
+def test_controlplane_is_its_subpackages_and_every_module_imports():
+    """docs/architecture.md, 'Layout': controlplane/ holds only its subpackages (no module left at
+    the top, no compatibility copy of a moved one), and every module of them imports."""
+    import importlib
+    import pkgutil
+    from pathlib import Path
+    import controlplane
+    root = Path(controlplane.__file__).parent
+    assert sorted(p.name for p in root.glob("*.py")) == ["__init__.py"]
+    subpackages = sorted(p.parent.name for p in root.glob("*/__init__.py"))
+    assert subpackages == ["ai", "config", "dpu", "fabric", "results", "run", "transport"]
+    names = [m.name for m in pkgutil.walk_packages(controlplane.__path__, "controlplane.")]
+    assert len(names) > 40, names
+    for name in names:
+        importlib.import_module(name)
