@@ -79,7 +79,7 @@ from dataplane.sim import MIN_RATE_BPS, CCPluginError
 # the parameter model (congestion/params.py); its names are part of this API too
 from congestion.params import MAX_BYTES, MAX_PS, RULE_RATE, CCParams, Rule  # noqa: F401
 from congestion.params import value_text as _value_text
-from controlplane.values import closest
+from controlplane.config.values import closest
 
 EV_START, EV_ACK, EV_CNP, EV_NAK, EV_TIMEOUT, EV_TIMER, EV_BYTES = range(7)
 EVENT_NAMES = ("start", "ack", "cnp", "nak", "timeout", "timer", "bytes")

@@ -1,7 +1,7 @@
 """Declared parameters of a congestion control: one pydantic model per algorithm.
 
 Each algorithm declares its parameters as a nested ``Params`` class (a :class:`CCParams`, built
-on the scenario schema's strict base, controlplane/config.py ``Strict``), one field per
+on the scenario schema's strict base, controlplane/config/schema.py ``Strict``), one field per
 parameter, in the order of its C twin's parameter block::
 
     class Params(CCParams):
@@ -13,10 +13,10 @@ parameter, in the order of its C twin's parameter block::
 
 That model is the single source of the algorithm's defaults (the field defaults), units (the
 field kind: a rate in bit/s takes ``"100G"``, a time in ps ``"1us"``, a size in bytes
-``"16MB"``, converted exactly by controlplane/units.py), bounds and one-line descriptions.
+``"16MB"``, converted exactly by controlplane/config/units.py), bounds and one-line descriptions.
 From it come :meth:`CongestionControl.defaults`, ``param_rules`` and ``check_params``
 (congestion/api.py), the parameters' typing on the command line (``--set dcqcn.rai_bps=40M``,
-controlplane/experiment.py), the JSON Schema (``softdpu schema``, ``softdpu schema --cc NAME``)
+controlplane/run/experiment.py), the JSON Schema (``softdpu schema``, ``softdpu schema --cc NAME``)
 and the parameter lines of ``softdpu run EXP --help``.
 
 Validation has two steps, as the C twins' (native/sim.h ``CC_NEED``): first the type of every
@@ -39,9 +39,9 @@ from typing import Annotated, Any, Callable, ClassVar
 from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
-from controlplane import config
-from controlplane.units import BASE_UNIT, parse_quantity
-from controlplane.values import NONE_WORDS, closest, parse_bool, parse_float, parse_int
+from controlplane.config import schema as config
+from controlplane.config.units import BASE_UNIT, parse_quantity
+from controlplane.config.values import NONE_WORDS, closest, parse_bool, parse_float, parse_int
 from dataplane.sim import MIN_RATE_BPS
 
 # Shared parameter rules (the same words as native/sim.h CC_RULE_RATE, CC_MAX_PS, CC_MAX_BYTES)
@@ -431,7 +431,7 @@ class CCParams(config.Strict):
     @classmethod
     def help_lines(cls) -> list[str]:
         """One line per parameter: name, kind and unit, default, rule, description."""
-        from controlplane.cli import _default_text
+        from controlplane.run.cli import _default_text
         rows = []
         for name, s in cls.specs.items():
             d = cls.model_fields[name].get_default(call_default_factory=True)

@@ -251,9 +251,9 @@ FEEDBACK_POLICIES = ("reps", "flowlet", "plb")
 
 def _defaults(section: str) -> dict:
     """The defaults of a configuration section, from its model in the control plane (the one place
-    they are written: controlplane/models.py lists them). The data plane keeps none of its own: a
+    they are written: controlplane/config/models.py lists them). The data plane keeps none of its own: a
     parameter this wrapper is not given is filled from there and passed to C explicitly."""
-    from controlplane import models
+    from controlplane.config import models
     return models.defaults(section)
 
 
@@ -272,7 +272,7 @@ def _given(section: str, **values) -> dict:
 def _scenario_defaults() -> dict:
     """The network defaults of a Scenario (its dataclass fields), for a Simulator made without them."""
     from dataclasses import MISSING, fields
-    from controlplane import scenario
+    from controlplane.run import scenario
     d = {f.name: f.default for f in fields(scenario.Scenario) if f.default is not MISSING}
     d["cnp_mode"] = scenario.CNP_MODE_FALLBACK
     d["cnp_interval_ps"] = scenario.CNP_INTERVAL_FALLBACK_PS
@@ -306,7 +306,7 @@ class Simulator:
                  dscp_cnp: int | None = None, payload_pattern: str | None = None, int_multi: int = 0):
         """A data plane for ``num_hosts`` hosts and ``num_switches`` switches. The sizes (max_qps,
         max_msgs, pkt_pool, completion_ring, trace_capacity) are this object's; a network
-        parameter not given (None) is the Scenario's default (controlplane/scenario.py: mtu_payload,
+        parameter not given (None) is the Scenario's default (controlplane/run/scenario.py: mtu_payload,
         ack_interval, rto_ps, ipv6, dscp_*, payload_pattern; cnp_mode and cnp_interval_ps: the
         notification point's fallback), so the wrapper keeps no value of its own. phy_overhead is
         Ethernet's 20 bytes of preamble, SFD and inter-frame gap."""
@@ -441,7 +441,7 @@ class Simulator:
                 resume_offset_bytes: int | None = None, alpha_shift: int | None = None,
                 pause_quanta: int | None = None) -> None:
         """Enable PFC on a switch (shared buffer, HPCC switch-mmu rules); set headroom first. A
-        parameter not given is pfc_params' default (controlplane/pfc.py PfcParams)."""
+        parameter not given is pfc_params' default (controlplane/fabric/pfc.py PfcParams)."""
         p = _given("pfc_params", reserve_bytes=reserve_bytes, resume_offset_bytes=resume_offset_bytes,
                    alpha_shift=alpha_shift, pause_quanta=pause_quanta)
         self._check(lib.sd_set_pfc(self._sim, switch_node, buffer_bytes, p["reserve_bytes"], p["resume_offset_bytes"],
@@ -496,7 +496,7 @@ class Simulator:
                       rto_low_pkts: int | None = None, bdp_cap: int | None = None) -> None:
         """Transport of the QP pair holding ``qp``: "gbn", "sr" (IRN selective repeat) or "ooo"
         (out-of-order placement, SRD-like); before the first post. A parameter not given is
-        transport_params' default (controlplane/multipath.py TransportParams)."""
+        transport_params' default (controlplane/transport/multipath.py TransportParams)."""
         if mode not in TRANSPORTS:
             raise ValueError(f"transport: unknown mode {mode!r}; known: {sorted(TRANSPORTS)}")
         p = _given("transport_params", reorder_window=reorder_window, rto_low_ps=rto_low_ps,
@@ -527,7 +527,7 @@ class Simulator:
     def set_path_params(self, qp: int, flowlet_gap_ps: int | None = None, plb_cong_thresh: float | None = None,
                         plb_rehash_rounds: int | None = None, plb_suspend_ps: int | None = None) -> None:
         """Parameters of the reps/flowlet/plb policies of ``qp`` (before or after :meth:`set_paths`).
-        A parameter not given is path_params' default (controlplane/multipath.py PathParams: 100 us
+        A parameter not given is path_params' default (controlplane/transport/multipath.py PathParams: 100 us
         flowlet gap; PLB as Linux); the data plane has none of its own."""
         p = _given("path_params", flowlet_gap_ps=flowlet_gap_ps, plb_cong_thresh=plb_cong_thresh,
                    plb_rehash_rounds=plb_rehash_rounds, plb_suspend_ps=plb_suspend_ps)
@@ -572,7 +572,7 @@ class Simulator:
         """QP-context cache of ``host``'s NIC: ``entries`` contexts (0 = none), a miss fetches over
         PCIe in ``fetch_latency_ps`` with at most ``max_outstanding`` fetches in flight (more wait
         in a FIFO); replacement ``policy`` "lru", "fifo" or "random". Only while that cache is empty.
-        A parameter not given is the qpc section's default (controlplane/qpc.py Qpc)."""
+        A parameter not given is the qpc section's default (controlplane/dpu/qpc.py Qpc)."""
         p = _given("qpc", fetch_latency_ps=fetch_latency_ps, max_outstanding=max_outstanding, policy=policy)
         fetch_latency_ps, max_outstanding, policy = p["fetch_latency_ps"], p["max_outstanding"], p["policy"]
         if policy not in QPC_POLICIES:
@@ -622,7 +622,7 @@ class Simulator:
                   emc_insert_inv_prob: int | None = None, upcall_queue: int | None = None,
                   max_meters: int | None = None, rerank_interval_ps: int | None = None) -> None:
         """Give DPU ``host`` a vSwitch. A parameter not given is dpu.vswitch's default
-        (controlplane/vswitch.py VSwitch: OVS's flow limit, EMC size and insert probability,
+        (controlplane/dpu/vswitch.py VSwitch: OVS's flow limit, EMC size and insert probability,
         dpcls re-ranking every 1 s)."""
         p = _given("dpu.vswitch", max_flows=max_flows, emc_entries=emc_entries,
                    emc_insert_inv_prob=emc_insert_inv_prob, upcall_queue=upcall_queue, max_meters=max_meters,
@@ -852,7 +852,7 @@ class Simulator:
 
     def write_pcap(self, path, packets: np.ndarray, t_ps, snaplen: int | None = None) -> None:
         """Write PACKET_DTYPE records with their timestamps (ps) to a pcap file (``snaplen`` not
-        given: the capture filter's default, controlplane/capture.py)."""
+        given: the capture filter's default, controlplane/results/capture.py)."""
         snaplen = _given("--pcap-filter", snaplen=snaplen)["snaplen"]
         packets = np.ascontiguousarray(packets, dtype=PACKET_DTYPE)
         t = _i64("t_ps", t_ps, packets.shape[0])
@@ -863,7 +863,7 @@ class Simulator:
     def capture_open(self, path, snaplen: int | None = None, t_start_ps: int | None = None,
                      t_end_ps: int | None = None, max_packets: int | None = None, qp: int | None = None) -> int:
         """Start a pcap capture session; attach ports with :meth:`capture_port`. A limit not given
-        is the capture filter's default (controlplane/capture.py CaptureFilter: 65535 bytes, the
+        is the capture filter's default (controlplane/results/capture.py CaptureFilter: 65535 bytes, the
         whole run, no packet limit)."""
         p = _given("--pcap-filter", snaplen=snaplen, from_ps=t_start_ps, to_ps=t_end_ps, max_packets=max_packets)
         snaplen, t_start_ps, t_end_ps, max_packets = p["snaplen"], p["from_ps"], p["to_ps"], p["max_packets"]

@@ -4,7 +4,7 @@ The nccl-tests view of a fabric (NVIDIA/nccl-tests doc/PERFORMANCE.md): for each
 all-reduce over every GPU of the fabric and report algbw = S/t and busbw = algbw x 2(N-1)/N,
 which for a ring approaches the slowest link's rate.
 
-Algorithms (controlplane/collectives.py, controlplane/sharp.py):
+Algorithms (controlplane/ai/collectives.py, controlplane/ai/sharp.py):
   ring          NCCL-style channels: one ring per local GPU index, each crossing between
                 servers on one rail (rail_rings), each reducing 1/G of the data
   hierarchical  NVLink reduce-scatter in each server, one ring per rail across servers on 1/G
@@ -35,13 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane import collectives as C
-from controlplane.experiment import (AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv,
+from controlplane.ai import collectives as C
+from controlplane.run.experiment import (AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv,
                                      apply_overrides, RATE_GBPS, TIME_US, CcSpec, Count, ExperimentParams, Item,
                                      ListOf, OneOf, Quantity, Scaled, for_each_in_order)
-from controlplane.rails import Gpu, RailLayout
-from controlplane.sharp import sharp_all_reduce
-from controlplane.units import Gbps, KiB, MiB, ns, us
+from controlplane.ai.rails import Gpu, RailLayout
+from controlplane.ai.sharp import sharp_all_reduce
+from controlplane.config.units import Gbps, KiB, MiB, ns, us
 from pydantic import model_validator
 
 ALGOS = ("ring", "hierarchical", "sharp")
@@ -181,7 +181,7 @@ def plot(rows: list[dict], rate_gbps: float, out_png: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(8, 5))
-    from controlplane.plots import SERIES_STYLES, legend_with_note
+    from controlplane.results.plots import SERIES_STYLES, legend_with_note
     colors = {"ring": "tab:blue", "hierarchical": "tab:green", "sharp": "tab:red"}
     # colour and line style per algorithm, hollow marker per path variant: the variants of one
     # algorithm often coincide (SHARP's tree paths are fixed) and stay visible by their markers
@@ -213,5 +213,5 @@ def plot(rows: list[dict], rate_gbps: float, out_png: Path) -> Path:
 
 
 if __name__ == "__main__":
-    from controlplane.experiment import experiment_main
+    from controlplane.run.experiment import experiment_main
     raise SystemExit(experiment_main(__name__, run, PARAMS, "results/allreduce_busbw"))

@@ -23,12 +23,12 @@ import sys
 import time
 from pathlib import Path
 
-from controlplane import collectives as C
-from controlplane.experiment import (AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv,
+from controlplane.ai import collectives as C
+from controlplane.run.experiment import (AI_PATH_VARIANTS, chosen, collective_experiment_setup, rail_scenario, write_csv,
                                      apply_overrides, RATE_GBPS, CcSpec, Count, ExperimentParams, Item, ListOf,
                                      Quantity, Scaled, for_each_in_order)
-from controlplane.rails import Gpu, RailLayout
-from controlplane.units import Gbps, MiB, ns, us
+from controlplane.ai.rails import Gpu, RailLayout
+from controlplane.config.units import Gbps, MiB, ns, us
 
 VIAS = ("direct", "nvlink")
 
@@ -119,7 +119,7 @@ def plot(rows: list[dict], out_png: Path) -> Path:
     import matplotlib.pyplot as plt
     overs = list(dict.fromkeys(r["core_oversubscription"] for r in rows))
     fig, axes = plt.subplots(1, len(overs), figsize=(5.5 * len(overs), 4.2), sharey=True, squeeze=False)
-    from controlplane.plots import SERIES_STYLES, legend_with_note
+    from controlplane.results.plots import SERIES_STYLES, legend_with_note
     colors = {"direct": "tab:red", "nvlink": "tab:green"}
     # colour and line style per route, hollow marker per path variant: through NVLink the
     # variants coincide (no byte reaches a core switch) and stay visible by their markers
@@ -142,7 +142,7 @@ def plot(rows: list[dict], out_png: Path) -> Path:
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("all-to-all busbw (Gb/s) = S/t x (N-1)/N")
     for ax in axes[0]:
-        from controlplane.plots import coincide_note
+        from controlplane.results.plots import coincide_note
         note = coincide_note(ax)
         if note:
             ax.text(0.02, 0.55, note.replace("; ", "\n"), transform=ax.transAxes, fontsize=7, color="0.35",
@@ -156,5 +156,5 @@ def plot(rows: list[dict], out_png: Path) -> Path:
 
 
 if __name__ == "__main__":
-    from controlplane.experiment import experiment_main
+    from controlplane.run.experiment import experiment_main
     raise SystemExit(experiment_main(__name__, run, PARAMS, "results/alltoall_rails"))

@@ -2,7 +2,7 @@
 
 How does each congestion control share a bottleneck between long flows, absorb a sudden N:1
 burst into the same receiver, and recover? One figure per question, one panel per algorithm
-(controlplane/plots.py, plot_questions): cc_compare.png, per-flow goodput with the Jain index
+(controlplane/results/plots.py, plot_questions): cc_compare.png, per-flow goodput with the Jain index
 and utilization; cc_compare_queue.png, the bottleneck queue (each panel its own range) with its
 ECN-mark rate and PFC pauses, and the CNPs received for the algorithms whose receivers send CNP
 packets; cc_compare_window.png, the window of the window-based algorithms.
@@ -18,10 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from congestion import registry
-from controlplane.experiment import run_variants, RATE_BPS, Ccs, Count, ExperimentParams, Quantity
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, MB, us
-from controlplane.topology import MAX_HOSTS
+from controlplane.run.experiment import run_variants, RATE_BPS, Ccs, Count, ExperimentParams, Quantity
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, MB, us
+from controlplane.fabric.topology import MAX_HOSTS
 from pydantic import model_validator
 
 
@@ -78,7 +78,7 @@ def run(out_dir: str | Path = "results/cc_compare", params: dict | None = None, 
     variants = scenarios(params or {}, seed)
     summaries = run_variants(out, variants, overrides or {}, plots=False, capture=capture)
     if plots and variants:
-        from controlplane.plots import plot_questions, plot_run
+        from controlplane.results.plots import plot_questions, plot_run
         for name in variants:
             plot_run(out / name)
         pngs = plot_questions([out / n for n in variants], out, "cc_compare", title=TITLE)
@@ -87,5 +87,5 @@ def run(out_dir: str | Path = "results/cc_compare", params: dict | None = None, 
 
 
 if __name__ == "__main__":
-    from controlplane.experiment import experiment_main
+    from controlplane.run.experiment import experiment_main
     raise SystemExit(experiment_main(__name__, run, PARAMS, "results/cc_compare"))

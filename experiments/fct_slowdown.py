@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from congestion import registry
-from controlplane.results import load_run
-from controlplane.experiment import (apply_overrides, prune_stale_variants, TIME_US, Ccs, Count, ExperimentParams, Flag, Item, ListOf,
+from controlplane.results.folder import load_run
+from controlplane.run.experiment import (apply_overrides, prune_stale_variants, TIME_US, Ccs, Count, ExperimentParams, Flag, Item, ListOf,
                                      Nullable, OneOf, for_each_in_order, run_scenario_task)
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, us
-from controlplane.values import closest
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, us
+from controlplane.config.values import closest
 from pydantic import field_validator
 
 SCALES = {
@@ -56,7 +56,7 @@ class Params(ExperimentParams):
     @field_validator("workloads")
     @classmethod
     def _cdfs(cls, v):
-        from controlplane.workload import CDFS
+        from controlplane.transport.workload import CDFS
         for i, w in enumerate(v):
             if w not in CDFS and not Path(w).is_file():
                 near = closest(w, CDFS)
@@ -149,7 +149,7 @@ def short_row(case: dict, flows: dict, buckets: list[dict]) -> dict:
             "small": [first["p50"], first["p95"], first["p99"]], "all": [float(v) for v in allp]}
 
 
-#: fct_slowdown's own columns of a sweep's sweep.csv (controlplane/sweep.py) -> the label of its
+#: fct_slowdown's own columns of a sweep's sweep.csv (controlplane/run/sweep.py) -> the label of its
 #: panel in `softdpu plot` (None: not drawn unless named with --metrics): the printed table's
 #: small-flow slowdown percentiles of each point, and the smallest bucket's largest flow size
 SWEEP_METRICS = {"small_slowdown_p50": "small-flow slowdown p50", "small_slowdown_p95": "small-flow slowdown p95",
@@ -186,7 +186,7 @@ def plot(table: list[dict], out_png: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from controlplane.plots import log_axis
+    from controlplane.results.plots import log_axis
     cases = sorted({(r["workload"], r["load"]) for r in table})
     ccs = list(dict.fromkeys(r["cc"] for r in table))
     fig, axes = plt.subplots(len(cases), 3, figsize=(13, 3.0 * len(cases)), squeeze=False, sharex="row")
@@ -213,5 +213,5 @@ def plot(table: list[dict], out_png: Path) -> Path:
 
 
 if __name__ == "__main__":
-    from controlplane.experiment import experiment_main
+    from controlplane.run.experiment import experiment_main
     raise SystemExit(experiment_main(__name__, run, PARAMS, "results/fct_slowdown"))

@@ -15,10 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from congestion import registry
-from controlplane.experiment import experiment_main, run_variants, RATE_BPS, Ccs, Count, ExperimentParams, Quantity
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, MB, us
-from controlplane.topology import MAX_HOSTS
+from controlplane.run.experiment import experiment_main, run_variants, RATE_BPS, Ccs, Count, ExperimentParams, Quantity
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, MB, us
+from controlplane.fabric.topology import MAX_HOSTS
 
 
 #: experiment parameters (--set name=value); any other --set key is a Scenario field

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.results import percentile
-from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, prune_stale_variants, TIME_US, CcSpec,
+from controlplane.results.folder import percentile
+from controlplane.run.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, prune_stale_variants, TIME_US, CcSpec,
                                      Count, ExperimentParams, FatTreeK, Item, ListOf, Quantity, Scaled,
                                      for_each_in_order)
-from controlplane.scenario import Scenario
-from controlplane.units import MB, us
-from controlplane import limits as _limits
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import MB, us
+from controlplane.config import limits as _limits
 
 VARIANTS = {   # name -> (path policy, transport, adaptive routing)
     "ecmp-gbn": ("ecmp", "gbn", False),
@@ -144,7 +144,7 @@ def plot(series: dict, summary: list[dict], p: dict, out_png: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"width_ratios": [2.2, 1]})
-    from controlplane.plots import legend_with_note, series_style
+    from controlplane.results.plots import legend_with_note, series_style
     for i, (name, (t, g)) in enumerate(series.items()):  # own marker + dashes: coinciding series stay visible
         every = max(1, len(t) // 10)
         a.plot(t, g / 1e9, label=name, lw=1.2, ms=4, markevery=(i * every // 8, every), **series_style(i))
@@ -172,5 +172,5 @@ def plot(series: dict, summary: list[dict], p: dict, out_png: Path) -> Path:
 
 
 if __name__ == "__main__":
-    from controlplane.experiment import experiment_main
+    from controlplane.run.experiment import experiment_main
     raise SystemExit(experiment_main(__name__, run, PARAMS, "results/link_failure"))

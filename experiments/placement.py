@@ -2,7 +2,7 @@
 
 A shared rail fabric under one scheduling policy: ``background_jobs`` jobs are placed first,
 then a data-parallel job of ``job_gpus`` GPUs, all either by
-:func:`controlplane.placement.place_topology_aware` (lowest tier its all-reduce crosses, then
+:func:`controlplane.ai.placement.place_topology_aware` (lowest tier its all-reduce crosses, then
 fewest servers, then best fit) or at random among the free GPUs. The background jobs run
 all-reduce after all-reduce for the whole measurement; one training step's gradient all-reduce
 of the job (``grad_bytes`` per GPU) is timed: the step time of a synchronous job whose compute is
@@ -31,13 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane import collectives as C
-from controlplane.experiment import (AI_PATH_VARIANTS, collective_experiment_setup, rail_scenario, write_csv,
+from controlplane.ai import collectives as C
+from controlplane.run.experiment import (AI_PATH_VARIANTS, collective_experiment_setup, rail_scenario, write_csv,
                                      apply_overrides, RATE_GBPS, CcSpec, Count, ExperimentParams, OneOf, Quantity,
                                      Scaled, for_each_in_order)
-from controlplane.placement import Occupancy, place_random, place_topology_aware, placement_tier
-from controlplane.rails import RailLayout
-from controlplane.units import Gbps, MiB, ns, us
+from controlplane.ai.placement import Occupancy, place_random, place_topology_aware, placement_tier
+from controlplane.ai.rails import RailLayout
+from controlplane.config.units import Gbps, MiB, ns, us
 
 
 class Params(ExperimentParams):
@@ -186,5 +186,5 @@ def plot(rows: list[dict], out_png: Path, p: dict) -> Path:
 
 
 if __name__ == "__main__":
-    from controlplane.experiment import experiment_main
+    from controlplane.run.experiment import experiment_main
     raise SystemExit(experiment_main(__name__, run, PARAMS, "results/placement"))

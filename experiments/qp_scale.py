@@ -28,16 +28,16 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import (write_csv, apply_overrides, RATE_GBPS, Count, ExperimentParams, Flag, Items,
+from controlplane.run.experiment import (write_csv, apply_overrides, RATE_GBPS, Count, ExperimentParams, Flag, Items,
                                      Item, ListOf, Nullable, OneOf, Quantity, Real, Scaled, for_each_in_order)
-from controlplane.qpc import QPC_DEFAULTS
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, us
-from controlplane.topology import MAX_HOSTS
+from controlplane.dpu.qpc import QPC_DEFAULTS
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, us
+from controlplane.fabric.topology import MAX_HOSTS
 from dataplane.sim import QPC_POLICIES
 from pydantic import model_validator
 
-from controlplane.workload import MAX_FLOWS
+from controlplane.transport.workload import MAX_FLOWS
 
 SCALES = {"default": [16, 64, 256, 1024, 4096, 16384], "full": [16, 64, 256, 1024, 4096, 16384, 65536]}
 
@@ -211,5 +211,5 @@ def plot(rows: list[dict], p: dict, out_png: Path) -> Path:
 
 
 if __name__ == "__main__":
-    from controlplane.experiment import experiment_main
+    from controlplane.run.experiment import experiment_main
     raise SystemExit(experiment_main(__name__, run, PARAMS, "results/qp_scale"))

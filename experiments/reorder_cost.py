@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, prune_stale_variants, CcSpec, Count,
+from controlplane.run.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, prune_stale_variants, CcSpec, Count,
                                      ExperimentParams, FatTreeK, Item, ListOf, Quantity, for_each_in_order,
                                      run_scenario_task)
-from controlplane.scenario import Scenario
-from controlplane.units import MB
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import MB
 from dataplane.sim import lib
 from pydantic import field_validator
 
@@ -123,7 +123,7 @@ def plot(rows: list[dict], out_png: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-    from controlplane.plots import tick_text
+    from controlplane.results.plots import tick_text
     pols = list(dict.fromkeys(r["policy"] for r in rows))
     trs = list(dict.fromkeys(r["transport"] for r in rows))
     panels = [("reorder_peak", "reorder buffer peak", "PSNs held beyond the expected PSN", 1.0, False),
@@ -164,5 +164,5 @@ def plot(rows: list[dict], out_png: Path) -> Path:
 
 
 if __name__ == "__main__":
-    from controlplane.experiment import experiment_main
+    from controlplane.run.experiment import experiment_main
     raise SystemExit(experiment_main(__name__, run, PARAMS, "results/reorder_cost"))

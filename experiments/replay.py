@@ -1,7 +1,7 @@
 """Replay: run the RDMA WRITEs of a RoCEv2 capture through a fabric, with each CC.
 
 Which congestion control would have served a recorded workload best? The capture's WRITEs
-(sizes, start times, connections) become the workload (controlplane/replay.py) on a single
+(sizes, start times, connections) become the workload (controlplane/transport/replay.py) on a single
 switch by default; every CC in `ccs` runs it. Without `pcap`, the experiment first records a
 demonstration capture (an 8:1 incast of 1 MB WRITEs under no CC) and replays that.
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from congestion import registry
-from controlplane.experiment import (run_variants, RATE_BPS, Ccs, ExperimentParams, Item, Nullable, OneOf, Quantity,
+from controlplane.run.experiment import (run_variants, RATE_BPS, Ccs, ExperimentParams, Item, Nullable, OneOf, Quantity,
                                      Real)
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, us
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, us
 from pydantic import field_validator
 
 
@@ -43,7 +43,7 @@ PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
 
 def demo_capture(path: Path, seed: int) -> Path:
     """A capture to replay when none is given: 8 senders x 1 MB into one host, DPU ports."""
-    from controlplane.capture import CaptureSpec
+    from controlplane.results.capture import CaptureSpec
     path.parent.mkdir(parents=True, exist_ok=True)
     Scenario(name="replay-source", topology={"topology": "single_switch", "num_hosts": 9, "rate_bps": Gbps(100),
                                             "delay_ps": us(1)},
@@ -56,7 +56,7 @@ def demo_capture(path: Path, seed: int) -> Path:
 def scenarios(params: dict, seed: int, out_dir: Path) -> dict[str, Scenario]:
     p = Params.resolve(params, "replay")
     pcap = Path(p["pcap"]) if p["pcap"] else demo_capture(out_dir / "source.pcap", seed)
-    from controlplane.replay import messages
+    from controlplane.transport.replay import messages
     _, n_hosts = messages(pcap, p["hosts"], p["time_scale"])
     return {registry.label(cc): Scenario(
         name=f"replay-{pcap.stem}",
@@ -73,5 +73,5 @@ def run(out_dir: str | Path = "results/replay", params: dict | None = None, over
 
 
 if __name__ == "__main__":
-    from controlplane.experiment import experiment_main
+    from controlplane.run.experiment import experiment_main
     raise SystemExit(experiment_main(__name__, run, PARAMS, "results/replay"))

@@ -11,7 +11,7 @@ eats into it:
   * the aggregation capacity (``sharp_rate_bps``, the rate of the aggregation endpoint's link):
     below the rate the members push, the switch, not the links, sets the pace.
 
-Fabrics (controlplane/rails.py, one rail; SHARP model in controlplane/sharp.py):
+Fabrics (controlplane/ai/rails.py, one rail; SHARP model in controlplane/ai/sharp.py):
   ib        32 servers, 400 Gb/s NICs, 8 per leaf, 4 leaves, 4 spines (non-blocking), 0.5 us
             links, 1 us aggregation latency, no per-operation overhead, line-rate aggregation
   nvswitch  8 GPUs on one switch, 3.6 Tb/s NVLink ports (450 GB/s), 100 ns links, 1 us
@@ -37,13 +37,13 @@ import sys
 import time
 from pathlib import Path
 
-from controlplane import collectives as C
-from controlplane.experiment import (chosen, collective_experiment_setup, rail_scenario, write_csv, apply_overrides,
+from controlplane.ai import collectives as C
+from controlplane.run.experiment import (chosen, collective_experiment_setup, rail_scenario, write_csv, apply_overrides,
                                      TIME_US, CcSpec, ExperimentParams, Item, ListOf, Quantity, Scaled,
                                      for_each_in_order)
-from controlplane.rails import Gpu
-from controlplane.sharp import sharp_all_reduce
-from controlplane.units import Gbps, MiB, ns, us
+from controlplane.ai.rails import Gpu
+from controlplane.ai.sharp import sharp_all_reduce
+from controlplane.config.units import Gbps, MiB, ns, us
 
 FABRICS = {
     "ib": {"topology": {"host_rate_bps": Gbps(400), "host_delay_ps": ns(500), "num_rails": 1, "servers_per_leaf": 8,
@@ -196,5 +196,5 @@ def plot(rows: list[dict], sweep: list[dict], out_png: Path) -> Path:
 
 
 if __name__ == "__main__":
-    from controlplane.experiment import experiment_main
+    from controlplane.run.experiment import experiment_main
     raise SystemExit(experiment_main(__name__, run, PARAMS, "results/sharp_gain"))

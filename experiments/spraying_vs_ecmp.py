@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, prune_stale_variants, RATE_GBPS, CcSpec,
+from controlplane.run.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, prune_stale_variants, RATE_GBPS, CcSpec,
                                      Count, ExperimentParams, FatTreeK, Item, ListOf, Quantity, Scaled,
                                      for_each_in_order, run_scenario_task)
-from controlplane.results import load_run, percentile
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, MB, us
+from controlplane.results.folder import load_run, percentile
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, MB, us
 from dataplane.sim import lib
 
 # variant name -> (path policy, transport, adaptive routing)
@@ -134,7 +134,7 @@ def plot(rows: list[dict], line_bps: float, out_png: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from controlplane.plots import legend_with_note, log_axis, series_style
+    from controlplane.results.plots import legend_with_note, log_axis, series_style
     fig, (a, b) = plt.subplots(1, 2, figsize=(13.5, 4.6))
     fcts = [r["fct_ps"] / 1e6 for r in rows if r["fct_ps"] > 0]
     div, unit = (1000.0, "ms") if fcts and max(fcts) >= 1e4 else (1.0, "us")
@@ -163,5 +163,5 @@ def plot(rows: list[dict], line_bps: float, out_png: Path) -> Path:
 
 
 if __name__ == "__main__":
-    from controlplane.experiment import experiment_main
+    from controlplane.run.experiment import experiment_main
     raise SystemExit(experiment_main(__name__, run, PARAMS, "results/spraying_vs_ecmp"))

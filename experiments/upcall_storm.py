@@ -36,13 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane import vtax
-from controlplane.experiment import (write_csv, apply_overrides, RATE_GBPS, TIME_US, Count, ExperimentParams, Item,
+from controlplane.dpu import vtax
+from controlplane.run.experiment import (write_csv, apply_overrides, RATE_GBPS, TIME_US, Count, ExperimentParams, Item,
                                      ListOf, OneOf, Overrides, Quantity, Scaled, for_each_in_order)
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, us
-from controlplane.topology import MAX_HOSTS
-from controlplane import limits as _limits
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, us
+from controlplane.fabric.topology import MAX_HOSTS
+from controlplane.config import limits as _limits
 
 UPCALLS_PER_CONNECTION = 4       # per DPU, per connection each host opens (see the docstring)
 
@@ -63,8 +63,8 @@ class Params(ExperimentParams):
     install_latency_us: Scaled("time", "us", "megaflow install latency after the upcall is served", **TIME_US) = 10
     rto_us: Scaled("time", "us", "RDMA retransmission timeout", lo=_limits.RTO_FLOOR_PS / _limits.PS_PER_US,
                    hi=TIME_US["hi"]) = 1000
-    tax: Overrides(vtax.Tax().model_dump(), "virtualization-tax model overrides (controlplane/vtax.py), e.g. "
-                   "{\"upcall\": 5000}", "the Tax model, controlplane/vtax.py") = {}
+    tax: Overrides(vtax.Tax().model_dump(), "virtualization-tax model overrides (controlplane/dpu/vtax.py), e.g. "
+                   "{\"upcall\": 5000}", "the Tax model, controlplane/dpu/vtax.py") = {}
 
 
 PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
@@ -223,5 +223,5 @@ def plot(rows: list[dict], p: dict, out_png: Path) -> Path:
 
 
 if __name__ == "__main__":
-    from controlplane.experiment import experiment_main
+    from controlplane.run.experiment import experiment_main
     raise SystemExit(experiment_main(__name__, run, PARAMS, "results/upcall_storm"))

@@ -15,7 +15,7 @@ Two traffic mixes of the same messages:
 
 For offload "host" (software vSwitch: the pipeline and the upcall handlers on 2.5 GHz host cores)
 "dpu" (the same on 2 GHz DPU cores) and "hw" (the fast path in the DPU's switch hardware, only
-the upcall handlers on its cores), the virtualization-tax model (controlplane/vtax.py)
+the upcall handlers on its cores), the virtualization-tax model (controlplane/dpu/vtax.py)
 prices the vSwitch counters accumulated in a measurement window after a warm-up: cores =
 cycles / window / core Hz, per server; host cores x $900 per core-year (Azure AccelNet, NSDI'18)
 = $/server/year. The slow path has `handlers` threads per DPU (default 5): once the upcalls of
@@ -37,14 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane import vtax
-from controlplane.experiment import (chosen, write_csv, apply_overrides, RATE_GBPS, TIME_US, Count, ExperimentParams,
+from controlplane.dpu import vtax
+from controlplane.run.experiment import (chosen, write_csv, apply_overrides, RATE_GBPS, TIME_US, Count, ExperimentParams,
                                      Flag, Item, ListOf, Overrides, Quantity, Scaled, for_each_in_order)
-from controlplane.scenario import Scenario
-from controlplane.topology import MAX_HOSTS
-from controlplane.workload import MAX_FLOWS
-from controlplane.units import Gbps, KB, us
-from controlplane.topology import MAX_HOSTS
+from controlplane.run.scenario import Scenario
+from controlplane.fabric.topology import MAX_HOSTS
+from controlplane.transport.workload import MAX_FLOWS
+from controlplane.config.units import Gbps, KB, us
+from controlplane.fabric.topology import MAX_HOSTS
 
 MIXES = ["long", "short"]
 OFFLOADS = ["host", "dpu", "hw"]
@@ -70,8 +70,8 @@ class Params(ExperimentParams):
     per_connection: Flag("per-connection policy (a megaflow per connection and direction)") = True
     bar_load_gbps: Scaled("rate", "Gb/s", "offered load of the cycles-per-stage bars (one of loads_gbps)",
                           **RATE_GBPS) = 2
-    tax: Overrides(vtax.Tax().model_dump(), "virtualization-tax model overrides (controlplane/vtax.py), e.g. "
-                   "{\"upcall\": 5000}", "the Tax model, controlplane/vtax.py") = {}
+    tax: Overrides(vtax.Tax().model_dump(), "virtualization-tax model overrides (controlplane/dpu/vtax.py), e.g. "
+                   "{\"upcall\": 5000}", "the Tax model, controlplane/dpu/vtax.py") = {}
 
 
 PARAMS = Params.defaults()      # the defaults, as a dict (derived from Params)
@@ -289,5 +289,5 @@ def plot(rows: list[dict], p: dict, out_png: Path) -> Path:
 
 
 if __name__ == "__main__":
-    from controlplane.experiment import experiment_main
+    from controlplane.run.experiment import experiment_main
     raise SystemExit(experiment_main(__name__, run, PARAMS, "results/virtualization_tax"))

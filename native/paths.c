@@ -1,5 +1,5 @@
 /* paths.c: the entropy (UDP source port) of each data packet of a QP, chosen from the path set
- * the control plane gave it (controlplane/multipath.py owns the sets; this is the per-packet
+ * the control plane gave it (controlplane/transport/multipath.py owns the sets; this is the per-packet
  * choice), and the per-path feedback ACKs bring back. Switches hash whatever entropy the packet
  * carries (switch.c). Each data packet carries its path slot; the ACK that acknowledges it echoes
  * the slot and whether it arrived CE-marked (SD_PKT_* in softdpu.h), which feeds:

@@ -2,7 +2,7 @@
  * drop-tail and RED/ECN. A discipline is a qdisc_ops table (sim.h); sd_set_qdisc installs one
  * on a (port, priority) queue. Adding one: its own file (see qdisc_codel.c), one line in
  * qdisc_table[] and the enum in softdpu.h, its source in dataplane/build.py, and its config
- * model in controlplane/qdisc.py. */
+ * model in controlplane/fabric/qdisc.py. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -471,7 +471,7 @@ typedef struct sd_counters {
  * A DPU (one per host) switches its functions' traffic in a vSwitch: an exact-match cache (EMC) in
  * front of a masked tuple-space classifier of flows (OVS dpif-netdev's EMC + dpcls). A miss parks
  * the packet in a bounded upcall queue and sd_run_until returns SD_STOP_UPCALL; the control plane
- * (controlplane/vswitch.py) translates it with its tenant policy, executes it (sd_vs_execute) and
+ * (controlplane/dpu/vswitch.py) translates it with its tenant policy, executes it (sd_vs_execute) and
  * installs a megaflow that becomes visible after the install latency (sd_vs_install active_ps).
  * DPU port numbers (flow keys, actions): 0 = uplink p0, 1 = host PF pf0hpf, 2 + n = VF n (pf0vfN). */
 enum { SD_VS_UPLINK = 0, SD_VS_PF = 1, SD_VS_VF0 = 2, SD_VS_KEY_WORDS = 8, SD_VS_MAX_SUBTABLES = 64,

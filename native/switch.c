@@ -1,5 +1,5 @@
 /* switch.c: forwarding. The FIB maps a destination host to a set of equal-cost egress ports
- * (computed by controlplane/routing.py); a packet takes the member chosen by a hash of its
+ * (computed by controlplane/fabric/routing.py); a packet takes the member chosen by a hash of its
  * 5-tuple salted with the switch's own seed (ECMP, as in RFC 2992's hash-threshold family),
  * so every packet of a flow follows one path and different switches decorrelate. */
 #include "sim.h"

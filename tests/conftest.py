@@ -3,6 +3,8 @@ changed, before anything imports dataplane._native (a loaded .so cannot be reloa
 import os
 from pathlib import Path
 
+import pytest
+
 import dataplane
 
 _pkg = Path(dataplane.__file__).resolve().parent
@@ -39,3 +41,26 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("skipped tests are failures here (SOFTDPU_NO_SKIPS=1)")
         for line in _skipped:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def registries_restored():
+    """What a test (or a documented example) registers at runtime is removed afterwards, so the next
+    test sees the built-in sets: topology kinds (register_topology) and congestion controls
+    (congestion.registry.register)."""
+    from congestion import registry
+    from controlplane.config import models
+    from controlplane.fabric import topology
+    registry.names()                                   # loads the built-ins before the snapshot
+    builders, kinds, ccs = dict(topology.BUILDERS), dict(topology.MODELS), dict(registry._REGISTRY)
+    yield
+    if ccs != registry._REGISTRY:
+        registry._REGISTRY.clear()
+        registry._REGISTRY.update(ccs)
+    if (builders, kinds) != (topology.BUILDERS, topology.MODELS):
+        topology.BUILDERS.clear()
+        topology.BUILDERS.update(builders)
+        topology.MODELS.clear()
+        topology.MODELS.update(kinds)
+        topology.Topology = topology.topology_union()
+        models.rebuild_topology()

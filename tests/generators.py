@@ -1,12 +1,12 @@
 """Generated inputs for the robustness properties of issue #12, and what each case did.
 
-* scenario dicts drawn FROM the scenario's JSON Schema (``controlplane.config.json_schema``, the
+* scenario dicts drawn FROM the scenario's JSON Schema (``controlplane.config.schema.json_schema``, the
   schema ``softdpu schema`` prints) by hypothesis-jsonschema, with the sizes capped small
   (:func:`small_schema`) so that a valid case runs in milliseconds, and single mutations of them
   (:func:`mutated_scenarios`: wrong types, unit strings, out-of-range numbers, NaN/inf, unknown
   and misspelt keys, deleted keys, very large sizes);
 * ``--pcap-filter`` strings (:func:`pcap_filters`);
-* whole ``softdpu`` command lines for ``controlplane.cli.main`` (:func:`command_lines`): ``run EXP
+* whole ``softdpu`` command lines for ``controlplane.run.cli.main`` (:func:`command_lines`): ``run EXP
   --set ...``, ``--config FILE``, ``--seed``, ``--cc``, ``--pcap``, ``--out`` (also unwritable),
   ``schema``, ``list``, ``plot`` on bad paths, ``--help``/``--version`` and stray tokens.
 
@@ -83,7 +83,7 @@ def cc_names() -> tuple[str, ...]:
 def small_schema() -> str:
     """``json_schema()`` with the sizes of SMALL and MAX_ITEMS and ``cc`` one of the registered
     names (as JSON text, so that the cache cannot be modified)."""
-    from controlplane.config import json_schema
+    from controlplane.config.schema import json_schema
     schema = copy.deepcopy(json_schema())
 
     def walk(node):
@@ -323,7 +323,7 @@ def check_scenario(d: dict, touched: str = "", out_dir: Path | None = None) -> O
     field of the dict, or the key the mutation touched), or a run that ends within its budget with
     conservation holding."""
     from congestion.api import CCPluginError
-    from controlplane.scenario import Scenario
+    from controlplane.run.scenario import Scenario
     from dataplane.sim import BudgetExceeded, SimError
     # a CC's own check names the CC and the parameter ("dcqcn: unknown parameter(s) ['']")
     cc = d.get("cc", "dcqcn") if isinstance(d.get("cc", "dcqcn"), str) else ""
@@ -395,8 +395,8 @@ def pcap_filters(draw) -> str:
 def check_pcap_filter(text: str, tmp: Path) -> Outcome:
     """Parse a --pcap-filter and, if accepted, capture a 2:1 incast of 8 KB with it: a rejection
     naming ``--pcap-filter`` (and the key), or a run that conserves and writes pcap files."""
-    from controlplane.capture import CaptureSpec
-    from controlplane.scenario import Scenario
+    from controlplane.results.capture import CaptureSpec
+    from controlplane.run.scenario import Scenario
     names = {"--pcap-filter", "pcap-filter"}
     try:
         spec = CaptureSpec.parse(str(tmp / "cap.pcap"), text)
@@ -425,7 +425,7 @@ def check_pcap_filter(text: str, tmp: Path) -> Outcome:
 @lru_cache(maxsize=None)
 def experiments() -> dict[str, dict]:
     import importlib
-    from controlplane.cli import _experiments
+    from controlplane.run.cli import _experiments
     return {e: dict(importlib.import_module(f"experiments.{e}").PARAMS) for e in sorted(_experiments())}
 
 
@@ -577,7 +577,7 @@ def check_command_line(argv: list[str]) -> Outcome:
     """``main(argv)``: exit 0 (done), 1 with one line "softdpu: the run stopped: ..." (a budget, a
     CC or the data plane stopped a run; partial results written) or 2 with exactly one line
     "softdpu: ..." naming something that was typed; never a traceback, never exit 70."""
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     err, out = io.StringIO(), io.StringIO()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out), warnings.catch_warnings():

@@ -1,8 +1,8 @@
 """Shared checks for tests that run full scenarios."""
 import numpy as np
 
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, us
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, us
 
 PAYLOAD_EFFICIENCY_4K = 4096 / (4096 + 14 + 20 + 8 + 12 + 4 + 4 + 20)   # Eth+IPv4+UDP+BTH+ICRC+FCS+preamble/IFG
 

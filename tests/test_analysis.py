@@ -1,5 +1,5 @@
-"""Tests of controlplane.analysis (load a run, an experiment, a sweep as pandas/xarray; bootstrap
-statistics) and controlplane.sweep_plots (`softdpu plot DIR` on a sweep).
+"""Tests of controlplane.results.analysis (load a run, an experiment, a sweep as pandas/xarray; bootstrap
+statistics) and controlplane.results.sweep_plots (`softdpu plot DIR` on a sweep).
 
 The sweep folder here is written by `write_sweep` below in the layout `softdpu sweep` writes
 (sweep.json, sweep.csv, points/<id>/ = a results folder + point.json), from real tiny incast runs,
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controlplane.analysis import (METRICS, Results, bootstrap_ci, load, run_metrics, summarize)
-from controlplane.results import load_run
+from controlplane.results.analysis import (METRICS, Results, bootstrap_ci, load, run_metrics, summarize)
+from controlplane.results.folder import load_run
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {"senders": 2, "size_bytes": 100_000}          # tests/test_cli.py's small incast
@@ -30,8 +30,8 @@ def write_sweep(root: Path, grid: dict, seeds: list[int], failed=()) -> Path:
     """A sweep folder of incast points in the agreed layout. A point is (grid values, seed,
     variant); its id is a hash of them; the points in ``failed`` are recorded as failed with no
     results folder. Runs use 3 µs start jitter so that seeds differ."""
-    from controlplane.experiment import apply_overrides
-    from controlplane.units import us
+    from controlplane.run.experiment import apply_overrides
+    from controlplane.config.units import us
     from experiments import incast
     (root / "points").mkdir(parents=True)
     points, rows = [], []
@@ -306,8 +306,8 @@ def figures(monkeypatch):
 def test_plot_sweep_writes_a_figure_per_parameter_and_summary_csv(sweep_dir, figures, capsys):
     import pandas as pd
 
-    from controlplane.cli import main
-    from controlplane.sweep_plots import DEFAULT_METRICS, LABELS
+    from controlplane.run.cli import main
+    from controlplane.results.sweep_plots import DEFAULT_METRICS, LABELS
     assert main(["plot", str(sweep_dir)]) == 0
     out, err = capsys.readouterr()
     printed = out.split()
@@ -343,7 +343,7 @@ def test_plot_sweep_writes_a_figure_per_parameter_and_summary_csv(sweep_dir, fig
 def test_plot_sweep_with_one_seed_draws_points_without_an_interval(sweep_dir, tmp_path, figures, capsys):
     import pandas as pd
 
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     one = tmp_path / "one"
     one.mkdir()
     spec = json.loads((sweep_dir / "sweep.json").read_text())
@@ -385,7 +385,7 @@ def test_plot_sweep_axes_categorical_in_grid_order_numeric_log(tmp_path, figures
     spanning 50x or more on a logarithmic axis with ticks at the swept values (module docstring)."""
     import pandas as pd
 
-    from controlplane.sweep_plots import plot_sweep
+    from controlplane.results.sweep_plots import plot_sweep
     grid = {"paths": ["spray_rr", "ecmp", "ar"], "load": [1, 10, 100]}
     root = _synthetic_sweep(tmp_path / "syn", grid, [1, 2])
     pngs, table, notes = plot_sweep(root, ["goodput_gbps"])
@@ -434,13 +434,13 @@ def test_sweep_point_that_is_an_experiment_folder(experiment_dir, tmp_path):
 
 
 def test_plot_refuses_an_unknown_metric(sweep_dir, capsys):
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     assert main(["plot", str(sweep_dir), "--metrics", "slowdown_p999"]) == 2
     assert "slowdown_p999" in capsys.readouterr().err
 
 
 def test_plot_metrics_option_needs_a_sweep(experiment_dir, capsys):
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     assert main(["plot", str(experiment_dir), "--metrics", "jain"]) == 2
     assert "sweep" in capsys.readouterr().err
 
@@ -455,11 +455,11 @@ def test_core_works_without_the_analysis_extra(experiment_dir, sweep_dir, tmp_pa
     run works, analysis imports and reads folders with numpy, and what needs the extra says how to
     install it; `softdpu plot` on a sweep exits 2 with that line."""
     code = HIDE + f"""
-from controlplane.cli import main
-import controlplane.analysis, controlplane.sweep_plots, controlplane.plots, controlplane.results
+from controlplane.run.cli import main
+import controlplane.results.analysis, controlplane.results.sweep_plots, controlplane.results.plots, controlplane.results.folder
 assert main(["run", "incast", "--set", "senders=2", "--set", "size_bytes=100000", "--no-plots",
              "--out", {str(tmp_path / 'run')!r}]) == 0
-from controlplane.analysis import MissingExtra, load, run_metrics
+from controlplane.results.analysis import MissingExtra, load, run_metrics
 r = load({str(experiment_dir)!r})
 assert r.kind == "experiment" and run_metrics(r.run("dcqcn"))["events"] > 0
 for attr in ("flows", "counters", "timeseries", "index"):
@@ -484,7 +484,7 @@ def test_plot_sweep_of_seeds_only_draws_the_variants(tmp_path, figures, capsys):
     fct_slowdown's fb_hadoop-50/hpcc) with GROUP on the x axis and a line per LINE."""
     import pandas as pd
 
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     root = tmp_path / "seeds"
     root.mkdir()
     variants = ["fb-30/dcqcn", "fb-30/hpcc", "fb-50/dcqcn", "fb-50/hpcc"]

@@ -1,5 +1,5 @@
 """Runs that always end (issue #12): time fields are whole picoseconds within documented bounds
-(controlplane/limits.py), a run budget (max_events, max_wall_s) stops any run with its partial
+(controlplane/config/limits.py), a run budget (max_events, max_wall_s) stops any run with its partial
 results, a CC that arms a timer at or before now is stopped naming it, and the data plane stops a
 run that makes no progress at one instant."""
 import json
@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controlplane import limits
-from controlplane.results import load_run
-from controlplane.scenario import CHUNK_EVENTS, Scenario
-from controlplane.units import KB, MB, us
+from controlplane.config import limits
+from controlplane.results.folder import load_run
+from controlplane.run.scenario import CHUNK_EVENTS, Scenario
+from controlplane.config.units import KB, MB, us
 from dataplane.sim import BudgetExceeded, CCPluginError, SimError
 from tests.support import assert_conserved, star
 
@@ -335,9 +335,9 @@ def test_each_run_of_a_network_has_its_own_wall_budget():
 def test_each_collectives_run_has_its_own_wall_budget():
     """The same for the collectives Runner: two all-reduces run one after the other on one
     network, 100 s of the loop's clock apart, each within a 10 s budget."""
-    from controlplane import collectives as C
-    from controlplane.rails import Gpu
-    from controlplane.units import Gbps
+    from controlplane.ai import collectives as C
+    from controlplane.ai.rails import Gpu
+    from controlplane.config.units import Gbps
     sc = Scenario(topology={"topology": "rail_clos", "host_rate_bps": Gbps(100), "host_delay_ps": us(1),
                             "num_rails": 1, "servers_per_leaf": 2, "leaves_per_rail": 1, "spines_per_rail": 1,
                             "cores_per_group": 1},
@@ -359,7 +359,7 @@ def test_a_collective_experiment_stopped_by_its_budget_writes_its_partial_result
     with the error) and collectives.json saying how far the all-reduce got. Before, nothing but
     params.json was written although the message said the results were there."""
     import csv
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     out = tmp_path / "ar"
     rc = main(["run", "allreduce_busbw", "--set", "max_events=5000", "--set", "seeds=1", "--set", "max_size=262144",
                "--set", 'algos=["ring"]', "--set", 'variants=["ecmp"]', "--no-plots", "--out", str(out)])

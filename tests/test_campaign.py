@@ -1,7 +1,7 @@
 """Robustness campaign over generated scenario dicts (issue #12).
 
-A generated scenario is a tiny fabric of every kind controlplane/topology.py builds, a workload of
-every kind controlplane/workload.py builds, an optional failures list and multipath fields; with
+A generated scenario is a tiny fabric of every kind controlplane/fabric/topology.py builds, a workload of
+every kind controlplane/transport/workload.py builds, an optional failures list and multipath fields; with
 some probability one value somewhere is mutated (wrong type, out of range, NaN, huge, missing or
 unknown key). Every case must end in exactly one of two ways:
 
@@ -29,8 +29,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controlplane.scenario import Scenario
-from controlplane.units import KB, Gbps, us
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import KB, Gbps, us
 
 BAD_VALUES = [-1, 0, 1, 2**31, 2**40, 2**64, 1.5, -0.5, math.nan, math.inf, "x", "", None, True, [], {}, [1, 2],
               {"a": 1}, 1e300]
@@ -115,7 +115,7 @@ def _paths(d, prefix=()):
             yield from _paths(d[i], prefix + (i,))
 
 
-# Top-level fields whose type is checked by the scenario's own validation (controlplane/scenario.py,
+# Top-level fields whose type is checked by the scenario's own validation (controlplane/run/scenario.py,
 # config.py, limits.py: a section that is not a dict, the seed, the CC name), not by the section
 # builders; the committed test mutates only what the builders own, the campaign (main) everything.
 SCENARIO_LEVEL = ("topology", "workload", "seed", "cc")
@@ -236,12 +236,12 @@ def test_plb_defaults_of_the_data_plane_are_the_documented_ones():
     """A QP given a plb path set and no explicit parameters runs with PATH_PARAM_DEFAULTS, the
     one table of them: the suspension after an RTO repath is Linux's tcp_plb_suspend_rto_sec,
     60 s = 6e13 ps (the C default was 6e16 ps, 60,000 s)."""
-    from controlplane.models import defaults
+    from controlplane.config.models import defaults
     from dataplane.sim import Simulator
-    PATH_PARAM_DEFAULTS = defaults("path_params")          # the PathParams model (controlplane/multipath.py)
+    PATH_PARAM_DEFAULTS = defaults("path_params")          # the PathParams model (controlplane/transport/multipath.py)
     assert PATH_PARAM_DEFAULTS["plb_suspend_ps"] == 60 * 10**12
     sim = Simulator(num_hosts=2, num_switches=1, max_links=2, max_qps=4, max_msgs=2, pkt_pool=64)
-    from controlplane import routing, topology
+    from controlplane.fabric import routing, topology
     routes = routing.compute_routes(topology.single_switch(2, Gbps(100), us(1)))
     sim.add_links([0, 1], [2, 2], [Gbps(100)] * 2, [us(1)] * 2)
     sim.install_fib(routes.fib, routes.set_offsets, routes.set_ports)
@@ -273,7 +273,7 @@ def test_wire_bytes_helper_is_the_data_planes():
 def test_fabric_sizes_are_bounded_before_allocation(monkeypatch):
     """num_hosts = 2^32 used to grow memory until the process died, fat_tree(k=100) to fail with a
     numpy MemoryError: both are refused before anything is built, naming the topology."""
-    from controlplane import topology
+    from controlplane.fabric import topology
     monkeypatch.setenv("SOFTDPU_MAX_MEMORY_GIB", "4")
     with pytest.raises(ValueError, match=r"single_switch\(num_hosts=4294967296\): 4,294,967,296 hosts, at most 1,048,576"):
         topology.build("single_switch", num_hosts=2**32, rate_bps=Gbps(100), delay_ps=us(1))
@@ -302,10 +302,10 @@ def test_transport_defaults_of_the_simulator_wrapper_are_the_control_planes():
     """Simulator.set_transport without parameters gives what a scenario's transport_params default
     to (TRANSPORT_DEFAULTS, IRN: 100 us low RTO while <= 3 packets are out); the wrapper's own
     default was rto_low_ps = 0 (no low RTO) while the control plane documented 100 us."""
-    from controlplane import routing, topology
-    from controlplane.models import defaults
+    from controlplane.fabric import routing, topology
+    from controlplane.config.models import defaults
     from dataplane.sim import Simulator
-    TRANSPORT_DEFAULTS = defaults("transport_params")      # the TransportParams model (controlplane/multipath.py)
+    TRANSPORT_DEFAULTS = defaults("transport_params")      # the TransportParams model (controlplane/transport/multipath.py)
     assert TRANSPORT_DEFAULTS["rto_low_ps"] == us(100)
     routes = routing.compute_routes(topology.single_switch(2, Gbps(100), us(1)))
     sim = Simulator(num_hosts=2, num_switches=1, max_links=2, max_qps=4, max_msgs=2, pkt_pool=64)

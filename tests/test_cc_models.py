@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from congestion import registry
 from congestion.api import MIN_RATE_BPS, RULE_RATE, CongestionControl
 from congestion.params import CCParams, Rate, Time, cc_schema
-from controlplane.experiment import parse_sets
-from controlplane.scenario import Scenario
+from controlplane.run.experiment import parse_sets
+from controlplane.run.scenario import Scenario
 from dataplane.sim import BudgetExceeded, CCPluginError, Simulator, cc_param_names
 from tests.support import star
 
@@ -134,7 +134,7 @@ def test_dcqcn_dec_period_bound_depends_on_the_flavour():
 
 
 # ------------------------------------------------------------------ units and types
-UNIT_CASES = [  # (cc, parameter, as written, expected value in the base unit: controlplane/units.py)
+UNIT_CASES = [  # (cc, parameter, as written, expected value in the base unit: controlplane/config/units.py)
     ("dcqcn", "rai_bps", "40M", 40_000_000), ("dcqcn", "rmin_bps", "1Gbps", 10**9),
     ("dcqcn", "alpha_period_ps", "1us", 1_000_000), ("dcqcn", "inc_period_ps", "0.3ms", 300_000_000),
     ("dcqcn", "byte_counter", "10MB", 10_000_000), ("dcqcn", "byte_counter", "16MiB", 16 * 2**20),
@@ -339,7 +339,7 @@ def test_the_command_line_types_cc_parameters_through_the_model():
 
 
 def test_the_cli_prints_one_line_for_a_bad_cc_parameter(capsys):
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     assert main(["run", "incast", "--set", "dcqcn.inc_period_ps=0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "softdpu: dcqcn.inc_period_ps must be in [1, 1e+15] ps, got 0", err
@@ -347,7 +347,7 @@ def test_the_cli_prints_one_line_for_a_bad_cc_parameter(capsys):
 
 # ------------------------------------------------------------------ JSON Schema
 def test_softdpu_schema_validates_cc_params_per_cc(capsys):
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     assert main(["schema"]) == 0
     s = json.loads(capsys.readouterr().out)
     v = jsonschema.validators.validator_for(s)(s)
@@ -372,7 +372,7 @@ def test_softdpu_schema_validates_cc_params_per_cc(capsys):
 
 @pytest.mark.parametrize("cc", BUILTINS)
 def test_schema_cc_prints_one_ccs_parameters(cc, capsys):
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     assert main(["schema", "--cc", cc]) == 0
     s = json.loads(capsys.readouterr().out)
     m = model(cc)
@@ -458,8 +458,8 @@ def test_generated_parameter_dicts_run_or_are_refused_cleanly(case):
 
 def test_cc_parameters_with_units_from_a_config_file(tmp_path):
     """``softdpu run EXP --config FILE``: cc_params in JSON or TOML take units too, typed by the
-    CC's model like --set (the file's keys become --set items, controlplane/cli.py config_items)."""
-    from controlplane.cli import config_items
+    CC's model like --set (the file's keys become --set items, controlplane/run/cli.py config_items)."""
+    from controlplane.run.cli import config_items
     from experiments import cc_compare
     toml = tmp_path / "run.toml"
     toml.write_text('ccs = ["timely", "dcqcn"]\n[cc_params]\nt_low_ps = "40us"\nrai_bps = "40M"\n')

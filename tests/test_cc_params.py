@@ -20,7 +20,7 @@ import pytest
 
 from congestion import registry
 from congestion.api import MIN_RATE_BPS, CCPluginError
-from controlplane.scenario import Scenario
+from controlplane.run.scenario import Scenario
 from dataplane.sim import Simulator, cc_param_names
 from tests.support import star
 
@@ -153,7 +153,7 @@ def test_the_cli_reports_a_rate_parameter_below_the_floor_instead_of_crashing(tm
     for value, words in (("0.5", "softdpu: timely: cc_params.rmin_bps must be a rate in bit/s (e.g. 100G, 100Gbps, "
                                  "25Mbps), got '0.5': '0.5' is not a whole number of bit/s"),
                          ("5", "softdpu: timely: cc_params.rmin_bps must be >= 1e+06 (the rate floor, 1 Mb/s), got 5")):
-        out = subprocess.run([sys.executable, "-m", "controlplane.cli", "run", "incast", "--set", 'ccs=["timely"]',
+        out = subprocess.run([sys.executable, "-m", "controlplane.run.cli", "run", "incast", "--set", 'ccs=["timely"]',
                               "--set", f"cc_params.rmin_bps={value}", "--out", str(tmp_path / "r")],
                              cwd=REPO, capture_output=True, text=True, timeout=300)
         assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
@@ -170,7 +170,7 @@ def test_a_c_twin_setting_a_rate_below_the_floor_stops_the_run_naming_it(tmp_pat
     100 kb/s, below the floor. The C twin stops the run with the CC, QP, event and time; the
     Python reference stops at the same QP, event and picosecond (their traces are identical up
     to there); the partial results are written and read back."""
-    from controlplane.results import load_run
+    from controlplane.results.folder import load_run
     found = {}
     for impl in ("c", "python"):
         out = tmp_path / impl
@@ -191,7 +191,7 @@ def test_a_c_twin_setting_a_rate_below_the_floor_stops_the_run_naming_it(tmp_pat
 def test_a_plugin_setting_a_rate_below_the_floor_stops_the_run(tmp_path, bad_rate):
     """A plug-in setting rate_bps = 0.5 killed the process with SIGFPE; now CCPluginError names the
     plug-in, the QP and the event, and the results up to then are written."""
-    from controlplane.results import load_run
+    from controlplane.results.folder import load_run
     f = tmp_path / "slow_cc.py"
     f.write_text("from congestion.api import CongestionControl\n"
                  "class Slow(CongestionControl):\n"

@@ -3,8 +3,8 @@ decision traces), and their behaviour against the published targets."""
 import numpy as np
 import pytest
 
-from controlplane.results import jain_index
-from controlplane.scenario import Scenario
+from controlplane.results.folder import jain_index
+from controlplane.run.scenario import Scenario
 from dataplane.sim import cc_param_names, CC_DCQCN, CC_DCTCP, CC_TIMELY
 from tests.support import PAYLOAD_EFFICIENCY_4K, assert_conserved, run, star, steady_state
 

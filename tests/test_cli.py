@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from controlplane.cli import main
+from controlplane.run.cli import main
 
 
 def test_list_names_experiments_and_ccs(capsys):
@@ -37,7 +37,7 @@ def test_unknown_experiment_and_bad_set_fail_cleanly(capsys):
 
 
 def test_console_script_entry_point_runs():
-    r = subprocess.run([sys.executable, "-m", "controlplane.cli", "list"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "controlplane.run.cli", "list"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "incast" in r.stdout
 
 
@@ -242,7 +242,7 @@ def test_units_convert_exactly(tmp_path):
 
 
 def test_boolean_words_and_types_of_every_kind():
-    from controlplane.experiment import parse_sets
+    from controlplane.run.experiment import parse_sets
     import experiments.incast as inc
     for word, val in [("true", True), ("Yes", True), ("ON", True), ("1", True),
                       ("False", False), ("no", False), ("Off", False), ("0", False)]:
@@ -256,7 +256,7 @@ def test_boolean_words_and_types_of_every_kind():
 
 def test_cc_option_sets_the_experiments_own_cc_parameter():
     """--cc used to set 'ccs' even on experiments whose parameter is 'cc' (silently ignored)."""
-    from controlplane.experiment import parse_sets
+    from controlplane.run.experiment import parse_sets
     import experiments.incast as inc
     import experiments.link_failure as lf
     assert parse_sets([], lf, cc="dctcp")[0] == {"cc": "dctcp"}
@@ -298,7 +298,7 @@ def test_version(capsys):
 def test_run_experiment_help_lists_every_parameter_with_type_default_and_meaning(capsys):
     """Every parameter of every experiment has a row ending in its model's description (the
     per-parameter checks are in tests/test_experiment_params.py); incast's rows as typed."""
-    from controlplane.cli import _experiments
+    from controlplane.run.cli import _experiments
     for name in _experiments():
         import importlib
         mod = importlib.import_module(f"experiments.{name}")

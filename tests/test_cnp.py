@@ -9,9 +9,9 @@ CNP packets and sets BECN on the ACK of each CE-marked packet instead.
 import numpy as np
 import pytest
 
-from controlplane.capture import CaptureSpec
-from controlplane.scenario import Scenario
-from controlplane.units import us
+from controlplane.results.capture import CaptureSpec
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import us
 from dataplane.pcap import OP_ACK, OP_CNP, read_pcap
 from dataplane.sim import OPCODES
 

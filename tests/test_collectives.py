@@ -1,4 +1,4 @@
-"""Collectives (controlplane/collectives.py) on the rail fabric: bus bandwidth and time against the
+"""Collectives (controlplane/ai/collectives.py) on the rail fabric: bus bandwidth and time against the
 nccl-tests formulas (NVIDIA/nccl-tests doc/PERFORMANCE.md; V8 of docs/architecture.md), the
 arithmetic carried through each schedule, per-node bytes, where the bytes go, determinism and bad
 input."""
@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from controlplane import collectives as C
-from controlplane import workload
-from controlplane.rails import Gpu, RailLayout
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, KB, MB, ns, us
+from controlplane.ai import collectives as C
+from controlplane.transport import workload
+from controlplane.ai.rails import Gpu, RailLayout
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, KB, MB, ns, us
 from support import PAYLOAD_EFFICIENCY_4K
 
 B = Gbps(100)
@@ -250,7 +250,7 @@ def test_bad_input_names_the_field():
         C.all_to_all(net, ranks, MB(1), via="nvlink")
     with pytest.raises(ValueError, match="ranks"):
         C.hierarchical_all_reduce(net_of(num_rails=2), [Gpu(0, 0), Gpu(0, 1), Gpu(1, 0)], MB(1))
-    from controlplane.scenario import Network
+    from controlplane.run.scenario import Network
     with pytest.raises(ValueError, match="wake_on_completion"):
         C.Runner(Network(scenario()))
 
@@ -278,7 +278,7 @@ def test_ai_fabric_experiments_run_from_the_cli(tmp_path, name, sets, csv):
     """Each AI-fabric experiment runs through `softdpu run` with small settings and writes its
     CSV (one row per measured point, every time positive, algbw = S/t) and its PNG."""
     import csv as csvmod
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     out = tmp_path / name
     argv = ["run", name, "--out", str(out)]
     for s in sets:
@@ -316,7 +316,7 @@ def test_spraying_removes_the_ecmp_penalty_of_rings():
     order on 2 leaves per rail with 4 x 100 Gb/s uplinks each: with ECMP, two hops leaving one
     leaf sometimes hash onto the same uplink and that ring runs at half rate; spraying over 16
     entropies (out-of-order placement) keeps every seed near the NIC-bound busbw."""
-    from controlplane.experiment import rail_scenario
+    from controlplane.run.experiment import rail_scenario
     topo = {"host_rate_bps": B, "host_delay_ps": us(1), "num_rails": 2, "servers_per_leaf": 4, "leaves_per_rail": 2,
             "spines_per_rail": 4, "cores_per_group": 2, "nvlink_rate_bps": Gbps(3600), "nvlink_delay_ps": ns(100)}
     bus = {"ecmp": [], "spray": []}

@@ -1,4 +1,4 @@
-"""The declared scenario schema (controlplane/config.py): strict types, units, bounds, names.
+"""The declared scenario schema (controlplane/config/schema.py): strict types, units, bounds, names.
 
 Expected values come from the issue's requirement (a bool is a bool, counts are integers, NaN is
 refused, units convert exactly: decimal prefixes are powers of 1000, binary ones of 1024) and from
@@ -12,10 +12,10 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from controlplane import config
-from controlplane.cli import main
-from controlplane.scenario import Scenario
-from controlplane.units import KB, MiB, ms, us
+from controlplane.config import schema as config
+from controlplane.run.cli import main
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import KB, MiB, ms, us
 from support import star
 
 TINY = dict(topology=star(3), workload={"kind": "incast", "senders": 2, "size_bytes": KB(10)}, cc="none",

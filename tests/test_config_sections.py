@@ -9,11 +9,12 @@ import math
 
 import pytest
 
-from controlplane import models, vswitch, vtax
-from controlplane.capture import CaptureFilter, CaptureSpec
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, KB, ms, us
-from controlplane.values import UsageError
+from controlplane.config import models
+from controlplane.dpu import vswitch, vtax
+from controlplane.results.capture import CaptureFilter, CaptureSpec
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, KB, ms, us
+from controlplane.config.values import UsageError
 from dataplane._native import ffi, lib
 from dataplane.sim import PATH_POLICIES, Simulator
 
@@ -22,22 +23,22 @@ TWO = {"kind": "incast", "senders": 2, "size_bytes": KB(16)}
 
 # The dicts this change retired, verbatim as they stood in the modules named (commit 504baf4):
 OLD = {
-    # controlplane/scenario.py QPC_DEFAULTS
+    # controlplane/run/scenario.py QPC_DEFAULTS
     "qpc": {"entries": 4096, "fetch_latency_ps": 1_000_000, "max_outstanding": 16, "policy": "lru",
             "hosts": "all", "trace": 0},
-    # controlplane/vswitch.py VSWITCH_DEFAULTS
+    # controlplane/dpu/vswitch.py VSWITCH_DEFAULTS
     "dpu.vswitch": {"max_flows": 200_000, "emc_entries": 8192, "emc_insert_inv_prob": 100, "upcall_queue": 1024,
                     "max_meters": 64, "rerank_interval_ps": 10**12},
-    # controlplane/vswitch.py SLOW_PATH_DEFAULTS
+    # controlplane/dpu/vswitch.py SLOW_PATH_DEFAULTS
     "dpu.slow_path": {"handlers": 5, "install_latency_ps": us(10), "batch_upcalls": True, "flow_limit": 10_000,
                       "max_flow_limit": 200_000, "max_idle_ps": 10**13, "revalidate_interval_ps": ms(500),
                       "revalidate_cycles_per_flow": 2_000},
-    # controlplane/vswitch.py POLICY_DEFAULTS
+    # controlplane/dpu/vswitch.py POLICY_DEFAULTS
     "dpu.policy": {"overlay": True, "per_connection": False, "proactive": False, "meter_bps": None,
                    "meter_burst_bytes": 65536, "dscp": None},
-    # controlplane/failures.py FAILURE_DEFAULTS
+    # controlplane/fabric/failures.py FAILURE_DEFAULTS
     "failure_params": {"detect_ps": us(100), "reconverge_ps": ms(1)},
-    # controlplane/vtax.py TAX_DEFAULTS (STAGE_CYCLES and the clocks and cost)
+    # controlplane/dpu/vtax.py TAX_DEFAULTS (STAGE_CYCLES and the clocks and cost)
     "dpu.tax": {"parse": 113.7, "lookup": 38.8, "probe": 38.8, "action": 58.3, "encap": 34.3, "copy_per_byte": 0.1,
                 "upcall": 20_000.0, "host_core_hz": 2.5e9, "dpu_core_hz": 2.0e9, "usd_per_core_year": 900.0},
     # dataplane/sim.py TRANSPORT_DEFAULTS
@@ -45,7 +46,7 @@ OLD = {
     # dataplane/sim.py PATH_PARAM_DEFAULTS
     "path_params": {"flowlet_gap_ps": 100_000_000, "plb_cong_thresh": 0.5, "plb_rehash_rounds": 12,
                     "plb_suspend_ps": 60 * 10**12},
-    # controlplane/scenario.py _install_pfc's dict (buffer_bytes: 32 MB per 100 Gb/s of host rate)
+    # controlplane/run/scenario.py _install_pfc's dict (buffer_bytes: 32 MB per 100 Gb/s of host rate)
     "pfc_params": {"buffer_bytes": None, "reserve_bytes": 4096, "resume_offset_bytes": 3072, "alpha_shift": 3,
                    "headroom_rtts": 3.0, "pause_quanta": 65535},
 }
@@ -62,7 +63,7 @@ def test_each_models_defaults_are_the_retired_dicts_values(path):
 
 def test_the_pfc_buffer_default_scales_with_the_host_rate():
     """32 MB per 100 Gb/s of host link rate (the HPCC repo's run.py), as _install_pfc computed it."""
-    from controlplane import pfc
+    from controlplane.fabric import pfc
     assert pfc.resolve(None, Gbps(100))["buffer_bytes"] == 32_000_000
     assert pfc.resolve(None, Gbps(25))["buffer_bytes"] == 8_000_000
     assert pfc.resolve({"buffer_bytes": "4MB"}, Gbps(100))["buffer_bytes"] == 4_000_000
@@ -186,7 +187,7 @@ def test_capture_filter_parses_into_the_model():
 
 # ------------------------------------------------------------------ softdpu schema
 def test_softdpu_schema_declares_the_dpu_sub_sections():
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(["schema"]) == 0
@@ -207,7 +208,7 @@ def test_softdpu_schema_declares_the_dpu_sub_sections():
 
 # ------------------------------------------------------------------ C keeps no defaults of its own
 def _sim_with_qp():
-    from controlplane import routing, topology
+    from controlplane.fabric import routing, topology
     routes = routing.compute_routes(topology.single_switch(2, Gbps(100), us(1)))
     sim = Simulator(num_hosts=2, num_switches=1, max_links=2, max_qps=4, max_msgs=2, pkt_pool=64)
     sim.add_links([0, 1], [2, 2], [Gbps(100)] * 2, [us(1)] * 2)
@@ -243,7 +244,7 @@ def test_the_wrapper_fills_path_params_from_the_model():
 
 
 def test_a_zero_flowlet_gap_runs_as_documented():
-    """path_params.flowlet_gap_ps = 0 ("every packet may take a new path", controlplane/limits.py)
+    """path_params.flowlet_gap_ps = 0 ("every packet may take a new path", controlplane/config/limits.py)
     passed the schema but the data plane refused it at build ("flowlet_gap_ps must be > 0"): the two
     disagreed. It now builds and runs, each packet free to change path."""
     sc = Scenario(topology={"topology": "leaf_spine", "num_leaves": 2, "num_spines": 2, "hosts_per_leaf": 2,

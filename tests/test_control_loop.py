@@ -1,4 +1,4 @@
-"""The control loop (controlplane/control_loop.py): controllers registered with one clock.
+"""The control loop (controlplane/run/control_loop.py): controllers registered with one clock.
 
 What is checked: dispatch order (time, then registration order; the built-ins first), the refusal
 of a controller that asks to fire again at or before the time it just fired at (named), the run
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controlplane import collectives as C
-from controlplane.control_loop import Controller, ControllerError, Periodic
-from controlplane.scenario import Scenario
-from controlplane.units import KB, us
+from controlplane.ai import collectives as C
+from controlplane.run.control_loop import Controller, ControllerError, Periodic
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import KB, us
 from dataplane.sim import STOP_COMPLETIONS, STOP_UPCALL, BudgetExceeded
 from support import star
 
@@ -186,7 +186,7 @@ def test_a_collective_gets_revalidation_tick_hooks_and_users_controllers():
     """A collective (two waves of transfers on four host pairs, the second at 200 us) on a DPU
     scenario, run by the collectives Runner: the slow path revalidates every 20 us during it (the
     first wave's megaflows go idle and are evicted; OVS's rules raise the flow limit from 2 to
-    1002, controlplane/vswitch.py), the tick hooks run at every 10 us sample tick, a user's
+    1002, controlplane/dpu/vswitch.py), the tick hooks run at every 10 us sample tick, a user's
     controller fires and sees the completion stops, and the Runner's own controller is listed last
     while it runs and gone after."""
     net = C.network(_dpu_scenario())

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from controlplane.units import Gbps, us
+from controlplane.config.units import Gbps, us
 from dataplane import sim as dp
 from tests.support import assert_conserved, run, star
 
@@ -112,7 +112,7 @@ def test_an_event_that_cannot_be_queued_stops_the_run_loudly():
     deterministic, so the capped one is identical up to the push that would pass the cap)."""
     import re
 
-    from controlplane.scenario import Scenario
+    from controlplane.run.scenario import Scenario
     from dataplane.sim import SimError
     sc = Scenario(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 300_000}, cc="dcqcn",
                   sample_interval_ps=0)

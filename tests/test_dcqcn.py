@@ -8,9 +8,9 @@ import pytest
 
 from congestion.api import EV_CNP, EV_START, EV_TIMER
 from congestion.dcqcn import T_ALPHA, T_DEC, T_INC, Dcqcn
-from controlplane.results import jain_index
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, ms
+from controlplane.results.folder import jain_index
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, ms
 from dataplane.sim import PRIO_DATA
 from tests.support import PAYLOAD_EFFICIENCY_4K, assert_conserved, run, star, steady_state
 

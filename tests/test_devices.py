@@ -1,7 +1,7 @@
 """Device objects read the data plane's state and act on it."""
 import pytest
 
-from controlplane.scenario import Scenario
+from controlplane.run.scenario import Scenario
 from tests.support import assert_conserved, star
 
 
@@ -47,7 +47,7 @@ def test_failed_link_drops_and_qp_post_write_recovers():
     net = Scenario(topology=star(2), workload={"kind": "flows", "flows": []}, cc="none", sample_interval_ps=0,
                    rto_ps=100_000_000).build()
     qp_index = net.sim.create_qp_pair(1, 0, 50000)
-    from controlplane.devices import QueuePair
+    from controlplane.run.devices import QueuePair
     qp = QueuePair(net, qp_index)
     link = net.links[1]
     link.up = False

@@ -11,7 +11,7 @@ What is extracted (`extract`):
     block of the same file (the CC tutorial builds one class over several blocks), so the joined
     source is one case, named by its first block.
 
-How a `softdpu` command runs: in process through `controlplane.cli.main(argv)` (shlex.split, the
+How a `softdpu` command runs: in process through `controlplane.run.cli.main(argv)` (shlex.split, the
 leading `softdpu` dropped), with the working directory a fresh tmp_path holding a link to the
 repository's `experiments/` (the commands name `experiments/plugins/...` relative to a clone),
 `--out` added (or replaced) to point into tmp_path, and the experiment's size reduction from
@@ -470,7 +470,7 @@ def prepare_argv(cmd: str, tmp: Path) -> tuple[list[str], Path | None]:
 
 def _prerequisites(cmd: str, tmp: Path) -> None:
     """Files a command reads that a user would have made first."""
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     if cmd.startswith("softdpu plot results/incast"):
         # made by `softdpu run incast` (README: "re-plot from the results folder alone")
         argv, _ = prepare_argv("softdpu run incast --no-plots", tmp)
@@ -497,7 +497,7 @@ def _plots(cmd: str) -> bool:
     pytest.param(c, id=_id(c, w), marks=[pytest.mark.plots] if _plots(c) else [])
     for c, w in sorted(RUN_CASES.items(), key=lambda kv: (kv[1][0].file, kv[1][0].line))])
 def test_documented_command_runs(cmd, workdir, capsys):
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     _prerequisites(cmd, workdir)
     argv, out = prepare_argv(cmd, workdir)
     capsys.readouterr()
@@ -549,8 +549,8 @@ def _py_excluded(snippet: Snippet) -> bool:
 
 @pytest.mark.parametrize("snippet", [pytest.param(s, id=f"{s.where} python")
                                      for s in SNIPPETS if s.kind == "python" and not _py_excluded(s)])
-def test_documented_python_block_runs(snippet, workdir, capsys):
-    from controlplane.cli import main
+def test_documented_python_block_runs(snippet, workdir, capsys, registries_restored):
+    from controlplane.run.cli import main
     for (file, line), before in PY_PREREQUISITES.items():
         if file == snippet.file and line in snippet.text:
             for cmd in before:
@@ -567,8 +567,8 @@ def test_documented_python_block_runs(snippet, workdir, capsys):
     # a block that defines a congestion control (the tutorial's class, assembled from its blocks)
     # must also run as the plug-in the tutorial says it is: from its file, on a small incast
     from congestion.api import CongestionControl
-    from controlplane.scenario import Scenario
-    from controlplane.units import Gbps, us
+    from controlplane.run.scenario import Scenario
+    from controlplane.config.units import Gbps, us
     for name, obj in ns.items():
         if isinstance(obj, type) and issubclass(obj, CongestionControl) and obj.__module__ == "__docs__":
             path = workdir / f"doc_{name.lower()}.py"
@@ -596,7 +596,7 @@ def test_documented_shell_line_runs(snippet, workdir, capsys):
     """The tshark line decodes the capture `softdpu run incast --pcap out.pcap` wrote: one row per
     packet of the file (read back by dataplane.pcap), every row with a BTH opcode."""
     import subprocess
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     from dataplane.pcap import read_pcap
     argv = shlex.split(snippet.text)
     before = SHELL_RUN[argv[0]]
@@ -621,7 +621,7 @@ def test_the_set_keys_the_readme_names_exist():
     from dataclasses import fields
 
     from congestion.dcqcn import _NVIDIA, _PAPER
-    from controlplane.scenario import Scenario
+    from controlplane.run.scenario import Scenario
     from experiments import incast
     text = " ".join((REPO / "README.md").read_text().split())
     m = re.search(r"`--set(?: KEY=VALUE)?` takes,?(?: in this order:)? an experiment parameter \(for incast: "

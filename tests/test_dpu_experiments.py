@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from controlplane.units import KB
+from controlplane.config.units import KB
 
 
 def rows_of(path):

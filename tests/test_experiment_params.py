@@ -2,7 +2,7 @@
 source of their defaults, types, units, bounds and meanings, of ``softdpu run EXP --help``, of
 ``softdpu schema --experiment EXP`` and of the typing of ``--set``/``--config``/``run(params=)``.
 
-Nothing here runs an experiment: each test that goes through ``controlplane.cli.main`` replaces
+Nothing here runs an experiment: each test that goes through ``controlplane.run.cli.main`` replaces
 the experiment's ``run`` by a stub that records what it was given, so a value the model accepts
 ends at the stub (exit 0) and one it refuses is a one-line usage error (exit 2).
 """
@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controlplane.cli import _experiments, main
-from controlplane.experiment import json_types, default_text, params_model
-from controlplane.values import UsageError
+from controlplane.run.cli import _experiments, main
+from controlplane.run.experiment import json_types, default_text, params_model
+from controlplane.config.values import UsageError
 
 EXPERIMENTS = sorted(_experiments())
 

@@ -60,7 +60,7 @@ def test_command_lines_exit_0_1_or_2_with_one_line_and_no_traceback(tmp_path_fac
 def test_the_generators_draw_from_the_published_schema():
     """small_schema() is json_schema() (what `softdpu schema` prints) with only the sizes capped:
     the same fields, each capped size a subset of the schema's own range."""
-    from controlplane.config import json_schema
+    from controlplane.config.schema import json_schema
     full, small = json_schema(), json.loads(G.small_schema())
     assert set(small["properties"]) == set(full["properties"])
     assert set(small["$defs"]) == set(full["$defs"])
@@ -107,8 +107,8 @@ def test_named_field_finds_the_path_the_message_names(message, names, field):
 def test_the_classifier_flags_internal_errors_and_unnamed_rejections(monkeypatch):
     """What the properties must never see is 'internal': an exception from inside the code (a
     KeyError), a ValueError naming no field, a CLI that returns 70 or prints a traceback."""
-    from controlplane import cli
-    from controlplane.scenario import Scenario
+    from controlplane.run import cli
+    from controlplane.run.scenario import Scenario
     assert G.check_scenario({"topology": {"num_hosts": 4}}).kind == "reject"
     monkeypatch.setattr(Scenario, "from_dict", classmethod(lambda cls, d: {}["src"]))
     o = G.check_scenario({"seed": 1})
@@ -126,12 +126,12 @@ def test_the_classifier_flags_internal_errors_and_unnamed_rejections(monkeypatch
 @pytest.mark.parametrize("ecn, message", [
     # found by the schema-valid property: a partial ecn merged with the CC's default kmin of
     # 400 KB; the data plane refused it as "port 1: ECN kmax (0) must be >= kmin (400000)"
-    # (the merged wording is controlplane/ecn.py's: the values in brackets after each name)
+    # (the merged wording is controlplane/fabric/ecn.py's: the values in brackets after each name)
     ({"kmax_bytes": 0}, r"^ecn\.kmax_bytes \(0\) must be >= ecn\.kmin_bytes \(400000\)"),
     ({"kmin_bytes": 5, "kmax_bytes": 4, "pmax": 0.1}, r"^ecn\.kmax_bytes \(4\) must be >= ecn\.kmin_bytes \(5\)$"),
 ])
 def test_ecn_thresholds_out_of_order_are_refused_naming_the_fields(ecn, message):
-    from controlplane.scenario import Scenario
+    from controlplane.run.scenario import Scenario
     with pytest.raises(ValueError, match=message):
         Scenario(ecn=ecn, max_events=1000).build()
 
@@ -147,7 +147,7 @@ def test_an_experiment_whose_flows_all_miss_the_end_reports_nan_not_a_traceback(
     """20 us (5 us) is shorter than any flow of 2 MB (1 MB) at 100 Gb/s (160 us): no flow
     completes, so its FCT statistics are NaN and the experiment ends normally (exit 0)."""
     import csv
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     argv = ["run", name, "--no-plots", "--out", str(tmp_path)]
     for s in sets:
         argv += ["--set", s]
@@ -163,7 +163,7 @@ def test_an_experiment_whose_flows_all_miss_the_end_reports_nan_not_a_traceback(
     ("/", r"workload\.path must name a pcap file, got '/' \(a directory\)"),
 ])
 def test_a_pcap_workload_without_a_file_is_refused_naming_workload_path(path, message):
-    from controlplane.scenario import Scenario
+    from controlplane.run.scenario import Scenario
     with pytest.raises(ValueError, match=message):
         Scenario.from_dict({"workload": {"kind": "pcap", "path": path}, "max_events": 1000}).build()
 
@@ -173,8 +173,8 @@ def test_mtu_payload_out_of_the_data_planes_range_is_refused_by_the_schema():
     reached cffi as "OverflowError: integer 1000000000000 does not fit '32-bit unsigned int'"
     (dataplane/sim.py wire_bytes, from max_base_rtt_ps); 1..63 reached the data plane's own check.
     The schema now has the data plane's bounds (native/sim.c: 64..9000 bytes)."""
-    from controlplane.config import json_schema
-    from controlplane.scenario import Scenario
+    from controlplane.config.schema import json_schema
+    from controlplane.run.scenario import Scenario
     for bad in (10**12, 9001, 63, 1):
         with pytest.raises(ValueError, match=rf"^mtu_payload must be in \[64, 9000\], got {bad}$"):
             Scenario.from_dict({"cc": "nscc", "mtu_payload": bad})
@@ -186,7 +186,7 @@ def test_mtu_payload_out_of_the_data_planes_range_is_refused_by_the_schema():
 def test_pcap_filter_max_beyond_the_data_planes_counter_is_refused():
     """Found by the campaign: --pcap-filter max=18446744073709551616 (2^64) passed the parser and
     raised OverflowError in Simulator.capture_open ("int too big to convert")."""
-    from controlplane.capture import CaptureSpec
+    from controlplane.results.capture import CaptureSpec
     with pytest.raises(ValueError, match=r"^--pcap-filter max must be <= 18446744073709551615, "
                                          r"got 18446744073709551616$"):
         CaptureSpec.parse("c.pcap", "max=18446744073709551616")
@@ -197,7 +197,7 @@ def test_a_rail_fabric_count_beyond_any_fabric_is_refused_before_rates_are_compu
     """Found by the campaign: `softdpu run placement --set servers_per_leaf=2e400` (an exact
     integer, 2 x 10^400) reached rails.py's default leaf rate, host_rate x servers_per_leaf / ...,
     as a float: OverflowError, exit 70 with a traceback. Now one line, exit 2."""
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     rc = main(["run", "placement", "--set", "servers_per_leaf=2e400", "--no-plots", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
@@ -209,7 +209,7 @@ def test_a_rail_fabric_count_beyond_any_fabric_is_refused_before_rates_are_compu
 def test_placement_names_the_gpu_count_parameter_not_the_collectives_ranks(tmp_path, capsys, key):
     """Found by the campaign: `--set background_gpus=1` stopped with "ranks must list at least 2
     members, got 1", naming the collective's internal argument instead of the parameter typed."""
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     rc = main(["run", "placement", "--set", f"{key}=1", "--no-plots", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err == [f"softdpu: {key} must be >= 2 (a job's all-reduce needs at least 2 GPUs), got 1"], err
@@ -227,7 +227,7 @@ def test_placement_names_the_gpu_count_parameter_not_the_collectives_ranks(tmp_p
     (dict(pkt_pool=2**40), r"^pkt_pool must be a positive integer \(>= 1\) and <= 4294967295, got 1099511627776$"),
 ])
 def test_sizes_and_32_bit_counts_have_upper_bounds_named_by_field(kw, message):
-    from controlplane.scenario import Scenario
+    from controlplane.run.scenario import Scenario
     with pytest.raises(ValueError, match=message):
         Scenario(**kw).build()
 
@@ -241,7 +241,7 @@ def test_sizes_and_32_bit_counts_have_upper_bounds_named_by_field(kw, message):
 ])
 def test_plot_of_a_folder_with_a_broken_config_names_the_file(tmp_path, capsys, text, message):
     import re
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     (tmp_path / "config.json").write_text(text)
     assert main(["plot", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -252,7 +252,7 @@ def test_pfc_headroom_rtts_is_bounded_by_the_schema():
     """Found by the final campaign: pfc_params.headroom_rtts = 1.8e308 (finite, so accepted)
     made the headroom in bytes infinite: "OverflowError: cannot convert float infinity to
     integer" (scenario.py, PFC set-up). Now at most 1000 round trips, refused by its path."""
-    from controlplane.scenario import Scenario
+    from controlplane.run.scenario import Scenario
     with pytest.raises(ValueError, match=r"^pfc_params\.headroom_rtts must be .*1000.*got 1\.7976931348623155e\+308"):
         Scenario(pfc=True, pfc_params={"headroom_rtts": 1.7976931348623155e+308}).build()
     Scenario(pfc=True, pfc_params={"headroom_rtts": 10}).build()
@@ -273,7 +273,7 @@ def test_pfc_headroom_rtts_is_bounded_by_the_schema():
 ])
 def test_virtualization_tax_refuses_a_workload_too_large_before_generating_it(tmp_path, capsys, sets, message):
     import re
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     argv = ["run", "virtualization_tax", "--no-plots", "--out", str(tmp_path)]
     for s in sets:
         argv += ["--set", s]
@@ -285,7 +285,7 @@ def test_virtualization_tax_refuses_a_workload_too_large_before_generating_it(tm
 def test_qp_scale_refuses_more_messages_than_a_workload_takes_before_making_them(tmp_path, capsys):
     """Found by the last campaign: --set min_msgs=2e400 built the message list until MemoryError
     (exit 70 with a traceback)."""
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     assert main(["run", "qp_scale", "--set", "qps=[16]", "--set", "caches=[32]", "--set", "min_msgs=2e400",
                  "--no-plots", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -297,7 +297,7 @@ def test_placement_names_job_gpus_beyond_the_fabric(tmp_path, capsys):
     """Found by the last campaign: --set job_gpus=2e400 was refused as "n_gpus: a job of 2000...0
     GPUs ..." (401 digits), naming the placement function's argument. Now the experiment's Params
     model refuses it first (2e400 is a float overflow: infinity), by the same name."""
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     assert main(["run", "placement", "--set", "job_gpus=2e400", "--no-plots", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["softdpu: job_gpus must be an integer, got inf"], err
@@ -307,7 +307,7 @@ def test_placement_names_background_jobs_that_do_not_fit(tmp_path, capsys):
     """Found by the campaign run on the merged code: --set background_jobs=1e3 was refused as
     "n_gpus: a job of 8 GPUs does not fit", naming the placement function's argument. 1000 jobs
     of 8 GPUs and the 16-GPU job need 8,016 GPUs; the default fabric has 16 servers x 4 = 64."""
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     assert main(["run", "placement", "--set", "background_jobs=1e3", "--no-plots", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["softdpu: background_jobs: 1000 jobs of background_gpus = 8 and the job_gpus = 16 job need "
@@ -318,7 +318,7 @@ def test_ecn_thresholds_scaled_beyond_the_data_plane_are_refused_naming_the_fiel
     """Found by the campaign on the merged code: kmax_bytes = 1.7e14 given for a 9,417 bit/s base
     rate scales to 1.8e21 bytes at 100 Gb/s (x 1.06e7), which raised OverflowError ("int too big
     to convert") in the data plane's setter. Now refused naming ecn.kmax_bytes and ecn.base_rate_bps."""
-    from controlplane.scenario import Scenario
+    from controlplane.run.scenario import Scenario
     sc = Scenario(ecn={"scale_with_rate": True, "kmax_bytes": 168386379975289, "pmax": 0.4, "base_rate_bps": 9417},
                   max_events=100_000)
     with pytest.raises(ValueError, match=r"^ecn\.kmax_bytes = 168386379975289 scaled to a 100 Gb/s port .* above "
@@ -329,7 +329,7 @@ def test_ecn_thresholds_scaled_beyond_the_data_plane_are_refused_naming_the_fiel
 def test_a_unit_value_with_line_breaks_is_quoted_in_one_line():
     """Found by the campaign: a size written with line breaks inside ('-.1\\n b') was echoed raw,
     so the one-line rejection spanned three lines. The value is now quoted (repr)."""
-    from controlplane.scenario import Scenario
+    from controlplane.run.scenario import Scenario
     with pytest.raises(ValueError) as e:
         Scenario(pfc=True, pfc_params={"buffer_bytes": "-.1\n\r b"})
     assert "\n" not in str(e.value) and str(e.value).startswith("pfc_params.buffer_bytes must be"), str(e.value)
@@ -343,7 +343,7 @@ def test_the_memory_limit_follows_an_address_space_limit():
     import subprocess
     import sys
     code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)); "
-            "from controlplane.topology import memory_limit_bytes; print(memory_limit_bytes())")
+            "from controlplane.fabric.topology import memory_limit_bytes; print(memory_limit_bytes())")
     import os
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}    # ASan's shadow memory needs no ulimit -v
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout

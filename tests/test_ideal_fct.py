@@ -12,8 +12,8 @@ reverse hop: 25 Gb/s, 1 MB, 3 switches gave slowdown 1.010.
 import numpy as np
 import pytest
 
-from controlplane.scenario import Scenario, message_fct_ps, store_and_forward_ps
-from controlplane.units import Gbps, MB, us
+from controlplane.run.scenario import Scenario, message_fct_ps, store_and_forward_ps
+from controlplane.config.units import Gbps, MB, us
 from dataplane.sim import serialization_ps
 
 MTU = 4096

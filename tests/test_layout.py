@@ -43,3 +43,57 @@ def test_counters_cover_the_c_struct():
     assert set(c) == {name for name, _ in ffi.typeof("sd_counters").fields}
     assert all(v == 0 for v in c.values())
     assert isinstance(np.int64(c["events"]), np.int64)
+
+
+def _controlplane_imports():
+    """(subpackage, module file, imported subpackage, at module level?) for every import of another
+    controlplane subpackage, read from the source (ast), lazy imports inside functions included."""
+    import ast
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1] / "controlplane"
+    out = []
+    for f in sorted(root.rglob("*.py")):
+        tree = ast.parse(f.read_text())
+        top = {id(n) for n in tree.body}
+        for n in ast.walk(tree):
+            if isinstance(n, ast.ImportFrom) and n.level == 0 and (n.module or "").startswith("controlplane."):
+                target = n.module.split(".")[1]
+                if target != f.parent.name:
+                    out.append((f.parent.name, f.name, target, id(n) in top))
+    return out
+
+
+def test_controlplane_imports_point_down_the_layout():
+    """docs/architecture.md, 'Layout': config loads without the rest (models.py gathers the sections'
+    models; schema.py reaches them lazily); fabric, transport and dpu import config (transport's
+    workload also the fabric); nothing below run imports run or results at module level, except
+    ai's collectives, which register with run's control loop."""
+    allowed = {"config": set(), "fabric": {"config"}, "transport": {"config", "fabric"}, "dpu": {"config"},
+               "ai": {"config", "fabric", "run"}, "run": None, "results": {"config", "run"}}
+    found = _controlplane_imports()
+    assert found, "no imports found: the layout changed under this test"
+    for pkg, module, target, top in found:
+        if pkg == "config" and (module == "models.py" or not top):
+            continue
+        if allowed[pkg] is None:
+            continue
+        assert target in allowed[pkg], f"controlplane/{pkg}/{module} imports controlplane.{target}"
+    ai_to_run = {(m, top) for p, m, t, top in found if p == "ai" and t == "run"}
+    assert {m for m, _ in ai_to_run} <= {"collectives.py"}, ai_to_run
+
+
+def test_controlplane_is_its_subpackages_and_every_module_imports():
+    """docs/architecture.md, 'Layout': controlplane/ holds only its subpackages (no module left at
+    the top, no compatibility copy of a moved one), and every module of them imports."""
+    import importlib
+    import pkgutil
+    from pathlib import Path
+    import controlplane
+    root = Path(controlplane.__file__).parent
+    assert sorted(p.name for p in root.glob("*.py")) == ["__init__.py"]
+    subpackages = sorted(p.parent.name for p in root.glob("*/__init__.py"))
+    assert subpackages == ["ai", "config", "dpu", "fabric", "results", "run", "transport"]
+    names = [m.name for m in pkgutil.walk_packages(controlplane.__path__, "controlplane.")]
+    assert len(names) > 40, names
+    for name in names:
+        importlib.import_module(name)

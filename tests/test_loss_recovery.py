@@ -9,8 +9,8 @@ lost last ACK leaves only the timer. Exactness is a property of the data directi
 import numpy as np
 import pytest
 
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, MB, us
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, MB, us
 from dataplane.pcap import read_pcap
 from tests.support import PAYLOAD_EFFICIENCY_4K, assert_conserved, star
 
@@ -153,7 +153,7 @@ def test_sr_resends_a_late_packet_at_most_once_under_spraying(tmp_path):
     """Spraying over a k=4 fat-tree reorders heavily and loses nothing: every sr retransmission is
     spurious (a late packet taken for lost, as IRN does), but the NACK cursor never moves back, so
     no PSN leaves a sender more than twice, and the receivers count one duplicate per resend."""
-    from controlplane.units import KB
+    from controlplane.config.units import KB
     topo = {"topology": "fat_tree", "k": 4, "host_rate_bps": Gbps(100), "host_delay_ps": us(1)}
     sc = Scenario(topology=topo, workload={"kind": "permutation", "size_bytes": KB(512)}, cc="none",
                   transport="sr", paths="spray_rr", sample_interval_ps=0, buffer_bytes=1_000_000)
@@ -257,7 +257,7 @@ def test_rto_low_counts_from_the_last_cumulative_ack_as_irn(transport):
     than that: a per-packet RTO_low counted from the send alone resends one here. IRN's timer
     restarts on every new cumulative ACK, so RTO_low counts from the later of the send and the
     last advance of snd_una, and the ACKs still coming in keep it from firing."""
-    from controlplane.experiment import permutation_on_fat_tree
+    from controlplane.run.experiment import permutation_on_fat_tree
     r = permutation_on_fat_tree("rto_low", 4, MB(4), "dcqcn", 1, "ecmp", transport, sample_interval_ps=0,
                                 monitor_ports="none").run()
     assert_conserved(r)

@@ -3,9 +3,9 @@ spraying vs ECMP, adaptive routing, and clear errors for bad input."""
 import numpy as np
 import pytest
 
-from controlplane import routing
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, KB, MB, us
+from controlplane.fabric import routing
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, KB, MB, us
 from tests.support import assert_conserved
 
 FAT4 = {"topology": "fat_tree", "k": 4, "host_rate_bps": Gbps(100), "host_delay_ps": us(1)}
@@ -263,7 +263,7 @@ def one_flow(paths, size=MB(2), topology=LEAF_SPINE_SLOW, **kw):
 
 
 def test_telemetry_counts_what_each_entropy_carried():
-    from controlplane.multipath import telemetry
+    from controlplane.transport.multipath import telemetry
     r = perm(transport="ooo", paths="spray_rr", sample_interval_ps=0).run()
     t = telemetry(r.network)
     sent = t["sent"][:, :8]
@@ -353,7 +353,7 @@ def test_loss_on_one_link_only():
 def test_a_tick_hook_can_replace_path_sets():
     """The control plane reads per-entropy telemetry at a tick and acts on it: here, at the
     first tick, every sprayed QP keeps only its least-marked entropy (ECMP from then on)."""
-    from controlplane.multipath import telemetry
+    from controlplane.transport.multipath import telemetry
     net = perm(size=MB(2), cc="dcqcn", transport="ooo", paths="spray_rr", sample_interval_ps=us(50)).build()
     done = []
 
@@ -405,7 +405,7 @@ def test_timeouts_are_charged_to_the_entropy_that_lost_the_packet():
     """ooo recovers a lost data packet only by timeout, and the timer is charged to the slot of
     the oldest outstanding packet: with loss on link 47 only, (almost) every charged slot is an
     entropy whose path crosses link 47 (a lost ACK is covered by the next cumulative ACK)."""
-    from controlplane.multipath import telemetry
+    from controlplane.transport.multipath import telemetry
     r = perm(size=MB(1), transport="ooo", paths="spray_rr", link_loss={CORE_LINK: 0.05}).run()
     net, t = r.network, telemetry(r.network)
     on = off = 0

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from controlplane.scenario import Scenario
+from controlplane.run.scenario import Scenario
 from tests.support import assert_conserved, run, star
 
 

@@ -1,11 +1,11 @@
-"""Placement (controlplane/placement.py): no GPU shared by two jobs, topology-aware placement
+"""Placement (controlplane/ai/placement.py): no GPU shared by two jobs, topology-aware placement
 minimises the tier its all-reduce crosses (never worse than random), bad input."""
 import numpy as np
 import pytest
 
-from controlplane.placement import Occupancy, place_random, place_topology_aware, placement_tier
-from controlplane.rails import Gpu, RailLayout, rail_clos
-from controlplane.units import Gbps, us
+from controlplane.ai.placement import Occupancy, place_random, place_topology_aware, placement_tier
+from controlplane.ai.rails import Gpu, RailLayout, rail_clos
+from controlplane.config.units import Gbps, us
 
 
 def layout(**kw):

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controlplane import plots
-from controlplane.cli import main
-from controlplane.results import flows_overlap, format_summary, load_run, summary
+from controlplane.results import plots
+from controlplane.run.cli import main
+from controlplane.results.folder import flows_overlap, format_summary, load_run, summary
 from tests.test_results import PS_PER_US, incast_config, tiny_timeseries, write_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -391,7 +391,7 @@ def test_rerun_removes_stale_variant_folders(tmp_path, capsys):
 
 
 def test_prune_nested_variants(tmp_path, capsys):
-    from controlplane.experiment import prune_stale_variants
+    from controlplane.run.experiment import prune_stale_variants
     for rel in ("websearch-30/dcqcn", "websearch-30/hpcc", "websearch-50/dcqcn"):
         (tmp_path / rel).mkdir(parents=True)
         (tmp_path / rel / "config.json").write_text("{}")

@@ -6,7 +6,7 @@ import numpy as np
 
 import pytest
 
-from controlplane.scenario import Scenario
+from controlplane.run.scenario import Scenario
 from tests.support import assert_conserved, star
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "experiments" / "plugins" / "ecn_aimd.py"
@@ -29,7 +29,7 @@ def test_plugin_exception_stops_the_run_naming_plugin_qp_and_event(tmp_path):
     """A handler that raises stops the run with CCPluginError (the original exception chained)
     naming the algorithm, the QP and the event; the results folder written so far reads back."""
     from congestion.api import CCPluginError
-    from controlplane.results import load_run
+    from controlplane.results.folder import load_run
     f = tmp_path / "bad_cc.py"
     f.write_text("from congestion.api import CongestionControl\n"
                  "class Bad(CongestionControl):\n"
@@ -244,7 +244,7 @@ def test_softdpu_list_shows_entry_point_ccs_with_their_package(site, capsys):
     installed packages, each with the package that publishes it; a broken one says why."""
     import json
 
-    from controlplane.cli import main
+    from controlplane.run.cli import main
     _dist(site, "tiny-cc", {"tiny_fixed": "tiny_cc:Fixed", "tiny_broken": "tiny_cc:NoSuchClass"}, version="2.3")
     assert main(["list"]) == 0
     out = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Queue disciplines (native/qdisc.c, native/qdisc_codel.c, controlplane/qdisc.py)."""
+"""Queue disciplines (native/qdisc.c, native/qdisc_codel.c, controlplane/fabric/qdisc.py)."""
 from __future__ import annotations
 
 import math
@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, us
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, us
 from dataplane.sim import PRIO_CTRL, PRIO_DATA, qdisc_params
 from tests.support import star
 

@@ -7,8 +7,8 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, KB, us
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, KB, us
 from dataplane import sim as dp
 from dataplane._native import ffi, lib
 from tests.support import assert_conserved, star

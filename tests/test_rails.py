@@ -1,10 +1,10 @@
-"""Rail-optimized CLOS builder (controlplane/rails.py): wiring, path diversity, defaults, bad input."""
+"""Rail-optimized CLOS builder (controlplane/ai/rails.py): wiring, path diversity, defaults, bad input."""
 import numpy as np
 import pytest
 
-from controlplane import routing, topology
-from controlplane.rails import Gpu, RailLayout, rail_clos
-from controlplane.units import Gbps, ns, us
+from controlplane.fabric import routing, topology
+from controlplane.ai.rails import Gpu, RailLayout, rail_clos
+from controlplane.config.units import Gbps, ns, us
 
 
 def fab(**kw):

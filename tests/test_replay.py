@@ -4,9 +4,9 @@ import struct
 import numpy as np
 import pytest
 
-from controlplane.capture import CaptureSpec
-from controlplane.replay import messages
-from controlplane.scenario import Scenario
+from controlplane.results.capture import CaptureSpec
+from controlplane.transport.replay import messages
+from controlplane.run.scenario import Scenario
 from dataplane.sim import OPCODES, PACKET_DTYPE, Simulator
 from tests.support import assert_conserved, star
 

@@ -1,4 +1,4 @@
-"""Tests of controlplane.results (loading, metrics) and controlplane.plots, on synthetic
+"""Tests of controlplane.results.folder (loading, metrics) and controlplane.results.plots, on synthetic
 results folders written by the helpers below (no simulator needed)."""
 
 import csv
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controlplane.plots import plot_compare, plot_run
-from controlplane.results import (
+from controlplane.results.plots import plot_compare, plot_run
+from controlplane.results.folder import (
     PS_PER_US,
     convergence_window,
     counter_rate_per_us,
@@ -283,7 +283,7 @@ def test_load_run_rejects_incomplete_timeseries(tmp_path):
 # --- plots -----------------------------------------------------------------------------------
 
 def test_plots_module_imports_without_matplotlib():
-    code = "import sys, controlplane.plots; assert 'matplotlib' not in sys.modules"
+    code = "import sys, controlplane.results.plots; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
 
 

@@ -1,12 +1,12 @@
-"""Tests for controlplane.routing."""
+"""Tests for controlplane.fabric.routing."""
 
 import numpy as np
 import pytest
 
-from controlplane.routing import (Routes, RoutingError, compute_routes, hop_count, path,
+from controlplane.fabric.routing import (Routes, RoutingError, compute_routes, hop_count, path,
                                   path_links)
-from controlplane.topology import Fabric, Link, dumbbell, fat_tree, leaf_spine, single_switch
-from controlplane.units import Gbps, us
+from controlplane.fabric.topology import Fabric, Link, dumbbell, fat_tree, leaf_spine, single_switch
+from controlplane.config.units import Gbps, us
 
 R100 = Gbps(100)
 D1 = us(1)

@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from controlplane.results import load_run
-from controlplane.routing import RoutingError
-from controlplane.scenario import RESULT_FILES, Scenario
-from controlplane.topology import Fabric, Link
+from controlplane.results.folder import load_run
+from controlplane.fabric.routing import RoutingError
+from controlplane.run.scenario import RESULT_FILES, Scenario
+from controlplane.fabric.topology import Fabric, Link
 from dataplane.sim import Simulator
 from tests.support import assert_conserved, star
 
@@ -62,7 +62,7 @@ def test_unknown_cc_parameter_is_named():
 def test_host_without_route_is_named():
     """Two switches without a link between them: h1 cannot be reached from sw0."""
     fab = Fabric.from_links("split", 2, 2, [Link(0, 2, 10**11, 10**6, 0), Link(1, 3, 10**11, 10**6, 0)])
-    from controlplane.routing import compute_routes
+    from controlplane.fabric.routing import compute_routes
     with pytest.raises(RoutingError, match="h1"):
         compute_routes(fab)
 

@@ -1,15 +1,15 @@
-"""SHARP in-network all-reduce (controlplane/sharp.py): per-node bytes S up + S down, the sum of
+"""SHARP in-network all-reduce (controlplane/ai/sharp.py): per-node bytes S up + S down, the sum of
 the inputs on every member, the gain over a ring against 2(N-1)/N (nccl-tests doc/PERFORMANCE.md; V9 of
 docs/architecture.md),
 and bad input."""
 import numpy as np
 import pytest
 
-from controlplane import collectives as C
-from controlplane.rails import Gpu, RailLayout
-from controlplane.scenario import Scenario
-from controlplane.sharp import reduction_tree, sharp_all_reduce
-from controlplane.units import Gbps, KB, MB, ns, us
+from controlplane.ai import collectives as C
+from controlplane.ai.rails import Gpu, RailLayout
+from controlplane.run.scenario import Scenario
+from controlplane.ai.sharp import reduction_tree, sharp_all_reduce
+from controlplane.config.units import Gbps, KB, MB, ns, us
 
 
 def scenario(cc="none", **topo) -> Scenario:

@@ -1,4 +1,4 @@
-"""Sweeps (controlplane/sweep.py, controlplane/executor.py, ``softdpu sweep``; ``softdpu run -j N``).
+"""Sweeps (controlplane/run/sweep.py, controlplane/run/executor.py, ``softdpu sweep``; ``softdpu run -j N``).
 
 The expectations come from the stated contract of a sweep: a point is one scenario run whose folder
 is the same results folder ``Scenario.run`` writes (plus point.json); where a point runs (this
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from controlplane import executor, sweep
-from controlplane.cli import main
-from controlplane.values import UsageError
+from controlplane.run import executor, sweep
+from controlplane.run.cli import main
+from controlplane.config.values import UsageError
 from experiments import incast
 
 BIN = Path(sys.executable).parent
@@ -72,7 +72,7 @@ def wait_for_a_point(proc: subprocess.Popen, out: Path, timeout: float = 300) ->
 
 # --------------------------------------------------------------------------------- parsing
 def test_grid_values_are_typed_with_units_like_set():
-    # values parse as --set would (controlplane/values.py): sizes with units to integer bytes,
+    # values parse as --set would (controlplane/config/values.py): sizes with units to integer bytes,
     # counts as integers, dotted scenario fields, CC parameters by name
     g = sweep.parse_grid(["size_bytes=64KB,1MiB", "senders=2,1e1", "ecn.kmin_bytes=100KB",
                           "dcqcn.flavour=paper,nvidia", "pfc=yes,off"], incast)
@@ -153,8 +153,8 @@ def test_sweep_folder_layout_and_index(reference):
     assert files_of(direct) == files_of(reference / "points" / r["point"], skip=("point.json",))
     pj = json.loads((reference / "points" / r["point"] / "point.json").read_text())
     assert (pj["status"], pj["seed"], pj["variant"], pj["params"]) == ("ok", 2, "dcqcn", {"senders": 3})
-    # the index's metrics are the run's summary (controlplane/results.py), in the columns' units
-    from controlplane.results import load_run, summary
+    # the index's metrics are the run's summary (controlplane/results/folder.py), in the columns' units
+    from controlplane.results.folder import load_run, summary
     s = summary(load_run(direct))
     assert float(r["fct_p99_us"]) == s["fct_p99_ps"] / 1e6 and int(r["events"]) == s["events"]
 
@@ -398,7 +398,7 @@ def test_fct_slowdown_sweep_index_has_the_small_flow_slowdown(tmp_path):
     first size bucket), not of all flows: sweep.csv carries it per point (before, only the
     all-flow slowdown_p50/p95/p99 were there), so a sweep over seeds can quote it."""
     import numpy as np
-    from controlplane.results import load_run
+    from controlplane.results.folder import load_run
     out = tmp_path / "fct"
     assert main(["sweep", "fct_slowdown", "--set", 'workloads=["fb_hadoop"]', "--set", "loads=[0.5]",
                  "--set", 'ccs=["dcqcn","hpcc"]', "--set", "duration_us=200", "--set", "buckets=4",

@@ -1,13 +1,13 @@
-"""Tests for controlplane.units and controlplane.topology."""
+"""Tests for controlplane.config.units and controlplane.fabric.topology."""
 
 import json
 from collections import Counter
 
 import pytest
 
-from controlplane.topology import (Fabric, Link, build, dumbbell, fat_tree, leaf_spine,
+from controlplane.fabric.topology import (Fabric, Link, build, dumbbell, fat_tree, leaf_spine,
                                    single_switch)
-from controlplane.units import KB, MB, Gbps, KiB, Mbps, MiB, ms, ns, us
+from controlplane.config.units import KB, MB, Gbps, KiB, Mbps, MiB, ms, ns, us
 
 R100 = 100_000_000_000  # 100 Gb/s in bits/s
 D1 = 1_000_000          # 1 us in ps
@@ -250,3 +250,96 @@ def test_fabric_checks_names_tiers_and_params():
         Fabric.from_links("bad", 2, 1, links, params={"x": object()})
     with pytest.raises(ValueError, match="no node named 'nope'"):
         Fabric.from_links("ok", 2, 1, links).node_id("nope")
+
+
+# ----- a topology kind added by a user (docs/extending.md, 'Topology') ---------------------------
+
+def _ring(num_switches: int, rate_bps: int, delay_ps: int) -> Fabric:
+    """A ring of switches with one host each: host h on switch n+h, switch i linked to switch i+1."""
+    n = num_switches
+    links = [Link(h, n + h, rate_bps, delay_ps, 0) for h in range(n)]
+    links += [Link(n + i, n + (i + 1) % n, rate_bps, delay_ps, 1) for i in range(n)]
+    return Fabric(name=f"ring({n})", num_hosts=n, num_switches=n,
+                  node_names=[f"h{i}" for i in range(n)] + [f"sw{i}" for i in range(n)],
+                  node_tier=[0] * n + [1] * n, links=links,
+                  params={"topology": "ring", "num_switches": n, "rate_bps": rate_bps, "delay_ps": delay_ps})
+
+
+def _ring_model():
+    from typing import Literal
+    from controlplane.config.schema import DELAY, RATE, Int, Strict
+
+    class Ring(Strict):
+        topology: Literal["ring"]
+        num_switches: Int("switches in the ring", lo=3)
+        rate_bps: Int("every link's rate", **RATE)
+        delay_ps: Int("every link's one-way delay", **DELAY)
+    return Ring
+
+
+def test_a_registered_topology_kind_is_validated_built_and_run(tmp_path, registries_restored):
+    """One builder and one model, one register_topology call: the scenario schema, the build, the run
+    and the re-run from config.json all know the new kind."""
+    from controlplane.config.schema import json_schema, validate
+    from controlplane.fabric.topology import register_topology
+    from controlplane.run.scenario import Scenario
+    register_topology("ring", _ring, _ring_model())
+    assert {"$ref": "#/$defs/Ring"} in json_schema()["properties"]["topology"]["oneOf"]
+    sc = Scenario(name="ring", topology={"topology": "ring", "num_switches": 4, "rate_bps": "100G", "delay_ps": "1us"},
+                  workload={"kind": "flows", "flows": [{"src": 0, "dst": 2, "size_bytes": "100KB"}]}, cc="dcqcn")
+    r = sc.run(tmp_path / "run")
+    # expected: a lone flow on an idle fabric finishes in exactly its standalone ideal FCT (the
+    # scenario computes it from the path's rates and delays: 2 of the ring's 4 switches away)
+    assert r.network.fabric.params["topology"] == "ring"
+    assert r.flows["finish_ps"][0] > 0 and r.flows["fct_ps"][0] == r.flows["ideal_fct_ps"][0]
+    again = Scenario.from_dict(json.loads((tmp_path / "run" / "config.json").read_text())).run()
+    assert list(again.flows["fct_ps"]) == list(r.flows["fct_ps"])
+    # its model's bounds are the scenario's, named by the user's path
+    with pytest.raises(ValueError, match=r"topology\.num_switches must be >= 3, got 2"):
+        validate({"topology": {"topology": "ring", "num_switches": 2, "rate_bps": 10**11, "delay_ps": 10**6}})
+    with pytest.raises(ValueError, match=r"unknown topology; known: dumbbell, fat_tree, leaf_spine, rail_clos, "
+                                         r"ring, single_switch, got 'rnig' \(closest: ring\)"):
+        validate({"topology": {"topology": "rnig"}})
+
+
+def test_register_topology_refuses_what_it_cannot_use(registries_restored):
+    from controlplane.fabric.topology import register_topology
+    Ring = _ring_model()
+    with pytest.raises(ValueError, match="must be an identifier"):
+        register_topology("my ring", _ring, Ring)
+    with pytest.raises(ValueError, match=r"Ring must declare topology: Literal\['loop'\]"):
+        register_topology("loop", _ring, Ring)
+    with pytest.raises(ValueError, match="must be a subclass of controlplane.config.schema.Strict"):
+        register_topology("ring", _ring, dict)
+    with pytest.raises(ValueError, match="the builder must be a function or 'module:function'"):
+        register_topology("ring", "no_colon", Ring)
+    register_topology("ring", _ring, Ring)
+    register_topology("ring", _ring, Ring)                   # the same registration again: nothing to do
+    with pytest.raises(ValueError, match="topology 'fat_tree' is already registered"):
+        register_topology("fat_tree", _ring, _ring_model())
+
+
+def test_the_built_in_kinds_are_registered_the_same_way():
+    from controlplane.config.models import ScenarioModel
+    from controlplane.fabric import topology
+    assert sorted(topology.MODELS) == sorted(topology.BUILDERS) == ["dumbbell", "fat_tree", "leaf_spine", "rail_clos",
+                                                                      "single_switch"]
+    with pytest.raises(Exception, match="unknown topology; known: dumbbell, fat_tree, leaf_spine, rail_clos, "
+                                        "single_switch"):
+        ScenarioModel.model_validate({"topology": {"topology": "ring"}})
+
+
+def test_the_scenario_schema_loads_first_or_second():
+    """Importing the scenario schema before the topology module (a fresh process, as the CLI's
+    `softdpu schema` does) registers the built-in kinds while models.py is still loading: the schema
+    must still take every kind, and a kind registered afterwards too."""
+    import subprocess
+    import sys
+    code = ("import controlplane.config.models as m\n"
+            "from controlplane.fabric import topology as t\n"
+            "m.ScenarioModel.model_validate({'topology': {'topology': 'dumbbell', 'num_left': 1, 'num_right': 1,"
+            " 'host_rate_bps': 10**11, 'bottleneck_rate_bps': 10**11, 'host_delay_ps': 1, 'bottleneck_delay_ps': 1}})\n"
+            "print(sorted(t.MODELS))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["['dumbbell',", "'fat_tree',", "'leaf_spine',", "'rail_clos',", "'single_switch']"]

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, MB, us
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, MB, us
 from tests.support import PAYLOAD_EFFICIENCY_4K, assert_conserved, run, star
 
 R = Gbps(100)

@@ -1,7 +1,7 @@
-"""Unit strings (controlplane/units.py): exact conversion to the data plane's integers."""
+"""Unit strings (controlplane/config/units.py): exact conversion to the data plane's integers."""
 import pytest
 
-from controlplane.units import format_quantity, parse_quantity, unit_kind
+from controlplane.config.units import format_quantity, parse_quantity, unit_kind
 
 
 @pytest.mark.parametrize("text, kind, expected", [

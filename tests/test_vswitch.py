@@ -1,12 +1,12 @@
-"""The DPU vSwitch (native/vswitch.c + controlplane/vswitch.py): classifier vs a slow Python
+"""The DPU vSwitch (native/vswitch.c + controlplane/dpu/vswitch.py): classifier vs a slow Python
 reference, megaflow install and idle eviction, VXLAN bytes vs scapy, tenant isolation under random
 rules, OVS-style counters, flow limit, upcall-queue overflow, meters, bad rules."""
 import numpy as np
 import pytest
 
-from controlplane.scenario import Scenario
-from controlplane.units import Gbps, KB, MB, us
-from controlplane.vswitch import FULL, reference_lookup
+from controlplane.run.scenario import Scenario
+from controlplane.config.units import Gbps, KB, MB, us
+from controlplane.dpu.vswitch import FULL, reference_lookup
 from dataplane.sim import (NONE, STOP_UPCALL, VS_FIELDS, VS_KEY_WORDS, VS_META_ENCAP, VS_PF, VS_UPLINK, VS_VF0,
                            VXLAN_OVERHEAD, Simulator)
 from tests.support import assert_conserved, star
@@ -581,7 +581,7 @@ def test_bad_dpu_spec_fails_at_build_naming_the_field(dpu, message):
 
 ENABLE_FAILURE_SCRIPT = """
 import gc
-from controlplane.units import Gbps, us
+from controlplane.config.units import Gbps, us
 from dataplane.sim import STOP_UPCALL, VS_FIELDS, VS_PF, VS_UPLINK, SimError, Simulator
 
 VS = dict(upcall_queue=4, emc_entries=8, max_meters=2)
@@ -710,7 +710,7 @@ def test_tax_charges_finished_upcalls_only():
     sim = net.sim
     while sim.run_until(sim.now + 10**12) == STOP_UPCALL and int(sim.vs_stats["miss"].sum()) < 50:
         net.vswitch.slow.handle()
-    from controlplane import vtax
+    from controlplane.dpu import vtax
     st = net.vswitch.stats()
     cyc = vtax.stage_cycles(st, net.vswitch.tax)
     assert st["vs_executed"] < st["vs_miss"]                       # some are still queued ...
@@ -744,7 +744,7 @@ def test_tshark_decodes_vxlan_and_the_inner_roce(tmp_path):
 def test_tax_offload_modes():
     """host: everything on host cores; dpu: everything on DPU cores; hw: only upcalls on DPU cores.
     With equal core clocks the dpu and host totals are the same cycles (the same pipeline)."""
-    from controlplane import vtax
+    from controlplane.dpu import vtax
     st = overlay().run().counters
     p = vtax.params({"dpu_core_hz": 2.5e9})
     host, dpu, hw = (vtax.tax(st, 10**9, m, 5, p) for m in ("host", "dpu", "hw"))
@@ -792,7 +792,7 @@ def test_a_default_policy_too_large_to_build_is_refused_before_it_is_installed(m
     tenant and one VF each need 4 x 4 = 16 rules. Above the limit the build is refused naming
     dpu.hosts, instead of spending minutes on overlap checks before the run budget starts (the
     #12 campaign: `softdpu run upcall_storm --set hosts=1e3` built 1,000,000 rules for > 5 min)."""
-    from controlplane import vswitch
+    from controlplane.dpu import vswitch
     sc = Scenario(topology={"topology": "single_switch", "num_hosts": 4, "rate_bps": Gbps(100), "delay_ps": us(1)},
                   workload={"kind": "permutation", "size_bytes": 4096}, cc="none", sample_interval_ps=0,
                   dpu={"tenants": 1})

@@ -22,7 +22,7 @@ from scapy.contrib.roce import AETH, BTH, CNPPadding
 from scapy.fields import IntField, XIntField, XLongField
 from scapy.layers.l2 import Dot1AD, Dot1Q
 
-from controlplane.replay import messages
+from controlplane.transport.replay import messages
 from dataplane.pcap import MAX_SPAN_NS, RECORD_DTYPE, icrc_of, l3_offset, read_pcap, softdpu_host
 from dataplane.sim import NONE, OPCODES, PACKET_DTYPE, Simulator, icrc
 from tests.support import star
@@ -131,7 +131,7 @@ def test_uc_send_icrc_vector():
 
 
 def run_with_capture(tmp_path, snaplen=65535, **capture):
-    from controlplane.scenario import Scenario
+    from controlplane.run.scenario import Scenario
     sc = Scenario(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 300_000}, cc="dcqcn",
                   cc_params={"flavour": "paper"}, ecn={"kmin_bytes": 0, "kmax_bytes": 20_000, "pmax": 0.5},
                   sample_interval_ps=0)
@@ -259,7 +259,7 @@ def test_snaplen_truncates_and_marks_icrc_unchecked(tmp_path):
 def test_capture_filters(tmp_path):
     """A QP filter keeps one connection (data one way, ACKs/CNPs the other), a time window and
     a packet limit cut the file, and rx points see what arrives."""
-    from controlplane.scenario import Scenario
+    from controlplane.run.scenario import Scenario
     sc = Scenario(topology=star(5), workload={"kind": "incast", "senders": 4, "size_bytes": 300_000}, cc="none",
                   sample_interval_ps=0)
     net = sc.build()
@@ -354,8 +354,8 @@ def test_truncated_and_inconsistent_records_are_counted(tmp_path):
 def test_ipv6_scenario_runs_and_captures_ipv6(tmp_path):
     """RoCEv2 over IPv6: 20 more header bytes per frame (so a longer FCT), frames that scapy
     rebuilds identically, and the address pattern in the payload."""
-    from controlplane.capture import CaptureSpec
-    from controlplane.scenario import Scenario
+    from controlplane.results.capture import CaptureSpec
+    from controlplane.run.scenario import Scenario
     flows = {"kind": "flows", "flows": [{"src": 1, "dst": 0, "size_bytes": 40_000}]}
     v4 = Scenario(topology=star(2), workload=flows, cc="none", sample_interval_ps=0).run()
     path = tmp_path / "v6.pcap"

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from controlplane import topology
-from controlplane.units import Gbps, us
-from controlplane.workload import SizeCdf, poisson
+from controlplane.fabric import topology
+from controlplane.config.units import Gbps, us
+from controlplane.transport.workload import SizeCdf, poisson
 
 
 @pytest.mark.parametrize("name,mean", [("websearch", 1_711_250), ("fb_hadoop", 120_421), ("alistorage2019", 40_870)])

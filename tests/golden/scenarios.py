@@ -29,11 +29,11 @@ HERE = Path(__file__).resolve().parent
 if __name__ == "__main__":                      # `python tests/golden/scenarios.py` from the repository root
     sys.path.insert(0, str(HERE.parent.parent))
 
-from controlplane import collectives as C       # noqa: E402
-from controlplane.rails import Gpu              # noqa: E402
-from controlplane.scenario import Scenario      # noqa: E402
-from controlplane.sharp import sharp_all_reduce  # noqa: E402
-from controlplane.units import Gbps, KB, MB, us  # noqa: E402
+from controlplane.ai import collectives as C       # noqa: E402
+from controlplane.ai.rails import Gpu              # noqa: E402
+from controlplane.run.scenario import Scenario      # noqa: E402
+from controlplane.ai.sharp import sharp_all_reduce  # noqa: E402
+from controlplane.config.units import Gbps, KB, MB, us  # noqa: E402
 
 # counters that describe how the simulator did its work, not what the network did
 IMPLEMENTATION_COUNTERS = {"events", "heap_peak", "pkts_peak", "pkts_in_use"}

@@ -1,0 +1,276 @@
+"""Shortest-path ECMP routes in the form the C data plane takes.
+
+For every (switch, destination host) pair the candidate egress ports are all ports leading to a
+neighbour one hop closer to the destination (hop count, not delay or rate). Paths never transit
+a host. Identical candidate sets share one id, so the tables stay small.
+
+How it is computed: a host has exactly one link, so every path to host ``h`` ends with
+``tor(h) -> h``, where ``tor(h)`` is the switch on ``h``'s link. Hence the candidates at a
+switch ``s != tor(h)`` depend only on ``tor(h)``: they are the switch-to-switch ports of ``s``
+whose peer is one hop closer to ``tor(h)`` in the switch-only graph. One vectorised multi-source
+BFS over the switch graph (one column per distinct ToR) gives all those distances; at
+``tor(h)`` itself the only candidate is the port facing ``h``.
+
+Port ids follow :mod:`controlplane.fabric.topology`: link ``i`` has port ``2*i`` at ``links[i].a`` and
+``2*i+1`` at ``links[i].b``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from controlplane.fabric.topology import Fabric, Link
+
+
+class RoutingError(ValueError):
+    """A fabric (or a routing table) cannot deliver some host's traffic."""
+
+
+@dataclass
+class Routes:
+    """Forwarding state for the data plane (all arrays uint32).
+
+    fib: shape ``(num_switches, num_hosts)``; ``fib[s - num_hosts, h]`` is the ECMP set id used
+        at switch node ``s`` for packets to host ``h``.
+    set_offsets: shape ``(num_sets + 1,)``; set ``i`` is
+        ``set_ports[set_offsets[i]:set_offsets[i+1]]``.
+    set_ports: egress port ids, ascending within each set.
+    host_port: shape ``(num_hosts,)``; each host's uplink port.
+
+    Set ids are numbered in order of first appearance when ``fib`` is read row by row.
+    """
+
+    fib: np.ndarray
+    set_offsets: np.ndarray
+    set_ports: np.ndarray
+    host_port: np.ndarray
+
+    @property
+    def num_sets(self) -> int:
+        """Number of distinct ECMP sets."""
+        return len(self.set_offsets) - 1
+
+    def set_members(self, set_id: int) -> np.ndarray:
+        """The egress ports of ECMP set ``set_id`` (ascending)."""
+        return self.set_ports[self.set_offsets[set_id]:self.set_offsets[set_id + 1]]
+
+    def candidates(self, switch: int, dst: int) -> np.ndarray:
+        """Candidate egress ports at switch node ``switch`` towards host ``dst``."""
+        num_hosts = self.fib.shape[1]
+        return self.set_members(int(self.fib[switch - num_hosts, dst]))
+
+
+def _check_down_links(fabric: Fabric, down_links: Iterable[int]) -> set[int]:
+    down = set()
+    for i in down_links:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) \
+                or not 0 <= i < len(fabric.links):
+            raise ValueError(f"down_links entries must be link indices in [0, {len(fabric.links)}), "
+                             f"got {i!r}")
+        down.add(int(i))
+    return down
+
+
+def _no_route(fabric: Fabric, switch: int, host: int) -> RoutingError:
+    return RoutingError(
+        f"no route from switch {fabric.node_names[switch]!r} (node {switch}) to host "
+        f"{fabric.node_names[host]!r} (node {host})")
+
+
+def compute_routes(fabric: Fabric, down_links: Iterable[int] = ()) -> Routes:
+    """Shortest-path (hop count) ECMP routes for ``fabric``.
+
+    ``down_links`` lists link indices to treat as failed; port ids stay those of the full
+    fabric, so routes after a failure can be installed into the same data plane.
+
+    Raises :class:`RoutingError` naming the host (and switch) if a host has no working link
+    or some switch cannot reach some host.
+    """
+    H, S = fabric.num_hosts, fabric.num_switches
+    down = _check_down_links(fabric, down_links)
+    up = np.array([i for i in range(len(fabric.links)) if i not in down], dtype=np.int64)
+    end_a = np.array([fabric.links[i].a for i in up], dtype=np.int64)
+    end_b = np.array([fabric.links[i].b for i in up], dtype=np.int64)
+
+    # Host uplinks. A Fabric never joins two hosts, so each host link has one switch end.
+    host_port = np.full(H, -1, dtype=np.int64)
+    tor = np.full(H, -1, dtype=np.int64)              # switch index (node id - H) of each host
+    at_a = end_a < H
+    host_port[end_a[at_a]] = 2 * up[at_a]
+    tor[end_a[at_a]] = end_b[at_a] - H
+    at_b = end_b < H
+    host_port[end_b[at_b]] = 2 * up[at_b] + 1
+    tor[end_b[at_b]] = end_a[at_b] - H
+    if (host_port < 0).any():
+        h = int(np.flatnonzero(host_port < 0)[0])
+        raise RoutingError(f"host {fabric.node_names[h]!r} (node {h}) has no link up "
+                           "(its only link is in down_links)")
+
+    # Switch-to-switch ports (both directions of each link): owner and peer as switch indices.
+    sw = ~(at_a | at_b)
+    sw_ports = np.concatenate([2 * up[sw], 2 * up[sw] + 1])
+    owner = np.concatenate([end_a[sw], end_b[sw]]) - H
+    peer = np.concatenate([end_b[sw], end_a[sw]]) - H
+
+    tors, tor_col = np.unique(tor, return_inverse=True)
+    dist = _hops_to(tors, owner, peer, S)             # (S, T): hops from switch s to tors[t]
+    if (dist < 0).any():
+        s, col = (int(x) for x in np.argwhere(dist < 0)[0])
+        h = int(np.flatnonzero(tor_col == col)[0])
+        raise _no_route(fabric, s + H, h)
+
+    pair_switch, pair_col = np.nonzero(dist > 0)      # (s, t) pairs with s != ToR t
+    sets, inverse = _transit_sets(dist, sw_ports, owner, peer, pair_switch, pair_col)
+    host_set = len(sets) + np.arange(H)
+    sets += [np.array([p ^ 1]) for p in host_port]    # at tor(h): the port facing h
+
+    # Number sets by first appearance in fib read row by row: pair (s, t) first appears at
+    # the lowest host behind ToR t, host h's own set at row tor(h).
+    lowest_host = np.full(len(tors), H, dtype=np.int64)
+    np.minimum.at(lowest_host, tor_col, np.arange(H))
+    first_seen = np.full(len(sets), S * H, dtype=np.int64)
+    np.minimum.at(first_seen, inverse, pair_switch * H + lowest_host[pair_col])
+    first_seen[host_set] = tor * H + np.arange(H)
+    ordered = np.argsort(first_seen, kind="stable")
+    new_id = np.empty(len(sets), dtype=np.int64)
+    new_id[ordered] = np.arange(len(sets))
+
+    by_pair = np.zeros(dist.shape, dtype=np.int64)
+    by_pair[pair_switch, pair_col] = new_id[inverse]
+    fib = by_pair[:, tor_col]                         # (S, H)
+    fib[tor, np.arange(H)] = new_id[host_set]
+    sizes = np.array([len(sets[i]) for i in ordered], dtype=np.int64)
+    return Routes(
+        fib=fib.astype(np.uint32),
+        set_offsets=np.concatenate([[0], np.cumsum(sizes)]).astype(np.uint32),
+        set_ports=np.concatenate([sets[i] for i in ordered]).astype(np.uint32),
+        host_port=host_port.astype(np.uint32),
+    )
+
+
+def _hops_to(targets: np.ndarray, owner: np.ndarray, peer: np.ndarray,
+             num_switches: int) -> np.ndarray:
+    """Hop distance over the switch-only graph from every switch to each switch in
+    ``targets``; -1 where unreachable. ``owner``/``peer`` list the switch ports (both
+    directions of each link) as switch indices. One breadth-first search per target, all run
+    together: column ``t`` of the frontier holds the switches reached at the current depth.
+    """
+    T = len(targets)
+    dist = np.full((num_switches, T), -1, dtype=np.int64)
+    dist[targets, np.arange(T)] = 0
+    frontier = dist == 0
+    by_owner = np.argsort(owner, kind="stable")
+    recv, send = owner[by_owner], peer[by_owner]
+    receivers, starts = np.unique(recv, return_index=True)
+    depth = 0
+    while frontier.any() and len(send):
+        depth += 1
+        reached = np.zeros_like(frontier)
+        # A switch is reached if any of its neighbours was in the frontier.
+        reached[receivers] = np.logical_or.reduceat(frontier[send], starts, axis=0)
+        frontier = reached & (dist < 0)
+        dist[frontier] = depth
+    return dist
+
+
+def _transit_sets(dist: np.ndarray, sw_ports: np.ndarray, owner: np.ndarray, peer: np.ndarray,
+                  pair_switch: np.ndarray, pair_col: np.ndarray
+                  ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Distinct candidate sets for the (switch, ToR column) pairs given, and per pair the index
+    of its set.
+
+    The candidates at switch ``s`` towards ToR column ``t`` are the switch ports of ``s`` whose
+    peer is one hop closer (``dist[peer, t] == dist[s, t] - 1``). Each pair's set is written as
+    a bitmask over its switch's ports (ascending), and pairs are deduplicated by (switch,
+    bitmask): sets at different switches never share ports.
+    """
+    num_switches = dist.shape[0]
+    order = np.lexsort((sw_ports, owner))
+    sw_ports, owner, peer = sw_ports[order], owner[order], peer[order]
+    deg = np.bincount(owner, minlength=num_switches)
+    first = np.concatenate([[0], np.cumsum(deg)[:-1]])
+    local = np.arange(len(owner)) - first[owner]       # index of each port among its owner's
+    # one byte per (switch, ToR column, port of the switch): refuse, naming the memory, before
+    # numpy would fail on a fabric too large for this machine
+    from controlplane.fabric.topology import check_memory
+    check_memory(2 * int(np.prod(dist.shape, dtype=np.int64)) * int(deg.max(initial=0)), "the fabric's routing tables")
+    closer = np.zeros((*dist.shape, int(deg.max(initial=0))), dtype=bool)
+    closer[owner, :, local] = dist[peer] == dist[owner] - 1
+    masks = np.packbits(closer[pair_switch, pair_col], axis=1)
+    switch_bytes = pair_switch.astype(">u4").view(np.uint8).reshape(-1, 4)
+    uniq, inverse = _unique_rows(np.column_stack([switch_bytes, masks]))
+    sets = []
+    for key in uniq:
+        s = int(key[:4].view(">u4")[0])
+        members = np.unpackbits(key[4:])[:deg[s]].astype(bool)
+        sets.append(sw_ports[first[s]:first[s] + deg[s]][members])
+    return sets, inverse
+
+
+def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a 2-D uint8 array and, per input row, the index of its distinct row.
+
+    Rows are packed into big-endian uint64 words and sorted with ``lexsort``, which is much
+    faster than ``np.unique(axis=0)``.
+    """
+    n, width = rows.shape
+    words = np.zeros((n, -(-width // 8) * 8), dtype=np.uint8)
+    words[:, :width] = rows
+    words = words.view(">u8")
+    order = np.lexsort(words.T[::-1])
+    sorted_words = words[order]
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = (sorted_words[1:] != sorted_words[:-1]).any(axis=1)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1
+    return rows[order[starts]], inverse
+
+
+def _check_host(fabric: Fabric, name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+            or not fabric.is_host(int(value)):
+        raise ValueError(f"{name} must be a host id in [0, {fabric.num_hosts}), got {value!r}")
+    return int(value)
+
+
+def path(fabric: Fabric, routes: Routes, src: int, dst: int) -> list[int]:
+    """One shortest path from host ``src`` to host ``dst`` as a list of egress port ids.
+
+    The first port is ``src``'s uplink; at each switch the lowest port of the ECMP set is taken,
+    so the result is deterministic. Raises RoutingError if ``routes`` do not lead to ``dst``
+    (e.g. they were computed for another fabric).
+    """
+    src = _check_host(fabric, "src", src)
+    dst = _check_host(fabric, "dst", dst)
+    if src == dst:
+        raise ValueError(f"src and dst must differ, both are {src}")
+    if routes.fib.shape != (fabric.num_switches, fabric.num_hosts):
+        raise ValueError(f"routes.fib has shape {routes.fib.shape}, fabric needs "
+                         f"{(fabric.num_switches, fabric.num_hosts)}")
+    ports = [int(routes.host_port[src])]
+    node = fabric.port_peer(ports[0])
+    while node != dst:
+        if fabric.is_host(node) or len(ports) > fabric.num_nodes:
+            raise RoutingError(f"routes from host {fabric.node_names[src]!r} to host "
+                               f"{fabric.node_names[dst]!r} do not reach it (at node "
+                               f"{fabric.node_names[node]!r} after {len(ports)} hops)")
+        port = int(routes.candidates(node, dst)[0])
+        if fabric.port_owner(port) != node:
+            raise RoutingError(f"routes give switch {fabric.node_names[node]!r} port {port}, "
+                               f"which belongs to {fabric.node_names[fabric.port_owner(port)]!r}")
+        ports.append(port)
+        node = fabric.port_peer(port)
+    return ports
+
+
+def path_links(fabric: Fabric, routes: Routes, src: int, dst: int) -> list[Link]:
+    """The links of :func:`path` in order from ``src`` to ``dst``."""
+    return [fabric.links[p // 2] for p in path(fabric, routes, src, dst)]
+
+
+def hop_count(fabric: Fabric, routes: Routes, src: int, dst: int) -> int:
+    """Number of links on a shortest path from host ``src`` to host ``dst``."""
+    return len(path(fabric, routes, src, dst))
