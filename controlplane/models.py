@@ -7,7 +7,7 @@ each section's model imported from the module of the mechanism it configures.
   pfc_params       controlplane/pfc.py         PfcParams
   qdisc            controlplane/qdisc.py       Qdisc
   transport_params controlplane/multipath.py   TransportParams
-  path_params      controlplane/multipath.py   PathParams
+  path_params      controlplane/multipath.py   PathParams (the union of each path policy's model)
   failures         controlplane/failures.py    Failure, FailureParams
   qpc              controlplane/qpc.py         Qpc
   dpu              controlplane/vswitch.py     Dpu (VSwitch, SlowPath, PolicySpec), vtax.py Tax
@@ -35,6 +35,7 @@ from controlplane.qpc import Qpc
 from controlplane.topology import Dumbbell, FatTree, LeafSpine, RailClos, SingleSwitch, Topology
 from controlplane.vswitch import Dpu, PolicySpec, SlowPathParams, VSwitchParams
 from controlplane.vtax import Tax
+from dataplane.sim import PATH_POLICIES
 from controlplane.workload import FlowSpec, Flows, Incast, Pcap, Permutation, Poisson, Workload
 
 VSwitch, SlowPath = VSwitchParams, SlowPathParams        # dpu.vswitch, dpu.slow_path (vswitch.py has a SlowPath runtime class)
@@ -119,7 +120,7 @@ class ScenarioModel(Strict):
     pfc_params: PfcParams | None
     transport: Choice(("gbn", "sr", "ooo"), "RoCE go-back-N, IRN selective repeat, SRD-like out of order", "mode")
     transport_params: TransportParams | None
-    paths: Choice(("ecmp", "spray_rr", "spray_random", "spray_weighted", "reps", "flowlet", "plb"), "path policy", "policy")
+    paths: Choice(tuple(PATH_POLICIES), "path policy (the data plane's registry)", "policy")
     num_paths: Int("entropies per QP when spraying", lo=1, hi=16)
     path_weights: Annotated[Any, BeforeValidator(_weights),
                             WithJsonSchema({"type": "array", "items": {"type": "number", "minimum": 0},

@@ -23,3 +23,4 @@ def test_failover_keeps_the_qps_ar_classes():
     assert moved                                           # the failover ran
     ends = np.concatenate([net.sender_qps, net.sender_qps + 1])
     assert [int(net.sim.qps[int(qp)]["ar"]) for qp in ends] == [2] * len(ends)
+    assert {net.sim.path_set(int(qp)).ar_classes for qp in ends} == {frozenset({"ack"})}
