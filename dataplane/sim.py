@@ -556,9 +556,13 @@ class Simulator:
         with nothing given) first."""
         if policy not in PATH_POLICIES:
             raise ValueError(f"paths: unknown policy {policy!r}; known: {sorted(PATH_POLICIES)}")
-        if not 0 <= qp < len(self.qps):
-            raise ValueError(f"paths: qp {qp} does not exist")
-        mask = int(self.qps[qp]["ar"]) if ar_classes is None else _ar_mask(ar_classes)
+        if ar_classes is None:
+            qps = self.qps
+            if not 0 <= qp < len(qps):
+                raise ValueError(f"paths: qp {qp} does not exist")
+            mask = int(qps[qp]["ar"])
+        else:
+            mask = _ar_mask(ar_classes)
         if policy in FEEDBACK_POLICIES:
             st = self.path_states
             if not (0 <= qp < len(st)) or int(st[qp]["plb_rehash_rounds"]) == 0:
