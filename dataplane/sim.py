@@ -580,7 +580,7 @@ class Simulator:
         policy = PATH_POLICY_NAMES[int(out.policy)]
         names = path_policy_params(policy)
         kinds = _defaults("path_params") if names else {}
-        params = {k: (int(out.param[i]) if isinstance(kinds.get(k), int) else float(out.param[i]))
+        params = {k: (int(out.param_int[i]) if isinstance(kinds.get(k), int) else float(out.param[i]))
                   for i, k in enumerate(names[:out.nparams])}
         return PathSet(policy=policy, entropies=tuple(int(out.entropy[i]) for i in range(out.n)),
                        weights=tuple(float(out.weight[i]) for i in range(out.n)),

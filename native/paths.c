@@ -232,17 +232,21 @@ sd_path_state *sd_path_states(sd_sim *sim, uint32_t *count)
 }
 
 /* ------------------------------------------------------------------ the decoded accessor */
-static double param_value(const sd_path_state *ps, const char *name)
+/* The path_params block as sd_get_paths reads it: integers exactly, the threshold as a double. */
+static void param_value(const sd_path_state *ps, const char *name, double *d, int64_t *i)
 {
+    *d = 0.0;
+    *i = 0;
     if (strcmp(name, "flowlet_gap_ps") == 0)
-        return (double)ps->flowlet_gap_ps;
-    if (strcmp(name, "plb_cong_thresh") == 0)
-        return ps->plb_cong_thresh;
-    if (strcmp(name, "plb_rehash_rounds") == 0)
-        return (double)ps->plb_rehash_rounds;
-    if (strcmp(name, "plb_suspend_ps") == 0)
-        return (double)ps->plb_suspend_ps;
-    return 0.0;                          /* a name outside the parameter block: no value */
+        *i = ps->flowlet_gap_ps;
+    else if (strcmp(name, "plb_rehash_rounds") == 0)
+        *i = ps->plb_rehash_rounds;
+    else if (strcmp(name, "plb_suspend_ps") == 0)
+        *i = ps->plb_suspend_ps;
+    else if (strcmp(name, "plb_cong_thresh") == 0)
+        *d = ps->plb_cong_thresh;
+    if (*i)
+        *d = (double)*i;
 }
 
 int sd_get_paths(sd_sim *sim, uint32_t qp, sd_path_set *out)
@@ -270,7 +274,7 @@ int sd_get_paths(sd_sim *sim, uint32_t qp, sd_path_set *out)
     if (p->weights)
         p->weights(q, ps, out->weight);
     while (p->params[out->nparams] && out->nparams < SD_PATH_MAX_PARAMS) {
-        out->param[out->nparams] = param_value(ps, p->params[out->nparams]);
+        param_value(ps, p->params[out->nparams], &out->param[out->nparams], &out->param_int[out->nparams]);
         out->nparams++;
     }
     return SD_OK;

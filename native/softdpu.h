@@ -648,7 +648,8 @@ typedef struct sd_path_set {
     uint32_t nparams;            /* values in param[], in the order sd_path_param_name gives */
     uint32_t entropy[16];
     double weight[16];           /* per path as the policy uses it now (not cumulative); 1 each if unweighted */
-    double param[8];
+    double param[8];             /* the parameters as doubles ... */
+    int64_t param_int[8];        /* ... and the integer ones exactly (0 for a fractional one) */
 } sd_path_set;
 int sd_get_paths(sd_sim *sim, uint32_t qp, sd_path_set *out);
 /* Path state of every QP (rows of QPs without a path set are zero); count = rows. */

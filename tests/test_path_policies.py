@@ -76,6 +76,8 @@ def test_path_set_decodes_policy_entropies_weights_classes_and_params():
     assert type(ps.params["plb_rehash_rounds"]) is int and type(ps.params["plb_cong_thresh"]) is float
     sim.set_paths(qp, "plb", [49152, 50000], ar_classes=())
     assert sim.path_set(qp).ar_classes == frozenset()
+    sim.set_path_params(qp, plb_suspend_ps=2**60 + 1)       # beyond a double's 53 bits: still exact
+    assert sim.path_set(qp).params["plb_suspend_ps"] == 2**60 + 1
 
 
 # ---------------------------------------------------------------- clove (Clove-ECN), the policy added
