@@ -35,8 +35,8 @@ from controlplane.qpc import Qpc
 from controlplane.topology import Dumbbell, FatTree, LeafSpine, RailClos, SingleSwitch, Topology
 from controlplane.vswitch import Dpu, PolicySpec, SlowPathParams, VSwitchParams
 from controlplane.vtax import Tax
-from dataplane.sim import PATH_POLICIES
 from controlplane.workload import FlowSpec, Flows, Incast, Pcap, Permutation, Poisson, Workload
+from dataplane.sim import PATH_POLICIES
 
 VSwitch, SlowPath = VSwitchParams, SlowPathParams        # dpu.vswitch, dpu.slow_path (vswitch.py has a SlowPath runtime class)
 

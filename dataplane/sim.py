@@ -589,7 +589,7 @@ class Simulator:
 
     def set_path_params(self, qp: int, flowlet_gap_ps: int | None = None, plb_cong_thresh: float | None = None,
                         plb_rehash_rounds: int | None = None, plb_suspend_ps: int | None = None) -> None:
-        """Parameters of the path policies of ``qp`` (the path_params block; before :meth:`set_paths`).
+        """Parameters of the path policies of ``qp`` (the path_params block; before or after :meth:`set_paths`).
         A parameter not given is path_params' default (controlplane/multipath.py PathParams: 100 us
         flowlet gap; PLB as Linux); the data plane has none of its own."""
         p = _given("path_params", flowlet_gap_ps=flowlet_gap_ps, plb_cong_thresh=plb_cong_thresh,

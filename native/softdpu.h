@@ -627,7 +627,8 @@ int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t reorder_w
  * (sd_set_path_params): SD_EINVAL otherwise, the data plane has no defaults of its own. A new set keeps the QP's parameters. */
 int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entropies, const uint32_t *weights,
                  uint32_t n, uint32_t ar_classes);
-/* Parameters of the path policies of a QP (the path_params block: flowlet, plb, clove; before sd_set_paths). */
+/* Parameters of the path policies of a QP (the path_params block that flowlet, plb and clove read):
+ * before sd_set_paths of a policy that needs them; a later call changes them in place. */
 int sd_set_path_params(sd_sim *sim, uint32_t qp, int64_t flowlet_gap_ps, double plb_cong_thresh,
                        uint32_t plb_rehash_rounds, int64_t plb_suspend_ps);
 /* The registry: policies 0 .. sd_path_policy_count() - 1 by name, the path_params each reads (NULL
