@@ -20,6 +20,7 @@ ROOT = HERE.parent
 NATIVE = ROOT / "native"
 HEADER = NATIVE / "softdpu.h"
 SOURCES = ["sim.c", "event.c", "port.c", "switch.c", "nic.c", "cc.c", "dcqcn.c", "dctcp.c", "timely.c", "hpcc.c", "swift.c", "nscc.c", "int.c", "wire.c", "pfc.c", "reorder.c", "paths.c", "vswitch.c", "qpc.c", "qdisc.c", "qdisc_codel.c", "qdisc_tc.c"]
+SOURCES += sorted(p.name for p in NATIVE.glob("path_*.c"))     # path policies: one file each, no list to edit
 MODULE = "dataplane._native"
 SO_NAME = "_native.abi3.so"
 

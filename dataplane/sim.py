@@ -10,8 +10,10 @@ messages or creating QPs (the tables may grow) and never keep one beyond the sim
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Callable
+import types
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -46,9 +48,42 @@ CNP_MODES = {"interval": lib.SD_CNP_INTERVAL, "ack_echo": lib.SD_CNP_ACK_ECHO}
 PAYLOAD_PATTERNS = {"zeros": 0, "address": 1}
 MAX_CAPTURES = lib.SD_MAX_CAPTURES
 TRANSPORTS = {"gbn": lib.SD_GBN, "sr": lib.SD_SR, "ooo": lib.SD_OOO}
-PATH_POLICIES = {"ecmp": lib.SD_PATH_ECMP, "spray_rr": lib.SD_PATH_SPRAY_RR, "spray_random": lib.SD_PATH_SPRAY_RANDOM,
-                 "spray_weighted": lib.SD_PATH_SPRAY_WEIGHTED, "reps": lib.SD_PATH_REPS, "flowlet": lib.SD_PATH_FLOWLET,
-                 "plb": lib.SD_PATH_PLB}
+# Path policies: discovered from the data plane's registry (native/paths.c path_table), by index
+PATH_POLICIES = {ffi.string(lib.sd_path_policy_name(i)).decode(): i for i in range(lib.sd_path_policy_count())}
+PATH_POLICY_NAMES = {i: name for name, i in PATH_POLICIES.items()}
+AR_CLASSES = {"data": lib.SD_AR_CLASS_DATA, "ack": lib.SD_AR_CLASS_ACK, "cnp": lib.SD_AR_CLASS_CNP}
+
+
+def path_policy_params(policy: str) -> tuple[str, ...]:
+    """The path_params a path policy reads, as its C provider lists them (native/path_*.c)."""
+    i, out = PATH_POLICIES[policy], []
+    while (name := lib.sd_path_param_name(i, len(out))) != ffi.NULL:
+        out.append(ffi.string(name).decode())
+    return tuple(out)
+
+
+def _ar_mask(classes) -> int:
+    if isinstance(classes, str):
+        raise ValueError(f"ar_classes must be a collection of class names, got the string {classes!r}")
+    unknown = set(classes) - set(AR_CLASSES)
+    if unknown:
+        raise ValueError(f"ar_classes: unknown class(es) {sorted(unknown)}; known: {sorted(AR_CLASSES)}")
+    return sum(AR_CLASSES[c] for c in set(classes))
+
+
+@dataclasses.dataclass(frozen=True)
+class PathSet:
+    """A QP's path set, decoded (:meth:`Simulator.path_set`): its policy's name, its entropies (UDP
+    source ports), one weight per entropy as the policy uses it now (spray_weighted: the integer
+    weights given; clove: the ECN-driven weights; otherwise 1 each; never cumulative), the packet
+    classes it marks eligible for adaptive routing, and the path_params its policy reads."""
+    policy: str
+    entropies: tuple[int, ...]
+    weights: tuple[float, ...]
+    ar_classes: frozenset[str]
+    params: Mapping[str, int | float]
+
+
 EVENT_NAMES = ("start", "ack", "cnp", "nak", "timeout", "timer", "bytes")
 ALL_EVENTS = (1 << len(EVENT_NAMES)) - 1
 
@@ -246,7 +281,11 @@ def _ptr(ctype: str, a: np.ndarray):
 
 
 MAX_REORDER_WINDOW = lib.SD_MAX_REORDER_WINDOW
-FEEDBACK_POLICIES = ("reps", "flowlet", "plb")
+#: the policies that need the QP's path_params first (SD_PATHF_PARAMS in their C provider)
+FEEDBACK_POLICIES = tuple(n for n, i in PATH_POLICIES.items() if lib.sd_path_policy_flags(i) & lib.SD_PATHF_PARAMS)
+#: the policies that take exactly one entropy (SD_PATHF_ONE) / integer weights (SD_PATHF_WEIGHTS)
+ONE_ENTROPY_POLICIES = tuple(n for n, i in PATH_POLICIES.items() if lib.sd_path_policy_flags(i) & lib.SD_PATHF_ONE)
+WEIGHTED_POLICIES = tuple(n for n, i in PATH_POLICIES.items() if lib.sd_path_policy_flags(i) & lib.SD_PATHF_WEIGHTS)
 
 
 def _defaults(section: str) -> dict:
@@ -507,14 +546,23 @@ class Simulator:
         self._check(lib.sd_set_transport(self._sim, qp, TRANSPORTS[mode], int(p["reorder_window"]),
                                          int(p["rto_low_ps"]), int(p["rto_low_pkts"]), int(p["bdp_cap"])))
 
-    def set_paths(self, qp: int, policy: str, entropies, weights=None, ar: bool = False) -> None:
+    def set_paths(self, qp: int, policy: str, entropies, weights=None, ar_classes=None) -> None:
         """Path set of ``qp``'s data packets: entropies (UDP source ports) and the per-packet
-        policy ("ecmp", "spray_rr", "spray_random", "spray_weighted", "reps", "flowlet", "plb");
-        ``ar`` marks its data packets eligible for adaptive routing. The feedback policies (reps,
-        flowlet, plb) need the QP's parameters: a QP that has none yet gets path_params' defaults
-        (:meth:`set_path_params` with nothing given) first."""
+        policy (a name of :data:`PATH_POLICIES`: "ecmp", "spray_rr", "spray_random", "spray_weighted",
+        "reps", "flowlet", "plb", "clove", ...). ``ar_classes``: the packet classes ("data", "ack",
+        "cnp") the QP marks eligible for adaptive routing; None keeps what it has
+        (:meth:`set_ar_classes`). The policies of :data:`FEEDBACK_POLICIES` need the QP's
+        parameters: a QP that has none yet gets path_params' defaults (:meth:`set_path_params`
+        with nothing given) first."""
         if policy not in PATH_POLICIES:
             raise ValueError(f"paths: unknown policy {policy!r}; known: {sorted(PATH_POLICIES)}")
+        if ar_classes is None:
+            qps = self.qps
+            if not 0 <= qp < len(qps):
+                raise ValueError(f"paths: qp {qp} does not exist")
+            mask = int(qps[qp]["ar"])
+        else:
+            mask = _ar_mask(ar_classes)
         if policy in FEEDBACK_POLICIES:
             st = self.path_states
             if not (0 <= qp < len(st)) or int(st[qp]["plb_rehash_rounds"]) == 0:
@@ -522,11 +570,26 @@ class Simulator:
         e = _u32("paths.entropies", entropies)
         w = _u32("paths.weights", weights, len(e)) if weights is not None else None
         self._check(lib.sd_set_paths(self._sim, qp, PATH_POLICIES[policy], _ptr("uint32_t *", e),
-                                     _ptr("uint32_t *", w) if w is not None else ffi.NULL, len(e), int(bool(ar))))
+                                     _ptr("uint32_t *", w) if w is not None else ffi.NULL, len(e), mask))
+
+    def path_set(self, qp: int) -> PathSet:
+        """``qp``'s path set, decoded (sd_get_paths): a QP without one reports "ecmp" on its own
+        UDP source port."""
+        out = ffi.new("sd_path_set *")
+        self._check(lib.sd_get_paths(self._sim, qp, out))
+        policy = PATH_POLICY_NAMES[int(out.policy)]
+        names = path_policy_params(policy)
+        kinds = _defaults("path_params") if names else {}
+        params = {k: (int(out.param_int[i]) if isinstance(kinds.get(k), int) else float(out.param[i]))
+                  for i, k in enumerate(names[:out.nparams])}
+        return PathSet(policy=policy, entropies=tuple(int(out.entropy[i]) for i in range(out.n)),
+                       weights=tuple(float(out.weight[i]) for i in range(out.n)),
+                       ar_classes=frozenset(c for c, bit in AR_CLASSES.items() if out.ar_classes & bit),
+                       params=types.MappingProxyType(params))
 
     def set_path_params(self, qp: int, flowlet_gap_ps: int | None = None, plb_cong_thresh: float | None = None,
                         plb_rehash_rounds: int | None = None, plb_suspend_ps: int | None = None) -> None:
-        """Parameters of the reps/flowlet/plb policies of ``qp`` (before or after :meth:`set_paths`).
+        """Parameters of the path policies of ``qp`` (the path_params block; before or after :meth:`set_paths`).
         A parameter not given is path_params' default (controlplane/transport/multipath.py PathParams: 100 us
         flowlet gap; PLB as Linux); the data plane has none of its own."""
         p = _given("path_params", flowlet_gap_ps=flowlet_gap_ps, plb_cong_thresh=plb_cong_thresh,
@@ -556,11 +619,7 @@ class Simulator:
 
     def set_ar_classes(self, qp: int, classes) -> None:
         """Packet classes ``qp`` marks eligible for adaptive routing: any of "data", "ack", "cnp"."""
-        bits = {"data": lib.SD_AR_CLASS_DATA, "ack": lib.SD_AR_CLASS_ACK, "cnp": lib.SD_AR_CLASS_CNP}
-        unknown = set(classes) - set(bits)
-        if unknown:
-            raise ValueError(f"ar_classes: unknown class(es) {sorted(unknown)}; known: {sorted(bits)}")
-        self._check(lib.sd_set_ar_classes(self._sim, qp, sum(bits[c] for c in set(classes))))
+        self._check(lib.sd_set_ar_classes(self._sim, qp, _ar_mask(classes)))
 
     def set_port_loss(self, port: int, probability: float) -> None:
         """Random loss per packet on the link direction leaving ``port``."""

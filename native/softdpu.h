@@ -97,9 +97,8 @@ enum sd_cc_event_type {
  * IRN (NACK per out-of-order packet carrying expected and triggering PSN, retransmit only holes);
  * out-of-order placement as SRD / NVIDIA OOO (no NACK: SACKed ACKs, retransmission on timeout). */
 enum sd_transport { SD_GBN = 0, SD_SR = 1, SD_OOO = 2 };
-/* Path policies (native/paths.c): the entropy (UDP source port) of each data packet. */
-enum sd_path_policy { SD_PATH_ECMP = 0, SD_PATH_SPRAY_RR = 1, SD_PATH_SPRAY_RANDOM = 2, SD_PATH_SPRAY_WEIGHTED = 3,
-                      SD_PATH_REPS = 4, SD_PATH_FLOWLET = 5, SD_PATH_PLB = 6 };
+/* Path policies (native/paths.c registry, one native/path_*.c each): the entropy (UDP source port)
+ * of each data packet. A policy is named by its index in the registry: sd_path_policy_name. */
 enum { SD_MAX_PATHS = 16, SD_MAX_REORDER_WINDOW = 32768 };
 /* sr/ooo retransmission timing granularity: a lost packet is declared lost between RTO and
  * RTO x (1 + 1/SD_RTO_EPOCHS) after its latest transmission (reorder.c; sd_qp.ep_end has
@@ -272,6 +271,7 @@ typedef struct sd_path_state {
     uint64_t repaths;            /* plb repaths / flowlets started */
     int64_t plb_suspend_until;
     int64_t last_tx_ps;          /* the QP's last data packet, -1 none */
+    uint64_t policy_state[36];   /* the policy's own state (native/path_*.c casts it; e.g. clove's weights) */
 } sd_path_state;
 
 /* A reliable-connected queue pair (one end). Per-QP memory budget: see tests/test_layout.py. */
@@ -343,7 +343,7 @@ typedef struct sd_qp {
     uint32_t mode;               /* enum sd_transport */
     uint32_t reorder_window;     /* sr/ooo: PSNs tracked beyond the cumulative point (power of 2) */
     uint32_t bits_off;           /* sr/ooo: this QP's bitmaps in the simulator's bitmap pool (words) */
-    uint32_t path_policy;        /* enum sd_path_policy */
+    uint32_t path_policy;        /* index in the path-policy registry (sd_path_policy_name) */
     uint32_t npaths;             /* entropies in paths[], 0 = the QP's sport only */
     uint32_t path_next;          /* spray_rr: the next slot; plb, flowlet: the current slot */
     uint16_t paths[16];          /* path set: UDP source ports */
@@ -620,15 +620,39 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src_host, uint32_t dst_host, uint32_
  * (at most bdp_cap packets out; 0 = off). */
 int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t reorder_window, int64_t rto_low_ps,
                      uint32_t rto_low_pkts, uint32_t bdp_cap);
-/* Path set of a QP's data packets: n entropies (UDP source ports), a policy, weights (spray_weighted,
- * >= 1 each; NULL otherwise), ar = mark data packets eligible for adaptive routing. The reps, flowlet
- * and plb policies need the QP's parameters first (sd_set_path_params): SD_EINVAL otherwise, the data
- * plane has no defaults of its own. A new set keeps the QP's parameters. */
+/* Path set of a QP's data packets: n entropies (UDP source ports), a policy (its registry index),
+ * weights (policies with SD_PATHF_WEIGHTS: >= 1 each; NULL otherwise), ar_classes = the QP's
+ * SD_AR_CLASS_* mask (the packet classes it marks eligible for adaptive routing; replaces what
+ * sd_set_ar_classes gave). Policies with SD_PATHF_PARAMS need the QP's parameters first
+ * (sd_set_path_params): SD_EINVAL otherwise, the data plane has no defaults of its own. A new set keeps the QP's parameters. */
 int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entropies, const uint32_t *weights,
-                 uint32_t n, uint32_t ar);
-/* Parameters of the reps/flowlet/plb policies of a QP (after sd_set_paths). */
+                 uint32_t n, uint32_t ar_classes);
+/* Parameters of the path policies of a QP (the path_params block that flowlet, plb and clove read):
+ * before sd_set_paths of a policy that needs them; a later call changes them in place. */
 int sd_set_path_params(sd_sim *sim, uint32_t qp, int64_t flowlet_gap_ps, double plb_cong_thresh,
                        uint32_t plb_rehash_rounds, int64_t plb_suspend_ps);
+/* The registry: policies 0 .. sd_path_policy_count() - 1 by name, the path_params each reads (NULL
+ * past the last), and what each needs (SD_PATHF_*). */
+enum { SD_PATHF_ONE = 1,          /* exactly one entropy (ecmp) */
+       SD_PATHF_WEIGHTS = 2,      /* takes integer weights (spray_weighted) */
+       SD_PATHF_PARAMS = 4 };     /* needs sd_set_path_params first */
+enum { SD_PATH_MAX_PARAMS = 8 };
+uint32_t sd_path_policy_count(void);
+const char *sd_path_policy_name(uint32_t policy);
+const char *sd_path_param_name(uint32_t policy, uint32_t i);
+uint32_t sd_path_policy_flags(uint32_t policy);
+/* A QP's path set, decoded (sd_get_paths): a QP without one reports ecmp on its own sport. */
+typedef struct sd_path_set {
+    uint32_t policy;             /* registry index */
+    uint32_t n;                  /* entropies */
+    uint32_t ar_classes;         /* SD_AR_CLASS_* mask */
+    uint32_t nparams;            /* values in param[], in the order sd_path_param_name gives */
+    uint32_t entropy[16];
+    double weight[16];           /* per path as the policy uses it now (not cumulative); 1 each if unweighted */
+    double param[8];             /* the parameters as doubles ... */
+    int64_t param_int[8];        /* ... and the integer ones exactly (0 for a fractional one) */
+} sd_path_set;
+int sd_get_paths(sd_sim *sim, uint32_t qp, sd_path_set *out);
 /* Path state of every QP (rows of QPs without a path set are zero); count = rows. */
 sd_path_state *sd_path_states(sd_sim *sim, uint32_t *count);
 /* Adaptive routing at a switch: eligible packets take the least-loaded candidate egress (mode

@@ -7,7 +7,7 @@ each section's model imported from the module of the mechanism it configures.
   pfc_params       controlplane/fabric/pfc.py         PfcParams
   qdisc            controlplane/fabric/qdisc.py       Qdisc
   transport_params controlplane/transport/multipath.py   TransportParams
-  path_params      controlplane/transport/multipath.py   PathParams
+  path_params      controlplane/transport/multipath.py   PathParams (the union of each path policy's model)
   failures         controlplane/fabric/failures.py    Failure, FailureParams
   qpc              controlplane/dpu/qpc.py         Qpc
   dpu              controlplane/dpu/vswitch.py     Dpu (VSwitch, SlowPath, PolicySpec), vtax.py Tax
@@ -36,6 +36,7 @@ from controlplane.fabric.topology import Dumbbell, FatTree, LeafSpine, RailClos,
 from controlplane.dpu.vswitch import Dpu, PolicySpec, SlowPathParams, VSwitchParams
 from controlplane.dpu.vtax import Tax
 from controlplane.transport.workload import FlowSpec, Flows, Incast, Pcap, Permutation, Poisson, Workload
+from dataplane.sim import PATH_POLICIES
 
 VSwitch, SlowPath = VSwitchParams, SlowPathParams        # dpu.vswitch, dpu.slow_path (vswitch.py has a SlowPath runtime class)
 
@@ -119,7 +120,7 @@ class ScenarioModel(Strict):
     pfc_params: PfcParams | None
     transport: Choice(("gbn", "sr", "ooo"), "RoCE go-back-N, IRN selective repeat, SRD-like out of order", "mode")
     transport_params: TransportParams | None
-    paths: Choice(("ecmp", "spray_rr", "spray_random", "spray_weighted", "reps", "flowlet", "plb"), "path policy", "policy")
+    paths: Choice(tuple(PATH_POLICIES), "path policy (the data plane's registry)", "policy")
     num_paths: Int("entropies per QP when spraying", lo=1, hi=16)
     path_weights: Annotated[Any, BeforeValidator(_weights),
                             WithJsonSchema({"type": "array", "items": {"type": "number", "minimum": 0},

@@ -23,7 +23,7 @@ from pydantic import BeforeValidator, WithJsonSchema, model_validator
 from controlplane.fabric import routing
 from controlplane.config.schema import Int, Limited, Strict, _integer, section
 from controlplane.config.limits import MAX_TIME_PS
-from dataplane.sim import PATH_POLICIES
+from dataplane.sim import ONE_ENTROPY_POLICIES, WEIGHTED_POLICIES
 
 def _is_index(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
@@ -56,9 +56,6 @@ class Failure(Strict):
         if self.up_ps is not None and self.up_ps <= self.down_ps:
             raise ValueError(f"up_ps must be a time after down_ps ({self.down_ps}), got {self.up_ps!r}")
         return self
-
-
-POLICY_NAMES = {v: k for k, v in PATH_POLICIES.items()}
 
 
 class FailurePlan:
@@ -154,8 +151,8 @@ class FailurePlan:
         for qp in ends:
             q = sim.qps[int(qp)]
             src, dst = int(q["host"]), int(q["peer_host"])
-            n = int(q["npaths"])
-            ents = [int(e) for e in q["paths"][:n]] if n else [int(q["sport"])]
+            ps = sim.path_set(int(qp))             # a QP without a path set: ecmp on its own sport
+            ents = list(ps.entropies)
             keep = [e for e in ents if not self.crosses_failure(src, dst, e)]
             if len(keep) == len(ents):
                 continue
@@ -167,12 +164,10 @@ class FailurePlan:
                     keep.append(e)
             if not keep:
                 continue                   # no working path found: wait for reconvergence
-            policy = POLICY_NAMES[int(q["path_policy"])] if n else "ecmp"
-            if policy == "ecmp":
+            if ps.policy in ONE_ENTROPY_POLICIES:
                 keep = keep[:1]
             weights = None
-            if policy == "spray_weighted":      # a kept entropy keeps its weight, a new one gets 1
-                w = np.diff(np.concatenate([[0], q["path_weight"][:n].astype(np.int64)]))
-                wmap = dict(zip(ents, w.tolist()))
-                weights = [wmap.get(e, 1) for e in keep]
-            sim.set_paths(int(qp), policy, keep, weights, ar=bool(q["ar"]))
+            if ps.policy in WEIGHTED_POLICIES:      # a kept entropy keeps its weight, a new one gets 1
+                wmap = dict(zip(ents, ps.weights))
+                weights = [int(wmap.get(e, 1)) for e in keep]
+            sim.set_paths(int(qp), ps.policy, keep, weights, ar_classes=ps.ar_classes)

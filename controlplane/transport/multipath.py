@@ -9,13 +9,17 @@ Scenario fields it reads (controlplane/run/scenario.py):
                     (IRN two-level RTO: defaults 100 us while <= 3 packets are out, sr/ooo only),
                     bdp_cap (packets in flight; "auto" = ceil(BDP / MTU) on the longest path, as
                     IRN's BDP-FC; default 0 = off): :class:`TransportParams`
-  paths             "ecmp" | "spray_rr" | "spray_random" | "spray_weighted" | "reps" | "flowlet" | "plb"
+  paths             a registered path policy (native/paths.c path_table; dataplane.sim.PATH_POLICIES):
+                    "ecmp" | "spray_rr" | "spray_random" | "spray_weighted" | "reps" | "flowlet" |
+                    "plb" | "clove" (docs/path_policies.md)
   num_paths         entropies per QP for the spraying policies (default 8, at most 16)
   path_weights      spray_weighted: one integer weight per entropy
-  path_params       flowlet_gap_ps (default 100 us), plb_cong_thresh (0.5), plb_rehash_rounds (12),
-                    plb_suspend_ps (60 s): the Linux defaults (net/ipv4/tcp_plb.c; sysctls
-                    tcp_plb_cong_thresh 128/256, tcp_plb_rehash_rounds 12, tcp_plb_suspend_rto_sec 60,
-                    set in tcp_sk_init): :class:`PathParams`
+  path_params       the parameters of the policies, each declared by its policy's config model
+                    below (a :class:`PathPolicy`); :class:`PathParams` is their union:
+                    flowlet_gap_ps (default 100 us; flowlet, clove), plb_cong_thresh (0.5),
+                    plb_rehash_rounds (12), plb_suspend_ps (60 s): the Linux defaults
+                    (net/ipv4/tcp_plb.c; sysctls tcp_plb_cong_thresh 128/256, tcp_plb_rehash_rounds
+                    12, tcp_plb_suspend_rto_sec 60, set in tcp_sk_init)
   adaptive_routing  True or "bytes": data packets are AR-eligible and every switch with more than
                     one candidate egress sends them to the one with the fewest queued bytes;
                     "delay": the least queued bytes / link rate
@@ -26,16 +30,16 @@ Scenario fields it reads (controlplane/run/scenario.py):
 from __future__ import annotations
 
 import math
+import typing
 import warnings
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import BeforeValidator, WithJsonSchema
+from pydantic import BeforeValidator, WithJsonSchema, create_model
 
 from controlplane.config.schema import Int, Limited, Num, Strict, _integer, section
-from dataplane.sim import MAX_REORDER_WINDOW, PATH_POLICIES, TRANSPORTS
-
-FEEDBACK_POLICIES = ("reps", "flowlet", "plb")
+from dataplane.sim import (FEEDBACK_POLICIES, MAX_REORDER_WINDOW, ONE_ENTROPY_POLICIES, PATH_POLICIES, TRANSPORTS,
+                           WEIGHTED_POLICIES, path_policy_params)
 SPORT_BASE = 49152
 
 
@@ -60,13 +64,103 @@ class TransportParams(Strict):
                                                       "ceil(BDP / MTU) on the longest path, IRN's BDP-FC)"})] = 0
 
 
-class PathParams(Strict):
-    """Path policies with feedback (reps, flowlet, plb); PLB as Linux net/ipv4/tcp_plb.c."""
+# ------------------------------------------------------------------ path policies' config models
+class PathPolicy(Strict):
+    """The config model of a path policy (its C provider: native/path_*.c). A subclass names its
+    policy (``policy = "plb"``) and declares the ``path_params`` keys the provider reads, with their
+    defaults, units and bounds; defining the class registers it (:data:`POLICY_MODELS`). ``sprays``:
+    whether consecutive packets of one QP may take different paths (HPCC's per-hop INT state
+    assumes they do not)."""
+    policy: ClassVar[str]
+    sprays: ClassVar[bool] = True
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs):
+        super().__pydantic_init_subclass__(**kwargs)
+        if "policy" in cls.__dict__:
+            POLICY_MODELS[cls.policy] = cls
+
+
+POLICY_MODELS: dict[str, type[PathPolicy]] = {}
+
+
+class Ecmp(PathPolicy):
+    """ecmp: the QP's one entropy; switches hash it (native/paths.c)."""
+    policy = "ecmp"
+    sprays = False
+
+
+class SprayRr(PathPolicy):
+    """spray_rr: round robin over the entropies, packet by packet (native/path_spray.c)."""
+    policy = "spray_rr"
+
+
+class SprayRandom(PathPolicy):
+    """spray_random: a uniformly random entropy per packet (native/path_spray.c)."""
+    policy = "spray_random"
+
+
+class SprayWeighted(PathPolicy):
+    """spray_weighted: a random entropy per packet, drawn by the scenario's path_weights (native/path_spray.c)."""
+    policy = "spray_weighted"
+
+
+class Reps(PathPolicy):
+    """reps: recycle entropies whose ACKs came back unmarked (Bonato et al. 2024; native/path_reps.c)."""
+    policy = "reps"
+
+
+class Flowlet(PathPolicy):
+    """flowlet: a new random path after an idle gap (LetFlow, NSDI'17; native/path_flowlet.c)."""
+    policy = "flowlet"
+    sprays = False
     flowlet_gap_ps: Limited("path_params.flowlet_gap_ps") = 100_000_000               # 100 us
+
+
+class Plb(PathPolicy):
+    """plb: repath after congested rounds (Qureshi et al. SIGCOMM'22; Linux net/ipv4/tcp_plb.c; native/path_plb.c)."""
+    policy = "plb"
+    sprays = False
     plb_cong_thresh: Num("PLB: fraction of CE-marked rounds that counts as congested, in [0, 1]",
                          lo=0, hi=1) = 0.5                                            # tcp_plb_cong_thresh 128/256
     plb_rehash_rounds: Int("PLB: congested rounds before re-pathing (rounds)", lo=1, hi=2**32 - 1) = 12
     plb_suspend_ps: Limited("path_params.plb_suspend_ps") = 60 * 10**12               # tcp_plb_suspend_rto_sec 60 s
+
+
+class Clove(PathPolicy):
+    """clove: Clove-ECN (Katta et al. CoNEXT'17): flowlets by weighted round robin, a path's weight
+    cut by a third when its ACKs echo CE (native/path_clove.c)."""
+    policy = "clove"
+    sprays = False
+    flowlet_gap_ps: Limited("path_params.flowlet_gap_ps") = 100_000_000               # as flowlet's
+
+
+def _union(models: dict[str, type[PathPolicy]]) -> type[Strict]:
+    """The ``path_params`` section: every registered policy's fields (a key two policies share,
+    such as flowlet_gap_ps, must be declared alike). Each model's fields must be what its C
+    provider reads (sd_path_param_name), so a model and its provider cannot drift apart."""
+    fields: dict[str, tuple] = {}
+    for name, model in models.items():
+        if name not in PATH_POLICIES:
+            raise RuntimeError(f"path policy model {model.__name__}: no C provider named {name!r} (native/paths.c)")
+        if tuple(model.model_fields) != path_policy_params(name):
+            raise RuntimeError(f"path policy {name}: the model {model.__name__} declares {tuple(model.model_fields)}, "
+                               f"its C provider reads {path_policy_params(name)}")
+        hints = typing.get_type_hints(model, include_extras=True)
+        schema = model.model_json_schema()["properties"] if model.model_fields else {}
+        for key, info in model.model_fields.items():
+            if key in fields and fields[key][2] != schema[key]:
+                raise RuntimeError(f"path_params.{key}: declared differently by two path policies")
+            fields.setdefault(key, (hints[key], info.default, schema[key]))
+    missing = set(PATH_POLICIES) - set(models)
+    if missing:
+        raise RuntimeError(f"path policies without a config model (controlplane/transport/multipath.py): {sorted(missing)}")
+    return create_model("PathParams", __base__=Strict, __doc__="The path_params section: the union of the path "
+                        "policies' parameters (each policy's model says which it reads).",
+                        **{k: (t, d) for k, (t, d, _) in fields.items()})
+
+
+PathParams = _union(POLICY_MODELS)
 
 
 def resolve(sc, max_base_rtt_ps: int, host_rate_bps: int) -> dict:
@@ -82,18 +176,18 @@ def resolve(sc, max_base_rtt_ps: int, host_rate_bps: int) -> dict:
         raise ValueError(f"transport_params.bdp_cap: 'auto' gives {tp['bdp_cap']} packets, more than 2^32 - 1")
     if sc.transport == "gbn":
         tp = {}
-    n = 1 if sc.paths == "ecmp" else sc.num_paths
+    n = 1 if sc.paths in ONE_ENTROPY_POLICIES else sc.num_paths
     if not _is_int(n) or not 1 <= n <= 16:
         raise ValueError(f"num_paths must be an integer in [1, 16], got {sc.num_paths!r}")
     weights = sc.path_weights
-    if sc.paths == "spray_weighted":
+    if sc.paths in WEIGHTED_POLICIES:
         if not isinstance(weights, (list, tuple)) or len(weights) != n:
-            raise ValueError(f"path_weights: spray_weighted needs num_paths={n} weights, got {weights!r}")
+            raise ValueError(f"path_weights: {sc.paths} needs num_paths={n} weights, got {weights!r}")
         for i, w in enumerate(weights):
             if not _is_int(w) or not 1 <= w <= 1_000_000:
                 raise ValueError(f"path_weights[{i}] must be an integer in [1, 10^6], got {w!r}")
     elif weights is not None:
-        raise ValueError("path_weights is only used with paths='spray_weighted'")
+        raise ValueError(f"path_weights is only used with paths={' or '.join(repr(p) for p in WEIGHTED_POLICIES)}")
     pp = section(PathParams, sc.path_params, "path_params").model_dump()
     if not isinstance(sc.adaptive_routing, (bool, str)) or sc.adaptive_routing not in (False, True, "bytes", "delay"):
         raise ValueError(f"adaptive_routing must be false, true, 'bytes' or 'delay', got {sc.adaptive_routing!r}")
@@ -108,7 +202,7 @@ def resolve(sc, max_base_rtt_ps: int, host_rate_bps: int) -> dict:
         for link in sc.link_loss:
             if isinstance(link, bool) or not (_is_int(link) or isinstance(link, str) and link.isdigit()):
                 raise ValueError(f"link_loss: keys must be link indices, got {link!r}")
-    if sc.cc == "hpcc" and (sc.paths not in ("ecmp", "plb", "flowlet") or sc.adaptive_routing):
+    if sc.cc == "hpcc" and (POLICY_MODELS[sc.paths].sprays or sc.adaptive_routing):
         warnings.warn("hpcc with per-packet spraying or adaptive routing: HPCC compares each INT hop with the "
                       "previous ACK's hop of the same index, which is another port once packets take different "
                       "paths; its window collapses (per-path INT state is not modelled)", stacklevel=2)
@@ -145,7 +239,7 @@ def install_qp(net, qp: int, sport: int) -> None:
             pp = r["path_params"]
             sim.set_path_params(qp, pp["flowlet_gap_ps"], pp["plb_cong_thresh"], pp["plb_rehash_rounds"],
                                 pp["plb_suspend_ps"])
-        sim.set_paths(qp, sc.paths, e, sc.path_weights, ar=bool(sc.adaptive_routing) and "data" in sc.ar_classes)
+        sim.set_paths(qp, sc.paths, e, sc.path_weights, ar_classes=sc.ar_classes if sc.adaptive_routing else ())
 
 
 def telemetry(net) -> dict[str, np.ndarray]:
