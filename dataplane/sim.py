@@ -109,12 +109,12 @@ def dtype_of(ctype: str) -> np.dtype:
 
 
 PACKET_DTYPE = dtype_of("sd_packet")
-PORT_DTYPE = dtype_of("sd_port")
-QP_DTYPE = dtype_of("sd_qp")
+PORT_DTYPE = dtype_of("sd_port_stats")       # the telemetry records (native/softdpu.h)
+QP_DTYPE = dtype_of("sd_qp_stats")
 MSG_DTYPE = dtype_of("sd_msg")
 TRACE_DTYPE = dtype_of("sd_cc_trace")
 COMPLETION_DTYPE = dtype_of("sd_completion")
-PATH_STATE_DTYPE = dtype_of("sd_path_state")
+PATH_STATE_DTYPE = dtype_of("sd_path_stats")
 QPC_HOST_DTYPE = dtype_of("sd_qpc_host")
 QPC_REC_DTYPE = dtype_of("sd_qpc_rec")
 QPC_POLICIES = {"lru": lib.SD_QPC_LRU, "fifo": lib.SD_QPC_FIFO, "random": lib.SD_QPC_RANDOM}
@@ -538,7 +538,7 @@ class Simulator:
     def path_states(self) -> np.ndarray:
         """Per-QP path state (rows indexed like :attr:`qps`; zero for QPs without a path set)."""
         n = ffi.new("uint32_t *")
-        return _view(lib.sd_path_states(self._sim, n), n[0], "sd_path_state", PATH_STATE_DTYPE)
+        return _view(lib.sd_path_states(self._sim, n), n[0], "sd_path_stats", PATH_STATE_DTYPE)
 
     def set_adaptive_routing(self, switch_node: int, on: bool | str = True) -> None:
         """Adaptive routing at a switch: True or "bytes" (least queued bytes), "delay" (least
@@ -890,12 +890,12 @@ class Simulator:
     @property
     def ports(self) -> np.ndarray:
         n = ffi.new("uint32_t *")
-        return _view(lib.sd_ports(self._sim, n), n[0], "sd_port", PORT_DTYPE)
+        return _view(lib.sd_ports(self._sim, n), n[0], "sd_port_stats", PORT_DTYPE)
 
     @property
     def qps(self) -> np.ndarray:
         n = ffi.new("uint32_t *")
-        return _view(lib.sd_qps(self._sim, n), n[0], "sd_qp", QP_DTYPE)
+        return _view(lib.sd_qps(self._sim, n), n[0], "sd_qp_stats", QP_DTYPE)
 
     @property
     def msgs(self) -> np.ndarray:
@@ -950,6 +950,10 @@ def icrc(frame: bytes) -> int:
     buf = ffi.from_buffer(frame)
     return lib.sd_icrc(ffi.cast("uint8_t *", buf), len(frame))
 SIZEOF_PACKET = lib.sd_sizeof_packet()
+# bytes per object in the data plane: its working state (private) plus its telemetry record
+SIZEOF_PORT = lib.sd_sizeof_port()
+SIZEOF_QP = lib.sd_sizeof_qp()
+SIZEOF_PATH_STATE = lib.sd_sizeof_path_state()
 OPCODES = {"write_first": lib.SD_OP_WRITE_FIRST, "write_middle": lib.SD_OP_WRITE_MIDDLE,
            "write_last": lib.SD_OP_WRITE_LAST, "write_only": lib.SD_OP_WRITE_ONLY, "ack": lib.SD_OP_ACK,
            "cnp": lib.SD_OP_CNP}

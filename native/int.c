@@ -20,10 +20,10 @@ void int_push_hop(sd_sim *sim, const sd_port *pt, uint32_t p)
 {
     sd_int_rec *r = &sim->ints[p];
     uint64_t multi = sim->cfg.int_multi;
-    uint64_t q = (pt->q_bytes[SD_PRIO_CTRL] + pt->q_bytes[SD_PRIO_DATA]) / (80u * multi);
+    uint64_t q = (pt->st->q_bytes[SD_PRIO_CTRL] + pt->st->q_bytes[SD_PRIO_DATA]) / (80u * multi);
     sd_int_hop *h = &r->hop[r->nhop % SD_INT_HOPS];
     h->time = (uint32_t)(((uint64_t)sim->now / 1000u) & 0xFFFFFFu);
-    h->bytes = (uint32_t)((pt->tx_bytes / (128u * multi)) & 0xFFFFFu);
+    h->bytes = (uint32_t)((pt->st->tx_bytes / (128u * multi)) & 0xFFFFFu);
     h->qlen = (uint32_t)(q > 0x1FFFFu ? 0x1FFFFu : q);
     h->rate_idx = int_rate_index(pt->rate_bps);
     r->nhop++;

@@ -39,8 +39,8 @@ uint16_t path_pick(sd_sim *sim, uint32_t qi, uint64_t seq, uint8_t *slot_flags)
         i = (uint32_t)(rng_next(&q->path_rng) % q->npaths);
         break;
     case SD_PATH_SPRAY_WEIGHTED: {
-        uint32_t r = (uint32_t)(rng_next(&q->path_rng) % q->path_weight[q->npaths - 1]);
-        while (q->path_weight[i] <= r)
+        uint32_t r = (uint32_t)(rng_next(&q->path_rng) % q->st->path_weight[q->npaths - 1]);
+        while (q->st->path_weight[i] <= r)
             i++;
         break;
     }
@@ -51,13 +51,13 @@ uint16_t path_pick(sd_sim *sim, uint32_t qi, uint64_t seq, uint8_t *slot_flags)
             ps->reps_len--;
         } else {
             i = (uint32_t)(rng_next(&q->path_rng) % q->npaths);
-            ps->reps_explored++;
+            ps->st->reps_explored++;
         }
         break;
     case SD_PATH_FLOWLET:
         if (ps->last_tx_ps >= 0 && sim->now - ps->last_tx_ps > ps->flowlet_gap_ps) {
             q->path_next = other_slot(q, q->path_next);
-            ps->repaths++;
+            ps->st->repaths++;
         }
         i = q->path_next;
         break;
@@ -68,17 +68,17 @@ uint16_t path_pick(sd_sim *sim, uint32_t qi, uint64_t seq, uint8_t *slot_flags)
         break;
     }
     ps->last_tx_ps = sim->now;
-    ps->sent[i]++;
+    ps->st->sent[i]++;
     ps->slot_of[seq & 1023u] = (uint8_t)i;
     *slot_flags = (uint8_t)((i + 1u) << SD_PKT_SLOT_SHIFT);
-    return q->paths[i];
+    return q->st->paths[i];
 }
 
 static void plb_repath(sd_qp *q, sd_path_state *ps)
 {
     q->path_next = other_slot(q, q->path_next);
     ps->plb_cong_rounds = 0;
-    ps->repaths++;
+    ps->st->repaths++;
 }
 
 void path_feedback(sd_sim *sim, uint32_t qi, const sd_packet *ack, int nak)
@@ -90,10 +90,10 @@ void path_feedback(sd_sim *sim, uint32_t qi, const sd_packet *ack, int nak)
     slot--;
     sd_path_state *ps = &sim->pstate[qi];
     int ce = (ack->flags & SD_PKT_CE_ECHO) != 0;
-    ps->acks[slot]++;
-    ps->ce[slot] += (uint64_t)ce;
+    ps->st->acks[slot]++;
+    ps->st->ce[slot] += (uint64_t)ce;
     if (ack->ts_ps >= 0)
-        ps->rtt_ps[slot] = sim->now - ack->ts_ps;
+        ps->st->rtt_ps[slot] = sim->now - ack->ts_ps;
     if (q->path_policy == SD_PATH_REPS) {
         if (!ce && !nak) {
             if (ps->reps_len == 32u) {    /* full: forget the oldest */
@@ -125,7 +125,7 @@ void path_timeout(sd_sim *sim, uint32_t qi)
     sd_path_state *ps = &sim->pstate[qi];
     uint32_t s = ps->slot_of[q->snd_una & 1023u];
     if (s < q->npaths)
-        ps->timeouts[s]++;               /* the oldest outstanding packet's path timed out */
+        ps->st->timeouts[s]++;               /* the oldest outstanding packet's path timed out */
     if (q->path_policy != SD_PATH_PLB)
         return;
     plb_repath(q, ps);

@@ -30,8 +30,8 @@ void count_drop(sd_sim *sim, sd_packet *pk)
     /* per sender QP: the data packet's DestQP is the receiver, whose peer is the sender */
     if (pk->dqp < sim->num_qps && sim->qps[pk->dqp].peer_qp < sim->num_qps) {
         sd_qp *snd = &sim->qps[sim->qps[pk->dqp].peer_qp];
-        snd->data_dropped++;
-        snd->retx_dropped += (uint64_t)rtx;
+        snd->st->data_dropped++;
+        snd->st->retx_dropped += (uint64_t)rtx;
     }
 }
 
@@ -41,9 +41,9 @@ static inline int port_pick(sd_sim *sim, sd_port *pt)
 {
     if (pt->qdisc[SD_PRIO_CTRL] == SD_QDISC_TC)
         return qdisc_tc_pick(sim, pt);
-    if (pt->q_head[SD_PRIO_CTRL] != SD_NONE && !(pt->paused & (1u << SD_PRIO_CTRL)))
+    if (pt->q_head[SD_PRIO_CTRL] != SD_NONE && !(pt->st->paused & (1u << SD_PRIO_CTRL)))
         return SD_PRIO_CTRL;
-    if (pt->q_head[SD_PRIO_DATA] != SD_NONE && !(pt->paused & (1u << SD_PRIO_DATA)))
+    if (pt->q_head[SD_PRIO_DATA] != SD_NONE && !(pt->st->paused & (1u << SD_PRIO_DATA)))
         return SD_PRIO_DATA;
     return -1;
 }
@@ -76,8 +76,8 @@ static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
     port_dequeue_hooks(sim, pt, prio, p);
     int64_t ser = ser_ps(pk->wire, pt->rate_bps);
     pt->busy_until = sim->now + ser;
-    pt->tx_bytes += pk->wire;
-    pt->tx_packets++;
+    pt->st->tx_bytes += pk->wire;
+    pt->st->tx_packets++;
     pk->arrive_ps = pt->busy_until + pt->delay_ps;
     pk->next = SD_NONE;
     if (pt->wire_tail == SD_NONE)
@@ -94,7 +94,7 @@ static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
      * wake-up when a QP gets data while the port is still busy. */
     int more = port_pick(sim, pt) >= 0;
     int nic_wants = pt->node < sim->cfg.num_hosts && sim->hosts[pt->node].nactive > 0 &&
-                    !(pt->paused & (1u << SD_PRIO_DATA));
+                    !(pt->st->paused & (1u << SD_PRIO_DATA));
     if (more || nic_wants) {
         pt->tx_pending = 1;
         ev_push(sim, pt->busy_until, EV_TX_DONE, port, SD_NONE);
@@ -106,7 +106,7 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
     sd_port *pt = &sim->ports[port];
     sd_packet *pk = &sim->pkts[p];
     if (!pt->up) {
-        pt->down_drops++;
+        pt->st->down_drops++;
         count_drop(sim, pk);
         if (pk->in_port != SD_NONE)
             pfc_release(sim, pk);
@@ -116,9 +116,9 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
     uint32_t prio = pk->prio;
     const qdisc_ops *qd = pt->qdisc[prio] ? qdisc_table[pt->qdisc[prio]] : NULL;
     int r = 1;                           /* 1: append to the FIFO, 2: the discipline queued it, 0: drop */
-    if (pt->q_bytes[prio] + pk->wire > pt->q_cap[prio] || (qd && qd->enqueue && !(r = qd->enqueue(sim, pt, prio, p)))) {
-        pt->dropped++;
-        pt->dropped_bytes += pk->wire;
+    if (pt->st->q_bytes[prio] + pk->wire > pt->q_cap[prio] || (qd && qd->enqueue && !(r = qd->enqueue(sim, pt, prio, p)))) {
+        pt->st->dropped++;
+        pt->st->dropped_bytes += pk->wire;
         count_drop(sim, pk);
         if (pk->in_port != SD_NONE)
             pfc_release(sim, pk);
@@ -132,11 +132,11 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
         else
             sim->pkts[pt->q_tail[prio]].next = p;
         pt->q_tail[prio] = p;
-        pt->q_bytes[prio] += pk->wire;
+        pt->st->q_bytes[prio] += pk->wire;
         pt->q_len[prio]++;
     }
-    if (pt->q_bytes[prio] > pt->q_peak[prio])
-        pt->q_peak[prio] = pt->q_bytes[prio];
+    if (pt->st->q_bytes[prio] > pt->st->q_peak[prio])
+        pt->st->q_peak[prio] = pt->st->q_bytes[prio];
 
     if (pt->busy_until <= sim->now && !pt->tx_pending) {
         int next = port_pick(sim, pt);
@@ -153,7 +153,7 @@ int port_can_send_data(sd_sim *sim, uint32_t port)
     sd_port *pt = &sim->ports[port];
     if (pt->tx_pending || pt->q_head[SD_PRIO_CTRL] != SD_NONE || pt->q_head[SD_PRIO_DATA] != SD_NONE)
         return 0;                        /* the pending EV_TX_DONE will pull */
-    if (pt->paused & (1u << SD_PRIO_DATA))
+    if (pt->st->paused & (1u << SD_PRIO_DATA))
         return 0;                        /* PFC: the resume will pull */
     if (pt->busy_until > sim->now) {
         pt->tx_pending = 1;              /* busy with nothing scheduled: pull when it is free */
@@ -203,7 +203,7 @@ void port_wire_arrive(sd_sim *sim, uint32_t port)
         return;
     }
     sd_port *in = &sim->ports[pt->peer];
-    in->rx_packets++;
+    in->st->rx_packets++;
     if (in->cap_rx)
         capture_packet(sim, in->cap_rx, pk);
     if (in->node < sim->cfg.num_hosts)

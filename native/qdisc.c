@@ -78,8 +78,8 @@ static int red_setup(sd_sim *sim, uint32_t port, uint32_t prio, const double *p)
 static void red_on_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
 {
     sd_packet *pk = &sim->pkts[p];
-    if (pk->ecn != 0 && pt->q_bytes[prio] > pt->kmin[prio]) {
-        double pr = sd_red_probability(pt->q_bytes[prio], pt->kmin[prio], pt->kmax[prio], pt->pmax[prio]);
+    if (pk->ecn != 0 && pt->st->q_bytes[prio] > pt->kmin[prio]) {
+        double pr = sd_red_probability(pt->st->q_bytes[prio], pt->kmin[prio], pt->kmax[prio], pt->pmax[prio]);
         if (pr >= 1.0 || rng_uniform(&pt->rng) < pr)
             qdisc_mark(sim, pt, pk);
     }
@@ -150,11 +150,9 @@ int sd_set_qdisc(sd_sim *sim, uint32_t port, uint32_t prio, const char *kind, co
     }
     pt->kmin[prio] = pt->kmax[prio] = 0;  /* RED's thresholds (telemetry) belong to red_ecn alone */
     pt->pmax[prio] = 0.0;
-    if (q->setup) {
-        int rc = q->setup(sim, port, prio, params);
-        if (rc != SD_OK)
-            return rc;
-    }
-    pt->qdisc[prio] = (uint8_t)k;
-    return SD_OK;
+    int rc = q->setup ? q->setup(sim, port, prio, params) : SD_OK;
+    if (rc == SD_OK)
+        pt->qdisc[prio] = (uint8_t)k;
+    port_publish(sim, port);
+    return rc;
 }

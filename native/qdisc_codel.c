@@ -81,7 +81,7 @@ static void codel_on_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p
     int64_t now = sim->now, sojourn = now - sim->enq_ps[p];
     int ok_to_mark = 0;
     /* dodequeue() (§5.4): bytes left behind <= MAXPACKET also counts as "below target" */
-    if (sojourn < c->target_ps || pt->q_bytes[prio] <= c->maxpacket) {
+    if (sojourn < c->target_ps || pt->st->q_bytes[prio] <= c->maxpacket) {
         c->first_above_time = 0;
     } else if (c->first_above_time == 0) {
         c->first_above_time = now + c->interval_ps;

@@ -100,14 +100,14 @@ static int tc_enqueue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
         sim->pkts[t->tail[c]].next = p;
     t->tail[c] = p;
     t->bytes[c] += pk->wire;
-    pt->q_bytes[prio] += pk->wire;
+    pt->st->q_bytes[prio] += pk->wire;
     pt->q_len[prio]++;
     return 2;                            /* queued here */
 }
 
 static inline int tc_ready(const sd_sim *sim, const sd_port *pt, const struct qd_tc *t, uint32_t c)
 {
-    return t->head[c] != SD_NONE && !(pt->paused & (1u << sim->pkts[t->head[c]].prio));
+    return t->head[c] != SD_NONE && !(pt->st->paused & (1u << sim->pkts[t->head[c]].prio));
 }
 
 int qdisc_tc_pick(sd_sim *sim, sd_port *pt)
@@ -151,7 +151,7 @@ static uint32_t tc_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio)
     if (pk->next == SD_NONE)
         t->tail[c] = SD_NONE;
     t->bytes[c] -= pk->wire;
-    pt->q_bytes[prio] -= pk->wire;
+    pt->st->q_bytes[prio] -= pk->wire;
     pt->q_len[prio]--;
     if (t->quantum[c]) {
         t->deficit[c] -= pk->wire;

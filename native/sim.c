@@ -12,7 +12,9 @@
 #include "sim.h"
 
 _Static_assert(sizeof(sd_packet) == 64, "sd_packet should fill exactly one cache line");
-_Static_assert(sizeof(sd_port) == 320, "sd_port should be five cache lines");
+_Static_assert(offsetof(sd_port, kmin) == 128, "a packet hop should touch the first two cache lines of sd_port");
+_Static_assert(sizeof(sd_port) == 256, "sd_port should be four cache lines, 64-byte aligned");
+_Static_assert(sizeof(sd_port_stats) == 256, "sd_port_stats should be four cache lines (its first one hot)");
 
 static char create_err[256];
 
@@ -95,9 +97,13 @@ sd_sim *sd_create(const sd_config *cfg)
     sim->ports = aligned_alloc(64, (size_t)nports * sizeof *sim->ports);
     if (sim->ports)
         memset(sim->ports, 0, (size_t)nports * sizeof *sim->ports);
+    sim->port_stats = aligned_alloc(64, (size_t)nports * sizeof *sim->port_stats);
+    if (sim->port_stats)
+        memset(sim->port_stats, 0, (size_t)nports * sizeof *sim->port_stats);
     sim->switch_seed = calloc(cfg->num_switches ? cfg->num_switches : 1, sizeof *sim->switch_seed);
     sim->mmu = calloc(cfg->num_switches ? cfg->num_switches : 1, sizeof *sim->mmu);
     sim->qps = calloc(cfg->max_qps, sizeof *sim->qps);
+    sim->qp_stats = calloc(cfg->max_qps, sizeof *sim->qp_stats);
     sim->msgs = calloc(cfg->max_msgs, sizeof *sim->msgs);
     sim->post_order = calloc(cfg->max_msgs, sizeof *sim->post_order);
     sim->pkts = aligned_alloc(64, (size_t)cfg->pkt_pool * sizeof *sim->pkts);   /* a packet per cache line */
@@ -111,12 +117,14 @@ sd_sim *sd_create(const sd_config *cfg)
         sim->trace = calloc(cfg->trace_capacity, sizeof *sim->trace);
     if (cfg->int_enabled)
         sim->ints = calloc(cfg->pkt_pool, sizeof *sim->ints);
-    if (!sim->hosts || !sim->ports || !sim->switch_seed || !sim->mmu || !sim->qps || !sim->msgs || !sim->post_order ||
+    if (!sim->hosts || !sim->ports || !sim->port_stats || !sim->qp_stats || !sim->switch_seed || !sim->mmu || !sim->qps || !sim->msgs || !sim->post_order ||
         !sim->pkts || !sim->cring || !sim->ccp || !evq_ok || (cfg->trace_capacity && !sim->trace) || (cfg->int_enabled && !sim->ints)) {
         sd_destroy(sim);
         sd_fail(NULL, SD_ENOMEM, "out of memory allocating the simulator");
         return NULL;
     }
+    for (uint32_t p = 0; p < nports; p++)
+        sim->ports[p].st = &sim->port_stats[p];
     for (uint32_t h = 0; h < cfg->num_hosts; h++) {
         sim->hosts[h].port = SD_NONE;
         sim->hosts[h].ring = SD_NONE;
@@ -143,12 +151,14 @@ void sd_destroy(sd_sim *sim)
             sd_capture_close(sim, s);
     free(sim->hosts);
     free(sim->ports);
+    free(sim->port_stats);
     free(sim->switch_seed);
     free(sim->mmu);
     free(sim->fib);
     free(sim->set_off);
     free(sim->set_ports);
     free(sim->qps);
+    free(sim->qp_stats);
     free(sim->msgs);
     free(sim->post_order);
     free(sim->pkts);
@@ -162,6 +172,7 @@ void sd_destroy(sd_sim *sim)
     free(sim->loss);
     free(sim->ar_on);
     free(sim->pstate);
+    free(sim->pstats);
     vs_free(sim);
     qpc_free(sim);
     free(sim);
@@ -199,13 +210,15 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
             uint32_t port = e ? pb : pa;
             sd_port *pt = &sim->ports[port];
             memset(pt, 0, sizeof *pt);
+            pt->st = &sim->port_stats[port];
+            memset(pt->st, 0, sizeof *pt->st);
             pt->node = e ? b[i] : a[i];
             pt->peer = e ? pa : pb;
             pt->rate_bps = rate_bps[i];
             pt->delay_ps = delay_ps[i];
             pt->up = 1;
             pt->wire_event = -1;
-            pt->paused_since = -1;
+            pt->st->paused_since = -1;
             pt->pause_until = -1;
             pt->refresh_at = -1;
             pt->rng = seed_mix(sim->cfg.seed, 0x504F000000ull + port);
@@ -216,6 +229,7 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
             pt->wire_head = pt->wire_tail = SD_NONE;
             if (pt->node < sim->cfg.num_hosts)
                 sim->hosts[pt->node].port = port;
+            port_publish(sim, port);
         }
         sim->num_ports += 2;
     }
@@ -244,6 +258,7 @@ int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes, 
     pt->kmax[prio] = kmax_bytes;
     pt->pmax[prio] = pmax;
     pt->qdisc[prio] = pmax > 0.0 ? SD_QDISC_RED_ECN : SD_QDISC_DROP_TAIL;
+    port_publish(sim, port);
     return SD_OK;
 }
 
@@ -299,6 +314,8 @@ int sd_set_link_up(sd_sim *sim, uint32_t link, uint32_t up)
     if (link >= sim->num_ports / 2)
         return sd_fail(sim, SD_EINVAL, "link %u does not exist", link);
     sim->ports[2 * link].up = sim->ports[2 * link + 1].up = up ? 1 : 0;
+    port_publish(sim, 2 * link);
+    port_publish(sim, 2 * link + 1);
     return SD_OK;
 }
 
@@ -433,6 +450,8 @@ static void qp_init(sd_sim *sim, sd_qp *q, uint32_t host, uint32_t peer_host, ui
                     uint32_t sport, uint32_t kind, uint32_t param, uint32_t evmask, uint32_t isn)
 {
     memset(q, 0, sizeof *q);
+    q->st = &sim->qp_stats[q - sim->qps];
+    memset(q->st, 0, sizeof *q->st);
     q->host = host;
     q->port = sim->hosts[host].port;
     q->peer_host = peer_host;
@@ -442,9 +461,9 @@ static void qp_init(sd_sim *sim, sd_qp *q, uint32_t host, uint32_t peer_host, ui
     q->cc_param = param;
     q->cc_evmask = evmask;
     q->isn = isn;
-    q->epsn = isn;                       /* both directions start at the same PSN */
+    q->st->epsn = isn;                       /* both directions start at the same PSN */
     q->line_rate_bps = (double)sim->ports[q->port].rate_bps;
-    q->rate_bps = q->line_rate_bps;
+    q->st->rate_bps = q->line_rate_bps;
     q->rto_deadline = q->rto_queued = -1;
     q->last_cnp_ps = -1;
     q->una_msg = q->tx_msg = q->last_msg = SD_NONE;
@@ -453,6 +472,7 @@ static void qp_init(sd_sim *sim, sd_qp *q, uint32_t host, uint32_t peer_host, ui
     q->acc_rtt_min = -1;
     for (int i = 0; i < SD_CC_TIMERS; i++)
         q->timer_at[i] = q->timer_queued[i] = -1;
+    qp_publish(sim, (uint32_t)(q - sim->qps));
 }
 
 int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, uint32_t cc_kind,
@@ -477,11 +497,14 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, u
         return sd_fail(sim, SD_EINVAL, "qp: unknown cc_kind %u", cc_kind);
     if (cc_twin_of(cc_kind) && (cc_param >= sim->num_ccp || sim->ccp[cc_param].kind != cc_kind))
         return sd_fail(sim, SD_EINVAL, "qp: parameter block %u is not a %s block", cc_param, cc_twin_of(cc_kind)->name);
-    uint32_t cap = sim->cfg.max_qps;
-    if (!grow_array((void **)&sim->qps, &cap, sizeof *sim->qps, sim->num_qps + 2))
+    uint32_t cap = sim->cfg.max_qps, cap_st = cap;
+    if (!grow_array((void **)&sim->qps, &cap, sizeof *sim->qps, sim->num_qps + 2) ||
+        !grow_array((void **)&sim->qp_stats, &cap_st, sizeof *sim->qp_stats, sim->num_qps + 2))
         return sd_fail(sim, SD_ENOMEM, "qp table: out of memory");
-    if (cap != sim->cfg.max_qps) {
-        sim->cfg.max_qps = cap;
+    if (cap != sim->cfg.max_qps) {       /* both tables moved: point the QPs at their records again */
+        sim->cfg.max_qps = cap < cap_st ? cap : cap_st;
+        for (uint32_t i = 0; i < sim->num_qps; i++)
+            sim->qps[i].st = &sim->qp_stats[i];
     }
     if (sim->qpc && qpc_reserve(sim, sim->num_qps + 2) != SD_OK)
         return SD_ENOMEM;
@@ -543,6 +566,8 @@ int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t window, i
         q->reorder_window = window;
         sim->bits_len += words;
     }
+    qp_publish(sim, a);
+    qp_publish(sim, b);
     return SD_OK;
 }
 
@@ -570,13 +595,22 @@ static int pstate_reserve(sd_sim *sim, uint32_t qp)
     if (qp < sim->pstate_cap)
         return SD_OK;
     uint32_t cap = sim->cfg.max_qps > qp ? sim->cfg.max_qps : qp + 1;
-    sd_path_state *np = realloc(sim->pstate, (size_t)cap * sizeof *np);
-    if (!np)
+    sd_path_stats *nst = realloc(sim->pstats, (size_t)cap * sizeof *nst);
+    if (nst)
+        sim->pstats = nst;
+    sd_path_state *np = nst ? realloc(sim->pstate, (size_t)cap * sizeof *np) : NULL;
+    if (!np) {
+        for (uint32_t i = 0; i < sim->pstate_cap; i++)   /* the records may have moved */
+            sim->pstate[i].st = &sim->pstats[i];
         return sd_fail(sim, SD_ENOMEM, "paths: out of memory");
+    }
     /* no parameters of its own: unset (plb_rehash_rounds 0) until sd_set_path_params gives them */
     memset(&np[sim->pstate_cap], 0, (size_t)(cap - sim->pstate_cap) * sizeof *np);
+    memset(&nst[sim->pstate_cap], 0, (size_t)(cap - sim->pstate_cap) * sizeof *nst);
     sim->pstate = np;
     sim->pstate_cap = cap;
+    for (uint32_t i = 0; i < cap; i++)
+        np[i].st = &nst[i];
     return SD_OK;
 }
 
@@ -610,9 +644,9 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
             return sd_fail(sim, SD_EINVAL, "paths: weights[%u] must be in [1, 1e6], got %u", i, weights[i]);
     }
     for (uint32_t i = 0; i < n; i++) {
-        q->paths[i] = (uint16_t)entropies[i];
+        q->st->paths[i] = (uint16_t)entropies[i];
         cum += weights ? weights[i] : 1u;
-        q->path_weight[i] = cum;
+        q->st->path_weight[i] = cum;
     }
     q->npaths = n;
     q->path_policy = policy;
@@ -622,6 +656,8 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
     sd_path_state *ps = &sim->pstate[qp];
     sd_path_state keep = *ps;            /* a new set: fresh telemetry, same parameters and suspension */
     memset(ps, 0, sizeof *ps);
+    ps->st = keep.st;
+    memset(ps->st, 0, sizeof *ps->st);
     ps->flowlet_gap_ps = keep.flowlet_gap_ps;
     ps->plb_cong_thresh = keep.plb_cong_thresh;
     ps->plb_rehash_rounds = keep.plb_rehash_rounds;
@@ -629,7 +665,9 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
     ps->plb_suspend_until = keep.plb_suspend_until;
     ps->last_tx_ps = -1;
     for (uint32_t i = 0; i < SD_MAX_PATHS; i++)
-        ps->rtt_ps[i] = -1;
+        ps->st->rtt_ps[i] = -1;
+    qp_publish(sim, qp);
+    path_publish(sim, qp);
     return SD_OK;
 }
 
@@ -655,13 +693,14 @@ int sd_set_path_params(sd_sim *sim, uint32_t qp, int64_t flowlet_gap_ps, double 
     ps->plb_cong_thresh = plb_cong_thresh;
     ps->plb_rehash_rounds = plb_rehash_rounds;
     ps->plb_suspend_ps = plb_suspend_ps;
+    path_publish(sim, qp);
     return SD_OK;
 }
 
-sd_path_state *sd_path_states(sd_sim *sim, uint32_t *count)
+sd_path_stats *sd_path_states(sd_sim *sim, uint32_t *count)
 {
     *count = sim->pstate ? (sim->num_qps < sim->pstate_cap ? sim->num_qps : sim->pstate_cap) : 0;
-    return sim->pstate;
+    return sim->pstats;
 }
 
 int sd_set_adaptive_routing(sd_sim *sim, uint32_t node, uint32_t on)
@@ -701,6 +740,7 @@ int sd_set_ar_classes(sd_sim *sim, uint32_t qp, uint32_t mask)
     if (mask > (SD_AR_CLASS_DATA | SD_AR_CLASS_ACK | SD_AR_CLASS_CNP))
         return sd_fail(sim, SD_EINVAL, "ar_classes: mask %u has bits beyond data (1), ack (2), cnp (4)", mask);
     sim->qps[qp].ar = mask;
+    qp_publish(sim, qp);
     return SD_OK;
 }
 
@@ -976,16 +1016,69 @@ uint32_t sd_drain_completions(sd_sim *sim, sd_completion *out, uint32_t max)
 }
 
 /* ---------------------------------------------------------------- views and accounting */
-sd_port *sd_ports(sd_sim *sim, uint32_t *count)
+sd_port_stats *sd_ports(sd_sim *sim, uint32_t *count)
 {
     *count = sim->num_ports;
-    return sim->ports;
+    return sim->port_stats;
 }
 
-sd_qp *sd_qps(sd_sim *sim, uint32_t *count)
+sd_qp_stats *sd_qps(sd_sim *sim, uint32_t *count)
 {
     *count = sim->num_qps;
-    return sim->qps;
+    return sim->qp_stats;
+}
+
+/* ---------------------------------------------------------------- publishing configuration
+ * The records carry the configuration Python reads; the setters that change it call these
+ * (never the per-packet path). */
+void port_publish(sd_sim *sim, uint32_t port)
+{
+    const sd_port *pt = &sim->ports[port];
+    sd_port_stats *st = pt->st;
+    st->up = pt->up;
+    st->qdisc[0] = pt->qdisc[0];
+    st->qdisc[1] = pt->qdisc[1];
+    st->rate_bps = pt->rate_bps;
+    st->delay_ps = pt->delay_ps;
+    st->node = pt->node;
+    st->peer = pt->peer;
+    for (int i = 0; i < SD_NUM_PRIO; i++) {
+        st->kmin[i] = pt->kmin[i];
+        st->kmax[i] = pt->kmax[i];
+        st->pmax[i] = pt->pmax[i];
+    }
+}
+
+void qp_publish(sd_sim *sim, uint32_t qp)
+{
+    const sd_qp *q = &sim->qps[qp];
+    sd_qp_stats *st = q->st;
+    st->host = q->host;
+    st->port = q->port;
+    st->peer_host = q->peer_host;
+    st->peer_qp = q->peer_qp;
+    st->isn = q->isn;
+    st->cc_kind = q->cc_kind;
+    st->cc_param = q->cc_param;
+    st->sport = q->sport;
+    st->mode = q->mode;
+    st->reorder_window = q->reorder_window;
+    st->path_policy = q->path_policy;
+    st->npaths = q->npaths;
+    st->ar = q->ar;
+    st->rto_low_pkts = q->rto_low_pkts;
+    st->bdp_cap = q->bdp_cap;
+    st->rto_low_ps = q->rto_low_ps;
+}
+
+void path_publish(sd_sim *sim, uint32_t qp)
+{
+    const sd_path_state *ps = &sim->pstate[qp];
+    sd_path_stats *st = ps->st;
+    st->flowlet_gap_ps = ps->flowlet_gap_ps;
+    st->plb_cong_thresh = ps->plb_cong_thresh;
+    st->plb_rehash_rounds = ps->plb_rehash_rounds;
+    st->plb_suspend_ps = ps->plb_suspend_ps;
 }
 
 sd_msg *sd_msgs(sd_sim *sim, uint32_t *count)
@@ -1032,12 +1125,12 @@ uint64_t sd_memory_bytes(sd_sim *sim)
     const sd_config *c = &sim->cfg;
     uint64_t b = sizeof *sim;
     b += (uint64_t)c->num_hosts * sizeof *sim->hosts;
-    b += (uint64_t)2 * c->max_links * sizeof *sim->ports;
+    b += (uint64_t)2 * c->max_links * (sizeof *sim->ports + sizeof *sim->port_stats);
     b += (uint64_t)c->num_switches * (sizeof *sim->switch_seed + sizeof *sim->mmu);
     b += (uint64_t)c->num_switches * c->num_hosts * sizeof *sim->fib;
     b += ((uint64_t)sim->num_sets + 1) * sizeof *sim->set_off;
     b += (sim->set_off ? (uint64_t)sim->set_off[sim->num_sets] : 0) * sizeof *sim->set_ports;
-    b += (uint64_t)c->max_qps * sizeof *sim->qps;
+    b += (uint64_t)c->max_qps * (sizeof *sim->qps + sizeof *sim->qp_stats);
     b += (uint64_t)c->max_msgs * (sizeof *sim->msgs + sizeof *sim->post_order);
     b += (uint64_t)c->pkt_pool * sizeof *sim->pkts;
     b += (uint64_t)c->completion_ring * sizeof *sim->cring;
@@ -1048,7 +1141,7 @@ uint64_t sd_memory_bytes(sd_sim *sim)
     b += (uint64_t)sim->bits_cap * sizeof *sim->bits;
     b += sim->loss ? (uint64_t)2 * c->max_links * sizeof *sim->loss : 0;
     b += sim->ar_on ? (uint64_t)c->num_switches : 0;
-    b += (uint64_t)sim->pstate_cap * sizeof *sim->pstate;
+    b += (uint64_t)sim->pstate_cap * (sizeof *sim->pstate + sizeof *sim->pstats);
     b += qpc_memory_bytes(sim);
     b += qdisc_memory_bytes(sim);
     b += vs_memory_bytes(sim);
@@ -1058,6 +1151,21 @@ uint64_t sd_memory_bytes(sd_sim *sim)
 uint32_t sd_sizeof_packet(void)
 {
     return (uint32_t)sizeof(sd_packet);
+}
+
+uint32_t sd_sizeof_port(void)
+{
+    return (uint32_t)(sizeof(sd_port) + sizeof(sd_port_stats));
+}
+
+uint32_t sd_sizeof_qp(void)
+{
+    return (uint32_t)(sizeof(sd_qp) + sizeof(sd_qp_stats));
+}
+
+uint32_t sd_sizeof_path_state(void)
+{
+    return (uint32_t)(sizeof(sd_path_state) + sizeof(sd_path_stats));
 }
 
 int64_t sd_serialization_ps(uint64_t wire_bytes, uint64_t rate_bps)
