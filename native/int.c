@@ -28,3 +28,17 @@ void int_push_hop(sd_sim *sim, const sd_port *pt, uint32_t p)
     h->rate_idx = int_rate_index(pt->rate_bps);
     r->nhop++;
 }
+
+/* Port hook (port.c): switches stamp data packets at dequeue when INT is on. */
+static int int_wants(const sd_sim *sim, const sd_port *pt)
+{
+    return sim->cfg.int_enabled && pt->node >= sim->cfg.num_hosts;
+}
+
+static void int_stamp(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
+{
+    if (prio == SD_PRIO_DATA)
+        int_push_hop(sim, pt, p);
+}
+
+const port_hook int_hook_stamp = {"int_stamp", PORT_EV_DEQUEUE, int_wants, int_stamp};

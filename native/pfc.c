@@ -143,6 +143,26 @@ void pfc_expire(sd_sim *sim, uint32_t port)
         resume(sim, port);                /* the pause time ran out without a refresh */
 }
 
+/* Port hooks (port.c): a packet a PFC switch admitted leaves its buffer when it leaves an
+ * egress queue of the switch, or is dropped there. */
+static int pfc_wants(const sd_sim *sim, const sd_port *pt)
+{
+    uint32_t H = sim->cfg.num_hosts;
+    return pt->node >= H && sim->mmu[pt->node - H].enabled;
+}
+
+static void pfc_hook(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
+{
+    (void)pt;
+    (void)prio;
+    sd_packet *pk = &sim->pkts[p];
+    if (pk->in_port != SD_NONE)
+        pfc_release(sim, pk);
+}
+
+const port_hook pfc_hook_dequeue = {"pfc_release", PORT_EV_DEQUEUE, pfc_wants, pfc_hook};
+const port_hook pfc_hook_drop = {"pfc_release_drop", PORT_EV_DROP, pfc_wants, pfc_hook};
+
 int sd_set_pfc(sd_sim *sim, uint32_t node, uint64_t buffer_bytes, uint64_t reserve_bytes,
                uint64_t resume_offset_bytes, uint32_t alpha_shift, uint32_t pause_quanta)
 {
@@ -172,7 +192,10 @@ int sd_set_pfc(sd_sim *sim, uint32_t node, uint64_t buffer_bytes, uint64_t reser
     m->pause_quanta = pause_quanta;
     m->total_rsrv = reserve_bytes * nports;
     m->total_hdrm = hdrm;
-    m->enabled = 1;
+    m->enabled = 1;                      /* never cleared: its ports keep their release hooks */
+    for (uint32_t p = 0; p < sim->num_ports; p++)
+        if (sim->ports[p].node == node)
+            port_hooks_build(sim, p);
     return SD_OK;
 }
 

@@ -1,7 +1,9 @@
 /* port.c: an egress port and its link. Priority queues (byte capacity; admission, dequeue and
- * marking by each queue's discipline, native/qdisc.c), the dequeue hooks (PFC, INT, capture),
+ * marking by each queue's discipline, native/qdisc.c), the port hooks (PFC, INT, capture),
  * serialization at the port rate, then the wire: packets in flight keep FIFO order, so a port needs one pending EV_WIRE (for the wire head) and at most one
  * EV_TX_DONE, whatever the number of packets queued or in flight. */
+#include <string.h>
+
 #include "sim.h"
 
 uint64_t rng_next(uint64_t *state)
@@ -48,20 +50,28 @@ static inline int port_pick(sd_sim *sim, sd_port *pt)
     return -1;
 }
 
-/* What else happens to a packet leaving an egress queue, each feature's hook in turn: the
- * switch's PFC ingress accounting releases its buffer (pfc.c), HPCC's INT stamps the hop on
- * data at a switch (int.c), capture sessions record it (capture in sim.c). Each hook runs only
- * where its feature applies; the order is part of the model (INT sees the queue after the
- * departure, capture sees the INT-stamped packet). */
-static inline void port_dequeue_hooks(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
+/* The port hooks, in the order they run at an event (see port_hook in sim.h). Adding one: its
+ * run/wants functions in the feature's file, one line here, and port_hooks_build calls from the
+ * setters that change what it wants. */
+const port_hook *const port_hook_table[] = {
+    &pfc_hook_dequeue,                   /* the packet leaves this switch's buffer (pfc.c) */
+    &pfc_hook_drop,                      /* ... or is dropped at this egress */
+    &int_hook_stamp,                     /* HPCC INT, stamped at dequeue on data at a switch (int.c) */
+    &capture_hook_tx,                    /* capture sessions recording what the port sends (wire.c) */
+    &capture_hook_rx,                    /* ... and what its node receives through it */
+};
+enum { PORT_NUM_HOOKS = sizeof port_hook_table / sizeof port_hook_table[0] };
+_Static_assert(PORT_NUM_HOOKS < 256, "hook ids are bytes");
+
+void port_hooks_build(sd_sim *sim, uint32_t port)
 {
-    sd_packet *pk = &sim->pkts[p];
-    if (pk->in_port != SD_NONE)
-        pfc_release(sim, pk);            /* the packet leaves this switch's buffer */
-    if (sim->ints && prio == SD_PRIO_DATA && pt->node >= sim->cfg.num_hosts)
-        int_push_hop(sim, pt, p);        /* HPCC INT, stamped at dequeue */
-    if (pt->cap_tx)
-        capture_packet(sim, pt->cap_tx, pk);
+    sd_port *pt = &sim->ports[port];
+    memset(pt->nhook, 0, sizeof pt->nhook);
+    for (uint32_t h = 0; h < PORT_NUM_HOOKS; h++) {
+        const port_hook *k = port_hook_table[h];
+        if (k->wants(sim, pt) && pt->nhook[k->event] < PORT_MAX_HOOKS)
+            pt->hook[k->event][pt->nhook[k->event]++] = (uint8_t)h;
+    }
 }
 
 /* Dequeue the next packet of priority `prio` and put it on the wire. */
@@ -73,7 +83,7 @@ static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
     sd_packet *pk = &sim->pkts[p];
     if (qd && qd->on_dequeue)
         qd->on_dequeue(sim, pt, prio, p); /* marking, on the bytes left behind */
-    port_dequeue_hooks(sim, pt, prio, p);
+    port_hooks_run(sim, pt, PORT_EV_DEQUEUE, prio, p);   /* PFC, INT, capture */
     int64_t ser = ser_ps(pk->wire, pt->rate_bps);
     pt->busy_until = sim->now + ser;
     pt->st->tx_bytes += pk->wire;
@@ -108,8 +118,7 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
     if (!pt->up) {
         pt->st->down_drops++;
         count_drop(sim, pk);
-        if (pk->in_port != SD_NONE)
-            pfc_release(sim, pk);
+        port_hooks_run(sim, pt, PORT_EV_DROP, pk->prio, p);
         pkt_free(sim, p);
         return;
     }
@@ -120,8 +129,7 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
         pt->st->dropped++;
         pt->st->dropped_bytes += pk->wire;
         count_drop(sim, pk);
-        if (pk->in_port != SD_NONE)
-            pfc_release(sim, pk);
+        port_hooks_run(sim, pt, PORT_EV_DROP, prio, p);
         pkt_free(sim, p);
         return;
     }
@@ -204,8 +212,7 @@ void port_wire_arrive(sd_sim *sim, uint32_t port)
     }
     sd_port *in = &sim->ports[pt->peer];
     in->st->rx_packets++;
-    if (in->cap_rx)
-        capture_packet(sim, in->cap_rx, pk);
+    port_hooks_run(sim, in, PORT_EV_RECEIVE, pk->prio, p);
     if (in->node < sim->cfg.num_hosts)
         dpu_receive(sim, in->node, p);
     else

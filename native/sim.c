@@ -230,6 +230,7 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
             if (pt->node < sim->cfg.num_hosts)
                 sim->hosts[pt->node].port = port;
             port_publish(sim, port);
+            port_hooks_build(sim, port);
         }
         sim->num_ports += 2;
     }

@@ -468,6 +468,27 @@ int grow_array(void **arr, uint32_t *cap, size_t elem, uint32_t need);
 uint32_t pkt_alloc(sd_sim *sim);
 void pkt_free(sd_sim *sim, uint32_t p);
 
+/* port.c: port hooks. A feature that acts on packets at a port event (enum sd_port_event)
+ * registers a hook in port.c's table: wants() says at setup whether a port runs it, run() is
+ * called with the port, the packet's priority and the packet. port_hooks_build() lists a port's
+ * hooks per event, in table order (the order is part of the model: PFC releases the buffer
+ * first, INT then stamps the queue left behind, capture records the stamped packet), whenever a
+ * setter changes what a port wants; the per-packet path only walks that list. */
+typedef struct port_hook {
+    const char *name;
+    uint32_t event;                                        /* enum sd_port_event */
+    int (*wants)(const sd_sim *sim, const sd_port *pt);    /* setup time */
+    void (*run)(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p);
+} port_hook;
+extern const port_hook pfc_hook_dequeue, pfc_hook_drop, int_hook_stamp, capture_hook_tx, capture_hook_rx;
+extern const port_hook *const port_hook_table[];
+void port_hooks_build(sd_sim *sim, uint32_t port);
+static inline void port_hooks_run(sd_sim *sim, sd_port *pt, uint32_t ev, uint32_t prio, uint32_t p)
+{
+    for (uint32_t i = 0, n = pt->nhook[ev]; i < n; i++)
+        port_hook_table[pt->hook[ev][i]]->run(sim, pt, prio, p);
+}
+
 /* port.c */
 void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p);
 void port_tx_done(sd_sim *sim, uint32_t port);

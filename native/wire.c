@@ -423,6 +423,7 @@ int sd_capture_port(sd_sim *sim, uint32_t session, uint32_t port, uint32_t tx, u
     sd_port *pt = &sim->ports[port];
     pt->cap_tx = (uint8_t)(tx ? pt->cap_tx | bit : pt->cap_tx & ~bit);
     pt->cap_rx = (uint8_t)(rx ? pt->cap_rx | bit : pt->cap_rx & ~bit);
+    port_hooks_build(sim, port);
     return SD_OK;
 }
 
@@ -434,6 +435,7 @@ int sd_capture_close(sd_sim *sim, uint32_t session)
     for (uint32_t i = 0; i < sim->num_ports; i++) {
         sim->ports[i].cap_tx &= keep;
         sim->ports[i].cap_rx &= keep;
+        port_hooks_build(sim, i);
     }
     sd_capture *c = &sim->cap[session];
     int ok = fclose(c->fp) == 0 && !c->write_error;
@@ -494,3 +496,32 @@ int sd_write_pcap(sd_sim *sim, const char *path, const sd_packet *pkts, const in
     ok = (fclose(fp) == 0) && ok;
     return ok ? SD_OK : sd_fail(sim, SD_EINVAL, "write_pcap: writing %s failed", path);
 }
+
+/* Port hooks (port.c): a port records what it sends and what its node receives through it for
+ * the sessions in its cap_tx / cap_rx masks. */
+static int capture_wants_tx(const sd_sim *sim, const sd_port *pt)
+{
+    (void)sim;
+    return pt->cap_tx != 0;
+}
+
+static int capture_wants_rx(const sd_sim *sim, const sd_port *pt)
+{
+    (void)sim;
+    return pt->cap_rx != 0;
+}
+
+static void capture_tx(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
+{
+    (void)prio;
+    capture_packet(sim, pt->cap_tx, &sim->pkts[p]);
+}
+
+static void capture_rx(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
+{
+    (void)prio;
+    capture_packet(sim, pt->cap_rx, &sim->pkts[p]);
+}
+
+const port_hook capture_hook_tx = {"capture_tx", PORT_EV_DEQUEUE, capture_wants_tx, capture_tx};
+const port_hook capture_hook_rx = {"capture_rx", PORT_EV_RECEIVE, capture_wants_rx, capture_rx};
