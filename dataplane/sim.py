@@ -933,6 +933,15 @@ class Simulator:
     def memory_bytes(self) -> int:
         return int(lib.sd_memory_bytes(self._sim))
 
+    def memory(self) -> dict[str, int]:
+        """Bytes the data plane holds, by module (native/sim.c's module table, in its order):
+        core, ports, packets, events, transport, cc, paths, reorder, pfc, int, qdisc, vswitch,
+        qpc, capture. The values add up to :meth:`memory_bytes`."""
+        cap = 64
+        names, sizes = ffi.new("const char *[]", cap), ffi.new("uint64_t[]", cap)
+        n = lib.sd_mem_report(self._sim, names, sizes, cap)
+        return {ffi.string(names[i]).decode(): int(sizes[i]) for i in range(min(n, cap))}
+
     def wire_bytes(self, opcode: int, payload: int) -> int:
         return int(lib.sd_wire_bytes(self._sim, opcode, payload))
 

@@ -192,8 +192,8 @@ static void send_data(sd_sim *sim, uint32_t qi)
     pk->msg = mi;
     pk->ttl = SD_TTL;
     pk->hops = 0;
-    if (sim->ints)
-        sim->ints[p].nhop = 0;
+    if (sim->intl.rec)
+        sim->intl.rec[p].nhop = 0;
 
     if (m->first_tx_ps < 0)
         m->first_tx_ps = sim->now;
@@ -250,12 +250,12 @@ void nic_pull(sd_sim *sim, uint32_t host)
         }
         if (window_open(sim, q)) {
             if (q->next_tx_ps <= sim->now) {
-                if (sim->qpc && !qpc_tx_access(sim, qi)) {
+                if (sim->qpc.hosts && !qpc_tx_access(sim, qi)) {
                     /* its context is being fetched: serve another QP, but keep its turn; look
                      * ahead past at most max_outstanding such QPs (the fill wakes us) */
                     if (held == SD_NONE)
                         held = qi;
-                    if (++nheld >= sim->qpc[host].max_outstanding)
+                    if (++nheld >= sim->qpc.hosts[host].max_outstanding)
                         break;
                     qi = next;
                     continue;
@@ -293,8 +293,8 @@ static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, ui
     if (p == SD_NONE)
         return;                          /* counted in pool_exhausted; the sender's RTO recovers */
     sim->pkts[p].hops = int_from != SD_NONE ? (uint8_t)(SD_TTL - sim->pkts[int_from].ttl) : 0;
-    if (sim->ints)                       /* an ACK echoes the INT of the packet it acknowledges */
-        sim->ints[p] = int_from != SD_NONE ? sim->ints[int_from] : (sd_int_rec){0, 0, {{0, 0, 0, 0}}};
+    if (sim->intl.rec)                       /* an ACK echoes the INT of the packet it acknowledges */
+        sim->intl.rec[p] = int_from != SD_NONE ? sim->intl.rec[int_from] : (sd_int_rec){0, 0, {{0, 0, 0, 0}}};
     sd_packet *pk = &sim->pkts[p];
     pk->ts_ps = ts_echo;
     pk->src = host;
@@ -508,8 +508,8 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
     in.batch_acks = 1;
     in.batch_ecn = pk->becn;
     in.hops = pk->hops;
-    if (sim->ints) {
-        const sd_int_rec *r = &sim->ints[pk - sim->pkts];
+    if (sim->intl.rec) {
+        const sd_int_rec *r = &sim->intl.rec[pk - sim->pkts];
         in.int_nhop = r->nhop;
         for (uint32_t i = 0; i < SD_INT_HOPS; i++)
             in.int_hop[i] = r->hop[i];
@@ -547,14 +547,14 @@ void nic_receive(sd_sim *sim, uint32_t host, uint32_t p)
 {
     sd_packet *pk = &sim->pkts[p];
     if (pk->dst != host || pk->dqp >= sim->num_qps || sim->qps[pk->dqp].host != host ||
-        (sim->vsmeta && sim->vsmeta[p] & SD_VS_META_ENCAP)) {
+        (sim->vsw.meta && sim->vsw.meta[p] & SD_VS_META_ENCAP)) {
         sim->ctr.misdelivered++;
         sim->hosts[host].misdelivered++;
         count_drop(sim, pk);
         pkt_free(sim, p);
         return;
     }
-    if (sim->qpc && !qpc_rx_access(sim, sim->pkts[p].dqp, p))
+    if (sim->qpc.hosts && !qpc_rx_access(sim, sim->pkts[p].dqp, p))
         return;                          /* waits for its QP's context (qpc.c) */
     nic_process(sim, p);
 }

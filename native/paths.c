@@ -28,7 +28,7 @@ static uint32_t other_slot(sd_qp *q, uint32_t cur)
 uint16_t path_pick(sd_sim *sim, uint32_t qi, uint64_t seq, uint8_t *slot_flags)
 {
     sd_qp *q = &sim->qps[qi];
-    sd_path_state *ps = &sim->pstate[qi];
+    sd_path_state *ps = &sim->paths.state[qi];
     uint32_t i = 0;
     switch (q->path_policy) {
     case SD_PATH_SPRAY_RR:
@@ -88,7 +88,7 @@ void path_feedback(sd_sim *sim, uint32_t qi, const sd_packet *ack, int nak)
     if (slot == 0 || slot > q->npaths)
         return;
     slot--;
-    sd_path_state *ps = &sim->pstate[qi];
+    sd_path_state *ps = &sim->paths.state[qi];
     int ce = (ack->flags & SD_PKT_CE_ECHO) != 0;
     ps->st->acks[slot]++;
     ps->st->ce[slot] += (uint64_t)ce;
@@ -122,7 +122,7 @@ void path_timeout(sd_sim *sim, uint32_t qi)
     sd_qp *q = &sim->qps[qi];
     if (q->npaths == 0)
         return;
-    sd_path_state *ps = &sim->pstate[qi];
+    sd_path_state *ps = &sim->paths.state[qi];
     uint32_t s = ps->slot_of[q->snd_una & 1023u];
     if (s < q->npaths)
         ps->st->timeouts[s]++;               /* the oldest outstanding packet's path timed out */

@@ -12,6 +12,8 @@
  * while the ingress stays congested; XON (pause time 0) resumes at once. PFC frames take a
  * 64-byte frame time plus the link delay to arrive and are not queued behind data, as switches
  * inject them ahead of the egress queues. */
+#include <stdlib.h>
+
 #include "sim.h"
 
 #define PFC_FRAME_BYTES 64u
@@ -36,7 +38,7 @@ static int64_t quanta_ps(uint32_t quanta, uint64_t rate_bps)
 static void send_frame(sd_sim *sim, uint32_t in_port, uint32_t xoff, uint32_t refresh)
 {
     sd_port *in = &sim->ports[in_port];
-    const sd_mmu *m = &sim->mmu[in->node - sim->cfg.num_hosts];
+    const sd_mmu *m = &sim->pfc.mmu[in->node - sim->cfg.num_hosts];
     int64_t t = sim->now + ser_ps(PFC_FRAME_BYTES + sim->cfg.phy_overhead, in->rate_bps) + in->delay_ps;
     in->st->pfc_tx++;
     if (xoff) {
@@ -68,7 +70,7 @@ void pfc_refresh(sd_sim *sim, uint32_t port)
 int pfc_admit(sd_sim *sim, uint32_t in_port, sd_packet *pk)
 {
     sd_port *in = &sim->ports[in_port];
-    sd_mmu *m = &sim->mmu[in->node - sim->cfg.num_hosts];
+    sd_mmu *m = &sim->pfc.mmu[in->node - sim->cfg.num_hosts];
     uint64_t size = pk->wire;
     uint64_t t = threshold(m);
     /* no room in the headroom nor under the threshold: a lossless fabric should never get here */
@@ -92,7 +94,7 @@ void pfc_release(sd_sim *sim, sd_packet *pk)
 {
     uint32_t in_port = pk->in_port;
     sd_port *in = &sim->ports[in_port];
-    sd_mmu *m = &sim->mmu[in->node - sim->cfg.num_hosts];
+    sd_mmu *m = &sim->pfc.mmu[in->node - sim->cfg.num_hosts];
     uint64_t size = pk->wire;
     uint64_t from_hdrm = size < in->st->hdrm_bytes ? size : in->st->hdrm_bytes;
     uint64_t rest = size - from_hdrm, shared = shared_of(m, in);
@@ -148,7 +150,7 @@ void pfc_expire(sd_sim *sim, uint32_t port)
 static int pfc_wants(const sd_sim *sim, const sd_port *pt)
 {
     uint32_t H = sim->cfg.num_hosts;
-    return pt->node >= H && sim->mmu[pt->node - H].enabled;
+    return pt->node >= H && sim->pfc.mmu[pt->node - H].enabled;
 }
 
 static void pfc_hook(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
@@ -173,7 +175,7 @@ int sd_set_pfc(sd_sim *sim, uint32_t node, uint64_t buffer_bytes, uint64_t reser
         return sd_fail(sim, SD_EINVAL, "pfc: buffer_bytes must be > 0 and alpha_shift in [0, 16]");
     if (pause_quanta < 1 || pause_quanta > 65535)
         return sd_fail(sim, SD_EINVAL, "pfc: pause_quanta must be in [1, 65535], got %u", pause_quanta);
-    sd_mmu *m = &sim->mmu[node - H];
+    sd_mmu *m = &sim->pfc.mmu[node - H];
     uint64_t nports = 0, hdrm = 0;
     for (uint32_t p = 0; p < sim->num_ports; p++) {
         if (sim->ports[p].node == node) {
@@ -206,8 +208,25 @@ int sd_set_pfc_headroom(sd_sim *sim, uint32_t port, uint64_t headroom_bytes)
     sd_port *pt = &sim->ports[port];
     if (pt->node < sim->cfg.num_hosts)
         return sd_fail(sim, SD_EINVAL, "pfc: port %u belongs to a host; headroom is a switch ingress budget", port);
-    sd_mmu *m = &sim->mmu[pt->node - sim->cfg.num_hosts];
+    sd_mmu *m = &sim->pfc.mmu[pt->node - sim->cfg.num_hosts];
     m->total_hdrm = m->total_hdrm - pt->headroom + headroom_bytes;
     pt->headroom = headroom_bytes;
     return SD_OK;
+}
+
+/* The pfc module (sim.c's table): shared-buffer state per switch, disabled until sd_set_pfc. */
+int pfc_init(sd_sim *sim)
+{
+    sim->pfc.mmu = calloc(sim->cfg.num_switches ? sim->cfg.num_switches : 1, sizeof *sim->pfc.mmu);
+    return sim->pfc.mmu ? SD_OK : SD_ENOMEM;
+}
+
+void pfc_free(sd_sim *sim)
+{
+    free(sim->pfc.mmu);
+}
+
+uint64_t pfc_memory_bytes(const sd_sim *sim)
+{
+    return (uint64_t)(sim->cfg.num_switches ? sim->cfg.num_switches : 1) * sizeof *sim->pfc.mmu;
 }

@@ -17,21 +17,30 @@ const qdisc_ops *const qdisc_table[SD_NUM_QDISC] = {
     [SD_QDISC_TC] = &qd_traffic_class,
 };
 
+/* The qdisc module (sim.c's table): the default DSCP map; side arrays come with the first
+ * discipline that needs them (sd_set_qdisc, sd_set_qp_dscp). */
+int qdisc_init(sd_sim *sim)
+{
+    for (uint32_t d = 0; d < 64; d++)
+        sim->qdisc.dscp_class[d] = (uint8_t)(d >> 3);   /* class selector: the DSCP's precedence bits */
+    return SD_OK;
+}
+
 void qdisc_free(sd_sim *sim)
 {
-    free(sim->codel);
-    free(sim->tc);
-    free(sim->qp_dscp);
-    free(sim->enq_ps);
+    free(sim->qdisc.codel);
+    free(sim->qdisc.tc);
+    free(sim->qdisc.qp_dscp);
+    free(sim->qdisc.enq_ps);
 }
 
 uint64_t qdisc_memory_bytes(const sd_sim *sim)
 {
     uint64_t queues = (uint64_t)2 * sim->cfg.max_links * SD_NUM_PRIO;
-    uint64_t b = sim->codel ? queues * qdisc_codel_state_bytes() : 0;
-    b += sim->tc ? (uint64_t)2 * sim->cfg.max_links * qdisc_tc_state_bytes() : 0;
-    b += sim->qp_dscp ? (uint64_t)sim->cfg.max_qps : 0;
-    b += sim->enq_ps ? (uint64_t)sim->cfg.pkt_pool * sizeof *sim->enq_ps : 0;
+    uint64_t b = sim->qdisc.codel ? queues * qdisc_codel_state_bytes() : 0;
+    b += sim->qdisc.tc ? (uint64_t)2 * sim->cfg.max_links * qdisc_tc_state_bytes() : 0;
+    b += sim->qdisc.qp_dscp ? (uint64_t)sim->cfg.max_qps : 0;
+    b += sim->qdisc.enq_ps ? (uint64_t)sim->cfg.pkt_pool * sizeof *sim->qdisc.enq_ps : 0;
     return b;
 }
 

@@ -61,13 +61,15 @@
  * Memory per QP: 4 x window / 8 bytes of bitmaps + window bytes of epoch stamps (3 KiB for the
  * default window of 2048 packets) in the setup-time pool, and 104 bytes of timer state in sd_qp;
  * nothing is allocated per packet. */
+#include <stdlib.h>
+
 #include "sim.h"
 
-static inline uint64_t *bm_rx_have(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off; }
-static inline uint64_t *bm_rx_last(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off + q->reorder_window / 64u; }
-static inline uint64_t *bm_tx_sack(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off + 2u * (q->reorder_window / 64u); }
-static inline uint64_t *bm_tx_rtx(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off + 3u * (q->reorder_window / 64u); }
-static inline uint8_t *ep_stamp(sd_sim *sim, const sd_qp *q) { return (uint8_t *)(sim->bits + q->bits_off + 4u * (q->reorder_window / 64u)); }
+static inline uint64_t *bm_rx_have(sd_sim *sim, const sd_qp *q) { return sim->reorder.bits + q->bits_off; }
+static inline uint64_t *bm_rx_last(sd_sim *sim, const sd_qp *q) { return sim->reorder.bits + q->bits_off + q->reorder_window / 64u; }
+static inline uint64_t *bm_tx_sack(sd_sim *sim, const sd_qp *q) { return sim->reorder.bits + q->bits_off + 2u * (q->reorder_window / 64u); }
+static inline uint64_t *bm_tx_rtx(sd_sim *sim, const sd_qp *q) { return sim->reorder.bits + q->bits_off + 3u * (q->reorder_window / 64u); }
+static inline uint8_t *ep_stamp(sd_sim *sim, const sd_qp *q) { return (uint8_t *)(sim->reorder.bits + q->bits_off + 4u * (q->reorder_window / 64u)); }
 
 static inline int bit_get(const uint64_t *b, uint32_t i) { return (int)((b[i >> 6] >> (i & 63u)) & 1u); }
 static inline void bit_set(uint64_t *b, uint32_t i) { b[i >> 6] |= 1ull << (i & 63u); }
@@ -325,4 +327,15 @@ uint64_t reorder_timeout(sd_sim *sim, sd_qp *q, int64_t rto, int *live)
         q->rtx_end = q->rtx_nxt;
     q->recovery = q->snd_max;
     return lost;
+}
+
+/* The reorder module (sim.c's table): the bitmap pool sd_set_transport grows. */
+void reorder_free(sd_sim *sim)
+{
+    free(sim->reorder.bits);
+}
+
+uint64_t reorder_memory_bytes(const sd_sim *sim)
+{
+    return (uint64_t)sim->reorder.cap * sizeof *sim->reorder.bits;
 }

@@ -354,6 +354,73 @@ typedef struct sd_host {
     uint64_t misdelivered;       /* packets its NIC refused: not for this host or its QPs (nic_receive) */
 } sd_host;
 
+/* ---------------------------------------------------------------- module-owned state
+ * Each feature owns one part of struct sd_sim, with its init / free / memory accounting in its
+ * own file and one line in sim.c's module table (SD_MODULES): sd_create runs every init in
+ * table order, sd_destroy every free in reverse, sd_memory_bytes / sd_mem_report add up every
+ * mem_bytes. Lazily allocated parts (paths, reorder, qdisc, vswitch, qpc) stay NULL/empty until
+ * a setter of theirs needs them; eager ones allocate in init. */
+typedef struct sd_paths_mod {    /* paths.c: path sets, per QP once some QP has a path set */
+    sd_path_state *state;
+    sd_path_stats *stats;        /* ... and their telemetry records (sd_path_state.st) */
+    uint32_t cap;                /* rows of both */
+    uint32_t pad0;
+} sd_paths_mod;
+typedef struct sd_reorder_mod {  /* reorder.c: the bitmap pool of sr/ooo QPs, grown at setup only */
+    uint64_t *bits;
+    uint32_t len, cap;           /* words */
+} sd_reorder_mod;
+typedef struct sd_pfc_mod {      /* pfc.c: shared-buffer state per switch */
+    sd_mmu *mmu;
+} sd_pfc_mod;
+typedef struct sd_int_mod {      /* int.c: the INT stack per pool packet, NULL unless cfg.int_enabled */
+    sd_int_rec *rec;
+} sd_int_mod;
+typedef struct sd_capture_mod {  /* wire.c: pcap sessions */
+    sd_capture session[SD_MAX_CAPTURES];
+} sd_capture_mod;
+typedef struct sd_qdisc_mod {    /* qdisc.c, qdisc_tc.c, qdisc_codel.c: the disciplines' side arrays */
+    struct qd_tc *tc;            /* per port: traffic classes, NULL until a traffic_class port exists */
+    struct qd_codel *codel;      /* per queue: CoDel state, NULL until a codel_ecn queue exists */
+    int64_t *enq_ps;             /* per pool packet: enqueue time, NULL until a discipline needs sojourn times */
+    uint8_t *qp_dscp;            /* per QP: its data packets' DSCP, 0xFF = cfg.dscp_data; NULL = none set */
+    uint8_t dscp_class[64];      /* DSCP -> traffic class */
+} sd_qdisc_mod;
+typedef struct sd_vswitch_mod {  /* vswitch.c: the DPUs' vSwitches, NULL until a DPU enables one */
+    sd_vswitch *dpu;             /* per host */
+    sd_vs_stats *stats;          /* per host */
+    uint32_t *meta;              /* per pool packet: SD_VS_META_* bits */
+    sd_vs_vf *vfs;
+    uint32_t nvfs, vf_cap;
+    uint32_t *qp_fn;             /* per QP: its VF (global id), SD_NONE = the PF */
+    uint32_t qp_fn_cap;
+    sd_vs_upcall *upq;           /* upcalls not yet drained by the control plane */
+    uint32_t upq_head, upq_len, upq_cap;
+    uint64_t parked_data;        /* data packets waiting in upcall slots (in flight for conservation) */
+    int64_t lookahead_ps;        /* sd_run_until may run this far past the oldest pending upcall */
+    uint32_t fail_alloc;         /* test hook (sd_vs_debug_fail_alloc): the n-th vSwitch setup allocation from
+                                  * now fails, 0 = none */
+} sd_vswitch_mod;
+typedef struct sd_qpc_mod {      /* qpc.c: the QP-context cache, NULL until sd_set_qpc */
+    sd_qpc_host *hosts;          /* per host */
+    sd_qpc_qp *qps;              /* per QP */
+    uint32_t **members;          /* per host, random policy: the cached QPs (entries slots) */
+    uint32_t qps_cap;
+    uint32_t trace_cap, trace_len;
+    sd_qpc_rec *trace;
+    uint64_t trace_dropped;
+    uint64_t parked_data;        /* data packets waiting for a context (in flight for conservation) */
+} sd_qpc_mod;
+
+/* A module: its name (sd_mem_report), init at sd_create (SD_OK or SD_ENOMEM; NULL = nothing),
+ * free at sd_destroy (must accept a partly initialised simulator), bytes it holds now. */
+typedef struct sd_module {
+    const char *name;
+    int (*init)(sd_sim *sim);
+    void (*free)(sd_sim *sim);
+    uint64_t (*mem_bytes)(const sd_sim *sim);
+} sd_module;
+
 struct sd_sim {
     sd_config cfg;
     int64_t now;
@@ -361,7 +428,7 @@ struct sd_sim {
     char err[256];
     void *userdata;
     sd_counters ctr;
-    /* event queue */
+    /* event queue (event.c) */
     sd_evq evq;
     int fatal;                   /* an event could not be scheduled mid-run (SD_ENOMEM): sticky, the run
                                   * cannot go on (event.c ev_fail); fatal_msg says which and when */
@@ -380,6 +447,8 @@ struct sd_sim {
     uint32_t *set_ports;
     uint32_t num_sets;
     uint64_t *switch_seed;       /* per-switch ECMP hash seed */
+    double *loss;                /* per port: random loss probability, NULL = none anywhere */
+    uint8_t *ar_on;              /* per switch: adaptive routing enabled, NULL = none anywhere */
     /* transport */
     sd_qp *qps;
     sd_qp_stats *qp_stats;       /* per QP: its telemetry record (sd_qp.st), cfg.max_qps rows */
@@ -397,47 +466,17 @@ struct sd_sim {
     uint32_t num_ccp, cap_ccp;
     sd_cc_trace *trace;
     uint32_t trace_len;
-    sd_capture cap[SD_MAX_CAPTURES];
-    sd_mmu *mmu;                 /* per switch */
-    sd_int_rec *ints;            /* per pool packet, NULL unless cfg.int_enabled */
     int cb_error;                /* a Python plug-in raised: stop the run */
     int cc_fault;                /* a CC set an invalid rate (SD_ECC): stop the run, err names it */
-    /* multipath */
-    uint64_t *bits;              /* bitmap pool of sr/ooo QPs (reorder.c), grown at setup only */
-    uint32_t bits_len, bits_cap; /* words */
-    struct qd_tc *tc;            /* per port: traffic classes, NULL until a traffic_class port exists */
-    uint8_t dscp_class[64];      /* DSCP -> traffic class */
-    uint8_t *qp_dscp;            /* per QP: its data packets' DSCP, 0xFF = cfg.dscp_data; NULL = none set */
-    struct qd_codel *codel;      /* per queue: CoDel state, NULL until a codel_ecn queue exists */
-    int64_t *enq_ps;             /* per pool packet: enqueue time, NULL until a discipline needs sojourn times */
-    double *loss;                /* per port: random loss probability, NULL = none anywhere */
-    uint8_t *ar_on;              /* per switch: adaptive routing enabled, NULL = none anywhere */
-    sd_path_state *pstate;       /* per QP, once some QP has a path set (paths.c) */
-    sd_path_stats *pstats;       /* ... and their telemetry records (sd_path_state.st) */
-    uint32_t pstate_cap;
-    /* DPU vSwitch (vswitch.c): NULL until a DPU enables it */
-    sd_vswitch *vs;              /* per host */
-    sd_vs_stats *vs_stats;       /* per host */
-    uint32_t *vsmeta;            /* per pool packet: SD_VS_META_* bits */
-    sd_vs_vf *vfs;
-    uint32_t nvfs, vf_cap;
-    uint32_t *qp_fn;             /* per QP: its VF (global id), SD_NONE = the PF */
-    uint32_t qp_fn_cap;
-    sd_vs_upcall *upq;           /* upcalls not yet drained by the control plane */
-    uint32_t upq_head, upq_len, upq_cap;
-    uint64_t vs_parked_data;     /* data packets waiting in upcall slots (in flight for conservation) */
-    int64_t vs_lookahead_ps;     /* sd_run_until may run this far past the oldest pending upcall */
-    uint32_t vs_fail_alloc;      /* test hook (sd_vs_debug_fail_alloc): the n-th vSwitch setup allocation from
-                                  * now fails, 0 = none */
-    /* QP-context cache (qpc.c): NULL until sd_set_qpc */
-    sd_qpc_host *qpc;            /* per host */
-    sd_qpc_qp *qpcq;             /* per QP */
-    uint32_t **qpc_members;      /* per host, random policy: the cached QPs (entries slots) */
-    uint32_t qpcq_cap;
-    uint32_t qpc_trace_cap, qpc_trace_len;
-    sd_qpc_rec *qpc_trace;
-    uint64_t qpc_trace_dropped;
-    uint64_t qpc_parked_data;    /* data packets waiting for a context (in flight for conservation) */
+    /* the feature modules */
+    sd_paths_mod paths;
+    sd_reorder_mod reorder;
+    sd_pfc_mod pfc;
+    sd_int_mod intl;
+    sd_capture_mod capture;
+    sd_qdisc_mod qdisc;
+    sd_vswitch_mod vsw;
+    sd_qpc_mod qpc;
     /* run budget (sd_set_run_budget) and stall detection (sd_set_stall_limit) */
     uint64_t max_events;         /* sd_run_until stops with SD_STOP_MAX_EVENTS at this many events, 0 = never */
     uint64_t chunk_events;       /* ... and with SD_STOP_EVENTS after this many in one call, 0 = never */
@@ -449,6 +488,23 @@ struct sd_sim {
     int64_t last_ev_t;           /* time of the last event handled, -1 before the first */
     char py_cc_name[48];         /* the Python plug-in's name, for error messages */
 };
+
+/* The module table (sim.c) and each module's functions (in its own file). */
+extern const sd_module SD_MODULES[];
+extern const uint32_t SD_NUM_MODULES;
+int paths_reserve(sd_sim *sim, uint32_t qp);          /* sim.c, setup: path state for QPs 0..qp */
+void reorder_free(sd_sim *sim);
+uint64_t reorder_memory_bytes(const sd_sim *sim);
+int pfc_init(sd_sim *sim);
+void pfc_free(sd_sim *sim);
+uint64_t pfc_memory_bytes(const sd_sim *sim);
+int int_init(sd_sim *sim);
+void int_free(sd_sim *sim);
+uint64_t int_memory_bytes(const sd_sim *sim);
+void capture_free(sd_sim *sim);
+uint64_t capture_memory_bytes(const sd_sim *sim);
+int qdisc_init(sd_sim *sim);
+
 
 /* error.c-style helper in sim.c */
 int sd_fail(sd_sim *sim, int code, const char *fmt, ...);
@@ -609,8 +665,8 @@ static inline uint32_t pkt_dscp(const sd_sim *sim, const sd_packet *pk)
         return sim->cfg.dscp_cnp;
     if (pk->opcode == SD_OP_ACK)
         return sim->cfg.dscp_ack;
-    if (sim->qp_dscp && pk->dqp < sim->num_qps && sim->qp_dscp[pk->dqp] != 0xFF)
-        return sim->qp_dscp[pk->dqp];
+    if (sim->qdisc.qp_dscp && pk->dqp < sim->num_qps && sim->qdisc.qp_dscp[pk->dqp] != 0xFF)
+        return sim->qdisc.qp_dscp[pk->dqp];
     return sim->cfg.dscp_data;
 }
 

@@ -623,6 +623,9 @@ int sd_host_misdelivered(sd_sim *sim, uint32_t host, uint64_t *out);
 uint64_t sd_data_in_flight(sd_sim *sim);
 /* Memory the simulator allocated, and bytes per packet / per QP, for the benchmark. */
 uint64_t sd_memory_bytes(sd_sim *sim);
+/* The same by module (the data plane's module table, in its order): up to max names and byte
+ * counts; returns the number of modules. sd_memory_bytes is their sum. */
+uint32_t sd_mem_report(sd_sim *sim, const char **names, uint64_t *bytes, uint32_t max);
 uint32_t sd_sizeof_packet(void);
 /* Bytes per port, per QP and per QP with a path set: the working state plus its telemetry record. */
 uint32_t sd_sizeof_port(void);

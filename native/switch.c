@@ -64,7 +64,7 @@ void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p)
             pick = ar_pick(sim, sw, off, n, pick);
     }
     uint32_t out = sim->set_ports[off + pick];
-    if (pk->prio == SD_PRIO_DATA && sim->mmu[sw].enabled && !pfc_admit(sim, in_port, pk)) {
+    if (pk->prio == SD_PRIO_DATA && sim->pfc.mmu[sw].enabled && !pfc_admit(sim, in_port, pk)) {
         sd_port *o = &sim->ports[out];
         o->st->dropped++;                    /* the shared buffer and the ingress headroom are full */
         o->st->dropped_bytes += pk->wire;
