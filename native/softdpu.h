@@ -1,9 +1,10 @@
-/* softdpu.h: the one public header of the softdpu data plane.
+/* softdpu.h: the public header of the softdpu data plane: commands (function prototypes), the
+ * configuration struct, error and stop codes, and the stable telemetry records Python views.
  *
- * Everything Python sees is declared here, and dataplane/build.py feeds this file verbatim to
- * cffi's cdef(): it must stay free of preprocessor lines, macros and static inline functions.
- * The C sources include it through native/sim.h, which adds the standard headers and the
- * internal (not Python-visible) state.
+ * dataplane/build.py feeds this file verbatim to cffi's cdef(): it must stay free of
+ * preprocessor lines, macros and static inline functions. The simulator's working state is not
+ * here: it lives in native/sim.h (private), and test/benchmark hooks in native/softdpu_testing.h
+ * (cdef'd apart, testing only). The C sources include all three through native/sim.h.
  *
  * Units: time is int64 picoseconds, rates are bits per second, sizes are bytes.
  * Node numbering: hosts are nodes 0 .. num_hosts-1, switches are the nodes after them.
