@@ -5,7 +5,8 @@ comes back as zero-copy numpy views of the C arrays (dtypes derived from the com
 never written by hand), and every C error code becomes a Python exception carrying the C side's
 message, which names the offending field.
 
-Views (``ports``, ``qps``, ``msgs``, ``trace``) alias C memory: take a fresh one after posting
+Views (``ports``, ``qps``, ``path_states``: the telemetry records of native/softdpu.h, not the
+data plane's working state; ``msgs``, ``trace``) alias C memory: take a fresh one after posting
 messages or creating QPs (the tables may grow) and never keep one beyond the simulator's life.
 """
 from __future__ import annotations
@@ -889,11 +890,15 @@ class Simulator:
     # ------------------------------------------------------------------ views
     @property
     def ports(self) -> np.ndarray:
+        """Per-port telemetry records (``sd_port_stats``: counters, queue gauges, PFC state and the
+        port's configuration), indexed like the ports; a view of their own C array."""
         n = ffi.new("uint32_t *")
         return _view(lib.sd_ports(self._sim, n), n[0], "sd_port_stats", PORT_DTYPE)
 
     @property
     def qps(self) -> np.ndarray:
+        """Per-QP telemetry records (``sd_qp_stats``: rate, window, sender and receiver counters and
+        the QP's configuration), indexed like the QPs; a view of their own C array."""
         n = ffi.new("uint32_t *")
         return _view(lib.sd_qps(self._sim, n), n[0], "sd_qp_stats", QP_DTYPE)
 
