@@ -18,7 +18,8 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 NATIVE = ROOT / "native"
-HEADER = NATIVE / "softdpu.h"
+HEADER = NATIVE / "softdpu.h"                 # the production API: commands, config, telemetry records
+TESTING_HEADER = NATIVE / "softdpu_testing.h" # test and benchmark hooks only (cdef'd apart, below)
 SOURCES = ["sim.c", "event.c", "port.c", "switch.c", "nic.c", "cc.c", "dcqcn.c", "dctcp.c", "timely.c", "hpcc.c", "swift.c", "nscc.c", "int.c", "wire.c", "pfc.c", "reorder.c", "paths.c", "vswitch.c", "qpc.c", "qdisc.c", "qdisc_codel.c", "qdisc_tc.c"]
 SOURCES += sorted(p.name for p in NATIVE.glob("path_*.c"))     # path policies: one file each, no list to edit
 MODULE = "dataplane._native"
@@ -42,6 +43,12 @@ def cdef_text() -> str:
     return text.replace(proto, 'extern "Python+C" ' + proto)
 
 
+def testing_cdef_text() -> str:
+    """The testing-only header (test and benchmark hooks): cdef'd after the production one, so
+    that nothing in the production header can depend on it."""
+    return TESTING_HEADER.read_text()
+
+
 def make_builder(absolute: bool = False) -> FFI:
     # setuptools rejects absolute paths in sources/include_dirs ("must always be /-separated paths
     # relative to the setup.py directory"); ffi.compile(tmpdir=...) chdirs into tmpdir, so it
@@ -51,13 +58,14 @@ def make_builder(absolute: bool = False) -> FFI:
 
     ffi = FFI()
     ffi.cdef(cdef_text())
+    ffi.cdef(testing_cdef_text())        # TESTING ONLY: native/softdpu_testing.h
     link = ["-fsanitize=address,undefined"] if os.environ.get("SOFTDPU_SANITIZE") else []
     ffi.set_source(
         MODULE,
         '#include "sim.h"\n',
         sources=[path(NATIVE / s) for s in SOURCES],
         include_dirs=[path(NATIVE)],
-        depends=[path(NATIVE / "softdpu.h"), path(NATIVE / "sim.h")],
+        depends=[path(NATIVE / "softdpu.h"), path(NATIVE / "softdpu_testing.h"), path(NATIVE / "sim.h")],
         extra_compile_args=cflags(),
         extra_link_args=link,
         libraries=["m"],

@@ -5,7 +5,8 @@ comes back as zero-copy numpy views of the C arrays (dtypes derived from the com
 never written by hand), and every C error code becomes a Python exception carrying the C side's
 message, which names the offending field.
 
-Views (``ports``, ``qps``, ``msgs``, ``trace``) alias C memory: take a fresh one after posting
+Views (``ports``, ``qps``, ``path_states``: the telemetry records of native/softdpu.h, not the
+data plane's working state; ``msgs``, ``trace``) alias C memory: take a fresh one after posting
 messages or creating QPs (the tables may grow) and never keep one beyond the simulator's life.
 """
 from __future__ import annotations
@@ -144,12 +145,12 @@ def dtype_of(ctype: str) -> np.dtype:
 
 
 PACKET_DTYPE = dtype_of("sd_packet")
-PORT_DTYPE = dtype_of("sd_port")
-QP_DTYPE = dtype_of("sd_qp")
+PORT_DTYPE = dtype_of("sd_port_stats")       # the telemetry records (native/softdpu.h)
+QP_DTYPE = dtype_of("sd_qp_stats")
 MSG_DTYPE = dtype_of("sd_msg")
 TRACE_DTYPE = dtype_of("sd_cc_trace")
 COMPLETION_DTYPE = dtype_of("sd_completion")
-PATH_STATE_DTYPE = dtype_of("sd_path_state")
+PATH_STATE_DTYPE = dtype_of("sd_path_stats")
 QPC_HOST_DTYPE = dtype_of("sd_qpc_host")
 QPC_REC_DTYPE = dtype_of("sd_qpc_rec")
 QPC_POLICIES = {"lru": lib.SD_QPC_LRU, "fifo": lib.SD_QPC_FIFO, "random": lib.SD_QPC_RANDOM}
@@ -601,7 +602,7 @@ class Simulator:
     def path_states(self) -> np.ndarray:
         """Per-QP path state (rows indexed like :attr:`qps`; zero for QPs without a path set)."""
         n = ffi.new("uint32_t *")
-        return _view(lib.sd_path_states(self._sim, n), n[0], "sd_path_state", PATH_STATE_DTYPE)
+        return _view(lib.sd_path_states(self._sim, n), n[0], "sd_path_stats", PATH_STATE_DTYPE)
 
     def set_adaptive_routing(self, switch_node: int, on: bool | str = True) -> None:
         """Adaptive routing at a switch: True or "bytes" (least queued bytes), "delay" (least
@@ -948,13 +949,17 @@ class Simulator:
     # ------------------------------------------------------------------ views
     @property
     def ports(self) -> np.ndarray:
+        """Per-port telemetry records (``sd_port_stats``: counters, queue gauges, PFC state and the
+        port's configuration), indexed like the ports; a view of their own C array."""
         n = ffi.new("uint32_t *")
-        return _view(lib.sd_ports(self._sim, n), n[0], "sd_port", PORT_DTYPE)
+        return _view(lib.sd_ports(self._sim, n), n[0], "sd_port_stats", PORT_DTYPE)
 
     @property
     def qps(self) -> np.ndarray:
+        """Per-QP telemetry records (``sd_qp_stats``: rate, window, sender and receiver counters and
+        the QP's configuration), indexed like the QPs; a view of their own C array."""
         n = ffi.new("uint32_t *")
-        return _view(lib.sd_qps(self._sim, n), n[0], "sd_qp", QP_DTYPE)
+        return _view(lib.sd_qps(self._sim, n), n[0], "sd_qp_stats", QP_DTYPE)
 
     @property
     def msgs(self) -> np.ndarray:
@@ -992,6 +997,15 @@ class Simulator:
     def memory_bytes(self) -> int:
         return int(lib.sd_memory_bytes(self._sim))
 
+    def memory(self) -> dict[str, int]:
+        """Bytes the data plane holds, by module (native/sim.c's module table, in its order):
+        core, ports, packets, events, transport, cc, paths, reorder, pfc, int, qdisc, vswitch,
+        qpc, capture. The values add up to :meth:`memory_bytes`."""
+        cap = 64
+        names, sizes = ffi.new("const char *[]", cap), ffi.new("uint64_t[]", cap)
+        n = lib.sd_mem_report(self._sim, names, sizes, cap)
+        return {ffi.string(names[i]).decode(): int(sizes[i]) for i in range(min(n, cap))}
+
     def wire_bytes(self, opcode: int, payload: int) -> int:
         return int(lib.sd_wire_bytes(self._sim, opcode, payload))
 
@@ -1009,6 +1023,10 @@ def icrc(frame: bytes) -> int:
     buf = ffi.from_buffer(frame)
     return lib.sd_icrc(ffi.cast("uint8_t *", buf), len(frame))
 SIZEOF_PACKET = lib.sd_sizeof_packet()
+# bytes per object in the data plane: its working state (private) plus its telemetry record
+SIZEOF_PORT = lib.sd_sizeof_port()
+SIZEOF_QP = lib.sd_sizeof_qp()
+SIZEOF_PATH_STATE = lib.sd_sizeof_path_state()
 OPCODES = {"write_first": lib.SD_OP_WRITE_FIRST, "write_middle": lib.SD_OP_WRITE_MIDDLE,
            "write_last": lib.SD_OP_WRITE_LAST, "write_only": lib.SD_OP_WRITE_ONLY, "ack": lib.SD_OP_ACK,
            "cnp": lib.SD_OP_CNP}

@@ -77,8 +77,8 @@ void cc_event(sd_sim *sim, uint32_t qi, uint32_t type, const sd_cc_io *in)
     io.qp = qi;
     io.event = type;
     io.line_rate_bps = q->line_rate_bps;
-    io.rate_bps = q->rate_bps;
-    io.window_bytes = q->window_bytes;
+    io.rate_bps = q->st->rate_bps;
+    io.window_bytes = q->st->window_bytes;
     io.inflight_bytes = (q->snd_nxt - q->snd_una) * sim->cfg.mtu_payload;  /* upper bound: full-MTU packets */
     io.snd_una = q->snd_una;
     io.snd_nxt = q->snd_nxt;
@@ -87,7 +87,7 @@ void cc_event(sd_sim *sim, uint32_t qi, uint32_t type, const sd_cc_io *in)
         io.timer_at[i] = q->timer_at[i];
     io.byte_threshold = q->byte_threshold;
     io.byte_reset = 0;
-    q->cc_events++;
+    q->st->cc_events++;
 
     if (q->cc_kind == SD_CC_PYTHON) {
         if (sd_cc_python_event(sim->userdata, &io) != 0) {
@@ -132,13 +132,13 @@ void cc_event(sd_sim *sim, uint32_t qi, uint32_t type, const sd_cc_io *in)
     }
     if (rate > q->line_rate_bps)
         rate = q->line_rate_bps;
-    if (rate != q->rate_bps) {
+    if (rate != q->st->rate_bps) {
         /* re-pace the packet already scheduled (HPCC repo RdmaHw::ChangeRate) */
         if (q->next_tx_ps > sim->now && q->last_wire > 0)
-            q->next_tx_ps += ser_ps(q->last_wire, (uint64_t)rate) - ser_ps(q->last_wire, (uint64_t)q->rate_bps);
-        q->rate_bps = rate;
+            q->next_tx_ps += ser_ps(q->last_wire, (uint64_t)rate) - ser_ps(q->last_wire, (uint64_t)q->st->rate_bps);
+        q->st->rate_bps = rate;
     }
-    q->window_bytes = io.window_bytes;
+    q->st->window_bytes = io.window_bytes;
     for (uint32_t i = 0; i < SD_CC_TIMERS; i++) {
         if (io.timer_at[i] != q->timer_at[i]) {
             q->timer_at[i] = io.timer_at[i] < 0 ? -1 : io.timer_at[i];
@@ -152,8 +152,8 @@ void cc_event(sd_sim *sim, uint32_t qi, uint32_t type, const sd_cc_io *in)
     if (sim->trace && sim->trace_len < sim->cfg.trace_capacity) {
         sd_cc_trace *r = &sim->trace[sim->trace_len++];
         r->t_ps = sim->now;
-        r->rate_bps = q->rate_bps;
-        r->window_bytes = q->window_bytes;
+        r->rate_bps = q->st->rate_bps;
+        r->window_bytes = q->st->window_bytes;
         memcpy(r->v, io.trace, sizeof r->v);
         r->qp = qi;
         r->event = type;

@@ -120,8 +120,8 @@ static void rearm_reorder_rto(sd_sim *sim, sd_qp *q, uint32_t qi)
 static int window_open(sd_sim *sim, sd_qp *q)
 {
     if (q->mode == SD_GBN)
-        return q->window_bytes == 0 ||
-               (q->snd_nxt - q->snd_una) * (uint64_t)sim->cfg.mtu_payload < q->window_bytes;
+        return q->st->window_bytes == 0 ||
+               (q->snd_nxt - q->snd_una) * (uint64_t)sim->cfg.mtu_payload < q->st->window_bytes;
     uint64_t seq;
     if (reorder_next_rtx(sim, q, &seq) != 0)
         return 1;                        /* a retransmission replaces a lost packet */
@@ -129,8 +129,8 @@ static int window_open(sd_sim *sim, sd_qp *q)
         return 0;                        /* the receiver could not hold it */
     if (q->bdp_cap && q->snd_nxt - q->snd_una - q->sacked >= q->bdp_cap)
         return 0;                        /* IRN BDP-FC */
-    return q->window_bytes == 0 ||
-           (q->snd_nxt - q->snd_una - q->sacked) * (uint64_t)sim->cfg.mtu_payload < q->window_bytes;
+    return q->st->window_bytes == 0 ||
+           (q->snd_nxt - q->snd_una - q->sacked) * (uint64_t)sim->cfg.mtu_payload < q->st->window_bytes;
 }
 
 static uint32_t msg_of_seq(const sd_sim *sim, const sd_qp *q, uint64_t seq)
@@ -192,13 +192,13 @@ static void send_data(sd_sim *sim, uint32_t qi)
     pk->msg = mi;
     pk->ttl = SD_TTL;
     pk->hops = 0;
-    if (sim->ints)
-        sim->ints[p].nhop = 0;
+    if (sim->intl.rec)
+        sim->intl.rec[p].nhop = 0;
 
     if (m->first_tx_ps < 0)
         m->first_tx_ps = sim->now;
     if (seq < q->snd_max) {
-        q->retx_packets++;
+        q->st->retx_packets++;
         sim->ctr.retransmitted++;
     } else {
         q->snd_max = seq + 1;
@@ -212,12 +212,12 @@ static void send_data(sd_sim *sim, uint32_t qi)
         if (idx == m->npkts - 1)
             q->tx_msg = m->next;
     }
-    q->sent_bytes += payload;
-    q->sent_packets++;
+    q->st->sent_bytes += payload;
+    q->st->sent_packets++;
     sim->ctr.data_sent++;
 
     int64_t start = q->next_tx_ps > sim->now ? q->next_tx_ps : sim->now;
-    q->next_tx_ps = start + ser_ps(pk->wire, (uint64_t)q->rate_bps);
+    q->next_tx_ps = start + ser_ps(pk->wire, (uint64_t)q->st->rate_bps);
     q->last_wire = pk->wire;
     if (q->rto_deadline < 0) {
         if (q->mode != SD_GBN)
@@ -250,12 +250,12 @@ void nic_pull(sd_sim *sim, uint32_t host)
         }
         if (window_open(sim, q)) {
             if (q->next_tx_ps <= sim->now) {
-                if (sim->qpc && !qpc_tx_access(sim, qi)) {
+                if (sim->qpc.hosts && !qpc_tx_access(sim, qi)) {
                     /* its context is being fetched: serve another QP, but keep its turn; look
                      * ahead past at most max_outstanding such QPs (the fill wakes us) */
                     if (held == SD_NONE)
                         held = qi;
-                    if (++nheld >= sim->qpc[host].max_outstanding)
+                    if (++nheld >= sim->qpc.hosts[host].max_outstanding)
                         break;
                     qi = next;
                     continue;
@@ -293,8 +293,8 @@ static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, ui
     if (p == SD_NONE)
         return;                          /* counted in pool_exhausted; the sender's RTO recovers */
     sim->pkts[p].hops = int_from != SD_NONE ? (uint8_t)(SD_TTL - sim->pkts[int_from].ttl) : 0;
-    if (sim->ints)                       /* an ACK echoes the INT of the packet it acknowledges */
-        sim->ints[p] = int_from != SD_NONE ? sim->ints[int_from] : (sd_int_rec){0, 0, {{0, 0, 0, 0}}};
+    if (sim->intl.rec)                       /* an ACK echoes the INT of the packet it acknowledges */
+        sim->intl.rec[p] = int_from != SD_NONE ? sim->intl.rec[int_from] : (sd_int_rec){0, 0, {{0, 0, 0, 0}}};
     sd_packet *pk = &sim->pkts[p];
     pk->ts_ps = ts_echo;
     pk->src = host;
@@ -326,7 +326,7 @@ static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, ui
 /* The entropy of the ACKs and CNPs a QP sends: its sport, or the first of its path set (failover). */
 static inline uint32_t ctrl_sport(const sd_qp *q)
 {
-    return q->npaths ? q->paths[0] : q->sport;
+    return q->npaths ? q->st->paths[0] : q->sport;
 }
 
 void nic_send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t ts_echo, uint32_t acked,
@@ -336,11 +336,11 @@ void nic_send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t
     if (sim->cfg.cnp_mode == SD_CNP_ACK_ECHO && q->ce_pending) {
         becn = 1;
         q->ce_pending = 0;
-        q->cnps_tx++;
+        q->st->cnps_tx++;
         sim->ctr.cnp_sent++;
     }
     q->unacked = 0;
-    send_ctrl(sim, q->host, q->peer_host, q->peer_qp, ctrl_sport(q), SD_OP_ACK, psn, q->msn, syndrome, becn, ts_echo, acked,
+    send_ctrl(sim, q->host, q->peer_host, q->peer_qp, ctrl_sport(q), SD_OP_ACK, psn, q->st->msn, syndrome, becn, ts_echo, acked,
               sack, q->ar & SD_AR_CLASS_ACK ? SD_PKT_AR : 0);
 }
 
@@ -350,16 +350,16 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
     sd_qp *q = &sim->qps[qi];
     uint32_t p = (uint32_t)(pk - sim->pkts);
     sim->ctr.data_delivered++;
-    q->rx_packets++;
+    q->st->rx_packets++;
     if (pk->ecn == SD_ECN_CE) {
-        q->ce_rx++;
+        q->st->ce_rx++;
         /* NP: a CNP packet (opcode 0x81) on the first CE after at least cnp_interval_ps since this
          * QP's last one (DCQCN paper: 50 us per flow; ConnectX min_time_between_cnps: 4 us, which
          * the firmware applies per port: not modelled, the limit here is per QP). */
         if (sim->cfg.cnp_mode == SD_CNP_INTERVAL) {
             if (q->last_cnp_ps < 0 || sim->now - q->last_cnp_ps >= sim->cfg.cnp_interval_ps) {
                 q->last_cnp_ps = sim->now;
-                q->cnps_tx++;
+                q->st->cnps_tx++;
                 sim->ctr.cnp_sent++;
                 send_ctrl(sim, q->host, q->peer_host, q->peer_qp, ctrl_sport(q), SD_OP_CNP, 0, 0, 0, 1, -1, SD_NONE,
                           SD_NONE, q->ar & SD_AR_CLASS_CNP ? SD_PKT_AR : 0);
@@ -372,27 +372,27 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
         reorder_receive(sim, qi, pk);
         return;
     }
-    int32_t d = psn_diff(pk->psn, q->epsn);
+    int32_t d = psn_diff(pk->psn, q->st->epsn);
     if (d == 0) {
-        q->epsn = (q->epsn + 1) & SD_PSN_MASK;
-        q->rx_bytes += pk->payload;
+        q->st->epsn = (q->st->epsn + 1) & SD_PSN_MASK;
+        q->st->rx_bytes += pk->payload;
         q->nak_pending = 0;
         q->unacked++;
         if (pk->opcode == SD_OP_WRITE_LAST || pk->opcode == SD_OP_WRITE_ONLY)
-            q->msn = (q->msn + 1) & SD_PSN_MASK;
+            q->st->msn = (q->st->msn + 1) & SD_PSN_MASK;
         if ((pk->flags & SD_PKT_ACKREQ) || q->unacked >= sim->cfg.ack_interval || q->ce_pending)
-            nic_send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps, p, SD_NONE);
+            nic_send_ack(sim, q, 0x1F, q->st->epsn - 1, pk->ts_ps, p, SD_NONE);
     } else if (d > 0) {
-        q->rx_ooo++;
+        q->st->rx_ooo++;
         if (!q->nak_pending) {
             q->nak_pending = 1;
-            q->naks_tx++;
+            q->st->naks_tx++;
             sim->ctr.nak_sent++;
-            nic_send_ack(sim, q, 0x60, q->epsn, pk->ts_ps, p, SD_NONE);
+            nic_send_ack(sim, q, 0x60, q->st->epsn, pk->ts_ps, p, SD_NONE);
         }
     } else {
-        q->rx_dup++;
-        nic_send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps, p, SD_NONE);
+        q->st->rx_dup++;
+        nic_send_ack(sim, q, 0x1F, q->st->epsn - 1, pk->ts_ps, p, SD_NONE);
     }
 }
 
@@ -434,7 +434,7 @@ static uint64_t advance_una(sd_sim *sim, uint32_t qi, uint64_t new_una)
         q->una_msg = m->next;
     }
     q->snd_una = new_una;
-    q->acked_bytes += acked;
+    q->st->acked_bytes += acked;
     return acked;
 }
 
@@ -496,7 +496,7 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
         nic_activate(sim, qi);
     }
     if (pk->becn) {
-        q->cnps_rx++;
+        q->st->cnps_rx++;
         cc_event(sim, qi, SD_EV_CNP, NULL);
     }
     sd_cc_io in;
@@ -508,14 +508,14 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
     in.batch_acks = 1;
     in.batch_ecn = pk->becn;
     in.hops = pk->hops;
-    if (sim->ints) {
-        const sd_int_rec *r = &sim->ints[pk - sim->pkts];
+    if (sim->intl.rec) {
+        const sd_int_rec *r = &sim->intl.rec[pk - sim->pkts];
         in.int_nhop = r->nhop;
         for (uint32_t i = 0; i < SD_INT_HOPS; i++)
             in.int_hop[i] = r->hop[i];
     }
     if (nak)
-        q->naks_rx++;
+        q->st->naks_rx++;
     /* sr: only the first NACK of an episode is a loss to the CC; the others count as SACKed ACKs */
     if (new_loss) {
         if (q->acc_acks > 0)             /* hand over the ACKs batched so far before the NAK */
@@ -547,14 +547,14 @@ void nic_receive(sd_sim *sim, uint32_t host, uint32_t p)
 {
     sd_packet *pk = &sim->pkts[p];
     if (pk->dst != host || pk->dqp >= sim->num_qps || sim->qps[pk->dqp].host != host ||
-        (sim->vsmeta && sim->vsmeta[p] & SD_VS_META_ENCAP)) {
+        (sim->vsw.meta && sim->vsw.meta[p] & SD_VS_META_ENCAP)) {
         sim->ctr.misdelivered++;
         sim->hosts[host].misdelivered++;
         count_drop(sim, pk);
         pkt_free(sim, p);
         return;
     }
-    if (sim->qpc && !qpc_rx_access(sim, sim->pkts[p].dqp, p))
+    if (sim->qpc.hosts && !qpc_rx_access(sim, sim->pkts[p].dqp, p))
         return;                          /* waits for its QP's context (qpc.c) */
     nic_process(sim, p);
 }
@@ -576,7 +576,7 @@ void nic_process(sd_sim *sim, uint32_t p)
         receive_ack(sim, qi, pk);
     } else if (pk->opcode == SD_OP_CNP) {
         sim->ctr.ctrl_delivered++;
-        q->cnps_rx++;
+        q->st->cnps_rx++;
         cc_event(sim, qi, SD_EV_CNP, NULL);
         nic_pull(sim, q->host);
     } else {
@@ -608,7 +608,7 @@ void nic_rto(sd_sim *sim, uint32_t qi)
         arm_rto(sim, q, qi, next);       /* -1: a resend or new packet re-arms it (send_data) */
         if (lost == 0)
             return;
-        q->timeouts++;
+        q->st->timeouts++;
         sim->ctr.timeouts++;
         cc_event(sim, qi, SD_EV_TIMEOUT, NULL);
         path_timeout(sim, qi);
@@ -616,7 +616,7 @@ void nic_rto(sd_sim *sim, uint32_t qi)
         nic_pull(sim, q->host);
         return;
     }
-    q->timeouts++;
+    q->st->timeouts++;
     sim->ctr.timeouts++;
     q->rto_deadline = -1;
     cc_event(sim, qi, SD_EV_TIMEOUT, NULL);
@@ -642,7 +642,7 @@ void nic_post_release(sd_sim *sim)
         int was_idle = q->snd_una == q->snd_end;
         m->start_seq = q->snd_end;
         q->snd_end += m->npkts;
-        q->posted_bytes += m->bytes;
+        q->st->posted_bytes += m->bytes;
         if (q->last_msg != SD_NONE)
             sim->msgs[q->last_msg].next = mi;
         q->last_msg = mi;

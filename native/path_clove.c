@@ -52,7 +52,7 @@ static uint32_t clove_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)
 {
     if (ps->last_tx_ps < 0 || sim->now - ps->last_tx_ps > ps->flowlet_gap_ps) {   /* a new flowlet */
         uint32_t i = wrr_pick(st(ps), q->npaths);
-        ps->repaths += ps->last_tx_ps >= 0 && i != q->path_next;
+        ps->st->repaths += ps->last_tx_ps >= 0 && i != q->path_next;
         q->path_next = i;
     }
     return q->path_next;

@@ -9,7 +9,7 @@ static uint32_t flowlet_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)
 {
     if (ps->last_tx_ps >= 0 && sim->now - ps->last_tx_ps > ps->flowlet_gap_ps) {
         q->path_next = path_other_slot(q, q->path_next);
-        ps->repaths++;
+        ps->st->repaths++;
     }
     return q->path_next;
 }

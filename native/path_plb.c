@@ -16,7 +16,7 @@ static void plb_repath(sd_qp *q, sd_path_state *ps)
 {
     q->path_next = path_other_slot(q, q->path_next);
     ps->plb_cong_rounds = 0;
-    ps->repaths++;
+    ps->st->repaths++;
 }
 
 static void plb_on_ack(sd_sim *sim, sd_qp *q, sd_path_state *ps, uint32_t slot, int ce, int nak)

@@ -15,7 +15,7 @@ static uint32_t reps_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)
         ps->reps_len--;
     } else {
         i = (uint32_t)(rng_next(&q->path_rng) % q->npaths);
-        ps->reps_explored++;
+        ps->st->reps_explored++;
     }
     return i;
 }

@@ -25,8 +25,8 @@ static uint32_t weighted_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)
 {
     (void)sim, (void)ps;
     uint32_t i = 0;
-    uint32_t r = (uint32_t)(rng_next(&q->path_rng) % q->path_weight[q->npaths - 1]);
-    while (q->path_weight[i] <= r)
+    uint32_t r = (uint32_t)(rng_next(&q->path_rng) % q->st->path_weight[q->npaths - 1]);
+    while (q->st->path_weight[i] <= r)
         i++;
     return i;
 }
@@ -35,7 +35,7 @@ static void weighted_weights(const sd_qp *q, const sd_path_state *ps, double *ou
 {
     (void)ps;
     for (uint32_t i = 0; i < q->npaths; i++)
-        out[i] = (double)(q->path_weight[i] - (i ? q->path_weight[i - 1] : 0));
+        out[i] = (double)(q->st->path_weight[i] - (i ? q->st->path_weight[i - 1] : 0));
 }
 
 const path_ops path_spray_rr = {

@@ -70,13 +70,13 @@ uint32_t sd_path_policy_flags(uint32_t policy)
 uint16_t path_pick(sd_sim *sim, uint32_t qi, uint64_t seq, uint8_t *slot_flags)
 {
     sd_qp *q = &sim->qps[qi];
-    sd_path_state *ps = &sim->pstate[qi];
+    sd_path_state *ps = &sim->paths.state[qi];
     uint32_t i = path_table[q->path_policy]->choose(sim, q, ps);
     ps->last_tx_ps = sim->now;
-    ps->sent[i]++;
+    ps->st->sent[i]++;
     ps->slot_of[seq & 1023u] = (uint8_t)i;
     *slot_flags = (uint8_t)((i + 1u) << SD_PKT_SLOT_SHIFT);
-    return q->paths[i];
+    return q->st->paths[i];
 }
 
 void path_feedback(sd_sim *sim, uint32_t qi, const sd_packet *ack, int nak)
@@ -86,12 +86,12 @@ void path_feedback(sd_sim *sim, uint32_t qi, const sd_packet *ack, int nak)
     if (slot == 0 || slot > q->npaths)
         return;
     slot--;
-    sd_path_state *ps = &sim->pstate[qi];
+    sd_path_state *ps = &sim->paths.state[qi];
     int ce = (ack->flags & SD_PKT_CE_ECHO) != 0;
-    ps->acks[slot]++;
-    ps->ce[slot] += (uint64_t)ce;
+    ps->st->acks[slot]++;
+    ps->st->ce[slot] += (uint64_t)ce;
     if (ack->ts_ps >= 0)
-        ps->rtt_ps[slot] = sim->now - ack->ts_ps;
+        ps->st->rtt_ps[slot] = sim->now - ack->ts_ps;
     const path_ops *p = path_table[q->path_policy];
     if (p->on_ack)
         p->on_ack(sim, q, ps, slot, ce, nak);
@@ -102,10 +102,10 @@ void path_timeout(sd_sim *sim, uint32_t qi)
     sd_qp *q = &sim->qps[qi];
     if (q->npaths == 0)
         return;
-    sd_path_state *ps = &sim->pstate[qi];
+    sd_path_state *ps = &sim->paths.state[qi];
     uint32_t s = ps->slot_of[q->snd_una & 1023u];
     if (s < q->npaths)
-        ps->timeouts[s]++;               /* the oldest outstanding packet's path timed out */
+        ps->st->timeouts[s]++;               /* the oldest outstanding packet's path timed out */
     const path_ops *p = path_table[q->path_policy];
     if (p->on_timeout)
         p->on_timeout(sim, q, ps);
@@ -123,22 +123,6 @@ static uint64_t seed_mix(uint64_t seed, uint64_t stream)    /* as sim.c's: one s
 static int path_params_set(const sd_path_state *ps)
 {
     return ps->plb_rehash_rounds >= 1;
-}
-
-/* Setup time: grow the path-state table to the QP table (new rows zero: no parameters). */
-static int pstate_reserve(sd_sim *sim, uint32_t qp)
-{
-    if (qp < sim->pstate_cap)
-        return SD_OK;
-    uint32_t cap = sim->cfg.max_qps > qp ? sim->cfg.max_qps : qp + 1;
-    sd_path_state *np = realloc(sim->pstate, (size_t)cap * sizeof *np);
-    if (!np)
-        return sd_fail(sim, SD_ENOMEM, "paths: out of memory");
-    /* no parameters of its own: unset (plb_rehash_rounds 0) until sd_set_path_params gives them */
-    memset(&np[sim->pstate_cap], 0, (size_t)(cap - sim->pstate_cap) * sizeof *np);
-    sim->pstate = np;
-    sim->pstate_cap = cap;
-    return SD_OK;
 }
 
 int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entropies, const uint32_t *weights,
@@ -160,10 +144,10 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
         return sd_fail(sim, SD_EINVAL, "paths: policy %s takes one entropy, got %u", p->name, n);
     if (p->flags & SD_PATHF_WEIGHTS && !weights)
         return sd_fail(sim, SD_EINVAL, "paths: %s needs weights", p->name);
-    int rc = pstate_reserve(sim, qp);
+    int rc = paths_reserve(sim, qp);
     if (rc != SD_OK)
         return rc;
-    if (p->flags & SD_PATHF_PARAMS && !path_params_set(&sim->pstate[qp]))
+    if (p->flags & SD_PATHF_PARAMS && !path_params_set(&sim->paths.state[qp]))
         return sd_fail(sim, SD_EINVAL, "paths: qp %u: policy %s needs its parameters first (sd_set_path_params); "
                        "the data plane has no defaults of its own", qp, p->name);
     sd_qp *q = &sim->qps[qp];
@@ -175,18 +159,20 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
             return sd_fail(sim, SD_EINVAL, "paths: weights[%u] must be in [1, 1e6], got %u", i, weights[i]);
     }
     for (uint32_t i = 0; i < n; i++) {
-        q->paths[i] = (uint16_t)entropies[i];
+        q->st->paths[i] = (uint16_t)entropies[i];
         cum += weights ? weights[i] : 1u;
-        q->path_weight[i] = cum;
+        q->st->path_weight[i] = cum;
     }
     q->npaths = n;
     q->path_policy = policy;
     q->path_next = 0;
     q->ar = ar_classes;
     q->path_rng = seed_mix(sim->cfg.seed, 0x5041000000ull + qp);
-    sd_path_state *ps = &sim->pstate[qp];
+    sd_path_state *ps = &sim->paths.state[qp];
     sd_path_state keep = *ps;            /* a new set: fresh telemetry, same parameters and suspension */
     memset(ps, 0, sizeof *ps);
+    ps->st = keep.st;
+    memset(ps->st, 0, sizeof *ps->st);
     ps->flowlet_gap_ps = keep.flowlet_gap_ps;
     ps->plb_cong_thresh = keep.plb_cong_thresh;
     ps->plb_rehash_rounds = keep.plb_rehash_rounds;
@@ -194,9 +180,11 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
     ps->plb_suspend_until = keep.plb_suspend_until;
     ps->last_tx_ps = -1;
     for (uint32_t i = 0; i < SD_MAX_PATHS; i++)
-        ps->rtt_ps[i] = -1;
+        ps->st->rtt_ps[i] = -1;
     if (p->init)
         p->init(sim, q, ps);
+    qp_publish(sim, qp);
+    path_publish(sim, qp);
     return SD_OK;
 }
 
@@ -214,21 +202,22 @@ int sd_set_path_params(sd_sim *sim, uint32_t qp, int64_t flowlet_gap_ps, double 
         return sd_fail(sim, SD_EINVAL, "path_params: plb_rehash_rounds must be >= 1");
     if (plb_suspend_ps < 0)
         return sd_fail(sim, SD_EINVAL, "path_params: plb_suspend_ps must be >= 0");
-    int rc = pstate_reserve(sim, qp);
+    int rc = paths_reserve(sim, qp);
     if (rc != SD_OK)
         return rc;
-    sd_path_state *ps = &sim->pstate[qp];
+    sd_path_state *ps = &sim->paths.state[qp];
     ps->flowlet_gap_ps = flowlet_gap_ps;
     ps->plb_cong_thresh = plb_cong_thresh;
     ps->plb_rehash_rounds = plb_rehash_rounds;
     ps->plb_suspend_ps = plb_suspend_ps;
+    path_publish(sim, qp);
     return SD_OK;
 }
 
-sd_path_state *sd_path_states(sd_sim *sim, uint32_t *count)
+sd_path_stats *sd_path_states(sd_sim *sim, uint32_t *count)
 {
-    *count = sim->pstate ? (sim->num_qps < sim->pstate_cap ? sim->num_qps : sim->pstate_cap) : 0;
-    return sim->pstate;
+    *count = sim->paths.state ? (sim->num_qps < sim->paths.cap ? sim->num_qps : sim->paths.cap) : 0;
+    return sim->paths.stats;
 }
 
 /* ------------------------------------------------------------------ the decoded accessor */
@@ -264,11 +253,11 @@ int sd_get_paths(sd_sim *sim, uint32_t qp, sd_path_set *out)
         return SD_OK;
     }
     const path_ops *p = path_table[q->path_policy];
-    const sd_path_state *ps = &sim->pstate[qp];
+    const sd_path_state *ps = &sim->paths.state[qp];
     out->policy = q->path_policy;
     out->n = q->npaths;
     for (uint32_t i = 0; i < q->npaths; i++) {
-        out->entropy[i] = q->paths[i];
+        out->entropy[i] = q->st->paths[i];
         out->weight[i] = 1.0;
     }
     if (p->weights)

@@ -1,7 +1,9 @@
 /* port.c: an egress port and its link. Priority queues (byte capacity; admission, dequeue and
- * marking by each queue's discipline, native/qdisc.c), the dequeue hooks (PFC, INT, capture),
+ * marking by each queue's discipline, native/qdisc.c), the port hooks (PFC, INT, capture),
  * serialization at the port rate, then the wire: packets in flight keep FIFO order, so a port needs one pending EV_WIRE (for the wire head) and at most one
  * EV_TX_DONE, whatever the number of packets queued or in flight. */
+#include <string.h>
+
 #include "sim.h"
 
 uint64_t rng_next(uint64_t *state)
@@ -30,8 +32,8 @@ void count_drop(sd_sim *sim, sd_packet *pk)
     /* per sender QP: the data packet's DestQP is the receiver, whose peer is the sender */
     if (pk->dqp < sim->num_qps && sim->qps[pk->dqp].peer_qp < sim->num_qps) {
         sd_qp *snd = &sim->qps[sim->qps[pk->dqp].peer_qp];
-        snd->data_dropped++;
-        snd->retx_dropped += (uint64_t)rtx;
+        snd->st->data_dropped++;
+        snd->st->retx_dropped += (uint64_t)rtx;
     }
 }
 
@@ -41,27 +43,35 @@ static inline int port_pick(sd_sim *sim, sd_port *pt)
 {
     if (pt->qdisc[SD_PRIO_CTRL] == SD_QDISC_TC)
         return qdisc_tc_pick(sim, pt);
-    if (pt->q_head[SD_PRIO_CTRL] != SD_NONE && !(pt->paused & (1u << SD_PRIO_CTRL)))
+    if (pt->q_head[SD_PRIO_CTRL] != SD_NONE && !(pt->st->paused & (1u << SD_PRIO_CTRL)))
         return SD_PRIO_CTRL;
-    if (pt->q_head[SD_PRIO_DATA] != SD_NONE && !(pt->paused & (1u << SD_PRIO_DATA)))
+    if (pt->q_head[SD_PRIO_DATA] != SD_NONE && !(pt->st->paused & (1u << SD_PRIO_DATA)))
         return SD_PRIO_DATA;
     return -1;
 }
 
-/* What else happens to a packet leaving an egress queue, each feature's hook in turn: the
- * switch's PFC ingress accounting releases its buffer (pfc.c), HPCC's INT stamps the hop on
- * data at a switch (int.c), capture sessions record it (capture in sim.c). Each hook runs only
- * where its feature applies; the order is part of the model (INT sees the queue after the
- * departure, capture sees the INT-stamped packet). */
-static inline void port_dequeue_hooks(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
+/* The port hooks, in the order they run at an event (see port_hook in sim.h). Adding one: its
+ * run/wants functions in the feature's file, one line here, and port_hooks_build calls from the
+ * setters that change what it wants. */
+const port_hook *const port_hook_table[] = {
+    &pfc_hook_dequeue,                   /* the packet leaves this switch's buffer (pfc.c) */
+    &pfc_hook_drop,                      /* ... or is dropped at this egress */
+    &int_hook_stamp,                     /* HPCC INT, stamped at dequeue on data at a switch (int.c) */
+    &capture_hook_tx,                    /* capture sessions recording what the port sends (wire.c) */
+    &capture_hook_rx,                    /* ... and what its node receives through it */
+};
+enum { PORT_NUM_HOOKS = sizeof port_hook_table / sizeof port_hook_table[0] };
+_Static_assert(PORT_NUM_HOOKS < 256, "hook ids are bytes");
+
+void port_hooks_build(sd_sim *sim, uint32_t port)
 {
-    sd_packet *pk = &sim->pkts[p];
-    if (pk->in_port != SD_NONE)
-        pfc_release(sim, pk);            /* the packet leaves this switch's buffer */
-    if (sim->ints && prio == SD_PRIO_DATA && pt->node >= sim->cfg.num_hosts)
-        int_push_hop(sim, pt, p);        /* HPCC INT, stamped at dequeue */
-    if (pt->cap_tx)
-        capture_packet(sim, pt->cap_tx, pk);
+    sd_port *pt = &sim->ports[port];
+    memset(pt->nhook, 0, sizeof pt->nhook);
+    for (uint32_t h = 0; h < PORT_NUM_HOOKS; h++) {
+        const port_hook *k = port_hook_table[h];
+        if (k->wants(sim, pt) && pt->nhook[k->event] < PORT_MAX_HOOKS)
+            pt->hook[k->event][pt->nhook[k->event]++] = (uint8_t)h;
+    }
 }
 
 /* Dequeue the next packet of priority `prio` and put it on the wire. */
@@ -73,11 +83,11 @@ static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
     sd_packet *pk = &sim->pkts[p];
     if (qd && qd->on_dequeue)
         qd->on_dequeue(sim, pt, prio, p); /* marking, on the bytes left behind */
-    port_dequeue_hooks(sim, pt, prio, p);
+    port_hooks_run(sim, pt, PORT_EV_DEQUEUE, prio, p);   /* PFC, INT, capture */
     int64_t ser = ser_ps(pk->wire, pt->rate_bps);
     pt->busy_until = sim->now + ser;
-    pt->tx_bytes += pk->wire;
-    pt->tx_packets++;
+    pt->st->tx_bytes += pk->wire;
+    pt->st->tx_packets++;
     pk->arrive_ps = pt->busy_until + pt->delay_ps;
     pk->next = SD_NONE;
     if (pt->wire_tail == SD_NONE)
@@ -94,7 +104,7 @@ static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
      * wake-up when a QP gets data while the port is still busy. */
     int more = port_pick(sim, pt) >= 0;
     int nic_wants = pt->node < sim->cfg.num_hosts && sim->hosts[pt->node].nactive > 0 &&
-                    !(pt->paused & (1u << SD_PRIO_DATA));
+                    !(pt->st->paused & (1u << SD_PRIO_DATA));
     if (more || nic_wants) {
         pt->tx_pending = 1;
         ev_push(sim, pt->busy_until, EV_TX_DONE, port, SD_NONE);
@@ -106,22 +116,20 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
     sd_port *pt = &sim->ports[port];
     sd_packet *pk = &sim->pkts[p];
     if (!pt->up) {
-        pt->down_drops++;
+        pt->st->down_drops++;
         count_drop(sim, pk);
-        if (pk->in_port != SD_NONE)
-            pfc_release(sim, pk);
+        port_hooks_run(sim, pt, PORT_EV_DROP, pk->prio, p);
         pkt_free(sim, p);
         return;
     }
     uint32_t prio = pk->prio;
     const qdisc_ops *qd = pt->qdisc[prio] ? qdisc_table[pt->qdisc[prio]] : NULL;
     int r = 1;                           /* 1: append to the FIFO, 2: the discipline queued it, 0: drop */
-    if (pt->q_bytes[prio] + pk->wire > pt->q_cap[prio] || (qd && qd->enqueue && !(r = qd->enqueue(sim, pt, prio, p)))) {
-        pt->dropped++;
-        pt->dropped_bytes += pk->wire;
+    if (pt->st->q_bytes[prio] + pk->wire > pt->q_cap[prio] || (qd && qd->enqueue && !(r = qd->enqueue(sim, pt, prio, p)))) {
+        pt->st->dropped++;
+        pt->st->dropped_bytes += pk->wire;
         count_drop(sim, pk);
-        if (pk->in_port != SD_NONE)
-            pfc_release(sim, pk);
+        port_hooks_run(sim, pt, PORT_EV_DROP, prio, p);
         pkt_free(sim, p);
         return;
     }
@@ -132,11 +140,11 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
         else
             sim->pkts[pt->q_tail[prio]].next = p;
         pt->q_tail[prio] = p;
-        pt->q_bytes[prio] += pk->wire;
+        pt->st->q_bytes[prio] += pk->wire;
         pt->q_len[prio]++;
     }
-    if (pt->q_bytes[prio] > pt->q_peak[prio])
-        pt->q_peak[prio] = pt->q_bytes[prio];
+    if (pt->st->q_bytes[prio] > pt->st->q_peak[prio])
+        pt->st->q_peak[prio] = pt->st->q_bytes[prio];
 
     if (pt->busy_until <= sim->now && !pt->tx_pending) {
         int next = port_pick(sim, pt);
@@ -153,7 +161,7 @@ int port_can_send_data(sd_sim *sim, uint32_t port)
     sd_port *pt = &sim->ports[port];
     if (pt->tx_pending || pt->q_head[SD_PRIO_CTRL] != SD_NONE || pt->q_head[SD_PRIO_DATA] != SD_NONE)
         return 0;                        /* the pending EV_TX_DONE will pull */
-    if (pt->paused & (1u << SD_PRIO_DATA))
+    if (pt->st->paused & (1u << SD_PRIO_DATA))
         return 0;                        /* PFC: the resume will pull */
     if (pt->busy_until > sim->now) {
         pt->tx_pending = 1;              /* busy with nothing scheduled: pull when it is free */
@@ -203,9 +211,8 @@ void port_wire_arrive(sd_sim *sim, uint32_t port)
         return;
     }
     sd_port *in = &sim->ports[pt->peer];
-    in->rx_packets++;
-    if (in->cap_rx)
-        capture_packet(sim, in->cap_rx, pk);
+    in->st->rx_packets++;
+    port_hooks_run(sim, in, PORT_EV_RECEIVE, pk->prio, p);
     if (in->node < sim->cfg.num_hosts)
         dpu_receive(sim, in->node, p);
     else

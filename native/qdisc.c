@@ -17,21 +17,30 @@ const qdisc_ops *const qdisc_table[SD_NUM_QDISC] = {
     [SD_QDISC_TC] = &qd_traffic_class,
 };
 
+/* The qdisc module (sim.c's table): the default DSCP map; side arrays come with the first
+ * discipline that needs them (sd_set_qdisc, sd_set_qp_dscp). */
+int qdisc_init(sd_sim *sim)
+{
+    for (uint32_t d = 0; d < 64; d++)
+        sim->qdisc.dscp_class[d] = (uint8_t)(d >> 3);   /* class selector: the DSCP's precedence bits */
+    return SD_OK;
+}
+
 void qdisc_free(sd_sim *sim)
 {
-    free(sim->codel);
-    free(sim->tc);
-    free(sim->qp_dscp);
-    free(sim->enq_ps);
+    free(sim->qdisc.codel);
+    free(sim->qdisc.tc);
+    free(sim->qdisc.qp_dscp);
+    free(sim->qdisc.enq_ps);
 }
 
 uint64_t qdisc_memory_bytes(const sd_sim *sim)
 {
     uint64_t queues = (uint64_t)2 * sim->cfg.max_links * SD_NUM_PRIO;
-    uint64_t b = sim->codel ? queues * qdisc_codel_state_bytes() : 0;
-    b += sim->tc ? (uint64_t)2 * sim->cfg.max_links * qdisc_tc_state_bytes() : 0;
-    b += sim->qp_dscp ? (uint64_t)sim->cfg.max_qps : 0;
-    b += sim->enq_ps ? (uint64_t)sim->cfg.pkt_pool * sizeof *sim->enq_ps : 0;
+    uint64_t b = sim->qdisc.codel ? queues * qdisc_codel_state_bytes() : 0;
+    b += sim->qdisc.tc ? (uint64_t)2 * sim->cfg.max_links * qdisc_tc_state_bytes() : 0;
+    b += sim->qdisc.qp_dscp ? (uint64_t)sim->cfg.max_qps : 0;
+    b += sim->qdisc.enq_ps ? (uint64_t)sim->cfg.pkt_pool * sizeof *sim->qdisc.enq_ps : 0;
     return b;
 }
 
@@ -78,8 +87,8 @@ static int red_setup(sd_sim *sim, uint32_t port, uint32_t prio, const double *p)
 static void red_on_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
 {
     sd_packet *pk = &sim->pkts[p];
-    if (pk->ecn != 0 && pt->q_bytes[prio] > pt->kmin[prio]) {
-        double pr = sd_red_probability(pt->q_bytes[prio], pt->kmin[prio], pt->kmax[prio], pt->pmax[prio]);
+    if (pk->ecn != 0 && pt->st->q_bytes[prio] > pt->kmin[prio]) {
+        double pr = sd_red_probability(pt->st->q_bytes[prio], pt->kmin[prio], pt->kmax[prio], pt->pmax[prio]);
         if (pr >= 1.0 || rng_uniform(&pt->rng) < pr)
             qdisc_mark(sim, pt, pk);
     }
@@ -150,11 +159,9 @@ int sd_set_qdisc(sd_sim *sim, uint32_t port, uint32_t prio, const char *kind, co
     }
     pt->kmin[prio] = pt->kmax[prio] = 0;  /* RED's thresholds (telemetry) belong to red_ecn alone */
     pt->pmax[prio] = 0.0;
-    if (q->setup) {
-        int rc = q->setup(sim, port, prio, params);
-        if (rc != SD_OK)
-            return rc;
-    }
-    pt->qdisc[prio] = (uint8_t)k;
-    return SD_OK;
+    int rc = q->setup ? q->setup(sim, port, prio, params) : SD_OK;
+    if (rc == SD_OK)
+        pt->qdisc[prio] = (uint8_t)k;
+    port_publish(sim, port);
+    return rc;
 }

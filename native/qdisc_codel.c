@@ -43,17 +43,17 @@ static const char *codel_validate(const double *p, char *why, size_t len)
 
 static int codel_setup(sd_sim *sim, uint32_t port, uint32_t prio, const double *p)
 {
-    if (!sim->codel) {
-        sim->codel = calloc((size_t)2 * sim->cfg.max_links * SD_NUM_PRIO, sizeof *sim->codel);
-        if (!sim->codel)
+    if (!sim->qdisc.codel) {
+        sim->qdisc.codel = calloc((size_t)2 * sim->cfg.max_links * SD_NUM_PRIO, sizeof *sim->qdisc.codel);
+        if (!sim->qdisc.codel)
             return sd_fail(sim, SD_ENOMEM, "out of memory for the CoDel state");
     }
-    if (!sim->enq_ps) {
-        sim->enq_ps = calloc(sim->cfg.pkt_pool, sizeof *sim->enq_ps);
-        if (!sim->enq_ps)
+    if (!sim->qdisc.enq_ps) {
+        sim->qdisc.enq_ps = calloc(sim->cfg.pkt_pool, sizeof *sim->qdisc.enq_ps);
+        if (!sim->qdisc.enq_ps)
             return sd_fail(sim, SD_ENOMEM, "out of memory for the enqueue times");
     }
-    struct qd_codel *c = &sim->codel[port * SD_NUM_PRIO + prio];
+    struct qd_codel *c = &sim->qdisc.codel[port * SD_NUM_PRIO + prio];
     *c = (struct qd_codel){0};
     c->target_ps = (int64_t)p[0];
     c->interval_ps = (int64_t)p[1];
@@ -64,7 +64,7 @@ static int codel_setup(sd_sim *sim, uint32_t port, uint32_t prio, const double *
 static int codel_enqueue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
 {
     (void)pt, (void)prio;
-    sim->enq_ps[p] = sim->now;
+    sim->qdisc.enq_ps[p] = sim->now;
     return 1;
 }
 
@@ -76,12 +76,12 @@ static int64_t control_law(const struct qd_codel *c, int64_t t)
 
 static void codel_on_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
 {
-    struct qd_codel *c = &sim->codel[(uint32_t)(pt - sim->ports) * SD_NUM_PRIO + prio];
+    struct qd_codel *c = &sim->qdisc.codel[(uint32_t)(pt - sim->ports) * SD_NUM_PRIO + prio];
     sd_packet *pk = &sim->pkts[p];
-    int64_t now = sim->now, sojourn = now - sim->enq_ps[p];
+    int64_t now = sim->now, sojourn = now - sim->qdisc.enq_ps[p];
     int ok_to_mark = 0;
     /* dodequeue() (§5.4): bytes left behind <= MAXPACKET also counts as "below target" */
-    if (sojourn < c->target_ps || pt->q_bytes[prio] <= c->maxpacket) {
+    if (sojourn < c->target_ps || pt->st->q_bytes[prio] <= c->maxpacket) {
         c->first_above_time = 0;
     } else if (c->first_above_time == 0) {
         c->first_above_time = now + c->interval_ps;

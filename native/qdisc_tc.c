@@ -61,12 +61,12 @@ static int tc_setup(sd_sim *sim, uint32_t port, uint32_t prio, const double *p)
         return sd_fail(sim, SD_EINVAL, "qdisc traffic_class: port %u is a NIC port (switch ports only)", port);
     if (pt->q_len[SD_PRIO_CTRL] || pt->q_len[SD_PRIO_DATA])
         return sd_fail(sim, SD_ESTATE, "qdisc traffic_class: port %u has packets queued", port);
-    if (!sim->tc) {
-        sim->tc = calloc((size_t)2 * sim->cfg.max_links, sizeof *sim->tc);
-        if (!sim->tc)
+    if (!sim->qdisc.tc) {
+        sim->qdisc.tc = calloc((size_t)2 * sim->cfg.max_links, sizeof *sim->qdisc.tc);
+        if (!sim->qdisc.tc)
             return sd_fail(sim, SD_ENOMEM, "out of memory for the traffic-class state");
     }
-    struct qd_tc *t = &sim->tc[port];
+    struct qd_tc *t = &sim->qdisc.tc[port];
     memset(t, 0, sizeof *t);
     for (int c = 0; c < TC; c++) {
         t->head[c] = t->tail[c] = SD_NONE;
@@ -85,12 +85,12 @@ static int tc_setup(sd_sim *sim, uint32_t port, uint32_t prio, const double *p)
 
 static inline uint32_t tc_class(const sd_sim *sim, const sd_packet *pk)
 {
-    return sim->dscp_class[pkt_dscp(sim, pk)];
+    return sim->qdisc.dscp_class[pkt_dscp(sim, pk)];
 }
 
 static int tc_enqueue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
 {
-    struct qd_tc *t = &sim->tc[pt - sim->ports];
+    struct qd_tc *t = &sim->qdisc.tc[pt - sim->ports];
     sd_packet *pk = &sim->pkts[p];
     uint32_t c = tc_class(sim, pk);
     pk->next = SD_NONE;
@@ -100,19 +100,19 @@ static int tc_enqueue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
         sim->pkts[t->tail[c]].next = p;
     t->tail[c] = p;
     t->bytes[c] += pk->wire;
-    pt->q_bytes[prio] += pk->wire;
+    pt->st->q_bytes[prio] += pk->wire;
     pt->q_len[prio]++;
     return 2;                            /* queued here */
 }
 
 static inline int tc_ready(const sd_sim *sim, const sd_port *pt, const struct qd_tc *t, uint32_t c)
 {
-    return t->head[c] != SD_NONE && !(pt->paused & (1u << sim->pkts[t->head[c]].prio));
+    return t->head[c] != SD_NONE && !(pt->st->paused & (1u << sim->pkts[t->head[c]].prio));
 }
 
 int qdisc_tc_pick(sd_sim *sim, sd_port *pt)
 {
-    struct qd_tc *t = &sim->tc[pt - sim->ports];
+    struct qd_tc *t = &sim->qdisc.tc[pt - sim->ports];
     int any = 0;
     for (int c = TC - 1; c >= 0; c--) {
         if (!tc_ready(sim, pt, t, (uint32_t)c))
@@ -144,14 +144,14 @@ int qdisc_tc_pick(sd_sim *sim, sd_port *pt)
 
 static uint32_t tc_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio)
 {
-    struct qd_tc *t = &sim->tc[pt - sim->ports];
+    struct qd_tc *t = &sim->qdisc.tc[pt - sim->ports];
     uint32_t c = t->next, p = t->head[c];
     sd_packet *pk = &sim->pkts[p];
     t->head[c] = pk->next;
     if (pk->next == SD_NONE)
         t->tail[c] = SD_NONE;
     t->bytes[c] -= pk->wire;
-    pt->q_bytes[prio] -= pk->wire;
+    pt->st->q_bytes[prio] -= pk->wire;
     pt->q_len[prio]--;
     if (t->quantum[c]) {
         t->deficit[c] -= pk->wire;
@@ -169,7 +169,7 @@ static uint32_t tc_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio)
 static void tc_on_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
 {
     (void)prio;
-    struct qd_tc *t = &sim->tc[pt - sim->ports];
+    struct qd_tc *t = &sim->qdisc.tc[pt - sim->ports];
     uint32_t c = t->next;
     sd_packet *pk = &sim->pkts[p];
     if (pk->ecn != 0 && t->pmax[c] > 0.0 && t->bytes[c] > t->kmin[c]) {
@@ -183,7 +183,7 @@ uint64_t qdisc_tc_count_data(const sd_sim *sim, uint32_t port)
 {
     uint64_t n = 0;
     for (int c = 0; c < TC; c++)
-        for (uint32_t p = sim->tc[port].head[c]; p != SD_NONE; p = sim->pkts[p].next)
+        for (uint32_t p = sim->qdisc.tc[port].head[c]; p != SD_NONE; p = sim->pkts[p].next)
             n += sim->pkts[p].prio == SD_PRIO_DATA;
     return n;
 }
@@ -196,7 +196,7 @@ int sd_set_dscp_map(sd_sim *sim, const uint32_t *classes, uint32_t n)
         if (classes[d] >= TC)
             return sd_fail(sim, SD_EINVAL, "dscp map: DSCP %u -> class %u, classes are 0..7", d, classes[d]);
     for (uint32_t d = 0; d < 64; d++)
-        sim->dscp_class[d] = (uint8_t)classes[d];
+        sim->qdisc.dscp_class[d] = (uint8_t)classes[d];
     return SD_OK;
 }
 
@@ -206,15 +206,15 @@ int sd_set_qp_dscp(sd_sim *sim, uint32_t qp, uint32_t dscp)
         return sd_fail(sim, SD_EINVAL, "qp %u does not exist", qp);
     if (dscp > 63)
         return sd_fail(sim, SD_EINVAL, "qp %u: dscp must be in [0, 63], got %u", qp, dscp);
-    if (!sim->qp_dscp) {
-        sim->qp_dscp = malloc(sim->cfg.max_qps);
-        if (!sim->qp_dscp)
+    if (!sim->qdisc.qp_dscp) {
+        sim->qdisc.qp_dscp = malloc(sim->cfg.max_qps);
+        if (!sim->qdisc.qp_dscp)
             return sd_fail(sim, SD_ENOMEM, "qp dscp: out of memory");
-        memset(sim->qp_dscp, 0xFF, sim->cfg.max_qps);
+        memset(sim->qdisc.qp_dscp, 0xFF, sim->cfg.max_qps);
     }
-    sim->qp_dscp[qp] = (uint8_t)dscp;
+    sim->qdisc.qp_dscp[qp] = (uint8_t)dscp;
     if (sim->qps[qp].peer_qp < sim->num_qps)
-        sim->qp_dscp[sim->qps[qp].peer_qp] = (uint8_t)dscp;
+        sim->qdisc.qp_dscp[sim->qps[qp].peer_qp] = (uint8_t)dscp;
     return SD_OK;
 }
 
@@ -222,7 +222,7 @@ int sd_tc_class_bytes(sd_sim *sim, uint32_t port, uint64_t *out)
 {
     if (port >= sim->num_ports || sim->ports[port].qdisc[SD_PRIO_CTRL] != SD_QDISC_TC)
         return sd_fail(sim, SD_EINVAL, "port %u has no traffic_class discipline", port);
-    memcpy(out, sim->tc[port].bytes, sizeof sim->tc[port].bytes);
+    memcpy(out, sim->qdisc.tc[port].bytes, sizeof sim->qdisc.tc[port].bytes);
     return SD_OK;
 }
 

@@ -30,42 +30,42 @@
 /* ---------------------------------------------------------------- setup */
 int qpc_reserve(sd_sim *sim, uint32_t num_qps)
 {
-    if (!sim->qpc || num_qps <= sim->qpcq_cap)
+    if (!sim->qpc.hosts || num_qps <= sim->qpc.qps_cap)
         return SD_OK;
-    uint32_t cap = sim->qpcq_cap ? sim->qpcq_cap : 64;
+    uint32_t cap = sim->qpc.qps_cap ? sim->qpc.qps_cap : 64;
     while (cap < num_qps)
         cap = cap > UINT32_MAX / 2 ? num_qps : cap * 2;
     if (cap < sim->cfg.max_qps)
         cap = sim->cfg.max_qps;
-    sd_qpc_qp *n = realloc(sim->qpcq, (size_t)cap * sizeof *n);
+    sd_qpc_qp *n = realloc(sim->qpc.qps, (size_t)cap * sizeof *n);
     if (!n)
         return sd_fail(sim, SD_ENOMEM, "qpc: out of memory for per-QP cache state");
-    for (uint32_t i = sim->qpcq_cap; i < cap; i++) {
+    for (uint32_t i = sim->qpc.qps_cap; i < cap; i++) {
         n[i] = (sd_qpc_qp){SD_NONE, SD_NONE, SD_NONE, SD_NONE, QPC_ABSENT, 0, -1};
     }
-    sim->qpcq = n;
-    sim->qpcq_cap = cap;
+    sim->qpc.qps = n;
+    sim->qpc.qps_cap = cap;
     return SD_OK;
 }
 
 void qpc_free(sd_sim *sim)
 {
-    if (sim->qpc_members)
+    if (sim->qpc.members)
         for (uint32_t h = 0; h < sim->cfg.num_hosts; h++)
-            free(sim->qpc_members[h]);
-    free(sim->qpc_members);
-    free(sim->qpc);
-    free(sim->qpcq);
-    free(sim->qpc_trace);
+            free(sim->qpc.members[h]);
+    free(sim->qpc.members);
+    free(sim->qpc.hosts);
+    free(sim->qpc.qps);
+    free(sim->qpc.trace);
 }
 
 uint64_t qpc_memory_bytes(const sd_sim *sim)
 {
     uint64_t members = 0;
-    for (uint32_t h = 0; sim->qpc_members && h < sim->cfg.num_hosts; h++)
-        members += sim->qpc_members[h] ? (uint64_t)sim->qpc[h].entries * sizeof(uint32_t) : 0;
-    return members + (sim->qpc ? (uint64_t)sim->cfg.num_hosts * (sizeof *sim->qpc + sizeof(uint32_t *)) : 0) +
-           (uint64_t)sim->qpcq_cap * sizeof *sim->qpcq + (uint64_t)sim->qpc_trace_cap * sizeof *sim->qpc_trace;
+    for (uint32_t h = 0; sim->qpc.members && h < sim->cfg.num_hosts; h++)
+        members += sim->qpc.members[h] ? (uint64_t)sim->qpc.hosts[h].entries * sizeof(uint32_t) : 0;
+    return members + (sim->qpc.hosts ? (uint64_t)sim->cfg.num_hosts * (sizeof *sim->qpc.hosts + sizeof(uint32_t *)) : 0) +
+           (uint64_t)sim->qpc.qps_cap * sizeof *sim->qpc.qps + (uint64_t)sim->qpc.trace_cap * sizeof *sim->qpc.trace;
 }
 
 int sd_set_qpc(sd_sim *sim, uint32_t host, uint32_t entries, int64_t fetch_latency_ps, uint32_t max_outstanding,
@@ -80,38 +80,38 @@ int sd_set_qpc(sd_sim *sim, uint32_t host, uint32_t entries, int64_t fetch_laten
                        max_outstanding);
     if (policy > SD_QPC_RANDOM)
         return sd_fail(sim, SD_EINVAL, "qpc: policy must be 0 (lru), 1 (fifo) or 2 (random), got %u", policy);
-    if (!sim->qpc) {
+    if (!sim->qpc.hosts) {
         if (entries == 0)
             return SD_OK;                /* nothing to disable */
-        sim->qpc = calloc(sim->cfg.num_hosts, sizeof *sim->qpc);
-        sim->qpc_members = calloc(sim->cfg.num_hosts, sizeof *sim->qpc_members);
-        if (!sim->qpc || !sim->qpc_members) {
-            free(sim->qpc);
-            free(sim->qpc_members);
-            sim->qpc = NULL;
-            sim->qpc_members = NULL;
+        sim->qpc.hosts = calloc(sim->cfg.num_hosts, sizeof *sim->qpc.hosts);
+        sim->qpc.members = calloc(sim->cfg.num_hosts, sizeof *sim->qpc.members);
+        if (!sim->qpc.hosts || !sim->qpc.members) {
+            free(sim->qpc.hosts);
+            free(sim->qpc.members);
+            sim->qpc.hosts = NULL;
+            sim->qpc.members = NULL;
             return sd_fail(sim, SD_ENOMEM, "qpc: out of memory");
         }
         for (uint32_t h = 0; h < sim->cfg.num_hosts; h++)
-            sim->qpc[h].head = sim->qpc[h].tail = sim->qpc[h].fq_head = sim->qpc[h].fq_tail = SD_NONE;
+            sim->qpc.hosts[h].head = sim->qpc.hosts[h].tail = sim->qpc.hosts[h].fq_head = sim->qpc.hosts[h].fq_tail = SD_NONE;
         int rc = qpc_reserve(sim, sim->num_qps > sim->cfg.max_qps ? sim->num_qps : sim->cfg.max_qps);
         if (rc != SD_OK) {
-            free(sim->qpc);
-            free(sim->qpc_members);
-            sim->qpc = NULL;
-            sim->qpc_members = NULL;
+            free(sim->qpc.hosts);
+            free(sim->qpc.members);
+            sim->qpc.hosts = NULL;
+            sim->qpc.members = NULL;
             return rc;
         }
     }
-    sd_qpc_host *c = &sim->qpc[host];
+    sd_qpc_host *c = &sim->qpc.hosts[host];
     if (c->used || c->outstanding || c->queued)
         return sd_fail(sim, SD_ESTATE, "qpc: host %u's cache is in use (%u cached, %u fetching, %u queued)", host,
                        c->used, c->outstanding, c->queued);
-    free(sim->qpc_members[host]);
-    sim->qpc_members[host] = NULL;
+    free(sim->qpc.members[host]);
+    sim->qpc.members[host] = NULL;
     if (policy == SD_QPC_RANDOM && entries > 0) {
-        sim->qpc_members[host] = malloc((size_t)entries * sizeof(uint32_t));
-        if (!sim->qpc_members[host])
+        sim->qpc.members[host] = malloc((size_t)entries * sizeof(uint32_t));
+        if (!sim->qpc.members[host])
             return sd_fail(sim, SD_ENOMEM, "qpc: out of memory for %u entries", entries);
     }
     uint64_t seed = sim->cfg.seed ^ ((0x5150430000ull + host) * 0xD1B54A32D192ED03ull);
@@ -131,45 +131,45 @@ int sd_set_qpc_trace(sd_sim *sim, uint32_t capacity)
         if (!t)
             return sd_fail(sim, SD_ENOMEM, "qpc trace: out of memory for %u records", capacity);
     }
-    free(sim->qpc_trace);
-    sim->qpc_trace = t;
-    sim->qpc_trace_cap = capacity;
-    sim->qpc_trace_len = 0;
-    sim->qpc_trace_dropped = 0;
+    free(sim->qpc.trace);
+    sim->qpc.trace = t;
+    sim->qpc.trace_cap = capacity;
+    sim->qpc.trace_len = 0;
+    sim->qpc.trace_dropped = 0;
     return SD_OK;
 }
 
 sd_qpc_host *sd_qpc_hosts(sd_sim *sim, uint32_t *count)
 {
-    *count = sim->qpc ? sim->cfg.num_hosts : 0;
-    return sim->qpc;
+    *count = sim->qpc.hosts ? sim->cfg.num_hosts : 0;
+    return sim->qpc.hosts;
 }
 
 sd_qpc_rec *sd_qpc_trace(sd_sim *sim, uint32_t *count, uint64_t *dropped)
 {
-    *count = sim->qpc_trace_len;
-    *dropped = sim->qpc_trace_dropped;
-    return sim->qpc_trace;
+    *count = sim->qpc.trace_len;
+    *dropped = sim->qpc.trace_dropped;
+    return sim->qpc.trace;
 }
 
 /* ---------------------------------------------------------------- mechanism */
 static void record(sd_sim *sim, uint32_t host, uint32_t qp, uint32_t outcome, uint32_t access)
 {
-    if (sim->qpc_trace_len < sim->qpc_trace_cap)
-        sim->qpc_trace[sim->qpc_trace_len++] = (sd_qpc_rec){sim->now, host, qp, outcome, access};
-    else if (sim->qpc_trace_cap)
-        sim->qpc_trace_dropped++;
+    if (sim->qpc.trace_len < sim->qpc.trace_cap)
+        sim->qpc.trace[sim->qpc.trace_len++] = (sd_qpc_rec){sim->now, host, qp, outcome, access};
+    else if (sim->qpc.trace_cap)
+        sim->qpc.trace_dropped++;
 }
 
 static void list_unlink(sd_sim *sim, sd_qpc_host *c, uint32_t qp)
 {
-    sd_qpc_qp *e = &sim->qpcq[qp];
+    sd_qpc_qp *e = &sim->qpc.qps[qp];
     if (e->prev != SD_NONE)
-        sim->qpcq[e->prev].next = e->next;
+        sim->qpc.qps[e->prev].next = e->next;
     else
         c->head = e->next;
     if (e->next != SD_NONE)
-        sim->qpcq[e->next].prev = e->prev;
+        sim->qpc.qps[e->next].prev = e->prev;
     else
         c->tail = e->prev;
     e->prev = e->next = SD_NONE;
@@ -177,11 +177,11 @@ static void list_unlink(sd_sim *sim, sd_qpc_host *c, uint32_t qp)
 
 static void list_append(sd_sim *sim, sd_qpc_host *c, uint32_t qp)
 {
-    sd_qpc_qp *e = &sim->qpcq[qp];
+    sd_qpc_qp *e = &sim->qpc.qps[qp];
     e->prev = c->tail;
     e->next = SD_NONE;
     if (c->tail != SD_NONE)
-        sim->qpcq[c->tail].next = qp;
+        sim->qpc.qps[c->tail].next = qp;
     else
         c->head = qp;
     c->tail = qp;
@@ -200,10 +200,10 @@ static void hit(sd_sim *sim, sd_qpc_host *c, uint32_t host, uint32_t qp, uint32_
 
 static uint32_t insert(sd_sim *sim, uint32_t host, uint32_t qp)
 {
-    sd_qpc_host *c = &sim->qpc[host];
+    sd_qpc_host *c = &sim->qpc.hosts[host];
     uint32_t victim = SD_NONE;
     if (c->policy == SD_QPC_RANDOM) {
-        uint32_t *mem = sim->qpc_members[host];
+        uint32_t *mem = sim->qpc.members[host];
         uint32_t slot = c->used;
         if (c->used >= c->entries) {
             slot = (uint32_t)(rng_next(&c->rng) % c->used);
@@ -211,7 +211,7 @@ static uint32_t insert(sd_sim *sim, uint32_t host, uint32_t qp)
             c->used--;
         }
         mem[slot] = qp;
-        sim->qpcq[qp].prev = slot;
+        sim->qpc.qps[qp].prev = slot;
     } else {
         if (c->used >= c->entries) {     /* the head: least recent (lru) or oldest (fifo) */
             victim = c->head;
@@ -226,7 +226,7 @@ static uint32_t insert(sd_sim *sim, uint32_t host, uint32_t qp)
 
 static void start_fetch(sd_sim *sim, sd_qpc_host *c, uint32_t qp)
 {
-    sim->qpcq[qp].state = QPC_FETCHING;
+    sim->qpc.qps[qp].state = QPC_FETCHING;
     if (++c->outstanding > c->peak_outstanding)
         c->peak_outstanding = c->outstanding;
     ev_push(sim, sim->now + c->fetch_latency_ps, EV_QPC_FETCH, qp, SD_NONE);
@@ -235,7 +235,7 @@ static void start_fetch(sd_sim *sim, sd_qpc_host *c, uint32_t qp)
 /* A miss: fetch now if a slot is free, else queue the request. */
 static void miss(sd_sim *sim, sd_qpc_host *c, uint32_t qp)
 {
-    sd_qpc_qp *e = &sim->qpcq[qp];
+    sd_qpc_qp *e = &sim->qpc.qps[qp];
     c->misses++;
     e->miss_ps = sim->now;
     if (c->outstanding < c->max_outstanding) {
@@ -245,7 +245,7 @@ static void miss(sd_sim *sim, sd_qpc_host *c, uint32_t qp)
     e->state = QPC_QUEUED;
     e->next = SD_NONE;
     if (c->fq_tail != SD_NONE)
-        sim->qpcq[c->fq_tail].next = qp;
+        sim->qpc.qps[c->fq_tail].next = qp;
     else
         c->fq_head = qp;
     c->fq_tail = qp;
@@ -257,10 +257,10 @@ static void miss(sd_sim *sim, sd_qpc_host *c, uint32_t qp)
 int qpc_tx_access(sd_sim *sim, uint32_t qp)
 {
     uint32_t host = sim->qps[qp].host;
-    sd_qpc_host *c = &sim->qpc[host];
+    sd_qpc_host *c = &sim->qpc.hosts[host];
     if (c->entries == 0)
         return 1;
-    sd_qpc_qp *e = &sim->qpcq[qp];
+    sd_qpc_qp *e = &sim->qpc.qps[qp];
     if (e->state == QPC_CACHED) {
         c->hits++;
         c->tx_hits++;
@@ -283,10 +283,10 @@ int qpc_tx_access(sd_sim *sim, uint32_t qp)
 int qpc_rx_access(sd_sim *sim, uint32_t qp, uint32_t p)
 {
     uint32_t host = sim->qps[qp].host;
-    sd_qpc_host *c = &sim->qpc[host];
+    sd_qpc_host *c = &sim->qpc.hosts[host];
     if (c->entries == 0)
         return 1;
-    sd_qpc_qp *e = &sim->qpcq[qp];
+    sd_qpc_qp *e = &sim->qpc.qps[qp];
     if (e->state == QPC_CACHED) {
         c->hits++;
         hit(sim, c, host, qp, SD_QPC_RX);
@@ -309,20 +309,20 @@ int qpc_rx_access(sd_sim *sim, uint32_t qp, uint32_t p)
     e->wait_tail = p;
     c->pkts_parked++;
     if (pk->prio == SD_PRIO_DATA)
-        sim->qpc_parked_data++;
+        sim->qpc.parked_data++;
     return 0;
 }
 
 void qpc_fetch_done(sd_sim *sim, uint32_t qp)
 {
     uint32_t host = sim->qps[qp].host;
-    sd_qpc_host *c = &sim->qpc[host];
-    sd_qpc_qp *e = &sim->qpcq[qp];
+    sd_qpc_host *c = &sim->qpc.hosts[host];
+    sd_qpc_qp *e = &sim->qpc.qps[qp];
     c->outstanding--;
     uint32_t v = insert(sim, host, qp);
     if (v != SD_NONE) {
-        sim->qpcq[v].state = QPC_ABSENT;
-        sim->qpcq[v].prev = sim->qpcq[v].next = SD_NONE;
+        sim->qpc.qps[v].state = QPC_ABSENT;
+        sim->qpc.qps[v].prev = sim->qpc.qps[v].next = SD_NONE;
         c->evictions++;
         record(sim, host, v, SD_QPC_EVICT, 0);
     }
@@ -333,10 +333,10 @@ void qpc_fetch_done(sd_sim *sim, uint32_t qp)
     /* the freed slot goes to the oldest queued request */
     if (c->fq_head != SD_NONE) {
         uint32_t nq = c->fq_head;
-        c->fq_head = sim->qpcq[nq].next;
+        c->fq_head = sim->qpc.qps[nq].next;
         if (c->fq_head == SD_NONE)
             c->fq_tail = SD_NONE;
-        sim->qpcq[nq].next = SD_NONE;
+        sim->qpc.qps[nq].next = SD_NONE;
         c->queued--;
         start_fetch(sim, c, nq);
     }
@@ -347,7 +347,7 @@ void qpc_fetch_done(sd_sim *sim, uint32_t qp)
     while (p != SD_NONE) {
         uint32_t nx = sim->pkts[p].next;
         if (sim->pkts[p].prio == SD_PRIO_DATA)
-            sim->qpc_parked_data--;
+            sim->qpc.parked_data--;
         nic_process(sim, p);
         p = nx;
     }

@@ -61,13 +61,15 @@
  * Memory per QP: 4 x window / 8 bytes of bitmaps + window bytes of epoch stamps (3 KiB for the
  * default window of 2048 packets) in the setup-time pool, and 104 bytes of timer state in sd_qp;
  * nothing is allocated per packet. */
+#include <stdlib.h>
+
 #include "sim.h"
 
-static inline uint64_t *bm_rx_have(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off; }
-static inline uint64_t *bm_rx_last(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off + q->reorder_window / 64u; }
-static inline uint64_t *bm_tx_sack(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off + 2u * (q->reorder_window / 64u); }
-static inline uint64_t *bm_tx_rtx(sd_sim *sim, const sd_qp *q) { return sim->bits + q->bits_off + 3u * (q->reorder_window / 64u); }
-static inline uint8_t *ep_stamp(sd_sim *sim, const sd_qp *q) { return (uint8_t *)(sim->bits + q->bits_off + 4u * (q->reorder_window / 64u)); }
+static inline uint64_t *bm_rx_have(sd_sim *sim, const sd_qp *q) { return sim->reorder.bits + q->bits_off; }
+static inline uint64_t *bm_rx_last(sd_sim *sim, const sd_qp *q) { return sim->reorder.bits + q->bits_off + q->reorder_window / 64u; }
+static inline uint64_t *bm_tx_sack(sd_sim *sim, const sd_qp *q) { return sim->reorder.bits + q->bits_off + 2u * (q->reorder_window / 64u); }
+static inline uint64_t *bm_tx_rtx(sd_sim *sim, const sd_qp *q) { return sim->reorder.bits + q->bits_off + 3u * (q->reorder_window / 64u); }
+static inline uint8_t *ep_stamp(sd_sim *sim, const sd_qp *q) { return (uint8_t *)(sim->reorder.bits + q->bits_off + 4u * (q->reorder_window / 64u)); }
 
 static inline int bit_get(const uint64_t *b, uint32_t i) { return (int)((b[i >> 6] >> (i & 63u)) & 1u); }
 static inline void bit_set(uint64_t *b, uint32_t i) { b[i >> 6] |= 1ull << (i & 63u); }
@@ -80,61 +82,61 @@ void reorder_receive(sd_sim *sim, uint32_t qi, sd_packet *pk)
     uint32_t p = (uint32_t)(pk - sim->pkts);
     uint32_t m = q->reorder_window - 1u;
     int last = pk->opcode == SD_OP_WRITE_LAST || pk->opcode == SD_OP_WRITE_ONLY;
-    int32_t d = psn_diff(pk->psn, q->epsn);
+    int32_t d = psn_diff(pk->psn, q->st->epsn);
     if (d < 0) {                                   /* already passed: a late duplicate */
-        q->rx_dup++;
-        nic_send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps, p, SD_NONE);
+        q->st->rx_dup++;
+        nic_send_ack(sim, q, 0x1F, q->st->epsn - 1, pk->ts_ps, p, SD_NONE);
         return;
     }
     if ((uint32_t)d >= q->reorder_window) {        /* cannot be held: the sender's timer resends it */
-        q->rx_late++;
+        q->st->rx_late++;
         return;
     }
     uint64_t *have = bm_rx_have(sim, q), *lastb = bm_rx_last(sim, q);
     if (d == 0) {
         uint32_t drained = 0;
-        q->epsn = (q->epsn + 1) & SD_PSN_MASK;
-        q->rx_bytes += pk->payload;
+        q->st->epsn = (q->st->epsn + 1) & SD_PSN_MASK;
+        q->st->rx_bytes += pk->payload;
         if (last)
-            q->msn = (q->msn + 1) & SD_PSN_MASK;
-        while (q->ooo_held > 0 && bit_get(have, q->epsn & m)) {
-            uint32_t i = q->epsn & m;
+            q->st->msn = (q->st->msn + 1) & SD_PSN_MASK;
+        while (q->st->ooo_held > 0 && bit_get(have, q->st->epsn & m)) {
+            uint32_t i = q->st->epsn & m;
             bit_clear(have, i);
             if (bit_get(lastb, i)) {
                 bit_clear(lastb, i);
-                q->msn = (q->msn + 1) & SD_PSN_MASK;
+                q->st->msn = (q->st->msn + 1) & SD_PSN_MASK;
             }
-            q->epsn = (q->epsn + 1) & SD_PSN_MASK;
-            q->ooo_held--;
+            q->st->epsn = (q->st->epsn + 1) & SD_PSN_MASK;
+            q->st->ooo_held--;
             drained++;
         }
         q->unacked++;
         if ((pk->flags & SD_PKT_ACKREQ) || q->unacked >= sim->cfg.ack_interval || q->ce_pending || drained > 0 ||
-            q->ooo_held > 0)
-            nic_send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps, p, SD_NONE);
+            q->st->ooo_held > 0)
+            nic_send_ack(sim, q, 0x1F, q->st->epsn - 1, pk->ts_ps, p, SD_NONE);
         return;
     }
     uint32_t i = pk->psn & m;
     if (bit_get(have, i)) {                        /* held already: a duplicate (spurious retransmission) */
-        q->rx_dup++;
-        nic_send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps, p, pk->psn);
+        q->st->rx_dup++;
+        nic_send_ack(sim, q, 0x1F, q->st->epsn - 1, pk->ts_ps, p, pk->psn);
         return;
     }
     bit_set(have, i);
     if (last)
         bit_set(lastb, i);
-    q->rx_bytes += pk->payload;
-    q->rx_ooo++;
-    if (++q->ooo_held > q->ooo_peak)
-        q->ooo_peak = q->ooo_held;
-    if ((uint32_t)d > q->ooo_max_dist)
-        q->ooo_max_dist = (uint32_t)d;
+    q->st->rx_bytes += pk->payload;
+    q->st->rx_ooo++;
+    if (++q->st->ooo_held > q->st->ooo_peak)
+        q->st->ooo_peak = q->st->ooo_held;
+    if ((uint32_t)d > q->st->ooo_max_dist)
+        q->st->ooo_max_dist = (uint32_t)d;
     if (q->mode == SD_SR) {
-        q->naks_tx++;
+        q->st->naks_tx++;
         sim->ctr.nak_sent++;
-        nic_send_ack(sim, q, 0x60, q->epsn, pk->ts_ps, p, pk->psn);
+        nic_send_ack(sim, q, 0x60, q->st->epsn, pk->ts_ps, p, pk->psn);
     } else {
-        nic_send_ack(sim, q, 0x1F, q->epsn - 1, pk->ts_ps, p, pk->psn);
+        nic_send_ack(sim, q, 0x1F, q->st->epsn - 1, pk->ts_ps, p, pk->psn);
     }
 }
 
@@ -162,7 +164,7 @@ void reorder_ack(sd_sim *sim, uint32_t qi, const sd_packet *pk, int nak)
         q->recovery = 0;                           /* everything outstanding at the loss is acknowledged */
     if (pk->msg == SD_NONE)
         return;
-    q->sacks_rx++;
+    q->st->sacks_rx++;
     uint32_t una_psn = (uint32_t)((q->isn + q->snd_una) & SD_PSN_MASK);
     int32_t d = psn_diff(pk->msg, una_psn);
     if (d <= 0 || q->snd_una + (uint64_t)d >= q->snd_max)
@@ -325,4 +327,15 @@ uint64_t reorder_timeout(sd_sim *sim, sd_qp *q, int64_t rto, int *live)
         q->rtx_end = q->rtx_nxt;
     q->recovery = q->snd_max;
     return lost;
+}
+
+/* The reorder module (sim.c's table): the bitmap pool sd_set_transport grows. */
+void reorder_free(sd_sim *sim)
+{
+    free(sim->reorder.bits);
+}
+
+uint64_t reorder_memory_bytes(const sd_sim *sim)
+{
+    return (uint64_t)sim->reorder.cap * sizeof *sim->reorder.bits;
 }

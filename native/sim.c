@@ -12,7 +12,9 @@
 #include "sim.h"
 
 _Static_assert(sizeof(sd_packet) == 64, "sd_packet should fill exactly one cache line");
-_Static_assert(sizeof(sd_port) == 320, "sd_port should be five cache lines");
+_Static_assert(offsetof(sd_port, kmin) == 128, "a packet hop should touch the first two cache lines of sd_port");
+_Static_assert(sizeof(sd_port) == 256, "sd_port should be four cache lines, 64-byte aligned");
+_Static_assert(sizeof(sd_port_stats) == 256, "sd_port_stats should be four cache lines (its first one hot)");
 
 static char create_err[256];
 
@@ -90,47 +92,14 @@ sd_sim *sd_create(const sd_config *cfg)
     CHECK_CFG(sim != NULL, "out of memory");
     sim->cfg = *cfg;
     sim->num_nodes = cfg->num_hosts + cfg->num_switches;
-    uint32_t nports = 2 * cfg->max_links;
-    sim->hosts = calloc(cfg->num_hosts, sizeof *sim->hosts);
-    sim->ports = aligned_alloc(64, (size_t)nports * sizeof *sim->ports);
-    if (sim->ports)
-        memset(sim->ports, 0, (size_t)nports * sizeof *sim->ports);
-    sim->switch_seed = calloc(cfg->num_switches ? cfg->num_switches : 1, sizeof *sim->switch_seed);
-    sim->mmu = calloc(cfg->num_switches ? cfg->num_switches : 1, sizeof *sim->mmu);
-    sim->qps = calloc(cfg->max_qps, sizeof *sim->qps);
-    sim->msgs = calloc(cfg->max_msgs, sizeof *sim->msgs);
-    sim->post_order = calloc(cfg->max_msgs, sizeof *sim->post_order);
-    sim->pkts = aligned_alloc(64, (size_t)cfg->pkt_pool * sizeof *sim->pkts);   /* a packet per cache line */
-    if (sim->pkts)
-        memset(sim->pkts, 0, (size_t)cfg->pkt_pool * sizeof *sim->pkts);
-    sim->cring = calloc(cfg->completion_ring, sizeof *sim->cring);
-    sim->cap_ccp = 16;
-    sim->ccp = calloc(sim->cap_ccp, sizeof *sim->ccp);
-    int evq_ok = ev_init(sim, 2 * nports + cfg->num_hosts + 5 * cfg->max_qps + 64);
-    if (cfg->trace_capacity)
-        sim->trace = calloc(cfg->trace_capacity, sizeof *sim->trace);
-    if (cfg->int_enabled)
-        sim->ints = calloc(cfg->pkt_pool, sizeof *sim->ints);
-    if (!sim->hosts || !sim->ports || !sim->switch_seed || !sim->mmu || !sim->qps || !sim->msgs || !sim->post_order ||
-        !sim->pkts || !sim->cring || !sim->ccp || !evq_ok || (cfg->trace_capacity && !sim->trace) || (cfg->int_enabled && !sim->ints)) {
-        sd_destroy(sim);
-        sd_fail(NULL, SD_ENOMEM, "out of memory allocating the simulator");
-        return NULL;
-    }
-    for (uint32_t h = 0; h < cfg->num_hosts; h++) {
-        sim->hosts[h].port = SD_NONE;
-        sim->hosts[h].ring = SD_NONE;
-        sim->hosts[h].wake_queued = -1;
-    }
-    for (uint32_t s = 0; s < cfg->num_switches; s++)
-        sim->switch_seed[s] = seed_mix(cfg->seed, 0x5357000000ull + s);
-    for (uint32_t p = 0; p < cfg->pkt_pool; p++)
-        sim->pkts[p].next = p + 1 < cfg->pkt_pool ? p + 1 : SD_NONE;
-    sim->free_head = 0;
-    for (uint32_t d = 0; d < 64; d++)
-        sim->dscp_class[d] = (uint8_t)(d >> 3);  /* class selector: the DSCP's precedence bits */
-    sim->post_queued = -1;
     sim->last_ev_t = -1;
+    for (uint32_t i = 0; i < SD_NUM_MODULES; i++) {
+        if (SD_MODULES[i].init && SD_MODULES[i].init(sim) != SD_OK) {
+            sd_destroy(sim);
+            sd_fail(NULL, SD_ENOMEM, "out of memory allocating the simulator (%s)", SD_MODULES[i].name);
+            return NULL;
+        }
+    }
     return sim;
 }
 
@@ -138,34 +107,194 @@ void sd_destroy(sd_sim *sim)
 {
     if (!sim)
         return;
-    for (uint32_t s = 0; s < SD_MAX_CAPTURES; s++)
-        if (sim->cap[s].fp)
-            sd_capture_close(sim, s);
+    for (uint32_t i = SD_NUM_MODULES; i-- > 0;)
+        if (SD_MODULES[i].free)
+            SD_MODULES[i].free(sim);
+    free(sim);
+}
+
+/* ---------------------------------------------------------------- the modules of the core
+ * (the feature modules' functions are in their files; the table is at the end of this section) */
+static int core_init(sd_sim *sim)
+{
+    const sd_config *cfg = &sim->cfg;
+    sim->hosts = calloc(cfg->num_hosts, sizeof *sim->hosts);
+    sim->switch_seed = calloc(cfg->num_switches ? cfg->num_switches : 1, sizeof *sim->switch_seed);
+    if (!sim->hosts || !sim->switch_seed)
+        return SD_ENOMEM;
+    for (uint32_t h = 0; h < cfg->num_hosts; h++) {
+        sim->hosts[h].port = SD_NONE;
+        sim->hosts[h].ring = SD_NONE;
+        sim->hosts[h].wake_queued = -1;
+    }
+    for (uint32_t s = 0; s < cfg->num_switches; s++)
+        sim->switch_seed[s] = seed_mix(cfg->seed, 0x5357000000ull + s);
+    return SD_OK;
+}
+
+static void core_free(sd_sim *sim)
+{
     free(sim->hosts);
-    free(sim->ports);
     free(sim->switch_seed);
-    free(sim->mmu);
     free(sim->fib);
     free(sim->set_off);
     free(sim->set_ports);
-    free(sim->qps);
-    free(sim->msgs);
-    free(sim->post_order);
-    free(sim->pkts);
-    free(sim->cring);
-    free(sim->ccp);
-    ev_free(sim);
-    free(sim->trace);
-    free(sim->ints);
-    qdisc_free(sim);
-    free(sim->bits);
     free(sim->loss);
     free(sim->ar_on);
-    free(sim->pstate);
-    vs_free(sim);
-    qpc_free(sim);
-    free(sim);
 }
+
+static uint64_t core_memory_bytes(const sd_sim *sim)
+{
+    const sd_config *c = &sim->cfg;
+    uint64_t b = sizeof *sim;
+    b += (uint64_t)c->num_hosts * sizeof *sim->hosts;
+    b += (uint64_t)(c->num_switches ? c->num_switches : 1) * sizeof *sim->switch_seed;
+    b += sim->fib ? (uint64_t)c->num_switches * c->num_hosts * sizeof *sim->fib : 0;
+    b += sim->set_off ? ((uint64_t)sim->num_sets + 1) * sizeof *sim->set_off : 0;
+    b += sim->set_off ? (uint64_t)sim->set_off[sim->num_sets] * sizeof *sim->set_ports : 0;
+    b += sim->loss ? (uint64_t)2 * c->max_links * sizeof *sim->loss : 0;
+    b += sim->ar_on ? (uint64_t)c->num_switches : 0;
+    return b;
+}
+
+static int ports_init(sd_sim *sim)
+{
+    uint32_t nports = 2 * sim->cfg.max_links;
+    sim->ports = aligned_alloc(64, (size_t)nports * sizeof *sim->ports);
+    sim->port_stats = aligned_alloc(64, (size_t)nports * sizeof *sim->port_stats);
+    if (!sim->ports || !sim->port_stats)
+        return SD_ENOMEM;
+    memset(sim->ports, 0, (size_t)nports * sizeof *sim->ports);
+    memset(sim->port_stats, 0, (size_t)nports * sizeof *sim->port_stats);
+    for (uint32_t p = 0; p < nports; p++)
+        sim->ports[p].st = &sim->port_stats[p];
+    return SD_OK;
+}
+
+static void ports_free(sd_sim *sim)
+{
+    free(sim->ports);
+    free(sim->port_stats);
+}
+
+static uint64_t ports_memory_bytes(const sd_sim *sim)
+{
+    return (uint64_t)2 * sim->cfg.max_links * (sizeof *sim->ports + sizeof *sim->port_stats);
+}
+
+static int packets_init(sd_sim *sim)
+{
+    uint32_t n = sim->cfg.pkt_pool;
+    sim->pkts = aligned_alloc(64, (size_t)n * sizeof *sim->pkts);   /* a packet per cache line */
+    if (!sim->pkts)
+        return SD_ENOMEM;
+    memset(sim->pkts, 0, (size_t)n * sizeof *sim->pkts);
+    for (uint32_t p = 0; p < n; p++)
+        sim->pkts[p].next = p + 1 < n ? p + 1 : SD_NONE;
+    sim->free_head = 0;
+    return SD_OK;
+}
+
+static void packets_free(sd_sim *sim)
+{
+    free(sim->pkts);
+}
+
+static uint64_t packets_memory_bytes(const sd_sim *sim)
+{
+    return (uint64_t)sim->cfg.pkt_pool * sizeof *sim->pkts;
+}
+
+static int events_init(sd_sim *sim)
+{
+    const sd_config *c = &sim->cfg;
+    return ev_init(sim, 4 * c->max_links + c->num_hosts + 5 * c->max_qps + 64) ? SD_OK : SD_ENOMEM;
+}
+
+static void events_free(sd_sim *sim)
+{
+    ev_free(sim);
+}
+
+static int transport_init(sd_sim *sim)
+{
+    const sd_config *c = &sim->cfg;
+    sim->qps = calloc(c->max_qps, sizeof *sim->qps);
+    sim->qp_stats = calloc(c->max_qps, sizeof *sim->qp_stats);
+    sim->msgs = calloc(c->max_msgs, sizeof *sim->msgs);
+    sim->post_order = calloc(c->max_msgs, sizeof *sim->post_order);
+    sim->cring = calloc(c->completion_ring, sizeof *sim->cring);
+    sim->post_queued = -1;
+    return sim->qps && sim->qp_stats && sim->msgs && sim->post_order && sim->cring ? SD_OK : SD_ENOMEM;
+}
+
+static void transport_free(sd_sim *sim)
+{
+    free(sim->qps);
+    free(sim->qp_stats);
+    free(sim->msgs);
+    free(sim->post_order);
+    free(sim->cring);
+}
+
+static uint64_t transport_memory_bytes(const sd_sim *sim)
+{
+    const sd_config *c = &sim->cfg;
+    return (uint64_t)c->max_qps * (sizeof *sim->qps + sizeof *sim->qp_stats) +
+           (uint64_t)c->max_msgs * (sizeof *sim->msgs + sizeof *sim->post_order) +
+           (uint64_t)c->completion_ring * sizeof *sim->cring;
+}
+
+static int cc_init(sd_sim *sim)
+{
+    sim->cap_ccp = 16;
+    sim->ccp = calloc(sim->cap_ccp, sizeof *sim->ccp);
+    if (sim->cfg.trace_capacity)
+        sim->trace = calloc(sim->cfg.trace_capacity, sizeof *sim->trace);
+    return sim->ccp && (!sim->cfg.trace_capacity || sim->trace) ? SD_OK : SD_ENOMEM;
+}
+
+static void cc_free(sd_sim *sim)
+{
+    free(sim->ccp);
+    free(sim->trace);
+}
+
+static uint64_t cc_memory_bytes(const sd_sim *sim)
+{
+    return (uint64_t)sim->cap_ccp * sizeof *sim->ccp + (uint64_t)sim->cfg.trace_capacity * sizeof *sim->trace;
+}
+
+static void paths_free(sd_sim *sim)
+{
+    free(sim->paths.state);
+    free(sim->paths.stats);
+}
+
+static uint64_t paths_memory_bytes(const sd_sim *sim)
+{
+    return (uint64_t)sim->paths.cap * (sizeof *sim->paths.state + sizeof *sim->paths.stats);
+}
+
+/* The module table: init in this order, free in the reverse one. Adding a module: its part of
+ * struct sd_sim (sim.h), its init/free/mem_bytes in its file, one line here. */
+const sd_module SD_MODULES[] = {
+    {"core", core_init, core_free, core_memory_bytes},            /* sd_sim, hosts, FIB, loss, AR */
+    {"ports", ports_init, ports_free, ports_memory_bytes},        /* ports and their records */
+    {"packets", packets_init, packets_free, packets_memory_bytes},
+    {"events", events_init, events_free, ev_memory_bytes},
+    {"transport", transport_init, transport_free, transport_memory_bytes},   /* QPs, records, messages */
+    {"cc", cc_init, cc_free, cc_memory_bytes},                    /* parameter blocks, decision trace */
+    {"paths", NULL, paths_free, paths_memory_bytes},              /* paths.c (lazy: sd_set_paths) */
+    {"reorder", NULL, reorder_free, reorder_memory_bytes},        /* reorder.c (lazy: sd_set_transport) */
+    {"pfc", pfc_init, pfc_free, pfc_memory_bytes},                /* pfc.c */
+    {"int", int_init, int_free, int_memory_bytes},                /* int.c (cfg.int_enabled) */
+    {"qdisc", qdisc_init, qdisc_free, qdisc_memory_bytes},        /* qdisc*.c (lazy: sd_set_qdisc) */
+    {"vswitch", NULL, vs_free, vs_memory_bytes},                  /* vswitch.c (lazy: sd_vs_enable) */
+    {"qpc", NULL, qpc_free, qpc_memory_bytes},                    /* qpc.c (lazy: sd_set_qpc) */
+    {"capture", NULL, capture_free, capture_memory_bytes},        /* wire.c: closes open sessions */
+};
+const uint32_t SD_NUM_MODULES = sizeof SD_MODULES / sizeof SD_MODULES[0];
 
 /* ---------------------------------------------------------------- fabric */
 int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64_t *rate_bps,
@@ -199,13 +328,15 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
             uint32_t port = e ? pb : pa;
             sd_port *pt = &sim->ports[port];
             memset(pt, 0, sizeof *pt);
+            pt->st = &sim->port_stats[port];
+            memset(pt->st, 0, sizeof *pt->st);
             pt->node = e ? b[i] : a[i];
             pt->peer = e ? pa : pb;
             pt->rate_bps = rate_bps[i];
             pt->delay_ps = delay_ps[i];
             pt->up = 1;
             pt->wire_event = -1;
-            pt->paused_since = -1;
+            pt->st->paused_since = -1;
             pt->pause_until = -1;
             pt->refresh_at = -1;
             pt->rng = seed_mix(sim->cfg.seed, 0x504F000000ull + port);
@@ -216,6 +347,8 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
             pt->wire_head = pt->wire_tail = SD_NONE;
             if (pt->node < sim->cfg.num_hosts)
                 sim->hosts[pt->node].port = port;
+            port_publish(sim, port);
+            port_hooks_build(sim, port);
         }
         sim->num_ports += 2;
     }
@@ -244,6 +377,7 @@ int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes, 
     pt->kmax[prio] = kmax_bytes;
     pt->pmax[prio] = pmax;
     pt->qdisc[prio] = pmax > 0.0 ? SD_QDISC_RED_ECN : SD_QDISC_DROP_TAIL;
+    port_publish(sim, port);
     return SD_OK;
 }
 
@@ -299,6 +433,8 @@ int sd_set_link_up(sd_sim *sim, uint32_t link, uint32_t up)
     if (link >= sim->num_ports / 2)
         return sd_fail(sim, SD_EINVAL, "link %u does not exist", link);
     sim->ports[2 * link].up = sim->ports[2 * link + 1].up = up ? 1 : 0;
+    port_publish(sim, 2 * link);
+    port_publish(sim, 2 * link + 1);
     return SD_OK;
 }
 
@@ -433,6 +569,8 @@ static void qp_init(sd_sim *sim, sd_qp *q, uint32_t host, uint32_t peer_host, ui
                     uint32_t sport, uint32_t kind, uint32_t param, uint32_t evmask, uint32_t isn)
 {
     memset(q, 0, sizeof *q);
+    q->st = &sim->qp_stats[q - sim->qps];
+    memset(q->st, 0, sizeof *q->st);
     q->host = host;
     q->port = sim->hosts[host].port;
     q->peer_host = peer_host;
@@ -442,9 +580,9 @@ static void qp_init(sd_sim *sim, sd_qp *q, uint32_t host, uint32_t peer_host, ui
     q->cc_param = param;
     q->cc_evmask = evmask;
     q->isn = isn;
-    q->epsn = isn;                       /* both directions start at the same PSN */
+    q->st->epsn = isn;                       /* both directions start at the same PSN */
     q->line_rate_bps = (double)sim->ports[q->port].rate_bps;
-    q->rate_bps = q->line_rate_bps;
+    q->st->rate_bps = q->line_rate_bps;
     q->rto_deadline = q->rto_queued = -1;
     q->last_cnp_ps = -1;
     q->una_msg = q->tx_msg = q->last_msg = SD_NONE;
@@ -453,6 +591,7 @@ static void qp_init(sd_sim *sim, sd_qp *q, uint32_t host, uint32_t peer_host, ui
     q->acc_rtt_min = -1;
     for (int i = 0; i < SD_CC_TIMERS; i++)
         q->timer_at[i] = q->timer_queued[i] = -1;
+    qp_publish(sim, (uint32_t)(q - sim->qps));
 }
 
 int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, uint32_t cc_kind,
@@ -477,13 +616,16 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, u
         return sd_fail(sim, SD_EINVAL, "qp: unknown cc_kind %u", cc_kind);
     if (cc_twin_of(cc_kind) && (cc_param >= sim->num_ccp || sim->ccp[cc_param].kind != cc_kind))
         return sd_fail(sim, SD_EINVAL, "qp: parameter block %u is not a %s block", cc_param, cc_twin_of(cc_kind)->name);
-    uint32_t cap = sim->cfg.max_qps;
-    if (!grow_array((void **)&sim->qps, &cap, sizeof *sim->qps, sim->num_qps + 2))
+    uint32_t cap = sim->cfg.max_qps, cap_st = cap;
+    if (!grow_array((void **)&sim->qps, &cap, sizeof *sim->qps, sim->num_qps + 2) ||
+        !grow_array((void **)&sim->qp_stats, &cap_st, sizeof *sim->qp_stats, sim->num_qps + 2))
         return sd_fail(sim, SD_ENOMEM, "qp table: out of memory");
-    if (cap != sim->cfg.max_qps) {
-        sim->cfg.max_qps = cap;
+    if (cap != sim->cfg.max_qps) {       /* both tables moved: point the QPs at their records again */
+        sim->cfg.max_qps = cap < cap_st ? cap : cap_st;
+        for (uint32_t i = 0; i < sim->num_qps; i++)
+            sim->qps[i].st = &sim->qp_stats[i];
     }
-    if (sim->qpc && qpc_reserve(sim, sim->num_qps + 2) != SD_OK)
+    if (sim->qpc.hosts && qpc_reserve(sim, sim->num_qps + 2) != SD_OK)
         return SD_ENOMEM;
     uint32_t a = sim->num_qps, b = a + 1;
     qp_init(sim, &sim->qps[a], src, dst, b, sport, cc_kind, cc_param, cc_evmask, isn);
@@ -528,21 +670,48 @@ int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t window, i
             continue;
         }
         uint32_t words = 12u * (window / 64u);     /* reorder.c: 4 bitmaps and a byte per packet */
-        if (sim->bits_len + words > sim->bits_cap) {
-            uint32_t cap = sim->bits_cap ? sim->bits_cap : 1024;
-            while (cap < sim->bits_len + words)
+        if (sim->reorder.len + words > sim->reorder.cap) {
+            uint32_t cap = sim->reorder.cap ? sim->reorder.cap : 1024;
+            while (cap < sim->reorder.len + words)
                 cap *= 2;
-            uint64_t *nb = realloc(sim->bits, (size_t)cap * sizeof *nb);
+            uint64_t *nb = realloc(sim->reorder.bits, (size_t)cap * sizeof *nb);
             if (!nb)
                 return sd_fail(sim, SD_ENOMEM, "transport: out of memory for reorder bitmaps");
-            sim->bits = nb;
-            sim->bits_cap = cap;
+            sim->reorder.bits = nb;
+            sim->reorder.cap = cap;
         }
-        memset(sim->bits + sim->bits_len, 0, (size_t)words * sizeof *sim->bits);
-        q->bits_off = sim->bits_len;
+        memset(sim->reorder.bits + sim->reorder.len, 0, (size_t)words * sizeof *sim->reorder.bits);
+        q->bits_off = sim->reorder.len;
         q->reorder_window = window;
-        sim->bits_len += words;
+        sim->reorder.len += words;
     }
+    qp_publish(sim, a);
+    qp_publish(sim, b);
+    return SD_OK;
+}
+
+/* Setup time: grow the path-state table to the QP table (new rows zero: no parameters). */
+int paths_reserve(sd_sim *sim, uint32_t qp)
+{
+    if (qp < sim->paths.cap)
+        return SD_OK;
+    uint32_t cap = sim->cfg.max_qps > qp ? sim->cfg.max_qps : qp + 1;
+    sd_path_stats *nst = realloc(sim->paths.stats, (size_t)cap * sizeof *nst);
+    if (nst)
+        sim->paths.stats = nst;
+    sd_path_state *np = nst ? realloc(sim->paths.state, (size_t)cap * sizeof *np) : NULL;
+    if (!np) {
+        for (uint32_t i = 0; i < sim->paths.cap; i++)   /* the records may have moved */
+            sim->paths.state[i].st = &sim->paths.stats[i];
+        return sd_fail(sim, SD_ENOMEM, "paths: out of memory");
+    }
+    /* no parameters of its own: unset (plb_rehash_rounds 0) until sd_set_path_params gives them */
+    memset(&np[sim->paths.cap], 0, (size_t)(cap - sim->paths.cap) * sizeof *np);
+    memset(&nst[sim->paths.cap], 0, (size_t)(cap - sim->paths.cap) * sizeof *nst);
+    sim->paths.state = np;
+    sim->paths.cap = cap;
+    for (uint32_t i = 0; i < cap; i++)
+        np[i].st = &nst[i];
     return SD_OK;
 }
 
@@ -583,6 +752,7 @@ int sd_set_ar_classes(sd_sim *sim, uint32_t qp, uint32_t mask)
     if (mask > (SD_AR_CLASS_DATA | SD_AR_CLASS_ACK | SD_AR_CLASS_CNP))
         return sd_fail(sim, SD_EINVAL, "ar_classes: mask %u has bits beyond data (1), ack (2), cnp (4)", mask);
     sim->qps[qp].ar = mask;
+    qp_publish(sim, qp);
     return SD_OK;
 }
 
@@ -752,7 +922,7 @@ int sd_run_until(sd_sim *sim, int64_t t)
         const sd_event *top = ev_peek(sim);
         if (!top && sim->fatal)
             return sd_fail(sim, sim->fatal, "%s", sim->fatal_msg);
-        if (sim->upq_len > 0 && (!top || top->t > t || top->t > sim->upq[sim->upq_head].t_ps + sim->vs_lookahead_ps))
+        if (sim->vsw.upq_len > 0 && (!top || top->t > t || top->t > sim->vsw.upq[sim->vsw.upq_head].t_ps + sim->vsw.lookahead_ps))
             return SD_STOP_UPCALL;       /* the oldest upcall must be handled before anything later runs */
         if (!top)
             return SD_STOP_IDLE;
@@ -858,16 +1028,69 @@ uint32_t sd_drain_completions(sd_sim *sim, sd_completion *out, uint32_t max)
 }
 
 /* ---------------------------------------------------------------- views and accounting */
-sd_port *sd_ports(sd_sim *sim, uint32_t *count)
+sd_port_stats *sd_ports(sd_sim *sim, uint32_t *count)
 {
     *count = sim->num_ports;
-    return sim->ports;
+    return sim->port_stats;
 }
 
-sd_qp *sd_qps(sd_sim *sim, uint32_t *count)
+sd_qp_stats *sd_qps(sd_sim *sim, uint32_t *count)
 {
     *count = sim->num_qps;
-    return sim->qps;
+    return sim->qp_stats;
+}
+
+/* ---------------------------------------------------------------- publishing configuration
+ * The records carry the configuration Python reads; the setters that change it call these
+ * (never the per-packet path). */
+void port_publish(sd_sim *sim, uint32_t port)
+{
+    const sd_port *pt = &sim->ports[port];
+    sd_port_stats *st = pt->st;
+    st->up = pt->up;
+    st->qdisc[0] = pt->qdisc[0];
+    st->qdisc[1] = pt->qdisc[1];
+    st->rate_bps = pt->rate_bps;
+    st->delay_ps = pt->delay_ps;
+    st->node = pt->node;
+    st->peer = pt->peer;
+    for (int i = 0; i < SD_NUM_PRIO; i++) {
+        st->kmin[i] = pt->kmin[i];
+        st->kmax[i] = pt->kmax[i];
+        st->pmax[i] = pt->pmax[i];
+    }
+}
+
+void qp_publish(sd_sim *sim, uint32_t qp)
+{
+    const sd_qp *q = &sim->qps[qp];
+    sd_qp_stats *st = q->st;
+    st->host = q->host;
+    st->port = q->port;
+    st->peer_host = q->peer_host;
+    st->peer_qp = q->peer_qp;
+    st->isn = q->isn;
+    st->cc_kind = q->cc_kind;
+    st->cc_param = q->cc_param;
+    st->sport = q->sport;
+    st->mode = q->mode;
+    st->reorder_window = q->reorder_window;
+    st->path_policy = q->path_policy;
+    st->npaths = q->npaths;
+    st->ar = q->ar;
+    st->rto_low_pkts = q->rto_low_pkts;
+    st->bdp_cap = q->bdp_cap;
+    st->rto_low_ps = q->rto_low_ps;
+}
+
+void path_publish(sd_sim *sim, uint32_t qp)
+{
+    const sd_path_state *ps = &sim->paths.state[qp];
+    sd_path_stats *st = ps->st;
+    st->flowlet_gap_ps = ps->flowlet_gap_ps;
+    st->plb_cong_thresh = ps->plb_cong_thresh;
+    st->plb_rehash_rounds = ps->plb_rehash_rounds;
+    st->plb_suspend_ps = ps->plb_suspend_ps;
 }
 
 sd_msg *sd_msgs(sd_sim *sim, uint32_t *count)
@@ -905,41 +1128,45 @@ uint64_t sd_data_in_flight(sd_sim *sim)
         if (pt->qdisc[SD_PRIO_CTRL] == SD_QDISC_TC)
             n += qdisc_tc_count_data(sim, i);
     }
-    return n + sim->qpc_parked_data      /* data packets waiting for a QP context (qpc.c) */
-             + sim->vs_parked_data;      /* ... or for the vSwitch slow path (vswitch.c) */
+    return n + sim->qpc.parked_data      /* data packets waiting for a QP context (qpc.c) */
+             + sim->vsw.parked_data;      /* ... or for the vSwitch slow path (vswitch.c) */
 }
 
 uint64_t sd_memory_bytes(sd_sim *sim)
 {
-    const sd_config *c = &sim->cfg;
-    uint64_t b = sizeof *sim;
-    b += (uint64_t)c->num_hosts * sizeof *sim->hosts;
-    b += (uint64_t)2 * c->max_links * sizeof *sim->ports;
-    b += (uint64_t)c->num_switches * (sizeof *sim->switch_seed + sizeof *sim->mmu);
-    b += (uint64_t)c->num_switches * c->num_hosts * sizeof *sim->fib;
-    b += ((uint64_t)sim->num_sets + 1) * sizeof *sim->set_off;
-    b += (sim->set_off ? (uint64_t)sim->set_off[sim->num_sets] : 0) * sizeof *sim->set_ports;
-    b += (uint64_t)c->max_qps * sizeof *sim->qps;
-    b += (uint64_t)c->max_msgs * (sizeof *sim->msgs + sizeof *sim->post_order);
-    b += (uint64_t)c->pkt_pool * sizeof *sim->pkts;
-    b += (uint64_t)c->completion_ring * sizeof *sim->cring;
-    b += (uint64_t)sim->cap_ccp * sizeof *sim->ccp;
-    b += ev_memory_bytes(sim);
-    b += (uint64_t)c->trace_capacity * sizeof *sim->trace;
-    b += sim->ints ? (uint64_t)c->pkt_pool * sizeof *sim->ints : 0;
-    b += (uint64_t)sim->bits_cap * sizeof *sim->bits;
-    b += sim->loss ? (uint64_t)2 * c->max_links * sizeof *sim->loss : 0;
-    b += sim->ar_on ? (uint64_t)c->num_switches : 0;
-    b += (uint64_t)sim->pstate_cap * sizeof *sim->pstate;
-    b += qpc_memory_bytes(sim);
-    b += qdisc_memory_bytes(sim);
-    b += vs_memory_bytes(sim);
+    uint64_t b = 0;
+    for (uint32_t i = 0; i < SD_NUM_MODULES; i++)
+        b += SD_MODULES[i].mem_bytes(sim);
     return b;
+}
+
+uint32_t sd_mem_report(sd_sim *sim, const char **names, uint64_t *bytes, uint32_t max)
+{
+    for (uint32_t i = 0; i < SD_NUM_MODULES && i < max; i++) {
+        names[i] = SD_MODULES[i].name;
+        bytes[i] = SD_MODULES[i].mem_bytes(sim);
+    }
+    return SD_NUM_MODULES;
 }
 
 uint32_t sd_sizeof_packet(void)
 {
     return (uint32_t)sizeof(sd_packet);
+}
+
+uint32_t sd_sizeof_port(void)
+{
+    return (uint32_t)(sizeof(sd_port) + sizeof(sd_port_stats));
+}
+
+uint32_t sd_sizeof_qp(void)
+{
+    return (uint32_t)(sizeof(sd_qp) + sizeof(sd_qp_stats));
+}
+
+uint32_t sd_sizeof_path_state(void)
+{
+    return (uint32_t)(sizeof(sd_path_state) + sizeof(sd_path_stats));
 }
 
 int64_t sd_serialization_ps(uint64_t wire_bytes, uint64_t rate_bps)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "softdpu.h"
+#include "softdpu_testing.h"       /* test and benchmark hooks (not the API) */
 
 #define SD_NONE UINT32_MAX
 #define SD_PSN_MASK 0xFFFFFFu
@@ -37,6 +38,16 @@
 #define SD_ECN_CE 3u
 
 
+/* Port events a feature may hook (port.c): the port calls each event's hooks in the order
+ * port_hooks_build put them, instead of testing every feature inline. */
+enum sd_port_event {
+    PORT_EV_DEQUEUE = 0,         /* a packet leaves an egress queue for the serializer */
+    PORT_EV_DROP = 1,            /* a packet is dropped at enqueue (queue full, link down) */
+    PORT_EV_RECEIVE = 2,         /* a packet arrived at this port's node through the peer */
+    PORT_NUM_EV = 3
+};
+enum { PORT_MAX_HOOKS = 4 };
+
 /* Event types; an event names one object (port, host, QP or timer slot) by index. */
 enum sd_event_type {
     EV_TX_DONE = 0,              /* port: serializer finished; start the next queued packet */
@@ -58,6 +69,150 @@ typedef struct sd_event {
     uint32_t id;                 /* the object: port, host, QP or timer slot */
     uint32_t aux;                /* EV_WIRE: the packet at the wire head (prefetched), else SD_NONE */
 } sd_event;
+
+/* ---------------------------------------------------------------- working state of ports, QPs, paths
+ * Private: Python sees the telemetry records of softdpu.h instead (sd_port_stats, sd_qp_stats,
+ * sd_path_stats). Each object points at its record (st); counters and gauges live only there,
+ * configuration is copied there by the setters (port_publish, qp_publish, path_publish). */
+
+/* Ports: the egress side of a node's attachment to a link, 64-byte aligned, laid out hot to
+ * cold: the first two cache lines hold everything a packet hop touches (with st's first line). */
+typedef struct sd_port {
+    /* line 0: serializer, wire and queue heads */
+    _Alignas(64) int64_t busy_until;   /* the serializer is busy until this time */
+    int64_t wire_event;          /* time of the pending arrival event for the wire head, -1 none */
+    int64_t delay_ps;            /* propagation delay of the link */
+    uint64_t rate_bps;
+    sd_port_stats *st;           /* its telemetry record */
+    uint32_t q_head[2];          /* packet list per priority (pool index, UINT32_MAX = empty) */
+    uint32_t q_tail[2];
+    uint32_t wire_head;          /* packets on the wire, in arrival order */
+    uint32_t wire_tail;
+    /* line 1 */
+    uint32_t node;               /* owner node */
+    uint32_t peer;               /* port at the other end of the link */
+    uint8_t up;                  /* 1 = link up */
+    uint8_t tx_pending;          /* 1 = an EV_TX_DONE is scheduled at busy_until */
+    uint8_t cap_tx;              /* capture sessions (bit i = session i) recording what this port sends */
+    uint8_t cap_rx;              /* ... and what its node receives through it */
+    uint8_t qdisc[2];            /* queue discipline per priority (enum sd_qdisc_kind, native/qdisc.c) */
+    uint8_t nhook[PORT_NUM_EV];  /* hooks per port event (port_hooks_build), ids in hook[ev][] */
+    uint8_t hook[PORT_NUM_EV][PORT_MAX_HOOKS];
+    uint32_t q_len[2];           /* packets queued per priority */
+    uint64_t q_cap[2];           /* byte capacity per priority (drop-tail) */
+    uint64_t rng;                /* per-port RNG stream (ECN marking, random loss) */
+    /* line 2: ECN (red_ecn) and PFC */
+    uint64_t kmin[2];            /* ECN: RED Kmin/Kmax bytes per priority */
+    uint64_t kmax[2];
+    double pmax[2];              /* RED Pmax per priority (0 disables marking) */
+    uint64_t headroom;           /* PFC: headroom reserved for this ingress (bytes in flight after XOFF) */
+    int64_t pause_until;         /* the received XOFF's pause time runs out at, -1 none */
+    int64_t refresh_at;          /* switch ingress: next XOFF refresh while still congested, -1 none */
+} sd_port;
+
+/* Path state of a QP with a path set (native/paths.c), indexed like the QPs: the state of the
+ * feedback-driven policies; per-slot telemetry is in st. */
+typedef struct sd_path_state {
+    sd_path_stats *st;           /* its telemetry record */
+    uint8_t slot_of[1024];       /* slot of sequence s at [s % 1024] (exact while <= 1024 are out) */
+    /* parameters (sd_set_path_params) */
+    int64_t flowlet_gap_ps;      /* flowlet: a new path after an idle gap longer than this */
+    double plb_cong_thresh;      /* plb: a round is congested above this CE fraction (Linux 128/256) */
+    uint32_t plb_rehash_rounds;  /* plb: repath after this many congested rounds in a row (Linux 12) */
+    uint32_t pad0;
+    int64_t plb_suspend_ps;      /* plb: after an RTO repath, none for [1, 2) x this (Linux 60 s) */
+    /* reps: slots whose ACKs came back unmarked, oldest first */
+    uint8_t reps_ring[32];
+    uint32_t reps_head, reps_len;
+    /* plb and flowlet */
+    uint64_t plb_round_end;      /* the round ends when snd_una reaches this sequence */
+    uint32_t plb_acks, plb_ce;   /* ACKs and CE echoes in the current round */
+    uint32_t plb_cong_rounds;    /* consecutive congested rounds */
+    uint32_t pad1;
+    int64_t plb_suspend_until;
+    int64_t last_tx_ps;          /* the QP's last data packet, -1 none */
+    uint64_t policy_state[36];   /* the policy's own state (native/path_*.c casts it; e.g. clove's weights) */
+} sd_path_state;
+
+/* A reliable-connected queue pair (one end). Per-QP memory budget (with its record): see
+ * tests/test_layout.py. Its path set (paths, path_weight) is kept in the record only
+ * (st->paths, st->path_weight): sd_set_paths writes it there, paths.c reads it there. */
+typedef struct sd_qp {
+    sd_qp_stats *st;             /* its telemetry record (rate, window, counters, configuration) */
+    /* congestion control (written by the CC through sd_cc_io) */
+    double line_rate_bps;        /* rate of the NIC port */
+    uint64_t byte_threshold;     /* SD_EV_BYTES after this many payload bytes, 0 = off */
+    uint64_t bytes_counted;      /* payload bytes sent since the last SD_EV_BYTES/reset */
+    int64_t timer_at[4];         /* CC timer deadlines, -1 = off */
+    int64_t timer_queued[4];     /* time of the pending event of each timer, -1 = none */
+    double cc_state[24];         /* built-in CC state (layout per algorithm, see native/<cc>.c) */
+    /* sender */
+    uint64_t snd_una;            /* oldest unacknowledged sequence number (64-bit PSN count) */
+    uint64_t snd_nxt;            /* next sequence number to send */
+    uint64_t snd_end;            /* one past the last sequence number posted */
+    uint64_t snd_max;            /* one past the highest sequence number ever sent */
+    int64_t next_tx_ps;          /* pacing: earliest time of the next data packet */
+    int64_t rto_deadline;        /* -1 = no timer */
+    int64_t rto_queued;
+    uint32_t host;               /* local host node */
+    uint32_t port;               /* local NIC port */
+    uint32_t peer_host;
+    uint32_t peer_qp;
+    uint32_t isn;                /* initial PSN (24-bit) */
+    uint32_t cc_kind;            /* enum sd_cc_kind */
+    uint32_t cc_param;           /* index of the parameter block of the built-in CC */
+    uint32_t sport;              /* UDP source port (ECMP entropy) */
+    uint32_t una_msg;            /* oldest incomplete message, UINT32_MAX = none */
+    uint32_t tx_msg;             /* message holding snd_nxt */
+    uint32_t last_msg;           /* tail of the message list */
+    uint32_t active;             /* 1 = in the NIC's scheduling ring */
+    uint32_t ring_next;          /* NIC scheduling ring links */
+    uint32_t ring_prev;
+    uint32_t last_wire;          /* wire bytes of the last data packet (pacing adjustment) */
+    uint32_t cc_evmask;          /* bit e set = the CC wants events of type e */
+    uint32_t cc_started;         /* SD_EV_START delivered */
+    uint32_t ack_batch;          /* deliver one SD_EV_ACK per this many ACKs (aggregated), >= 1 */
+    uint32_t acc_acks;           /* ACKs accumulated for the next batched SD_EV_ACK */
+    uint32_t acc_ecn;            /* ... of which echoed ECN */
+    uint64_t acc_bytes;          /* ... payload bytes they acknowledged */
+    int64_t acc_rtt_min;         /* ... their smallest RTT sample, -1 none */
+    /* receiver */
+    uint32_t nak_pending;        /* a NAK was sent for the current gap */
+    uint32_t unacked;            /* packets received since the last ACK */
+    uint32_t ce_pending;         /* CE seen since the last ACK / CNP */
+    uint32_t bdp_cap;            /* sr/ooo: IRN's BDP-FC, at most this many packets out (0 = off) */
+    int64_t last_cnp_ps;         /* last CNP sent for this QP (notification point) */
+    /* multipath transport (native/reorder.c, native/paths.c) */
+    uint32_t mode;               /* enum sd_transport */
+    uint32_t reorder_window;     /* sr/ooo: PSNs tracked beyond the cumulative point (power of 2) */
+    uint32_t bits_off;           /* sr/ooo: this QP's bitmaps in the simulator's bitmap pool (words) */
+    uint32_t path_policy;        /* index in the path-policy registry (sd_path_policy_name) */
+    uint32_t npaths;             /* entropies in paths[], 0 = the QP's sport only */
+    uint32_t path_next;          /* spray_rr: the next slot; plb, flowlet: the current slot */
+    uint32_t ar;                 /* SD_AR_CLASS_* mask: packet classes this QP marks AR-eligible */
+    uint32_t rto_low_pkts;       /* sr/ooo: use rto_low_ps while at most this many packets are out */
+    int64_t rto_low_ps;          /* IRN's RTO_low (0 = always the simulator's rto_ps) */
+    uint64_t path_rng;           /* spray_random / spray_weighted stream */
+    uint64_t rtx_nxt;            /* sender, sr: the NACK cursor; unSACKed packets in [rtx_nxt, rtx_end) are lost */
+    uint64_t rtx_end;
+    uint64_t recovery;           /* sr: snd_max when the current loss recovery began, 0 = none */
+    uint64_t sacked;             /* packets in [snd_una, snd_max) the receiver SACKed */
+    uint64_t tmo_nxt;            /* sr/ooo: the timeout's resends pending in [tmo_nxt, tmo_end) */
+    uint64_t tmo_end;
+    /* sr/ooo per-packet retransmission timing (reorder.c): every transmission is stamped with the
+     * transmit epoch it falls in (a new epoch starts at a send >= RTO/SD_RTO_EPOCHS after the
+     * current one began); ep_end keeps the last send time of the newest SD_RTO_EPOCHS + 1 epochs */
+    int64_t ep_end[9];           /* indexed by epoch mod (SD_RTO_EPOCHS + 1) */
+    int64_t ep_start;            /* when the current epoch began */
+    uint64_t ep;                 /* the current epoch */
+    uint64_t ep_live;            /* the oldest epoch that may hold a packet neither acknowledged nor declared lost */
+    int64_t una_ps;              /* sr/ooo: when snd_una last advanced (RTO_low counts from it, as IRN's timer) */
+} sd_qp;
+
+/* Copy an object's configuration into its record (every setter that changes it calls these). */
+void port_publish(sd_sim *sim, uint32_t port);
+void qp_publish(sd_sim *sim, uint32_t qp);
+void path_publish(sd_sim *sim, uint32_t qp);
 
 /* Shared-buffer state of a switch for PFC (pfc.c); enabled = 0 means drop-tail only. */
 typedef struct sd_mmu {
@@ -200,6 +355,73 @@ typedef struct sd_host {
     uint64_t misdelivered;       /* packets its NIC refused: not for this host or its QPs (nic_receive) */
 } sd_host;
 
+/* ---------------------------------------------------------------- module-owned state
+ * Each feature owns one part of struct sd_sim, with its init / free / memory accounting in its
+ * own file and one line in sim.c's module table (SD_MODULES): sd_create runs every init in
+ * table order, sd_destroy every free in reverse, sd_memory_bytes / sd_mem_report add up every
+ * mem_bytes. Lazily allocated parts (paths, reorder, qdisc, vswitch, qpc) stay NULL/empty until
+ * a setter of theirs needs them; eager ones allocate in init. */
+typedef struct sd_paths_mod {    /* paths.c: path sets, per QP once some QP has a path set */
+    sd_path_state *state;
+    sd_path_stats *stats;        /* ... and their telemetry records (sd_path_state.st) */
+    uint32_t cap;                /* rows of both */
+    uint32_t pad0;
+} sd_paths_mod;
+typedef struct sd_reorder_mod {  /* reorder.c: the bitmap pool of sr/ooo QPs, grown at setup only */
+    uint64_t *bits;
+    uint32_t len, cap;           /* words */
+} sd_reorder_mod;
+typedef struct sd_pfc_mod {      /* pfc.c: shared-buffer state per switch */
+    sd_mmu *mmu;
+} sd_pfc_mod;
+typedef struct sd_int_mod {      /* int.c: the INT stack per pool packet, NULL unless cfg.int_enabled */
+    sd_int_rec *rec;
+} sd_int_mod;
+typedef struct sd_capture_mod {  /* wire.c: pcap sessions */
+    sd_capture session[SD_MAX_CAPTURES];
+} sd_capture_mod;
+typedef struct sd_qdisc_mod {    /* qdisc.c, qdisc_tc.c, qdisc_codel.c: the disciplines' side arrays */
+    struct qd_tc *tc;            /* per port: traffic classes, NULL until a traffic_class port exists */
+    struct qd_codel *codel;      /* per queue: CoDel state, NULL until a codel_ecn queue exists */
+    int64_t *enq_ps;             /* per pool packet: enqueue time, NULL until a discipline needs sojourn times */
+    uint8_t *qp_dscp;            /* per QP: its data packets' DSCP, 0xFF = cfg.dscp_data; NULL = none set */
+    uint8_t dscp_class[64];      /* DSCP -> traffic class */
+} sd_qdisc_mod;
+typedef struct sd_vswitch_mod {  /* vswitch.c: the DPUs' vSwitches, NULL until a DPU enables one */
+    sd_vswitch *dpu;             /* per host */
+    sd_vs_stats *stats;          /* per host */
+    uint32_t *meta;              /* per pool packet: SD_VS_META_* bits */
+    sd_vs_vf *vfs;
+    uint32_t nvfs, vf_cap;
+    uint32_t *qp_fn;             /* per QP: its VF (global id), SD_NONE = the PF */
+    uint32_t qp_fn_cap;
+    sd_vs_upcall *upq;           /* upcalls not yet drained by the control plane */
+    uint32_t upq_head, upq_len, upq_cap;
+    uint64_t parked_data;        /* data packets waiting in upcall slots (in flight for conservation) */
+    int64_t lookahead_ps;        /* sd_run_until may run this far past the oldest pending upcall */
+    uint32_t fail_alloc;         /* test hook (sd_vs_debug_fail_alloc): the n-th vSwitch setup allocation from
+                                  * now fails, 0 = none */
+} sd_vswitch_mod;
+typedef struct sd_qpc_mod {      /* qpc.c: the QP-context cache, NULL until sd_set_qpc */
+    sd_qpc_host *hosts;          /* per host */
+    sd_qpc_qp *qps;              /* per QP */
+    uint32_t **members;          /* per host, random policy: the cached QPs (entries slots) */
+    uint32_t qps_cap;
+    uint32_t trace_cap, trace_len;
+    sd_qpc_rec *trace;
+    uint64_t trace_dropped;
+    uint64_t parked_data;        /* data packets waiting for a context (in flight for conservation) */
+} sd_qpc_mod;
+
+/* A module: its name (sd_mem_report), init at sd_create (SD_OK or SD_ENOMEM; NULL = nothing),
+ * free at sd_destroy (must accept a partly initialised simulator), bytes it holds now. */
+typedef struct sd_module {
+    const char *name;
+    int (*init)(sd_sim *sim);
+    void (*free)(sd_sim *sim);
+    uint64_t (*mem_bytes)(const sd_sim *sim);
+} sd_module;
+
 struct sd_sim {
     sd_config cfg;
     int64_t now;
@@ -207,7 +429,7 @@ struct sd_sim {
     char err[256];
     void *userdata;
     sd_counters ctr;
-    /* event queue */
+    /* event queue (event.c) */
     sd_evq evq;
     int fatal;                   /* an event could not be scheduled mid-run (SD_ENOMEM): sticky, the run
                                   * cannot go on (event.c ev_fail); fatal_msg says which and when */
@@ -219,14 +441,18 @@ struct sd_sim {
     uint32_t num_nodes;
     sd_host *hosts;
     sd_port *ports;
+    sd_port_stats *port_stats;   /* per port: its telemetry record (sd_port.st) */
     uint32_t num_ports;
     uint32_t *fib;               /* (num_switches x num_hosts) ECMP set ids, SD_NONE = no route */
     uint32_t *set_off;
     uint32_t *set_ports;
     uint32_t num_sets;
     uint64_t *switch_seed;       /* per-switch ECMP hash seed */
+    double *loss;                /* per port: random loss probability, NULL = none anywhere */
+    uint8_t *ar_on;              /* per switch: adaptive routing enabled, NULL = none anywhere */
     /* transport */
     sd_qp *qps;
+    sd_qp_stats *qp_stats;       /* per QP: its telemetry record (sd_qp.st), cfg.max_qps rows */
     uint32_t num_qps;
     sd_msg *msgs;
     uint32_t num_msgs;
@@ -241,46 +467,17 @@ struct sd_sim {
     uint32_t num_ccp, cap_ccp;
     sd_cc_trace *trace;
     uint32_t trace_len;
-    sd_capture cap[SD_MAX_CAPTURES];
-    sd_mmu *mmu;                 /* per switch */
-    sd_int_rec *ints;            /* per pool packet, NULL unless cfg.int_enabled */
     int cb_error;                /* a Python plug-in raised: stop the run */
     int cc_fault;                /* a CC set an invalid rate (SD_ECC): stop the run, err names it */
-    /* multipath */
-    uint64_t *bits;              /* bitmap pool of sr/ooo QPs (reorder.c), grown at setup only */
-    uint32_t bits_len, bits_cap; /* words */
-    struct qd_tc *tc;            /* per port: traffic classes, NULL until a traffic_class port exists */
-    uint8_t dscp_class[64];      /* DSCP -> traffic class */
-    uint8_t *qp_dscp;            /* per QP: its data packets' DSCP, 0xFF = cfg.dscp_data; NULL = none set */
-    struct qd_codel *codel;      /* per queue: CoDel state, NULL until a codel_ecn queue exists */
-    int64_t *enq_ps;             /* per pool packet: enqueue time, NULL until a discipline needs sojourn times */
-    double *loss;                /* per port: random loss probability, NULL = none anywhere */
-    uint8_t *ar_on;              /* per switch: adaptive routing enabled, NULL = none anywhere */
-    sd_path_state *pstate;       /* per QP, once some QP has a path set (paths.c) */
-    uint32_t pstate_cap;
-    /* DPU vSwitch (vswitch.c): NULL until a DPU enables it */
-    sd_vswitch *vs;              /* per host */
-    sd_vs_stats *vs_stats;       /* per host */
-    uint32_t *vsmeta;            /* per pool packet: SD_VS_META_* bits */
-    sd_vs_vf *vfs;
-    uint32_t nvfs, vf_cap;
-    uint32_t *qp_fn;             /* per QP: its VF (global id), SD_NONE = the PF */
-    uint32_t qp_fn_cap;
-    sd_vs_upcall *upq;           /* upcalls not yet drained by the control plane */
-    uint32_t upq_head, upq_len, upq_cap;
-    uint64_t vs_parked_data;     /* data packets waiting in upcall slots (in flight for conservation) */
-    int64_t vs_lookahead_ps;     /* sd_run_until may run this far past the oldest pending upcall */
-    uint32_t vs_fail_alloc;      /* test hook (sd_vs_debug_fail_alloc): the n-th vSwitch setup allocation from
-                                  * now fails, 0 = none */
-    /* QP-context cache (qpc.c): NULL until sd_set_qpc */
-    sd_qpc_host *qpc;            /* per host */
-    sd_qpc_qp *qpcq;             /* per QP */
-    uint32_t **qpc_members;      /* per host, random policy: the cached QPs (entries slots) */
-    uint32_t qpcq_cap;
-    uint32_t qpc_trace_cap, qpc_trace_len;
-    sd_qpc_rec *qpc_trace;
-    uint64_t qpc_trace_dropped;
-    uint64_t qpc_parked_data;    /* data packets waiting for a context (in flight for conservation) */
+    /* the feature modules */
+    sd_paths_mod paths;
+    sd_reorder_mod reorder;
+    sd_pfc_mod pfc;
+    sd_int_mod intl;
+    sd_capture_mod capture;
+    sd_qdisc_mod qdisc;
+    sd_vswitch_mod vsw;
+    sd_qpc_mod qpc;
     /* run budget (sd_set_run_budget) and stall detection (sd_set_stall_limit) */
     uint64_t max_events;         /* sd_run_until stops with SD_STOP_MAX_EVENTS at this many events, 0 = never */
     uint64_t chunk_events;       /* ... and with SD_STOP_EVENTS after this many in one call, 0 = never */
@@ -292,6 +489,23 @@ struct sd_sim {
     int64_t last_ev_t;           /* time of the last event handled, -1 before the first */
     char py_cc_name[48];         /* the Python plug-in's name, for error messages */
 };
+
+/* The module table (sim.c) and each module's functions (in its own file). */
+extern const sd_module SD_MODULES[];
+extern const uint32_t SD_NUM_MODULES;
+int paths_reserve(sd_sim *sim, uint32_t qp);          /* sim.c, setup: path state for QPs 0..qp */
+void reorder_free(sd_sim *sim);
+uint64_t reorder_memory_bytes(const sd_sim *sim);
+int pfc_init(sd_sim *sim);
+void pfc_free(sd_sim *sim);
+uint64_t pfc_memory_bytes(const sd_sim *sim);
+int int_init(sd_sim *sim);
+void int_free(sd_sim *sim);
+uint64_t int_memory_bytes(const sd_sim *sim);
+void capture_free(sd_sim *sim);
+uint64_t capture_memory_bytes(const sd_sim *sim);
+int qdisc_init(sd_sim *sim);
+
 
 /* error.c-style helper in sim.c */
 int sd_fail(sd_sim *sim, int code, const char *fmt, ...);
@@ -310,6 +524,27 @@ int grow_array(void **arr, uint32_t *cap, size_t elem, uint32_t need);
 /* pool (sim.c) */
 uint32_t pkt_alloc(sd_sim *sim);
 void pkt_free(sd_sim *sim, uint32_t p);
+
+/* port.c: port hooks. A feature that acts on packets at a port event (enum sd_port_event)
+ * registers a hook in port.c's table: wants() says at setup whether a port runs it, run() is
+ * called with the port, the packet's priority and the packet. port_hooks_build() lists a port's
+ * hooks per event, in table order (the order is part of the model: PFC releases the buffer
+ * first, INT then stamps the queue left behind, capture records the stamped packet), whenever a
+ * setter changes what a port wants; the per-packet path only walks that list. */
+typedef struct port_hook {
+    const char *name;
+    uint32_t event;                                        /* enum sd_port_event */
+    int (*wants)(const sd_sim *sim, const sd_port *pt);    /* setup time */
+    void (*run)(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p);
+} port_hook;
+extern const port_hook pfc_hook_dequeue, pfc_hook_drop, int_hook_stamp, capture_hook_tx, capture_hook_rx;
+extern const port_hook *const port_hook_table[];
+void port_hooks_build(sd_sim *sim, uint32_t port);
+static inline void port_hooks_run(sd_sim *sim, sd_port *pt, uint32_t ev, uint32_t prio, uint32_t p)
+{
+    for (uint32_t i = 0, n = pt->nhook[ev]; i < n; i++)
+        port_hook_table[pt->hook[ev][i]]->run(sim, pt, prio, p);
+}
 
 /* port.c */
 void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p);
@@ -412,7 +647,7 @@ static inline uint32_t qdisc_fifo_dequeue(sd_sim *sim, sd_port *pt, uint32_t pri
     pt->q_head[prio] = pk->next;
     if (pk->next == SD_NONE)
         pt->q_tail[prio] = SD_NONE;
-    pt->q_bytes[prio] -= pk->wire;
+    pt->st->q_bytes[prio] -= pk->wire;
     pt->q_len[prio]--;
     return p;
 }
@@ -431,8 +666,8 @@ static inline uint32_t pkt_dscp(const sd_sim *sim, const sd_packet *pk)
         return sim->cfg.dscp_cnp;
     if (pk->opcode == SD_OP_ACK)
         return sim->cfg.dscp_ack;
-    if (sim->qp_dscp && pk->dqp < sim->num_qps && sim->qp_dscp[pk->dqp] != 0xFF)
-        return sim->qp_dscp[pk->dqp];
+    if (sim->qdisc.qp_dscp && pk->dqp < sim->num_qps && sim->qdisc.qp_dscp[pk->dqp] != 0xFF)
+        return sim->qdisc.qp_dscp[pk->dqp];
     return sim->cfg.dscp_data;
 }
 
@@ -441,7 +676,7 @@ static inline void qdisc_mark(sd_sim *sim, sd_port *pt, sd_packet *pk)
 {
     if (pk->ecn != SD_ECN_CE) {
         pk->ecn = SD_ECN_CE;
-        pt->ecn_marked++;
+        pt->st->ecn_marked++;
         sim->ctr.ecn_marked++;
     }
 }

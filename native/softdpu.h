@@ -1,9 +1,10 @@
-/* softdpu.h: the one public header of the softdpu data plane.
+/* softdpu.h: the public header of the softdpu data plane: commands (function prototypes), the
+ * configuration struct, error and stop codes, and the stable telemetry records Python views.
  *
- * Everything Python sees is declared here, and dataplane/build.py feeds this file verbatim to
- * cffi's cdef(): it must stay free of preprocessor lines, macros and static inline functions.
- * The C sources include it through native/sim.h, which adds the standard headers and the
- * internal (not Python-visible) state.
+ * dataplane/build.py feeds this file verbatim to cffi's cdef(): it must stay free of
+ * preprocessor lines, macros and static inline functions. The simulator's working state is not
+ * here: it lives in native/sim.h (private), and test/benchmark hooks in native/softdpu_testing.h
+ * (cdef'd apart, testing only). The C sources include all three through native/sim.h.
  *
  * Units: time is int64 picoseconds, rates are bits per second, sizes are bytes.
  * Node numbering: hosts are nodes 0 .. num_hosts-1, switches are the nodes after them.
@@ -179,57 +180,120 @@ typedef struct sd_packet {
     uint8_t hops;                /* ACK: switch hops the acknowledged packet crossed (from its TTL) */
 } sd_packet;
 
-/* Ports: the egress side of a node's attachment to a link. 320 bytes, 64-byte aligned, laid out
- * hot to cold: the first two cache lines hold everything a packet hop touches. */
-typedef struct sd_port {
-    /* line 0: serializer, wire and queue heads */
-    int64_t busy_until;          /* the serializer is busy until this time */
-    int64_t wire_event;          /* time of the pending arrival event for the wire head, -1 none */
-    int64_t delay_ps;            /* propagation delay of the link */
-    uint64_t rate_bps;
+
+/* ---------------------------------------------------------------- telemetry records
+ * The stable per-object records Python reads (sd_ports, sd_qps, sd_path_states give views of
+ * them). Each is an array of its own, indexed like its object; the simulator's working state
+ * (sd_port, sd_qp, sd_path_state in native/sim.h) is not visible here and may change freely.
+ * Counters and gauges live only in the record: the data plane updates them there in place.
+ * Configuration fields are copied into the record by the setter that sets them (setup time). */
+
+/* Per port (egress side of a link end), indexed like the ports. */
+typedef struct sd_port_stats {
+    /* gauges and counters, hot first */
     uint64_t q_bytes[2];         /* bytes queued per priority (not counting the one in service) */
-    uint32_t q_head[2];          /* packet list per priority (pool index, UINT32_MAX = empty) */
-    uint32_t q_tail[2];
-    /* line 1 */
-    uint32_t wire_head;          /* packets on the wire, in arrival order */
-    uint32_t wire_tail;
-    uint32_t node;               /* owner node */
-    uint32_t peer;               /* port at the other end of the link */
-    uint8_t up;                  /* 1 = link up */
-    uint8_t tx_pending;          /* 1 = an EV_TX_DONE is scheduled at busy_until */
-    uint8_t cap_tx;              /* capture sessions (bit i = session i) recording what this port sends */
-    uint8_t cap_rx;              /* ... and what its node receives through it */
-    uint8_t paused;              /* PFC: bit p = priority p may not transmit (XOFF received) */
-    uint8_t pause_sent;          /* PFC: bit p = this port asked its upstream to pause priority p */
-    uint8_t qdisc[2];            /* queue discipline per priority (enum sd_qdisc_kind, native/qdisc.c) */
-    uint32_t q_len[2];           /* packets queued per priority */
-    uint64_t q_cap[2];           /* byte capacity per priority (drop-tail) */
     uint64_t tx_bytes;           /* wire bytes transmitted (incl. phy overhead) */
     uint64_t tx_packets;
-    /* line 2: ECN and queue statistics */
-    uint64_t kmin[2];            /* ECN: RED Kmin/Kmax bytes per priority */
-    uint64_t kmax[2];
-    double pmax[2];              /* RED Pmax per priority (0 disables marking) */
-    uint64_t q_peak[2];          /* highest q_bytes seen */
-    /* line 3: counters */
     uint64_t rx_packets;         /* packets that arrived at this port's node through the peer */
+    uint64_t q_peak[2];          /* highest q_bytes seen */
+    uint8_t paused;              /* PFC: bit p = priority p may not transmit (XOFF received) */
+    uint8_t pause_sent;          /* PFC: bit p = this port asked its upstream to pause priority p */
+    uint8_t up;                  /* configuration: 1 = link up */
+    uint8_t qdisc[2];            /* configuration: discipline per priority (enum sd_qdisc_kind) */
+    uint8_t pad0[3];
     uint64_t ecn_marked;         /* packets CE-marked at dequeue */
     uint64_t dropped;            /* packets dropped at enqueue (queue full) */
     uint64_t dropped_bytes;
     uint64_t down_drops;         /* packets lost because the link was down */
-    uint64_t rng;                /* per-port RNG stream (ECN marking) */
     uint64_t pfc_tx;             /* PFC frames (pause and resume) sent to the upstream port */
     uint64_t pfc_rx;             /* PFC frames received */
-    /* line 4: PFC ingress accounting of a switch port (data priority; HPCC switch-mmu.cc) */
-    uint64_t in_bytes;           /* bytes that arrived here and are still buffered in the switch */
-    uint64_t hdrm_bytes;         /* ... of which in the headroom */
-    uint64_t headroom;           /* headroom reserved for this ingress (bytes in flight after XOFF) */
     uint64_t pauses;             /* XOFF frames received (pause events at this egress) */
     int64_t paused_ps;           /* time the data priority spent paused */
     int64_t paused_since;        /* start of the current pause, -1 if not paused */
-    int64_t pause_until;         /* the received XOFF's pause time runs out at, -1 none */
-    int64_t refresh_at;          /* switch ingress: next XOFF refresh while still congested, -1 none */
-} sd_port;
+    uint64_t in_bytes;           /* PFC ingress accounting of a switch port (data priority): bytes
+                                  * that arrived here and are still buffered in the switch */
+    uint64_t hdrm_bytes;         /* ... of which in the headroom */
+    /* configuration */
+    uint64_t rate_bps;
+    int64_t delay_ps;            /* propagation delay of the link */
+    uint32_t node;               /* owner node */
+    uint32_t peer;               /* port at the other end of the link */
+    uint64_t kmin[2];            /* ECN: RED Kmin/Kmax bytes per priority (red_ecn) */
+    uint64_t kmax[2];
+    double pmax[2];              /* RED Pmax per priority (0 disables marking) */
+    uint64_t pad1[4];            /* a record is four cache lines: its hot first line stays aligned */
+} sd_port_stats;
+
+/* Per QP (one end of a connected pair), indexed like the QPs. */
+typedef struct sd_qp_stats {
+    /* congestion control: what the NIC applies now (written by the CC through sd_cc_io) */
+    double rate_bps;             /* pacing rate */
+    uint64_t window_bytes;       /* max unacked payload bytes, 0 = no window */
+    /* sender */
+    uint64_t posted_bytes;
+    uint64_t acked_bytes;        /* payload bytes cumulatively acknowledged */
+    uint64_t sent_bytes;         /* payload bytes sent, retransmissions included */
+    uint64_t sent_packets;
+    uint64_t retx_packets;
+    uint64_t timeouts;
+    uint64_t naks_rx;
+    uint64_t cnps_rx;            /* congestion notifications received (CNP packets or BECN ACKs) */
+    uint64_t cc_events;
+    uint64_t sacks_rx;           /* ACK/NAKs received that carried a SACK */
+    uint64_t data_dropped;       /* this QP's data packets dropped in the fabric (any cause) */
+    uint64_t retx_dropped;       /* ... of which retransmissions */
+    /* receiver */
+    uint64_t rx_bytes;           /* in-order payload bytes received */
+    uint64_t rx_packets;
+    uint64_t rx_dup;             /* duplicates (already received PSNs) */
+    uint64_t rx_ooo;             /* packets beyond a gap (gbn drops them, sr/ooo hold them) */
+    uint64_t rx_late;            /* packets beyond the reorder window (dropped) */
+    uint64_t cnps_tx;
+    uint64_t naks_tx;
+    uint64_t ce_rx;
+    uint32_t epsn;               /* expected PSN (24-bit) */
+    uint32_t msn;                /* messages completed at the receiver (24-bit on the wire) */
+    uint32_t ooo_held;           /* PSNs held beyond the expected PSN now */
+    uint32_t ooo_peak;           /* ... at most */
+    uint32_t ooo_max_dist;       /* largest distance of a packet beyond the expected PSN */
+    /* configuration */
+    uint32_t host;               /* local host node */
+    uint32_t port;               /* local NIC port */
+    uint32_t peer_host;
+    uint32_t peer_qp;
+    uint32_t isn;                /* initial PSN (24-bit) */
+    uint32_t cc_kind;            /* enum sd_cc_kind */
+    uint32_t cc_param;           /* index of the parameter block of the built-in CC */
+    uint32_t sport;              /* UDP source port (ECMP entropy) */
+    uint32_t mode;               /* enum sd_transport */
+    uint32_t reorder_window;     /* sr/ooo: PSNs tracked beyond the cumulative point */
+    uint32_t path_policy;        /* index in the path-policy registry (sd_path_policy_name) */
+    uint32_t npaths;             /* entropies in paths[], 0 = the QP's sport only */
+    uint32_t ar;                 /* SD_AR_CLASS_* mask: packet classes this QP marks AR-eligible */
+    uint32_t rto_low_pkts;       /* sr/ooo: use rto_low_ps while at most this many packets are out */
+    uint32_t bdp_cap;            /* sr/ooo: IRN's BDP-FC, at most this many packets out (0 = off) */
+    int64_t rto_low_ps;          /* IRN's RTO_low (0 = always the simulator's rto_ps) */
+    uint16_t paths[16];          /* path set: UDP source ports */
+    uint32_t path_weight[16];    /* spray_weighted: cumulative weights (last = total) */
+} sd_qp_stats;
+
+/* Per-path telemetry of a QP with a path set (native/paths.c), indexed like the QPs: what the
+ * control plane reads at its ticks, and the policy parameters it gave. */
+typedef struct sd_path_stats {
+    uint64_t sent[16];           /* data packets sent on slot i */
+    uint64_t acks[16];           /* ACK/NAKs that echoed slot i */
+    uint64_t ce[16];             /* ... of which echoed a CE mark */
+    int64_t rtt_ps[16];          /* last RTT sample through slot i, -1 none */
+    uint64_t timeouts[16];       /* RTOs whose oldest outstanding packet went on slot i */
+    uint64_t reps_explored;      /* reps: packets that took a random slot (nothing to recycle) */
+    uint64_t repaths;            /* plb repaths / flowlets started */
+    /* parameters (sd_set_path_params) */
+    int64_t flowlet_gap_ps;      /* flowlet: a new path after an idle gap longer than this */
+    double plb_cong_thresh;      /* plb: a round is congested above this CE fraction */
+    uint32_t plb_rehash_rounds;  /* plb: repath after this many congested rounds in a row */
+    uint32_t pad0;
+    int64_t plb_suspend_ps;      /* plb: after an RTO repath, none for [1, 2) x this */
+} sd_path_stats;
 
 /* An RDMA WRITE message posted on a QP. */
 typedef struct sd_msg {
@@ -244,137 +308,7 @@ typedef struct sd_msg {
     uint32_t pad0;
 } sd_msg;
 
-/* Path state of a QP with a path set (native/paths.c), indexed like the QPs: per-slot telemetry
- * the control plane reads at its ticks, and the state of the feedback-driven policies. */
-typedef struct sd_path_state {
-    uint64_t sent[16];           /* data packets sent on slot i */
-    uint64_t acks[16];           /* ACK/NAKs that echoed slot i */
-    uint64_t ce[16];             /* ... of which echoed a CE mark */
-    int64_t rtt_ps[16];          /* last RTT sample through slot i, -1 none */
-    uint64_t timeouts[16];       /* RTOs whose oldest outstanding packet went on slot i */
-    uint8_t slot_of[1024];       /* slot of sequence s at [s % 1024] (exact while <= 1024 are out) */
-    /* parameters (sd_set_path_params) */
-    int64_t flowlet_gap_ps;      /* flowlet: a new path after an idle gap longer than this */
-    double plb_cong_thresh;      /* plb: a round is congested above this CE fraction (Linux 128/256) */
-    uint32_t plb_rehash_rounds;  /* plb: repath after this many congested rounds in a row (Linux 12) */
-    uint32_t pad0;
-    int64_t plb_suspend_ps;      /* plb: after an RTO repath, none for [1, 2) x this (Linux 60 s) */
-    /* reps: slots whose ACKs came back unmarked, oldest first */
-    uint8_t reps_ring[32];
-    uint32_t reps_head, reps_len;
-    uint64_t reps_explored;      /* packets that took a random slot (nothing to recycle) */
-    /* plb and flowlet */
-    uint64_t plb_round_end;      /* the round ends when snd_una reaches this sequence */
-    uint32_t plb_acks, plb_ce;   /* ACKs and CE echoes in the current round */
-    uint32_t plb_cong_rounds;    /* consecutive congested rounds */
-    uint32_t pad1;
-    uint64_t repaths;            /* plb repaths / flowlets started */
-    int64_t plb_suspend_until;
-    int64_t last_tx_ps;          /* the QP's last data packet, -1 none */
-    uint64_t policy_state[36];   /* the policy's own state (native/path_*.c casts it; e.g. clove's weights) */
-} sd_path_state;
 
-/* A reliable-connected queue pair (one end). Per-QP memory budget: see tests/test_layout.py. */
-typedef struct sd_qp {
-    /* congestion control (written by the CC through sd_cc_io) */
-    double rate_bps;             /* pacing rate */
-    double line_rate_bps;        /* rate of the NIC port */
-    uint64_t window_bytes;       /* max unacked payload bytes, 0 = no window */
-    uint64_t byte_threshold;     /* SD_EV_BYTES after this many payload bytes, 0 = off */
-    uint64_t bytes_counted;      /* payload bytes sent since the last SD_EV_BYTES/reset */
-    int64_t timer_at[4];         /* CC timer deadlines, -1 = off */
-    int64_t timer_queued[4];     /* time of the pending event of each timer, -1 = none */
-    double cc_state[24];         /* built-in CC state (layout per algorithm, see native/<cc>.c) */
-    /* sender */
-    uint64_t snd_una;            /* oldest unacknowledged sequence number (64-bit PSN count) */
-    uint64_t snd_nxt;            /* next sequence number to send */
-    uint64_t snd_end;            /* one past the last sequence number posted */
-    uint64_t snd_max;            /* one past the highest sequence number ever sent */
-    int64_t next_tx_ps;          /* pacing: earliest time of the next data packet */
-    int64_t rto_deadline;        /* -1 = no timer */
-    int64_t rto_queued;
-    uint64_t posted_bytes;
-    uint64_t acked_bytes;        /* payload bytes cumulatively acknowledged */
-    uint64_t sent_bytes;         /* payload bytes sent, retransmissions included */
-    uint64_t sent_packets;
-    uint64_t retx_packets;
-    uint64_t timeouts;
-    uint64_t naks_rx;
-    uint64_t cnps_rx;            /* congestion notifications received (CNP packets or BECN ACKs) */
-    uint64_t cc_events;
-    uint32_t host;               /* local host node */
-    uint32_t port;               /* local NIC port */
-    uint32_t peer_host;
-    uint32_t peer_qp;
-    uint32_t isn;                /* initial PSN (24-bit) */
-    uint32_t cc_kind;            /* enum sd_cc_kind */
-    uint32_t cc_param;           /* index of the parameter block of the built-in CC */
-    uint32_t sport;              /* UDP source port (ECMP entropy) */
-    uint32_t una_msg;            /* oldest incomplete message, UINT32_MAX = none */
-    uint32_t tx_msg;             /* message holding snd_nxt */
-    uint32_t last_msg;           /* tail of the message list */
-    uint32_t active;             /* 1 = in the NIC's scheduling ring */
-    uint32_t ring_next;          /* NIC scheduling ring links */
-    uint32_t ring_prev;
-    uint32_t last_wire;          /* wire bytes of the last data packet (pacing adjustment) */
-    uint32_t cc_evmask;          /* bit e set = the CC wants events of type e */
-    uint32_t cc_started;         /* SD_EV_START delivered */
-    uint32_t ack_batch;          /* deliver one SD_EV_ACK per this many ACKs (aggregated), >= 1 */
-    uint32_t acc_acks;           /* ACKs accumulated for the next batched SD_EV_ACK */
-    uint32_t acc_ecn;            /* ... of which echoed ECN */
-    uint64_t acc_bytes;          /* ... payload bytes they acknowledged */
-    int64_t acc_rtt_min;         /* ... their smallest RTT sample, -1 none */
-    /* receiver */
-    uint32_t epsn;               /* expected PSN (24-bit) */
-    uint32_t msn;                /* messages completed at the receiver (24-bit on the wire) */
-    uint32_t nak_pending;        /* a NAK was sent for the current gap */
-    uint32_t unacked;            /* packets received since the last ACK */
-    uint32_t ce_pending;         /* CE seen since the last ACK / CNP */
-    uint32_t pad0;
-    int64_t last_cnp_ps;         /* last CNP sent for this QP (notification point) */
-    uint64_t rx_bytes;           /* in-order payload bytes received */
-    uint64_t rx_packets;
-    uint64_t rx_dup;             /* duplicates (already received PSNs) */
-    uint64_t rx_ooo;             /* packets beyond a gap (gbn drops them, sr/ooo hold them) */
-    uint64_t cnps_tx;
-    uint64_t naks_tx;
-    uint64_t ce_rx;
-    /* multipath transport (native/reorder.c, native/paths.c) */
-    uint32_t mode;               /* enum sd_transport */
-    uint32_t reorder_window;     /* sr/ooo: PSNs tracked beyond the cumulative point (power of 2) */
-    uint32_t bits_off;           /* sr/ooo: this QP's bitmaps in the simulator's bitmap pool (words) */
-    uint32_t path_policy;        /* index in the path-policy registry (sd_path_policy_name) */
-    uint32_t npaths;             /* entropies in paths[], 0 = the QP's sport only */
-    uint32_t path_next;          /* spray_rr: the next slot; plb, flowlet: the current slot */
-    uint16_t paths[16];          /* path set: UDP source ports */
-    uint32_t path_weight[16];    /* spray_weighted: cumulative weights (last = total) */
-    uint32_t ar;                 /* SD_AR_CLASS_* mask: packet classes this QP marks AR-eligible */
-    uint32_t rto_low_pkts;       /* sr/ooo: use rto_low_ps while at most this many packets are out */
-    int64_t rto_low_ps;          /* IRN's RTO_low (0 = always the simulator's rto_ps) */
-    uint64_t path_rng;           /* spray_random / spray_weighted stream */
-    uint64_t rtx_nxt;            /* sender, sr: the NACK cursor; unSACKed packets in [rtx_nxt, rtx_end) are lost */
-    uint64_t rtx_end;
-    uint64_t recovery;           /* sr: snd_max when the current loss recovery began, 0 = none */
-    uint64_t sacked;             /* packets in [snd_una, snd_max) the receiver SACKed */
-    uint64_t sacks_rx;           /* ACK/NAKs received that carried a SACK */
-    uint64_t rx_late;            /* receiver: packets beyond the reorder window (dropped) */
-    uint32_t ooo_held;           /* receiver: PSNs held beyond the expected PSN now */
-    uint32_t ooo_peak;           /* ... at most */
-    uint32_t ooo_max_dist;       /* largest distance of a packet beyond the expected PSN */
-    uint32_t bdp_cap;            /* sr/ooo: IRN's BDP-FC, at most this many packets out (0 = off) */
-    uint64_t tmo_nxt;            /* sr/ooo: the timeout's resends pending in [tmo_nxt, tmo_end) */
-    uint64_t tmo_end;
-    /* sr/ooo per-packet retransmission timing (reorder.c): every transmission is stamped with the
-     * transmit epoch it falls in (a new epoch starts at a send >= RTO/SD_RTO_EPOCHS after the
-     * current one began); ep_end keeps the last send time of the newest SD_RTO_EPOCHS + 1 epochs */
-    int64_t ep_end[9];           /* indexed by epoch mod (SD_RTO_EPOCHS + 1) */
-    int64_t ep_start;            /* when the current epoch began */
-    uint64_t ep;                 /* the current epoch */
-    uint64_t ep_live;            /* the oldest epoch that may hold a packet neither acknowledged nor declared lost */
-    int64_t una_ps;              /* sr/ooo: when snd_una last advanced (RTO_low counts from it, as IRN's timer) */
-    uint64_t data_dropped;       /* sender: this QP's data packets dropped in the fabric (any cause) */
-    uint64_t retx_dropped;       /* ... of which retransmissions */
-} sd_qp;
 
 /* One INT hop record, in the HPCC repository's encoding (int-header.h): the egress timestamp in
  * ns mod 2^24, the port's cumulative tx bytes in units of 128 x int_multi mod 2^20, its queue
@@ -601,8 +535,6 @@ int sd_set_pfc_headroom(sd_sim *sim, uint32_t port, uint64_t headroom_bytes);
 
 /* Deliver the ACK events of a QP (either end) in batches of n ACKs (n >= 1; 1 = every ACK). */
 int sd_set_ack_batch(sd_sim *sim, uint32_t qp, uint32_t n);
-/* Cost of a C twin's event function: n synthetic ACK events on one flow, ns per event. */
-double sd_bench_cc_twin(sd_sim *sim, uint32_t cc_param, uint32_t n);
 /* Congestion-control parameter blocks of the C twins: values in the order of the names that
  * sd_cc_param_name(kind, i) gives (NULL past the last). Returns the block index or an error. */
 int sd_add_cc_params(sd_sim *sim, uint32_t kind, const double *values, uint32_t n);
@@ -653,8 +585,8 @@ typedef struct sd_path_set {
     int64_t param_int[8];        /* ... and the integer ones exactly (0 for a fractional one) */
 } sd_path_set;
 int sd_get_paths(sd_sim *sim, uint32_t qp, sd_path_set *out);
-/* Path state of every QP (rows of QPs without a path set are zero); count = rows. */
-sd_path_state *sd_path_states(sd_sim *sim, uint32_t *count);
+/* Path telemetry of every QP (rows of QPs without a path set are zero); count = rows. */
+sd_path_stats *sd_path_states(sd_sim *sim, uint32_t *count);
 /* Adaptive routing at a switch: eligible packets take the least-loaded candidate egress (mode
  * SD_AR_BYTES: queued data bytes; SD_AR_DELAY: queued bytes / link rate; ties go to the ECMP
  * choice); SD_AR_OFF = ECMP only. */
@@ -704,8 +636,8 @@ int64_t sd_now(sd_sim *sim);
 uint32_t sd_drain_completions(sd_sim *sim, sd_completion *out, uint32_t max);
 
 /* Zero-copy views (Python wraps them as numpy arrays). */
-sd_port *sd_ports(sd_sim *sim, uint32_t *count);
-sd_qp *sd_qps(sd_sim *sim, uint32_t *count);
+sd_port_stats *sd_ports(sd_sim *sim, uint32_t *count);      /* the telemetry records */
+sd_qp_stats *sd_qps(sd_sim *sim, uint32_t *count);
 sd_msg *sd_msgs(sd_sim *sim, uint32_t *count);
 sd_cc_trace *sd_trace(sd_sim *sim, uint32_t *count);
 const sd_counters *sd_get_counters(sd_sim *sim);
@@ -715,11 +647,15 @@ int sd_host_misdelivered(sd_sim *sim, uint32_t host, uint64_t *out);
 uint64_t sd_data_in_flight(sd_sim *sim);
 /* Memory the simulator allocated, and bytes per packet / per QP, for the benchmark. */
 uint64_t sd_memory_bytes(sd_sim *sim);
+/* The same by module (the data plane's module table, in its order): up to max names and byte
+ * counts; returns the number of modules. sd_memory_bytes is their sum. */
+uint32_t sd_mem_report(sd_sim *sim, const char **names, uint64_t *bytes, uint32_t max);
 uint32_t sd_sizeof_packet(void);
+/* Bytes per port, per QP and per QP with a path set: the working state plus its telemetry record. */
+uint32_t sd_sizeof_port(void);
+uint32_t sd_sizeof_qp(void);
+uint32_t sd_sizeof_path_state(void);
 
-/* Test hook: the nth vSwitch setup allocation from now on (sd_vs_enable's) fails as if out of
- * memory (0 disarms it), so tests can check that every failure leaves consistent state. */
-int sd_vs_debug_fail_alloc(sd_sim *sim, uint32_t nth);
 /* vSwitch setup (sd_vs_enable once per DPU, then VFs, meters, flows). */
 int sd_vs_enable(sd_sim *sim, uint32_t host, uint32_t max_flows, uint32_t emc_entries, uint32_t emc_insert_inv_prob,
                  uint32_t upcall_queue, uint32_t max_meters, int64_t rerank_interval_ps);
@@ -745,8 +681,6 @@ int sd_vs_execute(sd_sim *sim, uint32_t host, uint32_t slot, const sd_vs_action 
 /* Classify a key as the classifier would at time now (no statistics, no EMC): the flow id in
  * flow_out (UINT32_MAX = miss) and the subtables probed. For tests and the control plane. */
 int sd_vs_lookup(sd_sim *sim, uint32_t host, const uint32_t *key, uint32_t *flow_out, uint32_t *probes);
-/* Benchmark: n keys looked up reps times through the fast path (EMC, then classifier), ns per lookup. */
-double sd_vs_bench_lookup(sd_sim *sim, uint32_t host, const uint32_t *keys, uint32_t n, uint32_t reps);
 sd_vs_flow *sd_vs_flows(sd_sim *sim, uint32_t host, uint32_t *count);
 sd_vs_vf *sd_vs_vfs(sd_sim *sim, uint32_t *count);
 sd_vs_stats *sd_vs_get_stats(sd_sim *sim, uint32_t *count);
@@ -851,9 +785,6 @@ int64_t sd_serialization_ps(uint64_t wire_bytes, uint64_t rate_bps);
 int32_t sd_psn_diff(uint32_t a, uint32_t b);
 uint32_t sd_ecmp_hash(uint32_t src, uint32_t dst, uint32_t sport, uint32_t dport, uint64_t seed);
 uint32_t sd_wire_bytes(sd_sim *sim, uint32_t opcode, uint32_t payload);
-/* Event-queue self-test: n_ops random pushes/pops checked against (time, sequence) order;
- * 0 = pass, else the failing operation (> 0) or a final-check code (< 0). */
-int sd_selftest_event_queue(uint64_t seed, uint32_t n_ops);
 
 /* The congestion-control hook to Python plug-ins: implemented by dataplane/sim.py through cffi
  * (extern "Python+C"). Returns 0, or nonzero if the plug-in raised. */

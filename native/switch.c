@@ -29,12 +29,12 @@ static uint32_t ar_pick(sd_sim *sim, uint32_t sw, uint32_t off, uint32_t n, uint
     const sd_port *h = &sim->ports[sim->set_ports[off + hash_pick]];
     uint32_t best = hash_pick;
     int delay = sim->ar_on[sw] == SD_AR_DELAY;
-    uint64_t best_q = h->up ? h->q_bytes[SD_PRIO_DATA] : UINT64_MAX, best_rate = h->rate_bps;
+    uint64_t best_q = h->up ? h->st->q_bytes[SD_PRIO_DATA] : UINT64_MAX, best_rate = h->rate_bps;
     for (uint32_t i = 0; i < n; i++) {
         const sd_port *pt = &sim->ports[sim->set_ports[off + i]];
         if (!pt->up)
             continue;
-        uint64_t q = pt->q_bytes[SD_PRIO_DATA];
+        uint64_t q = pt->st->q_bytes[SD_PRIO_DATA];
         int less = delay && best_q != UINT64_MAX
                        ? (unsigned __int128)q * best_rate < (unsigned __int128)best_q * pt->rate_bps
                        : q < best_q;
@@ -64,10 +64,10 @@ void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p)
             pick = ar_pick(sim, sw, off, n, pick);
     }
     uint32_t out = sim->set_ports[off + pick];
-    if (pk->prio == SD_PRIO_DATA && sim->mmu[sw].enabled && !pfc_admit(sim, in_port, pk)) {
+    if (pk->prio == SD_PRIO_DATA && sim->pfc.mmu[sw].enabled && !pfc_admit(sim, in_port, pk)) {
         sd_port *o = &sim->ports[out];
-        o->dropped++;                    /* the shared buffer and the ingress headroom are full */
-        o->dropped_bytes += pk->wire;
+        o->st->dropped++;                    /* the shared buffer and the ingress headroom are full */
+        o->st->dropped_bytes += pk->wire;
         sim->ctr.data_dropped++;
         pkt_free(sim, p);
         return;

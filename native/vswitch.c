@@ -29,7 +29,7 @@
 
 static inline int vs_on(const sd_sim *sim, uint32_t host)
 {
-    return sim->vs && sim->vs[host].enabled;
+    return sim->vsw.dpu && sim->vsw.dpu[host].enabled;
 }
 
 static inline uint32_t hash_words(const uint32_t *k, uint32_t basis)
@@ -59,13 +59,13 @@ static inline uint32_t hash_sub(const uint32_t *mk, const sd_vs_subtable *st, ui
 /* ---------------------------------------------------------------- functions and keys */
 static inline uint32_t qp_function(const sd_sim *sim, uint32_t qp)
 {
-    return qp < sim->qp_fn_cap ? sim->qp_fn[qp] : SD_NONE;
+    return qp < sim->vsw.qp_fn_cap ? sim->vsw.qp_fn[qp] : SD_NONE;
 }
 
 static inline uint32_t function_ip(const sd_sim *sim, uint32_t qp)
 {
     uint32_t vf = qp_function(sim, qp);
-    return vf != SD_NONE ? sim->vfs[vf].ip : VS_IPV4_BASE + sim->qps[qp].host + 1u;
+    return vf != SD_NONE ? sim->vsw.vfs[vf].ip : VS_IPV4_BASE + sim->qps[qp].host + 1u;
 }
 
 static uint32_t class_dscp(const sd_sim *sim, const sd_packet *pk)
@@ -224,7 +224,7 @@ static inline uint32_t in_port_tenant(const sd_sim *sim, const sd_vswitch *v, ui
         return meta & SD_VS_META_ENCAP ? meta & SD_VS_META_VNI : 0u;
     if (in_port == SD_VS_PF)
         return 0u;
-    return sim->vfs[v->vf_ids[in_port - SD_VS_VF0]].vni;
+    return sim->vsw.vfs[v->vf_ids[in_port - SD_VS_VF0]].vni;
 }
 
 static int meter_pass(sd_vs_meter *m, int64_t now, uint32_t bytes)
@@ -244,10 +244,10 @@ static int meter_pass(sd_vs_meter *m, int64_t now, uint32_t bytes)
 /* Apply a flow's (or the slow path's) actions to packet p that entered through in_port. */
 static void execute(sd_sim *sim, uint32_t host, uint32_t p, uint32_t in_port, const sd_vs_action *a)
 {
-    sd_vswitch *v = &sim->vs[host];
-    sd_vs_stats *st = &sim->vs_stats[host];
+    sd_vswitch *v = &sim->vsw.dpu[host];
+    sd_vs_stats *st = &sim->vsw.stats[host];
     sd_packet *pk = &sim->pkts[p];
-    uint32_t *meta = &sim->vsmeta[p];
+    uint32_t *meta = &sim->vsw.meta[p];
     uint32_t fl = a->flags;
     if (fl & SD_VS_DROP || !(fl & SD_VS_OUTPUT)) {
         drop(sim, p, &st->action_drops);
@@ -272,7 +272,7 @@ static void execute(sd_sim *sim, uint32_t host, uint32_t p, uint32_t in_port, co
     if (fl & SD_VS_ENCAP) {
         if (a->vni != tenant) {          /* only into the packet's own tenant's tunnel */
             if (in_port >= SD_VS_VF0)
-                sim->vfs[v->vf_ids[in_port - SD_VS_VF0]].isolation_drops++;
+                sim->vsw.vfs[v->vf_ids[in_port - SD_VS_VF0]].isolation_drops++;
             drop(sim, p, &st->isolation_drops);
             return;
         }
@@ -296,10 +296,10 @@ static void execute(sd_sim *sim, uint32_t host, uint32_t p, uint32_t in_port, co
     }
     /* to a function of this DPU: the PF (tenant 0) or VF n */
     uint32_t vf = out == SD_VS_PF ? SD_NONE : v->vf_ids[out - SD_VS_VF0];
-    uint32_t fn_tenant = vf == SD_NONE ? 0u : sim->vfs[vf].vni;
+    uint32_t fn_tenant = vf == SD_NONE ? 0u : sim->vsw.vfs[vf].vni;
     if (fn_tenant != tenant) {
         if (vf != SD_NONE)
-            sim->vfs[vf].isolation_drops++;
+            sim->vsw.vfs[vf].isolation_drops++;
         drop(sim, p, &st->isolation_drops);
         return;
     }
@@ -312,8 +312,8 @@ static void execute(sd_sim *sim, uint32_t host, uint32_t p, uint32_t in_port, co
         return;
     }
     if (vf != SD_NONE) {
-        sim->vfs[vf].rx_packets++;
-        sim->vfs[vf].rx_bytes += pk->wire;
+        sim->vsw.vfs[vf].rx_packets++;
+        sim->vsw.vfs[vf].rx_bytes += pk->wire;
     }
     st->to_functions++;
     st->copy_bytes += pk->wire;
@@ -322,9 +322,9 @@ static void execute(sd_sim *sim, uint32_t host, uint32_t p, uint32_t in_port, co
 
 static void upcall(sd_sim *sim, uint32_t host, uint32_t p, uint32_t in_port, const uint32_t *key)
 {
-    sd_vswitch *v = &sim->vs[host];
-    sd_vs_stats *st = &sim->vs_stats[host];
-    if (v->free_slot == SD_NONE || sim->upq_len == sim->upq_cap) {
+    sd_vswitch *v = &sim->vsw.dpu[host];
+    sd_vs_stats *st = &sim->vsw.stats[host];
+    if (v->free_slot == SD_NONE || sim->vsw.upq_len == sim->vsw.upq_cap) {
         drop(sim, p, &st->lost);         /* OVS: the upcall cannot be queued, PMD_STAT_LOST */
         return;
     }
@@ -334,15 +334,15 @@ static void upcall(sd_sim *sim, uint32_t host, uint32_t p, uint32_t in_port, con
     sl->pkt = p;
     sl->in_port = in_port;
     sl->act.flags = 0;
-    sd_vs_upcall *u = &sim->upq[(sim->upq_head + sim->upq_len) % sim->upq_cap];
-    sim->upq_len++;
+    sd_vs_upcall *u = &sim->vsw.upq[(sim->vsw.upq_head + sim->vsw.upq_len) % sim->vsw.upq_cap];
+    sim->vsw.upq_len++;
     u->t_ps = sim->now;
     memcpy(u->key, key, KW * sizeof *key);
     u->dpu = host;
     u->slot = s;
     u->wire = sim->pkts[p].wire;
     if (sim->pkts[p].prio == SD_PRIO_DATA)
-        sim->vs_parked_data++;
+        sim->vsw.parked_data++;
     st->miss++;
     if (++st->upcall_depth > st->upcall_peak)
         st->upcall_peak = st->upcall_depth;
@@ -351,13 +351,13 @@ static void upcall(sd_sim *sim, uint32_t host, uint32_t p, uint32_t in_port, con
 /* A packet enters the vSwitch through in_port: classify, then act or upcall. */
 static void vs_input(sd_sim *sim, uint32_t host, uint32_t p, uint32_t in_port)
 {
-    sd_vswitch *v = &sim->vs[host];
-    sd_vs_stats *st = &sim->vs_stats[host];
+    sd_vswitch *v = &sim->vsw.dpu[host];
+    sd_vs_stats *st = &sim->vsw.stats[host];
     sd_packet *pk = &sim->pkts[p];
     st->rx++;
     st->rx_bytes += pk->wire;
     uint32_t key[KW];
-    make_key(sim, pk, sim->vsmeta[p], in_port, key);
+    make_key(sim, pk, sim->vsw.meta[p], in_port, key);
     uint32_t f = lookup(v, st, key, sim->now);
     if (f == SD_NONE) {
         upcall(sim, host, p, in_port, key);
@@ -373,23 +373,23 @@ static void vs_input(sd_sim *sim, uint32_t host, uint32_t p, uint32_t in_port)
 void dpu_transmit(sd_sim *sim, uint32_t host, uint32_t p)
 {
     if (!vs_on(sim, host)) {
-        if (sim->vsmeta)
-            sim->vsmeta[p] = 0;
+        if (sim->vsw.meta)
+            sim->vsw.meta[p] = 0;
         port_enqueue(sim, sim->hosts[host].port, p);
         return;
     }
     sd_packet *pk = &sim->pkts[p];
     uint32_t sq = sim->qps[pk->dqp].peer_qp;    /* the local QP that sent it */
     uint32_t vf = qp_function(sim, sq);
-    uint32_t in_port = vf == SD_NONE ? SD_VS_PF : SD_VS_VF0 + sim->vfs[vf].index;
-    sim->vsmeta[p] = vf == SD_NONE ? 0u : sim->vfs[vf].vni;
+    uint32_t in_port = vf == SD_NONE ? SD_VS_PF : SD_VS_VF0 + sim->vsw.vfs[vf].index;
+    sim->vsw.meta[p] = vf == SD_NONE ? 0u : sim->vsw.vfs[vf].vni;
     if (vf != SD_NONE)
-        sim->vfs[vf].tx_packets++;
-    sim->vs_stats[host].copy_bytes += pk->wire;
+        sim->vsw.vfs[vf].tx_packets++;
+    sim->vsw.stats[host].copy_bytes += pk->wire;
     int data = pk->prio == SD_PRIO_DATA;
-    uint64_t before = sim->vs_stats[host].to_uplink;
+    uint64_t before = sim->vsw.stats[host].to_uplink;
     vs_input(sim, host, p, in_port);
-    if (data && sim->vs_stats[host].to_uplink == before) {
+    if (data && sim->vsw.stats[host].to_uplink == before) {
         /* the packet did not reach the port (upcalled or dropped): the port stays idle, so let
          * the transmit scheduler run again now rather than wait for the next ACK */
         sd_host *h = &sim->hosts[host];
@@ -406,14 +406,14 @@ void dpu_receive(sd_sim *sim, uint32_t host, uint32_t p)
         nic_receive(sim, host, p);
         return;
     }
-    if (!(sim->vsmeta[p] & SD_VS_META_ENCAP))
-        sim->vsmeta[p] &= ~(uint32_t)SD_VS_META_VNI;   /* untunnelled: no tenant */
+    if (!(sim->vsw.meta[p] & SD_VS_META_ENCAP))
+        sim->vsw.meta[p] &= ~(uint32_t)SD_VS_META_VNI;   /* untunnelled: no tenant */
     vs_input(sim, host, p, SD_VS_UPLINK);
 }
 
 void vs_exec_event(sd_sim *sim, uint32_t host, uint32_t slot)
 {
-    sd_vswitch *v = &sim->vs[host];
+    sd_vswitch *v = &sim->vsw.dpu[host];
     sd_vs_slot *sl = &v->slots[slot];
     uint32_t p = sl->pkt, in_port = sl->in_port;
     sd_vs_action act = sl->act;
@@ -421,11 +421,11 @@ void vs_exec_event(sd_sim *sim, uint32_t host, uint32_t slot)
     sl->pkt = SD_NONE;
     sl->next_free = v->free_slot;
     v->free_slot = slot;
-    sim->vs_stats[host].upcall_depth--;
-    sim->vs_stats[host].executed++;
+    sim->vsw.stats[host].upcall_depth--;
+    sim->vsw.stats[host].executed++;
     int data = sim->pkts[p].prio == SD_PRIO_DATA;
     if (data)
-        sim->vs_parked_data--;
+        sim->vsw.parked_data--;
     execute(sim, host, p, in_port, &act);
     if (data && in_port != SD_VS_UPLINK)
         nic_pull(sim, host);
@@ -452,7 +452,7 @@ static uint32_t pow2_at_least(uint32_t n)
 /* Setup allocations, with the test hook of sd_vs_debug_fail_alloc. */
 static int vs_alloc_fails(sd_sim *sim)
 {
-    return sim->vs_fail_alloc && --sim->vs_fail_alloc == 0;
+    return sim->vsw.fail_alloc && --sim->vsw.fail_alloc == 0;
 }
 
 static void *vs_calloc(sd_sim *sim, size_t n, size_t size)
@@ -467,7 +467,7 @@ static void *vs_realloc(sd_sim *sim, void *p, size_t size)
 
 int sd_vs_debug_fail_alloc(sd_sim *sim, uint32_t nth)
 {
-    sim->vs_fail_alloc = nth;
+    sim->vsw.fail_alloc = nth;
     return SD_OK;
 }
 
@@ -490,7 +490,7 @@ int sd_vs_enable(sd_sim *sim, uint32_t host, uint32_t max_flows, uint32_t emc_en
         return sd_fail(sim, SD_EINVAL, "vswitch: max_meters must be <= 2^18 (OVS MAX_METERS), got %u", max_meters);
     if (rerank_interval_ps <= 0)
         return sd_fail(sim, SD_EINVAL, "vswitch: rerank_interval_ps must be > 0");
-    if (!sim->vs) {
+    if (!sim->vsw.dpu) {
         /* all three or none: vs_on() and the data path take one for the others */
         sd_vswitch *vs = vs_calloc(sim, sim->cfg.num_hosts, sizeof *vs);
         sd_vs_stats *stats = vs_calloc(sim, sim->cfg.num_hosts, sizeof *stats);
@@ -501,11 +501,11 @@ int sd_vs_enable(sd_sim *sim, uint32_t host, uint32_t max_flows, uint32_t emc_en
             free(meta);
             return sd_fail(sim, SD_ENOMEM, "vswitch: out of memory");
         }
-        sim->vs = vs;
-        sim->vs_stats = stats;
-        sim->vsmeta = meta;
+        sim->vsw.dpu = vs;
+        sim->vsw.stats = stats;
+        sim->vsw.meta = meta;
     }
-    sd_vswitch *v = &sim->vs[host];
+    sd_vswitch *v = &sim->vsw.dpu[host];
     if (v->enabled)
         return sd_fail(sim, SD_ESTATE, "vswitch: dpu %u already has a vSwitch", host);
     /* allocate into locals and commit only once everything is there: a failure leaves the DPU
@@ -522,7 +522,7 @@ int sd_vs_enable(sd_sim *sim, uint32_t host, uint32_t max_flows, uint32_t emc_en
     sd_vs_upcall *q = NULL;
     int ok = flows && buckets && (!emc_entries || emc) && slots && (!max_meters || meters);
     if (ok)
-        ok = (q = vs_realloc(sim, sim->upq, ((size_t)sim->upq_cap + upcall_queue) * sizeof *q)) != NULL;
+        ok = (q = vs_realloc(sim, sim->vsw.upq, ((size_t)sim->vsw.upq_cap + upcall_queue) * sizeof *q)) != NULL;
     if (!ok) {
         free(flows);
         free(buckets);
@@ -532,12 +532,12 @@ int sd_vs_enable(sd_sim *sim, uint32_t host, uint32_t max_flows, uint32_t emc_en
         return sd_fail(sim, SD_ENOMEM, "vswitch: out of memory");
     }
     /* keep the queued records in order */
-    if (sim->upq_len && sim->upq_head + sim->upq_len > sim->upq_cap) {
-        uint32_t wrap = sim->upq_head + sim->upq_len - sim->upq_cap;
-        memcpy(q + sim->upq_cap, q, (size_t)wrap * sizeof *q);
+    if (sim->vsw.upq_len && sim->vsw.upq_head + sim->vsw.upq_len > sim->vsw.upq_cap) {
+        uint32_t wrap = sim->vsw.upq_head + sim->vsw.upq_len - sim->vsw.upq_cap;
+        memcpy(q + sim->vsw.upq_cap, q, (size_t)wrap * sizeof *q);
     }
-    sim->upq = q;
-    sim->upq_cap += upcall_queue;
+    sim->vsw.upq = q;
+    sim->vsw.upq_cap += upcall_queue;
     v->flows = flows;
     v->buckets = buckets;
     v->nbuckets = nbuckets;
@@ -569,9 +569,9 @@ int sd_vs_enable(sd_sim *sim, uint32_t host, uint32_t max_flows, uint32_t emc_en
 
 void vs_free(sd_sim *sim)
 {
-    if (sim->vs) {
+    if (sim->vsw.dpu) {
         for (uint32_t h = 0; h < sim->cfg.num_hosts; h++) {
-            sd_vswitch *v = &sim->vs[h];
+            sd_vswitch *v = &sim->vsw.dpu[h];
             free(v->flows);
             free(v->buckets);
             free(v->emc);
@@ -580,23 +580,23 @@ void vs_free(sd_sim *sim)
             free(v->vf_ids);
         }
     }
-    free(sim->vs);
-    free(sim->vs_stats);
-    free(sim->vsmeta);
-    free(sim->vfs);
-    free(sim->qp_fn);
-    free(sim->upq);
+    free(sim->vsw.dpu);
+    free(sim->vsw.stats);
+    free(sim->vsw.meta);
+    free(sim->vsw.vfs);
+    free(sim->vsw.qp_fn);
+    free(sim->vsw.upq);
 }
 
 uint64_t vs_memory_bytes(const sd_sim *sim)
 {
-    if (!sim->vs)
+    if (!sim->vsw.dpu)
         return 0;
-    uint64_t b = (uint64_t)sim->cfg.num_hosts * (sizeof *sim->vs + sizeof *sim->vs_stats) +
-                 (uint64_t)sim->cfg.pkt_pool * sizeof *sim->vsmeta + (uint64_t)sim->vf_cap * sizeof *sim->vfs +
-                 (uint64_t)sim->qp_fn_cap * sizeof *sim->qp_fn + (uint64_t)sim->upq_cap * sizeof *sim->upq;
+    uint64_t b = (uint64_t)sim->cfg.num_hosts * (sizeof *sim->vsw.dpu + sizeof *sim->vsw.stats) +
+                 (uint64_t)sim->cfg.pkt_pool * sizeof *sim->vsw.meta + (uint64_t)sim->vsw.vf_cap * sizeof *sim->vsw.vfs +
+                 (uint64_t)sim->vsw.qp_fn_cap * sizeof *sim->vsw.qp_fn + (uint64_t)sim->vsw.upq_cap * sizeof *sim->vsw.upq;
     for (uint32_t h = 0; h < sim->cfg.num_hosts; h++) {
-        const sd_vswitch *v = &sim->vs[h];
+        const sd_vswitch *v = &sim->vsw.dpu[h];
         b += (uint64_t)v->flow_cap * sizeof *v->flows + (uint64_t)v->nbuckets * sizeof *v->buckets +
              (uint64_t)v->emc_entries * sizeof *v->emc + (uint64_t)v->nslots * sizeof *v->slots +
              (uint64_t)v->nmeters * sizeof *v->meters + (uint64_t)v->vf_cap * sizeof *v->vf_ids;
@@ -611,14 +611,14 @@ int sd_vs_add_vf(sd_sim *sim, uint32_t host, uint32_t vni, uint32_t ip)
         return rc;
     if (vni == 0 || vni > SD_VS_MAX_VNI)
         return sd_fail(sim, SD_EINVAL, "vf: vni must be in [1, 2^24-1] (0 is the PF's), got %u", vni);
-    sd_vswitch *v = &sim->vs[host];
+    sd_vswitch *v = &sim->vsw.dpu[host];
     if (v->nvf >= 1024)
         return sd_fail(sim, SD_EINVAL, "vf: dpu %u already has 1024 VFs", host);
-    if (!grow_array((void **)&sim->vfs, &sim->vf_cap, sizeof *sim->vfs, sim->nvfs + 1) ||
+    if (!grow_array((void **)&sim->vsw.vfs, &sim->vsw.vf_cap, sizeof *sim->vsw.vfs, sim->vsw.nvfs + 1) ||
         !grow_array((void **)&v->vf_ids, &v->vf_cap, sizeof *v->vf_ids, v->nvf + 1))
         return sd_fail(sim, SD_ENOMEM, "vf: out of memory");
-    uint32_t id = sim->nvfs++;
-    sim->vfs[id] = (sd_vs_vf){host, v->nvf, vni, ip, 0, 0, 0, 0};
+    uint32_t id = sim->vsw.nvfs++;
+    sim->vsw.vfs[id] = (sd_vs_vf){host, v->nvf, vni, ip, 0, 0, 0, 0};
     v->vf_ids[v->nvf++] = id;
     return (int)id;
 }
@@ -628,25 +628,25 @@ int sd_vs_set_qp_function(sd_sim *sim, uint32_t qp, uint32_t vf)
     if (qp >= sim->num_qps)
         return sd_fail(sim, SD_EINVAL, "qp function: qp %u does not exist (%u QPs)", qp, sim->num_qps);
     if (vf != SD_NONE) {
-        if (vf >= sim->nvfs)
-            return sd_fail(sim, SD_EINVAL, "qp function: unknown VF %u (%u VFs)", vf, sim->nvfs);
-        if (sim->vfs[vf].host != sim->qps[qp].host)
-            return sd_fail(sim, SD_EINVAL, "qp function: VF %u is on dpu %u, QP %u on host %u", vf, sim->vfs[vf].host,
+        if (vf >= sim->vsw.nvfs)
+            return sd_fail(sim, SD_EINVAL, "qp function: unknown VF %u (%u VFs)", vf, sim->vsw.nvfs);
+        if (sim->vsw.vfs[vf].host != sim->qps[qp].host)
+            return sd_fail(sim, SD_EINVAL, "qp function: VF %u is on dpu %u, QP %u on host %u", vf, sim->vsw.vfs[vf].host,
                            qp, sim->qps[qp].host);
     }
-    if (qp >= sim->qp_fn_cap) {
-        uint32_t n = sim->qp_fn_cap ? sim->qp_fn_cap : 64;
+    if (qp >= sim->vsw.qp_fn_cap) {
+        uint32_t n = sim->vsw.qp_fn_cap ? sim->vsw.qp_fn_cap : 64;
         while (n <= qp)
             n *= 2;
-        uint32_t *a = realloc(sim->qp_fn, (size_t)n * sizeof *a);
+        uint32_t *a = realloc(sim->vsw.qp_fn, (size_t)n * sizeof *a);
         if (!a)
             return sd_fail(sim, SD_ENOMEM, "qp function: out of memory");
-        for (uint32_t i = sim->qp_fn_cap; i < n; i++)
+        for (uint32_t i = sim->vsw.qp_fn_cap; i < n; i++)
             a[i] = SD_NONE;
-        sim->qp_fn = a;
-        sim->qp_fn_cap = n;
+        sim->vsw.qp_fn = a;
+        sim->vsw.qp_fn_cap = n;
     }
-    sim->qp_fn[qp] = vf;
+    sim->vsw.qp_fn[qp] = vf;
     return SD_OK;
 }
 
@@ -655,7 +655,7 @@ int sd_vs_set_meter(sd_sim *sim, uint32_t host, uint32_t meter, uint64_t rate_bp
     int rc = check_host(sim, host, "meter");
     if (rc)
         return rc;
-    sd_vswitch *v = &sim->vs[host];
+    sd_vswitch *v = &sim->vsw.dpu[host];
     if (meter >= v->nmeters)
         return sd_fail(sim, SD_EINVAL, "meter: index %u out of range (dpu %u has %u meters)", meter, host, v->nmeters);
     if (rate_bps == 0 || burst_bytes == 0)
@@ -682,9 +682,9 @@ static int check_action(sd_sim *sim, const sd_vswitch *v, const sd_vs_action *a)
         if (!vs_on(sim, a->tun_dst))
             return sd_fail(sim, SD_EINVAL, "action: tunnel destination %u has no vSwitch (no VTEP to end the tunnel)",
                            a->tun_dst);
-        const sd_vswitch *d = &sim->vs[a->tun_dst];
+        const sd_vswitch *d = &sim->vsw.dpu[a->tun_dst];
         uint32_t i = 0;
-        while (i < d->nvf && sim->vfs[d->vf_ids[i]].vni != a->vni)
+        while (i < d->nvf && sim->vsw.vfs[d->vf_ids[i]].vni != a->vni)
             i++;
         if (i == d->nvf)
             return sd_fail(sim, SD_EINVAL, "action: tunnel destination %u has no function of tenant (VNI) %u",
@@ -736,7 +736,7 @@ int sd_vs_install(sd_sim *sim, uint32_t host, const uint32_t *value, const uint3
     int rc = check_host(sim, host, "flow");
     if (rc)
         return rc;
-    sd_vswitch *v = &sim->vs[host];
+    sd_vswitch *v = &sim->vsw.dpu[host];
     if ((rc = check_action(sim, v, act)))
         return rc;
     if (mask[SD_VS_F_RESERVED] != 0)
@@ -769,7 +769,7 @@ int sd_vs_install(sd_sim *sim, uint32_t host, const uint32_t *value, const uint3
     } else if (free_s == SD_NONE) {
         return sd_fail(sim, SD_ENOMEM, "flow: more than %u distinct masks on dpu %u", SD_VS_MAX_SUBTABLES, host);
     }
-    if (sim->vs_stats[host].flows >= v->max_flows)
+    if (sim->vsw.stats[host].flows >= v->max_flows)
         return sd_fail(sim, SD_ENOMEM, "flow: table full (max_flows %u on dpu %u)", v->max_flows, host);
     uint32_t f = v->free_flow;
     if (f != SD_NONE) {
@@ -790,7 +790,7 @@ int sd_vs_install(sd_sim *sim, uint32_t host, const uint32_t *value, const uint3
         v->sub[s].first_active_ps = active_ps;
         v->sub[s].hits = 0;
         v->order[v->nsub++] = s;
-        sim->vs_stats[host].subtables++;
+        sim->vsw.stats[host].subtables++;
     }
     sd_vs_subtable *st = &v->sub[s];
     st->nflows++;
@@ -815,8 +815,8 @@ int sd_vs_install(sd_sim *sim, uint32_t host, const uint32_t *value, const uint3
     if (priority != 0)
         v->version++;                    /* may shadow keys the EMC holds */
     order_by_priority(v);
-    sim->vs_stats[host].installs++;
-    sim->vs_stats[host].flows++;
+    sim->vsw.stats[host].installs++;
+    sim->vsw.stats[host].flows++;
     return (int)f;
 }
 
@@ -826,7 +826,7 @@ static int check_flow(sd_sim *sim, uint32_t host, uint32_t f, const char *what)
     int rc = check_host(sim, host, what);
     if (rc)
         return rc;
-    const sd_vswitch *v = &sim->vs[host];
+    const sd_vswitch *v = &sim->vsw.dpu[host];
     if (f >= v->flow_hwm || v->flows[f].subtable == SD_NONE)
         return sd_fail(sim, SD_EINVAL, "%s: flow %u is not installed on dpu %u", what, f, host);
     return SD_OK;
@@ -837,7 +837,7 @@ int sd_vs_delete(sd_sim *sim, uint32_t host, uint32_t f)
     int rc = check_flow(sim, host, f, "delete");
     if (rc)
         return rc;
-    sd_vswitch *v = &sim->vs[host];
+    sd_vswitch *v = &sim->vsw.dpu[host];
     sd_vs_flow *fl = &v->flows[f];
     uint32_t s = fl->subtable;
     uint32_t *pp = &v->buckets[hash_sub(fl->key, &v->sub[s], s) & (v->nbuckets - 1)];
@@ -857,7 +857,7 @@ int sd_vs_delete(sd_sim *sim, uint32_t host, uint32_t f)
                 v->order[j++] = v->order[i];
         v->nsub = j;
         memset(st, 0, sizeof *st);
-        sim->vs_stats[host].subtables--;
+        sim->vsw.stats[host].subtables--;
     } else if (prio == st->max_prio) {
         st->max_prio = INT32_MIN;
         for (uint32_t i = 0; i < v->flow_hwm; i++)
@@ -865,8 +865,8 @@ int sd_vs_delete(sd_sim *sim, uint32_t host, uint32_t f)
                 st->max_prio = v->flows[i].priority;
     }
     order_by_priority(v);
-    sim->vs_stats[host].deletes++;
-    sim->vs_stats[host].flows--;
+    sim->vsw.stats[host].deletes++;
+    sim->vsw.stats[host].flows--;
     return SD_OK;
 }
 
@@ -875,7 +875,7 @@ int sd_vs_modify(sd_sim *sim, uint32_t host, uint32_t f, const sd_vs_action *act
     int rc = check_flow(sim, host, f, "modify");
     if (rc)
         return rc;
-    sd_vswitch *v = &sim->vs[host];
+    sd_vswitch *v = &sim->vsw.dpu[host];
     if ((rc = check_action(sim, v, act)))
         return rc;
     v->flows[f].act = *act;              /* the EMC points at the flow: it sees the new actions */
@@ -886,17 +886,17 @@ int sd_vs_set_lookahead(sd_sim *sim, int64_t lookahead_ps)
 {
     if (lookahead_ps < 0)
         return sd_fail(sim, SD_EINVAL, "upcall lookahead must be >= 0 ps, got %lld", (long long)lookahead_ps);
-    sim->vs_lookahead_ps = lookahead_ps;
+    sim->vsw.lookahead_ps = lookahead_ps;
     return SD_OK;
 }
 
 uint32_t sd_vs_drain_upcalls(sd_sim *sim, sd_vs_upcall *out, uint32_t max)
 {
     uint32_t n = 0;
-    while (n < max && sim->upq_len > 0) {
-        out[n++] = sim->upq[sim->upq_head];
-        sim->upq_head = (sim->upq_head + 1) % sim->upq_cap;
-        sim->upq_len--;
+    while (n < max && sim->vsw.upq_len > 0) {
+        out[n++] = sim->vsw.upq[sim->vsw.upq_head];
+        sim->vsw.upq_head = (sim->vsw.upq_head + 1) % sim->vsw.upq_cap;
+        sim->vsw.upq_len--;
     }
     return n;
 }
@@ -906,7 +906,7 @@ int sd_vs_execute(sd_sim *sim, uint32_t host, uint32_t slot, const sd_vs_action 
     int rc = check_host(sim, host, "execute");
     if (rc)
         return rc;
-    sd_vswitch *v = &sim->vs[host];
+    sd_vswitch *v = &sim->vsw.dpu[host];
     if (slot >= v->nslots || v->slots[slot].pkt == SD_NONE || v->slots[slot].act.flags & 0x80000000u)
         return sd_fail(sim, SD_EINVAL, "execute: upcall slot %u of dpu %u holds no waiting packet", slot, host);
     if ((rc = check_action(sim, v, act)))
@@ -926,7 +926,7 @@ int sd_vs_lookup(sd_sim *sim, uint32_t host, const uint32_t *key, uint32_t *flow
     if (rc)
         return rc;
     uint32_t s;
-    *flow_out = classify(&sim->vs[host], key, sim->now, probes, &s);
+    *flow_out = classify(&sim->vsw.dpu[host], key, sim->now, probes, &s);
     return SD_OK;
 }
 
@@ -934,8 +934,8 @@ double sd_vs_bench_lookup(sd_sim *sim, uint32_t host, const uint32_t *keys, uint
 {
     if (check_host(sim, host, "bench") || n == 0 || reps == 0)
         return -1.0;
-    sd_vswitch *v = &sim->vs[host];
-    sd_vs_stats scratch = sim->vs_stats[host];
+    sd_vswitch *v = &sim->vsw.dpu[host];
+    sd_vs_stats scratch = sim->vsw.stats[host];
     struct timespec a, b;
     uint64_t found = 0;
     timespec_get(&a, TIME_UTC);
@@ -953,20 +953,20 @@ sd_vs_flow *sd_vs_flows(sd_sim *sim, uint32_t host, uint32_t *count)
         *count = 0;
         return NULL;
     }
-    *count = sim->vs[host].flow_hwm;
-    return sim->vs[host].flows;
+    *count = sim->vsw.dpu[host].flow_hwm;
+    return sim->vsw.dpu[host].flows;
 }
 
 sd_vs_vf *sd_vs_vfs(sd_sim *sim, uint32_t *count)
 {
-    *count = sim->nvfs;
-    return sim->vfs;
+    *count = sim->vsw.nvfs;
+    return sim->vsw.vfs;
 }
 
 sd_vs_stats *sd_vs_get_stats(sd_sim *sim, uint32_t *count)
 {
-    *count = sim->vs_stats ? sim->cfg.num_hosts : 0;
-    return sim->vs_stats;
+    *count = sim->vsw.stats ? sim->cfg.num_hosts : 0;
+    return sim->vsw.stats;
 }
 
 int sd_vs_packet_key(sd_sim *sim, uint32_t qp, uint32_t *key_out)
@@ -980,7 +980,7 @@ int sd_vs_packet_key(sd_sim *sim, uint32_t qp, uint32_t *key_out)
     pk.prio = SD_PRIO_DATA;
     pk.opcode = SD_OP_WRITE_ONLY;
     uint32_t vf = qp_function(sim, qp);
-    uint32_t in_port = vf == SD_NONE ? SD_VS_PF : SD_VS_VF0 + sim->vfs[vf].index;
+    uint32_t in_port = vf == SD_NONE ? SD_VS_PF : SD_VS_VF0 + sim->vsw.vfs[vf].index;
     make_key(sim, &pk, 0, in_port, key_out);
     return SD_OK;
 }

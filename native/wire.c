@@ -212,7 +212,7 @@ static void put_vxlan(const sd_sim *sim, uint8_t *f, const sd_packet *pk, uint32
  * tenant address; the PF uses its host's. */
 static uint8_t *put_fn_mac(uint8_t *p, const sd_sim *sim, uint32_t qp, uint32_t host)
 {
-    uint32_t vf = qp < sim->qp_fn_cap ? sim->qp_fn[qp] : SD_NONE;
+    uint32_t vf = qp < sim->vsw.qp_fn_cap ? sim->vsw.qp_fn[qp] : SD_NONE;
     if (vf == SD_NONE)
         return put_mac(p, host);
     p[0] = 0x06;
@@ -222,8 +222,8 @@ static uint8_t *put_fn_mac(uint8_t *p, const sd_sim *sim, uint32_t qp, uint32_t 
 
 static uint32_t fn_ipv4(const sd_sim *sim, uint32_t qp, uint32_t host)
 {
-    uint32_t vf = qp < sim->qp_fn_cap ? sim->qp_fn[qp] : SD_NONE;
-    return vf == SD_NONE ? ipv4_of(host) : sim->vfs[vf].ip;
+    uint32_t vf = qp < sim->vsw.qp_fn_cap ? sim->vsw.qp_fn[qp] : SD_NONE;
+    return vf == SD_NONE ? ipv4_of(host) : sim->vsw.vfs[vf].ip;
 }
 
 int sd_encode(sd_sim *sim, const sd_packet *pk, uint8_t *buf, uint32_t cap, uint32_t snaplen)
@@ -363,8 +363,8 @@ static int write_record(sd_sim *sim, FILE *fp, const sd_packet *pk, int64_t t_ps
 {
     uint8_t buf[9216 + 256];
     uint32_t meta = 0;
-    if (sim->vsmeta && pk >= sim->pkts && pk < sim->pkts + sim->cfg.pkt_pool)
-        meta = sim->vsmeta[pk - sim->pkts];
+    if (sim->vsw.meta && pk >= sim->pkts && pk < sim->pkts + sim->cfg.pkt_pool)
+        meta = sim->vsw.meta[pk - sim->pkts];
     int len = sd_encode_meta(sim, pk, meta, buf, sizeof buf, snaplen);
     if (len < 0)
         return 0;
@@ -388,7 +388,7 @@ int sd_capture_open(sd_sim *sim, const char *path, uint32_t snaplen, int64_t t_s
     if (qp != SD_NONE && qp >= sim->num_qps)
         return sd_fail(sim, SD_EINVAL, "capture: qp %u does not exist (%u QPs)", qp, sim->num_qps);
     uint32_t id = 0;
-    while (id < SD_MAX_CAPTURES && sim->cap[id].fp)
+    while (id < SD_MAX_CAPTURES && sim->capture.session[id].fp)
         id++;
     if (id == SD_MAX_CAPTURES)
         return sd_fail(sim, SD_ENOMEM, "capture: at most %d sessions at once", SD_MAX_CAPTURES);
@@ -400,7 +400,7 @@ int sd_capture_open(sd_sim *sim, const char *path, uint32_t snaplen, int64_t t_s
         fclose(fp);
         return sd_fail(sim, SD_EINVAL, "capture: cannot write to %s", path);
     }
-    sd_capture *c = &sim->cap[id];
+    sd_capture *c = &sim->capture.session[id];
     memset(c, 0, sizeof *c);
     c->fp = fp;
     c->snaplen = snaplen;
@@ -415,7 +415,7 @@ int sd_capture_open(sd_sim *sim, const char *path, uint32_t snaplen, int64_t t_s
 
 int sd_capture_port(sd_sim *sim, uint32_t session, uint32_t port, uint32_t tx, uint32_t rx)
 {
-    if (session >= SD_MAX_CAPTURES || !sim->cap[session].fp)
+    if (session >= SD_MAX_CAPTURES || !sim->capture.session[session].fp)
         return sd_fail(sim, SD_EINVAL, "capture: session %u is not open", session);
     if (port >= sim->num_ports)
         return sd_fail(sim, SD_EINVAL, "capture: port %u does not exist (%u ports)", port, sim->num_ports);
@@ -423,19 +423,21 @@ int sd_capture_port(sd_sim *sim, uint32_t session, uint32_t port, uint32_t tx, u
     sd_port *pt = &sim->ports[port];
     pt->cap_tx = (uint8_t)(tx ? pt->cap_tx | bit : pt->cap_tx & ~bit);
     pt->cap_rx = (uint8_t)(rx ? pt->cap_rx | bit : pt->cap_rx & ~bit);
+    port_hooks_build(sim, port);
     return SD_OK;
 }
 
 int sd_capture_close(sd_sim *sim, uint32_t session)
 {
-    if (session >= SD_MAX_CAPTURES || !sim->cap[session].fp)
+    if (session >= SD_MAX_CAPTURES || !sim->capture.session[session].fp)
         return sd_fail(sim, SD_EINVAL, "capture: session %u is not open", session);
     uint8_t keep = (uint8_t)~(1u << session);
     for (uint32_t i = 0; i < sim->num_ports; i++) {
         sim->ports[i].cap_tx &= keep;
         sim->ports[i].cap_rx &= keep;
+        port_hooks_build(sim, i);
     }
-    sd_capture *c = &sim->cap[session];
+    sd_capture *c = &sim->capture.session[session];
     int ok = fclose(c->fp) == 0 && !c->write_error;
     c->fp = NULL;
     return ok ? SD_OK : sd_fail(sim, SD_EINVAL, "capture: writing session %u failed (disk full?)", session);
@@ -445,8 +447,8 @@ int sd_capture_stats(sd_sim *sim, uint32_t session, uint64_t *packets, uint64_t 
 {
     if (session >= SD_MAX_CAPTURES)
         return sd_fail(sim, SD_EINVAL, "capture: no session %u", session);
-    *packets = sim->cap[session].packets;
-    *bytes = sim->cap[session].bytes;
+    *packets = sim->capture.session[session].packets;
+    *bytes = sim->capture.session[session].bytes;
     return SD_OK;
 }
 
@@ -455,7 +457,7 @@ void capture_packet(sd_sim *sim, uint8_t mask, const sd_packet *pk)
     for (uint32_t s = 0; mask; s++, mask >>= 1) {
         if (!(mask & 1u))
             continue;
-        sd_capture *c = &sim->cap[s];
+        sd_capture *c = &sim->capture.session[s];
         if (sim->now < c->t_start || sim->now >= c->t_end || c->write_error ||
             (c->max_packets && c->packets >= c->max_packets))
             continue;
@@ -493,4 +495,51 @@ int sd_write_pcap(sd_sim *sim, const char *path, const sd_packet *pkts, const in
         ok = write_record(sim, fp, &pkts[i], t_ps[i], snaplen, &bytes);
     ok = (fclose(fp) == 0) && ok;
     return ok ? SD_OK : sd_fail(sim, SD_EINVAL, "write_pcap: writing %s failed", path);
+}
+
+/* Port hooks (port.c): a port records what it sends and what its node receives through it for
+ * the sessions in its cap_tx / cap_rx masks. */
+static int capture_wants_tx(const sd_sim *sim, const sd_port *pt)
+{
+    (void)sim;
+    return pt->cap_tx != 0;
+}
+
+static int capture_wants_rx(const sd_sim *sim, const sd_port *pt)
+{
+    (void)sim;
+    return pt->cap_rx != 0;
+}
+
+static void capture_tx(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
+{
+    (void)prio;
+    capture_packet(sim, pt->cap_tx, &sim->pkts[p]);
+}
+
+static void capture_rx(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
+{
+    (void)prio;
+    capture_packet(sim, pt->cap_rx, &sim->pkts[p]);
+}
+
+const port_hook capture_hook_tx = {"capture_tx", PORT_EV_DEQUEUE, capture_wants_tx, capture_tx};
+const port_hook capture_hook_rx = {"capture_rx", PORT_EV_RECEIVE, capture_wants_rx, capture_rx};
+
+/* The capture module (sim.c's table): sessions live in the simulator struct (counted by the core
+ * module); freeing the simulator closes those still open, as sd_capture_close would. */
+void capture_free(sd_sim *sim)
+{
+    for (uint32_t s = 0; s < SD_MAX_CAPTURES; s++) {
+        if (sim->capture.session[s].fp) {
+            fclose(sim->capture.session[s].fp);
+            sim->capture.session[s].fp = NULL;
+        }
+    }
+}
+
+uint64_t capture_memory_bytes(const sd_sim *sim)
+{
+    (void)sim;
+    return 0;
 }

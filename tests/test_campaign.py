@@ -278,7 +278,7 @@ def test_fabric_sizes_are_bounded_before_allocation(monkeypatch):
     with pytest.raises(ValueError, match=r"single_switch\(num_hosts=4294967296\): 4,294,967,296 hosts, at most 1,048,576"):
         topology.build("single_switch", num_hosts=2**32, rate_bps=Gbps(100), delay_ps=us(1))
     # k=100: 250,000 hosts, 12,500 switches, 750,000 links: the FIB and routing alone are
-    # 12,500 x 250,000 x 32 B = 93.1 GiB, the ports 1.5 M x 320 B (sd_port) and the Python links 0.4 GiB more
+    # 12,500 x 250,000 x 32 B = 93.1 GiB, the ports 1.5 M x 512 B (a port's state and record) and the Python links 0.4 GiB more
     need = topology.estimate_bytes(250_000, 12_500, 750_000) / 2**30
     assert 93.1 < need < 95
     with pytest.raises(ValueError, match=rf"fat_tree\(k=100\): this scenario needs about {need:.1f} GiB "

@@ -9,9 +9,10 @@ from dataplane import sim as dp
 from dataplane._native import ffi
 
 
-@pytest.mark.parametrize("ctype,dtype", [("sd_port", dp.PORT_DTYPE), ("sd_qp", dp.QP_DTYPE), ("sd_msg", dp.MSG_DTYPE),
+@pytest.mark.parametrize("ctype,dtype", [("sd_port_stats", dp.PORT_DTYPE), ("sd_qp_stats", dp.QP_DTYPE),
+                                         ("sd_msg", dp.MSG_DTYPE),
                                          ("sd_cc_trace", dp.TRACE_DTYPE), ("sd_completion", dp.COMPLETION_DTYPE),
-                                         ("sd_path_state", dp.PATH_STATE_DTYPE), ("sd_qpc_host", dp.QPC_HOST_DTYPE),
+                                         ("sd_path_stats", dp.PATH_STATE_DTYPE), ("sd_qpc_host", dp.QPC_HOST_DTYPE),
                                          ("sd_qpc_rec", dp.QPC_REC_DTYPE), ("sd_vs_flow", dp.VS_FLOW_DTYPE),
                                          ("sd_vs_vf", dp.VS_VF_DTYPE), ("sd_vs_stats", dp.VS_STATS_DTYPE),
                                          ("sd_vs_upcall", dp.VS_UPCALL_DTYPE), ("sd_vs_action", dp.VS_ACTION_DTYPE)])
@@ -34,7 +35,7 @@ def test_view_reads_what_c_wrote():
 
 def test_memory_budgets():
     assert dp.SIZEOF_PACKET <= 256 and dp.SIZEOF_PACKET == 64        # one cache line (native/sim.c asserts it too)
-    assert dp.QP_DTYPE.itemsize <= 1024
+    assert dp.SIZEOF_QP <= 1024                   # a QP's working state plus its telemetry record
 
 
 def test_counters_cover_the_c_struct():

@@ -246,14 +246,14 @@ def test_cache_set_before_the_qps_grows_with_the_qp_table():
     qh = s.qpc_hosts
     assert qh["evictions"].sum() > 0 and (qh["used"] == 8).all()
     # the memory account follows the growth: the same simulator before any QP or message, plus at
-    # least 58 more QP pairs (2 x sd_qp each) and 59 more messages (sd_msg each)
+    # least 58 more QP pairs (2 x a QP's state and record each) and 59 more messages (sd_msg each)
     fresh = dp.Simulator(num_hosts=3, num_switches=1, max_links=3, max_qps=2, max_msgs=1)
     fresh.add_links([0, 1, 2], [3, 3, 3], [Gbps(100)] * 3, [us(1)] * 3)
     fresh.install_fib([[0, 1, 2]], [0, 1, 2, 3], [1, 3, 5])
     for h in range(3):
         fresh.set_qpc(h, 8, us(1), 4, "lru")
     grown = s.memory_bytes() - fresh.memory_bytes()
-    assert grown >= 2 * 58 * dp.ffi.sizeof("sd_qp") + 59 * dp.ffi.sizeof("sd_msg"), grown
+    assert grown >= 2 * 58 * dp.SIZEOF_QP + 59 * dp.ffi.sizeof("sd_msg"), grown
 
 
 def test_counters_and_result_keys():

@@ -152,12 +152,12 @@ def memory_limit_bytes() -> int:
 def estimate_bytes(num_hosts: int, num_switches: int, num_links: int, *, num_flows: int = 0,
                    pkt_pool: int = 0) -> int:
     """About how many bytes a scenario needs: the data plane's arrays (sizes from the C structs:
-    two sd_port per link, a FIB entry per switch and host, two sd_qp and one sd_msg per flow, and
+    two ports per link, a FIB entry per switch and host, two QPs and one sd_msg per flow, and
     sd_packet per pool slot) plus the Python side's fabric, routing and flow objects."""
-    from dataplane.sim import ffi
+    from dataplane.sim import SIZEOF_PORT, SIZEOF_QP, ffi
     nodes = num_hosts + num_switches
-    data_plane = (2 * num_links * ffi.sizeof("sd_port") + num_hosts * HOST_BYTES
-                  + num_flows * (2 * ffi.sizeof("sd_qp") + ffi.sizeof("sd_msg") + 4)
+    data_plane = (2 * num_links * SIZEOF_PORT + num_hosts * HOST_BYTES
+                  + num_flows * (2 * SIZEOF_QP + ffi.sizeof("sd_msg") + 4)
                   + pkt_pool * ffi.sizeof("sd_packet"))
     python = (num_links * PY_BYTES_PER_LINK + nodes * PY_BYTES_PER_NODE
               + num_switches * num_hosts * ROUTE_BYTES_PER_PAIR + num_flows * 400)

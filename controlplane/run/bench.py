@@ -14,7 +14,7 @@ from congestion import registry
 from congestion.api import CongestionControl
 from controlplane.run.scenario import Scenario
 from controlplane.config.units import Gbps, MB, us
-from dataplane.sim import SIZEOF_PACKET, QP_DTYPE
+from dataplane.sim import SIZEOF_PACKET, SIZEOF_QP
 
 BENCHMARKS = {"permutation-1024": 16, "permutation-128": 8}
 
@@ -59,7 +59,7 @@ def run(name: str, cc_impl: str = "c", seed: int = 1) -> dict:
         "flows_done": f"{c['msgs_completed']}/{c['msgs_total']}",
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "sim_memory_mib": net.sim.memory_bytes() / 2**20,
-        "bytes_per_qp": QP_DTYPE.itemsize, "bytes_per_packet": SIZEOF_PACKET,
+        "bytes_per_qp": SIZEOF_QP, "bytes_per_packet": SIZEOF_PACKET,
         "peak_packets_in_use": c["pkts_peak"], "peak_events_pending": c["heap_peak"],
         "drops": c["dropped"], "timeouts": c["timeouts"], "cnps": c["cnp_sent"],
     }
@@ -163,7 +163,7 @@ def run_multipath(name: str = "permutation-1024", seed: int = 1, repeats: int = 
     ratio in the same process, and what the reorder state costs per QP."""
     import statistics
 
-    from dataplane.sim import PATH_STATE_DTYPE
+    from dataplane.sim import SIZEOF_PATH_STATE
     runs: dict[str, list[tuple[float, int, int]]] = {"ecmp-gbn": [], "spray_rr-ooo": []}
     window = 2048
     for _ in range(repeats):
@@ -187,8 +187,8 @@ def run_multipath(name: str = "permutation-1024", seed: int = 1, repeats: int = 
     out["spray_over_ecmp_run_time"] = out["spray_rr-ooo_run_s"] / out["ecmp-gbn_run_s"]
     out["reorder_bitmaps_bytes_per_qp"] = 4 * window // 8     # native/reorder.c: 4 bitmaps
     out["reorder_stamps_bytes_per_qp"] = window               # ... and a transmit-epoch byte per packet
-    out["path_state_bytes_per_qp"] = PATH_STATE_DTYPE.itemsize
-    out["bytes_per_qp"] = QP_DTYPE.itemsize
+    out["path_state_bytes_per_qp"] = SIZEOF_PATH_STATE
+    out["bytes_per_qp"] = SIZEOF_QP
     return out
 
 
