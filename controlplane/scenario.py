@@ -287,6 +287,7 @@ class Network:
     def _install_fabric(self) -> None:
         sc, fab, sim = self.scenario, self.fabric, self.sim
         links = fab.links
+        sim.set_nodes(fab.node_kinds)
         sim.add_links([l.a for l in links], [l.b for l in links], [l.rate_bps for l in links],
                       [l.delay_ps for l in links])
         for port in range(fab.num_ports):

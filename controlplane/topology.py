@@ -316,6 +316,12 @@ class Fabric:
         """Two ports per link."""
         return 2 * len(self.links)
 
+    @property
+    def node_kinds(self) -> list[str]:
+        """The node table's kinds, one per node: ``"host"`` or ``"switch"`` (the data plane's
+        sd_set_nodes; hosts are numbered first)."""
+        return ["host" if self.is_host(n) else "switch" for n in range(self.num_nodes)]
+
     def is_host(self, node: int) -> bool:
         """True if ``node`` is a host id."""
         return 0 <= node < self.num_hosts

@@ -373,6 +373,42 @@ class Simulator:
         return rc
 
     # ------------------------------------------------------------------ fabric
+    NODE_KINDS = ("host", "switch")     # enum sd_node_kind, by value
+
+    def set_nodes(self, kinds) -> None:
+        """The node table (native/sim.c sd_set_nodes): one kind per node, by name (``"host"``,
+        ``"switch"``) or value; nodes ``0 .. num_hosts-1`` must be the hosts."""
+        if isinstance(kinds, (str, bytes)) or not hasattr(kinds, "__len__"):
+            raise ValueError(f"node kinds must be a list of {'/'.join(self.NODE_KINDS)}, got {kinds!r}")
+        vals = []
+        for i, k in enumerate(kinds):
+            if isinstance(k, str):
+                if k not in self.NODE_KINDS:
+                    raise ValueError(f"node {i}: kind must be one of {', '.join(self.NODE_KINDS)}, got {k!r}")
+                k = self.NODE_KINDS.index(k)
+            elif isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < len(self.NODE_KINDS):
+                raise ValueError(f"node {i}: kind must be one of {', '.join(self.NODE_KINDS)}, got {k!r}")
+            vals.append(int(k))
+        arr = np.asarray(vals, dtype=np.uint8)
+        self._check(lib.sd_set_nodes(self._sim, ffi.cast("uint8_t *", ffi.from_buffer(arr)) if len(arr) else ffi.NULL,
+                                     len(arr)))
+
+    def node_kind(self, node: int) -> str:
+        """``"host"`` or ``"switch"``."""
+        k = lib.sd_node_kind(self._sim, int(node)) if isinstance(node, (int, np.integer)) and 0 <= node < 2**32 else -1
+        if k < 0:
+            raise ValueError(f"node {node!r} does not exist ({self.num_hosts + self.num_switches} nodes)")
+        return self.NODE_KINDS[k]
+
+    def node_ports(self, node: int) -> list[int]:
+        """The ports of ``node``, in link order."""
+        if not isinstance(node, (int, np.integer)) or not 0 <= node < 2**32:
+            raise ValueError(f"node must be a node id, got {node!r}")
+        n = self._check(lib.sd_node_ports(self._sim, int(node), ffi.NULL, 0))
+        out = ffi.new("uint32_t[]", max(n, 1))
+        self._check(lib.sd_node_ports(self._sim, int(node), out, n))
+        return [out[i] for i in range(n)]
+
     def add_links(self, a, b, rate_bps, delay_ps) -> None:
         a = _u32("a", a)
         n = a.shape[0]

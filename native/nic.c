@@ -561,7 +561,7 @@ void nic_receive(sd_sim *sim, uint32_t host, uint32_t p)
 
 int sd_host_misdelivered(sd_sim *sim, uint32_t host, uint64_t *out)
 {
-    if (host >= sim->cfg.num_hosts)
+    if (host >= sim->num_nodes || !node_is_host(sim, host))
         return sd_fail(sim, SD_EINVAL, "misdelivered: %u is not a host (hosts are 0..%u)", host, sim->cfg.num_hosts - 1);
     *out = sim->hosts[host].misdelivered;
     return SD_OK;

@@ -36,7 +36,7 @@ static int64_t quanta_ps(uint32_t quanta, uint64_t rate_bps)
 static void send_frame(sd_sim *sim, uint32_t in_port, uint32_t xoff, uint32_t refresh)
 {
     sd_port *in = &sim->ports[in_port];
-    const sd_mmu *m = &sim->mmu[in->node - sim->cfg.num_hosts];
+    const sd_mmu *m = &sim->mmu[switch_index(sim, in->node)];
     int64_t t = sim->now + ser_ps(PFC_FRAME_BYTES + sim->cfg.phy_overhead, in->rate_bps) + in->delay_ps;
     in->pfc_tx++;
     if (xoff) {
@@ -68,7 +68,7 @@ void pfc_refresh(sd_sim *sim, uint32_t port)
 int pfc_admit(sd_sim *sim, uint32_t in_port, sd_packet *pk)
 {
     sd_port *in = &sim->ports[in_port];
-    sd_mmu *m = &sim->mmu[in->node - sim->cfg.num_hosts];
+    sd_mmu *m = &sim->mmu[switch_index(sim, in->node)];
     uint64_t size = pk->wire;
     uint64_t t = threshold(m);
     /* no room in the headroom nor under the threshold: a lossless fabric should never get here */
@@ -92,7 +92,7 @@ void pfc_release(sd_sim *sim, sd_packet *pk)
 {
     uint32_t in_port = pk->in_port;
     sd_port *in = &sim->ports[in_port];
-    sd_mmu *m = &sim->mmu[in->node - sim->cfg.num_hosts];
+    sd_mmu *m = &sim->mmu[switch_index(sim, in->node)];
     uint64_t size = pk->wire;
     uint64_t from_hdrm = size < in->hdrm_bytes ? size : in->hdrm_bytes;
     uint64_t rest = size - from_hdrm, shared = shared_of(m, in);
@@ -146,14 +146,13 @@ void pfc_expire(sd_sim *sim, uint32_t port)
 int sd_set_pfc(sd_sim *sim, uint32_t node, uint64_t buffer_bytes, uint64_t reserve_bytes,
                uint64_t resume_offset_bytes, uint32_t alpha_shift, uint32_t pause_quanta)
 {
-    uint32_t H = sim->cfg.num_hosts;
-    if (node < H || node >= sim->num_nodes)
+    if (node >= sim->num_nodes || sim->nodes[node].kind != SD_NODE_SWITCH)
         return sd_fail(sim, SD_EINVAL, "pfc: node %u is not a switch", node);
     if (buffer_bytes == 0 || alpha_shift > 16)
         return sd_fail(sim, SD_EINVAL, "pfc: buffer_bytes must be > 0 and alpha_shift in [0, 16]");
     if (pause_quanta < 1 || pause_quanta > 65535)
         return sd_fail(sim, SD_EINVAL, "pfc: pause_quanta must be in [1, 65535], got %u", pause_quanta);
-    sd_mmu *m = &sim->mmu[node - H];
+    sd_mmu *m = &sim->mmu[switch_index(sim, node)];
     uint64_t nports = 0, hdrm = 0;
     for (uint32_t p = 0; p < sim->num_ports; p++) {
         if (sim->ports[p].node == node) {
@@ -181,9 +180,9 @@ int sd_set_pfc_headroom(sd_sim *sim, uint32_t port, uint64_t headroom_bytes)
     if (port >= sim->num_ports)
         return sd_fail(sim, SD_EINVAL, "pfc: port %u does not exist", port);
     sd_port *pt = &sim->ports[port];
-    if (pt->node < sim->cfg.num_hosts)
+    if (node_is_host(sim, pt->node))
         return sd_fail(sim, SD_EINVAL, "pfc: port %u belongs to a host; headroom is a switch ingress budget", port);
-    sd_mmu *m = &sim->mmu[pt->node - sim->cfg.num_hosts];
+    sd_mmu *m = &sim->mmu[switch_index(sim, pt->node)];
     m->total_hdrm = m->total_hdrm - pt->headroom + headroom_bytes;
     pt->headroom = headroom_bytes;
     return SD_OK;

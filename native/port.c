@@ -58,7 +58,7 @@ static inline void port_dequeue_hooks(sd_sim *sim, sd_port *pt, uint32_t prio, u
     sd_packet *pk = &sim->pkts[p];
     if (pk->in_port != SD_NONE)
         pfc_release(sim, pk);            /* the packet leaves this switch's buffer */
-    if (sim->ints && prio == SD_PRIO_DATA && pt->node >= sim->cfg.num_hosts)
+    if (sim->ints && prio == SD_PRIO_DATA && !node_is_host(sim, pt->node))
         int_push_hop(sim, pt, p);        /* HPCC INT, stamped at dequeue */
     if (pt->cap_tx)
         capture_packet(sim, pt->cap_tx, pk);
@@ -93,7 +93,7 @@ static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
      * whose QPs have data (it pulls the next packet then); otherwise nic_pull() schedules the
      * wake-up when a QP gets data while the port is still busy. */
     int more = port_pick(sim, pt) >= 0;
-    int nic_wants = pt->node < sim->cfg.num_hosts && sim->hosts[pt->node].nactive > 0 &&
+    int nic_wants = node_is_host(sim, pt->node) && sim->hosts[pt->node].nactive > 0 &&
                     !(pt->paused & (1u << SD_PRIO_DATA));
     if (more || nic_wants) {
         pt->tx_pending = 1;
@@ -178,7 +178,7 @@ void port_kick(sd_sim *sim, uint32_t port)
     int next = port_pick(sim, pt);
     if (next >= 0)
         port_start(sim, port, (uint32_t)next);
-    else if (pt->node < sim->cfg.num_hosts)
+    else if (node_is_host(sim, pt->node))
         nic_pull(sim, pt->node);
 }
 
@@ -206,7 +206,7 @@ void port_wire_arrive(sd_sim *sim, uint32_t port)
     in->rx_packets++;
     if (in->cap_rx)
         capture_packet(sim, in->cap_rx, pk);
-    if (in->node < sim->cfg.num_hosts)
+    if (node_is_host(sim, in->node))
         dpu_receive(sim, in->node, p);
     else
         switch_receive(sim, in->node, pt->peer, p);

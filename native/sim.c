@@ -92,6 +92,8 @@ sd_sim *sd_create(const sd_config *cfg)
     sim->num_nodes = cfg->num_hosts + cfg->num_switches;
     uint32_t nports = 2 * cfg->max_links;
     sim->hosts = calloc(cfg->num_hosts, sizeof *sim->hosts);
+    sim->nodes = calloc(sim->num_nodes, sizeof *sim->nodes);
+    sim->node_ports = calloc(nports, sizeof *sim->node_ports);
     sim->ports = aligned_alloc(64, (size_t)nports * sizeof *sim->ports);
     if (sim->ports)
         memset(sim->ports, 0, (size_t)nports * sizeof *sim->ports);
@@ -111,7 +113,7 @@ sd_sim *sd_create(const sd_config *cfg)
         sim->trace = calloc(cfg->trace_capacity, sizeof *sim->trace);
     if (cfg->int_enabled)
         sim->ints = calloc(cfg->pkt_pool, sizeof *sim->ints);
-    if (!sim->hosts || !sim->ports || !sim->switch_seed || !sim->mmu || !sim->qps || !sim->msgs || !sim->post_order ||
+    if (!sim->hosts || !sim->nodes || !sim->node_ports || !sim->ports || !sim->switch_seed || !sim->mmu || !sim->qps || !sim->msgs || !sim->post_order ||
         !sim->pkts || !sim->cring || !sim->ccp || !evq_ok || (cfg->trace_capacity && !sim->trace) || (cfg->int_enabled && !sim->ints)) {
         sd_destroy(sim);
         sd_fail(NULL, SD_ENOMEM, "out of memory allocating the simulator");
@@ -121,6 +123,10 @@ sd_sim *sd_create(const sd_config *cfg)
         sim->hosts[h].port = SD_NONE;
         sim->hosts[h].ring = SD_NONE;
         sim->hosts[h].wake_queued = -1;
+    }
+    for (uint32_t n = 0; n < sim->num_nodes; n++) {
+        sim->nodes[n].kind = n < cfg->num_hosts ? SD_NODE_HOST : SD_NODE_SWITCH;
+        sim->nodes[n].index = n < cfg->num_hosts ? n : n - cfg->num_hosts;
     }
     for (uint32_t s = 0; s < cfg->num_switches; s++)
         sim->switch_seed[s] = seed_mix(cfg->seed, 0x5357000000ull + s);
@@ -142,6 +148,8 @@ void sd_destroy(sd_sim *sim)
         if (sim->cap[s].fp)
             sd_capture_close(sim, s);
     free(sim->hosts);
+    free(sim->nodes);
+    free(sim->node_ports);
     free(sim->ports);
     free(sim->switch_seed);
     free(sim->mmu);
@@ -168,6 +176,61 @@ void sd_destroy(sd_sim *sim)
 }
 
 /* ---------------------------------------------------------------- fabric */
+static const char *const node_kind_name[] = {"host", "switch"};
+
+int sd_set_nodes(sd_sim *sim, const uint8_t *kinds, uint32_t n)
+{
+    if (n != sim->num_nodes)
+        return sd_fail(sim, SD_EINVAL, "nodes: %u kinds given for %u nodes (%u hosts + %u switches)", n,
+                       sim->num_nodes, sim->cfg.num_hosts, sim->cfg.num_switches);
+    for (uint32_t i = 0; i < n; i++) {
+        if (kinds[i] > SD_NODE_SWITCH)
+            return sd_fail(sim, SD_EINVAL, "nodes: node %u has kind %u (0 host, 1 switch)", i, kinds[i]);
+        uint8_t want = i < sim->cfg.num_hosts ? SD_NODE_HOST : SD_NODE_SWITCH;
+        if (kinds[i] != want)
+            return sd_fail(sim, SD_EINVAL, "nodes: node %u is a %s, but nodes 0..%u are the hosts and the switches "
+                           "follow (it must be a %s)", i, node_kind_name[kinds[i]], sim->cfg.num_hosts - 1,
+                           node_kind_name[want]);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        sim->nodes[i].kind = kinds[i];
+    return SD_OK;
+}
+
+int sd_node_kind(sd_sim *sim, uint32_t node)
+{
+    return node < sim->num_nodes ? sim->nodes[node].kind : -1;
+}
+
+int sd_node_ports(sd_sim *sim, uint32_t node, uint32_t *ports_out, uint32_t max)
+{
+    if (node >= sim->num_nodes)
+        return sd_fail(sim, SD_EINVAL, "node %u does not exist (%u nodes)", node, sim->num_nodes);
+    const sd_node *nd = &sim->nodes[node];
+    for (uint32_t i = 0; i < nd->num_ports && i < max; i++)
+        ports_out[i] = sim->node_ports[nd->first_port + i];
+    return (int)nd->num_ports;
+}
+
+/* Regroup the ports by node (counting sort, link order within a node): after links are added. */
+static void node_ports_rebuild(sd_sim *sim)
+{
+    for (uint32_t n = 0; n < sim->num_nodes; n++)
+        sim->nodes[n].num_ports = 0;
+    for (uint32_t p = 0; p < sim->num_ports; p++)
+        sim->nodes[sim->ports[p].node].num_ports++;
+    uint32_t off = 0;
+    for (uint32_t n = 0; n < sim->num_nodes; n++) {
+        sim->nodes[n].first_port = off;
+        off += sim->nodes[n].num_ports;
+        sim->nodes[n].num_ports = 0;
+    }
+    for (uint32_t p = 0; p < sim->num_ports; p++) {
+        sd_node *nd = &sim->nodes[sim->ports[p].node];
+        sim->node_ports[nd->first_port + nd->num_ports++] = p;
+    }
+}
+
 int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64_t *rate_bps,
                  const int64_t *delay_ps, uint32_t n)
 {
@@ -186,10 +249,10 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
             return sd_fail(sim, SD_EINVAL, "link %u: delay_ps must be >= 0, got %lld", link, (long long)delay_ps[i]);
         for (int e = 0; e < 2; e++) {
             uint32_t node = e ? b[i] : a[i];
-            if (node < sim->cfg.num_hosts && sim->hosts[node].port != SD_NONE)
+            if (node_is_host(sim, node) && sim->hosts[node].port != SD_NONE)
                 return sd_fail(sim, SD_EINVAL, "link %u: host %u already has a link (multi-NIC hosts are not supported yet)", link, node);
             for (uint32_t j = 0; j < i; j++)
-                if (node < sim->cfg.num_hosts && (a[j] == node || b[j] == node))
+                if (node_is_host(sim, node) && (a[j] == node || b[j] == node))
                     return sd_fail(sim, SD_EINVAL, "link %u: host %u already has a link (multi-NIC hosts are not supported yet)", link, node);
         }
     }
@@ -214,11 +277,12 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
                 pt->q_cap[q] = UINT64_MAX / 2;
             }
             pt->wire_head = pt->wire_tail = SD_NONE;
-            if (pt->node < sim->cfg.num_hosts)
+            if (node_is_host(sim, pt->node))
                 sim->hosts[pt->node].port = port;
         }
         sim->num_ports += 2;
     }
+    node_ports_rebuild(sim);
     return SD_OK;
 }
 
@@ -459,9 +523,9 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, u
                       uint32_t cc_param, uint32_t cc_evmask, uint32_t isn)
 {
     uint32_t H = sim->cfg.num_hosts;
-    if (src >= H)
+    if (src >= sim->num_nodes || !node_is_host(sim, src))
         return sd_fail(sim, SD_EINVAL, "qp: src_host %u is not a host (hosts are 0..%u)", src, H - 1);
-    if (dst >= H)
+    if (dst >= sim->num_nodes || !node_is_host(sim, dst))
         return sd_fail(sim, SD_EINVAL, "qp: dst_host %u is not a host (hosts are 0..%u)", dst, H - 1);
     if (src == dst)
         return sd_fail(sim, SD_EINVAL, "qp: src_host and dst_host are both %u (loopback is not modelled)", src);
@@ -669,11 +733,11 @@ int sd_set_adaptive_routing(sd_sim *sim, uint32_t node, uint32_t on)
     if (on > SD_AR_DELAY)
         return sd_fail(sim, SD_EINVAL, "adaptive_routing: mode must be 0 (off), 1 (bytes) or 2 (delay), got %u", on);
     uint32_t H = sim->cfg.num_hosts;
-    if (node < H || node >= H + sim->cfg.num_switches)
+    if (node >= sim->num_nodes || sim->nodes[node].kind != SD_NODE_SWITCH)
         return sd_fail(sim, SD_EINVAL, "adaptive_routing: node %u is not a switch", node);
     if (!sim->fib)
         return sd_fail(sim, SD_ESTATE, "adaptive_routing: install the fib first");
-    uint32_t sw = node - H;
+    uint32_t sw = switch_index(sim, node);
     if (on) {
         uint32_t widest = 0;
         for (uint32_t d = 0; d < H; d++) {
@@ -1032,7 +1096,8 @@ uint64_t sd_memory_bytes(sd_sim *sim)
     const sd_config *c = &sim->cfg;
     uint64_t b = sizeof *sim;
     b += (uint64_t)c->num_hosts * sizeof *sim->hosts;
-    b += (uint64_t)2 * c->max_links * sizeof *sim->ports;
+    b += (uint64_t)2 * c->max_links * (sizeof *sim->ports + sizeof *sim->node_ports);
+    b += (uint64_t)sim->num_nodes * sizeof *sim->nodes;
     b += (uint64_t)c->num_switches * (sizeof *sim->switch_seed + sizeof *sim->mmu);
     b += (uint64_t)c->num_switches * c->num_hosts * sizeof *sim->fib;
     b += ((uint64_t)sim->num_sets + 1) * sizeof *sim->set_off;

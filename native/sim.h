@@ -199,6 +199,16 @@ typedef struct sd_host {
     int64_t wake_queued;         /* time of the pending EV_NIC_WAKE, -1 none */
     uint64_t misdelivered;       /* packets its NIC refused: not for this host or its QPs (nic_receive) */
 } sd_host;
+/* One node of the fabric: its kind, its index among the nodes of that kind (host h = node h,
+ * switch s = the s-th switch: the row of the fib and the mmu) and its ports, node_ports[first_port
+ * .. first_port + num_ports), rebuilt when links are added. */
+typedef struct sd_node {
+    uint8_t kind;                /* enum sd_node_kind */
+    uint8_t pad0[3];
+    uint32_t index;
+    uint32_t first_port;
+    uint32_t num_ports;
+} sd_node;
 
 struct sd_sim {
     sd_config cfg;
@@ -218,6 +228,8 @@ struct sd_sim {
     /* fabric */
     uint32_t num_nodes;
     sd_host *hosts;
+    sd_node *nodes;              /* num_nodes: kind, index, port list */
+    uint32_t *node_ports;        /* num_ports: the ports grouped by node (sd_node.first_port) */
     sd_port *ports;
     uint32_t num_ports;
     uint32_t *fib;               /* (num_switches x num_hosts) ECMP set ids, SD_NONE = no route */
@@ -475,6 +487,17 @@ const char *cc_bad(char *why, size_t len, const char *name, const char *rule, do
 #define CC_RULE_RATE ">= 1e+06 (the rate floor, 1 Mb/s)"
 #define CC_MAX_PS 1e15           /* time parameters that become int64 deadlines: <= 1000 s */
 #define CC_MAX_BYTES 1e15        /* byte parameters that become uint64 windows or counters */
+
+static inline int node_is_host(const sd_sim *sim, uint32_t node)
+{
+    return sim->nodes[node].kind == SD_NODE_HOST;
+}
+
+/* The switch index (fib row, mmu) of a switch node. */
+static inline uint32_t switch_index(const sd_sim *sim, uint32_t node)
+{
+    return sim->nodes[node].index;
+}
 
 static inline int64_t ser_ps(uint64_t bytes, uint64_t rate_bps)
 {

@@ -6,7 +6,9 @@
  * internal (not Python-visible) state.
  *
  * Units: time is int64 picoseconds, rates are bits per second, sizes are bytes.
- * Node numbering: hosts are nodes 0 .. num_hosts-1, switches are the nodes after them.
+ * Node numbering: hosts are nodes 0 .. num_hosts-1, switches are the nodes after them. Each node
+ * has a kind (enum sd_node_kind, set by sd_set_nodes) and the list of its ports (sd_node_ports):
+ * the data plane decides host versus switch by kind, never by number.
  * Port numbering: link i owns port 2*i (at its node a) and port 2*i+1 (at its node b).
  */
 
@@ -567,6 +569,16 @@ void sd_destroy(sd_sim *sim);
 const char *sd_last_error(sd_sim *sim);   /* sim may be NULL (errors of sd_create) */
 
 /* Fabric. Links are added in order; link i owns ports 2i (at a) and 2i+1 (at b). */
+/* ---------------------------------------------------------------- nodes */
+enum sd_node_kind { SD_NODE_HOST = 0, SD_NODE_SWITCH = 1 };
+/* The node table: kinds[i] is node i's kind, n = num_hosts + num_switches. Nodes 0 .. num_hosts-1
+ * must be hosts and the others switches (the numbering rule; sd_create sets this table, so the
+ * call is the control plane's declaration, checked). A host may have several ports (NICs). */
+int sd_set_nodes(sd_sim *sim, const uint8_t *kinds, uint32_t n);
+/* Node `node`'s kind (enum sd_node_kind), -1 if it does not exist. */
+int sd_node_kind(sd_sim *sim, uint32_t node);
+/* Node `node`'s ports in link order, written to ports_out (at most max); returns their number. */
+int sd_node_ports(sd_sim *sim, uint32_t node, uint32_t *ports_out, uint32_t max);
 int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64_t *rate_bps,
                  const int64_t *delay_ps, uint32_t n);
 int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes,
