@@ -584,11 +584,26 @@ class Simulator:
             raise ValueError(f"adaptive_routing: mode must be True/False, 'bytes' or 'delay', got {on!r}")
         self._check(lib.sd_set_adaptive_routing(self._sim, switch_node, modes[on]))
 
-    def trace_path(self, src: int, dst: int, sport: int) -> list[int]:
-        """Link indices of the ECMP path of (src, dst, sport), in order."""
+    def trace_path(self, src: int, dst: int, sport: int, src_port: int | None = None) -> list[int]:
+        """Link indices of the ECMP path of (src, dst, sport), in order: from ``src``'s first
+        port, or from ``src_port`` (a port of host ``src``: the port a QP is bound to)."""
         out = ffi.new("uint32_t[64]")
-        n = self._check(lib.sd_trace_path(self._sim, src, dst, sport, out, 64))
+        if src_port is None:
+            n = self._check(lib.sd_trace_path(self._sim, src, dst, sport, out, 64))
+        else:
+            if not (isinstance(src_port, (int, np.integer)) and 0 <= src_port < len(self.ports)) \
+                    or int(self.ports[src_port]["node"]) != src:
+                raise ValueError(f"trace_path: port {src_port} is not a port of host {src}")
+            n = self._check(lib.sd_trace_path_from(self._sim, src_port, dst, sport, out, 64))
         return [int(out[i]) for i in range(n)]
+
+    def bind_qp(self, qp: int, port: int) -> None:
+        """Bind one QP to a port (NIC) of its host (native/sim.c sd_bind_qp): its data, ACKs and
+        CNPs leave by that port. A QP with posted messages moves only between ports of one rate."""
+        for name, v in (("qp", qp), ("port", port)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < 2**32:
+                raise ValueError(f"bind_qp: {name} must be a non-negative integer, got {v!r}")
+        self._check(lib.sd_bind_qp(self._sim, int(qp), int(port)))
 
     def set_ar_classes(self, qp: int, classes) -> None:
         """Packet classes ``qp`` marks eligible for adaptive routing: any of "data", "ack", "cnp"."""

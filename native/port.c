@@ -93,7 +93,7 @@ static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
      * whose QPs have data (it pulls the next packet then); otherwise nic_pull() schedules the
      * wake-up when a QP gets data while the port is still busy. */
     int more = port_pick(sim, pt) >= 0;
-    int nic_wants = node_is_host(sim, pt->node) && sim->hosts[pt->node].nactive > 0 &&
+    int nic_wants = node_is_host(sim, pt->node) && sim->nics[port].nactive > 0 &&
                     !(pt->paused & (1u << SD_PRIO_DATA));
     if (more || nic_wants) {
         pt->tx_pending = 1;
@@ -179,7 +179,7 @@ void port_kick(sd_sim *sim, uint32_t port)
     if (next >= 0)
         port_start(sim, port, (uint32_t)next);
     else if (node_is_host(sim, pt->node))
-        nic_pull(sim, pt->node);
+        nic_pull_port(sim, port);
 }
 
 void port_wire_arrive(sd_sim *sim, uint32_t port)

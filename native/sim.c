@@ -94,6 +94,7 @@ sd_sim *sd_create(const sd_config *cfg)
     sim->hosts = calloc(cfg->num_hosts, sizeof *sim->hosts);
     sim->nodes = calloc(sim->num_nodes, sizeof *sim->nodes);
     sim->node_ports = calloc(nports, sizeof *sim->node_ports);
+    sim->nics = calloc(nports, sizeof *sim->nics);
     sim->ports = aligned_alloc(64, (size_t)nports * sizeof *sim->ports);
     if (sim->ports)
         memset(sim->ports, 0, (size_t)nports * sizeof *sim->ports);
@@ -113,7 +114,7 @@ sd_sim *sd_create(const sd_config *cfg)
         sim->trace = calloc(cfg->trace_capacity, sizeof *sim->trace);
     if (cfg->int_enabled)
         sim->ints = calloc(cfg->pkt_pool, sizeof *sim->ints);
-    if (!sim->hosts || !sim->nodes || !sim->node_ports || !sim->ports || !sim->switch_seed || !sim->mmu || !sim->qps || !sim->msgs || !sim->post_order ||
+    if (!sim->hosts || !sim->nodes || !sim->node_ports || !sim->nics || !sim->ports || !sim->switch_seed || !sim->mmu || !sim->qps || !sim->msgs || !sim->post_order ||
         !sim->pkts || !sim->cring || !sim->ccp || !evq_ok || (cfg->trace_capacity && !sim->trace) || (cfg->int_enabled && !sim->ints)) {
         sd_destroy(sim);
         sd_fail(NULL, SD_ENOMEM, "out of memory allocating the simulator");
@@ -121,8 +122,10 @@ sd_sim *sd_create(const sd_config *cfg)
     }
     for (uint32_t h = 0; h < cfg->num_hosts; h++) {
         sim->hosts[h].port = SD_NONE;
-        sim->hosts[h].ring = SD_NONE;
-        sim->hosts[h].wake_queued = -1;
+    }
+    for (uint32_t p = 0; p < nports; p++) {
+        sim->nics[p].ring = SD_NONE;
+        sim->nics[p].wake_queued = -1;
     }
     for (uint32_t n = 0; n < sim->num_nodes; n++) {
         sim->nodes[n].kind = n < cfg->num_hosts ? SD_NODE_HOST : SD_NODE_SWITCH;
@@ -150,6 +153,7 @@ void sd_destroy(sd_sim *sim)
     free(sim->hosts);
     free(sim->nodes);
     free(sim->node_ports);
+    free(sim->nics);
     free(sim->ports);
     free(sim->switch_seed);
     free(sim->mmu);
@@ -247,14 +251,9 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
                            link, (unsigned long long)rate_bps[i]);
         if (delay_ps[i] < 0)
             return sd_fail(sim, SD_EINVAL, "link %u: delay_ps must be >= 0, got %lld", link, (long long)delay_ps[i]);
-        for (int e = 0; e < 2; e++) {
-            uint32_t node = e ? b[i] : a[i];
-            if (node_is_host(sim, node) && sim->hosts[node].port != SD_NONE)
-                return sd_fail(sim, SD_EINVAL, "link %u: host %u already has a link (multi-NIC hosts are not supported yet)", link, node);
-            for (uint32_t j = 0; j < i; j++)
-                if (node_is_host(sim, node) && (a[j] == node || b[j] == node))
-                    return sd_fail(sim, SD_EINVAL, "link %u: host %u already has a link (multi-NIC hosts are not supported yet)", link, node);
-        }
+        if (node_is_host(sim, a[i]) && node_is_host(sim, b[i]))
+            return sd_fail(sim, SD_EINVAL, "link %u joins two hosts (%u and %u): a host port links to a switch", link,
+                           a[i], b[i]);
     }
     for (uint32_t i = 0; i < n; i++) {
         uint32_t pa = sim->num_ports, pb = pa + 1;
@@ -277,8 +276,8 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
                 pt->q_cap[q] = UINT64_MAX / 2;
             }
             pt->wire_head = pt->wire_tail = SD_NONE;
-            if (node_is_host(sim, pt->node))
-                sim->hosts[pt->node].port = port;
+            if (node_is_host(sim, pt->node) && sim->hosts[pt->node].port == SD_NONE)
+                sim->hosts[pt->node].port = port;   /* a new QP is bound to the host's first port */
         }
         sim->num_ports += 2;
     }
@@ -554,6 +553,28 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, u
     qp_init(sim, &sim->qps[b], dst, src, a, sport, cc_kind, cc_param, cc_evmask, isn);
     sim->num_qps += 2;
     return (int)a;
+}
+
+int sd_bind_qp(sd_sim *sim, uint32_t qp, uint32_t port)
+{
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "bind_qp: qp %u does not exist", qp);
+    sd_qp *q = &sim->qps[qp];
+    if (port >= sim->num_ports || sim->ports[port].node != q->host)
+        return sd_fail(sim, SD_EINVAL, "bind_qp: port %u is not a port of qp %u's host %u", port, qp, q->host);
+    if (port == q->port)
+        return SD_OK;
+    uint64_t rate = sim->ports[port].rate_bps;
+    if (q->last_msg != SD_NONE && (double)rate != q->line_rate_bps)
+        return sd_fail(sim, SD_ESTATE, "bind_qp: qp %u has posted messages and port %u's rate (%llu b/s) is not its "
+                       "line rate (%.0f b/s): rebind a busy QP only between ports of one rate", qp, port,
+                       (unsigned long long)rate, q->line_rate_bps);
+    nic_rebind(sim, qp, port);
+    if (q->last_msg == SD_NONE) {
+        q->line_rate_bps = (double)rate;
+        q->rate_bps = q->line_rate_bps;
+    }
+    return SD_OK;
 }
 
 /* ---------------------------------------------------------------- multipath setup */
@@ -885,7 +906,10 @@ static int run_stalled(sd_sim *sim, const sd_event *e, uint64_t limit)
     case EV_TX_DONE: case EV_WIRE: case EV_PFC: case EV_PFC_EXPIRE: case EV_PFC_REFRESH:
         snprintf(what, sizeof what, "port %u", id);
         break;
-    case EV_NIC_WAKE: case EV_VS_EXEC:
+    case EV_NIC_WAKE:
+        snprintf(what, sizeof what, "NIC port %u", id);
+        break;
+    case EV_VS_EXEC:
         snprintf(what, sizeof what, "host %u", id);
         break;
     case EV_RTO: case EV_QPC_FETCH:
@@ -1096,7 +1120,7 @@ uint64_t sd_memory_bytes(sd_sim *sim)
     const sd_config *c = &sim->cfg;
     uint64_t b = sizeof *sim;
     b += (uint64_t)c->num_hosts * sizeof *sim->hosts;
-    b += (uint64_t)2 * c->max_links * (sizeof *sim->ports + sizeof *sim->node_ports);
+    b += (uint64_t)2 * c->max_links * (sizeof *sim->ports + sizeof *sim->node_ports + sizeof *sim->nics);
     b += (uint64_t)sim->num_nodes * sizeof *sim->nodes;
     b += (uint64_t)c->num_switches * (sizeof *sim->switch_seed + sizeof *sim->mmu);
     b += (uint64_t)c->num_switches * c->num_hosts * sizeof *sim->fib;

@@ -41,7 +41,7 @@
 enum sd_event_type {
     EV_TX_DONE = 0,              /* port: serializer finished; start the next queued packet */
     EV_WIRE = 1,                 /* port: the packet at the head of its wire arrives */
-    EV_NIC_WAKE = 2,             /* host: a paced QP may send now */
+    EV_NIC_WAKE = 2,             /* host port: a paced QP may send now */
     EV_RTO = 3,                  /* QP: retransmission timer */
     EV_CC_TIMER = 4,             /* QP*SD_CC_TIMERS + timer id */
     EV_POST = 5,                 /* next posted message becomes visible to its QP */
@@ -192,13 +192,17 @@ typedef struct sd_vswitch {
     int64_t next_rerank_ps;
 } sd_vswitch;
 typedef struct sd_host {
-    uint32_t port;               /* NIC uplink port, SD_NONE until linked */
-    uint32_t ring;               /* one QP of the scheduling ring (round-robin cursor), SD_NONE = empty */
-    uint32_t nactive;            /* QPs in the ring */
+    uint32_t port;               /* its first port (link order): where a new QP is bound, SD_NONE until linked */
     uint32_t pad0;
-    int64_t wake_queued;         /* time of the pending EV_NIC_WAKE, -1 none */
     uint64_t misdelivered;       /* packets its NIC refused: not for this host or its QPs (nic_receive) */
 } sd_host;
+/* The transmit scheduler of one host port (a NIC: each port of a multi-port host schedules the
+ * QPs bound to it on its own). Indexed by port; unused at switch ports. */
+typedef struct sd_nic {
+    uint32_t ring;               /* one QP of the scheduling ring (round-robin cursor), SD_NONE = empty */
+    uint32_t nactive;            /* QPs in the ring */
+    int64_t wake_queued;         /* time of the pending EV_NIC_WAKE, -1 none */
+} sd_nic;
 /* One node of the fabric: its kind, its index among the nodes of that kind (host h = node h,
  * switch s = the s-th switch: the row of the fib and the mmu) and its ports, node_ports[first_port
  * .. first_port + num_ports), rebuilt when links are added. */
@@ -229,6 +233,7 @@ struct sd_sim {
     uint32_t num_nodes;
     sd_host *hosts;
     sd_node *nodes;              /* num_nodes: kind, index, port list */
+    sd_nic *nics;                /* 2 x max_links: the transmit scheduler of each host port */
     uint32_t *node_ports;        /* num_ports: the ports grouped by node (sd_node.first_port) */
     sd_port *ports;
     uint32_t num_ports;
@@ -378,8 +383,10 @@ void nic_send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t
                   uint32_t sack);
 int nic_has_work(sd_sim *sim, sd_qp *q);
 void nic_receive(sd_sim *sim, uint32_t host, uint32_t p);
-void nic_pull(sd_sim *sim, uint32_t host);
-void nic_wake(sd_sim *sim, uint32_t host);
+void nic_pull(sd_sim *sim, uint32_t host);          /* every port of a host */
+void nic_pull_port(sd_sim *sim, uint32_t port);
+void nic_wake(sd_sim *sim, uint32_t port);
+void nic_rebind(sd_sim *sim, uint32_t qp, uint32_t port);
 void nic_rto(sd_sim *sim, uint32_t qp);
 void nic_activate(sd_sim *sim, uint32_t qp);
 void nic_post_release(sd_sim *sim);
@@ -497,6 +504,16 @@ static inline int node_is_host(const sd_sim *sim, uint32_t node)
 static inline uint32_t switch_index(const sd_sim *sim, uint32_t node)
 {
     return sim->nodes[node].index;
+}
+
+/* The port a host sends packet p from: the local QP's (a data packet's sender, an ACK's or
+ * CNP's receiver QP: the peer of the packet's destination QP), or the host's only port. */
+static inline uint32_t host_tx_port(const sd_sim *sim, uint32_t host, const sd_packet *pk)
+{
+    if (sim->nodes[host].num_ports == 1 || pk->dqp >= sim->num_qps)
+        return sim->hosts[host].port;
+    const sd_qp *q = &sim->qps[sim->qps[pk->dqp].peer_qp];
+    return q->host == host ? q->port : sim->hosts[host].port;
 }
 
 static inline int64_t ser_ps(uint64_t bytes, uint64_t rate_bps)

@@ -626,6 +626,10 @@ void sd_set_userdata(sd_sim *sim, void *userdata);
  * (ret, ret+1), the second at dst) or an error. */
 int sd_create_qp_pair(sd_sim *sim, uint32_t src_host, uint32_t dst_host, uint32_t sport,
                       uint32_t cc_kind, uint32_t cc_param, uint32_t cc_evmask, uint32_t isn);
+/* Bind one QP to a port (NIC) of its host: its packets (data, and the ACKs/CNPs it sends) leave
+ * by that port. A new QP is bound to its host's first port. A QP with posted messages moves only
+ * between ports of one rate (NIC failover: its scheduling state moves with it). */
+int sd_bind_qp(sd_sim *sim, uint32_t qp, uint32_t port);
 /* Transport of a QP pair (both ends; before the first post): mode (enum sd_transport),
  * reorder_window packets (a power of 2 in [64, SD_MAX_REORDER_WINDOW]; ignored for gbn), IRN's
  * two-level RTO (rto_low_ps while at most rto_low_pkts packets are out; 0 = off), IRN's BDP-FC
@@ -653,6 +657,9 @@ int sd_set_ar_classes(sd_sim *sim, uint32_t qp, uint32_t mask);
 int sd_set_adaptive_routing(sd_sim *sim, uint32_t switch_node, uint32_t mode);
 /* The links of the ECMP path of (src, dst, sport): returns how many were written to links_out. */
 int sd_trace_path(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, uint32_t *links_out, uint32_t max);
+/* The same from a given host port (src = the port's host): the path of a QP bound to that port. */
+int sd_trace_path_from(sd_sim *sim, uint32_t src_port, uint32_t dst, uint32_t sport, uint32_t *links_out,
+                       uint32_t max);
 /* Random loss on the link direction leaving `port` (probability per packet, 0 = none). */
 int sd_set_port_loss(sd_sim *sim, uint32_t port, double probability);
 /* Post RDMA WRITEs: n messages (qp, bytes, post time). Returns the first message index.

@@ -291,7 +291,7 @@ static void execute(sd_sim *sim, uint32_t host, uint32_t p, uint32_t in_port, co
             return;
         }
         st->to_uplink++;
-        port_enqueue(sim, sim->hosts[host].port, p);
+        port_enqueue(sim, host_tx_port(sim, host, pk), p);
         return;
     }
     /* to a function of this DPU: the PF (tenant 0) or VF n */
@@ -375,7 +375,7 @@ void dpu_transmit(sd_sim *sim, uint32_t host, uint32_t p)
     if (!vs_on(sim, host)) {
         if (sim->vsmeta)
             sim->vsmeta[p] = 0;
-        port_enqueue(sim, sim->hosts[host].port, p);
+        port_enqueue(sim, host_tx_port(sim, host, &sim->pkts[p]), p);
         return;
     }
     sd_packet *pk = &sim->pkts[p];
@@ -392,10 +392,11 @@ void dpu_transmit(sd_sim *sim, uint32_t host, uint32_t p)
     if (data && sim->vs_stats[host].to_uplink == before) {
         /* the packet did not reach the port (upcalled or dropped): the port stays idle, so let
          * the transmit scheduler run again now rather than wait for the next ACK */
-        sd_host *h = &sim->hosts[host];
+        uint32_t port = sim->qps[sq].port;
+        sd_nic *h = &sim->nics[port];
         if (h->wake_queued != sim->now) {
             h->wake_queued = sim->now;
-            ev_push(sim, sim->now, EV_NIC_WAKE, host, SD_NONE);
+            ev_push(sim, sim->now, EV_NIC_WAKE, port, SD_NONE);
         }
     }
 }
