@@ -512,13 +512,18 @@ def dumbbell(num_left: int, num_right: int, host_rate_bps: int, bottleneck_rate_
 
 
 def leaf_spine(num_leaves: int, num_spines: int, hosts_per_leaf: int, host_rate_bps: int,
-               fabric_rate_bps: int, host_delay_ps: int, fabric_delay_ps: int) -> Fabric:
+               fabric_rate_bps: int, host_delay_ps: int, fabric_delay_ps: int, host_uplinks: int = 1) -> Fabric:
     """Two-tier Clos: every leaf linked to every spine.
 
     Host ``h`` is on leaf ``h // hosts_per_leaf``. Node order: hosts, ``leaf0..``, ``spine0..``.
     Link order: host links (tier 0, ``host_rate_bps``/``host_delay_ps``), then for each leaf
     its links to spines 0.. (tier 1, ``fabric_rate_bps``/``fabric_delay_ps``).
     Rates in bits/s, delays one-way in picoseconds.
+
+    ``host_uplinks=2``: dual-homed hosts (a DPU or NIC with two ports to a leaf pair, as MC-LAG
+    or EVPN multihoming racks are built): leaves ``2i`` and ``2i+1`` are a pair (``num_leaves``
+    even) and host ``h`` also has a second port to the other leaf of its pair, ``(h //
+    hosts_per_leaf) ^ 1``; those links come last (link ``n + num_leaves * num_spines + h``).
     """
     nl = _positive("num_leaves", num_leaves)
     nsp = _positive("num_spines", num_spines)
@@ -527,13 +532,23 @@ def leaf_spine(num_leaves: int, num_spines: int, hosts_per_leaf: int, host_rate_
     f_rate = _rate("fabric_rate_bps", fabric_rate_bps)
     h_delay = _delay("host_delay_ps", host_delay_ps)
     f_delay = _delay("fabric_delay_ps", fabric_delay_ps)
+    up = _positive("host_uplinks", host_uplinks)
+    if up > 2:
+        raise ValueError(f"host_uplinks must be 1 or 2, got {up}")
+    if up == 2 and nl % 2:
+        raise ValueError(f"host_uplinks=2 pairs the leaves (2i, 2i+1): num_leaves must be even, got {nl}")
     n = nl * hpl
-    check_size(f"leaf_spine(num_leaves={nl}, num_spines={nsp}, hosts_per_leaf={hpl})", n, nl + nsp, n + nl * nsp)
+    check_size(f"leaf_spine(num_leaves={nl}, num_spines={nsp}, hosts_per_leaf={hpl})", n, nl + nsp,
+               up * n + nl * nsp)
     leaf0, spine0 = n, n + nl
     links = [Link(h, leaf0 + h // hpl, h_rate, h_delay, 0) for h in range(n)]
     links += [Link(leaf0 + l, spine0 + s, f_rate, f_delay, 1)
               for l in range(nl) for s in range(nsp)]
-    return Fabric(name=f"leaf_spine(leaves={nl}, spines={nsp}, hosts_per_leaf={hpl})",
+    if up == 2:
+        links += [Link(h, leaf0 + ((h // hpl) ^ 1), h_rate, h_delay, 0) for h in range(n)]
+    extra = {"host_uplinks": 2} if up == 2 else {}      # a single-homed fabric's params are unchanged
+    return Fabric(name=f"leaf_spine(leaves={nl}, spines={nsp}, hosts_per_leaf={hpl}"
+                  + (", dual-homed" if up == 2 else "") + ")",
                   num_hosts=n, num_switches=nl + nsp,
                   node_names=(_host_names(n) + [f"leaf{i}" for i in range(nl)]
                               + [f"spine{i}" for i in range(nsp)]),
@@ -541,7 +556,7 @@ def leaf_spine(num_leaves: int, num_spines: int, hosts_per_leaf: int, host_rate_
                   params={"topology": "leaf_spine", "num_leaves": nl, "num_spines": nsp,
                           "hosts_per_leaf": hpl, "host_rate_bps": h_rate,
                           "fabric_rate_bps": f_rate, "host_delay_ps": h_delay,
-                          "fabric_delay_ps": f_delay})
+                          "fabric_delay_ps": f_delay, **extra})
 
 
 def fat_tree(k: int, host_rate_bps: int, host_delay_ps: int, *,
@@ -670,6 +685,7 @@ class LeafSpine(Strict):
     fabric_rate_bps: Int("leaf-spine links' rate", **RATE)
     host_delay_ps: Int("host links' one-way delay", **DELAY)
     fabric_delay_ps: Int("leaf-spine links' one-way delay", **DELAY)
+    host_uplinks: Int("ports per host: 1, or 2 (dual-homed to a leaf pair)", lo=1, hi=2) = 1
 
 
 class FatTree(Strict):

@@ -251,9 +251,6 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
                            link, (unsigned long long)rate_bps[i]);
         if (delay_ps[i] < 0)
             return sd_fail(sim, SD_EINVAL, "link %u: delay_ps must be >= 0, got %lld", link, (long long)delay_ps[i]);
-        if (node_is_host(sim, a[i]) && node_is_host(sim, b[i]))
-            return sd_fail(sim, SD_EINVAL, "link %u joins two hosts (%u and %u): a host port links to a switch", link,
-                           a[i], b[i]);
     }
     for (uint32_t i = 0; i < n; i++) {
         uint32_t pa = sim->num_ports, pb = pa + 1;
@@ -555,6 +552,8 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, u
     return (int)a;
 }
 
+static int qp_posted(const sd_sim *sim, uint32_t qp);
+
 int sd_bind_qp(sd_sim *sim, uint32_t qp, uint32_t port)
 {
     if (qp >= sim->num_qps)
@@ -565,12 +564,13 @@ int sd_bind_qp(sd_sim *sim, uint32_t qp, uint32_t port)
     if (port == q->port)
         return SD_OK;
     uint64_t rate = sim->ports[port].rate_bps;
-    if (q->last_msg != SD_NONE && (double)rate != q->line_rate_bps)
+    int posted = qp_posted(sim, qp);
+    if (posted && (double)rate != q->line_rate_bps)
         return sd_fail(sim, SD_ESTATE, "bind_qp: qp %u has posted messages and port %u's rate (%llu b/s) is not its "
                        "line rate (%.0f b/s): rebind a busy QP only between ports of one rate", qp, port,
                        (unsigned long long)rate, q->line_rate_bps);
     nic_rebind(sim, qp, port);
-    if (q->last_msg == SD_NONE) {
+    if (!posted) {
         q->line_rate_bps = (double)rate;
         q->rate_bps = q->line_rate_bps;
     }
