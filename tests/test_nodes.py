@@ -257,3 +257,16 @@ def test_dual_homed_host_fails_over_to_its_other_uplink():
     finally:
         failures.FailurePlan.uplink_failover = orig
     assert stuck.network.sim.counters()["msgs_completed"] == 1
+
+
+def test_dual_homed_dpu_tunnels_leave_by_each_qps_uplink():
+    """With a DPU vSwitch (tenants: VXLAN tunnels), the encapsulated packets of each QP still
+    leave by the port the QP is bound to: h0's two QPs (ports 0 and 12) each put at least their
+    1 MB of data packets (ceil(1e6 / 4096) = 245) on their own uplink."""
+    flows = [{"src": 0, "dst": 2, "size_bytes": 1_000_000}, {"src": 0, "dst": 3, "size_bytes": 1_000_000}]
+    r = run(topology=_dual_leaf_spine(), workload={"kind": "flows", "flows": flows}, cc="dcqcn",
+            dpu={"tenants": 2}, sample_interval_ps=0)
+    c, sim = r.counters, r.network.sim
+    assert c["msgs_completed"] == 2 and c["vs_encaps"] > 0
+    assert [int(sim.qps[int(q)]["port"]) for q in r.network.sender_qps] == [0, 12]
+    assert all(int(sim.ports[p]["tx_packets"]) >= 245 for p in (0, 12))
