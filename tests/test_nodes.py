@@ -270,3 +270,20 @@ def test_dual_homed_dpu_tunnels_leave_by_each_qps_uplink():
     assert c["msgs_completed"] == 2 and c["vs_encaps"] > 0
     assert [int(sim.qps[int(q)]["port"]) for q in r.network.sender_qps] == [0, 12]
     assert all(int(sim.ports[p]["tx_packets"]) >= 245 for p in (0, 12))
+
+
+def test_capture_and_devices_see_every_port_of_a_multi_port_host(tmp_path):
+    """Capturing at a dual-homed host records the packets of both its NICs (tx: h0's data on
+    ports 0 and 12, one record per data packet sent, 2 x 245 for two 1 MB flows); the Dpu device
+    lists both ports."""
+    from controlplane.capture import CaptureSpec
+    from controlplane.scenario import Scenario
+    from dataplane.pcap import read_pcap
+    flows = [{"src": 0, "dst": 2, "size_bytes": 1_000_000}, {"src": 0, "dst": 3, "size_bytes": 1_000_000}]
+    path = tmp_path / "h0.pcap"
+    r = Scenario(topology=_dual_leaf_spine(), workload={"kind": "flows", "flows": flows}, cc="none",
+                 sample_interval_ps=0).run(capture=CaptureSpec(str(path), points=["h0"], direction="tx"))
+    sim = r.network.sim
+    sent = int(sim.ports[0]["tx_packets"]) + int(sim.ports[12]["tx_packets"])
+    assert len(read_pcap(path).records) == sent == 2 * 245
+    assert [p.id for p in r.network.dpus[0].ports] == [0, 12]
