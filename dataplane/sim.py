@@ -413,6 +413,42 @@ class Simulator:
         return rc
 
     # ------------------------------------------------------------------ fabric
+    NODE_KINDS = ("host", "switch")     # enum sd_node_kind, by value
+
+    def set_nodes(self, kinds) -> None:
+        """The node table (native/sim.c sd_set_nodes): one kind per node, by name (``"host"``,
+        ``"switch"``) or value; nodes ``0 .. num_hosts-1`` must be the hosts."""
+        if isinstance(kinds, (str, bytes)) or not hasattr(kinds, "__len__"):
+            raise ValueError(f"node kinds must be a list of {'/'.join(self.NODE_KINDS)}, got {kinds!r}")
+        vals = []
+        for i, k in enumerate(kinds):
+            if isinstance(k, str):
+                if k not in self.NODE_KINDS:
+                    raise ValueError(f"node {i}: kind must be one of {', '.join(self.NODE_KINDS)}, got {k!r}")
+                k = self.NODE_KINDS.index(k)
+            elif isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < len(self.NODE_KINDS):
+                raise ValueError(f"node {i}: kind must be one of {', '.join(self.NODE_KINDS)}, got {k!r}")
+            vals.append(int(k))
+        arr = np.asarray(vals, dtype=np.uint8)
+        self._check(lib.sd_set_nodes(self._sim, ffi.cast("uint8_t *", ffi.from_buffer(arr)) if len(arr) else ffi.NULL,
+                                     len(arr)))
+
+    def node_kind(self, node: int) -> str:
+        """``"host"`` or ``"switch"``."""
+        k = lib.sd_node_kind(self._sim, int(node)) if isinstance(node, (int, np.integer)) and 0 <= node < 2**32 else -1
+        if k < 0:
+            raise ValueError(f"node {node!r} does not exist ({self.num_hosts + self.num_switches} nodes)")
+        return self.NODE_KINDS[k]
+
+    def node_ports(self, node: int) -> list[int]:
+        """The ports of ``node``, in link order."""
+        if not isinstance(node, (int, np.integer)) or not 0 <= node < 2**32:
+            raise ValueError(f"node must be a node id, got {node!r}")
+        n = self._check(lib.sd_node_ports(self._sim, int(node), ffi.NULL, 0))
+        out = ffi.new("uint32_t[]", max(n, 1))
+        self._check(lib.sd_node_ports(self._sim, int(node), out, n))
+        return [out[i] for i in range(n)]
+
     def add_links(self, a, b, rate_bps, delay_ps) -> None:
         a = _u32("a", a)
         n = a.shape[0]
@@ -612,11 +648,26 @@ class Simulator:
             raise ValueError(f"adaptive_routing: mode must be True/False, 'bytes' or 'delay', got {on!r}")
         self._check(lib.sd_set_adaptive_routing(self._sim, switch_node, modes[on]))
 
-    def trace_path(self, src: int, dst: int, sport: int) -> list[int]:
-        """Link indices of the ECMP path of (src, dst, sport), in order."""
+    def trace_path(self, src: int, dst: int, sport: int, src_port: int | None = None) -> list[int]:
+        """Link indices of the ECMP path of (src, dst, sport), in order: from ``src``'s first
+        port, or from ``src_port`` (a port of host ``src``: the port a QP is bound to)."""
         out = ffi.new("uint32_t[64]")
-        n = self._check(lib.sd_trace_path(self._sim, src, dst, sport, out, 64))
+        if src_port is None:
+            n = self._check(lib.sd_trace_path(self._sim, src, dst, sport, out, 64))
+        else:
+            if not (isinstance(src_port, (int, np.integer)) and 0 <= src_port < len(self.ports)) \
+                    or int(self.ports[src_port]["node"]) != src:
+                raise ValueError(f"trace_path: port {src_port} is not a port of host {src}")
+            n = self._check(lib.sd_trace_path_from(self._sim, src_port, dst, sport, out, 64))
         return [int(out[i]) for i in range(n)]
+
+    def bind_qp(self, qp: int, port: int) -> None:
+        """Bind one QP to a port (NIC) of its host (native/sim.c sd_bind_qp): its data, ACKs and
+        CNPs leave by that port. A QP with posted messages moves only between ports of one rate."""
+        for name, v in (("qp", qp), ("port", port)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < 2**32:
+                raise ValueError(f"bind_qp: {name} must be a non-negative integer, got {v!r}")
+        self._check(lib.sd_bind_qp(self._sim, int(qp), int(port)))
 
     def set_ar_classes(self, qp: int, classes) -> None:
         """Packet classes ``qp`` marks eligible for adaptive routing: any of "data", "ack", "cnp"."""

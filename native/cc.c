@@ -186,7 +186,7 @@ void cc_timer_fire(sd_sim *sim, uint32_t slot)
     memset(&in, 0, sizeof in);
     in.timer_id = i;
     cc_event(sim, qi, SD_EV_TIMER, &in);
-    nic_pull(sim, q->host);
+    nic_pull_port(sim, q->port);
 }
 
 void cc_resume_timers(sd_sim *sim, uint32_t qi)

@@ -34,7 +34,7 @@ void int_push_hop(sd_sim *sim, const sd_port *pt, uint32_t p)
 /* Port hook (port.c): switches stamp data packets at dequeue when INT is on. */
 static int int_wants(const sd_sim *sim, const sd_port *pt)
 {
-    return sim->cfg.int_enabled && pt->node >= sim->cfg.num_hosts;
+    return sim->cfg.int_enabled && !node_is_host(sim, pt->node);
 }
 
 static void int_stamp(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)

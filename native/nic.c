@@ -43,7 +43,7 @@ uint32_t sd_wire_bytes(sd_sim *sim, uint32_t opcode, uint32_t payload)
 static void ring_insert(sd_sim *sim, uint32_t qi)
 {
     sd_qp *q = &sim->qps[qi];
-    sd_host *h = &sim->hosts[q->host];
+    sd_nic *h = &sim->nics[q->port];
     if (h->ring == SD_NONE) {
         q->ring_next = q->ring_prev = qi;
         h->ring = qi;
@@ -62,7 +62,7 @@ static void ring_insert(sd_sim *sim, uint32_t qi)
 static void ring_remove(sd_sim *sim, uint32_t qi)
 {
     sd_qp *q = &sim->qps[qi];
-    sd_host *h = &sim->hosts[q->host];
+    sd_nic *h = &sim->nics[q->port];
     if (q->ring_next == qi) {
         h->ring = SD_NONE;
     } else {
@@ -230,11 +230,34 @@ static void send_data(sd_sim *sim, uint32_t qi)
     cc_count_bytes(sim, qi, payload);
 }
 
+/* Move a QP to another port of its host (sd_bind_qp): out of the old port's ring, into the new
+ * one's; the new port pulls at once if it is idle. */
+void nic_rebind(sd_sim *sim, uint32_t qi, uint32_t port)
+{
+    sd_qp *q = &sim->qps[qi];
+    int active = q->active;
+    if (active)
+        ring_remove(sim, qi);
+    q->port = port;
+    if (active) {
+        ring_insert(sim, qi);
+        port_kick(sim, port);
+    }
+}
+
 void nic_pull(sd_sim *sim, uint32_t host)
 {
-    sd_host *h = &sim->hosts[host];
-    if (h->nactive == 0 || !port_can_send_data(sim, h->port))
+    const sd_node *nd = &sim->nodes[host];
+    for (uint32_t i = 0; i < nd->num_ports; i++)
+        nic_pull_port(sim, sim->node_ports[nd->first_port + i]);
+}
+
+void nic_pull_port(sd_sim *sim, uint32_t port)
+{
+    sd_nic *h = &sim->nics[port];
+    if (h->nactive == 0 || !port_can_send_data(sim, port))
         return;
+    uint32_t host = sim->ports[port].node;
     int64_t earliest = INT64_MAX;
     uint32_t qi = h->ring;
     uint32_t held = SD_NONE, nheld = 0;  /* qpc: the first QP skipped for its context, how many */
@@ -271,17 +294,17 @@ void nic_pull(sd_sim *sim, uint32_t host)
     }
     if (earliest != INT64_MAX && (h->wake_queued < 0 || earliest < h->wake_queued)) {
         h->wake_queued = earliest;
-        ev_push(sim, earliest, EV_NIC_WAKE, host, SD_NONE);
+        ev_push(sim, earliest, EV_NIC_WAKE, port, SD_NONE);
     }
 }
 
-void nic_wake(sd_sim *sim, uint32_t host)
+void nic_wake(sd_sim *sim, uint32_t port)
 {
-    sd_host *h = &sim->hosts[host];
+    sd_nic *h = &sim->nics[port];
     if (h->wake_queued != sim->now)
         return;                          /* stale */
     h->wake_queued = -1;
-    nic_pull(sim, host);
+    nic_pull_port(sim, port);
 }
 
 /* ---------------------------------------------------------------- control packets */
@@ -535,7 +558,7 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
         if (q->acc_acks >= q->ack_batch || q->snd_una == q->snd_end)
             deliver_ack_batch(sim, qi, &in);
     }
-    nic_pull(sim, q->host);
+    nic_pull_port(sim, q->port);
 }
 
 /* A NIC takes only what is addressed to it: a plain RoCEv2 frame (a VXLAN frame is for a VTEP,
@@ -561,7 +584,7 @@ void nic_receive(sd_sim *sim, uint32_t host, uint32_t p)
 
 int sd_host_misdelivered(sd_sim *sim, uint32_t host, uint64_t *out)
 {
-    if (host >= sim->cfg.num_hosts)
+    if (host >= sim->num_nodes || !node_is_host(sim, host))
         return sd_fail(sim, SD_EINVAL, "misdelivered: %u is not a host (hosts are 0..%u)", host, sim->cfg.num_hosts - 1);
     *out = sim->hosts[host].misdelivered;
     return SD_OK;
@@ -578,7 +601,7 @@ void nic_process(sd_sim *sim, uint32_t p)
         sim->ctr.ctrl_delivered++;
         q->st->cnps_rx++;
         cc_event(sim, qi, SD_EV_CNP, NULL);
-        nic_pull(sim, q->host);
+        nic_pull_port(sim, q->port);
     } else {
         receive_data(sim, qi, pk);
     }
@@ -613,7 +636,7 @@ void nic_rto(sd_sim *sim, uint32_t qi)
         cc_event(sim, qi, SD_EV_TIMEOUT, NULL);
         path_timeout(sim, qi);
         nic_activate(sim, qi);
-        nic_pull(sim, q->host);
+        nic_pull_port(sim, q->port);
         return;
     }
     q->st->timeouts++;
@@ -623,7 +646,7 @@ void nic_rto(sd_sim *sim, uint32_t qi)
     path_timeout(sim, qi);
     go_back_n(sim, qi);
     arm_rto(sim, q, qi, sim->now + rto_of(sim, q));
-    nic_pull(sim, q->host);
+    nic_pull_port(sim, q->port);
 }
 
 void nic_post_release(sd_sim *sim)
@@ -657,6 +680,6 @@ void nic_post_release(sd_sim *sim)
             cc_resume_timers(sim, m->qp);
         }
         nic_activate(sim, m->qp);
-        nic_pull(sim, q->host);
+        nic_pull_port(sim, q->port);
     }
 }

@@ -38,7 +38,7 @@ static int64_t quanta_ps(uint32_t quanta, uint64_t rate_bps)
 static void send_frame(sd_sim *sim, uint32_t in_port, uint32_t xoff, uint32_t refresh)
 {
     sd_port *in = &sim->ports[in_port];
-    const sd_mmu *m = &sim->pfc.mmu[in->node - sim->cfg.num_hosts];
+    const sd_mmu *m = &sim->pfc.mmu[switch_index(sim, in->node)];
     int64_t t = sim->now + ser_ps(PFC_FRAME_BYTES + sim->cfg.phy_overhead, in->rate_bps) + in->delay_ps;
     in->st->pfc_tx++;
     if (xoff) {
@@ -70,7 +70,7 @@ void pfc_refresh(sd_sim *sim, uint32_t port)
 int pfc_admit(sd_sim *sim, uint32_t in_port, sd_packet *pk)
 {
     sd_port *in = &sim->ports[in_port];
-    sd_mmu *m = &sim->pfc.mmu[in->node - sim->cfg.num_hosts];
+    sd_mmu *m = &sim->pfc.mmu[switch_index(sim, in->node)];
     uint64_t size = pk->wire;
     uint64_t t = threshold(m);
     /* no room in the headroom nor under the threshold: a lossless fabric should never get here */
@@ -94,7 +94,7 @@ void pfc_release(sd_sim *sim, sd_packet *pk)
 {
     uint32_t in_port = pk->in_port;
     sd_port *in = &sim->ports[in_port];
-    sd_mmu *m = &sim->pfc.mmu[in->node - sim->cfg.num_hosts];
+    sd_mmu *m = &sim->pfc.mmu[switch_index(sim, in->node)];
     uint64_t size = pk->wire;
     uint64_t from_hdrm = size < in->st->hdrm_bytes ? size : in->st->hdrm_bytes;
     uint64_t rest = size - from_hdrm, shared = shared_of(m, in);
@@ -149,8 +149,7 @@ void pfc_expire(sd_sim *sim, uint32_t port)
  * egress queue of the switch, or is dropped there. */
 static int pfc_wants(const sd_sim *sim, const sd_port *pt)
 {
-    uint32_t H = sim->cfg.num_hosts;
-    return pt->node >= H && sim->pfc.mmu[pt->node - H].enabled;
+    return !node_is_host(sim, pt->node) && sim->pfc.mmu[switch_index(sim, pt->node)].enabled;
 }
 
 static void pfc_hook(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
@@ -168,14 +167,13 @@ const port_hook pfc_hook_drop = {"pfc_release_drop", PORT_EV_DROP, pfc_wants, pf
 int sd_set_pfc(sd_sim *sim, uint32_t node, uint64_t buffer_bytes, uint64_t reserve_bytes,
                uint64_t resume_offset_bytes, uint32_t alpha_shift, uint32_t pause_quanta)
 {
-    uint32_t H = sim->cfg.num_hosts;
-    if (node < H || node >= sim->num_nodes)
+    if (node >= sim->num_nodes || sim->nodes[node].kind != SD_NODE_SWITCH)
         return sd_fail(sim, SD_EINVAL, "pfc: node %u is not a switch", node);
     if (buffer_bytes == 0 || alpha_shift > 16)
         return sd_fail(sim, SD_EINVAL, "pfc: buffer_bytes must be > 0 and alpha_shift in [0, 16]");
     if (pause_quanta < 1 || pause_quanta > 65535)
         return sd_fail(sim, SD_EINVAL, "pfc: pause_quanta must be in [1, 65535], got %u", pause_quanta);
-    sd_mmu *m = &sim->pfc.mmu[node - H];
+    sd_mmu *m = &sim->pfc.mmu[switch_index(sim, node)];
     uint64_t nports = 0, hdrm = 0;
     for (uint32_t p = 0; p < sim->num_ports; p++) {
         if (sim->ports[p].node == node) {
@@ -206,9 +204,9 @@ int sd_set_pfc_headroom(sd_sim *sim, uint32_t port, uint64_t headroom_bytes)
     if (port >= sim->num_ports)
         return sd_fail(sim, SD_EINVAL, "pfc: port %u does not exist", port);
     sd_port *pt = &sim->ports[port];
-    if (pt->node < sim->cfg.num_hosts)
+    if (node_is_host(sim, pt->node))
         return sd_fail(sim, SD_EINVAL, "pfc: port %u belongs to a host; headroom is a switch ingress budget", port);
-    sd_mmu *m = &sim->pfc.mmu[pt->node - sim->cfg.num_hosts];
+    sd_mmu *m = &sim->pfc.mmu[switch_index(sim, pt->node)];
     m->total_hdrm = m->total_hdrm - pt->headroom + headroom_bytes;
     pt->headroom = headroom_bytes;
     return SD_OK;

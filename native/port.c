@@ -103,7 +103,7 @@ static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
      * whose QPs have data (it pulls the next packet then); otherwise nic_pull() schedules the
      * wake-up when a QP gets data while the port is still busy. */
     int more = port_pick(sim, pt) >= 0;
-    int nic_wants = pt->node < sim->cfg.num_hosts && sim->hosts[pt->node].nactive > 0 &&
+    int nic_wants = node_is_host(sim, pt->node) && sim->nics[port].nactive > 0 &&
                     !(pt->st->paused & (1u << SD_PRIO_DATA));
     if (more || nic_wants) {
         pt->tx_pending = 1;
@@ -186,8 +186,8 @@ void port_kick(sd_sim *sim, uint32_t port)
     int next = port_pick(sim, pt);
     if (next >= 0)
         port_start(sim, port, (uint32_t)next);
-    else if (pt->node < sim->cfg.num_hosts)
-        nic_pull(sim, pt->node);
+    else if (node_is_host(sim, pt->node))
+        nic_pull_port(sim, port);
 }
 
 void port_wire_arrive(sd_sim *sim, uint32_t port)
@@ -213,7 +213,7 @@ void port_wire_arrive(sd_sim *sim, uint32_t port)
     sd_port *in = &sim->ports[pt->peer];
     in->st->rx_packets++;
     port_hooks_run(sim, in, PORT_EV_RECEIVE, pk->prio, p);
-    if (in->node < sim->cfg.num_hosts)
+    if (node_is_host(sim, in->node))
         dpu_receive(sim, in->node, p);
     else
         switch_receive(sim, in->node, pt->peer, p);

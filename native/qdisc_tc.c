@@ -57,7 +57,7 @@ static int tc_setup(sd_sim *sim, uint32_t port, uint32_t prio, const double *p)
 {
     (void)prio;
     sd_port *pt = &sim->ports[port];
-    if (pt->node < sim->cfg.num_hosts)
+    if (node_is_host(sim, pt->node))
         return sd_fail(sim, SD_EINVAL, "qdisc traffic_class: port %u is a NIC port (switch ports only)", port);
     if (pt->q_len[SD_PRIO_CTRL] || pt->q_len[SD_PRIO_DATA])
         return sd_fail(sim, SD_ESTATE, "qdisc traffic_class: port %u has packets queued", port);

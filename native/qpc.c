@@ -71,7 +71,7 @@ uint64_t qpc_memory_bytes(const sd_sim *sim)
 int sd_set_qpc(sd_sim *sim, uint32_t host, uint32_t entries, int64_t fetch_latency_ps, uint32_t max_outstanding,
                uint32_t policy)
 {
-    if (host >= sim->cfg.num_hosts)
+    if (host >= sim->num_nodes || !node_is_host(sim, host))
         return sd_fail(sim, SD_EINVAL, "qpc: host %u is not a host (hosts are 0..%u)", host, sim->cfg.num_hosts - 1);
     if (fetch_latency_ps < 0)
         return sd_fail(sim, SD_EINVAL, "qpc: fetch_latency_ps must be >= 0, got %lld", (long long)fetch_latency_ps);

@@ -119,13 +119,15 @@ static int core_init(sd_sim *sim)
 {
     const sd_config *cfg = &sim->cfg;
     sim->hosts = calloc(cfg->num_hosts, sizeof *sim->hosts);
+    sim->nodes = calloc(sim->num_nodes, sizeof *sim->nodes);
     sim->switch_seed = calloc(cfg->num_switches ? cfg->num_switches : 1, sizeof *sim->switch_seed);
-    if (!sim->hosts || !sim->switch_seed)
+    if (!sim->hosts || !sim->nodes || !sim->switch_seed)
         return SD_ENOMEM;
-    for (uint32_t h = 0; h < cfg->num_hosts; h++) {
+    for (uint32_t h = 0; h < cfg->num_hosts; h++)
         sim->hosts[h].port = SD_NONE;
-        sim->hosts[h].ring = SD_NONE;
-        sim->hosts[h].wake_queued = -1;
+    for (uint32_t n = 0; n < sim->num_nodes; n++) {   /* the default table: hosts first, then switches */
+        sim->nodes[n].kind = n < cfg->num_hosts ? SD_NODE_HOST : SD_NODE_SWITCH;
+        sim->nodes[n].index = n < cfg->num_hosts ? n : n - cfg->num_hosts;
     }
     for (uint32_t s = 0; s < cfg->num_switches; s++)
         sim->switch_seed[s] = seed_mix(cfg->seed, 0x5357000000ull + s);
@@ -135,6 +137,7 @@ static int core_init(sd_sim *sim)
 static void core_free(sd_sim *sim)
 {
     free(sim->hosts);
+    free(sim->nodes);
     free(sim->switch_seed);
     free(sim->fib);
     free(sim->set_off);
@@ -148,6 +151,7 @@ static uint64_t core_memory_bytes(const sd_sim *sim)
     const sd_config *c = &sim->cfg;
     uint64_t b = sizeof *sim;
     b += (uint64_t)c->num_hosts * sizeof *sim->hosts;
+    b += (uint64_t)sim->num_nodes * sizeof *sim->nodes;
     b += (uint64_t)(c->num_switches ? c->num_switches : 1) * sizeof *sim->switch_seed;
     b += sim->fib ? (uint64_t)c->num_switches * c->num_hosts * sizeof *sim->fib : 0;
     b += sim->set_off ? ((uint64_t)sim->num_sets + 1) * sizeof *sim->set_off : 0;
@@ -162,8 +166,14 @@ static int ports_init(sd_sim *sim)
     uint32_t nports = 2 * sim->cfg.max_links;
     sim->ports = aligned_alloc(64, (size_t)nports * sizeof *sim->ports);
     sim->port_stats = aligned_alloc(64, (size_t)nports * sizeof *sim->port_stats);
-    if (!sim->ports || !sim->port_stats)
+    sim->nics = calloc(nports, sizeof *sim->nics);   /* a host port's transmit scheduler (nic.c) */
+    sim->node_ports = calloc(nports, sizeof *sim->node_ports);   /* the ports by node (sd_node) */
+    if (!sim->ports || !sim->port_stats || !sim->nics || !sim->node_ports)
         return SD_ENOMEM;
+    for (uint32_t p = 0; p < nports; p++) {
+        sim->nics[p].ring = SD_NONE;
+        sim->nics[p].wake_queued = -1;
+    }
     memset(sim->ports, 0, (size_t)nports * sizeof *sim->ports);
     memset(sim->port_stats, 0, (size_t)nports * sizeof *sim->port_stats);
     for (uint32_t p = 0; p < nports; p++)
@@ -175,11 +185,13 @@ static void ports_free(sd_sim *sim)
 {
     free(sim->ports);
     free(sim->port_stats);
+    free(sim->nics);
+    free(sim->node_ports);
 }
 
 static uint64_t ports_memory_bytes(const sd_sim *sim)
 {
-    return (uint64_t)2 * sim->cfg.max_links * (sizeof *sim->ports + sizeof *sim->port_stats);
+    return (uint64_t)2 * sim->cfg.max_links * sd_sizeof_port();
 }
 
 static int packets_init(sd_sim *sim)
@@ -297,6 +309,61 @@ const sd_module SD_MODULES[] = {
 const uint32_t SD_NUM_MODULES = sizeof SD_MODULES / sizeof SD_MODULES[0];
 
 /* ---------------------------------------------------------------- fabric */
+static const char *const node_kind_name[] = {"host", "switch"};
+
+int sd_set_nodes(sd_sim *sim, const uint8_t *kinds, uint32_t n)
+{
+    if (n != sim->num_nodes)
+        return sd_fail(sim, SD_EINVAL, "nodes: %u kinds given for %u nodes (%u hosts + %u switches)", n,
+                       sim->num_nodes, sim->cfg.num_hosts, sim->cfg.num_switches);
+    for (uint32_t i = 0; i < n; i++) {
+        if (kinds[i] > SD_NODE_SWITCH)
+            return sd_fail(sim, SD_EINVAL, "nodes: node %u has kind %u (0 host, 1 switch)", i, kinds[i]);
+        uint8_t want = i < sim->cfg.num_hosts ? SD_NODE_HOST : SD_NODE_SWITCH;
+        if (kinds[i] != want)
+            return sd_fail(sim, SD_EINVAL, "nodes: node %u is a %s, but nodes 0..%u are the hosts and the switches "
+                           "follow (it must be a %s)", i, node_kind_name[kinds[i]], sim->cfg.num_hosts - 1,
+                           node_kind_name[want]);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        sim->nodes[i].kind = kinds[i];
+    return SD_OK;
+}
+
+int sd_node_kind(sd_sim *sim, uint32_t node)
+{
+    return node < sim->num_nodes ? sim->nodes[node].kind : -1;
+}
+
+int sd_node_ports(sd_sim *sim, uint32_t node, uint32_t *ports_out, uint32_t max)
+{
+    if (node >= sim->num_nodes)
+        return sd_fail(sim, SD_EINVAL, "node %u does not exist (%u nodes)", node, sim->num_nodes);
+    const sd_node *nd = &sim->nodes[node];
+    for (uint32_t i = 0; i < nd->num_ports && i < max; i++)
+        ports_out[i] = sim->node_ports[nd->first_port + i];
+    return (int)nd->num_ports;
+}
+
+/* Regroup the ports by node (counting sort, link order within a node): after links are added. */
+static void node_ports_rebuild(sd_sim *sim)
+{
+    for (uint32_t n = 0; n < sim->num_nodes; n++)
+        sim->nodes[n].num_ports = 0;
+    for (uint32_t p = 0; p < sim->num_ports; p++)
+        sim->nodes[sim->ports[p].node].num_ports++;
+    uint32_t off = 0;
+    for (uint32_t n = 0; n < sim->num_nodes; n++) {
+        sim->nodes[n].first_port = off;
+        off += sim->nodes[n].num_ports;
+        sim->nodes[n].num_ports = 0;
+    }
+    for (uint32_t p = 0; p < sim->num_ports; p++) {
+        sd_node *nd = &sim->nodes[sim->ports[p].node];
+        sim->node_ports[nd->first_port + nd->num_ports++] = p;
+    }
+}
+
 int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64_t *rate_bps,
                  const int64_t *delay_ps, uint32_t n)
 {
@@ -313,14 +380,6 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
                            link, (unsigned long long)rate_bps[i]);
         if (delay_ps[i] < 0)
             return sd_fail(sim, SD_EINVAL, "link %u: delay_ps must be >= 0, got %lld", link, (long long)delay_ps[i]);
-        for (int e = 0; e < 2; e++) {
-            uint32_t node = e ? b[i] : a[i];
-            if (node < sim->cfg.num_hosts && sim->hosts[node].port != SD_NONE)
-                return sd_fail(sim, SD_EINVAL, "link %u: host %u already has a link (multi-NIC hosts are not supported yet)", link, node);
-            for (uint32_t j = 0; j < i; j++)
-                if (node < sim->cfg.num_hosts && (a[j] == node || b[j] == node))
-                    return sd_fail(sim, SD_EINVAL, "link %u: host %u already has a link (multi-NIC hosts are not supported yet)", link, node);
-        }
     }
     for (uint32_t i = 0; i < n; i++) {
         uint32_t pa = sim->num_ports, pb = pa + 1;
@@ -345,13 +404,14 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
                 pt->q_cap[q] = UINT64_MAX / 2;
             }
             pt->wire_head = pt->wire_tail = SD_NONE;
-            if (pt->node < sim->cfg.num_hosts)
-                sim->hosts[pt->node].port = port;
+            if (node_is_host(sim, pt->node) && sim->hosts[pt->node].port == SD_NONE)
+                sim->hosts[pt->node].port = port;   /* a new QP is bound to the host's first port */
             port_publish(sim, port);
             port_hooks_build(sim, port);
         }
         sim->num_ports += 2;
     }
+    node_ports_rebuild(sim);
     return SD_OK;
 }
 
@@ -598,9 +658,9 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, u
                       uint32_t cc_param, uint32_t cc_evmask, uint32_t isn)
 {
     uint32_t H = sim->cfg.num_hosts;
-    if (src >= H)
+    if (src >= sim->num_nodes || !node_is_host(sim, src))
         return sd_fail(sim, SD_EINVAL, "qp: src_host %u is not a host (hosts are 0..%u)", src, H - 1);
-    if (dst >= H)
+    if (dst >= sim->num_nodes || !node_is_host(sim, dst))
         return sd_fail(sim, SD_EINVAL, "qp: dst_host %u is not a host (hosts are 0..%u)", dst, H - 1);
     if (src == dst)
         return sd_fail(sim, SD_EINVAL, "qp: src_host and dst_host are both %u (loopback is not modelled)", src);
@@ -632,6 +692,32 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, u
     qp_init(sim, &sim->qps[b], dst, src, a, sport, cc_kind, cc_param, cc_evmask, isn);
     sim->num_qps += 2;
     return (int)a;
+}
+
+static int qp_posted(const sd_sim *sim, uint32_t qp);
+
+int sd_bind_qp(sd_sim *sim, uint32_t qp, uint32_t port)
+{
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "bind_qp: qp %u does not exist", qp);
+    sd_qp *q = &sim->qps[qp];
+    if (port >= sim->num_ports || sim->ports[port].node != q->host)
+        return sd_fail(sim, SD_EINVAL, "bind_qp: port %u is not a port of qp %u's host %u", port, qp, q->host);
+    if (port == q->port)
+        return SD_OK;
+    uint64_t rate = sim->ports[port].rate_bps;
+    int posted = qp_posted(sim, qp);
+    if (posted && (double)rate != q->line_rate_bps)
+        return sd_fail(sim, SD_ESTATE, "bind_qp: qp %u has posted messages and port %u's rate (%llu b/s) is not its "
+                       "line rate (%.0f b/s): rebind a busy QP only between ports of one rate", qp, port,
+                       (unsigned long long)rate, q->line_rate_bps);
+    nic_rebind(sim, qp, port);
+    if (!posted) {
+        q->line_rate_bps = (double)rate;
+        q->st->rate_bps = q->line_rate_bps;
+    }
+    qp_publish(sim, qp);                 /* the record's port */
+    return SD_OK;
 }
 
 /* ---------------------------------------------------------------- multipath setup */
@@ -720,11 +806,11 @@ int sd_set_adaptive_routing(sd_sim *sim, uint32_t node, uint32_t on)
     if (on > SD_AR_DELAY)
         return sd_fail(sim, SD_EINVAL, "adaptive_routing: mode must be 0 (off), 1 (bytes) or 2 (delay), got %u", on);
     uint32_t H = sim->cfg.num_hosts;
-    if (node < H || node >= H + sim->cfg.num_switches)
+    if (node >= sim->num_nodes || sim->nodes[node].kind != SD_NODE_SWITCH)
         return sd_fail(sim, SD_EINVAL, "adaptive_routing: node %u is not a switch", node);
     if (!sim->fib)
         return sd_fail(sim, SD_ESTATE, "adaptive_routing: install the fib first");
-    uint32_t sw = node - H;
+    uint32_t sw = switch_index(sim, node);
     if (on) {
         uint32_t widest = 0;
         for (uint32_t d = 0; d < H; d++) {
@@ -873,7 +959,10 @@ static int run_stalled(sd_sim *sim, const sd_event *e, uint64_t limit)
     case EV_TX_DONE: case EV_WIRE: case EV_PFC: case EV_PFC_EXPIRE: case EV_PFC_REFRESH:
         snprintf(what, sizeof what, "port %u", id);
         break;
-    case EV_NIC_WAKE: case EV_VS_EXEC:
+    case EV_NIC_WAKE:
+        snprintf(what, sizeof what, "NIC port %u", id);
+        break;
+    case EV_VS_EXEC:
         snprintf(what, sizeof what, "host %u", id);
         break;
     case EV_RTO: case EV_QPC_FETCH:
@@ -1156,7 +1245,8 @@ uint32_t sd_sizeof_packet(void)
 
 uint32_t sd_sizeof_port(void)
 {
-    return (uint32_t)(sizeof(sd_port) + sizeof(sd_port_stats));
+    /* a port's state, its record, its NIC scheduler (used at host ports) and its node_ports slot */
+    return (uint32_t)(sizeof(sd_port) + sizeof(sd_port_stats) + sizeof(sd_nic) + sizeof(uint32_t));
 }
 
 uint32_t sd_sizeof_qp(void)

@@ -52,7 +52,7 @@ enum { PORT_MAX_HOOKS = 4 };
 enum sd_event_type {
     EV_TX_DONE = 0,              /* port: serializer finished; start the next queued packet */
     EV_WIRE = 1,                 /* port: the packet at the head of its wire arrives */
-    EV_NIC_WAKE = 2,             /* host: a paced QP may send now */
+    EV_NIC_WAKE = 2,             /* host port: a paced QP may send now */
     EV_RTO = 3,                  /* QP: retransmission timer */
     EV_CC_TIMER = 4,             /* QP*SD_CC_TIMERS + timer id */
     EV_POST = 5,                 /* next posted message becomes visible to its QP */
@@ -347,13 +347,27 @@ typedef struct sd_vswitch {
     int64_t next_rerank_ps;
 } sd_vswitch;
 typedef struct sd_host {
-    uint32_t port;               /* NIC uplink port, SD_NONE until linked */
-    uint32_t ring;               /* one QP of the scheduling ring (round-robin cursor), SD_NONE = empty */
-    uint32_t nactive;            /* QPs in the ring */
+    uint32_t port;               /* its first port (link order): where a new QP is bound, SD_NONE until linked */
     uint32_t pad0;
-    int64_t wake_queued;         /* time of the pending EV_NIC_WAKE, -1 none */
     uint64_t misdelivered;       /* packets its NIC refused: not for this host or its QPs (nic_receive) */
 } sd_host;
+/* The transmit scheduler of one host port (a NIC: each port of a multi-port host schedules the
+ * QPs bound to it on its own). Indexed by port; unused at switch ports. */
+typedef struct sd_nic {
+    uint32_t ring;               /* one QP of the scheduling ring (round-robin cursor), SD_NONE = empty */
+    uint32_t nactive;            /* QPs in the ring */
+    int64_t wake_queued;         /* time of the pending EV_NIC_WAKE, -1 none */
+} sd_nic;
+/* One node of the fabric: its kind, its index among the nodes of that kind (host h = node h,
+ * switch s = the s-th switch: the row of the fib and the mmu) and its ports, node_ports[first_port
+ * .. first_port + num_ports), rebuilt when links are added. */
+typedef struct sd_node {
+    uint8_t kind;                /* enum sd_node_kind */
+    uint8_t pad0[3];
+    uint32_t index;
+    uint32_t first_port;
+    uint32_t num_ports;
+} sd_node;
 
 /* ---------------------------------------------------------------- module-owned state
  * Each feature owns one part of struct sd_sim, with its init / free / memory accounting in its
@@ -440,6 +454,9 @@ struct sd_sim {
     /* fabric */
     uint32_t num_nodes;
     sd_host *hosts;
+    sd_node *nodes;              /* num_nodes: kind, index, port list */
+    sd_nic *nics;                /* 2 x max_links: the transmit scheduler of each host port */
+    uint32_t *node_ports;        /* num_ports: the ports grouped by node (sd_node.first_port) */
     sd_port *ports;
     sd_port_stats *port_stats;   /* per port: its telemetry record (sd_port.st) */
     uint32_t num_ports;
@@ -601,8 +618,10 @@ void nic_send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t
                   uint32_t sack);
 int nic_has_work(sd_sim *sim, sd_qp *q);
 void nic_receive(sd_sim *sim, uint32_t host, uint32_t p);
-void nic_pull(sd_sim *sim, uint32_t host);
-void nic_wake(sd_sim *sim, uint32_t host);
+void nic_pull(sd_sim *sim, uint32_t host);          /* every port of a host */
+void nic_pull_port(sd_sim *sim, uint32_t port);
+void nic_wake(sd_sim *sim, uint32_t port);
+void nic_rebind(sd_sim *sim, uint32_t qp, uint32_t port);
 void nic_rto(sd_sim *sim, uint32_t qp);
 void nic_activate(sd_sim *sim, uint32_t qp);
 void nic_post_release(sd_sim *sim);
@@ -710,6 +729,27 @@ const char *cc_bad(char *why, size_t len, const char *name, const char *rule, do
 #define CC_RULE_RATE ">= 1e+06 (the rate floor, 1 Mb/s)"
 #define CC_MAX_PS 1e15           /* time parameters that become int64 deadlines: <= 1000 s */
 #define CC_MAX_BYTES 1e15        /* byte parameters that become uint64 windows or counters */
+
+static inline int node_is_host(const sd_sim *sim, uint32_t node)
+{
+    return sim->nodes[node].kind == SD_NODE_HOST;
+}
+
+/* The switch index (fib row, mmu) of a switch node. */
+static inline uint32_t switch_index(const sd_sim *sim, uint32_t node)
+{
+    return sim->nodes[node].index;
+}
+
+/* The port a host sends packet p from: the local QP's (a data packet's sender, an ACK's or
+ * CNP's receiver QP: the peer of the packet's destination QP), or the host's only port. */
+static inline uint32_t host_tx_port(const sd_sim *sim, uint32_t host, const sd_packet *pk)
+{
+    if (sim->nodes[host].num_ports == 1 || pk->dqp >= sim->num_qps)
+        return sim->hosts[host].port;
+    const sd_qp *q = &sim->qps[sim->qps[pk->dqp].peer_qp];
+    return q->host == host ? q->port : sim->hosts[host].port;
+}
 
 static inline int64_t ser_ps(uint64_t bytes, uint64_t rate_bps)
 {

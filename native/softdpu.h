@@ -7,7 +7,9 @@
  * (cdef'd apart, testing only). The C sources include all three through native/sim.h.
  *
  * Units: time is int64 picoseconds, rates are bits per second, sizes are bytes.
- * Node numbering: hosts are nodes 0 .. num_hosts-1, switches are the nodes after them.
+ * Node numbering: hosts are nodes 0 .. num_hosts-1, switches are the nodes after them. Each node
+ * has a kind (enum sd_node_kind, set by sd_set_nodes) and the list of its ports (sd_node_ports):
+ * the data plane decides host versus switch by kind, never by number.
  * Port numbering: link i owns port 2*i (at its node a) and port 2*i+1 (at its node b).
  */
 
@@ -501,6 +503,16 @@ void sd_destroy(sd_sim *sim);
 const char *sd_last_error(sd_sim *sim);   /* sim may be NULL (errors of sd_create) */
 
 /* Fabric. Links are added in order; link i owns ports 2i (at a) and 2i+1 (at b). */
+/* ---------------------------------------------------------------- nodes */
+enum sd_node_kind { SD_NODE_HOST = 0, SD_NODE_SWITCH = 1 };
+/* The node table: kinds[i] is node i's kind, n = num_hosts + num_switches. Nodes 0 .. num_hosts-1
+ * must be hosts and the others switches (the numbering rule; sd_create sets this table, so the
+ * call is the control plane's declaration, checked). A host may have several ports (NICs). */
+int sd_set_nodes(sd_sim *sim, const uint8_t *kinds, uint32_t n);
+/* Node `node`'s kind (enum sd_node_kind), -1 if it does not exist. */
+int sd_node_kind(sd_sim *sim, uint32_t node);
+/* Node `node`'s ports in link order, written to ports_out (at most max); returns their number. */
+int sd_node_ports(sd_sim *sim, uint32_t node, uint32_t *ports_out, uint32_t max);
 int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64_t *rate_bps,
                  const int64_t *delay_ps, uint32_t n);
 int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes,
@@ -546,6 +558,10 @@ void sd_set_userdata(sd_sim *sim, void *userdata);
  * (ret, ret+1), the second at dst) or an error. */
 int sd_create_qp_pair(sd_sim *sim, uint32_t src_host, uint32_t dst_host, uint32_t sport,
                       uint32_t cc_kind, uint32_t cc_param, uint32_t cc_evmask, uint32_t isn);
+/* Bind one QP to a port (NIC) of its host: its packets (data, and the ACKs/CNPs it sends) leave
+ * by that port. A new QP is bound to its host's first port. A QP with posted messages moves only
+ * between ports of one rate (NIC failover: its scheduling state moves with it). */
+int sd_bind_qp(sd_sim *sim, uint32_t qp, uint32_t port);
 /* Transport of a QP pair (both ends; before the first post): mode (enum sd_transport),
  * reorder_window packets (a power of 2 in [64, SD_MAX_REORDER_WINDOW]; ignored for gbn), IRN's
  * two-level RTO (rto_low_ps while at most rto_low_pkts packets are out; 0 = off), IRN's BDP-FC
@@ -597,6 +613,9 @@ int sd_set_ar_classes(sd_sim *sim, uint32_t qp, uint32_t mask);
 int sd_set_adaptive_routing(sd_sim *sim, uint32_t switch_node, uint32_t mode);
 /* The links of the ECMP path of (src, dst, sport): returns how many were written to links_out. */
 int sd_trace_path(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, uint32_t *links_out, uint32_t max);
+/* The same from a given host port (src = the port's host): the path of a QP bound to that port. */
+int sd_trace_path_from(sd_sim *sim, uint32_t src_port, uint32_t dst, uint32_t sport, uint32_t *links_out,
+                       uint32_t max);
 /* Random loss on the link direction leaving `port` (probability per packet, 0 = none). */
 int sd_set_port_loss(sd_sim *sim, uint32_t port, double probability);
 /* Post RDMA WRITEs: n messages (qp, bytes, post time). Returns the first message index.

@@ -52,7 +52,7 @@ static uint32_t ar_pick(sd_sim *sim, uint32_t sw, uint32_t off, uint32_t n, uint
 void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p)
 {
     sd_packet *pk = &sim->pkts[p];
-    uint32_t sw = node - sim->cfg.num_hosts;
+    uint32_t sw = switch_index(sim, node);
     if (pk->ttl > 0)
         pk->ttl--;                       /* a routed hop (RoCEv2 is IP-routed) */
     uint32_t set = sim->fib[(size_t)sw * sim->cfg.num_hosts + pk->dst];
@@ -80,20 +80,29 @@ void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p)
  * failover: which entropies of a QP cross a failed link. */
 int sd_trace_path(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, uint32_t *links_out, uint32_t max)
 {
+    if (src >= sim->num_nodes || !node_is_host(sim, src) || sim->hosts[src].port == SD_NONE)
+        return sd_fail(sim, SD_EINVAL, "trace_path: src %u must be a linked host", src);
+    return sd_trace_path_from(sim, sim->hosts[src].port, dst, sport, links_out, max);
+}
+
+int sd_trace_path_from(sd_sim *sim, uint32_t port, uint32_t dst, uint32_t sport, uint32_t *links_out, uint32_t max)
+{
     uint32_t H = sim->cfg.num_hosts;
-    if (src >= H || dst >= H || src == dst)
+    if (port >= sim->num_ports || !node_is_host(sim, sim->ports[port].node))
+        return sd_fail(sim, SD_EINVAL, "trace_path: port %u is not a host port", port);
+    uint32_t src = sim->ports[port].node, n = 0;
+    if (dst >= sim->num_nodes || !node_is_host(sim, dst) || src == dst)
         return sd_fail(sim, SD_EINVAL, "trace_path: src %u and dst %u must be two different hosts", src, dst);
     if (!sim->fib && sim->cfg.num_switches > 0)
         return sd_fail(sim, SD_ESTATE, "trace_path: install the fib first");
-    uint32_t port = sim->hosts[src].port, n = 0;
     while (n < max) {
         links_out[n++] = port / 2;
         uint32_t node = sim->ports[sim->ports[port].peer].node;
         if (node == dst)
             return (int)n;
-        if (node < H)
+        if (node_is_host(sim, node))
             return sd_fail(sim, SD_EINVAL, "trace_path: reached host %u, not %u", node, dst);
-        uint32_t sw = node - H;
+        uint32_t sw = switch_index(sim, node);
         uint32_t set = sim->fib[(size_t)sw * H + dst];
         uint32_t off = sim->set_off[set], k = sim->set_off[set + 1] - off;
         uint32_t pick = k > 1 ? sd_ecmp_hash(src, dst, sport, SD_ROCE_DPORT, sim->switch_seed[sw]) % k : 0;

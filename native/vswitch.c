@@ -291,7 +291,7 @@ static void execute(sd_sim *sim, uint32_t host, uint32_t p, uint32_t in_port, co
             return;
         }
         st->to_uplink++;
-        port_enqueue(sim, sim->hosts[host].port, p);
+        port_enqueue(sim, host_tx_port(sim, host, pk), p);
         return;
     }
     /* to a function of this DPU: the PF (tenant 0) or VF n */
@@ -375,7 +375,7 @@ void dpu_transmit(sd_sim *sim, uint32_t host, uint32_t p)
     if (!vs_on(sim, host)) {
         if (sim->vsw.meta)
             sim->vsw.meta[p] = 0;
-        port_enqueue(sim, sim->hosts[host].port, p);
+        port_enqueue(sim, host_tx_port(sim, host, &sim->pkts[p]), p);
         return;
     }
     sd_packet *pk = &sim->pkts[p];
@@ -392,10 +392,11 @@ void dpu_transmit(sd_sim *sim, uint32_t host, uint32_t p)
     if (data && sim->vsw.stats[host].to_uplink == before) {
         /* the packet did not reach the port (upcalled or dropped): the port stays idle, so let
          * the transmit scheduler run again now rather than wait for the next ACK */
-        sd_host *h = &sim->hosts[host];
+        uint32_t port = sim->qps[sq].port;
+        sd_nic *h = &sim->nics[port];
         if (h->wake_queued != sim->now) {
             h->wake_queued = sim->now;
-            ev_push(sim, sim->now, EV_NIC_WAKE, host, SD_NONE);
+            ev_push(sim, sim->now, EV_NIC_WAKE, port, SD_NONE);
         }
     }
 }
@@ -434,7 +435,7 @@ void vs_exec_event(sd_sim *sim, uint32_t host, uint32_t slot)
 /* ---------------------------------------------------------------- setup and slow-path calls */
 static int check_host(sd_sim *sim, uint32_t host, const char *what)
 {
-    if (host >= sim->cfg.num_hosts)
+    if (host >= sim->num_nodes || !node_is_host(sim, host))
         return sd_fail(sim, SD_EINVAL, "%s: dpu %u is not a host (hosts are 0..%u)", what, host, sim->cfg.num_hosts - 1);
     if (!vs_on(sim, host))
         return sd_fail(sim, SD_ESTATE, "%s: dpu %u has no vSwitch (sd_vs_enable first)", what, host);
@@ -474,7 +475,7 @@ int sd_vs_debug_fail_alloc(sd_sim *sim, uint32_t nth)
 int sd_vs_enable(sd_sim *sim, uint32_t host, uint32_t max_flows, uint32_t emc_entries, uint32_t emc_insert_inv_prob,
                  uint32_t upcall_queue, uint32_t max_meters, int64_t rerank_interval_ps)
 {
-    if (host >= sim->cfg.num_hosts)
+    if (host >= sim->num_nodes || !node_is_host(sim, host))
         return sd_fail(sim, SD_EINVAL, "vswitch: dpu %u is not a host (hosts are 0..%u)", host, sim->cfg.num_hosts - 1);
     if (sim->cfg.ipv6)
         return sd_fail(sim, SD_EINVAL, "vswitch: VXLAN tunnels are modelled over IPv4 only (ipv6 is set)");
@@ -677,7 +678,7 @@ static int check_action(sd_sim *sim, const sd_vswitch *v, const sd_vs_action *a)
     if (a->flags & SD_VS_ENCAP && a->tun_dst != SD_NONE) {
         /* a tunnel ends at a VTEP: a DPU with a vSwitch that has a function of the tunnel's tenant
          * (a NIC without one would take the frame for its own and never decapsulate it) */
-        if (a->tun_dst >= sim->cfg.num_hosts)
+        if (a->tun_dst >= sim->num_nodes || !node_is_host(sim, a->tun_dst))
             return sd_fail(sim, SD_EINVAL, "action: tunnel destination %u is not a DPU", a->tun_dst);
         if (!vs_on(sim, a->tun_dst))
             return sd_fail(sim, SD_EINVAL, "action: tunnel destination %u has no vSwitch (no VTEP to end the tunnel)",
@@ -949,7 +950,7 @@ double sd_vs_bench_lookup(sd_sim *sim, uint32_t host, const uint32_t *keys, uint
 
 sd_vs_flow *sd_vs_flows(sd_sim *sim, uint32_t host, uint32_t *count)
 {
-    if (host >= sim->cfg.num_hosts || !vs_on(sim, host)) {
+    if (host >= sim->num_nodes || !node_is_host(sim, host) || !vs_on(sim, host)) {
         *count = 0;
         return NULL;
     }

@@ -480,7 +480,7 @@ int sd_write_pcap(sd_sim *sim, const char *path, const sd_packet *pkts, const in
         if (pk->opcode != SD_OP_WRITE_FIRST && pk->opcode != SD_OP_WRITE_MIDDLE && pk->opcode != SD_OP_WRITE_LAST &&
             pk->opcode != SD_OP_WRITE_ONLY && pk->opcode != SD_OP_ACK && pk->opcode != SD_OP_CNP)
             return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u has opcode %u, not one softdpu emits", i, pk->opcode);
-        if (pk->src >= sim->cfg.num_hosts || pk->dst >= sim->cfg.num_hosts)
+        if (pk->src >= sim->num_nodes || pk->dst >= sim->num_nodes || !node_is_host(sim, pk->src) || !node_is_host(sim, pk->dst))
             return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u names host %u or %u (hosts are 0..%u)", i,
                            pk->src, pk->dst, sim->cfg.num_hosts - 1);
         if (pk->payload > 9216)

@@ -210,6 +210,25 @@ def test_two_planes_halve_the_time():
     assert t[2] == pytest.approx(t[1] / 2, rel=0.05)
 
 
+def test_two_planes_one_nic_node_a_qp_per_plane_bound_to_its_port():
+    """A multi-plane NIC is one host with a port per plane (controlplane/ai/rails.py): a transfer
+    is split into one QP per plane, bound to that plane's port at both ends, so the two ports of
+    each NIC carry the same packets (the halves of every transfer, and their ACKs), each plane's
+    own (the other plane's leaf never sees them: its ports' counts match the NIC's)."""
+    from controlplane.ai.rails import RailLayout
+    net = net_of(planes=2)
+    lay = RailLayout.of(net.fabric)
+    ranks = [Gpu(s, 0) for s in range(4)]
+    C.run_collective(net, C.ring_all_reduce(net, ranks, MB(8)))
+    sim = net.sim
+    bound = {(int(q["host"]), int(q["port"])) for q in sim.qps[::2]}
+    assert bound == {(lay.nic(g.server, 0), lay.nic_port(g.server, 0, p)) for g in ranks for p in (0, 1)}
+    for g in ranks:
+        sent = [int(sim.ports[lay.nic_port(g.server, 0, p)]["tx_packets"]) for p in (0, 1)]
+        got = [int(sim.ports[lay.nic_port(g.server, 0, p) ^ 1]["tx_packets"]) for p in (0, 1)]
+        assert sent[0] == sent[1] > 0 and got[0] == got[1] == sent[0], (sent, got)
+
+
 def test_deterministic_and_ignores_workload_messages():
     """Same scenario + seed: identical times and results; a workload message running alongside
     is left to the data plane (its completion is not the schedule's)."""

@@ -19,11 +19,14 @@ def test_every_nic_connects_only_to_its_rail():
     endpoints are all NICs of its rail; spines of rail r link only to leaves of rail r and cores."""
     f = fab(planes=2, nvlink_rate_bps=Gbps(900))
     lay = RailLayout.of(f)
+    for s in range(lay.num_servers):
+        for r in range(lay.R):
+            # one NIC node, one port per plane (in plane order), each to its plane's leaf
+            nic = lay.nic(s, r)
+            assert f.ports(nic) == [lay.nic_port(s, r, p) for p in range(lay.planes)]
+            assert [f.port_peer(q) for q in f.ports(nic)] == [lay.leaf(r, lay.leaf_group(s), p)
+                                                               for p in range(lay.planes)]
     for p in range(lay.planes):
-        for s in range(lay.num_servers):
-            for r in range(lay.R):
-                nic = lay.nic(s, r, p)
-                assert f.neighbors(nic) == [lay.leaf(r, lay.leaf_group(s), p)]
         for r in range(lay.R):
             for l in range(lay.L):
                 leaf = lay.leaf(r, l, p)
@@ -59,27 +62,31 @@ def test_path_diversity_between_two_leaves_equals_spine_count():
         assert routing.hop_count(f, rt, src, lay.nic(1, 1)) == 2
 
 
-def test_attachment_and_bridge_links_carry_no_nic_to_nic_route():
-    """The NVSwitch attachment links and the plane bridges only make routing total: no switch
-    forwards traffic for a NIC towards an NVSwitch, and no NIC-to-NIC route leaves its plane."""
-    f = fab(planes=2, nvlink_rate_bps=Gbps(900), sharp=True)
+def test_attachment_links_carry_no_nic_route_and_planes_stay_apart():
+    """The NVSwitch attachment links only make routing total: no switch forwards traffic for a
+    NIC towards an NVSwitch. A multi-plane NIC is one host with a port per plane, and the planes
+    share nothing (no bridge links): every candidate egress of a plane-p switch towards a NIC
+    leads to a plane-p switch or to the NIC itself (through its plane-p port)."""
+    f = fab(planes=2, nvlink_rate_bps=Gbps(900))
     lay = RailLayout.of(f)
     rt = routing.compute_routes(f)
     nvsw = {lay.nvswitch(s) for s in range(lay.num_servers)}
-    nics = np.arange(lay.num_nics)
+    plane_of = {}
     for sw in range(f.num_hosts, f.num_nodes):
-        if sw in nvsw:
-            continue
-        for h in nics:
-            for port in rt.candidates(sw, int(h)):
-                assert f.port_peer(int(port)) not in nvsw
-    per_plane = lay.num_servers * lay.R
-    for src, dst in [(0, 5), (0, per_plane - 1), (per_plane, 2 * per_plane - 1)]:
-        plane = src // per_plane
-        for link in routing.path_links(f, rt, src, dst):
-            for end in (link.a, link.b):
-                if f.is_switch(end):
-                    assert (end - lay.num_hosts) // lay.switches_per_plane == plane
+        if sw not in nvsw:
+            plane_of[sw] = (sw - lay.num_hosts) // lay.switches_per_plane
+    # per plane NIC, leaf-spine and spine-core links; NVLink; an NVSwitch attachment per plane
+    assert len(f.links) == lay.planes * lay.links_per_plane + lay.num_servers * lay.R + lay.planes * lay.num_servers
+    for sw, p in plane_of.items():
+        for h in range(lay.num_nics):
+            g = lay.gpu_of(h)
+            for port in rt.candidates(sw, h):
+                peer = f.port_peer(int(port))
+                assert peer not in nvsw
+                if peer == h:                     # delivered through the NIC's own plane-p port
+                    assert int(port) ^ 1 == lay.nic_port(g.server, g.rail, p)
+                else:
+                    assert plane_of[peer] == p
 
 
 def test_rates_from_oversubscription_and_rebuild_from_params():

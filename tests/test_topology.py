@@ -221,10 +221,7 @@ def _star_links(num_hosts):
 @pytest.mark.parametrize("num_hosts, num_switches, links, message", [
     # host h1 has no link
     (2, 1, [Link(0, 2, R100, D1, 0)],
-     r"host 'h1' \(node 1\) has no link.*multi-NIC hosts are not supported yet"),
-    # host h0 has two links
-    (2, 2, _star_links(2) + [Link(0, 3, R100, D1, 0), Link(2, 3, R100, D1, 1)],
-     r"host 'h0' \(node 0\) has 2 links \(links \[0, 2\]\).*multi-NIC"),
+     r"host 'h1' \(node 1\) has no link; every host needs at least one link"),
     (2, 1, _star_links(2) + [Link(2, 2, R100, D1, 1)], r"links\[2\] is a self link"),
     (2, 1, _star_links(2) + [Link(2, 7, R100, D1, 1)], r"links\[2\]\.b must be a node id in \[0, 3\), got 7"),
     (2, 1, [Link(0, 1, R100, D1, 0)], r"links\[0\] joins two hosts 'h0' and 'h1'"),
@@ -236,6 +233,12 @@ def _star_links(num_hosts):
 def test_from_links_validation(num_hosts, num_switches, links, message):
     with pytest.raises(ValueError, match=message):
         Fabric.from_links("bad", num_hosts, num_switches, links)
+
+
+def test_multi_port_host_is_one_node_with_its_ports():
+    # host h0 has two links (two NICs, to two switches): one node, ports in link order
+    fab = Fabric.from_links("dual", 2, 2, _star_links(2) + [Link(0, 3, R100, D1, 0), Link(2, 3, R100, D1, 1)])
+    assert fab.ports(0) == [0, 4] and fab.node_kinds == ["host", "host", "switch", "switch"]
 
 
 def test_fabric_checks_names_tiers_and_params():

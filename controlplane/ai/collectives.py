@@ -227,31 +227,34 @@ class Endpoints:
                 if self.layout is None:
                     raise ValueError(f"{field_name}[{i}]: a Gpu member needs a rail_clos fabric, got {fab.name}")
                 self.layout.check_gpu(m, f"{field_name}[{i}]")
-                nodes = [self.layout.nic(m.server, m.rail, p) for p in range(self.layout.planes)]
+                nic = self.layout.nic(m.server, m.rail)
+                nodes = [(nic, self.layout.nic_port(m.server, m.rail, p)) for p in range(self.layout.planes)]
             else:
                 if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not fab.is_host(int(m)):
                     raise ValueError(f"{field_name}[{i}] must be a host node id in [0, {fab.num_hosts}) or a Gpu, "
                                      f"got {m!r}")
                 if self.layout is not None:
                     raise ValueError(f"{field_name}[{i}]: on a rail fabric name members as Gpu(server, rail)")
-                nodes = [int(m)]
-            for node in nodes:
-                link = fab.ports(node)[0] // 2
+                nodes = [(int(m), fab.ports(int(m))[0])]
+            for node, port in nodes:
+                link = port // 2
                 if link in down:
                     raise ValueError(f"{field_name}[{i}] ({m!r}) is unreachable: the link of {fab.node_names[node]} "
                                      f"(link {link}) is down")
             member_nodes.append(nodes)
-        # every member must reach the first one over links that are up (per plane)
+        # every member must reach the first one over links that are up (per plane: from the
+        # first member's port on that plane)
         for p in range(len(member_nodes[0])):
-            reached = self._component(member_nodes[0][p], down)
+            reached = self._component(*member_nodes[0][p], down)
             for i, nodes in enumerate(member_nodes):
-                if nodes[p] not in reached:
+                if nodes[p][0] not in reached:
                     raise ValueError(f"{field_name}[{i}] ({ranks[i]!r}) is unreachable from {field_name}[0] with "
                                      f"links {sorted(down)} down")
         return ranks
 
-    def _component(self, start: int, down: set) -> set[int]:
-        """Nodes reachable from ``start`` over links that are up, never transiting a host."""
+    def _component(self, start: int, start_port: int, down: set) -> set[int]:
+        """Nodes reachable from host ``start`` leaving by its port ``start_port``, over links that
+        are up, never transiting a host."""
         fab = self.net.fabric
         seen, stack = {start}, [start]
         while stack:
@@ -259,7 +262,7 @@ class Endpoints:
             if u != start and fab.is_host(u):
                 continue
             for port in fab.ports(u):
-                if port // 2 in down:
+                if port // 2 in down or (u == start and port != start_port):
                     continue
                 v = fab.port_peer(port)
                 if v not in seen:
@@ -277,13 +280,14 @@ class Endpoints:
             return self.layout.nvl(a.server, a.rail), self.layout.nvl(b.server, b.rail)
         return self.nic(a), self.nic(b)
 
-    def planes_of(self, node: int) -> list[int]:
-        """The per-plane NIC nodes a transfer from/to ``node`` is split over (multi-plane fabrics)."""
+    def planes_of(self, node: int) -> list[int | None]:
+        """The ports of ``node`` a transfer from/to it is split over: one per plane of a
+        multi-plane fabric (the NIC's plane-p port), else ``[None]`` (one QP, bound as opened)."""
         lay = self.layout
         if lay is None or lay.planes == 1 or node >= lay.num_nics:
-            return [node]
+            return [None]
         g = lay.gpu_of(node)
-        return [lay.nic(g.server, g.rail, p) for p in range(lay.planes)]
+        return [lay.nic_port(g.server, g.rail, p) for p in range(lay.planes)]
 
 
 def _split(total: int, parts: int) -> list[tuple[int, int]]:
@@ -574,12 +578,18 @@ class Runner:
         self._qps: dict[tuple[int, int], int] = {}
         self._msg: dict[int, tuple[int, int]] = {}          # message id -> (schedule index, transfer id)
 
-    def qp(self, src: int, dst: int, sport: int | None = None) -> int:
-        """The QP pair transfers from ``src`` to ``dst`` use (one per ordered pair), opened on first
-        use; ``sport`` fixes its source port when it is opened (default: drawn by the network)."""
-        key = (src, dst)
+    def qp(self, src: int, dst: int, sport: int | None = None, src_port: int | None = None,
+           dst_port: int | None = None) -> int:
+        """The QP pair transfers from ``src`` to ``dst`` use (one per ordered pair, and per plane:
+        bound to ``src_port`` and ``dst_port`` when given), opened on first use; ``sport`` fixes
+        its source port when it is opened (default: drawn by the network)."""
+        key = (src, dst) if src_port is None else (src, dst, src_port, dst_port)
         if key not in self._qps:
-            self._qps[key] = self.net.open_qp(src, dst, sport)
+            qp = self.net.open_qp(src, dst, sport)
+            if src_port is not None:
+                self.net.sim.bind_qp(qp, src_port)
+                self.net.sim.bind_qp(qp + 1, dst_port)
+            self._qps[key] = qp
         return self._qps[key]
 
     def run(self, schedules: list[Schedule], start_ps: int | None = None) -> list[CollectiveResult]:
@@ -618,9 +628,9 @@ class Runner:
                 srcs, dsts = self.ep.planes_of(tr.src), self.ep.planes_of(tr.dst)
                 parts = _split(tr.nbytes, len(srcs))
                 s.parts[tid] = sum(1 for a, b in parts if b > a)
-                for (a, b), sn, dn in zip(parts, srcs, dsts):
+                for (a, b), sp, dp in zip(parts, srcs, dsts):
                     if b > a:
-                        qps.append(self.qp(sn, dn))
+                        qps.append(self.qp(tr.src, tr.dst, None, sp, dp))
                         sizes.append(b - a)
                         times.append(t)
                         refs.append((i, tid))

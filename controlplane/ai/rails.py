@@ -9,25 +9,26 @@ is a full 2-level CLOS of its own: ``leaves_per_rail`` leaves, each serving NIC 
 group ``k`` (``cores_per_group`` switches) is linked to spine ``k`` of every rail, so traffic from
 rail ``i`` to rail ``j != i`` goes leaf -> spine -> core -> spine -> leaf.
 
-How multi-NIC hosts map onto the data plane. A data-plane host has exactly one port, so each
-NIC is its own host node ("endpoint") with its own address: ``s3.g5`` is NIC 5 of server 3. A
-multi-plane fabric (``planes > 1``) replicates the whole rail fabric per plane and gives every GPU
-one NIC port per plane (``s3.g5.p1``). The data plane needs a route from every switch to every
-host, so consecutive planes are joined by one *bridge link* between their first core switches;
-a path between two NICs of one plane never leaves the plane (it would have to cross the bridge
-twice), and the collectives never send from one plane to another, so nothing crosses it.
+How multi-NIC servers map onto the data plane. Each NIC is its own host node ("endpoint") with
+its own address: ``s3.g5`` is NIC 5 of server 3 (a QP lives on a NIC, and traffic between rails
+must reach the destination's NIC through the third tier: a host-addressed multi-port server
+would not express that). A multi-plane fabric (``planes > 1``) replicates the whole rail fabric
+per plane and gives every NIC one port per plane: the NIC is one host with ``planes`` ports
+(docs/architecture.md, 'The node model'), port ``p`` on plane ``p``, reachable through any of
+them; a transfer is split over the planes, one QP per plane bound to that plane's port at both
+ends, so its packets never leave their plane (the planes share no switch or link).
 
 NVLink. With ``nvlink_rate_bps > 0`` every GPU also gets an NVLink endpoint (``s3.g5.nvl``), a
 host node linked (``nvlink_rate_bps``, ``nvlink_delay_ps``) to the server's NVSwitch
 (``nvsw3``), a switch joining the server's GPUs. The data plane needs a route from every switch
-to every host, so each NVSwitch also has one *attachment link* to the plane-0 rail-0 leaf of its
-leaf group. It is a stub (the NVSwitch's only switch neighbour), so it is never on a shortest
-path between two NICs, and the collectives never address an NVLink endpoint of another server:
+to every host, so each NVSwitch also has one *attachment link* per plane, to the rail-0 leaf of
+its leaf group. It is never on a shortest path between two NICs (a NIC is one hop from a leaf
+of every plane; a detour through the NVSwitch costs at least two hops more), and the collectives never address an NVLink endpoint of another server:
 nothing is sent on it. Intra-server traffic between GPUs goes NVLink endpoint -> NVSwitch ->
 NVLink endpoint; a schedule decides whether cross-rail traffic crosses the third tier (NIC to
 NIC) or first moves over NVLink to the GPU on the destination's rail (PXN-like relay).
 
-SHARP. With ``sharp=True`` every leaf, spine and core switch gets an *aggregation endpoint*
+SHARP. With ``sharp=True`` (one plane only) every leaf, spine and core switch gets an *aggregation endpoint*
 (``agg@leaf0.r1``), a host node on a link of rate ``sharp_rate_bps`` (the aggregation capacity)
 and one-way delay ``sharp_latency_ps / 2`` (one pass in and out costs ``sharp_latency_ps``).
 The endpoint of a non-root switch receives its children's chunks going up *and* the parent's
@@ -35,7 +36,8 @@ result coming down, and sends the partial sum up *and* one copy of the result pe
 default rate is twice the sum of the switch's down-link rates: aggregation at line rate, never
 the bottleneck unless set lower. controlplane/ai/sharp.py drives the reduction tree through these endpoints.
 
-Numbering (hosts first, as every Fabric): NIC endpoints ``((plane * S) + server) * R + rail``;
+Numbering (hosts first, as every Fabric): NIC endpoints ``server * R + rail`` (its plane-``p``
+port: :meth:`RailLayout.nic_port`);
 then NVLink endpoints ``server * R + rail`` (offset); then aggregation endpoints in switch order;
 then switches: per plane leaves (rail-major), spines (rail-major), cores (group-major); then
 NVSwitches. :class:`RailLayout` recomputes all maps from ``fabric.params``.
@@ -44,8 +46,10 @@ The workload generators of controlplane/transport/workload.py treat every host n
 aggregation endpoints included): on a rail fabric drive traffic with controlplane/ai/collectives.py
 or explicit flows between NIC endpoints.
 
-Tiers: link tier 0 = endpoint <-> its switch, 1 = leaf <-> spine, 2 = spine <-> core (the third
-tier); the NVSwitch attachment link has tier 1. Node tiers: leaves 1, spines 2, cores 3,
+Links: per plane, the NIC links (``server * R + rail``), leaf-spine, spine-core; then NVLink
+and NVSwitch attachment links, then aggregation links. Tiers: link tier 0 = endpoint <-> its
+switch, 1 = leaf <-> spine, 2 = spine <-> core (the third tier); the NVSwitch attachment link
+has tier 1. Node tiers: leaves 1, spines 2, cores 3,
 NVSwitches 1.
 """
 from __future__ import annotations
@@ -112,6 +116,8 @@ def rail_clos(host_rate_bps: int, host_delay_ps: int, *, num_rails: int = 8, ser
     nv_delay = _delay("nvlink_delay_ps", nvlink_delay_ps)
     if not isinstance(sharp, bool):
         raise ValueError(f"sharp must be true or false, got {sharp!r}")
+    if sharp and planes > 1:            # an aggregator of plane p is reachable from plane p only
+        raise ValueError(f"sharp: SHARP over a multi-plane fabric is not modelled (planes={planes})")
     sh_rate = None if sharp_rate_bps is None else _rate("sharp_rate_bps", sharp_rate_bps)
     sh_lat = _delay("sharp_latency_ps", sharp_latency_ps)
 
@@ -123,18 +129,18 @@ def rail_clos(host_rate_bps: int, host_delay_ps: int, *, num_rails: int = 8, ser
               "sharp_rate_bps": sh_rate, "sharp_latency_ps": sh_lat}
     lay = RailLayout(params)
     S = lay.num_servers
-    num_links = (planes * (S * R + R * L * P + R * P * C) + (planes - 1) + (S * R + S if nv_rate else 0)
+    num_links = (planes * (S * R + R * L * P + R * P * C) + (S * R + planes * S if nv_rate else 0)
                  + (planes * lay.switches_per_plane if sharp else 0))
     check_size(f"rail_clos(num_rails={R}, servers_per_leaf={spl}, leaves_per_rail={L}, spines_per_rail={P}, "
                f"cores_per_group={C}, planes={planes})", lay.num_hosts, lay.num_nodes - lay.num_hosts, num_links)
     names: list[str] = [""] * lay.num_nodes
     tiers: list[int] = [0] * lay.num_nodes
     links: list[Link] = []
+    for s in range(S):
+        for r in range(R):
+            names[lay.nic(s, r)] = f"s{s}.g{r}"
     for p in range(planes):
         sfx = f".p{p}" if planes > 1 else ""
-        for s in range(S):
-            for r in range(R):
-                names[lay.nic(s, r, p)] = f"s{s}.g{r}{sfx}"
         for r in range(R):
             for l in range(L):
                 names[lay.leaf(r, l, p)] = f"leaf{l}.r{r}{sfx}"
@@ -146,10 +152,10 @@ def rail_clos(host_rate_bps: int, host_delay_ps: int, *, num_rails: int = 8, ser
             for c in range(C):
                 names[lay.core(k, c, p)] = f"core{c}.g{k}{sfx}"
                 tiers[lay.core(k, c, p)] = 3
-        # tier 0: NIC -> leaf of its rail and leaf group
+        # tier 0: NIC (its plane-p port) -> leaf of its rail and leaf group
         for s in range(S):
             for r in range(R):
-                links.append(Link(lay.nic(s, r, p), lay.leaf(r, s // spl, p), h_rate, h_delay, 0))
+                links.append(Link(lay.nic(s, r), lay.leaf(r, s // spl, p), h_rate, h_delay, 0))
         for r in range(R):
             for l in range(L):
                 for k in range(P):
@@ -158,8 +164,6 @@ def rail_clos(host_rate_bps: int, host_delay_ps: int, *, num_rails: int = 8, ser
             for k in range(P):
                 for c in range(C):
                     links.append(Link(lay.spine(r, k, p), lay.core(k, c, p), c_rate, c_delay, 2))
-    for p in range(1, planes):      # bridge links: only make routing total (see the module docstring)
-        links.append(Link(lay.core(0, 0, p - 1), lay.core(0, 0, p), c_rate, c_delay, 2))
     if nv_rate:
         for s in range(S):
             names[lay.nvswitch(s)] = f"nvsw{s}"
@@ -167,7 +171,8 @@ def rail_clos(host_rate_bps: int, host_delay_ps: int, *, num_rails: int = 8, ser
             for r in range(R):
                 names[lay.nvl(s, r)] = f"s{s}.g{r}.nvl"
                 links.append(Link(lay.nvl(s, r), lay.nvswitch(s), nv_rate, nv_delay, 0))
-            links.append(Link(lay.nvswitch(s), lay.leaf(0, s // spl, 0), h_rate, h_delay, 1))
+            for p in range(planes):      # one attachment per plane: every plane routes to the endpoints
+                links.append(Link(lay.nvswitch(s), lay.leaf(0, s // spl, p), h_rate, h_delay, 1))
     if sharp:
         # default capacity: twice the sum of the switch's down-link rates (see the module docstring)
         down_rate = {1: 2 * spl * h_rate, 2: 2 * L * l_rate, 3: 2 * R * c_rate}
@@ -209,7 +214,8 @@ class RailLayout:
         self.has_sharp = bool(params["sharp"])
         self.num_servers = self.spl * self.L
         S, R = self.num_servers, self.R
-        self.num_nics = self.planes * S * R
+        self.num_nics = S * R                      # one node per NIC, with a port per plane
+        self.links_per_plane = S * R + R * self.L * self.P + R * self.P * self.C
         self._nvl0 = self.num_nics
         self._agg0 = self._nvl0 + (S * R if self.has_nvlink else 0)
         self.switches_per_plane = R * self.L + R * self.P + self.P * self.C
@@ -238,8 +244,16 @@ class RailLayout:
             raise ValueError(f"{name} {g} is not in the fabric ({self.num_servers} servers x {self.R} rails)")
         return g
 
-    def nic(self, server: int, rail: int, plane: int = 0) -> int:
-        return (plane * self.num_servers + server) * self.R + rail
+    def nic(self, server: int, rail: int) -> int:
+        """The NIC endpoint (a host node; with planes > 1 it has one port per plane)."""
+        return server * self.R + rail
+
+    def nic_port(self, server: int, rail: int, plane: int = 0) -> int:
+        """The port of NIC (server, rail) on plane ``plane``: its link is the plane's
+        ``server * R + rail``-th (the NIC is the link's end a)."""
+        if not 0 <= plane < self.planes:
+            raise ValueError(f"plane {plane} is not in the fabric ({self.planes} planes)")
+        return 2 * (plane * self.links_per_plane + server * self.R + rail)
 
     def nvl(self, server: int, rail: int) -> int:
         if not self.has_nvlink:
@@ -276,8 +290,7 @@ class RailLayout:
     def gpu_of(self, node: int) -> Gpu:
         """The GPU owning a NIC or NVLink endpoint."""
         if 0 <= node < self.num_nics:
-            i = node % (self.num_servers * self.R)
-            return Gpu(i // self.R, i % self.R)
+            return Gpu(node // self.R, node % self.R)
         if self.has_nvlink and self._nvl0 <= node < self._agg0:
             i = node - self._nvl0
             return Gpu(i // self.R, i % self.R)

@@ -138,29 +138,49 @@ class FailurePlan:
         self.failover()                    # the new routes move the ECMP paths: check them again
 
     # ------------------------------------------------------------------ failover
-    def crosses_failure(self, src: int, dst: int, sport: int) -> bool:
-        return any(link in self.detected for link in self.net.sim.trace_path(src, dst, sport))
+    def crosses_failure(self, src: int, dst: int, sport: int, src_port: int | None = None) -> bool:
+        return any(link in self.detected for link in self.net.sim.trace_path(src, dst, sport, src_port))
+
+    def uplink_failover(self, qp: int) -> None:
+        """A QP bound to a host port whose link failed (detected) moves to the host's first other
+        port that is up and of the same rate (a bonded NIC's failover; it stays there when the
+        link comes back). A single-port host has nowhere to go: its QP waits for the link."""
+        fab, sim = self.net.fabric, self.net.sim
+        q = sim.qps[qp]
+        port = int(q["port"])
+        if port // 2 not in self.detected:
+            return
+        rate = fab.links[port // 2].rate_bps
+        for p in fab.ports(int(q["host"])):
+            if p // 2 not in self.down and fab.links[p // 2].rate_bps == rate:
+                sim.bind_qp(qp, p)
+                self.log.append({"t_ps": int(sim.now), "action": "uplink_failover", "qp": int(qp),
+                                 "from_port": port, "to_port": int(p)})
+                return
 
     def failover(self) -> None:
-        """Replace every entropy whose ECMP path crosses a detected failure: the data entropies of
+        """Move every QP end off a failed uplink of a multi-port host (uplink_failover), then
+        replace every entropy whose ECMP path crosses a detected failure: the data entropies of
         each sender QP and the ACK/CNP entropy of each receiver QP."""
         if not self.detected:
             return
         sim = self.net.sim
         ends = np.concatenate([self.net.sender_qps, self.net.receiver_qps])   # data and ACK directions
         for qp in ends:
+            self.uplink_failover(int(qp))
             q = sim.qps[int(qp)]
             src, dst = int(q["host"]), int(q["peer_host"])
+            port = int(q["port"])
             ps = sim.path_set(int(qp))             # a QP without a path set: ecmp on its own sport
             ents = list(ps.entropies)
-            keep = [e for e in ents if not self.crosses_failure(src, dst, e)]
+            keep = [e for e in ents if not self.crosses_failure(src, dst, e, port)]
             if len(keep) == len(ents):
                 continue
             tries = 0
             while len(keep) < len(ents) and tries < 64 * len(ents):
                 e = int(self.rng.integers(49152, 65536))
                 tries += 1
-                if e not in keep and not self.crosses_failure(src, dst, e):
+                if e not in keep and not self.crosses_failure(src, dst, e, port):
                     keep.append(e)
             if not keep:
                 continue                   # no working path found: wait for reconvergence

@@ -4,12 +4,13 @@ For every (switch, destination host) pair the candidate egress ports are all por
 neighbour one hop closer to the destination (hop count, not delay or rate). Paths never transit
 a host. Identical candidate sets share one id, so the tables stay small.
 
-How it is computed: a host has exactly one link, so every path to host ``h`` ends with
-``tor(h) -> h``, where ``tor(h)`` is the switch on ``h``'s link. Hence the candidates at a
-switch ``s != tor(h)`` depend only on ``tor(h)``: they are the switch-to-switch ports of ``s``
-whose peer is one hop closer to ``tor(h)`` in the switch-only graph. One vectorised multi-source
-BFS over the switch graph (one column per distinct ToR) gives all those distances; at
-``tor(h)`` itself the only candidate is the port facing ``h``.
+How it is computed: every path to host ``h`` ends with ``a -> h``, where ``a`` is one of the
+switches ``h``'s ports are linked to (one, ``tor(h)``, for a single-port host; a multi-port host
+is reachable through any of its ports). Hence the candidates at a switch not attached to ``h``
+depend only on ``h``'s set of attachment switches: they are the switch-to-switch ports of ``s``
+whose peer is one hop closer to the nearest switch of that set in the switch-only graph. One
+vectorised multi-source BFS over the switch graph (one column per attachment switch) gives all
+those distances; at an attachment switch the candidates are its ports facing ``h``.
 
 Port ids follow :mod:`controlplane.fabric.topology`: link ``i`` has port ``2*i`` at ``links[i].a`` and
 ``2*i+1`` at ``links[i].b``.
@@ -38,7 +39,8 @@ class Routes:
     set_offsets: shape ``(num_sets + 1,)``; set ``i`` is
         ``set_ports[set_offsets[i]:set_offsets[i+1]]``.
     set_ports: egress port ids, ascending within each set.
-    host_port: shape ``(num_hosts,)``; each host's uplink port.
+    host_port: shape ``(num_hosts,)``; each host's first port (link order; its only uplink
+        unless it is a multi-port host).
 
     Set ids are numbered in order of first appearance when ``fib`` is read row by row.
     """
@@ -95,19 +97,26 @@ def compute_routes(fabric: Fabric, down_links: Iterable[int] = ()) -> Routes:
     end_a = np.array([fabric.links[i].a for i in up], dtype=np.int64)
     end_b = np.array([fabric.links[i].b for i in up], dtype=np.int64)
 
-    # Host uplinks. A Fabric never joins two hosts, so each host link has one switch end.
-    host_port = np.full(H, -1, dtype=np.int64)
-    tor = np.full(H, -1, dtype=np.int64)              # switch index (node id - H) of each host
+    # Host attachments. A Fabric never joins two hosts, so each host link has one switch end; a
+    # host may have several (a multi-port host: NICs on one or several switches).
     at_a = end_a < H
-    host_port[end_a[at_a]] = 2 * up[at_a]
-    tor[end_a[at_a]] = end_b[at_a] - H
     at_b = end_b < H
-    host_port[end_b[at_b]] = 2 * up[at_b] + 1
-    tor[end_b[at_b]] = end_a[at_b] - H
-    if (host_port < 0).any():
-        h = int(np.flatnonzero(host_port < 0)[0])
+    att_host = np.concatenate([end_a[at_a], end_b[at_b]])
+    att_sw = np.concatenate([end_b[at_a], end_a[at_b]]) - H          # switch index
+    att_hport = np.concatenate([2 * up[at_a], 2 * up[at_b] + 1])       # the host's port
+    host_port = np.full(H, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(host_port, att_host, att_hport)                     # its first port (link order)
+    if (host_port == np.iinfo(np.int64).max).any():
+        h = int(np.flatnonzero(host_port == np.iinfo(np.int64).max)[0])
         raise RoutingError(f"host {fabric.node_names[h]!r} (node {h}) has no link up "
-                           "(its only link is in down_links)")
+                           "(every link of it is in down_links)")
+    # (host, switch) attachment pairs, by host then switch; each pair's ports facing the host
+    pair_key = att_host * S + att_sw
+    pairs, pair_of = np.unique(pair_key, return_inverse=True)
+    a_host, a_sw = pairs // S, pairs % S
+    by_pair_order = np.argsort(pair_of, kind="stable")
+    bounds = np.cumsum(np.bincount(pair_of, minlength=len(pairs)))[:-1]
+    facing = [np.sort(f) for f in np.split(att_hport[by_pair_order] ^ 1, bounds)]
 
     # Switch-to-switch ports (both directions of each link): owner and peer as switch indices.
     sw = ~(at_a | at_b)
@@ -115,25 +124,42 @@ def compute_routes(fabric: Fabric, down_links: Iterable[int] = ()) -> Routes:
     owner = np.concatenate([end_a[sw], end_b[sw]]) - H
     peer = np.concatenate([end_b[sw], end_a[sw]]) - H
 
-    tors, tor_col = np.unique(tor, return_inverse=True)
-    dist = _hops_to(tors, owner, peer, S)             # (S, T): hops from switch s to tors[t]
+    # One distance column per distinct set of attachment switches (a single-homed host's: its
+    # ToR): hops from every switch to the nearest switch of the set.
+    n_att = np.bincount(a_host, minlength=H)
+    tor = np.full(H, -1, dtype=np.int64)
+    single = n_att == 1
+    tor[a_host[single[a_host]]] = a_sw[single[a_host]]
+    targets = np.unique(a_sw)
+    dist_t = _hops_to(targets, owner, peer, S)        # (S, T): hops from switch s to targets[t]
+    if single.all():
+        tors, tor_col = np.unique(tor, return_inverse=True)
+        dist = dist_t[:, np.searchsorted(targets, tors)]
+    else:
+        keys = [tuple(a_sw[a_host == h]) for h in range(H)]
+        uniq = sorted(set(keys))
+        index = {k: i for i, k in enumerate(uniq)}
+        tor_col = np.array([index[k] for k in keys], dtype=np.int64)
+        big = np.where(dist_t < 0, np.iinfo(np.int64).max, dist_t)
+        dist = np.stack([big[:, np.searchsorted(targets, list(k))].min(axis=1) for k in uniq], axis=1)
+        dist[dist == np.iinfo(np.int64).max] = -1
     if (dist < 0).any():
         s, col = (int(x) for x in np.argwhere(dist < 0)[0])
         h = int(np.flatnonzero(tor_col == col)[0])
         raise _no_route(fabric, s + H, h)
 
-    pair_switch, pair_col = np.nonzero(dist > 0)      # (s, t) pairs with s != ToR t
+    pair_switch, pair_col = np.nonzero(dist > 0)      # (s, t) pairs with s not attached to column t's hosts
     sets, inverse = _transit_sets(dist, sw_ports, owner, peer, pair_switch, pair_col)
-    host_set = len(sets) + np.arange(H)
-    sets += [np.array([p ^ 1]) for p in host_port]    # at tor(h): the port facing h
+    host_set = len(sets) + np.arange(len(pairs))
+    sets += facing                                    # at an attachment switch: the ports facing the host
 
     # Number sets by first appearance in fib read row by row: pair (s, t) first appears at
-    # the lowest host behind ToR t, host h's own set at row tor(h).
-    lowest_host = np.full(len(tors), H, dtype=np.int64)
+    # the lowest host of column t, host h's own set at each row of a switch it is attached to.
+    lowest_host = np.full(dist.shape[1], H, dtype=np.int64)
     np.minimum.at(lowest_host, tor_col, np.arange(H))
     first_seen = np.full(len(sets), S * H, dtype=np.int64)
     np.minimum.at(first_seen, inverse, pair_switch * H + lowest_host[pair_col])
-    first_seen[host_set] = tor * H + np.arange(H)
+    first_seen[host_set] = a_sw * H + a_host
     ordered = np.argsort(first_seen, kind="stable")
     new_id = np.empty(len(sets), dtype=np.int64)
     new_id[ordered] = np.arange(len(sets))
@@ -141,7 +167,7 @@ def compute_routes(fabric: Fabric, down_links: Iterable[int] = ()) -> Routes:
     by_pair = np.zeros(dist.shape, dtype=np.int64)
     by_pair[pair_switch, pair_col] = new_id[inverse]
     fib = by_pair[:, tor_col]                         # (S, H)
-    fib[tor, np.arange(H)] = new_id[host_set]
+    fib[a_sw, a_host] = new_id[host_set]
     sizes = np.array([len(sets[i]) for i in ordered], dtype=np.int64)
     return Routes(
         fib=fib.astype(np.uint32),

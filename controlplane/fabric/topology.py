@@ -197,7 +197,7 @@ class Fabric:
 
     Invariants checked at construction (ValueError naming the offending field): node ids in
     range, no self links, rates > 0, delays >= 0, tiers consistent, unique names, and every
-    host has exactly one link, to a switch.
+    host has at least one link (a port), each to a switch.
     """
 
     name: str
@@ -283,11 +283,10 @@ class Fabric:
                 if self.is_host(end):
                     host_links[end].append(i)
         for h, ids in enumerate(host_links):
-            if len(ids) != 1:
-                what = "no link" if not ids else f"{len(ids)} links (links {ids})"
+            if not ids:
                 raise ValueError(
-                    f"host {self.node_names[h]!r} (node {h}) has {what}; every host needs exactly "
-                    "one link (multi-NIC hosts are not supported yet)")
+                    f"host {self.node_names[h]!r} (node {h}) has no link; every host needs at least "
+                    "one link (a port), to a switch")
 
     def _make_port_names(self) -> list[str]:
         """``"owner->peer"`` per port; parallel links get ``#1``, ``#2``... by link order."""
@@ -318,6 +317,12 @@ class Fabric:
     def num_ports(self) -> int:
         """Two ports per link."""
         return 2 * len(self.links)
+
+    @property
+    def node_kinds(self) -> list[str]:
+        """The node table's kinds, one per node: ``"host"`` or ``"switch"`` (the data plane's
+        sd_set_nodes; hosts are numbered first)."""
+        return ["host" if self.is_host(n) else "switch" for n in range(self.num_nodes)]
 
     def is_host(self, node: int) -> bool:
         """True if ``node`` is a host id."""
@@ -510,13 +515,18 @@ def dumbbell(num_left: int, num_right: int, host_rate_bps: int, bottleneck_rate_
 
 
 def leaf_spine(num_leaves: int, num_spines: int, hosts_per_leaf: int, host_rate_bps: int,
-               fabric_rate_bps: int, host_delay_ps: int, fabric_delay_ps: int) -> Fabric:
+               fabric_rate_bps: int, host_delay_ps: int, fabric_delay_ps: int, host_uplinks: int = 1) -> Fabric:
     """Two-tier Clos: every leaf linked to every spine.
 
     Host ``h`` is on leaf ``h // hosts_per_leaf``. Node order: hosts, ``leaf0..``, ``spine0..``.
     Link order: host links (tier 0, ``host_rate_bps``/``host_delay_ps``), then for each leaf
     its links to spines 0.. (tier 1, ``fabric_rate_bps``/``fabric_delay_ps``).
     Rates in bits/s, delays one-way in picoseconds.
+
+    ``host_uplinks=2``: dual-homed hosts (a DPU or NIC with two ports to a leaf pair, as MC-LAG
+    or EVPN multihoming racks are built): leaves ``2i`` and ``2i+1`` are a pair (``num_leaves``
+    even) and host ``h`` also has a second port to the other leaf of its pair, ``(h //
+    hosts_per_leaf) ^ 1``; those links come last (link ``n + num_leaves * num_spines + h``).
     """
     nl = _positive("num_leaves", num_leaves)
     nsp = _positive("num_spines", num_spines)
@@ -525,13 +535,23 @@ def leaf_spine(num_leaves: int, num_spines: int, hosts_per_leaf: int, host_rate_
     f_rate = _rate("fabric_rate_bps", fabric_rate_bps)
     h_delay = _delay("host_delay_ps", host_delay_ps)
     f_delay = _delay("fabric_delay_ps", fabric_delay_ps)
+    up = _positive("host_uplinks", host_uplinks)
+    if up > 2:
+        raise ValueError(f"host_uplinks must be 1 or 2, got {up}")
+    if up == 2 and nl % 2:
+        raise ValueError(f"host_uplinks=2 pairs the leaves (2i, 2i+1): num_leaves must be even, got {nl}")
     n = nl * hpl
-    check_size(f"leaf_spine(num_leaves={nl}, num_spines={nsp}, hosts_per_leaf={hpl})", n, nl + nsp, n + nl * nsp)
+    check_size(f"leaf_spine(num_leaves={nl}, num_spines={nsp}, hosts_per_leaf={hpl})", n, nl + nsp,
+               up * n + nl * nsp)
     leaf0, spine0 = n, n + nl
     links = [Link(h, leaf0 + h // hpl, h_rate, h_delay, 0) for h in range(n)]
     links += [Link(leaf0 + l, spine0 + s, f_rate, f_delay, 1)
               for l in range(nl) for s in range(nsp)]
-    return Fabric(name=f"leaf_spine(leaves={nl}, spines={nsp}, hosts_per_leaf={hpl})",
+    if up == 2:
+        links += [Link(h, leaf0 + ((h // hpl) ^ 1), h_rate, h_delay, 0) for h in range(n)]
+    extra = {"host_uplinks": 2} if up == 2 else {}      # a single-homed fabric's params are unchanged
+    return Fabric(name=f"leaf_spine(leaves={nl}, spines={nsp}, hosts_per_leaf={hpl}"
+                  + (", dual-homed" if up == 2 else "") + ")",
                   num_hosts=n, num_switches=nl + nsp,
                   node_names=(_host_names(n) + [f"leaf{i}" for i in range(nl)]
                               + [f"spine{i}" for i in range(nsp)]),
@@ -539,7 +559,7 @@ def leaf_spine(num_leaves: int, num_spines: int, hosts_per_leaf: int, host_rate_
                   params={"topology": "leaf_spine", "num_leaves": nl, "num_spines": nsp,
                           "hosts_per_leaf": hpl, "host_rate_bps": h_rate,
                           "fabric_rate_bps": f_rate, "host_delay_ps": h_delay,
-                          "fabric_delay_ps": f_delay})
+                          "fabric_delay_ps": f_delay, **extra})
 
 
 def fat_tree(k: int, host_rate_bps: int, host_delay_ps: int, *,
@@ -665,6 +685,7 @@ class LeafSpine(Strict):
     fabric_rate_bps: Int("leaf-spine links' rate", **RATE)
     host_delay_ps: Int("host links' one-way delay", **DELAY)
     fabric_delay_ps: Int("leaf-spine links' one-way delay", **DELAY)
+    host_uplinks: Int("ports per host: 1, or 2 (dual-homed to a leaf pair)", lo=1, hi=2) = 1
 
 
 class FatTree(Strict):

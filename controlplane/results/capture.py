@@ -218,20 +218,27 @@ class CaptureSpec:
             d = self.direction or ("both" if host_side else "tx")
             out.append((name, port, d in ("tx", "both"), d in ("rx", "both")))
 
+        def add_host(h):                 # a multi-port host: each port, by its port name
+            ports = fab.ports(h)
+            if len(ports) == 1:
+                add(fab.node_names[h], ports[0], True)
+            else:
+                for p in ports:
+                    add(fab.port_name(p), p, True)
+
         for point in self.points:
             if point == "all":
                 for p in range(fab.num_ports):
                     add(fab.port_name(p), p, False)
             elif point == "hosts":
                 for h in range(fab.num_hosts):
-                    add(fab.node_names[h], int(net.routes.host_port[h]), True)
+                    add_host(h)
             elif point == "switches":
                 for p in range(fab.num_ports):
                     if fab.is_switch(fab.port_owner(p)):
                         add(fab.port_name(p), p, False)
             elif point in fab.node_names[:fab.num_hosts]:
-                h = fab.node_names.index(point)
-                add(point, int(net.routes.host_port[h]), True)
+                add_host(fab.node_names.index(point))
             elif point in names:
                 add(point, names[point], False)
             elif point.isdigit() and int(point) < fab.num_ports:

@@ -225,7 +225,13 @@ class Dpu:
 
     @property
     def port(self) -> Port:
+        """Its first port (its only one unless it is a multi-port host: see :attr:`ports`)."""
         return Port(self.net, int(self.net.routes.host_port[self.host]))
+
+    @property
+    def ports(self) -> list[Port]:
+        """All its ports (NICs), in link order."""
+        return [Port(self.net, p) for p in self.net.fabric.ports(self.host)]
 
     @property
     def qps(self) -> list[QueuePair]:

@@ -291,6 +291,7 @@ class Network:
     def _install_fabric(self) -> None:
         sc, fab, sim = self.scenario, self.fabric, self.sim
         links = fab.links
+        sim.set_nodes(fab.node_kinds)
         sim.add_links([l.a for l in links], [l.b for l in links], [l.rate_bps for l in links],
                       [l.delay_ps for l in links])
         for port in range(fab.num_ports):
@@ -380,6 +381,7 @@ class Network:
         if sport is None:
             sport = int(self.rng.integers(QP_SPORT_BASE, 65536))
         qp = sim.create_qp_pair(src, dst, sport, self.cc_kind, self._cc_param, self._cc_mask, sc.isn)
+        self._bind_uplinks(qp, src, dst)
         multipath.install_qp(self, qp, sport)
         peer = int(sim.qps[qp]["peer_qp"])
         if self.cc_kind == CC_PYTHON:
@@ -389,6 +391,18 @@ class Network:
             sim.set_ack_batch(qp, cc.ack_batch)
             sim.set_ack_batch(peer, cc.ack_batch)
         return qp
+
+    def _bind_uplinks(self, qp: int, src: int, dst: int) -> None:
+        """Active/active uplinks of a multi-port host: it binds its QPs (either end of a pair) to
+        its ports in turn, in QP creation order (a per-QP uplink choice, as a bonded NIC's
+        layer-3+4 hash spreads connections; deterministic). A single-port host has no choice."""
+        turn = self.__dict__.setdefault("_uplink_turn", {})
+        for q, h in ((qp, src), (qp + 1, dst)):
+            ports = self.fabric.ports(h)
+            if len(ports) > 1:
+                k = turn.get(h, 0)
+                turn[h] = k + 1
+                self.sim.bind_qp(q, ports[k % len(ports)])
 
     # -------------------------------------------------------------- devices
     @property
