@@ -230,13 +230,14 @@ def sd_cc_python_event(userdata, io):
 
 
 # ---------------------------------------------------------------------------- helpers
-QDISC_KINDS = ("drop_tail", "red_ecn", "codel_ecn", "traffic_class")      # enum sd_qdisc_kind order
+# Queue disciplines: discovered from the data plane's registry (native/qdisc.h), in index order
+QDISC_KINDS = tuple(ffi.string(lib.sd_qdisc_name(i)).decode() for i in range(lib.sd_qdisc_count()))
 
 
 def qdisc_params(kind: str) -> list[str] | None:
     """The parameter names of queue discipline ``kind``, as its C provider declares them; None
     for an unknown kind."""
-    if lib.sd_qdisc_param_name(kind.encode(), 0) == ffi.NULL and kind not in QDISC_KINDS:
+    if kind not in QDISC_KINDS:
         return None
     out = []
     while (n := lib.sd_qdisc_param_name(kind.encode(), len(out))) != ffi.NULL:

@@ -371,8 +371,8 @@ int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes, 
                        (unsigned long long)kmax_bytes, (unsigned long long)kmin_bytes);
     sd_port *pt = &sim->ports[port];
     pt->q_cap[prio] = cap_bytes;
-    if (pt->qdisc[prio] == SD_QDISC_TC)
-        return SD_OK;                    /* traffic classes keep their own marking */
+    if (qdisc_table[pt->qdisc[prio]]->pick)
+        return SD_OK;                    /* a whole-port discipline (traffic classes) keeps its own marking */
     pt->kmin[prio] = kmin_bytes;
     pt->kmax[prio] = kmax_bytes;
     pt->pmax[prio] = pmax;
@@ -1125,8 +1125,8 @@ uint64_t sd_data_in_flight(sd_sim *sim)
         const sd_port *pt = &sim->ports[i];
         n += count_data(sim, pt->q_head[SD_PRIO_CTRL]) + count_data(sim, pt->q_head[SD_PRIO_DATA]) +
              count_data(sim, pt->wire_head);
-        if (pt->qdisc[SD_PRIO_CTRL] == SD_QDISC_TC)
-            n += qdisc_tc_count_data(sim, i);
+        if (qdisc_table[pt->qdisc[SD_PRIO_CTRL]]->held_data)
+            n += qdisc_table[pt->qdisc[SD_PRIO_CTRL]]->held_data(sim, i);   /* a whole-port discipline's */
     }
     return n + sim->qpc.parked_data      /* data packets waiting for a QP context (qpc.c) */
              + sim->vsw.parked_data;      /* ... or for the vSwitch slow path (vswitch.c) */

@@ -53,13 +53,12 @@ enum sd_prio {
     SD_NUM_PRIO = 2
 };
 
-/* Queue disciplines of a port's priority queue (native/qdisc.c registers them). */
-enum sd_qdisc_kind {
+/* Queue disciplines of a port's priority queue: providers registered in native/qdisc.h (one line
+ * each), discovered by name (sd_qdisc_count, sd_qdisc_name, sd_qdisc_param_name). Only the two
+ * that sd_set_queue installs have fixed indices here; the others' indices follow their lines. */
+enum sd_qdisc_builtin {
     SD_QDISC_DROP_TAIL = 0,  /* FIFO, drop at the byte capacity (the default) */
-    SD_QDISC_RED_ECN = 1,    /* + RED-style ECN marking at dequeue (DCQCN's CP) */
-    SD_QDISC_CODEL_ECN = 2,  /* + CoDel (RFC 8289) ECN marking at dequeue */
-    SD_QDISC_TC = 3,         /* 8 traffic classes from DSCP, strict priority + DWRR (the whole port) */
-    SD_NUM_QDISC = 4
+    SD_QDISC_RED_ECN = 1     /* + RED-style ECN marking at dequeue (DCQCN's CP) */
 };
 #define SD_QDISC_PARAMS 32
 
@@ -199,7 +198,7 @@ typedef struct sd_port_stats {
     uint8_t paused;              /* PFC: bit p = priority p may not transmit (XOFF received) */
     uint8_t pause_sent;          /* PFC: bit p = this port asked its upstream to pause priority p */
     uint8_t up;                  /* configuration: 1 = link up */
-    uint8_t qdisc[2];            /* configuration: discipline per priority (enum sd_qdisc_kind) */
+    uint8_t qdisc[2];            /* configuration: discipline per priority (index: sd_qdisc_name) */
     uint8_t pad0[3];
     uint64_t ecn_marked;         /* packets CE-marked at dequeue */
     uint64_t dropped;            /* packets dropped at enqueue (queue full) */
@@ -511,6 +510,9 @@ int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes,
 int sd_set_qdisc(sd_sim *sim, uint32_t port, uint32_t prio, const char *kind, const double *params, uint32_t n);
 /* Parameter i of discipline `kind` (by name); NULL past the last or for an unknown kind. */
 const char *sd_qdisc_param_name(const char *kind, uint32_t i);
+/* The registry: disciplines 0 .. sd_qdisc_count() - 1 by name (NULL past the last). */
+uint32_t sd_qdisc_count(void);
+const char *sd_qdisc_name(uint32_t kind);
 /* DSCP -> traffic class (0..7) of the traffic_class discipline: 64 entries. Default DSCP >> 3. */
 int sd_set_dscp_map(sd_sim *sim, const uint32_t *classes, uint32_t n);
 /* The DSCP of a QP pair's data packets (both ends), instead of cfg.dscp_data: a traffic class per
@@ -518,7 +520,7 @@ int sd_set_dscp_map(sd_sim *sim, const uint32_t *classes, uint32_t n);
 int sd_set_qp_dscp(sd_sim *sim, uint32_t qp, uint32_t dscp);
 /* Bytes queued per class (8) at a traffic_class port. */
 int sd_tc_class_bytes(sd_sim *sim, uint32_t port, uint64_t *out);
-/* The discipline of queue (port, prio) (enum sd_qdisc_kind), -1 for a bad port or prio. */
+/* The discipline of queue (port, prio) (its index: sd_qdisc_name), -1 for a bad port or prio. */
 int sd_qdisc_of(sd_sim *sim, uint32_t port, uint32_t prio);
 /* fib[(switch - num_hosts) * num_hosts + dst] = ECMP set; set s = ports[offsets[s] .. offsets[s+1]) */
 int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets, uint32_t num_sets,
