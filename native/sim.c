@@ -705,7 +705,7 @@ int paths_reserve(sd_sim *sim, uint32_t qp)
             sim->paths.state[i].st = &sim->paths.stats[i];
         return sd_fail(sim, SD_ENOMEM, "paths: out of memory");
     }
-    /* no parameters of its own: unset (plb_rehash_rounds 0) until sd_set_path_params gives them */
+    /* no parameters of its own: unset (named_set 0) until sd_set_path_param gives them */
     memset(&np[sim->paths.cap], 0, (size_t)(cap - sim->paths.cap) * sizeof *np);
     memset(&nst[sim->paths.cap], 0, (size_t)(cap - sim->paths.cap) * sizeof *nst);
     sim->paths.state = np;
@@ -1081,16 +1081,6 @@ void qp_publish(sd_sim *sim, uint32_t qp)
     st->rto_low_pkts = q->rto_low_pkts;
     st->bdp_cap = q->bdp_cap;
     st->rto_low_ps = q->rto_low_ps;
-}
-
-void path_publish(sd_sim *sim, uint32_t qp)
-{
-    const sd_path_state *ps = &sim->paths.state[qp];
-    sd_path_stats *st = ps->st;
-    st->flowlet_gap_ps = ps->flowlet_gap_ps;
-    st->plb_cong_thresh = ps->plb_cong_thresh;
-    st->plb_rehash_rounds = ps->plb_rehash_rounds;
-    st->plb_suspend_ps = ps->plb_suspend_ps;
 }
 
 sd_msg *sd_msgs(sd_sim *sim, uint32_t *count)

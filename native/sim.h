@@ -113,15 +113,25 @@ typedef struct sd_port {
 
 /* Path state of a QP with a path set (native/paths.c), indexed like the QPs: the state of the
  * feedback-driven policies; per-slot telemetry is in st. */
+/* A path-policy parameter's value: .i for an integer one (picoseconds, counts), .d for a real
+ * one (fractions); its kind is in the declaration (paths.h path_param). */
+typedef union sd_path_value {
+    int64_t i;
+    double d;
+} sd_path_value;
+enum { SD_PATH_NAMES = 16 };     /* distinct parameter names over all path policies, at most */
+
 typedef struct sd_path_state {
     sd_path_stats *st;           /* its telemetry record */
     uint8_t slot_of[1024];       /* slot of sequence s at [s % 1024] (exact while <= 1024 are out) */
-    /* parameters (sd_set_path_params) */
-    int64_t flowlet_gap_ps;      /* flowlet: a new path after an idle gap longer than this */
-    double plb_cong_thresh;      /* plb: a round is congested above this CE fraction (Linux 128/256) */
-    uint32_t plb_rehash_rounds;  /* plb: repath after this many congested rounds in a row (Linux 12) */
+    /* parameters (sd_set_path_param), generic: a policy declares their names and kinds (paths.h
+     * path_param) and reads its own as p[i], i = its position in its declaration; paths.c keeps
+     * every name's value (the union of the policies' names, in registry order) in named[], so
+     * that a new path set of another policy finds the values given before. */
+    sd_path_value p[SD_PATH_MAX_PARAMS];      /* the QP's policy's parameters, in its order */
+    sd_path_value named[SD_PATH_NAMES];       /* every name's value (paths.c: path_name_id) */
+    uint32_t named_set;                        /* bit n: named[n] was given */
     uint32_t pad0;
-    int64_t plb_suspend_ps;      /* plb: after an RTO repath, none for [1, 2) x this (Linux 60 s) */
     /* reps: slots whose ACKs came back unmarked, oldest first */
     uint8_t reps_ring[32];
     uint32_t reps_head, reps_len;

@@ -561,8 +561,16 @@ int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t reorder_w
  * (sd_set_path_params): SD_EINVAL otherwise, the data plane has no defaults of its own. A new set keeps the QP's parameters. */
 int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entropies, const uint32_t *weights,
                  uint32_t n, uint32_t ar_classes);
-/* Parameters of the path policies of a QP (the path_params block that flowlet, plb and clove read):
- * before sd_set_paths of a policy that needs them; a later call changes them in place. */
+/* One parameter of the path policies of a QP (the path_params block), by the name a policy
+ * declares (sd_path_param_name): an integer one (SD_PATH_PARAM_INT) takes ivalue, a real one
+ * (SD_PATH_PARAM_REAL) dvalue; the declaring policy's bounds apply. Before sd_set_paths of a
+ * policy that needs them (every name given once: sd_path_params_ready); a later call changes the
+ * value in place. */
+int sd_set_path_param(sd_sim *sim, uint32_t qp, const char *name, int64_t ivalue, double dvalue);
+/* 1 once every parameter name of the registry has been given for the QP, else 0. */
+int sd_path_params_ready(sd_sim *sim, uint32_t qp);
+/* The four parameters of the built-in policies (flowlet, plb, clove) at once: checked together,
+ * then set through sd_set_path_param. */
 int sd_set_path_params(sd_sim *sim, uint32_t qp, int64_t flowlet_gap_ps, double plb_cong_thresh,
                        uint32_t plb_rehash_rounds, int64_t plb_suspend_ps);
 /* The registry: policies 0 .. sd_path_policy_count() - 1 by name, the path_params each reads (NULL
@@ -574,6 +582,9 @@ enum { SD_PATH_MAX_PARAMS = 8 };
 uint32_t sd_path_policy_count(void);
 const char *sd_path_policy_name(uint32_t policy);
 const char *sd_path_param_name(uint32_t policy, uint32_t i);
+enum { SD_PATH_PARAM_INT = 0,     /* an integer (picoseconds, a count): exact to 2^63 */
+       SD_PATH_PARAM_REAL = 1 };  /* a real number (a fraction) */
+uint32_t sd_path_param_kind(uint32_t policy, uint32_t i);   /* SD_PATH_PARAM_*; 0 past the last */
 uint32_t sd_path_policy_flags(uint32_t policy);
 /* A QP's path set, decoded (sd_get_paths): a QP without one reports ecmp on its own sport. */
 typedef struct sd_path_set {

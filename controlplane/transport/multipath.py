@@ -237,8 +237,7 @@ def install_qp(net, qp: int, sport: int) -> None:
         e = entropies(net.path_rng, sport, r["num_paths"])
         if sc.paths in FEEDBACK_POLICIES:             # every parameter explicit, before the policy that reads them
             pp = r["path_params"]
-            sim.set_path_params(qp, pp["flowlet_gap_ps"], pp["plb_cong_thresh"], pp["plb_rehash_rounds"],
-                                pp["plb_suspend_ps"])
+            sim.set_path_params(qp, **pp)
         sim.set_paths(qp, sc.paths, e, sc.path_weights, ar_classes=sc.ar_classes if sc.adaptive_routing else ())
 
 
