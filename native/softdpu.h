@@ -286,7 +286,8 @@ typedef struct sd_path_stats {
     uint64_t timeouts[16];       /* RTOs whose oldest outstanding packet went on slot i */
     uint64_t reps_explored;      /* reps: packets that took a random slot (nothing to recycle) */
     uint64_t repaths;            /* plb repaths / flowlets started */
-    /* parameters (sd_set_path_params) */
+    /* the built-in policies' parameters (sd_set_path_param / sd_set_path_params); a policy's
+     * parameters by its own names: sd_get_paths */
     int64_t flowlet_gap_ps;      /* flowlet: a new path after an idle gap longer than this */
     double plb_cong_thresh;      /* plb: a round is congested above this CE fraction */
     uint32_t plb_rehash_rounds;  /* plb: repath after this many congested rounds in a row */
@@ -558,7 +559,8 @@ int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t reorder_w
  * weights (policies with SD_PATHF_WEIGHTS: >= 1 each; NULL otherwise), ar_classes = the QP's
  * SD_AR_CLASS_* mask (the packet classes it marks eligible for adaptive routing; replaces what
  * sd_set_ar_classes gave). Policies with SD_PATHF_PARAMS need the QP's parameters first
- * (sd_set_path_params): SD_EINVAL otherwise, the data plane has no defaults of its own. A new set keeps the QP's parameters. */
+ * (every name given through sd_set_path_param, or sd_set_path_params): SD_EINVAL otherwise, the data plane
+ * has no defaults of its own. A new set keeps the QP's parameters. */
 int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entropies, const uint32_t *weights,
                  uint32_t n, uint32_t ar_classes);
 /* One parameter of the path policies of a QP (the path_params block), by the name a policy
@@ -577,7 +579,7 @@ int sd_set_path_params(sd_sim *sim, uint32_t qp, int64_t flowlet_gap_ps, double 
  * past the last), and what each needs (SD_PATHF_*). */
 enum { SD_PATHF_ONE = 1,          /* exactly one entropy (ecmp) */
        SD_PATHF_WEIGHTS = 2,      /* takes integer weights (spray_weighted) */
-       SD_PATHF_PARAMS = 4 };     /* needs sd_set_path_params first */
+       SD_PATHF_PARAMS = 4 };     /* needs its parameters first (sd_path_params_ready) */
 enum { SD_PATH_MAX_PARAMS = 8 };
 uint32_t sd_path_policy_count(void);
 const char *sd_path_policy_name(uint32_t policy);
