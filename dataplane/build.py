@@ -20,8 +20,10 @@ ROOT = HERE.parent
 NATIVE = ROOT / "native"
 HEADER = NATIVE / "softdpu.h"                 # the production API: commands, config, telemetry records
 TESTING_HEADER = NATIVE / "softdpu_testing.h" # test and benchmark hooks only (cdef'd apart, below)
-SOURCES = ["sim.c", "event.c", "port.c", "switch.c", "nic.c", "cc.c", "dcqcn.c", "dctcp.c", "timely.c", "hpcc.c", "swift.c", "nscc.c", "int.c", "wire.c", "pfc.c", "reorder.c", "paths.c", "vswitch.c", "qpc.c", "qdisc.c", "qdisc_codel.c", "qdisc_tc.c"]
-SOURCES += sorted(p.name for p in NATIVE.glob("path_*.c"))     # path policies: one file each, no list to edit
+SOURCES = ["sim.c", "event.c", "port.c", "switch.c", "nic.c", "cc.c", "dcqcn.c", "dctcp.c", "timely.c", "hpcc.c", "swift.c", "nscc.c", "int.c", "wire.c", "pfc.c", "reorder.c", "paths.c", "vswitch.c", "qpc.c", "qdisc.c"]
+# the providers, one file each, no list to edit: queue disciplines (registered in native/qdisc.h)
+# and path policies (native/paths.h)
+SOURCES += sorted(p.name for p in NATIVE.glob("qdisc_*.c")) + sorted(p.name for p in NATIVE.glob("path_*.c"))
 MODULE = "dataplane._native"
 SO_NAME = "_native.abi3.so"
 
@@ -65,7 +67,7 @@ def make_builder(absolute: bool = False) -> FFI:
         '#include "sim.h"\n',
         sources=[path(NATIVE / s) for s in SOURCES],
         include_dirs=[path(NATIVE)],
-        depends=[path(NATIVE / "softdpu.h"), path(NATIVE / "softdpu_testing.h"), path(NATIVE / "sim.h")],
+        depends=[path(NATIVE / h) for h in ("softdpu.h", "softdpu_testing.h", "sim.h", "qdisc.h", "paths.h")],
         extra_compile_args=cflags(),
         extra_link_args=link,
         libraries=["m"],

@@ -63,6 +63,20 @@ def path_policy_params(policy: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+PATH_PARAM_KINDS = {lib.SD_PATH_PARAM_INT: "int", lib.SD_PATH_PARAM_REAL: "real"}
+
+
+def path_policy_param_kinds(policy: str) -> dict[str, str]:
+    """The kind ("int" or "real") of each path_param a path policy reads, as its C provider
+    declares it (native/path_*.c: path_param)."""
+    i = PATH_POLICIES[policy]
+    return {n: PATH_PARAM_KINDS[lib.sd_path_param_kind(i, j)] for j, n in enumerate(path_policy_params(policy))}
+
+
+#: every path_params name the registered policies read, each once in registry order, with its kind
+PATH_PARAMS = {n: k for p in PATH_POLICIES for n, k in path_policy_param_kinds(p).items()}
+
+
 def _ar_mask(classes) -> int:
     if isinstance(classes, str):
         raise ValueError(f"ar_classes must be a collection of class names, got the string {classes!r}")
@@ -230,13 +244,14 @@ def sd_cc_python_event(userdata, io):
 
 
 # ---------------------------------------------------------------------------- helpers
-QDISC_KINDS = ("drop_tail", "red_ecn", "codel_ecn", "traffic_class")      # enum sd_qdisc_kind order
+# Queue disciplines: discovered from the data plane's registry (native/qdisc.h), in index order
+QDISC_KINDS = tuple(ffi.string(lib.sd_qdisc_name(i)).decode() for i in range(lib.sd_qdisc_count()))
 
 
 def qdisc_params(kind: str) -> list[str] | None:
     """The parameter names of queue discipline ``kind``, as its C provider declares them; None
     for an unknown kind."""
-    if lib.sd_qdisc_param_name(kind.encode(), 0) == ffi.NULL and kind not in QDISC_KINDS:
+    if kind not in QDISC_KINDS:
         return None
     out = []
     while (n := lib.sd_qdisc_param_name(kind.encode(), len(out))) != ffi.NULL:
@@ -600,10 +615,8 @@ class Simulator:
             mask = int(qps[qp]["ar"])
         else:
             mask = _ar_mask(ar_classes)
-        if policy in FEEDBACK_POLICIES:
-            st = self.path_states
-            if not (0 <= qp < len(st)) or int(st[qp]["plb_rehash_rounds"]) == 0:
-                self.set_path_params(qp)
+        if policy in FEEDBACK_POLICIES and 0 <= qp < len(self.qps) and not lib.sd_path_params_ready(self._sim, qp):
+            self.set_path_params(qp)
         e = _u32("paths.entropies", entropies)
         w = _u32("paths.weights", weights, len(e)) if weights is not None else None
         self._check(lib.sd_set_paths(self._sim, qp, PATH_POLICIES[policy], _ptr("uint32_t *", e),
@@ -615,24 +628,35 @@ class Simulator:
         out = ffi.new("sd_path_set *")
         self._check(lib.sd_get_paths(self._sim, qp, out))
         policy = PATH_POLICY_NAMES[int(out.policy)]
-        names = path_policy_params(policy)
-        kinds = _defaults("path_params") if names else {}
-        params = {k: (int(out.param_int[i]) if isinstance(kinds.get(k), int) else float(out.param[i]))
-                  for i, k in enumerate(names[:out.nparams])}
+        kinds = path_policy_param_kinds(policy)
+        params = {k: (int(out.param_int[i]) if kinds[k] == "int" else float(out.param[i]))
+                  for i, k in enumerate(list(kinds)[:out.nparams])}
         return PathSet(policy=policy, entropies=tuple(int(out.entropy[i]) for i in range(out.n)),
                        weights=tuple(float(out.weight[i]) for i in range(out.n)),
                        ar_classes=frozenset(c for c, bit in AR_CLASSES.items() if out.ar_classes & bit),
                        params=types.MappingProxyType(params))
 
-    def set_path_params(self, qp: int, flowlet_gap_ps: int | None = None, plb_cong_thresh: float | None = None,
-                        plb_rehash_rounds: int | None = None, plb_suspend_ps: int | None = None) -> None:
-        """Parameters of the path policies of ``qp`` (the path_params block; before or after :meth:`set_paths`).
-        A parameter not given is path_params' default (controlplane/transport/multipath.py PathParams: 100 us
-        flowlet gap; PLB as Linux); the data plane has none of its own."""
-        p = _given("path_params", flowlet_gap_ps=flowlet_gap_ps, plb_cong_thresh=plb_cong_thresh,
-                   plb_rehash_rounds=plb_rehash_rounds, plb_suspend_ps=plb_suspend_ps)
-        self._check(lib.sd_set_path_params(self._sim, qp, int(p["flowlet_gap_ps"]), float(p["plb_cong_thresh"]),
-                                           int(p["plb_rehash_rounds"]), int(p["plb_suspend_ps"])))
+    def set_path_params(self, qp: int, **params) -> None:
+        """Parameters of the path policies of ``qp`` (the path_params block; before or after
+        :meth:`set_paths`), by the names the policies' C providers declare (:data:`PATH_PARAMS`:
+        flowlet_gap_ps, plb_cong_thresh, plb_rehash_rounds, plb_suspend_ps, ...). A parameter not
+        given (or None) is path_params' default (controlplane/transport/multipath.py, each policy's
+        model: 100 us flowlet gap; PLB as Linux); the data plane has none of its own. Every name is
+        set, each through sd_set_path_param (integers exactly)."""
+        unknown = sorted(set(params) - set(PATH_PARAMS))
+        if unknown:
+            raise ValueError(f"path_params: unknown parameter(s) {unknown}; the policies read {list(PATH_PARAMS)}")
+        p = _given("path_params", **{n: params.get(n) for n in PATH_PARAMS})
+        for name, kind in PATH_PARAMS.items():
+            v = p[name]
+            if kind == "int":
+                if isinstance(v, float) and v.is_integer():
+                    v = int(v)
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not -2**63 <= v < 2**63:
+                    raise ValueError(f"path_params: {name} must be an integer, got {v!r}")
+                self._check(lib.sd_set_path_param(self._sim, qp, name.encode(), int(v), 0.0))
+            else:
+                self._check(lib.sd_set_path_param(self._sim, qp, name.encode(), 0, float(v)))
 
     @property
     def path_states(self) -> np.ndarray:

@@ -19,7 +19,9 @@ struct clove {
 };
 _Static_assert(sizeof(struct clove) <= POLICY_STATE_BYTES, "clove state exceeds policy_state");
 
-static const char *const clove_params[] = {"flowlet_gap_ps", NULL};
+static const path_param clove_params[] = {
+    {"flowlet_gap_ps", SD_PATH_PARAM_INT, 0, 9223372036854775807.0, ">= 0 (0: every packet may take a new path)"},   /* p[0].i, as flowlet's */
+    {NULL, 0, 0, 0, NULL}};
 
 static struct clove *st(sd_path_state *ps)
 {
@@ -50,7 +52,7 @@ static uint32_t wrr_pick(struct clove *c, uint32_t n)
 
 static uint32_t clove_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)
 {
-    if (ps->last_tx_ps < 0 || sim->now - ps->last_tx_ps > ps->flowlet_gap_ps) {   /* a new flowlet */
+    if (ps->last_tx_ps < 0 || sim->now - ps->last_tx_ps > ps->p[0].i) {   /* a new flowlet */
         uint32_t i = wrr_pick(st(ps), q->npaths);
         ps->st->repaths += ps->last_tx_ps >= 0 && i != q->path_next;
         q->path_next = i;

@@ -3,11 +3,13 @@
  * after an idle gap longer than flowlet_gap_ps. */
 #include "paths.h"
 
-static const char *const flowlet_params[] = {"flowlet_gap_ps", NULL};
+static const path_param flowlet_params[] = {
+    {"flowlet_gap_ps", SD_PATH_PARAM_INT, 0, 9223372036854775807.0, ">= 0 (0: every packet may take a new path)"},   /* p[0].i */
+    {NULL, 0, 0, 0, NULL}};
 
 static uint32_t flowlet_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)
 {
-    if (ps->last_tx_ps >= 0 && sim->now - ps->last_tx_ps > ps->flowlet_gap_ps) {
+    if (ps->last_tx_ps >= 0 && sim->now - ps->last_tx_ps > ps->p[0].i) {
         q->path_next = path_other_slot(q, q->path_next);
         ps->st->repaths++;
     }

@@ -4,7 +4,12 @@
  * another slot; an RTO moves at once and suspends congestion repaths for [1, 2) x plb_suspend_ps. */
 #include "paths.h"
 
-static const char *const plb_params[] = {"plb_cong_thresh", "plb_rehash_rounds", "plb_suspend_ps", NULL};
+static const path_param plb_params[] = {
+    {"plb_cong_thresh", SD_PATH_PARAM_REAL, 0, 1, "in [0, 1]"},          /* p[THRESH].d */
+    {"plb_rehash_rounds", SD_PATH_PARAM_INT, 1, 4294967295.0, "in [1, 2^32 - 1]"},  /* p[ROUNDS].i */
+    {"plb_suspend_ps", SD_PATH_PARAM_INT, 0, 9223372036854775807.0, ">= 0"},            /* p[SUSPEND].i */
+    {NULL, 0, 0, 0, NULL}};
+enum { THRESH, ROUNDS, SUSPEND };
 
 static uint32_t plb_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)
 {
@@ -25,9 +30,9 @@ static void plb_on_ack(sd_sim *sim, sd_qp *q, sd_path_state *ps, uint32_t slot, 
     ps->plb_acks++;
     ps->plb_ce += (uint32_t)ce;
     if (q->snd_una >= ps->plb_round_end) {            /* a round (one RTT) is over */
-        int congested = (double)ps->plb_ce > ps->plb_cong_thresh * (double)ps->plb_acks;
+        int congested = (double)ps->plb_ce > ps->p[THRESH].d * (double)ps->plb_acks;
         ps->plb_cong_rounds = congested ? ps->plb_cong_rounds + 1 : 0;
-        if (ps->plb_cong_rounds >= ps->plb_rehash_rounds && sim->now >= ps->plb_suspend_until)
+        if (ps->plb_cong_rounds >= ps->p[ROUNDS].i && sim->now >= ps->plb_suspend_until)
             plb_repath(q, ps);
         ps->plb_acks = ps->plb_ce = 0;
         ps->plb_round_end = q->snd_nxt > q->snd_una ? q->snd_nxt : q->snd_una + 1;
@@ -37,8 +42,8 @@ static void plb_on_ack(sd_sim *sim, sd_qp *q, sd_path_state *ps, uint32_t slot, 
 static void plb_on_timeout(sd_sim *sim, sd_qp *q, sd_path_state *ps)
 {
     plb_repath(q, ps);
-    ps->plb_suspend_until = sim->now + ps->plb_suspend_ps +
-                            (int64_t)(rng_uniform(&q->path_rng) * (double)ps->plb_suspend_ps);
+    ps->plb_suspend_until = sim->now + ps->p[SUSPEND].i +
+                            (int64_t)(rng_uniform(&q->path_rng) * (double)ps->p[SUSPEND].i);
 }
 
 const path_ops path_plb = {

@@ -3,8 +3,6 @@
  * a marked (or NAKed) slot is not recycled. The recycled slots wait in a ring of 32. */
 #include "paths.h"
 
-static const char *const no_params[] = {NULL};
-
 static uint32_t reps_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)
 {
     (void)sim;
@@ -35,5 +33,5 @@ static void reps_on_ack(sd_sim *sim, sd_qp *q, sd_path_state *ps, uint32_t slot,
 
 /* SD_PATHF_PARAMS: it reads none, but as before the providers it needs the QP's parameters set */
 const path_ops path_reps = {
-    .name = "reps", .params = no_params, .flags = SD_PATHF_PARAMS, .choose = reps_choose, .on_ack = reps_on_ack,
+    .name = "reps", .params = path_no_params, .flags = SD_PATHF_PARAMS, .choose = reps_choose, .on_ack = reps_on_ack,
 };

@@ -5,8 +5,6 @@
  * SIGCOMM'17); weighted: WCMP (Zhou et al., EuroSys'14) at the host. */
 #include "paths.h"
 
-static const char *const no_params[] = {NULL};
-
 static uint32_t rr_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)
 {
     (void)sim, (void)ps;
@@ -39,14 +37,14 @@ static void weighted_weights(const sd_qp *q, const sd_path_state *ps, double *ou
 }
 
 const path_ops path_spray_rr = {
-    .name = "spray_rr", .params = no_params, .flags = 0, .choose = rr_choose,
+    .name = "spray_rr", .params = path_no_params, .flags = 0, .choose = rr_choose,
 };
 
 const path_ops path_spray_random = {
-    .name = "spray_random", .params = no_params, .flags = 0, .choose = random_choose,
+    .name = "spray_random", .params = path_no_params, .flags = 0, .choose = random_choose,
 };
 
 const path_ops path_spray_weighted = {
-    .name = "spray_weighted", .params = no_params, .flags = SD_PATHF_WEIGHTS, .choose = weighted_choose,
+    .name = "spray_weighted", .params = path_no_params, .flags = SD_PATHF_WEIGHTS, .choose = weighted_choose,
     .weights = weighted_weights,
 };

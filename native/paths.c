@@ -6,16 +6,19 @@
  * telemetry for the control plane (sent, ACKs, CE echoes, last RTT, and timeouts, charged to the
  * slot of the oldest outstanding packet) and then the QP's policy.
  *
- * The policies are providers (paths.h): one file each, registered in path_table[] below --
- * ecmp (here), spray_rr / spray_random / spray_weighted (path_spray.c), reps (path_reps.c),
- * flowlet (path_flowlet.c), plb (path_plb.c), clove (path_clove.c). docs/path_policies.md. */
+ * The policies are providers (paths.h): one file each, registered by one line in paths.h's
+ * SD_PATH_POLICIES -- ecmp (here), spray_rr / spray_random / spray_weighted (path_spray.c), reps
+ * (path_reps.c), flowlet (path_flowlet.c), plb (path_plb.c), clove (path_clove.c). Their
+ * parameters are declared by name and kept here, per QP (sd_set_path_param). docs/path_policies.md. */
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "paths.h"
 
 /* ------------------------------------------------------------------ ecmp: one entropy */
-static const char *const no_params[] = {NULL};
+const path_param path_no_params[] = {{NULL, 0, 0, 0, NULL}};
 
 static uint32_t ecmp_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)
 {
@@ -24,22 +27,50 @@ static uint32_t ecmp_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)
 }
 
 const path_ops path_ecmp = {
-    .name = "ecmp", .params = no_params, .flags = SD_PATHF_ONE, .choose = ecmp_choose,
+    .name = "ecmp", .params = path_no_params, .flags = SD_PATHF_ONE, .choose = ecmp_choose,
 };
 
-/* ------------------------------------------------------------------ the registry: one line each */
-static const path_ops *const path_table[] = {
-    &path_ecmp,
-    &path_spray_rr,
-    &path_spray_random,
-    &path_spray_weighted,
-    &path_reps,
-    &path_flowlet,
-    &path_plb,
-    &path_clove,
-};
+/* ------------------------------------------------------------------ the registry (paths.h) */
+#define SD_PATH_ENTRY_(name) &path_##name,
+static const path_ops *const path_table[] = {SD_PATH_POLICIES(SD_PATH_ENTRY_)};
+#undef SD_PATH_ENTRY_
 #define NUM_POLICIES ((uint32_t)(sizeof path_table / sizeof path_table[0]))
 _Static_assert(NUM_POLICIES <= 255, "policy index must fit the QP's path_policy");
+
+static uint32_t nparams(const path_ops *p)
+{
+    uint32_t n = 0;
+    while (p->params[n].name)
+        n++;
+    return n;
+}
+
+/* The parameter names of all policies, each once, in registry order: name n's id is n (the
+ * QP's named[n]). *decl: its first declaration. SD_NONE for a name no policy declares. Setup
+ * time only (a few string compares). */
+static uint32_t path_name_id(const char *name, const path_param **decl)
+{
+    uint32_t id = 0;
+    for (uint32_t k = 0; k < NUM_POLICIES; k++)
+        for (const path_param *a = path_table[k]->params; a->name; a++) {
+            int seen = 0;
+            for (uint32_t j = 0; j <= k && !seen; j++)
+                for (const path_param *b = path_table[j]->params; b->name && b != a; b++)
+                    if (strcmp(a->name, b->name) == 0) {
+                        seen = 1;
+                        break;
+                    }
+            if (seen)
+                continue;
+            if (name && strcmp(a->name, name) == 0) {
+                if (decl)
+                    *decl = a;
+                return id;
+            }
+            id++;
+        }
+    return name ? SD_NONE : id;          /* NULL name: how many there are */
+}
 
 uint32_t sd_path_policy_count(void)
 {
@@ -53,12 +84,16 @@ const char *sd_path_policy_name(uint32_t policy)
 
 const char *sd_path_param_name(uint32_t policy, uint32_t i)
 {
-    if (policy >= NUM_POLICIES)
+    if (policy >= NUM_POLICIES || i >= nparams(path_table[policy]))
         return NULL;
-    for (uint32_t j = 0; j <= i; j++)
-        if (!path_table[policy]->params[j])
-            return NULL;
-    return path_table[policy]->params[i];
+    return path_table[policy]->params[i].name;
+}
+
+uint32_t sd_path_param_kind(uint32_t policy, uint32_t i)
+{
+    if (policy >= NUM_POLICIES || i >= nparams(path_table[policy]))
+        return 0;
+    return path_table[policy]->params[i].kind;
 }
 
 uint32_t sd_path_policy_flags(uint32_t policy)
@@ -118,11 +153,19 @@ static uint64_t seed_mix(uint64_t seed, uint64_t stream)    /* as sim.c's: one s
     return rng_next(&s);
 }
 
-/* The policies with SD_PATHF_PARAMS read per-QP parameters that only sd_set_path_params gives (the
- * control plane holds their defaults): plb_rehash_rounds is >= 1 once they are set. */
+/* The policies with SD_PATHF_PARAMS read per-QP parameters that only sd_set_path_param gives (the
+ * control plane holds their defaults): every name of the registry given once. */
 static int path_params_set(const sd_path_state *ps)
 {
-    return ps->plb_rehash_rounds >= 1;
+    uint32_t n = path_name_id(NULL, NULL);
+    return ps->named_set == (n >= 32 ? 0xFFFFFFFFu : (1u << n) - 1u);
+}
+
+/* The QP's policy's own parameters p[] from the store (a new path set, a new value). */
+static void path_load_params(sd_path_state *ps, const path_ops *p)
+{
+    for (uint32_t i = 0; p->params[i].name && i < SD_PATH_MAX_PARAMS; i++)
+        ps->p[i] = ps->named[path_name_id(p->params[i].name, NULL)];
 }
 
 int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entropies, const uint32_t *weights,
@@ -173,10 +216,9 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
     memset(ps, 0, sizeof *ps);
     ps->st = keep.st;
     memset(ps->st, 0, sizeof *ps->st);
-    ps->flowlet_gap_ps = keep.flowlet_gap_ps;
-    ps->plb_cong_thresh = keep.plb_cong_thresh;
-    ps->plb_rehash_rounds = keep.plb_rehash_rounds;
-    ps->plb_suspend_ps = keep.plb_suspend_ps;
+    memcpy(ps->named, keep.named, sizeof ps->named);
+    ps->named_set = keep.named_set;
+    path_load_params(ps, p);
     ps->plb_suspend_until = keep.plb_suspend_until;
     ps->last_tx_ps = -1;
     for (uint32_t i = 0; i < SD_MAX_PATHS; i++)
@@ -188,30 +230,102 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
     return SD_OK;
 }
 
+/* NULL if value is within name's declared range, else the error (into why). */
+static const char *param_check(const char *name, int64_t iv, double dv, char *why, size_t len)
+{
+    const path_param *d = NULL;
+    if (path_name_id(name, &d) == SD_NONE) {
+        int n = snprintf(why, len, "unknown parameter '%s'; the policies read", name ? name : "(null)");
+        for (uint32_t k = 0, id = 0; k < NUM_POLICIES; k++)
+            for (const path_param *a = path_table[k]->params; a->name && n > 0 && (size_t)n < len; a++)
+                if (path_name_id(a->name, NULL) == id) {
+                    n += snprintf(why + n, len - (size_t)n, "%s %s", id ? "," : "", a->name);
+                    id++;
+                }
+        return why;
+    }
+    if (d->kind == SD_PATH_PARAM_INT && !((double)iv >= d->lo && (double)iv <= d->hi))
+        snprintf(why, len, "%s must be %s, got %lld", name, d->rule, (long long)iv);
+    else if (d->kind == SD_PATH_PARAM_REAL && !(isfinite(dv) && dv >= d->lo && dv <= d->hi))
+        snprintf(why, len, "%s must be %s, got %g", name, d->rule, dv);
+    else
+        return NULL;
+    return why;
+}
+
+int sd_set_path_param(sd_sim *sim, uint32_t qp, const char *name, int64_t ivalue, double dvalue)
+{
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "path_params: qp %u does not exist", qp);
+    char why[512];
+    if (param_check(name, ivalue, dvalue, why, sizeof why))
+        return sd_fail(sim, SD_EINVAL, "path_params: %s", why);
+    int rc = paths_reserve(sim, qp);
+    if (rc != SD_OK)
+        return rc;
+    const path_param *d = NULL;
+    uint32_t id = path_name_id(name, &d);
+    if (id >= SD_PATH_NAMES)
+        return sd_fail(sim, SD_EINVAL, "path_params: %s: more than %d distinct parameter names over the policies "
+                       "(SD_PATH_NAMES in native/sim.h)", name, (int)SD_PATH_NAMES);
+    sd_path_state *ps = &sim->paths.state[qp];
+    if (d->kind == SD_PATH_PARAM_INT)
+        ps->named[id].i = ivalue;
+    else
+        ps->named[id].d = dvalue;
+    ps->named_set |= 1u << id;
+    if (sim->qps[qp].npaths)
+        path_load_params(ps, path_table[sim->qps[qp].path_policy]);
+    path_publish(sim, qp);
+    return SD_OK;
+}
+
+int sd_path_params_ready(sd_sim *sim, uint32_t qp)
+{
+    return qp < sim->num_qps && sim->paths.state && qp < sim->paths.cap && path_params_set(&sim->paths.state[qp]);
+}
+
 int sd_set_path_params(sd_sim *sim, uint32_t qp, int64_t flowlet_gap_ps, double plb_cong_thresh,
                        uint32_t plb_rehash_rounds, int64_t plb_suspend_ps)
 {
     if (qp >= sim->num_qps)
         return sd_fail(sim, SD_EINVAL, "path_params: qp %u does not exist", qp);
-    if (flowlet_gap_ps < 0)
-        return sd_fail(sim, SD_EINVAL, "path_params: flowlet_gap_ps must be >= 0 (0: every packet may take a new "
-                       "path), got %lld", (long long)flowlet_gap_ps);
-    if (!(plb_cong_thresh >= 0.0 && plb_cong_thresh <= 1.0))
-        return sd_fail(sim, SD_EINVAL, "path_params: plb_cong_thresh must be in [0, 1], got %g", plb_cong_thresh);
-    if (plb_rehash_rounds < 1)
-        return sd_fail(sim, SD_EINVAL, "path_params: plb_rehash_rounds must be >= 1");
-    if (plb_suspend_ps < 0)
-        return sd_fail(sim, SD_EINVAL, "path_params: plb_suspend_ps must be >= 0");
-    int rc = paths_reserve(sim, qp);
-    if (rc != SD_OK)
-        return rc;
-    sd_path_state *ps = &sim->paths.state[qp];
-    ps->flowlet_gap_ps = flowlet_gap_ps;
-    ps->plb_cong_thresh = plb_cong_thresh;
-    ps->plb_rehash_rounds = plb_rehash_rounds;
-    ps->plb_suspend_ps = plb_suspend_ps;
-    path_publish(sim, qp);
+    const char *names[] = {"flowlet_gap_ps", "plb_cong_thresh", "plb_rehash_rounds", "plb_suspend_ps"};
+    int64_t iv[] = {flowlet_gap_ps, 0, plb_rehash_rounds, plb_suspend_ps};
+    double dv[] = {0.0, plb_cong_thresh, 0.0, 0.0};
+    char why[512];
+    for (int k = 0; k < 4; k++)          /* all checked before any is set */
+        if (param_check(names[k], iv[k], dv[k], why, sizeof why))
+            return sd_fail(sim, SD_EINVAL, "path_params: %s", why);
+    for (int k = 0; k < 4; k++) {
+        int rc = sd_set_path_param(sim, qp, names[k], iv[k], dv[k]);
+        if (rc != SD_OK)
+            return rc;
+    }
     return SD_OK;
+}
+
+sd_path_value path_param_value(const sd_path_state *ps, const char *name, uint32_t *kind)
+{
+    const path_param *d = NULL;
+    uint32_t id = path_name_id(name, &d);
+    sd_path_value v = {0};
+    *kind = d ? d->kind : SD_PATH_PARAM_INT;
+    if (id != SD_NONE && ps->named_set & (1u << id))
+        v = ps->named[id];
+    return v;
+}
+
+/* The QP's telemetry record: the built-in policies' parameters (sd_path_stats' named fields). */
+void path_publish(sd_sim *sim, uint32_t qp)
+{
+    const sd_path_state *ps = &sim->paths.state[qp];
+    sd_path_stats *st = ps->st;
+    uint32_t kind;
+    st->flowlet_gap_ps = path_param_value(ps, "flowlet_gap_ps", &kind).i;
+    st->plb_cong_thresh = path_param_value(ps, "plb_cong_thresh", &kind).d;
+    st->plb_rehash_rounds = (uint32_t)path_param_value(ps, "plb_rehash_rounds", &kind).i;
+    st->plb_suspend_ps = path_param_value(ps, "plb_suspend_ps", &kind).i;
 }
 
 sd_path_stats *sd_path_states(sd_sim *sim, uint32_t *count)
@@ -221,23 +335,6 @@ sd_path_stats *sd_path_states(sd_sim *sim, uint32_t *count)
 }
 
 /* ------------------------------------------------------------------ the decoded accessor */
-/* The path_params block as sd_get_paths reads it: integers exactly, the threshold as a double. */
-static void param_value(const sd_path_state *ps, const char *name, double *d, int64_t *i)
-{
-    *d = 0.0;
-    *i = 0;
-    if (strcmp(name, "flowlet_gap_ps") == 0)
-        *i = ps->flowlet_gap_ps;
-    else if (strcmp(name, "plb_rehash_rounds") == 0)
-        *i = ps->plb_rehash_rounds;
-    else if (strcmp(name, "plb_suspend_ps") == 0)
-        *i = ps->plb_suspend_ps;
-    else if (strcmp(name, "plb_cong_thresh") == 0)
-        *d = ps->plb_cong_thresh;
-    if (*i)
-        *d = (double)*i;
-}
-
 int sd_get_paths(sd_sim *sim, uint32_t qp, sd_path_set *out)
 {
     if (qp >= sim->num_qps)
@@ -262,9 +359,14 @@ int sd_get_paths(sd_sim *sim, uint32_t qp, sd_path_set *out)
     }
     if (p->weights)
         p->weights(q, ps, out->weight);
-    while (p->params[out->nparams] && out->nparams < SD_PATH_MAX_PARAMS) {
-        param_value(ps, p->params[out->nparams], &out->param[out->nparams], &out->param_int[out->nparams]);
-        out->nparams++;
+    for (; p->params[out->nparams].name && out->nparams < SD_PATH_MAX_PARAMS; out->nparams++) {
+        uint32_t i = out->nparams;      /* integers exactly, reals as doubles */
+        if (p->params[i].kind == SD_PATH_PARAM_INT) {
+            out->param_int[i] = ps->p[i].i;
+            out->param[i] = (double)ps->p[i].i;
+        } else {
+            out->param[i] = ps->p[i].d;
+        }
     }
     return SD_OK;
 }

@@ -1,19 +1,44 @@
 /* paths.h: the path-policy provider interface (private to native/paths.c and native/path_*.c).
  *
  * A path policy chooses the entropy (UDP source port) of each data packet of a QP from the path
- * set the control plane gave it. Each policy is a path_ops table in its own file; paths.c
- * registers them in path_table[] (one line each) and does what they all share: the per-slot
- * telemetry, the slot echo of ACKs, the setters and the decoded accessor (sd_get_paths). Python
- * discovers the policies and the parameters each reads from the registration
- * (sd_path_policy_name, sd_path_param_name). docs/path_policies.md walks through adding one. */
+ * set the control plane gave it. Each policy is a path_ops table in its own file
+ * (native/path_<name>.c: dataplane/build.py compiles every one it finds), registered by one line
+ * in SD_PATH_POLICIES below; paths.c builds path_table[] from that list and does what all
+ * policies share: the per-slot telemetry, the slot echo of ACKs, the parameter store and its
+ * setter (sd_set_path_param, by name), and the decoded accessor (sd_get_paths). Python discovers
+ * the policies and the parameters each declares from the registration (sd_path_policy_name,
+ * sd_path_param_name, sd_path_param_kind). docs/path_policies.md walks through adding one. */
 #ifndef SOFTDPU_PATHS_H
 #define SOFTDPU_PATHS_H
 
 #include "sim.h"
 
+/* The registry, one line per policy: X(<name>) registers `const path_ops path_<name>` (its file
+ * defines it). The order is the policies' indices (ecmp first: a QP without a path set reports it). */
+#define SD_PATH_POLICIES(X)                                                                              \
+    X(ecmp)               /* paths.c */                                                                 \
+    X(spray_rr)           /* path_spray.c */                                                            \
+    X(spray_random)       /* path_spray.c */                                                            \
+    X(spray_weighted)     /* path_spray.c */                                                            \
+    X(reps)               /* path_reps.c */                                                             \
+    X(flowlet)            /* path_flowlet.c */                                                          \
+    X(plb)                /* path_plb.c */                                                              \
+    X(clove)              /* path_clove.c */
+
+/* A parameter a policy reads (its path_params key): name, kind (SD_PATH_PARAM_INT: ps->p[i].i;
+ * SD_PATH_PARAM_REAL: ps->p[i].d) and the closed range sd_set_path_param accepts, with the rule
+ * in words for its error ("must be <rule>, got <value>"). Two policies that read the same name
+ * declare it alike (the Python config models check the same). */
+typedef struct path_param {
+    const char *name;
+    uint32_t kind;
+    double lo, hi;
+    const char *rule;
+} path_param;
+
 typedef struct path_ops {
     const char *name;                    /* what paths= says in a scenario */
-    const char *const *params;           /* the path_params it reads, NULL-terminated */
+    const path_param *params;            /* the path_params it reads (ps->p[i]), ended by {NULL} (<= 8) */
     uint32_t flags;                      /* SD_PATHF_* (softdpu.h) */
     /* a new path set on QP qi (after the shared reset: slot 0 current, fresh telemetry) */
     void (*init)(sd_sim *sim, sd_qp *q, sd_path_state *ps);
@@ -39,7 +64,14 @@ static inline uint32_t path_other_slot(sd_qp *q, uint32_t cur)
     return i >= cur ? i + 1 : i;         /* uniform over the other slots */
 }
 
-extern const path_ops path_ecmp, path_spray_rr, path_spray_random, path_spray_weighted, path_reps, path_flowlet,
-    path_plb, path_clove;
+#define SD_PATH_EXTERN_(name) extern const path_ops path_##name;
+SD_PATH_POLICIES(SD_PATH_EXTERN_)
+#undef SD_PATH_EXTERN_
+
+/* No parameters. */
+extern const path_param path_no_params[];
+/* The name's value of the QP (paths.c; for telemetry and the accessor, not per packet): 0 with
+ * *kind = SD_PATH_PARAM_INT for a name it has not been given or no policy declares. */
+sd_path_value path_param_value(const sd_path_state *ps, const char *name, uint32_t *kind);
 
 #endif

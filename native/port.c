@@ -38,11 +38,12 @@ void count_drop(sd_sim *sim, sd_packet *pk)
 }
 
 /* The priority to serve next: control before data, a PFC-paused priority not at all; -1 = none.
- * A traffic_class port schedules its classes instead (qdisc_tc.c). */
+ * A discipline that takes the whole port (e.g. traffic_class, qdisc_tc.c) schedules it instead
+ * (its pick hook); a port whose control queue is drop-tail (index 0) never looks it up. */
 static inline int port_pick(sd_sim *sim, sd_port *pt)
 {
-    if (pt->qdisc[SD_PRIO_CTRL] == SD_QDISC_TC)
-        return qdisc_tc_pick(sim, pt);
+    if (pt->qdisc[SD_PRIO_CTRL] && qdisc_table[pt->qdisc[SD_PRIO_CTRL]]->pick)
+        return qdisc_table[pt->qdisc[SD_PRIO_CTRL]]->pick(sim, pt);
     if (pt->q_head[SD_PRIO_CTRL] != SD_NONE && !(pt->st->paused & (1u << SD_PRIO_CTRL)))
         return SD_PRIO_CTRL;
     if (pt->q_head[SD_PRIO_DATA] != SD_NONE && !(pt->st->paused & (1u << SD_PRIO_DATA)))

@@ -1,8 +1,8 @@
 /* qdisc.c: the queue-discipline registry and the two disciplines every port had before it,
  * drop-tail and RED/ECN. A discipline is a qdisc_ops table (sim.h); sd_set_qdisc installs one
- * on a (port, priority) queue. Adding one: its own file (see qdisc_codel.c), one line in
- * qdisc_table[] and the enum in softdpu.h, its source in dataplane/build.py, and its config
- * model in controlplane/fabric/qdisc.py. */
+ * on a (port, priority) queue. Adding one: its own file native/qdisc_<name>.c (see
+ * qdisc_codel.c; dataplane/build.py compiles it), one line X(<name>) in native/qdisc.h, and its
+ * config model in controlplane/fabric/qdisc.py (docs/extending.md). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,12 +10,12 @@
 
 #include "sim.h"
 
-const qdisc_ops *const qdisc_table[SD_NUM_QDISC] = {
-    [SD_QDISC_DROP_TAIL] = &qd_drop_tail,
-    [SD_QDISC_RED_ECN] = &qd_red_ecn,
-    [SD_QDISC_CODEL_ECN] = &qd_codel_ecn,
-    [SD_QDISC_TC] = &qd_traffic_class,
-};
+#define SD_QDISC_ENTRY_(name) [QDISC_KIND_##name] = &qd_##name,
+const qdisc_ops *const qdisc_table[SD_NUM_QDISC] = {SD_QDISCS(SD_QDISC_ENTRY_)};
+#undef SD_QDISC_ENTRY_
+_Static_assert((int)QDISC_KIND_drop_tail == (int)SD_QDISC_DROP_TAIL && (int)QDISC_KIND_red_ecn == (int)SD_QDISC_RED_ECN,
+               "sd_set_queue's two disciplines keep their public indices (qdisc.h: drop_tail, red_ecn first)");
+_Static_assert(SD_NUM_QDISC <= 255, "a discipline's index must fit sd_port.qdisc");
 
 /* The qdisc module (sim.c's table): the default DSCP map; side arrays come with the first
  * discipline that needs them (sd_set_qdisc, sd_set_qp_dscp). */
@@ -26,19 +26,25 @@ int qdisc_init(sd_sim *sim)
     return SD_OK;
 }
 
+/* Rows of discipline k's side state: one per queue, or one per port. */
+static uint64_t state_rows(const sd_sim *sim, uint32_t k)
+{
+    return (uint64_t)2 * sim->cfg.max_links * (qdisc_table[k]->per_port ? 1 : SD_NUM_PRIO);
+}
+
 void qdisc_free(sd_sim *sim)
 {
-    free(sim->qdisc.codel);
-    free(sim->qdisc.tc);
+    for (uint32_t k = 0; k < SD_NUM_QDISC; k++)
+        free(sim->qdisc.state[k]);
     free(sim->qdisc.qp_dscp);
     free(sim->qdisc.enq_ps);
 }
 
 uint64_t qdisc_memory_bytes(const sd_sim *sim)
 {
-    uint64_t queues = (uint64_t)2 * sim->cfg.max_links * SD_NUM_PRIO;
-    uint64_t b = sim->qdisc.codel ? queues * qdisc_codel_state_bytes() : 0;
-    b += sim->qdisc.tc ? (uint64_t)2 * sim->cfg.max_links * qdisc_tc_state_bytes() : 0;
+    uint64_t b = 0;
+    for (uint32_t k = 0; k < SD_NUM_QDISC; k++)
+        b += sim->qdisc.state[k] ? state_rows(sim, k) * qdisc_table[k]->state_bytes : 0;
     b += sim->qdisc.qp_dscp ? (uint64_t)sim->cfg.max_qps : 0;
     b += sim->qdisc.enq_ps ? (uint64_t)sim->cfg.pkt_pool * sizeof *sim->qdisc.enq_ps : 0;
     return b;
@@ -119,6 +125,16 @@ const char *sd_qdisc_param_name(const char *kind, uint32_t i)
     return qdisc_table[k]->params[i];
 }
 
+uint32_t sd_qdisc_count(void)
+{
+    return SD_NUM_QDISC;
+}
+
+const char *sd_qdisc_name(uint32_t kind)
+{
+    return kind < SD_NUM_QDISC ? qdisc_table[kind]->name : NULL;
+}
+
 int sd_qdisc_of(sd_sim *sim, uint32_t port, uint32_t prio)
 {
     if (port >= sim->num_ports || prio >= SD_NUM_PRIO)
@@ -152,10 +168,17 @@ int sd_set_qdisc(sd_sim *sim, uint32_t port, uint32_t prio, const char *kind, co
     if (q->validate && q->validate(params, why, sizeof why))
         return sd_fail(sim, SD_EINVAL, "qdisc %s: %s", q->name, why);
     sd_port *pt = &sim->ports[port];
-    if (pt->qdisc[SD_PRIO_CTRL] == SD_QDISC_TC && k != SD_QDISC_TC) {
+    const qdisc_ops *whole = qdisc_table[pt->qdisc[SD_PRIO_CTRL]];
+    if (whole->pick && k != pt->qdisc[SD_PRIO_CTRL]) {
         if (pt->q_len[SD_PRIO_CTRL] || pt->q_len[SD_PRIO_DATA])
-            return sd_fail(sim, SD_ESTATE, "qdisc %s: port %u has packets in its traffic classes", q->name, port);
+            return sd_fail(sim, SD_ESTATE, "qdisc %s: port %u has packets in its %s queues", q->name, port,
+                           whole->name);
         pt->qdisc[SD_PRIO_CTRL] = pt->qdisc[SD_PRIO_DATA] = SD_QDISC_DROP_TAIL;   /* leaves the whole port */
+    }
+    if (q->state_bytes && !sim->qdisc.state[k]) {
+        sim->qdisc.state[k] = calloc(state_rows(sim, (uint32_t)k), q->state_bytes);
+        if (!sim->qdisc.state[k])
+            return sd_fail(sim, SD_ENOMEM, "qdisc %s: out of memory for its state", q->name);
     }
     pt->kmin[prio] = pt->kmax[prio] = 0;  /* RED's thresholds (telemetry) belong to red_ecn alone */
     pt->pmax[prio] = 0.0;

@@ -25,11 +25,6 @@ struct qd_codel {
     uint64_t maxpacket;                  /* bytes: below this much queued, never mark (RFC 8289 §5.2 MAXPACKET) */
 };
 
-size_t qdisc_codel_state_bytes(void)
-{
-    return sizeof(struct qd_codel);
-}
-
 static const char *const codel_params[] = {"target_ps", "interval_ps", "maxpacket_bytes", NULL};
 
 static const char *codel_validate(const double *p, char *why, size_t len)
@@ -43,17 +38,12 @@ static const char *codel_validate(const double *p, char *why, size_t len)
 
 static int codel_setup(sd_sim *sim, uint32_t port, uint32_t prio, const double *p)
 {
-    if (!sim->qdisc.codel) {
-        sim->qdisc.codel = calloc((size_t)2 * sim->cfg.max_links * SD_NUM_PRIO, sizeof *sim->qdisc.codel);
-        if (!sim->qdisc.codel)
-            return sd_fail(sim, SD_ENOMEM, "out of memory for the CoDel state");
-    }
     if (!sim->qdisc.enq_ps) {
         sim->qdisc.enq_ps = calloc(sim->cfg.pkt_pool, sizeof *sim->qdisc.enq_ps);
         if (!sim->qdisc.enq_ps)
             return sd_fail(sim, SD_ENOMEM, "out of memory for the enqueue times");
     }
-    struct qd_codel *c = &sim->qdisc.codel[port * SD_NUM_PRIO + prio];
+    struct qd_codel *c = (struct qd_codel *)sim->qdisc.state[QDISC_KIND_codel_ecn] + port * SD_NUM_PRIO + prio;
     *c = (struct qd_codel){0};
     c->target_ps = (int64_t)p[0];
     c->interval_ps = (int64_t)p[1];
@@ -76,7 +66,8 @@ static int64_t control_law(const struct qd_codel *c, int64_t t)
 
 static void codel_on_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
 {
-    struct qd_codel *c = &sim->qdisc.codel[(uint32_t)(pt - sim->ports) * SD_NUM_PRIO + prio];
+    struct qd_codel *c = (struct qd_codel *)sim->qdisc.state[QDISC_KIND_codel_ecn] +
+                         (uint32_t)(pt - sim->ports) * SD_NUM_PRIO + prio;
     sd_packet *pk = &sim->pkts[p];
     int64_t now = sim->now, sojourn = now - sim->qdisc.enq_ps[p];
     int ok_to_mark = 0;
@@ -114,4 +105,5 @@ static void codel_on_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p
 const qdisc_ops qd_codel_ecn = {
     .name = "codel_ecn", .params = codel_params, .validate = codel_validate, .setup = codel_setup,
     .enqueue = codel_enqueue, .dequeue = NULL, .on_dequeue = codel_on_dequeue,
+    .state_bytes = sizeof(struct qd_codel), .per_port = 0,       /* one per queue */
 };

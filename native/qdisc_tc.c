@@ -36,9 +36,10 @@ static const char *const tc_params[] = {
     "kmax_0", "kmax_1", "kmax_2", "kmax_3", "kmax_4", "kmax_5", "kmax_6", "kmax_7",
     "pmax_0", "pmax_1", "pmax_2", "pmax_3", "pmax_4", "pmax_5", "pmax_6", "pmax_7", NULL};
 
-size_t qdisc_tc_state_bytes(void)
+/* the port's traffic classes (sim->qdisc.state of this discipline: one per port) */
+static inline struct qd_tc *tc_of(const sd_sim *sim, uint32_t port)
 {
-    return sizeof(struct qd_tc);
+    return (struct qd_tc *)sim->qdisc.state[QDISC_KIND_traffic_class] + port;
 }
 
 static const char *tc_validate(const double *p, char *why, size_t len)
@@ -61,12 +62,7 @@ static int tc_setup(sd_sim *sim, uint32_t port, uint32_t prio, const double *p)
         return sd_fail(sim, SD_EINVAL, "qdisc traffic_class: port %u is a NIC port (switch ports only)", port);
     if (pt->q_len[SD_PRIO_CTRL] || pt->q_len[SD_PRIO_DATA])
         return sd_fail(sim, SD_ESTATE, "qdisc traffic_class: port %u has packets queued", port);
-    if (!sim->qdisc.tc) {
-        sim->qdisc.tc = calloc((size_t)2 * sim->cfg.max_links, sizeof *sim->qdisc.tc);
-        if (!sim->qdisc.tc)
-            return sd_fail(sim, SD_ENOMEM, "out of memory for the traffic-class state");
-    }
-    struct qd_tc *t = &sim->qdisc.tc[port];
+    struct qd_tc *t = tc_of(sim, port);
     memset(t, 0, sizeof *t);
     for (int c = 0; c < TC; c++) {
         t->head[c] = t->tail[c] = SD_NONE;
@@ -76,7 +72,7 @@ static int tc_setup(sd_sim *sim, uint32_t port, uint32_t prio, const double *p)
         t->pmax[c] = p[24 + c];
     }
     for (int q = 0; q < SD_NUM_PRIO; q++) {
-        pt->qdisc[q] = SD_QDISC_TC;      /* the whole port */
+        pt->qdisc[q] = QDISC_KIND_traffic_class;   /* the whole port */
         pt->kmin[q] = pt->kmax[q] = 0;
         pt->pmax[q] = 0.0;
     }
@@ -90,7 +86,7 @@ static inline uint32_t tc_class(const sd_sim *sim, const sd_packet *pk)
 
 static int tc_enqueue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
 {
-    struct qd_tc *t = &sim->qdisc.tc[pt - sim->ports];
+    struct qd_tc *t = tc_of(sim, (uint32_t)(pt - sim->ports));
     sd_packet *pk = &sim->pkts[p];
     uint32_t c = tc_class(sim, pk);
     pk->next = SD_NONE;
@@ -110,9 +106,9 @@ static inline int tc_ready(const sd_sim *sim, const sd_port *pt, const struct qd
     return t->head[c] != SD_NONE && !(pt->st->paused & (1u << sim->pkts[t->head[c]].prio));
 }
 
-int qdisc_tc_pick(sd_sim *sim, sd_port *pt)
+static int tc_pick(sd_sim *sim, sd_port *pt)
 {
-    struct qd_tc *t = &sim->qdisc.tc[pt - sim->ports];
+    struct qd_tc *t = tc_of(sim, (uint32_t)(pt - sim->ports));
     int any = 0;
     for (int c = TC - 1; c >= 0; c--) {
         if (!tc_ready(sim, pt, t, (uint32_t)c))
@@ -144,7 +140,7 @@ int qdisc_tc_pick(sd_sim *sim, sd_port *pt)
 
 static uint32_t tc_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio)
 {
-    struct qd_tc *t = &sim->qdisc.tc[pt - sim->ports];
+    struct qd_tc *t = tc_of(sim, (uint32_t)(pt - sim->ports));
     uint32_t c = t->next, p = t->head[c];
     sd_packet *pk = &sim->pkts[p];
     t->head[c] = pk->next;
@@ -169,7 +165,7 @@ static uint32_t tc_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio)
 static void tc_on_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
 {
     (void)prio;
-    struct qd_tc *t = &sim->qdisc.tc[pt - sim->ports];
+    struct qd_tc *t = tc_of(sim, (uint32_t)(pt - sim->ports));
     uint32_t c = t->next;
     sd_packet *pk = &sim->pkts[p];
     if (pk->ecn != 0 && t->pmax[c] > 0.0 && t->bytes[c] > t->kmin[c]) {
@@ -179,11 +175,11 @@ static void tc_on_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
     }
 }
 
-uint64_t qdisc_tc_count_data(const sd_sim *sim, uint32_t port)
+static uint64_t tc_held_data(const sd_sim *sim, uint32_t port)
 {
     uint64_t n = 0;
     for (int c = 0; c < TC; c++)
-        for (uint32_t p = sim->qdisc.tc[port].head[c]; p != SD_NONE; p = sim->pkts[p].next)
+        for (uint32_t p = tc_of(sim, port)->head[c]; p != SD_NONE; p = sim->pkts[p].next)
             n += sim->pkts[p].prio == SD_PRIO_DATA;
     return n;
 }
@@ -220,13 +216,14 @@ int sd_set_qp_dscp(sd_sim *sim, uint32_t qp, uint32_t dscp)
 
 int sd_tc_class_bytes(sd_sim *sim, uint32_t port, uint64_t *out)
 {
-    if (port >= sim->num_ports || sim->ports[port].qdisc[SD_PRIO_CTRL] != SD_QDISC_TC)
+    if (port >= sim->num_ports || sim->ports[port].qdisc[SD_PRIO_CTRL] != QDISC_KIND_traffic_class)
         return sd_fail(sim, SD_EINVAL, "port %u has no traffic_class discipline", port);
-    memcpy(out, sim->qdisc.tc[port].bytes, sizeof sim->qdisc.tc[port].bytes);
+    memcpy(out, tc_of(sim, port)->bytes, sizeof tc_of(sim, port)->bytes);
     return SD_OK;
 }
 
 const qdisc_ops qd_traffic_class = {
     .name = "traffic_class", .params = tc_params, .validate = tc_validate, .setup = tc_setup,
     .enqueue = tc_enqueue, .dequeue = tc_dequeue, .on_dequeue = tc_on_dequeue,
+    .state_bytes = sizeof(struct qd_tc), .per_port = 1, .pick = tc_pick, .held_data = tc_held_data,
 };

@@ -431,8 +431,8 @@ int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes, 
                        (unsigned long long)kmax_bytes, (unsigned long long)kmin_bytes);
     sd_port *pt = &sim->ports[port];
     pt->q_cap[prio] = cap_bytes;
-    if (pt->qdisc[prio] == SD_QDISC_TC)
-        return SD_OK;                    /* traffic classes keep their own marking */
+    if (qdisc_table[pt->qdisc[prio]]->pick)
+        return SD_OK;                    /* a whole-port discipline (traffic classes) keeps its own marking */
     pt->kmin[prio] = kmin_bytes;
     pt->kmax[prio] = kmax_bytes;
     pt->pmax[prio] = pmax;
@@ -791,7 +791,7 @@ int paths_reserve(sd_sim *sim, uint32_t qp)
             sim->paths.state[i].st = &sim->paths.stats[i];
         return sd_fail(sim, SD_ENOMEM, "paths: out of memory");
     }
-    /* no parameters of its own: unset (plb_rehash_rounds 0) until sd_set_path_params gives them */
+    /* no parameters of its own: unset (named_set 0) until sd_set_path_param gives them */
     memset(&np[sim->paths.cap], 0, (size_t)(cap - sim->paths.cap) * sizeof *np);
     memset(&nst[sim->paths.cap], 0, (size_t)(cap - sim->paths.cap) * sizeof *nst);
     sim->paths.state = np;
@@ -1172,16 +1172,6 @@ void qp_publish(sd_sim *sim, uint32_t qp)
     st->rto_low_ps = q->rto_low_ps;
 }
 
-void path_publish(sd_sim *sim, uint32_t qp)
-{
-    const sd_path_state *ps = &sim->paths.state[qp];
-    sd_path_stats *st = ps->st;
-    st->flowlet_gap_ps = ps->flowlet_gap_ps;
-    st->plb_cong_thresh = ps->plb_cong_thresh;
-    st->plb_rehash_rounds = ps->plb_rehash_rounds;
-    st->plb_suspend_ps = ps->plb_suspend_ps;
-}
-
 sd_msg *sd_msgs(sd_sim *sim, uint32_t *count)
 {
     *count = sim->num_msgs;
@@ -1214,8 +1204,8 @@ uint64_t sd_data_in_flight(sd_sim *sim)
         const sd_port *pt = &sim->ports[i];
         n += count_data(sim, pt->q_head[SD_PRIO_CTRL]) + count_data(sim, pt->q_head[SD_PRIO_DATA]) +
              count_data(sim, pt->wire_head);
-        if (pt->qdisc[SD_PRIO_CTRL] == SD_QDISC_TC)
-            n += qdisc_tc_count_data(sim, i);
+        if (qdisc_table[pt->qdisc[SD_PRIO_CTRL]]->held_data)
+            n += qdisc_table[pt->qdisc[SD_PRIO_CTRL]]->held_data(sim, i);   /* a whole-port discipline's */
     }
     return n + sim->qpc.parked_data      /* data packets waiting for a QP context (qpc.c) */
              + sim->vsw.parked_data;      /* ... or for the vSwitch slow path (vswitch.c) */

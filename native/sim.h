@@ -15,6 +15,7 @@
 
 #include "softdpu.h"
 #include "softdpu_testing.h"       /* test and benchmark hooks (not the API) */
+#include "qdisc.h"                 /* the queue-discipline registry (SD_QDISCS) */
 
 #define SD_NONE UINT32_MAX
 #define SD_PSN_MASK 0xFFFFFFu
@@ -95,7 +96,7 @@ typedef struct sd_port {
     uint8_t tx_pending;          /* 1 = an EV_TX_DONE is scheduled at busy_until */
     uint8_t cap_tx;              /* capture sessions (bit i = session i) recording what this port sends */
     uint8_t cap_rx;              /* ... and what its node receives through it */
-    uint8_t qdisc[2];            /* queue discipline per priority (enum sd_qdisc_kind, native/qdisc.c) */
+    uint8_t qdisc[2];            /* queue discipline per priority (QDISC_KIND_*, native/qdisc.h) */
     uint8_t nhook[PORT_NUM_EV];  /* hooks per port event (port_hooks_build), ids in hook[ev][] */
     uint8_t hook[PORT_NUM_EV][PORT_MAX_HOOKS];
     uint32_t q_len[2];           /* packets queued per priority */
@@ -112,15 +113,25 @@ typedef struct sd_port {
 
 /* Path state of a QP with a path set (native/paths.c), indexed like the QPs: the state of the
  * feedback-driven policies; per-slot telemetry is in st. */
+/* A path-policy parameter's value: .i for an integer one (picoseconds, counts), .d for a real
+ * one (fractions); its kind is in the declaration (paths.h path_param). */
+typedef union sd_path_value {
+    int64_t i;
+    double d;
+} sd_path_value;
+enum { SD_PATH_NAMES = 16 };     /* distinct parameter names over all path policies, at most */
+
 typedef struct sd_path_state {
     sd_path_stats *st;           /* its telemetry record */
     uint8_t slot_of[1024];       /* slot of sequence s at [s % 1024] (exact while <= 1024 are out) */
-    /* parameters (sd_set_path_params) */
-    int64_t flowlet_gap_ps;      /* flowlet: a new path after an idle gap longer than this */
-    double plb_cong_thresh;      /* plb: a round is congested above this CE fraction (Linux 128/256) */
-    uint32_t plb_rehash_rounds;  /* plb: repath after this many congested rounds in a row (Linux 12) */
+    /* parameters (sd_set_path_param), generic: a policy declares their names and kinds (paths.h
+     * path_param) and reads its own as p[i], i = its position in its declaration; paths.c keeps
+     * every name's value (the union of the policies' names, in registry order) in named[], so
+     * that a new path set of another policy finds the values given before. */
+    sd_path_value p[SD_PATH_MAX_PARAMS];      /* the QP's policy's parameters, in its order */
+    sd_path_value named[SD_PATH_NAMES];       /* every name's value (paths.c: path_name_id) */
+    uint32_t named_set;                        /* bit n: named[n] was given */
     uint32_t pad0;
-    int64_t plb_suspend_ps;      /* plb: after an RTO repath, none for [1, 2) x this (Linux 60 s) */
     /* reps: slots whose ACKs came back unmarked, oldest first */
     uint8_t reps_ring[32];
     uint32_t reps_head, reps_len;
@@ -394,9 +405,9 @@ typedef struct sd_int_mod {      /* int.c: the INT stack per pool packet, NULL u
 typedef struct sd_capture_mod {  /* wire.c: pcap sessions */
     sd_capture session[SD_MAX_CAPTURES];
 } sd_capture_mod;
-typedef struct sd_qdisc_mod {    /* qdisc.c, qdisc_tc.c, qdisc_codel.c: the disciplines' side arrays */
-    struct qd_tc *tc;            /* per port: traffic classes, NULL until a traffic_class port exists */
-    struct qd_codel *codel;      /* per queue: CoDel state, NULL until a codel_ecn queue exists */
+typedef struct sd_qdisc_mod {    /* qdisc.c and the disciplines (qdisc_*.c): their side arrays */
+    void *state[SD_NUM_QDISC];   /* per discipline: its state_bytes per queue (or per port), NULL until
+                                  * sd_set_qdisc first installs it (e.g. CoDel's, the traffic classes) */
     int64_t *enq_ps;             /* per pool packet: enqueue time, NULL until a discipline needs sojourn times */
     uint8_t *qp_dscp;            /* per QP: its data packets' DSCP, 0xFF = cfg.dscp_data; NULL = none set */
     uint8_t dscp_class[64];      /* DSCP -> traffic class */
@@ -654,9 +665,22 @@ typedef struct qdisc_ops {
     int (*enqueue)(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p);
     uint32_t (*dequeue)(sd_sim *sim, sd_port *pt, uint32_t prio);
     void (*on_dequeue)(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p);
+    /* Its side state: state_bytes per queue (per_port = 0) or per port (per_port = 1), zeroed,
+     * at sim->qdisc.state[QDISC_KIND_<name>] (the provider casts it to its own struct and
+     * indexes it by port * SD_NUM_PRIO + prio, or by port); allocated (before setup), freed
+     * and counted by qdisc.c, never on the per-packet path. 0 = none. */
+    size_t state_bytes;
+    uint32_t per_port;
+    /* A discipline that takes the whole port (both priorities name it) schedules it: the priority
+     * to serve next (-1 none; port.c) and the data packets held in its own queues (conservation).
+     * NULL for the per-queue ones: control before data, the FIFOs of sd_port. */
+    int (*pick)(sd_sim *sim, sd_port *pt);
+    uint64_t (*held_data)(const sd_sim *sim, uint32_t port);
 } qdisc_ops;
-/* The registry: index = enum sd_qdisc_kind. Adding a discipline: its file, one line here. */
-extern const qdisc_ops qd_drop_tail, qd_red_ecn, qd_codel_ecn, qd_traffic_class;
+/* The registry (native/qdisc.h, one line each): qd_<name> and qdisc_table[QDISC_KIND_<name>]. */
+#define SD_QDISC_EXTERN_(name) extern const qdisc_ops qd_##name;
+SD_QDISCS(SD_QDISC_EXTERN_)
+#undef SD_QDISC_EXTERN_
 extern const qdisc_ops *const qdisc_table[SD_NUM_QDISC];
 /* The FIFO dequeue (the default). */
 static inline uint32_t qdisc_fifo_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio)
@@ -672,11 +696,6 @@ static inline uint32_t qdisc_fifo_dequeue(sd_sim *sim, sd_port *pt, uint32_t pri
 }
 void qdisc_free(sd_sim *sim);
 uint64_t qdisc_memory_bytes(const sd_sim *sim);
-size_t qdisc_codel_state_bytes(void);
-size_t qdisc_tc_state_bytes(void);
-/* traffic_class: the priority of the class to serve next (-1 none); data packets it holds */
-int qdisc_tc_pick(sd_sim *sim, sd_port *pt);
-uint64_t qdisc_tc_count_data(const sd_sim *sim, uint32_t port);
 /* The DSCP a packet carries: CNPs and ACK/NAKs the configured ones, data its QP's (sd_set_qp_dscp)
  * or dscp_data. The wire encoding and the traffic classes read it here. */
 static inline uint32_t pkt_dscp(const sd_sim *sim, const sd_packet *pk)

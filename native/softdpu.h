@@ -55,13 +55,12 @@ enum sd_prio {
     SD_NUM_PRIO = 2
 };
 
-/* Queue disciplines of a port's priority queue (native/qdisc.c registers them). */
-enum sd_qdisc_kind {
+/* Queue disciplines of a port's priority queue: providers registered in native/qdisc.h (one line
+ * each), discovered by name (sd_qdisc_count, sd_qdisc_name, sd_qdisc_param_name). Only the two
+ * that sd_set_queue installs have fixed indices here; the others' indices follow their lines. */
+enum sd_qdisc_builtin {
     SD_QDISC_DROP_TAIL = 0,  /* FIFO, drop at the byte capacity (the default) */
-    SD_QDISC_RED_ECN = 1,    /* + RED-style ECN marking at dequeue (DCQCN's CP) */
-    SD_QDISC_CODEL_ECN = 2,  /* + CoDel (RFC 8289) ECN marking at dequeue */
-    SD_QDISC_TC = 3,         /* 8 traffic classes from DSCP, strict priority + DWRR (the whole port) */
-    SD_NUM_QDISC = 4
+    SD_QDISC_RED_ECN = 1     /* + RED-style ECN marking at dequeue (DCQCN's CP) */
 };
 #define SD_QDISC_PARAMS 32
 
@@ -201,7 +200,7 @@ typedef struct sd_port_stats {
     uint8_t paused;              /* PFC: bit p = priority p may not transmit (XOFF received) */
     uint8_t pause_sent;          /* PFC: bit p = this port asked its upstream to pause priority p */
     uint8_t up;                  /* configuration: 1 = link up */
-    uint8_t qdisc[2];            /* configuration: discipline per priority (enum sd_qdisc_kind) */
+    uint8_t qdisc[2];            /* configuration: discipline per priority (index: sd_qdisc_name) */
     uint8_t pad0[3];
     uint64_t ecn_marked;         /* packets CE-marked at dequeue */
     uint64_t dropped;            /* packets dropped at enqueue (queue full) */
@@ -289,7 +288,8 @@ typedef struct sd_path_stats {
     uint64_t timeouts[16];       /* RTOs whose oldest outstanding packet went on slot i */
     uint64_t reps_explored;      /* reps: packets that took a random slot (nothing to recycle) */
     uint64_t repaths;            /* plb repaths / flowlets started */
-    /* parameters (sd_set_path_params) */
+    /* the built-in policies' parameters (sd_set_path_param / sd_set_path_params); a policy's
+     * parameters by its own names: sd_get_paths */
     int64_t flowlet_gap_ps;      /* flowlet: a new path after an idle gap longer than this */
     double plb_cong_thresh;      /* plb: a round is congested above this CE fraction */
     uint32_t plb_rehash_rounds;  /* plb: repath after this many congested rounds in a row */
@@ -523,6 +523,9 @@ int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes,
 int sd_set_qdisc(sd_sim *sim, uint32_t port, uint32_t prio, const char *kind, const double *params, uint32_t n);
 /* Parameter i of discipline `kind` (by name); NULL past the last or for an unknown kind. */
 const char *sd_qdisc_param_name(const char *kind, uint32_t i);
+/* The registry: disciplines 0 .. sd_qdisc_count() - 1 by name (NULL past the last). */
+uint32_t sd_qdisc_count(void);
+const char *sd_qdisc_name(uint32_t kind);
 /* DSCP -> traffic class (0..7) of the traffic_class discipline: 64 entries. Default DSCP >> 3. */
 int sd_set_dscp_map(sd_sim *sim, const uint32_t *classes, uint32_t n);
 /* The DSCP of a QP pair's data packets (both ends), instead of cfg.dscp_data: a traffic class per
@@ -530,7 +533,7 @@ int sd_set_dscp_map(sd_sim *sim, const uint32_t *classes, uint32_t n);
 int sd_set_qp_dscp(sd_sim *sim, uint32_t qp, uint32_t dscp);
 /* Bytes queued per class (8) at a traffic_class port. */
 int sd_tc_class_bytes(sd_sim *sim, uint32_t port, uint64_t *out);
-/* The discipline of queue (port, prio) (enum sd_qdisc_kind), -1 for a bad port or prio. */
+/* The discipline of queue (port, prio) (its index: sd_qdisc_name), -1 for a bad port or prio. */
 int sd_qdisc_of(sd_sim *sim, uint32_t port, uint32_t prio);
 /* fib[(switch - num_hosts) * num_hosts + dst] = ECMP set; set s = ports[offsets[s] .. offsets[s+1]) */
 int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets, uint32_t num_sets,
@@ -572,22 +575,34 @@ int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t reorder_w
  * weights (policies with SD_PATHF_WEIGHTS: >= 1 each; NULL otherwise), ar_classes = the QP's
  * SD_AR_CLASS_* mask (the packet classes it marks eligible for adaptive routing; replaces what
  * sd_set_ar_classes gave). Policies with SD_PATHF_PARAMS need the QP's parameters first
- * (sd_set_path_params): SD_EINVAL otherwise, the data plane has no defaults of its own. A new set keeps the QP's parameters. */
+ * (every name given through sd_set_path_param, or sd_set_path_params): SD_EINVAL otherwise, the data plane
+ * has no defaults of its own. A new set keeps the QP's parameters. */
 int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entropies, const uint32_t *weights,
                  uint32_t n, uint32_t ar_classes);
-/* Parameters of the path policies of a QP (the path_params block that flowlet, plb and clove read):
- * before sd_set_paths of a policy that needs them; a later call changes them in place. */
+/* One parameter of the path policies of a QP (the path_params block), by the name a policy
+ * declares (sd_path_param_name): an integer one (SD_PATH_PARAM_INT) takes ivalue, a real one
+ * (SD_PATH_PARAM_REAL) dvalue; the declaring policy's bounds apply. Before sd_set_paths of a
+ * policy that needs them (every name given once: sd_path_params_ready); a later call changes the
+ * value in place. */
+int sd_set_path_param(sd_sim *sim, uint32_t qp, const char *name, int64_t ivalue, double dvalue);
+/* 1 once every parameter name of the registry has been given for the QP, else 0. */
+int sd_path_params_ready(sd_sim *sim, uint32_t qp);
+/* The four parameters of the built-in policies (flowlet, plb, clove) at once: checked together,
+ * then set through sd_set_path_param. */
 int sd_set_path_params(sd_sim *sim, uint32_t qp, int64_t flowlet_gap_ps, double plb_cong_thresh,
                        uint32_t plb_rehash_rounds, int64_t plb_suspend_ps);
 /* The registry: policies 0 .. sd_path_policy_count() - 1 by name, the path_params each reads (NULL
  * past the last), and what each needs (SD_PATHF_*). */
 enum { SD_PATHF_ONE = 1,          /* exactly one entropy (ecmp) */
        SD_PATHF_WEIGHTS = 2,      /* takes integer weights (spray_weighted) */
-       SD_PATHF_PARAMS = 4 };     /* needs sd_set_path_params first */
+       SD_PATHF_PARAMS = 4 };     /* needs its parameters first (sd_path_params_ready) */
 enum { SD_PATH_MAX_PARAMS = 8 };
 uint32_t sd_path_policy_count(void);
 const char *sd_path_policy_name(uint32_t policy);
 const char *sd_path_param_name(uint32_t policy, uint32_t i);
+enum { SD_PATH_PARAM_INT = 0,     /* an integer (picoseconds, a count): exact to 2^63 */
+       SD_PATH_PARAM_REAL = 1 };  /* a real number (a fraction) */
+uint32_t sd_path_param_kind(uint32_t policy, uint32_t i);   /* SD_PATH_PARAM_*; 0 past the last */
 uint32_t sd_path_policy_flags(uint32_t policy);
 /* A QP's path set, decoded (sd_get_paths): a QP without one reports ecmp on its own sport. */
 typedef struct sd_path_set {

@@ -1,7 +1,11 @@
 """Queue disciplines of the switches' egress data queues: the ``qdisc`` section of a scenario.
 
-Each discipline is a C provider (native/qdisc.c registers them: a table of name, parameters,
-validate, enqueue, dequeue, on_dequeue); this module is its config model and its install.
+Each discipline is a C provider (native/qdisc_<name>.c, registered by one line in native/qdisc.h:
+a table of name, parameters, validate, enqueue, dequeue, on_dequeue) with one config model here (a
+:class:`QdiscModel` subclass: its keys of this section, their defaults, and how they become the
+provider's parameters). The section :class:`Qdisc` is the union of the models; at import every
+registered C kind must have exactly one model, and a model that passes its keys through must
+declare exactly the parameters its provider does (dataplane.sim.qdisc_params).
 
 ``kind``:
   red_ecn    RED-style ECN marking at dequeue with the ``ecn`` section's thresholds (DCQCN's CP,
@@ -28,20 +32,118 @@ today. NIC ports keep a plain FIFO (they hold at most one data packet).
 """
 from __future__ import annotations
 
-from typing import Any
+import typing
+from typing import Any, ClassVar
+
+from pydantic import create_model
 
 from controlplane.config.schema import Choice, Int, Section, Strict, section
 from controlplane.fabric.ecn import Ecn
 from controlplane.config.units import ms
+from dataplane.sim import QDISC_KINDS, qdisc_params
 
-KINDS = ("red_ecn", "drop_tail", "codel_ecn", "traffic_class")
 NUM_CLASSES = 8
 STRICT_BY_DEFAULT = (6, 7)               # network control (CS6, CS7): CNPs at DSCP 48
 CODEL_TARGET_PS = ms(5)                  # RFC 8289 §4.2: TARGET = 5 ms
 CODEL_INTERVAL_PS = ms(100)              # RFC 8289 §4.3: INTERVAL = 100 ms
-CODEL_KEYS = ("target_ps", "interval_ps", "maxpacket_bytes")
-TC_KEYS = ("dscp_map", "classes")
 QUANTUM_HEADROOM = 256                   # default quantum = mtu_payload + this: one whole frame
+
+
+# ------------------------------------------------------------------ the disciplines' config models
+class QdiscModel(Strict):
+    """The config model of a queue discipline (its C provider: native/qdisc_<name>.c). A subclass
+    names its discipline (``kind = "codel_ecn"``) and declares its keys of the ``qdisc`` section
+    (each ``... | None = None``: None = not given); defining the class registers it
+    (:data:`MODELS`). By default a model's keys are its provider's parameters, in the provider's
+    order: :meth:`resolve` fills the defaults :meth:`defaults` gives, :meth:`c_params` passes the
+    resolved values through and :meth:`install` puts the discipline on every switch egress data
+    queue. A discipline whose keys are not its provider's parameters overrides :meth:`c_params`
+    (and sets ``passthrough = False``); one that needs other control-plane work overrides
+    :meth:`install`."""
+    kind: ClassVar[str]
+    summary: ClassVar[str] = ""          # a few words for the kind's description in the schema
+    passthrough: ClassVar[bool] = True   # the keys are exactly the provider's parameters
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs):
+        super().__pydantic_init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            MODELS[cls.kind] = cls
+
+    @classmethod
+    def defaults(cls, ecn: dict | None, mtu_payload: int) -> dict:
+        """The value of each key not given (those that depend on the run)."""
+        return {}
+
+    @classmethod
+    def resolve(cls, given: dict, ecn: dict | None, mtu_payload: int) -> dict:
+        """The resolved settings (config.json ``resolved.qdisc``, without ``kind``) from the keys
+        given (None: not given); errors name ``qdisc.<key>``."""
+        d = cls.defaults(ecn, mtu_payload)
+        return {k: given[k] if given[k] is not None else d.get(k) for k in cls.model_fields}
+
+    @classmethod
+    def c_params(cls, resolved: dict, net, port: int) -> dict:
+        """The C provider's parameters, by name, for switch port ``port``."""
+        return {k: resolved[k] for k in cls.model_fields}
+
+    @classmethod
+    def install(cls, net, resolved: dict) -> None:
+        """The discipline on every switch egress data queue."""
+        from dataplane.sim import PRIO_DATA
+        fab = net.fabric
+        for port in range(fab.num_ports):
+            if fab.is_switch(fab.port_owner(port)):
+                net.sim.set_qdisc(port, PRIO_DATA, cls.kind, **cls.c_params(resolved, net, port))
+
+
+MODELS: dict[str, type[QdiscModel]] = {}
+
+
+class RedEcn(QdiscModel):
+    """red_ecn: RED-style ECN marking at dequeue with the ``ecn`` section's thresholds (DCQCN's CP,
+    native/qdisc.c). The queues are set when the thresholds are (controlplane/fabric/ecn.py:
+    sd_set_queue installs red_ecn), so this discipline has no keys and nothing to install."""
+    kind = "red_ecn"
+    summary = "the ecn section's RED"
+    passthrough = False
+
+    @classmethod
+    def resolve(cls, given: dict, ecn: dict | None, mtu_payload: int) -> dict:
+        if ecn is None:
+            raise ValueError("qdisc.kind red_ecn needs ECN thresholds: give the ecn section (this CC has no default)")
+        return {}
+
+    @classmethod
+    def install(cls, net, resolved: dict) -> None:
+        return
+
+
+class DropTail(QdiscModel):
+    """drop_tail: no marking at all, whatever the CC's ECN default (native/qdisc.c)."""
+    kind = "drop_tail"
+    summary = "no marking"
+
+
+class CodelEcn(QdiscModel):
+    """codel_ecn: CoDel (RFC 8289) marking CE instead of dropping (native/qdisc_codel.c)."""
+    kind = "codel_ecn"
+    summary = "RFC 8289, marking"
+    target_ps: Int("codel_ecn: TARGET sojourn time (RFC 8289 default 5 ms)", lo=1, kind="time") | None = None
+    interval_ps: Int("codel_ecn: INTERVAL (RFC 8289 default 100 ms)", lo=1, kind="time") | None = None
+    maxpacket_bytes: Int("codel_ecn: never mark with at most this much queued (RFC 8289 MAXPACKET; "
+                         "None: one MTU payload)", kind="size") | None = None
+
+    @classmethod
+    def defaults(cls, ecn: dict | None, mtu_payload: int) -> dict:
+        return {"target_ps": CODEL_TARGET_PS, "interval_ps": CODEL_INTERVAL_PS, "maxpacket_bytes": mtu_payload}
+
+    @classmethod
+    def resolve(cls, given: dict, ecn: dict | None, mtu_payload: int) -> dict:
+        out = super().resolve(given, ecn, mtu_payload)
+        if out["interval_ps"] < out["target_ps"]:
+            raise ValueError(f"qdisc.interval_ps ({out['interval_ps']}) must be >= qdisc.target_ps ({out['target_ps']})")
+        return out
 
 
 class TrafficClass(Strict):
@@ -51,45 +153,77 @@ class TrafficClass(Strict):
     ecn: Ecn | None = None
 
 
-class Qdisc(Strict):
-    """Queue discipline of the switch egress data queues (None: red_ecn with ECN thresholds, else drop_tail)."""
-    kind: Choice(KINDS, "red_ecn (the ecn section's RED), drop_tail (no marking), codel_ecn (RFC 8289, marking)",
-                 noun="qdisc") | None = None
-    target_ps: Int("codel_ecn: TARGET sojourn time (RFC 8289 default 5 ms)", lo=1, kind="time") | None = None
-    interval_ps: Int("codel_ecn: INTERVAL (RFC 8289 default 100 ms)", lo=1, kind="time") | None = None
-    maxpacket_bytes: Int("codel_ecn: never mark with at most this much queued (RFC 8289 MAXPACKET; "
-                         "None: one MTU payload)", kind="size") | None = None
+class TrafficClasses(QdiscModel):
+    """traffic_class: 8 classes per switch port from DSCP, strict priority and DWRR
+    (native/qdisc_tc.c). Its keys are a DSCP map (installed once per run) and per-class settings;
+    the provider's 32 parameters per port come from them and the port's rate (:func:`tc_params`)."""
+    kind = "traffic_class"
+    summary = "8 classes from DSCP, strict priority + DWRR"
+    passthrough = False
     dscp_map: Section("traffic_class: DSCP -> class (0..7) overrides of DSCP >> 3, e.g. {\"48\": 7}") | None = None
     classes: Section("traffic_class: class (\"0\"..\"7\") -> {sched, quantum_bytes, ecn}") | None = None
+
+    @classmethod
+    def resolve(cls, given: dict, ecn: dict | None, mtu_payload: int) -> dict:
+        return {"dscp_map": _dscp_map(given["dscp_map"]), "classes": _classes(given["classes"], mtu_payload)}
+
+    @classmethod
+    def c_params(cls, resolved: dict, net, port: int) -> dict:
+        return tc_params(resolved, net.resolved["ecn"], net.fabric.links[port // 2].rate_bps)
+
+    @classmethod
+    def install(cls, net, resolved: dict) -> None:
+        net.sim.set_dscp_map(resolved["dscp_map"])
+        super().install(net, resolved)
+
+
+def _union(models: dict[str, type[QdiscModel]]) -> type[Strict]:
+    """The ``qdisc`` section: ``kind`` and every model's keys (a key two models share must be
+    declared alike). Every C provider has one model, and a passthrough model declares exactly its
+    provider's parameters, so the two cannot drift apart."""
+    missing = [k for k in QDISC_KINDS if k not in models]
+    if missing:
+        raise RuntimeError(f"queue disciplines without a config model (controlplane/fabric/qdisc.py): {missing}")
+    fields: dict[str, tuple] = {}
+    for kind, model in models.items():
+        if kind not in QDISC_KINDS:
+            raise RuntimeError(f"qdisc model {model.__name__}: no C provider named {kind!r} (native/qdisc.h)")
+        if model.passthrough and list(model.model_fields) != qdisc_params(kind):
+            raise RuntimeError(f"qdisc {kind}: the model {model.__name__} declares {list(model.model_fields)}, "
+                               f"its C provider takes {qdisc_params(kind)}")
+        hints = typing.get_type_hints(model, include_extras=True)
+        schema = model.model_json_schema()["properties"] if model.model_fields else {}
+        for key, info in model.model_fields.items():
+            if key in fields and fields[key][2] != schema[key]:
+                raise RuntimeError(f"qdisc.{key}: declared differently by two queue disciplines")
+            fields.setdefault(key, (hints[key], info.default, schema[key]))
+    kinds = tuple(models)
+    described = ", ".join(f"{k} ({m.summary})" if m.summary else k for k, m in models.items())
+    return create_model("Qdisc", __base__=Strict,
+                        __doc__="Queue discipline of the switch egress data queues (None: red_ecn with ECN "
+                                "thresholds, else drop_tail): the union of the disciplines' config models.",
+                        kind=(Choice(kinds, described, noun="qdisc") | None, None),
+                        **{k: (t, d) for k, (t, d, _) in fields.items()})
+
+
+Qdisc = _union(MODELS)
+KINDS = tuple(MODELS)
+
+
+def owner(key: str) -> str:
+    """The discipline whose model declares ``key``."""
+    return next(k for k, m in MODELS.items() if key in m.model_fields)
 
 
 def resolve(given: dict | None, ecn: dict | None, mtu_payload: int) -> dict:
     """Every qdisc setting a run applies (config.json ``resolved.qdisc``); errors name ``qdisc.<key>``."""
     q = section(Qdisc, given, "qdisc").model_dump()
-    kind = q["kind"] or ("red_ecn" if ecn is not None else "drop_tail")
-    if kind != "traffic_class":
-        for k in TC_KEYS:
-            if q[k] is not None:
-                raise ValueError(f"qdisc.{k} is a traffic_class parameter; qdisc.kind is {kind!r}")
-    else:
-        for k in CODEL_KEYS:
-            if q[k] is not None:
-                raise ValueError(f"qdisc.{k} is a codel_ecn parameter; qdisc.kind is {kind!r}")
-        return {"kind": kind, "dscp_map": _dscp_map(q["dscp_map"]), "classes": _classes(q["classes"], mtu_payload)}
-    if kind != "codel_ecn":
-        for k in CODEL_KEYS:
-            if q[k] is not None:
-                raise ValueError(f"qdisc.{k} is a codel_ecn parameter; qdisc.kind is {kind!r}")
-        if kind == "red_ecn" and ecn is None:
-            raise ValueError("qdisc.kind red_ecn needs ECN thresholds: give the ecn section (this CC has no default)")
-        return {"kind": kind}
-    out = {"kind": kind,
-           "target_ps": q["target_ps"] if q["target_ps"] is not None else CODEL_TARGET_PS,
-           "interval_ps": q["interval_ps"] if q["interval_ps"] is not None else CODEL_INTERVAL_PS,
-           "maxpacket_bytes": q["maxpacket_bytes"] if q["maxpacket_bytes"] is not None else mtu_payload}
-    if out["interval_ps"] < out["target_ps"]:
-        raise ValueError(f"qdisc.interval_ps ({out['interval_ps']}) must be >= qdisc.target_ps ({out['target_ps']})")
-    return out
+    kind = q.pop("kind") or ("red_ecn" if ecn is not None else "drop_tail")
+    model = MODELS[kind]
+    for k, v in q.items():
+        if v is not None and k not in model.model_fields:
+            raise ValueError(f"qdisc.{k} is a {owner(k)} parameter; qdisc.kind is {kind!r}")
+    return {"kind": kind, **model.resolve({k: q[k] for k in model.model_fields}, ecn, mtu_payload)}
 
 
 def _index(key: Any, hi: int, what: str, path: str) -> int:
@@ -149,22 +283,7 @@ def tc_params(resolved: dict, run_ecn: dict | None, rate_bps: float) -> dict:
 def install(net, resolved: dict) -> None:
     """The discipline on every switch egress data queue (after the ECN thresholds and PFC set the
     queues: red_ecn is what they installed; the others replace it)."""
-    from dataplane.sim import PRIO_DATA
-    kind = resolved["kind"]
-    if kind == "red_ecn":
-        return
-    fab = net.fabric
-    if kind == "traffic_class":
-        net.sim.set_dscp_map(resolved["dscp_map"])
-        for port in range(fab.num_ports):
-            if fab.is_switch(fab.port_owner(port)):
-                rate = fab.links[port // 2].rate_bps
-                net.sim.set_qdisc(port, PRIO_DATA, kind, **tc_params(resolved, net.resolved["ecn"], rate))
-        return
-    params = {k: v for k, v in resolved.items() if k != "kind"}
-    for port in range(fab.num_ports):
-        if fab.is_switch(fab.port_owner(port)):
-            net.sim.set_qdisc(port, PRIO_DATA, kind, **params)
+    MODELS[resolved["kind"]].install(net, resolved)
 
 
-__all__ = ["Qdisc", "TrafficClass", "KINDS", "resolve", "tc_params", "install"]
+__all__ = ["Qdisc", "QdiscModel", "MODELS", "TrafficClass", "KINDS", "resolve", "tc_params", "install"]

@@ -39,7 +39,7 @@ from pydantic import BeforeValidator, WithJsonSchema, create_model
 
 from controlplane.config.schema import Int, Limited, Num, Strict, _integer, section
 from dataplane.sim import (FEEDBACK_POLICIES, MAX_REORDER_WINDOW, ONE_ENTROPY_POLICIES, PATH_POLICIES, TRANSPORTS,
-                           WEIGHTED_POLICIES, path_policy_params)
+                           WEIGHTED_POLICIES, path_policy_param_kinds, path_policy_params)
 SPORT_BASE = 49152
 
 
@@ -135,6 +135,12 @@ class Clove(PathPolicy):
     flowlet_gap_ps: Limited("path_params.flowlet_gap_ps") = 100_000_000               # as flowlet's
 
 
+def _schema_kind(prop: dict) -> str:
+    """"int" or "real": a field's JSON-schema type, as the C providers' SD_PATH_PARAM_* say it."""
+    types = {prop.get("type")} | {p.get("type") for p in prop.get("anyOf", [])}
+    return "int" if "integer" in types else "real"
+
+
 def _union(models: dict[str, type[PathPolicy]]) -> type[Strict]:
     """The ``path_params`` section: every registered policy's fields (a key two policies share,
     such as flowlet_gap_ps, must be declared alike). Each model's fields must be what its C
@@ -148,6 +154,10 @@ def _union(models: dict[str, type[PathPolicy]]) -> type[Strict]:
                                f"its C provider reads {path_policy_params(name)}")
         hints = typing.get_type_hints(model, include_extras=True)
         schema = model.model_json_schema()["properties"] if model.model_fields else {}
+        for key, kind in path_policy_param_kinds(name).items():
+            if _schema_kind(schema[key]) != kind:
+                raise RuntimeError(f"path policy {name}: the model {model.__name__} declares {key} as "
+                                   f"{_schema_kind(schema[key])}, its C provider as {kind}")
         for key, info in model.model_fields.items():
             if key in fields and fields[key][2] != schema[key]:
                 raise RuntimeError(f"path_params.{key}: declared differently by two path policies")
@@ -237,8 +247,7 @@ def install_qp(net, qp: int, sport: int) -> None:
         e = entropies(net.path_rng, sport, r["num_paths"])
         if sc.paths in FEEDBACK_POLICIES:             # every parameter explicit, before the policy that reads them
             pp = r["path_params"]
-            sim.set_path_params(qp, pp["flowlet_gap_ps"], pp["plb_cong_thresh"], pp["plb_rehash_rounds"],
-                                pp["plb_suspend_ps"])
+            sim.set_path_params(qp, **pp)
         sim.set_paths(qp, sc.paths, e, sc.path_weights, ar_classes=sc.ar_classes if sc.adaptive_routing else ())
 
 
