@@ -347,9 +347,9 @@ static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, ui
 }
 
 /* The entropy of the ACKs and CNPs a QP sends: its sport, or the first of its path set (failover). */
-static inline uint32_t ctrl_sport(const sd_qp *q)
+static inline uint32_t ctrl_sport(const sd_sim *sim, const sd_qp *q)
 {
-    return q->npaths ? q->st->paths[0] : q->sport;
+    return q->npaths ? sim->paths.state[q - sim->qps].entropy[0] : q->sport;
 }
 
 void nic_send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t ts_echo, uint32_t acked,
@@ -363,7 +363,7 @@ void nic_send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t
         sim->ctr.cnp_sent++;
     }
     q->unacked = 0;
-    send_ctrl(sim, q->host, q->peer_host, q->peer_qp, ctrl_sport(q), SD_OP_ACK, psn, q->st->msn, syndrome, becn, ts_echo, acked,
+    send_ctrl(sim, q->host, q->peer_host, q->peer_qp, ctrl_sport(sim, q), SD_OP_ACK, psn, q->st->msn, syndrome, becn, ts_echo, acked,
               sack, q->ar & SD_AR_CLASS_ACK ? SD_PKT_AR : 0);
 }
 
@@ -384,7 +384,7 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
                 q->last_cnp_ps = sim->now;
                 q->st->cnps_tx++;
                 sim->ctr.cnp_sent++;
-                send_ctrl(sim, q->host, q->peer_host, q->peer_qp, ctrl_sport(q), SD_OP_CNP, 0, 0, 0, 1, -1, SD_NONE,
+                send_ctrl(sim, q->host, q->peer_host, q->peer_qp, ctrl_sport(sim, q), SD_OP_CNP, 0, 0, 0, 1, -1, SD_NONE,
                           SD_NONE, q->ar & SD_AR_CLASS_CNP ? SD_PKT_AR : 0);
             }
         } else {

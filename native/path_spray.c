@@ -21,19 +21,18 @@ static uint32_t random_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)
 
 static uint32_t weighted_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)
 {
-    (void)sim, (void)ps;
+    (void)sim;
     uint32_t i = 0;
-    uint32_t r = (uint32_t)(rng_next(&q->path_rng) % q->st->path_weight[q->npaths - 1]);
-    while (q->st->path_weight[i] <= r)
+    uint32_t r = (uint32_t)(rng_next(&q->path_rng) % ps->weight_cum[q->npaths - 1]);
+    while (ps->weight_cum[i] <= r)
         i++;
     return i;
 }
 
 static void weighted_weights(const sd_qp *q, const sd_path_state *ps, double *out)
 {
-    (void)ps;
     for (uint32_t i = 0; i < q->npaths; i++)
-        out[i] = (double)(q->st->path_weight[i] - (i ? q->st->path_weight[i - 1] : 0));
+        out[i] = (double)(ps->weight_cum[i] - (i ? ps->weight_cum[i - 1] : 0));
 }
 
 const path_ops path_spray_rr = {

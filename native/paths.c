@@ -111,7 +111,7 @@ uint16_t path_pick(sd_sim *sim, uint32_t qi, uint64_t seq, uint8_t *slot_flags)
     ps->st->sent[i]++;
     ps->slot_of[seq & 1023u] = (uint8_t)i;
     *slot_flags = (uint8_t)((i + 1u) << SD_PKT_SLOT_SHIFT);
-    return q->st->paths[i];
+    return ps->entropy[i];
 }
 
 void path_feedback(sd_sim *sim, uint32_t qi, const sd_packet *ack, int nak)
@@ -201,11 +201,6 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
         if (weights && (weights[i] < 1 || weights[i] > 1000000))
             return sd_fail(sim, SD_EINVAL, "paths: weights[%u] must be in [1, 1e6], got %u", i, weights[i]);
     }
-    for (uint32_t i = 0; i < n; i++) {
-        q->st->paths[i] = (uint16_t)entropies[i];
-        cum += weights ? weights[i] : 1u;
-        q->st->path_weight[i] = cum;
-    }
     q->npaths = n;
     q->path_policy = policy;
     q->path_next = 0;
@@ -221,6 +216,11 @@ int sd_set_paths(sd_sim *sim, uint32_t qp, uint32_t policy, const uint32_t *entr
     path_load_params(ps, p);
     ps->plb_suspend_until = keep.plb_suspend_until;
     ps->last_tx_ps = -1;
+    for (uint32_t i = 0; i < n; i++) {
+        ps->entropy[i] = (uint16_t)entropies[i];
+        cum += weights ? weights[i] : 1u;
+        ps->weight_cum[i] = cum;
+    }
     for (uint32_t i = 0; i < SD_MAX_PATHS; i++)
         ps->st->rtt_ps[i] = -1;
     if (p->init)
@@ -322,6 +322,7 @@ void path_publish(sd_sim *sim, uint32_t qp)
     const sd_path_state *ps = &sim->paths.state[qp];
     sd_path_stats *st = ps->st;
     uint32_t kind;
+    memcpy(st->entropy, ps->entropy, sizeof st->entropy);
     st->flowlet_gap_ps = path_param_value(ps, "flowlet_gap_ps", &kind).i;
     st->plb_cong_thresh = path_param_value(ps, "plb_cong_thresh", &kind).d;
     st->plb_rehash_rounds = (uint32_t)path_param_value(ps, "plb_rehash_rounds", &kind).i;
@@ -354,7 +355,7 @@ int sd_get_paths(sd_sim *sim, uint32_t qp, sd_path_set *out)
     out->policy = q->path_policy;
     out->n = q->npaths;
     for (uint32_t i = 0; i < q->npaths; i++) {
-        out->entropy[i] = q->st->paths[i];
+        out->entropy[i] = ps->entropy[i];
         out->weight[i] = 1.0;
     }
     if (p->weights)

@@ -110,10 +110,17 @@ void pfc_release(sd_sim *sim, sd_packet *pk)
     }
 }
 
+/* The paused bits live in the record (telemetry) and on the port's line the scheduler reads. */
+static void port_set_paused(sd_port *pt, uint8_t bits)
+{
+    pt->paused = bits;
+    pt->st->paused = bits;
+}
+
 static void resume(sd_sim *sim, uint32_t port)
 {
     sd_port *pt = &sim->ports[port];
-    pt->st->paused &= (uint8_t)~(1u << SD_PRIO_DATA);
+    port_set_paused(pt, (uint8_t)(pt->paused & ~(1u << SD_PRIO_DATA)));
     pt->st->paused_ps += sim->now - pt->st->paused_since;
     pt->st->paused_since = -1;
     pt->pause_until = -1;
@@ -126,14 +133,14 @@ void pfc_frame_arrive(sd_sim *sim, uint32_t port, uint32_t quanta)
     uint8_t bit = 1u << SD_PRIO_DATA;
     pt->st->pfc_rx++;
     if (quanta > 0) {
-        if (!(pt->st->paused & bit)) {
-            pt->st->paused |= bit;
+        if (!(pt->paused & bit)) {
+            port_set_paused(pt, (uint8_t)(pt->paused | bit));
             pt->st->pauses++;
             pt->st->paused_since = sim->now;
         }
         pt->pause_until = sim->now + quanta_ps(quanta, pt->rate_bps);
         ev_push(sim, pt->pause_until, EV_PFC_EXPIRE, port, SD_NONE);
-    } else if (pt->st->paused & bit) {
+    } else if (pt->paused & bit) {
         resume(sim, port);                /* XON */
     }
 }
@@ -141,7 +148,7 @@ void pfc_frame_arrive(sd_sim *sim, uint32_t port, uint32_t quanta)
 void pfc_expire(sd_sim *sim, uint32_t port)
 {
     sd_port *pt = &sim->ports[port];
-    if ((pt->st->paused & (1u << SD_PRIO_DATA)) && pt->pause_until == sim->now)
+    if ((pt->paused & (1u << SD_PRIO_DATA)) && pt->pause_until == sim->now)
         resume(sim, port);                /* the pause time ran out without a refresh */
 }
 

@@ -44,9 +44,9 @@ static inline int port_pick(sd_sim *sim, sd_port *pt)
 {
     if (pt->qdisc[SD_PRIO_CTRL] && qdisc_table[pt->qdisc[SD_PRIO_CTRL]]->pick)
         return qdisc_table[pt->qdisc[SD_PRIO_CTRL]]->pick(sim, pt);
-    if (pt->q_head[SD_PRIO_CTRL] != SD_NONE && !(pt->st->paused & (1u << SD_PRIO_CTRL)))
+    if (pt->q_head[SD_PRIO_CTRL] != SD_NONE && !(pt->paused & (1u << SD_PRIO_CTRL)))
         return SD_PRIO_CTRL;
-    if (pt->q_head[SD_PRIO_DATA] != SD_NONE && !(pt->st->paused & (1u << SD_PRIO_DATA)))
+    if (pt->q_head[SD_PRIO_DATA] != SD_NONE && !(pt->paused & (1u << SD_PRIO_DATA)))
         return SD_PRIO_DATA;
     return -1;
 }
@@ -82,7 +82,9 @@ static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
     const qdisc_ops *qd = pt->qdisc[prio] ? qdisc_table[pt->qdisc[prio]] : NULL;   /* NULL: drop-tail */
     uint32_t p = qd && qd->dequeue ? qd->dequeue(sim, pt, prio) : qdisc_fifo_dequeue(sim, pt, prio);
     sd_packet *pk = &sim->pkts[p];
-    if (qd && qd->on_dequeue)
+    if (pt->qdisc[prio] == QDISC_KIND_red_ecn)
+        qdisc_red_on_dequeue(sim, pt, prio, p);  /* red_ecn's on_dequeue, inlined (sim.h) */
+    else if (qd && qd->on_dequeue)
         qd->on_dequeue(sim, pt, prio, p); /* marking, on the bytes left behind */
     port_hooks_run(sim, pt, PORT_EV_DEQUEUE, prio, p);   /* PFC, INT, capture */
     int64_t ser = ser_ps(pk->wire, pt->rate_bps);
@@ -104,8 +106,8 @@ static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
      * whose QPs have data (it pulls the next packet then); otherwise nic_pull() schedules the
      * wake-up when a QP gets data while the port is still busy. */
     int more = port_pick(sim, pt) >= 0;
-    int nic_wants = node_is_host(sim, pt->node) && sim->nics[port].nactive > 0 &&
-                    !(pt->st->paused & (1u << SD_PRIO_DATA));
+    int nic_wants = pt->at_host && sim->nics[port].nactive > 0 &&
+                    !(pt->paused & (1u << SD_PRIO_DATA));
     if (more || nic_wants) {
         pt->tx_pending = 1;
         ev_push(sim, pt->busy_until, EV_TX_DONE, port, SD_NONE);
@@ -162,7 +164,7 @@ int port_can_send_data(sd_sim *sim, uint32_t port)
     sd_port *pt = &sim->ports[port];
     if (pt->tx_pending || pt->q_head[SD_PRIO_CTRL] != SD_NONE || pt->q_head[SD_PRIO_DATA] != SD_NONE)
         return 0;                        /* the pending EV_TX_DONE will pull */
-    if (pt->st->paused & (1u << SD_PRIO_DATA))
+    if (pt->paused & (1u << SD_PRIO_DATA))
         return 0;                        /* PFC: the resume will pull */
     if (pt->busy_until > sim->now) {
         pt->tx_pending = 1;              /* busy with nothing scheduled: pull when it is free */
@@ -187,7 +189,7 @@ void port_kick(sd_sim *sim, uint32_t port)
     int next = port_pick(sim, pt);
     if (next >= 0)
         port_start(sim, port, (uint32_t)next);
-    else if (node_is_host(sim, pt->node))
+    else if (pt->at_host)
         nic_pull_port(sim, port);
 }
 
@@ -214,7 +216,7 @@ void port_wire_arrive(sd_sim *sim, uint32_t port)
     sd_port *in = &sim->ports[pt->peer];
     in->st->rx_packets++;
     port_hooks_run(sim, in, PORT_EV_RECEIVE, pk->prio, p);
-    if (node_is_host(sim, in->node))
+    if (in->at_host)
         dpu_receive(sim, in->node, p);
     else
         switch_receive(sim, in->node, pt->peer, p);

@@ -89,15 +89,10 @@ static int red_setup(sd_sim *sim, uint32_t port, uint32_t prio, const double *p)
     return SD_OK;
 }
 
-/* ECN at dequeue on the bytes left behind (HPCC repo switch-node.cc::SwitchNotifyDequeue) */
+/* ECN at dequeue on the bytes left behind (sim.h qdisc_red_on_dequeue; port_start inlines it) */
 static void red_on_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
 {
-    sd_packet *pk = &sim->pkts[p];
-    if (pk->ecn != 0 && pt->st->q_bytes[prio] > pt->kmin[prio]) {
-        double pr = sd_red_probability(pt->st->q_bytes[prio], pt->kmin[prio], pt->kmax[prio], pt->pmax[prio]);
-        if (pr >= 1.0 || rng_uniform(&pt->rng) < pr)
-            qdisc_mark(sim, pt, pk);
-    }
+    qdisc_red_on_dequeue(sim, pt, prio, p);
 }
 
 const qdisc_ops qd_red_ecn = {

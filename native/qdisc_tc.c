@@ -103,7 +103,7 @@ static int tc_enqueue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
 
 static inline int tc_ready(const sd_sim *sim, const sd_port *pt, const struct qd_tc *t, uint32_t c)
 {
-    return t->head[c] != SD_NONE && !(pt->st->paused & (1u << sim->pkts[t->head[c]].prio));
+    return t->head[c] != SD_NONE && !(pt->paused & (1u << sim->pkts[t->head[c]].prio));
 }
 
 static int tc_pick(sd_sim *sim, sd_port *pt)

@@ -231,8 +231,8 @@ static void events_free(sd_sim *sim)
 static int transport_init(sd_sim *sim)
 {
     const sd_config *c = &sim->cfg;
-    sim->qps = calloc(c->max_qps, sizeof *sim->qps);
-    sim->qp_stats = calloc(c->max_qps, sizeof *sim->qp_stats);
+    sim->qps = alloc_lines(c->max_qps, sizeof *sim->qps);
+    sim->qp_stats = alloc_lines(c->max_qps, sizeof *sim->qp_stats);
     sim->msgs = calloc(c->max_msgs, sizeof *sim->msgs);
     sim->post_order = calloc(c->max_msgs, sizeof *sim->post_order);
     sim->cring = calloc(c->completion_ring, sizeof *sim->cring);
@@ -327,6 +327,8 @@ int sd_set_nodes(sd_sim *sim, const uint8_t *kinds, uint32_t n)
     }
     for (uint32_t i = 0; i < n; i++)
         sim->nodes[i].kind = kinds[i];
+    for (uint32_t p = 0; p < sim->num_ports; p++)
+        sim->ports[p].at_host = node_is_host(sim, sim->ports[p].node);
     return SD_OK;
 }
 
@@ -390,6 +392,7 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
             pt->st = &sim->port_stats[port];
             memset(pt->st, 0, sizeof *pt->st);
             pt->node = e ? b[i] : a[i];
+            pt->at_host = node_is_host(sim, pt->node);
             pt->peer = e ? pa : pb;
             pt->rate_bps = rate_bps[i];
             pt->delay_ps = delay_ps[i];
@@ -625,6 +628,35 @@ int grow_array(void **arr, uint32_t *cap, size_t elem, uint32_t need)
     return 1;
 }
 
+/* A zeroed array of n elements on 64-byte lines (NULL if out of memory; never NULL for n = 0). */
+void *alloc_lines(uint32_t n, size_t elem)
+{
+    size_t bytes = ((size_t)(n ? n : 1) * elem + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, bytes);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
+/* grow_array for arrays of alloc_lines (realloc would lose the alignment). */
+int grow_lines(void **arr, uint32_t *cap, size_t elem, uint32_t need)
+{
+    if (need <= *cap)
+        return 1;
+    uint32_t n = *cap ? *cap : 8;
+    while (n < need)
+        n = n * 2;
+    void *p = alloc_lines(n, elem);
+    if (!p)
+        return 0;
+    if (*arr)
+        memcpy(p, *arr, (size_t)*cap * elem);
+    free(*arr);
+    *arr = p;
+    *cap = n;
+    return 1;
+}
+
 static void qp_init(sd_sim *sim, sd_qp *q, uint32_t host, uint32_t peer_host, uint32_t peer_qp,
                     uint32_t sport, uint32_t kind, uint32_t param, uint32_t evmask, uint32_t isn)
 {
@@ -677,8 +709,8 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, u
     if (cc_twin_of(cc_kind) && (cc_param >= sim->num_ccp || sim->ccp[cc_param].kind != cc_kind))
         return sd_fail(sim, SD_EINVAL, "qp: parameter block %u is not a %s block", cc_param, cc_twin_of(cc_kind)->name);
     uint32_t cap = sim->cfg.max_qps, cap_st = cap;
-    if (!grow_array((void **)&sim->qps, &cap, sizeof *sim->qps, sim->num_qps + 2) ||
-        !grow_array((void **)&sim->qp_stats, &cap_st, sizeof *sim->qp_stats, sim->num_qps + 2))
+    if (!grow_lines((void **)&sim->qps, &cap, sizeof *sim->qps, sim->num_qps + 2) ||
+        !grow_lines((void **)&sim->qp_stats, &cap_st, sizeof *sim->qp_stats, sim->num_qps + 2))
         return sd_fail(sim, SD_ENOMEM, "qp table: out of memory");
     if (cap != sim->cfg.max_qps) {       /* both tables moved: point the QPs at their records again */
         sim->cfg.max_qps = cap < cap_st ? cap : cap_st;

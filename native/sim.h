@@ -79,26 +79,30 @@ typedef struct sd_event {
 /* Ports: the egress side of a node's attachment to a link, 64-byte aligned, laid out hot to
  * cold: the first two cache lines hold everything a packet hop touches (with st's first line). */
 typedef struct sd_port {
-    /* line 0: serializer, wire and queue heads */
+    /* line 0: serializer, wire and queue heads, the far end (all a wire arrival reads of its port) */
     _Alignas(64) int64_t busy_until;   /* the serializer is busy until this time */
     int64_t wire_event;          /* time of the pending arrival event for the wire head, -1 none */
     int64_t delay_ps;            /* propagation delay of the link */
     uint64_t rate_bps;
-    sd_port_stats *st;           /* its telemetry record */
     uint32_t q_head[2];          /* packet list per priority (pool index, UINT32_MAX = empty) */
     uint32_t q_tail[2];
     uint32_t wire_head;          /* packets on the wire, in arrival order */
     uint32_t wire_tail;
-    /* line 1 */
-    uint32_t node;               /* owner node */
     uint32_t peer;               /* port at the other end of the link */
     uint8_t up;                  /* 1 = link up */
     uint8_t tx_pending;          /* 1 = an EV_TX_DONE is scheduled at busy_until */
+    uint8_t qdisc[2];            /* queue discipline per priority (QDISC_KIND_*, native/qdisc.h) */
+    /* line 1: the record, the owner and the hooks (all a packet arriving through the peer reads
+     * of this port, with the record's first line), queue lengths and capacities */
+    sd_port_stats *st;           /* its telemetry record */
+    uint32_t node;               /* owner node */
     uint8_t cap_tx;              /* capture sessions (bit i = session i) recording what this port sends */
     uint8_t cap_rx;              /* ... and what its node receives through it */
-    uint8_t qdisc[2];            /* queue discipline per priority (QDISC_KIND_*, native/qdisc.h) */
     uint8_t nhook[PORT_NUM_EV];  /* hooks per port event (port_hooks_build), ids in hook[ev][] */
     uint8_t hook[PORT_NUM_EV][PORT_MAX_HOOKS];
+    uint8_t paused;              /* PFC: bit p = priority p may not transmit (st->paused, kept with it
+                                  * by pfc.c's port_set_paused: the scheduler reads it here) */
+    uint8_t at_host;             /* 1 = the owner node is a host (its kind, set with the node table) */
     uint32_t q_len[2];           /* packets queued per priority */
     uint64_t q_cap[2];           /* byte capacity per priority (drop-tail) */
     uint64_t rng;                /* per-port RNG stream (ECN marking, random loss) */
@@ -110,6 +114,8 @@ typedef struct sd_port {
     int64_t pause_until;         /* the received XOFF's pause time runs out at, -1 none */
     int64_t refresh_at;          /* switch ingress: next XOFF refresh while still congested, -1 none */
 } sd_port;
+_Static_assert(offsetof(sd_port, st) == 64 && offsetof(sd_port, kmin) == 128,
+               "sd_port: a packet hop reads line 0 of its port and line 1 of the peer");
 
 /* Path state of a QP with a path set (native/paths.c), indexed like the QPs: the state of the
  * feedback-driven policies; per-slot telemetry is in st. */
@@ -123,6 +129,8 @@ enum { SD_PATH_NAMES = 16 };     /* distinct parameter names over all path polic
 
 typedef struct sd_path_state {
     sd_path_stats *st;           /* its telemetry record */
+    uint16_t entropy[SD_MAX_PATHS];      /* the path set: UDP source ports, slot i */
+    uint32_t weight_cum[SD_MAX_PATHS];   /* spray_weighted: cumulative weights (last = total) */
     uint8_t slot_of[1024];       /* slot of sequence s at [s % 1024] (exact while <= 1024 are out) */
     /* parameters (sd_set_path_param), generic: a policy declares their names and kinds (paths.h
      * path_param) and reads its own as p[i], i = its position in its declaration; paths.c keeps
@@ -146,10 +154,10 @@ typedef struct sd_path_state {
 } sd_path_state;
 
 /* A reliable-connected queue pair (one end). Per-QP memory budget (with its record): see
- * tests/test_layout.py. Its path set (paths, path_weight) is kept in the record only
- * (st->paths, st->path_weight): sd_set_paths writes it there, paths.c reads it there. */
+ * tests/test_state_boundary.py. Its path set (entropies, weights) is in its sd_path_state
+ * (paths.c), which exists only once some QP has a path set. */
 typedef struct sd_qp {
-    sd_qp_stats *st;             /* its telemetry record (rate, window, counters, configuration) */
+    _Alignas(64) sd_qp_stats *st;   /* its telemetry record (rate, window, counters, configuration) */
     /* congestion control (written by the CC through sd_cc_io) */
     double line_rate_bps;        /* rate of the NIC port */
     uint64_t byte_threshold;     /* SD_EV_BYTES after this many payload bytes, 0 = off */
@@ -219,6 +227,7 @@ typedef struct sd_qp {
     uint64_t ep_live;            /* the oldest epoch that may hold a packet neither acknowledged nor declared lost */
     int64_t una_ps;              /* sr/ooo: when snd_una last advanced (RTO_low counts from it, as IRN's timer) */
 } sd_qp;
+_Static_assert(sizeof(sd_qp_stats) % 64 == 0, "sd_qp_stats: whole cache lines, its hot lines aligned");
 
 /* Copy an object's configuration into its record (every setter that changes it calls these). */
 void port_publish(sd_sim *sim, uint32_t port);
@@ -549,6 +558,8 @@ uint64_t ev_memory_bytes(const sd_sim *sim);
 
 /* setup-time growth (sim.c): at least `need` elements, doubling, new ones zeroed; 0 = out of memory */
 int grow_array(void **arr, uint32_t *cap, size_t elem, uint32_t need);
+void *alloc_lines(uint32_t n, size_t elem);       /* zeroed, 64-byte aligned */
+int grow_lines(void **arr, uint32_t *cap, size_t elem, uint32_t need);   /* grow_array for alloc_lines arrays */
 /* pool (sim.c) */
 uint32_t pkt_alloc(sd_sim *sim);
 void pkt_free(sd_sim *sim, uint32_t p);
@@ -716,6 +727,19 @@ static inline void qdisc_mark(sd_sim *sim, sd_port *pt, sd_packet *pk)
         pk->ecn = SD_ECN_CE;
         pt->st->ecn_marked++;
         sim->ctr.ecn_marked++;
+    }
+}
+
+/* red_ecn at dequeue: RED-style ECN marking on the bytes left behind (HPCC repo
+ * switch-node.cc::SwitchNotifyDequeue). Its provider's on_dequeue (qdisc.c) calls this; port_start
+ * calls it directly, because red_ecn is the discipline of nearly every switch port. */
+static inline void qdisc_red_on_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
+{
+    sd_packet *pk = &sim->pkts[p];
+    if (pk->ecn != 0 && pt->st->q_bytes[prio] > pt->kmin[prio]) {
+        double pr = sd_red_probability(pt->st->q_bytes[prio], pt->kmin[prio], pt->kmax[prio], pt->pmax[prio]);
+        if (pr >= 1.0 || rng_uniform(&pt->rng) < pr)
+            qdisc_mark(sim, pt, pk);
     }
 }
 

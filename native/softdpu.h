@@ -227,37 +227,38 @@ typedef struct sd_port_stats {
 
 /* Per QP (one end of a connected pair), indexed like the QPs. */
 typedef struct sd_qp_stats {
-    /* congestion control: what the NIC applies now (written by the CC through sd_cc_io) */
+    /* line 0, the sender's hot line: congestion control (what the NIC applies now, written by the
+     * CC through sd_cc_io) and the counters of each data packet and ACK */
     double rate_bps;             /* pacing rate */
     uint64_t window_bytes;       /* max unacked payload bytes, 0 = no window */
-    /* sender */
-    uint64_t posted_bytes;
-    uint64_t acked_bytes;        /* payload bytes cumulatively acknowledged */
     uint64_t sent_bytes;         /* payload bytes sent, retransmissions included */
     uint64_t sent_packets;
-    uint64_t retx_packets;
-    uint64_t timeouts;
-    uint64_t naks_rx;
-    uint64_t cnps_rx;            /* congestion notifications received (CNP packets or BECN ACKs) */
+    uint64_t acked_bytes;        /* payload bytes cumulatively acknowledged */
     uint64_t cc_events;
-    uint64_t sacks_rx;           /* ACK/NAKs received that carried a SACK */
-    uint64_t data_dropped;       /* this QP's data packets dropped in the fabric (any cause) */
-    uint64_t retx_dropped;       /* ... of which retransmissions */
-    /* receiver */
+    uint64_t cnps_rx;            /* congestion notifications received (CNP packets or BECN ACKs) */
+    uint64_t posted_bytes;
+    /* line 1, the receiver's hot line */
     uint64_t rx_bytes;           /* in-order payload bytes received */
     uint64_t rx_packets;
-    uint64_t rx_dup;             /* duplicates (already received PSNs) */
-    uint64_t rx_ooo;             /* packets beyond a gap (gbn drops them, sr/ooo hold them) */
-    uint64_t rx_late;            /* packets beyond the reorder window (dropped) */
-    uint64_t cnps_tx;
-    uint64_t naks_tx;
     uint64_t ce_rx;
+    uint64_t cnps_tx;
     uint32_t epsn;               /* expected PSN (24-bit) */
     uint32_t msn;                /* messages completed at the receiver (24-bit on the wire) */
     uint32_t ooo_held;           /* PSNs held beyond the expected PSN now */
     uint32_t ooo_peak;           /* ... at most */
+    uint64_t rx_ooo;             /* packets beyond a gap (gbn drops them, sr/ooo hold them) */
+    uint64_t naks_tx;
+    /* line 2: rarer events */
+    uint64_t retx_packets;
+    uint64_t timeouts;
+    uint64_t naks_rx;
+    uint64_t sacks_rx;           /* ACK/NAKs received that carried a SACK */
+    uint64_t data_dropped;       /* this QP's data packets dropped in the fabric (any cause) */
+    uint64_t retx_dropped;       /* ... of which retransmissions */
+    uint64_t rx_dup;             /* duplicates (already received PSNs) */
+    uint64_t rx_late;            /* packets beyond the reorder window (dropped) */
+    /* line 3 on: configuration */
     uint32_t ooo_max_dist;       /* largest distance of a packet beyond the expected PSN */
-    /* configuration */
     uint32_t host;               /* local host node */
     uint32_t port;               /* local NIC port */
     uint32_t peer_host;
@@ -274,13 +275,13 @@ typedef struct sd_qp_stats {
     uint32_t rto_low_pkts;       /* sr/ooo: use rto_low_ps while at most this many packets are out */
     uint32_t bdp_cap;            /* sr/ooo: IRN's BDP-FC, at most this many packets out (0 = off) */
     int64_t rto_low_ps;          /* IRN's RTO_low (0 = always the simulator's rto_ps) */
-    uint16_t paths[16];          /* path set: UDP source ports */
-    uint32_t path_weight[16];    /* spray_weighted: cumulative weights (last = total) */
+    uint64_t pad0[7];            /* five cache lines: each record's hot lines stay aligned */
 } sd_qp_stats;
 
 /* Per-path telemetry of a QP with a path set (native/paths.c), indexed like the QPs: what the
  * control plane reads at its ticks, and the policy parameters it gave. */
 typedef struct sd_path_stats {
+    uint16_t entropy[16];        /* slot i's UDP source port (the path set; sd_get_paths: with weights) */
     uint64_t sent[16];           /* data packets sent on slot i */
     uint64_t acks[16];           /* ACK/NAKs that echoed slot i */
     uint64_t ce[16];             /* ... of which echoed a CE mark */

@@ -219,7 +219,7 @@ def test_failover_stops_traffic_into_a_failed_link_once_detected(paths, transpor
     net = r.network
     for qp in np.concatenate([net.sender_qps, net.receiver_qps]):
         q = net.sim.qps[int(qp)]
-        ents = q["paths"][:q["npaths"]] if q["npaths"] else [q["sport"]]
+        ents = net.sim.path_set(int(qp)).entropies
         for e in ents:
             assert CORE_LINK not in net.sim.trace_path(int(q["host"]), int(q["peer_host"]), int(e))
     assert r.counters["failure_drops"] == drops[-1]

@@ -84,8 +84,10 @@ def test_records_carry_what_python_reads_and_follow_the_run():
     assert s.run_until(10**10) == dp.STOP_IDLE
     # configuration published by the setters (what controlplane/fabric/failures.py reads)
     assert (int(q[qp]["host"]), int(q[qp]["peer_host"]), int(q[qp]["peer_qp"])) == (0, 1, qp + 1)
-    assert int(q[qp]["npaths"]) == 3 and list(q[qp]["paths"][:3]) == [100, 200, 300]
-    assert list(q[qp]["path_weight"][:3]) == [1, 3, 8]                     # cumulative weights
+    assert int(q[qp]["npaths"]) == 3 and list(s.path_states[qp]["entropy"][:3]) == [100, 200, 300]
+    # the path set's weights are policy state, decoded by path_set (not an encoding in the QP record)
+    assert "paths" not in q.dtype.names and "path_weight" not in q.dtype.names
+    assert s.path_set(qp).weights == (1.0, 2.0, 5.0)
     assert int(q[qp]["ar"]) == lib.SD_AR_CLASS_ACK                         # set_ar_classes replaced the mask
     assert list(ports["node"]) == [0, 2, 1, 2] and list(ports["peer"]) == [1, 0, 3, 2]
     # counters updated in place by the hot path: the same (earlier fetched) views see them

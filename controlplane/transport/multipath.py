@@ -257,7 +257,6 @@ def telemetry(net) -> dict[str, np.ndarray]:
     npaths are zero. What a control-plane policy reads at its ticks to reweight or remove paths."""
     sim = net.sim
     qps = net.sender_qps
-    q = sim.qps[qps]
     st = sim.path_states
     if len(st) == 0:
         z = np.zeros((len(qps), 16))
@@ -268,7 +267,7 @@ def telemetry(net) -> dict[str, np.ndarray]:
     acks = s["acks"].astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(acks > 0, s["ce"] / np.maximum(acks, 1), 0.0)
-    return {"entropy": q["paths"].astype(np.int64), "sent": s["sent"].astype(np.int64), "acks": acks,
+    return {"entropy": s["entropy"].astype(np.int64), "sent": s["sent"].astype(np.int64), "acks": acks,
             "ecn_fraction": frac, "rtt_ps": s["rtt_ps"].astype(np.int64), "timeouts": s["timeouts"].astype(np.int64),
             "repaths": s["repaths"].astype(np.int64)}
 
