@@ -1,0 +1,136 @@
+"""Addresses (native/sim.c sd_set_addresses): a packet's destination and a FIB column name a
+group of ports of one host, not the host. A two-NIC host with one address per NIC receives on
+the NIC its peer QP addressed, even when another NIC of it is nearer (docs/architecture.md, 'The
+node model')."""
+import pytest
+
+from controlplane.config.units import Gbps, us
+from dataplane.sim import Simulator
+
+NONE = 0xFFFFFFFF
+
+# Two two-NIC hosts A (node 0) and B (node 1), NIC r of each on leaf r (a "rail"), both leaves
+# under one spine. Nodes: 0 A, 1 B, 2 leaf0, 3 leaf1, 4 spine.
+#   link 0 A-leaf0 (ports 0, 1), 1 A-leaf1 (2, 3), 2 B-leaf0 (4, 5), 3 B-leaf1 (6, 7),
+#   4 leaf0-spine (8, 9), 5 leaf1-spine (10, 11)
+# Addresses: A.nic0 = 0 (port 0), A.nic1 = 1 (port 2), B.nic0 = 2 (port 4), B.nic1 = 3 (port 6).
+PORT_ADDR = [0, None, 1, None, 2, None, 3, None, None, None, None, None]
+# Hand-made routes, one egress per (switch, address): sets are single ports, set i = SETS[i]
+SETS = [1, 8, 5, 10, 3, 7, 9, 11]
+FIB = [[0, 1, 2, 1],        # leaf0: A.nic0 down (1), A.nic1 up (8), B.nic0 down (5), B.nic1 up (8)
+       [3, 4, 3, 5],        # leaf1: up (10), A.nic1 down (3), up (10), B.nic1 down (7)
+       [6, 7, 6, 7]]        # spine: rail 0 addresses via leaf0 (9), rail 1 via leaf1 (11)
+
+
+def _sim(addresses: bool = True) -> Simulator:
+    s = Simulator(num_hosts=2, num_switches=3, max_links=6, pkt_pool=4096)
+    s.add_links([0, 0, 1, 1, 2, 3], [2, 3, 2, 3, 4, 4], [Gbps(100)] * 6, [us(1)] * 6)
+    if addresses:
+        s.set_addresses(PORT_ADDR, 4)
+    return s
+
+
+def _install(s: Simulator, fib=FIB) -> None:
+    s.install_fib(fib, list(range(len(SETS) + 1)), SETS)
+
+
+def test_cross_rail_traffic_arrives_on_the_addressed_nic():
+    """A's QP on NIC 0 (rail 0) to B's QP on NIC 1 (rail 1): the data climbs to the spine and
+    comes down rail 1 into B's NIC 1 (port 7 carries every data packet), never into B's NIC 0,
+    which its first-hop leaf0 faces (port 5 stays idle); the ACKs go back to A's NIC 0 the same
+    way round (leaf0 -> A, port 1), never into A's NIC 1 (port 3)."""
+    s = _sim()
+    _install(s)
+    qp = s.create_qp_pair(0, 1, 49152)
+    s.bind_qp(qp, 0)
+    s.bind_qp(qp + 1, 6)
+    assert s.qp_address(qp) == (0, 3) and s.qp_address(qp + 1) == (3, 0)
+    assert s.trace_path(0, 3, 49152, src_port=0) == [0, 4, 5, 3]
+    size = 1_000_000
+    s.post_writes([qp], [size], [0])
+    s.run_until(10**12)
+    assert int(s.msgs[-1]["finish_ps"]) > 0
+    data_pkts = -(-size // s.mtu_payload)
+    assert int(s.ports[7]["tx_packets"]) == data_pkts       # leaf1 -> B.nic1: all the data
+    assert int(s.ports[5]["tx_packets"]) == 0               # leaf0 -> B.nic0: nothing
+    assert int(s.ports[1]["tx_packets"]) > 0 and int(s.ports[3]["tx_packets"]) == 0
+    assert s.counters()["misdelivered"] == 0 and s.no_route_drops == 0
+
+
+def test_without_addresses_the_host_is_reached_by_its_nearest_port():
+    """The contrast (why addresses are needed): with the default address (B = all its ports),
+    leaf0 delivers into B's NIC 0 directly, so a QP bound to B's NIC 1 receives on NIC 0."""
+    s = _sim(addresses=False)
+    # default fib: one column per host; to B, leaf0 faces it (5), leaf1 faces it (7), spine either
+    s.install_fib([[0, 2], [3, 5], [6, 7]], list(range(len(SETS) + 1)), SETS)
+    qp = s.create_qp_pair(0, 1, 49152)
+    s.bind_qp(qp, 0)
+    s.bind_qp(qp + 1, 6)
+    assert s.qp_address(qp) == (0, 1)                        # hosts are the addresses
+    s.post_writes([qp], [100_000], [0])
+    s.run_until(10**12)
+    assert int(s.ports[5]["tx_packets"]) > 0 and int(s.ports[7]["tx_packets"]) == 0
+
+
+def test_a_qp_takes_the_address_of_the_port_it_is_bound_to():
+    s = _sim()
+    _install(s)
+    qp = s.create_qp_pair(1, 0, 49152)          # B -> A: each starts on its host's first port
+    assert s.qp_address(qp) == (2, 0) and s.qp_address(qp + 1) == (0, 2)
+    s.bind_qp(qp + 1, 2)                        # A's end to NIC 1: B now sends to address 1
+    assert s.qp_address(qp) == (2, 1) and s.qp_address(qp + 1) == (1, 2)
+    assert [s.address_of_port(p) for p in (0, 1, 2, 6)] == [0, None, 1, 3]
+
+
+def test_unreachable_address_is_dropped_and_counted():
+    """A declared address may have no route from a switch (SD_NONE): a packet meeting it is
+    dropped there and counted (no_route_drops, and in data_dropped: conservation holds)."""
+    s = _sim()
+    fib = [row[:] for row in FIB]
+    fib[0][3] = NONE                            # leaf0 cannot reach B.nic1
+    _install(s, fib)
+    qp = s.create_qp_pair(0, 1, 49152)
+    s.bind_qp(qp + 1, 6)
+    s.post_writes([qp], [10_000], [0])
+    s.run_until(us(20))
+    c = s.counters()
+    assert c["data_sent"] > 0 and s.no_route_drops == c["data_dropped"] == c["data_sent"]
+    assert c["data_delivered"] == 0
+    with pytest.raises(ValueError, match="switch node 2 has no route to address 3"):
+        s.trace_path(0, 3, 49152)
+
+
+def test_default_fib_still_needs_every_route():
+    """Without declared addresses a missing route is refused, as before."""
+    s = _sim(addresses=False)
+    with pytest.raises(ValueError, match="no route from switch node 2 to host 1"):
+        s.install_fib([[0, NONE], [3, 5], [6, 7]], list(range(len(SETS) + 1)), SETS)
+
+
+@pytest.mark.parametrize("port_addr,n,match", [
+    (PORT_ADDR[:-1], 4, r"11 port addresses given for 12 ports"),
+    ([0, 5] + PORT_ADDR[2:], 4, r"port 1 of node 2 \(address 5\) is a switch port"),
+    ([None] + PORT_ADDR[1:], 4, r"port 0 of node 0 .* is a host port without an address"),
+    ([0, None, 1, None, 1] + PORT_ADDR[5:], 4, r"port 4 of node 1 \(address 1\) names an address of another host"),
+    (PORT_ADDR, 5, r"address 4 has no port"),
+    ([9] + PORT_ADDR[1:], 4, r"port 0 of node 0 \(address 9\) is a host port without an address"),
+    (PORT_ADDR, 0, r"num_addrs must be a positive integer"),
+    ([-2] + PORT_ADDR[1:], 4, r"port 0: address must be a non-negative integer or None"),
+])
+def test_bad_addresses_are_refused_by_name(port_addr, n, match):
+    s = _sim(addresses=False)
+    with pytest.raises(ValueError, match=match):
+        s.set_addresses(port_addr, n)
+    assert s.num_addrs == 2                     # nothing changed: the default addresses stay
+
+
+def test_addresses_are_declared_before_the_fib_and_qps_and_after_the_links():
+    s = _sim(addresses=False)
+    s.install_fib([[0, 2], [3, 5], [6, 7]], list(range(len(SETS) + 1)), SETS)
+    with pytest.raises(Exception, match="before the fib and the QPs"):
+        s.set_addresses(PORT_ADDR, 4)
+    s = _sim()
+    with pytest.raises(Exception, match="add every link first"):
+        s.add_links([2], [3], [Gbps(100)], [us(1)])
+    with pytest.raises(ValueError, match="num_switches x num_addrs = 12"):
+        s.install_fib([[0, 2], [3, 5], [6, 7]], list(range(len(SETS) + 1)), SETS)
