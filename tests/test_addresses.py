@@ -134,3 +134,91 @@ def test_addresses_are_declared_before_the_fib_and_qps_and_after_the_links():
         s.add_links([2], [3], [Gbps(100)], [us(1)])
     with pytest.raises(ValueError, match="num_switches x num_addrs = 12"):
         s.install_fib([[0, 2], [3, 5], [6, 7]], list(range(len(SETS) + 1)), SETS)
+
+
+# ---------------------------------------------------------------- the control plane: Fabric.addresses and routes
+def _two_rail_fabric(addresses=((0,), (2,), (4,), (6,))):
+    from controlplane.fabric.topology import Fabric, Link
+    links = [Link(0, 2, Gbps(100), us(1), 0), Link(0, 3, Gbps(100), us(1), 0), Link(1, 2, Gbps(100), us(1), 0),
+             Link(1, 3, Gbps(100), us(1), 0), Link(2, 4, Gbps(100), us(1), 1), Link(3, 4, Gbps(100), us(1), 1)]
+    fab = Fabric.from_links("two_rails", 2, 3, links)
+    if addresses is None:
+        return fab
+    return Fabric(name=fab.name, num_hosts=2, num_switches=3, node_names=fab.node_names, node_tier=fab.node_tier,
+                  links=links, addresses=[list(a) for a in addresses])
+
+
+def test_routes_have_one_column_per_address_and_reach_it_through_its_ports_only():
+    """The hand-made FIB of the tests above, computed: at leaf0 the address B.nic1 (3) goes up
+    (port 8) although leaf0 faces B (port 5); B.nic0 (2) is delivered at once."""
+    from controlplane.fabric import routing
+    fab = _two_rail_fabric()
+    r = routing.compute_routes(fab)
+    assert r.fib.shape == (3, 4)
+    assert [list(r.candidates(2, a)) for a in range(4)] == [[1], [8], [5], [8]]
+    assert [list(r.candidates(3, a)) for a in range(4)] == [[10], [3], [10], [7]]
+    assert [list(r.candidates(4, a)) for a in range(4)] == [[9], [11], [9], [11]]
+    assert routing.path(fab, r, 0, 3) == [0, 8, 11, 7] and routing.hop_count(fab, r, 1, 2) == 4
+    assert routing.path(fab, r, 0, 2) == [0, 5]
+    assert fab.address_host(3) == 1 and fab.port_address(6) == 3 and fab.port_address(7) is None
+
+
+def test_network_delivers_cross_rail_traffic_on_the_addressed_nic():
+    """End to end with computed routes: a Simulator built from the fabric (addresses declared
+    from it), a QP from A.nic0 to B.nic1: all data leaves leaf1 into B.nic1 (port 7)."""
+    from controlplane.fabric import routing
+    fab = _two_rail_fabric()
+    r = routing.compute_routes(fab)
+    s = Simulator(num_hosts=2, num_switches=3, max_links=6, pkt_pool=4096)
+    s.add_links([l.a for l in fab.links], [l.b for l in fab.links], [l.rate_bps for l in fab.links],
+                [l.delay_ps for l in fab.links])
+    s.set_addresses(fab.port_addresses(), fab.num_addresses)
+    s.install_fib(r.fib, r.set_offsets, r.set_ports)
+    qp = s.create_qp_pair(0, 1, 49152)
+    s.bind_qp(qp + 1, 6)
+    s.post_writes([qp], [200_000], [0])
+    s.run_until(10**12)
+    assert int(s.ports[7]["tx_packets"]) == -(-200_000 // s.mtu_payload) and int(s.ports[5]["tx_packets"]) == 0
+
+
+def test_default_addresses_are_the_hosts_and_change_nothing():
+    """Declaring the default (one address per host with all its ports) is the same fabric and
+    the same routes as declaring none."""
+    from controlplane.fabric import routing
+    plain = _two_rail_fabric(None)
+    same = _two_rail_fabric(((0, 2), (4, 6)))
+    assert same.addresses is None and not same.addresses_declared and same.num_addresses == 2
+    a, b = routing.compute_routes(plain), routing.compute_routes(same)
+    assert (a.fib == b.fib).all() and (a.set_ports == b.set_ports).all() and (a.set_offsets == b.set_offsets).all()
+    assert plain.to_dict() == same.to_dict() and "addresses" not in plain.to_dict()
+    declared = _two_rail_fabric()
+    from controlplane.fabric.topology import Fabric
+    assert Fabric.from_dict(declared.to_dict()).addresses == [[0], [2], [4], [6]]
+
+
+@pytest.mark.parametrize("addresses,match", [
+    (((0,), (0, 2), (4,), (6,)), r"addresses\[1\]: port 0 \(h0->sw0\) is already in address 0"),
+    (((0, 4), (2,), (6,)), r"addresses\[0\]: ports of several hosts \(h0, h1\)"),
+    (((0,), (2,), (4,)), r"host port 6 \(h1->sw1\) has no address"),
+    (((0,), (1,), (4,), (6,)), r"addresses\[1\]: port 1 is not a host port"),
+    (((0,), (), (4,), (6,)), r"addresses\[1\] must be a non-empty list"),
+])
+def test_bad_fabric_addresses_are_named(addresses, match):
+    with pytest.raises(ValueError, match=match):
+        _two_rail_fabric(addresses)
+
+
+def test_a_declared_address_unreachable_from_a_switch_has_no_route():
+    """With declared addresses an address behind a switch the rest cannot reach gets NO_ROUTE
+    there (with default addresses the same fabric is refused: test_routing)."""
+    from controlplane.fabric import routing
+    from controlplane.fabric.topology import Fabric, Link
+    # A (0) has port 0 on leaf (2) and port 2 on an island switch (3) joined to nothing else; B (1) on leaf
+    links = [Link(0, 2, Gbps(100), us(1), 0), Link(0, 3, Gbps(100), us(1), 0), Link(1, 2, Gbps(100), us(1), 0)]
+    fab = Fabric(name="island", num_hosts=2, num_switches=2, node_names=["A", "B", "leaf", "island"],
+                 node_tier=[0, 0, 1, 1], links=links, addresses=[[0], [2], [4]])
+    r = routing.compute_routes(fab)
+    assert r.fib[0, 1] == routing.NO_ROUTE and r.fib[1, 0] == routing.NO_ROUTE and r.fib[1, 2] == routing.NO_ROUTE
+    assert list(r.candidates(3, 1)) == [3] and list(r.candidates(2, 1)) == []
+    with pytest.raises(routing.RoutingError, match="switch 'leaf' has no route to it"):
+        routing.path(fab, r, 2, 1)
