@@ -706,6 +706,17 @@ int grow_array(void **arr, uint32_t *cap, size_t elem, uint32_t need)
     return 1;
 }
 
+/* A host with two addresses or more (declared): a QP pair may join two of them (e.g. two GPUs of one
+ * server over NVLink), its ends bound to ports of different addresses before it posts. */
+static int host_has_addresses(const sd_sim *sim, uint32_t host)
+{
+    const sd_node *nd = &sim->nodes[host];
+    for (uint32_t i = 1; sim->addrs_declared && i < nd->num_ports; i++)
+        if (sim->port_addr[sim->node_ports[nd->first_port + i]] != sim->port_addr[sim->node_ports[nd->first_port]])
+            return 1;
+    return 0;
+}
+
 static void qp_init(sd_sim *sim, sd_qp *q, uint32_t host, uint32_t peer_host, uint32_t peer_qp,
                     uint32_t sport, uint32_t kind, uint32_t param, uint32_t evmask, uint32_t isn)
 {
@@ -744,7 +755,7 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, u
         return sd_fail(sim, SD_EINVAL, "qp: src_host %u is not a host (hosts are 0..%u)", src, H - 1);
     if (dst >= sim->num_nodes || !node_is_host(sim, dst))
         return sd_fail(sim, SD_EINVAL, "qp: dst_host %u is not a host (hosts are 0..%u)", dst, H - 1);
-    if (src == dst)
+    if (src == dst && !host_has_addresses(sim, src))
         return sd_fail(sim, SD_EINVAL, "qp: src_host and dst_host are both %u (loopback is not modelled)", src);
     if (sim->hosts[src].port == SD_NONE || sim->hosts[dst].port == SD_NONE)
         return sd_fail(sim, SD_EINVAL, "qp: host %u has no link", sim->hosts[src].port == SD_NONE ? src : dst);
@@ -968,6 +979,10 @@ int sd_post_writes(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const
             return sd_fail(sim, SD_EINVAL, "post %u: bytes must be in [1, 2^40], got %llu", i, (unsigned long long)bytes[i]);
         if (post_ps[i] < 0)
             return sd_fail(sim, SD_EINVAL, "post %u: post_ps must be >= 0, got %lld", i, (long long)post_ps[i]);
+        if (sim->qps[qp[i]].addr == sim->qps[qp[i]].peer_addr)
+            return sd_fail(sim, SD_EINVAL, "post %u: qp %u and its peer both have address %u (loopback is not "
+                           "modelled): bind the ends of a QP pair within one host to ports of two of its addresses",
+                           i, qp[i], sim->qps[qp[i]].addr);
     }
     uint32_t cap = sim->cfg.max_msgs, cap2 = cap;
     if (!grow_array((void **)&sim->msgs, &cap, sizeof *sim->msgs, sim->num_msgs + n) ||

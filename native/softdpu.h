@@ -577,7 +577,9 @@ const char *sd_cc_param_name(uint32_t kind, uint32_t i);
 /* Python plug-ins: the opaque handle given back to sd_cc_python_event(). */
 void sd_set_userdata(sd_sim *sim, void *userdata);
 
-/* QPs: a connected pair, one QP at each host. Returns the QP index at src (the pair is
+/* QPs: a connected pair, one QP at each host (or both at one host with several declared addresses,
+ * then bound to ports of two of them before posting: sd_post_writes refuses a QP whose ends share an
+ * address, as loopback is not modelled). Returns the QP index at src (the pair is
  * (ret, ret+1), the second at dst) or an error. */
 int sd_create_qp_pair(sd_sim *sim, uint32_t src_host, uint32_t dst_host, uint32_t sport,
                       uint32_t cc_kind, uint32_t cc_param, uint32_t cc_evmask, uint32_t isn);

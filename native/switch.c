@@ -98,8 +98,8 @@ int sd_trace_path_from(sd_sim *sim, uint32_t port, uint32_t dst, uint32_t sport,
     if (port >= sim->num_ports || !node_is_host(sim, sim->ports[port].node))
         return sd_fail(sim, SD_EINVAL, "trace_path: port %u is not a host port", port);
     uint32_t src = sim->port_addr[port], n = 0;    /* the packet's source address: its port's */
-    if (dst >= A || sim->addr_host[dst] == sim->ports[port].node)
-        return sd_fail(sim, SD_EINVAL, "trace_path: dst %u must be an address (0..%u) of another host than port %u's",
+    if (dst >= A || dst == src)
+        return sd_fail(sim, SD_EINVAL, "trace_path: dst %u must be an address (0..%u) other than port %u's",
                        dst, A - 1, port);
     if (!sim->fib && sim->cfg.num_switches > 0)
         return sd_fail(sim, SD_ESTATE, "trace_path: install the fib first");
