@@ -90,8 +90,8 @@ def rail_clos(host_rate_bps: int, host_delay_ps: int, *, num_rails: int = 8, ser
             ``leaf_delay_ps`` (default host_delay_ps)
         spine <-> core (tier 2): ``core_rate_bps`` (default: leaf_rate x leaves_per_rail /
             (cores_per_group x core_oversubscription)), ``core_delay_ps`` (default host_delay_ps)
-        GPU <-> NVSwitch: ``nvlink_rate_bps`` (0 = no NVLink endpoints), ``nvlink_delay_ps``
-        aggregation endpoint: ``sharp_rate_bps``, ``sharp_latency_ps`` (only with ``sharp``)
+        GPU <-> NVSwitch: ``nvlink_rate_bps`` (0 = no NVLink ports), ``nvlink_delay_ps``
+        aggregation engine: ``sharp_rate_bps``, ``sharp_latency_ps`` (only with ``sharp``)
     """
     R = _positive("num_rails", num_rails)
     spl = _positive("servers_per_leaf", servers_per_leaf)
