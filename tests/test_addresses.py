@@ -141,11 +141,8 @@ def _two_rail_fabric(addresses=((0,), (2,), (4,), (6,))):
     from controlplane.fabric.topology import Fabric, Link
     links = [Link(0, 2, Gbps(100), us(1), 0), Link(0, 3, Gbps(100), us(1), 0), Link(1, 2, Gbps(100), us(1), 0),
              Link(1, 3, Gbps(100), us(1), 0), Link(2, 4, Gbps(100), us(1), 1), Link(3, 4, Gbps(100), us(1), 1)]
-    fab = Fabric.from_links("two_rails", 2, 3, links)
-    if addresses is None:
-        return fab
-    return Fabric(name=fab.name, num_hosts=2, num_switches=3, node_names=fab.node_names, node_tier=fab.node_tier,
-                  links=links, addresses=[list(a) for a in addresses])
+    return Fabric.from_links("two_rails", 2, 3, links,
+                             addresses=None if addresses is None else [list(a) for a in addresses])
 
 
 def test_routes_have_one_column_per_address_and_reach_it_through_its_ports_only():
@@ -222,3 +219,24 @@ def test_a_declared_address_unreachable_from_a_switch_has_no_route():
     assert list(r.candidates(3, 1)) == [3] and list(r.candidates(2, 1)) == []
     with pytest.raises(routing.RoutingError, match="switch 'leaf' has no route to it"):
         routing.path(fab, r, 2, 1)
+
+
+def test_a_qp_pair_within_one_host_joins_two_of_its_addresses():
+    """Both ends on host A (two GPUs of one server, say): allowed once A has two addresses, and
+    it must be bound to ports of both before it posts (no loopback); then the data leaves A's
+    NIC 0 and comes back into its NIC 1 through the spine."""
+    s = _sim()
+    _install(s)
+    qp = s.create_qp_pair(0, 0, 49152)
+    with pytest.raises(ValueError, match=r"qp 0 and its peer both have address 0 \(loopback is not modelled\)"):
+        s.post_writes([qp], [10_000], [0])
+    s.bind_qp(qp + 1, 2)
+    assert s.qp_address(qp) == (0, 1)
+    s.post_writes([qp], [100_000], [0])
+    s.run_until(10**12)
+    assert int(s.msgs[-1]["finish_ps"]) > 0
+    assert int(s.ports[3]["tx_packets"]) == -(-100_000 // s.mtu_payload)     # leaf1 -> A.nic1: the data
+    plain = _sim(addresses=False)
+    plain.install_fib([[0, 2], [3, 5], [6, 7]], list(range(len(SETS) + 1)), SETS)
+    with pytest.raises(ValueError, match="src_host and dst_host are both 0"):
+        plain.create_qp_pair(0, 0, 49152)

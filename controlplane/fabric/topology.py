@@ -519,8 +519,10 @@ class Fabric:
     @classmethod
     def from_links(cls, name: str, num_hosts: int, num_switches: int, links: list[Link],
                    node_names: list[str] | None = None, node_tier: list[int] | None = None,
-                   params: dict | None = None) -> Fabric:
-        """A custom fabric from an explicit link list.
+                   params: dict | None = None, addresses: list[list[int]] | None = None,
+                   num_servers: int | None = None) -> Fabric:
+        """A custom fabric from an explicit link list (``addresses``, ``num_servers``: see
+        :class:`Fabric`).
 
         ``node_names`` defaults to ``h0..`` for hosts and ``sw0..`` for switches. ``node_tier``
         defaults to each switch's hop distance from the nearest host (ToR = 1, next layer = 2,
@@ -534,7 +536,8 @@ class Fabric:
         if node_tier is None:
             node_tier = _tiers_by_distance(nh, ns, links)
         return cls(name=name, num_hosts=nh, num_switches=ns, node_names=node_names,
-                   node_tier=node_tier, links=links, params={} if params is None else params)
+                   node_tier=node_tier, links=links, params={} if params is None else params,
+                   addresses=addresses, num_servers=num_servers)
 
 
 def _tiers_by_distance(num_hosts: int, num_switches: int, links: list[Link]) -> list[int]:
