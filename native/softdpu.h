@@ -750,8 +750,9 @@ int sd_encode_meta(sd_sim *sim, const sd_packet *pk, uint32_t meta, uint8_t *buf
 enum { SD_VS_META_VNI = 16777215, SD_VS_META_ENCAP = 16777216, SD_VS_META_DSCP_SET = 33554432, SD_VS_META_DSCP_SHIFT = 26 };
 
 /* Wire encoding and packet capture (native/wire.c). Frames are what a capture shows: Ethernet
- * header to ICRC, without preamble and FCS. Host h has MAC 02:00:00:hh:hh:hh (h+1), IPv4
- * 10.x.y.z = 10.0.0.0 + h + 1, IPv6 fd00::h+1; QP index q is QPN q + SD_QPN_BASE on the wire
+ * header to ICRC, without preamble and FCS. Address h (host h unless addresses are declared:
+ * sd_set_addresses) has MAC 02:00:00:hh:hh:hh (h+1), IPv4 10.x.y.z = 10.0.0.0 + h + 1, IPv6
+ * fd00::h+1; QP index q is QPN q + SD_QPN_BASE on the wire
  * (QPNs 0 and 1 are InfiniBand's management QPs). */
 enum { SD_MAX_CAPTURES = 8, SD_QPN_BASE = 0x100 };
 /* Serialize a packet: writes min(frame, snaplen, cap) bytes to buf, returns the frame length. */

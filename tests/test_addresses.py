@@ -240,3 +240,22 @@ def test_a_qp_pair_within_one_host_joins_two_of_its_addresses():
     plain.install_fib([[0, 2], [3, 5], [6, 7]], list(range(len(SETS) + 1)), SETS)
     with pytest.raises(ValueError, match="src_host and dst_host are both 0"):
         plain.create_qp_pair(0, 0, 49152)
+
+
+def test_wire_addresses_are_per_address(tmp_path):
+    """On the wire (capture, scapy-independent reader) a packet's IP addresses are its addresses':
+    A.nic0 (address 0) -> B.nic1 (address 3) is 10.0.0.1 -> 10.0.0.4, and the ACKs come back
+    10.0.0.4 -> 10.0.0.1 (with host addressing both would name the hosts, 10.0.0.1 and .2)."""
+    from dataplane.pcap import read_pcap, softdpu_host
+    s = _sim()
+    _install(s)
+    qp = s.create_qp_pair(0, 1, 49152)
+    s.bind_qp(qp + 1, 6)
+    sess = s.capture_open(tmp_path / "b.pcap")
+    s.capture_port(sess, 6, tx=True, rx=True)     # B's NIC 1: what it receives and sends
+    s.post_writes([qp], [50_000], [0])
+    s.run_until(10**12)
+    s.capture_close(sess)
+    rec = read_pcap(tmp_path / "b.pcap").records
+    pairs = {(softdpu_host(4, a), softdpu_host(4, b)) for a, b in zip(rec["src"], rec["dst"])}
+    assert pairs == {(0, 3), (3, 0)}
