@@ -281,8 +281,8 @@ def address_text(ip_version: int, addr) -> str:
 
 
 def softdpu_host(ip_version: int, addr) -> int:
-    """softdpu's address plan (native/softdpu.h): 10.0.0.0 + h + 1 or fd00::h+1 -> host h;
-    -1 for an address outside the plan."""
+    """softdpu's address plan (native/softdpu.h): 10.0.0.0 + h + 1 or fd00::h+1 -> host h (address
+    h on a fabric that declares addresses, e.g. a rail server's NICs); -1 outside the plan."""
     raw = bytes(np.asarray(addr, dtype=np.uint8))
     if ip_version == 4:
         v = int.from_bytes(raw[:4], "big") - 0x0A000001

@@ -464,6 +464,48 @@ class Simulator:
         self._check(lib.sd_node_ports(self._sim, int(node), out, n))
         return [out[i] for i in range(n)]
 
+    def set_addresses(self, port_addr, num_addrs: int) -> None:
+        """Declare the addresses (native/sim.c sd_set_addresses): ``port_addr[p]`` is the address
+        (``0 .. num_addrs-1``) of host port ``p`` and ``None`` (or ``-1``) at a switch port; an
+        address groups ports of one host. After the links, before the fib and the QPs. Without it,
+        address ``h`` is host ``h`` with all its ports."""
+        if isinstance(port_addr, (str, bytes)) or not hasattr(port_addr, "__len__"):
+            raise ValueError(f"addresses: port_addr must be a list, one entry per port, got {port_addr!r}")
+        if isinstance(num_addrs, bool) or not isinstance(num_addrs, (int, np.integer)) or not 0 < num_addrs < 2**30:
+            raise ValueError(f"addresses: num_addrs must be a positive integer, got {num_addrs!r}")
+        vals = []
+        for p, a in enumerate(port_addr):
+            if a is None or (isinstance(a, (int, np.integer)) and not isinstance(a, bool) and a == -1):
+                vals.append(0xFFFFFFFF)
+            elif isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not 0 <= a < 2**32 - 1:
+                raise ValueError(f"addresses: port {p}: address must be a non-negative integer or None, got {a!r}")
+            else:
+                vals.append(int(a))
+        arr = np.asarray(vals, dtype=np.uint32)
+        self._check(lib.sd_set_addresses(self._sim, _ptr("uint32_t *", arr), len(arr), int(num_addrs)))
+        self._num_addrs = int(num_addrs)
+
+    @property
+    def num_addrs(self) -> int:
+        """The number of addresses (fib columns): ``num_hosts`` unless declared."""
+        return getattr(self, "_num_addrs", self.num_hosts)
+
+    def address_of_port(self, port: int) -> int | None:
+        """The address of host port ``port`` (None at a switch port)."""
+        a = lib.sd_address_of_port(self._sim, int(port))
+        return None if a < 0 else int(a)
+
+    def qp_address(self, qp: int) -> tuple[int, int]:
+        """(own address, peer address) of ``qp``: where its peer sends, where it sends."""
+        a, b = ffi.new("uint32_t *"), ffi.new("uint32_t *")
+        self._check(lib.sd_qp_address(self._sim, int(qp), a, b))
+        return int(a[0]), int(b[0])
+
+    @property
+    def no_route_drops(self) -> int:
+        """Packets dropped at a switch with no route to their address (declared addresses only)."""
+        return int(lib.sd_no_route_drops(self._sim))
+
     def add_links(self, a, b, rate_bps, delay_ps) -> None:
         a = _u32("a", a)
         n = a.shape[0]
@@ -519,8 +561,9 @@ class Simulator:
 
     def install_fib(self, fib, set_offsets, set_ports) -> None:
         fib = _u32("fib", np.asarray(fib).reshape(-1))
-        if fib.shape[0] != self.num_switches * self.num_hosts:
-            raise ValueError(f"fib must have num_switches x num_hosts = {self.num_switches * self.num_hosts} "
+        if fib.shape[0] != self.num_switches * self.num_addrs:
+            what = "num_addrs" if hasattr(self, "_num_addrs") else "num_hosts"
+            raise ValueError(f"fib must have num_switches x {what} = {self.num_switches * self.num_addrs} "
                              f"entries, got {fib.shape[0]}")
         off, ports = _u32("set_offsets", set_offsets), _u32("set_ports", set_ports)
         if off.shape[0] < 1:
@@ -673,8 +716,9 @@ class Simulator:
         self._check(lib.sd_set_adaptive_routing(self._sim, switch_node, modes[on]))
 
     def trace_path(self, src: int, dst: int, sport: int, src_port: int | None = None) -> list[int]:
-        """Link indices of the ECMP path of (src, dst, sport), in order: from ``src``'s first
-        port, or from ``src_port`` (a port of host ``src``: the port a QP is bound to)."""
+        """Link indices of the ECMP path of (src, dst, sport), in order: from host ``src``'s first
+        port, or from ``src_port`` (a port of host ``src``: the port a QP is bound to), to address
+        ``dst`` (host ``dst`` unless addresses are declared)."""
         out = ffi.new("uint32_t[64]")
         if src_port is None:
             n = self._check(lib.sd_trace_path(self._sim, src, dst, sport, out, 64))

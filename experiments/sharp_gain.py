@@ -8,7 +8,7 @@ eats into it:
   * fixed costs per operation (``op_overhead_ps`` at every aggregation step, the aggregation
     latency ``sharp_latency_ps``) against the time the bytes take: on fast NVLink the bytes of
     a message take 9x less time than on a 400 Gb/s NIC, so the same microseconds weigh 9x more;
-  * the aggregation capacity (``sharp_rate_bps``, the rate of the aggregation endpoint's link):
+  * the aggregation capacity (``sharp_rate_bps``, the rate of the aggregation engine's link):
     below the rate the members push, the switch, not the links, sets the pace.
 
 Fabrics (controlplane/ai/rails.py, one rail; SHARP model in controlplane/ai/sharp.py):

@@ -172,8 +172,8 @@ static void send_data(sd_sim *sim, uint32_t qi)
 
     sd_packet *pk = &sim->pkts[p];
     pk->ts_ps = sim->now;
-    pk->src = q->host;
-    pk->dst = q->peer_host;
+    pk->src = q->addr;
+    pk->dst = q->peer_addr;
     pk->dqp = q->peer_qp;
     pk->psn = (uint32_t)((q->isn + seq) & SD_PSN_MASK);
     pk->msn = 0;
@@ -308,7 +308,7 @@ void nic_wake(sd_sim *sim, uint32_t port)
 }
 
 /* ---------------------------------------------------------------- control packets */
-static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, uint32_t sport,
+static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t src, uint32_t dst, uint32_t dqp, uint32_t sport,
                       uint8_t opcode, uint32_t psn, uint32_t msn, uint8_t syndrome, uint8_t becn,
                       int64_t ts_echo, uint32_t int_from, uint32_t sack, uint8_t ar)
 {
@@ -320,7 +320,7 @@ static void send_ctrl(sd_sim *sim, uint32_t host, uint32_t dst, uint32_t dqp, ui
         sim->intl.rec[p] = int_from != SD_NONE ? sim->intl.rec[int_from] : (sd_int_rec){0, 0, {{0, 0, 0, 0}}};
     sd_packet *pk = &sim->pkts[p];
     pk->ts_ps = ts_echo;
-    pk->src = host;
+    pk->src = src;
     pk->dst = dst;
     pk->dqp = dqp;
     pk->psn = psn & SD_PSN_MASK;
@@ -363,7 +363,7 @@ void nic_send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t
         sim->ctr.cnp_sent++;
     }
     q->unacked = 0;
-    send_ctrl(sim, q->host, q->peer_host, q->peer_qp, ctrl_sport(sim, q), SD_OP_ACK, psn, q->st->msn, syndrome, becn, ts_echo, acked,
+    send_ctrl(sim, q->host, q->addr, q->peer_addr, q->peer_qp, ctrl_sport(sim, q), SD_OP_ACK, psn, q->st->msn, syndrome, becn, ts_echo, acked,
               sack, q->ar & SD_AR_CLASS_ACK ? SD_PKT_AR : 0);
 }
 
@@ -384,7 +384,7 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
                 q->last_cnp_ps = sim->now;
                 q->st->cnps_tx++;
                 sim->ctr.cnp_sent++;
-                send_ctrl(sim, q->host, q->peer_host, q->peer_qp, ctrl_sport(sim, q), SD_OP_CNP, 0, 0, 0, 1, -1, SD_NONE,
+                send_ctrl(sim, q->host, q->addr, q->peer_addr, q->peer_qp, ctrl_sport(sim, q), SD_OP_CNP, 0, 0, 0, 1, -1, SD_NONE,
                           SD_NONE, q->ar & SD_AR_CLASS_CNP ? SD_PKT_AR : 0);
             }
         } else {
@@ -563,13 +563,13 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
 
 /* A NIC takes only what is addressed to it: a plain RoCEv2 frame (a VXLAN frame is for a VTEP,
  * which a NIC without a vSwitch does not have: its RoCE engine never sees UDP 4789) whose
- * destination is this host and whose destination QP lives here. Anything else is counted
+ * destination is an address of this host and whose destination QP lives here. Anything else is counted
  * (misdelivered, per host and in total) and dropped, as a NIC drops a frame for another address or
  * a BTH for a QPN it does not own; it never touches another host's QP state. */
 void nic_receive(sd_sim *sim, uint32_t host, uint32_t p)
 {
     sd_packet *pk = &sim->pkts[p];
-    if (pk->dst != host || pk->dqp >= sim->num_qps || sim->qps[pk->dqp].host != host ||
+    if (sim->addr_host[pk->dst] != host || pk->dqp >= sim->num_qps || sim->qps[pk->dqp].host != host ||
         (sim->vsw.meta && sim->vsw.meta[p] & SD_VS_META_ENCAP)) {
         sim->ctr.misdelivered++;
         sim->hosts[host].misdelivered++;

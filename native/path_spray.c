@@ -1,6 +1,6 @@
 /* path_spray.c: the stateless per-packet policies. spray_rr cycles through the slots,
  * spray_random draws one uniformly, spray_weighted draws by the set's integer weights (kept
- * cumulative in q->path_weight, last = total: one draw and a short scan per packet). Packet
+ * cumulative in the path state's weight_cum, last = total: one draw and a short scan per packet). Packet
  * spraying over many entropies: AWS SRD (Shalev et al., IEEE Micro 2020), NDP (Handley et al.,
  * SIGCOMM'17); weighted: WCMP (Zhou et al., EuroSys'14) at the host. */
 #include "paths.h"

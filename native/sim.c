@@ -121,10 +121,15 @@ static int core_init(sd_sim *sim)
     sim->hosts = calloc(cfg->num_hosts, sizeof *sim->hosts);
     sim->nodes = calloc(sim->num_nodes, sizeof *sim->nodes);
     sim->switch_seed = calloc(cfg->num_switches ? cfg->num_switches : 1, sizeof *sim->switch_seed);
-    if (!sim->hosts || !sim->nodes || !sim->switch_seed)
+    sim->addr_host = calloc(cfg->num_hosts, sizeof *sim->addr_host);
+    sim->port_addr = calloc(2 * (size_t)cfg->max_links + 1, sizeof *sim->port_addr);
+    if (!sim->hosts || !sim->nodes || !sim->switch_seed || !sim->addr_host || !sim->port_addr)
         return SD_ENOMEM;
-    for (uint32_t h = 0; h < cfg->num_hosts; h++)
+    for (uint32_t h = 0; h < cfg->num_hosts; h++) {
         sim->hosts[h].port = SD_NONE;
+        sim->addr_host[h] = h;           /* the default addresses: one per host, all its ports */
+    }
+    sim->num_addrs = cfg->num_hosts;
     for (uint32_t n = 0; n < sim->num_nodes; n++) {   /* the default table: hosts first, then switches */
         sim->nodes[n].kind = n < cfg->num_hosts ? SD_NODE_HOST : SD_NODE_SWITCH;
         sim->nodes[n].index = n < cfg->num_hosts ? n : n - cfg->num_hosts;
@@ -139,6 +144,8 @@ static void core_free(sd_sim *sim)
     free(sim->hosts);
     free(sim->nodes);
     free(sim->switch_seed);
+    free(sim->addr_host);
+    free(sim->port_addr);
     free(sim->fib);
     free(sim->set_off);
     free(sim->set_ports);
@@ -153,7 +160,8 @@ static uint64_t core_memory_bytes(const sd_sim *sim)
     b += (uint64_t)c->num_hosts * sizeof *sim->hosts;
     b += (uint64_t)sim->num_nodes * sizeof *sim->nodes;
     b += (uint64_t)(c->num_switches ? c->num_switches : 1) * sizeof *sim->switch_seed;
-    b += sim->fib ? (uint64_t)c->num_switches * c->num_hosts * sizeof *sim->fib : 0;
+    b += (uint64_t)sim->num_addrs * sizeof *sim->addr_host + (2 * (uint64_t)c->max_links + 1) * sizeof *sim->port_addr;
+    b += sim->fib ? (uint64_t)c->num_switches * sim->num_addrs * sizeof *sim->fib : 0;
     b += sim->set_off ? ((uint64_t)sim->num_sets + 1) * sizeof *sim->set_off : 0;
     b += sim->set_off ? (uint64_t)sim->set_off[sim->num_sets] * sizeof *sim->set_ports : 0;
     b += sim->loss ? (uint64_t)2 * c->max_links * sizeof *sim->loss : 0;
@@ -347,6 +355,70 @@ int sd_node_ports(sd_sim *sim, uint32_t node, uint32_t *ports_out, uint32_t max)
     return (int)nd->num_ports;
 }
 
+/* Addresses: port_addr[p] is the address of host port p (SD_NONE at switch ports), 0 .. n-1. Each
+ * address is a group of ports of one host, every host port has one, every address has a port. After
+ * the links, before the fib and the QPs. See softdpu.h. */
+int sd_set_addresses(sd_sim *sim, const uint32_t *port_addr, uint32_t num_ports, uint32_t num_addrs)
+{
+    if (num_ports != sim->num_ports)
+        return sd_fail(sim, SD_EINVAL, "addresses: %u port addresses given for %u ports", num_ports, sim->num_ports);
+    if (sim->fib || sim->num_qps)
+        return sd_fail(sim, SD_ESTATE, "addresses: declare them before the fib and the QPs");
+    if (num_addrs == 0 || num_addrs > SD_NONE / 4)
+        return sd_fail(sim, SD_EINVAL, "addresses: num_addrs must be in [1, %u], got %u", SD_NONE / 4, num_addrs);
+    uint32_t *ah = malloc((size_t)num_addrs * sizeof *ah);
+    if (!ah)
+        return sd_fail(sim, SD_ENOMEM, "addresses: out of memory");
+    for (uint32_t a = 0; a < num_addrs; a++)
+        ah[a] = SD_NONE;
+    for (uint32_t p = 0; p < num_ports; p++) {
+        uint32_t node = sim->ports[p].node, a = port_addr[p];
+        const char *why = NULL;
+        if (!node_is_host(sim, node) && a != SD_NONE)
+            why = "is a switch port (give it SD_NONE)";
+        else if (node_is_host(sim, node) && a >= num_addrs)
+            why = "is a host port without an address in [0, num_addrs)";
+        else if (node_is_host(sim, node) && ah[a] != SD_NONE && ah[a] != node)
+            why = "names an address of another host";
+        if (why) {
+            free(ah);
+            return sd_fail(sim, SD_EINVAL, "addresses: port %u of node %u (address %u) %s", p, node, a, why);
+        }
+        if (node_is_host(sim, node))
+            ah[a] = node;
+    }
+    for (uint32_t a = 0; a < num_addrs; a++)
+        if (ah[a] == SD_NONE) {
+            free(ah);
+            return sd_fail(sim, SD_EINVAL, "addresses: address %u has no port", a);
+        }
+    free(sim->addr_host);
+    sim->addr_host = ah;
+    sim->num_addrs = num_addrs;
+    memcpy(sim->port_addr, port_addr, (size_t)num_ports * sizeof *port_addr);
+    sim->addrs_declared = 1;
+    return SD_OK;
+}
+
+int sd_address_of_port(sd_sim *sim, uint32_t port)
+{
+    return port < sim->num_ports && sim->port_addr[port] != SD_NONE ? (int)sim->port_addr[port] : -1;
+}
+
+int sd_qp_address(sd_sim *sim, uint32_t qp, uint32_t *addr, uint32_t *peer_addr)
+{
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "qp_address: qp %u does not exist", qp);
+    *addr = sim->qps[qp].addr;
+    *peer_addr = sim->qps[qp].peer_addr;
+    return SD_OK;
+}
+
+uint64_t sd_no_route_drops(sd_sim *sim)
+{
+    return sim->no_route;
+}
+
 /* Regroup the ports by node (counting sort, link order within a node): after links are added. */
 static void node_ports_rebuild(sd_sim *sim)
 {
@@ -369,6 +441,8 @@ static void node_ports_rebuild(sd_sim *sim)
 int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64_t *rate_bps,
                  const int64_t *delay_ps, uint32_t n)
 {
+    if (sim->addrs_declared && n > 0)
+        return sd_fail(sim, SD_ESTATE, "links: the addresses are declared (sd_set_addresses): add every link first");
     if (sim->num_ports / 2 + (uint64_t)n > sim->cfg.max_links)
         return sd_fail(sim, SD_ENOMEM, "max_links (%u) exceeded", sim->cfg.max_links);
     for (uint32_t i = 0; i < n; i++) {
@@ -409,6 +483,7 @@ int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64
             pt->wire_head = pt->wire_tail = SD_NONE;
             if (node_is_host(sim, pt->node) && sim->hosts[pt->node].port == SD_NONE)
                 sim->hosts[pt->node].port = port;   /* a new QP is bound to the host's first port */
+            sim->port_addr[port] = node_is_host(sim, pt->node) ? pt->node : SD_NONE;  /* the default address */
             port_publish(sim, port);
             port_hooks_build(sim, port);
         }
@@ -447,7 +522,7 @@ int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes, 
 int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets, uint32_t num_sets,
                    const uint32_t *set_ports, uint32_t num_set_ports)
 {
-    uint32_t H = sim->cfg.num_hosts, S = sim->cfg.num_switches;
+    uint32_t H = sim->cfg.num_hosts, A = sim->num_addrs, S = sim->cfg.num_switches;
     if (num_sets == 0 && S > 0)
         return sd_fail(sim, SD_EINVAL, "fib: no ECMP sets");
     if (set_offsets[0] != 0 || set_offsets[num_sets] != num_set_ports)
@@ -459,17 +534,23 @@ int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets
         if (set_ports[i] >= sim->num_ports)
             return sd_fail(sim, SD_EINVAL, "fib: set port %u does not exist", set_ports[i]);
     for (uint32_t sw = 0; sw < S; sw++) {
-        for (uint32_t d = 0; d < H; d++) {
-            uint32_t s = fib[(size_t)sw * H + d];
-            if (s >= num_sets)
+        for (uint32_t d = 0; d < A; d++) {
+            uint32_t s = fib[(size_t)sw * A + d];
+            if (s == SD_NONE && sim->addrs_declared)
+                continue;                /* declared addresses may be unreachable from some switches */
+            if (s >= num_sets && !sim->addrs_declared)
                 return sd_fail(sim, SD_EINVAL, "fib: no route from switch node %u to host %u", H + sw, d);
+            if (s >= num_sets)
+                return sd_fail(sim, SD_EINVAL, "fib: switch node %u: ECMP set %u for address %u does not exist "
+                               "(%u sets; SD_NONE = no route)", H + sw, s, d, num_sets);
             for (uint32_t k = set_offsets[s]; k < set_offsets[s + 1]; k++)
                 if (sim->ports[set_ports[k]].node != H + sw)
-                    return sd_fail(sim, SD_EINVAL, "fib: switch node %u routes to host %u via port %u of node %u",
-                                   H + sw, d, set_ports[k], sim->ports[set_ports[k]].node);
+                    return sd_fail(sim, SD_EINVAL, "fib: switch node %u routes to %s %u via port %u of node %u",
+                                   H + sw, sim->addrs_declared ? "address" : "host", d, set_ports[k],
+                                   sim->ports[set_ports[k]].node);
         }
     }
-    uint32_t *f = malloc((size_t)S * H * sizeof *f + 1);
+    uint32_t *f = malloc((size_t)S * A * sizeof *f + 1);
     uint32_t *o = malloc(((size_t)num_sets + 1) * sizeof *o);
     uint32_t *p = malloc((size_t)num_set_ports * sizeof *p + 1);
     if (!f || !o || !p) {
@@ -478,7 +559,7 @@ int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets
         free(p);
         return sd_fail(sim, SD_ENOMEM, "fib: out of memory");
     }
-    memcpy(f, fib, (size_t)S * H * sizeof *f);
+    memcpy(f, fib, (size_t)S * A * sizeof *f);
     memcpy(o, set_offsets, ((size_t)num_sets + 1) * sizeof *o);
     memcpy(p, set_ports, (size_t)num_set_ports * sizeof *p);
     free(sim->fib);
@@ -657,6 +738,17 @@ int grow_lines(void **arr, uint32_t *cap, size_t elem, uint32_t need)
     return 1;
 }
 
+/* A host with two addresses or more (declared): a QP pair may join two of them (e.g. two GPUs of one
+ * server over NVLink), its ends bound to ports of different addresses before it posts. */
+static int host_has_addresses(const sd_sim *sim, uint32_t host)
+{
+    const sd_node *nd = &sim->nodes[host];
+    for (uint32_t i = 1; sim->addrs_declared && i < nd->num_ports; i++)
+        if (sim->port_addr[sim->node_ports[nd->first_port + i]] != sim->port_addr[sim->node_ports[nd->first_port]])
+            return 1;
+    return 0;
+}
+
 static void qp_init(sd_sim *sim, sd_qp *q, uint32_t host, uint32_t peer_host, uint32_t peer_qp,
                     uint32_t sport, uint32_t kind, uint32_t param, uint32_t evmask, uint32_t isn)
 {
@@ -665,8 +757,9 @@ static void qp_init(sd_sim *sim, sd_qp *q, uint32_t host, uint32_t peer_host, ui
     memset(q->st, 0, sizeof *q->st);
     q->host = host;
     q->port = sim->hosts[host].port;
-    q->peer_host = peer_host;
     q->peer_qp = peer_qp;
+    q->addr = sim->port_addr[q->port];   /* its first port's; sd_bind_qp moves it with the port */
+    q->peer_addr = sim->port_addr[sim->hosts[peer_host].port];
     q->sport = sport;
     q->cc_kind = kind;
     q->cc_param = param;
@@ -694,7 +787,7 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, u
         return sd_fail(sim, SD_EINVAL, "qp: src_host %u is not a host (hosts are 0..%u)", src, H - 1);
     if (dst >= sim->num_nodes || !node_is_host(sim, dst))
         return sd_fail(sim, SD_EINVAL, "qp: dst_host %u is not a host (hosts are 0..%u)", dst, H - 1);
-    if (src == dst)
+    if (src == dst && !host_has_addresses(sim, src))
         return sd_fail(sim, SD_EINVAL, "qp: src_host and dst_host are both %u (loopback is not modelled)", src);
     if (sim->hosts[src].port == SD_NONE || sim->hosts[dst].port == SD_NONE)
         return sd_fail(sim, SD_EINVAL, "qp: host %u has no link", sim->hosts[src].port == SD_NONE ? src : dst);
@@ -723,6 +816,7 @@ int sd_create_qp_pair(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, u
     qp_init(sim, &sim->qps[a], src, dst, b, sport, cc_kind, cc_param, cc_evmask, isn);
     qp_init(sim, &sim->qps[b], dst, src, a, sport, cc_kind, cc_param, cc_evmask, isn);
     sim->num_qps += 2;
+    qp_publish(sim, a);                  /* its record's peer host: b's, set only now */
     return (int)a;
 }
 
@@ -744,6 +838,8 @@ int sd_bind_qp(sd_sim *sim, uint32_t qp, uint32_t port)
                        "line rate (%.0f b/s): rebind a busy QP only between ports of one rate", qp, port,
                        (unsigned long long)rate, q->line_rate_bps);
     nic_rebind(sim, qp, port);
+    q->addr = sim->port_addr[port];      /* a QP is addressed where it is bound: its peer sends there */
+    sim->qps[q->peer_qp].peer_addr = q->addr;
     if (!posted) {
         q->line_rate_bps = (double)rate;
         q->st->rate_bps = q->line_rate_bps;
@@ -837,7 +933,7 @@ int sd_set_adaptive_routing(sd_sim *sim, uint32_t node, uint32_t on)
 {
     if (on > SD_AR_DELAY)
         return sd_fail(sim, SD_EINVAL, "adaptive_routing: mode must be 0 (off), 1 (bytes) or 2 (delay), got %u", on);
-    uint32_t H = sim->cfg.num_hosts;
+    uint32_t A = sim->num_addrs;
     if (node >= sim->num_nodes || sim->nodes[node].kind != SD_NODE_SWITCH)
         return sd_fail(sim, SD_EINVAL, "adaptive_routing: node %u is not a switch", node);
     if (!sim->fib)
@@ -845,8 +941,8 @@ int sd_set_adaptive_routing(sd_sim *sim, uint32_t node, uint32_t on)
     uint32_t sw = switch_index(sim, node);
     if (on) {
         uint32_t widest = 0;
-        for (uint32_t d = 0; d < H; d++) {
-            uint32_t set = sim->fib[(size_t)sw * H + d];
+        for (uint32_t d = 0; d < A; d++) {
+            uint32_t set = sim->fib[(size_t)sw * A + d];
             if (set != SD_NONE && sim->set_off[set + 1] - sim->set_off[set] > widest)
                 widest = sim->set_off[set + 1] - sim->set_off[set];
         }
@@ -915,6 +1011,10 @@ int sd_post_writes(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const
             return sd_fail(sim, SD_EINVAL, "post %u: bytes must be in [1, 2^40], got %llu", i, (unsigned long long)bytes[i]);
         if (post_ps[i] < 0)
             return sd_fail(sim, SD_EINVAL, "post %u: post_ps must be >= 0, got %lld", i, (long long)post_ps[i]);
+        if (sim->qps[qp[i]].addr == sim->qps[qp[i]].peer_addr)
+            return sd_fail(sim, SD_EINVAL, "post %u: qp %u and its peer both have address %u (loopback is not "
+                           "modelled): bind the ends of a QP pair within one host to ports of two of its addresses",
+                           i, qp[i], sim->qps[qp[i]].addr);
     }
     uint32_t cap = sim->cfg.max_msgs, cap2 = cap;
     if (!grow_array((void **)&sim->msgs, &cap, sizeof *sim->msgs, sim->num_msgs + n) ||
@@ -1188,7 +1288,7 @@ void qp_publish(sd_sim *sim, uint32_t qp)
     sd_qp_stats *st = q->st;
     st->host = q->host;
     st->port = q->port;
-    st->peer_host = q->peer_host;
+    st->peer_host = sim->qps[q->peer_qp].host;
     st->peer_qp = q->peer_qp;
     st->isn = q->isn;
     st->cc_kind = q->cc_kind;

@@ -175,8 +175,8 @@ typedef struct sd_qp {
     int64_t rto_queued;
     uint32_t host;               /* local host node */
     uint32_t port;               /* local NIC port */
-    uint32_t peer_host;
-    uint32_t peer_qp;
+    uint32_t peer_qp;            /* its peer (whose host is the peer host) */
+    uint32_t peer_addr;          /* the peer QP's address: the destination (fib column) of what it sends */
     uint32_t isn;                /* initial PSN (24-bit) */
     uint32_t cc_kind;            /* enum sd_cc_kind */
     uint32_t cc_param;           /* index of the parameter block of the built-in CC */
@@ -196,9 +196,10 @@ typedef struct sd_qp {
     uint64_t acc_bytes;          /* ... payload bytes they acknowledged */
     int64_t acc_rtt_min;         /* ... their smallest RTT sample, -1 none */
     /* receiver */
-    uint32_t nak_pending;        /* a NAK was sent for the current gap */
+    uint16_t nak_pending;        /* a NAK was sent for the current gap */
+    uint16_t ce_pending;         /* CE seen since the last ACK / CNP */
     uint32_t unacked;            /* packets received since the last ACK */
-    uint32_t ce_pending;         /* CE seen since the last ACK / CNP */
+    uint32_t addr;               /* its address (its port's): the source of what it sends (here: no padding) */
     uint32_t bdp_cap;            /* sr/ooo: IRN's BDP-FC, at most this many packets out (0 = off) */
     int64_t last_cnp_ps;         /* last CNP sent for this QP (notification point) */
     /* multipath transport (native/reorder.c, native/paths.c) */
@@ -480,7 +481,14 @@ struct sd_sim {
     sd_port *ports;
     sd_port_stats *port_stats;   /* per port: its telemetry record (sd_port.st) */
     uint32_t num_ports;
-    uint32_t *fib;               /* (num_switches x num_hosts) ECMP set ids, SD_NONE = no route */
+    /* addresses (sd_set_addresses): what a packet's src/dst name and what a fib column is, a group
+     * of ports of one host; by default address h = host h with all its ports */
+    uint32_t num_addrs;          /* fib width */
+    uint32_t *addr_host;         /* num_addrs: the host node of each address */
+    uint32_t *port_addr;         /* 2 x max_links: the address of each host port, SD_NONE at switch ports */
+    uint8_t addrs_declared;      /* sd_set_addresses was called (then the fib may hold SD_NONE) */
+    uint64_t no_route;           /* packets a switch dropped for lack of a route to their address */
+    uint32_t *fib;               /* (num_switches x num_addrs) ECMP set ids, SD_NONE = no route */
     uint32_t *set_off;
     uint32_t *set_ports;
     uint32_t num_sets;

@@ -159,8 +159,8 @@ typedef struct sd_packet {
     int64_t arrive_ps;           /* when the packet reaches the far end of its current wire */
     int64_t ts_ps;               /* data: time sent; ACK: echo of the acked packet's ts_ps */
     uint32_t next;               /* intrusive list link (queue, wire or free list) */
-    uint32_t src;                /* source host (IP source) */
-    uint32_t dst;                /* destination host (IP destination) */
+    uint32_t src;                /* source address (IP source; = the host by default: sd_set_addresses) */
+    uint32_t dst;                /* destination address (IP destination; = the host by default: sd_set_addresses) */
     uint32_t dqp;                /* BTH DestQP (a QP index) */
     uint32_t psn;                /* BTH PSN, 24-bit */
     uint32_t msn;                /* AETH MSN (ACK/NAK) */
@@ -514,6 +514,24 @@ int sd_set_nodes(sd_sim *sim, const uint8_t *kinds, uint32_t n);
 int sd_node_kind(sd_sim *sim, uint32_t node);
 /* Node `node`'s ports in link order, written to ports_out (at most max); returns their number. */
 int sd_node_ports(sd_sim *sim, uint32_t node, uint32_t *ports_out, uint32_t max);
+/* Addresses: what a packet's destination names and what a fib column is. An address is a group of
+ * ports of one host (a host interface: a NIC with its plane ports, an NVLink port). By default
+ * address h is host h with all its ports (num_addrs = num_hosts). sd_set_addresses declares them
+ * after the links and before the fib and the QPs: port_addr[p] (one per port, num_ports = 2 x
+ * links) is the address of host port p in 0 .. num_addrs-1 (every host port has one, all ports of
+ * an address belong to one host, every address has a port), SD_NONE at switch ports. Then the fib
+ * has num_addrs columns and may hold SD_NONE (the address is not reachable from that switch: a
+ * packet meeting it is dropped and counted, sd_no_route_drops). A QP takes the address of the port
+ * it is bound to (sd_bind_qp), and what it sends is addressed to its peer QP's address; delivery at
+ * a host does not look at the address (the destination QP decides). SD_ESTATE after the fib or a
+ * QP exists, or for links added after it. */
+int sd_set_addresses(sd_sim *sim, const uint32_t *port_addr, uint32_t num_ports, uint32_t num_addrs);
+/* The address of host port `port`, -1 for a switch port or a port that does not exist. */
+int sd_address_of_port(sd_sim *sim, uint32_t port);
+/* A QP's own address and its peer's (where its packets go). */
+int sd_qp_address(sd_sim *sim, uint32_t qp, uint32_t *addr, uint32_t *peer_addr);
+/* Packets dropped at a switch whose fib has no route (SD_NONE) to their destination address. */
+uint64_t sd_no_route_drops(sd_sim *sim);
 int sd_add_links(sd_sim *sim, const uint32_t *a, const uint32_t *b, const uint64_t *rate_bps,
                  const int64_t *delay_ps, uint32_t n);
 int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes,
@@ -536,7 +554,9 @@ int sd_set_qp_dscp(sd_sim *sim, uint32_t qp, uint32_t dscp);
 int sd_tc_class_bytes(sd_sim *sim, uint32_t port, uint64_t *out);
 /* The discipline of queue (port, prio) (its index: sd_qdisc_name), -1 for a bad port or prio. */
 int sd_qdisc_of(sd_sim *sim, uint32_t port, uint32_t prio);
-/* fib[(switch - num_hosts) * num_hosts + dst] = ECMP set; set s = ports[offsets[s] .. offsets[s+1]) */
+/* fib[(switch - num_hosts) * num_addrs + dst address] = ECMP set; set s = ports[offsets[s] .. offsets[s+1]).
+ * With default addresses (num_addrs = num_hosts) every entry must be a set; with declared ones
+ * an entry may be SD_NONE (no route). */
 int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets, uint32_t num_sets,
                    const uint32_t *set_ports, uint32_t num_set_ports);
 int sd_set_link_up(sd_sim *sim, uint32_t link, uint32_t up);
@@ -558,12 +578,14 @@ const char *sd_cc_param_name(uint32_t kind, uint32_t i);
 /* Python plug-ins: the opaque handle given back to sd_cc_python_event(). */
 void sd_set_userdata(sd_sim *sim, void *userdata);
 
-/* QPs: a connected pair, one QP at each host. Returns the QP index at src (the pair is
+/* QPs: a connected pair, one QP at each host (or both at one host with several declared addresses,
+ * then bound to ports of two of them before posting: sd_post_writes refuses a QP whose ends share an
+ * address, as loopback is not modelled). Returns the QP index at src (the pair is
  * (ret, ret+1), the second at dst) or an error. */
 int sd_create_qp_pair(sd_sim *sim, uint32_t src_host, uint32_t dst_host, uint32_t sport,
                       uint32_t cc_kind, uint32_t cc_param, uint32_t cc_evmask, uint32_t isn);
 /* Bind one QP to a port (NIC) of its host: its packets (data, and the ACKs/CNPs it sends) leave
- * by that port. A new QP is bound to its host's first port. A QP with posted messages moves only
+ * by that port, and it takes that port's address (its peer QP then sends to it there). A new QP is bound to its host's first port. A QP with posted messages moves only
  * between ports of one rate (NIC failover: its scheduling state moves with it). */
 int sd_bind_qp(sd_sim *sim, uint32_t qp, uint32_t port);
 /* Transport of a QP pair (both ends; before the first post): mode (enum sd_transport),
@@ -627,9 +649,10 @@ enum sd_ar_mode { SD_AR_OFF = 0, SD_AR_BYTES = 1, SD_AR_DELAY = 2 };
 enum { SD_AR_CLASS_DATA = 1, SD_AR_CLASS_ACK = 2, SD_AR_CLASS_CNP = 4 };
 int sd_set_ar_classes(sd_sim *sim, uint32_t qp, uint32_t mask);
 int sd_set_adaptive_routing(sd_sim *sim, uint32_t switch_node, uint32_t mode);
-/* The links of the ECMP path of (src, dst, sport): returns how many were written to links_out. */
+/* The links of the ECMP path from host src (its first port) to address dst (= host dst by default)
+ * with entropy sport: returns how many were written to links_out. */
 int sd_trace_path(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, uint32_t *links_out, uint32_t max);
-/* The same from a given host port (src = the port's host): the path of a QP bound to that port. */
+/* The same from a given host port (the source address is the port's): the path of a QP bound to it. */
 int sd_trace_path_from(sd_sim *sim, uint32_t src_port, uint32_t dst, uint32_t sport, uint32_t *links_out,
                        uint32_t max);
 /* Random loss on the link direction leaving `port` (probability per packet, 0 = none). */
@@ -728,8 +751,9 @@ int sd_encode_meta(sd_sim *sim, const sd_packet *pk, uint32_t meta, uint8_t *buf
 enum { SD_VS_META_VNI = 16777215, SD_VS_META_ENCAP = 16777216, SD_VS_META_DSCP_SET = 33554432, SD_VS_META_DSCP_SHIFT = 26 };
 
 /* Wire encoding and packet capture (native/wire.c). Frames are what a capture shows: Ethernet
- * header to ICRC, without preamble and FCS. Host h has MAC 02:00:00:hh:hh:hh (h+1), IPv4
- * 10.x.y.z = 10.0.0.0 + h + 1, IPv6 fd00::h+1; QP index q is QPN q + SD_QPN_BASE on the wire
+ * header to ICRC, without preamble and FCS. Address h (host h unless addresses are declared:
+ * sd_set_addresses) has MAC 02:00:00:hh:hh:hh (h+1), IPv4 10.x.y.z = 10.0.0.0 + h + 1, IPv6
+ * fd00::h+1; QP index q is QPN q + SD_QPN_BASE on the wire
  * (QPNs 0 and 1 are InfiniBand's management QPs). */
 enum { SD_MAX_CAPTURES = 8, SD_QPN_BASE = 0x100 };
 /* Serialize a packet: writes min(frame, snaplen, cap) bytes to buf, returns the frame length. */

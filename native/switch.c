@@ -1,4 +1,5 @@
-/* switch.c: forwarding. The FIB maps a destination host to a set of equal-cost egress ports
+/* switch.c: forwarding. The FIB maps a destination address (a host's, or one interface group of a
+ * multi-address host: sd_set_addresses) to a set of equal-cost egress ports
  * (computed by controlplane/fabric/routing.py); a packet takes the member chosen by a hash of its
  * 5-tuple salted with the switch's own seed (ECMP, as in RFC 2992's hash-threshold family),
  * so every packet of a flow follows one path and different switches decorrelate. */
@@ -55,7 +56,13 @@ void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p)
     uint32_t sw = switch_index(sim, node);
     if (pk->ttl > 0)
         pk->ttl--;                       /* a routed hop (RoCEv2 is IP-routed) */
-    uint32_t set = sim->fib[(size_t)sw * sim->cfg.num_hosts + pk->dst];
+    uint32_t set = sim->fib[(size_t)sw * sim->num_addrs + pk->dst];
+    if (set == SD_NONE) {                /* declared addresses only: not reachable from here */
+        sim->no_route++;
+        count_drop(sim, pk);
+        pkt_free(sim, p);
+        return;
+    }
     uint32_t off = sim->set_off[set], n = sim->set_off[set + 1] - off;
     uint32_t pick = 0;
     if (n > 1) {
@@ -87,23 +94,27 @@ int sd_trace_path(sd_sim *sim, uint32_t src, uint32_t dst, uint32_t sport, uint3
 
 int sd_trace_path_from(sd_sim *sim, uint32_t port, uint32_t dst, uint32_t sport, uint32_t *links_out, uint32_t max)
 {
-    uint32_t H = sim->cfg.num_hosts;
+    uint32_t A = sim->num_addrs;
     if (port >= sim->num_ports || !node_is_host(sim, sim->ports[port].node))
         return sd_fail(sim, SD_EINVAL, "trace_path: port %u is not a host port", port);
-    uint32_t src = sim->ports[port].node, n = 0;
-    if (dst >= sim->num_nodes || !node_is_host(sim, dst) || src == dst)
-        return sd_fail(sim, SD_EINVAL, "trace_path: src %u and dst %u must be two different hosts", src, dst);
+    uint32_t src = sim->port_addr[port], n = 0;    /* the packet's source address: its port's */
+    if (dst >= A || dst == src)
+        return sd_fail(sim, SD_EINVAL, "trace_path: dst %u must be an address (0..%u) other than port %u's",
+                       dst, A - 1, port);
     if (!sim->fib && sim->cfg.num_switches > 0)
         return sd_fail(sim, SD_ESTATE, "trace_path: install the fib first");
+    uint32_t dst_node = sim->addr_host[dst];
     while (n < max) {
         links_out[n++] = port / 2;
         uint32_t node = sim->ports[sim->ports[port].peer].node;
-        if (node == dst)
+        if (node == dst_node)
             return (int)n;
         if (node_is_host(sim, node))
-            return sd_fail(sim, SD_EINVAL, "trace_path: reached host %u, not %u", node, dst);
+            return sd_fail(sim, SD_EINVAL, "trace_path: reached host %u, not %u", node, dst_node);
         uint32_t sw = switch_index(sim, node);
-        uint32_t set = sim->fib[(size_t)sw * H + dst];
+        uint32_t set = sim->fib[(size_t)sw * A + dst];
+        if (set == SD_NONE)
+            return sd_fail(sim, SD_EINVAL, "trace_path: switch node %u has no route to address %u", node, dst);
         uint32_t off = sim->set_off[set], k = sim->set_off[set + 1] - off;
         uint32_t pick = k > 1 ? sd_ecmp_hash(src, dst, sport, SD_ROCE_DPORT, sim->switch_seed[sw]) % k : 0;
         port = sim->set_ports[off + pick];

@@ -280,8 +280,8 @@ static void execute(sd_sim *sim, uint32_t host, uint32_t p, uint32_t in_port, co
             *meta |= SD_VS_META_ENCAP;
             pk->wire = (uint16_t)(pk->wire + SD_VXLAN_OVERHEAD);
         }
-        if (a->tun_dst != SD_NONE)
-            pk->dst = a->tun_dst;
+        if (a->tun_dst != SD_NONE)       /* the remote DPU's address (its first port's; = the host by default) */
+            pk->dst = sim->port_addr[sim->hosts[a->tun_dst].port];
         st->encaps++;
     }
     uint32_t out = a->out_port;

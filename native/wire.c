@@ -113,9 +113,11 @@ static uint8_t *put32(uint8_t *p, uint32_t v)
     return p + 4;
 }
 
-static uint8_t *put_mac(uint8_t *p, uint32_t host)
+/* MAC and IP addresses are per address (sd_set_addresses: a host interface group; address h =
+ * host h by default): 02:00:00:xx:xx:xx and 10.x.x.x / fd00::x numbered from 1. */
+static uint8_t *put_mac(uint8_t *p, uint32_t addr)
 {
-    uint32_t a = host + 1;
+    uint32_t a = addr + 1;
     p[0] = 0x02;
     p[1] = p[2] = 0;
     p[3] = (uint8_t)(a >> 16);
@@ -124,9 +126,9 @@ static uint8_t *put_mac(uint8_t *p, uint32_t host)
     return p + 6;
 }
 
-static uint32_t ipv4_of(uint32_t host)
+static uint32_t ipv4_of(uint32_t addr)
 {
-    return 0x0A000000u + host + 1;
+    return 0x0A000000u + addr + 1;
 }
 
 static uint8_t *put_ipv6(uint8_t *p, uint32_t host)
@@ -480,9 +482,9 @@ int sd_write_pcap(sd_sim *sim, const char *path, const sd_packet *pkts, const in
         if (pk->opcode != SD_OP_WRITE_FIRST && pk->opcode != SD_OP_WRITE_MIDDLE && pk->opcode != SD_OP_WRITE_LAST &&
             pk->opcode != SD_OP_WRITE_ONLY && pk->opcode != SD_OP_ACK && pk->opcode != SD_OP_CNP)
             return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u has opcode %u, not one softdpu emits", i, pk->opcode);
-        if (pk->src >= sim->num_nodes || pk->dst >= sim->num_nodes || !node_is_host(sim, pk->src) || !node_is_host(sim, pk->dst))
+        if (pk->src >= sim->num_addrs || pk->dst >= sim->num_addrs)
             return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u names host %u or %u (hosts are 0..%u)", i,
-                           pk->src, pk->dst, sim->cfg.num_hosts - 1);
+                           pk->src, pk->dst, sim->num_addrs - 1);
         if (pk->payload > 9216)
             return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u payload %u exceeds 9216 bytes", i, pk->payload);
     }

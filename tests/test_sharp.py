@@ -45,7 +45,7 @@ def test_sharp_sum_and_bytes_per_node(group):
     sent = {}
     recv = {}
     for q in range(0, len(qps), 2):                  # sender QPs are even, their receiver ends odd
-        a, b = int(qps["host"][q]), int(qps["peer_host"][q])
+        a, b = net.sim.qp_address(q)                 # NIC and engine addresses (a server is one host)
         sent[a] = sent.get(a, 0) + int(qps["acked_bytes"][q])
         recv[b] = recv.get(b, 0) + int(qps["acked_bytes"][q])
     for g in ranks:

@@ -1,8 +1,8 @@
 """Collectives as message-level schedules on top of the transport (bus bandwidth as NVIDIA/nccl-tests
 doc/PERFORMANCE.md defines it; validation target V8 of docs/architecture.md).
 
-A collective is a :class:`Schedule`: a DAG of RDMA WRITE *transfers* between endpoints (host
-nodes). A transfer is posted when every transfer it depends on has completed, plus an optional
+A collective is a :class:`Schedule`: a DAG of RDMA WRITE *transfers* between endpoints (their
+addresses: host nodes, or on a rail fabric NIC, NVLink and engine addresses). A transfer is posted when every transfer it depends on has completed, plus an optional
 delay; the control plane resolves the dependencies at completion events (the data plane runs
 with ``wake_on_completion`` and stops at each completion; nothing is called per packet).
 A transfer *completes* when its sender sees the last byte acknowledged (the data plane's message
@@ -63,7 +63,7 @@ BUSBW_FACTOR: dict[str, Callable[[int], float]] = {
 class Transfer:
     """One RDMA WRITE of a schedule (see the module docstring)."""
 
-    src: int                        # host node ids
+    src: int                        # addresses (host node ids unless the fabric declares addresses)
     dst: int
     nbytes: int
     deps: tuple[int, ...] = ()
@@ -202,8 +202,9 @@ def _size(name: str, value: Any) -> int:
 
 
 class Endpoints:
-    """Maps the members of a group (host node ids, or :class:`Gpu` on a rail fabric) to the host
-    nodes a transfer between two of them uses, and checks that members are usable."""
+    """Maps the members of a group (host node ids, or :class:`Gpu` on a rail fabric) to the
+    addresses a transfer between two of them uses (on a rail fabric a NIC's or an NVLink port's,
+    on a host-addressed fabric the host), and checks that members are usable."""
 
     def __init__(self, net):
         self.net = net
@@ -227,8 +228,8 @@ class Endpoints:
                 if self.layout is None:
                     raise ValueError(f"{field_name}[{i}]: a Gpu member needs a rail_clos fabric, got {fab.name}")
                 self.layout.check_gpu(m, f"{field_name}[{i}]")
-                nic = self.layout.nic(m.server, m.rail)
-                nodes = [(nic, self.layout.nic_port(m.server, m.rail, p)) for p in range(self.layout.planes)]
+                server = self.layout.server(m.server)
+                nodes = [(server, self.layout.nic_port(m.server, m.rail, p)) for p in range(self.layout.planes)]
             else:
                 if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not fab.is_host(int(m)):
                     raise ValueError(f"{field_name}[{i}] must be a host node id in [0, {fab.num_hosts}) or a Gpu, "
@@ -239,7 +240,7 @@ class Endpoints:
             for node, port in nodes:
                 link = port // 2
                 if link in down:
-                    raise ValueError(f"{field_name}[{i}] ({m!r}) is unreachable: the link of {fab.node_names[node]} "
+                    raise ValueError(f"{field_name}[{i}] ({m!r}) is unreachable: the link of {fab.port_name(port)} "
                                      f"(link {link}) is down")
             member_nodes.append(nodes)
         # every member must reach the first one over links that are up (per plane: from the
@@ -247,7 +248,7 @@ class Endpoints:
         for p in range(len(member_nodes[0])):
             reached = self._component(*member_nodes[0][p], down)
             for i, nodes in enumerate(member_nodes):
-                if nodes[p][0] not in reached:
+                if fab.port_peer(nodes[p][1]) not in reached:      # the switch its port faces
                     raise ValueError(f"{field_name}[{i}] ({ranks[i]!r}) is unreachable from {field_name}[0] with "
                                      f"links {sorted(down)} down")
         return ranks
@@ -280,14 +281,14 @@ class Endpoints:
             return self.layout.nvl(a.server, a.rail), self.layout.nvl(b.server, b.rail)
         return self.nic(a), self.nic(b)
 
-    def planes_of(self, node: int) -> list[int | None]:
-        """The ports of ``node`` a transfer from/to it is split over: one per plane of a
-        multi-plane fabric (the NIC's plane-p port), else ``[None]`` (one QP, bound as opened)."""
+    def planes_of(self, addr: int) -> list[int | None]:
+        """The ports of address ``addr`` a transfer from/to it is split over, one QP each bound to
+        its port at both ends: on a rail fabric the address's ports (a NIC's: one per plane; an
+        NVLink port's or an engine's: one), else ``[None]`` (one QP, bound as opened)."""
         lay = self.layout
-        if lay is None or lay.planes == 1 or node >= lay.num_nics:
+        if lay is None:
             return [None]
-        g = lay.gpu_of(node)
-        return [lay.nic_port(g.server, g.rail, p) for p in range(lay.planes)]
+        return lay.address_ports(addr)
 
 
 def _split(total: int, parts: int) -> list[tuple[int, int]]:
@@ -580,12 +581,14 @@ class Runner:
 
     def qp(self, src: int, dst: int, sport: int | None = None, src_port: int | None = None,
            dst_port: int | None = None) -> int:
-        """The QP pair transfers from ``src`` to ``dst`` use (one per ordered pair, and per plane:
-        bound to ``src_port`` and ``dst_port`` when given), opened on first use; ``sport`` fixes
+        """The QP pair transfers from address ``src`` to address ``dst`` use (one per ordered pair,
+        and per plane: bound to ``src_port`` and ``dst_port`` when given, which gives each end the
+        address of its port), opened on first use between the addresses' hosts; ``sport`` fixes
         its source port when it is opened (default: drawn by the network)."""
         key = (src, dst) if src_port is None else (src, dst, src_port, dst_port)
         if key not in self._qps:
-            qp = self.net.open_qp(src, dst, sport)
+            fab = self.net.fabric
+            qp = self.net.open_qp(fab.address_host(src), fab.address_host(dst), sport)
             if src_port is not None:
                 self.net.sim.bind_qp(qp, src_port)
                 self.net.sim.bind_qp(qp + 1, dst_port)

@@ -3,7 +3,7 @@
 doc/PERFORMANCE.md; validation target V9 of docs/architecture.md).
 
 The model, stated plainly. The data plane has no arithmetic in its switches, so aggregation is
-modelled by the control plane on top of the *aggregation endpoints* that
+modelled by the control plane on top of the *aggregation engines* that
 :func:`controlplane.ai.rails.rail_clos` attaches to every leaf, spine and core when built with
 ``sharp=True``: a host node on a link of rate ``sharp_rate_bps`` (the switch's aggregation
 capacity) and one-way delay ``sharp_latency_ps / 2`` (one pass in and out of the aggregation unit
@@ -16,13 +16,13 @@ costs ``sharp_latency_ps``). The reduction tree of a group is built from the fab
 As NCCL spreads SHARP traffic over several trees (channels), chunk ``i`` uses tree ``i mod
 num_trees`` (default: one per spine x core, so the leaves' uplinks all carry a share). The data is
 cut into chunks of at most ``chunk_bytes`` (and at least ``num_trees`` chunks when it has the bytes). For each chunk every member WRITEs it to
-its leaf's aggregation endpoint; an aggregation endpoint forwards the sum of a chunk to its
+its leaf's aggregation engine; an aggregation engine forwards the sum of a chunk to its
 parent's endpoint once all its children's copies of that chunk have arrived (plus
 ``op_overhead_ps``, a per-operation cost of the aggregation unit); the root sends the result down
 the same tree, each endpoint WRITEs it to each of its children. Chunks pipeline through the tree.
 Per member: S bytes up and S bytes down, against 2(N-1)/N x S each way for a ring.
 
-What differs from real SHARP: replication on the way down is done by the aggregation endpoint
+What differs from real SHARP: replication on the way down is done by the aggregation engine
 sending one copy per child over its link (a switch ASIC replicates in the crossbar), so the
 down-going copies of a switch's children share the aggregation link (its default rate, the sum
 of the switch's down-links, makes that free); the transport to and from the tree is the
@@ -64,7 +64,7 @@ def reduction_tree(layout, ranks: list[Gpu], tree: int = 0) -> tuple[int, dict[i
 def sharp_all_reduce(net, ranks, size_bytes: int, chunk_bytes: int = 1 << 20, elems: int = 0, seed: int = 0,
                      data: dict | None = None, op_overhead_ps: int = 0, num_trees: int | None = None,
                      hierarchical: bool = False, name: str = "sharp_all_reduce") -> Schedule:
-    """All-reduce of ``size_bytes`` per rank through the switches' aggregation endpoints.
+    """All-reduce of ``size_bytes`` per rank through the switches' aggregation engines.
 
     ``hierarchical`` (NCCL's CollNet on multi-GPU servers): reduce-scatter among the GPUs of each
     server over NVLink, one SHARP all-reduce per local GPU index (per rail) on its 1/G share,
@@ -74,7 +74,7 @@ def sharp_all_reduce(net, ranks, size_bytes: int, chunk_bytes: int = 1 << 20, el
     if lay is None or not all(isinstance(g, Gpu) for g in ranks):
         raise ValueError("ranks: SHARP needs Gpu members on a rail_clos fabric")
     if not lay.has_sharp:
-        raise ValueError("sharp: the fabric has no aggregation endpoints (build rail_clos with sharp=True)")
+        raise ValueError("sharp: the fabric has no aggregation engines (build rail_clos with sharp=True)")
     if lay.planes != 1:
         raise ValueError(f"planes: SHARP over a multi-plane fabric is not modelled (planes={lay.planes})")
     if isinstance(op_overhead_ps, bool) or not isinstance(op_overhead_ps, (int, np.integer)) or op_overhead_ps < 0:

@@ -144,14 +144,15 @@ class FailurePlan:
     def uplink_failover(self, qp: int) -> None:
         """A QP bound to a host port whose link failed (detected) moves to the host's first other
         port that is up and of the same rate (a bonded NIC's failover; it stays there when the
-        link comes back). A single-port host has nowhere to go: its QP waits for the link."""
+        link comes back). A single-port host has nowhere to go: its QP waits for the link. With
+        declared addresses it moves among the ports of its address only (a NIC's plane ports)."""
         fab, sim = self.net.fabric, self.net.sim
         q = sim.qps[qp]
         port = int(q["port"])
         if port // 2 not in self.detected:
             return
         rate = fab.links[port // 2].rate_bps
-        for p in fab.ports(int(q["host"])):
+        for p in fab.address_ports(fab.port_address(port)):      # its address's ports (the host's by default)
             if p // 2 not in self.down and fab.links[p // 2].rate_bps == rate:
                 sim.bind_qp(qp, p)
                 self.log.append({"t_ps": int(sim.now), "action": "uplink_failover", "qp": int(qp),
@@ -169,7 +170,7 @@ class FailurePlan:
         for qp in ends:
             self.uplink_failover(int(qp))
             q = sim.qps[int(qp)]
-            src, dst = int(q["host"]), int(q["peer_host"])
+            src, dst = int(q["host"]), sim.qp_address(int(qp))[1]     # dst: the peer's address
             port = int(q["port"])
             ps = sim.path_set(int(qp))             # a QP without a path set: ecmp on its own sport
             ents = list(ps.entropies)

@@ -1,6 +1,6 @@
 """Shortest-path ECMP routes in the form the C data plane takes.
 
-For every (switch, destination host) pair the candidate egress ports are all ports leading to a
+For every (switch, destination address) pair the candidate egress ports are all ports leading to a
 neighbour one hop closer to the destination (hop count, not delay or rate). Paths never transit
 a host. Identical candidate sets share one id, so the tables stay small.
 
@@ -11,6 +11,14 @@ depend only on ``h``'s set of attachment switches: they are the switch-to-switch
 whose peer is one hop closer to the nearest switch of that set in the switch-only graph. One
 vectorised multi-source BFS over the switch graph (one column per attachment switch) gives all
 those distances; at an attachment switch the candidates are its ports facing ``h``.
+
+A destination is an *address* (:class:`controlplane.fabric.topology.Fabric`, ``addresses``): a
+group of ports of one host, by default address ``h`` = host ``h`` with all its ports (then
+"address" reads "host" everywhere below). A multi-address host (a GPU server with a NIC per rail)
+is reached at the address a packet names, through that address's ports only. With declared
+addresses an address may be unreachable from some switches (an NVLink port behind its server's
+NVSwitch): the FIB holds ``NO_ROUTE`` there, and the data plane drops and counts what meets it;
+with default addresses every switch must reach every host (RoutingError otherwise).
 
 Port ids follow :mod:`controlplane.fabric.topology`: link ``i`` has port ``2*i`` at ``links[i].a`` and
 ``2*i+1`` at ``links[i].b``.
@@ -26,6 +34,9 @@ import numpy as np
 from controlplane.fabric.topology import Fabric, Link
 
 
+NO_ROUTE = 0xFFFFFFFF          # a FIB entry without a route (declared addresses only)
+
+
 class RoutingError(ValueError):
     """A fabric (or a routing table) cannot deliver some host's traffic."""
 
@@ -34,8 +45,9 @@ class RoutingError(ValueError):
 class Routes:
     """Forwarding state for the data plane (all arrays uint32).
 
-    fib: shape ``(num_switches, num_hosts)``; ``fib[s - num_hosts, h]`` is the ECMP set id used
-        at switch node ``s`` for packets to host ``h``.
+    fib: shape ``(num_switches, num_addresses)``; ``fib[s - num_hosts, a]`` is the ECMP set id
+        used at switch node ``s`` for packets to address ``a`` (host ``a`` by default), or
+        ``NO_ROUTE``.
     set_offsets: shape ``(num_sets + 1,)``; set ``i`` is
         ``set_ports[set_offsets[i]:set_offsets[i+1]]``.
     set_ports: egress port ids, ascending within each set.
@@ -49,6 +61,7 @@ class Routes:
     set_offsets: np.ndarray
     set_ports: np.ndarray
     host_port: np.ndarray
+    num_hosts: int = -1          # the first switch node (default: the fib's width, as without addresses)
 
     @property
     def num_sets(self) -> int:
@@ -60,9 +73,13 @@ class Routes:
         return self.set_ports[self.set_offsets[set_id]:self.set_offsets[set_id + 1]]
 
     def candidates(self, switch: int, dst: int) -> np.ndarray:
-        """Candidate egress ports at switch node ``switch`` towards host ``dst``."""
-        num_hosts = self.fib.shape[1]
-        return self.set_members(int(self.fib[switch - num_hosts, dst]))
+        """Candidate egress ports at switch node ``switch`` towards address ``dst`` (empty if it
+        has no route there)."""
+        num_hosts = self.num_hosts if self.num_hosts >= 0 else self.fib.shape[1]
+        set_id = int(self.fib[switch - num_hosts, dst])
+        if set_id == NO_ROUTE:
+            return self.set_ports[:0]
+        return self.set_members(set_id)
 
 
 def _check_down_links(fabric: Fabric, down_links: Iterable[int]) -> set[int]:
@@ -92,6 +109,7 @@ def compute_routes(fabric: Fabric, down_links: Iterable[int] = ()) -> Routes:
     or some switch cannot reach some host.
     """
     H, S = fabric.num_hosts, fabric.num_switches
+    A, declared = fabric.num_addresses, fabric.addresses_declared
     down = _check_down_links(fabric, down_links)
     up = np.array([i for i in range(len(fabric.links)) if i not in down], dtype=np.int64)
     end_a = np.array([fabric.links[i].a for i in up], dtype=np.int64)
@@ -110,10 +128,12 @@ def compute_routes(fabric: Fabric, down_links: Iterable[int] = ()) -> Routes:
         h = int(np.flatnonzero(host_port == np.iinfo(np.int64).max)[0])
         raise RoutingError(f"host {fabric.node_names[h]!r} (node {h}) has no link up "
                            "(every link of it is in down_links)")
-    # (host, switch) attachment pairs, by host then switch; each pair's ports facing the host
-    pair_key = att_host * S + att_sw
+    # (address, switch) attachment pairs, by address then switch; each pair's ports facing the address
+    port_addr = np.array([-1 if a is None else a for a in fabric.port_addresses()], dtype=np.int64)
+    att_addr = port_addr[att_hport] if len(att_hport) else att_host
+    pair_key = att_addr * S + att_sw
     pairs, pair_of = np.unique(pair_key, return_inverse=True)
-    a_host, a_sw = pairs // S, pairs % S
+    a_host, a_sw = pairs // S, pairs % S                              # a_host: the pair's address
     by_pair_order = np.argsort(pair_of, kind="stable")
     bounds = np.cumsum(np.bincount(pair_of, minlength=len(pairs)))[:-1]
     facing = [np.sort(f) for f in np.split(att_hport[by_pair_order] ^ 1, bounds)]
@@ -126,8 +146,8 @@ def compute_routes(fabric: Fabric, down_links: Iterable[int] = ()) -> Routes:
 
     # One distance column per distinct set of attachment switches (a single-homed host's: its
     # ToR): hops from every switch to the nearest switch of the set.
-    n_att = np.bincount(a_host, minlength=H)
-    tor = np.full(H, -1, dtype=np.int64)
+    n_att = np.bincount(a_host, minlength=A)
+    tor = np.full(A, -1, dtype=np.int64)
     single = n_att == 1
     tor[a_host[single[a_host]]] = a_sw[single[a_host]]
     targets = np.unique(a_sw)
@@ -136,14 +156,15 @@ def compute_routes(fabric: Fabric, down_links: Iterable[int] = ()) -> Routes:
         tors, tor_col = np.unique(tor, return_inverse=True)
         dist = dist_t[:, np.searchsorted(targets, tors)]
     else:
-        keys = [tuple(a_sw[a_host == h]) for h in range(H)]
+        keys = [tuple(a_sw[a_host == h]) for h in range(A)]
         uniq = sorted(set(keys))
         index = {k: i for i, k in enumerate(uniq)}
         tor_col = np.array([index[k] for k in keys], dtype=np.int64)
         big = np.where(dist_t < 0, np.iinfo(np.int64).max, dist_t)
-        dist = np.stack([big[:, np.searchsorted(targets, list(k))].min(axis=1) for k in uniq], axis=1)
+        dist = np.stack([big[:, np.searchsorted(targets, list(k))].min(axis=1) if k   # () = every port down
+                         else np.full(S, np.iinfo(np.int64).max) for k in uniq], axis=1)
         dist[dist == np.iinfo(np.int64).max] = -1
-    if (dist < 0).any():
+    if (dist < 0).any() and not declared:
         s, col = (int(x) for x in np.argwhere(dist < 0)[0])
         h = int(np.flatnonzero(tor_col == col)[0])
         raise _no_route(fabric, s + H, h)
@@ -155,18 +176,19 @@ def compute_routes(fabric: Fabric, down_links: Iterable[int] = ()) -> Routes:
 
     # Number sets by first appearance in fib read row by row: pair (s, t) first appears at
     # the lowest host of column t, host h's own set at each row of a switch it is attached to.
-    lowest_host = np.full(dist.shape[1], H, dtype=np.int64)
-    np.minimum.at(lowest_host, tor_col, np.arange(H))
-    first_seen = np.full(len(sets), S * H, dtype=np.int64)
-    np.minimum.at(first_seen, inverse, pair_switch * H + lowest_host[pair_col])
-    first_seen[host_set] = a_sw * H + a_host
+    lowest_host = np.full(dist.shape[1], A, dtype=np.int64)
+    np.minimum.at(lowest_host, tor_col, np.arange(A))
+    first_seen = np.full(len(sets), S * A, dtype=np.int64)
+    np.minimum.at(first_seen, inverse, pair_switch * A + lowest_host[pair_col])
+    first_seen[host_set] = a_sw * A + a_host
     ordered = np.argsort(first_seen, kind="stable")
     new_id = np.empty(len(sets), dtype=np.int64)
     new_id[ordered] = np.arange(len(sets))
 
     by_pair = np.zeros(dist.shape, dtype=np.int64)
     by_pair[pair_switch, pair_col] = new_id[inverse]
-    fib = by_pair[:, tor_col]                         # (S, H)
+    by_pair[dist < 0] = NO_ROUTE                      # declared addresses only (else raised above)
+    fib = by_pair[:, tor_col]                         # (S, A)
     fib[a_sw, a_host] = new_id[host_set]
     sizes = np.array([len(sets[i]) for i in ordered], dtype=np.int64)
     return Routes(
@@ -174,6 +196,7 @@ def compute_routes(fabric: Fabric, down_links: Iterable[int] = ()) -> Routes:
         set_offsets=np.concatenate([[0], np.cumsum(sizes)]).astype(np.uint32),
         set_ports=np.concatenate([sets[i] for i in ordered]).astype(np.uint32),
         host_port=host_port.astype(np.uint32),
+        num_hosts=H,
     )
 
 
@@ -257,33 +280,46 @@ def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _check_host(fabric: Fabric, name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-            or not fabric.is_host(int(value)):
-        raise ValueError(f"{name} must be a host id in [0, {fabric.num_hosts}), got {value!r}")
+            or not 0 <= int(value) < fabric.num_addresses:
+        what = "a host id" if not fabric.addresses_declared else "an address"
+        raise ValueError(f"{name} must be {what} in [0, {fabric.num_addresses}), got {value!r}")
     return int(value)
 
 
 def path(fabric: Fabric, routes: Routes, src: int, dst: int) -> list[int]:
-    """One shortest path from host ``src`` to host ``dst`` as a list of egress port ids.
+    """One shortest path from address ``src`` to address ``dst`` (host ids unless the fabric
+    declares addresses) as a list of egress port ids.
 
-    The first port is ``src``'s uplink; at each switch the lowest port of the ECMP set is taken,
-    so the result is deterministic. Raises RoutingError if ``routes`` do not lead to ``dst``
-    (e.g. they were computed for another fabric).
+    The first port is ``src``'s first port (a host's first working uplink); at each switch the
+    lowest port of the ECMP set is taken, so the result is deterministic. Raises RoutingError if
+    ``routes`` do not lead to ``dst`` (e.g. they were computed for another fabric, or ``dst`` is
+    not reachable from ``src``'s switch).
     """
     src = _check_host(fabric, "src", src)
     dst = _check_host(fabric, "dst", dst)
     if src == dst:
         raise ValueError(f"src and dst must differ, both are {src}")
-    if routes.fib.shape != (fabric.num_switches, fabric.num_hosts):
+    if routes.fib.shape != (fabric.num_switches, fabric.num_addresses):
         raise ValueError(f"routes.fib has shape {routes.fib.shape}, fabric needs "
-                         f"{(fabric.num_switches, fabric.num_hosts)}")
-    ports = [int(routes.host_port[src])]
+                         f"{(fabric.num_switches, fabric.num_addresses)}")
+    if fabric.addresses_declared:
+        ports = [fabric.address_ports(src)[0]]
+        src_name, dst_node = fabric.port_name(ports[0]), fabric.address_host(dst)
+        dst_name = f"{fabric.node_names[dst_node]} (address {dst})"
+    else:
+        ports = [int(routes.host_port[src])]
+        src_name, dst_node, dst_name = fabric.node_names[src], dst, fabric.node_names[dst]
     node = fabric.port_peer(ports[0])
-    while node != dst:
+    while node != dst_node:
         if fabric.is_host(node) or len(ports) > fabric.num_nodes:
-            raise RoutingError(f"routes from host {fabric.node_names[src]!r} to host "
-                               f"{fabric.node_names[dst]!r} do not reach it (at node "
+            raise RoutingError(f"routes from host {src_name!r} to host "
+                               f"{dst_name!r} do not reach it (at node "
                                f"{fabric.node_names[node]!r} after {len(ports)} hops)")
-        port = int(routes.candidates(node, dst)[0])
+        cand = routes.candidates(node, dst)
+        if not len(cand):
+            raise RoutingError(f"routes from {src_name!r} to {dst_name!r}: switch "
+                               f"{fabric.node_names[node]!r} has no route to it")
+        port = int(cand[0])
         if fabric.port_owner(port) != node:
             raise RoutingError(f"routes give switch {fabric.node_names[node]!r} port {port}, "
                                f"which belongs to {fabric.node_names[fabric.port_owner(port)]!r}")
@@ -298,5 +334,5 @@ def path_links(fabric: Fabric, routes: Routes, src: int, dst: int) -> list[Link]
 
 
 def hop_count(fabric: Fabric, routes: Routes, src: int, dst: int) -> int:
-    """Number of links on a shortest path from host ``src`` to host ``dst``."""
+    """Number of links on a shortest path from address ``src`` to address ``dst`` (hosts by default)."""
     return len(path(fabric, routes, src, dst))

@@ -194,6 +194,13 @@ class Fabric:
         node_tier: 0 for hosts; 1 for ToR/leaf/edge switches, 2 for agg/spine, 3 for core.
         links: the links; list position ``i`` defines port ids ``2*i`` and ``2*i+1``.
         params: JSON-serialisable builder arguments (see module docstring).
+        addresses: optional, the host interface groups a packet can be addressed to: address ``a``
+            is ``addresses[a]``, a list of ports of one host (docs/architecture.md, 'The node
+            model'). Every host port is in exactly one address. ``None`` (the default): address
+            ``h`` is host ``h`` with all its ports. Routes have one FIB column per address.
+        num_servers: optional, the hosts ``0 .. num_servers-1`` that workloads use (servers); the
+            hosts after them are engines (e.g. SHARP aggregation engines attached to switches),
+            which only their own driver addresses. ``None``: every host is a server.
 
     Invariants checked at construction (ValueError naming the offending field): node ids in
     range, no self links, rates > 0, delays >= 0, tiers consistent, unique names, and every
@@ -207,8 +214,11 @@ class Fabric:
     node_tier: list[int]
     links: list[Link]
     params: dict = field(default_factory=dict)
+    addresses: list[list[int]] | None = None
+    num_servers: int | None = None
     _node_ports: list[list[int]] = field(init=False, repr=False, compare=False)
     _port_names: list[str] = field(init=False, repr=False, compare=False)
+    _port_addr: list[int | None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -230,6 +240,94 @@ class Fabric:
             self._node_ports[link.a].append(2 * i)
             self._node_ports[link.b].append(2 * i + 1)
         self._port_names = self._make_port_names()
+        self._check_addresses()
+        if self.num_servers is not None:
+            ns = _as_int("num_servers", self.num_servers)
+            if not 1 <= ns <= self.num_hosts:
+                raise ValueError(f"num_servers must be in [1, num_hosts = {self.num_hosts}], got {ns}")
+            self.num_servers = None if ns == self.num_hosts else ns
+
+    def _check_addresses(self) -> None:
+        """Every address a non-empty list of ports of one host, every host port in exactly one.
+        Addresses equal to the default (one per host, all its ports, in host order) become None."""
+        self._port_addr = [None] * self.num_ports
+        if self.addresses is None:
+            for h in range(self.num_hosts):
+                for p in self._node_ports[h]:
+                    self._port_addr[p] = h
+            return
+        if isinstance(self.addresses, (str, bytes)) or not hasattr(self.addresses, "__len__"):
+            raise ValueError(f"addresses must be a list of port lists, got {self.addresses!r}")
+        addrs = []
+        for a, ports in enumerate(self.addresses):
+            if isinstance(ports, (str, bytes)) or not hasattr(ports, "__len__") or not len(ports):
+                raise ValueError(f"addresses[{a}] must be a non-empty list of host ports, got {ports!r}")
+            ports = [_as_int(f"addresses[{a}] port", p) for p in ports]
+            owners = set()
+            for p in ports:
+                if not 0 <= p < self.num_ports or not self.is_host(self.port_owner(p)):
+                    raise ValueError(f"addresses[{a}]: port {p} is not a host port")
+                if self._port_addr[p] is not None:
+                    raise ValueError(f"addresses[{a}]: port {p} ({self.port_name(p)}) is already in "
+                                     f"address {self._port_addr[p]}")
+                self._port_addr[p] = a
+                owners.add(self.port_owner(p))
+            if len(owners) > 1:
+                raise ValueError(f"addresses[{a}]: ports of several hosts "
+                                 f"({', '.join(self.node_names[o] for o in sorted(owners))}); an address "
+                                 "groups ports of one host")
+            addrs.append(sorted(ports))
+        missing = [p for p in range(self.num_ports) if self.is_host(self.port_owner(p)) and self._port_addr[p] is None]
+        if missing:
+            raise ValueError(f"addresses: host port {missing[0]} ({self.port_name(missing[0])}) has no address; "
+                             "every host port needs one")
+        self.addresses = addrs
+        if addrs == [sorted(self._node_ports[h]) for h in range(self.num_hosts)]:
+            self.addresses = None            # the default: one address per host
+
+    # ----- addresses ------------------------------------------------------------------
+
+    @property
+    def addresses_declared(self) -> bool:
+        """True if the addresses differ from the default (one per host)."""
+        return self.addresses is not None
+
+    @property
+    def num_addresses(self) -> int:
+        """Addresses (FIB columns): ``num_hosts`` unless declared."""
+        return self.num_hosts if self.addresses is None else len(self.addresses)
+
+    def address_ports(self, addr: int) -> list[int]:
+        """The ports of address ``addr`` (ascending)."""
+        a = _as_int("address", addr)
+        if not 0 <= a < self.num_addresses:
+            raise ValueError(f"address must be in [0, {self.num_addresses}), got {a}")
+        return list(self._node_ports[a]) if self.addresses is None else list(self.addresses[a])
+
+    def address_host(self, addr: int) -> int:
+        """The host node of address ``addr``."""
+        return self.port_owner(self.address_ports(addr)[0])
+
+    def port_address(self, port: int) -> int | None:
+        """The address of a host port; None at a switch port."""
+        return self._port_addr[self._check_port(port)]
+
+    def port_addresses(self) -> list[int | None]:
+        """The address of every port (None at switch ports): sd_set_addresses' table."""
+        return list(self._port_addr)
+
+    def host_address(self, host: int) -> int:
+        """The address of host ``host``'s first port: where traffic addressed "to the host"
+        (a generic workload's flow) goes; the host itself unless addresses are declared."""
+        h = _as_int("host", host)
+        if not self.is_host(h):
+            raise ValueError(f"host must be in [0, {self.num_hosts}), got {h}")
+        return h if self.addresses is None else self._port_addr[self._node_ports[h][0]]
+
+    @property
+    def servers(self) -> int:
+        """Hosts ``0 .. servers-1`` are servers (workload endpoints); the rest are engines."""
+        return self.num_hosts if self.num_servers is None else self.num_servers
 
     # ----- validation -------------------------------------------------------------------
 
@@ -406,6 +504,8 @@ class Fabric:
             "node_tier": list(self.node_tier),
             "links": [asdict(link) for link in self.links],
             "params": self.params,
+            **({"addresses": [list(a) for a in self.addresses]} if self.addresses is not None else {}),
+            **({"num_servers": self.num_servers} if self.num_servers is not None else {}),
         }
 
     @classmethod
@@ -413,13 +513,16 @@ class Fabric:
         """Inverse of :meth:`to_dict`."""
         return cls(name=d["name"], num_hosts=d["num_hosts"], num_switches=d["num_switches"],
                    node_names=d["node_names"], node_tier=d["node_tier"],
-                   links=[Link(**link) for link in d["links"]], params=dict(d.get("params", {})))
+                   links=[Link(**link) for link in d["links"]], params=dict(d.get("params", {})),
+                   addresses=d.get("addresses"), num_servers=d.get("num_servers"))
 
     @classmethod
     def from_links(cls, name: str, num_hosts: int, num_switches: int, links: list[Link],
                    node_names: list[str] | None = None, node_tier: list[int] | None = None,
-                   params: dict | None = None) -> Fabric:
-        """A custom fabric from an explicit link list.
+                   params: dict | None = None, addresses: list[list[int]] | None = None,
+                   num_servers: int | None = None) -> Fabric:
+        """A custom fabric from an explicit link list (``addresses``, ``num_servers``: see
+        :class:`Fabric`).
 
         ``node_names`` defaults to ``h0..`` for hosts and ``sw0..`` for switches. ``node_tier``
         defaults to each switch's hop distance from the nearest host (ToR = 1, next layer = 2,
@@ -433,7 +536,8 @@ class Fabric:
         if node_tier is None:
             node_tier = _tiers_by_distance(nh, ns, links)
         return cls(name=name, num_hosts=nh, num_switches=ns, node_names=node_names,
-                   node_tier=node_tier, links=links, params={} if params is None else params)
+                   node_tier=node_tier, links=links, params={} if params is None else params,
+                   addresses=addresses, num_servers=num_servers)
 
 
 def _tiers_by_distance(num_hosts: int, num_switches: int, links: list[Link]) -> list[int]:

@@ -261,13 +261,20 @@ class Network:
     def max_base_rtt_ps(self) -> int:
         """The longest base RTT between two hosts (the HPCC repo's GLOBAL_T): two propagation
         delays per hop plus one full-size data packet and one ACK serialized on each hop, for
-        the farthest host from host 0 (the built-in fabrics are symmetric)."""
+        the farthest host from host 0 (the built-in fabrics are symmetric; with declared
+        addresses, the farthest address reachable from address 0)."""
         fab, mtu = self.fabric, self.scenario.mtu_payload
         ipv6 = bool(self.scenario.ipv6)          # frame sizes as the data plane counts them (sd_wire_bytes)
         data = wire_bytes(OPCODES["write_middle"], mtu, ipv6=ipv6)
         ack = wire_bytes(OPCODES["ack"], 0, ipv6=ipv6)
         best = 0
-        for dst in range(1, fab.num_hosts):
+        for dst in range(1, fab.num_addresses):       # addresses: the hosts unless the fabric declares them
+            if fab.addresses_declared:
+                # host 0's other addresses and those its first one cannot reach (another server's
+                # NVLink ports) are no destination of its traffic
+                if fab.address_host(dst) == fab.address_host(0) or not len(self.routes.candidates(
+                        fab.port_peer(fab.address_ports(0)[0]), dst)):
+                    continue
             links = routing.path_links(fab, self.routes, 0, dst)
             rtt = sum(2 * l.delay_ps + (data + ack) * 8e12 / l.rate_bps for l in links)
             best = max(best, int(rtt))
@@ -294,6 +301,8 @@ class Network:
         sim.set_nodes(fab.node_kinds)
         sim.add_links([l.a for l in links], [l.b for l in links], [l.rate_bps for l in links],
                       [l.delay_ps for l in links])
+        if fab.addresses_declared:       # several addresses per host (a GPU server's NICs): FIB columns
+            sim.set_addresses(fab.port_addresses(), fab.num_addresses)
         for port in range(fab.num_ports):
             if fab.is_host(fab.port_owner(port)):
                 continue                 # NIC ports hold at most one data packet: no AQM
@@ -395,10 +404,14 @@ class Network:
     def _bind_uplinks(self, qp: int, src: int, dst: int) -> None:
         """Active/active uplinks of a multi-port host: it binds its QPs (either end of a pair) to
         its ports in turn, in QP creation order (a per-QP uplink choice, as a bonded NIC's
-        layer-3+4 hash spreads connections; deterministic). A single-port host has no choice."""
+        layer-3+4 hash spreads connections; deterministic). A single-port host has no choice. A
+        host with several addresses (controlplane/fabric/topology.py, ``addresses``) binds to the
+        ports of its first address only: the one its peers address it by."""
         turn = self.__dict__.setdefault("_uplink_turn", {})
         for q, h in ((qp, src), (qp + 1, dst)):
-            ports = self.fabric.ports(h)
+            # the ports of the host's address (all its ports, unless it declares several addresses:
+            # then those of its first, e.g. a GPU server's NIC 0 with its plane ports)
+            ports = self.fabric.address_ports(self.fabric.host_address(h))
             if len(ports) > 1:
                 k = turn.get(h, 0)
                 turn[h] = k + 1
@@ -508,8 +521,9 @@ class Network:
         cache = self.__dict__.setdefault("_ideal_path_cache", {})
         hit = cache.get((src, dst))
         if hit is None:
-            fwd = routing.path_links(self.fabric, self.routes, src, dst)
-            rev = routing.path_links(self.fabric, self.routes, dst, src)
+            a, b = self.fabric.host_address(src), self.fabric.host_address(dst)   # = the hosts by default
+            fwd = routing.path_links(self.fabric, self.routes, a, b)
+            rev = routing.path_links(self.fabric, self.routes, b, a)
             hit = cache[(src, dst)] = ([l.rate_bps for l in fwd], [l.delay_ps for l in fwd],
                                        [l.rate_bps for l in rev], [l.delay_ps for l in rev])
         return hit

@@ -2,6 +2,12 @@
 
 A workload is a list of :class:`Flow` (one QP pair and one message each). Generators are
 deterministic functions of their arguments and a numpy ``Generator``.
+
+The hosts of a workload are the fabric's servers (``fabric.servers``: every host, unless the
+fabric has engines, such as the SHARP aggregation engines of a rail fabric, which only their own
+driver addresses). A flow to a host goes to the host's first address (its only one, unless the
+fabric declares several per host: a GPU server of ``rail_clos`` is reached at NIC 0; see
+controlplane/ai/rails.py).
 """
 from __future__ import annotations
 
@@ -43,8 +49,8 @@ def _is_int(v) -> bool:
 
 
 def _check_host(fabric: Fabric, name: str, h: int) -> int:
-    if not _is_int(h) or not 0 <= h < fabric.num_hosts:
-        raise ValueError(f"{name} must be a host id in [0, {fabric.num_hosts}), got {h!r}")
+    if not _is_int(h) or not 0 <= h < fabric.servers:
+        raise ValueError(f"{name} must be a host id in [0, {fabric.servers}), got {h!r}")
     return int(h)
 
 
@@ -67,11 +73,11 @@ def incast(fabric: Fabric, senders: int, size_bytes: int, receiver: int = 0, sta
     ``size_bytes`` to ``receiver`` at ``start_ps`` (+ uniform jitter in [0, jitter_ps))."""
     receiver = _check_host(fabric, "receiver", receiver)
     size_bytes = _check_size(size_bytes)
-    if not _is_int(senders) or not 1 <= senders < fabric.num_hosts:
-        raise ValueError(f"senders must be in [1, {fabric.num_hosts - 1}], got {senders!r}")
+    if not _is_int(senders) or not 1 <= senders < fabric.servers:
+        raise ValueError(f"senders must be in [1, {fabric.servers - 1}], got {senders!r}")
     start_ps = _check_time("start_ps", start_ps)
     jitter_ps = _check_time("jitter_ps", jitter_ps)
-    hosts = [h for h in range(fabric.num_hosts) if h != receiver][:senders]
+    hosts = [h for h in range(fabric.servers) if h != receiver][:senders]
     if jitter_ps and rng is None:
         raise ValueError("incast with jitter_ps needs an rng")
     starts = [start_ps + (int(rng.integers(jitter_ps)) if jitter_ps else 0) for _ in hosts]
@@ -83,7 +89,7 @@ def permutation(fabric: Fabric, size_bytes: int, rng: np.random.Generator, start
     (a uniformly random derangement, by rejection)."""
     size_bytes = _check_size(size_bytes)
     start_ps = _check_time("start_ps", start_ps)
-    n = fabric.num_hosts
+    n = fabric.servers
     if n < 2:
         raise ValueError("permutation needs at least 2 hosts")
     while True:
@@ -132,7 +138,7 @@ def poisson(fabric: Fabric, cdf: str, load: float, duration_ps: int, rng: np.ran
         raise ValueError(f"load must be in (0, 1], got {load!r}")
     duration_ps = _check_time("duration_ps", duration_ps, positive=True)
     start_ps = _check_time("start_ps", start_ps)
-    if fabric.num_hosts < 2:
+    if fabric.servers < 2:
         raise ValueError("poisson needs at least 2 hosts")
     dist = SizeCdf(cdf)
     host_rate = sum(l.rate_bps for l in fabric.links if fabric.is_host(l.a) or fabric.is_host(l.b))
@@ -140,17 +146,13 @@ def poisson(fabric: Fabric, cdf: str, load: float, duration_ps: int, rng: np.ran
     if expected > MAX_FLOWS:
         raise ValueError(f"poisson: load {load} over duration_ps {duration_ps} makes about {expected:.3g} flows "
                          f"on this fabric (at most {MAX_FLOWS:,}); shorten duration_ps")
-    rate = {}
-    for link in fabric.links:
-        for h in (link.a, link.b):
-            if fabric.is_host(h):
-                rate[h] = link.rate_bps
+    rate = {h: fabric.links[fabric.ports(h)[0] // 2].rate_bps for h in range(fabric.servers)}   # its first port's
     flows = []
-    for h in range(fabric.num_hosts):
+    for h in range(fabric.servers):
         gap_ps = dist.mean * 8 / (rate[h] * load) * 1e12
         t = start_ps + rng.exponential(gap_ps)
         while t < start_ps + duration_ps:
-            dst = int(rng.integers(fabric.num_hosts - 1))
+            dst = int(rng.integers(fabric.servers - 1))
             dst += dst >= h
             flows.append(Flow(h, dst, int(dist.sample(rng, 1)[0]), int(t)))
             t += rng.exponential(gap_ps)
@@ -193,8 +195,8 @@ def from_pcap(fabric: Fabric, path: str, hosts: str = "order", time_scale: float
         if str(e).startswith(str(path)):               # "<path>: not a pcap file ...": name the field
             raise ValueError(f"workload.path: {e}") from None
         raise
-    if needed > fabric.num_hosts:
-        raise ValueError(f"the capture {path} needs {needed} hosts; the fabric has {fabric.num_hosts}")
+    if needed > fabric.servers:
+        raise ValueError(f"the capture {path} needs {needed} hosts; the fabric has {fabric.servers}")
     return from_list(fabric, flows)
 
 
