@@ -144,7 +144,6 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
             sim->pkts[pt->q_tail[prio]].next = p;
         pt->q_tail[prio] = p;
         pt->st->q_bytes[prio] += pk->wire;
-        pt->q_len[prio]++;
     }
     if (pt->st->q_bytes[prio] > pt->st->q_peak[prio])
         pt->st->q_peak[prio] = pt->st->q_bytes[prio];

@@ -165,7 +165,7 @@ int sd_set_qdisc(sd_sim *sim, uint32_t port, uint32_t prio, const char *kind, co
     sd_port *pt = &sim->ports[port];
     const qdisc_ops *whole = qdisc_table[pt->qdisc[SD_PRIO_CTRL]];
     if (whole->pick && k != pt->qdisc[SD_PRIO_CTRL]) {
-        if (pt->q_len[SD_PRIO_CTRL] || pt->q_len[SD_PRIO_DATA])
+        if (pt->st->q_bytes[SD_PRIO_CTRL] || pt->st->q_bytes[SD_PRIO_DATA])
             return sd_fail(sim, SD_ESTATE, "qdisc %s: port %u has packets in its %s queues", q->name, port,
                            whole->name);
         pt->qdisc[SD_PRIO_CTRL] = pt->qdisc[SD_PRIO_DATA] = SD_QDISC_DROP_TAIL;   /* leaves the whole port */

@@ -7,7 +7,7 @@
  * it sends while its head fits; an emptied class's deficit is reset), so backlogged DWRR classes
  * share the leftover rate in proportion to their quanta. Optional RED/ECN per class, on the
  * class's bytes left behind. The discipline takes the whole port: both priorities name it, and
- * the per-priority byte counts (q_bytes, q_len: PFC, adaptive routing, telemetry) and capacities
+ * the per-priority byte counts (q_bytes: PFC, adaptive routing, telemetry) and capacities
  * stay as they are. PFC pauses a priority: a class whose head packet has a paused priority
  * waits (head-of-line, as a paused 802.1Qbb class). Switch ports only. */
 #include <stdlib.h>
@@ -60,7 +60,7 @@ static int tc_setup(sd_sim *sim, uint32_t port, uint32_t prio, const double *p)
     sd_port *pt = &sim->ports[port];
     if (node_is_host(sim, pt->node))
         return sd_fail(sim, SD_EINVAL, "qdisc traffic_class: port %u is a NIC port (switch ports only)", port);
-    if (pt->q_len[SD_PRIO_CTRL] || pt->q_len[SD_PRIO_DATA])
+    if (pt->st->q_bytes[SD_PRIO_CTRL] || pt->st->q_bytes[SD_PRIO_DATA])
         return sd_fail(sim, SD_ESTATE, "qdisc traffic_class: port %u has packets queued", port);
     struct qd_tc *t = tc_of(sim, port);
     memset(t, 0, sizeof *t);
@@ -97,7 +97,6 @@ static int tc_enqueue(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p)
     t->tail[c] = p;
     t->bytes[c] += pk->wire;
     pt->st->q_bytes[prio] += pk->wire;
-    pt->q_len[prio]++;
     return 2;                            /* queued here */
 }
 
@@ -148,7 +147,6 @@ static uint32_t tc_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio)
         t->tail[c] = SD_NONE;
     t->bytes[c] -= pk->wire;
     pt->st->q_bytes[prio] -= pk->wire;
-    pt->q_len[prio]--;
     if (t->quantum[c]) {
         t->deficit[c] -= pk->wire;
         if (t->head[c] == SD_NONE) {     /* an emptied class keeps no credit (DRR) */

@@ -12,8 +12,8 @@
 #include "sim.h"
 
 _Static_assert(sizeof(sd_packet) == 64, "sd_packet should fill exactly one cache line");
-_Static_assert(offsetof(sd_port, kmin) == 128, "a packet hop should touch the first two cache lines of sd_port");
-_Static_assert(sizeof(sd_port) == 256, "sd_port should be four cache lines, 64-byte aligned");
+_Static_assert(offsetof(sd_port, kmax) == 128, "a packet hop should touch the first two cache lines of sd_port");
+_Static_assert(sizeof(sd_port) == 192, "sd_port should be three cache lines, 64-byte aligned");
 _Static_assert(sizeof(sd_port_stats) == 256, "sd_port_stats should be four cache lines (its first one hot)");
 
 static char create_err[256];

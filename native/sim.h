@@ -103,19 +103,17 @@ typedef struct sd_port {
     uint8_t paused;              /* PFC: bit p = priority p may not transmit (st->paused, kept with it
                                   * by pfc.c's port_set_paused: the scheduler reads it here) */
     uint8_t at_host;             /* 1 = the owner node is a host (its kind, set with the node table) */
-    uint32_t q_len[2];           /* packets queued per priority */
     uint64_t q_cap[2];           /* byte capacity per priority (drop-tail) */
-    uint64_t rng;                /* per-port RNG stream (ECN marking, random loss) */
-    /* line 2: ECN (red_ecn) and PFC */
-    uint64_t kmin[2];            /* ECN: RED Kmin/Kmax bytes per priority */
-    uint64_t kmax[2];
+    uint64_t kmin[2];            /* ECN: RED Kmin bytes per priority (red_ecn: a dequeue compares) */
+    /* line 2: the rest of RED (only above Kmin) and PFC */
+    uint64_t kmax[2];            /* ECN: RED Kmax bytes per priority */
     double pmax[2];              /* RED Pmax per priority (0 disables marking) */
+    uint64_t rng;                /* per-port RNG stream (ECN marking, random loss) */
     uint64_t headroom;           /* PFC: headroom reserved for this ingress (bytes in flight after XOFF) */
     int64_t pause_until;         /* the received XOFF's pause time runs out at, -1 none */
     int64_t refresh_at;          /* switch ingress: next XOFF refresh while still congested, -1 none */
 } sd_port;
-_Static_assert(offsetof(sd_port, st) == 64 && offsetof(sd_port, kmin) == 128,
-               "sd_port: a packet hop reads line 0 of its port and line 1 of the peer");
+_Static_assert(offsetof(sd_port, st) == 64, "sd_port: a wire arrival reads line 0 of its port and line 1 of the peer");
 
 /* Path state of a QP with a path set (native/paths.c), indexed like the QPs: the state of the
  * feedback-driven policies; per-slot telemetry is in st. */
@@ -710,7 +708,6 @@ static inline uint32_t qdisc_fifo_dequeue(sd_sim *sim, sd_port *pt, uint32_t pri
     if (pk->next == SD_NONE)
         pt->q_tail[prio] = SD_NONE;
     pt->st->q_bytes[prio] -= pk->wire;
-    pt->q_len[prio]--;
     return p;
 }
 void qdisc_free(sd_sim *sim);
