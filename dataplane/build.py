@@ -33,7 +33,9 @@ def cflags() -> list[str]:
     if os.environ.get("SOFTDPU_SANITIZE"):
         return flags + ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
                         "-fno-sanitize-recover=undefined"]
-    return flags + ["-O2"]
+    # hidden: the data plane's own functions call each other directly, not through the PLT (only
+    # the module's init function is exported; cffi's wrappers are in the same object)
+    return flags + ["-O2", "-fvisibility=hidden"]
 
 
 def cdef_text() -> str:

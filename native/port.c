@@ -79,11 +79,13 @@ void port_hooks_build(sd_sim *sim, uint32_t port)
 static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
 {
     sd_port *pt = &sim->ports[port];
-    const qdisc_ops *qd = pt->qdisc[prio] ? qdisc_table[pt->qdisc[prio]] : NULL;   /* NULL: drop-tail */
+    uint32_t k = pt->qdisc[prio];
+    /* drop_tail and red_ecn (the first two, qdisc.h) dequeue the FIFO; red_ecn's marking is inlined */
+    const qdisc_ops *qd = k > QDISC_KIND_red_ecn ? qdisc_table[k] : NULL;
     uint32_t p = qd && qd->dequeue ? qd->dequeue(sim, pt, prio) : qdisc_fifo_dequeue(sim, pt, prio);
     sd_packet *pk = &sim->pkts[p];
-    if (pt->qdisc[prio] == QDISC_KIND_red_ecn)
-        qdisc_red_on_dequeue(sim, pt, prio, p);  /* red_ecn's on_dequeue, inlined (sim.h) */
+    if (k == QDISC_KIND_red_ecn)
+        qdisc_red_on_dequeue(sim, pt, prio, p);  /* red_ecn's on_dequeue (sim.h) */
     else if (qd && qd->on_dequeue)
         qd->on_dequeue(sim, pt, prio, p); /* marking, on the bytes left behind */
     port_hooks_run(sim, pt, PORT_EV_DEQUEUE, prio, p);   /* PFC, INT, capture */
@@ -118,19 +120,21 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
 {
     sd_port *pt = &sim->ports[port];
     sd_packet *pk = &sim->pkts[p];
+    uint32_t prio = pk->prio;
     if (!pt->up) {
         pt->st->down_drops++;
         count_drop(sim, pk);
-        port_hooks_run(sim, pt, PORT_EV_DROP, pk->prio, p);
+        port_hooks_run(sim, pt, PORT_EV_DROP, prio, p);
         pkt_free(sim, p);
         return;
     }
-    uint32_t prio = pk->prio;
-    const qdisc_ops *qd = pt->qdisc[prio] ? qdisc_table[pt->qdisc[prio]] : NULL;
+    sd_port_stats *st = pt->st;
+    uint32_t k = pt->qdisc[prio];
     int r = 1;                           /* 1: append to the FIFO, 2: the discipline queued it, 0: drop */
-    if (pt->st->q_bytes[prio] + pk->wire > pt->q_cap[prio] || (qd && qd->enqueue && !(r = qd->enqueue(sim, pt, prio, p)))) {
-        pt->st->dropped++;
-        pt->st->dropped_bytes += pk->wire;
+    if (st->q_bytes[prio] + pk->wire > pt->q_cap[prio] ||
+        (k > QDISC_KIND_red_ecn && qdisc_table[k]->enqueue && !(r = qdisc_table[k]->enqueue(sim, pt, prio, p)))) {
+        st->dropped++;                   /* drop_tail and red_ecn admit below the capacity */
+        st->dropped_bytes += pk->wire;
         count_drop(sim, pk);
         port_hooks_run(sim, pt, PORT_EV_DROP, prio, p);
         pkt_free(sim, p);
@@ -143,16 +147,18 @@ void port_enqueue(sd_sim *sim, uint32_t port, uint32_t p)
         else
             sim->pkts[pt->q_tail[prio]].next = p;
         pt->q_tail[prio] = p;
-        pt->st->q_bytes[prio] += pk->wire;
+        st->q_bytes[prio] += pk->wire;
     }
-    if (pt->st->q_bytes[prio] > pt->st->q_peak[prio])
-        pt->st->q_peak[prio] = pt->st->q_bytes[prio];
+    if (st->q_bytes[prio] > st->q_peak[prio])
+        st->q_peak[prio] = st->q_bytes[prio];
 
-    if (pt->busy_until <= sim->now && !pt->tx_pending) {
+    if (pt->tx_pending)
+        return;                          /* the pending EV_TX_DONE will start it */
+    if (pt->busy_until <= sim->now) {
         int next = port_pick(sim, pt);
         if (next >= 0)
             port_start(sim, port, (uint32_t)next);
-    } else if (!pt->tx_pending) {
+    } else {
         pt->tx_pending = 1;
         ev_push(sim, pt->busy_until, EV_TX_DONE, port, SD_NONE);
     }

@@ -21,6 +21,10 @@ _Static_assert(SD_NUM_QDISC <= 255, "a discipline's index must fit sd_port.qdisc
  * discipline that needs them (sd_set_qdisc, sd_set_qp_dscp). */
 int qdisc_init(sd_sim *sim)
 {
+    /* port.c serves drop_tail and red_ecn without the table (FIFO, red_ecn's marking inlined) */
+    if (qd_drop_tail.enqueue || qd_drop_tail.dequeue || qd_drop_tail.on_dequeue || qd_drop_tail.pick ||
+        qd_red_ecn.enqueue || qd_red_ecn.dequeue || qd_red_ecn.pick)
+        return SD_EINVAL;
     for (uint32_t d = 0; d < 64; d++)
         sim->qdisc.dscp_class[d] = (uint8_t)(d >> 3);   /* class selector: the DSCP's precedence bits */
     return SD_OK;
