@@ -82,6 +82,7 @@ BENCH_EXCLUDED = {
     "softdpu bench permutation-1024 --cc-impl c --cc-impl python": "1024-host fat-tree, ~4 s (C) + ~9 s (Python)",
     "softdpu bench permutation-1024 --cc-impl c|python": "a template of the line above",
     "softdpu bench multipath": "permutation-1024 twice, 3 interleaved runs each (~25 s)",
+    "softdpu bench permutation-128": "a benchmark (docs/performance.md runs it under callgrind, ~4 min), not a test",
     "softdpu bench cc-cost": "every algorithm's Python reference on permutation-128, medians of 3 (~1 min)",
     "softdpu bench ...": "a placeholder for every benchmark",
     "softdpu bench sweep-overhead": "starts a local Dask cluster and times 300 points (~20 s); the Dask path "
