@@ -693,20 +693,38 @@ int sd_set_python_cc_name(sd_sim *sim, const char *name)
 }
 
 /* ---------------------------------------------------------------- QPs and messages */
-int grow_array(void **arr, uint32_t *cap, size_t elem, uint32_t need)
+/* Grow *arr (capacity *cap elements of elem bytes) to hold need elements, doubling, the new part
+ * zeroed; aligned = 1 keeps it on 64-byte lines (alloc_lines: realloc would lose the alignment). */
+static int grow(void **arr, uint32_t *cap, size_t elem, uint32_t need, int aligned)
 {
     if (need <= *cap)
         return 1;
     uint32_t n = *cap ? *cap : 8;
     while (n < need)
         n = n * 2;
-    void *p = realloc(*arr, (size_t)n * elem);
+    void *p = aligned ? alloc_lines(n, elem) : realloc(*arr, (size_t)n * elem);
     if (!p)
         return 0;
-    memset((char *)p + (size_t)*cap * elem, 0, (size_t)(n - *cap) * elem);
+    if (aligned) {
+        if (*arr)
+            memcpy(p, *arr, (size_t)*cap * elem);
+        free(*arr);
+    } else {
+        memset((char *)p + (size_t)*cap * elem, 0, (size_t)(n - *cap) * elem);
+    }
     *arr = p;
     *cap = n;
     return 1;
+}
+
+int grow_array(void **arr, uint32_t *cap, size_t elem, uint32_t need)
+{
+    return grow(arr, cap, elem, need, 0);
+}
+
+int grow_lines(void **arr, uint32_t *cap, size_t elem, uint32_t need)
+{
+    return grow(arr, cap, elem, need, 1);
 }
 
 /* A zeroed array of n elements on 64-byte lines (NULL if out of memory; never NULL for n = 0). */
@@ -717,25 +735,6 @@ void *alloc_lines(uint32_t n, size_t elem)
     if (p)
         memset(p, 0, bytes);
     return p;
-}
-
-/* grow_array for arrays of alloc_lines (realloc would lose the alignment). */
-int grow_lines(void **arr, uint32_t *cap, size_t elem, uint32_t need)
-{
-    if (need <= *cap)
-        return 1;
-    uint32_t n = *cap ? *cap : 8;
-    while (n < need)
-        n = n * 2;
-    void *p = alloc_lines(n, elem);
-    if (!p)
-        return 0;
-    if (*arr)
-        memcpy(p, *arr, (size_t)*cap * elem);
-    free(*arr);
-    *arr = p;
-    *cap = n;
-    return 1;
 }
 
 /* A host with two addresses or more (declared): a QP pair may join two of them (e.g. two GPUs of one
