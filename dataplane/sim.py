@@ -563,7 +563,10 @@ class Simulator:
 
     def set_qdisc(self, port: int, prio: int, kind: str, **params) -> None:
         """The queue discipline of queue (port, prio) (native/qdisc.c): ``kind`` by name, its
-        parameters by the names the C provider declares (all of them)."""
+        parameters by the names the C provider declares (all of them). The data plane checks each
+        value against its declaration (:func:`qdisc_param_decls`: an integer where it is one,
+        within its range), then the discipline's rules between parameters; a ValueError names the
+        discipline, the parameter, the rule and the value."""
         if not isinstance(kind, str):
             raise ValueError(f"qdisc kind must be a string, got {kind!r}")
         names = qdisc_params(kind)
