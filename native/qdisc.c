@@ -88,7 +88,7 @@ double sd_red_probability(uint64_t q, uint64_t kmin, uint64_t kmax, double pmax)
 static const qdisc_param red_params[] = {
     {"kmin_bytes", SD_QDISC_PARAM_INT, 0, CC_MAX_BYTES, "in [0, 1e15] bytes", 0},    /* RED's Kmin */
     {"kmax_bytes", SD_QDISC_PARAM_INT, 0, CC_MAX_BYTES, "in [0, 1e15] bytes", 0},    /* RED's Kmax */
-    {"pmax", SD_QDISC_PARAM_REAL, DBL_TRUE_MIN, 1, "in (0, 1]", 0},    /* at Kmax (0: sd_set_queue's drop_tail) */
+    {"pmax", SD_QDISC_PARAM_REAL, DBL_TRUE_MIN, 1, "in (0, 1]", 0},    /* at Kmax (sd_set_queue: pmax 0 = drop_tail) */
     {NULL, 0, 0, 0, NULL, 0}};
 
 static const char *red_validate(const double *p, char *why, size_t len)
