@@ -167,11 +167,16 @@ const char *sd_qdisc_param_rule(const char *kind, uint32_t i)
     return d ? d->rule : NULL;
 }
 
-/* v as the shortest text that reads back as v (1.5, 1000000000000001, 1e+15, NaN). */
+/* v as written: an integer in full below 2^53 (10, 1000000000000001), else the shortest text
+ * that reads back as v (1.5, 1e+300, inf, NaN). */
 static void value_text(char *out, size_t len, double v)
 {
     if (v != v) {
         snprintf(out, len, "NaN");
+        return;
+    }
+    if (v == floor(v) && fabs(v) <= 9007199254740992.0) {
+        snprintf(out, len, "%.0f", v);
         return;
     }
     for (int prec = 1; prec <= 17; prec++) {
