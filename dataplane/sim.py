@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 from typing import Callable, Mapping
 
@@ -257,6 +258,45 @@ def qdisc_params(kind: str) -> list[str] | None:
     while (n := lib.sd_qdisc_param_name(kind.encode(), len(out))) != ffi.NULL:
         out.append(ffi.string(n).decode())
     return out
+
+
+QDISC_PARAM_KINDS = {lib.SD_QDISC_PARAM_INT: "int", lib.SD_QDISC_PARAM_REAL: "real"}
+
+
+@dataclasses.dataclass(frozen=True)
+class QdiscParam:
+    """A parameter of a queue discipline as its C provider declares it (native/qdisc*.c, sim.h
+    ``qdisc_param``): ``kind`` "int" (bytes, ps: an integer) or "real"; the closed range
+    [``lo``, ``hi``] ``sd_set_qdisc`` accepts, and 0 as well when ``zero_off`` (off: a strict
+    class's quantum); ``rule``: that range in words, as the data plane's error gives it."""
+    name: str
+    kind: str
+    lo: float
+    hi: float
+    rule: str
+    zero_off: bool
+
+    def accepts(self, v: float) -> bool:
+        """Whether sd_set_qdisc takes ``v`` for this parameter (before the discipline's rules
+        between parameters, such as kmax >= kmin)."""
+        v = float(v)
+        return math.isfinite(v) and (self.kind == "real" or v == math.floor(v)) and \
+            (self.lo <= v <= self.hi or (self.zero_off and v == 0))
+
+
+def qdisc_param_decls(kind: str) -> tuple[QdiscParam, ...] | None:
+    """The parameters of queue discipline ``kind`` with their kinds and ranges, in the order its C
+    provider declares them (the order :meth:`Simulator.set_qdisc` passes them); None for an
+    unknown kind."""
+    names = qdisc_params(kind)
+    if names is None:
+        return None
+    out, lo, hi = [], ffi.new("double *"), ffi.new("double *")
+    for i, name in enumerate(names):
+        zero_off = lib.sd_qdisc_param_range(kind.encode(), i, lo, hi)
+        out.append(QdiscParam(name, QDISC_PARAM_KINDS[lib.sd_qdisc_param_kind(kind.encode(), i)], lo[0], hi[0],
+                              ffi.string(lib.sd_qdisc_param_rule(kind.encode(), i)).decode(), zero_off == 1))
+    return tuple(out)
 
 
 def _u32(name: str, values, n: int | None = None) -> np.ndarray:
@@ -523,7 +563,10 @@ class Simulator:
 
     def set_qdisc(self, port: int, prio: int, kind: str, **params) -> None:
         """The queue discipline of queue (port, prio) (native/qdisc.c): ``kind`` by name, its
-        parameters by the names the C provider declares (all of them)."""
+        parameters by the names the C provider declares (all of them). The data plane checks each
+        value against its declaration (:func:`qdisc_param_decls`: an integer where it is one,
+        within its range), then the discipline's rules between parameters; a ValueError names the
+        discipline, the parameter, the rule and the value."""
         if not isinstance(kind, str):
             raise ValueError(f"qdisc kind must be a string, got {kind!r}")
         names = qdisc_params(kind)
@@ -535,7 +578,18 @@ class Simulator:
             raise ValueError(f"qdisc {kind} takes {', '.join(names) or 'no parameters'}; "
                              + (f"unknown: {', '.join(unknown)} " if unknown else "")
                              + (f"missing: {', '.join(missing)}" if missing else ""))
-        vals = ffi.new("double[]", [float(params[n]) for n in names] or [0.0])
+        given = []
+        for n in names:
+            v = params[n]
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise ValueError(f"qdisc {kind}: {n} must be a number, got {v!r}")
+            try:
+                given.append(float(v))
+            except OverflowError:
+                raise ValueError(f"qdisc {kind}: {n} is too large, got {v!r}") from None
+        # each value is checked in C against its declaration (qdisc_param_decls), then the rules
+        # between parameters; the error names the discipline, the parameter and its rule
+        vals = ffi.new("double[]", given or [0.0])
         self._check(lib.sd_set_qdisc(self._sim, port, prio, kind.encode(), vals, len(names)))
 
     def set_dscp_map(self, classes) -> None:

@@ -2,7 +2,23 @@
  * drop-tail and RED/ECN. A discipline is a qdisc_ops table (sim.h); sd_set_qdisc installs one
  * on a (port, priority) queue. Adding one: its own file native/qdisc_<name>.c (see
  * qdisc_codel.c; dataplane/build.py compiles it), one line X(<name>) in native/qdisc.h, and its
- * config model in controlplane/fabric/qdisc.py (docs/extending.md). */
+ * config model in controlplane/fabric/qdisc.py (docs/extending.md).
+ *
+ * A discipline declares its parameters (sim.h qdisc_param: name, kind, closed range [lo, hi],
+ * the rule in words, zero_off = 1 if 0 is accepted as well), in the order sd_set_qdisc takes them:
+ *
+ *     static const qdisc_param red_params[] = {
+ *         {"kmin_bytes", SD_QDISC_PARAM_INT, 0, CC_MAX_BYTES, "in [0, 1e15] bytes", 0},
+ *         {"kmax_bytes", SD_QDISC_PARAM_INT, 0, CC_MAX_BYTES, "in [0, 1e15] bytes", 0},
+ *         {"pmax", SD_QDISC_PARAM_REAL, DBL_TRUE_MIN, 1, "in (0, 1]", 0},
+ *         {NULL, 0, 0, 0, NULL, 0}};
+ *
+ * sd_set_qdisc checks every value against its declaration (finite, an integer for an INT one,
+ * within [lo, hi]) and names the discipline, parameter, rule and value when it refuses one; the
+ * provider's validate() then checks only the rules between parameters (kmax_bytes >= kmin_bytes).
+ * Python reads the declarations (sd_qdisc_param_name / _kind / _range / _rule) and checks the
+ * config models against them at import. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +71,7 @@ uint64_t qdisc_memory_bytes(const sd_sim *sim)
 }
 
 /* ------------------------------------------------------------------ drop-tail */
-static const char *const no_params[] = {NULL};
+static const qdisc_param no_params[] = {{NULL, 0, 0, 0, NULL, 0}};
 
 const qdisc_ops qd_drop_tail = {
     .name = "drop_tail", .params = no_params, .validate = NULL, .setup = NULL,
@@ -73,14 +89,16 @@ double sd_red_probability(uint64_t q, uint64_t kmin, uint64_t kmax, double pmax)
     return pmax * (double)(q - kmin) / (double)(kmax - kmin);
 }
 
-static const char *const red_params[] = {"kmin_bytes", "kmax_bytes", "pmax", NULL};
+static const qdisc_param red_params[] = {
+    {"kmin_bytes", SD_QDISC_PARAM_INT, 0, CC_MAX_BYTES, "in [0, 1e15] bytes", 0},    /* RED's Kmin */
+    {"kmax_bytes", SD_QDISC_PARAM_INT, 0, CC_MAX_BYTES, "in [0, 1e15] bytes", 0},    /* RED's Kmax */
+    {"pmax", SD_QDISC_PARAM_REAL, DBL_TRUE_MIN, 1, "in (0, 1]", 0},    /* at Kmax (sd_set_queue: pmax 0 = drop_tail) */
+    {NULL, 0, 0, 0, NULL, 0}};
 
 static const char *red_validate(const double *p, char *why, size_t len)
 {
-    const char *const *params = red_params;
-    CC_NEED(p[0] >= 0 && p[0] <= CC_MAX_BYTES, 0, "in [0, 1e15]");
-    CC_NEED(p[1] >= p[0] && p[1] <= CC_MAX_BYTES, 1, ">= kmin_bytes and <= 1e15");
-    CC_NEED(p[2] > 0 && p[2] <= 1, 2, "in (0, 1]");
+    const qdisc_param *params = red_params;
+    QDISC_NEED(p[1] >= p[0], 1, ">= kmin_bytes");
     return NULL;
 }
 
@@ -113,15 +131,75 @@ static int kind_of(const char *kind)
     return -1;
 }
 
-const char *sd_qdisc_param_name(const char *kind, uint32_t i)
+/* Parameter i of discipline `kind`: its declaration, NULL past the last or for an unknown kind. */
+static const qdisc_param *param_of(const char *kind, uint32_t i)
 {
     int k = kind_of(kind);
     if (k < 0)
         return NULL;
     for (uint32_t j = 0; j <= i; j++)
-        if (!qdisc_table[k]->params[j])
+        if (!qdisc_table[k]->params[j].name)
             return NULL;
-    return qdisc_table[k]->params[i];
+    return &qdisc_table[k]->params[i];
+}
+
+const char *sd_qdisc_param_name(const char *kind, uint32_t i)
+{
+    const qdisc_param *d = param_of(kind, i);
+    return d ? d->name : NULL;
+}
+
+uint32_t sd_qdisc_param_kind(const char *kind, uint32_t i)
+{
+    const qdisc_param *d = param_of(kind, i);
+    return d ? d->kind : 0;
+}
+
+int sd_qdisc_param_range(const char *kind, uint32_t i, double *lo, double *hi)
+{
+    const qdisc_param *d = param_of(kind, i);
+    if (!d)
+        return -1;
+    *lo = d->lo;
+    *hi = d->hi;
+    return d->zero_off ? 1 : 0;
+}
+
+const char *sd_qdisc_param_rule(const char *kind, uint32_t i)
+{
+    const qdisc_param *d = param_of(kind, i);
+    return d ? d->rule : NULL;
+}
+
+/* v as written: an integer in full below 2^53 (10, 1000000000000001), else the shortest text
+ * that reads back as v (1.5, 1e+300, inf, NaN). */
+static void value_text(char *out, size_t len, double v)
+{
+    if (v != v) {
+        snprintf(out, len, "NaN");
+        return;
+    }
+    if (v == floor(v) && fabs(v) <= 9007199254740992.0) {
+        snprintf(out, len, "%.0f", v);
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(out, len, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            return;
+    }
+}
+
+/* NULL if v is what declaration d accepts, else the error (into why): "<name> must be <rule>, got <v>". */
+static const char *param_check(const qdisc_param *d, double v, char *why, size_t len)
+{
+    int integer = d->kind == SD_QDISC_PARAM_INT;
+    if (isfinite(v) && (!integer || v == floor(v)) && ((v >= d->lo && v <= d->hi) || (d->zero_off && v == 0)))
+        return NULL;
+    char got[32];
+    value_text(got, sizeof got, v);
+    snprintf(why, len, "%s must be %s%s, got %s", d->name, integer ? "an integer " : "", d->rule, got);
+    return why;
 }
 
 uint32_t sd_qdisc_count(void)
@@ -156,14 +234,14 @@ int sd_set_qdisc(sd_sim *sim, uint32_t port, uint32_t prio, const char *kind, co
     }
     const qdisc_ops *q = qdisc_table[k];
     uint32_t want = 0;
-    while (q->params[want])
+    while (q->params[want].name)
         want++;
     if (n != want)
         return sd_fail(sim, SD_EINVAL, "qdisc %s takes %u parameters, got %u", q->name, want, n);
-    for (uint32_t i = 0; i < n; i++)
-        if (!isfinite(params[i]))
-            return sd_fail(sim, SD_EINVAL, "qdisc %s: %s must be finite, got %g", q->name, q->params[i], params[i]);
     char why[160];
+    for (uint32_t i = 0; i < n; i++)     /* each value against its declaration, then the provider's own rules */
+        if (param_check(&q->params[i], params[i], why, sizeof why))
+            return sd_fail(sim, SD_EINVAL, "qdisc %s: %s", q->name, why);
     if (q->validate && q->validate(params, why, sizeof why))
         return sd_fail(sim, SD_EINVAL, "qdisc %s: %s", q->name, why);
     sd_port *pt = &sim->ports[port];

@@ -5,9 +5,12 @@
  * native/qdisc_*.c it finds). From this list sim.h declares the providers, qdisc.c builds
  * qdisc_table[] and the enum below gives each its index QDISC_KIND_<name> (the order of the
  * lines; stored in sd_port.qdisc[prio]). drop_tail must stay first and red_ecn second: sd_set_queue
- * installs them by the fixed indices of softdpu.h. Python discovers the kinds and their
- * parameters from the table (sd_qdisc_count, sd_qdisc_name, sd_qdisc_param_name), and its config
- * model in controlplane/fabric/qdisc.py is checked against them at import. docs/extending.md. */
+ * installs them by the fixed indices of softdpu.h. Each provider declares its parameters (sim.h
+ * qdisc_param: name, kind, closed range, rule; e.g. qdisc.c's red_params), which sd_set_qdisc
+ * checks every value against before the provider's validate. Python discovers the kinds and those
+ * declarations from the table (sd_qdisc_count, sd_qdisc_name, sd_qdisc_param_name / _kind /
+ * _range / _rule), and its config model in controlplane/fabric/qdisc.py is checked against them
+ * at import (names, kinds, bounds). docs/extending.md. */
 #ifndef SOFTDPU_QDISC_H
 #define SOFTDPU_QDISC_H
 

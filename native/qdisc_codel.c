@@ -25,14 +25,16 @@ struct qd_codel {
     uint64_t maxpacket;                  /* bytes: below this much queued, never mark (RFC 8289 §5.2 MAXPACKET) */
 };
 
-static const char *const codel_params[] = {"target_ps", "interval_ps", "maxpacket_bytes", NULL};
+static const qdisc_param codel_params[] = {
+    {"target_ps", SD_QDISC_PARAM_INT, 1, CC_MAX_PS, "in [1, 1e15] ps", 0},              /* TARGET */
+    {"interval_ps", SD_QDISC_PARAM_INT, 1, CC_MAX_PS, "in [1, 1e15] ps", 0},            /* INTERVAL */
+    {"maxpacket_bytes", SD_QDISC_PARAM_INT, 0, CC_MAX_BYTES, "in [0, 1e15] bytes", 0},  /* MAXPACKET */
+    {NULL, 0, 0, 0, NULL, 0}};
 
 static const char *codel_validate(const double *p, char *why, size_t len)
 {
-    const char *const *params = codel_params;
-    CC_NEED(p[0] > 0 && p[0] <= CC_MAX_PS, 0, "in (0, 1e15]");
-    CC_NEED(p[1] >= p[0] && p[1] <= CC_MAX_PS, 1, ">= target_ps and <= 1e15");
-    CC_NEED(p[2] >= 0 && p[2] <= CC_MAX_BYTES, 2, "in [0, 1e15]");
+    const qdisc_param *params = codel_params;
+    QDISC_NEED(p[1] >= p[0], 1, ">= target_ps");
     return NULL;
 }
 

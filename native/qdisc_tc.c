@@ -10,6 +10,7 @@
  * the per-priority byte counts (q_bytes: PFC, adaptive routing, telemetry) and capacities
  * stay as they are. PFC pauses a priority: a class whose head packet has a paused priority
  * waits (head-of-line, as a paused 802.1Qbb class). Switch ports only. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,11 +31,23 @@ struct qd_tc {
     uint32_t pad;
 };
 
-static const char *const tc_params[] = {
-    "quantum_0", "quantum_1", "quantum_2", "quantum_3", "quantum_4", "quantum_5", "quantum_6", "quantum_7",
-    "kmin_0", "kmin_1", "kmin_2", "kmin_3", "kmin_4", "kmin_5", "kmin_6", "kmin_7",
-    "kmax_0", "kmax_1", "kmax_2", "kmax_3", "kmax_4", "kmax_5", "kmax_6", "kmax_7",
-    "pmax_0", "pmax_1", "pmax_2", "pmax_3", "pmax_4", "pmax_5", "pmax_6", "pmax_7", NULL};
+/* The 32 parameters, per class c = 0..7 in this order: quantum_c (bytes per DWRR visit; 0 = strict
+ * priority), kmin_c, kmax_c (RED thresholds on the class's bytes), pmax_c (0 = no marking). */
+#define TC_EACH_CLASS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define TC_QUANTUM(c) {"quantum_" #c, SD_QDISC_PARAM_INT, 64, 1e9, "in [64, 1e9] bytes or 0 (strict priority)", 1},
+#define TC_KMIN(c) {"kmin_" #c, SD_QDISC_PARAM_INT, 0, CC_MAX_BYTES, "in [0, 1e15] bytes", 0},
+#define TC_KMAX(c) {"kmax_" #c, SD_QDISC_PARAM_INT, 0, CC_MAX_BYTES, "in [0, 1e15] bytes", 0},
+#define TC_PMAX(c) {"pmax_" #c, SD_QDISC_PARAM_REAL, 0, 1, "in [0, 1]", 0},
+static const qdisc_param tc_params[] = {
+    TC_EACH_CLASS(TC_QUANTUM) TC_EACH_CLASS(TC_KMIN) TC_EACH_CLASS(TC_KMAX) TC_EACH_CLASS(TC_PMAX)
+    {NULL, 0, 0, 0, NULL, 0}};
+#undef TC_QUANTUM
+#undef TC_KMIN
+#undef TC_KMAX
+#undef TC_PMAX
+#undef TC_EACH_CLASS
+_Static_assert(sizeof tc_params / sizeof tc_params[0] == 4 * TC + 1 && 4 * TC <= SD_QDISC_PARAMS,
+               "traffic_class: quantum, kmin, kmax, pmax per class");
 
 /* the port's traffic classes (sim->qdisc.state of this discipline: one per port) */
 static inline struct qd_tc *tc_of(const sd_sim *sim, uint32_t port)
@@ -44,12 +57,11 @@ static inline struct qd_tc *tc_of(const sd_sim *sim, uint32_t port)
 
 static const char *tc_validate(const double *p, char *why, size_t len)
 {
-    const char *const *params = tc_params;
+    const qdisc_param *params = tc_params;
     for (int c = 0; c < TC; c++) {
-        CC_NEED(p[c] == 0 || (p[c] >= 64 && p[c] <= 1e9), c, "0 (strict priority) or a quantum in [64, 1e9] bytes");
-        CC_NEED(p[8 + c] >= 0 && p[8 + c] <= CC_MAX_BYTES, 8 + c, "in [0, 1e15]");
-        CC_NEED(p[16 + c] >= p[8 + c] && p[16 + c] <= CC_MAX_BYTES, 16 + c, ">= its kmin and <= 1e15");
-        CC_NEED(p[24 + c] >= 0 && p[24 + c] <= 1, 24 + c, "in [0, 1]");
+        char rule[16];
+        snprintf(rule, sizeof rule, ">= kmin_%d", c);
+        QDISC_NEED(p[16 + c] >= p[8 + c], 16 + c, rule);
     }
     return NULL;
 }

@@ -672,11 +672,26 @@ void nic_process(sd_sim *sim, uint32_t p);
  * defaults: admit, FIFO head, nothing (port.c calls no function for them; drop-tail is all
  * defaults, so a port without a discipline pays nothing). Per-queue state lives in the
  * discipline's own side arrays, allocated by setup() when sd_set_qdisc installs it (never on
- * the per-packet path). params: names, NULL-terminated
- * (<= SD_QDISC_PARAMS); validate() as cc_twin's (cc_bad words). */
+ * the per-packet path). params: the declarations below, ended by {NULL} (<= SD_QDISC_PARAMS);
+ * sd_set_qdisc checks every value against its declaration, then calls validate() for the rules
+ * that tie parameters together (kmax >= kmin: NULL, or "<parameter> must be <rule>, got <value>"
+ * written into why, e.g. with QDISC_NEED). */
+/* A parameter a discipline takes (its position in params = its index in sd_set_qdisc's values):
+ * name; kind SD_QDISC_PARAM_INT (a count, bytes or ps: an integer-valued double, exact below
+ * 2^53; setup casts it) or SD_QDISC_PARAM_REAL (a fraction); the closed range [lo, hi] every
+ * value must lie in (and be finite), with the rule in words for the error ("qdisc <kind>:
+ * <name> must be [an integer] <rule>, got <value>"); zero_off = 1: 0 is accepted as well,
+ * outside the range (off: a strict-priority class's quantum). Setup time only. */
+typedef struct qdisc_param {
+    const char *name;
+    uint32_t kind;
+    double lo, hi;
+    const char *rule;
+    uint32_t zero_off;
+} qdisc_param;
 typedef struct qdisc_ops {
     const char *name;
-    const char *const *params;
+    const qdisc_param *params;
     const char *(*validate)(const double *p, char *why, size_t len);
     int (*setup)(sd_sim *sim, uint32_t port, uint32_t prio, const double *p);
     int (*enqueue)(sd_sim *sim, sd_port *pt, uint32_t prio, uint32_t p);
@@ -699,6 +714,10 @@ typedef struct qdisc_ops {
 SD_QDISCS(SD_QDISC_EXTERN_)
 #undef SD_QDISC_EXTERN_
 extern const qdisc_ops *const qdisc_table[SD_NUM_QDISC];
+/* In a validate() (p, why, len and the qdisc_param table `params` in scope): parameter i must
+ * satisfy cond, a rule between parameters (each one's range is checked before validate runs). */
+#define QDISC_NEED(cond, i, rule) \
+    do { if (!(cond)) return cc_bad(why, len, params[i].name, rule, p[i]); } while (0)
 /* The FIFO dequeue (the default). */
 static inline uint32_t qdisc_fifo_dequeue(sd_sim *sim, sd_port *pt, uint32_t prio)
 {

@@ -56,8 +56,9 @@ enum sd_prio {
 };
 
 /* Queue disciplines of a port's priority queue: providers registered in native/qdisc.h (one line
- * each), discovered by name (sd_qdisc_count, sd_qdisc_name, sd_qdisc_param_name). Only the two
- * that sd_set_queue installs have fixed indices here; the others' indices follow their lines. */
+ * each), discovered by name with their declared parameters (sd_qdisc_count, sd_qdisc_name,
+ * sd_qdisc_param_name / _kind / _range / _rule). Only the two that sd_set_queue installs have
+ * fixed indices here; the others' indices follow their lines. */
 enum sd_qdisc_builtin {
     SD_QDISC_DROP_TAIL = 0,  /* FIFO, drop at the byte capacity (the default) */
     SD_QDISC_RED_ECN = 1     /* + RED-style ECN marking at dequeue (DCQCN's CP) */
@@ -540,8 +541,18 @@ int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes,
  * parameters in the order sd_qdisc_param_name gives. Keeps the queue's byte capacity.
  * sd_set_queue is the shorthand for drop_tail (pmax = 0) and red_ecn (pmax > 0). */
 int sd_set_qdisc(sd_sim *sim, uint32_t port, uint32_t prio, const char *kind, const double *params, uint32_t n);
-/* Parameter i of discipline `kind` (by name); NULL past the last or for an unknown kind. */
+/* Parameter i of discipline `kind` (by name) as its provider declares it (native/qdisc*.c: a
+ * qdisc_param): its name (NULL past the last or for an unknown kind), its kind, the closed range
+ * [lo, hi] sd_set_qdisc accepts (sd_qdisc_param_range: 1 if 0 is accepted as well, outside the
+ * range (off), 0 if not, -1 past the last or for an unknown kind) and that rule in words, as its
+ * errors give it ("qdisc <kind>: <name> must be [an integer] <rule>, got <value>"). Every value
+ * is checked against this before the discipline's own rules between parameters (kmax >= kmin). */
 const char *sd_qdisc_param_name(const char *kind, uint32_t i);
+enum { SD_QDISC_PARAM_INT = 0,    /* an integer (bytes, ps): an integer-valued double */
+       SD_QDISC_PARAM_REAL = 1 }; /* a real number (a fraction) */
+uint32_t sd_qdisc_param_kind(const char *kind, uint32_t i);  /* SD_QDISC_PARAM_*; 0 past the last */
+int sd_qdisc_param_range(const char *kind, uint32_t i, double *lo, double *hi);
+const char *sd_qdisc_param_rule(const char *kind, uint32_t i);
 /* The registry: disciplines 0 .. sd_qdisc_count() - 1 by name (NULL past the last). */
 uint32_t sd_qdisc_count(void);
 const char *sd_qdisc_name(uint32_t kind);

@@ -5,6 +5,7 @@ file, and the Python config models match what the C providers declare, name by n
 kind. The per-QP path parameters are set by name through one generic setter."""
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -13,8 +14,9 @@ import pytest
 from controlplane.fabric import qdisc as qdisc_cfg
 from controlplane.transport import multipath
 from dataplane import build
-from dataplane.sim import (PATH_PARAMS, PATH_POLICIES, QDISC_KINDS, Simulator, ffi, lib, path_policy_param_kinds,
-                           path_policy_params, qdisc_params)
+from controlplane.config.schema import Int, Num
+from dataplane.sim import (PATH_PARAMS, PATH_POLICIES, QDISC_KINDS, QdiscParam, Simulator, ffi, lib,
+                           path_policy_param_kinds, path_policy_params, qdisc_param_decls, qdisc_params)
 
 NATIVE = Path(__file__).resolve().parent.parent / "native"
 
@@ -68,6 +70,108 @@ def test_qdisc_config_models_match_the_c_registry():
     assert qdisc_cfg.MODELS["codel_ecn"].passthrough and qdisc_cfg.MODELS["drop_tail"].passthrough
     union = {k for m in qdisc_cfg.MODELS.values() for k in m.model_fields} | {"kind"}
     assert set(qdisc_cfg.Qdisc.model_fields) == union
+
+
+# The declarations of native/qdisc.c, qdisc_codel.c and qdisc_tc.c (units: bytes and ps; 1e15 is
+# CC_MAX_BYTES / CC_MAX_PS of native/sim.h; RED's pmax is a probability above 0, DCQCN's CP; a DWRR
+# quantum is at least one minimum frame and 0 makes the class strict). DBL_TRUE_MIN: (0, 1] closed.
+DBL_TRUE_MIN = math.ulp(0.0)
+BYTES = dict(kind="int", lo=0, hi=1e15, rule="in [0, 1e15] bytes", zero_off=False)
+DECLARED = {
+    "drop_tail": (),
+    "red_ecn": (QdiscParam("kmin_bytes", **BYTES), QdiscParam("kmax_bytes", **BYTES),
+                QdiscParam("pmax", "real", DBL_TRUE_MIN, 1, "in (0, 1]", False)),
+    "codel_ecn": (QdiscParam("target_ps", "int", 1, 1e15, "in [1, 1e15] ps", False),
+                  QdiscParam("interval_ps", "int", 1, 1e15, "in [1, 1e15] ps", False),
+                  QdiscParam("maxpacket_bytes", **BYTES)),
+    "traffic_class": tuple(QdiscParam(f"quantum_{c}", "int", 64, 1e9, "in [64, 1e9] bytes or 0 (strict priority)", True)
+                           for c in range(8))
+    + tuple(QdiscParam(f"kmin_{c}", **BYTES) for c in range(8)) + tuple(QdiscParam(f"kmax_{c}", **BYTES) for c in range(8))
+    + tuple(QdiscParam(f"pmax_{c}", "real", 0, 1, "in [0, 1]", False) for c in range(8)),
+}
+
+
+def test_qdisc_declarations_are_what_python_reads():
+    """Every discipline's parameters as C declares them (name, kind, closed range, rule, 0 as off),
+    read through sd_qdisc_param_name / _kind / _range / _rule, in the order sd_set_qdisc takes them;
+    past the last parameter and for an unknown kind the discovery calls say so."""
+    assert set(DECLARED) == set(QDISC_KINDS)
+    for kind, want in DECLARED.items():
+        assert qdisc_param_decls(kind) == want, kind
+        n = len(want)
+        lo, hi = ffi.new("double *"), ffi.new("double *")
+        assert lib.sd_qdisc_param_name(kind.encode(), n) == ffi.NULL
+        assert lib.sd_qdisc_param_rule(kind.encode(), n) == ffi.NULL
+        assert lib.sd_qdisc_param_range(kind.encode(), n, lo, hi) == -1
+        assert lib.sd_qdisc_param_kind(kind.encode(), n) == 0
+    assert qdisc_param_decls("pie") is None
+    assert lib.sd_qdisc_param_range(b"pie", 0, ffi.new("double *"), ffi.new("double *")) == -1
+    # the source text of the non-generated declarations says the same (traffic_class builds its
+    # 32 from one line per kind of parameter: checked by the table above)
+    entry = re.compile(r'\{"(\w+)", SD_QDISC_PARAM_(INT|REAL), ([^,]+), ([^,]+), "([^"]*)", ([01])\}')
+    consts = {"CC_MAX_BYTES": 1e15, "CC_MAX_PS": 1e15, "DBL_TRUE_MIN": DBL_TRUE_MIN}
+    for kind, src, table in (("red_ecn", "qdisc.c", "red_params"), ("codel_ecn", "qdisc_codel.c", "codel_params")):
+        text = (NATIVE / src).read_text()
+        body = re.search(rf"^static const qdisc_param {table}\[\] = \{{(.*?)\{{NULL", text, re.S | re.M)
+        assert body, f"{src}: no {table}"
+        found = tuple(QdiscParam(m[0], m[1].lower(), consts.get(m[2]) or float(m[2]), consts.get(m[3]) or float(m[3]),
+                                 m[4], m[5] == "1") for m in entry.findall(body.group(1)))
+        assert found == DECLARED[kind], kind
+
+
+def test_qdisc_models_agree_with_the_c_declarations():
+    """A pass-through model's field is of its parameter's kind and accepts only what C accepts:
+    the model's own extreme values (all lowest, all highest) pass the model and then the data
+    plane, and the step beyond each is refused by the model."""
+    from controlplane.config.schema import section
+    sim, _ = _sim_with_qp()
+    for kind, model in qdisc_cfg.MODELS.items():
+        if not model.passthrough:
+            continue
+        props = model.model_json_schema()["properties"] if model.model_fields else {}
+        ranges = {k: qdisc_cfg._field_range(v) for k, v in props.items()}
+        assert {k: r[0] for k, r in ranges.items()} == {d.name: d.kind for d in qdisc_param_decls(kind)}, kind
+        for end in (1, 2):                                # every field at its lowest, then its highest
+            given = {k: int(r[end]) if r[0] == "int" else r[end] for k, r in ranges.items()}
+            section(model, given, "qdisc")
+            sim.set_qdisc(1, 1, kind, **given)
+            assert sim.qdisc_of(1, 1) == kind
+            for k, r in ranges.items():                   # one step beyond: the model refuses it
+                beyond = r[end] - 1 if end == 1 else r[end] + 1
+                with pytest.raises(ValueError, match=f"qdisc.{k}"):
+                    section(model, {**given, k: int(beyond)}, "qdisc")
+    # traffic_class's model is not a pass-through one; its per-class quantum bounds are C's
+    q = qdisc_cfg.TrafficClass.model_json_schema()["properties"]["quantum_bytes"]
+    decl = next(d for d in qdisc_param_decls("traffic_class") if d.name == "quantum_0")
+    assert qdisc_cfg._field_range(q)[1:] == (decl.lo, decl.hi)
+
+
+def test_a_model_whose_kind_or_bounds_drift_from_c_is_refused_at_import():
+    """A pass-through model with the right names but a real field for an integer parameter, a
+    lower bound below C's, or no upper bound (C's is 1e15) would let the data plane refuse what the
+    config accepted: _union, what runs at import, refuses each, naming discipline and parameter."""
+    base = {"target_ps": (Int("t", lo=1, hi=10**15) | None, None), "interval_ps": (Int("i", lo=1, hi=10**15) | None, None),
+            "maxpacket_bytes": (Int("m", kind="size") | None, None)}
+
+    def model(name, **fields):
+        from pydantic import create_model
+        m = create_model(name, __base__=qdisc_cfg.QdiscModel, **{**base, **fields})
+        m.kind = "codel_ecn"                 # set after the class: defining it with kind would register it
+        return m
+
+    qdisc_cfg._union({**qdisc_cfg.MODELS, "codel_ecn": model("Agrees")})      # the base agrees with C
+    for name, fields, words in [
+        ("RealTarget", {"target_ps": (Num("t", lo=1, hi=1e15) | None, None)},
+         "qdisc codel_ecn: the model RealTarget declares target_ps as real, its C provider as int"),
+        ("ZeroTarget", {"target_ps": (Int("t", lo=0, hi=10**15) | None, None)},
+         r"qdisc codel_ecn: the model ZeroTarget accepts target_ps in \[0, 1e\+15\], its C provider only in \[1, 1e15\] ps"),
+        ("Unbounded", {"interval_ps": (Int("i", lo=1, kind="time") | None, None)},
+         r"qdisc codel_ecn: the model Unbounded accepts interval_ps in \[1, inf\]"),
+        ("Text", {"maxpacket_bytes": (str | None, None)},
+         "qdisc codel_ecn: the model Text declares maxpacket_bytes as not a number, its C provider as int"),
+    ]:
+        with pytest.raises(RuntimeError, match=words):
+            qdisc_cfg._union({**qdisc_cfg.MODELS, "codel_ecn": model(name, **fields)})
 
 
 def test_path_config_models_match_the_c_registry():

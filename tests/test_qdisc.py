@@ -8,7 +8,7 @@ import pytest
 
 from controlplane.run.scenario import Scenario
 from controlplane.config.units import Gbps, us
-from dataplane.sim import PRIO_CTRL, PRIO_DATA, qdisc_params
+from dataplane.sim import PRIO_CTRL, PRIO_DATA, qdisc_param_decls, qdisc_params
 from tests.support import star
 
 PKTS = 64                                  # packets each of the two incast senders writes
@@ -151,6 +151,85 @@ def test_bad_data_plane_parameters_are_named():
         net.sim.set_qdisc(port, PRIO_DATA, "codel_ecn", target_ps=10, interval_ps=50)
     with pytest.raises(ValueError, match="qdisc kind must be one of drop_tail, red_ecn, codel_ecn"):
         net.sim.set_qdisc(port, PRIO_DATA, "pie")
+
+
+# ---------------------------------------------------------------------------- declared parameters
+# Values every rule between parameters allows (kmax >= kmin, interval >= target) whatever the one
+# parameter being probed takes within its own range: the probe then meets only its declaration.
+LOOSE = {"drop_tail": {},
+         "red_ecn": {"kmin_bytes": 0, "kmax_bytes": 10**15, "pmax": 1.0},
+         "codel_ecn": {"target_ps": 1, "interval_ps": 10**15, "maxpacket_bytes": 0},
+         "traffic_class": {**{f"quantum_{c}": 0 for c in range(8)}, **{f"kmin_{c}": 0 for c in range(8)},
+                           **{f"kmax_{c}": 10**15 for c in range(8)}, **{f"pmax_{c}": 0.0 for c in range(8)}}}
+
+
+def probes(d) -> list[float]:
+    """Values at and around a declaration's bounds, 0, a fraction, and the non-finite ones."""
+    out = [d.lo, d.hi, math.nextafter(d.lo, -math.inf), math.nextafter(d.hi, math.inf), d.lo - 1, d.hi + 1,
+           0.0, 0.5, d.lo + 0.5, -1.0, math.nan, math.inf, -math.inf]
+    return [v for v in out if not (math.isfinite(v) and abs(v) > 2**53)]
+
+
+@pytest.mark.parametrize("kind", ["drop_tail", "red_ecn", "codel_ecn", "traffic_class"])
+def test_the_data_plane_accepts_exactly_what_each_parameter_declares(kind):
+    """sd_set_qdisc checks each value against its provider's declaration (finite; an integer for
+    an integer one; in [lo, hi], or 0 where 0 means off) before the discipline's own rules: with
+    the others at LOOSE, C takes a probe exactly when QdiscParam.accepts (the declaration's rule
+    restated) says so, and a refusal names the discipline, the parameter, its rule and the value,
+    and leaves the queue's discipline as it was."""
+    net = incast2().build()
+    port = receiver_port(net)
+    decls = qdisc_param_decls(kind)
+    assert [d.name for d in decls] == qdisc_params(kind) == list(LOOSE[kind])
+    net.sim.set_qdisc(port, PRIO_DATA, kind, **LOOSE[kind])
+    for d in decls:
+        for v in probes(d):
+            before = net.sim.qdisc_of(port, PRIO_DATA)
+            if d.accepts(v):
+                net.sim.set_qdisc(port, PRIO_DATA, kind, **{**LOOSE[kind], d.name: v})
+                assert net.sim.qdisc_of(port, PRIO_DATA) == kind
+                continue
+            with pytest.raises(ValueError) as e:
+                net.sim.set_qdisc(port, PRIO_DATA, kind, **{**LOOSE[kind], d.name: v})
+            an = "an integer " if d.kind == "int" else ""
+            assert f"qdisc {kind}: {d.name} must be {an}{d.rule}, got " in str(e.value), (d.name, v, str(e.value))
+            got = str(e.value).rsplit("got ", 1)[1]          # the value itself, shortest round trip
+            assert (got == "NaN") if math.isnan(v) else float(got) == v, (d.name, v, got)
+            assert net.sim.qdisc_of(port, PRIO_DATA) == before
+
+
+@pytest.mark.parametrize("kind, params, words", [
+    # a byte count is an integer (it was truncated before the declarations)
+    ("red_ecn", {"kmin_bytes": 2.5, "kmax_bytes": 10, "pmax": 0.5},
+     "qdisc red_ecn: kmin_bytes must be an integer in [0, 1e15] bytes, got 2.5"),
+    ("red_ecn", {"kmin_bytes": 0, "kmax_bytes": 10, "pmax": 0.0}, "qdisc red_ecn: pmax must be in (0, 1], got 0"),
+    # the rule between two parameters, the provider's validate, after each one's own range
+    ("red_ecn", {"kmin_bytes": 20, "kmax_bytes": 10, "pmax": 0.5}, "qdisc red_ecn: kmax_bytes must be >= kmin_bytes, got 10"),
+    ("codel_ecn", {"target_ps": 1.5, "interval_ps": 10, "maxpacket_bytes": 0},
+     "qdisc codel_ecn: target_ps must be an integer in [1, 1e15] ps, got 1.5"),
+    ("codel_ecn", {"target_ps": 10, "interval_ps": 10, "maxpacket_bytes": 10**15 + 1},
+     "qdisc codel_ecn: maxpacket_bytes must be an integer in [0, 1e15] bytes, got 1000000000000001"),
+    ("codel_ecn", {"target_ps": 10, "interval_ps": math.nan, "maxpacket_bytes": 0},
+     "qdisc codel_ecn: interval_ps must be an integer in [1, 1e15] ps, got NaN"),
+    ("codel_ecn", {"target_ps": 10, "interval_ps": 5, "maxpacket_bytes": 0},
+     "qdisc codel_ecn: interval_ps must be >= target_ps, got 5"),
+    ("traffic_class", {**LOOSE["traffic_class"], "quantum_2": 100.5},
+     "qdisc traffic_class: quantum_2 must be an integer in [64, 1e9] bytes or 0 (strict priority), got 100.5"),
+    ("traffic_class", {**LOOSE["traffic_class"], "quantum_5": 10},
+     "qdisc traffic_class: quantum_5 must be an integer in [64, 1e9] bytes or 0 (strict priority), got 10"),
+    ("traffic_class", {**LOOSE["traffic_class"], "pmax_7": -0.5}, "qdisc traffic_class: pmax_7 must be in [0, 1], got -0.5"),
+    ("traffic_class", {**LOOSE["traffic_class"], "kmin_4": 6, "kmax_4": 5},
+     "qdisc traffic_class: kmax_4 must be >= kmin_4, got 5"),
+    ("codel_ecn", {"target_ps": "5us", "interval_ps": 10, "maxpacket_bytes": 0},
+     "qdisc codel_ecn: target_ps must be a number, got '5us'"),
+])
+def test_a_refused_parameter_is_named_with_its_rule(kind, params, words):
+    """The errors' exact words: discipline, parameter, the declared rule (or the rule between
+    parameters) and the value as given (native/qdisc.c param_check)."""
+    net = incast2().build()
+    with pytest.raises(ValueError) as e:
+        net.sim.set_qdisc(receiver_port(net), PRIO_DATA, kind, **params)
+    assert str(e.value).endswith(words), str(e.value)
 
 
 # ---------------------------------------------------------------------------- traffic classes

@@ -5,7 +5,10 @@ a table of name, parameters, validate, enqueue, dequeue, on_dequeue) with one co
 :class:`QdiscModel` subclass: its keys of this section, their defaults, and how they become the
 provider's parameters). The section :class:`Qdisc` is the union of the models; at import every
 registered C kind must have exactly one model, and a model that passes its keys through must
-declare exactly the parameters its provider does (dataplane.sim.qdisc_params).
+declare exactly the parameters its provider does (dataplane.sim.qdisc_params), each of the kind
+the provider declares (an integer field for an integer parameter) and with bounds inside the
+provider's range (dataplane.sim.qdisc_param_decls), so a value the model accepts is never refused
+by the data plane.
 
 ``kind``:
   red_ecn    RED-style ECN marking at dequeue with the ``ecn`` section's thresholds (DCQCN's CP,
@@ -32,15 +35,17 @@ today. NIC ports keep a plain FIFO (they hold at most one data packet).
 """
 from __future__ import annotations
 
+import math
 import typing
 from typing import Any, ClassVar
 
 from pydantic import create_model
 
+from controlplane.config.limits import MAX_TIME_PS
 from controlplane.config.schema import Choice, Int, Section, Strict, section
 from controlplane.fabric.ecn import Ecn
 from controlplane.config.units import ms
-from dataplane.sim import QDISC_KINDS, qdisc_params
+from dataplane.sim import QDISC_KINDS, qdisc_param_decls, qdisc_params
 
 NUM_CLASSES = 8
 STRICT_BY_DEFAULT = (6, 7)               # network control (CS6, CS7): CNPs at DSCP 48
@@ -129,8 +134,9 @@ class CodelEcn(QdiscModel):
     """codel_ecn: CoDel (RFC 8289) marking CE instead of dropping (native/qdisc_codel.c)."""
     kind = "codel_ecn"
     summary = "RFC 8289, marking"
-    target_ps: Int("codel_ecn: TARGET sojourn time (RFC 8289 default 5 ms)", lo=1, kind="time") | None = None
-    interval_ps: Int("codel_ecn: INTERVAL (RFC 8289 default 100 ms)", lo=1, kind="time") | None = None
+    target_ps: Int("codel_ecn: TARGET sojourn time (RFC 8289 default 5 ms)", lo=1, hi=MAX_TIME_PS,
+                   kind="time") | None = None
+    interval_ps: Int("codel_ecn: INTERVAL (RFC 8289 default 100 ms)", lo=1, hi=MAX_TIME_PS, kind="time") | None = None
     maxpacket_bytes: Int("codel_ecn: never mark with at most this much queued (RFC 8289 MAXPACKET; "
                          "None: one MTU payload)", kind="size") | None = None
 
@@ -177,10 +183,57 @@ class TrafficClasses(QdiscModel):
         super().install(net, resolved)
 
 
+def _field_range(prop: dict) -> tuple[str | None, float, float]:
+    """A field's number kind ("int", "real", None: no number) and the closed range its JSON schema
+    allows (an exclusive bound as the nearest value inside it; -inf / inf where it has none)."""
+    subs: list[dict] = []
+
+    def walk(s: dict) -> None:
+        if s.get("type") in ("integer", "number"):
+            subs.append(s)
+        for k in ("anyOf", "oneOf", "allOf"):
+            for x in s.get(k, []):
+                walk(x)
+    walk(prop)
+    if not subs:
+        return None, math.inf, -math.inf
+    kind = "int" if all(s["type"] == "integer" for s in subs) else "real"
+    step = (lambda x: x + 1) if kind == "int" else (lambda x: math.nextafter(x, math.inf))
+    lo = min(s["minimum"] if "minimum" in s else step(s["exclusiveMinimum"]) if "exclusiveMinimum" in s
+             else -math.inf for s in subs)
+    back = (lambda x: x - 1) if kind == "int" else (lambda x: math.nextafter(x, -math.inf))
+    hi = max(s["maximum"] if "maximum" in s else back(s["exclusiveMaximum"]) if "exclusiveMaximum" in s
+             else math.inf for s in subs)
+    return kind, lo, hi
+
+
+def _check_against_provider(kind: str, model: type[QdiscModel]) -> None:
+    """A passthrough model's fields are its C provider's parameters (sd_qdisc_param_name), each of
+    the declared kind and with bounds inside the declared range (sd_qdisc_param_kind / _range), so
+    whatever the model accepts, sd_set_qdisc accepts too (the rules between parameters, such as
+    interval >= target, are the model's resolve())."""
+    if list(model.model_fields) != qdisc_params(kind):
+        raise RuntimeError(f"qdisc {kind}: the model {model.__name__} declares {list(model.model_fields)}, "
+                           f"its C provider takes {qdisc_params(kind)}")
+    schema = model.model_json_schema()["properties"] if model.model_fields else {}
+    for d in qdisc_param_decls(kind):
+        fkind, lo, hi = _field_range(schema[d.name])
+        if fkind != d.kind:
+            raise RuntimeError(f"qdisc {kind}: the model {model.__name__} declares {d.name} as "
+                               f"{fkind or 'not a number'}, its C provider as {d.kind}")
+        if d.zero_off and lo == 0:                   # 0 is the provider's "off", outside its range
+            if hi == 0:
+                continue
+            lo = 1 if fkind == "int" else math.nextafter(0.0, math.inf)
+        if not d.lo <= lo <= hi <= d.hi:
+            raise RuntimeError(f"qdisc {kind}: the model {model.__name__} accepts {d.name} in [{lo:g}, {hi:g}], "
+                               f"its C provider only {d.rule} ([{d.lo:g}, {d.hi:g}])")
+
+
 def _union(models: dict[str, type[QdiscModel]]) -> type[Strict]:
     """The ``qdisc`` section: ``kind`` and every model's keys (a key two models share must be
     declared alike). Every C provider has one model, and a passthrough model declares exactly its
-    provider's parameters, so the two cannot drift apart."""
+    provider's parameters, of their kinds and within their ranges, so the two cannot drift apart."""
     missing = [k for k in QDISC_KINDS if k not in models]
     if missing:
         raise RuntimeError(f"queue disciplines without a config model (controlplane/fabric/qdisc.py): {missing}")
@@ -188,9 +241,8 @@ def _union(models: dict[str, type[QdiscModel]]) -> type[Strict]:
     for kind, model in models.items():
         if kind not in QDISC_KINDS:
             raise RuntimeError(f"qdisc model {model.__name__}: no C provider named {kind!r} (native/qdisc.h)")
-        if model.passthrough and list(model.model_fields) != qdisc_params(kind):
-            raise RuntimeError(f"qdisc {kind}: the model {model.__name__} declares {list(model.model_fields)}, "
-                               f"its C provider takes {qdisc_params(kind)}")
+        if model.passthrough:
+            _check_against_provider(kind, model)
         hints = typing.get_type_hints(model, include_extras=True)
         schema = model.model_json_schema()["properties"] if model.model_fields else {}
         for key, info in model.model_fields.items():
