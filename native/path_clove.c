@@ -20,8 +20,8 @@ struct clove {
 _Static_assert(sizeof(struct clove) <= POLICY_STATE_BYTES, "clove state exceeds policy_state");
 
 static const path_param clove_params[] = {
-    {"flowlet_gap_ps", SD_PATH_PARAM_INT, 0, 9223372036854775807.0, ">= 0 (0: every packet may take a new path)"},   /* p[0].i, as flowlet's */
-    {NULL, 0, 0, 0, NULL}};
+    {"flowlet_gap_ps", SD_PATH_PARAM_INT, 0, 9223372036854775807.0, ">= 0 (0: every packet may take a new path)", 0},   /* p[0].i, as flowlet's */
+    {NULL, 0, 0, 0, NULL, 0}};
 
 static struct clove *st(sd_path_state *ps)
 {

@@ -4,8 +4,8 @@
 #include "paths.h"
 
 static const path_param flowlet_params[] = {
-    {"flowlet_gap_ps", SD_PATH_PARAM_INT, 0, 9223372036854775807.0, ">= 0 (0: every packet may take a new path)"},   /* p[0].i */
-    {NULL, 0, 0, 0, NULL}};
+    {"flowlet_gap_ps", SD_PATH_PARAM_INT, 0, 9223372036854775807.0, ">= 0 (0: every packet may take a new path)", 0},   /* p[0].i */
+    {NULL, 0, 0, 0, NULL, 0}};
 
 static uint32_t flowlet_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)
 {

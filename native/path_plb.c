@@ -5,10 +5,10 @@
 #include "paths.h"
 
 static const path_param plb_params[] = {
-    {"plb_cong_thresh", SD_PATH_PARAM_REAL, 0, 1, "in [0, 1]"},          /* p[THRESH].d */
-    {"plb_rehash_rounds", SD_PATH_PARAM_INT, 1, 4294967295.0, "in [1, 2^32 - 1]"},  /* p[ROUNDS].i */
-    {"plb_suspend_ps", SD_PATH_PARAM_INT, 0, 9223372036854775807.0, ">= 0"},            /* p[SUSPEND].i */
-    {NULL, 0, 0, 0, NULL}};
+    {"plb_cong_thresh", SD_PATH_PARAM_REAL, 0, 1, "in [0, 1]", 0},          /* p[THRESH].d */
+    {"plb_rehash_rounds", SD_PATH_PARAM_INT, 1, 4294967295.0, "in [1, 2^32 - 1]", 0},  /* p[ROUNDS].i */
+    {"plb_suspend_ps", SD_PATH_PARAM_INT, 0, 9223372036854775807.0, ">= 0", 0},            /* p[SUSPEND].i */
+    {NULL, 0, 0, 0, NULL, 0}};
 enum { THRESH, ROUNDS, SUSPEND };
 
 static uint32_t plb_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)

@@ -18,7 +18,7 @@
 #include "paths.h"
 
 /* ------------------------------------------------------------------ ecmp: one entropy */
-const path_param path_no_params[] = {{NULL, 0, 0, 0, NULL}};
+const path_param path_no_params[] = {{NULL, 0, 0, 0, NULL, 0}};
 
 static uint32_t ecmp_choose(sd_sim *sim, sd_qp *q, sd_path_state *ps)
 {
@@ -244,9 +244,9 @@ static const char *param_check(const char *name, int64_t iv, double dv, char *wh
                 }
         return why;
     }
-    if (d->kind == SD_PATH_PARAM_INT && !((double)iv >= d->lo && (double)iv <= d->hi))
+    if (d->kind == SD_PATH_PARAM_INT && !sd_param_in_range(d, (double)iv))
         snprintf(why, len, "%s must be %s, got %lld", name, d->rule, (long long)iv);
-    else if (d->kind == SD_PATH_PARAM_REAL && !(isfinite(dv) && dv >= d->lo && dv <= d->hi))
+    else if (d->kind == SD_PATH_PARAM_REAL && !(isfinite(dv) && sd_param_in_range(d, dv)))
         snprintf(why, len, "%s must be %s, got %g", name, d->rule, dv);
     else
         return NULL;

@@ -29,12 +29,7 @@
  * SD_PATH_PARAM_REAL: ps->p[i].d) and the closed range sd_set_path_param accepts, with the rule
  * in words for its error ("must be <rule>, got <value>"). Two policies that read the same name
  * declare it alike (the Python config models check the same). */
-typedef struct path_param {
-    const char *name;
-    uint32_t kind;
-    double lo, hi;
-    const char *rule;
-} path_param;
+typedef sd_param_decl path_param;    /* sim.h: the declaration both provider kinds use */
 
 typedef struct path_ops {
     const char *name;                    /* what paths= says in a scenario */

@@ -194,7 +194,7 @@ static void value_text(char *out, size_t len, double v)
 static const char *param_check(const qdisc_param *d, double v, char *why, size_t len)
 {
     int integer = d->kind == SD_QDISC_PARAM_INT;
-    if (isfinite(v) && (!integer || v == floor(v)) && ((v >= d->lo && v <= d->hi) || (d->zero_off && v == 0)))
+    if (isfinite(v) && (!integer || v == floor(v)) && sd_param_in_range(d, v))
         return NULL;
     char got[32];
     value_text(got, sizeof got, v);

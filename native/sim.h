@@ -676,19 +676,29 @@ void nic_process(sd_sim *sim, uint32_t p);
  * sd_set_qdisc checks every value against its declaration, then calls validate() for the rules
  * that tie parameters together (kmax >= kmin: NULL, or "<parameter> must be <rule>, got <value>"
  * written into why, e.g. with QDISC_NEED). */
-/* A parameter a discipline takes (its position in params = its index in sd_set_qdisc's values):
- * name; kind SD_QDISC_PARAM_INT (a count, bytes or ps: an integer-valued double, exact below
- * 2^53; setup casts it) or SD_QDISC_PARAM_REAL (a fraction); the closed range [lo, hi] every
- * value must lie in (and be finite), with the rule in words for the error ("qdisc <kind>:
- * <name> must be [an integer] <rule>, got <value>"); zero_off = 1: 0 is accepted as well,
- * outside the range (off: a strict-priority class's quantum). Setup time only. */
-typedef struct qdisc_param {
+/* A declared parameter of a provider, a queue discipline (qdisc_param) or a path policy
+ * (path_param, paths.h): name; kind (SD_QDISC_PARAM_INT = SD_PATH_PARAM_INT: a count, bytes or
+ * ps, an integer; SD_QDISC_PARAM_REAL = SD_PATH_PARAM_REAL: a fraction); the closed range
+ * [lo, hi] every value must lie in (and be finite), with the rule in words for the error
+ * ("<name> must be [an integer] <rule>, got <value>"); zero_off = 1: 0 is accepted as well,
+ * outside the range (off: a strict-priority class's quantum). Lists end with {NULL}. Checked at
+ * setup only (sd_param_in_range), never per packet. For a discipline, a parameter's position in
+ * params is its index in sd_set_qdisc's values. */
+typedef struct sd_param_decl {
     const char *name;
     uint32_t kind;
     double lo, hi;
     const char *rule;
     uint32_t zero_off;
-} qdisc_param;
+} sd_param_decl;
+_Static_assert((int)SD_QDISC_PARAM_INT == (int)SD_PATH_PARAM_INT && (int)SD_QDISC_PARAM_REAL == (int)SD_PATH_PARAM_REAL,
+               "one declaration type: the two registries' kinds agree");
+/* v (finite) lies in d's range, or is the 0 that d's zero_off accepts. */
+static inline int sd_param_in_range(const sd_param_decl *d, double v)
+{
+    return (v >= d->lo && v <= d->hi) || (d->zero_off && v == 0);
+}
+typedef sd_param_decl qdisc_param;
 typedef struct qdisc_ops {
     const char *name;
     const qdisc_param *params;

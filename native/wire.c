@@ -483,7 +483,7 @@ int sd_write_pcap(sd_sim *sim, const char *path, const sd_packet *pkts, const in
             pk->opcode != SD_OP_WRITE_ONLY && pk->opcode != SD_OP_ACK && pk->opcode != SD_OP_CNP)
             return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u has opcode %u, not one softdpu emits", i, pk->opcode);
         if (pk->src >= sim->num_addrs || pk->dst >= sim->num_addrs)
-            return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u names host %u or %u (hosts are 0..%u)", i,
+            return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u names address %u or %u (addresses are 0..%u)", i,
                            pk->src, pk->dst, sim->num_addrs - 1);
         if (pk->payload > 9216)
             return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u payload %u exceeds 9216 bytes", i, pk->payload);
