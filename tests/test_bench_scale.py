@@ -71,7 +71,15 @@ def test_estimate_extrapolates_the_growth_per_doubling():
     e = bench_scale.estimate(64, rows)
     assert e["from_k"] == 16 and e["hosts"] == 65536
     assert e["bytes_per_host"] == pytest.approx(8000.0)
-    assert e["memory_bytes"] == pytest.approx(60 * 2**20 + 8000.0 * 65536)
+    # memory: the larger of the base + bytes per host x hosts and the base + the fabric's structural
+    # estimate (controlplane/fabric/topology.py estimate_bytes: 5 k^2 / 4 switches, 3 links per host,
+    # one message per host); at k = 64 the structural one (its k^5 FIB term) is the larger
+    from controlplane.fabric.topology import estimate_bytes
+    structural = 60 * 2**20 + estimate_bytes(65536, 5120, 3 * 65536, num_flows=65536)
+    assert e["structural_bytes"] == structural
+    assert e["memory_bytes"] == max(60 * 2**20 + 8000.0 * 65536, structural) == structural
+    big = bench_scale.estimate(16, [_row(8, 1e6, 0.1)])                  # 1 MB per host: the measured one
+    assert big["memory_bytes"] == pytest.approx(60 * 2**20 + 1e6 * 1024)
     assert e["us_per_event"] == pytest.approx(0.8)
     assert e["run_s"] == pytest.approx(1000 * 65536 * 0.8e-6)
     # one measured size: no growth assumed

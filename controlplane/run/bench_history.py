@@ -152,7 +152,7 @@ def format_table(entries: list[dict], last: int = 5) -> str:
                 cells.append(f"{'-' if v is None else f'{v:,.4g}':>12s} {'' if q is None else f'(x{q:.2f})':>9s}")
             commit = (r.get("commit") or "?")[:10] + ("+" if r.get("dirty") else "")
             lines.append("  " + f"{str(r.get('date', '?'))[:19]:20s} {commit:11s} " + " ".join(cells)
-                         + f"  {r.get('note', '')}")
+                         + f"  {r.get('note', '')[:60]}")
     return "\n".join(lines) if lines else "(no entries)"
 
 

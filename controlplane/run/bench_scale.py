@@ -123,9 +123,12 @@ def estimate(k: int, measured: list[dict]) -> dict:
     Memory: the interpreter's base RSS, plus the bytes per host of the largest measured size
     (what the simulation added to the peak RSS), times the growth of bytes per host from the size
     before it to that one (per doubling of k; 1 with a single measured size), times the hosts of
-    ``k``. Bytes per host grow with k because one FIB entry per destination host per
-    switch is k^5 x 5/16 entries (per host: 5 k^2 / 4); extrapolating the last growth is a lower
-    bound when that term takes over, hence MEMORY_MARGIN in :func:`check_fits`.
+    ``k``; or, when larger, the base plus the structural estimate of
+    controlplane/fabric/topology.py estimate_bytes (the one every scenario is checked against).
+    Bytes per host grow with k because one FIB entry (and routing's work arrays) per destination
+    host per switch is k^5 x 5/16 entries (per host: 5 k^2 / 4); extrapolating the last growth
+    misses that term taking over, which the structural estimate counts. MEMORY_MARGIN in
+    :func:`check_fits` covers the rest.
     Time: the events scale with the hosts (the same per-host traffic), the cost per event grows as
     it did over the last doubling of k."""
     if not measured:
@@ -142,12 +145,18 @@ def estimate(k: int, measured: list[dict]) -> dict:
         steps = max(1, round(math.log2(last["k"] / prev["k"])))
         mem_growth = max(1.0, (last["bytes_per_host"] / prev["bytes_per_host"]) ** (1 / steps))
         time_growth = max(1.0, (last["us_per_event"] / prev["us_per_event"]) ** (1 / steps))
+    from controlplane.fabric.topology import estimate_bytes
     hosts = hosts_of(k)
     per_host = last["bytes_per_host"] * mem_growth ** doublings
     events = last["events"] * hosts / last["hosts"]
     us_per_event = last["us_per_event"] * time_growth ** doublings
+    base = last["base_rss_mib"] * 2**20
+    # the structural estimate the scenario check uses (a FIB entry and routing's work arrays per
+    # switch and host, ports, QPs, messages): it grows as k^5 and takes over at large k
+    structural = estimate_bytes(hosts, 5 * k * k // 4, 3 * hosts, num_flows=hosts)
     return {"k": k, "hosts": hosts, "from_k": last["k"], "bytes_per_host": per_host,
-            "memory_bytes": last["base_rss_mib"] * 2**20 + per_host * hosts, "events": events, "us_per_event": us_per_event,
+            "structural_bytes": base + structural,
+            "memory_bytes": max(base + per_host * hosts, base + structural), "events": events, "us_per_event": us_per_event,
             "run_s": events * us_per_event / 1e6, "memory_growth_per_doubling": mem_growth,
             "time_growth_per_doubling": time_growth}
 
@@ -159,9 +168,10 @@ def check_fits(est: dict, available: int | None) -> None:
     if available is not None and need > available:
         raise ValueError(
             f"k = {est['k']} ({est['hosts']:,} hosts) not run: it would need about "
-            f"{est['memory_bytes'] / 2**30:.1f} GiB ({est['bytes_per_host'] / 1024:,.1f} KiB per host, from "
-            f"k = {est['from_k']} growing x{est['memory_growth_per_doubling']:.2f} per doubling of k; "
-            f"x{MEMORY_MARGIN} margin asked) and this machine has {available / 2**30:.1f} GiB available "
+            f"{est['memory_bytes'] / 2**30:.1f} GiB (the larger of {est['bytes_per_host'] / 1024:,.1f} KiB per host, "
+            f"from k = {est['from_k']} growing x{est['memory_growth_per_doubling']:.2f} per doubling of k, and the "
+            f"fabric's structural estimate, {est['structural_bytes'] / 2**30:.1f} GiB; x{MEMORY_MARGIN} margin "
+            f"asked) and this machine has {available / 2**30:.1f} GiB available "
             f"(MemAvailable); estimated run: about {est['events']:.3g} events at "
             f"{est['us_per_event']:.2f} us each = {est['run_s']:,.0f} s")
 
@@ -204,6 +214,8 @@ def run_scale(max_k: int = DEFAULT_MAX_K, min_k: int = 8, size_bytes: int = MB(2
                     report(row)
                 break
         row = run_point_subprocess(k, size_bytes, seed) if subprocesses else run_point(k, size_bytes, seed)
+        if measured:                     # what was expected before it ran (how good the estimate is)
+            row["estimated_mib"], row["estimated_run_s"] = est["memory_bytes"] / 2**20, est["run_s"]
         measured.append(row)
         rows.append(row)
         if report:
@@ -215,7 +227,8 @@ SCALE_COLUMNS = [("k", "k", "{:d}"), ("hosts", "hosts", "{:,d}"), ("events", "ev
                  ("us_per_event", "us/event", "{:.3f}"), ("run_s", "run s", "{:.2f}"),
                  ("wall_s", "wall s", "{:.2f}"), ("peak_rss_mib", "peak RSS MiB", "{:,.0f}"),
                  ("sim_memory_mib", "sim MiB", "{:,.1f}"), ("bytes_per_host", "B/host", "{:,.0f}"),
-                 ("sim_bytes_per_host", "sim B/host", "{:,.0f}")]
+                 ("sim_bytes_per_host", "sim B/host", "{:,.0f}"), ("estimated_mib", "est. MiB", "{:,.0f}"),
+                 ("estimated_run_s", "est. run s", "{:,.1f}")]
 
 
 def format_scale_header() -> str:
@@ -225,7 +238,7 @@ def format_scale_header() -> str:
 def format_scale_row(r: dict) -> str:
     if "refused" in r:
         return f"{r['k']:>12d}  {r['hosts']:>12,d}  {r['refused']}"
-    return "  ".join(f"{fmt.format(r[key]):>12s}" for key, _, fmt in SCALE_COLUMNS)
+    return "  ".join(f"{fmt.format(r[key]) if key in r else '-':>12s}" for key, _, fmt in SCALE_COLUMNS)
 
 
 # ------------------------------------------------------------------------------------- partitions
