@@ -262,14 +262,20 @@ def pod_partition(k: int, partitions: int | None = None) -> "object":
 
 
 def partition_profile(k: int, partitions: int | None = None, size_bytes: int = MB(2), seed: int = 1) -> dict:
-    """Run the scale scenario at ``k`` with a controller that stops the data plane at every
+    """:func:`partition_profiles` for one partition count (default k: one partition per pod)."""
+    return partition_profiles(k, [partitions], size_bytes, seed)[0]
+
+
+def partition_profiles(k: int, partition_counts: list[int | None], size_bytes: int = MB(2), seed: int = 1) -> list[dict]:
+    """Run the scale scenario at ``k`` once with a controller that stops the data plane at every
     lookahead window (the smallest link delay: 1 us here) and reads the event counter and every
-    port's transmitted packets: per window the events, the packet hops transmitted in each
-    partition (:func:`pod_partition`) and the hops whose receiving node is in another partition
-    (the messages a partitioned simulation would exchange). Stopping changes no result (a
-    controller that only reads: the same flows, finish times and packet hops as the plain run;
-    the run ends at the first window boundary after the last completion, where the plain run
-    goes on to its next stop, so its event counter can hold a few more timer events)."""
+    port's transmitted packets: per window the events, and for each partitioning of
+    ``partition_counts`` (:func:`pod_partition`) the packet hops transmitted in each partition and
+    the hops whose receiving node is in another partition (the messages a partitioned simulation
+    would exchange). Stopping changes no result (a controller that only reads: the same flows,
+    finish times and packet hops as the plain run; the run ends at the first window boundary
+    after the last completion, where the plain run goes on to its next stop, so its event counter
+    can hold a few more timer events)."""
     import numpy as np
 
     from controlplane.run.control_loop import Periodic
@@ -277,15 +283,17 @@ def partition_profile(k: int, partitions: int | None = None, size_bytes: int = M
     net = sc.build()
     sim = net.sim
     lookahead = min(int(link.delay_ps) for link in net.fabric.links)
-    part = pod_partition(k, partitions)
-    nparts = int(part.max()) + 1
     ports = sim.ports
-    src_part = part[ports["node"].astype(np.int64)]      # the partition that transmits on the port
     node = ports["node"].astype(np.int64)
-    cross = src_part != part[node[ports["peer"].astype(np.int64)]]     # peer: the port at the other end
+    peer_node = node[ports["peer"].astype(np.int64)]                   # peer: the port at the other end
+    layouts = []
+    for count in partition_counts:
+        part = pod_partition(k, count)
+        src_part = part[node]                                          # the partition transmitting on the port
+        layouts.append((int(part.max()) + 1, src_part, src_part != part[peer_node]))
     per_window_events: list[int] = []
-    per_window_hops: list[np.ndarray] = []
-    per_window_cross: list[int] = []
+    per_window_hops: list[list[np.ndarray]] = [[] for _ in layouts]
+    per_window_cross: list[list[int]] = [[] for _ in layouts]
     state = {"events": sim.events, "tx": ports["tx_packets"].astype(np.int64)}
 
     def tick(net_):
@@ -293,8 +301,9 @@ def partition_profile(k: int, partitions: int | None = None, size_bytes: int = M
         d = tx - state["tx"]
         ev = net_.sim.events
         per_window_events.append(ev - state["events"])
-        per_window_hops.append(np.bincount(src_part, weights=d, minlength=nparts))
-        per_window_cross.append(int(d[cross].sum()))
+        for i, (nparts, src_part, cross) in enumerate(layouts):
+            per_window_hops[i].append(np.bincount(src_part, weights=d, minlength=nparts))
+            per_window_cross[i].append(int(d[cross].sum()))
         state["events"], state["tx"] = ev, tx
 
     net.loop.register(Periodic(lookahead, tick, name="window-profile"))
@@ -303,17 +312,19 @@ def partition_profile(k: int, partitions: int | None = None, size_bytes: int = M
     wall = time.perf_counter() - t0
     tick(net)                                           # the last partial window
     ev = np.array(per_window_events, dtype=np.int64)
-    hops = np.array(per_window_hops)
-    xw = np.array(per_window_cross, dtype=np.int64)
     busy = ev > 0
-    total_hops = hops.sum()
-    # events of a partition in a window: the window's events shared as its transmitted hops
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(hops.sum(1, keepdims=True) > 0, hops / hops.sum(1, keepdims=True), 1 / nparts)
-    ev_part = ev[:, None] * share
-    max_part = ev_part.max(1)
     c = res.counters
-    return {"k": k, "partitions": nparts, "lookahead_ps": lookahead, "events": int(c["events"]),
+    out = []
+    for i, (nparts, _, _) in enumerate(layouts):
+        hops = np.array(per_window_hops[i])
+        xw = np.array(per_window_cross[i], dtype=np.int64)
+        total_hops = hops.sum()
+        # events of a partition in a window: the window's events shared as its transmitted hops
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(hops.sum(1, keepdims=True) > 0, hops / hops.sum(1, keepdims=True), 1 / nparts)
+        max_part = (ev[:, None] * share).max(1)
+        out.append({
+            "k": k, "partitions": nparts, "lookahead_ps": lookahead, "events": int(c["events"]),
             "events_windows_sum": int(ev.sum()), "packet_hops": int(c["packet_hops"]),
             "port_tx_packets": int(total_hops), "cross_hops": int(xw.sum()),
             "cross_fraction_of_hops": float(xw.sum() / total_hops),
@@ -326,7 +337,8 @@ def partition_profile(k: int, partitions: int | None = None, size_bytes: int = M
             "max_partition_events_sum": float(max_part.sum()),
             "balance": float(ev.sum() / nparts / max_part.sum()),     # 1 = perfectly even
             "run_wall_s": wall, "sim_time_us": float(res.flows["finish_ps"].max()) / 1e6,
-            "per_window": {"events": ev.tolist(), "cross": xw.tolist(), "max_part_events": max_part.tolist()}}
+            "per_window": {"events": ev.tolist(), "cross": xw.tolist(), "max_part_events": max_part.tolist()}})
+    return out
 
 
 def speedup_model(profile: dict, us_per_event: float, barrier_us: float, cross_us: float,
