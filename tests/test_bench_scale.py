@@ -19,7 +19,7 @@ from controlplane.run.cli import main
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _check_point(r: dict, k: int) -> None:
+def _check_point(r: dict, k: int, fresh_process: bool) -> None:
     # hosts of a k-ary fat-tree: k^3 / 4 (Al-Fares et al.; controlplane/fabric/topology.py)
     assert r["k"] == k and r["hosts"] == k ** 3 // 4
     assert r["events"] > 0 and r["run_s"] > 0
@@ -28,8 +28,11 @@ def _check_point(r: dict, k: int) -> None:
     assert r["wall_s"] == pytest.approx(r["build_s"] + r["run_s"], rel=1e-9)
     # every host sends one message (a permutation) and every message completes
     assert r["flows_done"] == f"{r['hosts']}/{r['hosts']}"
-    # the peak RSS includes the interpreter's base; the simulation adds something per host
-    assert r["peak_rss_mib"] >= r["base_rss_mib"] > 0 and r["bytes_per_host"] > 0
+    # the peak RSS includes the interpreter's base; in a fresh process the simulation adds something
+    # per host (in this test process the peak may already be higher from earlier tests: then 0)
+    assert r["peak_rss_mib"] >= r["base_rss_mib"] > 0 and r["bytes_per_host"] >= 0
+    if fresh_process:
+        assert r["bytes_per_host"] > 0
     assert r["bytes_per_host"] == pytest.approx((r["peak_rss_mib"] - r["base_rss_mib"]) * 2**20 / r["hosts"])
     assert r["sim_bytes_per_host"] == pytest.approx(r["sim_memory_mib"] * 2**20 / r["hosts"]) and r["sim_memory_mib"] > 0
     # the data plane's arrays are part of the process's memory
@@ -37,13 +40,13 @@ def _check_point(r: dict, k: int) -> None:
 
 
 def test_scale_point_at_k4_returns_every_field_with_sane_relations():
-    _check_point(bench_scale.run_point(4, size_bytes=100_000), 4)
+    _check_point(bench_scale.run_point(4, size_bytes=100_000), 4, fresh_process=False)
 
 
 def test_run_scale_runs_each_size_in_its_own_process():
     rows = bench_scale.run_scale(max_k=4, min_k=4, size_bytes=100_000)
     assert len(rows) == 1 and "refused" not in rows[0]
-    _check_point(rows[0], 4)
+    _check_point(rows[0], 4, fresh_process=True)
     # the child's whole life (interpreter start, imports, build, run) is longer than its build + run
     assert rows[0]["process_wall_s"] > rows[0]["wall_s"]
 
