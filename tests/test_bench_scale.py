@@ -260,3 +260,25 @@ def test_speedup_model_on_a_hand_made_profile():
     assert m["sequential_s"] == pytest.approx(150e-6) and m["parallel_s"] == pytest.approx(110e-6)
     assert m["speedup"] == pytest.approx(150 / 110)
     assert m["compute_s"] + m["barrier_s"] + m["messages_s"] == pytest.approx(m["parallel_s"])
+
+
+def test_partition_profile_changes_no_result():
+    # docs/scaling.md: "Stopping changes no result": the profile's run (stopped every 1 us by a
+    # reading controller) and the plain run give the same finish times and packet hops
+    from controlplane.run.control_loop import Periodic
+    plain = bench_scale.scale_scenario(4, 50_000).build()
+    r1 = plain.run(progress=False)
+    stepped = bench_scale.scale_scenario(4, 50_000).build()
+    stepped.loop.register(Periodic(10**6, lambda net: net.sim.ports["tx_packets"].sum()))
+    r2 = stepped.run(progress=False)
+    assert (r1.flows["finish_ps"] == r2.flows["finish_ps"]).all()
+    assert r1.counters["packet_hops"] == r2.counters["packet_hops"]
+    assert bench_scale.partition_profile(4, size_bytes=50_000)["packet_hops"] == r1.counters["packet_hops"]
+
+
+def test_bench_scale_command_prints_one_row_per_size(capsys):
+    assert main(["bench", "scale", "--set", "min_k=4", "--max-k", "4", "--set", "size_bytes=50KB"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "50,000 B per host" in out[0] and "us/event" in out[1] and "peak RSS MiB" in out[1]
+    row = out[2].split()
+    assert row[:2] == ["4", "16"] and len(out) == 3          # k, hosts; one size
