@@ -93,6 +93,7 @@ BENCH_EXCLUDED = {
                                       "same code at k = 4 and the memory refusal with a made-up limit",
     "softdpu bench scale --set max_k=64": "65,536 hosts: ~9 GiB and minutes, or its refusal on a smaller machine; "
                                           "tests/test_bench_scale.py tests the estimate and the refusal",
+    "softdpu bench scale --set min_k=32": "k = 32 alone (8,192 hosts: ~50 s, ~380 MiB)",
     "softdpu bench partitions": "permutation-1024 stopped at every 1 us window (~3 s); tests/test_bench_scale.py "
                                 "runs the profile at k = 4",
     "softdpu bench partitions --set k=16": "the same (k = 16 is the default)",
