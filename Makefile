@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test campaign sanitize bench golden clean
+.PHONY: run test campaign sanitize bench bench-record bench-compare golden clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,19 @@ sanitize: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/softdpu bench permutation-1024 --cc-impl c --cc-impl python
 	$(BIN)/softdpu bench cc-callback
+
+# the benchmark history (benchmarks/history.jsonl): permutation-1024 and `softdpu bench scale` up to
+# k = BENCH_MAX_K (16 by default; BENCH_MAX_K=32 for the full set, ~1 min more), one line per
+# benchmark with the commit, date, machine, compiler and flags; BENCH_NOTE says how the machine was
+BENCH_MAX_K ?= 16
+BENCH_NOTE ?=
+bench-record: $(STAMP)
+	$(BIN)/python -c "from dataplane.build import rebuild_inplace; rebuild_inplace()"
+	$(BIN)/softdpu bench record --max-k $(BENCH_MAX_K) --note "$(BENCH_NOTE)"
+
+# the last entries of the history per benchmark, each figure with its ratio to the entry before
+bench-compare: $(STAMP)
+	$(BIN)/softdpu bench history
 
 clean:
 	rm -rf build $(VENV) dataplane/_native*.so dataplane/_native.flags *.egg-info results

@@ -22,7 +22,10 @@ def _experiments() -> dict[str, str]:
 
 
 BENCHMARKS = ["permutation-128", "permutation-1024", "cc-callback", "cc-cost", "capture", "multipath", "vswitch",
-              "sweep-overhead"]
+              "sweep-overhead", "scale", "record", "history", "partitions"]
+#: --set keys of the benchmarks that take them (softdpu bench scale / record / partitions)
+BENCH_SET_KEYS = {"scale": ("max_k", "min_k", "size_bytes"), "record": ("max_k",),
+                  "partitions": ("k", "partitions", "size_bytes")}
 
 
 def cmd_list(a) -> int:
@@ -265,8 +268,35 @@ def _plot_sweep(root: Path, metrics: str | None) -> int:
     return 0
 
 
+def _bench_settings(a) -> dict:
+    """softdpu bench scale|record: --set max_k=N (min_k, size_bytes for scale) and --max-k N."""
+    from controlplane.config.values import UsageError, closest, parse_int
+    keys = BENCH_SET_KEYS.get(a.scenario, ())
+    out: dict = {}
+    for item in a.set:
+        key, eq, text = item.partition("=")
+        if not eq:
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE")
+        if key not in keys:
+            near = closest(key, keys)
+            raise UsageError(f"softdpu bench {a.scenario}: no setting {key!r}"
+                             + (f" (known: {', '.join(keys)})" if keys else " (it takes no --set)")
+                             + (f"; did you mean {near[0]!r}?" if near else ""))
+        out[key] = parse_int(key, text, minimum=1)
+    if a.max_k is not None:
+        if "max_k" not in keys:
+            raise UsageError(f"softdpu bench {a.scenario}: --max-k is for bench scale and bench record")
+        out["max_k"] = a.max_k
+    return out
+
+
 def cmd_bench(a) -> int:
     from controlplane.run import bench
+    if a.scenario in ("scale", "record", "history", "partitions"):
+        return _cmd_bench_scale(a)
+    if a.set or a.max_k is not None:
+        from controlplane.config.values import UsageError
+        raise UsageError(f"softdpu bench {a.scenario} takes no --set or --max-k (bench scale and record do)")
     special = {"cc-callback": bench.run_cc_callback, "cc-cost": bench.run_cc_cost, "capture": bench.run_capture,
                "multipath": bench.run_multipath, "vswitch": bench.run_vswitch,
                "sweep-overhead": bench.run_sweep_overhead}
@@ -277,6 +307,33 @@ def cmd_bench(a) -> int:
         r = bench.run(a.scenario, impl, seed=a.seed)
         print(f"{a.scenario} (cc_impl={impl}):")
         print(bench.format_row(r))
+    return 0
+
+
+def _cmd_bench_scale(a) -> int:
+    from controlplane.run import bench, bench_history, bench_scale
+    path = Path(a.history) if a.history else bench_history.HISTORY
+    if a.scenario == "history":
+        if not path.is_file():
+            raise ValueError(f"no benchmark history at {path} (make bench-record writes it)")
+        print(bench_history.format_table(bench_history.load(path), a.last))
+        return 0
+    settings = _bench_settings(a)
+    if a.scenario == "record":
+        bench_history.record(path, settings.get("max_k", bench_history.RECORD_DEFAULT_MAX_K), a.note or "")
+        return 0
+    if a.scenario == "partitions":
+        k = settings.get("k", 16)
+        prof = bench_scale.partition_profile(k, settings.get("partitions"), settings.get("size_bytes", 2_000_000),
+                                             seed=a.seed)
+        print(bench.format_row({f"profile_{key}": v for key, v in prof.items() if key != "per_window"}))
+        return 0
+    print(f"permutation on a k-ary fat-tree ({settings.get('size_bytes', 2_000_000):,} B per host, DCQCN + ECMP, "
+          f"100 Gb/s, 1 us links); each k in its own process; run = the simulation (net.run), wall = build + run")
+    print(bench_scale.format_scale_header(), flush=True)
+    bench_scale.run_scale(max_k=settings.get("max_k", bench_scale.DEFAULT_MAX_K), min_k=settings.get("min_k", 8),
+                          size_bytes=settings.get("size_bytes", 2_000_000), seed=a.seed,
+                          report=lambda r: print(bench_scale.format_scale_row(r), flush=True))
     return 0
 
 
@@ -463,10 +520,26 @@ def build_parser() -> argparse.ArgumentParser:
                         "cc-cost (ns per CC event of each built-in, C and Python), capture (pcap of every hop, 128-byte snaplen) "
                         "multipath (permutation-1024 with ECMP + go-back-N vs spray_rr + ooo) "
                         "or vswitch (fast-path lookups/s: exact, masked with 1/8/32 subtables; slow-path installs/s) "
-                        "sweep-overhead (what a sweep point costs through Dask beyond its run; needs softdpu[sweep])")
+                        "sweep-overhead (what a sweep point costs through Dask beyond its run; needs softdpu[sweep]) "
+                        "scale (permutation at k = 8, 16, 32: events, us/event, run and wall time, peak RSS, bytes "
+                        "per host), record (permutation-1024 and scale up to k = 16 appended to the benchmark "
+                        "history), history (its last entries per benchmark, with ratios to the entry before) or partitions "
+                        "(per 1 us lookahead window: events and packet hops crossing pod partitions, docs/scaling.md)")
     b.add_argument("--cc-impl", choices=["c", "python"], action="append", default=None,
                    help="c (the DCQCN C twin, default) or python (the reference through the plug-in path); repeatable")
     b.add_argument("--seed", type=_seed, default=1)
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="bench scale: max_k (default 32; 64 = 65,536 hosts, refused with its estimate if it would "
+                        "not fit in memory), min_k (default 8), size_bytes (default 2MB); bench record: max_k "
+                        "(default 16); bench partitions: k (default 16), partitions (a divisor of k, default k: one per "
+                        "pod), size_bytes")
+    b.add_argument("--max-k", type=int, default=None, metavar="K", help="the same as --set max_k=K")
+    b.add_argument("--history", default=None, metavar="FILE",
+                   help="bench record / history: the history file (default: the repository's "
+                        "benchmarks/history.jsonl)")
+    b.add_argument("--last", type=int, default=5, metavar="N", help="bench history: the last N entries per benchmark")
+    b.add_argument("--note", default=None, metavar="TEXT",
+                   help="bench record: how the machine was (stored with the entries, e.g. 'shared, nice 19')")
     b.set_defaults(func=cmd_bench)
     return ap
 
