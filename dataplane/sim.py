@@ -625,6 +625,39 @@ class Simulator:
         self._check(lib.sd_install_fib(self._sim, _ptr("uint32_t *", fib), _ptr("uint32_t *", off),
                                        off.shape[0] - 1, _ptr("uint32_t *", ports), ports.shape[0]))
 
+    def install_routes(self, group_fib, addr_group, local_offsets, local_switch, local_set,
+                       set_offsets, set_ports) -> None:
+        """The grouped FIB (controlplane/fabric/routing.py Routes; native/softdpu.h
+        sd_install_routes): group_fib (num_switches x groups) of set ids, NO_ROUTE or FIB_LOCAL;
+        addr_group per address; each address's own (switch index, set) entries where its group's
+        entry is FIB_LOCAL, as CSR (local_offsets, num_addrs + 1)."""
+        g = _u32("group_fib", group_fib)
+        if g.ndim != 2 or g.shape[0] != self.num_switches or g.shape[1] < 1:
+            raise ValueError(f"group_fib must be a (num_switches = {self.num_switches}, groups) table, got shape {g.shape}")
+        ag = _u32("addr_group", addr_group)
+        lo = _u32("local_offsets", local_offsets)
+        lsw, lset = _u32("local_switch", local_switch), _u32("local_set", local_set)
+        if ag.shape != (self.num_addrs,) or lo.shape != (self.num_addrs + 1,):
+            raise ValueError(f"addr_group needs {self.num_addrs} entries and local_offsets {self.num_addrs + 1}, "
+                             f"got {ag.shape[0]} and {lo.shape[0]}")
+        if lsw.shape != lset.shape:
+            raise ValueError(f"local_switch and local_set differ in length: {lsw.shape[0]} and {lset.shape[0]}")
+        off, ports = _u32("set_offsets", set_offsets), _u32("set_ports", set_ports)
+        if off.shape[0] < 1:
+            raise ValueError("set_offsets must have at least one entry")
+        g = np.ascontiguousarray(g)
+        self._check(lib.sd_install_routes(self._sim, _ptr("uint32_t *", g), g.shape[1], _ptr("uint32_t *", ag),
+                                          _ptr("uint32_t *", lo), _ptr("uint32_t *", lsw), _ptr("uint32_t *", lset),
+                                          lsw.shape[0], _ptr("uint32_t *", off), off.shape[0] - 1,
+                                          _ptr("uint32_t *", ports), ports.shape[0]))
+
+    def fib_lookup(self, node: int, addr: int) -> int:
+        """The ECMP set id switch node ``node`` has installed for address ``addr`` (0xFFFFFFFF = no route)."""
+        r = lib.sd_fib_lookup(self._sim, node, addr)
+        if r < 0:
+            self._check(lib.SD_EINVAL)
+        return int(r)
+
     def set_pfc(self, switch_node: int, buffer_bytes: int, reserve_bytes: int | None = None,
                 resume_offset_bytes: int | None = None, alpha_shift: int | None = None,
                 pause_quanta: int | None = None) -> None:

@@ -1,12 +1,13 @@
 /* sim.c: creating and configuring a simulator, the packet pool, and the event loop.
  * Every entry point validates what Python passes and reports a bad value by name through
  * sd_last_error(); nothing here trusts an index it did not check. */
-#define _POSIX_C_SOURCE 199309L          /* clock_gettime (the wall-clock budget) */
+#define _DEFAULT_SOURCE                  /* clock_gettime (the wall-clock budget), mmap MAP_ANONYMOUS (the packet pool) */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "sim.h"
@@ -39,14 +40,23 @@ static uint64_t seed_mix(uint64_t seed, uint64_t stream)
 }
 
 /* ---------------------------------------------------------------- packet pool */
+/* Freed packets go on a LIFO free list; a packet never used before comes from the untouched end
+ * of the pool (pkt_bump), so the pool's pages become resident only as deep as a run's peak of
+ * packets in use reaches (the pool is sized for the worst case: 2 M packets, 128 MiB, at 8,192
+ * hosts, of which a permutation uses a few per cent). The order packets are handed out is the
+ * one of a free list initialised 0, 1, 2, ...: the freed ones, most recent first, then the next
+ * untouched one. */
 uint32_t pkt_alloc(sd_sim *sim)
 {
     uint32_t p = sim->free_head;
-    if (p == SD_NONE) {
+    if (p != SD_NONE) {
+        sim->free_head = sim->pkts[p].next;
+    } else if (sim->pkt_bump < sim->cfg.pkt_pool) {
+        p = sim->pkt_bump++;
+    } else {
         sim->ctr.pool_exhausted++;
         return SD_NONE;
     }
-    sim->free_head = sim->pkts[p].next;
     if (++sim->ctr.pkts_in_use > sim->ctr.pkts_peak)
         sim->ctr.pkts_peak = sim->ctr.pkts_in_use;
     return p;
@@ -147,6 +157,10 @@ static void core_free(sd_sim *sim)
     free(sim->addr_host);
     free(sim->port_addr);
     free(sim->fib);
+    free(sim->addr_group);
+    free(sim->fib_local_off);
+    free(sim->fib_local_sw);
+    free(sim->fib_local_set);
     free(sim->set_off);
     free(sim->set_ports);
     free(sim->loss);
@@ -161,7 +175,11 @@ static uint64_t core_memory_bytes(const sd_sim *sim)
     b += (uint64_t)sim->num_nodes * sizeof *sim->nodes;
     b += (uint64_t)(c->num_switches ? c->num_switches : 1) * sizeof *sim->switch_seed;
     b += (uint64_t)sim->num_addrs * sizeof *sim->addr_host + (2 * (uint64_t)c->max_links + 1) * sizeof *sim->port_addr;
-    b += sim->fib ? (uint64_t)c->num_switches * sim->num_addrs * sizeof *sim->fib : 0;
+    if (sim->fib) {
+        uint64_t nl = sim->fib_local_off[sim->num_addrs];
+        b += (uint64_t)c->num_switches * sim->fib_groups * sizeof *sim->fib;
+        b += (2 * (uint64_t)sim->num_addrs + 1) * sizeof(uint32_t) + 2 * nl * sizeof(uint32_t);
+    }
     b += sim->set_off ? ((uint64_t)sim->num_sets + 1) * sizeof *sim->set_off : 0;
     b += sim->set_off ? (uint64_t)sim->set_off[sim->num_sets] * sizeof *sim->set_ports : 0;
     b += sim->loss ? (uint64_t)2 * c->max_links * sizeof *sim->loss : 0;
@@ -204,20 +222,22 @@ static uint64_t ports_memory_bytes(const sd_sim *sim)
 
 static int packets_init(sd_sim *sim)
 {
-    uint32_t n = sim->cfg.pkt_pool;
-    sim->pkts = aligned_alloc(64, (size_t)n * sizeof *sim->pkts);   /* a packet per cache line */
-    if (!sim->pkts)
+    /* anonymous pages: zero, page-aligned (a packet per cache line), and resident only once
+     * touched (pkt_alloc hands them out in order) */
+    size_t bytes = (size_t)sim->cfg.pkt_pool * sizeof *sim->pkts;
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
         return SD_ENOMEM;
-    memset(sim->pkts, 0, (size_t)n * sizeof *sim->pkts);
-    for (uint32_t p = 0; p < n; p++)
-        sim->pkts[p].next = p + 1 < n ? p + 1 : SD_NONE;
-    sim->free_head = 0;
+    sim->pkts = m;
+    sim->free_head = SD_NONE;
+    sim->pkt_bump = 0;
     return SD_OK;
 }
 
 static void packets_free(sd_sim *sim)
 {
-    free(sim->pkts);
+    if (sim->pkts)
+        munmap(sim->pkts, (size_t)sim->cfg.pkt_pool * sizeof *sim->pkts);
 }
 
 static uint64_t packets_memory_bytes(const sd_sim *sim)
@@ -519,12 +539,43 @@ int sd_set_queue(sd_sim *sim, uint32_t port, uint32_t prio, uint64_t cap_bytes, 
     return SD_OK;
 }
 
-int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets, uint32_t num_sets,
-                   const uint32_t *set_ports, uint32_t num_set_ports)
+/* The set of a SD_FIB_LOCAL entry: the address's own entry for switch sw (sd_install_routes checked
+ * that it exists). */
+uint32_t fib_local(const sd_sim *sim, uint32_t sw, uint32_t a)
 {
-    uint32_t H = sim->cfg.num_hosts, A = sim->num_addrs, S = sim->cfg.num_switches;
-    if (num_sets == 0 && S > 0)
+    for (uint32_t i = sim->fib_local_off[a]; i < sim->fib_local_off[a + 1]; i++)
+        if (sim->fib_local_sw[i] == sw)
+            return sim->fib_local_set[i];
+    return SD_NONE;
+}
+
+/* Is set s a valid entry of switch sw toward address d (what the two installers share)? */
+static int fib_check_entry(sd_sim *sim, uint32_t sw, uint32_t d, uint32_t s, const uint32_t *set_offsets,
+                           uint32_t num_sets, const uint32_t *set_ports)
+{
+    uint32_t H = sim->cfg.num_hosts;
+    if (s == SD_NONE && sim->addrs_declared)
+        return SD_OK;                    /* declared addresses may be unreachable from some switches */
+    if (s >= num_sets && !sim->addrs_declared)
+        return sd_fail(sim, SD_EINVAL, "fib: no route from switch node %u to host %u", H + sw, d);
+    if (s >= num_sets)
+        return sd_fail(sim, SD_EINVAL, "fib: switch node %u: ECMP set %u for address %u does not exist "
+                       "(%u sets; SD_NONE = no route)", H + sw, s, d, num_sets);
+    for (uint32_t k = set_offsets[s]; k < set_offsets[s + 1]; k++)
+        if (sim->ports[set_ports[k]].node != H + sw)
+            return sd_fail(sim, SD_EINVAL, "fib: switch node %u routes to %s %u via port %u of node %u",
+                           H + sw, sim->addrs_declared ? "address" : "host", d, set_ports[k],
+                           sim->ports[set_ports[k]].node);
+    return SD_OK;
+}
+
+static int fib_check_sets(sd_sim *sim, const uint32_t *set_offsets, uint32_t num_sets,
+                          const uint32_t *set_ports, uint32_t num_set_ports)
+{
+    if (num_sets == 0 && sim->cfg.num_switches > 0)
         return sd_fail(sim, SD_EINVAL, "fib: no ECMP sets");
+    if (num_sets >= SD_FIB_LOCAL)
+        return sd_fail(sim, SD_EINVAL, "fib: %u ECMP sets, at most %u", num_sets, SD_FIB_LOCAL - 1);
     if (set_offsets[0] != 0 || set_offsets[num_sets] != num_set_ports)
         return sd_fail(sim, SD_EINVAL, "fib: set_offsets must start at 0 and end at num_set_ports");
     for (uint32_t s = 0; s < num_sets; s++)
@@ -533,43 +584,146 @@ int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets
     for (uint32_t i = 0; i < num_set_ports; i++)
         if (set_ports[i] >= sim->num_ports)
             return sd_fail(sim, SD_EINVAL, "fib: set port %u does not exist", set_ports[i]);
-    for (uint32_t sw = 0; sw < S; sw++) {
-        for (uint32_t d = 0; d < A; d++) {
-            uint32_t s = fib[(size_t)sw * A + d];
-            if (s == SD_NONE && sim->addrs_declared)
-                continue;                /* declared addresses may be unreachable from some switches */
-            if (s >= num_sets && !sim->addrs_declared)
-                return sd_fail(sim, SD_EINVAL, "fib: no route from switch node %u to host %u", H + sw, d);
-            if (s >= num_sets)
-                return sd_fail(sim, SD_EINVAL, "fib: switch node %u: ECMP set %u for address %u does not exist "
-                               "(%u sets; SD_NONE = no route)", H + sw, s, d, num_sets);
-            for (uint32_t k = set_offsets[s]; k < set_offsets[s + 1]; k++)
-                if (sim->ports[set_ports[k]].node != H + sw)
-                    return sd_fail(sim, SD_EINVAL, "fib: switch node %u routes to %s %u via port %u of node %u",
-                                   H + sw, sim->addrs_declared ? "address" : "host", d, set_ports[k],
-                                   sim->ports[set_ports[k]].node);
-        }
-    }
-    uint32_t *f = malloc((size_t)S * A * sizeof *f + 1);
+    return SD_OK;
+}
+
+/* Take the checked tables (copies made here) in place of the installed ones. */
+static int fib_take(sd_sim *sim, const uint32_t *fib, uint32_t G, const uint32_t *addr_group,
+                    const uint32_t *local_off, const uint32_t *local_sw, const uint32_t *local_set,
+                    const uint32_t *set_offsets, uint32_t num_sets, const uint32_t *set_ports, uint32_t num_set_ports)
+{
+    uint32_t S = sim->cfg.num_switches, A = sim->num_addrs, L = local_off ? local_off[A] : 0;
+    uint32_t *f = malloc((size_t)S * G * sizeof *f + 1);
+    uint32_t *g = malloc((size_t)A * sizeof *g + 1);
+    uint32_t *lo = calloc((size_t)A + 1, sizeof *lo);
+    uint32_t *ls = malloc((size_t)L * sizeof *ls + 1);
+    uint32_t *lset = malloc((size_t)L * sizeof *lset + 1);
     uint32_t *o = malloc(((size_t)num_sets + 1) * sizeof *o);
     uint32_t *p = malloc((size_t)num_set_ports * sizeof *p + 1);
-    if (!f || !o || !p) {
-        free(f);
-        free(o);
-        free(p);
+    if (!f || !g || !lo || !ls || !lset || !o || !p) {
+        free(f); free(g); free(lo); free(ls); free(lset); free(o); free(p);
         return sd_fail(sim, SD_ENOMEM, "fib: out of memory");
     }
-    memcpy(f, fib, (size_t)S * A * sizeof *f);
+    memcpy(f, fib, (size_t)S * G * sizeof *f);
+    for (uint32_t a = 0; a < A; a++)
+        g[a] = addr_group ? addr_group[a] : a;
+    if (local_off) {
+        memcpy(lo, local_off, ((size_t)A + 1) * sizeof *lo);
+        memcpy(ls, local_sw, (size_t)L * sizeof *ls);
+        memcpy(lset, local_set, (size_t)L * sizeof *lset);
+    }
     memcpy(o, set_offsets, ((size_t)num_sets + 1) * sizeof *o);
     memcpy(p, set_ports, (size_t)num_set_ports * sizeof *p);
-    free(sim->fib);
-    free(sim->set_off);
-    free(sim->set_ports);
+    free(sim->fib); free(sim->addr_group); free(sim->fib_local_off); free(sim->fib_local_sw);
+    free(sim->fib_local_set); free(sim->set_off); free(sim->set_ports);
     sim->fib = f;
+    sim->fib_groups = G;
+    sim->addr_group = g;
+    sim->fib_local_off = lo;
+    sim->fib_local_sw = ls;
+    sim->fib_local_set = lset;
     sim->set_off = o;
     sim->set_ports = p;
     sim->num_sets = num_sets;
     return SD_OK;
+}
+
+int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets, uint32_t num_sets,
+                   const uint32_t *set_ports, uint32_t num_set_ports)
+{
+    uint32_t A = sim->num_addrs, S = sim->cfg.num_switches;
+    int rc = fib_check_sets(sim, set_offsets, num_sets, set_ports, num_set_ports);
+    if (rc)
+        return rc;
+    for (uint32_t sw = 0; sw < S; sw++)
+        for (uint32_t d = 0; d < A; d++)
+            if ((rc = fib_check_entry(sim, sw, d, fib[(size_t)sw * A + d], set_offsets, num_sets, set_ports)))
+                return rc;
+    return fib_take(sim, fib, A, NULL, NULL, NULL, NULL, set_offsets, num_sets, set_ports, num_set_ports);
+}
+
+int sd_install_routes(sd_sim *sim, const uint32_t *group_fib, uint32_t G, const uint32_t *addr_group,
+                      const uint32_t *local_off, const uint32_t *local_sw, const uint32_t *local_set,
+                      uint32_t num_local, const uint32_t *set_offsets, uint32_t num_sets,
+                      const uint32_t *set_ports, uint32_t num_set_ports)
+{
+    uint32_t H = sim->cfg.num_hosts, A = sim->num_addrs, S = sim->cfg.num_switches;
+    int rc = fib_check_sets(sim, set_offsets, num_sets, set_ports, num_set_ports);
+    if (rc)
+        return rc;
+    if (G == 0 || G > A)
+        return sd_fail(sim, SD_EINVAL, "routes: %u groups for %u addresses (1 .. addresses)", G, A);
+    for (uint32_t a = 0; a < A; a++)
+        if (addr_group[a] >= G)
+            return sd_fail(sim, SD_EINVAL, "routes: address %u is in group %u of %u", a, addr_group[a], G);
+    if (local_off[0] != 0 || local_off[A] != num_local)
+        return sd_fail(sim, SD_EINVAL, "routes: local_offsets must start at 0 and end at num_local");
+    for (uint32_t a = 0; a < A; a++)
+        if (local_off[a + 1] < local_off[a])
+            return sd_fail(sim, SD_EINVAL, "routes: local_offsets decrease at address %u", a);
+    /* the group entries; and per group how many switches hold SD_FIB_LOCAL for it */
+    uint32_t *nlocal = calloc((size_t)G + 1, sizeof *nlocal);
+    if (!nlocal)
+        return sd_fail(sim, SD_ENOMEM, "routes: out of memory");
+    uint32_t *first = malloc((size_t)G * sizeof *first + 1);   /* an address of each group, for messages */
+    if (!first) {
+        free(nlocal);
+        return sd_fail(sim, SD_ENOMEM, "routes: out of memory");
+    }
+    memset(first, 0xFF, (size_t)G * sizeof *first);
+    for (uint32_t a = A; a-- > 0;)
+        first[addr_group[a]] = a;
+    for (uint32_t g = 0; g < G && !rc; g++)
+        if (first[g] == SD_NONE)
+            rc = sd_fail(sim, SD_EINVAL, "routes: group %u has no address", g);
+    for (uint32_t sw = 0; sw < S && !rc; sw++)
+        for (uint32_t g = 0; g < G && !rc; g++) {
+            uint32_t s = group_fib[(size_t)sw * G + g];
+            if (s == SD_FIB_LOCAL)
+                nlocal[g]++;
+            else
+                rc = fib_check_entry(sim, sw, first[g], s, set_offsets, num_sets, set_ports);
+        }
+    /* each address: one local entry per SD_FIB_LOCAL switch of its group, no more, no repeats */
+    for (uint32_t a = 0; a < A && !rc; a++) {
+        uint32_t g = addr_group[a], lo = local_off[a], hi = local_off[a + 1];
+        if (hi - lo != nlocal[g]) {
+            rc = sd_fail(sim, SD_EINVAL, "routes: address %u has %u local entries, its group %u has %u "
+                         "SD_FIB_LOCAL switches", a, hi - lo, g, nlocal[g]);
+            break;
+        }
+        for (uint32_t i = lo; i < hi && !rc; i++) {
+            uint32_t sw = local_sw[i];
+            if (sw >= S || group_fib[(size_t)sw * G + g] != SD_FIB_LOCAL)
+                rc = sd_fail(sim, SD_EINVAL, "routes: address %u has a local entry at switch index %u, "
+                             "where its group's entry is not SD_FIB_LOCAL", a, sw);
+            for (uint32_t j = lo; j < i && !rc; j++)
+                if (local_sw[j] == sw)
+                    rc = sd_fail(sim, SD_EINVAL, "routes: address %u has two local entries at switch node %u",
+                                 a, H + sw);
+            if (!rc && local_set[i] == SD_FIB_LOCAL)
+                rc = sd_fail(sim, SD_EINVAL, "routes: address %u: a local entry cannot be SD_FIB_LOCAL", a);
+            if (!rc)
+                rc = fib_check_entry(sim, sw, a, local_set[i], set_offsets, num_sets, set_ports);
+        }
+    }
+    free(nlocal);
+    free(first);
+    if (rc)
+        return rc;
+    return fib_take(sim, group_fib, G, addr_group, local_off, local_sw, local_set, set_offsets, num_sets,
+                    set_ports, num_set_ports);
+}
+
+int64_t sd_fib_lookup(sd_sim *sim, uint32_t node, uint32_t addr)
+{
+    if (!sim->fib)
+        return sd_fail(sim, SD_ESTATE, "fib_lookup: no fib installed"), -1;
+    if (node >= sim->num_nodes || sim->nodes[node].kind != SD_NODE_SWITCH)
+        return sd_fail(sim, SD_EINVAL, "fib_lookup: node %u is not a switch", node), -1;
+    if (addr >= sim->num_addrs)
+        return sd_fail(sim, SD_EINVAL, "fib_lookup: address %u is not in [0, %u)", addr, sim->num_addrs), -1;
+    return fib_set(sim, switch_index(sim, node), addr);
 }
 
 int sd_set_link_up(sd_sim *sim, uint32_t link, uint32_t up)
@@ -941,7 +1095,7 @@ int sd_set_adaptive_routing(sd_sim *sim, uint32_t node, uint32_t on)
     if (on) {
         uint32_t widest = 0;
         for (uint32_t d = 0; d < A; d++) {
-            uint32_t set = sim->fib[(size_t)sw * A + d];
+            uint32_t set = fib_set(sim, sw, d);
             if (set != SD_NONE && sim->set_off[set + 1] - sim->set_off[set] > widest)
                 widest = sim->set_off[set + 1] - sim->set_off[set];
         }

@@ -469,7 +469,8 @@ struct sd_sim {
     char fatal_msg[256];
     /* packet pool */
     sd_packet *pkts;
-    uint32_t free_head;
+    uint32_t free_head;          /* freed packets (LIFO, sd_packet.next links) */
+    uint32_t pkt_bump;           /* packets [pkt_bump, pkt_pool) were never used (pkt_alloc) */
     /* fabric */
     uint32_t num_nodes;
     sd_host *hosts;
@@ -486,7 +487,18 @@ struct sd_sim {
     uint32_t *port_addr;         /* 2 x max_links: the address of each host port, SD_NONE at switch ports */
     uint8_t addrs_declared;      /* sd_set_addresses was called (then the fib may hold SD_NONE) */
     uint64_t no_route;           /* packets a switch dropped for lack of a route to their address */
-    uint32_t *fib;               /* (num_switches x num_addrs) ECMP set ids, SD_NONE = no route */
+    /* The FIB, grouped (sd_install_routes): the set at switch sw for address a is
+     * fib[sw * fib_groups + addr_group[a]], unless that entry is SD_FIB_LOCAL: then the address's
+     * own entry for sw among fib_local_sw/set[fib_local_off[a] .. fib_local_off[a+1]). A group is
+     * the addresses attached to the same switches (a ToR's hosts), so a fat-tree's table holds a
+     * column per ToR and an entry per host at its own ToR: 2.6 MB instead of 40 MiB at k = 32.
+     * sd_install_fib (flat) installs one group per address. */
+    uint32_t *fib;               /* (num_switches x fib_groups) ECMP set ids, SD_NONE, SD_FIB_LOCAL */
+    uint32_t fib_groups;
+    uint32_t *addr_group;        /* num_addrs */
+    uint32_t *fib_local_off;     /* num_addrs + 1 */
+    uint32_t *fib_local_sw;      /* switch index of each local entry */
+    uint32_t *fib_local_set;
     uint32_t *set_off;
     uint32_t *set_ports;
     uint32_t num_sets;
@@ -810,6 +822,14 @@ const char *cc_bad(char *why, size_t len, const char *name, const char *rule, do
 static inline int node_is_host(const sd_sim *sim, uint32_t node)
 {
     return sim->nodes[node].kind == SD_NODE_HOST;
+}
+
+/* The ECMP set of switch index sw towards address a (SD_NONE: no route). */
+uint32_t fib_local(const sd_sim *sim, uint32_t sw, uint32_t a);
+static inline uint32_t fib_set(const sd_sim *sim, uint32_t sw, uint32_t a)
+{
+    uint32_t s = sim->fib[(size_t)sw * sim->fib_groups + sim->addr_group[a]];
+    return s == SD_FIB_LOCAL ? fib_local(sim, sw, a) : s;
 }
 
 /* The switch index (fib row, mmu) of a switch node. */

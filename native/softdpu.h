@@ -567,9 +567,24 @@ int sd_tc_class_bytes(sd_sim *sim, uint32_t port, uint64_t *out);
 int sd_qdisc_of(sd_sim *sim, uint32_t port, uint32_t prio);
 /* fib[(switch - num_hosts) * num_addrs + dst address] = ECMP set; set s = ports[offsets[s] .. offsets[s+1]).
  * With default addresses (num_addrs = num_hosts) every entry must be a set; with declared ones
- * an entry may be SD_NONE (no route). */
+ * an entry may be SD_NONE (no route). Installed as one group per address (sd_install_routes). */
 int sd_install_fib(sd_sim *sim, const uint32_t *fib, const uint32_t *set_offsets, uint32_t num_sets,
                    const uint32_t *set_ports, uint32_t num_set_ports);
+/* The same routes, grouped (what controlplane/fabric/routing.py computes): addresses attached to
+ * the same switches share a group (a ToR's hosts), and a switch routes a group alike except at
+ * the switches the addresses hang off, where each address has its own set.
+ * group_fib[(switch - num_hosts) * num_groups + g] = ECMP set, SD_NONE (no route: declared
+ * addresses only) or SD_FIB_LOCAL: then address a's set at that switch is local_set[i] for the i
+ * in [local_offsets[a], local_offsets[a+1]) with local_switch[i] = switch - num_hosts. Every
+ * SD_FIB_LOCAL entry of a's group must have exactly one such entry, and no other entries exist. */
+#define SD_FIB_LOCAL 0xFFFFFFFE
+int sd_install_routes(sd_sim *sim, const uint32_t *group_fib, uint32_t num_groups, const uint32_t *addr_group,
+                      const uint32_t *local_offsets, const uint32_t *local_switch, const uint32_t *local_set,
+                      uint32_t num_local, const uint32_t *set_offsets, uint32_t num_sets,
+                      const uint32_t *set_ports, uint32_t num_set_ports);
+/* The ECMP set installed at switch node `node` for address `addr` (SD_NONE = no route); -1 after
+ * an error (no fib, bad node or address). For tests: the grouped table read as the flat one. */
+int64_t sd_fib_lookup(sd_sim *sim, uint32_t node, uint32_t addr);
 int sd_set_link_up(sd_sim *sim, uint32_t link, uint32_t up);
 /* PFC (IEEE 802.1Qbb) on the data priority of a switch, with the HPCC simulator's shared-buffer
  * rules: per-ingress reserve, headroom, a dynamic threshold (free shared buffer >> alpha_shift)

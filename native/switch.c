@@ -56,7 +56,7 @@ void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p)
     uint32_t sw = switch_index(sim, node);
     if (pk->ttl > 0)
         pk->ttl--;                       /* a routed hop (RoCEv2 is IP-routed) */
-    uint32_t set = sim->fib[(size_t)sw * sim->num_addrs + pk->dst];
+    uint32_t set = fib_set(sim, sw, pk->dst);
     if (set == SD_NONE) {                /* declared addresses only: not reachable from here */
         sim->no_route++;
         count_drop(sim, pk);
@@ -112,7 +112,7 @@ int sd_trace_path_from(sd_sim *sim, uint32_t port, uint32_t dst, uint32_t sport,
         if (node_is_host(sim, node))
             return sd_fail(sim, SD_EINVAL, "trace_path: reached host %u, not %u", node, dst_node);
         uint32_t sw = switch_index(sim, node);
-        uint32_t set = sim->fib[(size_t)sw * A + dst];
+        uint32_t set = fib_set(sim, sw, dst);
         if (set == SD_NONE)
             return sd_fail(sim, SD_EINVAL, "trace_path: switch node %u has no route to address %u", node, dst);
         uint32_t off = sim->set_off[set], k = sim->set_off[set + 1] - off;

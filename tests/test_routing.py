@@ -218,7 +218,8 @@ def test_path_argument_errors():
 def test_path_detects_routes_that_do_not_fit_the_fabric():
     f = fat_tree(4, R100, D1)
     r = compute_routes(f)
-    r.fib[0, 15] = r.fib[1, 15]  # tor0 now uses tor1's set: ports owned by tor1
+    g = r.addr_group[15]
+    r.group_fib[0, g] = r.group_fib[1, g]  # tor0 now uses tor1's set towards host 15: ports owned by tor1
     with pytest.raises(RoutingError, match="belongs to 'tor1'"):
         path(f, r, 0, 15)
 

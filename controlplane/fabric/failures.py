@@ -134,7 +134,7 @@ class FailurePlan:
             routes = routing.compute_routes(fab, down_links=sorted(self.down))
         except routing.RoutingError as exc:
             raise ValueError(f"failures: the fabric is partitioned with links {sorted(self.down)} down: {exc}") from None
-        sim.install_fib(routes.fib, routes.set_offsets, routes.set_ports)
+        routes.install(sim)
         self.failover()                    # the new routes move the ECMP paths: check them again
 
     # ------------------------------------------------------------------ failover

@@ -111,7 +111,7 @@ MAX_LINKS = 1 << 22
 PY_BYTES_PER_LINK = 600          # Link object, two port names, port lists (~500 B measured)
 PY_BYTES_PER_NODE = 200          # name, tier, adjacency
 HOST_BYTES = 64                  # the data plane's per-host NIC state (sd_host is not in the cffi interface)
-ROUTE_BYTES_PER_PAIR = 32        # per (switch, host): routing's work arrays (28 B measured) + the C FIB (4 B)
+ROUTE_BYTES_PER_PAIR = 12        # per (switch, host): routing's work arrays at their peak (11 B measured at k = 32; the C FIB is per ToR now)
 # A link rate is in [1 Mb/s, 100 Tb/s], the data plane's range (native/sim.c sd_add_links: the
 # floor is SD_MIN_RATE_BPS, a ConnectX QP rate limiter's minimum); a delay at most 10^15 ps, the
 # bound of every time (controlplane/config/limits.py).

@@ -308,7 +308,7 @@ class Network:
                 continue                 # NIC ports hold at most one data packet: no AQM
             sim.set_queue(port, PRIO_DATA, sc.buffer_bytes, *self._ecn_args(port))
             sim.set_queue(port, PRIO_CTRL, sc.buffer_bytes)
-        sim.install_fib(self.routes.fib, self.routes.set_offsets, self.routes.set_ports)
+        self.routes.install(sim)
         if sc.pfc:
             self._install_pfc()
         qdisc.install(self, self.resolved["qdisc"])

@@ -278,7 +278,7 @@ def install_fabric(net) -> None:
     if sc.adaptive_routing:
         on = []
         for node in range(fab.num_hosts, fab.num_nodes):
-            sets = np.asarray(net.routes.fib[node - fab.num_hosts])
+            sets = net.routes.row(node - fab.num_hosts)
             widths = np.diff(net.routes.set_offsets)[sets[sets != 0xFFFFFFFF]]
             if widths.size and widths.max() > 1:
                 sim.set_adaptive_routing(node, sc.adaptive_routing)
