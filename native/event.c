@@ -12,14 +12,16 @@
  * list events have buckets in [cur+1, cur+EVQ_BUCKETS); heap `now` holds bucket `cur`;
  * heap `far` holds the rest (at or beyond the window when they were pushed).
  *
- * Capacity. The list nodes are preallocated at sd_create for the events that are live at once
- * in an ordinary run: per port one EV_WIRE (the wire head) and one EV_TX_DONE, per host one
- * EV_NIC_WAKE, per QP one EV_RTO and its CC timers, plus 64 (2 x ports + hosts + 5 x QPs + 64).
+ * Capacity. The list blocks (EVQ_BLOCK events each, sim.h) are preallocated at sd_create for the
+ * events that are live at once in an ordinary run: per port one EV_WIRE (the wire head) and one
+ * EV_TX_DONE, per host one EV_NIC_WAKE, per QP one EV_RTO and its CC timers, plus 64 (2 x ports
+ * + hosts + 5 x QPs + 64), in blocks (that many / EVQ_BLOCK + 64: sparse buckets fill blocks
+ * partly, and the pool grows as below).
  * That is not an exact bound, and no exact bound exists without changing how events are
  * scheduled: a timer re-armed earlier leaves its older event queued (it is ignored when it fires),
  * PFC frames are in flight on a link for as many transitions as fit in its delay, every
  * sd_post_writes call with an earlier time adds an EV_POST, every vSwitch upcall an EV_VS_EXEC.
- * So the node pool and the two heaps grow by doubling when full: a slow-path event, O(log n)
+ * So the block pool and the two heaps grow by doubling when full: a slow-path event, O(log n)
  * times in a run (heap_peak in the counters is the most events pending at once).
  *
  * Failure. A push that cannot get memory (or that would pass the cap of sd_set_event_limit)
@@ -144,14 +146,14 @@ int ev_init(sd_sim *sim, uint32_t capacity)
     memset(q, 0, sizeof *q);
     q->head = malloc(EVQ_BUCKETS * sizeof *q->head);
     q->tail = malloc(EVQ_BUCKETS * sizeof *q->tail);
-    q->node_cap = capacity;
-    q->nodes = malloc((size_t)capacity * sizeof *q->nodes);
-    if (!q->head || !q->tail || !q->nodes)
+    q->block_cap = capacity / EVQ_BLOCK + 64;
+    q->blocks = malloc((size_t)q->block_cap * sizeof *q->blocks);
+    if (!q->head || !q->tail || !q->blocks)
         return 0;
     memset(q->head, 0xFF, EVQ_BUCKETS * sizeof *q->head);
-    for (uint32_t i = 0; i < capacity; i++)
-        q->nodes[i].next = i + 1 < capacity ? i + 1 : SD_NONE;
-    q->free_node = 0;
+    for (uint32_t i = 0; i < q->block_cap; i++)
+        q->blocks[i].next = i + 1 < q->block_cap ? i + 1 : SD_NONE;
+    q->free_block = 0;
     return 1;
 }
 
@@ -160,23 +162,25 @@ void ev_free(sd_sim *sim)
     sd_evq *q = &sim->evq;
     free(q->head);
     free(q->tail);
-    free(q->nodes);
+    free(q->blocks);
     free(q->now.a);
     free(q->far.a);
 }
 
-static uint32_t node_alloc(sd_evq *q)
+static uint32_t block_alloc(sd_evq *q)
 {
-    if (q->free_node == SD_NONE) {
-        uint32_t old = q->node_cap;
-        if (!grow((void **)&q->nodes, &q->node_cap, sizeof *q->nodes))
+    if (q->free_block == SD_NONE) {
+        uint32_t old = q->block_cap;
+        if (!grow((void **)&q->blocks, &q->block_cap, sizeof *q->blocks))
             return SD_NONE;
-        for (uint32_t i = old; i < q->node_cap; i++)
-            q->nodes[i].next = i + 1 < q->node_cap ? i + 1 : SD_NONE;
-        q->free_node = old;
+        for (uint32_t i = old; i < q->block_cap; i++)
+            q->blocks[i].next = i + 1 < q->block_cap ? i + 1 : SD_NONE;
+        q->free_block = old;
     }
-    uint32_t n = q->free_node;
-    q->free_node = q->nodes[n].next;
+    uint32_t n = q->free_block;
+    q->free_block = q->blocks[n].next;
+    q->blocks[n].n = 0;
+    q->blocks[n].next = SD_NONE;
     return n;
 }
 
@@ -192,17 +196,22 @@ int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux)
     if (b <= q->cur) {
         ok = heap_push(&q->now, &e);
     } else if (b < q->cur + EVQ_BUCKETS) {
-        uint32_t n = node_alloc(q);
-        ok = n != SD_NONE;
+        uint32_t slot = (uint32_t)(b & EVQ_MASK), tl = q->head[slot] == SD_NONE ? SD_NONE : q->tail[slot];
+        ok = 1;
+        if (tl == SD_NONE || q->blocks[tl].n == EVQ_BLOCK) {
+            uint32_t n = block_alloc(q);
+            ok = n != SD_NONE;
+            if (ok) {
+                if (tl == SD_NONE)
+                    q->head[slot] = n;
+                else
+                    q->blocks[tl].next = n;
+                q->tail[slot] = tl = n;
+            }
+        }
         if (ok) {
-            uint32_t slot = (uint32_t)(b & EVQ_MASK);
-            q->nodes[n].ev = e;
-            q->nodes[n].next = SD_NONE;
-            if (q->head[slot] == SD_NONE)
-                q->head[slot] = n;
-            else
-                q->nodes[q->tail[slot]].next = n;
-            q->tail[slot] = n;
+            sd_evblock *k = &q->blocks[tl];
+            k->ev[k->n++] = e;
             q->listed++;
         }
     } else {
@@ -237,17 +246,23 @@ static int ev_advance(sd_sim *sim)
             return 0;
         q->cur = next;
         uint32_t slot = (uint32_t)(next & EVQ_MASK), n = q->head[slot];
-        if (n != SD_NONE && ((uint64_t)q->nodes[n].ev.t >> EVQ_SHIFT) == next) {
+        if (n != SD_NONE && ((uint64_t)q->blocks[n].ev[0].t >> EVQ_SHIFT) == next) {
             while (n != SD_NONE) {
-                uint32_t nx = q->nodes[n].next;
-                if (!heap_push(&q->now, &q->nodes[n].ev)) {
+                sd_evblock *k = &q->blocks[n];
+                uint32_t nx = k->next;
+                if (nx != SD_NONE)
+                    __builtin_prefetch(&q->blocks[nx]);
+                if (q->now.cap - q->now.len < k->n &&
+                    !grow((void **)&q->now.a, &q->now.cap, sizeof *q->now.a)) {
                     q->head[slot] = n;           /* the rest of the bucket stays listed */
-                    ev_fail(sim, q->nodes[n].ev.t, (uint32_t)(q->nodes[n].ev.key & 0xFF), q->nodes[n].ev.id, 0);
+                    ev_fail(sim, k->ev[0].t, (uint32_t)(k->ev[0].key & 0xFF), k->ev[0].id, 0);
                     return 0;
                 }
-                q->nodes[n].next = q->free_node;
-                q->free_node = n;
-                q->listed--;
+                for (uint32_t i = 0; i < k->n; i++)
+                    heap_push(&q->now, &k->ev[i]);   /* cannot fail: room was made above */
+                q->listed -= k->n;
+                k->next = q->free_block;
+                q->free_block = n;
                 n = nx;
             }
             q->head[slot] = SD_NONE;
@@ -281,7 +296,7 @@ int ev_pop(sd_sim *sim, sd_event *out)
 uint64_t ev_memory_bytes(const sd_sim *sim)
 {
     const sd_evq *q = &sim->evq;
-    return (uint64_t)EVQ_BUCKETS * 2 * sizeof *q->head + (uint64_t)q->node_cap * sizeof *q->nodes +
+    return (uint64_t)EVQ_BUCKETS * 2 * sizeof *q->head + (uint64_t)q->block_cap * sizeof *q->blocks +
            ((uint64_t)q->now.cap + q->far.cap) * sizeof(sd_event);
 }
 

@@ -277,16 +277,17 @@ def test_fabric_sizes_are_bounded_before_allocation(monkeypatch):
     monkeypatch.setenv("SOFTDPU_MAX_MEMORY_GIB", "4")
     with pytest.raises(ValueError, match=r"single_switch\(num_hosts=4294967296\): 4,294,967,296 hosts, at most 1,048,576"):
         topology.build("single_switch", num_hosts=2**32, rate_bps=Gbps(100), delay_ps=us(1))
-    # k=100: 250,000 hosts, 12,500 switches, 750,000 links: the FIB and routing alone are
-    # 12,500 x 250,000 x 32 B = 93.1 GiB, the ports 1.5 M x 512 B (a port's state and record) and the Python links 0.4 GiB more
+    # k=100: 250,000 hosts, 12,500 switches, 750,000 links: routing's work arrays alone are
+    # 12,500 x 250,000 x 12 B = 34.9 GiB (topology.ROUTE_BYTES_PER_PAIR, measured at k = 32), the ports
+    # 1.5 M x their state and record and the Python links ~1 GiB more
     need = topology.estimate_bytes(250_000, 12_500, 750_000) / 2**30
-    assert 93.1 < need < 95
+    assert 34.9 < need < 37
     with pytest.raises(ValueError, match=rf"fat_tree\(k=100\): this scenario needs about {need:.1f} GiB "
                                          r"\(limit 4\.0 GiB; raise it with SOFTDPU_MAX_MEMORY_GIB=\.\.\.\)"):
         topology.build("fat_tree", k=100, host_rate_bps=Gbps(100), host_delay_ps=us(1))
-    # the limit is what the variable says: fat_tree(k=16) (1,024 hosts x 320 switches) needs ~14 MB
-    assert 10e6 < topology.estimate_bytes(1024, 320, 3072) < 20e6
-    monkeypatch.setenv("SOFTDPU_MAX_MEMORY_GIB", "0.01")
+    # the limit is what the variable says: fat_tree(k=16) (1,024 hosts x 320 switches) needs ~9 MB
+    assert 6e6 < topology.estimate_bytes(1024, 320, 3072) < 12e6
+    monkeypatch.setenv("SOFTDPU_MAX_MEMORY_GIB", "0.005")
     with pytest.raises(ValueError, match=r"fat_tree\(k=16\).*limit 0\.0 GiB"):
         topology.build("fat_tree", k=16, host_rate_bps=Gbps(100), host_delay_ps=us(1))
     monkeypatch.setenv("SOFTDPU_MAX_MEMORY_GIB", "lots")
