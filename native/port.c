@@ -93,16 +93,19 @@ static void port_start(sd_sim *sim, uint32_t port, uint32_t prio)
     pt->busy_until = sim->now + ser;
     pt->st->tx_bytes += pk->wire;
     pt->st->tx_packets++;
-    pk->arrive_ps = pt->busy_until + pt->delay_ps;
+    int64_t arrive = pt->busy_until + pt->delay_ps;
     pk->next = SD_NONE;
-    if (pt->wire_tail == SD_NONE)
+    if (pt->wire_tail == SD_NONE) {
         pt->wire_head = p;
-    else
-        sim->pkts[pt->wire_tail].next = p;
+    } else {
+        sd_packet *tail = &sim->pkts[pt->wire_tail];
+        tail->next = p;
+        tail->next_arrive_ps = arrive;   /* so its arrival schedules this one without loading it */
+    }
     pt->wire_tail = p;
     if (pt->wire_event < 0) {
-        pt->wire_event = pk->arrive_ps;
-        ev_push(sim, pk->arrive_ps, EV_WIRE, port, p);
+        pt->wire_event = arrive;
+        ev_push(sim, arrive, EV_WIRE, port, p);
     }
     /* Wake up when the serializer is free if packets are waiting, or if this is a NIC port
      * whose QPs have data (it pulls the next packet then); otherwise nic_pull() schedules the
@@ -208,7 +211,7 @@ void port_wire_arrive(sd_sim *sim, uint32_t port)
         pt->wire_tail = SD_NONE;
         pt->wire_event = -1;
     } else {
-        pt->wire_event = sim->pkts[pt->wire_head].arrive_ps;
+        pt->wire_event = pk->next_arrive_ps;  /* the next packet's line stays cold until it arrives */
         ev_push(sim, pt->wire_event, EV_WIRE, port, pt->wire_head);
     }
     sim->ctr.packet_hops++;

@@ -155,9 +155,11 @@ typedef struct sd_config {
 
 /* ---------------------------------------------------------------- Python-visible state */
 /* A packet. Fields mirror the RoCEv2 headers it carries on the wire (native/wire.c turns them
- * into bytes); arrive_ps, ts_ps and next are simulator bookkeeping. 64 bytes, one cache line. */
+ * into bytes); next_arrive_ps, ts_ps and next are simulator bookkeeping. 64 bytes, one cache line. */
 typedef struct sd_packet {
-    int64_t arrive_ps;           /* when the packet reaches the far end of its current wire */
+    int64_t next_arrive_ps;      /* on a wire: when the packet behind it on the same wire arrives
+                                  * (set as that one is put on the wire: the wire head's arrival
+                                  * schedules the next one without loading it) */
     int64_t ts_ps;               /* data: time sent; ACK: echo of the acked packet's ts_ps */
     uint32_t next;               /* intrusive list link (queue, wire or free list) */
     uint32_t src;                /* source address (IP source; = the host by default: sd_set_addresses) */
