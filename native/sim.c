@@ -1336,6 +1336,10 @@ int sd_run_until(sd_sim *sim, int64_t t)
              * outgrow the caches, and their loads are most of the cost of a hop */
             __builtin_prefetch(&sim->pkts[top->aux]);
             __builtin_prefetch(&sim->ports[top->id]);
+            /* the port it arrives through (the link's other port: 2i and 2i+1, sd_add_links): its
+             * owner and hooks (line 1) and its record's first line (rx_packets) */
+            __builtin_prefetch(&sim->ports[top->id ^ 1u].st);
+            __builtin_prefetch(&sim->port_stats[top->id ^ 1u]);
         }
         switch ((uint32_t)(e.key & 0xFF)) {
         case EV_TX_DONE:
