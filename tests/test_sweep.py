@@ -226,8 +226,11 @@ def test_interrupted_sweep_resumes_to_the_same_bytes(slow_reference, tmp_path):
     # Ctrl-C (SIGINT) after the first point: exit 130, the workers stopped, every point written is
     # whole; the same command again runs only the points not done and ends with the same bytes
     out = tmp_path / "s"
+    # the child gets SIGINT's default disposition: a suite started as a background job (`pytest &`)
+    # has SIGINT ignored, which children inherit and Python then never turns into KeyboardInterrupt
     proc = subprocess.Popen([str(BIN / "softdpu"), *SLOW, "-j", "2", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for_a_point(proc, out)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=300)
