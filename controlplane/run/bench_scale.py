@@ -125,10 +125,10 @@ def estimate(k: int, measured: list[dict]) -> dict:
     before it to that one (per doubling of k; 1 with a single measured size), times the hosts of
     ``k``; or, when larger, the base plus the structural estimate of
     controlplane/fabric/topology.py estimate_bytes (the one every scenario is checked against).
-    Bytes per host grow with k because one FIB entry (and routing's work arrays) per destination
-    host per switch is k^5 x 5/16 entries (per host: 5 k^2 / 4); extrapolating the last growth
-    misses that term taking over, which the structural estimate counts. MEMORY_MARGIN in
-    :func:`check_fits` covers the rest.
+    Bytes per host can grow with k because routing's work arrays (per switch, ToR column and port)
+    grow as k^5 (per host: k^2); the FIB itself is per ToR (routing.py Routes). Extrapolating the
+    last growth misses that term taking over, which the structural estimate counts. MEMORY_MARGIN
+    in :func:`check_fits` covers the rest.
     Time: the events scale with the hosts (the same per-host traffic), the cost per event grows as
     it did over the last doubling of k."""
     if not measured:
@@ -151,8 +151,8 @@ def estimate(k: int, measured: list[dict]) -> dict:
     events = last["events"] * hosts / last["hosts"]
     us_per_event = last["us_per_event"] * time_growth ** doublings
     base = last["base_rss_mib"] * 2**20
-    # the structural estimate the scenario check uses (a FIB entry and routing's work arrays per
-    # switch and host, ports, QPs, messages): it grows as k^5 and takes over at large k
+    # the structural estimate the scenario check uses (routing's work arrays per switch and host,
+    # ports, QPs, messages, the packet pool): it grows as k^5 and takes over at large k
     structural = estimate_bytes(hosts, 5 * k * k // 4, 3 * hosts, num_flows=hosts)
     return {"k": k, "hosts": hosts, "from_k": last["k"], "bytes_per_host": per_host,
             "structural_bytes": base + structural,
