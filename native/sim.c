@@ -42,8 +42,9 @@ static uint64_t seed_mix(uint64_t seed, uint64_t stream)
 /* ---------------------------------------------------------------- packet pool */
 /* Freed packets go on a LIFO free list; a packet never used before comes from the untouched end
  * of the pool (pkt_bump), so the pool's pages become resident only as deep as a run's peak of
- * packets in use reaches (the pool is sized for the worst case: 2 M packets, 128 MiB, at 8,192
- * hosts, of which a permutation uses a few per cent). The order packets are handed out is the
+ * packets in use reaches (the control plane sizes it for the worst case, 65,536 + 256 per flow:
+ * 2.2 M packets, 132 MiB, at 8,192 hosts; a permutation at 1,024 hosts peaks at 48 % of its
+ * pool, incasts far lower). The order packets are handed out is the
  * one of a free list initialised 0, 1, 2, ...: the freed ones, most recent first, then the next
  * untouched one. */
 uint32_t pkt_alloc(sd_sim *sim)

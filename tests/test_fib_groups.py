@@ -182,9 +182,9 @@ def _rss_bytes() -> int:
 @pytest.mark.skipif(not os.path.exists("/proc/self/status") or os.environ.get("SOFTDPU_SANITIZE") == "1",
                     reason="needs Linux's /proc; the sanitizer's allocator touches what it maps")
 def test_the_packet_pool_is_resident_only_as_far_as_it_is_used():
-    """The pool is sized for the worst case (2 M packets, 128 MiB, at 8,192 hosts); a run uses a
-    few per cent of it. Its pages become resident as packets are first handed out, not at
-    creation (before: the whole pool was written to build the free list)."""
+    """The pool is sized for the worst case (65,536 + 256 packets per flow: 132 MiB at 8,192
+    hosts); a run uses part of it. Its pages become resident as packets are first handed out, not
+    at creation (before: the whole pool was written to build the free list)."""
     fab = dumbbell(1, 1, R100, R100, D1, D1)
     before = _rss_bytes()
     s = _sim(fab, pkt_pool=1 << 20)                    # 64 MiB of packets

@@ -151,3 +151,19 @@ def test_monitor_ports_by_id_and_by_name_give_those_columns():
     assert r.timeseries["port_tx_bytes"].shape == (len(r.timeseries["t_ps"]), 2)
     # the last sample holds each port's whole transmitted byte count
     assert list(r.timeseries["port_tx_bytes"][-1]) == [int(r.network.sim.ports[p]["tx_bytes"]) for p in (1, 4)]
+
+
+def test_a_run_that_runs_out_of_packets_says_so():
+    """The packet pool is the simulator's memory, not a modelled buffer: when it runs dry, senders
+    are held back and ACKs are not sent, which shapes the results. That used to pass silently (the
+    count only in counters.json); a run now warns. The default pool leaves room: 65,536 + 256 per
+    flow, at most 2^24 (it was 2^21, which a 65,536-host permutation exhausted)."""
+    from controlplane.transport.workload import default_pkt_pool
+    with pytest.warns(RuntimeWarning, match=r"the packet pool \(64 packets\) ran out [0-9,]+ times"):
+        r = Scenario(**{**SMALL, "pkt_pool": 64}).run()
+    assert r.counters["pool_exhausted"] > 0
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Scenario(**SMALL).run().counters["pool_exhausted"] == 0
+    assert default_pkt_pool(4) == 65536 + 1024 and default_pkt_pool(65536) == 1 << 24

@@ -249,7 +249,7 @@ class Network:
         cnp_mode = sc.cnp_mode or defaults.get("cnp_mode", CNP_MODE_FALLBACK)
         cnp_interval = (sc.cnp_interval_ps if sc.cnp_interval_ps is not None
                         else defaults.get("cnp_interval_ps", CNP_INTERVAL_FALLBACK_PS))
-        pool = sc.pkt_pool or min(1 << 21, 65536 + 256 * len(self.flows))
+        pool = sc.pkt_pool or workload.default_pkt_pool(len(self.flows))
         host_rate = max(l.rate_bps for l in self.fabric.links if self.fabric.is_host(l.a) or self.fabric.is_host(l.b))
         int_multi = max(1, round(host_rate / Gbps(25))) if defaults.get("int") else 0
         self.cc.bind({"max_base_rtt_ps": self.max_base_rtt_ps(), "host_rate_bps": host_rate,
@@ -765,6 +765,14 @@ class Result:
             c["qpc_hit_rate"] = c["qpc_hits"] / acc if acc else 1.0
         if error is not None:
             c["error"] = error
+        if c.get("pool_exhausted"):
+            # the pool is the simulator's memory, not a modelled buffer: running out of it shapes
+            # the traffic (senders retry an MTU time later, ACKs are not sent) without the model
+            # saying so; the count is in counters.json, and said here
+            import warnings
+            warnings.warn(f"{sc.name}: the packet pool ({net.resolved['pkt_pool']:,} packets) ran out "
+                          f"{c['pool_exhausted']:,} times: senders were held back and ACKs not sent, which "
+                          f"the network did not cause; set pkt_pool higher", RuntimeWarning, stacklevel=2)
         self.counters = c
         self.trace = sim.trace.copy() if sc.trace else None
         self.config = {**sc.to_dict(), "resolved": {

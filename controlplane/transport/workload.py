@@ -44,6 +44,18 @@ class Flow:
         return asdict(self)
 
 
+
+#: most packets a default pool holds: 2^24 (1 GiB of address space, resident only as far as a run
+#: uses it: native/sim.c pkt_alloc). It was 2^21 while the pool was written whole at creation; a
+#: permutation at 65,536 hosts keeps millions in flight and ran the smaller pool dry.
+MAX_DEFAULT_PKT_POOL = 1 << 24
+
+
+def default_pkt_pool(num_flows: int) -> int:
+    """The packet pool a scenario gets unless it sets ``pkt_pool``: 65,536 + 256 per flow, at most
+    MAX_DEFAULT_PKT_POOL (a run that exhausts it is warned: controlplane/run/scenario.py Result)."""
+    return min(MAX_DEFAULT_PKT_POOL, 65536 + 256 * num_flows)
+
 def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
@@ -230,10 +242,9 @@ def build(fabric: Fabric, spec: dict, rng: np.random.Generator) -> list[Flow]:
     if len(flows) > MAX_FLOWS:
         raise ValueError(f"workload: {len(flows):,} flows, at most {MAX_FLOWS:,}")
     # the whole scenario's memory, before the data plane is allocated: the fabric, a QP pair and a
-    # message per flow, and the default packet pool (controlplane/run/scenario.py: 65,536 + 256 per flow,
-    # at most 2^21)
+    # message per flow, and the default packet pool (default_pkt_pool)
     check_memory(estimate_bytes(fabric.num_hosts, fabric.num_switches, len(fabric.links), num_flows=len(flows),
-                                pkt_pool=min(1 << 21, 65536 + 256 * len(flows))), f"workload ({kind})")
+                                pkt_pool=default_pkt_pool(len(flows))), f"workload ({kind})")
     return flows
 
 
