@@ -39,18 +39,22 @@ def scenario(name: str, cc_impl: str = "c", seed: int = 1) -> Scenario:
         sample_interval_ps=0, monitor_ports="none")
 
 
-def run(name: str, cc_impl: str = "c", seed: int = 1) -> dict:
-    sc = scenario(name, cc_impl, seed)
+def timed_run(sc):
+    """Build and run a scenario to completion, timed: (network, result, build_s, run_s); run_s is
+    the wall time of ``net.run`` (the simulation), build_s the fabric, routes and QPs."""
     t0 = time.perf_counter()
     net = sc.build()
     t1 = time.perf_counter()
     result = net.run(progress=False)
-    t2 = time.perf_counter()
+    return net, result, t1 - t0, time.perf_counter() - t1
+
+
+def run(name: str, cc_impl: str = "c", seed: int = 1) -> dict:
+    net, result, build_s, run_s = timed_run(scenario(name, cc_impl, seed))
     c = result.counters
-    run_s = t2 - t1
     return {
         "benchmark": name, "cc_impl": cc_impl,
-        "build_s": t1 - t0, "run_s": run_s, "wall_s": t2 - t0,
+        "build_s": build_s, "run_s": run_s, "wall_s": build_s + run_s,
         "sim_time_us": float(result.flows["finish_ps"].max()) / 1e6,    # the last completion
         "events": c["events"], "events_per_s": c["events"] / run_s,
         "data_packets": c["data_sent"], "data_packets_per_s": c["data_sent"] / run_s,

@@ -70,20 +70,16 @@ def run_point(k: int, size_bytes: int = MB(2), seed: int = 1) -> dict:
     interpreter, numpy, cffi and softdpu imported); ``bytes_per_host`` what the simulation added to
     the peak, per host; ``sim_bytes_per_host`` the data plane's own arrays (Simulator.memory_bytes)
     per host."""
-    sc = scale_scenario(k, size_bytes, seed)
+    from controlplane.run.bench import timed_run
     base = peak_rss_bytes()                      # the interpreter with softdpu imported, before the fabric
-    t0 = time.perf_counter()
-    net = sc.build()
-    t1 = time.perf_counter()
-    result = net.run(progress=False)
-    t2 = time.perf_counter()
+    net, result, build_s, run_s = timed_run(scale_scenario(k, size_bytes, seed))
     c = result.counters
     hosts = net.fabric.num_hosts
-    run_s, rss, sim_mem = t2 - t1, peak_rss_bytes(), net.sim.memory_bytes()
+    rss, sim_mem = peak_rss_bytes(), net.sim.memory_bytes()
     return {
         "benchmark": f"scale-k{k}", "k": k, "hosts": hosts, "size_bytes": size_bytes, "seed": seed,
         "events": c["events"], "us_per_event": run_s / c["events"] * 1e6,
-        "run_s": run_s, "build_s": t1 - t0, "wall_s": t2 - t0,
+        "run_s": run_s, "build_s": build_s, "wall_s": build_s + run_s,
         "sim_time_us": float(result.flows["finish_ps"].max()) / 1e6,
         "packet_hops": c["packet_hops"],
         "flows_done": f"{c['msgs_completed']}/{c['msgs_total']}",
