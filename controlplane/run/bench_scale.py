@@ -82,7 +82,7 @@ def run_point(k: int, size_bytes: int = MB(2), seed: int = 1) -> dict:
         "run_s": run_s, "build_s": build_s, "wall_s": build_s + run_s,
         "sim_time_us": float(result.flows["finish_ps"].max()) / 1e6,
         "packet_hops": c["packet_hops"],
-        "flows_done": f"{c['msgs_completed']}/{c['msgs_total']}",
+        "flows_done": f"{c['msgs_completed']}/{c['msgs_total']}", "pool_exhausted": c["pool_exhausted"],
         "peak_rss_mib": rss / 2**20, "base_rss_mib": base / 2**20, "sim_memory_mib": sim_mem / 2**20,
         "bytes_per_host": (rss - base) / hosts, "sim_bytes_per_host": sim_mem / hosts,
     }
