@@ -91,8 +91,9 @@ BENCH_EXCLUDED = {
                            "tests/test_bench_scale.py runs the same code at k = 4",
     "softdpu bench scale --max-k 16": "k = 8 and 16 (1,024 hosts, ~3-5 s); tests/test_bench_scale.py runs the "
                                       "same code at k = 4 and the memory refusal with a made-up limit",
-    "softdpu bench scale --set max_k=64": "65,536 hosts: ~9 GiB and minutes, or its refusal on a smaller machine; "
+    "softdpu bench scale --set max_k=64": "65,536 hosts: ~2 GiB and ~13 min, or its refusal on a smaller machine; "
                                           "tests/test_bench_scale.py tests the estimate and the refusal",
+    "softdpu bench scale --set max_k=64 --set min_k=32": "k = 32 and 64 (~15 min, ~2 GiB)",
     "softdpu bench partitions": "permutation-1024 stopped at every 1 us window (~3 s); tests/test_bench_scale.py "
                                 "runs the profile at k = 4",
     "softdpu bench partitions --set k=16": "the same (k = 16 is the default)",
