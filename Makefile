@@ -35,7 +35,7 @@ golden: $(STAMP)
 sanitize: $(STAMP)
 	SOFTDPU_SANITIZE=1 $(BIN)/python -c "from dataplane.build import rebuild_inplace; rebuild_inplace()"
 	SOFTDPU_SANITIZE=1 LD_PRELOAD=$$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
-	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(BIN)/python -m pytest -q -m "not plots"
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(BIN)/python -m pytest -q -m "not plots and not rss"
 	$(BIN)/python -c "from dataplane.build import rebuild_inplace; rebuild_inplace()"
 
 bench: $(STAMP)
