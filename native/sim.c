@@ -605,16 +605,19 @@ static int fib_take(sd_sim *sim, const uint32_t *fib, uint32_t G, const uint32_t
         free(f); free(g); free(lo); free(ls); free(lset); free(o); free(p);
         return sd_fail(sim, SD_ENOMEM, "fib: out of memory");
     }
-    memcpy(f, fib, (size_t)S * G * sizeof *f);
+    if ((size_t)S * G > 0)               /* (a fabric without switches passes no table) */
+        memcpy(f, fib, (size_t)S * G * sizeof *f);
     for (uint32_t a = 0; a < A; a++)
         g[a] = addr_group ? addr_group[a] : a;
-    if (local_off) {
+    if (local_off)
         memcpy(lo, local_off, ((size_t)A + 1) * sizeof *lo);
+    if (L > 0) {                         /* the arrays may be NULL when empty */
         memcpy(ls, local_sw, (size_t)L * sizeof *ls);
         memcpy(lset, local_set, (size_t)L * sizeof *lset);
     }
     memcpy(o, set_offsets, ((size_t)num_sets + 1) * sizeof *o);
-    memcpy(p, set_ports, (size_t)num_set_ports * sizeof *p);
+    if (num_set_ports > 0)
+        memcpy(p, set_ports, (size_t)num_set_ports * sizeof *p);
     free(sim->fib); free(sim->addr_group); free(sim->fib_local_off); free(sim->fib_local_sw);
     free(sim->fib_local_set); free(sim->set_off); free(sim->set_ports);
     sim->fib = f;
