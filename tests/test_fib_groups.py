@@ -11,9 +11,9 @@ import pytest
 
 from controlplane.ai.rails import rail_clos
 from controlplane.config.units import Gbps, us
-from controlplane.fabric import routing
 from controlplane.fabric.routing import FIB_LOCAL, NO_ROUTE, compute_routes
 from controlplane.fabric.topology import Fabric, Link, dumbbell, fat_tree, leaf_spine
+from controlplane.run.bench_history import proc_kib
 from dataplane.sim import Simulator
 
 R100, D1 = Gbps(100), us(1)
@@ -171,14 +171,6 @@ def test_a_local_entry_twice_at_one_switch_is_refused():
         _install(s, r, local_switch=lambda l: _set(l, lo + 1, l[lo]))
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return -1
-
-
 @pytest.mark.rss                # not in the sanitizer run: ASan's shadow memory and redzones are resident too
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc")
 def test_the_packet_pool_is_resident_only_as_far_as_it_is_used():
@@ -186,8 +178,8 @@ def test_the_packet_pool_is_resident_only_as_far_as_it_is_used():
     hosts); a run uses part of it. Its pages become resident as packets are first handed out, not
     at creation (before: the whole pool was written to build the free list)."""
     fab = dumbbell(1, 1, R100, R100, D1, D1)
-    before = _rss_bytes()
+    before = proc_kib("/proc/self/status", "VmRSS")
     s = _sim(fab, pkt_pool=1 << 20)                    # 64 MiB of packets
-    grew = _rss_bytes() - before
+    grew = proc_kib("/proc/self/status", "VmRSS") - before
     assert s.memory()["packets"] == (1 << 20) * 64
     assert grew < 16 << 20, f"creating the simulator made {grew >> 20} MiB resident"

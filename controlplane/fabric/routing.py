@@ -97,8 +97,7 @@ class Routes:
         ``fib[s - num_hosts, a]`` = the set id (or ``NO_ROUTE``) at switch node ``s`` towards
         address ``a``. For inspection and tests (read-only); the data plane takes the grouped form."""
         flat = self.group_fib[:, self.addr_group]
-        owner = np.repeat(np.arange(self.num_addresses), np.diff(self.local_offsets.astype(np.int64)))
-        flat[self.local_switch, owner] = self.local_set
+        flat[self.local_switch, self._local_address()] = self.local_set
         flat.flags.writeable = False      # a derived copy: changing it would change nothing
         return flat
 
@@ -106,9 +105,12 @@ class Routes:
         """The flat table's row of switch index ``switch_index`` (node ``num_hosts + switch_index``)."""
         r = self.group_fib[switch_index, self.addr_group]
         mine = self.local_switch == switch_index
-        owner = np.repeat(np.arange(self.num_addresses), np.diff(self.local_offsets.astype(np.int64)))
-        r[owner[mine]] = self.local_set[mine]
+        r[self._local_address()[mine]] = self.local_set[mine]
         return r
+
+    def _local_address(self) -> np.ndarray:
+        """The address of each local entry (local_offsets read back)."""
+        return np.repeat(np.arange(self.num_addresses), np.diff(self.local_offsets.astype(np.int64)))
 
     def set_id(self, switch: int, dst: int) -> int:
         """The set id at switch node ``switch`` towards address ``dst`` (``NO_ROUTE`` if none)."""

@@ -44,26 +44,33 @@ def commit_info() -> dict:
     return {"commit": head, "dirty": None if status is None else bool(status)}
 
 
+def proc_field(path: str | Path, key: str) -> str | None:
+    """The value of ``key`` in a ``key: value`` file of /proc (cpuinfo, meminfo, self/status),
+    stripped; None where the file or the line is missing."""
+    try:
+        with open(path) as f:
+            for line in f:
+                name, sep, value = line.partition(":")
+                if sep and name.strip() == key:
+                    return value.strip()
+    except OSError:
+        return None
+    return None
+
+
+def proc_kib(path: str | Path, key: str) -> int | None:
+    """A ``key: N kB`` line of /proc (meminfo, self/status) in bytes, None where missing."""
+    v = proc_field(path, key)
+    return int(v.split()[0]) * 1024 if v else None
+
+
 def machine_info(cpuinfo: str = "/proc/cpuinfo", meminfo: str = "/proc/meminfo") -> dict:
     """CPU model, cores (os.cpu_count), MemTotal (GiB) and kernel (uname -r)."""
-    model = None
-    try:
-        for line in Path(cpuinfo).read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = None
-    try:
-        for line in Path(meminfo).read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = round(int(line.split()[1]) / 2**20, 2)
-                break
-    except OSError:
-        pass
+    model = proc_field(cpuinfo, "model name")
+    mem = proc_kib(meminfo, "MemTotal")
     return {"cpu": model or platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "mem_total_gib": mem, "kernel": platform.release(), "arch": platform.machine()}
+            "mem_total_gib": None if mem is None else round(mem / 2**30, 2), "kernel": platform.release(),
+            "arch": platform.machine()}
 
 
 def compiler_version() -> str | None:

@@ -25,6 +25,7 @@ import sys
 import time
 
 from controlplane.config.units import Gbps, MB, us
+from controlplane.run.bench_history import proc_kib
 from controlplane.run.scenario import Scenario
 
 #: the sizes of ``softdpu bench scale``: k = 64 only when asked for (--set max_k=64)
@@ -53,14 +54,8 @@ def peak_rss_bytes() -> int:
     """This process's peak resident set: VmHWM of /proc/self/status (the high-water mark of this
     address space, which starts afresh at exec), else ru_maxrss (KiB on Linux; it keeps the
     parent's peak across fork + exec, so a child started by a big process would report that)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    hwm = proc_kib("/proc/self/status", "VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def run_point(k: int, size_bytes: int = MB(2), seed: int = 1) -> dict:
@@ -103,14 +98,7 @@ def run_point_subprocess(k: int, size_bytes: int = MB(2), seed: int = 1) -> dict
 
 def mem_available_bytes(meminfo: str = "/proc/meminfo") -> int | None:
     """MemAvailable of /proc/meminfo in bytes (None where the file or the line is missing)."""
-    try:
-        with open(meminfo) as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+    return proc_kib(meminfo, "MemAvailable")
 
 
 def estimate(k: int, measured: list[dict]) -> dict:
