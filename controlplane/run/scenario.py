@@ -381,6 +381,9 @@ class Network:
         # one time-series column per sender QP (flows of one connection share it)
         self.sender_qps = np.array(list(dict.fromkeys(self.qps.tolist())), dtype=np.int64)
         if self.flows:
+            other = sorted({f.verb for f in self.flows} - {"write"})
+            if other:
+                raise ValueError(f"workload: verb(s) {other} are not supported by the data plane yet (only 'write')")
             sim.post_writes(self.qps, [f.size_bytes for f in self.flows], [f.start_ps for f in self.flows])
 
     def open_qp(self, src: int, dst: int, sport: int | None = None) -> int:

@@ -30,6 +30,12 @@ from controlplane.fabric.topology import Fabric, check_memory, estimate_bytes
 MAX_MESSAGE_BYTES = 2**40
 MAX_FLOWS = 4_000_000
 
+#: The RDMA operations a message can be (IBTA Vol. 1 §9.4): "write" (RDMA WRITE), "write_imm" (RDMA
+#: WRITE with immediate: consumes a posted receive at the responder), "send" / "send_imm" (SEND,
+#: without or with immediate data: consumes a posted receive), "read" (RDMA READ: the data flows
+#: from dst back to src in READ responses).
+VERBS = ("write", "write_imm", "send", "send_imm", "read")
+
 
 @dataclass(frozen=True)
 class Flow:
@@ -39,6 +45,7 @@ class Flow:
     start_ps: int       # when the application posts it
     conn: int | None = None   # flows with the same conn share one QP pair (None: a QP pair of its own)
     dscp: int | None = None   # DSCP of its data packets (None: the scenario's dscp_data); qdisc traffic_class
+    verb: str = "write"       # RDMA operation: one of VERBS
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -188,7 +195,8 @@ def from_list(fabric: Fabric, flows: list[dict]) -> list[Flow]:
         if src == dst:
             raise ValueError(f"flows[{i}]: src and dst are both host {src}")
         start = _check_time(f"flows[{i}].start_ps", spec.start_ps)
-        out.append(Flow(src, dst, _check_size(spec.size_bytes, f"flows[{i}].size_bytes"), start, spec.conn, spec.dscp))
+        out.append(Flow(src, dst, _check_size(spec.size_bytes, f"flows[{i}].size_bytes"), start, spec.conn, spec.dscp,
+                        spec.verb))
     return out
 
 
@@ -289,6 +297,7 @@ class FlowSpec(Strict):
     conn: Int("connection id: messages of one conn share a QP", lo=None) | None = None
     dscp: Int("DSCP of its data packets (None: the scenario's dscp_data); selects a traffic class", lo=0,
               hi=63) | None = None
+    verb: Choice(VERBS, "the RDMA operation (read: dst sends the data back in READ responses)") = "write"
 
 
 class Flows(Strict):
