@@ -50,6 +50,14 @@ CNP_MODES = {"interval": lib.SD_CNP_INTERVAL, "ack_echo": lib.SD_CNP_ACK_ECHO}
 PAYLOAD_PATTERNS = {"zeros": 0, "address": 1}
 MAX_CAPTURES = lib.SD_MAX_CAPTURES
 TRANSPORTS = {"gbn": lib.SD_GBN, "sr": lib.SD_SR, "ooo": lib.SD_OOO}
+#: the RDMA operation of a message (enum sd_verb); the same names as workload.VERBS
+VERBS = {"write": lib.SD_VERB_WRITE, "write_imm": lib.SD_VERB_WRITE_IMM, "send": lib.SD_VERB_SEND,
+         "send_imm": lib.SD_VERB_SEND_IMM, "read": lib.SD_VERB_READ}
+#: completion kinds and statuses (sd_completion.kind / .status)
+CQ_REQUESTER, CQ_RESPONDER = lib.SD_CQ_REQUESTER, lib.SD_CQ_RESPONDER
+WC_STATUS = {lib.SD_WC_SUCCESS: "success", lib.SD_WC_RNR_RETRY_EXC: "rnr_retry_exceeded", lib.SD_WC_FLUSH: "flushed"}
+MAX_RD_ATOMIC = lib.SD_MAX_RD_ATOMIC
+RQ_UNLIMITED = 0xFFFFFFFF
 # Path policies: discovered from the data plane's registry (native/paths.c path_table), by index
 PATH_POLICIES = {ffi.string(lib.sd_path_policy_name(i)).decode(): i for i in range(lib.sd_path_policy_count())}
 PATH_POLICY_NAMES = {i: name for name, i in PATH_POLICIES.items()}
@@ -882,6 +890,42 @@ class Simulator:
         b, t = _u64("bytes", nbytes, n), _i64("post_ps", post_ps, n)
         return self._check(lib.sd_post_writes(self._sim, _ptr("uint32_t *", qp), _ptr("uint64_t *", b),
                                               _ptr("int64_t *", t), n))
+
+    def post_msgs(self, qp, nbytes, post_ps, verbs) -> int:
+        """Post messages of any verb: ``verbs`` holds names ("write", "send", "read", ...: VERBS) or
+        their codes. Returns the first message's index."""
+        qp = _u32("qp", qp)
+        n = qp.shape[0]
+        if n == 0:
+            return self.num_msgs
+        b, t = _u64("bytes", nbytes, n), _i64("post_ps", post_ps, n)
+        codes = []
+        for i, v in enumerate(verbs):
+            if isinstance(v, str):
+                if v not in VERBS:
+                    raise ValueError(f"verbs[{i}] = {v!r} is not one of {sorted(VERBS)}")
+                v = VERBS[v]
+            codes.append(v)
+        vb = _u32("verbs", codes, n)
+        if vb.size and vb.max() >= len(VERBS):
+            raise ValueError(f"verbs: codes are 0..{len(VERBS) - 1}, got {int(vb.max())}")
+        vb = vb.astype(np.uint8)
+        return self._check(lib.sd_post_msgs(self._sim, _ptr("uint32_t *", qp), _ptr("uint64_t *", b),
+                                            _ptr("int64_t *", t), _ptr("uint8_t *", vb), n))
+
+    def set_qp_verbs(self, qp: int, rq_depth: int | None = None, rq_repost_ps: int = 0, min_rnr_timer: int = 12,
+                     rnr_retry: int = 7, max_rd_atomic: int = MAX_RD_ATOMIC) -> None:
+        """The verbs settings of one QP end (sd_set_qp_verbs): ``rq_depth`` receives posted (None:
+        unlimited), each reposted ``rq_repost_ps`` after use (< 0: never), the RNR timer code of its RNR
+        NAKs, its RNR retry count (7 = forever) and its outstanding READs at most."""
+        depth = RQ_UNLIMITED if rq_depth is None else rq_depth
+        if not isinstance(depth, int) or isinstance(depth, bool) or not 0 <= depth <= RQ_UNLIMITED:
+            raise ValueError(f"rq_depth must be an integer in [0, 2^32 - 1) or None (unlimited), got {rq_depth!r}")
+        self._check(lib.sd_set_qp_verbs(self._sim, qp, depth, rq_repost_ps, min_rnr_timer, rnr_retry, max_rd_atomic))
+
+    def post_recv(self, qp: int, n: int = 1) -> None:
+        """The application posts ``n`` more receives at QP end ``qp`` now."""
+        self._check(lib.sd_post_recv(self._sim, qp, n))
 
     # ------------------------------------------------------------------ DPU vSwitch (native/vswitch.c)
     def vs_enable(self, host: int, max_flows: int | None = None, emc_entries: int | None = None,

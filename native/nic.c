@@ -18,7 +18,34 @@
  * Each data packet's entropy comes from the QP's path set (paths.c).
  *
  * Sequence numbers: the sender counts packets with a 64-bit sequence; the wire carries
- * PSN = (isn + seq) mod 2^24, and the receiver only ever sees the 24-bit PSN. */
+ * PSN = (isn + seq) mod 2^24, and the receiver only ever sees the 24-bit PSN.
+ *
+ * Verbs (IBTA Vol. 1 §9.4, §9.7): a message is a WRITE, a WRITE with immediate, a SEND (with or
+ * without immediate) or a READ (sd_msg.verb).
+ *   SEND and WRITE with immediate consume a receive posted at the responder: its receive queue
+ *       holds rq_posted receives (unlimited by default, sd_set_qp_verbs), message k of a QP (in
+ *       posting order: sd_msg.rq_index, the WQE sequence number IRN carries for out-of-order
+ *       placement) needs receive k. A packet that needs a receive not yet posted (every SEND
+ *       packet, the last packet of a WRITE with immediate) is not accepted: the responder answers
+ *       an RNR NAK carrying its RNR timer (AETH 001 + 5-bit code), once per hole as for a
+ *       sequence NAK; the requester stops sending for that time, then goes back to the NAK's PSN,
+ *       and after rnr_retry RNR NAKs without progress (7 = forever) its messages complete in
+ *       error (SD_WC_RNR_RETRY_EXC, the rest SD_WC_FLUSH). The message completes at the responder
+ *       when it arrives whole, in order (a responder completion), and the application reposts
+ *       the receive rq_repost_ps later.
+ *   READ: one READ request (RETH: remote address and length) occupies the PSNs of all its
+ *       responses; the responder streams READ Response First/Middle/Last/Only (AETH on
+ *       First/Last/Only) back under its own rate (its CC and pacing: CNPs from the requester
+ *       cut it; READ responses are not acknowledged, so window-based CCs see no ACKs for them),
+ *       ahead of its own requests. Responses are the implicit acknowledgement of the READ (and of
+ *       the requests before it); an ACK for a later PSN that overtakes them cannot complete the
+ *       READ (acked_max: snd_una stops at the READ and catches up when the responses are in). At
+ *       most max_rd_atomic READs are outstanding per QP. Recovery: gbn re-requests the rest of
+ *       the READ from the first missing response (a response gap or a timeout); sr/ooo treat each
+ *       response as a SACK of its PSN and re-request each lost response alone (a one-packet READ
+ *       request), by the NACK cursor (sr) or the timer (sr and ooo), as they resend lost WRITE
+ *       packets. A responder re-executes a duplicate READ request (PSN already passed). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "sim.h"
@@ -27,11 +54,13 @@ uint32_t sd_wire_bytes(sd_sim *sim, uint32_t opcode, uint32_t payload)
 {
     uint32_t ip = sim && sim->cfg.ipv6 ? SD_IPV6_HDR : SD_IPV4_HDR;
     uint32_t hdr = SD_ETH_HDR + ip + SD_UDP_HDR + SD_BTH + SD_ICRC + SD_ETH_FCS;
-    if (opcode == SD_OP_WRITE_FIRST || opcode == SD_OP_WRITE_ONLY)
+    if (op_has_reth(opcode))
         hdr += SD_RETH;
-    else if (opcode == SD_OP_ACK)
+    if (op_has_imm(opcode))
+        hdr += SD_IMMDT;
+    if (op_has_aeth(opcode))
         hdr += SD_AETH;
-    else if (opcode == SD_OP_CNP)
+    if (opcode == SD_OP_CNP)
         hdr += SD_CNP_PAD;
     uint32_t frame = hdr + ((payload + 3u) & ~3u);   /* BTH PadCnt pads the payload to 4 bytes */
     if (frame < 64u)
@@ -78,7 +107,7 @@ static void ring_remove(sd_sim *sim, uint32_t qi)
 int nic_has_work(sd_sim *sim, sd_qp *q)
 {
     uint64_t seq;
-    return q->snd_nxt < q->snd_end || (q->mode != SD_GBN && reorder_next_rtx(sim, q, &seq) != 0);
+    return q->rd_len > 0 || q->snd_nxt < q->snd_end || (q->mode != SD_GBN && reorder_next_rtx(sim, q, &seq) != 0);
 }
 
 void nic_activate(sd_sim *sim, uint32_t qi)
@@ -117,8 +146,27 @@ static void rearm_reorder_rto(sd_sim *sim, sd_qp *q, uint32_t qi)
         arm_rto(sim, q, qi, reorder_deadline(sim, q, rto_of(sim, q)));
 }
 
+/* A READ at the head of what is left to send waits for a free READ slot (max_rd_atomic) and, on an
+ * sr/ooo QP, for room for all its PSNs in the reorder window. */
+static int read_blocked(const sd_sim *sim, const sd_qp *q)
+{
+    if (q->tx_msg == SD_NONE || q->snd_nxt >= q->snd_end)
+        return 0;
+    const sd_msg *m = &sim->msgs[q->tx_msg];
+    if (m->verb != SD_VERB_READ || q->snd_nxt != m->start_seq)
+        return 0;
+    return q->rd_out >= q->max_rd_atomic ||
+           (q->mode != SD_GBN && q->snd_nxt + m->npkts - q->snd_una > q->reorder_window);
+}
+
 static int window_open(sd_sim *sim, sd_qp *q)
 {
+    if (q->rd_len > 0)
+        return 1;                        /* READ responses: not windowed (never acknowledged) */
+    if (q->reads_live && read_blocked(sim, q)) {
+        uint64_t seq;
+        return q->mode != SD_GBN && reorder_next_rtx(sim, q, &seq) != 0;
+    }
     if (q->mode == SD_GBN)
         return q->st->window_bytes == 0 ||
                (q->snd_nxt - q->snd_una) * (uint64_t)sim->cfg.mtu_payload < q->st->window_bytes;
@@ -141,9 +189,39 @@ static uint32_t msg_of_seq(const sd_sim *sim, const sd_qp *q, uint64_t seq)
     return mi;
 }
 
+static uint8_t opcode_of(uint32_t verb, uint32_t idx, uint32_t npkts)
+{
+    int only = npkts == 1, first = idx == 0, last = idx == npkts - 1;
+    switch (verb) {
+    case SD_VERB_SEND:
+        return only ? SD_OP_SEND_ONLY : first ? SD_OP_SEND_FIRST : last ? SD_OP_SEND_LAST : SD_OP_SEND_MIDDLE;
+    case SD_VERB_SEND_IMM:
+        return only ? SD_OP_SEND_ONLY_IMM : first ? SD_OP_SEND_FIRST : last ? SD_OP_SEND_LAST_IMM : SD_OP_SEND_MIDDLE;
+    case SD_VERB_WRITE_IMM:
+        return only ? SD_OP_WRITE_ONLY_IMM : first ? SD_OP_WRITE_FIRST : last ? SD_OP_WRITE_LAST_IMM : SD_OP_WRITE_MIDDLE;
+    case SD_VERB_READ:
+        return SD_OP_READ_REQ;
+    default:
+        return only ? SD_OP_WRITE_ONLY : first ? SD_OP_WRITE_FIRST : last ? SD_OP_WRITE_LAST : SD_OP_WRITE_MIDDLE;
+    }
+}
+
+/* Payload bytes of packets [idx, idx + n) of message m. */
+static uint64_t msg_span_bytes(const sd_sim *sim, const sd_msg *m, uint32_t idx, uint32_t n)
+{
+    uint64_t mtu = sim->cfg.mtu_payload, a = (uint64_t)idx * mtu, b = (uint64_t)(idx + n) * mtu;
+    return (b < m->bytes ? b : m->bytes) - (a < m->bytes ? a : m->bytes);
+}
+
+static void send_read_response(sd_sim *sim, uint32_t qi);
+
 static void send_data(sd_sim *sim, uint32_t qi)
 {
     sd_qp *q = &sim->qps[qi];
+    if (q->rd_len > 0) {
+        send_read_response(sim, qi);     /* responses go ahead of the QP's own requests */
+        return;
+    }
     uint32_t p = pkt_alloc(sim);
     if (p == SD_NONE) {
         /* pool exhausted: try again one MTU time later */
@@ -160,15 +238,12 @@ static void send_data(sd_sim *sim, uint32_t qi)
     uint32_t idx = (uint32_t)(seq - m->start_seq);
     uint64_t off = (uint64_t)idx * sim->cfg.mtu_payload;
     uint32_t payload = (uint32_t)(m->bytes - off < sim->cfg.mtu_payload ? m->bytes - off : sim->cfg.mtu_payload);
-    uint8_t op;
-    if (m->npkts == 1)
-        op = SD_OP_WRITE_ONLY;
-    else if (idx == 0)
-        op = SD_OP_WRITE_FIRST;
-    else if (idx == m->npkts - 1)
-        op = SD_OP_WRITE_LAST;
-    else
-        op = SD_OP_WRITE_MIDDLE;
+    uint8_t op = opcode_of(m->verb, idx, m->npkts);
+    uint32_t span = 1;                   /* PSNs this packet occupies: a READ request, all its responses' */
+    if (op == SD_OP_READ_REQ) {
+        span = rtx ? 1u : m->npkts - idx;   /* a lost response alone (sr/ooo), else the rest of the READ */
+        payload = 0;
+    }
 
     sd_packet *pk = &sim->pkts[p];
     pk->ts_ps = sim->now;
@@ -176,7 +251,7 @@ static void send_data(sd_sim *sim, uint32_t qi)
     pk->dst = q->peer_addr;
     pk->dqp = q->peer_qp;
     pk->psn = (uint32_t)((q->isn + seq) & SD_PSN_MASK);
-    pk->msn = 0;
+    pk->msn = op == SD_OP_READ_REQ ? (uint32_t)msg_span_bytes(sim, m, idx, span) : 0;   /* READ: RETH length */
     pk->payload = payload;
     pk->wire = (uint16_t)sd_wire_bytes(sim, op, payload);
     pk->in_port = SD_NONE;
@@ -186,7 +261,7 @@ static void send_data(sd_sim *sim, uint32_t qi)
     pk->prio = SD_PRIO_DATA;
     pk->ecn = SD_ECN_ECT0;
     pk->becn = 0;
-    pk->flags = (uint8_t)((op == SD_OP_WRITE_LAST || op == SD_OP_WRITE_ONLY ? SD_PKT_ACKREQ : 0) | (q->ar & SD_AR_CLASS_DATA ? SD_PKT_AR : 0) |
+    pk->flags = (uint8_t)((op_is_last(op) ? SD_PKT_ACKREQ : 0) | (q->ar & SD_AR_CLASS_DATA ? SD_PKT_AR : 0) |
                           slot_flags | (seq < q->snd_max ? SD_PKT_RTX : 0));
     pk->syndrome = 0;
     pk->msg = mi;
@@ -200,16 +275,19 @@ static void send_data(sd_sim *sim, uint32_t qi)
     if (seq < q->snd_max) {
         q->st->retx_packets++;
         sim->ctr.retransmitted++;
-    } else {
-        q->snd_max = seq + 1;
     }
+    if (seq + span > q->snd_max)
+        q->snd_max = seq + span;
     if (q->mode != SD_GBN)
-        reorder_stamp(sim, q, seq);      /* this transmission's epoch, for the per-packet timer */
+        for (uint32_t k = 0; k < span; k++)
+            reorder_stamp(sim, q, seq + k);   /* this transmission's epoch, for the per-packet timer */
     if (rtx) {
         reorder_sent_rtx(sim, q, seq, rtx);
     } else {
-        q->snd_nxt = seq + 1;
-        if (idx == m->npkts - 1)
+        if (op == SD_OP_READ_REQ && seq == m->start_seq)
+            q->rd_out++;                 /* a READ slot until its last response is in */
+        q->snd_nxt = seq + span;
+        if (idx + span == m->npkts)
             q->tx_msg = m->next;
     }
     q->st->sent_bytes += payload;
@@ -224,6 +302,107 @@ static void send_data(sd_sim *sim, uint32_t qi)
             q->ep_live = q->ep;          /* the only packet the timer now runs for */
         arm_rto(sim, q, qi, sim->now + rto_of(sim, q));
     }
+    if (!nic_has_work(sim, q))
+        ring_remove(sim, qi);
+    dpu_transmit(sim, q->host, p);
+    cc_count_bytes(sim, qi, payload);
+}
+
+/* ---------------------------------------------------------------- READ responder */
+void rd_free(sd_sim *sim)
+{
+    free(sim->rd.jobs);
+    sim->rd.jobs = NULL;
+    sim->rd.cap = 0;
+}
+
+uint64_t rd_memory_bytes(const sd_sim *sim)
+{
+    return (uint64_t)sim->rd.cap * SD_MAX_RD_ATOMIC * sizeof(sd_rd_job);
+}
+
+/* Room for the READ jobs of every QP (setup time: sd_post_msgs posts a READ). */
+int rd_reserve(sd_sim *sim)
+{
+    if (sim->rd.cap >= sim->num_qps)
+        return SD_OK;
+    uint32_t cap = sim->num_qps > 2 * sim->rd.cap ? sim->num_qps : 2 * sim->rd.cap;
+    sd_rd_job *j = realloc(sim->rd.jobs, (size_t)cap * SD_MAX_RD_ATOMIC * sizeof *j);
+    if (!j)
+        return sd_fail(sim, SD_ENOMEM, "READ response jobs: out of memory");
+    sim->rd.jobs = j;
+    sim->rd.cap = cap;
+    return SD_OK;
+}
+
+/* The responder takes a READ request: answer npkts responses from psn (0 = no room: dropped, the
+ * requester's timer asks again). */
+static int rd_enqueue(sd_sim *sim, uint32_t qi, const sd_packet *pk, uint32_t npkts)
+{
+    sd_qp *q = &sim->qps[qi];
+    if (q->rd_len >= SD_MAX_RD_ATOMIC || qi >= sim->rd.cap)
+        return 0;
+    const sd_msg *m = &sim->msgs[pk->msg];
+    const sd_qp *r = &sim->qps[m->qp];
+    int32_t idx = psn_diff(pk->psn, (uint32_t)((r->isn + m->start_seq) & SD_PSN_MASK));
+    sd_rd_job *j = &sim->rd.jobs[(size_t)qi * SD_MAX_RD_ATOMIC + (q->rd_head + q->rd_len) % SD_MAX_RD_ATOMIC];
+    j->psn = pk->psn;
+    j->npkts = npkts;
+    j->sent = 0;
+    j->msg = pk->msg;
+    j->offset = idx > 0 ? (uint64_t)idx * sim->cfg.mtu_payload : 0;
+    q->rd_len++;
+    nic_activate(sim, qi);
+    return 1;
+}
+
+static void send_read_response(sd_sim *sim, uint32_t qi)
+{
+    sd_qp *q = &sim->qps[qi];
+    uint32_t p = pkt_alloc(sim);
+    if (p == SD_NONE) {
+        q->next_tx_ps = sim->now + ser_ps(sd_wire_bytes(sim, SD_OP_READ_RESP_MIDDLE, sim->cfg.mtu_payload),
+                                          (uint64_t)q->line_rate_bps);
+        return;
+    }
+    sd_rd_job *j = &sim->rd.jobs[(size_t)qi * SD_MAX_RD_ATOMIC + q->rd_head];
+    const sd_msg *m = &sim->msgs[j->msg];
+    uint64_t off = j->offset + (uint64_t)j->sent * sim->cfg.mtu_payload;
+    uint64_t left = m->bytes > off ? m->bytes - off : 0;
+    uint32_t payload = (uint32_t)(left < sim->cfg.mtu_payload ? left : sim->cfg.mtu_payload);
+    uint8_t op = j->npkts == 1 ? SD_OP_READ_RESP_ONLY : j->sent == 0 ? SD_OP_READ_RESP_FIRST
+               : j->sent == j->npkts - 1 ? SD_OP_READ_RESP_LAST : SD_OP_READ_RESP_MIDDLE;
+    sd_packet *pk = &sim->pkts[p];
+    pk->ts_ps = sim->now;
+    pk->src = q->addr;
+    pk->dst = q->peer_addr;
+    pk->dqp = q->peer_qp;
+    pk->psn = (j->psn + j->sent) & SD_PSN_MASK;
+    pk->msn = q->st->msn;
+    pk->payload = payload;
+    pk->wire = (uint16_t)sd_wire_bytes(sim, op, payload);
+    pk->in_port = SD_NONE;
+    pk->sport = (uint16_t)(q->npaths ? sim->paths.state[qi].entropy[0] : q->sport);
+    pk->opcode = op;
+    pk->prio = SD_PRIO_DATA;
+    pk->ecn = SD_ECN_ECT0;
+    pk->becn = 0;
+    pk->flags = (uint8_t)(q->ar & SD_AR_CLASS_DATA ? SD_PKT_AR : 0);
+    pk->syndrome = op_has_aeth(op) ? SD_SYN_ACK : 0;
+    pk->msg = j->msg;
+    pk->ttl = SD_TTL;
+    pk->hops = 0;
+    if (sim->intl.rec)
+        sim->intl.rec[p].nhop = 0;
+    if (++j->sent == j->npkts) {
+        q->rd_head = (uint8_t)((q->rd_head + 1) % SD_MAX_RD_ATOMIC);
+        q->rd_len--;
+    }
+    q->st->read_resp_bytes += payload;
+    sim->ctr.data_sent++;
+    int64_t start = q->next_tx_ps > sim->now ? q->next_tx_ps : sim->now;
+    q->next_tx_ps = start + ser_ps(pk->wire, (uint64_t)q->st->rate_bps);
+    q->last_wire = pk->wire;
     if (!nic_has_work(sim, q))
         ring_remove(sim, qi);
     dpu_transmit(sim, q->host, p);
@@ -368,41 +547,184 @@ void nic_send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t
 }
 
 /* ---------------------------------------------------------------- receiver */
+/* The notification point: a CE-marked data packet becomes a CNP packet (opcode 0x81) on the first CE
+ * after at least cnp_interval_ps since this QP's last one (DCQCN paper: 50 us per flow; ConnectX
+ * min_time_between_cnps: 4 us, which the firmware applies per port: not modelled, the limit here is
+ * per QP), or a BECN on the next ACK (SD_CNP_ACK_ECHO). READ responses are never acknowledged:
+ * their CE marks always become CNP packets (cnp = 1). */
+static void np_ce(sd_sim *sim, sd_qp *q, int cnp)
+{
+    q->st->ce_rx++;
+    if (sim->cfg.cnp_mode == SD_CNP_INTERVAL || cnp) {
+        if (q->last_cnp_ps < 0 || sim->now - q->last_cnp_ps >= sim->cfg.cnp_interval_ps) {
+            q->last_cnp_ps = sim->now;
+            q->st->cnps_tx++;
+            sim->ctr.cnp_sent++;
+            send_ctrl(sim, q->host, q->addr, q->peer_addr, q->peer_qp, ctrl_sport(sim, q), SD_OP_CNP, 0, 0, 0, 1, -1, SD_NONE,
+                      SD_NONE, q->ar & SD_AR_CLASS_CNP ? SD_PKT_AR : 0);
+        }
+    } else {
+        q->ce_pending = 1;
+    }
+}
+
+/* Whether the responder has the receive packet pk needs (a packet that needs none: yes). */
+int nic_recv_ready(const sd_sim *sim, const sd_qp *q, const sd_packet *pk)
+{
+    if (!op_needs_recv(pk->opcode) || q->st->rq_posted == UINT64_MAX || pk->msg >= sim->num_msgs)
+        return 1;
+    return (uint64_t)sim->msgs[pk->msg].rq_index < q->st->rq_posted;
+}
+
+/* An RNR NAK for pk: its PSN is the next expected (the requester resends from there after the timer). */
+void nic_rnr_nak(sd_sim *sim, sd_qp *q, const sd_packet *pk)
+{
+    q->st->rnr_naks_tx++;
+    sim->ctr.nak_sent++;
+    nic_send_ack(sim, q, (uint8_t)(SD_SYN_RNR | q->rnr_timer), q->st->epsn, pk->ts_ps, (uint32_t)(pk - sim->pkts),
+                 SD_NONE);
+}
+
+/* The message of the peer (requester) holding the PSN psn, SD_NONE if none is outstanding there. */
+static uint32_t peer_msg_of_psn(const sd_sim *sim, const sd_qp *q, uint32_t psn)
+{
+    const sd_qp *s = &sim->qps[q->peer_qp];
+    int32_t d = psn_diff(psn, (uint32_t)((s->isn + s->snd_una) & SD_PSN_MASK));
+    if (d < 0 || s->una_msg == SD_NONE)
+        return SD_NONE;
+    uint64_t seq = s->snd_una + (uint64_t)d;
+    uint32_t mi = s->una_msg;
+    while (mi != SD_NONE && seq >= sim->msgs[mi].start_seq + sim->msgs[mi].npkts)
+        mi = sim->msgs[mi].next;
+    return mi;
+}
+
+/* A message arrived whole at responder qi (ePSN passed its last PSN; msg = SD_NONE: find it by PSN).
+ * A SEND or WRITE with immediate consumed its receive: a responder completion, and the receive is
+ * reposted rq_repost_ps later. */
+void nic_rx_msg_done(sd_sim *sim, uint32_t qi, uint32_t last_psn, uint32_t msg)
+{
+    sd_qp *q = &sim->qps[qi];
+    q->st->msn = (q->st->msn + 1) & SD_PSN_MASK;
+    if (msg == SD_NONE)
+        msg = peer_msg_of_psn(sim, q, last_psn);
+    if (msg == SD_NONE || msg >= sim->num_msgs)
+        return;
+    sd_msg *m = &sim->msgs[msg];
+    if (m->verb != SD_VERB_SEND && m->verb != SD_VERB_SEND_IMM && m->verb != SD_VERB_WRITE_IMM)
+        return;
+    m->rx_done_ps = sim->now;
+    q->st->rx_completions++;
+    q->st->rq_used++;
+    if (sim->cring_len < sim->cfg.completion_ring) {
+        sd_completion *c = &sim->cring[(sim->cring_head + sim->cring_len) % sim->cfg.completion_ring];
+        memset(c, 0, sizeof *c);
+        c->t_ps = sim->now;
+        c->msg = msg;
+        c->qp = qi;
+        c->kind = SD_CQ_RESPONDER;
+        sim->cring_len++;
+    }
+    if (q->st->rq_posted != UINT64_MAX && q->rq_repost_ps >= 0) {
+        if (q->rq_repost_ps == 0)
+            q->st->rq_posted++;
+        else
+            ev_push(sim, sim->now + q->rq_repost_ps, EV_RQ_REPOST, qi, SD_NONE);
+    }
+}
+
+void nic_rq_repost(sd_sim *sim, uint32_t qi)
+{
+    if (sim->qps[qi].st->rq_posted != UINT64_MAX)
+        sim->qps[qi].st->rq_posted++;
+}
+
+/* The responder takes a READ request (every transport): in order, it answers it and ePSN passes all
+ * its responses' PSNs; a duplicate (its PSN already passed) is executed again (gbn: in place of any
+ * responses still queued, as the requester resends everything from there); sr/ooo hold one that
+ * comes early and answer it at once; gbn NAKs a gap as for any packet. */
+static void receive_read_request(sd_sim *sim, uint32_t qi, sd_packet *pk)
+{
+    sd_qp *q = &sim->qps[qi];
+    uint32_t p = (uint32_t)(pk - sim->pkts);
+    uint32_t n = (uint32_t)(((uint64_t)pk->msn + sim->cfg.mtu_payload - 1) / sim->cfg.mtu_payload);
+    if (n == 0)
+        n = 1;
+    int32_t d = psn_diff(pk->psn, q->st->epsn);
+    if (d < 0) {
+        q->st->rx_dup++;
+        if (q->mode == SD_GBN)
+            q->rd_len = 0;               /* the requester goes back: answer from here */
+        if (!rd_enqueue(sim, qi, pk, n))
+            q->st->rx_late++;
+        nic_pull_port(sim, q->port);
+        return;
+    }
+    if (q->mode == SD_GBN) {
+        if (d > 0) {
+            q->st->rx_ooo++;
+            if (!q->nak_pending) {
+                q->nak_pending = 1;
+                q->st->naks_tx++;
+                sim->ctr.nak_sent++;
+                nic_send_ack(sim, q, SD_SYN_NAK_SEQ, q->st->epsn, pk->ts_ps, p, SD_NONE);
+            }
+            return;
+        }
+        if (!rd_enqueue(sim, qi, pk, n)) {
+            q->st->rx_late++;
+            return;
+        }
+        q->nak_pending = 0;
+        q->st->epsn = (q->st->epsn + n) & SD_PSN_MASK;
+        nic_rx_msg_done(sim, qi, (pk->psn + n - 1) & SD_PSN_MASK, pk->msg);
+        nic_pull_port(sim, q->port);
+        return;
+    }
+    if ((uint64_t)d + n > q->reorder_window || (d > 0 && !reorder_hold_range(sim, q, pk->psn, n))) {
+        q->st->rx_late++;                /* cannot be held, or held already */
+        return;
+    }
+    if (!rd_enqueue(sim, qi, pk, n)) {
+        q->st->rx_late++;
+        return;
+    }
+    if (d == 0) {
+        q->st->epsn = (q->st->epsn + n) & SD_PSN_MASK;
+        nic_rx_msg_done(sim, qi, (pk->psn + n - 1) & SD_PSN_MASK, pk->msg);
+        if (reorder_drain(sim, qi) > 0)
+            nic_send_ack(sim, q, SD_SYN_ACK, q->st->epsn - 1, pk->ts_ps, p, SD_NONE);
+    }
+    nic_pull_port(sim, q->port);
+}
+
 static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
 {
     sd_qp *q = &sim->qps[qi];
     uint32_t p = (uint32_t)(pk - sim->pkts);
     sim->ctr.data_delivered++;
     q->st->rx_packets++;
-    if (pk->ecn == SD_ECN_CE) {
-        q->st->ce_rx++;
-        /* NP: a CNP packet (opcode 0x81) on the first CE after at least cnp_interval_ps since this
-         * QP's last one (DCQCN paper: 50 us per flow; ConnectX min_time_between_cnps: 4 us, which
-         * the firmware applies per port: not modelled, the limit here is per QP). */
-        if (sim->cfg.cnp_mode == SD_CNP_INTERVAL) {
-            if (q->last_cnp_ps < 0 || sim->now - q->last_cnp_ps >= sim->cfg.cnp_interval_ps) {
-                q->last_cnp_ps = sim->now;
-                q->st->cnps_tx++;
-                sim->ctr.cnp_sent++;
-                send_ctrl(sim, q->host, q->addr, q->peer_addr, q->peer_qp, ctrl_sport(sim, q), SD_OP_CNP, 0, 0, 0, 1, -1, SD_NONE,
-                          SD_NONE, q->ar & SD_AR_CLASS_CNP ? SD_PKT_AR : 0);
-            }
-        } else {
-            q->ce_pending = 1;
-        }
+    if (pk->ecn == SD_ECN_CE)
+        np_ce(sim, q, pk->opcode == SD_OP_READ_REQ);
+    if (pk->opcode == SD_OP_READ_REQ) {
+        receive_read_request(sim, qi, pk);
+        return;
     }
     if (q->mode != SD_GBN) {
         reorder_receive(sim, qi, pk);
         return;
     }
     int32_t d = psn_diff(pk->psn, q->st->epsn);
-    if (d == 0) {
+    if (d == 0 && !nic_recv_ready(sim, q, pk)) {
+        q->nak_pending = 1;              /* what follows is out of sequence: no NAK for it */
+        nic_rnr_nak(sim, q, pk);
+    } else if (d == 0) {
         q->st->epsn = (q->st->epsn + 1) & SD_PSN_MASK;
         q->st->rx_bytes += pk->payload;
         q->nak_pending = 0;
         q->unacked++;
-        if (pk->opcode == SD_OP_WRITE_LAST || pk->opcode == SD_OP_WRITE_ONLY)
-            q->st->msn = (q->st->msn + 1) & SD_PSN_MASK;
+        if (op_is_last(pk->opcode))
+            nic_rx_msg_done(sim, qi, pk->psn, pk->msg);
         if ((pk->flags & SD_PKT_ACKREQ) || q->unacked >= sim->cfg.ack_interval || q->ce_pending)
             nic_send_ack(sim, q, 0x1F, q->st->epsn - 1, pk->ts_ps, p, SD_NONE);
     } else if (d > 0) {
@@ -446,8 +768,14 @@ static uint64_t advance_una(sd_sim *sim, uint32_t qi, uint64_t new_una)
             break;
         m->finish_ps = sim->now;
         sim->ctr.msgs_completed++;
+        if (m->verb == SD_VERB_READ) {
+            q->reads_live--;
+            if (m->start_seq < q->snd_nxt && q->rd_out > 0)
+                q->rd_out--;
+        }
         if (sim->cring_len < sim->cfg.completion_ring) {
             sd_completion *c = &sim->cring[(sim->cring_head + sim->cring_len) % sim->cfg.completion_ring];
+            memset(c, 0, sizeof *c);
             c->t_ps = sim->now;
             c->msg = q->una_msg;
             c->qp = qi;
@@ -461,11 +789,86 @@ static uint64_t advance_una(sd_sim *sim, uint32_t qi, uint64_t new_una)
     return acked;
 }
 
+/* READs requested and not complete once snd_nxt is back at snd_una: the oldest one if it is partly in. */
+static void rd_recount(sd_sim *sim, sd_qp *q)
+{
+    q->rd_out = q->una_msg != SD_NONE && sim->msgs[q->una_msg].verb == SD_VERB_READ &&
+                sim->msgs[q->una_msg].start_seq < q->snd_una;
+}
+
 static void go_back_n(sd_sim *sim, uint32_t qi)
 {
     sd_qp *q = &sim->qps[qi];
     q->snd_nxt = q->snd_una;
     q->tx_msg = q->una_msg;
+    if (q->reads_live)
+        rd_recount(sim, q);
+    nic_activate(sim, qi);
+}
+
+/* How far an acknowledgement up to target may move snd_una: not into a READ whose responses are not
+ * all in (they acknowledge it; an ACK for a later PSN may overtake them). */
+static uint64_t read_cap(const sd_sim *sim, const sd_qp *q, uint64_t target)
+{
+    for (uint32_t mi = q->una_msg; mi != SD_NONE && sim->msgs[mi].start_seq < target; mi = sim->msgs[mi].next)
+        if (sim->msgs[mi].verb == SD_VERB_READ)
+            return sim->msgs[mi].start_seq > q->snd_una ? sim->msgs[mi].start_seq : q->snd_una;
+    return target;
+}
+
+/* RNR retries exhausted: the oldest message completes in error, every other one is flushed, and the
+ * QP stays in error (later posts are flushed too: nic_post_release). */
+static void qp_error(sd_sim *sim, uint32_t qi)
+{
+    sd_qp *q = &sim->qps[qi];
+    q->err = 1;
+    uint8_t status = SD_WC_RNR_RETRY_EXC;
+    for (uint32_t mi = q->una_msg; mi != SD_NONE; mi = sim->msgs[mi].next) {
+        sim->msgs[mi].status = status;
+        if (sim->cring_len < sim->cfg.completion_ring) {
+            sd_completion *c = &sim->cring[(sim->cring_head + sim->cring_len) % sim->cfg.completion_ring];
+            memset(c, 0, sizeof *c);
+            c->t_ps = sim->now;
+            c->msg = mi;
+            c->qp = qi;
+            c->status = status;
+            sim->cring_len++;
+        }
+        status = SD_WC_FLUSH;
+    }
+    q->snd_una = q->snd_nxt = q->snd_max = q->snd_end;
+    q->una_msg = q->tx_msg = SD_NONE;
+    q->reads_live = 0;
+    q->rd_out = 0;
+    q->tmo_nxt = q->tmo_end = q->rtx_nxt = q->rtx_end = 0;
+    arm_rto(sim, q, qi, -1);
+    if (q->active)
+        ring_remove(sim, qi);
+}
+
+/* An RNR NAK: wait the responder's RNR timer, then go back to the PSN it names (every transport:
+ * the SEND is resent whole); rnr_retry of them without progress put the QP in error. */
+static void rnr_back_off(sd_sim *sim, uint32_t qi, uint8_t syndrome)
+{
+    sd_qp *q = &sim->qps[qi];
+    q->st->rnr_naks_rx++;
+    if (q->snd_una >= q->snd_max)
+        return;                          /* stale: everything is acknowledged */
+    if (q->rnr_retry != 7) {
+        if (q->rnr_left == 0) {
+            qp_error(sim, qi);
+            return;
+        }
+        q->rnr_left--;
+    }
+    int64_t wait = sd_rnr_timer_ps(syndrome & 0x1Fu);
+    if (q->next_tx_ps < sim->now + wait)
+        q->next_tx_ps = sim->now + wait;
+    q->snd_nxt = q->snd_una;
+    q->tx_msg = q->una_msg;
+    if (q->reads_live)
+        rd_recount(sim, q);
+    arm_rto(sim, q, qi, sim->now + wait + rto_of(sim, q));   /* the transport timer waits out the RNR wait */
     nic_activate(sim, qi);
 }
 
@@ -490,15 +893,23 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
     sd_qp *q = &sim->qps[qi];
     sim->ctr.ctrl_delivered++;
     uint32_t una_psn = (uint32_t)((q->isn + q->snd_una) & SD_PSN_MASK);
-    int nak = pk->syndrome == 0x60;
-    /* an ACK covers pk->psn; a NAK says pk->psn is the next expected */
-    int32_t d = psn_diff(nak ? pk->psn : (pk->psn + 1) & SD_PSN_MASK, una_psn);
+    int nak = pk->syndrome == SD_SYN_NAK_SEQ;
+    int rnr = (pk->syndrome & 0xE0u) == SD_SYN_RNR;
+    /* an ACK covers pk->psn; a NAK (sequence or RNR) says pk->psn is the next expected */
+    int32_t d = psn_diff(nak || rnr ? pk->psn : (pk->psn + 1) & SD_PSN_MASK, una_psn);
     uint64_t acked = 0;
+    if (d > 0 && q->reads_live && q->snd_una + (uint64_t)d <= q->snd_max) {
+        uint64_t target = q->snd_una + (uint64_t)d;
+        if (target > q->acked_max)
+            q->acked_max = target;
+        d = (int32_t)(read_cap(sim, q, target) - q->snd_una);
+    }
     if (d > 0 && q->snd_una + (uint64_t)d <= q->snd_max) {
         if (q->mode != SD_GBN)
             reorder_clear_acked(sim, q, q->snd_una, q->snd_una + (uint64_t)d);
         acked = advance_una(sim, qi, q->snd_una + (uint64_t)d);
         q->una_ps = sim->now;
+        q->rnr_left = q->rnr_retry;      /* progress: a fresh RNR retry count */
         if (q->snd_nxt < q->snd_una) {         /* an ACK overtook a go-back-N rewind */
             q->snd_nxt = q->snd_una;
             q->tx_msg = q->una_msg;
@@ -507,6 +918,11 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
         }
         if (q->mode == SD_GBN)
             arm_rto(sim, q, qi, q->snd_una < q->snd_max ? sim->now + rto_of(sim, q) : -1);
+    }
+    if (rnr) {
+        rnr_back_off(sim, qi, pk->syndrome);   /* not congestion: no CC event */
+        nic_pull_port(sim, q->port);
+        return;
     }
     if (q->npaths)
         path_feedback(sim, qi, pk, nak);
@@ -561,6 +977,81 @@ static void receive_ack(sd_sim *sim, uint32_t qi, sd_packet *pk)
     nic_pull_port(sim, q->port);
 }
 
+/* The requester takes a READ response: it places the data and acknowledges the PSN (and, in order,
+ * everything before it). gbn: a response past a gap in the READ's responses is dropped and the rest
+ * of the READ requested again (once per gap); sr/ooo: a response past a gap is a SACK, the NACK
+ * cursor (sr) or the timer re-request the missing ones one by one. */
+static void receive_read_response(sd_sim *sim, uint32_t qi, sd_packet *pk)
+{
+    sd_qp *q = &sim->qps[qi];
+    sim->ctr.data_delivered++;
+    q->st->rx_packets++;
+    if (pk->ecn == SD_ECN_CE)
+        np_ce(sim, q, 1);
+    uint32_t una_psn = (uint32_t)((q->isn + q->snd_una) & SD_PSN_MASK);
+    int32_t d = psn_diff(pk->psn, una_psn);
+    if (d < 0 || q->snd_una + (uint64_t)d >= q->snd_max) {
+        q->st->rx_dup++;                 /* a duplicate (answered twice) or stale */
+        return;
+    }
+    uint64_t seq = q->snd_una + (uint64_t)d;
+    uint32_t mi = msg_of_seq(sim, q, seq);
+    if (sim->msgs[mi].verb != SD_VERB_READ) {
+        q->st->rx_dup++;
+        return;
+    }
+    uint64_t new_una = q->snd_una;
+    if (q->mode == SD_GBN) {
+        if (d > 0) {
+            /* implicit acknowledgement of the requests before it, unless a response is missing */
+            int gap = seq != sim->msgs[mi].start_seq;
+            for (uint32_t k = q->una_msg; !gap && k != mi; k = sim->msgs[k].next)
+                gap = sim->msgs[k].verb == SD_VERB_READ;
+            if (gap) {
+                q->st->rx_ooo++;
+                if (!q->rd_gap) {
+                    q->rd_gap = 1;
+                    go_back_n(sim, qi);
+                    nic_pull_port(sim, q->port);
+                }
+                return;
+            }
+        }
+        q->rd_gap = 0;
+        new_una = seq + 1;
+    } else if (d == 0) {
+        new_una = reorder_sacked_run(sim, q, seq + 1);
+    } else {
+        reorder_sack(sim, qi, pk->psn, q->mode == SD_SR);
+    }
+    q->st->rx_bytes += pk->payload;
+    if (new_una > q->snd_una) {
+        if (q->mode != SD_GBN)
+            reorder_clear_acked(sim, q, q->snd_una, new_una);
+        advance_una(sim, qi, new_una);
+        if (q->acked_max > q->snd_una) {  /* ACKs that overtook the responses */
+            uint64_t t = read_cap(sim, q, q->acked_max < q->snd_max ? q->acked_max : q->snd_max);
+            if (t > q->snd_una) {
+                if (q->mode != SD_GBN)
+                    reorder_clear_acked(sim, q, q->snd_una, t);
+                advance_una(sim, qi, t);
+            }
+        }
+        q->una_ps = sim->now;
+        q->rnr_left = q->rnr_retry;
+        if (q->snd_nxt < q->snd_una) {
+            q->snd_nxt = q->snd_una;
+            q->tx_msg = q->una_msg;
+        }
+        if (q->mode == SD_GBN)
+            arm_rto(sim, q, qi, q->snd_una < q->snd_max ? sim->now + rto_of(sim, q) : -1);
+    }
+    if (q->mode != SD_GBN)
+        rearm_reorder_rto(sim, q, qi);
+    nic_activate(sim, qi);
+    nic_pull_port(sim, q->port);
+}
+
 /* A NIC takes only what is addressed to it: a plain RoCEv2 frame (a VXLAN frame is for a VTEP,
  * which a NIC without a vSwitch does not have: its RoCE engine never sees UDP 4789) whose
  * destination is an address of this host and whose destination QP lives here. Anything else is counted
@@ -602,6 +1093,8 @@ void nic_process(sd_sim *sim, uint32_t p)
         q->st->cnps_rx++;
         cc_event(sim, qi, SD_EV_CNP, NULL);
         nic_pull_port(sim, q->port);
+    } else if (op_is_read_resp(pk->opcode)) {
+        receive_read_response(sim, qi, pk);
     } else {
         receive_data(sim, qi, pk);
     }
@@ -662,6 +1155,23 @@ void nic_post_release(sd_sim *sim)
         }
         sim->post_next++;
         sd_qp *q = &sim->qps[m->qp];
+        if (m->verb == SD_VERB_SEND || m->verb == SD_VERB_SEND_IMM || m->verb == SD_VERB_WRITE_IMM)
+            m->rq_index = (uint32_t)q->st->recv_msgs++;   /* the responder's receives are used in this order */
+        if (q->err) {                    /* a QP in error flushes what is posted to it */
+            m->status = SD_WC_FLUSH;
+            if (sim->cring_len < sim->cfg.completion_ring) {
+                sd_completion *c = &sim->cring[(sim->cring_head + sim->cring_len) % sim->cfg.completion_ring];
+                memset(c, 0, sizeof *c);
+                c->t_ps = sim->now;
+                c->msg = mi;
+                c->qp = m->qp;
+                c->status = SD_WC_FLUSH;
+                sim->cring_len++;
+            }
+            continue;
+        }
+        if (m->verb == SD_VERB_READ)
+            q->reads_live++;
         int was_idle = q->snd_una == q->snd_end;
         m->start_seq = q->snd_end;
         q->snd_end += m->npkts;

@@ -62,6 +62,7 @@
  * default window of 2048 packets) in the setup-time pool, and 104 bytes of timer state in sd_qp;
  * nothing is allocated per packet. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "sim.h"
 
@@ -81,7 +82,7 @@ void reorder_receive(sd_sim *sim, uint32_t qi, sd_packet *pk)
     sd_qp *q = &sim->qps[qi];
     uint32_t p = (uint32_t)(pk - sim->pkts);
     uint32_t m = q->reorder_window - 1u;
-    int last = pk->opcode == SD_OP_WRITE_LAST || pk->opcode == SD_OP_WRITE_ONLY;
+    int last = op_is_last(pk->opcode);
     int32_t d = psn_diff(pk->psn, q->st->epsn);
     if (d < 0) {                                   /* already passed: a late duplicate */
         q->st->rx_dup++;
@@ -93,23 +94,24 @@ void reorder_receive(sd_sim *sim, uint32_t qi, sd_packet *pk)
         return;
     }
     uint64_t *have = bm_rx_have(sim, q), *lastb = bm_rx_last(sim, q);
+    if (!nic_recv_ready(sim, q, pk)) {
+        /* its receive is not posted: not placed; an RNR NAK for the hole at ePSN (once, unless this
+         * packet is the hole itself: the requester's resend after the RNR wait) */
+        if (d == 0 || !q->rnr_nak_pending) {
+            q->rnr_nak_pending = 1;
+            nic_rnr_nak(sim, q, pk);
+        }
+        return;
+    }
+    if (op_needs_recv(pk->opcode))
+        q->rnr_nak_pending = 0;
     if (d == 0) {
-        uint32_t drained = 0;
+        uint32_t drained;
         q->st->epsn = (q->st->epsn + 1) & SD_PSN_MASK;
         q->st->rx_bytes += pk->payload;
         if (last)
-            q->st->msn = (q->st->msn + 1) & SD_PSN_MASK;
-        while (q->st->ooo_held > 0 && bit_get(have, q->st->epsn & m)) {
-            uint32_t i = q->st->epsn & m;
-            bit_clear(have, i);
-            if (bit_get(lastb, i)) {
-                bit_clear(lastb, i);
-                q->st->msn = (q->st->msn + 1) & SD_PSN_MASK;
-            }
-            q->st->epsn = (q->st->epsn + 1) & SD_PSN_MASK;
-            q->st->ooo_held--;
-            drained++;
-        }
+            nic_rx_msg_done(sim, qi, pk->psn, pk->msg);
+        drained = reorder_drain(sim, qi);
         q->unacked++;
         if ((pk->flags & SD_PKT_ACKREQ) || q->unacked >= sim->cfg.ack_interval || q->ce_pending || drained > 0 ||
             q->st->ooo_held > 0)
@@ -140,7 +142,64 @@ void reorder_receive(sd_sim *sim, uint32_t qi, sd_packet *pk)
     }
 }
 
+/* ePSN over the PSNs already held, completing the messages whose last PSN it passes; returns how many. */
+uint32_t reorder_drain(sd_sim *sim, uint32_t qi)
+{
+    sd_qp *q = &sim->qps[qi];
+    uint64_t *have = bm_rx_have(sim, q), *lastb = bm_rx_last(sim, q);
+    uint32_t m = q->reorder_window - 1u, drained = 0;
+    while (q->st->ooo_held > 0 && bit_get(have, q->st->epsn & m)) {
+        uint32_t i = q->st->epsn & m;
+        bit_clear(have, i);
+        if (bit_get(lastb, i)) {
+            bit_clear(lastb, i);
+            nic_rx_msg_done(sim, qi, q->st->epsn, SD_NONE);
+        }
+        q->st->epsn = (q->st->epsn + 1) & SD_PSN_MASK;
+        q->st->ooo_held--;
+        drained++;
+    }
+    return drained;
+}
+
+/* A READ request that came early: hold the PSNs of all its responses (the last one ends a message).
+ * 0 = some are held already (a duplicate: answered before). The caller checked the window. */
+int reorder_hold_range(sd_sim *sim, sd_qp *q, uint32_t psn, uint32_t n)
+{
+    uint64_t *have = bm_rx_have(sim, q), *lastb = bm_rx_last(sim, q);
+    uint32_t m = q->reorder_window - 1u;
+    for (uint32_t k = 0; k < n; k++)
+        if (bit_get(have, (psn + k) & m))
+            return 0;
+    for (uint32_t k = 0; k < n; k++)
+        bit_set(have, (psn + k) & m);
+    bit_set(lastb, (psn + n - 1) & m);
+    q->st->ooo_held += n;
+    if (q->st->ooo_held > q->st->ooo_peak)
+        q->st->ooo_peak = q->st->ooo_held;
+    return 1;
+}
+
 /* ---------------------------------------------------------------- sender */
+uint64_t reorder_sacked_run(sd_sim *sim, const sd_qp *q, uint64_t from)
+{
+    const uint64_t *s = bm_tx_sack(sim, q);
+    uint32_t m = q->reorder_window - 1u;
+    while (from < q->snd_max && bit_get(s, (uint32_t)(from & m)))
+        from++;
+    return from;
+}
+
+/* A READ response beyond snd_una: a SACK of its PSN, and for sr the news that the unSACKed PSNs
+ * below it are lost (as a NACK carrying it). */
+void reorder_sack(sd_sim *sim, uint32_t qi, uint32_t psn, int nak)
+{
+    sd_packet ack;
+    memset(&ack, 0, sizeof ack);
+    ack.msg = psn;
+    reorder_ack(sim, qi, &ack, nak);
+}
+
 void reorder_clear_acked(sd_sim *sim, sd_qp *q, uint64_t old_una, uint64_t new_una)
 {
     uint64_t *s = bm_tx_sack(sim, q), *r = bm_tx_rtx(sim, q);

@@ -328,6 +328,7 @@ const sd_module SD_MODULES[] = {
     {"cc", cc_init, cc_free, cc_memory_bytes},                    /* parameter blocks, decision trace */
     {"paths", NULL, paths_free, paths_memory_bytes},              /* paths.c (lazy: sd_set_paths) */
     {"reorder", NULL, reorder_free, reorder_memory_bytes},        /* reorder.c (lazy: sd_set_transport) */
+    {"reads", NULL, rd_free, rd_memory_bytes},                    /* nic.c READ responses (lazy: a READ posted) */
     {"pfc", pfc_init, pfc_free, pfc_memory_bytes},                /* pfc.c */
     {"int", int_init, int_free, int_memory_bytes},                /* int.c (cfg.int_enabled) */
     {"qdisc", qdisc_init, qdisc_free, qdisc_memory_bytes},        /* qdisc*.c (lazy: sd_set_qdisc) */
@@ -931,6 +932,10 @@ static void qp_init(sd_sim *sim, sd_qp *q, uint32_t host, uint32_t peer_host, ui
     q->ring_next = q->ring_prev = SD_NONE;
     q->ack_batch = 1;
     q->acc_rtt_min = -1;
+    q->st->rq_posted = UINT64_MAX;           /* verbs defaults (sd_set_qp_verbs): unlimited receives, */
+    q->rnr_timer = 12;                       /* RNR timer 0.64 ms, retry forever, 16 READs outstanding */
+    q->rnr_retry = q->rnr_left = 7;
+    q->max_rd_atomic = SD_MAX_RD_ATOMIC;
     for (int i = 0; i < SD_CC_TIMERS; i++)
         q->timer_at[i] = q->timer_queued[i] = -1;
     qp_publish(sim, (uint32_t)(q - sim->qps));
@@ -1002,6 +1007,53 @@ int sd_bind_qp(sd_sim *sim, uint32_t qp, uint32_t port)
         q->st->rate_bps = q->line_rate_bps;
     }
     qp_publish(sim, qp);                 /* the record's port */
+    return SD_OK;
+}
+
+/* ---------------------------------------------------------------- verbs setup */
+int64_t sd_rnr_timer_ps(uint32_t code)
+{
+    /* IBTA Vol. 1 Table 45, in microseconds; code 0 is the longest (655.36 ms) */
+    static const uint32_t us[32] = {655360, 10, 20, 30, 40, 60, 80, 120, 160, 240, 320, 480, 640, 960, 1280, 1920,
+                                    2560, 3840, 5120, 7680, 10240, 15360, 20480, 30720, 40960, 61440, 81920, 122880,
+                                    163840, 245760, 327680, 491520};
+    return code < 32 ? (int64_t)us[code] * 1000000 : -1;
+}
+
+int sd_set_qp_verbs(sd_sim *sim, uint32_t qp, uint32_t rq_depth, int64_t rq_repost_ps, uint32_t min_rnr_timer,
+                    uint32_t rnr_retry, uint32_t max_rd_atomic)
+{
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "qp_verbs: qp %u does not exist (%u QPs)", qp, sim->num_qps);
+    if (min_rnr_timer > 31)
+        return sd_fail(sim, SD_EINVAL, "qp_verbs: min_rnr_timer is a 5-bit code (0..31), got %u", min_rnr_timer);
+    if (rnr_retry > 7)
+        return sd_fail(sim, SD_EINVAL, "qp_verbs: rnr_retry is 0..7 (7 = retry forever), got %u", rnr_retry);
+    if (max_rd_atomic < 1 || max_rd_atomic > SD_MAX_RD_ATOMIC)
+        return sd_fail(sim, SD_EINVAL, "qp_verbs: max_rd_atomic must be in [1, %u], got %u", SD_MAX_RD_ATOMIC,
+                       max_rd_atomic);
+    if (rq_repost_ps > (int64_t)1000000000000000)
+        return sd_fail(sim, SD_EINVAL, "qp_verbs: rq_repost_ps at most 1000 s, got %lld", (long long)rq_repost_ps);
+    sd_qp *q = &sim->qps[qp];
+    if (q->st->rq_used > 0 || q->st->rnr_naks_tx > 0)
+        return sd_fail(sim, SD_ESTATE, "qp_verbs: qp %u has consumed receives already: set it up before the run",
+                       qp);
+    q->st->rq_posted = rq_depth == UINT32_MAX ? UINT64_MAX : rq_depth;
+    q->rq_repost_ps = rq_repost_ps < 0 ? -1 : rq_repost_ps;
+    q->rnr_timer = (uint8_t)min_rnr_timer;
+    q->rnr_retry = q->rnr_left = (uint8_t)rnr_retry;
+    q->max_rd_atomic = (uint8_t)max_rd_atomic;
+    return SD_OK;
+}
+
+int sd_post_recv(sd_sim *sim, uint32_t qp, uint32_t n)
+{
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "post_recv: qp %u does not exist (%u QPs)", qp, sim->num_qps);
+    sd_qp *q = &sim->qps[qp];
+    if (q->st->rq_posted == UINT64_MAX)
+        return sd_fail(sim, SD_ESTATE, "post_recv: qp %u has unlimited receives (give it an rq_depth first)", qp);
+    q->st->rq_posted += n;
     return SD_OK;
 }
 
@@ -1161,7 +1213,19 @@ static void sort_pending_posts(sd_sim *sim)
 
 int sd_post_writes(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const int64_t *post_ps, uint32_t n)
 {
+    return sd_post_msgs(sim, qp, bytes, post_ps, NULL, n);
+}
+
+static const char *const VERB_NAMES[SD_NUM_VERBS] = {"write", "write_imm", "send", "send_imm", "read"};
+
+int sd_post_msgs(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const int64_t *post_ps, const uint8_t *verb,
+                 uint32_t n)
+{
+    int reads = 0;
     for (uint32_t i = 0; i < n; i++) {
+        if (verb && verb[i] >= SD_NUM_VERBS)
+            return sd_fail(sim, SD_EINVAL, "post %u: verb %u is not one of 0..%u (write, write_imm, send, send_imm, "
+                           "read)", i, verb[i], SD_NUM_VERBS - 1);
         if (qp[i] >= sim->num_qps)
             return sd_fail(sim, SD_EINVAL, "post %u: qp %u does not exist (%u QPs)", i, qp[i], sim->num_qps);
         if (bytes[i] == 0 || bytes[i] > (1ull << 40))
@@ -1172,7 +1236,21 @@ int sd_post_writes(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const
             return sd_fail(sim, SD_EINVAL, "post %u: qp %u and its peer both have address %u (loopback is not "
                            "modelled): bind the ends of a QP pair within one host to ports of two of its addresses",
                            i, qp[i], sim->qps[qp[i]].addr);
+        if (verb && verb[i] != SD_VERB_WRITE && bytes[i] > (1ull << 31))
+            return sd_fail(sim, SD_EINVAL, "post %u: a %s message is at most 2^31 bytes (the IBTA maximum message "
+                           "size), got %llu", i, VERB_NAMES[verb[i]], (unsigned long long)bytes[i]);
+        if (verb && verb[i] == SD_VERB_READ) {
+            const sd_qp *q = &sim->qps[qp[i]];
+            uint64_t npkts = (bytes[i] + sim->cfg.mtu_payload - 1) / sim->cfg.mtu_payload;
+            if (q->mode != SD_GBN && npkts > q->reorder_window)
+                return sd_fail(sim, SD_EINVAL, "post %u: a READ of %llu packets on qp %u exceeds its reorder window "
+                               "(%u packets): its responses could not all be held; split it or raise reorder_window",
+                               i, (unsigned long long)npkts, qp[i], q->reorder_window);
+            reads = 1;
+        }
     }
+    if (reads && rd_reserve(sim) != SD_OK)
+        return SD_ENOMEM;
     uint32_t cap = sim->cfg.max_msgs, cap2 = cap;
     if (!grow_array((void **)&sim->msgs, &cap, sizeof *sim->msgs, sim->num_msgs + n) ||
         !grow_array((void **)&sim->post_order, &cap2, sizeof *sim->post_order, sim->num_msgs + n))
@@ -1188,6 +1266,12 @@ int sd_post_writes(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const
         m->npkts = (uint32_t)((bytes[i] + sim->cfg.mtu_payload - 1) / sim->cfg.mtu_payload);
         m->qp = qp[i];
         m->next = SD_NONE;
+        m->rq_index = SD_NONE;
+        m->rx_done_ps = -1;
+        m->verb = verb ? verb[i] : SD_VERB_WRITE;
+        m->status = SD_WC_SUCCESS;
+        m->pad0 = 0;
+        m->pad1 = 0;
         sim->post_order[first + i] = first + i;
     }
     sim->num_msgs += n;
@@ -1254,7 +1338,7 @@ static int run_stalled(sd_sim *sim, const sd_event *e, uint64_t limit)
     case EV_VS_EXEC:
         snprintf(what, sizeof what, "host %u", id);
         break;
-    case EV_RTO: case EV_QPC_FETCH:
+    case EV_RTO: case EV_QPC_FETCH: case EV_RQ_REPOST:
         snprintf(what, sizeof what, "QP %u, cc '%s'", id, id < sim->num_qps ? cc_name(sim, id) : "?");
         break;
     case EV_CC_TIMER:
@@ -1375,6 +1459,9 @@ int sd_run_until(sd_sim *sim, int64_t t)
             break;
         case EV_QPC_FETCH:
             qpc_fetch_done(sim, e.id);
+            break;
+        case EV_RQ_REPOST:
+            nic_rq_repost(sim, e.id);
             break;
         case EV_POST:
             if (sim->post_queued == sim->now)

@@ -31,6 +31,7 @@
 #define SD_BTH 12u
 #define SD_RETH 16u
 #define SD_AETH 4u
+#define SD_IMMDT 4u
 #define SD_ICRC 4u
 #define SD_CNP_PAD 16u
 
@@ -61,7 +62,8 @@ enum sd_event_type {
     EV_PFC_EXPIRE = 7,           /* port: the pause time of the last XOFF may have run out */
     EV_PFC_REFRESH = 8,          /* switch port: time to repeat XOFF if still congested */
     EV_VS_EXEC = 9,              /* host: the slow path executes an upcalled packet (aux: its slot) */
-    EV_QPC_FETCH = 10            /* QP: its context arrives from host memory (qpc.c) */
+    EV_QPC_FETCH = 10,           /* QP: its context arrives from host memory (qpc.c) */
+    EV_RQ_REPOST = 11            /* QP: the application reposts one receive (nic.c, sd_set_qp_verbs) */
 };
 
 typedef struct sd_event {
@@ -225,6 +227,22 @@ typedef struct sd_qp {
     uint64_t ep;                 /* the current epoch */
     uint64_t ep_live;            /* the oldest epoch that may hold a packet neither acknowledged nor declared lost */
     int64_t una_ps;              /* sr/ooo: when snd_una last advanced (RTO_low counts from it, as IRN's timer) */
+    /* verbs (nic.c): receives, RNR, READ */
+    int64_t rq_repost_ps;        /* responder: a consumed receive is reposted this long after, < 0 never */
+    uint64_t acked_max;          /* requester: the highest sequence + 1 an ACK covered (an ACK may overtake
+                                  * READ responses: snd_una stops at the READ and catches up later) */
+    uint8_t rq_on;               /* responder: 1 = receives are counted (else unlimited) */
+    uint8_t rnr_timer;           /* responder: the RNR timer code of its RNR NAKs */
+    uint8_t rnr_retry;           /* requester: RNR retries (7 = forever) */
+    uint8_t rnr_left;            /* ... left in the current episode (reset on progress) */
+    uint8_t rnr_nak_pending;     /* responder: an RNR NAK was sent for the current hole (one per hole) */
+    uint8_t rd_gap;              /* requester, gbn: a READ response gap was answered by a re-request */
+    uint8_t max_rd_atomic;       /* requester: READs outstanding at most */
+    uint8_t rd_out;              /* ... outstanding now (requested, not complete) */
+    uint8_t rd_head, rd_len;     /* responder: its READ response jobs (sim->rd.jobs[qp * SD_MAX_RD_ATOMIC]) */
+    uint8_t err;                 /* requester: in error (RNR retries exhausted): posts complete flushed */
+    uint8_t pad_v[3];
+    uint32_t reads_live;         /* requester: READ messages released and not complete */
 } sd_qp;
 _Static_assert(sizeof(sd_qp_stats) % 64 == 0, "sd_qp_stats: whole cache lines, its hot lines aligned");
 
@@ -403,6 +421,18 @@ typedef struct sd_paths_mod {    /* paths.c: path sets, per QP once some QP has 
     uint32_t cap;                /* rows of both */
     uint32_t pad0;
 } sd_paths_mod;
+typedef struct sd_rd_job {       /* a READ being answered: responses psn + sent .. psn + npkts - 1 */
+    uint32_t psn;                /* PSN of its first response */
+    uint32_t npkts;
+    uint32_t sent;
+    uint32_t msg;                /* the requester's message */
+    uint64_t offset;             /* payload offset of its first response within the message */
+} sd_rd_job;
+typedef struct sd_rd_mod {       /* nic.c: READ response jobs, SD_MAX_RD_ATOMIC per QP once a READ is posted */
+    sd_rd_job *jobs;
+    uint32_t cap;                /* QP rows */
+    uint32_t pad0;
+} sd_rd_mod;
 typedef struct sd_reorder_mod {  /* reorder.c: the bitmap pool of sr/ooo QPs, grown at setup only */
     uint64_t *bits;
     uint32_t len, cap;           /* words */
@@ -530,6 +560,7 @@ struct sd_sim {
     /* the feature modules */
     sd_paths_mod paths;
     sd_reorder_mod reorder;
+    sd_rd_mod rd;
     sd_pfc_mod pfc;
     sd_int_mod intl;
     sd_capture_mod capture;
@@ -639,6 +670,10 @@ uint32_t int_rate_index(uint64_t rate_bps);
 
 /* reorder.c: sr/ooo receiver and sender bookkeeping */
 void reorder_receive(sd_sim *sim, uint32_t qi, sd_packet *pk);
+int reorder_hold_range(sd_sim *sim, sd_qp *q, uint32_t psn, uint32_t n);   /* a READ request held out of order */
+uint32_t reorder_drain(sd_sim *sim, uint32_t qi);                          /* ePSN over what is held */
+uint64_t reorder_sacked_run(sd_sim *sim, const sd_qp *q, uint64_t from);    /* first seq >= from not SACKed */
+void reorder_sack(sd_sim *sim, uint32_t qi, uint32_t psn, int nak);         /* a READ response as a SACK */
 void reorder_ack(sd_sim *sim, uint32_t qi, const sd_packet *pk, int nak);
 void reorder_clear_acked(sd_sim *sim, sd_qp *q, uint64_t old_una, uint64_t new_una);
 enum { SD_RTX_NACK = 1, SD_RTX_TIMEOUT = 2 };   /* which loss detection a retransmission serves */
@@ -678,6 +713,42 @@ void qpc_free(sd_sim *sim);
 uint64_t qpc_memory_bytes(const sd_sim *sim);
 /* nic.c: what nic_receive does once the QP's context is at hand */
 void nic_process(sd_sim *sim, uint32_t p);
+/* nic.c, verbs: a message arrived whole at the responder (its last PSN passed), the receive repost
+ * event, and which packets consume a receive or end a message */
+void nic_rx_msg_done(sd_sim *sim, uint32_t qi, uint32_t last_psn, uint32_t msg);
+void nic_rq_repost(sd_sim *sim, uint32_t qi);
+int nic_recv_ready(const sd_sim *sim, const sd_qp *q, const sd_packet *pk);
+void nic_rnr_nak(sd_sim *sim, sd_qp *q, const sd_packet *pk);
+void rd_free(sd_sim *sim);
+int rd_reserve(sd_sim *sim);                          /* READ jobs for every QP (setup time) */
+uint64_t rd_memory_bytes(const sd_sim *sim);
+static inline int op_is_last(uint32_t op)      /* the last packet of a request message (or of a READ's responses) */
+{
+    return op == SD_OP_SEND_LAST || op == SD_OP_SEND_LAST_IMM || op == SD_OP_SEND_ONLY || op == SD_OP_SEND_ONLY_IMM ||
+           op == SD_OP_WRITE_LAST || op == SD_OP_WRITE_LAST_IMM || op == SD_OP_WRITE_ONLY ||
+           op == SD_OP_WRITE_ONLY_IMM || op == SD_OP_READ_RESP_LAST || op == SD_OP_READ_RESP_ONLY;
+}
+static inline int op_needs_recv(uint32_t op)   /* consumes a posted receive (IBTA §9.7.5.2.8) */
+{
+    return op <= SD_OP_SEND_ONLY_IMM || op == SD_OP_WRITE_LAST_IMM || op == SD_OP_WRITE_ONLY_IMM;
+}
+static inline int op_is_read_resp(uint32_t op)
+{
+    return op >= SD_OP_READ_RESP_FIRST && op <= SD_OP_READ_RESP_ONLY;
+}
+static inline int op_has_imm(uint32_t op)
+{
+    return op == SD_OP_SEND_LAST_IMM || op == SD_OP_SEND_ONLY_IMM || op == SD_OP_WRITE_LAST_IMM ||
+           op == SD_OP_WRITE_ONLY_IMM;
+}
+static inline int op_has_reth(uint32_t op)
+{
+    return op == SD_OP_WRITE_FIRST || op == SD_OP_WRITE_ONLY || op == SD_OP_WRITE_ONLY_IMM || op == SD_OP_READ_REQ;
+}
+static inline int op_has_aeth(uint32_t op)
+{
+    return op == SD_OP_ACK || op == SD_OP_READ_RESP_FIRST || op == SD_OP_READ_RESP_LAST || op == SD_OP_READ_RESP_ONLY;
+}
 
 /* qdisc.c: queue disciplines of a port's priority queue (a provider table, as the CC twins).
  * Each (port, priority) queue is a FIFO in sd_port (q_head/q_tail/q_bytes) and names its

@@ -115,16 +115,51 @@ enum { SD_PKT_ACKREQ = 1, SD_PKT_AR = 2, SD_PKT_SLOT_SHIFT = 2, SD_PKT_SLOT_MASK
        SD_PKT_RTX = 0x80 };
 enum { SD_CC_TIMERS = 4, SD_CC_STATE = 24, SD_CC_TRACE = 4, SD_CC_PARAMS = 16, SD_INT_HOPS = 5 };
 
-/* RoCEv2 BTH opcodes used by the RC transport (IBTA Vol. 1, RC prefix 000). */
+/* RoCEv2 BTH opcodes of the RC transport (IBTA Vol. 1 §9.2 Table 38, RC prefix 000). Headers after
+ * the BTH: RETH on WRITE First/Only (with or without immediate) and the READ request; ImmDt on the
+ * "with Immediate" opcodes; AETH on READ response First/Last/Only and on ACK/NAK. */
 enum sd_opcode {
+    SD_OP_SEND_FIRST = 0,
+    SD_OP_SEND_MIDDLE = 1,
+    SD_OP_SEND_LAST = 2,
+    SD_OP_SEND_LAST_IMM = 3,
+    SD_OP_SEND_ONLY = 4,
+    SD_OP_SEND_ONLY_IMM = 5,
     SD_OP_WRITE_FIRST = 6,
     SD_OP_WRITE_MIDDLE = 7,
     SD_OP_WRITE_LAST = 8,
+    SD_OP_WRITE_LAST_IMM = 9,
     SD_OP_WRITE_ONLY = 10,
+    SD_OP_WRITE_ONLY_IMM = 11,
+    SD_OP_READ_REQ = 12,
+    SD_OP_READ_RESP_FIRST = 13,
+    SD_OP_READ_RESP_MIDDLE = 14,
+    SD_OP_READ_RESP_LAST = 15,
+    SD_OP_READ_RESP_ONLY = 16,
     SD_OP_ACK = 17,
     SD_OP_CNP = 129,
     SD_OP_PFC = 255              /* not RoCE: an 802.1Qbb frame (MAC control, opcode 0x0101) */
 };
+
+/* The RDMA operation of a message (sd_msg.verb, sd_post_msgs). */
+enum sd_verb {
+    SD_VERB_WRITE = 0,           /* RDMA WRITE: completes at the requester when acknowledged */
+    SD_VERB_WRITE_IMM = 1,       /* RDMA WRITE with immediate: also consumes a posted receive and completes
+                                  * at the responder */
+    SD_VERB_SEND = 2,            /* SEND: consumes a posted receive, completes at both ends */
+    SD_VERB_SEND_IMM = 3,        /* SEND with immediate */
+    SD_VERB_READ = 4,            /* RDMA READ: one request; the responder streams READ responses back;
+                                  * completes at the requester when the last response arrives */
+    SD_NUM_VERBS = 5
+};
+
+/* AETH syndromes (IBTA Vol. 1 §9.7.5.1.1, Table 45): ACK (credit field 11111: no credit), RNR NAK
+ * (001 + the 5-bit RNR timer code), NAK PSN sequence error. */
+enum { SD_SYN_ACK = 0x1F, SD_SYN_RNR = 0x20, SD_SYN_NAK_SEQ = 0x60 };
+
+/* Completion kinds and statuses (sd_completion). */
+enum { SD_CQ_REQUESTER = 0, SD_CQ_RESPONDER = 1 };
+enum { SD_WC_SUCCESS = 0, SD_WC_RNR_RETRY_EXC = 1, SD_WC_FLUSH = 2 };
 
 /* ---------------------------------------------------------------- configuration */
 typedef struct sd_config {
@@ -278,7 +313,14 @@ typedef struct sd_qp_stats {
     uint32_t rto_low_pkts;       /* sr/ooo: use rto_low_ps while at most this many packets are out */
     uint32_t bdp_cap;            /* sr/ooo: IRN's BDP-FC, at most this many packets out (0 = off) */
     int64_t rto_low_ps;          /* IRN's RTO_low (0 = always the simulator's rto_ps) */
-    uint64_t pad0[7];            /* five cache lines: each record's hot lines stay aligned */
+    /* verbs (native/nic.c) */
+    uint64_t rq_posted;          /* receives posted at this end (responder); UINT64_MAX = unlimited */
+    uint64_t rq_used;            /* ... consumed by SENDs / WRITEs with immediate */
+    uint64_t recv_msgs;          /* requester: messages posted that consume a receive (the next rq_index) */
+    uint64_t rx_completions;     /* responder completions (SEND / WRITE with immediate arrived whole) */
+    uint64_t rnr_naks_tx;        /* RNR NAKs sent (a SEND found no receive posted) */
+    uint64_t rnr_naks_rx;
+    uint64_t read_resp_bytes;    /* responder: READ response payload bytes sent */
 } sd_qp_stats;
 
 /* Per-path telemetry of a QP with a path set (native/paths.c), indexed like the QPs: what the
@@ -301,7 +343,7 @@ typedef struct sd_path_stats {
     int64_t plb_suspend_ps;      /* plb: after an RTO repath, none for [1, 2) x this */
 } sd_path_stats;
 
-/* An RDMA WRITE message posted on a QP. */
+/* A message (an RDMA WRITE, SEND or READ: verb) posted on a QP. */
 typedef struct sd_msg {
     int64_t post_ps;             /* when the application posted it */
     int64_t first_tx_ps;         /* first packet left the NIC, -1 before */
@@ -311,7 +353,13 @@ typedef struct sd_msg {
     uint32_t npkts;
     uint32_t qp;
     uint32_t next;               /* next message on the same QP, UINT32_MAX = none */
-    uint32_t pad0;
+    uint32_t rq_index;           /* SEND / WRITE with immediate: which receive of the responder it consumes
+                                  * (0, 1, ... per QP in posting order; the WQE sequence number) */
+    int64_t rx_done_ps;          /* SEND / WRITE with immediate: completed at the responder, -1 before */
+    uint8_t verb;                /* enum sd_verb */
+    uint8_t status;              /* SD_WC_*: how it completed at the requester */
+    uint16_t pad0;
+    uint32_t pad1;
 } sd_msg;
 
 
@@ -374,7 +422,11 @@ typedef struct sd_cc_trace {
 typedef struct sd_completion {
     int64_t t_ps;
     uint32_t msg;
-    uint32_t qp;
+    uint32_t qp;                 /* the QP it completed on (the responder's QP for SD_CQ_RESPONDER) */
+    uint16_t kind;               /* SD_CQ_REQUESTER (the message is done) or SD_CQ_RESPONDER (a SEND or WRITE
+                                  * with immediate consumed a receive and arrived whole) */
+    uint16_t status;             /* SD_WC_* */
+    uint32_t pad0;
 } sd_completion;
 
 /* Totals over the whole fabric. Conservation: data_sent = data_delivered + data_dropped +
@@ -689,6 +741,23 @@ int sd_set_port_loss(sd_sim *sim, uint32_t port, double probability);
  * QP and message tables grow when full: views from sd_qps()/sd_msgs() must then be re-fetched. */
 int sd_post_writes(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const int64_t *post_ps,
                    uint32_t n);
+/* Post messages of any verb (enum sd_verb per message; verb NULL = all WRITEs). A READ is at most
+ * 2^31 bytes (IBTA: the RETH DMA length), and on an sr/ooo QP at most reorder_window packets. */
+int sd_post_msgs(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const int64_t *post_ps,
+                 const uint8_t *verb, uint32_t n);
+/* The verbs settings of one QP end (IBTA Vol. 1 §9.7.5.2.8, §10.8): as a responder, rq_depth receives
+ * posted at the start (UINT32_MAX = unlimited: never RNR, the default) and each consumed receive
+ * reposted rq_repost_ps after its message completes (< 0: never; sd_post_recv adds more);
+ * min_rnr_timer is the 5-bit code it puts in its RNR NAKs (0..31; 1 = 10 us .. 31 = 491.52 ms,
+ * 0 = 655.36 ms); as a requester, rnr_retry RNR NAKs are retried (7 = forever) before its
+ * messages complete in error, and at most max_rd_atomic READs are outstanding (1..16). */
+int sd_set_qp_verbs(sd_sim *sim, uint32_t qp, uint32_t rq_depth, int64_t rq_repost_ps, uint32_t min_rnr_timer,
+                    uint32_t rnr_retry, uint32_t max_rd_atomic);
+/* The application posts n more receives at a QP end now. */
+int sd_post_recv(sd_sim *sim, uint32_t qp, uint32_t n);
+/* The RNR timer of a 5-bit code, in picoseconds (IBTA Vol. 1 Table 45). */
+int64_t sd_rnr_timer_ps(uint32_t code);
+enum { SD_MAX_RD_ATOMIC = 16 };
 
 /* Run until time t_ps or an earlier stop (enum sd_stop); < 0 on error. An event that cannot be
  * scheduled (its queue cannot grow, or sd_set_event_limit's cap is reached) stops the run at the

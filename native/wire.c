@@ -4,7 +4,9 @@
  * NIC would put on the wire (IBTA InfiniBand Architecture Specification Vol. 1, §9.2-9.3 and
  * Annex A17): Ethernet II, IPv4 (DF,
  * checksum) or IPv6, UDP to 4791 with checksum 0 and the packet's entropy as source port, BTH,
- * RETH on WRITE First/Only, AETH on ACK/NAK, 16 reserved bytes on a CNP, payload padded to 4
+ * RETH on WRITE First/Only (with or without immediate) and on a READ request, ImmDt (the message's
+ * index) on the "with Immediate" opcodes, AETH on ACK/NAK and READ response First/Last/Only, 16
+ * reserved bytes on a CNP, payload padded to 4
  * bytes (BTH PadCnt), and the ICRC of IBTA Annex A17. The ICRC is computed from the fields as
  * they are when the frame is serialized, so every change to a covered field (a new UDP source
  * port, say) is reflected; TOS/TTL/checksums/FECN/BECN are masked, as the annex requires.
@@ -139,12 +141,9 @@ static uint8_t *put_ipv6(uint8_t *p, uint32_t host)
     return p + 16;
 }
 
-static int has_reth(uint32_t op)
-{
-    return op == SD_OP_WRITE_FIRST || op == SD_OP_WRITE_ONLY;
-}
-
-/* RETH of a WRITE: the remote buffer is laid out per QP, messages back to back. */
+/* RETH of a WRITE or READ: the remote buffer is laid out per QP (the responder's: a WRITE's
+ * destination QP, a READ response's source), messages back to back; a READ request asks for its
+ * length (carried in msn) from its offset on. */
 static void reth_of(const sd_sim *sim, const sd_packet *pk, uint64_t *va, uint32_t *rkey, uint32_t *dlen,
                     uint64_t *offset)
 {
@@ -157,10 +156,19 @@ static void reth_of(const sd_sim *sim, const sd_packet *pk, uint64_t *va, uint32
     const sd_msg *m = &sim->msgs[pk->msg];
     const sd_qp *q = &sim->qps[m->qp];
     uint64_t mtu = sim->cfg.mtu_payload;
-    *va = ((uint64_t)(pk->dqp + 1) << VA_BASE_SHIFT) | ((m->start_seq * mtu) & ((1ull << VA_BASE_SHIFT) - 1));
+    uint32_t region = pk->dqp;
+    if (op_is_read_resp(pk->opcode) && pk->dqp < sim->num_qps)
+        region = sim->qps[pk->dqp].peer_qp;  /* the data comes from the responder's memory */
+    *va = ((uint64_t)(region + 1) << VA_BASE_SHIFT) | ((m->start_seq * mtu) & ((1ull << VA_BASE_SHIFT) - 1));
+    *rkey = 0x1000u + region;
     *dlen = (uint32_t)(m->bytes > UINT32_MAX ? UINT32_MAX : m->bytes);
     int32_t idx = psn_diff(pk->psn, (uint32_t)((q->isn + m->start_seq) & SD_PSN_MASK));
     *offset = idx > 0 ? (uint64_t)idx * mtu : 0;
+    if (pk->opcode == SD_OP_READ_REQ) {
+        *va += *offset;                        /* a re-request asks from where the responses stopped */
+        *offset = 0;
+        *dlen = pk->msn;
+    }
 }
 
 static uint32_t frame_len(const sd_sim *sim, const sd_packet *pk)
@@ -304,14 +312,16 @@ int sd_encode_meta(sd_sim *sim, const sd_packet *pk, uint32_t meta, uint8_t *buf
     if (op != SD_OP_ACK && op != SD_OP_CNP) {
         uint32_t rkey, dlen;
         reth_of(sim, pk, &va, &rkey, &dlen, &offset);
-        if (has_reth(op)) {
+        if (op_has_reth(op)) {
             p = put32(p, (uint32_t)(va >> 32));
             p = put32(p, (uint32_t)va);
             p = put32(p, rkey);
             p = put32(p, dlen);
         }
     }
-    if (op == SD_OP_ACK) {
+    if (op_has_imm(op))
+        p = put32(p, pk->msg);                 /* immediate data: the message's index */
+    if (op_has_aeth(op)) {
         *p++ = pk->syndrome;
         p = put24(p, pk->msn & SD_PSN_MASK);
     } else if (op == SD_OP_CNP) {
@@ -479,9 +489,11 @@ int sd_write_pcap(sd_sim *sim, const char *path, const sd_packet *pkts, const in
         return sd_fail(sim, SD_EINVAL, "write_pcap: snaplen must be in [14, 262144] bytes, got %u", snaplen);
     for (uint32_t i = 0; i < n; i++) {
         const sd_packet *pk = &pkts[i];
-        if (pk->opcode != SD_OP_WRITE_FIRST && pk->opcode != SD_OP_WRITE_MIDDLE && pk->opcode != SD_OP_WRITE_LAST &&
-            pk->opcode != SD_OP_WRITE_ONLY && pk->opcode != SD_OP_ACK && pk->opcode != SD_OP_CNP)
+        if (pk->opcode > SD_OP_ACK && pk->opcode != SD_OP_CNP)
             return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u has opcode %u, not one softdpu emits", i, pk->opcode);
+        if (pk->opcode <= SD_OP_WRITE_ONLY_IMM && pk->payload == 0)
+            return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u (opcode %u, a SEND or WRITE) carries no payload: "
+                           "softdpu sends every message's bytes, at least one per packet", i, pk->opcode);
         if (pk->src >= sim->num_addrs || pk->dst >= sim->num_addrs)
             return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u names address %u or %u (addresses are 0..%u)", i,
                            pk->src, pk->dst, sim->num_addrs - 1);

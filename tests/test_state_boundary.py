@@ -114,8 +114,8 @@ def test_qp_records_follow_table_growth():
 
 
 # ---------------------------------------------------------------------------- memory accounting by module
-MODULES = ["core", "ports", "packets", "events", "transport", "cc", "paths", "reorder", "pfc", "int", "qdisc",
-           "vswitch", "qpc", "capture"]
+MODULES = ["core", "ports", "packets", "events", "transport", "cc", "paths", "reorder", "reads", "pfc", "int",
+           "qdisc", "vswitch", "qpc", "capture"]
 
 
 def test_memory_by_module_matches_the_allocated_sizes():
@@ -137,7 +137,8 @@ def test_memory_by_module_matches_the_allocated_sizes():
     assert mem["pfc"] == 1 * 64
     assert mem["int"] == 64 * (4 + 4 + 5 * ffi.sizeof("sd_int_hop"))
     # lazily allocated modules hold nothing until a setter of theirs runs
-    assert mem["paths"] == mem["reorder"] == mem["qdisc"] == mem["vswitch"] == mem["qpc"] == mem["capture"] == 0
+    assert mem["paths"] == mem["reorder"] == mem["reads"] == mem["qdisc"] == mem["vswitch"] == mem["qpc"] == \
+        mem["capture"] == 0
     s.set_paths(qp, "spray_rr", [100, 200])
     s.set_transport(qp, "sr", reorder_window=64)
     mem2 = s.memory()
@@ -148,6 +149,10 @@ def test_memory_by_module_matches_the_allocated_sizes():
     assert {k: v for k, v in mem2.items() if k not in ("paths", "reorder")} == \
         {k: v for k, v in mem.items() if k not in ("paths", "reorder")}
     assert sum(mem2.values()) == s.memory_bytes()
+    # reads: once a READ is posted, SD_MAX_RD_ATOMIC response jobs for every QP of the table (sd_rd_job,
+    # native/sim.h: four uint32 and a uint64 = 24 B)
+    s.post_msgs([qp], [1000], [0], ["read"])
+    assert s.memory()["reads"] == len(s.qps) * dp.MAX_RD_ATOMIC * 24
 
 
 def test_int_module_holds_nothing_without_int():

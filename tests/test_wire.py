@@ -303,7 +303,11 @@ def test_capture_bad_arguments_are_named(tmp_path):
         s.capture_open(tmp_path / "9.pcap")
     for x in sessions:
         s.capture_close(x)
-    with pytest.raises(ValueError, match="opcode"):
+    bad = np.zeros(1, dtype=PACKET_DTYPE)
+    bad["opcode"] = 18                                     # ATOMIC Acknowledge: parsed, never sent by softdpu
+    with pytest.raises(ValueError, match="opcode 18"):
+        s.write_pcap(tmp_path / "y.pcap", bad, [0])
+    with pytest.raises(ValueError, match="no payload"):   # a SEND First (opcode 0) of 0 bytes
         s.write_pcap(tmp_path / "y.pcap", np.zeros(1, dtype=PACKET_DTYPE), [0])
 
 

@@ -7,6 +7,7 @@ each section's model imported from the module of the mechanism it configures.
   pfc_params       controlplane/fabric/pfc.py         PfcParams
   qdisc            controlplane/fabric/qdisc.py       Qdisc
   transport_params controlplane/transport/multipath.py   TransportParams
+  verbs            controlplane/transport/verbs.py       Verbs
   path_params      controlplane/transport/multipath.py   PathParams (the union of each path policy's model)
   failures         controlplane/fabric/failures.py    Failure, FailureParams
   qpc              controlplane/dpu/qpc.py         Qpc
@@ -29,6 +30,7 @@ from controlplane.config.schema import MAX_U32, Bool, Choice, Int, Limited, Sect
 from controlplane.fabric.ecn import Ecn
 from controlplane.fabric.failures import Failure, FailureParams
 from controlplane.transport.multipath import PathParams, TransportParams
+from controlplane.transport.verbs import Verbs
 from controlplane.fabric.pfc import PfcParams
 from controlplane.fabric.qdisc import Qdisc
 from controlplane.dpu.qpc import Qpc
@@ -42,7 +44,7 @@ VSwitch, SlowPath = VSwitchParams, SlowPathParams        # dpu.vswitch, dpu.slow
 
 #: the sections whose defaults the data plane's wrapper fills in, by the path a user writes
 SECTIONS: dict[str, type[BaseModel]] = {
-    "ecn": Ecn, "qdisc": Qdisc, "pfc_params": PfcParams, "transport_params": TransportParams, "path_params": PathParams,
+    "ecn": Ecn, "qdisc": Qdisc, "pfc_params": PfcParams, "transport_params": TransportParams, "verbs": Verbs, "path_params": PathParams,
     "failure_params": FailureParams, "qpc": Qpc, "dpu": Dpu, "dpu.vswitch": VSwitch, "dpu.slow_path": SlowPath,
     "dpu.policy": PolicySpec, "dpu.tax": Tax, "--pcap-filter": CaptureFilter,
 }
@@ -120,6 +122,7 @@ class ScenarioModel(Strict):
     pfc_params: PfcParams | None
     transport: Choice(("gbn", "sr", "ooo"), "RoCE go-back-N, IRN selective repeat, SRD-like out of order", "mode")
     transport_params: TransportParams | None
+    verbs: Verbs | None
     paths: Choice(tuple(PATH_POLICIES), "path policy (the data plane's registry)", "policy")
     num_paths: Int("entropies per QP when spraying", lo=1, hi=16)
     path_weights: Annotated[Any, BeforeValidator(_weights),

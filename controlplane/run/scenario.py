@@ -31,7 +31,7 @@ from congestion.api import CCPluginError
 from controlplane.config import schema as config, limits
 from controlplane.run import devices
 from controlplane.fabric import ecn, failures, pfc, qdisc, routing, topology
-from controlplane.transport import multipath, workload
+from controlplane.transport import multipath, verbs, workload
 from controlplane.dpu import qpc, vswitch, vtax
 from controlplane.run.control_loop import CHUNK_EVENTS, ControlLoop, ControllerError  # noqa: F401 (re-exported)
 from controlplane.config.units import Gbps, MB, ms, us
@@ -94,6 +94,8 @@ class Scenario:
     # multipath (controlplane/transport/multipath.py)
     transport: str = "gbn"              # "gbn" (RoCE go-back-N), "sr" (IRN selective repeat), "ooo" (SRD-like)
     transport_params: dict | None = None  # reorder_window, rto_low_ps, rto_low_pkts, bdp_cap ("auto")
+    verbs: dict | None = None           # rq_depth, rq_repost_ps, min_rnr_timer, rnr_retry, max_rd_atomic
+                                        # (controlplane/transport/verbs.py); a flow's verb is Flow.verb
     paths: str = "ecmp"                 # "ecmp", "spray_rr", "spray_random", "spray_weighted"
     num_paths: int = 8                  # entropies per QP when spraying
     path_weights: list | None = None    # spray_weighted: one weight per entropy
@@ -256,7 +258,8 @@ class Network:
                       "mtu_payload": sc.mtu_payload, "int_multi": int_multi})
         mp = multipath.resolve(sc, self.max_base_rtt_ps(), host_rate)
         return {"ecn": ecn_, "qdisc": qdisc.resolve(sc.qdisc, ecn_, sc.mtu_payload), "ecn_ports": self._ecn_ports(ecn_), "cnp_mode": cnp_mode, "cnp_interval_ps": int(cnp_interval),
-                "pkt_pool": pool, "int_multi": int_multi, "cc_params": self.cc.params(), "multipath": mp}
+                "pkt_pool": pool, "int_multi": int_multi, "cc_params": self.cc.params(), "multipath": mp,
+                "verbs": verbs.resolve(sc.verbs)}
 
     def max_base_rtt_ps(self) -> int:
         """The longest base RTT between two hosts (the HPCC repo's GLOBAL_T): two propagation
@@ -381,10 +384,11 @@ class Network:
         # one time-series column per sender QP (flows of one connection share it)
         self.sender_qps = np.array(list(dict.fromkeys(self.qps.tolist())), dtype=np.int64)
         if self.flows:
-            other = sorted({f.verb for f in self.flows} - {"write"})
-            if other:
-                raise ValueError(f"workload: verb(s) {other} are not supported by the data plane yet (only 'write')")
-            sim.post_writes(self.qps, [f.size_bytes for f in self.flows], [f.start_ps for f in self.flows])
+            sizes, starts = [f.size_bytes for f in self.flows], [f.start_ps for f in self.flows]
+            if any(f.verb != "write" for f in self.flows):
+                sim.post_msgs(self.qps, sizes, starts, [f.verb for f in self.flows])
+            else:
+                sim.post_writes(self.qps, sizes, starts)
 
     def open_qp(self, src: int, dst: int, sport: int | None = None) -> int:
         """A QP pair from host ``src`` to ``dst`` with the scenario's CC, transport and path set;
@@ -395,6 +399,7 @@ class Network:
         qp = sim.create_qp_pair(src, dst, sport, self.cc_kind, self._cc_param, self._cc_mask, sc.isn)
         self._bind_uplinks(qp, src, dst)
         multipath.install_qp(self, qp, sport)
+        verbs.install_qp(self, qp)
         peer = int(sim.qps[qp]["peer_qp"])
         if self.cc_kind == CC_PYTHON:
             sim.set_python_cc(qp, cc.handler_for(qp))
