@@ -1277,9 +1277,15 @@ SIZEOF_PACKET = lib.sd_sizeof_packet()
 SIZEOF_PORT = lib.sd_sizeof_port()
 SIZEOF_QP = lib.sd_sizeof_qp()
 SIZEOF_PATH_STATE = lib.sd_sizeof_path_state()
-OPCODES = {"write_first": lib.SD_OP_WRITE_FIRST, "write_middle": lib.SD_OP_WRITE_MIDDLE,
-           "write_last": lib.SD_OP_WRITE_LAST, "write_only": lib.SD_OP_WRITE_ONLY, "ack": lib.SD_OP_ACK,
-           "cnp": lib.SD_OP_CNP}
+OPCODES = {"send_first": lib.SD_OP_SEND_FIRST, "send_middle": lib.SD_OP_SEND_MIDDLE, "send_last": lib.SD_OP_SEND_LAST,
+           "send_last_imm": lib.SD_OP_SEND_LAST_IMM, "send_only": lib.SD_OP_SEND_ONLY,
+           "send_only_imm": lib.SD_OP_SEND_ONLY_IMM,
+           "write_first": lib.SD_OP_WRITE_FIRST, "write_middle": lib.SD_OP_WRITE_MIDDLE,
+           "write_last": lib.SD_OP_WRITE_LAST, "write_last_imm": lib.SD_OP_WRITE_LAST_IMM,
+           "write_only": lib.SD_OP_WRITE_ONLY, "write_only_imm": lib.SD_OP_WRITE_ONLY_IMM,
+           "read_request": lib.SD_OP_READ_REQ, "read_response_first": lib.SD_OP_READ_RESP_FIRST,
+           "read_response_middle": lib.SD_OP_READ_RESP_MIDDLE, "read_response_last": lib.SD_OP_READ_RESP_LAST,
+           "read_response_only": lib.SD_OP_READ_RESP_ONLY, "ack": lib.SD_OP_ACK, "cnp": lib.SD_OP_CNP}
 
 __all__ = ["Simulator", "SimError", "BudgetExceeded", "CCPluginError", "MIN_RATE_BPS", "dtype_of", "PACKET_DTYPE", "PORT_DTYPE",
            "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE", "red_probability", "serialization_ps", "wire_bytes", "psn_diff",

@@ -1021,8 +1021,9 @@ static void receive_read_response(sd_sim *sim, uint32_t qi, sd_packet *pk)
         new_una = seq + 1;
     } else if (d == 0) {
         new_una = reorder_sacked_run(sim, q, seq + 1);
-    } else {
-        reorder_sack(sim, qi, pk->psn, q->mode == SD_SR);
+    } else if (!reorder_sack(sim, qi, pk->psn, q->mode == SD_SR)) {
+        q->st->rx_dup++;                 /* held already: answered twice */
+        return;
     }
     q->st->rx_bytes += pk->payload;
     if (new_una > q->snd_una) {
@@ -1046,8 +1047,18 @@ static void receive_read_response(sd_sim *sim, uint32_t qi, sd_packet *pk)
         if (q->mode == SD_GBN)
             arm_rto(sim, q, qi, q->snd_una < q->snd_max ? sim->now + rto_of(sim, q) : -1);
     }
-    if (q->mode != SD_GBN)
+    if (q->mode != SD_GBN) {
+        /* the responses still due of this READ and the READs after it: timed from now */
+        for (uint32_t k = mi; k != SD_NONE && sim->msgs[k].start_seq < q->snd_max; k = sim->msgs[k].next) {
+            const sd_msg *r = &sim->msgs[k];
+            if (r->verb != SD_VERB_READ)
+                continue;
+            uint64_t from = r->start_seq > q->snd_una ? r->start_seq : q->snd_una;
+            uint64_t to = r->start_seq + r->npkts < q->snd_max ? r->start_seq + r->npkts : q->snd_max;
+            reorder_restamp(sim, q, from, to);
+        }
         rearm_reorder_rto(sim, q, qi);
+    }
     nic_activate(sim, qi);
     nic_pull_port(sim, q->port);
 }

@@ -191,13 +191,19 @@ uint64_t reorder_sacked_run(sd_sim *sim, const sd_qp *q, uint64_t from)
 }
 
 /* A READ response beyond snd_una: a SACK of its PSN, and for sr the news that the unSACKed PSNs
- * below it are lost (as a NACK carrying it). */
-void reorder_sack(sd_sim *sim, uint32_t qi, uint32_t psn, int nak)
+ * below it are lost (as a NACK carrying it). 1 = its PSN was not SACKed before (new data). */
+int reorder_sack(sd_sim *sim, uint32_t qi, uint32_t psn, int nak)
 {
+    sd_qp *q = &sim->qps[qi];
+    uint32_t una_psn = (uint32_t)((q->isn + q->snd_una) & SD_PSN_MASK);
+    int32_t d = psn_diff(psn, una_psn);
+    int fresh = d > 0 && q->snd_una + (uint64_t)d < q->snd_max &&
+                !bit_get(bm_tx_sack(sim, q), (uint32_t)((q->snd_una + (uint64_t)d) & (q->reorder_window - 1u)));
     sd_packet ack;
     memset(&ack, 0, sizeof ack);
     ack.msg = psn;
     reorder_ack(sim, qi, &ack, nak);
+    return fresh;
 }
 
 void reorder_clear_acked(sd_sim *sim, sd_qp *q, uint64_t old_una, uint64_t new_una)
@@ -307,6 +313,23 @@ void reorder_stamp(sd_sim *sim, sd_qp *q, uint64_t seq)
     }
     q->ep_end[q->ep % EP_RING] = sim->now;
     ep_stamp(sim, q)[seq & (q->reorder_window - 1u)] = (uint8_t)q->ep;
+}
+
+/* READ responses come in over a long time (a READ's PSNs are all "sent" with its request): while
+ * they keep coming, the ones still due count as if requested now (IB's transport timer restarts on
+ * progress), PSNs [from, to) not SACKed, at most once per epoch. */
+void reorder_restamp(sd_sim *sim, sd_qp *q, uint64_t from, uint64_t to)
+{
+    uint32_t m = q->reorder_window - 1u;
+    if (from >= to)
+        return;
+    uint64_t e = sim->now - q->ep_start >= epoch_len(sim, q) ? q->ep + 1 : q->ep;
+    if (ep_stamp(sim, q)[from & m] == (uint8_t)e)
+        return;
+    const uint64_t *s = bm_tx_sack(sim, q);
+    for (uint64_t seq = from; seq < to; seq++)
+        if (!bit_get(s, (uint32_t)(seq & m)))
+            reorder_stamp(sim, q, seq);
 }
 
 /* When every packet of epoch e was sent at the latest; INT64_MIN when e has left the ring: it

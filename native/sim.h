@@ -673,7 +673,8 @@ void reorder_receive(sd_sim *sim, uint32_t qi, sd_packet *pk);
 int reorder_hold_range(sd_sim *sim, sd_qp *q, uint32_t psn, uint32_t n);   /* a READ request held out of order */
 uint32_t reorder_drain(sd_sim *sim, uint32_t qi);                          /* ePSN over what is held */
 uint64_t reorder_sacked_run(sd_sim *sim, const sd_qp *q, uint64_t from);    /* first seq >= from not SACKed */
-void reorder_sack(sd_sim *sim, uint32_t qi, uint32_t psn, int nak);         /* a READ response as a SACK */
+int reorder_sack(sd_sim *sim, uint32_t qi, uint32_t psn, int nak);          /* a READ response as a SACK */
+void reorder_restamp(sd_sim *sim, sd_qp *q, uint64_t from, uint64_t to);    /* READ PSNs still due: from now */
 void reorder_ack(sd_sim *sim, uint32_t qi, const sd_packet *pk, int nak);
 void reorder_clear_acked(sd_sim *sim, sd_qp *q, uint64_t old_una, uint64_t new_una);
 enum { SD_RTX_NACK = 1, SD_RTX_TIMEOUT = 2 };   /* which loss detection a retransmission serves */

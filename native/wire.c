@@ -149,7 +149,7 @@ static void reth_of(const sd_sim *sim, const sd_packet *pk, uint64_t *va, uint32
 {
     *va = 0;
     *rkey = 0x1000u + pk->dqp;              /* one memory region per QP */
-    *dlen = pk->payload;
+    *dlen = pk->opcode == SD_OP_READ_REQ ? pk->msn : pk->payload;
     *offset = 0;
     if (pk->msg >= sim->num_msgs)
         return;

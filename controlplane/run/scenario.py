@@ -515,12 +515,23 @@ class Network:
         mtu, sim = self.scenario.mtu_payload, self.sim
         n = -(-f.size_bytes // mtu)
         last = f.size_bytes - (n - 1) * mtu
+        verb = getattr(f, "verb", "write")
+        # the opcodes of the message's packets (native/nic.c opcode_of): only / first, middle, last
+        kind = {"write": "write", "write_imm": "write", "send": "send", "send_imm": "send",
+                "read": "read_response"}[verb]
+        imm = "_imm" if verb in ("write_imm", "send_imm") else ""
         if n == 1:
-            runs = [(sim.wire_bytes(OPCODES["write_only"], last), 1)]
+            runs = [(sim.wire_bytes(OPCODES[f"{kind}_only{imm}"], last), 1)]
         else:
-            runs = [(sim.wire_bytes(OPCODES["write_first"], mtu), 1),
-                    (sim.wire_bytes(OPCODES["write_middle"], mtu), n - 2),
-                    (sim.wire_bytes(OPCODES["write_last"], last), 1)]
+            runs = [(sim.wire_bytes(OPCODES[f"{kind}_first"], mtu), 1),
+                    (sim.wire_bytes(OPCODES[f"{kind}_middle"], mtu), n - 2),
+                    (sim.wire_bytes(OPCODES[f"{kind}_last{imm}"], last), 1)]
+        if verb == "read":
+            # READ: the request crosses src -> dst, the responses stream back at once and the READ
+            # completes when the last one is in (no ACK)
+            request = sim.wire_bytes(OPCODES["read_request"], 0)
+            return (store_and_forward_ps([(request, 1)], fwd_rates, fwd_delays)
+                    + store_and_forward_ps(runs, rev_rates, rev_delays))
         return message_fct_ps(runs, self.scenario.ack_interval, sim.wire_bytes(OPCODES["ack"], 0),
                               fwd_rates, fwd_delays, rev_rates, rev_delays)
 
