@@ -36,8 +36,19 @@ class RETH(Packet):
     fields_desc = [XLongField("va", 0), XIntField("rkey", 0), IntField("dlen", 0)]
 
 
-for _op in (OPCODES["write_first"], OPCODES["write_only"]):
+class ImmDt(Packet):
+    """Immediate Data Extended Transport Header (IBTA Vol. 1 §9.3.5): not in scapy either."""
+    name = "ImmDt"
+    fields_desc = [XIntField("imm", 0)]
+
+
+for _op in (OPCODES["write_first"], OPCODES["write_only"], OPCODES["write_only_imm"], OPCODES["read_request"]):
     bind_layers(BTH, RETH, opcode=_op)
+for _op in (OPCODES["send_last_imm"], OPCODES["send_only_imm"], OPCODES["write_last_imm"]):
+    bind_layers(BTH, ImmDt, opcode=_op)
+bind_layers(RETH, ImmDt)                      # WRITE Only with Immediate: RETH, then ImmDt
+for _op in (OPCODES["read_response_first"], OPCODES["read_response_last"], OPCODES["read_response_only"]):
+    bind_layers(BTH, AETH, opcode=_op)
 
 
 def sim(ipv6=False, n_hosts=4):
@@ -65,10 +76,18 @@ def scapy_frame(p: dict, ipv6=False, dscp=None) -> bytes:
     bth = BTH(opcode=op, solicited=0, migreq=0, padcount=pad, version=0, pkey=0xFFFF, fecn=0, becn=p.get("becn", 0),
               dqpn=p["dqp"] + QPN_BASE, ackreq=p.get("ackreq", 0), psn=p["psn"])
     pkt = eth / ip / UDP(sport=p["sport"], dport=4791, chksum=0) / bth
-    if op in (OPCODES["write_first"], OPCODES["write_only"]):
+    if op in (OPCODES["write_first"], OPCODES["write_only"], OPCODES["write_only_imm"]):
         pkt = pkt / RETH(va=0, rkey=0x1000 + p["dqp"], dlen=p.get("payload", 0))
-    if op == OPCODES["ack"]:
+    if op == OPCODES["read_request"]:                 # the READ's length rides in msn (no payload)
+        pkt = pkt / RETH(va=0, rkey=0x1000 + p["dqp"], dlen=p["msn"])
+    if op in (OPCODES["send_last_imm"], OPCODES["send_only_imm"], OPCODES["write_last_imm"],
+              OPCODES["write_only_imm"]):
+        pkt = pkt / ImmDt(imm=p.get("msg", NONE))    # softdpu's immediate: the message index
+    if op in (OPCODES["ack"], OPCODES["read_response_first"], OPCODES["read_response_last"],
+              OPCODES["read_response_only"]):
         pkt = pkt / AETH(syndrome=p["syndrome"], msn=p["msn"])
+    if op == OPCODES["ack"] or op == OPCODES["read_request"]:
+        pass
     elif op == OPCODES["cnp"]:
         pkt = pkt / CNPPadding()
     else:
@@ -85,6 +104,21 @@ CASES = {
     "nak_psn_seq_err": dict(opcode=OPCODES["ack"], syndrome=0x60, msn=3, psn=78),
     "ack_becn": dict(opcode=OPCODES["ack"], syndrome=0x1F, msn=4, psn=79, becn=1),
     "cnp": dict(opcode=OPCODES["cnp"], psn=0, becn=1, ecn=2),
+    "rnr_nak": dict(opcode=OPCODES["ack"], syndrome=0x20 | 12, msn=5, psn=80),
+    # the verbs beyond WRITE (issue #16)
+    "send_first": dict(opcode=OPCODES["send_first"], payload=4096, psn=100),
+    "send_middle": dict(opcode=OPCODES["send_middle"], payload=4096, psn=101),
+    "send_last": dict(opcode=OPCODES["send_last"], payload=3, psn=102, ackreq=1),
+    "send_last_imm": dict(opcode=OPCODES["send_last_imm"], payload=1000, psn=103, ackreq=1, msg=0x12345678),
+    "send_only": dict(opcode=OPCODES["send_only"], payload=1, psn=104, ackreq=1),
+    "send_only_imm": dict(opcode=OPCODES["send_only_imm"], payload=64, psn=105, ackreq=1, msg=7),
+    "write_last_imm": dict(opcode=OPCODES["write_last_imm"], payload=577, psn=106, ackreq=1, msg=9),
+    "write_only_imm": dict(opcode=OPCODES["write_only_imm"], payload=4096, psn=107, ackreq=1, msg=3),
+    "read_request": dict(opcode=OPCODES["read_request"], msn=1_000_000, psn=108),
+    "read_response_first": dict(opcode=OPCODES["read_response_first"], payload=4096, syndrome=0x1F, msn=2, psn=109),
+    "read_response_middle": dict(opcode=OPCODES["read_response_middle"], payload=4096, psn=110),
+    "read_response_last": dict(opcode=OPCODES["read_response_last"], payload=5, syndrome=0x1F, msn=2, psn=111),
+    "read_response_only": dict(opcode=OPCODES["read_response_only"], payload=100, syndrome=0x1F, msn=3, psn=112),
 }
 
 
@@ -590,3 +624,68 @@ def test_random_corruption_gives_counted_skips_or_a_named_value_error(tmp_path, 
         assert str(path) in str(exc)
         return
     assert all(0 <= f["start_ps"] < 2**63 and isinstance(f["start_ps"], int) for f in flows)
+
+
+# ---------------------------------------------------------------- every verb on the wire (issue #16)
+def run_verbs_with_capture(tmp_path):
+    """Every verb between hosts 1 -> 0 on one QP, with an RNR NAK (one receive posted, reposted
+    20 us after use) and ECN marks on the READ responses: every opcode softdpu emits."""
+    from controlplane.run.scenario import Scenario
+    fl = [{"src": 1, "dst": 0, "size_bytes": s, "verb": v, "conn": 0}
+          for v, s in [("write", 9000), ("write_imm", 9000), ("send", 9000), ("send_imm", 100), ("send", 10),
+                       ("write_imm", 10), ("read", 300_000), ("read", 100)]]
+    fl += [{"src": 2, "dst": 0, "size_bytes": 300_000, "verb": "write"}]          # congests host 0's downlink
+    sc = Scenario(topology=star(3), workload={"kind": "flows", "flows": fl}, cc="dcqcn", sample_interval_ps=0,
+                  ecn={"kmin_bytes": 0, "kmax_bytes": 20_000, "pmax": 0.5},
+                  verbs={"rq_depth": 1, "rq_repost_ps": us_ps(20), "min_rnr_timer": 1})
+    net = sc.build()
+    path = tmp_path / "verbs.pcap"
+    s = net.sim.capture_open(path)
+    for h in range(3):
+        net.sim.capture_port(s, int(net.routes.host_port[h]), tx=True, rx=False)
+    result = net.run()
+    packets, _ = net.sim.capture_close(s)
+    return result, path, packets
+
+
+def us_ps(x):
+    return int(x * 1_000_000)
+
+
+def test_a_capture_of_every_verb_parses_and_rebuilds_in_scapy(tmp_path):
+    result, path, packets = run_verbs_with_capture(tmp_path)
+    rec = read_pcap(path).records
+    assert len(rec) == packets and (rec["icrc_ok"] == 1).all()
+    ops = set(np.unique(rec["opcode"]).tolist())
+    assert ops >= {0, 1, 2, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17}
+    syn = rec["syndrome"][rec["opcode"] == 17]
+    assert ((syn & 0xE0) == 0x20).any()                               # an RNR NAK (001 + timer 1)
+    assert (syn[(syn & 0xE0) == 0x20] == 0x21).all()
+    reqs = rec[rec["opcode"] == 12]
+    assert sorted(set(reqs["reth_len"].tolist())) == [100, 300_000]   # each READ asks for its length
+    assert (rec["payload_len"][rec["opcode"] == 12] == 0).all()
+    from scapy.utils import rdpcap
+    for pkt in rdpcap(str(path)):
+        raw = bytes(pkt)
+        again = Ether(raw)
+        del again[BTH].icrc
+        assert bytes(again) == raw
+
+
+def test_tshark_decodes_every_verb_like_our_records(tmp_path):
+    result, path, packets = run_verbs_with_capture(tmp_path)
+    rec = read_pcap(path).records
+    rows = tshark_fields(path, "infiniband.bth.opcode", "infiniband.bth.psn", "infiniband.reth.dmalen",
+                         "infiniband.immdt", "infiniband.aeth.syndrome", "infiniband.aeth.msn")
+    assert len(rows) == len(rec) == packets
+    seen = set()
+    for r, (op, psn, dmalen, imm, syn, msn) in zip(rec, rows):
+        assert int(op) == r["opcode"] and int(psn) == r["psn"]
+        seen.add(int(op))
+        if r["opcode"] in (6, 10, 11, 12):                             # RETH
+            assert int(dmalen) == r["reth_len"]
+        if r["opcode"] in (3, 5, 9, 11):                               # ImmDt
+            assert int(imm, 16) == r["imm"]
+        if r["opcode"] in (13, 15, 16, 17):                            # AETH
+            assert int(syn) == r["syndrome"] and int(msn) == r["msn"]
+    assert seen >= {0, 2, 4, 5, 9, 11, 12, 13, 14, 15, 16, 17}
