@@ -260,3 +260,24 @@ def test_verbs_runs_are_deterministic():
     a, b = run(**kw), run(**kw)
     assert a.flows["fct_ps"].tolist() == b.flows["fct_ps"].tolist()
     assert a.counters == b.counters
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_verbs_cross_the_dpu_vswitch_overlay(transport):
+    """Every verb between tenants' VFs through the DPUs' vSwitches (VXLAN overlay, slow-path
+    upcalls for the first packet of each flow in each direction: READ responses and ACKs go the
+    other way and are classified there): all complete, every byte placed once, and the overlay
+    adds the 50-byte VXLAN header to every frame (so each FCT exceeds its ideal)."""
+    fl = [{"src": 1 + i % 3, "dst": 0, "size_bytes": 200_000, "verb": v, "conn": i}
+          for i, v in enumerate(VERBS)]
+    r = Scenario(topology=star(4), workload={"kind": "flows", "flows": fl}, cc="none", sample_interval_ps=0,
+                 transport=transport, dpu={"tenants": 2, "vfs_per_host": 2}).run()
+    assert_conserved(r)
+    m = r.network.sim.msgs
+    assert (m["finish_ps"] > 0).all() and (m["status"] == 0).all()
+    assert (r.flows["fct_ps"] > r.flows["ideal_fct_ps"]).all()
+    q = r.network.sim.qps
+    snd = r.network.qps
+    for i, v in enumerate(VERBS):
+        got = q["rx_bytes"][snd[i]] if v == "read" else q["rx_bytes"][snd[i] + 1]
+        assert int(got) == 200_000

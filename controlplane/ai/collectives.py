@@ -47,7 +47,7 @@ import numpy as np
 from controlplane.run.control_loop import Controller
 from congestion.api import CCPluginError
 from controlplane.ai.rails import Gpu, RailLayout
-from dataplane.sim import STOP_IDLE, STOP_UPCALL, SimError
+from dataplane.sim import CQ_REQUESTER, STOP_IDLE, STOP_UPCALL, SimError
 
 # NVIDIA/nccl-tests doc/PERFORMANCE.md: busbw = algbw x factor(n)
 BUSBW_FACTOR: dict[str, Callable[[int], float]] = {
@@ -571,10 +571,19 @@ class Runner:
     sampling (``net.loop.samples``), tick hooks and users' controllers act at the same simulated
     times in both."""
 
-    def __init__(self, net):
+    def __init__(self, net, verb: str = "write"):
+        """``verb``: the RDMA operation of every transfer (workload.VERBS): ``write`` (the default,
+        as NCCL's IB transport for its data), ``write_imm`` / ``send`` / ``send_imm`` (these consume
+        a receive at the destination: the scenario's ``verbs`` section), or ``read`` (the
+        destination pulls: the QP runs from the destination to the source). A transfer is done
+        when its requester's completion comes (the ACK of a WRITE or SEND, the last READ response)."""
+        from controlplane.transport.workload import VERBS
         if not net.wake_on_completion:
             raise ValueError("wake_on_completion: build the Network with wake_on_completion=True to run collectives")
+        if verb not in VERBS:
+            raise ValueError(f"collectives: verb must be one of {list(VERBS)}, got {verb!r}")
         self.net = net
+        self.verb = verb
         self.ep = Endpoints(net)
         self._qps: dict[tuple[int, int], int] = {}
         self._msg: dict[int, tuple[int, int]] = {}          # message id -> (schedule index, transfer id)
@@ -633,12 +642,17 @@ class Runner:
                 s.parts[tid] = sum(1 for a, b in parts if b > a)
                 for (a, b), sp, dp in zip(parts, srcs, dsts):
                     if b > a:
-                        qps.append(self.qp(tr.src, tr.dst, None, sp, dp))
+                        qps.append(self.qp(tr.dst, tr.src, None, dp, sp) if self.verb == "read"
+                                   else self.qp(tr.src, tr.dst, None, sp, dp))
                         sizes.append(b - a)
                         times.append(t)
                         refs.append((i, tid))
-            first = sim.post_writes(np.array(qps, dtype=np.int64), np.array(sizes, dtype=np.int64),
-                                    np.array(times, dtype=np.int64))
+            if self.verb == "write":
+                first = sim.post_writes(np.array(qps, dtype=np.int64), np.array(sizes, dtype=np.int64),
+                                        np.array(times, dtype=np.int64))
+            else:
+                first = sim.post_msgs(np.array(qps, dtype=np.int64), np.array(sizes, dtype=np.int64),
+                                      np.array(times, dtype=np.int64), [self.verb] * len(qps))
             for k, ref in enumerate(refs):
                 self._msg[first + k] = ref
             pending_posts.clear()
@@ -696,6 +710,8 @@ class _ScheduleDriver(Controller):
             return
         st, msgs = self.st, self.runner._msg
         for c in net.sim.drain_completions():
+            if int(c["kind"]) != CQ_REQUESTER:
+                continue                       # a SEND's arrival at its responder: the requester's comes later
             ref = msgs.pop(int(c["msg"]), None)
             if ref is None:
                 continue                       # a message of the workload, not of a schedule
