@@ -160,9 +160,10 @@ void cc_event(sd_sim *sim, uint32_t qi, uint32_t type, const sd_cc_io *in)
     }
 }
 
+/* Nothing to send: no request outstanding or queued, no READ response owed (timers park). */
 static int qp_idle(const sd_qp *q)
 {
-    return q->snd_una == q->snd_end;
+    return q->snd_una == q->snd_end && q->rd_len == 0;
 }
 
 void cc_timer_fire(sd_sim *sim, uint32_t slot)

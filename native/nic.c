@@ -1,8 +1,9 @@
 /* nic.c: the DPU's RDMA engine for RC queue pairs.
  *
  * Sender: a transmit scheduler round-robins over the host's QPs that have data, skipping those
- * held back by their pacing rate or window; it builds RDMA WRITE packets (FIRST/MIDDLE/LAST/ONLY,
- * AckReq on the last packet of a message) only when the uplink is free, so data never queues
+ * held back by their pacing rate or window; it builds the packets of its messages (WRITE or SEND
+ * FIRST/MIDDLE/LAST/ONLY, with or without immediate, AckReq on the last packet of a message; a READ
+ * request; a responder's READ responses first) only when the uplink is free, so data never queues
  * inside the NIC. ACKs advance the cumulative sequence, complete messages and feed the CC; a NAK
  * (PSN sequence error) or a retransmission timeout rewinds to the oldest unacknowledged packet
  * (go-back-N, as RoCE NICs without selective repeat do).
@@ -352,6 +353,12 @@ static int rd_enqueue(sd_sim *sim, uint32_t qi, const sd_packet *pk, uint32_t np
     j->msg = pk->msg;
     j->offset = idx > 0 ? (uint64_t)idx * sim->cfg.mtu_payload : 0;
     q->rd_len++;
+    if (!q->cc_started) {                /* its first data: the responder's CC starts (rate, timers) */
+        q->cc_started = 1;
+        cc_event(sim, qi, SD_EV_START, NULL);
+    } else if (q->rd_len == 1 && q->snd_una == q->snd_end) {
+        cc_resume_timers(sim, qi);       /* idle until now, as nic_post_release resumes a sender */
+    }
     nic_activate(sim, qi);
     return 1;
 }

@@ -36,7 +36,7 @@ from controlplane.dpu import qpc, vswitch, vtax
 from controlplane.run.control_loop import CHUNK_EVENTS, ControlLoop, ControllerError  # noqa: F401 (re-exported)
 from controlplane.config.units import Gbps, MB, ms, us
 from dataplane.sim import (CC_NONE, CC_PYTHON, OPCODES, PRIO_CTRL, PRIO_DATA, STOP_IDLE, STOP_UPCALL, SimError,
-                           Simulator, serialization_ps,
+                           Simulator, VERBS, WC_STATUS, serialization_ps,
                            wire_bytes)
 
 RESULT_FILES = ("config.json", "flows.csv", "timeseries.npz", "counters.json")
@@ -593,6 +593,10 @@ class Network:
         return Result(self, loop.samples, loop.ports, wall)
 
 
+#: flows.csv's columns after slowdown: the message's verb, its completion status, its responder completion
+FLOW_EXTRA_COLUMNS = ["verb", "status", "rx_done_ps"]
+
+
 def store_and_forward_ps(runs: list[tuple[int, int]], rates_bps: list[int], delays_ps: list[int]) -> int:
     """When the last bit of a packet train reaches the far end of a path of store-and-forward
     hops, counted from the moment its first bit leaves; the train leaves back to back and meets
@@ -746,6 +750,12 @@ class Result:
             "size_bytes": msgs["bytes"][:n].astype(np.int64), "start_ps": msgs["post_ps"][:n].astype(np.int64),
             "finish_ps": msgs["finish_ps"][:n].astype(np.int64),
         }
+        # the verb, how it completed (WC_STATUS: success, rnr_retry_exceeded, flushed) and, for a SEND
+        # or WRITE with immediate, when it completed at the responder (-1: not yet / not such a verb)
+        verb_names = {code: name for name, code in VERBS.items()}
+        self.flows["verb"] = np.array([verb_names[int(v)] for v in msgs["verb"][:n]], dtype=object)
+        self.flows["status"] = np.array([WC_STATUS[int(v)] for v in msgs["status"][:n]], dtype=object)
+        self.flows["rx_done_ps"] = msgs["rx_done_ps"][:n].astype(np.int64)
         fin = self.flows["finish_ps"]
         self.flows["fct_ps"] = np.where(fin >= 0, fin - self.flows["start_ps"], -1)
         self.flows["ideal_fct_ps"] = np.array([net.ideal_fct_ps(f) for f in net.flows], dtype=np.int64)
@@ -842,11 +852,12 @@ class Result:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         cols = ["flow_id", "qp", "src", "dst", "size_bytes", "start_ps", "finish_ps", "fct_ps", "ideal_fct_ps", "slowdown"]
-        w.writerow(cols)
+        w.writerow(cols + FLOW_EXTRA_COLUMNS)
         for i in range(len(self.flows["flow_id"])):
             row = [int(self.flows[c][i]) for c in cols[:-1]]
             sd = self.flows["slowdown"][i]
-            w.writerow(row + ["" if np.isnan(sd) else f"{sd:.6f}"])
+            w.writerow(row + ["" if np.isnan(sd) else f"{sd:.6f}", self.flows["verb"][i], self.flows["status"][i],
+                              int(self.flows["rx_done_ps"][i])])
         (out / "flows.csv").write_text(buf.getvalue())
         _save_npz(out / "timeseries.npz", self.timeseries)
         if self.trace is not None:

@@ -12,7 +12,7 @@ controlplane/ai/rails.py).
 from __future__ import annotations
 
 import inspect
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -233,6 +233,9 @@ def build(fabric: Fabric, spec: dict, rng: np.random.Generator) -> list[Flow]:
         raise ValueError(f"workload.kind must be 'incast', 'permutation', 'flows', 'pcap' or 'poisson', got {kind!r}")
     if kind == "flows":
         spec.setdefault("flows", [])
+    verb = spec.pop("verb", "write") if kind in ("incast", "permutation", "poisson") else "write"
+    if verb not in VERBS:
+        raise ValueError(f"workload.verb must be one of {list(VERBS)}, got {verb!r}")
     fn = builders[kind]
     if "rng" in inspect.signature(fn).parameters:
         spec["rng"] = rng
@@ -249,6 +252,10 @@ def build(fabric: Fabric, spec: dict, rng: np.random.Generator) -> list[Flow]:
         raise ValueError(f"workload.{msg}" if head in params else f"workload ({kind}): {msg}") from None
     if len(flows) > MAX_FLOWS:
         raise ValueError(f"workload: {len(flows):,} flows, at most {MAX_FLOWS:,}")
+    if verb == "read":        # the data still goes src -> dst: dst pulls it (the READ's requester is dst)
+        flows = [replace(f, src=f.dst, dst=f.src, verb=verb) for f in flows]
+    elif verb != "write":
+        flows = [replace(f, verb=verb) for f in flows]
     # the whole scenario's memory, before the data plane is allocated: the fabric, a QP pair and a
     # message per flow, and the default packet pool (default_pkt_pool)
     check_memory(estimate_bytes(fabric.num_hosts, fabric.num_switches, len(fabric.links), num_flows=len(flows),
@@ -270,6 +277,7 @@ class Incast(Strict):
     receiver: Int("the receiving host", lo=0) = 0
     start_ps: START = 0
     jitter_ps: Limited("workload.jitter_ps") = 0
+    verb: Choice(VERBS, "the RDMA operation of every message (read: the data's receiver pulls it)") = "write"
 
 
 class Permutation(Strict):
@@ -277,6 +285,7 @@ class Permutation(Strict):
     kind: Literal["permutation"]
     size_bytes: Int("bytes each host writes", lo=1, kind="size")
     start_ps: START = 0
+    verb: Choice(VERBS, "the RDMA operation of every message (read: the data's receiver pulls it)") = "write"
 
 
 class Poisson(Strict):
@@ -286,6 +295,7 @@ class Poisson(Strict):
     load: Num("offered load per host link, in (0, 1]", lo=0, hi=1, lo_open=True)
     duration_ps: Limited("workload.duration_ps")
     start_ps: START = 0
+    verb: Choice(VERBS, "the RDMA operation of every message (read: the data's receiver pulls it)") = "write"
 
 
 class FlowSpec(Strict):
