@@ -242,8 +242,20 @@ static void send_data(sd_sim *sim, uint32_t qi)
     uint8_t op = opcode_of(m->verb, idx, m->npkts);
     uint32_t span = 1;                   /* PSNs this packet occupies: a READ request, all its responses' */
     if (op == SD_OP_READ_REQ) {
-        span = rtx ? 1u : m->npkts - idx;   /* a lost response alone (sr/ooo), else the rest of the READ */
         payload = 0;
+        if (!rtx) {
+            span = m->npkts - idx;       /* the READ, or (gbn, going back) the rest of it */
+        } else {
+            /* sr/ooo: the lost responses, one request for a run of consecutive ones of this READ
+             * (a lost request: all of them at once) */
+            uint64_t next;
+            int kind;
+            reorder_sent_rtx(sim, q, seq, rtx);
+            while (idx + span < m->npkts && (kind = reorder_next_rtx(sim, q, &next)) != 0 && next == seq + span) {
+                reorder_sent_rtx(sim, q, next, kind);
+                span++;
+            }
+        }
     }
 
     sd_packet *pk = &sim->pkts[p];
@@ -283,7 +295,8 @@ static void send_data(sd_sim *sim, uint32_t qi)
         for (uint32_t k = 0; k < span; k++)
             reorder_stamp(sim, q, seq + k);   /* this transmission's epoch, for the per-packet timer */
     if (rtx) {
-        reorder_sent_rtx(sim, q, seq, rtx);
+        if (op != SD_OP_READ_REQ)
+            reorder_sent_rtx(sim, q, seq, rtx);   /* (a READ's are marked above) */
     } else {
         if (op == SD_OP_READ_REQ && seq == m->start_seq)
             q->rd_out++;                 /* a READ slot until its last response is in */

@@ -318,3 +318,28 @@ def test_a_read_incast_under_dcqcn_cuts_the_responders_rates():
     assert t["rate_bps"].min() < 0.5 * 100e9
     w = run(workload={"kind": "incast", "senders": 4, "size_bytes": 1_000_000}, **kw)
     assert r.flows["fct_ps"].max() == pytest.approx(w.flows["fct_ps"].max(), rel=0.10)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_lost_read_request_is_asked_again_in_one_request(transport):
+    """The READ request (1 MB, 245 responses) is lost on the requester's uplink: the timer fires
+    once (rto 100 us) and the READ is requested again in one request for all 245 responses
+    (sr/ooo: the timeout declares the 245 PSNs lost, and consecutive lost responses of one READ
+    go out as one request), not 245 one-packet requests; then it completes in its ideal time
+    after the resend."""
+    s = dp.Simulator(num_hosts=2, num_switches=1, max_links=2, rto_ps=us(100))
+    s.add_links([0, 1], [2, 2], [100_000_000_000] * 2, [1_000_000] * 2)
+    s.install_fib([[0, 1]], [0, 1, 2], [1, 3])
+    s.set_stall_limit(10_000)
+    qp = s.create_qp_pair(1, 0, 49152)
+    if transport != "gbn":
+        s.set_transport(qp, transport)
+    s.post_msgs([qp], [1_000_000], [0], ["read"])
+    s.set_port_loss(2, 1.0)                   # host 1's uplink (link 1 = ports 2, 3)
+    s.run_until(us(5))
+    s.set_port_loss(2, 0.0)
+    s.run_until(us(10_000))
+    q = s.qps[qp]
+    assert int(q["timeouts"]) == 1 and int(q["retx_packets"]) == 1 and int(q["sent_packets"]) == 2
+    assert int(q["rx_bytes"]) == 1_000_000 and int(s.qps[qp + 1]["read_resp_bytes"]) == 1_000_000
+    assert int(s.msgs[0]["finish_ps"]) > us(100)

@@ -100,6 +100,16 @@ SCENARIOS: dict[str, tuple[str, Callable[[], Scenario]]] = {
     "vswitch_proactive": ("VM-to-VM incast through DPU vSwitches, megaflows installed at t = 0",
                           lambda: overlay(proactive=True)),
     "qpc_thrash": ("48 connections cycled through a 16-entry LRU QP-context cache", lambda: many_qps()),
+    "read_incast_dcqcn": ("4 hosts answer 512 KB READs from one host at once, DCQCN on the responders",
+                          lambda: incast("dcqcn", workload={"kind": "incast", "senders": 4, "size_bytes": KB(512),
+                                                            "verb": "read"})),
+    "read_sr_loss": ("permutation of READs on a k=4 fat-tree, selective repeat, 1 % random loss",
+                     lambda: permutation(transport="sr", link_loss=0.01, seed=3,
+                                         workload={"kind": "permutation", "size_bytes": KB(256), "verb": "read"})),
+    "send_rnr": ("3 SENDs from each of 4 hosts into one receive per QP, reposted 5 us after use: RNR NAKs",
+                 lambda: incast("none", workload={"kind": "flows", "flows": [
+                     {"src": 1 + i % 4, "dst": 0, "size_bytes": KB(16), "verb": "send", "conn": i % 4}
+                     for i in range(12)]}, verbs={"rq_depth": 1, "rq_repost_ps": us(5), "min_rnr_timer": 1})),
 }
 
 # collective scenarios: name -> (what it pins, topology overrides, schedule builder)
@@ -130,6 +140,9 @@ EXERCISES: dict[str, dict[str, int]] = {
     "vswitch_reactive": {"vs_miss": 1, "sp_installs": 1, "msgs_completed": 4},
     "vswitch_proactive": {"vs_installs": 1, "msgs_completed": 4},
     "qpc_thrash": {"qpc_misses": 1, "qpc_evictions": 1, "msgs_completed": 144},
+    "read_incast_dcqcn": {"cnp_sent": 1, "msgs_completed": 4},
+    "read_sr_loss": {"random_drops": 1, "retransmitted": 1, "msgs_completed": 16},
+    "send_rnr": {"nak_sent": 1, "msgs_completed": 12},
     "ring_allreduce": {"msgs_completed": 112},
     "sharp_allreduce": {"msgs_completed": 32},
 }
