@@ -91,7 +91,7 @@ def _csv_rows(path: Path) -> list[dict]:
 # --- load: a run --------------------------------------------------------------------------------
 
 FLOW_COLUMNS = ["flow_id", "qp", "src", "dst", "size_bytes", "start_ps", "finish_ps", "fct_ps", "ideal_fct_ps",
-                "slowdown", "verb", "status", "rx_done_ps"]
+                "slowdown", "verb", "wc_status", "rx_done_ps"]
 
 
 def test_load_a_run_gives_flows_equal_to_flows_csv(experiment_dir):
@@ -107,7 +107,7 @@ def test_load_a_run_gives_flows_equal_to_flows_csv(experiment_dir):
     assert len(f) == len(rows) == SMALL["senders"]
     for i, row in enumerate(rows):
         for c in FLOW_COLUMNS:
-            if c in ("verb", "status"):
+            if c in ("verb", "wc_status"):
                 assert f[c].iloc[i] == row[c], (i, c)
             else:
                 assert float(f[c].iloc[i]) == float(row[c]), (i, c)

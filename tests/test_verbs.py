@@ -295,7 +295,7 @@ def test_generated_workloads_take_a_verb_and_read_keeps_the_data_direction():
             assert set(r.flows["src"]) == {0} and sorted(r.flows["dst"]) == [1, 2, 3]
         else:
             assert sorted(r.flows["src"]) == [1, 2, 3] and set(r.flows["dst"]) == {0}
-        assert (r.flows["status"] == "success").all()
+        assert (r.flows["wc_status"] == "success").all()
     with pytest.raises(ValueError, match="workload.verb"):
         run(topology=star(4), workload={"kind": "permutation", "size_bytes": 1000, "verb": "atomic"})
 

@@ -6,9 +6,9 @@ it back, without the simulator:
 - ``config.json``: the resolved scenario config. Used here: ``name``, ``cc``,
   ``sample_interval_ps``, ``bottleneck_port`` (a port id or null) and ``bottleneck_rate_bps``.
 - ``flows.csv``: one row per message (flow): ``flow_id, qp, src, dst, size_bytes, start_ps,
-  finish_ps, fct_ps, ideal_fct_ps, slowdown, verb, status, rx_done_ps``. ``finish_ps`` and
+  finish_ps, fct_ps, ideal_fct_ps, slowdown, verb, wc_status, rx_done_ps``. ``finish_ps`` and
   ``fct_ps`` are -1 and ``slowdown`` is empty for a flow that did not finish. ``verb`` is the
-  RDMA operation (write, write_imm, send, send_imm, read), ``status`` how it completed (success,
+  RDMA operation (write, write_imm, send, send_imm, read), ``wc_status`` how it completed (success,
   rnr_retry_exceeded, flushed), ``rx_done_ps`` when a SEND or WRITE with immediate completed at
   the responder (-1 otherwise). Files written before these three columns existed still load.
 - ``timeseries.npz``: samples at times ``t_ps`` (S,) of per-QP arrays (S, Q): ``qp_rate_bps``

@@ -594,7 +594,7 @@ class Network:
 
 
 #: flows.csv's columns after slowdown: the message's verb, its completion status, its responder completion
-FLOW_EXTRA_COLUMNS = ["verb", "status", "rx_done_ps"]
+FLOW_EXTRA_COLUMNS = ["verb", "wc_status", "rx_done_ps"]
 
 
 def store_and_forward_ps(runs: list[tuple[int, int]], rates_bps: list[int], delays_ps: list[int]) -> int:
@@ -754,7 +754,7 @@ class Result:
         # or WRITE with immediate, when it completed at the responder (-1: not yet / not such a verb)
         verb_names = {code: name for name, code in VERBS.items()}
         self.flows["verb"] = np.array([verb_names[int(v)] for v in msgs["verb"][:n]], dtype=object)
-        self.flows["status"] = np.array([WC_STATUS[int(v)] for v in msgs["status"][:n]], dtype=object)
+        self.flows["wc_status"] = np.array([WC_STATUS[int(v)] for v in msgs["status"][:n]], dtype=object)
         self.flows["rx_done_ps"] = msgs["rx_done_ps"][:n].astype(np.int64)
         fin = self.flows["finish_ps"]
         self.flows["fct_ps"] = np.where(fin >= 0, fin - self.flows["start_ps"], -1)
@@ -856,7 +856,7 @@ class Result:
         for i in range(len(self.flows["flow_id"])):
             row = [int(self.flows[c][i]) for c in cols[:-1]]
             sd = self.flows["slowdown"][i]
-            w.writerow(row + ["" if np.isnan(sd) else f"{sd:.6f}", self.flows["verb"][i], self.flows["status"][i],
+            w.writerow(row + ["" if np.isnan(sd) else f"{sd:.6f}", self.flows["verb"][i], self.flows["wc_status"][i],
                               int(self.flows["rx_done_ps"][i])])
         (out / "flows.csv").write_text(buf.getvalue())
         _save_npz(out / "timeseries.npz", self.timeseries)
