@@ -52,7 +52,8 @@ MAX_CAPTURES = lib.SD_MAX_CAPTURES
 TRANSPORTS = {"gbn": lib.SD_GBN, "sr": lib.SD_SR, "ooo": lib.SD_OOO}
 #: the RDMA operation of a message (enum sd_verb); the same names as workload.VERBS
 VERBS = {"write": lib.SD_VERB_WRITE, "write_imm": lib.SD_VERB_WRITE_IMM, "send": lib.SD_VERB_SEND,
-         "send_imm": lib.SD_VERB_SEND_IMM, "read": lib.SD_VERB_READ}
+         "send_imm": lib.SD_VERB_SEND_IMM, "read": lib.SD_VERB_READ, "atomic_cas": lib.SD_VERB_ATOMIC_CAS,
+         "atomic_fadd": lib.SD_VERB_ATOMIC_FADD}
 #: completion kinds and statuses (sd_completion.kind / .status)
 CQ_REQUESTER, CQ_RESPONDER = lib.SD_CQ_REQUESTER, lib.SD_CQ_RESPONDER
 WC_STATUS = {lib.SD_WC_SUCCESS: "success", lib.SD_WC_RNR_RETRY_EXC: "rnr_retry_exceeded", lib.SD_WC_FLUSH: "flushed"}
@@ -927,6 +928,24 @@ class Simulator:
         """The application posts ``n`` more receives at QP end ``qp`` now."""
         self._check(lib.sd_post_recv(self._sim, qp, n))
 
+    def set_atomic_args(self, msg: int, value: int = 1, compare: int = 0) -> None:
+        """The operands of an ATOMIC message not yet sent: ``value`` = the swap data of a
+        compare-and-swap or the add data of a fetch-and-add (unsigned 64-bit, adds wrap), ``compare``
+        = the compare data."""
+        for name, v in (("value", value), ("compare", compare)):
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**64:
+                raise ValueError(f"atomic {name} must be an unsigned 64-bit integer, got {v!r}")
+        self._check(lib.sd_set_atomic_args(self._sim, msg, value, compare))
+
+    def atomic_word(self, qp: int) -> int:
+        """The 64-bit word the ATOMICs to QP end ``qp`` operate on."""
+        out = ffi.new("uint64_t *")
+        self._check(lib.sd_atomic_word(self._sim, qp, out))
+        return int(out[0])
+
+    def set_atomic_word(self, qp: int, value: int) -> None:
+        self._check(lib.sd_set_atomic_word(self._sim, qp, value))
+
     # ------------------------------------------------------------------ DPU vSwitch (native/vswitch.c)
     def vs_enable(self, host: int, max_flows: int | None = None, emc_entries: int | None = None,
                   emc_insert_inv_prob: int | None = None, upcall_queue: int | None = None,
@@ -1285,7 +1304,8 @@ OPCODES = {"send_first": lib.SD_OP_SEND_FIRST, "send_middle": lib.SD_OP_SEND_MID
            "write_only": lib.SD_OP_WRITE_ONLY, "write_only_imm": lib.SD_OP_WRITE_ONLY_IMM,
            "read_request": lib.SD_OP_READ_REQ, "read_response_first": lib.SD_OP_READ_RESP_FIRST,
            "read_response_middle": lib.SD_OP_READ_RESP_MIDDLE, "read_response_last": lib.SD_OP_READ_RESP_LAST,
-           "read_response_only": lib.SD_OP_READ_RESP_ONLY, "ack": lib.SD_OP_ACK, "cnp": lib.SD_OP_CNP}
+           "read_response_only": lib.SD_OP_READ_RESP_ONLY, "ack": lib.SD_OP_ACK, "atomic_ack": lib.SD_OP_ATOMIC_ACK,
+           "compare_swap": lib.SD_OP_CMP_SWAP, "fetch_add": lib.SD_OP_FETCH_ADD, "cnp": lib.SD_OP_CNP}
 
 __all__ = ["Simulator", "SimError", "BudgetExceeded", "CCPluginError", "MIN_RATE_BPS", "dtype_of", "PACKET_DTYPE", "PORT_DTYPE",
            "QP_DTYPE", "MSG_DTYPE", "TRACE_DTYPE", "red_probability", "serialization_ps", "wire_bytes", "psn_diff",

@@ -61,6 +61,10 @@ uint32_t sd_wire_bytes(sd_sim *sim, uint32_t opcode, uint32_t payload)
         hdr += SD_IMMDT;
     if (op_has_aeth(opcode))
         hdr += SD_AETH;
+    if (opcode == SD_OP_CMP_SWAP || opcode == SD_OP_FETCH_ADD)
+        hdr += SD_ATOMIC_ETH;
+    if (opcode == SD_OP_ATOMIC_ACK)
+        hdr += SD_ATOMIC_ACK_ETH;
     if (opcode == SD_OP_CNP)
         hdr += SD_CNP_PAD;
     uint32_t frame = hdr + ((payload + 3u) & ~3u);   /* BTH PadCnt pads the payload to 4 bytes */
@@ -154,7 +158,7 @@ static int read_blocked(const sd_sim *sim, const sd_qp *q)
     if (q->tx_msg == SD_NONE || q->snd_nxt >= q->snd_end)
         return 0;
     const sd_msg *m = &sim->msgs[q->tx_msg];
-    if (m->verb != SD_VERB_READ || q->snd_nxt != m->start_seq)
+    if (!verb_is_rd(m->verb) || q->snd_nxt != m->start_seq)
         return 0;
     return q->rd_out >= q->max_rd_atomic ||
            (q->mode != SD_GBN && q->snd_nxt + m->npkts - q->snd_una > q->reorder_window);
@@ -202,6 +206,10 @@ static uint8_t opcode_of(uint32_t verb, uint32_t idx, uint32_t npkts)
         return only ? SD_OP_WRITE_ONLY_IMM : first ? SD_OP_WRITE_FIRST : last ? SD_OP_WRITE_LAST_IMM : SD_OP_WRITE_MIDDLE;
     case SD_VERB_READ:
         return SD_OP_READ_REQ;
+    case SD_VERB_ATOMIC_CAS:
+        return SD_OP_CMP_SWAP;
+    case SD_VERB_ATOMIC_FADD:
+        return SD_OP_FETCH_ADD;
     default:
         return only ? SD_OP_WRITE_ONLY : first ? SD_OP_WRITE_FIRST : last ? SD_OP_WRITE_LAST : SD_OP_WRITE_MIDDLE;
     }
@@ -241,7 +249,11 @@ static void send_data(sd_sim *sim, uint32_t qi)
     uint32_t payload = (uint32_t)(m->bytes - off < sim->cfg.mtu_payload ? m->bytes - off : sim->cfg.mtu_payload);
     uint8_t op = opcode_of(m->verb, idx, m->npkts);
     uint32_t span = 1;                   /* PSNs this packet occupies: a READ request, all its responses' */
-    if (op == SD_OP_READ_REQ) {
+    if (op == SD_OP_CMP_SWAP || op == SD_OP_FETCH_ADD) {
+        payload = 0;                     /* the operands ride in the AtomicETH; one PSN, one response */
+        if (rtx)
+            reorder_sent_rtx(sim, q, seq, rtx);
+    } else if (op == SD_OP_READ_REQ) {
         payload = 0;
         if (!rtx) {
             span = m->npkts - idx;       /* the READ, or (gbn, going back) the rest of it */
@@ -295,11 +307,11 @@ static void send_data(sd_sim *sim, uint32_t qi)
         for (uint32_t k = 0; k < span; k++)
             reorder_stamp(sim, q, seq + k);   /* this transmission's epoch, for the per-packet timer */
     if (rtx) {
-        if (op != SD_OP_READ_REQ)
-            reorder_sent_rtx(sim, q, seq, rtx);   /* (a READ's are marked above) */
+        if (!op_is_rd_req(op))
+            reorder_sent_rtx(sim, q, seq, rtx);   /* (a READ's and an ATOMIC's are marked above) */
     } else {
-        if (op == SD_OP_READ_REQ && seq == m->start_seq)
-            q->rd_out++;                 /* a READ slot until its last response is in */
+        if (op_is_rd_req(op) && seq == m->start_seq)
+            q->rd_out++;                 /* a READ/ATOMIC slot until its last response is in */
         q->snd_nxt = seq + span;
         if (idx + span == m->npkts)
             q->tx_msg = m->next;
@@ -326,13 +338,30 @@ static void send_data(sd_sim *sim, uint32_t qi)
 void rd_free(sd_sim *sim)
 {
     free(sim->rd.jobs);
+    free(sim->rd.atom);
     sim->rd.jobs = NULL;
-    sim->rd.cap = 0;
+    sim->rd.atom = NULL;
+    sim->rd.cap = sim->rd.atom_cap = 0;
 }
 
 uint64_t rd_memory_bytes(const sd_sim *sim)
 {
-    return (uint64_t)sim->rd.cap * SD_MAX_RD_ATOMIC * sizeof(sd_rd_job);
+    return (uint64_t)sim->rd.cap * SD_MAX_RD_ATOMIC * sizeof(sd_rd_job) + (uint64_t)sim->rd.atom_cap * sizeof(sd_rd_atom);
+}
+
+/* Room for the ATOMIC word (and saved results) of every QP, new ones zeroed (setup time). */
+int rd_reserve_atom(sd_sim *sim)
+{
+    if (sim->rd.atom_cap >= sim->num_qps)
+        return SD_OK;
+    uint32_t cap = sim->num_qps > 2 * sim->rd.atom_cap ? sim->num_qps : 2 * sim->rd.atom_cap;
+    sd_rd_atom *a = realloc(sim->rd.atom, (size_t)cap * sizeof *a);
+    if (!a)
+        return sd_fail(sim, SD_ENOMEM, "ATOMIC words: out of memory");
+    memset(a + sim->rd.atom_cap, 0, (size_t)(cap - sim->rd.atom_cap) * sizeof *a);
+    sim->rd.atom = a;
+    sim->rd.atom_cap = cap;
+    return SD_OK;
 }
 
 /* Room for the READ jobs of every QP (setup time: sd_post_msgs posts a READ). */
@@ -353,6 +382,7 @@ int rd_reserve(sd_sim *sim)
  * requester's timer asks again). */
 static int rd_enqueue(sd_sim *sim, uint32_t qi, const sd_packet *pk, uint32_t npkts)
 {
+    int atomic = pk->opcode != SD_OP_READ_REQ;
     sd_qp *q = &sim->qps[qi];
     if (q->rd_len >= SD_MAX_RD_ATOMIC || qi >= sim->rd.cap)
         return 0;
@@ -365,6 +395,8 @@ static int rd_enqueue(sd_sim *sim, uint32_t qi, const sd_packet *pk, uint32_t np
     j->sent = 0;
     j->msg = pk->msg;
     j->offset = idx > 0 ? (uint64_t)idx * sim->cfg.mtu_payload : 0;
+    j->atomic = (uint32_t)atomic;
+    j->pad0 = 0;
     q->rd_len++;
     if (!q->cc_started) {                /* its first data: the responder's CC starts (rate, timers) */
         q->cc_started = 1;
@@ -390,8 +422,10 @@ static void send_read_response(sd_sim *sim, uint32_t qi)
     uint64_t off = j->offset + (uint64_t)j->sent * sim->cfg.mtu_payload;
     uint64_t left = m->bytes > off ? m->bytes - off : 0;
     uint32_t payload = (uint32_t)(left < sim->cfg.mtu_payload ? left : sim->cfg.mtu_payload);
-    uint8_t op = j->npkts == 1 ? SD_OP_READ_RESP_ONLY : j->sent == 0 ? SD_OP_READ_RESP_FIRST
+    uint8_t op = j->atomic ? SD_OP_ATOMIC_ACK : j->npkts == 1 ? SD_OP_READ_RESP_ONLY : j->sent == 0 ? SD_OP_READ_RESP_FIRST
                : j->sent == j->npkts - 1 ? SD_OP_READ_RESP_LAST : SD_OP_READ_RESP_MIDDLE;
+    if (j->atomic)
+        payload = 0;                     /* the original data rides in the AtomicAckETH */
     sd_packet *pk = &sim->pkts[p];
     pk->ts_ps = sim->now;
     pk->src = q->addr;
@@ -659,23 +693,61 @@ void nic_rq_repost(sd_sim *sim, uint32_t qi)
         sim->qps[qi].st->rq_posted++;
 }
 
-/* The responder takes a READ request (every transport): in order, it answers it and ePSN passes all
- * its responses' PSNs; a duplicate (its PSN already passed) is executed again (gbn: in place of any
- * responses still queued, as the requester resends everything from there); sr/ooo hold one that
- * comes early and answer it at once; gbn NAKs a gap as for any packet. */
+/* An ATOMIC executes on the responder's word once (IBTA §9.4.5): fetch-and-add adds, compare-and-swap
+ * swaps if the word equals the compare data; the original value goes back in the ATOMIC Acknowledge
+ * and is kept for a duplicate of the request, which is answered from it and never executed again. */
+static void atomic_execute(sd_sim *sim, uint32_t qi, const sd_packet *pk)
+{
+    sd_rd_atom *a = &sim->rd.atom[qi];
+    sd_msg *m = &sim->msgs[pk->msg];
+    uint64_t orig = a->word;
+    if (pk->opcode == SD_OP_FETCH_ADD)
+        a->word = orig + m->atomic_value;
+    else if (orig == m->atomic_compare)
+        a->word = m->atomic_value;
+    m->atomic_orig = orig;
+    sd_rd_replay *r = &a->replay[a->head];
+    a->head = (a->head + 1) % SD_MAX_RD_ATOMIC;
+    r->psn = pk->psn;
+    r->valid = 1;
+    r->orig = orig;
+}
+
+/* A request answered before comes again: a READ is executed again, an ATOMIC answered from its
+ * saved result (0 = not among the last SD_MAX_RD_ATOMIC ATOMICs: dropped). */
+static int rd_duplicate(sd_sim *sim, uint32_t qi, const sd_packet *pk, uint32_t n)
+{
+    sd_qp *q = &sim->qps[qi];
+    if (pk->opcode != SD_OP_READ_REQ) {
+        const sd_rd_atom *a = &sim->rd.atom[qi];
+        int found = 0;
+        for (uint32_t i = 0; i < SD_MAX_RD_ATOMIC && !found; i++)
+            found = a->replay[i].valid && a->replay[i].psn == pk->psn;
+        if (!found)
+            return 0;
+    }
+    if (q->mode == SD_GBN)
+        q->rd_len = 0;                   /* the requester goes back: answer from here */
+    return rd_enqueue(sim, qi, pk, n);
+}
+
+/* The responder takes a READ or ATOMIC request (every transport): in order, it answers it and ePSN
+ * passes all its responses' PSNs; a duplicate (its PSN already passed, or held already) is answered
+ * again (rd_duplicate; gbn: in place of any responses still queued, as the requester resends
+ * everything from there); sr/ooo hold one that comes early and answer it at once; gbn NAKs a gap
+ * as for any packet. */
 static void receive_read_request(sd_sim *sim, uint32_t qi, sd_packet *pk)
 {
     sd_qp *q = &sim->qps[qi];
     uint32_t p = (uint32_t)(pk - sim->pkts);
-    uint32_t n = (uint32_t)(((uint64_t)pk->msn + sim->cfg.mtu_payload - 1) / sim->cfg.mtu_payload);
+    uint32_t n = pk->opcode != SD_OP_READ_REQ ? 1u
+               : (uint32_t)(((uint64_t)pk->msn + sim->cfg.mtu_payload - 1) / sim->cfg.mtu_payload);
     if (n == 0)
         n = 1;
     int32_t d = psn_diff(pk->psn, q->st->epsn);
     if (d < 0) {
         q->st->rx_dup++;
-        if (q->mode == SD_GBN)
-            q->rd_len = 0;               /* the requester goes back: answer from here */
-        if (!rd_enqueue(sim, qi, pk, n))
+        if (!rd_duplicate(sim, qi, pk, n))
             q->st->rx_late++;
         nic_pull_port(sim, q->port);
         return;
@@ -695,20 +767,31 @@ static void receive_read_request(sd_sim *sim, uint32_t qi, sd_packet *pk)
             q->st->rx_late++;
             return;
         }
+        if (pk->opcode != SD_OP_READ_REQ)
+            atomic_execute(sim, qi, pk);
         q->nak_pending = 0;
         q->st->epsn = (q->st->epsn + n) & SD_PSN_MASK;
         nic_rx_msg_done(sim, qi, (pk->psn + n - 1) & SD_PSN_MASK, pk->msg);
         nic_pull_port(sim, q->port);
         return;
     }
-    if ((uint64_t)d + n > q->reorder_window || (d > 0 && !reorder_hold_range(sim, q, pk->psn, n))) {
-        q->st->rx_late++;                /* cannot be held, or held already */
+    if ((uint64_t)d + n > q->reorder_window) {
+        q->st->rx_late++;                /* cannot be held: the requester's timer asks again */
+        return;
+    }
+    if (d > 0 && !reorder_hold_range(sim, q, pk->psn, n)) {
+        q->st->rx_dup++;                 /* held already: answered before */
+        if (!rd_duplicate(sim, qi, pk, n))
+            q->st->rx_late++;
+        nic_pull_port(sim, q->port);
         return;
     }
     if (!rd_enqueue(sim, qi, pk, n)) {
         q->st->rx_late++;
         return;
     }
+    if (pk->opcode != SD_OP_READ_REQ)
+        atomic_execute(sim, qi, pk);
     if (d == 0) {
         q->st->epsn = (q->st->epsn + n) & SD_PSN_MASK;
         nic_rx_msg_done(sim, qi, (pk->psn + n - 1) & SD_PSN_MASK, pk->msg);
@@ -725,8 +808,8 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
     sim->ctr.data_delivered++;
     q->st->rx_packets++;
     if (pk->ecn == SD_ECN_CE)
-        np_ce(sim, q, pk->opcode == SD_OP_READ_REQ);
-    if (pk->opcode == SD_OP_READ_REQ) {
+        np_ce(sim, q, op_is_rd_req(pk->opcode));
+    if (op_is_rd_req(pk->opcode)) {
         receive_read_request(sim, qi, pk);
         return;
     }
@@ -788,7 +871,7 @@ static uint64_t advance_una(sd_sim *sim, uint32_t qi, uint64_t new_una)
             break;
         m->finish_ps = sim->now;
         sim->ctr.msgs_completed++;
-        if (m->verb == SD_VERB_READ) {
+        if (verb_is_rd(m->verb)) {
             q->reads_live--;
             if (m->start_seq < q->snd_nxt && q->rd_out > 0)
                 q->rd_out--;
@@ -812,7 +895,7 @@ static uint64_t advance_una(sd_sim *sim, uint32_t qi, uint64_t new_una)
 /* READs requested and not complete once snd_nxt is back at snd_una: the oldest one if it is partly in. */
 static void rd_recount(sd_sim *sim, sd_qp *q)
 {
-    q->rd_out = q->una_msg != SD_NONE && sim->msgs[q->una_msg].verb == SD_VERB_READ &&
+    q->rd_out = q->una_msg != SD_NONE && verb_is_rd(sim->msgs[q->una_msg].verb) &&
                 sim->msgs[q->una_msg].start_seq < q->snd_una;
 }
 
@@ -831,7 +914,7 @@ static void go_back_n(sd_sim *sim, uint32_t qi)
 static uint64_t read_cap(const sd_sim *sim, const sd_qp *q, uint64_t target)
 {
     for (uint32_t mi = q->una_msg; mi != SD_NONE && sim->msgs[mi].start_seq < target; mi = sim->msgs[mi].next)
-        if (sim->msgs[mi].verb == SD_VERB_READ)
+        if (verb_is_rd(sim->msgs[mi].verb))
             return sim->msgs[mi].start_seq > q->snd_una ? sim->msgs[mi].start_seq : q->snd_una;
     return target;
 }
@@ -1016,7 +1099,7 @@ static void receive_read_response(sd_sim *sim, uint32_t qi, sd_packet *pk)
     }
     uint64_t seq = q->snd_una + (uint64_t)d;
     uint32_t mi = msg_of_seq(sim, q, seq);
-    if (sim->msgs[mi].verb != SD_VERB_READ) {
+    if (!verb_is_rd(sim->msgs[mi].verb)) {
         q->st->rx_dup++;
         return;
     }
@@ -1026,7 +1109,7 @@ static void receive_read_response(sd_sim *sim, uint32_t qi, sd_packet *pk)
             /* implicit acknowledgement of the requests before it, unless a response is missing */
             int gap = seq != sim->msgs[mi].start_seq;
             for (uint32_t k = q->una_msg; !gap && k != mi; k = sim->msgs[k].next)
-                gap = sim->msgs[k].verb == SD_VERB_READ;
+                gap = verb_is_rd(sim->msgs[k].verb);
             if (gap) {
                 q->st->rx_ooo++;
                 if (!q->rd_gap) {
@@ -1045,7 +1128,7 @@ static void receive_read_response(sd_sim *sim, uint32_t qi, sd_packet *pk)
         q->st->rx_dup++;                 /* held already: answered twice */
         return;
     }
-    q->st->rx_bytes += pk->payload;
+    q->st->rx_bytes += pk->opcode == SD_OP_ATOMIC_ACK ? 8u : pk->payload;   /* an ATOMIC returns 8 bytes */
     if (new_una > q->snd_una) {
         if (q->mode != SD_GBN)
             reorder_clear_acked(sim, q, q->snd_una, new_una);
@@ -1071,7 +1154,7 @@ static void receive_read_response(sd_sim *sim, uint32_t qi, sd_packet *pk)
         /* the responses still due of this READ and the READs after it: timed from now */
         for (uint32_t k = mi; k != SD_NONE && sim->msgs[k].start_seq < q->snd_max; k = sim->msgs[k].next) {
             const sd_msg *r = &sim->msgs[k];
-            if (r->verb != SD_VERB_READ)
+            if (!verb_is_rd(r->verb))
                 continue;
             uint64_t from = r->start_seq > q->snd_una ? r->start_seq : q->snd_una;
             uint64_t to = r->start_seq + r->npkts < q->snd_max ? r->start_seq + r->npkts : q->snd_max;
@@ -1201,7 +1284,7 @@ void nic_post_release(sd_sim *sim)
             }
             continue;
         }
-        if (m->verb == SD_VERB_READ)
+        if (verb_is_rd(m->verb))
             q->reads_live++;
         int was_idle = q->snd_una == q->snd_end;
         m->start_seq = q->snd_end;

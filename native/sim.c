@@ -1046,6 +1046,38 @@ int sd_set_qp_verbs(sd_sim *sim, uint32_t qp, uint32_t rq_depth, int64_t rq_repo
     return SD_OK;
 }
 
+int sd_set_atomic_args(sd_sim *sim, uint32_t msg, uint64_t value, uint64_t compare)
+{
+    if (msg >= sim->num_msgs)
+        return sd_fail(sim, SD_EINVAL, "atomic_args: message %u does not exist (%u messages)", msg, sim->num_msgs);
+    sd_msg *m = &sim->msgs[msg];
+    if (m->verb != SD_VERB_ATOMIC_CAS && m->verb != SD_VERB_ATOMIC_FADD)
+        return sd_fail(sim, SD_EINVAL, "atomic_args: message %u is not an ATOMIC", msg);
+    if (m->first_tx_ps >= 0)
+        return sd_fail(sim, SD_ESTATE, "atomic_args: message %u was sent already", msg);
+    m->atomic_value = value;
+    m->atomic_compare = compare;
+    return SD_OK;
+}
+
+int sd_atomic_word(sd_sim *sim, uint32_t qp, uint64_t *value)
+{
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "atomic_word: qp %u does not exist (%u QPs)", qp, sim->num_qps);
+    *value = qp < sim->rd.atom_cap ? sim->rd.atom[qp].word : 0;
+    return SD_OK;
+}
+
+int sd_set_atomic_word(sd_sim *sim, uint32_t qp, uint64_t value)
+{
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "atomic_word: qp %u does not exist (%u QPs)", qp, sim->num_qps);
+    if (rd_reserve_atom(sim) != SD_OK)
+        return SD_ENOMEM;
+    sim->rd.atom[qp].word = value;
+    return SD_OK;
+}
+
 int sd_post_recv(sd_sim *sim, uint32_t qp, uint32_t n)
 {
     if (qp >= sim->num_qps)
@@ -1216,16 +1248,23 @@ int sd_post_writes(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const
     return sd_post_msgs(sim, qp, bytes, post_ps, NULL, n);
 }
 
-static const char *const VERB_NAMES[SD_NUM_VERBS] = {"write", "write_imm", "send", "send_imm", "read"};
+static const char *const VERB_NAMES[SD_NUM_VERBS] = {"write", "write_imm", "send", "send_imm", "read", "atomic_cas",
+                                                      "atomic_fadd"};
 
 int sd_post_msgs(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const int64_t *post_ps, const uint8_t *verb,
                  uint32_t n)
 {
-    int reads = 0;
+    int reads = 0, atomics = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (verb && verb[i] >= SD_NUM_VERBS)
             return sd_fail(sim, SD_EINVAL, "post %u: verb %u is not one of 0..%u (write, write_imm, send, send_imm, "
-                           "read)", i, verb[i], SD_NUM_VERBS - 1);
+                           "read, atomic_cas, atomic_fadd)", i, verb[i], SD_NUM_VERBS - 1);
+        if (verb && (verb[i] == SD_VERB_ATOMIC_CAS || verb[i] == SD_VERB_ATOMIC_FADD)) {
+            if (bytes[i] != 8)
+                return sd_fail(sim, SD_EINVAL, "post %u: an ATOMIC operates on 8 bytes (a 64-bit word), got %llu",
+                               i, (unsigned long long)bytes[i]);
+            atomics = reads = 1;
+        }
         if (qp[i] >= sim->num_qps)
             return sd_fail(sim, SD_EINVAL, "post %u: qp %u does not exist (%u QPs)", i, qp[i], sim->num_qps);
         if (bytes[i] == 0 || bytes[i] > (1ull << 40))
@@ -1249,7 +1288,7 @@ int sd_post_msgs(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const i
             reads = 1;
         }
     }
-    if (reads && rd_reserve(sim) != SD_OK)
+    if ((reads && rd_reserve(sim) != SD_OK) || (atomics && rd_reserve_atom(sim) != SD_OK))
         return SD_ENOMEM;
     uint32_t cap = sim->cfg.max_msgs, cap2 = cap;
     if (!grow_array((void **)&sim->msgs, &cap, sizeof *sim->msgs, sim->num_msgs + n) ||
@@ -1272,6 +1311,9 @@ int sd_post_msgs(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const i
         m->status = SD_WC_SUCCESS;
         m->pad0 = 0;
         m->pad1 = 0;
+        m->atomic_value = 1;             /* an ATOMIC's operands (sd_set_atomic_args): add 1, compare 0 */
+        m->atomic_compare = 0;
+        m->atomic_orig = 0;
         sim->post_order[first + i] = first + i;
     }
     sim->num_msgs += n;

@@ -32,6 +32,8 @@
 #define SD_RETH 16u
 #define SD_AETH 4u
 #define SD_IMMDT 4u
+#define SD_ATOMIC_ETH 28u
+#define SD_ATOMIC_ACK_ETH 8u
 #define SD_ICRC 4u
 #define SD_CNP_PAD 16u
 
@@ -184,20 +186,20 @@ typedef struct sd_qp {
     uint32_t una_msg;            /* oldest incomplete message, UINT32_MAX = none */
     uint32_t tx_msg;             /* message holding snd_nxt */
     uint32_t last_msg;           /* tail of the message list */
-    uint32_t active;             /* 1 = in the NIC's scheduling ring */
     uint32_t ring_next;          /* NIC scheduling ring links */
     uint32_t ring_prev;
     uint32_t last_wire;          /* wire bytes of the last data packet (pacing adjustment) */
     uint32_t cc_evmask;          /* bit e set = the CC wants events of type e */
-    uint32_t cc_started;         /* SD_EV_START delivered */
     uint32_t ack_batch;          /* deliver one SD_EV_ACK per this many ACKs (aggregated), >= 1 */
     uint32_t acc_acks;           /* ACKs accumulated for the next batched SD_EV_ACK */
     uint32_t acc_ecn;            /* ... of which echoed ECN */
     uint64_t acc_bytes;          /* ... payload bytes they acknowledged */
     int64_t acc_rtt_min;         /* ... their smallest RTT sample, -1 none */
     /* receiver */
-    uint16_t nak_pending;        /* a NAK was sent for the current gap */
-    uint16_t ce_pending;         /* CE seen since the last ACK / CNP */
+    uint8_t nak_pending;         /* a NAK was sent for the current gap */
+    uint8_t ce_pending;          /* CE seen since the last ACK / CNP */
+    uint8_t active;              /* 1 = in the NIC's scheduling ring */
+    uint8_t cc_started;          /* SD_EV_START delivered */
     uint32_t unacked;            /* packets received since the last ACK */
     uint32_t addr;               /* its address (its port's): the source of what it sends (here: no padding) */
     uint32_t bdp_cap;            /* sr/ooo: IRN's BDP-FC, at most this many packets out (0 = off) */
@@ -231,7 +233,6 @@ typedef struct sd_qp {
     int64_t rq_repost_ps;        /* responder: a consumed receive is reposted this long after, < 0 never */
     uint64_t acked_max;          /* requester: the highest sequence + 1 an ACK covered (an ACK may overtake
                                   * READ responses: snd_una stops at the READ and catches up later) */
-    uint8_t rq_on;               /* responder: 1 = receives are counted (else unlimited) */
     uint8_t rnr_timer;           /* responder: the RNR timer code of its RNR NAKs */
     uint8_t rnr_retry;           /* requester: RNR retries (7 = forever) */
     uint8_t rnr_left;            /* ... left in the current episode (reset on progress) */
@@ -241,7 +242,7 @@ typedef struct sd_qp {
     uint8_t rd_out;              /* ... outstanding now (requested, not complete) */
     uint8_t rd_head, rd_len;     /* responder: its READ response jobs (sim->rd.jobs[qp * SD_MAX_RD_ATOMIC]) */
     uint8_t err;                 /* requester: in error (RNR retries exhausted): posts complete flushed */
-    uint8_t pad_v[3];
+    uint8_t pad_v[2];
     uint32_t reads_live;         /* requester: READ messages released and not complete */
 } sd_qp;
 _Static_assert(sizeof(sd_qp_stats) % 64 == 0, "sd_qp_stats: whole cache lines, its hot lines aligned");
@@ -421,17 +422,31 @@ typedef struct sd_paths_mod {    /* paths.c: path sets, per QP once some QP has 
     uint32_t cap;                /* rows of both */
     uint32_t pad0;
 } sd_paths_mod;
-typedef struct sd_rd_job {       /* a READ being answered: responses psn + sent .. psn + npkts - 1 */
+typedef struct sd_rd_job {       /* a READ or ATOMIC being answered: responses psn + sent .. psn + npkts - 1 */
     uint32_t psn;                /* PSN of its first response */
     uint32_t npkts;
     uint32_t sent;
     uint32_t msg;                /* the requester's message */
     uint64_t offset;             /* payload offset of its first response within the message */
-} sd_rd_job;
-typedef struct sd_rd_mod {       /* nic.c: READ response jobs, SD_MAX_RD_ATOMIC per QP once a READ is posted */
-    sd_rd_job *jobs;
-    uint32_t cap;                /* QP rows */
+    uint32_t atomic;             /* 1 = the ATOMIC Acknowledge of an ATOMIC (one, no payload) */
     uint32_t pad0;
+} sd_rd_job;
+typedef struct sd_rd_replay {    /* an executed ATOMIC, for a duplicate request (IBTA §9.7.5.2.5) */
+    uint32_t psn;
+    uint32_t valid;
+    uint64_t orig;
+} sd_rd_replay;
+typedef struct sd_rd_atom {      /* a QP end's ATOMIC target and its recent ATOMICs' results */
+    uint64_t word;
+    uint32_t head;
+    uint32_t pad0;
+    sd_rd_replay replay[SD_MAX_RD_ATOMIC];
+} sd_rd_atom;
+typedef struct sd_rd_mod {       /* nic.c: READ/ATOMIC responder state, per QP once one is posted */
+    sd_rd_job *jobs;             /* SD_MAX_RD_ATOMIC per QP */
+    sd_rd_atom *atom;            /* per QP, once an ATOMIC is posted or a word is set */
+    uint32_t cap;                /* QP rows of jobs */
+    uint32_t atom_cap;           /* ... of atom */
 } sd_rd_mod;
 typedef struct sd_reorder_mod {  /* reorder.c: the bitmap pool of sr/ooo QPs, grown at setup only */
     uint64_t *bits;
@@ -722,6 +737,7 @@ int nic_recv_ready(const sd_sim *sim, const sd_qp *q, const sd_packet *pk);
 void nic_rnr_nak(sd_sim *sim, sd_qp *q, const sd_packet *pk);
 void rd_free(sd_sim *sim);
 int rd_reserve(sd_sim *sim);                          /* READ jobs for every QP (setup time) */
+int rd_reserve_atom(sd_sim *sim);                     /* ATOMIC words for every QP (setup time) */
 uint64_t rd_memory_bytes(const sd_sim *sim);
 static inline int op_is_last(uint32_t op)      /* the last packet of a request message (or of a READ's responses) */
 {
@@ -733,9 +749,17 @@ static inline int op_needs_recv(uint32_t op)   /* consumes a posted receive (IBT
 {
     return op <= SD_OP_SEND_ONLY_IMM || op == SD_OP_WRITE_LAST_IMM || op == SD_OP_WRITE_ONLY_IMM;
 }
-static inline int op_is_read_resp(uint32_t op)
+static inline int op_is_read_resp(uint32_t op)   /* READ responses and the ATOMIC Acknowledge */
 {
-    return op >= SD_OP_READ_RESP_FIRST && op <= SD_OP_READ_RESP_ONLY;
+    return (op >= SD_OP_READ_RESP_FIRST && op <= SD_OP_READ_RESP_ONLY) || op == SD_OP_ATOMIC_ACK;
+}
+static inline int op_is_rd_req(uint32_t op)      /* a READ or ATOMIC request */
+{
+    return op == SD_OP_READ_REQ || op == SD_OP_CMP_SWAP || op == SD_OP_FETCH_ADD;
+}
+static inline int verb_is_rd(uint32_t verb)      /* answered by the responder: READ and ATOMICs */
+{
+    return verb == SD_VERB_READ || verb == SD_VERB_ATOMIC_CAS || verb == SD_VERB_ATOMIC_FADD;
 }
 static inline int op_has_imm(uint32_t op)
 {
@@ -748,7 +772,8 @@ static inline int op_has_reth(uint32_t op)
 }
 static inline int op_has_aeth(uint32_t op)
 {
-    return op == SD_OP_ACK || op == SD_OP_READ_RESP_FIRST || op == SD_OP_READ_RESP_LAST || op == SD_OP_READ_RESP_ONLY;
+    return op == SD_OP_ACK || op == SD_OP_READ_RESP_FIRST || op == SD_OP_READ_RESP_LAST || op == SD_OP_READ_RESP_ONLY ||
+           op == SD_OP_ATOMIC_ACK;
 }
 
 /* qdisc.c: queue disciplines of a port's priority queue (a provider table, as the CC twins).

@@ -137,6 +137,9 @@ enum sd_opcode {
     SD_OP_READ_RESP_LAST = 15,
     SD_OP_READ_RESP_ONLY = 16,
     SD_OP_ACK = 17,
+    SD_OP_ATOMIC_ACK = 18,       /* AETH + AtomicAckETH (the original remote data) */
+    SD_OP_CMP_SWAP = 19,         /* AtomicETH: address, key, swap data, compare data */
+    SD_OP_FETCH_ADD = 20,        /* AtomicETH: address, key, add data */
     SD_OP_CNP = 129,
     SD_OP_PFC = 255              /* not RoCE: an 802.1Qbb frame (MAC control, opcode 0x0101) */
 };
@@ -150,7 +153,9 @@ enum sd_verb {
     SD_VERB_SEND_IMM = 3,        /* SEND with immediate */
     SD_VERB_READ = 4,            /* RDMA READ: one request; the responder streams READ responses back;
                                   * completes at the requester when the last response arrives */
-    SD_NUM_VERBS = 5
+    SD_VERB_ATOMIC_CAS = 5,      /* ATOMIC compare-and-swap of the responder's 64-bit word (8 bytes) */
+    SD_VERB_ATOMIC_FADD = 6,     /* ATOMIC fetch-and-add */
+    SD_NUM_VERBS = 7
 };
 
 /* AETH syndromes (IBTA Vol. 1 §9.7.5.1.1, Table 45): ACK (credit field 11111: no credit), RNR NAK
@@ -360,6 +365,9 @@ typedef struct sd_msg {
     uint8_t status;              /* SD_WC_*: how it completed at the requester */
     uint16_t pad0;
     uint32_t pad1;
+    uint64_t atomic_value;       /* ATOMIC: the swap (compare-and-swap) or add (fetch-and-add) operand */
+    uint64_t atomic_compare;     /* ATOMIC compare-and-swap: the compare operand */
+    uint64_t atomic_orig;        /* ATOMIC: the responder word's value before the operation (returned) */
 } sd_msg;
 
 
@@ -755,6 +763,12 @@ int sd_set_qp_verbs(sd_sim *sim, uint32_t qp, uint32_t rq_depth, int64_t rq_repo
                     uint32_t rnr_retry, uint32_t max_rd_atomic);
 /* The application posts n more receives at a QP end now. */
 int sd_post_recv(sd_sim *sim, uint32_t qp, uint32_t n);
+/* ATOMIC operands of posted messages (before they are sent): value = the swap data of a compare-and-
+ * swap or the add data of a fetch-and-add, compare = the compare data. Default: add 1, compare 0. */
+int sd_set_atomic_args(sd_sim *sim, uint32_t msg, uint64_t value, uint64_t compare);
+/* The 64-bit word the ATOMICs to a QP end operate on (its memory region's first word): read, set. */
+int sd_atomic_word(sd_sim *sim, uint32_t qp, uint64_t *value);
+int sd_set_atomic_word(sd_sim *sim, uint32_t qp, uint64_t value);
 /* The RNR timer of a 5-bit code, in picoseconds (IBTA Vol. 1 Table 45). */
 int64_t sd_rnr_timer_ps(uint32_t code);
 enum { SD_MAX_RD_ATOMIC = 16 };

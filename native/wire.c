@@ -321,9 +321,27 @@ int sd_encode_meta(sd_sim *sim, const sd_packet *pk, uint32_t meta, uint8_t *buf
     }
     if (op_has_imm(op))
         p = put32(p, pk->msg);                 /* immediate data: the message's index */
+    const sd_msg *am = pk->msg < sim->num_msgs ? &sim->msgs[pk->msg] : NULL;
+    if (op == SD_OP_CMP_SWAP || op == SD_OP_FETCH_ADD) {
+        /* AtomicETH: the responder region's first word (every ATOMIC of a QP pair targets it) */
+        uint64_t va_word = (uint64_t)(pk->dqp + 1) << VA_BASE_SHIFT;
+        uint64_t swap = am ? am->atomic_value : 0, cmp = am && op == SD_OP_CMP_SWAP ? am->atomic_compare : 0;
+        p = put32(p, (uint32_t)(va_word >> 32));
+        p = put32(p, (uint32_t)va_word);
+        p = put32(p, 0x1000u + pk->dqp);
+        p = put32(p, (uint32_t)(swap >> 32));
+        p = put32(p, (uint32_t)swap);
+        p = put32(p, (uint32_t)(cmp >> 32));
+        p = put32(p, (uint32_t)cmp);
+    }
     if (op_has_aeth(op)) {
         *p++ = pk->syndrome;
         p = put24(p, pk->msn & SD_PSN_MASK);
+        if (op == SD_OP_ATOMIC_ACK) {          /* AtomicAckETH: the original remote data */
+            uint64_t orig = am ? am->atomic_orig : 0;
+            p = put32(p, (uint32_t)(orig >> 32));
+            p = put32(p, (uint32_t)orig);
+        }
     } else if (op == SD_OP_CNP) {
         memset(p, 0, SD_CNP_PAD);
         p += SD_CNP_PAD;
@@ -489,7 +507,7 @@ int sd_write_pcap(sd_sim *sim, const char *path, const sd_packet *pkts, const in
         return sd_fail(sim, SD_EINVAL, "write_pcap: snaplen must be in [14, 262144] bytes, got %u", snaplen);
     for (uint32_t i = 0; i < n; i++) {
         const sd_packet *pk = &pkts[i];
-        if (pk->opcode > SD_OP_ACK && pk->opcode != SD_OP_CNP)
+        if (pk->opcode > SD_OP_FETCH_ADD && pk->opcode != SD_OP_CNP)
             return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u has opcode %u, not one softdpu emits", i, pk->opcode);
         if (pk->opcode <= SD_OP_WRITE_ONLY_IMM && pk->payload == 0)
             return sd_fail(sim, SD_EINVAL, "write_pcap: packet %u (opcode %u, a SEND or WRITE) carries no payload: "

@@ -343,3 +343,83 @@ def test_a_lost_read_request_is_asked_again_in_one_request(transport):
     assert int(q["timeouts"]) == 1 and int(q["retx_packets"]) == 1 and int(q["sent_packets"]) == 2
     assert int(q["rx_bytes"]) == 1_000_000 and int(s.qps[qp + 1]["read_resp_bytes"]) == 1_000_000
     assert int(s.msgs[0]["finish_ps"]) > us(100)
+
+
+# ---------------------------------------------------------------- ATOMICs
+def atomics(verb, n, transport="gbn", args=None, **kw):
+    fl = [{"src": 1, "dst": 0, "size_bytes": 8, "verb": verb, "conn": 0, **((args or [{}] * n)[i])} for i in range(n)]
+    return Scenario(topology=star(2), workload={"kind": "flows", "flows": fl}, cc="none", sample_interval_ps=0,
+                    transport=transport, **kw)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("verb", ["atomic_cas", "atomic_fadd"])
+def test_an_atomic_alone_completes_in_its_ideal_time(verb, transport):
+    """Its request (AtomicETH, 28 B) one way, the ATOMIC Acknowledge (AETH + AtomicAckETH, 12 B)
+    back: exactly the ideal FCT; the requester counts the 8 returned bytes."""
+    r = atomics(verb, 1, transport).run()
+    assert_conserved(r)
+    assert r.flows["fct_ps"][0] == r.flows["ideal_fct_ps"][0]
+    assert int(ends(r)[0]["rx_bytes"]) == 8
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_fetch_and_add_returns_every_value_once(transport):
+    """Ten fetch-and-adds of 3 on one QP: the responder's word ends at 30 and the originals
+    returned are 0, 3, ..., 27, each once (IBTA §9.4.5: the operation is atomic on the word)."""
+    r = atomics("atomic_fadd", 10, transport, args=[{"atomic_value": 3}] * 10).run()
+    sim = r.network.sim
+    resp = int(r.network.qps[0]) + 1
+    assert sim.atomic_word(resp) == 30
+    assert sorted(int(x) for x in sim.msgs["atomic_orig"]) == list(range(0, 30, 3))
+    assert (r.flows["wc_status"] == "success").all()
+
+
+def test_compare_and_swap_swaps_only_on_a_match():
+    """CAS(0 -> 5) finds 0 and swaps; CAS(0 -> 7) finds 5 and leaves it; CAS(5 -> 9) swaps."""
+    args = [{"atomic_compare": 0, "atomic_value": 5}, {"atomic_compare": 0, "atomic_value": 7},
+            {"atomic_compare": 5, "atomic_value": 9}]
+    r = atomics("atomic_cas", 3, args=args).run()
+    sim = r.network.sim
+    assert [int(x) for x in sim.msgs["atomic_orig"]] == [0, 5, 5]
+    assert sim.atomic_word(int(r.network.qps[0]) + 1) == 9
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_lost_atomic_acknowledge_does_not_execute_it_twice(transport, seed):
+    """Half the ATOMIC Acknowledges are lost (the responder's uplink): the requester asks again and
+    the responder answers a duplicate from the saved result without adding again, so 40
+    fetch-and-adds of 1 leave exactly 40 and return 0..39 once each."""
+    net = atomics("atomic_fadd", 40, transport, seed=seed, rto_ps=us(50)).build()
+    net.sim.set_port_loss(int(net.routes.host_port[0]), 0.5)
+    r = net.run()
+    sim = r.network.sim
+    resp = int(r.network.qps[0]) + 1
+    assert r.counters["data_dropped"] > 0 and r.counters["retransmitted"] > 0
+    assert sim.atomic_word(resp) == 40
+    assert sorted(int(x) for x in sim.msgs["atomic_orig"]) == list(range(40))
+    assert (r.flows["wc_status"] == "success").all()
+
+
+def test_atomic_arguments_are_checked():
+    with pytest.raises(ValueError, match="8 bytes"):
+        Scenario(**flows("atomic_fadd", 16)).build()
+    with pytest.raises(ValueError, match="8 bytes"):
+        Scenario(topology=star(3), workload={"kind": "incast", "senders": 2, "size_bytes": 100, "verb": "atomic_cas"},
+                 cc="none").build()
+    s = dp.Simulator(num_hosts=2, num_switches=0, max_links=1)
+    s.add_links([0], [1], [10**11], [10**6])
+    qp = s.create_qp_pair(0, 1, 49152)
+    first = s.post_msgs([qp, qp], [8, 100], [0, 0], ["atomic_fadd", "write"])
+    with pytest.raises(ValueError, match="not an ATOMIC"):
+        s.set_atomic_args(first + 1, 1)
+    with pytest.raises(ValueError, match="unsigned 64-bit"):
+        s.set_atomic_args(first, -1)
+    s.set_atomic_word(qp + 1, 2**64 - 1)
+    s.set_atomic_args(first, 2)                                     # adds wrap modulo 2^64
+    s.set_stall_limit(10_000)
+    s.run_until(us(1000))
+    assert s.atomic_word(qp + 1) == 1 and int(s.msgs[first]["atomic_orig"]) == 2**64 - 1
+    with pytest.raises(Exception, match="sent already"):
+        s.set_atomic_args(first, 5)

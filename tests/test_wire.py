@@ -42,11 +42,22 @@ class ImmDt(Packet):
     fields_desc = [XIntField("imm", 0)]
 
 
+class AtomicETH(Packet):
+    """Atomic Extended Transport Header (IBTA Vol. 1 §9.3.6)."""
+    name = "AtomicETH"
+    fields_desc = [XLongField("va", 0), XIntField("rkey", 0), XLongField("swap", 0), XLongField("compare", 0)]
+
+
+class AtomicAckETH(Packet):
+    """Atomic Acknowledge Extended Transport Header (IBTA Vol. 1 §9.3.7)."""
+    name = "AtomicAckETH"
+    fields_desc = [XLongField("orig", 0)]
+
+
 for _op in (OPCODES["write_first"], OPCODES["write_only"], OPCODES["write_only_imm"], OPCODES["read_request"]):
     bind_layers(BTH, RETH, opcode=_op)
 for _op in (OPCODES["send_last_imm"], OPCODES["send_only_imm"], OPCODES["write_last_imm"]):
     bind_layers(BTH, ImmDt, opcode=_op)
-bind_layers(RETH, ImmDt)                      # WRITE Only with Immediate: RETH, then ImmDt
 for _op in (OPCODES["read_response_first"], OPCODES["read_response_last"], OPCODES["read_response_only"]):
     bind_layers(BTH, AETH, opcode=_op)
 
@@ -83,10 +94,15 @@ def scapy_frame(p: dict, ipv6=False, dscp=None) -> bytes:
     if op in (OPCODES["send_last_imm"], OPCODES["send_only_imm"], OPCODES["write_last_imm"],
               OPCODES["write_only_imm"]):
         pkt = pkt / ImmDt(imm=p.get("msg", NONE))    # softdpu's immediate: the message index
+    if op in (OPCODES["compare_swap"], OPCODES["fetch_add"]):   # a packet without its message: operands 0
+        pkt = pkt / AtomicETH(va=(p["dqp"] + 1) << 40, rkey=0x1000 + p["dqp"])
     if op in (OPCODES["ack"], OPCODES["read_response_first"], OPCODES["read_response_last"],
-              OPCODES["read_response_only"]):
+              OPCODES["read_response_only"], OPCODES["atomic_ack"]):
         pkt = pkt / AETH(syndrome=p["syndrome"], msn=p["msn"])
-    if op == OPCODES["ack"] or op == OPCODES["read_request"]:
+    if op == OPCODES["atomic_ack"]:
+        pkt = pkt / AtomicAckETH(orig=0)
+    if op in (OPCODES["ack"], OPCODES["read_request"], OPCODES["compare_swap"], OPCODES["fetch_add"],
+              OPCODES["atomic_ack"]):
         pass
     elif op == OPCODES["cnp"]:
         pkt = pkt / CNPPadding()
@@ -119,6 +135,9 @@ CASES = {
     "read_response_middle": dict(opcode=OPCODES["read_response_middle"], payload=4096, psn=110),
     "read_response_last": dict(opcode=OPCODES["read_response_last"], payload=5, syndrome=0x1F, msn=2, psn=111),
     "read_response_only": dict(opcode=OPCODES["read_response_only"], payload=100, syndrome=0x1F, msn=3, psn=112),
+    "compare_swap": dict(opcode=OPCODES["compare_swap"], psn=113),
+    "fetch_add": dict(opcode=OPCODES["fetch_add"], psn=114),
+    "atomic_ack": dict(opcode=OPCODES["atomic_ack"], syndrome=0x1F, msn=4, psn=115),
 }
 
 
@@ -338,8 +357,8 @@ def test_capture_bad_arguments_are_named(tmp_path):
     for x in sessions:
         s.capture_close(x)
     bad = np.zeros(1, dtype=PACKET_DTYPE)
-    bad["opcode"] = 18                                     # ATOMIC Acknowledge: parsed, never sent by softdpu
-    with pytest.raises(ValueError, match="opcode 18"):
+    bad["opcode"] = 21                                     # RC opcode 21 is reserved: never sent by softdpu
+    with pytest.raises(ValueError, match="opcode 21"):
         s.write_pcap(tmp_path / "y.pcap", bad, [0])
     with pytest.raises(ValueError, match="no payload"):   # a SEND First (opcode 0) of 0 bytes
         s.write_pcap(tmp_path / "y.pcap", np.zeros(1, dtype=PACKET_DTYPE), [0])
@@ -634,6 +653,8 @@ def run_verbs_with_capture(tmp_path):
     fl = [{"src": 1, "dst": 0, "size_bytes": s, "verb": v, "conn": 0}
           for v, s in [("write", 9000), ("write_imm", 9000), ("send", 9000), ("send_imm", 100), ("send", 10),
                        ("write_imm", 10), ("read", 300_000), ("read", 100)]]
+    fl += [{"src": 1, "dst": 0, "size_bytes": 8, "verb": v, "conn": 0, "atomic_value": 0x0123456789ABCDEF,
+            "atomic_compare": c} for v, c in [("atomic_cas", 0), ("atomic_fadd", 0), ("atomic_cas", 0xFEDCBA9876543210)]]
     fl += [{"src": 2, "dst": 0, "size_bytes": 300_000, "verb": "write"}]          # congests host 0's downlink
     sc = Scenario(topology=star(3), workload={"kind": "flows", "flows": fl}, cc="dcqcn", sample_interval_ps=0,
                   ecn={"kmin_bytes": 0, "kmax_bytes": 20_000, "pmax": 0.5},
@@ -657,7 +678,7 @@ def test_a_capture_of_every_verb_parses_and_rebuilds_in_scapy(tmp_path):
     rec = read_pcap(path).records
     assert len(rec) == packets and (rec["icrc_ok"] == 1).all()
     ops = set(np.unique(rec["opcode"]).tolist())
-    assert ops >= {0, 1, 2, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17}
+    assert ops >= {0, 1, 2, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}
     syn = rec["syndrome"][rec["opcode"] == 17]
     assert ((syn & 0xE0) == 0x20).any()                               # an RNR NAK (001 + timer 1)
     assert (syn[(syn & 0xE0) == 0x20] == 0x21).all()
@@ -676,16 +697,29 @@ def test_tshark_decodes_every_verb_like_our_records(tmp_path):
     result, path, packets = run_verbs_with_capture(tmp_path)
     rec = read_pcap(path).records
     rows = tshark_fields(path, "infiniband.bth.opcode", "infiniband.bth.psn", "infiniband.reth.dmalen",
-                         "infiniband.immdt", "infiniband.aeth.syndrome", "infiniband.aeth.msn")
+                         "infiniband.immdt", "infiniband.aeth.syndrome", "infiniband.aeth.msn",
+                         "infiniband.atomiceth.swapdt", "infiniband.atomiceth.cmpdt", "infiniband.atomicacketh.origremdt")
     assert len(rows) == len(rec) == packets
     seen = set()
-    for r, (op, psn, dmalen, imm, syn, msn) in zip(rec, rows):
+    swaps, cmps, origs = {}, {}, {}                  # by PSN: the RNR go-back-N resends them (same values)
+    for r, (op, psn, dmalen, imm, syn, msn, swap, cmp, orig) in zip(rec, rows):
+        if r["opcode"] in (19, 20):
+            assert swaps.setdefault(int(psn), int(swap, 0)) == int(swap, 0)
+            assert cmps.setdefault(int(psn), int(cmp, 0)) == int(cmp, 0)
+        if r["opcode"] == 18:
+            assert origs.setdefault(int(psn), int(orig, 0)) == int(orig, 0)   # a duplicate: the saved result
         assert int(op) == r["opcode"] and int(psn) == r["psn"]
         seen.add(int(op))
         if r["opcode"] in (6, 10, 11, 12):                             # RETH
             assert int(dmalen) == r["reth_len"]
         if r["opcode"] in (3, 5, 9, 11):                               # ImmDt
             assert int(imm, 16) == r["imm"]
-        if r["opcode"] in (13, 15, 16, 17):                            # AETH
+        if r["opcode"] in (13, 15, 16, 17, 18):                        # AETH
             assert int(syn) == r["syndrome"] and int(msn) == r["msn"]
-    assert seen >= {0, 2, 4, 5, 9, 11, 12, 13, 14, 15, 16, 17}
+    assert seen >= {0, 2, 4, 5, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}
+    # the ATOMICs' operands and results: CAS(0 -> v) swaps (finds 0), FADD(v) finds v, the last CAS
+    # compares with something else and finds 2v
+    v = 0x0123456789ABCDEF
+    psns = sorted(swaps)
+    assert [swaps[k] for k in psns] == [v, v, v] and [cmps[k] for k in psns] == [0, 0, 0xFEDCBA9876543210]
+    assert [origs[k] for k in psns] == [0, v, 2 * v]

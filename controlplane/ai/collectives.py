@@ -580,8 +580,9 @@ class Runner:
         from controlplane.transport.workload import VERBS
         if not net.wake_on_completion:
             raise ValueError("wake_on_completion: build the Network with wake_on_completion=True to run collectives")
-        if verb not in VERBS:
-            raise ValueError(f"collectives: verb must be one of {list(VERBS)}, got {verb!r}")
+        if verb not in VERBS or verb.startswith("atomic"):
+            raise ValueError(f"collectives: verb must be one of {[v for v in VERBS if not v.startswith('atomic')]}, "
+                             f"got {verb!r}")
         self.net = net
         self.verb = verb
         self.ep = Endpoints(net)

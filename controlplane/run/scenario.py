@@ -386,7 +386,10 @@ class Network:
         if self.flows:
             sizes, starts = [f.size_bytes for f in self.flows], [f.start_ps for f in self.flows]
             if any(f.verb != "write" for f in self.flows):
-                sim.post_msgs(self.qps, sizes, starts, [f.verb for f in self.flows])
+                first = sim.post_msgs(self.qps, sizes, starts, [f.verb for f in self.flows])
+                for i, f in enumerate(self.flows):
+                    if f.verb in workload.ATOMICS and (f.atomic_value, f.atomic_compare) != (1, 0):
+                        sim.set_atomic_args(first + i, f.atomic_value, f.atomic_compare)
             else:
                 sim.post_writes(self.qps, sizes, starts)
 
@@ -516,6 +519,11 @@ class Network:
         n = -(-f.size_bytes // mtu)
         last = f.size_bytes - (n - 1) * mtu
         verb = getattr(f, "verb", "write")
+        if verb in ("atomic_cas", "atomic_fadd"):
+            # an ATOMIC: its request (AtomicETH) one way, the ATOMIC Acknowledge back
+            request = sim.wire_bytes(OPCODES["compare_swap" if verb == "atomic_cas" else "fetch_add"], 0)
+            return (store_and_forward_ps([(request, 1)], fwd_rates, fwd_delays)
+                    + store_and_forward_ps([(sim.wire_bytes(OPCODES["atomic_ack"], 0), 1)], rev_rates, rev_delays))
         # the opcodes of the message's packets (native/nic.c opcode_of): only / first, middle, last
         kind = {"write": "write", "write_imm": "write", "send": "send", "send_imm": "send",
                 "read": "read_response"}[verb]

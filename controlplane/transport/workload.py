@@ -33,8 +33,10 @@ MAX_FLOWS = 4_000_000
 #: The RDMA operations a message can be (IBTA Vol. 1 §9.4): "write" (RDMA WRITE), "write_imm" (RDMA
 #: WRITE with immediate: consumes a posted receive at the responder), "send" / "send_imm" (SEND,
 #: without or with immediate data: consumes a posted receive), "read" (RDMA READ: the data flows
-#: from dst back to src in READ responses).
-VERBS = ("write", "write_imm", "send", "send_imm", "read")
+#: from dst back to src in READ responses), "atomic_cas" / "atomic_fadd" (ATOMIC compare-and-swap /
+#: fetch-and-add of dst's 64-bit word: 8 bytes, the original value comes back).
+VERBS = ("write", "write_imm", "send", "send_imm", "read", "atomic_cas", "atomic_fadd")
+ATOMICS = ("atomic_cas", "atomic_fadd")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class Flow:
     conn: int | None = None   # flows with the same conn share one QP pair (None: a QP pair of its own)
     dscp: int | None = None   # DSCP of its data packets (None: the scenario's dscp_data); qdisc traffic_class
     verb: str = "write"       # RDMA operation: one of VERBS
+    atomic_value: int = 1     # an ATOMIC's swap (cas) or add (fadd) operand
+    atomic_compare: int = 0   # an ATOMIC compare-and-swap's compare operand
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -195,8 +199,10 @@ def from_list(fabric: Fabric, flows: list[dict]) -> list[Flow]:
         if src == dst:
             raise ValueError(f"flows[{i}]: src and dst are both host {src}")
         start = _check_time(f"flows[{i}].start_ps", spec.start_ps)
+        if spec.verb in ATOMICS and spec.size_bytes != 8:
+            raise ValueError(f"flows[{i}].size_bytes: an ATOMIC ({spec.verb}) operates on 8 bytes, got {spec.size_bytes}")
         out.append(Flow(src, dst, _check_size(spec.size_bytes, f"flows[{i}].size_bytes"), start, spec.conn, spec.dscp,
-                        spec.verb))
+                        spec.verb, spec.atomic_value, spec.atomic_compare))
     return out
 
 
@@ -236,6 +242,10 @@ def build(fabric: Fabric, spec: dict, rng: np.random.Generator) -> list[Flow]:
     verb = spec.pop("verb", "write") if kind in ("incast", "permutation", "poisson") else "write"
     if verb not in VERBS:
         raise ValueError(f"workload.verb must be one of {list(VERBS)}, got {verb!r}")
+    if verb in ATOMICS and kind == "poisson":
+        raise ValueError(f"workload.verb: a poisson workload's sizes come from a CDF; an ATOMIC ({verb}) is 8 bytes")
+    if verb in ATOMICS and spec.get("size_bytes", 8) != 8:
+        raise ValueError(f"workload.size_bytes: an ATOMIC ({verb}) operates on 8 bytes, got {spec.get('size_bytes')!r}")
     fn = builders[kind]
     if "rng" in inspect.signature(fn).parameters:
         spec["rng"] = rng
@@ -308,6 +318,8 @@ class FlowSpec(Strict):
     dscp: Int("DSCP of its data packets (None: the scenario's dscp_data); selects a traffic class", lo=0,
               hi=63) | None = None
     verb: Choice(VERBS, "the RDMA operation (read: dst sends the data back in READ responses)") = "write"
+    atomic_value: Int("an ATOMIC's swap (atomic_cas) or add (atomic_fadd) operand", lo=0, hi=2**64 - 1) = 1
+    atomic_compare: Int("an atomic_cas's compare operand", lo=0, hi=2**64 - 1) = 0
 
 
 class Flows(Strict):
