@@ -150,9 +150,9 @@ def test_memory_by_module_matches_the_allocated_sizes():
         {k: v for k, v in mem.items() if k not in ("paths", "reorder")}
     assert sum(mem2.values()) == s.memory_bytes()
     # reads: once a READ is posted, SD_MAX_RD_ATOMIC response jobs for every QP of the table (sd_rd_job,
-    # native/sim.h: four uint32 and a uint64 = 24 B)
+    # native/sim.h: four uint32, a uint64, two uint32 = 32 B)
     s.post_msgs([qp], [1000], [0], ["read"])
-    assert s.memory()["reads"] == len(s.qps) * dp.MAX_RD_ATOMIC * 24
+    assert s.memory()["reads"] == len(s.qps) * dp.MAX_RD_ATOMIC * 32
 
 
 def test_int_module_holds_nothing_without_int():
