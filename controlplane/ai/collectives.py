@@ -47,7 +47,7 @@ import numpy as np
 from controlplane.run.control_loop import Controller
 from congestion.api import CCPluginError
 from controlplane.ai.rails import Gpu, RailLayout
-from dataplane.sim import CQ_REQUESTER, STOP_IDLE, STOP_UPCALL, SimError
+from dataplane.sim import CQ_REQUESTER, STOP_IDLE, STOP_UPCALL, VERBS, SimError
 
 # NVIDIA/nccl-tests doc/PERFORMANCE.md: busbw = algbw x factor(n)
 BUSBW_FACTOR: dict[str, Callable[[int], float]] = {
@@ -577,7 +577,6 @@ class Runner:
         a receive at the destination: the scenario's ``verbs`` section), or ``read`` (the
         destination pulls: the QP runs from the destination to the source). A transfer is done
         when its requester's completion comes (the ACK of a WRITE or SEND, the last READ response)."""
-        from controlplane.transport.workload import VERBS
         if not net.wake_on_completion:
             raise ValueError("wake_on_completion: build the Network with wake_on_completion=True to run collectives")
         if verb not in VERBS or verb.startswith("atomic"):
