@@ -101,9 +101,10 @@ static void arm_rto(sd_sim *sim, sd_qp *q, uint32_t qi, int64_t deadline)
 /* The retransmission timeout: IRN's RTO_low while few packets are out (sr/ooo), else rto_ps. */
 static int64_t rto_of(const sd_sim *sim, const sd_qp *q)
 {
+    (void)sim;                           /* the QP's own rto_ps (sd_set_qp_nic) */
     if (q->rto_low_ps > 0 && q->snd_max - q->snd_una - q->sacked <= q->rto_low_pkts)
         return q->rto_low_ps;
-    return sim->cfg.rto_ps;
+    return q->rto_ps;
 }
 
 /* sr/ooo: the timer runs for the oldest packet in flight that is neither acknowledged nor declared
@@ -121,7 +122,7 @@ static int window_open(sd_sim *sim, sd_qp *q)
 {
     if (q->mode == SD_GBN)
         return q->st->window_bytes == 0 ||
-               (q->snd_nxt - q->snd_una) * (uint64_t)sim->cfg.mtu_payload < q->st->window_bytes;
+               (q->snd_nxt - q->snd_una) * (uint64_t)q->mtu_payload < q->st->window_bytes;
     uint64_t seq;
     if (reorder_next_rtx(sim, q, &seq) != 0)
         return 1;                        /* a retransmission replaces a lost packet */
@@ -130,7 +131,7 @@ static int window_open(sd_sim *sim, sd_qp *q)
     if (q->bdp_cap && q->snd_nxt - q->snd_una - q->sacked >= q->bdp_cap)
         return 0;                        /* IRN BDP-FC */
     return q->st->window_bytes == 0 ||
-           (q->snd_nxt - q->snd_una - q->sacked) * (uint64_t)sim->cfg.mtu_payload < q->st->window_bytes;
+           (q->snd_nxt - q->snd_una - q->sacked) * (uint64_t)q->mtu_payload < q->st->window_bytes;
 }
 
 static uint32_t msg_of_seq(const sd_sim *sim, const sd_qp *q, uint64_t seq)
@@ -147,7 +148,7 @@ static void send_data(sd_sim *sim, uint32_t qi)
     uint32_t p = pkt_alloc(sim);
     if (p == SD_NONE) {
         /* pool exhausted: try again one MTU time later */
-        q->next_tx_ps = sim->now + ser_ps(sd_wire_bytes(sim, SD_OP_WRITE_MIDDLE, sim->cfg.mtu_payload),
+        q->next_tx_ps = sim->now + ser_ps(sd_wire_bytes(sim, SD_OP_WRITE_MIDDLE, q->mtu_payload),
                                           (uint64_t)q->line_rate_bps);
         return;
     }
@@ -158,8 +159,8 @@ static void send_data(sd_sim *sim, uint32_t qi)
         mi = msg_of_seq(sim, q, seq);
     sd_msg *m = &sim->msgs[mi];
     uint32_t idx = (uint32_t)(seq - m->start_seq);
-    uint64_t off = (uint64_t)idx * sim->cfg.mtu_payload;
-    uint32_t payload = (uint32_t)(m->bytes - off < sim->cfg.mtu_payload ? m->bytes - off : sim->cfg.mtu_payload);
+    uint64_t off = (uint64_t)idx * q->mtu_payload;
+    uint32_t payload = (uint32_t)(m->bytes - off < q->mtu_payload ? m->bytes - off : q->mtu_payload);
     uint8_t op;
     if (m->npkts == 1)
         op = SD_OP_WRITE_ONLY;
@@ -356,7 +357,7 @@ void nic_send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t
                   uint32_t sack)
 {
     uint8_t becn = 0;
-    if (sim->cfg.cnp_mode == SD_CNP_ACK_ECHO && q->ce_pending) {
+    if (q->cnp_mode == SD_CNP_ACK_ECHO && q->ce_pending) {
         becn = 1;
         q->ce_pending = 0;
         q->st->cnps_tx++;
@@ -379,7 +380,7 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
         /* NP: a CNP packet (opcode 0x81) on the first CE after at least cnp_interval_ps since this
          * QP's last one (DCQCN paper: 50 us per flow; ConnectX min_time_between_cnps: 4 us, which
          * the firmware applies per port: not modelled, the limit here is per QP). */
-        if (sim->cfg.cnp_mode == SD_CNP_INTERVAL) {
+        if (q->cnp_mode == SD_CNP_INTERVAL) {
             if (q->last_cnp_ps < 0 || sim->now - q->last_cnp_ps >= sim->cfg.cnp_interval_ps) {
                 q->last_cnp_ps = sim->now;
                 q->st->cnps_tx++;
@@ -387,7 +388,7 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
                 send_ctrl(sim, q->host, q->addr, q->peer_addr, q->peer_qp, ctrl_sport(sim, q), SD_OP_CNP, 0, 0, 0, 1, -1, SD_NONE,
                           SD_NONE, q->ar & SD_AR_CLASS_CNP ? SD_PKT_AR : 0);
             }
-        } else {
+        } else if (q->cnp_mode == SD_CNP_ACK_ECHO) {
             q->ce_pending = 1;
         }
     }
@@ -403,7 +404,7 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
         q->unacked++;
         if (pk->opcode == SD_OP_WRITE_LAST || pk->opcode == SD_OP_WRITE_ONLY)
             q->st->msn = (q->st->msn + 1) & SD_PSN_MASK;
-        if ((pk->flags & SD_PKT_ACKREQ) || q->unacked >= sim->cfg.ack_interval || q->ce_pending)
+        if ((pk->flags & SD_PKT_ACKREQ) || q->unacked >= q->ack_interval || q->ce_pending)
             nic_send_ack(sim, q, 0x1F, q->st->epsn - 1, pk->ts_ps, p, SD_NONE);
     } else if (d > 0) {
         q->st->rx_ooo++;
@@ -423,7 +424,7 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
 static uint64_t payload_of(const sd_sim *sim, const sd_msg *m, uint64_t from_seq, uint64_t to_seq)
 {
     /* payload bytes of m's packets with sequence in [from_seq, to_seq) */
-    uint64_t mtu = sim->cfg.mtu_payload;
+    uint64_t mtu = sim->qps[m->qp].mtu_payload;
     uint64_t a = from_seq > m->start_seq ? (from_seq - m->start_seq) * mtu : 0;
     uint64_t b = (to_seq - m->start_seq) * mtu;
     if (a > m->bytes)

@@ -931,6 +931,10 @@ static void qp_init(sd_sim *sim, sd_qp *q, uint32_t host, uint32_t peer_host, ui
     q->ring_next = q->ring_prev = SD_NONE;
     q->ack_batch = 1;
     q->acc_rtt_min = -1;
+    q->mtu_payload = sim->cfg.mtu_payload;
+    q->ack_interval = sim->cfg.ack_interval;
+    q->cnp_mode = sim->cfg.cnp_mode;
+    q->rto_ps = sim->cfg.rto_ps;
     for (int i = 0; i < SD_CC_TIMERS; i++)
         q->timer_at[i] = q->timer_queued[i] = -1;
     qp_publish(sim, (uint32_t)(q - sim->qps));
@@ -1012,6 +1016,30 @@ static int qp_posted(const sd_sim *sim, uint32_t qp)
         if (sim->msgs[i].qp == qp)
             return 1;
     return 0;
+}
+
+int sd_set_qp_nic(sd_sim *sim, uint32_t qp, uint32_t mtu_payload, uint32_t ack_interval, uint32_t cnp_mode,
+                  int64_t rto_ps)
+{
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "qp_nic: qp %u does not exist", qp);
+    if (qp_posted(sim, qp & ~1u) || qp_posted(sim, (qp & ~1u) + 1))
+        return sd_fail(sim, SD_ESTATE, "qp_nic: qp %u's pair already has posted messages", qp);
+    if (mtu_payload != 0 && (mtu_payload < 64 || mtu_payload > 9000))
+        return sd_fail(sim, SD_EINVAL, "qp_nic: mtu_payload must be in [64, 9000] bytes (0: the simulator's), got %u",
+                       mtu_payload);
+    if (cnp_mode != SD_QP_NIC_DEFAULT && cnp_mode > SD_CNP_NONE)
+        return sd_fail(sim, SD_EINVAL, "qp_nic: cnp_mode must be 0 (interval), 1 (ack_echo) or 2 (none), got %u",
+                       cnp_mode);
+    if (rto_ps < 0)
+        return sd_fail(sim, SD_EINVAL, "qp_nic: rto_ps must be > 0 (0: the simulator's), got %lld", (long long)rto_ps);
+    sd_qp *q = &sim->qps[qp];
+    q->mtu_payload = mtu_payload ? mtu_payload : sim->cfg.mtu_payload;
+    q->ack_interval = ack_interval ? ack_interval : sim->cfg.ack_interval;
+    q->cnp_mode = cnp_mode != SD_QP_NIC_DEFAULT ? cnp_mode : sim->cfg.cnp_mode;
+    q->rto_ps = rto_ps ? rto_ps : sim->cfg.rto_ps;
+    qp_publish(sim, qp);
+    return SD_OK;
 }
 
 int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t window, int64_t rto_low_ps, uint32_t rto_low_pkts,
@@ -1185,7 +1213,8 @@ int sd_post_writes(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const
         m->first_tx_ps = -1;
         m->finish_ps = -1;
         m->bytes = bytes[i];
-        m->npkts = (uint32_t)((bytes[i] + sim->cfg.mtu_payload - 1) / sim->cfg.mtu_payload);
+        uint32_t mtu = sim->qps[qp[i]].mtu_payload;
+        m->npkts = (uint32_t)((bytes[i] + mtu - 1) / mtu);
         m->qp = qp[i];
         m->next = SD_NONE;
         sim->post_order[first + i] = first + i;
@@ -1463,6 +1492,10 @@ void qp_publish(sd_sim *sim, uint32_t qp)
     st->rto_low_pkts = q->rto_low_pkts;
     st->bdp_cap = q->bdp_cap;
     st->rto_low_ps = q->rto_low_ps;
+    st->mtu_payload = q->mtu_payload;
+    st->ack_interval = q->ack_interval;
+    st->cnp_mode = q->cnp_mode;
+    st->rto_ps = q->rto_ps;
 }
 
 sd_msg *sd_msgs(sd_sim *sim, uint32_t *count)

@@ -225,6 +225,11 @@ typedef struct sd_qp {
     uint64_t ep;                 /* the current epoch */
     uint64_t ep_live;            /* the oldest epoch that may hold a packet neither acknowledged nor declared lost */
     int64_t una_ps;              /* sr/ooo: when snd_una last advanced (RTO_low counts from it, as IRN's timer) */
+    /* this end's NIC settings (sd_set_qp_nic; qp_init copies the simulator's sd_config values) */
+    uint32_t mtu_payload;        /* sender: payload bytes per data packet */
+    uint32_t ack_interval;       /* receiver: ACK every n-th data packet (and every AckReq) */
+    uint32_t cnp_mode;           /* receiver, as notification point: enum sd_cnp_mode */
+    int64_t rto_ps;              /* sender: retransmission timeout */
 } sd_qp;
 _Static_assert(sizeof(sd_qp_stats) % 64 == 0, "sd_qp_stats: whole cache lines, its hot lines aligned");
 

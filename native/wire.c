@@ -156,7 +156,7 @@ static void reth_of(const sd_sim *sim, const sd_packet *pk, uint64_t *va, uint32
         return;
     const sd_msg *m = &sim->msgs[pk->msg];
     const sd_qp *q = &sim->qps[m->qp];
-    uint64_t mtu = sim->cfg.mtu_payload;
+    uint64_t mtu = q->mtu_payload;
     *va = ((uint64_t)(pk->dqp + 1) << VA_BASE_SHIFT) | ((m->start_seq * mtu) & ((1ull << VA_BASE_SHIFT) - 1));
     *dlen = (uint32_t)(m->bytes > UINT32_MAX ? UINT32_MAX : m->bytes);
     int32_t idx = psn_diff(pk->psn, (uint32_t)((q->isn + m->start_seq) & SD_PSN_MASK));
