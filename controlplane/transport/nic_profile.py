@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BeforeValidator, WithJsonSchema, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
 from congestion import registry
 from congestion.api import EV_CNP
@@ -114,7 +114,8 @@ class NicProfiles(Strict):
                       WithJsonSchema({"type": "object", "additionalProperties": {"type": "number", "minimum": 0,
                                                                                   "maximum": 1},
                                       "description": "{profile name: fraction of the hosts not in hosts}"})] = {}
-    profiles: dict[str, NicProfile] = {}
+    profiles: Annotated[dict[str, NicProfile], Field(description="named profiles of this scenario "
+                                                              "(NicProfile fields), besides the built-in ones")] = {}
 
 
 def _host_map(x: Any) -> dict[int, str]:
