@@ -154,7 +154,8 @@ def test_without_profiles_and_with_the_scenario_profile_the_run_is_identical():
     """``nic_profiles: {}`` puts every host on the "scenario" profile: every setting negotiates
     to the scenario's own, so flows and counters are those of a run without the section (whose
     QPs keep the simulator-wide settings: their records show them)."""
-    for kw in (dict(), dict(transport="sr", cc="dctcp", ack_interval=2), dict(cc="hpcc", mtu_payload=1024)):
+    for kw in (dict(), dict(transport="sr", cc="dctcp", ack_interval=2), dict(cc="hpcc", mtu_payload=1024),
+               dict(cc="swift", cc_impl="python")):
         a, b = _incast(**kw).run(), _incast(nic_profiles={}, **kw).run()
         for k in ("fct_ps", "finish_ps", "ideal_fct_ps"):
             assert np.array_equal(a.flows[k], b.flows[k]), (kw, k)
@@ -295,3 +296,23 @@ def test_set_qp_nic_refuses_bad_values_with_a_python_exception():
     assert [int(sim.qps[qp][k]) for k in ("mtu_payload", "ack_interval", "cnp_mode", "rto_ps")] == [1024, 3, 2, 5_000_000]
     sim.set_qp_nic(qp)                                          # None: the simulator's values again
     assert int(sim.qps[qp]["mtu_payload"]) == net.scenario.mtu_payload and int(sim.qps[qp]["cnp_mode"]) == 0
+
+
+def test_interop_experiment_tables_classify_pairs_and_show_the_cnp_mismatch(tmp_path):
+    """The experiment's mixed fabric: each flow lands in the class of its ends' generations, the
+    classes add up to the fabric, and old senders facing new receivers (whose ECN echo on ACKs
+    the old RP does not read: rule R4) never see a rate cut: their NICs count no CNP received."""
+    from experiments import interop
+    out = interop.run(tmp_path, params={"senders": 8, "size_bytes": 1_000_000, "fabrics": ["mixed"],
+                                        "mixed_ccs": ["dcqcn+hpcc"], "pair_bytes": 1_000_000}, plots=False)
+    rows = {r["class"]: r for r in out["fabric"]}
+    assert sum(r["flows"] for c, r in rows.items() if c != "all") == rows["all"]["flows"] == 8
+    assert (tmp_path / "interop.csv").exists() and (tmp_path / "interop_mixed_cc.csv").exists()
+    import json
+    cfg = json.loads((tmp_path / "mixed" / "config.json").read_text())
+    hosts = cfg["resolved"]["nic_profiles"]["hosts"]
+    assert hosts.count("cx4_gbn_dcqcn") == 8                    # round(0.5 x 16 hosts), drawn by the seed
+    pair = cfg["resolved"]["nic_profiles"]["pairs"]["cx4_gbn_dcqcn->irn_sr_hpcc"]
+    assert (pair["transport"], pair["mtu_payload"], pair["cnp_mode"], pair["cnp_reacts"]) == ("gbn", 1024, "none", False)
+    shares = [r["share_while_both"] for r in out["mixed_cc"]]
+    assert abs(sum(shares) - 1) < 1e-3                           # the two algorithms' shares of one bottleneck
