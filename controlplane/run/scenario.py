@@ -270,7 +270,9 @@ class Network:
             tp = config.section(multipath.TransportParams, sc.transport_params, "transport_params").model_dump()
             self._nic_bdp = (tp["bdp_cap"], self.max_base_rtt_ps() * host_rate / 8e12)
             extra["nic_profiles"] = self.nic_plan.record()
-        return {**extra, "ecn": ecn_, "qdisc": qdisc.resolve(sc.qdisc, ecn_, sc.mtu_payload), "ecn_ports": self._ecn_ports(ecn_), "cnp_mode": cnp_mode, "cnp_interval_ps": int(cnp_interval),
+        # a queue discipline's default quantum is one whole frame: of the largest MTU any pair runs
+        mtu_q = sc.mtu_payload if self.nic_plan is None else max(sc.mtu_payload, self.nic_plan.max_mtu)
+        return {**extra, "ecn": ecn_, "qdisc": qdisc.resolve(sc.qdisc, ecn_, mtu_q), "ecn_ports": self._ecn_ports(ecn_), "cnp_mode": cnp_mode, "cnp_interval_ps": int(cnp_interval),
                 "pkt_pool": pool, "int_multi": int_multi, "cc_params": self.cc.params(), "multipath": mp}
 
     def max_base_rtt_ps(self) -> int:

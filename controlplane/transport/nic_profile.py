@@ -307,6 +307,7 @@ class Plan:
             for b in used:
                 self.pair(a, b)
         self.int_needed = any(needs_int(p.cc, p.cc_params) for p in self._pairs.values())
+        self.max_mtu = max(p.mtu_payload for p in self._pairs.values())
 
     def pair(self, src_profile: str, dst_profile: str) -> PairSettings:
         key = (src_profile, dst_profile)
