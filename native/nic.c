@@ -381,7 +381,7 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
          * QP's last one (DCQCN paper: 50 us per flow; ConnectX min_time_between_cnps: 4 us, which
          * the firmware applies per port: not modelled, the limit here is per QP). */
         if (q->cnp_mode == SD_CNP_INTERVAL) {
-            if (q->last_cnp_ps < 0 || sim->now - q->last_cnp_ps >= sim->cfg.cnp_interval_ps) {
+            if (q->last_cnp_ps < 0 || sim->now - q->last_cnp_ps >= q->cnp_interval_ps) {
                 q->last_cnp_ps = sim->now;
                 q->st->cnps_tx++;
                 sim->ctr.cnp_sent++;

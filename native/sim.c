@@ -935,6 +935,7 @@ static void qp_init(sd_sim *sim, sd_qp *q, uint32_t host, uint32_t peer_host, ui
     q->ack_interval = sim->cfg.ack_interval;
     q->cnp_mode = sim->cfg.cnp_mode;
     q->rto_ps = sim->cfg.rto_ps;
+    q->cnp_interval_ps = sim->cfg.cnp_interval_ps;
     for (int i = 0; i < SD_CC_TIMERS; i++)
         q->timer_at[i] = q->timer_queued[i] = -1;
     qp_publish(sim, (uint32_t)(q - sim->qps));
@@ -1019,7 +1020,7 @@ static int qp_posted(const sd_sim *sim, uint32_t qp)
 }
 
 int sd_set_qp_nic(sd_sim *sim, uint32_t qp, uint32_t mtu_payload, uint32_t ack_interval, uint32_t cnp_mode,
-                  int64_t rto_ps)
+                  int64_t cnp_interval_ps, int64_t rto_ps)
 {
     if (qp >= sim->num_qps)
         return sd_fail(sim, SD_EINVAL, "qp_nic: qp %u does not exist", qp);
@@ -1033,11 +1034,15 @@ int sd_set_qp_nic(sd_sim *sim, uint32_t qp, uint32_t mtu_payload, uint32_t ack_i
                        cnp_mode);
     if (rto_ps < 0)
         return sd_fail(sim, SD_EINVAL, "qp_nic: rto_ps must be > 0 (0: the simulator's), got %lld", (long long)rto_ps);
+    if (cnp_interval_ps < -1)
+        return sd_fail(sim, SD_EINVAL, "qp_nic: cnp_interval_ps must be >= 0 (-1: the simulator's), got %lld",
+                       (long long)cnp_interval_ps);
     sd_qp *q = &sim->qps[qp];
     q->mtu_payload = mtu_payload ? mtu_payload : sim->cfg.mtu_payload;
     q->ack_interval = ack_interval ? ack_interval : sim->cfg.ack_interval;
     q->cnp_mode = cnp_mode != SD_QP_NIC_DEFAULT ? cnp_mode : sim->cfg.cnp_mode;
     q->rto_ps = rto_ps ? rto_ps : sim->cfg.rto_ps;
+    q->cnp_interval_ps = cnp_interval_ps >= 0 ? cnp_interval_ps : sim->cfg.cnp_interval_ps;
     qp_publish(sim, qp);
     return SD_OK;
 }
@@ -1496,6 +1501,7 @@ void qp_publish(sd_sim *sim, uint32_t qp)
     st->ack_interval = q->ack_interval;
     st->cnp_mode = q->cnp_mode;
     st->rto_ps = q->rto_ps;
+    st->cnp_interval_ps = q->cnp_interval_ps;
 }
 
 sd_msg *sd_msgs(sd_sim *sim, uint32_t *count)

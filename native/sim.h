@@ -230,6 +230,7 @@ typedef struct sd_qp {
     uint32_t ack_interval;       /* receiver: ACK every n-th data packet (and every AckReq) */
     uint32_t cnp_mode;           /* receiver, as notification point: enum sd_cnp_mode */
     int64_t rto_ps;              /* sender: retransmission timeout */
+    int64_t cnp_interval_ps;     /* receiver, SD_CNP_INTERVAL: minimum gap between its CNPs */
 } sd_qp;
 _Static_assert(sizeof(sd_qp_stats) % 64 == 0, "sd_qp_stats: whole cache lines, its hot lines aligned");
 

@@ -284,7 +284,8 @@ typedef struct sd_qp_stats {
     uint32_t cnp_mode;           /* enum sd_cnp_mode */
     uint32_t pad1;
     int64_t rto_ps;
-    uint64_t pad0[4];            /* five cache lines: each record's hot lines stay aligned */
+    int64_t cnp_interval_ps;
+    uint64_t pad0[3];            /* five cache lines: each record's hot lines stay aligned */
 } sd_qp_stats;
 
 /* Per-path telemetry of a QP with a path set (native/paths.c), indexed like the QPs: what the
@@ -632,12 +633,13 @@ int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t reorder_w
  * the pair's first post: mtu_payload (payload bytes per data packet it sends: message packet
  * counts, payload, window bytes and pacing; [64, 9000]), ack_interval (as receiver: ACK every n-th
  * data packet, >= 1), cnp_mode (as receiver, the notification point: enum sd_cnp_mode, SD_CNP_NONE
- * = no CE feedback), rto_ps (as sender: the retransmission timeout, > 0). 0 (cnp_mode:
- * SD_QP_NIC_DEFAULT) = the simulator's value (sd_config). The ends of a pair should have one
- * MTU (the control plane negotiates the smaller). */
+ * = no CE feedback) and cnp_interval_ps (its minimum gap between CNPs, >= 0), rto_ps (as sender:
+ * the retransmission timeout, > 0). 0 (cnp_mode: SD_QP_NIC_DEFAULT; cnp_interval_ps: -1) = the
+ * simulator's value (sd_config). The ends of a pair should have one MTU (the control plane
+ * negotiates the smaller). */
 #define SD_QP_NIC_DEFAULT 0xFFFFFFFFu
 int sd_set_qp_nic(sd_sim *sim, uint32_t qp, uint32_t mtu_payload, uint32_t ack_interval, uint32_t cnp_mode,
-                  int64_t rto_ps);
+                  int64_t cnp_interval_ps, int64_t rto_ps);
 /* Path set of a QP's data packets: n entropies (UDP source ports), a policy (its registry index),
  * weights (policies with SD_PATHF_WEIGHTS: >= 1 each; NULL otherwise), ar_classes = the QP's
  * SD_AR_CLASS_* mask (the packet classes it marks eligible for adaptive routing; replaces what

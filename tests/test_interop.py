@@ -66,6 +66,11 @@ def test_rule_cnp_feedback_counts_only_when_the_senders_rp_reacts_to_the_receive
     assert (s.cnp_mode, s.cnp_reacts) == (mode, reacts)
 
 
+def test_rule_cnp_interval_is_the_receivers():
+    assert negotiate(P(cnp_interval_ps="50us"), P(cnp_interval_ps="4us")).cnp_interval_ps == 4_000_000
+    assert negotiate(P(cnp_interval_ps="4us"), P()).cnp_interval_ps is None        # the simulator-wide one
+
+
 def test_rule_each_sender_runs_its_own_cc_with_its_own_parameters():
     a = P(cc="dcqcn", cc_params={"flavour": "paper"})
     b = P(cc="dctcp", cc_params={"g": 0.125})
@@ -164,6 +169,7 @@ def test_without_profiles_and_with_the_scenario_profile_the_run_is_identical():
         sc = a.network.scenario
         assert (q["mtu_payload"] == sc.mtu_payload).all() and (q["ack_interval"] == sc.ack_interval).all()
         assert (q["rto_ps"] == sc.rto_ps).all() and (q["cnp_mode"] == NP[a.network.resolved["cnp_mode"]]).all()
+        assert (q["cnp_interval_ps"] == a.network.resolved["cnp_interval_ps"]).all()
 
 
 def _pair(snd: dict, rcv: dict, size=2_000_000, **kw):
@@ -292,8 +298,11 @@ def test_set_qp_nic_refuses_bad_values_with_a_python_exception():
         sim.set_qp_nic(999, mtu_payload=1024)
     with pytest.raises(SimError, match="already has posted messages"):
         sim.set_qp_nic(int(net.sender_qps[0]), mtu_payload=1024)
-    sim.set_qp_nic(qp, mtu_payload=1024, ack_interval=3, cnp_mode="none", rto_ps=5_000_000)
-    assert [int(sim.qps[qp][k]) for k in ("mtu_payload", "ack_interval", "cnp_mode", "rto_ps")] == [1024, 3, 2, 5_000_000]
+    with pytest.raises(ValueError, match="cnp_interval_ps must be an integer >= 0"):
+        sim.set_qp_nic(qp, cnp_interval_ps=-5)
+    sim.set_qp_nic(qp, mtu_payload=1024, ack_interval=3, cnp_mode="none", cnp_interval_ps=0, rto_ps=5_000_000)
+    assert [int(sim.qps[qp][k]) for k in ("mtu_payload", "ack_interval", "cnp_mode", "cnp_interval_ps", "rto_ps")] == \
+        [1024, 3, 2, 0, 5_000_000]
     sim.set_qp_nic(qp)                                          # None: the simulator's values again
     assert int(sim.qps[qp]["mtu_payload"]) == net.scenario.mtu_payload and int(sim.qps[qp]["cnp_mode"]) == 0
 
@@ -316,3 +325,25 @@ def test_interop_experiment_tables_classify_pairs_and_show_the_cnp_mismatch(tmp_
     assert (pair["transport"], pair["mtu_payload"], pair["cnp_mode"], pair["cnp_reacts"]) == ("gbn", 1024, "none", False)
     shares = [r["share_while_both"] for r in out["mixed_cc"]]
     assert abs(sum(shares) - 1) < 1e-3                           # the two algorithms' shares of one bottleneck
+
+
+def test_cnp_interval_of_the_receiver_limits_its_cnps(tmp_path):
+    """The receiver's CNP gap (rule R4) is the receiver profile's, not the scenario-wide 50 us
+    (the paper flavour's): on the wire, consecutive CNPs of one QP are at least the receiver's
+    4 us apart (less 7 ns of ACK serialization jitter, as tests/test_cnp.py derives) and some are
+    closer than 50 us, which the scenario-wide interval would forbid."""
+    from controlplane.results.capture import CaptureSpec
+    from dataplane.pcap import OP_CNP, read_pcap
+    old = {**GBN, "cc": "dcqcn", "cc_params": {"flavour": "nvidia"}}
+    rcv = {**GBN, "cc": "dcqcn", "cnp_interval_ps": "4us"}
+    sc = Scenario(topology=star(9), workload={"kind": "incast", "senders": 8, "size_bytes": 2_000_000},
+                  cc="dcqcn", cc_params={"flavour": "paper"}, sample_interval_ps=0,
+                  nic_profiles={"default": "old", "hosts": {0: "rcv"}, "profiles": {"old": old, "rcv": rcv}})
+    path = tmp_path / "incast.pcap"
+    r = sc.run(capture=CaptureSpec(path=str(path), points=["hosts"], direction="tx"))
+    assert r.network.resolved["cnp_interval_ps"] == 50_000_000
+    assert int(r.network.sim.qps[1]["cnp_interval_ps"]) == 4_000_000
+    rec = read_pcap(path).records
+    cnp = rec[rec["opcode"] == OP_CNP]
+    gaps = np.concatenate([np.diff(cnp["t_ns"][cnp["dqp"] == q]) for q in np.unique(cnp["dqp"])])
+    assert len(gaps) > 0 and gaps.min() >= 4_000 - 7 and (gaps < 50_000).any(), (gaps.min(), len(gaps))

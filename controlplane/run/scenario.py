@@ -257,7 +257,7 @@ class Network:
         host_rate = max(l.rate_bps for l in self.fabric.links if self.fabric.is_host(l.a) or self.fabric.is_host(l.b))
         self.nic_plan = None
         if sc.nic_profiles is not None:        # a NIC model per host (controlplane/transport/nic_profile.py)
-            self.nic_plan = nic_profile.Plan(self, sc.nic_profiles, cnp_mode)
+            self.nic_plan = nic_profile.Plan(self, sc.nic_profiles, cnp_mode, int(cnp_interval))
         int_needed = defaults.get("int") or (self.nic_plan is not None and self.nic_plan.int_needed)
         int_multi = max(1, round(host_rate / Gbps(25))) if int_needed else 0
         facts = {"max_base_rtt_ps": self.max_base_rtt_ps(), "host_rate_bps": host_rate,

@@ -74,6 +74,7 @@ class NicProfile(Strict):
     int_echo: Bool("as receiver, copies the data packet's INT records into its ACK (HPCC needs it)") = False
     ack_interval: Int("as receiver, ACKs every n-th packet (and every AckReq)", lo=1, hi=2**32 - 1) = 1
     cnp_mode: Choice(NP_MODES, "as receiver (notification point): CNP packets, ECN echoed on ACKs, or none") = "interval"
+    cnp_interval_ps: Limited("cnp_interval_ps") = None
     cnp_react: Annotated[Any, BeforeValidator(_react),
                          WithJsonSchema({"type": "array", "items": {"enum": list(RP_MODES)},
                                          "description": "as sender (reaction point): the NP modes it reacts to"})] = ["interval"]
@@ -154,13 +155,15 @@ BUILTIN: dict[str, NicProfile] = {
         description="an older RoCE NIC generation (ConnectX-4 Lx class): go-back-N only, DCQCN with CNP "
                     "packets as NP and RP, 1024-byte IB MTU (the usual MTU over 1500-byte Ethernet), no INT",
         transports=["gbn"], nack=True, sack=False, cc="dcqcn", cc_params={"flavour": "nvidia"},
-        int_echo=False, ack_interval=1, cnp_mode="interval", cnp_react=["interval"], mtu_payload=1024,
+        int_echo=False, ack_interval=1, cnp_mode="interval", cnp_interval_ps=us(4), cnp_react=["interval"],
+        mtu_payload=1024,
         rto_ps=_CX_TIMEOUT_8),
     "cx6_sr_dcqcn": NicProfile(
         description="a newer NVIDIA-class NIC with selective repeat (ConnectX-6 Dx / 7 class): sr (gbn "
                     "fallback), DCQCN with CNP packets, 4096-byte MTU, no INT echo",
         transports=["sr", "gbn"], nack=True, sack=True, cc="dcqcn", cc_params={"flavour": "nvidia"},
-        int_echo=False, ack_interval=1, cnp_mode="interval", cnp_react=["interval"], mtu_payload=4096,
+        int_echo=False, ack_interval=1, cnp_mode="interval", cnp_interval_ps=us(4), cnp_react=["interval"],
+        mtu_payload=4096,
         rto_ps=_CX_TIMEOUT_8, rto_low_ps=us(100), rto_low_pkts=3),
     "irn_sr_hpcc": NicProfile(
         description="an IRN-style NIC with HPCC (IRN, SIGCOMM'18; HPCC, SIGCOMM'19): selective repeat with "
@@ -178,7 +181,7 @@ BUILTIN: dict[str, NicProfile] = {
 }
 
 
-def scenario_profile(sc, cnp_mode: str) -> NicProfile:
+def scenario_profile(sc, cnp_mode: str, cnp_interval_ps: int | None = None) -> NicProfile:
     """The profile of a host that follows the scenario's own fields (``default: scenario``):
     exactly what every QP runs without nic_profiles."""
     tp = section(_transport_params_model(), sc.transport_params, "transport_params").model_dump()
@@ -186,6 +189,7 @@ def scenario_profile(sc, cnp_mode: str) -> NicProfile:
     return NicProfile(description="the scenario's own transport, cc, MTU, ACK interval, CNP mode and RTO",
                       transports=transports, nack=True, sack=sc.transport != "gbn", cc=sc.cc,
                       cc_params=dict(sc.cc_params), int_echo=True, ack_interval=sc.ack_interval, cnp_mode=cnp_mode,
+                      cnp_interval_ps=cnp_interval_ps,
                       cnp_react=list(RP_MODES), mtu_payload=sc.mtu_payload, rto_ps=sc.rto_ps,
                       rto_low_ps=tp["rto_low_ps"], rto_low_pkts=tp["rto_low_pkts"], reorder_window=tp["reorder_window"])
 
@@ -204,6 +208,7 @@ class PairSettings:
     ack_interval: int              # R3: the receiver's ACK coalescing
     cnp_mode: str                  # R4: the receiver's NP mode as it acts ("none" when its ECN echo is not read)
     cnp_reacts: bool               # R4: the sender's CC sees that feedback
+    cnp_interval_ps: int | None    # R4: the receiver's gap between CNPs (None: the simulator-wide one)
     cc: str                        # R5/R6: the sender's CC (its fallback when INT is not echoed)
     cc_params: dict = field(default_factory=dict)
     rto_ps: int = 0                # R7: the sender's timers
@@ -258,7 +263,7 @@ def negotiate(sender: NicProfile, receiver: NicProfile) -> PairSettings:
     # R8 reorder window: the receiver holds it, the sender must not outrun it
     window = min(sender.reorder_window, receiver.reorder_window)
     return PairSettings(transport=transport, mtu_payload=mtu, ack_interval=receiver.ack_interval, cnp_mode=np_mode,
-                        cnp_reacts=reacts, cc=cc, cc_params=params, rto_ps=sender.rto_ps,
+                        cnp_reacts=reacts, cnp_interval_ps=receiver.cnp_interval_ps, cc=cc, cc_params=params, rto_ps=sender.rto_ps,
                         rto_low_ps=sender.rto_low_ps if transport != "gbn" else 0, rto_low_pkts=sender.rto_low_pkts,
                         reorder_window=window, rules=tuple(rules))
 
@@ -287,14 +292,14 @@ class Plan:
     """The NIC profiles of a built Network: each host's profile, and per QP pair the negotiated
     settings applied when the pair is opened (:meth:`open`)."""
 
-    def __init__(self, net, given, cnp_mode: str):
+    def __init__(self, net, given, cnp_mode: str, cnp_interval_ps: int | None = None):
         sc = net.scenario
         self.spec = spec = section(NicProfiles, given, "nic_profiles")
         clash = sorted(set(spec.profiles) & (set(BUILTIN) | {SCENARIO}))
         if clash:
             raise ValueError(f"nic_profiles.profiles: {clash} name built-in profiles; choose other names")
         self.profiles: dict[str, NicProfile] = {**BUILTIN, **spec.profiles,
-                                                SCENARIO: scenario_profile(sc, cnp_mode)}
+                                                SCENARIO: scenario_profile(sc, cnp_mode, cnp_interval_ps)}
         for where, name in [("default", spec.default)] + [(f"hosts.{h}", n) for h, n in spec.hosts.items()] + \
                 [(f"shares.{n}", n) for n in spec.shares]:
             if name not in self.profiles:
@@ -354,9 +359,9 @@ class Plan:
         back = self.pair(self.host_profile[int(sim.qps[qp + 1]["host"])], self.host_profile[src])
         # the sender end: its own timers; as a receiver of reverse traffic, the reverse pair's rules
         sim.set_qp_nic(qp, mtu_payload=s.mtu_payload, ack_interval=own.ack_interval, cnp_mode=back.cnp_mode,
-                       rto_ps=s.rto_ps)
+                       cnp_interval_ps=back.cnp_interval_ps, rto_ps=s.rto_ps)
         sim.set_qp_nic(qp + 1, mtu_payload=s.mtu_payload, ack_interval=s.ack_interval, cnp_mode=s.cnp_mode,
-                       rto_ps=peer.rto_ps)
+                       cnp_interval_ps=s.cnp_interval_ps, rto_ps=peer.rto_ps)
 
     def record(self) -> dict:
         """What config.json records (resolved.nic_profiles)."""
