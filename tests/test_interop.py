@@ -347,3 +347,15 @@ def test_cnp_interval_of_the_receiver_limits_its_cnps(tmp_path):
     cnp = rec[rec["opcode"] == OP_CNP]
     gaps = np.concatenate([np.diff(cnp["t_ns"][cnp["dqp"] == q]) for q in np.unique(cnp["dqp"])])
     assert len(gaps) > 0 and gaps.min() >= 4_000 - 7 and (gaps < 50_000).any(), (gaps.min(), len(gaps))
+
+
+def test_config_json_of_a_profiled_run_reruns_identically(tmp_path):
+    """config.json records nic_profiles as given (named profiles as dicts, host ids as keys):
+    Scenario.from_dict of it runs the same flows."""
+    import json
+    sc = _pair({**SR, "cc": "dctcp", "mtu_payload": 2048}, {**GBN, "cc": "dcqcn"}, size=300_000)
+    a = sc.run(tmp_path / "a")
+    d = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert d["nic_profiles"]["profiles"]["snd"]["mtu_payload"] == 2048 and d["nic_profiles"]["hosts"] == {"1": "snd"}
+    b = Scenario.from_dict({k: v for k, v in d.items() if k != "resolved"}).run()
+    assert np.array_equal(a.flows["fct_ps"], b.flows["fct_ps"]) and a.counters == b.counters
