@@ -142,6 +142,8 @@ def test_assignment_hosts_then_shares_by_seed_then_default():
     ({"profiles": {"cx4_gbn_dcqcn": {}}}, "built-in"),
     ({"profiles": {"mine": {"transports": ["sr", "gbn"]}}}, "needs sack"),
     ({"bogus": 1}, "bogus"),
+    ({"default": "h", "hosts": {0: "cx4_gbn_dcqcn"}, "profiles": {"h": {"cc": "hpcc"}}},
+     "a pair from h to cx4_gbn_dcqcn: a hpcc sender needs INT"),
 ])
 def test_a_bad_nic_profiles_section_is_refused_naming_it(given, words):
     with pytest.raises(ValueError, match=words):

@@ -317,7 +317,10 @@ class Plan:
     def pair(self, src_profile: str, dst_profile: str) -> PairSettings:
         key = (src_profile, dst_profile)
         if key not in self._pairs:
-            self._pairs[key] = negotiate(self.profiles[src_profile], self.profiles[dst_profile])
+            try:
+                self._pairs[key] = negotiate(self.profiles[src_profile], self.profiles[dst_profile])
+            except ValueError as e:
+                raise ValueError(f"nic_profiles: a pair from {src_profile} to {dst_profile}: {e}") from None
         return self._pairs[key]
 
     def settings(self, src: int, dst: int) -> PairSettings:
