@@ -47,6 +47,8 @@ WALL_CHECK_EVENTS = lib.SD_WALL_CHECK_EVENTS
 STALL_EVENTS = 10_000_000
 STALL_EVENTS_PER_OBJECT = 16
 CNP_MODES = {"interval": lib.SD_CNP_INTERVAL, "ack_echo": lib.SD_CNP_ACK_ECHO}
+# a QP's notification point (set_qp_nic) may also give no feedback at all
+QP_CNP_MODES = {**CNP_MODES, "none": lib.SD_CNP_NONE}
 PAYLOAD_PATTERNS = {"zeros": 0, "address": 1}
 MAX_CAPTURES = lib.SD_MAX_CAPTURES
 TRANSPORTS = {"gbn": lib.SD_GBN, "sr": lib.SD_SR, "ooo": lib.SD_OOO}
@@ -721,6 +723,27 @@ class Simulator:
             if not isinstance(v, (int, np.integer)) or not 0 <= v < 2**32:
                 raise ValueError(f"qp {name} must be an integer in [0, 2^32), got {v!r}")
         return self._check(lib.sd_create_qp_pair(self._sim, src, dst, sport, cc_kind, cc_param, cc_events, isn))
+
+    def set_qp_nic(self, qp: int, mtu_payload: int | None = None, ack_interval: int | None = None,
+                   cnp_mode: str | None = None, cnp_interval_ps: int | None = None, rto_ps: int | None = None) -> None:
+        """NIC settings of one end of a QP pair (native/sim.c sd_set_qp_nic), before the pair's first
+        post: ``mtu_payload`` (payload bytes per packet it sends, 64..9000), ``ack_interval`` (as
+        receiver: ACK every n-th packet), ``cnp_mode`` (as receiver: "interval", "ack_echo" or
+        "none") and ``cnp_interval_ps`` (its minimum gap between CNPs), ``rto_ps`` (as sender).
+        None = the simulator's value. The control plane's NIC profiles
+        (controlplane/transport/nic_profile.py) negotiate them per pair."""
+        for name, v, lo in (("mtu_payload", mtu_payload, 64), ("ack_interval", ack_interval, 1), ("rto_ps", rto_ps, 1),
+                            ("cnp_interval_ps", cnp_interval_ps, 0)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v < 2**63
+                                  or name in ("mtu_payload", "ack_interval") and v >= 2**32):
+                raise ValueError(f"qp_nic: {name} must be an integer >= {lo}, got {v!r}")
+        if cnp_mode is not None and cnp_mode not in QP_CNP_MODES:
+            raise ValueError(f"qp_nic: cnp_mode must be one of {sorted(QP_CNP_MODES)}, got {cnp_mode!r}")
+        if not isinstance(qp, (int, np.integer)) or not 0 <= qp < 2**32:
+            raise ValueError(f"qp_nic: qp must be an integer in [0, 2^32), got {qp!r}")
+        self._check(lib.sd_set_qp_nic(self._sim, qp, int(mtu_payload or 0), int(ack_interval or 0),
+                                      lib.SD_QP_NIC_DEFAULT if cnp_mode is None else QP_CNP_MODES[cnp_mode],
+                                      -1 if cnp_interval_ps is None else int(cnp_interval_ps), int(rto_ps or 0)))
 
     def set_transport(self, qp: int, mode: str, reorder_window: int | None = None, rto_low_ps: int | None = None,
                       rto_low_pkts: int | None = None, bdp_cap: int | None = None) -> None:

@@ -79,10 +79,10 @@ void cc_event(sd_sim *sim, uint32_t qi, uint32_t type, const sd_cc_io *in)
     io.line_rate_bps = q->line_rate_bps;
     io.rate_bps = q->st->rate_bps;
     io.window_bytes = q->st->window_bytes;
-    io.inflight_bytes = (q->snd_nxt - q->snd_una) * sim->cfg.mtu_payload;  /* upper bound: full-MTU packets */
+    io.inflight_bytes = (q->snd_nxt - q->snd_una) * q->mtu_payload;  /* upper bound: full-MTU packets */
     io.snd_una = q->snd_una;
     io.snd_nxt = q->snd_nxt;
-    io.mtu_payload = sim->cfg.mtu_payload;
+    io.mtu_payload = q->mtu_payload;
     for (int i = 0; i < SD_CC_TIMERS; i++)
         io.timer_at[i] = q->timer_at[i];
     io.byte_threshold = q->byte_threshold;

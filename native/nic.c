@@ -135,9 +135,10 @@ static void arm_rto(sd_sim *sim, sd_qp *q, uint32_t qi, int64_t deadline)
 /* The retransmission timeout: IRN's RTO_low while few packets are out (sr/ooo), else rto_ps. */
 static int64_t rto_of(const sd_sim *sim, const sd_qp *q)
 {
+    (void)sim;                           /* the QP's own rto_ps (sd_set_qp_nic) */
     if (q->rto_low_ps > 0 && q->snd_max - q->snd_una - q->sacked <= q->rto_low_pkts)
         return q->rto_low_ps;
-    return sim->cfg.rto_ps;
+    return q->rto_ps;
 }
 
 /* sr/ooo: the timer runs for the oldest packet in flight that is neither acknowledged nor declared
@@ -174,7 +175,7 @@ static int window_open(sd_sim *sim, sd_qp *q)
     }
     if (q->mode == SD_GBN)
         return q->st->window_bytes == 0 ||
-               (q->snd_nxt - q->snd_una) * (uint64_t)sim->cfg.mtu_payload < q->st->window_bytes;
+               (q->snd_nxt - q->snd_una) * (uint64_t)q->mtu_payload < q->st->window_bytes;
     uint64_t seq;
     if (reorder_next_rtx(sim, q, &seq) != 0)
         return 1;                        /* a retransmission replaces a lost packet */
@@ -183,7 +184,7 @@ static int window_open(sd_sim *sim, sd_qp *q)
     if (q->bdp_cap && q->snd_nxt - q->snd_una - q->sacked >= q->bdp_cap)
         return 0;                        /* IRN BDP-FC */
     return q->st->window_bytes == 0 ||
-           (q->snd_nxt - q->snd_una - q->sacked) * (uint64_t)sim->cfg.mtu_payload < q->st->window_bytes;
+           (q->snd_nxt - q->snd_una - q->sacked) * (uint64_t)q->mtu_payload < q->st->window_bytes;
 }
 
 static uint32_t msg_of_seq(const sd_sim *sim, const sd_qp *q, uint64_t seq)
@@ -218,7 +219,7 @@ static uint8_t opcode_of(uint32_t verb, uint32_t idx, uint32_t npkts)
 /* Payload bytes of packets [idx, idx + n) of message m. */
 static uint64_t msg_span_bytes(const sd_sim *sim, const sd_msg *m, uint32_t idx, uint32_t n)
 {
-    uint64_t mtu = sim->cfg.mtu_payload, a = (uint64_t)idx * mtu, b = (uint64_t)(idx + n) * mtu;
+    uint64_t mtu = sim->qps[m->qp].mtu_payload, a = (uint64_t)idx * mtu, b = (uint64_t)(idx + n) * mtu;
     return (b < m->bytes ? b : m->bytes) - (a < m->bytes ? a : m->bytes);
 }
 
@@ -234,7 +235,7 @@ static void send_data(sd_sim *sim, uint32_t qi)
     uint32_t p = pkt_alloc(sim);
     if (p == SD_NONE) {
         /* pool exhausted: try again one MTU time later */
-        q->next_tx_ps = sim->now + ser_ps(sd_wire_bytes(sim, SD_OP_WRITE_MIDDLE, sim->cfg.mtu_payload),
+        q->next_tx_ps = sim->now + ser_ps(sd_wire_bytes(sim, SD_OP_WRITE_MIDDLE, q->mtu_payload),
                                           (uint64_t)q->line_rate_bps);
         return;
     }
@@ -245,8 +246,8 @@ static void send_data(sd_sim *sim, uint32_t qi)
         mi = msg_of_seq(sim, q, seq);
     sd_msg *m = &sim->msgs[mi];
     uint32_t idx = (uint32_t)(seq - m->start_seq);
-    uint64_t off = (uint64_t)idx * sim->cfg.mtu_payload;
-    uint32_t payload = (uint32_t)(m->bytes - off < sim->cfg.mtu_payload ? m->bytes - off : sim->cfg.mtu_payload);
+    uint64_t off = (uint64_t)idx * q->mtu_payload;
+    uint32_t payload = (uint32_t)(m->bytes - off < q->mtu_payload ? m->bytes - off : q->mtu_payload);
     uint8_t op = opcode_of(m->verb, idx, m->npkts);
     uint32_t span = 1;                   /* PSNs this packet occupies: a READ request, all its responses' */
     if (op == SD_OP_CMP_SWAP || op == SD_OP_FETCH_ADD) {
@@ -339,14 +340,17 @@ void rd_free(sd_sim *sim)
 {
     free(sim->rd.jobs);
     free(sim->rd.atom);
+    free(sim->rd.repost);
     sim->rd.jobs = NULL;
     sim->rd.atom = NULL;
-    sim->rd.cap = sim->rd.atom_cap = 0;
+    sim->rd.repost = NULL;
+    sim->rd.cap = sim->rd.atom_cap = sim->rd.repost_cap = 0;
 }
 
 uint64_t rd_memory_bytes(const sd_sim *sim)
 {
-    return (uint64_t)sim->rd.cap * SD_MAX_RD_ATOMIC * sizeof(sd_rd_job) + (uint64_t)sim->rd.atom_cap * sizeof(sd_rd_atom);
+    return (uint64_t)sim->rd.cap * SD_MAX_RD_ATOMIC * sizeof(sd_rd_job) + (uint64_t)sim->rd.atom_cap * sizeof(sd_rd_atom) +
+           (uint64_t)sim->rd.repost_cap * sizeof(int64_t);
 }
 
 /* Room for the ATOMIC word (and saved results) of every QP, new ones zeroed (setup time). */
@@ -394,7 +398,7 @@ static int rd_enqueue(sd_sim *sim, uint32_t qi, const sd_packet *pk, uint32_t np
     j->npkts = npkts;
     j->sent = 0;
     j->msg = pk->msg;
-    j->offset = idx > 0 ? (uint64_t)idx * sim->cfg.mtu_payload : 0;
+    j->offset = idx > 0 ? (uint64_t)idx * r->mtu_payload : 0;   /* the requester's packets (the pair's MTU) */
     j->atomic = (uint32_t)atomic;
     j->pad0 = 0;
     q->rd_len++;
@@ -419,9 +423,10 @@ static void send_read_response(sd_sim *sim, uint32_t qi)
     }
     sd_rd_job *j = &sim->rd.jobs[(size_t)qi * SD_MAX_RD_ATOMIC + q->rd_head];
     const sd_msg *m = &sim->msgs[j->msg];
-    uint64_t off = j->offset + (uint64_t)j->sent * sim->cfg.mtu_payload;
+    uint32_t mtu = sim->qps[m->qp].mtu_payload;   /* the requester's: its PSNs count responses of this size */
+    uint64_t off = j->offset + (uint64_t)j->sent * mtu;
     uint64_t left = m->bytes > off ? m->bytes - off : 0;
-    uint32_t payload = (uint32_t)(left < sim->cfg.mtu_payload ? left : sim->cfg.mtu_payload);
+    uint32_t payload = (uint32_t)(left < mtu ? left : mtu);
     uint8_t op = j->atomic ? SD_OP_ATOMIC_ACK : j->npkts == 1 ? SD_OP_READ_RESP_ONLY : j->sent == 0 ? SD_OP_READ_RESP_FIRST
                : j->sent == j->npkts - 1 ? SD_OP_READ_RESP_LAST : SD_OP_READ_RESP_MIDDLE;
     if (j->atomic)
@@ -589,7 +594,7 @@ void nic_send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t
                   uint32_t sack)
 {
     uint8_t becn = 0;
-    if (sim->cfg.cnp_mode == SD_CNP_ACK_ECHO && q->ce_pending) {
+    if (q->cnp_mode == SD_CNP_ACK_ECHO && q->ce_pending) {
         becn = 1;
         q->ce_pending = 0;
         q->st->cnps_tx++;
@@ -609,8 +614,10 @@ void nic_send_ack(sd_sim *sim, sd_qp *q, uint8_t syndrome, uint32_t psn, int64_t
 static void np_ce(sd_sim *sim, sd_qp *q, int cnp)
 {
     q->st->ce_rx++;
-    if (sim->cfg.cnp_mode == SD_CNP_INTERVAL || cnp) {
-        if (q->last_cnp_ps < 0 || sim->now - q->last_cnp_ps >= sim->cfg.cnp_interval_ps) {
+    if (q->cnp_mode == SD_CNP_NONE)
+        return;                          /* this NIC does not report CE marks (sd_set_qp_nic) */
+    if (q->cnp_mode == SD_CNP_INTERVAL || cnp) {
+        if (q->last_cnp_ps < 0 || sim->now - q->last_cnp_ps >= q->cnp_interval_ps) {
             q->last_cnp_ps = sim->now;
             q->st->cnps_tx++;
             sim->ctr.cnp_sent++;
@@ -679,11 +686,12 @@ void nic_rx_msg_done(sd_sim *sim, uint32_t qi, uint32_t last_psn, uint32_t msg)
         c->kind = SD_CQ_RESPONDER;
         sim->cring_len++;
     }
-    if (q->st->rq_posted != UINT64_MAX && q->rq_repost_ps >= 0) {
-        if (q->rq_repost_ps == 0)
+    int64_t repost = qi < sim->rd.repost_cap ? sim->rd.repost[qi] : 0;
+    if (q->st->rq_posted != UINT64_MAX && repost >= 0) {
+        if (repost == 0)
             q->st->rq_posted++;
         else
-            ev_push(sim, sim->now + q->rq_repost_ps, EV_RQ_REPOST, qi, SD_NONE);
+            ev_push(sim, sim->now + repost, EV_RQ_REPOST, qi, SD_NONE);
     }
 }
 
@@ -741,7 +749,8 @@ static void receive_read_request(sd_sim *sim, uint32_t qi, sd_packet *pk)
     sd_qp *q = &sim->qps[qi];
     uint32_t p = (uint32_t)(pk - sim->pkts);
     uint32_t n = pk->opcode != SD_OP_READ_REQ ? 1u
-               : (uint32_t)(((uint64_t)pk->msn + sim->cfg.mtu_payload - 1) / sim->cfg.mtu_payload);
+               : (uint32_t)(((uint64_t)pk->msn + sim->qps[sim->msgs[pk->msg].qp].mtu_payload - 1) /
+                            sim->qps[sim->msgs[pk->msg].qp].mtu_payload);
     if (n == 0)
         n = 1;
     int32_t d = psn_diff(pk->psn, q->st->epsn);
@@ -828,7 +837,7 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
         q->unacked++;
         if (op_is_last(pk->opcode))
             nic_rx_msg_done(sim, qi, pk->psn, pk->msg);
-        if ((pk->flags & SD_PKT_ACKREQ) || q->unacked >= sim->cfg.ack_interval || q->ce_pending)
+        if ((pk->flags & SD_PKT_ACKREQ) || q->unacked >= q->ack_interval || q->ce_pending)
             nic_send_ack(sim, q, 0x1F, q->st->epsn - 1, pk->ts_ps, p, SD_NONE);
     } else if (d > 0) {
         q->st->rx_ooo++;
@@ -848,7 +857,7 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
 static uint64_t payload_of(const sd_sim *sim, const sd_msg *m, uint64_t from_seq, uint64_t to_seq)
 {
     /* payload bytes of m's packets with sequence in [from_seq, to_seq) */
-    uint64_t mtu = sim->cfg.mtu_payload;
+    uint64_t mtu = sim->qps[m->qp].mtu_payload;
     uint64_t a = from_seq > m->start_seq ? (from_seq - m->start_seq) * mtu : 0;
     uint64_t b = (to_seq - m->start_seq) * mtu;
     if (a > m->bytes)

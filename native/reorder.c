@@ -113,7 +113,7 @@ void reorder_receive(sd_sim *sim, uint32_t qi, sd_packet *pk)
             nic_rx_msg_done(sim, qi, pk->psn, pk->msg);
         drained = reorder_drain(sim, qi);
         q->unacked++;
-        if ((pk->flags & SD_PKT_ACKREQ) || q->unacked >= sim->cfg.ack_interval || q->ce_pending || drained > 0 ||
+        if ((pk->flags & SD_PKT_ACKREQ) || q->unacked >= q->ack_interval || q->ce_pending || drained > 0 ||
             q->st->ooo_held > 0)
             nic_send_ack(sim, q, 0x1F, q->st->epsn - 1, pk->ts_ps, p, SD_NONE);
         return;
@@ -301,7 +301,8 @@ enum { EP_RING = SD_RTO_EPOCHS + 1 };
  * rounded up, so that SD_RTO_EPOCHS epochs span at least any RTO the QP uses. */
 static int64_t epoch_len(const sd_sim *sim, const sd_qp *q)
 {
-    int64_t r = sim->cfg.rto_ps > q->rto_low_ps ? sim->cfg.rto_ps : q->rto_low_ps;
+    (void)sim;                           /* the QP's own rto_ps (sd_set_qp_nic) */
+    int64_t r = q->rto_ps > q->rto_low_ps ? q->rto_ps : q->rto_low_ps;
     return (r + SD_RTO_EPOCHS - 1) / SD_RTO_EPOCHS;
 }
 
@@ -348,12 +349,13 @@ static int64_t epoch_end(const sd_qp *q, uint64_t e)
  * applies, so RTO_low never makes a loss wait longer. */
 static int64_t lost_at(const sd_sim *sim, const sd_qp *q, int64_t end, int64_t rto)
 {
+    (void)sim;                           /* the QP's own rto_ps (sd_set_qp_nic) */
     if (end == INT64_MIN)
         return INT64_MIN;
-    if (rto >= sim->cfg.rto_ps)
+    if (rto >= q->rto_ps)
         return end + rto;
     int64_t low = (q->una_ps > end ? q->una_ps : end) + rto;
-    return low < end + sim->cfg.rto_ps ? low : end + sim->cfg.rto_ps;
+    return low < end + q->rto_ps ? low : end + q->rto_ps;
 }
 
 int64_t reorder_deadline(const sd_sim *sim, const sd_qp *q, int64_t rto)

@@ -936,6 +936,11 @@ static void qp_init(sd_sim *sim, sd_qp *q, uint32_t host, uint32_t peer_host, ui
     q->rnr_timer = 12;                       /* RNR timer 0.64 ms, retry forever, 16 READs outstanding */
     q->rnr_retry = q->rnr_left = 7;
     q->max_rd_atomic = SD_MAX_RD_ATOMIC;
+    q->mtu_payload = sim->cfg.mtu_payload;
+    q->ack_interval = sim->cfg.ack_interval;
+    q->cnp_mode = sim->cfg.cnp_mode;
+    q->rto_ps = sim->cfg.rto_ps;
+    q->cnp_interval_ps = sim->cfg.cnp_interval_ps;
     for (int i = 0; i < SD_CC_TIMERS; i++)
         q->timer_at[i] = q->timer_queued[i] = -1;
     qp_publish(sim, (uint32_t)(q - sim->qps));
@@ -1038,8 +1043,18 @@ int sd_set_qp_verbs(sd_sim *sim, uint32_t qp, uint32_t rq_depth, int64_t rq_repo
     if (q->st->rq_used > 0 || q->st->rnr_naks_tx > 0)
         return sd_fail(sim, SD_ESTATE, "qp_verbs: qp %u has consumed receives already: set it up before the run",
                        qp);
+    if ((rq_repost_ps != 0 || qp < sim->rd.repost_cap) && sim->rd.repost_cap < sim->num_qps) {
+        uint32_t cap = sim->num_qps;     /* the repost delays: 0 (at once) unless set */
+        int64_t *r = realloc(sim->rd.repost, (size_t)cap * sizeof *r);
+        if (!r)
+            return sd_fail(sim, SD_ENOMEM, "qp_verbs: out of memory");
+        memset(r + sim->rd.repost_cap, 0, (size_t)(cap - sim->rd.repost_cap) * sizeof *r);
+        sim->rd.repost = r;
+        sim->rd.repost_cap = cap;
+    }
+    if (qp < sim->rd.repost_cap)
+        sim->rd.repost[qp] = rq_repost_ps < 0 ? -1 : rq_repost_ps;
     q->st->rq_posted = rq_depth == UINT32_MAX ? UINT64_MAX : rq_depth;
-    q->rq_repost_ps = rq_repost_ps < 0 ? -1 : rq_repost_ps;
     q->rnr_timer = (uint8_t)min_rnr_timer;
     q->rnr_retry = q->rnr_left = (uint8_t)rnr_retry;
     q->max_rd_atomic = (uint8_t)max_rd_atomic;
@@ -1096,6 +1111,34 @@ static int qp_posted(const sd_sim *sim, uint32_t qp)
         if (sim->msgs[i].qp == qp)
             return 1;
     return 0;
+}
+
+int sd_set_qp_nic(sd_sim *sim, uint32_t qp, uint32_t mtu_payload, uint32_t ack_interval, uint32_t cnp_mode,
+                  int64_t cnp_interval_ps, int64_t rto_ps)
+{
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "qp_nic: qp %u does not exist", qp);
+    if (qp_posted(sim, qp & ~1u) || qp_posted(sim, (qp & ~1u) + 1))
+        return sd_fail(sim, SD_ESTATE, "qp_nic: qp %u's pair already has posted messages", qp);
+    if (mtu_payload != 0 && (mtu_payload < 64 || mtu_payload > 9000))
+        return sd_fail(sim, SD_EINVAL, "qp_nic: mtu_payload must be in [64, 9000] bytes (0: the simulator's), got %u",
+                       mtu_payload);
+    if (cnp_mode != SD_QP_NIC_DEFAULT && cnp_mode > SD_CNP_NONE)
+        return sd_fail(sim, SD_EINVAL, "qp_nic: cnp_mode must be 0 (interval), 1 (ack_echo) or 2 (none), got %u",
+                       cnp_mode);
+    if (rto_ps < 0)
+        return sd_fail(sim, SD_EINVAL, "qp_nic: rto_ps must be > 0 (0: the simulator's), got %lld", (long long)rto_ps);
+    if (cnp_interval_ps < -1)
+        return sd_fail(sim, SD_EINVAL, "qp_nic: cnp_interval_ps must be >= 0 (-1: the simulator's), got %lld",
+                       (long long)cnp_interval_ps);
+    sd_qp *q = &sim->qps[qp];
+    q->mtu_payload = mtu_payload ? mtu_payload : sim->cfg.mtu_payload;
+    q->ack_interval = ack_interval ? ack_interval : sim->cfg.ack_interval;
+    q->cnp_mode = cnp_mode != SD_QP_NIC_DEFAULT ? cnp_mode : sim->cfg.cnp_mode;
+    q->rto_ps = rto_ps ? rto_ps : sim->cfg.rto_ps;
+    q->cnp_interval_ps = cnp_interval_ps >= 0 ? cnp_interval_ps : sim->cfg.cnp_interval_ps;
+    qp_publish(sim, qp);
+    return SD_OK;
 }
 
 int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t window, int64_t rto_low_ps, uint32_t rto_low_pkts,
@@ -1280,7 +1323,7 @@ int sd_post_msgs(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const i
                            "size), got %llu", i, VERB_NAMES[verb[i]], (unsigned long long)bytes[i]);
         if (verb && verb[i] == SD_VERB_READ) {
             const sd_qp *q = &sim->qps[qp[i]];
-            uint64_t npkts = (bytes[i] + sim->cfg.mtu_payload - 1) / sim->cfg.mtu_payload;
+            uint64_t npkts = (bytes[i] + q->mtu_payload - 1) / q->mtu_payload;
             if (q->mode != SD_GBN && npkts > q->reorder_window)
                 return sd_fail(sim, SD_EINVAL, "post %u: a READ of %llu packets on qp %u exceeds its reorder window "
                                "(%u packets): its responses could not all be held; split it or raise reorder_window",
@@ -1302,7 +1345,8 @@ int sd_post_msgs(sd_sim *sim, const uint32_t *qp, const uint64_t *bytes, const i
         m->first_tx_ps = -1;
         m->finish_ps = -1;
         m->bytes = bytes[i];
-        m->npkts = (uint32_t)((bytes[i] + sim->cfg.mtu_payload - 1) / sim->cfg.mtu_payload);
+        uint32_t mtu = sim->qps[qp[i]].mtu_payload;
+        m->npkts = (uint32_t)((bytes[i] + mtu - 1) / mtu);
         m->qp = qp[i];
         m->next = SD_NONE;
         m->rq_index = SD_NONE;
@@ -1592,6 +1636,11 @@ void qp_publish(sd_sim *sim, uint32_t qp)
     st->rto_low_pkts = q->rto_low_pkts;
     st->bdp_cap = q->bdp_cap;
     st->rto_low_ps = q->rto_low_ps;
+    st->mtu_payload = q->mtu_payload;
+    st->ack_interval = q->ack_interval;
+    st->cnp_mode = q->cnp_mode;
+    st->rto_ps = q->rto_ps;
+    st->cnp_interval_ps = q->cnp_interval_ps;
 }
 
 sd_msg *sd_msgs(sd_sim *sim, uint32_t *count)

@@ -229,8 +229,7 @@ typedef struct sd_qp {
     uint64_t ep;                 /* the current epoch */
     uint64_t ep_live;            /* the oldest epoch that may hold a packet neither acknowledged nor declared lost */
     int64_t una_ps;              /* sr/ooo: when snd_una last advanced (RTO_low counts from it, as IRN's timer) */
-    /* verbs (nic.c): receives, RNR, READ */
-    int64_t rq_repost_ps;        /* responder: a consumed receive is reposted this long after, < 0 never */
+    /* verbs (nic.c): RNR, READ, ATOMIC */
     uint64_t acked_max;          /* requester: the highest sequence + 1 an ACK covered (an ACK may overtake
                                   * READ responses: snd_una stops at the READ and catches up later) */
     uint8_t rnr_timer;           /* responder: the RNR timer code of its RNR NAKs */
@@ -238,12 +237,19 @@ typedef struct sd_qp {
     uint8_t rnr_left;            /* ... left in the current episode (reset on progress) */
     uint8_t rnr_nak_pending;     /* responder: an RNR NAK was sent for the current hole (one per hole) */
     uint8_t rd_gap;              /* requester, gbn: a READ response gap was answered by a re-request */
-    uint8_t max_rd_atomic;       /* requester: READs outstanding at most */
+    uint8_t max_rd_atomic;       /* requester: READs and ATOMICs outstanding at most */
     uint8_t rd_out;              /* ... outstanding now (requested, not complete) */
     uint8_t rd_head, rd_len;     /* responder: its READ response jobs (sim->rd.jobs[qp * SD_MAX_RD_ATOMIC]) */
     uint8_t err;                 /* requester: in error (RNR retries exhausted): posts complete flushed */
-    uint8_t pad_v[2];
-    uint32_t reads_live;         /* requester: READ messages released and not complete */
+    /* this end's NIC settings (sd_set_qp_nic; qp_init copies the simulator's sd_config values) */
+    uint8_t cnp_mode;            /* receiver, as notification point: enum sd_cnp_mode */
+    uint8_t pad_v;
+    uint32_t reads_live;         /* requester: READ and ATOMIC messages released and not complete */
+    uint32_t ack_interval;       /* receiver: ACK every n-th data packet (and every AckReq) */
+    uint16_t mtu_payload;        /* sender: payload bytes per data packet */
+    uint16_t pad_n;
+    int64_t rto_ps;              /* sender: retransmission timeout */
+    int64_t cnp_interval_ps;     /* receiver, SD_CNP_INTERVAL: minimum gap between its CNPs */
 } sd_qp;
 _Static_assert(sizeof(sd_qp_stats) % 64 == 0, "sd_qp_stats: whole cache lines, its hot lines aligned");
 
@@ -445,8 +451,12 @@ typedef struct sd_rd_atom {      /* a QP end's ATOMIC target and its recent ATOM
 typedef struct sd_rd_mod {       /* nic.c: READ/ATOMIC responder state, per QP once one is posted */
     sd_rd_job *jobs;             /* SD_MAX_RD_ATOMIC per QP */
     sd_rd_atom *atom;            /* per QP, once an ATOMIC is posted or a word is set */
+    int64_t *repost;             /* per QP: a consumed receive is reposted this long after (< 0 never), once
+                                  * sd_set_qp_verbs gives some QP a delay (else 0: at once) */
     uint32_t cap;                /* QP rows of jobs */
     uint32_t atom_cap;           /* ... of atom */
+    uint32_t repost_cap;         /* ... of repost */
+    uint32_t pad0;
 } sd_rd_mod;
 typedef struct sd_reorder_mod {  /* reorder.c: the bitmap pool of sr/ooo QPs, grown at setup only */
     uint64_t *bits;

@@ -81,7 +81,8 @@ enum sd_cc_kind {
 /* How a receiver (DCQCN's notification point) reports CE marks. */
 enum sd_cnp_mode {
     SD_CNP_INTERVAL = 0,     /* a CNP packet, at most one per QP per cnp_interval_ps (DCQCN paper) */
-    SD_CNP_ACK_ECHO = 1      /* the ACK carries BECN; the sender treats it as a CNP (HPCC repo's Mellanox model) */
+    SD_CNP_ACK_ECHO = 1,     /* the ACK carries BECN; the sender treats it as a CNP (HPCC repo's Mellanox model) */
+    SD_CNP_NONE = 2          /* no feedback of CE marks (a QP's NIC setting only: sd_set_qp_nic) */
 };
 
 /* Congestion-control events (sd_cc_io.event). */
@@ -310,22 +311,29 @@ typedef struct sd_qp_stats {
     uint32_t cc_kind;            /* enum sd_cc_kind */
     uint32_t cc_param;           /* index of the parameter block of the built-in CC */
     uint32_t sport;              /* UDP source port (ECMP entropy) */
-    uint32_t mode;               /* enum sd_transport */
+    uint16_t mode;               /* enum sd_transport */
+    uint16_t ar;                 /* SD_AR_CLASS_* mask: packet classes this QP marks AR-eligible */
     uint32_t reorder_window;     /* sr/ooo: PSNs tracked beyond the cumulative point */
     uint32_t path_policy;        /* index in the path-policy registry (sd_path_policy_name) */
     uint32_t npaths;             /* entropies in paths[], 0 = the QP's sport only */
-    uint32_t ar;                 /* SD_AR_CLASS_* mask: packet classes this QP marks AR-eligible */
     uint32_t rto_low_pkts;       /* sr/ooo: use rto_low_ps while at most this many packets are out */
     uint32_t bdp_cap;            /* sr/ooo: IRN's BDP-FC, at most this many packets out (0 = off) */
-    int64_t rto_low_ps;          /* IRN's RTO_low (0 = always the simulator's rto_ps) */
+    uint32_t ack_interval;       /* the QP's NIC settings (sd_set_qp_nic; else the simulator's): as receiver,
+                                  * ACK every n-th data packet; mtu_payload, cnp_mode, rto_ps, cnp_interval_ps below */
+    int64_t rto_low_ps;          /* IRN's RTO_low (0 = always the QP's rto_ps) */
     /* verbs (native/nic.c) */
     uint64_t rq_posted;          /* receives posted at this end (responder); UINT64_MAX = unlimited */
-    uint64_t rq_used;            /* ... consumed by SENDs / WRITEs with immediate */
-    uint64_t recv_msgs;          /* requester: messages posted that consume a receive (the next rq_index) */
-    uint64_t rx_completions;     /* responder completions (SEND / WRITE with immediate arrived whole) */
-    uint64_t rnr_naks_tx;        /* RNR NAKs sent (a SEND found no receive posted) */
-    uint64_t rnr_naks_rx;
     uint64_t read_resp_bytes;    /* responder: READ response payload bytes sent */
+    uint32_t rq_used;            /* receives consumed by SENDs / WRITEs with immediate */
+    uint32_t recv_msgs;          /* requester: messages posted that consume a receive (the next rq_index) */
+    uint32_t rx_completions;     /* responder completions (SEND / WRITE with immediate arrived whole) */
+    uint32_t rnr_naks_tx;        /* RNR NAKs sent (a SEND found no receive posted) */
+    uint32_t rnr_naks_rx;
+    uint16_t mtu_payload;        /* the QP's NIC settings, continued */
+    uint8_t cnp_mode;            /* enum sd_cnp_mode */
+    uint8_t pad1;
+    int64_t rto_ps;
+    int64_t cnp_interval_ps;
 } sd_qp_stats;
 
 /* Per-path telemetry of a QP with a path set (native/paths.c), indexed like the QPs: what the
@@ -682,6 +690,17 @@ int sd_bind_qp(sd_sim *sim, uint32_t qp, uint32_t port);
  * (at most bdp_cap packets out; 0 = off). */
 int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t reorder_window, int64_t rto_low_ps,
                      uint32_t rto_low_pkts, uint32_t bdp_cap);
+/* NIC settings of one end of a QP pair (its NIC profile, negotiated by the control plane), before
+ * the pair's first post: mtu_payload (payload bytes per data packet it sends: message packet
+ * counts, payload, window bytes and pacing; [64, 9000]), ack_interval (as receiver: ACK every n-th
+ * data packet, >= 1), cnp_mode (as receiver, the notification point: enum sd_cnp_mode, SD_CNP_NONE
+ * = no CE feedback) and cnp_interval_ps (its minimum gap between CNPs, >= 0), rto_ps (as sender:
+ * the retransmission timeout, > 0). 0 (cnp_mode: SD_QP_NIC_DEFAULT; cnp_interval_ps: -1) = the
+ * simulator's value (sd_config). The ends of a pair should have one MTU (the control plane
+ * negotiates the smaller). */
+#define SD_QP_NIC_DEFAULT 0xFFFFFFFFu
+int sd_set_qp_nic(sd_sim *sim, uint32_t qp, uint32_t mtu_payload, uint32_t ack_interval, uint32_t cnp_mode,
+                  int64_t cnp_interval_ps, int64_t rto_ps);
 /* Path set of a QP's data packets: n entropies (UDP source ports), a policy (its registry index),
  * weights (policies with SD_PATHF_WEIGHTS: >= 1 each; NULL otherwise), ar_classes = the QP's
  * SD_AR_CLASS_* mask (the packet classes it marks eligible for adaptive routing; replaces what

@@ -155,7 +155,7 @@ static void reth_of(const sd_sim *sim, const sd_packet *pk, uint64_t *va, uint32
         return;
     const sd_msg *m = &sim->msgs[pk->msg];
     const sd_qp *q = &sim->qps[m->qp];
-    uint64_t mtu = sim->cfg.mtu_payload;
+    uint64_t mtu = q->mtu_payload;
     uint32_t region = pk->dqp;
     if (op_is_read_resp(pk->opcode) && pk->dqp < sim->num_qps)
         region = sim->qps[pk->dqp].peer_qp;  /* the data comes from the responder's memory */

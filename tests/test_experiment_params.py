@@ -43,6 +43,10 @@ DOCUMENTED_DEFAULTS = {
                      "duration_us": None, "buckets": 10, "pfc": True},
     "incast": {"senders": 16, "rate_bps": 100000000000, "delay_ps": 1000000, "size_bytes": 16000000,
                "ccs": ["dcqcn", "none"]},
+    # interop: added with the experiment (issue #16), its defaults as docs/interop.md states them
+    "interop": {"senders": 8, "size_bytes": 4000000, "rate_bps": 100000000000, "delay_ps": 1000000, "loss": 0.001,
+                "old": "cx4_gbn_dcqcn", "new": "irn_sr_hpcc", "old_share": 0.5, "fabrics": ["old", "mixed", "new"],
+                "mixed_ccs": ["dcqcn+hpcc", "dctcp+swift"], "pair_flows": 2, "pair_bytes": 8000000},
     "link_failure": {"k": 4, "size_bytes": 16000000, "cc": "dcqcn", "link": 47, "fail_us": 300, "detect_us": 100,
                      "reconverge_us": 1000, "sample_us": 10,
                      "variants": ["ecmp-gbn", "ecmp-sr", "spray_rr-ooo", "reps-ooo", "plb-ooo", "ar-ooo"]},

@@ -8,6 +8,7 @@ each section's model imported from the module of the mechanism it configures.
   qdisc            controlplane/fabric/qdisc.py       Qdisc
   transport_params controlplane/transport/multipath.py   TransportParams
   verbs            controlplane/transport/verbs.py       Verbs
+  nic_profiles     controlplane/transport/nic_profile.py NicProfiles (NicProfile)
   path_params      controlplane/transport/multipath.py   PathParams (the union of each path policy's model)
   failures         controlplane/fabric/failures.py    Failure, FailureParams
   qpc              controlplane/dpu/qpc.py         Qpc
@@ -31,6 +32,7 @@ from controlplane.fabric.ecn import Ecn
 from controlplane.fabric.failures import Failure, FailureParams
 from controlplane.transport.multipath import PathParams, TransportParams
 from controlplane.transport.verbs import Verbs
+from controlplane.transport.nic_profile import NicProfile, NicProfiles
 from controlplane.fabric.pfc import PfcParams
 from controlplane.fabric.qdisc import Qdisc
 from controlplane.dpu.qpc import Qpc
@@ -45,6 +47,7 @@ VSwitch, SlowPath = VSwitchParams, SlowPathParams        # dpu.vswitch, dpu.slow
 #: the sections whose defaults the data plane's wrapper fills in, by the path a user writes
 SECTIONS: dict[str, type[BaseModel]] = {
     "ecn": Ecn, "qdisc": Qdisc, "pfc_params": PfcParams, "transport_params": TransportParams, "verbs": Verbs, "path_params": PathParams,
+    "nic_profiles": NicProfiles,
     "failure_params": FailureParams, "qpc": Qpc, "dpu": Dpu, "dpu.vswitch": VSwitch, "dpu.slow_path": SlowPath,
     "dpu.policy": PolicySpec, "dpu.tax": Tax, "--pcap-filter": CaptureFilter,
 }
@@ -123,6 +126,7 @@ class ScenarioModel(Strict):
     transport: Choice(("gbn", "sr", "ooo"), "RoCE go-back-N, IRN selective repeat, SRD-like out of order", "mode")
     transport_params: TransportParams | None
     verbs: Verbs | None
+    nic_profiles: NicProfiles | None
     paths: Choice(tuple(PATH_POLICIES), "path policy (the data plane's registry)", "policy")
     num_paths: Int("entropies per QP when spraying", lo=1, hi=16)
     path_weights: Annotated[Any, BeforeValidator(_weights),
@@ -166,5 +170,5 @@ def rebuild_topology() -> None:
 
 __all__ = ["ScenarioModel", "SECTIONS", "defaults", "SingleSwitch", "Dumbbell", "LeafSpine", "FatTree", "RailClos",
            "Topology", "Incast", "Permutation", "Poisson", "FlowSpec", "Flows", "Pcap", "Workload", "Ecn",
-           "PfcParams", "TransportParams", "PathParams", "FailureParams", "Failure", "Qpc", "PolicySpec", "VSwitch",
+           "PfcParams", "TransportParams", "NicProfiles", "NicProfile", "PathParams", "FailureParams", "Failure", "Qpc", "PolicySpec", "VSwitch",
            "SlowPath", "VSwitchParams", "SlowPathParams", "Tax", "Dpu", "CaptureFilter"]

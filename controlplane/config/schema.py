@@ -431,6 +431,9 @@ def _dump(v: Any, given: Any) -> Any:
         return {k: _dump(getattr(v, k), x) for k, x in given.items()}
     if isinstance(v, list) and isinstance(given, (list, tuple)):
         return [_dump(x, g) for x, g in zip(v, given)]
+    if isinstance(v, dict) and isinstance(given, dict) and len(v) == len(given) and \
+            any(isinstance(x, BaseModel) for x in v.values()):      # named sections (nic_profiles.profiles)
+        return {k: _dump(x, g) for (k, x), g in zip(v.items(), given.values())}
     return v
 
 

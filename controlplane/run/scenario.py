@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -31,7 +32,7 @@ from congestion.api import CCPluginError
 from controlplane.config import schema as config, limits
 from controlplane.run import devices
 from controlplane.fabric import ecn, failures, pfc, qdisc, routing, topology
-from controlplane.transport import multipath, verbs, workload
+from controlplane.transport import multipath, nic_profile, verbs, workload
 from controlplane.dpu import qpc, vswitch, vtax
 from controlplane.run.control_loop import CHUNK_EVENTS, ControlLoop, ControllerError  # noqa: F401 (re-exported)
 from controlplane.config.units import Gbps, MB, ms, us
@@ -96,6 +97,9 @@ class Scenario:
     transport_params: dict | None = None  # reorder_window, rto_low_ps, rto_low_pkts, bdp_cap ("auto")
     verbs: dict | None = None           # rq_depth, rq_repost_ps, min_rnr_timer, rnr_retry, max_rd_atomic
                                         # (controlplane/transport/verbs.py); a flow's verb is Flow.verb
+    nic_profiles: dict | None = None    # {default, hosts, shares, profiles}: a NIC model per host, negotiated per
+                                        # QP pair (controlplane/transport/nic_profile.py, docs/interop.md);
+                                        # None = every QP has the scenario's settings
     paths: str = "ecmp"                 # "ecmp", "spray_rr", "spray_random", "spray_weighted"
     num_paths: int = 8                  # entropies per QP when spraying
     path_weights: list | None = None    # spray_weighted: one weight per entropy
@@ -253,11 +257,24 @@ class Network:
                         else defaults.get("cnp_interval_ps", CNP_INTERVAL_FALLBACK_PS))
         pool = sc.pkt_pool or workload.default_pkt_pool(len(self.flows))
         host_rate = max(l.rate_bps for l in self.fabric.links if self.fabric.is_host(l.a) or self.fabric.is_host(l.b))
-        int_multi = max(1, round(host_rate / Gbps(25))) if defaults.get("int") else 0
-        self.cc.bind({"max_base_rtt_ps": self.max_base_rtt_ps(), "host_rate_bps": host_rate,
-                      "mtu_payload": sc.mtu_payload, "int_multi": int_multi})
+        self.nic_plan = None
+        if sc.nic_profiles is not None:        # a NIC model per host (controlplane/transport/nic_profile.py)
+            self.nic_plan = nic_profile.Plan(self, sc.nic_profiles, cnp_mode, int(cnp_interval))
+        int_needed = defaults.get("int") or (self.nic_plan is not None and self.nic_plan.int_needed)
+        int_multi = max(1, round(host_rate / Gbps(25))) if int_needed else 0
+        facts = {"max_base_rtt_ps": self.max_base_rtt_ps(), "host_rate_bps": host_rate,
+                 "mtu_payload": sc.mtu_payload, "int_multi": int_multi}
+        self.cc.bind(facts)
         mp = multipath.resolve(sc, self.max_base_rtt_ps(), host_rate)
-        return {"ecn": ecn_, "qdisc": qdisc.resolve(sc.qdisc, ecn_, sc.mtu_payload), "ecn_ports": self._ecn_ports(ecn_), "cnp_mode": cnp_mode, "cnp_interval_ps": int(cnp_interval),
+        extra = {}
+        if self.nic_plan is not None:
+            self.nic_plan.bind(facts)
+            tp = config.section(multipath.TransportParams, sc.transport_params, "transport_params").model_dump()
+            self._nic_bdp = (tp["bdp_cap"], self.max_base_rtt_ps() * host_rate / 8e12)
+            extra["nic_profiles"] = self.nic_plan.record()
+        # a queue discipline's default quantum is one whole frame: of the largest MTU any pair runs
+        mtu_q = sc.mtu_payload if self.nic_plan is None else max(sc.mtu_payload, self.nic_plan.max_mtu)
+        return {**extra, "ecn": ecn_, "qdisc": qdisc.resolve(sc.qdisc, ecn_, mtu_q), "ecn_ports": self._ecn_ports(ecn_), "cnp_mode": cnp_mode, "cnp_interval_ps": int(cnp_interval),
                 "pkt_pool": pool, "int_multi": int_multi, "cc_params": self.cc.params(), "multipath": mp,
                 "verbs": verbs.resolve(sc.verbs)}
 
@@ -368,6 +385,8 @@ class Network:
         else:
             kind, param = cc.c_kind, sim.add_cc_params(cc.c_kind, cc.c_params())
         self.cc_kind, self._cc_param, self._cc_mask = kind, param, cc.event_mask()
+        if self.nic_plan is not None:
+            self.nic_plan.install_ccs(sim, sc.cc_impl)
         sports = self.rng.integers(QP_SPORT_BASE, 65536, size=len(self.flows))
         self.qps = np.zeros(len(self.flows), dtype=np.int64)
         by_conn: dict[int, int] = {}
@@ -399,18 +418,36 @@ class Network:
         sc, sim, cc = self.scenario, self.sim, self.cc
         if sport is None:
             sport = int(self.rng.integers(QP_SPORT_BASE, 65536))
-        qp = sim.create_qp_pair(src, dst, sport, self.cc_kind, self._cc_param, self._cc_mask, sc.isn)
+        if self.nic_plan is None:
+            kind, param, mask, batch = self.cc_kind, self._cc_param, self._cc_mask, cc.ack_batch
+        else:                                  # the pair's NIC profiles: the sender's CC, negotiated settings
+            pair = self.nic_plan.settings(src, dst)
+            cc, kind, param, mask, batch = self.nic_plan.cc_of(pair)
+        qp = sim.create_qp_pair(src, dst, sport, kind, param, mask, sc.isn)
         self._bind_uplinks(qp, src, dst)
-        multipath.install_qp(self, qp, sport)
+        if self.nic_plan is None:
+            multipath.install_qp(self, qp, sport)
+        else:
+            multipath.install_qp(self, qp, sport, pair.transport, self._nic_transport_params(pair))
+            self.nic_plan.apply(sim, qp, src, pair)
         verbs.install_qp(self, qp)
         peer = int(sim.qps[qp]["peer_qp"])
-        if self.cc_kind == CC_PYTHON:
+        if kind == CC_PYTHON:
             sim.set_python_cc(qp, cc.handler_for(qp))
             sim.set_python_cc(peer, cc.handler_for(peer))
-        if cc.ack_batch > 1:
-            sim.set_ack_batch(qp, cc.ack_batch)
-            sim.set_ack_batch(peer, cc.ack_batch)
+        if batch > 1:
+            sim.set_ack_batch(qp, batch)
+            sim.set_ack_batch(peer, batch)
         return qp
+
+    def _nic_transport_params(self, pair) -> dict:
+        """transport_params of a pair under NIC profiles: reorder window and RTO_low negotiated,
+        bdp_cap the scenario's ("auto": ceil(BDP / the pair's MTU))."""
+        bdp, bdp_bytes = self._nic_bdp
+        if bdp == "auto":
+            bdp = math.ceil(bdp_bytes / pair.mtu_payload)
+        return {"reorder_window": pair.reorder_window, "rto_low_ps": pair.rto_low_ps,
+                "rto_low_pkts": pair.rto_low_pkts, "bdp_cap": bdp}
 
     def _bind_uplinks(self, qp: int, src: int, dst: int) -> None:
         """Active/active uplinks of a multi-port host: it binds its QPs (either end of a pair) to
@@ -493,7 +530,7 @@ class Network:
             return None
         return int(self.routes.host_port[dsts.pop()]) ^ 1             # the other end of its link
 
-    def ideal_fct_ps(self, f: workload.Flow) -> int:
+    def ideal_fct_ps(self, f: workload.Flow, qp: int | None = None) -> int:
         """Standalone FCT: the message alone on an idle fabric, from its post to the moment the
         sender receives the ACK of its last packet (when the data plane completes it), in the
         data plane's own integer picoseconds: an isolated message has slowdown exactly 1.
@@ -513,9 +550,13 @@ class Network:
         frame, phy overhead, IPv6); serialization times are the data plane's ``ser_ps``.
         Not counted: what a DPU vSwitch adds (overlay bytes, slow-path upcalls) and QP-context
         fetches: they show in the slowdown. Paths: the lowest-port shortest path each way (every
-        ECMP choice of the topologies here has the same rates and delays)."""
+        ECMP choice of the topologies here has the same rates and delays). With NIC profiles
+        (``qp``: the flow's sender QP) the pair's negotiated MTU and the receiver's ACK interval."""
         fwd_rates, fwd_delays, rev_rates, rev_delays = self._ideal_paths(f.src, f.dst)
-        mtu, sim = self.scenario.mtu_payload, self.sim
+        mtu, sim, ack_interval = self.scenario.mtu_payload, self.sim, self.scenario.ack_interval
+        if qp is not None and self.nic_plan is not None:
+            pair = self.nic_plan.settings(f.src, f.dst)
+            mtu, ack_interval = pair.mtu_payload, pair.ack_interval
         n = -(-f.size_bytes // mtu)
         last = f.size_bytes - (n - 1) * mtu
         verb = getattr(f, "verb", "write")
@@ -540,7 +581,7 @@ class Network:
             request = sim.wire_bytes(OPCODES["read_request"], 0)
             return (store_and_forward_ps([(request, 1)], fwd_rates, fwd_delays)
                     + store_and_forward_ps(runs, rev_rates, rev_delays))
-        return message_fct_ps(runs, self.scenario.ack_interval, sim.wire_bytes(OPCODES["ack"], 0),
+        return message_fct_ps(runs, ack_interval, sim.wire_bytes(OPCODES["ack"], 0),
                               fwd_rates, fwd_delays, rev_rates, rev_delays)
 
     def _ideal_paths(self, src: int, dst: int) -> tuple[list[int], list[int], list[int], list[int]]:
@@ -766,7 +807,8 @@ class Result:
         self.flows["rx_done_ps"] = msgs["rx_done_ps"][:n].astype(np.int64)
         fin = self.flows["finish_ps"]
         self.flows["fct_ps"] = np.where(fin >= 0, fin - self.flows["start_ps"], -1)
-        self.flows["ideal_fct_ps"] = np.array([net.ideal_fct_ps(f) for f in net.flows], dtype=np.int64)
+        self.flows["ideal_fct_ps"] = np.array([net.ideal_fct_ps(f, int(q)) for f, q in zip(net.flows, net.qps)],
+                                              dtype=np.int64)
         with np.errstate(divide="ignore", invalid="ignore"):
             self.flows["slowdown"] = np.where(fin >= 0, self.flows["fct_ps"] / self.flows["ideal_fct_ps"], np.nan)
 

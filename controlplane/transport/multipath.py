@@ -234,12 +234,15 @@ def entropies(rng: np.random.Generator, first: int, n: int) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
-def install_qp(net, qp: int, sport: int) -> None:
-    """Transport and path set of a QP pair just created (both ends: ACKs keep the QP's sport)."""
+def install_qp(net, qp: int, sport: int, transport: str | None = None, tp: dict | None = None) -> None:
+    """Transport and path set of a QP pair just created (both ends: ACKs keep the QP's sport).
+    ``transport`` and ``tp`` (transport_params): what the pair's NIC profiles negotiated
+    (controlplane/transport/nic_profile.py), else the scenario's."""
     sc, sim, r = net.scenario, net.sim, net.resolved["multipath"]
-    if sc.transport != "gbn":
-        tp = r["transport_params"]
-        sim.set_transport(qp, sc.transport, tp["reorder_window"], tp["rto_low_ps"], tp["rto_low_pkts"], tp["bdp_cap"])
+    if transport is None:
+        transport, tp = sc.transport, r["transport_params"]
+    if transport != "gbn":
+        sim.set_transport(qp, transport, tp["reorder_window"], tp["rto_low_ps"], tp["rto_low_pkts"], tp["bdp_cap"])
     if sc.adaptive_routing:
         sim.set_ar_classes(qp, sc.ar_classes)
         sim.set_ar_classes(qp + 1, sc.ar_classes)      # the receiver end sends the ACKs and CNPs
