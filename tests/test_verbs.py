@@ -423,3 +423,19 @@ def test_atomic_arguments_are_checked():
     assert s.atomic_word(qp + 1) == 1 and int(s.msgs[first]["atomic_orig"]) == 2**64 - 1
     with pytest.raises(Exception, match="sent already"):
         s.set_atomic_args(first, 5)
+
+
+@pytest.mark.parametrize("verb", VERBS + ["atomic_fadd"])
+def test_every_verb_runs_on_a_negotiated_path_mtu(verb):
+    """NIC profiles (docs/interop.md): a ConnectX-4-like NIC at both ends negotiates a 1024-byte
+    path MTU; every verb then uses it (packet counts, READ responses sized by the requester's
+    MTU) and a message alone still completes exactly at its ideal FCT."""
+    size = 8 if verb.startswith("atomic") else 100_000
+    r = run(topology=star(2), workload={"kind": "flows", "flows": [{"src": 1, "dst": 0, "size_bytes": size,
+                                                                    "verb": verb}]},
+            cc="none", sample_interval_ps=0, nic_profiles={"default": "cx4_gbn_dcqcn"})
+    assert_conserved(r)
+    assert (r.network.sim.qps["mtu_payload"][:2] == 1024).all()
+    assert r.flows["fct_ps"][0] == r.flows["ideal_fct_ps"][0]
+    if verb in ("write", "send", "read"):
+        assert r.counters["data_sent"] == (1 if verb == "read" else 0) + -(-size // 1024)
