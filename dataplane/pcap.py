@@ -2,12 +2,18 @@
 
 :func:`read_pcap` parses a classic pcap file (micro- or nanosecond timestamps, either byte
 order, Ethernet link type, optional 802.1Q VLAN tags and 802.1ad QinQ double tags) from softdpu
-or from real hardware. Each RoCEv2 frame becomes one record of :data:`RECORD_DTYPE`; everything
-else is skipped and counted by reason (:attr:`PcapRead.skipped`). A damaged file gives counted
-skips, a counted stop (:attr:`PcapRead.stopped`, naming the file, the record index and its byte
-offset) where the record boundaries are lost, or a ``ValueError`` naming the file; never another
-exception. The parser is plain Python over ``struct``: no scapy (which is kept for tests, where
-speed does not matter).
+or from real hardware, or a pcapng file (recognised by its magic; read through scapy, the
+``pcap`` extra: :func:`_read_pcapng`). Each RoCEv2 frame becomes one record of
+:data:`RECORD_DTYPE`; everything else is skipped and counted by reason
+(:attr:`PcapRead.skipped`). A damaged file gives counted skips, a counted stop
+(:attr:`PcapRead.stopped`, naming the file, the record index and its byte offset) where the
+record boundaries are lost, or a ``ValueError`` naming the file; never another exception.
+
+Speed: the file is memory-mapped and walked by a C function (native/pcap_scan.c,
+``sd_pcap_scan``) that writes the records straight into a RECORD_DTYPE array, several million
+records per second (docs/performance.md, ``softdpu bench pcap``). The plain-Python reader it
+replaced is kept as the reference (:func:`_read_pcap_python`, about 85 k records/s): the C
+scanner must give exactly its records, skip counts, stop texts and errors (tests/test_pcap_scan.py).
 
 Record rules (libpcap's ``sf-pcap.c``): a record's captured length may not exceed the snaplen of
 the file header (a header snaplen of 0 or above 262144, libpcap's ``MAXIMUM_SNAPLEN``, stands for
