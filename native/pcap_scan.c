@@ -12,6 +12,7 @@
 
 #include "sim.h"
 
+
 #define PCAP_REC_HDR 16u
 #define MAX_SPAN_NS (INT64_MAX / 1000)       /* a time relative to the first must fit int64 ps */
 
@@ -36,6 +37,73 @@ static void skip(sd_pcap_scan_state *st, uint32_t reason)
         st->first_skip[reason] = ++st->skip_kinds_seen;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define SD_HAVE_PCLMUL 1
+/* CRC-32 (IEEE 802.3, reflected) of len bytes (len >= 64, a multiple of 16) by carry-less
+ * multiplication: fold 4 x 128 bits at a time, then 1 x 128, then reduce to 32 bits (Barrett).
+ * Method and constants: Gopal et al., "Fast CRC Computation for Generic Polynomials Using
+ * PCLMULQDQ Instruction" (Intel, 2009); the running CRC c as crc32_update takes it. */
+__attribute__((target("pclmul,sse4.1")))
+static uint32_t crc_fold_pclmul(uint32_t c, const uint8_t *p, size_t len)
+{
+    const __m128i k1k2 = _mm_set_epi64x(0x1c6e41596LL, 0x154442bd4LL);   /* x^(512+32), x^(512-32) mod P */
+    const __m128i k3k4 = _mm_set_epi64x(0x0ccaa009eLL, 0x1751997d0LL);   /* x^(128+32), x^(128-32) mod P */
+    const __m128i k5 = _mm_set_epi64x(0, 0x163cd6124LL);                 /* x^64 mod P */
+    const __m128i poly = _mm_set_epi64x(0x1f7011641LL, 0x1db710641LL);   /* mu', P' (bit-reflected) */
+    const __m128i mask32 = _mm_set_epi32(0, 0, 0, -1);
+    __m128i x1 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)p), _mm_cvtsi32_si128((int)c));
+    __m128i x2 = _mm_loadu_si128((const __m128i *)(p + 16));
+    __m128i x3 = _mm_loadu_si128((const __m128i *)(p + 32));
+    __m128i x4 = _mm_loadu_si128((const __m128i *)(p + 48));
+    p += 64;
+    len -= 64;
+#define FOLD(x, k, next) _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11)), next)
+    for (; len >= 64; p += 64, len -= 64) {
+        x1 = FOLD(x1, k1k2, _mm_loadu_si128((const __m128i *)p));
+        x2 = FOLD(x2, k1k2, _mm_loadu_si128((const __m128i *)(p + 16)));
+        x3 = FOLD(x3, k1k2, _mm_loadu_si128((const __m128i *)(p + 32)));
+        x4 = FOLD(x4, k1k2, _mm_loadu_si128((const __m128i *)(p + 48)));
+    }
+    x1 = FOLD(x1, k3k4, x2);
+    x1 = FOLD(x1, k3k4, x3);
+    x1 = FOLD(x1, k3k4, x4);
+    for (; len >= 16; p += 16, len -= 16)
+        x1 = FOLD(x1, k3k4, _mm_loadu_si128((const __m128i *)p));
+#undef FOLD
+    /* 128 -> 64 bits (and 32 zero bits appended) */
+    x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), _mm_clmulepi64_si128(x1, k3k4, 0x10));
+    /* 64 -> 32 */
+    x2 = _mm_clmulepi64_si128(_mm_and_si128(x1, mask32), k5, 0x00);
+    x1 = _mm_xor_si128(_mm_srli_si128(x1, 4), x2);
+    /* Barrett reduction */
+    x2 = _mm_clmulepi64_si128(_mm_and_si128(x1, mask32), poly, 0x10);
+    x2 = _mm_clmulepi64_si128(_mm_and_si128(x2, mask32), poly, 0x00);
+    x1 = _mm_xor_si128(x1, x2);
+    return (uint32_t)_mm_extract_epi32(x1, 1);
+}
+#endif
+
+/* the running CRC over n bytes: carry-less multiplication where the CPU has it (x86-64 with
+ * PCLMULQDQ, about 15x the table's speed), the slicing-by-8 table of wire.c for the rest */
+static uint32_t crc_run(uint32_t c, const uint8_t *p, size_t n)
+{
+#ifdef SD_HAVE_PCLMUL
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+    }
+    if (n >= 64 && have) {
+        size_t m = n & ~(size_t)15;
+        c = crc_fold_pclmul(c, p, m);
+        p += m;
+        n -= m;
+    }
+#endif
+    return crc32_update(c, p, n);
+}
+
 /* ICRC (Annex A17) of the packet at ip (IP header to ICRC, len bytes without the ICRC), iphdr
  * the IP header's length (40 for IPv6); the caller guarantees len >= iphdr + 8 + 12. */
 static uint32_t icrc_at(const uint8_t *ip, uint64_t len, uint32_t iphdr, int v6)
@@ -57,7 +125,7 @@ static uint32_t icrc_at(const uint8_t *ip, uint64_t len, uint32_t iphdr, int v6)
     static const uint8_t ones[8] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
     uint32_t c = crc32_update(0xFFFFFFFFu, ones, 8);
     c = crc32_update(c, hdr, h);
-    c = crc32_update(c, ip + h, (size_t)(len - h));
+    c = crc_run(c, ip + h, (size_t)(len - h));
     return ~c;
 }
 
