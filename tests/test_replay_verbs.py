@@ -90,7 +90,7 @@ def test_send_recv_capture(tmp_path):
         {"src": 0, "dst": 1, "size_bytes": 1034, "start_ps": 10_000_000, "conn": 0, "verb": "send_imm"},
         {"src": 2, "dst": 0, "size_bytes": 128, "start_ps": 12_000_000, "conn": 2, "verb": "send"},
     ]
-    assert got.n_hosts == 3 and got.retransmitted == 1
+    assert got.n_hosts == 3 and got.repeated == 1
     assert got.incomplete == {"send_without_first": 1, "send_without_last": 1}
     with pytest.warns(UserWarning, match="1 send_without_first, 1 send_without_last"):
         flows, n = messages(tmp_path / "send.pcap")
@@ -126,7 +126,7 @@ def test_read_and_write_capture(tmp_path):
         {"src": 0, "dst": 1, "size_bytes": 3000, "start_ps": 6_000_000, "conn": 0, "verb": "write_imm"},
         {"src": 0, "dst": 1, "size_bytes": 200, "start_ps": 10_000_000, "conn": 0, "verb": "write"},
     ]
-    assert n == 2 and extract(read).retransmitted == 1
+    assert n == 2 and extract(read).repeated == 1
 
 
 def real_like_capture(path):

@@ -17,8 +17,9 @@ packets (IBTA Vol. 1 §9.2-9.4; opcodes of the RC transport):
 
 A message is posted at the time of its first packet, relative to the capture's earliest
 record. Connections are QP pairs: the packets of one (source host, destination host, DestQP)
-are one connection, whose messages share one QP pair in order (``conn``). A retransmitted copy
-(same connection and PSN) is counted once. A connection's request packets are taken in PSN
+are one connection, whose messages share one QP pair in order (``conn``). A repeated copy (a
+retransmission, or the same packet at another capture point: same connection and PSN) is
+counted once. A connection's request packets are taken in PSN
 order (PSNs unwrapped in capture order, so a connection may pass 2^24 packets), which is the
 order the requester sent them (RC), whatever order a capture point saw them in: a message runs
 from its First packet to its Last: a SEND whose first
@@ -67,14 +68,15 @@ class Extracted:
     verbs: Counter = field(default_factory=Counter)        # verb -> messages
     incomplete: Counter = field(default_factory=Counter)   # "send_without_first" / "send_without_last" /
                                                            # "write_without_first" -> messages left out
-    retransmitted: int = 0                                 # request packets seen again (same connection and PSN)
+    repeated: int = 0          # request packets seen again (same connection and PSN): retransmissions, or the
+                               # same packet at another capture point
     path: str = ""
 
     def report(self) -> str:
         parts = [f"{len(self.flows)} messages"] + [f"{n} {v}" for v, n in sorted(self.verbs.items())]
         parts += [f"{n} {k} (left out)" for k, n in sorted(self.incomplete.items())]
-        if self.retransmitted:
-            parts.append(f"{self.retransmitted} retransmitted packets counted once")
+        if self.repeated:
+            parts.append(f"{self.repeated} repeated packets (retransmissions, other capture points) counted once")
         return ", ".join(parts)
 
 
@@ -121,10 +123,12 @@ def extract(capture: str | Path | PcapRead, hosts: str = "order", time_scale: fl
 
     out = Extracted([], 0, path=read.path)
     requests = rec[np.isin(rec["opcode"], _REQUEST_OPS)]
+    ops, psns = requests["opcode"].tolist(), requests["psn"].tolist()
+    payload, reth = requests["payload_len"].tolist(), requests["reth_len"].tolist()
     by_conn: dict[tuple, list[int]] = {}
-    for i, (version, src, dst, dqp) in enumerate(zip(requests["ip_version"], requests["src"], requests["dst"],
-                                                     requests["dqp"])):
-        by_conn.setdefault((int(version), bytes(src), bytes(dst), int(dqp)), []).append(i)
+    for i, key in enumerate(zip(requests["ip_version"].tolist(), map(bytes, requests["src"]),
+                                map(bytes, requests["dst"]), requests["dqp"].tolist())):
+        by_conn.setdefault(key, []).append(i)
     msgs: list[dict] = []                 # every message begun
     for key, rows in by_conn.items():
         # a connection's packets in PSN order, each PSN once: PSNs unwrapped in capture order (a
@@ -132,27 +136,27 @@ def extract(capture: str | Path | PcapRead, hosts: str = "order", time_scale: fl
         first_copy: dict[int, int] = {}
         u, last = 0, None
         for i in rows:
-            psn = int(requests["psn"][i])
+            psn = psns[i]
             if last is not None:
                 u += ((psn - last + (1 << 23)) & 0xFFFFFF) - (1 << 23)
             last = psn
             if u in first_copy:
-                out.retransmitted += 1
+                out.repeated += 1
             else:
                 first_copy[u] = i
         open_msg, orphan = None, None     # the message being assembled; the kind of one whose First is missing
         for u in sorted(first_copy):
-            r = requests[first_copy[u]]
-            op = int(r["opcode"])
+            i = first_copy[u]
+            op = ops[i]
             if op in _FIRST or op in _ONLY:
                 if open_msg is not None and open_msg["kind"] == "send":   # its Last never came
                     open_msg["complete"] = False
                     out.incomplete["send_without_last"] += 1
                 orphan = None
-                m = {"r": r, "complete": True, "verb": _FIRST.get(op) or _ONLY[op],
+                m = {"i": i, "complete": True, "verb": _FIRST.get(op) or _ONLY[op],
                      "kind": "send" if op <= OP_SEND_ONLY_IMM else "read" if op == OP_READ_REQUEST else "write",
-                     "size": int(r["reth_len"]) if op in (OP_WRITE_FIRST, OP_WRITE_ONLY, OP_WRITE_ONLY_IMM,
-                                                          OP_READ_REQUEST) else int(r["payload_len"])}
+                     "size": reth[i] if op in (OP_WRITE_FIRST, OP_WRITE_ONLY, OP_WRITE_ONLY_IMM, OP_READ_REQUEST)
+                     else payload[i]}
                 msgs.append(m)
                 open_msg = m if op in _FIRST else None
                 continue
@@ -169,7 +173,7 @@ def extract(capture: str | Path | PcapRead, hosts: str = "order", time_scale: fl
                     orphan = None
                 continue
             if kind == "send":
-                open_msg["size"] += int(r["payload_len"])
+                open_msg["size"] += payload[i]
             if op in _LAST:
                 open_msg["verb"] = _LAST[op][1]
                 open_msg = None
@@ -178,8 +182,8 @@ def extract(capture: str | Path | PcapRead, hosts: str = "order", time_scale: fl
             out.incomplete["send_without_last"] += 1
     # in the order of their first packets: hosts numbered in order of appearance, then connections
     conns: dict[tuple, int] = {}
-    for m in sorted((m for m in msgs if m["complete"]), key=lambda m: int(m["r"]["record"])):
-        r = m["r"]
+    for m in sorted((m for m in msgs if m["complete"]), key=lambda m: m["i"]):    # record order
+        r = requests[m["i"]]
         src, dst = host(r["ip_version"], r["src"]), host(r["ip_version"], r["dst"])
         if src == dst:
             continue
