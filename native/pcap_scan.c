@@ -12,7 +12,6 @@
 
 #include "sim.h"
 
-
 #define PCAP_REC_HDR 16u
 #define MAX_SPAN_NS (INT64_MAX / 1000)       /* a time relative to the first must fit int64 ps */
 
@@ -24,7 +23,7 @@ typedef struct {
     uint16_t sport, dport, pkey;
     uint8_t ip_version, dscp, ecn, ttl, opcode, se, migreq, padcnt, tver, fecn, becn, ackreq, syndrome, icrc_ok;
     uint8_t src[16], dst[16];
-} sd_pcap_rec;
+} scan_rec;
 
 static inline uint32_t rd16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
 static inline uint32_t rd24(const uint8_t *p) { return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2]; }
@@ -132,7 +131,7 @@ static uint32_t icrc_at(const uint8_t *ip, uint64_t len, uint32_t iphdr, int v6)
 static int is_vlan_tpid(uint32_t t) { return t == 0x8100 || t == 0x88A8 || t == 0x9100; }
 
 /* Parse one frame of caplen captured bytes (orig on the wire); 1 = a record in *r, 0 = skipped. */
-static int parse_frame(const uint8_t *f, uint64_t caplen, uint64_t orig, sd_pcap_scan_state *st, sd_pcap_rec *r)
+static int parse_frame(const uint8_t *f, uint64_t caplen, uint64_t orig, sd_pcap_scan_state *st, scan_rec *r)
 {
     if (caplen < 14) {
         skip(st, SD_PCAP_TRUNCATED_FRAME);
@@ -277,7 +276,7 @@ static int parse_frame(const uint8_t *f, uint64_t caplen, uint64_t orig, sd_pcap
 }
 
 /* the record in RECORD_DTYPE's packed layout (native byte order) */
-static void put_rec(uint8_t *o, const sd_pcap_rec *r)
+static void put_rec(uint8_t *o, const scan_rec *r)
 {
 #define PUT(field, at) memcpy(o + (at), &r->field, sizeof r->field)
     PUT(t_ns, SD_PCAP_AT_T_NS); PUT(frame_len, SD_PCAP_AT_FRAME_LEN); PUT(caplen, SD_PCAP_AT_CAPLEN);
@@ -299,6 +298,8 @@ uint64_t sd_pcap_scan(const uint8_t *data, uint64_t len, sd_pcap_scan_state *st,
     uint64_t n_out = 0;
     if (!st)
         return 0;
+    if (!data && st->offset < len)
+        return 0;                                      /* no buffer: the caller sees stop RUNNING */
     if (st->stop != SD_PCAP_RUNNING && st->stop != SD_PCAP_OUT_FULL)
         return 0;                                      /* already ended */
     st->stop = SD_PCAP_RUNNING;
@@ -357,7 +358,7 @@ uint64_t sd_pcap_scan(const uint8_t *data, uint64_t len, sd_pcap_scan_state *st,
                 continue;
             }
         }
-        sd_pcap_rec r;
+        scan_rec r;
         if (parse_frame(frame, incl, orig, st, &r)) {
             r.t_ns = t_ns;
             r.record = index;

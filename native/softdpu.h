@@ -804,7 +804,7 @@ uint32_t sd_icrc(const uint8_t *frame, uint32_t len);
 /* ---------------------------------------------------------------- pcap reading (native/pcap_scan.c)
  * dataplane/pcap.py read_pcap: sd_pcap_scan walks the records of a classic pcap file held in
  * memory (the 24-byte file header already checked by Python) and parses each RoCEv2 frame into
- * one sd_pcap_rec, with libpcap's record rules and the checks, skip reasons and field values of
+ * one record (enum sd_pcap_rec_layout), with libpcap's record rules and the checks, skip reasons and field values of
  * the reference reader in Python (tests/test_pcap_scan.py compares them record for record).
  * Every read is bounds-checked against len and each record's captured length: a damaged file
  * gives counted skips or a stop, never a read outside the buffer. */

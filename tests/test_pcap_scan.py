@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from dataplane import pcap
 from dataplane.pcap import RECORD_DTYPE, _read_pcap_python, read_pcap
-from tests.test_wire import TAG_STACKS, corruptible_capture, own_frames, pcap_file, with_tags
+# test_wire as pytest imports it (tests/ is on sys.path): importing it again as tests.test_wire would
+# define and bind a second RETH layer in scapy, which its own tests then fail to find
+from test_wire import TAG_STACKS, corruptible_capture, own_frames, pcap_file, with_tags
 
 
 def same_result(path):
@@ -291,7 +293,7 @@ def test_icrc_verdicts_for_every_length_of_the_folded_crc(tmp_path):
     it, the rest by table: WRITE Only frames with 1..400 and 4000..4100 payload bytes (every
     remainder mod 16 and 64, IPv4 and IPv6) get a good verdict as encoded, a bad one with the
     byte before the ICRC flipped, and equal the reference reader's (zlib's CRC-32)."""
-    from tests.test_wire import sim
+    from test_wire import sim
     sizes = list(range(1, 401)) + list(range(4000, 4101))
     for ipv6 in (False, True):
         s = sim(ipv6)

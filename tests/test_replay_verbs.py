@@ -26,7 +26,7 @@ from controlplane.transport import workload
 from controlplane.transport.replay import extract, messages
 from dataplane.pcap import read_pcap
 from tests.support import star
-from tests.test_wire import pcap_file
+from test_wire import pcap_file        # as pytest imports it (see tests/test_pcap_scan.py)
 
 MACS = {}
 
