@@ -147,7 +147,9 @@ def read_pcap(path: str | Path) -> PcapRead:
 
 def _contents(path):
     """The file's bytes: a read-only memory map (no copy: the C scanner reads the page cache), or
-    its contents where it cannot be mapped (an empty file, a pipe)."""
+    its contents where it cannot be mapped (an empty file, a pipe). A file that another process
+    appends to is read as far as it was when mapped; one truncated while it is read would fault
+    (SIGBUS), as with any memory-mapped reader."""
     with open(path, "rb") as f:
         try:
             return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
