@@ -219,3 +219,19 @@ def test_a_write_only_capture_still_runs_end_to_end(tmp_path):
     r = Scenario(topology=star(2), workload={"kind": "pcap", "path": str(tmp_path / "w.pcap"), "hosts": "softdpu"},
                  cc="none", sample_interval_ps=0).run()
     assert r.counters["msgs_completed"] == 2 and sorted(r.flows["size_bytes"]) == [2048, 4000]
+
+
+def test_the_same_capture_as_pcapng_replays_the_same(tmp_path):
+    """The hardware-like capture written as pcapng (one Ethernet interface at ns resolution,
+    Enhanced Packet Blocks) gives the same messages as the pcap."""
+    from test_pcap_scan import ng_epb, ng_idb, ng_shb
+    read, _ = real_like_capture(tmp_path / "hw.pcap")
+    data = (tmp_path / "hw.pcap").read_bytes()
+    ng, off = ng_shb("<") + ng_idb("<", tsresol=9), 24
+    while off < len(data):
+        sec, ns, incl, orig = struct.unpack_from("<IIII", data, off)
+        ng += ng_epb("<", 0, sec * 10**9 + ns, data[off + 16:off + 16 + incl], orig)
+        off += 16 + incl
+    (tmp_path / "hw.pcapng").write_bytes(ng)
+    assert messages(tmp_path / "hw.pcapng") == messages(tmp_path / "hw.pcap")
+    assert len(messages(tmp_path / "hw.pcapng")[0]) == 42
