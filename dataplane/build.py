@@ -20,7 +20,7 @@ ROOT = HERE.parent
 NATIVE = ROOT / "native"
 HEADER = NATIVE / "softdpu.h"                 # the production API: commands, config, telemetry records
 TESTING_HEADER = NATIVE / "softdpu_testing.h" # test and benchmark hooks only (cdef'd apart, below)
-SOURCES = ["sim.c", "event.c", "port.c", "switch.c", "nic.c", "cc.c", "dcqcn.c", "dctcp.c", "timely.c", "hpcc.c", "swift.c", "nscc.c", "int.c", "wire.c", "pfc.c", "reorder.c", "paths.c", "vswitch.c", "qpc.c", "qdisc.c"]
+SOURCES = ["sim.c", "event.c", "port.c", "switch.c", "nic.c", "cc.c", "dcqcn.c", "dctcp.c", "timely.c", "hpcc.c", "swift.c", "nscc.c", "int.c", "wire.c", "pfc.c", "reorder.c", "paths.c", "vswitch.c", "qpc.c", "qdisc.c", "pcap_scan.c"]
 # the providers, one file each, no list to edit: queue disciplines (registered in native/qdisc.h)
 # and path policies (native/paths.h)
 SOURCES += sorted(p.name for p in NATIVE.glob("qdisc_*.c")) + sorted(p.name for p in NATIVE.glob("path_*.c"))

@@ -2,12 +2,18 @@
 
 :func:`read_pcap` parses a classic pcap file (micro- or nanosecond timestamps, either byte
 order, Ethernet link type, optional 802.1Q VLAN tags and 802.1ad QinQ double tags) from softdpu
-or from real hardware. Each RoCEv2 frame becomes one record of :data:`RECORD_DTYPE`; everything
-else is skipped and counted by reason (:attr:`PcapRead.skipped`). A damaged file gives counted
-skips, a counted stop (:attr:`PcapRead.stopped`, naming the file, the record index and its byte
-offset) where the record boundaries are lost, or a ``ValueError`` naming the file; never another
-exception. The parser is plain Python over ``struct``: no scapy (which is kept for tests, where
-speed does not matter).
+or from real hardware, or a pcapng file (recognised by its magic; read through scapy, the
+``pcap`` extra: :func:`_read_pcapng`). Each RoCEv2 frame becomes one record of
+:data:`RECORD_DTYPE`; everything else is skipped and counted by reason
+(:attr:`PcapRead.skipped`). A damaged file gives counted skips, a counted stop
+(:attr:`PcapRead.stopped`, naming the file, the record index and its byte offset) where the
+record boundaries are lost, or a ``ValueError`` naming the file; never another exception.
+
+Speed: the file is memory-mapped and walked by a C function (native/pcap_scan.c,
+``sd_pcap_scan``) that writes the records straight into a RECORD_DTYPE array, several million
+records per second (docs/performance.md, ``softdpu bench pcap``). The plain-Python reader it
+replaced is kept as the reference (:func:`_read_pcap_python`, about 85 k records/s): the C
+scanner must give exactly its records, skip counts, stop texts and errors (tests/test_pcap_scan.py).
 
 Record rules (libpcap's ``sf-pcap.c``): a record's captured length may not exceed the snaplen of
 the file header (a header snaplen of 0 or above 262144, libpcap's ``MAXIMUM_SNAPLEN``, stands for
@@ -22,6 +28,8 @@ header on, so VLAN tags and the rest of the Ethernet header are outside it.
 """
 from __future__ import annotations
 
+import functools
+import mmap
 import struct
 import zlib
 from collections import Counter
@@ -64,8 +72,9 @@ class PcapRead:
     skipped: Counter = field(default_factory=Counter)   # reason -> frames not turned into records
     stopped: str | None = None                          # why reading stopped early, if it did
     snaplen: int = 0
-    nanosecond: bool = False
+    nanosecond: bool = False                            # pcapng: the first packet's interface resolves ns
     path: str = ""
+    format: str = "pcap"                                # or "pcapng"
 
     def report(self) -> str:
         parts = [f"{len(self.records)} RoCEv2 records"]
@@ -76,6 +85,7 @@ class PcapRead:
 
 
 _MAGICS = {0xA1B2C3D4: False, 0xA1B23C4D: True}          # pcap (us), pcap-ns (ns)
+PCAPNG_MAGIC = 0x0A0D0D0A                                # a pcapng Section Header Block (either byte order)
 
 
 def l3_offset(frame: bytes) -> tuple[int, int]:
@@ -121,13 +131,41 @@ def icrc_of(frame: bytes, l3: int | None = None) -> int:
 
 
 def read_pcap(path: str | Path) -> PcapRead:
-    data = Path(path).read_bytes()
+    """The RoCEv2 records of a classic pcap or a pcapng file (told apart by their magic)."""
+    data = _contents(path)
+    try:
+        head = _classic_header(path, data)
+        if head is None:
+            return _read_pcapng(path, bytes(data))
+        endian, nano, snaplen, limit = head
+        records, skipped, stopped = _scan(path, data, endian == ">", nano, limit)
+    finally:
+        if isinstance(data, mmap.mmap):
+            data.close()
+    return PcapRead(records, skipped, stopped, snaplen, nano, str(path))
+
+
+def _contents(path):
+    """The file's bytes: a read-only memory map (no copy: the C scanner reads the page cache), or
+    its contents where it cannot be mapped (an empty file, a pipe). A file that another process
+    appends to is read as far as it was when mapped; one truncated while it is read would fault
+    (SIGBUS), as with any memory-mapped reader."""
+    with open(path, "rb") as f:
+        try:
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ValueError, OSError):
+            return f.read()
+
+
+def _classic_header(path, data: bytes):
+    """(byte order, nanosecond, header snaplen, captured-length limit) of a classic pcap file,
+    None for a pcapng file; ValueError naming the file for anything else."""
     if len(data) < 24:
         raise ValueError(f"{path}: not a pcap file ({len(data)} bytes, shorter than the 24-byte header)")
     magic_le = struct.unpack_from("<I", data, 0)[0]
     magic_be = struct.unpack_from(">I", data, 0)[0]
-    if magic_le == 0x0A0D0D0A:
-        raise ValueError(f"{path}: pcapng is not supported; convert it with 'editcap -F pcap'")
+    if magic_le == PCAPNG_MAGIC:
+        return None
     if magic_le in _MAGICS:
         endian, nano = "<", _MAGICS[magic_le]
     elif magic_be in _MAGICS:
@@ -138,6 +176,164 @@ def read_pcap(path: str | Path) -> PcapRead:
     if linktype & 0xFFFF != 1 or linktype & 0x03FF0000:   # libpcap LT_LINKTYPE / LT_RESERVED1 (top: FCS length)
         raise ValueError(f"{path}: link type {linktype} is not Ethernet (1)")
     limit = snaplen if 0 < snaplen <= MAX_SNAPLEN else MAX_SNAPLEN     # libpcap's reading of the header
+    return endian, nano, snaplen, limit
+
+
+#: skip reasons in the order of native/softdpu.h enum sd_pcap_skip
+_SKIP_REASONS = ("truncated_record", "bad_record_length", "incl_exceeds_orig", "bad_timestamp",
+                 "timestamp_out_of_range", "truncated_frame", "bad_ip_header", "not_udp", "not_ip", "not_rocev2",
+                 "bad_udp_length", "snaplen_before_bth")
+_MIN_RECORD_BYTES = 16 + 14 + 20 + 8 + 12          # record header, Ethernet, IPv4, UDP, BTH: the least a record takes
+_CHUNK = 1 << 20                                    # records per call of the C scanner
+
+
+def _scan(path, data: bytes, big_endian: bool, nano: bool, limit: int, start: int = 24):
+    """The C scanner (native/pcap_scan.c) over the records of ``data`` from byte ``start``:
+    (records, skipped, stopped), as the reference reader gives them."""
+    from dataplane._native import ffi, lib
+    _check_layout(lib)
+    st = ffi.new("sd_pcap_scan_state *")
+    st.big_endian, st.nanosecond, st.limit, st.offset = int(big_endian), int(nano), limit, start
+    n = len(data)
+    buf = ffi.from_buffer("uint8_t[]", data)
+    chunk = min(_CHUNK, max(0, n - start) // _MIN_RECORD_BYTES + 1)
+    parts = []
+    try:
+        while True:
+            part = np.empty(chunk, dtype=RECORD_DTYPE)
+            out = ffi.from_buffer(part)
+            k = lib.sd_pcap_scan(buf, n, st, ffi.cast("uint8_t *", out), chunk)
+            ffi.release(out)
+            if k:
+                part.resize(k, refcheck=False)     # in place (realloc): no copy of the records
+                parts.append(part)
+            if st.stop != lib.SD_PCAP_OUT_FULL:
+                break
+    finally:
+        ffi.release(buf)                           # the caller closes a memory map after this
+    records = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, dtype=RECORD_DTYPE)
+    order = sorted((st.first_skip[i], reason) for i, reason in enumerate(_SKIP_REASONS) if st.skipped[i])
+    skipped = Counter({reason: int(st.skipped[_SKIP_REASONS.index(reason)]) for _, reason in order})
+    stopped = None
+    if st.stop != lib.SD_PCAP_END:
+        off, incl = int(st.stop_offset), int(st.stop_incl)
+        where = f"{path}: record {int(st.stop_index)} (byte {off})"
+        if st.stop == lib.SD_PCAP_STOP_SHORT_HEADER:
+            stopped = f"{where}: truncated record header ({n - off} of 16 bytes) at the end of the file"
+        elif st.stop == lib.SD_PCAP_STOP_SNAPLEN:
+            stopped = (f"{where} claims {incl} captured bytes, more than the file's snaplen {limit}; "
+                       f"the record boundaries are lost, reading stops")
+        elif st.stop == lib.SD_PCAP_STOP_TRUNCATED:
+            stopped = f"{where}: truncated ({n - off - 16} of {incl} bytes present)"
+        else:
+            raise RuntimeError(f"sd_pcap_scan: unexpected stop code {st.stop}")
+    return records, skipped, stopped
+
+
+@functools.cache
+def _check_layout(lib) -> None:
+    """The C scanner writes RECORD_DTYPE's packed layout at the offsets native/softdpu.h names:
+    refuse to run if the two disagree (a field added on one side only)."""
+    wrong = [name for name in RECORD_DTYPE.names
+             if getattr(lib, f"SD_PCAP_AT_{name.upper()}", None) != RECORD_DTYPE.fields[name][1]]
+    if wrong or lib.SD_PCAP_REC_BYTES != RECORD_DTYPE.itemsize or RECORD_DTYPE.isnative is False:
+        raise RuntimeError(f"native/softdpu.h enum sd_pcap_rec_layout disagrees with RECORD_DTYPE: {wrong or 'size'}")
+
+
+def _read_pcapng(path, data: bytes) -> PcapRead:
+    """A pcapng file through scapy's ``RawPcapNgReader``: each packet block (Enhanced, Simple or
+    the obsolete Packet Block) of an Ethernet interface becomes a record of a classic pcap-ns
+    image in memory, which the C scanner then reads like any pcap file, so records, skip reasons
+    and the ICRC verdict follow the same rules.
+
+    Why scapy: it is the project's ``pcap`` extra already (and in the dev extra, so CI has it),
+    actively maintained, and its raw reader walks the blocks without dissecting packets (about
+    200 k packets/s here; ``softdpu bench pcap``). It reads either byte order, several sections
+    and interfaces, and each interface's ``if_tsresol`` (10^-k or 2^-k s). dpkt's pcapng reader
+    turns timestamps into floats (losing nanoseconds) and assumes one interface; python-pcapng
+    builds an object per option and is several times slower. Not applied: ``if_tsoffset`` (scapy
+    does not read it; capture tools rarely write it).
+
+    Records are numbered by packet block (0 = the first packet of the file, whatever its
+    interface). Packets of a non-Ethernet interface are skipped (``not_ethernet``), a packet
+    without a timestamp (a Simple Packet Block) as ``no_timestamp``, one whose time is beyond
+    the classic format's 32-bit seconds as ``timestamp_out_of_range``. A damaged block stops the
+    reading (``stopped``, naming the file, the record index and the block's byte offset,
+    counted as ``bad_block``); a damaged Section Header Block at the start is a ``ValueError``."""
+    import io
+    import logging
+    try:
+        from scapy.error import Scapy_Exception
+        from scapy.utils import RawPcapNgReader
+    except ImportError:
+        raise ValueError(f"{path}: a pcapng file: reading it needs scapy (pip install 'softdpu[pcap]')") from None
+    log = logging.getLogger("scapy.runtime")
+    level = log.level
+    log.setLevel(logging.ERROR)                   # scapy warns about every damaged block: counted here instead
+    try:
+        f = io.BytesIO(data)
+        try:
+            reader = RawPcapNgReader(f)          # reads the magic and the first Section Header Block
+        except (Scapy_Exception, EOFError, OSError, ValueError, struct.error) as exc:
+            raise ValueError(f"{path}: not a readable pcapng file ({exc or type(exc).__name__})") from None
+        image = bytearray()                       # records as classic pcap-ns: 16-byte header + frame
+        index_of: list[int] = []                  # the pcapng packet index of each record of the image
+        skipped: Counter = Counter()
+        stopped, index, first = None, 0, None
+        n = len(data)
+        while True:
+            pos = f.tell()
+            if pos >= n:
+                break
+            if data[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
+                reader.interfaces = []            # a new section numbers its interfaces from 0 (scapy keeps them)
+            try:
+                block = reader._read_block(size=1 << 32)
+            except Exception as exc:              # any damage in scapy's block parser: the boundaries are lost
+                stopped = (f"{path}: record {index} (block at byte {pos}): damaged pcapng block "
+                           f"({exc or type(exc).__name__}); reading stops")
+                skipped["bad_block"] += 1
+                break
+            if block is None:
+                continue                          # not a packet: an interface, statistics, name resolution ...
+            frame, meta = block
+            i, index = index, index + 1
+            if first is None:
+                first = meta
+            if meta.linktype != 1:
+                skipped["not_ethernet"] += 1
+                continue
+            if meta.tshigh is None:
+                skipped["no_timestamp"] += 1
+                continue
+            sec, ns = divmod((meta.tshigh << 32 | meta.tslow) * 1_000_000_000 // meta.tsresol, 1_000_000_000)
+            if sec >= 1 << 32:
+                skipped["timestamp_out_of_range"] += 1
+                continue
+            image += struct.pack("<IIII", sec, ns, len(frame), meta.wirelen)
+            image += frame
+            index_of.append(i)
+    finally:
+        log.setLevel(level)
+    records, more, _ = _scan(path, bytes(image), False, True, 0xFFFFFFFF, start=0)
+    if len(records):
+        records["record"] = np.asarray(index_of, dtype=np.uint32)[records["record"]]
+    skipped.update(more)
+    snaplen = reader.interfaces[0][1] if reader.interfaces else 0
+    nano = first is not None and first.tsresol >= 1_000_000_000
+    return PcapRead(records, skipped, stopped, snaplen, nano, str(path), "pcapng")
+
+
+def _read_pcap_python(path: str | Path) -> PcapRead:
+    """The reference reader: plain Python over ``struct``, one record at a time (about 85 k
+    records/s). :func:`read_pcap` must give exactly what it gives on a classic pcap file (records,
+    skip counts and their order, the stop message, the errors): tests/test_pcap_scan.py checks
+    that on damaged files, and ``softdpu bench pcap`` times both."""
+    data = Path(path).read_bytes()
+    head = _classic_header(path, data)
+    if head is None:
+        raise ValueError(f"{path}: pcapng: the reference reader reads classic pcap only")
+    endian, nano, snaplen, limit = head
     frac_max = 1_000_000_000 if nano else 1_000_000
     rec_hdr = struct.Struct(endian + "IIII")
     out: list[tuple] = []

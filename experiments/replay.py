@@ -1,7 +1,8 @@
-"""Replay: run the RDMA WRITEs of a RoCEv2 capture through a fabric, with each CC.
+"""Replay: run the RDMA messages of a RoCEv2 capture through a fabric, with each CC.
 
-Which congestion control would have served a recorded workload best? The capture's WRITEs
-(sizes, start times, connections) become the workload (controlplane/transport/replay.py) on a single
+Which congestion control would have served a recorded workload best? The capture's WRITEs,
+SENDs and READs (verbs, sizes, start times, connections) become the workload
+(controlplane/transport/replay.py) on a single
 switch by default; every CC in `ccs` runs it. Without `pcap`, the experiment first records a
 demonstration capture (an 8:1 incast of 1 MB WRITEs under no CC) and replays that.
 

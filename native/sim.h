@@ -618,6 +618,7 @@ void int_free(sd_sim *sim);
 uint64_t int_memory_bytes(const sd_sim *sim);
 void capture_free(sd_sim *sim);
 uint64_t capture_memory_bytes(const sd_sim *sim);
+uint32_t crc32_update(uint32_t c, const uint8_t *p, size_t n);   /* wire.c: CRC-32 without pre/post inversion */
 int qdisc_init(sd_sim *sim);
 
 

@@ -903,6 +903,59 @@ int sd_write_pcap(sd_sim *sim, const char *path, const sd_packet *pkts, const in
 /* The ICRC of a frame (Ethernet header to ICRC, IPv4 or IPv6) as it would be put on the wire. */
 uint32_t sd_icrc(const uint8_t *frame, uint32_t len);
 
+/* ---------------------------------------------------------------- pcap reading (native/pcap_scan.c)
+ * dataplane/pcap.py read_pcap: sd_pcap_scan walks the records of a classic pcap file held in
+ * memory (the 24-byte file header already checked by Python) and parses each RoCEv2 frame into
+ * one record (enum sd_pcap_rec_layout), with libpcap's record rules and the checks, skip reasons and field values of
+ * the reference reader in Python (tests/test_pcap_scan.py compares them record for record).
+ * Every read is bounds-checked against len and each record's captured length: a damaged file
+ * gives counted skips or a stop, never a read outside the buffer. */
+enum sd_pcap_skip {
+    SD_PCAP_TRUNCATED_RECORD = 0, SD_PCAP_BAD_RECORD_LENGTH = 1, SD_PCAP_INCL_EXCEEDS_ORIG = 2,
+    SD_PCAP_BAD_TIMESTAMP = 3, SD_PCAP_TIMESTAMP_OUT_OF_RANGE = 4, SD_PCAP_TRUNCATED_FRAME = 5,
+    SD_PCAP_BAD_IP_HEADER = 6, SD_PCAP_NOT_UDP = 7, SD_PCAP_NOT_IP = 8, SD_PCAP_NOT_ROCEV2 = 9,
+    SD_PCAP_BAD_UDP_LENGTH = 10, SD_PCAP_SNAPLEN_BEFORE_BTH = 11, SD_PCAP_SKIP_KINDS = 12
+};
+/* Why a scan returned: the end of the data, a stop (the record boundaries are lost: its reason is
+ * also counted in skipped[]), or the output is full (call again to go on). */
+enum sd_pcap_stop {
+    SD_PCAP_RUNNING = 0, SD_PCAP_END = 1, SD_PCAP_STOP_SHORT_HEADER = 2, SD_PCAP_STOP_SNAPLEN = 3,
+    SD_PCAP_STOP_TRUNCATED = 4, SD_PCAP_OUT_FULL = 5
+};
+typedef struct sd_pcap_scan_state {
+    /* set by the caller before the first call */
+    uint32_t big_endian;         /* record headers in big-endian byte order */
+    uint32_t nanosecond;         /* the sub-second field is in ns (else us) */
+    uint32_t limit;              /* the largest captured length allowed (libpcap: the snaplen) */
+    uint32_t index;              /* record index of the record at offset (0 at the start) */
+    uint64_t offset;             /* byte offset of the next record header (24 at the start) */
+    /* kept between calls */
+    int64_t t_first;             /* time of the first record with a valid timestamp */
+    uint32_t has_first;
+    uint32_t stop;               /* enum sd_pcap_stop */
+    uint64_t stop_offset;        /* where the stop happened: the record's header offset ... */
+    uint32_t stop_index;         /* ... its index */
+    uint32_t stop_incl;          /* ... and its captured length (0 for a short header) */
+    uint64_t skipped[12];        /* counts per enum sd_pcap_skip */
+    uint32_t first_skip[12];     /* order in which each reason first occurred (1-based, 0 = never) */
+    uint32_t skip_kinds_seen;
+} sd_pcap_scan_state;
+/* One RoCEv2 record is SD_PCAP_REC_BYTES bytes laid out as dataplane/pcap.py RECORD_DTYPE (packed,
+ * native byte order; pcap.py checks these offsets against the dtype): the field at SD_PCAP_AT_<NAME>. */
+enum sd_pcap_rec_layout {
+    SD_PCAP_AT_T_NS = 0, SD_PCAP_AT_FRAME_LEN = 8, SD_PCAP_AT_CAPLEN = 12, SD_PCAP_AT_IP_VERSION = 16,
+    SD_PCAP_AT_SRC = 17, SD_PCAP_AT_DST = 33, SD_PCAP_AT_DSCP = 49, SD_PCAP_AT_ECN = 50, SD_PCAP_AT_TTL = 51,
+    SD_PCAP_AT_SPORT = 52, SD_PCAP_AT_DPORT = 54, SD_PCAP_AT_OPCODE = 56, SD_PCAP_AT_SE = 57,
+    SD_PCAP_AT_MIGREQ = 58, SD_PCAP_AT_PADCNT = 59, SD_PCAP_AT_TVER = 60, SD_PCAP_AT_PKEY = 61,
+    SD_PCAP_AT_FECN = 63, SD_PCAP_AT_BECN = 64, SD_PCAP_AT_DQP = 65, SD_PCAP_AT_ACKREQ = 69,
+    SD_PCAP_AT_PSN = 70, SD_PCAP_AT_RETH_VA = 74, SD_PCAP_AT_RETH_RKEY = 82, SD_PCAP_AT_RETH_LEN = 86,
+    SD_PCAP_AT_SYNDROME = 90, SD_PCAP_AT_MSN = 91, SD_PCAP_AT_IMM = 95, SD_PCAP_AT_PAYLOAD_LEN = 99,
+    SD_PCAP_AT_ICRC = 103, SD_PCAP_AT_ICRC_OK = 107, SD_PCAP_AT_RECORD = 108, SD_PCAP_REC_BYTES = 112
+};
+/* Scan data[0..len) from st->offset; writes at most cap records (cap * SD_PCAP_REC_BYTES bytes)
+ * to out and returns how many. */
+uint64_t sd_pcap_scan(const uint8_t *data, uint64_t len, sd_pcap_scan_state *st, uint8_t *out, uint64_t cap);
+
 /* ---------------------------------------------------------------- QP-context cache (native/qpc.c)
  * A host NIC keeps QP contexts in a bounded on-chip cache. An access is the transmit scheduler
  * picking a QP to send a data packet, or the arrival of any packet (data, ACK/NAK, CNP) for a QP.

@@ -57,6 +57,14 @@ static uint32_t crc_update(uint32_t c, const uint8_t *p, size_t n)
     return c;
 }
 
+/* the same running CRC for the pcap reader (pcap_scan.c) */
+uint32_t crc32_update(uint32_t c, const uint8_t *p, size_t n)
+{
+    if (!crc_ready)
+        crc_init();
+    return crc_update(c, p, n);
+}
+
 uint32_t sd_icrc(const uint8_t *frame, uint32_t len)
 {
     /* IBTA Annex A17: CRC-32 over 8 bytes of 0xFF (the LRH stand-in), then the IP header with

@@ -320,3 +320,94 @@ def run_sweep_overhead(seed: int = 1, points: int = 100) -> dict:
                 "noop_round_trip_ms": statistics.median(noop) * 1e3,
                 "worker_side_point_ms": statistics.median(o.wall_s for o in outs) * 1e3})
     return out
+
+
+def _pcap_packets(n: int, seed: int):
+    """n packets of a RoCEv2 trace for the pcap benchmark: WRITE First/Middle/Last/Only with
+    1..1024 payload bytes, ACKs and CNPs, between 16 hosts on 256 QPs (PACKET_DTYPE)."""
+    import numpy as np
+
+    from dataplane.sim import NONE, PACKET_DTYPE
+    rng = np.random.default_rng(seed)
+    p = np.zeros(n, dtype=PACKET_DTYPE)
+    ops = np.array([6, 7, 7, 8, 10, 17, 17, 0x81])
+    p["opcode"] = ops[rng.integers(len(ops), size=n)]
+    p["src"] = rng.integers(0, 16, size=n)
+    p["dst"] = (p["src"] + 1 + rng.integers(0, 15, size=n)) % 16
+    p["dqp"] = rng.integers(0, 256, size=n)
+    p["psn"] = np.arange(n) & 0xFFFFFF
+    p["sport"] = rng.integers(49152, 65536, size=n)
+    data = np.isin(p["opcode"], [6, 7, 8, 10])
+    p["payload"] = np.where(data, rng.integers(1, 1025, size=n), 0)
+    p["ecn"] = np.where(data, 2, 0)
+    p["syndrome"] = np.where(p["opcode"] == 17, 0x1F, 0)
+    p["ttl"] = 64
+    p["msg"] = NONE
+    return p
+
+
+def run_pcap(seed: int = 1, records: int = 1_000_000, repeats: int = 5, reference_records: int = 100_000) -> dict:
+    """Reading captures (dataplane/pcap.py read_pcap): records per second of the C scanner on a
+    ``records``-record pcap written by the data plane (sd_write_pcap) with a 128-byte snaplen
+    (headers only, no ICRC to check) and on ``records // 5`` full-length records (every ICRC
+    checked), medians of ``repeats`` reads of the file from the page cache; the Python reference
+    reader (_read_pcap_python) on the first ``reference_records`` records, and the pcapng path
+    (scapy's block reader, then the C scanner) on as many, medians of 3."""
+    import statistics
+    import struct
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from dataplane.pcap import _read_pcap_python, read_pcap
+    from dataplane.sim import Simulator
+
+    def rate(fn, path, n, times):
+        dts = []
+        for _ in range(times):
+            t0 = time.perf_counter()
+            got = len(fn(path).records)
+            dts.append(time.perf_counter() - t0)
+            if got != n:
+                raise RuntimeError(f"{path}: {got} records read, {n} written")
+        return n / statistics.median(dts)
+
+    tmp = Path(tempfile.mkdtemp(prefix="softdpu-bench-pcap-"))
+    sim = Simulator(num_hosts=16, num_switches=0, max_links=8)
+    out = {"benchmark": f"pcap reading ({records:,} records, medians of {repeats})"}
+    try:
+        heads, full, prefix, ng = (tmp / "headers.pcap", tmp / "full.pcap", tmp / "prefix.pcap",
+                                   tmp / "prefix.pcapng")
+        pk = _pcap_packets(records, seed)
+        t_ps = np.arange(records, dtype=np.int64) * 100_000                  # 100 ns apart
+        sim.write_pcap(heads, pk, t_ps, snaplen=128)
+        sim.write_pcap(full, pk[:records // 5], t_ps[:records // 5], snaplen=65535)
+        m = min(reference_records, records)
+        sim.write_pcap(prefix, pk[:m], t_ps[:m], snaplen=128)
+        # the same records as pcapng: one Ethernet interface at ns resolution, Enhanced Packet Blocks
+        data = prefix.read_bytes()
+        blocks = [struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28),
+                  struct.pack("<IIHHIHHBBBBHH", 1, 32, 1, 0, 0, 9, 1, 9, 0, 0, 0, 0, 0) + struct.pack("<I", 32)]
+        off = 24
+        while off < len(data):
+            sec, ns, incl, orig = struct.unpack_from("<IIII", data, off)
+            frame = data[off + 16:off + 16 + incl] + b"\0" * (-incl % 4)
+            t = sec * 10**9 + ns
+            size = 32 + len(frame)
+            blocks.append(struct.pack("<IIIIIII", 6, size, 0, t >> 32, t & 0xFFFFFFFF, incl, orig) + frame
+                          + struct.pack("<I", size))
+            off += 16 + incl
+        ng.write_bytes(b"".join(blocks))
+        out["pcap_mib_headers"] = heads.stat().st_size / 2**20
+        out["pcap_mib_full"] = full.stat().st_size / 2**20
+        out["records_per_s_c_snaplen128"] = rate(read_pcap, heads, records, repeats)
+        out["records_per_s_c_full"] = rate(read_pcap, full, records // 5, repeats)
+        out["records_per_s_python_reference"] = rate(_read_pcap_python, prefix, m, 3)
+        out["records_per_s_pcapng"] = rate(read_pcap, ng, m, 3)
+        out["c_over_python"] = out["records_per_s_c_snaplen128"] / out["records_per_s_python_reference"]
+    finally:
+        for f in tmp.iterdir():
+            f.unlink()
+        tmp.rmdir()
+    return out

@@ -22,7 +22,7 @@ def _experiments() -> dict[str, str]:
 
 
 BENCHMARKS = ["permutation-128", "permutation-1024", "cc-callback", "cc-cost", "capture", "multipath", "vswitch",
-              "sweep-overhead", "scale", "record", "history", "partitions"]
+              "sweep-overhead", "scale", "record", "history", "partitions", "pcap"]
 #: --set keys of the benchmarks that take them (softdpu bench scale / record / partitions)
 BENCH_SET_KEYS = {"scale": ("max_k", "min_k", "size_bytes"), "record": ("max_k",),
                   "partitions": ("k", "partitions", "size_bytes")}
@@ -299,7 +299,7 @@ def cmd_bench(a) -> int:
         raise UsageError(f"softdpu bench {a.scenario} takes no --set or --max-k (bench scale and record do)")
     special = {"cc-callback": bench.run_cc_callback, "cc-cost": bench.run_cc_cost, "capture": bench.run_capture,
                "multipath": bench.run_multipath, "vswitch": bench.run_vswitch,
-               "sweep-overhead": bench.run_sweep_overhead}
+               "sweep-overhead": bench.run_sweep_overhead, "pcap": bench.run_pcap}
     if a.scenario in special:
         print(bench.format_row(special[a.scenario](seed=a.seed)))
         return 0
@@ -524,7 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "scale (permutation at k = 8, 16, 32: events, us/event, run and wall time, peak RSS, bytes "
                         "per host), record (permutation-1024 and scale up to k = 16 appended to the benchmark "
                         "history), history (its last entries per benchmark, with ratios to the entry before) or partitions "
-                        "(per 1 us lookahead window: events and packet hops crossing pod partitions, docs/scaling.md)")
+                        "(per 1 us lookahead window: events and packet hops crossing pod partitions, docs/scaling.md) "
+                        "or pcap (records/s reading a 1 M-record capture: the C reader, the Python reference, pcapng)")
     b.add_argument("--cc-impl", choices=["c", "python"], action="append", default=None,
                    help="c (the DCQCN C twin, default) or python (the reference through the plug-in path); repeatable")
     b.add_argument("--seed", type=_seed, default=1)

@@ -207,7 +207,8 @@ def from_list(fabric: Fabric, flows: list[dict]) -> list[Flow]:
 
 
 def from_pcap(fabric: Fabric, path: str, hosts: str = "order", time_scale: float = 1.0) -> list[Flow]:
-    """The RDMA WRITEs of a RoCEv2 capture (controlplane/transport/replay.py)."""
+    """The RDMA messages (WRITE, SEND, READ, each with its verb) of a RoCEv2 capture
+    (controlplane/transport/replay.py)."""
     from pathlib import Path
     from controlplane.transport.replay import messages
     if not isinstance(path, (str, Path)) or not Path(path).is_file():
@@ -329,7 +330,7 @@ class Flows(Strict):
 
 
 class Pcap(Strict):
-    """The RDMA WRITEs of a RoCEv2 capture (controlplane/transport/replay.py)."""
+    """The RDMA messages (WRITE, SEND, READ) of a RoCEv2 capture (controlplane/transport/replay.py)."""
     kind: Literal["pcap"]
     path: Text("the capture file")
     hosts: Choice(("order", "softdpu"), "capture addresses to hosts: in order of appearance, or softdpu's plan") = "order"
