@@ -73,6 +73,21 @@ uint32_t sd_wire_bytes(sd_sim *sim, uint32_t opcode, uint32_t payload)
     return frame + (sim ? sim->cfg.phy_overhead : 0u);
 }
 
+/* A completion for the ring (dropped when the ring is full: sd_msg keeps every message's outcome). */
+static void cq_push(sd_sim *sim, uint32_t msg, uint32_t qp, uint16_t kind, uint16_t status)
+{
+    if (sim->cring_len >= sim->cfg.completion_ring)
+        return;
+    sd_completion *c = &sim->cring[(sim->cring_head + sim->cring_len) % sim->cfg.completion_ring];
+    memset(c, 0, sizeof *c);
+    c->t_ps = sim->now;
+    c->msg = msg;
+    c->qp = qp;
+    c->kind = kind;
+    c->status = status;
+    sim->cring_len++;
+}
+
 /* ---------------------------------------------------------------- scheduling ring */
 static void ring_insert(sd_sim *sim, uint32_t qi)
 {
@@ -356,29 +371,16 @@ uint64_t rd_memory_bytes(const sd_sim *sim)
 /* Room for the ATOMIC word (and saved results) of every QP, new ones zeroed (setup time). */
 int rd_reserve_atom(sd_sim *sim)
 {
-    if (sim->rd.atom_cap >= sim->num_qps)
-        return SD_OK;
-    uint32_t cap = sim->num_qps > 2 * sim->rd.atom_cap ? sim->num_qps : 2 * sim->rd.atom_cap;
-    sd_rd_atom *a = realloc(sim->rd.atom, (size_t)cap * sizeof *a);
-    if (!a)
+    if (!grow_array((void **)&sim->rd.atom, &sim->rd.atom_cap, sizeof *sim->rd.atom, sim->num_qps))
         return sd_fail(sim, SD_ENOMEM, "ATOMIC words: out of memory");
-    memset(a + sim->rd.atom_cap, 0, (size_t)(cap - sim->rd.atom_cap) * sizeof *a);
-    sim->rd.atom = a;
-    sim->rd.atom_cap = cap;
     return SD_OK;
 }
 
 /* Room for the READ jobs of every QP (setup time: sd_post_msgs posts a READ). */
 int rd_reserve(sd_sim *sim)
 {
-    if (sim->rd.cap >= sim->num_qps)
-        return SD_OK;
-    uint32_t cap = sim->num_qps > 2 * sim->rd.cap ? sim->num_qps : 2 * sim->rd.cap;
-    sd_rd_job *j = realloc(sim->rd.jobs, (size_t)cap * SD_MAX_RD_ATOMIC * sizeof *j);
-    if (!j)
+    if (!grow_array((void **)&sim->rd.jobs, &sim->rd.cap, SD_MAX_RD_ATOMIC * sizeof *sim->rd.jobs, sim->num_qps))
         return sd_fail(sim, SD_ENOMEM, "READ response jobs: out of memory");
-    sim->rd.jobs = j;
-    sim->rd.cap = cap;
     return SD_OK;
 }
 
@@ -677,15 +679,7 @@ void nic_rx_msg_done(sd_sim *sim, uint32_t qi, uint32_t last_psn, uint32_t msg)
     m->rx_done_ps = sim->now;
     q->st->rx_completions++;
     q->st->rq_used++;
-    if (sim->cring_len < sim->cfg.completion_ring) {
-        sd_completion *c = &sim->cring[(sim->cring_head + sim->cring_len) % sim->cfg.completion_ring];
-        memset(c, 0, sizeof *c);
-        c->t_ps = sim->now;
-        c->msg = msg;
-        c->qp = qi;
-        c->kind = SD_CQ_RESPONDER;
-        sim->cring_len++;
-    }
+    cq_push(sim, msg, qi, SD_CQ_RESPONDER, SD_WC_SUCCESS);
     int64_t repost = qi < sim->rd.repost_cap ? sim->rd.repost[qi] : 0;
     if (q->st->rq_posted != UINT64_MAX && repost >= 0) {
         if (repost == 0)
@@ -885,14 +879,7 @@ static uint64_t advance_una(sd_sim *sim, uint32_t qi, uint64_t new_una)
             if (m->start_seq < q->snd_nxt && q->rd_out > 0)
                 q->rd_out--;
         }
-        if (sim->cring_len < sim->cfg.completion_ring) {
-            sd_completion *c = &sim->cring[(sim->cring_head + sim->cring_len) % sim->cfg.completion_ring];
-            memset(c, 0, sizeof *c);
-            c->t_ps = sim->now;
-            c->msg = q->una_msg;
-            c->qp = qi;
-            sim->cring_len++;
-        }
+        cq_push(sim, q->una_msg, qi, SD_CQ_REQUESTER, SD_WC_SUCCESS);
         q->snd_una = end;
         q->una_msg = m->next;
     }
@@ -937,15 +924,7 @@ static void qp_error(sd_sim *sim, uint32_t qi)
     uint8_t status = SD_WC_RNR_RETRY_EXC;
     for (uint32_t mi = q->una_msg; mi != SD_NONE; mi = sim->msgs[mi].next) {
         sim->msgs[mi].status = status;
-        if (sim->cring_len < sim->cfg.completion_ring) {
-            sd_completion *c = &sim->cring[(sim->cring_head + sim->cring_len) % sim->cfg.completion_ring];
-            memset(c, 0, sizeof *c);
-            c->t_ps = sim->now;
-            c->msg = mi;
-            c->qp = qi;
-            c->status = status;
-            sim->cring_len++;
-        }
+        cq_push(sim, mi, qi, SD_CQ_REQUESTER, status);
         status = SD_WC_FLUSH;
     }
     q->snd_una = q->snd_nxt = q->snd_max = q->snd_end;
@@ -1282,15 +1261,7 @@ void nic_post_release(sd_sim *sim)
             m->rq_index = (uint32_t)q->st->recv_msgs++;   /* the responder's receives are used in this order */
         if (q->err) {                    /* a QP in error flushes what is posted to it */
             m->status = SD_WC_FLUSH;
-            if (sim->cring_len < sim->cfg.completion_ring) {
-                sd_completion *c = &sim->cring[(sim->cring_head + sim->cring_len) % sim->cfg.completion_ring];
-                memset(c, 0, sizeof *c);
-                c->t_ps = sim->now;
-                c->msg = mi;
-                c->qp = m->qp;
-                c->status = SD_WC_FLUSH;
-                sim->cring_len++;
-            }
+            cq_push(sim, mi, m->qp, SD_CQ_REQUESTER, SD_WC_FLUSH);
             continue;
         }
         if (verb_is_rd(m->verb))

@@ -1043,15 +1043,10 @@ int sd_set_qp_verbs(sd_sim *sim, uint32_t qp, uint32_t rq_depth, int64_t rq_repo
     if (q->st->rq_used > 0 || q->st->rnr_naks_tx > 0)
         return sd_fail(sim, SD_ESTATE, "qp_verbs: qp %u has consumed receives already: set it up before the run",
                        qp);
-    if ((rq_repost_ps != 0 || qp < sim->rd.repost_cap) && sim->rd.repost_cap < sim->num_qps) {
-        uint32_t cap = sim->num_qps;     /* the repost delays: 0 (at once) unless set */
-        int64_t *r = realloc(sim->rd.repost, (size_t)cap * sizeof *r);
-        if (!r)
-            return sd_fail(sim, SD_ENOMEM, "qp_verbs: out of memory");
-        memset(r + sim->rd.repost_cap, 0, (size_t)(cap - sim->rd.repost_cap) * sizeof *r);
-        sim->rd.repost = r;
-        sim->rd.repost_cap = cap;
-    }
+    /* the repost delays: 0 (at once) unless set, kept only once some QP has another */
+    if (rq_repost_ps != 0 && !grow_array((void **)&sim->rd.repost, &sim->rd.repost_cap, sizeof *sim->rd.repost,
+                                         sim->num_qps))
+        return sd_fail(sim, SD_ENOMEM, "qp_verbs: out of memory");
     if (qp < sim->rd.repost_cap)
         sim->rd.repost[qp] = rq_repost_ps < 0 ? -1 : rq_repost_ps;
     q->st->rq_posted = rq_depth == UINT32_MAX ? UINT64_MAX : rq_depth;
