@@ -733,6 +733,19 @@ static int rd_duplicate(sd_sim *sim, uint32_t qi, const sd_packet *pk, uint32_t 
     return rd_enqueue(sim, qi, pk, n);
 }
 
+/* A new READ or ATOMIC request: its responses queued and an ATOMIC executed (0 = no room for them:
+ * dropped, counted as rx_late, the requester's timer asks again). */
+static int rd_accept(sd_sim *sim, uint32_t qi, const sd_packet *pk, uint32_t n)
+{
+    if (!rd_enqueue(sim, qi, pk, n)) {
+        sim->qps[qi].st->rx_late++;
+        return 0;
+    }
+    if (pk->opcode != SD_OP_READ_REQ)
+        atomic_execute(sim, qi, pk);
+    return 1;
+}
+
 /* The responder takes a READ or ATOMIC request (every transport): in order, it answers it and ePSN
  * passes all its responses' PSNs; a duplicate (its PSN already passed, or held already) is answered
  * again (rd_duplicate; gbn: in place of any responses still queued, as the requester resends
@@ -766,12 +779,8 @@ static void receive_read_request(sd_sim *sim, uint32_t qi, sd_packet *pk)
             }
             return;
         }
-        if (!rd_enqueue(sim, qi, pk, n)) {
-            q->st->rx_late++;
+        if (!rd_accept(sim, qi, pk, n))
             return;
-        }
-        if (pk->opcode != SD_OP_READ_REQ)
-            atomic_execute(sim, qi, pk);
         q->nak_pending = 0;
         q->st->epsn = (q->st->epsn + n) & SD_PSN_MASK;
         nic_rx_msg_done(sim, qi, (pk->psn + n - 1) & SD_PSN_MASK, pk->msg);
@@ -789,12 +798,8 @@ static void receive_read_request(sd_sim *sim, uint32_t qi, sd_packet *pk)
         nic_pull_port(sim, q->port);
         return;
     }
-    if (!rd_enqueue(sim, qi, pk, n)) {
-        q->st->rx_late++;
+    if (!rd_accept(sim, qi, pk, n))
         return;
-    }
-    if (pk->opcode != SD_OP_READ_REQ)
-        atomic_execute(sim, qi, pk);
     if (d == 0) {
         q->st->epsn = (q->st->epsn + n) & SD_PSN_MASK;
         nic_rx_msg_done(sim, qi, (pk->psn + n - 1) & SD_PSN_MASK, pk->msg);
