@@ -745,6 +745,13 @@ class Simulator:
                                       lib.SD_QP_NIC_DEFAULT if cnp_mode is None else QP_CNP_MODES[cnp_mode],
                                       -1 if cnp_interval_ps is None else int(cnp_interval_ps), int(rto_ps or 0)))
 
+    def set_qp_nak(self, qp: int, enabled: bool) -> None:
+        """Whether QP end ``qp``, as a go-back-N receiver, NAKs a gap (the default) or stays silent (a
+        NIC without NAK support: its sender recovers a loss only by its timeout)."""
+        if not isinstance(enabled, (bool, np.bool_)):
+            raise ValueError(f"qp_nak: enabled must be a bool, got {enabled!r}")
+        self._check(lib.sd_set_qp_nak(self._sim, qp, int(bool(enabled))))
+
     def set_transport(self, qp: int, mode: str, reorder_window: int | None = None, rto_low_ps: int | None = None,
                       rto_low_pkts: int | None = None, bdp_cap: int | None = None) -> None:
         """Transport of the QP pair holding ``qp``: "gbn", "sr" (IRN selective repeat) or "ooo"

@@ -771,7 +771,7 @@ static void receive_read_request(sd_sim *sim, uint32_t qi, sd_packet *pk)
     if (q->mode == SD_GBN) {
         if (d > 0) {
             q->st->rx_ooo++;
-            if (!q->nak_pending) {
+            if (!q->nak_pending && !q->nak_off) {
                 q->nak_pending = 1;
                 q->st->naks_tx++;
                 sim->ctr.nak_sent++;
@@ -840,7 +840,7 @@ static void receive_data(sd_sim *sim, uint32_t qi, sd_packet *pk)
             nic_send_ack(sim, q, 0x1F, q->st->epsn - 1, pk->ts_ps, p, SD_NONE);
     } else if (d > 0) {
         q->st->rx_ooo++;
-        if (!q->nak_pending) {
+        if (!q->nak_pending && !q->nak_off) {   /* one NAK per gap (none from a NIC without NAKs) */
             q->nak_pending = 1;
             q->st->naks_tx++;
             sim->ctr.nak_sent++;

@@ -1108,6 +1108,17 @@ static int qp_posted(const sd_sim *sim, uint32_t qp)
     return 0;
 }
 
+int sd_set_qp_nak(sd_sim *sim, uint32_t qp, uint32_t enabled)
+{
+    if (qp >= sim->num_qps)
+        return sd_fail(sim, SD_EINVAL, "qp_nak: qp %u does not exist (%u QPs)", qp, sim->num_qps);
+    if (enabled > 1)
+        return sd_fail(sim, SD_EINVAL, "qp_nak: enabled must be 0 or 1, got %u", enabled);
+    sim->qps[qp].nak_off = (uint8_t)!enabled;
+    qp_publish(sim, qp);
+    return SD_OK;
+}
+
 int sd_set_qp_nic(sd_sim *sim, uint32_t qp, uint32_t mtu_payload, uint32_t ack_interval, uint32_t cnp_mode,
                   int64_t cnp_interval_ps, int64_t rto_ps)
 {
@@ -1634,6 +1645,7 @@ void qp_publish(sd_sim *sim, uint32_t qp)
     st->mtu_payload = q->mtu_payload;
     st->ack_interval = q->ack_interval;
     st->cnp_mode = q->cnp_mode;
+    st->nak_off = q->nak_off;
     st->rto_ps = q->rto_ps;
     st->cnp_interval_ps = q->cnp_interval_ps;
 }

@@ -243,7 +243,8 @@ typedef struct sd_qp {
     uint8_t err;                 /* requester: in error (RNR retries exhausted): posts complete flushed */
     /* this end's NIC settings (sd_set_qp_nic; qp_init copies the simulator's sd_config values) */
     uint8_t cnp_mode;            /* receiver, as notification point: enum sd_cnp_mode */
-    uint8_t pad_v;
+    uint8_t nak_off;             /* receiver, go-back-N: sends no NAK at a gap (sd_set_qp_nak): the sender's
+                                  * timeout is its only loss recovery */
     uint32_t reads_live;         /* requester: READ and ATOMIC messages released and not complete */
     uint32_t ack_interval;       /* receiver: ACK every n-th data packet (and every AckReq) */
     uint16_t mtu_payload;        /* sender: payload bytes per data packet */

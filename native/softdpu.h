@@ -331,7 +331,7 @@ typedef struct sd_qp_stats {
     uint32_t rnr_naks_rx;
     uint16_t mtu_payload;        /* the QP's NIC settings, continued */
     uint8_t cnp_mode;            /* enum sd_cnp_mode */
-    uint8_t pad1;
+    uint8_t nak_off;             /* 1 = as go-back-N receiver, no NAK at a gap (sd_set_qp_nak) */
     int64_t rto_ps;
     int64_t cnp_interval_ps;
 } sd_qp_stats;
@@ -699,6 +699,9 @@ int sd_set_transport(sd_sim *sim, uint32_t qp, uint32_t mode, uint32_t reorder_w
  * simulator's value (sd_config). The ends of a pair should have one MTU (the control plane
  * negotiates the smaller). */
 #define SD_QP_NIC_DEFAULT 0xFFFFFFFFu
+/* Whether one end of a QP pair, as a go-back-N receiver, NAKs a gap (1, the default) or stays silent
+ * (0: a NIC without NAK support; its sender recovers a loss only by its retransmission timeout). */
+int sd_set_qp_nak(sd_sim *sim, uint32_t qp, uint32_t enabled);
 int sd_set_qp_nic(sd_sim *sim, uint32_t qp, uint32_t mtu_payload, uint32_t ack_interval, uint32_t cnp_mode,
                   int64_t cnp_interval_ps, int64_t rto_ps);
 /* Path set of a QP's data packets: n entropies (UDP source ports), a policy (its registry index),

@@ -114,7 +114,7 @@ def test_builtin_profiles_negotiate_as_the_table_says():
     (dict(transports=["sr", "gbn"]), "needs sack"),
     (dict(transports=["ooo", "gbn"], sack=False), "needs sack"),
     (dict(transports=["sr"], sack=True), "must include 'gbn'"),
-    (dict(transports=["gbn"], nack=False), "needs nack"),
+    (dict(transports=["sr", "gbn"], sack=True, nack=False), "needs nack"),
     (dict(transports=["irn"]), "distinct transports"),
     (dict(cnp_mode="becn"), "cnp_mode"),
     (dict(cnp_react=["none"]), "cnp_react"),
@@ -243,6 +243,30 @@ def test_sr_sender_to_gbn_receiver_really_goes_back_n_under_loss(seed):
     assert q[0]["mode"] == q[1]["mode"] == MODE["gbn"]
     assert c["data_dropped"] > 0 and c["retransmitted"] > 2 * c["data_dropped"]
     assert q[1]["naks_tx"] > 0 and q[1]["rx_ooo"] > 0 and q[1]["ooo_held"] == 0
+
+
+def test_rule_nak_is_the_receivers():
+    """R9: a go-back-N receiver without NAK support stays silent at a gap; sr needs NAKs at both
+    ends (R1 already keeps an sr sender on go-back-N against such a receiver)."""
+    s = negotiate(P(**GBN), P(**GBN, nack=False))
+    assert not s.nak and "no NAK" in " ".join(s.rules)
+    assert negotiate(P(**GBN, nack=False), P(**GBN)).nak
+    s = negotiate(P(**SR), P(**GBN, nack=False))
+    assert s.transport == "gbn" and not s.nak
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_gbn_receiver_without_naks_leaves_recovery_to_the_timeout(seed):
+    """The same lossy transfer to a NAK-less go-back-N receiver: no NAK is sent, every loss waits
+    for the sender's timeout (1 ms here) and then goes back N, so there are timeouts where the
+    NAKing receiver has none, and the transfer takes longer; every byte still arrives."""
+    nak = _lossy_pair(GBN, GBN, seed)
+    silent = _lossy_pair(GBN, {**GBN, "nack": False}, seed)
+    q0, q1 = nak.network.sim.qps, silent.network.sim.qps
+    assert q0[1]["naks_tx"] > 0 and q1[1]["naks_tx"] == 0 and q1[1]["nak_off"] == 1 and q0[1]["nak_off"] == 0
+    assert q1[0]["timeouts"] > q0[0]["timeouts"] and q1[1]["rx_ooo"] > 0
+    assert int(q1[1]["rx_bytes"]) == 4_000_000
+    assert silent.flows["fct_ps"][0] > nak.flows["fct_ps"][0]
 
 
 def _dcqcn_incast(np_mode, react, n=8):

@@ -37,7 +37,7 @@ from dataplane.sim import CC_NONE, CC_PYTHON, MAX_REORDER_WINDOW, TRANSPORTS
 NP_MODES = ("interval", "ack_echo", "none")      # what a receiver does with a CE mark
 RP_MODES = ("interval", "ack_echo")              # what a sender may react to
 #: preference when a profile lists several transports: its own order; negotiation keeps it
-TRANSPORT_NEEDS = {"gbn": ("nack",), "sr": ("nack", "sack"), "ooo": ("sack",)}
+TRANSPORT_NEEDS = {"gbn": (), "sr": ("nack", "sack"), "ooo": ("sack",)}   # gbn without NAKs: timeout only
 SCENARIO = "scenario"                            # the profile made of the scenario's own fields
 
 
@@ -66,7 +66,8 @@ class NicProfile(Strict):
     transports: Annotated[Any, BeforeValidator(_transports),
                           WithJsonSchema({"type": "array", "items": {"enum": sorted(TRANSPORTS)},
                                           "description": "transports it supports, most preferred first"})] = ["gbn"]
-    nack: Bool("sends a NAK (PSN sequence error) at a gap: go-back-N's fast retransmit and IRN's NACK") = True
+    nack: Bool("sends a NAK (PSN sequence error) at a gap: go-back-N's fast retransmit and IRN's NACK "
+               "(false: a go-back-N NIC whose senders recover losses by timeout only; sr needs it)") = True
     sack: Bool("its ACKs/NACKs carry selective acknowledgements (sr, ooo)") = False
     cc: Text("its congestion control (a registered name, congestion/registry.py)") = "dcqcn"
     cc_params: Section("that CC's parameters (the CC checks them)") = {}
@@ -215,6 +216,7 @@ class PairSettings:
     rto_low_ps: int = 0
     rto_low_pkts: int = 0
     reorder_window: int = 0        # R8: the smaller reorder window (sr/ooo)
+    nak: bool = True               # R9: the receiver NAKs a gap (gbn); else the sender's timeout alone recovers
     rules: tuple = ()              # the rules that changed something against the sender's own profile
 
     def as_dict(self) -> dict:
@@ -262,10 +264,13 @@ def negotiate(sender: NicProfile, receiver: NicProfile) -> PairSettings:
             np_mode = "none"        # an ECN-echo bit the sender does not read: no feedback at all
     # R8 reorder window: the receiver holds it, the sender must not outrun it
     window = min(sender.reorder_window, receiver.reorder_window)
+    # R9 NAK: the receiver sends it (go-back-N; sr needs NAK support at both ends, R1 saw to that)
+    if not receiver.nack and transport == "gbn":
+        rules.append("no NAK (receiver): losses recovered by the sender's timeout")
     return PairSettings(transport=transport, mtu_payload=mtu, ack_interval=receiver.ack_interval, cnp_mode=np_mode,
                         cnp_reacts=reacts, cnp_interval_ps=receiver.cnp_interval_ps, cc=cc, cc_params=params, rto_ps=sender.rto_ps,
                         rto_low_ps=sender.rto_low_ps if transport != "gbn" else 0, rto_low_pkts=sender.rto_low_pkts,
-                        reorder_window=window, rules=tuple(rules))
+                        reorder_window=window, nak=receiver.nack or transport != "gbn", rules=tuple(rules))
 
 
 def assign(spec: NicProfiles, num_hosts: int, seed: int) -> list[str]:
@@ -365,6 +370,10 @@ class Plan:
                        cnp_interval_ps=back.cnp_interval_ps, rto_ps=s.rto_ps)
         sim.set_qp_nic(qp + 1, mtu_payload=s.mtu_payload, ack_interval=s.ack_interval, cnp_mode=s.cnp_mode,
                        cnp_interval_ps=s.cnp_interval_ps, rto_ps=peer.rto_ps)
+        if not s.nak:
+            sim.set_qp_nak(qp + 1, False)        # R9: the receiver end sends no NAK
+        if not back.nak:
+            sim.set_qp_nak(qp, False)            # ... and the sender end, as receiver of reverse data
 
     def record(self) -> dict:
         """What config.json records (resolved.nic_profiles)."""
