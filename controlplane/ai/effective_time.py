@@ -218,9 +218,8 @@ class TrainingJob(Strict):
         the previous write still in flight (async)."""
         if self.checkpoint == "sync":
             return self.write_s()
-        snap = self.checkpoint_bytes() * 8 / self.gpus / self.snapshot_bps
         tau = self.tau() if tau is None else tau
-        return snap + max(0.0, self.write_s() - tau)
+        return self.snapshot_s() + max(0.0, self.write_s() - tau)
 
     def recovery_s(self) -> dict[str, float]:
         """Detection + recovery seconds per interruption, by class."""
@@ -236,9 +235,19 @@ class TrainingJob(Strict):
         rec = sum(cr[c] * (self.recovery_s()[c] - self.detection_s) for c in CLASSES) / lam
         return self.detection_s, rec
 
+    def snapshot_s(self) -> float:
+        """Async: seconds to copy each GPU's share of the checkpoint to host memory."""
+        return self.checkpoint_bytes() * 8 / self.gpus / self.snapshot_bps
+
     def tau(self) -> float:
-        """The checkpoint interval: tau_s, or Daly's optimum for the sync write time."""
-        return self.tau_s if self.tau_s is not None else daly_tau(self.write_s(), self.mtbi_s())
+        """The checkpoint interval: tau_s, or else Daly's optimum for the stall (sync: the write;
+        async: the snapshot, but not below the write time, under which writes queue and the
+        stall grows one for one)."""
+        if self.tau_s is not None:
+            return self.tau_s
+        if self.checkpoint == "sync":
+            return daly_tau(self.write_s(), self.mtbi_s())
+        return max(daly_tau(self.snapshot_s(), self.mtbi_s()), self.write_s())
 
 
 def job(given: dict | TrainingJob | None = None, **kw: Any) -> TrainingJob:
