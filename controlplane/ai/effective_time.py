@@ -290,6 +290,8 @@ def expected_terms(j: TrainingJob, tau: float | None = None) -> dict[str, float]
     det, rec = j.mean_recovery_s()
     stall = j.stall_s(tau)
     p = tau + stall
+    if lam * p > 700:                            # e^(lam s) beyond a float: the job never finishes
+        return {**{k: math.inf for k in TERMS}, "useful": 1.0, "effective": 0.0}
     if j.checkpoint == "sync":
         nf = math.expm1(lam * p)                 # expected failures per interval (geometric trials)
         lost = (nf / lam - p) if lam > 0 else 0.0   # sum of the failed attempts' lengths
@@ -409,8 +411,11 @@ def monte_carlo(j: TrainingJob, days: float = 30.0, replicas: int = 200, seed: i
 
 def requirement(j: TrainingJob, target: float = 0.95) -> dict[str, float | None]:
     """What one change alone takes to reach ``target`` (the rest as in ``j``, tau at Daly's
-    optimum for each): the storage bandwidth (bit/s), the detection + restart time (s, both
-    scaled together) and the failure-rate factor (all rates x f). None when unreachable."""
+    optimum for each): the least storage bandwidth (bit/s, the hosts' front end not limiting),
+    the largest factor on every detection, restart and replacement time (``recovery_scale``;
+    ``detect_recover_s``: the mean detection + recovery it allows) and the largest factor on every
+    failure rate (``rate_scale``). Factors above 1 are the margin of a job already at the target;
+    None when unreachable (factors searched in [1e-6, 1e3], bandwidths in [1 Mb/s, 1e17 b/s])."""
     def eff(**kw):
         jj = job(j, tau_s=None, **kw)
         return effective_exact(jj)
@@ -434,9 +439,9 @@ def requirement(j: TrainingJob, target: float = 0.95) -> dict[str, float | None]
                               replace_restart_s=j.replace_restart_s * s, replace_standby_s=j.replace_standby_s * s,
                               replace_hot_spare_s=j.replace_hot_spare_s * s)
     rates = j.rates.model_dump()
-    s = solve(scale_rec, 1e-6, 1.0, increasing=False)
-    f = solve(lambda k: eff(rates={c: v * k for c, v in rates.items()}), 1e-6, 1.0, increasing=False)
-    bw = solve(lambda b: eff(storage_bps=b, host_storage_bps=max(j.host_storage_bps, b)), 1e9, 1e17)
+    s = solve(scale_rec, 1e-6, 1e3, increasing=False)
+    f = solve(lambda k: eff(rates={c: v * k for c, v in rates.items()}), 1e-6, 1e3, increasing=False)
+    bw = solve(lambda b: eff(storage_bps=b, host_storage_bps=max(j.host_storage_bps, b)), 1e6, 1e17)
     det, rec = j.mean_recovery_s()
     return {"storage_bps": bw, "recovery_scale": s, "detect_recover_s": None if s is None else s * (det + rec),
             "rate_scale": f}
