@@ -28,7 +28,7 @@ import math
 from pathlib import Path
 
 from controlplane.ai import effective_time as E
-from controlplane.run.experiment import (Count, ExperimentParams, Item, ListOf, OneOf, Real,
+from controlplane.run.experiment import (RATE_GBPS, Count, ExperimentParams, Item, ListOf, OneOf, Real, Scaled,
                                          collective_experiment_setup, write_csv)
 
 
@@ -39,21 +39,21 @@ class Params(ExperimentParams):
     model_params: Real("model parameters (checkpoint size = this x bytes_per_param)", lo_open=True) = 405e9
     bytes_per_param: Real("checkpoint bytes per parameter (16: mixed-precision Adam model states)",
                           lo_open=True) = 16
-    storage_gbps: Real("storage bandwidth for checkpoints (Llama 3: 2 TB/s sustained)", lo_open=True,
-                       unit="Gb/s") = 16000
-    host_storage_gbps: Real("front-end bandwidth per host to storage", lo_open=True, unit="Gb/s") = 400
+    storage_gbps: Scaled("rate", "Gb/s", "storage bandwidth for checkpoints (Llama 3: 2 TB/s sustained)",
+                         **RATE_GBPS) = 16000
+    host_storage_gbps: Scaled("rate", "Gb/s", "front-end bandwidth per host to storage", **RATE_GBPS) = 400
     checkpoint: OneOf(("sync", "async"), "checkpoint writes: sync stops the job, async overlaps") = "sync"
-    detection_min: Real("minutes from a fault to its detection", unit="min") = 10
-    restart_min: Real("minutes to relaunch the job and load the checkpoint", unit="min") = 10
+    detection_min: Real("minutes from a fault to its detection") = 10
+    restart_min: Real("minutes to relaunch the job and load the checkpoint") = 10
     recovery: OneOf(E.RECOVERY, "how a node fault gets a healthy node: restart (repair in place), "
                     "standby, hot_spare") = "standby"
     link_tolerated: Real("share of link failures the fabric routes around", hi=1) = 0
     link_down_slowdown: Real("step-time factor while such a link is down (from the fabric model)", lo=1) = 1
-    days: Real("days of useful training per Monte-Carlo run", lo_open=True, unit="day") = 30
+    days: Real("days of useful training per Monte-Carlo run", lo_open=True) = 30
     replicas: Count("Monte-Carlo runs per point", lo=2, hi=10**6) = 100
     interval_gpus: Count("cluster size of the checkpoint-interval sweep", lo=8) = 16384
     intervals_min: ListOf(Item("real", lo=0, lo_open=True), "checkpoint intervals to sweep (useful minutes)",
-                          unit="min", unique=True) = [0.5, 1, 2, 4, 8, 16, 32, 64]
+                          unique=True) = [0.5, 1, 2, 4, 8, 16, 32, 64]
     target: Real("effective fraction to reach", lo=0, hi=1, lo_open=True) = 0.95
 
 

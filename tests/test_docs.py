@@ -238,6 +238,7 @@ REDUCE = {
     "sharp_gain": ["size_bytes=1048576", 'fabrics=["nvswitch"]', "overheads_us=[0,3]"],
     "placement": ["seeds=1", "grad_bytes=1048576", "background_jobs=2"],
     "alltoall_rails": ["sizes=[262144]", "core_oversubscription=[1]", 'variants=["ecmp"]'],
+    "effective_training_time": ["replicas=10", "days=5"],                        # ~3 s at full size
     "interop": ["senders=4", "size_bytes=500000", "pair_bytes=1000000"],         # ~3 s at full size
 }
 

@@ -196,3 +196,35 @@ def test_bad_monte_carlo_arguments():
     with pytest.raises(ValueError, match="tau"):
         E.expected_terms(j, 0)
 
+
+
+def test_experiment_writes_its_tables_and_agrees_with_the_model(tmp_path):
+    # a short run: the CSVs' effective fractions are the model's, the Monte-Carlo's interval
+    # holds the expectation (99.9 %-style slack not needed: the interval is printed, checked here
+    # against the renewal form with the run's own 95 % bounds widened by 2 x their half-width,
+    # i.e. ~4 sigma, so a correct model fails for fewer than 1 seed in 10^4)
+    from experiments import effective_training_time as X
+    res = X.run(tmp_path, params={"cluster_gpus": [1024, 16384], "replicas": 40, "days": 10,
+                                  "intervals_min": [1, 4, 16]}, plots=False)
+    for name in ("effective_training_time.csv", "effective_training_time_interval.csv",
+                 "effective_training_time_target.csv"):
+        assert (tmp_path / name).stat().st_size > 0
+    for r in res["rows"]:
+        j = X.make_job(X.Params.resolve({}), r["gpus"])
+        assert r["effective"] == round(E.effective_exact(j), 4)
+        half = (r["mc_hi"] - r["mc_lo"]) / 2
+        assert abs(r["mc_effective"] - r["effective"]) <= 2 * half + 1e-4
+        assert sum(r[f"{k}_pct"] for k in E.TERMS) + r["useful_pct"] == pytest.approx(100, abs=0.01)
+    # the interval sweep's best tau is the one nearest Daly's (4.35 min at 16,384 GPUs)
+    best = max(res["interval"], key=lambda r: r["effective"])
+    assert best["tau_min"] == 4 and best["effective"] <= best["effective_at_daly"]
+    # 1024 GPUs are above 95 %, 16384 below; the allowed detection+recovery time says by how much
+    t = {r["gpus"]: r for r in res["target"]}
+    assert t[1024]["needed_detect_recover_min"] > t[1024]["detect_recover_min"]
+    assert t[16384]["needed_detect_recover_min"] < t[16384]["detect_recover_min"]
+
+
+def test_experiment_refuses_scenario_overrides(tmp_path):
+    from experiments import effective_training_time as X
+    with pytest.raises(ValueError, match="runs no scenario"):
+        X.run(tmp_path, overrides={"cc": "dcqcn"}, plots=False)

@@ -38,6 +38,13 @@ DOCUMENTED_DEFAULTS = {
     "cc_compare": {"long_flows": 3, "long_bytes": 24000000, "burst": 8, "burst_bytes": 500000,
                    "burst_at_ps": 600000000, "rate_bps": 100000000000, "delay_ps": 1000000,
                    "ccs": ["dcqcn", "dcqcn-paper", "dctcp", "timely", "hpcc", "swift", "nscc", "none"]},
+    # effective_training_time: added with the experiment (issue #17), its defaults as docs/effective_time.md states them
+    "effective_training_time": {"cluster_gpus": [1024, 2048, 4096, 8192, 16384, 32768], "model_params": 405e9,
+                                "bytes_per_param": 16, "storage_gbps": 16000, "host_storage_gbps": 400,
+                                "checkpoint": "sync", "detection_min": 10, "restart_min": 10, "recovery": "standby",
+                                "link_tolerated": 0, "link_down_slowdown": 1, "days": 30, "replicas": 100,
+                                "interval_gpus": 16384, "intervals_min": [0.5, 1, 2, 4, 8, 16, 32, 64],
+                                "target": 0.95},
     "fct_slowdown": {"workloads": ["websearch", "fb_hadoop"], "loads": [0.3, 0.5],
                      "ccs": ["dcqcn", "dctcp", "timely", "hpcc", "swift", "nscc"], "scale": "default",
                      "duration_us": None, "buckets": 10, "pfc": True},
