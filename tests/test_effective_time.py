@@ -228,3 +228,13 @@ def test_experiment_refuses_scenario_overrides(tmp_path):
     from experiments import effective_training_time as X
     with pytest.raises(ValueError, match="runs no scenario"):
         X.run(tmp_path, overrides={"cc": "dcqcn"}, plots=False)
+
+
+@pytest.mark.parametrize("checkpoint", ["sync", "async"])
+def test_failures_outrunning_progress_give_zero_not_an_error(checkpoint):
+    # lambda x interval >> 1: the sync form's e^(lambda s) overflows a float, the async first-order
+    # form diverges; both mean the job never finishes (effective 0). requirement() probes such
+    # rates (failure rates x 1000) and failed on the async path before this.
+    j = one_class(1e5, tau_s=3600.0, checkpoint=checkpoint)
+    assert E.expected_terms(j)["effective"] == 0.0
+    assert E.requirement(E.job(gpus=16384, checkpoint=checkpoint, recovery="hot_spare"))["rate_scale"] is not None

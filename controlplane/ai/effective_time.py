@@ -303,8 +303,8 @@ def expected_terms(j: TrainingJob, tau: float | None = None) -> dict[str, float]
         # loses L = p / 2 + write (rolled back one more checkpoint while the last write is in
         # flight), so nf = lam (p + nf L) per interval
         lost = p / 2 + min(j.write_s(), p)
-        if lam * lost >= 1:
-            raise ValueError("expected_terms: async first-order form diverges (lambda x loss >= 1)")
+        if lam * lost >= 1:                      # the form diverges: failures outrun progress
+            return {**{k: math.inf for k in TERMS}, "useful": 1.0, "effective": 0.0}
         nf = lam * p / (1 - lam * lost)
         t = {"checkpoint": stall / tau, "detection": nf * det / tau, "recovery": nf * rec / tau,
              "recomputation": nf * lost / tau}
