@@ -282,7 +282,8 @@ def daly_tau(delta: float, mtbf: float) -> float:
 
 def expected_terms(j: TrainingJob, tau: float | None = None) -> dict[str, float]:
     """Expected seconds of each term per second of useful work (``useful`` = 1), and
-    ``effective``. Sync checkpoints: the exact renewal form; async: first order."""
+    ``effective``. Sync checkpoints: the exact renewal form; async: first order, reported as
+    effective 0 where that form diverges (lambda x loss per failure >= 1: far outside its validity)."""
     tau = j.tau() if tau is None else float(tau)
     if not tau > 0 or not math.isfinite(tau):
         raise ValueError(f"expected_terms: tau must be a finite number > 0 (s), got {tau}")
