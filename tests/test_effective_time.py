@@ -241,3 +241,11 @@ def test_failures_outrunning_progress_give_zero_not_an_error(checkpoint):
     for gpus in (1024, 32768):
         need = E.requirement(E.job(gpus=gpus, checkpoint=checkpoint, recovery="hot_spare"))
         assert need["rate_scale"] is not None
+
+
+def test_monte_carlo_refuses_a_job_that_never_finishes():
+    # 6.48 TB at 1 Mb/s: a 5e7 s write against a 3 h MTBI; e^(lambda s) overflows: the loop would
+    # never end, so it is refused up front with the reason
+    j = E.job(gpus=16384, storage_bps=1e6)
+    with pytest.raises(ValueError, match="never finishes"):
+        E.monte_carlo(j, days=1, replicas=2)

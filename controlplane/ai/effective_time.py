@@ -339,6 +339,11 @@ def effective_first_order(j: TrainingJob, tau: float | None = None) -> float:
 
 
 # --------------------------------------------------------------------------------- Monte-Carlo
+#: the most interruptions per simulated run monte_carlo accepts (in expectation): beyond, the job
+#: (nearly) never finishes and the loop would not end in reasonable time
+MAX_INTERRUPTIONS = 10**6
+
+
 def monte_carlo(j: TrainingJob, days: float = 30.0, replicas: int = 200, seed: int = 1,
                 tau: float | None = None, z: float = 1.96) -> dict:
     """Simulate ``replicas`` runs of a job of ``days`` of useful training (rounded to whole
@@ -366,6 +371,14 @@ def monte_carlo(j: TrainingJob, days: float = 30.0, replicas: int = 200, seed: i
     p = tau + stall
     sync = j.checkpoint == "sync"
     lag = 0.0 if sync else min(write, p)      # async: a checkpoint counts write seconds after its stall
+    # expected interruptions per run: intervals x (e^(lam (p + lag)) - 1), exact for sync, an upper
+    # bound's order for async (an attempt must run p + lag to keep its interval)
+    x = lam * (p + lag)
+    expected = math.inf if x > 700 else n_int * math.expm1(x)
+    if expected > MAX_INTERRUPTIONS:
+        raise ValueError(f"monte_carlo: about {expected:.3g} interruptions per run expected (lambda = "
+                         f"{lam * DAY_S:.3g}/day, interval + stall = {p:.3g} s): the job (nearly) never finishes; "
+                         f"more than {MAX_INTERRUPTIONS} is refused")
 
     left = np.full(replicas, n_int, dtype=np.int64)     # intervals still to do
     acc = {k: np.zeros(replicas) for k in ("checkpoint", "detection", "recovery", "recomputation")}
