@@ -10,7 +10,7 @@ place, standby, hot spare); recomputation since the last committed checkpoint; a
 bandwidth, synchronously or asynchronously.
 
 For each cluster size in ``cluster_gpus`` (the same model, tau at Daly's optimum): the expected
-effective fraction (exact renewal form; first order beside it), a seeded Monte-Carlo over
+effective fraction (exact renewal form; Young's first order beside it), a seeded Monte-Carlo over
 ``days`` of useful training (``replicas`` runs, 95 % interval), the share of wall time of each
 term; at ``interval_gpus`` GPUs the effective fraction vs the checkpoint interval with Young's
 and Daly's optima; and what it takes to reach ``target``: the mean detection + recovery time,
@@ -132,12 +132,12 @@ def run(out_dir: str | Path = "results/effective_training_time", params: dict | 
     write_csv(out / "effective_training_time_interval.csv", ivl)
     write_csv(out / "effective_training_time_target.csv", tgt)
     print(f"{'GPUs':>6s} {'int/day':>8s} {'MTBI h':>7s} {'tau s':>7s} {'effective':>9s} {'Monte-Carlo [95% CI]':>24s}"
-          f" {'ckpt':>6s} {'detect':>6s} {'recov':>6s} {'recomp':>6s}  (% of wall)")
+          f" {'ckpt':>6s} {'detect':>6s} {'recov':>6s} {'recomp':>6s} {'slow':>6s}  (% of wall)")
     for r in rows:
         print(f"{r['gpus']:6d} {r['interruptions_per_day']:8.2f} {r['mtbi_h']:7.2f} {r['tau_s']:7.1f} "
               f"{r['effective']:9.4f} {r['mc_effective']:8.4f} [{r['mc_lo']:.4f}, {r['mc_hi']:.4f}] "
               f"{r['checkpoint_pct']:6.2f} {r['detection_pct']:6.2f} {r['recovery_pct']:6.2f} "
-              f"{r['recomputation_pct']:6.2f}")
+              f"{r['recomputation_pct']:6.2f} {r['slowdown_pct']:6.2f}")
     print(f"interval sweep at {p['interval_gpus']} GPUs: Young {ivl[0]['young_tau_min']} min, "
           f"Daly {ivl[0]['daly_tau_min']} min -> {ivl[0]['effective_at_daly']}")
     for r in ivl:

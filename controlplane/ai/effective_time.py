@@ -71,15 +71,18 @@ fabric routes around the link: spraying or adaptive routing); for ``link_repair_
 packet-level value (a rail link down under ECMP vs spraying, issue #17 part 4), to be measured on
 the fabric model and passed here.
 
-**Closed forms** (sync checkpoints; lambda, D = mean detection + recovery over the classes):
-exact renewal (failures during compute and checkpoint writes, none during recovery; Daly, "A
-higher order estimate of the optimum checkpoint interval for restart dumps", FGCS 22(3), 2006):
-each interval of s = tau + delta completes after (M + D)(e^(lambda s) - 1) expected wall time, so
-effective = tau / ((M + D)(e^(lambda s) - 1)); first order (Young, "A first order approximation to
-the optimum checkpoint interval", CACM 17(9), 1974): waste ~ delta / tau + (D + tau / 2) / M, best
-at tau* = sqrt(2 delta M); Daly's higher-order optimum tau = sqrt(2 delta M)[1 + sqrt(delta /
-(2M)) / 3 + delta / (18 M)] - delta (delta < 2M; else M). Async: first order only, expected loss
-per failure (tau + stall) / 2 + write time.
+**Closed forms** (lambda, D = mean detection + recovery over the classes; failures during
+computation and checkpoint stalls, none during recovery): with sync checkpoints each interval of s
+= tau + delta completes after (M + D)(e^(lambda s) - 1) expected wall time (the renewal form of
+Daly, "A higher order estimate of the optimum checkpoint interval for restart dumps", FGCS 22(3),
+2006), so effective = tau / ((M + D)(e^(lambda s) - 1)); with async ones a checkpoint counts only
+``lag`` = write seconds after its stall, which multiplies the failures per interval by
+e^(lambda lag) (derived in :func:`expected_terms`); first order (Young, "A first order
+approximation to the optimum checkpoint interval", CACM 17(9), 1974): waste ~ delta / tau + (D +
+tau / 2) / M, best at tau* = sqrt(2 delta M); Daly's higher-order optimum tau = sqrt(2 delta
+M)[1 + sqrt(delta / (2M)) / 3 + delta / (18 M)] - delta (delta < 2M; else M).
+:func:`expected_wall` gives the exact expected wall time of a finite job (what the Monte-Carlo
+simulates).
 
 **Monte-Carlo** (:func:`monte_carlo`): a job of ``days`` of useful training (rounded to whole
 intervals) simulated interruption by interruption, ``replicas`` independent runs vectorized with
@@ -280,10 +283,21 @@ def daly_tau(delta: float, mtbf: float) -> float:
     return math.sqrt(2 * delta * mtbf) * (1 + math.sqrt(x) / 3 + x / 9) - delta
 
 
+def _lag(j: TrainingJob, p: float) -> float:
+    """Seconds after its stall ends until a checkpoint counts: 0 (sync), the write (async)."""
+    return 0.0 if j.checkpoint == "sync" else min(j.write_s(), p)
+
+
 def expected_terms(j: TrainingJob, tau: float | None = None) -> dict[str, float]:
     """Expected seconds of each term per second of useful work (``useful`` = 1), and
-    ``effective``. Sync checkpoints: the exact renewal form; async: first order, reported as
-    effective 0 where that form diverges (lambda x loss per failure >= 1: far outside its validity)."""
+    ``effective``, in steady state (a long job): exact under the model for sync and async.
+
+    An interval is p = tau + stall; a checkpoint counts ``lag`` after its stall (0 sync, the write
+    async). After a restart the first checkpoint needs p + lag without failure, each next one p
+    (memoryless failures), and a failure goes back to the last counted one. Per interval:
+    failures nf = (e^(lam p) - 1) e^(lam lag), wall (M + D) nf, of which the stall, nf x
+    (detection + recovery) and nf / lam - p recomputed (sync: Daly 2006's renewal form). Effective
+    0 when e^(lam (p + lag)) is beyond a float (the job never finishes)."""
     tau = j.tau() if tau is None else float(tau)
     if not tau > 0 or not math.isfinite(tau):
         raise ValueError(f"expected_terms: tau must be a finite number > 0 (s), got {tau}")
@@ -291,28 +305,40 @@ def expected_terms(j: TrainingJob, tau: float | None = None) -> dict[str, float]
     det, rec = j.mean_recovery_s()
     stall = j.stall_s(tau)
     p = tau + stall
-    if lam * p > 700:                            # e^(lam s) beyond a float: the job never finishes
+    lag = _lag(j, p)
+    if lam * (p + lag) > 700:                    # e^(lam s) beyond a float: the job never finishes
         return {**{k: math.inf for k in TERMS}, "useful": 1.0, "effective": 0.0}
-    if j.checkpoint == "sync":
-        nf = math.expm1(lam * p)                 # expected failures per interval (geometric trials)
-        lost = (nf / lam - p) if lam > 0 else 0.0   # sum of the failed attempts' lengths
-        t = {"checkpoint": stall / tau, "detection": nf * det / tau, "recovery": nf * rec / tau,
-             "recomputation": lost / tau}
-    else:
-        # first order in lam L: failures at rate lam while running (p per interval plus the
-        # recomputed seconds, none during detection and recovery, as in the sync form); each
-        # loses L = p / 2 + write (rolled back one more checkpoint while the last write is in
-        # flight), so nf = lam (p + nf L) per interval
-        lost = p / 2 + min(j.write_s(), p)
-        if lam * lost >= 1:                      # the form diverges: failures outrun progress
-            return {**{k: math.inf for k in TERMS}, "useful": 1.0, "effective": 0.0}
-        nf = lam * p / (1 - lam * lost)
-        t = {"checkpoint": stall / tau, "detection": nf * det / tau, "recovery": nf * rec / tau,
-             "recomputation": nf * lost / tau}
+    nf = math.expm1(lam * p) * math.exp(lam * lag)   # expected failures per interval
+    lost = (nf / lam - p) if lam > 0 else 0.0        # running seconds lost (redone) per interval
+    t = {"checkpoint": stall / tau, "detection": nf * det / tau, "recovery": nf * rec / tau,
+         "recomputation": lost / tau}
     t["slowdown"] = _slowdown_share(j) * (1 + sum(t.values()))
     t["useful"] = 1.0
     t["effective"] = 1.0 / sum(t[k] for k in TERMS + ("useful",))
     return t
+
+
+def expected_wall(j: TrainingJob, intervals: int, tau: float | None = None) -> float:
+    """Expected wall seconds of a job of ``intervals`` checkpoint intervals (what monte_carlo
+    simulates: it ends when the last interval's computation and stall end), without the link-down
+    slowdown; exact, by the recursion over (from a restart | just after a checkpoint counted,
+    intervals left): F(m) = (M + C)(e^(lam a) - 1) + R(m - 1), a = p + lag (p if m = 1);
+    R(m) = (1 - e^(-lam b))(M + C + F(m)) + e^(-lam b) R(m - 1), b = p (p - lag if m = 1)."""
+    tau = j.tau() if tau is None else float(tau)
+    lam = j.rate()
+    c = sum(j.mean_recovery_s())
+    p = tau + j.stall_s(tau)
+    lag = _lag(j, p)
+    if lam == 0:
+        return intervals * p
+    m_c = 1 / lam + c
+    r_prev, f = 0.0, 0.0
+    for m in range(1, intervals + 1):
+        a, b = (p, p - lag) if m == 1 else (p + lag, p)
+        f = m_c * math.expm1(lam * a) + r_prev
+        q = math.exp(-lam * b)
+        r_prev = (1 - q) * (m_c + f) + q * r_prev
+    return f
 
 
 def _slowdown_share(j: TrainingJob) -> float:
@@ -323,7 +349,8 @@ def _slowdown_share(j: TrainingJob) -> float:
 
 
 def effective_exact(j: TrainingJob, tau: float | None = None) -> float:
-    """Sync: tau / ((M + D)(e^(lambda s) - 1)), s = tau + delta (Daly 2006), times the slowdown."""
+    """tau / ((M + D)(e^(lambda p) - 1) e^(lambda lag)), p = tau + stall (sync: Daly 2006), with
+    the link-down slowdown."""
     return expected_terms(j, tau)["effective"]
 
 
@@ -401,8 +428,8 @@ def monte_carlo(j: TrainingJob, days: float = 30.0, replicas: int = 200, seed: i
             xf, kf, cf = x[~done], full[~done].astype(np.int64), cls[~done]
             u = xf - kf * p
             kept = kf if sync else np.where(u >= lag, kf, np.maximum(kf - 1, 0))
-            acc["checkpoint"][f] += kf * stall            # stalls of the intervals run (kept or not)
-            acc["recomputation"][f] += xf - kf * stall - kept * tau
+            acc["checkpoint"][f] += kept * stall          # an interval lost is redone, its stall too
+            acc["recomputation"][f] += xf - kept * p
             acc["detection"][f] += det[cf]
             acc["recovery"][f] += rec[cf]
             left[f] -= kept
