@@ -24,7 +24,6 @@ effective_training_time.png.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from controlplane.ai import effective_time as E

@@ -97,7 +97,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from controlplane.config.schema import Bool, Choice, Int, Num, Strict, section
+from controlplane.config.schema import Choice, Int, Num, Strict, section
 
 DAY_S = 86400.0
 CLASSES = ("gpu", "nic", "link", "switch", "host", "software", "loss_spike")
