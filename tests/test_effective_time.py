@@ -286,3 +286,15 @@ def test_monte_carlo_draws_each_class_in_proportion_to_its_rate():
     t = E.expected_terms(j)
     assert mc["terms_s"]["recovery"] == pytest.approx(t["recovery"] * mc["useful_s"], rel=0.03)
     assert mc["terms_s"]["recovery"] / mc["interruptions"] == pytest.approx(rec, rel=0.03)
+
+
+def test_counts_from_a_built_rail_fabric():
+    # 2 rails x 2 leaves x 2 servers per leaf = 8 GPUs; links: 8 NIC-leaf + rails x leaves x
+    # spines = 8 leaf-spine + spines x cores x rails = 4 spine-core = 20 (NVLink links excluded);
+    # switches: 4 leaves + 4 spines + 2 cores = 10 (NVSwitches excluded)
+    from controlplane.ai.rails import rail_clos
+    f = rail_clos(100 * 10**9, 10**6, num_rails=2, servers_per_leaf=2, leaves_per_rail=2, spines_per_rail=2,
+                  cores_per_group=1, nvlink_rate_bps=3600 * 10**9, nvlink_delay_ps=100000)
+    assert E.counts_of_fabric(f) == {"gpus": 8, "gpus_per_host": 2, "links": 20, "switches": 10}
+    j = E.job_on_fabric(f, tau_s=600.0)
+    assert j.counts()["link"] == 20 and j.counts()["switch"] == 10 and j.counts()["host"] == 4

@@ -13,7 +13,8 @@ Checkpoints cost time too. With ``useful`` the training progress and ``wall`` th
 maintenance, host software, loss spike) fails as a Poisson process of rate ``rate_c`` per
 component per day, with ``count_c`` components: GPUs; NICs = GPUs (one NIC per GPU, rail
 fabric); hosts = GPUs / ``gpus_per_host``; links and switches of a non-blocking folded Clos of
-radix ``switch_radix`` (:func:`fabric_counts`, or given counts); a loss spike is one process per
+radix ``switch_radix`` (:func:`fabric_counts`), or those of a built rail fabric
+(:func:`job_on_fabric`), or given counts; a loss spike is one process per
 job (count 1). By superposition the job is interrupted at rate lambda = sum_c rate_c x count_c,
 mean time between interruptions M = 1/lambda, and an interruption is of class c with probability
 rate_c x count_c / lambda, independently of when it happens.
@@ -128,6 +129,27 @@ def fabric_counts(gpus: int, radix: int = 64) -> tuple[int, int]:
     if t == 1:
         return gpus, 1
     return gpus * t, (t - 1) * math.ceil(gpus / half) + math.ceil(gpus / radix)
+
+
+def counts_of_fabric(fabric) -> dict[str, int]:
+    """GPUs, GPUs per server, network links and switches of a built rail fabric
+    (controlplane/ai/rails.py ``rail_clos``): NVLink links and NVSwitches are inside the servers
+    (their faults are GPU/host faults here), SHARP aggregation engines are part of their switch."""
+    from controlplane.ai.rails import RailLayout
+    lay = RailLayout.of(fabric)
+    names = fabric.node_names
+
+    def internal(n: int) -> bool:
+        return names[n].startswith("nvsw") or names[n].startswith("agg@")
+    links = sum(1 for ln in fabric.links if not (internal(ln.a) or internal(ln.b)))
+    switches = sum(1 for n in range(fabric.num_hosts, fabric.num_hosts + fabric.num_switches) if not internal(n))
+    return {"gpus": lay.num_gpus, "gpus_per_host": int(fabric.params["num_rails"]), "links": links,
+            "switches": switches}
+
+
+def job_on_fabric(fabric, **kw: Any) -> "TrainingJob":
+    """A TrainingJob on every GPU of a built rail fabric, with its link and switch counts."""
+    return job({**counts_of_fabric(fabric), **kw})
 
 
 def _default_rates() -> dict[str, float]:
