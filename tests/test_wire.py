@@ -101,12 +101,10 @@ def scapy_frame(p: dict, ipv6=False, dscp=None) -> bytes:
         pkt = pkt / AETH(syndrome=p["syndrome"], msn=p["msn"])
     if op == OPCODES["atomic_ack"]:
         pkt = pkt / AtomicAckETH(orig=0)
-    if op in (OPCODES["ack"], OPCODES["read_request"], OPCODES["compare_swap"], OPCODES["fetch_add"],
-              OPCODES["atomic_ack"]):
-        pass
-    elif op == OPCODES["cnp"]:
+    if op == OPCODES["cnp"]:
         pkt = pkt / CNPPadding()
-    else:
+    elif op not in (OPCODES["ack"], OPCODES["read_request"], OPCODES["compare_swap"], OPCODES["fetch_add"],
+                    OPCODES["atomic_ack"]):                # these carry no payload
         pkt = pkt / Raw(b"\0" * (p.get("payload", 0) + pad))
     return bytes(pkt)
 
