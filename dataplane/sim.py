@@ -1119,6 +1119,12 @@ class Simulator:
             raise CCPluginError(ffi.string(lib.sd_last_error(self._sim)).decode())
         return self._check(rc)
 
+    def advance_idle(self, t_ps: int) -> None:
+        """Move an idle data plane's clock to ``t_ps`` (>= now): the control loop does so when the
+        data plane went idle but a busy controller acts later (a compute delay, a failure to come).
+        SimError if an event or upcall is pending or ``t_ps`` is before now."""
+        self._check(lib.sd_advance_idle(self._sim, int(t_ps)))
+
     def set_event_limit(self, max_pending: int) -> None:
         """Cap the number of pending events (0 = no cap). Scheduling one more fails the run as an
         allocation failure would: run_until raises SimError naming the event, and keeps raising

@@ -35,6 +35,7 @@ algbw = S/t, busbw = algbw x the nccl-tests factor (:data:`BUSBW_FACTOR`).
 from __future__ import annotations
 
 import bisect
+import heapq
 import json
 import time
 from contextlib import contextmanager
@@ -76,6 +77,7 @@ class Transfer:
     dst_elems: tuple[int, int] | None = None   # ... at the destination (None: the same range)
     src_bytes: tuple[int, int] | None = None   # byte range of the source buffer it reads (data dependencies)
     dst_bytes: tuple[int, int] | None = None   # ... of the destination buffer it writes (None: src_bytes)
+    compute: bool = False           # not a transfer: a compute task of ``delay_ps`` on ``src`` (nbytes 0)
 
 
 class _WriteLog:
@@ -148,7 +150,11 @@ class Schedule:
         """Append a transfer. Besides its explicit ``deps`` it depends on every transfer that wrote
         the bytes it reads (``src_bytes`` of ``src_key``) since they were last overwritten, so a
         schedule made of phases pipelines chunk by chunk from one phase into the next."""
-        if t.nbytes <= 0:
+        if t.compute:
+            if t.nbytes != 0 or t.op is not None or t.delay_ps < 0:
+                raise ValueError(f"{self.name}: compute task {len(self.transfers)} must have nbytes 0, no op and "
+                                 f"delay_ps >= 0 (got {t.nbytes}, {t.op!r}, {t.delay_ps})")
+        elif t.nbytes <= 0:
             raise ValueError(f"{self.name}: transfer {len(self.transfers)} has {t.nbytes} bytes (size_bytes too small "
                              "for the number of ranks and chunks)")
         for d in t.deps:
@@ -158,8 +164,8 @@ class Schedule:
         if t.src_bytes is not None and t.src_key is not None:
             t.deps = tuple(sorted(set(t.deps) | self._log.reads(t.src_key, *t.src_bytes)))
         dst = t.dst_bytes if t.dst_bytes is not None else t.src_bytes
-        if dst is not None and t.dst_key is not None and t.op is not None:
-            self._log.write(t.dst_key, *dst, t.op, tid)
+        if dst is not None and t.dst_key is not None and (t.op is not None or t.compute):
+            self._log.write(t.dst_key, *dst, t.op or "copy", tid)
         self.transfers.append(t)
         return tid
 
@@ -176,6 +182,7 @@ class CollectiveResult:
     bytes_sent: dict[int, int]      # payload bytes per source node (one iteration)
     bytes_received: dict[int, int]
     buffers: dict[Hashable, np.ndarray]
+    done_ps: np.ndarray | None = None   # completion time (ps) of each transfer and compute task (first iteration)
 
     @property
     def time_ps(self) -> int:
@@ -619,6 +626,7 @@ class Runner:
         self._msg.clear()        # messages of an earlier run still in flight complete unattributed
         st = [_State(s) for s in schedules]
         pending_posts: list[tuple[int, int, int]] = []   # (schedule, transfer, post time)
+        timers: list[tuple[int, int, int]] = []          # heap of compute tasks: (end time, schedule, task)
 
         def ready(i: int, tid: int, t: int) -> None:
             pending_posts.append((i, tid, t + st[i].sched.transfers[tid].delay_ps))
@@ -635,6 +643,9 @@ class Runner:
             for i, tid, t in pending_posts:
                 s = st[i]
                 tr = s.sched.transfers[tid]
+                if tr.compute:                     # no packet: done when its time comes (the driver's timer)
+                    heapq.heappush(timers, (t, i, tid))
+                    continue
                 if tr.op is not None:
                     s.payload[tid] = s.buffers[tr.src_key][tr.elems[0]:tr.elems[1]].copy()
                 srcs, dsts = self.ep.planes_of(tr.src), self.ep.planes_of(tr.dst)
@@ -664,7 +675,7 @@ class Runner:
         loop = net.loop
         loop.start_run()                           # this run's own wall-clock budget
         wall0 = time.perf_counter()
-        driver = loop.register(_ScheduleDriver(self, st, ready, start, flush))
+        driver = loop.register(_ScheduleDriver(self, st, ready, start, flush, timers))
         try:
             while not all(s.finished for s in st if not s.sched.repeat):
                 # one control loop with Network.run (controlplane/run/control_loop.py): failures, the DPU
@@ -701,9 +712,43 @@ class _ScheduleDriver(Controller):
 
     name = "collectives"
 
-    def __init__(self, runner: Runner, st: list, ready: Callable, start: Callable, flush: Callable):
+    def __init__(self, runner: Runner, st: list, ready: Callable, start: Callable, flush: Callable,
+                 timers: list):
         self.runner, self.st, self.ready, self.start, self.flush = runner, st, ready, start, flush
+        self.timers = timers                   # compute tasks running: heap of (end time, schedule, task)
         self.posted = 0
+
+    def next_time(self, now: int) -> int | None:
+        return self.timers[0][0] if self.timers else None
+
+    def busy(self) -> bool:
+        return bool(self.timers)
+
+    def fire(self, net, now: int) -> None:
+        self._due(now)
+
+    def _due(self, now: int) -> None:
+        """Complete every compute task whose time has come (at its own end time)."""
+        while self.timers and self.timers[0][0] <= now:
+            t, i, tid = heapq.heappop(self.timers)
+            self._done(i, tid, t)
+
+    def _done(self, i: int, tid: int, t: int) -> None:
+        st = self.st
+        s = st[i]
+        tr = s.sched.transfers[tid]
+        s.apply(tid, tr)
+        s.done += 1
+        s.done_ps[tid] = t
+        s.last = max(s.last, t)
+        for child in s.children[tid]:
+            s.waiting[child] -= 1
+            if s.waiting[child] == 0:
+                self.ready(i, child, t)
+        if s.done == len(s.sched.transfers):
+            s.finish()
+            if s.sched.repeat and not all(x.finished for x in st if not x.sched.repeat):
+                self.start(i, t)
 
     def on_stop(self, net, reason: int) -> None:
         if reason == STOP_UPCALL:
@@ -720,20 +765,12 @@ class _ScheduleDriver(Controller):
             s.parts[tid] -= 1
             if s.parts[tid]:
                 continue
-            t = int(c["t_ps"])
-            tr = s.sched.transfers[tid]
-            s.apply(tid, tr)
-            s.done += 1
-            s.last = max(s.last, t)
-            for child in s.children[tid]:
-                s.waiting[child] -= 1
-                if s.waiting[child] == 0:
-                    self.ready(i, child, t)
-            if s.done == len(s.sched.transfers):
-                s.finish()
-                if s.sched.repeat and not all(x.finished for x in st if not x.sched.repeat):
-                    self.start(i, t)
-        self.posted = self.flush()
+            self._done(i, tid, int(c["t_ps"]))
+        posted = self.flush()
+        while self.timers and self.timers[0][0] <= net.sim.now:   # zero-time compute tasks chain at once
+            self._due(net.sim.now)
+            posted += self.flush()
+        self.posted = posted
 
 
 class _State:
@@ -750,9 +787,13 @@ class _State:
         self.initial = {k: v.copy() for k, v in sched.buffers.items()}
         self.buffers = sched.buffers
         self.finished, self.iterations, self.start_ps, self.first_end = False, 0, 0, None
+        self.first_done: np.ndarray | None = None
         self.bytes_sent: dict[int, int] = {}
         self.bytes_received: dict[int, int] = {}
+        self.done_ps = np.full(n, -1, dtype=np.int64)     # completion time of each transfer (first iteration)
         for t in sched.transfers:
+            if t.compute:
+                continue
             self.bytes_sent[t.src] = self.bytes_sent.get(t.src, 0) + t.nbytes
             self.bytes_received[t.dst] = self.bytes_received.get(t.dst, 0) + t.nbytes
 
@@ -761,6 +802,8 @@ class _State:
         self.parts: dict[int, int] = {}
         self.payload: dict[int, np.ndarray] = {}
         self.done, self.last = 0, t
+        if self.iterations > 0:
+            self.done_ps = self.done_ps.copy()            # the first iteration's times are the result's
         if self.iterations == 0:
             self.start_ps = t
         else:
@@ -783,6 +826,7 @@ class _State:
         if not self.finished:
             self.finished = True
             self.first_end = self.last
+            self.first_done = self.done_ps
 
     def progress(self) -> dict:
         """How far the schedule got (for a run that stopped before it finished)."""
@@ -795,7 +839,7 @@ class _State:
         s = self.sched
         end = self.first_end if self.first_end is not None else self.last
         return CollectiveResult(s.name, s.kind, s.n_ranks, s.size_bytes, self.start_ps, end, self.iterations,
-                                dict(self.bytes_sent), dict(self.bytes_received), self.buffers)
+                                dict(self.bytes_sent), dict(self.bytes_received), self.buffers, self.first_done)
 
 
 def network(scenario, **overrides):

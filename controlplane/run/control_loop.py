@@ -52,7 +52,7 @@ from typing import Callable
 
 import numpy as np
 
-from dataplane.sim import STOP_COMPLETIONS, STOP_EVENTS, STOP_MAX_EVENTS, STOP_UPCALL, STOP_WALL, BudgetExceeded
+from dataplane.sim import STOP_COMPLETIONS, STOP_EVENTS, STOP_IDLE, STOP_TIME, STOP_MAX_EVENTS, STOP_UPCALL, STOP_WALL, BudgetExceeded
 
 # The data plane returns to the control loop at least every CHUNK_EVENTS events, so that the wall-
 # clock budget is checked even when the next control step is far away (sample_interval_ps = 0):
@@ -411,7 +411,14 @@ class ControlLoop:
         if not self.started:
             self.start()
         self._check_wall()
-        stop = self._run(max(self.next_time(limit_ps), sim.now))
+        target = max(self.next_time(limit_ps), sim.now)
+        stop = self._run(target)
+        if stop == STOP_IDLE and sim.now < target and self.busy() and any(
+                (tc := c.next_time(sim.now)) is not None and tc <= target for c in self.controllers):
+            # nothing left to run before a busy controller's time (a compute delay, a failure to
+            # come): move the clock there, or the loop would stand still at the last event
+            sim.advance_idle(target)
+            stop = STOP_TIME
         controllers = self.controllers
         if stop != STOP_UPCALL and stop != STOP_COMPLETIONS:
             now = sim.now
