@@ -344,8 +344,15 @@ def _slice_bytes(nbytes: int, scale: float) -> int:
 
 
 def build_step(net, model: Model, par: Parallelism, placement: Placement, gpu: GpuSpec = GpuSpec(),
-               scale: float = 1.0, elems: int = 0, seed: int = 0, name: str = "step") -> StepPlan:
-    """The step of ``model`` under ``par`` on ``placement`` as one schedule (module docstring)."""
+               scale: float = 1.0, elems: int = 0, seed: int = 0, name: str = "step",
+               closed_form: bool = False) -> StepPlan:
+    """The step of ``model`` under ``par`` on ``placement`` as one schedule (module docstring).
+
+    ``closed_form``: each DP collective (per bucket, per group) becomes one transfer per member to
+    its ring successor carrying the member's whole ring volume (2 (d-1)/d of the bucket for an
+    all-reduce, (d-1)/d for a reduce-scatter or all-gather, the bucket for SHARP), tagged with its
+    number of ring steps: the cost model's form (:func:`estimate_step`), a few transfers instead of
+    2 (d-1) d x chunks."""
     scale = _pos_num("scale", scale)
     if scale < 1:
         raise ValueError(f"scale must be >= 1 (a miniature of the step), got {scale!r}")
@@ -388,8 +395,9 @@ def build_step(net, model: Model, par: Parallelism, placement: Placement, gpu: G
             for i in range(t):
                 members = [G[(r, k, i)] for r in range(d)]
                 for which, store, deps_of in (("fwd", gather_fwd, None), ("bwd", gather_bwd, None)):
-                    sub = C.all_gather(net, members, max(d, _slice_bytes(costs.stages[k].grad_bytes, scale)),
-                                       chunk_bytes=par.chunk_bytes, name=f"gather{which}{k}.{i}")
+                    nbytes = max(d, _slice_bytes(costs.stages[k].grad_bytes, scale))
+                    sub = (_ring_closed(ep, members, nbytes, "all_gather") if closed_form else
+                           C.all_gather(net, members, nbytes, chunk_bytes=par.chunk_bytes, name=f"gather{which}{k}.{i}"))
                     ids = _merge(s, sub, lambda tr: (), ("gather", which, k, i), plan, "gather")
                     for r in range(d):
                         store.setdefault((r, k), []).extend(ids)
@@ -480,7 +488,11 @@ def build_step(net, model: Model, par: Parallelism, placement: Placement, gpu: G
             for q, (lo, hi) in enumerate(bounds):
                 nbytes = max(d * (1 if par.dp_algorithm != "sharp" else 1), _slice_bytes(hi - lo, scale))
                 chunk = par.chunk_bytes
-                if par.sharding == "none":
+                if closed_form:
+                    kind = "sharp" if par.dp_algorithm == "sharp" else ("all_reduce" if par.sharding == "none"
+                                                                         else "reduce_scatter")
+                    sub = _ring_closed(ep, members, nbytes, kind)
+                elif par.sharding == "none":
                     sub = _all_reduce(net, lay, members, nbytes, chunk, par.dp_algorithm, elems, seed + q)
                 else:
                     sub = C.reduce_scatter(net, members, nbytes, chunk_bytes=chunk, elems=elems, seed=seed + q)
@@ -513,8 +525,9 @@ def build_step(net, model: Model, par: Parallelism, placement: Placement, gpu: G
             for i in range(t):
                 members = [G[(r, k, i)] for r in range(d)]
                 addr_of = {a: r for r, g in enumerate(members) for a in _addresses(lay, g)}
-                sub = C.all_gather(net, members, max(d, _slice_bytes(costs.stages[k].grad_bytes, scale)),
-                                   chunk_bytes=par.chunk_bytes, name=f"gather{k}.{i}")
+                nbytes = max(d, _slice_bytes(costs.stages[k].grad_bytes, scale))
+                sub = (_ring_closed(ep, members, nbytes, "all_gather") if closed_form else
+                       C.all_gather(net, members, nbytes, chunk_bytes=par.chunk_bytes, name=f"gather{k}.{i}"))
                 _merge(s, sub, lambda tr, k=k: tuple(opt_ids[(addr_of[a], k)] for a in (tr.src, tr.dst)
                                                      if a in addr_of), ("gather", k, i), plan, "dp")
     return plan
@@ -538,6 +551,23 @@ def _all_reduce(net, lay: RailLayout, members: list[Gpu], nbytes: int, chunk: in
             and len({frozenset(r) for r in servers.values()}) == 1:
         return C.hierarchical_all_reduce(net, members, nbytes, chunk_bytes=chunk, elems=elems, seed=seed)
     return C.ring_all_reduce(net, members, nbytes, chunk_bytes=chunk, elems=elems, seed=seed)
+
+
+RING_STEPS = {"all_reduce": lambda d: 2 * (d - 1), "reduce_scatter": lambda d: d - 1, "all_gather": lambda d: d - 1,
+              "sharp": lambda d: 2}
+RING_VOLUME = {"all_reduce": lambda d: 2 * (d - 1) / d, "reduce_scatter": lambda d: (d - 1) / d,
+               "all_gather": lambda d: (d - 1) / d, "sharp": lambda d: 1.0}
+
+
+def _ring_closed(ep, members: list[Gpu], nbytes: int, kind: str) -> C.Schedule:
+    """A collective in the cost model's closed form (build_step's ``closed_form``)."""
+    d = len(members)
+    sub = C.Schedule(f"closed {kind}", "all_reduce", d, nbytes)
+    vol = max(1, int(round(nbytes * RING_VOLUME[kind](d))))
+    for r in range(d):
+        sn, dn = ep.pair(members[r], members[(r + 1) % d])
+        sub.add(C.Transfer(sn, dn, vol, tag=f"ring{RING_STEPS[kind](d)}"))
+    return sub
 
 
 def _merge(step: C.Schedule, sub: C.Schedule, extra: Callable, prefix, plan: StepPlan, cat: str) -> list[int]:
@@ -692,7 +722,8 @@ def fabric_cost_ps(net) -> Callable[[C.Transfer], tuple[int, int]]:
             # an aggregation engine: SHARP's hop costs the NIC rate and one switch hop
             return int(tr.nbytes * 8e12 / host), 2 * d0
         rate, lat = path(tr.src, tr.dst)
-        return int(tr.nbytes * 8e12 / rate), 2 * lat
+        steps = int(tr.tag[4:]) if tr.tag.startswith("ring") else 1     # a closed-form collective's steps
+        return int(tr.nbytes * 8e12 / rate), 2 * lat * steps
     return cost
 
 
@@ -707,3 +738,132 @@ def estimate_step(net, plan: StepPlan) -> StepResult:
 __all__ = ["Model", "MODELS", "GpuSpec", "Parallelism", "Placement", "StepPlan", "StepResult", "SHARDING",
            "DP_ALGORITHMS", "job_costs", "tp_all_reduce_s", "place_ranks", "tp_groups", "build_step", "run_step",
            "estimate_step", "critical_times", "breakdown", "fabric_cost_ps"]
+
+
+# ------------------------------------------------------------------------------------------ placement by cost model
+def parallelisms(model: Model, n_gpus: int, gpus_per_server: int, global_batch: int, micro_batch: int = 1,
+                 max_pp: int = 8, **fields) -> list[Parallelism]:
+    """Every TP x PP x DP of ``n_gpus`` this module can run: TP dividing the GPUs of a server (NVLink),
+    PP dividing the layers (at most ``max_pp`` stages and no more than micro-batches), DP making the
+    micro-batches whole (``fields``: the other Parallelism fields, e.g. sharding)."""
+    out = []
+    for tp in range(1, gpus_per_server + 1):
+        if gpus_per_server % tp or n_gpus % tp:
+            continue
+        for pp in range(1, min(model.layers, max_pp) + 1):
+            if model.layers % pp or (n_gpus // tp) % pp:
+                continue
+            dp = n_gpus // (tp * pp)
+            if global_batch % (micro_batch * dp) or global_batch // (micro_batch * dp) < pp:
+                continue
+            out.append(Parallelism(tp=tp, pp=pp, dp=dp, micro_batch=micro_batch, global_batch=global_batch, **fields))
+    return out
+
+
+def place_naive(par: Parallelism, free: list[Gpu]) -> Placement | None:
+    """First fit: servers in index order, each server's free GPUs (lowest rails first) cut into TP
+    groups, the first groups taken, ranks in Megatron-LM's order (tp, dp, pp). None if too few."""
+    by_server: dict[int, list[Gpu]] = {}
+    for g in sorted(free):
+        by_server.setdefault(g.server, []).append(g)
+    groups = [gs[i:i + par.tp] for gs in by_server.values() for i in range(0, len(gs) - par.tp + 1, par.tp)]
+    need = par.gpus // par.tp
+    if len(groups) < need:
+        return None
+    return place_ranks(par, [g for gs in groups[:need] for g in gs], "tp-dp-pp")
+
+
+def place_random_groups(par: Parallelism, free: list[Gpu], layout: RailLayout, rng: np.random.Generator) -> Placement | None:
+    """TP groups drawn at random among the servers' free GPUs (any rails), ranks in Megatron-LM's
+    order: what a scheduler that only keeps TP inside a server gives."""
+    by_server: dict[int, list[Gpu]] = {}
+    for g in free:
+        by_server.setdefault(g.server, []).append(g)
+    groups = []
+    for srv in by_server:
+        gs = list(by_server[srv])
+        rng.shuffle(gs)
+        groups += [sorted(gs[i:i + par.tp]) for i in range(0, len(gs) - par.tp + 1, par.tp)]
+    need = par.gpus // par.tp
+    if len(groups) < need:
+        return None
+    pick = rng.permutation(len(groups))[:need]
+    return place_ranks(par, [g for j in pick for g in groups[j]], "tp-dp-pp")
+
+
+def _tp_local(pl: Placement) -> bool:
+    par = pl.par
+    return all(len({pl.gpus[(r, k, i)].server for i in range(par.tp)}) == 1
+               for r in range(par.dp) for k in range(par.pp))
+
+
+def packed_placements(par: Parallelism, free: list[Gpu], layout: RailLayout) -> dict[str, Placement]:
+    """Topology-aware candidates: TP groups inside servers on the lowest free rails, servers by
+    leaf group (so neighbouring groups share leaves), and the ranks ordered either with PP
+    neighbours next to each other (``tp-pp-dp``: pipelines inside a leaf group, DP across) or DP
+    neighbours (``tp-dp-pp``: DP rings inside a leaf group, pipelines across). Groups on the same
+    rails come first, so DP peers (same TP rank) share a rail."""
+    groups = tp_groups(free, par.tp, layout)
+    need = par.gpus // par.tp
+    if len(groups) < need:
+        return {}
+    by_rails: dict[tuple, list] = {}
+    for gs in groups:
+        by_rails.setdefault(tuple(g.rail for g in gs), []).append(gs)
+    ordered = sorted(by_rails.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    chosen = [gs for _, v in ordered for gs in v][:need]
+    rank_of = {rails: n for n, (rails, _) in enumerate(ordered)}
+    # same rails together (DP peers, consecutive under tp-dp-pp, on one rail), then by leaf group
+    chosen.sort(key=lambda gs: (rank_of[tuple(g.rail for g in gs)], layout.leaf_group(gs[0].server), gs[0].server))
+    flat = [g for gs in chosen for g in gs]
+    return {f"packed {o}": place_ranks(par, flat, o) for o in ("tp-pp-dp", "tp-dp-pp")}
+
+
+@dataclass
+class Choice:
+    """A placement the search considered: its cost-model step and, for the short list, the
+    packet-level one (None if not measured)."""
+
+    name: str
+    placement: Placement
+    estimate: StepResult
+    measured: StepResult | None = None
+
+
+def choose_placement(make_net: Callable, model: Model, free: list[Gpu], n_gpus: int, global_batch: int,
+                     micro_batch: int = 1, gpu: GpuSpec = GpuSpec(), scale: float = 1.0,
+                     parallelism: Parallelism | None = None, verify: int = 3, **fields) -> list[Choice]:
+    """Placement by cost model. Every parallelism of ``n_gpus`` (or only ``parallelism``) on each
+    packed candidate of the ``free`` GPUs (:func:`packed_placements`) is costed by
+    :func:`estimate_step` on the closed-form step; the ``verify`` cheapest are then run at packet
+    level on fresh networks (``make_net()``: the cost model leaves out contention inside the
+    fabric, which the packet level has) and the fastest measured comes first. Returns every
+    candidate, best first (measured ones by measured time, then the others by estimate; ties:
+    fewer servers, then the name)."""
+    net = make_net()
+    lay = RailLayout(net.fabric.params)
+    pars = [parallelism] if parallelism is not None else parallelisms(model, n_gpus, lay.R, global_batch, micro_batch,
+                                                                       **fields)
+    out = []
+    for par in pars:
+        if model.layers % par.pp:
+            continue
+        for name, pl in packed_placements(par, free, lay).items():
+            plan = build_step(net, model, par, pl, gpu, scale, closed_form=True)
+            out.append(Choice(f"{par.label()} {name}", pl, estimate_step(net, plan)))
+    if not out:
+        raise ValueError(f"placement: no parallelism of {n_gpus} GPUs fits the {len(free)} free GPUs with TP inside "
+                         "a server")
+
+    def servers(c: Choice) -> int:
+        return len({g.server for g in c.placement.all()})
+    out.sort(key=lambda c: (c.estimate.step_s, servers(c), c.name))
+    for c in out[:max(0, int(verify))]:
+        n = make_net()
+        c.measured = run_step(n, build_step(n, model, c.placement.par, c.placement, gpu, scale))
+    out.sort(key=lambda c: (c.measured is None, c.measured.step_s if c.measured else c.estimate.step_s,
+                            servers(c), c.name))
+    return out
+
+
+__all__ += ["parallelisms", "place_naive", "place_random_groups", "packed_placements", "Choice", "choose_placement"]
