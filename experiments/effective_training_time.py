@@ -19,8 +19,13 @@ with hot spares and/or asynchronous checkpoints. Seconds to run. Writes
 results/effective_training_time/effective_training_time.csv, _interval.csv, _target.csv and
 effective_training_time.png.
 
+A tolerated link failure (``link_tolerated``) slows the steps by ``link_down_slowdown`` while the
+link is down; ``link_down_policy`` = ecmp, spray or ar measures that factor at packet level
+(experiments/training_step.py, part 3) instead of taking the number.
+
     softdpu run effective_training_time
     softdpu run effective_training_time --set recovery=hot_spare --set checkpoint=async
+    softdpu run effective_training_time --set link_tolerated=0.5 --set link_down_policy=spray
 """
 from __future__ import annotations
 
@@ -48,6 +53,8 @@ class Params(ExperimentParams):
                     "standby, hot_spare") = "standby"
     link_tolerated: Real("share of link failures the fabric routes around", hi=1) = 0
     link_down_slowdown: Real("step-time factor while such a link is down (from the fabric model)", lo=1) = 1
+    link_down_policy: OneOf(("none", "ecmp", "spray", "ar"), "none: use link_down_slowdown; a path policy: "
+                            "measure it at packet level (training_step's link-down part)") = "none"
     days: Real("days of useful training per Monte-Carlo run", lo_open=True) = 30
     replicas: Count("Monte-Carlo runs per point", lo=2, hi=10**6) = 100
     interval_gpus: Count("cluster size of the checkpoint-interval sweep", lo=8) = 16384
@@ -124,6 +131,12 @@ def run(out_dir: str | Path = "results/effective_training_time", params: dict | 
         raise ValueError("effective_training_time runs no scenario: scenario settings "
                          f"({', '.join(sorted(overrides))}) do not apply; use its parameters")
     p, out = collective_experiment_setup(out_dir, Params, params, seed, overrides, capture)
+    if p["link_down_policy"] != "none":
+        # the packet-level model: a 7B-like step on 64 GPUs with one leaf-spine link down
+        # (experiments/training_step.py, part 3, its defaults)
+        from experiments.training_step import link_down_slowdown
+        p = {**p, "link_down_slowdown": link_down_slowdown(p["link_down_policy"], seed=seed)}
+        print(f"link_down_slowdown = {p['link_down_slowdown']:.4f} (measured, {p['link_down_policy']})")
     rows = [cluster_row(p, g, seed) for g in p["cluster_gpus"]]
     ivl = interval_rows(p, seed)
     tgt = [target_row(p, g) for g in p["cluster_gpus"]]

@@ -239,6 +239,9 @@ REDUCE = {
     "placement": ["seeds=1", "grad_bytes=1048576", "background_jobs=2"],
     "alltoall_rails": ["sizes=[262144]", "core_oversubscription=[1]", 'variants=["ecmp"]'],
     "effective_training_time": ["replicas=10", "days=5"],                        # ~3 s at full size
+    "training_step": ['jobs=["7b/16/tp8-pp1-dp2"]', 'variants=["ecmp"]', 'sharp=["off"]', "scale=1024",
+                      "place_gpus=16", "place_servers=4", "background_jobs=2", "verify=1",
+                      "global_batch=16"],                                        # ~3 min at full size
     "interop": ["senders=4", "size_bytes=500000", "pair_bytes=1000000"],         # ~3 s at full size
 }
 

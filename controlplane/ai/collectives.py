@@ -5,6 +5,9 @@ A collective is a :class:`Schedule`: a DAG of RDMA WRITE *transfers* between end
 addresses: host nodes, or on a rail fabric NIC, NVLink and engine addresses). A transfer is posted when every transfer it depends on has completed, plus an optional
 delay; the control plane resolves the dependencies at completion events (the data plane runs
 with ``wake_on_completion`` and stops at each completion; nothing is called per packet).
+A *compute task* (``Transfer(compute=True, nbytes=0, delay_ps=D)``) sends nothing: it completes D
+after its dependencies, at a time the driver asks the control loop for (controlplane/ai/training.py
+builds training steps with them: compute as delays between dependent transfers).
 A transfer *completes* when its sender sees the last byte acknowledged (the data plane's message
 completion), so every dependent step pays the ACK's way back: NCCL signals a step with a flag
 written after the data, which costs about the same one-way latency.

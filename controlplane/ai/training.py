@@ -816,7 +816,12 @@ def packed_placements(par: Parallelism, free: list[Gpu], layout: RailLayout) -> 
     # same rails together (DP peers, consecutive under tp-dp-pp, on one rail), then by leaf group
     chosen.sort(key=lambda gs: (rank_of[tuple(g.rail for g in gs)], layout.leaf_group(gs[0].server), gs[0].server))
     flat = [g for gs in chosen for g in gs]
-    return {f"packed {o}": place_ranks(par, flat, o) for o in ("tp-pp-dp", "tp-dp-pp")}
+    out: dict[str, Placement] = {}
+    for o in ("tp-dp-pp", "tp-pp-dp"):
+        pl = place_ranks(par, flat, o)
+        if all(pl.gpus != other.gpus for other in out.values()):     # with pp = 1 or dp = 1 the orders agree
+            out[f"packed {o}"] = pl
+    return out
 
 
 @dataclass
