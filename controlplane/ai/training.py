@@ -486,7 +486,7 @@ def build_step(net, model: Model, par: Parallelism, placement: Placement, gpu: G
                     addr_of[a] = r
             bounds = C._split(grad, nb[k])
             for q, (lo, hi) in enumerate(bounds):
-                nbytes = max(d * (1 if par.dp_algorithm != "sharp" else 1), _slice_bytes(hi - lo, scale))
+                nbytes = max(d, _slice_bytes(hi - lo, scale))     # a collective needs a byte per member
                 chunk = par.chunk_bytes
                 if closed_form:
                     kind = "sharp" if par.dp_algorithm == "sharp" else ("all_reduce" if par.sharding == "none"
