@@ -127,3 +127,22 @@ def test_bad_input():
         sharp_all_reduce(net, GROUPS["one-leaf"], MB(1), num_trees=0)
     with pytest.raises(ValueError, match=r"ranks\[1\]"):
         sharp_all_reduce(net, [Gpu(0, 0), Gpu(0, 5)], MB(1))
+
+
+def test_a_large_sharp_rail_fabric_builds_with_its_engines_at_the_largest_rate():
+    """The default engine rate is twice the switch's down-link rates (controlplane/ai/rails.py), at
+    most the data plane's largest rate (100 Tb/s): 64 servers x 8 rails at 400 Gb/s give a core
+    engine 2 x 8 rails x 6.4 Tb/s = 102.4 Tb/s of down-links, which failed to build before (found
+    by the training_step experiment at 512 GPUs); a leaf engine keeps 2 x 4 x 400 Gb/s."""
+    from controlplane.fabric.topology import build, MAX_RATE_BPS
+    fab = build(topology="rail_clos", host_rate_bps=Gbps(400), host_delay_ps=us(1), num_rails=8, servers_per_leaf=4,
+                leaves_per_rail=16, spines_per_rail=2, cores_per_group=2, sharp=True)
+    lay = RailLayout(fab.params)
+    rates = {}
+    for link in fab.links:
+        for end in (link.a, link.b):
+            if lay.num_servers <= end < lay.num_hosts:          # an aggregation engine's link
+                peer = link.b if end == link.a else link.a
+                rates[fab.node_tier[peer]] = max(rates.get(fab.node_tier[peer], 0), link.rate_bps)
+    assert rates[3] == MAX_RATE_BPS
+    assert rates[1] == 2 * 4 * Gbps(400)

@@ -38,8 +38,8 @@ rate ``sharp_rate_bps`` (the aggregation capacity) and one-way delay ``sharp_lat
 its switch (one pass in and out costs ``sharp_latency_ps``), and an address of its own. The
 engine of a non-root switch receives its children's chunks going up *and* the parent's result
 coming down, and sends the partial sum up *and* one copy of the result per child, so the default
-rate is twice the sum of the switch's down-link rates: aggregation at line rate, never the
-bottleneck unless set lower. controlplane/ai/sharp.py drives the reduction tree through these
+rate is twice the sum of the switch's down-link rates (at most 100 Tb/s, the data plane's largest
+rate): aggregation at line rate, never the bottleneck unless set lower. controlplane/ai/sharp.py drives the reduction tree through these
 engines.
 
 Numbering. Nodes (hosts first, as every Fabric): servers ``0 .. S-1``, then engines in switch
@@ -65,7 +65,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.fabric.topology import MAX_HOSTS, MAX_SWITCHES, Fabric, Link, _delay, _positive, _rate, check_size
+from controlplane.fabric.topology import (MAX_HOSTS, MAX_RATE_BPS, MAX_SWITCHES, Fabric, Link, _delay, _positive,
+                                         _rate, check_size)
 
 
 def _ratio(name: str, value: Any) -> float:
@@ -183,8 +184,10 @@ def rail_clos(host_rate_bps: int, host_delay_ps: int, *, num_rails: int = 8, ser
         for sw in lay.aggregating_switches():
             e = lay.engine(sw)
             names[e] = f"agg@{names[sw]}"
+            # (at most the data plane's largest rate, 100 Tb/s: a core engine of a large fabric
+            # would otherwise ask for more and the fabric could not be built)
             rate = sh_rate if sh_rate is not None else _rate("sharp_rate_bps (default: twice the down-link rates)",
-                                                             down_rate[tiers[sw]])
+                                                             min(down_rate[tiers[sw]], MAX_RATE_BPS))
             links.append(Link(e, sw, rate, sh_lat // 2, 0))
     name = (f"rail_clos(rails={R}, servers={S}, leaves/rail={L}, spines/rail={P}, cores/group={C}"
             + (f", planes={planes}" if planes > 1 else "") + (", nvlink" if nv_rate else "")
