@@ -644,8 +644,8 @@ class StepResult:
     dp_s: float
     optimizer_s: float
     ideal_pipeline_s: float
-    bytes_pp: int
-    bytes_dp: int
+    bytes_pp: int                 # payload bytes of the PP transfers (full size)
+    bytes_dp: int                 # ... of the DP collectives' transfers (SHARP's: every edge of the tree)
 
     def row(self) -> dict:
         return {k: (round(v, 9) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
