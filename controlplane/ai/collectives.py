@@ -714,6 +714,7 @@ class _ScheduleDriver(Controller):
     dependencies and posts the transfers that became ready (``posted``: how many, at this stop)."""
 
     name = "collectives"
+    advances_idle = True                   # compute tasks complete at times of their own
 
     def __init__(self, runner: Runner, st: list, ready: Callable, start: Callable, flush: Callable,
                  timers: list):

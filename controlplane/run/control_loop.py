@@ -81,9 +81,13 @@ class Controller:
       registered controller is busy. A periodic observer is never busy (the default).
     - :meth:`on_start` / :meth:`on_end`: around one driver's run (Network.run, Runner.run); a
       controller registered while a run is on gets :meth:`on_start` at registration.
+    - ``advances_idle``: True for a controller whose work runs in simulated time of its own (the
+      collectives' compute tasks): while it is busy, an idle data plane's clock is moved to the
+      next controller time instead of the loop stopping there (:meth:`ControlLoop.step`).
     """
 
     name: str | None = None
+    advances_idle: bool = False
 
     def next_time(self, now: int) -> int | None:
         return None
@@ -413,10 +417,14 @@ class ControlLoop:
         self._check_wall()
         target = max(self.next_time(limit_ps), sim.now)
         stop = self._run(target)
-        if stop == STOP_IDLE and sim.now < target and self.busy() and any(
-                (tc := c.next_time(sim.now)) is not None and tc <= target for c in self.controllers):
-            # nothing left to run before a busy controller's time (a compute delay, a failure to
-            # come): move the clock there, or the loop would stand still at the last event
+        if stop == STOP_IDLE and sim.now < target and any(
+                getattr(c, "advances_idle", False) and c.busy() and c.next_time(sim.now) is not None
+                for c in self.controllers):
+            # the data plane has nothing left to run, but a controller that works in simulated
+            # time of its own (the collectives' compute tasks) has something to do later: move the
+            # clock to the next controller time, or the loop would stand still at the last event.
+            # Other controllers (a failure to come, the sampler) never move an idle clock: a run
+            # whose traffic is done ends where its last event was.
             sim.advance_idle(target)
             stop = STOP_TIME
         controllers = self.controllers
