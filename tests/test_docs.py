@@ -128,12 +128,15 @@ FRAGMENTS = {
     "--cc NAME": None,
     "--cc package.module:Class": None,
     "--set max_events=N": None,
+    "--set 'jobs=[\"70b/512/tp8-pp8-dp8\"]'": None,
 }
 
 #: documented settings that only make a run big: (experiment, reason); keys checked against PARAMS
 SIZE_EXCLUDED = {
     "--set scale=full": ("qp_scale", "adds 65,536 QPs: ~5 min by the README's own estimate"),
     "--set max_size=1073741824": ("allreduce_busbw", "1 GB points: ~25 s each by the README's own estimate"),
+    "--set 'jobs=[\"70b/512/tp8-pp8-dp8\"]'": ("training_step", "512 GPUs: 30-40 s per run by docs/training.md, "
+                                                                "6 runs"),
 }
 
 #: other fragments not run: {fragment: reason}
