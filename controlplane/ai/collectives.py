@@ -689,8 +689,11 @@ class Runner:
                     raise SimError(f"the collectives did not finish by max_duration_ps = {end_limit} ps (raise it: "
                                    f"--set max_duration_ps=...)")
                 if stop == STOP_IDLE and not loop.busy() and not driver.posted:
+                    # (compute tasks finishing at this stop post nothing: the last ones may finish
+                    # every schedule here)
                     missing = [s.sched.name for s in st if not s.finished and not s.sched.repeat]
-                    raise SimError(f"the data plane went idle with schedules unfinished: {missing}")
+                    if missing:
+                        raise SimError(f"the data plane went idle with schedules unfinished: {missing}")
         except (CCPluginError, SimError) as exc:
             # stopped by a run budget, a CC or the data plane: keep what ran, like Network.run
             from controlplane.run.scenario import Result
