@@ -12,6 +12,7 @@ from controlplane.transport import workload
 from controlplane.ai.rails import Gpu, RailLayout
 from controlplane.run.scenario import Scenario
 from controlplane.config.units import Gbps, KB, MB, ns, us
+from dataplane.sim import SimError
 from support import PAYLOAD_EFFICIENCY_4K
 
 B = Gbps(100)
@@ -618,6 +619,22 @@ def test_zero_delay_compute_tasks_complete_at_once():
         r = C.Runner(net).run([s], start_ps=start)[0]
         t0 = start or 0
         assert r.done_ps.tolist() == [t0, t0] and (r.start_ps, r.end_ps, net.sim.now) == (t0, t0, t0)
+
+
+def test_a_compute_task_ending_after_max_duration_stops_the_run():
+    """A compute task of 20 us with max_duration_ps = 10 us: the data plane is idle and nothing acts
+    before the limit, so the run stops at once with the error of a schedule that did not finish by
+    max_duration_ps, like one whose packets run past it. Before, the loop stood still at t=0 until
+    the wall-clock budget (default: an hour; max_wall_s = 20 here turns a regression into a
+    failure)."""
+    net = C.network(scenario(), max_wall_s=20, max_duration_ps=us(10))
+    a = RailLayout.of(net.fabric).nic(0, 0)
+    s = C.Schedule("long", "all_reduce", 1, 1)
+    s.add(_compute(a, us(4)))
+    s.add(_compute(a, us(20), (0,)))
+    with pytest.raises(SimError, match=r"the collectives did not finish by max_duration_ps = 10000000 ps") as e:
+        C.Runner(net).run([s])
+    assert e.value.collectives[0]["transfers_done"] == 1 and net.sim.now == us(4)
 
 
 def test_schedule_add_rejects_a_malformed_compute_task():

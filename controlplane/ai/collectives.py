@@ -685,7 +685,10 @@ class Runner:
                 stop = loop.step(end_limit)
                 if stop == STOP_UPCALL:
                     continue
-                if sim.now >= end_limit:
+                if sim.now >= end_limit or (stop == STOP_IDLE and loop.busy() and not driver.posted
+                                            and loop.next_time(end_limit) >= end_limit):
+                    # (the second case: an idle data plane and nothing to act before the limit, such
+                    # as a compute task ending after it: the loop would stand still)
                     raise SimError(f"the collectives did not finish by max_duration_ps = {end_limit} ps (raise it: "
                                    f"--set max_duration_ps=...)")
                 if stop == STOP_IDLE and not loop.busy() and not driver.posted:
