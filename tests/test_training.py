@@ -116,6 +116,26 @@ def test_a_pure_dp_step_with_tp_across_a_server_matches_its_rails_all_reduces():
     assert ps(r.tp_s) == tp
 
 
+def test_gradient_buckets_overlap_the_last_backward():
+    """d = 4 on rail 0, pp = tp = 1, the 117 M-parameter model at scale 16 (the all-reduce of its
+    234 MB of gradients, ~29 ms, dwarfs the ~1 ms last backward). In 12 buckets of 10 M parameters
+    bucket q's all-reduce starts when the q-th piece of the last backward is done, so the DP phase
+    left after the backward shrinks by what of the backward follows the first piece, (nb-1)/nb of it,
+    as the ring is bandwidth-bound (measured: 99.3 % of that; at least 90 %, at most 101 %: the
+    twelve rings' extra steps cost a little latency)."""
+    gpus = [Gpu(s, 0) for s in range(4)]
+    dp = {}
+    for bucket in (10 ** 9, 10 ** 7):
+        par = T.Parallelism(tp=1, pp=1, dp=4, global_batch=8, bucket_params=bucket, dp_algorithm="ring")
+        net, plan, r = run(par, model=SMALL, gpus=gpus, scale=16)
+        assert_breakdown(r)
+        dp[bucket] = r.dp_s
+    nb = math.ceil(SMALL.params / 10 ** 7)
+    assert nb == 12
+    overlap = plan.costs.stages[0].bwd_s * (nb - 1) / nb
+    assert 0.90 * overlap <= dp[10 ** 9] - dp[10 ** 7] <= 1.01 * overlap
+
+
 # ------------------------------------------------------------------ 3. the pipeline bubble
 @pytest.mark.parametrize("p,m", [(2, 1), (2, 4), (3, 6), (4, 2), (4, 8), (8, 8)])
 def test_the_1f1b_bubble_is_p_minus_1_over_m_plus_p_minus_1(p, m):
