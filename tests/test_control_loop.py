@@ -174,11 +174,14 @@ def test_on_start_and_on_end_bracket_a_run_and_busy_keeps_an_idle_run_going():
 
 
 def test_an_idle_data_plane_is_advanced_to_a_busy_controllers_time():
-    """One step of the loop with nothing in the data plane and a busy controller due at 40 us: the
-    data plane goes idle at once (STOP_IDLE at t=0); the loop moves its clock to 40 us
-    (Simulator.advance_idle) and fires the controller there, reporting STOP_TIME. Before it did,
-    the step returned STOP_IDLE at t=0 without firing, and a driver waiting on that controller (a
-    compute delay of the collectives Runner) stood still forever."""
+    """Nothing in the data plane and a busy controller due at 40 us: the first step stops idle at
+    t=0 (STOP_IDLE, nothing fired: a driver that is done, such as Network.run once every message
+    completed, ends its run at the last event); the next step, the driver going on, moves the clock
+    to 40 us (Simulator.advance_idle) and fires the controller there (STOP_TIME). Before the loop
+    advanced an idle data plane, every step returned STOP_IDLE at t=0 and a driver waiting on that
+    controller (a compute delay of the collectives Runner) stood still forever. The golden
+    link_failure scenario (tests/golden) checks the first half: its run ends at its last event,
+    1.1 ms, not at the failure plan's reconvergence at 5.02 ms."""
     fired: list = []
 
     class Due(Controller):
@@ -199,10 +202,12 @@ def test_an_idle_data_plane_is_advanced_to_a_busy_controllers_time():
 
     net = C.network(Scenario(topology=star(2), workload={"kind": "flows", "flows": []}, sample_interval_ps=0))
     net.loop.register(Due())
+    assert net.loop.step(us(1000)) == STOP_IDLE and net.sim.now == 0 and fired == []
     assert net.loop.step(us(1000)) == STOP_TIME
     assert fired == [us(40)] and net.sim.now == us(40) and net.sim.events == 0
-    # not busy any more: the next step goes no further than the last event (none)
-    assert net.loop.step(us(1000)) == STOP_IDLE and net.sim.now == us(40)
+    # not busy any more: the next steps go no further than the last event (none)
+    assert net.loop.step(us(1000)) == STOP_IDLE and net.loop.step(us(1000)) == STOP_IDLE
+    assert net.sim.now == us(40)
 
 
 def test_advance_idle_refuses_a_busy_data_plane_and_the_past():

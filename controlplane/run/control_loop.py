@@ -261,6 +261,7 @@ class ControlLoop:
         sc = net.scenario
         self.controllers: list[Controller] = []
         self.started = False
+        self._idle_at: int | None = None         # the time of the last step's idle stop (None: it was not one)
         self.failures = self.register(FailureController(net.failures))
         self.slow_path = self.register(SlowPathController(net.vswitch.slow)) if net.vswitch is not None else None
         self.sampler = self.register(Sampler(net))
@@ -314,6 +315,7 @@ class ControlLoop:
 
     def end(self) -> None:
         """End a driver's run: on_end of every controller (the next step starts a new run)."""
+        self._idle_at = None
         if self.started:
             self.started = False
             for c in list(self.controllers):
@@ -413,12 +415,15 @@ class ControlLoop:
         self._check_wall()
         target = max(self.next_time(limit_ps), sim.now)
         stop = self._run(target)
-        if stop == STOP_IDLE and sim.now < target and self.busy() and any(
+        if stop == STOP_IDLE and sim.now < target and self._idle_at == sim.now and self.busy() and any(
                 (tc := c.next_time(sim.now)) is not None and tc <= target for c in self.controllers):
             # nothing left to run before a busy controller's time (a compute delay, a failure to
-            # come): move the clock there, or the loop would stand still at the last event
+            # come): move the clock there, or the loop would stand still at the last event. Only
+            # when the driver steps again after an idle stop at this time: a driver that is done
+            # (every message completed) ends the run at the last event, not at the controller's time
             sim.advance_idle(target)
             stop = STOP_TIME
+        self._idle_at = sim.now if stop == STOP_IDLE else None
         controllers = self.controllers
         if stop != STOP_UPCALL and stop != STOP_COMPLETIONS:
             now = sim.now
