@@ -1122,7 +1122,8 @@ class Simulator:
     def advance_idle(self, t_ps: int) -> None:
         """Move an idle data plane's clock to ``t_ps`` (>= now): the control loop does so when the
         data plane went idle but a busy controller acts later (a compute delay, a failure to come).
-        SimError if an event or upcall is pending or ``t_ps`` is before now."""
+        SimError if an event or upcall is pending; ValueError if ``t_ps`` is before now (as
+        :meth:`run_until`)."""
         self._check(lib.sd_advance_idle(self._sim, int(t_ps)))
 
     def set_event_limit(self, max_pending: int) -> None:

@@ -1453,7 +1453,7 @@ int sd_advance_idle(sd_sim *sim, int64_t t)
     if (sim->fatal)
         return sd_fail(sim, sim->fatal, "%s", sim->fatal_msg);
     if (ev_peek(sim) || sim->vsw.upq_len > 0)
-        return sd_fail(sim, SD_EINVAL, "advance_idle: the data plane is not idle (an event or upcall is pending)");
+        return sd_fail(sim, SD_ESTATE, "advance_idle: the data plane is not idle (an event or upcall is pending)");
     if (t < sim->now)
         return sd_fail(sim, SD_EINVAL, "advance_idle: t_ps=%lld is before now (%lld)", (long long)t,
                        (long long)sim->now);

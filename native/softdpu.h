@@ -801,8 +801,8 @@ enum { SD_MAX_RD_ATOMIC = 16 };
  * no event is ever dropped silently. */
 int sd_run_until(sd_sim *sim, int64_t t_ps);
 /* Advance an idle data plane's clock to t_ps (>= now) with nothing to run: for a controller whose
- * next action (a compute delay, a failure) lies beyond the last event. SD_EINVAL if an event or an
- * upcall is pending (run to it instead) or t_ps < now. */
+ * next action (a compute delay, a failure) lies beyond the last event. SD_ESTATE if an event or an
+ * upcall is pending (run to it instead), SD_EINVAL if t_ps < now (as sd_run_until). */
 int sd_advance_idle(sd_sim *sim, int64_t t_ps);
 /* Cap the number of pending events (0 = no cap, the default): scheduling one more fails the run
  * as an allocation failure would. For tests of that path and as a memory guard. */

@@ -12,6 +12,7 @@ from controlplane.transport import workload
 from controlplane.ai.rails import Gpu, RailLayout
 from controlplane.run.scenario import Scenario
 from controlplane.config.units import Gbps, KB, MB, ns, us
+from dataplane.sim import SimError
 from support import PAYLOAD_EFFICIENCY_4K
 
 B = Gbps(100)
@@ -539,3 +540,110 @@ def test_collectives_can_use_other_verbs(verb):
         assert times[verb] == pytest.approx(times["write"], rel=0.02)
     with pytest.raises(ValueError, match="verb must be one of"):
         C.Runner(net_of(num_rails=2, servers_per_leaf=2), verb="atomic")
+
+
+# ------------------------------------------------------------------ compute tasks (a Transfer with compute=True)
+def _compute(addr: int, delay_ps: int, deps=()) -> C.Transfer:
+    return C.Transfer(addr, addr, 0, tuple(deps), delay_ps, compute=True, tag="compute")
+
+
+def test_compute_tasks_delay_their_dependents_exactly():
+    """compute(5 us) -> a 64 KB WRITE -> compute(3 us): a compute task sends no packet and completes
+    its delay after its dependencies, so done_ps is exactly 5 us, 5 us + the WRITE's time measured
+    alone on a fresh network of the same scenario (the data plane is idle before it, so the same
+    packets at the same offsets), and that + 3 us. Compute tasks count in no node's bytes."""
+    lay = RailLayout.of(net_of().fabric)
+    a, b = lay.nic(0, 0), lay.nic(5, 0)                       # two leaves: through a spine
+    alone = net_of()
+    s0 = C.Schedule("alone", "all_reduce", 2, 1)
+    s0.add(C.Transfer(a, b, KB(64)))
+    t_write = C.run_collective(alone, s0).time_ps
+
+    net = net_of()
+    s = C.Schedule("chain", "all_reduce", 2, 1)
+    s.add(_compute(a, us(5)))
+    s.add(C.Transfer(a, b, KB(64), (0,)))
+    s.add(_compute(b, us(3), (1,)))
+    r = C.run_collective(net, s)
+    assert t_write > us(5)                                    # 64 KB at 100 Gb/s: 5.2 us of serialization alone
+    assert r.done_ps.tolist() == [us(5), us(5) + t_write, us(8) + t_write]
+    assert r.end_ps == net.sim.now == us(8) + t_write
+    assert r.bytes_sent == {a: KB(64)} and r.bytes_received == {b: KB(64)}
+
+
+def test_a_compute_only_schedule_finishes():
+    """Nothing but compute tasks (a chain of 1..5 us, and a root of 2 us beside it): the data plane
+    is idle from the start, and the control loop moves its clock to each compute task's end (before
+    the control loop advanced an idle data plane this run stood still at t=0 forever: the scenario's
+    max_wall_s = 20 turns such a regression into a failure). The run ends at 1+2+3+4+5 = 15 us."""
+    net = C.network(scenario(), max_wall_s=20)
+    a = RailLayout.of(net.fabric).nic(0, 0)
+    s = C.Schedule("compute", "all_reduce", 1, 1)
+    for i in range(5):
+        s.add(_compute(a, us(i + 1), (i - 1,) if i else ()))
+    s.add(_compute(a, us(2)))
+    r = C.run_collective(net, s)
+    assert r.done_ps.tolist() == [us(1), us(3), us(6), us(10), us(15), us(2)]
+    assert (r.start_ps, r.end_ps, net.sim.now) == (0, us(15), us(15))
+    assert r.bytes_sent == {} and r.bytes_received == {}
+    assert net.sim.events == 0                                # not one packet
+
+
+def test_zero_delay_compute_tasks_complete_at_once():
+    """Zero-delay compute tasks complete at the time their dependencies did, chained: two before a
+    WRITE (it posts at t=0, so it completes exactly when it does alone), two after it (at its
+    completion). A schedule of zero-delay compute tasks only finishes at its start time: it failed
+    at t=0 with "the data plane went idle with schedules unfinished: []" before the Runner stopped
+    taking a stop at which its last compute tasks finished every schedule for a hang."""
+    lay = RailLayout.of(net_of().fabric)
+    a, b = lay.nic(0, 0), lay.nic(1, 0)
+    alone = net_of()
+    s0 = C.Schedule("alone", "all_reduce", 2, 1)
+    s0.add(C.Transfer(a, b, KB(4)))
+    t_write = C.run_collective(alone, s0).time_ps
+
+    net = net_of()
+    s = C.Schedule("zero", "all_reduce", 2, 1)
+    s.add(_compute(a, 0))
+    s.add(_compute(a, 0, (0,)))
+    s.add(C.Transfer(a, b, KB(4), (1,)))
+    s.add(_compute(b, 0, (2,)))
+    s.add(_compute(b, 0, (3,)))
+    assert C.run_collective(net, s).done_ps.tolist() == [0, 0, t_write, t_write, t_write]
+
+    for start in (None, us(7)):                              # now (t=0), and later
+        net = net_of()
+        s = C.Schedule("zero-only", "all_reduce", 1, 1)
+        s.add(_compute(a, 0))
+        s.add(_compute(a, 0, (0,)))
+        r = C.Runner(net).run([s], start_ps=start)[0]
+        t0 = start or 0
+        assert r.done_ps.tolist() == [t0, t0] and (r.start_ps, r.end_ps, net.sim.now) == (t0, t0, t0)
+
+
+def test_a_compute_task_ending_after_max_duration_stops_the_run():
+    """A compute task of 20 us with max_duration_ps = 10 us: the data plane is idle and nothing acts
+    before the limit, so the run stops at once with the error of a schedule that did not finish by
+    max_duration_ps, like one whose packets run past it. Before, the loop stood still at t=0 until
+    the wall-clock budget (default: an hour; max_wall_s = 20 here turns a regression into a
+    failure)."""
+    net = C.network(scenario(), max_wall_s=20, max_duration_ps=us(10))
+    a = RailLayout.of(net.fabric).nic(0, 0)
+    s = C.Schedule("long", "all_reduce", 1, 1)
+    s.add(_compute(a, us(4)))
+    s.add(_compute(a, us(20), (0,)))
+    with pytest.raises(SimError, match=r"the collectives did not finish by max_duration_ps = 10000000 ps") as e:
+        C.Runner(net).run([s])
+    assert e.value.collectives[0]["transfers_done"] == 1 and net.sim.now == us(4)
+
+
+def test_schedule_add_rejects_a_malformed_compute_task():
+    """A compute task carries no bytes and no vector operation, and its delay is a duration."""
+    s = C.Schedule("bad", "all_reduce", 1, 1)
+    for t in (C.Transfer(0, 0, 1, compute=True, delay_ps=us(1)),
+              C.Transfer(0, 0, 0, compute=True, op="add", src_key="x", dst_key="x"),
+              C.Transfer(0, 0, 0, compute=True, delay_ps=-1)):
+        with pytest.raises(ValueError, match=r"bad: compute task 0 must have nbytes 0, no op and delay_ps >= 0"):
+            s.add(t)
+    assert s.transfers == []
+    assert s.add(C.Transfer(0, 0, 0, compute=True, delay_ps=0)) == 0

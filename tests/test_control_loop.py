@@ -19,7 +19,7 @@ from controlplane.ai import collectives as C
 from controlplane.run.control_loop import Controller, ControllerError, Periodic
 from controlplane.run.scenario import Scenario
 from controlplane.config.units import KB, us
-from dataplane.sim import STOP_COMPLETIONS, STOP_UPCALL, BudgetExceeded
+from dataplane.sim import STOP_COMPLETIONS, STOP_IDLE, STOP_TIME, STOP_UPCALL, BudgetExceeded, SimError
 from support import star
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,6 +171,63 @@ def test_on_start_and_on_end_bracket_a_run_and_busy_keeps_an_idle_run_going():
     net.loop.register(Late())
     net.run()
     assert calls == [("start", 0), ("fire", us(500)), ("end", net.sim.now)]
+
+
+def test_an_idle_data_plane_is_advanced_to_a_busy_controllers_time():
+    """Nothing in the data plane and a busy controller due at 40 us: the first step stops idle at
+    t=0 (STOP_IDLE, nothing fired: a driver that is done, such as Network.run once every message
+    completed, ends its run at the last event); the next step, the driver going on, moves the clock
+    to 40 us (Simulator.advance_idle) and fires the controller there (STOP_TIME). Before the loop
+    advanced an idle data plane, every step returned STOP_IDLE at t=0 and a driver waiting on that
+    controller (a compute delay of the collectives Runner) stood still forever. The golden
+    link_failure scenario (tests/golden) checks the first half: its run ends at its last event,
+    1.1 ms, not at the failure plan's reconvergence at 5.02 ms."""
+    fired: list = []
+
+    class Due(Controller):
+        name = "due"
+
+        def __init__(self):
+            self.due = us(40)
+
+        def next_time(self, now):
+            return self.due
+
+        def fire(self, net, now):
+            fired.append(now)
+            self.due = None
+
+        def busy(self):
+            return self.due is not None
+
+    net = C.network(Scenario(topology=star(2), workload={"kind": "flows", "flows": []}, sample_interval_ps=0))
+    net.loop.register(Due())
+    assert net.loop.step(us(1000)) == STOP_IDLE and net.sim.now == 0 and fired == []
+    assert net.loop.step(us(1000)) == STOP_TIME
+    assert fired == [us(40)] and net.sim.now == us(40) and net.sim.events == 0
+    # not busy any more: the next steps go no further than the last event (none)
+    assert net.loop.step(us(1000)) == STOP_IDLE and net.loop.step(us(1000)) == STOP_IDLE
+    assert net.sim.now == us(40)
+
+
+def test_advance_idle_refuses_a_busy_data_plane_and_the_past():
+    """Simulator.advance_idle moves the clock of an idle data plane only: ValueError for a time before
+    now (an argument out of range, as run_until), SimError while an event is pending (a posted
+    WRITE: the data plane's state, SD_ESTATE; it was an argument error, SD_EINVAL, hence a
+    ValueError, against the method's docstring); the clock stays where it was."""
+    net = C.network(Scenario(topology=star(2), workload={"kind": "flows", "flows": []}, cc="none",
+                             sample_interval_ps=0))
+    sim = net.sim
+    sim.advance_idle(us(3))                                      # idle: allowed, and to now as well
+    sim.advance_idle(us(3))
+    assert sim.now == us(3)
+    with pytest.raises(ValueError, match=rf"advance_idle: t_ps={us(3) - 1} is before now \({us(3)}\)"):
+        sim.advance_idle(us(3) - 1)
+    qp = net.open_qp(0, 1)
+    sim.post_writes(np.array([qp]), np.array([KB(8)]), np.array([us(5)]))
+    with pytest.raises(SimError, match=r"advance_idle: the data plane is not idle \(an event or upcall is pending\)"):
+        sim.advance_idle(us(50))
+    assert sim.now == us(3)
 
 
 # ------------------------------------------------------------------ collectives on the same loop

@@ -688,12 +688,18 @@ class Runner:
                 stop = loop.step(end_limit)
                 if stop == STOP_UPCALL:
                     continue
-                if sim.now >= end_limit:
+                if sim.now >= end_limit or (stop == STOP_IDLE and loop.busy() and not driver.posted
+                                            and loop.next_time(end_limit) >= end_limit):
+                    # (the second case: an idle data plane and nothing to act before the limit, such
+                    # as a compute task ending after it: the loop would stand still)
                     raise SimError(f"the collectives did not finish by max_duration_ps = {end_limit} ps (raise it: "
                                    f"--set max_duration_ps=...)")
                 if stop == STOP_IDLE and not loop.busy() and not driver.posted:
+                    # (compute tasks finishing at this stop post nothing: the last ones may finish
+                    # every schedule here)
                     missing = [s.sched.name for s in st if not s.finished and not s.sched.repeat]
-                    raise SimError(f"the data plane went idle with schedules unfinished: {missing}")
+                    if missing:
+                        raise SimError(f"the data plane went idle with schedules unfinished: {missing}")
         except (CCPluginError, SimError) as exc:
             # stopped by a run budget, a CC or the data plane: keep what ran, like Network.run
             from controlplane.run.scenario import Result
@@ -714,7 +720,6 @@ class _ScheduleDriver(Controller):
     dependencies and posts the transfers that became ready (``posted``: how many, at this stop)."""
 
     name = "collectives"
-    advances_idle = True                   # compute tasks complete at times of their own
 
     def __init__(self, runner: Runner, st: list, ready: Callable, start: Callable, flush: Callable,
                  timers: list):

@@ -333,6 +333,7 @@ class StepPlan:
     compute_ids: list[int] = field(default_factory=list)
     category: dict[int, str] = field(default_factory=dict)   # task id -> "pp", "dp", "gather"
     optimizer_ps: int = 0
+    busy_ps: list[int] = field(default_factory=list)     # per stage: its forward and backward tasks (ps, replica 0)
 
 
 def _ps(seconds: float, scale: float) -> int:
@@ -408,6 +409,7 @@ def build_step(net, model: Model, par: Parallelism, placement: Placement, gpu: G
     grad_in: dict[tuple[int, int, int], list[int]] = {}
     nb = [max(1, math.ceil(costs.stages[k].params / t / par.bucket_params)) for k in range(p)] if d > 1 else [1] * p
     pieces: dict[tuple[int, int], list[int]] = {}        # (replica, stage) -> last backward's pieces
+    plan.busy_ps = [0] * p
     order = []
     for k in range(p):
         w = min(p - k - 1, m)
@@ -440,6 +442,7 @@ def build_step(net, model: Model, par: Parallelism, placement: Placement, gpu: G
                         deps += gather_fwd.get((r, k), []) if j == 0 else []
                         tid = compute(owner, st.fwd_s + st.tp_fwd_s, deps)
                         fwd_done[(r, k, j)] = tid
+                        plan.busy_ps[k] += s.transfers[tid].delay_ps if r == 0 else 0
                         if k < p - 1:
                             act_in[(r, k + 1, j)] = [transfer(G[(r, k, i)], G[(r, k + 1, i)], act, (tid,), "pp")
                                                      for i in range(t)]
@@ -461,7 +464,9 @@ def build_step(net, model: Model, par: Parallelism, placement: Placement, gpu: G
                             tid = ids[-1]
                             plan.last_bwd.append(tid)
                         else:
-                            tid = compute(owner, dur, deps)
+                            ids = [compute(owner, dur, deps)]
+                            tid = ids[0]
+                        plan.busy_ps[k] += sum(s.transfers[x].delay_ps for x in ids) if r == 0 else 0
                         bwd_done[(r, k, j)] = tid
                         if k > 0:
                             grad_in[(r, k - 1, j)] = [transfer(G[(r, k, i)], G[(r, k - 1, i)], act, (tid,), "pp")
@@ -664,13 +669,14 @@ def breakdown(plan: StepPlan, done_ps: np.ndarray, start_ps: int) -> StepResult:
     t_ideal = int(max(ideal[x] for x in plan.last_bwd))
     t_pipe = int(max(done_ps[x] for x in plan.last_bwd)) - start_ps
     t_step = int(done_ps.max()) - start_ps
-    busy = [costs.busy_s(k, m) for k in range(len(costs.stages))]
-    kstar = int(np.argmax(busy))
+    # the busiest stage's forwards and backwards as the schedule has them (task times rounded to
+    # ps one by one, as the ideal pipeline and the run add them up: so one stage's bubble is 0 and
+    # pp >= 0 exactly); its TP share is the closed form's, the rest is compute
+    kstar = int(np.argmax(plan.busy_ps))
     st = costs.stages[kstar]
-    compute_ps = _ps(m * (st.fwd_s + st.bwd_s), sc)
-    tp_ps = _ps(m * (st.tp_fwd_s + st.tp_bwd_s), sc)
-    busy_ps = compute_ps + tp_ps
-    # the step's own rounding: the ideal pipeline is a sum of rounded task times
+    busy_ps = plan.busy_ps[kstar]
+    tp_ps = min(busy_ps, _ps(m * (st.tp_fwd_s + st.tp_bwd_s), sc))
+    compute_ps = busy_ps - tp_ps
     bubble_ps = max(0, t_ideal - busy_ps)
     opt_ps = t_step - t_pipe if t_step - t_pipe < plan.optimizer_ps else plan.optimizer_ps
     dp_ps = t_step - t_pipe - opt_ps

@@ -81,13 +81,12 @@ class Controller:
       registered controller is busy. A periodic observer is never busy (the default).
     - :meth:`on_start` / :meth:`on_end`: around one driver's run (Network.run, Runner.run); a
       controller registered while a run is on gets :meth:`on_start` at registration.
-    - ``advances_idle``: True for a controller whose work runs in simulated time of its own (the
-      collectives' compute tasks): while it is busy, an idle data plane's clock is moved to the
-      next controller time instead of the loop stopping there (:meth:`ControlLoop.step`).
+    - An idle data plane (nothing left to run) stops the step there; if the driver steps again at
+      that time while a controller is busy (a compute task of the collectives to end, a failure
+      to come), the loop moves the clock to the next controller time (:meth:`ControlLoop.step`).
     """
 
     name: str | None = None
-    advances_idle: bool = False
 
     def next_time(self, now: int) -> int | None:
         return None
@@ -265,6 +264,7 @@ class ControlLoop:
         sc = net.scenario
         self.controllers: list[Controller] = []
         self.started = False
+        self._idle_at: int | None = None         # the time of the last step's idle stop (None: it was not one)
         self.failures = self.register(FailureController(net.failures))
         self.slow_path = self.register(SlowPathController(net.vswitch.slow)) if net.vswitch is not None else None
         self.sampler = self.register(Sampler(net))
@@ -318,6 +318,7 @@ class ControlLoop:
 
     def end(self) -> None:
         """End a driver's run: on_end of every controller (the next step starts a new run)."""
+        self._idle_at = None
         if self.started:
             self.started = False
             for c in list(self.controllers):
@@ -417,16 +418,15 @@ class ControlLoop:
         self._check_wall()
         target = max(self.next_time(limit_ps), sim.now)
         stop = self._run(target)
-        if stop == STOP_IDLE and sim.now < target and any(
-                getattr(c, "advances_idle", False) and c.busy() and c.next_time(sim.now) is not None
-                for c in self.controllers):
-            # the data plane has nothing left to run, but a controller that works in simulated
-            # time of its own (the collectives' compute tasks) has something to do later: move the
-            # clock to the next controller time, or the loop would stand still at the last event.
-            # Other controllers (a failure to come, the sampler) never move an idle clock: a run
-            # whose traffic is done ends where its last event was.
+        if stop == STOP_IDLE and sim.now < target and self._idle_at == sim.now and self.busy() and any(
+                (tc := c.next_time(sim.now)) is not None and tc <= target for c in self.controllers):
+            # nothing left to run before a busy controller's time (a compute delay, a failure to
+            # come): move the clock there, or the loop would stand still at the last event. Only
+            # when the driver steps again after an idle stop at this time: a driver that is done
+            # (every message completed) ends the run at the last event, not at the controller's time
             sim.advance_idle(target)
             stop = STOP_TIME
+        self._idle_at = sim.now if stop == STOP_IDLE else None
         controllers = self.controllers
         if stop != STOP_UPCALL and stop != STOP_COMPLETIONS:
             now = sim.now
