@@ -547,6 +547,13 @@ def _compute(addr: int, delay_ps: int, deps=()) -> C.Transfer:
     return C.Transfer(addr, addr, 0, tuple(deps), delay_ps, compute=True, tag="compute")
 
 
+def _write_alone(a: int, b: int, nbytes: int) -> int:
+    """The time (ps) of one WRITE of ``nbytes`` from address a to b on a fresh network."""
+    s = C.Schedule("alone", "all_reduce", 2, 1)
+    s.add(C.Transfer(a, b, nbytes))
+    return C.run_collective(net_of(), s).time_ps
+
+
 def test_compute_tasks_delay_their_dependents_exactly():
     """compute(5 us) -> a 64 KB WRITE -> compute(3 us): a compute task sends no packet and completes
     its delay after its dependencies, so done_ps is exactly 5 us, 5 us + the WRITE's time measured
@@ -554,10 +561,7 @@ def test_compute_tasks_delay_their_dependents_exactly():
     packets at the same offsets), and that + 3 us. Compute tasks count in no node's bytes."""
     lay = RailLayout.of(net_of().fabric)
     a, b = lay.nic(0, 0), lay.nic(5, 0)                       # two leaves: through a spine
-    alone = net_of()
-    s0 = C.Schedule("alone", "all_reduce", 2, 1)
-    s0.add(C.Transfer(a, b, KB(64)))
-    t_write = C.run_collective(alone, s0).time_ps
+    t_write = _write_alone(a, b, KB(64))
 
     net = net_of()
     s = C.Schedule("chain", "all_reduce", 2, 1)
@@ -597,10 +601,7 @@ def test_zero_delay_compute_tasks_complete_at_once():
     taking a stop at which its last compute tasks finished every schedule for a hang."""
     lay = RailLayout.of(net_of().fabric)
     a, b = lay.nic(0, 0), lay.nic(1, 0)
-    alone = net_of()
-    s0 = C.Schedule("alone", "all_reduce", 2, 1)
-    s0.add(C.Transfer(a, b, KB(4)))
-    t_write = C.run_collective(alone, s0).time_ps
+    t_write = _write_alone(a, b, KB(4))
 
     net = net_of()
     s = C.Schedule("zero", "all_reduce", 2, 1)
