@@ -30,7 +30,7 @@ from pydantic import field_validator
 from congestion import registry
 from controlplane.config.units import Gbps, MB, us
 from controlplane.results.folder import jain_index, percentile
-from controlplane.run.experiment import (ExperimentParams, Item, ListOf, OneOf, Quantity, Real, Count, apply_overrides,
+from controlplane.run.experiment import (variant_tasks, ExperimentParams, Item, ListOf, OneOf, Quantity, Real, Count,
                                          for_each_in_order, prune_stale_variants, run_scenario_task, write_csv,
                                          write_params)
 from controlplane.run.scenario import Scenario
@@ -189,9 +189,7 @@ def run(out_dir: str | Path = "results/interop", params: dict | None = None, ove
     variants = scenarios(p, seed)
     prune_stale_variants(out, variants)
     names = list(variants)
-    tasks = [(apply_overrides(sc, overrides), str(out / name),
-              capture.for_variant(name, len(variants) > 1) if capture else None, extract)
-             for name, sc in variants.items()]
+    tasks = variant_tasks(out, variants, overrides, capture, extract)
     fabric, mixed, series = [], [], {}
 
     def report(i: int, res: dict) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from controlplane.results.folder import percentile
-from controlplane.run.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, prune_stale_variants, TIME_US, CcSpec,
+from controlplane.run.experiment import (variant_tasks, chosen, permutation_on_fat_tree, write_csv, prune_stale_variants, TIME_US, CcSpec,
                                      Count, ExperimentParams, FatTreeK, Item, ListOf, Quantity, Scaled,
                                      for_each_in_order)
 from controlplane.run.scenario import Scenario
@@ -78,8 +78,7 @@ def run(out_dir: str | Path = "results/link_failure", params: dict | None = None
     variants = scenarios(p, seed)
     prune_stale_variants(out, variants)
     names = list(variants)
-    tasks = [(apply_overrides(sc, overrides), str(out / name),
-              capture.for_variant(name, len(variants) > 1) if capture else None) for name, sc in variants.items()]
+    tasks = variant_tasks(out, variants, overrides, capture)
 
     def report(i: int, res: dict) -> None:
         # in variant order, whichever worker ran it (softdpu run link_failure -j N)

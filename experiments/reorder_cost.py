@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.run.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, prune_stale_variants, CcSpec, Count,
+from controlplane.run.experiment import (variant_tasks, chosen, permutation_on_fat_tree, write_csv, prune_stale_variants, CcSpec, Count,
                                      ExperimentParams, FatTreeK, Item, ListOf, Quantity, for_each_in_order,
                                      run_scenario_task)
 from controlplane.run.scenario import Scenario
@@ -77,9 +77,7 @@ def run(out_dir: str | Path = "results/reorder_cost", params: dict | None = None
     variants = scenarios(p, seed)
     prune_stale_variants(out, variants)
     names = list(variants)
-    tasks = [(apply_overrides(sc, overrides), str(out / name),
-              capture.for_variant(name, len(variants) > 1) if capture else None, receiver_stats)
-             for name, sc in variants.items()]
+    tasks = variant_tasks(out, variants, overrides, capture, receiver_stats)
 
     def report(i: int, res: dict) -> None:
         # in variant order, whichever worker ran it (softdpu run reorder_cost -j N)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controlplane.run.experiment import (chosen, permutation_on_fat_tree, write_csv, apply_overrides, prune_stale_variants, RATE_GBPS, CcSpec,
+from controlplane.run.experiment import (variant_tasks, chosen, permutation_on_fat_tree, write_csv, prune_stale_variants, RATE_GBPS, CcSpec,
                                      Count, ExperimentParams, FatTreeK, Item, ListOf, Quantity, Scaled,
                                      for_each_in_order, run_scenario_task)
 from controlplane.results.folder import load_run, percentile
@@ -78,9 +78,7 @@ def run(out_dir: str | Path = "results/spraying_vs_ecmp", params: dict | None = 
     line = Gbps(p["rate_gbps"])
     prune_stale_variants(out, variants)
     names = list(variants)
-    tasks = [(apply_overrides(sc, overrides), str(out / name),
-              capture.for_variant(name, len(variants) > 1) if capture else None, receiver_stats)
-             for name, sc in variants.items()]
+    tasks = variant_tasks(out, variants, overrides, capture, receiver_stats)
 
     def report(i: int, res: dict) -> None:
         # in variant order, whichever worker ran it (softdpu run spraying_vs_ecmp -j N)

@@ -219,10 +219,6 @@ class JobCosts:
     stages: list[StageCosts]
     act_bytes: int                # PP bytes per TP rank per micro-batch and direction
 
-    def busy_s(self, k: int, m: int) -> float:
-        st = self.stages[k]
-        return m * (st.fwd_s + st.bwd_s + st.tp_fwd_s + st.tp_bwd_s)
-
 
 def tp_all_reduce_s(nbytes: float, tp: int, nvlink_bps: float, nvlink_delay_ps: int) -> float:
     """The ring all-reduce of ``nbytes`` among ``tp`` GPUs over NVLink (closed form: bandwidth and
@@ -395,7 +391,7 @@ def build_step(net, model: Model, par: Parallelism, placement: Placement, gpu: G
         for k in range(p):
             for i in range(t):
                 members = [G[(r, k, i)] for r in range(d)]
-                for which, store, deps_of in (("fwd", gather_fwd, None), ("bwd", gather_bwd, None)):
+                for which, store in (("fwd", gather_fwd), ("bwd", gather_bwd)):
                     nbytes = max(d, _slice_bytes(costs.stages[k].grad_bytes, scale))
                     sub = (_ring_closed(ep, members, nbytes, "all_gather") if closed_form else
                            C.all_gather(net, members, nbytes, chunk_bytes=par.chunk_bytes, name=f"gather{which}{k}.{i}"))
@@ -423,8 +419,7 @@ def build_step(net, model: Model, par: Parallelism, placement: Placement, gpu: G
     # whose inputs were issued)
     for r in range(d):
         nxt = [0] * p
-        prev: list[int | None] = [gather_fwd.get((r, k), [None])[-1] if (r, k) in gather_fwd else None
-                                  for k in range(p)]
+        prev: list[int | None] = [None] * p               # each stage's previous task
         left = sum(len(o) for o in order)
         while left:
             progressed = False

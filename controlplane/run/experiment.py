@@ -311,6 +311,15 @@ def split_params(sets: dict, params) -> tuple[dict, dict]:
     return exp, {k: v for k, v in sets.items() if k not in names}
 
 
+def variant_tasks(out_dir: Path, variants: dict[str, Scenario], overrides: dict | None, capture, *extra) -> list:
+    """One run_scenario_task task per variant: its scenario with the overrides, its results folder
+    ``out_dir/<name>``, its capture (a file per variant when there are several) and ``extra``
+    (the per-run extractor run_scenario_task passes on)."""
+    return [(apply_overrides(sc, overrides), str(Path(out_dir) / name),
+             capture.for_variant(name, len(variants) > 1) if capture else None, *extra)
+            for name, sc in variants.items()]
+
+
 def run_variants(out_dir: Path, variants: dict[str, Scenario], overrides: dict, plots: bool = True,
                  compare_name: str = "compare.png", title: str | None = None, capture=None,
                  rows: tuple[str, ...] = ("goodput", "queue", "ecn")) -> dict:
@@ -322,8 +331,7 @@ def run_variants(out_dir: Path, variants: dict[str, Scenario], overrides: dict, 
     prune_stale_variants(out_dir, variants)
     summaries = {}
     names = list(variants)
-    tasks = [(apply_overrides(sc, overrides), str(out_dir / name),
-              capture.for_variant(name, len(variants) > 1) if capture else None) for name, sc in variants.items()]
+    tasks = variant_tasks(out_dir, variants, overrides, capture)
 
     def report(name: str, res: dict) -> None:
         run_dir = out_dir / name
@@ -501,7 +509,7 @@ def capture_arg(path: str | None, text: str | None):
     return CaptureSpec.parse(path, text)
 
 
-__all__ = ["AI_PATH_VARIANTS", "prune_stale_variants", "rail_scenario", "write_params", "parse_sets", "split_params", "apply_overrides", "experiment_ccs", "ExperimentParams",
+__all__ = ["AI_PATH_VARIANTS", "prune_stale_variants", "variant_tasks", "rail_scenario", "write_params", "parse_sets", "split_params", "apply_overrides", "experiment_ccs", "ExperimentParams",
            "params_model", "params_schema", "params_help", "json_types", "from_text", "Count", "Quantity", "Scaled", "Real", "Flag", "OneOf", "Name",
            "CcSpec", "Ccs", "ListOf", "Items", "Nullable", "Item", "FatTreeK", "Overrides",
            "scenario_kinds", "capture_arg", "run_variants", "run_scenario_task", "for_each_in_order", "experiment_main", "write_csv", "permutation_on_fat_tree", "chosen"]
