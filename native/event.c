@@ -109,7 +109,7 @@ const char *ev_type_name(uint32_t type)
 
 static uint64_t ev_pending(const sd_evq *q)
 {
-    return (uint64_t)q->now.len + q->listed + q->far.len;
+    return (uint64_t)(q->run_len - q->run_pos) + q->late.len + q->listed + q->far.len;
 }
 
 /* The first failure wins: its message is kept in sim->fatal_msg and returned by every later
@@ -163,7 +163,9 @@ void ev_free(sd_sim *sim)
     free(q->head);
     free(q->tail);
     free(q->blocks);
-    free(q->now.a);
+    free(q->run);
+    free(q->tmp);
+    free(q->late.a);
     free(q->far.a);
 }
 
@@ -194,7 +196,7 @@ int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux)
     uint64_t b = (uint64_t)t >> EVQ_SHIFT;
     int ok;
     if (b <= q->cur) {
-        ok = heap_push(&q->now, &e);
+        ok = heap_push(&q->late, &e);
     } else if (b < q->cur + EVQ_BUCKETS) {
         uint32_t slot = (uint32_t)(b & EVQ_MASK), tl = q->head[slot] == SD_NONE ? SD_NONE : q->tail[slot];
         ok = 1;
@@ -224,15 +226,126 @@ int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux)
     return SD_OK;
 }
 
-/* Make `now` hold the earliest bucket's events; 0 if nothing is pending (or, with
- * sim->fatal set, if memory ran out while moving them; the event stays where it was). */
+/* Room in the run (and the sort's buffer) for `n` events; 0 if memory ran out. */
+static int run_reserve(sd_evq *q, uint32_t n)
+{
+    if (n <= q->run_cap)
+        return 1;
+    uint32_t cap = q->run_cap ? q->run_cap : 64;
+    while (cap < n)
+        cap *= 2;
+    sd_event *a = realloc(q->run, (size_t)cap * sizeof *a);
+    if (!a)
+        return 0;
+    q->run = a;
+    sd_event *b = realloc(q->tmp, (size_t)cap * sizeof *b);
+    if (!b)
+        return 0;
+    q->tmp = b;
+    q->run_cap = cap;
+    return 1;
+}
+
+/* Sort the run's events from `from` on, one bucket's, by (time, sequence). They are the bucket's
+ * events from `far` in (time, sequence) order followed by its listed events in push order, and
+ * every event of a bucket that went to `far` was pushed before any that went to its list (`cur`
+ * only grows, so a bucket is beyond the window before it is inside it): equal times are already
+ * in sequence order, and a stable sort on the time alone is enough. Times differ only in their
+ * low EVQ_SHIFT bits: two counting passes of 6 bits (LSD radix); short runs by insertion. */
+static void run_sort(sd_evq *q, uint32_t from)
+{
+    sd_event *a = q->run + from, *b = q->tmp;
+    uint32_t n = q->run_len - from;
+    if (n <= 24) {
+        for (uint32_t i = 1; i < n; i++) {
+            sd_event e = a[i];
+            uint32_t j = i;
+            while (j > 0 && ev_less(&e, &a[j - 1])) {
+                a[j] = a[j - 1];
+                j--;
+            }
+            a[j] = e;
+        }
+        return;
+    }
+    _Static_assert(EVQ_SHIFT == 12, "run_sort: two 6-bit passes");
+    uint32_t lo[65] = {0}, hi[65] = {0};
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t r = (uint32_t)a[i].t & 0xFFFu;
+        lo[(r & 63u) + 1]++;
+        hi[(r >> 6) + 1]++;
+    }
+    for (uint32_t d = 1; d <= 64; d++) {
+        lo[d] += lo[d - 1];
+        hi[d] += hi[d - 1];
+    }
+    for (uint32_t i = 0; i < n; i++)
+        b[lo[(uint32_t)a[i].t & 63u]++] = a[i];
+    for (uint32_t i = 0; i < n; i++)
+        a[hi[((uint32_t)b[i].t >> 6) & 63u]++] = b[i];
+}
+
+/* Append bucket `next` (> cur, the earliest with events) to the run, sorted; it becomes `cur`.
+ * The run's unpopped events move to its front first (and the lookahead's cursors with them).
+ * 0 if memory ran out (sim->fatal set; the events not moved stay where they were, the run's new
+ * part is unsorted, and the sticky error ends every later sd_run_until). */
+static int run_append(sd_sim *sim, uint64_t next)
+{
+    sd_evq *q = &sim->evq;
+    if (q->run_pos > 0) {
+        uint32_t left = q->run_len - q->run_pos;
+        memmove(q->run, q->run + q->run_pos, left * sizeof *q->run);
+        for (uint32_t s = 0; s < EVQ_STAGES; s++)
+            q->run_fetched[s] = q->run_fetched[s] > q->run_pos ? q->run_fetched[s] - q->run_pos : 0;
+        q->run_pos = 0;
+        q->run_len = left;
+    }
+    uint32_t from = q->run_len;
+    q->cur = next;
+    while (q->far.len && ((uint64_t)q->far.a[0].t >> EVQ_SHIFT) == next) {
+        if (!run_reserve(q, q->run_len + 1)) {
+            ev_fail(sim, q->far.a[0].t, (uint32_t)(q->far.a[0].key & 0xFF), q->far.a[0].id, 0);
+            return 0;                            /* the event stays in `far` */
+        }
+        heap_pop(&q->far, &q->run[q->run_len++]);
+    }
+    uint32_t slot = (uint32_t)(next & EVQ_MASK), n = q->head[slot];
+    if (n != SD_NONE && ((uint64_t)q->blocks[n].ev[0].t >> EVQ_SHIFT) == next) {
+        while (n != SD_NONE) {
+            sd_evblock *k = &q->blocks[n];
+            uint32_t nx = k->next;
+            if (nx != SD_NONE)
+                SD_PREFETCH(&q->blocks[nx]);
+            if (!run_reserve(q, q->run_len + k->n)) {
+                q->head[slot] = n;               /* the rest of the bucket stays listed */
+                ev_fail(sim, k->ev[0].t, (uint32_t)(k->ev[0].key & 0xFF), k->ev[0].id, 0);
+                return 0;
+            }
+            memcpy(&q->run[q->run_len], k->ev, k->n * sizeof *k->ev);
+            q->run_len += k->n;
+            q->listed -= k->n;
+            k->next = q->free_block;
+            q->free_block = n;
+            n = nx;
+        }
+        q->head[slot] = SD_NONE;
+    }
+    run_sort(q, from);
+    return 1;
+}
+
+/* Keep the run at least EVQ_RUN_AHEAD events deep for the lookahead (sim.c): while it is shorter,
+ * append the next bucket if it is within EVQ_RUN_PEEK buckets (or, when nothing at all is left,
+ * wherever it is). 1 if an event is pending; 0 if none is (or, with sim->fatal set, if memory ran
+ * out while moving them). */
 static int ev_advance(sd_sim *sim)
 {
     sd_evq *q = &sim->evq;
-    while (q->now.len == 0) {
-        uint64_t next = UINT64_MAX;
+    while (q->run_len - q->run_pos < EVQ_RUN_AHEAD) {
+        int empty = q->run_pos == q->run_len && q->late.len == 0;
+        uint64_t limit = q->cur + (empty ? EVQ_BUCKETS : EVQ_RUN_PEEK), next = UINT64_MAX;
         if (q->listed > 0) {
-            for (uint64_t b = q->cur + 1; b < q->cur + EVQ_BUCKETS; b++) {
+            for (uint64_t b = q->cur + 1; b < limit; b++) {
                 if (q->head[b & EVQ_MASK] != SD_NONE) {
                     next = b;
                     break;
@@ -240,56 +353,39 @@ static int ev_advance(sd_sim *sim)
             }
         }
         uint64_t far = q->far.len ? (uint64_t)q->far.a[0].t >> EVQ_SHIFT : UINT64_MAX;
-        if (far < next)
+        if (far < next && (empty || far < limit))
             next = far;
         if (next == UINT64_MAX)
+            return !empty;
+        if (!run_append(sim, next))
             return 0;
-        q->cur = next;
-        uint32_t slot = (uint32_t)(next & EVQ_MASK), n = q->head[slot];
-        if (n != SD_NONE && ((uint64_t)q->blocks[n].ev[0].t >> EVQ_SHIFT) == next) {
-            while (n != SD_NONE) {
-                sd_evblock *k = &q->blocks[n];
-                uint32_t nx = k->next;
-                if (nx != SD_NONE)
-                    __builtin_prefetch(&q->blocks[nx]);
-                if (q->now.cap - q->now.len < k->n &&
-                    !grow((void **)&q->now.a, &q->now.cap, sizeof *q->now.a)) {
-                    q->head[slot] = n;           /* the rest of the bucket stays listed */
-                    ev_fail(sim, k->ev[0].t, (uint32_t)(k->ev[0].key & 0xFF), k->ev[0].id, 0);
-                    return 0;
-                }
-                for (uint32_t i = 0; i < k->n; i++)
-                    heap_push(&q->now, &k->ev[i]);   /* cannot fail: room was made above */
-                q->listed -= k->n;
-                k->next = q->free_block;
-                q->free_block = n;
-                n = nx;
-            }
-            q->head[slot] = SD_NONE;
-        }
-        while (q->far.len && ((uint64_t)q->far.a[0].t >> EVQ_SHIFT) == next) {
-            if (q->now.len == q->now.cap && !grow((void **)&q->now.a, &q->now.cap, sizeof *q->now.a)) {
-                ev_fail(sim, q->far.a[0].t, (uint32_t)(q->far.a[0].key & 0xFF), q->far.a[0].id, 0);
-                return 0;                        /* the event stays in `far` */
-            }
-            sd_event e;
-            heap_pop(&q->far, &e);
-            heap_push(&q->now, &e);              /* cannot fail: room was made above */
-        }
     }
     return 1;
 }
 
+/* The earliest pending event: the run's next or `late`'s first, whichever is earlier. */
+static inline int late_first(const sd_evq *q)
+{
+    return q->late.len && (q->run_pos == q->run_len || ev_less(&q->late.a[0], &q->run[q->run_pos]));
+}
+
 const sd_event *ev_peek(sd_sim *sim)
 {
-    return ev_advance(sim) ? &sim->evq.now.a[0] : NULL;
+    sd_evq *q = &sim->evq;
+    if (!ev_advance(sim))
+        return NULL;
+    return late_first(q) ? &q->late.a[0] : &q->run[q->run_pos];
 }
 
 int ev_pop(sd_sim *sim, sd_event *out)
 {
+    sd_evq *q = &sim->evq;
     if (!ev_advance(sim))
         return 0;
-    heap_pop(&sim->evq.now, out);
+    if (late_first(q))
+        heap_pop(&q->late, out);
+    else
+        *out = q->run[q->run_pos++];
     return 1;
 }
 
@@ -297,7 +393,7 @@ uint64_t ev_memory_bytes(const sd_sim *sim)
 {
     const sd_evq *q = &sim->evq;
     return (uint64_t)EVQ_BUCKETS * 2 * sizeof *q->head + (uint64_t)q->block_cap * sizeof *q->blocks +
-           ((uint64_t)q->now.cap + q->far.cap) * sizeof(sd_event);
+           ((uint64_t)q->run_cap * 2 + q->late.cap + q->far.cap) * sizeof(sd_event);
 }
 
 /* ---------------------------------------------------------------- self-test */
@@ -316,8 +412,9 @@ int sd_selftest_event_queue(uint64_t seed, uint32_t n_ops)
         uint64_t r = rng_next(&rng);
         if (r % 3 != 0 || pushed == popped) {
             int64_t ahead;
-            switch ((r >> 8) % 4) {
+            switch ((r >> 8) % 5) {
             case 0: ahead = 0; break;                                         /* same time */
+            case 4: ahead = 4096 - sim.now % 4096 + (int64_t)((r >> 16) % 8192); break;   /* the next buckets, crowded (radix-sorted) */
             case 1: ahead = (int64_t)((r >> 16) % 5000); break;               /* same bucket */
             case 2: ahead = (int64_t)((r >> 16) % 3000000); break;            /* within window */
             default: ahead = (int64_t)((r >> 16) % 2000000000); break;        /* far */

@@ -1461,6 +1461,87 @@ int sd_advance_idle(sd_sim *sim, int64_t t)
     return SD_OK;
 }
 
+/* Lookahead: start loading what the coming events of the current bucket's sorted run touch
+ * first, so that their cache misses overlap instead of being served one at a time (packets in
+ * flight, ports, their records and the FIB outgrow the caches at thousands of hosts, and a hop's
+ * loads are most of its cost). Three stages, each reading only what an earlier one fetched:
+ *   LOOKAHEAD_FETCH events ahead: a wire arrival's packet, its sending port's line 0 and the
+ *     arriving port's line 1 and record (the link's other port: 2i and 2i+1, sd_add_links); a
+ *     serializer completion's port and record;
+ *   LOOKAHEAD_ROUTE ahead: at a switch, the packet's FIB entry; at a host, its QP;
+ *   LOOKAHEAD_EGRESS ahead: at a switch, the egress port ECMP picks, and its record.
+ * Only hints: the handlers compute everything again (adaptive routing may pick another port). */
+enum { LOOKAHEAD_FETCH = EVQ_RUN_AHEAD, LOOKAHEAD_ROUTE = 8, LOOKAHEAD_EGRESS = 4 };
+
+static inline void lookahead_fetch(sd_sim *sim, const sd_event *a)
+{
+    uint32_t type = (uint32_t)(a->key & 0xFF);
+    if (type == EV_WIRE) {
+        SD_PREFETCH(&sim->pkts[a->aux]);
+        SD_PREFETCH(&sim->ports[a->id]);
+        SD_PREFETCH(&sim->ports[a->id ^ 1u].st);
+        SD_PREFETCH(&sim->port_stats[a->id ^ 1u]);
+    } else if (type == EV_TX_DONE) {
+        SD_PREFETCH(&sim->ports[a->id]);
+        SD_PREFETCH(&sim->port_stats[a->id]);
+    }
+}
+
+static inline void lookahead_route(sd_sim *sim, const sd_event *a)
+{
+    if ((uint32_t)(a->key & 0xFF) != EV_WIRE)
+        return;
+    const sd_packet *pk = &sim->pkts[a->aux];
+    const sd_port *in = &sim->ports[a->id ^ 1u];
+    if (in->at_host) {
+        if (pk->dqp < sim->num_qps)
+            SD_PREFETCH(&sim->qps[pk->dqp]);
+    } else if (sim->fib && pk->dst < sim->num_addrs) {
+        uint32_t sw = switch_index(sim, in->node);
+        SD_PREFETCH(&sim->fib[(size_t)sw * sim->fib_groups + sim->addr_group[pk->dst]]);
+    }
+}
+
+static inline void lookahead_egress(sd_sim *sim, const sd_event *a)
+{
+    if ((uint32_t)(a->key & 0xFF) != EV_WIRE)
+        return;
+    const sd_packet *pk = &sim->pkts[a->aux];
+    const sd_port *in = &sim->ports[a->id ^ 1u];
+    if (in->at_host || !sim->fib || pk->dst >= sim->num_addrs)
+        return;
+    uint32_t sw = switch_index(sim, in->node);
+    uint32_t set = sim->fib[(size_t)sw * sim->fib_groups + sim->addr_group[pk->dst]];
+    if (set == SD_FIB_LOCAL || set == SD_NONE)
+        return;
+    uint32_t off = sim->set_off[set], n = sim->set_off[set + 1] - off;
+    uint32_t pick = n > 1 ? sd_ecmp_hash(pk->src, pk->dst, pk->sport, SD_ROCE_DPORT, sim->switch_seed[sw]) % n : 0;
+    uint32_t out = sim->set_ports[off + pick];
+    SD_PREFETCH(&sim->ports[out]);
+    SD_PREFETCH(&sim->port_stats[out]);
+}
+
+static inline void ev_lookahead(sd_sim *sim)
+{
+    sd_evq *q = &sim->evq;
+    static const uint32_t dist[EVQ_STAGES] = {LOOKAHEAD_FETCH, LOOKAHEAD_ROUTE, LOOKAHEAD_EGRESS};
+    for (uint32_t s = 0; s < EVQ_STAGES; s++) {
+        uint32_t end = q->run_pos + dist[s];
+        if (end > q->run_len)
+            end = q->run_len;
+        for (uint32_t i = q->run_fetched[s]; i < end; i++) {
+            if (s == 0)
+                lookahead_fetch(sim, &q->run[i]);
+            else if (s == 1)
+                lookahead_route(sim, &q->run[i]);
+            else
+                lookahead_egress(sim, &q->run[i]);
+        }
+        if (end > q->run_fetched[s])
+            q->run_fetched[s] = end;
+    }
+}
+
 int sd_run_until(sd_sim *sim, int64_t t)
 {
     if (t < sim->now)
@@ -1523,17 +1604,7 @@ int sd_run_until(sd_sim *sim, int64_t t)
         ev_pop(sim, &e);
         sim->now = e.t;
         sim->ctr.events++;
-        top = ev_peek(sim);
-        if (top && (top->key & 0xFF) == EV_WIRE) {
-            /* start loading what the next event touches while this one runs: packets in flight
-             * outgrow the caches, and their loads are most of the cost of a hop */
-            __builtin_prefetch(&sim->pkts[top->aux]);
-            __builtin_prefetch(&sim->ports[top->id]);
-            /* the port it arrives through (the link's other port: 2i and 2i+1, sd_add_links): its
-             * owner and hooks (line 1) and its record's first line (rx_packets) */
-            __builtin_prefetch(&sim->ports[top->id ^ 1u].st);
-            __builtin_prefetch(&sim->port_stats[top->id ^ 1u]);
-        }
+        ev_lookahead(sim);
         switch ((uint32_t)(e.key & 0xFF)) {
         case EV_TX_DONE:
             port_tx_done(sim, e.id);

@@ -297,6 +297,11 @@ typedef struct sd_evblock {
     uint32_t next;               /* next block of the same bucket, or free-list link */
 } sd_evblock;                    /* 248 bytes */
 
+/* The current run (event.c) is kept EVQ_RUN_AHEAD events deep, from buckets up to EVQ_RUN_PEEK
+ * ahead, so the event loop can prefetch for the events coming (sim.c ev_lookahead, in
+ * EVQ_STAGES stages). */
+enum { EVQ_RUN_AHEAD = 16, EVQ_RUN_PEEK = 8, EVQ_STAGES = 3 };
+
 typedef struct sd_evheap {
     sd_event *a;
     uint32_t len, cap;
@@ -310,7 +315,12 @@ typedef struct sd_evq {
     uint32_t free_block;
     uint64_t cur;                /* current bucket (time >> EVQ_SHIFT) */
     uint64_t listed;             /* events in bucket lists */
-    sd_evheap now;               /* events of the current bucket */
+    sd_event *run;               /* the current bucket's events, sorted when it became current */
+    sd_event *tmp;               /* the radix sort's other buffer (run_cap events) */
+    uint32_t run_pos, run_len, run_cap;   /* next to pop, events in run */
+    uint32_t run_fetched[EVQ_STAGES];   /* lookahead (sim.c): the run's events before [s] went through stage s */
+    uint32_t pad0;
+    sd_evheap late;              /* events pushed into the current bucket after it was sorted */
     sd_evheap far;               /* events beyond the window */
     uint64_t limit;              /* most pending events allowed (sd_set_event_limit), 0 = no cap */
 } sd_evq;
@@ -943,6 +953,15 @@ static inline uint32_t fib_set(const sd_sim *sim, uint32_t sw, uint32_t a)
     uint32_t s = sim->fib[(size_t)sw * sim->fib_groups + sim->addr_group[a]];
     return s == SD_FIB_LOCAL ? fib_local(sim, sw, a) : s;
 }
+
+/* A prefetch hint that the compiler keeps: gcc 12 at -O2 drops __builtin_prefetch calls inside
+ * small static inline helpers (checked with objdump -d | grep prefetch), so on x86-64 it is an
+ * asm statement (prefetcht0 never faults, whatever the address). */
+#if defined(__x86_64__) || defined(__i386__)
+#define SD_PREFETCH(p) __asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)(p)))
+#else
+#define SD_PREFETCH(p) __builtin_prefetch(p)
+#endif
 
 /* The switch index (fib row, mmu) of a switch node. */
 static inline uint32_t switch_index(const sd_sim *sim, uint32_t node)
