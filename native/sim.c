@@ -1461,17 +1461,28 @@ int sd_advance_idle(sd_sim *sim, int64_t t)
     return SD_OK;
 }
 
-/* Lookahead: start loading what the coming events of the current bucket's sorted run touch
- * first, so that their cache misses overlap instead of being served one at a time (packets in
- * flight, ports, their records and the FIB outgrow the caches at thousands of hosts, and a hop's
- * loads are most of its cost). Three stages, each reading only what an earlier one fetched:
+/* Lookahead: start loading what the coming events of the sorted run touch first, so that their
+ * cache misses overlap instead of being served one at a time (packets in flight, ports, their
+ * records, QPs and the FIB outgrow the caches at thousands of hosts, and a hop's loads are most of
+ * its cost). Three stages, each reading only lines an earlier stage fetched:
  *   LOOKAHEAD_FETCH events ahead: a wire arrival's packet, its sending port's line 0 and the
  *     arriving port's line 1 and record (the link's other port: 2i and 2i+1, sd_add_links); a
- *     serializer completion's port and record;
- *   LOOKAHEAD_ROUTE ahead: at a switch, the packet's FIB entry; at a host, its QP;
- *   LOOKAHEAD_EGRESS ahead: at a switch, the egress port ECMP picks, and its record.
+ *     serializer completion's port (both lines) and record;
+ *   LOOKAHEAD_ROUTE ahead: arriving at a switch, the packet's FIB entry; at a host, its QP and the
+ *     host's port (an ACK leaves through it); a completion at a host port, its NIC scheduler; at a
+ *     switch port, the packet it dequeues next;
+ *   LOOKAHEAD_EGRESS ahead: at a switch, the egress port ECMP picks and its record; a completion at
+ *     a host port, the QP its scheduler serves next.
  * Only hints: the handlers compute everything again (adaptive routing may pick another port). */
 enum { LOOKAHEAD_FETCH = EVQ_RUN_AHEAD, LOOKAHEAD_ROUTE = 8, LOOKAHEAD_EGRESS = 4 };
+
+static inline void prefetch_qp(const sd_sim *sim, uint32_t qi)
+{
+    const sd_qp *q = &sim->qps[qi];
+    SD_PREFETCH(q);
+    SD_PREFETCH(&q->cc_state[8]);
+    SD_PREFETCH(&q->snd_una);
+}
 
 static inline void lookahead_fetch(sd_sim *sim, const sd_event *a)
 {
@@ -1483,28 +1494,46 @@ static inline void lookahead_fetch(sd_sim *sim, const sd_event *a)
         SD_PREFETCH(&sim->port_stats[a->id ^ 1u]);
     } else if (type == EV_TX_DONE) {
         SD_PREFETCH(&sim->ports[a->id]);
+        SD_PREFETCH(&sim->ports[a->id].st);
         SD_PREFETCH(&sim->port_stats[a->id]);
     }
 }
 
 static inline void lookahead_route(sd_sim *sim, const sd_event *a)
 {
-    if ((uint32_t)(a->key & 0xFF) != EV_WIRE)
-        return;
-    const sd_packet *pk = &sim->pkts[a->aux];
-    const sd_port *in = &sim->ports[a->id ^ 1u];
-    if (in->at_host) {
-        if (pk->dqp < sim->num_qps)
-            SD_PREFETCH(&sim->qps[pk->dqp]);
-    } else if (sim->fib && pk->dst < sim->num_addrs) {
-        uint32_t sw = switch_index(sim, in->node);
-        SD_PREFETCH(&sim->fib[(size_t)sw * sim->fib_groups + sim->addr_group[pk->dst]]);
+    uint32_t type = (uint32_t)(a->key & 0xFF);
+    if (type == EV_WIRE) {
+        const sd_packet *pk = &sim->pkts[a->aux];
+        const sd_port *in = &sim->ports[a->id ^ 1u];
+        if (in->at_host) {
+            SD_PREFETCH(in);
+            if (pk->dqp < sim->num_qps)
+                prefetch_qp(sim, pk->dqp);
+        } else if (sim->fib && pk->dst < sim->num_addrs) {
+            uint32_t sw = switch_index(sim, in->node);
+            SD_PREFETCH(&sim->fib[(size_t)sw * sim->fib_groups + sim->addr_group[pk->dst]]);
+        }
+    } else if (type == EV_TX_DONE) {
+        const sd_port *pt = &sim->ports[a->id];
+        if (pt->at_host)
+            SD_PREFETCH(&sim->nics[a->id]);
+        else if (pt->q_head[SD_PRIO_DATA] != SD_NONE)
+            SD_PREFETCH(&sim->pkts[pt->q_head[SD_PRIO_DATA]]);
     }
 }
 
 static inline void lookahead_egress(sd_sim *sim, const sd_event *a)
 {
-    if ((uint32_t)(a->key & 0xFF) != EV_WIRE)
+    uint32_t type = (uint32_t)(a->key & 0xFF);
+    if (type == EV_TX_DONE) {
+        if (sim->ports[a->id].at_host) {
+            uint32_t qi = sim->nics[a->id].ring;
+            if (qi < sim->num_qps)
+                prefetch_qp(sim, qi);
+        }
+        return;
+    }
+    if (type != EV_WIRE)
         return;
     const sd_packet *pk = &sim->pkts[a->aux];
     const sd_port *in = &sim->ports[a->id ^ 1u];
