@@ -1471,7 +1471,7 @@ int sd_advance_idle(sd_sim *sim, int64_t t)
  *   LOOKAHEAD_ROUTE ahead: arriving at a switch, the packet's FIB entry; at a host, its QP and the
  *     host's port (an ACK leaves through it); a completion at a host port, its NIC scheduler; at a
  *     switch port, the packet it dequeues next;
- *   LOOKAHEAD_EGRESS ahead: at a switch, the egress port ECMP picks and its record; a completion at
+ *   LOOKAHEAD_EGRESS ahead: at a switch, the egress port ECMP picks (both lines) and its record; a completion at
  *     a host port, the QP its scheduler serves next.
  * Only hints: the handlers compute everything again (adaptive routing may pick another port). */
 enum { LOOKAHEAD_FETCH = EVQ_RUN_AHEAD, LOOKAHEAD_ROUTE = 8, LOOKAHEAD_EGRESS = 4 };
@@ -1547,7 +1547,22 @@ static inline void lookahead_egress(sd_sim *sim, const sd_event *a)
     uint32_t pick = n > 1 ? sd_ecmp_hash(pk->src, pk->dst, pk->sport, SD_ROCE_DPORT, sim->switch_seed[sw]) % n : 0;
     uint32_t out = sim->set_ports[off + pick];
     SD_PREFETCH(&sim->ports[out]);
+    SD_PREFETCH(&sim->ports[out].st);
     SD_PREFETCH(&sim->port_stats[out]);
+}
+
+/* The lookahead pays once what the events touch outgrows the caches: at 128 hosts (1.7 MB: ports,
+ * QPs and 18 k packets in flight) it made the run 15-20 % slower, at 1,024 hosts (16 MB) 12 %
+ * faster and at 8,192 1.6x faster (docs/performance.md). The packets in flight dominate, so it is
+ * decided from their peak, again every LOOKAHEAD_RECHECK + 1 events. It changes no result. */
+#define LOOKAHEAD_MIN_BYTES (4u << 20)
+#define LOOKAHEAD_RECHECK 0xFFFFu
+static int lookahead_pays(const sd_sim *sim)
+{
+    uint64_t bytes = (uint64_t)sim->num_ports * (sizeof(sd_port) + sizeof(sd_port_stats)) +
+                     (uint64_t)sim->num_qps * (sizeof(sd_qp) + sizeof(sd_qp_stats)) +
+                     sim->ctr.pkts_peak * sizeof(sd_packet);
+    return bytes >= LOOKAHEAD_MIN_BYTES;
 }
 
 static inline void ev_lookahead(sd_sim *sim)
@@ -1593,6 +1608,7 @@ int sd_run_until(sd_sim *sim, int64_t t)
     if (!stall)                          /* the caller sets it: the data plane has no default of its own */
         return sd_fail(sim, SD_EINVAL, "run_until: no stall limit set (sd_set_stall_limit, >= 1)");
     sd_event e;
+    int la = lookahead_pays(sim);
     for (;;) {
         if (sim->cfg.wake_on_completion && sim->cring_len > 0)
             return SD_STOP_COMPLETIONS;
@@ -1633,7 +1649,10 @@ int sd_run_until(sd_sim *sim, int64_t t)
         ev_pop(sim, &e);
         sim->now = e.t;
         sim->ctr.events++;
-        ev_lookahead(sim);
+        if (__builtin_expect((sim->ctr.events & LOOKAHEAD_RECHECK) == 0, 0))
+            la = lookahead_pays(sim);
+        if (la)
+            ev_lookahead(sim);
         switch ((uint32_t)(e.key & 0xFF)) {
         case EV_TX_DONE:
             port_tx_done(sim, e.id);

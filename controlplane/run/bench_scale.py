@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -85,10 +86,14 @@ def run_point(k: int, size_bytes: int = MB(2), seed: int = 1) -> dict:
 
 def run_point_subprocess(k: int, size_bytes: int = MB(2), seed: int = 1) -> dict:
     """:func:`run_point` in a fresh Python process (its own peak RSS); the wall time of the whole
-    process (interpreter start and imports included) is ``process_wall_s``."""
+    process (interpreter start and imports included) is ``process_wall_s``. The process gets one
+    BLAS thread: the benchmark is one core's, and OpenBLAS's idle threads spin for a while after
+    any numpy call that used them (3 % of a k = 16 run's samples under perf), on the core the run
+    is measured on when it is pinned."""
     t0 = time.perf_counter()
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "controlplane.run.bench_scale", str(k), str(size_bytes), str(seed)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"bench scale: k = {k} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
     out = json.loads(done.stdout.strip().splitlines()[-1])
