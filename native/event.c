@@ -4,13 +4,19 @@
  * the order they were scheduled: deterministic by construction. Most events of a packet
  * simulation are a few microseconds ahead (wire arrivals, serializer completions), so time is
  * cut into buckets of 2^EVQ_SHIFT ps and a window of EVQ_BUCKETS buckets ahead of the current
- * one keeps unsorted per-bucket lists; only the current bucket's events sit in a small heap, and
- * events beyond the window (timeouts, slow timers) wait in a second heap. Push and pop are O(1)
- * amortised instead of O(log n) for n pending events.
+ * one keeps unsorted per-bucket lists; events beyond the window (timeouts, slow timers) wait in a
+ * heap `far`. When a bucket's turn comes its events are sorted (a radix sort on the time's low
+ * bits) and appended to the run, an array popped in order: push and pop are O(1) amortised
+ * instead of O(log n) for n pending events, and the event loop can see the events coming and
+ * prefetch what they touch (sim.c ev_lookahead). The run is kept EVQ_RUN_AHEAD events deep by
+ * appending the next bucket early when it is near (EVQ_RUN_PEEK buckets); an event pushed into a
+ * bucket already appended goes to a small heap `late`, and a pop takes the earlier of the run's
+ * next and late's first.
  *
- * Invariants: the current bucket index `cur` never exceeds the bucket of any pending event;
- * list events have buckets in [cur+1, cur+EVQ_BUCKETS); heap `now` holds bucket `cur`;
- * heap `far` holds the rest (at or beyond the window when they were pushed).
+ * Invariants: the current bucket index `cur` (the last appended) never exceeds the bucket of any
+ * event in the lists or `far`; list events have buckets in [cur+1, cur+EVQ_BUCKETS); the run,
+ * from run_pos, holds buckets <= cur in (time, sequence) order; `late` holds buckets <= cur;
+ * `far` holds the rest (at or beyond the window when they were pushed).
  *
  * Capacity. The list blocks (EVQ_BLOCK events each, sim.h) are preallocated at sd_create for the
  * events that are live at once in an ordinary run: per port one EV_WIRE (the wire head) and one
@@ -21,7 +27,7 @@
  * scheduled: a timer re-armed earlier leaves its older event queued (it is ignored when it fires),
  * PFC frames are in flight on a link for as many transitions as fit in its delay, every
  * sd_post_writes call with an earlier time adds an EV_POST, every vSwitch upcall an EV_VS_EXEC.
- * So the block pool and the two heaps grow by doubling when full: a slow-path event, O(log n)
+ * So the block pool, the run and the two heaps grow by doubling when full: a slow-path event, O(log n)
  * times in a run (heap_peak in the counters is the most events pending at once).
  *
  * Failure. A push that cannot get memory (or that would pass the cap of sd_set_event_limit)
