@@ -1511,7 +1511,7 @@ static inline void lookahead_route(sd_sim *sim, const sd_event *a)
                 prefetch_qp(sim, pk->dqp);
         } else if (sim->fib && pk->dst < sim->num_addrs) {
             uint32_t sw = switch_index(sim, in->node);
-            SD_PREFETCH(&sim->fib[(size_t)sw * sim->fib_groups + sim->addr_group[pk->dst]]);
+            SD_PREFETCH(fib_entry(sim, sw, pk->dst));
         }
     } else if (type == EV_TX_DONE) {
         const sd_port *pt = &sim->ports[a->id];
@@ -1540,12 +1540,11 @@ static inline void lookahead_egress(sd_sim *sim, const sd_event *a)
     if (in->at_host || !sim->fib || pk->dst >= sim->num_addrs)
         return;
     uint32_t sw = switch_index(sim, in->node);
-    uint32_t set = sim->fib[(size_t)sw * sim->fib_groups + sim->addr_group[pk->dst]];
+    uint32_t set = *fib_entry(sim, sw, pk->dst);
     if (set == SD_FIB_LOCAL || set == SD_NONE)
-        return;
+        return;                          /* no route, or an address at its own ToR (fib_local searches) */
     uint32_t off = sim->set_off[set], n = sim->set_off[set + 1] - off;
-    uint32_t pick = n > 1 ? sd_ecmp_hash(pk->src, pk->dst, pk->sport, SD_ROCE_DPORT, sim->switch_seed[sw]) % n : 0;
-    uint32_t out = sim->set_ports[off + pick];
+    uint32_t out = sim->set_ports[off + ecmp_pick(sim, sw, n, pk->src, pk->dst, pk->sport)];
     SD_PREFETCH(&sim->ports[out]);
     SD_PREFETCH(&sim->ports[out].st);
     SD_PREFETCH(&sim->port_stats[out]);

@@ -946,12 +946,26 @@ static inline int node_is_host(const sd_sim *sim, uint32_t node)
     return sim->nodes[node].kind == SD_NODE_HOST;
 }
 
+/* The FIB entry of switch index sw for address a's group: a set, SD_NONE or SD_FIB_LOCAL. */
+static inline const uint32_t *fib_entry(const sd_sim *sim, uint32_t sw, uint32_t a)
+{
+    return &sim->fib[(size_t)sw * sim->fib_groups + sim->addr_group[a]];
+}
+
 /* The ECMP set of switch index sw towards address a (SD_NONE: no route). */
 uint32_t fib_local(const sd_sim *sim, uint32_t sw, uint32_t a);
 static inline uint32_t fib_set(const sd_sim *sim, uint32_t sw, uint32_t a)
 {
-    uint32_t s = sim->fib[(size_t)sw * sim->fib_groups + sim->addr_group[a]];
+    uint32_t s = *fib_entry(sim, sw, a);
     return s == SD_FIB_LOCAL ? fib_local(sim, sw, a) : s;
+}
+
+/* ECMP: the member (0..n-1) of an n-port set that a packet from src to dst with UDP source port
+ * sport takes at switch index sw (switch.c: the hash, salted with the switch's seed). */
+static inline uint32_t ecmp_pick(const sd_sim *sim, uint32_t sw, uint32_t n, uint32_t src, uint32_t dst,
+                                 uint32_t sport)
+{
+    return n > 1 ? sd_ecmp_hash(src, dst, sport, SD_ROCE_DPORT, sim->switch_seed[sw]) % n : 0;
 }
 
 /* A prefetch hint that the compiler keeps: gcc 12 at -O2 drops __builtin_prefetch calls inside

@@ -64,12 +64,9 @@ void switch_receive(sd_sim *sim, uint32_t node, uint32_t in_port, uint32_t p)
         return;
     }
     uint32_t off = sim->set_off[set], n = sim->set_off[set + 1] - off;
-    uint32_t pick = 0;
-    if (n > 1) {
-        pick = sd_ecmp_hash(pk->src, pk->dst, pk->sport, SD_ROCE_DPORT, sim->switch_seed[sw]) % n;
-        if (sim->ar_on && sim->ar_on[sw] && (pk->flags & SD_PKT_AR))
-            pick = ar_pick(sim, sw, off, n, pick);
-    }
+    uint32_t pick = ecmp_pick(sim, sw, n, pk->src, pk->dst, pk->sport);
+    if (n > 1 && sim->ar_on && sim->ar_on[sw] && (pk->flags & SD_PKT_AR))
+        pick = ar_pick(sim, sw, off, n, pick);
     uint32_t out = sim->set_ports[off + pick];
     if (pk->prio == SD_PRIO_DATA && sim->pfc.mmu[sw].enabled && !pfc_admit(sim, in_port, pk)) {
         sd_port *o = &sim->ports[out];
@@ -116,8 +113,7 @@ int sd_trace_path_from(sd_sim *sim, uint32_t port, uint32_t dst, uint32_t sport,
         if (set == SD_NONE)
             return sd_fail(sim, SD_EINVAL, "trace_path: switch node %u has no route to address %u", node, dst);
         uint32_t off = sim->set_off[set], k = sim->set_off[set + 1] - off;
-        uint32_t pick = k > 1 ? sd_ecmp_hash(src, dst, sport, SD_ROCE_DPORT, sim->switch_seed[sw]) % k : 0;
-        port = sim->set_ports[off + pick];
+        port = sim->set_ports[off + ecmp_pick(sim, sw, k, src, dst, sport)];
     }
     return sd_fail(sim, SD_EINVAL, "trace_path: longer than %u links", max);
 }
