@@ -43,10 +43,6 @@
 
 #include "sim.h"
 
-#define EVQ_SHIFT 12u                       /* 4.096 ns buckets */
-#define EVQ_BUCKETS (1u << 16)              /* 268 us window */
-#define EVQ_MASK (EVQ_BUCKETS - 1u)
-
 static inline int ev_less(const sd_event *a, const sd_event *b)
 {
     /* (t, key) as one unsigned 128-bit number: t >= 0, so this is the lexicographic order */
@@ -115,7 +111,7 @@ const char *ev_type_name(uint32_t type)
 
 static uint64_t ev_pending(const sd_evq *q)
 {
-    return (uint64_t)(q->run_len - q->run_pos) + q->late.len + q->listed + q->far.len;
+    return q->pending;          /* = run_len - run_pos + late.len + listed + far.len */
 }
 
 /* The first failure wins: its message is kept in sim->fatal_msg and returned by every later
@@ -142,6 +138,7 @@ static int ev_fail(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, int by_li
 int sd_set_event_limit(sd_sim *sim, uint64_t max_pending)
 {
     sim->evq.limit = max_pending;
+    sim->evq.room = max_pending ? max_pending : UINT64_MAX;
     return SD_OK;
 }
 
@@ -150,13 +147,15 @@ int ev_init(sd_sim *sim, uint32_t capacity)
 {
     sd_evq *q = &sim->evq;
     memset(q, 0, sizeof *q);
-    q->head = malloc(EVQ_BUCKETS * sizeof *q->head);
-    q->tail = malloc(EVQ_BUCKETS * sizeof *q->tail);
+    q->room = UINT64_MAX;
+    q->ahead = EVQ_RUN_AHEAD;
+    q->slot = malloc(EVQ_BUCKETS * sizeof *q->slot);
     q->block_cap = capacity / EVQ_BLOCK + 64;
     q->blocks = malloc((size_t)q->block_cap * sizeof *q->blocks);
-    if (!q->head || !q->tail || !q->blocks)
+    if (!q->slot || !q->blocks)
         return 0;
-    memset(q->head, 0xFF, EVQ_BUCKETS * sizeof *q->head);
+    for (uint32_t i = 0; i < EVQ_BUCKETS; i++)
+        q->slot[i].head = q->slot[i].tail = SD_NONE;
     for (uint32_t i = 0; i < q->block_cap; i++)
         q->blocks[i].next = i + 1 < q->block_cap ? i + 1 : SD_NONE;
     q->free_block = 0;
@@ -166,8 +165,7 @@ int ev_init(sd_sim *sim, uint32_t capacity)
 void ev_free(sd_sim *sim)
 {
     sd_evq *q = &sim->evq;
-    free(q->head);
-    free(q->tail);
+    free(q->slot);
     free(q->blocks);
     free(q->run);
     free(q->tmp);
@@ -192,11 +190,12 @@ static uint32_t block_alloc(sd_evq *q)
     return n;
 }
 
-int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux)
+/* The push of every case (ev_push in sim.h takes the common one inline: a bucket in the window whose
+ * last block has room). */
+int ev_push_slow(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux)
 {
     sd_evq *q = &sim->evq;
-    uint64_t pending = ev_pending(q);
-    if (q->limit && pending >= q->limit)
+    if (q->pending >= q->room)
         return ev_fail(sim, t, type, id, 1);
     sd_event e = {t, (sim->seq++ << 8) | type, id, aux};
     uint64_t b = (uint64_t)t >> EVQ_SHIFT;
@@ -204,17 +203,18 @@ int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux)
     if (b <= q->cur) {
         ok = heap_push(&q->late, &e);
     } else if (b < q->cur + EVQ_BUCKETS) {
-        uint32_t slot = (uint32_t)(b & EVQ_MASK), tl = q->head[slot] == SD_NONE ? SD_NONE : q->tail[slot];
+        sd_evslot *sl = &q->slot[b & EVQ_MASK];
+        uint32_t tl = sl->head == SD_NONE ? SD_NONE : sl->tail;
         ok = 1;
         if (tl == SD_NONE || q->blocks[tl].n == EVQ_BLOCK) {
             uint32_t n = block_alloc(q);
             ok = n != SD_NONE;
             if (ok) {
                 if (tl == SD_NONE)
-                    q->head[slot] = n;
+                    sl->head = n;
                 else
                     q->blocks[tl].next = n;
-                q->tail[slot] = tl = n;
+                sl->tail = tl = n;
             }
         }
         if (ok) {
@@ -227,8 +227,8 @@ int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux)
     }
     if (!ok)
         return ev_fail(sim, t, type, id, 0);
-    if (++pending > sim->ctr.heap_peak)
-        sim->ctr.heap_peak = pending;
+    if (++q->pending > sim->ctr.heap_peak)
+        sim->ctr.heap_peak = q->pending;
     return SD_OK;
 }
 
@@ -266,7 +266,7 @@ static void run_sort(sd_evq *q, uint32_t from)
         for (uint32_t i = 1; i < n; i++) {
             sd_event e = a[i];
             uint32_t j = i;
-            while (j > 0 && ev_less(&e, &a[j - 1])) {
+            while (j > 0 && e.t < a[j - 1].t) {      /* stable: equal times keep their order */
                 a[j] = a[j - 1];
                 j--;
             }
@@ -315,7 +315,8 @@ static int run_append(sd_sim *sim, uint64_t next)
         }
         heap_pop(&q->far, &q->run[q->run_len++]);
     }
-    uint32_t slot = (uint32_t)(next & EVQ_MASK), n = q->head[slot];
+    sd_evslot *sl = &q->slot[next & EVQ_MASK];
+    uint32_t n = sl->head;
     if (n != SD_NONE && ((uint64_t)q->blocks[n].ev[0].t >> EVQ_SHIFT) == next) {
         while (n != SD_NONE) {
             sd_evblock *k = &q->blocks[n];
@@ -323,7 +324,7 @@ static int run_append(sd_sim *sim, uint64_t next)
             if (nx != SD_NONE)
                 SD_PREFETCH(&q->blocks[nx]);
             if (!run_reserve(q, q->run_len + k->n)) {
-                q->head[slot] = n;               /* the rest of the bucket stays listed */
+                sl->head = n;                    /* the rest of the bucket stays listed */
                 ev_fail(sim, k->ev[0].t, (uint32_t)(k->ev[0].key & 0xFF), k->ev[0].id, 0);
                 return 0;
             }
@@ -334,7 +335,7 @@ static int run_append(sd_sim *sim, uint64_t next)
             q->free_block = n;
             n = nx;
         }
-        q->head[slot] = SD_NONE;
+        sl->head = SD_NONE;
     }
     run_sort(q, from);
     return 1;
@@ -347,12 +348,12 @@ static int run_append(sd_sim *sim, uint64_t next)
 static int ev_advance(sd_sim *sim)
 {
     sd_evq *q = &sim->evq;
-    while (q->run_len - q->run_pos < EVQ_RUN_AHEAD) {
+    while (q->run_len - q->run_pos < q->ahead) {
         int empty = q->run_pos == q->run_len && q->late.len == 0;
         uint64_t limit = q->cur + (empty ? EVQ_BUCKETS : EVQ_RUN_PEEK), next = UINT64_MAX;
         if (q->listed > 0) {
             for (uint64_t b = q->cur + 1; b < limit; b++) {
-                if (q->head[b & EVQ_MASK] != SD_NONE) {
+                if (q->slot[b & EVQ_MASK].head != SD_NONE) {
                     next = b;
                     break;
                 }
@@ -375,7 +376,8 @@ static inline int late_first(const sd_evq *q)
     return q->late.len && (q->run_pos == q->run_len || ev_less(&q->late.a[0], &q->run[q->run_pos]));
 }
 
-const sd_event *ev_peek(sd_sim *sim)
+/* ev_peek (sim.h) when the run is short or `late` holds events. */
+const sd_event *ev_peek_slow(sd_sim *sim)
 {
     sd_evq *q = &sim->evq;
     if (!ev_advance(sim))
@@ -383,22 +385,29 @@ const sd_event *ev_peek(sd_sim *sim)
     return late_first(q) ? &q->late.a[0] : &q->run[q->run_pos];
 }
 
-int ev_pop(sd_sim *sim, sd_event *out)
+/* ev_take (sim.h) when `late` holds events. */
+void ev_take_slow(sd_sim *sim, sd_event *out)
 {
     sd_evq *q = &sim->evq;
-    if (!ev_advance(sim))
-        return 0;
+    q->pending--;
     if (late_first(q))
         heap_pop(&q->late, out);
     else
         *out = q->run[q->run_pos++];
+}
+
+int ev_pop(sd_sim *sim, sd_event *out)
+{
+    if (!ev_peek(sim))
+        return 0;
+    ev_take(sim, out);
     return 1;
 }
 
 uint64_t ev_memory_bytes(const sd_sim *sim)
 {
     const sd_evq *q = &sim->evq;
-    return (uint64_t)EVQ_BUCKETS * 2 * sizeof *q->head + (uint64_t)q->block_cap * sizeof *q->blocks +
+    return (uint64_t)EVQ_BUCKETS * sizeof *q->slot + (uint64_t)q->block_cap * sizeof *q->blocks +
            ((uint64_t)q->run_cap * 2 + q->late.cap + q->far.cap) * sizeof(sd_event);
 }
 

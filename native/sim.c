@@ -1608,6 +1608,7 @@ int sd_run_until(sd_sim *sim, int64_t t)
         return sd_fail(sim, SD_EINVAL, "run_until: no stall limit set (sd_set_stall_limit, >= 1)");
     sd_event e;
     int la = lookahead_pays(sim);
+    sim->evq.ahead = la ? EVQ_RUN_AHEAD : 1;   /* without the lookahead the run need not be deep */
     for (;;) {
         if (sim->cfg.wake_on_completion && sim->cring_len > 0)
             return SD_STOP_COMPLETIONS;
@@ -1645,11 +1646,13 @@ int sd_run_until(sd_sim *sim, int64_t t)
             sim->last_ev_t = top->t;
             sim->same_instant = 0;
         }
-        ev_pop(sim, &e);
+        ev_take(sim, &e);                /* the event ev_peek returned */
         sim->now = e.t;
         sim->ctr.events++;
-        if (__builtin_expect((sim->ctr.events & LOOKAHEAD_RECHECK) == 0, 0))
+        if (__builtin_expect((sim->ctr.events & LOOKAHEAD_RECHECK) == 0, 0)) {
             la = lookahead_pays(sim);
+            sim->evq.ahead = la ? EVQ_RUN_AHEAD : 1;
+        }
         if (la)
             ev_lookahead(sim);
         switch ((uint32_t)(e.key & 0xFF)) {

@@ -307,9 +307,17 @@ typedef struct sd_evheap {
     uint32_t len, cap;
 } sd_evheap;
 
+#define EVQ_SHIFT 12u                       /* 4.096 ns buckets */
+#define EVQ_BUCKETS (1u << 16)              /* 268 us window */
+#define EVQ_MASK (EVQ_BUCKETS - 1u)
+
+typedef struct sd_evslot {
+    uint32_t head;               /* first block, SD_NONE = empty */
+    uint32_t tail;               /* last block (the one appended to) */
+} sd_evslot;
+
 typedef struct sd_evq {
-    uint32_t *head;              /* per bucket slot: first block, SD_NONE = empty */
-    uint32_t *tail;              /* per bucket slot: last block (the one appended to) */
+    sd_evslot *slot;             /* per bucket slot (a push reads one 8-byte pair) */
     sd_evblock *blocks;
     uint32_t block_cap;
     uint32_t free_block;
@@ -323,6 +331,11 @@ typedef struct sd_evq {
     sd_evheap late;              /* events pushed into the current bucket after it was sorted */
     sd_evheap far;               /* events beyond the window */
     uint64_t limit;              /* most pending events allowed (sd_set_event_limit), 0 = no cap */
+    uint64_t room;               /* limit, or UINT64_MAX without one: a push needs pending < room */
+    uint64_t pending;            /* events queued: run_len - run_pos + late.len + listed + far.len */
+    uint32_t ahead;              /* the run is refilled below this many events: EVQ_RUN_AHEAD with the
+                                  * lookahead (sd_run_until), 1 without (fewer events go to `late`) */
+    uint32_t pad1;
 } sd_evq;
 
 /* QPC cache state of one QP (qpc.c), indexed like the QPs, only once some host has a cache. */
@@ -640,9 +653,53 @@ int sd_fail(sd_sim *sim, int code, const char *fmt, ...);
 const char *ev_type_name(uint32_t type);
 int ev_init(sd_sim *sim, uint32_t capacity);
 void ev_free(sd_sim *sim);
-int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux);
-int ev_pop(sd_sim *sim, sd_event *out);
-const sd_event *ev_peek(sd_sim *sim);
+int ev_push_slow(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux);
+const sd_event *ev_peek_slow(sd_sim *sim);
+void ev_take_slow(sd_sim *sim, sd_event *out);
+int ev_pop(sd_sim *sim, sd_event *out);                  /* ev_peek + ev_take; 0 = nothing pending */
+
+/* Schedule an event (SD_OK, or the sticky SD_ENOMEM of event.c's ev_fail). Inline for the common
+ * case, a bucket inside the window whose last block has room: one slot pair and one block line. */
+static inline int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, uint32_t aux)
+{
+    sd_evq *q = &sim->evq;
+    uint64_t b = (uint64_t)t >> EVQ_SHIFT;
+    if (__builtin_expect(b - q->cur - 1 < EVQ_BUCKETS - 1 && q->pending < q->room, 1)) {
+        const sd_evslot *sl = &q->slot[b & EVQ_MASK];
+        if (sl->head != SD_NONE) {
+            sd_evblock *k = &q->blocks[sl->tail];
+            if (k->n < EVQ_BLOCK) {
+                k->ev[k->n++] = (sd_event){t, (sim->seq++ << 8) | type, id, aux};
+                q->listed++;
+                if (++q->pending > sim->ctr.heap_peak)
+                    sim->ctr.heap_peak = q->pending;
+                return SD_OK;
+            }
+        }
+    }
+    return ev_push_slow(sim, t, type, id, aux);
+}
+
+/* The earliest pending event, NULL if none; the run is refilled first when it is short. */
+static inline const sd_event *ev_peek(sd_sim *sim)
+{
+    sd_evq *q = &sim->evq;
+    if (__builtin_expect(q->run_len - q->run_pos >= q->ahead && q->late.len == 0, 1))
+        return &q->run[q->run_pos];
+    return ev_peek_slow(sim);
+}
+
+/* Remove the event ev_peek returned (nothing may be pushed in between). */
+static inline void ev_take(sd_sim *sim, sd_event *out)
+{
+    sd_evq *q = &sim->evq;
+    if (__builtin_expect(q->late.len == 0, 1)) {
+        q->pending--;
+        *out = q->run[q->run_pos++];
+    } else {
+        ev_take_slow(sim, out);
+    }
+}
 uint64_t ev_memory_bytes(const sd_sim *sim);
 
 /* setup-time growth (sim.c): at least `need` elements, doubling, new ones zeroed; 0 = out of memory */
