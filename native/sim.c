@@ -1468,9 +1468,10 @@ int sd_advance_idle(sd_sim *sim, int64_t t)
  *   LOOKAHEAD_FETCH events ahead: a wire arrival's packet, its sending port's line 0 and the
  *     arriving port's line 1 and record (the link's other port: 2i and 2i+1, sd_add_links); a
  *     serializer completion's port (both lines) and record;
- *   LOOKAHEAD_ROUTE ahead: arriving at a switch, the packet's FIB entry; at a host, its QP and the
- *     host's port (an ACK leaves through it); a completion at a host port, its NIC scheduler; at a
- *     switch port, the packet it dequeues next;
+ *   LOOKAHEAD_ROUTE ahead: arriving at a switch, the packet's FIB entry; at a host, its QP (the six
+ *     lines its send and ACK paths read) and the host's port (an ACK leaves through it); a
+ *     completion, the packet at its wire's tail (port_start links the next one behind it) and, at a
+ *     host port, its NIC scheduler, at a switch port, the packet it dequeues next;
  *   LOOKAHEAD_EGRESS ahead: at a switch, the egress port ECMP picks (both lines) and its record; a completion at
  *     a host port, the QP its scheduler serves next.
  * Only hints: the handlers compute everything again (adaptive routing may pick another port). */
@@ -1482,6 +1483,9 @@ static inline void prefetch_qp(const sd_sim *sim, uint32_t qi)
     SD_PREFETCH(q);
     SD_PREFETCH(&q->cc_state[8]);
     SD_PREFETCH(&q->snd_una);
+    SD_PREFETCH(&q->next_tx_ps);
+    SD_PREFETCH(&q->ring_next);
+    SD_PREFETCH(&q->mode);
 }
 
 static inline void lookahead_fetch(sd_sim *sim, const sd_event *a)
@@ -1515,6 +1519,8 @@ static inline void lookahead_route(sd_sim *sim, const sd_event *a)
         }
     } else if (type == EV_TX_DONE) {
         const sd_port *pt = &sim->ports[a->id];
+        if (pt->wire_tail != SD_NONE)
+            SD_PREFETCH(&sim->pkts[pt->wire_tail]);   /* port_start links the next packet behind it */
         if (pt->at_host)
             SD_PREFETCH(&sim->nics[a->id]);
         else if (pt->q_head[SD_PRIO_DATA] != SD_NONE)
