@@ -282,3 +282,31 @@ def test_bench_scale_command_prints_one_row_per_size(capsys):
     assert "50,000 B per host" in out[0] and "us/event" in out[1] and "peak RSS MiB" in out[1]
     row = out[2].split()
     assert row[:2] == ["4", "16"] and len(out) == 3          # k, hosts; one size
+
+
+def test_ack_coalescing_counts_the_acks_it_saves_and_compares_the_same_flows():
+    rows = bench_scale.ack_coalescing(4, 200_000, intervals=(1, 4))
+    ref, coal = rows
+    # the first run is the reference: ratios 1, no change
+    assert ref["events_ratio"] == 1 and ref["run_ratio"] == 1
+    assert ref["flow_change_median"] == ref["flow_change_max"] == 0
+    assert ref["flows_done"] == coal["flows_done"] == "16/16"
+    # 200,000 B at 4,096 B per packet: 49 data packets per flow (k = 4: 16 hosts, one flow each, no
+    # loss here). ACK every packet: 49 per flow. Every 4th and at the AckReq on the last: packets
+    # 4, 8, ..., 48 and 49, 13 per flow.
+    assert ref["ctrl_sent"] - ref["cnp_sent"] == 16 * 49
+    assert coal["ctrl_sent"] - coal["cnp_sent"] == 16 * 13
+    # the ACKs not sent are events not run: each ACK is an event per hop (serializer and wire)
+    assert coal["events"] < ref["events"] and coal["events_ratio"] == pytest.approx(coal["events"] / ref["events"])
+    assert 0 <= coal["flow_change_median"] <= coal["flow_change_max"]
+    assert coal["fct_mean_us"] > 0 and coal["fct_p99_us"] <= coal["fct_max_us"]
+
+
+def test_bench_ack_coalescing_command_prints_one_row_per_interval(capsys):
+    assert main(["bench", "ack-coalescing", "--set", "k=4", "--set", "size_bytes=50KB"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "k = 4 fat-tree" in out[0] and "50,000 B per host" in out[0] and "|dFCT| max" in out[1]
+    assert [line.split()[0] for line in out[2:]] == [str(n) for n in bench_scale.ACK_INTERVALS]
+    # a key of another benchmark is refused, naming the ones it takes
+    assert main(["bench", "ack-coalescing", "--set", "max_k=8"]) != 0
+    assert "known: k, size_bytes" in capsys.readouterr().err

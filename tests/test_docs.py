@@ -98,6 +98,9 @@ BENCH_EXCLUDED = {
                                 "runs the profile at k = 4",
     "softdpu bench partitions --set k=16": "the same (k = 16 is the default)",
     "softdpu bench partitions --set k=16 --set partitions=8": "the same, 2 pods per partition",
+    "softdpu bench ack-coalescing": "permutation-1024 four times (~10 s); tests/test_bench_scale.py runs the same "
+                                    "code at k = 4 and checks the ACK counts",
+    "softdpu bench ack-coalescing --set k=32": "8,192 hosts four times (~90 s)",
     "softdpu bench pcap": "writes and reads a 1 M-record capture 5 times, the Python reference 3 times on 100 k "
                           "records (~20 s); tests/test_pcap_scan.py runs the same code on 2,000 records and checks "
                           "the reader against the reference",

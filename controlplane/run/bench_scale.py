@@ -41,13 +41,13 @@ def hosts_of(k: int) -> int:
     return k ** 3 // 4
 
 
-def scale_scenario(k: int, size_bytes: int = MB(2), seed: int = 1) -> Scenario:
+def scale_scenario(k: int, size_bytes: int = MB(2), seed: int = 1, ack_interval: int = 1) -> Scenario:
     """``permutation-1024``'s scenario (controlplane/run/bench.py) on a k-ary fat-tree."""
     return Scenario(
         name=f"scale-k{k}",
         topology={"topology": "fat_tree", "k": k, "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
         workload={"kind": "permutation", "size_bytes": size_bytes},
-        cc="dcqcn", cc_impl="c", mtu_payload=4096, seed=seed,
+        cc="dcqcn", cc_impl="c", mtu_payload=4096, seed=seed, ack_interval=ack_interval,
         sample_interval_ps=0, monitor_ports="none")
 
 
@@ -228,6 +228,61 @@ def format_scale_row(r: dict) -> str:
     if "refused" in r:
         return f"{r['k']:>12d}  {r['hosts']:>12,d}  {r['refused']}"
     return "  ".join(f"{fmt.format(r[key]) if key in r else '-':>12s}" for key, _, fmt in SCALE_COLUMNS)
+
+
+# --------------------------------------------------------------------------------- ACK coalescing
+#: the receivers' ACK intervals `softdpu bench ack-coalescing` compares; the first is the reference
+ACK_INTERVALS = (1, 2, 4, 8)
+ACK_COLUMNS = (("ack_interval", "ACK every", "{:d}"), ("events", "events", "{:,d}"),
+               ("events_ratio", "events/ref", "{:.3f}"), ("run_s", "run s", "{:.2f}"),
+               ("run_ratio", "run/ref", "{:.2f}"), ("ctrl_sent", "ACKs+CNPs", "{:,d}"),
+               ("fct_mean_us", "FCT mean us", "{:.1f}"), ("fct_p99_us", "FCT p99 us", "{:.1f}"),
+               ("fct_max_us", "last us", "{:.1f}"), ("flow_change_median", "|dFCT| med", "{:.2%}"),
+               ("flow_change_max", "|dFCT| max", "{:.2%}"))
+
+
+def ack_coalescing(k: int = 16, size_bytes: int = MB(2), seed: int = 1, intervals=ACK_INTERVALS,
+                   report=None) -> list[dict]:
+    """The permutation of ``bench scale`` at one k, once per receiver ACK interval (``ack_interval``:
+    an ACK every n-th data packet, and at every AckReq, the last packet of a message): what fewer
+    ACKs save (events, run time) and what they cost in fidelity, as the flow completion times' change
+    from the first interval's run (the same flows: the permutation is the seed's). ``flow_change_*``
+    are the median and largest |FCT / FCT_ref - 1| over the flows. In this process, one run after the
+    other (run time is the C run, ``net.run``)."""
+    import numpy as np
+    from controlplane.run.bench import timed_run
+    rows: list[dict] = []
+    ref = None
+    for n in intervals:
+        net, result, build_s, run_s = timed_run(scale_scenario(k, size_bytes, seed, ack_interval=n))
+        c = result.counters
+        fct = np.asarray(result.flows["fct_ps"], dtype=float)
+        ids = np.asarray(result.flows["flow_id"])
+        if ref is None:
+            ref = {"fct": fct, "ids": ids, "events": c["events"], "run_s": run_s}
+        if not np.array_equal(ids, ref["ids"]) or not np.all(fct > 0):
+            raise RuntimeError(f"ack_interval={n}: not the same completed flows as the reference run")
+        change = np.abs(fct / ref["fct"] - 1.0)
+        row = {"k": k, "hosts": net.fabric.num_hosts, "ack_interval": n, "events": c["events"],
+               "events_ratio": c["events"] / ref["events"], "run_s": run_s, "run_ratio": run_s / ref["run_s"],
+               "us_per_event": run_s / c["events"] * 1e6, "ctrl_sent": c["ctrl_sent"],
+               "data_sent": c["data_sent"], "cnp_sent": c["cnp_sent"],
+               "flows_done": f"{c['msgs_completed']}/{c['msgs_total']}",
+               "fct_mean_us": float(fct.mean()) / 1e6, "fct_p99_us": float(np.percentile(fct, 99)) / 1e6,
+               "fct_max_us": float(fct.max()) / 1e6,
+               "flow_change_median": float(np.median(change)), "flow_change_max": float(change.max())}
+        rows.append(row)
+        if report:
+            report(row)
+    return rows
+
+
+def format_ack_header() -> str:
+    return "  ".join(f"{title:>11s}" for _, title, _ in ACK_COLUMNS)
+
+
+def format_ack_row(r: dict) -> str:
+    return "  ".join(f"{fmt.format(r[key]):>11s}" for key, _, fmt in ACK_COLUMNS)
 
 
 # ------------------------------------------------------------------------------------- partitions

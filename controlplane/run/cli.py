@@ -22,10 +22,10 @@ def _experiments() -> dict[str, str]:
 
 
 BENCHMARKS = ["permutation-128", "permutation-1024", "cc-callback", "cc-cost", "capture", "multipath", "vswitch",
-              "sweep-overhead", "scale", "record", "history", "partitions", "pcap"]
+              "sweep-overhead", "scale", "record", "history", "partitions", "pcap", "ack-coalescing"]
 #: --set keys of the benchmarks that take them (softdpu bench scale / record / partitions)
 BENCH_SET_KEYS = {"scale": ("max_k", "min_k", "size_bytes"), "record": ("max_k",),
-                  "partitions": ("k", "partitions", "size_bytes")}
+                  "partitions": ("k", "partitions", "size_bytes"), "ack-coalescing": ("k", "size_bytes")}
 
 
 def cmd_list(a) -> int:
@@ -269,7 +269,7 @@ def _plot_sweep(root: Path, metrics: str | None) -> int:
 
 
 def _bench_settings(a) -> dict:
-    """softdpu bench scale|record: --set max_k=N (min_k, size_bytes for scale) and --max-k N."""
+    """softdpu bench scale|record|partitions|ack-coalescing: their --set keys (BENCH_SET_KEYS) and --max-k N."""
     from controlplane.config.values import UsageError, closest, parse_int
     keys = BENCH_SET_KEYS.get(a.scenario, ())
     out: dict = {}
@@ -292,7 +292,7 @@ def _bench_settings(a) -> dict:
 
 def cmd_bench(a) -> int:
     from controlplane.run import bench
-    if a.scenario in ("scale", "record", "history", "partitions"):
+    if a.scenario in ("scale", "record", "history", "partitions", "ack-coalescing"):
         return _cmd_bench_scale(a)
     if a.set or a.max_k is not None:
         from controlplane.config.values import UsageError
@@ -321,6 +321,14 @@ def _cmd_bench_scale(a) -> int:
     settings = _bench_settings(a)
     if a.scenario == "record":
         bench_history.record(path, settings.get("max_k", bench_history.RECORD_DEFAULT_MAX_K), a.note or "")
+        return 0
+    if a.scenario == "ack-coalescing":
+        k, size = settings.get("k", 16), settings.get("size_bytes", 2_000_000)
+        print(f"permutation on a k = {k} fat-tree ({size:,} B per host, DCQCN + ECMP, 100 Gb/s, 1 us links), the "
+              f"receivers ACKing every n-th packet; ref = the first row; |dFCT| = per flow, |FCT / FCT_ref - 1|")
+        print(bench_scale.format_ack_header(), flush=True)
+        bench_scale.ack_coalescing(k, size, seed=a.seed,
+                                   report=lambda r: print(bench_scale.format_ack_row(r), flush=True))
         return 0
     if a.scenario == "partitions":
         k = settings.get("k", 16)
@@ -525,6 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "per host), record (permutation-1024 and scale up to k = 16 appended to the benchmark "
                         "history), history (its last entries per benchmark, with ratios to the entry before) or partitions "
                         "(per 1 us lookahead window: events and packet hops crossing pod partitions, docs/scaling.md) "
+                        "ack-coalescing (the permutation with an ACK every 1, 2, 4, 8 packets: events, run time and "
+                        "how far the flow completion times move; docs/performance.md) "
                         "or pcap (records/s reading a 1 M-record capture: the C reader, the Python reference, pcapng)")
     b.add_argument("--cc-impl", choices=["c", "python"], action="append", default=None,
                    help="c (the DCQCN C twin, default) or python (the reference through the plug-in path); repeatable")
@@ -533,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bench scale: max_k (default 32; 64 = 65,536 hosts, refused with its estimate if it would "
                         "not fit in memory), min_k (default 8), size_bytes (default 2MB); bench record: max_k "
                         "(default 16); bench partitions: k (default 16), partitions (a divisor of k, default k: one per "
-                        "pod), size_bytes")
+                        "pod), size_bytes; bench ack-coalescing: k (default 16), size_bytes")
     b.add_argument("--max-k", type=int, default=None, metavar="K", help="the same as --set max_k=K")
     b.add_argument("--history", default=None, metavar="FILE",
                    help="bench record / history: the history file (default: the repository's "
