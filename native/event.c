@@ -415,7 +415,9 @@ uint64_t ev_memory_bytes(const sd_sim *sim)
 int sd_selftest_event_queue(uint64_t seed, uint32_t n_ops)
 {
     /* Random pushes (ties, near and far times, up to 2 ms ahead) interleaved with pops: every
-     * pop must return the smallest pending (time, sequence), which a sorted order checks. */
+     * pop must return the smallest pending (time, sequence), which a sorted order checks. The
+     * run's depth switches between 1 and EVQ_RUN_AHEAD now and then (sd_run_until's lookahead
+     * turning off and on), and the pending count must equal pushes - pops throughout (-4). */
     sd_sim sim;
     memset(&sim, 0, sizeof sim);
     if (!ev_init(&sim, 16))
@@ -425,7 +427,11 @@ int sd_selftest_event_queue(uint64_t seed, uint32_t n_ops)
     int bad = 0;
     for (uint32_t i = 0; i < n_ops && !bad; i++) {
         uint64_t r = rng_next(&rng);
-        if (r % 3 != 0 || pushed == popped) {
+        if ((r >> 40) % 64 == 0)         /* the run's depth changes as sd_run_until's lookahead turns on and off */
+            sim.evq.ahead = sim.evq.ahead == 1 ? EVQ_RUN_AHEAD : 1;
+        if (sim.evq.pending != pushed - popped)
+            bad = -4;
+        else if (r % 3 != 0 || pushed == popped) {
             int64_t ahead;
             switch ((r >> 8) % 5) {
             case 0: ahead = 0; break;                                         /* same time */
@@ -452,6 +458,8 @@ int sd_selftest_event_queue(uint64_t seed, uint32_t n_ops)
     }
     if (!bad && popped != pushed)
         bad = -3;
+    if (!bad && sim.evq.pending != 0)
+        bad = -4;
     ev_free(&sim);
     return bad;
 }

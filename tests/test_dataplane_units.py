@@ -99,7 +99,8 @@ def test_ecmp_spreads_flows_over_uplinks_in_a_fabric():
 def test_event_queue_pops_in_time_then_insertion_order(seed):
     """The calendar queue against its specification: 300 k random pushes (equal times, same
     bucket, within the window, far beyond it) interleaved with pops; every pop must be the
-    smallest pending (time, insertion sequence) and every pushed event must come out."""
+    smallest pending (time, insertion sequence) and every pushed event must come out, with the
+    run's depth switching between 1 and 16 (the lookahead off and on) and the pending count kept."""
     from dataplane._native import lib
     assert lib.sd_selftest_event_queue(seed, 300_000) == 0
 
