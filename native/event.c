@@ -109,11 +109,6 @@ const char *ev_type_name(uint32_t type)
     return type < sizeof names / sizeof names[0] ? names[type] : "unknown";
 }
 
-static uint64_t ev_pending(const sd_evq *q)
-{
-    return q->pending;          /* = run_len - run_pos + late.len + listed + far.len */
-}
-
 /* The first failure wins: its message is kept in sim->fatal_msg and returned by every later
  * sd_run_until(). */
 static int ev_fail(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, int by_limit)
@@ -125,19 +120,18 @@ static int ev_fail(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, int by_li
             snprintf(sim->fatal_msg, sizeof sim->fatal_msg,
                      "event queue: the limit of %llu pending events is reached; a %s event (id %u) for t=%lld ps "
                      "scheduled at t=%lld ps cannot be queued, so the run stops there",
-                     (unsigned long long)q->limit, ev_type_name(type), id, (long long)t, (long long)sim->now);
+                     (unsigned long long)q->room, ev_type_name(type), id, (long long)t, (long long)sim->now);
         else
             snprintf(sim->fatal_msg, sizeof sim->fatal_msg,
                      "event queue: out of memory with %llu events pending; a %s event (id %u) for t=%lld ps "
                      "scheduled at t=%lld ps cannot be queued, so the run stops there",
-                     (unsigned long long)ev_pending(q), ev_type_name(type), id, (long long)t, (long long)sim->now);
+                     (unsigned long long)q->pending, ev_type_name(type), id, (long long)t, (long long)sim->now);
     }
     return sd_fail(sim, SD_ENOMEM, "%s", sim->fatal_msg);
 }
 
 int sd_set_event_limit(sd_sim *sim, uint64_t max_pending)
 {
-    sim->evq.limit = max_pending;
     sim->evq.room = max_pending ? max_pending : UINT64_MAX;
     return SD_OK;
 }

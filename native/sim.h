@@ -330,8 +330,8 @@ typedef struct sd_evq {
     uint32_t pad0;
     sd_evheap late;              /* events pushed into the current bucket after it was sorted */
     sd_evheap far;               /* events beyond the window */
-    uint64_t limit;              /* most pending events allowed (sd_set_event_limit), 0 = no cap */
-    uint64_t room;               /* limit, or UINT64_MAX without one: a push needs pending < room */
+    uint64_t room;               /* most pending events allowed (sd_set_event_limit), UINT64_MAX = no
+                                  * cap: a push needs pending < room */
     uint64_t pending;            /* events queued: run_len - run_pos + late.len + listed + far.len */
     uint32_t ahead;              /* the run is refilled below this many events: EVQ_RUN_AHEAD with the
                                   * lookahead (sd_run_until), 1 without (fewer events go to `late`) */
@@ -700,6 +700,7 @@ static inline void ev_take(sd_sim *sim, sd_event *out)
         ev_take_slow(sim, out);
     }
 }
+
 uint64_t ev_memory_bytes(const sd_sim *sim);
 
 /* setup-time growth (sim.c): at least `need` elements, doubling, new ones zeroed; 0 = out of memory */

@@ -146,14 +146,13 @@ def test_an_event_that_cannot_be_queued_stops_the_run_loudly():
         net.sim.set_event_limit(-1)
 
 
-
 def test_the_built_library_keeps_its_prefetch_hints():
     """The event loop's lookahead (native/sim.c ev_lookahead) only works if the prefetches are in the
     binary: gcc 12 at -O2 dropped __builtin_prefetch inside small static inline helpers (a build
     had 3 prefetch instructions for the 11 written), which is why they are SD_PREFETCH (an asm
     prefetcht0 on x86-64). All but 3 SD_PREFETCH call sites must leave an instruction: the
-    compiler may merge the same hint on two branches or keep a helper's once (15 of 18 at -O2, 21
-    in the sanitizer build); __builtin_prefetch left 7 of 18."""
+    compiler may merge the same hint on two branches or keep a helper's once (22 of 22 at -O2 now;
+    15 of 18 before the third round's prefetches); __builtin_prefetch left 7 of 18."""
     import platform
     import shutil
     import subprocess
