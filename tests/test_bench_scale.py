@@ -51,6 +51,16 @@ def test_run_scale_runs_each_size_in_its_own_process():
     assert rows[0]["process_wall_s"] > rows[0]["wall_s"]
 
 
+def test_peak_rss_never_reads_lower_than_before():
+    """A process's peak cannot fall, but VmHWM as the kernel reports it can read a page lower later
+    (approximate per-CPU RSS counters, Linux 6.2 on: 96.492 MiB after 96.496 MiB, which failed the
+    relation checked above): peak_rss_bytes keeps the highest reading."""
+    first = bench_scale.peak_rss_bytes()
+    assert bench_scale.peak_rss_bytes(read=first - 4096) == first
+    assert bench_scale.peak_rss_bytes(read=first + 8192) == first + 8192
+    assert bench_scale.peak_rss_bytes() >= first + 8192
+
+
 def test_scale_sizes():
     assert bench_scale.scale_ks() == [8, 16, 32]                       # the default: up to k = 32
     assert bench_scale.scale_ks(64) == [8, 16, 32, 64]                 # --set max_k=64
