@@ -1467,13 +1467,16 @@ int sd_advance_idle(sd_sim *sim, int64_t t)
  * its cost). Three stages, each reading only lines an earlier stage fetched:
  *   LOOKAHEAD_FETCH events ahead: a wire arrival's packet, its sending port's line 0 and the
  *     arriving port's line 1 and record (the link's other port: 2i and 2i+1, sd_add_links); a
- *     serializer completion's port (both lines) and record;
+ *     serializer completion's or NIC wake-up's port (both lines) and record; a CC timer's QP (the
+ *     six lines, and its timers' line);
  *   LOOKAHEAD_ROUTE ahead: arriving at a switch, the packet's FIB entry; at a host, its QP (the six
  *     lines its send and ACK paths read) and the host's port (an ACK leaves through it); a
- *     completion, the packet at its wire's tail (port_start links the next one behind it) and, at a
- *     host port, its NIC scheduler, at a switch port, the packet it dequeues next;
- *   LOOKAHEAD_EGRESS ahead: at a switch, the egress port ECMP picks (both lines) and its record; a completion at
- *     a host port, the QP its scheduler serves next.
+ *     completion or wake-up, the packet at its wire's tail (port_start links the next one behind
+ *     it) and, at a host port, its NIC scheduler, at a switch port, the packet it dequeues next; a
+ *     CC timer, its QP's record, port and NIC scheduler (the timer ends in nic_pull_port);
+ *   LOOKAHEAD_EGRESS ahead: at a switch, the egress port ECMP picks (both lines) and its record,
+ *     the last hop to a host at the ToR included; a completion or wake-up at a host port, the QP
+ *     its scheduler serves next.
  * Only hints: the handlers compute everything again (adaptive routing may pick another port). */
 enum { LOOKAHEAD_FETCH = EVQ_RUN_AHEAD, LOOKAHEAD_ROUTE = 8, LOOKAHEAD_EGRESS = 4 };
 
@@ -1496,10 +1499,16 @@ static inline void lookahead_fetch(sd_sim *sim, const sd_event *a)
         SD_PREFETCH(&sim->ports[a->id]);
         SD_PREFETCH(&sim->ports[a->id ^ 1u].st);
         SD_PREFETCH(&sim->port_stats[a->id ^ 1u]);
-    } else if (type == EV_TX_DONE) {
+    } else if (type == EV_TX_DONE || type == EV_NIC_WAKE) {
         SD_PREFETCH(&sim->ports[a->id]);
         SD_PREFETCH(&sim->ports[a->id].st);
         SD_PREFETCH(&sim->port_stats[a->id]);
+    } else if (type == EV_CC_TIMER) {
+        uint32_t qi = a->id / SD_CC_TIMERS;
+        if (qi < sim->num_qps) {
+            prefetch_qp(sim, qi);
+            SD_PREFETCH(&sim->qps[qi].timer_queued);
+        }
     }
 }
 
@@ -1517,7 +1526,15 @@ static inline void lookahead_route(sd_sim *sim, const sd_event *a)
             uint32_t sw = switch_index(sim, in->node);
             SD_PREFETCH(fib_entry(sim, sw, pk->dst));
         }
-    } else if (type == EV_TX_DONE) {
+    } else if (type == EV_CC_TIMER) {
+        uint32_t qi = a->id / SD_CC_TIMERS;
+        if (qi < sim->num_qps) {
+            const sd_qp *q = &sim->qps[qi];
+            SD_PREFETCH(q->st);
+            SD_PREFETCH(&sim->ports[q->port]);
+            SD_PREFETCH(&sim->nics[q->port]);
+        }
+    } else if (type == EV_TX_DONE || type == EV_NIC_WAKE) {
         const sd_port *pt = &sim->ports[a->id];
         if (pt->wire_tail != SD_NONE)
             SD_PREFETCH(&sim->pkts[pt->wire_tail]);   /* port_start links the next packet behind it */
@@ -1531,7 +1548,7 @@ static inline void lookahead_route(sd_sim *sim, const sd_event *a)
 static inline void lookahead_egress(sd_sim *sim, const sd_event *a)
 {
     uint32_t type = (uint32_t)(a->key & 0xFF);
-    if (type == EV_TX_DONE) {
+    if (type == EV_TX_DONE || type == EV_NIC_WAKE) {
         if (sim->ports[a->id].at_host) {
             uint32_t qi = sim->nics[a->id].ring;
             if (qi < sim->num_qps)
@@ -1547,8 +1564,10 @@ static inline void lookahead_egress(sd_sim *sim, const sd_event *a)
         return;
     uint32_t sw = switch_index(sim, in->node);
     uint32_t set = *fib_entry(sim, sw, pk->dst);
-    if (set == SD_FIB_LOCAL || set == SD_NONE)
-        return;                          /* no route, or an address at its own ToR (fib_local searches) */
+    if (set == SD_FIB_LOCAL)
+        set = fib_local(sim, sw, pk->dst);   /* an address at its own ToR: the last hop */
+    if (set == SD_NONE)
+        return;
     uint32_t off = sim->set_off[set], n = sim->set_off[set + 1] - off;
     uint32_t out = sim->set_ports[off + ecmp_pick(sim, sw, n, pk->src, pk->dst, pk->sport)];
     SD_PREFETCH(&sim->ports[out]);
