@@ -1591,23 +1591,25 @@ static int lookahead_pays(const sd_sim *sim)
 
 static inline void ev_lookahead(sd_sim *sim)
 {
+    /* three loops written out (one per stage): a loop over the stages with the stage tested per event
+     * cost about 140 instructions per event at k = 16 (callgrind); each loop usually runs once */
     sd_evq *q = &sim->evq;
-    static const uint32_t dist[EVQ_STAGES] = {LOOKAHEAD_FETCH, LOOKAHEAD_ROUTE, LOOKAHEAD_EGRESS};
-    for (uint32_t s = 0; s < EVQ_STAGES; s++) {
-        uint32_t end = q->run_pos + dist[s];
-        if (end > q->run_len)
-            end = q->run_len;
-        for (uint32_t i = q->run_fetched[s]; i < end; i++) {
-            if (s == 0)
-                lookahead_fetch(sim, &q->run[i]);
-            else if (s == 1)
-                lookahead_route(sim, &q->run[i]);
-            else
-                lookahead_egress(sim, &q->run[i]);
-        }
-        if (end > q->run_fetched[s])
-            q->run_fetched[s] = end;
-    }
+    uint32_t pos = q->run_pos, len = q->run_len, end;
+    end = pos + LOOKAHEAD_FETCH < len ? pos + LOOKAHEAD_FETCH : len;
+    for (uint32_t i = q->run_fetched[0]; i < end; i++)
+        lookahead_fetch(sim, &q->run[i]);
+    if (end > q->run_fetched[0])
+        q->run_fetched[0] = end;
+    end = pos + LOOKAHEAD_ROUTE < len ? pos + LOOKAHEAD_ROUTE : len;
+    for (uint32_t i = q->run_fetched[1]; i < end; i++)
+        lookahead_route(sim, &q->run[i]);
+    if (end > q->run_fetched[1])
+        q->run_fetched[1] = end;
+    end = pos + LOOKAHEAD_EGRESS < len ? pos + LOOKAHEAD_EGRESS : len;
+    for (uint32_t i = q->run_fetched[2]; i < end; i++)
+        lookahead_egress(sim, &q->run[i]);
+    if (end > q->run_fetched[2])
+        q->run_fetched[2] = end;
 }
 
 int sd_run_until(sd_sim *sim, int64_t t)
