@@ -1583,10 +1583,20 @@ static inline void lookahead_egress(sd_sim *sim, const sd_event *a)
 #define LOOKAHEAD_RECHECK 0xFFFFu
 static int lookahead_pays(const sd_sim *sim)
 {
+    if (sim->lookahead_mode)
+        return sim->lookahead_mode == 2;
     uint64_t bytes = (uint64_t)sim->num_ports * (sizeof(sd_port) + sizeof(sd_port_stats)) +
                      (uint64_t)sim->num_qps * (sizeof(sd_qp) + sizeof(sd_qp_stats)) +
                      sim->ctr.pkts_peak * sizeof(sd_packet);
     return bytes >= LOOKAHEAD_MIN_BYTES;
+}
+
+int sd_debug_set_lookahead(sd_sim *sim, int mode)
+{
+    if (mode < 0 || mode > 2)
+        return sd_fail(sim, SD_EINVAL, "debug_set_lookahead: mode %d is not 0 (automatic), 1 (off) or 2 (on)", mode);
+    sim->lookahead_mode = (uint8_t)mode;
+    return SD_OK;
 }
 
 static inline void ev_lookahead(sd_sim *sim)

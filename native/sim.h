@@ -587,6 +587,7 @@ struct sd_sim {
     uint64_t *switch_seed;       /* per-switch ECMP hash seed */
     double *loss;                /* per port: random loss probability, NULL = none anywhere */
     uint8_t *ar_on;              /* per switch: adaptive routing enabled, NULL = none anywhere */
+    uint8_t lookahead_mode;      /* sd_debug_set_lookahead: 0 automatic, 1 off, 2 on */
     /* transport */
     sd_qp *qps;
     sd_qp_stats *qp_stats;       /* per QP: its telemetry record (sd_qp.st), cfg.max_qps rows */

@@ -17,3 +17,8 @@ double sd_vs_bench_lookup(sd_sim *sim, uint32_t host, const uint32_t *keys, uint
 /* Event-queue self-test: n_ops random pushes/pops checked against (time, sequence) order;
  * 0 = pass, else the failing operation (> 0) or a final-check code (< 0). */
 int sd_selftest_event_queue(uint64_t seed, uint32_t n_ops);
+
+/* Test hook: the event loop's lookahead (prefetches, and the egress picks switch_receive reuses)
+ * 0 = automatic (on once the working set passes 4 MiB), 1 = never, 2 = always. Results must not
+ * depend on it; tests compare runs with 1 and 2. SD_EINVAL for another mode. */
+int sd_debug_set_lookahead(sd_sim *sim, int mode);

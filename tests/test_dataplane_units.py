@@ -168,3 +168,76 @@ def test_the_built_library_keeps_its_prefetch_hints():
     found = asm.count("prefetcht0")
     assert sites >= 15, sites                    # the lookahead's stages and the bucket drain
     assert found >= sites - 3, (found, sites)
+
+
+LOOKAHEAD_CASES = {
+    "ecmp": {},
+    "adaptive_routing": {"adaptive_routing": True},
+    "pfc": {"pfc": True},
+    "routes_change_mid_run": {"failures": [{"link": 40, "down_ps": us(30), "up_ps": us(400)}],
+                              "failure_params": {"detect_ps": us(1_000_000), "reconverge_ps": us(20)}},
+    "python_cc": {"cc_impl": "python"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOOKAHEAD_CASES))
+def test_results_do_not_depend_on_the_lookahead(case):
+    """The event loop's lookahead (native/sim.c ev_lookahead) runs by itself only above 4 MiB of
+    working set, so the tests' small fabrics never reach it: here it is forced off and on
+    (sd_debug_set_lookahead) on a k = 4 fat-tree permutation, and everything must be identical.
+    It reads ahead (the FIB, the ECMP pick, QPs, queue heads) but must write nothing the handlers
+    read; the cases add what it reads around: adaptive routing (decided on arrival), PFC admission,
+    a link failure with routes reconverging, and a Python CC plug-in (called inside the run). An
+    ECMP pick reused from the lookahead with a wrong port (tried by hand: out ^ 1) failed every case."""
+    from controlplane.run.scenario import Scenario
+    from dataplane._native import lib
+    sc = Scenario(topology={"topology": "fat_tree", "k": 4, "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
+                  workload={"kind": "permutation", "size_bytes": 300_000}, cc="dcqcn", sample_interval_ps=0,
+                  monitor_ports="all", **LOOKAHEAD_CASES[case])
+    runs = []
+    for mode in (1, 2):                                  # off, on
+        net = sc.build()
+        assert lib.sd_debug_set_lookahead(net.sim._sim, mode) == 0
+        runs.append((net.run(progress=False), net))
+    (off, net_off), (on, net_on) = runs
+    assert on.counters["events"] == off.counters["events"] > 0
+    assert on.counters == off.counters
+    assert np.array_equal(on.flows["finish_ps"], off.flows["finish_ps"])
+    assert np.array_equal(net_on.sim.ports, net_off.sim.ports)      # every port's counters and gauges
+    assert np.array_equal(net_on.sim.qps, net_off.sim.qps)
+    if case == "adaptive_routing":
+        assert on.counters["ar_moves"] > 0               # the case exercises AR's own pick
+    if case == "routes_change_mid_run":
+        assert on.counters["packet_hops"] > 0
+    with pytest.raises(ValueError, match="mode 3"):
+        net_on.sim._check(lib.sd_debug_set_lookahead(net_on.sim._sim, 3))
+
+
+def test_routes_installed_between_run_calls_apply_to_the_next_packet_with_the_lookahead_on():
+    """The lookahead reads a packet's FIB entry and ECMP pick a few events before it arrives; routes
+    the control plane installs between two run_until calls must still apply to that packet. Two
+    valid route tables (all links, and two aggregation-core links avoided) alternate every 97 ns of
+    a k = 4 fat-tree permutation: the run with the lookahead forced on must match the run with it
+    off, event for event. (A version that let switch_receive reuse the lookahead's pick, without
+    forgetting the picks at each run_until call, parted here: 21,752 vs 22,486 events.)"""
+    from controlplane.fabric import routing
+    from controlplane.run.scenario import Scenario
+    from dataplane._native import lib
+    sc = Scenario(topology={"topology": "fat_tree", "k": 4, "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
+                  workload={"kind": "permutation", "size_bytes": 300_000}, cc="dcqcn", sample_interval_ps=0,
+                  monitor_ports="all")
+    runs = []
+    for mode in (1, 2):                                  # off, on
+        net = sc.build()
+        assert lib.sd_debug_set_lookahead(net.sim._sim, mode) == 0
+        tables = [routing.compute_routes(net.fabric), routing.compute_routes(net.fabric, down_links=[44, 47])]
+        steps = 0
+        while net.sim.msgs_completed < len(net.flows) and steps < 20_000:
+            net.sim.run_until(net.sim.now + 97_000)
+            tables[steps % 2].install(net.sim)
+            steps += 1
+        assert net.sim.msgs_completed == len(net.flows)
+        runs.append((steps, net.sim.counters(), net.sim.ports.copy(), net.sim.qps.copy()))
+    (s_off, c_off, p_off, q_off), (s_on, c_on, p_on, q_on) = runs
+    assert s_on == s_off and c_on == c_off and c_on["events"] > 0
+    assert np.array_equal(p_on, p_off) and np.array_equal(q_on, q_off)
