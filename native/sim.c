@@ -1468,12 +1468,13 @@ int sd_advance_idle(sd_sim *sim, int64_t t)
  *   LOOKAHEAD_FETCH events ahead: a wire arrival's packet, its sending port's line 0 and the
  *     arriving port's line 1 and record (the link's other port: 2i and 2i+1, sd_add_links); a
  *     serializer completion's or NIC wake-up's port (both lines) and record; a CC timer's QP (the
- *     six lines, and its timers' line);
+ *     six lines, its timers' line and its record's sender line);
  *   LOOKAHEAD_ROUTE ahead: arriving at a switch, the packet's FIB entry; at a host, its QP (the six
- *     lines its send and ACK paths read) and the host's port (an ACK leaves through it); a
- *     completion or wake-up, the packet at its wire's tail (port_start links the next one behind
- *     it) and, at a host port, its NIC scheduler, at a switch port, the packet it dequeues next; a
- *     CC timer, its QP's record, port and NIC scheduler (the timer ends in nic_pull_port);
+ *     lines its send and ACK paths read, and its record's sender and receiver lines) and the host's
+ *     port (an ACK leaves through it); a completion or wake-up, the packet at its wire's tail
+ *     (port_start links the next one behind it) and, at a host port, its NIC scheduler, at a
+ *     switch port, the packet it dequeues next; a CC timer, its QP's port and NIC scheduler (the
+ *     timer ends in nic_pull_port);
  *   LOOKAHEAD_EGRESS ahead: at a switch, the egress port ECMP picks (both lines) and its record,
  *     the last hop to a host at the ToR included; a completion or wake-up at a host port, the QP
  *     its scheduler serves next.
@@ -1489,6 +1490,7 @@ static inline void prefetch_qp(const sd_sim *sim, uint32_t qi)
     SD_PREFETCH(&q->next_tx_ps);
     SD_PREFETCH(&q->ring_next);
     SD_PREFETCH(&q->mode);
+    SD_PREFETCH(&sim->qp_stats[qi]);     /* its record's sender line (rate, window, counters) */
 }
 
 static inline void lookahead_fetch(sd_sim *sim, const sd_event *a)
@@ -1520,8 +1522,10 @@ static inline void lookahead_route(sd_sim *sim, const sd_event *a)
         const sd_port *in = &sim->ports[a->id ^ 1u];
         if (in->at_host) {
             SD_PREFETCH(in);
-            if (pk->dqp < sim->num_qps)
+            if (pk->dqp < sim->num_qps) {
                 prefetch_qp(sim, pk->dqp);
+                SD_PREFETCH(&sim->qp_stats[pk->dqp].rx_bytes);   /* the receiver's line */
+            }
         } else if (sim->fib && pk->dst < sim->num_addrs) {
             uint32_t sw = switch_index(sim, in->node);
             SD_PREFETCH(fib_entry(sim, sw, pk->dst));
@@ -1530,7 +1534,6 @@ static inline void lookahead_route(sd_sim *sim, const sd_event *a)
         uint32_t qi = a->id / SD_CC_TIMERS;
         if (qi < sim->num_qps) {
             const sd_qp *q = &sim->qps[qi];
-            SD_PREFETCH(q->st);
             SD_PREFETCH(&sim->ports[q->port]);
             SD_PREFETCH(&sim->nics[q->port]);
         }
