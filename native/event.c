@@ -370,7 +370,7 @@ static inline int late_first(const sd_evq *q)
     return q->late.len && (q->run_pos == q->run_len || ev_less(&q->late.a[0], &q->run[q->run_pos]));
 }
 
-/* ev_peek (sim.h) when the run is short or `late` holds events. */
+/* ev_peek (sim.h) when the run is short or `late`'s first is the earliest. */
 const sd_event *ev_peek_slow(sd_sim *sim)
 {
     sd_evq *q = &sim->evq;
@@ -379,7 +379,7 @@ const sd_event *ev_peek_slow(sd_sim *sim)
     return late_first(q) ? &q->late.a[0] : &q->run[q->run_pos];
 }
 
-/* ev_take (sim.h) when `late` holds events. */
+/* ev_take (sim.h) when `late`'s first is the earliest. */
 void ev_take_slow(sd_sim *sim, sd_event *out)
 {
     sd_evq *q = &sim->evq;

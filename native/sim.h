@@ -681,20 +681,33 @@ static inline int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, ui
     return ev_push_slow(sim, t, type, id, aux);
 }
 
-/* The earliest pending event, NULL if none; the run is refilled first when it is short. */
+/* (time, key) order: a runs before b */
+static inline int ev_before(const sd_event *a, const sd_event *b)
+{
+    return a->t < b->t || (a->t == b->t && a->key < b->key);
+}
+
+/* The earliest pending event, NULL if none; the run is refilled first when it is short. Inline
+ * while the run is deep enough and its next event comes before `late`'s first (if any): an
+ * event in `late` can wait there while many of the run's go by. */
 static inline const sd_event *ev_peek(sd_sim *sim)
 {
     sd_evq *q = &sim->evq;
-    if (__builtin_expect(q->run_len - q->run_pos >= q->ahead && q->late.len == 0, 1))
-        return &q->run[q->run_pos];
+    if (__builtin_expect(q->run_len - q->run_pos >= q->ahead, 1)) {
+        const sd_event *r = &q->run[q->run_pos];
+        if (__builtin_expect(q->late.len == 0, 1) || ev_before(r, &q->late.a[0]))
+            return r;
+    }
     return ev_peek_slow(sim);
 }
 
-/* Remove the event ev_peek returned (nothing may be pushed in between). */
+/* Remove the event ev_peek returned (nothing may be pushed in between): the run's next unless
+ * `late`'s first comes before it. */
 static inline void ev_take(sd_sim *sim, sd_event *out)
 {
     sd_evq *q = &sim->evq;
-    if (__builtin_expect(q->late.len == 0, 1)) {
+    if (__builtin_expect(q->run_pos < q->run_len, 1) &&
+        (__builtin_expect(q->late.len == 0, 1) || ev_before(&q->run[q->run_pos], &q->late.a[0]))) {
         q->pending--;
         *out = q->run[q->run_pos++];
     } else {
