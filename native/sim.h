@@ -324,7 +324,7 @@ typedef struct sd_evq {
     uint64_t cur;                /* current bucket (time >> EVQ_SHIFT) */
     uint64_t listed;             /* events in bucket lists */
     sd_event *run;               /* the current bucket's events, sorted when it became current */
-    sd_event *tmp;               /* the radix sort's other buffer (run_cap events) */
+    sd_event *tmp;               /* the sort's other buffer (run_cap events) */
     uint32_t run_pos, run_len, run_cap;   /* next to pop, events in run */
     uint32_t run_fetched[EVQ_STAGES];   /* lookahead (sim.c): the run's events before [s] went through stage s */
     uint32_t pad0;
