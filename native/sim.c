@@ -1543,6 +1543,8 @@ static inline void lookahead_route(sd_sim *sim, const sd_event *a)
             SD_PREFETCH(&sim->pkts[pt->wire_tail]);   /* port_start links the next packet behind it */
         if (pt->at_host)
             SD_PREFETCH(&sim->nics[a->id]);
+        else if (pt->q_head[SD_PRIO_CTRL] != SD_NONE)   /* port_pick: control before data */
+            SD_PREFETCH(&sim->pkts[pt->q_head[SD_PRIO_CTRL]]);
         else if (pt->q_head[SD_PRIO_DATA] != SD_NONE)
             SD_PREFETCH(&sim->pkts[pt->q_head[SD_PRIO_DATA]]);
     }
