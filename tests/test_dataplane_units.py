@@ -170,6 +170,15 @@ def test_the_built_library_keeps_its_prefetch_hints():
     assert found >= sites - 3, (found, sites)
 
 
+def _fat4_permutation(**kw):
+    """A k = 4 fat-tree (16 hosts), every host WRITEs 300 KB to a permutation peer, DCQCN, every
+    port monitored."""
+    from controlplane.run.scenario import Scenario
+    return Scenario(topology={"topology": "fat_tree", "k": 4, "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
+                    workload={"kind": "permutation", "size_bytes": 300_000}, cc="dcqcn", sample_interval_ps=0,
+                    monitor_ports="all", **kw)
+
+
 LOOKAHEAD_CASES = {
     "ecmp": {},
     "adaptive_routing": {"adaptive_routing": True},
@@ -189,11 +198,8 @@ def test_results_do_not_depend_on_the_lookahead(case):
     read; the cases add what it reads around: adaptive routing (decided on arrival), PFC admission,
     a link failure with routes reconverging, and a Python CC plug-in (called inside the run). An
     ECMP pick reused from the lookahead with a wrong port (tried by hand: out ^ 1) failed every case."""
-    from controlplane.run.scenario import Scenario
     from dataplane._native import lib
-    sc = Scenario(topology={"topology": "fat_tree", "k": 4, "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
-                  workload={"kind": "permutation", "size_bytes": 300_000}, cc="dcqcn", sample_interval_ps=0,
-                  monitor_ports="all", **LOOKAHEAD_CASES[case])
+    sc = _fat4_permutation(**LOOKAHEAD_CASES[case])
     runs = []
     for mode in (1, 2):                                  # off, on
         net = sc.build()
@@ -221,11 +227,8 @@ def test_routes_installed_between_run_calls_apply_to_the_next_packet_with_the_lo
     off, event for event. (A version that let switch_receive reuse the lookahead's pick, without
     forgetting the picks at each run_until call, parted here: 21,752 vs 22,486 events.)"""
     from controlplane.fabric import routing
-    from controlplane.run.scenario import Scenario
     from dataplane._native import lib
-    sc = Scenario(topology={"topology": "fat_tree", "k": 4, "host_rate_bps": Gbps(100), "host_delay_ps": us(1)},
-                  workload={"kind": "permutation", "size_bytes": 300_000}, cc="dcqcn", sample_interval_ps=0,
-                  monitor_ports="all")
+    sc = _fat4_permutation()
     runs = []
     for mode in (1, 2):                                  # off, on
         net = sc.build()
