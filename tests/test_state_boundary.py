@@ -33,7 +33,8 @@ def _pair(sim_kwargs=None):
 def test_testing_hooks_are_not_in_the_production_cdef():
     prod, testing = _functions(build.cdef_text()), _functions(build.testing_cdef_text())
     # the hooks the issue names, and the other test/benchmark-only entry points
-    assert testing == {"sd_vs_debug_fail_alloc", "sd_bench_cc_twin", "sd_vs_bench_lookup", "sd_selftest_event_queue"}
+    assert testing == {"sd_vs_debug_fail_alloc", "sd_bench_cc_twin", "sd_vs_bench_lookup", "sd_selftest_event_queue",
+                       "sd_debug_set_lookahead"}
     assert not prod & testing
     assert "sd_run_until" in prod and "sd_mem_report" in prod
     for name in testing:              # still compiled and callable (tests and `softdpu bench` use them)
