@@ -43,14 +43,6 @@
 
 #include "sim.h"
 
-static inline int ev_less(const sd_event *a, const sd_event *b)
-{
-    /* (t, key) as one unsigned 128-bit number: t >= 0, so this is the lexicographic order */
-    unsigned __int128 x = ((unsigned __int128)(uint64_t)a->t << 64) | a->key;
-    unsigned __int128 y = ((unsigned __int128)(uint64_t)b->t << 64) | b->key;
-    return x < y;
-}
-
 static int grow(void **arr, uint32_t *cap, size_t elem)
 {
     uint32_t n = *cap ? *cap * 2 : 64;
@@ -71,7 +63,7 @@ static int heap_push(sd_evheap *hp, const sd_event *e)
     uint32_t i = hp->len++;
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
-        if (!ev_less(e, &h[parent]))
+        if (!ev_before(e, &h[parent]))
             break;
         h[i] = h[parent];
         i = parent;
@@ -90,9 +82,9 @@ static void heap_pop(sd_evheap *hp, sd_event *out)
         uint32_t c = 2 * i + 1;
         if (c >= n)
             break;
-        if (c + 1 < n && ev_less(&h[c + 1], &h[c]))
+        if (c + 1 < n && ev_before(&h[c + 1], &h[c]))
             c++;
-        if (!ev_less(&h[c], &last))
+        if (!ev_before(&h[c], &last))
             break;
         h[i] = h[c];
         i = c;
@@ -258,29 +250,21 @@ static void run_sort(sd_evq *q, uint32_t from)
 {
     sd_event *a = q->run + from, *b = q->tmp;
     uint32_t n = q->run_len - from;
-    if (n <= 24) {
-        for (uint32_t i = 1; i < n; i++) {
-            sd_event e = a[i];
-            uint32_t j = i;
-            while (j > 0 && e.t < a[j - 1].t) {      /* stable: equal times keep their order */
-                a[j] = a[j - 1];
-                j--;
-            }
-            a[j] = e;
-        }
-        return;
+    const sd_event *src = a;             /* the insertion pass reads from here */
+    if (n > 24) {
+        _Static_assert(EVQ_SHIFT == 12, "run_sort: 64 slices of 64 ps");
+        uint32_t hi[65] = {0};
+        for (uint32_t i = 0; i < n; i++)
+            hi[(((uint32_t)a[i].t & 0xFFFu) >> 6) + 1]++;
+        for (uint32_t d = 1; d <= 64; d++)
+            hi[d] += hi[d - 1];
+        for (uint32_t i = 0; i < n; i++)
+            b[hi[((uint32_t)a[i].t & 0xFFFu) >> 6]++] = a[i];
+        src = b;
+        a[0] = b[0];
     }
-    _Static_assert(EVQ_SHIFT == 12, "run_sort: 64 slices of 64 ps");
-    uint32_t hi[65] = {0};
-    for (uint32_t i = 0; i < n; i++)
-        hi[(((uint32_t)a[i].t & 0xFFFu) >> 6) + 1]++;
-    for (uint32_t d = 1; d <= 64; d++)
-        hi[d] += hi[d - 1];
-    for (uint32_t i = 0; i < n; i++)
-        b[hi[((uint32_t)a[i].t & 0xFFFu) >> 6]++] = a[i];
-    a[0] = b[0];
-    for (uint32_t i = 1; i < n; i++) {
-        sd_event e = b[i];
+    for (uint32_t i = 1; i < n; i++) {   /* insertion into a: stable, equal times keep their order */
+        sd_event e = src[i];
         uint32_t j = i;
         while (j > 0 && e.t < a[j - 1].t) {
             a[j] = a[j - 1];
@@ -372,7 +356,7 @@ static int ev_advance(sd_sim *sim)
 /* The earliest pending event: the run's next or `late`'s first, whichever is earlier. */
 static inline int late_first(const sd_evq *q)
 {
-    return q->late.len && (q->run_pos == q->run_len || ev_less(&q->late.a[0], &q->run[q->run_pos]));
+    return q->late.len && (q->run_pos == q->run_len || ev_before(&q->late.a[0], &q->run[q->run_pos]));
 }
 
 /* ev_peek (sim.h) when the run is short or `late`'s first is the earliest. */
@@ -442,7 +426,7 @@ int sd_selftest_event_queue(uint64_t seed, uint32_t n_ops)
             ev_push(&sim, sim.now + ahead, 1, i, SD_NONE);
             pushed++;
         } else {
-            if (!ev_pop(&sim, &e) || ev_less(&e, &prev) || e.t < sim.now)
+            if (!ev_pop(&sim, &e) || ev_before(&e, &prev) || e.t < sim.now)
                 bad = (int)i + 1;
             prev = e;
             sim.now = e.t;
@@ -450,7 +434,7 @@ int sd_selftest_event_queue(uint64_t seed, uint32_t n_ops)
         }
     }
     while (!bad && ev_pop(&sim, &e)) {
-        if (ev_less(&e, &prev))
+        if (ev_before(&e, &prev))
             bad = -2;
         prev = e;
         popped++;

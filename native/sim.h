@@ -681,7 +681,7 @@ static inline int ev_push(sd_sim *sim, int64_t t, uint32_t type, uint32_t id, ui
     return ev_push_slow(sim, t, type, id, aux);
 }
 
-/* (time, key) order: a runs before b */
+/* The events' total order, (time, key) lexicographic: a runs before b (event.c's heaps use it too). */
 static inline int ev_before(const sd_event *a, const sd_event *b)
 {
     return a->t < b->t || (a->t == b->t && a->key < b->key);
