@@ -214,7 +214,7 @@ def test_results_do_not_depend_on_the_lookahead(case):
     if case == "adaptive_routing":
         assert on.counters["ar_moves"] > 0               # the case exercises AR's own pick
     if case == "routes_change_mid_run":
-        assert on.counters["packet_hops"] > 0
+        assert on.counters["failure_drops"] > 0          # the link did go down under traffic
     with pytest.raises(ValueError, match="mode 3"):
         net_on.sim._check(lib.sd_debug_set_lookahead(net_on.sim._sim, 3))
 
