@@ -235,6 +235,9 @@ def test_interrupted_sweep_resumes_to_the_same_bytes(slow_reference, tmp_path):
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, (proc.returncode, stderr)
+    # no half-written point is left behind (points/<id>.tmp, the folder a point is written into
+    # before it is renamed, once held a point.json when Ctrl-C came between the two)
+    assert not list((out / "points").glob("*.tmp"))
     done = [d for d in (out / "points").iterdir() if (d / "point.json").exists()]
     assert 1 <= len(done) < 8
     for d in done:                             # a written point is the reference's, byte for byte
@@ -242,6 +245,34 @@ def test_interrupted_sweep_resumes_to_the_same_bytes(slow_reference, tmp_path):
     rc = main([*SLOW, "-j", "2", "--out", str(out)])
     assert rc == 0
     assert files_of(out) == files_of(slow_reference)
+
+
+def test_ctrl_c_while_a_point_is_written_leaves_no_partial_point(tmp_path, monkeypatch, reference):
+    # a point is written into points/<id>.tmp and renamed to points/<id>; Ctrl-C between the two
+    # (here: the rename raises KeyboardInterrupt) must not leave the .tmp folder, whose point.json
+    # makes it look like a done point. A .tmp left by a killed run (SIGKILL: no cleanup) is removed
+    # by the next run. Either way the resumed sweep ends with the reference's bytes.
+    out = tmp_path / "s"
+    real = os.replace
+    calls = []
+
+    def replace_then_interrupt(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(src, dst)
+
+    monkeypatch.setattr(sweep.os, "replace", replace_then_interrupt)
+    assert sweep_cli(out, "-j", "1") == 130
+    monkeypatch.setattr(sweep.os, "replace", real)
+    points = out / "points"
+    assert not list(points.glob("*.tmp"))
+    assert len([d for d in points.iterdir() if (d / "point.json").exists()]) == 1
+    stale = points / "stale.tmp"                    # what a SIGKILLed run leaves
+    stale.mkdir()
+    (stale / "point.json").write_text("{}")
+    assert sweep_cli(out, "-j", "1") == 0
+    assert files_of(out) == files_of(reference)
 
 
 def test_failed_and_budget_points_are_recorded_and_counted(tmp_path, capsys):

@@ -377,6 +377,13 @@ def _write_point(root: Path, pt: Point, result: dict) -> None:
     os.replace(tmp, final)
 
 
+def _remove_partial_points(root: Path) -> None:
+    """Remove the points/<id>.tmp folders of points whose writing was cut short: their point.json
+    would otherwise make them look done (the point itself is run again)."""
+    for d in (root / "points").glob("*.tmp"):
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # ---------------------------------------------------------------------------------------- the sweep
 @dataclass
 class Report:
@@ -398,6 +405,7 @@ def run(p: Plan, out: Path, executor, force: bool = False, progress: bool | None
         raise UsageError(f"--out {out}: holds a sweep of {old.get('experiment')!r}, not {p.experiment!r} "
                          f"(use another folder, or --force to replace it)")
     ids = {pt.id for pt in p.points}
+    _remove_partial_points(out)                 # left by a run killed while it wrote a point
     if force:
         for d in (out / "points").iterdir():
             if d.is_dir() and d.name not in ids:
@@ -426,6 +434,7 @@ def run(p: Plan, out: Path, executor, force: bool = False, progress: bool | None
             bar.update(1)
     finally:
         bar.close()
+        _remove_partial_points(out)             # Ctrl-C between a point's write and its rename
         _write_wall(out / "wall.csv", p, walls)
     rows = index_rows(p, out)
     write_index(out, p, rows)
