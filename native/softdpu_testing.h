@@ -18,7 +18,7 @@ double sd_vs_bench_lookup(sd_sim *sim, uint32_t host, const uint32_t *keys, uint
  * 0 = pass, else the failing operation (> 0) or a final-check code (< 0). */
 int sd_selftest_event_queue(uint64_t seed, uint32_t n_ops);
 
-/* Test hook: the event loop's lookahead (prefetches, and the egress picks switch_receive reuses)
+/* Test hook: the event loop's lookahead (prefetches only: the handlers compute everything again).
  * 0 = automatic (on once the working set passes 4 MiB), 1 = never, 2 = always. Results must not
  * depend on it; tests compare runs with 1 and 2. SD_EINVAL for another mode. */
 int sd_debug_set_lookahead(sd_sim *sim, int mode);
